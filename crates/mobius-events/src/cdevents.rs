@@ -1,0 +1,266 @@
+//! CDEvents: validation against the spec (v0.5.x, v0.4.x normalised) and translation into
+//! observations.
+//!
+//! The envelope is checked by hand first so that errors name the field; the subject content
+//! is then checked against the spec's schema for that type by `cdevents-sdk`. Custom types
+//! (`dev.cdeventsx.*`) are stored and passed through without observations.
+
+use jiff::Timestamp;
+use serde_json::{Map, Value};
+
+use crate::envelope::{NewEvent, Origin};
+use crate::observation::{
+    ArtifactBuilt, CauseHint, DeploymentObserved, DeploymentOutcome, IncidentObserved, Observation,
+    PipelineRunKind, PipelineRunObserved, RollbackObserved,
+};
+use crate::time::parse_timestamp;
+
+/// Why an event was refused. The message names the field or position.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("malformed JSON at line {line} column {column}: {message}")]
+    Json { line: usize, column: usize, message: String },
+    #[error("`{field}` is required")]
+    Missing { field: &'static str },
+    #[error("`{field}` must be {expected}")]
+    WrongType { field: &'static str, expected: &'static str },
+    #[error("`context.timestamp`: {0}")]
+    Timestamp(#[from] crate::time::BadTimestamp),
+    #[error("`context.type`: `{ty}` is not a CDEvents type (expected dev.cdevents.<subject>.<predicate>.<major>.<minor>.<patch> or a custom dev.cdeventsx.* type)")]
+    BadType { ty: String },
+    #[error("`context.specversion`: `{version}` is not supported (0.5.x, or 0.4.x which is normalised)")]
+    UnsupportedVersion { version: String },
+    #[error("does not match the CDEvents schema for `{ty}`: {message}")]
+    Schema { ty: String, message: String },
+}
+
+/// Parses and validates one CDEvent from its JSON text.
+pub fn parse(raw: &str, origin: Origin) -> Result<NewEvent, EventError> {
+    let value: Value = serde_json::from_str(raw).map_err(|e| EventError::Json {
+        line: e.line(),
+        column: e.column(),
+        message: json_message(&e),
+    })?;
+    from_value(value, raw.to_owned(), origin)
+}
+
+/// Validates an already-parsed CDEvent; `raw` is kept as the received text.
+pub fn from_value(value: Value, raw: String, origin: Origin) -> Result<NewEvent, EventError> {
+    let Value::Object(event) = value else {
+        return Err(EventError::WrongType { field: "(event)", expected: "a JSON object with `context` and `subject`" });
+    };
+    let context = object(&event, "context", "context")?;
+    let subject = object(&event, "subject", "subject")?;
+
+    let version = match (context.get("specversion"), context.get("version")) {
+        (Some(v), _) => v.as_str().ok_or(EventError::WrongType { field: "context.specversion", expected: "a string" })?,
+        (None, Some(v)) => v.as_str().ok_or(EventError::WrongType { field: "context.version", expected: "a string" })?,
+        (None, None) => return Err(EventError::Missing { field: "context.specversion" }),
+    };
+    let legacy = if version.starts_with("0.5.") {
+        false
+    } else if version.starts_with("0.4.") {
+        true
+    } else {
+        return Err(EventError::UnsupportedVersion { version: version.to_owned() });
+    };
+
+    let id = string(context, "id", "context.id")?;
+    let source = string(context, "source", "context.source")?;
+    let ty = string(context, "type", "context.type")?;
+    let timestamp = parse_timestamp(string(context, "timestamp", "context.timestamp")?)?;
+    let subject_id = string(subject, "id", "subject.id")?;
+    if !subject.contains_key("content") {
+        return Err(EventError::Missing { field: "subject.content" });
+    }
+
+    let kind = EventType::parse(ty).ok_or_else(|| EventError::BadType { ty: ty.to_owned() })?;
+    let normalised_ty = match &kind {
+        EventType::Standard { subject, predicate, major, minor, .. } if legacy => {
+            format!("dev.cdevents.{subject}.{predicate}.{major}.{}.0", minor + 1)
+        }
+        _ => ty.to_owned(),
+    };
+    if let EventType::Standard { .. } = kind {
+        // The SDK knows every schema of 0.3, 0.4 and 0.5 and checks the content against the
+        // one for this exact type and version.
+        serde_json::from_value::<cdevents_sdk::CDEvent>(Value::Object(event.clone()))
+            .map_err(|e| EventError::Schema { ty: ty.to_owned(), message: e.to_string() })?;
+    }
+
+    let observations = match &kind {
+        EventType::Standard { subject: s, predicate, .. } => {
+            let facts = Facts { source, subject, timestamp, context_id: id };
+            observe(&facts, s, predicate)
+        }
+        EventType::Custom => Vec::new(),
+    };
+    Ok(NewEvent {
+        id: id.to_owned(),
+        source: source.to_owned(),
+        ty: normalised_ty,
+        subject: subject_id.to_owned(),
+        timestamp,
+        origin,
+        raw,
+        observations,
+    })
+}
+
+/// A CDEvents type string, split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventType<'a> {
+    Standard { subject: &'a str, predicate: &'a str, major: u32, minor: u32, patch: u32 },
+    Custom,
+}
+
+impl<'a> EventType<'a> {
+    pub fn parse(ty: &'a str) -> Option<EventType<'a>> {
+        if let Some(rest) = ty.strip_prefix("dev.cdeventsx.") {
+            return (!rest.is_empty()).then_some(EventType::Custom);
+        }
+        let rest = ty.strip_prefix("dev.cdevents.")?;
+        let mut parts = rest.splitn(3, '.');
+        let subject = parts.next().filter(|s| !s.is_empty())?;
+        let predicate = parts.next().filter(|s| !s.is_empty())?;
+        let version = parts.next()?;
+        let version = version.split_once('-').map_or(version, |(v, _)| v);
+        let mut numbers = version.split('.').map(|n| n.parse::<u32>().ok());
+        let (major, minor, patch) = (numbers.next()??, numbers.next()??, numbers.next()??);
+        if numbers.next().is_some() {
+            return None;
+        }
+        Some(EventType::Standard { subject, predicate, major, minor, patch })
+    }
+}
+
+struct Facts<'a> {
+    source: &'a str,
+    subject: &'a Map<String, Value>,
+    timestamp: Timestamp,
+    context_id: &'a str,
+}
+
+impl Facts<'_> {
+    fn subject_id(&self) -> &str {
+        self.subject.get("id").and_then(Value::as_str).unwrap_or_default()
+    }
+    fn content(&self, path: &[&str]) -> Option<&str> {
+        let mut v = self.subject.get("content")?;
+        for key in path {
+            v = v.get(key)?;
+        }
+        v.as_str()
+    }
+    /// Identity of the subject across events: its own source if given, else the event's.
+    fn subject_key(&self) -> String {
+        let source = self.subject.get("source").and_then(Value::as_str).unwrap_or(self.source);
+        format!("{source}#{}", self.subject_id())
+    }
+}
+
+fn observe(f: &Facts<'_>, subject: &str, predicate: &str) -> Vec<Observation> {
+    let environment = || f.content(&["environment", "id"]).unwrap_or_default().to_owned();
+    let one = match (subject, predicate) {
+        ("service", "deployed" | "upgraded") => Observation::Deployment(DeploymentObserved {
+            key: format!("cdevents:{}/{}", f.source, f.context_id),
+            service: f.subject_id().to_owned(),
+            environment: environment(),
+            repository: None,
+            revision: None,
+            artifact_id: f.content(&["artifactId"]).map(str::to_owned),
+            started: f.timestamp,
+            finished: f.timestamp,
+            outcome: DeploymentOutcome::Success,
+        }),
+        ("service", "rolledback") => Observation::Rollback(RollbackObserved {
+            key: format!("cdevents:{}/{}", f.source, f.context_id),
+            service: f.subject_id().to_owned(),
+            environment: environment(),
+            artifact_id: f.content(&["artifactId"]).map(str::to_owned),
+            at: f.timestamp,
+        }),
+        ("artifact", "packaged") => match f.content(&["change", "id"]) {
+            Some(revision) => Observation::Artifact(ArtifactBuilt {
+                artifact_id: f.subject_id().to_owned(),
+                repository: f.content(&["change", "source"]).map(str::to_owned),
+                revision: revision.to_owned(),
+            }),
+            None => return Vec::new(),
+        },
+        ("incident", "detected" | "reported" | "resolved") => {
+            let resolved = predicate == "resolved";
+            Observation::Incident(IncidentObserved {
+                key: format!("cdevents:{}", f.subject_key()),
+                service: f.content(&["service", "id"]).unwrap_or_default().to_owned(),
+                environment: environment(),
+                title: f.content(&["description"]).unwrap_or_default().to_owned(),
+                detected: (!resolved).then_some(f.timestamp),
+                acknowledged: None,
+                resolved: resolved.then_some(f.timestamp),
+                reopened: false,
+                cause: f.content(&["artifactId"]).map(|a| CauseHint::Artifact { artifact_id: a.to_owned() }),
+            })
+        }
+        ("pipelinerun" | "taskrun", "queued" | "started" | "finished") => {
+            let at = |p: &str| (predicate == p).then_some(f.timestamp);
+            Observation::PipelineRun(PipelineRunObserved {
+                key: format!("cdevents:{}", f.subject_key()),
+                kind: if subject == "pipelinerun" { PipelineRunKind::Run } else { PipelineRunKind::Job },
+                name: f.content(&["pipelineName"]).or(f.content(&["taskName"])).unwrap_or_default().to_owned(),
+                repository: None,
+                revision: None,
+                branch: None,
+                queued: at("queued"),
+                started: at("started"),
+                finished: at("finished"),
+                outcome: f.content(&["outcome"]).map(str::to_owned).or_else(|| at("finished").map(|_| "success".to_owned())),
+            })
+        }
+        _ => return Vec::new(),
+    };
+    vec![one]
+}
+
+fn object<'a>(map: &'a Map<String, Value>, key: &str, field: &'static str) -> Result<&'a Map<String, Value>, EventError> {
+    match map.get(key) {
+        None | Some(Value::Null) => Err(EventError::Missing { field }),
+        Some(Value::Object(o)) => Ok(o),
+        Some(_) => Err(EventError::WrongType { field, expected: "an object" }),
+    }
+}
+
+fn string<'a>(map: &'a Map<String, Value>, key: &str, field: &'static str) -> Result<&'a str, EventError> {
+    match map.get(key) {
+        None | Some(Value::Null) => Err(EventError::Missing { field }),
+        Some(Value::String(s)) if s.is_empty() => Err(EventError::WrongType { field, expected: "a non-empty string" }),
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(EventError::WrongType { field, expected: "a string" }),
+    }
+}
+
+/// serde_json's message without its trailing " at line L column C" (we report those apart).
+fn json_message(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_strings() {
+        assert_eq!(
+            EventType::parse("dev.cdevents.service.deployed.0.3.0"),
+            Some(EventType::Standard { subject: "service", predicate: "deployed", major: 0, minor: 3, patch: 0 })
+        );
+        assert_eq!(EventType::parse("dev.cdeventsx.mytool-resource.created.0.1.0"), Some(EventType::Custom));
+        for bad in ["dev.cdevents.service", "dev.cdevents.service.deployed.x.y.z", "com.example.thing", "dev.cdeventsx.", ""] {
+            assert_eq!(EventType::parse(bad), None, "{bad}");
+        }
+    }
+}
