@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 
 use crate::envelope::{NewEvent, Origin};
 use crate::observation::{
-    ArtifactBuilt, CauseHint, DeploymentObserved, DeploymentOutcome, IncidentObserved, Observation,
-    PipelineRunKind, PipelineRunObserved, RollbackObserved,
+    ArtifactBuilt, CauseHint, DeploymentObserved, DeploymentOutcome, IncidentObserved, Observation, PipelineRunKind,
+    PipelineRunObserved, RollbackObserved,
 };
 use crate::time::parse_timestamp;
 
@@ -26,21 +26,21 @@ pub enum EventError {
     WrongType { field: &'static str, expected: &'static str },
     #[error("`context.timestamp`: {0}")]
     Timestamp(#[from] crate::time::BadTimestamp),
-    #[error("`context.type`: `{ty}` is not a CDEvents type (expected dev.cdevents.<subject>.<predicate>.<major>.<minor>.<patch> or a custom dev.cdeventsx.* type)")]
+    #[error(
+        "`context.type`: `{ty}` is not a CDEvents type (expected dev.cdevents.<subject>.<predicate>.<major>.<minor>.<patch> or a custom dev.cdeventsx.* type)"
+    )]
     BadType { ty: String },
     #[error("`context.specversion`: `{version}` is not supported (0.5.x, or 0.4.x which is normalised)")]
     UnsupportedVersion { version: String },
+    #[error("webhook record: {0}")]
+    Webhook(String),
     #[error("does not match the CDEvents schema for `{ty}`: {message}")]
     Schema { ty: String, message: String },
 }
 
 /// Parses and validates one CDEvent from its JSON text.
 pub fn parse(raw: &str, origin: Origin) -> Result<NewEvent, EventError> {
-    let value: Value = serde_json::from_str(raw).map_err(|e| EventError::Json {
-        line: e.line(),
-        column: e.column(),
-        message: json_message(&e),
-    })?;
+    let value: Value = serde_json::from_str(raw).map_err(|e| json_error(&e))?;
     from_value(value, raw.to_owned(), origin)
 }
 
@@ -53,8 +53,12 @@ pub fn from_value(value: Value, raw: String, origin: Origin) -> Result<NewEvent,
     let subject = object(&event, "subject", "subject")?;
 
     let version = match (context.get("specversion"), context.get("version")) {
-        (Some(v), _) => v.as_str().ok_or(EventError::WrongType { field: "context.specversion", expected: "a string" })?,
-        (None, Some(v)) => v.as_str().ok_or(EventError::WrongType { field: "context.version", expected: "a string" })?,
+        (Some(v), _) => {
+            v.as_str().ok_or(EventError::WrongType { field: "context.specversion", expected: "a string" })?
+        }
+        (None, Some(v)) => {
+            v.as_str().ok_or(EventError::WrongType { field: "context.version", expected: "a string" })?
+        }
         (None, None) => return Err(EventError::Missing { field: "context.specversion" }),
     };
     let legacy = if version.starts_with("0.5.") {
@@ -214,7 +218,10 @@ fn observe(f: &Facts<'_>, subject: &str, predicate: &str) -> Vec<Observation> {
                 queued: at("queued"),
                 started: at("started"),
                 finished: at("finished"),
-                outcome: f.content(&["outcome"]).map(str::to_owned).or_else(|| at("finished").map(|_| "success".to_owned())),
+                outcome: f
+                    .content(&["outcome"])
+                    .map(str::to_owned)
+                    .or_else(|| at("finished").map(|_| "success".to_owned())),
             })
         }
         _ => return Vec::new(),
@@ -222,7 +229,11 @@ fn observe(f: &Facts<'_>, subject: &str, predicate: &str) -> Vec<Observation> {
     vec![one]
 }
 
-fn object<'a>(map: &'a Map<String, Value>, key: &str, field: &'static str) -> Result<&'a Map<String, Value>, EventError> {
+fn object<'a>(
+    map: &'a Map<String, Value>,
+    key: &str,
+    field: &'static str,
+) -> Result<&'a Map<String, Value>, EventError> {
     match map.get(key) {
         None | Some(Value::Null) => Err(EventError::Missing { field }),
         Some(Value::Object(o)) => Ok(o),
@@ -239,13 +250,15 @@ fn string<'a>(map: &'a Map<String, Value>, key: &str, field: &'static str) -> Re
     }
 }
 
-/// serde_json's message without its trailing " at line L column C" (we report those apart).
-fn json_message(e: &serde_json::Error) -> String {
+/// A JSON syntax error with its position, without serde_json's trailing " at line L column C"
+/// (the position is reported apart).
+pub(crate) fn json_error(e: &serde_json::Error) -> EventError {
     let text = e.to_string();
-    match text.rfind(" at line ") {
+    let message = match text.rfind(" at line ") {
         Some(i) => text[..i].to_owned(),
         None => text,
-    }
+    };
+    EventError::Json { line: e.line(), column: e.column(), message }
 }
 
 #[cfg(test)]
@@ -259,7 +272,9 @@ mod tests {
             Some(EventType::Standard { subject: "service", predicate: "deployed", major: 0, minor: 3, patch: 0 })
         );
         assert_eq!(EventType::parse("dev.cdeventsx.mytool-resource.created.0.1.0"), Some(EventType::Custom));
-        for bad in ["dev.cdevents.service", "dev.cdevents.service.deployed.x.y.z", "com.example.thing", "dev.cdeventsx.", ""] {
+        for bad in
+            ["dev.cdevents.service", "dev.cdevents.service.deployed.x.y.z", "com.example.thing", "dev.cdeventsx.", ""]
+        {
             assert_eq!(EventType::parse(bad), None, "{bad}");
         }
     }

@@ -8,14 +8,16 @@
 //!   NDJSON (`application/x-ndjson`, `application/jsonl`: one event per line);
 //! - plain `application/json`: a bare CDEvent or an array of them.
 //!
-//! Wherever a CloudEvent is expected, a bare CDEvent (an object with `context`) is accepted too.
+//! Wherever a CloudEvent is expected, a bare CDEvent (an object with `context`) is accepted too,
+//! and batch elements may be recorded webhook deliveries ([`crate::record`]).
 //! The raw text stored for each event is the CDEvent itself, as received.
 
-use serde_json::value::RawValue;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
-use crate::cdevents::{self, EventError};
+use crate::cdevents::{self, EventError, json_error};
 use crate::envelope::{NewEvent, Origin};
+use crate::record;
 
 /// The outcome of decoding one event of a body.
 pub type Item = Result<NewEvent, EventError>;
@@ -32,7 +34,9 @@ pub enum Decoded {
 /// The body as a whole could not be read (as opposed to one event in it).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BindingError {
-    #[error("unsupported content type `{0}` (use application/cloudevents+json, application/cloudevents-batch+json, application/x-ndjson or application/json)")]
+    #[error(
+        "unsupported content type `{0}` (use application/cloudevents+json, application/cloudevents-batch+json, application/x-ndjson or application/json)"
+    )]
     ContentType(String),
     #[error("the body is not UTF-8")]
     NotUtf8,
@@ -54,7 +58,9 @@ pub fn decode<'h>(
     match mime.as_str() {
         "application/cloudevents+json" => Ok(Decoded::One(structured(text, origin))),
         "application/cloudevents-batch+json" => batch(text, origin).map(Decoded::Batch),
-        "application/x-ndjson" | "application/jsonl" | "application/ndjson" => Ok(Decoded::Batch(ndjson(text, origin))),
+        "application/x-ndjson" | "application/jsonl" | "application/ndjson" => {
+            Ok(Decoded::Batch(record::parse_many(text, origin)))
+        }
         "application/json" | "text/json" => {
             if header("ce-specversion").is_some() {
                 return Ok(Decoded::One(binary(text, &header, origin)));
@@ -69,24 +75,10 @@ pub fn decode<'h>(
     }
 }
 
-/// Reads newline-delimited events; blank lines are skipped, errors name the line.
-pub fn ndjson(text: &str, origin: Origin) -> Vec<Item> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(n, line)| {
-            structured(line, origin).map_err(|e| match e {
-                EventError::Json { column, message, .. } => EventError::Json { line: n + 1, column, message },
-                other => other,
-            })
-        })
-        .collect()
-}
-
 /// Reads a JSON array of events.
 pub fn batch(text: &str, origin: Origin) -> Result<Vec<Item>, BindingError> {
     let items: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| BindingError::NotAnArray(e.to_string()))?;
-    Ok(items.into_iter().map(|item| structured(item.get(), origin)).collect())
+    Ok(items.into_iter().map(|item| record::parse(item.get(), origin)).collect())
 }
 
 /// One structured CloudEvent, or a bare CDEvent.
@@ -98,21 +90,16 @@ pub fn structured(text: &str, origin: Origin) -> Item {
         #[serde(borrow)]
         context: Option<&'a RawValue>,
     }
-    let envelope: Envelope<'_> = serde_json::from_str(text).map_err(|e| EventError::Json {
-        line: e.line(),
-        column: e.column(),
-        message: strip_position(&e),
-    })?;
+    let envelope: Envelope<'_> = serde_json::from_str(text).map_err(|e| json_error(&e))?;
     match (envelope.context, envelope.data) {
         (Some(_), _) => cdevents::parse(text, origin),
         (None, Some(data)) => {
-            let value: Value = serde_json::from_str(data.get()).map_err(|e| EventError::Json {
-                line: e.line(),
-                column: e.column(),
-                message: strip_position(&e),
-            })?;
+            let value: Value = serde_json::from_str(data.get()).map_err(|e| json_error(&e))?;
             if value.is_string() {
-                return Err(EventError::WrongType { field: "data", expected: "a JSON CDEvent (data_base64 is not supported)" });
+                return Err(EventError::WrongType {
+                    field: "data",
+                    expected: "a JSON CDEvent (data_base64 is not supported)",
+                });
             }
             cdevents::from_value(value, data.get().to_owned(), origin)
         }
@@ -128,7 +115,10 @@ fn binary<'h>(text: &str, header: &impl Fn(&str) -> Option<&'h str>, origin: Ori
         match header(name) {
             None => return Err(EventError::Missing { field }),
             Some(value) if value != expected && !(name == "ce-type" && cdevents_type_matches(text, value)) => {
-                return Err(EventError::WrongType { field, expected: "equal to the CDEvent's context (id, source, type)" });
+                return Err(EventError::WrongType {
+                    field,
+                    expected: "equal to the CDEvent's context (id, source, type)",
+                });
             }
             Some(_) => {}
         }
@@ -142,12 +132,4 @@ fn cdevents_type_matches(text: &str, ce_type: &str) -> bool {
         .ok()
         .and_then(|v| v.pointer("/context/type").and_then(Value::as_str).map(|t| t == ce_type))
         .unwrap_or(false)
-}
-
-fn strip_position(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    match text.rfind(" at line ") {
-        Some(i) => text[..i].to_owned(),
-        None => text,
-    }
 }

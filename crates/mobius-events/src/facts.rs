@@ -1,7 +1,7 @@
 //! Facts: rows derived from events that queries read.
 //!
 //! These are our own model, independent of any wire format. The store materialises them as
-//! events arrive ([`crate::materialise`]); measurements ([`mobius-insights`]) read them and
+//! events arrive ([`crate::materialise`]); measurements (`mobius-insights`) read them and
 //! never the raw log.
 
 use jiff::Timestamp;

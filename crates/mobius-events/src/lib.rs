@@ -5,6 +5,7 @@
 //! - [`cdevents`]: CDEvents validation (v0.5.x; v0.4.x normalised) and translation.
 //! - [`cloudevents`]: the CloudEvents HTTP binding: structured, binary and batched bodies.
 //! - [`github`], [`gitlab`]: webhook verification and translation.
+//! - [`record`]: batch and import records: CDEvents, or recorded webhook deliveries.
 //! - [`observation`]: what an event says happened, independent of its wire format.
 //! - [`facts`]: the rows measurements read (changes, deployments, incidents, pipeline runs).
 //! - [`materialise`]: the rules that fold observations into facts, over a storage port.
@@ -20,11 +21,13 @@ pub mod github;
 pub mod gitlab;
 pub mod materialise;
 pub mod observation;
+mod payload;
+pub mod record;
 pub mod time;
 mod webhook;
 
 pub use envelope::{AppendStatus, NewEvent, Origin, StoredEvent};
-pub use webhook::{WebhookError, Webhook};
+pub use webhook::{Webhook, WebhookError};
 
 /// The environment an event lands in when its source has no notion of one (GitHub and GitLab
 /// issues).

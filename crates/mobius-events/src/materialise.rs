@@ -13,8 +13,8 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::facts::{Attribution, ChangeSource, Deployment, DeploymentId, Incident};
 use crate::observation::{
-    CauseHint, Commit, DeploymentObserved, DeploymentOutcome, IncidentObserved, Merge,
-    Observation, PipelineRunObserved, Push, RollbackObserved,
+    CauseHint, Commit, DeploymentObserved, DeploymentOutcome, IncidentObserved, Merge, Observation,
+    PipelineRunObserved, Push, RollbackObserved,
 };
 
 /// An error from the backend behind [`FactTxn`]; its message is the backend's.
@@ -63,12 +63,25 @@ pub trait FactTxn {
     fn last_success(&mut self, service: &str, environment: &str, at: Timestamp) -> R<Option<Deployment>>;
     /// Associates commits with a deployment unless an earlier deployment of the same service
     /// to the same environment already shipped them.
-    fn ship(&mut self, deployment: DeploymentId, service: &str, environment: &str, repository: &str, shas: &[String]) -> R<()>;
+    fn ship(
+        &mut self,
+        deployment: DeploymentId,
+        service: &str,
+        environment: &str,
+        repository: &str,
+        shas: &[String],
+    ) -> R<()>;
     fn mark_rolled_back(&mut self, deployment: DeploymentId, at: Timestamp) -> R<()>;
     /// Records a rollback; `false` if its key was seen before.
     fn record_rollback(&mut self, rollback: &RollbackObserved, failed: Option<DeploymentId>) -> R<bool>;
     /// The latest successful deployment of `artifact_id` finished at or before `at`.
-    fn deployment_of_artifact(&mut self, service: &str, environment: &str, artifact_id: &str, at: Timestamp) -> R<Option<DeploymentId>>;
+    fn deployment_of_artifact(
+        &mut self,
+        service: &str,
+        environment: &str,
+        artifact_id: &str,
+        at: Timestamp,
+    ) -> R<Option<DeploymentId>>;
     /// The deployment that first shipped a commit (`sha` may be abbreviated, ≥ 7 hex digits).
     fn deployment_shipping(&mut self, service: &str, environment: &str, sha: &str) -> R<Option<DeploymentId>>;
 
@@ -76,7 +89,13 @@ pub trait FactTxn {
     fn upsert_incident(&mut self, incident: &Incident, cause: Option<&CauseHint>) -> R<()>;
     /// Incidents of a service and environment detected in `[from, to]` that an explicit link
     /// does not already attribute.
-    fn incidents_open_to_attribution(&mut self, service: &str, environment: &str, from: Timestamp, to: Timestamp) -> R<Vec<(Incident, Option<CauseHint>)>>;
+    fn incidents_open_to_attribution(
+        &mut self,
+        service: &str,
+        environment: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> R<Vec<(Incident, Option<CauseHint>)>>;
 
     /// Merges a pipeline run's state into what is known (earliest times win for queued and
     /// started, the latest report wins for finished and outcome).
@@ -145,11 +164,11 @@ fn apply_deployment(txn: &mut dyn FactTxn, ancestry: &dyn Ancestry, rules: &Rule
     }
     let mut repository = d.repository.clone();
     let mut revision = d.revision.clone();
-    if let (None, Some(artifact)) = (&revision, &d.artifact_id) {
-        if let Some((repo, rev)) = txn.artifact_revision(artifact)? {
-            repository = repository.or(repo);
-            revision = Some(rev);
-        }
+    if let (None, Some(artifact)) = (&revision, &d.artifact_id)
+        && let Some((repo, rev)) = txn.artifact_revision(artifact)?
+    {
+        repository = repository.or(repo);
+        revision = Some(rev);
     }
     if d.outcome == DeploymentOutcome::Failure {
         let new = NewDeployment { observed: d, repository, revision, changes_from: ChangeSource::Unknown };
@@ -190,14 +209,14 @@ fn changes_shipped(
     revision: &str,
 ) -> R<Option<Shipped>> {
     let from = previous.and_then(|p| p.revision.as_deref());
-    if let Some(repo) = repository {
-        if let Some(commits) = ancestry.commits_between(repo, from, revision) {
-            for commit in &commits {
-                txn.insert_change(repo, commit)?;
-            }
-            let shas = commits.into_iter().map(|c| c.sha).collect();
-            return Ok(Some((ChangeSource::GitAncestry, repo.to_owned(), shas)));
+    if let Some(repo) = repository
+        && let Some(commits) = ancestry.commits_between(repo, from, revision)
+    {
+        for commit in &commits {
+            txn.insert_change(repo, commit)?;
         }
+        let shas = commits.into_iter().map(|c| c.sha).collect();
+        return Ok(Some((ChangeSource::GitAncestry, repo.to_owned(), shas)));
     }
     let Some(head) = txn.stream_position(repository, revision)? else {
         return Ok(None);
@@ -230,12 +249,13 @@ fn expand_merges(txn: &mut dyn FactTxn, repository: &str, shas: Vec<String>) -> 
 fn apply_rollback(txn: &mut dyn FactTxn, r: &RollbackObserved) -> R<()> {
     let failed = txn.last_success(&r.service, &r.environment, r.at)?;
     // Rolling back *to* an artifact fails the deployment that replaced it, not itself.
-    let failed = failed.filter(|d| d.rolled_back.is_none() && (r.artifact_id.is_none() || d.artifact_id != r.artifact_id));
+    let failed =
+        failed.filter(|d| d.rolled_back.is_none() && (r.artifact_id.is_none() || d.artifact_id != r.artifact_id));
     let failed_id = failed.as_ref().map(|d| d.id);
-    if txn.record_rollback(r, failed_id)? {
-        if let Some(id) = failed_id {
-            txn.mark_rolled_back(id, r.at)?;
-        }
+    if txn.record_rollback(r, failed_id)?
+        && let Some(id) = failed_id
+    {
+        txn.mark_rolled_back(id, r.at)?;
     }
     Ok(())
 }

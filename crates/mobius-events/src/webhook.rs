@@ -37,6 +37,9 @@ impl WebhookError {
 
     /// True for authentication failures (HTTP 401), false for bad content (HTTP 400).
     pub fn is_unauthorized(&self) -> bool {
-        matches!(self, WebhookError::MissingHeader { .. } | WebhookError::BadSignature { .. } | WebhookError::NotConfigured { .. })
+        matches!(
+            self,
+            WebhookError::MissingHeader { .. } | WebhookError::BadSignature { .. } | WebhookError::NotConfigured { .. }
+        )
     }
 }
