@@ -1,1 +1,142 @@
-//! mobius-store
+//! Storage for the event log and its facts.
+//!
+//! [`Store`] is the one interface the server and the CLI use; each backend is a module behind
+//! it ([`sqlite`] now; PostgreSQL next, as its own module with its own SQL). Domain rules stay
+//! in `mobius-events`: a backend only implements the narrow [`mobius_events::materialise::FactTxn`]
+//! port and runs [`mobius_events::materialise::apply`] inside its write transaction, so an
+//! event and the facts derived from it commit together or not at all.
+//!
+//! The trait is synchronous: SQLite is, and async callers use `spawn_blocking`. A PostgreSQL
+//! backend can implement it with the blocking `postgres` client over the same connection pool.
+
+pub mod sqlite;
+
+use jiff::Timestamp;
+use mobius_events::facts::FactSet;
+use mobius_events::materialise::{Ancestry, Rules};
+use mobius_events::{AppendStatus, NewEvent, Origin, StoredEvent};
+use serde::{Deserialize, Serialize};
+
+pub use sqlite::SqliteStore;
+
+/// A storage failure. Messages never contain event bodies or token values.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot create the data directory {path}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("the database schema is version {found}, newer than this build knows ({known}); upgrade mobius")]
+    SchemaTooNew { found: i64, known: i64 },
+    #[error("materialising facts failed")]
+    Facts(#[source] mobius_events::materialise::FactError),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+/// What rules and repositories shape materialisation during an append.
+pub struct IngestContext<'a> {
+    pub rules: Rules,
+    pub ancestry: &'a dyn Ancestry,
+}
+
+/// A filter over the raw log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventQuery {
+    /// Only events with `seq` greater than this (for paging and tailing).
+    pub after_seq: Option<i64>,
+    pub ty: Option<String>,
+    pub origin: Option<Origin>,
+    pub limit: u32,
+}
+
+/// A service in an environment that has facts.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Scope {
+    pub service: String,
+    pub environment: String,
+}
+
+/// What an API token may do. Each scope includes the ones before it, except that `ingest`
+/// does not include `deploy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenScope {
+    Read,
+    Ingest,
+    Deploy,
+    Admin,
+}
+
+impl TokenScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenScope::Read => "read",
+            TokenScope::Ingest => "ingest",
+            TokenScope::Deploy => "deploy",
+            TokenScope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TokenScope> {
+        Some(match s {
+            "read" => TokenScope::Read,
+            "ingest" => TokenScope::Ingest,
+            "deploy" => TokenScope::Deploy,
+            "admin" => TokenScope::Admin,
+            _ => return None,
+        })
+    }
+
+    /// Whether a token of this scope may do what `needed` guards.
+    pub fn allows(self, needed: TokenScope) -> bool {
+        match (self, needed) {
+            (TokenScope::Admin, _) => true,
+            (_, TokenScope::Read) => true,
+            (have, need) => have == need,
+        }
+    }
+}
+
+/// A token as stored: only the SHA-256 of its secret is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub id: String,
+    pub name: String,
+    pub scope: TokenScope,
+    pub created: Timestamp,
+    #[serde(skip)]
+    pub secret_sha256: String,
+}
+
+/// A git repository available on this machine, used for commit ancestry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repository {
+    /// The key events use (`owner/name` for GitHub, the project path for GitLab).
+    pub name: String,
+    pub path: String,
+}
+
+/// The event log and its facts.
+pub trait Store: Send + Sync {
+    /// Appends events in one transaction, materialising each one's facts. Each event is
+    /// [`AppendStatus::Stored`], or [`AppendStatus::Duplicate`] when `(source, id)` is already in
+    /// the log (then nothing changes). On return the transaction is durable.
+    fn append(&self, events: &[NewEvent], ctx: &IngestContext<'_>) -> Result<Vec<AppendStatus>, StoreError>;
+    /// Raw events in log order.
+    fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError>;
+    fn event_count(&self) -> Result<u64, StoreError>;
+    /// Every service and environment with deployments or incidents.
+    fn scopes(&self) -> Result<Vec<Scope>, StoreError>;
+    /// The facts measurements need for one scope: deployment attempts finished in
+    /// `[from, to)`, the changes they first shipped, the incidents attributed to them or
+    /// resolved in the window, and the pipeline runs on their revisions.
+    fn facts(&self, scope: &Scope, from: Timestamp, to: Timestamp) -> Result<FactSet, StoreError>;
+
+    fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
+    fn token_by_secret_hash(&self, secret_sha256: &str) -> Result<Option<TokenRecord>, StoreError>;
+    fn token_count(&self) -> Result<u64, StoreError>;
+
+    fn add_repository(&self, repository: &Repository) -> Result<(), StoreError>;
+    fn repositories(&self) -> Result<Vec<Repository>, StoreError>;
+}

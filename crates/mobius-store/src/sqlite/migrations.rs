@@ -1,0 +1,26 @@
+//! Versioned schema migrations, tracked in SQLite's `user_version`.
+//!
+//! Each migration is a SQL file applied once, in order, in its own transaction. Never edit a
+//! released migration: add the next one.
+
+use rusqlite::Connection;
+
+use crate::StoreError;
+
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_event_log.sql")];
+
+/// Brings the schema up to date; refuses a database written by a newer build.
+pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let known = MIGRATIONS.len() as i64;
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > known {
+        return Err(StoreError::SchemaTooNew { found, known });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

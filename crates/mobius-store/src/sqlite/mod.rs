@@ -1,0 +1,174 @@
+//! The embedded default backend: one SQLite file in WAL mode.
+//!
+//! One writer connection (SQLite allows one writer at a time anyway) and a small pool of
+//! readers, so queries never wait behind an import. `synchronous=FULL` makes every committed
+//! transaction durable before `append` returns: an acknowledged write survives kill -9 and
+//! power loss.
+
+mod facts;
+mod migrations;
+mod read;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use jiff::Timestamp;
+use mobius_events::facts::FactSet;
+use mobius_events::materialise;
+use mobius_events::time::to_micros;
+use mobius_events::{AppendStatus, NewEvent, StoredEvent};
+use rusqlite::{Connection, OpenFlags, params};
+
+use crate::{EventQuery, IngestContext, Repository, Scope, Store, StoreError, TokenRecord};
+
+/// How many idle reader connections to keep.
+const READERS: usize = 4;
+
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `mobius.db` in `data_dir` and migrates it.
+    pub fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|source| StoreError::DataDir { path: data_dir.display().to_string(), source })?;
+        let path = data_dir.join("mobius.db");
+        let mut writer = Connection::open(&path)?;
+        configure(&writer)?;
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        migrations::migrate(&mut writer)?;
+        Ok(SqliteStore { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => {
+                let conn = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+                )?;
+                configure(&conn)?;
+                conn
+            }
+        };
+        let result = f(&conn);
+        let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if readers.len() < READERS {
+            readers.push(conn);
+        }
+        result
+    }
+
+    fn with_writer<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut conn)
+    }
+}
+
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn append(&self, events: &[NewEvent], ctx: &IngestContext<'_>) -> Result<Vec<AppendStatus>, StoreError> {
+        let received = to_micros(Timestamp::now());
+        self.with_writer(|conn| {
+            let tx = conn.transaction()?;
+            let mut statuses = Vec::with_capacity(events.len());
+            for event in events {
+                let inserted = tx
+                    .prepare_cached(
+                        "INSERT INTO events (source, id, type, subject, ts, received, origin, raw)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (source, id) DO NOTHING",
+                    )?
+                    .execute(params![
+                        event.source,
+                        event.id,
+                        event.ty,
+                        event.subject,
+                        to_micros(event.timestamp),
+                        received,
+                        event.origin.as_str(),
+                        event.raw,
+                    ])?;
+                if inserted == 0 {
+                    statuses.push(AppendStatus::Duplicate);
+                    continue;
+                }
+                let mut txn = facts::SqliteFacts { tx: &tx };
+                materialise::apply(&mut txn, ctx.ancestry, &ctx.rules, &event.observations)
+                    .map_err(StoreError::Facts)?;
+                statuses.push(AppendStatus::Stored);
+            }
+            tx.commit()?;
+            Ok(statuses)
+        })
+    }
+
+    fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        self.with_reader(|conn| read::events(conn, query))
+    }
+
+    fn event_count(&self) -> Result<u64, StoreError> {
+        self.with_reader(|conn| Ok(conn.query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))? as u64))
+    }
+
+    fn scopes(&self) -> Result<Vec<Scope>, StoreError> {
+        self.with_reader(read::scopes)
+    }
+
+    fn facts(&self, scope: &Scope, from: Timestamp, to: Timestamp) -> Result<FactSet, StoreError> {
+        self.with_reader(|conn| read::facts(conn, scope, from, to))
+    }
+
+    fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        self.with_writer(|conn| {
+            conn.execute(
+                "INSERT INTO tokens (id, name, scope, created, secret_sha256) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![token.id, token.name, token.scope.as_str(), to_micros(token.created), token.secret_sha256],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn token_by_secret_hash(&self, secret_sha256: &str) -> Result<Option<TokenRecord>, StoreError> {
+        self.with_reader(|conn| read::token(conn, secret_sha256))
+    }
+
+    fn token_count(&self) -> Result<u64, StoreError> {
+        self.with_reader(|conn| Ok(conn.query_row("SELECT count(*) FROM tokens", [], |r| r.get::<_, i64>(0))? as u64))
+    }
+
+    fn add_repository(&self, repository: &Repository) -> Result<(), StoreError> {
+        self.with_writer(|conn| {
+            conn.execute(
+                "INSERT INTO repositories (name, path) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET path = excluded.path",
+                params![repository.name, repository.path],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn repositories(&self) -> Result<Vec<Repository>, StoreError> {
+        self.with_reader(|conn| {
+            let mut stmt = conn.prepare("SELECT name, path FROM repositories ORDER BY name")?;
+            let rows = stmt.query_map([], |r| Ok(Repository { name: r.get(0)?, path: r.get(1)? }))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+}

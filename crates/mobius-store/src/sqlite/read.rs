@@ -1,0 +1,133 @@
+//! Queries: the raw log, and the facts one measurement needs, each in a single indexed pass.
+
+use jiff::Timestamp;
+use mobius_events::facts::{FactSet, PipelineRun, PipelineRunKind, ShippedChange};
+use mobius_events::time::{from_micros, to_micros};
+use mobius_events::{Origin, StoredEvent};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::facts::{DEPLOYMENT_COLUMNS, INCIDENT_COLUMNS, deployment_row, incident_row};
+use crate::{EventQuery, Scope, StoreError, TokenRecord, TokenScope};
+
+pub(super) fn events(conn: &Connection, q: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, id, source, type, subject, ts, received, origin, raw FROM events
+         WHERE seq > ?1 AND (?2 IS NULL OR type = ?2) AND (?3 IS NULL OR origin = ?3)
+         ORDER BY seq LIMIT ?4",
+    )?;
+    let limit = if q.limit == 0 { 100 } else { q.limit };
+    let rows = stmt.query_map(params![q.after_seq.unwrap_or(0), q.ty, q.origin.map(Origin::as_str), limit], |r| {
+        let origin: String = r.get(7)?;
+        Ok(StoredEvent {
+            seq: r.get(0)?,
+            id: r.get(1)?,
+            source: r.get(2)?,
+            ty: r.get(3)?,
+            subject: r.get(4)?,
+            timestamp: from_micros(r.get(5)?),
+            received: from_micros(r.get(6)?),
+            origin: Origin::parse(&origin).unwrap_or(Origin::Api),
+            raw: r.get(8)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn scopes(conn: &Connection) -> Result<Vec<Scope>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT service, environment FROM deployments
+         UNION SELECT service, environment FROM incidents
+         ORDER BY 1, 2",
+    )?;
+    let rows = stmt.query_map([], |r| Ok(Scope { service: r.get(0)?, environment: r.get(1)? }))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn facts(conn: &Connection, scope: &Scope, from: Timestamp, to: Timestamp) -> Result<FactSet, StoreError> {
+    let window = params![scope.service, scope.environment, to_micros(from), to_micros(to)];
+
+    let sql = format!(
+        "SELECT {DEPLOYMENT_COLUMNS} FROM deployments
+         WHERE service = ?1 AND environment = ?2 AND finished >= ?3 AND finished < ?4
+         ORDER BY finished, id"
+    );
+    let deployments = conn.prepare_cached(&sql)?.query_map(window, deployment_row)?.collect::<Result<Vec<_>, _>>()?;
+
+    let mut stmt = conn.prepare_cached(
+        "SELECT dc.repository, dc.sha, c.commit_time, c.author_time, c.message, dc.deployment_id
+         FROM deployments d
+         JOIN deployment_changes dc ON dc.deployment_id = d.id
+         JOIN changes c ON c.repository = dc.repository AND c.sha = dc.sha
+         WHERE d.service = ?1 AND d.environment = ?2 AND d.finished >= ?3 AND d.finished < ?4
+           AND d.outcome = 'success'
+         ORDER BY d.finished, c.commit_time",
+    )?;
+    let changes = stmt
+        .query_map(window, |r| {
+            Ok(ShippedChange {
+                repository: r.get(0)?,
+                sha: r.get(1)?,
+                commit_time: from_micros(r.get(2)?),
+                author_time: r.get::<_, Option<i64>>(3)?.map(from_micros),
+                message: r.get(4)?,
+                deployment_id: r.get(5)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let sql = format!(
+        "SELECT {INCIDENT_COLUMNS} FROM incidents
+         WHERE service = ?1 AND environment = ?2 AND (
+             (detected >= ?3 AND detected < ?4) OR (resolved >= ?3 AND resolved < ?4)
+             OR deployment_id IN (SELECT id FROM deployments
+                                  WHERE service = ?1 AND environment = ?2 AND finished >= ?3 AND finished < ?4))
+         ORDER BY detected, key"
+    );
+    let incidents = conn
+        .prepare_cached(&sql)?
+        .query_map(window, incident_row)?
+        .map(|row| row.map(|(incident, _cause)| incident))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let mut stmt = conn.prepare_cached(
+        "SELECT key, kind, name, repository, revision, queued, started, finished, outcome FROM pipeline_runs
+         WHERE revision IN (SELECT revision FROM deployments
+                            WHERE service = ?1 AND environment = ?2 AND finished >= ?3 AND finished < ?4
+                              AND revision IS NOT NULL)
+         ORDER BY queued, key",
+    )?;
+    let pipeline_runs = stmt
+        .query_map(window, |r| {
+            Ok(PipelineRun {
+                key: r.get(0)?,
+                kind: if r.get::<_, String>(1)? == "job" { PipelineRunKind::Job } else { PipelineRunKind::Run },
+                name: r.get(2)?,
+                repository: r.get(3)?,
+                revision: r.get(4)?,
+                queued: r.get::<_, Option<i64>>(5)?.map(from_micros),
+                started: r.get::<_, Option<i64>>(6)?.map(from_micros),
+                finished: r.get::<_, Option<i64>>(7)?.map(from_micros),
+                outcome: r.get(8)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+
+    Ok(FactSet { deployments, changes, incidents, pipeline_runs })
+}
+
+pub(super) fn token(conn: &Connection, secret_sha256: &str) -> Result<Option<TokenRecord>, StoreError> {
+    let found = conn
+        .prepare_cached("SELECT id, name, scope, created FROM tokens WHERE secret_sha256 = ?1")?
+        .query_row([secret_sha256], |r| {
+            let scope: String = r.get(2)?;
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, scope, r.get::<_, i64>(3)?))
+        })
+        .optional()?;
+    found
+        .map(|(id, name, scope, created)| {
+            let scope = TokenScope::parse(&scope)
+                .ok_or_else(|| StoreError::Corrupt(format!("token {id} has scope `{scope}`")))?;
+            Ok(TokenRecord { id, name, scope, created: from_micros(created), secret_sha256: secret_sha256.to_owned() })
+        })
+        .transpose()
+}
