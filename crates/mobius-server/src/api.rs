@@ -1,0 +1,280 @@
+//! HTTP handlers. Each one authenticates, decodes, calls the domain, and maps the result; the
+//! work itself lives in [`crate::ingest`] and [`crate::query`].
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use jiff::Timestamp;
+use mobius_events::cloudevents::{self, Decoded};
+use mobius_events::{Origin, Webhook, WebhookError, github, gitlab};
+use mobius_store::{EventQuery, TokenScope};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::AppState;
+use crate::auth;
+use crate::error::ApiError;
+use crate::ingest::{IngestReport, Status};
+use crate::query::{self, Selection};
+
+/// Turns the body extractor's refusal (over 10 MiB, unreadable) into our error shape.
+fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large()
+        } else {
+            ApiError::new(status, "bad_request", rejection.body_text())
+        }
+    })
+}
+
+pub(crate) fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the body is over the {} MiB limit", crate::MAX_BODY >> 20),
+    )
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn authorize(state: &AppState, headers: &HeaderMap, scope: TokenScope) -> Result<(), ApiError> {
+    let store = state.ingestor.store.clone();
+    let headers = headers.clone();
+    tokio::task::spawn_blocking(move || auth::require(store.as_ref(), &headers, scope).map(|_| ())).await?
+}
+
+async fn authorize_read(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if state.config.public_read {
+        return Ok(());
+    }
+    authorize(state, headers, TokenScope::Read).await
+}
+
+/// `POST /api/v1/events`: CDEvents over the CloudEvents HTTP binding.
+pub async fn post_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, TokenScope::Ingest).await?;
+    let raw = body(raw)?;
+    let decoded =
+        cloudevents::decode(header(&headers, "content-type"), |name| header(&headers, name), &raw, Origin::Api)
+            .map_err(|e| ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_body", e.to_string()))?;
+    let (items, single) = match decoded {
+        Decoded::One(item) => (vec![item], true),
+        Decoded::Batch(items) => (items, false),
+    };
+    let ingestor = state.ingestor.clone();
+    let report = tokio::task::spawn_blocking(move || ingestor.ingest(items)).await??;
+    state.metrics.count_ingest("api", "stored", report.stored);
+    state.metrics.count_ingest("api", "duplicate", report.duplicates);
+    state.metrics.count_ingest("api", "rejected", report.rejected);
+    let status = match (single, &report) {
+        (true, r) if r.stored == 1 => StatusCode::CREATED,
+        (_, r) if r.rejected > 0 && r.rejected == r.results.len() => StatusCode::BAD_REQUEST,
+        _ => StatusCode::OK,
+    };
+    Ok((status, Json(report)).into_response())
+}
+
+/// `POST /api/v1/webhooks/github`.
+pub async fn post_github(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let raw = body(raw)?;
+    let secret = state
+        .config
+        .github_webhook_secret
+        .as_ref()
+        .ok_or(WebhookError::NotConfigured { source_name: "GitHub" })
+        .map_err(webhook_error)?;
+    github::verify_signature(secret.expose().as_bytes(), header(&headers, "x-hub-signature-256"), &raw)
+        .map_err(webhook_error)?;
+    let event = header(&headers, "x-github-event")
+        .ok_or_else(|| webhook_error(WebhookError::MissingHeader { header: "X-GitHub-Event" }))?;
+    let translated = github::translate(event, header(&headers, "x-github-delivery"), &raw).map_err(webhook_error)?;
+    store_webhook(&state, translated, "github").await
+}
+
+/// `POST /api/v1/webhooks/gitlab`.
+pub async fn post_gitlab(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let raw = body(raw)?;
+    let token = state
+        .config
+        .gitlab_webhook_token
+        .as_ref()
+        .ok_or(WebhookError::NotConfigured { source_name: "GitLab" })
+        .map_err(webhook_error)?;
+    gitlab::verify_token(token.expose(), header(&headers, "x-gitlab-token")).map_err(webhook_error)?;
+    let translated = gitlab::translate(header(&headers, "x-gitlab-event"), &raw).map_err(webhook_error)?;
+    store_webhook(&state, translated, "gitlab").await
+}
+
+fn webhook_error(e: WebhookError) -> ApiError {
+    if e.is_unauthorized() { ApiError::unauthorized(e.to_string()) } else { ApiError::bad_request(e.to_string()) }
+}
+
+async fn store_webhook(state: &AppState, translated: Webhook, origin: &'static str) -> Result<Response, ApiError> {
+    let event = match translated {
+        Webhook::Ping => return Ok((StatusCode::OK, Json(json!({ "status": "pong" }))).into_response()),
+        Webhook::Event(event) => event,
+    };
+    let has_facts = !event.observations.is_empty();
+    let ingestor = state.ingestor.clone();
+    let report: IngestReport = tokio::task::spawn_blocking(move || ingestor.ingest(vec![Ok(event)])).await??;
+    let result = &report.results[0];
+    let status = match result.status {
+        Status::Stored => "stored",
+        Status::Duplicate => "duplicate",
+        Status::Rejected => "rejected",
+    };
+    state.metrics.count_ingest(origin, status, 1);
+    // "Accepted" says: kept in the log, but nothing in it became a fact.
+    let code = if has_facts { StatusCode::OK } else { StatusCode::ACCEPTED };
+    Ok((code, Json(json!({ "status": status, "id": result.id, "facts": has_facts }))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MeasureParams {
+    service: Option<String>,
+    environment: Option<String>,
+    since: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    bands: Option<String>,
+    #[serde(default)]
+    explain: bool,
+}
+
+impl MeasureParams {
+    fn selection(&self) -> Result<Selection, ApiError> {
+        let window = query::window(self.since.as_deref(), self.from.as_deref(), self.to.as_deref(), Timestamp::now())?;
+        Ok(Selection {
+            service: self.service.clone().filter(|s| !s.is_empty()),
+            environment: self.environment.clone().unwrap_or_else(|| mobius_events::DEFAULT_ENVIRONMENT.to_owned()),
+            window,
+        })
+    }
+}
+
+/// `GET /api/v1/dora`: one object with `service`, else a list.
+pub async fn get_dora(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<MeasureParams>,
+) -> Result<Response, ApiError> {
+    authorize_read(&state, &headers).await?;
+    let selection = params.selection()?;
+    let bands = params.bands.clone().unwrap_or_else(|| mobius_insights::bands::DEFAULT.to_owned());
+    let store = state.ingestor.store.clone();
+    let single = selection.service.is_some();
+    let reports =
+        tokio::task::spawn_blocking(move || query::dora(store.as_ref(), &selection, &bands, params.explain)).await??;
+    Ok(if single { Json(json!(reports[0])).into_response() } else { Json(reports).into_response() })
+}
+
+/// `GET /api/v1/flow`.
+pub async fn get_flow(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<MeasureParams>,
+) -> Result<Response, ApiError> {
+    authorize_read(&state, &headers).await?;
+    let selection = params.selection()?;
+    let store = state.ingestor.store.clone();
+    let single = selection.service.is_some();
+    let reports =
+        tokio::task::spawn_blocking(move || query::flow(store.as_ref(), &selection, params.explain)).await??;
+    Ok(if single { Json(json!(reports[0])).into_response() } else { Json(reports).into_response() })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EventParams {
+    after: Option<i64>,
+    #[serde(rename = "type")]
+    ty: Option<String>,
+    origin: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/events`: the raw log, in order, paged by `after`.
+pub async fn get_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<EventParams>,
+) -> Result<Response, ApiError> {
+    authorize_read(&state, &headers).await?;
+    let origin = params
+        .origin
+        .as_deref()
+        .map(|o| Origin::parse(o).ok_or_else(|| ApiError::bad_request(format!("`origin`: unknown origin `{o}`"))))
+        .transpose()?;
+    let q = EventQuery { after_seq: params.after, ty: params.ty, origin, limit: params.limit.unwrap_or(100).min(1000) };
+    let store = state.ingestor.store.clone();
+    let events = tokio::task::spawn_blocking(move || store.events(&q)).await??;
+    Ok(Json(events).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NewTokenRequest {
+    scope: String,
+    #[serde(default)]
+    name: String,
+}
+
+/// `POST /api/v1/tokens` (admin): the secret is in this response and nowhere else.
+pub async fn post_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(request): Json<NewTokenRequest>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, TokenScope::Admin).await?;
+    let scope = TokenScope::parse(&request.scope).ok_or_else(|| {
+        ApiError::bad_request(format!("`scope`: `{}` is not one of read, ingest, deploy, admin", request.scope))
+    })?;
+    let token = auth::issue(&request.name, scope);
+    let store = state.ingestor.store.clone();
+    let record = token.record.clone();
+    tokio::task::spawn_blocking(move || store.insert_token(&record)).await??;
+    let body = json!({ "id": token.record.id, "name": token.record.name, "scope": scope, "token": token.secret });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ready when the store answers.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let store = state.ingestor.store.clone();
+    match tokio::task::spawn_blocking(move || store.event_count()).await {
+        Ok(Ok(count)) => {
+            state.metrics.events_in_log.set(count as i64);
+            (StatusCode::OK, "ready\n").into_response()
+        }
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response(),
+    }
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let store = state.ingestor.store.clone();
+    if let Ok(Ok(count)) = tokio::task::spawn_blocking(move || store.event_count()).await {
+        state.metrics.events_in_log.set(count as i64);
+    }
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
+        .into_response()
+}

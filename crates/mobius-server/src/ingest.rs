@@ -1,0 +1,125 @@
+//! Appending events, shared by the HTTP API and the CLI's embedded mode.
+
+use std::sync::Arc;
+
+use mobius_events::cdevents::EventError;
+use mobius_events::materialise::Rules;
+use mobius_events::{AppendStatus, NewEvent};
+use mobius_git::GitAncestry;
+use mobius_store::{IngestContext, Store, StoreError};
+use serde::{Deserialize, Serialize};
+
+/// What happened to one event of a request or file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Stored,
+    Duplicate,
+    Rejected,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventResult {
+    /// Position in the request (0-based).
+    pub index: usize,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Why it was rejected, naming the field or position.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Per-event results and their totals.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestReport {
+    pub stored: usize,
+    pub duplicates: usize,
+    pub rejected: usize,
+    pub results: Vec<EventResult>,
+}
+
+impl IngestReport {
+    /// Folds another report in, renumbering its results after ours.
+    pub fn extend(&mut self, other: IngestReport) {
+        let offset = self.results.len();
+        self.stored += other.stored;
+        self.duplicates += other.duplicates;
+        self.rejected += other.rejected;
+        self.results.extend(other.results.into_iter().map(|r| EventResult { index: r.index + offset, ..r }));
+    }
+}
+
+/// Appends events to a store under the configured rules.
+#[derive(Clone)]
+pub struct Ingestor {
+    pub store: Arc<dyn Store>,
+    pub rules: Rules,
+}
+
+impl Ingestor {
+    pub fn new(store: Arc<dyn Store>, rules: Rules) -> Ingestor {
+        Ingestor { store, rules }
+    }
+
+    /// Appends valid events in one transaction; rejected ones are reported and write nothing.
+    pub fn ingest(&self, items: Vec<Result<NewEvent, EventError>>) -> Result<IngestReport, StoreError> {
+        let mut report = IngestReport::default();
+        let mut valid = Vec::with_capacity(items.len());
+        let mut slots = Vec::with_capacity(items.len());
+        for (index, item) in items.into_iter().enumerate() {
+            match item {
+                Ok(event) => {
+                    slots.push(index);
+                    valid.push(event);
+                }
+                Err(error) => {
+                    report.rejected += 1;
+                    report.results.push(EventResult {
+                        index,
+                        status: Status::Rejected,
+                        id: None,
+                        source: None,
+                        error: Some(error.to_string()),
+                    });
+                }
+            }
+        }
+        let statuses = self.append(&valid)?;
+        for ((index, event), status) in slots.into_iter().zip(&valid).zip(statuses) {
+            let status = match status {
+                AppendStatus::Stored => {
+                    report.stored += 1;
+                    Status::Stored
+                }
+                AppendStatus::Duplicate => {
+                    report.duplicates += 1;
+                    Status::Duplicate
+                }
+            };
+            report.results.push(EventResult {
+                index,
+                status,
+                id: Some(event.id.clone()),
+                source: Some(event.source.clone()),
+                error: None,
+            });
+        }
+        report.results.sort_by_key(|r| r.index);
+        Ok(report)
+    }
+
+    /// Appends already-validated events.
+    pub fn append(&self, events: &[NewEvent]) -> Result<Vec<AppendStatus>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Read per call so that `mobius repo add` takes effect without a restart; it is one
+        // small indexed read next to a durable write.
+        let repositories = self.store.repositories()?;
+        let ancestry = GitAncestry::new(repositories.into_iter().map(|r| (r.name, r.path.into())));
+        self.store.append(events, &IngestContext { rules: self.rules, ancestry: &ancestry })
+    }
+}

@@ -1,0 +1,197 @@
+//! The command line, declared with clap. Every flag has help text; `--json` is global.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Mobius: one binary for the whole delivery loop — build, test, release, deploy, operate,
+/// monitor — and the measurements that steer it.
+#[derive(Debug, Parser)]
+#[command(name = "mobius", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Where the embedded store lives [default: $XDG_DATA_HOME/mobius]
+    #[arg(long, global = true, env = "MOBIUS_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Print machine-readable JSON instead of tables
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: ingestion API, webhooks, DORA and flow queries, metrics
+    Serve(ServeArgs),
+    /// Put events into the log, or read it
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// DORA's four keys per service, with performance bands
+    Dora(MeasureArgs),
+    /// The value stream: where a change's lead time goes, waiting or working
+    Flow(MeasureArgs),
+    /// Manage API tokens
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Register local git repositories, so deployments find their changes by ancestry
+    #[command(subcommand)]
+    Repo(RepoCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:7070]
+    #[arg(long, env = "MOBIUS_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// Serve read endpoints (DORA, flow, events) without a token
+    #[arg(long, env = "MOBIUS_PUBLIC_READ")]
+    pub public_read: bool,
+
+    #[command(flatten)]
+    pub rules: RuleArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RuleArgs {
+    /// How long after a deployment an incident is attributed to it [default: 24h]
+    #[arg(long, env = "MOBIUS_ATTRIBUTION_WINDOW", value_name = "SPAN")]
+    pub attribution_window: Option<String>,
+}
+
+/// Where a command sends its work: the local store, or a server.
+#[derive(Debug, Clone, Args)]
+pub struct Remote {
+    /// Talk to a running server instead of the local data directory
+    #[arg(long, env = "MOBIUS_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+
+    /// Bearer token for --server
+    #[arg(long, env = "MOBIUS_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Import events from files: a JSON array, NDJSON, or one event per file
+    ///
+    /// Each record is a CDEvent (bare or inside a CloudEvent) or a recorded webhook delivery
+    /// ({"webhook": "github", "event": "push", "payload": {...}}). Valid records are stored
+    /// even when others are rejected; duplicates change nothing.
+    Import {
+        /// Files to import (`-` reads standard input)
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Records per transaction
+        #[arg(long, default_value_t = 5000, value_name = "N")]
+        batch: usize,
+        #[command(flatten)]
+        rules: RuleArgs,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Send one event, built from flags or read from standard input with `-`
+    Send(SendArgs),
+    /// List the raw log in order
+    List {
+        /// Only events after this log position
+        #[arg(long, value_name = "SEQ")]
+        after: Option<i64>,
+        /// Only events of this type
+        #[arg(long = "type", value_name = "TYPE")]
+        ty: Option<String>,
+        /// At most this many events
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Read the whole event (CDEvent JSON) from standard input
+    #[arg(value_name = "-", conflicts_with_all = ["ty", "subject", "content"])]
+    pub stdin: Option<String>,
+    /// CDEvents type, e.g. dev.cdevents.service.deployed.0.3.0
+    #[arg(long = "type", value_name = "TYPE", required_unless_present = "stdin")]
+    pub ty: Option<String>,
+    /// `subject.id`, e.g. the service name
+    #[arg(long, required_unless_present = "stdin")]
+    pub subject: Option<String>,
+    /// `subject.content` as JSON
+    #[arg(long, default_value = "{}", value_name = "JSON")]
+    pub content: String,
+    /// `context.source` [default: /mobius/cli]
+    #[arg(long)]
+    pub source: Option<String>,
+    /// `context.id` [default: a random UUID]
+    #[arg(long)]
+    pub id: Option<String>,
+    /// `context.timestamp` (RFC 3339) [default: now]
+    #[arg(long)]
+    pub timestamp: Option<String>,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MeasureArgs {
+    /// Only this service (default: every service with deployments or incidents)
+    #[arg(long, short)]
+    pub service: Option<String>,
+    /// Environment to measure
+    #[arg(long, short, default_value = "production")]
+    pub environment: String,
+    /// The window: the last N days, hours or weeks (30d, 12h, 2w) [default: 30d]
+    #[arg(long, conflicts_with_all = ["from", "to"], value_name = "SPAN")]
+    pub since: Option<String>,
+    /// Window start (RFC 3339 or YYYY-MM-DD)
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// Window end, exclusive (RFC 3339 or YYYY-MM-DD) [default: now]
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// Band table: seed-2023 or dora-2024 (dora only)
+    #[arg(long, default_value = "seed-2023")]
+    pub bands: String,
+    /// List the deployments, changes and incidents behind each number
+    #[arg(long)]
+    pub explain: bool,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; its secret is printed once
+    Create {
+        /// read: queries; ingest: events and reads; deploy: deployments and reads; admin: all
+        #[arg(long, value_parser = ["read", "ingest", "deploy", "admin"])]
+        scope: String,
+        /// A label to recognise it by
+        #[arg(long, default_value = "")]
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepoCommand {
+    /// Register a local clone under the name events use for it
+    Add {
+        /// Path to the clone
+        path: PathBuf,
+        /// The repository's name in events: `owner/name` for GitHub, the project path for
+        /// GitLab [default: derived from the `origin` remote, else the directory name]
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List registered repositories
+    List,
+}

@@ -1,0 +1,41 @@
+//! One module per command family.
+
+mod events;
+mod measure;
+mod repo;
+mod serve;
+mod token;
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use mobius_store::{SqliteStore, Store};
+
+use crate::cli::{Cli, Command};
+use crate::config::{self, Overrides, Settings};
+
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let data_dir = cli.data_dir.as_deref();
+    let json = cli.json;
+    match cli.command {
+        Command::Serve(args) => serve::run(data_dir, args).await,
+        Command::Events(command) => events::run(data_dir, json, command).await,
+        Command::Dora(args) => measure::dora(data_dir, json, args).await,
+        Command::Flow(args) => measure::flow(data_dir, json, args).await,
+        Command::Token(command) => token::run(data_dir, json, command).await,
+        Command::Repo(command) => repo::run(data_dir, json, command),
+    }
+}
+
+/// Settings with only the data directory and rules from flags.
+fn settings(data_dir: Option<&Path>, attribution_window: Option<&str>) -> Result<Settings> {
+    config::load(data_dir, Overrides { attribution_window, ..Default::default() })
+}
+
+fn open_store(settings: &Settings) -> Result<Arc<dyn Store>> {
+    let store = SqliteStore::open(&settings.data_dir)
+        .with_context(|| format!("cannot open the store in {}", settings.data_dir.display()))?;
+    Ok(Arc::new(store))
+}

@@ -1,0 +1,158 @@
+//! The command line as a person meets it: help, bad input, import and send.
+
+use crate::util::Dir;
+
+#[test]
+fn help_lists_every_command() {
+    let dir = Dir::new();
+    let help = dir.ok(&["--help"]);
+    for command in ["serve", "events", "dora", "flow", "token", "repo"] {
+        assert!(help.contains(command), "{help}");
+    }
+    let dora = dir.ok(&["dora", "--help"]);
+    for flag in ["--service", "--environment", "--since", "--from", "--to", "--bands", "--explain", "--server"] {
+        assert!(dora.contains(flag), "{dora}");
+    }
+}
+
+#[test]
+fn import_reports_bad_records_by_file_and_line_and_keeps_the_good_ones() {
+    let dir = Dir::new();
+    let good = crate::util::deployed("one", "shop", "production", "2024-05-01T10:00:00Z");
+    let mut bad = good.clone();
+    bad["context"]["id"] = serde_json::json!("two");
+    bad["subject"]["content"].as_object_mut().unwrap().remove("environment");
+    let file = dir.write("events.ndjson", &format!("{good}\n\n{bad}\n{{\"context\": 3\n"));
+    let out = dir.run(&["events", "import", file.to_str().unwrap()]);
+    assert!(!out.status.success(), "rejections make the exit code non-zero");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("events.ndjson:3:") && stderr.contains("environment"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("1 stored"), "{stdout}");
+    let listed = dir.json(&["events", "list"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+
+    let file = dir.write("array.json", &format!("[{good}]"));
+    let report = dir.json(&["events", "import", file.to_str().unwrap()]);
+    assert_eq!((report["stored"].as_u64(), report["duplicates"].as_u64()), (Some(0), Some(1)));
+}
+
+#[test]
+fn every_conformance_event_is_accepted_by_import() {
+    let dir = Dir::new();
+    let conformance = crate::util::corpus("cdevents-v0.5.1/conformance");
+    let mut files: Vec<String> = std::fs::read_dir(&conformance)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| p.display().to_string())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 40);
+    let mut args = vec!["events", "import"];
+    args.extend(files.iter().map(String::as_str));
+    let report = dir.json(&args);
+    assert_eq!(report["rejected"], 0, "{report}");
+    // The conformance files share one (source, id), so all but the first are duplicates.
+    assert_eq!(report["stored"].as_u64().unwrap() + report["duplicates"].as_u64().unwrap(), files.len() as u64);
+}
+
+#[test]
+fn send_builds_an_event_from_flags_and_reads_one_from_stdin() {
+    let dir = Dir::new();
+    let content = r#"{"environment":{"id":"production"},"artifactId":"pkg:generic/shop@1"}"#;
+    let sent = dir.json(&[
+        "events",
+        "send",
+        "--type",
+        "dev.cdevents.service.deployed.0.3.0",
+        "--subject",
+        "shop",
+        "--content",
+        content,
+        "--timestamp",
+        "2024-05-01T10:00:00Z",
+    ]);
+    assert_eq!(sent["status"], "stored");
+    let out = dir.run(&["events", "send", "--type", "dev.cdevents.service.deployed.0.3.0", "--subject", "shop"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing field"));
+
+    use std::io::Write;
+    let mut child = dir
+        .cmd(&["events", "send", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let event = crate::util::deployed("stdin-1", "shop", "production", "2024-05-02T10:00:00Z");
+    child.stdin.take().unwrap().write_all(event.to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "stored stdin-1");
+
+    let dora = dir.json(&["dora", "--service", "shop", "--from", "2024-04-26", "--to", "2024-05-06"]);
+    assert_eq!(dora["deployment_frequency"]["deployments"], 2);
+    let table = dir.ok(&["dora", "--service", "shop", "--from", "2024-04-26", "--to", "2024-05-06"]);
+    assert!(table.contains("shop") && !table.contains('\u{1b}'), "NO_COLOR is respected:\n{table}");
+}
+
+#[test]
+fn bad_flags_and_config_are_refused_clearly() {
+    let dir = Dir::new();
+    let out = dir.run(&["dora", "--since", "3y"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`since`"));
+    let out = dir.run(&["dora", "--bands", "dora-1999"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("seed-2023"), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::create_dir_all(dir.data()).unwrap();
+    std::fs::write(dir.data().join("mobius.toml"), "listen = 7070\n").unwrap();
+    let out = dir.run(&["serve"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("mobius.toml:1:10"), "{stderr}");
+}
+
+#[test]
+fn repositories_give_changes_by_git_ancestry() {
+    let dir = Dir::new();
+    let repo = dir.path().join("clone");
+    let git = |args: &[&str], date: &str| {
+        let status = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .env("GIT_AUTHOR_DATE", date)
+            .env("GIT_COMMITTER_DATE", date)
+            .output()
+            .unwrap();
+        assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+        String::from_utf8_lossy(&status.stdout).trim().to_owned()
+    };
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&["init", "-q", "-b", "main"], "2024-05-01T08:00:00Z");
+    let mut shas = Vec::new();
+    for (i, at) in ["2024-05-01T08:00:00Z", "2024-05-01T09:00:00Z", "2024-05-01T10:00:00Z"].iter().enumerate() {
+        git(&["commit", "-q", "--allow-empty", "-m", &format!("change {i}")], at);
+        shas.push(git(&["rev-parse", "HEAD"], at));
+    }
+    dir.ok(&["repo", "add", repo.to_str().unwrap(), "--name", "acme/shop"]);
+    let listed = dir.json(&["repo", "list"]);
+    assert_eq!(listed[0]["name"], "acme/shop");
+
+    // No push was ever seen: only the repository knows what the deployment shipped.
+    let status = serde_json::json!({"webhook": "github", "event": "deployment_status", "payload": {
+        "action": "created",
+        "deployment_status": {"id": 1, "state": "success", "environment": "production", "created_at": "2024-05-01T12:00:00Z", "updated_at": "2024-05-01T12:00:00Z"},
+        "deployment": {"id": 10, "sha": shas[2], "ref": "main", "environment": "production", "created_at": "2024-05-01T11:55:00Z", "updated_at": "2024-05-01T12:00:00Z"},
+        "repository": {"name": "shop", "full_name": "acme/shop"}}});
+    let file = dir.write("deploy.ndjson", &status.to_string());
+    dir.ok(&["events", "import", file.to_str().unwrap()]);
+    let dora = dir.json(&["dora", "--service", "shop", "--from", "2024-05-01", "--to", "2024-05-02", "--explain"]);
+    assert_eq!(dora["lead_time"]["changes"], 3, "{dora:#}");
+    assert_eq!(dora["lead_time"]["median_seconds"], 10800.0);
+}

@@ -1,0 +1,327 @@
+//! The HTTP API over loopback: authentication, ingestion with per-event results, bad input,
+//! webhooks, health and metrics.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::util::{ADMIN, Dir, GITHUB_SECRET, GITLAB_TOKEN, deployed, http, sign};
+
+fn event_count(dir: &Dir) -> usize {
+    dir.json(&["events", "list", "--limit", "1000"]).as_array().expect("list").len()
+}
+
+#[test]
+fn mutations_need_a_token_of_the_right_scope() {
+    let dir = Dir::new();
+    let server = dir.serve(&[]);
+    let client = http();
+    let body = deployed("a1", "shop", "production", "2024-05-01T10:00:00Z").to_string();
+    let post = |token: Option<&str>| {
+        let mut request =
+            client.post(server.url("/api/v1/events")).header("content-type", "application/json").body(body.clone());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().expect("request")
+    };
+
+    let response = post(None);
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let error: Value = response.json().unwrap();
+    assert_eq!(error["error"]["code"], "unauthorized");
+    assert_eq!(post(Some("not-a-token")).status(), StatusCode::UNAUTHORIZED);
+
+    // A read token cannot write; an ingest token can; reads need a token too.
+    let created: Value = client
+        .post(server.url("/api/v1/tokens"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"scope": "read", "name": "dashboards"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let read = created["token"].as_str().unwrap().to_owned();
+    assert_eq!(post(Some(&read)).status(), StatusCode::FORBIDDEN);
+    let created: Value = client
+        .post(server.url("/api/v1/tokens"))
+        .bearer_auth(&read)
+        .json(&json!({"scope": "admin"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(created["error"]["code"], "forbidden", "a read token cannot mint tokens");
+    let ingest: Value = client
+        .post(server.url("/api/v1/tokens"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"scope": "ingest"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let response = post(Some(ingest["token"].as_str().unwrap()));
+    assert_eq!(response.status(), StatusCode::CREATED);
+
+    assert_eq!(client.get(server.url("/api/v1/dora")).send().unwrap().status(), StatusCode::UNAUTHORIZED);
+    let dora = client
+        .get(server.url("/api/v1/dora?service=shop&from=2024-04-15&to=2024-05-15"))
+        .bearer_auth(&read)
+        .send()
+        .unwrap();
+    assert_eq!(dora.status(), StatusCode::OK);
+    let dora: Value = dora.json().unwrap();
+    assert_eq!(dora["deployment_frequency"]["deployments"], 1);
+}
+
+#[test]
+fn public_read_serves_queries_without_a_token_but_still_guards_writes() {
+    let dir = Dir::new();
+    let server = dir.serve(&["--public-read"]);
+    let client = http();
+    assert_eq!(client.get(server.url("/api/v1/dora")).send().unwrap().status(), StatusCode::OK);
+    let response = client
+        .post(server.url("/api/v1/events"))
+        .header("content-type", "application/json")
+        .body(deployed("x", "shop", "production", "2024-05-01T10:00:00Z").to_string())
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[test]
+fn every_binding_mode_is_accepted_and_duplicates_change_nothing() {
+    let dir = Dir::new();
+    let server = dir.serve(&[]);
+    let client = http();
+    let post = |content_type: &str, body: String, headers: &[(&str, &str)]| {
+        let mut request =
+            client.post(server.url("/api/v1/events")).bearer_auth(ADMIN).header("content-type", content_type);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let response = request.body(body).send().unwrap();
+        let status = response.status();
+        (status, response.json::<Value>().unwrap())
+    };
+
+    // Structured mode: a CloudEvent whose data is the CDEvent.
+    let cdevent = deployed("s1", "shop", "production", "2024-05-01T10:00:00Z");
+    let cloudevent = json!({"specversion": "1.0", "id": "s1", "source": "/test/ci", "type": "dev.cdevents.service.deployed.0.3.0", "datacontenttype": "application/json", "data": cdevent});
+    let (status, body) = post("application/cloudevents+json", cloudevent.to_string(), &[]);
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["results"][0]["status"], "stored");
+    let (status, body) = post("application/cloudevents+json", cloudevent.to_string(), &[]);
+    assert_eq!((status, &body["results"][0]["status"]), (StatusCode::OK, &json!("duplicate")));
+
+    // Binary mode: ce-* headers, the CDEvent as the body; headers must agree with it.
+    let cdevent = deployed("b1", "shop", "production", "2024-05-02T10:00:00Z");
+    let headers = [
+        ("ce-specversion", "1.0"),
+        ("ce-id", "b1"),
+        ("ce-source", "/test/ci"),
+        ("ce-type", "dev.cdevents.service.deployed.0.3.0"),
+    ];
+    let (status, body) = post("application/json", cdevent.to_string(), &headers);
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let wrong = [
+        ("ce-specversion", "1.0"),
+        ("ce-id", "other"),
+        ("ce-source", "/test/ci"),
+        ("ce-type", "dev.cdevents.service.deployed.0.3.0"),
+    ];
+    let (status, body) =
+        post("application/json", deployed("b2", "shop", "production", "2024-05-02T11:00:00Z").to_string(), &wrong);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["results"][0]["error"].as_str().unwrap().contains("ce-id"), "{body}");
+
+    // A batch reports per event; the valid ones are stored.
+    let batch = json!([
+        {"specversion": "1.0", "id": "c1", "source": "/test/ci", "type": "dev.cdevents.service.deployed.0.3.0", "data": deployed("c1", "shop", "production", "2024-05-03T10:00:00Z")},
+        {"specversion": "1.0", "id": "c2", "source": "/test/ci", "type": "dev.cdevents.service.deployed.0.3.0", "data": {"context": {"specversion": "0.5.1", "id": "c2", "source": "/test/ci", "type": "dev.cdevents.service.deployed.0.3.0", "timestamp": "yesterday"}, "subject": {"id": "shop", "content": {}}}},
+        deployed("c1", "shop", "production", "2024-05-03T10:00:00Z")
+    ]);
+    let (status, body) = post("application/cloudevents-batch+json", batch.to_string(), &[]);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let statuses: Vec<&str> =
+        body["results"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["stored", "rejected", "duplicate"]);
+    assert!(body["results"][1]["error"].as_str().unwrap().contains("context.timestamp"), "{body}");
+
+    // NDJSON, with a malformed line reported by its line number.
+    let ndjson = format!("{}\n{{\"context\": oops}}\n", deployed("n1", "shop", "production", "2024-05-04T10:00:00Z"));
+    let (status, body) = post("application/x-ndjson", ndjson, &[]);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["stored"], 1);
+    let error = body["results"][1]["error"].as_str().unwrap();
+    assert!(error.contains("line 2"), "{error}");
+    drop(server);
+    assert_eq!(event_count(&dir), 4);
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_writes_nothing() {
+    let dir = Dir::new();
+    let server = dir.serve(&[]);
+    let client = http();
+    let post = |body: String| {
+        let response = client
+            .post(server.url("/api/v1/events"))
+            .bearer_auth(ADMIN)
+            .header("content-type", "application/cloudevents+json")
+            .body(body)
+            .send()
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().unwrap();
+        (status, body["results"][0]["error"].as_str().unwrap_or_default().to_owned())
+    };
+    let good = deployed("g", "shop", "production", "2024-05-01T10:00:00Z");
+    let mutate = |f: &dyn Fn(&mut Value)| {
+        let mut event = good.clone();
+        f(&mut event);
+        event.to_string()
+    };
+    let cases: Vec<(String, &str)> = vec![
+        ("{\"context\": {".to_owned(), "line 1 column"),
+        (
+            mutate(&|e| e["context"].as_object_mut().unwrap().remove("id").map(drop).unwrap()),
+            "`context.id` is required",
+        ),
+        (
+            mutate(&|e| e["context"]["type"] = json!("dev.cdevents.service.deployed.9.9.9")),
+            "dev.cdevents.service.deployed.9.9.9",
+        ),
+        (mutate(&|e| e["context"]["type"] = json!("com.example.deployed")), "not a CDEvents type"),
+        (mutate(&|e| e["context"]["timestamp"] = json!("2024-13-45")), "2024-13-45"),
+        (mutate(&|e| e["context"]["specversion"] = json!("0.2.0")), "specversion"),
+        (
+            mutate(&|e| e["subject"]["content"].as_object_mut().unwrap().remove("environment").map(drop).unwrap()),
+            "environment",
+        ),
+    ];
+    for (body, expected) in cases {
+        let (status, error) = post(body.clone());
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(error.contains(expected), "expected `{expected}` in `{error}`");
+    }
+
+    // Over 10 MiB: 413 from the declared length alone, before the body is read.
+    let (status, body) = raw_request(
+        &server.base,
+        &format!(
+            "POST /api/v1/events HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {ADMIN}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            11 << 20
+        ),
+    );
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("payload_too_large"), "{body}");
+
+    let response = client
+        .post(server.url("/api/v1/events"))
+        .bearer_auth(ADMIN)
+        .header("content-type", "text/csv")
+        .body("a,b")
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    drop(server);
+    assert_eq!(event_count(&dir), 0, "nothing from a rejected request is written");
+}
+
+#[test]
+fn github_webhooks_are_verified_before_anything_is_stored() {
+    let dir = Dir::new();
+    let server = dir.serve(&[]);
+    let client = http();
+    let body = std::fs::read(crate::util::corpus("github-webhooks/ping/payload.json"))
+        .unwrap_or_else(|_| br#"{"zen":"x","hook_id":1}"#.to_vec());
+    let push = json!({
+        "ref": "refs/heads/main", "before": "0000000000000000000000000000000000000000", "after": "1111111111111111111111111111111111111111",
+        "repository": {"name": "shop", "full_name": "acme/shop"},
+        "commits": [{"id": "1111111111111111111111111111111111111111", "timestamp": "2024-05-01T09:00:00Z", "message": "feat: cart"}],
+        "head_commit": {"id": "1111111111111111111111111111111111111111", "timestamp": "2024-05-01T09:00:00Z", "message": "feat: cart"}
+    })
+    .to_string();
+    let send = |event: &str, body: &[u8], signature: Option<String>| {
+        let mut request =
+            client.post(server.url("/api/v1/webhooks/github")).header("x-github-event", event).body(body.to_vec());
+        if let Some(signature) = signature {
+            request = request.header("x-hub-signature-256", signature);
+        }
+        request.send().unwrap()
+    };
+    assert_eq!(send("push", push.as_bytes(), None).status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        send("push", push.as_bytes(), Some(sign("wrong-secret", push.as_bytes()))).status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let tampered = push.replace("feat: cart", "feat: carts");
+    assert_eq!(
+        send("push", tampered.as_bytes(), Some(sign(GITHUB_SECRET, push.as_bytes()))).status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    let ping = send("ping", &body, Some(sign(GITHUB_SECRET, &body)));
+    assert_eq!(ping.status(), StatusCode::OK);
+    let stored = send("push", push.as_bytes(), Some(sign(GITHUB_SECRET, push.as_bytes())));
+    assert_eq!(stored.status(), StatusCode::OK);
+    let again = send("push", push.as_bytes(), Some(sign(GITHUB_SECRET, push.as_bytes())));
+    let again: Value = again.json().unwrap();
+    assert_eq!(again["status"], "duplicate", "a re-delivered webhook changes nothing");
+    let star = br#"{"action":"created","repository":{"name":"shop","full_name":"acme/shop"}}"#;
+    assert_eq!(send("star", star, Some(sign(GITHUB_SECRET, star))).status(), StatusCode::ACCEPTED);
+
+    let gitlab = |token: Option<&str>| {
+        let mut request = client
+            .post(server.url("/api/v1/webhooks/gitlab"))
+            .header("x-gitlab-event", "Push Hook")
+            .body(r#"{"object_kind":"push","ref":"refs/heads/main","before":"0","after":"2222222222222222222222222222222222222222","project":{"name":"api","path_with_namespace":"acme/api"},"commits":[{"id":"2222222222222222222222222222222222222222","timestamp":"2024-05-01T09:00:00+02:00","message":"fix"}]}"#);
+        if let Some(token) = token {
+            request = request.header("x-gitlab-token", token);
+        }
+        request.send().unwrap().status()
+    };
+    assert_eq!(gitlab(None), StatusCode::UNAUTHORIZED);
+    assert_eq!(gitlab(Some("nope")), StatusCode::UNAUTHORIZED);
+    assert_eq!(gitlab(Some(GITLAB_TOKEN)), StatusCode::OK);
+    drop(server);
+    assert_eq!(event_count(&dir), 3, "push, star and the GitLab push; nothing from refused deliveries");
+}
+
+#[test]
+fn health_metrics_and_graceful_shutdown() {
+    let dir = Dir::new();
+    let mut server = dir.serve(&[]);
+    let client = http();
+    assert_eq!(client.get(server.url("/healthz")).send().unwrap().text().unwrap(), "ok\n");
+    assert_eq!(client.get(server.url("/readyz")).send().unwrap().status(), StatusCode::OK);
+    let metrics = client.get(server.url("/metrics")).send().unwrap().text().unwrap();
+    assert!(metrics.contains("mobius_http_requests_total"), "{metrics}");
+    assert!(metrics.contains("process_resident_memory_bytes"), "{metrics}");
+    assert!(metrics.contains("mobius_events_in_log 0"), "{metrics}");
+    let status = server.terminate();
+    assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
+}
+
+/// Sends raw request bytes and reads the status and body of the answer.
+fn raw_request(base: &str, request: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let address = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+        if answer.windows(4).any(|w| w == b"\r\n\r\n") && String::from_utf8_lossy(&answer).contains('}') {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, text)
+}
