@@ -74,6 +74,28 @@ fn mutations_need_a_token_of_the_right_scope() {
 }
 
 #[test]
+fn a_first_start_generates_an_admin_token_shown_once() {
+    let dir = Dir::new();
+    let (server, printed) = dir.serve_without_admin_token();
+    let token = printed.split_whitespace().find(|w| w.starts_with("mbx_")).expect("a generated token").to_owned();
+    let client = http();
+    let created =
+        client.post(server.url("/api/v1/tokens")).bearer_auth(&token).json(&json!({"scope": "read"})).send().unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    drop(server);
+    for file in std::fs::read_dir(dir.data()).unwrap() {
+        let stored = std::fs::read(file.unwrap().path()).unwrap();
+        assert!(!stored.windows(token.len()).any(|w| w == token.as_bytes()), "only the token's hash is stored");
+    }
+
+    let (server, printed) = dir.serve_without_admin_token();
+    assert!(!printed.contains("mbx_"), "shown only on the first start: {printed}");
+    let still =
+        client.post(server.url("/api/v1/tokens")).bearer_auth(&token).json(&json!({"scope": "read"})).send().unwrap();
+    assert_eq!(still.status(), StatusCode::CREATED);
+}
+
+#[test]
 fn public_read_serves_queries_without_a_token_but_still_guards_writes() {
     let dir = Dir::new();
     let server = dir.serve(&["--public-read"]);

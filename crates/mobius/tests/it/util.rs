@@ -79,17 +79,30 @@ impl Dir {
         path
     }
 
-    /// Starts `mobius serve` on a free loopback port.
+    /// Starts `mobius serve` on a free loopback port, with [`ADMIN`] as the admin token.
     pub fn serve(&self, extra: &[&str]) -> Server {
         let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
         args.extend_from_slice(extra);
-        let mut child = self
-            .cmd(&args)
-            .env("MOBIUS_ADMIN_TOKEN", ADMIN)
+        let mut cmd = self.cmd(&args);
+        cmd.env("MOBIUS_ADMIN_TOKEN", ADMIN).stdout(Stdio::null());
+        self.spawn_server(cmd)
+    }
+
+    /// Starts `mobius serve` without `MOBIUS_ADMIN_TOKEN`; returns what it printed on stdout
+    /// before it listened (the generated token, on a first start).
+    pub fn serve_without_admin_token(&self) -> (Server, String) {
+        let out = self.path().join("serve-stdout.txt");
+        let mut cmd = self.cmd(&["serve", "--listen", "127.0.0.1:0"]);
+        cmd.stdout(std::fs::File::create(&out).expect("stdout file"));
+        let server = self.spawn_server(cmd);
+        (server, std::fs::read_to_string(&out).expect("stdout"))
+    }
+
+    fn spawn_server(&self, mut cmd: Command) -> Server {
+        let mut child = cmd
             .env("MOBIUS_GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)
             .env("MOBIUS_GITLAB_WEBHOOK_TOKEN", GITLAB_TOKEN)
             .env("MOBIUS_LOG", "warn")
-            .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("server starts");
