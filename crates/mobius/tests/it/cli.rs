@@ -156,3 +156,29 @@ fn repositories_give_changes_by_git_ancestry() {
     assert_eq!(dora["lead_time"]["changes"], 3, "{dora:#}");
     assert_eq!(dora["lead_time"]["median_seconds"], 10800.0);
 }
+
+#[test]
+fn import_and_dora_work_against_a_server_as_they_do_locally() {
+    let history = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/rollback-and-incident-attribution/events.ndjson");
+    let history = history.to_str().unwrap();
+    let query = ["dora", "--service", "api", "--from", "2024-05-01", "--to", "2024-05-11", "--explain"];
+
+    let local = Dir::new();
+    local.ok(&["events", "import", history]);
+    let expected = local.json(&query);
+
+    let remote = Dir::new();
+    let server = remote.serve(&[]);
+    let mut args = vec!["events", "import", history, "--server", &server.base, "--token", crate::util::ADMIN];
+    let report = remote.json(&args);
+    assert_eq!((report["stored"].as_u64(), report["duplicates"].as_u64()), (Some(12), Some(1)), "{report}");
+    args.truncate(0);
+    args.extend_from_slice(&query);
+    args.extend_from_slice(&["--server", &server.base, "--token", crate::util::ADMIN]);
+    assert_eq!(remote.json(&args), expected);
+
+    let wrong = remote.run(&["dora", "--server", &server.base, "--token", "nope"]);
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("unknown token"));
+}
