@@ -3,9 +3,11 @@
 //!
 //! The changes measured are those first shipped by successful deployments finished in the
 //! window (the same changes as DORA's lead time). A change's pipeline is every pipeline run
-//! (workflow runs and jobs alike) whose `revision` equals its deployment's revision: the
-//! pipeline was queued at the earliest `queued`, started at the earliest `started` and
-//! finished at the latest `finished` of those runs. The stages, in order:
+//! (workflow runs and jobs alike) whose `revision` equals its deployment's revision and that
+//! was queued before the deployment started (a later re-run or nightly build on the same
+//! revision did not produce it): the pipeline was queued at the earliest `queued`, started at
+//! the earliest `started` and finished at the latest `finished` of those runs. The stages, in
+//! order:
 //!
 //! | stage                         | kind | from                 | to                      |
 //! |-------------------------------|------|----------------------|-------------------------|
@@ -176,7 +178,9 @@ pub fn flow(service: &str, environment: &str, facts: &FactSet, window: Window, e
                 .as_deref()
                 .and_then(|revision| runs_by_revision.get(revision))
                 .map_or(&[][..], Vec::as_slice);
-            trace(change, deployment, runs)
+            let before: Vec<&PipelineRun> =
+                runs.iter().copied().filter(|r| r.queued.is_none_or(|q| q <= deployment.started)).collect();
+            trace(change, deployment, &before)
         })
         .collect();
 

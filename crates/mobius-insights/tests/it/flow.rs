@@ -54,6 +54,24 @@ fn stages_use_the_earliest_start_and_latest_finish_of_the_runs() {
 }
 
 #[test]
+fn runs_queued_after_the_deployment_started_did_not_build_it() {
+    // A nightly re-run of the same revision, the next day, changes nothing.
+    let facts = traced().run(
+        "nightly",
+        1,
+        Some("2024-01-11T02:00:00Z"),
+        Some("2024-01-11T02:01:00Z"),
+        Some("2024-01-11T02:30:00Z"),
+    );
+    check(
+        facts,
+        [(Some(600.0), 1), (Some(300.0), 1), (Some(1800.0), 1), (Some(4200.0), 1), (Some(300.0), 1)],
+        Some(2100.0 / 7200.0),
+        Some(5100.0 / 7200.0),
+    );
+}
+
+#[test]
 fn missing_pipeline_data_leaves_stages_unknown() {
     // No runs on the revision: only the deployment's own stage is known.
     let facts = Facts::new().deploy(1, "2024-01-10T11:00:00Z").change("a1", "2024-01-10T09:00:00Z", 1);
