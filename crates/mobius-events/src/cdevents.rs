@@ -85,13 +85,6 @@ pub fn from_value(value: Value, raw: String, origin: Origin) -> Result<NewEvent,
         }
         _ => ty.to_owned(),
     };
-    if let EventType::Standard { .. } = kind {
-        // The SDK knows every schema of 0.3, 0.4 and 0.5 and checks the content against the
-        // one for this exact type and version.
-        serde_json::from_value::<cdevents_sdk::CDEvent>(Value::Object(event.clone()))
-            .map_err(|e| EventError::Schema { ty: ty.to_owned(), message: e.to_string() })?;
-    }
-
     let observations = match &kind {
         EventType::Standard { subject: s, predicate, .. } => {
             let facts = Facts { source, subject, timestamp, context_id: id };
@@ -99,16 +92,15 @@ pub fn from_value(value: Value, raw: String, origin: Origin) -> Result<NewEvent,
         }
         EventType::Custom => Vec::new(),
     };
-    Ok(NewEvent {
-        id: id.to_owned(),
-        source: source.to_owned(),
-        ty: normalised_ty,
-        subject: subject_id.to_owned(),
-        timestamp,
-        origin,
-        raw,
-        observations,
-    })
+    let standard = matches!(kind, EventType::Standard { .. });
+    let (id, source, ty, subject_id) = (id.to_owned(), source.to_owned(), ty.to_owned(), subject_id.to_owned());
+    if standard {
+        // The SDK knows every schema of 0.3, 0.4 and 0.5 and checks the content against the
+        // one for this exact type and version. It takes the parsed value by move: no copy.
+        serde_json::from_value::<cdevents_sdk::CDEvent>(Value::Object(event))
+            .map_err(|e| EventError::Schema { ty: ty.clone(), message: e.to_string() })?;
+    }
+    Ok(NewEvent { id, source, ty: normalised_ty, subject: subject_id, timestamp, origin, raw, observations })
 }
 
 /// A CDEvents type string, split.

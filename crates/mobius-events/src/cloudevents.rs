@@ -83,14 +83,21 @@ pub fn batch(text: &str, origin: Origin) -> Result<Vec<Item>, BindingError> {
 
 /// One structured CloudEvent, or a bare CDEvent.
 pub fn structured(text: &str, origin: Origin) -> Item {
-    #[derive(serde::Deserialize)]
-    struct Envelope<'a> {
-        #[serde(borrow)]
-        data: Option<&'a RawValue>,
-        #[serde(borrow)]
-        context: Option<&'a RawValue>,
-    }
     let envelope: Envelope<'_> = serde_json::from_str(text).map_err(|e| json_error(&e))?;
+    from_envelope(text, &envelope, origin)
+}
+
+/// The top-level keys that tell a CloudEvent from a bare CDEvent, read in one pass over the
+/// text without building the tree.
+#[derive(serde::Deserialize)]
+pub(crate) struct Envelope<'a> {
+    #[serde(borrow)]
+    pub(crate) data: Option<&'a RawValue>,
+    #[serde(borrow)]
+    pub(crate) context: Option<&'a RawValue>,
+}
+
+pub(crate) fn from_envelope(text: &str, envelope: &Envelope<'_>, origin: Origin) -> Item {
     match (envelope.context, envelope.data) {
         (Some(_), _) => cdevents::parse(text, origin),
         (None, Some(data)) => {

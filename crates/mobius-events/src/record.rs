@@ -21,6 +21,10 @@ use crate::{github, gitlab};
 #[derive(serde::Deserialize)]
 struct Envelope<'a> {
     #[serde(borrow)]
+    data: Option<&'a RawValue>,
+    #[serde(borrow)]
+    context: Option<&'a RawValue>,
+    #[serde(borrow)]
     webhook: Option<&'a str>,
     #[serde(borrow)]
     event: Option<&'a str>,
@@ -36,7 +40,8 @@ pub fn parse(text: &str, origin: Origin) -> Item {
         return cloudevents::structured(text, origin);
     };
     let Some(provider) = envelope.webhook else {
-        return cloudevents::structured(text, origin);
+        let cloudevent = cloudevents::Envelope { data: envelope.data, context: envelope.context };
+        return cloudevents::from_envelope(text, &cloudevent, origin);
     };
     let payload = envelope.payload.ok_or(EventError::Missing { field: "payload" })?.get().as_bytes();
     let translated = match provider {

@@ -28,10 +28,14 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: EventsCommand) ->
     }
 }
 
-/// One chunk of records: their raw text and where each starts.
+/// One chunk of records: their raw text (or, for the local store, the parsed events) and
+/// where each starts.
 struct Chunk {
     file: usize,
     texts: Vec<String>,
+    /// Parsed on the splitting thread when importing locally, so that parsing the next chunk
+    /// overlaps writing this one.
+    items: Option<Vec<mobius_events::cloudevents::Item>>,
     lines: Vec<usize>,
     /// A record the splitter could not read (malformed JSON ends the file): its line and why.
     broken: Option<(usize, String)>,
@@ -85,9 +89,10 @@ async fn import(
     let (sender, receiver) = mpsc::sync_channel::<Result<Chunk>>(2);
     std::thread::scope(|scope| -> Result<()> {
         let texts = &texts;
+        let local = ingestor.is_some();
         scope.spawn(move || {
             for (file, text) in texts.iter().enumerate() {
-                if let Err(e) = split(file, text, batch, &sender) {
+                if let Err(e) = split(file, text, batch, local, &sender) {
                     let _ = sender.send(Err(e.context(files[file].display().to_string())));
                     return;
                 }
@@ -96,16 +101,13 @@ async fn import(
         let mut done_before: u64 = 0;
         let mut current_file = 0;
         for chunk in receiver {
-            let chunk = chunk?;
+            let mut chunk = chunk?;
             if chunk.file != current_file {
                 done_before += texts[current_file].len() as u64;
                 current_file = chunk.file;
             }
             let report = match (&ingestor, &client) {
-                (Some(ingestor), _) => {
-                    let items = chunk.texts.iter().map(|t| record::parse(t, Origin::Api)).collect();
-                    ingestor.ingest(items)?
-                }
+                (Some(ingestor), _) => ingestor.ingest(chunk.items.take().unwrap_or_default())?,
                 (None, Some(client)) => {
                     let body = chunk.texts.join("\n");
                     let request = client
@@ -173,9 +175,15 @@ fn summarise(summary: &mut ImportSummary, report: &IngestReport, file: &Path, li
 }
 
 /// Splits a file into chunks of records: a JSON array, or JSON values one after another.
-fn split(file: usize, text: &str, batch: usize, sender: &mpsc::SyncSender<Result<Chunk>>) -> Result<()> {
+fn split(file: usize, text: &str, batch: usize, parse: bool, sender: &mpsc::SyncSender<Result<Chunk>>) -> Result<()> {
+    let ready = |mut chunk: Chunk| {
+        if parse {
+            chunk.items = Some(chunk.texts.drain(..).map(|t| record::parse(&t, Origin::Api)).collect());
+        }
+        chunk
+    };
     let line_of = |offset: usize| text[..offset].bytes().filter(|b| *b == b'\n').count() + 1;
-    let mut chunk = Chunk { file, texts: Vec::new(), lines: Vec::new(), broken: None, consumed: 0 };
+    let mut chunk = Chunk { file, texts: Vec::new(), items: None, lines: Vec::new(), broken: None, consumed: 0 };
     let push = |record: &str, offset: usize, end: usize, chunk: &mut Chunk| -> bool {
         chunk.texts.push(record.to_owned());
         chunk.lines.push(offset);
@@ -183,9 +191,9 @@ fn split(file: usize, text: &str, batch: usize, sender: &mpsc::SyncSender<Result
         if chunk.texts.len() >= batch {
             let full = std::mem::replace(
                 chunk,
-                Chunk { file, texts: Vec::new(), lines: Vec::new(), broken: None, consumed: end as u64 },
+                Chunk { file, texts: Vec::new(), items: None, lines: Vec::new(), broken: None, consumed: end as u64 },
             );
-            return sender.send(Ok(full)).is_ok();
+            return sender.send(Ok(ready(full))).is_ok();
         }
         true
     };
@@ -221,7 +229,7 @@ fn split(file: usize, text: &str, batch: usize, sender: &mpsc::SyncSender<Result
         }
     }
     if !chunk.texts.is_empty() || chunk.broken.is_some() {
-        let _ = sender.send(Ok(chunk));
+        let _ = sender.send(Ok(ready(chunk)));
     }
     Ok(())
 }

@@ -73,10 +73,10 @@ CREATE TABLE deployment_changes (
     repository    TEXT NOT NULL,
     sha           TEXT NOT NULL,
     deployment_id INTEGER NOT NULL REFERENCES deployments (id),
-    PRIMARY KEY (service, environment, repository, sha)
+    -- sha before repository: `root cause: <sha prefix>` looks commits up by prefix.
+    PRIMARY KEY (service, environment, sha, repository)
 ) WITHOUT ROWID;
 CREATE INDEX deployment_changes_deployment ON deployment_changes (deployment_id);
-CREATE INDEX deployment_changes_sha ON deployment_changes (service, environment, sha);
 
 CREATE TABLE rollbacks (
     key           TEXT PRIMARY KEY,
