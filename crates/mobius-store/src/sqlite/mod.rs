@@ -21,6 +21,12 @@ use rusqlite::{Connection, OpenFlags, params};
 
 use crate::{EventQuery, IngestContext, Repository, Scope, Store, StoreError, TokenRecord};
 
+/// Bigger pages than SQLite's 4 KiB default halve the write calls of a bulk import.
+const PAGE_SIZE: i64 = 8192;
+
+/// The writer's page cache, in KiB.
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
+
 /// How many idle reader connections to keep.
 const READERS: usize = 4;
 
@@ -38,6 +44,12 @@ impl SqliteStore {
         let path = data_dir.join("mobius.db");
         let mut writer = Connection::open(&path)?;
         configure(&writer)?;
+        // Inserts land all over the unique and fact indexes; SQLite's default 2 MiB page cache
+        // turns each into a read syscall once the file outgrows it. The cache fills only while
+        // writing, so an idle server stays small.
+        writer.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+        // Only takes effect while the file is new (before WAL mode is set).
+        writer.pragma_update(None, "page_size", PAGE_SIZE)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
         migrations::migrate(&mut writer)?;
         Ok(SqliteStore { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
