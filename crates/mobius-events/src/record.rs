@@ -69,12 +69,16 @@ pub fn parse_many(text: &str, origin: Origin) -> Vec<Item> {
     }
     let mut items = Vec::new();
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
+    // Lines are counted incrementally: recounting from the start for each record would make
+    // a large body quadratic.
+    let (mut line, mut counted) = (1, 0);
     loop {
-        let start = stream.byte_offset();
         match stream.next() {
             None => break,
             Some(Ok(value)) => {
-                let line = text[..start].matches('\n').count() + 1;
+                let start = value.get().as_ptr() as usize - text.as_ptr() as usize;
+                line += text.as_bytes()[counted..start].iter().filter(|b| **b == b'\n').count();
+                counted = start;
                 items.push(parse(value.get(), origin).map_err(|e| at_line(e, line)));
             }
             Some(Err(e)) => {

@@ -17,7 +17,7 @@ use mobius_events::materialise::{Ancestry, Rules};
 use mobius_events::{AppendStatus, NewEvent, Origin, StoredEvent};
 use serde::{Deserialize, Serialize};
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{Options as SqliteOptions, SqliteStore};
 
 /// A storage failure. Messages never contain event bodies or token values.
 #[derive(Debug, thiserror::Error)]

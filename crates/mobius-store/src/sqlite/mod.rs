@@ -24,35 +24,63 @@ use crate::{EventQuery, IngestContext, Repository, Scope, Store, StoreError, Tok
 /// Bigger pages than SQLite's 4 KiB default halve the write calls of a bulk import.
 const PAGE_SIZE: i64 = 8192;
 
-/// The writer's page cache, in KiB.
-const WRITER_CACHE_KIB: i64 = 64 * 1024;
+/// Tuning that differs between a long-running server and a one-off bulk import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// The writer's page cache, in KiB. Inserts land all over the unique and fact indexes;
+    /// once the file outgrows this cache each miss is a read syscall. SQLite's memory grows to
+    /// about twice this while writing and keeps it, so a server wants it modest and an import
+    /// (a process that exits) wants it large.
+    pub writer_cache_kib: u32,
+    /// WAL pages between automatic checkpoints. Each checkpoint copies every page changed
+    /// since the last one into the database file and syncs it; indexes on random keys change
+    /// pages all over the file, so fewer checkpoints rewrite far fewer pages.
+    pub wal_autocheckpoint_pages: u32,
+}
+
+impl Options {
+    /// For `mobius serve`: about 35 MB of SQLite memory at most.
+    pub const SERVER: Options = Options { writer_cache_kib: 16 * 1024, wal_autocheckpoint_pages: 1000 };
+    /// For `mobius events import`.
+    pub const BULK: Options = Options { writer_cache_kib: 256 * 1024, wal_autocheckpoint_pages: 32 * 1024 };
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options::SERVER
+    }
+}
 
 /// How many idle reader connections to keep.
 const READERS: usize = 4;
 
 pub struct SqliteStore {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    // Readers are declared (so dropped) before the writer: the last connection to close
+    // checkpoints the WAL into the database and removes it, which a read-only one cannot do.
     readers: Mutex<Vec<Connection>>,
+    writer: Mutex<Connection>,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) `mobius.db` in `data_dir` and migrates it.
     pub fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(data_dir, Options::default())
+    }
+
+    pub fn open_with(data_dir: &Path, options: Options) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(data_dir)
             .map_err(|source| StoreError::DataDir { path: data_dir.display().to_string(), source })?;
         let path = data_dir.join("mobius.db");
         let mut writer = Connection::open(&path)?;
         configure(&writer)?;
-        // Inserts land all over the unique and fact indexes; SQLite's default 2 MiB page cache
-        // turns each into a read syscall once the file outgrows it. The cache fills only while
-        // writing, so an idle server stays small.
-        writer.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+        writer.pragma_update(None, "cache_size", -i64::from(options.writer_cache_kib))?;
+        writer.pragma_update(None, "wal_autocheckpoint", options.wal_autocheckpoint_pages)?;
         // Only takes effect while the file is new (before WAL mode is set).
         writer.pragma_update(None, "page_size", PAGE_SIZE)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
         migrations::migrate(&mut writer)?;
-        Ok(SqliteStore { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
+        Ok(SqliteStore { path, readers: Mutex::new(Vec::new()), writer: Mutex::new(writer) })
     }
 
     /// The database file.

@@ -72,7 +72,8 @@ async fn import(
         Some(_) => None,
         None => {
             let settings = super::settings(data_dir, attribution_window)?;
-            Some(Ingestor::new(super::open_store(&settings)?, settings.rules))
+            let store = super::open_store_with(&settings, mobius_store::SqliteOptions::BULK)?;
+            Some(Ingestor::new(store, settings.rules))
         }
     };
 

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use mobius_store::{SqliteStore, Store};
+use mobius_store::{SqliteOptions, SqliteStore, Store};
 
 use crate::cli::{Cli, Command};
 use crate::config::{self, Overrides, Settings};
@@ -35,7 +35,11 @@ fn settings(data_dir: Option<&Path>, attribution_window: Option<&str>) -> Result
 }
 
 fn open_store(settings: &Settings) -> Result<Arc<dyn Store>> {
-    let store = SqliteStore::open(&settings.data_dir)
+    open_store_with(settings, SqliteOptions::SERVER)
+}
+
+fn open_store_with(settings: &Settings, options: SqliteOptions) -> Result<Arc<dyn Store>> {
+    let store = SqliteStore::open_with(&settings.data_dir, options)
         .with_context(|| format!("cannot open the store in {}", settings.data_dir.display()))?;
     Ok(Arc::new(store))
 }
