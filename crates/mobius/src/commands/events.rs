@@ -41,6 +41,17 @@ struct Chunk {
     broken: Option<(usize, String)>,
     /// Bytes of the file consumed once this chunk is done (for the progress bar).
     consumed: u64,
+    /// Bytes of record text in the chunk.
+    bytes: usize,
+}
+
+/// A request to a server stays under its 10 MiB body limit.
+const MAX_REQUEST_BYTES: usize = 8 << 20;
+
+impl Chunk {
+    fn new(file: usize, consumed: u64) -> Chunk {
+        Chunk { file, texts: Vec::new(), items: None, lines: Vec::new(), broken: None, consumed, bytes: 0 }
+    }
 }
 
 /// A rejected record, located.
@@ -183,17 +194,22 @@ fn split(file: usize, text: &str, batch: usize, parse: bool, sender: &mpsc::Sync
         }
         chunk
     };
-    let line_of = |offset: usize| text[..offset].bytes().filter(|b| *b == b'\n').count() + 1;
-    let mut chunk = Chunk { file, texts: Vec::new(), items: None, lines: Vec::new(), broken: None, consumed: 0 };
+    // Lines are counted incrementally from the previous record, never from the start.
+    let mut line = 1;
+    let mut counted = 0;
+    let mut line_of = |offset: usize| {
+        line += text.as_bytes()[counted..offset].iter().filter(|b| **b == b'\n').count();
+        counted = offset;
+        line
+    };
+    let mut chunk = Chunk::new(file, 0);
     let push = |record: &str, offset: usize, end: usize, chunk: &mut Chunk| -> bool {
         chunk.texts.push(record.to_owned());
         chunk.lines.push(offset);
         chunk.consumed = end as u64;
-        if chunk.texts.len() >= batch {
-            let full = std::mem::replace(
-                chunk,
-                Chunk { file, texts: Vec::new(), items: None, lines: Vec::new(), broken: None, consumed: end as u64 },
-            );
+        chunk.bytes += record.len() + 1;
+        if chunk.texts.len() >= batch || (!parse && chunk.bytes >= MAX_REQUEST_BYTES) {
+            let full = std::mem::replace(chunk, Chunk::new(file, end as u64));
             return sender.send(Ok(ready(full))).is_ok();
         }
         true
@@ -209,8 +225,6 @@ fn split(file: usize, text: &str, batch: usize, parse: bool, sender: &mpsc::Sync
         }
     } else {
         let mut stream = serde_json::Deserializer::from_str(text).into_iter::<&serde_json::value::RawValue>();
-        let mut line = 1;
-        let mut scanned = 0;
         while let Some(item) = stream.next() {
             let item = match item {
                 Ok(item) => item,
@@ -222,9 +236,7 @@ fn split(file: usize, text: &str, batch: usize, parse: bool, sender: &mpsc::Sync
                 }
             };
             let offset = item.get().as_ptr() as usize - text.as_ptr() as usize;
-            line += text.as_bytes()[scanned..offset].iter().filter(|b| **b == b'\n').count();
-            scanned = offset;
-            if !push(item.get(), line, stream.byte_offset(), &mut chunk) {
+            if !push(item.get(), line_of(offset), stream.byte_offset(), &mut chunk) {
                 return Ok(());
             }
         }
