@@ -21,10 +21,9 @@ use sha2::Sha256;
 
 use crate::envelope::{NewEvent, Origin};
 use crate::observation::{
-    CauseHint, Commit, DeploymentObserved, DeploymentOutcome, IncidentObserved, Merge, Observation, PipelineRunKind,
-    PipelineRunObserved, Push,
+    Commit, DeploymentObserved, DeploymentOutcome, Merge, Observation, PipelineRunKind, PipelineRunObserved, Push,
 };
-use crate::payload::{Object, body_digest, custom_type, first_line, json, root_cause, text};
+use crate::payload::{IssueIncident, Object, body_digest, custom_type, first_line, issue_incident, json, text};
 use crate::webhook::{Webhook, WebhookError};
 
 const SIGNATURE_HEADER: &str = "X-Hub-Signature-256";
@@ -334,16 +333,14 @@ fn issues(root: &Object<'_>, action: &str, repo: &Repository<'_>) -> Result<Foun
         // A reopened issue keeps its old `closed_at`; only a closed one is resolved.
         let closed = !reopened && issue.opt_str("state")? == Some("closed");
         let closed_at = issue.opt_time("closed_at")?;
-        observations.push(Observation::Incident(IncidentObserved {
+        observations.push(issue_incident(IssueIncident {
             key: format!("github:{}:issue:{number}", repo.full_name),
-            service: repo.name.to_owned(),
-            environment: crate::DEFAULT_ENVIRONMENT.to_owned(),
-            title: issue.str("title")?.to_owned(),
-            detected: Some(issue.time("created_at")?),
-            acknowledged: None,
-            resolved: if closed { closed_at } else { None },
+            service: repo.name,
+            title: issue.str("title")?,
+            created_at: issue.time("created_at")?,
+            closed_at: if closed { closed_at } else { None },
             reopened,
-            cause: issue.opt_str("body")?.and_then(root_cause).map(|sha| CauseHint::Commit { sha }),
+            body: issue.opt_str("body")?,
         }));
     }
     Ok(Found {

@@ -21,10 +21,9 @@ use subtle::ConstantTimeEq;
 
 use crate::envelope::{NewEvent, Origin};
 use crate::observation::{
-    CauseHint, Commit, DeploymentObserved, DeploymentOutcome, IncidentObserved, Merge, Observation, PipelineRunKind,
-    PipelineRunObserved, Push,
+    Commit, DeploymentObserved, DeploymentOutcome, Merge, Observation, PipelineRunKind, PipelineRunObserved, Push,
 };
-use crate::payload::{Object, body_digest, custom_type, first_line, json, root_cause, text};
+use crate::payload::{IssueIncident, Object, body_digest, custom_type, first_line, issue_incident, json, text};
 use crate::webhook::{Webhook, WebhookError};
 
 const TOKEN_HEADER: &str = "X-Gitlab-Token";
@@ -349,16 +348,14 @@ fn issue(root: &Object<'_>, project: &Project<'_>) -> Result<Found, WebhookError
         let reopened = action == "reopen" || state == Some("reopened");
         let closed = !reopened && state == Some("closed");
         let closed_at = issue.opt_time("closed_at")?;
-        observations.push(Observation::Incident(IncidentObserved {
+        observations.push(issue_incident(IssueIncident {
             key: format!("gitlab:{}:issue:{iid}", project.path),
-            service: project.name.to_owned(),
-            environment: crate::DEFAULT_ENVIRONMENT.to_owned(),
-            title: issue.str("title")?.to_owned(),
-            detected: Some(issue.time("created_at")?),
-            acknowledged: None,
-            resolved: if closed { closed_at } else { None },
+            service: project.name,
+            title: issue.str("title")?,
+            created_at: issue.time("created_at")?,
+            closed_at: if closed { closed_at } else { None },
             reopened,
-            cause: issue.opt_str("description")?.and_then(root_cause).map(|sha| CauseHint::Commit { sha }),
+            body: issue.opt_str("description")?,
         }));
     }
     Ok(Found {
