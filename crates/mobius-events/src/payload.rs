@@ -218,6 +218,34 @@ impl<'a> Object<'a> {
     }
 }
 
+/// An issue that a team marked as an incident, in either provider's words.
+pub(crate) struct IssueIncident<'a> {
+    pub(crate) key: String,
+    pub(crate) service: &'a str,
+    pub(crate) title: &'a str,
+    pub(crate) created_at: Timestamp,
+    /// Set only when the issue is closed now (a reopened issue keeps its old `closed_at`).
+    pub(crate) closed_at: Option<Timestamp>,
+    pub(crate) reopened: bool,
+    pub(crate) body: Option<&'a str>,
+}
+
+/// One rule for both providers: detected when opened, resolved when closed, in the default
+/// environment, caused by the commit a `root cause: <sha>` line names.
+pub(crate) fn issue_incident(issue: IssueIncident<'_>) -> Observation {
+    Observation::Incident(IncidentObserved {
+        key: issue.key,
+        service: issue.service.to_owned(),
+        environment: crate::DEFAULT_ENVIRONMENT.to_owned(),
+        title: issue.title.to_owned(),
+        detected: Some(issue.created_at),
+        acknowledged: None,
+        resolved: issue.closed_at,
+        reopened: issue.reopened,
+        cause: issue.body.and_then(root_cause).map(|sha| CauseHint::Commit { sha }),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,32 +293,4 @@ mod tests {
             matches!(root.str("missing"), Err(WebhookError::Field { field, problem }) if field == "missing" && problem == "is required")
         );
     }
-}
-
-/// An issue that a team marked as an incident, in either provider's words.
-pub(crate) struct IssueIncident<'a> {
-    pub(crate) key: String,
-    pub(crate) service: &'a str,
-    pub(crate) title: &'a str,
-    pub(crate) created_at: Timestamp,
-    /// Set only when the issue is closed now (a reopened issue keeps its old `closed_at`).
-    pub(crate) closed_at: Option<Timestamp>,
-    pub(crate) reopened: bool,
-    pub(crate) body: Option<&'a str>,
-}
-
-/// One rule for both providers: detected when opened, resolved when closed, in the default
-/// environment, caused by the commit a `root cause: <sha>` line names.
-pub(crate) fn issue_incident(issue: IssueIncident<'_>) -> Observation {
-    Observation::Incident(IncidentObserved {
-        key: issue.key,
-        service: issue.service.to_owned(),
-        environment: crate::DEFAULT_ENVIRONMENT.to_owned(),
-        title: issue.title.to_owned(),
-        detected: Some(issue.created_at),
-        acknowledged: None,
-        resolved: issue.closed_at,
-        reopened: issue.reopened,
-        cause: issue.body.and_then(root_cause).map(|sha| CauseHint::Commit { sha }),
-    })
 }
