@@ -6,7 +6,14 @@
 //! - [`mask`]: a streaming secret masker for step logs, which also catches a secret split
 //!   across writes and its base64 forms.
 //!
-//! Nothing here runs processes or touches the network; the executor and scheduler come next.
+//! - [`workflow`]: workflow files — the model, YAML 1.2 parsing with positions, validation
+//!   (`mobius lint`), and matrix expansion.
+//! - [`exec`]: running one job's `run:` steps as local processes: clean environment, process
+//!   groups, timeouts, the `GITHUB_ENV`/`GITHUB_OUTPUT`/`GITHUB_PATH` files, masked logs.
+//!
+//! The scheduler (the DAG of jobs) and `mobius run` come next.
 
+pub mod exec;
 pub mod expr;
 pub mod mask;
+pub mod workflow;

@@ -38,8 +38,8 @@ pub enum MaskError {
     },
 }
 
-/// The patterns of a set of secrets, ready to search.
-#[derive(Debug)]
+/// The patterns of a set of secrets, ready to search. Its `Debug` shows counts only: the
+/// patterns are the secrets.
 struct Patterns {
     /// Every distinct pattern, non-empty.
     patterns: Vec<Vec<u8>>,
@@ -94,9 +94,28 @@ impl Patterns {
 
 /// The masks for one job's secrets. Cheap to clone; hand out one [`MaskStream`] per output
 /// stream with [`Masker::stream`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Masker {
     patterns: Arc<Patterns>,
+}
+
+impl std::fmt::Debug for Patterns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Patterns").field("count", &self.patterns.len()).field("longest", &self.longest).finish()
+    }
+}
+
+impl std::fmt::Debug for Masker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Masker").field("patterns", &self.patterns).finish()
+    }
+}
+
+impl std::fmt::Debug for MaskStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Pending bytes may hold the start of a secret.
+        f.debug_struct("MaskStream").field("pending_bytes", &self.pending.len()).finish()
+    }
 }
 
 impl Masker {
@@ -190,7 +209,6 @@ fn base64_form(engine: &base64::engine::GeneralPurpose, value: &[u8], offset: us
 ///
 /// Feed it chunks with [`MaskStream::write`] in the order they were produced and call
 /// [`MaskStream::finish`] at the end of the stream.
-#[derive(Debug)]
 pub struct MaskStream {
     patterns: Arc<Patterns>,
     /// Written bytes not yet emitted: at most the longest pattern minus one between writes.

@@ -280,3 +280,13 @@ fn megabytes_of_log_stay_fast_enough_to_run_in_tests() {
     out.extend(stream.finish());
     assert!(!out.windows(TOKEN.1.len()).any(|w| w == TOKEN.1.as_bytes()));
 }
+
+#[test]
+fn debug_output_never_shows_a_secret() {
+    let masker = mobius_pipelines::mask::Masker::new([("TOKEN", "hunter2-secret")]).unwrap();
+    let mut stream = masker.stream();
+    let _ = stream.write(b"xx hunter2-se");
+    for text in [format!("{masker:?}"), format!("{stream:?}")] {
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+}

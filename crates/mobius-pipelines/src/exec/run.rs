@@ -1,0 +1,405 @@
+//! Starting a step's process, watching it, and ending its process group.
+
+use std::collections::BTreeMap;
+use std::error::Error;
+use std::ffi::OsString;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Instant;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant as Deadline, sleep_until};
+
+use super::envfiles::{EnvFileError, parse_assignments, parse_path};
+use super::log::{LineSplitter, LogLine, LogSink, Stream};
+use super::{CancellationSignal, JobState, Outcome, StepResult, StepSpec};
+
+/// Why a step could not run or its environment files could not be read. Reported in the step's
+/// log and as [`Outcome::Failure`] with no exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The script or the environment files could not be written.
+    #[error("cannot prepare the step's files in {}", dir.display())]
+    Prepare {
+        /// The step's directory under the job's temp dir.
+        dir: PathBuf,
+        /// What went wrong.
+        source: io::Error,
+    },
+    /// A custom shell has no `{0}` where the script goes.
+    #[error("shell `{template}` has no `{{0}}` placeholder for the script")]
+    NoPlaceholder {
+        /// The shell's command line.
+        template: String,
+    },
+    /// The working directory is not a directory.
+    #[error("working directory {} does not exist", path.display())]
+    WorkingDirectory {
+        /// The directory, resolved against the workspace.
+        path: PathBuf,
+    },
+    /// The shell could not be started.
+    #[error("cannot start `{program}`")]
+    Spawn {
+        /// The shell's program, e.g. `bash`.
+        program: String,
+        /// What went wrong.
+        source: io::Error,
+    },
+    /// Waiting for the shell failed.
+    #[error("cannot wait for the step's process")]
+    Wait(#[source] io::Error),
+    /// An environment file could not be read back.
+    #[error("cannot read {}", path.display())]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: io::Error,
+    },
+    /// An environment file is not in GitHub's format.
+    #[error("{file} is malformed")]
+    EnvFile {
+        /// `GITHUB_ENV` or `GITHUB_OUTPUT`.
+        file: &'static str,
+        /// Where and how.
+        source: EnvFileError,
+    },
+}
+
+/// The files of one step under the job's temp dir.
+struct StepFiles {
+    dir: PathBuf,
+    script: PathBuf,
+    env: PathBuf,
+    output: PathBuf,
+    path: PathBuf,
+    summary: PathBuf,
+}
+
+impl StepFiles {
+    /// Writes the script and fresh, empty environment files for step number `number`.
+    fn create(temp: &Path, number: usize, step: &StepSpec) -> Result<StepFiles, ExecError> {
+        let dir = temp.join(format!("mobius-step-{number}"));
+        let files = StepFiles {
+            script: dir.join(format!("script.{}", step.shell.extension())),
+            env: dir.join("github_env"),
+            output: dir.join("github_output"),
+            path: dir.join("github_path"),
+            summary: dir.join("step_summary.md"),
+            dir,
+        };
+        let write = || -> io::Result<()> {
+            std::fs::create_dir_all(&files.dir)?;
+            std::fs::write(&files.script, &step.script)?;
+            for file in [&files.env, &files.output, &files.path, &files.summary] {
+                std::fs::write(file, "")?;
+            }
+            Ok(())
+        };
+        write().map_err(|source| ExecError::Prepare { dir: files.dir.clone(), source })?;
+        Ok(files)
+    }
+}
+
+/// Runs one step to its end and returns how it went. Log lines go to `log` as they are read.
+///
+/// Never fails as a function: a step that cannot start is a failed step with the reason in its
+/// log, as on GitHub. `GITHUB_ENV` and `GITHUB_PATH` are applied to `job` whatever the
+/// outcome.
+pub async fn run_step(
+    job: &mut JobState,
+    step: &StepSpec,
+    log: &mut dyn LogSink,
+    cancel: CancellationSignal,
+) -> StepResult {
+    let started = Instant::now();
+    let finish = |outcome, outputs, summary| StepResult {
+        outcome,
+        continue_on_error: step.continue_on_error,
+        outputs,
+        summary,
+        duration: started.elapsed(),
+    };
+    if cancel.is_cancelled() {
+        return finish(Outcome::Cancelled, BTreeMap::new(), String::new());
+    }
+    job.steps_started += 1;
+    let files = match StepFiles::create(&job.env.temp, job.steps_started, step) {
+        Ok(files) => files,
+        Err(error) => {
+            report(job, step, log, &error);
+            return finish(Outcome::Failure { exit_code: None }, BTreeMap::new(), String::new());
+        }
+    };
+    let mut outcome = match execute(job, step, &files, log, &cancel).await {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            report(job, step, log, &error);
+            Outcome::Failure { exit_code: None }
+        }
+    };
+    let (outputs, summary) = match read_back(job, &files) {
+        Ok(read) => read,
+        Err(error) => {
+            report(job, step, log, &error);
+            if outcome == Outcome::Success {
+                outcome = Outcome::Failure { exit_code: None };
+            }
+            (BTreeMap::new(), String::new())
+        }
+    };
+    finish(outcome, outputs, summary)
+}
+
+/// Starts the step's shell and follows it to the end of its output.
+async fn execute(
+    job: &mut JobState,
+    step: &StepSpec,
+    files: &StepFiles,
+    log: &mut dyn LogSink,
+    cancel: &CancellationSignal,
+) -> Result<Outcome, ExecError> {
+    let mut command = command(job, step, files)?;
+    let program = command.as_std().get_program().to_string_lossy().into_owned();
+    let mut child = command.spawn().map_err(|source| ExecError::Spawn { program, source })?;
+    // `process_group(0)` made the child the leader of a group whose id is its pid.
+    let group = child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw);
+
+    let (sender, mut lines) = mpsc::channel::<LogLine>(256);
+    let readers: Vec<JoinHandle<()>> = [
+        child.stdout.take().map(|out| spawn_reader(out, Stream::Stdout, job, sender.clone())),
+        child.stderr.take().map(|err| spawn_reader(err, Stream::Stderr, job, sender.clone())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    drop(sender);
+
+    let status = watch(&mut child, group, step, job, &mut lines, log, cancel).await;
+    if status.is_err() {
+        // The shell's state is unknown: end the step's tree rather than leave it running.
+        signal(group, Signal::SIGKILL);
+    }
+
+    // Read what is left; a background process holding the pipes open must not hold the step.
+    let drained = tokio::time::timeout(job.drain, async {
+        while let Some(line) = lines.recv().await {
+            log.line(line);
+        }
+    })
+    .await;
+    if drained.is_err() {
+        for reader in &readers {
+            reader.abort();
+        }
+        while let Ok(line) = lines.try_recv() {
+            log.line(line);
+        }
+    }
+    // Still members in the group: leave them to the end of the job, like GitHub's runner.
+    if let Some(group) = group
+        && killpg(group, None).is_ok()
+    {
+        job.leftover_groups.push(group);
+    }
+
+    match status? {
+        Ended::Exited(status) if status.success() => Ok(Outcome::Success),
+        Ended::Exited(status) => Ok(Outcome::Failure { exit_code: status.code() }),
+        Ended::Stopped(outcome) => Ok(outcome),
+    }
+}
+
+/// How the shell ended.
+enum Ended {
+    /// On its own (or by a signal nobody here sent).
+    Exited(ExitStatus),
+    /// Killed for a timeout or cancellation.
+    Stopped(Outcome),
+}
+
+/// Waits for the shell to exit while forwarding log lines, ending its group on timeout or
+/// cancellation.
+async fn watch(
+    child: &mut Child,
+    group: Option<Pid>,
+    step: &StepSpec,
+    job: &JobState,
+    lines: &mut mpsc::Receiver<LogLine>,
+    log: &mut dyn LogSink,
+    cancel: &CancellationSignal,
+) -> Result<Ended, ExecError> {
+    // A timeout too large to represent is no timeout, rather than a panic on overflow.
+    let timeout_at = step.timeout.and_then(|timeout| Deadline::now().checked_add(timeout));
+    let mut stopped: Option<Outcome> = None;
+    let mut kill_at: Option<Deadline> = None;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status.map_err(ExecError::Wait)?,
+            Some(line) = lines.recv() => log.line(line),
+            () = sleep_until_some(timeout_at), if stopped.is_none() => {
+                stopped = Some(Outcome::TimedOut);
+                signal(group, Signal::SIGTERM);
+                kill_at = Deadline::now().checked_add(job.kill_grace);
+            }
+            () = cancel.cancelled(), if stopped.is_none() => {
+                stopped = Some(Outcome::Cancelled);
+                signal(group, Signal::SIGTERM);
+                kill_at = Deadline::now().checked_add(job.kill_grace);
+            }
+            () = sleep_until_some(kill_at) => {
+                signal(group, Signal::SIGKILL);
+                kill_at = None;
+            }
+        }
+    };
+    match stopped {
+        Some(outcome) => {
+            // The shell is gone but children that ignored SIGTERM may not be: the step is over.
+            signal(group, Signal::SIGKILL);
+            Ok(Ended::Stopped(outcome))
+        }
+        None => Ok(Ended::Exited(status)),
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until_some(deadline: Option<Deadline>) {
+    match deadline {
+        Some(deadline) => sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends `sig` to the step's process group.
+fn signal(group: Option<Pid>, sig: Signal) {
+    if let Some(group) = group {
+        // ESRCH means everything in the group has exited already, which is what we want.
+        let _ = killpg(group, sig);
+    }
+}
+
+/// The shell's command with its clean environment.
+fn command(job: &JobState, step: &StepSpec, files: &StepFiles) -> Result<Command, ExecError> {
+    let template = step.shell.template();
+    if !template.contains("{0}") {
+        return Err(ExecError::NoPlaceholder { template: template.to_owned() });
+    }
+    let script = files.script.to_string_lossy();
+    let mut words = template.split_whitespace().map(|word| word.replace("{0}", &script));
+    let program = words.next().ok_or_else(|| ExecError::NoPlaceholder { template: template.to_owned() })?;
+
+    let workdir = match &step.working_directory {
+        Some(dir) => job.env.workspace.join(dir),
+        None => job.env.workspace.clone(),
+    };
+    if !workdir.is_dir() {
+        return Err(ExecError::WorkingDirectory { path: workdir });
+    }
+
+    let mut command = Command::new(program);
+    command
+        .args(words)
+        .current_dir(workdir)
+        .env_clear()
+        .envs(&job.env.base_env)
+        .envs(&job.exported)
+        .envs(&step.env)
+        .env("HOME", &job.env.home)
+        .env("GITHUB_ENV", &files.env)
+        .env("GITHUB_OUTPUT", &files.output)
+        .env("GITHUB_PATH", &files.path)
+        .env("GITHUB_STEP_SUMMARY", &files.summary)
+        .env("PATH", search_path(job))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        // Should this future be dropped mid-step, do not leave the shell running.
+        .kill_on_drop(true);
+    Ok(command)
+}
+
+/// `PATH`: the `GITHUB_PATH` additions (newest first), then the job's initial entries. The
+/// program itself is looked up in it too, since std uses the child's `PATH` when one is set.
+fn search_path(job: &JobState) -> OsString {
+    let entries = job.added_path.iter().chain(&job.env.path);
+    // An entry with `:` cannot be expressed in PATH; it would be split, as on GitHub.
+    std::env::join_paths(entries).unwrap_or_else(|_| {
+        let joined: Vec<String> =
+            job.added_path.iter().chain(&job.env.path).map(|p| p.to_string_lossy().into_owned()).collect();
+        OsString::from(joined.join(":"))
+    })
+}
+
+/// Starts a task that reads one stream into masked lines.
+fn spawn_reader<R>(reader: R, stream: Stream, job: &JobState, sender: mpsc::Sender<LogLine>) -> JoinHandle<()>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+{
+    let splitter = LineSplitter::new(stream, job.env.masker.stream());
+    tokio::spawn(read_lines(reader, splitter, sender))
+}
+
+async fn read_lines<R: AsyncRead + Unpin>(mut reader: R, mut splitter: LineSplitter, sender: mpsc::Sender<LogLine>) {
+    let mut buffer = vec![0u8; 8192];
+    loop {
+        match reader.read(&mut buffer).await {
+            // A read error on a pipe means the other end is gone, like EOF.
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                for line in splitter.push(&buffer[..n]) {
+                    if sender.send(line).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+    for line in splitter.finish() {
+        if sender.send(line).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads the environment files back: applies `GITHUB_ENV` and `GITHUB_PATH` to the job and
+/// returns the outputs and the summary.
+fn read_back(job: &mut JobState, files: &StepFiles) -> Result<(BTreeMap<String, String>, String), ExecError> {
+    let read = |path: &PathBuf| {
+        std::fs::read(path)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .map_err(|source| ExecError::ReadFile { path: path.clone(), source })
+    };
+    let env =
+        parse_assignments(&read(&files.env)?).map_err(|source| ExecError::EnvFile { file: "GITHUB_ENV", source })?;
+    let outputs = parse_assignments(&read(&files.output)?)
+        .map_err(|source| ExecError::EnvFile { file: "GITHUB_OUTPUT", source })?;
+    let added = parse_path(&read(&files.path)?);
+    let summary = read(&files.summary)?;
+    job.exported.extend(env);
+    for dir in added {
+        job.added_path.retain(|known| known != &dir);
+        job.added_path.insert(0, dir);
+    }
+    Ok((outputs, summary))
+}
+
+/// Puts a runner error in the step's log, with its causes, on stderr.
+fn report(job: &JobState, step: &StepSpec, log: &mut dyn LogSink, error: &ExecError) {
+    let mut text = format!("mobius: step `{}`: {error}", step.name);
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    let text = String::from_utf8_lossy(&job.env.masker.mask(text.as_bytes())).into_owned();
+    log.line(LogLine { at: std::time::SystemTime::now(), stream: Stream::Stderr, text });
+}

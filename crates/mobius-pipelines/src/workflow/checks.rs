@@ -1,0 +1,179 @@
+//! Checks across the model: expressions, `needs`, matrix size, actions, step ids.
+
+use std::collections::{HashMap, HashSet};
+
+use super::matrix::{MAX_COMBINATIONS, MatrixError, expand_matrix};
+use super::model::{Job, Pos, StepAction, Workflow};
+use super::yaml::{Kind, Node};
+use super::{Report, suggest};
+use crate::expr::{self, ExprError};
+
+/// The actions Mobius implements natively, at any `@ref`.
+pub const SUPPORTED_ACTIONS: &[&str] = &[
+    "actions/checkout",
+    "actions/cache",
+    "actions/upload-artifact",
+    "actions/download-artifact",
+    "actions/setup-python",
+    "actions/setup-node",
+    "actions/setup-go",
+    "actions/setup-java",
+    "dtolnay/rust-toolchain",
+    "mobius/deploy",
+];
+
+/// Parses every `${{ }}` in every string of the document, and every `if:` (whose `${{ }}` is
+/// optional), reporting errors at the expression's position in the file.
+pub(crate) fn expressions(r: &mut Report, node: &Node) {
+    match &node.kind {
+        Kind::Str(text) if text.contains("${{") => {
+            if let Err(e) = expr::parse_template(text) {
+                let at = r.locate(node, text, error_column(&e).unwrap_or(1));
+                r.error(at, format!("invalid expression: {e}"));
+            }
+        }
+        Kind::Seq(items) => items.iter().for_each(|i| expressions(r, i)),
+        Kind::Map(entries) => {
+            for (k, v) in entries {
+                match (&v.kind, k.as_str()) {
+                    (Kind::Str(text), Some("if")) if !text.contains("${{") => {
+                        if let Err(e) = expr::parse(text) {
+                            let at = r.locate(v, text, error_column(&e).unwrap_or(1));
+                            r.error(at, format!("invalid expression in `if`: {e}"));
+                        }
+                    }
+                    _ => expressions(r, v),
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The column an expression error points at, when it has one.
+fn error_column(e: &ExprError) -> Option<usize> {
+    match e {
+        ExprError::Unexpected { column, .. }
+        | ExprError::UnterminatedString { column }
+        | ExprError::InvalidNumber { column, .. }
+        | ExprError::UnknownFunction { column, .. }
+        | ExprError::ArgumentCount { column, .. }
+        | ExprError::UnknownContext { column, .. }
+        | ExprError::TooDeep { column }
+        | ExprError::UnterminatedTemplate { column } => Some(*column),
+        _ => None,
+    }
+}
+
+/// The checks that need the whole model.
+pub(crate) fn workflow(r: &mut Report, w: &Workflow) {
+    needs(r, w);
+    for job in &w.jobs {
+        steps(r, job);
+        matrix_size(r, job);
+    }
+}
+
+fn needs(r: &mut Report, w: &Workflow) {
+    let ids: Vec<&str> = w.jobs.iter().map(|j| j.id.as_str()).collect();
+    for job in &w.jobs {
+        for (need, pos) in &job.needs {
+            if !ids.contains(&need.as_str()) {
+                let hint =
+                    suggest(need, ids.iter().copied()).map_or(String::new(), |s| format!("; did you mean `{s}`?"));
+                r.error(*pos, format!("job `{}` needs `{need}`, which is not defined{hint}", job.id));
+            }
+        }
+    }
+    // Depth-first search in file order; a back edge closes a cycle, reported once per set of
+    // jobs at the first job of the cycle.
+    let by_id: HashMap<&str, &Job> = w.jobs.iter().map(|j| (j.id.as_str(), j)).collect();
+    let mut done: HashSet<&str> = HashSet::new();
+    let mut reported: HashSet<Vec<&str>> = HashSet::new();
+    for job in &w.jobs {
+        let mut path = Vec::new();
+        visit(r, &by_id, job.id.as_str(), &mut path, &mut done, &mut reported);
+    }
+}
+
+fn visit<'w>(
+    r: &mut Report,
+    by_id: &HashMap<&'w str, &'w Job>,
+    id: &'w str,
+    path: &mut Vec<&'w str>,
+    done: &mut HashSet<&'w str>,
+    reported: &mut HashSet<Vec<&'w str>>,
+) {
+    if done.contains(id) {
+        return;
+    }
+    if let Some(start) = path.iter().position(|p| *p == id) {
+        let cycle = &path[start..];
+        let mut key = cycle.to_vec();
+        key.sort_unstable();
+        if reported.insert(key) {
+            let names: Vec<&str> = cycle.iter().copied().chain([id]).collect();
+            let pos = by_id.get(id).map_or(Pos { line: 1, column: 1 }, |j| j.pos);
+            r.error(pos, format!("`needs` cycle: {}", names.join(" → ")));
+        }
+        return;
+    }
+    let Some(job) = by_id.get(id) else { return };
+    path.push(id);
+    for (need, _) in &job.needs {
+        if let Some((key, _)) = by_id.get_key_value(need.as_str()) {
+            visit(r, by_id, key, path, done, reported);
+        }
+    }
+    path.pop();
+    done.insert(id);
+}
+
+fn steps(r: &mut Report, job: &Job) {
+    let mut seen: HashSet<&str> = HashSet::new();
+    for step in &job.steps {
+        if let Some(id) = &step.id
+            && !seen.insert(id.as_str())
+        {
+            r.error(step.pos, format!("duplicate step id `{id}` in job `{}`", job.id));
+        }
+        if let StepAction::Uses { action, pos, .. } = &step.action
+            && let Some(why) = unsupported(action)
+        {
+            r.error(*pos, format!("unsupported action `{action}` in job `{}`: {why}", job.id));
+        }
+    }
+}
+
+/// Why `uses: action` cannot run natively, if it cannot. Supported: [`SUPPORTED_ACTIONS`].
+pub fn unsupported(action: &str) -> Option<String> {
+    if action.starts_with("docker://") {
+        return Some("Docker actions are not supported: jobs run as host processes".into());
+    }
+    if action.starts_with("./") || action.starts_with("../") {
+        return Some("local actions are not supported; only built-in actions run natively".into());
+    }
+    let Some((name, reference)) = action.split_once('@') else {
+        return Some("a remote action needs an `@ref`".into());
+    };
+    if reference.is_empty() {
+        return Some("a remote action needs an `@ref`".into());
+    }
+    if SUPPORTED_ACTIONS.iter().any(|a| a.eq_ignore_ascii_case(name)) {
+        None
+    } else {
+        Some("not one of the built-in actions".into())
+    }
+}
+
+fn matrix_size(r: &mut Report, job: &Job) {
+    let Some(strategy) = &job.strategy else { return };
+    match expand_matrix(strategy) {
+        Ok(_) | Err(MatrixError::Dynamic) => {}
+        Err(MatrixError::TooMany { count }) => r.error(
+            job.pos,
+            format!("matrix of job `{}` expands to {count} combinations (at most {MAX_COMBINATIONS})", job.id),
+        ),
+        Err(e) => r.error(job.pos, format!("matrix of job `{}`: {e}", job.id)),
+    }
+}

@@ -1,0 +1,309 @@
+//! `on:` — the events that start a workflow, their filters, dispatch inputs and cron.
+
+use super::build::{check_keys, mapping, string, strings, type_error};
+use super::model::{Input, InputKind, RefFilter, Triggers};
+use super::yaml::{Kind, Node};
+use super::{Report, suggest};
+
+/// Every event GitHub can start a workflow with. Mobius raises push, pull_request,
+/// workflow_dispatch and schedule; the others are accepted and recorded.
+const EVENTS: &[&str] = &[
+    "branch_protection_rule",
+    "check_run",
+    "check_suite",
+    "create",
+    "delete",
+    "deployment",
+    "deployment_status",
+    "discussion",
+    "discussion_comment",
+    "fork",
+    "gollum",
+    "image_version",
+    "issue_comment",
+    "issues",
+    "label",
+    "merge_group",
+    "milestone",
+    "page_build",
+    "project",
+    "project_card",
+    "project_column",
+    "public",
+    "pull_request",
+    "pull_request_review",
+    "pull_request_review_comment",
+    "pull_request_target",
+    "push",
+    "registry_package",
+    "release",
+    "repository_dispatch",
+    "schedule",
+    "status",
+    "watch",
+    "workflow_call",
+    "workflow_dispatch",
+    "workflow_run",
+];
+const REF_FILTER_KEYS: &[&str] =
+    &["branches", "branches-ignore", "tags", "tags-ignore", "paths", "paths-ignore", "types"];
+
+pub(crate) fn triggers(r: &mut Report, node: &Node) -> Triggers {
+    let mut t = Triggers::default();
+    match &node.kind {
+        Kind::Str(_) => event(r, &mut t, node, None),
+        Kind::Seq(items) => {
+            for item in items {
+                if item.as_str().is_some() {
+                    event(r, &mut t, item, None);
+                } else {
+                    type_error(r, item, "on", "a list of event names");
+                }
+            }
+        }
+        Kind::Map(entries) => {
+            for (k, v) in entries {
+                event(r, &mut t, k, Some(v));
+            }
+        }
+        _ => type_error(r, node, "on", "an event name, a list or a mapping"),
+    }
+    t
+}
+
+fn event(r: &mut Report, t: &mut Triggers, name_node: &Node, config: Option<&Node>) {
+    let name = name_node.scalar_string().unwrap_or_default();
+    if !EVENTS.contains(&name.as_str()) {
+        let hint = suggest(&name, EVENTS.iter().copied()).map_or(String::new(), |s| format!("; did you mean `{s}`?"));
+        r.error(name_node.pos, format!("unknown event `{name}` in `on`{hint}"));
+        return;
+    }
+    // `push:` with nothing after it is a null config, the same as the shorthand.
+    let config = config.filter(|c| c.kind != Kind::Null);
+    match name.as_str() {
+        "push" => t.push = Some(config.map(|c| ref_filter(r, c, &name)).unwrap_or_default()),
+        "pull_request" => t.pull_request = Some(config.map(|c| ref_filter(r, c, &name)).unwrap_or_default()),
+        "workflow_dispatch" => t.workflow_dispatch = Some(config.map(|c| inputs(r, c)).unwrap_or_default()),
+        "schedule" => match config.map(|c| &c.kind) {
+            Some(Kind::Seq(items)) => {
+                for item in items {
+                    if let Some(cron) = cron_entry(r, item) {
+                        t.schedule.push(cron);
+                    }
+                }
+            }
+            Some(_) => type_error(r, config.unwrap_or(name_node), "schedule", "a sequence of `cron` entries"),
+            None => r.error(name_node.pos, "`schedule` needs at least one `cron` entry".into()),
+        },
+        _ => {
+            if let Some(c) = config {
+                if name == "pull_request_target" {
+                    ref_filter(r, c, &name);
+                } else {
+                    // Other events only get a shape check: their filters are GitHub's business.
+                    mapping(r, c, &name);
+                }
+            }
+            // Valid on GitHub, so not an error; but the workflow will never start on it here.
+            r.warning(name_node.pos, format!("event `{name}` is accepted but Mobius never raises it"));
+            t.other.push(name);
+        }
+    }
+}
+
+fn ref_filter(r: &mut Report, node: &Node, event: &str) -> RefFilter {
+    let mut f = RefFilter::default();
+    let Some(map) = mapping(r, node, event) else { return f };
+    check_keys(r, map, REF_FILTER_KEYS, &format!("`{event}`"));
+    for (k, v) in map {
+        let key = k.as_str().unwrap_or("");
+        let list = strings(r, v, key);
+        match key {
+            "branches" => f.branches = list,
+            "branches-ignore" => f.branches_ignore = list,
+            "tags" => f.tags = list,
+            "tags-ignore" => f.tags_ignore = list,
+            "paths" => f.paths = list,
+            "paths-ignore" => f.paths_ignore = list,
+            "types" => f.types = list,
+            _ => {}
+        }
+    }
+    for (a, b) in [("branches", "branches-ignore"), ("paths", "paths-ignore"), ("tags", "tags-ignore")] {
+        let has = |name: &str| map.iter().any(|(k, _)| k.as_str() == Some(name));
+        if has(a) && has(b) {
+            r.error(node.pos, format!("`{event}` cannot have both `{a}` and `{b}`"));
+        }
+    }
+    f
+}
+
+fn inputs(r: &mut Report, node: &Node) -> Vec<Input> {
+    let Some(map) = mapping(r, node, "workflow_dispatch") else { return Vec::new() };
+    check_keys(r, map, &["inputs"], "`workflow_dispatch`");
+    let Some((_, inputs)) = map.iter().find(|(k, _)| k.as_str() == Some("inputs")) else { return Vec::new() };
+    let Some(inputs) = mapping(r, inputs, "inputs") else { return Vec::new() };
+    inputs.iter().filter_map(|(k, v)| input(r, k, v)).collect()
+}
+
+fn input(r: &mut Report, key: &Node, node: &Node) -> Option<Input> {
+    let name = key.scalar_string()?;
+    let what = format!("input `{name}`");
+    let map = mapping(r, node, &what)?;
+    check_keys(r, map, &["description", "required", "default", "type", "options", "deprecationMessage"], &what);
+    let mut input = Input { name, description: None, required: false, kind: InputKind::String, default: None };
+    let mut options = Vec::new();
+    let mut kind_name = "string".to_string();
+    let mut kind_pos = node.pos;
+    let mut default_node = None;
+    for (k, v) in map {
+        match k.as_str().unwrap_or("") {
+            "description" => input.description = string(r, v, "description"),
+            "required" => match v.kind {
+                Kind::Bool(b) => input.required = b,
+                _ => type_error(r, v, "required", "a boolean"),
+            },
+            "default" => {
+                input.default = string(r, v, "default");
+                default_node = Some(v);
+            }
+            "type" => {
+                kind_name = string(r, v, "type").unwrap_or_default();
+                kind_pos = v.pos;
+            }
+            "options" => options = strings(r, v, "options"),
+            _ => {}
+        }
+    }
+    input.kind = match kind_name.as_str() {
+        "string" => InputKind::String,
+        "boolean" => InputKind::Boolean,
+        "number" => InputKind::Number,
+        "environment" => InputKind::Environment,
+        "choice" => {
+            if options.is_empty() {
+                r.error(node.pos, format!("{what} of type `choice` needs `options`"));
+            }
+            InputKind::Choice(options)
+        }
+        other => {
+            r.error(
+                kind_pos,
+                format!("{what} has unknown type `{other}` (string, boolean, choice, number or environment)"),
+            );
+            InputKind::String
+        }
+    };
+    if let (Some(d), Some(default)) = (default_node, &input.default) {
+        let ok = match &input.kind {
+            InputKind::Boolean => matches!(d.kind, Kind::Bool(_)) || default == "true" || default == "false",
+            InputKind::Number => default.parse::<f64>().is_ok(),
+            InputKind::Choice(options) => options.contains(default),
+            InputKind::String | InputKind::Environment => true,
+        };
+        if !ok {
+            r.error(d.pos, format!("default `{default}` of {what} does not fit its type"));
+        }
+    }
+    Some(input)
+}
+
+fn cron_entry(r: &mut Report, node: &Node) -> Option<String> {
+    let map = mapping(r, node, "schedule entry")?;
+    check_keys(r, map, &["cron"], "a `schedule` entry");
+    let (_, value) = map.iter().find(|(k, _)| k.as_str() == Some("cron"))?;
+    let cron = string(r, value, "cron")?;
+    // Starter workflows carry `$cron-daily`-style placeholders that GitHub fills in when the
+    // starter is added, like `$default-branch`.
+    if cron.starts_with("$cron-") {
+        return Some(cron);
+    }
+    if let Err(why) = check_cron(&cron) {
+        r.error(value.pos, format!("invalid cron `{cron}`: {why}"));
+        return None;
+    }
+    Some(cron)
+}
+
+const MONTHS: [&str; 12] = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
+const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+
+/// Checks a POSIX 5-field cron expression as GitHub accepts it: numbers, `*`, ranges,
+/// steps, lists, and month/day names.
+pub fn check_cron(cron: &str) -> Result<(), String> {
+    let fields: Vec<&str> = cron.split_whitespace().collect();
+    if fields.len() != 5 {
+        return Err(format!("expected 5 fields, found {}", fields.len()));
+    }
+    let specs: [(&str, u32, u32, &[&str]); 5] = [
+        ("minute", 0, 59, &[]),
+        ("hour", 0, 23, &[]),
+        ("day of month", 1, 31, &[]),
+        ("month", 1, 12, &MONTHS),
+        ("day of week", 0, 7, &DAYS),
+    ];
+    for (field, (label, min, max, names)) in fields.iter().zip(specs) {
+        for item in field.split(',') {
+            cron_item(item, min, max, names).map_err(|e| format!("{label} field `{field}`: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+fn cron_item(item: &str, min: u32, max: u32, names: &[&str]) -> Result<(), String> {
+    let (range, step) = match item.split_once('/') {
+        Some((range, step)) => (range, Some(step)),
+        None => (item, None),
+    };
+    if let Some(step) = step {
+        match step.parse::<u32>() {
+            Ok(n) if n > 0 && n <= max => {}
+            _ => return Err(format!("bad step `{step}`")),
+        }
+    }
+    if range == "*" {
+        return Ok(());
+    }
+    let value = |s: &str| -> Result<u32, String> {
+        let named = names.iter().position(|n| n.eq_ignore_ascii_case(s)).map(|i| i as u32 + min);
+        match named.or_else(|| s.parse::<u32>().ok()) {
+            Some(v) if (min..=max).contains(&v) => Ok(v),
+            _ => Err(format!("`{s}` is not in {min}-{max}")),
+        }
+    };
+    match range.split_once('-') {
+        Some((a, b)) => {
+            if value(a)? > value(b)? {
+                return Err(format!("range `{range}` is backwards"));
+            }
+        }
+        None => {
+            value(range)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_cron;
+
+    #[test]
+    fn cron() {
+        for ok in ["0 0 * * *", "*/15 1-5 1,15 JAN-MAR mon", "30 5 * * 1-5", "0 0 1 */2 7"] {
+            assert_eq!(check_cron(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "0 0 * *",
+            "60 0 * * *",
+            "0 24 * * *",
+            "0 0 0 * *",
+            "* * * 13 *",
+            "*/0 * * * *",
+            "5-1 * * * *",
+            "x * * * *",
+        ] {
+            assert!(check_cron(bad).is_err(), "{bad}");
+        }
+    }
+}
