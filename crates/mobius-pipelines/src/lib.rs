@@ -10,9 +10,11 @@
 //!   (`mobius lint`), and matrix expansion.
 //! - [`exec`]: running one job's `run:` steps as local processes: clean environment, process
 //!   groups, timeouts, the `GITHUB_ENV`/`GITHUB_OUTPUT`/`GITHUB_PATH` files, masked logs.
+//! - [`engine`]: running a workflow's jobs as a DAG on this machine: matrix, `needs`, fail-fast.
 //!
 //! The scheduler (the DAG of jobs) and `mobius run` come next.
 
+pub mod engine;
 pub mod exec;
 pub mod expr;
 pub mod mask;

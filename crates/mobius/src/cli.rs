@@ -38,6 +38,59 @@ pub enum Command {
     /// Register local git repositories, so deployments find their changes by ancestry
     #[command(subcommand)]
     Repo(RepoCommand),
+    /// Validate workflow files: YAML, unknown keys, expressions, `needs`, matrices, actions
+    ///
+    /// Checks `.github/workflows/*.yml|yaml` and `.mobius/workflows/*.yml|yaml` under the
+    /// repository root (the nearest directory above the current one holding `.git`), or the
+    /// files and directories given. Exits 1 if any file has an error; warnings alone exit 0.
+    Lint(LintArgs),
+    /// Run workflows locally, without a server (for now only `--list` is implemented)
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// Workflow files, or directories of them [default: the repository's workflow directories]
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Workflows (by file path, file name or `name:`) or job ids to run [default: every
+    /// workflow the event triggers]
+    #[arg(value_name = "WORKFLOW|JOB")]
+    pub targets: Vec<String>,
+    /// The event to simulate
+    #[arg(long, default_value = "push", value_parser = ["push", "pull_request", "workflow_dispatch"])]
+    pub event: String,
+    /// A `workflow_dispatch` input (repeatable)
+    #[arg(long = "input", value_name = "KEY=VALUE", value_parser = key_value)]
+    pub inputs: Vec<(String, String)>,
+    /// A secret for `${{ secrets.NAME }}` (repeatable); prefer --secrets-file, which keeps
+    /// secrets out of the shell history and the process list
+    #[arg(long = "secret", value_name = "NAME=VALUE", value_parser = key_value)]
+    pub secrets: Vec<(String, String)>,
+    /// Read secrets from a file of NAME=VALUE lines
+    #[arg(long, value_name = "FILE")]
+    pub secrets_file: Option<PathBuf>,
+    /// Run only the matrix combinations with this value (repeatable; all must match)
+    #[arg(long = "matrix", value_name = "KEY=VALUE", value_parser = key_value)]
+    pub matrix: Vec<(String, String)>,
+    /// How many jobs run at once [default: the number of CPU cores]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+    /// List the workflows and their jobs instead of running them
+    #[arg(long)]
+    pub list: bool,
+}
+
+/// Splits `KEY=VALUE` at the first `=`, so values may contain `=`.
+fn key_value(arg: &str) -> Result<(String, String), String> {
+    match arg.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got `{arg}`")),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -1,8 +1,10 @@
 //! One module per command family.
 
 mod events;
+mod lint;
 mod measure;
 mod repo;
+mod run;
 mod serve;
 mod token;
 
@@ -26,6 +28,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Flow(args) => measure::flow(data_dir, json, args).await,
         Command::Token(command) => token::run(data_dir, json, command).await,
         Command::Repo(command) => repo::run(data_dir, json, command),
+        Command::Lint(args) => lint::run(json, args),
+        Command::Run(args) => run::run(json, args),
     }
 }
 

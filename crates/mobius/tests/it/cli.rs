@@ -6,7 +6,7 @@ use crate::util::Dir;
 fn help_lists_every_command() {
     let dir = Dir::new();
     let help = dir.ok(&["--help"]);
-    for command in ["serve", "events", "dora", "flow", "token", "repo"] {
+    for command in ["serve", "events", "dora", "flow", "token", "repo", "lint", "run"] {
         assert!(help.contains(command), "{help}");
     }
     let dora = dir.ok(&["dora", "--help"]);

@@ -1,8 +1,9 @@
 //! Integration tests of the `mobius` binary: the CLI, the server over loopback, durability
-//! under kill -9, and DORA golden histories.
+//! under kill -9, DORA golden histories, and workflow linting and listing.
 
 mod cli;
 mod durability;
 mod golden;
+mod pipelines;
 mod server;
 mod util;

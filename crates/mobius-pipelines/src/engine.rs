@@ -1,0 +1,233 @@
+//! Running a parsed workflow's jobs on this machine, as a DAG.
+//!
+//! [`run`] expands each job's matrix into job instances (named as GitHub names them:
+//! `build (linux, 20)`, the matrix values in order), starts an instance once every job it
+//! `needs` has finished, and keeps at most [`RunOptions::jobs_parallelism`] instances running
+//! (and at most `strategy.max-parallel` of one matrix job). A job whose needs did not all
+//! succeed is skipped unless its `if:` calls a status function (`always()`, `failure()`…).
+//!
+//! Each instance gets its own directory under [`RunOptions::work_dir`] with a `workspace`,
+//! `home` and `temp`. Choice: the workspace is a copy of [`RunOptions::workspace_source`]
+//! (without `.git` and `target/`) when the job has an `actions/checkout` step, and empty
+//! otherwise — as on GitHub, where nothing is checked out without it. `actions/checkout` itself
+//! is then a no-op. Setup actions only check that their tool is on `PATH`; the other supported
+//! actions fail with an honest "not implemented yet".
+//!
+//! Extensions and limits: fractional `timeout-minutes` are honoured (GitHub accepts any number
+//! there too); after a job is cancelled (fail-fast or timeout) its remaining steps are reported
+//! `skipped`, even `if: always()` ones; secrets shorter than
+//! [`MIN_SECRET_CHARS`](crate::mask::MIN_SECRET_CHARS) cannot be masked and are left out of the
+//! masker (they are still in the `secrets` context).
+//!
+//! Progress is reported to a [`RunObserver`] as it happens; the end result is a [`RunReport`].
+//! [`run`] must be called inside a Tokio runtime with timers enabled; its future is not `Send`
+//! (the observer is borrowed), so a caller drives it with `block_on` or on a local task, while
+//! the jobs themselves run on the runtime's worker threads.
+
+mod actions;
+mod job;
+mod schedule;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::exec::LogLine;
+
+pub use schedule::run;
+
+/// What a run needs besides the workflow.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The repository directory, copied into the workspace of jobs that check out.
+    pub workspace_source: PathBuf,
+    /// How many job instances may run at once (at least 1).
+    pub jobs_parallelism: usize,
+    /// The event that triggered the run (`github.event_name`, `GITHUB_EVENT_NAME`).
+    pub event_name: String,
+    /// The `github` context as the caller knows it (`ref`, `sha`, `repository`, `event`…);
+    /// the engine adds `event_name`, `job`, `run_id` and `workspace`.
+    pub github: Value,
+    /// The `inputs` context.
+    pub inputs: Map<String, Value>,
+    /// The `secrets` context; the values are masked in logs.
+    pub secrets: BTreeMap<String, String>,
+    /// The `vars` context.
+    pub vars: BTreeMap<String, String>,
+    /// Run only these jobs and what they need, transitively; all jobs when empty.
+    pub selected_jobs: Vec<String>,
+    /// Run only matrix instances whose `matrix.<key>` renders as the value (`os=linux`);
+    /// a filter on a key a job's matrix lacks does not apply to it.
+    pub matrix_filter: Vec<(String, String)>,
+    /// Where each instance's workspace, home and temp dirs are created.
+    pub work_dir: PathBuf,
+    /// `GITHUB_RUN_ID`.
+    pub run_id: u64,
+}
+
+impl RunOptions {
+    /// Options with the defaults: as many parallel jobs as cores, a `push` event, an empty
+    /// `github` context, no inputs, secrets or vars, every job.
+    pub fn new(workspace_source: impl Into<PathBuf>, work_dir: impl Into<PathBuf>) -> RunOptions {
+        let run_id =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+        RunOptions {
+            workspace_source: workspace_source.into(),
+            jobs_parallelism: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            event_name: "push".to_owned(),
+            github: Value::Object(Map::new()),
+            inputs: Map::new(),
+            secrets: BTreeMap::new(),
+            vars: BTreeMap::new(),
+            selected_jobs: Vec::new(),
+            matrix_filter: Vec::new(),
+            work_dir: work_dir.into(),
+            run_id,
+        }
+    }
+}
+
+/// How a job, a step or the run ended: GitHub's `result` / `conclusion` words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Succeeded.
+    Success,
+    /// Failed (or timed out).
+    Failure,
+    /// Cancelled by fail-fast or a timeout of its job.
+    Cancelled,
+    /// Not run: its `if:` was false or a needed job did not succeed.
+    Skipped,
+}
+
+impl Status {
+    /// The word used in expressions (`needs.a.result == 'success'`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Success => "success",
+            Status::Failure => "failure",
+            Status::Cancelled => "cancelled",
+            Status::Skipped => "skipped",
+        }
+    }
+}
+
+/// One step of a job instance, once run (or skipped).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// The step's `id`, or `__<index>` as GitHub names steps without one.
+    pub id: String,
+    /// The display name: `name`, else `Run <first line>` or `Run <action>`.
+    pub name: String,
+    /// How it ended before `continue-on-error`.
+    pub outcome: Status,
+    /// How it ended after `continue-on-error`.
+    pub conclusion: Status,
+}
+
+/// One job instance (one matrix combination).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobReport {
+    /// The job's id in the workflow.
+    pub id: String,
+    /// The display name, with the matrix values in parentheses.
+    pub name: String,
+    /// The matrix combination; empty without a matrix.
+    pub matrix: Map<String, Value>,
+    /// How the job ended before `continue-on-error`.
+    pub outcome: Status,
+    /// How the job ended after `continue-on-error`: what `needs.<id>.result` sees.
+    pub result: Status,
+    /// The job's `outputs`, rendered after its steps.
+    pub outputs: BTreeMap<String, String>,
+    /// Its steps; empty when the job was skipped or cancelled before starting.
+    pub steps: Vec<StepReport>,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// Failure if a job's result is failure, else cancelled if one was cancelled, else success.
+    pub result: Status,
+    /// Every job instance, in the workflow's job order then matrix order.
+    pub jobs: Vec<JobReport>,
+}
+
+/// Watches a run as it happens, e.g. to draw a live view. Every method has an empty default.
+/// Jobs are named by their instance display name ([`JobReport::name`]).
+pub trait RunObserver {
+    /// An instance is known and waits for its needs or a free slot.
+    fn job_queued(&mut self, _job: &str) {}
+    /// An instance started.
+    fn job_started(&mut self, _job: &str) {}
+    /// An instance ended (also when skipped or cancelled without starting).
+    fn job_finished(&mut self, _job: &str, _result: Status, _duration: Duration) {}
+    /// A step started.
+    fn step_started(&mut self, _job: &str, _step: &str) {}
+    /// A step ended.
+    fn step_finished(&mut self, _job: &str, _step: &StepReport) {}
+    /// A (masked) line of a step's output, or a line of the runner's own about it.
+    fn log_line(&mut self, _job: &str, _step: &str, _line: &LogLine) {}
+}
+
+/// One event seen by a [`RecordingObserver`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ObservedEvent {
+    /// [`RunObserver::job_queued`].
+    JobQueued(String),
+    /// [`RunObserver::job_started`].
+    JobStarted(String),
+    /// [`RunObserver::job_finished`], without the duration.
+    JobFinished(String, Status),
+    /// [`RunObserver::step_started`].
+    StepStarted(String, String),
+    /// [`RunObserver::step_finished`].
+    StepFinished(String, StepReport),
+    /// [`RunObserver::log_line`]: job, step, text.
+    Log(String, String, String),
+}
+
+/// Records every event in order; for tests.
+#[derive(Debug, Clone, Default)]
+pub struct RecordingObserver {
+    /// The events so far.
+    pub events: Vec<ObservedEvent>,
+}
+
+impl RecordingObserver {
+    /// The text of every log line, in order.
+    pub fn log_text(&self) -> Vec<&str> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                ObservedEvent::Log(_, _, text) => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl RunObserver for RecordingObserver {
+    fn job_queued(&mut self, job: &str) {
+        self.events.push(ObservedEvent::JobQueued(job.to_owned()));
+    }
+    fn job_started(&mut self, job: &str) {
+        self.events.push(ObservedEvent::JobStarted(job.to_owned()));
+    }
+    fn job_finished(&mut self, job: &str, result: Status, _duration: Duration) {
+        self.events.push(ObservedEvent::JobFinished(job.to_owned(), result));
+    }
+    fn step_started(&mut self, job: &str, step: &str) {
+        self.events.push(ObservedEvent::StepStarted(job.to_owned(), step.to_owned()));
+    }
+    fn step_finished(&mut self, job: &str, step: &StepReport) {
+        self.events.push(ObservedEvent::StepFinished(job.to_owned(), step.clone()));
+    }
+    fn log_line(&mut self, job: &str, step: &str, line: &LogLine) {
+        self.events.push(ObservedEvent::Log(job.to_owned(), step.to_owned(), line.text.clone()));
+    }
+}

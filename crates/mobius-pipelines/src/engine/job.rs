@@ -1,0 +1,437 @@
+//! Running one job instance: its directories, environment, steps and outputs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::actions::{self, Native};
+use super::schedule::{base_context, setting_bool, setting_number};
+use super::{JobReport, RunOptions, Status, StepReport};
+use crate::exec::{
+    CancellationSignal, Conclusion, JobEnv, JobState, LogLine, LogSink, Outcome, Shell, StepSpec, Stream, run_step,
+};
+use crate::expr::{self, Context, JobStatus, MapContext};
+use crate::mask::{MIN_SECRET_CHARS, MaskError, Masker};
+use crate::workflow::{Combination, Job, Pairs, Step, StepAction, Workflow};
+
+/// What a job task tells the scheduler while it runs.
+#[derive(Debug)]
+pub(super) enum Event {
+    JobStarted(String),
+    StepStarted(String, String),
+    StepFinished(String, StepReport),
+    Log(String, String, LogLine),
+}
+
+/// One instance to run, as the scheduler hands it over.
+pub(super) struct Instance {
+    /// Its position in the scheduler's list, to name its directory uniquely.
+    pub index: usize,
+    /// Its job's position in the workflow.
+    pub job: usize,
+    pub name: String,
+    pub matrix: Combination,
+    /// The `needs` context.
+    pub needs: Value,
+    /// Triggered by fail-fast for every instance of the job.
+    pub cancel: CancellationSignal,
+}
+
+/// Sends a step's lines to the scheduler, which hands them to the observer.
+struct ChannelSink {
+    sender: UnboundedSender<Event>,
+    job: String,
+    step: String,
+}
+
+impl LogSink for ChannelSink {
+    fn line(&mut self, line: LogLine) {
+        // The scheduler outlives every job task, so a send only fails while it is shutting down.
+        let _ = self.sender.send(Event::Log(self.job.clone(), self.step.clone(), line));
+    }
+}
+
+impl ChannelSink {
+    /// A line from the runner itself, about the step.
+    fn say(&mut self, masker: &Masker, text: &str) {
+        let text = String::from_utf8_lossy(&masker.mask(text.as_bytes())).into_owned();
+        self.line(LogLine { at: SystemTime::now(), stream: Stream::Stderr, text });
+    }
+}
+
+/// Runs every step of the instance and reports the job.
+pub(super) async fn run_instance(
+    workflow: &Workflow,
+    opts: &RunOptions,
+    instance: Instance,
+    sender: UnboundedSender<Event>,
+) -> JobReport {
+    let Some(job) = workflow.jobs.get(instance.job) else {
+        return report(&instance, "", Status::Failure, Status::Failure, BTreeMap::new(), Vec::new());
+    };
+    let _ = sender.send(Event::JobStarted(instance.name.clone()));
+    let mut sink = ChannelSink { sender: sender.clone(), job: instance.name.clone(), step: "Set up job".into() };
+    let Ok(masker) = masker(&opts.secrets) else {
+        return report(&instance, &job.id, Status::Failure, Status::Failure, BTreeMap::new(), Vec::new());
+    };
+    let ctx = base_context(opts, job, &instance.needs, &instance.matrix);
+    let dirs = match prepare_dirs(opts, job, &instance) {
+        Ok(dirs) => dirs,
+        Err(why) => {
+            sink.say(&masker, &format!("cannot prepare the job's directories: {why}"));
+            return report(&instance, &job.id, Status::Failure, Status::Failure, BTreeMap::new(), Vec::new());
+        }
+    };
+    let mut github = ctx.context("github").unwrap_or_else(|| json!({}));
+    if let Value::Object(map) = &mut github {
+        map.insert("workspace".into(), Value::String(dirs.workspace.display().to_string()));
+    }
+    let runner = json!({ "os": "Linux", "arch": runner_arch(), "temp": dirs.temp.display().to_string() });
+    let ctx = ctx.with("github", github).with("runner", runner).with_workspace(&dirs.workspace);
+    let mut env = documented_env(opts, job, &dirs);
+    // Workflow env first, then job env, each rendered with what is defined before it.
+    for pairs in [&workflow.env, &job.env] {
+        let rendered = render_pairs(pairs, &ctx.clone().with("env", json!(env)), &mut sink, &masker);
+        env.extend(rendered);
+    }
+    let job_env = JobEnv {
+        workspace: dirs.workspace.clone(),
+        home: dirs.home.clone(),
+        temp: dirs.temp.clone(),
+        base_env: env.clone(),
+        path: std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default(),
+        masker: masker.clone(),
+    };
+    let mut state = JobState::new(job_env);
+    // The job's own signal: fail-fast of its matrix, or its timeout.
+    let cancel = CancellationSignal::new();
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let timeout = setting_number(&job.timeout_minutes, &ctx).map(minutes).unwrap_or(Duration::from_secs(360 * 60));
+    let watcher = tokio::spawn({
+        let (group, cancel, timed_out) = (instance.cancel.clone(), cancel.clone(), timed_out.clone());
+        async move {
+            tokio::select! {
+                () = group.cancelled() => {}
+                () = tokio::time::sleep(timeout) => timed_out.store(true, Ordering::SeqCst),
+            }
+            cancel.cancel();
+        }
+    });
+    let mut steps_ctx = Map::new();
+    let mut steps = Vec::new();
+    let mut failed = false;
+    for (index, step) in job.steps.iter().enumerate() {
+        let id = step.id.clone().unwrap_or_else(|| format!("__{index}"));
+        let name = step_name(step);
+        sink.step = name.clone();
+        let status = if failed { JobStatus::Failure } else { JobStatus::Success };
+        let step_ctx = ctx.clone().with("steps", Value::Object(steps_ctx.clone())).with_status(status);
+        let env_ctx = json!(merged(&env, state.exported_env()));
+        let step_ctx = step_ctx.with("env", env_ctx);
+        let run = !cancel.is_cancelled()
+            && match expr::evaluate_condition(step.if_.as_deref().unwrap_or(""), &step_ctx) {
+                Ok(run) => run,
+                Err(why) => {
+                    sink.say(&masker, &format!("cannot evaluate `if:`: {why}"));
+                    failed = true;
+                    false
+                }
+            };
+        let (outcome, conclusion, outputs) = if run {
+            let _ = sender.send(Event::StepStarted(instance.name.clone(), name.clone()));
+            let (outcome, conclusion, outputs) =
+                run_one(workflow, job, step, &name, &step_ctx, &mut state, &mut sink, &masker, &cancel).await;
+            (outcome, conclusion, outputs)
+        } else {
+            (Status::Skipped, Status::Skipped, BTreeMap::new())
+        };
+        if conclusion == Status::Failure {
+            failed = true;
+        }
+        steps_ctx.insert(
+            id.clone(),
+            json!({ "outputs": outputs, "outcome": outcome.as_str(), "conclusion": conclusion.as_str() }),
+        );
+        let step_report = StepReport { id, name, outcome, conclusion };
+        if run {
+            let _ = sender.send(Event::StepFinished(instance.name.clone(), step_report.clone()));
+        }
+        steps.push(step_report);
+    }
+    watcher.abort();
+    let out_ctx = ctx.clone().with("steps", Value::Object(steps_ctx)).with("env", json!(env));
+    sink.step = "Complete job".into();
+    let outputs: BTreeMap<String, String> =
+        render_pairs(&job.outputs, &out_ctx, &mut sink, &masker).into_iter().collect();
+    let outcome = if timed_out.load(Ordering::SeqCst) {
+        sink.say(&masker, "the job ran past its timeout-minutes and was cancelled");
+        Status::Failure
+    } else if cancel.is_cancelled() {
+        Status::Cancelled
+    } else if failed {
+        Status::Failure
+    } else {
+        Status::Success
+    };
+    let result = if outcome == Status::Failure && setting_bool(&job.continue_on_error, &out_ctx, false) {
+        Status::Success
+    } else {
+        outcome
+    };
+    report(&instance, &job.id, outcome, result, outputs, steps)
+}
+
+fn report(
+    instance: &Instance,
+    id: &str,
+    outcome: Status,
+    result: Status,
+    outputs: BTreeMap<String, String>,
+    steps: Vec<StepReport>,
+) -> JobReport {
+    JobReport {
+        id: id.to_owned(),
+        name: instance.name.clone(),
+        matrix: instance.matrix.clone(),
+        outcome,
+        result,
+        outputs,
+        steps,
+    }
+}
+
+/// Runs one step that its `if:` let through: outcome, conclusion, outputs.
+#[allow(clippy::too_many_arguments)]
+async fn run_one(
+    workflow: &Workflow,
+    job: &Job,
+    step: &Step,
+    name: &str,
+    ctx: &MapContext,
+    state: &mut JobState,
+    sink: &mut ChannelSink,
+    masker: &Masker,
+    cancel: &CancellationSignal,
+) -> (Status, Status, BTreeMap<String, String>) {
+    let continue_on_error = setting_bool(&step.continue_on_error, ctx, false);
+    let fail = |continue_on_error: bool| {
+        let conclusion = if continue_on_error { Status::Success } else { Status::Failure };
+        (Status::Failure, conclusion, BTreeMap::new())
+    };
+    match &step.action {
+        StepAction::Uses { action, .. } => match actions::native(action) {
+            Native::Checkout => (Status::Success, Status::Success, BTreeMap::new()),
+            Native::RequireTool(tool) => {
+                let mut dirs: Vec<PathBuf> = state.added_path().to_vec();
+                dirs.extend(state.job_env().path.iter().cloned());
+                if actions::on_path(tool, &dirs) {
+                    sink.say(
+                        masker,
+                        &format!("using `{tool}` from PATH; {} installs nothing", actions::action_name(action)),
+                    );
+                    (Status::Success, Status::Success, BTreeMap::new())
+                } else {
+                    sink.say(
+                        masker,
+                        &format!(
+                            "`{tool}` is not on PATH: install it first, {} cannot install it here",
+                            actions::action_name(action)
+                        ),
+                    );
+                    fail(continue_on_error)
+                }
+            }
+            Native::NotImplemented(why) => {
+                sink.say(masker, &why);
+                fail(continue_on_error)
+            }
+        },
+        StepAction::Run(script) => {
+            let rendered = (|| -> Result<StepSpec, expr::ExprError> {
+                let mut env = BTreeMap::new();
+                for (key, value) in &step.env {
+                    env.insert(key.clone(), expr::render(value, ctx)?);
+                }
+                let working_directory = step
+                    .working_directory
+                    .as_ref()
+                    .or(job.defaults.working_directory.as_ref())
+                    .or(workflow.defaults.working_directory.as_ref())
+                    .map(|dir| expr::render(dir, ctx).map(PathBuf::from))
+                    .transpose()?;
+                let shell = step.shell.as_ref().or(job.defaults.shell.as_ref()).or(workflow.defaults.shell.as_ref());
+                Ok(StepSpec {
+                    name: name.to_owned(),
+                    script: expr::render(script, ctx)?,
+                    shell: shell.map(|s| parse_shell(s)).unwrap_or(Shell::Bash),
+                    working_directory,
+                    env,
+                    timeout: step.timeout_minutes.as_ref().and_then(|t| setting_number(t, ctx)).map(minutes),
+                    continue_on_error,
+                })
+            })();
+            let spec = match rendered {
+                Ok(spec) => spec,
+                Err(why) => {
+                    sink.say(masker, &format!("cannot evaluate an expression of the step: {why}"));
+                    return fail(continue_on_error);
+                }
+            };
+            let result = run_step(state, &spec, sink, cancel.clone()).await;
+            let outcome = match result.outcome {
+                Outcome::Success => Status::Success,
+                Outcome::Failure { .. } | Outcome::TimedOut => Status::Failure,
+                Outcome::Cancelled => Status::Cancelled,
+            };
+            let conclusion = match result.conclusion() {
+                Conclusion::Success => Status::Success,
+                Conclusion::Failure => Status::Failure,
+                Conclusion::Cancelled => Status::Cancelled,
+            };
+            (outcome, conclusion, result.outputs)
+        }
+    }
+}
+
+/// A `shell:` value as the executor knows it; a custom command without `{0}` gets the script
+/// path appended, as GitHub does.
+fn parse_shell(shell: &str) -> Shell {
+    match shell.trim() {
+        "bash" => Shell::Bash,
+        "sh" => Shell::Sh,
+        "python" => Shell::Python,
+        custom if custom.contains("{0}") => Shell::Custom(custom.to_owned()),
+        custom => Shell::Custom(format!("{custom} {{0}}")),
+    }
+}
+
+/// GitHub's default step names: `Run <first line of the script>` or `Run <action>`.
+fn step_name(step: &Step) -> String {
+    if let Some(name) = &step.name {
+        return name.clone();
+    }
+    match &step.action {
+        StepAction::Run(script) => format!("Run {}", script.lines().next().unwrap_or("").trim()),
+        StepAction::Uses { action, .. } => format!("Run {action}"),
+    }
+}
+
+/// Timeouts past about a year are clamped rather than overflowing a `Duration`.
+fn minutes(m: f64) -> Duration {
+    Duration::from_secs_f64((m * 60.0).clamp(0.0, 3.2e7))
+}
+
+fn merged(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut out = a.clone();
+    out.extend(b.iter().map(|(k, v)| (k.clone(), v.clone())));
+    out
+}
+
+/// Renders `env`/`outputs` pairs; a value that fails to render is logged and left out.
+fn render_pairs(pairs: &Pairs, ctx: &MapContext, sink: &mut ChannelSink, masker: &Masker) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (key, value) in pairs {
+        match expr::render(value, ctx) {
+            Ok(text) => out.push((key.clone(), text)),
+            Err(why) => sink.say(masker, &format!("cannot evaluate `{key}`: {why}")),
+        }
+    }
+    out
+}
+
+/// The masker for the secrets; values too short to mask safely are left out (masking `a` would
+/// make every log unreadable), so building it cannot fail on length.
+fn masker(secrets: &BTreeMap<String, String>) -> Result<Masker, MaskError> {
+    let maskable = secrets.iter().filter(|(_, v)| v.chars().count() >= MIN_SECRET_CHARS);
+    Masker::new(maskable.map(|(k, v)| (k.clone(), v.as_str())))
+}
+
+struct Dirs {
+    workspace: PathBuf,
+    home: PathBuf,
+    temp: PathBuf,
+}
+
+fn prepare_dirs(opts: &RunOptions, job: &Job, instance: &Instance) -> std::io::Result<Dirs> {
+    let safe: String =
+        instance.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    let root = opts.work_dir.join(format!("{}-{safe}", instance.index));
+    // A work dir reused from an earlier run must not leak files into this one.
+    if root.exists() {
+        std::fs::remove_dir_all(&root)?;
+    }
+    let dirs = Dirs { workspace: root.join("workspace"), home: root.join("home"), temp: root.join("temp") };
+    for dir in [&dirs.workspace, &dirs.home, &dirs.temp] {
+        std::fs::create_dir_all(dir)?;
+    }
+    let checks_out = job.steps.iter().any(
+        |s| matches!(&s.action, StepAction::Uses { action, .. } if actions::action_name(action) == "actions/checkout"),
+    );
+    if checks_out {
+        actions::copy_tree(&opts.workspace_source, &dirs.workspace)?;
+    }
+    Ok(dirs)
+}
+
+fn documented_env(opts: &RunOptions, job: &Job, dirs: &Dirs) -> BTreeMap<String, String> {
+    let github =
+        |key: &str| opts.github.get(key).map(|v| expr::Value::from_json(v).to_display_string()).unwrap_or_default();
+    let path = |p: &Path| p.display().to_string();
+    let mut env = BTreeMap::new();
+    for (key, value) in [
+        ("CI", "true".to_owned()),
+        ("GITHUB_ACTIONS", "true".to_owned()),
+        ("GITHUB_WORKSPACE", path(&dirs.workspace)),
+        ("GITHUB_REPOSITORY", github("repository")),
+        ("GITHUB_SHA", github("sha")),
+        ("GITHUB_REF", github("ref")),
+        ("GITHUB_EVENT_NAME", opts.event_name.clone()),
+        ("GITHUB_JOB", job.id.clone()),
+        ("GITHUB_RUN_ID", opts.run_id.to_string()),
+        ("GITHUB_REF_NAME", ref_name(&github("ref")).to_owned()),
+        ("RUNNER_OS", "Linux".to_owned()),
+        ("RUNNER_ARCH", runner_arch().to_owned()),
+        ("RUNNER_TEMP", path(&dirs.temp)),
+        ("MOBIUS", "true".to_owned()),
+        ("MOBIUS_RUN_ID", opts.run_id.to_string()),
+    ] {
+        env.insert(key.to_owned(), value);
+    }
+    env
+}
+
+/// `refs/heads/main` → `main`, `refs/tags/v1` → `v1`; anything else as is.
+fn ref_name(reference: &str) -> &str {
+    ["refs/heads/", "refs/tags/"].iter().find_map(|p| reference.strip_prefix(p)).unwrap_or(reference)
+}
+
+/// `runner.arch` in GitHub's words.
+fn runner_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "X64",
+        "x86" => "X86",
+        "aarch64" => "ARM64",
+        "arm" => "ARM",
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shells_and_names() {
+        assert_eq!(parse_shell("bash"), Shell::Bash);
+        assert_eq!(parse_shell("perl {0}"), Shell::Custom("perl {0}".into()));
+        assert_eq!(parse_shell("zsh -e"), Shell::Custom("zsh -e {0}".into()));
+        assert_eq!(ref_name("refs/heads/main"), "main");
+        assert_eq!(minutes(0.02), Duration::from_millis(1200));
+        assert_eq!(minutes(-1.0), Duration::ZERO);
+    }
+}

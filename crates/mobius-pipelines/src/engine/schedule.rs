@@ -1,0 +1,442 @@
+//! The scheduler: matrix expansion, `needs`, job `if:`, parallelism, fail-fast.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::job::{Event, Instance, run_instance};
+use super::{JobReport, RunObserver, RunOptions, RunReport, Status};
+use crate::exec::{CancellationSignal, LogLine, Stream};
+use crate::expr::{self, JobStatus, MapContext};
+use crate::workflow::{Combination, Job, MatrixSpec, Setting, Workflow, expand_matrix};
+
+/// Where an instance is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Needs are met and its `if:` is true; waiting for a slot.
+    Ready,
+    Running,
+    Done,
+}
+
+struct Slot {
+    job: usize,
+    report: JobReport,
+    state: State,
+}
+
+/// Runs the workflow's jobs and reports each instance's result. Never panics on a workflow that
+/// parsed: a matrix that cannot be expanded or an `if:` that cannot be evaluated fails that job.
+pub async fn run(workflow: &Workflow, opts: RunOptions, observer: &mut dyn RunObserver) -> RunReport {
+    let workflow = Arc::new(workflow.clone());
+    let opts = Arc::new(opts);
+    let wanted = wanted_jobs(&workflow, &opts.selected_jobs);
+    let mut slots: Vec<Slot> = Vec::new();
+    // A job's instances are created when its needs are done, because a failed need means one
+    // skipped entry rather than one per combination; until then the job has one placeholder.
+    let mut expanded = vec![false; workflow.jobs.len()];
+    let cancel: Vec<CancellationSignal> = workflow.jobs.iter().map(|_| CancellationSignal::new()).collect();
+    let (sender, mut events) = mpsc::unbounded_channel::<Event>();
+    let mut tasks: JoinSet<(usize, JobReport, Duration)> = JoinSet::new();
+    let mut running = 0usize;
+    loop {
+        expand_ready(&workflow, &opts, &wanted, &mut expanded, &mut slots, observer);
+        start_ready(&workflow, &opts, &cancel, &mut slots, &mut tasks, &sender, &mut running, observer);
+        if running == 0 {
+            break;
+        }
+        tokio::select! {
+            Some(event) = events.recv() => forward(event, observer),
+            Some(joined) = tasks.join_next() => {
+                running -= 1;
+                // A panicking job task is a bug; its slot then ends as cancelled rather than hang.
+                let Ok((index, report, duration)) = joined else { continue };
+                while let Ok(event) = events.try_recv() {
+                    forward(event, observer);
+                }
+                let Some(slot) = slots.get_mut(index) else { continue };
+                let job = slot.job;
+                if report.outcome == Status::Failure && report.result == Status::Failure && fail_fast(&workflow.jobs[job], &report.matrix) {
+                    cancel[job].cancel();
+                }
+                observer.job_finished(&report.name, report.result, duration);
+                slot.report = report;
+                slot.state = State::Done;
+            }
+        }
+    }
+    // Jobs whose needs never completed (impossible once validated: unknown needs and cycles
+    // are lint errors) are reported skipped rather than silently dropped.
+    for (index, job) in workflow.jobs.iter().enumerate() {
+        if wanted.contains(&job.id) && !expanded[index] {
+            let report = blank_report(job, Combination::new(), Status::Skipped);
+            observer.job_finished(&report.name, report.result, Duration::ZERO);
+            slots.push(Slot { job: index, report, state: State::Done });
+        }
+    }
+    // Instances still not done (only after a job task panicked) end as cancelled.
+    for slot in slots.iter_mut().filter(|s| s.state != State::Done) {
+        slot.report.outcome = Status::Cancelled;
+        slot.report.result = Status::Cancelled;
+        observer.job_finished(&slot.report.name, Status::Cancelled, Duration::ZERO);
+    }
+    let mut jobs: Vec<JobReport> = Vec::new();
+    for index in 0..workflow.jobs.len() {
+        jobs.extend(slots.iter().filter(|s| s.job == index).map(|s| s.report.clone()));
+    }
+    let result = if jobs.iter().any(|j| j.result == Status::Failure) {
+        Status::Failure
+    } else if jobs.iter().any(|j| j.result == Status::Cancelled) {
+        Status::Cancelled
+    } else {
+        Status::Success
+    };
+    RunReport { result, jobs }
+}
+
+fn forward(event: Event, observer: &mut dyn RunObserver) {
+    match event {
+        Event::JobStarted(job) => observer.job_started(&job),
+        Event::StepStarted(job, step) => observer.step_started(&job, &step),
+        Event::StepFinished(job, step) => observer.step_finished(&job, &step),
+        Event::Log(job, step, line) => observer.log_line(&job, &step, &line),
+    }
+}
+
+/// The selected jobs and everything they need, transitively; every job when none is selected.
+fn wanted_jobs(workflow: &Workflow, selected: &[String]) -> BTreeSet<String> {
+    if selected.is_empty() {
+        return workflow.jobs.iter().map(|j| j.id.clone()).collect();
+    }
+    let mut wanted = BTreeSet::new();
+    let mut todo: Vec<String> = selected.to_vec();
+    while let Some(id) = todo.pop() {
+        if let Some(job) = workflow.job(&id)
+            && wanted.insert(id)
+        {
+            todo.extend(job.needs.iter().map(|(n, _)| n.clone()));
+        }
+    }
+    wanted
+}
+
+/// `build (linux, 20)`: GitHub's name for a matrix instance — the values, not the keys.
+pub(super) fn display_name(job: &Job, matrix: &Combination) -> String {
+    let base = job.name.clone().unwrap_or_else(|| job.id.clone());
+    if matrix.is_empty() {
+        return base;
+    }
+    // The combination's map is sorted by key; GitHub lists the axes in file order, then the
+    // keys that `include` added.
+    let mut keys: Vec<&String> = match job.strategy.as_ref().and_then(|s| s.matrix.as_ref()) {
+        Some(MatrixSpec::Static(m)) => m.axes.iter().map(|(k, _)| k).filter(|k| matrix.contains_key(*k)).collect(),
+        _ => Vec::new(),
+    };
+    let added: Vec<&String> = matrix.keys().filter(|k| !keys.contains(k)).collect();
+    keys.extend(added);
+    let values: Vec<String> =
+        keys.iter().filter_map(|k| matrix.get(*k)).map(|v| expr::Value::from_json(v).to_display_string()).collect();
+    format!("{base} ({})", values.join(", "))
+}
+
+/// The `needs` context for a job, when every needed job is done; `None` while one is not. A
+/// matrix job's result is failure if an instance failed, else cancelled, else success (GitHub
+/// reports skipped only when every instance was); its outputs merge its instances'.
+fn needs_context(workflow: &Workflow, job: &Job, slots: &[Slot], expanded: &[bool]) -> Option<Needs> {
+    let mut needs = Map::new();
+    let mut status = JobStatus::Success;
+    let mut skipped = false;
+    for (need, _) in &job.needs {
+        let index = workflow.jobs.iter().position(|j| &j.id == need)?;
+        if !expanded[index] {
+            return None;
+        }
+        let instances: Vec<&Slot> = slots.iter().filter(|s| s.job == index).collect();
+        if instances.iter().any(|s| s.state != State::Done) {
+            return None;
+        }
+        let results: Vec<Status> = instances.iter().map(|s| s.report.result).collect();
+        let result = [Status::Failure, Status::Cancelled, Status::Success]
+            .into_iter()
+            .find(|r| results.contains(r))
+            .unwrap_or(Status::Skipped);
+        match result {
+            Status::Failure if status == JobStatus::Success => status = JobStatus::Failure,
+            Status::Cancelled => status = JobStatus::Cancelled,
+            Status::Skipped => skipped = true,
+            _ => {}
+        }
+        let mut outputs = Map::new();
+        for slot in &instances {
+            for (k, v) in &slot.report.outputs {
+                outputs.insert(k.clone(), Value::String(v.clone()));
+            }
+        }
+        needs.insert(need.clone(), json!({ "result": result.as_str(), "outputs": outputs }));
+    }
+    Some(Needs { context: Value::Object(needs), status, skipped })
+}
+
+/// What a job's needs say once they are all done.
+struct Needs {
+    /// The `needs` context.
+    context: Value,
+    /// Failure if a needed job failed, cancelled if one was cancelled: the status functions'
+    /// view.
+    status: JobStatus,
+    /// A needed job was skipped: the job is skipped too unless its `if:` uses a status
+    /// function, but `failure()` stays false, since nothing failed.
+    skipped: bool,
+}
+
+/// The context for a job-level expression (`if:`, `strategy`).
+pub(super) fn base_context(opts: &RunOptions, job: &Job, needs: &Value, matrix: &Combination) -> MapContext {
+    let mut github = opts.github.clone();
+    if let Value::Object(map) = &mut github {
+        map.insert("event_name".into(), Value::String(opts.event_name.clone()));
+        map.insert("job".into(), Value::String(job.id.clone()));
+        map.insert("run_id".into(), Value::String(opts.run_id.to_string()));
+    }
+    MapContext::new()
+        .with("github", github)
+        .with("inputs", Value::Object(opts.inputs.clone()))
+        .with("vars", json!(opts.vars))
+        .with("secrets", json!(opts.secrets))
+        .with("needs", needs.clone())
+        .with("matrix", Value::Object(matrix.clone()))
+        .with("strategy", json!({}))
+}
+
+fn blank_report(job: &Job, matrix: Combination, status: Status) -> JobReport {
+    JobReport {
+        id: job.id.clone(),
+        name: display_name(job, &matrix),
+        matrix,
+        outcome: status,
+        result: status,
+        outputs: BTreeMap::new(),
+        steps: Vec::new(),
+    }
+}
+
+/// Expands every job whose needs are all done into instances, deciding skips.
+fn expand_ready(
+    workflow: &Workflow,
+    opts: &RunOptions,
+    wanted: &BTreeSet<String>,
+    expanded: &mut [bool],
+    slots: &mut Vec<Slot>,
+    observer: &mut dyn RunObserver,
+) {
+    // Expanding one job may make another expandable (a skip is immediately done), so repeat.
+    loop {
+        let mut progress = false;
+        for (index, job) in workflow.jobs.iter().enumerate() {
+            if expanded[index] || !wanted.contains(&job.id) {
+                continue;
+            }
+            let Some(needs) = needs_context(workflow, job, slots, expanded) else { continue };
+            expanded[index] = true;
+            progress = true;
+            let combos = match job.strategy.as_ref().map(expand_matrix) {
+                None => vec![Combination::new()],
+                Some(Ok(combos)) => combos,
+                Some(Err(why)) => {
+                    let report = blank_report(job, Combination::new(), Status::Failure);
+                    explain(observer, &report.name, &format!("cannot expand the matrix: {why}"));
+                    finish(observer, slots, index, report);
+                    continue;
+                }
+            };
+            let combos: Vec<Combination> =
+                combos.into_iter().filter(|c| matches_filter(c, &opts.matrix_filter)).collect();
+            let condition = job.if_.as_deref().unwrap_or("");
+            let calls_status = expr::parse(strip_braces(condition)).is_ok_and(|e| expr::uses_status_function(&e));
+            for combo in combos {
+                let ctx = base_context(opts, job, &needs.context, &combo).with_status(needs.status);
+                let verdict =
+                    if needs.skipped && !calls_status { Ok(false) } else { expr::evaluate_condition(condition, &ctx) };
+                match verdict {
+                    Ok(true) => {
+                        let report = blank_report(job, combo, Status::Skipped);
+                        observer.job_queued(&report.name);
+                        slots.push(Slot { job: index, report, state: State::Ready });
+                    }
+                    Ok(false) => finish(observer, slots, index, blank_report(job, combo, Status::Skipped)),
+                    Err(why) => {
+                        let report = blank_report(job, combo, Status::Failure);
+                        explain(observer, &report.name, &format!("cannot evaluate the job's `if:`: {why}"));
+                        finish(observer, slots, index, report);
+                    }
+                }
+            }
+        }
+        if !progress {
+            break;
+        }
+    }
+}
+
+/// Tells the observer why a job failed before it started.
+fn explain(observer: &mut dyn RunObserver, job: &str, text: &str) {
+    let line = LogLine { at: SystemTime::now(), stream: Stream::Stderr, text: text.to_owned() };
+    observer.log_line(job, "Set up job", &line);
+}
+
+/// Records an instance that ends without running (skipped, or failed to evaluate).
+fn finish(observer: &mut dyn RunObserver, slots: &mut Vec<Slot>, job: usize, report: JobReport) {
+    observer.job_finished(&report.name, report.result, Duration::ZERO);
+    slots.push(Slot { job, report, state: State::Done });
+}
+
+/// The text of a condition without its optional `${{ }}`.
+fn strip_braces(condition: &str) -> &str {
+    let trimmed = condition.trim();
+    trimmed.strip_prefix("${{").and_then(|s| s.strip_suffix("}}")).unwrap_or(trimmed)
+}
+
+fn matches_filter(combo: &Combination, filter: &[(String, String)]) -> bool {
+    filter.iter().all(|(key, want)| match combo.get(key) {
+        None => true,
+        Some(v) => &expr::Value::from_json(v).to_display_string() == want,
+    })
+}
+
+/// Evaluates a boolean setting; an expression that fails to evaluate counts as `default`.
+pub(super) fn setting_bool(setting: &Setting<bool>, ctx: &MapContext, default: bool) -> bool {
+    match setting {
+        Setting::Value(v) => *v,
+        Setting::Expr(text) => expr::parse_template(text)
+            .and_then(|t| expr::evaluate_template(&t, ctx))
+            .map(|v| v.is_truthy())
+            .unwrap_or(default),
+    }
+}
+
+/// Evaluates a number setting; `None` when it does not evaluate to a number.
+pub(super) fn setting_number(setting: &Setting<f64>, ctx: &MapContext) -> Option<f64> {
+    match setting {
+        Setting::Value(v) => Some(*v),
+        Setting::Expr(text) => expr::parse_template(text)
+            .and_then(|t| expr::evaluate_template(&t, ctx))
+            .ok()
+            .map(|v| v.to_number())
+            .filter(|n| n.is_finite()),
+    }
+}
+
+fn fail_fast(job: &Job, matrix: &Combination) -> bool {
+    let ctx = MapContext::new().with("matrix", Value::Object(matrix.clone()));
+    job.strategy.as_ref().is_some_and(|s| setting_bool(&s.fail_fast, &ctx, true))
+}
+
+fn max_parallel(job: &Job) -> usize {
+    let ctx = MapContext::new();
+    job.strategy
+        .as_ref()
+        .and_then(|s| s.max_parallel.as_ref())
+        .and_then(|m| setting_number(m, &ctx))
+        .map(|n| n.max(1.0) as usize)
+        .unwrap_or(usize::MAX)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start_ready(
+    workflow: &Arc<Workflow>,
+    opts: &Arc<RunOptions>,
+    cancel: &[CancellationSignal],
+    slots: &mut [Slot],
+    tasks: &mut JoinSet<(usize, JobReport, Duration)>,
+    sender: &mpsc::UnboundedSender<Event>,
+    running: &mut usize,
+    observer: &mut dyn RunObserver,
+) {
+    for index in 0..slots.len() {
+        if slots[index].state != State::Ready {
+            continue;
+        }
+        let job = slots[index].job;
+        if cancel[job].is_cancelled() {
+            let slot = &mut slots[index];
+            slot.report.outcome = Status::Cancelled;
+            slot.report.result = Status::Cancelled;
+            slot.state = State::Done;
+            observer.job_finished(&slot.report.name, Status::Cancelled, Duration::ZERO);
+            continue;
+        }
+        if *running >= opts.jobs_parallelism.max(1) {
+            continue;
+        }
+        let siblings = slots.iter().filter(|s| s.job == job && s.state == State::Running).count();
+        if siblings >= max_parallel(&workflow.jobs[job]) {
+            continue;
+        }
+        let needs = needs_of(workflow, &workflow.jobs[job], slots);
+        let slot = &mut slots[index];
+        slot.state = State::Running;
+        *running += 1;
+        let instance = Instance {
+            index,
+            job,
+            name: slot.report.name.clone(),
+            matrix: slot.report.matrix.clone(),
+            needs,
+            cancel: cancel[job].clone(),
+        };
+        let (workflow, opts, sender) = (workflow.clone(), opts.clone(), sender.clone());
+        tasks.spawn(async move {
+            let started = Instant::now();
+            let report = run_instance(&workflow, &opts, instance, sender).await;
+            (index, report, started.elapsed())
+        });
+    }
+}
+
+fn needs_of(workflow: &Workflow, job: &Job, slots: &[Slot]) -> Value {
+    let expanded = vec![true; workflow.jobs.len()];
+    needs_context(workflow, job, slots, &expanded).map(|n| n.context).unwrap_or_else(|| json!({}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(yaml_jobs: &str) -> Workflow {
+        crate::workflow::parse("t.yml", &format!("on: push\njobs:\n{yaml_jobs}")).unwrap_or_default()
+    }
+
+    #[test]
+    fn names_matrix_instances_in_axis_order() {
+        let workflow = job(
+            "  b:\n    runs-on: x\n    strategy:\n      matrix:\n        z: [1]\n        a: [x]\n    steps:\n      - run: 'true'\n",
+        );
+        let b = &workflow.jobs[0];
+        let combos = expand_matrix(b.strategy.as_ref().expect("strategy")).expect("matrix");
+        assert_eq!(display_name(b, &combos[0]), "b (1, x)");
+        assert_eq!(display_name(b, &Combination::new()), "b");
+    }
+
+    #[test]
+    fn selection_includes_needs_transitively() {
+        let steps = "    runs-on: x\n    steps:\n      - run: 'true'\n";
+        let workflow =
+            job(&format!("  a:\n{steps}  b:\n    needs: a\n{steps}  c:\n    needs: b\n{steps}  d:\n{steps}"));
+        let wanted = wanted_jobs(&workflow, &["c".to_owned()]);
+        assert_eq!(wanted.into_iter().collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(wanted_jobs(&workflow, &[]).len(), 4);
+    }
+
+    #[test]
+    fn matrix_filter_ignores_missing_keys() {
+        let combo: Combination = serde_json::from_value(json!({ "os": "linux", "n": 2 })).unwrap_or_default();
+        let filter = |k: &str, v: &str| vec![(k.to_owned(), v.to_owned())];
+        assert!(matches_filter(&combo, &filter("os", "linux")));
+        assert!(matches_filter(&combo, &filter("n", "2")));
+        assert!(!matches_filter(&combo, &filter("os", "mac")));
+        assert!(matches_filter(&combo, &filter("other", "x")));
+    }
+}

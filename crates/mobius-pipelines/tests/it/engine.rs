@@ -1,0 +1,176 @@
+//! Scenario tests of the engine, as data: each `tests/scenarios/<name>/` holds a
+//! `workflow.yml` and an `expected.json` with the run's result, every job instance's result,
+//! outcome of each step and outputs, and optionally secrets to pass and log text to look for.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use mobius_pipelines::engine::{self, RecordingObserver, RunOptions, RunReport};
+use mobius_pipelines::workflow;
+use serde_json::{Value, json};
+
+/// Runs one scenario directory and returns what differs from its expectation, if anything.
+async fn check(dir: &Path) -> Result<(), String> {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let text = std::fs::read_to_string(dir.join("workflow.yml")).map_err(|e| format!("{name}: {e}"))?;
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).map_err(|e| format!("{name}: {e}"))?)
+            .map_err(|e| format!("{name}: expected.json: {e}"))?;
+    let workflow = workflow::parse("workflow.yml", &text).map_err(|d| format!("{name}: {d:?}"))?;
+    let work = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut opts = RunOptions::new(dir, work.path());
+    opts.github = json!({ "repository": "acme/app", "sha": "abc123", "ref": "refs/heads/main" });
+    opts.jobs_parallelism = 4;
+    if let Some(secrets) = expected.get("secrets") {
+        opts.secrets =
+            serde_json::from_value::<BTreeMap<String, String>>(secrets.clone()).map_err(|e| e.to_string())?;
+    }
+    let mut observer = RecordingObserver::default();
+    let report: RunReport = engine::run(&workflow, opts, &mut observer).await;
+    let actual = serde_json::to_value(&report).map_err(|e| e.to_string())?;
+    let mut problems = Vec::new();
+    if expected["result"] != actual["result"] {
+        problems.push(format!("run result {} != {}", actual["result"], expected["result"]));
+    }
+    let jobs = expected["jobs"].as_object().cloned().unwrap_or_default();
+    let actual_jobs = actual["jobs"].as_array().cloned().unwrap_or_default();
+    if jobs.len() != actual_jobs.len() {
+        problems.push(format!("{} job instances, expected {}", actual_jobs.len(), jobs.len()));
+    }
+    for (job_name, want) in &jobs {
+        let Some(got) = actual_jobs.iter().find(|j| j["name"] == json!(job_name)) else {
+            let names: Vec<&Value> = actual_jobs.iter().map(|j| &j["name"]).collect();
+            problems.push(format!("no job `{job_name}` among {names:?}"));
+            continue;
+        };
+        if want["result"] != got["result"] {
+            problems.push(format!("job `{job_name}`: result {} != {}", got["result"], want["result"]));
+        }
+        if let Some(steps) = want.get("steps").and_then(Value::as_array) {
+            let got_steps: Vec<Value> = got["steps"]
+                .as_array()
+                .map(|s| s.iter().map(|s| json!([s["outcome"], s["conclusion"]])).collect())
+                .unwrap_or_default();
+            if steps != &got_steps {
+                problems.push(format!("job `{job_name}`: steps {got_steps:?} != {steps:?}"));
+            }
+        }
+        if let Some(outputs) = want.get("outputs")
+            && outputs != &got["outputs"]
+        {
+            problems.push(format!("job `{job_name}`: outputs {} != {outputs}", got["outputs"]));
+        }
+    }
+    let logs = observer.log_text().join("\n");
+    for needle in expected["logs_contain"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+        if !logs.contains(needle) {
+            problems.push(format!("log lacks `{needle}`"));
+        }
+    }
+    for needle in expected["logs_exclude"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+        if logs.contains(needle) {
+            problems.push(format!("log contains `{needle}`"));
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(format!("{name}:\n  {}\n  logs:\n{logs}", problems.join("\n  "))) }
+}
+
+#[test]
+fn scenarios() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios");
+    let mut dirs: Vec<_> = std::fs::read_dir(&root)
+        .expect("scenarios directory")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.join("workflow.yml").is_file())
+        .collect();
+    dirs.sort();
+    assert!(!dirs.is_empty(), "no scenarios in {}", root.display());
+    // One thread and runtime per scenario so they run concurrently (several sleep) although
+    // `engine::run` borrows a non-`Send` observer.
+    let runs: Vec<_> = dirs
+        .into_iter()
+        .map(|dir| {
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                runtime.block_on(check(&dir))
+            })
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for run in runs {
+        if let Err(problem) = run.join().expect("scenario thread") {
+            failures.push(problem);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+const SELECTION: &str = "
+on: push
+jobs:
+  setup:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo setup
+  test:
+    needs: setup
+    runs-on: ubuntu-latest
+    strategy:
+      matrix:
+        os: [linux, mac]
+        rust: [stable, beta]
+    steps:
+      - name: say
+        run: echo \"testing ${{ matrix.os }}/${{ matrix.rust }}\"
+  docs:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo docs
+";
+
+/// `selected_jobs` runs the job and its needs only; `matrix_filter` keeps matching instances;
+/// the observer sees each instance queued, started and finished, and the step's log.
+#[tokio::test]
+async fn selection_filter_and_observer() {
+    use engine::{ObservedEvent, Status};
+    let workflow = workflow::parse("ci.yml", SELECTION).expect("valid workflow");
+    let work = tempfile::tempdir().expect("temp dir");
+    let mut opts = RunOptions::new(work.path(), work.path());
+    opts.selected_jobs = vec!["test".to_owned()];
+    opts.matrix_filter = vec![("os".to_owned(), "linux".to_owned())];
+    let mut observer = RecordingObserver::default();
+    let report = engine::run(&workflow, opts, &mut observer).await;
+    let names: Vec<(&str, Status)> = report.jobs.iter().map(|j| (j.name.as_str(), j.result)).collect();
+    assert_eq!(
+        names,
+        [
+            ("setup", Status::Success),
+            ("test (linux, stable)", Status::Success),
+            ("test (linux, beta)", Status::Success)
+        ]
+    );
+    assert_eq!(report.result, Status::Success);
+    let job = "test (linux, beta)".to_owned();
+    let mine: Vec<&ObservedEvent> = observer
+        .events
+        .iter()
+        .filter(|e| match e {
+            ObservedEvent::JobQueued(j) | ObservedEvent::JobStarted(j) | ObservedEvent::JobFinished(j, _) => j == &job,
+            ObservedEvent::StepStarted(j, _) | ObservedEvent::StepFinished(j, _) | ObservedEvent::Log(j, _, _) => {
+                j == &job
+            }
+        })
+        .collect();
+    assert!(matches!(mine.first(), Some(ObservedEvent::JobQueued(_))), "{mine:?}");
+    assert!(matches!(mine.get(1), Some(ObservedEvent::JobStarted(_))), "{mine:?}");
+    assert!(mine.contains(&&ObservedEvent::Log(job.clone(), "say".into(), "testing linux/beta".into())), "{mine:?}");
+    assert_eq!(mine.last(), Some(&&ObservedEvent::JobFinished(job, Status::Success)));
+    // The report is what `mobius run --json` would print.
+    let json = serde_json::to_value(&report).expect("serialisable");
+    assert_eq!(json["jobs"][1]["matrix"], json!({ "os": "linux", "rust": "stable" }));
+}

@@ -1,0 +1,180 @@
+//! `mobius run`: for now `--list`, which shows each workflow's triggers and jobs. Running
+//! comes with the scheduler; until then the flags are declared so `--help` reads right.
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use mobius_pipelines::workflow::{self, Job, MatrixError, Triggers, Workflow, expand_matrix};
+use serde::Serialize;
+
+use super::lint::{NO_WORKFLOWS, WorkflowFile, discover, plural, repo_root};
+use crate::cli::RunArgs;
+use crate::output::print_json;
+
+/// Exit code for "not implemented", distinct from a failed workflow (1).
+const NOT_IMPLEMENTED: u8 = 2;
+
+pub fn run(json: bool, args: RunArgs) -> Result<ExitCode> {
+    if !args.list {
+        eprintln!("running workflows is not implemented yet; see `mobius run --list` and `mobius lint`");
+        return Ok(ExitCode::from(NOT_IMPLEMENTED));
+    }
+    let root = repo_root()?;
+    let mut listed: Vec<Listed> = discover(&root, &[])?.iter().map(list).collect();
+    if !args.targets.is_empty() {
+        listed.retain(|w| args.targets.iter().any(|t| w.selected_by(t)));
+        if listed.is_empty() {
+            bail!("no workflow or job matches {}", args.targets.join(", "));
+        }
+    }
+    if json {
+        print_json(&listed)?;
+    } else if listed.is_empty() {
+        println!("{NO_WORKFLOWS}");
+    } else {
+        print_table(&listed);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One workflow file as `--list` shows it: its model's summary, or why it is invalid.
+#[derive(Serialize)]
+struct Listed {
+    file: String,
+    name: Option<String>,
+    triggers: Vec<String>,
+    jobs: Vec<ListedJob>,
+    /// The first error, as `path:line:col: error: message`; `None` for a valid file.
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ListedJob {
+    id: String,
+    name: Option<String>,
+    needs: Vec<String>,
+    /// How many jobs the matrix makes (1 without a matrix); `None` when it is computed at run
+    /// time from an expression.
+    matrix: Option<usize>,
+    steps: usize,
+}
+
+impl Listed {
+    /// Whether `target` names this workflow (its path, file name, file stem or `name:`) or
+    /// one of its jobs — the same selectors `mobius run WORKFLOW|JOB` will take.
+    fn selected_by(&self, target: &str) -> bool {
+        let file_name = self.file.rsplit('/').next().unwrap_or(&self.file);
+        let stem = file_name.rsplit_once('.').map_or(file_name, |(stem, _)| stem);
+        [self.file.as_str(), file_name, stem].contains(&target)
+            || self.name.as_deref() == Some(target)
+            || self.jobs.iter().any(|j| j.id == target)
+    }
+}
+
+fn list(file: &WorkflowFile) -> Listed {
+    let parsed = file.read().map_err(|d| vec![d]).and_then(|text| workflow::parse(&file.display, &text));
+    match parsed {
+        Ok(w) => listed(file, &w),
+        Err(errors) => Listed {
+            file: file.display.clone(),
+            name: None,
+            triggers: Vec::new(),
+            jobs: Vec::new(),
+            error: Some(errors.first().map_or_else(|| "invalid workflow".to_owned(), ToString::to_string)),
+        },
+    }
+}
+
+fn listed(file: &WorkflowFile, w: &Workflow) -> Listed {
+    Listed {
+        file: file.display.clone(),
+        name: w.name.clone(),
+        triggers: triggers(&w.on),
+        jobs: w.jobs.iter().map(listed_job).collect(),
+        error: None,
+    }
+}
+
+fn listed_job(job: &Job) -> ListedJob {
+    let matrix = match job.strategy.as_ref().map(expand_matrix) {
+        None => Some(1),
+        Some(Ok(combinations)) => Some(combinations.len()),
+        // `parse` rejects matrices over the limit and empty ones, so only an expression is
+        // left; it is known only once the jobs it needs have run.
+        Some(Err(MatrixError::Dynamic | MatrixError::TooMany { .. } | MatrixError::Empty)) => None,
+    };
+    ListedJob {
+        id: job.id.clone(),
+        name: job.name.clone(),
+        needs: job.needs.iter().map(|(id, _)| id.clone()).collect(),
+        matrix,
+        steps: job.steps.len(),
+    }
+}
+
+/// The events a workflow reacts to, in the order of [`Triggers`]' fields.
+fn triggers(on: &Triggers) -> Vec<String> {
+    let mut names = Vec::new();
+    if on.push.is_some() {
+        names.push("push".to_owned());
+    }
+    if on.pull_request.is_some() {
+        names.push("pull_request".to_owned());
+    }
+    if on.workflow_dispatch.is_some() {
+        names.push("workflow_dispatch".to_owned());
+    }
+    if !on.schedule.is_empty() {
+        names.push("schedule".to_owned());
+    }
+    names.extend(on.other.iter().cloned());
+    names
+}
+
+fn print_table(listed: &[Listed]) {
+    for (i, w) in listed.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        if let Some(error) = &w.error {
+            println!("{}  (invalid)", w.file);
+            println!("  {error}");
+            continue;
+        }
+        let name = w.name.as_deref().map(|n| format!("  \"{n}\"")).unwrap_or_default();
+        let on = if w.triggers.is_empty() { "-".to_owned() } else { w.triggers.join(", ") };
+        println!("{}{name}  on: {on}  ({})", w.file, plural(w.jobs.len(), "job"));
+        let rows: Vec<[String; 5]> = w
+            .jobs
+            .iter()
+            .map(|j| {
+                [
+                    j.id.clone(),
+                    j.name.clone().unwrap_or_else(|| "-".to_owned()),
+                    if j.needs.is_empty() { "-".to_owned() } else { j.needs.join(",") },
+                    j.matrix.map_or_else(|| "dynamic".to_owned(), |n| n.to_string()),
+                    j.steps.to_string(),
+                ]
+            })
+            .collect();
+        print_rows(["JOB", "NAME", "NEEDS", "MATRIX", "STEPS"], &rows);
+    }
+}
+
+/// Left-aligned columns, each as wide as its widest cell, indented under the workflow line.
+fn print_rows(header: [&str; 5], rows: &[[String; 5]]) {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; 5]| {
+        let padded: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        println!("  {}", padded.join("  ").trim_end());
+    };
+    line(header);
+    for row in rows {
+        line(row.each_ref().map(String::as_str));
+    }
+}
