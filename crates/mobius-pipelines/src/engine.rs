@@ -10,8 +10,10 @@
 //! `home` and `temp`. Choice: the workspace is a copy of [`RunOptions::workspace_source`]
 //! (without `.git` and `target/`) when the job has an `actions/checkout` step, and empty
 //! otherwise — as on GitHub, where nothing is checked out without it. `actions/checkout` itself
-//! is then a no-op. Setup actions only check that their tool is on `PATH`; the other supported
-//! actions fail with an honest "not implemented yet".
+//! is then a no-op. Setup actions only check that their tool is on `PATH`; `actions/upload-artifact`,
+//! `actions/download-artifact` and `actions/cache` use the stores of [`crate::artifacts`] and
+//! [`crate::cache`] under [`RunOptions::store_dir`]; the other supported actions fail with an
+//! honest "not implemented yet".
 //!
 //! Extensions and limits: fractional `timeout-minutes` are honoured (GitHub accepts any number
 //! there too); after a job is cancelled (fail-fast or timeout) its remaining steps are reported
@@ -66,6 +68,9 @@ pub struct RunOptions {
     pub work_dir: PathBuf,
     /// `GITHUB_RUN_ID`.
     pub run_id: u64,
+    /// Where artifacts and caches are stored; `work_dir/store` when `None`. Give the same
+    /// directory to several runs for caches to carry over between them.
+    pub store_dir: Option<PathBuf>,
 }
 
 impl RunOptions {
@@ -86,7 +91,13 @@ impl RunOptions {
             matrix_filter: Vec::new(),
             work_dir: work_dir.into(),
             run_id,
+            store_dir: None,
         }
+    }
+
+    /// The store directory: [`RunOptions::store_dir`] or `work_dir/store`.
+    pub fn store(&self) -> PathBuf {
+        self.store_dir.clone().unwrap_or_else(|| self.work_dir.join("store"))
     }
 }
 

@@ -11,9 +11,14 @@
 //! - [`exec`]: running one job's `run:` steps as local processes: clean environment, process
 //!   groups, timeouts, the `GITHUB_ENV`/`GITHUB_OUTPUT`/`GITHUB_PATH` files, masked logs.
 //! - [`engine`]: running a workflow's jobs as a DAG on this machine: matrix, `needs`, fail-fast.
+//! - [`artifacts`]: the content-addressed artifact store (`actions/upload-artifact` /
+//!   `actions/download-artifact`) with reproducible SHA-256 digests.
+//! - [`cache`]: the `actions/cache` store, scoped per repository and branch as on GitHub.
 //!
 //! The scheduler (the DAG of jobs) and `mobius run` come next.
 
+pub mod artifacts;
+pub mod cache;
 pub mod engine;
 pub mod exec;
 pub mod expr;

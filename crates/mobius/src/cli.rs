@@ -44,7 +44,10 @@ pub enum Command {
     /// repository root (the nearest directory above the current one holding `.git`), or the
     /// files and directories given. Exits 1 if any file has an error; warnings alone exit 0.
     Lint(LintArgs),
-    /// Run workflows locally, without a server (for now only `--list` is implemented)
+    /// Run workflows locally, without a server
+    ///
+    /// Lints first; runs the working tree (uncommitted changes included) in a temporary
+    /// directory. Exits 0 only if every job succeeded.
     Run(RunArgs),
 }
 

@@ -1,8 +1,12 @@
 //! What the engine does natively for `uses:` steps, and the workspace copy.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+
+use crate::artifacts::{self, IfNoFilesFound};
+use crate::cache;
 
 /// What a `uses:` step amounts to here.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +15,12 @@ pub(super) enum Native {
     Checkout,
     /// A setup action: succeeds when the tool is on `PATH`, since nothing is installed.
     RequireTool(&'static str),
+    /// `actions/upload-artifact`.
+    Upload,
+    /// `actions/download-artifact`.
+    Download,
+    /// `actions/cache`: restore now, save after the job.
+    Cache,
     /// Supported by `mobius lint` but not run yet; the message says so.
     NotImplemented(String),
 }
@@ -25,6 +35,9 @@ pub(super) fn native(reference: &str) -> Native {
     let name = action_name(reference);
     match name {
         "actions/checkout" => Native::Checkout,
+        "actions/upload-artifact" => Native::Upload,
+        "actions/download-artifact" => Native::Download,
+        "actions/cache" => Native::Cache,
         "actions/setup-python" => Native::RequireTool("python3"),
         "dtolnay/rust-toolchain" => Native::RequireTool("cargo"),
         "actions/setup-node" => Native::RequireTool("node"),
@@ -35,6 +48,104 @@ pub(super) fn native(reference: &str) -> Native {
             None => Native::NotImplemented(format!("`{name}` is not implemented yet")),
         },
     }
+}
+
+/// What the store actions of one job instance need, and the caches to save after it.
+pub(super) struct StoreCtx {
+    pub store: PathBuf,
+    pub run_id: u64,
+    pub workspace: PathBuf,
+    pub home: PathBuf,
+    pub scope: cache::Scope,
+    /// `(key, paths)` of each `actions/cache` step without an exact hit: GitHub's post step
+    /// saves them once the job has succeeded.
+    pub pending_saves: Vec<(String, String)>,
+}
+
+/// Step outputs and log lines of a store action, or the message it failed with.
+pub(super) type ActionResult = Result<(BTreeMap<String, String>, Vec<String>), String>;
+
+fn input<'a>(with: &'a BTreeMap<String, String>, name: &str) -> &'a str {
+    with.get(name).map(|v| v.trim()).unwrap_or("")
+}
+
+/// Runs an artifact or cache action with its rendered `with:` inputs.
+pub(super) fn run_store_action(kind: &Native, with: &BTreeMap<String, String>, ctx: &mut StoreCtx) -> ActionResult {
+    let mut outputs = BTreeMap::new();
+    let mut log = Vec::new();
+    match kind {
+        Native::Upload => {
+            let name = match input(with, "name") {
+                "" => "artifact",
+                name => name,
+            };
+            let paths = input(with, "path");
+            if paths.is_empty() {
+                return Err("input `path` is required".into());
+            }
+            let policy = IfNoFilesFound::parse(input(with, "if-no-files-found")).map_err(|e| e.to_string())?;
+            match artifacts::upload(&ctx.store, name, paths, &ctx.workspace, &ctx.home, ctx.run_id, policy) {
+                Ok(Some(record)) => {
+                    log.push(format!(
+                        "uploaded artifact `{name}`: {} file(s), digest {}",
+                        record.files.len(),
+                        record.digest
+                    ));
+                    outputs.insert("artifact-id".into(), record.digest.clone());
+                    outputs.insert("artifact-digest".into(), record.digest);
+                }
+                Ok(None) => {
+                    if policy == IfNoFilesFound::Warn {
+                        log.push(format!(
+                            "warning: no files were found with the provided path: {paths}; no artifact uploaded"
+                        ));
+                    }
+                }
+                Err(why) => return Err(why.to_string()),
+            }
+        }
+        Native::Download => {
+            let name = Some(input(with, "name")).filter(|n| !n.is_empty());
+            let dest = match input(with, "path") {
+                "" => ctx.workspace.clone(),
+                path => artifacts::absolute_pattern(path, &ctx.workspace, &ctx.home),
+            };
+            let records = artifacts::download(&ctx.store, name, &dest, ctx.run_id).map_err(|e| e.to_string())?;
+            for record in &records {
+                log.push(format!("downloaded artifact `{}` ({}) to {}", record.name, record.digest, dest.display()));
+            }
+            outputs.insert("download-path".into(), dest.display().to_string());
+        }
+        Native::Cache => {
+            let key = input(with, "key");
+            let paths = input(with, "path");
+            if key.is_empty() || paths.is_empty() {
+                return Err("inputs `key` and `path` are required".into());
+            }
+            let restore_keys: Vec<String> = input(with, "restore-keys")
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect();
+            let restored = cache::restore(&ctx.store, &ctx.scope, key, &restore_keys, &ctx.workspace, &ctx.home)
+                .map_err(|e| e.to_string())?;
+            let exact = restored.as_ref().is_some_and(|r| r.exact);
+            match &restored {
+                Some(r) => {
+                    log.push(format!("cache restored from key: {}", r.key));
+                    outputs.insert("cache-matched-key".into(), r.key.clone());
+                }
+                None => log.push(format!("cache not found for input keys: {key}")),
+            }
+            outputs.insert("cache-hit".into(), exact.to_string());
+            if !exact {
+                ctx.pending_saves.push((key.to_owned(), paths.to_owned()));
+            }
+        }
+        other => return Err(format!("{other:?} is not a store action")),
+    }
+    Ok((outputs, log))
 }
 
 /// Whether an executable file named `tool` is in one of `dirs`.
@@ -76,6 +187,10 @@ mod tests {
     fn maps_actions() {
         assert_eq!(native("actions/checkout@v4"), Native::Checkout);
         assert_eq!(native("dtolnay/rust-toolchain@stable"), Native::RequireTool("cargo"));
-        assert_eq!(native("actions/cache@v4"), Native::NotImplemented("`actions/cache` is not implemented yet".into()));
+        assert_eq!(native("actions/cache@v4"), Native::Cache);
+        assert_eq!(
+            native("mobius/deploy@main"),
+            Native::NotImplemented("`mobius/deploy` is not implemented yet".into())
+        );
     }
 }

@@ -108,6 +108,14 @@ pub(super) async fn run_instance(
         masker: masker.clone(),
     };
     let mut state = JobState::new(job_env);
+    let mut store = actions::StoreCtx {
+        store: opts.store(),
+        run_id: opts.run_id,
+        workspace: dirs.workspace.clone(),
+        home: dirs.home.clone(),
+        scope: cache_scope(&opts.github),
+        pending_saves: Vec::new(),
+    };
     // The job's own signal: fail-fast of its matrix, or its timeout.
     let cancel = CancellationSignal::new();
     let timed_out = Arc::new(AtomicBool::new(false));
@@ -145,7 +153,8 @@ pub(super) async fn run_instance(
         let (outcome, conclusion, outputs) = if run {
             let _ = sender.send(Event::StepStarted(instance.name.clone(), name.clone()));
             let (outcome, conclusion, outputs) =
-                run_one(workflow, job, step, &name, &step_ctx, &mut state, &mut sink, &masker, &cancel).await;
+                run_one(workflow, job, step, &name, &step_ctx, &mut state, &mut sink, &masker, &cancel, &mut store)
+                    .await;
             (outcome, conclusion, outputs)
         } else {
             (Status::Skipped, Status::Skipped, BTreeMap::new())
@@ -164,6 +173,18 @@ pub(super) async fn run_instance(
         steps.push(step_report);
     }
     watcher.abort();
+    // GitHub's post step of `actions/cache`: save only after a successful job, and only keys
+    // that were not hit exactly (entries are immutable). A failed save is a warning, as there.
+    if !failed && !cancel.is_cancelled() {
+        sink.step = "Post job cleanup".into();
+        for (key, paths) in std::mem::take(&mut store.pending_saves) {
+            match crate::cache::save(&store.store, &store.scope, &key, &paths, &store.workspace, &store.home) {
+                Ok(true) => sink.say(&masker, &format!("cache saved with key: {key}")),
+                Ok(false) => sink.say(&masker, &format!("cache not saved for key {key}: it exists or no file matched")),
+                Err(why) => sink.say(&masker, &format!("warning: cannot save cache {key}: {why}")),
+            }
+        }
+    }
     let out_ctx = ctx.clone().with("steps", Value::Object(steps_ctx)).with("env", json!(env));
     sink.step = "Complete job".into();
     let outputs: BTreeMap<String, String> =
@@ -217,6 +238,7 @@ async fn run_one(
     sink: &mut ChannelSink,
     masker: &Masker,
     cancel: &CancellationSignal,
+    store: &mut actions::StoreCtx,
 ) -> (Status, Status, BTreeMap<String, String>) {
     let continue_on_error = setting_bool(&step.continue_on_error, ctx, false);
     let fail = |continue_on_error: bool| {
@@ -224,8 +246,35 @@ async fn run_one(
         (Status::Failure, conclusion, BTreeMap::new())
     };
     match &step.action {
-        StepAction::Uses { action, .. } => match actions::native(action) {
+        StepAction::Uses { action, with, .. } => match actions::native(action) {
             Native::Checkout => (Status::Success, Status::Success, BTreeMap::new()),
+            kind @ (Native::Upload | Native::Download | Native::Cache) => {
+                let name = actions::action_name(action);
+                let mut inputs = BTreeMap::new();
+                for (key, value) in with {
+                    match expr::render(value, ctx) {
+                        Ok(text) => {
+                            inputs.insert(key.clone(), text);
+                        }
+                        Err(why) => {
+                            sink.say(masker, &format!("{name}: cannot evaluate input `{key}`: {why}"));
+                            return fail(continue_on_error);
+                        }
+                    }
+                }
+                match actions::run_store_action(&kind, &inputs, store) {
+                    Ok((outputs, log)) => {
+                        for line in log {
+                            sink.say(masker, &line);
+                        }
+                        (Status::Success, Status::Success, outputs)
+                    }
+                    Err(why) => {
+                        sink.say(masker, &format!("{name} failed: {why}"));
+                        fail(continue_on_error)
+                    }
+                }
+            }
             Native::RequireTool(tool) => {
                 let mut dirs: Vec<PathBuf> = state.added_path().to_vec();
                 dirs.extend(state.job_env().path.iter().cloned());
@@ -403,6 +452,20 @@ fn documented_env(opts: &RunOptions, job: &Job, dirs: &Dirs) -> BTreeMap<String,
         env.insert(key.to_owned(), value);
     }
     env
+}
+
+/// The cache scope of the run: `github.repository`, the branch from `github.ref_name` (else
+/// `github.ref`), and `github.event.repository.default_branch` (else `main`).
+fn cache_scope(github: &Value) -> crate::cache::Scope {
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned).filter(|s| !s.is_empty());
+    let branch = text(github.get("ref_name"))
+        .or_else(|| text(github.get("ref")).map(|r| ref_name(&r).to_owned()))
+        .unwrap_or_else(|| "main".to_owned());
+    crate::cache::Scope {
+        repository: text(github.get("repository")).unwrap_or_default(),
+        branch,
+        default_branch: text(github.pointer("/event/repository/default_branch")).unwrap_or_else(|| "main".to_owned()),
+    }
 }
 
 /// `refs/heads/main` → `main`, `refs/tags/v1` → `v1`; anything else as is.

@@ -1,5 +1,6 @@
 //! Integration tests of the pipelines crate: one module per area.
 
+mod actions;
 mod engine;
 mod exec;
 mod expr;

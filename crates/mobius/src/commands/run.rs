@@ -1,5 +1,9 @@
-//! `mobius run`: for now `--list`, which shows each workflow's triggers and jobs. Running
-//! comes with the scheduler; until then the flags are declared so `--help` reads right.
+//! `mobius run`: run workflows locally ([`execute`]), or with `--list` show each workflow's
+//! triggers and jobs.
+
+mod context;
+mod execute;
+mod observer;
 
 use std::process::ExitCode;
 
@@ -11,13 +15,9 @@ use super::lint::{NO_WORKFLOWS, WorkflowFile, discover, plural, repo_root};
 use crate::cli::RunArgs;
 use crate::output::print_json;
 
-/// Exit code for "not implemented", distinct from a failed workflow (1).
-const NOT_IMPLEMENTED: u8 = 2;
-
 pub fn run(json: bool, args: RunArgs) -> Result<ExitCode> {
     if !args.list {
-        eprintln!("running workflows is not implemented yet; see `mobius run --list` and `mobius lint`");
-        return Ok(ExitCode::from(NOT_IMPLEMENTED));
+        return execute::run(json, args);
     }
     let root = repo_root()?;
     let mut listed: Vec<Listed> = discover(&root, &[])?.iter().map(list).collect();
@@ -63,12 +63,16 @@ impl Listed {
     /// Whether `target` names this workflow (its path, file name, file stem or `name:`) or
     /// one of its jobs — the same selectors `mobius run WORKFLOW|JOB` will take.
     fn selected_by(&self, target: &str) -> bool {
-        let file_name = self.file.rsplit('/').next().unwrap_or(&self.file);
-        let stem = file_name.rsplit_once('.').map_or(file_name, |(stem, _)| stem);
-        [self.file.as_str(), file_name, stem].contains(&target)
-            || self.name.as_deref() == Some(target)
-            || self.jobs.iter().any(|j| j.id == target)
+        selected_by(&self.file, self.name.as_deref(), target) || self.jobs.iter().any(|j| j.id == target)
     }
+}
+
+/// Whether `target` names the workflow in `file` (shown relative to the repository root) by
+/// its path, file name, file stem or `name:`.
+fn selected_by(file: &str, name: Option<&str>, target: &str) -> bool {
+    let file_name = file.rsplit('/').next().unwrap_or(file);
+    let stem = file_name.rsplit_once('.').map_or(file_name, |(stem, _)| stem);
+    [file, file_name, stem].contains(&target) || name == Some(target)
 }
 
 fn list(file: &WorkflowFile) -> Listed {

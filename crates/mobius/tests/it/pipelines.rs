@@ -1,4 +1,4 @@
-//! `mobius lint` and `mobius run --list` over workflow files in a temporary repository.
+//! `mobius lint` and `mobius run` over workflow files in a temporary repository.
 
 use std::process::Command;
 
@@ -143,11 +143,8 @@ fn run_list_shows_jobs_needs_and_matrix_sizes() {
 }
 
 #[test]
-fn run_without_list_says_it_is_not_implemented_yet() {
+fn run_flags_are_parsed_and_documented() {
     let dir = repo(&[(".github/workflows/ci.yml", CI)]);
-    let out = dir.run(&["run", "--event", "push", "--secret", "TOKEN=abcd=ef", "--jobs", "2"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented yet"));
     let out = dir.run(&["run", "--input", "no-equals-sign"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected KEY=VALUE"));
     let help = dir.ok(&["run", "--help"]);
@@ -195,4 +192,174 @@ fn every_starter_workflow_is_linted() {
     for d in report["diagnostics"].as_array().unwrap() {
         assert!(files.contains(&d["path"]), "{d}");
     }
+}
+
+/// Two jobs: `b` needs `a` and echoes `a`'s output; `c` stands alone.
+const NEEDS: &str = r#"
+name: Needs
+on: push
+jobs:
+  a:
+    runs-on: ubuntu-latest
+    outputs:
+      x: ${{ steps.s.outputs.x }}
+    steps:
+      - id: s
+        run: echo "x=value-from-a" >> "$GITHUB_OUTPUT"
+  b:
+    needs: a
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo "b got ${{ needs.a.outputs.x }}"
+  c:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo c-ran
+"#;
+
+/// A real git repository (`git init`), with the given files uncommitted.
+fn git_repo(files: &[(&str, &str)]) -> Dir {
+    let dir = Dir::new();
+    let status = Command::new("git").args(["init", "-q"]).current_dir(dir.path()).status().expect("git runs");
+    assert!(status.success());
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+    dir
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn run_passes_job_outputs_through_needs() {
+    let dir = git_repo(&[(".github/workflows/needs.yml", NEEDS)]);
+    let out = dir.run(&["run"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(text.lines().any(|l| l.starts_with("[b] ") && l.ends_with(": b got value-from-a")), "{text}");
+    assert!(text.contains("[a] ✓ passed"), "{text}");
+    assert!(text.contains("3 jobs: 3 passed, 0 failed, 0 skipped in "), "{text}");
+}
+
+#[test]
+fn a_failing_step_exits_1_and_its_last_lines_are_shown_again() {
+    let flow = "on: push\njobs:\n  t:\n    runs-on: ubuntu-latest\n    steps:\n      - name: breaks\n        run: |\n          echo clue-before-failing\n          exit 3\n      - run: echo never\n";
+    let dir = git_repo(&[(".github/workflows/f.yml", flow)]);
+    let out = dir.run(&["run"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
+    assert!(text.contains("[t] ✗ failed"), "{text}");
+    let tail = text.split("── t › breaks failed").nth(1).unwrap_or_else(|| panic!("no failure tail: {text}"));
+    assert!(tail.contains("clue-before-failing"), "{text}");
+    assert!(!text.contains("never\n"), "{text}");
+    assert!(text.contains("1 job: 0 passed, 1 failed, 0 skipped"), "{text}");
+}
+
+#[test]
+fn run_json_reports_each_workflow_and_job() {
+    let dir = git_repo(&[(".github/workflows/needs.yml", NEEDS)]);
+    let report = dir.json(&["run", "needs"]);
+    assert_eq!(report["result"], "success");
+    let run = &report["runs"][0];
+    assert_eq!(run["file"], ".github/workflows/needs.yml");
+    let jobs = run["jobs"].as_array().expect("jobs");
+    let ids: Vec<&str> = jobs.iter().map(|j| j["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["a", "b", "c"]);
+    assert_eq!(jobs[0]["outputs"]["x"], "value-from-a");
+    assert_eq!(jobs[1]["result"], "success");
+    assert_eq!(jobs[1]["steps"][0]["conclusion"], "success");
+}
+
+#[test]
+fn a_lint_error_stops_the_run_before_any_job() {
+    let dir = git_repo(&[(".github/workflows/bad.yml", BAD)]);
+    let marker = dir.path().join("ran");
+    let good = format!(
+        "on: push\njobs:\n  g:\n    runs-on: ubuntu-latest\n    steps:\n      - run: touch '{}'\n",
+        marker.display()
+    );
+    dir.write(".github/workflows/good.yml", &good);
+    let out = dir.run(&["run"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains(".github/workflows/bad.yml:4:5: error:"), "{err}");
+    assert!(err.contains("nothing was run"), "{err}");
+    assert!(!marker.exists(), "a job ran despite the lint error");
+}
+
+#[test]
+fn secrets_are_masked_in_the_output() {
+    let flow = "on: push\njobs:\n  s:\n    runs-on: ubuntu-latest\n    env:\n      TOKEN: ${{ secrets.TOKEN }}\n    steps:\n      - run: echo \"token is $TOKEN\"\n";
+    let dir = git_repo(&[(".github/workflows/s.yml", flow)]);
+    let out = dir.run(&["run", "--secret", "TOKEN=hunter2-secret"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(text.contains("token is ***"), "{text}");
+    assert!(!text.contains("hunter2-secret"), "{text}");
+
+    dir.write("secrets.env", "# from the vault\nTOKEN=hunter2-secret\n");
+    let text = dir.ok(&["run", "--secrets-file", "secrets.env"]);
+    assert!(text.contains("token is ***") && !text.contains("hunter2"), "{text}");
+}
+
+#[test]
+fn a_bad_secrets_file_line_is_named_by_file_and_line() {
+    let dir = git_repo(&[(".github/workflows/needs.yml", NEEDS)]);
+    dir.write("secrets.env", "# ok\nA=1\nthis line has no equals sign\n");
+    let out = dir.run(&["run", "--secrets-file", "secrets.env"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("secrets.env:3: expected NAME=VALUE"), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("[a]"), "{}", stdout(&out));
+}
+
+#[test]
+fn a_job_target_runs_that_job_and_its_needs_only() {
+    let dir = git_repo(&[(".github/workflows/needs.yml", NEEDS)]);
+    let text = dir.ok(&["run", "b"]);
+    assert!(text.contains("b got value-from-a"), "{text}");
+    assert!(!text.contains("[c]"), "{text}");
+    assert!(text.contains("2 jobs: 2 passed"), "{text}");
+    assert!(!dir.run(&["run", "no-such-job"]).status.success());
+}
+
+#[test]
+fn uncommitted_changes_are_visible_to_a_checkout() {
+    let flow = "on: push\njobs:\n  read:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n      - run: cat notes.txt\n";
+    let dir = git_repo(&[(".github/workflows/read.yml", flow), ("notes.txt", "not-yet-committed\n")]);
+    let text = dir.ok(&["run"]);
+    assert!(text.contains("[read] Run cat notes.txt: not-yet-committed"), "{text}");
+}
+
+#[test]
+fn dispatch_inputs_take_their_defaults_and_the_matrix_filter_applies() {
+    let flow = r#"
+on:
+  workflow_dispatch:
+    inputs:
+      greeting:
+        default: hello
+      who:
+        required: true
+jobs:
+  m:
+    runs-on: ubuntu-latest
+    strategy:
+      matrix:
+        os: [linux, mac]
+    steps:
+      - run: echo "${{ inputs.greeting }} ${{ inputs.who }} on ${{ matrix.os }} (${{ github.event_name }})"
+"#;
+    let dir = git_repo(&[(".github/workflows/d.yml", flow)]);
+    // Not triggered by the default `push`.
+    assert!(dir.ok(&["run"]).contains("no workflow runs on `push`"));
+    let out = dir.run(&["run", "--event", "workflow_dispatch"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("input `who` is required"), "{}", stderr(&out));
+    let text = dir.ok(&["run", "--event", "workflow_dispatch", "--input", "who=world", "--matrix", "os=mac"]);
+    assert!(text.contains(": hello world on mac (workflow_dispatch)"), "{text}");
+    assert!(!text.contains("on linux"), "{text}");
 }

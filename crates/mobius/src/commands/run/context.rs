@@ -1,0 +1,161 @@
+//! What `mobius run` tells the engine about the world: the `github` context from the local
+//! git repository, `inputs` with their declared defaults, and secrets from flags and files.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use mobius_pipelines::workflow::{InputKind, Workflow};
+use serde_json::{Map, Value, json};
+
+/// The `github` context a local run can honestly fill in. `ref` and `sha` are left out when
+/// they cannot be known (not a git repository, or no commit yet) rather than invented.
+pub(super) fn github_context(root: &Path, event_name: &str, inputs: &Map<String, Value>) -> Value {
+    let mut github = Map::new();
+    github.insert("event_name".into(), json!(event_name));
+    // `symbolic-ref` rather than `rev-parse --abbrev-ref`: it also names the branch of a
+    // repository without commits, which is what a freshly `git init`ed project has.
+    if let Some(branch) = git(root, &["symbolic-ref", "--short", "HEAD"]) {
+        github.insert("ref".into(), json!(format!("refs/heads/{branch}")));
+        github.insert("ref_name".into(), json!(branch));
+    }
+    if let Some(sha) = git(root, &["rev-parse", "--verify", "--quiet", "HEAD"]) {
+        github.insert("sha".into(), json!(sha));
+    }
+    let repository = git(root, &["remote", "get-url", "origin"])
+        .and_then(|url| owner_and_name(&url))
+        .or_else(|| root.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    github.insert("repository".into(), json!(repository));
+    github.insert("workspace".into(), json!(root.display().to_string()));
+    let actor = std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "mobius".to_owned());
+    github.insert("actor".into(), json!(actor));
+    // GitHub puts dispatch inputs in the event payload too (`github.event.inputs`).
+    let event = if event_name == "workflow_dispatch" { json!({ "inputs": inputs }) } else { json!({}) };
+    github.insert("event".into(), event);
+    Value::Object(github)
+}
+
+/// A git command's trimmed stdout, or `None` if git is missing or the command failed.
+fn git(root: &Path, args: &[&str]) -> Option<String> {
+    let out = Command::new("git").arg("-C").arg(root).args(args).output().ok()?;
+    let text = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+    (out.status.success() && !text.is_empty()).then_some(text)
+}
+
+/// `owner/name` from a remote URL in any of git's spellings (`https://host/o/n.git`,
+/// `git@host:o/n.git`, `/path/o/n`).
+fn owner_and_name(url: &str) -> Option<String> {
+    let trimmed = url.trim_end_matches('/').trim_end_matches(".git");
+    let mut parts = trimmed.rsplit(['/', ':']).filter(|p| !p.is_empty());
+    let name = parts.next()?;
+    Some(match parts.next() {
+        Some(owner) => format!("{owner}/{name}"),
+        None => name.to_owned(),
+    })
+}
+
+/// The `inputs` context: the given `KEY=VALUE`s over the workflow's dispatch defaults.
+/// Booleans and numbers are typed as GitHub types them, so `inputs.debug == true` works.
+pub(super) fn inputs(workflow: &Workflow, event_name: &str, given: &[(String, String)]) -> Result<Map<String, Value>> {
+    let declared = workflow.on.workflow_dispatch.as_deref().unwrap_or_default();
+    let mut inputs = Map::new();
+    // Defaults apply only to a dispatch: on `push` GitHub leaves `inputs` empty.
+    if event_name == "workflow_dispatch" {
+        for input in declared {
+            let value = given.iter().rev().find(|(k, _)| *k == input.name).map(|(_, v)| v.clone());
+            match value.or_else(|| input.default.clone()) {
+                Some(value) => {
+                    inputs.insert(input.name.clone(), typed(&input.kind, value));
+                }
+                None if input.required => {
+                    bail!("input `{}` is required: pass --input {}=VALUE", input.name, input.name)
+                }
+                None => {}
+            }
+        }
+    }
+    for (key, value) in given {
+        if !inputs.contains_key(key) {
+            let kind = declared.iter().find(|i| i.name == *key).map_or(&InputKind::String, |i| &i.kind);
+            inputs.insert(key.clone(), typed(kind, value.clone()));
+        }
+    }
+    Ok(inputs)
+}
+
+fn typed(kind: &InputKind, value: String) -> Value {
+    match kind {
+        InputKind::Boolean if value == "true" || value == "false" => Value::Bool(value == "true"),
+        InputKind::Number => {
+            value.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map_or(Value::String(value), Value::Number)
+        }
+        _ => Value::String(value),
+    }
+}
+
+/// Secrets from `--secrets-file` then `--secret`, so a flag overrides the file.
+pub(super) fn secrets(file: Option<&Path>, given: &[(String, String)]) -> Result<BTreeMap<String, String>> {
+    let mut secrets = BTreeMap::new();
+    if let Some(file) = file {
+        let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+        secrets.extend(parse_dotenv(&file.display().to_string(), &text)?);
+    }
+    secrets.extend(given.iter().cloned());
+    Ok(secrets)
+}
+
+/// `NAME=VALUE` lines as in a `.env` file: blank lines and `#` comments are skipped, an
+/// `export ` prefix and one pair of matching quotes around the value are dropped. A bad line
+/// is an error at `file:line`, because a silently skipped secret shows up much later as an
+/// empty string in some step.
+pub(super) fn parse_dotenv(file: &str, text: &str) -> Result<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else {
+            bail!("{file}:{}: expected NAME=VALUE", index + 1);
+        };
+        let key = key.trim();
+        let valid = !key.is_empty()
+            && !key.starts_with(|c: char| c.is_ascii_digit())
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            bail!("{file}:{}: `{key}` is not a valid secret name (letters, digits and _)", index + 1);
+        }
+        let value = value.trim();
+        let unquoted = [('"', '"'), ('\'', '\'')]
+            .iter()
+            .find_map(|(open, close)| value.strip_prefix(*open)?.strip_suffix(*close))
+            .unwrap_or(value);
+        pairs.push((key.to_owned(), unquoted.to_owned()));
+    }
+    Ok(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotenv_lines_comments_quotes_and_errors() {
+        let text = "# comment\n\nA=1\nexport B=\"two = 2\"\nC='x'\n";
+        let pairs = parse_dotenv("s.env", text).unwrap();
+        assert_eq!(pairs, [("A".into(), "1".into()), ("B".into(), "two = 2".into()), ("C".into(), "x".into())]);
+        let err = parse_dotenv("s.env", "A=1\nnot a pair\n").unwrap_err();
+        assert_eq!(err.to_string(), "s.env:2: expected NAME=VALUE");
+        assert!(parse_dotenv("s.env", "1X=y").unwrap_err().to_string().starts_with("s.env:1:"));
+    }
+
+    #[test]
+    fn remote_urls_give_owner_and_name() {
+        assert_eq!(owner_and_name("https://github.com/acme/app.git").as_deref(), Some("acme/app"));
+        assert_eq!(owner_and_name("git@github.com:acme/app.git").as_deref(), Some("acme/app"));
+        assert_eq!(owner_and_name("app").as_deref(), Some("app"));
+    }
+}

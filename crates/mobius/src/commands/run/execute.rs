@@ -1,0 +1,191 @@
+//! `mobius run [WORKFLOW|JOB…]`: pick workflows, lint them, run each one after another on
+//! this machine, and report.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use mobius_pipelines::engine::{self, RunOptions, RunReport, Status};
+use mobius_pipelines::workflow::{self, Severity, Workflow};
+use serde::Serialize;
+
+use super::context;
+use super::observer::{Printer, TAIL_LINES, seconds};
+use super::selected_by;
+use crate::cli::RunArgs;
+use crate::commands::lint::{NO_WORKFLOWS, discover, plural, repo_root};
+use crate::output::print_json;
+
+/// A workflow chosen to run, with the job ids the targets named in it (empty: all jobs).
+struct Chosen {
+    file: String,
+    workflow: Workflow,
+    jobs: Vec<String>,
+}
+
+/// `--json` output: one entry per workflow run, in the order they ran.
+#[derive(Serialize)]
+struct JsonRuns<'a> {
+    result: Status,
+    runs: Vec<JsonRun<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonRun<'a> {
+    file: &'a str,
+    #[serde(flatten)]
+    report: &'a RunReport,
+}
+
+pub(super) fn run(json: bool, args: RunArgs) -> Result<ExitCode> {
+    let root = repo_root()?;
+    let files = discover(&root, &[])?;
+    // Lint every file before anything runs: a job-id target may live in any of them, and a
+    // half-started run over a broken file would leave the user with partial results.
+    let mut parsed = Vec::new();
+    let mut errors = 0;
+    for file in &files {
+        let diagnostics = match file.read() {
+            Ok(text) => {
+                let diagnostics = workflow::lint(&file.display, &text);
+                if let Ok(w) = workflow::parse(&file.display, &text) {
+                    parsed.push((file.display.clone(), w));
+                }
+                diagnostics
+            }
+            Err(unreadable) => vec![unreadable],
+        };
+        for d in diagnostics {
+            errors += usize::from(d.severity == Severity::Error);
+            // Warnings go to stderr so `--json` stays parseable; errors stop the run.
+            eprintln!("{d}");
+        }
+    }
+    if errors > 0 {
+        eprintln!("{}; nothing was run", plural(errors, "lint error"));
+        return Ok(ExitCode::FAILURE);
+    }
+    if files.is_empty() {
+        println!("{NO_WORKFLOWS}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let chosen = choose(parsed, &args)?;
+    if chosen.is_empty() {
+        println!("no workflow runs on `{}`", args.event);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let secrets = context::secrets(args.secrets_file.as_deref(), &args.secrets)?;
+
+    let started = Instant::now();
+    let mut printer = Printer::new(json);
+    let mut reports = Vec::new();
+    for c in &chosen {
+        let inputs = context::inputs(&c.workflow, &args.event, &args.inputs)?;
+        // Each run gets a fresh work dir, removed when it is dropped after the run.
+        let work =
+            tempfile::Builder::new().prefix("mobius-run-").tempdir().context("cannot create a work directory")?;
+        let mut opts = RunOptions::new(&root, work.path());
+        if let Some(n) = args.jobs {
+            opts.jobs_parallelism = usize::from(n);
+        }
+        opts.event_name.clone_from(&args.event);
+        opts.github = context::github_context(&root, &args.event, &inputs);
+        opts.inputs = inputs;
+        opts.secrets = secrets.clone();
+        opts.selected_jobs.clone_from(&c.jobs);
+        opts.matrix_filter.clone_from(&args.matrix);
+        if !json && chosen.len() > 1 {
+            println!("== {}", c.file);
+        }
+        // The engine's future is not `Send` (it borrows the observer), so it cannot be
+        // spawned; `block_in_place` lets this synchronous command drive it on the CLI's
+        // multi-thread runtime while the jobs run on the other workers.
+        let report = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(engine::run(&c.workflow, opts, &mut printer))
+        });
+        reports.push(report);
+    }
+    let ok = reports.iter().all(|r| r.result == Status::Success);
+
+    if json {
+        let runs = chosen.iter().zip(&reports).map(|(c, report)| JsonRun { file: &c.file, report }).collect();
+        let result = reports.iter().map(|r| r.result).find(|r| *r != Status::Success).unwrap_or(Status::Success);
+        print_json(&JsonRuns { result, runs })?;
+    } else {
+        print_failures(&printer, &reports);
+        print_summary(&reports, started);
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The workflows the targets select. A target naming a workflow (path, file name, stem or
+/// `name:`) selects all its jobs; any other target is a job id, selecting the workflows that
+/// have it with only that job (and what it needs). Without targets, the workflows the event
+/// triggers.
+fn choose(parsed: Vec<(String, Workflow)>, args: &RunArgs) -> Result<Vec<Chosen>> {
+    if args.targets.is_empty() {
+        return Ok(parsed
+            .into_iter()
+            .filter(|(_, w)| triggered_by(w, &args.event))
+            .map(|(file, workflow)| Chosen { file, workflow, jobs: Vec::new() })
+            .collect());
+    }
+    for target in &args.targets {
+        let known = parsed
+            .iter()
+            .any(|(file, w)| selected_by(file, w.name.as_deref(), target) || w.jobs.iter().any(|j| j.id == *target));
+        if !known {
+            bail!("no workflow or job matches `{target}`; see `mobius run --list`");
+        }
+    }
+    let mut chosen = Vec::new();
+    for (file, workflow) in parsed {
+        let whole = args.targets.iter().any(|t| selected_by(&file, workflow.name.as_deref(), t));
+        let jobs: Vec<String> =
+            args.targets.iter().filter(|t| workflow.jobs.iter().any(|j| j.id == **t)).cloned().collect();
+        if whole || !jobs.is_empty() {
+            chosen.push(Chosen { jobs: if whole { Vec::new() } else { jobs }, file, workflow });
+        }
+    }
+    Ok(chosen)
+}
+
+fn triggered_by(w: &Workflow, event: &str) -> bool {
+    match event {
+        "push" => w.on.push.is_some(),
+        "pull_request" => w.on.pull_request.is_some(),
+        "workflow_dispatch" => w.on.workflow_dispatch.is_some(),
+        other => w.on.other.iter().any(|e| e == other),
+    }
+}
+
+/// Each failed step's last lines again, after the interleaved live output, so the reason
+/// for a failure is the last thing on screen.
+fn print_failures(printer: &Printer, reports: &[RunReport]) {
+    for job in reports.iter().flat_map(|r| &r.jobs) {
+        for step in job.steps.iter().filter(|s| s.outcome == Status::Failure) {
+            println!();
+            println!("── {} › {} failed (last {TAIL_LINES} lines at most):", job.name, step.name);
+            for line in printer.tail(&job.name, &step.name) {
+                println!("   {line}");
+            }
+        }
+    }
+}
+
+/// `N jobs: P passed, F failed, S skipped in 1.2s`.
+fn print_summary(reports: &[RunReport], started: Instant) {
+    let jobs: Vec<Status> = reports.iter().flat_map(|r| &r.jobs).map(|j| j.result).collect();
+    let count = |s: Status| jobs.iter().filter(|r| **r == s).count();
+    let cancelled = count(Status::Cancelled);
+    let cancelled = if cancelled > 0 { format!(", {cancelled} cancelled") } else { String::new() };
+    println!();
+    println!(
+        "{}: {} passed, {} failed, {} skipped{cancelled} in {}",
+        plural(jobs.len(), "job"),
+        count(Status::Success),
+        count(Status::Failure),
+        count(Status::Skipped),
+        seconds(started.elapsed())
+    );
+}
