@@ -182,6 +182,11 @@ impl JobState {
         &self.exported
     }
 
+    /// Sets a variable for the job's later steps, as a line in `GITHUB_ENV` would.
+    pub fn export(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.exported.insert(name.into(), value.into());
+    }
+
     /// Directories written to `GITHUB_PATH` so far, newest first, as they lead `PATH`.
     pub fn added_path(&self) -> &[PathBuf] {
         &self.added_path

@@ -50,6 +50,27 @@ pub(super) fn native(reference: &str) -> Native {
     }
 }
 
+/// Host variables a tool needs once `HOME` is the job's own: rustup and cargo find their
+/// toolchains through `RUSTUP_HOME` and `CARGO_HOME`, which default to the real home. A setup
+/// action exports them, as GitHub's setup actions export their tool's variables.
+pub(super) fn tool_env(tool: &str) -> Vec<(String, String)> {
+    let homes: &[(&str, &str)] = match tool {
+        "cargo" => &[("RUSTUP_HOME", ".rustup"), ("CARGO_HOME", ".cargo")],
+        _ => &[],
+    };
+    let real_home = std::env::var_os("HOME").map(PathBuf::from);
+    homes
+        .iter()
+        .filter_map(|(name, default)| {
+            let value = std::env::var_os(name)
+                .map(PathBuf::from)
+                .or_else(|| real_home.as_ref().map(|h| h.join(default)))
+                .filter(|p| p.is_dir())?;
+            Some(((*name).to_owned(), value.to_string_lossy().into_owned()))
+        })
+        .collect()
+}
+
 /// What the store actions of one job instance need, and the caches to save after it.
 pub(super) struct StoreCtx {
     pub store: PathBuf,
@@ -182,6 +203,15 @@ pub(super) fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn setup_actions_export_only_existing_tool_homes() {
+        assert!(tool_env("node").is_empty());
+        for (name, value) in tool_env("cargo") {
+            assert!(["RUSTUP_HOME", "CARGO_HOME"].contains(&name.as_str()), "{name}");
+            assert!(Path::new(&value).is_dir(), "{value}");
+        }
+    }
 
     #[test]
     fn maps_actions() {

@@ -283,6 +283,10 @@ async fn run_one(
                         masker,
                         &format!("using `{tool}` from PATH; {} installs nothing", actions::action_name(action)),
                     );
+                    for (name, value) in actions::tool_env(tool) {
+                        sink.say(masker, &format!("exporting {name}={value}"));
+                        state.export(name, value);
+                    }
                     (Status::Success, Status::Success, BTreeMap::new())
                 } else {
                     sink.say(
