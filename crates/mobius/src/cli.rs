@@ -86,6 +86,10 @@ pub struct RunArgs {
     /// List the workflows and their jobs instead of running them
     #[arg(long)]
     pub list: bool,
+    /// Do not record the run's CDEvents (pipelinerun, taskrun) in the local event log,
+    /// which `mobius dora` and `mobius flow` read
+    #[arg(long)]
+    pub no_events: bool,
 }
 
 /// Splits `KEY=VALUE` at the first `=`, so values may contain `=`.

@@ -29,7 +29,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Token(command) => token::run(data_dir, json, command).await,
         Command::Repo(command) => repo::run(data_dir, json, command),
         Command::Lint(args) => lint::run(json, args),
-        Command::Run(args) => run::run(json, args),
+        Command::Run(args) => run::run(data_dir, json, args),
     }
 }
 

@@ -2,10 +2,13 @@
 //! triggers and jobs.
 
 mod context;
+mod events;
 mod execute;
 mod observer;
 
 use std::process::ExitCode;
+
+use std::path::Path;
 
 use anyhow::{Result, bail};
 use mobius_pipelines::workflow::{self, Job, MatrixError, Triggers, Workflow, expand_matrix};
@@ -15,9 +18,9 @@ use super::lint::{NO_WORKFLOWS, WorkflowFile, discover, plural, repo_root};
 use crate::cli::RunArgs;
 use crate::output::print_json;
 
-pub fn run(json: bool, args: RunArgs) -> Result<ExitCode> {
+pub fn run(data_dir: Option<&Path>, json: bool, args: RunArgs) -> Result<ExitCode> {
     if !args.list {
-        return execute::run(json, args);
+        return execute::run(data_dir, json, args);
     }
     let root = repo_root()?;
     let mut listed: Vec<Listed> = discover(&root, &[])?.iter().map(list).collect();

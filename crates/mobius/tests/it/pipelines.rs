@@ -148,7 +148,7 @@ fn run_flags_are_parsed_and_documented() {
     let out = dir.run(&["run", "--input", "no-equals-sign"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected KEY=VALUE"));
     let help = dir.ok(&["run", "--help"]);
-    for flag in ["--event", "--input", "--secret", "--secrets-file", "--matrix", "--jobs", "--list"] {
+    for flag in ["--event", "--input", "--secret", "--secrets-file", "--matrix", "--jobs", "--list", "--no-events"] {
         assert!(help.contains(flag), "{help}");
     }
 }
@@ -362,4 +362,89 @@ jobs:
     let text = dir.ok(&["run", "--event", "workflow_dispatch", "--input", "who=world", "--matrix", "os=mac"]);
     assert!(text.contains(": hello world on mac (workflow_dispatch)"), "{text}");
     assert!(!text.contains("on linux"), "{text}");
+}
+
+/// The types in the local event log and, per type, the `subject.content` of each event.
+fn logged(dir: &Dir) -> Vec<(String, serde_json::Value)> {
+    let events = dir.json(&["events", "list"]);
+    events
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| {
+            let ty = e["type"].as_str().expect("type").to_owned();
+            let raw: serde_json::Value = match &e["raw"] {
+                serde_json::Value::String(text) => serde_json::from_str(text).unwrap_or_default(),
+                other => other.clone(),
+            };
+            (ty, raw)
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_records_pipelinerun_and_taskrun_events() {
+    let dir = git_repo(&[(".github/workflows/needs.yml", NEEDS)]);
+    let text = dir.ok(&["run"]);
+    assert!(text.contains("recorded 9 events in "), "{text}");
+    let events = logged(&dir);
+    let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
+    for ty in ["pipelinerun.queued", "pipelinerun.started", "pipelinerun.finished"] {
+        let ty = format!("dev.cdevents.{ty}.0.3.0");
+        assert_eq!(types.iter().filter(|t| **t == ty).count(), 1, "{types:?}");
+    }
+    assert_eq!(types.iter().filter(|t| **t == "dev.cdevents.taskrun.started.0.3.0").count(), 3, "{types:?}");
+    assert_eq!(types.iter().filter(|t| **t == "dev.cdevents.taskrun.finished.0.3.0").count(), 3, "{types:?}");
+    let (_, finished) = events.iter().find(|(t, _)| t == "dev.cdevents.pipelinerun.finished.0.3.0").expect("finished");
+    assert_eq!(finished["subject"]["content"]["outcome"], "success", "{finished}");
+    let run_id = finished["subject"]["id"].as_str().expect("subject id");
+    assert!(run_id.contains("/.github/workflows/needs.yml/"), "{run_id}");
+    let (_, task) = events.iter().find(|(t, _)| t == "dev.cdevents.taskrun.finished.0.3.0").expect("task");
+    assert_eq!(task["subject"]["content"]["pipelineRun"]["id"], run_id, "{task}");
+    assert_eq!(task["subject"]["content"]["outcome"], "success", "{task}");
+}
+
+#[test]
+fn a_failing_run_records_outcome_failure_and_json_counts_events() {
+    let flow = "on: push\njobs:\n  t:\n    runs-on: ubuntu-latest\n    steps:\n      - run: exit 3\n";
+    let dir = git_repo(&[(".github/workflows/f.yml", flow)]);
+    let out = dir.cmd(&["--json", "run"]).output().expect("mobius runs");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["events_recorded"], 5, "{report}");
+    let events = logged(&dir);
+    let (_, finished) = events.iter().find(|(t, _)| t == "dev.cdevents.pipelinerun.finished.0.3.0").expect("finished");
+    assert_eq!(finished["subject"]["content"]["outcome"], "failure", "{finished}");
+    assert!(finished["subject"]["content"]["errors"].as_str().is_some_and(|e| e.contains('t')), "{finished}");
+}
+
+#[test]
+fn no_events_records_nothing() {
+    let dir = git_repo(&[(".github/workflows/needs.yml", NEEDS)]);
+    let text = dir.ok(&["run", "--no-events"]);
+    assert!(!text.contains("recorded"), "{text}");
+    assert_eq!(dir.json(&["events", "list"]), serde_json::json!([]));
+}
+
+#[test]
+fn an_uploaded_artifact_records_artifact_packaged_with_its_digest() {
+    let flow = "on: push\njobs:\n  p:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo built > out.txt\n      - uses: actions/upload-artifact@v4\n        with:\n          name: dist\n          path: out.txt\n";
+    let dir = git_repo(&[(".github/workflows/p.yml", flow)]);
+    // `change.id` needs a commit to name.
+    let status = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "--allow-empty", "-m", "init"])
+        .current_dir(dir.path())
+        .status()
+        .expect("git runs");
+    assert!(status.success());
+    let text = dir.ok(&["run"]);
+    let digest = text.split(", digest ").nth(1).and_then(|r| r.split_whitespace().next()).expect("digest printed");
+    let events = logged(&dir);
+    let (_, packaged) =
+        events.iter().find(|(t, _)| t == "dev.cdevents.artifact.packaged.0.3.0").expect("artifact.packaged");
+    let id = packaged["subject"]["id"].as_str().expect("subject id");
+    assert_eq!(id, format!("pkg:generic/dist@{}", digest.replace(':', "%3A")));
+    let hex = id.strip_prefix("pkg:generic/dist@sha256%3A").expect("digest format");
+    assert!(hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+    assert_eq!(packaged["subject"]["content"]["change"]["id"].as_str().map(str::len), Some(40), "{packaged}");
 }

@@ -10,6 +10,7 @@ use mobius_pipelines::workflow::{self, Severity, Workflow};
 use serde::Serialize;
 
 use super::context;
+use super::events::{self, Recorder, RunIdentity};
 use super::observer::{Printer, TAIL_LINES, seconds};
 use super::selected_by;
 use crate::cli::RunArgs;
@@ -28,6 +29,10 @@ struct Chosen {
 struct JsonRuns<'a> {
     result: Status,
     runs: Vec<JsonRun<'a>>,
+    /// How many CDEvents were appended to the event log; absent with `--no-events` or
+    /// when the log could not be written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    events_recorded: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -37,7 +42,7 @@ struct JsonRun<'a> {
     report: &'a RunReport,
 }
 
-pub(super) fn run(json: bool, args: RunArgs) -> Result<ExitCode> {
+pub(super) fn run(data_dir: Option<&std::path::Path>, json: bool, args: RunArgs) -> Result<ExitCode> {
     let root = repo_root()?;
     let files = discover(&root, &[])?;
     // Lint every file before anything runs: a job-id target may live in any of them, and a
@@ -79,6 +84,7 @@ pub(super) fn run(json: bool, args: RunArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let mut printer = Printer::new(json);
     let mut reports = Vec::new();
+    let mut cdevents = Vec::new();
     for c in &chosen {
         let inputs = context::inputs(&c.workflow, &args.event, &args.inputs)?;
         // Each run gets a fresh work dir, removed when it is dropped after the run.
@@ -90,6 +96,14 @@ pub(super) fn run(json: bool, args: RunArgs) -> Result<ExitCode> {
         }
         opts.event_name.clone_from(&args.event);
         opts.github = context::github_context(&root, &args.event, &inputs);
+        let identity = RunIdentity {
+            repository: opts.github["repository"].as_str().unwrap_or_default().to_owned(),
+            file: c.file.clone(),
+            pipeline_name: c.workflow.name.clone().unwrap_or_else(|| c.file.clone()),
+            run_id: opts.run_id,
+            uri: format!("file://{}/{}", root.display(), c.file),
+            sha: opts.github["sha"].as_str().map(str::to_owned),
+        };
         opts.inputs = inputs;
         opts.secrets = secrets.clone();
         opts.selected_jobs.clone_from(&c.jobs);
@@ -100,22 +114,40 @@ pub(super) fn run(json: bool, args: RunArgs) -> Result<ExitCode> {
         // The engine's future is not `Send` (it borrows the observer), so it cannot be
         // spawned; `block_in_place` lets this synchronous command drive it on the CLI's
         // multi-thread runtime while the jobs run on the other workers.
+        let mut recorder = Recorder::new(&mut printer, &c.workflow);
         let report = tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(engine::run(&c.workflow, opts, &mut printer))
+            tokio::runtime::Handle::current().block_on(engine::run(&c.workflow, opts, &mut recorder))
         });
+        cdevents.extend(recorder.finish(&identity, report.result));
         reports.push(report);
     }
     let ok = reports.iter().all(|r| r.result == Status::Success);
+    let events_recorded = if args.no_events { None } else { record(data_dir, &cdevents) };
 
     if json {
         let runs = chosen.iter().zip(&reports).map(|(c, report)| JsonRun { file: &c.file, report }).collect();
         let result = reports.iter().map(|r| r.result).find(|r| *r != Status::Success).unwrap_or(Status::Success);
-        print_json(&JsonRuns { result, runs })?;
+        print_json(&JsonRuns { result, runs, events_recorded: events_recorded.map(|(n, _)| n) })?;
     } else {
         print_failures(&printer, &reports);
         print_summary(&reports, started);
+        if let Some((n, dir)) = &events_recorded {
+            println!("recorded {} in {dir}", plural(*n, "event"));
+        }
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Appends the runs' events to the local event log. A log that cannot be written must not
+/// fail a run that itself went fine, so that is a warning on stderr, and `None`.
+fn record(data_dir: Option<&std::path::Path>, cdevents: &[serde_json::Value]) -> Option<(usize, String)> {
+    match events::append(data_dir, cdevents) {
+        Ok(recorded) => Some(recorded),
+        Err(e) => {
+            eprintln!("warning: the run's events were not recorded: {e:#}");
+            None
+        }
+    }
 }
 
 /// The workflows the targets select. A target naming a workflow (path, file name, stem or
