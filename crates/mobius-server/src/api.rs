@@ -92,12 +92,7 @@ pub async fn post_github(
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let raw = body(raw)?;
-    let secret = state
-        .config
-        .github_webhook_secret
-        .as_ref()
-        .ok_or(WebhookError::NotConfigured { source_name: "GitHub" })
-        .map_err(webhook_error)?;
+    let secret = configured(&state.config.github_webhook_secret, "GitHub")?;
     github::verify_signature(secret.expose().as_bytes(), header(&headers, "x-hub-signature-256"), &raw)
         .map_err(webhook_error)?;
     let event = header(&headers, "x-github-event")
@@ -113,15 +108,15 @@ pub async fn post_gitlab(
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let raw = body(raw)?;
-    let token = state
-        .config
-        .gitlab_webhook_token
-        .as_ref()
-        .ok_or(WebhookError::NotConfigured { source_name: "GitLab" })
-        .map_err(webhook_error)?;
+    let token = configured(&state.config.gitlab_webhook_token, "GitLab")?;
     gitlab::verify_token(token.expose(), header(&headers, "x-gitlab-token")).map_err(webhook_error)?;
     let translated = gitlab::translate(header(&headers, "x-gitlab-event"), &raw).map_err(webhook_error)?;
     store_webhook(&state, translated, "gitlab").await
+}
+
+/// The secret a webhook source is verified with; without one its webhooks are refused.
+fn configured<'a>(secret: &'a Option<crate::Secret>, source_name: &'static str) -> Result<&'a crate::Secret, ApiError> {
+    secret.as_ref().ok_or_else(|| webhook_error(WebhookError::NotConfigured { source_name }))
 }
 
 fn webhook_error(e: WebhookError) -> ApiError {

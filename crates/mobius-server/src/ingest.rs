@@ -41,17 +41,6 @@ pub struct IngestReport {
     pub results: Vec<EventResult>,
 }
 
-impl IngestReport {
-    /// Folds another report in, renumbering its results after ours.
-    pub fn extend(&mut self, other: IngestReport) {
-        let offset = self.results.len();
-        self.stored += other.stored;
-        self.duplicates += other.duplicates;
-        self.rejected += other.rejected;
-        self.results.extend(other.results.into_iter().map(|r| EventResult { index: r.index + offset, ..r }));
-    }
-}
-
 /// Appends events to a store under the configured rules.
 #[derive(Clone)]
 pub struct Ingestor {
