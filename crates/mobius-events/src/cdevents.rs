@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 
 use crate::envelope::{NewEvent, Origin};
 use crate::observation::{
-    ArtifactBuilt, CauseHint, DeploymentObserved, DeploymentOutcome, IncidentObserved, Observation, PipelineRunKind,
-    PipelineRunObserved, RollbackObserved,
+    ArtifactBuilt, CauseHint, Commit, DeploymentObserved, DeploymentOutcome, IncidentObserved, Observation,
+    PipelineRunKind, PipelineRunObserved, Push, RollbackObserved,
 };
 use crate::time::parse_timestamp;
 
@@ -87,7 +87,8 @@ pub fn from_value(value: Value, raw: String, origin: Origin) -> Result<NewEvent,
     };
     let observations = match &kind {
         EventType::Standard { subject: s, predicate, .. } => {
-            let facts = Facts { source, subject, timestamp, context_id: id };
+            let custom = event.get("customData").and_then(Value::as_object);
+            let facts = Facts { source, subject, custom, timestamp, context_id: id };
             observe(&facts, s, predicate)
         }
         EventType::Custom => Vec::new(),
@@ -133,6 +134,9 @@ impl<'a> EventType<'a> {
 struct Facts<'a> {
     source: &'a str,
     subject: &'a Map<String, Value>,
+    /// The event's `customData` when it is a JSON object: where a sender puts what the spec's
+    /// content has no field for (see [`observe`]).
+    custom: Option<&'a Map<String, Value>>,
     timestamp: Timestamp,
     context_id: &'a str,
 }
@@ -148,6 +152,10 @@ impl Facts<'_> {
         }
         v.as_str()
     }
+    /// A string field of `customData`.
+    fn custom(&self, key: &str) -> Option<&str> {
+        self.custom?.get(key)?.as_str()
+    }
     /// Identity of the subject across events: its own source if given, else the event's.
     fn subject_key(&self) -> String {
         let source = self.subject.get("source").and_then(Value::as_str).unwrap_or(self.source);
@@ -155,6 +163,13 @@ impl Facts<'_> {
     }
 }
 
+/// The observations a standard event implies. Besides the spec's content, two `customData`
+/// conventions (Mobius's own pipeline runs send them; any sender may):
+/// - `pipelinerun.*` / `taskrun.*`: `repository`, `revision`, `branch` say what was built, so the
+///   value stream can tie the run to the deployment of that revision.
+/// - `change.merged` with `branch` (plus optional `revision`, default the subject id;
+///   `message`; `authorTime`): the commit landed on that branch at the event's timestamp — a
+///   one-commit push, the same fact a push webhook gives.
 fn observe(f: &Facts<'_>, subject: &str, predicate: &str) -> Vec<Observation> {
     let environment = || f.content(&["environment", "id"]).unwrap_or_default().to_owned();
     let one = match (subject, predicate) {
@@ -204,9 +219,9 @@ fn observe(f: &Facts<'_>, subject: &str, predicate: &str) -> Vec<Observation> {
                 key: format!("cdevents:{}", f.subject_key()),
                 kind: if subject == "pipelinerun" { PipelineRunKind::Run } else { PipelineRunKind::Job },
                 name: f.content(&["pipelineName"]).or(f.content(&["taskName"])).unwrap_or_default().to_owned(),
-                repository: None,
-                revision: None,
-                branch: None,
+                repository: f.custom("repository").map(str::to_owned),
+                revision: f.custom("revision").map(str::to_owned),
+                branch: f.custom("branch").map(str::to_owned),
                 queued: at("queued"),
                 started: at("started"),
                 finished: at("finished"),
@@ -216,6 +231,19 @@ fn observe(f: &Facts<'_>, subject: &str, predicate: &str) -> Vec<Observation> {
                     .or_else(|| at("finished").map(|_| "success".to_owned())),
             })
         }
+        ("change", "merged") => match (f.custom("branch"), f.content(&["repository", "id"])) {
+            (Some(branch), Some(repository)) => Observation::Push(Push {
+                repository: repository.to_owned(),
+                branch: branch.to_owned(),
+                commits: vec![Commit {
+                    sha: f.custom("revision").unwrap_or(f.subject_id()).to_owned(),
+                    author_time: f.custom("authorTime").and_then(|t| parse_timestamp(t).ok()),
+                    commit_time: f.timestamp,
+                    message: f.custom("message").unwrap_or_default().to_owned(),
+                }],
+            }),
+            _ => return Vec::new(),
+        },
         _ => return Vec::new(),
     };
     vec![one]

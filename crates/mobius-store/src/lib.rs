@@ -9,6 +9,7 @@
 //! The trait is synchronous: SQLite is, and async callers use `spawn_blocking`. A PostgreSQL
 //! backend can implement it with the blocking `postgres` client over the same connection pool.
 
+pub mod runs;
 pub mod sqlite;
 
 use jiff::Timestamp;
@@ -17,6 +18,7 @@ use mobius_events::materialise::{Ancestry, Rules};
 use mobius_events::{AppendStatus, NewEvent, Origin, StoredEvent};
 use serde::{Deserialize, Serialize};
 
+pub use runs::{Heads, JobRecord, NewRun, RunDetail, RunQuery, RunRecord, RunState, RunUpdate, StepRecord};
 pub use sqlite::{Options as SqliteOptions, SqliteStore};
 
 /// A storage failure. Messages never contain event bodies or token values.
@@ -139,4 +141,19 @@ pub trait Store: Send + Sync {
 
     fn add_repository(&self, repository: &Repository) -> Result<(), StoreError>;
     fn repositories(&self) -> Result<Vec<Repository>, StoreError>;
+
+    /// Creates a run (in the state `queued`) and returns its id.
+    fn create_run(&self, run: &NewRun) -> Result<i64, StoreError>;
+    /// Applies run, job and step changes in one transaction, in order.
+    fn update_runs(&self, updates: &[RunUpdate]) -> Result<(), StoreError>;
+    fn runs(&self, query: &RunQuery) -> Result<Vec<RunRecord>, StoreError>;
+    fn run(&self, id: i64) -> Result<Option<RunDetail>, StoreError>;
+    /// Marks every queued or running run `interrupted` (finished at `at`) and returns them as
+    /// they were before: what a server starting up must deal with.
+    fn interrupt_in_flight(&self, at: Timestamp) -> Result<Vec<RunRecord>, StoreError>;
+
+    /// The branch heads last recorded for a repository; `None` if never recorded.
+    fn repository_heads(&self, repository: &str) -> Result<Option<Heads>, StoreError>;
+    /// Replaces the recorded branch heads of a repository.
+    fn set_repository_heads(&self, repository: &str, heads: &Heads) -> Result<(), StoreError>;
 }

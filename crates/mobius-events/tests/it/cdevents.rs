@@ -128,3 +128,44 @@ fn v0_4_events_are_accepted_and_normalised_to_v0_5_names() {
     future["context"]["version"] = json!("0.9.0");
     assert!(parse(&future).unwrap_err().to_string().contains("0.9.0"));
 }
+
+#[test]
+fn custom_data_gives_a_pipeline_run_its_revision() {
+    let event = json!({
+        "context": {"specversion": "0.5.1", "id": "r1", "source": "/mobius/server/acme/app", "type": "dev.cdevents.pipelinerun.started.0.3.0", "timestamp": "2024-01-01T00:00:00Z"},
+        "subject": {"id": "acme/app/ci.yml/1", "content": {"pipelineName": "CI", "uri": "file:///x"}},
+        "customData": {"repository": "acme/app", "revision": "abc123", "branch": "main"},
+        "customDataContentType": "application/json"
+    });
+    match parse(&event).unwrap_or_else(|e| panic!("{e}")).observations.as_slice() {
+        [Observation::PipelineRun(run)] => {
+            assert_eq!(run.revision.as_deref(), Some("abc123"));
+            assert_eq!(run.repository.as_deref(), Some("acme/app"));
+            assert_eq!(run.branch.as_deref(), Some("main"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_change_merged_onto_a_branch_is_a_one_commit_push() {
+    let mut event = json!({
+        "context": {"specversion": "0.5.1", "id": "c1", "source": "/mobius/server/acme/app", "type": "dev.cdevents.change.merged.0.3.0", "timestamp": "2024-01-01T10:00:00Z"},
+        "subject": {"id": "abc123", "content": {"repository": {"id": "acme/app", "source": "/srv/app"}}},
+        "customData": {"branch": "main", "message": "Fix the thing", "authorTime": "2024-01-01T09:00:00Z"}
+    });
+    match parse(&event).unwrap_or_else(|e| panic!("{e}")).observations.as_slice() {
+        [Observation::Push(push)] => {
+            assert_eq!((push.repository.as_str(), push.branch.as_str()), ("acme/app", "main"));
+            assert_eq!(push.commits.len(), 1);
+            assert_eq!(push.commits[0].sha, "abc123");
+            assert_eq!(push.commits[0].message, "Fix the thing");
+            assert_eq!(push.commits[0].commit_time.to_string(), "2024-01-01T10:00:00Z");
+            assert_eq!(push.commits[0].author_time.map(|t| t.to_string()).as_deref(), Some("2024-01-01T09:00:00Z"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Without a branch it says nothing about where the commit landed: no facts.
+    event["customData"] = json!({});
+    assert!(parse(&event).unwrap().observations.is_empty());
+}

@@ -7,7 +7,7 @@ use rusqlite::Connection;
 
 use crate::StoreError;
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_event_log.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_event_log.sql"), include_str!("migrations/0002_runs.sql")];
 
 /// Brings the schema up to date; refuses a database written by a newer build.
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -8,6 +8,7 @@
 mod facts;
 mod migrations;
 mod read;
+mod runs;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -19,7 +20,10 @@ use mobius_events::time::to_micros;
 use mobius_events::{AppendStatus, NewEvent, StoredEvent};
 use rusqlite::{Connection, OpenFlags, params};
 
-use crate::{EventQuery, IngestContext, Repository, Scope, Store, StoreError, TokenRecord};
+use crate::{
+    EventQuery, Heads, IngestContext, NewRun, Repository, RunDetail, RunQuery, RunRecord, RunUpdate, Scope, Store,
+    StoreError, TokenRecord,
+};
 
 /// Bigger pages than SQLite's 4 KiB default halve the write calls of a bulk import.
 const PAGE_SIZE: i64 = 8192;
@@ -209,6 +213,49 @@ impl Store for SqliteStore {
             let mut stmt = conn.prepare("SELECT name, path FROM repositories ORDER BY name")?;
             let rows = stmt.query_map([], |r| Ok(Repository { name: r.get(0)?, path: r.get(1)? }))?;
             Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn create_run(&self, run: &NewRun) -> Result<i64, StoreError> {
+        self.with_writer(|conn| runs::create(conn, run))
+    }
+
+    fn update_runs(&self, updates: &[RunUpdate]) -> Result<(), StoreError> {
+        self.with_writer(|conn| {
+            let tx = conn.transaction()?;
+            runs::update(&tx, updates)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn runs(&self, query: &RunQuery) -> Result<Vec<RunRecord>, StoreError> {
+        self.with_reader(|conn| runs::list(conn, query))
+    }
+
+    fn run(&self, id: i64) -> Result<Option<RunDetail>, StoreError> {
+        self.with_reader(|conn| runs::detail(conn, id))
+    }
+
+    fn interrupt_in_flight(&self, at: Timestamp) -> Result<Vec<RunRecord>, StoreError> {
+        self.with_writer(|conn| {
+            let tx = conn.transaction()?;
+            let runs = runs::interrupt_in_flight(&tx, at)?;
+            tx.commit()?;
+            Ok(runs)
+        })
+    }
+
+    fn repository_heads(&self, repository: &str) -> Result<Option<Heads>, StoreError> {
+        self.with_reader(|conn| runs::heads(conn, repository))
+    }
+
+    fn set_repository_heads(&self, repository: &str, heads: &Heads) -> Result<(), StoreError> {
+        self.with_writer(|conn| {
+            let tx = conn.transaction()?;
+            runs::set_heads(&tx, repository, heads)?;
+            tx.commit()?;
+            Ok(())
         })
     }
 }

@@ -1,0 +1,146 @@
+//! The operational records of pipeline runs the server executes: runs, their jobs and steps,
+//! and the branch heads last seen in each registered repository.
+//!
+//! The event log keeps what a run *meant* (CDEvents: queued, started, finished); these records
+//! keep what `mobius runs` shows and what a restarted server needs to re-queue interrupted work.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// Where a run, job or step is. Jobs and steps use the same words as runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    /// Waiting: for its concurrency group (a run), its needs or a slot (a job).
+    Queued,
+    Running,
+    Success,
+    Failure,
+    Cancelled,
+    Skipped,
+    /// The server stopped while it was in flight.
+    Interrupted,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Queued => "queued",
+            RunState::Running => "running",
+            RunState::Success => "success",
+            RunState::Failure => "failure",
+            RunState::Cancelled => "cancelled",
+            RunState::Skipped => "skipped",
+            RunState::Interrupted => "interrupted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunState> {
+        Some(match s {
+            "queued" => RunState::Queued,
+            "running" => RunState::Running,
+            "success" => RunState::Success,
+            "failure" => RunState::Failure,
+            "cancelled" => RunState::Cancelled,
+            "skipped" => RunState::Skipped,
+            "interrupted" => RunState::Interrupted,
+            _ => return None,
+        })
+    }
+
+    /// Whether nothing more will happen to it.
+    pub fn is_final(self) -> bool {
+        !matches!(self, RunState::Queued | RunState::Running)
+    }
+}
+
+/// A run to create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewRun {
+    pub repository: String,
+    /// Relative to the repository root, e.g. `.github/workflows/ci.yml`.
+    pub workflow_file: String,
+    /// The workflow's `name:`, else its file.
+    pub workflow_name: String,
+    /// `push`, `workflow_dispatch`…
+    pub event: String,
+    pub branch: Option<String>,
+    pub sha: String,
+    /// Where the branch was before the push; `None` for a new branch or a manual run.
+    pub before_sha: Option<String>,
+    /// The workflow's `concurrency.group`, evaluated.
+    pub concurrency_group: Option<String>,
+    pub cancel_in_progress: bool,
+    /// Job ids to run with what they need; empty for every job.
+    pub only_jobs: Vec<String>,
+    /// 1 for a first run; a re-run counts up from the run it repeats.
+    pub attempt: u32,
+    pub rerun_of: Option<i64>,
+    pub requeue_of: Option<i64>,
+    pub queued_at: Timestamp,
+}
+
+/// A stored run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: i64,
+    #[serde(flatten)]
+    pub run: NewRun,
+    pub state: RunState,
+    /// Why it ended as it did when that is not obvious (cancelled by whom, interrupted).
+    pub reason: Option<String>,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+}
+
+/// A job instance of a run (one matrix combination), with its steps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// The instance's display name, e.g. `test (linux, 20)`.
+    pub name: String,
+    pub state: RunState,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    pub steps: Vec<StepRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub name: String,
+    pub state: RunState,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+}
+
+/// A run with its jobs, in the order they were queued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunDetail {
+    #[serde(flatten)]
+    pub record: RunRecord,
+    pub jobs: Vec<JobRecord>,
+}
+
+/// A change to a run's state, applied in batches ([`crate::Store::update_runs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunUpdate {
+    /// The run moved to `state` at `at` (`started_at` for running, `finished_at` for a final
+    /// state).
+    Run { run: i64, state: RunState, at: Timestamp, reason: Option<String> },
+    /// A job instance is known (queued), started or ended: created on first sight.
+    Job { run: i64, job: String, state: RunState, at: Timestamp },
+    /// Step `position` (0-based) of a job started or ended.
+    Step { run: i64, job: String, position: u32, name: String, state: RunState, at: Timestamp },
+}
+
+/// A filter over runs, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunQuery {
+    pub repository: Option<String>,
+    pub state: Option<RunState>,
+    pub limit: u32,
+}
+
+/// Branch name (without `refs/heads/`) → the sha it pointed at.
+pub type Heads = BTreeMap<String, String>;

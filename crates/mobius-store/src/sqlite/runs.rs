@@ -1,0 +1,315 @@
+//! SQL for pipeline runs and repository heads (see [`crate::runs`]).
+
+use jiff::Timestamp;
+use mobius_events::time::{from_micros, to_micros};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+
+use crate::StoreError;
+use crate::runs::{Heads, JobRecord, NewRun, RunDetail, RunQuery, RunRecord, RunState, RunUpdate, StepRecord};
+
+const RUN_COLUMNS: &str = "id, repository, workflow_file, workflow_name, event, branch, sha, before_sha,
+    concurrency_group, cancel_in_progress, only_jobs, attempt, rerun_of, requeue_of, state, reason,
+    queued_at, started_at, finished_at";
+
+pub(super) fn create(conn: &Connection, run: &NewRun) -> Result<i64, StoreError> {
+    let only_jobs = serde_json::to_string(&run.only_jobs).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    conn.execute(
+        "INSERT INTO runs (repository, workflow_file, workflow_name, event, branch, sha, before_sha,
+             concurrency_group, cancel_in_progress, only_jobs, attempt, rerun_of, requeue_of, state, queued_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'queued', ?14)",
+        params![
+            run.repository,
+            run.workflow_file,
+            run.workflow_name,
+            run.event,
+            run.branch,
+            run.sha,
+            run.before_sha,
+            run.concurrency_group,
+            run.cancel_in_progress,
+            only_jobs,
+            run.attempt,
+            run.rerun_of,
+            run.requeue_of,
+            to_micros(run.queued_at),
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+pub(super) fn update(tx: &Transaction<'_>, updates: &[RunUpdate]) -> Result<(), StoreError> {
+    for update in updates {
+        match update {
+            RunUpdate::Run { run, state, at, reason } => {
+                let at = to_micros(*at);
+                if *state == RunState::Running {
+                    tx.prepare_cached(
+                        "UPDATE runs SET state = ?2, started_at = coalesce(started_at, ?3) WHERE id = ?1",
+                    )?
+                    .execute(params![run, state.as_str(), at])?;
+                } else if state.is_final() {
+                    tx.prepare_cached(
+                        "UPDATE runs SET state = ?2, finished_at = ?3, reason = coalesce(?4, reason) WHERE id = ?1",
+                    )?
+                    .execute(params![run, state.as_str(), at, reason])?;
+                } else {
+                    tx.prepare_cached("UPDATE runs SET state = ?2 WHERE id = ?1")?
+                        .execute(params![run, state.as_str()])?;
+                }
+            }
+            RunUpdate::Job { run, job, state, at } => {
+                let at = to_micros(*at);
+                let (started, finished) = times(*state, at);
+                tx.prepare_cached(
+                    "INSERT INTO run_jobs (run_id, name, position, state, started_at, finished_at)
+                     VALUES (?1, ?2, (SELECT count(*) FROM run_jobs WHERE run_id = ?1), ?3, ?4, ?5)
+                     ON CONFLICT (run_id, name) DO UPDATE SET state = excluded.state,
+                         started_at = coalesce(run_jobs.started_at, excluded.started_at),
+                         finished_at = coalesce(excluded.finished_at, run_jobs.finished_at)",
+                )?
+                .execute(params![run, job, state.as_str(), started, finished])?;
+            }
+            RunUpdate::Step { run, job, position, name, state, at } => {
+                let at = to_micros(*at);
+                let (started, finished) = times(*state, at);
+                tx.prepare_cached(
+                    "INSERT INTO run_steps (run_id, job, position, name, state, started_at, finished_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (run_id, job, position) DO UPDATE SET state = excluded.state,
+                         started_at = coalesce(run_steps.started_at, excluded.started_at),
+                         finished_at = coalesce(excluded.finished_at, run_steps.finished_at)",
+                )?
+                .execute(params![run, job, position, name, state.as_str(), started, finished])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `(started_at, finished_at)` implied by moving to `state` at `at`.
+fn times(state: RunState, at: i64) -> (Option<i64>, Option<i64>) {
+    match state {
+        RunState::Queued => (None, None),
+        RunState::Running => (Some(at), None),
+        // A job skipped or cancelled before it started has no start.
+        _ => (None, Some(at)),
+    }
+}
+
+fn run_record(r: &Row<'_>) -> rusqlite::Result<RunRecord> {
+    let only_jobs: String = r.get(10)?;
+    let state: String = r.get(14)?;
+    Ok(RunRecord {
+        id: r.get(0)?,
+        run: NewRun {
+            repository: r.get(1)?,
+            workflow_file: r.get(2)?,
+            workflow_name: r.get(3)?,
+            event: r.get(4)?,
+            branch: r.get(5)?,
+            sha: r.get(6)?,
+            before_sha: r.get(7)?,
+            concurrency_group: r.get(8)?,
+            cancel_in_progress: r.get(9)?,
+            only_jobs: serde_json::from_str(&only_jobs).unwrap_or_default(),
+            attempt: r.get(11)?,
+            rerun_of: r.get(12)?,
+            requeue_of: r.get(13)?,
+            queued_at: from_micros(r.get(16)?),
+        },
+        // Only this module writes states, so an unknown word means a newer build wrote it.
+        state: RunState::parse(&state).unwrap_or(RunState::Interrupted),
+        reason: r.get(15)?,
+        started_at: r.get::<_, Option<i64>>(17)?.map(from_micros),
+        finished_at: r.get::<_, Option<i64>>(18)?.map(from_micros),
+    })
+}
+
+pub(super) fn list(conn: &Connection, query: &RunQuery) -> Result<Vec<RunRecord>, StoreError> {
+    let limit = if query.limit == 0 { 50 } else { query.limit };
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR repository = ?1) AND (?2 IS NULL OR state = ?2)
+         ORDER BY id DESC LIMIT ?3"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![query.repository, query.state.map(RunState::as_str), limit], run_record)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn detail(conn: &Connection, id: i64) -> Result<Option<RunDetail>, StoreError> {
+    let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1");
+    let Some(record) = conn.prepare_cached(&sql)?.query_row([id], run_record).optional()? else {
+        return Ok(None);
+    };
+    let mut jobs: Vec<JobRecord> = conn
+        .prepare_cached(
+            "SELECT name, state, started_at, finished_at FROM run_jobs WHERE run_id = ?1 ORDER BY position",
+        )?
+        .query_map([id], |r| {
+            Ok(JobRecord {
+                name: r.get(0)?,
+                state: RunState::parse(&r.get::<_, String>(1)?).unwrap_or(RunState::Interrupted),
+                started_at: r.get::<_, Option<i64>>(2)?.map(from_micros),
+                finished_at: r.get::<_, Option<i64>>(3)?.map(from_micros),
+                steps: Vec::new(),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT job, name, state, started_at, finished_at FROM run_steps WHERE run_id = ?1 ORDER BY job, position",
+    )?;
+    let steps = stmt.query_map([id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            StepRecord {
+                name: r.get(1)?,
+                state: RunState::parse(&r.get::<_, String>(2)?).unwrap_or(RunState::Interrupted),
+                started_at: r.get::<_, Option<i64>>(3)?.map(from_micros),
+                finished_at: r.get::<_, Option<i64>>(4)?.map(from_micros),
+            },
+        ))
+    })?;
+    for step in steps {
+        let (job, step) = step?;
+        if let Some(j) = jobs.iter_mut().find(|j| j.name == job) {
+            j.steps.push(step);
+        }
+    }
+    Ok(Some(RunDetail { record, jobs }))
+}
+
+pub(super) fn interrupt_in_flight(tx: &Transaction<'_>, at: Timestamp) -> Result<Vec<RunRecord>, StoreError> {
+    let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE state IN ('queued', 'running') ORDER BY id");
+    let runs: Vec<RunRecord> = tx.prepare(&sql)?.query_map([], run_record)?.collect::<Result<_, _>>()?;
+    let at = to_micros(at);
+    tx.execute(
+        "UPDATE runs SET state = 'interrupted', finished_at = ?1, reason = 'the server stopped during the run'
+         WHERE state IN ('queued', 'running')",
+        [at],
+    )?;
+    tx.execute(
+        "UPDATE run_jobs SET state = 'interrupted', finished_at = ?1
+         WHERE state IN ('queued', 'running') AND run_id IN (SELECT id FROM runs WHERE state = 'interrupted')",
+        [at],
+    )?;
+    tx.execute(
+        "UPDATE run_steps SET state = 'interrupted', finished_at = ?1
+         WHERE state IN ('queued', 'running') AND run_id IN (SELECT id FROM runs WHERE state = 'interrupted')",
+        [at],
+    )?;
+    Ok(runs)
+}
+
+pub(super) fn heads(conn: &Connection, repository: &str) -> Result<Option<Heads>, StoreError> {
+    let seen: Option<String> = conn
+        .prepare_cached("SELECT repository FROM repository_heads_seen WHERE repository = ?1")?
+        .query_row([repository], |r| r.get(0))
+        .optional()?;
+    if seen.is_none() {
+        return Ok(None);
+    }
+    let mut stmt = conn.prepare_cached("SELECT ref, sha FROM repository_heads WHERE repository = ?1")?;
+    let rows = stmt.query_map([repository], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    Ok(Some(rows.collect::<Result<_, _>>()?))
+}
+
+pub(super) fn set_heads(tx: &Transaction<'_>, repository: &str, heads: &Heads) -> Result<(), StoreError> {
+    tx.execute("INSERT INTO repository_heads_seen (repository) VALUES (?1) ON CONFLICT DO NOTHING", [repository])?;
+    tx.execute("DELETE FROM repository_heads WHERE repository = ?1", [repository])?;
+    let mut stmt = tx.prepare_cached("INSERT INTO repository_heads (repository, ref, sha) VALUES (?1, ?2, ?3)")?;
+    for (branch, sha) in heads {
+        stmt.execute(params![repository, branch, sha])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{NewRun, RunQuery, RunState, RunUpdate, SqliteStore, Store};
+    use jiff::Timestamp;
+
+    fn new_run(sha: &str) -> NewRun {
+        NewRun {
+            repository: "acme/app".into(),
+            workflow_file: ".github/workflows/ci.yml".into(),
+            workflow_name: "CI".into(),
+            event: "push".into(),
+            branch: Some("main".into()),
+            sha: sha.into(),
+            before_sha: None,
+            concurrency_group: Some("ci-main".into()),
+            cancel_in_progress: true,
+            only_jobs: vec!["test".into()],
+            attempt: 1,
+            rerun_of: None,
+            requeue_of: None,
+            queued_at: Timestamp::from_second(1_700_000_000).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_run_records_its_jobs_and_steps_and_is_interrupted_by_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let first = store.create_run(&new_run("a1")).unwrap();
+        let second = store.create_run(&new_run("b2")).unwrap();
+        let at = Timestamp::from_second(1_700_000_010).unwrap();
+        let job = |job: &str, state| RunUpdate::Job { run: first, job: job.into(), state, at };
+        let step = |position, state| RunUpdate::Step {
+            run: first,
+            job: "build".into(),
+            position,
+            name: format!("step {position}"),
+            state,
+            at,
+        };
+        store
+            .update_runs(&[
+                RunUpdate::Run { run: first, state: RunState::Running, at, reason: None },
+                job("build", RunState::Queued),
+                job("test", RunState::Queued),
+                job("build", RunState::Running),
+                step(0, RunState::Running),
+                step(0, RunState::Success),
+                step(1, RunState::Running),
+                job("test", RunState::Skipped),
+            ])
+            .unwrap();
+        let detail = store.run(first).unwrap().expect("run");
+        assert_eq!(detail.record.state, RunState::Running);
+        assert_eq!(detail.record.started_at, Some(at));
+        assert_eq!(detail.record.run, new_run("a1"), "what was created reads back");
+        let jobs: Vec<(&str, RunState)> = detail.jobs.iter().map(|j| (j.name.as_str(), j.state)).collect();
+        assert_eq!(jobs, [("build", RunState::Running), ("test", RunState::Skipped)]);
+        let steps: Vec<RunState> = detail.jobs[0].steps.iter().map(|s| s.state).collect();
+        assert_eq!(steps, [RunState::Success, RunState::Running]);
+        assert_eq!(detail.jobs[1].started_at, None, "a skipped job never started");
+
+        let list = store.runs(&RunQuery { limit: 10, ..RunQuery::default() }).unwrap();
+        assert_eq!(list.iter().map(|r| r.id).collect::<Vec<_>>(), [second, first], "newest first");
+
+        let interrupted = store.interrupt_in_flight(at).unwrap();
+        assert_eq!(interrupted.len(), 2);
+        assert_eq!(interrupted[0].state, RunState::Running, "returned as they were");
+        let after = store.run(first).unwrap().unwrap();
+        assert_eq!(after.record.state, RunState::Interrupted);
+        assert_eq!(after.jobs[0].state, RunState::Interrupted);
+        assert_eq!(after.jobs[0].steps[1].state, RunState::Interrupted);
+        assert_eq!(after.jobs[1].state, RunState::Skipped, "finished jobs keep their state");
+        assert!(store.interrupt_in_flight(at).unwrap().is_empty());
+        assert!(store.run(999).unwrap().is_none());
+    }
+
+    #[test]
+    fn heads_are_unknown_until_recorded_then_replaced_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(store.repository_heads("acme/app").unwrap(), None);
+        store.set_repository_heads("acme/app", &Default::default()).unwrap();
+        assert_eq!(store.repository_heads("acme/app").unwrap(), Some(Default::default()));
+        let heads = [("main".to_owned(), "a1".to_owned()), ("dev".to_owned(), "b2".to_owned())].into();
+        store.set_repository_heads("acme/app", &heads).unwrap();
+        store.set_repository_heads("acme/app", &[("main".to_owned(), "c3".to_owned())].into()).unwrap();
+        assert_eq!(store.repository_heads("acme/app").unwrap(), Some([("main".to_owned(), "c3".to_owned())].into()));
+    }
+}
