@@ -5,6 +5,10 @@
 //! `needs` has finished, and keeps at most [`RunOptions::jobs_parallelism`] instances running
 //! (and at most `strategy.max-parallel` of one matrix job). A job whose needs did not all
 //! succeed is skipped unless its `if:` calls a status function (`always()`, `failure()`…).
+//! A matrix computed by expressions (`matrix: ${{ fromJSON(needs.plan.outputs.matrix) }}`, or
+//! an axis, `include` or value written so) is evaluated once the job's needs are done and its
+//! `if:` holds; a job skipped before that is one `skipped` entry, and a matrix that does not
+//! compute to a mapping of sequences fails the job.
 //!
 //! Each instance gets its own directory under [`RunOptions::work_dir`] with a `workspace`,
 //! `home` and `temp`. Choice: the workspace is a copy of [`RunOptions::workspace_source`]
@@ -15,11 +19,23 @@
 //! [`crate::cache`] under [`RunOptions::store_dir`]; the other supported actions fail with an
 //! honest "not implemented yet".
 //!
+//! Cancellation, as on GitHub: a job is cancelled by fail-fast of its matrix, by its
+//! `timeout-minutes`, or by [`RunOptions::cancel`] for the whole run (jobs not started yet then
+//! end `cancelled`, and so does the run). The running step's process group is killed unless the
+//! step's `if:` still holds with `cancelled()` true (`always()`, `cancelled()`), and the
+//! remaining steps run only if theirs does; such a step gets its own cancellation signal, so
+//! only its own `timeout-minutes` ends it. A timed-out job's result stays `failure`.
+//!
+//! Workflow commands in a step's output (`::add-mask::`, `::warning::`…) are applied as
+//! [`crate::exec`] describes.
+//!
 //! Extensions and limits: fractional `timeout-minutes` are honoured (GitHub accepts any number
-//! there too); after a job is cancelled (fail-fast or timeout) its remaining steps are reported
-//! `skipped`, even `if: always()` ones; secrets shorter than
-//! [`MIN_SECRET_CHARS`](crate::mask::MIN_SECRET_CHARS) cannot be masked and are left out of the
-//! masker (they are still in the `secrets` context).
+//! there too); secrets shorter than [`MIN_SECRET_CHARS`](crate::mask::MIN_SECRET_CHARS) cannot
+//! be masked and are left out of the masker (they are still in the `secrets` context), and
+//! `::add-mask::` refuses such values with a warning in the log, where GitHub masks any length;
+//! a job not yet started when the run is cancelled ends `cancelled` even if its `if:` calls
+//! `always()` (GitHub would still run it); the axes of a matrix that `fromJSON` produced as a
+//! whole come in key order rather than the JSON's order, which only shows in instance names.
 //!
 //! Progress is reported to a [`RunObserver`] as it happens; the end result is a [`RunReport`].
 //! [`run`] must be called inside a Tokio runtime with timers enabled; its future is not `Send`
@@ -37,7 +53,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::exec::LogLine;
+use crate::exec::{CancellationSignal, LogLine};
 
 pub use schedule::run;
 
@@ -71,6 +87,11 @@ pub struct RunOptions {
     /// Where artifacts and caches are stored; `work_dir/store` when `None`. Give the same
     /// directory to several runs for caches to carry over between them.
     pub store_dir: Option<PathBuf>,
+    /// Cancels the run when triggered (from any thread or task, e.g. a server asked to stop
+    /// the run): running jobs are cancelled as by fail-fast, jobs not started yet end
+    /// `cancelled`, and so does the run. Clones are the same signal, so keep one before
+    /// handing the options to [`run`].
+    pub cancel: CancellationSignal,
 }
 
 impl RunOptions {
@@ -92,6 +113,7 @@ impl RunOptions {
             work_dir: work_dir.into(),
             run_id,
             store_dir: None,
+            cancel: CancellationSignal::new(),
         }
     }
 
@@ -109,7 +131,7 @@ pub enum Status {
     Success,
     /// Failed (or timed out).
     Failure,
-    /// Cancelled by fail-fast or a timeout of its job.
+    /// Cancelled by fail-fast, a timeout of its job or [`RunOptions::cancel`].
     Cancelled,
     /// Not run: its `if:` was false or a needed job did not succeed.
     Skipped,
@@ -138,6 +160,10 @@ pub struct StepReport {
     pub outcome: Status,
     /// How it ended after `continue-on-error`.
     pub conclusion: Status,
+    /// What it set: the values written to `GITHUB_OUTPUT`, or a native action's outputs
+    /// (`artifact-id`, `artifact-digest`, `cache-hit`…), masked; empty when it did not run.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, String>,
 }
 
 /// One job instance (one matrix combination).

@@ -13,12 +13,15 @@
 //! - the step runs in its own process group, so a timeout or a [`CancellationSignal`] ends the
 //!   whole tree: `SIGTERM` to the group, then `SIGKILL` after a grace period;
 //! - stdout and stderr are read concurrently, masked, split into [`LogLine`]s and handed to a
-//!   [`LogSink`] ([`NdjsonSink`] stores them as NDJSON);
+//!   [`LogSink`] ([`NdjsonSink`] stores them as NDJSON); workflow commands in them are applied
+//!   on the way (`::add-mask::` adds to the job's [`Masker`], `::warning::` and its kin become
+//!   readable lines, `::stop-commands::` pauses them), on both streams as GitHub's runner does;
 //! - afterwards `GITHUB_ENV`, `GITHUB_OUTPUT`, `GITHUB_PATH` and `GITHUB_STEP_SUMMARY` are read
 //!   as GitHub's runner reads them.
 //!
 //! Evaluating `if:`, expressions and the job DAG belongs to the caller.
 
+mod commands;
 mod envfiles;
 mod log;
 mod run;

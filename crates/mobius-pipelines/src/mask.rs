@@ -9,12 +9,14 @@
 //! A [`MaskStream`] masks one output stream (stdout and stderr each get their own) as it is
 //! written. Processes flush at arbitrary points, so a secret may arrive split across writes; the
 //! stream holds back a short tail that could still grow into a pattern. The concatenated output
-//! of a stream is always byte-for-byte [`Masker::mask`] of the concatenated input.
+//! of a stream is always byte-for-byte [`Masker::mask`] of the concatenated input, as long as
+//! no secret is added meanwhile: [`Masker::add`] (a step's `::add-mask::`) takes effect from a
+//! stream's next write on.
 //!
 //! Every matched range is replaced by `***`; ranges that overlap or touch are merged first, so
 //! two adjacent secrets become a single `***` and no fragment of either leaks between them.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
@@ -92,11 +94,13 @@ impl Patterns {
     }
 }
 
-/// The masks for one job's secrets. Cheap to clone; hand out one [`MaskStream`] per output
-/// stream with [`Masker::stream`].
+/// The masks for one job's secrets. Cheap to clone; clones share their secrets, including
+/// those added later with [`Masker::add`]. Hand out one [`MaskStream`] per output stream with
+/// [`Masker::stream`].
 #[derive(Clone)]
 pub struct Masker {
-    patterns: Arc<Patterns>,
+    /// Replaced whole when a secret is added, so a stream masks each write with one snapshot.
+    shared: Arc<RwLock<Arc<Patterns>>>,
 }
 
 impl std::fmt::Debug for Patterns {
@@ -107,7 +111,7 @@ impl std::fmt::Debug for Patterns {
 
 impl std::fmt::Debug for Masker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Masker").field("patterns", &self.patterns).finish()
+        f.debug_struct("Masker").field("patterns", &self.patterns()).finish()
     }
 }
 
@@ -134,25 +138,36 @@ impl Masker {
     {
         let mut patterns = Vec::new();
         for (name, value) in secrets {
-            let value = value.as_ref();
-            if value.chars().count() < MIN_SECRET_CHARS {
-                return Err(MaskError::TooShort { name: name.into() });
-            }
-            add_forms(&mut patterns, value);
-            if value.contains('\n') {
-                for line in value.lines() {
-                    if line.chars().count() >= MIN_SECRET_CHARS {
-                        add_forms(&mut patterns, line);
-                    }
-                }
-            }
+            secret_forms(&mut patterns, name, value.as_ref())?;
         }
-        Ok(Masker { patterns: Arc::new(Patterns::new(patterns)) })
+        Ok(Masker { shared: Arc::new(RwLock::new(Arc::new(Patterns::new(patterns)))) })
+    }
+
+    /// Adds a secret while output is being masked (a step's `::add-mask::`), with the same
+    /// rules as [`Masker::new`]. Every clone of this masker and every stream it handed out
+    /// masks it from then on: a stream from its next [`MaskStream::write`], including the
+    /// bytes it still holds back.
+    pub fn add(&self, name: impl Into<String>, value: &str) -> Result<(), MaskError> {
+        let mut added = Vec::new();
+        secret_forms(&mut added, name, value)?;
+        let mut current = self.shared.write().unwrap_or_else(PoisonError::into_inner);
+        if added.iter().all(|form| current.patterns.contains(form)) {
+            return Ok(());
+        }
+        let mut patterns = current.patterns.clone();
+        patterns.extend(added);
+        *current = Arc::new(Patterns::new(patterns));
+        Ok(())
+    }
+
+    /// The patterns as they are now.
+    fn patterns(&self) -> Arc<Patterns> {
+        Arc::clone(&self.shared.read().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// A fresh stream, for one of a step's outputs.
     pub fn stream(&self) -> MaskStream {
-        MaskStream { patterns: Arc::clone(&self.patterns), pending: Vec::new(), mask_end: None }
+        MaskStream { shared: Arc::clone(&self.shared), patterns: self.patterns(), pending: Vec::new(), mask_end: None }
     }
 
     /// Masks a whole input at once; what a [`MaskStream`] produces for any split of `input`.
@@ -166,8 +181,25 @@ impl Masker {
     /// The length in bytes of the longest pattern, i.e. one more than the most a stream ever
     /// holds back.
     pub fn longest_pattern(&self) -> usize {
-        self.patterns.longest
+        self.patterns().longest
     }
+}
+
+/// Adds the forms of one secret, refusing it when too short; a multi-line value is also
+/// masked line by line (lines too short are skipped, see [`Masker::new`]).
+fn secret_forms(patterns: &mut Vec<Vec<u8>>, name: impl Into<String>, value: &str) -> Result<(), MaskError> {
+    if value.chars().count() < MIN_SECRET_CHARS {
+        return Err(MaskError::TooShort { name: name.into() });
+    }
+    add_forms(patterns, value);
+    if value.contains('\n') {
+        for line in value.lines() {
+            if line.chars().count() >= MIN_SECRET_CHARS {
+                add_forms(patterns, line);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Adds the forms in which `value` can appear in a log.
@@ -210,6 +242,9 @@ fn base64_form(engine: &base64::engine::GeneralPurpose, value: &[u8], offset: us
 /// Feed it chunks with [`MaskStream::write`] in the order they were produced and call
 /// [`MaskStream::finish`] at the end of the stream.
 pub struct MaskStream {
+    /// The masker's patterns, checked for additions at each write.
+    shared: Arc<RwLock<Arc<Patterns>>>,
+    /// The snapshot in use.
     patterns: Arc<Patterns>,
     /// Written bytes not yet emitted: at most the longest pattern minus one between writes.
     pending: Vec<u8>,
@@ -228,6 +263,7 @@ impl MaskStream {
     /// invalid bytes pass through as they are. Either way the concatenated output is exactly
     /// [`Masker::mask`] of the concatenated input.
     pub fn write(&mut self, chunk: &[u8]) -> Vec<u8> {
+        self.refresh();
         self.pending.extend_from_slice(chunk);
         let len = self.pending.len();
         // Any match starting before `window` ends within the bytes seen, so it is known now.
@@ -238,8 +274,18 @@ impl MaskStream {
 
     /// Ends the stream and returns the rest of the masked output.
     pub fn finish(mut self) -> Vec<u8> {
+        self.refresh();
         let len = self.pending.len();
         self.emit_until(len)
+    }
+
+    /// Picks up secrets added to the masker since the last write. Held-back bytes are
+    /// searched again with the new patterns, so nothing already emitted changes.
+    fn refresh(&mut self) {
+        let current = self.shared.read().unwrap_or_else(PoisonError::into_inner);
+        if !Arc::ptr_eq(&current, &self.patterns) {
+            self.patterns = Arc::clone(&current);
+        }
     }
 
     /// Masks and emits `pending[..limit]`, keeping the rest.
@@ -349,7 +395,7 @@ mod tests {
     fn streaming_matches_naive_on_every_two_way_split() {
         let m = masker(&["abcd", "cdef", "s3cr\"et\\x"]);
         let input = b"xxabcdefyy abcdabcd ab \"s3cr\\\"et\\\\x\" zz abc";
-        let expected = naive(&m.patterns, input);
+        let expected = naive(&m.patterns(), input);
         assert_eq!(m.mask(input), expected);
         for split in 0..=input.len() {
             let mut s = m.stream();
@@ -372,7 +418,7 @@ mod tests {
         for _ in 0..2000 {
             let len = next(40);
             let input: Vec<u8> = (0..len).map(|_| b"abcd"[next(4) as usize]).collect();
-            let expected = naive(&m.patterns, &input);
+            let expected = naive(&m.patterns(), &input);
             let mut s = m.stream();
             let mut out = Vec::new();
             let mut rest = input.as_slice();
@@ -406,5 +452,20 @@ mod tests {
         assert_eq!(s.write(b" secr"), b" ");
         assert_eq!(s.write(b"et!"), b"***!");
         assert!(s.finish().is_empty());
+    }
+
+    #[test]
+    fn added_secret_reaches_clones_and_open_streams() {
+        let m = masker(&["secret"]);
+        let clone = m.clone();
+        let mut s = m.stream();
+        assert_eq!(s.write(b"token1234 "), b"token1234 ");
+        assert_eq!(clone.add("add-mask", "tok"), Err(MaskError::TooShort { name: "add-mask".into() }));
+        clone.add("add-mask", "token1234").expect("long enough");
+        clone.add("add-mask", "token1234").expect("adding twice is harmless");
+        assert_eq!(s.write(b"token1234 secret"), b"*** ***");
+        assert!(s.finish().is_empty());
+        assert_eq!(m.mask(b"a token1234"), b"a ***");
+        assert_eq!(m.mask(base64::engine::general_purpose::STANDARD.encode("token1234").as_bytes()), b"***");
     }
 }

@@ -15,13 +15,15 @@ use std::fmt;
 
 mod build;
 mod checks;
+mod filter;
 mod matrix;
 mod model;
 mod triggers;
 mod yaml;
 
 pub use checks::{SUPPORTED_ACTIONS, unsupported};
-pub use matrix::{Combination, MAX_COMBINATIONS, MatrixError, expand_matrix};
+pub use filter::{PushedRef, glob, push_matches};
+pub use matrix::{Combination, MAX_COMBINATIONS, MatrixError, expand_matrix, matrix_from_entries};
 pub use model::*;
 pub use triggers::check_cron;
 

@@ -38,7 +38,7 @@ pub(super) struct Instance {
     pub matrix: Combination,
     /// The `needs` context.
     pub needs: Value,
-    /// Triggered by fail-fast for every instance of the job.
+    /// Triggered by fail-fast for every instance of the job, and by cancelling the run.
     pub cancel: CancellationSignal,
 }
 
@@ -116,7 +116,7 @@ pub(super) async fn run_instance(
         scope: cache_scope(&opts.github),
         pending_saves: Vec::new(),
     };
-    // The job's own signal: fail-fast of its matrix, or its timeout.
+    // The job's own signal: fail-fast of its matrix, the run's cancellation, or its timeout.
     let cancel = CancellationSignal::new();
     let timed_out = Arc::new(AtomicBool::new(false));
     let timeout = setting_number(&job.timeout_minutes, &ctx).map(minutes).unwrap_or(Duration::from_secs(360 * 60));
@@ -137,36 +137,53 @@ pub(super) async fn run_instance(
         let id = step.id.clone().unwrap_or_else(|| format!("__{index}"));
         let name = step_name(step);
         sink.step = name.clone();
-        let status = if failed { JobStatus::Failure } else { JobStatus::Success };
-        let step_ctx = ctx.clone().with("steps", Value::Object(steps_ctx.clone())).with_status(status);
+        // As on GitHub, a cancelled job still runs the steps whose `if:` holds once
+        // `cancelled()` is true (`always()`, `cancelled()`); the implicit `success()` is false.
+        let status = if cancel.is_cancelled() {
+            JobStatus::Cancelled
+        } else if failed {
+            JobStatus::Failure
+        } else {
+            JobStatus::Success
+        };
+        let step_ctx = ctx.clone().with("steps", Value::Object(steps_ctx.clone()));
         let env_ctx = json!(merged(&env, state.exported_env()));
         let step_ctx = step_ctx.with("env", env_ctx);
-        let run = !cancel.is_cancelled()
-            && match expr::evaluate_condition(step.if_.as_deref().unwrap_or(""), &step_ctx) {
-                Ok(run) => run,
-                Err(why) => {
-                    sink.say(&masker, &format!("cannot evaluate `if:`: {why}"));
-                    failed = true;
-                    false
-                }
-            };
+        let condition = step.if_.as_deref().unwrap_or("");
+        let run = match expr::evaluate_condition(condition, &step_ctx.clone().with_status(status)) {
+            Ok(run) => run,
+            Err(why) => {
+                sink.say(&masker, &format!("cannot evaluate `if:`: {why}"));
+                failed = true;
+                false
+            }
+        };
+        let step_ctx = step_ctx.with_status(status);
         let (outcome, conclusion, outputs) = if run {
             let _ = sender.send(Event::StepStarted(instance.name.clone(), name.clone()));
-            let (outcome, conclusion, outputs) =
-                run_one(workflow, job, step, &name, &step_ctx, &mut state, &mut sink, &masker, &cancel, &mut store)
-                    .await;
-            (outcome, conclusion, outputs)
+            // GitHub's runner re-evaluates a running step's `if:` when its job is cancelled and
+            // lets it finish if it still holds; such a step gets its own signal, so neither the
+            // job's cancellation (already triggered or to come) nor the job's timeout ends it.
+            // Its own `timeout-minutes` still does.
+            let survives = expr::evaluate_condition(condition, &step_ctx.clone().with_status(JobStatus::Cancelled))
+                .unwrap_or(false);
+            let signal = if survives { CancellationSignal::new() } else { cancel.clone() };
+            run_one(workflow, job, step, &name, &step_ctx, &mut state, &mut sink, &masker, &signal, &mut store).await
         } else {
             (Status::Skipped, Status::Skipped, BTreeMap::new())
         };
         if conclusion == Status::Failure {
             failed = true;
         }
+        let masked: BTreeMap<String, String> = outputs
+            .iter()
+            .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&masker.mask(v.as_bytes())).into_owned()))
+            .collect();
         steps_ctx.insert(
             id.clone(),
             json!({ "outputs": outputs, "outcome": outcome.as_str(), "conclusion": conclusion.as_str() }),
         );
-        let step_report = StepReport { id, name, outcome, conclusion };
+        let step_report = StepReport { id, name, outcome, conclusion, outputs: masked };
         if run {
             let _ = sender.send(Event::StepFinished(instance.name.clone(), step_report.clone()));
         }

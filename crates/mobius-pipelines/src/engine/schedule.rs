@@ -1,4 +1,5 @@
-//! The scheduler: matrix expansion, `needs`, job `if:`, parallelism, fail-fast.
+//! The scheduler: matrix expansion (computed matrices once their needs are done), `needs`,
+//! job `if:`, parallelism, fail-fast, cancelling the run.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use super::job::{Event, Instance, run_instance};
 use super::{JobReport, RunObserver, RunOptions, RunReport, Status};
 use crate::exec::{CancellationSignal, LogLine, Stream};
 use crate::expr::{self, JobStatus, MapContext};
-use crate::workflow::{Combination, Job, MatrixSpec, Setting, Workflow, expand_matrix};
+use crate::workflow::{Combination, Job, MatrixSpec, Setting, Strategy, Workflow, expand_matrix, matrix_from_entries};
 
 /// Where an instance is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,12 +45,19 @@ pub async fn run(workflow: &Workflow, opts: RunOptions, observer: &mut dyn RunOb
     let mut tasks: JoinSet<(usize, JobReport, Duration)> = JoinSet::new();
     let mut running = 0usize;
     loop {
+        if opts.cancel.is_cancelled() {
+            // Every job's signal: running instances stop, ready ones end cancelled.
+            for signal in &cancel {
+                signal.cancel();
+            }
+        }
         expand_ready(&workflow, &opts, &wanted, &mut expanded, &mut slots, observer);
         start_ready(&workflow, &opts, &cancel, &mut slots, &mut tasks, &sender, &mut running, observer);
         if running == 0 {
             break;
         }
         tokio::select! {
+            () = opts.cancel.cancelled(), if !cancel.iter().all(CancellationSignal::is_cancelled) => {}
             Some(event) = events.recv() => forward(event, observer),
             Some(joined) = tasks.join_next() => {
                 running -= 1;
@@ -88,7 +96,10 @@ pub async fn run(workflow: &Workflow, opts: RunOptions, observer: &mut dyn RunOb
     for index in 0..workflow.jobs.len() {
         jobs.extend(slots.iter().filter(|s| s.job == index).map(|s| s.report.clone()));
     }
-    let result = if jobs.iter().any(|j| j.result == Status::Failure) {
+    let result = if opts.cancel.is_cancelled() {
+        // Cancelling the run concludes it as cancelled, whatever its jobs did before.
+        Status::Cancelled
+    } else if jobs.iter().any(|j| j.result == Status::Failure) {
         Status::Failure
     } else if jobs.iter().any(|j| j.result == Status::Cancelled) {
         Status::Cancelled
@@ -242,6 +253,44 @@ fn expand_ready(
             let Some(needs) = needs_context(workflow, job, slots, expanded) else { continue };
             expanded[index] = true;
             progress = true;
+            let condition = job.if_.as_deref().unwrap_or("");
+            let calls_status = expr::parse(strip_braces(condition)).is_ok_and(|e| expr::uses_status_function(&e));
+            let resolved: Job;
+            let job = if is_dynamic(job) {
+                // The job's `if:` comes before its matrix, which may read outputs that a skipped
+                // or failed need never set; a job skipped this way is one entry, as on GitHub.
+                if opts.cancel.is_cancelled() {
+                    finish(observer, slots, index, blank_report(job, Combination::new(), Status::Cancelled));
+                    continue;
+                }
+                let ctx = base_context(opts, job, &needs.context, &Combination::new()).with_status(needs.status);
+                let verdict =
+                    if needs.skipped && !calls_status { Ok(false) } else { expr::evaluate_condition(condition, &ctx) };
+                let computed = match verdict {
+                    Ok(false) => {
+                        finish(observer, slots, index, blank_report(job, Combination::new(), Status::Skipped));
+                        continue;
+                    }
+                    Err(why) => Err(format!("cannot evaluate the job's `if:`: {why}")),
+                    Ok(true) => resolve_matrix(job, &ctx)
+                        .map(|strategy| Job { strategy: Some(strategy), ..job.clone() })
+                        .map_err(|why| format!("cannot compute the matrix: {why}")),
+                };
+                match computed {
+                    Ok(job) => {
+                        resolved = job;
+                        &resolved
+                    }
+                    Err(why) => {
+                        let report = blank_report(job, Combination::new(), Status::Failure);
+                        explain(observer, &report.name, &why);
+                        finish(observer, slots, index, report);
+                        continue;
+                    }
+                }
+            } else {
+                job
+            };
             let combos = match job.strategy.as_ref().map(expand_matrix) {
                 None => vec![Combination::new()],
                 Some(Ok(combos)) => combos,
@@ -254,8 +303,12 @@ fn expand_ready(
             };
             let combos: Vec<Combination> =
                 combos.into_iter().filter(|c| matches_filter(c, &opts.matrix_filter)).collect();
-            let condition = job.if_.as_deref().unwrap_or("");
-            let calls_status = expr::parse(strip_braces(condition)).is_ok_and(|e| expr::uses_status_function(&e));
+            if opts.cancel.is_cancelled() {
+                for combo in combos {
+                    finish(observer, slots, index, blank_report(job, combo, Status::Cancelled));
+                }
+                continue;
+            }
             for combo in combos {
                 let ctx = base_context(opts, job, &needs.context, &combo).with_status(needs.status);
                 let verdict =
@@ -279,6 +332,44 @@ fn expand_ready(
             break;
         }
     }
+}
+
+/// Whether the job's matrix is known only once its needs are done.
+fn is_dynamic(job: &Job) -> bool {
+    matches!(job.strategy.as_ref().and_then(|s| s.matrix.as_ref()), Some(MatrixSpec::Expr(_) | MatrixSpec::Computed(_)))
+}
+
+/// The job's strategy with its matrix computed from `ctx` (`needs`, `github`, `inputs`…).
+fn resolve_matrix(job: &Job, ctx: &MapContext) -> Result<Strategy, String> {
+    let Some(strategy) = &job.strategy else { return Err("no strategy".into()) };
+    let evaluate = |text: &str| {
+        expr::parse_template(text).and_then(|t| expr::evaluate_template(&t, ctx)).map_err(|e| e.to_string())
+    };
+    let entries: Vec<(String, Value)> = match &strategy.matrix {
+        Some(MatrixSpec::Expr(text)) => match evaluate(text)? {
+            expr::Value::Object(entries) => entries.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
+            other => return Err(format!("`{text}` gives {}, not a mapping", other.to_json())),
+        },
+        Some(MatrixSpec::Computed(entries)) => {
+            entries.iter().map(|(k, v)| Ok((k.clone(), compute(v, &evaluate)?))).collect::<Result<_, String>>()?
+        }
+        _ => return Ok(strategy.clone()),
+    };
+    let matrix = matrix_from_entries(entries.iter().map(|(k, v)| (k.as_str(), v)))?;
+    Ok(Strategy { matrix: Some(MatrixSpec::Static(matrix)), ..strategy.clone() })
+}
+
+/// `value` with every string that holds `${{` replaced by what it evaluates to (an array or
+/// mapping from `fromJSON` stays one).
+fn compute(value: &Value, evaluate: &dyn Fn(&str) -> Result<expr::Value, String>) -> Result<Value, String> {
+    Ok(match value {
+        Value::String(text) if text.contains("${{") => evaluate(text)?.to_json(),
+        Value::Array(items) => Value::Array(items.iter().map(|v| compute(v, evaluate)).collect::<Result<_, _>>()?),
+        Value::Object(map) => Value::Object(
+            map.iter().map(|(k, v)| Ok((k.clone(), compute(v, evaluate)?))).collect::<Result<_, String>>()?,
+        ),
+        other => other.clone(),
+    })
 }
 
 /// Tells the observer why a job failed before it started.

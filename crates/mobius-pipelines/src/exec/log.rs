@@ -4,7 +4,8 @@
 use std::io::{self, Write};
 use std::time::SystemTime;
 
-use crate::mask::MaskStream;
+use super::commands::Commands;
+use crate::mask::{MaskStream, Masker};
 
 /// Which output of a step a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -112,36 +113,41 @@ pub fn rfc3339(at: SystemTime) -> String {
 /// (GitLab's runner cuts at 16 KiB).
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
-/// Turns the chunks read from one stream into masked lines.
+/// Turns the chunks read from one stream into masked lines, applying workflow commands
+/// (see [`super::commands`]).
 ///
 /// Masking runs on the raw bytes before splitting, so a secret split across writes (or
-/// across a chunk boundary of the pipe) is still caught.
+/// across a chunk boundary of the pipe) is still caught. Chunks are masked a line at a time,
+/// so a value added by `::add-mask::` is masked from the very next line on.
 pub(crate) struct LineSplitter {
     stream: Stream,
     mask: MaskStream,
+    commands: Commands,
     partial: Vec<u8>,
 }
 
 impl LineSplitter {
-    pub(crate) fn new(stream: Stream, mask: MaskStream) -> LineSplitter {
-        LineSplitter { stream, mask, partial: Vec::new() }
+    pub(crate) fn new(stream: Stream, masker: &Masker) -> LineSplitter {
+        LineSplitter { stream, mask: masker.stream(), commands: Commands::new(masker.clone()), partial: Vec::new() }
     }
 
     /// Takes a chunk and returns the lines it completes.
     pub(crate) fn push(&mut self, chunk: &[u8]) -> Vec<LogLine> {
-        let masked = self.mask.write(chunk);
-        self.partial.extend_from_slice(&masked);
         let mut lines = Vec::new();
-        while let Some(newline) = self.partial.iter().position(|&b| b == b'\n') {
-            let rest = self.partial.split_off(newline + 1);
-            let mut line = std::mem::replace(&mut self.partial, rest);
-            line.pop();
-            lines.push(make_line(self.stream, line));
-        }
-        while self.partial.len() >= MAX_LINE_BYTES {
-            let rest = self.partial.split_off(MAX_LINE_BYTES);
-            let line = std::mem::replace(&mut self.partial, rest);
-            lines.push(make_line(self.stream, line));
+        for piece in chunk.split_inclusive(|&b| b == b'\n') {
+            let masked = self.mask.write(piece);
+            self.partial.extend_from_slice(&masked);
+            while let Some(newline) = self.partial.iter().position(|&b| b == b'\n') {
+                let rest = self.partial.split_off(newline + 1);
+                let mut line = std::mem::replace(&mut self.partial, rest);
+                line.pop();
+                emit(self.stream, &mut self.commands, line, &mut lines);
+            }
+            while self.partial.len() >= MAX_LINE_BYTES {
+                let rest = self.partial.split_off(MAX_LINE_BYTES);
+                let line = std::mem::replace(&mut self.partial, rest);
+                emit(self.stream, &mut self.commands, line, &mut lines);
+            }
         }
         lines
     }
@@ -158,9 +164,17 @@ impl LineSplitter {
             if parts.peek().is_none() && part.is_empty() {
                 break;
             }
-            lines.push(make_line(self.stream, part.to_vec()));
+            emit(self.stream, &mut self.commands, part.to_vec(), &mut lines);
         }
         lines
+    }
+}
+
+/// Passes one complete line through the workflow commands.
+fn emit(stream: Stream, commands: &mut Commands, bytes: Vec<u8>, lines: &mut Vec<LogLine>) {
+    let line = make_line(stream, bytes);
+    for text in commands.line(line.text) {
+        lines.push(LogLine { at: line.at, stream: line.stream, text });
     }
 }
 
@@ -175,7 +189,6 @@ fn make_line(stream: Stream, mut bytes: Vec<u8>) -> LogLine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mask::Masker;
 
     fn texts(lines: &[LogLine]) -> Vec<&str> {
         lines.iter().map(|l| l.text.as_str()).collect()
@@ -184,7 +197,7 @@ mod tests {
     #[test]
     fn splits_and_masks_across_chunks() {
         let masker = Masker::new([("S", "hunter22")]).expect("valid secret");
-        let mut splitter = LineSplitter::new(Stream::Stdout, masker.stream());
+        let mut splitter = LineSplitter::new(Stream::Stdout, &masker);
         let mut lines = splitter.push(b"a\r\nhun");
         lines.extend(splitter.push(b"ter22 b\nlast"));
         lines.extend(splitter.finish());
@@ -192,9 +205,20 @@ mod tests {
     }
 
     #[test]
+    fn add_mask_applies_from_the_next_line_of_the_same_chunk() {
+        let masker = Masker::new(Vec::<(String, String)>::new()).expect("no secrets");
+        let mut splitter = LineSplitter::new(Stream::Stdout, &masker);
+        let mut lines =
+            splitter.push(b"::add-mask::supersecret123\nsupersecret123\n::warning file=a,line=1::x supersec");
+        lines.extend(splitter.push(b"ret123"));
+        lines.extend(splitter.finish());
+        assert_eq!(texts(&lines), ["***", "warning: x *** (a:1)"]);
+    }
+
+    #[test]
     fn cuts_overlong_lines() {
         let masker = Masker::new(Vec::<(String, String)>::new()).expect("no secrets");
-        let mut splitter = LineSplitter::new(Stream::Stderr, masker.stream());
+        let mut splitter = LineSplitter::new(Stream::Stderr, &masker);
         let mut lines = splitter.push(&vec![b'x'; MAX_LINE_BYTES + 10]);
         lines.extend(splitter.finish());
         let lengths: Vec<usize> = lines.iter().map(|l| l.text.len()).collect();

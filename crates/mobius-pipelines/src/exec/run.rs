@@ -344,7 +344,7 @@ fn spawn_reader<R>(reader: R, stream: Stream, job: &JobState, sender: mpsc::Send
 where
     R: AsyncRead + Unpin + Send + 'static,
 {
-    let splitter = LineSplitter::new(stream, job.env.masker.stream());
+    let splitter = LineSplitter::new(stream, &job.env.masker);
     tokio::spawn(read_lines(reader, splitter, sender))
 }
 

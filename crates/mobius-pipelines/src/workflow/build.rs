@@ -240,13 +240,15 @@ fn matrix(r: &mut Report, node: &Node) -> Option<MatrixSpec> {
         return Some(MatrixSpec::Expr(text));
     }
     let map = mapping(r, node, "matrix")?;
+    let entries: Vec<(String, Value)> =
+        map.iter().map(|(k, v)| (k.scalar_string().unwrap_or_default(), v.to_json())).collect();
+    if entries.iter().any(|(_, v)| has_expression(v)) {
+        // One computed part makes the whole matrix known only at run time.
+        return Some(MatrixSpec::Computed(entries));
+    }
     let mut m = Matrix::default();
     for (k, v) in map {
         let name = k.scalar_string().unwrap_or_default();
-        if let Some(text) = expression_string(v) {
-            // One computed axis makes the whole matrix known only at run time.
-            return Some(MatrixSpec::Expr(text));
-        }
         match (name.as_str(), &v.kind) {
             ("include" | "exclude", Kind::Seq(items)) => {
                 let mut list = Vec::new();
@@ -324,6 +326,16 @@ fn environment(r: &mut Report, node: &Node) -> Option<String> {
 // ---- shared helpers ----
 
 /// The string of a node holding only a `${{ }}` expression.
+/// Whether a string anywhere in `value` holds a `${{ }}` expression.
+fn has_expression(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains("${{"),
+        Value::Array(items) => items.iter().any(has_expression),
+        Value::Object(map) => map.values().any(has_expression),
+        _ => false,
+    }
+}
+
 fn expression_string(node: &Node) -> Option<String> {
     let s = node.as_str()?.trim();
     (s.starts_with("${{") && s.ends_with("}}")).then(|| s.to_string())

@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value};
 
-use super::model::{MatrixSpec, Strategy};
+use super::model::{Matrix, MatrixSpec, Strategy};
 
 /// One combination of matrix values (`matrix.<key>`).
 pub type Combination = Map<String, Value>;
@@ -25,7 +25,7 @@ pub enum MatrixError {
         /// How many combinations the matrix makes.
         count: usize,
     },
-    /// The matrix is a `${{ }}` expression, known only at run time.
+    /// The matrix is or holds a `${{ }}` expression, known only at run time.
     #[error("the matrix is computed at run time")]
     Dynamic,
     /// Neither an axis nor an `include` entry.
@@ -38,7 +38,7 @@ pub enum MatrixError {
 pub fn expand_matrix(strategy: &Strategy) -> Result<Vec<Combination>, MatrixError> {
     let matrix = match &strategy.matrix {
         None => return Ok(vec![Combination::new()]),
-        Some(MatrixSpec::Expr(_)) => return Err(MatrixError::Dynamic),
+        Some(MatrixSpec::Expr(_) | MatrixSpec::Computed(_)) => return Err(MatrixError::Dynamic),
         Some(MatrixSpec::Static(m)) => m,
     };
     if matrix.axes.is_empty() {
@@ -90,6 +90,31 @@ pub fn expand_matrix(strategy: &Strategy) -> Result<Vec<Combination>, MatrixErro
     }
     combos.extend(extra);
     limit(combos)
+}
+
+/// A matrix from its entries once computed (`axis: [values]`, `include` and `exclude` lists
+/// of mappings), in their order; the error says which entry has the wrong shape.
+pub fn matrix_from_entries<'a>(entries: impl IntoIterator<Item = (&'a str, &'a Value)>) -> Result<Matrix, String> {
+    let mut matrix = Matrix::default();
+    for (key, value) in entries {
+        match (key, value) {
+            ("include" | "exclude", Value::Array(items)) => {
+                let mut list = Vec::new();
+                for item in items {
+                    match item {
+                        Value::Object(entry) => list.push(entry.clone()),
+                        other => return Err(format!("a `matrix.{key}` entry is {other}, not a mapping")),
+                    }
+                }
+                if key == "include" { matrix.include = list } else { matrix.exclude = list }
+            }
+            // GitHub accepts a missing list; `fromJSON` of an absent output gives null.
+            ("include" | "exclude", Value::Null) => {}
+            (_, Value::Array(values)) => matrix.axes.push((key.to_owned(), values.clone())),
+            (_, other) => return Err(format!("`matrix.{key}` is {other}, not a sequence")),
+        }
+    }
+    Ok(matrix)
 }
 
 fn limit(combos: Vec<Combination>) -> Result<Vec<Combination>, MatrixError> {

@@ -182,6 +182,10 @@ pub enum MatrixSpec {
     Static(Matrix),
     /// An expression (`${{ fromJSON(needs.setup.outputs.matrix) }}`), expanded at run time.
     Expr(String),
+    /// A mapping with an expression somewhere in it (`os: ${{ fromJSON(needs.a.outputs.os) }}`,
+    /// `include: ${{ … }}`, or a value inside an axis or entry), its entries in file order;
+    /// every string holding `${{` is evaluated at run time.
+    Computed(Vec<(String, Value)>),
 }
 
 /// A literal matrix.

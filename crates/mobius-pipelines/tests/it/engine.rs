@@ -55,6 +55,15 @@ async fn check(dir: &Path) -> Result<(), String> {
                 problems.push(format!("job `{job_name}`: steps {got_steps:?} != {steps:?}"));
             }
         }
+        if let Some(want_outputs) = want.get("step_outputs").and_then(Value::as_array) {
+            let got_outputs: Vec<Value> =
+                got["steps"].as_array().map(|s| s.iter().map(|s| s["outputs"].clone()).collect()).unwrap_or_default();
+            let same = want_outputs.len() == got_outputs.len()
+                && want_outputs.iter().zip(&got_outputs).all(|(want, got)| outputs_match(want, got));
+            if !same {
+                problems.push(format!("job `{job_name}`: step outputs {got_outputs:?} != {want_outputs:?}"));
+            }
+        }
         if let Some(outputs) = want.get("outputs")
             && outputs != &got["outputs"]
         {
@@ -73,6 +82,14 @@ async fn check(dir: &Path) -> Result<(), String> {
         }
     }
     if problems.is_empty() { Ok(()) } else { Err(format!("{name}:\n  {}\n  logs:\n{logs}", problems.join("\n  "))) }
+}
+
+/// A step's expected outputs against its report's (absent when empty): the same keys, and
+/// the same values except where `"*"` is expected.
+fn outputs_match(want: &Value, got: &Value) -> bool {
+    let want = want.as_object().cloned().unwrap_or_default();
+    let got = got.as_object().cloned().unwrap_or_default();
+    want.len() == got.len() && want.iter().all(|(k, v)| got.get(k).is_some_and(|g| v == "*" || v == g))
 }
 
 #[test]
@@ -173,4 +190,79 @@ async fn selection_filter_and_observer() {
     // The report is what `mobius run --json` would print.
     let json = serde_json::to_value(&report).expect("serialisable");
     assert_eq!(json["jobs"][1]["matrix"], json!({ "os": "linux", "rust": "stable" }));
+}
+
+const CANCELLABLE: &str = "
+on: push
+jobs:
+  first:
+    runs-on: ubuntu-latest
+    steps:
+      - run: sleep 30
+      - run: echo after
+      - if: always()
+        run: echo \"cleanup cancelled=${{ cancelled() }}\"
+  second:
+    needs: first
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo second
+  other:
+    runs-on: ubuntu-latest
+    strategy:
+      max-parallel: 1
+      matrix:
+        n: [1, 2]
+    steps:
+      - run: sleep 30
+";
+
+/// Cancelling the run from another task kills the running steps, still runs `if: always()`
+/// steps of the cancelled jobs, ends the jobs not started as cancelled, and so the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_the_run() {
+    use engine::Status;
+    let workflow = workflow::parse("ci.yml", CANCELLABLE).expect("valid workflow");
+    let work = tempfile::tempdir().expect("temp dir");
+    let opts = RunOptions::new(work.path(), work.path());
+    let cancel = opts.cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        cancel.cancel();
+    });
+    let started = std::time::Instant::now();
+    let mut observer = RecordingObserver::default();
+    let report = engine::run(&workflow, opts, &mut observer).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert_eq!(report.result, Status::Cancelled);
+    let jobs: Vec<(&str, Status, Vec<Status>)> = report
+        .jobs
+        .iter()
+        .map(|j| (j.name.as_str(), j.result, j.steps.iter().map(|s| s.conclusion).collect()))
+        .collect();
+    assert_eq!(
+        jobs,
+        [
+            ("first", Status::Cancelled, vec![Status::Cancelled, Status::Skipped, Status::Success]),
+            ("second", Status::Cancelled, vec![]),
+            ("other (1)", Status::Cancelled, vec![Status::Cancelled]),
+            ("other (2)", Status::Cancelled, vec![]),
+        ]
+    );
+    assert!(observer.log_text().contains(&"cleanup cancelled=true"), "{:?}", observer.log_text());
+}
+
+/// A run cancelled before it starts runs nothing.
+#[tokio::test]
+async fn cancelled_before_starting() {
+    use engine::Status;
+    let workflow = workflow::parse("ci.yml", CANCELLABLE).expect("valid workflow");
+    let work = tempfile::tempdir().expect("temp dir");
+    let opts = RunOptions::new(work.path(), work.path());
+    opts.cancel.cancel();
+    let mut observer = RecordingObserver::default();
+    let report = engine::run(&workflow, opts, &mut observer).await;
+    assert_eq!(report.result, Status::Cancelled);
+    assert!(report.jobs.iter().all(|j| j.result == Status::Cancelled && j.steps.is_empty()), "{report:?}");
+    assert!(observer.log_text().is_empty());
 }

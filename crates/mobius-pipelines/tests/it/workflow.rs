@@ -408,6 +408,23 @@ fn matrix_limits_and_dynamic() {
     let s = strategy("${{ fromJSON(needs.a.outputs.m) }}");
     assert!(matches!(s.matrix, Some(MatrixSpec::Expr(_))));
     assert_eq!(expand_matrix(&s), Err(MatrixError::Dynamic));
+    // One computed axis keeps the whole mapping, in file order, for the engine to evaluate.
+    let s = strategy("{os: [linux], node: '${{ fromJSON(needs.a.outputs.v) }}', include: [{os: linux, x: 1}]}");
+    let Some(MatrixSpec::Computed(entries)) = &s.matrix else { panic!("computed: {:?}", s.matrix) };
+    let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["os", "node", "include"]);
+    assert_eq!(expand_matrix(&s), Err(MatrixError::Dynamic));
+    let computed = [("os", json!(["linux"])), ("node", json!([18, 20])), ("exclude", json!([{ "node": 20 }]))];
+    let matrix = workflow::matrix_from_entries(computed.iter().map(|(k, v)| (*k, v))).expect("well-formed");
+    assert_eq!(
+        expand_matrix(&Strategy { matrix: Some(MatrixSpec::Static(matrix)), ..s.clone() }).map(|c| c.len()),
+        Ok(1)
+    );
+    let bad = [("node", json!("18"))];
+    assert_eq!(
+        workflow::matrix_from_entries(bad.iter().map(|(k, v)| (*k, v))),
+        Err("`matrix.node` is \"18\", not a sequence".to_owned())
+    );
     let no_matrix = Strategy { matrix: None, fail_fast: workflow::Setting::Value(true), max_parallel: None };
     assert_eq!(expand_matrix(&no_matrix), Ok(vec![Combination::new()]));
 }
