@@ -4,6 +4,7 @@
 mod context;
 mod events;
 mod execute;
+mod live;
 mod observer;
 
 use std::process::ExitCode;

@@ -1,6 +1,7 @@
-//! How `mobius run` shows a run while it happens: one prefixed line per log line and per
-//! finished job. Choice: plain lines on a terminal too (no live redraw yet), so what a user
-//! sees is what a CI log or a pipe gets, and nothing is lost when lines interleave.
+//! How `mobius run` shows a run while it happens. Piped, in CI or with `TERM=dumb`: one
+//! prefixed line per log line and per finished job, so nothing is lost when lines interleave.
+//! On a terminal: the [`LiveView`] of the jobs, redrawn in place. Either way each step's last
+//! lines are kept to show again when it fails.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
@@ -9,19 +10,36 @@ use std::time::Duration;
 use mobius_pipelines::engine::{RunObserver, Status};
 use mobius_pipelines::exec::LogLine;
 
+use super::live::LiveView;
+
 /// How many of a step's last log lines are kept to show again when it fails.
 pub(super) const TAIL_LINES: usize = 20;
 
 /// Prints progress (unless quiet, for `--json`) and keeps each step's last lines.
 pub(super) struct Printer {
     quiet: bool,
+    /// On a terminal, the live view replaces the plain lines.
+    live: Option<LiveView>,
     /// `(job, step)` → its last [`TAIL_LINES`] lines.
     tails: BTreeMap<(String, String), VecDeque<String>>,
 }
 
 impl Printer {
     pub fn new(quiet: bool) -> Printer {
-        Printer { quiet, tails: BTreeMap::new() }
+        Printer { quiet, live: None, tails: BTreeMap::new() }
+    }
+
+    /// Shows the run as a [`LiveView`] instead of plain lines.
+    pub fn live() -> Printer {
+        Printer { quiet: true, live: Some(LiveView::new()), tails: BTreeMap::new() }
+    }
+
+    /// A workflow run ended: the live view draws its last frame, so what is printed next
+    /// lands below it.
+    pub fn finish_run(&mut self) {
+        if let Some(live) = &mut self.live {
+            live.finish_run();
+        }
     }
 
     /// The last lines of `step` of `job`, oldest first.
@@ -38,7 +56,28 @@ impl Printer {
 }
 
 impl RunObserver for Printer {
+    fn job_queued(&mut self, job: &str) {
+        if let Some(live) = &mut self.live {
+            live.job_queued(job);
+        }
+    }
+
+    fn job_started(&mut self, job: &str) {
+        if let Some(live) = &mut self.live {
+            live.job_started(job);
+        }
+    }
+
+    fn step_started(&mut self, job: &str, step: &str) {
+        if let Some(live) = &mut self.live {
+            live.step_started(job, step);
+        }
+    }
+
     fn job_finished(&mut self, job: &str, result: Status, duration: Duration) {
+        if let Some(live) = &mut self.live {
+            live.job_finished(job, result, duration);
+        }
         let line = match result {
             Status::Success => format!("[{job}] ✓ passed {}", seconds(duration)),
             Status::Failure => format!("[{job}] ✗ failed {}", seconds(duration)),
