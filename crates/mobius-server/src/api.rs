@@ -44,13 +44,13 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-async fn authorize(state: &AppState, headers: &HeaderMap, scope: TokenScope) -> Result<(), ApiError> {
+pub(crate) async fn authorize(state: &AppState, headers: &HeaderMap, scope: TokenScope) -> Result<(), ApiError> {
     let store = state.ingestor.store.clone();
     let headers = headers.clone();
     tokio::task::spawn_blocking(move || auth::require(store.as_ref(), &headers, scope).map(|_| ())).await?
 }
 
-async fn authorize_read(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) async fn authorize_read(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     if state.config.public_read {
         return Ok(());
     }
@@ -239,7 +239,7 @@ pub async fn post_token(
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, TokenScope::Admin).await?;
     let scope = TokenScope::parse(&request.scope).ok_or_else(|| {
-        ApiError::bad_request(format!("`scope`: `{}` is not one of read, ingest, deploy, admin", request.scope))
+        ApiError::bad_request(format!("`scope`: `{}` is not one of read, ingest, deploy, run, admin", request.scope))
     })?;
     let token = auth::issue(&request.name, scope);
     let store = state.ingestor.store.clone();

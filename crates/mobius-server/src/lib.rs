@@ -6,6 +6,7 @@
 //! - [`api`]: the handlers. [`ingest`] and [`query`] hold the work, shared with the CLI's
 //!   embedded mode. [`auth`]: scoped bearer tokens. [`error`]: the one [`error::ApiError`].
 //! - [`metrics`]: Prometheus metrics about the server itself.
+//! - [`runs`]: pipelines run by the server on commits to registered repositories.
 
 pub mod api;
 pub mod auth;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod ingest;
 pub mod metrics;
 pub mod query;
+pub mod runs;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -65,6 +67,7 @@ pub struct AppState {
     pub ingestor: Ingestor,
     pub config: Arc<ServerConfig>,
     pub metrics: Arc<Metrics>,
+    pub runner: runs::Runner,
 }
 
 /// Every route, with the body limit and request metrics.
@@ -79,6 +82,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/dora", get(api::get_dora))
         .route("/api/v1/flow", get(api::get_flow))
         .route("/api/v1/tokens", post(api::post_token))
+        .route("/api/v1/runs", get(runs::http::list))
+        .route("/api/v1/runs/{id}", get(runs::http::show))
+        .route("/api/v1/runs/{id}/logs", get(runs::http::logs))
+        .route("/api/v1/runs/{id}/cancel", post(runs::http::cancel))
+        .route("/api/v1/runs/{id}/rerun", post(runs::http::rerun))
+        .route("/api/v1/poll", post(runs::http::poll))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(refuse_oversized))
         .layer(middleware::from_fn_with_state(state.clone(), track))

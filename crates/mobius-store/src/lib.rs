@@ -59,14 +59,16 @@ pub struct Scope {
     pub environment: String,
 }
 
-/// What an API token may do. Each scope includes the ones before it, except that `ingest`
-/// does not include `deploy`.
+/// What an API token may do. Every scope may read; `admin` may do everything; `ingest`
+/// (append events), `deploy` (deployments and rollouts) and `run` (trigger, cancel and re-run
+/// pipelines — what a repository's git hook holds) grant only their own mutations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenScope {
     Read,
     Ingest,
     Deploy,
+    Run,
     Admin,
 }
 
@@ -76,6 +78,7 @@ impl TokenScope {
             TokenScope::Read => "read",
             TokenScope::Ingest => "ingest",
             TokenScope::Deploy => "deploy",
+            TokenScope::Run => "run",
             TokenScope::Admin => "admin",
         }
     }
@@ -85,6 +88,7 @@ impl TokenScope {
             "read" => TokenScope::Read,
             "ingest" => TokenScope::Ingest,
             "deploy" => TokenScope::Deploy,
+            "run" => TokenScope::Run,
             "admin" => TokenScope::Admin,
             _ => return None,
         })

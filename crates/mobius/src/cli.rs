@@ -230,8 +230,9 @@ pub struct MeasureArgs {
 pub enum TokenCommand {
     /// Create a token; its secret is printed once
     Create {
-        /// read: queries; ingest: events and reads; deploy: deployments and reads; admin: all
-        #[arg(long, value_parser = ["read", "ingest", "deploy", "admin"])]
+        /// read: queries; ingest: events; deploy: deployments; run: trigger, cancel and re-run
+        /// pipelines; admin: all. Every scope may also read
+        #[arg(long, value_parser = ["read", "ingest", "deploy", "run", "admin"])]
         scope: String,
         /// A label to recognise it by
         #[arg(long, default_value = "")]

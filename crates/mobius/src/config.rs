@@ -25,6 +25,9 @@ pub struct FileConfig {
     pub github_webhook_secret: Option<String>,
     /// Token GitLab sends in `X-Gitlab-Token`.
     pub gitlab_webhook_token: Option<String>,
+    /// How often the server polls registered repositories for new commits when no git hook
+    /// tells it, e.g. `30s`, `5m`.
+    pub poll_interval: Option<String>,
 }
 
 /// Resolved settings.
@@ -37,6 +40,7 @@ pub struct Settings {
     pub github_webhook_secret: Option<Secret>,
     pub gitlab_webhook_token: Option<Secret>,
     pub admin_token: Option<Secret>,
+    pub poll_interval: std::time::Duration,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
@@ -85,6 +89,10 @@ pub fn load(data_dir: Option<&Path>, overrides: Overrides<'_>) -> Result<Setting
         github_webhook_secret: env("MOBIUS_GITHUB_WEBHOOK_SECRET").or(file.github_webhook_secret).map(Secret::new),
         gitlab_webhook_token: env("MOBIUS_GITLAB_WEBHOOK_TOKEN").or(file.gitlab_webhook_token).map(Secret::new),
         admin_token: env("MOBIUS_ADMIN_TOKEN").map(Secret::new),
+        poll_interval: match env("MOBIUS_POLL_INTERVAL").or(file.poll_interval) {
+            Some(text) => parse_interval(&text)?,
+            None => DEFAULT_POLL_INTERVAL,
+        },
     })
 }
 
@@ -106,6 +114,27 @@ fn read_file(path: &Path) -> Result<FileConfig> {
             .unwrap_or_default();
         anyhow::anyhow!("{}{at}: {}", path.display(), e.message())
     })
+}
+
+/// How often repositories are polled by default: the hooks make polling a fallback.
+pub const DEFAULT_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `30s`, `5m`, `1h`: at least a second.
+pub fn parse_interval(text: &str) -> Result<std::time::Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .with_context(|| format!("poll interval `{text}` is not a positive span like 30s, 5m or 1h"))?;
+    Ok(std::time::Duration::from_secs(match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => bail!("poll interval `{text}`: unit must be s, m or h"),
+    }))
 }
 
 /// `24h`, `2d`, `90m`.
@@ -138,6 +167,9 @@ mod tests {
         let s = load(Some(dir.path()), Overrides::default()).unwrap();
         assert_eq!(s.listen.to_string(), "127.0.0.1:9000");
         assert_eq!(s.rules.attribution_window, SignedDuration::from_hours(48));
+        assert_eq!(s.poll_interval, DEFAULT_POLL_INTERVAL);
+        assert_eq!(parse_interval("5m").unwrap(), std::time::Duration::from_secs(300));
+        assert!(parse_interval("0s").is_err() && parse_interval("5d").is_err());
         let s = load(Some(dir.path()), Overrides { listen: Some("127.0.0.1:9001"), ..Default::default() }).unwrap();
         assert_eq!(s.listen.to_string(), "127.0.0.1:9001");
     }

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use mobius_server::auth::{self, Bootstrap};
 use mobius_server::ingest::Ingestor;
 use mobius_server::metrics::Metrics;
+use mobius_server::runs::{Runner, RunnerConfig};
 use mobius_server::{AppState, ServerConfig};
 use tokio::net::TcpListener;
 
@@ -42,16 +43,39 @@ pub async fn run(data_dir: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
     }
     eprintln!("mobius listening on http://{address}");
 
+    let ingestor = Ingestor::new(store.clone(), settings.rules);
+    let runner = Runner::new(
+        store,
+        ingestor.clone(),
+        RunnerConfig {
+            data_dir: settings.data_dir.clone(),
+            parallelism: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            poll_interval: settings.poll_interval,
+        },
+    );
+    // Runs the previous server left in flight are marked interrupted and queued once more.
+    let requeued = runner.recover().await.context("cannot recover the runs a previous server left")?;
+    if !requeued.is_empty() {
+        eprintln!("re-queued {} interrupted run(s)", requeued.len());
+    }
+    let (stop_polling, polling_stopped) = tokio::sync::oneshot::channel::<()>();
+    let poller = tokio::spawn(runner.clone().poll_forever(async {
+        let _ = polling_stopped.await;
+    }));
+
     let state = AppState {
-        ingestor: Ingestor::new(store, settings.rules),
+        ingestor,
         config: Arc::new(ServerConfig {
             public_read: settings.public_read,
             github_webhook_secret: settings.github_webhook_secret.clone(),
             gitlab_webhook_token: settings.gitlab_webhook_token.clone(),
         }),
         metrics: Arc::new(Metrics::new()),
+        runner,
     };
     mobius_server::serve(listener, state, shutdown_signal()).await.context("the server failed")?;
+    let _ = stop_polling.send(());
+    let _ = poller.await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::context;
 use super::events::{self, Recorder, RunIdentity};
+use super::live;
 use super::observer::{Printer, TAIL_LINES, seconds};
 use super::selected_by;
 use crate::cli::RunArgs;
@@ -82,7 +83,7 @@ pub(super) fn run(data_dir: Option<&std::path::Path>, json: bool, args: RunArgs)
     let secrets = context::secrets(args.secrets_file.as_deref(), &args.secrets)?;
 
     let started = Instant::now();
-    let mut printer = Printer::new(json);
+    let mut printer = if live::wanted(json) { Printer::live() } else { Printer::new(json) };
     let mut reports = Vec::new();
     let mut cdevents = Vec::new();
     for c in &chosen {
@@ -103,6 +104,8 @@ pub(super) fn run(data_dir: Option<&std::path::Path>, json: bool, args: RunArgs)
             run_id: opts.run_id,
             uri: format!("file://{}/{}", root.display(), c.file),
             sha: opts.github["sha"].as_str().map(str::to_owned),
+            branch: opts.github["ref_name"].as_str().map(str::to_owned),
+            source: format!("/mobius/run/{}", opts.github["repository"].as_str().unwrap_or_default()),
         };
         opts.inputs = inputs;
         opts.secrets = secrets.clone();
@@ -119,6 +122,7 @@ pub(super) fn run(data_dir: Option<&std::path::Path>, json: bool, args: RunArgs)
             tokio::runtime::Handle::current().block_on(engine::run(&c.workflow, opts, &mut recorder))
         });
         cdevents.extend(recorder.finish(&identity, report.result));
+        printer.finish_run();
         reports.push(report);
     }
     let ok = reports.iter().all(|r| r.result == Status::Success);

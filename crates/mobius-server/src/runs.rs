@@ -1,0 +1,19 @@
+//! Pipelines on the server: commits to registered repositories trigger their workflows, which
+//! run here with the same engine as `mobius run`.
+//!
+//! - [`git`]: what the server asks git about a registered repository.
+//! - [`trigger`]: a repository's branch heads moved → the runs the push triggers.
+//! - [`Runner`] ([`runner`]): queues, concurrency groups, cancellation, re-runs, restart
+//!   recovery, and each run's thread.
+//! - [`logs`]: each run's log lines as NDJSON, live to SSE subscribers.
+//! - [`http`]: the runs API (list, show, logs over SSE, cancel, re-run, poll).
+//! - [`cdevents`]: the events every run emits (shared with `mobius run`).
+
+pub mod cdevents;
+pub mod git;
+pub mod http;
+pub mod logs;
+pub mod runner;
+pub mod trigger;
+
+pub use runner::{RunError, Runner, RunnerConfig};

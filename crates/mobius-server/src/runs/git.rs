@@ -1,0 +1,187 @@
+//! What the server asks git about a registered repository, through the `git` CLI (as
+//! `mobius-git` does for ancestry). Every function blocks; call them off the async runtime.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use jiff::Timestamp;
+use mobius_store::Heads;
+
+use super::cdevents::LandedCommit;
+
+/// The most commits one push reports; older ones in a larger push are left out (their
+/// changes are still found through ancestry when a deployment ships them).
+pub const MAX_COMMITS: usize = 1000;
+
+/// A git command that failed, with git's own message.
+#[derive(Debug, thiserror::Error)]
+#[error("`git {command}` in {repository} failed: {message}")]
+pub struct GitError {
+    pub repository: String,
+    pub command: String,
+    pub message: String,
+}
+
+fn git(repo: &Path, args: &[&str]) -> Result<String, GitError> {
+    let failed =
+        |message: String| GitError { repository: repo.display().to_string(), command: args.join(" "), message };
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| failed(format!("cannot run git: {e}")))?;
+    if !out.status.success() {
+        return Err(failed(String::from_utf8_lossy(&out.stderr).trim().to_owned()));
+    }
+    String::from_utf8(out.stdout).map_err(|_| failed("output is not UTF-8".to_owned()))
+}
+
+/// Every branch and the commit it points at.
+pub fn heads(repo: &Path) -> Result<Heads, GitError> {
+    let out = git(repo, &["for-each-ref", "--format=%(objectname) %(refname)", "refs/heads"])?;
+    Ok(out
+        .lines()
+        .filter_map(|line| {
+            let (sha, name) = line.split_once(' ')?;
+            Some((name.strip_prefix("refs/heads/")?.to_owned(), sha.to_owned()))
+        })
+        .collect())
+}
+
+/// The commits a branch gained moving from `before` to `after`, oldest first (at most
+/// [`MAX_COMMITS`], the newest ones). A new branch (`before` = `None`) reports its head commit.
+pub fn landed(repo: &Path, before: Option<&str>, after: &str) -> Result<Vec<LandedCommit>, GitError> {
+    let format = "--format=%H%x1f%cI%x1f%aI%x1f%s";
+    let max = format!("--max-count={MAX_COMMITS}");
+    let range = before.map(|b| format!("{b}..{after}"));
+    let args: Vec<&str> = match &range {
+        Some(range) => vec!["log", format, &max, range.as_str()],
+        None => vec!["log", format, "--max-count=1", after],
+    };
+    let out = git(repo, &args)?;
+    let mut commits: Vec<LandedCommit> = out
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.split('\x1f');
+            let sha = parts.next()?.to_owned();
+            let commit_time = parts.next()?.parse::<Timestamp>().ok()?;
+            let author_time = parts.next()?.parse::<Timestamp>().ok()?;
+            let subject = parts.next().unwrap_or_default().to_owned();
+            Some(LandedCommit { sha, commit_time, author_time, subject })
+        })
+        .collect();
+    commits.reverse();
+    Ok(commits)
+}
+
+/// The files that differ between `before` and `after`; for a new branch, the files its head
+/// commit touched.
+pub fn changed_files(repo: &Path, before: Option<&str>, after: &str) -> Result<Vec<String>, GitError> {
+    let out = match before {
+        Some(before) => git(repo, &["diff", "--name-only", "--no-renames", before, after])?,
+        None => git(repo, &["diff-tree", "--root", "--no-commit-id", "--name-only", "-r", after])?,
+    };
+    Ok(out.lines().map(str::to_owned).collect())
+}
+
+/// The workflow files at a commit (`.github/workflows/*.yml|yaml`, `.mobius/workflows/…`), as
+/// `(path, text)` in path order.
+pub fn workflow_files(repo: &Path, sha: &str) -> Result<Vec<(String, String)>, GitError> {
+    let out = git(repo, &["ls-tree", "--name-only", sha, "--", ".github/workflows/", ".mobius/workflows/"])?;
+    let mut files = Vec::new();
+    for path in out.lines() {
+        if path.ends_with(".yml") || path.ends_with(".yaml") {
+            files.push((path.to_owned(), git(repo, &["show", &format!("{sha}:{path}")])?));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Writes the tree of `sha` into `dest` (created if missing): `git archive | tar -x`, so the
+/// repository itself is untouched (no worktree bookkeeping, no index change).
+pub fn export(repo: &Path, sha: &str, dest: &Path) -> Result<(), GitError> {
+    let failed = |message: String| GitError {
+        repository: repo.display().to_string(),
+        command: format!("archive {sha} | tar -x"),
+        message,
+    };
+    std::fs::create_dir_all(dest).map_err(|e| failed(format!("cannot create {}: {e}", dest.display())))?;
+    let mut archive = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["archive", "--format=tar", sha])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| failed(format!("cannot run git: {e}")))?;
+    let stdout = archive.stdout.take().ok_or_else(|| failed("no output".to_owned()))?;
+    let tar = Command::new("tar")
+        .arg("-x")
+        .arg("-C")
+        .arg(dest)
+        .stdin(stdout)
+        .output()
+        .map_err(|e| failed(format!("cannot run tar: {e}")))?;
+    let git_out = archive.wait_with_output().map_err(|e| failed(e.to_string()))?;
+    if !git_out.status.success() {
+        return Err(failed(String::from_utf8_lossy(&git_out.stderr).trim().to_owned()));
+    }
+    if !tar.status.success() {
+        return Err(failed(String::from_utf8_lossy(&tar.stderr).trim().to_owned()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(dir: &Path, script: &str) {
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .status()
+            .unwrap();
+        assert!(status.success(), "{script}");
+    }
+
+    #[test]
+    fn heads_commits_files_and_workflows_of_a_repository() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path();
+        sh(
+            repo,
+            "git init -q -b main && mkdir -p .github/workflows && echo 'on: push' > .github/workflows/ci.yml && echo x > README && git add -A && git commit -qm first",
+        );
+        let first = heads(repo).unwrap()["main"].clone();
+        sh(
+            repo,
+            "echo y > a.txt && git add -A && git commit -qm 'second one' && echo z > b.txt && git add -A && git commit -qm third",
+        );
+        let now = heads(repo).unwrap();
+        assert_eq!(now.keys().collect::<Vec<_>>(), ["main"]);
+        let commits = landed(repo, Some(&first), &now["main"]).unwrap();
+        let subjects: Vec<&str> = commits.iter().map(|c| c.subject.as_str()).collect();
+        assert_eq!(subjects, ["second one", "third"], "oldest first");
+        assert_eq!(commits[1].sha, now["main"]);
+        assert_eq!(landed(repo, None, &now["main"]).unwrap().len(), 1);
+        assert_eq!(changed_files(repo, Some(&first), &now["main"]).unwrap(), ["a.txt", "b.txt"]);
+        assert_eq!(changed_files(repo, None, &first).unwrap(), [".github/workflows/ci.yml", "README"]);
+        let workflows = workflow_files(repo, &first).unwrap();
+        assert_eq!(workflows, [(".github/workflows/ci.yml".to_owned(), "on: push\n".to_owned())]);
+        let out = tempfile::tempdir().unwrap();
+        export(repo, &first, out.path()).unwrap();
+        assert!(out.path().join("README").is_file());
+        assert!(!out.path().join("a.txt").exists(), "the tree of that commit, not the working copy");
+        let error = heads(&repo.join("missing")).unwrap_err().to_string();
+        assert!(error.contains("for-each-ref"), "{error}");
+    }
+}

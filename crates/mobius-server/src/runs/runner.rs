@@ -1,0 +1,719 @@
+//! The server's pipeline runner: turns pushes into queued runs, runs them, and keeps their
+//! state in the store.
+//!
+//! Life of a run: a poll (the git hook's notification, or the periodic fallback) sees a branch
+//! move → [`super::trigger::plan`] picks the workflows → each becomes a `queued` run in the
+//! store → it starts at once, or waits for its concurrency group → a thread of its own drives
+//! the engine on a current-thread runtime (the engine's future is not `Send`) while an observer
+//! streams job and step states to the store in batches and log lines to the run's log → at the
+//! end the run's CDEvents are appended to the event log.
+//!
+//! Concurrency groups (GitHub's rules): at most one run in progress and one pending per group;
+//! a newer pending run cancels the older pending one; with `cancel-in-progress` it also cancels
+//! the one in progress.
+//!
+//! Restart: runs queued or running when the server stopped are marked `interrupted` when it
+//! starts ([`Runner::recover`]), and each is queued again once (a run that was itself such a
+//! re-queue is not re-queued a second time).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use mobius_pipelines::engine::{self, RunObserver, RunOptions, Status, StepReport};
+use mobius_pipelines::exec::{CancellationSignal, LogLine};
+use mobius_pipelines::workflow::{StepAction, Workflow};
+use mobius_store::{NewRun, Repository, RunState, RunUpdate, Store, StoreError};
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use super::cdevents::{self, Recorder, RunIdentity};
+use super::git::{self, GitError};
+use super::logs::{self, LogWriter, RunLogLine};
+use super::trigger::{self, Planned, Push};
+use crate::ingest::Ingestor;
+
+/// How the runner is set up.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// The data directory: run logs and work directories go under `runs/`, artifacts and
+    /// caches under `pipelines/`.
+    pub data_dir: PathBuf,
+    /// How many job instances of one run may run at once.
+    pub parallelism: usize,
+    /// How often every registered repository is polled when no hook says it changed.
+    pub poll_interval: Duration,
+}
+
+/// Why a runner operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("no run {0}")]
+    NotFound(i64),
+    #[error("run {id} already ended ({state})")]
+    Ended { id: i64, state: &'static str },
+    #[error("run {id} is still {state}; re-run it once it ends")]
+    NotEnded { id: i64, state: &'static str },
+    #[error("run {0} has no failed jobs to re-run")]
+    NothingFailed(i64),
+    #[error("no registered repository {0}")]
+    UnknownRepository(String),
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error("storage failed")]
+    Store(#[from] StoreError),
+}
+
+/// The server's pipeline runner. Cheap to clone; clones share one state.
+#[derive(Clone)]
+pub struct Runner {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    ingestor: Ingestor,
+    config: RunnerConfig,
+    state: Mutex<State>,
+    /// One poll at a time, so a hook and the timer never both see the same move.
+    polling: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct State {
+    running: HashMap<i64, Active>,
+    /// Runs waiting for their concurrency group.
+    waiting: HashMap<i64, Prepared>,
+    /// Group → the run in progress in it.
+    group_running: HashMap<String, i64>,
+    /// Group → the run pending in it.
+    group_pending: HashMap<String, i64>,
+}
+
+/// A run in progress.
+struct Active {
+    cancel: CancellationSignal,
+    /// Why it was cancelled, once it was.
+    reason: Arc<Mutex<Option<String>>>,
+    live: broadcast::Sender<RunLogLine>,
+}
+
+/// Everything a queued run needs to start.
+struct Prepared {
+    id: i64,
+    run: NewRun,
+    workflow: Workflow,
+    repository_path: PathBuf,
+    github: Value,
+}
+
+impl Runner {
+    pub fn new(store: Arc<dyn Store>, ingestor: Ingestor, config: RunnerConfig) -> Runner {
+        Runner {
+            inner: Arc::new(Inner {
+                store,
+                ingestor,
+                config,
+                state: Mutex::new(State::default()),
+                polling: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    /// Marks runs left in flight by a previous server as interrupted and queues each again
+    /// once. Returns the new runs' ids.
+    pub async fn recover(&self) -> Result<Vec<i64>, RunError> {
+        let this = self.clone();
+        let interrupted = blocking(move || this.inner.store.interrupt_in_flight(Timestamp::now())).await?;
+        let mut requeued = Vec::new();
+        for old in interrupted {
+            if old.run.requeue_of.is_some() {
+                tracing::warn!(run = old.id, "interrupted twice; not re-queued again");
+                continue;
+            }
+            let mut run = old.run.clone();
+            run.requeue_of = Some(old.id);
+            run.queued_at = Timestamp::now();
+            match self.requeue(run).await {
+                Ok(id) => {
+                    tracing::info!(run = old.id, new_run = id, "re-queued a run the restart interrupted");
+                    requeued.push(id);
+                }
+                Err(e) => tracing::warn!(run = old.id, error = %e, "cannot re-queue an interrupted run"),
+            }
+        }
+        Ok(requeued)
+    }
+
+    /// Polls one registered repository now: every branch that moved since the last poll
+    /// triggers its workflows. Returns the ids of the runs queued. The first poll of a
+    /// repository only records where its branches are.
+    pub async fn poll(&self, repository: &str) -> Result<Vec<i64>, RunError> {
+        let _one_at_a_time = self.inner.polling.lock().await;
+        let this = self.clone();
+        let repository = repository.to_owned();
+        blocking(move || this.poll_blocking(&repository)).await
+    }
+
+    /// Polls every registered repository, logging failures.
+    pub async fn poll_all(&self) {
+        let this = self.clone();
+        let repositories = match blocking(move || this.inner.store.repositories()).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list repositories to poll");
+                return;
+            }
+        };
+        for repository in repositories {
+            if let Err(e) = self.poll(&repository.name).await {
+                tracing::warn!(repository = %repository.name, error = %e, "poll failed");
+            }
+        }
+    }
+
+    /// Polls every repository every [`RunnerConfig::poll_interval`] until `shutdown`.
+    pub async fn poll_forever(self, shutdown: impl Future<Output = ()>) {
+        let mut timer = tokio::time::interval(self.inner.config.poll_interval);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = timer.tick() => self.poll_all().await,
+            }
+        }
+    }
+
+    /// Cancels a run: a running one is stopped (its steps' processes killed, `always()` steps
+    /// still run), a waiting one ends at once.
+    pub fn cancel(&self, id: i64, reason: &str) -> Result<(), RunError> {
+        let waiting = {
+            let mut state = self.lock();
+            if let Some(active) = state.running.get(&id) {
+                active.reason.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(|| reason.to_owned());
+                active.cancel.cancel();
+                return Ok(());
+            }
+            let prepared = state.waiting.remove(&id);
+            if let Some(p) = &prepared
+                && let Some(group) = &p.run.concurrency_group
+                && state.group_pending.get(group) == Some(&id)
+            {
+                state.group_pending.remove(group);
+            }
+            prepared
+        };
+        match waiting {
+            Some(prepared) => {
+                self.end_unstarted(&prepared, reason);
+                Ok(())
+            }
+            None => match self.inner.store.run(id)? {
+                None => Err(RunError::NotFound(id)),
+                Some(detail) => Err(RunError::Ended { id, state: detail.record.state.as_str() }),
+            },
+        }
+    }
+
+    /// Queues a run again: every job, or only the jobs that failed (and, as on GitHub, the
+    /// jobs that need them run again too, since they need fresh outputs).
+    pub async fn rerun(&self, id: i64, failed_only: bool) -> Result<i64, RunError> {
+        let this = self.clone();
+        let detail = blocking(move || this.inner.store.run(id)).await?.ok_or(RunError::NotFound(id))?;
+        let record = &detail.record;
+        if !record.state.is_final() {
+            return Err(RunError::NotEnded { id, state: record.state.as_str() });
+        }
+        let mut run = record.run.clone();
+        run.attempt = record.run.attempt + 1;
+        run.rerun_of = Some(id);
+        run.requeue_of = None;
+        run.queued_at = Timestamp::now();
+        run.only_jobs = Vec::new();
+        if failed_only {
+            let mut failed: Vec<String> = detail
+                .jobs
+                .iter()
+                .filter(|j| matches!(j.state, RunState::Failure | RunState::Cancelled | RunState::Interrupted))
+                // `test (linux, 20)` → `test`: the selection is by job id.
+                .map(|j| j.name.split(" (").next().unwrap_or(&j.name).to_owned())
+                .collect();
+            failed.dedup();
+            if failed.is_empty() {
+                return Err(RunError::NothingFailed(id));
+            }
+            run.only_jobs = failed;
+        }
+        self.requeue(run).await
+    }
+
+    /// A receiver of run `id`'s log lines as they are written; `None` when it is not running.
+    pub fn subscribe(&self, id: i64) -> Option<broadcast::Receiver<RunLogLine>> {
+        self.lock().running.get(&id).map(|a| a.live.subscribe())
+    }
+
+    /// Where run `id`'s log is stored.
+    pub fn log_path(&self, id: i64) -> PathBuf {
+        logs::path(&self.inner.config.data_dir, id)
+    }
+
+    /// How many runs are in progress and waiting.
+    pub fn load(&self) -> (usize, usize) {
+        let state = self.lock();
+        (state.running.len(), state.waiting.len())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Creates `run` again from its commit's workflow file and queues it.
+    async fn requeue(&self, run: NewRun) -> Result<i64, RunError> {
+        let this = self.clone();
+        blocking(move || {
+            let repository = this.repository(&run.repository)?;
+            let path = PathBuf::from(&repository.path);
+            let files = git::workflow_files(&path, &run.sha)?;
+            let branch = run.branch.clone().unwrap_or_default();
+            let push = Push {
+                repository: run.repository.clone(),
+                branch,
+                before: run.before_sha.clone(),
+                after: run.sha.clone(),
+                commits: git::landed(&path, run.before_sha.as_deref(), &run.sha)?,
+                changed: Vec::new(),
+                default_branch: default_branch(&path),
+            };
+            let text = files.iter().find(|(f, _)| *f == run.workflow_file).map(|(_, t)| t.as_str());
+            let parsed =
+                text.ok_or_else(|| format!("{} is no longer at {}", run.workflow_file, run.sha)).and_then(|t| {
+                    mobius_pipelines::workflow::parse(&run.workflow_file, t)
+                        .map_err(|d| d.first().map_or_else(|| "invalid workflow".to_owned(), ToString::to_string))
+                });
+            let id = this.inner.store.create_run(&run)?;
+            match parsed {
+                Ok(workflow) => {
+                    let github = trigger::github_context(&push);
+                    this.enqueue(Prepared { id, run, workflow, repository_path: path, github });
+                }
+                Err(error) => this.fail_unstarted(id, &run, &error),
+            }
+            Ok(id)
+        })
+        .await
+    }
+
+    fn repository(&self, name: &str) -> Result<Repository, RunError> {
+        self.inner
+            .store
+            .repositories()?
+            .into_iter()
+            .find(|r| r.name == name)
+            .ok_or_else(|| RunError::UnknownRepository(name.to_owned()))
+    }
+
+    fn poll_blocking(&self, name: &str) -> Result<Vec<i64>, RunError> {
+        let repository = self.repository(name)?;
+        let path = PathBuf::from(&repository.path);
+        let now = git::heads(&path)?;
+        let Some(before) = self.inner.store.repository_heads(name)? else {
+            self.inner.store.set_repository_heads(name, &now)?;
+            return Ok(Vec::new());
+        };
+        let default_branch = default_branch(&path);
+        let mut queued = Vec::new();
+        for (branch, after) in &now {
+            let previous = before.get(branch);
+            if previous == Some(after) {
+                continue;
+            }
+            let push = Push {
+                repository: name.to_owned(),
+                branch: branch.clone(),
+                before: previous.cloned(),
+                after: after.clone(),
+                commits: git::landed(&path, previous.map(String::as_str), after)?,
+                changed: git::changed_files(&path, previous.map(String::as_str), after)?,
+                default_branch: default_branch.clone(),
+            };
+            let uri = format!("file://{}", repository.path);
+            self.append_events(&cdevents::change_events(name, &uri, branch, &push.commits));
+            let files = git::workflow_files(&path, after)?;
+            for planned in trigger::plan(&push, &files) {
+                queued.push(self.queue_planned(&push, &path, planned)?);
+            }
+        }
+        // Recorded after the runs exist: a crash in between re-triggers (runs are cheap to
+        // cancel) rather than silently dropping a push.
+        self.inner.store.set_repository_heads(name, &now)?;
+        Ok(queued)
+    }
+
+    fn queue_planned(&self, push: &Push, path: &Path, planned: Planned) -> Result<i64, RunError> {
+        let (file, name, group, cancel_in_progress) = match &planned {
+            Planned::Run { file, workflow, group, cancel_in_progress } => (
+                file.clone(),
+                workflow.name.clone().unwrap_or_else(|| file.clone()),
+                group.clone(),
+                *cancel_in_progress,
+            ),
+            Planned::Invalid { file, name, .. } => (file.clone(), name.clone(), None, false),
+        };
+        let run = NewRun {
+            repository: push.repository.clone(),
+            workflow_file: file,
+            workflow_name: name,
+            event: "push".to_owned(),
+            branch: Some(push.branch.clone()),
+            sha: push.after.clone(),
+            before_sha: push.before.clone(),
+            concurrency_group: group,
+            cancel_in_progress,
+            only_jobs: Vec::new(),
+            attempt: 1,
+            rerun_of: None,
+            requeue_of: None,
+            queued_at: Timestamp::now(),
+        };
+        let id = self.inner.store.create_run(&run)?;
+        match planned {
+            Planned::Run { workflow, .. } => {
+                let github = trigger::github_context(push);
+                self.enqueue(Prepared { id, run, workflow: *workflow, repository_path: path.to_owned(), github });
+            }
+            Planned::Invalid { error, .. } => self.fail_unstarted(id, &run, &error),
+        }
+        Ok(id)
+    }
+
+    /// Starts the run now or parks it behind its concurrency group.
+    fn enqueue(&self, prepared: Prepared) {
+        let mut superseded = None;
+        let start = {
+            let mut state = self.lock();
+            match prepared.run.concurrency_group.clone() {
+                None => Some(prepared),
+                Some(group) => match state.group_running.get(&group).copied() {
+                    None => {
+                        state.group_running.insert(group, prepared.id);
+                        Some(prepared)
+                    }
+                    Some(running) => {
+                        let id = prepared.id;
+                        if prepared.run.cancel_in_progress
+                            && let Some(active) = state.running.get(&running)
+                        {
+                            let reason = format!("superseded by run {id} (cancel-in-progress)");
+                            active.reason.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(reason);
+                            active.cancel.cancel();
+                        }
+                        if let Some(older) = state.group_pending.insert(group, id) {
+                            superseded = state.waiting.remove(&older).map(|p| (p, id));
+                        }
+                        state.waiting.insert(id, prepared);
+                        None
+                    }
+                },
+            }
+        };
+        if let Some((older, by)) = superseded {
+            self.end_unstarted(&older, &format!("superseded by run {by} in its concurrency group"));
+        }
+        if let Some(prepared) = start {
+            self.start(prepared);
+        }
+    }
+
+    fn start(&self, prepared: Prepared) {
+        let (live, _) = broadcast::channel(logs::LIVE_BUFFER);
+        let active =
+            Active { cancel: CancellationSignal::new(), reason: Arc::new(Mutex::new(None)), live: live.clone() };
+        let (cancel, reason) = (active.cancel.clone(), active.reason.clone());
+        self.lock().running.insert(prepared.id, active);
+        let this = self.clone();
+        let id = prepared.id;
+        let spawned = std::thread::Builder::new().name(format!("run-{id}")).spawn(move || {
+            let group = prepared.run.concurrency_group.clone();
+            this.execute(prepared, cancel, reason, live);
+            this.finished(id, group);
+        });
+        if let Err(e) = spawned {
+            tracing::error!(run = id, error = %e, "cannot start a thread for the run");
+            self.lock().running.remove(&id);
+        }
+    }
+
+    /// After a run ended: frees its group and starts the run pending in it.
+    fn finished(&self, id: i64, group: Option<String>) {
+        let next = {
+            let mut state = self.lock();
+            state.running.remove(&id);
+            let Some(group) = group else { return };
+            if state.group_running.get(&group) == Some(&id) {
+                state.group_running.remove(&group);
+            }
+            match state.group_pending.remove(&group).and_then(|next| state.waiting.remove(&next)) {
+                Some(next) => {
+                    state.group_running.insert(group, next.id);
+                    Some(next)
+                }
+                None => None,
+            }
+        };
+        if let Some(next) = next {
+            self.start(next);
+        }
+    }
+
+    /// Runs one workflow run to its end on this thread.
+    fn execute(
+        &self,
+        p: Prepared,
+        cancel: CancellationSignal,
+        reason: Arc<Mutex<Option<String>>>,
+        live: broadcast::Sender<RunLogLine>,
+    ) {
+        let store = &self.inner.store;
+        let config = &self.inner.config;
+        let run_dir = config.data_dir.join("runs").join(p.id.to_string());
+        let source = run_dir.join("source");
+        let work = run_dir.join("work");
+        self.update(&[RunUpdate::Run { run: p.id, state: RunState::Running, at: Timestamp::now(), reason: None }]);
+        // Only jobs that check out get the sources, so a workflow without `actions/checkout`
+        // does not pay for an export.
+        let checks_out = p.workflow.jobs.iter().flat_map(|j| &j.steps).any(|s| {
+            matches!(&s.action, StepAction::Uses { action, .. } if action.split('@').next() == Some("actions/checkout"))
+        });
+        if checks_out && let Err(e) = git::export(&p.repository_path, &p.run.sha, &source) {
+            self.fail_started(p.id, &p, &format!("cannot check out {}: {e}", p.run.sha));
+            return;
+        }
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                self.fail_started(p.id, &p, &format!("cannot start the run's runtime: {e}"));
+                return;
+            }
+        };
+        let mut opts = RunOptions::new(&source, &work);
+        opts.jobs_parallelism = config.parallelism.max(1);
+        opts.event_name.clone_from(&p.run.event);
+        opts.github = p.github.clone();
+        opts.run_id = u64::try_from(p.id).unwrap_or_default();
+        opts.selected_jobs.clone_from(&p.run.only_jobs);
+        opts.store_dir = Some(config.data_dir.join("pipelines"));
+        opts.cancel = cancel;
+
+        let (updates, received) = mpsc::channel::<RunUpdate>();
+        let writer = {
+            let store = store.clone();
+            std::thread::Builder::new()
+                .name(format!("run-{}-state", p.id))
+                .spawn(move || write_updates(&*store, received))
+        };
+        let mut sink = Progress {
+            run: p.id,
+            updates,
+            log: LogWriter::create(&logs::path(&config.data_dir, p.id), live),
+            steps: HashMap::new(),
+        };
+        let mut recorder = Recorder::new(&mut sink, &p.workflow).queued_at(p.run.queued_at);
+        let report = runtime.block_on(engine::run(&p.workflow, opts, &mut recorder));
+        let events = recorder.finish(&identity(&p), report.result);
+        drop(sink);
+        if let Ok(writer) = writer {
+            let _ = writer.join();
+        }
+        let state = run_state(report.result);
+        let failed: Vec<&str> =
+            report.jobs.iter().filter(|j| j.result == Status::Failure).map(|j| j.name.as_str()).collect();
+        let why = reason.lock().unwrap_or_else(|e| e.into_inner()).clone().or_else(|| {
+            (state == RunState::Failure && !failed.is_empty()).then(|| format!("failed jobs: {}", failed.join(", ")))
+        });
+        self.update(&[RunUpdate::Run { run: p.id, state, at: Timestamp::now(), reason: why }]);
+        self.append_events(&events);
+        // The log stays; the work directories are the run's scratch space.
+        for dir in [&work, &source] {
+            if dir.exists()
+                && let Err(e) = std::fs::remove_dir_all(dir)
+            {
+                tracing::warn!(run = p.id, dir = %dir.display(), error = %e, "cannot clean up after a run");
+            }
+        }
+    }
+
+    /// A queued run that never started ends cancelled, with its events.
+    fn end_unstarted(&self, p: &Prepared, reason: &str) {
+        let at = Timestamp::now();
+        self.update(&[RunUpdate::Run { run: p.id, state: RunState::Cancelled, at, reason: Some(reason.to_owned()) }]);
+        self.append_events(&cdevents::never_started(&identity(p), p.run.queued_at, reason));
+    }
+
+    /// A run that cannot start at all (its workflow file is invalid at that commit).
+    fn fail_unstarted(&self, id: i64, run: &NewRun, error: &str) {
+        let at = Timestamp::now();
+        self.update(&[RunUpdate::Run { run: id, state: RunState::Failure, at, reason: Some(error.to_owned()) }]);
+        tracing::info!(run = id, workflow = %run.workflow_file, error, "workflow invalid at this commit");
+    }
+
+    fn fail_started(&self, id: i64, p: &Prepared, error: &str) {
+        tracing::warn!(run = id, error, "run failed before its jobs");
+        let at = Timestamp::now();
+        self.update(&[RunUpdate::Run { run: id, state: RunState::Failure, at, reason: Some(error.to_owned()) }]);
+        let mut events = cdevents::never_started(&identity(p), p.run.queued_at, error);
+        if let Some(finished) = events.last_mut() {
+            finished["subject"]["content"]["outcome"] = json!("error");
+        }
+        self.append_events(&events);
+    }
+
+    fn update(&self, updates: &[RunUpdate]) {
+        if let Err(e) = self.inner.store.update_runs(updates) {
+            tracing::error!(error = %e, "cannot record a run's state");
+        }
+    }
+
+    /// Appends events built here. They are validated first; a failure is a bug, logged.
+    fn append_events(&self, events: &[Value]) {
+        if events.is_empty() {
+            return;
+        }
+        match cdevents::validate(events) {
+            Ok(parsed) => {
+                if let Err(e) = self.inner.ingestor.ingest(parsed) {
+                    tracing::error!(error = %e, "cannot append a run's events");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "a run produced an invalid event"),
+        }
+    }
+}
+
+/// Runs a blocking closure off the async runtime.
+async fn blocking<T: Send + 'static, E: Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, E> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// The branch `HEAD` names in the registered clone: what `$default-branch` means here.
+fn default_branch(path: &Path) -> String {
+    std::process::Command::new("git")
+        .arg("-C")
+        .arg(path)
+        .args(["symbolic-ref", "--short", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| "main".to_owned())
+}
+
+fn identity(p: &Prepared) -> RunIdentity {
+    RunIdentity {
+        repository: p.run.repository.clone(),
+        file: p.run.workflow_file.clone(),
+        pipeline_name: p.run.workflow_name.clone(),
+        run_id: u64::try_from(p.id).unwrap_or_default(),
+        uri: format!("file://{}/{}", p.repository_path.display(), p.run.workflow_file),
+        sha: Some(p.run.sha.clone()),
+        branch: p.run.branch.clone(),
+        source: format!("/mobius/server/{}", p.run.repository),
+    }
+}
+
+fn run_state(status: Status) -> RunState {
+    match status {
+        Status::Success => RunState::Success,
+        Status::Failure => RunState::Failure,
+        Status::Cancelled => RunState::Cancelled,
+        Status::Skipped => RunState::Skipped,
+    }
+}
+
+/// Writes progress in batches: whatever arrived while the previous batch was being written
+/// goes in the next transaction, so a busy run costs a few commits, not one per step.
+fn write_updates(store: &dyn Store, received: mpsc::Receiver<RunUpdate>) {
+    while let Ok(first) = received.recv() {
+        let mut batch = vec![first];
+        batch.extend(received.try_iter());
+        if let Err(e) = store.update_runs(&batch) {
+            tracing::error!(error = %e, "cannot record a run's progress");
+        }
+    }
+}
+
+/// The observer that records a run's progress: states to the store, lines to the log.
+struct Progress {
+    run: i64,
+    updates: mpsc::Sender<RunUpdate>,
+    log: LogWriter,
+    /// Job → (next step position, the step running now and its position).
+    steps: HashMap<String, (u32, Option<(u32, String)>)>,
+}
+
+impl Progress {
+    fn job(&self, job: &str, state: RunState) {
+        let _ = self.updates.send(RunUpdate::Job { run: self.run, job: job.to_owned(), state, at: Timestamp::now() });
+    }
+
+    fn step(&self, job: &str, position: u32, name: &str, state: RunState) {
+        let update = RunUpdate::Step {
+            run: self.run,
+            job: job.to_owned(),
+            position,
+            name: name.to_owned(),
+            state,
+            at: Timestamp::now(),
+        };
+        let _ = self.updates.send(update);
+    }
+}
+
+impl RunObserver for Progress {
+    fn job_queued(&mut self, job: &str) {
+        self.job(job, RunState::Queued);
+    }
+
+    fn job_started(&mut self, job: &str) {
+        self.job(job, RunState::Running);
+    }
+
+    fn job_finished(&mut self, job: &str, result: Status, _duration: Duration) {
+        self.job(job, run_state(result));
+    }
+
+    fn step_started(&mut self, job: &str, step: &str) {
+        let (next, current) = self.steps.entry(job.to_owned()).or_default();
+        let position = *next;
+        *next += 1;
+        *current = Some((position, step.to_owned()));
+        self.step(job, position, step, RunState::Running);
+    }
+
+    fn step_finished(&mut self, job: &str, step: &StepReport) {
+        let (next, current) = self.steps.entry(job.to_owned()).or_default();
+        // A skipped step never started: it takes the next position.
+        let position = match current.take() {
+            Some((position, name)) if name == step.name => position,
+            _ => {
+                let position = *next;
+                *next += 1;
+                position
+            }
+        };
+        self.step(job, position, &step.name, run_state(step.outcome));
+    }
+
+    fn log_line(&mut self, job: &str, step: &str, line: &LogLine) {
+        self.log.write(job, step, line);
+    }
+}
