@@ -35,9 +35,13 @@ pub enum Command {
     /// Manage API tokens
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Register local git repositories, so deployments find their changes by ancestry
+    /// Register local git repositories: their commits trigger workflows under `mobius serve`,
+    /// and deployments find their changes by ancestry
     #[command(subcommand)]
     Repo(RepoCommand),
+    /// Pipeline runs of the server: list, show, logs, cancel, re-run
+    #[command(subcommand)]
+    Runs(RunsCommand),
     /// Validate workflow files: YAML, unknown keys, expressions, `needs`, matrices, actions
     ///
     /// Checks `.github/workflows/*.yml|yaml` and `.mobius/workflows/*.yml|yaml` under the
@@ -245,6 +249,11 @@ pub enum TokenCommand {
 #[derive(Debug, Subcommand)]
 pub enum RepoCommand {
     /// Register a local clone under the name events use for it
+    ///
+    /// Also installs `post-commit` and `post-receive` hooks that tell the server about new
+    /// commits at once (it polls every `poll_interval` otherwise), with a `run`-scope token
+    /// kept in the repository's git directory, and records where the branches are now, so
+    /// only later commits trigger runs.
     Add {
         /// Path to the clone
         path: PathBuf,
@@ -252,7 +261,71 @@ pub enum RepoCommand {
         /// GitLab [default: derived from the `origin` remote, else the directory name]
         #[arg(long)]
         name: Option<String>,
+        /// The server the hooks notify [default: http://<listen address from the config>]
+        #[arg(long, value_name = "URL")]
+        hook_server: Option<String>,
+        /// Register without installing hooks (the server still polls)
+        #[arg(long)]
+        no_hooks: bool,
     },
     /// List registered repositories
     List,
+    /// Tell the server a repository changed (what the installed git hooks run)
+    #[command(hide = true)]
+    Notify {
+        /// The registered repository's name
+        name: String,
+        #[arg(long, value_name = "URL")]
+        server: String,
+        /// File holding a `run`-scope token
+        #[arg(long, value_name = "FILE")]
+        token_file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Recent runs, newest first
+    List {
+        /// Only runs of this repository
+        #[arg(long)]
+        repository: Option<String>,
+        /// Only runs in this state
+        #[arg(long, value_parser = ["queued", "running", "success", "failure", "cancelled", "interrupted"])]
+        state: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// One run with its jobs and steps
+    Show {
+        id: i64,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// A run's log lines (`JOB › STEP | line`)
+    Logs {
+        id: i64,
+        /// Keep printing lines as they are written until the run ends
+        #[arg(long, short)]
+        follow: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Cancel a queued or running run (needs the server and a `run` token)
+    Cancel {
+        id: i64,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Run a finished run again as a new attempt (needs the server and a `run` token)
+    Rerun {
+        id: i64,
+        /// Only the jobs that failed or were cancelled (and the jobs that need them)
+        #[arg(long)]
+        failed: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }

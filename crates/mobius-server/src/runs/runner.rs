@@ -111,7 +111,11 @@ struct Prepared {
 }
 
 impl Runner {
-    pub fn new(store: Arc<dyn Store>, ingestor: Ingestor, config: RunnerConfig) -> Runner {
+    pub fn new(store: Arc<dyn Store>, ingestor: Ingestor, mut config: RunnerConfig) -> Runner {
+        // Steps run in other directories: a relative data directory would not resolve there.
+        if let Ok(absolute) = std::path::absolute(&config.data_dir) {
+            config.data_dir = absolute;
+        }
         Runner {
             inner: Arc::new(Inner {
                 store,

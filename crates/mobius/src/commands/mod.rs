@@ -5,6 +5,7 @@ mod lint;
 mod measure;
 mod repo;
 mod run;
+mod runs;
 mod serve;
 mod token;
 
@@ -27,7 +28,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Dora(args) => measure::dora(data_dir, json, args).await,
         Command::Flow(args) => measure::flow(data_dir, json, args).await,
         Command::Token(command) => token::run(data_dir, json, command).await,
-        Command::Repo(command) => repo::run(data_dir, json, command),
+        Command::Repo(command) => repo::run(data_dir, json, command).await,
+        Command::Runs(command) => runs::run(data_dir, json, command).await,
         Command::Lint(args) => lint::run(json, args),
         Command::Run(args) => run::run(data_dir, json, args),
     }

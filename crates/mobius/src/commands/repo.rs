@@ -1,18 +1,49 @@
-//! `mobius repo add|list`.
+//! `mobius repo add|list|notify`.
+//!
+//! `add` registers a clone, records its branch heads (so only later commits trigger runs),
+//! and installs `post-commit` / `post-receive` hooks. A hook runs `mobius repo notify` in the
+//! background; that only asks the server to look at the repository now (`POST /api/v1/poll`),
+//! since the server reads the branches itself — a forged notification can trigger nothing the
+//! periodic poll would not. The hooks authenticate with a `run`-scope token kept in the git
+//! directory (mode 0600), never in the hook script.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-use anyhow::{Context, Result};
-use mobius_store::Repository;
+use anyhow::{Context, Result, bail};
+use mobius_server::auth;
+use mobius_server::runs::git;
+use mobius_store::{Repository, TokenScope};
+use reqwest::Method;
+use serde::Serialize;
 
-use crate::cli::RepoCommand;
+use crate::cli::{Remote, RepoCommand};
+use crate::client::Client;
 use crate::output::print_json;
 
-pub fn run(data_dir: Option<&Path>, json: bool, command: RepoCommand) -> Result<ExitCode> {
-    let store = super::open_store(&super::settings(data_dir, None)?)?;
+/// The hooks installed, and the line that marks ours inside a hook file.
+const HOOKS: [&str; 2] = ["post-commit", "post-receive"];
+const MARKER: &str = "# mobius: notify the server of new commits";
+const TOKEN_FILE: &str = "mobius-hook-token";
+
+#[derive(Serialize)]
+struct Registered {
+    #[serde(flatten)]
+    repository: Repository,
+    /// The hook files written; empty with `--no-hooks`.
+    hooks: Vec<String>,
+    /// Branches recorded as already seen.
+    branches: usize,
+}
+
+pub async fn run(data_dir: Option<&Path>, json: bool, command: RepoCommand) -> Result<ExitCode> {
+    if let RepoCommand::Notify { name, server, token_file } = command {
+        return notify(&name, &server, &token_file).await;
+    }
+    let settings = super::settings(data_dir, None)?;
+    let store = super::open_store(&settings)?;
     match command {
-        RepoCommand::Add { path, name } => {
+        RepoCommand::Add { path, name, hook_server, no_hooks } => {
             let top = mobius_git::toplevel(&path)?;
             let name = match name {
                 Some(name) => name,
@@ -21,11 +52,26 @@ pub fn run(data_dir: Option<&Path>, json: bool, command: RepoCommand) -> Result<
                 })?,
             };
             let repository = Repository { name, path: top.display().to_string() };
+            let heads = git::heads(&top)?;
             store.add_repository(&repository)?;
-            if json {
-                print_json(&repository)?;
+            store.set_repository_heads(&repository.name, &heads)?;
+            let hooks = if no_hooks {
+                Vec::new()
             } else {
-                println!("Registered {} at {}", repository.name, repository.path);
+                let server = hook_server.unwrap_or_else(|| format!("http://{}", settings.listen));
+                let token = auth::issue(&format!("git hooks of {}", repository.name), TokenScope::Run);
+                store.insert_token(&token.record)?;
+                install_hooks(&top, &repository.name, &server, &token.secret)?
+            };
+            let registered = Registered { repository, hooks, branches: heads.len() };
+            if json {
+                print_json(&registered)?;
+            } else {
+                let r = &registered.repository;
+                println!("Registered {} at {} ({} branch(es) recorded)", r.name, r.path, registered.branches);
+                for hook in &registered.hooks {
+                    println!("  hook: {hook}");
+                }
             }
         }
         RepoCommand::List => {
@@ -40,7 +86,105 @@ pub fn run(data_dir: Option<&Path>, json: bool, command: RepoCommand) -> Result<
                 }
             }
         }
+        RepoCommand::Notify { .. } => unreachable!("handled above"),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the token file and our block into each hook, keeping whatever else a hook does.
+fn install_hooks(top: &Path, name: &str, server: &str, token: &str) -> Result<Vec<String>> {
+    let git_path = |what: &str| -> Result<PathBuf> {
+        let out = Command::new("git").arg("-C").arg(top).args(["rev-parse", "--git-path", what]).output()?;
+        if !out.status.success() {
+            bail!("cannot find the git directory of {}", top.display());
+        }
+        let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        Ok(if path.is_absolute() { path } else { top.join(path) })
+    };
+    let token_path = git_path(TOKEN_FILE)?;
+    write_private(&token_path, token)?;
+    let exe = std::env::current_exe().context("cannot tell where the mobius binary is")?;
+    let command = format!(
+        "{} repo notify {} --server {} --token-file {} >/dev/null 2>&1 &",
+        quote(&exe.display().to_string()),
+        quote(name),
+        quote(server),
+        quote(&token_path.display().to_string()),
+    );
+    let hooks_dir = git_path("hooks")?;
+    std::fs::create_dir_all(&hooks_dir).with_context(|| format!("cannot create {}", hooks_dir.display()))?;
+    let mut written = Vec::new();
+    for hook in HOOKS {
+        let path = hooks_dir.join(hook);
+        let existing = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "#!/bin/sh\n".to_owned(),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        std::fs::write(&path, with_block(&existing, &command))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        make_executable(&path)?;
+        written.push(path.display().to_string());
+    }
+    Ok(written)
+}
+
+/// `hook` with our block (marker + command) replacing any earlier one, at the end.
+fn with_block(hook: &str, command: &str) -> String {
+    let mut kept: Vec<&str> = Vec::new();
+    let mut lines = hook.lines();
+    while let Some(line) = lines.next() {
+        if line == MARKER {
+            lines.next();
+            continue;
+        }
+        kept.push(line);
+    }
+    while kept.last().is_some_and(|l| l.trim().is_empty()) {
+        kept.pop();
+    }
+    format!("{}\n{MARKER}\n{command}\n", kept.join("\n"))
+}
+
+/// `'text'` for sh, with embedded single quotes closed, escaped and reopened.
+fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path).with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+fn make_executable(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut permissions = std::fs::metadata(path)?.permissions();
+        permissions.set_mode(permissions.mode() | 0o755);
+        std::fs::set_permissions(path, permissions)
+            .with_context(|| format!("cannot make {} executable", path.display()))?;
+    }
+    Ok(())
+}
+
+/// `POST /api/v1/poll?repository=NAME` with the hook's token.
+async fn notify(name: &str, server: &str, token_file: &Path) -> Result<ExitCode> {
+    let token = std::fs::read_to_string(token_file)
+        .with_context(|| format!("cannot read the hook token {}", token_file.display()))?;
+    let remote = Remote { server: Some(server.to_owned()), token: Some(token.trim().to_owned()) };
+    let client = Client::from(&remote)?.context("no server")?;
+    let answer: serde_json::Value =
+        client.json(client.request(Method::POST, "/api/v1/poll").query(&[("repository", name)])).await?;
+    println!("{answer}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -57,4 +201,18 @@ fn derive_name(top: &Path) -> Option<String> {
         }
     }
     top.file_name().map(|n| n.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_block_replaces_itself_and_keeps_the_rest() {
+        let first = with_block("#!/bin/sh\necho existing\n", "notify one &");
+        assert_eq!(first, format!("#!/bin/sh\necho existing\n{MARKER}\nnotify one &\n"));
+        let second = with_block(&first, "notify two &");
+        assert_eq!(second, format!("#!/bin/sh\necho existing\n{MARKER}\nnotify two &\n"));
+        assert_eq!(quote("it's"), r"'it'\''s'");
+    }
 }

@@ -1,9 +1,11 @@
 //! Integration tests of the `mobius` binary: the CLI, the server over loopback, durability
-//! under kill -9, DORA golden histories, and workflow linting and listing.
+//! under kill -9, DORA golden histories, workflow linting and listing, and pipelines run by
+//! the server.
 
 mod cli;
 mod durability;
 mod golden;
 mod pipelines;
+mod runs;
 mod server;
 mod util;
