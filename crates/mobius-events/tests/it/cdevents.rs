@@ -9,7 +9,7 @@ use mobius_events::observation::Observation;
 use serde_json::{Value, json};
 
 fn conformance() -> Vec<(String, Value)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/cdevents-v0.5.1/conformance");
+    let dir = crate::shared_corpus().join("cdevents-v0.5.1/conformance");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())

@@ -469,6 +469,9 @@ fn documented_env(opts: &RunOptions, job: &Job, dirs: &Dirs) -> BTreeMap<String,
         ("RUNNER_TEMP", path(&dirs.temp)),
         ("MOBIUS", "true".to_owned()),
         ("MOBIUS_RUN_ID", opts.run_id.to_string()),
+        // Where the workspace was copied from: lets a job find what sits beside the
+        // repository on this machine (this project's tests read `../shared/corpus`).
+        ("MOBIUS_SOURCE_DIR", path(&opts.workspace_source)),
     ] {
         env.insert(key.to_owned(), value);
     }

@@ -14,9 +14,13 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_mobius")
 }
 
-/// The shared corpus, beside the project root.
+/// The shared corpus, beside the project root (beside `MOBIUS_SOURCE_DIR` inside a
+/// `mobius run` job, whose workspace is a copy of the project).
 pub fn corpus(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus").join(rel)
+    match std::env::var_os("MOBIUS_SOURCE_DIR") {
+        Some(source) => PathBuf::from(source).join("../shared/corpus").join(rel),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus").join(rel),
+    }
 }
 
 pub struct Dir {

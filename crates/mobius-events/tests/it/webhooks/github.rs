@@ -16,11 +16,13 @@ use sha2::Sha256;
 use super::{stored, ts};
 
 const SECRET: &[u8] = b"It's a Secret to Everybody";
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus/github-webhooks");
+fn corpus_dir() -> std::path::PathBuf {
+    crate::shared_corpus().join("github-webhooks")
+}
 
 /// A corpus payload, by its path under the corpus (`<event>/<file>`).
 fn corpus(file: &str) -> Vec<u8> {
-    let path = Path::new(CORPUS).join(file);
+    let path = corpus_dir().join(file);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -51,7 +53,7 @@ fn check(event: &str, body: &[u8], expected: &[Observation]) {
 #[test]
 fn every_corpus_payload_verifies_and_translates() {
     let mut files: Vec<(String, PathBuf)> = Vec::new();
-    for dir in std::fs::read_dir(CORPUS).expect("the shared corpus is present") {
+    for dir in std::fs::read_dir(corpus_dir()).expect("the shared corpus is present") {
         let dir = dir.expect("readable corpus").path();
         if !dir.is_dir() {
             continue;

@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 
 use mobius_pipelines::workflow::{self, Severity};
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus/starter-workflows");
+fn corpus_dir() -> std::path::PathBuf {
+    crate::shared_corpus().join("starter-workflows")
+}
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/workflows");
 
 /// What Mobius does with a starter workflow.
@@ -295,11 +297,12 @@ fn outcome_of(path: &str, text: &str) -> Result<Outcome, String> {
 
 #[test]
 fn every_starter_workflow_is_in_the_table_with_its_outcome() {
-    let files = yaml_files(Path::new(CORPUS));
-    assert!(files.len() >= 80, "corpus not found at {CORPUS}");
+    let corpus = corpus_dir();
+    let files = yaml_files(&corpus);
+    assert!(files.len() >= 80, "corpus not found at {}", corpus.display());
     let mut failures = Vec::new();
     for file in &files {
-        let rel = file.strip_prefix(CORPUS).unwrap_or(file).to_string_lossy().into_owned();
+        let rel = file.strip_prefix(&corpus).unwrap_or(file).to_string_lossy().into_owned();
         let text = std::fs::read_to_string(file).unwrap_or_default();
         let Some((_, expected, _)) = STARTERS.iter().find(|(p, _, _)| *p == rel) else {
             failures.push(format!("{rel}: missing from STARTERS"));
@@ -326,7 +329,7 @@ fn every_starter_workflow_is_in_the_table_with_its_outcome() {
 
 #[test]
 fn default_branch_placeholder() {
-    let text = std::fs::read_to_string(format!("{CORPUS}/ci/rust.yml")).unwrap_or_default();
+    let text = std::fs::read_to_string(corpus_dir().join("ci/rust.yml")).unwrap_or_default();
     let w = workflow::parse("rust.yml", &text).unwrap();
     assert_eq!(w.on.push.unwrap().branches, ["$default-branch"]);
     let w = workflow::parse("rust.yml", &workflow::with_default_branch(&text, "trunk")).unwrap();
