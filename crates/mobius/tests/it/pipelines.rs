@@ -448,3 +448,24 @@ fn an_uploaded_artifact_records_artifact_packaged_with_its_digest() {
     assert!(hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
     assert_eq!(packaged["subject"]["content"]["change"]["id"].as_str().map(str::len), Some(40), "{packaged}");
 }
+
+#[test]
+fn a_local_push_honours_branch_filters_and_the_default_branch() {
+    let on = |branches: &str| {
+        format!(
+            "on:\n  push:\n    branches: [{branches}]\njobs:\n  j:\n    runs-on: x\n    steps:\n      - run: echo ran\n"
+        )
+    };
+    let dir = git_repo(&[
+        (".github/workflows/main.yml", &on("$default-branch")),
+        (".github/workflows/release.yml", &on("'release/**'")),
+    ]);
+    let status = Command::new("git").args(["symbolic-ref", "HEAD", "refs/heads/main"]).current_dir(dir.path()).status();
+    assert!(status.expect("git runs").success());
+    let report = dir.json(&["run", "--no-events"]);
+    let files: Vec<&str> = report["runs"].as_array().unwrap().iter().filter_map(|r| r["file"].as_str()).collect();
+    assert_eq!(files, [".github/workflows/main.yml"], "only the workflow whose filter matches `main`: {report}");
+    // Naming a workflow runs it whatever its filters say.
+    let report = dir.json(&["run", "--no-events", "release"]);
+    assert_eq!(report["result"], "success", "{report}");
+}

@@ -1,7 +1,7 @@
 //! GitHub: every corpus payload, the observations the measurements read, signatures and
 //! refusals.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use hmac::{Hmac, Mac};
 use mobius_events::github::{translate, verify_signature};

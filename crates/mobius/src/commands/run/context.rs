@@ -37,6 +37,18 @@ pub(super) fn github_context(root: &Path, event_name: &str, inputs: &Map<String,
     Value::Object(github)
 }
 
+/// The branch checked out, if any.
+pub(super) fn current_branch(root: &Path) -> Option<String> {
+    git(root, &["symbolic-ref", "--short", "HEAD"])
+}
+
+/// The repository's default branch: where `origin/HEAD` points, else `main`.
+pub(super) fn default_branch(root: &Path) -> String {
+    git(root, &["symbolic-ref", "--short", "refs/remotes/origin/HEAD"])
+        .and_then(|r| r.strip_prefix("origin/").map(str::to_owned))
+        .unwrap_or_else(|| "main".to_owned())
+}
+
 /// A git command's trimmed stdout, or `None` if git is missing or the command failed.
 fn git(root: &Path, args: &[&str]) -> Option<String> {
     let out = Command::new("git").arg("-C").arg(root).args(args).output().ok()?;

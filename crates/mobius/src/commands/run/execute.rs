@@ -46,6 +46,7 @@ struct JsonRun<'a> {
 pub(super) fn run(data_dir: Option<&std::path::Path>, json: bool, args: RunArgs) -> Result<ExitCode> {
     let root = repo_root()?;
     let files = discover(&root, &[])?;
+    let default_branch = context::default_branch(&root);
     // Lint every file before anything runs: a job-id target may live in any of them, and a
     // half-started run over a broken file would leave the user with partial results.
     let mut parsed = Vec::new();
@@ -54,7 +55,9 @@ pub(super) fn run(data_dir: Option<&std::path::Path>, json: bool, args: RunArgs)
         let diagnostics = match file.read() {
             Ok(text) => {
                 let diagnostics = workflow::lint(&file.display, &text);
-                if let Ok(w) = workflow::parse(&file.display, &text) {
+                // `$default-branch` in a filter means the repository's default branch, as GitHub
+                // substitutes it when a starter workflow is added.
+                if let Ok(w) = workflow::parse(&file.display, &workflow::with_default_branch(&text, &default_branch)) {
                     parsed.push((file.display.clone(), w));
                 }
                 diagnostics
@@ -75,13 +78,15 @@ pub(super) fn run(data_dir: Option<&std::path::Path>, json: bool, args: RunArgs)
         println!("{NO_WORKFLOWS}");
         return Ok(ExitCode::SUCCESS);
     }
-    let chosen = choose(parsed, &args)?;
+    let branch = context::current_branch(&root);
+    let chosen = choose(parsed, &args, branch.as_deref())?;
     if chosen.is_empty() {
         println!("no workflow runs on `{}`", args.event);
         return Ok(ExitCode::SUCCESS);
     }
     let secrets = context::secrets(args.secrets_file.as_deref(), &args.secrets)?;
 
+    let store_dir = crate::commands::settings(data_dir, None).ok().map(|s| s.data_dir.join("pipelines"));
     let started = Instant::now();
     let mut printer = if live::wanted(json) { Printer::live() } else { Printer::new(json) };
     let mut reports = Vec::new();
@@ -92,6 +97,9 @@ pub(super) fn run(data_dir: Option<&std::path::Path>, json: bool, args: RunArgs)
         let work =
             tempfile::Builder::new().prefix("mobius-run-").tempdir().context("cannot create a work directory")?;
         let mut opts = RunOptions::new(&root, work.path());
+        // Caches and artifacts outlive the run in the data directory, as they outlive a
+        // workflow run on GitHub; without one (no HOME), they stay in the run's temp dir.
+        opts.store_dir = store_dir.clone();
         if let Some(n) = args.jobs {
             opts.jobs_parallelism = usize::from(n);
         }
@@ -158,11 +166,11 @@ fn record(data_dir: Option<&std::path::Path>, cdevents: &[serde_json::Value]) ->
 /// `name:`) selects all its jobs; any other target is a job id, selecting the workflows that
 /// have it with only that job (and what it needs). Without targets, the workflows the event
 /// triggers.
-fn choose(parsed: Vec<(String, Workflow)>, args: &RunArgs) -> Result<Vec<Chosen>> {
+fn choose(parsed: Vec<(String, Workflow)>, args: &RunArgs, branch: Option<&str>) -> Result<Vec<Chosen>> {
     if args.targets.is_empty() {
         return Ok(parsed
             .into_iter()
-            .filter(|(_, w)| triggered_by(w, &args.event))
+            .filter(|(_, w)| triggered_by(w, &args.event, branch))
             .map(|(file, workflow)| Chosen { file, workflow, jobs: Vec::new() })
             .collect());
     }
@@ -186,9 +194,16 @@ fn choose(parsed: Vec<(String, Workflow)>, args: &RunArgs) -> Result<Vec<Chosen>
     Ok(chosen)
 }
 
-fn triggered_by(w: &Workflow, event: &str) -> bool {
+/// Whether `event` on this working tree runs `w`. A push is to the branch checked out (its
+/// branch filters apply; path filters pass, since an uncommitted tree has no push diff).
+fn triggered_by(w: &Workflow, event: &str, branch: Option<&str>) -> bool {
     match event {
-        "push" => w.on.push.is_some(),
+        "push" => w.on.push.as_ref().is_some_and(|filter| match branch {
+            Some(branch) => {
+                workflow::push_matches(filter, &workflow::PushedRef { branch: Some(branch), tag: None, changed: None })
+            }
+            None => true,
+        }),
         "pull_request" => w.on.pull_request.is_some(),
         "workflow_dispatch" => w.on.workflow_dispatch.is_some(),
         other => w.on.other.iter().any(|e| e == other),
