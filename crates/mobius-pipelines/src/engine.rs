@@ -10,11 +10,16 @@
 //! `if:` holds; a job skipped before that is one `skipped` entry, and a matrix that does not
 //! compute to a mapping of sequences fails the job.
 //!
-//! Each instance gets its own directory under [`RunOptions::work_dir`] with a `workspace`,
-//! `home` and `temp`. Choice: the workspace is a copy of [`RunOptions::workspace_source`]
+//! Each instance gets three directories in [`RunOptions::work_dir`], side by side rather than
+//! under one of their own (a directory fewer to create per job): `<n>-<name>-workspace`,
+//! `<n>-<name>-home` and `<n>-<name>-temp`. When an instance ends, its processes are killed
+//! and its directories emptied and kept; a later instance renames them to its own names rather
+//! than creating new ones (creating inodes dominates a short job on some filesystems, ext4 after
+//! many deletions). So a failed job's files are not left in the work dir for inspection. Choice: the workspace is a copy of [`RunOptions::workspace_source`]
 //! (without `.git` and `target/`) when the job has an `actions/checkout` step, and empty
 //! otherwise — as on GitHub, where nothing is checked out without it. `actions/checkout` itself
-//! is then a no-op. Setup actions only check that their tool is on `PATH`; `actions/upload-artifact`,
+//! is then a no-op; action names are matched without regard to case, as on GitHub
+//! (`Actions/Checkout@v4` is `actions/checkout`). Setup actions only check that their tool is on `PATH`; `actions/upload-artifact`,
 //! `actions/download-artifact` and `actions/cache` use the stores of [`crate::artifacts`] and
 //! [`crate::cache`] under [`RunOptions::store_dir`]; the other supported actions fail with an
 //! honest "not implemented yet".
@@ -25,6 +30,14 @@
 //! step's `if:` still holds with `cancelled()` true (`always()`, `cancelled()`), and the
 //! remaining steps run only if theirs does; such a step gets its own cancellation signal, so
 //! only its own `timeout-minutes` ends it. A timed-out job's result stays `failure`.
+//!
+//! Contexts, as on GitHub: `strategy` (`fail-fast`, `job-index`, `job-total`, `max-parallel`,
+//! which is the number of combinations when not set; a job without a matrix is instance 0 of
+//! 1), `job` (`status` so far, and empty `container` and `services`, since jobs run on the
+//! host), and a step's own `env` in its `env` context for its `run:`, `with:` and other fields
+//! (not its `if:`, evaluated first). `env: ${{ fromJSON(…) }}`, a whole mapping as one
+//! expression, at workflow, job or step level is evaluated to a mapping whose entries are used;
+//! one that gives something else is logged (workflow, job) or fails the step.
 //!
 //! Workflow commands in a step's output (`::add-mask::`, `::warning::`…) are applied as
 //! [`crate::exec`] describes.

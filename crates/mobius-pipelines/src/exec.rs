@@ -6,7 +6,10 @@
 //! variables written to `GITHUB_ENV` and directories written to `GITHUB_PATH`. Each
 //! [`StepSpec`] is then run with [`run_step`]:
 //!
-//! - the script is written to a file in the temp dir and the step's [`Shell`] runs it;
+//! - the script is written to a file in the temp dir (`mobius-step-<n>.sh`, no directory per
+//!   step) and the step's [`Shell`] runs it; the shell's program is looked up in the step's
+//!   `PATH` by Mobius itself (the answer is kept for the job until `GITHUB_PATH` changes), which
+//!   lets the process start with `posix_spawn` rather than a fork of the whole runner;
 //! - the environment is clean: only the job's variables, the accumulated `GITHUB_ENV` values,
 //!   the step's `env`, `HOME`, the four environment-file paths, and `PATH` — nothing of the
 //!   host's environment leaks in;
@@ -19,6 +22,13 @@
 //! - afterwards `GITHUB_ENV`, `GITHUB_OUTPUT`, `GITHUB_PATH` and `GITHUB_STEP_SUMMARY` are read
 //!   as GitHub's runner reads them.
 //!
+//! Difference from GitHub: the four environment files (in the temp dir, with names of their
+//! own for each step) are not created before the step; the step's first write (`>>`) creates
+//! them, and one still missing afterwards counts as empty. A script that tests whether
+//! `$GITHUB_OUTPUT` exists, or a tool that insists on it (`@actions/core` called from a
+//! `run:` step), sees the difference. Creating files is most of a short step's cost on some
+//! filesystems, so a step creates only its script and what it writes.
+//!
 //! Evaluating `if:`, expressions and the job DAG belongs to the caller.
 
 mod commands;
@@ -26,7 +36,7 @@ mod envfiles;
 mod log;
 mod run;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -143,6 +153,8 @@ pub struct JobState {
     env: JobEnv,
     exported: BTreeMap<String, String>,
     added_path: Vec<PathBuf>,
+    /// Shell programs found on `PATH`, by name; cleared when `GITHUB_PATH` adds a directory.
+    programs: HashMap<String, PathBuf>,
     kill_grace: Duration,
     drain: Duration,
     steps_started: usize,
@@ -156,6 +168,7 @@ impl JobState {
             env,
             exported: BTreeMap::new(),
             added_path: Vec::new(),
+            programs: HashMap::new(),
             kill_grace: DEFAULT_KILL_GRACE,
             drain: DEFAULT_DRAIN,
             steps_started: 0,

@@ -18,6 +18,7 @@ mod checks;
 mod filter;
 mod matrix;
 mod model;
+mod secrets;
 mod triggers;
 mod yaml;
 
@@ -25,6 +26,7 @@ pub use checks::{SUPPORTED_ACTIONS, unsupported};
 pub use filter::{PushedRef, glob, push_matches};
 pub use matrix::{Combination, MAX_COMBINATIONS, MatrixError, expand_matrix, matrix_from_entries};
 pub use model::*;
+pub use secrets::{SecretUse, referenced_secrets};
 pub use triggers::check_cron;
 
 use yaml::{Kind, Node};

@@ -30,10 +30,11 @@ pub(super) fn action_name(reference: &str) -> &str {
     reference.split('@').next().unwrap_or(reference)
 }
 
-/// How the engine handles `uses: reference`.
+/// How the engine handles `uses: reference`. Owners and repositories are matched without
+/// regard to case, as GitHub (and `mobius lint`) do: `Actions/Checkout@v4` is the checkout.
 pub(super) fn native(reference: &str) -> Native {
     let name = action_name(reference);
-    match name {
+    match name.to_ascii_lowercase().as_str() {
         "actions/checkout" => Native::Checkout,
         "actions/upload-artifact" => Native::Upload,
         "actions/download-artifact" => Native::Download,

@@ -36,11 +36,20 @@ pub(super) struct Instance {
     pub job: usize,
     pub name: String,
     pub matrix: Combination,
+    /// The `strategy` context.
+    pub strategy: Value,
     /// The `needs` context.
     pub needs: Value,
     /// Triggered by fail-fast for every instance of the job, and by cancelling the run.
     pub cancel: CancellationSignal,
+    /// Directories of finished instances, emptied, for this one to take over.
+    pub pool: DirPool,
 }
+
+/// The emptied directories of finished instances. A new instance renames a set to its own
+/// names rather than creating three directories: on some filesystems (ext4 with many recent
+/// deletions) creating an inode is most of a short job's cost, and a rename creates none.
+pub(super) type DirPool = Arc<std::sync::Mutex<Vec<Dirs>>>;
 
 /// Sends a step's lines to the scheduler, which hands them to the observer.
 struct ChannelSink {
@@ -79,7 +88,7 @@ pub(super) async fn run_instance(
     let Ok(masker) = masker(&opts.secrets) else {
         return report(&instance, &job.id, Status::Failure, Status::Failure, BTreeMap::new(), Vec::new());
     };
-    let ctx = base_context(opts, job, &instance.needs, &instance.matrix);
+    let ctx = base_context(opts, job, &instance.needs, &instance.matrix).with("strategy", instance.strategy.clone());
     let dirs = match prepare_dirs(opts, job, &instance) {
         Ok(dirs) => dirs,
         Err(why) => {
@@ -148,7 +157,7 @@ pub(super) async fn run_instance(
         };
         let step_ctx = ctx.clone().with("steps", Value::Object(steps_ctx.clone()));
         let env_ctx = json!(merged(&env, state.exported_env()));
-        let step_ctx = step_ctx.with("env", env_ctx);
+        let step_ctx = step_ctx.with("env", env_ctx).with("job", job_context(status));
         let condition = step.if_.as_deref().unwrap_or("");
         let run = match expr::evaluate_condition(condition, &step_ctx.clone().with_status(status)) {
             Ok(run) => run,
@@ -202,7 +211,18 @@ pub(super) async fn run_instance(
             }
         }
     }
-    let out_ctx = ctx.clone().with("steps", Value::Object(steps_ctx)).with("env", json!(env));
+    let final_status = if cancel.is_cancelled() {
+        JobStatus::Cancelled
+    } else if failed {
+        JobStatus::Failure
+    } else {
+        JobStatus::Success
+    };
+    let out_ctx = ctx
+        .clone()
+        .with("steps", Value::Object(steps_ctx))
+        .with("env", json!(env))
+        .with("job", job_context(final_status));
     sink.step = "Complete job".into();
     let outputs: BTreeMap<String, String> =
         render_pairs(&job.outputs, &out_ctx, &mut sink, &masker).into_iter().collect();
@@ -221,6 +241,10 @@ pub(super) async fn run_instance(
     } else {
         outcome
     };
+    // The job's processes are gone (dropping the state kills what its steps left behind); its
+    // directories, emptied, serve a later instance.
+    drop(state);
+    recycle(dirs, &instance.pool);
     report(&instance, &job.id, outcome, result, outputs, steps)
 }
 
@@ -262,6 +286,16 @@ async fn run_one(
         let conclusion = if continue_on_error { Status::Success } else { Status::Failure };
         (Status::Failure, conclusion, BTreeMap::new())
     };
+    // The step's own `env` is in its `env` context from here on (`run:`, `with:`…), as on
+    // GitHub; its `if:` came before and did not see it.
+    let step_env = match render_env(&step.env, ctx) {
+        Ok(env) => env,
+        Err(why) => {
+            sink.say(masker, &format!("cannot evaluate the step's `env`: {why}"));
+            return fail(continue_on_error);
+        }
+    };
+    let ctx = &with_env(ctx, &step_env);
     match &step.action {
         StepAction::Uses { action, with, .. } => match actions::native(action) {
             Native::Checkout => (Status::Success, Status::Success, BTreeMap::new()),
@@ -323,10 +357,6 @@ async fn run_one(
         },
         StepAction::Run(script) => {
             let rendered = (|| -> Result<StepSpec, expr::ExprError> {
-                let mut env = BTreeMap::new();
-                for (key, value) in &step.env {
-                    env.insert(key.clone(), expr::render(value, ctx)?);
-                }
                 let working_directory = step
                     .working_directory
                     .as_ref()
@@ -340,7 +370,7 @@ async fn run_one(
                     script: expr::render(script, ctx)?,
                     shell: shell.map(|s| parse_shell(s)).unwrap_or(Shell::Bash),
                     working_directory,
-                    env,
+                    env: step_env,
                     timeout: step.timeout_minutes.as_ref().and_then(|t| setting_number(t, ctx)).map(minutes),
                     continue_on_error,
                 })
@@ -402,16 +432,64 @@ fn merged(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> BTreeMa
     out
 }
 
-/// Renders `env`/`outputs` pairs; a value that fails to render is logged and left out.
+/// Renders `env`/`outputs` pairs; a value that fails to render is logged and left out, and so is
+/// an `env` given as one expression that does not give a mapping.
 fn render_pairs(pairs: &Pairs, ctx: &MapContext, sink: &mut ChannelSink, masker: &Masker) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for (key, value) in pairs {
-        match expr::render(value, ctx) {
-            Ok(text) => out.push((key.clone(), text)),
+        match render_pair(key, value, ctx) {
+            Ok(entries) => out.extend(entries),
+            Err(why) if key.is_empty() => sink.say(masker, &format!("cannot evaluate `env`: {why}")),
             Err(why) => sink.say(masker, &format!("cannot evaluate `{key}`: {why}")),
         }
     }
     out
+}
+
+/// One rendered entry, or the entries of a whole `env` given as one expression (an empty name,
+/// see [`crate::workflow::Job::env`]), which must evaluate to a mapping: `env: ${{ fromJSON(…) }}`.
+fn render_pair(key: &str, value: &str, ctx: &MapContext) -> Result<Vec<(String, String)>, String> {
+    if !key.is_empty() {
+        return expr::render(value, ctx).map(|text| vec![(key.to_owned(), text)]).map_err(|e| e.to_string());
+    }
+    match expr::parse_template(value).and_then(|t| expr::evaluate_template(&t, ctx)).map_err(|e| e.to_string())? {
+        expr::Value::Object(entries) => Ok(entries.iter().map(|(k, v)| (k.clone(), v.to_display_string())).collect()),
+        other => Err(format!("`{value}` gives {}, not a mapping", other.to_json())),
+    }
+}
+
+/// Renders a step's `env`; the first value that fails to render is the error.
+fn render_env(pairs: &Pairs, ctx: &MapContext) -> Result<BTreeMap<String, String>, String> {
+    let mut env = BTreeMap::new();
+    for (key, value) in pairs {
+        let entries = render_pair(key, value, ctx).map_err(|why| match key.is_empty() {
+            true => why,
+            false => format!("`{key}`: {why}"),
+        })?;
+        env.extend(entries);
+    }
+    Ok(env)
+}
+
+/// `ctx` with `env` in its `env` context, over what is there.
+fn with_env(ctx: &MapContext, env: &BTreeMap<String, String>) -> MapContext {
+    let mut merged = match ctx.context("env") {
+        Some(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    merged.extend(env.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))));
+    ctx.clone().with("env", Value::Object(merged))
+}
+
+/// The `job` context: the job's status so far; no container or service containers, since jobs
+/// run on the host.
+fn job_context(status: JobStatus) -> Value {
+    let status = match status {
+        JobStatus::Success => "success",
+        JobStatus::Failure => "failure",
+        JobStatus::Cancelled => "cancelled",
+    };
+    json!({ "status": status, "container": {}, "services": {} })
 }
 
 /// The masker for the secrets; values too short to mask safely are left out (masking `a` would
@@ -421,31 +499,79 @@ fn masker(secrets: &BTreeMap<String, String>) -> Result<Masker, MaskError> {
     Masker::new(maskable.map(|(k, v)| (k.clone(), v.as_str())))
 }
 
-struct Dirs {
+pub(super) struct Dirs {
     workspace: PathBuf,
     home: PathBuf,
     temp: PathBuf,
 }
 
+/// The instance's three directories, side by side in the work dir (`3-build_linux_-workspace`,
+/// `…-home`, `…-temp`) rather than under a directory of their own: creating inodes is most of a
+/// short job's cost on some filesystems, and a fourth directory would be one more per job.
 fn prepare_dirs(opts: &RunOptions, job: &Job, instance: &Instance) -> std::io::Result<Dirs> {
     let safe: String =
         instance.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
-    let root = opts.work_dir.join(format!("{}-{safe}", instance.index));
-    // A work dir reused from an earlier run must not leak files into this one.
-    if root.exists() {
-        std::fs::remove_dir_all(&root)?;
+    let dir = |kind: &str| opts.work_dir.join(format!("{}-{safe}-{kind}", instance.index));
+    let dirs = Dirs { workspace: dir("workspace"), home: dir("home"), temp: dir("temp") };
+    let recycled = instance.pool.lock().ok().and_then(|mut pool| pool.pop());
+    match recycled {
+        Some(old) => {
+            for (from, to) in [(&old.workspace, &dirs.workspace), (&old.home, &dirs.home), (&old.temp, &dirs.temp)] {
+                if std::fs::rename(from, to).is_err() {
+                    let _ = std::fs::remove_dir_all(from);
+                    fresh_dir(to)?;
+                }
+            }
+        }
+        None => {
+            for dir in [&dirs.workspace, &dirs.home, &dirs.temp] {
+                fresh_dir(dir)?;
+            }
+        }
     }
-    let dirs = Dirs { workspace: root.join("workspace"), home: root.join("home"), temp: root.join("temp") };
-    for dir in [&dirs.workspace, &dirs.home, &dirs.temp] {
-        std::fs::create_dir_all(dir)?;
-    }
-    let checks_out = job.steps.iter().any(
-        |s| matches!(&s.action, StepAction::Uses { action, .. } if actions::action_name(action) == "actions/checkout"),
-    );
+    let checks_out = job
+        .steps
+        .iter()
+        .any(|s| matches!(&s.action, StepAction::Uses { action, .. } if actions::native(action) == Native::Checkout));
     if checks_out {
         actions::copy_tree(&opts.workspace_source, &dirs.workspace)?;
     }
     Ok(dirs)
+}
+
+/// Empties the instance's directories and puts them in the pool; a set that cannot be emptied
+/// is left where it is.
+fn recycle(dirs: Dirs, pool: &DirPool) {
+    let empty = |dir: &Path| -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                std::fs::remove_dir_all(entry.path())?;
+            } else {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+        Ok(())
+    };
+    if [&dirs.workspace, &dirs.home, &dirs.temp].into_iter().all(|dir| empty(dir).is_ok())
+        && let Ok(mut pool) = pool.lock()
+    {
+        pool.push(dirs);
+    }
+}
+
+/// Creates `dir`, empty: a work dir reused from an earlier run must not leak files into this one.
+/// One `mkdir` in the usual case, where it does not exist yet.
+fn fresh_dir(dir: &Path) -> std::io::Result<()> {
+    match std::fs::create_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::remove_dir_all(dir)?;
+            std::fs::create_dir(dir)
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(dir),
+        Err(error) => Err(error),
+    }
 }
 
 fn documented_env(opts: &RunOptions, job: &Job, dirs: &Dirs) -> BTreeMap<String, String> {

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::job::{Event, Instance, run_instance};
+use super::job::{DirPool, Event, Instance, run_instance};
 use super::{JobReport, RunObserver, RunOptions, RunReport, Status};
 use crate::exec::{CancellationSignal, LogLine, Stream};
 use crate::expr::{self, JobStatus, MapContext};
@@ -28,6 +28,9 @@ struct Slot {
     job: usize,
     report: JobReport,
     state: State,
+    /// The `strategy` context of a ready instance (`job-index`, `job-total`…); `null` for an
+    /// instance that ends without running.
+    strategy: Value,
 }
 
 /// Runs the workflow's jobs and reports each instance's result. Never panics on a workflow that
@@ -44,6 +47,11 @@ pub async fn run(workflow: &Workflow, opts: RunOptions, observer: &mut dyn RunOb
     let (sender, mut events) = mpsc::unbounded_channel::<Event>();
     let mut tasks: JoinSet<(usize, JobReport, Duration)> = JoinSet::new();
     let mut running = 0usize;
+    let pool = DirPool::default();
+    // Whether a job ended or the run was cancelled since the last look for jobs to expand and
+    // start: only then can there be any, and looking is quadratic in the number of jobs, while
+    // most wake-ups are log lines.
+    let mut changed = true;
     loop {
         if opts.cancel.is_cancelled() {
             // Every job's signal: running instances stop, ready ones end cancelled.
@@ -51,15 +59,20 @@ pub async fn run(workflow: &Workflow, opts: RunOptions, observer: &mut dyn RunOb
                 signal.cancel();
             }
         }
-        expand_ready(&workflow, &opts, &wanted, &mut expanded, &mut slots, observer);
-        start_ready(&workflow, &opts, &cancel, &mut slots, &mut tasks, &sender, &mut running, observer);
+        if changed {
+            expand_ready(&workflow, &opts, &wanted, &mut expanded, &mut slots, observer);
+            let starting = Starting { workflow: &workflow, opts: &opts, cancel: &cancel, pool: &pool, sender: &sender };
+            start_ready(&starting, &mut slots, &mut tasks, &mut running, observer);
+            changed = false;
+        }
         if running == 0 {
             break;
         }
         tokio::select! {
-            () = opts.cancel.cancelled(), if !cancel.iter().all(CancellationSignal::is_cancelled) => {}
+            () = opts.cancel.cancelled(), if !cancel.iter().all(CancellationSignal::is_cancelled) => changed = true,
             Some(event) = events.recv() => forward(event, observer),
             Some(joined) = tasks.join_next() => {
+                changed = true;
                 running -= 1;
                 // A panicking job task is a bug; its slot then ends as cancelled rather than hang.
                 let Ok((index, report, duration)) = joined else { continue };
@@ -83,7 +96,7 @@ pub async fn run(workflow: &Workflow, opts: RunOptions, observer: &mut dyn RunOb
         if wanted.contains(&job.id) && !expanded[index] {
             let report = blank_report(job, Combination::new(), Status::Skipped);
             observer.job_finished(&report.name, report.result, Duration::ZERO);
-            slots.push(Slot { job: index, report, state: State::Done });
+            slots.push(Slot { job: index, report, state: State::Done, strategy: Value::Null });
         }
     }
     // Instances still not done (only after a job task panicked) end as cancelled.
@@ -301,15 +314,17 @@ fn expand_ready(
                     continue;
                 }
             };
-            let combos: Vec<Combination> =
-                combos.into_iter().filter(|c| matches_filter(c, &opts.matrix_filter)).collect();
+            // `strategy.job-index` counts every combination, also those a filter leaves out.
+            let total = combos.len();
+            let combos: Vec<(usize, Combination)> =
+                combos.into_iter().enumerate().filter(|(_, c)| matches_filter(c, &opts.matrix_filter)).collect();
             if opts.cancel.is_cancelled() {
-                for combo in combos {
+                for (_, combo) in combos {
                     finish(observer, slots, index, blank_report(job, combo, Status::Cancelled));
                 }
                 continue;
             }
-            for combo in combos {
+            for (job_index, combo) in combos {
                 let ctx = base_context(opts, job, &needs.context, &combo).with_status(needs.status);
                 let verdict =
                     if needs.skipped && !calls_status { Ok(false) } else { expr::evaluate_condition(condition, &ctx) };
@@ -317,7 +332,8 @@ fn expand_ready(
                     Ok(true) => {
                         let report = blank_report(job, combo, Status::Skipped);
                         observer.job_queued(&report.name);
-                        slots.push(Slot { job: index, report, state: State::Ready });
+                        let strategy = strategy_context(job, &report.matrix, job_index, total);
+                        slots.push(Slot { job: index, report, state: State::Ready, strategy });
                     }
                     Ok(false) => finish(observer, slots, index, blank_report(job, combo, Status::Skipped)),
                     Err(why) => {
@@ -381,7 +397,7 @@ fn explain(observer: &mut dyn RunObserver, job: &str, text: &str) {
 /// Records an instance that ends without running (skipped, or failed to evaluate).
 fn finish(observer: &mut dyn RunObserver, slots: &mut Vec<Slot>, job: usize, report: JobReport) {
     observer.job_finished(&report.name, report.result, Duration::ZERO);
-    slots.push(Slot { job, report, state: State::Done });
+    slots.push(Slot { job, report, state: State::Done, strategy: Value::Null });
 }
 
 /// The text of a condition without its optional `${{ }}`.
@@ -425,6 +441,18 @@ fn fail_fast(job: &Job, matrix: &Combination) -> bool {
     job.strategy.as_ref().is_some_and(|s| setting_bool(&s.fail_fast, &ctx, true))
 }
 
+/// The `strategy` context of one instance, as GitHub fills it: `max-parallel` is the number of
+/// combinations when not set, and a job without a matrix is instance 0 of 1.
+fn strategy_context(job: &Job, matrix: &Combination, job_index: usize, job_total: usize) -> Value {
+    let max_parallel = max_parallel(job).min(job_total.max(1));
+    json!({
+        "fail-fast": fail_fast(job, matrix) || job.strategy.is_none(),
+        "job-index": job_index,
+        "job-total": job_total,
+        "max-parallel": max_parallel,
+    })
+}
+
 fn max_parallel(job: &Job) -> usize {
     let ctx = MapContext::new();
     job.strategy
@@ -435,17 +463,23 @@ fn max_parallel(job: &Job) -> usize {
         .unwrap_or(usize::MAX)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What starting an instance takes from the run.
+struct Starting<'a> {
+    workflow: &'a Arc<Workflow>,
+    opts: &'a Arc<RunOptions>,
+    cancel: &'a [CancellationSignal],
+    pool: &'a DirPool,
+    sender: &'a mpsc::UnboundedSender<Event>,
+}
+
 fn start_ready(
-    workflow: &Arc<Workflow>,
-    opts: &Arc<RunOptions>,
-    cancel: &[CancellationSignal],
+    starting: &Starting<'_>,
     slots: &mut [Slot],
     tasks: &mut JoinSet<(usize, JobReport, Duration)>,
-    sender: &mpsc::UnboundedSender<Event>,
     running: &mut usize,
     observer: &mut dyn RunObserver,
 ) {
+    let Starting { workflow, opts, cancel, pool, sender } = *starting;
     for index in 0..slots.len() {
         if slots[index].state != State::Ready {
             continue;
@@ -475,8 +509,10 @@ fn start_ready(
             job,
             name: slot.report.name.clone(),
             matrix: slot.report.matrix.clone(),
+            strategy: slot.strategy.clone(),
             needs,
             cancel: cancel[job].clone(),
+            pool: pool.clone(),
         };
         let (workflow, opts, sender) = (workflow.clone(), opts.clone(), sender.clone());
         tasks.spawn(async move {

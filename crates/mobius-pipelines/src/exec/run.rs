@@ -27,7 +27,7 @@ pub enum ExecError {
     /// The script or the environment files could not be written.
     #[error("cannot prepare the step's files in {}", dir.display())]
     Prepare {
-        /// The step's directory under the job's temp dir.
+        /// The job's temp dir, where the step's files go.
         dir: PathBuf,
         /// What went wrong.
         source: io::Error,
@@ -73,9 +73,13 @@ pub enum ExecError {
     },
 }
 
-/// The files of one step under the job's temp dir.
+/// The files of one step, straight in the job's temp dir: the script, written before the step
+/// starts, and the four environment files, which are not created beforehand: the step's first
+/// `>>` creates them, and one that does not exist afterwards was not written (it reads as empty).
+/// Each step has its own names, so a process a step left behind cannot write into a later step's
+/// files. Creating no directory and as few files as possible per step matters: creating inodes
+/// is most of a short step's cost on some filesystems.
 struct StepFiles {
-    dir: PathBuf,
     script: PathBuf,
     env: PathBuf,
     output: PathBuf,
@@ -84,26 +88,18 @@ struct StepFiles {
 }
 
 impl StepFiles {
-    /// Writes the script and fresh, empty environment files for step number `number`.
+    /// Writes the script of step number `number`; names its environment files.
     fn create(temp: &Path, number: usize, step: &StepSpec) -> Result<StepFiles, ExecError> {
-        let dir = temp.join(format!("mobius-step-{number}"));
+        let name = |suffix: &str| temp.join(format!("mobius-step-{number}{suffix}"));
         let files = StepFiles {
-            script: dir.join(format!("script.{}", step.shell.extension())),
-            env: dir.join("github_env"),
-            output: dir.join("github_output"),
-            path: dir.join("github_path"),
-            summary: dir.join("step_summary.md"),
-            dir,
+            script: name(&format!(".{}", step.shell.extension())),
+            env: name("-github_env"),
+            output: name("-github_output"),
+            path: name("-github_path"),
+            summary: name("-step_summary.md"),
         };
-        let write = || -> io::Result<()> {
-            std::fs::create_dir_all(&files.dir)?;
-            std::fs::write(&files.script, &step.script)?;
-            for file in [&files.env, &files.output, &files.path, &files.summary] {
-                std::fs::write(file, "")?;
-            }
-            Ok(())
-        };
-        write().map_err(|source| ExecError::Prepare { dir: files.dir.clone(), source })?;
+        std::fs::write(&files.script, &step.script)
+            .map_err(|source| ExecError::Prepare { dir: temp.to_path_buf(), source })?;
         Ok(files)
     }
 }
@@ -287,7 +283,7 @@ fn signal(group: Option<Pid>, sig: Signal) {
 }
 
 /// The shell's command with its clean environment.
-fn command(job: &JobState, step: &StepSpec, files: &StepFiles) -> Result<Command, ExecError> {
+fn command(job: &mut JobState, step: &StepSpec, files: &StepFiles) -> Result<Command, ExecError> {
     let template = step.shell.template();
     if !template.contains("{0}") {
         return Err(ExecError::NoPlaceholder { template: template.to_owned() });
@@ -304,7 +300,7 @@ fn command(job: &JobState, step: &StepSpec, files: &StepFiles) -> Result<Command
         return Err(ExecError::WorkingDirectory { path: workdir });
     }
 
-    let mut command = Command::new(program);
+    let mut command = Command::new(resolve_program(job, &program, &workdir));
     command
         .args(words)
         .current_dir(workdir)
@@ -325,6 +321,36 @@ fn command(job: &JobState, step: &StepSpec, files: &StepFiles) -> Result<Command
         // Should this future be dropped mid-step, do not leave the shell running.
         .kill_on_drop(true);
     Ok(command)
+}
+
+/// The shell's program as a path: a name without `/` is looked up in the step's `PATH` here, as
+/// `execvp` would (relative entries against the working directory), and the answer is cached for
+/// the job until `GITHUB_PATH` changes. Giving std an absolute path lets it start the process
+/// with `posix_spawn`; with a bare name and a `PATH` of the child's own, it forks the whole
+/// (multi-threaded) runner and tries `execve` in every `PATH` entry. A name found nowhere is
+/// left as it is, so starting it fails as it always did.
+fn resolve_program(job: &mut JobState, program: &str, workdir: &Path) -> PathBuf {
+    if program.contains('/') {
+        return PathBuf::from(program);
+    }
+    if let Some(found) = job.programs.get(program) {
+        return found.clone();
+    }
+    let entries: Vec<&PathBuf> = job.added_path.iter().chain(&job.env.path).collect();
+    let found = entries.iter().map(|dir| workdir.join(dir).join(program)).find(|candidate| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(candidate).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    });
+    match found {
+        Some(found) => {
+            // With a relative entry, the answer depends on the working directory.
+            if entries.iter().all(|dir| dir.is_absolute()) {
+                job.programs.insert(program.to_owned(), found.clone());
+            }
+            found
+        }
+        None => PathBuf::from(program),
+    }
 }
 
 /// `PATH`: the `GITHUB_PATH` additions (newest first), then the job's initial entries. The
@@ -373,10 +399,11 @@ async fn read_lines<R: AsyncRead + Unpin>(mut reader: R, mut splitter: LineSplit
 /// Reads the environment files back: applies `GITHUB_ENV` and `GITHUB_PATH` to the job and
 /// returns the outputs and the summary.
 fn read_back(job: &mut JobState, files: &StepFiles) -> Result<(BTreeMap<String, String>, String), ExecError> {
-    let read = |path: &PathBuf| {
-        std::fs::read(path)
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            .map_err(|source| ExecError::ReadFile { path: path.clone(), source })
+    // The files are created by the step's first write: a missing one was not written.
+    let read = |path: &PathBuf| match std::fs::read(path) {
+        Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(String::new()),
+        Err(source) => Err(ExecError::ReadFile { path: path.clone(), source }),
     };
     let env =
         parse_assignments(&read(&files.env)?).map_err(|source| ExecError::EnvFile { file: "GITHUB_ENV", source })?;
@@ -385,6 +412,9 @@ fn read_back(job: &mut JobState, files: &StepFiles) -> Result<(BTreeMap<String, 
     let added = parse_path(&read(&files.path)?);
     let summary = read(&files.summary)?;
     job.exported.extend(env);
+    if !added.is_empty() {
+        job.programs.clear();
+    }
     for dir in added {
         job.added_path.retain(|known| known != &dir);
         job.added_path.insert(0, dir);

@@ -388,8 +388,14 @@ pub(crate) fn strings(r: &mut Report, node: &Node, key: &str) -> Vec<String> {
 
 /// A mapping of scalars (`env`, `with`, `outputs`).
 pub(crate) fn pairs(r: &mut Report, node: &Node, key: &str) -> Pairs {
-    if expression_string(node).is_some() {
-        // `env: ${{ fromJSON(...) }}` is legal and known only at run time.
+    if let Some(expression) = expression_string(node) {
+        // `env: ${{ fromJSON(...) }}` is legal and known only at run time: one entry with an
+        // empty name stands for it (see `Job::env`). Nowhere else is a whole mapping one
+        // expression.
+        if key == "env" {
+            return vec![(String::new(), expression)];
+        }
+        r.error(node.pos, format!("`{key}` must be a mapping, not one expression"));
         return Vec::new();
     }
     let Some(map) = mapping(r, node, key) else { return Vec::new() };

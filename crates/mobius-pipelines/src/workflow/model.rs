@@ -26,7 +26,8 @@ pub struct Workflow {
     pub run_name: Option<String>,
     /// `on`: the events that start the workflow.
     pub on: Triggers,
-    /// Workflow-level `env`.
+    /// Workflow-level `env`. As in [`Job::env`], one entry with an empty name stands for a whole
+    /// mapping given as one expression.
     pub env: Pairs,
     /// `defaults.run`.
     pub defaults: RunDefaults,
@@ -154,7 +155,9 @@ pub struct Job {
     pub continue_on_error: Setting<bool>,
     /// `outputs`.
     pub outputs: Pairs,
-    /// `env`.
+    /// `env`. `env: ${{ fromJSON(...) }}`, a whole mapping given as one expression, is one
+    /// entry with an empty name and the expression as its value; the engine evaluates it to a
+    /// mapping and uses its entries.
     pub env: Pairs,
     /// `defaults.run`.
     pub defaults: RunDefaults,
@@ -214,7 +217,8 @@ pub struct Step {
     pub shell: Option<String>,
     /// `working-directory`.
     pub working_directory: Option<String>,
-    /// `env`.
+    /// `env`. As in [`Job::env`], one entry with an empty name stands for a whole mapping given
+    /// as one expression.
     pub env: Pairs,
     /// `if`, as written.
     pub if_: Option<String>,

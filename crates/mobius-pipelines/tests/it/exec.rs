@@ -339,3 +339,44 @@ async fn ndjson_sink_format() {
     seen.sort();
     assert_eq!(seen, [("stderr", "oops"), ("stdout", "hi \"there\"")]);
 }
+
+#[tokio::test]
+async fn environment_files_are_created_by_the_first_write() {
+    let (_dir, mut job) = job();
+    // Not there beforehand (a difference from GitHub, which creates them empty), each step has
+    // its own, and a missing one reads as empty.
+    let check = step(
+        "for f in \"$GITHUB_ENV\" \"$GITHUB_OUTPUT\" \"$GITHUB_PATH\" \"$GITHUB_STEP_SUMMARY\"; do test ! -e \"$f\"; done\n\
+         test \"$(dirname \"$GITHUB_OUTPUT\")\" = \"$RUNNER_TEMP\"\n\
+         echo \"$GITHUB_OUTPUT\"",
+    );
+    let (result, first) = run(&mut job, &check).await;
+    assert_eq!(result.outcome, Outcome::Success, "{first:?}");
+    assert!(result.outputs.is_empty() && result.summary.is_empty());
+    let (result, _) = run(&mut job, &step("echo 'x=1' >> \"$GITHUB_OUTPUT\"")).await;
+    assert_eq!(result.outputs.get("x").map(String::as_str), Some("1"));
+    let (result, second) = run(&mut job, &check).await;
+    assert_eq!(result.outcome, Outcome::Success, "{second:?}");
+    assert_ne!(stdout(&first), stdout(&second));
+    // No directory per step: only the scripts and the files written are in the temp dir.
+    let entries = std::fs::read_dir(&job.job_env().temp).expect("temp dir").filter_map(Result::ok);
+    assert!(entries.into_iter().all(|e| e.path().is_file()));
+}
+
+#[tokio::test]
+async fn custom_shell_found_on_a_path_added_by_a_step() {
+    let (_dir, mut job) = job();
+    let custom = || StepSpec { shell: Shell::Custom("mobius-test-shell {0}".to_owned()), ..step("echo from-script") };
+    let (result, _) = run(&mut job, &custom()).await;
+    assert_eq!(result.outcome, Outcome::Failure { exit_code: None });
+    let add = step(
+        "mkdir -p \"$RUNNER_TEMP/bin\"\n\
+         printf '#!/bin/sh\\necho custom; exec sh \"$1\"\\n' > \"$RUNNER_TEMP/bin/mobius-test-shell\"\n\
+         chmod +x \"$RUNNER_TEMP/bin/mobius-test-shell\"\n\
+         echo \"$RUNNER_TEMP/bin\" >> \"$GITHUB_PATH\"",
+    );
+    assert_eq!(run(&mut job, &add).await.0.outcome, Outcome::Success);
+    let (result, lines) = run(&mut job, &custom()).await;
+    assert_eq!(result.outcome, Outcome::Success, "{lines:?}");
+    assert_eq!(stdout(&lines), ["custom", "from-script"]);
+}

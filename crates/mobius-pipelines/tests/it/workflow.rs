@@ -193,6 +193,24 @@ fn lint_never_panics_on_odd_input() {
     }
 }
 
+#[test]
+fn whole_mappings_as_one_expression() {
+    // `env` may be one expression (evaluated at run time); `with` and `outputs` may not.
+    let env = "on: push\nenv: ${{ fromJSON(vars.E) }}\njobs:\n  b:\n    env: ${{ fromJSON(vars.J) }}\n    steps:\n      - env: ${{ fromJSON(vars.S) }}\n        run: x\n";
+    check(env, &[]);
+    let w = parse(env);
+    assert_eq!(w.env, [(String::new(), "${{ fromJSON(vars.E) }}".to_owned())]);
+    assert_eq!(w.jobs[0].env, [(String::new(), "${{ fromJSON(vars.J) }}".to_owned())]);
+    assert_eq!(w.jobs[0].steps[0].env, [(String::new(), "${{ fromJSON(vars.S) }}".to_owned())]);
+    check(
+        "on: push\njobs:\n  b:\n    outputs: ${{ fromJSON(vars.O) }}\n    steps:\n      - uses: actions/cache@v4\n        with: ${{ fromJSON(vars.W) }}\n",
+        &[
+            "w.yml:4:14: error: `outputs` must be a mapping, not one expression",
+            "w.yml:7:15: error: `with` must be a mapping, not one expression",
+        ],
+    );
+}
+
 // ---- the model ----
 
 fn parse(yaml: &str) -> workflow::Workflow {
