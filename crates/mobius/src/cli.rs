@@ -94,6 +94,9 @@ pub struct RunArgs {
     /// which `mobius dora` and `mobius flow` read
     #[arg(long)]
     pub no_events: bool,
+    /// Run even when a secret the workflow names is not given (it is then empty, as on GitHub)
+    #[arg(long)]
+    pub allow_missing_secrets: bool,
 }
 
 /// Splits `KEY=VALUE` at the first `=`, so values may contain `=`.

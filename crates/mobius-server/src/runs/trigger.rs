@@ -63,6 +63,16 @@ pub fn plan(push: &Push, files: &[(String, String)]) -> Vec<Planned> {
         if !push_matches(filter, &pushed) {
             continue;
         }
+        // A secret the workflow names would be empty: refuse to start rather than run with it.
+        if let Some(used) = workflow::referenced_secrets(&text).first() {
+            let name = workflow.name.clone().unwrap_or_else(|| file.clone());
+            let error = format!(
+                "{file}:{}: error: secret `{}` is not set (the server has no secret store yet)",
+                used.line, used.name
+            );
+            planned.push(Planned::Invalid { file: file.clone(), name, error });
+            continue;
+        }
         let ctx = MapContext::new().with("github", github.clone()).with("inputs", json!({}));
         let (group, cancel_in_progress) = match &workflow.concurrency {
             None => (None, false),
@@ -141,7 +151,7 @@ mod tests {
 
     #[test]
     fn filters_groups_and_broken_files() {
-        let files = [
+        let workflows = [
             file(
                 "ci.yml",
                 "on:\n  push:\n    branches: [$default-branch]\nconcurrency:\n  group: ci-${{ github.ref }}\n  cancel-in-progress: true\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: true\n",
@@ -152,8 +162,12 @@ mod tests {
             ),
             file("manual.yml", "on: workflow_dispatch\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: true\n"),
             file("broken.yml", "on: push\njobs:\n  a:\n    runs-on: x\n    stepz: []\n"),
+            file(
+                "secret.yml",
+                "on:\n  push:\n    branches: [release]\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: echo ${{ secrets.KEY }}\n",
+            ),
         ];
-        let planned = plan(&push("main", &["src/lib.rs"]), &files);
+        let planned = plan(&push("main", &["src/lib.rs"]), &workflows);
         assert_eq!(planned.len(), 2, "{planned:?}");
         match &planned[0] {
             Planned::Run { file, group, cancel_in_progress, .. } => {
@@ -170,7 +184,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let planned = plan(&push("feature", &["docs/a.md"]), &files);
+        let planned = plan(&push("feature", &["docs/a.md"]), &workflows);
         let files: Vec<&str> = planned
             .iter()
             .map(|p| match p {
@@ -178,5 +192,11 @@ mod tests {
             })
             .collect();
         assert_eq!(files, [".github/workflows/docs.yml", ".github/workflows/broken.yml"]);
+        match plan(&push("release", &[]), &workflows[4..]).as_slice() {
+            [Planned::Invalid { error, .. }] => {
+                assert!(error.contains("secret.yml:8: error: secret `KEY` is not set"), "{error}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

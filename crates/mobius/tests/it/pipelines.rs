@@ -469,3 +469,23 @@ fn a_local_push_honours_branch_filters_and_the_default_branch() {
     let report = dir.json(&["run", "--no-events", "release"]);
     assert_eq!(report["result"], "success", "{report}");
 }
+
+#[test]
+fn a_missing_secret_stops_the_run_before_any_job_and_records_nothing() {
+    let dir = git_repo(&[(
+        ".github/workflows/deploy.yml",
+        "on: push\njobs:\n  d:\n    runs-on: x\n    steps:\n      - run: touch ran\n      - run: echo ${{ secrets.DEPLOY_KEY }}\n",
+    )]);
+    let out = dir.run(&["run"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains(".github/workflows/deploy.yml:7: error: secret `DEPLOY_KEY` is not set"), "{err}");
+    assert!(err.contains("nothing was run"), "{err}");
+    assert!(!dir.path().join("ran").exists());
+    assert_eq!(dir.json(&["events", "list"]), serde_json::json!([]), "no run was recorded as started");
+    // Given (in any case, as GitHub's names are case-insensitive), it runs.
+    let out = dir.run(&["run", "--secret", "deploy_key=s3cr3t-value"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = dir.run(&["run", "--allow-missing-secrets"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

@@ -18,6 +18,19 @@ use crate::cli::RunArgs;
 use crate::commands::lint::{NO_WORKFLOWS, discover, plural, repo_root};
 use crate::output::print_json;
 
+/// `println!` that ignores a closed stdout (`mobius run | head`): the run's result and exit
+/// code matter more than the rest of its report.
+macro_rules! say {
+    () => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock());
+    }};
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 /// A workflow chosen to run, with the job ids the targets named in it (empty: all jobs).
 struct Chosen {
     file: String,
@@ -75,16 +88,29 @@ pub(super) fn run(data_dir: Option<&std::path::Path>, json: bool, args: RunArgs)
         return Ok(ExitCode::FAILURE);
     }
     if files.is_empty() {
-        println!("{NO_WORKFLOWS}");
+        say!("{NO_WORKFLOWS}");
         return Ok(ExitCode::SUCCESS);
     }
     let branch = context::current_branch(&root);
     let chosen = choose(parsed, &args, branch.as_deref())?;
     if chosen.is_empty() {
-        println!("no workflow runs on `{}`", args.event);
+        say!("no workflow runs on `{}`", args.event);
         return Ok(ExitCode::SUCCESS);
     }
     let secrets = context::secrets(args.secrets_file.as_deref(), &args.secrets)?;
+    if !args.allow_missing_secrets {
+        let missing = missing_secrets(&root, &chosen, &secrets);
+        if !missing.is_empty() {
+            for m in &missing {
+                eprintln!("{m}");
+            }
+            eprintln!(
+                "{} not set; pass --secret NAME=VALUE or --secrets-file FILE (or --allow-missing-secrets); nothing was run",
+                plural(missing.len(), "secret")
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    }
 
     let store_dir = crate::commands::settings(data_dir, None).ok().map(|s| s.data_dir.join("pipelines"));
     let started = Instant::now();
@@ -120,7 +146,7 @@ pub(super) fn run(data_dir: Option<&std::path::Path>, json: bool, args: RunArgs)
         opts.selected_jobs.clone_from(&c.jobs);
         opts.matrix_filter.clone_from(&args.matrix);
         if !json && chosen.len() > 1 {
-            println!("== {}", c.file);
+            say!("== {}", c.file);
         }
         // The engine's future is not `Send` (it borrows the observer), so it cannot be
         // spawned; `block_in_place` lets this synchronous command drive it on the CLI's
@@ -144,10 +170,29 @@ pub(super) fn run(data_dir: Option<&std::path::Path>, json: bool, args: RunArgs)
         print_failures(&printer, &reports);
         print_summary(&reports, started);
         if let Some((n, dir)) = &events_recorded {
-            println!("recorded {} in {dir}", plural(*n, "event"));
+            say!("recorded {} in {dir}", plural(*n, "event"));
         }
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `file:line: error: secret `NAME` is not set` for each secret a chosen workflow names that
+/// was not given (names compare case-insensitively, as GitHub's do).
+fn missing_secrets(
+    root: &std::path::Path,
+    chosen: &[Chosen],
+    secrets: &std::collections::BTreeMap<String, String>,
+) -> Vec<String> {
+    let mut missing = Vec::new();
+    for c in chosen {
+        let text = std::fs::read_to_string(root.join(&c.file)).unwrap_or_default();
+        for used in workflow::referenced_secrets(&text) {
+            if !secrets.keys().any(|k| k.eq_ignore_ascii_case(&used.name)) {
+                missing.push(format!("{}:{}: error: secret `{}` is not set", c.file, used.line, used.name));
+            }
+        }
+    }
+    missing
 }
 
 /// Appends the runs' events to the local event log. A log that cannot be written must not
@@ -215,10 +260,10 @@ fn triggered_by(w: &Workflow, event: &str, branch: Option<&str>) -> bool {
 fn print_failures(printer: &Printer, reports: &[RunReport]) {
     for job in reports.iter().flat_map(|r| &r.jobs) {
         for step in job.steps.iter().filter(|s| s.outcome == Status::Failure) {
-            println!();
-            println!("── {} › {} failed (last {TAIL_LINES} lines at most):", job.name, step.name);
+            say!();
+            say!("── {} › {} failed (last {TAIL_LINES} lines at most):", job.name, step.name);
             for line in printer.tail(&job.name, &step.name) {
-                println!("   {line}");
+                say!("   {line}");
             }
         }
     }
@@ -230,8 +275,8 @@ fn print_summary(reports: &[RunReport], started: Instant) {
     let count = |s: Status| jobs.iter().filter(|r| **r == s).count();
     let cancelled = count(Status::Cancelled);
     let cancelled = if cancelled > 0 { format!(", {cancelled} cancelled") } else { String::new() };
-    println!();
-    println!(
+    say!();
+    say!(
         "{}: {} passed, {} failed, {} skipped{cancelled} in {}",
         plural(jobs.len(), "job"),
         count(Status::Success),
