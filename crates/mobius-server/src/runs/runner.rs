@@ -344,12 +344,13 @@ impl Runner {
                 changed: git::changed_files(&path, previous.map(String::as_str), after)?,
                 default_branch: default_branch.clone(),
             };
-            let uri = format!("file://{}", repository.path);
-            self.append_events(&cdevents::change_events(name, &uri, branch, &push.commits));
             let files = git::workflow_files(&path, after)?;
             for planned in trigger::plan(&push, &files) {
                 queued.push(self.queue_planned(&push, &path, planned)?);
             }
+            // After the runs started: the first step does not wait for this append.
+            let uri = format!("file://{}", repository.path);
+            self.append_events(&cdevents::change_events(name, &uri, branch, &push.commits));
         }
         // Recorded after the runs exist: a crash in between re-triggers (runs are cheap to
         // cancel) rather than silently dropping a push.
