@@ -121,38 +121,31 @@ pub const DEFAULT_POLL_INTERVAL: std::time::Duration = std::time::Duration::from
 
 /// `30s`, `5m`, `1h`: at least a second.
 pub fn parse_interval(text: &str) -> Result<std::time::Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .ok()
-        .filter(|n| *n > 0)
-        .with_context(|| format!("poll interval `{text}` is not a positive span like 30s, 5m or 1h"))?;
-    Ok(std::time::Duration::from_secs(match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => bail!("poll interval `{text}`: unit must be s, m or h"),
-    }))
+    let seconds = parse_span(text, "poll interval", &[("s", 1), ("m", 60), ("h", 3600)])?;
+    Ok(std::time::Duration::from_secs(seconds))
 }
 
 /// `24h`, `2d`, `90m`.
 pub fn parse_window(text: &str) -> Result<SignedDuration> {
+    let seconds = parse_span(text, "attribution window", &[("m", 60), ("h", 3600), ("d", 86_400)])?;
+    Ok(SignedDuration::from_secs(i64::try_from(seconds).context("attribution window is too long")?))
+}
+
+/// A positive whole number followed by one of `units` (suffix, seconds each), in seconds;
+/// errors name `what` and show the examples the units allow.
+fn parse_span(text: &str, what: &str, units: &[(&str, u64)]) -> Result<u64> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let n: i64 = number
-        .parse()
-        .ok()
-        .filter(|n| *n > 0)
-        .with_context(|| format!("attribution window `{text}` is not a positive span like 24h, 2d or 90m"))?;
-    Ok(match unit {
-        "m" => SignedDuration::from_mins(n),
-        "h" => SignedDuration::from_hours(n),
-        "d" => SignedDuration::from_hours(n * 24),
-        _ => bail!("attribution window `{text}`: unit must be m, h or d"),
-    })
+    let names: Vec<&str> = units.iter().map(|(u, _)| *u).collect();
+    let n: u64 = number.parse().ok().filter(|n| *n > 0).with_context(|| {
+        let examples: Vec<String> = names.iter().map(|u| format!("30{u}")).collect();
+        format!("{what} `{text}` is not a positive span like {}", examples.join(", "))
+    })?;
+    match units.iter().find(|(u, _)| *u == unit) {
+        Some((_, seconds)) => n.checked_mul(*seconds).with_context(|| format!("{what} `{text}` is too long")),
+        None => bail!("{what} `{text}`: unit must be {}", names.join(", ")),
+    }
 }
 
 #[cfg(test)]

@@ -23,33 +23,28 @@ pub struct PushedRef<'a> {
 /// Whether `push` with this filter runs for the pushed ref. `$default-branch` must have been
 /// replaced already ([`super::with_default_branch`]).
 pub fn push_matches(filter: &RefFilter, pushed: &PushedRef<'_>) -> bool {
+    let branches = (&filter.branches, &filter.branches_ignore);
+    let tags = (&filter.tags, &filter.tags_ignore);
     let ref_ok = match (pushed.branch, pushed.tag) {
-        (Some(branch), _) => {
-            let has_branch_filter = !filter.branches.is_empty() || !filter.branches_ignore.is_empty();
-            let has_tag_filter = !filter.tags.is_empty() || !filter.tags_ignore.is_empty();
-            if !has_branch_filter {
-                // Only tag filters: branch pushes do not run the workflow.
-                !has_tag_filter
-            } else if !filter.branches.is_empty() {
-                included(&filter.branches, branch)
-            } else {
-                !filter.branches_ignore.iter().any(|p| glob(p, branch))
-            }
-        }
-        (None, Some(tag)) => {
-            let has_tag_filter = !filter.tags.is_empty() || !filter.tags_ignore.is_empty();
-            let has_branch_filter = !filter.branches.is_empty() || !filter.branches_ignore.is_empty();
-            if !has_tag_filter {
-                !has_branch_filter
-            } else if !filter.tags.is_empty() {
-                included(&filter.tags, tag)
-            } else {
-                !filter.tags_ignore.iter().any(|p| glob(p, tag))
-            }
-        }
+        (Some(branch), _) => ref_matches(branches, tags, branch),
+        (None, Some(tag)) => ref_matches(tags, branches, tag),
         (None, None) => false,
     };
     ref_ok && paths_match(filter, pushed.changed)
+}
+
+/// Whether `name` passes its kind's filters (`own`: patterns and ignore patterns). Without
+/// filters of its own, a ref passes only if the other kind has none either: a workflow with
+/// only tag filters does not run for branch pushes, and the other way round.
+fn ref_matches(own: (&Vec<String>, &Vec<String>), other: (&Vec<String>, &Vec<String>), name: &str) -> bool {
+    let (patterns, ignore) = own;
+    if !patterns.is_empty() {
+        included(patterns, name)
+    } else if !ignore.is_empty() {
+        !ignore.iter().any(|p| glob(p, name))
+    } else {
+        other.0.is_empty() && other.1.is_empty()
+    }
 }
 
 fn paths_match(filter: &RefFilter, changed: Option<&[String]>) -> bool {
