@@ -1,0 +1,712 @@
+//! A rollout as a persisted state machine, with Argo Rollouts' semantics.
+//!
+//! [`next`] looks at a [`Rollout`] and the time and returns the one [`Action`] to take; the
+//! controller (in `mobius-server`) performs it — starting processes, changing the routing
+//! table, taking an analysis measurement — and reports the result back through the methods
+//! on [`Rollout`] (`started`, `weight_set`, `measured`, …), then stores the rollout. Nothing
+//! here does I/O, so every transition is a unit test, and a controller that restarts picks up
+//! a stored rollout exactly where it was.
+//!
+//! Strategies:
+//! - *rolling*: one new instance at a time (health-gated), each followed by one old instance
+//!   out of the routing table and stopped; traffic follows the share of new instances.
+//! - *blue-green*: the new version at full size beside the old, then 100% of traffic at once;
+//!   with analysis, judged after the switch (a failure switches back); the old version stays
+//!   warm for `scale_down_delay`, during which `undo` is instant.
+//! - *canary*: the stable version stays at full size throughout, so an abort snaps traffic
+//!   back to 0% canary at once; steps set the weight, pause (for a time, or until promoted)
+//!   and analyse. After the last step the canary is promoted: 100%, then it becomes stable.
+//!
+//! Abort (by hand or by a failed analysis) sends all traffic to stable and stops the new
+//! version; an inconclusive analysis pauses the rollout for a human, as in Argo Rollouts.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::{AnalysisSpec, AnalysisState, Measurement, Outcome};
+use crate::spec::{Approval, EnvironmentSpec, ServiceSpec, Step, Strategy};
+use crate::supervisor::Instance;
+
+/// A strategy with every setting resolved (what a rollout stores).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Plan {
+    Rolling,
+    BlueGreen { scale_down_delay_ms: u64, analysis: Option<AnalysisSpec> },
+    Canary { steps: Vec<PlanStep> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanStep {
+    SetWeight(u8),
+    /// Milliseconds, or `None` until promoted.
+    Pause(Option<u64>),
+    Analysis(AnalysisSpec),
+}
+
+impl Plan {
+    /// The plan for deploying to `environment` of `spec`.
+    pub fn for_environment(spec: &ServiceSpec, environment: &EnvironmentSpec) -> Result<Plan, String> {
+        let analysis = spec.analysis_for(environment);
+        Ok(match &environment.strategy {
+            Strategy::Rolling => Plan::Rolling,
+            Strategy::BlueGreen(bg) => Plan::BlueGreen {
+                scale_down_delay_ms: millis(bg.scale_down_delay.0),
+                analysis: bg.analysis.then(|| analysis.clone()),
+            },
+            Strategy::Canary(canary) => {
+                let mut steps = Vec::new();
+                for step in &canary.steps {
+                    steps.push(match &step.value {
+                        Step::SetWeight(w) => PlanStep::SetWeight(*w),
+                        Step::Pause(p) => PlanStep::Pause(p.duration.map(|d| millis(d.0))),
+                        Step::Analysis(overrides) => {
+                            PlanStep::Analysis(ServiceSpec::step_analysis(&analysis, overrides)?)
+                        }
+                    });
+                }
+                Plan::Canary { steps }
+            }
+        })
+    }
+
+    /// A plain immediate switch (for `undo`): blue-green without analysis or delay.
+    pub fn switch() -> Plan {
+        Plan::BlueGreen { scale_down_delay_ms: 0, analysis: None }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Plan::Rolling => "rolling",
+            Plan::BlueGreen { .. } => "blue-green",
+            Plan::Canary { .. } => "canary",
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// One version as deployed: where its release is and its instances.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployed {
+    pub version: String,
+    /// The release directory the instances run from.
+    pub release: String,
+    /// The artifact id (`pkg:generic/NAME@sha256%3A…`) when deployed from an artifact.
+    pub artifact: Option<String>,
+    /// The commit it was built from, when known.
+    pub revision: Option<String>,
+    pub instances: Vec<Instance>,
+}
+
+/// Where a rollout is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Waiting for `promote` (manual approval) before anything starts.
+    Pending,
+    Progressing,
+    /// At an indefinite pause, or after an inconclusive analysis: `promote` goes on.
+    Paused,
+    /// Done: the new version is stable.
+    Succeeded,
+    /// Rolled back: stable serves everything, the new version is stopped.
+    Aborted,
+    /// The new version never served (it did not start or was not healthy); stable untouched.
+    Failed,
+}
+
+impl Phase {
+    pub fn is_final(self) -> bool {
+        matches!(self, Phase::Succeeded | Phase::Aborted | Phase::Failed)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "pending",
+            Phase::Progressing => "progressing",
+            Phase::Paused => "paused",
+            Phase::Succeeded => "succeeded",
+            Phase::Aborted => "aborted",
+            Phase::Failed => "failed",
+        }
+    }
+}
+
+/// An analysis in progress: its state and when the next measurement is due.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisRun {
+    pub spec: AnalysisSpec,
+    pub state: AnalysisState,
+    pub next_at: Timestamp,
+    /// The SLI counters at the start of the current interval (opaque to this module).
+    pub baseline: serde_json::Value,
+}
+
+/// A line of the rollout's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub at: Timestamp,
+    pub message: String,
+}
+
+/// One rollout of a version of a service to an environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rollout {
+    /// Assigned by the store (0 before it is stored).
+    pub id: i64,
+    pub service: String,
+    pub environment: String,
+    pub plan: Plan,
+    pub phase: Phase,
+    /// The next canary step to take.
+    pub step: usize,
+    /// Percentage of traffic to the new version.
+    pub weight: u8,
+    /// The version serving before this rollout (`None` for a first deployment).
+    pub stable: Option<Deployed>,
+    /// The version being rolled out; its `instances` fill in as they start.
+    pub new: Deployed,
+    /// How many instances a version runs.
+    pub instances: u32,
+    pub paused_until: Option<Timestamp>,
+    pub analysis: Option<AnalysisRun>,
+    /// The old version, kept warm until `at` after a blue-green switch.
+    pub retire_at: Option<Timestamp>,
+    /// Why it is paused, aborted or failed.
+    pub message: String,
+    pub history: Vec<Entry>,
+    pub created_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    /// Every measurement taken, for `status` and the post-mortem.
+    pub measurements: Vec<Measurement>,
+}
+
+/// The one thing to do next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Nothing until `until` (or until someone promotes or aborts, when `None`).
+    Wait { until: Option<Timestamp> },
+    /// Start `count` instances of the new version, health-gated (all or nothing).
+    StartNew { count: u32 },
+    /// Rolling: start new instance `index`, then take one old instance out and stop it.
+    ReplaceOne { index: u32 },
+    /// Route this share of traffic to the new version.
+    SetWeight(u8),
+    /// Take an analysis measurement of the interval that just ended.
+    Measure,
+    /// The new version takes all traffic and becomes stable.
+    Promote,
+    /// Stop the old version's instances (after a promotion).
+    RetireOld,
+    /// All traffic to stable, stop the new version.
+    Abort { reason: String },
+    /// Nothing left to do.
+    Done,
+}
+
+impl Rollout {
+    /// A rollout of `new` to `environment`, replacing `stable`.
+    pub fn new(
+        service: &str,
+        environment: &EnvironmentSpec,
+        plan: Plan,
+        instances: u32,
+        stable: Option<Deployed>,
+        new: Deployed,
+        now: Timestamp,
+    ) -> Rollout {
+        let phase = if environment.approval == Approval::Manual { Phase::Pending } else { Phase::Progressing };
+        let mut rollout = Rollout {
+            id: 0,
+            service: service.to_owned(),
+            environment: environment.name.value.clone(),
+            plan,
+            phase,
+            step: 0,
+            weight: 0,
+            stable,
+            new,
+            instances,
+            paused_until: None,
+            analysis: None,
+            retire_at: None,
+            message: String::new(),
+            history: Vec::new(),
+            created_at: now,
+            finished_at: None,
+            measurements: Vec::new(),
+        };
+        let what = match &rollout.stable {
+            Some(stable) => format!("{} → {} ({})", stable.version, rollout.new.version, rollout.plan.name()),
+            None => format!("{} (first deployment)", rollout.new.version),
+        };
+        rollout.log(now, format!("rollout of {what} to {}", rollout.environment));
+        if phase == Phase::Pending {
+            rollout.message = "waiting for approval: `mobius rollout promote`".to_owned();
+            rollout.log(now, rollout.message.clone());
+        }
+        rollout
+    }
+
+    pub fn log(&mut self, at: Timestamp, message: impl Into<String>) {
+        self.history.push(Entry { at, message: message.into() });
+    }
+
+    /// `promote`: go on from a pause or an approval wait. Refused when not paused.
+    pub fn promote(&mut self, now: Timestamp) -> Result<(), String> {
+        match self.phase {
+            Phase::Pending => {
+                self.phase = Phase::Progressing;
+                self.message.clear();
+                self.log(now, "approved");
+                Ok(())
+            }
+            Phase::Paused => {
+                self.phase = Phase::Progressing;
+                self.paused_until = None;
+                // An inconclusive analysis is over once a human decides.
+                self.analysis = None;
+                self.step += 1;
+                self.message.clear();
+                self.log(now, "promoted: resuming");
+                Ok(())
+            }
+            other => Err(format!(
+                "the rollout of {} to {} is {}, not paused: nothing to promote",
+                self.service,
+                self.environment,
+                other.as_str()
+            )),
+        }
+    }
+
+    /// `abort`: roll back now. Refused once finished.
+    pub fn request_abort(&mut self, now: Timestamp, reason: &str) -> Result<(), String> {
+        if self.phase.is_final() {
+            return Err(format!("the rollout already {}", self.phase.as_str()));
+        }
+        self.phase = Phase::Progressing;
+        self.message = format!("abort requested: {reason}");
+        self.log(now, self.message.clone());
+        // `next` sees the message and aborts.
+        self.paused_until = None;
+        Ok(())
+    }
+
+    /// The new version's instances are healthy.
+    pub fn started(&mut self, now: Timestamp, instances: Vec<Instance>) {
+        self.new.instances = instances;
+        let first = self.stable.is_none();
+        self.log(now, format!("{} instance(s) of {} healthy", self.new.instances.len(), self.new.version));
+        if first {
+            // Nothing to shift from: the new version takes all traffic at once.
+            self.weight = 100;
+        }
+    }
+
+    /// Starting the new version failed: stable is untouched.
+    pub fn failed(&mut self, now: Timestamp, reason: &str) {
+        self.phase = Phase::Failed;
+        self.message = reason.to_owned();
+        self.finished_at = Some(now);
+        self.log(now, format!("failed: {reason}"));
+    }
+
+    /// Rolling: new instance `index` is up and one old instance is out.
+    pub fn replaced(&mut self, now: Timestamp, new: Instance, retired_old: Option<Instance>) {
+        self.new.instances.push(new);
+        if let (Some(stable), Some(old)) = (&mut self.stable, retired_old) {
+            stable.instances.retain(|i| i.addr != old.addr);
+        }
+        let total = self.instances.max(1);
+        self.weight = u8::try_from(self.new.instances.len() as u32 * 100 / total).unwrap_or(100);
+        self.log(now, format!("{} of {} instances replaced", self.new.instances.len(), total));
+    }
+
+    /// The routing table now sends `weight`% to the new version.
+    pub fn weight_set(&mut self, now: Timestamp, weight: u8) {
+        self.weight = weight;
+        self.log(now, format!("weight {weight}%"));
+        if let Plan::Canary { steps } = &self.plan
+            && matches!(steps.get(self.step), Some(PlanStep::SetWeight(_)))
+        {
+            self.step += 1;
+        }
+    }
+
+    /// Starts the current analysis step (or blue-green's) with the SLI baseline now.
+    pub fn begin_analysis(&mut self, now: Timestamp, spec: AnalysisSpec, baseline: serde_json::Value) {
+        let next_at = now + duration_ms((spec.interval_secs * 1000.0) as u64);
+        self.log(now, format!("analysis started: a measurement every {} s", spec.interval_secs));
+        self.analysis = Some(AnalysisRun { spec, state: AnalysisState::default(), next_at, baseline });
+    }
+
+    /// A measurement of the interval that ended; `baseline` starts the next one.
+    pub fn measured(&mut self, now: Timestamp, measurement: Measurement, baseline: serde_json::Value) {
+        let Some(run) = &mut self.analysis else { return };
+        let outcome = run.state.record(&run.spec, measurement.clone());
+        run.baseline = baseline;
+        run.next_at = now + duration_ms((run.spec.interval_secs * 1000.0) as u64);
+        let summary = format!("measurement {:?}: {}", measurement.verdict, describe(&measurement));
+        self.measurements.push(measurement);
+        self.log(now, summary);
+        match outcome {
+            Outcome::Running => {}
+            Outcome::Succeeded => {
+                self.analysis = None;
+                self.log(now, "analysis passed");
+                if let Plan::Canary { .. } = self.plan {
+                    self.step += 1;
+                }
+                if let Plan::BlueGreen { .. } = self.plan {
+                    self.step += 1;
+                }
+            }
+            Outcome::Failed => {
+                let last = self.measurements.last().map(describe).unwrap_or_default();
+                self.message = format!("analysis failed: {last}");
+            }
+            Outcome::Inconclusive => {
+                self.phase = Phase::Paused;
+                self.message =
+                    "analysis inconclusive (too little traffic or no clear verdict): promote or abort".to_owned();
+                self.log(now, self.message.clone());
+            }
+        }
+    }
+
+    /// The new version is stable now; the old one is retired at once or after a delay.
+    pub fn promoted(&mut self, now: Timestamp) {
+        self.weight = 100;
+        let delay = match self.plan {
+            Plan::BlueGreen { scale_down_delay_ms, .. } => scale_down_delay_ms,
+            _ => 0,
+        };
+        self.retire_at = self.stable.as_ref().map(|_| now + duration_ms(delay));
+        self.log(now, format!("{} promoted: all traffic", self.new.version));
+        if self.retire_at.is_none() {
+            self.succeed(now);
+        }
+    }
+
+    /// The old version's instances are stopped.
+    pub fn retired(&mut self, now: Timestamp) {
+        if let Some(stable) = &mut self.stable {
+            stable.instances.clear();
+        }
+        self.retire_at = None;
+        self.log(now, "previous version stopped");
+        if self.phase != Phase::Succeeded {
+            self.succeed(now);
+        }
+    }
+
+    fn succeed(&mut self, now: Timestamp) {
+        self.phase = Phase::Succeeded;
+        self.finished_at = Some(now);
+        self.message.clear();
+        self.log(now, "succeeded");
+    }
+
+    /// Traffic is back on stable and the new version is stopped.
+    pub fn aborted(&mut self, now: Timestamp, reason: &str) {
+        self.weight = 0;
+        self.new.instances.clear();
+        self.phase = Phase::Aborted;
+        self.analysis = None;
+        self.message = reason.to_owned();
+        self.finished_at = Some(now);
+        self.log(now, format!("rolled back: {reason}"));
+    }
+
+    /// Whether the rollout was blue-green-switched and its old version is still warm.
+    pub fn old_is_warm(&self) -> bool {
+        self.retire_at.is_some() && self.stable.as_ref().is_some_and(|s| !s.instances.is_empty())
+    }
+}
+
+fn duration_ms(ms: u64) -> jiff::SignedDuration {
+    jiff::SignedDuration::from_millis(i64::try_from(ms).unwrap_or(i64::MAX))
+}
+
+fn describe(m: &Measurement) -> String {
+    let checks: Vec<String> = m
+        .checks
+        .iter()
+        .map(|c| {
+            let value = c.value.map_or_else(|| "no data".to_owned(), |v| format!("{v:.4}"));
+            format!("{} {value} (limit {}) {}", c.name, c.threshold, if c.passed { "ok" } else { "FAILED" })
+        })
+        .collect();
+    checks.join(", ")
+}
+
+/// The one action to take for `r` at `now`.
+pub fn next(r: &Rollout, now: Timestamp) -> Action {
+    if r.phase.is_final() {
+        // A switched blue-green keeps its old version warm until the delay is over.
+        return match r.retire_at {
+            Some(at) if now >= at => Action::RetireOld,
+            Some(at) => Action::Wait { until: Some(at) },
+            None => Action::Done,
+        };
+    }
+    if let Some(reason) = r.message.strip_prefix("abort requested: ") {
+        return Action::Abort { reason: reason.to_owned() };
+    }
+    if let Some(run) = &r.analysis
+        && run.state.outcome(&run.spec) == Outcome::Failed
+    {
+        return Action::Abort { reason: r.message.clone() };
+    }
+    match r.phase {
+        Phase::Pending | Phase::Paused => return Action::Wait { until: None },
+        Phase::Progressing => {}
+        _ => return Action::Done,
+    }
+    if let Some(at) = r.retire_at {
+        return if now >= at { Action::RetireOld } else { Action::Wait { until: Some(at) } };
+    }
+    // A first deployment has nothing to shift from.
+    if r.stable.is_none() {
+        return if r.new.instances.is_empty() { Action::StartNew { count: r.instances } } else { Action::Promote };
+    }
+    match &r.plan {
+        Plan::Rolling => {
+            let done = r.new.instances.len() as u32;
+            if done < r.instances { Action::ReplaceOne { index: done } } else { Action::Promote }
+        }
+        Plan::BlueGreen { analysis, .. } => {
+            if r.new.instances.is_empty() {
+                return Action::StartNew { count: r.instances };
+            }
+            if r.weight < 100 {
+                return Action::SetWeight(100);
+            }
+            match (analysis, &r.analysis) {
+                // Judged after the switch, once; `step` 1 = passed.
+                (Some(_), None) if r.step == 0 => Action::Measure,
+                (Some(_), Some(run)) => due(run, now),
+                _ => Action::Promote,
+            }
+        }
+        Plan::Canary { steps } => {
+            if r.new.instances.is_empty() {
+                return Action::StartNew { count: r.instances };
+            }
+            match steps.get(r.step) {
+                None => Action::Promote,
+                Some(PlanStep::SetWeight(w)) => Action::SetWeight(*w),
+                Some(PlanStep::Pause(Some(_))) => match r.paused_until {
+                    Some(until) if now >= until => Action::Wait { until: None },
+                    Some(until) => Action::Wait { until: Some(until) },
+                    None => Action::Wait { until: None },
+                },
+                Some(PlanStep::Pause(None)) => Action::Wait { until: None },
+                Some(PlanStep::Analysis(_)) => match &r.analysis {
+                    None => Action::Measure,
+                    Some(run) => due(run, now),
+                },
+            }
+        }
+    }
+}
+
+fn due(run: &AnalysisRun, now: Timestamp) -> Action {
+    if now >= run.next_at { Action::Measure } else { Action::Wait { until: Some(run.next_at) } }
+}
+
+/// Moves a rollout through pauses: an indefinite one pauses it; a timed one starts its clock,
+/// and once it is over, the rollout goes to the next step. Call before [`next`] each tick.
+pub fn advance_pauses(r: &mut Rollout, now: Timestamp) {
+    if r.phase != Phase::Progressing || r.stable.is_none() || r.new.instances.is_empty() {
+        return;
+    }
+    let Plan::Canary { steps } = &r.plan else { return };
+    match steps.get(r.step) {
+        Some(PlanStep::Pause(None)) => {
+            r.phase = Phase::Paused;
+            r.message = "paused: `mobius rollout promote` to go on".to_owned();
+            r.log(now, r.message.clone());
+        }
+        Some(PlanStep::Pause(Some(ms))) => match r.paused_until {
+            None => {
+                r.paused_until = Some(now + duration_ms(*ms));
+                r.log(now, format!("pause {} s", *ms as f64 / 1000.0));
+            }
+            Some(until) if now >= until => {
+                r.paused_until = None;
+                r.step += 1;
+            }
+            Some(_) => {}
+        },
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::{Check, Verdict};
+
+    fn spec(strategy: &str) -> ServiceSpec {
+        let text = format!(
+            "service: shop\nrun:\n  command: ./shop\n  instances: 2\nenvironments:\n  - name: production\n    listen: 127.0.0.1:9\n    strategy: {strategy}\n"
+        );
+        ServiceSpec::parse("mobius.yaml", &text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn deployed(version: &str, n: u16) -> Deployed {
+        Deployed {
+            version: version.into(),
+            release: format!("/releases/{version}"),
+            artifact: None,
+            revision: None,
+            instances: (0..n)
+                .map(|i| Instance {
+                    version: version.into(),
+                    index: u32::from(i),
+                    pid: 100 + u32::from(i),
+                    addr: ([127, 0, 0, 1], 9000 + i).into(),
+                    log: "/dev/null".into(),
+                    started_at: Timestamp::UNIX_EPOCH,
+                })
+                .collect(),
+        }
+    }
+
+    fn rollout(strategy: &str) -> Rollout {
+        let spec = spec(strategy);
+        let env = spec.environment("production").unwrap();
+        let plan = Plan::for_environment(&spec, env).unwrap();
+        Rollout::new("shop", env, plan, 2, Some(deployed("v1", 2)), deployed("v2", 0), Timestamp::UNIX_EPOCH)
+    }
+
+    fn measurement(verdict: Verdict) -> Measurement {
+        Measurement {
+            verdict,
+            checks: vec![Check {
+                name: "error_rate".into(),
+                value: Some(0.0),
+                threshold: 0.01,
+                passed: verdict != Verdict::Fail,
+            }],
+            mann_whitney: None,
+        }
+    }
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_second(secs).unwrap()
+    }
+
+    #[test]
+    fn a_canary_walks_its_steps_pauses_and_is_promoted() {
+        let mut r = rollout(
+            "{canary: {steps: [{set_weight: 10}, {pause: {duration: 5s}}, {analysis: {count: 1}}, {set_weight: 50}, {pause: {}}]}}",
+        );
+        assert_eq!(next(&r, t(0)), Action::StartNew { count: 2 });
+        r.started(t(1), deployed("v2", 2).instances);
+        assert_eq!(next(&r, t(1)), Action::SetWeight(10));
+        r.weight_set(t(1), 10);
+        advance_pauses(&mut r, t(1));
+        assert_eq!(next(&r, t(2)), Action::Wait { until: Some(t(6)) });
+        advance_pauses(&mut r, t(6));
+        assert_eq!(next(&r, t(6)), Action::Measure);
+        let spec = match &r.plan {
+            Plan::Canary { steps } => match &steps[2] {
+                PlanStep::Analysis(a) => a.clone(),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        };
+        r.begin_analysis(t(6), spec, serde_json::Value::Null);
+        assert!(matches!(next(&r, t(7)), Action::Wait { until: Some(_) }));
+        r.measured(t(20), measurement(Verdict::Pass), serde_json::Value::Null);
+        assert_eq!(next(&r, t(20)), Action::SetWeight(50));
+        r.weight_set(t(20), 50);
+        advance_pauses(&mut r, t(20));
+        assert_eq!(r.phase, Phase::Paused);
+        assert_eq!(next(&r, t(21)), Action::Wait { until: None });
+        r.promote(t(22)).unwrap();
+        assert_eq!(next(&r, t(22)), Action::Promote);
+        r.promoted(t(22));
+        assert_eq!(next(&r, t(22)), Action::RetireOld);
+        r.retired(t(22));
+        assert_eq!((r.phase, next(&r, t(23))), (Phase::Succeeded, Action::Done));
+        assert!(r.promote(t(24)).unwrap_err().contains("not paused"));
+    }
+
+    #[test]
+    fn a_failed_analysis_aborts_and_an_inconclusive_one_pauses() {
+        let mut r = rollout("{canary: {steps: [{set_weight: 20}, {analysis: {}}]}}");
+        r.started(t(1), deployed("v2", 2).instances);
+        r.weight_set(t(1), 20);
+        r.begin_analysis(t(1), AnalysisSpec::default(), serde_json::Value::Null);
+        r.measured(t(11), measurement(Verdict::Fail), serde_json::Value::Null);
+        assert!(matches!(next(&r, t(11)), Action::Abort { .. }), "{:?}", next(&r, t(11)));
+        r.aborted(t(11), "analysis failed");
+        assert_eq!((r.phase, r.weight, next(&r, t(12))), (Phase::Aborted, 0, Action::Done));
+
+        let mut r = rollout("{canary: {steps: [{set_weight: 20}, {analysis: {max_inconclusive: 0}}]}}");
+        r.started(t(1), deployed("v2", 2).instances);
+        r.weight_set(t(1), 20);
+        let spec = AnalysisSpec { max_inconclusive: 0, ..AnalysisSpec::default() };
+        r.begin_analysis(t(1), spec, serde_json::Value::Null);
+        r.measured(t(11), measurement(Verdict::Inconclusive), serde_json::Value::Null);
+        assert_eq!(r.phase, Phase::Paused, "a human decides: {}", r.message);
+        assert!(r.request_abort(t(12), "by hand").is_ok());
+        assert_eq!(next(&r, t(12)), Action::Abort { reason: "by hand".into() });
+    }
+
+    #[test]
+    fn rolling_replaces_one_at_a_time_and_blue_green_keeps_the_old_version_warm() {
+        let mut r = rollout("rolling");
+        assert_eq!(next(&r, t(0)), Action::ReplaceOne { index: 0 });
+        let old = r.stable.as_ref().unwrap().instances[0].clone();
+        r.replaced(t(1), deployed("v2", 1).instances[0].clone(), Some(old));
+        assert_eq!((r.weight, next(&r, t(1))), (50, Action::ReplaceOne { index: 1 }));
+        let old = r.stable.as_ref().unwrap().instances[0].clone();
+        r.replaced(t(2), deployed("v2", 2).instances[1].clone(), Some(old));
+        assert_eq!(next(&r, t(2)), Action::Promote);
+
+        let mut r = rollout("{blue_green: {scale_down_delay: 30s}}");
+        assert_eq!(next(&r, t(0)), Action::StartNew { count: 2 });
+        r.started(t(1), deployed("v2", 2).instances);
+        assert_eq!(next(&r, t(1)), Action::SetWeight(100));
+        r.weight_set(t(1), 100);
+        assert_eq!(next(&r, t(1)), Action::Promote);
+        r.promoted(t(1));
+        assert!(r.old_is_warm());
+        assert_eq!(next(&r, t(2)), Action::Wait { until: Some(t(31)) });
+        assert_eq!(next(&r, t(31)), Action::RetireOld);
+    }
+
+    #[test]
+    fn a_first_deployment_starts_and_promotes_and_manual_approval_waits() {
+        let spec = spec("rolling");
+        let env = spec.environment("production").unwrap();
+        let mut r = Rollout::new("shop", env, Plan::Rolling, 1, None, deployed("v1", 0), t(0));
+        assert_eq!(next(&r, t(0)), Action::StartNew { count: 1 });
+        r.started(t(1), deployed("v1", 1).instances);
+        assert_eq!(next(&r, t(1)), Action::Promote);
+        r.promoted(t(1));
+        assert_eq!((r.phase, next(&r, t(1))), (Phase::Succeeded, Action::Done));
+
+        let manual = ServiceSpec::parse(
+            "mobius.yaml",
+            "service: shop\nrun:\n  command: x\nenvironments:\n  - name: production\n    listen: 127.0.0.1:9\n    approval: manual\n",
+        )
+        .unwrap();
+        let env = manual.environment("production").unwrap();
+        let mut r = Rollout::new("shop", env, Plan::Rolling, 1, None, deployed("v1", 0), t(0));
+        assert_eq!((r.phase, next(&r, t(0))), (Phase::Pending, Action::Wait { until: None }));
+        r.promote(t(1)).unwrap();
+        assert_eq!(next(&r, t(1)), Action::StartNew { count: 1 });
+    }
+}
