@@ -276,10 +276,11 @@ async fn connection(
             .body(Empty::<Bytes>::new())
             .expect("a validated path is a valid request");
         let headers = request.headers_mut();
-        headers.insert(HOST, target.host.clone());
         for (name, value) in &target.headers {
             headers.append(name.clone(), value.clone());
         }
+        // A `Host` among the extra headers wins (e.g. to pick a virtual host on the proxy).
+        headers.entry(HOST).or_insert_with(|| target.host.clone());
         if sticky && let Some(cookie) = cookies.header() {
             headers.append(COOKIE, cookie);
         }

@@ -425,6 +425,20 @@ impl Rollout {
         self.log(now, format!("rolled back: {reason}"));
     }
 
+    /// `undo` inside a blue-green's delay: the previous version is still running, so traffic
+    /// goes back to it at once (the controller aborts).
+    pub fn undo_switch(&mut self, now: Timestamp) -> Result<(), String> {
+        if !self.old_is_warm() {
+            return Err("the previous version is no longer running".to_owned());
+        }
+        self.phase = Phase::Progressing;
+        self.retire_at = None;
+        self.finished_at = None;
+        self.message = "abort requested: undone while the previous version was still warm".to_owned();
+        self.log(now, self.message.clone());
+        Ok(())
+    }
+
     /// Whether the rollout was blue-green-switched and its old version is still warm.
     pub fn old_is_warm(&self) -> bool {
         self.retire_at.is_some() && self.stable.as_ref().is_some_and(|s| !s.instances.is_empty())

@@ -75,7 +75,8 @@ pub struct ServiceSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunSpec {
-    /// The program: a path relative to the release directory, or a name found on `PATH`.
+    /// The program: a path relative to the release directory, or a name found on `PATH`;
+    /// `mobius` is the Mobius binary itself (for `mobius sample-app`).
     #[schemars(with = "String")]
     pub command: Spanned<String>,
     #[serde(default)]

@@ -271,8 +271,14 @@ fn spawn_error(launch: &Launch, e: &std::io::Error) -> StartError {
 }
 
 /// `command` relative to the release directory when it names a file there (`./server`,
-/// `bin/server`), else as given (found on `PATH`).
+/// `bin/server`), else as given (found on `PATH`). `mobius` is the running binary itself,
+/// so `mobius sample-app` works wherever Mobius is installed.
 fn resolve(workdir: &Path, command: &str) -> PathBuf {
+    if command == "mobius"
+        && let Ok(exe) = std::env::current_exe()
+    {
+        return exe;
+    }
     let candidate = workdir.join(command);
     if command.contains('/') && candidate.exists() { candidate } else { PathBuf::from(command) }
 }

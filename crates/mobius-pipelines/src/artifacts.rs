@@ -379,3 +379,38 @@ pub fn download(store: &Path, name: Option<&str>, dest: &Path, run_id: u64) -> R
     }
     Ok(restored)
 }
+/// The artifact whose digest is `digest`, from any run: what a deployment by digest looks up.
+/// Its manifest is checked against the digest, so a tampered record is refused.
+pub fn find_by_digest(store: &Path, digest: &str) -> Result<Option<ArtifactRecord>, StoreError> {
+    let runs = store.join("artifacts/runs");
+    let Ok(run_dirs) = fs::read_dir(&runs) else { return Ok(None) };
+    for run in run_dirs.filter_map(Result::ok) {
+        let Ok(records) = fs::read_dir(run.path()) else { continue };
+        for entry in records.filter_map(Result::ok) {
+            let path = entry.path();
+            if path.extension().is_none_or(|x| x != "json") {
+                continue;
+            }
+            let record = read_record(&path)?;
+            if record.digest == digest {
+                if manifest_digest(&record.files) != digest {
+                    return Err(StoreError::Corrupt { path, why: "the manifest does not match its digest".into() });
+                }
+                return Ok(Some(record));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Writes every file of `record` under `dest`, each checked against its digest.
+pub fn restore(store: &Path, record: &ArtifactRecord, dest: &Path) -> Result<(), StoreError> {
+    for file in &record.files {
+        let rel = safe_relative(&file.path).ok_or_else(|| StoreError::Corrupt {
+            path: dest.to_owned(),
+            why: format!("unsafe path `{}`", file.path),
+        })?;
+        restore_file(store, file, &dest.join(rel))?;
+    }
+    Ok(())
+}

@@ -7,9 +7,11 @@
 //!   embedded mode. [`auth`]: scoped bearer tokens. [`error`]: the one [`error::ApiError`].
 //! - [`metrics`]: Prometheus metrics about the server itself.
 //! - [`runs`]: pipelines run by the server on commits to registered repositories.
+//! - [`deploy`]: the control plane of releases (rollouts, their data planes, the supervisor).
 
 pub mod api;
 pub mod auth;
+pub mod deploy;
 pub mod error;
 pub mod ingest;
 pub mod metrics;
@@ -68,6 +70,7 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     pub metrics: Arc<Metrics>,
     pub runner: runs::Runner,
+    pub deployer: deploy::Deployer,
 }
 
 /// Every route, with the body limit and request metrics.
@@ -88,6 +91,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/runs/{id}/cancel", post(runs::http::cancel))
         .route("/api/v1/runs/{id}/rerun", post(runs::http::rerun))
         .route("/api/v1/poll", post(runs::http::poll))
+        .route("/api/v1/deployments", post(deploy::http::deploy))
+        .route("/api/v1/rollouts", get(deploy::http::list))
+        .route("/api/v1/rollouts/{service}/{environment}", get(deploy::http::status))
+        .route("/api/v1/rollouts/{service}/{environment}/{action}", post(deploy::http::change))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(refuse_oversized))
         .layer(middleware::from_fn_with_state(state.clone(), track))

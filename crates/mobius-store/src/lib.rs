@@ -18,7 +18,9 @@ use mobius_events::materialise::{Ancestry, Rules};
 use mobius_events::{AppendStatus, NewEvent, Origin, StoredEvent};
 use serde::{Deserialize, Serialize};
 
-pub use runs::{Heads, JobRecord, NewRun, RunDetail, RunQuery, RunRecord, RunState, RunUpdate, StepRecord};
+pub use runs::{
+    Heads, JobRecord, NewRun, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunState, RunUpdate, StepRecord,
+};
 pub use sqlite::{Options as SqliteOptions, SqliteStore};
 
 /// A storage failure. Messages never contain event bodies or token values.
@@ -160,4 +162,12 @@ pub trait Store: Send + Sync {
     fn repository_heads(&self, repository: &str) -> Result<Option<Heads>, StoreError>;
     /// Replaces the recorded branch heads of a repository.
     fn set_repository_heads(&self, repository: &str, heads: &Heads) -> Result<(), StoreError>;
+
+    /// An artifact known from `artifact.packaged` facts, by its id or by the revision it was
+    /// built from: `(artifact id, revision)`.
+    fn artifact(&self, id_or_revision: &str) -> Result<Option<(String, Option<String>)>, StoreError>;
+
+    /// Inserts a rollout (`id` 0) or replaces the stored one; returns its id.
+    fn save_rollout(&self, rollout: &RolloutRow) -> Result<i64, StoreError>;
+    fn rollouts(&self, query: &RolloutQuery) -> Result<Vec<RolloutRow>, StoreError>;
 }

@@ -144,3 +144,27 @@ pub struct RunQuery {
 
 /// Branch name (without `refs/heads/`) → the sha it pointed at.
 pub type Heads = BTreeMap<String, String>;
+
+/// A stored rollout: its state machine as JSON, with the columns queries filter on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutRow {
+    /// 0 for one not stored yet.
+    pub id: i64,
+    pub service: String,
+    pub environment: String,
+    pub phase: String,
+    /// Whether its controller still has work.
+    pub active: bool,
+    pub body: String,
+    pub created: Timestamp,
+    pub updated: Timestamp,
+}
+
+/// A filter over rollouts, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RolloutQuery {
+    pub service: Option<String>,
+    pub environment: Option<String>,
+    pub active_only: bool,
+    pub limit: u32,
+}

@@ -53,6 +53,88 @@ pub enum Command {
     /// Lints first; runs the working tree (uncommitted changes included) in a temporary
     /// directory. Exits 0 only if every job succeeded.
     Run(RunArgs),
+    /// Write a commented starter mobius.yaml (the service definition) in this directory
+    Init(InitArgs),
+    /// Deploy a version of a service to an environment (through the server)
+    ///
+    /// The server runs it on its embedded runtime behind the environment's proxy, with the
+    /// environment's strategy (rolling, blue-green or canary) from mobius.yaml.
+    Deploy(DeployArgs),
+    /// Watch and steer rollouts: status, promote, abort, undo
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
+    /// Run a service's data plane apart from the control plane
+    ///
+    /// Follows the routing table the server writes in <data-dir>/proxy and publishes its SLIs
+    /// there; keeps serving its last table while the server is down. Start the server with
+    /// MOBIUS_PROXY=external to use it.
+    Proxy(crate::commands::proxy::ProxyArgs),
+    /// A tiny HTTP app for trying deployments: version, error rate and latency are flags
+    SampleApp(crate::commands::sample_app::SampleAppArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Overwrite an existing mobius.yaml
+    #[arg(long)]
+    pub force: bool,
+    /// Print the JSON schema of mobius.yaml instead
+    #[arg(long)]
+    pub schema: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The service (its mobius.yaml `service:`)
+    pub service: String,
+    /// The environment
+    pub environment: String,
+    /// An artifact a pipeline uploaded, by digest (sha256:…)
+    #[arg(long, value_name = "DIGEST", group = "source")]
+    pub artifact: Option<String>,
+    /// The artifact a pipeline built from this commit
+    #[arg(long, value_name = "SHA", group = "source")]
+    pub commit: Option<String>,
+    /// A local directory holding mobius.yaml (for quick tries)
+    #[arg(long, value_name = "PATH", group = "source")]
+    pub dir: Option<PathBuf>,
+    /// Label the version (default: from its content digest)
+    #[arg(long = "as", value_name = "VERSION")]
+    pub label: Option<String>,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// The latest rollout of a service to an environment: phase, weight, steps, analysis
+    Status {
+        service: String,
+        environment: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Go on from a pause or a manual approval
+    Promote {
+        service: String,
+        environment: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Roll back the current rollout now: all traffic to stable
+    Abort {
+        service: String,
+        environment: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Back to the previous version (instant while a blue-green keeps it warm)
+    Undo {
+        service: String,
+        environment: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(Debug, Args)]

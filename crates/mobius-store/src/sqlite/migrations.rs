@@ -7,7 +7,11 @@ use rusqlite::Connection;
 
 use crate::StoreError;
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_event_log.sql"), include_str!("migrations/0002_runs.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_event_log.sql"),
+    include_str!("migrations/0002_runs.sql"),
+    include_str!("migrations/0003_rollouts.sql"),
+];
 
 /// Brings the schema up to date; refuses a database written by a newer build.
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -21,8 +21,8 @@ use mobius_events::{AppendStatus, NewEvent, StoredEvent};
 use rusqlite::{Connection, OpenFlags, params};
 
 use crate::{
-    EventQuery, Heads, IngestContext, NewRun, Repository, RunDetail, RunQuery, RunRecord, RunUpdate, Scope, Store,
-    StoreError, TokenRecord,
+    EventQuery, Heads, IngestContext, NewRun, Repository, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord,
+    RunUpdate, Scope, Store, StoreError, TokenRecord,
 };
 
 /// Bigger pages than SQLite's 4 KiB default halve the write calls of a bulk import.
@@ -256,6 +256,26 @@ impl Store for SqliteStore {
             runs::set_heads(&tx, repository, heads)?;
             tx.commit()?;
             Ok(())
+        })
+    }
+
+    fn save_rollout(&self, rollout: &RolloutRow) -> Result<i64, StoreError> {
+        self.with_writer(|conn| runs::save_rollout(conn, rollout))
+    }
+
+    fn rollouts(&self, query: &RolloutQuery) -> Result<Vec<RolloutRow>, StoreError> {
+        self.with_reader(|conn| runs::rollouts(conn, query))
+    }
+
+    fn artifact(&self, id_or_revision: &str) -> Result<Option<(String, Option<String>)>, StoreError> {
+        self.with_reader(|conn| {
+            use rusqlite::OptionalExtension;
+            Ok(conn
+                .prepare_cached(
+                    "SELECT artifact_id, revision FROM artifacts WHERE artifact_id = ?1 OR revision = ?1 LIMIT 1",
+                )?
+                .query_row([id_or_revision], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?)
         })
     }
 }

@@ -5,7 +5,9 @@ use mobius_events::time::{from_micros, to_micros};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use crate::StoreError;
-use crate::runs::{Heads, JobRecord, NewRun, RunDetail, RunQuery, RunRecord, RunState, RunUpdate, StepRecord};
+use crate::runs::{
+    Heads, JobRecord, NewRun, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunState, RunUpdate, StepRecord,
+};
 
 const RUN_COLUMNS: &str = "id, repository, workflow_file, workflow_name, event, branch, sha, before_sha,
     concurrency_group, cancel_in_progress, only_jobs, attempt, rerun_of, requeue_of, state, reason,
@@ -223,6 +225,48 @@ pub(super) fn set_heads(tx: &Transaction<'_>, repository: &str, heads: &Heads) -
     Ok(())
 }
 
+pub(super) fn save_rollout(conn: &Connection, r: &RolloutRow) -> Result<i64, StoreError> {
+    let (created, updated) = (to_micros(r.created), to_micros(r.updated));
+    if r.id == 0 {
+        conn.execute(
+            "INSERT INTO rollouts (service, environment, phase, active, body, created, updated)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![r.service, r.environment, r.phase, r.active, r.body, created, updated],
+        )?;
+        return Ok(conn.last_insert_rowid());
+    }
+    let changed = conn.execute(
+        "UPDATE rollouts SET phase = ?2, active = ?3, body = ?4, updated = ?5 WHERE id = ?1",
+        params![r.id, r.phase, r.active, r.body, updated],
+    )?;
+    if changed == 0 {
+        return Err(StoreError::Corrupt(format!("no rollout {} to update", r.id)));
+    }
+    Ok(r.id)
+}
+
+pub(super) fn rollouts(conn: &Connection, q: &RolloutQuery) -> Result<Vec<RolloutRow>, StoreError> {
+    let limit = if q.limit == 0 { 50 } else { q.limit };
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, service, environment, phase, active, body, created, updated FROM rollouts
+         WHERE (?1 IS NULL OR service = ?1) AND (?2 IS NULL OR environment = ?2) AND (?3 = 0 OR active = 1)
+         ORDER BY id DESC LIMIT ?4",
+    )?;
+    let rows = stmt.query_map(params![q.service, q.environment, q.active_only, limit], |r| {
+        Ok(RolloutRow {
+            id: r.get(0)?,
+            service: r.get(1)?,
+            environment: r.get(2)?,
+            phase: r.get(3)?,
+            active: r.get(4)?,
+            body: r.get(5)?,
+            created: from_micros(r.get(6)?),
+            updated: from_micros(r.get(7)?),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 #[cfg(test)]
 mod tests {
     use crate::{NewRun, RunQuery, RunState, RunUpdate, SqliteStore, Store};
@@ -298,6 +342,36 @@ mod tests {
         assert_eq!(after.jobs[1].state, RunState::Skipped, "finished jobs keep their state");
         assert!(store.interrupt_in_flight(at).unwrap().is_empty());
         assert!(store.run(999).unwrap().is_none());
+    }
+
+    #[test]
+    fn rollouts_insert_update_and_filter() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let at = Timestamp::from_second(1_700_000_000).unwrap();
+        let row = |id, env: &str, active| crate::RolloutRow {
+            id,
+            service: "shop".into(),
+            environment: env.into(),
+            phase: "progressing".into(),
+            active,
+            body: "{}".into(),
+            created: at,
+            updated: at,
+        };
+        let first = store.save_rollout(&row(0, "production", true)).unwrap();
+        let second = store.save_rollout(&row(0, "staging", false)).unwrap();
+        let mut done = row(first, "production", false);
+        done.phase = "succeeded".into();
+        assert_eq!(store.save_rollout(&done).unwrap(), first);
+        assert!(store.save_rollout(&row(99, "production", true)).is_err(), "no such rollout");
+        let all = store.rollouts(&crate::RolloutQuery::default()).unwrap();
+        assert_eq!(all.iter().map(|r| r.id).collect::<Vec<_>>(), [second, first]);
+        assert_eq!(all[1].phase, "succeeded");
+        let query = crate::RolloutQuery { environment: Some("production".into()), ..Default::default() };
+        assert_eq!(store.rollouts(&query).unwrap().len(), 1);
+        let active = crate::RolloutQuery { active_only: true, ..Default::default() };
+        assert!(store.rollouts(&active).unwrap().is_empty());
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! One module per command family.
 
+mod deploy;
 mod events;
 mod lint;
 mod measure;
+pub mod proxy;
 mod repo;
 mod run;
 mod runs;
+pub mod sample_app;
 mod serve;
 mod token;
 
@@ -32,6 +35,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Runs(command) => runs::run(data_dir, json, command).await,
         Command::Lint(args) => lint::run(json, args),
         Command::Run(args) => run::run(data_dir, json, args),
+        Command::Init(args) => deploy::init(args),
+        Command::Deploy(args) => deploy::deploy(data_dir, json, args).await,
+        Command::Rollout(command) => deploy::rollout(data_dir, json, command).await,
+        Command::Proxy(args) => {
+            let settings = settings(data_dir, None)?;
+            proxy::run(&settings.data_dir, args).await
+        }
+        Command::SampleApp(args) => sample_app::run(args).await,
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use mobius_server::auth::{self, Bootstrap};
+use mobius_server::deploy::{DeployConfig, Deployer};
 use mobius_server::ingest::Ingestor;
 use mobius_server::metrics::Metrics;
 use mobius_server::runs::{Runner, RunnerConfig};
@@ -44,6 +45,7 @@ pub async fn run(data_dir: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
     eprintln!("mobius listening on http://{address}");
 
     let ingestor = Ingestor::new(store.clone(), settings.rules);
+    let store_for_deploy = store.clone();
     let runner = Runner::new(
         store,
         ingestor.clone(),
@@ -63,6 +65,20 @@ pub async fn run(data_dir: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
         let _ = polling_stopped.await;
     }));
 
+    let deployer = Deployer::new(
+        store_for_deploy,
+        ingestor.clone(),
+        DeployConfig {
+            data_dir: settings.data_dir.clone(),
+            external_proxy: std::env::var("MOBIUS_PROXY").is_ok_and(|v| v == "external"),
+        },
+    );
+    // Rollouts the previous server left: proxies back, instances re-adopted, controllers resumed.
+    let resumed = deployer.recover().await.context("cannot recover the rollouts a previous server left")?;
+    if resumed > 0 {
+        eprintln!("resumed {resumed} rollout(s)");
+    }
+
     let state = AppState {
         ingestor,
         config: Arc::new(ServerConfig {
@@ -72,6 +88,7 @@ pub async fn run(data_dir: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
         }),
         metrics: Arc::new(Metrics::new()),
         runner,
+        deployer,
     };
     mobius_server::serve(listener, state, shutdown_signal()).await.context("the server failed")?;
     let _ = stop_polling.send(());

@@ -1,0 +1,22 @@
+//! The data plane: a reverse proxy per service and environment that splits traffic between
+//! the stable and the canary version by weight, keeps a user on one version with a cookie, and
+//! records per-version SLIs (requests, 5xx, latency). It runs inside `mobius serve`, or alone
+//! as `mobius proxy`, reading its routing table from a file the control plane writes and
+//! writing its SLIs beside it, so it keeps serving when the control plane is down.
+//!
+//! - [`routing`]: the [`RoutingTable`] and the rule that picks a version for a request
+//!   (forcing header, sticky cookie, weighted draw);
+//! - [`sli`]: per-version counters and latency histograms, snapshotted as [`SliSnapshot`];
+//! - [`proxy`]: the [`Proxy`] — HTTP/1.1 in, pooled keep-alive HTTP/1.1 out, swappable table,
+//!   graceful shutdown;
+//! - [`files`]: the table and SLI files that let the proxy run apart from the control plane.
+
+pub mod files;
+pub mod proxy;
+pub mod routing;
+pub mod sli;
+
+pub use files::{FileError, follow_table, publish_slis, sli_path, table_path, write_atomic};
+pub use proxy::Proxy;
+pub use routing::{Backend, RoutingTable};
+pub use sli::{SliSnapshot, VersionSli};

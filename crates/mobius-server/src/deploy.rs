@@ -1,0 +1,454 @@
+//! Releases on the server: the control plane.
+//!
+//! `Deployer::deploy` makes a release (a read-only directory from a local directory or an
+//! artifact by digest, with its `mobius.yaml`), opens the environment's data plane (an
+//! embedded proxy on the environment's `listen` address, or files for a separate
+//! `mobius proxy`), stores a [`Rollout`] and starts its controller ([`controller`]): a task
+//! that asks [`mobius_deploy::rollout::next`] for the next action, performs it (processes via
+//! the supervisor, routing via the plane, analysis from the plane's SLIs), stores the rollout
+//! and emits CDEvents ([`events`]). `promote`, `abort` and `undo` change the stored rollout
+//! and wake its controller.
+//!
+//! Restart: [`Deployer::recover`] re-opens every environment's data plane, re-adopts the
+//! instances recorded with each rollout (alive and healthy: kept; others: restarted), and
+//! resumes the controllers of unfinished rollouts where they were.
+
+mod controller;
+pub mod events;
+pub mod http;
+mod plane;
+pub mod release;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use jiff::Timestamp;
+use mobius_deploy::rollout::{Deployed, Phase, Plan, Rollout};
+use mobius_deploy::spec::ServiceSpec;
+use mobius_deploy::supervisor::{Launch, Supervisor};
+use mobius_proxy::routing::{Backend, RoutingTable};
+use mobius_store::{RolloutQuery, RolloutRow, Store, StoreError};
+use serde::{Deserialize, Serialize};
+
+use crate::ingest::Ingestor;
+use plane::Plane;
+pub use release::Source;
+
+/// How the control plane is set up.
+#[derive(Debug, Clone)]
+pub struct DeployConfig {
+    pub data_dir: PathBuf,
+    /// Route through separate `mobius proxy` processes (files in `<data>/proxy/`) instead of
+    /// proxies embedded in this process.
+    pub external_proxy: bool,
+}
+
+/// Why a deployment operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Internal(String),
+    #[error("storage failed")]
+    Store(#[from] StoreError),
+}
+
+/// A rollout as stored: the state machine and the definition it was made from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Stored {
+    pub rollout: Rollout,
+    /// The `mobius.yaml` text of the new version (instances of either version are launched
+    /// from their own release's file).
+    pub spec: String,
+    /// The stable version's `mobius.yaml`, when there is one.
+    pub stable_spec: Option<String>,
+}
+
+/// The control plane. Cheap to clone.
+#[derive(Clone)]
+pub struct Deployer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    ingestor: Ingestor,
+    config: DeployConfig,
+    supervisor: Supervisor,
+    planes: tokio::sync::Mutex<HashMap<(String, String), Arc<Plane>>>,
+    /// Rollout id → its controller's command channel.
+    wakers: Mutex<HashMap<i64, tokio::sync::mpsc::UnboundedSender<controller::Request>>>,
+    /// One deploy/promote/abort/undo at a time.
+    changes: tokio::sync::Mutex<()>,
+}
+
+/// The request to deploy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeployRequest {
+    pub service: String,
+    pub environment: String,
+    pub source: Source,
+    /// The version label (default: from the content digest).
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+impl Deployer {
+    pub fn new(store: Arc<dyn Store>, ingestor: Ingestor, mut config: DeployConfig) -> Deployer {
+        if let Ok(absolute) = std::path::absolute(&config.data_dir) {
+            config.data_dir = absolute;
+        }
+        Deployer {
+            inner: Arc::new(Inner {
+                store,
+                ingestor,
+                config,
+                supervisor: Supervisor::new(),
+                planes: tokio::sync::Mutex::new(HashMap::new()),
+                wakers: Mutex::new(HashMap::new()),
+                changes: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    /// Starts a rollout of a release to an environment. Refused while another rollout of the
+    /// service to that environment is unfinished.
+    pub async fn deploy(&self, request: DeployRequest) -> Result<Stored, DeployError> {
+        self.deploy_with(request, None).await
+    }
+
+    async fn deploy_with(&self, request: DeployRequest, plan: Option<Plan>) -> Result<Stored, DeployError> {
+        let _one = self.inner.changes.lock().await;
+        let this = self.clone();
+        let req = request.clone();
+        let release = tokio::task::spawn_blocking(move || {
+            let lookup = |key: &str| this.artifact_of(key);
+            release::prepare(&this.inner.config.data_dir, &req.source, req.version.as_deref(), &lookup)
+        })
+        .await
+        .map_err(|e| DeployError::Internal(e.to_string()))??;
+        let spec = &release.spec;
+        if spec.name() != request.service {
+            return Err(DeployError::BadRequest(format!(
+                "the release is service `{}` (its mobius.yaml), not `{}`",
+                spec.name(),
+                request.service
+            )));
+        }
+        let environment = spec.environment(&request.environment).ok_or_else(|| {
+            let names: Vec<&str> = spec.environments.value.iter().map(|e| e.name.value.as_str()).collect();
+            DeployError::BadRequest(format!(
+                "`{}` is not an environment of {} (its mobius.yaml has {})",
+                request.environment,
+                spec.name(),
+                names.join(", ")
+            ))
+        })?;
+        let latest = self.latest(&request.service, &request.environment)?;
+        if let Some(current) = &latest
+            && !current.rollout.phase.is_final()
+        {
+            return Err(DeployError::Conflict(format!(
+                "rollout {} of {} to {} is still {}: promote, abort or wait for it",
+                current.rollout.id,
+                request.service,
+                request.environment,
+                current.rollout.phase.as_str()
+            )));
+        }
+        let (stable, stable_spec) = self.serving(latest.as_ref());
+        let plane = self.plane(spec, &request.environment, stable.as_ref()).await?;
+        let now = Timestamp::now();
+        let plan = match plan {
+            Some(plan) => plan,
+            None => Plan::for_environment(spec, environment).map_err(DeployError::BadRequest)?,
+        };
+        let new = Deployed {
+            version: release.version.clone(),
+            release: release.dir.display().to_string(),
+            artifact: Some(release.artifact.clone()),
+            revision: release.revision.clone(),
+            instances: Vec::new(),
+        };
+        if stable.as_ref().is_some_and(|s| s.version == new.version) {
+            return Err(DeployError::Conflict(format!(
+                "{} is already the version serving {}",
+                new.version, request.environment
+            )));
+        }
+        let first_in_environment = latest.is_none();
+        let rollout = Rollout::new(spec.name(), environment, plan, spec.run.instances.value, stable, new, now);
+        let mut stored = Stored { rollout, spec: release.spec_text.clone(), stable_spec };
+        self.save(&mut stored)?;
+        if first_in_environment {
+            let url = format!("http://{}", environment.listen.value);
+            self.emit(&[events::environment_created(spec.name(), &request.environment, &url, now)]);
+        }
+        self.spawn_controller(stored.clone(), plane);
+        Ok(stored)
+    }
+
+    /// Goes on from a pause (or a manual approval). Refused when the rollout is not paused.
+    pub async fn promote(&self, service: &str, environment: &str) -> Result<Stored, DeployError> {
+        self.change(service, environment, controller::Command::Promote).await
+    }
+
+    /// Rolls the current rollout back now.
+    pub async fn abort(&self, service: &str, environment: &str) -> Result<Stored, DeployError> {
+        self.change(service, environment, controller::Command::Abort("aborted by hand".to_owned())).await
+    }
+
+    /// Back to the version before the last successful rollout: instantly while a blue-green
+    /// switch keeps it warm, else as a new rollout of that release switched at once.
+    pub async fn undo(&self, service: &str, environment: &str) -> Result<Stored, DeployError> {
+        let latest = self
+            .latest(service, environment)?
+            .ok_or_else(|| DeployError::NotFound(format!("{service} was never deployed to {environment}")))?;
+        if !latest.rollout.phase.is_final() {
+            return self.abort(service, environment).await;
+        }
+        if latest.rollout.old_is_warm() {
+            return self.change(service, environment, controller::Command::UndoSwitch).await;
+        }
+        let previous =
+            latest.rollout.stable.clone().filter(|_| latest.rollout.phase == Phase::Succeeded).ok_or_else(|| {
+                DeployError::Conflict(format!("nothing to undo: {service} has no previous version in {environment}"))
+            })?;
+        let request = DeployRequest {
+            service: service.to_owned(),
+            environment: environment.to_owned(),
+            source: Source::Dir(PathBuf::from(&previous.release)),
+            version: Some(previous.version.clone()),
+        };
+        // The previous release directory is reused as it is; the switch skips the steps.
+        self.deploy_with(request, Some(Plan::switch())).await
+    }
+
+    /// The latest rollout of a service to an environment.
+    pub fn status(&self, service: &str, environment: &str) -> Result<Option<Stored>, DeployError> {
+        self.latest(service, environment)
+    }
+
+    /// Recent rollouts, newest first.
+    pub fn list(
+        &self,
+        service: Option<&str>,
+        environment: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Stored>, DeployError> {
+        let rows = self.inner.store.rollouts(&RolloutQuery {
+            service: service.map(str::to_owned),
+            environment: environment.map(str::to_owned),
+            active_only: false,
+            limit,
+        })?;
+        Ok(rows.iter().filter_map(decode).collect())
+    }
+
+    /// After a restart: data planes back, instances re-adopted, controllers resumed.
+    pub async fn recover(&self) -> Result<usize, DeployError> {
+        let rows = self.inner.store.rollouts(&RolloutQuery { limit: 10_000, ..RolloutQuery::default() })?;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut resumed = 0;
+        for row in rows {
+            if !seen.insert((row.service.clone(), row.environment.clone())) {
+                continue;
+            }
+            let Some(mut stored) = decode(&row) else { continue };
+            let Ok(spec) = ServiceSpec::parse("mobius.yaml", &stored.spec) else { continue };
+            // Re-adopt both versions' instances; the ones that did not survive are restarted.
+            let mut versions = vec![false];
+            if stored.rollout.stable.is_some() {
+                versions.push(true);
+            }
+            for stable in versions {
+                let (deployed, text) = if stable {
+                    (stored.rollout.stable.clone(), stored.stable_spec.clone().unwrap_or_else(|| stored.spec.clone()))
+                } else {
+                    (Some(stored.rollout.new.clone()), stored.spec.clone())
+                };
+                let Some(deployed) = deployed else { continue };
+                if deployed.instances.is_empty() {
+                    continue;
+                }
+                let Ok(its_spec) = ServiceSpec::parse("mobius.yaml", &text) else { continue };
+                let launch = self.launch(&its_spec, &stored.rollout.environment, &deployed);
+                let mut kept = self.inner.supervisor.adopt(&launch, &deployed.instances).await;
+                let lost: Vec<_> =
+                    deployed.instances.iter().filter(|i| !kept.iter().any(|k| k.addr == i.addr)).cloned().collect();
+                for lost in lost {
+                    match self.inner.supervisor.start_one(&launch, lost.index, Some(lost.addr.port())).await {
+                        Ok(instance) => kept.push(instance),
+                        Err(e) => tracing::warn!(addr = %lost.addr, error = %e, "cannot restart an instance"),
+                    }
+                }
+                kept.sort_by_key(|i| i.index);
+                if stable {
+                    if let Some(s) = &mut stored.rollout.stable {
+                        s.instances = kept;
+                    }
+                } else {
+                    stored.rollout.new.instances = kept;
+                }
+            }
+            let serving = self.serving(Some(&stored)).0;
+            let plane = self.plane(&spec, &stored.rollout.environment, serving.as_ref()).await?;
+            plane.set_table(controller::table(&stored.rollout));
+            self.save(&mut stored)?;
+            if !stored.rollout.phase.is_final() || stored.rollout.retire_at.is_some() {
+                resumed += 1;
+                self.spawn_controller(stored, plane);
+            }
+        }
+        Ok(resumed)
+    }
+
+    /// The artifact id and revision known for an artifact id or a commit, from the facts.
+    fn artifact_of(&self, key: &str) -> Option<(String, Option<String>)> {
+        self.inner.store.artifact(key).ok().flatten()
+    }
+
+    fn latest(&self, service: &str, environment: &str) -> Result<Option<Stored>, DeployError> {
+        let rows = self.inner.store.rollouts(&RolloutQuery {
+            service: Some(service.to_owned()),
+            environment: Some(environment.to_owned()),
+            active_only: false,
+            limit: 1,
+        })?;
+        Ok(rows.first().and_then(decode))
+    }
+
+    /// The version serving after `latest` and its `mobius.yaml`.
+    fn serving(&self, latest: Option<&Stored>) -> (Option<Deployed>, Option<String>) {
+        let Some(latest) = latest else { return (None, None) };
+        let r = &latest.rollout;
+        match r.phase {
+            Phase::Succeeded if r.retire_at.is_none() || !r.old_is_warm() => {
+                (Some(r.new.clone()), Some(latest.spec.clone()))
+            }
+            Phase::Succeeded => (Some(r.new.clone()), Some(latest.spec.clone())),
+            // Aborted or failed, or still going: the stable one serves.
+            _ => (r.stable.clone(), latest.stable_spec.clone()),
+        }
+    }
+
+    /// The data plane of an environment, opened on first use.
+    async fn plane(
+        &self,
+        spec: &ServiceSpec,
+        environment: &str,
+        serving: Option<&Deployed>,
+    ) -> Result<Arc<Plane>, DeployError> {
+        let key = (spec.name().to_owned(), environment.to_owned());
+        let mut planes = self.inner.planes.lock().await;
+        if let Some(plane) = planes.get(&key) {
+            return Ok(plane.clone());
+        }
+        let mut table = RoutingTable::empty(spec.name(), environment);
+        if let Some(serving) = serving {
+            table.stable = Some(Backend {
+                version: serving.version.clone(),
+                addrs: serving.instances.iter().map(|i| i.addr).collect(),
+            });
+        }
+        let plane = if self.inner.config.external_proxy {
+            let plane = Plane::external(self.inner.config.data_dir.join("proxy"), spec.name(), environment);
+            plane.set_table(table);
+            plane
+        } else {
+            let listen = spec
+                .environment(environment)
+                .and_then(|e| e.listen.value.parse().ok())
+                .ok_or_else(|| DeployError::BadRequest(format!("no listen address for {environment}")))?;
+            Plane::embedded(listen, table).await.map_err(|e| {
+                DeployError::Conflict(format!("cannot listen on {listen} for {} in {environment}: {e}", spec.name()))
+            })?
+        };
+        let plane = Arc::new(plane);
+        planes.insert(key, plane.clone());
+        Ok(plane)
+    }
+
+    fn launch(&self, spec: &ServiceSpec, environment: &str, deployed: &Deployed) -> Launch {
+        Launch {
+            service: spec.name().to_owned(),
+            environment: environment.to_owned(),
+            version: deployed.version.clone(),
+            workdir: PathBuf::from(&deployed.release),
+            command: spec.run.command.value.clone(),
+            args: spec.run.args.clone(),
+            env: spec.run.env.clone(),
+            port_env: spec.run.port_env.clone(),
+            health_path: spec.run.health.value.clone(),
+            readiness_timeout: spec.run.readiness_timeout.0,
+            shutdown_grace: spec.run.shutdown_grace.0,
+            log_dir: release::log_dir(&self.inner.config.data_dir, spec.name(), environment),
+        }
+    }
+
+    async fn change(
+        &self,
+        service: &str,
+        environment: &str,
+        command: controller::Command,
+    ) -> Result<Stored, DeployError> {
+        let _one = self.inner.changes.lock().await;
+        let latest = self
+            .latest(service, environment)?
+            .ok_or_else(|| DeployError::NotFound(format!("{service} was never deployed to {environment}")))?;
+        match self.send(latest.rollout.id, command).await {
+            Some(answer) => answer.map_err(DeployError::Conflict),
+            // No controller: the rollout is over (or this server has not resumed it).
+            None => Err(DeployError::Conflict(format!(
+                "rollout {} of {service} to {environment} already {}: nothing to change",
+                latest.rollout.id,
+                latest.rollout.phase.as_str()
+            ))),
+        }
+    }
+
+    fn save(&self, stored: &mut Stored) -> Result<(), DeployError> {
+        let r = &stored.rollout;
+        let now = Timestamp::now();
+        let row = RolloutRow {
+            id: r.id,
+            service: r.service.clone(),
+            environment: r.environment.clone(),
+            phase: r.phase.as_str().to_owned(),
+            active: !r.phase.is_final() || r.retire_at.is_some(),
+            body: serde_json::to_string(&*stored).map_err(|e| DeployError::Internal(e.to_string()))?,
+            created: r.created_at,
+            updated: now,
+        };
+        let id = self.inner.store.save_rollout(&row)?;
+        if stored.rollout.id == 0 {
+            stored.rollout.id = id;
+            // Store again so the body carries its id.
+            return self.save(stored);
+        }
+        Ok(())
+    }
+
+    fn emit(&self, events: &[serde_json::Value]) {
+        match crate::runs::cdevents::validate(events) {
+            Ok(parsed) => {
+                if let Err(e) = self.inner.ingestor.ingest(parsed) {
+                    tracing::error!(error = %e, "cannot append deployment events");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "a deployment produced an invalid event"),
+        }
+    }
+}
+
+fn decode(row: &RolloutRow) -> Option<Stored> {
+    serde_json::from_str(&row.body)
+        .map_err(|e| tracing::warn!(rollout = row.id, error = %e, "unreadable stored rollout"))
+        .ok()
+}

@@ -1,0 +1,266 @@
+//! One rollout's controller: a task that performs [`next`]'s actions until the rollout is
+//! done, storing it after every change. `promote`, `abort` and `undo` reach it as commands
+//! (between actions, and while it waits), so the rollout has one writer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use mobius_deploy::analysis::{self, Sample};
+use mobius_deploy::rollout::{Action, Phase, Plan, PlanStep, Rollout, advance_pauses, next};
+use mobius_deploy::spec::ServiceSpec;
+use mobius_proxy::routing::{Backend, RoutingTable};
+use mobius_proxy::sli::{SliSnapshot, VersionSli};
+use tokio::sync::{mpsc, oneshot};
+
+use super::plane::Plane;
+use super::{Deployer, Stored, events};
+
+/// What a user asks of a running rollout.
+pub(super) enum Command {
+    Promote,
+    Abort(String),
+    UndoSwitch,
+}
+
+/// A command and where its answer goes.
+pub(super) type Request = (Command, oneshot::Sender<Result<Stored, String>>);
+
+/// How long a wait lasts at most before the controller looks again.
+const TICK: Duration = Duration::from_millis(250);
+
+/// The routing table a rollout implies now.
+pub(super) fn table(r: &Rollout) -> RoutingTable {
+    let backend = |d: &mobius_deploy::rollout::Deployed| Backend {
+        version: d.version.clone(),
+        addrs: d.instances.iter().map(|i| i.addr).collect(),
+    };
+    let mut table = RoutingTable::empty(&r.service, &r.environment);
+    table.generation = u64::try_from(Timestamp::now().as_microsecond()).unwrap_or_default();
+    let new_serves_all = match r.phase {
+        Phase::Succeeded => true,
+        Phase::Aborted | Phase::Failed => false,
+        // A blue-green switch is all at once: no sticky users left on the old version.
+        _ => matches!(r.plan, Plan::BlueGreen { .. }) && r.weight == 100 || r.stable.is_none(),
+    };
+    if new_serves_all {
+        if !r.new.instances.is_empty() {
+            table.stable = Some(backend(&r.new));
+        }
+        return table;
+    }
+    table.stable = r.stable.as_ref().filter(|s| !s.instances.is_empty()).map(backend);
+    if !matches!(r.phase, Phase::Aborted | Phase::Failed) && !r.new.instances.is_empty() {
+        table.canary = Some(backend(&r.new));
+        table.canary_weight = r.weight;
+    }
+    table
+}
+
+impl Deployer {
+    pub(super) fn spawn_controller(&self, stored: Stored, plane: Arc<Plane>) {
+        let (sender, commands) = mpsc::unbounded_channel::<Request>();
+        let id = stored.rollout.id;
+        self.inner.wakers.lock().unwrap_or_else(|e| e.into_inner()).insert(id, sender);
+        let this = self.clone();
+        tokio::spawn(async move {
+            this.control(stored, plane, commands).await;
+            this.inner.wakers.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        });
+    }
+
+    async fn control(&self, mut stored: Stored, plane: Arc<Plane>, mut commands: mpsc::UnboundedReceiver<Request>) {
+        let Ok(spec) = ServiceSpec::parse("mobius.yaml", &stored.spec) else { return };
+        let stable_spec = stored.stable_spec.as_deref().and_then(|t| ServiceSpec::parse("mobius.yaml", t).ok());
+        loop {
+            while let Ok((command, reply)) = commands.try_recv() {
+                let answer = self.command(&mut stored, command);
+                let _ = reply.send(answer);
+            }
+            let now = Timestamp::now();
+            advance_pauses(&mut stored.rollout, now);
+            let action = next(&stored.rollout, now);
+            match action {
+                Action::Done => {
+                    self.persist(&mut stored);
+                    return;
+                }
+                Action::Wait { until } => {
+                    self.persist(&mut stored);
+                    let wait = until
+                        .map(|u| Duration::try_from(u.duration_since(now)).unwrap_or_default())
+                        .unwrap_or(TICK)
+                        .min(TICK);
+                    tokio::select! {
+                        Some((command, reply)) = commands.recv() => {
+                            let answer = self.command(&mut stored, command);
+                            let _ = reply.send(answer);
+                        }
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    continue;
+                }
+                Action::StartNew { count } => {
+                    let launch = self.launch(&spec, &stored.rollout.environment, &stored.rollout.new);
+                    match self.inner.supervisor.start(&launch, count).await {
+                        Ok(instances) => stored.rollout.started(Timestamp::now(), instances),
+                        Err(e) => stored.rollout.failed(Timestamp::now(), &e.to_string()),
+                    }
+                    plane.set_table(table(&stored.rollout));
+                }
+                Action::ReplaceOne { index } => {
+                    let launch = self.launch(&spec, &stored.rollout.environment, &stored.rollout.new);
+                    match self.inner.supervisor.start_one(&launch, index, None).await {
+                        Ok(instance) => {
+                            let old = stored.rollout.stable.as_ref().and_then(|s| s.instances.first().cloned());
+                            stored.rollout.replaced(Timestamp::now(), instance, old.clone());
+                            // Out of the table first, then stopped: no request reaches a stopping instance.
+                            plane.set_table(table(&stored.rollout));
+                            if let Some(old) = old {
+                                self.stop_after_drain(&old, stable_spec.as_ref().unwrap_or(&spec)).await;
+                            }
+                        }
+                        Err(e) => {
+                            // Instances of the new version that did start are stopped; stable serves.
+                            let started = std::mem::take(&mut stored.rollout.new.instances);
+                            stored.rollout.failed(Timestamp::now(), &e.to_string());
+                            plane.set_table(table(&stored.rollout));
+                            for instance in &started {
+                                self.inner.supervisor.stop(instance, spec.run.shutdown_grace.0).await;
+                            }
+                        }
+                    }
+                }
+                Action::SetWeight(weight) => {
+                    stored.rollout.weight_set(Timestamp::now(), weight);
+                    plane.set_table(table(&stored.rollout));
+                }
+                Action::Measure => self.measure(&mut stored.rollout, &plane),
+                Action::Promote => {
+                    let first = stored.rollout.stable.is_none();
+                    stored.rollout.promoted(Timestamp::now());
+                    plane.set_table(table(&stored.rollout));
+                    let artifact = stored.rollout.new.artifact.clone().unwrap_or_default();
+                    let r = &stored.rollout;
+                    self.emit(&[events::deployed(
+                        &r.service,
+                        &r.environment,
+                        &artifact,
+                        r.id,
+                        first,
+                        Timestamp::now(),
+                    )]);
+                }
+                Action::RetireOld => {
+                    let old = stored.rollout.stable.as_ref().map(|s| s.instances.clone()).unwrap_or_default();
+                    for instance in &old {
+                        self.stop_after_drain(instance, stable_spec.as_ref().unwrap_or(&spec)).await;
+                    }
+                    stored.rollout.retired(Timestamp::now());
+                }
+                Action::Abort { reason } => {
+                    let stopping = stored.rollout.new.instances.clone();
+                    stored.rollout.aborted(Timestamp::now(), &reason);
+                    plane.set_table(table(&stored.rollout));
+                    for instance in &stopping {
+                        self.stop_after_drain(instance, &spec).await;
+                    }
+                    let r = &stored.rollout;
+                    let failed = r.new.artifact.clone().unwrap_or_default();
+                    let stable = r.stable.as_ref().and_then(|s| s.artifact.clone()).unwrap_or_default();
+                    self.emit(&events::rolled_back(
+                        &r.service,
+                        &r.environment,
+                        &failed,
+                        &stable,
+                        r.id,
+                        &reason,
+                        Timestamp::now(),
+                    ));
+                }
+            }
+            self.persist(&mut stored);
+        }
+    }
+
+    fn command(&self, stored: &mut Stored, command: Command) -> Result<Stored, String> {
+        let now = Timestamp::now();
+        let result = match command {
+            Command::Promote => stored.rollout.promote(now),
+            Command::Abort(reason) => stored.rollout.request_abort(now, &reason),
+            Command::UndoSwitch => stored.rollout.undo_switch(now),
+        };
+        result.map(|()| {
+            self.persist(stored);
+            stored.clone()
+        })
+    }
+
+    fn persist(&self, stored: &mut Stored) {
+        if let Err(e) = self.save(stored) {
+            tracing::error!(rollout = stored.rollout.id, error = %e, "cannot store the rollout");
+        }
+    }
+
+    /// Stops an instance once the proxy no longer sends it new requests; in-flight ones are
+    /// finished by the instance itself on SIGTERM within the grace period.
+    async fn stop_after_drain(&self, instance: &mobius_deploy::supervisor::Instance, spec: &ServiceSpec) {
+        // A request picked its upstream just before the table changed may still be connecting.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let current = self.inner.supervisor.current(instance.addr).unwrap_or_else(|| instance.clone());
+        self.inner.supervisor.stop(&current, spec.run.shutdown_grace.0).await;
+    }
+
+    /// Starts the analysis of the current step, or judges the interval that just ended.
+    fn measure(&self, r: &mut Rollout, plane: &Plane) {
+        let now = Timestamp::now();
+        let snapshot = plane.slis();
+        let baseline = serde_json::to_value(&snapshot).unwrap_or_default();
+        let Some(run) = &r.analysis else {
+            let spec = match &r.plan {
+                Plan::Canary { steps } => match steps.get(r.step) {
+                    Some(PlanStep::Analysis(spec)) => spec.clone(),
+                    _ => return,
+                },
+                Plan::BlueGreen { analysis: Some(spec), .. } => spec.clone(),
+                _ => return,
+            };
+            r.begin_analysis(now, spec, baseline);
+            return;
+        };
+        let before: SliSnapshot = serde_json::from_value(run.baseline.clone())
+            .unwrap_or_else(|_| SliSnapshot { taken_at_ms: 0, versions: Default::default() });
+        let sample = |version: &str| -> Option<Sample> {
+            let after = snapshot.versions.get(version)?;
+            let interval = match before.versions.get(version) {
+                Some(earlier) => after.since(earlier),
+                None => after.clone(),
+            };
+            Some(to_sample(&interval))
+        };
+        let canary = sample(&r.new.version).unwrap_or_default();
+        let stable = r.stable.as_ref().and_then(|s| sample(&s.version));
+        let measurement = analysis::measure(&run.spec, &canary, stable.as_ref());
+        r.measured(now, measurement, baseline);
+    }
+}
+
+fn to_sample(sli: &VersionSli) -> Sample {
+    Sample {
+        requests: sli.requests,
+        errors: sli.errors,
+        latencies_ms: sli.recent_latencies_ms.clone(),
+        p50_ms: sli.quantile_ms(0.5),
+        p99_ms: sli.quantile_ms(0.99),
+    }
+}
+
+impl Deployer {
+    /// Sends a command to the controller of the latest rollout, or explains why there is none.
+    pub(super) async fn send(&self, id: i64, command: Command) -> Option<Result<Stored, String>> {
+        let sender = self.inner.wakers.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned()?;
+        let (reply, answer) = oneshot::channel();
+        sender.send((command, reply)).ok()?;
+        answer.await.ok()
+    }
+}
