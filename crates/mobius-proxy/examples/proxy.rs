@@ -3,6 +3,8 @@
 //! `cargo run --release -p mobius-proxy --example proxy -- --listen 127.0.0.1:8080 \
 //!     --stable 127.0.0.1:9001 [--canary 127.0.0.1:9002 --weight 10] [--threads 1]`
 //!
+//! `--threads 1` (the default) runs tokio's current-thread runtime; more, the multi-thread one.
+//!
 //! `--stable` and `--canary` take comma-separated addresses. It stops on Ctrl-C (SIGINT).
 
 use std::net::SocketAddr;
@@ -33,7 +35,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         canary,
         canary_weight: weight,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
+    // One thread: a single event loop, like one nginx worker; more: tokio's work-stealing pool.
+    let runtime = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?
+    };
     runtime.block_on(async move {
         let listener = TcpListener::bind(&listen).await?;
         eprintln!("mobius proxy listening on http://{} ({threads} threads)", listener.local_addr()?);

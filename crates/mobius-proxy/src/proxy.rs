@@ -24,6 +24,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Body, Incoming};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::http::uri::{Authority, PathAndQuery, Scheme};
 use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -58,6 +59,8 @@ struct Live {
 
 struct LiveBackend {
     addrs: Vec<SocketAddr>,
+    /// `addrs` as URI authorities, built once per table rather than per request.
+    authorities: Vec<Authority>,
     next: AtomicUsize,
     counters: Arc<VersionCounters>,
     cookie: HeaderValue,
@@ -139,7 +142,7 @@ impl Proxy {
         Ok(())
     }
 
-    async fn handle(self: Arc<Self>, mut req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
+    async fn handle(self: Arc<Self>, mut req: Request<Incoming>, peer_ip: &HeaderValue) -> Response<ProxyBody> {
         let started = Instant::now();
         let live = self.current();
         let Some(decision) = routing::decide(&live.table, req.headers(), routing::draw_percent()) else {
@@ -153,26 +156,26 @@ impl Proxy {
         backend.counters.request();
 
         strip_hop_by_hop(req.headers_mut());
-        append_forwarded_for(req.headers_mut(), peer);
+        append_forwarded_for(req.headers_mut(), peer_ip);
         let retry = matches!(*req.method(), Method::GET | Method::HEAD)
             && req.body().is_end_stream()
             && backend.addrs.len() > 1;
         let (parts, body) = req.into_parts();
-        let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str()).to_owned();
+        let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
         let first = backend.pick();
 
         let result = if retry {
             let again = Request::from_parts(clone_head(&parts), empty());
-            match self.send(backend.addrs[first], &path, Request::from_parts(parts, empty())).await {
+            match self.send(backend, first, &path, Request::from_parts(parts, empty())).await {
                 Err(error) if error.is_connect() => {
                     let next = (first + 1) % backend.addrs.len();
                     tracing::debug!(%error, upstream = %backend.addrs[first], "retrying on {}", backend.addrs[next]);
-                    self.send(backend.addrs[next], &path, again).await
+                    self.send(backend, next, &path, again).await
                 }
                 other => other,
             }
         } else {
-            self.send(backend.addrs[first], &path, Request::from_parts(parts, body.boxed_unsync())).await
+            self.send(backend, first, &path, Request::from_parts(parts, body.boxed_unsync())).await
         };
 
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -196,12 +199,17 @@ impl Proxy {
 
     async fn send(
         &self,
-        addr: SocketAddr,
-        path: &str,
+        backend: &LiveBackend,
+        index: usize,
+        path: &PathAndQuery,
         mut req: Request<ProxyBody>,
     ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
         // The authority is the upstream; `Host` stays as the client sent it.
-        *req.uri_mut() = Uri::try_from(format!("http://{addr}{path}")).unwrap_or_else(|_| Uri::from_static("/"));
+        let mut uri = hyper::http::uri::Parts::default();
+        uri.scheme = Some(Scheme::HTTP);
+        uri.authority = Some(backend.authorities[index].clone());
+        uri.path_and_query = Some(path.clone());
+        *req.uri_mut() = Uri::from_parts(uri).expect("scheme, authority and path make a URI");
         *req.version_mut() = hyper::Version::HTTP_11;
         self.client.request(req).await
     }
@@ -212,6 +220,11 @@ impl Live {
         let resolve = |backend: &Option<routing::Backend>| {
             backend.as_ref().filter(|b| !b.addrs.is_empty()).map(|b| LiveBackend {
                 addrs: b.addrs.clone(),
+                authorities: b
+                    .addrs
+                    .iter()
+                    .map(|a| Authority::try_from(a.to_string()).expect("a socket address is an authority"))
+                    .collect(),
                 next: AtomicUsize::new(0),
                 counters: slis.counters(&b.version),
                 cookie: HeaderValue::from_str(&routing::set_cookie_value(&b.version))
@@ -228,9 +241,11 @@ async fn serve_connection(
     peer: SocketAddr,
     mut stop: watch::Receiver<()>,
 ) {
+    // The peer's address as it goes into `x-forwarded-for`, formatted once per connection.
+    let peer_ip = HeaderValue::try_from(peer.ip().to_string()).expect("an IP address is a header value");
     let service = hyper::service::service_fn(move |req| {
-        let proxy = proxy.clone();
-        async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
+        let (proxy, peer_ip) = (proxy.clone(), peer_ip.clone());
+        async move { Ok::<_, Infallible>(proxy.handle(req, &peer_ip).await) }
     });
     let connection =
         hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service);
@@ -275,13 +290,12 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-fn append_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
-    let ip = peer.ip().to_string();
+fn append_forwarded_for(headers: &mut HeaderMap, peer_ip: &HeaderValue) {
     let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(earlier) => format!("{earlier}, {ip}"),
-        None => ip,
+        Some(earlier) => HeaderValue::try_from(format!("{earlier}, {}", peer_ip.to_str().unwrap_or_default())),
+        None => Ok(peer_ip.clone()),
     };
-    if let Ok(value) = HeaderValue::try_from(value) {
+    if let Ok(value) = value {
         headers.insert(X_FORWARDED_FOR, value);
     }
 }
@@ -327,8 +341,8 @@ mod tests {
     #[test]
     fn forwarded_for_appends() {
         let mut h = HeaderMap::new();
-        append_forwarded_for(&mut h, "10.0.0.1:5".parse().unwrap());
-        append_forwarded_for(&mut h, "10.0.0.2:5".parse().unwrap());
+        append_forwarded_for(&mut h, &HeaderValue::from_static("10.0.0.1"));
+        append_forwarded_for(&mut h, &HeaderValue::from_static("10.0.0.2"));
         assert_eq!(h[X_FORWARDED_FOR], "10.0.0.1, 10.0.0.2");
     }
 }

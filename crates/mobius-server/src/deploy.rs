@@ -309,6 +309,23 @@ impl Deployer {
         Ok(resumed)
     }
 
+    /// Stops every instance this control plane runs and closes the embedded proxies (for
+    /// `mobius demo`; `mobius serve` leaves instances running to re-adopt them).
+    pub async fn stop_all(&self) {
+        let rows =
+            self.inner.store.rollouts(&RolloutQuery { limit: 10_000, ..RolloutQuery::default() }).unwrap_or_default();
+        for stored in rows.iter().filter_map(decode) {
+            for deployed in stored.rollout.stable.iter().chain(std::iter::once(&stored.rollout.new)) {
+                for instance in &deployed.instances {
+                    if let Some(current) = self.inner.supervisor.current(instance.addr) {
+                        self.inner.supervisor.stop(&current, std::time::Duration::from_secs(5)).await;
+                    }
+                }
+            }
+        }
+        self.inner.planes.lock().await.clear();
+    }
+
     /// The artifact id and revision known for an artifact id or a commit, from the facts.
     fn artifact_of(&self, key: &str) -> Option<(String, Option<String>)> {
         self.inner.store.artifact(key).ok().flatten()

@@ -71,6 +71,20 @@ pub enum Command {
     Proxy(crate::commands::proxy::ProxyArgs),
     /// A tiny HTTP app for trying deployments: version, error rate and latency are flags
     SampleApp(crate::commands::sample_app::SampleAppArgs),
+    /// The whole loop in two minutes: commit, pipeline, canary, automatic rollback, DORA
+    ///
+    /// In a temporary directory, with real processes and real traffic: v1 is built and
+    /// deployed to staging then production; v2 goes through a canary and is promoted; v3
+    /// (20% errors) fails its canary analysis and is rolled back while users on stable see no
+    /// errors. Ends with DORA, the value stream, the rollouts and the incident; cleans up.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Leave the services, proxies and API running at the end (Ctrl-C stops them)
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Debug, Args)]

@@ -168,15 +168,19 @@ impl Deployer {
                     let r = &stored.rollout;
                     let failed = r.new.artifact.clone().unwrap_or_default();
                     let stable = r.stable.as_ref().and_then(|s| s.artifact.clone()).unwrap_or_default();
-                    self.emit(&events::rolled_back(
-                        &r.service,
-                        &r.environment,
-                        &failed,
-                        &stable,
-                        r.id,
-                        &reason,
-                        Timestamp::now(),
-                    ));
+                    let at = Timestamp::now();
+                    // Users first got the new version at its first weight (or its switch).
+                    let impact_from = r.history.iter().find(|e| e.message.starts_with("weight ")).map_or(at, |e| e.at);
+                    self.emit(&events::rolled_back(&events::Rollback {
+                        service: &r.service,
+                        environment: &r.environment,
+                        failed_artifact: &failed,
+                        stable_artifact: &stable,
+                        rollout: r.id,
+                        reason: &reason,
+                        impact_from,
+                        at,
+                    }));
                 }
             }
             self.persist(&mut stored);

@@ -2,7 +2,9 @@
 //! the first time an environment gets a version, `service.deployed` (first version) or
 //! `service.upgraded` when a version takes all traffic, and for a rollback the attempt
 //! (`service.upgraded`) followed by `service.rolledback` to the stable artifact — which marks
-//! that attempt failed — and an `incident.detected` naming the artifact that failed.
+//! that attempt failed — and an incident naming the artifact that failed, detected when its
+//! first users got it and resolved when traffic was back on stable (the rollback restored
+//! the service; the reliability work may keep incidents open longer).
 
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -49,16 +51,24 @@ pub fn deployed(service: &str, environment: &str, artifact: &str, rollout: i64, 
     )
 }
 
-/// A rollout was rolled back: its attempt, the rollback to `stable_artifact`, and an incident.
-pub fn rolled_back(
-    service: &str,
-    environment: &str,
-    failed_artifact: &str,
-    stable_artifact: &str,
-    rollout: i64,
-    reason: &str,
-    at: Timestamp,
-) -> Vec<Value> {
+/// What a rollback reports.
+pub struct Rollback<'a> {
+    pub service: &'a str,
+    pub environment: &'a str,
+    pub failed_artifact: &'a str,
+    pub stable_artifact: &'a str,
+    pub rollout: i64,
+    pub reason: &'a str,
+    /// When users first got the failing version (its first traffic): the incident's start.
+    pub impact_from: Timestamp,
+    /// When traffic was back on stable: the rollback, and the incident's resolution.
+    pub at: Timestamp,
+}
+
+/// A rollout was rolled back: its attempt, the rollback to the stable artifact, and an
+/// incident from the failing version's first traffic until traffic was back on stable.
+pub fn rolled_back(r: &Rollback<'_>) -> Vec<Value> {
+    let Rollback { service, environment, failed_artifact, stable_artifact, rollout, reason, impact_from, at } = *r;
     let attempt = event(
         service,
         "dev.cdevents.service.upgraded.0.3.0",
@@ -75,20 +85,30 @@ pub fn rolled_back(
         json!({ "environment": { "id": environment }, "artifactId": stable_artifact }),
         format!("rollout:{rollout}:rolledback"),
     );
-    let incident = event(
+    let content = json!({
+        "description": format!("automatic rollback of {service} in {environment}: {reason}"),
+        "environment": { "id": environment },
+        "service": { "id": service },
+        "artifactId": failed_artifact,
+    });
+    let subject = format!("rollout-{rollout}");
+    let detected = event(
         service,
         "dev.cdevents.incident.detected.0.3.0",
-        at,
-        &format!("rollout-{rollout}"),
-        json!({
-            "description": format!("automatic rollback of {service} in {environment}: {reason}"),
-            "environment": { "id": environment },
-            "service": { "id": service },
-            "artifactId": failed_artifact,
-        }),
+        impact_from,
+        &subject,
+        content.clone(),
         format!("rollout:{rollout}:incident"),
     );
-    vec![attempt, rollback, incident]
+    let resolved = event(
+        service,
+        "dev.cdevents.incident.resolved.0.3.0",
+        at,
+        &subject,
+        content,
+        format!("rollout:{rollout}:incident-resolved"),
+    );
+    vec![attempt, rollback, detected, resolved]
 }
 
 #[cfg(test)]
@@ -103,8 +123,17 @@ mod tests {
             deployed("shop", "production", "pkg:generic/shop@v1", 1, true, at),
             deployed("shop", "production", "pkg:generic/shop@v2", 2, false, at),
         ];
-        events.extend(rolled_back("shop", "production", "pkg:generic/shop@v3", "pkg:generic/shop@v2", 3, "5xx", at));
+        events.extend(rolled_back(&Rollback {
+            service: "shop",
+            environment: "production",
+            failed_artifact: "pkg:generic/shop@v3",
+            stable_artifact: "pkg:generic/shop@v2",
+            rollout: 3,
+            reason: "5xx",
+            impact_from: at,
+            at,
+        }));
         let parsed = crate::runs::cdevents::validate(&events).expect("valid");
-        assert_eq!(parsed.len(), 6);
+        assert_eq!(parsed.len(), 7);
     }
 }

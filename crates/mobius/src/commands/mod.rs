@@ -1,5 +1,6 @@
 //! One module per command family.
 
+mod demo;
 mod deploy;
 mod events;
 mod lint;
@@ -43,6 +44,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             proxy::run(&settings.data_dir, args).await
         }
         Command::SampleApp(args) => sample_app::run(args).await,
+        Command::Demo(args) => demo::run(json, args).await,
     }
 }
 
