@@ -390,9 +390,8 @@ impl Rollout {
         };
         self.retire_at = self.stable.as_ref().map(|_| now + duration_ms(delay));
         self.log(now, format!("{} promoted: all traffic", self.new.version));
-        if self.retire_at.is_none() {
-            self.succeed(now);
-        }
+        // Done from the users' point of view; the old version may stay warm a while.
+        self.succeed(now);
     }
 
     /// The old version's instances are stopped.

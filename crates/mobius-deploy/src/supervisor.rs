@@ -189,19 +189,22 @@ impl Supervisor {
         }
     }
 
-    /// Takes over instances a previous control plane started: those whose process is alive
-    /// and whose port answers health are watched from now on and returned; the others are
-    /// killed (if alive) and left out.
+    /// Takes over instances a previous control plane started: those whose process is still
+    /// alive are watched from now on and returned (they are serving traffic through the proxy
+    /// right now: killing one for a slow health answer would fail requests); the others are
+    /// left out, for the caller to start again.
     pub async fn adopt(&self, launch: &Launch, instances: &[Instance]) -> Vec<Instance> {
         let mut adopted = Vec::new();
         for instance in instances {
-            if alive(instance.pid) && check(instance.addr, &launch.health_path).await.is_ok() {
-                self.lock_launches().insert(instance.addr, (launch.clone(), instance.clone()));
-                self.watch_adopted(instance.clone());
-                adopted.push(instance.clone());
-            } else if alive(instance.pid) {
-                kill_group(instance.pid, Signal::SIGKILL);
+            if !alive(instance.pid) {
+                continue;
             }
+            if let Err(why) = check(instance.addr, &launch.health_path).await {
+                tracing::warn!(addr = %instance.addr, %why, "adopted an instance that does not answer health yet");
+            }
+            self.lock_launches().insert(instance.addr, (launch.clone(), instance.clone()));
+            self.watch_adopted(instance.clone());
+            adopted.push(instance.clone());
         }
         adopted
     }

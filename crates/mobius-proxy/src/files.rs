@@ -59,8 +59,8 @@ pub fn read_table(path: &Path) -> Result<RoutingTable, FileError> {
 }
 
 /// Polls `path` every `every` until `shutdown`, and swaps in the table it holds when its
-/// generation is higher than the one in use. The file is only read when its mtime or size
-/// changed. A missing or invalid file leaves the last good table serving, with one warning
+/// generation is higher than the one in use. A file whose mtime and size have not changed for
+/// two seconds is not read again. A missing or invalid file leaves the last good table serving, with one warning
 /// until the file is good again.
 pub async fn follow_table(proxy: Arc<Proxy>, path: PathBuf, every: Duration, shutdown: impl Future<Output = ()>) {
     let mut shutdown = std::pin::pin!(shutdown);
@@ -85,7 +85,10 @@ pub async fn follow_table(proxy: Arc<Proxy>, path: PathBuf, every: Duration, shu
                 continue;
             }
         };
-        if seen == Some(stamp) {
+        // mtime has a one-second resolution on some file systems (ext3), and two tables of
+        // the same size can be written within a second: skip only a file unchanged for a
+        // while, and let the generation decide.
+        if seen == Some(stamp) && stamp.0.elapsed().is_ok_and(|age| age > Duration::from_secs(2)) {
             continue;
         }
         let read = {

@@ -15,14 +15,14 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::{Body, Incoming};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::http::uri::{Authority, PathAndQuery, Scheme};
 use hyper::{Method, Request, Response, StatusCode, Uri};
@@ -36,8 +36,46 @@ use tokio::task::JoinSet;
 use crate::routing::{self, RoutingTable, Side};
 use crate::sli::{SliRegistry, SliSnapshot, VersionCounters};
 
-/// The body of requests sent upstream and of responses sent downstream.
-pub type ProxyBody = UnsyncBoxBody<Bytes, hyper::Error>;
+/// The body of requests sent upstream and of responses sent downstream: streamed from the other
+/// side, or the proxy's own (an enum rather than a boxed body: no allocation per message).
+#[derive(Debug)]
+pub enum ProxyBody {
+    /// No body (a retried `GET`/`HEAD`).
+    Empty,
+    /// The proxy's own short answer (503, 502); `None` once sent.
+    Text(Option<Bytes>),
+    /// Streamed from the client or the upstream.
+    Streamed(Incoming),
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ProxyBody::Empty => Poll::Ready(None),
+            ProxyBody::Text(text) => Poll::Ready(text.take().map(|t| Ok(Frame::data(t)))),
+            ProxyBody::Streamed(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ProxyBody::Empty => true,
+            ProxyBody::Text(text) => text.is_none(),
+            ProxyBody::Streamed(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Empty | ProxyBody::Text(None) => SizeHint::with_exact(0),
+            ProxyBody::Text(Some(text)) => SizeHint::with_exact(text.len() as u64),
+            ProxyBody::Streamed(body) => body.size_hint(),
+        }
+    }
+}
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
@@ -175,7 +213,7 @@ impl Proxy {
                 other => other,
             }
         } else {
-            self.send(backend, first, &path, Request::from_parts(parts, body.boxed_unsync())).await
+            self.send(backend, first, &path, Request::from_parts(parts, ProxyBody::Streamed(body))).await
         };
 
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -187,7 +225,7 @@ impl Proxy {
                 if decision.set_cookie {
                     parts.headers.append(header::SET_COOKIE, backend.cookie.clone());
                 }
-                Response::from_parts(parts, body.boxed_unsync())
+                Response::from_parts(parts, ProxyBody::Streamed(body))
             }
             Err(error) => {
                 backend.counters.response(StatusCode::BAD_GATEWAY.as_u16(), latency_ms);
@@ -310,12 +348,11 @@ fn clone_head(parts: &hyper::http::request::Parts) -> hyper::http::request::Part
 }
 
 fn empty() -> ProxyBody {
-    Empty::<Bytes>::new().map_err(|never| match never {}).boxed_unsync()
+    ProxyBody::Empty
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
-    let mut response =
-        Response::new(Full::new(Bytes::from_static(body.as_bytes())).map_err(|never| match never {}).boxed_unsync());
+    let mut response = Response::new(ProxyBody::Text(Some(Bytes::from_static(body.as_bytes()))));
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response

@@ -289,6 +289,14 @@ impl Deployer {
                     }
                 }
                 kept.sort_by_key(|i| i.index);
+                tracing::info!(
+                    service = %stored.rollout.service,
+                    environment = %stored.rollout.environment,
+                    version = %deployed.version,
+                    "re-adopted {} of {} instance(s)",
+                    kept.len(),
+                    deployed.instances.len()
+                );
                 if stable {
                     if let Some(s) = &mut stored.rollout.stable {
                         s.instances = kept;

@@ -117,7 +117,7 @@ impl Deployer {
                             // Out of the table first, then stopped: no request reaches a stopping instance.
                             plane.set_table(table(&stored.rollout));
                             if let Some(old) = old {
-                                self.stop_after_drain(&old, stable_spec.as_ref().unwrap_or(&spec)).await;
+                                self.stop_after_drain(&plane, &old, stable_spec.as_ref().unwrap_or(&spec)).await;
                             }
                         }
                         Err(e) => {
@@ -154,7 +154,7 @@ impl Deployer {
                 Action::RetireOld => {
                     let old = stored.rollout.stable.as_ref().map(|s| s.instances.clone()).unwrap_or_default();
                     for instance in &old {
-                        self.stop_after_drain(instance, stable_spec.as_ref().unwrap_or(&spec)).await;
+                        self.stop_after_drain(&plane, instance, stable_spec.as_ref().unwrap_or(&spec)).await;
                     }
                     stored.rollout.retired(Timestamp::now());
                 }
@@ -163,7 +163,7 @@ impl Deployer {
                     stored.rollout.aborted(Timestamp::now(), &reason);
                     plane.set_table(table(&stored.rollout));
                     for instance in &stopping {
-                        self.stop_after_drain(instance, &spec).await;
+                        self.stop_after_drain(&plane, instance, &spec).await;
                     }
                     let r = &stored.rollout;
                     let failed = r.new.artifact.clone().unwrap_or_default();
@@ -208,9 +208,14 @@ impl Deployer {
 
     /// Stops an instance once the proxy no longer sends it new requests; in-flight ones are
     /// finished by the instance itself on SIGTERM within the grace period.
-    async fn stop_after_drain(&self, instance: &mobius_deploy::supervisor::Instance, spec: &ServiceSpec) {
-        // A request picked its upstream just before the table changed may still be connecting.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    async fn stop_after_drain(
+        &self,
+        plane: &Plane,
+        instance: &mobius_deploy::supervisor::Instance,
+        spec: &ServiceSpec,
+    ) {
+        // Until the proxy has the new table, requests may still be sent to the instance.
+        tokio::time::sleep(plane.settle()).await;
         let current = self.inner.supervisor.current(instance.addr).unwrap_or_else(|| instance.clone());
         self.inner.supervisor.stop(&current, spec.run.shutdown_grace.0).await;
     }

@@ -69,10 +69,11 @@ pub struct Rollback<'a> {
 /// incident from the failing version's first traffic until traffic was back on stable.
 pub fn rolled_back(r: &Rollback<'_>) -> Vec<Value> {
     let Rollback { service, environment, failed_artifact, stable_artifact, rollout, reason, impact_from, at } = *r;
+    // The attempt happened when its first users got it, before the rollback.
     let attempt = event(
         service,
         "dev.cdevents.service.upgraded.0.3.0",
-        at,
+        impact_from,
         service,
         json!({ "environment": { "id": environment }, "artifactId": failed_artifact }),
         format!("rollout:{rollout}:attempt"),

@@ -57,6 +57,16 @@ impl Plane {
         }
     }
 
+    /// How long after a table change the proxy may still send requests by the old table: the
+    /// embedded one switches at once (only requests already picking an upstream remain); a
+    /// separate one polls its file every 200 ms.
+    pub fn settle(&self) -> std::time::Duration {
+        match self {
+            Plane::Embedded { .. } => std::time::Duration::from_millis(100),
+            Plane::External { .. } => std::time::Duration::from_millis(1000),
+        }
+    }
+
     /// The SLIs so far (cumulative). A separate proxy that has not published yet reads empty.
     pub fn slis(&self) -> SliSnapshot {
         match self {

@@ -3,6 +3,7 @@
 //! the server.
 
 mod cli;
+mod deploy;
 mod durability;
 mod golden;
 mod pipelines;

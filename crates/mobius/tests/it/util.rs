@@ -92,6 +92,16 @@ impl Dir {
         self.spawn_server(cmd)
     }
 
+    /// [`Dir::serve`] with extra environment variables.
+    pub fn serve_with_env(&self, env: &[(&str, &str)]) -> Server {
+        let mut cmd = self.cmd(&["serve", "--listen", "127.0.0.1:0"]);
+        cmd.env("MOBIUS_ADMIN_TOKEN", ADMIN).stdout(Stdio::null());
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        self.spawn_server(cmd)
+    }
+
     /// Starts `mobius serve` without `MOBIUS_ADMIN_TOKEN`; returns what it printed on stdout
     /// before it listened (the generated token, on a first start).
     pub fn serve_without_admin_token(&self) -> (Server, String) {
@@ -103,10 +113,12 @@ impl Dir {
     }
 
     fn spawn_server(&self, mut cmd: Command) -> Server {
+        if !cmd.get_envs().any(|(key, _)| key == "MOBIUS_LOG") {
+            cmd.env("MOBIUS_LOG", "warn");
+        }
         let mut child = cmd
             .env("MOBIUS_GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)
             .env("MOBIUS_GITLAB_WEBHOOK_TOKEN", GITLAB_TOKEN)
-            .env("MOBIUS_LOG", "warn")
             .stderr(Stdio::piped())
             .spawn()
             .expect("server starts");
@@ -120,8 +132,18 @@ impl Dir {
                 break url.trim().to_owned();
             }
         };
-        // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        // Keep draining stderr so the server never blocks on a full pipe; keep it in
+        // `serve.log` for a failing test to show.
+        let log = self.path().join("serve.log");
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(log).ok();
+            for line in lines.map_while(Result::ok) {
+                if let Some(file) = &mut file {
+                    let _ = writeln!(file, "{line}");
+                }
+            }
+        });
         Server { child, base }
     }
 }
