@@ -453,11 +453,16 @@ fn describe(m: &Measurement) -> String {
         .checks
         .iter()
         .map(|c| {
-            let value = c.value.map_or_else(|| "no data".to_owned(), |v| format!("{v:.4}"));
-            format!("{} {value} (limit {}) {}", c.name, c.threshold, if c.passed { "ok" } else { "FAILED" })
+            let value = c.value.map_or_else(|| "no data".to_owned(), number);
+            format!("{} {value} (limit {}) {}", c.name, number(c.threshold), if c.passed { "ok" } else { "FAILED" })
         })
         .collect();
     checks.join(", ")
+}
+
+/// `50`, `0.1935`: counts without decimals, rates with four.
+fn number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{v:.0}") } else { format!("{v:.4}") }
 }
 
 /// The one action to take for `r` at `now`.
