@@ -354,9 +354,7 @@ impl Deployer {
         let Some(latest) = latest else { return (None, None) };
         let r = &latest.rollout;
         match r.phase {
-            Phase::Succeeded if r.retire_at.is_none() || !r.old_is_warm() => {
-                (Some(r.new.clone()), Some(latest.spec.clone()))
-            }
+            // Even while the old version is still warm after a switch, the new one serves.
             Phase::Succeeded => (Some(r.new.clone()), Some(latest.spec.clone())),
             // Aborted or failed, or still going: the stable one serves.
             _ => (r.stable.clone(), latest.stable_spec.clone()),

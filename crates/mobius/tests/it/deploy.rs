@@ -327,6 +327,12 @@ fn the_demo_plays_the_whole_loop() {
     assert_eq!(phase("v3", "production").as_deref(), Some("aborted"), "v3 rolled back");
     assert_eq!(summary["stable_users"]["errors_5xx"], 0);
     assert_eq!(summary["all_users"]["failed"], 0);
+    // Every error came from v3's canary share (20% of users during its analysis), so they are
+    // bounded by weight × error rate of the requests in the window: at most 4% of all.
+    let all = &summary["all_users"];
+    let v3_errors = all["by_version"]["v3"][1].as_u64().unwrap_or(0);
+    assert_eq!(all["errors_5xx"].as_u64(), Some(v3_errors), "{all}");
+    assert!((v3_errors as f64) <= 0.04 * all["requests"].as_f64().unwrap(), "{all}");
     let dora = &summary["dora"][0];
     assert_eq!(dora["deployment_frequency"]["deployments"], 3, "{dora:#}");
     assert_eq!(dora["change_failure_rate"]["failed"], 1);
