@@ -7,6 +7,8 @@
 #   DURATION=30s CONNECTIONS=64 bench/proxy/run.sh
 #   WORKERS="1 2" bench/proxy/run.sh    # (b)-(d) for each proxy-thread / nginx-worker count
 #   ROUNDS=5 bench/proxy/run.sh         # rounds of (b)-(d), interleaved (default 3); medians reported
+#   BASELINE=/tmp/old/proxy bench/proxy/run.sh   # also (e): another build of examples/proxy at 90/10,
+#                                       # in the same rounds (e.g. the build before a change)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -15,6 +17,7 @@ CONNECTIONS="${CONNECTIONS:-32}"
 THREADS="${THREADS:-2}"
 WORKERS="${WORKERS:-1}"
 ROUNDS="${ROUNDS:-3}"   # (b)-(d) are run this many times, interleaved; the median run is reported
+BASELINE="${BASELINE:-}"  # optional: path to another proxy example binary, measured as (e)
 UPSTREAM_A=127.0.0.1:9101
 UPSTREAM_B=127.0.0.1:9102
 PROXY=127.0.0.1:9180
@@ -133,8 +136,16 @@ CONF
     R[d$w.$round]="$(measure "$NGINX" "d$w.$round")"
     kill -QUIT $pid; wait $pid 2>/dev/null || true; CURRENT=""
 
+    if [ -n "$BASELINE" ]; then
+        "$BASELINE" --listen "$PROXY" --stable "$UPSTREAM_A" --canary "$UPSTREAM_B" --weight 10 --threads "$w" \
+            2>"$WORK/proxy-e.log" &
+        pid=$!; CURRENT=$pid; wait_port "$PROXY"
+        R[e$w.$round]="$(measure "$PROXY" "e$w.$round") $(rss_kb $pid) $(hwm_kb $pid)"
+        kill -INT $pid; wait $pid 2>/dev/null || true; CURRENT=""
+    fi
+
     R[split$w]="$split"
-    echo "round $round, $w thread(s)/worker(s): b ${R[b$w.$round]} | c ${R[c$w.$round]} | d ${R[d$w.$round]}" >&2
+    echo "round $round, $w thread(s)/worker(s): b ${R[b$w.$round]} | c ${R[c$w.$round]} | d ${R[d$w.$round]}${BASELINE:+ | e ${R[e$w.$round]}}" >&2
 done
 done
 
@@ -144,7 +155,7 @@ median() {
     for r in $(seq 1 "$ROUNDS"); do echo "${R[$key.$r]}"; done | sort -n -k1,1 | sed -n "$(( (ROUNDS + 1) / 2 ))p"
 }
 for w in $WORKERS; do
-    for c in b c d; do R[$c$w]="$(median "$c$w")"; done
+    for c in b c d ${BASELINE:+e}; do R[$c$w]="$(median "$c$w")"; done
 done
 
 echo
@@ -164,6 +175,7 @@ for w in $WORKERS; do
     row "(b) Mobius proxy, 100% stable" "$w" "${R[b$w]}"
     row "(c) Mobius proxy, 90/10" "$w" "${R[c$w]}"
     row "(d) nginx, weight 9/1" "$w" "${R[d$w]}"
+    [ -n "$BASELINE" ] && row "(e) baseline proxy build, 90/10" "$w" "${R[e$w]}"
 done
 echo
 for w in $WORKERS; do
@@ -172,6 +184,11 @@ for w in $WORKERS; do
     read -r arps _ _ _ <<<"${R[a]}"
     awk -v w="$w" -v c="$crps" -v d="$drps" -v cp="$cp99" -v dp="$dp99" -v a="$arps" 'BEGIN {
         printf "%s thread(s)/worker(s): (c)/(d) rps %.2fx, p99 %.2fx; (c)/(a) rps %.2fx\n", w, c / d, cp / dp, c / a }'
+    if [ -n "$BASELINE" ]; then
+        read -r erps _ ep99 _ <<<"${R[e$w]}"
+        awk -v w="$w" -v e="$erps" -v d="$drps" -v ep="$ep99" -v dp="$dp99" -v c="$crps" 'BEGIN {
+            printf "%s thread(s)/worker(s): (e)/(d) rps %.2fx, p99 %.2fx; (c)/(e) rps %.2fx\n", w, e / d, ep / dp, c / e }'
+    fi
     echo "  split seen by the proxy in (c): ${R[split$w]}"
 done
 echo

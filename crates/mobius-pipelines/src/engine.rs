@@ -22,7 +22,8 @@
 //! (`Actions/Checkout@v4` is `actions/checkout`). Setup actions only check that their tool is on `PATH`; `actions/upload-artifact`,
 //! `actions/download-artifact` and `actions/cache` use the stores of [`crate::artifacts`] and
 //! [`crate::cache`] under [`RunOptions::store_dir`]; the other supported actions fail with an
-//! honest "not implemented yet".
+//! honest "not implemented yet". `mobius/deploy` asks [`RunOptions::deployments`] for the
+//! deployment and waits for its rollout to end, logging its progress (see [`Deployments`]).
 //!
 //! Cancellation, as on GitHub: a job is cancelled by fail-fast of its matrix, by its
 //! `timeout-minutes`, or by [`RunOptions::cancel`] for the whole run (jobs not started yet then
@@ -56,11 +57,13 @@
 //! the jobs themselves run on the runtime's worker threads.
 
 mod actions;
+mod deploy;
 mod job;
 mod schedule;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -68,6 +71,9 @@ use serde_json::{Map, Value};
 
 use crate::exec::{CancellationSignal, LogLine};
 
+pub use deploy::{
+    DEPLOY_INPUTS, DEPLOY_REQUIRED, DeployFuture, DeployOutcome, DeployProgress, DeployStep, Deployments, NO_SERVER,
+};
 pub use schedule::run;
 
 /// What a run needs besides the workflow.
@@ -105,6 +111,9 @@ pub struct RunOptions {
     /// `cancelled`, and so does the run. Clones are the same signal, so keep one before
     /// handing the options to [`run`].
     pub cancel: CancellationSignal,
+    /// Runs the deployments of `mobius/deploy` steps; without it such a step fails with
+    /// [`NO_SERVER`].
+    pub deployments: Option<Arc<dyn Deployments>>,
 }
 
 impl RunOptions {
@@ -127,6 +136,7 @@ impl RunOptions {
             run_id,
             store_dir: None,
             cancel: CancellationSignal::new(),
+            deployments: None,
         }
     }
 

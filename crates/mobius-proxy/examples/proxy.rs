@@ -3,14 +3,14 @@
 //! `cargo run --release -p mobius-proxy --example proxy -- --listen 127.0.0.1:8080 \
 //!     --stable 127.0.0.1:9001 [--canary 127.0.0.1:9002 --weight 10] [--threads 1]`
 //!
-//! `--threads 1` (the default) runs tokio's current-thread runtime; more, the multi-thread one.
+//! `--threads N` (default 1) runs N single-threaded event loops on one listener
+//! ([`Proxy::serve_std`]), like N nginx workers.
 //!
 //! `--stable` and `--canary` take comma-separated addresses. It stops on Ctrl-C (SIGINT).
 
 use std::net::SocketAddr;
 
 use mobius_proxy::{Backend, Proxy, RoutingTable};
-use tokio::net::TcpListener;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut listen = "127.0.0.1:8080".to_owned();
@@ -35,23 +35,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         canary,
         canary_weight: weight,
     };
-    // One thread: a single event loop, like one nginx worker; more: tokio's work-stealing pool.
-    let runtime = if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?
-    };
-    runtime.block_on(async move {
-        let listener = TcpListener::bind(&listen).await?;
-        eprintln!("mobius proxy listening on http://{} ({threads} threads)", listener.local_addr()?);
-        let proxy = Proxy::new(table);
-        proxy.clone().serve(listener, async { drop(tokio::signal::ctrl_c().await) }).await?;
-        let slis = proxy.slis();
-        for (version, sli) in &slis.versions {
-            eprintln!("{version}: {} requests, {} errors", sli.requests, sli.errors);
-        }
-        Ok(())
-    })
+    let listener = std::net::TcpListener::bind(&listen)?;
+    eprintln!("mobius proxy listening on http://{} ({threads} threads)", listener.local_addr()?);
+    let proxy = Proxy::new(table);
+    proxy.clone().serve_std(listener, threads, async { drop(tokio::signal::ctrl_c().await) })?;
+    let slis = proxy.slis();
+    for (version, sli) in &slis.versions {
+        eprintln!("{version}: {} requests, {} errors", sli.requests, sli.errors);
+    }
+    Ok(())
 }
 
 fn backend(version: &str, addrs: &str) -> Result<Backend, std::net::AddrParseError> {

@@ -7,8 +7,9 @@
 //! - [`routing`]: the [`RoutingTable`] and the rule that picks a version for a request
 //!   (forcing header, sticky cookie, weighted draw);
 //! - [`sli`]: per-version counters and latency histograms, snapshotted as [`SliSnapshot`];
-//! - [`proxy`]: the [`Proxy`] — HTTP/1.1 in, pooled keep-alive HTTP/1.1 out, swappable table,
-//!   graceful shutdown;
+//! - [`proxy`]: the [`Proxy`] — HTTP/1.1 in, keep-alive HTTP/1.1 out (one upstream connection
+//!   per downstream connection and address), swappable table, graceful shutdown; one event loop
+//!   per thread with [`Proxy::serve_std`];
 //! - [`files`]: the table and SLI files that let the proxy run apart from the control plane.
 
 pub mod files;

@@ -1,6 +1,12 @@
 //! The proxy itself: accepts HTTP/1.1 (keep-alive), routes each request with
-//! [`routing::decide`], forwards it over a pooled keep-alive client with the body streamed both
-//! ways, and counts the outcome in the version's SLIs.
+//! [`routing::decide`], forwards it over a keep-alive connection to the upstream with the body
+//! streamed both ways, and counts the outcome in the version's SLIs.
+//!
+//! Upstream connections belong to the downstream connection they serve: HTTP/1.1 carries one
+//! request at a time, so one keep-alive connection per upstream address, opened on first use
+//! and closed with the downstream connection, serves all of its requests with no shared pool
+//! (no lock, no checkout, no idle timer). [`Proxy::serve_std`] runs one single-threaded event
+//! loop per thread on a shared listener, like nginx's workers.
 //!
 //! Layers, in the order a request meets them (each a small function below): route → count →
 //! rewrite the head (hop-by-hop headers, `x-forwarded-for`, upstream URI) → send, with one retry
@@ -17,19 +23,18 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::SendRequest;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
-use hyper::http::uri::{Authority, PathAndQuery, Scheme};
+use hyper::http::uri::{Authority, PathAndQuery};
 use hyper::{Method, Request, Response, StatusCode, Uri};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -85,7 +90,59 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 pub struct Proxy {
     live: RwLock<Arc<Live>>,
     slis: SliRegistry,
-    client: Client<HttpConnector, ProxyBody>,
+}
+
+/// How long connecting to an upstream may take before the request fails (and may be retried).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Upstream connections kept per downstream connection (one per address it was routed to; the
+/// oldest is closed past this, e.g. after table swaps moved the addresses).
+const MAX_UPSTREAMS_PER_CONNECTION: usize = 8;
+
+/// The keep-alive upstream connections of one downstream connection, by address. A sender is
+/// taken out while its request is in flight and put back once the response head arrived.
+#[derive(Default)]
+struct Upstreams {
+    conns: Vec<(SocketAddr, SendRequest<ProxyBody>)>,
+}
+
+impl Upstreams {
+    fn take(this: &Mutex<Upstreams>, addr: SocketAddr) -> Option<SendRequest<ProxyBody>> {
+        let mut this = this.lock().unwrap_or_else(|e| e.into_inner());
+        let at = this.conns.iter().position(|(a, _)| *a == addr)?;
+        Some(this.conns.swap_remove(at).1)
+    }
+
+    fn put(this: &Mutex<Upstreams>, addr: SocketAddr, sender: SendRequest<ProxyBody>) {
+        let mut this = this.lock().unwrap_or_else(|e| e.into_inner());
+        if this.conns.len() >= MAX_UPSTREAMS_PER_CONNECTION {
+            this.conns.remove(0);
+        }
+        this.conns.push((addr, sender));
+    }
+}
+
+/// Why a request got no response from its upstream.
+#[derive(Debug)]
+enum SendError {
+    /// No connection: refused, unreachable, timed out. Nothing was sent.
+    Connect(std::io::Error),
+    /// The connection failed while (or after) the request went out.
+    Upstream(hyper::Error),
+}
+
+impl SendError {
+    fn is_connect(&self) -> bool {
+        matches!(self, SendError::Connect(_))
+    }
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Connect(error) => write!(f, "cannot connect: {error}"),
+            SendError::Upstream(error) => write!(f, "{error}"),
+        }
+    }
 }
 
 /// The table as the request path uses it: counters and round-robin state resolved once.
@@ -113,17 +170,9 @@ impl LiveBackend {
 impl Proxy {
     /// A proxy routing by `table`.
     pub fn new(table: RoutingTable) -> Arc<Proxy> {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(1024)
-            .build(connector);
         let slis = SliRegistry::default();
         let live = RwLock::new(Arc::new(Live::new(table, &slis)));
-        Arc::new(Proxy { live, slis, client })
+        Arc::new(Proxy { live, slis })
     }
 
     /// Swaps in a new table. Requests already routed finish where they were sent.
@@ -180,7 +229,98 @@ impl Proxy {
         Ok(())
     }
 
-    async fn handle(self: Arc<Self>, mut req: Request<Incoming>, peer_ip: &HeaderValue) -> Response<ProxyBody> {
+    /// Serves HTTP/1.1 on `listener` with `threads` threads (at least one; the calling thread is
+    /// one of them), each a single-threaded tokio runtime serving its own connections, like
+    /// nginx's workers, until `shutdown` completes; then as [`Proxy::serve`]. The calling thread
+    /// also accepts, and hands each connection to the thread with the fewest open connections
+    /// (threads accepting from a shared listener themselves can end up with all the connections
+    /// on one thread). Blocks; call it outside any async runtime. `shutdown` is polled on the
+    /// calling thread.
+    pub fn serve_std(
+        self: Arc<Self>,
+        listener: std::net::TcpListener,
+        threads: usize,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        listener.set_nonblocking(true)?;
+        let runtime = || tokio::runtime::Builder::new_current_thread().enable_all().build();
+        let main = runtime()?;
+        let mut handoffs = Vec::new();
+        let mut workers = Vec::new();
+        let mut own = None;
+        let mut spawned = Ok(());
+        for n in 0..threads.max(1) {
+            let (handoff, incoming) = tokio::sync::mpsc::unbounded_channel();
+            let open = Arc::new(AtomicUsize::new(0));
+            handoffs.push((handoff, open.clone()));
+            let worker = serve_handed(self.clone(), incoming, open);
+            if n == 0 {
+                own = Some(main.spawn(worker));
+                continue;
+            }
+            let thread = runtime().and_then(|rt| {
+                std::thread::Builder::new().name(format!("mobius-proxy-{n}")).spawn(move || rt.block_on(worker))
+            });
+            match thread {
+                Ok(thread) => workers.push(thread),
+                Err(error) => {
+                    spawned = Err(error);
+                    break;
+                }
+            }
+        }
+        let result = main.block_on(async move {
+            spawned?;
+            let listener = TcpListener::from_std(listener)?;
+            let mut shutdown = std::pin::pin!(shutdown);
+            let mut next = 0;
+            loop {
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, peer)) => {
+                            // The least busy thread; ties go round-robin.
+                            let n = handoffs.len();
+                            let pick = (0..n)
+                                .map(|k| (next + k) % n)
+                                .min_by_key(|&k| handoffs[k].1.load(Relaxed))
+                                .unwrap_or(0);
+                            next = (pick + 1) % n;
+                            let _ = stream.set_nodelay(true);
+                            if let Ok(stream) = stream.into_std() {
+                                handoffs[pick].1.fetch_add(1, Relaxed);
+                                let _ = handoffs[pick].0.send((stream, peer));
+                            }
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    },
+                }
+            }
+            // Closing the hand-offs stops the threads (gracefully, as `serve`).
+            drop(listener);
+            drop(handoffs);
+            match own {
+                Some(own) => own.await.unwrap_or_else(|_| Err(std::io::Error::other("a proxy task panicked"))),
+                None => Ok(()),
+            }
+        });
+        let mut result = result;
+        for worker in workers {
+            let joined = worker.join().unwrap_or_else(|_| Err(std::io::Error::other("a proxy thread panicked")));
+            result = result.and(joined);
+        }
+        result
+    }
+
+    async fn handle(
+        self: Arc<Self>,
+        mut req: Request<Incoming>,
+        peer_ip: &HeaderValue,
+        upstreams: &Mutex<Upstreams>,
+    ) -> Response<ProxyBody> {
         let started = Instant::now();
         let live = self.current();
         let Some(decision) = routing::decide(&live.table, req.headers(), routing::draw_percent()) else {
@@ -204,16 +344,16 @@ impl Proxy {
 
         let result = if retry {
             let again = Request::from_parts(clone_head(&parts), empty());
-            match self.send(backend, first, &path, Request::from_parts(parts, empty())).await {
+            match send(upstreams, backend, first, &path, Request::from_parts(parts, empty())).await {
                 Err(error) if error.is_connect() => {
                     let next = (first + 1) % backend.addrs.len();
                     tracing::debug!(%error, upstream = %backend.addrs[first], "retrying on {}", backend.addrs[next]);
-                    self.send(backend, next, &path, again).await
+                    send(upstreams, backend, next, &path, again).await
                 }
                 other => other,
             }
         } else {
-            self.send(backend, first, &path, Request::from_parts(parts, ProxyBody::Streamed(body))).await
+            send(upstreams, backend, first, &path, Request::from_parts(parts, ProxyBody::Streamed(body))).await
         };
 
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -234,23 +374,65 @@ impl Proxy {
             }
         }
     }
+}
 
-    async fn send(
-        &self,
-        backend: &LiveBackend,
-        index: usize,
-        path: &PathAndQuery,
-        mut req: Request<ProxyBody>,
-    ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
-        // The authority is the upstream; `Host` stays as the client sent it.
-        let mut uri = hyper::http::uri::Parts::default();
-        uri.scheme = Some(Scheme::HTTP);
-        uri.authority = Some(backend.authorities[index].clone());
-        uri.path_and_query = Some(path.clone());
-        *req.uri_mut() = Uri::from_parts(uri).expect("scheme, authority and path make a URI");
-        *req.version_mut() = hyper::Version::HTTP_11;
-        self.client.request(req).await
+/// Sends `req` to `backend.addrs[index]` over the downstream connection's keep-alive connection
+/// to it, opening one if there is none or it closed (also when it turns out closed before the
+/// request went out).
+async fn send(
+    upstreams: &Mutex<Upstreams>,
+    backend: &LiveBackend,
+    index: usize,
+    path: &PathAndQuery,
+    mut req: Request<ProxyBody>,
+) -> Result<Response<Incoming>, SendError> {
+    let addr = backend.addrs[index];
+    // Origin-form to the upstream; `Host` stays as the client sent it (the upstream's when none).
+    *req.uri_mut() = Uri::from(path.clone());
+    *req.version_mut() = hyper::Version::HTTP_11;
+    if !req.headers().contains_key(header::HOST) {
+        let host = HeaderValue::from_str(backend.authorities[index].as_str()).expect("an authority is a header value");
+        req.headers_mut().insert(header::HOST, host);
     }
+    // A closed connection (the upstream ended it while idle) is replaced.
+    if let Some(mut sender) = Upstreams::take(upstreams, addr)
+        && sender.ready().await.is_ok()
+    {
+        match sender.try_send_request(req).await {
+            Ok(response) => {
+                Upstreams::put(upstreams, addr, sender);
+                return Ok(response);
+            }
+            Err(mut error) => match error.take_message() {
+                // Not sent: the connection was closing. Send it on a new one.
+                Some(unsent) => req = unsent,
+                None => return Err(SendError::Upstream(error.into_error())),
+            },
+        }
+    }
+    let mut sender = connect(addr).await?;
+    let response = sender.send_request(req).await.map_err(SendError::Upstream)?;
+    Upstreams::put(upstreams, addr, sender);
+    Ok(response)
+}
+
+async fn connect(addr: SocketAddr) -> Result<SendRequest<ProxyBody>, SendError> {
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => return Err(SendError::Connect(error)),
+        Err(_) => return Err(SendError::Connect(std::io::ErrorKind::TimedOut.into())),
+    };
+    let _ = stream.set_nodelay(true);
+    let (sender, connection) = hyper::client::conn::http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(SendError::Upstream)?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, upstream = %addr, "upstream connection ended with an error");
+        }
+    });
+    Ok(sender)
 }
 
 impl Live {
@@ -273,6 +455,41 @@ impl Live {
     }
 }
 
+/// One thread of [`Proxy::serve_std`]: serves the connections handed to it until the hand-off
+/// closes, then shuts them down gracefully. `open` counts its connections for the acceptor.
+async fn serve_handed(
+    proxy: Arc<Proxy>,
+    mut incoming: tokio::sync::mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
+    open: Arc<AtomicUsize>,
+) -> std::io::Result<()> {
+    let (stop, stopped) = watch::channel(());
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            handed = incoming.recv() => match handed {
+                Some((stream, peer)) => match TcpStream::from_std(stream) {
+                    Ok(stream) => {
+                        let (proxy, stopped, open) = (proxy.clone(), stopped.clone(), open.clone());
+                        connections.spawn(async move {
+                            serve_connection(proxy, stream, peer, stopped).await;
+                            open.fetch_sub(1, Relaxed);
+                        });
+                    }
+                    Err(error) => {
+                        open.fetch_sub(1, Relaxed);
+                        tracing::warn!(%error, "cannot register a connection");
+                    }
+                },
+                None => break,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    let _ = stop.send(());
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
 async fn serve_connection(
     proxy: Arc<Proxy>,
     stream: tokio::net::TcpStream,
@@ -281,9 +498,10 @@ async fn serve_connection(
 ) {
     // The peer's address as it goes into `x-forwarded-for`, formatted once per connection.
     let peer_ip = HeaderValue::try_from(peer.ip().to_string()).expect("an IP address is a header value");
+    let upstreams = Arc::new(Mutex::new(Upstreams::default()));
     let service = hyper::service::service_fn(move |req| {
-        let (proxy, peer_ip) = (proxy.clone(), peer_ip.clone());
-        async move { Ok::<_, Infallible>(proxy.handle(req, &peer_ip).await) }
+        let (proxy, peer_ip, upstreams) = (proxy.clone(), peer_ip.clone(), upstreams.clone());
+        async move { Ok::<_, Infallible>(proxy.handle(req, &peer_ip, &upstreams).await) }
     });
     let connection =
         hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service);

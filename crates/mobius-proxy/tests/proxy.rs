@@ -423,3 +423,83 @@ async fn publish_slis_writes_snapshots() {
     assert!(snapshot.taken_at_ms > 1_700_000_000_000);
     running.stop().await;
 }
+
+/// An upstream that closes every connection after one response (no keep-alive).
+async fn closing_upstream(version: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |_req: Request<hyper::body::Incoming>| async move {
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(version.as_bytes()))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(false)
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn upstream_closing_its_connections_is_reconnected() {
+    let v1 = closing_upstream("v1").await;
+    let running = start(table(1, Some(("v1", vec![v1])), None, 0)).await;
+    // One client connection, so every request reuses the same downstream connection.
+    let client: TestClient = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(1).build_http();
+    for _ in 0..20 {
+        let answer = get(&client, &running.url, &[]).await;
+        assert_eq!((answer.status, answer.body.as_str()), (200, "v1"));
+    }
+    assert_eq!(running.proxy.slis().versions["v1"].errors, 0);
+    running.stop().await;
+}
+
+#[test]
+fn serve_std_serves_on_several_threads_and_shuts_down_gracefully() {
+    let upstreams = tokio::runtime::Runtime::new().unwrap();
+    let (v1, v2) = upstreams
+        .block_on(async { (upstream("v1", 200, Duration::ZERO).await, upstream("v2", 200, Duration::ZERO).await) });
+    let proxy = Proxy::new(table(1, Some(("v1", vec![v1])), Some(("v2", vec![v2])), 50));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let serving = {
+        let proxy = proxy.clone();
+        std::thread::spawn(move || {
+            proxy.serve_std(listener, 3, async move {
+                let _ = stopped.await;
+            })
+        })
+    };
+    upstreams.block_on(async {
+        let mut clients = Vec::new();
+        for _ in 0..8 {
+            let url = url.clone();
+            clients.push(tokio::spawn(async move {
+                let client = client();
+                for _ in 0..25 {
+                    assert_eq!(get(&client, &url, &[]).await.status, 200);
+                }
+            }));
+        }
+        for c in clients {
+            c.await.unwrap();
+        }
+        let slow = format!("{url}/slow");
+        let in_flight = tokio::spawn(async move { get(&client(), &slow, &[]).await.status });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stop.send(()).unwrap();
+        assert_eq!(in_flight.await.unwrap(), 200, "the in-flight request finishes");
+    });
+    serving.join().unwrap().unwrap();
+    let slis = proxy.slis();
+    assert_eq!(slis.versions["v1"].requests + slis.versions["v2"].requests, 201);
+    assert!(slis.versions["v2"].requests > 0 && slis.versions["v1"].requests > 0);
+    let addr = url.trim_start_matches("http://").to_owned();
+    assert!(std::net::TcpStream::connect(addr).is_err(), "the listener is closed");
+}

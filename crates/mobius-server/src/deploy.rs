@@ -18,6 +18,7 @@ pub mod events;
 pub mod http;
 mod plane;
 pub mod release;
+pub mod steps;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -21,6 +21,8 @@ pub(super) enum Native {
     Download,
     /// `actions/cache`: restore now, save after the job.
     Cache,
+    /// `mobius/deploy`: a deployment through [`super::Deployments`], waited for.
+    Deploy,
     /// Supported by `mobius lint` but not run yet; the message says so.
     NotImplemented(String),
 }
@@ -39,6 +41,7 @@ pub(super) fn native(reference: &str) -> Native {
         "actions/upload-artifact" => Native::Upload,
         "actions/download-artifact" => Native::Download,
         "actions/cache" => Native::Cache,
+        "mobius/deploy" => Native::Deploy,
         "actions/setup-python" => Native::RequireTool("python3"),
         "dtolnay/rust-toolchain" => Native::RequireTool("cargo"),
         "actions/setup-node" => Native::RequireTool("node"),
@@ -219,9 +222,7 @@ mod tests {
         assert_eq!(native("actions/checkout@v4"), Native::Checkout);
         assert_eq!(native("dtolnay/rust-toolchain@stable"), Native::RequireTool("cargo"));
         assert_eq!(native("actions/cache@v4"), Native::Cache);
-        assert_eq!(
-            native("mobius/deploy@main"),
-            Native::NotImplemented("`mobius/deploy` is not implemented yet".into())
-        );
+        assert_eq!(native("Mobius/Deploy@v1"), Native::Deploy);
+        assert_eq!(native("acme/other@v1"), Native::NotImplemented("not one of the built-in actions".into()));
     }
 }

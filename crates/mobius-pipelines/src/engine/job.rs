@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::actions::{self, Native};
+use super::deploy::{self, DeployProgress, Deployments, NO_SERVER};
 use super::schedule::{base_context, setting_bool, setting_number};
 use super::{JobReport, RunOptions, Status, StepReport};
 use crate::exec::{
@@ -177,7 +178,21 @@ pub(super) async fn run_instance(
             let survives = expr::evaluate_condition(condition, &step_ctx.clone().with_status(JobStatus::Cancelled))
                 .unwrap_or(false);
             let signal = if survives { CancellationSignal::new() } else { cancel.clone() };
-            run_one(workflow, job, step, &name, &step_ctx, &mut state, &mut sink, &masker, &signal, &mut store).await
+            let deployments = opts.deployments.as_ref();
+            run_one(
+                workflow,
+                job,
+                step,
+                &name,
+                &step_ctx,
+                &mut state,
+                &mut sink,
+                &masker,
+                &signal,
+                &mut store,
+                deployments,
+            )
+            .await
         } else {
             (Status::Skipped, Status::Skipped, BTreeMap::new())
         };
@@ -280,6 +295,7 @@ async fn run_one(
     masker: &Masker,
     cancel: &CancellationSignal,
     store: &mut actions::StoreCtx,
+    deployments: Option<&Arc<dyn Deployments>>,
 ) -> (Status, Status, BTreeMap<String, String>) {
     let continue_on_error = setting_bool(&step.continue_on_error, ctx, false);
     let fail = |continue_on_error: bool| {
@@ -301,18 +317,9 @@ async fn run_one(
             Native::Checkout => (Status::Success, Status::Success, BTreeMap::new()),
             kind @ (Native::Upload | Native::Download | Native::Cache) => {
                 let name = actions::action_name(action);
-                let mut inputs = BTreeMap::new();
-                for (key, value) in with {
-                    match expr::render(value, ctx) {
-                        Ok(text) => {
-                            inputs.insert(key.clone(), text);
-                        }
-                        Err(why) => {
-                            sink.say(masker, &format!("{name}: cannot evaluate input `{key}`: {why}"));
-                            return fail(continue_on_error);
-                        }
-                    }
-                }
+                let Some(inputs) = render_inputs(name, with, ctx, sink, masker) else {
+                    return fail(continue_on_error);
+                };
                 match actions::run_store_action(&kind, &inputs, store) {
                     Ok((outputs, log)) => {
                         for line in log {
@@ -348,6 +355,61 @@ async fn run_one(
                         ),
                     );
                     fail(continue_on_error)
+                }
+            }
+            Native::Deploy => {
+                let name = actions::action_name(action);
+                let Some(inputs) = render_inputs(name, with, ctx, sink, masker) else {
+                    return fail(continue_on_error);
+                };
+                let request = match deploy::request(&inputs) {
+                    Ok(request) => request,
+                    Err(why) => {
+                        sink.say(masker, &format!("{name}: {why}"));
+                        return fail(continue_on_error);
+                    }
+                };
+                let Some(deployments) = deployments else {
+                    sink.say(masker, NO_SERVER);
+                    return fail(continue_on_error);
+                };
+                sink.say(
+                    masker,
+                    &format!(
+                        "deploying {} to {} from artifact {}",
+                        request.service, request.environment, request.artifact
+                    ),
+                );
+                let (progress, mut lines) = DeployProgress::channel();
+                let mut deployment = deployments.deploy(request, progress);
+                let result = loop {
+                    tokio::select! {
+                        Some(line) = lines.recv() => sink.say(masker, &line),
+                        result = &mut deployment => break Some(result),
+                        () = cancel.cancelled() => break None,
+                    }
+                };
+                while let Ok(line) = lines.try_recv() {
+                    sink.say(masker, &line);
+                }
+                match result {
+                    Some(Ok(outcome)) => {
+                        sink.say(masker, &outcome.summary);
+                        (Status::Success, Status::Success, outcome.outputs)
+                    }
+                    Some(Err(why)) => {
+                        sink.say(masker, &format!("{name} failed: {why}"));
+                        fail(continue_on_error)
+                    }
+                    None => {
+                        drop(deployment);
+                        sink.say(
+                            masker,
+                            "cancelled: stopped waiting for the rollout, which goes on on the server \
+                             (`mobius rollout status` follows it, `mobius rollout abort` stops it)",
+                        );
+                        (Status::Cancelled, Status::Cancelled, BTreeMap::new())
+                    }
                 }
             }
             Native::NotImplemented(why) => {
@@ -396,6 +458,29 @@ async fn run_one(
             (outcome, conclusion, result.outputs)
         }
     }
+}
+
+/// A `uses:` step's `with:` inputs, rendered; `None` (and a line in the log) when one fails.
+fn render_inputs(
+    name: &str,
+    with: &Pairs,
+    ctx: &MapContext,
+    sink: &mut ChannelSink,
+    masker: &Masker,
+) -> Option<BTreeMap<String, String>> {
+    let mut inputs = BTreeMap::new();
+    for (key, value) in with {
+        match expr::render(value, ctx) {
+            Ok(text) => {
+                inputs.insert(key.clone(), text);
+            }
+            Err(why) => {
+                sink.say(masker, &format!("{name}: cannot evaluate input `{key}`: {why}"));
+                return None;
+            }
+        }
+    }
+    Some(inputs)
 }
 
 /// A `shell:` value as the executor knows it; a custom command without `{0}` gets the script

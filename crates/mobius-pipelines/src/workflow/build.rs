@@ -180,6 +180,7 @@ fn step(r: &mut Report, node: &Node, job: &str) -> Option<Step> {
     let mut run = None;
     let mut uses = None;
     let mut with = Vec::new();
+    let mut with_node = None;
     for (k, v) in map {
         match k.as_str().unwrap_or("") {
             "id" => step.id = string(r, v, "id"),
@@ -187,7 +188,10 @@ fn step(r: &mut Report, node: &Node, job: &str) -> Option<Step> {
             "if" => step.if_ = string(r, v, "if"),
             "run" => run = string(r, v, "run"),
             "uses" => uses = string(r, v, "uses").map(|u| (u, v.pos)),
-            "with" => with = pairs(r, v, "with"),
+            "with" => {
+                with = pairs(r, v, "with");
+                with_node = Some(v);
+            }
             "shell" => step.shell = string(r, v, "shell"),
             "working-directory" => step.working_directory = string(r, v, "working-directory"),
             "env" => step.env = pairs(r, v, "env"),
@@ -203,7 +207,10 @@ fn step(r: &mut Report, node: &Node, job: &str) -> Option<Step> {
     let label = step.id.clone().or(step.name.clone()).map_or(String::new(), |n| format!(" `{n}`"));
     step.action = match (run, uses) {
         (Some(script), None) => StepAction::Run(script),
-        (None, Some((action, pos))) => StepAction::Uses { action, with, pos },
+        (None, Some((action, pos))) => {
+            super::checks::action_inputs(r, &action, pos, with_node, &format!("step{label} of job `{job}`"));
+            StepAction::Uses { action, with, pos }
+        }
         (Some(_), Some(_)) => {
             r.error(node.pos, format!("step{label} of job `{job}` has both `run` and `uses`"));
             return None;

@@ -166,6 +166,35 @@ pub fn unsupported(action: &str) -> Option<String> {
     }
 }
 
+/// The `with:` of an action whose inputs are known (`mobius/deploy`): each required input
+/// present, no unknown one. `uses_pos` is where a missing input is reported; an unknown one
+/// is reported at its key.
+pub(crate) fn action_inputs(r: &mut Report, action: &str, uses_pos: Pos, with: Option<&Node>, step: &str) {
+    let name = action.split('@').next().unwrap_or(action);
+    if !name.eq_ignore_ascii_case("mobius/deploy") {
+        return;
+    }
+    let (known, required) = (crate::engine::DEPLOY_INPUTS, crate::engine::DEPLOY_REQUIRED);
+    let entries: &[(Node, Node)] = match with.map(|w| &w.kind) {
+        Some(Kind::Map(entries)) => entries,
+        // A `with:` that is not a mapping is already an error of its own.
+        Some(_) => return,
+        None => &[],
+    };
+    let keys: Vec<(String, Pos)> = entries.iter().filter_map(|(k, _)| Some((k.scalar_string()?, k.pos))).collect();
+    for (key, pos) in &keys {
+        if !known.contains(&key.as_str()) {
+            let hint = suggest(key, known.iter().copied()).map_or(String::new(), |s| format!("; did you mean `{s}`?"));
+            r.error(*pos, format!("unknown input `{key}` of `{name}` in {step} (inputs: {}){hint}", known.join(", ")));
+        }
+    }
+    for input in required {
+        if !keys.iter().any(|(key, _)| key == input) {
+            r.error(uses_pos, format!("`{name}` needs input `{input}` in `with:` ({step})"));
+        }
+    }
+}
+
 fn matrix_size(r: &mut Report, job: &Job) {
     let Some(strategy) = &job.strategy else { return };
     match expand_matrix(strategy) {

@@ -1,6 +1,7 @@
 //! Integration tests of the pipelines crate: one module per area.
 
 mod actions;
+mod deploy;
 mod engine;
 mod exec;
 mod expr;

@@ -129,7 +129,7 @@ fn matrix_over_256() {
 #[test]
 fn unsupported_actions_container_services() {
     check(
-        "on: push\njobs:\n  b:\n    steps:\n      - uses: actions/checkout@v4\n      - name: login\n        uses: docker/login-action@v3\n      - uses: ./local\n      - uses: docker://alpine:3\n      - uses: actions/cache\n      - uses: dtolnay/rust-toolchain@stable\n      - uses: mobius/deploy@main\n",
+        "on: push\njobs:\n  b:\n    steps:\n      - uses: actions/checkout@v4\n      - name: login\n        uses: docker/login-action@v3\n      - uses: ./local\n      - uses: docker://alpine:3\n      - uses: actions/cache\n      - uses: dtolnay/rust-toolchain@stable\n      - uses: mobius/deploy@main\n        with: {service: shop, environment: staging, artifact: x}\n",
         &[
             "w.yml:7:15: error: unsupported action `docker/login-action@v3` in job `b`: not one of the built-in actions",
             "w.yml:8:15: error: unsupported action `./local` in job `b`: local actions are not supported; only built-in actions run natively",
@@ -142,6 +142,20 @@ fn unsupported_actions_container_services() {
         &[
             "w.yml:4:5: error: `container` is not supported: jobs run as host processes (job `b`)",
             "w.yml:5:5: error: `services` is not supported: jobs run as host processes (job `b`)",
+        ],
+    );
+}
+
+#[test]
+fn deploy_inputs_are_required_and_known() {
+    check(
+        "on: push\njobs:\n  d:\n    steps:\n      - uses: mobius/deploy@v1\n        with:\n          service: shop\n          enviroment: staging\n          artifact: ${{ needs.build.outputs.digest }}\n      - id: bare\n        uses: Mobius/Deploy@v1\n      - uses: mobius/deploy@v1\n        with: {service: a, environment: b, artifact: c, version: v1}\n",
+        &[
+            "w.yml:5:15: error: `mobius/deploy` needs input `environment` in `with:` (step of job `d`)",
+            "w.yml:8:11: error: unknown input `enviroment` of `mobius/deploy` in step of job `d` (inputs: service, environment, artifact, version); did you mean `environment`?",
+            "w.yml:11:15: error: `Mobius/Deploy` needs input `service` in `with:` (step `bare` of job `d`)",
+            "w.yml:11:15: error: `Mobius/Deploy` needs input `environment` in `with:` (step `bare` of job `d`)",
+            "w.yml:11:15: error: `Mobius/Deploy` needs input `artifact` in `with:` (step `bare` of job `d`)",
         ],
     );
 }

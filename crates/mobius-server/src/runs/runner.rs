@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use mobius_pipelines::engine::{self, RunObserver, RunOptions, Status, StepReport};
+use mobius_pipelines::engine::{self, Deployments, RunObserver, RunOptions, Status, StepReport};
 use mobius_pipelines::exec::{CancellationSignal, LogLine};
 use mobius_pipelines::workflow::{StepAction, Workflow};
 use mobius_store::{NewRun, Repository, RunState, RunUpdate, Store, StoreError};
@@ -80,6 +80,8 @@ struct Inner {
     state: Mutex<State>,
     /// One poll at a time, so a hook and the timer never both see the same move.
     polling: tokio::sync::Mutex<()>,
+    /// What `mobius/deploy` steps deploy with ([`Runner::set_deployments`]).
+    deployments: Mutex<Option<Arc<dyn Deployments>>>,
 }
 
 #[derive(Default)]
@@ -123,8 +125,16 @@ impl Runner {
                 config,
                 state: Mutex::new(State::default()),
                 polling: tokio::sync::Mutex::new(()),
+                deployments: Mutex::new(None),
             }),
         }
+    }
+
+    /// Gives `mobius/deploy` steps their deployments (the server's control plane,
+    /// [`crate::deploy::Deployer::for_steps`]); runs started before have none, and such a step
+    /// fails saying so.
+    pub fn set_deployments(&self, deployments: Arc<dyn Deployments>) {
+        *self.inner.deployments.lock().unwrap_or_else(|e| e.into_inner()) = Some(deployments);
     }
 
     /// Marks runs left in flight by a previous server as interrupted and queues each again
@@ -512,6 +522,7 @@ impl Runner {
         opts.selected_jobs.clone_from(&p.run.only_jobs);
         opts.store_dir = Some(config.data_dir.join("pipelines"));
         opts.cancel = cancel;
+        opts.deployments = self.inner.deployments.lock().unwrap_or_else(|e| e.into_inner()).clone();
 
         let (updates, received) = mpsc::channel::<RunUpdate>();
         let writer = {

@@ -86,6 +86,7 @@ pub async fn run(json: bool, args: DemoArgs) -> Result<ExitCode> {
     );
     let deployer =
         Deployer::new(store.clone(), ingestor.clone(), DeployConfig { data_dir: data.clone(), external_proxy: false });
+    runner.set_deployments(deployer.for_steps());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let api: SocketAddr = listener.local_addr()?;
     let state = AppState {

@@ -2,6 +2,7 @@
 //! triggers and jobs.
 
 mod context;
+mod deployments;
 mod events;
 mod execute;
 mod live;

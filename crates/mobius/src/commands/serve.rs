@@ -45,28 +45,9 @@ pub async fn run(data_dir: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
     eprintln!("mobius listening on http://{address}");
 
     let ingestor = Ingestor::new(store.clone(), settings.rules);
-    let store_for_deploy = store.clone();
-    let runner = Runner::new(
-        store,
-        ingestor.clone(),
-        RunnerConfig {
-            data_dir: settings.data_dir.clone(),
-            parallelism: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            poll_interval: settings.poll_interval,
-        },
-    );
-    // Runs the previous server left in flight are marked interrupted and queued once more.
-    let requeued = runner.recover().await.context("cannot recover the runs a previous server left")?;
-    if !requeued.is_empty() {
-        eprintln!("re-queued {} interrupted run(s)", requeued.len());
-    }
-    let (stop_polling, polling_stopped) = tokio::sync::oneshot::channel::<()>();
-    let poller = tokio::spawn(runner.clone().poll_forever(async {
-        let _ = polling_stopped.await;
-    }));
-
+    // The control plane first: re-queued runs may deploy.
     let deployer = Deployer::new(
-        store_for_deploy,
+        store.clone(),
         ingestor.clone(),
         DeployConfig {
             data_dir: settings.data_dir.clone(),
@@ -78,6 +59,27 @@ pub async fn run(data_dir: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
     if resumed > 0 {
         eprintln!("resumed {resumed} rollout(s)");
     }
+
+    let runner = Runner::new(
+        store,
+        ingestor.clone(),
+        RunnerConfig {
+            data_dir: settings.data_dir.clone(),
+            parallelism: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            poll_interval: settings.poll_interval,
+        },
+    );
+    // `mobius/deploy` steps deploy through the control plane, on this runtime.
+    runner.set_deployments(deployer.for_steps());
+    // Runs the previous server left in flight are marked interrupted and queued once more.
+    let requeued = runner.recover().await.context("cannot recover the runs a previous server left")?;
+    if !requeued.is_empty() {
+        eprintln!("re-queued {} interrupted run(s)", requeued.len());
+    }
+    let (stop_polling, polling_stopped) = tokio::sync::oneshot::channel::<()>();
+    let poller = tokio::spawn(runner.clone().poll_forever(async {
+        let _ = polling_stopped.await;
+    }));
 
     let state = AppState {
         ingestor,

@@ -14,7 +14,7 @@ use crate::util::{ADMIN, Dir, Server, http};
 
 /// Kills the instances a test's servers started (they outlive `mobius serve` by design): every
 /// process whose working directory is under the test's directory.
-struct Cleanup(PathBuf);
+pub(crate) struct Cleanup(pub(crate) PathBuf);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
@@ -28,7 +28,7 @@ impl Drop for Cleanup {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -106,7 +106,7 @@ impl Load {
     }
 }
 
-fn body(port: u16) -> String {
+pub(crate) fn body(port: u16) -> String {
     http().get(format!("http://127.0.0.1:{port}/")).send().unwrap().text().unwrap().trim().to_owned()
 }
 

@@ -8,5 +8,6 @@ mod durability;
 mod golden;
 mod pipelines;
 mod runs;
+mod runs_deploy;
 mod server;
 mod util;

@@ -35,7 +35,7 @@ jobs:
 ";
 
 /// `git` in `dir` with a fixed identity and no user configuration.
-fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .args(args)
         .current_dir(dir)
@@ -51,7 +51,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
 }
 
 /// A repository under `dir/repo` with `files`, committed on `main`.
-fn repository(dir: &Dir, files: &[(&str, &str)]) -> std::path::PathBuf {
+pub(crate) fn repository(dir: &Dir, files: &[(&str, &str)]) -> std::path::PathBuf {
     let repo = dir.path().join("repo");
     std::fs::create_dir_all(&repo).unwrap();
     git(&repo, &["init", "-q", "-b", "main"]);
@@ -69,7 +69,7 @@ fn write(repo: &Path, files: &[(&str, &str)]) {
     }
 }
 
-fn commit(repo: &Path, files: &[(&str, &str)], message: &str) -> String {
+pub(crate) fn commit(repo: &Path, files: &[(&str, &str)], message: &str) -> String {
     write(repo, files);
     git(repo, &["add", "-A"]);
     git(repo, &["commit", "-qm", message]);
@@ -77,7 +77,7 @@ fn commit(repo: &Path, files: &[(&str, &str)], message: &str) -> String {
 }
 
 /// Waits until `check` returns `Some`, or fails after 60 s.
-fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(value) = check() {
@@ -88,14 +88,14 @@ fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-fn get(server: &Server, path: &str) -> Value {
+pub(crate) fn get(server: &Server, path: &str) -> Value {
     let response = http().get(server.url(path)).bearer_auth(ADMIN).send().unwrap();
     assert!(response.status().is_success(), "{path}: {}", response.status());
     response.json().unwrap()
 }
 
 /// The run with this id once it reached a final state.
-fn finished(server: &Server, id: i64) -> Value {
+pub(crate) fn finished(server: &Server, id: i64) -> Value {
     wait_for(&format!("run {id} to end"), || {
         let run = get(server, &format!("/api/v1/runs/{id}"));
         let state = run["state"].as_str().unwrap_or_default();
@@ -103,7 +103,7 @@ fn finished(server: &Server, id: i64) -> Value {
     })
 }
 
-fn start(dir: &Dir, repo: &Path) -> Server {
+pub(crate) fn start(dir: &Dir, repo: &Path) -> Server {
     let server = dir.serve(&[]);
     let added = dir.json(&["repo", "add", repo.to_str().unwrap(), "--name", "acme/app", "--hook-server", &server.base]);
     assert_eq!(added["branches"], 1, "{added}");

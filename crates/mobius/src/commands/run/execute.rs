@@ -113,6 +113,8 @@ pub(super) fn run(data_dir: Option<&std::path::Path>, json: bool, args: RunArgs)
     }
 
     let store_dir = crate::commands::settings(data_dir, None).ok().map(|s| s.data_dir.join("pipelines"));
+    // `mobius/deploy` steps deploy through MOBIUS_SERVER, when it is set.
+    let deployments = super::deployments::from_env()?;
     let started = Instant::now();
     let mut printer = if live::wanted(json) { Printer::live() } else { Printer::new(json) };
     let mut reports = Vec::new();
@@ -145,6 +147,7 @@ pub(super) fn run(data_dir: Option<&std::path::Path>, json: bool, args: RunArgs)
         opts.secrets = secrets.clone();
         opts.selected_jobs.clone_from(&c.jobs);
         opts.matrix_filter.clone_from(&args.matrix);
+        opts.deployments.clone_from(&deployments);
         if !json && chosen.len() > 1 {
             say!("== {}", c.file);
         }

@@ -1,0 +1,191 @@
+//! `mobius/deploy` through the `Deployments` port: a small implementation that records the
+//! requests and answers as a server would (progress lines, then an outcome or a refusal).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mobius_pipelines::engine::{
+    self, DeployFuture, DeployOutcome, DeployProgress, DeployStep, Deployments, NO_SERVER, RecordingObserver,
+    RunOptions, RunReport, Status,
+};
+use mobius_pipelines::workflow;
+
+/// Deploys nothing; records every request and answers after a few progress lines, refusing
+/// when `refuse` is set.
+#[derive(Debug, Default)]
+struct Recorded {
+    calls: Mutex<Vec<DeployStep>>,
+    refuse: Option<String>,
+}
+
+impl Deployments for Recorded {
+    fn deploy(&self, request: DeployStep, progress: DeployProgress) -> DeployFuture {
+        self.calls.lock().unwrap().push(request.clone());
+        let refuse = self.refuse.clone();
+        Box::pin(async move {
+            progress.line(format!("rollout 7: {} {} to {}", request.service, "v1", request.environment));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            progress.line("rollout 7: 2 instance(s) healthy");
+            match refuse {
+                Some(why) => Err(why),
+                None => Ok(DeployOutcome {
+                    summary: format!("rollout 7 of {} to {} succeeded", request.service, request.environment),
+                    outputs: BTreeMap::from([("rollout-id".to_owned(), "7".to_owned())]),
+                }),
+            }
+        })
+    }
+}
+
+const PIPELINE: &str = r#"
+on: push
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    outputs:
+      digest: ${{ steps.upload.outputs.artifact-digest }}
+    steps:
+      - run: mkdir dist && echo app > dist/app.txt && test "$BREAK" != yes
+        env:
+          BREAK: ${{ github.ref == 'refs/heads/broken' && 'yes' || 'no' }}
+      - id: upload
+        uses: actions/upload-artifact@v4
+        with:
+          name: dist
+          path: dist
+  deploy:
+    needs: build
+    runs-on: ubuntu-latest
+    steps:
+      - id: deploy
+        uses: mobius/deploy@v1
+        with:
+          service: shop
+          environment: staging
+          artifact: ${{ needs.build.outputs.digest }}
+          version: v-${{ github.sha }}
+      - run: echo "deployed as rollout ${{ steps.deploy.outputs.rollout-id }}"
+      - if: failure()
+        run: echo "the deployment failed"
+"#;
+
+async fn run(deployments: Option<Arc<dyn Deployments>>, reference: &str) -> (RunReport, RecordingObserver) {
+    assert!(workflow::lint("ci.yml", PIPELINE).is_empty(), "{:?}", workflow::lint("ci.yml", PIPELINE));
+    let workflow = workflow::parse("ci.yml", PIPELINE).expect("valid workflow");
+    let work = tempfile::tempdir().expect("temp dir");
+    let mut opts = RunOptions::new(work.path(), work.path());
+    opts.github = serde_json::json!({ "repository": "acme/shop", "sha": "abc123", "ref": reference });
+    opts.deployments = deployments;
+    let mut observer = RecordingObserver::default();
+    let report = engine::run(&workflow, opts, &mut observer).await;
+    (report, observer)
+}
+
+fn steps(report: &RunReport, job: &str) -> Vec<Status> {
+    report.jobs.iter().find(|j| j.id == job).expect("job").steps.iter().map(|s| s.conclusion).collect()
+}
+
+/// The step asks for the deployment of the artifact the needed job uploaded, logs the
+/// progress, and its outputs reach later steps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploys_the_uploaded_artifact_after_the_build() {
+    let recorded = Arc::new(Recorded::default());
+    let (report, observer) = run(Some(recorded.clone()), "refs/heads/main").await;
+    assert_eq!(report.result, Status::Success, "{:?}", observer.log_text());
+    let upload = &report.jobs[0].steps[1];
+    let digest = upload.outputs["artifact-digest"].clone();
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    let calls = recorded.calls.lock().unwrap().clone();
+    assert_eq!(
+        calls,
+        [DeployStep {
+            service: "shop".into(),
+            environment: "staging".into(),
+            artifact: digest.clone(),
+            version: Some("v-abc123".into())
+        }]
+    );
+    let log = observer.log_text();
+    for line in [
+        format!("deploying shop to staging from artifact {digest}").as_str(),
+        "rollout 7: shop v1 to staging",
+        "rollout 7: 2 instance(s) healthy",
+        "rollout 7 of shop to staging succeeded",
+        "deployed as rollout 7",
+    ] {
+        assert!(log.contains(&line), "no `{line}` in {log:?}");
+    }
+    assert_eq!(steps(&report, "deploy"), [Status::Success, Status::Success, Status::Skipped]);
+    assert_eq!(report.jobs[1].steps[0].outputs["rollout-id"], "7");
+}
+
+/// A failed build skips the deploy job: nothing is deployed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_build_deploys_nothing() {
+    let recorded = Arc::new(Recorded::default());
+    let (report, _) = run(Some(recorded.clone()), "refs/heads/broken").await;
+    assert_eq!(report.result, Status::Failure);
+    assert_eq!(report.jobs[1].result, Status::Skipped);
+    assert!(recorded.calls.lock().unwrap().is_empty());
+}
+
+/// A refused (or failed) deployment fails the step, so the job and the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_deployment_fails_the_step() {
+    let refuse = Some("rollout 7 of shop to staging ended failed: not healthy within 5 s".to_owned());
+    let recorded = Arc::new(Recorded { refuse, ..Recorded::default() });
+    let (report, observer) = run(Some(recorded.clone()), "refs/heads/main").await;
+    assert_eq!(report.result, Status::Failure);
+    assert_eq!(steps(&report, "deploy"), [Status::Failure, Status::Skipped, Status::Success]);
+    let log = observer.log_text();
+    assert!(log.contains(&"rollout 7: 2 instance(s) healthy"), "{log:?}");
+    assert!(
+        log.contains(&"mobius/deploy failed: rollout 7 of shop to staging ended failed: not healthy within 5 s"),
+        "{log:?}"
+    );
+}
+
+/// Without a server to deploy to, the step says how to get one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_server_the_step_fails_clearly() {
+    let (report, observer) = run(None, "refs/heads/main").await;
+    assert_eq!(report.result, Status::Failure);
+    assert_eq!(steps(&report, "deploy"), [Status::Failure, Status::Skipped, Status::Success]);
+    assert!(observer.log_text().contains(&NO_SERVER), "{:?}", observer.log_text());
+}
+
+/// A rollout that never ends.
+#[derive(Debug)]
+struct Endless;
+
+impl Deployments for Endless {
+    fn deploy(&self, _request: DeployStep, progress: DeployProgress) -> DeployFuture {
+        Box::pin(async move {
+            progress.line("rollout 1: paused: waiting for approval");
+            std::future::pending().await
+        })
+    }
+}
+
+/// A job that times out while its step waits stops waiting (the rollout is the server's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_job_stops_waiting_for_the_rollout() {
+    let digest = format!("sha256:{}", "0a".repeat(32));
+    let yaml = format!(
+        "on: push\njobs:\n  deploy:\n    timeout-minutes: 0.01\n    steps:\n      - uses: mobius/deploy@v1\n        with: {{service: shop, environment: production, artifact: '{digest}'}}\n"
+    );
+    let workflow = workflow::parse("ci.yml", &yaml).expect("valid workflow");
+    let work = tempfile::tempdir().expect("temp dir");
+    let mut opts = RunOptions::new(work.path(), work.path());
+    opts.deployments = Some(Arc::new(Endless));
+    let mut observer = RecordingObserver::default();
+    let started = std::time::Instant::now();
+    let report = engine::run(&workflow, opts, &mut observer).await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(report.jobs[0].result, Status::Failure, "a timed-out job fails");
+    assert_eq!(report.jobs[0].steps[0].outcome, Status::Cancelled);
+    let log = observer.log_text();
+    assert!(log.contains(&"rollout 1: paused: waiting for approval"), "{log:?}");
+    assert!(log.iter().any(|l| l.starts_with("cancelled: stopped waiting for the rollout")), "{log:?}");
+}
