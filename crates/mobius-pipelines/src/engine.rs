@@ -60,6 +60,7 @@ mod actions;
 mod deploy;
 mod job;
 mod schedule;
+mod workspace;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

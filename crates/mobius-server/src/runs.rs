@@ -5,7 +5,8 @@
 //! - [`trigger`]: a repository's branch heads moved → the runs the push triggers.
 //! - [`Runner`] ([`runner`]): queues, concurrency groups, cancellation, re-runs, restart
 //!   recovery, and each run's thread.
-//! - [`logs`]: each run's log lines as NDJSON, live to SSE subscribers.
+//! - [`logs`]: each run's log lines as NDJSON, live to SSE subscribers; `progress`: the
+//!   observer that stores job and step states in batches and writes those lines.
 //! - [`http`]: the runs API (list, show, logs over SSE, cancel, re-run, poll).
 //! - [`cdevents`]: the events every run emits (shared with `mobius run`).
 
@@ -13,6 +14,7 @@ pub mod cdevents;
 pub mod git;
 pub mod http;
 pub mod logs;
+mod progress;
 pub mod runner;
 pub mod trigger;
 

@@ -1,7 +1,7 @@
 //! Running one job instance: its directories, environment, steps and outputs.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
@@ -12,6 +12,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::actions::{self, Native};
 use super::deploy::{self, DeployProgress, Deployments, NO_SERVER};
 use super::schedule::{base_context, setting_bool, setting_number};
+use super::workspace::{DirPool, cache_scope, documented_env, prepare_dirs, recycle, runner_arch};
 use super::{JobReport, RunOptions, Status, StepReport};
 use crate::exec::{
     CancellationSignal, Conclusion, JobEnv, JobState, LogLine, LogSink, Outcome, Shell, StepSpec, Stream, run_step,
@@ -46,11 +47,6 @@ pub(super) struct Instance {
     /// Directories of finished instances, emptied, for this one to take over.
     pub pool: DirPool,
 }
-
-/// The emptied directories of finished instances. A new instance renames a set to its own
-/// names rather than creating three directories: on some filesystems (ext4 with many recent
-/// deletions) creating an inode is most of a short job's cost, and a rename creates none.
-pub(super) type DirPool = Arc<std::sync::Mutex<Vec<Dirs>>>;
 
 /// Sends a step's lines to the scheduler, which hands them to the observer.
 struct ChannelSink {
@@ -584,141 +580,6 @@ fn masker(secrets: &BTreeMap<String, String>) -> Result<Masker, MaskError> {
     Masker::new(maskable.map(|(k, v)| (k.clone(), v.as_str())))
 }
 
-pub(super) struct Dirs {
-    workspace: PathBuf,
-    home: PathBuf,
-    temp: PathBuf,
-}
-
-/// The instance's three directories, side by side in the work dir (`3-build_linux_-workspace`,
-/// `…-home`, `…-temp`) rather than under a directory of their own: creating inodes is most of a
-/// short job's cost on some filesystems, and a fourth directory would be one more per job.
-fn prepare_dirs(opts: &RunOptions, job: &Job, instance: &Instance) -> std::io::Result<Dirs> {
-    let safe: String =
-        instance.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
-    let dir = |kind: &str| opts.work_dir.join(format!("{}-{safe}-{kind}", instance.index));
-    let dirs = Dirs { workspace: dir("workspace"), home: dir("home"), temp: dir("temp") };
-    let recycled = instance.pool.lock().ok().and_then(|mut pool| pool.pop());
-    match recycled {
-        Some(old) => {
-            for (from, to) in [(&old.workspace, &dirs.workspace), (&old.home, &dirs.home), (&old.temp, &dirs.temp)] {
-                if std::fs::rename(from, to).is_err() {
-                    let _ = std::fs::remove_dir_all(from);
-                    fresh_dir(to)?;
-                }
-            }
-        }
-        None => {
-            for dir in [&dirs.workspace, &dirs.home, &dirs.temp] {
-                fresh_dir(dir)?;
-            }
-        }
-    }
-    let checks_out = job
-        .steps
-        .iter()
-        .any(|s| matches!(&s.action, StepAction::Uses { action, .. } if actions::native(action) == Native::Checkout));
-    if checks_out {
-        actions::copy_tree(&opts.workspace_source, &dirs.workspace)?;
-    }
-    Ok(dirs)
-}
-
-/// Empties the instance's directories and puts them in the pool; a set that cannot be emptied
-/// is left where it is.
-fn recycle(dirs: Dirs, pool: &DirPool) {
-    let empty = |dir: &Path| -> std::io::Result<()> {
-        for entry in std::fs::read_dir(dir)? {
-            let entry = entry?;
-            if entry.file_type()?.is_dir() {
-                std::fs::remove_dir_all(entry.path())?;
-            } else {
-                std::fs::remove_file(entry.path())?;
-            }
-        }
-        Ok(())
-    };
-    if [&dirs.workspace, &dirs.home, &dirs.temp].into_iter().all(|dir| empty(dir).is_ok())
-        && let Ok(mut pool) = pool.lock()
-    {
-        pool.push(dirs);
-    }
-}
-
-/// Creates `dir`, empty: a work dir reused from an earlier run must not leak files into this one.
-/// One `mkdir` in the usual case, where it does not exist yet.
-fn fresh_dir(dir: &Path) -> std::io::Result<()> {
-    match std::fs::create_dir(dir) {
-        Ok(()) => Ok(()),
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-            std::fs::remove_dir_all(dir)?;
-            std::fs::create_dir(dir)
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(dir),
-        Err(error) => Err(error),
-    }
-}
-
-fn documented_env(opts: &RunOptions, job: &Job, dirs: &Dirs) -> BTreeMap<String, String> {
-    let github =
-        |key: &str| opts.github.get(key).map(|v| expr::Value::from_json(v).to_display_string()).unwrap_or_default();
-    let path = |p: &Path| p.display().to_string();
-    let mut env = BTreeMap::new();
-    for (key, value) in [
-        ("CI", "true".to_owned()),
-        ("GITHUB_ACTIONS", "true".to_owned()),
-        ("GITHUB_WORKSPACE", path(&dirs.workspace)),
-        ("GITHUB_REPOSITORY", github("repository")),
-        ("GITHUB_SHA", github("sha")),
-        ("GITHUB_REF", github("ref")),
-        ("GITHUB_EVENT_NAME", opts.event_name.clone()),
-        ("GITHUB_JOB", job.id.clone()),
-        ("GITHUB_RUN_ID", opts.run_id.to_string()),
-        ("GITHUB_REF_NAME", ref_name(&github("ref")).to_owned()),
-        ("RUNNER_OS", "Linux".to_owned()),
-        ("RUNNER_ARCH", runner_arch().to_owned()),
-        ("RUNNER_TEMP", path(&dirs.temp)),
-        ("MOBIUS", "true".to_owned()),
-        ("MOBIUS_RUN_ID", opts.run_id.to_string()),
-        // Where the workspace was copied from: lets a job find what sits beside the
-        // repository on this machine (this project's tests read `../shared/corpus`).
-        ("MOBIUS_SOURCE_DIR", path(&opts.workspace_source)),
-    ] {
-        env.insert(key.to_owned(), value);
-    }
-    env
-}
-
-/// The cache scope of the run: `github.repository`, the branch from `github.ref_name` (else
-/// `github.ref`), and `github.event.repository.default_branch` (else `main`).
-fn cache_scope(github: &Value) -> crate::cache::Scope {
-    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned).filter(|s| !s.is_empty());
-    let branch = text(github.get("ref_name"))
-        .or_else(|| text(github.get("ref")).map(|r| ref_name(&r).to_owned()))
-        .unwrap_or_else(|| "main".to_owned());
-    crate::cache::Scope {
-        repository: text(github.get("repository")).unwrap_or_default(),
-        branch,
-        default_branch: text(github.pointer("/event/repository/default_branch")).unwrap_or_else(|| "main".to_owned()),
-    }
-}
-
-/// `refs/heads/main` → `main`, `refs/tags/v1` → `v1`; anything else as is.
-fn ref_name(reference: &str) -> &str {
-    ["refs/heads/", "refs/tags/"].iter().find_map(|p| reference.strip_prefix(p)).unwrap_or(reference)
-}
-
-/// `runner.arch` in GitHub's words.
-fn runner_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "X64",
-        "x86" => "X86",
-        "aarch64" => "ARM64",
-        "arm" => "ARM",
-        other => other,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -728,7 +589,7 @@ mod tests {
         assert_eq!(parse_shell("bash"), Shell::Bash);
         assert_eq!(parse_shell("perl {0}"), Shell::Custom("perl {0}".into()));
         assert_eq!(parse_shell("zsh -e"), Shell::Custom("zsh -e {0}".into()));
-        assert_eq!(ref_name("refs/heads/main"), "main");
+        assert_eq!(super::super::workspace::ref_name("refs/heads/main"), "main");
         assert_eq!(minutes(0.02), Duration::from_millis(1200));
         assert_eq!(minutes(-1.0), Duration::ZERO);
     }

@@ -9,7 +9,8 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::job::{DirPool, Event, Instance, run_instance};
+use super::job::{Event, Instance, run_instance};
+use super::workspace::DirPool;
 use super::{JobReport, RunObserver, RunOptions, RunReport, Status};
 use crate::exec::{CancellationSignal, LogLine, Stream};
 use crate::expr::{self, JobStatus, MapContext};

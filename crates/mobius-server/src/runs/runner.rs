@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use mobius_pipelines::engine::{self, Deployments, RunObserver, RunOptions, Status, StepReport};
-use mobius_pipelines::exec::{CancellationSignal, LogLine};
+use mobius_pipelines::engine::{self, Deployments, RunOptions, Status};
+use mobius_pipelines::exec::CancellationSignal;
 use mobius_pipelines::workflow::{StepAction, Workflow};
 use mobius_store::{NewRun, Repository, RunState, RunUpdate, Store, StoreError};
 use serde_json::{Value, json};
@@ -33,6 +33,7 @@ use tokio::sync::broadcast;
 use super::cdevents::{self, Recorder, RunIdentity};
 use super::git::{self, GitError};
 use super::logs::{self, LogWriter, RunLogLine};
+use super::progress::{Progress, run_state, write_updates};
 use super::trigger::{self, Planned, Push};
 use crate::ingest::Ingestor;
 
@@ -643,93 +644,5 @@ fn identity(p: &Prepared) -> RunIdentity {
         sha: Some(p.run.sha.clone()),
         branch: p.run.branch.clone(),
         source: format!("/mobius/server/{}", p.run.repository),
-    }
-}
-
-fn run_state(status: Status) -> RunState {
-    match status {
-        Status::Success => RunState::Success,
-        Status::Failure => RunState::Failure,
-        Status::Cancelled => RunState::Cancelled,
-        Status::Skipped => RunState::Skipped,
-    }
-}
-
-/// Writes progress in batches: whatever arrived while the previous batch was being written
-/// goes in the next transaction, so a busy run costs a few commits, not one per step.
-fn write_updates(store: &dyn Store, received: mpsc::Receiver<RunUpdate>) {
-    while let Ok(first) = received.recv() {
-        let mut batch = vec![first];
-        batch.extend(received.try_iter());
-        if let Err(e) = store.update_runs(&batch) {
-            tracing::error!(error = %e, "cannot record a run's progress");
-        }
-    }
-}
-
-/// The observer that records a run's progress: states to the store, lines to the log.
-struct Progress {
-    run: i64,
-    updates: mpsc::Sender<RunUpdate>,
-    log: LogWriter,
-    /// Job → (next step position, the step running now and its position).
-    steps: HashMap<String, (u32, Option<(u32, String)>)>,
-}
-
-impl Progress {
-    fn job(&self, job: &str, state: RunState) {
-        let _ = self.updates.send(RunUpdate::Job { run: self.run, job: job.to_owned(), state, at: Timestamp::now() });
-    }
-
-    fn step(&self, job: &str, position: u32, name: &str, state: RunState) {
-        let update = RunUpdate::Step {
-            run: self.run,
-            job: job.to_owned(),
-            position,
-            name: name.to_owned(),
-            state,
-            at: Timestamp::now(),
-        };
-        let _ = self.updates.send(update);
-    }
-}
-
-impl RunObserver for Progress {
-    fn job_queued(&mut self, job: &str) {
-        self.job(job, RunState::Queued);
-    }
-
-    fn job_started(&mut self, job: &str) {
-        self.job(job, RunState::Running);
-    }
-
-    fn job_finished(&mut self, job: &str, result: Status, _duration: Duration) {
-        self.job(job, run_state(result));
-    }
-
-    fn step_started(&mut self, job: &str, step: &str) {
-        let (next, current) = self.steps.entry(job.to_owned()).or_default();
-        let position = *next;
-        *next += 1;
-        *current = Some((position, step.to_owned()));
-        self.step(job, position, step, RunState::Running);
-    }
-
-    fn step_finished(&mut self, job: &str, step: &StepReport) {
-        let (next, current) = self.steps.entry(job.to_owned()).or_default();
-        // A skipped step never started: it takes the next position.
-        let position = match current.take() {
-            Some((position, name)) if name == step.name => position,
-            _ => {
-                let position = *next;
-                *next += 1;
-                position
-            }
-        };
-        self.step(job, position, &step.name, run_state(step.outcome));
-    }
-
-    fn log_line(&mut self, job: &str, step: &str, line: &LogLine) {
-        self.log.write(job, step, line);
     }
 }

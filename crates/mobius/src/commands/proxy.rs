@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use mobius_proxy::{Proxy, RoutingTable, files};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// How often the table file is checked for a new generation.
@@ -33,6 +32,9 @@ pub struct ProxyArgs {
     /// The environment of that service.
     #[arg(long, value_name = "NAME", default_value = "production")]
     pub environment: String,
+    /// Event-loop threads [default: the number of cores]
+    #[arg(long, value_name = "N")]
+    pub threads: Option<std::num::NonZeroU8>,
 }
 
 pub async fn run(data_dir: &Path, args: ProxyArgs) -> Result<ExitCode> {
@@ -48,8 +50,12 @@ pub async fn run(data_dir: &Path, args: ProxyArgs) -> Result<ExitCode> {
             RoutingTable::empty(&args.service, &args.environment)
         }
     };
-    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+    let listener =
+        std::net::TcpListener::bind(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
+    let threads = args
+        .threads
+        .map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |n| usize::from(n.get()));
     let proxy = Proxy::new(table);
 
     let (stop, stopped) = watch::channel(false);
@@ -62,7 +68,21 @@ pub async fn run(data_dir: &Path, args: ProxyArgs) -> Result<ExitCode> {
 
     eprintln!("mobius proxy listening on http://{address}");
     tracing::info!(%address, service = %args.service, environment = %args.environment, dir = %dir.display(), "proxy started");
-    proxy.clone().serve(listener, shutdown_signal()).await.context("the proxy failed")?;
+    // One event loop per thread, like nginx's workers; the signal ends them from here.
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = done.send(());
+    });
+    let serving = proxy.clone();
+    tokio::task::spawn_blocking(move || {
+        serving.serve_std(listener, threads, async {
+            let _ = finished.await;
+        })
+    })
+    .await
+    .context("the proxy's threads panicked")?
+    .context("the proxy failed")?;
 
     // In-flight requests are done: stop following and write the final SLIs.
     let _ = stop.send(true);

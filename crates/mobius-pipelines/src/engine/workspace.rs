@@ -1,0 +1,155 @@
+//! A job instance's place on disk and its documented environment: the workspace, home and
+//! temp directories (reused between instances), and the `GITHUB_*` / `RUNNER_*` / `MOBIUS_*`
+//! variables every step sees.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::RunOptions;
+use super::actions::{self, Native};
+use super::job::Instance;
+use crate::expr;
+use crate::workflow::{Job, StepAction};
+
+/// The emptied directories of finished instances. A new instance renames a set to its own
+/// names rather than creating three directories: on some filesystems (ext4 with many recent
+/// deletions) creating an inode is most of a short job's cost, and a rename creates none.
+pub(super) type DirPool = Arc<std::sync::Mutex<Vec<Dirs>>>;
+
+pub(super) struct Dirs {
+    pub workspace: PathBuf,
+    pub home: PathBuf,
+    pub temp: PathBuf,
+}
+
+/// The instance's three directories, side by side in the work dir (`3-build_linux_-workspace`,
+/// `…-home`, `…-temp`) rather than under a directory of their own: creating inodes is most of a
+/// short job's cost on some filesystems, and a fourth directory would be one more per job.
+pub(super) fn prepare_dirs(opts: &RunOptions, job: &Job, instance: &Instance) -> std::io::Result<Dirs> {
+    let safe: String =
+        instance.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    let dir = |kind: &str| opts.work_dir.join(format!("{}-{safe}-{kind}", instance.index));
+    let dirs = Dirs { workspace: dir("workspace"), home: dir("home"), temp: dir("temp") };
+    let recycled = instance.pool.lock().ok().and_then(|mut pool| pool.pop());
+    match recycled {
+        Some(old) => {
+            for (from, to) in [(&old.workspace, &dirs.workspace), (&old.home, &dirs.home), (&old.temp, &dirs.temp)] {
+                if std::fs::rename(from, to).is_err() {
+                    let _ = std::fs::remove_dir_all(from);
+                    fresh_dir(to)?;
+                }
+            }
+        }
+        None => {
+            for dir in [&dirs.workspace, &dirs.home, &dirs.temp] {
+                fresh_dir(dir)?;
+            }
+        }
+    }
+    let checks_out = job
+        .steps
+        .iter()
+        .any(|s| matches!(&s.action, StepAction::Uses { action, .. } if actions::native(action) == Native::Checkout));
+    if checks_out {
+        actions::copy_tree(&opts.workspace_source, &dirs.workspace)?;
+    }
+    Ok(dirs)
+}
+
+/// Empties the instance's directories and puts them in the pool; a set that cannot be emptied
+/// is left where it is.
+pub(super) fn recycle(dirs: Dirs, pool: &DirPool) {
+    let empty = |dir: &Path| -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                std::fs::remove_dir_all(entry.path())?;
+            } else {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+        Ok(())
+    };
+    if [&dirs.workspace, &dirs.home, &dirs.temp].into_iter().all(|dir| empty(dir).is_ok())
+        && let Ok(mut pool) = pool.lock()
+    {
+        pool.push(dirs);
+    }
+}
+
+/// Creates `dir`, empty: a work dir reused from an earlier run must not leak files into this one.
+/// One `mkdir` in the usual case, where it does not exist yet.
+pub(super) fn fresh_dir(dir: &Path) -> std::io::Result<()> {
+    match std::fs::create_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::remove_dir_all(dir)?;
+            std::fs::create_dir(dir)
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(dir),
+        Err(error) => Err(error),
+    }
+}
+
+pub(super) fn documented_env(opts: &RunOptions, job: &Job, dirs: &Dirs) -> BTreeMap<String, String> {
+    let github =
+        |key: &str| opts.github.get(key).map(|v| expr::Value::from_json(v).to_display_string()).unwrap_or_default();
+    let path = |p: &Path| p.display().to_string();
+    let mut env = BTreeMap::new();
+    for (key, value) in [
+        ("CI", "true".to_owned()),
+        ("GITHUB_ACTIONS", "true".to_owned()),
+        ("GITHUB_WORKSPACE", path(&dirs.workspace)),
+        ("GITHUB_REPOSITORY", github("repository")),
+        ("GITHUB_SHA", github("sha")),
+        ("GITHUB_REF", github("ref")),
+        ("GITHUB_EVENT_NAME", opts.event_name.clone()),
+        ("GITHUB_JOB", job.id.clone()),
+        ("GITHUB_RUN_ID", opts.run_id.to_string()),
+        ("GITHUB_REF_NAME", ref_name(&github("ref")).to_owned()),
+        ("RUNNER_OS", "Linux".to_owned()),
+        ("RUNNER_ARCH", runner_arch().to_owned()),
+        ("RUNNER_TEMP", path(&dirs.temp)),
+        ("MOBIUS", "true".to_owned()),
+        ("MOBIUS_RUN_ID", opts.run_id.to_string()),
+        // Where the workspace was copied from: lets a job find what sits beside the
+        // repository on this machine (this project's tests read `../shared/corpus`).
+        ("MOBIUS_SOURCE_DIR", path(&opts.workspace_source)),
+    ] {
+        env.insert(key.to_owned(), value);
+    }
+    env
+}
+
+/// The cache scope of the run: `github.repository`, the branch from `github.ref_name` (else
+/// `github.ref`), and `github.event.repository.default_branch` (else `main`).
+pub(super) fn cache_scope(github: &Value) -> crate::cache::Scope {
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned).filter(|s| !s.is_empty());
+    let branch = text(github.get("ref_name"))
+        .or_else(|| text(github.get("ref")).map(|r| ref_name(&r).to_owned()))
+        .unwrap_or_else(|| "main".to_owned());
+    crate::cache::Scope {
+        repository: text(github.get("repository")).unwrap_or_default(),
+        branch,
+        default_branch: text(github.pointer("/event/repository/default_branch")).unwrap_or_else(|| "main".to_owned()),
+    }
+}
+
+/// `refs/heads/main` → `main`, `refs/tags/v1` → `v1`; anything else as is.
+pub(super) fn ref_name(reference: &str) -> &str {
+    ["refs/heads/", "refs/tags/"].iter().find_map(|p| reference.strip_prefix(p)).unwrap_or(reference)
+}
+
+/// `runner.arch` in GitHub's words.
+pub(super) fn runner_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "X64",
+        "x86" => "X86",
+        "aarch64" => "ARM64",
+        "arm" => "ARM",
+        other => other,
+    }
+}
