@@ -11,8 +11,7 @@ use mobius_deploy::rollout::{Plan, PlanStep, Rollout};
 use mobius_server::deploy::{DeployRequest, Source};
 use reqwest::Method;
 
-use crate::cli::{DeployArgs, InitArgs, Remote, RolloutCommand};
-use crate::client::Client;
+use crate::cli::{DeployArgs, InitArgs, RolloutCommand};
 use crate::output::print_json;
 
 pub fn init(args: InitArgs) -> Result<ExitCode> {
@@ -39,7 +38,7 @@ pub async fn deploy(data_dir: Option<&Path>, json: bool, args: DeployArgs) -> Re
         _ => bail!("say what to deploy: --artifact DIGEST, --commit SHA or --dir PATH"),
     };
     let request = DeployRequest { service: args.service, environment: args.environment, source, version: args.label };
-    let client = server(data_dir, &args.remote)?;
+    let client = super::server_client(data_dir, &args.remote)?;
     let rollout: Rollout = client.json(client.request(Method::POST, "/api/v1/deployments").json(&request)).await?;
     if json {
         print_json(&rollout)?;
@@ -71,7 +70,7 @@ pub async fn rollout(data_dir: Option<&Path>, json: bool, command: RolloutComman
             (Method::POST, service, environment, Some("undo"), remote)
         }
     };
-    let client = server(data_dir, &remote)?;
+    let client = super::server_client(data_dir, &remote)?;
     let mut path = format!("/api/v1/rollouts/{service}/{environment}");
     if let Some(action) = action {
         path.push('/');
@@ -84,15 +83,6 @@ pub async fn rollout(data_dir: Option<&Path>, json: bool, command: RolloutComman
         print_status(&rollout);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The API client for the server that runs deployments.
-fn server(data_dir: Option<&Path>, remote: &Remote) -> Result<Client> {
-    let mut remote = remote.clone();
-    if remote.server.is_none() {
-        remote.server = Some(format!("http://{}", super::settings(data_dir, None)?.listen));
-    }
-    Client::from(&remote)?.context("no server")
 }
 
 fn print_status(r: &Rollout) {

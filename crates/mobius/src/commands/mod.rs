@@ -53,6 +53,16 @@ fn settings(data_dir: Option<&Path>, attribution_window: Option<&str>) -> Result
     config::load(data_dir, Overrides { attribution_window, ..Default::default() })
 }
 
+/// The API client for work only a running server does (deployments, cancelling runs):
+/// `--server`, else the configured listen address.
+fn server_client(data_dir: Option<&Path>, remote: &crate::cli::Remote) -> Result<crate::client::Client> {
+    let mut remote = remote.clone();
+    if remote.server.is_none() {
+        remote.server = Some(format!("http://{}", settings(data_dir, None)?.listen));
+    }
+    crate::client::Client::from(&remote)?.context("no server")
+}
+
 fn open_store(settings: &Settings) -> Result<Arc<dyn Store>> {
     open_store_with(settings, SqliteOptions::SERVER)
 }

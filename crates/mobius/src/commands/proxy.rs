@@ -71,7 +71,7 @@ pub async fn run(data_dir: &Path, args: ProxyArgs) -> Result<ExitCode> {
     // One event loop per thread, like nginx's workers; the signal ends them from here.
     let (done, finished) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        super::serve::shutdown_signal().await;
         let _ = done.send(());
     });
     let serving = proxy.clone();
@@ -90,28 +90,4 @@ pub async fn run(data_dir: &Path, args: ProxyArgs) -> Result<ExitCode> {
     let _ = publisher.await;
     tracing::info!("proxy stopped");
     Ok(ExitCode::SUCCESS)
-}
-
-/// SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => {
-                let _ = interrupt.await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = interrupt => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
 }

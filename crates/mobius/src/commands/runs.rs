@@ -53,7 +53,7 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: RunsCommand) -> R
         }
         RunsCommand::Logs { id, follow, remote } => return print_logs(data_dir, json, &remote, id, follow).await,
         RunsCommand::Cancel { id, remote } => {
-            let client = server(data_dir, &remote)?;
+            let client = super::server_client(data_dir, &remote)?;
             let answer: Value = client.json(client.request(Method::POST, &format!("/api/v1/runs/{id}/cancel"))).await?;
             if json {
                 print_json(&answer)?;
@@ -62,7 +62,7 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: RunsCommand) -> R
             }
         }
         RunsCommand::Rerun { id, failed, remote } => {
-            let client = server(data_dir, &remote)?;
+            let client = super::server_client(data_dir, &remote)?;
             let path = format!("/api/v1/runs/{id}/rerun");
             let answer: Value = client.json(client.request(Method::POST, &path).query(&[("failed", failed)])).await?;
             if json {
@@ -73,15 +73,6 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: RunsCommand) -> R
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The API client for commands that need the running server.
-fn server(data_dir: Option<&Path>, remote: &Remote) -> Result<Client> {
-    let mut remote = remote.clone();
-    if remote.server.is_none() {
-        remote.server = Some(format!("http://{}", super::settings(data_dir, None)?.listen));
-    }
-    Client::from(&remote)?.context("no server")
 }
 
 async fn fetch(data_dir: Option<&Path>, remote: &Remote, id: i64) -> Result<RunDetail> {
