@@ -18,6 +18,7 @@ pub mod events;
 pub mod http;
 mod plane;
 pub mod release;
+mod sli;
 pub mod steps;
 
 use std::collections::HashMap;

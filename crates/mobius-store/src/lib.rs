@@ -19,7 +19,8 @@ use mobius_events::{AppendStatus, NewEvent, Origin, StoredEvent};
 use serde::{Deserialize, Serialize};
 
 pub use runs::{
-    Heads, JobRecord, NewRun, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunState, RunUpdate, StepRecord,
+    Heads, JobRecord, NewRun, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunState, RunUpdate, SliMinute,
+    StepRecord,
 };
 pub use sqlite::{Options as SqliteOptions, SqliteStore};
 
@@ -170,4 +171,10 @@ pub trait Store: Send + Sync {
     /// Inserts a rollout (`id` 0) or replaces the stored one; returns its id.
     fn save_rollout(&self, rollout: &RolloutRow) -> Result<i64, StoreError>;
     fn rollouts(&self, query: &RolloutQuery) -> Result<Vec<RolloutRow>, StoreError>;
+
+    /// Adds SLI counts to their minutes (a minute recorded twice sums), in one transaction.
+    fn add_sli(&self, minutes: &[SliMinute]) -> Result<(), StoreError>;
+    /// The SLI minutes of a service in an environment with `from <= minute < to`, every
+    /// version, in time order.
+    fn sli(&self, service: &str, environment: &str, from: i64, to: i64) -> Result<Vec<SliMinute>, StoreError>;
 }

@@ -168,3 +168,18 @@ pub struct RolloutQuery {
     pub active_only: bool,
     pub limit: u32,
 }
+
+/// One minute of one version's SLIs (what a proxy counted in that minute).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SliMinute {
+    pub service: String,
+    pub environment: String,
+    pub version: String,
+    /// Unix seconds of the minute's start.
+    pub minute: i64,
+    pub requests: u64,
+    /// 5xx responses.
+    pub errors: u64,
+    /// Responses per latency bucket (the proxy's fixed bounds, in order).
+    pub latency: Vec<u64>,
+}

@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_event_log.sql"),
     include_str!("migrations/0002_runs.sql"),
     include_str!("migrations/0003_rollouts.sql"),
+    include_str!("migrations/0004_sli.sql"),
 ];
 
 /// Brings the schema up to date; refuses a database written by a newer build.

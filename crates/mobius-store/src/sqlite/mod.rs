@@ -22,7 +22,7 @@ use rusqlite::{Connection, OpenFlags, params};
 
 use crate::{
     EventQuery, Heads, IngestContext, NewRun, Repository, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord,
-    RunUpdate, Scope, Store, StoreError, TokenRecord,
+    RunUpdate, Scope, SliMinute, Store, StoreError, TokenRecord,
 };
 
 /// Bigger pages than SQLite's 4 KiB default halve the write calls of a bulk import.
@@ -277,5 +277,18 @@ impl Store for SqliteStore {
                 .query_row([id_or_revision], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?)
         })
+    }
+
+    fn add_sli(&self, minutes: &[SliMinute]) -> Result<(), StoreError> {
+        self.with_writer(|conn| {
+            let tx = conn.transaction()?;
+            runs::add_sli(&tx, minutes)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn sli(&self, service: &str, environment: &str, from: i64, to: i64) -> Result<Vec<SliMinute>, StoreError> {
+        self.with_reader(|conn| runs::sli(conn, service, environment, from, to))
     }
 }

@@ -80,6 +80,11 @@ pub async fn run(data_dir: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
     let poller = tokio::spawn(runner.clone().poll_forever(async {
         let _ = polling_stopped.await;
     }));
+    // The proxies' SLIs into per-minute counters, which SLOs read.
+    let (stop_recording, recording_stopped) = tokio::sync::oneshot::channel::<()>();
+    let recorder = tokio::spawn(deployer.clone().record_slis(SLI_EVERY, async {
+        let _ = recording_stopped.await;
+    }));
 
     let state = AppState {
         ingestor,
@@ -95,9 +100,14 @@ pub async fn run(data_dir: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
     mobius_server::serve(listener, state, shutdown_signal()).await.context("the server failed")?;
     let _ = stop_polling.send(());
     let _ = poller.await;
+    let _ = stop_recording.send(());
+    let _ = recorder.await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
+
+/// How often the proxies' SLIs are added to the per-minute counters.
+const SLI_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// SIGTERM or SIGINT (`mobius serve` and `mobius proxy` stop on either).
 pub(super) async fn shutdown_signal() {

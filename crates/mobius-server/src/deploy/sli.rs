@@ -1,0 +1,107 @@
+//! Recording the proxies' SLIs: every few seconds each environment's cumulative per-version
+//! counters are read, and what they gained since the last reading is added to the current
+//! minute in the store (`sli_minutes`), which SLOs sum over their windows. Reading snapshots
+//! costs the proxy nothing per request beyond the atomics it keeps anyway.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use mobius_proxy::sli::{SliSnapshot, VersionSli};
+use mobius_store::SliMinute;
+
+use super::Deployer;
+
+/// The last snapshot read from each (service, environment).
+pub(super) type Readings = HashMap<(String, String), SliSnapshot>;
+
+impl Deployer {
+    /// Records SLIs every `every` until `shutdown`, and once more then.
+    pub async fn record_slis(self, every: Duration, shutdown: impl Future<Output = ()>) {
+        let mut readings = Readings::new();
+        let mut timer = tokio::time::interval(every);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => {
+                    self.record_once(&mut readings).await;
+                    return;
+                }
+                _ = timer.tick() => self.record_once(&mut readings).await,
+            }
+        }
+    }
+
+    /// Adds what every proxy counted since the last reading to the current minute.
+    pub(super) async fn record_once(&self, readings: &mut Readings) {
+        let planes: Vec<_> = self.inner.planes.lock().await.iter().map(|(k, p)| (k.clone(), p.clone())).collect();
+        let now = Timestamp::now().as_second();
+        let minute = now - now.rem_euclid(60);
+        let mut rows = Vec::new();
+        for ((service, environment), plane) in planes {
+            let snapshot = plane.slis();
+            let previous = readings.get(&(service.clone(), environment.clone()));
+            for (version, now) in &snapshot.versions {
+                let gained = gained(now, previous.and_then(|p| p.versions.get(version)));
+                if gained.requests == 0 {
+                    continue;
+                }
+                rows.push(SliMinute {
+                    service: service.clone(),
+                    environment: environment.clone(),
+                    version: version.clone(),
+                    minute,
+                    requests: gained.requests,
+                    errors: gained.errors,
+                    latency: gained.bucket_counts,
+                });
+            }
+            readings.insert((service, environment), snapshot);
+        }
+        if rows.is_empty() {
+            return;
+        }
+        let store = self.inner.store.clone();
+        match tokio::task::spawn_blocking(move || store.add_sli(&rows)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot record SLIs"),
+            Err(e) => tracing::error!(error = %e, "recording SLIs panicked"),
+        }
+    }
+}
+
+/// What a version's counters gained since `earlier`. Counters that went down mean the proxy
+/// restarted (a separate `mobius proxy`): everything it counted since is new.
+fn gained(now: &VersionSli, earlier: Option<&VersionSli>) -> VersionSli {
+    match earlier {
+        Some(earlier) if now.requests >= earlier.requests => now.since(earlier),
+        _ => now.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sli(requests: u64, errors: u64) -> VersionSli {
+        VersionSli {
+            requests,
+            errors,
+            responses_2xx: requests - errors,
+            responses_3xx: 0,
+            responses_4xx: 0,
+            buckets_ms: vec![1.0],
+            bucket_counts: vec![requests, 0],
+            recent_latencies_ms: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn gains_are_deltas_and_a_restarted_proxy_starts_over() {
+        assert_eq!(gained(&sli(10, 2), Some(&sli(4, 1))).requests, 6);
+        assert_eq!(gained(&sli(10, 2), Some(&sli(4, 1))).errors, 1);
+        assert_eq!(gained(&sli(3, 0), Some(&sli(40, 1))).requests, 3, "counters went down: a restart");
+        assert_eq!(gained(&sli(5, 5), None).errors, 5);
+    }
+}
