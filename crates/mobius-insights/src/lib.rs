@@ -20,6 +20,7 @@
 pub mod bands;
 pub mod dora;
 pub mod flow;
+pub mod postmortem;
 mod scope;
 pub mod stats;
 pub mod text;

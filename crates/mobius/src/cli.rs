@@ -78,6 +78,21 @@ pub enum Command {
     /// (20% errors) fails its canary analysis and is rolled back while users on stable see no
     /// errors. Ends with DORA, the value stream, the rollouts and the incident; cleans up.
     Demo(DemoArgs),
+    /// Draft a blameless post-mortem of an incident, in Markdown
+    ///
+    /// Summary, impact (duration, failed requests), detection, the attributed deployment and
+    /// its commits, resolution and a UTC timeline from the event log; root causes, action
+    /// items and lessons learned are left for people to write.
+    Postmortem(PostmortemArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PostmortemArgs {
+    /// The incident's key, or the part after its `#` (e.g. `rollout-3`)
+    pub incident: String,
+    /// Write the draft to this file instead of standard output
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -173,6 +173,7 @@ impl Deployer {
                     let impact_from = r.history.iter().find(|e| e.message.starts_with("weight ")).map_or(at, |e| e.at);
                     self.emit(&events::rolled_back(&events::Rollback {
                         service: &r.service,
+                        version: &r.new.version,
                         environment: &r.environment,
                         failed_artifact: &failed,
                         stable_artifact: &stable,

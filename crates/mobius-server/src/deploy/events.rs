@@ -54,6 +54,8 @@ pub fn deployed(service: &str, environment: &str, artifact: &str, rollout: i64, 
 /// What a rollback reports.
 pub struct Rollback<'a> {
     pub service: &'a str,
+    /// The version rolled back.
+    pub version: &'a str,
     pub environment: &'a str,
     pub failed_artifact: &'a str,
     pub stable_artifact: &'a str,
@@ -68,7 +70,10 @@ pub struct Rollback<'a> {
 /// A rollout was rolled back: its attempt, the rollback to the stable artifact, and an
 /// incident from the failing version's first traffic until traffic was back on stable.
 pub fn rolled_back(r: &Rollback<'_>) -> Vec<Value> {
-    let Rollback { service, environment, failed_artifact, stable_artifact, rollout, reason, impact_from, at } = *r;
+    let Rollback { service, version, environment, failed_artifact, stable_artifact, rollout, reason, impact_from, at } =
+        *r;
+    // The title names what happened; the measurements behind it are in the rollout's history.
+    let why = reason.split(':').next().unwrap_or(reason).trim();
     // The attempt happened when its first users got it, before the rollback.
     let attempt = event(
         service,
@@ -87,7 +92,7 @@ pub fn rolled_back(r: &Rollback<'_>) -> Vec<Value> {
         format!("rollout:{rollout}:rolledback"),
     );
     let content = json!({
-        "description": format!("automatic rollback of {service} in {environment}: {reason}"),
+        "description": format!("automatic rollback of {service} {version} in {environment}: {why}"),
         "environment": { "id": environment },
         "service": { "id": service },
         "artifactId": failed_artifact,
@@ -126,6 +131,7 @@ mod tests {
         ];
         events.extend(rolled_back(&Rollback {
             service: "shop",
+            version: "v3",
             environment: "production",
             failed_artifact: "pkg:generic/shop@v3",
             stable_artifact: "pkg:generic/shop@v2",

@@ -49,6 +49,8 @@ struct Summary {
     dora: serde_json::Value,
     flow: serde_json::Value,
     incidents: Vec<String>,
+    /// The drafted post-mortem of the rollback's incident (Markdown).
+    postmortem: Option<String>,
     api: String,
     production: String,
     seconds: f64,
@@ -162,10 +164,16 @@ async fn play(
     runner.poll(&repository.name).await?;
 
     let url = format!("http://127.0.0.1:{production}/");
+    // The proxies' SLIs into per-minute counters (the post-mortem's failed requests).
+    let (stop_recording, recording_stopped) = tokio::sync::oneshot::channel::<()>();
+    let recorder = tokio::spawn(deployer.clone().record_slis(Duration::from_secs(1), async {
+        let _ = recording_stopped.await;
+    }));
     // Users arrive once production serves (v1's rollout starts it).
     let mut all: Option<load::LoadHandle> = None;
     let mut rollouts = Vec::new();
     let mut stable_users = LoadReport::default();
+    let mut rolled_back = None;
     for (index, (version, error_rate)) in VERSIONS.iter().enumerate() {
         let note = if *error_rate > 0.0 {
             format!(" ({:.0}% of its requests fail)", error_rate * 100.0)
@@ -236,6 +244,7 @@ async fn play(
                 message: done.message.clone(),
             });
             if done.phase == Phase::Aborted {
+                rolled_back = Some(done.id);
                 break;
             }
         }
@@ -243,6 +252,12 @@ async fn play(
     let all_users = match all {
         Some(all) => all.stop().await,
         None => LoadReport::default(),
+    };
+    let _ = stop_recording.send(());
+    let _ = recorder.await;
+    let postmortem = match rolled_back {
+        Some(id) => Some(super::postmortem::draft(store.as_ref(), &format!("rollout-{id}"))?),
+        None => None,
     };
 
     let now = Timestamp::now();
@@ -264,6 +279,7 @@ async fn play(
         dora: serde_json::to_value(&dora)?,
         flow: serde_json::to_value(&flow)?,
         incidents,
+        postmortem,
         api: format!("http://{api}"),
         production: url,
         seconds: 0.0,
@@ -291,6 +307,12 @@ fn print_summary(s: &Summary) {
     println!("\n── Incidents");
     for incident in &s.incidents {
         println!("  {incident}");
+    }
+    if let Some(draft) = &s.postmortem {
+        println!("\n── Post-mortem draft (`mobius postmortem` writes it whole; here up to its timeline)");
+        for line in draft.lines().take_while(|l| !l.starts_with("## Timeline")) {
+            println!("  {line}");
+        }
     }
     if let (Ok(dora), Ok(flow)) = (
         serde_json::from_value::<Vec<mobius_insights::DoraReport>>(s.dora.clone()),

@@ -5,6 +5,7 @@ mod deploy;
 mod events;
 mod lint;
 mod measure;
+pub mod postmortem;
 pub mod proxy;
 mod repo;
 mod run;
@@ -45,6 +46,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::SampleApp(args) => sample_app::run(args).await,
         Command::Demo(args) => demo::run(json, args).await,
+        Command::Postmortem(args) => postmortem::run(data_dir, args),
     }
 }
 

@@ -339,5 +339,17 @@ fn the_demo_plays_the_whole_loop() {
     assert!(dora["lead_time"]["median_seconds"].is_number(), "{dora:#}");
     assert!(dora["recovery_time"]["median_seconds"].is_number(), "{dora:#}");
     assert_eq!(summary["incidents"].as_array().unwrap().len(), 1);
+    let draft = summary["postmortem"].as_str().expect("a drafted post-mortem");
+    for part in [
+        "# Post-mortem: automatic rollback of shop v3 in production",
+        "`",
+        "Release v3",
+        "## Timeline (UTC)",
+        "## Root causes",
+        "## Action items",
+    ] {
+        assert!(draft.contains(part), "{part} missing from:\n{draft}");
+    }
+    assert!(draft.contains("Detected by Mobius's canary analysis"), "{draft}");
     assert!(summary["seconds"].as_f64().unwrap() < 120.0);
 }
