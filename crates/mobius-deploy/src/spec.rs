@@ -32,6 +32,11 @@
 //! analysis:
 //!   interval_secs: 10
 //!   max_error_rate: 0.01
+//! slos:                      # see `mobius_slo::spec` for every field
+//!   - name: availability
+//!     objective: 99.9
+//!     window: 30d
+//!     sli: {availability: {}}
 //! ```
 //!
 //! Parsing is typed (unknown keys are errors with a suggestion from the YAML library); the
@@ -45,6 +50,8 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_saphyr::Spanned;
+
+use mobius_slo::spec::SloSpec;
 
 use crate::analysis::AnalysisSpec;
 
@@ -69,6 +76,9 @@ pub struct ServiceSpec {
     /// Analysis settings for every environment that does not set its own.
     #[serde(default)]
     pub analysis: Option<AnalysisSpec>,
+    /// The service's service level objectives (names unique within the service).
+    #[serde(default)]
+    pub slos: Vec<SloSpec>,
 }
 
 /// How to run one instance of the service.
@@ -399,6 +409,21 @@ impl ServiceSpec {
                 validate_steps(&canary.steps, &self.analysis_for(env), &at)?;
             }
         }
+        mobius_slo::spec::check_all(&self.slos).map_err(|e| at(e.at, e.message))?;
+        for slo in &self.slos {
+            if let Some(environment) = &slo.environment
+                && self.environment(&environment.value).is_none()
+            {
+                return Err(at(
+                    environment.referenced,
+                    format!(
+                        "SLO `{}`: environment `{}` is not listed in `environments`",
+                        slo.name(),
+                        environment.value
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -475,6 +500,13 @@ analysis:
   max_error_rate: 0.01
   max_p99_ms: 500
   compare_latency: true
+# Service level objectives on production traffic. Under the default `policy: freeze`, an
+# exhausted error budget refuses production deploys except `--reason hotfix|security`.
+slos:
+  - name: availability
+    objective: 99.9
+    window: 30d
+    sli: {availability: {}}
 "#;
 
 #[cfg(test)]
@@ -501,6 +533,27 @@ mod tests {
         let minimal = ServiceSpec::parse("mobius.yaml", BASE).unwrap();
         assert_eq!((minimal.run.port_env.as_str(), minimal.run.health.value.as_str()), ("PORT", "/healthz"));
         assert_eq!(minimal.environments.value[0].strategy, Strategy::Rolling);
+        assert!(minimal.slos.is_empty());
+        let [slo] = spec.slos.as_slice() else { panic!("{:?}", spec.slos) };
+        assert_eq!(
+            (slo.name(), slo.window_seconds(), slo.environment_name()),
+            ("availability", 30 * 86_400, "production")
+        );
+    }
+
+    #[test]
+    fn bad_slos_are_refused_with_file_line_and_column() {
+        let slo = "slos:\n  - name: up\n    objective: 99.9\n    sli: {availability: {}}\n";
+        let e = error(&format!("{BASE}{}", slo.replace("99.9", "100")));
+        assert!(e.starts_with("mobius.yaml:9:16: `objective`: 100 is not a percentage"), "{e}");
+        let e = error(&format!("{BASE}{slo}{}", &slo["slos:\n".len()..]));
+        assert_eq!(e, "mobius.yaml:11:11: SLO `up` is listed twice");
+        let e = error(&format!("{BASE}{slo}    environment: staging\n"));
+        assert_eq!(e, "mobius.yaml:11:18: SLO `up`: environment `staging` is not listed in `environments`");
+        let e = error(&format!("{BASE}{}", slo.replace("availability: {}", "saturation: {}")));
+        assert!(e.starts_with("mobius.yaml:10:11: unknown variant `saturation`"), "{e}");
+        let e = error(&format!("{BASE}{slo}    window: a month\n"));
+        assert!(e.starts_with("mobius.yaml:11:13: `a month` is not a window"), "{e}");
     }
 
     #[test]
