@@ -270,6 +270,25 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     if let Ok(Ok(count)) = tokio::task::spawn_blocking(move || store.event_count()).await {
         state.metrics.events_in_log.set(count as i64);
     }
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
-        .into_response()
+    let mut text = state.metrics.render();
+    let store = state.ingestor.store.clone();
+    if let Ok(Ok(slos)) =
+        tokio::task::spawn_blocking(move || crate::slo::statuses(store.as_ref(), Timestamp::now())).await
+    {
+        // The registry's text ends with `# EOF` (OpenMetrics); the SLO series go before it.
+        if let Some(stripped) = text.strip_suffix("# EOF\n") {
+            text = stripped.to_owned();
+        }
+        text.push_str(&crate::slo::exposition(&slos));
+        text.push_str("# EOF\n");
+    }
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}
+
+/// `GET /api/v1/slos`: every SLO's budget, burn rates and alert state now.
+pub async fn get_slos(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    authorize_read(&state, &headers).await?;
+    let store = state.ingestor.store.clone();
+    let slos = tokio::task::spawn_blocking(move || crate::slo::statuses(store.as_ref(), Timestamp::now())).await??;
+    Ok(Json(slos).into_response())
 }

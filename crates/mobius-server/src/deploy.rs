@@ -99,6 +99,9 @@ pub struct DeployRequest {
     /// The version label (default: from the content digest).
     #[serde(default)]
     pub version: Option<String>,
+    /// Why a deployment may go through a frozen error budget (`hotfix`, `security`).
+    #[serde(default)]
+    pub reason: Option<mobius_slo::policy::Reason>,
 }
 
 impl Deployer {
@@ -152,6 +155,7 @@ impl Deployer {
                 names.join(", ")
             ))
         })?;
+        self.check_policy(&request.service, &request.environment, request.reason).await?;
         let latest = self.latest(&request.service, &request.environment)?;
         if let Some(current) = &latest
             && !current.rollout.phase.is_final()
@@ -196,9 +200,45 @@ impl Deployer {
         Ok(stored)
     }
 
-    /// Goes on from a pause (or a manual approval). Refused when the rollout is not paused.
+    /// Goes on from a pause (or a manual approval). Refused when the rollout is not paused, or
+    /// when the error-budget policy freezes the environment.
     pub async fn promote(&self, service: &str, environment: &str) -> Result<Stored, DeployError> {
+        self.check_policy(service, environment, None).await?;
         self.change(service, environment, controller::Command::Promote).await
+    }
+
+    /// The error-budget policy: refuses with the budget and when it recovers, or lets the
+    /// change through (recording an exception for a hotfix or security fix).
+    async fn check_policy(
+        &self,
+        service: &str,
+        environment: &str,
+        reason: Option<mobius_slo::policy::Reason>,
+    ) -> Result<(), DeployError> {
+        let store = self.inner.store.clone();
+        let (s, e) = (service.to_owned(), environment.to_owned());
+        let decision =
+            tokio::task::spawn_blocking(move || crate::slo::gate(store.as_ref(), &s, &e, reason, Timestamp::now()))
+                .await
+                .map_err(|e| DeployError::Internal(e.to_string()))??;
+        match decision {
+            mobius_slo::policy::Decision::Allow => Ok(()),
+            mobius_slo::policy::Decision::AllowWithWarning(message) => {
+                tracing::warn!(%service, %environment, "{message}");
+                Ok(())
+            }
+            mobius_slo::policy::Decision::AllowAsException { reason, message } => {
+                self.emit(&[events::policy_exception(
+                    service,
+                    environment,
+                    &reason.to_string(),
+                    &message,
+                    Timestamp::now(),
+                )]);
+                Ok(())
+            }
+            mobius_slo::policy::Decision::Refuse(message) => Err(DeployError::Conflict(message)),
+        }
     }
 
     /// Rolls the current rollout back now.
@@ -227,6 +267,8 @@ impl Deployer {
             environment: environment.to_owned(),
             source: Source::Dir(PathBuf::from(&previous.release)),
             version: Some(previous.version.clone()),
+            // Going back to what ran before is how a frozen budget recovers.
+            reason: Some(mobius_slo::policy::Reason::Hotfix),
         };
         // The previous release directory is reused as it is; the switch skips the steps.
         self.deploy_with(request, Some(Plan::switch())).await

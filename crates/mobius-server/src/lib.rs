@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod query;
 pub mod runs;
+pub mod slo;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -91,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/runs/{id}/cancel", post(runs::http::cancel))
         .route("/api/v1/runs/{id}/rerun", post(runs::http::rerun))
         .route("/api/v1/poll", post(runs::http::poll))
+        .route("/api/v1/slos", get(api::get_slos))
         .route("/api/v1/deployments", post(deploy::http::deploy))
         .route("/api/v1/rollouts", get(deploy::http::list))
         .route("/api/v1/rollouts/{service}/{environment}", get(deploy::http::status))

@@ -84,6 +84,20 @@ pub enum Command {
     /// its commits, resolution and a UTC timeline from the event log; root causes, action
     /// items and lessons learned are left for people to write.
     Postmortem(PostmortemArgs),
+    /// Service level objectives: error budgets, burn rates, alerts
+    #[command(subcommand)]
+    Slo(SloCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SloCommand {
+    /// Every SLO's budget left (as a fraction and in time), burn rate, last 24 h and alert
+    Status {
+        /// Only this service's SLOs
+        service: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +144,9 @@ pub struct DeployArgs {
     /// Label the version (default: from its content digest)
     #[arg(long = "as", value_name = "VERSION")]
     pub label: Option<String>,
+    /// Deploy through a frozen error budget (recorded as a policy exception): hotfix or security
+    #[arg(long, value_name = "WHY")]
+    pub reason: Option<mobius_slo::policy::Reason>,
     #[command(flatten)]
     pub remote: Remote,
 }

@@ -117,6 +117,19 @@ pub fn rolled_back(r: &Rollback<'_>) -> Vec<Value> {
     vec![attempt, rollback, detected, resolved]
 }
 
+/// A deployment let through a frozen error budget (`--reason hotfix|security`): a custom
+/// event, since CDEvents has no policy vocabulary.
+pub fn policy_exception(service: &str, environment: &str, reason: &str, message: &str, at: Timestamp) -> Value {
+    event(
+        service,
+        "dev.cdeventsx.mobius-policy.exception.0.1.0",
+        at,
+        service,
+        json!({ "environment": { "id": environment }, "reason": reason, "message": message }),
+        uuid::Uuid::new_v4().to_string(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,7 +153,8 @@ mod tests {
             impact_from: at,
             at,
         }));
+        events.push(policy_exception("shop", "production", "hotfix", "budget exhausted", at));
         let parsed = crate::runs::cdevents::validate(&events).expect("valid");
-        assert_eq!(parsed.len(), 7);
+        assert_eq!(parsed.len(), 8);
     }
 }

@@ -26,6 +26,7 @@ pub fn request(step: DeployStep) -> DeployRequest {
         environment: step.environment,
         source: Source::Artifact(step.artifact),
         version: step.version,
+        reason: None,
     }
 }
 

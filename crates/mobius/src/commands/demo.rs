@@ -51,6 +51,8 @@ struct Summary {
     incidents: Vec<String>,
     /// The drafted post-mortem of the rollback's incident (Markdown).
     postmortem: Option<String>,
+    /// The service's SLOs after the demo: budget, burn rates, alerts.
+    slos: Vec<mobius_server::slo::SloStatus>,
     api: String,
     production: String,
     seconds: f64,
@@ -214,6 +216,7 @@ async fn play(
                 environment: environment.to_owned(),
                 source: Source::Artifact(digest.clone()),
                 version: Some((*version).to_owned()),
+                reason: None,
             };
             let stored = deployer.deploy(request).await?;
             let strategy = stored.rollout.plan.name().to_owned();
@@ -255,6 +258,7 @@ async fn play(
     };
     let _ = stop_recording.send(());
     let _ = recorder.await;
+    let slos = mobius_server::slo::statuses(store.as_ref(), Timestamp::now())?;
     let postmortem = match rolled_back {
         Some(id) => Some(super::postmortem::draft(store.as_ref(), &format!("rollout-{id}"))?),
         None => None,
@@ -280,6 +284,7 @@ async fn play(
         flow: serde_json::to_value(&flow)?,
         incidents,
         postmortem,
+        slos,
         api: format!("http://{api}"),
         production: url,
         seconds: 0.0,
@@ -304,6 +309,25 @@ fn print_summary(s: &Summary) {
     };
     line("everyone", &s.all_users);
     line("users pinned to stable (v3)", &s.stable_users);
+    println!("\n── SLOs");
+    for slo in &s.slos {
+        match &slo.budget {
+            Some(b) => println!(
+                "  {} {}: {}% over {} days — {} requests, {} failed; error budget left {:.0}% ({:.0} of {:.0} min), policy {:?}",
+                slo.service,
+                slo.slo,
+                slo.objective,
+                slo.window_s / 86_400,
+                b.total,
+                b.bad,
+                b.remaining * 100.0,
+                b.remaining_time_s / 60.0,
+                (1.0 - slo.objective / 100.0) * slo.window_s as f64 / 60.0,
+                slo.policy
+            ),
+            None => println!("  {} {}: unknown", slo.service, slo.slo),
+        }
+    }
     println!("\n── Incidents");
     for incident in &s.incidents {
         println!("  {incident}");
@@ -450,4 +474,10 @@ analysis:
   interval_secs: 2
   min_requests: 20
   max_error_rate: 0.05
+slos:
+  - name: availability
+    objective: 99
+    window: 30d
+    sli: {availability: {}}
+    policy: freeze
 ";

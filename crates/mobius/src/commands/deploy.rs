@@ -37,7 +37,13 @@ pub async fn deploy(data_dir: Option<&Path>, json: bool, args: DeployArgs) -> Re
         }
         _ => bail!("say what to deploy: --artifact DIGEST, --commit SHA or --dir PATH"),
     };
-    let request = DeployRequest { service: args.service, environment: args.environment, source, version: args.label };
+    let request = DeployRequest {
+        service: args.service,
+        environment: args.environment,
+        source,
+        version: args.label,
+        reason: args.reason,
+    };
     let client = super::server_client(data_dir, &args.remote)?;
     let rollout: Rollout = client.json(client.request(Method::POST, "/api/v1/deployments").json(&request)).await?;
     if json {

@@ -12,6 +12,7 @@ mod run;
 mod runs;
 pub mod sample_app;
 mod serve;
+mod slo;
 mod token;
 
 use std::path::Path;
@@ -47,6 +48,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::SampleApp(args) => sample_app::run(args).await,
         Command::Demo(args) => demo::run(json, args).await,
         Command::Postmortem(args) => postmortem::run(data_dir, args),
+        Command::Slo(command) => slo::run(data_dir, json, command).await,
     }
 }
 

@@ -339,6 +339,9 @@ fn the_demo_plays_the_whole_loop() {
     assert!(dora["lead_time"]["median_seconds"].is_number(), "{dora:#}");
     assert!(dora["recovery_time"]["median_seconds"].is_number(), "{dora:#}");
     assert_eq!(summary["incidents"].as_array().unwrap().len(), 1);
+    let slo = &summary["slos"][0];
+    assert_eq!((slo["service"].as_str(), slo["slo"].as_str()), (Some("shop"), Some("availability")), "{slo:#}");
+    assert!(slo["budget"]["bad"].as_u64().unwrap() > 0, "the failed canary spent budget: {slo:#}");
     let draft = summary["postmortem"].as_str().expect("a drafted post-mortem");
     for part in [
         "# Post-mortem: automatic rollback of shop v3 in production",
@@ -352,4 +355,62 @@ fn the_demo_plays_the_whole_loop() {
     }
     assert!(draft.contains("Detected by Mobius's canary analysis"), "{draft}");
     assert!(summary["seconds"].as_f64().unwrap() < 120.0);
+}
+
+#[test]
+fn an_exhausted_error_budget_freezes_production_except_for_a_hotfix() {
+    let dir = Dir::new();
+    let _cleanup = Cleanup(dir.path().to_owned());
+    let server = dir.serve(&[]);
+    let port = free_port();
+    let slo = "slos:\n  - name: availability\n    objective: 99.9\n    window: 30d\n    sli: {availability: {}}\n";
+    let with_slo = |version: &str| {
+        let path = release(&dir, version, 0.0, port, "rolling", "");
+        let spec = std::fs::read_to_string(path.join("mobius.yaml")).unwrap();
+        std::fs::write(path.join("mobius.yaml"), format!("{spec}{slo}")).unwrap();
+        path
+    };
+    deployed(&dir, &server, &with_slo("v1"), "v1");
+    finished(&server);
+
+    // A bad hour: half of 2,000 requests failed, far past a 99.9% budget.
+    let store = mobius_store::SqliteStore::open(&dir.data()).unwrap();
+    let now = jiff::Timestamp::now().as_second();
+    let minute = mobius_store::SliMinute {
+        service: "shop".into(),
+        environment: "production".into(),
+        version: "v1".into(),
+        minute: now - now.rem_euclid(60) - 60,
+        requests: 2000,
+        errors: 1000,
+        latency: vec![2000],
+    };
+    mobius_store::Store::add_sli(&store, &[minute]).unwrap();
+
+    let slos: Value = http().get(server.url("/api/v1/slos")).bearer_auth(ADMIN).send().unwrap().json().unwrap();
+    assert!(slos[0]["budget"]["remaining"].as_f64().unwrap() < 0.0, "{slos:#}");
+    assert_eq!(slos[0]["alert"], "page", "a 50% error ratio pages: {slos:#}");
+    let metrics = http().get(server.url("/metrics")).send().unwrap().text().unwrap();
+    assert!(metrics.contains("slo:period_error_budget_remaining:ratio{sloth_id=\"shop-availability\""), "{metrics}");
+    assert!(metrics.contains("slo:sli_error:ratio_rate1h{"), "{metrics}");
+
+    let v2 = with_slo("v2");
+    let out = deploy(&dir, &server, &v2, "v2");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("error budget exhausted"), "{err}");
+    assert!(err.contains("--reason hotfix"), "the refusal says how to override: {err}");
+    let out = dir
+        .cmd(&["deploy", "shop", "production", "--dir", v2.to_str().unwrap(), "--as", "v2", "--reason", "hotfix"])
+        .env("MOBIUS_SERVER", &server.base)
+        .env("MOBIUS_TOKEN", ADMIN)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(finished(&server)["phase"], "succeeded");
+    let events = dir.json(&["events", "list", "--limit", "100"]);
+    let exception =
+        events.as_array().unwrap().iter().find(|e| e["type"] == "dev.cdeventsx.mobius-policy.exception.0.1.0");
+    assert!(exception.is_some(), "the exception is recorded: {events:#}");
+    let status = dir.ok(&["slo", "status"]);
+    assert!(status.contains("availability") && status.contains("page"), "{status}");
 }

@@ -1,0 +1,105 @@
+//! `mobius slo status [SERVICE]`: every SLO's error budget, burn rate and alert state, from
+//! the local data directory or `--server`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use jiff::Timestamp;
+use mobius_server::slo::{self, SloStatus};
+use reqwest::Method;
+
+use crate::cli::SloCommand;
+use crate::client::Client;
+use crate::output::print_json;
+
+pub async fn run(data_dir: Option<&Path>, json: bool, command: SloCommand) -> Result<ExitCode> {
+    let SloCommand::Status { service, remote } = command;
+    let mut statuses: Vec<SloStatus> = match Client::from(&remote)? {
+        Some(client) => client.json(client.request(Method::GET, "/api/v1/slos")).await?,
+        None => {
+            let store = super::open_store(&super::settings(data_dir, None)?)?;
+            slo::statuses(store.as_ref(), Timestamp::now())?
+        }
+    };
+    if let Some(service) = &service {
+        statuses.retain(|s| &s.service == service);
+    }
+    if json {
+        print_json(&statuses)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if statuses.is_empty() {
+        println!("No SLOs. Declare them under `slos:` in a service's mobius.yaml (see `mobius init`).");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<[String; 9]> = statuses.iter().map(row).collect();
+    let header = ["SERVICE", "SLO", "OBJECTIVE", "REQUESTS", "BUDGET LEFT", "BURN 1h", "LAST 24h", "ALERT", "POLICY"];
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    for s in statuses.iter().filter(|s| s.unknown.is_some()) {
+        println!("\n{} {}: {}", s.service, s.slo, s.unknown.as_deref().unwrap_or_default());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn row(s: &SloStatus) -> [String; 9] {
+    let days = s.window_s as f64 / 86_400.0;
+    let objective = format!("{}% / {}d", s.objective, days);
+    let (requests, left) = match &s.budget {
+        Some(b) => {
+            let minutes = b.remaining_time_s / 60.0;
+            (format!("{} ({} bad)", b.total, b.bad), format!("{:.1}% ({minutes:.1} min)", b.remaining * 100.0))
+        }
+        None => ("—".to_owned(), "unknown".to_owned()),
+    };
+    let burn = s.burn_rates.iter().find(|(w, _)| w == "1h").map_or_else(|| "—".to_owned(), |(_, b)| format!("{b:.2}"));
+    let alert = match s.alert {
+        Some(severity) => format!("{severity:?}").to_lowercase(),
+        None => "—".to_owned(),
+    };
+    [
+        s.service.clone(),
+        s.slo.clone(),
+        objective,
+        requests,
+        left,
+        burn,
+        sparkline(&s.hourly_error_ratios),
+        alert,
+        format!("{:?}", s.policy).to_lowercase(),
+    ]
+}
+
+/// `▁▂▃▅█`: each value scaled to the largest; all-zero is a flat line.
+fn sparkline(values: &[f64]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let max = values.iter().copied().fold(0.0_f64, f64::max);
+    values
+        .iter()
+        .map(|v| if max <= 0.0 { BARS[0] } else { BARS[((v / max) * 7.0).round().clamp(0.0, 7.0) as usize] })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparklines_scale_to_the_largest_value() {
+        assert_eq!(sparkline(&[0.0, 0.5, 1.0]), "▁▅█");
+        assert_eq!(sparkline(&[0.0, 0.0]), "▁▁");
+    }
+}
