@@ -34,6 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         stable,
         canary,
         canary_weight: weight,
+        faults: Vec::new(),
     };
     let listener = std::net::TcpListener::bind(&listen)?;
     eprintln!("mobius proxy listening on http://{} ({threads} threads)", listener.local_addr()?);

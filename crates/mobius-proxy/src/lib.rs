@@ -10,13 +10,17 @@
 //! - [`proxy`]: the [`Proxy`] — HTTP/1.1 in, keep-alive HTTP/1.1 out (one upstream connection
 //!   per downstream connection and address), swappable table, graceful shutdown; one event loop
 //!   per thread with [`Proxy::serve_std`];
+//! - [`chaos`]: faults (abort, delay) carried by the table and injected for game days, counted
+//!   apart in the SLIs;
 //! - [`files`]: the table and SLI files that let the proxy run apart from the control plane.
 
+pub mod chaos;
 pub mod files;
 pub mod proxy;
 pub mod routing;
 pub mod sli;
 
+pub use chaos::{Fault, FaultKind};
 pub use files::{FileError, follow_table, publish_slis, sli_path, table_path, write_atomic};
 pub use proxy::Proxy;
 pub use routing::{Backend, RoutingTable};

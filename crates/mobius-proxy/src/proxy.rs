@@ -38,6 +38,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::chaos::{self, LiveFault};
 use crate::routing::{self, RoutingTable, Side};
 use crate::sli::{SliRegistry, SliSnapshot, VersionCounters};
 
@@ -85,6 +86,7 @@ impl Body for ProxyBody {
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const FAULT_HEADER: HeaderName = HeaderName::from_static(chaos::FAULT_HEADER);
 
 /// A weighted reverse proxy for one service in one environment. Share it with `Arc`.
 pub struct Proxy {
@@ -159,6 +161,8 @@ struct LiveBackend {
     next: AtomicUsize,
     counters: Arc<VersionCounters>,
     cookie: HeaderValue,
+    /// The table's valid faults that apply to this version, in table order.
+    faults: Vec<LiveFault>,
 }
 
 impl LiveBackend {
@@ -333,6 +337,35 @@ impl Proxy {
         .expect("decide only picks a side that has addresses");
         backend.counters.request();
 
+        // Game-day faults, after the version is chosen. No faults for this version: one check.
+        let mut delayed_by = None;
+        if !backend.faults.is_empty()
+            && let Some(fault) = chaos::pick(&backend.faults, req.headers())
+        {
+            match &fault.action {
+                chaos::Action::Abort(status, body) => {
+                    backend.counters.injected(Some(status.as_u16()));
+                    backend.counters.response(status.as_u16(), started.elapsed().as_secs_f64() * 1000.0);
+                    let mut response = Response::new(ProxyBody::Text(Some(body.clone())));
+                    *response.status_mut() = *status;
+                    let headers = response.headers_mut();
+                    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+                    headers.insert(FAULT_HEADER, fault.id.clone());
+                    if decision.set_cookie {
+                        headers.append(header::SET_COOKIE, backend.cookie.clone());
+                    }
+                    return response;
+                }
+                chaos::Action::Delay { .. } => {
+                    backend.counters.injected(None);
+                    if let Some(delay) = fault.delay() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    delayed_by = Some(fault.id.clone());
+                }
+            }
+        }
+
         strip_hop_by_hop(req.headers_mut());
         append_forwarded_for(req.headers_mut(), peer_ip);
         let retry = matches!(*req.method(), Method::GET | Method::HEAD)
@@ -365,12 +398,19 @@ impl Proxy {
                 if decision.set_cookie {
                     parts.headers.append(header::SET_COOKIE, backend.cookie.clone());
                 }
+                if let Some(id) = delayed_by {
+                    parts.headers.insert(FAULT_HEADER, id);
+                }
                 Response::from_parts(parts, ProxyBody::Streamed(body))
             }
             Err(error) => {
                 backend.counters.response(StatusCode::BAD_GATEWAY.as_u16(), latency_ms);
                 tracing::warn!(error = %error, upstream = %backend.addrs[first], "upstream request failed");
-                text(StatusCode::BAD_GATEWAY, "upstream unavailable\n")
+                let mut response = text(StatusCode::BAD_GATEWAY, "upstream unavailable\n");
+                if let Some(id) = delayed_by {
+                    response.headers_mut().insert(FAULT_HEADER, id);
+                }
+                response
             }
         }
     }
@@ -449,6 +489,7 @@ impl Live {
                 counters: slis.counters(&b.version),
                 cookie: HeaderValue::from_str(&routing::set_cookie_value(&b.version))
                     .unwrap_or_else(|_| HeaderValue::from_static("mobius-version=invalid; Max-Age=0")),
+                faults: LiveFault::for_version(&table.faults, &b.version),
             })
         };
         Live { stable: resolve(&table.stable), canary: resolve(&table.canary), table }

@@ -14,6 +14,8 @@ use std::net::SocketAddr;
 use hyper::header::{COOKIE, HeaderMap};
 use serde::{Deserialize, Serialize};
 
+use crate::chaos::Fault;
+
 /// Request header that forces a version: `always` (canary) or `never` (stable).
 pub const FORCE_HEADER: &str = "x-mobius-canary";
 /// Cookie that keeps a user on one version.
@@ -33,6 +35,9 @@ pub struct RoutingTable {
     pub canary: Option<Backend>,
     /// Percentage of unpinned traffic sent to the canary, 0..=100 (values above 100 count as 100).
     pub canary_weight: u8,
+    /// Faults to inject for a game day ([`crate::chaos`]); the first that matches applies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<Fault>,
 }
 
 /// One version of the service and the instances that serve it (used round-robin).
@@ -52,6 +57,7 @@ impl RoutingTable {
             stable: None,
             canary: None,
             canary_weight: 0,
+            faults: Vec::new(),
         }
     }
 }
@@ -129,6 +135,13 @@ pub fn set_cookie_value(version: &str) -> String {
 /// A cheap per-thread random number in 0..100 (xorshift64*, seeded per thread from the clock
 /// and the thread's stack address). Good enough to split traffic; not for anything secret.
 pub fn draw_percent() -> u8 {
+    let r = next_random();
+    // Multiply-shift maps the high 32 bits onto 0..100 without modulo bias worth mentioning.
+    (((r >> 32) * 100) >> 32) as u8
+}
+
+/// The next number of the per-thread generator behind [`draw_percent`] (all 64 bits).
+pub(crate) fn next_random() -> u64 {
     use std::cell::Cell;
     thread_local! {
         static STATE: Cell<u64> = Cell::new(seed());
@@ -139,9 +152,7 @@ pub fn draw_percent() -> u8 {
         x ^= x << 25;
         x ^= x >> 27;
         state.set(x);
-        let r = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        // Multiply-shift maps the high 32 bits onto 0..100 without modulo bias worth mentioning.
-        (((r >> 32) * 100) >> 32) as u8
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     })
 }
 
@@ -169,6 +180,7 @@ mod tests {
             stable: Some(Backend { version: "v1".into(), addrs: vec!["127.0.0.1:1".parse().unwrap()] }),
             canary: Some(Backend { version: "v2".into(), addrs: vec!["127.0.0.1:2".parse().unwrap()] }),
             canary_weight: weight,
+            faults: Vec::new(),
         }
     }
 

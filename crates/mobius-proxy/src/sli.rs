@@ -25,7 +25,7 @@ pub struct SliSnapshot {
 }
 
 /// One version's SLIs; counters are cumulative since the proxy started.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct VersionSli {
     pub requests: u64,
     /// 5xx responses, including the proxy's own 502 when the upstream cannot be reached.
@@ -36,6 +36,13 @@ pub struct VersionSli {
     pub responses_3xx: u64,
     #[serde(default)]
     pub responses_4xx: u64,
+    /// Requests an injected fault ([`crate::chaos`]) touched (aborted or delayed); they are also
+    /// in the other counters and the latencies.
+    #[serde(default)]
+    pub injected: u64,
+    /// 5xx answered by an abort fault; they are also in `errors`.
+    #[serde(default)]
+    pub injected_errors: u64,
     /// Upper bounds in ms ([`BUCKETS_MS`]).
     pub buckets_ms: Vec<f64>,
     /// One count per bound, then one for everything above the last bound.
@@ -60,6 +67,8 @@ impl VersionSli {
             responses_2xx: self.responses_2xx.saturating_sub(earlier.responses_2xx),
             responses_3xx: self.responses_3xx.saturating_sub(earlier.responses_3xx),
             responses_4xx: self.responses_4xx.saturating_sub(earlier.responses_4xx),
+            injected: self.injected.saturating_sub(earlier.injected),
+            injected_errors: self.injected_errors.saturating_sub(earlier.injected_errors),
             buckets_ms: self.buckets_ms.clone(),
             bucket_counts: counts,
             recent_latencies_ms: self.recent_latencies_ms.clone(),
@@ -104,6 +113,8 @@ impl VersionSli {
 pub struct VersionCounters {
     requests: AtomicU64,
     classes: [AtomicU64; 4],
+    injected: AtomicU64,
+    injected_errors: AtomicU64,
     buckets: [AtomicU64; BUCKETS_MS.len() + 1],
     recent_next: AtomicU64,
     recent: Box<[AtomicU64]>,
@@ -114,6 +125,8 @@ impl Default for VersionCounters {
         VersionCounters {
             requests: AtomicU64::new(0),
             classes: Default::default(),
+            injected: AtomicU64::new(0),
+            injected_errors: AtomicU64::new(0),
             buckets: Default::default(),
             recent_next: AtomicU64::new(0),
             recent: (0..RECENT).map(|_| AtomicU64::new(0)).collect(),
@@ -125,6 +138,16 @@ impl VersionCounters {
     /// A request was routed to this version.
     pub fn request(&self) {
         self.requests.fetch_add(1, Relaxed);
+    }
+
+    /// An injected fault touched a request; `aborted_with` is the status of an abort fault's
+    /// answer (a 5xx counts as an injected error). Counted besides [`Self::request`] and
+    /// [`Self::response`].
+    pub fn injected(&self, aborted_with: Option<u16>) {
+        self.injected.fetch_add(1, Relaxed);
+        if aborted_with.is_some_and(|status| status >= 500) {
+            self.injected_errors.fetch_add(1, Relaxed);
+        }
     }
 
     /// A response (status code) came back after `latency_ms`.
@@ -158,6 +181,8 @@ impl VersionCounters {
             responses_2xx: self.classes[0].load(Relaxed),
             responses_3xx: self.classes[1].load(Relaxed),
             responses_4xx: self.classes[2].load(Relaxed),
+            injected: self.injected.load(Relaxed),
+            injected_errors: self.injected_errors.load(Relaxed),
             buckets_ms: BUCKETS_MS.to_vec(),
             bucket_counts: self.buckets.iter().map(|b| b.load(Relaxed)).collect(),
             recent_latencies_ms: recent,
@@ -234,6 +259,25 @@ mod tests {
         assert_eq!(delta.responses(), 1);
         let median = delta.quantile_ms(0.5).unwrap();
         assert!((10.0..=25.0).contains(&median), "{median}");
+    }
+
+    #[test]
+    fn injected_counts_and_subtracts() {
+        let c = VersionCounters::default();
+        for aborted_with in [None, Some(503), Some(429), Some(500)] {
+            c.request();
+            c.injected(aborted_with);
+        }
+        let before = c.snapshot();
+        assert_eq!((before.injected, before.injected_errors), (4, 2));
+        c.injected(Some(502));
+        let delta = c.snapshot().since(&before);
+        assert_eq!((delta.injected, delta.injected_errors), (1, 1));
+        let old: VersionSli = serde_json::from_str(
+            r#"{"requests":1,"errors":0,"buckets_ms":[],"bucket_counts":[],"recent_latencies_ms":[]}"#,
+        )
+        .unwrap();
+        assert_eq!((old.injected, old.injected_errors), (0, 0));
     }
 
     #[test]

@@ -285,6 +285,12 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
+/// `GET /api/v1/alerts`: each SLO's alert state at the last evaluation.
+pub async fn get_alerts(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    authorize_read(&state, &headers).await?;
+    Ok(Json(state.alerter.views()).into_response())
+}
+
 /// `GET /api/v1/slos`: every SLO's budget, burn rates and alert state now.
 pub async fn get_slos(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     authorize_read(&state, &headers).await?;

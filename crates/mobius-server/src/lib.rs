@@ -9,6 +9,7 @@
 //! - [`runs`]: pipelines run by the server on commits to registered repositories.
 //! - [`deploy`]: the control plane of releases (rollouts, their data planes, the supervisor).
 
+pub mod alerting;
 pub mod api;
 pub mod auth;
 pub mod deploy;
@@ -72,6 +73,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub runner: runs::Runner,
     pub deployer: deploy::Deployer,
+    pub alerter: alerting::Alerter,
 }
 
 /// Every route, with the body limit and request metrics.
@@ -93,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/runs/{id}/rerun", post(runs::http::rerun))
         .route("/api/v1/poll", post(runs::http::poll))
         .route("/api/v1/slos", get(api::get_slos))
+        .route("/api/v1/alerts", get(api::get_alerts))
         .route("/api/v1/deployments", post(deploy::http::deploy))
         .route("/api/v1/rollouts", get(deploy::http::list))
         .route("/api/v1/rollouts/{service}/{environment}", get(deploy::http::status))

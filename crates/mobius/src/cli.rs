@@ -87,6 +87,14 @@ pub enum Command {
     /// Service level objectives: error budgets, burn rates, alerts
     #[command(subcommand)]
     Slo(SloCommand),
+    /// The server's SLO alerts: what fires (page or ticket), since when, its incident
+    Alerts(AlertsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AlertsArgs {
+    #[command(flatten)]
+    pub remote: Remote,
 }
 
 #[derive(Debug, Subcommand)]

@@ -94,6 +94,7 @@ mod tests {
             buckets_ms: vec![1.0],
             bucket_counts: vec![requests, 0],
             recent_latencies_ms: Vec::new(),
+            ..VersionSli::default()
         }
     }
 

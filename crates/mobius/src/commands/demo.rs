@@ -99,6 +99,7 @@ pub async fn run(json: bool, args: DemoArgs) -> Result<ExitCode> {
         metrics: Arc::new(Metrics::new()),
         runner: runner.clone(),
         deployer: deployer.clone(),
+        alerter: mobius_server::alerting::Alerter::new(store.clone(), ingestor.clone()),
     };
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(mobius_server::serve(listener, state, async {

@@ -45,6 +45,7 @@ pub async fn run(data_dir: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
     eprintln!("mobius listening on http://{address}");
 
     let ingestor = Ingestor::new(store.clone(), settings.rules);
+    let alert_store = store.clone();
     // The control plane first: re-queued runs may deploy.
     let deployer = Deployer::new(
         store.clone(),
@@ -80,6 +81,17 @@ pub async fn run(data_dir: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
     let poller = tokio::spawn(runner.clone().poll_forever(async {
         let _ = polling_stopped.await;
     }));
+    // SLO alerts: evaluated on a timer, notified, turned into incidents.
+    let alerter = mobius_server::alerting::Alerter::new(alert_store, ingestor.clone());
+    let alert_every = std::env::var("MOBIUS_ALERT_EVERY")
+        .ok()
+        .map(|v| crate::config::parse_interval(&v))
+        .transpose()?
+        .unwrap_or(ALERT_EVERY);
+    let (stop_alerting, alerting_stopped) = tokio::sync::oneshot::channel::<()>();
+    let alerting = tokio::spawn(alerter.clone().run(alert_every, async {
+        let _ = alerting_stopped.await;
+    }));
     // The proxies' SLIs into per-minute counters, which SLOs read.
     let (stop_recording, recording_stopped) = tokio::sync::oneshot::channel::<()>();
     let recorder = tokio::spawn(deployer.clone().record_slis(SLI_EVERY, async {
@@ -96,15 +108,21 @@ pub async fn run(data_dir: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
         metrics: Arc::new(Metrics::new()),
         runner,
         deployer,
+        alerter,
     };
     mobius_server::serve(listener, state, shutdown_signal()).await.context("the server failed")?;
     let _ = stop_polling.send(());
     let _ = poller.await;
     let _ = stop_recording.send(());
     let _ = recorder.await;
+    let _ = stop_alerting.send(());
+    let _ = alerting.await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
+
+/// How often SLO alerts are evaluated (`MOBIUS_ALERT_EVERY` overrides it, e.g. `5s`).
+const ALERT_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How often the proxies' SLIs are added to the per-minute counters.
 const SLI_EVERY: std::time::Duration = std::time::Duration::from_secs(5);

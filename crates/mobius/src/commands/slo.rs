@@ -93,6 +93,26 @@ fn sparkline(values: &[f64]) -> String {
         .collect()
 }
 
+/// `mobius alerts`: the server evaluates alerts, so this asks it.
+pub async fn alerts(data_dir: Option<&Path>, json: bool, args: crate::cli::AlertsArgs) -> Result<ExitCode> {
+    let client = super::server_client(data_dir, &args.remote)?;
+    let views: Vec<mobius_server::alerting::AlertView> =
+        client.json(client.request(Method::GET, "/api/v1/alerts")).await?;
+    if json {
+        print_json(&views)?;
+    } else if views.is_empty() {
+        println!("No SLO evaluated yet.");
+    } else {
+        for v in &views {
+            let state = v.firing.map_or_else(|| "ok".to_owned(), |s| format!("{s:?}").to_uppercase());
+            let since = v.since.map(|t| t.strftime(" since %Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default();
+            let incident = v.incident.as_ref().map(|i| format!("  incident {i}")).unwrap_or_default();
+            println!("{:<6} {} {}{since}{incident}", state, v.service, v.slo);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -414,3 +414,96 @@ fn an_exhausted_error_budget_freezes_production_except_for_a_hotfix() {
     let status = dir.ok(&["slo", "status"]);
     assert!(status.contains("availability") && status.contains("page"), "{status}");
 }
+
+/// Accepts HTTP requests on loopback and keeps their bodies (a webhook receiver).
+fn webhook_receiver() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = bodies.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            kept.lock().unwrap().push(String::from_utf8_lossy(&body).into_owned());
+            let mut stream = stream;
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (port, bodies)
+}
+
+#[test]
+fn a_burning_canary_pages_and_the_incident_names_the_failing_version() {
+    let dir = Dir::new();
+    let _cleanup = Cleanup(dir.path().to_owned());
+    let server = dir.serve_with_env(&[("MOBIUS_ALERT_EVERY", "1s")]);
+    let (hook, bodies) = webhook_receiver();
+    let port = free_port();
+    let canary = "{canary: {steps: [{set_weight: 50}, {pause: {}}]}}";
+    let slo = format!(
+        "slos:\n  - name: availability\n    objective: 99.9\n    window: 30d\n    sli: {{availability: {{}}}}\n    policy: warn\n    alerting:\n      webhooks: [\"http://127.0.0.1:{hook}/hook\"]\n"
+    );
+    let with_slo = |version: &str| {
+        let path = release(&dir, version, 0.0, port, canary, "");
+        let spec = std::fs::read_to_string(path.join("mobius.yaml")).unwrap();
+        std::fs::write(path.join("mobius.yaml"), format!("{spec}{slo}")).unwrap();
+        path
+    };
+    deployed(&dir, &server, &with_slo("v1"), "v1");
+    finished(&server);
+    deployed(&dir, &server, &with_slo("v2"), "v2");
+    let paused = wait_until(&server, "the canary's pause", |r| r["phase"] == "paused");
+    let v2_artifact = paused["new"]["artifact"].as_str().unwrap().to_owned();
+
+    // Both versions serve; v2 fails half of its requests, v1 none.
+    let store = mobius_store::SqliteStore::open(&dir.data()).unwrap();
+    let now = jiff::Timestamp::now().as_second();
+    let minute = |version: &str, errors| mobius_store::SliMinute {
+        service: "shop".into(),
+        environment: "production".into(),
+        version: version.into(),
+        minute: now - now.rem_euclid(60),
+        requests: 2000,
+        errors,
+        latency: vec![2000],
+    };
+    mobius_store::Store::add_sli(&store, &[minute("v1", 0), minute("v2", 1000)]).unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let page = loop {
+        let found = bodies.lock().unwrap().iter().find(|b| b.contains("\"severity\":\"page\"")).cloned();
+        if let Some(body) = found {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "no page reached the webhook");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(page.contains("\"state\":\"firing\"") && page.contains("\"slo\":\"availability\""), "{page}");
+    let events = dir.json(&["events", "list", "--limit", "200"]);
+    let incident = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "dev.cdevents.incident.detected.0.3.0")
+        .expect("an incident was opened");
+    let raw: Value = serde_json::from_str(incident["raw"].as_str().unwrap()).unwrap();
+    let content = &raw["subject"]["content"];
+    assert!(content["description"].as_str().unwrap().contains("version v2 has the highest error ratio"), "{content:#}");
+    assert_eq!(content["artifactId"], v2_artifact, "attributed to the failing version's artifact: {content:#}");
+    let alerts: Value = http().get(server.url("/api/v1/alerts")).bearer_auth(ADMIN).send().unwrap().json().unwrap();
+    assert_eq!(alerts[0]["firing"], "page", "{alerts:#}");
+    assert!(alerts[0]["incident"].is_string(), "{alerts:#}");
+}

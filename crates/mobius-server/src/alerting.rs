@@ -1,0 +1,342 @@
+//! Alerts on SLOs, run by the server: every evaluation reads each SLO's multi-window
+//! multi-burn-rate rules ([`crate::slo`]), steps its deduplicated page/ticket alerts
+//! (`mobius_slo::alerts::SloAlerts`), and for each transition
+//! - notifies the SLO's webhooks (generic JSON) and Slack URLs (`{"text": …}`), with retries;
+//! - records an event (`dev.cdeventsx.mobius-alert.firing|resolved.0.1.0`), so alerts appear
+//!   in the log and in post-mortem timelines;
+//! - opens an incident when a page fires (`incident.detected`), naming the version whose error
+//!   ratio is highest over the page's short window and its artifact — the evidence is in the
+//!   description — and resolves it once the page has stayed resolved for a quiet period.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use mobius_slo::alerts::{Notification, RuleState, Severity, SloAlerts};
+use mobius_store::{RolloutQuery, Store};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::deploy::Stored;
+use crate::ingest::Ingestor;
+use crate::slo::{self, SloStatus};
+
+/// How long a resolved page must stay resolved before its incident is resolved.
+pub const QUIET_PERIOD_S: i64 = 300;
+
+/// One SLO's alert state as `GET /api/v1/alerts` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertView {
+    pub service: String,
+    pub slo: String,
+    /// `page`, `ticket`, or `None` when nothing fires.
+    pub firing: Option<Severity>,
+    /// Since when the current state holds.
+    pub since: Option<Timestamp>,
+    /// The rules at the last evaluation.
+    pub rules: Vec<RuleState>,
+    /// The incident the page opened, while it is open.
+    pub incident: Option<String>,
+}
+
+#[derive(Default)]
+struct Tracked {
+    alerts: SloAlerts,
+    view: Option<AlertView>,
+    /// The open incident's subject id, and when the page resolved (for the quiet period).
+    incident: Option<(String, Option<i64>)>,
+}
+
+/// The server's alert evaluator. Cheap to clone.
+#[derive(Clone)]
+pub struct Alerter {
+    store: Arc<dyn Store>,
+    ingestor: Ingestor,
+    state: Arc<Mutex<HashMap<(String, String), Tracked>>>,
+    http: reqwest::Client,
+}
+
+impl Alerter {
+    pub fn new(store: Arc<dyn Store>, ingestor: Ingestor) -> Alerter {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
+        Alerter { store, ingestor, state: Arc::default(), http }
+    }
+
+    /// Evaluates every `every` until `shutdown`.
+    pub async fn run(self, every: Duration, shutdown: impl Future<Output = ()>) {
+        let mut timer = tokio::time::interval(every);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = timer.tick() => self.evaluate(Timestamp::now()).await,
+            }
+        }
+    }
+
+    /// The alert state of every SLO evaluated so far.
+    pub fn views(&self) -> Vec<AlertView> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut views: Vec<AlertView> = state.values().filter_map(|t| t.view.clone()).collect();
+        views.sort_by(|a, b| (&a.service, &a.slo).cmp(&(&b.service, &b.slo)));
+        views
+    }
+
+    /// One evaluation at `now`.
+    pub async fn evaluate(&self, now: Timestamp) {
+        let store = self.store.clone();
+        let Ok(Ok(statuses)) = tokio::task::spawn_blocking(move || slo::statuses(store.as_ref(), now)).await else {
+            return;
+        };
+        let definitions = {
+            let store = self.store.clone();
+            tokio::task::spawn_blocking(move || slo::definitions(store.as_ref())).await.ok().and_then(Result::ok)
+        }
+        .unwrap_or_default();
+        let now_s = now.as_second();
+        for status in statuses.iter().filter(|s| s.budget.is_some()) {
+            let key = (status.service.clone(), status.slo.clone());
+            let (notifications, to_resolve) = {
+                let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                let tracked = state.entry(key.clone()).or_default();
+                let notifications = tracked.alerts.step(&status.rules, now_s);
+                let firing = status.alert;
+                let since = match &tracked.view {
+                    Some(v) if v.firing == firing => v.since,
+                    _ => Some(now),
+                };
+                // A resolved page starts the quiet period; a page firing again cancels it.
+                if let Some((_, resolved_at)) = &mut tracked.incident {
+                    if firing == Some(Severity::Page) {
+                        *resolved_at = None;
+                    } else if resolved_at.is_none() {
+                        *resolved_at = Some(now_s);
+                    }
+                }
+                let to_resolve = match &tracked.incident {
+                    Some((id, Some(at))) if now_s - at >= QUIET_PERIOD_S => Some(id.clone()),
+                    _ => None,
+                };
+                if to_resolve.is_some() {
+                    tracked.incident = None;
+                }
+                tracked.view = Some(AlertView {
+                    service: status.service.clone(),
+                    slo: status.slo.clone(),
+                    firing,
+                    since,
+                    rules: status.rules.clone(),
+                    incident: tracked.incident.as_ref().map(|(id, _)| id.clone()),
+                });
+                (notifications, to_resolve)
+            };
+            for n in &notifications {
+                self.record(status, n, now);
+                let spec = definitions.iter().find(|(service, s)| *service == status.service && s.name() == status.slo);
+                if let Some((_, spec)) = spec
+                    && let Some(alerting) = &spec.alerting
+                {
+                    let body = alert_body(status, n, now);
+                    let slack = json!({ "text": slack_text(status, n) });
+                    for url in &alerting.webhooks {
+                        self.deliver(url.value.clone(), body.clone());
+                    }
+                    for url in &alerting.slack {
+                        self.deliver(url.value.clone(), slack.clone());
+                    }
+                }
+                if n.severity == Severity::Page && n.firing {
+                    let id = self.open_incident(status, now).await;
+                    let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(tracked) = state.get_mut(&key) {
+                        tracked.incident = Some((id.clone(), None));
+                        if let Some(view) = &mut tracked.view {
+                            view.incident = Some(id);
+                        }
+                    }
+                }
+            }
+            if let Some(id) = to_resolve {
+                self.emit(&[incident_event(status, &id, "resolved", "the page alert resolved and stayed quiet", now)]);
+            }
+        }
+    }
+
+    /// Opens the incident of a firing page, naming the version that burns the most.
+    async fn open_incident(&self, status: &SloStatus, now: Timestamp) -> String {
+        let id = format!("alert-{}-{}-{}", status.service, status.slo, now.as_second());
+        let store = self.store.clone();
+        let (service, environment) = (status.service.clone(), status.environment.clone());
+        let culprit = tokio::task::spawn_blocking(move || culprit(store.as_ref(), &service, &environment, now))
+            .await
+            .ok()
+            .flatten();
+        let mut event = incident_event(status, &id, "detected", "", now);
+        let description = match &culprit {
+            Some(c) => {
+                if let Some(artifact) = &c.artifact {
+                    event["subject"]["content"]["artifactId"] = json!(artifact);
+                }
+                format!(
+                    "{} {} SLO burning: page alert; version {} has the highest error ratio over the last 5 min ({:.2}% of {} requests{})",
+                    status.service,
+                    status.slo,
+                    c.version,
+                    c.ratio * 100.0,
+                    c.requests,
+                    c.others
+                )
+            }
+            None => format!("{} {} SLO burning: page alert", status.service, status.slo),
+        };
+        event["subject"]["content"]["description"] = json!(description);
+        self.emit(&[event]);
+        id
+    }
+
+    fn record(&self, status: &SloStatus, n: &Notification, now: Timestamp) {
+        let state = if n.firing { "firing" } else { "resolved" };
+        let mut event = json!({
+            "context": {
+                "specversion": "0.5.1",
+                "id": uuid::Uuid::new_v4().to_string(),
+                "source": format!("/mobius/slo/{}", status.service),
+                "type": format!("dev.cdeventsx.mobius-alert.{state}.0.1.0"),
+                "timestamp": now.to_string(),
+            },
+            "subject": { "id": format!("{}-{}", status.service, status.slo), "content": alert_body(status, n, now) },
+        });
+        event["subject"]["source"] = event["context"]["source"].clone();
+        self.emit(&[event]);
+    }
+
+    /// POSTs `body` to `url` in the background: three attempts, 1 s then 2 s apart.
+    fn deliver(&self, url: String, body: Value) {
+        let http = self.http.clone();
+        tokio::spawn(async move {
+            for attempt in 0..3u32 {
+                if attempt > 0 {
+                    tokio::time::sleep(Duration::from_secs(1 << (attempt - 1))).await;
+                }
+                match http.post(&url).json(&body).send().await {
+                    Ok(response) if response.status().is_success() => return,
+                    Ok(response) => {
+                        tracing::warn!(%url, status = %response.status(), attempt, "alert notification refused")
+                    }
+                    Err(e) => tracing::warn!(%url, error = %e, attempt, "alert notification failed"),
+                }
+            }
+        });
+    }
+
+    fn emit(&self, events: &[Value]) {
+        match crate::runs::cdevents::validate(events) {
+            Ok(parsed) => {
+                if let Err(e) = self.ingestor.ingest(parsed) {
+                    tracing::error!(error = %e, "cannot append alert events");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "an alert produced an invalid event"),
+        }
+    }
+}
+
+/// The generic JSON body of a notification.
+fn alert_body(status: &SloStatus, n: &Notification, now: Timestamp) -> Value {
+    json!({
+        "service": status.service,
+        "slo": status.slo,
+        "environment": status.environment,
+        "severity": n.severity,
+        "state": if n.firing { "firing" } else { "resolved" },
+        "at": now.to_string(),
+        "objective": status.objective,
+        "budget_remaining": status.budget.as_ref().map(|b| b.remaining),
+        "burn_rates": status.burn_rates,
+    })
+}
+
+fn slack_text(status: &SloStatus, n: &Notification) -> String {
+    let what = if n.firing { "FIRING" } else { "resolved" };
+    let burn = status.burn_rates.iter().find(|(w, _)| w == "1h").map_or(0.0, |(_, b)| *b);
+    let left = status.budget.as_ref().map_or(0.0, |b| b.remaining * 100.0);
+    format!(
+        "[{what}] {:?}: {} {} error budget burn rate {burn:.1}× over 1 h; {left:.0}% of the budget left",
+        n.severity, status.service, status.slo
+    )
+}
+
+fn incident_event(status: &SloStatus, id: &str, predicate: &str, description: &str, now: Timestamp) -> Value {
+    let source = format!("/mobius/slo/{}", status.service);
+    json!({
+        "context": {
+            "specversion": "0.5.1",
+            "id": format!("{id}:{predicate}"),
+            "source": source,
+            "type": format!("dev.cdevents.incident.{predicate}.0.3.0"),
+            "timestamp": now.to_string(),
+        },
+        "subject": {
+            "id": id,
+            "source": source,
+            "content": {
+                "description": if description.is_empty() { format!("{} {} SLO burning", status.service, status.slo) } else { description.to_owned() },
+                "environment": { "id": status.environment },
+                "service": { "id": status.service },
+            },
+        },
+    })
+}
+
+/// The version with the highest error ratio over the last five minutes.
+struct Culprit {
+    version: String,
+    ratio: f64,
+    requests: u64,
+    artifact: Option<String>,
+    /// `; v2 0.10%` for the other versions, as evidence.
+    others: String,
+}
+
+fn culprit(store: &dyn Store, service: &str, environment: &str, now: Timestamp) -> Option<Culprit> {
+    let now_s = now.as_second();
+    let minutes = store.sli(service, environment, now_s - 300 - now_s.rem_euclid(60), now_s + 60).ok()?;
+    let mut by_version: HashMap<String, (u64, u64)> = HashMap::new();
+    for m in minutes {
+        let entry = by_version.entry(m.version).or_default();
+        entry.0 += m.requests;
+        entry.1 += m.errors;
+    }
+    let ratio = |(requests, errors): (u64, u64)| if requests == 0 { 0.0 } else { errors as f64 / requests as f64 };
+    let (version, counts) = by_version.iter().max_by(|a, b| ratio(*a.1).total_cmp(&ratio(*b.1)))?;
+    let others: Vec<String> = by_version
+        .iter()
+        .filter(|(v, _)| *v != version)
+        .map(|(v, c)| format!("; {v} {:.2}%", ratio(*c) * 100.0))
+        .collect();
+    Some(Culprit {
+        version: version.clone(),
+        ratio: ratio(*counts),
+        requests: counts.0,
+        artifact: artifact_of(store, service, environment, version),
+        others: others.concat(),
+    })
+}
+
+/// The artifact of a version of a service in an environment, from its rollouts.
+fn artifact_of(store: &dyn Store, service: &str, environment: &str, version: &str) -> Option<String> {
+    let rows = store
+        .rollouts(&RolloutQuery {
+            service: Some(service.to_owned()),
+            environment: Some(environment.to_owned()),
+            active_only: false,
+            limit: 50,
+        })
+        .ok()?;
+    rows.iter().filter_map(|row| serde_json::from_str::<Stored>(&row.body).ok()).find_map(|stored| {
+        let r = stored.rollout;
+        std::iter::once(r.new).chain(r.stable).find(|d| d.version == version).and_then(|d| d.artifact)
+    })
+}
