@@ -97,6 +97,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/slos", get(api::get_slos))
         .route("/api/v1/alerts", get(api::get_alerts))
         .route("/api/v1/deployments", post(deploy::http::deploy))
+        .route("/api/v1/chaos", get(deploy::http::faults))
+        .route("/api/v1/chaos/{service}/{environment}", post(deploy::http::inject).delete(deploy::http::clear))
         .route("/api/v1/rollouts", get(deploy::http::list))
         .route("/api/v1/rollouts/{service}/{environment}", get(deploy::http::status))
         .route("/api/v1/rollouts/{service}/{environment}/{action}", post(deploy::http::change))

@@ -89,6 +89,63 @@ pub enum Command {
     Slo(SloCommand),
     /// The server's SLO alerts: what fires (page or ticket), since when, its incident
     Alerts(AlertsArgs),
+    /// Fault injection on a service's proxy, for game days
+    #[command(subcommand)]
+    Chaos(ChaosCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChaosCommand {
+    /// Abort or delay a share of an environment's requests until the fault expires
+    ///
+    /// The failures it injects are left out of error budgets (recorded as a policy exception)
+    /// unless --count is given.
+    #[command(disable_version_flag = true)]
+    Inject {
+        service: String,
+        environment: String,
+        /// Answer with this status (200–599) instead of calling the service
+        #[arg(long, value_name = "STATUS", group = "kind")]
+        abort: Option<u16>,
+        /// Wait this long (e.g. 300ms) before calling the service
+        #[arg(long, value_name = "DURATION", group = "kind")]
+        delay: Option<String>,
+        /// With --delay: add a random 0..JITTER
+        #[arg(long, value_name = "DURATION", default_value = "0ms")]
+        jitter: String,
+        /// Share of the matching requests, 0–100
+        #[arg(long, default_value_t = 100.0)]
+        percent: f64,
+        /// Only requests routed to this version
+        #[arg(long)]
+        version: Option<String>,
+        /// Only requests carrying this header value (NAME=VALUE)
+        #[arg(long, value_name = "NAME=VALUE", value_parser = key_value)]
+        header: Option<(String, String)>,
+        /// How long the fault lasts
+        #[arg(long = "for", value_name = "DURATION", default_value = "10m")]
+        duration: String,
+        /// A name for the fault [default: fault-<time>]
+        #[arg(long)]
+        id: Option<String>,
+        /// Count the injected failures in error budgets
+        #[arg(long)]
+        count: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Active faults of every environment
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Remove every fault of an environment
+    Clear {
+        service: String,
+        environment: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -95,3 +95,48 @@ pub async fn change(
     };
     Ok(Json(stored.rollout).into_response())
 }
+
+#[derive(Debug, Deserialize)]
+pub struct InjectRequest {
+    fault: mobius_proxy::chaos::Fault,
+    /// Count the injected failures in error budgets (default: a game day left out).
+    #[serde(default)]
+    counted: bool,
+}
+
+/// `POST /api/v1/chaos/{service}/{environment}` (`deploy`): inject a fault; answers with the
+/// environment's faults.
+pub async fn inject(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((service, environment)): Path<(String, String)>,
+    Json(request): Json<InjectRequest>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, TokenScope::Deploy).await?;
+    let faults = state.deployer.inject(&service, &environment, request.fault, request.counted).await?;
+    Ok((StatusCode::CREATED, Json(faults)).into_response())
+}
+
+/// `DELETE /api/v1/chaos/{service}/{environment}` (`deploy`): remove every fault.
+pub async fn clear(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((service, environment)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, TokenScope::Deploy).await?;
+    state.deployer.clear_faults(&service, &environment).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /api/v1/chaos`: the active faults of every environment.
+pub async fn faults(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    authorize_read(&state, &headers).await?;
+    let list: Vec<serde_json::Value> = state
+        .deployer
+        .faults()
+        .await
+        .into_iter()
+        .map(|(service, environment, faults)| serde_json::json!({ "service": service, "environment": environment, "faults": faults }))
+        .collect();
+    Ok(Json(list).into_response())
+}

@@ -5,21 +5,64 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use mobius_proxy::chaos::Fault;
 use mobius_proxy::files;
 use mobius_proxy::proxy::Proxy;
 use mobius_proxy::routing::RoutingTable;
 use mobius_proxy::sli::SliSnapshot;
 use tokio::sync::oneshot;
 
-/// Where a service's traffic is routed.
-pub enum Plane {
+/// Where a service's traffic is routed, and the chaos faults injected into it.
+pub struct Plane {
+    route: Route,
+    /// The last table set (without faults), to re-send when the faults change.
+    last: Mutex<Option<RoutingTable>>,
+    faults: Mutex<Vec<Injected>>,
+}
+
+/// A fault, and whether the requests it fails are left out of error budgets (a game day
+/// recorded as a policy exception) or counted.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Injected {
+    pub fault: Fault,
+    pub counted: bool,
+}
+
+enum Route {
     Embedded { proxy: Arc<Proxy>, stop: Option<oneshot::Sender<()>> },
     External { table: PathBuf, slis: PathBuf },
 }
 
 impl Plane {
+    fn with(route: Route) -> Plane {
+        Plane { route, last: Mutex::new(None), faults: Mutex::new(Vec::new()) }
+    }
+
+    /// The faults now (expired ones dropped).
+    pub fn faults(&self) -> Vec<Injected> {
+        let now_ms = u64::try_from(jiff::Timestamp::now().as_millisecond()).unwrap_or_default();
+        let mut faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        faults.retain(|f| !f.fault.expired(now_ms));
+        faults.clone()
+    }
+
+    /// Replaces the faults and re-sends the last table with them.
+    pub fn set_faults(&self, faults: Vec<Injected>) {
+        *self.faults.lock().unwrap_or_else(|e| e.into_inner()) = faults;
+        let last = self.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(mut table) = last {
+            table.generation = u64::try_from(jiff::Timestamp::now().as_microsecond()).unwrap_or_default();
+            self.send(table);
+        }
+    }
+
+    /// Whether an active fault's failures are left out of the budget.
+    pub fn excludes_injected(&self) -> bool {
+        self.faults().iter().any(|f| !f.counted)
+    }
+
     /// An embedded proxy listening on `listen`, starting with `table`.
     pub async fn embedded(listen: SocketAddr, table: RoutingTable) -> std::io::Result<Plane> {
         let listener = tokio::net::TcpListener::bind(listen).await?;
@@ -34,22 +77,29 @@ impl Plane {
                 tracing::error!(%listen, error = %e, "the proxy stopped");
             }
         });
-        Ok(Plane::Embedded { proxy, stop: Some(stop) })
+        Ok(Plane::with(Route::Embedded { proxy, stop: Some(stop) }))
     }
 
     /// A separate `mobius proxy` following files in `dir`.
     pub fn external(dir: PathBuf, service: &str, environment: &str) -> Plane {
-        Plane::External {
+        Plane::with(Route::External {
             table: files::table_path(&dir, service, environment),
             slis: files::sli_path(&dir, service, environment),
-        }
+        })
     }
 
-    /// Routes by `table` from now on (a separate proxy picks it up within its poll period).
+    /// Routes by `table` (with the current faults) from now on; a separate proxy picks it up
+    /// within its poll period.
     pub fn set_table(&self, table: RoutingTable) {
-        match self {
-            Plane::Embedded { proxy, .. } => proxy.set_table(table),
-            Plane::External { table: path, .. } => {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(table.clone());
+        self.send(table);
+    }
+
+    fn send(&self, mut table: RoutingTable) {
+        table.faults = self.faults().into_iter().map(|f| f.fault).collect();
+        match &self.route {
+            Route::Embedded { proxy, .. } => proxy.set_table(table),
+            Route::External { table: path, .. } => {
                 if let Err(e) = files::write_atomic(path, &table) {
                     tracing::error!(path = %path.display(), error = %e, "cannot write the routing table");
                 }
@@ -61,17 +111,17 @@ impl Plane {
     /// embedded one switches at once (only requests already picking an upstream remain); a
     /// separate one polls its file every 200 ms.
     pub fn settle(&self) -> std::time::Duration {
-        match self {
-            Plane::Embedded { .. } => std::time::Duration::from_millis(100),
-            Plane::External { .. } => std::time::Duration::from_millis(1000),
+        match &self.route {
+            Route::Embedded { .. } => std::time::Duration::from_millis(100),
+            Route::External { .. } => std::time::Duration::from_millis(1000),
         }
     }
 
     /// The SLIs so far (cumulative). A separate proxy that has not published yet reads empty.
     pub fn slis(&self) -> SliSnapshot {
-        match self {
-            Plane::Embedded { proxy, .. } => proxy.slis(),
-            Plane::External { slis, .. } => std::fs::read(slis)
+        match &self.route {
+            Route::Embedded { proxy, .. } => proxy.slis(),
+            Route::External { slis, .. } => std::fs::read(slis)
                 .ok()
                 .and_then(|bytes| serde_json::from_slice(&bytes).ok())
                 .unwrap_or_else(|| SliSnapshot { taken_at_ms: 0, versions: Default::default() }),
@@ -79,9 +129,9 @@ impl Plane {
     }
 }
 
-impl Drop for Plane {
+impl Drop for Route {
     fn drop(&mut self) {
-        if let Plane::Embedded { stop, .. } = self
+        if let Route::Embedded { stop, .. } = self
             && let Some(stop) = stop.take()
         {
             let _ = stop.send(());

@@ -41,19 +41,23 @@ impl Deployer {
         let mut rows = Vec::new();
         for ((service, environment), plane) in planes {
             let snapshot = plane.slis();
+            let exclude_injected = plane.excludes_injected();
             let previous = readings.get(&(service.clone(), environment.clone()));
             for (version, now) in &snapshot.versions {
                 let gained = gained(now, previous.and_then(|p| p.versions.get(version)));
                 if gained.requests == 0 {
                     continue;
                 }
+                // A game day's injected failures stay out of the budget unless counted.
+                let errors =
+                    if exclude_injected { gained.errors.saturating_sub(gained.injected_errors) } else { gained.errors };
                 rows.push(SliMinute {
                     service: service.clone(),
                     environment: environment.clone(),
                     version: version.clone(),
                     minute,
                     requests: gained.requests,
-                    errors: gained.errors,
+                    errors,
                     latency: gained.bucket_counts,
                 });
             }

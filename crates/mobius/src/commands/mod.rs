@@ -1,5 +1,6 @@
 //! One module per command family.
 
+mod chaos;
 mod demo;
 mod deploy;
 mod events;
@@ -50,6 +51,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Postmortem(args) => postmortem::run(data_dir, args),
         Command::Slo(command) => slo::run(data_dir, json, command).await,
         Command::Alerts(args) => slo::alerts(data_dir, json, args).await,
+        Command::Chaos(command) => chaos::run(data_dir, json, command).await,
     }
 }
 

@@ -507,3 +507,35 @@ fn a_burning_canary_pages_and_the_incident_names_the_failing_version() {
     assert_eq!(alerts[0]["firing"], "page", "{alerts:#}");
     assert!(alerts[0]["incident"].is_string(), "{alerts:#}");
 }
+
+#[test]
+fn chaos_faults_fail_requests_until_cleared_and_a_game_day_is_an_exception() {
+    let dir = Dir::new();
+    let _cleanup = Cleanup(dir.path().to_owned());
+    let server = dir.serve(&[]);
+    let port = free_port();
+    deployed(&dir, &server, &release(&dir, "v1", 0.0, port, "rolling", ""), "v1");
+    finished(&server);
+    let chaos = |args: &[&str]| {
+        let mut all = vec!["chaos"];
+        all.extend_from_slice(args);
+        dir.cmd(&all).env("MOBIUS_SERVER", &server.base).env("MOBIUS_TOKEN", ADMIN).output().unwrap()
+    };
+    let out =
+        chaos(&["inject", "shop", "production", "--abort", "503", "--version", "v1", "--id", "outage", "--for", "5m"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let response = http().get(format!("http://127.0.0.1:{port}/")).send().unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["x-mobius-fault"], "outage");
+    let list = String::from_utf8_lossy(&chaos(&["list"]).stdout).into_owned();
+    assert!(list.contains("shop production  outage  100.0% "), "{list}");
+    let events = dir.json(&["events", "list", "--limit", "100"]);
+    assert!(
+        events.as_array().unwrap().iter().any(|e| e["type"] == "dev.cdeventsx.mobius-policy.exception.0.1.0"),
+        "the game day is recorded as a policy exception"
+    );
+    let bad = chaos(&["inject", "shop", "production", "--abort", "42"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("42"), "a bad status is named");
+    assert!(chaos(&["clear", "shop", "production"]).status.success());
+    assert_eq!(body(port), "hello from v1");
+}
