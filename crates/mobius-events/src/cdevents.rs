@@ -38,6 +38,10 @@ pub enum EventError {
     Schema { ty: String, message: String },
 }
 
+/// The type prefix of Mobius's incident acknowledgement (`mobius incident ack`): it sets the
+/// incident's `acknowledged` time, which CDEvents has no event for.
+pub const ACKNOWLEDGED: &str = "dev.cdeventsx.mobius-incident.acknowledged.";
+
 /// Parses and validates one CDEvent from its JSON text.
 pub fn parse(raw: &str, origin: Origin) -> Result<NewEvent, EventError> {
     let value: Value = serde_json::from_str(raw).map_err(|e| json_error(&e))?;
@@ -90,6 +94,22 @@ pub fn from_value(value: Value, raw: String, origin: Origin) -> Result<NewEvent,
             let custom = event.get("customData").and_then(Value::as_object);
             let facts = Facts { source, subject, custom, timestamp, context_id: id };
             observe(&facts, s, predicate)
+        }
+        // Our own extension: CDEvents has no acknowledgement of an incident.
+        EventType::Custom if ty.starts_with(ACKNOWLEDGED) => {
+            let custom = event.get("customData").and_then(Value::as_object);
+            let facts = Facts { source, subject, custom, timestamp, context_id: id };
+            vec![Observation::Incident(IncidentObserved {
+                key: format!("cdevents:{}", facts.subject_key()),
+                service: facts.content(&["service", "id"]).unwrap_or_default().to_owned(),
+                environment: facts.content(&["environment", "id"]).unwrap_or_default().to_owned(),
+                title: String::new(),
+                detected: None,
+                acknowledged: Some(timestamp),
+                resolved: None,
+                reopened: false,
+                cause: None,
+            })]
         }
         EventType::Custom => Vec::new(),
     };

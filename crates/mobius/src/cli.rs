@@ -92,6 +92,47 @@ pub enum Command {
     /// Fault injection on a service's proxy, for game days
     #[command(subcommand)]
     Chaos(ChaosCommand),
+    /// Incidents by hand: open, acknowledge, resolve, list, show
+    #[command(subcommand)]
+    Incident(IncidentCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentCommand {
+    /// Open an incident (an `incident.detected` event)
+    Open {
+        service: String,
+        /// What users see, in a few words
+        #[arg(long)]
+        title: String,
+        #[arg(long, short, default_value = "production")]
+        environment: String,
+        #[arg(long, default_value = "sev2", value_parser = ["sev1", "sev2", "sev3", "sev4"])]
+        severity: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Acknowledge an incident: someone is on it
+    Ack {
+        /// The incident's key, or the part after its `#`
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Resolve an incident: users are fine again
+    Resolve {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Incidents, newest first (local data directory)
+    List {
+        /// Only the unresolved ones
+        #[arg(long)]
+        open: bool,
+    },
+    /// One incident: its facts, attributed change and timeline (local data directory)
+    Show { id: String },
 }
 
 #[derive(Debug, Subcommand)]

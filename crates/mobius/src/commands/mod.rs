@@ -4,6 +4,7 @@ mod chaos;
 mod demo;
 mod deploy;
 mod events;
+mod incident;
 mod lint;
 mod measure;
 pub mod postmortem;
@@ -52,6 +53,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Slo(command) => slo::run(data_dir, json, command).await,
         Command::Alerts(args) => slo::alerts(data_dir, json, args).await,
         Command::Chaos(command) => chaos::run(data_dir, json, command).await,
+        Command::Incident(command) => incident::run(data_dir, json, command).await,
     }
 }
 

@@ -182,3 +182,23 @@ fn import_and_dora_work_against_a_server_as_they_do_locally() {
     assert!(!wrong.status.success());
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("unknown token"));
 }
+
+#[test]
+fn an_incident_by_hand_is_opened_acknowledged_and_resolved() {
+    let dir = Dir::new();
+    let out = dir.ok(&["incident", "open", "shop", "--title", "checkout is slow", "--severity", "sev1"]);
+    assert!(out.starts_with("Opened incident inc-"), "{out}");
+    let listed = dir.json(&["incident", "list", "--open"]);
+    let key = listed[0]["key"].as_str().unwrap().to_owned();
+    let id = key.rsplit('#').next().unwrap().to_owned();
+    assert!(dir.ok(&["incident", "ack", &id]).contains("acknowledged"));
+    assert!(dir.json(&["incident", "list"])[0]["acknowledged"].is_string());
+    assert!(dir.ok(&["incident", "resolve", &id]).contains("resolved"));
+    assert_eq!(dir.json(&["incident", "list", "--open"]), serde_json::json!([]));
+    let shown = dir.ok(&["incident", "show", &id]);
+    assert!(shown.contains("# Post-mortem: checkout is slow") && shown.contains("| acknowledged |"), "{shown}");
+    let dora = dir.json(&["dora", "--service", "shop"]);
+    assert_eq!(dora["recovery_time"]["incidents"], 1, "{dora}");
+    let unknown = dir.run(&["incident", "ack", "inc-404"]);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no incident `inc-404`"));
+}
