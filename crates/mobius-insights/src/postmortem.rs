@@ -10,6 +10,9 @@ use jiff::Timestamp;
 use mobius_events::facts::{Attribution, Deployment, Incident, ShippedChange};
 use serde::{Deserialize, Serialize};
 
+/// An incident that consumed more of an error budget than this requires a post-mortem.
+pub const REQUIRED_ABOVE: f64 = 0.2;
+
 /// One line of the timeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Moment {
@@ -109,6 +112,13 @@ pub fn render(d: &Draft) -> String {
     match &d.impact.budget_consumed {
         Some((slo, fraction)) => {
             let _ = writeln!(out, "- Error budget consumed: {:.1}% of SLO `{slo}`.", fraction * 100.0);
+            if *fraction > REQUIRED_ABOVE {
+                let _ = writeln!(
+                    out,
+                    "- **A post-mortem is required**: the incident consumed more than {:.0}% of the error budget.",
+                    REQUIRED_ABOVE * 100.0
+                );
+            }
         }
         None => {
             let _ = writeln!(out, "- Error budget consumed: no SLO is defined for the service.");

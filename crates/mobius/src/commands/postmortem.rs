@@ -54,7 +54,10 @@ pub fn draft(store: &dyn Store, wanted: &str) -> Result<String> {
         None => Vec::new(),
     };
     let end = incident.resolved.unwrap_or(now);
-    let impact = Impact { failed_requests: failed_requests(store, &incident, end)?, budget_consumed: None };
+    let impact = Impact {
+        failed_requests: failed_requests(store, &incident, end)?,
+        budget_consumed: budget_consumed(store, &incident, end, now)?,
+    };
     let (timeline, detected_by) = timeline(store, &incident, end)?;
     Ok(postmortem::render(&Draft { incident, deployment, changes, impact, detected_by, timeline }))
 }
@@ -66,6 +69,30 @@ fn failed_requests(store: &dyn Store, incident: &Incident, end: Timestamp) -> Re
     let minutes = store.sli(&incident.service, &incident.environment, from - from.rem_euclid(60), to)?;
     let (failed, total) = minutes.iter().fold((0, 0), |(f, t), m| (f + m.errors, t + m.requests));
     Ok((total > 0).then_some((failed, total)))
+}
+
+/// The share of the service's first availability SLO's error budget (in that environment)
+/// that the incident's failed requests consumed: failed during the incident ÷ (budget × every
+/// request in the SLO's window).
+fn budget_consumed(
+    store: &dyn Store,
+    incident: &Incident,
+    end: Timestamp,
+    now: Timestamp,
+) -> Result<Option<(String, f64)>> {
+    let slo = mobius_server::slo::definitions(store)?.into_iter().find(|(service, slo)| {
+        *service == incident.service
+            && slo.environment_name() == incident.environment
+            && matches!(slo.sli, mobius_slo::spec::Sli::Availability {})
+    });
+    let Some((_, slo)) = slo else { return Ok(None) };
+    let window = i64::try_from(slo.window_seconds()).unwrap_or(i64::MAX);
+    let in_window =
+        store.sli(&incident.service, &incident.environment, now.as_second() - window, now.as_second() + 60)?;
+    let total: u64 = in_window.iter().map(|m| m.requests).sum();
+    let Some((failed, _)) = failed_requests(store, incident, end)? else { return Ok(None) };
+    let budget = slo.error_budget() * total as f64;
+    Ok((budget > 0.0).then(|| (slo.name().to_owned(), failed as f64 / budget)))
 }
 
 /// What the log says happened to the service around the incident, and who reported it.

@@ -354,6 +354,7 @@ fn the_demo_plays_the_whole_loop() {
         assert!(draft.contains(part), "{part} missing from:\n{draft}");
     }
     assert!(draft.contains("Detected by Mobius's canary analysis"), "{draft}");
+    assert!(draft.contains("Error budget consumed: ") && draft.contains("of SLO `availability`"), "{draft}");
     assert!(summary["seconds"].as_f64().unwrap() < 120.0);
 }
 
