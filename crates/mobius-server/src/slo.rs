@@ -1,16 +1,20 @@
 //! SLOs on the server: the definitions come from each service's deployed `mobius.yaml`
-//! (`slos:`), the SLIs from the per-minute counters the proxies recorded; `statuses` turns them
-//! into budgets, burn rates and alert states with `mobius_slo` at a given time, and `gate`
-//! applies the error-budget policy to a deployment.
+//! (`slos:`), the SLIs from the per-minute counters the proxies recorded or, for a Prometheus
+//! SLI, from instant queries to that Prometheus; `statuses` turns them into budgets, burn rates
+//! and alert states with `mobius_slo` at a given time, and `gate` applies the error-budget
+//! policy to a deployment.
+//!
+//! Evaluating a Prometheus SLI does blocking HTTP: call `status`, `statuses` and `gate` outside
+//! an async context (`spawn_blocking`).
 
 use jiff::Timestamp;
 use mobius_deploy::spec::ServiceSpec;
 use mobius_proxy::sli::BUCKETS_MS;
-use mobius_slo::alerts::{self, RuleState, Severity};
+use mobius_slo::alerts::{self, DEFAULT_MIN_REQUESTS, RuleState, Severity};
 use mobius_slo::budget::{self, Budget, Objective};
 use mobius_slo::policy::{self, Decision, Mode, Reason};
 use mobius_slo::series::{Counts, Series};
-use mobius_slo::spec::{Policy, Sli, SloSpec};
+use mobius_slo::spec::{Policy, PrometheusSli, Sli, SloSpec, Window, with_window};
 use mobius_store::{RolloutQuery, SliMinute, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
@@ -29,7 +33,7 @@ pub struct SloStatus {
     pub objective: f64,
     pub window_s: i64,
     pub policy: Mode,
-    /// `None` when the SLI cannot be read (a Prometheus source: not evaluated yet).
+    /// `None` when the SLI cannot be read (an unreachable or failing Prometheus; see `unknown`).
     pub budget: Option<Budget>,
     /// Error ratio over each of [`WINDOWS`].
     pub error_ratios: Vec<(String, f64)>,
@@ -99,9 +103,19 @@ pub fn status(store: &dyn Store, service: &str, slo: &SloSpec, now: Timestamp) -
             let threshold = threshold_ms.value;
             Box::new(move |m: &SliMinute| slow(m, threshold))
         }
-        Sli::Prometheus(_) => {
-            status.unknown =
-                Some("Prometheus sources are not evaluated yet: the SLO is unknown, never healthy".to_owned());
+        Sli::Prometheus(source) => {
+            let window = slo.window.value.to_string();
+            match Prometheus::new(source).and_then(|p| p.evaluate(&window, objective, now_s)) {
+                Ok(evaluated) => {
+                    status.error_ratios = evaluated.error_ratios;
+                    status.burn_rates = evaluated.burn_rates;
+                    status.hourly_error_ratios = evaluated.hourly_error_ratios;
+                    status.alert = alert_of(&evaluated.rules);
+                    status.rules = evaluated.rules;
+                    status.budget = Some(evaluated.budget);
+                }
+                Err(reason) => status.unknown = Some(format!("{reason}: the SLO is unknown, never healthy")),
+            }
             return Ok(status);
         }
     };
@@ -120,16 +134,142 @@ pub fn status(store: &dyn Store, service: &str, slo: &SloSpec, now: Timestamp) -
     status.hourly_error_ratios =
         (0..24).rev().map(|h| series.sum(now_s - (h + 1) * 3600, now_s - h * 3600).error_ratio()).collect();
     status.rules = alerts::evaluate(&series, objective, now_s);
-    status.alert = if alerts::firing(&status.rules, Severity::Page) {
-        Some(Severity::Page)
-    } else if alerts::firing(&status.rules, Severity::Ticket) {
-        Some(Severity::Ticket)
-    } else {
-        None
-    };
+    status.alert = alert_of(&status.rules);
     status.recovers_at = budget::recovers_at(&series, objective, now_s).and_then(|s| Timestamp::from_second(s).ok());
     status.budget = Some(budget);
     Ok(status)
+}
+
+/// The most urgent severity whose rules fire.
+fn alert_of(rules: &[RuleState]) -> Option<Severity> {
+    [Severity::Page, Severity::Ticket].into_iter().find(|severity| alerts::firing(rules, *severity))
+}
+
+/// How long one Prometheus query may take.
+const PROMETHEUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A Prometheus SLI's source, queried through the HTTP API (`/api/v1/query`).
+struct Prometheus<'a> {
+    client: reqwest::blocking::Client,
+    source: &'a PrometheusSli,
+}
+
+/// What a Prometheus SLI gives at one instant.
+struct Evaluated {
+    budget: Budget,
+    error_ratios: Vec<(String, f64)>,
+    burn_rates: Vec<(String, f64)>,
+    rules: Vec<RuleState>,
+    hourly_error_ratios: Vec<f64>,
+}
+
+impl<'a> Prometheus<'a> {
+    fn new(source: &'a PrometheusSli) -> Result<Prometheus<'a>, String> {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(PROMETHEUS_TIMEOUT)
+            .build()
+            .map_err(|e| format!("cannot build an HTTP client: {}", chain(&e)))?;
+        Ok(Prometheus { client, source })
+    }
+
+    /// The budget over the SLO's `window`, the ratios and burn rates over [`WINDOWS`], the
+    /// rules from those windows' counts and the last 24 hours, all as of `now_s`.
+    fn evaluate(&self, window: &str, objective: Objective, now_s: i64) -> Result<Evaluated, String> {
+        let budget = Budget::from_counts(objective, self.counts(window, now_s)?);
+        let mut per_window = Vec::with_capacity(WINDOWS.len());
+        let mut error_ratios = Vec::with_capacity(WINDOWS.len());
+        let mut burn_rates = Vec::with_capacity(WINDOWS.len());
+        for (name, seconds) in WINDOWS {
+            let counts = self.counts(name, now_s)?;
+            per_window.push((seconds, counts));
+            error_ratios.push((name.to_owned(), counts.error_ratio()));
+            burn_rates.push((name.to_owned(), objective.burn_rate(counts.error_ratio())));
+        }
+        // Every rule's windows are among WINDOWS.
+        let rules = alerts::evaluate_counts(objective, DEFAULT_MIN_REQUESTS, |len| {
+            per_window.iter().find(|(s, _)| *s == len).map_or(Counts::ZERO, |(_, c)| *c)
+        });
+        let hourly_error_ratios = (0..24)
+            .rev()
+            .map(|h| self.counts("1h", now_s - h * 3600).map(|c| c.error_ratio()))
+            .collect::<Result<_, _>>()?;
+        Ok(Evaluated { budget, error_ratios, burn_rates, rules, hourly_error_ratios })
+    }
+
+    /// Total and bad events over `window` ending at `at_s`: bad is the error query, or the
+    /// total less the good query (rounded to whole events, bad at most the total).
+    fn counts(&self, window: &str, at_s: i64) -> Result<Counts, String> {
+        let seconds = Window::parse(window).map_or(0.0, |w| w.seconds as f64);
+        let total = self.events(&self.source.total_query.value, window, seconds, at_s)?;
+        let (query, counts_good) = self.source.ratio_query();
+        let other = self.events(query, window, seconds, at_s)?;
+        let bad = if counts_good { total - other } else { other };
+        // `as` saturates: negative and NaN become 0.
+        let total = total.round() as u64;
+        Ok(Counts::new(total, (bad.round() as u64).min(total)))
+    }
+
+    /// Events over `window` (of `seconds`) ending at `at_s`. A query written with `rate(` and
+    /// no `increase(` (Sloth's style) answers per second: it is multiplied by the window's
+    /// seconds, which is exactly `increase` in PromQL.
+    fn events(&self, query: &str, window: &str, seconds: f64, at_s: i64) -> Result<f64, String> {
+        let value = self.query(&with_window(query, window), at_s)?;
+        Ok(if per_second(query) { value * seconds } else { value })
+    }
+
+    /// An instant query's value at `at_s`: the sum of a vector's samples (0 when empty), or a
+    /// scalar.
+    fn query(&self, query: &str, at_s: i64) -> Result<f64, String> {
+        let url = format!("{}/api/v1/query", self.source.url.value.trim_end_matches('/'));
+        let response = self
+            .client
+            .get(&url)
+            .query(&[("query", query), ("time", &at_s.to_string())])
+            .send()
+            .map_err(|e| format!("Prometheus at {url} cannot be queried: {}", chain(&e)))?;
+        let code = response.status();
+        let body: serde_json::Value = response
+            .json()
+            .map_err(|e| format!("Prometheus at {url} answered {code} without a JSON body: {}", chain(&e)))?;
+        if body["status"] != "success" {
+            let error = body["error"].as_str().unwrap_or("no error message");
+            return Err(format!("Prometheus at {url} answered {code} to `{query}`: {error}"));
+        }
+        let data = &body["data"];
+        let value = |sample: &serde_json::Value| -> Result<f64, String> {
+            let text = sample[1].as_str().ok_or_else(|| format!("Prometheus at {url}: no value in {sample}"))?;
+            let value: f64 = text.parse().map_err(|_| format!("Prometheus at {url}: `{text}` is not a number"))?;
+            Ok(if value.is_nan() { 0.0 } else { value })
+        };
+        match data["resultType"].as_str() {
+            Some("vector") => data["result"]
+                .as_array()
+                .map_or(Ok(0.0), |samples| samples.iter().map(|s| value(&s["value"])).sum::<Result<f64, String>>()),
+            Some("scalar") => value(&data["result"]),
+            other => Err(format!(
+                "Prometheus at {url} answered a {} to `{query}`; an SLI query must give a vector or a scalar",
+                other.unwrap_or("result of no type")
+            )),
+        }
+    }
+}
+
+/// Whether a query answers events per second rather than events: it takes a `rate(` and no
+/// `increase(`.
+fn per_second(query: &str) -> bool {
+    query.contains("rate(") && !query.contains("increase(")
+}
+
+/// An error and its sources, `: `-separated.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        source = e.source();
+    }
+    out
 }
 
 /// Responses slower than `threshold_ms` in a minute, from the proxy's histogram: a bucket
@@ -247,5 +387,12 @@ mod tests {
         assert_eq!(slow(&minute, 5.0), 4, "the 25 ms bucket is slow");
         assert_eq!(slow(&minute, 7.0), 4, "a threshold inside a bucket counts the bucket slow");
         assert_eq!(slow(&minute, 25.0), 0);
+    }
+
+    #[test]
+    fn rate_queries_are_read_per_second() {
+        assert!(per_second("sum(rate(http_requests_total{code=~\"5..\"}[{{window}}]))"));
+        assert!(!per_second("sum(increase(http_requests_total[{{window}}]))"));
+        assert!(!per_second("sum(http_requests_total)"));
     }
 }

@@ -103,6 +103,17 @@ pub fn evaluate(series: &Series, objective: Objective, now_s: i64) -> Vec<RuleSt
 /// Evaluates the four rules at `now_s`; a rule fires only with at least `min_requests`
 /// requests in its short window. Windows end at `now_s` (see [`Series::sum`] for the edges).
 pub fn evaluate_with(series: &Series, objective: Objective, now_s: i64, min_requests: u64) -> Vec<RuleState> {
+    evaluate_counts(objective, min_requests, |len| series.sum(now_s - len, now_s))
+}
+
+/// Evaluates the four rules from the counts of each window ending now, as `window(length_s)`
+/// gives them (from a [`Series`], or from an external source such as Prometheus); a rule fires
+/// only with at least `min_requests` requests in its short window. Each length is asked once.
+pub fn evaluate_counts(
+    objective: Objective,
+    min_requests: u64,
+    mut counts: impl FnMut(i64) -> Counts,
+) -> Vec<RuleState> {
     // The 6-hour window is both a long and a short window: sum each length once.
     let mut sums: [(i64, Counts); 8] = [(0, Counts::ZERO); 8];
     let mut summed = 0;
@@ -110,7 +121,7 @@ pub fn evaluate_with(series: &Series, objective: Objective, now_s: i64, min_requ
         if let Some((_, c)) = sums[..summed].iter().find(|(l, _)| *l == len) {
             return *c;
         }
-        let c = series.sum(now_s - len, now_s);
+        let c = counts(len);
         sums[summed] = (len, c);
         summed += 1;
         c

@@ -71,12 +71,13 @@ pub enum Command {
     Proxy(crate::commands::proxy::ProxyArgs),
     /// A tiny HTTP app for trying deployments: version, error rate and latency are flags
     SampleApp(crate::commands::sample_app::SampleAppArgs),
-    /// The whole loop in two minutes: commit, pipeline, canary, automatic rollback, DORA
+    /// The whole loop in seconds: commit, pipeline, canary, automatic rollback, SLO, DORA
     ///
     /// In a temporary directory, with real processes and real traffic: v1 is built and
     /// deployed to staging then production; v2 goes through a canary and is promoted; v3
     /// (20% errors) fails its canary analysis and is rolled back while users on stable see no
-    /// errors. Ends with DORA, the value stream, the rollouts and the incident; cleans up.
+    /// errors. Ends with the rollouts, the SLO and its budget, the incident and its drafted
+    /// post-mortem, DORA and the value stream; cleans up.
     Demo(DemoArgs),
     /// Draft a blameless post-mortem of an incident, in Markdown
     ///

@@ -259,7 +259,11 @@ async fn play(
     };
     let _ = stop_recording.send(());
     let _ = recorder.await;
-    let slos = mobius_server::slo::statuses(store.as_ref(), Timestamp::now())?;
+    let slos = {
+        // A Prometheus SLI is queried with blocking HTTP.
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || mobius_server::slo::statuses(store.as_ref(), Timestamp::now())).await??
+    };
     let postmortem = match rolled_back {
         Some(id) => Some(super::postmortem::draft(store.as_ref(), &format!("rollout-{id}"))?),
         None => None,

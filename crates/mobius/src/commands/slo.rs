@@ -19,7 +19,8 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: SloCommand) -> Re
         Some(client) => client.json(client.request(Method::GET, "/api/v1/slos")).await?,
         None => {
             let store = super::open_store(&super::settings(data_dir, None)?)?;
-            slo::statuses(store.as_ref(), Timestamp::now())?
+            // A Prometheus SLI is queried with blocking HTTP.
+            tokio::task::spawn_blocking(move || slo::statuses(store.as_ref(), Timestamp::now())).await??
         }
     };
     if let Some(service) = &service {

@@ -33,7 +33,14 @@ pub(crate) fn free_port() -> u16 {
 }
 
 /// A release directory of `mobius sample-app` at `version`.
-fn release(dir: &Dir, version: &str, error_rate: f64, listen: u16, strategy: &str, extra_run: &str) -> PathBuf {
+pub(crate) fn release(
+    dir: &Dir,
+    version: &str,
+    error_rate: f64,
+    listen: u16,
+    strategy: &str,
+    extra_run: &str,
+) -> PathBuf {
     let path = dir.path().join(format!("release-{version}"));
     std::fs::create_dir_all(&path).unwrap();
     let spec = format!(
@@ -51,7 +58,7 @@ fn deploy(dir: &Dir, server: &Server, release: &Path, version: &str) -> std::pro
         .unwrap()
 }
 
-fn deployed(dir: &Dir, server: &Server, release: &Path, version: &str) {
+pub(crate) fn deployed(dir: &Dir, server: &Server, release: &Path, version: &str) {
     let out = deploy(dir, server, release, version);
     assert!(out.status.success(), "deploy {version}: {}", String::from_utf8_lossy(&out.stderr));
 }
@@ -73,7 +80,7 @@ fn wait_until(server: &Server, what: &str, done: impl Fn(&Value) -> bool) -> Val
     }
 }
 
-fn finished(server: &Server) -> Value {
+pub(crate) fn finished(server: &Server) -> Value {
     wait_until(server, "the rollout to finish", |r| {
         ["succeeded", "aborted", "failed"].contains(&r["phase"].as_str().unwrap_or("")) && r["retire_at"].is_null()
     })

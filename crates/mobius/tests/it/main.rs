@@ -7,6 +7,7 @@ mod deploy;
 mod durability;
 mod golden;
 mod pipelines;
+mod prometheus;
 mod runs;
 mod runs_deploy;
 mod server;
