@@ -50,12 +50,13 @@ pub(crate) fn release(
     path
 }
 
+/// `mobius ARGS…` against `server` with `token`.
+fn against(dir: &Dir, server: &Server, token: &str, args: &[&str]) -> std::process::Output {
+    dir.cmd(args).env("MOBIUS_SERVER", &server.base).env("MOBIUS_TOKEN", token).output().unwrap()
+}
+
 fn deploy(dir: &Dir, server: &Server, release: &Path, version: &str) -> std::process::Output {
-    dir.cmd(&["deploy", "shop", "production", "--dir", release.to_str().unwrap(), "--as", version])
-        .env("MOBIUS_SERVER", &server.base)
-        .env("MOBIUS_TOKEN", ADMIN)
-        .output()
-        .unwrap()
+    against(dir, server, ADMIN, &["deploy", "shop", "production", "--dir", release.to_str().unwrap(), "--as", version])
 }
 
 pub(crate) fn deployed(dir: &Dir, server: &Server, release: &Path, version: &str) {
@@ -134,12 +135,7 @@ fn blue_green_switches_under_load_without_a_failed_request_and_undo_is_instant()
     assert_eq!(body(port), "hello from v2");
     std::thread::sleep(Duration::from_millis(500));
     let started = Instant::now();
-    let out = dir
-        .cmd(&["rollout", "undo", "shop", "production"])
-        .env("MOBIUS_SERVER", &server.base)
-        .env("MOBIUS_TOKEN", ADMIN)
-        .output()
-        .unwrap();
+    let out = against(&dir, &server, ADMIN, &["rollout", "undo", "shop", "production"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let undone = finished(&server);
     assert_eq!(undone["phase"], "aborted", "{undone:#}");
@@ -205,12 +201,12 @@ fn bad_deployments_are_refused_and_leave_stable_serving() {
     let response = promote(ADMIN);
     assert_eq!(response.status(), 409);
     assert!(response.text().unwrap().contains("already failed"));
-    let out = dir
-        .cmd(&["deploy", "shop", "production", "--artifact", &format!("sha256:{}", "0".repeat(64))])
-        .env("MOBIUS_SERVER", &server.base)
-        .env("MOBIUS_TOKEN", ADMIN)
-        .output()
-        .unwrap();
+    let out = against(
+        &dir,
+        &server,
+        ADMIN,
+        &["deploy", "shop", "production", "--artifact", &format!("sha256:{}", "0".repeat(64))],
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("no artifact with digest sha256:000"), "{out:?}");
     let broken = dir.path().join("broken");
     std::fs::create_dir_all(&broken).unwrap();
@@ -223,12 +219,7 @@ fn bad_deployments_are_refused_and_leave_stable_serving() {
     );
     let read = dir.json(&["token", "create", "--scope", "read", "--server", &server.base, "--token", ADMIN]);
     let token = read["token"].as_str().expect("token");
-    let out = dir
-        .cmd(&["deploy", "shop", "production", "--dir", never.to_str().unwrap()])
-        .env("MOBIUS_SERVER", &server.base)
-        .env("MOBIUS_TOKEN", token)
-        .output()
-        .unwrap();
+    let out = against(&dir, &server, token, &["deploy", "shop", "production", "--dir", never.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("403"), "{}", String::from_utf8_lossy(&out.stderr));
 
     // The environment's address already taken by something else.
@@ -239,12 +230,7 @@ fn bad_deployments_are_refused_and_leave_stable_serving() {
     let elsewhere = dir.path().join("other");
     std::fs::create_dir_all(&elsewhere).unwrap();
     std::fs::write(elsewhere.join("mobius.yaml"), spec).unwrap();
-    let out = dir
-        .cmd(&["deploy", "other", "production", "--dir", elsewhere.to_str().unwrap()])
-        .env("MOBIUS_SERVER", &server.base)
-        .env("MOBIUS_TOKEN", ADMIN)
-        .output()
-        .unwrap();
+    let out = against(&dir, &server, ADMIN, &["deploy", "other", "production", "--dir", elsewhere.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("cannot listen on 127.0.0.1:{other}")), "{err}");
 }
@@ -407,12 +393,12 @@ fn an_exhausted_error_budget_freezes_production_except_for_a_hotfix() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("error budget exhausted"), "{err}");
     assert!(err.contains("--reason hotfix"), "the refusal says how to override: {err}");
-    let out = dir
-        .cmd(&["deploy", "shop", "production", "--dir", v2.to_str().unwrap(), "--as", "v2", "--reason", "hotfix"])
-        .env("MOBIUS_SERVER", &server.base)
-        .env("MOBIUS_TOKEN", ADMIN)
-        .output()
-        .unwrap();
+    let out = against(
+        &dir,
+        &server,
+        ADMIN,
+        &["deploy", "shop", "production", "--dir", v2.to_str().unwrap(), "--as", "v2", "--reason", "hotfix"],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(finished(&server)["phase"], "succeeded");
     let events = dir.json(&["events", "list", "--limit", "100"]);
@@ -527,7 +513,7 @@ fn chaos_faults_fail_requests_until_cleared_and_a_game_day_is_an_exception() {
     let chaos = |args: &[&str]| {
         let mut all = vec!["chaos"];
         all.extend_from_slice(args);
-        dir.cmd(&all).env("MOBIUS_SERVER", &server.base).env("MOBIUS_TOKEN", ADMIN).output().unwrap()
+        against(&dir, &server, ADMIN, &all)
     };
     let out =
         chaos(&["inject", "shop", "production", "--abort", "503", "--version", "v1", "--id", "outage", "--for", "5m"]);
