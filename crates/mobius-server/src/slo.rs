@@ -66,8 +66,54 @@ pub fn definitions(store: &dyn Store) -> Result<Vec<(String, SloSpec)>, StoreErr
         for slo in spec.slos {
             out.push((row.service.clone(), slo));
         }
+        for slo in openslo_files(std::path::Path::new(&stored.rollout.new.release), &row.service) {
+            out.push((row.service.clone(), slo));
+        }
     }
     Ok(out)
+}
+
+/// The SLOs of `service` in the release's OpenSLO v1 files (`openslo/*.yaml|yml`, or
+/// `*.openslo.yaml` beside `mobius.yaml`). A file that does not parse, or an SLO that cannot
+/// be converted, is logged and left out.
+fn openslo_files(release: &std::path::Path, service: &str) -> Vec<SloSpec> {
+    use mobius_slo::openslo::{self, Document};
+    let mut files: Vec<std::path::PathBuf> = Vec::new();
+    for dir in [release.join("openslo"), release.to_owned()] {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let yaml = name.ends_with(".yaml") || name.ends_with(".yml");
+            if yaml && (dir != release || name.contains(".openslo.")) {
+                files.push(entry.path());
+            }
+        }
+    }
+    files.sort();
+    let mut slos = Vec::new();
+    for file in files {
+        let path = file.display().to_string();
+        let Ok(text) = std::fs::read_to_string(&file) else { continue };
+        let docs = match openslo::parse_documents(&path, &text) {
+            Ok(docs) => docs,
+            Err(e) => {
+                tracing::warn!(error = %e, "an OpenSLO file of the release does not parse");
+                continue;
+            }
+        };
+        let owners = docs.iter().filter_map(|d| match d {
+            Document::Slo(slo) => Some(slo.spec.service.clone()),
+            _ => None,
+        });
+        for (owner, converted) in owners.zip(openslo::to_slos(&docs)) {
+            match converted {
+                Ok(slo) if owner == service => slos.push(slo),
+                Ok(_) => {}
+                Err(why) => tracing::warn!(file = %path, %why, "an OpenSLO SLO cannot be evaluated"),
+            }
+        }
+    }
+    slos
 }
 
 /// Every SLO's status at `now`.

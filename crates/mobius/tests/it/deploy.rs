@@ -533,3 +533,25 @@ fn chaos_faults_fail_requests_until_cleared_and_a_game_day_is_an_exception() {
     assert!(chaos(&["clear", "shop", "production"]).status.success());
     assert_eq!(body(port), "hello from v1");
 }
+
+#[test]
+fn openslo_files_in_a_release_become_the_services_slos() {
+    let dir = Dir::new();
+    let _cleanup = Cleanup(dir.path().to_owned());
+    let server = dir.serve(&[]);
+    let port = free_port();
+    let closed = free_port();
+    let path = release(&dir, "v1", 0.0, port, "rolling", "");
+    std::fs::create_dir_all(path.join("openslo")).unwrap();
+    let openslo = format!(
+        "apiVersion: openslo/v1\nkind: DataSource\nmetadata:\n  name: prom\nspec:\n  type: Prometheus\n  connectionDetails:\n    url: http://127.0.0.1:{closed}\n---\napiVersion: openslo/v1\nkind: SLO\nmetadata:\n  name: shop-latency-ok\nspec:\n  service: shop\n  timeWindow:\n    - duration: 7d\n      isRolling: true\n  budgetingMethod: Occurrences\n  objectives:\n    - target: 0.99\n  indicator:\n    metadata:\n      name: ok\n    spec:\n      ratioMetric:\n        counter: true\n        good:\n          metricSource:\n            metricSourceRef: prom\n            spec:\n              query: http_requests_total{{code=\"200\"}}\n        total:\n          metricSource:\n            metricSourceRef: prom\n            spec:\n              query: http_requests_total\n---\napiVersion: openslo/v1\nkind: SLO\nmetadata:\n  name: not-ours\nspec:\n  service: billing\n  timeWindow:\n    - duration: 7d\n      isRolling: true\n  budgetingMethod: Occurrences\n  objectives:\n    - target: 0.99\n  indicator:\n    metadata:\n      name: b\n    spec:\n      ratioMetric:\n        counter: true\n        good:\n          metricSource:\n            metricSourceRef: prom\n            spec:\n              query: up\n        total:\n          metricSource:\n            metricSourceRef: prom\n            spec:\n              query: up\n"
+    );
+    std::fs::write(path.join("openslo/shop.yaml"), openslo).unwrap();
+    deployed(&dir, &server, &path, "v1");
+    finished(&server);
+    let slos = dir.json(&["slo", "status"]);
+    let names: Vec<&str> = slos.as_array().unwrap().iter().filter_map(|s| s["slo"].as_str()).collect();
+    assert_eq!(names, ["shop-latency-ok"], "only the SLO whose service is shop: {slos:#}");
+    assert_eq!(slos[0]["objective"], 99.0);
+    assert!(slos[0]["unknown"].as_str().unwrap().contains("cannot be queried"), "{slos:#}");
+}
