@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use mobius_slo::alerts::{Notification, RuleState, Severity, SloAlerts};
+use mobius_slo::spec::SloSpec;
 use mobius_store::{RolloutQuery, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -24,6 +25,9 @@ use crate::slo::{self, SloStatus};
 
 /// How long a resolved page must stay resolved before its incident is resolved.
 pub const QUIET_PERIOD_S: i64 = 300;
+
+/// How long an SLO may stay unknown (its Prometheus unreachable) before a ticket says so.
+pub const UNKNOWN_GRACE_S: i64 = 300;
 
 /// One SLO's alert state as `GET /api/v1/alerts` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +50,8 @@ struct Tracked {
     view: Option<AlertView>,
     /// The open incident's subject id, and when the page resolved (for the quiet period).
     incident: Option<(String, Option<i64>)>,
+    /// Since when the SLO cannot be evaluated, and whether its ticket went out.
+    unknown: Option<(i64, bool)>,
 }
 
 /// The server's alert evaluator. Cheap to clone.
@@ -59,6 +65,7 @@ pub struct Alerter {
 
 impl Alerter {
     pub fn new(store: Arc<dyn Store>, ingestor: Ingestor) -> Alerter {
+        crate::install_tls_provider();
         let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
         Alerter { store, ingestor, state: Arc::default(), http }
     }
@@ -96,11 +103,18 @@ impl Alerter {
         }
         .unwrap_or_default();
         let now_s = now.as_second();
+        for status in statuses.iter().filter(|s| s.budget.is_none()) {
+            if self.unknown(status, now) {
+                let n = Notification { severity: Severity::Ticket, firing: true, at_s: now.as_second() };
+                self.notify(&definitions, status, &n, now);
+            }
+        }
         for status in statuses.iter().filter(|s| s.budget.is_some()) {
             let key = (status.service.clone(), status.slo.clone());
             let (notifications, to_resolve) = {
                 let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
                 let tracked = state.entry(key.clone()).or_default();
+                tracked.unknown = None;
                 let notifications = tracked.alerts.step(&status.rules, now_s);
                 let firing = status.alert;
                 let since = match &tracked.view {
@@ -134,19 +148,7 @@ impl Alerter {
             };
             for n in &notifications {
                 self.record(status, n, now);
-                let spec = definitions.iter().find(|(service, s)| *service == status.service && s.name() == status.slo);
-                if let Some((_, spec)) = spec
-                    && let Some(alerting) = &spec.alerting
-                {
-                    let body = alert_body(status, n, now);
-                    let slack = json!({ "text": slack_text(status, n) });
-                    for url in &alerting.webhooks {
-                        self.deliver(url.value.clone(), body.clone());
-                    }
-                    for url in &alerting.slack {
-                        self.deliver(url.value.clone(), slack.clone());
-                    }
-                }
+                self.notify(&definitions, status, n, now);
                 if n.severity == Severity::Page && n.firing {
                     let id = self.open_incident(status, now).await;
                     let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -162,6 +164,37 @@ impl Alerter {
                 self.emit(&[incident_event(status, &id, "resolved", "the page alert resolved and stayed quiet", now)]);
             }
         }
+    }
+
+    /// An SLO that cannot be evaluated is never healthy: after [`UNKNOWN_GRACE_S`] a ticket
+    /// says so (once), and it resolves when the SLO can be evaluated again.
+    fn unknown(&self, status: &SloStatus, now: Timestamp) -> bool {
+        let key = (status.service.clone(), status.slo.clone());
+        let now_s = now.as_second();
+        let due = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let tracked = state.entry(key).or_default();
+            let (since, sent) = tracked.unknown.get_or_insert((now_s, false));
+            let due = !*sent && now_s - *since >= UNKNOWN_GRACE_S;
+            if due {
+                *sent = true;
+            }
+            tracked.view = Some(AlertView {
+                service: status.service.clone(),
+                slo: status.slo.clone(),
+                firing: sent.then_some(Severity::Ticket),
+                since: Timestamp::from_second(*since).ok(),
+                rules: Vec::new(),
+                incident: None,
+            });
+            due
+        };
+        if due {
+            let n = Notification { severity: Severity::Ticket, firing: true, at_s: now_s };
+            self.record(status, &n, now);
+            tracing::warn!(service = %status.service, slo = %status.slo, reason = ?status.unknown, "SLO unknown past its grace period");
+        }
+        due
     }
 
     /// Opens the incident of a firing page, naming the version that burns the most.
@@ -212,6 +245,20 @@ impl Alerter {
         self.emit(&[event]);
     }
 
+    /// Sends a notification to the SLO's webhooks and Slack URLs.
+    fn notify(&self, definitions: &[(String, SloSpec)], status: &SloStatus, n: &Notification, now: Timestamp) {
+        let spec = definitions.iter().find(|(service, s)| *service == status.service && s.name() == status.slo);
+        let Some(alerting) = spec.and_then(|(_, spec)| spec.alerting.as_ref()) else { return };
+        let body = alert_body(status, n, now);
+        let slack = json!({ "text": slack_text(status, n) });
+        for url in &alerting.webhooks {
+            self.deliver(url.value.clone(), body.clone());
+        }
+        for url in &alerting.slack {
+            self.deliver(url.value.clone(), slack.clone());
+        }
+    }
+
     /// POSTs `body` to `url` in the background: three attempts, 1 s then 2 s apart.
     fn deliver(&self, url: String, body: Value) {
         let http = self.http.clone();
@@ -255,6 +302,7 @@ fn alert_body(status: &SloStatus, n: &Notification, now: Timestamp) -> Value {
         "objective": status.objective,
         "budget_remaining": status.budget.as_ref().map(|b| b.remaining),
         "burn_rates": status.burn_rates,
+        "unknown": status.unknown,
     })
 }
 
@@ -339,4 +387,70 @@ fn artifact_of(store: &dyn Store, service: &str, environment: &str, version: &st
         let r = stored.rollout;
         std::iter::once(r.new).chain(r.stable).find(|d| d.version == version).and_then(|d| d.artifact)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use jiff::Timestamp;
+    use mobius_deploy::rollout::{Deployed, Plan, Rollout};
+    use mobius_deploy::spec::ServiceSpec;
+    use mobius_events::materialise::Rules;
+    use mobius_slo::alerts::Severity;
+    use mobius_store::{EventQuery, RolloutRow, SqliteStore, Store};
+
+    use super::Alerter;
+    use crate::deploy::Stored;
+    use crate::ingest::Ingestor;
+
+    /// An SLO whose Prometheus does not answer is never healthy: after the grace period a
+    /// ticket says so, once.
+    #[tokio::test]
+    async fn an_unknown_slo_raises_a_ticket_after_the_grace_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let yaml = format!(
+            "service: shop\nrun:\n  command: x\nenvironments:\n  - name: production\n    listen: 127.0.0.1:9\nslos:\n  - name: ok\n    objective: 99\n    window: 1d\n    sli:\n      prometheus:\n        url: http://127.0.0.1:{closed}\n        error_query: sum(increase(e[{{{{window}}}}]))\n        total_query: sum(increase(t[{{{{window}}}}]))\n"
+        );
+        let spec = ServiceSpec::parse("mobius.yaml", &yaml).unwrap_or_else(|e| panic!("{e}"));
+        let environment = spec.environment("production").unwrap();
+        let new = Deployed {
+            version: "v1".into(),
+            release: "/nowhere".into(),
+            artifact: None,
+            revision: None,
+            instances: Vec::new(),
+        };
+        let rollout = Rollout::new("shop", environment, Plan::Rolling, 1, None, new, Timestamp::now());
+        let body = serde_json::to_string(&Stored { rollout, spec: yaml.clone(), stable_spec: None }).unwrap();
+        let now = Timestamp::now();
+        store
+            .save_rollout(&RolloutRow {
+                id: 0,
+                service: "shop".into(),
+                environment: "production".into(),
+                phase: "succeeded".into(),
+                active: false,
+                body,
+                created: now,
+                updated: now,
+            })
+            .unwrap();
+        let alerter = Alerter::new(store.clone(), Ingestor::new(store.clone(), Rules::default()));
+        alerter.evaluate(now).await;
+        assert_eq!(alerter.views()[0].firing, None, "within the grace period");
+        alerter.evaluate(now + jiff::SignedDuration::from_secs(301)).await;
+        assert_eq!(alerter.views()[0].firing, Some(Severity::Ticket));
+        alerter.evaluate(now + jiff::SignedDuration::from_secs(400)).await;
+        let tickets = store
+            .events(&EventQuery {
+                ty: Some("dev.cdeventsx.mobius-alert.firing.0.1.0".into()),
+                limit: 10,
+                ..EventQuery::default()
+            })
+            .unwrap();
+        assert_eq!(tickets.len(), 1, "one ticket, not one per evaluation");
+    }
 }

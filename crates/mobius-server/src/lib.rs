@@ -33,6 +33,12 @@ use tokio::net::TcpListener;
 use crate::ingest::Ingestor;
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
 
+/// Installs the TLS provider the HTTP clients use (ring), unless one already is: the server
+/// calls webhooks and Prometheus itself, and a library must not rely on its binary for this.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Request bodies above this are refused with 413.
 pub const MAX_BODY: usize = 10 << 20;
 

@@ -211,6 +211,7 @@ struct Evaluated {
 
 impl<'a> Prometheus<'a> {
     fn new(source: &'a PrometheusSli) -> Result<Prometheus<'a>, String> {
+        crate::install_tls_provider();
         let client = reqwest::blocking::Client::builder()
             .timeout(PROMETHEUS_TIMEOUT)
             .build()
