@@ -214,6 +214,10 @@ pub struct PostmortemArgs {
     /// Write the draft to this file instead of standard output
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Record that the post-mortem was written, at this location (a path or URL), instead of
+    /// drafting: an incident that consumed over 20% of its budget needs one
+    #[arg(long, value_name = "LOCATION", conflicts_with = "output")]
+    pub recorded: Option<String>,
 }
 
 #[derive(Debug, Args)]

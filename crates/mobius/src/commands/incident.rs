@@ -50,6 +50,7 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: IncidentCommand) 
             } else if incidents.is_empty() {
                 println!("No incidents.");
             } else {
+                let store = super::open_store(&super::settings(data_dir, None)?)?;
                 for i in &incidents {
                     let state = match (i.acknowledged, i.resolved) {
                         (_, Some(_)) => "resolved",
@@ -57,8 +58,10 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: IncidentCommand) 
                         (None, None) => "triggered",
                     };
                     let short = i.key.rsplit('#').next().unwrap_or(&i.key);
+                    let needs =
+                        if super::postmortem::required(store.as_ref(), i)? { "  [post-mortem required]" } else { "" };
                     println!(
-                        "{short:<28} {state:<12} {} {}  {}  {}",
+                        "{short:<28} {state:<12} {} {}  {}  {}{needs}",
                         i.service,
                         i.environment,
                         i.detected.strftime("%Y-%m-%d %H:%M UTC"),

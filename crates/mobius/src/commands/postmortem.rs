@@ -19,7 +19,25 @@ const BEFORE: SignedDuration = SignedDuration::from_mins(30);
 const AFTER: SignedDuration = SignedDuration::from_mins(5);
 
 pub fn run(data_dir: Option<&Path>, args: PostmortemArgs) -> Result<ExitCode> {
-    let store = super::open_store(&super::settings(data_dir, None)?)?;
+    let settings = super::settings(data_dir, None)?;
+    let store = super::open_store(&settings)?;
+    if let Some(location) = &args.recorded {
+        let incident = find(store.as_ref(), &args.incident)?;
+        let event = serde_json::json!({
+            "context": {
+                "specversion": "0.5.1",
+                "id": format!("postmortem:{}", incident.key),
+                "source": "/mobius/cli",
+                "type": RECORDED_TYPE,
+                "timestamp": Timestamp::now().to_string(),
+            },
+            "subject": { "id": incident.key, "content": { "location": location } },
+        });
+        let parsed = mobius_events::cdevents::parse(&event.to_string(), mobius_events::Origin::Api)?;
+        mobius_server::ingest::Ingestor::new(store, settings.rules).ingest(vec![Ok(parsed)])?;
+        println!("Recorded the post-mortem of {} at {location}", incident.key);
+        return Ok(ExitCode::SUCCESS);
+    }
     let text = draft(store.as_ref(), &args.incident)?;
     match &args.output {
         Some(path) => {
@@ -29,6 +47,38 @@ pub fn run(data_dir: Option<&Path>, args: PostmortemArgs) -> Result<ExitCode> {
         None => print!("{text}"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The event saying an incident's post-mortem was written (its subject is the incident's key).
+pub const RECORDED_TYPE: &str = "dev.cdeventsx.mobius-postmortem.recorded.0.1.0";
+
+/// The incident whose key is or ends with `#wanted`.
+fn find(store: &dyn Store, wanted: &str) -> Result<Incident> {
+    let now = Timestamp::now() + SignedDuration::from_hours(1);
+    for scope in store.scopes()? {
+        let facts = store.facts(&scope, Timestamp::UNIX_EPOCH, now)?;
+        if let Some(i) = facts.incidents.into_iter().find(|i| i.key == wanted || i.key.ends_with(&format!("#{wanted}")))
+        {
+            return Ok(i);
+        }
+    }
+    bail!("no incident `{wanted}`: give its key or the part after `#` (see `mobius incident list`)")
+}
+
+/// Whether an incident needs a post-mortem nobody recorded yet: it consumed more than
+/// [`postmortem::REQUIRED_ABOVE`] of its service's availability budget.
+pub fn required(store: &dyn Store, incident: &Incident) -> Result<bool> {
+    let end = incident.resolved.unwrap_or_else(Timestamp::now);
+    let Some((_, share)) = budget_consumed(store, incident, end, Timestamp::now())? else { return Ok(false) };
+    if share <= postmortem::REQUIRED_ABOVE {
+        return Ok(false);
+    }
+    let recorded = store.events(&mobius_store::EventQuery {
+        ty: Some(RECORDED_TYPE.to_owned()),
+        limit: 10_000,
+        ..mobius_store::EventQuery::default()
+    })?;
+    Ok(!recorded.iter().any(|e| e.subject == incident.key))
 }
 
 /// The Markdown draft for the incident whose key is or ends with `wanted`.

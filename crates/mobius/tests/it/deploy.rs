@@ -500,6 +500,14 @@ fn a_burning_canary_pages_and_the_incident_names_the_failing_version() {
     let alerts: Value = http().get(server.url("/api/v1/alerts")).bearer_auth(ADMIN).send().unwrap().json().unwrap();
     assert_eq!(alerts[0]["firing"], "page", "{alerts:#}");
     assert!(alerts[0]["incident"].is_string(), "{alerts:#}");
+
+    // It burned far more than 20% of the budget: a post-mortem is required until recorded.
+    let listed = dir.ok(&["incident", "list"]);
+    assert!(listed.contains("[post-mortem required]"), "{listed}");
+    let id = alerts[0]["incident"].as_str().unwrap();
+    assert!(dir.ok(&["postmortem", id, "--recorded", "docs/postmortems/shop-burn.md"]).contains("Recorded"));
+    let listed = dir.ok(&["incident", "list"]);
+    assert!(!listed.contains("[post-mortem required]"), "{listed}");
 }
 
 #[test]
