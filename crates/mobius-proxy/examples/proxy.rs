@@ -39,6 +39,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = std::net::TcpListener::bind(&listen)?;
     eprintln!("mobius proxy listening on http://{} ({threads} threads)", listener.local_addr()?);
     let proxy = Proxy::new(table);
+    // For bench/proxy: the same proxy without SLI recording, to measure what recording costs.
+    if std::env::var_os("MOBIUS_PROXY_NO_SLI").is_some() {
+        proxy.set_recording(false);
+    }
     proxy.clone().serve_std(listener, threads, async { drop(tokio::signal::ctrl_c().await) })?;
     let slis = proxy.slis();
     for (version, sli) in &slis.versions {

@@ -92,6 +92,8 @@ const FAULT_HEADER: HeaderName = HeaderName::from_static(chaos::FAULT_HEADER);
 pub struct Proxy {
     live: RwLock<Arc<Live>>,
     slis: SliRegistry,
+    /// Whether requests are counted in the SLIs (always, but for measuring what counting costs).
+    recording: std::sync::atomic::AtomicBool,
 }
 
 /// How long connecting to an upstream may take before the request fails (and may be retried).
@@ -176,7 +178,7 @@ impl Proxy {
     pub fn new(table: RoutingTable) -> Arc<Proxy> {
         let slis = SliRegistry::default();
         let live = RwLock::new(Arc::new(Live::new(table, &slis)));
-        Arc::new(Proxy { live, slis })
+        Arc::new(Proxy { live, slis, recording: std::sync::atomic::AtomicBool::new(true) })
     }
 
     /// Swaps in a new table. Requests already routed finish where they were sent.
@@ -188,6 +190,12 @@ impl Proxy {
     /// The table in use.
     pub fn table(&self) -> RoutingTable {
         self.current().table.clone()
+    }
+
+    /// Turns SLI recording off or on. Only for measuring what recording costs: a proxy that
+    /// does not record gives analysis and SLOs nothing to judge.
+    pub fn set_recording(&self, on: bool) {
+        self.recording.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Every version's SLIs since the proxy started.
@@ -325,7 +333,10 @@ impl Proxy {
         peer_ip: &HeaderValue,
         upstreams: &Mutex<Upstreams>,
     ) -> Response<ProxyBody> {
-        let started = Instant::now();
+        let record = self.recording.load(std::sync::atomic::Ordering::Relaxed);
+        // The clock is read only to record latency.
+        let started = record.then(Instant::now);
+        let elapsed_ms = || started.map_or(0.0, |s| s.elapsed().as_secs_f64() * 1000.0);
         let live = self.current();
         let Some(decision) = routing::decide(&live.table, req.headers(), routing::draw_percent()) else {
             return text(StatusCode::SERVICE_UNAVAILABLE, "no backend for this service\n");
@@ -335,7 +346,9 @@ impl Proxy {
             Side::Canary => live.canary.as_ref(),
         }
         .expect("decide only picks a side that has addresses");
-        backend.counters.request();
+        if record {
+            backend.counters.request();
+        }
 
         // Game-day faults, after the version is chosen. No faults for this version: one check.
         let mut delayed_by = None;
@@ -344,8 +357,10 @@ impl Proxy {
         {
             match &fault.action {
                 chaos::Action::Abort(status, body) => {
-                    backend.counters.injected(Some(status.as_u16()));
-                    backend.counters.response(status.as_u16(), started.elapsed().as_secs_f64() * 1000.0);
+                    if record {
+                        backend.counters.injected(Some(status.as_u16()));
+                        backend.counters.response(status.as_u16(), elapsed_ms());
+                    }
                     let mut response = Response::new(ProxyBody::Text(Some(body.clone())));
                     *response.status_mut() = *status;
                     let headers = response.headers_mut();
@@ -357,7 +372,9 @@ impl Proxy {
                     return response;
                 }
                 chaos::Action::Delay { .. } => {
-                    backend.counters.injected(None);
+                    if record {
+                        backend.counters.injected(None);
+                    }
                     if let Some(delay) = fault.delay() {
                         tokio::time::sleep(delay).await;
                     }
@@ -389,10 +406,12 @@ impl Proxy {
             send(upstreams, backend, first, &path, Request::from_parts(parts, ProxyBody::Streamed(body))).await
         };
 
-        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let latency_ms = elapsed_ms();
         match result {
             Ok(response) => {
-                backend.counters.response(response.status().as_u16(), latency_ms);
+                if record {
+                    backend.counters.response(response.status().as_u16(), latency_ms);
+                }
                 let (mut parts, body) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
                 if decision.set_cookie {
@@ -404,7 +423,9 @@ impl Proxy {
                 Response::from_parts(parts, ProxyBody::Streamed(body))
             }
             Err(error) => {
-                backend.counters.response(StatusCode::BAD_GATEWAY.as_u16(), latency_ms);
+                if record {
+                    backend.counters.response(StatusCode::BAD_GATEWAY.as_u16(), latency_ms);
+                }
                 tracing::warn!(error = %error, upstream = %backend.addrs[first], "upstream request failed");
                 let mut response = text(StatusCode::BAD_GATEWAY, "upstream unavailable\n");
                 if let Some(id) = delayed_by {

@@ -698,3 +698,17 @@ async fn faults_travel_in_the_table_file() {
     .unwrap();
     assert!(old.faults.is_empty());
 }
+
+#[tokio::test]
+async fn recording_can_be_turned_off_for_benchmarks() {
+    let v1 = upstream("v1", 200, Duration::ZERO).await;
+    let running = start(table(1, Some(("v1", vec![v1])), None, 0)).await;
+    let client = client();
+    running.proxy.set_recording(false);
+    assert_eq!(get(&client, &running.url, &[]).await.status, 200, "traffic still flows");
+    let counted = |slis: &mobius_proxy::SliSnapshot| slis.versions.get("v1").map_or(0, |s| s.requests);
+    assert_eq!(counted(&running.proxy.slis()), 0);
+    running.proxy.set_recording(true);
+    get(&client, &running.url, &[]).await;
+    assert_eq!(counted(&running.proxy.slis()), 1);
+}
