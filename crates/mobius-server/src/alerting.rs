@@ -394,14 +394,11 @@ mod tests {
     use std::sync::Arc;
 
     use jiff::Timestamp;
-    use mobius_deploy::rollout::{Deployed, Plan, Rollout};
-    use mobius_deploy::spec::ServiceSpec;
     use mobius_events::materialise::Rules;
     use mobius_slo::alerts::Severity;
-    use mobius_store::{EventQuery, RolloutRow, SqliteStore, Store};
+    use mobius_store::{EventQuery, SqliteStore, Store};
 
     use super::Alerter;
-    use crate::deploy::Stored;
     use crate::ingest::Ingestor;
 
     /// An SLO whose Prometheus does not answer is never healthy: after the grace period a
@@ -414,30 +411,8 @@ mod tests {
         let yaml = format!(
             "service: shop\nrun:\n  command: x\nenvironments:\n  - name: production\n    listen: 127.0.0.1:9\nslos:\n  - name: ok\n    objective: 99\n    window: 1d\n    sli:\n      prometheus:\n        url: http://127.0.0.1:{closed}\n        error_query: sum(increase(e[{{{{window}}}}]))\n        total_query: sum(increase(t[{{{{window}}}}]))\n"
         );
-        let spec = ServiceSpec::parse("mobius.yaml", &yaml).unwrap_or_else(|e| panic!("{e}"));
-        let environment = spec.environment("production").unwrap();
-        let new = Deployed {
-            version: "v1".into(),
-            release: "/nowhere".into(),
-            artifact: None,
-            revision: None,
-            instances: Vec::new(),
-        };
-        let rollout = Rollout::new("shop", environment, Plan::Rolling, 1, None, new, Timestamp::now());
-        let body = serde_json::to_string(&Stored { rollout, spec: yaml.clone(), stable_spec: None }).unwrap();
         let now = Timestamp::now();
-        store
-            .save_rollout(&RolloutRow {
-                id: 0,
-                service: "shop".into(),
-                environment: "production".into(),
-                phase: "succeeded".into(),
-                active: false,
-                body,
-                created: now,
-                updated: now,
-            })
-            .unwrap();
+        crate::testing::deployed(store.as_ref(), &yaml, now);
         let alerter = Alerter::new(store.clone(), Ingestor::new(store.clone(), Rules::default()));
         alerter.evaluate(now).await;
         assert_eq!(alerter.views()[0].firing, None, "within the grace period");

@@ -19,7 +19,7 @@ pub mod http;
 mod plane;
 pub use plane::Injected;
 pub mod release;
-mod sli;
+pub(crate) mod sli;
 pub mod steps;
 
 use std::collections::HashMap;

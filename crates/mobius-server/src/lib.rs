@@ -19,6 +19,8 @@ pub mod metrics;
 pub mod query;
 pub mod runs;
 pub mod slo;
+#[cfg(test)]
+mod testing;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -436,6 +436,74 @@ mod tests {
         assert_eq!(slow(&minute, 25.0), 0);
     }
 
+    /// The error-budget policy on an injected clock: a month of good traffic, then an hour in
+    /// which everything fails. Production deploys are refused from then until the refusal's
+    /// recovery time, except as a hotfix; downsampling the counters changes no decision.
+    #[test]
+    fn an_exhausted_budget_freezes_production_until_it_recovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = mobius_store::SqliteStore::open(dir.path()).unwrap();
+        let yaml = "service: shop\nrun:\n  command: x\nenvironments:\n  - name: production\n    listen: 127.0.0.1:9\n  - name: staging\n    listen: 127.0.0.1:10\nslos:\n  - name: availability\n    objective: 99.9\n    window: 30d\n    sli: {availability: {}}\n";
+        let day = 86_400;
+        let start = Timestamp::from_second(1_767_225_600).unwrap(); // 2026-01-01T00:00Z
+        let outage = start.as_second() + 40 * day;
+        crate::testing::deployed(&store, yaml, start);
+        let row = |minute: i64, requests: u64, errors: u64| SliMinute {
+            service: "shop".into(),
+            environment: "production".into(),
+            version: "v1".into(),
+            minute,
+            requests,
+            errors,
+            latency: vec![requests],
+        };
+        // 6,000 good requests an hour for 71 days, but for the outage's hour: 200 a minute,
+        // all failing (12,000 errors against a budget of about 4,300).
+        let mut rows: Vec<SliMinute> = (0..71 * 24)
+            .map(|h| start.as_second() + h * 3_600)
+            .filter(|&t| t != outage)
+            .map(|t| row(t, 6_000, 0))
+            .collect();
+        rows.extend((0..60).map(|m| row(outage + m * 60, 200, 200)));
+        store.add_sli(&rows).unwrap();
+        let at = |s: i64| Timestamp::from_second(s).unwrap();
+        let gate_at = |s: i64, environment: &str, reason| gate(&store, "shop", environment, reason, at(s)).unwrap();
+
+        assert_eq!(gate_at(outage, "production", None), Decision::Allow, "before the outage");
+        let after = outage + 3_600;
+        let Decision::Refuse(message) = gate_at(after, "production", None) else {
+            panic!("an exhausted budget freezes")
+        };
+        assert!(message.contains("error budget exhausted") && message.contains("12,000 of"), "{message}");
+        assert!(message.contains("until about") && message.contains("--reason hotfix"), "{message}");
+        assert!(
+            matches!(
+                gate_at(after, "production", Some(Reason::Hotfix)),
+                Decision::AllowAsException { reason: Reason::Hotfix, .. }
+            ),
+            "a hotfix goes through as an exception"
+        );
+        assert_eq!(gate_at(after, "staging", None), Decision::Allow, "only production is frozen");
+
+        let slo = &definitions(&store).unwrap()[0].1;
+        let recovers = status(&store, "shop", slo, at(after)).unwrap().recovers_at.expect("exhausted").as_second();
+        assert!(recovers > outage + 30 * day && recovers <= outage + 30 * day + 3_600, "{recovers}");
+        assert!(matches!(gate_at(outage + 30 * day - 3_600, "production", None), Decision::Refuse(_)), "still frozen");
+        assert_eq!(gate_at(recovers, "production", None), Decision::Allow, "recovered when it said it would");
+
+        // Three days on, the outage's minutes are older than 48 hours and fold into an hour.
+        let later = outage + 3 * day;
+        let before = status(&store, "shop", slo, at(later)).unwrap();
+        let (hourly_before, drop_before) = crate::deploy::sli::compaction_bounds(later, 30 * day);
+        let report = store.compact_sli(hourly_before, drop_before).unwrap();
+        assert_eq!(report.folded, 59, "all the outage's minutes but the one at the hour's start");
+        assert!(report.dropped > 0, "hours older than 35 days go");
+        let compacted = status(&store, "shop", slo, at(later)).unwrap();
+        assert_eq!(compacted.budget, before.budget);
+        assert_eq!(compacted.recovers_at, before.recovers_at);
+        assert_eq!(compacted.burn_rates, before.burn_rates);
+    }
+
     #[test]
     fn rate_queries_are_read_per_second() {
         assert!(per_second("sum(rate(http_requests_total{code=~\"5..\"}[{{window}}]))"));

@@ -19,8 +19,8 @@ use mobius_events::{AppendStatus, NewEvent, Origin, StoredEvent};
 use serde::{Deserialize, Serialize};
 
 pub use runs::{
-    Heads, JobRecord, NewRun, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunState, RunUpdate, SliMinute,
-    StepRecord,
+    Heads, JobRecord, NewRun, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunState, RunUpdate,
+    SliCompaction, SliMinute, StepRecord,
 };
 pub use sqlite::{Options as SqliteOptions, SqliteStore};
 
@@ -177,4 +177,8 @@ pub trait Store: Send + Sync {
     /// The SLI minutes of a service in an environment with `from <= minute < to`, every
     /// version, in time order.
     fn sli(&self, service: &str, environment: &str, from: i64, to: i64) -> Result<Vec<SliMinute>, StoreError>;
+    /// Downsamples SLI counters as they age, in one transaction: rows that started before
+    /// `hourly_before` fold into one row per hour (at the hour's start; requests, errors and
+    /// histogram buckets summed), and rows that started before `drop_before` are deleted.
+    fn compact_sli(&self, hourly_before: i64, drop_before: i64) -> Result<SliCompaction, StoreError>;
 }

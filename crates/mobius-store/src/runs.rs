@@ -183,3 +183,14 @@ pub struct SliMinute {
     /// Responses per latency bucket (the proxy's fixed bounds, in order).
     pub latency: Vec<u64>,
 }
+
+/// What [`crate::Store::compact_sli`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SliCompaction {
+    /// Minute rows folded into their hour.
+    pub folded: u64,
+    /// Hour rows they were folded into.
+    pub hours: u64,
+    /// Rows dropped as older than the retention.
+    pub dropped: u64,
+}

@@ -2,13 +2,17 @@
 //! counters are read, and what they gained since the last reading is added to the current
 //! minute in the store (`sli_minutes`), which SLOs sum over their windows. Reading snapshots
 //! costs the proxy nothing per request beyond the atomics it keeps anyway.
+//!
+//! Once an hour the counters are downsampled as they age: minutes older than 48 hours fold
+//! into hours (what `mobius_slo::series::Series` reads at hour resolution anyway, so no budget
+//! changes), and hours older than the longest SLO window (plus a day; at least 35 days) go.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use mobius_proxy::sli::{SliSnapshot, VersionSli};
-use mobius_store::SliMinute;
+use mobius_store::{SliCompaction, SliMinute};
 
 use super::Deployer;
 
@@ -21,6 +25,7 @@ impl Deployer {
         let mut readings = Readings::new();
         let mut timer = tokio::time::interval(every);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut compacted: Option<std::time::Instant> = None;
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -28,8 +33,40 @@ impl Deployer {
                     self.record_once(&mut readings).await;
                     return;
                 }
-                _ = timer.tick() => self.record_once(&mut readings).await,
+                _ = timer.tick() => {
+                    self.record_once(&mut readings).await;
+                    if compacted.is_none_or(|at| at.elapsed() >= COMPACT_EVERY) {
+                        compacted = Some(std::time::Instant::now());
+                        self.compact_slis(Timestamp::now()).await;
+                    }
+                }
             }
+        }
+    }
+
+    /// Downsamples the stored counters as of `now` (see the module documentation).
+    pub(super) async fn compact_slis(&self, now: Timestamp) {
+        let store = self.inner.store.clone();
+        let compacted = tokio::task::spawn_blocking(move || {
+            let longest = crate::slo::definitions(store.as_ref())?
+                .iter()
+                .map(|(_, slo)| i64::try_from(slo.window_seconds()).unwrap_or(i64::MAX))
+                .max()
+                .unwrap_or(0);
+            let (hourly_before, drop_before) = compaction_bounds(now.as_second(), longest);
+            store.compact_sli(hourly_before, drop_before)
+        })
+        .await;
+        match compacted {
+            Ok(Ok(report)) if report != SliCompaction::default() => tracing::info!(
+                folded = report.folded,
+                hours = report.hours,
+                dropped = report.dropped,
+                "SLI counters downsampled"
+            ),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot downsample SLI counters"),
+            Err(e) => tracing::error!(error = %e, "downsampling SLI counters panicked"),
         }
     }
 
@@ -75,6 +112,20 @@ impl Deployer {
     }
 }
 
+/// How often the stored counters are downsampled.
+const COMPACT_EVERY: Duration = Duration::from_secs(3_600);
+
+/// `(hourly_before, drop_before)` at `now_s` for SLOs whose longest window is `longest_s`:
+/// minutes fold into hours past the same 48 hours (rounded down to the hour) as in a
+/// `Series`, and rows go once older than the longest window plus a day, or 35 days.
+pub(crate) fn compaction_bounds(now_s: i64, longest_s: i64) -> (i64, i64) {
+    use mobius_slo::series::{DEFAULT_RETENTION_S, FINE_SPAN_S, HOUR_S};
+    let hourly_before = now_s - FINE_SPAN_S;
+    let retention = DEFAULT_RETENTION_S.max(longest_s.saturating_add(24 * HOUR_S));
+    let drop_before = now_s.saturating_sub(retention);
+    (hourly_before - hourly_before.rem_euclid(HOUR_S), drop_before - drop_before.rem_euclid(HOUR_S))
+}
+
 /// What a version's counters gained since `earlier`. Counters that went down mean the proxy
 /// restarted (a separate `mobius proxy`): everything it counted since is new.
 fn gained(now: &VersionSli, earlier: Option<&VersionSli>) -> VersionSli {
@@ -108,5 +159,16 @@ mod tests {
         assert_eq!(gained(&sli(10, 2), Some(&sli(4, 1))).errors, 1);
         assert_eq!(gained(&sli(3, 0), Some(&sli(40, 1))).requests, 3, "counters went down: a restart");
         assert_eq!(gained(&sli(5, 5), None).errors, 5);
+    }
+
+    #[test]
+    fn counters_are_kept_for_the_longest_window_and_a_day() {
+        let day = 86_400;
+        let now = 100 * day + 1_800;
+        let (hourly, drop) = compaction_bounds(now, 30 * day);
+        assert_eq!(hourly, 98 * day, "48 hours back, rounded down to the hour");
+        assert_eq!(drop, 65 * day, "35 days (more than 30 + 1) back, rounded down to the hour");
+        assert_eq!(compaction_bounds(now, 90 * day).1, 9 * day, "a 90-day window keeps 91 days");
+        assert!(compaction_bounds(now, i64::MAX).1 < 0, "an endless window keeps everything, without overflow");
     }
 }

@@ -9,6 +9,7 @@ mod facts;
 mod migrations;
 mod read;
 mod runs;
+mod sli;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -22,7 +23,7 @@ use rusqlite::{Connection, OpenFlags, params};
 
 use crate::{
     EventQuery, Heads, IngestContext, NewRun, Repository, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord,
-    RunUpdate, Scope, SliMinute, Store, StoreError, TokenRecord,
+    RunUpdate, Scope, SliCompaction, SliMinute, Store, StoreError, TokenRecord,
 };
 
 /// Bigger pages than SQLite's 4 KiB default halve the write calls of a bulk import.
@@ -282,13 +283,22 @@ impl Store for SqliteStore {
     fn add_sli(&self, minutes: &[SliMinute]) -> Result<(), StoreError> {
         self.with_writer(|conn| {
             let tx = conn.transaction()?;
-            runs::add_sli(&tx, minutes)?;
+            sli::add_sli(&tx, minutes)?;
             tx.commit()?;
             Ok(())
         })
     }
 
     fn sli(&self, service: &str, environment: &str, from: i64, to: i64) -> Result<Vec<SliMinute>, StoreError> {
-        self.with_reader(|conn| runs::sli(conn, service, environment, from, to))
+        self.with_reader(|conn| sli::sli(conn, service, environment, from, to))
+    }
+
+    fn compact_sli(&self, hourly_before: i64, drop_before: i64) -> Result<SliCompaction, StoreError> {
+        self.with_writer(|conn| {
+            let tx = conn.transaction()?;
+            let report = sli::compact(&tx, hourly_before, drop_before)?;
+            tx.commit()?;
+            Ok(report)
+        })
     }
 }

@@ -6,8 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use crate::StoreError;
 use crate::runs::{
-    Heads, JobRecord, NewRun, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunState, RunUpdate, SliMinute,
-    StepRecord,
+    Heads, JobRecord, NewRun, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunState, RunUpdate, StepRecord,
 };
 
 const RUN_COLUMNS: &str = "id, repository, workflow_file, workflow_name, event, branch, sha, before_sha,
@@ -268,59 +267,6 @@ pub(super) fn rollouts(conn: &Connection, q: &RolloutQuery) -> Result<Vec<Rollou
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub(super) fn add_sli(tx: &Transaction<'_>, minutes: &[SliMinute]) -> Result<(), StoreError> {
-    let mut read = tx.prepare_cached(
-        "SELECT latency FROM sli_minutes WHERE service = ?1 AND environment = ?2 AND minute = ?3 AND version = ?4",
-    )?;
-    let mut write = tx.prepare_cached(
-        "INSERT INTO sli_minutes (service, environment, version, minute, requests, errors, latency)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (service, environment, minute, version) DO UPDATE SET
-             requests = requests + excluded.requests, errors = errors + excluded.errors, latency = excluded.latency",
-    )?;
-    for m in minutes {
-        // Histograms add bucket by bucket; the stored one is merged here rather than in SQL.
-        let stored: Option<String> =
-            read.query_row(params![m.service, m.environment, m.minute, m.version], |r| r.get(0)).optional()?;
-        let mut latency: Vec<u64> = stored.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
-        if latency.len() < m.latency.len() {
-            latency.resize(m.latency.len(), 0);
-        }
-        for (sum, add) in latency.iter_mut().zip(&m.latency) {
-            *sum += add;
-        }
-        let latency = serde_json::to_string(&latency).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        write.execute(params![m.service, m.environment, m.version, m.minute, m.requests, m.errors, latency])?;
-    }
-    Ok(())
-}
-
-pub(super) fn sli(
-    conn: &Connection,
-    service: &str,
-    environment: &str,
-    from: i64,
-    to: i64,
-) -> Result<Vec<SliMinute>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT version, minute, requests, errors, latency FROM sli_minutes
-         WHERE service = ?1 AND environment = ?2 AND minute >= ?3 AND minute < ?4 ORDER BY minute, version",
-    )?;
-    let rows = stmt.query_map(params![service, environment, from, to], |r| {
-        let latency: String = r.get(4)?;
-        Ok(SliMinute {
-            service: service.to_owned(),
-            environment: environment.to_owned(),
-            version: r.get(0)?,
-            minute: r.get(1)?,
-            requests: r.get(2)?,
-            errors: r.get(3)?,
-            latency: serde_json::from_str(&latency).unwrap_or_default(),
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
 #[cfg(test)]
 mod tests {
     use crate::{NewRun, RunQuery, RunState, RunUpdate, SqliteStore, Store};
@@ -426,29 +372,6 @@ mod tests {
         assert_eq!(store.rollouts(&query).unwrap().len(), 1);
         let active = crate::RolloutQuery { active_only: true, ..Default::default() };
         assert!(store.rollouts(&active).unwrap().is_empty());
-    }
-
-    #[test]
-    fn sli_minutes_add_up_and_read_back_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
-        let minute = |version: &str, minute, requests, errors, latency: Vec<u64>| crate::SliMinute {
-            service: "shop".into(),
-            environment: "production".into(),
-            version: version.into(),
-            minute,
-            requests,
-            errors,
-            latency,
-        };
-        store.add_sli(&[minute("v1", 60, 10, 1, vec![5, 5]), minute("v2", 60, 4, 0, vec![4])]).unwrap();
-        store.add_sli(&[minute("v1", 60, 5, 2, vec![1, 0, 4]), minute("v1", 120, 1, 0, vec![1])]).unwrap();
-        let rows = store.sli("shop", "production", 0, 120).unwrap();
-        assert_eq!(rows.len(), 2, "{rows:?}");
-        assert_eq!(rows[0], minute("v1", 60, 15, 3, vec![6, 5, 4]));
-        assert_eq!(rows[1].version, "v2");
-        assert_eq!(store.sli("shop", "production", 120, 180).unwrap().len(), 1, "half-open window");
-        assert!(store.sli("shop", "staging", 0, 999).unwrap().is_empty());
     }
 
     #[test]
