@@ -156,7 +156,8 @@ impl Deployer {
                 names.join(", ")
             ))
         })?;
-        self.check_policy(&request.service, &request.environment, request.reason).await?;
+        let exception = self.check_policy(&request.service, &request.environment, request.reason).await?;
+        self.check_slo_sources(spec, request.reason.is_some()).await?;
         let latest = self.latest(&request.service, &request.environment)?;
         if let Some(current) = &latest
             && !current.rollout.phase.is_final()
@@ -193,6 +194,10 @@ impl Deployer {
         let rollout = Rollout::new(spec.name(), environment, plan, spec.run.instances.value, stable, new, now);
         let mut stored = Stored { rollout, spec: release.spec_text.clone(), stable_spec };
         self.save(&mut stored)?;
+        // Recorded only now that the deploy it excuses is going ahead.
+        if let Some(exception) = exception {
+            self.emit(&[exception]);
+        }
         if first_in_environment {
             let url = format!("http://{}", environment.listen.value);
             self.emit(&[events::environment_created(spec.name(), &request.environment, &url, now)]);
@@ -204,18 +209,38 @@ impl Deployer {
     /// Goes on from a pause (or a manual approval). Refused when the rollout is not paused, or
     /// when the error-budget policy freezes the environment.
     pub async fn promote(&self, service: &str, environment: &str) -> Result<Stored, DeployError> {
+        // Without a reason there is never an exception to record.
         self.check_policy(service, environment, None).await?;
         self.change(service, environment, controller::Command::Promote).await
     }
 
+    /// Every Prometheus SLI source of the release answers (see `slo::check_sources`). A hotfix
+    /// or security fix goes ahead with a warning: a monitoring outage must not block a fix.
+    async fn check_slo_sources(&self, spec: &ServiceSpec, urgent: bool) -> Result<(), DeployError> {
+        let slos = spec.slos.clone();
+        let checked =
+            tokio::task::spawn_blocking(move || crate::slo::check_sources("mobius.yaml", &slos, Timestamp::now()))
+                .await
+                .map_err(|e| DeployError::Internal(e.to_string()))?;
+        match checked {
+            Ok(()) => Ok(()),
+            Err(why) if urgent => {
+                tracing::warn!(service = spec.name(), "{why} (deploying anyway: a hotfix or security fix)");
+                Ok(())
+            }
+            Err(why) => Err(DeployError::BadRequest(why)),
+        }
+    }
+
     /// The error-budget policy: refuses with the budget and when it recovers, or lets the
-    /// change through (recording an exception for a hotfix or security fix).
+    /// change through — with the policy exception event to record for a hotfix or security
+    /// fix once the change is under way.
     async fn check_policy(
         &self,
         service: &str,
         environment: &str,
         reason: Option<mobius_slo::policy::Reason>,
-    ) -> Result<(), DeployError> {
+    ) -> Result<Option<serde_json::Value>, DeployError> {
         let store = self.inner.store.clone();
         let (s, e) = (service.to_owned(), environment.to_owned());
         let decision =
@@ -223,21 +248,18 @@ impl Deployer {
                 .await
                 .map_err(|e| DeployError::Internal(e.to_string()))??;
         match decision {
-            mobius_slo::policy::Decision::Allow => Ok(()),
+            mobius_slo::policy::Decision::Allow => Ok(None),
             mobius_slo::policy::Decision::AllowWithWarning(message) => {
                 tracing::warn!(%service, %environment, "{message}");
-                Ok(())
+                Ok(None)
             }
-            mobius_slo::policy::Decision::AllowAsException { reason, message } => {
-                self.emit(&[events::policy_exception(
-                    service,
-                    environment,
-                    &reason.to_string(),
-                    &message,
-                    Timestamp::now(),
-                )]);
-                Ok(())
-            }
+            mobius_slo::policy::Decision::AllowAsException { reason, message } => Ok(Some(events::policy_exception(
+                service,
+                environment,
+                &reason.to_string(),
+                &message,
+                Timestamp::now(),
+            ))),
             mobius_slo::policy::Decision::Refuse(message) => Err(DeployError::Conflict(message)),
         }
     }

@@ -186,6 +186,28 @@ pub fn status(store: &dyn Store, service: &str, slo: &SloSpec, now: Timestamp) -
     Ok(status)
 }
 
+/// Checks, when a release is deployed, that every Prometheus SLI source among `slos` answers
+/// its queries: an unreachable server is an error at its `url`, a query the server rejects
+/// (PromQL that does not parse, say) an error at that query, each as `file:line:col`.
+/// Blocking HTTP, like [`status`].
+pub fn check_sources(file: &str, slos: &[SloSpec], now: Timestamp) -> Result<(), String> {
+    for slo in slos {
+        let Sli::Prometheus(source) = &slo.sli else { continue };
+        let at = |field: &mobius_slo::spec::Spanned<String>, message: String| {
+            let (line, column) = (field.referenced.line(), field.referenced.column());
+            format!("{file}:{line}:{column}: SLO `{}`: {message}", slo.name())
+        };
+        let prometheus = Prometheus::new(source).map_err(|e| at(&source.url, e))?;
+        prometheus.query("vector(1)", now.as_second()).map_err(|e| at(&source.url, e))?;
+        let queries = [Some(&source.total_query), source.good_query.as_ref(), source.error_query.as_ref()];
+        for query in queries.into_iter().flatten() {
+            let shortest = WINDOWS[0].0;
+            prometheus.query(&with_window(&query.value, shortest), now.as_second()).map_err(|e| at(query, e))?;
+        }
+    }
+    Ok(())
+}
+
 /// The most urgent severity whose rules fire.
 fn alert_of(rules: &[RuleState]) -> Option<Severity> {
     [Severity::Page, Severity::Ticket].into_iter().find(|severity| alerts::firing(rules, *severity))

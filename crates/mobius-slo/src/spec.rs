@@ -37,7 +37,8 @@ use std::fmt;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_saphyr::{Location, Spanned};
+use serde_saphyr::Location;
+pub use serde_saphyr::Spanned;
 
 /// One service level objective.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -51,11 +51,11 @@ pub(crate) fn release(
 }
 
 /// `mobius ARGS…` against `server` with `token`.
-fn against(dir: &Dir, server: &Server, token: &str, args: &[&str]) -> std::process::Output {
+pub(crate) fn against(dir: &Dir, server: &Server, token: &str, args: &[&str]) -> std::process::Output {
     dir.cmd(args).env("MOBIUS_SERVER", &server.base).env("MOBIUS_TOKEN", token).output().unwrap()
 }
 
-fn deploy(dir: &Dir, server: &Server, release: &Path, version: &str) -> std::process::Output {
+pub(crate) fn deploy(dir: &Dir, server: &Server, release: &Path, version: &str) -> std::process::Output {
     against(dir, server, ADMIN, &["deploy", "shop", "production", "--dir", release.to_str().unwrap(), "--as", version])
 }
 

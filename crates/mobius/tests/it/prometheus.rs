@@ -1,14 +1,16 @@
 //! SLOs whose SLI is a Prometheus query, evaluated against a real Prometheus: three days of
 //! request counters backfilled with `promtool`, then `mobius slo status` reads the budget, burn
-//! rates and alerts from its HTTP query API; an unreachable Prometheus leaves the SLO unknown.
+//! rates and alerts from its HTTP query API. A source that is unreachable, or rejects a query,
+//! when a release is deployed refuses the deploy at the field's line; one that goes away later
+//! leaves its SLOs unknown.
 
 use std::fmt::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::deploy::{Cleanup, deployed, finished, free_port, release};
-use crate::util::{Dir, http};
+use crate::deploy::{Cleanup, against, deploy, deployed, finished, free_port, release};
+use crate::util::{ADMIN, Dir, http};
 
 /// Requests a minute, and the failed ones among them before and during the last hour.
 const PER_MINUTE: u64 = 2000;
@@ -75,43 +77,77 @@ fn within(actual: u64, expected: u64, tolerance: f64) -> bool {
     (actual as f64 - expected as f64).abs() <= tolerance * expected as f64
 }
 
+/// `slos:` with one SLO per `(name, prometheus: fields)`, each over 3 days at 99.9%.
+fn slos(sources: &[(&str, String)]) -> String {
+    let mut out = String::from("slos:\n");
+    for (name, fields) in sources {
+        write!(out, "  - name: {name}\n    objective: 99.9\n    window: 3d\n    sli:\n      prometheus:\n{fields}")
+            .unwrap();
+    }
+    out
+}
+
+/// A Prometheus source's fields: its URL, then a good or error query and a total query over
+/// `http_requests_total`, written with `increase` or (Sloth's style) `rate`.
+fn source(url: &str, ratio: &str, function: &str) -> String {
+    let code = if ratio == "good_query" { "200" } else { "500" };
+    format!(
+        "        url: {url}\n        {ratio}: 'sum({function}(http_requests_total{{code=\"{code}\"}}[{{{{window}}}}]))'\n        total_query: 'sum({function}(http_requests_total[{{{{window}}}}]))'\n"
+    )
+}
+
+/// 1-based line and column of the first `needle` in `text`.
+fn position(text: &str, needle: &str) -> (usize, usize) {
+    let offset = text.find(needle).unwrap_or_else(|| panic!("`{needle}` in {text}"));
+    let line = text[..offset].matches('\n').count() + 1;
+    (line, offset - text[..offset].rfind('\n').map_or(0, |n| n + 1) + 1)
+}
+
 #[test]
-fn a_prometheus_sli_is_evaluated_from_real_prometheus_and_an_unreachable_one_is_unknown() {
+fn a_prometheus_sli_is_evaluated_from_real_prometheus_and_a_bad_source_is_refused_or_unknown() {
     let dir = Dir::new();
     let _cleanup = Cleanup(dir.path().to_owned());
-    let (_prometheus, port) = prometheus(dir.path(), jiff::Timestamp::now().as_second());
-    let closed = free_port();
-    let slos = format!(
-        "slos:
-  - name: api
-    objective: 99.9
-    window: 3d
-    sli:
-      prometheus:
-        url: http://127.0.0.1:{port}
-        error_query: 'sum(increase(http_requests_total{{code=\"500\"}}[{{{{window}}}}]))'
-        total_query: 'sum(increase(http_requests_total[{{{{window}}}}]))'
-  - name: api-rate
-    objective: 99.9
-    window: 3d
-    sli:
-      prometheus:
-        url: http://127.0.0.1:{port}/
-        good_query: 'sum(rate(http_requests_total{{code=\"200\"}}[{{{{window}}}}]))'
-        total_query: 'sum(rate(http_requests_total[{{{{window}}}}]))'
-  - name: unreachable
-    objective: 99.9
-    sli:
-      prometheus:
-        url: http://127.0.0.1:{closed}
-        good_query: 'sum(increase(http_requests_total{{code=\"200\"}}[{{{{window}}}}]))'
-        total_query: 'sum(increase(http_requests_total[{{{{window}}}}]))'
-"
-    );
+    let (prometheus, port) = prometheus(dir.path(), jiff::Timestamp::now().as_second());
+    let url = format!("http://127.0.0.1:{port}");
     let server = dir.serve(&[]);
     let path = release(&dir, "v1", 0.0, free_port(), "rolling", "");
-    let spec = std::fs::read_to_string(path.join("mobius.yaml")).unwrap();
-    std::fs::write(path.join("mobius.yaml"), format!("{spec}{slos}")).unwrap();
+    let base = std::fs::read_to_string(path.join("mobius.yaml")).unwrap();
+    let with_slos = |slos: &str| {
+        let text = format!("{base}{slos}");
+        std::fs::write(path.join("mobius.yaml"), &text).unwrap();
+        text
+    };
+    let refused = |text: &str, at: &str| {
+        let out = deploy(&dir, &server, &path, "v1");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        let (line, column) = position(text, at);
+        assert!(!out.status.success(), "refused: {err}");
+        assert!(err.contains(&format!("mobius.yaml:{line}:{column}: SLO `")), "at {line}:{column}: {err}");
+        let rollouts = http().get(server.url("/api/v1/rollouts")).bearer_auth(ADMIN).send().unwrap().text().unwrap();
+        assert!(!rollouts.contains("shop"), "a refused deploy stores nothing: {rollouts}");
+        err
+    };
+
+    // At deploy time: an unreachable source is refused at its `url`, ...
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let text = with_slos(&slos(&[
+        ("api", source(&url, "error_query", "increase")),
+        ("down", source(&closed, "good_query", "increase")),
+    ]));
+    let err = refused(&text, &closed);
+    assert!(err.contains("SLO `down`") && err.contains("cannot be queried"), "{err}");
+    // ... and PromQL Prometheus cannot parse at that query.
+    let broken = format!(
+        "        url: {url}\n        error_query: 'sum(rate(http_requests_total[{{{{window}}}}])'\n        total_query: 'sum(increase(http_requests_total[{{{{window}}}}]))'\n"
+    );
+    let text = with_slos(&slos(&[("broken", broken)]));
+    let err = refused(&text, "'sum(rate(");
+    assert!(err.contains("SLO `broken`") && err.contains("parse error"), "{err}");
+
+    with_slos(&slos(&[
+        ("api", source(&url, "error_query", "increase")),
+        ("api-rate", source(&format!("{url}/"), "good_query", "rate")),
+    ]));
     deployed(&dir, &server, &path, "v1");
     finished(&server);
 
@@ -141,8 +177,17 @@ fn a_prometheus_sli_is_evaluated_from_real_prometheus_and_an_unreachable_one_is_
     assert!(within(rate_total, total, 0.001) && within(rate_bad, bad, 0.02), "{rate:#}");
     assert_eq!(rate["alert"], "page", "{rate:#}");
 
-    let down = statuses.as_array().unwrap().iter().find(|s| s["slo"] == "unreachable").expect("the second SLO");
-    assert!(down["budget"].is_null(), "{down:#}");
-    let reason = down["unknown"].as_str().unwrap_or_default();
-    assert!(reason.contains(&format!("127.0.0.1:{closed}")) && reason.contains("cannot be queried"), "{down:#}");
+    // Prometheus goes away: its SLOs are unknown, never healthy.
+    drop(prometheus);
+    for down in dir.json(&["slo", "status"]).as_array().unwrap() {
+        assert!(down["budget"].is_null() && down["alert"].is_null(), "{down:#}");
+        let reason = down["unknown"].as_str().unwrap_or_default();
+        assert!(reason.contains(&format!("127.0.0.1:{port}")) && reason.contains("cannot be queried"), "{down:#}");
+    }
+
+    // A fix is not held up by a monitoring outage: with a reason it deploys, with a warning.
+    let release = path.to_str().unwrap();
+    let args = ["deploy", "shop", "production", "--dir", release, "--as", "v2", "--reason", "hotfix"];
+    let out = against(&dir, &server, ADMIN, &args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
