@@ -7,6 +7,10 @@
 //! - opens an incident when a page fires (`incident.detected`), naming the version whose error
 //!   ratio is highest over the page's short window and its artifact — the evidence is in the
 //!   description — and resolves it once the page has stayed resolved for a quiet period.
+//!
+//! The state is kept in the store after each evaluation that changes it, and restored when the
+//! alerter starts, so a restarted server neither announces a firing alert again nor opens a
+//! second incident for it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -44,7 +48,10 @@ pub struct AlertView {
     pub incident: Option<String>,
 }
 
-#[derive(Default)]
+/// The store's key for the alert states.
+const STATE_KEY: &str = "alerter";
+
+#[derive(Default, Serialize, Deserialize)]
 struct Tracked {
     alerts: SloAlerts,
     view: Option<AlertView>,
@@ -60,6 +67,8 @@ pub struct Alerter {
     store: Arc<dyn Store>,
     ingestor: Ingestor,
     state: Arc<Mutex<HashMap<(String, String), Tracked>>>,
+    /// The state as last stored, to store it only when it changed.
+    saved: Arc<Mutex<String>>,
     http: reqwest::Client,
 }
 
@@ -67,11 +76,53 @@ impl Alerter {
     pub fn new(store: Arc<dyn Store>, ingestor: Ingestor) -> Alerter {
         crate::install_tls_provider();
         let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
-        Alerter { store, ingestor, state: Arc::default(), http }
+        Alerter { store, ingestor, state: Arc::default(), saved: Arc::default(), http }
     }
 
-    /// Evaluates every `every` until `shutdown`.
+    /// Takes up the alert states stored by an earlier run of the server.
+    pub async fn restore(&self) {
+        let store = self.store.clone();
+        let stored = match tokio::task::spawn_blocking(move || store.state(STATE_KEY)).await {
+            Ok(Ok(Some(stored))) => stored,
+            Ok(Ok(None)) => return,
+            Ok(Err(e)) => return tracing::error!(error = %e, "cannot read the stored alert states"),
+            Err(e) => return tracing::error!(error = %e, "reading the stored alert states panicked"),
+        };
+        match serde_json::from_str::<Vec<((String, String), Tracked)>>(&stored) {
+            Ok(tracked) => {
+                *self.state.lock().unwrap_or_else(|e| e.into_inner()) = tracked.into_iter().collect();
+                *self.saved.lock().unwrap_or_else(|e| e.into_inner()) = stored;
+            }
+            Err(e) => tracing::error!(error = %e, "the stored alert states do not parse; starting afresh"),
+        }
+    }
+
+    /// Stores the alert states if they changed since they were last stored.
+    async fn persist(&self) {
+        let text = {
+            let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut tracked: Vec<(&(String, String), &Tracked)> = state.iter().collect();
+            tracked.sort_by(|a, b| a.0.cmp(b.0));
+            match serde_json::to_string(&tracked) {
+                Ok(text) => text,
+                Err(e) => return tracing::error!(error = %e, "cannot serialise the alert states"),
+            }
+        };
+        if *self.saved.lock().unwrap_or_else(|e| e.into_inner()) == text {
+            return;
+        }
+        let store = self.store.clone();
+        let value = text.clone();
+        match tokio::task::spawn_blocking(move || store.put_state(STATE_KEY, &value)).await {
+            Ok(Ok(())) => *self.saved.lock().unwrap_or_else(|e| e.into_inner()) = text,
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot store the alert states"),
+            Err(e) => tracing::error!(error = %e, "storing the alert states panicked"),
+        }
+    }
+
+    /// Restores the stored states, then evaluates every `every` until `shutdown`.
     pub async fn run(self, every: Duration, shutdown: impl Future<Output = ()>) {
+        self.restore().await;
         let mut timer = tokio::time::interval(every);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
@@ -164,6 +215,7 @@ impl Alerter {
                 self.emit(&[incident_event(status, &id, "resolved", "the page alert resolved and stayed quiet", now)]);
             }
         }
+        self.persist().await;
     }
 
     /// An SLO that cannot be evaluated is never healthy: after [`UNKNOWN_GRACE_S`] a ticket
@@ -427,5 +479,47 @@ mod tests {
             })
             .unwrap();
         assert_eq!(tickets.len(), 1, "one ticket, not one per evaluation");
+    }
+
+    /// A restarted server takes up its alert states: a page that still fires is not announced
+    /// again and opens no second incident.
+    #[tokio::test]
+    async fn a_firing_page_survives_a_restart_without_a_second_announcement() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let yaml = "service: shop\nrun:\n  command: x\nenvironments:\n  - name: production\n    listen: 127.0.0.1:9\nslos:\n  - name: availability\n    objective: 99.9\n    sli: {availability: {}}\n";
+        let now = Timestamp::now();
+        crate::testing::deployed(store.as_ref(), yaml, now);
+        // The last hour failed entirely.
+        let minute = now.as_second() - now.as_second().rem_euclid(60);
+        let rows: Vec<mobius_store::SliMinute> = (0..60)
+            .map(|m| mobius_store::SliMinute {
+                service: "shop".into(),
+                environment: "production".into(),
+                version: "v1".into(),
+                minute: minute - m * 60,
+                requests: 100,
+                errors: 100,
+                latency: vec![100],
+            })
+            .collect();
+        store.add_sli(&rows).unwrap();
+        let count = |ty: &str| {
+            store.events(&EventQuery { ty: Some(ty.into()), limit: 10, ..EventQuery::default() }).unwrap().len()
+        };
+        let (firing, detected) = ("dev.cdeventsx.mobius-alert.firing.0.1.0", "dev.cdevents.incident.detected.0.3.0");
+
+        let before = Alerter::new(store.clone(), Ingestor::new(store.clone(), Rules::default()));
+        before.evaluate(now).await;
+        assert_eq!((count(firing), count(detected)), (1, 1), "the page fires and opens an incident");
+        let incident = before.views()[0].incident.clone();
+        assert!(incident.is_some());
+
+        let after = Alerter::new(store.clone(), Ingestor::new(store.clone(), Rules::default()));
+        after.restore().await;
+        after.evaluate(now + jiff::SignedDuration::from_secs(30)).await;
+        assert_eq!((count(firing), count(detected)), (1, 1), "nothing announced twice");
+        let view = &after.views()[0];
+        assert_eq!((view.firing, &view.incident, view.since), (Some(Severity::Page), &incident, Some(now)));
     }
 }

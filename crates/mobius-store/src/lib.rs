@@ -181,4 +181,9 @@ pub trait Store: Send + Sync {
     /// `hourly_before` fold into one row per hour (at the hour's start; requests, errors and
     /// histogram buckets summed), and rows that started before `drop_before` are deleted.
     fn compact_sli(&self, hourly_before: i64, drop_before: i64) -> Result<SliCompaction, StoreError>;
+
+    /// Replaces the document kept under `key` (durable when this returns).
+    fn put_state(&self, key: &str, value: &str) -> Result<(), StoreError>;
+    /// The document kept under `key`, if any.
+    fn state(&self, key: &str) -> Result<Option<String>, StoreError>;
 }

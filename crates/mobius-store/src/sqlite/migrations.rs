@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_runs.sql"),
     include_str!("migrations/0003_rollouts.sql"),
     include_str!("migrations/0004_sli.sql"),
+    include_str!("migrations/0005_state.sql"),
 ];
 
 /// Brings the schema up to date; refuses a database written by a newer build.

@@ -293,6 +293,26 @@ impl Store for SqliteStore {
         self.with_reader(|conn| sli::sli(conn, service, environment, from, to))
     }
 
+    fn put_state(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.with_writer(|conn| {
+            conn.execute(
+                "INSERT INTO server_state (key, value, updated) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated",
+                rusqlite::params![key, value, to_micros(Timestamp::now())],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn state(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.with_reader(|conn| {
+            use rusqlite::OptionalExtension;
+            let value =
+                conn.query_row("SELECT value FROM server_state WHERE key = ?1", [key], |r| r.get(0)).optional()?;
+            Ok(value)
+        })
+    }
+
     fn compact_sli(&self, hourly_before: i64, drop_before: i64) -> Result<SliCompaction, StoreError> {
         self.with_writer(|conn| {
             let tx = conn.transaction()?;
@@ -300,5 +320,24 @@ impl Store for SqliteStore {
             tx.commit()?;
             Ok(report)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_documents_are_replaced_whole_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(store.state("alerter").unwrap(), None);
+        store.put_state("alerter", "{\"a\":1}").unwrap();
+        store.put_state("alerter", "{\"a\":2}").unwrap();
+        store.put_state("other", "[]").unwrap();
+        drop(store);
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(store.state("alerter").unwrap().as_deref(), Some("{\"a\":2}"));
+        assert_eq!(store.state("other").unwrap().as_deref(), Some("[]"));
     }
 }
