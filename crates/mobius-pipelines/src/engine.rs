@@ -74,6 +74,7 @@ use crate::exec::{CancellationSignal, LogLine};
 
 pub use deploy::{
     DEPLOY_INPUTS, DEPLOY_REQUIRED, DeployFuture, DeployOutcome, DeployProgress, DeployStep, Deployments, NO_SERVER,
+    POLICY_INPUTS, POLICY_REQUIRED, PolicyFuture, PolicyStep,
 };
 pub use schedule::run;
 

@@ -27,9 +27,6 @@ use crate::deploy::Stored;
 use crate::ingest::Ingestor;
 use crate::slo::{self, SloStatus};
 
-/// How long a resolved page must stay resolved before its incident is resolved.
-pub const QUIET_PERIOD_S: i64 = 300;
-
 /// How long an SLO may stay unknown (its Prometheus unreachable) before a ticket says so.
 pub const UNKNOWN_GRACE_S: i64 = 300;
 
@@ -46,6 +43,16 @@ pub struct AlertView {
     pub rules: Vec<RuleState>,
     /// The incident the page opened, while it is open.
     pub incident: Option<String>,
+}
+
+/// How long the SLO's resolved page must stay resolved before its incident is resolved:
+/// `alerting.quiet_period`, 5 minutes by default.
+fn quiet_period_s(definitions: &[(String, SloSpec)], status: &SloStatus) -> i64 {
+    let spec = definitions.iter().find(|(service, s)| *service == status.service && s.name() == status.slo);
+    let quiet = spec
+        .and_then(|(_, s)| s.alerting.as_ref())
+        .map_or(mobius_slo::spec::DEFAULT_QUIET_PERIOD, |a| a.quiet_period());
+    i64::try_from(quiet.seconds).unwrap_or(i64::MAX)
 }
 
 /// The store's key for the alert states.
@@ -162,6 +169,7 @@ impl Alerter {
         }
         for status in statuses.iter().filter(|s| s.budget.is_some()) {
             let key = (status.service.clone(), status.slo.clone());
+            let quiet_s = quiet_period_s(&definitions, status);
             let (notifications, to_resolve) = {
                 let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
                 let tracked = state.entry(key.clone()).or_default();
@@ -181,7 +189,7 @@ impl Alerter {
                     }
                 }
                 let to_resolve = match &tracked.incident {
-                    Some((id, Some(at))) if now_s - at >= QUIET_PERIOD_S => Some(id.clone()),
+                    Some((id, Some(at))) if now_s - at >= quiet_s => Some(id.clone()),
                     _ => None,
                 };
                 if to_resolve.is_some() {
@@ -490,20 +498,7 @@ mod tests {
         let yaml = "service: shop\nrun:\n  command: x\nenvironments:\n  - name: production\n    listen: 127.0.0.1:9\nslos:\n  - name: availability\n    objective: 99.9\n    sli: {availability: {}}\n";
         let now = Timestamp::now();
         crate::testing::deployed(store.as_ref(), yaml, now);
-        // The last hour failed entirely.
-        let minute = now.as_second() - now.as_second().rem_euclid(60);
-        let rows: Vec<mobius_store::SliMinute> = (0..60)
-            .map(|m| mobius_store::SliMinute {
-                service: "shop".into(),
-                environment: "production".into(),
-                version: "v1".into(),
-                minute: minute - m * 60,
-                requests: 100,
-                errors: 100,
-                latency: vec![100],
-            })
-            .collect();
-        store.add_sli(&rows).unwrap();
+        outage(store.as_ref(), now);
         let count = |ty: &str| {
             store.events(&EventQuery { ty: Some(ty.into()), limit: 10, ..EventQuery::default() }).unwrap().len()
         };
@@ -521,5 +516,51 @@ mod tests {
         assert_eq!((count(firing), count(detected)), (1, 1), "nothing announced twice");
         let view = &after.views()[0];
         assert_eq!((view.firing, &view.incident, view.since), (Some(Severity::Page), &incident, Some(now)));
+    }
+
+    /// Records that every request of the hour up to `now` failed.
+    fn outage(store: &dyn Store, now: Timestamp) {
+        let minute = now.as_second() - now.as_second().rem_euclid(60);
+        let rows: Vec<mobius_store::SliMinute> = (0..60)
+            .map(|m| mobius_store::SliMinute {
+                service: "shop".into(),
+                environment: "production".into(),
+                version: "v1".into(),
+                minute: minute - m * 60,
+                requests: 100,
+                errors: 100,
+                latency: vec![100],
+            })
+            .collect();
+        store.add_sli(&rows).unwrap();
+    }
+
+    /// The incident a page opened resolves once the page has stayed resolved for the SLO's
+    /// `alerting.quiet_period`, not before.
+    #[tokio::test]
+    async fn the_incident_resolves_after_the_configured_quiet_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let yaml = "service: shop\nrun:\n  command: x\nenvironments:\n  - name: production\n    listen: 127.0.0.1:9\nslos:\n  - name: availability\n    objective: 99.9\n    sli: {availability: {}}\n    alerting: {quiet_period: 10m}\n";
+        let now = Timestamp::now();
+        crate::testing::deployed(store.as_ref(), yaml, now);
+        outage(store.as_ref(), now);
+        let resolved = || {
+            let ty = Some("dev.cdevents.incident.resolved.0.3.0".to_owned());
+            store.events(&EventQuery { ty, limit: 10, ..EventQuery::default() }).unwrap().len()
+        };
+        let alerter = Alerter::new(store.clone(), Ingestor::new(store.clone(), Rules::default()));
+        let at = |minutes: i64| now + jiff::SignedDuration::from_secs(minutes * 60);
+        alerter.evaluate(now).await;
+        assert_eq!(alerter.views()[0].firing, Some(Severity::Page));
+        // The errors stopped at `now`; 35 minutes on, even the 30-minute short window is clean.
+        alerter.evaluate(at(35)).await;
+        assert_ne!(alerter.views()[0].firing, Some(Severity::Page), "{:?}", alerter.views()[0].rules);
+        assert!(alerter.views()[0].incident.is_some(), "the incident waits for the quiet period");
+        alerter.evaluate(at(41)).await;
+        assert_eq!(resolved(), 0, "6 minutes quiet: past the default 5, short of the configured 10");
+        alerter.evaluate(at(46)).await;
+        assert_eq!(resolved(), 1, "11 minutes quiet");
+        assert_eq!(alerter.views()[0].incident, None);
     }
 }

@@ -298,3 +298,27 @@ pub async fn get_slos(State(state): State<AppState>, headers: HeaderMap) -> Resu
     let slos = tokio::task::spawn_blocking(move || crate::slo::statuses(store.as_ref(), Timestamp::now())).await??;
     Ok(Json(slos).into_response())
 }
+
+#[derive(Debug, Deserialize)]
+pub struct PolicyParams {
+    /// `hotfix` or `security`: would a deploy with that reason go through a freeze.
+    reason: Option<mobius_slo::policy::Reason>,
+}
+
+/// `GET /api/v1/policy/{service}/{environment}[?reason=hotfix|security]`: whether the
+/// error-budget policy would let a deploy through now (`allowed`), and why. Records nothing;
+/// pipelines call it before deploying.
+pub async fn get_policy(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path((service, environment)): axum::extract::Path<(String, String)>,
+    Query(params): Query<PolicyParams>,
+) -> Result<Response, ApiError> {
+    authorize_read(&state, &headers).await?;
+    let store = state.ingestor.store.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        crate::slo::check(store.as_ref(), &service, &environment, params.reason, Timestamp::now())
+    })
+    .await??;
+    Ok(Json(answer).into_response())
+}

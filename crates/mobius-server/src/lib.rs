@@ -104,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/poll", post(runs::http::poll))
         .route("/api/v1/slos", get(api::get_slos))
         .route("/api/v1/alerts", get(api::get_alerts))
+        .route("/api/v1/policy/{service}/{environment}", get(api::get_policy))
         .route("/api/v1/deployments", post(deploy::http::deploy))
         .route("/api/v1/chaos", get(deploy::http::faults))
         .route("/api/v1/chaos/{service}/{environment}", post(deploy::http::inject).delete(deploy::http::clear))

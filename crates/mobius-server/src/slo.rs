@@ -458,6 +458,49 @@ pub fn gate(
     Ok(decision)
 }
 
+/// The error-budget policy's answer about deploying a service to an environment now, as
+/// `GET /api/v1/policy/{service}/{environment}`, `mobius slo check` and `mobius/policy-check`
+/// steps give it. Asking records nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyCheck {
+    pub service: String,
+    pub environment: String,
+    /// Whether a deploy (or a promotion) would go through.
+    pub allowed: bool,
+    /// `allow`, `warn`, `exception` (through a freeze for the given reason) or `refuse`.
+    pub decision: String,
+    /// What the policy says — the budget and when it recovers — when it says anything.
+    pub message: Option<String>,
+}
+
+/// [`gate`]'s decision as a [`PolicyCheck`].
+pub fn check(
+    store: &dyn Store,
+    service: &str,
+    environment: &str,
+    reason: Option<Reason>,
+    now: Timestamp,
+) -> Result<PolicyCheck, StoreError> {
+    let (allowed, decision, message) = match gate(store, service, environment, reason, now)? {
+        Decision::Allow => (true, "allow", None),
+        Decision::AllowWithWarning(message) => (true, "warn", Some(message)),
+        Decision::AllowAsException { message, .. } => (true, "exception", Some(message)),
+        Decision::Refuse(message) => (false, "refuse", Some(message)),
+    };
+    let message = message.or_else(|| {
+        let gated =
+            definitions(store).ok()?.iter().any(|(s, slo)| s == service && slo.environment_name() == environment);
+        (!gated).then(|| format!("{service} has no SLOs in {environment}: the error-budget policy has nothing to gate"))
+    });
+    Ok(PolicyCheck {
+        service: service.to_owned(),
+        environment: environment.to_owned(),
+        allowed,
+        decision: decision.to_owned(),
+        message,
+    })
+}
+
 /// The SLO series in Prometheus text format, named as Sloth names its recording rules
 /// (`slo:sli_error:ratio_rate5m`, `slo:error_budget:ratio`, …) with Sloth's labels, so
 /// dashboards made for Sloth read them.
@@ -577,6 +620,10 @@ mod tests {
             "a hotfix goes through as an exception"
         );
         assert_eq!(gate_at(after, "staging", None), Decision::Allow, "only production is frozen");
+        let asked = check(&store, "shop", "production", None, at(after)).unwrap();
+        assert_eq!((asked.allowed, asked.decision.as_str(), asked.message), (false, "refuse", Some(message.clone())));
+        let unknown = check(&store, "cart", "production", None, at(after)).unwrap();
+        assert!(unknown.allowed && unknown.message.unwrap().contains("has no SLOs"));
 
         let slo = &definitions(&store).unwrap()[0].1;
         let recovers = status(&store, "shop", slo, at(after)).unwrap().recovers_at.expect("exhausted").as_second();

@@ -12,6 +12,7 @@
 //!     alerting:
 //!       webhooks: [https://hooks.example.com/mobius]
 //!       slack: [https://hooks.slack.com/services/T000/B000/XXX]
+//!       quiet_period: 5m         # a page's incident resolves once the page stayed resolved this long
 //!   - name: fast-checkout
 //!     objective: 99
 //!     sli: {latency: {threshold_ms: 300}}   # requests answered under 300 ms ÷ all
@@ -137,6 +138,24 @@ pub struct Alerting {
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub slack: Vec<Spanned<String>>,
+    /// How long a resolved page must stay resolved before the incident it opened is resolved
+    /// too (default 5m; at most 1d).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub quiet_period: Option<Spanned<Window>>,
+}
+
+/// A page's incident resolves once the page has stayed resolved this long, by default.
+pub const DEFAULT_QUIET_PERIOD: Window = Window { seconds: 300 };
+
+/// The longest quiet period.
+pub const MAX_QUIET_PERIOD: Window = Window { seconds: 86_400 };
+
+impl Alerting {
+    /// The quiet period, or [`DEFAULT_QUIET_PERIOD`].
+    pub fn quiet_period(&self) -> Window {
+        self.quiet_period.as_ref().map_or(DEFAULT_QUIET_PERIOD, |q| q.value)
+    }
 }
 
 /// A rolling window, in seconds; written `30d`, `28d`, `2w`, `7d`, `1h`, `90m` or `3600s`.
@@ -347,6 +366,14 @@ impl SloSpec {
         if let Some(alerting) = &self.alerting {
             for url in alerting.webhooks.iter().chain(&alerting.slack) {
                 check_url(url, "alerting")?;
+            }
+            if let Some(quiet) = &alerting.quiet_period
+                && quiet.value > MAX_QUIET_PERIOD
+            {
+                return Err(invalid(
+                    quiet.referenced,
+                    format!("`alerting.quiet_period`: {} is longer than {}", quiet.value, MAX_QUIET_PERIOD),
+                ));
             }
         }
         Ok(())

@@ -205,6 +205,18 @@ pub enum SloCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Whether the error-budget policy would let a deploy of SERVICE through now; exits 1 if
+    /// it would refuse (for pipelines and scripts). Records nothing
+    Check {
+        service: String,
+        #[arg(default_value = "production")]
+        environment: String,
+        /// Ask about a deploy with this reason (hotfix or security)
+        #[arg(long, value_name = "WHY")]
+        reason: Option<mobius_slo::policy::Reason>,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(Debug, Args)]

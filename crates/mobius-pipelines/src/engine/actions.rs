@@ -23,6 +23,8 @@ pub(super) enum Native {
     Cache,
     /// `mobius/deploy`: a deployment through [`super::Deployments`], waited for.
     Deploy,
+    /// `mobius/policy-check`: fails when the error-budget policy would refuse a deploy.
+    PolicyCheck,
     /// Supported by `mobius lint` but not run yet; the message says so.
     NotImplemented(String),
 }
@@ -42,6 +44,7 @@ pub(super) fn native(reference: &str) -> Native {
         "actions/download-artifact" => Native::Download,
         "actions/cache" => Native::Cache,
         "mobius/deploy" => Native::Deploy,
+        "mobius/policy-check" => Native::PolicyCheck,
         "actions/setup-python" => Native::RequireTool("python3"),
         "dtolnay/rust-toolchain" => Native::RequireTool("cargo"),
         "actions/setup-node" => Native::RequireTool("node"),
@@ -223,6 +226,7 @@ mod tests {
         assert_eq!(native("dtolnay/rust-toolchain@stable"), Native::RequireTool("cargo"));
         assert_eq!(native("actions/cache@v4"), Native::Cache);
         assert_eq!(native("Mobius/Deploy@v1"), Native::Deploy);
+        assert_eq!(native("mobius/policy-check@v1"), Native::PolicyCheck);
         assert_eq!(native("acme/other@v1"), Native::NotImplemented("not one of the built-in actions".into()));
     }
 }

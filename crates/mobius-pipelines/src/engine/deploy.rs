@@ -1,6 +1,7 @@
-//! The `mobius/deploy` action's port: the engine does no network I/O and knows no server, so a
-//! deployment is asked of a [`Deployments`] given in [`RunOptions::deployments`](super::RunOptions).
-//! The server implements it over its control plane; `mobius run` over the HTTP API.
+//! The port of the `mobius/deploy` and `mobius/policy-check` actions: the engine does no
+//! network I/O and knows no server, so a deployment, or a question to the error-budget policy,
+//! is asked of a [`Deployments`] given in [`RunOptions::deployments`](super::RunOptions). The
+//! server implements it over its control plane; `mobius run` over the HTTP API.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,9 +15,14 @@ pub const DEPLOY_INPUTS: &[&str] = &["service", "environment", "artifact", "vers
 /// The inputs `mobius/deploy` requires.
 pub const DEPLOY_REQUIRED: &[&str] = &["service", "environment", "artifact"];
 
-/// Why a `mobius/deploy` step fails when the run has no [`Deployments`].
-pub const NO_SERVER: &str = "mobius/deploy needs a Mobius server: run this workflow under `mobius serve`, \
-     or set MOBIUS_SERVER for `mobius run`";
+/// The inputs of `mobius/policy-check`.
+pub const POLICY_INPUTS: &[&str] = &["service", "environment", "reason"];
+/// The inputs `mobius/policy-check` requires.
+pub const POLICY_REQUIRED: &[&str] = &["service"];
+
+/// Why a `mobius/deploy` or `mobius/policy-check` step fails when the run has no [`Deployments`].
+pub const NO_SERVER: &str = "mobius/deploy and mobius/policy-check need a Mobius server: run this workflow \
+     under `mobius serve`, or set MOBIUS_SERVER for `mobius run`";
 
 /// What a `mobius/deploy` step asks for: the same deployment as
 /// `mobius deploy SERVICE ENVIRONMENT --artifact DIGEST [--as VERSION]`.
@@ -29,6 +35,21 @@ pub struct DeployStep {
     /// The version label; the server derives one from the content when `None`.
     pub version: Option<String>,
 }
+
+/// What a `mobius/policy-check` step asks: would the error-budget policy let a deploy of
+/// `service` to `environment` (default `production`) through now — the question
+/// `mobius slo check SERVICE ENVIRONMENT [--reason REASON]` asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyStep {
+    pub service: String,
+    pub environment: String,
+    /// `hotfix` or `security`: would such a deploy go through as an exception.
+    pub reason: Option<String>,
+}
+
+/// The policy's answer: `Ok` with what it says (empty when nothing) if a deploy would go
+/// through, `Err` with the refusal (the budget and when it recovers) if not.
+pub type PolicyFuture = Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'static>>;
 
 /// A deployment that ended well: a line for the log and the step's outputs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -72,6 +93,28 @@ pub type DeployFuture = Pin<Box<dyn Future<Output = Result<DeployOutcome, String
 /// (the job was cancelled) stops the waiting, not the rollout.
 pub trait Deployments: Send + Sync + fmt::Debug {
     fn deploy(&self, request: DeployStep, progress: DeployProgress) -> DeployFuture;
+    /// Asks the error-budget policy; writes nothing (a check is not a deploy).
+    fn check_policy(&self, request: PolicyStep) -> PolicyFuture;
+}
+
+/// The check a `mobius/policy-check` step's rendered inputs ask for, or why they do not make one.
+pub(super) fn policy_request(with: &BTreeMap<String, String>) -> Result<PolicyStep, String> {
+    let value = |name: &str| with.get(name).map(|v| v.trim().to_owned()).unwrap_or_default();
+    if let Some(unknown) = with.keys().find(|k| !POLICY_INPUTS.contains(&k.as_str())) {
+        return Err(format!("unknown input `{unknown}` (inputs: {})", POLICY_INPUTS.join(", ")));
+    }
+    if value("service").is_empty() {
+        return Err("input `service` is required".to_owned());
+    }
+    let reason = Some(value("reason")).filter(|r| !r.is_empty());
+    if let Some(reason) = &reason
+        && reason != "hotfix"
+        && reason != "security"
+    {
+        return Err(format!("input `reason` must be `hotfix` or `security`, not `{reason}`"));
+    }
+    let environment = Some(value("environment")).filter(|e| !e.is_empty()).unwrap_or_else(|| "production".to_owned());
+    Ok(PolicyStep { service: value("service"), environment, reason })
 }
 
 /// The request from a step's rendered inputs, or why they do not make one.

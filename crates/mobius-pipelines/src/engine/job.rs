@@ -408,6 +408,45 @@ async fn run_one(
                     }
                 }
             }
+            Native::PolicyCheck => {
+                let name = actions::action_name(action);
+                let Some(inputs) = render_inputs(name, with, ctx, sink, masker) else {
+                    return fail(continue_on_error);
+                };
+                let request = match deploy::policy_request(&inputs) {
+                    Ok(request) => request,
+                    Err(why) => {
+                        sink.say(masker, &format!("{name}: {why}"));
+                        return fail(continue_on_error);
+                    }
+                };
+                let Some(deployments) = deployments else {
+                    sink.say(masker, NO_SERVER);
+                    return fail(continue_on_error);
+                };
+                let (service, environment) = (request.service.clone(), request.environment.clone());
+                sink.say(
+                    masker,
+                    &format!("asking the error-budget policy about a deploy of {service} to {environment}"),
+                );
+                let answer = tokio::select! {
+                    answer = deployments.check_policy(request) => answer,
+                    () = cancel.cancelled() => return (Status::Cancelled, Status::Cancelled, BTreeMap::new()),
+                };
+                match answer {
+                    Ok(message) => {
+                        let said = if message.is_empty() { "the policy lets it through".to_owned() } else { message };
+                        sink.say(masker, &said);
+                        let outputs =
+                            BTreeMap::from([("allowed".to_owned(), "true".to_owned()), ("message".to_owned(), said)]);
+                        (Status::Success, Status::Success, outputs)
+                    }
+                    Err(why) => {
+                        sink.say(masker, &format!("{name}: {why}"));
+                        fail(continue_on_error)
+                    }
+                }
+            }
             Native::NotImplemented(why) => {
                 sink.say(masker, &why);
                 fail(continue_on_error)

@@ -20,6 +20,7 @@ pub const SUPPORTED_ACTIONS: &[&str] = &[
     "actions/setup-java",
     "dtolnay/rust-toolchain",
     "mobius/deploy",
+    "mobius/policy-check",
 ];
 
 /// Parses every `${{ }}` in every string of the document, and every `if:` (whose `${{ }}` is
@@ -166,15 +167,16 @@ pub fn unsupported(action: &str) -> Option<String> {
     }
 }
 
-/// The `with:` of an action whose inputs are known (`mobius/deploy`): each required input
-/// present, no unknown one. `uses_pos` is where a missing input is reported; an unknown one
-/// is reported at its key.
+/// The `with:` of an action whose inputs are known (`mobius/deploy`, `mobius/policy-check`):
+/// each required input present, no unknown one. `uses_pos` is where a missing input is
+/// reported; an unknown one is reported at its key.
 pub(crate) fn action_inputs(r: &mut Report, action: &str, uses_pos: Pos, with: Option<&Node>, step: &str) {
     let name = action.split('@').next().unwrap_or(action);
-    if !name.eq_ignore_ascii_case("mobius/deploy") {
-        return;
-    }
-    let (known, required) = (crate::engine::DEPLOY_INPUTS, crate::engine::DEPLOY_REQUIRED);
+    let (known, required) = match name.to_ascii_lowercase().as_str() {
+        "mobius/deploy" => (crate::engine::DEPLOY_INPUTS, crate::engine::DEPLOY_REQUIRED),
+        "mobius/policy-check" => (crate::engine::POLICY_INPUTS, crate::engine::POLICY_REQUIRED),
+        _ => return,
+    };
     let entries: &[(Node, Node)] = match with.map(|w| &w.kind) {
         Some(Kind::Map(entries)) => entries,
         // A `with:` that is not a mapping is already an error of its own.

@@ -1,22 +1,25 @@
-//! `mobius/deploy` through the `Deployments` port: a small implementation that records the
-//! requests and answers as a server would (progress lines, then an outcome or a refusal).
+//! `mobius/deploy` and `mobius/policy-check` through the `Deployments` port: a small
+//! implementation that records the requests and answers as a server would (progress lines,
+//! then an outcome or a refusal).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mobius_pipelines::engine::{
-    self, DeployFuture, DeployOutcome, DeployProgress, DeployStep, Deployments, NO_SERVER, RecordingObserver,
-    RunOptions, RunReport, Status,
+    self, DeployFuture, DeployOutcome, DeployProgress, DeployStep, Deployments, NO_SERVER, PolicyFuture, PolicyStep,
+    RecordingObserver, RunOptions, RunReport, Status,
 };
 use mobius_pipelines::workflow;
 
 /// Deploys nothing; records every request and answers after a few progress lines, refusing
-/// when `refuse` is set.
+/// when `refuse` is set; the policy refuses when `frozen` is set.
 #[derive(Debug, Default)]
 struct Recorded {
     calls: Mutex<Vec<DeployStep>>,
     refuse: Option<String>,
+    checks: Mutex<Vec<PolicyStep>>,
+    frozen: Option<String>,
 }
 
 impl Deployments for Recorded {
@@ -35,6 +38,12 @@ impl Deployments for Recorded {
                 }),
             }
         })
+    }
+
+    fn check_policy(&self, request: PolicyStep) -> PolicyFuture {
+        self.checks.lock().unwrap().push(request);
+        let answer = self.frozen.clone().map_or(Ok(String::new()), Err);
+        Box::pin(async move { answer })
     }
 }
 
@@ -166,6 +175,10 @@ impl Deployments for Endless {
             std::future::pending().await
         })
     }
+
+    fn check_policy(&self, _request: PolicyStep) -> PolicyFuture {
+        Box::pin(std::future::pending())
+    }
 }
 
 /// A job that times out while its step waits stops waiting (the rollout is the server's).
@@ -188,4 +201,61 @@ async fn a_cancelled_job_stops_waiting_for_the_rollout() {
     let log = observer.log_text();
     assert!(log.contains(&"rollout 1: paused: waiting for approval"), "{log:?}");
     assert!(log.iter().any(|l| l.starts_with("cancelled: stopped waiting for the rollout")), "{log:?}");
+}
+
+const GATED: &str = r#"
+on: push
+jobs:
+  release:
+    steps:
+      - id: policy
+        uses: mobius/policy-check@v1
+        with:
+          service: shop
+      - run: echo "policy says ${{ steps.policy.outputs.allowed }}"
+      - uses: mobius/deploy@v1
+        with: {service: shop, environment: production, artifact: 'sha256:0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a'}
+"#;
+
+/// `mobius/policy-check` asks the error-budget policy about production by default: a frozen
+/// budget fails the step, so nothing after it deploys; an open one lets the job go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_check_step_stops_the_job_when_the_budget_is_frozen() {
+    assert!(workflow::lint("ci.yml", GATED).is_empty(), "{:?}", workflow::lint("ci.yml", GATED));
+    let workflow = workflow::parse("ci.yml", GATED).expect("valid workflow");
+    for frozen in [Some("error budget exhausted: -20% left (99.9% over 30d)".to_owned()), None] {
+        let recorded = Arc::new(Recorded { frozen: frozen.clone(), ..Recorded::default() });
+        let work = tempfile::tempdir().expect("temp dir");
+        let mut opts = RunOptions::new(work.path(), work.path());
+        opts.deployments = Some(recorded.clone());
+        let mut observer = RecordingObserver::default();
+        let report = engine::run(&workflow, opts, &mut observer).await;
+        let asked = PolicyStep { service: "shop".into(), environment: "production".into(), reason: None };
+        assert_eq!(*recorded.checks.lock().unwrap(), [asked]);
+        let log = observer.log_text();
+        if frozen.is_some() {
+            assert_eq!(steps(&report, "release"), [Status::Failure, Status::Skipped, Status::Skipped]);
+            assert!(recorded.calls.lock().unwrap().is_empty(), "nothing deployed");
+            assert!(
+                log.contains(&"mobius/policy-check: error budget exhausted: -20% left (99.9% over 30d)"),
+                "{log:?}"
+            );
+        } else {
+            assert_eq!(steps(&report, "release"), [Status::Success; 3], "{log:?}");
+            assert!(log.contains(&"policy says true"), "{log:?}");
+        }
+    }
+}
+
+/// Bad inputs are refused by `mobius lint` at their position.
+#[test]
+fn lint_checks_the_policy_check_inputs() {
+    let yaml =
+        "on: push\njobs:\n  a:\n    steps:\n      - uses: mobius/policy-check@v1\n        with: {servce: shop}\n";
+    let errors: Vec<String> = workflow::lint("ci.yml", yaml).iter().map(ToString::to_string).collect();
+    assert!(
+        errors.iter().any(|e| e.contains("unknown input `servce`") && e.contains("did you mean `service`")),
+        "{errors:?}"
+    );
+    assert!(errors.iter().any(|e| e.contains("needs input `service`")), "{errors:?}");
 }

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mobius_deploy::rollout::{Phase, Rollout};
-use mobius_pipelines::engine::{DeployFuture, DeployOutcome, DeployProgress, DeployStep, Deployments};
+use mobius_pipelines::engine::{
+    DeployFuture, DeployOutcome, DeployProgress, DeployStep, Deployments, PolicyFuture, PolicyStep,
+};
 use tokio::runtime::Handle;
 
 use super::{DeployRequest, Deployer, Source};
@@ -153,4 +155,32 @@ impl Deployments for StepDeployments {
         });
         Box::pin(async move { task.await.unwrap_or_else(|e| Err(format!("the deployment task failed: {e}"))) })
     }
+
+    fn check_policy(&self, step: PolicyStep) -> PolicyFuture {
+        let store = self.deployer.inner.store.clone();
+        let task = self.runtime.spawn_blocking(move || {
+            let reason = step.reason.as_deref().map(reason).transpose()?;
+            let answer =
+                crate::slo::check(store.as_ref(), &step.service, &step.environment, reason, jiff::Timestamp::now())
+                    .map_err(|e| format!("cannot read the error budget: {e}"))?;
+            policy_answer(answer)
+        });
+        Box::pin(async move { task.await.unwrap_or_else(|e| Err(format!("the policy check failed: {e}"))) })
+    }
+}
+
+/// A `mobius/policy-check` step's `reason` input (checked by the engine already).
+fn reason(text: &str) -> Result<mobius_slo::policy::Reason, String> {
+    match text {
+        "hotfix" => Ok(mobius_slo::policy::Reason::Hotfix),
+        "security" => Ok(mobius_slo::policy::Reason::Security),
+        other => Err(format!("`{other}` is not a reason: hotfix or security")),
+    }
+}
+
+/// The step's answer: `Ok` with what the policy says when it lets a deploy through, else
+/// `Err` with the refusal.
+pub fn policy_answer(check: crate::slo::PolicyCheck) -> Result<String, String> {
+    let message = check.message.unwrap_or_default();
+    if check.allowed { Ok(message) } else { Err(message) }
 }

@@ -92,6 +92,11 @@ fn bad_slos_are_refused_with_file_line_and_column() {
         format!("{ONE}  alerting: {{webhooks: [ftp://x]}}\n"),
         "slos.yaml:4:25: `alerting`: `ftp://x` is not an http(s) URL",
     );
+    check(
+        format!("{ONE}  alerting: {{quiet_period: 2d}}\n"),
+        "slos.yaml:4:28: `alerting.quiet_period`: 2d is longer than 1d",
+    );
+    check(format!("{ONE}  alerting: {{quiet_period: soon}}\n"), "slos.yaml:4:28: `soon` is not a window like 30d");
     let prometheus = |queries: &str| {
         ONE.replace("{availability: {}}", &format!("\n    prometheus:\n      url: http://127.0.0.1:9090\n{queries}"))
     };

@@ -1,20 +1,27 @@
-//! `mobius slo status [SERVICE]`: every SLO's error budget, burn rate and alert state, from
-//! the local data directory or `--server`.
+//! `mobius slo status [SERVICE]`: every SLO's error budget, burn rate and alert state;
+//! `mobius slo check SERVICE [ENVIRONMENT]`: what the error-budget policy says about a deploy
+//! now. From the local data directory or `--server`.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use jiff::Timestamp;
-use mobius_server::slo::{self, SloStatus};
+use mobius_server::slo::{self, PolicyCheck, SloStatus};
+use mobius_slo::policy::Reason;
 use reqwest::Method;
 
-use crate::cli::SloCommand;
+use crate::cli::{Remote, SloCommand};
 use crate::client::Client;
 use crate::output::print_json;
 
 pub async fn run(data_dir: Option<&Path>, json: bool, command: SloCommand) -> Result<ExitCode> {
-    let SloCommand::Status { service, remote } = command;
+    let (service, remote) = match command {
+        SloCommand::Status { service, remote } => (service, remote),
+        SloCommand::Check { service, environment, reason, remote } => {
+            return check(data_dir, json, &service, &environment, reason, &remote).await;
+        }
+    };
     let mut statuses: Vec<SloStatus> = match Client::from(&remote)? {
         Some(client) => client.json(client.request(Method::GET, "/api/v1/slos")).await?,
         None => {
@@ -54,6 +61,44 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: SloCommand) -> Re
         println!("\n{} {}: {}", s.service, s.slo, s.unknown.as_deref().unwrap_or_default());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `mobius slo check`: prints the policy's answer; exit status 1 when it refuses.
+async fn check(
+    data_dir: Option<&Path>,
+    json: bool,
+    service: &str,
+    environment: &str,
+    reason: Option<Reason>,
+    remote: &Remote,
+) -> Result<ExitCode> {
+    let answer: PolicyCheck = match Client::from(remote)? {
+        Some(client) => {
+            let mut path = format!("/api/v1/policy/{service}/{environment}");
+            if let Some(reason) = reason {
+                path.push_str(&format!("?reason={reason}"));
+            }
+            client.json(client.request(Method::GET, &path)).await?
+        }
+        None => {
+            let store = super::open_store(&super::settings(data_dir, None)?)?;
+            let (service, environment) = (service.to_owned(), environment.to_owned());
+            tokio::task::spawn_blocking(move || {
+                slo::check(store.as_ref(), &service, &environment, reason, Timestamp::now())
+            })
+            .await??
+        }
+    };
+    if json {
+        print_json(&answer)?;
+    } else {
+        let verdict = if answer.allowed { "allowed" } else { "refused" };
+        println!("A deploy of {} to {} would be {verdict} ({}).", answer.service, answer.environment, answer.decision);
+        if let Some(message) = &answer.message {
+            println!("{message}");
+        }
+    }
+    Ok(if answer.allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn row(s: &SloStatus) -> [String; 9] {

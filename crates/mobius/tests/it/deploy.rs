@@ -388,6 +388,14 @@ fn an_exhausted_error_budget_freezes_production_except_for_a_hotfix() {
     assert!(metrics.contains("slo:period_error_budget_remaining:ratio{sloth_id=\"shop-availability\""), "{metrics}");
     assert!(metrics.contains("slo:sli_error:ratio_rate1h{"), "{metrics}");
 
+    // What pipelines ask before deploying: refused (exit 1), or through as a hotfix.
+    let check = against(&dir, &server, ADMIN, &["slo", "check", "shop"]);
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(1), "{said}");
+    assert!(said.contains("would be refused") && said.contains("error budget exhausted"), "{said}");
+    let check = against(&dir, &server, ADMIN, &["slo", "check", "shop", "production", "--reason", "hotfix"]);
+    assert!(check.status.success() && String::from_utf8_lossy(&check.stdout).contains("(exception)"));
+
     let v2 = with_slo("v2");
     let out = deploy(&dir, &server, &v2, "v2");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -402,9 +410,13 @@ fn an_exhausted_error_budget_freezes_production_except_for_a_hotfix() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(finished(&server)["phase"], "succeeded");
     let events = dir.json(&["events", "list", "--limit", "100"]);
-    let exception =
-        events.as_array().unwrap().iter().find(|e| e["type"] == "dev.cdeventsx.mobius-policy.exception.0.1.0");
-    assert!(exception.is_some(), "the exception is recorded: {events:#}");
+    let exceptions: Vec<&Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "dev.cdeventsx.mobius-policy.exception.0.1.0")
+        .collect();
+    assert_eq!(exceptions.len(), 1, "the deploy's exception is recorded, the check's is not: {events:#}");
     let status = dir.ok(&["slo", "status"]);
     assert!(status.contains("availability") && status.contains("page"), "{status}");
 }

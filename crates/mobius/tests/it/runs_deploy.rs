@@ -34,6 +34,9 @@ jobs:
     needs: build
     runs-on: ubuntu-latest
     steps:
+      - uses: mobius/policy-check@v1
+        with:
+          service: shop
       - id: deploy
         uses: mobius/deploy@v1
         with:
@@ -157,5 +160,6 @@ fn mobius_run_deploys_through_mobius_server() {
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("of shop v7 to production succeeded"), "{stdout}");
     assert!(stdout.contains("deployed v7 in rollout"), "{stdout}");
+    assert!(stdout.contains("shop has no SLOs in production"), "the policy was asked first: {stdout}");
     assert_eq!(body(port), "hello from v7");
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use mobius_deploy::rollout::Rollout;
-use mobius_pipelines::engine::{DeployFuture, DeployProgress, DeployStep, Deployments};
+use mobius_pipelines::engine::{DeployFuture, DeployProgress, DeployStep, Deployments, PolicyFuture, PolicyStep};
 use mobius_server::deploy::steps::{self, FOLLOW_INTERVAL, Follow};
 use reqwest::Method;
 
@@ -74,6 +74,21 @@ impl Deployments for HttpDeployments {
                     }
                 }
             }
+        })
+    }
+
+    fn check_policy(&self, step: PolicyStep) -> PolicyFuture {
+        let (client, server) = (self.client.clone(), self.server.clone());
+        Box::pin(async move {
+            let mut path = format!("/api/v1/policy/{}/{}", step.service, step.environment);
+            if let Some(reason) = &step.reason {
+                path.push_str(&format!("?reason={reason}"));
+            }
+            let answer: mobius_server::slo::PolicyCheck = client
+                .json(client.request(Method::GET, &path))
+                .await
+                .map_err(|e| format!("cannot ask {server} about the error-budget policy: {e:#}"))?;
+            steps::policy_answer(answer)
         })
     }
 }
