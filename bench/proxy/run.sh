@@ -8,7 +8,8 @@
 #   WORKERS="1 2" bench/proxy/run.sh    # (b)-(d) for each proxy-thread / nginx-worker count
 #   ROUNDS=5 bench/proxy/run.sh         # rounds of (b)-(d), interleaved (default 3); medians reported
 #   BASELINE=/tmp/old/proxy bench/proxy/run.sh   # also (e): another build of examples/proxy at 90/10,
-#                                       # in the same rounds (e.g. the build before a change)
+#                                       # in the same rounds (e.g. the build before a change);
+#                                       # odd rounds run b c d e, even rounds b e d c
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -87,6 +88,17 @@ wait_port "$UPSTREAM_A"; wait_port "$UPSTREAM_B"
 declare -A R
 R[a]="$(measure "$UPSTREAM_A" a)"
 
+# A 90/10 proxy run: (c) this checkout's proxy, or (e) the baseline build. Args: case, threads, round.
+split_case() {
+    local bin="$EXAMPLES/proxy" pid
+    [ "$1" = e ] && bin="$BASELINE"
+    "$bin" --listen "$PROXY" --stable "$UPSTREAM_A" --canary "$UPSTREAM_B" --weight 10 --threads "$2" \
+        2>"$WORK/proxy-$1.log" &
+    pid=$!; CURRENT=$pid; wait_port "$PROXY"
+    R[$1$2.$3]="$(measure "$PROXY" "$1$2.$3") $(rss_kb $pid) $(hwm_kb $pid)"
+    kill -INT $pid; wait $pid 2>/dev/null || true; CURRENT=""
+}
+
 for round in $(seq 1 "$ROUNDS"); do
 for w in $WORKERS; do
     "$EXAMPLES/proxy" --listen "$PROXY" --stable "$UPSTREAM_A" --threads "$w" 2>"$WORK/proxy-b.log" &
@@ -94,12 +106,12 @@ for w in $WORKERS; do
     R[b$w.$round]="$(measure "$PROXY" "b$w.$round") $(rss_kb $pid) $(hwm_kb $pid)"
     kill -INT $pid; wait $pid 2>/dev/null || true; CURRENT=""
 
-    "$EXAMPLES/proxy" --listen "$PROXY" --stable "$UPSTREAM_A" --canary "$UPSTREAM_B" --weight 10 --threads "$w" \
-        2>"$WORK/proxy-c.log" &
-    pid=$!; CURRENT=$pid; wait_port "$PROXY"
-    R[c$w.$round]="$(measure "$PROXY" "c$w.$round") $(rss_kb $pid) $(hwm_kb $pid)"
-    kill -INT $pid; wait $pid 2>/dev/null || true; CURRENT=""
-    split="$(grep -E '^(stable|canary):' "$WORK/proxy-c.log" | tr '\n' ' ')"
+    # (c) and, with a baseline, (e) swap places every other round: b c d e, then b e d c, so
+    # neither always follows the same run (a fixed order biased an A/A comparison by ~5%;
+    # bench/RESULTS.md).
+    first=c; second=${BASELINE:+e}
+    if [ -n "$BASELINE" ] && [ $((round % 2)) -eq 0 ]; then first=e; second=c; fi
+    split_case "$first" "$w" "$round"
 
     mkdir -p "$WORK/nginx"
     cat >"$WORK/nginx/nginx.conf" <<CONF
@@ -136,13 +148,8 @@ CONF
     R[d$w.$round]="$(measure "$NGINX" "d$w.$round")"
     kill -QUIT $pid; wait $pid 2>/dev/null || true; CURRENT=""
 
-    if [ -n "$BASELINE" ]; then
-        "$BASELINE" --listen "$PROXY" --stable "$UPSTREAM_A" --canary "$UPSTREAM_B" --weight 10 --threads "$w" \
-            2>"$WORK/proxy-e.log" &
-        pid=$!; CURRENT=$pid; wait_port "$PROXY"
-        R[e$w.$round]="$(measure "$PROXY" "e$w.$round") $(rss_kb $pid) $(hwm_kb $pid)"
-        kill -INT $pid; wait $pid 2>/dev/null || true; CURRENT=""
-    fi
+    [ -n "$second" ] && split_case "$second" "$w" "$round"
+    split="$(grep -E '^(stable|canary):' "$WORK/proxy-c.log" | tr '\n' ' ')"
 
     R[split$w]="$split"
     echo "round $round, $w thread(s)/worker(s): b ${R[b$w.$round]} | c ${R[c$w.$round]} | d ${R[d$w.$round]}${BASELINE:+ | e ${R[e$w.$round]}}" >&2
