@@ -249,6 +249,45 @@ pub async fn post_token(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
+/// `GET /api/v1/tokens`: every token's id, name, scope and creation time (never a secret).
+pub async fn get_tokens(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    authorize(&state, &headers, TokenScope::Admin).await?;
+    let store = state.ingestor.store.clone();
+    let tokens = tokio::task::spawn_blocking(move || store.tokens()).await??;
+    Ok(Json(tokens).into_response())
+}
+
+/// `DELETE /api/v1/tokens/{id}`: revokes a token at once (every request looks its token up).
+/// The token making the request cannot revoke itself, so an admin cannot lock themselves out
+/// by mistake.
+pub async fn delete_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    let store = state.ingestor.store.clone();
+    let caller = {
+        let (store, headers) = (store.clone(), headers.clone());
+        tokio::task::spawn_blocking(move || auth::require(store.as_ref(), &headers, TokenScope::Admin)).await??
+    };
+    if caller.id == id {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "a token cannot revoke itself: revoke it with another admin token".to_owned(),
+        ));
+    }
+    let revoked = {
+        let id = id.clone();
+        tokio::task::spawn_blocking(move || store.revoke_token(&id)).await??
+    };
+    if !revoked {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no token has id `{id}`")));
+    }
+    tracing::info!(token = %id, by = %caller.id, "token revoked");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 pub async fn healthz() -> &'static str {
     "ok\n"
 }

@@ -29,7 +29,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use tokio::net::TcpListener;
 
 use crate::ingest::Ingestor;
@@ -95,7 +95,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/webhooks/gitlab", post(api::post_gitlab))
         .route("/api/v1/dora", get(api::get_dora))
         .route("/api/v1/flow", get(api::get_flow))
-        .route("/api/v1/tokens", post(api::post_token))
+        .route("/api/v1/tokens", post(api::post_token).get(api::get_tokens))
+        .route("/api/v1/tokens/{id}", delete(api::delete_token))
         .route("/api/v1/runs", get(runs::http::list))
         .route("/api/v1/runs/{id}", get(runs::http::show))
         .route("/api/v1/runs/{id}/logs", get(runs::http::logs))

@@ -145,6 +145,10 @@ pub trait Store: Send + Sync {
     fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
     fn token_by_secret_hash(&self, secret_sha256: &str) -> Result<Option<TokenRecord>, StoreError>;
     fn token_count(&self) -> Result<u64, StoreError>;
+    /// Every token, oldest first.
+    fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+    /// Deletes a token, so its secret no longer authenticates; `false` if there was none.
+    fn revoke_token(&self, id: &str) -> Result<bool, StoreError>;
 
     fn add_repository(&self, repository: &Repository) -> Result<(), StoreError>;
     fn repositories(&self) -> Result<Vec<Repository>, StoreError>;

@@ -498,6 +498,17 @@ pub enum TokenCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Every token: id, scope, name, when it was created (secrets are never shown again)
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Revoke a token by id: its secret stops working at once
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(Debug, Subcommand)]

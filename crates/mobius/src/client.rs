@@ -35,6 +35,13 @@ impl Client {
         response.json().await.context("the server's answer is not the expected JSON")
     }
 
+    /// Sends a request whose answer has no body worth reading (a 204); a non-2xx answer becomes
+    /// an error with the server's message.
+    pub async fn send(&self, request: RequestBuilder) -> Result<()> {
+        let response = request.send().await.with_context(|| format!("cannot reach {}", self.base))?;
+        check(response).await.map(drop)
+    }
+
     /// Like [`Client::json`] but also accepts the 400 of an all-rejected batch.
     pub async fn json_any_status<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T> {
         let response = request.send().await.with_context(|| format!("cannot reach {}", self.base))?;

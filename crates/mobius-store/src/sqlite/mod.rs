@@ -194,6 +194,14 @@ impl Store for SqliteStore {
         self.with_reader(|conn| read::token(conn, secret_sha256))
     }
 
+    fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        self.with_reader(read::tokens)
+    }
+
+    fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
+        self.with_writer(|conn| Ok(conn.execute("DELETE FROM tokens WHERE id = ?1", [id])? > 0))
+    }
+
     fn token_count(&self) -> Result<u64, StoreError> {
         self.with_reader(|conn| Ok(conn.query_row("SELECT count(*) FROM tokens", [], |r| r.get::<_, i64>(0))? as u64))
     }
@@ -339,5 +347,25 @@ mod tests {
         let store = SqliteStore::open(dir.path()).unwrap();
         assert_eq!(store.state("alerter").unwrap().as_deref(), Some("{\"a\":2}"));
         assert_eq!(store.state("other").unwrap().as_deref(), Some("[]"));
+    }
+
+    #[test]
+    fn a_revoked_token_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let token = |id: &str, hash: &str| TokenRecord {
+            id: id.into(),
+            name: format!("{id} label"),
+            scope: crate::TokenScope::Read,
+            created: Timestamp::from_second(1_700_000_000).unwrap(),
+            secret_sha256: hash.into(),
+        };
+        store.insert_token(&token("b", "hb")).unwrap();
+        store.insert_token(&token("a", "ha")).unwrap();
+        assert_eq!(store.tokens().unwrap(), vec![token("a", "ha"), token("b", "hb")]);
+        assert!(store.revoke_token("a").unwrap());
+        assert!(!store.revoke_token("a").unwrap(), "revoking twice finds nothing");
+        assert_eq!(store.token_by_secret_hash("ha").unwrap(), None);
+        assert_eq!(store.tokens().unwrap(), vec![token("b", "hb")]);
     }
 }

@@ -115,6 +115,22 @@ pub(super) fn facts(conn: &Connection, scope: &Scope, from: Timestamp, to: Times
     Ok(FactSet { deployments, changes, incidents, pipeline_runs })
 }
 
+/// Every token, oldest first (with their secrets' hashes, which never leave the server).
+pub(super) fn tokens(conn: &Connection) -> Result<Vec<TokenRecord>, StoreError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT id, name, scope, created, secret_sha256 FROM tokens ORDER BY created, id")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?, r.get(4)?))
+    })?;
+    rows.map(|row| {
+        let (id, name, scope, created, secret_sha256) = row?;
+        let scope =
+            TokenScope::parse(&scope).ok_or_else(|| StoreError::Corrupt(format!("token {id} has scope `{scope}`")))?;
+        Ok(TokenRecord { id, name, scope, created: from_micros(created), secret_sha256 })
+    })
+    .collect()
+}
+
 pub(super) fn token(conn: &Connection, secret_sha256: &str) -> Result<Option<TokenRecord>, StoreError> {
     let found = conn
         .prepare_cached("SELECT id, name, scope, created FROM tokens WHERE secret_sha256 = ?1")?

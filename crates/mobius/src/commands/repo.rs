@@ -13,7 +13,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result, bail};
 use mobius_server::auth;
 use mobius_server::runs::git;
-use mobius_store::{Repository, TokenScope};
+use mobius_store::{Repository, Store, TokenScope};
 use reqwest::Method;
 use serde::Serialize;
 
@@ -59,6 +59,7 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: RepoCommand) -> R
                 Vec::new()
             } else {
                 let server = hook_server.unwrap_or_else(|| format!("http://{}", settings.listen));
+                revoke_hook_token(store.as_ref(), &top)?;
                 let token = auth::issue(&format!("git hooks of {}", repository.name), TokenScope::Run);
                 store.insert_token(&token.record)?;
                 install_hooks(&top, &repository.name, &server, &token.secret)?
@@ -91,16 +92,29 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: RepoCommand) -> R
     Ok(ExitCode::SUCCESS)
 }
 
+/// Where git keeps `what` for the work tree at `top` (`.git/<what>`, or a worktree's own).
+fn git_path(top: &Path, what: &str) -> Result<PathBuf> {
+    let out = Command::new("git").arg("-C").arg(top).args(["rev-parse", "--git-path", what]).output()?;
+    if !out.status.success() {
+        bail!("cannot find the git directory of {}", top.display());
+    }
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    Ok(if path.is_absolute() { path } else { top.join(path) })
+}
+
+/// Revokes the token the hooks of an earlier `mobius repo add` use, if it is still valid: a
+/// re-run replaces it rather than leaving it working.
+fn revoke_hook_token(store: &dyn Store, top: &Path) -> Result<()> {
+    let Ok(old) = std::fs::read_to_string(git_path(top, TOKEN_FILE)?) else { return Ok(()) };
+    if let Some(record) = store.token_by_secret_hash(&auth::hash(old.trim()))? {
+        store.revoke_token(&record.id)?;
+    }
+    Ok(())
+}
+
 /// Writes the token file and our block into each hook, keeping whatever else a hook does.
 fn install_hooks(top: &Path, name: &str, server: &str, token: &str) -> Result<Vec<String>> {
-    let git_path = |what: &str| -> Result<PathBuf> {
-        let out = Command::new("git").arg("-C").arg(top).args(["rev-parse", "--git-path", what]).output()?;
-        if !out.status.success() {
-            bail!("cannot find the git directory of {}", top.display());
-        }
-        let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        Ok(if path.is_absolute() { path } else { top.join(path) })
-    };
+    let git_path = |what: &str| git_path(top, what);
     let token_path = git_path(TOKEN_FILE)?;
     write_private(&token_path, token)?;
     let exe = std::env::current_exe().context("cannot tell where the mobius binary is")?;

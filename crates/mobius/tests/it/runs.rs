@@ -111,6 +111,23 @@ pub(crate) fn start(dir: &Dir, repo: &Path) -> Server {
     server
 }
 
+/// Registering a repository again gives its hooks a new token and revokes the old one.
+#[test]
+fn re_adding_a_repository_revokes_its_old_hook_token() {
+    let dir = Dir::new();
+    let repo = repository(&dir, &[(".github/workflows/ci.yml", CI), ("version.txt", "1.0")]);
+    let server = start(&dir, &repo);
+    let token_file = repo.join(".git/mobius-hook-token");
+    let first = std::fs::read_to_string(&token_file).unwrap();
+    dir.json(&["repo", "add", repo.to_str().unwrap(), "--name", "acme/app", "--hook-server", &server.base]);
+    let second = std::fs::read_to_string(&token_file).unwrap();
+    assert_ne!(first, second);
+    let status =
+        |token: &str| http().get(server.url("/api/v1/runs")).bearer_auth(token.trim()).send().unwrap().status();
+    assert_eq!(status(&first), reqwest::StatusCode::UNAUTHORIZED, "the old hook token is revoked");
+    assert_eq!(status(&second), reqwest::StatusCode::OK);
+}
+
 #[test]
 fn a_commit_runs_its_workflow_and_fills_in_dora_and_the_value_stream() {
     let dir = Dir::new();

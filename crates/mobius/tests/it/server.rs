@@ -74,6 +74,41 @@ fn mutations_need_a_token_of_the_right_scope() {
 }
 
 #[test]
+fn tokens_are_listed_without_secrets_and_a_revoked_one_stops_working_at_once() {
+    let dir = Dir::new();
+    let server = dir.serve(&[]);
+    // `mobius ARGS… --server … --token ADMIN`: the exit status, stdout and stderr.
+    let mobius = |args: &[&str]| {
+        let out = crate::deploy::against(&dir, &server, ADMIN, args);
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.success(), text(&out.stdout), text(&out.stderr))
+    };
+    let (_, created, _) = mobius(&["--json", "token", "create", "--scope", "read", "--name", "dashboards"]);
+    let created: Value = serde_json::from_str(&created).unwrap();
+    let (id, secret) = (created["id"].as_str().unwrap(), created["token"].as_str().unwrap());
+    let reads = |token: &str| http().get(server.url("/api/v1/slos")).bearer_auth(token).send().unwrap().status();
+    assert_eq!(reads(secret), StatusCode::OK);
+
+    let (_, text, _) = mobius(&["--json", "token", "list"]);
+    let listed: Value = serde_json::from_str(&text).unwrap();
+    let mine = listed.as_array().unwrap().iter().find(|t| t["id"] == id).expect("the new token is listed");
+    assert_eq!((mine["scope"].as_str(), mine["name"].as_str()), (Some("read"), Some("dashboards")));
+    assert!(!text.contains(secret) && !text.contains("sha256"), "no secret, no hash: {text}");
+    let (_, table, _) = mobius(&["token", "list"]);
+    assert!(table.contains(id) && table.contains("dashboards"), "{table}");
+
+    assert!(mobius(&["token", "revoke", id]).1.contains("Revoked"));
+    assert_eq!(reads(secret), StatusCode::UNAUTHORIZED, "revoked at once");
+    let (ok, _, err) = mobius(&["token", "revoke", id]);
+    assert!(!ok && err.contains(&format!("no token has id `{id}`")), "{err}");
+    // An admin token cannot revoke itself (no lock-out by mistake).
+    let admin = listed.as_array().unwrap().iter().find(|t| t["scope"] == "admin").unwrap()["id"].as_str().unwrap();
+    let (ok, _, err) = mobius(&["token", "revoke", admin]);
+    assert!(!ok && err.contains("cannot revoke itself"), "{err}");
+    assert_eq!(reads(ADMIN), StatusCode::OK);
+}
+
+#[test]
 fn a_first_start_generates_an_admin_token_shown_once() {
     let dir = Dir::new();
     let (server, printed) = dir.serve_without_admin_token();
