@@ -313,12 +313,12 @@ fn print_summary(s: &Summary) {
         );
     };
     line("everyone", &s.all_users);
-    line("users pinned to stable (v3)", &s.stable_users);
+    line("users pinned to stable", &s.stable_users);
     println!("\n── SLOs");
     for slo in &s.slos {
         match &slo.budget {
             Some(b) => println!(
-                "  {} {}: {}% over {} days — {} requests, {} failed; error budget left {:.0}% ({:.0} of {:.0} min), policy {:?}",
+                "  {} {}: {}% over {} days — {} requests, {} failed; error budget left {:.0}% ({:.0} of {:.0} min), policy {}",
                 slo.service,
                 slo.slo,
                 slo.objective,

@@ -125,7 +125,7 @@ fn row(s: &SloStatus) -> [String; 9] {
         burn,
         sparkline(&s.hourly_error_ratios),
         alert,
-        format!("{:?}", s.policy).to_lowercase(),
+        s.policy.to_string(),
     ]
 }
 
