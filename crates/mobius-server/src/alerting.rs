@@ -327,12 +327,17 @@ impl Alerter {
                 if attempt > 0 {
                     tokio::time::sleep(Duration::from_secs(1 << (attempt - 1))).await;
                 }
+                // The URL of a webhook is often its secret (Slack's is): only its host is logged.
+                let shown = crate::redact::webhook_url(&url);
                 match http.post(&url).json(&body).send().await {
                     Ok(response) if response.status().is_success() => return,
                     Ok(response) => {
-                        tracing::warn!(%url, status = %response.status(), attempt, "alert notification refused")
+                        tracing::warn!(url = %shown, status = %response.status(), attempt, "alert notification refused")
                     }
-                    Err(e) => tracing::warn!(%url, error = %e, attempt, "alert notification failed"),
+                    Err(e) => {
+                        let error = crate::redact::http_error(e);
+                        tracing::warn!(url = %shown, %error, attempt, "alert notification failed");
+                    }
                 }
             }
         });

@@ -17,6 +17,7 @@ pub mod error;
 pub mod ingest;
 pub mod metrics;
 pub mod query;
+pub mod redact;
 pub mod runs;
 pub mod slo;
 #[cfg(test)]

@@ -433,7 +433,10 @@ fn check_url(url: &Spanned<String>, field: &str) -> Result<(), Invalid> {
     if ok {
         Ok(())
     } else {
-        Err(Invalid { at: url.referenced, message: format!("`{field}`: `{}` is not an http(s) URL", url.value) })
+        // Not echoed: a webhook's URL is often its secret, and the position says which it is.
+        Err(Invalid {
+            at: url.referenced, message: format!("`{field}`: not an http(s) URL (http://… or https://…)")
+        })
     }
 }
 

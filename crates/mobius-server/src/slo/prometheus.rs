@@ -9,6 +9,7 @@ use mobius_slo::series::Counts;
 use mobius_slo::spec::{PrometheusSli, Window, with_window};
 
 use super::WINDOWS;
+use crate::redact;
 
 /// How long one Prometheus query may take.
 const PROMETHEUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -17,6 +18,8 @@ const PROMETHEUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2
 pub(super) struct Prometheus<'a> {
     client: reqwest::blocking::Client,
     source: &'a PrometheusSli,
+    /// The URL as messages show it: without credentials.
+    shown: String,
 }
 
 /// What a Prometheus SLI gives at one instant.
@@ -34,8 +37,9 @@ impl<'a> Prometheus<'a> {
         let client = reqwest::blocking::Client::builder()
             .timeout(PROMETHEUS_TIMEOUT)
             .build()
-            .map_err(|e| format!("cannot build an HTTP client: {}", chain(&e)))?;
-        Ok(Prometheus { client, source })
+            .map_err(|e| format!("cannot build an HTTP client: {}", redact::http_error(e)))?;
+        let shown = redact::server_url(&source.url.value).trim_end_matches('/').to_owned();
+        Ok(Prometheus { client, source, shown })
     }
 
     /// The budget over the SLO's `window`, the ratios and burn rates over [`WINDOWS`], the
@@ -103,7 +107,7 @@ impl<'a> Prometheus<'a> {
             &with_window(query, "1h"),
             &[("start", start_s.to_string()), ("end", end_s.to_string()), ("step", "3600".to_owned())],
         )?;
-        let url = self.source.url.value.trim_end_matches('/');
+        let url = &self.shown;
         if data["resultType"] != "matrix" {
             return Err(format!("Prometheus at {url} answered a range query without a matrix"));
         }
@@ -139,7 +143,7 @@ impl<'a> Prometheus<'a> {
     /// scalar.
     pub(super) fn query(&self, query: &str, at_s: i64) -> Result<f64, String> {
         let data = self.api("query", query, &[("time", at_s.to_string())])?;
-        let url = self.source.url.value.trim_end_matches('/');
+        let url = &self.shown;
         match data["resultType"].as_str() {
             Some("vector") => data["result"].as_array().map_or(Ok(0.0), |samples| {
                 samples.iter().map(|s| sample(url, &s["value"])).sum::<Result<f64, String>>()
@@ -154,18 +158,19 @@ impl<'a> Prometheus<'a> {
 
     /// `GET {url}/api/v1/{endpoint}?query=…&…`: the `data` of a successful answer.
     fn api(&self, endpoint: &str, query: &str, params: &[(&str, String)]) -> Result<serde_json::Value, String> {
-        let url = format!("{}/api/v1/{endpoint}", self.source.url.value.trim_end_matches('/'));
+        let target = format!("{}/api/v1/{endpoint}", self.source.url.value.trim_end_matches('/'));
+        let url = format!("{}/api/v1/{endpoint}", self.shown);
         let response = self
             .client
-            .get(&url)
+            .get(&target)
             .query(&[("query", query)])
             .query(params)
             .send()
-            .map_err(|e| format!("Prometheus at {url} cannot be queried: {}", chain(&e)))?;
+            .map_err(|e| format!("Prometheus at {url} cannot be queried: {}", redact::http_error(e)))?;
         let code = response.status();
-        let mut body: serde_json::Value = response
-            .json()
-            .map_err(|e| format!("Prometheus at {url} answered {code} without a JSON body: {}", chain(&e)))?;
+        let mut body: serde_json::Value = response.json().map_err(|e| {
+            format!("Prometheus at {url} answered {code} without a JSON body: {}", redact::http_error(e))
+        })?;
         if body["status"] != "success" {
             let error = body["error"].as_str().unwrap_or("no error message");
             return Err(format!("Prometheus at {url} answered {code} to `{query}`: {error}"));
@@ -193,18 +198,6 @@ fn to_counts(total: f64, bad: f64) -> Counts {
 /// `increase(`.
 fn per_second(query: &str) -> bool {
     query.contains("rate(") && !query.contains("increase(")
-}
-
-/// An error and its sources, `: `-separated.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        source = e.source();
-    }
-    out
 }
 
 #[cfg(test)]

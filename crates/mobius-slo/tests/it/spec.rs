@@ -90,7 +90,7 @@ fn bad_slos_are_refused_with_file_line_and_column() {
     check(ONE.replace("name: availability", "name: my slo"), "slos.yaml:1:9: SLO name `my slo` must be");
     check(
         format!("{ONE}  alerting: {{webhooks: [ftp://x]}}\n"),
-        "slos.yaml:4:25: `alerting`: `ftp://x` is not an http(s) URL",
+        "slos.yaml:4:25: `alerting`: not an http(s) URL (http://… or https://…)",
     );
     check(
         format!("{ONE}  alerting: {{quiet_period: 2d}}\n"),

@@ -459,8 +459,10 @@ fn a_burning_canary_pages_and_the_incident_names_the_failing_version() {
     let (hook, bodies) = webhook_receiver();
     let port = free_port();
     let canary = "{canary: {steps: [{set_weight: 50}, {pause: {}}]}}";
+    // A Slack URL's path is its secret; this one leads nowhere, so delivering to it fails.
+    let slack = format!("http://127.0.0.1:{}/services/T0/B0/SLACKSECRET", free_port());
     let slo = format!(
-        "slos:\n  - name: availability\n    objective: 99.9\n    window: 30d\n    sli: {{availability: {{}}}}\n    policy: warn\n    alerting:\n      webhooks: [\"http://127.0.0.1:{hook}/hook\"]\n"
+        "slos:\n  - name: availability\n    objective: 99.9\n    window: 30d\n    sli: {{availability: {{}}}}\n    policy: warn\n    alerting:\n      webhooks: [\"http://127.0.0.1:{hook}/hook\"]\n      slack: [\"{slack}\"]\n"
     );
     let with_slo = |version: &str| {
         let path = release(&dir, version, 0.0, port, canary, "");
@@ -520,6 +522,19 @@ fn a_burning_canary_pages_and_the_incident_names_the_failing_version() {
     assert!(dir.ok(&["postmortem", id, "--recorded", "docs/postmortems/shop-burn.md"]).contains("Recorded"));
     let listed = dir.ok(&["incident", "list"]);
     assert!(!listed.contains("[post-mortem required]"), "{listed}");
+
+    // The failed Slack delivery is logged without the URL's secret path.
+    let log = dir.path().join("serve.log");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let logged = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("alert notification failed") {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "the failed delivery is logged: {text}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!logged.contains("SLACKSECRET") && logged.contains("127.0.0.1"), "{logged}");
 }
 
 #[test]

@@ -129,13 +129,15 @@ fn a_prometheus_sli_is_evaluated_from_real_prometheus_and_a_bad_source_is_refuse
     };
 
     // At deploy time: an unreachable source is refused at its `url`, ...
-    let closed = format!("http://127.0.0.1:{}", free_port());
+    // With credentials, which no message may show.
+    let closed = format!("http://mobius:s3cret@127.0.0.1:{}", free_port());
     let text = with_slos(&slos(&[
         ("api", source(&url, "error_query", "increase")),
         ("down", source(&closed, "good_query", "increase")),
     ]));
     let err = refused(&text, &closed);
     assert!(err.contains("SLO `down`") && err.contains("cannot be queried"), "{err}");
+    assert!(!err.contains("s3cret") && err.contains("http://***@127.0.0.1:"), "{err}");
     // ... and PromQL Prometheus cannot parse at that query.
     let broken = format!(
         "        url: {url}\n        error_query: 'sum(rate(http_requests_total[{{{{window}}}}])'\n        total_query: 'sum(increase(http_requests_total[{{{{window}}}}]))'\n"
