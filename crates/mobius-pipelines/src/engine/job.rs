@@ -355,20 +355,8 @@ async fn run_one(
             }
             Native::Deploy => {
                 let name = actions::action_name(action);
-                let Some(inputs) = render_inputs(name, with, ctx, sink, masker) else {
-                    return fail(continue_on_error);
-                };
-                let request = match deploy::request(&inputs) {
-                    Ok(request) => request,
-                    Err(why) => {
-                        sink.say(masker, &format!("{name}: {why}"));
-                        return fail(continue_on_error);
-                    }
-                };
-                let Some(deployments) = deployments else {
-                    sink.say(masker, NO_SERVER);
-                    return fail(continue_on_error);
-                };
+                let asked = server_request(name, with, ctx, sink, masker, deployments, deploy::request);
+                let Some((request, deployments)) = asked else { return fail(continue_on_error) };
                 sink.say(
                     masker,
                     &format!(
@@ -410,20 +398,8 @@ async fn run_one(
             }
             Native::PolicyCheck => {
                 let name = actions::action_name(action);
-                let Some(inputs) = render_inputs(name, with, ctx, sink, masker) else {
-                    return fail(continue_on_error);
-                };
-                let request = match deploy::policy_request(&inputs) {
-                    Ok(request) => request,
-                    Err(why) => {
-                        sink.say(masker, &format!("{name}: {why}"));
-                        return fail(continue_on_error);
-                    }
-                };
-                let Some(deployments) = deployments else {
-                    sink.say(masker, NO_SERVER);
-                    return fail(continue_on_error);
-                };
+                let asked = server_request(name, with, ctx, sink, masker, deployments, deploy::policy_request);
+                let Some((request, deployments)) = asked else { return fail(continue_on_error) };
                 let (service, environment) = (request.service.clone(), request.environment.clone());
                 sink.say(
                     masker,
@@ -493,6 +469,33 @@ async fn run_one(
             (outcome, conclusion, result.outputs)
         }
     }
+}
+
+/// What a step of a server action (`mobius/deploy`, `mobius/policy-check`) asks, from its
+/// rendered inputs, and the server to ask; `None`, with the reason in the log, when an input
+/// does not render or make a request, or the run has no server.
+fn server_request<'d, T>(
+    name: &str,
+    with: &Pairs,
+    ctx: &MapContext,
+    sink: &mut ChannelSink,
+    masker: &Masker,
+    deployments: Option<&'d Arc<dyn Deployments>>,
+    parse: fn(&BTreeMap<String, String>) -> Result<T, String>,
+) -> Option<(T, &'d Arc<dyn Deployments>)> {
+    let inputs = render_inputs(name, with, ctx, sink, masker)?;
+    let request = match parse(&inputs) {
+        Ok(request) => request,
+        Err(why) => {
+            sink.say(masker, &format!("{name}: {why}"));
+            return None;
+        }
+    };
+    let Some(deployments) = deployments else {
+        sink.say(masker, NO_SERVER);
+        return None;
+    };
+    Some((request, deployments))
 }
 
 /// A `uses:` step's `with:` inputs, rendered; `None` (and a line in the log) when one fails.
