@@ -66,6 +66,9 @@ struct Tracked {
     incident: Option<(String, Option<i64>)>,
     /// Since when the SLO cannot be evaluated, and whether its ticket went out.
     unknown: Option<(i64, bool)>,
+    /// The SLO's environment, to close its incident should the SLO go away.
+    #[serde(default)]
+    environment: String,
 }
 
 /// The server's alert evaluator. Cheap to clone.
@@ -161,6 +164,7 @@ impl Alerter {
         }
         .unwrap_or_default();
         let now_s = now.as_second();
+        self.forget_removed(&statuses, now);
         for status in statuses.iter().filter(|s| s.budget.is_none()) {
             if self.unknown(status, now) {
                 let n = Notification { severity: Severity::Ticket, firing: true, at_s: now.as_second() };
@@ -174,6 +178,7 @@ impl Alerter {
                 let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
                 let tracked = state.entry(key.clone()).or_default();
                 tracked.unknown = None;
+                tracked.environment.clone_from(&status.environment);
                 let notifications = tracked.alerts.step(&status.rules, now_s);
                 let firing = status.alert;
                 let since = match &tracked.view {
@@ -220,10 +225,34 @@ impl Alerter {
                 }
             }
             if let Some(id) = to_resolve {
-                self.emit(&[incident_event(status, &id, "resolved", "the page alert resolved and stayed quiet", now)]);
+                let description = "the page alert resolved and stayed quiet";
+                self.emit(&[incident_event(Subject::of(status), &id, "resolved", description, now)]);
             }
         }
         self.persist().await;
+    }
+
+    /// Drops the state of SLOs no longer defined (a release without them was deployed),
+    /// resolving the incident a page of theirs left open: nothing would resolve it otherwise.
+    fn forget_removed(&self, statuses: &[SloStatus], now: Timestamp) {
+        let defined: std::collections::HashSet<(&str, &str)> =
+            statuses.iter().map(|s| (s.service.as_str(), s.slo.as_str())).collect();
+        let removed: Vec<((String, String), Tracked)> = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let gone: Vec<(String, String)> = state
+                .keys()
+                .filter(|(service, slo)| !defined.contains(&(service.as_str(), slo.as_str())))
+                .cloned()
+                .collect();
+            gone.into_iter().filter_map(|key| state.remove_entry(&key)).collect()
+        };
+        for ((service, slo), tracked) in removed {
+            tracing::info!(%service, %slo, "SLO no longer defined: its alerts are dropped");
+            if let Some((id, _)) = tracked.incident {
+                let subject = Subject { service: &service, slo: &slo, environment: &tracked.environment };
+                self.emit(&[incident_event(subject, &id, "resolved", "the SLO is no longer defined", now)]);
+            }
+        }
     }
 
     /// An SLO that cannot be evaluated is never healthy: after [`UNKNOWN_GRACE_S`] a ticket
@@ -266,7 +295,7 @@ impl Alerter {
             .await
             .ok()
             .flatten();
-        let mut event = incident_event(status, &id, "detected", "", now);
+        let mut event = incident_event(Subject::of(status), &id, "detected", "", now);
         let description = match &culprit {
             Some(c) => {
                 if let Some(artifact) = &c.artifact {
@@ -381,7 +410,21 @@ fn slack_text(status: &SloStatus, n: &Notification) -> String {
     )
 }
 
-fn incident_event(status: &SloStatus, id: &str, predicate: &str, description: &str, now: Timestamp) -> Value {
+/// Whose incident: an SLO of a service in an environment.
+#[derive(Clone, Copy)]
+struct Subject<'a> {
+    service: &'a str,
+    slo: &'a str,
+    environment: &'a str,
+}
+
+impl<'a> Subject<'a> {
+    fn of(status: &'a SloStatus) -> Subject<'a> {
+        Subject { service: &status.service, slo: &status.slo, environment: &status.environment }
+    }
+}
+
+fn incident_event(status: Subject<'_>, id: &str, predicate: &str, description: &str, now: Timestamp) -> Value {
     let source = format!("/mobius/slo/{}", status.service);
     json!({
         "context": {
@@ -455,117 +498,4 @@ fn artifact_of(store: &dyn Store, service: &str, environment: &str, version: &st
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use jiff::Timestamp;
-    use mobius_events::materialise::Rules;
-    use mobius_slo::alerts::Severity;
-    use mobius_store::{EventQuery, SqliteStore, Store};
-
-    use super::Alerter;
-    use crate::ingest::Ingestor;
-
-    /// An SLO whose Prometheus does not answer is never healthy: after the grace period a
-    /// ticket says so, once.
-    #[tokio::test]
-    async fn an_unknown_slo_raises_a_ticket_after_the_grace_period() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let yaml = format!(
-            "service: shop\nrun:\n  command: x\nenvironments:\n  - name: production\n    listen: 127.0.0.1:9\nslos:\n  - name: ok\n    objective: 99\n    window: 1d\n    sli:\n      prometheus:\n        url: http://127.0.0.1:{closed}\n        error_query: sum(increase(e[{{{{window}}}}]))\n        total_query: sum(increase(t[{{{{window}}}}]))\n"
-        );
-        let now = Timestamp::now();
-        crate::testing::deployed(store.as_ref(), &yaml, now);
-        let alerter = Alerter::new(store.clone(), Ingestor::new(store.clone(), Rules::default()));
-        alerter.evaluate(now).await;
-        assert_eq!(alerter.views()[0].firing, None, "within the grace period");
-        alerter.evaluate(now + jiff::SignedDuration::from_secs(301)).await;
-        assert_eq!(alerter.views()[0].firing, Some(Severity::Ticket));
-        alerter.evaluate(now + jiff::SignedDuration::from_secs(400)).await;
-        let tickets = store
-            .events(&EventQuery {
-                ty: Some("dev.cdeventsx.mobius-alert.firing.0.1.0".into()),
-                limit: 10,
-                ..EventQuery::default()
-            })
-            .unwrap();
-        assert_eq!(tickets.len(), 1, "one ticket, not one per evaluation");
-    }
-
-    /// A restarted server takes up its alert states: a page that still fires is not announced
-    /// again and opens no second incident.
-    #[tokio::test]
-    async fn a_firing_page_survives_a_restart_without_a_second_announcement() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
-        let yaml = "service: shop\nrun:\n  command: x\nenvironments:\n  - name: production\n    listen: 127.0.0.1:9\nslos:\n  - name: availability\n    objective: 99.9\n    sli: {availability: {}}\n";
-        let now = Timestamp::now();
-        crate::testing::deployed(store.as_ref(), yaml, now);
-        outage(store.as_ref(), now);
-        let count = |ty: &str| {
-            store.events(&EventQuery { ty: Some(ty.into()), limit: 10, ..EventQuery::default() }).unwrap().len()
-        };
-        let (firing, detected) = ("dev.cdeventsx.mobius-alert.firing.0.1.0", "dev.cdevents.incident.detected.0.3.0");
-
-        let before = Alerter::new(store.clone(), Ingestor::new(store.clone(), Rules::default()));
-        before.evaluate(now).await;
-        assert_eq!((count(firing), count(detected)), (1, 1), "the page fires and opens an incident");
-        let incident = before.views()[0].incident.clone();
-        assert!(incident.is_some());
-
-        let after = Alerter::new(store.clone(), Ingestor::new(store.clone(), Rules::default()));
-        after.restore().await;
-        after.evaluate(now + jiff::SignedDuration::from_secs(30)).await;
-        assert_eq!((count(firing), count(detected)), (1, 1), "nothing announced twice");
-        let view = &after.views()[0];
-        assert_eq!((view.firing, &view.incident, view.since), (Some(Severity::Page), &incident, Some(now)));
-    }
-
-    /// Records that every request of the hour up to `now` failed.
-    fn outage(store: &dyn Store, now: Timestamp) {
-        let minute = now.as_second() - now.as_second().rem_euclid(60);
-        let rows: Vec<mobius_store::SliMinute> = (0..60)
-            .map(|m| mobius_store::SliMinute {
-                service: "shop".into(),
-                environment: "production".into(),
-                version: "v1".into(),
-                minute: minute - m * 60,
-                requests: 100,
-                errors: 100,
-                latency: vec![100],
-            })
-            .collect();
-        store.add_sli(&rows).unwrap();
-    }
-
-    /// The incident a page opened resolves once the page has stayed resolved for the SLO's
-    /// `alerting.quiet_period`, not before.
-    #[tokio::test]
-    async fn the_incident_resolves_after_the_configured_quiet_period() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
-        let yaml = "service: shop\nrun:\n  command: x\nenvironments:\n  - name: production\n    listen: 127.0.0.1:9\nslos:\n  - name: availability\n    objective: 99.9\n    sli: {availability: {}}\n    alerting: {quiet_period: 10m}\n";
-        let now = Timestamp::now();
-        crate::testing::deployed(store.as_ref(), yaml, now);
-        outage(store.as_ref(), now);
-        let resolved = || {
-            let ty = Some("dev.cdevents.incident.resolved.0.3.0".to_owned());
-            store.events(&EventQuery { ty, limit: 10, ..EventQuery::default() }).unwrap().len()
-        };
-        let alerter = Alerter::new(store.clone(), Ingestor::new(store.clone(), Rules::default()));
-        let at = |minutes: i64| now + jiff::SignedDuration::from_secs(minutes * 60);
-        alerter.evaluate(now).await;
-        assert_eq!(alerter.views()[0].firing, Some(Severity::Page));
-        // The errors stopped at `now`; 35 minutes on, even the 30-minute short window is clean.
-        alerter.evaluate(at(35)).await;
-        assert_ne!(alerter.views()[0].firing, Some(Severity::Page), "{:?}", alerter.views()[0].rules);
-        assert!(alerter.views()[0].incident.is_some(), "the incident waits for the quiet period");
-        alerter.evaluate(at(41)).await;
-        assert_eq!(resolved(), 0, "6 minutes quiet: past the default 5, short of the configured 10");
-        alerter.evaluate(at(46)).await;
-        assert_eq!(resolved(), 1, "11 minutes quiet");
-        assert_eq!(alerter.views()[0].incident, None);
-    }
-}
+mod tests;
