@@ -288,6 +288,85 @@ pub async fn delete_token(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[derive(Debug, Deserialize)]
+pub struct IncidentParams {
+    /// Only the unresolved ones.
+    #[serde(default)]
+    open: bool,
+}
+
+/// `GET /api/v1/incidents[?open=true]`: every incident, newest first, each with whether it
+/// still needs a post-mortem.
+pub async fn get_incidents(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<IncidentParams>,
+) -> Result<Response, ApiError> {
+    authorize_read(&state, &headers).await?;
+    let store = state.ingestor.store.clone();
+    let listed = tokio::task::spawn_blocking(move || crate::incidents::list(store.as_ref(), params.open)).await??;
+    Ok(Json(listed).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PostmortemParams {
+    /// The incident's key, or the part after its `#`.
+    incident: String,
+}
+
+fn no_incident(wanted: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no incident `{wanted}`: give its key or the part after `#` (see `mobius incident list`)"),
+    )
+}
+
+/// `GET /api/v1/postmortems?incident=ID`: the incident's post-mortem draft, in Markdown.
+pub async fn get_postmortem(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<PostmortemParams>,
+) -> Result<Response, ApiError> {
+    authorize_read(&state, &headers).await?;
+    let store = state.ingestor.store.clone();
+    let wanted = params.incident.clone();
+    let draft = tokio::task::spawn_blocking(move || crate::incidents::draft(store.as_ref(), &wanted)).await??;
+    let draft = draft.ok_or_else(|| no_incident(&params.incident))?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/markdown; charset=utf-8")], draft).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RecordPostmortem {
+    incident: String,
+    /// Where it was written: a path or a URL.
+    location: String,
+}
+
+/// `POST /api/v1/postmortems` `{"incident","location"}`: records that the incident's
+/// post-mortem was written (an event), which ends its "post-mortem required" flag.
+pub async fn post_postmortem(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(request): Json<RecordPostmortem>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, TokenScope::Ingest).await?;
+    if request.location.trim().is_empty() {
+        return Err(ApiError::bad_request("`location`: say where the post-mortem is (a path or a URL)"));
+    }
+    let store = state.ingestor.store.clone();
+    let wanted = request.incident.clone();
+    let incident = tokio::task::spawn_blocking(move || crate::incidents::find(store.as_ref(), &wanted)).await??;
+    let incident = incident.ok_or_else(|| no_incident(&request.incident))?;
+    let event = crate::incidents::recorded_event(&incident.key, &request.location, "/mobius/api", Timestamp::now());
+    let parsed = mobius_events::cdevents::parse(&event.to_string(), Origin::Api)
+        .map_err(|e| ApiError::bad_request(format!("the post-mortem record is not a valid event: {e}")))?;
+    let ingestor = state.ingestor.clone();
+    tokio::task::spawn_blocking(move || ingestor.ingest(vec![Ok(parsed)])).await??;
+    let body = json!({ "incident": incident.key, "location": request.location });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
 pub async fn healthz() -> &'static str {
     "ok\n"
 }

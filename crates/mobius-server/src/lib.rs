@@ -14,6 +14,7 @@ pub mod api;
 pub mod auth;
 pub mod deploy;
 pub mod error;
+pub mod incidents;
 pub mod ingest;
 pub mod metrics;
 pub mod query;
@@ -106,6 +107,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/poll", post(runs::http::poll))
         .route("/api/v1/slos", get(api::get_slos))
         .route("/api/v1/alerts", get(api::get_alerts))
+        .route("/api/v1/incidents", get(api::get_incidents))
+        .route("/api/v1/postmortems", get(api::get_postmortem).post(api::post_postmortem))
         .route("/api/v1/policy/{service}/{environment}", get(api::get_policy))
         .route("/api/v1/deployments", post(deploy::http::deploy))
         .route("/api/v1/chaos", get(deploy::http::faults))

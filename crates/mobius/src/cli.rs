@@ -126,14 +126,20 @@ pub enum IncidentCommand {
         #[command(flatten)]
         remote: Remote,
     },
-    /// Incidents, newest first (local data directory)
+    /// Incidents, newest first
     List {
         /// Only the unresolved ones
         #[arg(long)]
         open: bool,
+        #[command(flatten)]
+        remote: Remote,
     },
-    /// One incident: its facts, attributed change and timeline (local data directory)
-    Show { id: String },
+    /// One incident: its facts, attributed change and timeline
+    Show {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -230,6 +236,8 @@ pub struct PostmortemArgs {
     /// drafting: an incident that consumed over 20% of its budget needs one
     #[arg(long, value_name = "LOCATION", conflicts_with = "output")]
     pub recorded: Option<String>,
+    #[command(flatten)]
+    pub remote: Remote,
 }
 
 #[derive(Debug, Args)]

@@ -35,6 +35,13 @@ impl Client {
         response.json().await.context("the server's answer is not the expected JSON")
     }
 
+    /// Sends and returns the answer's text; a non-2xx answer becomes an error with the
+    /// server's message.
+    pub async fn text(&self, request: RequestBuilder) -> Result<String> {
+        let response = request.send().await.with_context(|| format!("cannot reach {}", self.base))?;
+        check(response).await?.text().await.context("cannot read the server's answer")
+    }
+
     /// Sends a request whose answer has no body worth reading (a 204); a non-2xx answer becomes
     /// an error with the server's message.
     pub async fn send(&self, request: RequestBuilder) -> Result<()> {

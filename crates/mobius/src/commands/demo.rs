@@ -265,7 +265,10 @@ async fn play(
         tokio::task::spawn_blocking(move || mobius_server::slo::statuses(store.as_ref(), Timestamp::now())).await??
     };
     let postmortem = match rolled_back {
-        Some(id) => Some(super::postmortem::draft(store.as_ref(), &format!("rollout-{id}"))?),
+        Some(id) => Some(
+            mobius_server::incidents::draft(store.as_ref(), &format!("rollout-{id}"))?
+                .context("the rollback opened no incident")?,
+        ),
         None => None,
     };
 

@@ -7,10 +7,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use mobius_events::Origin;
 use mobius_events::cdevents::{self, ACKNOWLEDGED};
-use mobius_events::facts::Incident;
+use mobius_server::incidents::{self, Listed};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -40,26 +40,22 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: IncidentCommand) 
         IncidentCommand::Resolve { id, remote } => {
             change(data_dir, &remote, &id, "dev.cdevents.incident.resolved.", "resolved").await?
         }
-        IncidentCommand::List { open } => {
-            let mut incidents = all(data_dir)?;
-            if open {
-                incidents.retain(|i| i.resolved.is_none());
-            }
+        IncidentCommand::List { open, remote } => {
+            let incidents = list(data_dir, &remote, open).await?;
             if json {
                 print_json(&incidents)?;
             } else if incidents.is_empty() {
                 println!("No incidents.");
             } else {
-                let store = super::open_store(&super::settings(data_dir, None)?)?;
-                for i in &incidents {
+                for listed in &incidents {
+                    let i = &listed.incident;
                     let state = match (i.acknowledged, i.resolved) {
                         (_, Some(_)) => "resolved",
                         (Some(_), None) => "acknowledged",
                         (None, None) => "triggered",
                     };
                     let short = i.key.rsplit('#').next().unwrap_or(&i.key);
-                    let needs =
-                        if super::postmortem::required(store.as_ref(), i)? { "  [post-mortem required]" } else { "" };
+                    let needs = if listed.postmortem_required { "  [post-mortem required]" } else { "" };
                     println!(
                         "{short:<28} {state:<12} {} {}  {}  {}{needs}",
                         i.service,
@@ -70,10 +66,9 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: IncidentCommand) 
                 }
             }
         }
-        IncidentCommand::Show { id } => {
-            let settings = super::settings(data_dir, None)?;
-            let store = super::open_store(&settings)?;
-            let draft = super::postmortem::draft(store.as_ref(), &id)?;
+        IncidentCommand::Show { id, remote } => {
+            let client = Client::from(&remote)?;
+            let draft = super::postmortem::draft(data_dir, client.as_ref(), &id).await?;
             if json {
                 print_json(&json!({ "draft": draft }))?;
             } else {
@@ -89,9 +84,11 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: IncidentCommand) 
 
 /// Acknowledges or resolves the incident whose key ends with `#id` (or is `id`).
 async fn change(data_dir: Option<&Path>, remote: &Remote, id: &str, ty: &str, word: &str) -> Result<()> {
-    let incident = all(data_dir)?
+    let incident = list(data_dir, remote, false)
+        .await?
         .into_iter()
-        .find(|i| i.key == id || i.key.ends_with(&format!("#{id}")))
+        .map(|l| l.incident)
+        .find(|i| incidents::matches(&i.key, id))
         .with_context(|| format!("no incident `{id}`; see `mobius incident list`"))?;
     let (source, subject) = incident
         .key
@@ -146,15 +143,17 @@ async fn send(data_dir: Option<&Path>, remote: &Remote, event: &Value) -> Result
     Ok(())
 }
 
-/// Every incident in the local data directory, newest first.
-fn all(data_dir: Option<&Path>) -> Result<Vec<Incident>> {
-    let store = super::open_store(&super::settings(data_dir, None)?)?;
-    let now = Timestamp::now() + SignedDuration::from_hours(1);
-    let mut incidents = Vec::new();
-    for scope in store.scopes()? {
-        incidents.extend(store.facts(&scope, Timestamp::UNIX_EPOCH, now)?.incidents);
+/// Every incident (only the unresolved ones with `open_only`), newest first, from the server
+/// or the local data directory.
+async fn list(data_dir: Option<&Path>, remote: &Remote, open_only: bool) -> Result<Vec<Listed>> {
+    match Client::from(remote)? {
+        Some(client) => {
+            let path = if open_only { "/api/v1/incidents?open=true" } else { "/api/v1/incidents" };
+            client.json(client.request(Method::GET, path)).await
+        }
+        None => {
+            let store = super::open_store(&super::settings(data_dir, None)?)?;
+            Ok(incidents::list(store.as_ref(), open_only)?)
+        }
     }
-    incidents.sort_by_key(|i| std::cmp::Reverse(i.detected));
-    incidents.dedup_by(|a, b| a.key == b.key);
-    Ok(incidents)
 }

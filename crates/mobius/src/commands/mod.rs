@@ -49,7 +49,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::SampleApp(args) => sample_app::run(args).await,
         Command::Demo(args) => demo::run(json, args).await,
-        Command::Postmortem(args) => postmortem::run(data_dir, args),
+        Command::Postmortem(args) => postmortem::run(data_dir, args).await,
         Command::Slo(command) => slo::run(data_dir, json, command).await,
         Command::Alerts(args) => slo::alerts(data_dir, json, args).await,
         Command::Chaos(command) => chaos::run(data_dir, json, command).await,

@@ -92,8 +92,13 @@ async fn check(
     if json {
         print_json(&answer)?;
     } else {
-        let verdict = if answer.allowed { "allowed" } else { "refused" };
-        println!("A deploy of {} to {} would be {verdict} ({}).", answer.service, answer.environment, answer.decision);
+        let verdict = match answer.decision.as_str() {
+            "refuse" => "be refused",
+            "warn" => "go ahead, with a warning",
+            "exception" => "go ahead as an exception to the policy",
+            _ => "go ahead",
+        };
+        println!("A deploy of {} to {} would {verdict}.", answer.service, answer.environment);
         if let Some(message) = &answer.message {
             println!("{message}");
         }
@@ -147,7 +152,7 @@ pub async fn alerts(data_dir: Option<&Path>, json: bool, args: crate::cli::Alert
     if json {
         print_json(&views)?;
     } else if views.is_empty() {
-        println!("No SLO evaluated yet.");
+        println!("No SLO evaluated yet (the server evaluates them every 30 s, MOBIUS_ALERT_EVERY).");
     } else {
         for v in &views {
             let state = v.firing.map_or_else(|| "ok".to_owned(), |s| format!("{s:?}").to_uppercase());

@@ -394,7 +394,7 @@ fn an_exhausted_error_budget_freezes_production_except_for_a_hotfix() {
     assert_eq!(check.status.code(), Some(1), "{said}");
     assert!(said.contains("would be refused") && said.contains("error budget exhausted"), "{said}");
     let check = against(&dir, &server, ADMIN, &["slo", "check", "shop", "production", "--reason", "hotfix"]);
-    assert!(check.status.success() && String::from_utf8_lossy(&check.stdout).contains("(exception)"));
+    assert!(check.status.success() && String::from_utf8_lossy(&check.stdout).contains("as an exception to the policy"));
 
     let v2 = with_slo("v2");
     let out = deploy(&dir, &server, &v2, "v2");
@@ -516,12 +516,24 @@ fn a_burning_canary_pages_and_the_incident_names_the_failing_version() {
     assert!(alerts[0]["incident"].is_string(), "{alerts:#}");
 
     // It burned far more than 20% of the budget: a post-mortem is required until recorded.
-    let listed = dir.ok(&["incident", "list"]);
+    // All of it through the server, as from an on-call laptop.
+    let remote = |args: &[&str]| {
+        let out = against(&dir, &server, ADMIN, args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let listed = remote(&["incident", "list", "--data-dir", "/nonexistent"]);
     assert!(listed.contains("[post-mortem required]"), "{listed}");
     let id = alerts[0]["incident"].as_str().unwrap();
-    assert!(dir.ok(&["postmortem", id, "--recorded", "docs/postmortems/shop-burn.md"]).contains("Recorded"));
+    let shown = remote(&["incident", "show", id]);
+    assert!(shown.contains("# Post-mortem:") && shown.contains("## Timeline"), "{shown}");
+    let draft = remote(&["postmortem", id]);
+    assert!(draft.contains("## Action items"), "{draft}");
+    assert!(remote(&["postmortem", id, "--recorded", "docs/postmortems/shop-burn.md"]).contains("Recorded"));
     let listed = dir.ok(&["incident", "list"]);
     assert!(!listed.contains("[post-mortem required]"), "{listed}");
+    let out = against(&dir, &server, ADMIN, &["postmortem", "no-such-incident"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no incident `no-such-incident`"));
 
     // The failed Slack delivery is logged without the URL's secret path.
     let log = dir.path().join("serve.log");

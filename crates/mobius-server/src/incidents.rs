@@ -1,0 +1,244 @@
+//! Incidents as the server and the CLI show them: every incident in the facts, which need a
+//! post-mortem, and the post-mortem draft — what the event log, the facts and the SLI counters
+//! say about one incident, in the shape of `mobius_insights::postmortem`.
+
+use jiff::{SignedDuration, Timestamp};
+use mobius_events::facts::Incident;
+use mobius_insights::postmortem::{self, Draft, Impact, Moment};
+use mobius_store::{EventQuery, Store, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// How far before detection and after resolution the timeline reaches.
+const BEFORE: SignedDuration = SignedDuration::from_mins(30);
+const AFTER: SignedDuration = SignedDuration::from_mins(5);
+
+/// The event saying an incident's post-mortem was written (its subject is the incident's key).
+pub const RECORDED_TYPE: &str = "dev.cdeventsx.mobius-postmortem.recorded.0.1.0";
+
+/// An incident as listed: its facts, and whether it still needs a post-mortem.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Listed {
+    #[serde(flatten)]
+    pub incident: Incident,
+    pub postmortem_required: bool,
+}
+
+/// Whether `key` is `wanted`, or ends with `#wanted` (the part users type).
+pub fn matches(key: &str, wanted: &str) -> bool {
+    key == wanted || key.strip_suffix(wanted).is_some_and(|head| head.ends_with('#'))
+}
+
+/// Every incident, newest first; only the unresolved ones with `open_only`.
+pub fn list(store: &dyn Store, open_only: bool) -> Result<Vec<Listed>, StoreError> {
+    let recorded = recorded(store)?;
+    let until = Timestamp::now() + SignedDuration::from_hours(1);
+    let mut incidents: Vec<Incident> = Vec::new();
+    for scope in store.scopes()? {
+        incidents.extend(store.facts(&scope, Timestamp::UNIX_EPOCH, until)?.incidents);
+    }
+    incidents.sort_by_key(|i| std::cmp::Reverse(i.detected));
+    incidents.dedup_by(|a, b| a.key == b.key);
+    incidents.retain(|i| !open_only || i.resolved.is_none());
+    incidents
+        .into_iter()
+        .map(|incident| {
+            let postmortem_required = needs_postmortem(store, &incident, &recorded)?;
+            Ok(Listed { incident, postmortem_required })
+        })
+        .collect()
+}
+
+/// The incident whose key is or ends with `#wanted`.
+pub fn find(store: &dyn Store, wanted: &str) -> Result<Option<Incident>, StoreError> {
+    Ok(list(store, false)?.into_iter().map(|l| l.incident).find(|i| matches(&i.key, wanted)))
+}
+
+/// The keys of the incidents whose post-mortem was recorded.
+fn recorded(store: &dyn Store) -> Result<std::collections::HashSet<String>, StoreError> {
+    let mut keys = std::collections::HashSet::new();
+    let mut after = None;
+    loop {
+        let query =
+            EventQuery { ty: Some(RECORDED_TYPE.to_owned()), after_seq: after, limit: 1000, ..EventQuery::default() };
+        let page = store.events(&query)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.seq);
+        keys.extend(page.into_iter().map(|e| e.subject));
+    }
+    Ok(keys)
+}
+
+/// Whether an incident needs a post-mortem nobody recorded yet: it consumed more than
+/// [`postmortem::REQUIRED_ABOVE`] of its service's availability budget.
+fn needs_postmortem(
+    store: &dyn Store,
+    incident: &Incident,
+    recorded: &std::collections::HashSet<String>,
+) -> Result<bool, StoreError> {
+    if recorded.contains(&incident.key) {
+        return Ok(false);
+    }
+    let end = incident.resolved.unwrap_or_else(Timestamp::now);
+    let consumed = budget_consumed(store, incident, end, Timestamp::now())?;
+    Ok(consumed.is_some_and(|(_, share)| share > postmortem::REQUIRED_ABOVE))
+}
+
+/// The event recording that `incident`'s post-mortem was written, at `location`.
+pub fn recorded_event(incident: &str, location: &str, source: &str, now: Timestamp) -> Value {
+    json!({
+        "context": {
+            "specversion": "0.5.1",
+            "id": format!("postmortem:{incident}"),
+            "source": source,
+            "type": RECORDED_TYPE,
+            "timestamp": now.to_string(),
+        },
+        "subject": { "id": incident, "content": { "location": location } },
+    })
+}
+
+/// The Markdown draft for the incident whose key is or ends with `#wanted`.
+pub fn draft(store: &dyn Store, wanted: &str) -> Result<Option<String>, StoreError> {
+    let now = Timestamp::now();
+    let mut found = None;
+    for scope in store.scopes()? {
+        let facts = store.facts(&scope, Timestamp::UNIX_EPOCH, now + SignedDuration::from_hours(1))?;
+        if let Some(incident) = facts.incidents.iter().find(|i| matches(&i.key, wanted)) {
+            found = Some((incident.clone(), facts));
+            break;
+        }
+    }
+    let Some((incident, facts)) = found else { return Ok(None) };
+    let deployment = incident.deployment_id.and_then(|id| facts.deployments.iter().find(|d| d.id == id).cloned());
+    let changes = match &deployment {
+        Some(d) => facts.changes.iter().filter(|c| c.deployment_id == d.id).cloned().collect(),
+        None => Vec::new(),
+    };
+    let end = incident.resolved.unwrap_or(now);
+    let impact = Impact {
+        failed_requests: failed_requests(store, &incident, end)?,
+        budget_consumed: budget_consumed(store, &incident, end, now)?,
+    };
+    let (timeline, detected_by) = timeline(store, &incident, end)?;
+    Ok(Some(postmortem::render(&Draft { incident, deployment, changes, impact, detected_by, timeline })))
+}
+
+/// 5xx and all responses of the service's proxy from detection to `end` (whole minutes).
+fn failed_requests(store: &dyn Store, incident: &Incident, end: Timestamp) -> Result<Option<(u64, u64)>, StoreError> {
+    let from = incident.detected.as_second();
+    let to = end.as_second() + 60;
+    let minutes = store.sli(&incident.service, &incident.environment, from - from.rem_euclid(60), to)?;
+    let (failed, total) = minutes.iter().fold((0, 0), |(f, t), m| (f + m.errors, t + m.requests));
+    Ok((total > 0).then_some((failed, total)))
+}
+
+/// The share of the service's first availability SLO's error budget (in that environment)
+/// that the incident's failed requests consumed: failed during the incident ÷ (budget × every
+/// request in the SLO's window).
+fn budget_consumed(
+    store: &dyn Store,
+    incident: &Incident,
+    end: Timestamp,
+    now: Timestamp,
+) -> Result<Option<(String, f64)>, StoreError> {
+    let slo = crate::slo::definitions(store)?.into_iter().find(|(service, slo)| {
+        *service == incident.service
+            && slo.environment_name() == incident.environment
+            && matches!(slo.sli, mobius_slo::spec::Sli::Availability {})
+    });
+    let Some((_, slo)) = slo else { return Ok(None) };
+    let window = i64::try_from(slo.window_seconds()).unwrap_or(i64::MAX);
+    let in_window =
+        store.sli(&incident.service, &incident.environment, now.as_second() - window, now.as_second() + 60)?;
+    let total: u64 = in_window.iter().map(|m| m.requests).sum();
+    let Some((failed, _)) = failed_requests(store, incident, end)? else { return Ok(None) };
+    let budget = slo.error_budget() * total as f64;
+    Ok((budget > 0.0).then(|| (slo.name().to_owned(), failed as f64 / budget)))
+}
+
+/// What the log says happened to the service around the incident, and who reported it.
+fn timeline(
+    store: &dyn Store,
+    incident: &Incident,
+    end: Timestamp,
+) -> Result<(Vec<Moment>, Option<String>), StoreError> {
+    let (from, to) = (incident.detected - BEFORE, end + AFTER);
+    let mut moments = Vec::new();
+    let mut detected_by = None;
+    let mut after = None;
+    loop {
+        let page = store.events(&EventQuery { after_seq: after, ty: None, origin: None, limit: 1000 })?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.seq);
+        for event in &page {
+            if event.timestamp < from || event.timestamp > to {
+                continue;
+            }
+            let Ok(raw) = serde_json::from_str::<Value>(&event.raw) else { continue };
+            let Some(what) = describe(&event.ty, &raw, &incident.service) else { continue };
+            if event.ty.contains(".incident.detected.") && detected_by.is_none() && what.contains(&incident.title) {
+                detected_by = Some(event.source.clone());
+            }
+            moments.push(Moment { at: event.timestamp, what });
+        }
+    }
+    moments.sort_by_key(|m| m.at);
+    Ok((moments, detected_by))
+}
+
+/// A line for an event about `service`, or `None` for events about something else.
+fn describe(ty: &str, raw: &Value, service: &str) -> Option<String> {
+    let content = &raw["subject"]["content"];
+    let subject = raw["subject"]["id"].as_str().unwrap_or_default();
+    let text = |path: &[&str]| {
+        let mut v = content;
+        for key in path {
+            v = &v[*key];
+        }
+        v.as_str().unwrap_or_default().to_owned()
+    };
+    let environment = text(&["environment", "id"]);
+    let kind = ty.split('.').nth(2).unwrap_or_default().to_owned() + "." + ty.split('.').nth(3).unwrap_or_default();
+    Some(match kind.as_str() {
+        "service.deployed" | "service.upgraded" if subject == service => {
+            format!("{} deployed to {environment}", text(&["artifactId"]))
+        }
+        "service.rolledback" if subject == service => {
+            format!("rolled back to {} in {environment}", text(&["artifactId"]))
+        }
+        "incident.detected" | "incident.reported" if text(&["service", "id"]) == service => {
+            format!("incident detected: {}", text(&["description"]))
+        }
+        "incident.resolved" if text(&["service", "id"]) == service => "incident resolved".to_owned(),
+        "environment.created"
+            if raw["context"]["source"].as_str().is_some_and(|s| s.ends_with(&format!("/{service}"))) =>
+        {
+            format!("environment {subject} created")
+        }
+        "change.merged" => {
+            let message = raw["customData"]["message"].as_str().unwrap_or_default();
+            let branch = raw["customData"]["branch"].as_str().unwrap_or_default();
+            format!("commit {} landed on {branch}: {message}", subject.chars().take(10).collect::<String>())
+        }
+        "pipelinerun.finished" => {
+            format!("pipeline {} finished: {}", text(&["pipelineName"]), text(&["outcome"]))
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches;
+
+    #[test]
+    fn an_incident_is_named_by_its_key_or_the_part_after_the_hash() {
+        let key = "cdevents:/mobius/deploy/shop#rollout-6";
+        assert!(matches(key, key));
+        assert!(matches(key, "rollout-6"));
+        assert!(!matches(key, "6"), "a suffix must start right after the `#`");
+        assert!(!matches(key, "shop#rollout-6"));
+        assert!(!matches(key, "rollout-66"));
+    }
+}
