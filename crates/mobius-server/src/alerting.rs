@@ -79,6 +79,8 @@ pub struct Alerter {
     state: Arc<Mutex<HashMap<(String, String), Tracked>>>,
     /// The state as last stored, to store it only when it changed.
     saved: Arc<Mutex<String>>,
+    /// SLI series kept between evaluations (shared with the API's SLO reads).
+    series: Arc<slo::SeriesCache>,
     http: reqwest::Client,
 }
 
@@ -86,7 +88,7 @@ impl Alerter {
     pub fn new(store: Arc<dyn Store>, ingestor: Ingestor) -> Alerter {
         crate::install_tls_provider();
         let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
-        Alerter { store, ingestor, state: Arc::default(), saved: Arc::default(), http }
+        Alerter { store, ingestor, state: Arc::default(), saved: Arc::default(), series: Arc::default(), http }
     }
 
     /// Takes up the alert states stored by an earlier run of the server.
@@ -144,6 +146,12 @@ impl Alerter {
         }
     }
 
+    /// The SLI series this alerter keeps between evaluations, for others that evaluate every
+    /// SLO too.
+    pub fn series_cache(&self) -> Arc<slo::SeriesCache> {
+        self.series.clone()
+    }
+
     /// The alert state of every SLO evaluated so far.
     pub fn views(&self) -> Vec<AlertView> {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -154,8 +162,10 @@ impl Alerter {
 
     /// One evaluation at `now`.
     pub async fn evaluate(&self, now: Timestamp) {
-        let store = self.store.clone();
-        let Ok(Ok(statuses)) = tokio::task::spawn_blocking(move || slo::statuses(store.as_ref(), now)).await else {
+        let (store, series) = (self.store.clone(), self.series.clone());
+        let Ok(Ok(statuses)) =
+            tokio::task::spawn_blocking(move || slo::statuses_with(store.as_ref(), &series, now)).await
+        else {
             return;
         };
         let definitions = {

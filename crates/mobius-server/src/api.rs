@@ -389,9 +389,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         state.metrics.events_in_log.set(count as i64);
     }
     let mut text = state.metrics.render();
-    let store = state.ingestor.store.clone();
+    let (store, series) = (state.ingestor.store.clone(), state.alerter.series_cache());
     if let Ok(Ok(slos)) =
-        tokio::task::spawn_blocking(move || crate::slo::statuses(store.as_ref(), Timestamp::now())).await
+        tokio::task::spawn_blocking(move || crate::slo::statuses_with(store.as_ref(), &series, Timestamp::now())).await
     {
         // The registry's text ends with `# EOF` (OpenMetrics); the SLO series go before it.
         if let Some(stripped) = text.strip_suffix("# EOF\n") {
@@ -412,8 +412,10 @@ pub async fn get_alerts(State(state): State<AppState>, headers: HeaderMap) -> Re
 /// `GET /api/v1/slos`: every SLO's budget, burn rates and alert state now.
 pub async fn get_slos(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     authorize_read(&state, &headers).await?;
-    let store = state.ingestor.store.clone();
-    let slos = tokio::task::spawn_blocking(move || crate::slo::statuses(store.as_ref(), Timestamp::now())).await??;
+    let (store, series) = (state.ingestor.store.clone(), state.alerter.series_cache());
+    let slos =
+        tokio::task::spawn_blocking(move || crate::slo::statuses_with(store.as_ref(), &series, Timestamp::now()))
+            .await??;
     Ok(Json(slos).into_response())
 }
 

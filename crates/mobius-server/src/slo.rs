@@ -13,14 +13,16 @@ use mobius_proxy::sli::BUCKETS_MS;
 use mobius_slo::alerts::{self, RuleState, Severity};
 use mobius_slo::budget::{self, Budget, Objective};
 use mobius_slo::policy::{self, Decision, Mode, Reason};
-use mobius_slo::series::{Counts, Series};
+use mobius_slo::series::Counts;
 use mobius_slo::spec::{Policy, Sli, SloSpec, with_window};
 use mobius_store::{RolloutQuery, SliMinute, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 use crate::deploy::Stored;
 
+mod cache;
 mod prometheus;
+pub use cache::SeriesCache;
 use prometheus::Prometheus;
 
 /// Sloth's recording windows, for burn rates and `/metrics`.
@@ -121,11 +123,49 @@ fn openslo_files(release: &std::path::Path, service: &str) -> Vec<SloSpec> {
 
 /// Every SLO's status at `now`.
 pub fn statuses(store: &dyn Store, now: Timestamp) -> Result<Vec<SloStatus>, StoreError> {
-    definitions(store)?.into_iter().map(|(service, slo)| status(store, &service, &slo, now)).collect()
+    statuses_with(store, &SeriesCache::default(), now)
+}
+
+/// Every SLO's status at `now`, reading only what `cache` does not hold yet — for what
+/// evaluates every SLO again and again (the alert loop, the API). Forgets the series of SLOs
+/// that are gone.
+pub fn statuses_with(store: &dyn Store, cache: &SeriesCache, now: Timestamp) -> Result<Vec<SloStatus>, StoreError> {
+    let definitions = definitions(store)?;
+    let statuses = definitions
+        .iter()
+        .map(|(service, slo)| status_with(store, cache, service, slo, now))
+        .collect::<Result<_, _>>()?;
+    cache.retain(&definitions.iter().filter_map(|(service, slo)| key(service, slo)).collect());
+    Ok(statuses)
+}
+
+/// Which kept series an SLO reads, if it reads the store's counters.
+fn key(service: &str, slo: &SloSpec) -> Option<cache::Key> {
+    let kind = match &slo.sli {
+        Sli::Availability {} => cache::Kind::Availability,
+        Sli::Latency { threshold_ms } => cache::Kind::Latency(threshold_ms.value.to_bits()),
+        Sli::Prometheus(_) => return None,
+    };
+    Some(cache::Key {
+        service: service.to_owned(),
+        environment: slo.environment_name().to_owned(),
+        kind,
+        window_s: i64::try_from(slo.window_seconds()).unwrap_or(i64::MAX),
+    })
 }
 
 /// One SLO's status at `now`.
 pub fn status(store: &dyn Store, service: &str, slo: &SloSpec, now: Timestamp) -> Result<SloStatus, StoreError> {
+    status_with(store, &SeriesCache::default(), service, slo, now)
+}
+
+fn status_with(
+    store: &dyn Store,
+    cache: &SeriesCache,
+    service: &str,
+    slo: &SloSpec,
+    now: Timestamp,
+) -> Result<SloStatus, StoreError> {
     let window_s = i64::try_from(slo.window_seconds()).unwrap_or(i64::MAX);
     let objective = Objective::new(slo.objective.value, window_s);
     let now_s = now.as_second();
@@ -146,13 +186,9 @@ pub fn status(store: &dyn Store, service: &str, slo: &SloSpec, now: Timestamp) -
         hourly_error_ratios: Vec::new(),
         unknown: None,
     };
-    let bad_of: Box<dyn Fn(&SliMinute) -> u64> = match &slo.sli {
-        Sli::Availability {} => Box::new(|m: &SliMinute| m.errors),
-        Sli::Latency { threshold_ms } => {
-            let threshold = threshold_ms.value;
-            Box::new(move |m: &SliMinute| slow(m, threshold))
-        }
-        Sli::Prometheus(source) => {
+    let Some(key) = key(service, slo) else {
+        // Not the store's counters: a Prometheus SLI.
+        if let Sli::Prometheus(source) = &slo.sli {
             let window = slo.window.value.to_string();
             match Prometheus::new(source).and_then(|p| p.evaluate(&window, objective, now_s)) {
                 Ok(evaluated) => {
@@ -165,15 +201,23 @@ pub fn status(store: &dyn Store, service: &str, slo: &SloSpec, now: Timestamp) -
                 }
                 Err(reason) => status.unknown = Some(format!("{reason}: the SLO is unknown, never healthy")),
             }
-            return Ok(status);
         }
+        return Ok(status);
     };
-    let from = now_s - window_s;
-    let minutes = store.sli(service, &environment, from - from.rem_euclid(60), now_s + 60)?;
-    let mut series = Series::new(window_s);
-    for m in &minutes {
-        series.add(m.minute, Counts::new(m.requests, bad_of(m)));
-    }
+    // Rows in time order: (start, requests, bad). An availability SLI reads sums per minute
+    // alone; a latency SLI needs each version's histogram.
+    let series = cache.series(key, now_s, |from, to| match &slo.sli {
+        Sli::Latency { threshold_ms } => Ok(store
+            .sli(service, &environment, from, to)?
+            .iter()
+            .map(|m| (m.minute, Counts::new(m.requests, slow(m, threshold_ms.value))))
+            .collect()),
+        _ => Ok(store
+            .sli_counts(service, &environment, from, to)?
+            .into_iter()
+            .map(|c| (c.minute, Counts::new(c.requests, c.errors)))
+            .collect()),
+    })?;
     let budget = Budget::compute(&series, objective, now_s);
     for (name, seconds) in WINDOWS {
         let counts = series.sum(now_s - seconds, now_s);

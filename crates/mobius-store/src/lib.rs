@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use runs::{
     Heads, JobRecord, NewRun, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunState, RunUpdate,
-    SliCompaction, SliMinute, StepRecord,
+    SliCompaction, SliCounts, SliMinute, StepRecord,
 };
 pub use sqlite::{Options as SqliteOptions, SqliteStore};
 
@@ -181,6 +181,10 @@ pub trait Store: Send + Sync {
     /// The SLI minutes of a service in an environment with `from <= minute < to`, every
     /// version, in time order.
     fn sli(&self, service: &str, environment: &str, from: i64, to: i64) -> Result<Vec<SliMinute>, StoreError>;
+    /// Requests and 5xx per minute (or per hour, for compacted rows) of a service in an
+    /// environment with `from <= minute < to`, every version summed, in time order: what an
+    /// availability SLO reads, without the histograms.
+    fn sli_counts(&self, service: &str, environment: &str, from: i64, to: i64) -> Result<Vec<SliCounts>, StoreError>;
     /// Downsamples SLI counters as they age, in one transaction: rows that started before
     /// `hourly_before` fold into one row per hour (at the hour's start; requests, errors and
     /// histogram buckets summed), and rows that started before `drop_before` are deleted.

@@ -184,6 +184,15 @@ pub struct SliMinute {
     pub latency: Vec<u64>,
 }
 
+/// One minute's (or compacted hour's) requests and 5xx, every version summed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SliCounts {
+    /// Unix seconds of the row's start.
+    pub minute: i64,
+    pub requests: u64,
+    pub errors: u64,
+}
+
 /// What [`crate::Store::compact_sli`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SliCompaction {

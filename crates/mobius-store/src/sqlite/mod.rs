@@ -23,7 +23,7 @@ use rusqlite::{Connection, OpenFlags, params};
 
 use crate::{
     EventQuery, Heads, IngestContext, NewRun, Repository, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord,
-    RunUpdate, Scope, SliCompaction, SliMinute, Store, StoreError, TokenRecord,
+    RunUpdate, Scope, SliCompaction, SliCounts, SliMinute, Store, StoreError, TokenRecord,
 };
 
 /// Bigger pages than SQLite's 4 KiB default halve the write calls of a bulk import.
@@ -319,6 +319,10 @@ impl Store for SqliteStore {
                 conn.query_row("SELECT value FROM server_state WHERE key = ?1", [key], |r| r.get(0)).optional()?;
             Ok(value)
         })
+    }
+
+    fn sli_counts(&self, service: &str, environment: &str, from: i64, to: i64) -> Result<Vec<SliCounts>, StoreError> {
+        self.with_reader(|conn| sli::counts(conn, service, environment, from, to))
     }
 
     fn compact_sli(&self, hourly_before: i64, drop_before: i64) -> Result<SliCompaction, StoreError> {

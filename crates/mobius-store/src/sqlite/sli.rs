@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::StoreError;
-use crate::runs::{SliCompaction, SliMinute};
+use crate::runs::{SliCompaction, SliCounts, SliMinute};
 
 /// One bucket's row length: rows at an hour's start may hold a minute or, once compacted,
 /// the whole hour.
@@ -56,6 +56,24 @@ pub(super) fn sli(
             errors: r.get(3)?,
             latency: serde_json::from_str(&latency).unwrap_or_default(),
         })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn counts(
+    conn: &Connection,
+    service: &str,
+    environment: &str,
+    from: i64,
+    to: i64,
+) -> Result<Vec<SliCounts>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT minute, SUM(requests), SUM(errors) FROM sli_minutes
+         WHERE service = ?1 AND environment = ?2 AND minute >= ?3 AND minute < ?4
+         GROUP BY minute ORDER BY minute",
+    )?;
+    let rows = stmt.query_map(params![service, environment, from, to], |r| {
+        Ok(SliCounts { minute: r.get(0)?, requests: r.get(1)?, errors: r.get(2)? })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -142,6 +160,15 @@ mod tests {
         assert_eq!(rows[1].version, "v2");
         assert_eq!(store.sli("shop", "production", 120, 180).unwrap().len(), 1, "half-open window");
         assert!(store.sli("shop", "staging", 0, 999).unwrap().is_empty());
+        let counts = store.sli_counts("shop", "production", 0, 180).unwrap();
+        assert_eq!(
+            counts,
+            vec![
+                crate::SliCounts { minute: 60, requests: 19, errors: 3 },
+                crate::SliCounts { minute: 120, requests: 1, errors: 0 }
+            ],
+            "versions summed per minute"
+        );
     }
 
     #[test]
