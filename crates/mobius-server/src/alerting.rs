@@ -178,7 +178,7 @@ impl Alerter {
         for status in statuses.iter().filter(|s| s.budget.is_none()) {
             if self.unknown(status, now) {
                 let n = Notification { severity: Severity::Ticket, firing: true, at_s: now.as_second() };
-                self.notify(&definitions, status, &n, now);
+                self.notify(&definitions, status, &n, now).await;
             }
         }
         for status in statuses.iter().filter(|s| s.budget.is_some()) {
@@ -222,7 +222,7 @@ impl Alerter {
             };
             for n in &notifications {
                 self.record(status, n, now);
-                self.notify(&definitions, status, n, now);
+                self.notify(&definitions, status, n, now).await;
                 if n.severity == Severity::Page && n.firing {
                     let id = self.open_incident(status, now).await;
                     let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -338,18 +338,25 @@ impl Alerter {
                 "type": format!("dev.cdeventsx.mobius-alert.{state}.0.1.0"),
                 "timestamp": now.to_string(),
             },
-            "subject": { "id": format!("{}-{}", status.service, status.slo), "content": alert_body(status, n, now) },
+            "subject": { "id": format!("{}-{}", status.service, status.slo), "content": alert_body(status, n, &slo::Contacts::default(), now) },
         });
         event["subject"]["source"] = event["context"]["source"].clone();
         self.emit(&[event]);
     }
 
     /// Sends a notification to the SLO's webhooks and Slack URLs.
-    fn notify(&self, definitions: &[(String, SloSpec)], status: &SloStatus, n: &Notification, now: Timestamp) {
+    /// With the service's owner and runbook, so whoever is paged knows where to start.
+    async fn notify(&self, definitions: &[(String, SloSpec)], status: &SloStatus, n: &Notification, now: Timestamp) {
         let spec = definitions.iter().find(|(service, s)| *service == status.service && s.name() == status.slo);
         let Some(alerting) = spec.and_then(|(_, spec)| spec.alerting.as_ref()) else { return };
-        let body = alert_body(status, n, now);
-        let slack = json!({ "text": slack_text(status, n) });
+        let (store, service) = (self.store.clone(), status.service.clone());
+        let contacts = tokio::task::spawn_blocking(move || slo::contacts(store.as_ref(), &service))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let body = alert_body(status, n, &contacts, now);
+        let slack = json!({ "text": slack_text(status, n, &contacts) });
         for url in &alerting.webhooks {
             self.deliver(url.value.clone(), body.clone());
         }
@@ -395,8 +402,10 @@ impl Alerter {
 }
 
 /// The generic JSON body of a notification.
-fn alert_body(status: &SloStatus, n: &Notification, now: Timestamp) -> Value {
+fn alert_body(status: &SloStatus, n: &Notification, contacts: &slo::Contacts, now: Timestamp) -> Value {
     json!({
+        "owner": contacts.owner,
+        "runbook": contacts.runbook,
         "service": status.service,
         "slo": status.slo,
         "environment": status.environment,
@@ -410,14 +419,21 @@ fn alert_body(status: &SloStatus, n: &Notification, now: Timestamp) -> Value {
     })
 }
 
-fn slack_text(status: &SloStatus, n: &Notification) -> String {
+fn slack_text(status: &SloStatus, n: &Notification, contacts: &slo::Contacts) -> String {
     let what = if n.firing { "FIRING" } else { "resolved" };
     let burn = status.burn_rates.iter().find(|(w, _)| w == "1h").map_or(0.0, |(_, b)| *b);
     let left = status.budget.as_ref().map_or(0.0, |b| b.remaining * 100.0);
-    format!(
+    let mut text = format!(
         "[{what}] {:?}: {} {} error budget burn rate {burn:.1}× over 1 h; {left:.0}% of the budget left",
         n.severity, status.service, status.slo
-    )
+    );
+    if let Some(owner) = &contacts.owner {
+        text.push_str(&format!("; owner {owner}"));
+    }
+    if let Some(runbook) = &contacts.runbook {
+        text.push_str(&format!("; runbook {runbook}"));
+    }
+    text
 }
 
 /// Whose incident: an SLO of a service in an environment.

@@ -78,6 +78,22 @@ pub fn definitions(store: &dyn Store) -> Result<Vec<(String, SloSpec)>, StoreErr
     Ok(out)
 }
 
+/// Who to call about a service, from its latest deployed `mobius.yaml`: `owner` and `runbook`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contacts {
+    pub owner: Option<String>,
+    pub runbook: Option<String>,
+}
+
+/// [`Contacts`] of `service`; empty when it was never deployed or says neither.
+pub fn contacts(store: &dyn Store, service: &str) -> Result<Contacts, StoreError> {
+    let query = RolloutQuery { service: Some(service.to_owned()), limit: 1, ..RolloutQuery::default() };
+    let Some(row) = store.rollouts(&query)?.into_iter().next() else { return Ok(Contacts::default()) };
+    let spec =
+        serde_json::from_str::<Stored>(&row.body).ok().and_then(|s| ServiceSpec::parse("mobius.yaml", &s.spec).ok());
+    Ok(spec.map(|spec| Contacts { owner: spec.owner, runbook: spec.runbook }).unwrap_or_default())
+}
+
 /// The SLOs of `service` in the release's OpenSLO v1 files (`openslo/*.yaml|yml`, or
 /// `*.openslo.yaml` beside `mobius.yaml`). A file that does not parse, or an SLO that cannot
 /// be converted, is logged and left out.

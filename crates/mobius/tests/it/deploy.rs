@@ -462,7 +462,7 @@ fn a_burning_canary_pages_and_the_incident_names_the_failing_version() {
     // A Slack URL's path is its secret; this one leads nowhere, so delivering to it fails.
     let slack = format!("http://127.0.0.1:{}/services/T0/B0/SLACKSECRET", free_port());
     let slo = format!(
-        "slos:\n  - name: availability\n    objective: 99.9\n    window: 30d\n    sli: {{availability: {{}}}}\n    policy: warn\n    alerting:\n      webhooks: [\"http://127.0.0.1:{hook}/hook\"]\n      slack: [\"{slack}\"]\n"
+        "owner: team-shop\nrunbook: docs/runbook.md\nslos:\n  - name: availability\n    objective: 99.9\n    window: 30d\n    sli: {{availability: {{}}}}\n    policy: warn\n    alerting:\n      webhooks: [\"http://127.0.0.1:{hook}/hook\"]\n      slack: [\"{slack}\"]\n"
     );
     let with_slo = |version: &str| {
         let path = release(&dir, version, 0.0, port, canary, "");
@@ -500,6 +500,7 @@ fn a_burning_canary_pages_and_the_incident_names_the_failing_version() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(page.contains("\"state\":\"firing\"") && page.contains("\"slo\":\"availability\""), "{page}");
+    assert!(page.contains("\"owner\":\"team-shop\"") && page.contains("\"runbook\":\"docs/runbook.md\""), "{page}");
     let events = dir.json(&["events", "list", "--limit", "200"]);
     let incident = events
         .as_array()
