@@ -1,0 +1,185 @@
+//! Running a run: its thread and runtime, the engine, the observer that stores job and step
+//! states and log lines, the run's CDEvents at the end, and the bookkeeping of runs that end
+//! without starting.
+
+use super::*;
+
+impl Runner {
+    pub(super) fn start(&self, prepared: Prepared) {
+        let (live, _) = broadcast::channel(logs::LIVE_BUFFER);
+        let active =
+            Active { cancel: CancellationSignal::new(), reason: Arc::new(Mutex::new(None)), live: live.clone() };
+        let (cancel, reason) = (active.cancel.clone(), active.reason.clone());
+        self.lock().running.insert(prepared.id, active);
+        let this = self.clone();
+        let id = prepared.id;
+        let spawned = std::thread::Builder::new().name(format!("run-{id}")).spawn(move || {
+            let group = prepared.run.concurrency_group.clone();
+            this.execute(prepared, cancel, reason, live);
+            this.finished(id, group);
+        });
+        if let Err(e) = spawned {
+            tracing::error!(run = id, error = %e, "cannot start a thread for the run");
+            self.lock().running.remove(&id);
+        }
+    }
+
+    /// After a run ended: frees its group and starts the run pending in it.
+    pub(super) fn finished(&self, id: i64, group: Option<String>) {
+        let next = {
+            let mut state = self.lock();
+            state.running.remove(&id);
+            let Some(group) = group else { return };
+            if state.group_running.get(&group) == Some(&id) {
+                state.group_running.remove(&group);
+            }
+            match state.group_pending.remove(&group).and_then(|next| state.waiting.remove(&next)) {
+                Some(next) => {
+                    state.group_running.insert(group, next.id);
+                    Some(next)
+                }
+                None => None,
+            }
+        };
+        if let Some(next) = next {
+            self.start(next);
+        }
+    }
+
+    /// Runs one workflow run to its end on this thread.
+    pub(super) fn execute(
+        &self,
+        p: Prepared,
+        cancel: CancellationSignal,
+        reason: Arc<Mutex<Option<String>>>,
+        live: broadcast::Sender<RunLogLine>,
+    ) {
+        let store = &self.inner.store;
+        let config = &self.inner.config;
+        let run_dir = config.data_dir.join("runs").join(p.id.to_string());
+        let source = run_dir.join("source");
+        let work = run_dir.join("work");
+        self.update(&[RunUpdate::Run { run: p.id, state: RunState::Running, at: Timestamp::now(), reason: None }]);
+        // Only jobs that check out get the sources, so a workflow without `actions/checkout`
+        // does not pay for an export.
+        let checks_out = p.workflow.jobs.iter().flat_map(|j| &j.steps).any(|s| {
+            matches!(&s.action, StepAction::Uses { action, .. } if action.split('@').next() == Some("actions/checkout"))
+        });
+        if checks_out && let Err(e) = git::export(&p.repository_path, &p.run.sha, &source) {
+            self.fail_started(p.id, &p, &format!("cannot check out {}: {e}", p.run.sha));
+            return;
+        }
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                self.fail_started(p.id, &p, &format!("cannot start the run's runtime: {e}"));
+                return;
+            }
+        };
+        let mut opts = RunOptions::new(&source, &work);
+        opts.jobs_parallelism = config.parallelism.max(1);
+        opts.event_name.clone_from(&p.run.event);
+        opts.github = p.github.clone();
+        opts.run_id = u64::try_from(p.id).unwrap_or_default();
+        opts.selected_jobs.clone_from(&p.run.only_jobs);
+        opts.store_dir = Some(config.data_dir.join("pipelines"));
+        opts.cancel = cancel;
+        opts.deployments = self.inner.deployments.lock().unwrap_or_else(|e| e.into_inner()).clone();
+
+        let (updates, received) = mpsc::channel::<RunUpdate>();
+        let writer = {
+            let store = store.clone();
+            std::thread::Builder::new()
+                .name(format!("run-{}-state", p.id))
+                .spawn(move || write_updates(&*store, received))
+        };
+        let mut sink = Progress {
+            run: p.id,
+            updates,
+            log: LogWriter::create(&logs::path(&config.data_dir, p.id), live),
+            steps: HashMap::new(),
+        };
+        let mut recorder = Recorder::new(&mut sink, &p.workflow).queued_at(p.run.queued_at);
+        let report = runtime.block_on(engine::run(&p.workflow, opts, &mut recorder));
+        let events = recorder.finish(&identity(&p), report.result);
+        drop(sink);
+        if let Ok(writer) = writer {
+            let _ = writer.join();
+        }
+        let state = run_state(report.result);
+        let failed: Vec<&str> =
+            report.jobs.iter().filter(|j| j.result == Status::Failure).map(|j| j.name.as_str()).collect();
+        let why = reason.lock().unwrap_or_else(|e| e.into_inner()).clone().or_else(|| {
+            (state == RunState::Failure && !failed.is_empty()).then(|| format!("failed jobs: {}", failed.join(", ")))
+        });
+        self.update(&[RunUpdate::Run { run: p.id, state, at: Timestamp::now(), reason: why }]);
+        self.append_events(&events);
+        // The log stays; the work directories are the run's scratch space.
+        for dir in [&work, &source] {
+            if dir.exists()
+                && let Err(e) = std::fs::remove_dir_all(dir)
+            {
+                tracing::warn!(run = p.id, dir = %dir.display(), error = %e, "cannot clean up after a run");
+            }
+        }
+    }
+
+    /// A queued run that never started ends cancelled, with its events.
+    pub(super) fn end_unstarted(&self, p: &Prepared, reason: &str) {
+        let at = Timestamp::now();
+        self.update(&[RunUpdate::Run { run: p.id, state: RunState::Cancelled, at, reason: Some(reason.to_owned()) }]);
+        self.append_events(&cdevents::never_started(&identity(p), p.run.queued_at, reason));
+    }
+
+    /// A run that cannot start at all (its workflow file is invalid at that commit).
+    pub(super) fn fail_unstarted(&self, id: i64, run: &NewRun, error: &str) {
+        let at = Timestamp::now();
+        self.update(&[RunUpdate::Run { run: id, state: RunState::Failure, at, reason: Some(error.to_owned()) }]);
+        tracing::info!(run = id, workflow = %run.workflow_file, error, "workflow invalid at this commit");
+    }
+
+    pub(super) fn fail_started(&self, id: i64, p: &Prepared, error: &str) {
+        tracing::warn!(run = id, error, "run failed before its jobs");
+        let at = Timestamp::now();
+        self.update(&[RunUpdate::Run { run: id, state: RunState::Failure, at, reason: Some(error.to_owned()) }]);
+        let mut events = cdevents::never_started(&identity(p), p.run.queued_at, error);
+        if let Some(finished) = events.last_mut() {
+            finished["subject"]["content"]["outcome"] = json!("error");
+        }
+        self.append_events(&events);
+    }
+
+    pub(super) fn update(&self, updates: &[RunUpdate]) {
+        if let Err(e) = self.inner.store.update_runs(updates) {
+            tracing::error!(error = %e, "cannot record a run's state");
+        }
+    }
+
+    /// Appends events built here. They are validated first; a failure is a bug, logged.
+    pub(super) fn append_events(&self, events: &[Value]) {
+        if events.is_empty() {
+            return;
+        }
+        match cdevents::validate(events) {
+            Ok(parsed) => {
+                if let Err(e) = self.inner.ingestor.ingest(parsed) {
+                    tracing::error!(error = %e, "cannot append a run's events");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "a run produced an invalid event"),
+        }
+    }
+}
+
+fn identity(p: &Prepared) -> RunIdentity {
+    RunIdentity {
+        repository: p.run.repository.clone(),
+        file: p.run.workflow_file.clone(),
+        pipeline_name: p.run.workflow_name.clone(),
+        run_id: u64::try_from(p.id).unwrap_or_default(),
+        uri: format!("file://{}/{}", p.repository_path.display(), p.run.workflow_file),
+        sha: Some(p.run.sha.clone()),
+        branch: p.run.branch.clone(),
+        source: format!("/mobius/server/{}", p.run.repository),
+    }
+}
