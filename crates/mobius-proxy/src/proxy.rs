@@ -29,10 +29,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::SendRequest;
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::http::uri::{Authority, PathAndQuery};
-use hyper::{Method, Request, Response, StatusCode, Uri};
+use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -41,6 +40,12 @@ use tokio::task::JoinSet;
 use crate::chaos::{self, LiveFault};
 use crate::routing::{self, RoutingTable, Side};
 use crate::sli::{SliRegistry, SliSnapshot, VersionCounters};
+
+mod headers;
+mod upstream;
+
+use headers::{append_forwarded_for, clone_head, strip_hop_by_hop};
+use upstream::{Upstreams, send};
 
 /// The body of requests sent upstream and of responses sent downstream: streamed from the other
 /// side, or the proxy's own (an enum rather than a boxed body: no allocation per message).
@@ -83,9 +88,6 @@ impl Body for ProxyBody {
     }
 }
 
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 const FAULT_HEADER: HeaderName = HeaderName::from_static(chaos::FAULT_HEADER);
 
 /// A weighted reverse proxy for one service in one environment. Share it with `Arc`.
@@ -94,59 +96,6 @@ pub struct Proxy {
     slis: SliRegistry,
     /// Whether requests are counted in the SLIs (always, but for measuring what counting costs).
     recording: std::sync::atomic::AtomicBool,
-}
-
-/// How long connecting to an upstream may take before the request fails (and may be retried).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Upstream connections kept per downstream connection (one per address it was routed to; the
-/// oldest is closed past this, e.g. after table swaps moved the addresses).
-const MAX_UPSTREAMS_PER_CONNECTION: usize = 8;
-
-/// The keep-alive upstream connections of one downstream connection, by address. A sender is
-/// taken out while its request is in flight and put back once the response head arrived.
-#[derive(Default)]
-struct Upstreams {
-    conns: Vec<(SocketAddr, SendRequest<ProxyBody>)>,
-}
-
-impl Upstreams {
-    fn take(this: &Mutex<Upstreams>, addr: SocketAddr) -> Option<SendRequest<ProxyBody>> {
-        let mut this = this.lock().unwrap_or_else(|e| e.into_inner());
-        let at = this.conns.iter().position(|(a, _)| *a == addr)?;
-        Some(this.conns.swap_remove(at).1)
-    }
-
-    fn put(this: &Mutex<Upstreams>, addr: SocketAddr, sender: SendRequest<ProxyBody>) {
-        let mut this = this.lock().unwrap_or_else(|e| e.into_inner());
-        if this.conns.len() >= MAX_UPSTREAMS_PER_CONNECTION {
-            this.conns.remove(0);
-        }
-        this.conns.push((addr, sender));
-    }
-}
-
-/// Why a request got no response from its upstream.
-#[derive(Debug)]
-enum SendError {
-    /// No connection: refused, unreachable, timed out. Nothing was sent.
-    Connect(std::io::Error),
-    /// The connection failed while (or after) the request went out.
-    Upstream(hyper::Error),
-}
-
-impl SendError {
-    fn is_connect(&self) -> bool {
-        matches!(self, SendError::Connect(_))
-    }
-}
-
-impl std::fmt::Display for SendError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SendError::Connect(error) => write!(f, "cannot connect: {error}"),
-            SendError::Upstream(error) => write!(f, "{error}"),
-        }
-    }
 }
 
 /// The table as the request path uses it: counters and round-robin state resolved once.
@@ -437,65 +386,6 @@ impl Proxy {
     }
 }
 
-/// Sends `req` to `backend.addrs[index]` over the downstream connection's keep-alive connection
-/// to it, opening one if there is none or it closed (also when it turns out closed before the
-/// request went out).
-async fn send(
-    upstreams: &Mutex<Upstreams>,
-    backend: &LiveBackend,
-    index: usize,
-    path: &PathAndQuery,
-    mut req: Request<ProxyBody>,
-) -> Result<Response<Incoming>, SendError> {
-    let addr = backend.addrs[index];
-    // Origin-form to the upstream; `Host` stays as the client sent it (the upstream's when none).
-    *req.uri_mut() = Uri::from(path.clone());
-    *req.version_mut() = hyper::Version::HTTP_11;
-    if !req.headers().contains_key(header::HOST) {
-        let host = HeaderValue::from_str(backend.authorities[index].as_str()).expect("an authority is a header value");
-        req.headers_mut().insert(header::HOST, host);
-    }
-    // A closed connection (the upstream ended it while idle) is replaced.
-    if let Some(mut sender) = Upstreams::take(upstreams, addr)
-        && sender.ready().await.is_ok()
-    {
-        match sender.try_send_request(req).await {
-            Ok(response) => {
-                Upstreams::put(upstreams, addr, sender);
-                return Ok(response);
-            }
-            Err(mut error) => match error.take_message() {
-                // Not sent: the connection was closing. Send it on a new one.
-                Some(unsent) => req = unsent,
-                None => return Err(SendError::Upstream(error.into_error())),
-            },
-        }
-    }
-    let mut sender = connect(addr).await?;
-    let response = sender.send_request(req).await.map_err(SendError::Upstream)?;
-    Upstreams::put(upstreams, addr, sender);
-    Ok(response)
-}
-
-async fn connect(addr: SocketAddr) -> Result<SendRequest<ProxyBody>, SendError> {
-    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(error)) => return Err(SendError::Connect(error)),
-        Err(_) => return Err(SendError::Connect(std::io::ErrorKind::TimedOut.into())),
-    };
-    let _ = stream.set_nodelay(true);
-    let (sender, connection) = hyper::client::conn::http1::Builder::new()
-        .handshake(TokioIo::new(stream))
-        .await
-        .map_err(SendError::Upstream)?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(%error, upstream = %addr, "upstream connection ended with an error");
-        }
-    });
-    Ok(sender)
-}
-
 impl Live {
     fn new(table: RoutingTable, slis: &SliRegistry) -> Live {
         let resolve = |backend: &Option<routing::Backend>| {
@@ -580,53 +470,6 @@ async fn serve_connection(
     }
 }
 
-/// Headers that describe one hop, not the message (RFC 9110 §7.6.1), and those the
-/// `Connection` header names.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in [
-        header::CONNECTION,
-        KEEP_ALIVE,
-        PROXY_CONNECTION,
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
-        headers.remove(name);
-    }
-}
-
-fn append_forwarded_for(headers: &mut HeaderMap, peer_ip: &HeaderValue) {
-    let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(earlier) => HeaderValue::try_from(format!("{earlier}, {}", peer_ip.to_str().unwrap_or_default())),
-        None => Ok(peer_ip.clone()),
-    };
-    if let Ok(value) = value {
-        headers.insert(X_FORWARDED_FOR, value);
-    }
-}
-
-fn clone_head(parts: &hyper::http::request::Parts) -> hyper::http::request::Parts {
-    let (mut head, ()) = Request::new(()).into_parts();
-    head.method = parts.method.clone();
-    head.uri = parts.uri.clone();
-    head.version = parts.version;
-    head.headers = parts.headers.clone();
-    head
-}
-
 fn empty() -> ProxyBody {
     ProxyBody::Empty
 }
@@ -636,30 +479,4 @@ fn text(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn strips_hop_by_hop_and_connection_named_headers() {
-        let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-private"));
-        h.insert("x-private", HeaderValue::from_static("1"));
-        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert(header::TE, HeaderValue::from_static("trailers"));
-        h.insert("x-kept", HeaderValue::from_static("1"));
-        strip_hop_by_hop(&mut h);
-        assert_eq!(h.len(), 1);
-        assert!(h.contains_key("x-kept"));
-    }
-
-    #[test]
-    fn forwarded_for_appends() {
-        let mut h = HeaderMap::new();
-        append_forwarded_for(&mut h, &HeaderValue::from_static("10.0.0.1"));
-        append_forwarded_for(&mut h, &HeaderValue::from_static("10.0.0.2"));
-        assert_eq!(h[X_FORWARDED_FOR], "10.0.0.1, 10.0.0.2");
-    }
 }
