@@ -4,9 +4,9 @@
 use hyper::Request;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-pub(super) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-pub(super) const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-pub(super) const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// Headers that describe one hop, not the message (RFC 9110 §7.6.1), and those the
 /// `Connection` header names.
