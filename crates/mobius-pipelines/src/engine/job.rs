@@ -21,6 +21,10 @@ use crate::expr::{self, Context, JobStatus, MapContext};
 use crate::mask::{MIN_SECRET_CHARS, MaskError, Masker};
 use crate::workflow::{Combination, Job, Pairs, Step, StepAction, Workflow};
 
+mod uses;
+
+use uses::UsesStep;
+
 /// What a job task tells the scheduler while it runs.
 #[derive(Debug)]
 pub(super) enum Event {
@@ -309,125 +313,10 @@ async fn run_one(
     };
     let ctx = &with_env(ctx, &step_env);
     match &step.action {
-        StepAction::Uses { action, with, .. } => match actions::native(action) {
-            Native::Checkout => (Status::Success, Status::Success, BTreeMap::new()),
-            kind @ (Native::Upload | Native::Download | Native::Cache) => {
-                let name = actions::action_name(action);
-                let Some(inputs) = render_inputs(name, with, ctx, sink, masker) else {
-                    return fail(continue_on_error);
-                };
-                match actions::run_store_action(&kind, &inputs, store) {
-                    Ok((outputs, log)) => {
-                        for line in log {
-                            sink.say(masker, &line);
-                        }
-                        (Status::Success, Status::Success, outputs)
-                    }
-                    Err(why) => {
-                        sink.say(masker, &format!("{name} failed: {why}"));
-                        fail(continue_on_error)
-                    }
-                }
-            }
-            Native::RequireTool(tool) => {
-                let mut dirs: Vec<PathBuf> = state.added_path().to_vec();
-                dirs.extend(state.job_env().path.iter().cloned());
-                if actions::on_path(tool, &dirs) {
-                    sink.say(
-                        masker,
-                        &format!("using `{tool}` from PATH; {} installs nothing", actions::action_name(action)),
-                    );
-                    for (name, value) in actions::tool_env(tool) {
-                        sink.say(masker, &format!("exporting {name}={value}"));
-                        state.export(name, value);
-                    }
-                    (Status::Success, Status::Success, BTreeMap::new())
-                } else {
-                    sink.say(
-                        masker,
-                        &format!(
-                            "`{tool}` is not on PATH: install it first, {} cannot install it here",
-                            actions::action_name(action)
-                        ),
-                    );
-                    fail(continue_on_error)
-                }
-            }
-            Native::Deploy => {
-                let name = actions::action_name(action);
-                let asked = server_request(name, with, ctx, sink, masker, deployments, deploy::request);
-                let Some((request, deployments)) = asked else { return fail(continue_on_error) };
-                sink.say(
-                    masker,
-                    &format!(
-                        "deploying {} to {} from artifact {}",
-                        request.service, request.environment, request.artifact
-                    ),
-                );
-                let (progress, mut lines) = DeployProgress::channel();
-                let mut deployment = deployments.deploy(request, progress);
-                let result = loop {
-                    tokio::select! {
-                        Some(line) = lines.recv() => sink.say(masker, &line),
-                        result = &mut deployment => break Some(result),
-                        () = cancel.cancelled() => break None,
-                    }
-                };
-                while let Ok(line) = lines.try_recv() {
-                    sink.say(masker, &line);
-                }
-                match result {
-                    Some(Ok(outcome)) => {
-                        sink.say(masker, &outcome.summary);
-                        (Status::Success, Status::Success, outcome.outputs)
-                    }
-                    Some(Err(why)) => {
-                        sink.say(masker, &format!("{name} failed: {why}"));
-                        fail(continue_on_error)
-                    }
-                    None => {
-                        drop(deployment);
-                        sink.say(
-                            masker,
-                            "cancelled: stopped waiting for the rollout, which goes on on the server \
-                             (`mobius rollout status` follows it, `mobius rollout abort` stops it)",
-                        );
-                        (Status::Cancelled, Status::Cancelled, BTreeMap::new())
-                    }
-                }
-            }
-            Native::PolicyCheck => {
-                let name = actions::action_name(action);
-                let asked = server_request(name, with, ctx, sink, masker, deployments, deploy::policy_request);
-                let Some((request, deployments)) = asked else { return fail(continue_on_error) };
-                let (service, environment) = (request.service.clone(), request.environment.clone());
-                sink.say(
-                    masker,
-                    &format!("asking the error-budget policy about a deploy of {service} to {environment}"),
-                );
-                let answer = tokio::select! {
-                    answer = deployments.check_policy(request) => answer,
-                    () = cancel.cancelled() => return (Status::Cancelled, Status::Cancelled, BTreeMap::new()),
-                };
-                match answer {
-                    Ok(message) => {
-                        let said = if message.is_empty() { "the policy lets it through".to_owned() } else { message };
-                        sink.say(masker, &said);
-                        let outputs =
-                            BTreeMap::from([("allowed".to_owned(), "true".to_owned()), ("message".to_owned(), said)]);
-                        (Status::Success, Status::Success, outputs)
-                    }
-                    Err(why) => {
-                        sink.say(masker, &format!("{name}: {why}"));
-                        fail(continue_on_error)
-                    }
-                }
-            }
-            Native::NotImplemented(why) => {
-                sink.say(masker, &why);
-                fail(continue_on_error)
-            }
-        },
+        StepAction::Uses { action, with, .. } => {
+            let step = UsesStep { action, with, ctx, continue_on_error };
+            uses::run(&step, state, sink, masker, cancel, store, deployments).await
+        }
         StepAction::Run(script) => {
             let rendered = (|| -> Result<StepSpec, expr::ExprError> {
                 let working_directory = step
@@ -469,56 +358,6 @@ async fn run_one(
             (outcome, conclusion, result.outputs)
         }
     }
-}
-
-/// What a step of a server action (`mobius/deploy`, `mobius/policy-check`) asks, from its
-/// rendered inputs, and the server to ask; `None`, with the reason in the log, when an input
-/// does not render or make a request, or the run has no server.
-fn server_request<'d, T>(
-    name: &str,
-    with: &Pairs,
-    ctx: &MapContext,
-    sink: &mut ChannelSink,
-    masker: &Masker,
-    deployments: Option<&'d Arc<dyn Deployments>>,
-    parse: fn(&BTreeMap<String, String>) -> Result<T, String>,
-) -> Option<(T, &'d Arc<dyn Deployments>)> {
-    let inputs = render_inputs(name, with, ctx, sink, masker)?;
-    let request = match parse(&inputs) {
-        Ok(request) => request,
-        Err(why) => {
-            sink.say(masker, &format!("{name}: {why}"));
-            return None;
-        }
-    };
-    let Some(deployments) = deployments else {
-        sink.say(masker, NO_SERVER);
-        return None;
-    };
-    Some((request, deployments))
-}
-
-/// A `uses:` step's `with:` inputs, rendered; `None` (and a line in the log) when one fails.
-fn render_inputs(
-    name: &str,
-    with: &Pairs,
-    ctx: &MapContext,
-    sink: &mut ChannelSink,
-    masker: &Masker,
-) -> Option<BTreeMap<String, String>> {
-    let mut inputs = BTreeMap::new();
-    for (key, value) in with {
-        match expr::render(value, ctx) {
-            Ok(text) => {
-                inputs.insert(key.clone(), text);
-            }
-            Err(why) => {
-                sink.say(masker, &format!("{name}: cannot evaluate input `{key}`: {why}"));
-                return None;
-            }
-        }
-    }
-    Some(inputs)
 }
 
 /// A `shell:` value as the executor knows it; a custom command without `{0}` gets the script
