@@ -289,6 +289,52 @@ pub async fn delete_token(
 }
 
 #[derive(Debug, Deserialize)]
+pub struct ExplainParams {
+    service: String,
+    slo: String,
+}
+
+/// `GET /api/v1/slos/explain?service=S&slo=N`: where the SLO's budget went — by version, by
+/// day, and the incidents of its window.
+pub async fn get_slo_explanation(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<ExplainParams>,
+) -> Result<Response, ApiError> {
+    authorize_read(&state, &headers).await?;
+    let store = state.ingestor.store.clone();
+    let (service, name) = (params.service.clone(), params.slo.clone());
+    let found = tokio::task::spawn_blocking(
+        move || -> Result<Option<Option<crate::slo::Explanation>>, mobius_store::StoreError> {
+            let Some((_, slo)) = crate::slo::definitions(store.as_ref())?
+                .into_iter()
+                .find(|(s, slo)| *s == service && slo.name() == name)
+            else {
+                return Ok(None);
+            };
+            Ok(Some(crate::slo::explain(store.as_ref(), &service, &slo, Timestamp::now())?))
+        },
+    )
+    .await??;
+    match found {
+        Some(Some(explanation)) => Ok(Json(explanation).into_response()),
+        Some(None) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_explainable",
+            format!(
+                "SLO `{}` of {} reads Prometheus: its requests are not in Mobius's store",
+                params.slo, params.service
+            ),
+        )),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{} has no SLO `{}` (see `mobius slo status`)", params.service, params.slo),
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
 pub struct IncidentParams {
     /// Only the unresolved ones.
     #[serde(default)]

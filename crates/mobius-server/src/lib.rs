@@ -106,6 +106,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/runs/{id}/rerun", post(runs::http::rerun))
         .route("/api/v1/poll", post(runs::http::poll))
         .route("/api/v1/slos", get(api::get_slos))
+        .route("/api/v1/slos/explain", get(api::get_slo_explanation))
         .route("/api/v1/alerts", get(api::get_alerts))
         .route("/api/v1/incidents", get(api::get_incidents))
         .route("/api/v1/postmortems", get(api::get_postmortem).post(api::post_postmortem))

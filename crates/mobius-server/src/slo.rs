@@ -21,8 +21,10 @@ use serde::{Deserialize, Serialize};
 use crate::deploy::Stored;
 
 mod cache;
+mod explain;
 mod prometheus;
 pub use cache::SeriesCache;
+pub use explain::{Explanation, IncidentShare, Share, explain};
 use prometheus::Prometheus;
 
 /// Sloth's recording windows, for burn rates and `/metrics`.

@@ -211,6 +211,15 @@ pub enum SloCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Where an SLO's error budget went: bad requests by version, by day, and the incidents
+    /// of its window with the share of the budget each consumed
+    Explain {
+        service: String,
+        /// The SLO's name (see `mobius slo status`)
+        slo: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Whether the error-budget policy would let a deploy of SERVICE through now; exits 1 if
     /// it would refuse (for pipelines and scripts). Records nothing
     Check {

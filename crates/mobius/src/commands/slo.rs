@@ -5,9 +5,9 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use jiff::Timestamp;
-use mobius_server::slo::{self, PolicyCheck, SloStatus};
+use mobius_server::slo::{self, Explanation, PolicyCheck, Share, SloStatus};
 use mobius_slo::policy::Reason;
 use reqwest::Method;
 
@@ -21,6 +21,7 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: SloCommand) -> Re
         SloCommand::Check { service, environment, reason, remote } => {
             return check(data_dir, json, &service, &environment, reason, &remote).await;
         }
+        SloCommand::Explain { service, slo, remote } => return explain(data_dir, json, &service, &slo, &remote).await,
     };
     let mut statuses: Vec<SloStatus> = match Client::from(&remote)? {
         Some(client) => client.json(client.request(Method::GET, "/api/v1/slos")).await?,
@@ -59,6 +60,72 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: SloCommand) -> Re
     }
     for s in statuses.iter().filter(|s| s.unknown.is_some()) {
         println!("\n{} {}: {}", s.service, s.slo, s.unknown.as_deref().unwrap_or_default());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `mobius slo explain`: where the budget went.
+async fn explain(data_dir: Option<&Path>, json: bool, service: &str, name: &str, remote: &Remote) -> Result<ExitCode> {
+    let explanation: Explanation = match Client::from(remote)? {
+        Some(client) => {
+            let request =
+                client.request(Method::GET, "/api/v1/slos/explain").query(&[("service", service), ("slo", name)]);
+            client.json(request).await?
+        }
+        None => {
+            let store = super::open_store(&super::settings(data_dir, None)?)?;
+            let (service, name) = (service.to_owned(), name.to_owned());
+            tokio::task::spawn_blocking(move || -> Result<Explanation> {
+                let definitions = slo::definitions(store.as_ref())?;
+                let (_, spec) = definitions
+                    .iter()
+                    .find(|(s, slo)| *s == service && slo.name() == name)
+                    .with_context(|| format!("{service} has no SLO `{name}` (see `mobius slo status`)"))?;
+                slo::explain(store.as_ref(), &service, spec, Timestamp::now())?
+                    .with_context(|| format!("SLO `{name}` reads Prometheus: its requests are not in Mobius's store"))
+            })
+            .await??
+        }
+    };
+    if json {
+        print_json(&explanation)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let e = &explanation;
+    let total: u64 = e.versions.iter().map(|v| v.requests).sum();
+    let bad: u64 = e.versions.iter().map(|v| v.bad).sum();
+    println!(
+        "{} {} in {}, {} to {}: {bad} bad of {total} requests; the budget allows {:.1}",
+        e.service,
+        e.slo,
+        e.environment,
+        e.from.strftime("%Y-%m-%d %H:%M"),
+        e.to.strftime("%Y-%m-%d %H:%M UTC"),
+        e.allowed_bad
+    );
+    let table = |title: &str, rows: &[Share]| {
+        println!("\n{title:<24} {:>10} {:>8} {:>8}", "REQUESTS", "BAD", "BUDGET");
+        for r in rows {
+            println!("  {:<22} {:>10} {:>8} {:>7.1}%", r.name, r.requests, r.bad, r.budget_share * 100.0);
+        }
+    };
+    table("BY VERSION", &e.versions);
+    if !e.days.is_empty() {
+        table("BY DAY (with bad ones)", &e.days);
+    }
+    if !e.incidents.is_empty() {
+        println!("\nINCIDENTS");
+        for i in &e.incidents {
+            let short = i.key.rsplit('#').next().unwrap_or(&i.key);
+            let resolved = i.resolved.map_or_else(|| "open".to_owned(), |t| t.strftime("%H:%M").to_string());
+            println!(
+                "  {short:<22} {} → {resolved}  {} bad, {:.1}% of the budget  {}",
+                i.detected.strftime("%Y-%m-%d %H:%M"),
+                i.bad,
+                i.budget_share * 100.0,
+                i.title
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -516,6 +516,22 @@ fn a_burning_canary_pages_and_the_incident_names_the_failing_version() {
     assert_eq!(alerts[0]["firing"], "page", "{alerts:#}");
     assert!(alerts[0]["incident"].is_string(), "{alerts:#}");
 
+    // Where the budget went: the canary's version, today, and the incident it opened.
+    let out = against(&dir, &server, ADMIN, &["--json", "slo", "explain", "shop", "availability"]);
+    let explained: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{out:?}"));
+    let versions = explained["versions"].as_array().unwrap();
+    assert_eq!((versions[0]["name"].as_str(), versions[0]["bad"].as_u64()), (Some("v2"), Some(1000)), "{explained:#}");
+    assert!(versions[0]["budget_share"].as_f64().unwrap() > 1.0, "{explained:#}");
+    assert!(versions.iter().any(|v| v["name"] == "v1" && v["bad"] == 0), "{explained:#}");
+    assert_eq!(explained["days"].as_array().unwrap().len(), 1, "{explained:#}");
+    assert!(explained["incidents"][0]["key"].as_str().unwrap().ends_with(alerts[0]["incident"].as_str().unwrap()));
+    let text =
+        String::from_utf8_lossy(&against(&dir, &server, ADMIN, &["slo", "explain", "shop", "availability"]).stdout)
+            .into_owned();
+    assert!(text.contains("BY VERSION") && text.contains("INCIDENTS"), "{text}");
+    let out = against(&dir, &server, ADMIN, &["slo", "explain", "shop", "latency"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shop has no SLO `latency`"));
+
     // It burned far more than 20% of the budget: a post-mortem is required until recorded.
     // All of it through the server, as from an on-call laptop.
     let remote = |args: &[&str]| {
