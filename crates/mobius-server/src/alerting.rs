@@ -163,10 +163,12 @@ impl Alerter {
     /// One evaluation at `now`.
     pub async fn evaluate(&self, now: Timestamp) {
         let (store, series) = (self.store.clone(), self.series.clone());
-        let Ok(Ok(statuses)) =
-            tokio::task::spawn_blocking(move || slo::statuses_with(store.as_ref(), &series, now)).await
-        else {
-            return;
+        let statuses = match tokio::task::spawn_blocking(move || slo::statuses_with(store.as_ref(), &series, now)).await
+        {
+            Ok(Ok(statuses)) => statuses,
+            // Nothing can be alerted on without the SLIs; say so rather than go quiet.
+            Ok(Err(e)) => return tracing::error!(error = %e, "cannot evaluate the SLOs: no alerts this round"),
+            Err(e) => return tracing::error!(error = %e, "evaluating the SLOs panicked: no alerts this round"),
         };
         let definitions = {
             let store = self.store.clone();
