@@ -3,8 +3,8 @@
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
@@ -17,6 +17,7 @@ use serde_json::json;
 use crate::AppState;
 use crate::auth;
 use crate::error::ApiError;
+use crate::extract::Query;
 use crate::ingest::{IngestReport, Status};
 use crate::query::{self, Selection};
 
@@ -235,7 +236,7 @@ pub struct NewTokenRequest {
 pub async fn post_token(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Json(request): Json<NewTokenRequest>,
+    crate::extract::Json(request): crate::extract::Json<NewTokenRequest>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, TokenScope::Admin).await?;
     let scope = TokenScope::parse(&request.scope).ok_or_else(|| {
@@ -394,7 +395,7 @@ pub struct RecordPostmortem {
 pub async fn post_postmortem(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Json(request): Json<RecordPostmortem>,
+    crate::extract::Json(request): crate::extract::Json<RecordPostmortem>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, TokenScope::Ingest).await?;
     if request.location.trim().is_empty() {

@@ -14,6 +14,7 @@ pub mod api;
 pub mod auth;
 pub mod deploy;
 pub mod error;
+pub mod extract;
 pub mod incidents;
 pub mod ingest;
 pub mod metrics;

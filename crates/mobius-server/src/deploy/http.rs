@@ -2,7 +2,7 @@
 //! `read`.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use mobius_store::TokenScope;
@@ -12,6 +12,7 @@ use super::{DeployError, DeployRequest};
 use crate::AppState;
 use crate::api::{authorize, authorize_read};
 use crate::error::ApiError;
+use crate::extract::Query;
 
 impl From<DeployError> for ApiError {
     fn from(e: DeployError) -> ApiError {
@@ -29,7 +30,7 @@ impl From<DeployError> for ApiError {
 pub async fn deploy(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Json(request): Json<DeployRequest>,
+    crate::extract::Json(request): crate::extract::Json<DeployRequest>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, TokenScope::Deploy).await?;
     let stored = state.deployer.deploy(request).await?;
@@ -110,7 +111,7 @@ pub async fn inject(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path((service, environment)): Path<(String, String)>,
-    Json(request): Json<InjectRequest>,
+    crate::extract::Json(request): crate::extract::Json<InjectRequest>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, TokenScope::Deploy).await?;
     let faults = state.deployer.inject(&service, &environment, request.fault, request.counted).await?;

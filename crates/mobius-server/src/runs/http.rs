@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -20,6 +20,7 @@ use super::logs::{self, RunLogLine};
 use crate::AppState;
 use crate::api::{authorize, authorize_read};
 use crate::error::ApiError;
+use crate::extract::Query;
 
 impl From<RunError> for ApiError {
     fn from(e: RunError) -> ApiError {

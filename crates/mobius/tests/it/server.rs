@@ -215,6 +215,35 @@ fn every_binding_mode_is_accepted_and_duplicates_change_nothing() {
     assert_eq!(event_count(&dir), 4);
 }
 
+/// A malformed query string or JSON body gets the API's JSON error, naming the field.
+#[test]
+fn malformed_queries_and_bodies_get_the_api_error_shape() {
+    let dir = Dir::new();
+    let server = dir.serve(&[]);
+    let error = |response: reqwest::blocking::Response| {
+        let status = response.status();
+        let body: Value = response.json().expect("a JSON error");
+        (status, body["error"]["code"].as_str().unwrap_or_default().to_owned(), body["error"]["message"].to_string())
+    };
+    let (status, code, message) =
+        error(http().get(server.url("/api/v1/policy/shop/production?reason=bogus")).bearer_auth(ADMIN).send().unwrap());
+    assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "bad_request"));
+    assert!(message.contains("reason") && message.contains("bogus"), "{message}");
+    let (status, code, message) = error(
+        http()
+            .post(server.url("/api/v1/tokens"))
+            .bearer_auth(ADMIN)
+            .header("content-type", "application/json")
+            .body(r#"{"scope": 1}"#)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!((status.as_u16(), code.as_str()), (422, "bad_request"));
+    assert!(message.contains("scope") && message.contains("line 1 column"), "{message}");
+    let listed: Value = http().get(server.url("/api/v1/tokens")).bearer_auth(ADMIN).send().unwrap().json().unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "no token was made: {listed}");
+}
+
 #[test]
 fn bad_input_gets_a_clear_error_and_writes_nothing() {
     let dir = Dir::new();
