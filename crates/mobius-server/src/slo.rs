@@ -208,7 +208,13 @@ fn status_with(
         // Not the store's counters: a Prometheus SLI.
         if let Sli::Prometheus(source) = &slo.sli {
             let window = slo.window.value.to_string();
-            match Prometheus::new(source).and_then(|p| p.evaluate(&window, objective, now_s)) {
+            let (query, _) = source.ratio_query();
+            let key = format!(
+                "{}\n{}\n{query}\n{window}\n{}",
+                source.url.value, source.total_query.value, slo.objective.value
+            );
+            let evaluate = || Prometheus::new(source).and_then(|p| p.evaluate(&window, objective, now_s));
+            match cache.prometheus(key, now_s, evaluate) {
                 Ok(evaluated) => {
                     status.error_ratios = evaluated.error_ratios;
                     status.burn_rates = evaluated.burn_rates;

@@ -15,6 +15,8 @@ use std::sync::Mutex;
 use mobius_slo::series::{Counts, Series};
 use mobius_store::StoreError;
 
+use super::prometheus::Evaluated;
+
 /// How long after its minute ended a row may still grow.
 pub const SETTLE_S: i64 = 120;
 
@@ -47,7 +49,17 @@ struct Kept {
 #[derive(Default)]
 pub struct SeriesCache {
     kept: Mutex<HashMap<Key, Kept>>,
+    /// The last evaluation of each Prometheus source (its queries, window and objective), and
+    /// when: the alert loop, `/metrics` scrapes and API reads within [`PROMETHEUS_REUSE_S`] of
+    /// each other ask Prometheus once.
+    prometheus: Mutex<HashMap<String, Asked>>,
 }
+
+/// A Prometheus source's evaluation, and the instant it was for.
+type Asked = (i64, Result<Evaluated, String>);
+
+/// How long a Prometheus SLI's evaluation is reused.
+pub const PROMETHEUS_REUSE_S: i64 = 10;
 
 impl std::fmt::Debug for SeriesCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -89,6 +101,32 @@ impl SeriesCache {
         Ok(series)
     }
 
+    /// The evaluation of the Prometheus source `key` at `now_s`: one made within
+    /// [`PROMETHEUS_REUSE_S`] before (never after: a clock that went back asks again), or a
+    /// new one from `evaluate`.
+    pub(super) fn prometheus(
+        &self,
+        key: String,
+        now_s: i64,
+        evaluate: impl FnOnce() -> Result<Evaluated, String>,
+    ) -> Result<Evaluated, String> {
+        let reused = self
+            .prometheus
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .and_then(|(at, result)| (*at <= now_s && now_s - *at < PROMETHEUS_REUSE_S).then(|| result.clone()));
+        if let Some(result) = reused {
+            return result;
+        }
+        let result = evaluate();
+        let mut kept = self.prometheus.lock().unwrap_or_else(|e| e.into_inner());
+        // Sources that went away (or changed) leave no entry behind for long.
+        kept.retain(|_, (at, _)| (now_s - *at).abs() < 60 * PROMETHEUS_REUSE_S);
+        kept.insert(key, (now_s, result.clone()));
+        result
+    }
+
     /// Forgets every series but those of `keep` (SLOs that went away).
     pub(crate) fn retain(&self, keep: &HashSet<Key>) {
         self.kept.lock().unwrap_or_else(|e| e.into_inner()).retain(|key, _| keep.contains(key));
@@ -116,6 +154,23 @@ mod tests {
             errors,
             latency: vec![requests / 2, 0, requests - requests / 2],
         }
+    }
+
+    /// A Prometheus evaluation is reused for 10 s after it was made, not before it.
+    #[test]
+    fn a_prometheus_evaluation_is_reused_for_a_few_seconds() {
+        let cache = SeriesCache::default();
+        let calls = std::cell::Cell::new(0);
+        let evaluate = || {
+            calls.set(calls.get() + 1);
+            Err(format!("down (call {})", calls.get()))
+        };
+        let at = |now: i64| cache.prometheus("source".into(), now, evaluate).err().unwrap();
+        assert_eq!(at(1_000), "down (call 1)");
+        assert_eq!(at(1_009), "down (call 1)", "reused within 10 s");
+        assert_eq!(at(1_010), "down (call 2)");
+        assert_eq!(at(1_005), "down (call 3)", "a clock that went back asks again");
+        assert_eq!(cache.prometheus("other".into(), 1_005, || Err("x".into())).err().unwrap(), "x");
     }
 
     /// Evaluating with kept series gives exactly what reading every window whole gives, as

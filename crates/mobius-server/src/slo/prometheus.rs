@@ -23,6 +23,7 @@ pub(super) struct Prometheus<'a> {
 }
 
 /// What a Prometheus SLI gives at one instant.
+#[derive(Clone)]
 pub(super) struct Evaluated {
     pub(super) budget: Budget,
     pub(super) error_ratios: Vec<(String, f64)>,
