@@ -242,6 +242,17 @@ fn malformed_queries_and_bodies_get_the_api_error_shape() {
     assert!(message.contains("scope") && message.contains("line 1 column"), "{message}");
     let listed: Value = http().get(server.url("/api/v1/tokens")).bearer_auth(ADMIN).send().unwrap().json().unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 1, "no token was made: {listed}");
+    let post =
+        |body: Value| http().post(server.url("/api/v1/postmortems")).bearer_auth(ADMIN).json(&body).send().unwrap();
+    let (status, _, message) = error(post(json!({"incident": "inc-1", "location": " "})));
+    assert!(status == StatusCode::BAD_REQUEST && message.contains("location"), "{message}");
+    let (status, code, _) = error(post(json!({"incident": "inc-1", "location": "docs/pm.md"})));
+    assert_eq!((status, code.as_str()), (StatusCode::NOT_FOUND, "not_found"));
+    let (status, _, message) =
+        error(http().get(server.url("/api/v1/slos/explain?service=shop")).bearer_auth(ADMIN).send().unwrap());
+    assert!(status == StatusCode::BAD_REQUEST && message.contains("slo"), "{message}");
+    let events: Value = http().get(server.url("/api/v1/events")).bearer_auth(ADMIN).send().unwrap().json().unwrap();
+    assert_eq!(events.as_array().map(Vec::len), Some(0), "nothing recorded: {events}");
 }
 
 #[test]
