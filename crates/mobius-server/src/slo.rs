@@ -52,6 +52,10 @@ pub struct SloStatus {
     pub alert: Option<Severity>,
     /// When an exhausted budget is expected to recover.
     pub recovers_at: Option<Timestamp>,
+    /// How long the remaining budget lasts at the last hour's burn rate: `None` while nothing
+    /// burns it (or it cannot be read), 0 once it is spent.
+    #[serde(default)]
+    pub exhausted_in_s: Option<f64>,
     /// Error ratio of each of the last 24 hours, oldest first (for a sparkline).
     pub hourly_error_ratios: Vec<f64>,
     /// Why it is not evaluated, when it is not.
@@ -201,6 +205,7 @@ fn status_with(
         rules: Vec::new(),
         alert: None,
         recovers_at: None,
+        exhausted_in_s: None,
         hourly_error_ratios: Vec::new(),
         unknown: None,
     };
@@ -226,6 +231,7 @@ fn status_with(
                 Err(reason) => status.unknown = Some(format!("{reason}: the SLO is unknown, never healthy")),
             }
         }
+        status.exhausted_in_s = exhaustion(&status);
         return Ok(status);
     };
     // Rows in time order: (start, requests, bad). An availability SLI reads sums per minute
@@ -254,7 +260,19 @@ fn status_with(
     status.alert = alert_of(&status.rules);
     status.recovers_at = budget::recovers_at(&series, objective, now_s).and_then(|s| Timestamp::from_second(s).ok());
     status.budget = Some(budget);
+    status.exhausted_in_s = exhaustion(&status);
     Ok(status)
+}
+
+/// How long the remaining budget lasts at the last hour's burn rate (0 once it is spent;
+/// `None` while nothing burns it, or without a budget).
+fn exhaustion(status: &SloStatus) -> Option<f64> {
+    let budget = status.budget.as_ref()?;
+    if budget.exhausted() {
+        return Some(0.0);
+    }
+    let (_, burn) = status.burn_rates.iter().find(|(window, _)| window == "1h")?;
+    (*burn > 0.0).then(|| budget.time_to_exhaustion_s(*burn))
 }
 
 /// Checks, when a release is deployed, that every Prometheus SLI source among `slos` answers
@@ -498,6 +516,12 @@ mod tests {
         assert!(unknown.allowed && unknown.message.unwrap().contains("has no SLOs"));
 
         let slo = &definitions(&store).unwrap()[0].1;
+        assert_eq!(status(&store, "shop", slo, at(outage)).unwrap().exhausted_in_s, None, "nothing burns it");
+        let half = status(&store, "shop", slo, at(outage + 600)).unwrap();
+        let (left, burn) = (half.budget.as_ref().unwrap().remaining, half.burn_rates[2].1);
+        let expected = left * 30.0 * 86_400.0 / burn;
+        assert!((half.exhausted_in_s.unwrap() - expected).abs() < 1.0, "{half:?}");
+        assert_eq!(status(&store, "shop", slo, at(after)).unwrap().exhausted_in_s, Some(0.0));
         let recovers = status(&store, "shop", slo, at(after)).unwrap().recovers_at.expect("exhausted").as_second();
         assert!(recovers > outage + 30 * day && recovers <= outage + 30 * day + 3_600, "{recovers}");
         assert!(matches!(gate_at(outage + 30 * day - 3_600, "production", None), Decision::Refuse(_)), "still frozen");

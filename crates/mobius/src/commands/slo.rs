@@ -42,8 +42,19 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: SloCommand) -> Re
         println!("No SLOs. Declare them under `slos:` in a service's mobius.yaml (see `mobius init`).");
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<[String; 9]> = statuses.iter().map(row).collect();
-    let header = ["SERVICE", "SLO", "OBJECTIVE", "REQUESTS", "BUDGET LEFT", "BURN 1h", "LAST 24h", "ALERT", "POLICY"];
+    let rows: Vec<[String; 10]> = statuses.iter().map(row).collect();
+    let header = [
+        "SERVICE",
+        "SLO",
+        "OBJECTIVE",
+        "REQUESTS",
+        "BUDGET LEFT",
+        "BURN 1h",
+        "SPENT IN",
+        "LAST 24h",
+        "ALERT",
+        "POLICY",
+    ];
     let mut widths = header.map(|h| h.chars().count());
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -173,7 +184,7 @@ async fn check(
     Ok(if answer.allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn row(s: &SloStatus) -> [String; 9] {
+fn row(s: &SloStatus) -> [String; 10] {
     let days = s.window_s as f64 / 86_400.0;
     let objective = format!("{}% / {}d", s.objective, days);
     let (requests, left) = match &s.budget {
@@ -195,10 +206,21 @@ fn row(s: &SloStatus) -> [String; 9] {
         requests,
         left,
         burn,
+        s.exhausted_in_s.map_or_else(|| "—".to_owned(), duration),
         sparkline(&s.hourly_error_ratios),
         alert,
         s.policy.to_string(),
     ]
+}
+
+/// `now`, `40 min`, `9.5 h`, `12.3 d`.
+fn duration(seconds: f64) -> String {
+    match seconds {
+        s if s <= 0.0 => "now".to_owned(),
+        s if s < 3_600.0 => format!("{:.0} min", s / 60.0),
+        s if s < 2.0 * 86_400.0 => format!("{:.1} h", s / 3_600.0),
+        s => format!("{:.1} d", s / 86_400.0),
+    }
 }
 
 /// `▁▂▃▅█`: each value scaled to the largest; all-zero is a flat line.
