@@ -419,6 +419,27 @@ pub fn exposition(slos: &[SloStatus]) -> String {
             }
         }
     }
+    // The SLO's own period, as Sloth records it (`slo:sli_error:ratio_rate30d`): one metric
+    // name per distinct period, each SLO under its own.
+    let mut periods: Vec<(String, Vec<&SloStatus>)> = Vec::new();
+    for s in &evaluated {
+        let period = mobius_slo::spec::Window { seconds: u64::try_from(s.window_s).unwrap_or(0) }.to_string();
+        if WINDOWS.iter().any(|(w, _)| *w == period) {
+            continue;
+        }
+        match periods.iter_mut().find(|(p, _)| *p == period) {
+            Some((_, of)) => of.push(s),
+            None => periods.push((period, vec![s])),
+        }
+    }
+    for (period, of) in &periods {
+        let _ = writeln!(out, "# TYPE slo:sli_error:ratio_rate{period} gauge");
+        for s in of {
+            let ratio = s.budget.as_ref().map_or(0.0, |b| b.error_ratio);
+            let _ =
+                writeln!(out, "slo:sli_error:ratio_rate{period}{{{},sloth_window=\"{period}\"}} {ratio}", labels(s));
+        }
+    }
     let gauge = |out: &mut String, name: &str, value: &dyn Fn(&SloStatus) -> f64| {
         let _ = writeln!(out, "# TYPE {name} gauge");
         for s in &evaluated {

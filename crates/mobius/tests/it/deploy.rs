@@ -387,6 +387,10 @@ fn an_exhausted_error_budget_freezes_production_except_for_a_hotfix() {
     let metrics = http().get(server.url("/metrics")).send().unwrap().text().unwrap();
     assert!(metrics.contains("slo:period_error_budget_remaining:ratio{sloth_id=\"shop-availability\""), "{metrics}");
     assert!(metrics.contains("slo:sli_error:ratio_rate1h{"), "{metrics}");
+    assert!(
+        metrics.contains("slo:sli_error:ratio_rate30d{sloth_id=\"shop-availability\""),
+        "the period, as Sloth has it: {metrics}"
+    );
 
     // What pipelines ask before deploying: refused (exit 1), or through as a hotfix.
     let check = against(&dir, &server, ADMIN, &["slo", "check", "shop"]);
