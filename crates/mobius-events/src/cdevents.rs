@@ -109,6 +109,7 @@ pub fn from_value(value: Value, raw: String, origin: Origin) -> Result<NewEvent,
                 resolved: None,
                 reopened: false,
                 cause: None,
+                severity: None,
             })]
         }
         EventType::Custom => Vec::new(),
@@ -231,6 +232,8 @@ fn observe(f: &Facts<'_>, subject: &str, predicate: &str) -> Vec<Observation> {
                 resolved: resolved.then_some(f.timestamp),
                 reopened: false,
                 cause: f.content(&["artifactId"]).map(|a| CauseHint::Artifact { artifact_id: a.to_owned() }),
+                // Not in the CDEvents schema: senders (Mobius among them) put it in customData.
+                severity: f.custom("severity").map(str::to_owned),
             })
         }
         ("pipelinerun" | "taskrun", "queued" | "started" | "finished") => {

@@ -79,6 +79,9 @@ pub struct Incident {
     pub resolved: Option<Timestamp>,
     pub deployment_id: Option<DeploymentId>,
     pub attribution: Attribution,
+    /// As its source said: `sev1`…`sev4` by hand or from an issue label, `sev2` for a page.
+    #[serde(default)]
+    pub severity: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

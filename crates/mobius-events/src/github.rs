@@ -23,7 +23,9 @@ use crate::envelope::{NewEvent, Origin};
 use crate::observation::{
     Commit, DeploymentObserved, DeploymentOutcome, Merge, Observation, PipelineRunKind, PipelineRunObserved, Push,
 };
-use crate::payload::{IssueIncident, Object, body_digest, custom_type, first_line, issue_incident, json, text};
+use crate::payload::{
+    IssueIncident, Object, body_digest, custom_type, first_line, issue_incident, json, severity_label, text,
+};
 use crate::webhook::{Webhook, WebhookError};
 
 const SIGNATURE_HEADER: &str = "X-Hub-Signature-256";
@@ -324,8 +326,11 @@ fn issues(root: &Object<'_>, action: &str, repo: &Repository<'_>) -> Result<Foun
     let number = issue.id("number")?;
     let updated_at = issue.time("updated_at")?;
     let mut is_incident = false;
+    let mut severity = None;
     for label in issue.objects("labels")? {
-        is_incident |= label.opt_str("name")?.is_some_and(|n| n.eq_ignore_ascii_case("incident"));
+        let name = label.opt_str("name")?;
+        is_incident |= name.is_some_and(|n| n.eq_ignore_ascii_case("incident"));
+        severity = severity.or_else(|| name.and_then(severity_label));
     }
     let mut observations = Vec::new();
     if is_incident {
@@ -341,6 +346,7 @@ fn issues(root: &Object<'_>, action: &str, repo: &Repository<'_>) -> Result<Foun
             closed_at: if closed { closed_at } else { None },
             reopened,
             body: issue.opt_str("body")?,
+            severity,
         }));
     }
     Ok(Found {

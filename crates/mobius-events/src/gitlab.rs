@@ -23,7 +23,9 @@ use crate::envelope::{NewEvent, Origin};
 use crate::observation::{
     Commit, DeploymentObserved, DeploymentOutcome, Merge, Observation, PipelineRunKind, PipelineRunObserved, Push,
 };
-use crate::payload::{IssueIncident, Object, body_digest, custom_type, first_line, issue_incident, json, text};
+use crate::payload::{
+    IssueIncident, Object, body_digest, custom_type, first_line, issue_incident, json, severity_label, text,
+};
 use crate::webhook::{Webhook, WebhookError};
 
 const TOKEN_HEADER: &str = "X-Gitlab-Token";
@@ -339,8 +341,11 @@ fn issue(root: &Object<'_>, project: &Project<'_>) -> Result<Found, WebhookError
     };
     let mut is_incident = is_type("issue_type")? || is_type("type")?;
     let (labels, own_labels) = (root.objects("labels")?, issue.objects("labels")?);
+    let mut severity = None;
     for label in labels.iter().chain(&own_labels) {
-        is_incident |= label.opt_str("title")?.is_some_and(|t| t.eq_ignore_ascii_case("incident"));
+        let title = label.opt_str("title")?;
+        is_incident |= title.is_some_and(|t| t.eq_ignore_ascii_case("incident"));
+        severity = severity.or_else(|| title.and_then(severity_label));
     }
 
     let mut observations = Vec::new();
@@ -356,6 +361,7 @@ fn issue(root: &Object<'_>, project: &Project<'_>) -> Result<Found, WebhookError
             closed_at: if closed { closed_at } else { None },
             reopened,
             body: issue.opt_str("description")?,
+            severity,
         }));
     }
     Ok(Found {

@@ -278,6 +278,7 @@ fn apply_incident(txn: &mut dyn FactTxn, rules: &Rules, o: &IncidentObserved) ->
                 resolved: None,
                 deployment_id: None,
                 attribution: Attribution::Unattributed,
+                severity: None,
             };
             (incident, None)
         }
@@ -299,6 +300,9 @@ fn apply_incident(txn: &mut dyn FactTxn, rules: &Rules, o: &IncidentObserved) ->
     }
     if o.cause.is_some() {
         cause = o.cause.clone();
+    }
+    if o.severity.is_some() {
+        incident.severity.clone_from(&o.severity);
     }
     attribute(txn, rules, &mut incident, cause.as_ref())?;
     txn.upsert_incident(&incident, cause.as_ref())

@@ -127,6 +127,9 @@ pub struct IncidentObserved {
     /// The incident was reopened: clear any resolution.
     pub reopened: bool,
     pub cause: Option<CauseHint>,
+    /// `Some` sets the severity (a later observation may raise or lower it).
+    #[serde(default)]
+    pub severity: Option<String>,
 }
 
 /// Workflow runs and their jobs are both pipeline runs; flow metrics use either.

@@ -228,6 +228,23 @@ pub(crate) struct IssueIncident<'a> {
     pub(crate) closed_at: Option<Timestamp>,
     pub(crate) reopened: bool,
     pub(crate) body: Option<&'a str>,
+    /// From a label: see [`severity_label`].
+    pub(crate) severity: Option<String>,
+}
+
+/// A severity label's severity: `sev1`, `SEV-2`, `sev 3` → `sev1`…; `severity::high`,
+/// `severity:high`, `severity/high` (GitLab's scoped labels and common forms) → `high`.
+pub(crate) fn severity_label(label: &str) -> Option<String> {
+    let lower = label.trim().to_ascii_lowercase();
+    if let Some(rest) = lower.strip_prefix("sev") {
+        let digits = rest.trim_start_matches(['-', '_', ' ']);
+        if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) {
+            return Some(format!("sev{digits}"));
+        }
+    }
+    let rest = lower.strip_prefix("severity")?;
+    let value = rest.trim_start_matches([':', '/', ' ', '=']);
+    (!value.is_empty() && value.len() < rest.len()).then(|| value.to_owned())
 }
 
 /// One rule for both providers: detected when opened, resolved when closed, in the default
@@ -243,12 +260,31 @@ pub(crate) fn issue_incident(issue: IssueIncident<'_>) -> Observation {
         resolved: issue.closed_at,
         reopened: issue.reopened,
         cause: issue.body.and_then(root_cause).map(|sha| CauseHint::Commit { sha }),
+        severity: issue.severity,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn severity_labels() {
+        for (label, severity) in [
+            ("sev1", Some("sev1")),
+            ("SEV-2", Some("sev2")),
+            ("Sev 3", Some("sev3")),
+            ("severity::high", Some("high")),
+            ("Severity: Critical", Some("critical")),
+            ("severity/low", Some("low")),
+            ("several", None),
+            ("sev", None),
+            ("severity", None),
+            ("incident", None),
+        ] {
+            assert_eq!(severity_label(label).as_deref(), severity, "{label}");
+        }
+    }
 
     #[test]
     fn root_cause_takes_the_first_commit_like_token() {

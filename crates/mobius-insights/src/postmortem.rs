@@ -57,6 +57,9 @@ pub fn render(d: &Draft) -> String {
     let _ = writeln!(out, "| | |\n|---|---|");
     let _ = writeln!(out, "| incident | `{}` |", i.key);
     let _ = writeln!(out, "| service | `{}` in `{}` |", i.service, i.environment);
+    if let Some(severity) = &i.severity {
+        let _ = writeln!(out, "| severity | {severity} |");
+    }
     let _ = writeln!(out, "| detected | {} |", utc(i.detected));
     if let Some(at) = i.acknowledged {
         let _ = writeln!(out, "| acknowledged | {} |", utc(at));
@@ -273,6 +276,7 @@ mod tests {
                 resolved: Some(at("2026-11-26T05:11:55Z")),
                 deployment_id: Some(7),
                 attribution: Attribution::ExplicitArtifact,
+                severity: Some("sev3".into()),
             },
             changes: vec![ShippedChange {
                 repository: "acme/shop".into(),

@@ -308,6 +308,8 @@ impl Alerter {
             .ok()
             .flatten();
         let mut event = incident_event(Subject::of(status), &id, "detected", "", now);
+        // A page: the severity `mobius incident open` defaults to.
+        event["customData"] = json!({ "severity": "sev2" });
         let description = match &culprit {
             Some(c) => {
                 if let Some(artifact) = &c.artifact {

@@ -108,6 +108,7 @@ impl Facts {
                 Some(_) => Attribution::Window,
                 None => Attribution::Unattributed,
             },
+            severity: None,
         });
         self
     }

@@ -44,7 +44,7 @@ pub(super) fn deployment_row(r: &Row<'_>) -> rusqlite::Result<Deployment> {
 }
 
 pub(super) const INCIDENT_COLUMNS: &str =
-    "key, service, environment, title, detected, acknowledged, resolved, deployment_id, attribution, cause";
+    "key, service, environment, title, detected, acknowledged, resolved, deployment_id, attribution, cause, severity";
 
 pub(super) fn incident_row(r: &Row<'_>) -> rusqlite::Result<(Incident, Option<CauseHint>)> {
     let attribution = match r.get::<_, String>(8)?.as_str() {
@@ -64,6 +64,7 @@ pub(super) fn incident_row(r: &Row<'_>) -> rusqlite::Result<(Incident, Option<Ca
         resolved: r.get::<_, Option<i64>>(6)?.map(from_micros),
         deployment_id: r.get(7)?,
         attribution,
+        severity: r.get(10)?,
     };
     Ok((incident, cause.and_then(|c| serde_json::from_str(&c).ok())))
 }
@@ -296,10 +297,11 @@ impl FactTxn for SqliteFacts<'_, '_> {
         self.tx
             .prepare_cached(
                 "INSERT INTO incidents (key, service, environment, title, detected, acknowledged, resolved,
-                 deployment_id, attribution, cause) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 deployment_id, attribution, cause, severity) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                  ON CONFLICT (key) DO UPDATE SET title = excluded.title, detected = excluded.detected,
                  acknowledged = excluded.acknowledged, resolved = excluded.resolved,
-                 deployment_id = excluded.deployment_id, attribution = excluded.attribution, cause = excluded.cause",
+                 deployment_id = excluded.deployment_id, attribution = excluded.attribution, cause = excluded.cause,
+                 severity = excluded.severity",
             )?
             .execute(params![
                 i.key,
@@ -312,6 +314,7 @@ impl FactTxn for SqliteFacts<'_, '_> {
                 i.deployment_id,
                 as_str(&i.attribution),
                 cause,
+                i.severity,
             ])?;
         Ok(())
     }

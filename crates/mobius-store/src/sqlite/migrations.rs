@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_rollouts.sql"),
     include_str!("migrations/0004_sli.sql"),
     include_str!("migrations/0005_state.sql"),
+    include_str!("migrations/0006_incident_severity.sql"),
 ];
 
 /// Brings the schema up to date; refuses a database written by a newer build.

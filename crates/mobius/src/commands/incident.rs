@@ -56,8 +56,9 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: IncidentCommand) 
                     };
                     let short = i.key.rsplit('#').next().unwrap_or(&i.key);
                     let needs = if listed.postmortem_required { "  [post-mortem required]" } else { "" };
+                    let severity = i.severity.as_deref().unwrap_or("—");
                     println!(
-                        "{short:<28} {state:<12} {} {}  {}  {}{needs}",
+                        "{short:<28} {state:<12} {severity:<5} {} {}  {}  {}{needs}",
                         i.service,
                         i.environment,
                         i.detected.strftime("%Y-%m-%d %H:%M UTC"),

@@ -189,6 +189,8 @@ fn an_incident_by_hand_is_opened_acknowledged_and_resolved() {
     let out = dir.ok(&["incident", "open", "shop", "--title", "checkout is slow", "--severity", "sev1"]);
     assert!(out.starts_with("Opened incident inc-"), "{out}");
     let listed = dir.json(&["incident", "list", "--open"]);
+    assert_eq!(listed[0]["severity"], "sev1", "{listed}");
+    assert!(dir.ok(&["incident", "list"]).contains(" sev1 "));
     let key = listed[0]["key"].as_str().unwrap().to_owned();
     let id = key.rsplit('#').next().unwrap().to_owned();
     assert!(dir.ok(&["incident", "ack", &id]).contains("acknowledged"));
@@ -197,6 +199,7 @@ fn an_incident_by_hand_is_opened_acknowledged_and_resolved() {
     assert_eq!(dir.json(&["incident", "list", "--open"]), serde_json::json!([]));
     let shown = dir.ok(&["incident", "show", &id]);
     assert!(shown.contains("# Post-mortem: checkout is slow") && shown.contains("| acknowledged |"), "{shown}");
+    assert!(shown.contains("| severity | sev1 |"), "{shown}");
     let dora = dir.json(&["dora", "--service", "shop"]);
     assert_eq!(dora["recovery_time"]["incidents"], 1, "{dora}");
     let unknown = dir.run(&["incident", "ack", "inc-404"]);

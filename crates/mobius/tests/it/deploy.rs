@@ -515,6 +515,7 @@ fn a_burning_canary_pages_and_the_incident_names_the_failing_version() {
     let raw: Value = serde_json::from_str(incident["raw"].as_str().unwrap()).unwrap();
     let content = &raw["subject"]["content"];
     assert!(content["description"].as_str().unwrap().contains("version v2 has the highest error ratio"), "{content:#}");
+    assert_eq!(raw["customData"]["severity"], "sev2", "a page is a sev2: {raw:#}");
     assert_eq!(content["artifactId"], v2_artifact, "attributed to the failing version's artifact: {content:#}");
     let alerts: Value = http().get(server.url("/api/v1/alerts")).bearer_auth(ADMIN).send().unwrap().json().unwrap();
     assert_eq!(alerts[0]["firing"], "page", "{alerts:#}");

@@ -336,7 +336,10 @@ fn a_merged_pull_request_is_a_merge() {
 fn an_issue_labelled_incident_is_an_incident() {
     let incident = |file: &str, body: &str| {
         edited(file, |v| {
-            v["issue"]["labels"] = json!([{"id": 1, "name": "Incident", "color": "b60205", "default": false}]);
+            v["issue"]["labels"] = json!([
+                {"id": 1, "name": "Incident", "color": "b60205", "default": false},
+                {"id": 2, "name": "SEV-1", "color": "b60205", "default": false}
+            ]);
             v["issue"]["body"] = json!(body);
         })
     };
@@ -350,6 +353,7 @@ fn an_issue_labelled_incident_is_an_incident() {
         resolved: None,
         reopened: false,
         cause: Some(CauseHint::Commit { sha: "abc1234".to_owned() }),
+        severity: Some("sev1".to_owned()),
     };
     let body = incident("issues/opened.payload.json", "Checkout is down.\n\nroot cause: abc1234\n");
     check("issues", &body, &[Observation::Incident(expected.clone())]);
@@ -368,6 +372,7 @@ fn an_issue_labelled_incident_is_an_incident() {
         detected: Some(ts("2021-07-05T18:05:24Z")),
         resolved: Some(ts("2021-07-05T18:07:10Z")),
         cause: None,
+        severity: None,
         ..expected
     };
     check("issues", &body, &[Observation::Incident(closed)]);

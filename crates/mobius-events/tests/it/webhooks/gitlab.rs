@@ -82,6 +82,7 @@ fn incident() -> IncidentObserved {
         resolved: Some(ts("2024-03-05T12:30:15Z")),
         reopened: false,
         cause: Some(CauseHint::Commit { sha: "095e8e8".to_owned() }),
+        severity: None,
     }
 }
 
