@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use mobius_slo::alerts::{Notification, RuleState, Severity, SloAlerts};
-use mobius_slo::spec::SloSpec;
+use mobius_slo::alerts::{Notification, RuleState, Severity, SloAlerts, State};
+use mobius_slo::spec::{Alerting, SloSpec};
 use mobius_store::{RolloutQuery, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -37,6 +37,9 @@ pub struct AlertView {
     pub slo: String,
     /// `page`, `ticket`, or `None` when nothing fires.
     pub firing: Option<Severity>,
+    /// `page` or `ticket` whose rules fire but whose `alerting.for` has not passed yet.
+    #[serde(default)]
+    pub pending: Option<Severity>,
     /// Since when the current state holds.
     pub since: Option<Timestamp>,
     /// The rules at the last evaluation.
@@ -48,11 +51,27 @@ pub struct AlertView {
 /// How long the SLO's resolved page must stay resolved before its incident is resolved:
 /// `alerting.quiet_period`, 5 minutes by default.
 fn quiet_period_s(definitions: &[(String, SloSpec)], status: &SloStatus) -> i64 {
-    let spec = definitions.iter().find(|(service, s)| *service == status.service && s.name() == status.slo);
-    let quiet = spec
-        .and_then(|(_, s)| s.alerting.as_ref())
-        .map_or(mobius_slo::spec::DEFAULT_QUIET_PERIOD, |a| a.quiet_period());
+    let quiet = alerting_of(definitions, status).map_or(mobius_slo::spec::DEFAULT_QUIET_PERIOD, Alerting::quiet_period);
     i64::try_from(quiet.seconds).unwrap_or(i64::MAX)
+}
+
+/// The SLO's `alerting:` block, if it has one.
+fn alerting_of<'a>(definitions: &'a [(String, SloSpec)], status: &SloStatus) -> Option<&'a Alerting> {
+    let spec = definitions.iter().find(|(service, s)| *service == status.service && s.name() == status.slo);
+    spec.and_then(|(_, s)| s.alerting.as_ref())
+}
+
+/// The SLO's `alerting.for`, in seconds (0 by default).
+fn pending_for_s(definitions: &[(String, SloSpec)], status: &SloStatus) -> i64 {
+    alerting_of(definitions, status).map_or(0, |a| i64::try_from(a.pending_for().seconds).unwrap_or(i64::MAX))
+}
+
+/// The most urgent of the alerts in `state`.
+fn in_state(alerts: &SloAlerts, state: State) -> Option<Severity> {
+    [(Severity::Page, alerts.page.state), (Severity::Ticket, alerts.ticket.state)]
+        .into_iter()
+        .find(|(_, s)| *s == state)
+        .map(|(severity, _)| severity)
 }
 
 /// The store's key for the alert states.
@@ -191,10 +210,14 @@ impl Alerter {
                 let tracked = state.entry(key.clone()).or_default();
                 tracked.unknown = None;
                 tracked.environment.clone_from(&status.environment);
+                let pending_for = pending_for_s(&definitions, status);
+                tracked.alerts.page.pending_for_s = pending_for;
+                tracked.alerts.ticket.pending_for_s = pending_for;
                 let notifications = tracked.alerts.step(&status.rules, now_s);
-                let firing = status.alert;
+                let firing = in_state(&tracked.alerts, State::Firing);
+                let pending = in_state(&tracked.alerts, State::Pending);
                 let since = match &tracked.view {
-                    Some(v) if v.firing == firing => v.since,
+                    Some(v) if v.firing == firing && v.pending == pending => v.since,
                     _ => Some(now),
                 };
                 // A resolved page starts the quiet period; a page firing again cancels it.
@@ -216,6 +239,7 @@ impl Alerter {
                     service: status.service.clone(),
                     slo: status.slo.clone(),
                     firing,
+                    pending,
                     since,
                     rules: status.rules.clone(),
                     incident: tracked.incident.as_ref().map(|(id, _)| id.clone()),
@@ -284,6 +308,7 @@ impl Alerter {
                 service: status.service.clone(),
                 slo: status.slo.clone(),
                 firing: sent.then_some(Severity::Ticket),
+                pending: None,
                 since: Timestamp::from_second(*since).ok(),
                 rules: Vec::new(),
                 incident: None,

@@ -143,6 +143,12 @@ pub struct Alerting {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub quiet_period: Option<Spanned<Window>>,
+    /// How long the rules must keep firing before an alert fires — Prometheus's `for`; until
+    /// then the alert is pending (default 0s: the short window already is the "still burning"
+    /// check, and the workbook advises against durations; at most 1h).
+    #[serde(default, rename = "for")]
+    #[schemars(with = "Option<String>")]
+    pub pending_for: Option<Spanned<Window>>,
 }
 
 /// A page's incident resolves once the page has stayed resolved this long, by default.
@@ -151,10 +157,18 @@ pub const DEFAULT_QUIET_PERIOD: Window = Window { seconds: 300 };
 /// The longest quiet period.
 pub const MAX_QUIET_PERIOD: Window = Window { seconds: 86_400 };
 
+/// The longest `for`.
+pub const MAX_PENDING_FOR: Window = Window { seconds: 3_600 };
+
 impl Alerting {
     /// The quiet period, or [`DEFAULT_QUIET_PERIOD`].
     pub fn quiet_period(&self) -> Window {
         self.quiet_period.as_ref().map_or(DEFAULT_QUIET_PERIOD, |q| q.value)
+    }
+
+    /// The `for`, or 0.
+    pub fn pending_for(&self) -> Window {
+        self.pending_for.as_ref().map_or(Window { seconds: 0 }, |f| f.value)
     }
 }
 
@@ -373,6 +387,14 @@ impl SloSpec {
                 return Err(invalid(
                     quiet.referenced,
                     format!("`alerting.quiet_period`: {} is longer than {}", quiet.value, MAX_QUIET_PERIOD),
+                ));
+            }
+            if let Some(pending) = &alerting.pending_for
+                && pending.value > MAX_PENDING_FOR
+            {
+                return Err(invalid(
+                    pending.referenced,
+                    format!("`alerting.for`: {} is longer than {}", pending.value, MAX_PENDING_FOR),
                 ));
             }
         }

@@ -138,3 +138,29 @@ async fn a_removed_slo_resolves_its_incident_and_leaves_the_alert_list() {
     assert_eq!(resolved.len(), 1);
     assert!(resolved[0].raw.contains("the SLO is no longer defined"), "{}", resolved[0].raw);
 }
+
+/// With `alerting.for`, a page is pending until its rules have kept firing that long: no
+/// notification, no incident before.
+#[tokio::test]
+async fn a_page_is_pending_for_its_for_then_fires() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let yaml = "service: shop\nrun:\n  command: x\nenvironments:\n  - name: production\n    listen: 127.0.0.1:9\nslos:\n  - name: availability\n    objective: 99.9\n    sli: {availability: {}}\n    alerting: {for: 2m}\n";
+    let now = Timestamp::now();
+    crate::testing::deployed(store.as_ref(), yaml, now);
+    outage(store.as_ref(), now);
+    let count =
+        |ty: &str| store.events(&EventQuery { ty: Some(ty.into()), limit: 10, ..EventQuery::default() }).unwrap().len();
+    let (firing, detected) = ("dev.cdeventsx.mobius-alert.firing.0.1.0", "dev.cdevents.incident.detected.0.3.0");
+    let alerter = Alerter::new(store.clone(), Ingestor::new(store.clone(), Rules::default()));
+    for seconds in [0, 60] {
+        alerter.evaluate(now + jiff::SignedDuration::from_secs(seconds)).await;
+        let view = &alerter.views()[0];
+        assert_eq!((view.pending, view.firing), (Some(Severity::Page), None), "at +{seconds} s");
+        assert_eq!((count(firing), count(detected)), (0, 0), "nothing announced while pending");
+    }
+    alerter.evaluate(now + jiff::SignedDuration::from_secs(120)).await;
+    let view = &alerter.views()[0];
+    assert_eq!((view.pending, view.firing), (None, Some(Severity::Page)));
+    assert_eq!((count(firing), count(detected)), (1, 1));
+}

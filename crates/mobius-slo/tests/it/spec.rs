@@ -97,6 +97,7 @@ fn bad_slos_are_refused_with_file_line_and_column() {
         "slos.yaml:4:28: `alerting.quiet_period`: 2d is longer than 1d",
     );
     check(format!("{ONE}  alerting: {{quiet_period: soon}}\n"), "slos.yaml:4:28: `soon` is not a window like 30d");
+    check(format!("{ONE}  alerting: {{for: 2h}}\n"), "slos.yaml:4:19: `alerting.for`: 2h is longer than 1h");
     let prometheus = |queries: &str| {
         ONE.replace("{availability: {}}", &format!("\n    prometheus:\n      url: http://127.0.0.1:9090\n{queries}"))
     };

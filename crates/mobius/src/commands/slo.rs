@@ -244,7 +244,11 @@ pub async fn alerts(data_dir: Option<&Path>, json: bool, args: crate::cli::Alert
         println!("No SLO evaluated yet (the server evaluates them every 30 s, MOBIUS_ALERT_EVERY).");
     } else {
         for v in &views {
-            let state = v.firing.map_or_else(|| "ok".to_owned(), |s| format!("{s:?}").to_uppercase());
+            let state = match (v.firing, v.pending) {
+                (Some(firing), _) => format!("{firing:?}").to_uppercase(),
+                (None, Some(pending)) => format!("pending {}", format!("{pending:?}").to_lowercase()),
+                (None, None) => "ok".to_owned(),
+            };
             let since = v.since.map(|t| t.strftime(" since %Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default();
             let incident = v.incident.as_ref().map(|i| format!("  incident {i}")).unwrap_or_default();
             println!("{:<6} {} {}{since}{incident}", state, v.service, v.slo);
