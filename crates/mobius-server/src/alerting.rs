@@ -543,6 +543,7 @@ fn artifact_of(store: &dyn Store, service: &str, environment: &str, version: &st
             service: Some(service.to_owned()),
             environment: Some(environment.to_owned()),
             active_only: false,
+            latest_per_service: false,
             limit: 50,
         })
         .ok()?;

@@ -313,6 +313,7 @@ impl Deployer {
             service: service.map(str::to_owned),
             environment: environment.map(str::to_owned),
             active_only: false,
+            latest_per_service: false,
             limit,
         })?;
         Ok(rows.iter().filter_map(decode).collect())
@@ -461,6 +462,7 @@ impl Deployer {
             service: Some(service.to_owned()),
             environment: Some(environment.to_owned()),
             active_only: false,
+            latest_per_service: false,
             limit: 1,
         })?;
         Ok(rows.first().and_then(decode))

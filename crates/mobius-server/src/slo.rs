@@ -64,7 +64,8 @@ pub struct SloStatus {
 
 /// The SLOs every deployed service declares, each with the spec it came from.
 pub fn definitions(store: &dyn Store) -> Result<Vec<(String, SloSpec)>, StoreError> {
-    let rows = store.rollouts(&RolloutQuery { limit: 10_000, ..RolloutQuery::default() })?;
+    let query = RolloutQuery { latest_per_service: true, limit: 100_000, ..RolloutQuery::default() };
+    let rows = store.rollouts(&query)?;
     let mut seen = std::collections::BTreeSet::new();
     let mut out = Vec::new();
     // Newest first: the latest definition of a service wins.

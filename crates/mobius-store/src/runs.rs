@@ -166,6 +166,8 @@ pub struct RolloutQuery {
     pub service: Option<String>,
     pub environment: Option<String>,
     pub active_only: bool,
+    /// Only each service's newest rollout (in any environment): what defines it now.
+    pub latest_per_service: bool,
     pub limit: u32,
 }
 

@@ -250,9 +250,10 @@ pub(super) fn rollouts(conn: &Connection, q: &RolloutQuery) -> Result<Vec<Rollou
     let mut stmt = conn.prepare_cached(
         "SELECT id, service, environment, phase, active, body, created, updated FROM rollouts
          WHERE (?1 IS NULL OR service = ?1) AND (?2 IS NULL OR environment = ?2) AND (?3 = 0 OR active = 1)
+           AND (?5 = 0 OR id IN (SELECT MAX(id) FROM rollouts GROUP BY service))
          ORDER BY id DESC LIMIT ?4",
     )?;
-    let rows = stmt.query_map(params![q.service, q.environment, q.active_only, limit], |r| {
+    let rows = stmt.query_map(params![q.service, q.environment, q.active_only, limit, q.latest_per_service], |r| {
         Ok(RolloutRow {
             id: r.get(0)?,
             service: r.get(1)?,
@@ -372,6 +373,12 @@ mod tests {
         assert_eq!(store.rollouts(&query).unwrap().len(), 1);
         let active = crate::RolloutQuery { active_only: true, ..Default::default() };
         assert!(store.rollouts(&active).unwrap().is_empty());
+        let mut cart = row(0, "production", false);
+        cart.service = "cart".into();
+        let cart = store.save_rollout(&cart).unwrap();
+        let latest = crate::RolloutQuery { latest_per_service: true, ..Default::default() };
+        let ids: Vec<i64> = store.rollouts(&latest).unwrap().iter().map(|r| r.id).collect();
+        assert_eq!(ids, [cart, second], "each service's newest rollout, in any environment");
     }
 
     #[test]
