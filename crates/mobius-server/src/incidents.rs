@@ -5,6 +5,7 @@
 use jiff::{SignedDuration, Timestamp};
 use mobius_events::facts::Incident;
 use mobius_insights::postmortem::{self, Draft, Impact, Moment};
+use mobius_slo::spec::SloSpec;
 use mobius_store::{EventQuery, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -32,18 +33,13 @@ pub fn matches(key: &str, wanted: &str) -> bool {
 /// Every incident, newest first; only the unresolved ones with `open_only`.
 pub fn list(store: &dyn Store, open_only: bool) -> Result<Vec<Listed>, StoreError> {
     let recorded = recorded(store)?;
-    let until = Timestamp::now() + SignedDuration::from_hours(1);
-    let mut incidents: Vec<Incident> = Vec::new();
-    for scope in store.scopes()? {
-        incidents.extend(store.facts(&scope, Timestamp::UNIX_EPOCH, until)?.incidents);
-    }
-    incidents.sort_by_key(|i| std::cmp::Reverse(i.detected));
-    incidents.dedup_by(|a, b| a.key == b.key);
+    let definitions = crate::slo::definitions(store)?;
+    let mut incidents = store.incidents()?;
     incidents.retain(|i| !open_only || i.resolved.is_none());
     incidents
         .into_iter()
         .map(|incident| {
-            let postmortem_required = needs_postmortem(store, &incident, &recorded)?;
+            let postmortem_required = needs_postmortem(store, &definitions, &incident, &recorded)?;
             Ok(Listed { incident, postmortem_required })
         })
         .collect()
@@ -51,7 +47,7 @@ pub fn list(store: &dyn Store, open_only: bool) -> Result<Vec<Listed>, StoreErro
 
 /// The incident whose key is or ends with `#wanted`.
 pub fn find(store: &dyn Store, wanted: &str) -> Result<Option<Incident>, StoreError> {
-    Ok(list(store, false)?.into_iter().map(|l| l.incident).find(|i| matches(&i.key, wanted)))
+    Ok(store.incidents()?.into_iter().find(|i| matches(&i.key, wanted)))
 }
 
 /// The keys of the incidents whose post-mortem was recorded.
@@ -73,6 +69,7 @@ fn recorded(store: &dyn Store) -> Result<std::collections::HashSet<String>, Stor
 /// [`postmortem::REQUIRED_ABOVE`] of its service's availability budget.
 fn needs_postmortem(
     store: &dyn Store,
+    definitions: &[(String, SloSpec)],
     incident: &Incident,
     recorded: &std::collections::HashSet<String>,
 ) -> Result<bool, StoreError> {
@@ -80,7 +77,7 @@ fn needs_postmortem(
         return Ok(false);
     }
     let end = incident.resolved.unwrap_or_else(Timestamp::now);
-    let consumed = budget_consumed(store, incident, end, Timestamp::now())?;
+    let consumed = budget_consumed(store, definitions, incident, end, Timestamp::now())?;
     Ok(consumed.is_some_and(|(_, share)| share > postmortem::REQUIRED_ABOVE))
 }
 
@@ -118,7 +115,7 @@ pub fn draft(store: &dyn Store, wanted: &str) -> Result<Option<String>, StoreErr
     let end = incident.resolved.unwrap_or(now);
     let impact = Impact {
         failed_requests: failed_requests(store, &incident, end)?,
-        budget_consumed: budget_consumed(store, &incident, end, now)?,
+        budget_consumed: budget_consumed(store, &crate::slo::definitions(store)?, &incident, end, now)?,
     };
     let (timeline, detected_by) = timeline(store, &incident, end)?;
     Ok(Some(postmortem::render(&Draft { incident, deployment, changes, impact, detected_by, timeline })))
@@ -138,11 +135,12 @@ fn failed_requests(store: &dyn Store, incident: &Incident, end: Timestamp) -> Re
 /// request in the SLO's window).
 fn budget_consumed(
     store: &dyn Store,
+    definitions: &[(String, SloSpec)],
     incident: &Incident,
     end: Timestamp,
     now: Timestamp,
 ) -> Result<Option<(String, f64)>, StoreError> {
-    let slo = crate::slo::definitions(store)?.into_iter().find(|(service, slo)| {
+    let slo = definitions.iter().find(|(service, slo)| {
         *service == incident.service
             && slo.environment_name() == incident.environment
             && matches!(slo.sli, mobius_slo::spec::Sli::Availability {})

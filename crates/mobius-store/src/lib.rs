@@ -13,7 +13,7 @@ pub mod runs;
 pub mod sqlite;
 
 use jiff::Timestamp;
-use mobius_events::facts::FactSet;
+use mobius_events::facts::{FactSet, Incident};
 use mobius_events::materialise::{Ancestry, Rules};
 use mobius_events::{AppendStatus, NewEvent, Origin, StoredEvent};
 use serde::{Deserialize, Serialize};
@@ -145,6 +145,8 @@ pub trait Store: Send + Sync {
     fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
     fn token_by_secret_hash(&self, secret_sha256: &str) -> Result<Option<TokenRecord>, StoreError>;
     fn token_count(&self) -> Result<u64, StoreError>;
+    /// Every incident of every service and environment, newest first (by detection).
+    fn incidents(&self) -> Result<Vec<Incident>, StoreError>;
     /// Every token, oldest first.
     fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
     /// Deletes a token, so its secret no longer authenticates; `false` if there was none.

@@ -102,8 +102,7 @@ pub fn explain(
         .collect();
     let from = Timestamp::from_second(from_s).unwrap_or(Timestamp::UNIX_EPOCH);
     let mut incidents = Vec::new();
-    for listed in crate::incidents::list(store, false)? {
-        let i = listed.incident;
+    for i in store.incidents()? {
         if i.service != service || i.environment != environment || i.detected < from {
             continue;
         }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use jiff::Timestamp;
-use mobius_events::facts::FactSet;
+use mobius_events::facts::{FactSet, Incident};
 use mobius_events::materialise;
 use mobius_events::time::to_micros;
 use mobius_events::{AppendStatus, NewEvent, StoredEvent};
@@ -192,6 +192,10 @@ impl Store for SqliteStore {
 
     fn token_by_secret_hash(&self, secret_sha256: &str) -> Result<Option<TokenRecord>, StoreError> {
         self.with_reader(|conn| read::token(conn, secret_sha256))
+    }
+
+    fn incidents(&self) -> Result<Vec<Incident>, StoreError> {
+        self.with_reader(read::incidents)
     }
 
     fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {

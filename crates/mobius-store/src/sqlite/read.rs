@@ -1,7 +1,7 @@
 //! Queries: the raw log, and the facts one measurement needs, each in a single indexed pass.
 
 use jiff::Timestamp;
-use mobius_events::facts::{FactSet, PipelineRun, PipelineRunKind, ShippedChange};
+use mobius_events::facts::{FactSet, Incident, PipelineRun, PipelineRunKind, ShippedChange};
 use mobius_events::time::{from_micros, to_micros};
 use mobius_events::{Origin, StoredEvent};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -113,6 +113,14 @@ pub(super) fn facts(conn: &Connection, scope: &Scope, from: Timestamp, to: Times
         .collect::<Result<Vec<_>, _>>()?;
 
     Ok(FactSet { deployments, changes, incidents, pipeline_runs })
+}
+
+/// Every incident, newest first.
+pub(super) fn incidents(conn: &Connection) -> Result<Vec<Incident>, StoreError> {
+    let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents ORDER BY detected DESC, key");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([], incident_row)?;
+    Ok(rows.map(|row| row.map(|(incident, _cause)| incident)).collect::<Result<_, _>>()?)
 }
 
 /// Every token, oldest first (with their secrets' hashes, which never leave the server).
