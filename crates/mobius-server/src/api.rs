@@ -219,7 +219,8 @@ pub async fn get_events(
         .as_deref()
         .map(|o| Origin::parse(o).ok_or_else(|| ApiError::bad_request(format!("`origin`: unknown origin `{o}`"))))
         .transpose()?;
-    let q = EventQuery { after_seq: params.after, ty: params.ty, origin, limit: params.limit.unwrap_or(100).min(1000) };
+    let limit = params.limit.unwrap_or(100).min(1000);
+    let q = EventQuery { after_seq: params.after, ty: params.ty, origin, happened: None, limit };
     let store = state.ingestor.store.clone();
     let events = tokio::task::spawn_blocking(move || store.events(&q)).await??;
     Ok(Json(events).into_response())

@@ -6,7 +6,7 @@ use jiff::{SignedDuration, Timestamp};
 use mobius_events::facts::Incident;
 use mobius_insights::postmortem::{self, Draft, Impact, Moment};
 use mobius_slo::spec::SloSpec;
-use mobius_store::{EventQuery, Store, StoreError};
+use mobius_store::{EventQuery, Scope, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -32,17 +32,17 @@ pub fn matches(key: &str, wanted: &str) -> bool {
 
 /// Every incident, newest first; only the unresolved ones with `open_only`.
 pub fn list(store: &dyn Store, open_only: bool) -> Result<Vec<Listed>, StoreError> {
-    let recorded = recorded(store)?;
+    // Read only if some incident burned enough to need a post-mortem: it scans the log.
+    let mut recorded = None;
     let definitions = crate::slo::definitions(store)?;
     let mut incidents = store.incidents()?;
     incidents.retain(|i| !open_only || i.resolved.is_none());
-    incidents
-        .into_iter()
-        .map(|incident| {
-            let postmortem_required = needs_postmortem(store, &definitions, &incident, &recorded)?;
-            Ok(Listed { incident, postmortem_required })
-        })
-        .collect()
+    let mut listed = Vec::with_capacity(incidents.len());
+    for incident in incidents {
+        let postmortem_required = needs_postmortem(store, &definitions, &incident, &mut recorded)?;
+        listed.push(Listed { incident, postmortem_required });
+    }
+    Ok(listed)
 }
 
 /// The incident whose key is or ends with `#wanted`.
@@ -71,14 +71,17 @@ fn needs_postmortem(
     store: &dyn Store,
     definitions: &[(String, SloSpec)],
     incident: &Incident,
-    recorded: &std::collections::HashSet<String>,
+    recorded: &mut Option<std::collections::HashSet<String>>,
 ) -> Result<bool, StoreError> {
-    if recorded.contains(&incident.key) {
-        return Ok(false);
-    }
     let end = incident.resolved.unwrap_or_else(Timestamp::now);
     let consumed = budget_consumed(store, definitions, incident, end, Timestamp::now())?;
-    Ok(consumed.is_some_and(|(_, share)| share > postmortem::REQUIRED_ABOVE))
+    if !consumed.is_some_and(|(_, share)| share > postmortem::REQUIRED_ABOVE) {
+        return Ok(false);
+    }
+    if recorded.is_none() {
+        *recorded = Some(self::recorded(store)?);
+    }
+    Ok(!recorded.as_ref().is_some_and(|keys| keys.contains(&incident.key)))
 }
 
 /// The event recording that `incident`'s post-mortem was written, at `location`.
@@ -98,15 +101,10 @@ pub fn recorded_event(incident: &str, location: &str, source: &str, now: Timesta
 /// The Markdown draft for the incident whose key is or ends with `#wanted`.
 pub fn draft(store: &dyn Store, wanted: &str) -> Result<Option<String>, StoreError> {
     let now = Timestamp::now();
-    let mut found = None;
-    for scope in store.scopes()? {
-        let facts = store.facts(&scope, Timestamp::UNIX_EPOCH, now + SignedDuration::from_hours(1))?;
-        if let Some(incident) = facts.incidents.iter().find(|i| matches(&i.key, wanted)) {
-            found = Some((incident.clone(), facts));
-            break;
-        }
-    }
-    let Some((incident, facts)) = found else { return Ok(None) };
+    let Some(incident) = find(store, wanted)? else { return Ok(None) };
+    // Its service's facts, for the deployment it is attributed to and what that shipped.
+    let scope = Scope { service: incident.service.clone(), environment: incident.environment.clone() };
+    let facts = store.facts(&scope, Timestamp::UNIX_EPOCH, now + SignedDuration::from_hours(1))?;
     let deployment = incident.deployment_id.and_then(|id| facts.deployments.iter().find(|d| d.id == id).cloned());
     let changes = match &deployment {
         Some(d) => facts.changes.iter().filter(|c| c.deployment_id == d.id).cloned().collect(),
@@ -166,7 +164,10 @@ fn timeline(
     let mut detected_by = None;
     let mut after = None;
     loop {
-        let page = store.events(&EventQuery { after_seq: after, ty: None, origin: None, limit: 1000 })?;
+        // `to` itself counts: the bound is exclusive.
+        let happened = Some((from, to + SignedDuration::from_micros(1)));
+        let query = EventQuery { after_seq: after, happened, limit: 1000, ..EventQuery::default() };
+        let page = store.events(&query)?;
         let Some(last) = page.last() else { break };
         after = Some(last.seq);
         for event in &page {

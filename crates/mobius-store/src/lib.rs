@@ -52,6 +52,8 @@ pub struct EventQuery {
     pub after_seq: Option<i64>,
     pub ty: Option<String>,
     pub origin: Option<Origin>,
+    /// Only events that happened in `[from, to)` (their `timestamp`).
+    pub happened: Option<(Timestamp, Timestamp)>,
     pub limit: u32,
 }
 

@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_sli.sql"),
     include_str!("migrations/0005_state.sql"),
     include_str!("migrations/0006_incident_severity.sql"),
+    include_str!("migrations/0007_events_ts.sql"),
 ];
 
 /// Brings the schema up to date; refuses a database written by a newer build.

@@ -10,13 +10,22 @@ use super::facts::{DEPLOYMENT_COLUMNS, INCIDENT_COLUMNS, deployment_row, inciden
 use crate::{EventQuery, Scope, StoreError, TokenRecord, TokenScope};
 
 pub(super) fn events(conn: &Connection, q: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
-    let mut stmt = conn.prepare_cached(
+    // A time-bounded read goes through the `ts` index (then sorts the few rows by `seq`);
+    // any other pages through the log in `seq` order.
+    let mut stmt = conn.prepare_cached(if q.happened.is_some() {
+        "SELECT seq, id, source, type, subject, ts, received, origin, raw FROM events INDEXED BY events_ts
+         WHERE ts >= ?5 AND ts < ?6 AND seq > ?1 AND (?2 IS NULL OR type = ?2) AND (?3 IS NULL OR origin = ?3)
+         ORDER BY seq LIMIT ?4"
+    } else {
         "SELECT seq, id, source, type, subject, ts, received, origin, raw FROM events
          WHERE seq > ?1 AND (?2 IS NULL OR type = ?2) AND (?3 IS NULL OR origin = ?3)
-         ORDER BY seq LIMIT ?4",
-    )?;
+           AND ts >= ?5 AND ts < ?6
+         ORDER BY seq LIMIT ?4"
+    })?;
     let limit = if q.limit == 0 { 100 } else { q.limit };
-    let rows = stmt.query_map(params![q.after_seq.unwrap_or(0), q.ty, q.origin.map(Origin::as_str), limit], |r| {
+    let (from, to) = q.happened.map_or((i64::MIN, i64::MAX), |(from, to)| (to_micros(from), to_micros(to)));
+    let params = params![q.after_seq.unwrap_or(0), q.ty, q.origin.map(Origin::as_str), limit, from, to];
+    let rows = stmt.query_map(params, |r| {
         let origin: String = r.get(7)?;
         Ok(StoredEvent {
             seq: r.get(0)?,

@@ -278,7 +278,7 @@ async fn play(
     let dora = query::dora(store.as_ref(), &selection, "seed-2023", false)?;
     let flow = query::flow(store.as_ref(), &selection, false)?;
     let incidents = store
-        .events(&mobius_store::EventQuery { ty: None, after_seq: None, origin: None, limit: 1000 })?
+        .events(&mobius_store::EventQuery { limit: 1000, ..mobius_store::EventQuery::default() })?
         .into_iter()
         .filter(|e| e.ty.contains("incident.detected"))
         .filter_map(|e| serde_json::from_str::<serde_json::Value>(&e.raw).ok())

@@ -338,7 +338,7 @@ async fn list(
         }
         None => {
             let store = super::open_store(&super::settings(data_dir, None)?)?;
-            store.events(&EventQuery { after_seq: after, ty, origin: None, limit })?
+            store.events(&EventQuery { after_seq: after, ty, limit, ..EventQuery::default() })?
         }
     };
     if json {

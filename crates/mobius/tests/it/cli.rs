@@ -200,6 +200,7 @@ fn an_incident_by_hand_is_opened_acknowledged_and_resolved() {
     let shown = dir.ok(&["incident", "show", &id]);
     assert!(shown.contains("# Post-mortem: checkout is slow") && shown.contains("| acknowledged |"), "{shown}");
     assert!(shown.contains("| severity | sev1 |"), "{shown}");
+    assert!(shown.contains("incident detected: checkout is slow") && shown.contains("incident resolved"), "{shown}");
     let dora = dir.json(&["dora", "--service", "shop"]);
     assert_eq!(dora["recovery_time"]["incidents"], 1, "{dora}");
     let unknown = dir.run(&["incident", "ack", "inc-404"]);
