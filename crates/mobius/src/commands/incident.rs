@@ -47,6 +47,10 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: IncidentCommand) 
             } else if incidents.is_empty() {
                 println!("No incidents.");
             } else {
+                println!(
+                    "{:<28} {:<12} {:<5} {:<24} {:<16}  TITLE",
+                    "INCIDENT", "STATE", "SEV", "SERVICE ENVIRONMENT", "DETECTED (UTC)"
+                );
                 for listed in &incidents {
                     let i = &listed.incident;
                     let state = match (i.acknowledged, i.resolved) {
@@ -57,11 +61,10 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: IncidentCommand) 
                     let short = i.key.rsplit('#').next().unwrap_or(&i.key);
                     let needs = if listed.postmortem_required { "  [post-mortem required]" } else { "" };
                     let severity = i.severity.as_deref().unwrap_or("—");
+                    let scope = format!("{} {}", i.service, i.environment);
                     println!(
-                        "{short:<28} {state:<12} {severity:<5} {} {}  {}  {}{needs}",
-                        i.service,
-                        i.environment,
-                        i.detected.strftime("%Y-%m-%d %H:%M UTC"),
+                        "{short:<28} {state:<12} {severity:<5} {scope:<24} {:<16}  {}{needs}",
+                        i.detected.strftime("%Y-%m-%d %H:%M").to_string(),
                         i.title
                     );
                 }
