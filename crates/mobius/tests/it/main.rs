@@ -11,4 +11,5 @@ mod prometheus;
 mod runs;
 mod runs_deploy;
 mod server;
+mod slo;
 mod util;
