@@ -182,18 +182,19 @@ impl Alerter {
     /// One evaluation at `now`.
     pub async fn evaluate(&self, now: Timestamp) {
         let (store, series) = (self.store.clone(), self.series.clone());
-        let statuses = match tokio::task::spawn_blocking(move || slo::statuses_with(store.as_ref(), &series, now)).await
-        {
-            Ok(Ok(statuses)) => statuses,
+        // The definitions are read once: the statuses and the notifications both need them.
+        let evaluated = tokio::task::spawn_blocking(move || {
+            let definitions = slo::definitions(store.as_ref())?;
+            let statuses = slo::statuses_of(store.as_ref(), &series, &definitions, now)?;
+            Ok::<_, mobius_store::StoreError>((definitions, statuses))
+        })
+        .await;
+        let (definitions, statuses) = match evaluated {
+            Ok(Ok(evaluated)) => evaluated,
             // Nothing can be alerted on without the SLIs; say so rather than go quiet.
             Ok(Err(e)) => return tracing::error!(error = %e, "cannot evaluate the SLOs: no alerts this round"),
             Err(e) => return tracing::error!(error = %e, "evaluating the SLOs panicked: no alerts this round"),
         };
-        let definitions = {
-            let store = self.store.clone();
-            tokio::task::spawn_blocking(move || slo::definitions(store.as_ref())).await.ok().and_then(Result::ok)
-        }
-        .unwrap_or_default();
         let now_s = now.as_second();
         self.forget_removed(&statuses, now);
         for status in statuses.iter().filter(|s| s.budget.is_none()) {

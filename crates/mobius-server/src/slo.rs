@@ -153,7 +153,16 @@ pub fn statuses(store: &dyn Store, now: Timestamp) -> Result<Vec<SloStatus>, Sto
 /// evaluates every SLO again and again (the alert loop, the API). Forgets the series of SLOs
 /// that are gone.
 pub fn statuses_with(store: &dyn Store, cache: &SeriesCache, now: Timestamp) -> Result<Vec<SloStatus>, StoreError> {
-    let definitions = definitions(store)?;
+    statuses_of(store, cache, &definitions(store)?, now)
+}
+
+/// [`statuses_with`] for definitions already read (see [`definitions`]).
+pub fn statuses_of(
+    store: &dyn Store,
+    cache: &SeriesCache,
+    definitions: &[(String, SloSpec)],
+    now: Timestamp,
+) -> Result<Vec<SloStatus>, StoreError> {
     let statuses = definitions
         .iter()
         .map(|(service, slo)| status_with(store, cache, service, slo, now))

@@ -159,22 +159,13 @@ impl Deployments for StepDeployments {
     fn check_policy(&self, step: PolicyStep) -> PolicyFuture {
         let store = self.deployer.inner.store.clone();
         let task = self.runtime.spawn_blocking(move || {
-            let reason = step.reason.as_deref().map(reason).transpose()?;
+            let reason = step.reason.as_deref().map(str::parse).transpose().map_err(|e| format!("{e}"))?;
             let answer =
                 crate::slo::check(store.as_ref(), &step.service, &step.environment, reason, jiff::Timestamp::now())
                     .map_err(|e| format!("cannot read the error budget: {e}"))?;
             policy_answer(answer)
         });
         Box::pin(async move { task.await.unwrap_or_else(|e| Err(format!("the policy check failed: {e}"))) })
-    }
-}
-
-/// A `mobius/policy-check` step's `reason` input (checked by the engine already).
-fn reason(text: &str) -> Result<mobius_slo::policy::Reason, String> {
-    match text {
-        "hotfix" => Ok(mobius_slo::policy::Reason::Hotfix),
-        "security" => Ok(mobius_slo::policy::Reason::Security),
-        other => Err(format!("`{other}` is not a reason: hotfix or security")),
     }
 }
 

@@ -152,11 +152,9 @@ async fn check(
 ) -> Result<ExitCode> {
     let answer: PolicyCheck = match Client::from(remote)? {
         Some(client) => {
-            let mut path = format!("/api/v1/policy/{service}/{environment}");
-            if let Some(reason) = reason {
-                path.push_str(&format!("?reason={reason}"));
-            }
-            client.json(client.request(Method::GET, &path)).await?
+            let path = format!("/api/v1/policy/{service}/{environment}");
+            let reason: Vec<(&str, String)> = reason.iter().map(|r| ("reason", r.to_string())).collect();
+            client.json(client.request(Method::GET, &path).query(&reason)).await?
         }
         None => {
             let store = super::open_store(&super::settings(data_dir, None)?)?;

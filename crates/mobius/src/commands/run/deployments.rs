@@ -80,12 +80,10 @@ impl Deployments for HttpDeployments {
     fn check_policy(&self, step: PolicyStep) -> PolicyFuture {
         let (client, server) = (self.client.clone(), self.server.clone());
         Box::pin(async move {
-            let mut path = format!("/api/v1/policy/{}/{}", step.service, step.environment);
-            if let Some(reason) = &step.reason {
-                path.push_str(&format!("?reason={reason}"));
-            }
+            let path = format!("/api/v1/policy/{}/{}", step.service, step.environment);
+            let reason: Vec<(&str, &str)> = step.reason.iter().map(|r| ("reason", r.as_str())).collect();
             let answer: mobius_server::slo::PolicyCheck = client
-                .json(client.request(Method::GET, &path))
+                .json(client.request(Method::GET, &path).query(&reason))
                 .await
                 .map_err(|e| format!("cannot ask {server} about the error-budget policy: {e:#}"))?;
             steps::policy_answer(answer)
