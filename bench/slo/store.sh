@@ -9,7 +9,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
-cargo build --release -p mobius-server --example bench_statuses >&2
+cargo build --release -p mobius-reliability --example bench_statuses >&2
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 "$ROOT/target/release/examples/bench_statuses"
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >&2

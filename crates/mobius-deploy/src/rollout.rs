@@ -29,6 +29,9 @@ use crate::analysis::{AnalysisSpec, AnalysisState, Measurement, Outcome};
 use crate::spec::{Approval, EnvironmentSpec, ServiceSpec, Step, Strategy};
 use crate::supervisor::Instance;
 
+mod stored;
+pub use stored::Stored;
+
 /// A strategy with every setting resolved (what a rollout stores).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -18,8 +18,8 @@ use crate::AppState;
 use crate::auth;
 use crate::error::ApiError;
 use crate::extract::Query;
-use crate::ingest::{IngestReport, Status};
-use crate::query::{self, Selection};
+use mobius_log::ingest::{IngestReport, Status};
+use mobius_log::query::{self, Selection};
 
 /// Turns the body extractor's refusal (over 10 MiB, unreadable) into our error shape.
 fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
@@ -307,14 +307,14 @@ pub async fn get_slo_explanation(
     let store = state.ingestor.store.clone();
     let (service, name) = (params.service.clone(), params.slo.clone());
     let found = tokio::task::spawn_blocking(
-        move || -> Result<Option<Option<crate::slo::Explanation>>, mobius_store::StoreError> {
-            let Some((_, slo)) = crate::slo::definitions(store.as_ref())?
+        move || -> Result<Option<Option<mobius_reliability::slo::Explanation>>, mobius_store::StoreError> {
+            let Some((_, slo)) = mobius_reliability::slo::definitions(store.as_ref())?
                 .into_iter()
                 .find(|(s, slo)| *s == service && slo.name() == name)
             else {
                 return Ok(None);
             };
-            Ok(Some(crate::slo::explain(store.as_ref(), &service, &slo, Timestamp::now())?))
+            Ok(Some(mobius_reliability::slo::explain(store.as_ref(), &service, &slo, Timestamp::now())?))
         },
     )
     .await??;
@@ -352,7 +352,8 @@ pub async fn get_incidents(
 ) -> Result<Response, ApiError> {
     authorize_read(&state, &headers).await?;
     let store = state.ingestor.store.clone();
-    let listed = tokio::task::spawn_blocking(move || crate::incidents::list(store.as_ref(), params.open)).await??;
+    let listed =
+        tokio::task::spawn_blocking(move || mobius_reliability::incidents::list(store.as_ref(), params.open)).await??;
     Ok(Json(listed).into_response())
 }
 
@@ -379,7 +380,8 @@ pub async fn get_postmortem(
     authorize_read(&state, &headers).await?;
     let store = state.ingestor.store.clone();
     let wanted = params.incident.clone();
-    let draft = tokio::task::spawn_blocking(move || crate::incidents::draft(store.as_ref(), &wanted)).await??;
+    let draft =
+        tokio::task::spawn_blocking(move || mobius_reliability::incidents::draft(store.as_ref(), &wanted)).await??;
     let draft = draft.ok_or_else(|| no_incident(&params.incident))?;
     Ok(([(axum::http::header::CONTENT_TYPE, "text/markdown; charset=utf-8")], draft).into_response())
 }
@@ -404,9 +406,15 @@ pub async fn post_postmortem(
     }
     let store = state.ingestor.store.clone();
     let wanted = request.incident.clone();
-    let incident = tokio::task::spawn_blocking(move || crate::incidents::find(store.as_ref(), &wanted)).await??;
+    let incident =
+        tokio::task::spawn_blocking(move || mobius_reliability::incidents::find(store.as_ref(), &wanted)).await??;
     let incident = incident.ok_or_else(|| no_incident(&request.incident))?;
-    let event = crate::incidents::recorded_event(&incident.key, &request.location, "/mobius/api", Timestamp::now());
+    let event = mobius_reliability::incidents::recorded_event(
+        &incident.key,
+        &request.location,
+        "/mobius/api",
+        Timestamp::now(),
+    );
     let parsed = mobius_events::cdevents::parse(&event.to_string(), Origin::Api)
         .map_err(|e| ApiError::bad_request(format!("the post-mortem record is not a valid event: {e}")))?;
     let ingestor = state.ingestor.clone();
@@ -438,14 +446,16 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     }
     let mut text = state.metrics.render();
     let (store, series) = (state.ingestor.store.clone(), state.alerter.series_cache());
-    if let Ok(Ok(slos)) =
-        tokio::task::spawn_blocking(move || crate::slo::statuses_with(store.as_ref(), &series, Timestamp::now())).await
+    if let Ok(Ok(slos)) = tokio::task::spawn_blocking(move || {
+        mobius_reliability::slo::statuses_with(store.as_ref(), &series, Timestamp::now())
+    })
+    .await
     {
         // The registry's text ends with `# EOF` (OpenMetrics); the SLO series go before it.
         if let Some(stripped) = text.strip_suffix("# EOF\n") {
             text = stripped.to_owned();
         }
-        text.push_str(&crate::slo::exposition(&slos));
+        text.push_str(&mobius_reliability::slo::exposition(&slos));
         text.push_str("# EOF\n");
     }
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
@@ -461,9 +471,10 @@ pub async fn get_alerts(State(state): State<AppState>, headers: HeaderMap) -> Re
 pub async fn get_slos(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     authorize_read(&state, &headers).await?;
     let (store, series) = (state.ingestor.store.clone(), state.alerter.series_cache());
-    let slos =
-        tokio::task::spawn_blocking(move || crate::slo::statuses_with(store.as_ref(), &series, Timestamp::now()))
-            .await??;
+    let slos = tokio::task::spawn_blocking(move || {
+        mobius_reliability::slo::statuses_with(store.as_ref(), &series, Timestamp::now())
+    })
+    .await??;
     Ok(Json(slos).into_response())
 }
 
@@ -485,7 +496,7 @@ pub async fn get_policy(
     authorize_read(&state, &headers).await?;
     let store = state.ingestor.store.clone();
     let answer = tokio::task::spawn_blocking(move || {
-        crate::slo::check(store.as_ref(), &service, &environment, params.reason, Timestamp::now())
+        mobius_reliability::slo::check(store.as_ref(), &service, &environment, params.reason, Timestamp::now())
     })
     .await??;
     Ok(Json(answer).into_response())

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::query::QueryError;
+use mobius_log::query::QueryError;
 
 #[derive(Debug)]
 pub struct ApiError {

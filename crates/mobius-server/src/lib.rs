@@ -9,21 +9,13 @@
 //! - [`runs`]: pipelines run by the server on commits to registered repositories.
 //! - [`deploy`]: the control plane of releases (rollouts, their data planes, the supervisor).
 
-pub mod alerting;
 pub mod api;
 pub mod auth;
-pub mod deploy;
+pub mod delivery_http;
 pub mod error;
 pub mod extract;
-pub mod incidents;
-pub mod ingest;
 pub mod metrics;
-pub mod query;
-pub mod redact;
-pub mod runs;
-pub mod slo;
-#[cfg(test)]
-mod testing;
+pub mod runs_http;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -35,14 +27,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use tokio::net::TcpListener;
 
-use crate::ingest::Ingestor;
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
-
-/// Installs the TLS provider the HTTP clients use (ring), unless one already is: the server
-/// calls webhooks and Prometheus itself, and a library must not rely on its binary for this.
-pub fn install_tls_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+use mobius_log::Ingestor;
 
 /// Request bodies above this are refused with 413.
 pub const MAX_BODY: usize = 10 << 20;
@@ -82,9 +68,9 @@ pub struct AppState {
     pub ingestor: Ingestor,
     pub config: Arc<ServerConfig>,
     pub metrics: Arc<Metrics>,
-    pub runner: runs::Runner,
-    pub deployer: deploy::Deployer,
-    pub alerter: alerting::Alerter,
+    pub runner: mobius_runs::Runner,
+    pub deployer: mobius_delivery::Deployer,
+    pub alerter: mobius_reliability::Alerter,
 }
 
 /// Every route, with the body limit and request metrics.
@@ -100,24 +86,24 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/flow", get(api::get_flow))
         .route("/api/v1/tokens", post(api::post_token).get(api::get_tokens))
         .route("/api/v1/tokens/{id}", delete(api::delete_token))
-        .route("/api/v1/runs", get(runs::http::list))
-        .route("/api/v1/runs/{id}", get(runs::http::show))
-        .route("/api/v1/runs/{id}/logs", get(runs::http::logs))
-        .route("/api/v1/runs/{id}/cancel", post(runs::http::cancel))
-        .route("/api/v1/runs/{id}/rerun", post(runs::http::rerun))
-        .route("/api/v1/poll", post(runs::http::poll))
+        .route("/api/v1/runs", get(runs_http::list))
+        .route("/api/v1/runs/{id}", get(runs_http::show))
+        .route("/api/v1/runs/{id}/logs", get(runs_http::logs))
+        .route("/api/v1/runs/{id}/cancel", post(runs_http::cancel))
+        .route("/api/v1/runs/{id}/rerun", post(runs_http::rerun))
+        .route("/api/v1/poll", post(runs_http::poll))
         .route("/api/v1/slos", get(api::get_slos))
         .route("/api/v1/slos/explain", get(api::get_slo_explanation))
         .route("/api/v1/alerts", get(api::get_alerts))
         .route("/api/v1/incidents", get(api::get_incidents))
         .route("/api/v1/postmortems", get(api::get_postmortem).post(api::post_postmortem))
         .route("/api/v1/policy/{service}/{environment}", get(api::get_policy))
-        .route("/api/v1/deployments", post(deploy::http::deploy))
-        .route("/api/v1/chaos", get(deploy::http::faults))
-        .route("/api/v1/chaos/{service}/{environment}", post(deploy::http::inject).delete(deploy::http::clear))
-        .route("/api/v1/rollouts", get(deploy::http::list))
-        .route("/api/v1/rollouts/{service}/{environment}", get(deploy::http::status))
-        .route("/api/v1/rollouts/{service}/{environment}/{action}", post(deploy::http::change))
+        .route("/api/v1/deployments", post(delivery_http::deploy))
+        .route("/api/v1/chaos", get(delivery_http::faults))
+        .route("/api/v1/chaos/{service}/{environment}", post(delivery_http::inject).delete(delivery_http::clear))
+        .route("/api/v1/rollouts", get(delivery_http::list))
+        .route("/api/v1/rollouts/{service}/{environment}", get(delivery_http::status))
+        .route("/api/v1/rollouts/{service}/{environment}/{action}", post(delivery_http::change))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(refuse_oversized))
         .layer(middleware::from_fn_with_state(state.clone(), track))

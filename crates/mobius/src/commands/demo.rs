@@ -17,15 +17,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use jiff::Timestamp;
+use mobius_delivery::{DeployConfig, DeployRequest, Deployer, Source};
 use mobius_deploy::load::{self, LoadReport, LoadSpec};
 use mobius_deploy::rollout::Phase;
 use mobius_events::materialise::Rules;
 use mobius_insights::{Window, text};
-use mobius_server::deploy::{DeployConfig, DeployRequest, Deployer, Source};
-use mobius_server::ingest::Ingestor;
+use mobius_log::ingest::Ingestor;
+use mobius_log::query::{self, Selection};
+use mobius_runs::{Runner, RunnerConfig};
 use mobius_server::metrics::Metrics;
-use mobius_server::query::{self, Selection};
-use mobius_server::runs::{Runner, RunnerConfig};
 use mobius_server::{AppState, ServerConfig};
 use mobius_store::{Repository, RunQuery, RunState, SqliteStore, Store};
 use serde::Serialize;
@@ -52,7 +52,7 @@ struct Summary {
     /// The drafted post-mortem of the rollback's incident (Markdown).
     postmortem: Option<String>,
     /// The service's SLOs after the demo: budget, burn rates, alerts.
-    slos: Vec<mobius_server::slo::SloStatus>,
+    slos: Vec<mobius_reliability::slo::SloStatus>,
     api: String,
     production: String,
     seconds: f64,
@@ -99,7 +99,7 @@ pub async fn run(json: bool, args: DemoArgs) -> Result<ExitCode> {
         metrics: Arc::new(Metrics::new()),
         runner: runner.clone(),
         deployer: deployer.clone(),
-        alerter: mobius_server::alerting::Alerter::new(store.clone(), ingestor.clone()),
+        alerter: mobius_reliability::Alerter::new(store.clone(), ingestor.clone()),
     };
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(mobius_server::serve(listener, state, async {
@@ -262,11 +262,12 @@ async fn play(
     let slos = {
         // A Prometheus SLI is queried with blocking HTTP.
         let store = store.clone();
-        tokio::task::spawn_blocking(move || mobius_server::slo::statuses(store.as_ref(), Timestamp::now())).await??
+        tokio::task::spawn_blocking(move || mobius_reliability::slo::statuses(store.as_ref(), Timestamp::now()))
+            .await??
     };
     let postmortem = match rolled_back {
         Some(id) => Some(
-            mobius_server::incidents::draft(store.as_ref(), &format!("rollout-{id}"))?
+            mobius_reliability::incidents::draft(store.as_ref(), &format!("rollout-{id}"))?
                 .context("the rollback opened no incident")?,
         ),
         None => None,

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
+use mobius_delivery::{DeployRequest, Source};
 use mobius_deploy::rollout::{Plan, PlanStep, Rollout};
-use mobius_server::deploy::{DeployRequest, Source};
 use reqwest::Method;
 
 use crate::cli::{DeployArgs, InitArgs, RolloutCommand};

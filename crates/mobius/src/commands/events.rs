@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use mobius_events::{Origin, StoredEvent, record};
-use mobius_server::ingest::{IngestReport, Ingestor, Status};
+use mobius_log::ingest::{IngestReport, Ingestor, Status};
 use mobius_store::EventQuery;
 use reqwest::Method;
 use serde::Serialize;

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use jiff::Timestamp;
 use mobius_events::Origin;
 use mobius_events::cdevents::{self, ACKNOWLEDGED};
-use mobius_server::incidents::{self, Listed};
+use mobius_reliability::incidents::{self, Listed};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -140,7 +140,7 @@ async fn send(data_dir: Option<&Path>, remote: &Remote, event: &Value) -> Result
             let parsed = cdevents::parse(&event.to_string(), Origin::Api).context("a hand-made incident event")?;
             let settings = super::settings(data_dir, None)?;
             let store = super::open_store(&settings)?;
-            let ingestor = mobius_server::ingest::Ingestor::new(store, settings.rules);
+            let ingestor = mobius_log::ingest::Ingestor::new(store, settings.rules);
             ingestor.ingest(vec![Ok(parsed)])?;
         }
     }

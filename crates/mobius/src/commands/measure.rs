@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use mobius_insights::dora::DoraReport;
 use mobius_insights::flow::FlowReport;
 use mobius_insights::text;
-use mobius_server::query::{self, Selection};
+use mobius_log::query::{self, Selection};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 

@@ -1,6 +1,6 @@
 //! `mobius postmortem INCIDENT [--output FILE] [--recorded LOCATION]`: a blameless post-mortem
 //! draft from what the event log, the facts and the SLI counters say about an incident (see
-//! `mobius_server::incidents` and `mobius_insights::postmortem`), from the local data
+//! `mobius_reliability::incidents` and `mobius_insights::postmortem`), from the local data
 //! directory or `--server`.
 
 use std::path::Path;
@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use jiff::Timestamp;
-use mobius_server::incidents;
+use mobius_reliability::incidents;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -32,7 +32,7 @@ pub async fn run(data_dir: Option<&Path>, args: PostmortemArgs) -> Result<ExitCo
                     incidents::find(store.as_ref(), &args.incident)?.with_context(|| missing(&args.incident))?;
                 let event = incidents::recorded_event(&incident.key, location, "/mobius/cli", Timestamp::now());
                 let parsed = mobius_events::cdevents::parse(&event.to_string(), mobius_events::Origin::Api)?;
-                mobius_server::ingest::Ingestor::new(store, settings.rules).ingest(vec![Ok(parsed)])?;
+                mobius_log::ingest::Ingestor::new(store, settings.rules).ingest(vec![Ok(parsed)])?;
                 incident.key
             }
         };

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
+use mobius_runs::git;
 use mobius_server::auth;
-use mobius_server::runs::git;
 use mobius_store::{Repository, Store, TokenScope};
 use reqwest::Method;
 use serde::Serialize;

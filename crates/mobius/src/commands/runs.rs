@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use jiff::Timestamp;
-use mobius_server::runs::logs::{self, RunLogLine};
+use mobius_runs::logs::{self, RunLogLine};
 use mobius_store::{RunDetail, RunQuery, RunRecord, RunState};
 use reqwest::Method;
 use serde_json::Value;

@@ -5,11 +5,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use mobius_delivery::{DeployConfig, Deployer};
+use mobius_log::ingest::Ingestor;
+use mobius_runs::{Runner, RunnerConfig};
 use mobius_server::auth::{self, Bootstrap};
-use mobius_server::deploy::{DeployConfig, Deployer};
-use mobius_server::ingest::Ingestor;
 use mobius_server::metrics::Metrics;
-use mobius_server::runs::{Runner, RunnerConfig};
 use mobius_server::{AppState, ServerConfig};
 use tokio::net::TcpListener;
 
@@ -82,7 +82,7 @@ pub async fn run(data_dir: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
         let _ = polling_stopped.await;
     }));
     // SLO alerts: evaluated on a timer, notified, turned into incidents.
-    let alerter = mobius_server::alerting::Alerter::new(alert_store, ingestor.clone());
+    let alerter = mobius_reliability::Alerter::new(alert_store, ingestor.clone());
     let alert_every = std::env::var("MOBIUS_ALERT_EVERY")
         .ok()
         .map(|v| crate::config::parse_interval(&v))

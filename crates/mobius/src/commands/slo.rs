@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use jiff::Timestamp;
-use mobius_server::slo::{self, Explanation, PolicyCheck, Share, SloStatus};
+use mobius_reliability::slo::{self, Explanation, PolicyCheck, Share, SloStatus};
 use mobius_slo::policy::Reason;
 use reqwest::Method;
 
@@ -234,7 +234,7 @@ fn sparkline(values: &[f64]) -> String {
 /// `mobius alerts`: the server evaluates alerts, so this asks it.
 pub async fn alerts(data_dir: Option<&Path>, json: bool, args: crate::cli::AlertsArgs) -> Result<ExitCode> {
     let client = super::server_client(data_dir, &args.remote)?;
-    let views: Vec<mobius_server::alerting::AlertView> =
+    let views: Vec<mobius_reliability::alerting::AlertView> =
         client.json(client.request(Method::GET, "/api/v1/alerts")).await?;
     if json {
         print_json(&views)?;

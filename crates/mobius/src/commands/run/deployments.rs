@@ -7,9 +7,9 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use mobius_delivery::steps::{self, FOLLOW_INTERVAL, Follow};
 use mobius_deploy::rollout::Rollout;
 use mobius_pipelines::engine::{DeployFuture, DeployProgress, DeployStep, Deployments, PolicyFuture, PolicyStep};
-use mobius_server::deploy::steps::{self, FOLLOW_INTERVAL, Follow};
 use reqwest::Method;
 
 use crate::cli::Remote;
@@ -82,7 +82,7 @@ impl Deployments for HttpDeployments {
         Box::pin(async move {
             let path = format!("/api/v1/policy/{}/{}", step.service, step.environment);
             let reason: Vec<(&str, &str)> = step.reason.iter().map(|r| ("reason", r.as_str())).collect();
-            let answer: mobius_server::slo::PolicyCheck = client
+            let answer: mobius_reliability::slo::PolicyCheck = client
                 .json(client.request(Method::GET, &path).query(&reason))
                 .await
                 .map_err(|e| format!("cannot ask {server} about the error-budget policy: {e:#}"))?;

@@ -1,4 +1,4 @@
-//! Appends a local run's CDEvents (built by [`mobius_server::runs::cdevents`]) to the local
+//! Appends a local run's CDEvents (built by [`mobius_runs::cdevents`]) to the local
 //! event log, so `mobius dora` and `mobius flow` see pipeline runs made on this machine too.
 
 use std::path::Path;
@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-pub(super) use mobius_server::runs::cdevents::{Recorder, RunIdentity};
+pub(super) use mobius_runs::cdevents::{Recorder, RunIdentity};
 
 use crate::commands::{open_store, settings};
 
@@ -15,10 +15,10 @@ use crate::commands::{open_store, settings};
 pub(super) fn append(data_dir: Option<&Path>, events: &[Value]) -> Result<(usize, String)> {
     // Validated before anything is written: a bad event means a bug, and it must not leave a
     // partial or malformed record in the log.
-    let parsed = mobius_server::runs::cdevents::validate(events).map_err(anyhow::Error::msg)?;
+    let parsed = mobius_log::ingest::validate(events).map_err(anyhow::Error::msg)?;
     let settings = settings(data_dir, None)?;
     let store = open_store(&settings)?;
-    let ingestor = mobius_server::ingest::Ingestor::new(store, settings.rules);
+    let ingestor = mobius_log::ingest::Ingestor::new(store, settings.rules);
     let report = ingestor.ingest(parsed).context("cannot append the run events")?;
     if report.rejected > 0 {
         bail!("{} run events were rejected", report.rejected);

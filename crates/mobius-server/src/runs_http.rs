@@ -15,12 +15,12 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 
-use super::RunError;
-use super::logs::{self, RunLogLine};
 use crate::AppState;
 use crate::api::{authorize, authorize_read};
 use crate::error::ApiError;
 use crate::extract::Query;
+use mobius_runs::RunError;
+use mobius_runs::logs::{self, RunLogLine};
 
 impl From<RunError> for ApiError {
     fn from(e: RunError) -> ApiError {

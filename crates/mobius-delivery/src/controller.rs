@@ -14,7 +14,9 @@ use mobius_proxy::sli::{SliSnapshot, VersionSli};
 use tokio::sync::{mpsc, oneshot};
 
 use super::plane::Plane;
-use super::{Deployer, Stored, events};
+use mobius_deploy::rollout::Stored;
+
+use super::{Deployer, events};
 
 /// What a user asks of a running rollout.
 pub(super) enum Command {

@@ -154,7 +154,7 @@ mod tests {
             at,
         }));
         events.push(policy_exception("shop", "production", "hotfix", "budget exhausted", at));
-        let parsed = crate::runs::cdevents::validate(&events).expect("valid");
+        let parsed = mobius_log::ingest::validate(&events).expect("valid");
         assert_eq!(parsed.len(), 8);
     }
 }

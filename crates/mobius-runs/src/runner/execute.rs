@@ -160,7 +160,7 @@ impl Runner {
         if events.is_empty() {
             return;
         }
-        match cdevents::validate(events) {
+        match mobius_log::ingest::validate(events) {
             Ok(parsed) => {
                 if let Err(e) = self.inner.ingestor.ingest(parsed) {
                     tracing::error!(error = %e, "cannot append a run's events");

@@ -5,7 +5,7 @@ use mobius_deploy::rollout::{Deployed, Plan, Rollout};
 use mobius_deploy::spec::ServiceSpec;
 use mobius_store::{RolloutRow, Store};
 
-use crate::deploy::Stored;
+use mobius_deploy::rollout::Stored;
 
 /// Records that `yaml`'s service was deployed (as `v1`, to its first environment, finished
 /// at `now`), so its SLOs are defined.

@@ -1,4 +1,4 @@
-//! Pipelines on the server: commits to registered repositories trigger their workflows, which
+//! Pipelines on the server (the runs service): commits to registered repositories trigger their workflows, which
 //! run here with the same engine as `mobius run`.
 //!
 //! - [`git`]: what the server asks git about a registered repository.
@@ -7,12 +7,10 @@
 //!   recovery, and each run's thread.
 //! - [`logs`]: each run's log lines as NDJSON, live to SSE subscribers; `progress`: the
 //!   observer that stores job and step states in batches and writes those lines.
-//! - [`http`]: the runs API (list, show, logs over SSE, cancel, re-run, poll).
 //! - [`cdevents`]: the events every run emits (shared with `mobius run`).
 
 pub mod cdevents;
 pub mod git;
-pub mod http;
 pub mod logs;
 mod progress;
 pub mod runner;

@@ -35,7 +35,7 @@ use super::git::{self, GitError};
 use super::logs::{self, LogWriter, RunLogLine};
 use super::progress::{Progress, run_state, write_updates};
 use super::trigger::{self, Planned, Push};
-use crate::ingest::Ingestor;
+use mobius_log::Ingestor;
 
 mod execute;
 
@@ -134,7 +134,7 @@ impl Runner {
     }
 
     /// Gives `mobius/deploy` steps their deployments (the server's control plane,
-    /// [`crate::deploy::Deployer::for_steps`]); runs started before have none, and such a step
+    /// `mobius_delivery::Deployer::for_steps`); runs started before have none, and such a step
     /// fails saying so.
     pub fn set_deployments(&self, deployments: Arc<dyn Deployments>) {
         *self.inner.deployments.lock().unwrap_or_else(|e| e.into_inner()) = Some(deployments);

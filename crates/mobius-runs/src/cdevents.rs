@@ -13,8 +13,6 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use mobius_events::cdevents::{self, EventError};
-use mobius_events::{NewEvent, Origin};
 use mobius_pipelines::engine::{RunObserver, Status, StepReport};
 use mobius_pipelines::exec::LogLine;
 use mobius_pipelines::workflow::{StepAction, Workflow};
@@ -230,17 +228,6 @@ pub fn change_events(repository: &str, repository_uri: &str, branch: &str, commi
         .collect()
 }
 
-/// Validates events built here with the API's parser. A failure is a bug in this module.
-pub fn validate(events: &[Value]) -> Result<Vec<Result<NewEvent, EventError>>, String> {
-    events
-        .iter()
-        .map(|event| {
-            let text = event.to_string();
-            cdevents::parse(&text, Origin::Internal).map(Ok).map_err(|e| format!("invalid run event ({e}): {text}"))
-        })
-        .collect()
-}
-
 /// `content` with the CDEvents `outcome` for `status`, and `errors` when it failed.
 fn with_outcome(mut content: Value, status: Status, errors: &str) -> Value {
     let outcome = match status {
@@ -373,7 +360,7 @@ mod tests {
         assert_eq!(events[3]["subject"]["content"]["pipelineRun"]["id"], "acme/app/.github/workflows/ci.yml/7");
         for e in &events {
             let text = serde_json::to_string(e).expect("json");
-            assert!(cdevents::parse(&text, Origin::Internal).is_ok(), "{text}");
+            assert!(mobius_events::cdevents::parse(&text, mobius_events::Origin::Internal).is_ok(), "{text}");
         }
         assert_eq!(inner.events.len(), 4, "callbacks are forwarded");
         assert_eq!(events[1]["customData"]["revision"], "abc123", "runs carry their revision");
@@ -385,7 +372,7 @@ mod tests {
         let commit = LandedCommit { sha: "a".repeat(40), commit_time: at, author_time: at, subject: "Fix".into() };
         let mut events = change_events("acme/app", "file:///src/app", "main", &[commit]);
         events.extend(never_started(&identity(), at, "superseded by run 8"));
-        let parsed = validate(&events).expect("valid");
+        let parsed = mobius_log::ingest::validate(&events).expect("valid");
         assert_eq!(parsed.len(), 3);
         assert_eq!(events[0]["context"]["id"], format!("change:main:{}", "a".repeat(40)));
         assert_eq!(events[2]["subject"]["content"]["outcome"], "cancel");

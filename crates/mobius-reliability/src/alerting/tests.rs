@@ -10,7 +10,7 @@ use mobius_store::{EventQuery, SqliteStore, Store};
 use tempfile::TempDir;
 
 use super::Alerter;
-use crate::ingest::Ingestor;
+use mobius_log::Ingestor;
 
 const FIRING: &str = "dev.cdeventsx.mobius-alert.firing.0.1.0";
 const DETECTED: &str = "dev.cdevents.incident.detected.0.3.0";

@@ -1,4 +1,4 @@
-//! Releases on the server: the control plane.
+//! Releases on the server: the control plane (the delivery service).
 //!
 //! `Deployer::deploy` makes a release (a read-only directory from a local directory or an
 //! artifact by digest, with its `mobius.yaml`), opens the environment's data plane (an
@@ -15,7 +15,6 @@
 
 mod controller;
 pub mod events;
-pub mod http;
 mod plane;
 pub use plane::Injected;
 pub mod release;
@@ -27,14 +26,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
-use mobius_deploy::rollout::{Deployed, Phase, Plan, Rollout};
+use mobius_deploy::rollout::{Deployed, Phase, Plan, Rollout, Stored};
 use mobius_deploy::spec::ServiceSpec;
 use mobius_deploy::supervisor::{Launch, Supervisor};
 use mobius_proxy::routing::{Backend, RoutingTable};
 use mobius_store::{RolloutQuery, RolloutRow, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
-use crate::ingest::Ingestor;
+use mobius_log::Ingestor;
 use plane::Plane;
 pub use release::Source;
 
@@ -60,17 +59,6 @@ pub enum DeployError {
     Internal(String),
     #[error("storage failed")]
     Store(#[from] StoreError),
-}
-
-/// A rollout as stored: the state machine and the definition it was made from.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Stored {
-    pub rollout: Rollout,
-    /// The `mobius.yaml` text of the new version (instances of either version are launched
-    /// from their own release's file).
-    pub spec: String,
-    /// The stable version's `mobius.yaml`, when there is one.
-    pub stable_spec: Option<String>,
 }
 
 /// The control plane. Cheap to clone.
@@ -218,10 +206,11 @@ impl Deployer {
     /// or security fix goes ahead with a warning: a monitoring outage must not block a fix.
     async fn check_slo_sources(&self, spec: &ServiceSpec, urgent: bool) -> Result<(), DeployError> {
         let slos = spec.slos.clone();
-        let checked =
-            tokio::task::spawn_blocking(move || crate::slo::check_sources("mobius.yaml", &slos, Timestamp::now()))
-                .await
-                .map_err(|e| DeployError::Internal(e.to_string()))?;
+        let checked = tokio::task::spawn_blocking(move || {
+            mobius_reliability::slo::check_sources("mobius.yaml", &slos, Timestamp::now())
+        })
+        .await
+        .map_err(|e| DeployError::Internal(e.to_string()))?;
         match checked {
             Ok(()) => Ok(()),
             Err(why) if urgent => {
@@ -243,10 +232,11 @@ impl Deployer {
     ) -> Result<Option<serde_json::Value>, DeployError> {
         let store = self.inner.store.clone();
         let (s, e) = (service.to_owned(), environment.to_owned());
-        let decision =
-            tokio::task::spawn_blocking(move || crate::slo::gate(store.as_ref(), &s, &e, reason, Timestamp::now()))
-                .await
-                .map_err(|e| DeployError::Internal(e.to_string()))??;
+        let decision = tokio::task::spawn_blocking(move || {
+            mobius_reliability::slo::gate(store.as_ref(), &s, &e, reason, Timestamp::now())
+        })
+        .await
+        .map_err(|e| DeployError::Internal(e.to_string()))??;
         match decision {
             mobius_slo::policy::Decision::Allow => Ok(None),
             mobius_slo::policy::Decision::AllowWithWarning(message) => {
@@ -578,7 +568,7 @@ impl Deployer {
     }
 
     fn emit(&self, events: &[serde_json::Value]) {
-        match crate::runs::cdevents::validate(events) {
+        match mobius_log::ingest::validate(events) {
             Ok(parsed) => {
                 if let Err(e) = self.inner.ingestor.ingest(parsed) {
                     tracing::error!(error = %e, "cannot append deployment events");

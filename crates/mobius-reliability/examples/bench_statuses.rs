@@ -9,9 +9,9 @@
 use std::time::Instant;
 
 use jiff::Timestamp;
+use mobius_deploy::rollout::Stored;
 use mobius_deploy::rollout::{Deployed, Plan, Rollout};
 use mobius_deploy::spec::ServiceSpec;
-use mobius_server::deploy::Stored;
 use mobius_store::{RolloutRow, SliMinute, SqliteOptions, SqliteStore, Store};
 
 /// 2026-11-26T00:00:00Z: the history ends here.
@@ -77,7 +77,7 @@ fn main() {
     let mut evaluated = 0;
     for _ in 0..rounds {
         let started = Instant::now();
-        let statuses = mobius_server::slo::statuses(&store, now).expect("statuses");
+        let statuses = mobius_reliability::slo::statuses(&store, now).expect("statuses");
         times.push(started.elapsed().as_secs_f64() * 1000.0);
         evaluated = statuses.iter().filter(|s| s.budget.is_some()).count();
     }
@@ -85,7 +85,7 @@ fn main() {
 
     // As the alert loop runs: series kept between evaluations, 30 s apart, each service having
     // recorded a little more since the last. The first round reads every window whole.
-    let cache = mobius_server::slo::SeriesCache::default();
+    let cache = mobius_reliability::slo::SeriesCache::default();
     let mut kept_times = Vec::new();
     let mut first = 0.0;
     for round in 0..rounds + 1 {
@@ -94,7 +94,8 @@ fn main() {
             (0..slos).map(|i| minute(&format!("svc-{i:04}"), at - at.rem_euclid(60), 50, 0)).collect();
         store.add_sli(&rows).unwrap();
         let started = Instant::now();
-        let statuses = mobius_server::slo::statuses_with(&store, &cache, Timestamp::from_second(at).unwrap()).unwrap();
+        let statuses =
+            mobius_reliability::slo::statuses_with(&store, &cache, Timestamp::from_second(at).unwrap()).unwrap();
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         assert_eq!(statuses.len() as u64, slos);
         if round == 0 { first = ms } else { kept_times.push(ms) }

@@ -23,9 +23,9 @@ use mobius_store::{RolloutQuery, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::deploy::Stored;
-use crate::ingest::Ingestor;
 use crate::slo::{self, SloStatus};
+use mobius_deploy::rollout::Stored;
+use mobius_log::Ingestor;
 
 /// How long an SLO may stay unknown (its Prometheus unreachable) before a ticket says so.
 pub const UNKNOWN_GRACE_S: i64 = 300;
@@ -420,7 +420,7 @@ impl Alerter {
     }
 
     fn emit(&self, events: &[Value]) {
-        match crate::runs::cdevents::validate(events) {
+        match mobius_log::ingest::validate(events) {
             Ok(parsed) => {
                 if let Err(e) = self.ingestor.ingest(parsed) {
                     tracing::error!(error = %e, "cannot append alert events");

@@ -160,9 +160,14 @@ impl Deployments for StepDeployments {
         let store = self.deployer.inner.store.clone();
         let task = self.runtime.spawn_blocking(move || {
             let reason = step.reason.as_deref().map(str::parse).transpose().map_err(|e| format!("{e}"))?;
-            let answer =
-                crate::slo::check(store.as_ref(), &step.service, &step.environment, reason, jiff::Timestamp::now())
-                    .map_err(|e| format!("cannot read the error budget: {e}"))?;
+            let answer = mobius_reliability::slo::check(
+                store.as_ref(),
+                &step.service,
+                &step.environment,
+                reason,
+                jiff::Timestamp::now(),
+            )
+            .map_err(|e| format!("cannot read the error budget: {e}"))?;
             policy_answer(answer)
         });
         Box::pin(async move { task.await.unwrap_or_else(|e| Err(format!("the policy check failed: {e}"))) })
@@ -171,7 +176,7 @@ impl Deployments for StepDeployments {
 
 /// The step's answer: `Ok` with what the policy says when it lets a deploy through, else
 /// `Err` with the refusal.
-pub fn policy_answer(check: crate::slo::PolicyCheck) -> Result<String, String> {
+pub fn policy_answer(check: mobius_reliability::slo::PolicyCheck) -> Result<String, String> {
     let message = check.message.unwrap_or_default();
     if check.allowed { Ok(message) } else { Err(message) }
 }

@@ -8,11 +8,11 @@ use axum::response::{IntoResponse, Response};
 use mobius_store::TokenScope;
 use serde::Deserialize;
 
-use super::{DeployError, DeployRequest};
 use crate::AppState;
 use crate::api::{authorize, authorize_read};
 use crate::error::ApiError;
 use crate::extract::Query;
+use mobius_delivery::{DeployError, DeployRequest};
 
 impl From<DeployError> for ApiError {
     fn from(e: DeployError) -> ApiError {

@@ -48,12 +48,12 @@ impl Deployer {
     pub(super) async fn compact_slis(&self, now: Timestamp) {
         let store = self.inner.store.clone();
         let compacted = tokio::task::spawn_blocking(move || {
-            let longest = crate::slo::definitions(store.as_ref())?
+            let longest = mobius_reliability::slo::definitions(store.as_ref())?
                 .iter()
                 .map(|(_, slo)| i64::try_from(slo.window_seconds()).unwrap_or(i64::MAX))
                 .max()
                 .unwrap_or(0);
-            let (hourly_before, drop_before) = compaction_bounds(now.as_second(), longest);
+            let (hourly_before, drop_before) = mobius_reliability::slo::compaction_bounds(now.as_second(), longest);
             store.compact_sli(hourly_before, drop_before)
         })
         .await;
@@ -115,17 +115,6 @@ impl Deployer {
 /// How often the stored counters are downsampled.
 const COMPACT_EVERY: Duration = Duration::from_secs(3_600);
 
-/// `(hourly_before, drop_before)` at `now_s` for SLOs whose longest window is `longest_s`:
-/// minutes fold into hours past the same 48 hours (rounded down to the hour) as in a
-/// `Series`, and rows go once older than the longest window plus a day, or 35 days.
-pub(crate) fn compaction_bounds(now_s: i64, longest_s: i64) -> (i64, i64) {
-    use mobius_slo::series::{DEFAULT_RETENTION_S, FINE_SPAN_S, HOUR_S};
-    let hourly_before = now_s - FINE_SPAN_S;
-    let retention = DEFAULT_RETENTION_S.max(longest_s.saturating_add(24 * HOUR_S));
-    let drop_before = now_s.saturating_sub(retention);
-    (hourly_before - hourly_before.rem_euclid(HOUR_S), drop_before - drop_before.rem_euclid(HOUR_S))
-}
-
 /// What a version's counters gained since `earlier`. Counters that went down mean the proxy
 /// restarted (a separate `mobius proxy`): everything it counted since is new.
 fn gained(now: &VersionSli, earlier: Option<&VersionSli>) -> VersionSli {
@@ -159,16 +148,5 @@ mod tests {
         assert_eq!(gained(&sli(10, 2), Some(&sli(4, 1))).errors, 1);
         assert_eq!(gained(&sli(3, 0), Some(&sli(40, 1))).requests, 3, "counters went down: a restart");
         assert_eq!(gained(&sli(5, 5), None).errors, 5);
-    }
-
-    #[test]
-    fn counters_are_kept_for_the_longest_window_and_a_day() {
-        let day = 86_400;
-        let now = 100 * day + 1_800;
-        let (hourly, drop) = compaction_bounds(now, 30 * day);
-        assert_eq!(hourly, 98 * day, "48 hours back, rounded down to the hour");
-        assert_eq!(drop, 65 * day, "35 days (more than 30 + 1) back, rounded down to the hour");
-        assert_eq!(compaction_bounds(now, 90 * day).1, 9 * day, "a 90-day window keeps 91 days");
-        assert!(compaction_bounds(now, i64::MAX).1 < 0, "an endless window keeps everything, without overflow");
     }
 }

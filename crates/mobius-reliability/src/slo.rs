@@ -18,7 +18,7 @@ use mobius_slo::spec::{Policy, Sli, SloSpec, with_window};
 use mobius_store::{RolloutQuery, SliMinute, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
-use crate::deploy::Stored;
+use mobius_deploy::rollout::Stored;
 
 mod cache;
 mod explain;
@@ -472,9 +472,31 @@ fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// `(hourly_before, drop_before)` at `now_s` for SLOs whose longest window is `longest_s`:
+/// minutes fold into hours past the same 48 hours (rounded down to the hour) as in a
+/// `Series`, and rows go once older than the longest window plus a day, or 35 days.
+pub fn compaction_bounds(now_s: i64, longest_s: i64) -> (i64, i64) {
+    use mobius_slo::series::{DEFAULT_RETENTION_S, FINE_SPAN_S, HOUR_S};
+    let hourly_before = now_s - FINE_SPAN_S;
+    let retention = DEFAULT_RETENTION_S.max(longest_s.saturating_add(24 * HOUR_S));
+    let drop_before = now_s.saturating_sub(retention);
+    (hourly_before - hourly_before.rem_euclid(HOUR_S), drop_before - drop_before.rem_euclid(HOUR_S))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counters_are_kept_for_the_longest_window_and_a_day() {
+        let day = 86_400;
+        let now = 100 * day + 1_800;
+        let (hourly, drop) = compaction_bounds(now, 30 * day);
+        assert_eq!(hourly, 98 * day, "48 hours back, rounded down to the hour");
+        assert_eq!(drop, 65 * day, "35 days (more than 30 + 1) back, rounded down to the hour");
+        assert_eq!(compaction_bounds(now, 90 * day).1, 9 * day, "a 90-day window keeps 91 days");
+        assert!(compaction_bounds(now, i64::MAX).1 < 0, "an endless window keeps everything, without overflow");
+    }
 
     #[test]
     fn slow_requests_come_from_the_histogram() {
@@ -561,7 +583,7 @@ mod tests {
         // Three days on, the outage's minutes are older than 48 hours and fold into an hour.
         let later = outage + 3 * day;
         let before = status(&store, "shop", slo, at(later)).unwrap();
-        let (hourly_before, drop_before) = crate::deploy::sli::compaction_bounds(later, 30 * day);
+        let (hourly_before, drop_before) = compaction_bounds(later, 30 * day);
         let report = store.compact_sli(hourly_before, drop_before).unwrap();
         assert_eq!(report.folded, 59, "all the outage's minutes but the one at the hour's start");
         assert!(report.dropped > 0, "hours older than 35 days go");
