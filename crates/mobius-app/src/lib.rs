@@ -1,1 +1,198 @@
-//! The application (see Cargo.toml).
+//! The application: one [`App`] holds the store and the services every door calls — the log
+//! ([`Ingestor`]), pipelines ([`Runner`]), delivery ([`Deployer`]) and reliability
+//! ([`Alerter`]) — wired together once, and starts their background tasks.
+//!
+//! `mobius serve`, `mobius demo`, the CLI's embedded mode and the tests all build the
+//! application here, so there is one composition root:
+//!
+//! ```text
+//! App::open(config) ─► store ─► Ingestor ─┬─► Runner   (mobius/deploy steps ─► Deployer)
+//!                                         ├─► Deployer (policy gate ─► reliability)
+//!                                         └─► Alerter
+//! app.recover()  rollouts resumed, interrupted runs queued again
+//! app.start()    repository polling, SLO alerts, SLI recording ─► Background::stop()
+//! ```
+//!
+//! [`tokens`]: the scoped API tokens every mutation needs (issued, bootstrapped, checked).
+
+pub mod tokens;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mobius_delivery::{DeployConfig, DeployError, Deployer};
+use mobius_events::materialise::Rules;
+use mobius_log::Ingestor;
+use mobius_reliability::Alerter;
+use mobius_runs::{RunError, Runner, RunnerConfig};
+use mobius_store::{SqliteOptions, SqliteStore, Store, StoreError};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// How the application is set up. [`Config::new`] gives the defaults `mobius serve` uses.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the store, run logs, artifacts and releases live.
+    pub data_dir: PathBuf,
+    /// The materialisation rules (the attribution window).
+    pub rules: Rules,
+    /// How often every registered repository is polled when no hook says it changed.
+    /// Default 30 s.
+    pub poll_interval: Duration,
+    /// How many job instances of one run may run at once. Default: the machine's cores.
+    pub parallelism: usize,
+    /// How often every SLO is evaluated for alerts. Default 30 s.
+    pub alert_every: Duration,
+    /// How often the proxies' SLIs are added to the per-minute counters. Default 5 s.
+    pub sli_every: Duration,
+    /// Route through separate `mobius proxy` processes instead of embedded proxies.
+    /// Default off.
+    pub external_proxy: bool,
+}
+
+impl Config {
+    /// The defaults, with the data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            data_dir: data_dir.into(),
+            rules: Rules::default(),
+            poll_interval: Duration::from_secs(30),
+            parallelism: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            alert_every: Duration::from_secs(30),
+            sli_every: Duration::from_secs(5),
+            external_proxy: false,
+        }
+    }
+}
+
+/// Why the application could not be built or recovered.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("cannot open the store in {}", data_dir.display())]
+    Store { data_dir: PathBuf, source: StoreError },
+    #[error("cannot recover the rollouts a previous server left")]
+    Rollouts(#[source] DeployError),
+    #[error("cannot recover the runs a previous server left")]
+    Runs(#[source] RunError),
+}
+
+/// The application services, wired together. Cheap to clone: clones share everything.
+#[derive(Clone)]
+pub struct App {
+    pub store: Arc<dyn Store>,
+    /// Appending events and the facts they imply.
+    pub log: Ingestor,
+    /// Pipeline runs.
+    pub runs: Runner,
+    /// Releases, rollouts and their data planes.
+    pub delivery: Deployer,
+    /// SLO alerts (and the SLI series every SLO evaluation shares).
+    pub reliability: Alerter,
+    config: Config,
+}
+
+/// What [`App::recover`] took up from a previous server.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    /// Rollouts whose controllers resumed.
+    pub rollouts: usize,
+    /// Interrupted runs queued again (the new runs' ids).
+    pub runs: Vec<i64>,
+}
+
+impl App {
+    /// Opens the store in the data directory (as a long-running server keeps it) and builds
+    /// the services on it.
+    pub fn open(config: Config) -> Result<App, AppError> {
+        let store = SqliteStore::open_with(&config.data_dir, SqliteOptions::SERVER)
+            .map_err(|source| AppError::Store { data_dir: config.data_dir.clone(), source })?;
+        Ok(App::with_store(Arc::new(store), config))
+    }
+
+    /// Builds the services on a store that is already open.
+    pub fn with_store(store: Arc<dyn Store>, config: Config) -> App {
+        let log = Ingestor::new(store.clone(), config.rules);
+        let delivery = Deployer::new(
+            store.clone(),
+            log.clone(),
+            DeployConfig { data_dir: config.data_dir.clone(), external_proxy: config.external_proxy },
+        );
+        let runs = Runner::new(
+            store.clone(),
+            log.clone(),
+            RunnerConfig {
+                data_dir: config.data_dir.clone(),
+                parallelism: config.parallelism.max(1),
+                poll_interval: config.poll_interval,
+            },
+        );
+        // `mobius/deploy` steps deploy through the control plane, on the caller's runtime.
+        runs.set_deployments(delivery.for_steps());
+        let reliability = Alerter::new(store.clone(), log.clone());
+        App { store, log, runs, delivery, reliability, config }
+    }
+
+    /// How the application was set up.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Takes up what a previous server left: the control plane first (data planes back,
+    /// instances re-adopted, unfinished rollouts resumed), since re-queued runs may deploy;
+    /// then runs left in flight are marked interrupted and queued once more.
+    pub async fn recover(&self) -> Result<Recovered, AppError> {
+        let rollouts = self.delivery.recover().await.map_err(AppError::Rollouts)?;
+        let runs = self.runs.recover().await.map_err(AppError::Runs)?;
+        Ok(Recovered { rollouts, runs })
+    }
+
+    /// Starts the background tasks: repository polling, SLO alerts (restored from the store
+    /// first) and SLI recording. They run until [`Background::stop`].
+    pub fn start(&self) -> Background {
+        let mut background = Background::default();
+        background.spawn(|stop| self.runs.clone().poll_forever(stop));
+        let every = self.config.alert_every;
+        background.spawn(|stop| self.reliability.clone().run(every, stop));
+        let every = self.config.sli_every;
+        background.spawn(|stop| self.delivery.clone().record_slis(every, stop));
+        background
+    }
+}
+
+/// The application's background tasks, each with the signal that stops it.
+#[derive(Default)]
+pub struct Background {
+    tasks: Vec<(oneshot::Sender<()>, JoinHandle<()>)>,
+}
+
+impl Background {
+    fn spawn<F: Future<Output = ()> + Send + 'static>(&mut self, task: impl FnOnce(Stopped) -> F) {
+        let (stop, stopped) = oneshot::channel();
+        let handle = tokio::spawn(task(Stopped(stopped)));
+        self.tasks.push((stop, handle));
+    }
+
+    /// Stops every task and waits for each to finish what it was doing (the SLI recorder
+    /// records once more).
+    pub async fn stop(self) {
+        for (stop, handle) in self.tasks {
+            // A task that already ended has dropped its receiver; nothing to tell it.
+            let _ = stop.send(());
+            if let Err(e) = handle.await {
+                tracing::error!(error = %e, "a background task panicked");
+            }
+        }
+    }
+}
+
+/// Resolves when the task is told to stop (or its [`Background`] is dropped).
+pub struct Stopped(oneshot::Receiver<()>);
+
+impl Future for Stopped {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|_| ())
+    }
+}

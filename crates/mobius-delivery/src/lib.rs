@@ -77,6 +77,8 @@ struct Inner {
     wakers: Mutex<HashMap<i64, tokio::sync::mpsc::UnboundedSender<controller::Request>>>,
     /// One deploy/promote/abort/undo at a time.
     changes: tokio::sync::Mutex<()>,
+    /// The SLI snapshot last recorded from each data plane.
+    readings: tokio::sync::Mutex<sli::Readings>,
 }
 
 /// The request to deploy.
@@ -107,6 +109,7 @@ impl Deployer {
                 planes: tokio::sync::Mutex::new(HashMap::new()),
                 wakers: Mutex::new(HashMap::new()),
                 changes: tokio::sync::Mutex::new(()),
+                readings: tokio::sync::Mutex::new(sli::Readings::new()),
             }),
         }
     }

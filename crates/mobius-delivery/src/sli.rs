@@ -22,7 +22,6 @@ pub(super) type Readings = HashMap<(String, String), SliSnapshot>;
 impl Deployer {
     /// Records SLIs every `every` until `shutdown`, and once more then.
     pub async fn record_slis(self, every: Duration, shutdown: impl Future<Output = ()>) {
-        let mut readings = Readings::new();
         let mut timer = tokio::time::interval(every);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut compacted: Option<std::time::Instant> = None;
@@ -30,11 +29,11 @@ impl Deployer {
         loop {
             tokio::select! {
                 _ = &mut shutdown => {
-                    self.record_once(&mut readings).await;
+                    self.record_slis_now().await;
                     return;
                 }
                 _ = timer.tick() => {
-                    self.record_once(&mut readings).await;
+                    self.record_slis_now().await;
                     if compacted.is_none_or(|at| at.elapsed() >= COMPACT_EVERY) {
                         compacted = Some(std::time::Instant::now());
                         self.compact_slis(Timestamp::now()).await;
@@ -71,7 +70,9 @@ impl Deployer {
     }
 
     /// Adds what every proxy counted since the last reading to the current minute.
-    pub(super) async fn record_once(&self, readings: &mut Readings) {
+    pub async fn record_slis_now(&self) {
+        // One recording at a time: each reads what the previous one left.
+        let mut readings = self.inner.readings.lock().await;
         let planes: Vec<_> = self.inner.planes.lock().await.iter().map(|(k, p)| (k.clone(), p.clone())).collect();
         let now = Timestamp::now().as_second();
         let minute = now - now.rem_euclid(60);

@@ -46,7 +46,7 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 }
 
 pub(crate) async fn authorize(state: &AppState, headers: &HeaderMap, scope: TokenScope) -> Result<(), ApiError> {
-    let store = state.ingestor.store.clone();
+    let store = state.app.store.clone();
     let headers = headers.clone();
     tokio::task::spawn_blocking(move || auth::require(store.as_ref(), &headers, scope).map(|_| ())).await?
 }
@@ -73,7 +73,7 @@ pub async fn post_events(
         Decoded::One(item) => (vec![item], true),
         Decoded::Batch(items) => (items, false),
     };
-    let ingestor = state.ingestor.clone();
+    let ingestor = state.app.log.clone();
     let report = tokio::task::spawn_blocking(move || ingestor.ingest(items)).await??;
     state.metrics.count_ingest("api", "stored", report.stored);
     state.metrics.count_ingest("api", "duplicate", report.duplicates);
@@ -130,7 +130,7 @@ async fn store_webhook(state: &AppState, translated: Webhook, origin: &'static s
         Webhook::Event(event) => event,
     };
     let has_facts = !event.observations.is_empty();
-    let ingestor = state.ingestor.clone();
+    let ingestor = state.app.log.clone();
     let report: IngestReport = tokio::task::spawn_blocking(move || ingestor.ingest(vec![Ok(event)])).await??;
     let result = &report.results[0];
     let status = match result.status {
@@ -176,7 +176,7 @@ pub async fn get_dora(
     authorize_read(&state, &headers).await?;
     let selection = params.selection()?;
     let bands = params.bands.clone().unwrap_or_else(|| mobius_insights::bands::DEFAULT.to_owned());
-    let store = state.ingestor.store.clone();
+    let store = state.app.store.clone();
     let single = selection.service.is_some();
     let reports =
         tokio::task::spawn_blocking(move || query::dora(store.as_ref(), &selection, &bands, params.explain)).await??;
@@ -191,7 +191,7 @@ pub async fn get_flow(
 ) -> Result<Response, ApiError> {
     authorize_read(&state, &headers).await?;
     let selection = params.selection()?;
-    let store = state.ingestor.store.clone();
+    let store = state.app.store.clone();
     let single = selection.service.is_some();
     let reports =
         tokio::task::spawn_blocking(move || query::flow(store.as_ref(), &selection, params.explain)).await??;
@@ -221,7 +221,7 @@ pub async fn get_events(
         .transpose()?;
     let limit = params.limit.unwrap_or(100).min(1000);
     let q = EventQuery { after_seq: params.after, ty: params.ty, origin, happened: None, limit };
-    let store = state.ingestor.store.clone();
+    let store = state.app.store.clone();
     let events = tokio::task::spawn_blocking(move || store.events(&q)).await??;
     Ok(Json(events).into_response())
 }
@@ -243,8 +243,8 @@ pub async fn post_token(
     let scope = TokenScope::parse(&request.scope).ok_or_else(|| {
         ApiError::bad_request(format!("`scope`: `{}` is not one of read, ingest, deploy, run, admin", request.scope))
     })?;
-    let token = auth::issue(&request.name, scope);
-    let store = state.ingestor.store.clone();
+    let token = mobius_app::tokens::issue(&request.name, scope);
+    let store = state.app.store.clone();
     let record = token.record.clone();
     tokio::task::spawn_blocking(move || store.insert_token(&record)).await??;
     let body = json!({ "id": token.record.id, "name": token.record.name, "scope": scope, "token": token.secret });
@@ -254,7 +254,7 @@ pub async fn post_token(
 /// `GET /api/v1/tokens`: every token's id, name, scope and creation time (never a secret).
 pub async fn get_tokens(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     authorize(&state, &headers, TokenScope::Admin).await?;
-    let store = state.ingestor.store.clone();
+    let store = state.app.store.clone();
     let tokens = tokio::task::spawn_blocking(move || store.tokens()).await??;
     Ok(Json(tokens).into_response())
 }
@@ -267,7 +267,7 @@ pub async fn delete_token(
     headers: HeaderMap,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<Response, ApiError> {
-    let store = state.ingestor.store.clone();
+    let store = state.app.store.clone();
     let caller = {
         let (store, headers) = (store.clone(), headers.clone());
         tokio::task::spawn_blocking(move || auth::require(store.as_ref(), &headers, TokenScope::Admin)).await??
@@ -304,7 +304,7 @@ pub async fn get_slo_explanation(
     Query(params): Query<ExplainParams>,
 ) -> Result<Response, ApiError> {
     authorize_read(&state, &headers).await?;
-    let store = state.ingestor.store.clone();
+    let store = state.app.store.clone();
     let (service, name) = (params.service.clone(), params.slo.clone());
     let found = tokio::task::spawn_blocking(
         move || -> Result<Option<Option<mobius_reliability::slo::Explanation>>, mobius_store::StoreError> {
@@ -351,7 +351,7 @@ pub async fn get_incidents(
     Query(params): Query<IncidentParams>,
 ) -> Result<Response, ApiError> {
     authorize_read(&state, &headers).await?;
-    let store = state.ingestor.store.clone();
+    let store = state.app.store.clone();
     let listed =
         tokio::task::spawn_blocking(move || mobius_reliability::incidents::list(store.as_ref(), params.open)).await??;
     Ok(Json(listed).into_response())
@@ -378,7 +378,7 @@ pub async fn get_postmortem(
     Query(params): Query<PostmortemParams>,
 ) -> Result<Response, ApiError> {
     authorize_read(&state, &headers).await?;
-    let store = state.ingestor.store.clone();
+    let store = state.app.store.clone();
     let wanted = params.incident.clone();
     let draft =
         tokio::task::spawn_blocking(move || mobius_reliability::incidents::draft(store.as_ref(), &wanted)).await??;
@@ -404,7 +404,7 @@ pub async fn post_postmortem(
     if request.location.trim().is_empty() {
         return Err(ApiError::bad_request("`location`: say where the post-mortem is (a path or a URL)"));
     }
-    let store = state.ingestor.store.clone();
+    let store = state.app.store.clone();
     let wanted = request.incident.clone();
     let incident =
         tokio::task::spawn_blocking(move || mobius_reliability::incidents::find(store.as_ref(), &wanted)).await??;
@@ -417,7 +417,7 @@ pub async fn post_postmortem(
     );
     let parsed = mobius_events::cdevents::parse(&event.to_string(), Origin::Api)
         .map_err(|e| ApiError::bad_request(format!("the post-mortem record is not a valid event: {e}")))?;
-    let ingestor = state.ingestor.clone();
+    let ingestor = state.app.log.clone();
     tokio::task::spawn_blocking(move || ingestor.ingest(vec![Ok(parsed)])).await??;
     let body = json!({ "incident": incident.key, "location": request.location });
     Ok((StatusCode::CREATED, Json(body)).into_response())
@@ -429,7 +429,7 @@ pub async fn healthz() -> &'static str {
 
 /// Ready when the store answers.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let store = state.ingestor.store.clone();
+    let store = state.app.store.clone();
     match tokio::task::spawn_blocking(move || store.event_count()).await {
         Ok(Ok(count)) => {
             state.metrics.events_in_log.set(count as i64);
@@ -440,12 +440,12 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let store = state.ingestor.store.clone();
+    let store = state.app.store.clone();
     if let Ok(Ok(count)) = tokio::task::spawn_blocking(move || store.event_count()).await {
         state.metrics.events_in_log.set(count as i64);
     }
     let mut text = state.metrics.render();
-    let (store, series) = (state.ingestor.store.clone(), state.alerter.series_cache());
+    let (store, series) = (state.app.store.clone(), state.app.reliability.series_cache());
     if let Ok(Ok(slos)) = tokio::task::spawn_blocking(move || {
         mobius_reliability::slo::statuses_with(store.as_ref(), &series, Timestamp::now())
     })
@@ -464,13 +464,13 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 /// `GET /api/v1/alerts`: each SLO's alert state at the last evaluation.
 pub async fn get_alerts(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     authorize_read(&state, &headers).await?;
-    Ok(Json(state.alerter.views()).into_response())
+    Ok(Json(state.app.reliability.views()).into_response())
 }
 
 /// `GET /api/v1/slos`: every SLO's budget, burn rates and alert state now.
 pub async fn get_slos(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     authorize_read(&state, &headers).await?;
-    let (store, series) = (state.ingestor.store.clone(), state.alerter.series_cache());
+    let (store, series) = (state.app.store.clone(), state.app.reliability.series_cache());
     let slos = tokio::task::spawn_blocking(move || {
         mobius_reliability::slo::statuses_with(store.as_ref(), &series, Timestamp::now())
     })
@@ -494,7 +494,7 @@ pub async fn get_policy(
     Query(params): Query<PolicyParams>,
 ) -> Result<Response, ApiError> {
     authorize_read(&state, &headers).await?;
-    let store = state.ingestor.store.clone();
+    let store = state.app.store.clone();
     let answer = tokio::task::spawn_blocking(move || {
         mobius_reliability::slo::check(store.as_ref(), &service, &environment, params.reason, Timestamp::now())
     })

@@ -33,7 +33,7 @@ pub async fn deploy(
     crate::extract::Json(request): crate::extract::Json<DeployRequest>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, TokenScope::Deploy).await?;
-    let stored = state.deployer.deploy(request).await?;
+    let stored = state.app.delivery.deploy(request).await?;
     Ok((StatusCode::CREATED, Json(stored.rollout)).into_response())
 }
 
@@ -51,7 +51,7 @@ pub async fn list(
     Query(params): Query<ListParams>,
 ) -> Result<Response, ApiError> {
     authorize_read(&state, &headers).await?;
-    let deployer = state.deployer.clone();
+    let deployer = state.app.delivery.clone();
     let list = tokio::task::spawn_blocking(move || {
         deployer.list(params.service.as_deref(), params.environment.as_deref(), params.limit.unwrap_or(20).min(500))
     })
@@ -67,7 +67,7 @@ pub async fn status(
     Path((service, environment)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     authorize_read(&state, &headers).await?;
-    let deployer = state.deployer.clone();
+    let deployer = state.app.delivery.clone();
     let (s, e) = (service.clone(), environment.clone());
     let stored = tokio::task::spawn_blocking(move || deployer.status(&s, &e)).await??;
     let stored =
@@ -83,9 +83,9 @@ pub async fn change(
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, TokenScope::Deploy).await?;
     let stored = match verb.as_str() {
-        "promote" => state.deployer.promote(&service, &environment).await?,
-        "abort" => state.deployer.abort(&service, &environment).await?,
-        "undo" => state.deployer.undo(&service, &environment).await?,
+        "promote" => state.app.delivery.promote(&service, &environment).await?,
+        "abort" => state.app.delivery.abort(&service, &environment).await?,
+        "undo" => state.app.delivery.undo(&service, &environment).await?,
         other => {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -114,7 +114,7 @@ pub async fn inject(
     crate::extract::Json(request): crate::extract::Json<InjectRequest>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, TokenScope::Deploy).await?;
-    let faults = state.deployer.inject(&service, &environment, request.fault, request.counted).await?;
+    let faults = state.app.delivery.inject(&service, &environment, request.fault, request.counted).await?;
     Ok((StatusCode::CREATED, Json(faults)).into_response())
 }
 
@@ -125,7 +125,7 @@ pub async fn clear(
     Path((service, environment)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, TokenScope::Deploy).await?;
-    state.deployer.clear_faults(&service, &environment).await?;
+    state.app.delivery.clear_faults(&service, &environment).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -133,7 +133,8 @@ pub async fn clear(
 pub async fn faults(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     authorize_read(&state, &headers).await?;
     let list: Vec<serde_json::Value> = state
-        .deployer
+        .app
+        .delivery
         .faults()
         .await
         .into_iter()

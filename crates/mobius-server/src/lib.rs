@@ -28,7 +28,7 @@ use axum::routing::{delete, get, post};
 use tokio::net::TcpListener;
 
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
-use mobius_log::Ingestor;
+use mobius_app::App;
 
 /// Request bodies above this are refused with 413.
 pub const MAX_BODY: usize = 10 << 20;
@@ -63,14 +63,18 @@ pub struct ServerConfig {
     pub gitlab_webhook_token: Option<Secret>,
 }
 
+/// What every handler holds: the application, the server's own configuration and metrics.
 #[derive(Clone)]
 pub struct AppState {
-    pub ingestor: Ingestor,
+    pub app: App,
     pub config: Arc<ServerConfig>,
     pub metrics: Arc<Metrics>,
-    pub runner: mobius_runs::Runner,
-    pub deployer: mobius_delivery::Deployer,
-    pub alerter: mobius_reliability::Alerter,
+}
+
+impl AppState {
+    pub fn new(app: App, config: ServerConfig) -> AppState {
+        AppState { app, config: Arc::new(config), metrics: Arc::new(Metrics::new()) }
+    }
 }
 
 /// Every route, with the body limit and request metrics.

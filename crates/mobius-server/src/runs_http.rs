@@ -57,7 +57,7 @@ pub async fn list(
         .transpose()?;
     let query =
         RunQuery { repository: params.repository, state: run_state, limit: params.limit.unwrap_or(50).min(1000) };
-    let store = state.ingestor.store.clone();
+    let store = state.app.store.clone();
     let runs = tokio::task::spawn_blocking(move || store.runs(&query)).await??;
     Ok(Json(runs).into_response())
 }
@@ -69,7 +69,7 @@ pub async fn show(
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
     authorize_read(&state, &headers).await?;
-    let store = state.ingestor.store.clone();
+    let store = state.app.store.clone();
     let detail = tokio::task::spawn_blocking(move || store.run(id)).await??.ok_or(RunError::NotFound(id))?;
     Ok(Json(detail).into_response())
 }
@@ -90,7 +90,7 @@ pub async fn logs(
     Query(params): Query<LogParams>,
 ) -> Result<Response, ApiError> {
     authorize_read(&state, &headers).await?;
-    let store = state.ingestor.store.clone();
+    let store = state.app.store.clone();
     tokio::task::spawn_blocking(move || store.run(id)).await??.ok_or(RunError::NotFound(id))?;
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
     let after = resume.or(params.after).unwrap_or(0);
@@ -98,7 +98,7 @@ pub async fn logs(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("text/event-stream"));
-    let path = state.runner.log_path(id);
+    let path = state.app.runs.log_path(id);
     if !wants_events {
         let lines =
             tokio::task::spawn_blocking(move || logs::read_after(&path, after)).await?.map_err(ApiError::internal)?;
@@ -120,9 +120,9 @@ pub async fn logs(
 /// Feeds one SSE client: the stored lines after `after`, then live lines, re-reading the file
 /// whenever the live feed skipped some (a slow client) and once more after the run ended.
 async fn follow(state: AppState, id: i64, mut after: u64, events: mpsc::Sender<Event>) {
-    let path = state.runner.log_path(id);
+    let path = state.app.runs.log_path(id);
     // Subscribe before reading the file, so no line falls between the two.
-    let mut live = state.runner.subscribe(id);
+    let mut live = state.app.runs.subscribe(id);
     loop {
         let read = {
             let path = path.clone();
@@ -164,7 +164,7 @@ async fn follow(state: AppState, id: i64, mut after: u64, events: mpsc::Sender<E
             Err(broadcast::error::RecvError::Closed) => live = None,
         }
     }
-    let store = state.ingestor.store.clone();
+    let store = state.app.store.clone();
     let run_state = tokio::task::spawn_blocking(move || store.run(id))
         .await
         .ok()
@@ -194,7 +194,7 @@ pub async fn cancel(
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, TokenScope::Run).await?;
     let reason = body.and_then(|b| b.0.reason).unwrap_or_else(|| "cancelled by request".to_owned());
-    let runner = state.runner.clone();
+    let runner = state.app.runs.clone();
     tokio::task::spawn_blocking(move || runner.cancel(id, &reason)).await??;
     Ok((StatusCode::ACCEPTED, Json(json!({ "id": id, "cancelling": true }))).into_response())
 }
@@ -214,7 +214,7 @@ pub async fn rerun(
     Query(params): Query<RerunParams>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, TokenScope::Run).await?;
-    let new = state.runner.rerun(id, params.failed).await?;
+    let new = state.app.runs.rerun(id, params.failed).await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": new, "rerun_of": id }))).into_response())
 }
 
@@ -233,9 +233,9 @@ pub async fn poll(
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, TokenScope::Run).await?;
     let queued = match params.repository {
-        Some(name) => state.runner.poll(&name).await?,
+        Some(name) => state.app.runs.poll(&name).await?,
         None => {
-            state.runner.poll_all().await;
+            state.app.runs.poll_all().await;
             Vec::new()
         }
     };

@@ -17,17 +17,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use jiff::Timestamp;
-use mobius_delivery::{DeployConfig, DeployRequest, Deployer, Source};
+use mobius_app::App;
+use mobius_delivery::{DeployRequest, Deployer, Source};
 use mobius_deploy::load::{self, LoadReport, LoadSpec};
 use mobius_deploy::rollout::Phase;
-use mobius_events::materialise::Rules;
 use mobius_insights::{Window, text};
-use mobius_log::ingest::Ingestor;
 use mobius_log::query::{self, Selection};
-use mobius_runs::{Runner, RunnerConfig};
-use mobius_server::metrics::Metrics;
 use mobius_server::{AppState, ServerConfig};
-use mobius_store::{Repository, RunQuery, RunState, SqliteStore, Store};
+use mobius_store::{Repository, RunQuery, RunState, Store};
 use serde::Serialize;
 
 use crate::cli::DemoArgs;
@@ -79,34 +76,27 @@ pub async fn run(json: bool, args: DemoArgs) -> Result<ExitCode> {
     };
     say(&format!("mobius demo in {}", root.display()));
 
-    // The server's parts, in this process.
+    // The server's parts, in this process: the application and its HTTP API.
     let data = root.join("data");
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data).context("cannot open the demo's store")?);
-    let ingestor = Ingestor::new(store.clone(), Rules::default());
-    let runner = Runner::new(
-        store.clone(),
-        ingestor.clone(),
-        RunnerConfig { data_dir: data.clone(), parallelism: 2, poll_interval: Duration::from_secs(3600) },
-    );
-    let deployer =
-        Deployer::new(store.clone(), ingestor.clone(), DeployConfig { data_dir: data.clone(), external_proxy: false });
-    runner.set_deployments(deployer.for_steps());
+    let mut config = mobius_app::Config::new(&data);
+    config.parallelism = 2;
+    // Every commit is polled at once below, as a git hook would make the server do.
+    config.poll_interval = Duration::from_secs(3600);
+    // The proxies' SLIs into per-minute counters often: the summary's SLO and post-mortem read them.
+    config.sli_every = Duration::from_secs(1);
+    // The summary evaluates the SLOs itself; no alert round runs during the demo.
+    config.alert_every = Duration::from_secs(3600);
+    let app = App::open(config).context("cannot open the demo's store")?;
+    let background = app.start();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let api: SocketAddr = listener.local_addr()?;
-    let state = AppState {
-        ingestor: ingestor.clone(),
-        config: Arc::new(ServerConfig { public_read: true, ..ServerConfig::default() }),
-        metrics: Arc::new(Metrics::new()),
-        runner: runner.clone(),
-        deployer: deployer.clone(),
-        alerter: mobius_reliability::Alerter::new(store.clone(), ingestor.clone()),
-    };
+    let state = AppState::new(app.clone(), ServerConfig { public_read: true, ..ServerConfig::default() });
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(mobius_server::serve(listener, state, async {
         let _ = api_stopped.await;
     }));
 
-    let outcome = play(&root, &store, &runner, &deployer, api, json).await;
+    let outcome = play(&root, &app, api, json).await;
     let keep = args.keep && outcome.is_ok();
     let result = match outcome {
         Ok(mut summary) => {
@@ -134,21 +124,16 @@ pub async fn run(json: bool, args: DemoArgs) -> Result<ExitCode> {
         );
         let _ = tokio::signal::ctrl_c().await;
     }
-    deployer.stop_all().await;
+    app.delivery.stop_all().await;
+    background.stop().await;
     let _ = stop_api.send(());
     let _ = server.await;
     drop(scratch);
     result
 }
 
-async fn play(
-    root: &Path,
-    store: &Arc<dyn Store>,
-    runner: &Runner,
-    deployer: &Deployer,
-    api: SocketAddr,
-    json: bool,
-) -> Result<Summary> {
+async fn play(root: &Path, app: &App, api: SocketAddr, json: bool) -> Result<Summary> {
+    let (store, runner, deployer) = (&app.store, &app.runs, &app.delivery);
     let say = |line: String| {
         if !json {
             println!("{line}");
@@ -167,11 +152,6 @@ async fn play(
     runner.poll(&repository.name).await?;
 
     let url = format!("http://127.0.0.1:{production}/");
-    // The proxies' SLIs into per-minute counters (the post-mortem's failed requests).
-    let (stop_recording, recording_stopped) = tokio::sync::oneshot::channel::<()>();
-    let recorder = tokio::spawn(deployer.clone().record_slis(Duration::from_secs(1), async {
-        let _ = recording_stopped.await;
-    }));
     // Users arrive once production serves (v1's rollout starts it).
     let mut all: Option<load::LoadHandle> = None;
     let mut rollouts = Vec::new();
@@ -257,8 +237,8 @@ async fn play(
         Some(all) => all.stop().await,
         None => LoadReport::default(),
     };
-    let _ = stop_recording.send(());
-    let _ = recorder.await;
+    // What the proxies counted last is in the store before the summary reads it.
+    deployer.record_slis_now().await;
     let slos = {
         // A Prometheus SLI is queried with blocking HTTP.
         let store = store.clone();

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
+use mobius_app::tokens;
 use mobius_runs::git;
-use mobius_server::auth;
 use mobius_store::{Repository, Store, TokenScope};
 use reqwest::Method;
 use serde::Serialize;
@@ -60,7 +60,7 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: RepoCommand) -> R
             } else {
                 let server = hook_server.unwrap_or_else(|| format!("http://{}", settings.listen));
                 revoke_hook_token(store.as_ref(), &top)?;
-                let token = auth::issue(&format!("git hooks of {}", repository.name), TokenScope::Run);
+                let token = tokens::issue(&format!("git hooks of {}", repository.name), TokenScope::Run);
                 store.insert_token(&token.record)?;
                 install_hooks(&top, &repository.name, &server, &token.secret)?
             };
@@ -106,7 +106,7 @@ fn git_path(top: &Path, what: &str) -> Result<PathBuf> {
 /// re-run replaces it rather than leaving it working.
 fn revoke_hook_token(store: &dyn Store, top: &Path) -> Result<()> {
     let Ok(old) = std::fs::read_to_string(git_path(top, TOKEN_FILE)?) else { return Ok(()) };
-    if let Some(record) = store.token_by_secret_hash(&auth::hash(old.trim()))? {
+    if let Some(record) = store.token_by_secret_hash(&tokens::hash(old.trim()))? {
         store.revoke_token(&record.id)?;
     }
     Ok(())

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use mobius_server::auth;
+use mobius_app::tokens;
 use mobius_store::{TokenRecord, TokenScope};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -28,7 +28,7 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: TokenCommand) -> 
         None => {
             let scope = TokenScope::parse(&scope).context("unknown scope")?;
             let store = super::open_store(&super::settings(data_dir, None)?)?;
-            let token = auth::issue(&name, scope);
+            let token = tokens::issue(&name, scope);
             store.insert_token(&token.record)?;
             json!({ "id": token.record.id, "name": name, "scope": scope, "token": token.secret })
         }
