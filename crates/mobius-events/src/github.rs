@@ -26,7 +26,7 @@ use crate::observation::{
 use crate::payload::{
     IssueIncident, Object, body_digest, custom_type, first_line, issue_incident, json, severity_label, text,
 };
-use crate::webhook::{Webhook, WebhookError};
+use crate::webhook::{Webhook, WebhookError, checked};
 
 const SIGNATURE_HEADER: &str = "X-Hub-Signature-256";
 
@@ -73,7 +73,7 @@ pub fn translate(event: &str, delivery: Option<&str>, body: &[u8]) -> Result<Web
             observations: Vec::new(),
         },
     };
-    Ok(Webhook::Event(NewEvent {
+    checked(NewEvent {
         id: found.id,
         source: full_name.map_or_else(|| "github".to_owned(), |n| format!("github:{n}")),
         ty: custom_type("github", event, action),
@@ -82,7 +82,7 @@ pub fn translate(event: &str, delivery: Option<&str>, body: &[u8]) -> Result<Web
         origin: Origin::Github,
         raw: raw.to_owned(),
         observations: found.observations,
-    }))
+    })
 }
 
 /// Reads one event type's payload; `action` is the payload's (or `received`).
@@ -148,7 +148,7 @@ fn push(root: &Object<'_>, _action: &str, repo: &Repository<'_>) -> Result<Found
     // the only time GitHub gives.
     let pushed_at = || {
         let seconds = repo.object.get("pushed_at")?.as_i64()?;
-        Timestamp::from_second(seconds).ok()
+        Timestamp::from_second(seconds).ok().filter(|at| crate::limits::in_range(*at))
     };
     let timestamp = head_time.or_else(|| commits.last().map(|c| c.commit_time)).or_else(pushed_at);
 
