@@ -13,7 +13,10 @@
 //! | `issues` labelled `incident` | [`IncidentObserved`], linked by `root cause: <sha>` |
 //!
 //! Event ids are derived from content, not from `X-GitHub-Delivery`: GitHub gives a redelivery
-//! a new delivery id, and the log must still see it as the same event.
+//! a new delivery id, and the log must still see it as the same event. Events stored raw have
+//! no content to derive one from: theirs is the delivery id with the body's digest
+//! (`<delivery>:sha256:<hex>`), so a different body under a replayed delivery id is not taken
+//! for a duplicate.
 
 use hmac::{Hmac, Mac};
 use jiff::Timestamp;
@@ -64,7 +67,10 @@ pub fn translate(event: &str, delivery: Option<&str>, body: &[u8]) -> Result<Web
     let found = match reader(event) {
         Some(read) => read(&root, action, &Repository::of(&root)?)?,
         None => Found {
-            id: delivery.filter(|d| !d.is_empty()).map_or_else(|| body_digest(body), str::to_owned),
+            // The delivery id alone would make a different body under a replayed id a duplicate.
+            id: delivery
+                .filter(|d| !d.is_empty())
+                .map_or_else(|| body_digest(body), |d| format!("{d}:{}", body_digest(body))),
             subject: full_name.unwrap_or(event).to_owned(),
             // Most event objects carry their own times (check_run, release, deployment, …).
             timestamp: root.opt_object(event).ok().flatten().and_then(|o| {

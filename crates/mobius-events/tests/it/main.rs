@@ -2,6 +2,7 @@
 //! module per area.
 
 mod cdevents;
+mod identity;
 mod limits;
 mod webhooks;
 
