@@ -8,7 +8,8 @@
 //!
 //! A recorded delivery is translated exactly as a live one, so it deduplicates against the
 //! live delivery of the same thing. It is not signature-checked: it arrives over an
-//! authenticated channel (an `ingest` token, or the local data directory).
+//! authenticated channel (an `ingest` token, or the local data directory), but nothing proves
+//! GitHub or GitLab sent it, so it is stored with [`Origin::Import`], never as theirs.
 //!
 //! A body holds at most [`MAX_BATCH_ITEMS`] records ([`parse_many`]); the count is taken
 //! while the body is framed, before any record is read, so a body of millions of tiny items
@@ -22,7 +23,7 @@ use serde_json::value::RawValue;
 
 use crate::cdevents::{EventError, json_error};
 use crate::cloudevents::{self, Item};
-use crate::envelope::Origin;
+use crate::envelope::{NewEvent, Origin};
 use crate::limits::{MAX_BATCH_ITEMS, TooManyItems};
 use crate::webhook::Webhook;
 use crate::{github, gitlab};
@@ -62,7 +63,8 @@ pub fn parse(text: &str, origin: Origin) -> Item {
         _ => return Err(EventError::WrongType { field: "webhook", expected: "\"github\" or \"gitlab\"" }),
     };
     match translated.map_err(|e| EventError::Webhook(e.to_string()))? {
-        Webhook::Event(event) => Ok(event),
+        // Translated as GitHub's or GitLab's, but unverified: not stored as theirs.
+        Webhook::Event(event) => Ok(NewEvent { origin: Origin::Import, ..event }),
         Webhook::Ping => Err(EventError::Webhook("a ping carries no event".into())),
     }
 }

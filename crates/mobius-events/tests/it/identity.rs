@@ -1,9 +1,11 @@
-//! Where an event's identity comes from when its content cannot say: deliveries the webhook
-//! translations store raw.
+//! Where an event's identity and origin come from when its content cannot say: deliveries
+//! GitHub's translation stores raw, and recorded deliveries in import files and batches.
 
+use mobius_events::cloudevents::Decoded;
+use mobius_events::{Origin, record};
 use serde_json::json;
 
-use crate::limits::{github_event, gitlab_event};
+use crate::limits::{decode, event, github_event, github_push, gitlab_event};
 
 #[test]
 fn a_delivery_without_content_identity_is_its_id_and_its_body() {
@@ -27,4 +29,31 @@ fn a_delivery_without_content_identity_is_its_id_and_its_body() {
     };
     assert_ne!(gitlab_event(&note("a")).unwrap().id, gitlab_event(&note("b")).unwrap().id);
     assert_eq!(gitlab_event(&note("a")).unwrap().id, gitlab_event(&note("a")).unwrap().id);
+}
+
+#[test]
+fn recorded_deliveries_are_imports() {
+    let github_record = json!({ "webhook": "github", "event": "push", "payload": github_push("2024-05-01T12:00:00Z") });
+    let gitlab_record = json!({
+        "webhook": "gitlab",
+        "event": "Note Hook",
+        "payload": { "object_kind": "note", "project": { "path_with_namespace": "acme/app", "name": "app" } },
+    });
+    for record in [&github_record, &gitlab_record] {
+        let event = record::parse(&record.to_string(), Origin::Api).unwrap();
+        assert_eq!(event.origin, Origin::Import, "{record}");
+    }
+    // A CDEvent in the same file keeps the origin of the door it came through.
+    assert_eq!(record::parse(&event().to_string(), Origin::Api).unwrap().origin, Origin::Api);
+    // So does a recorded delivery in a batch over HTTP.
+    let body = format!("{github_record}\n{}\n", event());
+    match decode("application/x-ndjson", &body) {
+        Ok(Decoded::Batch(items)) => {
+            let origins: Vec<Origin> = items.into_iter().map(|i| i.unwrap().origin).collect();
+            assert_eq!(origins, [Origin::Import, Origin::Api]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(Origin::parse("import"), Some(Origin::Import));
+    assert_eq!(Origin::Import.as_str(), "import");
 }
