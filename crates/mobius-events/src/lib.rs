@@ -6,6 +6,7 @@
 //! - [`cloudevents`]: the CloudEvents HTTP binding: structured, binary and batched bodies.
 //! - [`github`], [`gitlab`]: webhook verification and translation.
 //! - [`record`]: batch and import records: CDEvents, or recorded webhook deliveries.
+//! - [`emit`]: the CDEvents Mobius emits itself, each built by one typed constructor.
 //! - [`limits`]: what every event and batch must respect (size, count, time range, text).
 //! - [`observation`]: what an event says happened, independent of its wire format.
 //! - [`facts`]: the rows measurements read (changes, deployments, incidents, pipeline runs).
@@ -16,6 +17,7 @@
 
 pub mod cdevents;
 pub mod cloudevents;
+pub mod emit;
 pub mod envelope;
 pub mod facts;
 pub mod github;

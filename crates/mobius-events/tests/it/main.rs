@@ -2,6 +2,7 @@
 //! module per area.
 
 mod cdevents;
+mod emit;
 mod identity;
 mod limits;
 mod webhooks;
