@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use serde_json::{Map, Value};
 
 use crate::envelope::{NewEvent, Origin};
+use crate::limits::{self, MAX_EVENT_BYTES};
 use crate::observation::{
     ArtifactBuilt, CauseHint, Commit, DeploymentObserved, DeploymentOutcome, IncidentObserved, Observation,
     PipelineRunKind, PipelineRunObserved, Push, RollbackObserved,
@@ -36,6 +37,14 @@ pub enum EventError {
     Webhook(String),
     #[error("does not match the CDEvents schema for `{ty}`: {message}")]
     Schema { ty: String, message: String },
+    /// Past [`MAX_EVENT_BYTES`]: refused before it is read.
+    #[error("the event is {bytes} bytes, over the limit of {limit} bytes (1 MiB)")]
+    TooLarge { bytes: usize, limit: usize },
+    /// A readable timestamp outside [`crate::limits::EARLIEST`]..[`crate::limits::LATEST`].
+    #[error("`{field}`: `{value}` is outside the supported range {}", limits::RANGE)]
+    OutOfRange { field: &'static str, value: String },
+    #[error("`{field}` contains the control character U+{:04X} at byte {at}", u32::from(*character))]
+    ControlCharacter { field: &'static str, at: usize, character: char },
 }
 
 /// The type prefix of Mobius's incident acknowledgement (`mobius incident ack`): it sets the
@@ -44,12 +53,15 @@ pub const ACKNOWLEDGED: &str = "dev.cdeventsx.mobius-incident.acknowledged.";
 
 /// Parses and validates one CDEvent from its JSON text.
 pub fn parse(raw: &str, origin: Origin) -> Result<NewEvent, EventError> {
+    // Before reading it: a huge event costs its parse, however it ends.
+    within_size(raw)?;
     let value: Value = serde_json::from_str(raw).map_err(|e| json_error(&e))?;
     from_value(value, raw.to_owned(), origin)
 }
 
 /// Validates an already-parsed CDEvent; `raw` is kept as the received text.
 pub fn from_value(value: Value, raw: String, origin: Origin) -> Result<NewEvent, EventError> {
+    within_size(&raw)?;
     let Value::Object(event) = value else {
         return Err(EventError::WrongType { field: "(event)", expected: "a JSON object with `context` and `subject`" });
     };
@@ -73,11 +85,15 @@ pub fn from_value(value: Value, raw: String, origin: Origin) -> Result<NewEvent,
         return Err(EventError::UnsupportedVersion { version: version.to_owned() });
     };
 
-    let id = string(context, "id", "context.id")?;
-    let source = string(context, "source", "context.source")?;
-    let ty = string(context, "type", "context.type")?;
-    let timestamp = parse_timestamp(string(context, "timestamp", "context.timestamp")?)?;
-    let subject_id = string(subject, "id", "subject.id")?;
+    let id = identifier(context, "id", "context.id")?;
+    let source = identifier(context, "source", "context.source")?;
+    let ty = identifier(context, "type", "context.type")?;
+    let timestamp = timestamp_in_range(string(context, "timestamp", "context.timestamp")?, "context.timestamp")?;
+    let subject_id = identifier(subject, "id", "subject.id")?;
+    // Optional, and the schema checks its shape; only its text is ours to police.
+    if let Some(subject_source) = subject.get("source").and_then(Value::as_str) {
+        no_control_characters(subject_source, "subject.source")?;
+    }
     if !subject.contains_key("content") {
         return Err(EventError::Missing { field: "subject.content" });
     }
@@ -260,7 +276,10 @@ fn observe(f: &Facts<'_>, subject: &str, predicate: &str) -> Vec<Observation> {
                 branch: branch.to_owned(),
                 commits: vec![Commit {
                     sha: f.custom("revision").unwrap_or(f.subject_id()).to_owned(),
-                    author_time: f.custom("authorTime").and_then(|t| parse_timestamp(t).ok()),
+                    author_time: f
+                        .custom("authorTime")
+                        .and_then(|t| parse_timestamp(t).ok())
+                        .filter(|t| limits::in_range(*t)),
                     commit_time: f.timestamp,
                     message: f.custom("message").unwrap_or_default().to_owned(),
                 }],
@@ -291,6 +310,36 @@ fn string<'a>(map: &'a Map<String, Value>, key: &str, field: &'static str) -> Re
         Some(Value::String(s)) => Ok(s),
         Some(_) => Err(EventError::WrongType { field, expected: "a string" }),
     }
+}
+
+/// A non-empty string that names something (an id, a source, a type): no control characters.
+fn identifier<'a>(map: &'a Map<String, Value>, key: &str, field: &'static str) -> Result<&'a str, EventError> {
+    let s = string(map, key, field)?;
+    no_control_characters(s, field)?;
+    Ok(s)
+}
+
+fn no_control_characters(s: &str, field: &'static str) -> Result<(), EventError> {
+    match limits::control_character(s) {
+        Some((at, character)) => Err(EventError::ControlCharacter { field, at, character }),
+        None => Ok(()),
+    }
+}
+
+/// A timestamp in any format senders use, within the range events may have.
+fn timestamp_in_range(value: &str, field: &'static str) -> Result<Timestamp, EventError> {
+    let at = parse_timestamp(value)?;
+    if !limits::in_range(at) {
+        return Err(EventError::OutOfRange { field, value: value.to_owned() });
+    }
+    Ok(at)
+}
+
+fn within_size(raw: &str) -> Result<(), EventError> {
+    if raw.len() > MAX_EVENT_BYTES {
+        return Err(EventError::TooLarge { bytes: raw.len(), limit: MAX_EVENT_BYTES });
+    }
+    Ok(())
 }
 
 /// A JSON syntax error with its position, without serde_json's trailing " at line L column C"

@@ -11,12 +11,16 @@
 //! Wherever a CloudEvent is expected, a bare CDEvent (an object with `context`) is accepted too,
 //! and batch elements may be recorded webhook deliveries ([`crate::record`]).
 //! The raw text stored for each event is the CDEvent itself, as received.
+//!
+//! A batch holds at most [`MAX_BATCH_ITEMS`] events: a body with more is refused as a whole,
+//! found while the body is framed (see [`crate::limits`]).
 
 use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::cdevents::{self, EventError, json_error};
 use crate::envelope::{NewEvent, Origin};
+use crate::limits::{MAX_BATCH_ITEMS, TooManyItems};
 use crate::record;
 
 /// The outcome of decoding one event of a body.
@@ -42,6 +46,8 @@ pub enum BindingError {
     NotUtf8,
     #[error("a batch must be a JSON array: {0}")]
     NotAnArray(String),
+    #[error(transparent)]
+    TooManyItems(#[from] TooManyItems),
 }
 
 /// Decodes a request body. `header` looks a request header up by lower-case name.
@@ -59,7 +65,7 @@ pub fn decode<'h>(
         "application/cloudevents+json" => Ok(Decoded::One(structured(text, origin))),
         "application/cloudevents-batch+json" => batch(text, origin).map(Decoded::Batch),
         "application/x-ndjson" | "application/jsonl" | "application/ndjson" => {
-            Ok(Decoded::Batch(record::parse_many(text, origin)))
+            Ok(Decoded::Batch(record::parse_many(text, origin)?))
         }
         "application/json" | "text/json" => {
             if header("ce-specversion").is_some() {
@@ -75,10 +81,10 @@ pub fn decode<'h>(
     }
 }
 
-/// Reads a JSON array of events.
+/// Reads a JSON array of at most [`MAX_BATCH_ITEMS`] events.
 pub fn batch(text: &str, origin: Origin) -> Result<Vec<Item>, BindingError> {
-    let items: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| BindingError::NotAnArray(e.to_string()))?;
-    Ok(items.into_iter().map(|item| record::parse(item.get(), origin)).collect())
+    let items = record::array_elements(text, MAX_BATCH_ITEMS)?.map_err(|e| BindingError::NotAnArray(e.to_string()))?;
+    Ok(items.into_iter().map(|item| record::parse(item, origin)).collect())
 }
 
 /// One structured CloudEvent, or a bare CDEvent.

@@ -17,6 +17,9 @@ pub enum Origin {
     Gitlab,
     /// Emitted by Mobius itself (pipelines, rollouts).
     Internal,
+    /// A recorded webhook delivery in an import file or a batch (`{"webhook": "github", …}`):
+    /// translated as the provider's, but nothing verified that the provider sent it.
+    Import,
 }
 
 impl Origin {
@@ -26,6 +29,7 @@ impl Origin {
             Origin::Github => "github",
             Origin::Gitlab => "gitlab",
             Origin::Internal => "internal",
+            Origin::Import => "import",
         }
     }
 
@@ -35,6 +39,7 @@ impl Origin {
             "github" => Origin::Github,
             "gitlab" => Origin::Gitlab,
             "internal" => Origin::Internal,
+            "import" => Origin::Import,
             _ => return None,
         })
     }
@@ -83,4 +88,19 @@ pub enum AppendStatus {
     Stored,
     /// `(source, id)` was already in the log; nothing changed.
     Duplicate,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_round_trip_through_their_names() {
+        for origin in [Origin::Api, Origin::Github, Origin::Gitlab, Origin::Internal, Origin::Import] {
+            assert_eq!(Origin::parse(origin.as_str()), Some(origin));
+            // The serde name is the same word, so the API's JSON and the store agree.
+            assert_eq!(serde_json::to_value(origin).unwrap(), origin.as_str());
+        }
+        assert_eq!(Origin::parse("imported"), None);
+    }
 }

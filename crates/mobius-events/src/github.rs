@@ -13,7 +13,10 @@
 //! | `issues` labelled `incident` | [`IncidentObserved`], linked by `root cause: <sha>` |
 //!
 //! Event ids are derived from content, not from `X-GitHub-Delivery`: GitHub gives a redelivery
-//! a new delivery id, and the log must still see it as the same event.
+//! a new delivery id, and the log must still see it as the same event. Events stored raw have
+//! no content to derive one from: theirs is the delivery id with the body's digest
+//! (`<delivery>:sha256:<hex>`), so a different body under a replayed delivery id is not taken
+//! for a duplicate.
 
 use hmac::{Hmac, Mac};
 use jiff::Timestamp;
@@ -26,7 +29,7 @@ use crate::observation::{
 use crate::payload::{
     IssueIncident, Object, body_digest, custom_type, first_line, issue_incident, json, severity_label, text,
 };
-use crate::webhook::{Webhook, WebhookError};
+use crate::webhook::{Webhook, WebhookError, checked};
 
 const SIGNATURE_HEADER: &str = "X-Hub-Signature-256";
 
@@ -64,7 +67,10 @@ pub fn translate(event: &str, delivery: Option<&str>, body: &[u8]) -> Result<Web
     let found = match reader(event) {
         Some(read) => read(&root, action, &Repository::of(&root)?)?,
         None => Found {
-            id: delivery.filter(|d| !d.is_empty()).map_or_else(|| body_digest(body), str::to_owned),
+            // The delivery id alone would make a different body under a replayed id a duplicate.
+            id: delivery
+                .filter(|d| !d.is_empty())
+                .map_or_else(|| body_digest(body), |d| format!("{d}:{}", body_digest(body))),
             subject: full_name.unwrap_or(event).to_owned(),
             // Most event objects carry their own times (check_run, release, deployment, …).
             timestamp: root.opt_object(event).ok().flatten().and_then(|o| {
@@ -73,7 +79,7 @@ pub fn translate(event: &str, delivery: Option<&str>, body: &[u8]) -> Result<Web
             observations: Vec::new(),
         },
     };
-    Ok(Webhook::Event(NewEvent {
+    checked(NewEvent {
         id: found.id,
         source: full_name.map_or_else(|| "github".to_owned(), |n| format!("github:{n}")),
         ty: custom_type("github", event, action),
@@ -82,7 +88,7 @@ pub fn translate(event: &str, delivery: Option<&str>, body: &[u8]) -> Result<Web
         origin: Origin::Github,
         raw: raw.to_owned(),
         observations: found.observations,
-    }))
+    })
 }
 
 /// Reads one event type's payload; `action` is the payload's (or `received`).
@@ -148,7 +154,7 @@ fn push(root: &Object<'_>, _action: &str, repo: &Repository<'_>) -> Result<Found
     // the only time GitHub gives.
     let pushed_at = || {
         let seconds = repo.object.get("pushed_at")?.as_i64()?;
-        Timestamp::from_second(seconds).ok()
+        Timestamp::from_second(seconds).ok().filter(|at| crate::limits::in_range(*at))
     };
     let timestamp = head_time.or_else(|| commits.last().map(|c| c.commit_time)).or_else(pushed_at);
 

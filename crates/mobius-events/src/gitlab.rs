@@ -26,7 +26,7 @@ use crate::observation::{
 use crate::payload::{
     IssueIncident, Object, body_digest, custom_type, first_line, issue_incident, json, severity_label, text,
 };
-use crate::webhook::{Webhook, WebhookError};
+use crate::webhook::{Webhook, WebhookError, checked};
 
 const TOKEN_HEADER: &str = "X-Gitlab-Token";
 
@@ -89,7 +89,7 @@ pub fn translate(event: Option<&str>, body: &[u8]) -> Result<Webhook, WebhookErr
             observations: Vec::new(),
         },
     };
-    Ok(Webhook::Event(NewEvent {
+    checked(NewEvent {
         id: found.id,
         source: path.map_or_else(|| "gitlab".to_owned(), |p| format!("gitlab:{p}")),
         ty: custom_type("gitlab", &kind, predicate),
@@ -98,7 +98,7 @@ pub fn translate(event: Option<&str>, body: &[u8]) -> Result<Webhook, WebhookErr
         origin: Origin::Gitlab,
         raw: raw.to_owned(),
         observations: found.observations,
-    }))
+    })
 }
 
 /// `Merge Request Hook` → `merge_request`. Only used when the body has no `object_kind`, so
@@ -230,7 +230,7 @@ fn pipeline(root: &Object<'_>, project: &Project<'_>) -> Result<Found, WebhookEr
     // GitLab reports how long the pipeline waited for a runner; without it, the first job to
     // start marks the start.
     let started = match attributes.opt_seconds("queued_duration")? {
-        Some(queued) => created_at.checked_add(queued).ok(),
+        Some(queued) => created_at.checked_add(queued).ok().filter(|at| crate::limits::in_range(*at)),
         None => {
             let mut first: Option<Timestamp> = None;
             for build in root.objects("builds")? {

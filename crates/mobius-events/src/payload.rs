@@ -9,12 +9,16 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::limits::{self, MAX_EVENT_BYTES};
 use crate::observation::{CauseHint, IncidentObserved, Observation};
 use crate::time::parse_timestamp;
 use crate::webhook::WebhookError;
 
-/// The body as text: the log keeps it verbatim, so it must be UTF-8.
+/// The body as text: the log keeps it verbatim, so it must be UTF-8, and one event's worth.
 pub(crate) fn text(body: &[u8]) -> Result<&str, WebhookError> {
+    if body.len() > MAX_EVENT_BYTES {
+        return Err(WebhookError::TooLarge { bytes: body.len(), limit: MAX_EVENT_BYTES });
+    }
     std::str::from_utf8(body).map_err(|e| WebhookError::field("(body)", format!("is not UTF-8 text ({e})")))
 }
 
@@ -171,7 +175,11 @@ impl<'a> Object<'a> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::String(s)) if s.is_empty() => Err(self.wrong(key, "a non-empty string")),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::String(s)) => {
+                // Identifiers make event ids and keys.
+                WebhookError::control_characters(self.path_of(key), s)?;
+                Ok(Some(s.clone()))
+            }
             Some(Value::Number(n)) if n.is_u64() || n.is_i64() => Ok(Some(n.to_string())),
             Some(_) => Err(self.wrong(key, "a string or an integer")),
         }
@@ -203,18 +211,25 @@ impl<'a> Object<'a> {
         self.opt_time(key)?.ok_or_else(|| self.missing(key))
     }
 
+    /// A timestamp, which must lie in the range events may have ([`limits::in_range`]).
     pub(crate) fn opt_time(&self, key: &str) -> Result<Option<Timestamp>, WebhookError> {
-        self.opt_str(key)?
-            .map(|s| parse_timestamp(s).map_err(|e| WebhookError::field(self.path_of(key), e.to_string())))
-            .transpose()
+        let Some(s) = self.opt_str(key)? else { return Ok(None) };
+        let at = parse_timestamp(s).map_err(|e| WebhookError::field(self.path_of(key), e.to_string()))?;
+        if !limits::in_range(at) {
+            let problem = format!("`{s}` is outside the supported range {}", limits::RANGE);
+            return Err(WebhookError::field(self.path_of(key), problem));
+        }
+        Ok(Some(at))
     }
 
-    /// The first of `keys` holding a readable timestamp, ignoring anything else.
+    /// The first of `keys` holding a readable timestamp in range, ignoring anything else.
     ///
     /// Only for deliveries Mobius stores without interpreting: refusing one because a field
     /// it merely peeks at has an odd shape would lose the event for nothing.
     pub(crate) fn first_time_lenient(&self, keys: &[&str]) -> Option<Timestamp> {
-        keys.iter().find_map(|key| self.get(key)?.as_str().and_then(|s| parse_timestamp(s).ok()))
+        keys.iter().find_map(|key| {
+            self.get(key)?.as_str().and_then(|s| parse_timestamp(s).ok()).filter(|at| limits::in_range(*at))
+        })
     }
 }
 

@@ -8,13 +8,23 @@
 //!
 //! A recorded delivery is translated exactly as a live one, so it deduplicates against the
 //! live delivery of the same thing. It is not signature-checked: it arrives over an
-//! authenticated channel (an `ingest` token, or the local data directory).
+//! authenticated channel (an `ingest` token, or the local data directory), but nothing proves
+//! GitHub or GitLab sent it, so it is stored with [`Origin::Import`], never as theirs.
+//!
+//! A body holds at most [`MAX_BATCH_ITEMS`] records ([`parse_many`]); the count is taken
+//! while the body is framed, before any record is read, so a body of millions of tiny items
+//! costs a scan of its first ten thousand. Files on the local machine may hold more
+//! ([`parse_many_unbounded`]).
 
+use std::fmt;
+
+use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::cdevents::{EventError, json_error};
 use crate::cloudevents::{self, Item};
-use crate::envelope::Origin;
+use crate::envelope::{NewEvent, Origin};
+use crate::limits::{MAX_BATCH_ITEMS, TooManyItems};
 use crate::webhook::Webhook;
 use crate::{github, gitlab};
 
@@ -53,41 +63,128 @@ pub fn parse(text: &str, origin: Origin) -> Item {
         _ => return Err(EventError::WrongType { field: "webhook", expected: "\"github\" or \"gitlab\"" }),
     };
     match translated.map_err(|e| EventError::Webhook(e.to_string()))? {
-        Webhook::Event(event) => Ok(event),
+        // Translated as GitHub's or GitLab's, but unverified: not stored as theirs.
+        Webhook::Event(event) => Ok(NewEvent { origin: Origin::Import, ..event }),
         Webhook::Ping => Err(EventError::Webhook("a ping carries no event".into())),
     }
 }
 
-/// Parses a whole file or body: a JSON array, or JSON values one after another (NDJSON, or a
-/// single event). Errors carry the record's line.
-pub fn parse_many(text: &str, origin: Origin) -> Vec<Item> {
+/// Parses a whole body: a JSON array, or JSON values one after another (NDJSON, or a single
+/// event). Errors carry the record's line. More than [`MAX_BATCH_ITEMS`] records is one error
+/// for the whole body, found before any record is read.
+pub fn parse_many(text: &str, origin: Origin) -> Result<Vec<Item>, TooManyItems> {
+    parse_at_most(text, origin, MAX_BATCH_ITEMS)
+}
+
+/// [`parse_many`] without the limit on records, for files on the local machine. A caller that
+/// feeds a store should still work through such a file in chunks, as `mobius events import`
+/// does.
+pub fn parse_many_unbounded(text: &str, origin: Origin) -> Vec<Item> {
+    parse_at_most(text, origin, usize::MAX).unwrap_or_else(|_| unreachable!("no text holds usize::MAX records"))
+}
+
+fn parse_at_most(text: &str, origin: Origin, max: usize) -> Result<Vec<Item>, TooManyItems> {
     if text.trim_start().starts_with('[') {
-        return match serde_json::from_str::<Vec<&RawValue>>(text) {
-            Ok(items) => items.into_iter().map(|item| parse(item.get(), origin)).collect(),
+        return Ok(match array_elements(text, max)? {
+            Ok(items) => items.into_iter().map(|item| parse(item, origin)).collect(),
             Err(e) => vec![Err(json_error(&e))],
-        };
+        });
     }
-    let mut items = Vec::new();
+    let Framed { records, broken } = stream(text, max)?;
+    let mut items: Vec<Item> =
+        records.into_iter().map(|(record, line)| parse(record, origin).map_err(|e| at_line(e, line))).collect();
+    items.extend(broken.map(|e| Err(json_error(&e))));
+    Ok(items)
+}
+
+/// The elements of a JSON array as text, refusing more than `max` of them when the first one
+/// past it is met: the scan stops there, and what it kept is `max` borrowed slices at most.
+/// The inner `Err` is malformed JSON.
+pub(crate) fn array_elements(text: &str, max: usize) -> Result<Result<Vec<&str>, serde_json::Error>, TooManyItems> {
+    let mut past_limit = None;
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let scanned = Elements { max, text_start: text.as_ptr() as usize, past_limit: &mut past_limit }
+        .deserialize(&mut deserializer)
+        .and_then(|items| deserializer.end().map(|()| items));
+    match (scanned, past_limit) {
+        (_, Some(offset)) => Err(TooManyItems { limit: max, line: 1 + newlines(&text.as_bytes()[..offset]) }),
+        (Ok(items), None) => Ok(Ok(items)),
+        (Err(e), None) => Ok(Err(e)),
+    }
+}
+
+/// A counting visitor over a JSON array's elements, which stops at the first one past `max`
+/// and notes its byte offset.
+struct Elements<'p> {
+    max: usize,
+    /// The address of the text's first byte: elements are slices of it.
+    text_start: usize,
+    past_limit: &'p mut Option<usize>,
+}
+
+impl<'de> DeserializeSeed<'de> for Elements<'_> {
+    type Value = Vec<&'de str>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Elements<'_> {
+    type Value = Vec<&'de str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON array of events")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<&'de RawValue>()? {
+            if items.len() == self.max {
+                *self.past_limit = Some(item.get().as_ptr() as usize - self.text_start);
+                return Err(serde::de::Error::custom(format_args!("more than {} events", self.max)));
+            }
+            items.push(item.get());
+        }
+        Ok(items)
+    }
+}
+
+/// Records framed in a stream of JSON values.
+struct Framed<'a> {
+    /// Each record's text and the line it starts on.
+    records: Vec<(&'a str, usize)>,
+    /// Malformed JSON that ended the stream: nothing after it can be framed.
+    broken: Option<serde_json::Error>,
+}
+
+/// The records of JSON values one after another, refusing more than `max` when the first one
+/// past it is met.
+fn stream(text: &str, max: usize) -> Result<Framed<'_>, TooManyItems> {
+    let mut records = Vec::new();
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
     // Lines are counted incrementally: recounting from the start for each record would make
     // a large body quadratic.
     let (mut line, mut counted) = (1, 0);
     loop {
         match stream.next() {
-            None => break,
+            None => return Ok(Framed { records, broken: None }),
             Some(Ok(value)) => {
                 let start = value.get().as_ptr() as usize - text.as_ptr() as usize;
-                line += text.as_bytes()[counted..start].iter().filter(|b| **b == b'\n').count();
+                line += newlines(&text.as_bytes()[counted..start]);
                 counted = start;
-                items.push(parse(value.get(), origin).map_err(|e| at_line(e, line)));
+                if records.len() == max {
+                    return Err(TooManyItems { limit: max, line });
+                }
+                records.push((value.get(), line));
             }
-            Some(Err(e)) => {
-                items.push(Err(json_error(&e)));
-                break;
-            }
+            Some(Err(e)) => return Ok(Framed { records, broken: Some(e) }),
         }
     }
-    items
+}
+
+fn newlines(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|b| **b == b'\n').count()
 }
 
 /// Positions inside a record are relative to it; shift them to the file's lines.

@@ -2,6 +2,9 @@
 //! module per area.
 
 mod cdevents;
+mod emit;
+mod identity;
+mod limits;
 mod webhooks;
 
 /// `../shared/corpus` beside the project root. Inside a `mobius run` job the project is a copy

@@ -358,6 +358,37 @@ mod tests {
     }
 
     #[test]
+    fn every_origin_is_stored_and_filtered_by_its_name() {
+        use mobius_events::Origin;
+        use mobius_events::materialise::NoAncestry;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let origins = [Origin::Api, Origin::Github, Origin::Gitlab, Origin::Internal, Origin::Import];
+        let events: Vec<NewEvent> = origins
+            .iter()
+            .map(|origin| NewEvent {
+                id: origin.as_str().to_owned(),
+                source: "/test".into(),
+                ty: "dev.cdeventsx.test-thing.happened.0.1.0".into(),
+                subject: "thing".into(),
+                timestamp: Timestamp::from_second(1_700_000_000).unwrap(),
+                origin: *origin,
+                raw: "{}".into(),
+                observations: Vec::new(),
+            })
+            .collect();
+        let ctx = IngestContext { rules: materialise::Rules::default(), ancestry: &NoAncestry };
+        store.append(&events, &ctx).unwrap();
+        let all = store.events(&EventQuery::default()).unwrap();
+        assert_eq!(all.iter().map(|e| e.origin).collect::<Vec<_>>(), origins);
+        for origin in origins {
+            let only = store.events(&EventQuery { origin: Some(origin), ..EventQuery::default() }).unwrap();
+            assert_eq!(only.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), [origin.as_str()]);
+        }
+    }
+
+    #[test]
     fn a_revoked_token_is_gone() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).unwrap();
