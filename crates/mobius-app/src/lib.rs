@@ -23,7 +23,8 @@ use std::time::Duration;
 
 use mobius_delivery::{DeployConfig, DeployError, Deployer};
 use mobius_events::materialise::Rules;
-use mobius_log::Ingestor;
+use mobius_log::blocking::Guarded;
+use mobius_log::{Clock, Ingestor};
 use mobius_reliability::Alerter;
 use mobius_runs::{RunError, Runner, RunnerConfig};
 use mobius_store::{SqliteOptions, SqliteStore, Store, StoreError};
@@ -49,6 +50,8 @@ pub struct Config {
     /// Route through separate `mobius proxy` processes instead of embedded proxies.
     /// Default off.
     pub external_proxy: bool,
+    /// Where every service reads the time. Default: the machine's clock.
+    pub clock: Clock,
 }
 
 impl Config {
@@ -62,6 +65,7 @@ impl Config {
             alert_every: Duration::from_secs(30),
             sli_every: Duration::from_secs(5),
             external_proxy: false,
+            clock: Clock::System,
         }
     }
 }
@@ -110,13 +114,19 @@ impl App {
         Ok(App::with_store(Arc::new(store), config))
     }
 
-    /// Builds the services on a store that is already open.
+    /// Builds the services on a store that is already open. The services see it through
+    /// [`Guarded`], which fails the tests when one of them calls it on an async worker.
     pub fn with_store(store: Arc<dyn Store>, config: Config) -> App {
+        let store: Arc<dyn Store> = Arc::new(Guarded(store));
         let log = Ingestor::new(store.clone(), config.rules);
         let delivery = Deployer::new(
             store.clone(),
             log.clone(),
-            DeployConfig { data_dir: config.data_dir.clone(), external_proxy: config.external_proxy },
+            DeployConfig {
+                clock: config.clock,
+                data_dir: config.data_dir.clone(),
+                external_proxy: config.external_proxy,
+            },
         );
         let runs = Runner::new(
             store.clone(),
@@ -125,17 +135,23 @@ impl App {
                 data_dir: config.data_dir.clone(),
                 parallelism: config.parallelism.max(1),
                 poll_interval: config.poll_interval,
+                clock: config.clock,
             },
         );
         // `mobius/deploy` steps deploy through the control plane, on the caller's runtime.
         runs.set_deployments(delivery.for_steps());
-        let reliability = Alerter::new(store.clone(), log.clone());
+        let reliability = Alerter::new(store.clone(), log.clone(), config.clock);
         App { store, log, runs, delivery, reliability, config }
     }
 
     /// How the application was set up.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The time now, by the application's clock.
+    pub fn now(&self) -> jiff::Timestamp {
+        self.config.clock.now()
     }
 
     /// Takes up what a previous server left: the control plane first (data planes back,

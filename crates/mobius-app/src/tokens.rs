@@ -1,9 +1,33 @@
-//! Scoped API tokens. Only the SHA-256 of a token is stored; the token itself is shown once,
-//! when created.
+//! Scoped API tokens. A token is `mbx_<id>_<secret>`: the id (random, 12 hex digits) finds its
+//! record, and the record keeps only SHA-256 of a random salt of its own followed by the
+//! token, compared in constant time. The token itself is shown once, when created.
+//!
+//! `MOBIUS_ADMIN_TOKEN` is the operator's own string (at least [`MIN_ADMIN_TOKEN_LEN`]
+//! characters): it is kept the same way under a random id, found among the few bootstrap
+//! records, and changing it revokes the previous one. Tokens made before salts
+//! (`mbx_<64 hex>`, found by their unsalted hash) keep working until revoked.
 
 use jiff::Timestamp;
 use mobius_store::{Store, StoreError, TokenRecord, TokenScope};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// The shortest `MOBIUS_ADMIN_TOKEN` accepted: a guessable admin token is an open door.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 32;
+
+/// The name of the record `MOBIUS_ADMIN_TOKEN` is kept under.
+pub const BOOTSTRAP_FROM_ENVIRONMENT: &str = "bootstrap (MOBIUS_ADMIN_TOKEN)";
+
+/// Why a token could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error(
+        "MOBIUS_ADMIN_TOKEN is {len} characters; it must be at least {MIN_ADMIN_TOKEN_LEN} (e.g. `openssl rand -hex 32`)"
+    )]
+    AdminTokenTooShort { len: usize },
+    #[error("storage failed")]
+    Store(#[from] StoreError),
+}
 
 /// A new token: the secret to hand out once, and the record to store.
 pub struct IssuedToken {
@@ -11,45 +35,110 @@ pub struct IssuedToken {
     pub record: TokenRecord,
 }
 
-/// Generates a token (`mbx_` + 64 random hex digits) of a scope.
-pub fn issue(name: &str, scope: TokenScope) -> IssuedToken {
-    let secret = format!("mbx_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-    IssuedToken { record: record_for(&secret, name, scope), secret }
-}
-
-/// The stored record of a known secret (used for `MOBIUS_ADMIN_TOKEN`).
-pub fn record_for(secret: &str, name: &str, scope: TokenScope) -> TokenRecord {
-    let secret_sha256 = hash(secret);
-    TokenRecord {
-        id: secret_sha256[..12].to_owned(),
-        name: name.to_owned(),
-        scope,
-        created: Timestamp::now(),
-        secret_sha256,
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken").field("record", &self.record).finish_non_exhaustive()
     }
 }
 
-pub fn hash(secret: &str) -> String {
+/// Random hex: `bytes` random bytes (from UUID v4s, which come from the OS's generator).
+fn random_hex(bytes: usize) -> String {
+    let mut out = String::with_capacity(bytes * 2);
+    while out.len() < bytes * 2 {
+        out.push_str(&hex::encode(uuid::Uuid::new_v4().into_bytes()));
+    }
+    out.truncate(bytes * 2);
+    out
+}
+
+fn salted(salt: &str, secret: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(salt.as_bytes());
+    hasher.update(secret.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// The stored record for `secret`, under `id`.
+fn record(id: String, secret: &str, name: &str, scope: TokenScope) -> TokenRecord {
+    let salt = random_hex(16);
+    TokenRecord {
+        id,
+        name: name.to_owned(),
+        scope,
+        created: Timestamp::now(),
+        secret_hash: salted(&salt, secret),
+        salt,
+    }
+}
+
+/// Generates a token of a scope: `mbx_<id>_<64 hex digits>`.
+pub fn issue(name: &str, scope: TokenScope) -> IssuedToken {
+    // UUID v4s carry 122 random bits each: the secret part has 244.
+    let id = random_hex(6);
+    let secret = format!("mbx_{id}_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    IssuedToken { record: record(id, &secret, name, scope), secret }
+}
+
+/// Whether `secret` is the token `record` keeps.
+fn matches(record: &TokenRecord, secret: &str) -> bool {
+    let expected = if record.salt.is_empty() { legacy_hash(secret) } else { salted(&record.salt, secret) };
+    bool::from(expected.as_bytes().ct_eq(record.secret_hash.as_bytes()))
+}
+
+/// The unsalted SHA-256 that tokens made before salts are found by.
+pub fn legacy_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// The token `secret` is, if it is one: by its id for `mbx_<id>_…`, among the bootstrap
+/// records for an operator's `MOBIUS_ADMIN_TOKEN`, by its unsalted hash for an old token.
+pub fn authenticate(store: &dyn Store, secret: &str) -> Result<Option<TokenRecord>, StoreError> {
+    if let Some((id, _)) = secret.strip_prefix("mbx_").and_then(|rest| rest.split_once('_')) {
+        return Ok(store.token(id)?.filter(|record| matches(record, secret)));
+    }
+    if let Some(record) = store.token_by_secret_hash(&legacy_hash(secret))? {
+        return Ok(Some(record));
+    }
+    Ok(store.tokens()?.into_iter().find(|r| r.name == BOOTSTRAP_FROM_ENVIRONMENT && matches(r, secret)))
 }
 
 /// What start-up did about the admin token.
 pub enum Bootstrap {
-    /// `MOBIUS_ADMIN_TOKEN` was given and is now valid.
-    FromEnvironment,
+    /// `MOBIUS_ADMIN_TOKEN` was given and is now valid (`replaced`: a previous one was revoked).
+    FromEnvironment { replaced: usize },
     /// No token existed: this one was generated and must be shown once.
     Generated(String),
     /// Tokens exist already.
     Existing,
 }
 
-/// Ensures an admin token exists: the one given, or a generated one on first start.
-pub fn bootstrap(store: &dyn Store, given: Option<&str>) -> Result<Bootstrap, StoreError> {
-    if let Some(secret) = given {
-        if store.token_by_secret_hash(&hash(secret))?.is_none() {
-            store.insert_token(&record_for(secret, "bootstrap (MOBIUS_ADMIN_TOKEN)", TokenScope::Admin))?;
+impl std::fmt::Debug for Bootstrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Bootstrap::FromEnvironment { replaced } => write!(f, "FromEnvironment {{ replaced: {replaced} }}"),
+            Bootstrap::Generated(_) => f.write_str("Generated(***)"),
+            Bootstrap::Existing => f.write_str("Existing"),
         }
-        return Ok(Bootstrap::FromEnvironment);
+    }
+}
+
+/// Ensures an admin token exists: the one given (revoking the one given before, if it
+/// changed), or a generated one on first start.
+pub fn bootstrap(store: &dyn Store, given: Option<&str>) -> Result<Bootstrap, TokenError> {
+    if let Some(secret) = given {
+        if secret.chars().count() < MIN_ADMIN_TOKEN_LEN {
+            return Err(TokenError::AdminTokenTooShort { len: secret.chars().count() });
+        }
+        let previous: Vec<TokenRecord> =
+            store.tokens()?.into_iter().filter(|r| r.name == BOOTSTRAP_FROM_ENVIRONMENT).collect();
+        if previous.iter().any(|r| matches(r, secret)) {
+            return Ok(Bootstrap::FromEnvironment { replaced: 0 });
+        }
+        store.insert_token(&record(random_hex(6), secret, BOOTSTRAP_FROM_ENVIRONMENT, TokenScope::Admin))?;
+        for old in &previous {
+            store.revoke_token(&old.id)?;
+        }
+        return Ok(Bootstrap::FromEnvironment { replaced: previous.len() });
     }
     if store.token_count()? > 0 {
         return Ok(Bootstrap::Existing);
@@ -57,4 +146,66 @@ pub fn bootstrap(store: &dyn Store, given: Option<&str>) -> Result<Bootstrap, St
     let token = issue("bootstrap", TokenScope::Admin);
     store.insert_token(&token.record)?;
     Ok(Bootstrap::Generated(token.secret))
+}
+
+#[cfg(test)]
+mod tests {
+    use mobius_store::SqliteStore;
+
+    use super::*;
+
+    #[test]
+    fn a_token_is_found_by_its_id_and_checked_against_its_salted_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let a = issue("a", TokenScope::Read);
+        let b = issue("b", TokenScope::Read);
+        store.insert_token(&a.record).unwrap();
+        store.insert_token(&b.record).unwrap();
+        assert_eq!(authenticate(&store, &a.secret).unwrap().map(|r| r.id), Some(a.record.id.clone()));
+        assert_ne!(a.record.salt, b.record.salt, "a salt of its own");
+        assert!(!a.record.secret_hash.contains(&a.record.id), "the id says nothing of the hash");
+        assert!(!a.secret.contains(&a.record.secret_hash));
+        // The right id with a wrong secret, and a secret under another token's id.
+        let forged = format!("mbx_{}_{}", a.record.id, "0".repeat(64));
+        assert_eq!(authenticate(&store, &forged).unwrap(), None);
+        let swapped = b.secret.replace(&b.record.id, &a.record.id);
+        assert_eq!(authenticate(&store, &swapped).unwrap(), None);
+        assert_eq!(authenticate(&store, "").unwrap(), None);
+    }
+
+    #[test]
+    fn a_token_made_before_salts_still_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let secret = format!("mbx_{}", "ab".repeat(32));
+        let hash = legacy_hash(&secret);
+        let old = TokenRecord {
+            id: hash[..12].to_owned(),
+            name: "hooks".into(),
+            scope: TokenScope::Run,
+            created: Timestamp::now(),
+            secret_hash: hash,
+            salt: String::new(),
+        };
+        store.insert_token(&old).unwrap();
+        assert_eq!(authenticate(&store, &secret).unwrap().map(|r| r.scope), Some(TokenScope::Run));
+    }
+
+    #[test]
+    fn the_admin_token_must_be_long_and_changing_it_revokes_the_previous_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert!(matches!(bootstrap(&store, Some("a")), Err(TokenError::AdminTokenTooShort { len: 1 })));
+        assert_eq!(store.token_count().unwrap(), 0, "a refused token writes nothing");
+        let first = "first-admin-token-of-at-least-32-chars";
+        let second = "second-admin-token-of-at-least-32-chars";
+        assert!(matches!(bootstrap(&store, Some(first)).unwrap(), Bootstrap::FromEnvironment { replaced: 0 }));
+        assert!(matches!(bootstrap(&store, Some(first)).unwrap(), Bootstrap::FromEnvironment { replaced: 0 }));
+        assert_eq!(authenticate(&store, first).unwrap().map(|r| r.scope), Some(TokenScope::Admin));
+        assert!(matches!(bootstrap(&store, Some(second)).unwrap(), Bootstrap::FromEnvironment { replaced: 1 }));
+        assert_eq!(authenticate(&store, first).unwrap(), None, "the previous admin token is revoked");
+        assert_eq!(authenticate(&store, second).unwrap().map(|r| r.scope), Some(TokenScope::Admin));
+        assert_eq!(store.tokens().unwrap().len(), 1);
+    }
 }

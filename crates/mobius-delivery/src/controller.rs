@@ -14,9 +14,10 @@ use mobius_proxy::sli::{SliSnapshot, VersionSli};
 use tokio::sync::{mpsc, oneshot};
 
 use super::plane::Plane;
-use mobius_deploy::rollout::Stored;
+use mobius_deploy::rollout::{ChangeRefused, Stored};
 
-use super::{Deployer, events};
+use super::Deployer;
+use mobius_events::emit::delivery as emit;
 
 /// What a user asks of a running rollout.
 pub(super) enum Command {
@@ -26,7 +27,7 @@ pub(super) enum Command {
 }
 
 /// A command and where its answer goes.
-pub(super) type Request = (Command, oneshot::Sender<Result<Stored, String>>);
+pub(super) type Request = (Command, oneshot::Sender<Result<Stored, ChangeRefused>>);
 
 /// How long a wait lasts at most before the controller looks again.
 const TICK: Duration = Duration::from_millis(250);
@@ -76,26 +77,27 @@ impl Deployer {
         let stable_spec = stored.stable_spec.as_deref().and_then(|t| ServiceSpec::parse("mobius.yaml", t).ok());
         loop {
             while let Ok((command, reply)) = commands.try_recv() {
-                let answer = self.command(&mut stored, command);
+                let answer = self.command(&mut stored, command).await;
+                // The asker may have gone (a dropped request); the change stands either way.
                 let _ = reply.send(answer);
             }
-            let now = Timestamp::now();
+            let now = self.now();
             advance_pauses(&mut stored.rollout, now);
             let action = next(&stored.rollout, now);
             match action {
                 Action::Done => {
-                    self.persist(&mut stored);
+                    self.persist(&mut stored).await;
                     return;
                 }
                 Action::Wait { until } => {
-                    self.persist(&mut stored);
+                    self.persist(&mut stored).await;
                     let wait = until
                         .map(|u| Duration::try_from(u.duration_since(now)).unwrap_or_default())
                         .unwrap_or(TICK)
                         .min(TICK);
                     tokio::select! {
                         Some((command, reply)) = commands.recv() => {
-                            let answer = self.command(&mut stored, command);
+                            let answer = self.command(&mut stored, command).await;
                             let _ = reply.send(answer);
                         }
                         _ = tokio::time::sleep(wait) => {}
@@ -105,8 +107,8 @@ impl Deployer {
                 Action::StartNew { count } => {
                     let launch = self.launch(&spec, &stored.rollout.environment, &stored.rollout.new);
                     match self.inner.supervisor.start(&launch, count).await {
-                        Ok(instances) => stored.rollout.started(Timestamp::now(), instances),
-                        Err(e) => stored.rollout.failed(Timestamp::now(), &e.to_string()),
+                        Ok(instances) => stored.rollout.started(self.now(), instances),
+                        Err(e) => stored.rollout.failed(self.now(), &e.to_string()),
                     }
                     plane.set_table(table(&stored.rollout));
                 }
@@ -115,7 +117,7 @@ impl Deployer {
                     match self.inner.supervisor.start_one(&launch, index, None).await {
                         Ok(instance) => {
                             let old = stored.rollout.stable.as_ref().and_then(|s| s.instances.first().cloned());
-                            stored.rollout.replaced(Timestamp::now(), instance, old.clone());
+                            stored.rollout.replaced(self.now(), instance, old.clone());
                             // Out of the table first, then stopped: no request reaches a stopping instance.
                             plane.set_table(table(&stored.rollout));
                             if let Some(old) = old {
@@ -125,7 +127,7 @@ impl Deployer {
                         Err(e) => {
                             // Instances of the new version that did start are stopped; stable serves.
                             let started = std::mem::take(&mut stored.rollout.new.instances);
-                            stored.rollout.failed(Timestamp::now(), &e.to_string());
+                            stored.rollout.failed(self.now(), &e.to_string());
                             plane.set_table(table(&stored.rollout));
                             for instance in &started {
                                 self.inner.supervisor.stop(instance, spec.run.shutdown_grace.0).await;
@@ -134,35 +136,29 @@ impl Deployer {
                     }
                 }
                 Action::SetWeight(weight) => {
-                    stored.rollout.weight_set(Timestamp::now(), weight);
+                    stored.rollout.weight_set(self.now(), weight);
                     plane.set_table(table(&stored.rollout));
                 }
                 Action::Measure => self.measure(&mut stored.rollout, &plane),
                 Action::Promote => {
                     let first = stored.rollout.stable.is_none();
-                    stored.rollout.promoted(Timestamp::now());
+                    stored.rollout.promoted(self.now());
                     plane.set_table(table(&stored.rollout));
                     let artifact = stored.rollout.new.artifact.clone().unwrap_or_default();
                     let r = &stored.rollout;
-                    self.emit(&[events::deployed(
-                        &r.service,
-                        &r.environment,
-                        &artifact,
-                        r.id,
-                        first,
-                        Timestamp::now(),
-                    )]);
+                    let deployed = emit::deployed(&r.service, &r.environment, &artifact, r.id, first, self.now());
+                    self.emit(deployed.map(|e| vec![e])).await;
                 }
                 Action::RetireOld => {
                     let old = stored.rollout.stable.as_ref().map(|s| s.instances.clone()).unwrap_or_default();
                     for instance in &old {
                         self.stop_after_drain(&plane, instance, stable_spec.as_ref().unwrap_or(&spec)).await;
                     }
-                    stored.rollout.retired(Timestamp::now());
+                    stored.rollout.retired(self.now());
                 }
                 Action::Abort { reason } => {
                     let stopping = stored.rollout.new.instances.clone();
-                    stored.rollout.aborted(Timestamp::now(), &reason);
+                    stored.rollout.aborted(self.now(), &reason);
                     plane.set_table(table(&stored.rollout));
                     for instance in &stopping {
                         self.stop_after_drain(&plane, instance, &spec).await;
@@ -170,10 +166,10 @@ impl Deployer {
                     let r = &stored.rollout;
                     let failed = r.new.artifact.clone().unwrap_or_default();
                     let stable = r.stable.as_ref().and_then(|s| s.artifact.clone()).unwrap_or_default();
-                    let at = Timestamp::now();
+                    let at = self.now();
                     // Users first got the new version at its first weight (or its switch).
                     let impact_from = r.history.iter().find(|e| e.message.starts_with("weight ")).map_or(at, |e| e.at);
-                    self.emit(&events::rolled_back(&events::Rollback {
+                    self.emit(emit::rolled_back(&emit::Rollback {
                         service: &r.service,
                         version: &r.new.version,
                         environment: &r.environment,
@@ -183,28 +179,28 @@ impl Deployer {
                         reason: &reason,
                         impact_from,
                         at,
-                    }));
+                    }))
+                    .await;
                 }
             }
-            self.persist(&mut stored);
+            self.persist(&mut stored).await;
         }
     }
 
-    fn command(&self, stored: &mut Stored, command: Command) -> Result<Stored, String> {
-        let now = Timestamp::now();
+    async fn command(&self, stored: &mut Stored, command: Command) -> Result<Stored, ChangeRefused> {
+        let now = self.now();
         let result = match command {
             Command::Promote => stored.rollout.promote(now),
             Command::Abort(reason) => stored.rollout.request_abort(now, &reason),
             Command::UndoSwitch => stored.rollout.undo_switch(now),
         };
-        result.map(|()| {
-            self.persist(stored);
-            stored.clone()
-        })
+        result?;
+        self.persist(stored).await;
+        Ok(stored.clone())
     }
 
-    fn persist(&self, stored: &mut Stored) {
-        if let Err(e) = self.save(stored) {
+    async fn persist(&self, stored: &mut Stored) {
+        if let Err(e) = self.save(stored).await {
             tracing::error!(rollout = stored.rollout.id, error = %e, "cannot store the rollout");
         }
     }
@@ -225,7 +221,7 @@ impl Deployer {
 
     /// Starts the analysis of the current step, or judges the interval that just ended.
     fn measure(&self, r: &mut Rollout, plane: &Plane) {
-        let now = Timestamp::now();
+        let now = self.now();
         let snapshot = plane.slis();
         let baseline = serde_json::to_value(&snapshot).unwrap_or_default();
         let Some(run) = &r.analysis else {
@@ -269,7 +265,7 @@ fn to_sample(sli: &VersionSli) -> Sample {
 
 impl Deployer {
     /// Sends a command to the controller of the latest rollout, or explains why there is none.
-    pub(super) async fn send(&self, id: i64, command: Command) -> Option<Result<Stored, String>> {
+    pub(super) async fn send(&self, id: i64, command: Command) -> Option<Result<Stored, ChangeRefused>> {
         let sender = self.inner.wakers.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned()?;
         let (reply, answer) = oneshot::channel();
         sender.send((command, reply)).ok()?;

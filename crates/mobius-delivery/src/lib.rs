@@ -13,13 +13,14 @@
 //! instances recorded with each rollout (alive and healthy: kept; others: restarted), and
 //! resumes the controllers of unfinished rollouts where they were.
 
+pub mod archive;
 mod controller;
-pub mod events;
 mod plane;
 pub use plane::Injected;
 pub mod release;
 pub(crate) mod sli;
 pub mod steps;
+pub mod upload;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -29,34 +30,69 @@ use jiff::Timestamp;
 use mobius_deploy::rollout::{Deployed, Phase, Plan, Rollout, Stored};
 use mobius_deploy::spec::ServiceSpec;
 use mobius_deploy::supervisor::{Launch, Supervisor};
+use mobius_events::NewEvent;
+use mobius_events::emit::{EmitError, delivery as emit};
 use mobius_proxy::routing::{Backend, RoutingTable};
 use mobius_store::{RolloutQuery, RolloutRow, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 use mobius_log::Ingestor;
 use plane::Plane;
-pub use release::Source;
+pub use release::{ReleaseError, Source};
 
 /// How the control plane is set up.
 #[derive(Debug, Clone)]
 pub struct DeployConfig {
+    /// Where rollouts read the time.
+    pub clock: mobius_log::Clock,
     pub data_dir: PathBuf,
     /// Route through separate `mobius proxy` processes (files in `<data>/proxy/`) instead of
     /// proxies embedded in this process.
     pub external_proxy: bool,
 }
 
-/// Why a deployment operation was refused.
+/// Why a deployment operation was refused or failed, in the control plane's words.
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    Internal(String),
+    /// The release itself cannot be made (see [`ReleaseError`]).
+    #[error(transparent)]
+    Release(#[from] ReleaseError),
+    #[error("the release is service `{found}` (its mobius.yaml), not `{wanted}`")]
+    WrongService { wanted: String, found: String },
+    #[error("`{environment}` is not an environment of {service} (its mobius.yaml has {known})")]
+    UnknownEnvironment { service: String, environment: String, known: String },
+    #[error("{service} has no listen address for {environment}")]
+    NoListenAddress { service: String, environment: String },
+    #[error(transparent)]
+    AnalysisStep(#[from] mobius_deploy::rollout::AnalysisStepError),
+    /// A Prometheus SLI source of the release does not answer (a hotfix goes ahead anyway).
+    #[error(transparent)]
+    SloSource(#[from] mobius_reliability::slo::SourceError),
+    /// The error-budget policy freezes the environment; the message has the budget and when
+    /// it recovers.
+    #[error("{message}")]
+    BudgetExhausted { service: String, environment: String, message: String },
+    #[error("rollout {id} of {service} to {environment} is still {phase}: promote, abort or wait for it")]
+    RolloutUnfinished { id: i64, service: String, environment: String, phase: &'static str },
+    #[error("{version} is already the version serving {environment}")]
+    AlreadyServing { version: String, environment: String },
+    #[error("{service} was never deployed to {environment}")]
+    NeverDeployed { service: String, environment: String },
+    #[error("nothing to undo: {service} has no previous version in {environment}")]
+    NothingToUndo { service: String, environment: String },
+    /// The rollout's controller refused the change (e.g. promoting a rollout that is not paused).
+    #[error(transparent)]
+    ChangeRefused(#[from] mobius_deploy::rollout::ChangeRefused),
+    #[error("rollout {id} of {service} to {environment} already {phase}: nothing to change")]
+    RolloutOver { id: i64, service: String, environment: String, phase: &'static str },
+    #[error(transparent)]
+    Fault(#[from] mobius_proxy::chaos::FaultError),
+    #[error("{service} does not run in {environment} on this server")]
+    NotRunningHere { service: String, environment: String },
+    #[error("cannot listen on {listen} for {service} in {environment}")]
+    Listen { listen: std::net::SocketAddr, service: String, environment: String, source: std::io::Error },
+    #[error("cannot encode the rollout")]
+    Encode(#[source] serde_json::Error),
     #[error("storage failed")]
     Store(#[from] StoreError),
 }
@@ -124,49 +160,42 @@ impl Deployer {
         let _one = self.inner.changes.lock().await;
         let this = self.clone();
         let req = request.clone();
-        let release = tokio::task::spawn_blocking(move || {
+        let release = mobius_log::blocking::spawn(move || {
             let lookup = |key: &str| this.artifact_of(key);
             release::prepare(&this.inner.config.data_dir, &req.source, req.version.as_deref(), &lookup)
         })
-        .await
-        .map_err(|e| DeployError::Internal(e.to_string()))??;
+        .await?;
         let spec = &release.spec;
         if spec.name() != request.service {
-            return Err(DeployError::BadRequest(format!(
-                "the release is service `{}` (its mobius.yaml), not `{}`",
-                spec.name(),
-                request.service
-            )));
+            return Err(DeployError::WrongService { wanted: request.service.clone(), found: spec.name().to_owned() });
         }
         let environment = spec.environment(&request.environment).ok_or_else(|| {
             let names: Vec<&str> = spec.environments.value.iter().map(|e| e.name.value.as_str()).collect();
-            DeployError::BadRequest(format!(
-                "`{}` is not an environment of {} (its mobius.yaml has {})",
-                request.environment,
-                spec.name(),
-                names.join(", ")
-            ))
+            DeployError::UnknownEnvironment {
+                service: spec.name().to_owned(),
+                environment: request.environment.clone(),
+                known: names.join(", "),
+            }
         })?;
         let exception = self.check_policy(&request.service, &request.environment, request.reason).await?;
         self.check_slo_sources(spec, request.reason.is_some()).await?;
-        let latest = self.latest(&request.service, &request.environment)?;
+        let latest = self.latest(&request.service, &request.environment).await?;
         if let Some(current) = &latest
             && !current.rollout.phase.is_final()
         {
-            return Err(DeployError::Conflict(format!(
-                "rollout {} of {} to {} is still {}: promote, abort or wait for it",
-                current.rollout.id,
-                request.service,
-                request.environment,
-                current.rollout.phase.as_str()
-            )));
+            return Err(DeployError::RolloutUnfinished {
+                id: current.rollout.id,
+                service: request.service.clone(),
+                environment: request.environment.clone(),
+                phase: current.rollout.phase.as_str(),
+            });
         }
         let (stable, stable_spec) = self.serving(latest.as_ref());
         let plane = self.plane(spec, &request.environment, stable.as_ref()).await?;
-        let now = Timestamp::now();
+        let now = self.now();
         let plan = match plan {
             Some(plan) => plan,
-            None => Plan::for_environment(spec, environment).map_err(DeployError::BadRequest)?,
+            None => Plan::for_environment(spec, environment)?,
         };
         let new = Deployed {
             version: release.version.clone(),
@@ -176,22 +205,22 @@ impl Deployer {
             instances: Vec::new(),
         };
         if stable.as_ref().is_some_and(|s| s.version == new.version) {
-            return Err(DeployError::Conflict(format!(
-                "{} is already the version serving {}",
-                new.version, request.environment
-            )));
+            return Err(DeployError::AlreadyServing {
+                version: new.version.clone(),
+                environment: request.environment.clone(),
+            });
         }
         let first_in_environment = latest.is_none();
         let rollout = Rollout::new(spec.name(), environment, plan, spec.run.instances.value, stable, new, now);
         let mut stored = Stored { rollout, spec: release.spec_text.clone(), stable_spec };
-        self.save(&mut stored)?;
+        self.save(&mut stored).await?;
         // Recorded only now that the deploy it excuses is going ahead.
         if let Some(exception) = exception {
-            self.emit(&[exception]);
+            self.emit(exception.map(|e| vec![e])).await;
         }
         if first_in_environment {
             let url = format!("http://{}", environment.listen.value);
-            self.emit(&[events::environment_created(spec.name(), &request.environment, &url, now)]);
+            self.emit(emit::environment_created(spec.name(), &request.environment, &url, now).map(|e| vec![e])).await;
         }
         self.spawn_controller(stored.clone(), plane);
         Ok(stored)
@@ -208,19 +237,17 @@ impl Deployer {
     /// Every Prometheus SLI source of the release answers (see `slo::check_sources`). A hotfix
     /// or security fix goes ahead with a warning: a monitoring outage must not block a fix.
     async fn check_slo_sources(&self, spec: &ServiceSpec, urgent: bool) -> Result<(), DeployError> {
-        let slos = spec.slos.clone();
-        let checked = tokio::task::spawn_blocking(move || {
-            mobius_reliability::slo::check_sources("mobius.yaml", &slos, Timestamp::now())
-        })
-        .await
-        .map_err(|e| DeployError::Internal(e.to_string()))?;
+        let (slos, now) = (spec.slos.clone(), self.now());
+        let checked =
+            mobius_log::blocking::spawn(move || mobius_reliability::slo::check_sources("mobius.yaml", &slos, now))
+                .await;
         match checked {
             Ok(()) => Ok(()),
             Err(why) if urgent => {
                 tracing::warn!(service = spec.name(), "{why} (deploying anyway: a hotfix or security fix)");
                 Ok(())
             }
-            Err(why) => Err(DeployError::BadRequest(why)),
+            Err(why) => Err(why.into()),
         }
     }
 
@@ -232,28 +259,26 @@ impl Deployer {
         service: &str,
         environment: &str,
         reason: Option<mobius_slo::policy::Reason>,
-    ) -> Result<Option<serde_json::Value>, DeployError> {
+    ) -> Result<Option<Result<NewEvent, EmitError>>, DeployError> {
         let store = self.inner.store.clone();
-        let (s, e) = (service.to_owned(), environment.to_owned());
-        let decision = tokio::task::spawn_blocking(move || {
-            mobius_reliability::slo::gate(store.as_ref(), &s, &e, reason, Timestamp::now())
-        })
-        .await
-        .map_err(|e| DeployError::Internal(e.to_string()))??;
+        let (s, e, now) = (service.to_owned(), environment.to_owned(), self.now());
+        let decision =
+            mobius_log::blocking::spawn(move || mobius_reliability::slo::gate(store.as_ref(), &s, &e, reason, now))
+                .await?;
         match decision {
             mobius_slo::policy::Decision::Allow => Ok(None),
             mobius_slo::policy::Decision::AllowWithWarning(message) => {
                 tracing::warn!(%service, %environment, "{message}");
                 Ok(None)
             }
-            mobius_slo::policy::Decision::AllowAsException { reason, message } => Ok(Some(events::policy_exception(
-                service,
-                environment,
-                &reason.to_string(),
-                &message,
-                Timestamp::now(),
-            ))),
-            mobius_slo::policy::Decision::Refuse(message) => Err(DeployError::Conflict(message)),
+            mobius_slo::policy::Decision::AllowAsException { reason, message } => {
+                Ok(Some(emit::policy_exception(service, environment, &reason.to_string(), &message, now)))
+            }
+            mobius_slo::policy::Decision::Refuse(message) => Err(DeployError::BudgetExhausted {
+                service: service.to_owned(),
+                environment: environment.to_owned(),
+                message,
+            }),
         }
     }
 
@@ -265,9 +290,7 @@ impl Deployer {
     /// Back to the version before the last successful rollout: instantly while a blue-green
     /// switch keeps it warm, else as a new rollout of that release switched at once.
     pub async fn undo(&self, service: &str, environment: &str) -> Result<Stored, DeployError> {
-        let latest = self
-            .latest(service, environment)?
-            .ok_or_else(|| DeployError::NotFound(format!("{service} was never deployed to {environment}")))?;
+        let latest = self.latest(service, environment).await?.ok_or_else(|| never_deployed(service, environment))?;
         if !latest.rollout.phase.is_final() {
             return self.abort(service, environment).await;
         }
@@ -276,7 +299,7 @@ impl Deployer {
         }
         let previous =
             latest.rollout.stable.clone().filter(|_| latest.rollout.phase == Phase::Succeeded).ok_or_else(|| {
-                DeployError::Conflict(format!("nothing to undo: {service} has no previous version in {environment}"))
+                DeployError::NothingToUndo { service: service.to_owned(), environment: environment.to_owned() }
             })?;
         let request = DeployRequest {
             service: service.to_owned(),
@@ -290,31 +313,42 @@ impl Deployer {
         self.deploy_with(request, Some(Plan::switch())).await
     }
 
-    /// The latest rollout of a service to an environment.
+    /// The latest rollout of a service to an environment. Blocking: reads the store.
     pub fn status(&self, service: &str, environment: &str) -> Result<Option<Stored>, DeployError> {
-        self.latest(service, environment)
+        let rows = self.inner.store.rollouts(&RolloutQuery {
+            service: Some(service.to_owned()),
+            environment: Some(environment.to_owned()),
+            limit: 1,
+            ..RolloutQuery::default()
+        })?;
+        Ok(rows.first().and_then(decode))
     }
 
-    /// Recent rollouts, newest first.
+    /// Recent rollouts, newest first. Blocking: reads the store.
     pub fn list(
         &self,
         service: Option<&str>,
         environment: Option<&str>,
+        before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<Stored>, DeployError> {
         let rows = self.inner.store.rollouts(&RolloutQuery {
             service: service.map(str::to_owned),
             environment: environment.map(str::to_owned),
-            active_only: false,
-            latest_per_service: false,
+            before,
             limit,
+            ..RolloutQuery::default()
         })?;
         Ok(rows.iter().filter_map(decode).collect())
     }
 
     /// After a restart: data planes back, instances re-adopted, controllers resumed.
     pub async fn recover(&self) -> Result<usize, DeployError> {
-        let rows = self.inner.store.rollouts(&RolloutQuery { limit: 10_000, ..RolloutQuery::default() })?;
+        let store = self.inner.store.clone();
+        let rows = mobius_log::blocking::spawn(move || {
+            store.rollouts(&RolloutQuery { limit: 10_000, ..RolloutQuery::default() })
+        })
+        .await?;
         let mut seen = std::collections::BTreeSet::new();
         let mut resumed = 0;
         for row in rows {
@@ -369,7 +403,7 @@ impl Deployer {
             let serving = self.serving(Some(&stored)).0;
             let plane = self.plane(&spec, &stored.rollout.environment, serving.as_ref()).await?;
             plane.set_table(controller::table(&stored.rollout));
-            self.save(&mut stored)?;
+            self.save(&mut stored).await?;
             if !stored.rollout.phase.is_final() || stored.rollout.retire_at.is_some() {
                 resumed += 1;
                 self.spawn_controller(stored, plane);
@@ -388,7 +422,7 @@ impl Deployer {
         fault: mobius_proxy::chaos::Fault,
         counted: bool,
     ) -> Result<Vec<Injected>, DeployError> {
-        fault.check().map_err(DeployError::BadRequest)?;
+        fault.check()?;
         let plane = self.existing_plane(service, environment).await?;
         let mut faults = plane.faults();
         faults.retain(|f| f.fault.id != fault.id);
@@ -397,7 +431,8 @@ impl Deployer {
         plane.set_faults(faults.clone());
         if !counted {
             let message = format!("game day: failures injected by fault `{id}` are left out of error budgets");
-            self.emit(&[events::policy_exception(service, environment, "game-day", &message, Timestamp::now())]);
+            self.emit(emit::policy_exception(service, environment, "game-day", &message, self.now()).map(|e| vec![e]))
+                .await;
         }
         Ok(faults)
     }
@@ -422,17 +457,27 @@ impl Deployer {
 
     async fn existing_plane(&self, service: &str, environment: &str) -> Result<Arc<Plane>, DeployError> {
         let planes = self.inner.planes.lock().await;
-        planes
-            .get(&(service.to_owned(), environment.to_owned()))
-            .cloned()
-            .ok_or_else(|| DeployError::NotFound(format!("{service} does not run in {environment} on this server")))
+        planes.get(&(service.to_owned(), environment.to_owned())).cloned().ok_or_else(|| DeployError::NotRunningHere {
+            service: service.to_owned(),
+            environment: environment.to_owned(),
+        })
     }
 
     /// Stops every instance this control plane runs and closes the embedded proxies (for
     /// `mobius demo`; `mobius serve` leaves instances running to re-adopt them).
     pub async fn stop_all(&self) {
-        let rows =
-            self.inner.store.rollouts(&RolloutQuery { limit: 10_000, ..RolloutQuery::default() }).unwrap_or_default();
+        let store = self.inner.store.clone();
+        let rows = match mobius_log::blocking::spawn(move || {
+            store.rollouts(&RolloutQuery { limit: 10_000, ..RolloutQuery::default() })
+        })
+        .await
+        {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the rollouts to stop their instances");
+                Vec::new()
+            }
+        };
         for stored in rows.iter().filter_map(decode) {
             for deployed in stored.rollout.stable.iter().chain(std::iter::once(&stored.rollout.new)) {
                 for instance in &deployed.instances {
@@ -447,18 +492,17 @@ impl Deployer {
 
     /// The artifact id and revision known for an artifact id or a commit, from the facts.
     fn artifact_of(&self, key: &str) -> Option<(String, Option<String>)> {
-        self.inner.store.artifact(key).ok().flatten()
+        self.inner
+            .store
+            .artifact(key)
+            .map_err(|e| tracing::error!(error = %e, key, "cannot look an artifact up"))
+            .ok()
+            .flatten()
     }
 
-    fn latest(&self, service: &str, environment: &str) -> Result<Option<Stored>, DeployError> {
-        let rows = self.inner.store.rollouts(&RolloutQuery {
-            service: Some(service.to_owned()),
-            environment: Some(environment.to_owned()),
-            active_only: false,
-            latest_per_service: false,
-            limit: 1,
-        })?;
-        Ok(rows.first().and_then(decode))
+    async fn latest(&self, service: &str, environment: &str) -> Result<Option<Stored>, DeployError> {
+        let (this, service, environment) = (self.clone(), service.to_owned(), environment.to_owned());
+        mobius_log::blocking::spawn(move || this.status(&service, &environment)).await
     }
 
     /// The version serving after `latest` and its `mobius.yaml`.
@@ -497,12 +541,14 @@ impl Deployer {
             plane.set_table(table);
             plane
         } else {
-            let listen = spec
-                .environment(environment)
-                .and_then(|e| e.listen.value.parse().ok())
-                .ok_or_else(|| DeployError::BadRequest(format!("no listen address for {environment}")))?;
-            Plane::embedded(listen, table).await.map_err(|e| {
-                DeployError::Conflict(format!("cannot listen on {listen} for {} in {environment}: {e}", spec.name()))
+            let listen = spec.environment(environment).and_then(|e| e.listen.value.parse().ok()).ok_or_else(|| {
+                DeployError::NoListenAddress { service: spec.name().to_owned(), environment: environment.to_owned() }
+            })?;
+            Plane::embedded(listen, table).await.map_err(|source| DeployError::Listen {
+                listen,
+                service: spec.name().to_owned(),
+                environment: environment.to_owned(),
+                source,
             })?
         };
         let plane = Arc::new(plane);
@@ -534,52 +580,71 @@ impl Deployer {
         command: controller::Command,
     ) -> Result<Stored, DeployError> {
         let _one = self.inner.changes.lock().await;
-        let latest = self
-            .latest(service, environment)?
-            .ok_or_else(|| DeployError::NotFound(format!("{service} was never deployed to {environment}")))?;
+        let latest = self.latest(service, environment).await?.ok_or_else(|| never_deployed(service, environment))?;
         match self.send(latest.rollout.id, command).await {
-            Some(answer) => answer.map_err(DeployError::Conflict),
+            Some(answer) => Ok(answer?),
             // No controller: the rollout is over (or this server has not resumed it).
-            None => Err(DeployError::Conflict(format!(
-                "rollout {} of {service} to {environment} already {}: nothing to change",
-                latest.rollout.id,
-                latest.rollout.phase.as_str()
-            ))),
+            None => Err(DeployError::RolloutOver {
+                id: latest.rollout.id,
+                service: service.to_owned(),
+                environment: environment.to_owned(),
+                phase: latest.rollout.phase.as_str(),
+            }),
         }
     }
 
-    fn save(&self, stored: &mut Stored) -> Result<(), DeployError> {
+    /// Stores the rollout (durably, off the async workers); a new one gets its id.
+    async fn save(&self, stored: &mut Stored) -> Result<(), DeployError> {
         let r = &stored.rollout;
-        let now = Timestamp::now();
-        let row = RolloutRow {
+        let mut row = RolloutRow {
             id: r.id,
             service: r.service.clone(),
             environment: r.environment.clone(),
             phase: r.phase.as_str().to_owned(),
             active: !r.phase.is_final() || r.retire_at.is_some(),
-            body: serde_json::to_string(&*stored).map_err(|e| DeployError::Internal(e.to_string()))?,
+            body: serde_json::to_string(&*stored).map_err(DeployError::Encode)?,
             created: r.created_at,
-            updated: now,
+            updated: self.now(),
         };
-        let id = self.inner.store.save_rollout(&row)?;
+        let store = self.inner.store.clone();
         if stored.rollout.id == 0 {
-            stored.rollout.id = id;
-            // Store again so the body carries its id.
-            return self.save(stored);
+            // Inserted, then stored once more so the body carries its id.
+            let inserted = mobius_log::blocking::spawn(move || store.save_rollout(&row).map(|id| (id, row))).await?;
+            stored.rollout.id = inserted.0;
+            row = inserted.1;
+            row.id = stored.rollout.id;
+            row.body = serde_json::to_string(&*stored).map_err(DeployError::Encode)?;
+            let store = self.inner.store.clone();
+            mobius_log::blocking::spawn(move || store.save_rollout(&row)).await?;
+        } else {
+            mobius_log::blocking::spawn(move || store.save_rollout(&row)).await?;
         }
         Ok(())
     }
 
-    fn emit(&self, events: &[serde_json::Value]) {
-        match mobius_log::ingest::validate(events) {
-            Ok(parsed) => {
-                if let Err(e) = self.inner.ingestor.ingest(parsed) {
-                    tracing::error!(error = %e, "cannot append deployment events");
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "a deployment produced an invalid event"),
+    /// Appends the events a rollout caused (durably, off the async workers). They are Mobius's
+    /// own: one that does not build is a bug, logged.
+    async fn emit(&self, events: Result<Vec<NewEvent>, EmitError>) {
+        let events = match events {
+            Ok(events) => events,
+            Err(e) => return tracing::error!(error = %e, "a deployment produced an invalid event"),
+        };
+        let ingestor = self.inner.ingestor.clone();
+        if let Err(e) = mobius_log::blocking::spawn(move || ingestor.append(&events)).await {
+            tracing::error!(error = %e, "cannot append deployment events");
         }
     }
+}
+
+impl Deployer {
+    /// The time now, by the control plane's clock.
+    pub(crate) fn now(&self) -> Timestamp {
+        self.inner.config.clock.now()
+    }
+}
+
+fn never_deployed(service: &str, environment: &str) -> DeployError {
+    DeployError::NeverDeployed { service: service.to_owned(), environment: environment.to_owned() }
 }
 
 fn decode(row: &RolloutRow) -> Option<Stored> {

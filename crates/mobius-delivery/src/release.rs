@@ -1,26 +1,82 @@
-//! What gets deployed: a release directory made once, read-only, from a local directory or
-//! from an artifact by digest, and the `mobius.yaml` in it.
+//! What gets deployed: a release directory made once, read-only, from an artifact by digest,
+//! an uploaded tree, or (in-process only) a local directory, and the `mobius.yaml` in it.
+//!
+//! A release is keyed by its content digest (the same digest an artifact of those files has):
+//! it is made in a temporary directory and renamed into place, so a half-made release never
+//! exists, and the same content deployed twice is unpacked once.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use mobius_deploy::spec::ServiceSpec;
+use mobius_deploy::spec::{ServiceSpec, SpecError};
 use mobius_pipelines::artifacts;
-use sha2::{Digest, Sha256};
 
-use super::DeployError;
+use crate::archive::{self, ArchiveError};
 
 /// Where a deployment comes from.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
-    /// A directory on the server's machine, copied as it is now.
-    Dir(PathBuf),
     /// An artifact uploaded by a pipeline (`sha256:<hex>`).
     Artifact(String),
     /// The artifact a pipeline built from this commit.
     Commit(String),
+    /// A tree `mobius deploy --dir` packed and uploaded (`PUT /api/v1/uploads/{digest}`), by
+    /// the digest of its tar.
+    Upload(String),
+    /// A directory on this machine, copied as it is now. Only for callers in this process
+    /// (`undo` redeploys an earlier release this way): it is never read from a request, since
+    /// a path on the server is not something a client should name.
+    #[serde(skip_deserializing)]
+    Dir(PathBuf),
+}
+
+/// Why a release cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    #[error("{} has no mobius.yaml", dir.display())]
+    NoSpecInDir { dir: PathBuf },
+    #[error("the release ({digest}) has no mobius.yaml")]
+    NoSpec { digest: String },
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error("`{digest}` is not an artifact digest (sha256:<64 hex>)")]
+    BadDigest { digest: String },
+    #[error(
+        "no artifact was built from commit {commit}: push it to a registered repository (its workflow's \
+         upload-artifact makes one) or deploy --dir"
+    )]
+    NoArtifactForCommit { commit: String },
+    #[error("the artifact built from {commit} ({artifact}) has no digest")]
+    ArtifactWithoutDigest { commit: String, artifact: String },
+    #[error("no artifact with digest {digest}")]
+    UnknownArtifact { digest: String },
+    #[error("no upload with digest {digest}: upload the tree first (PUT /api/v1/uploads/{digest})")]
+    UnknownUpload { digest: String },
+    #[error("version `{version}` must be letters, digits, `-`, `_` or `.`")]
+    BadVersion { version: String },
+    /// The tree breaks a rule (a link out of it, a device file, a crafted archive).
+    #[error(transparent)]
+    Tree(ArchiveError),
+    #[error("cannot read the artifact store")]
+    Artifacts(#[from] artifacts::StoreError),
+    #[error("cannot {action} {}", path.display())]
+    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+}
+
+impl From<ArchiveError> for ReleaseError {
+    fn from(e: ArchiveError) -> ReleaseError {
+        match e {
+            ArchiveError::Io { action, path, source } => ReleaseError::Io { action, path, source },
+            other => ReleaseError::Tree(other),
+        }
+    }
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ReleaseError {
+    let path = path.to_owned();
+    move |source| ReleaseError::Io { action, path, source }
 }
 
 /// A release ready to run.
@@ -39,7 +95,7 @@ pub struct Release {
 pub type ArtifactLookup<'a> = dyn Fn(&str) -> Option<(String, Option<String>)> + 'a;
 
 /// Writes a release's files into a directory.
-type Filler = Box<dyn Fn(&Path) -> Result<(), DeployError>>;
+type Filler<'a> = Box<dyn Fn(&Path) -> Result<(), ReleaseError> + 'a>;
 
 /// Makes the release directory for `source` under `<data>/releases/` (once per content) and
 /// reads its `mobius.yaml`. `version` labels it (default: from the content digest).
@@ -48,75 +104,98 @@ pub fn prepare(
     source: &Source,
     version: Option<&str>,
     revision_of: &ArtifactLookup<'_>,
-) -> Result<Release, DeployError> {
+) -> Result<Release, ReleaseError> {
     let store = data_dir.join("pipelines");
-    let (digest, name, revision, fill): (String, String, Option<String>, Filler) = match source {
+    let (digest, name, revision, fill): (String, String, Option<String>, Filler<'_>) = match source {
         Source::Dir(path) => {
-            let path = path.clone();
             if !path.join("mobius.yaml").is_file() {
-                return Err(DeployError::BadRequest(format!("{} has no mobius.yaml", path.display())));
+                return Err(ReleaseError::NoSpecInDir { dir: path.clone() });
             }
-            let digest = dir_digest(&path)?;
+            let entries = archive::walk(path)?;
+            let digest = archive::digest(path, &entries)?;
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "dir".into());
-            (digest, name, None, Box::new(move |dest: &Path| copy_tree(&path, dest)))
+            (digest, name, None, Box::new(move |dest: &Path| Ok(archive::copy(path, &entries, dest)?)))
+        }
+        Source::Upload(digest) => {
+            check_digest(digest)?;
+            let tar = upload_path(data_dir, digest);
+            if !tar.is_file() {
+                return Err(ReleaseError::UnknownUpload { digest: digest.clone() });
+            }
+            // Unpacked once to learn the tree's own digest, which names the release.
+            let staging = tempfile::Builder::new()
+                .prefix(".upload-")
+                .tempdir_in(releases_dir(data_dir)?)
+                .map_err(io("create a directory in", &releases_dir(data_dir)?))?;
+            let file = fs::File::open(&tar).map_err(io("read", &tar))?;
+            let entries = archive::unpack(std::io::BufReader::new(file), staging.path())?;
+            let tree = archive::digest(staging.path(), &entries)?;
+            let fill = move |dest: &Path| Ok(archive::copy(staging.path(), &entries, dest)?);
+            (tree, "upload".to_owned(), None, Box::new(fill))
         }
         Source::Artifact(digest) | Source::Commit(digest) => {
             let digest = match source {
                 Source::Commit(sha) => {
-                    let (artifact, _) = revision_of(sha).ok_or_else(|| {
-                        DeployError::NotFound(format!(
-                            "no artifact was built from commit {sha}: push it to a registered repository \
-                                 (its workflow's upload-artifact makes one) or deploy --dir"
-                        ))
-                    })?;
-                    artifact_digest(&artifact).ok_or_else(|| {
-                        DeployError::NotFound(format!("the artifact built from {sha} ({artifact}) has no digest"))
-                    })?
+                    let (artifact, _) =
+                        revision_of(sha).ok_or_else(|| ReleaseError::NoArtifactForCommit { commit: sha.clone() })?;
+                    artifact_digest(&artifact)
+                        .ok_or_else(|| ReleaseError::ArtifactWithoutDigest { commit: sha.clone(), artifact })?
                 }
                 _ => digest.clone(),
             };
-            if !digest.starts_with("sha256:") || digest.len() != 71 {
-                return Err(DeployError::BadRequest(format!("`{digest}` is not an artifact digest (sha256:<64 hex>)")));
-            }
-            let record = artifacts::find_by_digest(&store, &digest)
-                .map_err(|e| DeployError::Internal(e.to_string()))?
-                .ok_or_else(|| DeployError::NotFound(format!("no artifact with digest {digest}")))?;
+            check_digest(&digest)?;
+            let record = artifacts::find_by_digest(&store, &digest)?
+                .ok_or_else(|| ReleaseError::UnknownArtifact { digest: digest.clone() })?;
             let revision = revision_of(&format!("pkg:generic/{}@{}", record.name, digest.replace(':', "%3A")))
                 .and_then(|(_, revision)| revision);
-            let store = store.clone();
             let name = record.name.clone();
-            (
-                digest,
-                name,
-                revision,
-                Box::new(move |dest: &Path| {
-                    artifacts::restore(&store, &record, dest).map_err(|e| DeployError::Internal(e.to_string()))
-                }),
-            )
+            let store = store.clone();
+            (digest, name, revision, Box::new(move |dest: &Path| Ok(artifacts::restore(&store, &record, dest)?)))
         }
     };
     let hex = digest.trim_start_matches("sha256:");
     let version = version.map(str::to_owned).unwrap_or_else(|| hex[..12].to_owned());
     if !version.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) || version.is_empty() {
-        return Err(DeployError::BadRequest(format!("version `{version}` must be letters, digits, `-`, `_` or `.`")));
+        return Err(ReleaseError::BadVersion { version });
     }
-    let dir = data_dir.join("releases").join(hex);
+    let releases = releases_dir(data_dir)?;
+    let dir = releases.join(hex);
     if !dir.join("mobius.yaml").is_file() {
         // Made in a temporary directory and renamed, so a half-made release never exists.
-        let partial = data_dir.join("releases").join(format!(".{hex}.partial"));
-        let _ = make_writable(&partial).and_then(|()| fs::remove_dir_all(&partial));
-        fs::create_dir_all(&partial)
-            .map_err(|e| DeployError::Internal(format!("cannot create {}: {e}", partial.display())))?;
+        let partial = releases.join(format!(".{hex}.partial"));
+        if partial.exists() {
+            make_writable(&partial).map_err(io("clean up", &partial))?;
+            fs::remove_dir_all(&partial).map_err(io("clean up", &partial))?;
+        }
+        fs::create_dir_all(&partial).map_err(io("create", &partial))?;
         fill(&partial)?;
-        make_read_only(&partial).map_err(|e| DeployError::Internal(e.to_string()))?;
-        fs::rename(&partial, &dir).map_err(|e| DeployError::Internal(format!("cannot place the release: {e}")))?;
+        make_read_only(&partial).map_err(io("make read-only", &partial))?;
+        fs::rename(&partial, &dir).map_err(io("place the release at", &dir))?;
     }
     let spec_path = dir.join("mobius.yaml");
-    let spec_text = fs::read_to_string(&spec_path)
-        .map_err(|_| DeployError::BadRequest(format!("the release ({digest}) has no mobius.yaml")))?;
-    let spec = ServiceSpec::parse("mobius.yaml", &spec_text).map_err(|e| DeployError::BadRequest(e.to_string()))?;
+    let spec_text = fs::read_to_string(&spec_path).map_err(|_| ReleaseError::NoSpec { digest: digest.clone() })?;
+    let spec = ServiceSpec::parse("mobius.yaml", &spec_text)?;
     let artifact = format!("pkg:generic/{name}@{}", digest.replace(':', "%3A"));
     Ok(Release { dir, version, spec, spec_text, artifact, revision })
+}
+
+fn check_digest(digest: &str) -> Result<(), ReleaseError> {
+    let hex = digest.strip_prefix("sha256:").unwrap_or_default();
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ReleaseError::BadDigest { digest: digest.to_owned() });
+    }
+    Ok(())
+}
+
+fn releases_dir(data_dir: &Path) -> Result<PathBuf, ReleaseError> {
+    let dir = data_dir.join("releases");
+    fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+    Ok(dir)
+}
+
+/// Where an uploaded tree's tar is kept, by the tar's digest.
+pub fn upload_path(data_dir: &Path, digest: &str) -> PathBuf {
+    data_dir.join("uploads").join(format!("{}.tar", digest.trim_start_matches("sha256:")))
 }
 
 /// `sha256:<hex>` from an artifact id `pkg:generic/NAME@sha256%3A<hex>`.
@@ -125,65 +204,17 @@ pub fn artifact_digest(artifact: &str) -> Option<String> {
     version.starts_with("sha256:").then_some(version)
 }
 
-/// The same digest an artifact of these files would have (paths and contents only).
-fn dir_digest(root: &Path) -> Result<String, DeployError> {
-    let mut files = Vec::new();
-    walk(root, root, &mut files)?;
-    files.sort();
-    let mut manifest = Sha256::new();
-    for (rel, path) in files {
-        let bytes =
-            fs::read(&path).map_err(|e| DeployError::Internal(format!("cannot read {}: {e}", path.display())))?;
-        manifest.update(rel.as_bytes());
-        manifest.update([0]);
-        manifest.update(hex::encode(Sha256::digest(&bytes)).as_bytes());
-        manifest.update([0]);
-        manifest.update(bytes.len().to_string().as_bytes());
-        manifest.update(b"\n");
-    }
-    Ok(format!("sha256:{}", hex::encode(manifest.finalize())))
-}
-
-fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<(), DeployError> {
-    let entries =
-        fs::read_dir(dir).map_err(|e| DeployError::BadRequest(format!("cannot read {}: {e}", dir.display())))?;
-    for entry in entries.filter_map(Result::ok) {
-        let path = entry.path();
-        let name = entry.file_name();
-        if name == ".git" || name == "target" {
-            continue;
-        }
-        if path.is_dir() {
-            walk(root, &path, out)?;
-        } else if path.is_file() {
-            let rel = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
-            out.push((rel, path));
-        }
-    }
-    Ok(())
-}
-
-fn copy_tree(from: &Path, to: &Path) -> Result<(), DeployError> {
-    let mut files = Vec::new();
-    walk(from, from, &mut files)?;
-    for (rel, path) in files {
-        let dest = to.join(&rel);
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).map_err(|e| DeployError::Internal(e.to_string()))?;
-        }
-        fs::copy(&path, &dest).map_err(|e| DeployError::Internal(format!("cannot copy {}: {e}", path.display())))?;
-    }
-    Ok(())
-}
-
 /// Files 0444 (0555 if executable), directories 0555: nothing at run time changes a release.
+/// Links are left as they are (their mode means nothing, and changing it would follow them).
 fn make_read_only(dir: &Path) -> std::io::Result<()> {
-    for entry in fs::read_dir(dir)?.filter_map(Result::ok) {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
         let path = entry.path();
-        if path.is_dir() {
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
             make_read_only(&path)?;
-        } else {
-            let mode = fs::metadata(&path)?.permissions().mode();
+        } else if kind.is_file() {
+            let mode = entry.metadata()?.permissions().mode();
             fs::set_permissions(&path, fs::Permissions::from_mode(if mode & 0o111 != 0 { 0o555 } else { 0o444 }))?;
         }
     }
@@ -191,12 +222,10 @@ fn make_read_only(dir: &Path) -> std::io::Result<()> {
 }
 
 fn make_writable(dir: &Path) -> std::io::Result<()> {
-    if !dir.exists() {
-        return Ok(());
-    }
     fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
-    for entry in fs::read_dir(dir)?.filter_map(Result::ok) {
-        if entry.path().is_dir() {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
             make_writable(&entry.path())?;
         }
     }
@@ -230,14 +259,15 @@ mod tests {
         assert!(release.artifact.starts_with("pkg:generic/") && release.artifact.contains("@sha256%3A"));
 
         let missing = prepare(data.path(), &Source::Artifact(format!("sha256:{}", "0".repeat(64))), None, &none);
-        assert!(matches!(missing, Err(DeployError::NotFound(m)) if m.contains("no artifact with digest")));
+        assert!(matches!(missing, Err(ReleaseError::UnknownArtifact { .. })));
         let bad = prepare(data.path(), &Source::Artifact("sha256:xyz".into()), None, &none);
-        assert!(matches!(bad, Err(DeployError::BadRequest(_))));
+        assert!(matches!(bad, Err(ReleaseError::BadDigest { .. })));
         let commit = prepare(data.path(), &Source::Commit("abc".into()), None, &none);
-        assert!(matches!(commit, Err(DeployError::NotFound(m)) if m.contains("no artifact was built from commit abc")));
+        assert!(matches!(commit, Err(ReleaseError::NoArtifactForCommit { commit }) if commit == "abc"));
         fs::write(src.path().join("mobius.yaml"), "service: shop\n").unwrap();
         let invalid = prepare(data.path(), &Source::Dir(src.path().to_owned()), None, &none);
-        assert!(matches!(invalid, Err(DeployError::BadRequest(m)) if m.starts_with("mobius.yaml:")), "precise error");
+        assert!(matches!(&invalid, Err(ReleaseError::Spec(_))), "{invalid:?}");
+        assert!(invalid.unwrap_err().to_string().starts_with("mobius.yaml:"), "precise error");
         assert_eq!(artifact_digest("pkg:generic/dist@sha256%3Aab"), Some("sha256:ab".into()));
     }
 }

@@ -36,7 +36,7 @@ impl Deployer {
                     self.record_slis_now().await;
                     if compacted.is_none_or(|at| at.elapsed() >= COMPACT_EVERY) {
                         compacted = Some(std::time::Instant::now());
-                        self.compact_slis(Timestamp::now()).await;
+                        self.compact_slis(self.now()).await;
                     }
                 }
             }
@@ -46,7 +46,7 @@ impl Deployer {
     /// Downsamples the stored counters as of `now` (see the module documentation).
     pub(super) async fn compact_slis(&self, now: Timestamp) {
         let store = self.inner.store.clone();
-        let compacted = tokio::task::spawn_blocking(move || {
+        let compacted = mobius_log::blocking::spawn(move || {
             let longest = mobius_reliability::slo::definitions(store.as_ref())?
                 .iter()
                 .map(|(_, slo)| i64::try_from(slo.window_seconds()).unwrap_or(i64::MAX))
@@ -57,15 +57,14 @@ impl Deployer {
         })
         .await;
         match compacted {
-            Ok(Ok(report)) if report != SliCompaction::default() => tracing::info!(
+            Ok(report) if report != SliCompaction::default() => tracing::info!(
                 folded = report.folded,
                 hours = report.hours,
                 dropped = report.dropped,
                 "SLI counters downsampled"
             ),
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "cannot downsample SLI counters"),
-            Err(e) => tracing::error!(error = %e, "downsampling SLI counters panicked"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "cannot downsample SLI counters"),
         }
     }
 
@@ -74,7 +73,7 @@ impl Deployer {
         // One recording at a time: each reads what the previous one left.
         let mut readings = self.inner.readings.lock().await;
         let planes: Vec<_> = self.inner.planes.lock().await.iter().map(|(k, p)| (k.clone(), p.clone())).collect();
-        let now = Timestamp::now().as_second();
+        let now = self.now().as_second();
         let minute = now - now.rem_euclid(60);
         let mut rows = Vec::new();
         for ((service, environment), plane) in planes {
@@ -105,10 +104,9 @@ impl Deployer {
             return;
         }
         let store = self.inner.store.clone();
-        match tokio::task::spawn_blocking(move || store.add_sli(&rows)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "cannot record SLIs"),
-            Err(e) => tracing::error!(error = %e, "recording SLIs panicked"),
+        match mobius_log::blocking::spawn(move || store.add_sli(&rows)).await {
+            Ok(()) => {}
+            Err(e) => tracing::error!(error = %e, "cannot record SLIs"),
         }
     }
 }

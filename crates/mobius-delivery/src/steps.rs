@@ -136,10 +136,7 @@ impl Deployments for StepDeployments {
                 }
                 tokio::time::sleep(FOLLOW_INTERVAL).await;
                 let (d, s, e) = (deployer.clone(), service.clone(), environment.clone());
-                let latest = tokio::task::spawn_blocking(move || d.status(&s, &e))
-                    .await
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| r.map_err(|e| e.to_string()));
+                let latest = mobius_log::blocking::spawn(move || d.status(&s, &e)).await;
                 match latest {
                     Ok(Some(stored)) if stored.rollout.id == follow.id() => last = stored.rollout,
                     // A newer rollout started once this one was final (its old version still
@@ -158,18 +155,13 @@ impl Deployments for StepDeployments {
 
     fn check_policy(&self, step: PolicyStep) -> PolicyFuture {
         let store = self.deployer.inner.store.clone();
-        let task = self.runtime.spawn_blocking(move || {
+        let now = self.deployer.now();
+        let task = self.runtime.spawn(mobius_log::blocking::spawn(move || {
             let reason = step.reason.as_deref().map(str::parse).transpose().map_err(|e| format!("{e}"))?;
-            let answer = mobius_reliability::slo::check(
-                store.as_ref(),
-                &step.service,
-                &step.environment,
-                reason,
-                jiff::Timestamp::now(),
-            )
-            .map_err(|e| format!("cannot read the error budget: {e}"))?;
+            let answer = mobius_reliability::slo::check(store.as_ref(), &step.service, &step.environment, reason, now)
+                .map_err(|e| format!("cannot read the error budget: {e}"))?;
             policy_answer(answer)
-        });
+        }));
         Box::pin(async move { task.await.unwrap_or_else(|e| Err(format!("the policy check failed: {e}"))) })
     }
 }

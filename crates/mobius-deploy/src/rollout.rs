@@ -32,6 +32,23 @@ use crate::supervisor::Instance;
 mod stored;
 pub use stored::Stored;
 
+/// Why a user's change to a rollout (`promote`, `abort`, `undo`) is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChangeRefused {
+    #[error("the rollout of {service} to {environment} is {phase}, not paused: nothing to promote")]
+    NotPaused { service: String, environment: String, phase: &'static str },
+    #[error("the rollout already {phase}")]
+    Finished { phase: &'static str },
+    #[error("the previous version is no longer running")]
+    PreviousNotRunning,
+}
+
+/// An analysis step's own settings do not make an analysis (`mobius.yaml` was checked when it
+/// was parsed, so this means the stored definition and this build disagree).
+#[derive(Debug, thiserror::Error)]
+#[error("an analysis step's settings are not valid")]
+pub struct AnalysisStepError(#[from] pub serde_json::Error);
+
 /// A strategy with every setting resolved (what a rollout stores).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -52,7 +69,7 @@ pub enum PlanStep {
 
 impl Plan {
     /// The plan for deploying to `environment` of `spec`.
-    pub fn for_environment(spec: &ServiceSpec, environment: &EnvironmentSpec) -> Result<Plan, String> {
+    pub fn for_environment(spec: &ServiceSpec, environment: &EnvironmentSpec) -> Result<Plan, AnalysisStepError> {
         let analysis = spec.analysis_for(environment);
         Ok(match &environment.strategy {
             Strategy::Rolling => Plan::Rolling,
@@ -262,7 +279,7 @@ impl Rollout {
     }
 
     /// `promote`: go on from a pause or an approval wait. Refused when not paused.
-    pub fn promote(&mut self, now: Timestamp) -> Result<(), String> {
+    pub fn promote(&mut self, now: Timestamp) -> Result<(), ChangeRefused> {
         match self.phase {
             Phase::Pending => {
                 self.phase = Phase::Progressing;
@@ -280,19 +297,18 @@ impl Rollout {
                 self.log(now, "promoted: resuming");
                 Ok(())
             }
-            other => Err(format!(
-                "the rollout of {} to {} is {}, not paused: nothing to promote",
-                self.service,
-                self.environment,
-                other.as_str()
-            )),
+            other => Err(ChangeRefused::NotPaused {
+                service: self.service.clone(),
+                environment: self.environment.clone(),
+                phase: other.as_str(),
+            }),
         }
     }
 
     /// `abort`: roll back now. Refused once finished.
-    pub fn request_abort(&mut self, now: Timestamp, reason: &str) -> Result<(), String> {
+    pub fn request_abort(&mut self, now: Timestamp, reason: &str) -> Result<(), ChangeRefused> {
         if self.phase.is_final() {
-            return Err(format!("the rollout already {}", self.phase.as_str()));
+            return Err(ChangeRefused::Finished { phase: self.phase.as_str() });
         }
         self.phase = Phase::Progressing;
         self.message = format!("abort requested: {reason}");
@@ -429,9 +445,9 @@ impl Rollout {
 
     /// `undo` inside a blue-green's delay: the previous version is still running, so traffic
     /// goes back to it at once (the controller aborts).
-    pub fn undo_switch(&mut self, now: Timestamp) -> Result<(), String> {
+    pub fn undo_switch(&mut self, now: Timestamp) -> Result<(), ChangeRefused> {
         if !self.old_is_warm() {
-            return Err("the previous version is no longer running".to_owned());
+            return Err(ChangeRefused::PreviousNotRunning);
         }
         self.phase = Phase::Progressing;
         self.retire_at = None;

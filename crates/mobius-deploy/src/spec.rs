@@ -336,14 +336,14 @@ impl ServiceSpec {
     pub fn step_analysis(
         base: &AnalysisSpec,
         overrides: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<AnalysisSpec, String> {
-        let mut merged = serde_json::to_value(base).map_err(|e| e.to_string())?;
+    ) -> Result<AnalysisSpec, crate::rollout::AnalysisStepError> {
+        let mut merged = serde_json::to_value(base)?;
         if let serde_json::Value::Object(map) = &mut merged {
             for (key, value) in overrides {
                 map.insert(key.clone(), value.clone());
             }
         }
-        serde_json::from_value(merged).map_err(|e| e.to_string())
+        Ok(serde_json::from_value(merged)?)
     }
 
     fn validate(&self, file: &str) -> Result<(), SpecError> {
@@ -440,7 +440,7 @@ fn validate_steps(
             }
             Step::Analysis(overrides) => {
                 ServiceSpec::step_analysis(analysis, overrides)
-                    .map_err(|e| at(step.referenced, format!("`analysis`: {e}")))?;
+                    .map_err(|e| at(step.referenced, format!("`analysis`: {}", e.0)))?;
             }
             _ => {}
         }

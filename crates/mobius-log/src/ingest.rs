@@ -112,17 +112,3 @@ impl Ingestor {
         self.store.append(events, &IngestContext { rules: self.rules, ancestry: &ancestry })
     }
 }
-
-/// Validates events Mobius built itself with the API's parser. A failure is a bug in the
-/// module that built them.
-pub fn validate(events: &[serde_json::Value]) -> Result<Vec<Result<NewEvent, EventError>>, String> {
-    events
-        .iter()
-        .map(|event| {
-            let text = event.to_string();
-            mobius_events::cdevents::parse(&text, mobius_events::Origin::Internal)
-                .map(Ok)
-                .map_err(|e| format!("invalid internal event ({e}): {text}"))
-        })
-        .collect()
-}

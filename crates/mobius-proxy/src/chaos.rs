@@ -53,34 +53,32 @@ impl Fault {
     /// Whether the fault is well-formed: non-empty id usable as a header value, percent in
     /// 0..=100, abort status in 200..=599, delay (`ms + jitter_ms`) at most 60 s, a valid header
     /// name.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), FaultError> {
+        let id = || self.id.clone();
         if self.id.is_empty() {
-            return Err("fault id is empty".into());
+            return Err(FaultError::EmptyId);
         }
         if HeaderValue::from_str(&self.id).is_err() {
-            return Err(format!("fault id {:?} has characters a header cannot carry", self.id));
+            return Err(FaultError::IdNotAHeaderValue { id: id() });
         }
         if !(0.0..=100.0).contains(&self.percent) {
-            return Err(format!("fault {}: percent {} is not in 0..=100", self.id, self.percent));
+            return Err(FaultError::Percent { id: id(), percent: self.percent });
         }
         match self.kind {
             FaultKind::Abort { status } if !(200..=599).contains(&status) => {
-                return Err(format!("fault {}: abort status {status} is not in 200..=599", self.id));
+                return Err(FaultError::AbortStatus { id: id(), status });
             }
             FaultKind::Delay { ms, jitter_ms } if ms.checked_add(jitter_ms).is_none_or(|d| d > MAX_DELAY_MS) => {
-                return Err(format!(
-                    "fault {}: delay {ms} ms + jitter {jitter_ms} ms is more than {MAX_DELAY_MS} ms",
-                    self.id
-                ));
+                return Err(FaultError::DelayTooLong { id: id(), ms, jitter_ms });
             }
             _ => {}
         }
         if let Some((name, value)) = &self.header {
             if HeaderName::from_bytes(name.as_bytes()).is_err() {
-                return Err(format!("fault {}: {name:?} is not a header name", self.id));
+                return Err(FaultError::HeaderName { id: id(), name: name.clone() });
             }
             if HeaderValue::from_str(value).is_err() {
-                return Err(format!("fault {}: {value:?} is not a header value", self.id));
+                return Err(FaultError::HeaderValue { id: id(), value: value.clone() });
             }
         }
         Ok(())
@@ -93,14 +91,35 @@ impl Fault {
 }
 
 /// Checks every fault of a table, and that no two share an id.
-pub fn check_all(faults: &[Fault]) -> Result<(), String> {
+pub fn check_all(faults: &[Fault]) -> Result<(), FaultError> {
     for (i, fault) in faults.iter().enumerate() {
         fault.check()?;
         if faults[..i].iter().any(|f| f.id == fault.id) {
-            return Err(format!("fault id {} is used twice", fault.id));
+            return Err(FaultError::DuplicateId { id: fault.id.clone() });
         }
     }
     Ok(())
+}
+
+/// Why a fault is refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FaultError {
+    #[error("fault id is empty")]
+    EmptyId,
+    #[error("fault id {id:?} has characters a header cannot carry")]
+    IdNotAHeaderValue { id: String },
+    #[error("fault {id}: percent {percent} is not in 0..=100")]
+    Percent { id: String, percent: f64 },
+    #[error("fault {id}: abort status {status} is not in 200..=599")]
+    AbortStatus { id: String, status: u16 },
+    #[error("fault {id}: delay {ms} ms + jitter {jitter_ms} ms is more than {MAX_DELAY_MS} ms")]
+    DelayTooLong { id: String, ms: u64, jitter_ms: u64 },
+    #[error("fault {id}: {name:?} is not a header name")]
+    HeaderName { id: String, name: String },
+    #[error("fault {id}: {value:?} is not a header value")]
+    HeaderValue { id: String, value: String },
+    #[error("fault id {id} is used twice")]
+    DuplicateId { id: String },
 }
 
 /// A fault as the request path uses it: parsed once per table.
@@ -139,25 +158,27 @@ impl LiveFault {
             .collect()
     }
 
-    fn new(fault: &Fault) -> Result<LiveFault, String> {
+    fn new(fault: &Fault) -> Result<LiveFault, FaultError> {
         fault.check()?;
-        let invalid = |e: &dyn std::fmt::Display| format!("fault {}: {e}", fault.id);
+        // `check` has parsed every one of these; the conversions below repeat it typed.
+        let id = || fault.id.clone();
         let header = match &fault.header {
             Some((name, value)) => Some((
-                HeaderName::from_bytes(name.as_bytes()).map_err(|e| invalid(&e))?,
-                HeaderValue::from_str(value).map_err(|e| invalid(&e))?,
+                HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| FaultError::HeaderName { id: id(), name: name.clone() })?,
+                HeaderValue::from_str(value).map_err(|_| FaultError::HeaderValue { id: id(), value: value.clone() })?,
             )),
             None => None,
         };
         let action = match fault.kind {
             FaultKind::Abort { status } => Action::Abort(
-                StatusCode::from_u16(status).map_err(|e| invalid(&e))?,
+                StatusCode::from_u16(status).map_err(|_| FaultError::AbortStatus { id: id(), status })?,
                 bytes::Bytes::from(format!("injected fault {}", fault.id)),
             ),
             FaultKind::Delay { ms, jitter_ms } => Action::Delay { ms, jitter_ms },
         };
         Ok(LiveFault {
-            id: HeaderValue::from_str(&fault.id).map_err(|e| invalid(&e))?,
+            id: HeaderValue::from_str(&fault.id).map_err(|_| FaultError::IdNotAHeaderValue { id: id() })?,
             header,
             percent: fault.percent,
             expires_at_ms: fault.expires_at_ms,

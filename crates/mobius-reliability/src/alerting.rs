@@ -17,6 +17,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
+use mobius_events::NewEvent;
+use mobius_events::emit::EmitError;
+use mobius_events::emit::reliability as emit;
 use mobius_slo::alerts::{Notification, RuleState, Severity, SloAlerts, State};
 use mobius_slo::spec::{Alerting, SloSpec};
 use mobius_store::{RolloutQuery, Store};
@@ -94,6 +97,7 @@ struct Tracked {
 #[derive(Clone)]
 pub struct Alerter {
     store: Arc<dyn Store>,
+    clock: mobius_log::Clock,
     ingestor: Ingestor,
     state: Arc<Mutex<HashMap<(String, String), Tracked>>>,
     /// The state as last stored, to store it only when it changed.
@@ -104,20 +108,22 @@ pub struct Alerter {
 }
 
 impl Alerter {
-    pub fn new(store: Arc<dyn Store>, ingestor: Ingestor) -> Alerter {
+    pub fn new(store: Arc<dyn Store>, ingestor: Ingestor, clock: mobius_log::Clock) -> Alerter {
         crate::install_tls_provider();
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
-        Alerter { store, ingestor, state: Arc::default(), saved: Arc::default(), series: Arc::default(), http }
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot build the alert notifier's client; using defaults");
+            reqwest::Client::default()
+        });
+        Alerter { store, clock, ingestor, state: Arc::default(), saved: Arc::default(), series: Arc::default(), http }
     }
 
     /// Takes up the alert states stored by an earlier run of the server.
     pub async fn restore(&self) {
         let store = self.store.clone();
-        let stored = match tokio::task::spawn_blocking(move || store.state(STATE_KEY)).await {
-            Ok(Ok(Some(stored))) => stored,
-            Ok(Ok(None)) => return,
-            Ok(Err(e)) => return tracing::error!(error = %e, "cannot read the stored alert states"),
-            Err(e) => return tracing::error!(error = %e, "reading the stored alert states panicked"),
+        let stored = match mobius_log::blocking::spawn(move || store.state(STATE_KEY)).await {
+            Ok(Some(stored)) => stored,
+            Ok(None) => return,
+            Err(e) => return tracing::error!(error = %e, "cannot read the stored alert states"),
         };
         match serde_json::from_str::<Vec<((String, String), Tracked)>>(&stored) {
             Ok(tracked) => {
@@ -144,10 +150,9 @@ impl Alerter {
         }
         let store = self.store.clone();
         let value = text.clone();
-        match tokio::task::spawn_blocking(move || store.put_state(STATE_KEY, &value)).await {
-            Ok(Ok(())) => *self.saved.lock().unwrap_or_else(|e| e.into_inner()) = text,
-            Ok(Err(e)) => tracing::error!(error = %e, "cannot store the alert states"),
-            Err(e) => tracing::error!(error = %e, "storing the alert states panicked"),
+        match mobius_log::blocking::spawn(move || store.put_state(STATE_KEY, &value)).await {
+            Ok(()) => *self.saved.lock().unwrap_or_else(|e| e.into_inner()) = text,
+            Err(e) => tracing::error!(error = %e, "cannot store the alert states"),
         }
     }
 
@@ -160,7 +165,7 @@ impl Alerter {
         loop {
             tokio::select! {
                 _ = &mut shutdown => return,
-                _ = timer.tick() => self.evaluate(Timestamp::now()).await,
+                _ = timer.tick() => self.evaluate(self.clock.now()).await,
             }
         }
     }
@@ -183,22 +188,21 @@ impl Alerter {
     pub async fn evaluate(&self, now: Timestamp) {
         let (store, series) = (self.store.clone(), self.series.clone());
         // The definitions are read once: the statuses and the notifications both need them.
-        let evaluated = tokio::task::spawn_blocking(move || {
+        let evaluated = mobius_log::blocking::spawn(move || {
             let definitions = slo::definitions(store.as_ref())?;
             let statuses = slo::statuses_of(store.as_ref(), &series, &definitions, now)?;
             Ok::<_, mobius_store::StoreError>((definitions, statuses))
         })
         .await;
         let (definitions, statuses) = match evaluated {
-            Ok(Ok(evaluated)) => evaluated,
+            Ok(evaluated) => evaluated,
             // Nothing can be alerted on without the SLIs; say so rather than go quiet.
-            Ok(Err(e)) => return tracing::error!(error = %e, "cannot evaluate the SLOs: no alerts this round"),
-            Err(e) => return tracing::error!(error = %e, "evaluating the SLOs panicked: no alerts this round"),
+            Err(e) => return tracing::error!(error = %e, "cannot evaluate the SLOs: no alerts this round"),
         };
         let now_s = now.as_second();
-        self.forget_removed(&statuses, now);
+        self.forget_removed(&statuses, now).await;
         for status in statuses.iter().filter(|s| s.budget.is_none()) {
-            if self.unknown(status, now) {
+            if self.unknown(status, now).await {
                 let n = Notification { severity: Severity::Ticket, firing: true, at_s: now.as_second() };
                 self.notify(&definitions, status, &n, now).await;
             }
@@ -248,7 +252,7 @@ impl Alerter {
                 (notifications, to_resolve)
             };
             for n in &notifications {
-                self.record(status, n, now);
+                self.record(status, n, now).await;
                 self.notify(&definitions, status, n, now).await;
                 if n.severity == Severity::Page && n.firing {
                     let id = self.open_incident(status, now).await;
@@ -263,7 +267,7 @@ impl Alerter {
             }
             if let Some(id) = to_resolve {
                 let description = "the page alert resolved and stayed quiet";
-                self.emit(&[incident_event(Subject::of(status), &id, "resolved", description, now)]);
+                self.resolve_incident(&id, &status.service, &status.environment, description, now).await;
             }
         }
         self.persist().await;
@@ -271,7 +275,7 @@ impl Alerter {
 
     /// Drops the state of SLOs no longer defined (a release without them was deployed),
     /// resolving the incident a page of theirs left open: nothing would resolve it otherwise.
-    fn forget_removed(&self, statuses: &[SloStatus], now: Timestamp) {
+    async fn forget_removed(&self, statuses: &[SloStatus], now: Timestamp) {
         let defined: std::collections::HashSet<(&str, &str)> =
             statuses.iter().map(|s| (s.service.as_str(), s.slo.as_str())).collect();
         let removed: Vec<((String, String), Tracked)> = {
@@ -286,15 +290,15 @@ impl Alerter {
         for ((service, slo), tracked) in removed {
             tracing::info!(%service, %slo, "SLO no longer defined: its alerts are dropped");
             if let Some((id, _)) = tracked.incident {
-                let subject = Subject { service: &service, slo: &slo, environment: &tracked.environment };
-                self.emit(&[incident_event(subject, &id, "resolved", "the SLO is no longer defined", now)]);
+                let why = "the SLO is no longer defined";
+                self.resolve_incident(&id, &service, &tracked.environment, why, now).await;
             }
         }
     }
 
     /// An SLO that cannot be evaluated is never healthy: after [`UNKNOWN_GRACE_S`] a ticket
     /// says so (once), and it resolves when the SLO can be evaluated again.
-    fn unknown(&self, status: &SloStatus, now: Timestamp) -> bool {
+    async fn unknown(&self, status: &SloStatus, now: Timestamp) -> bool {
         let key = (status.service.clone(), status.slo.clone());
         let now_s = now.as_second();
         let due = {
@@ -318,7 +322,7 @@ impl Alerter {
         };
         if due {
             let n = Notification { severity: Severity::Ticket, firing: true, at_s: now_s };
-            self.record(status, &n, now);
+            self.record(status, &n, now).await;
             tracing::warn!(service = %status.service, slo = %status.slo, reason = ?status.unknown, "SLO unknown past its grace period");
         }
         due
@@ -326,65 +330,52 @@ impl Alerter {
 
     /// Opens the incident of a firing page, naming the version that burns the most.
     async fn open_incident(&self, status: &SloStatus, now: Timestamp) -> String {
-        let id = format!("alert-{}-{}-{}", status.service, status.slo, now.as_second());
+        let id = emit::slo_incident_id(&status.service, &status.slo, now);
         let store = self.store.clone();
         let (service, environment) = (status.service.clone(), status.environment.clone());
-        let culprit = tokio::task::spawn_blocking(move || culprit(store.as_ref(), &service, &environment, now))
-            .await
-            .ok()
-            .flatten();
-        let mut event = incident_event(Subject::of(status), &id, "detected", "", now);
-        // A page: the severity `mobius incident open` defaults to.
-        event["customData"] = json!({ "severity": "sev2" });
+        let culprit = mobius_log::blocking::spawn(move || culprit(store.as_ref(), &service, &environment, now)).await;
         let description = match &culprit {
-            Some(c) => {
-                if let Some(artifact) = &c.artifact {
-                    event["subject"]["content"]["artifactId"] = json!(artifact);
-                }
-                format!(
-                    "{} {} SLO burning: page alert; version {} has the highest error ratio over the last 5 min ({:.2}% of {} requests{})",
-                    status.service,
-                    status.slo,
-                    c.version,
-                    c.ratio * 100.0,
-                    c.requests,
-                    c.others
-                )
-            }
+            Some(c) => format!(
+                "{} {} SLO burning: page alert; version {} has the highest error ratio over the last 5 min ({:.2}% of {} requests{})",
+                status.service,
+                status.slo,
+                c.version,
+                c.ratio * 100.0,
+                c.requests,
+                c.others
+            ),
             None => format!("{} {} SLO burning: page alert", status.service, status.slo),
         };
-        event["subject"]["content"]["description"] = json!(description);
-        self.emit(&[event]);
+        let incident = emit::SloIncident { id: &id, service: &status.service, environment: &status.environment };
+        let artifact = culprit.as_ref().and_then(|c| c.artifact.as_deref());
+        self.emit(emit::slo_incident_detected(&incident, &description, artifact, now)).await;
         id
     }
 
-    fn record(&self, status: &SloStatus, n: &Notification, now: Timestamp) {
-        let state = if n.firing { "firing" } else { "resolved" };
-        let mut event = json!({
-            "context": {
-                "specversion": "0.5.1",
-                "id": uuid::Uuid::new_v4().to_string(),
-                "source": format!("/mobius/slo/{}", status.service),
-                "type": format!("dev.cdeventsx.mobius-alert.{state}.0.1.0"),
-                "timestamp": now.to_string(),
-            },
-            "subject": { "id": format!("{}-{}", status.service, status.slo), "content": alert_body(status, n, &slo::Contacts::default(), now) },
-        });
-        event["subject"]["source"] = event["context"]["source"].clone();
-        self.emit(&[event]);
+    /// Resolves an incident a page opened.
+    async fn resolve_incident(&self, id: &str, service: &str, environment: &str, why: &str, now: Timestamp) {
+        let incident = emit::SloIncident { id, service, environment };
+        self.emit(emit::slo_incident_resolved(&incident, why, now)).await;
     }
 
-    /// Sends a notification to the SLO's webhooks and Slack URLs.
-    /// With the service's owner and runbook, so whoever is paged knows where to start.
+    /// Records an alert's transition in the log.
+    async fn record(&self, status: &SloStatus, n: &Notification, now: Timestamp) {
+        let state = if n.firing { emit::AlertState::Firing } else { emit::AlertState::Resolved };
+        let body = alert_body(status, n, &slo::Contacts::default(), now);
+        self.emit(emit::alert(state, &status.service, &status.slo, &body, now)).await;
+    }
+
     async fn notify(&self, definitions: &[(String, SloSpec)], status: &SloStatus, n: &Notification, now: Timestamp) {
         let spec = definitions.iter().find(|(service, s)| *service == status.service && s.name() == status.slo);
         let Some(alerting) = spec.and_then(|(_, spec)| spec.alerting.as_ref()) else { return };
         let (store, service) = (self.store.clone(), status.service.clone());
-        let contacts = tokio::task::spawn_blocking(move || slo::contacts(store.as_ref(), &service))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
+        let contacts = match mobius_log::blocking::spawn(move || slo::contacts(store.as_ref(), &service)).await {
+            Ok(contacts) => contacts,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the service's owner and runbook: notifying without them");
+                slo::Contacts::default()
+            }
+        };
         let body = alert_body(status, n, &contacts, now);
         let slack = json!({ "text": slack_text(status, n, &contacts) });
         for url in &alerting.webhooks {
@@ -419,14 +410,16 @@ impl Alerter {
         });
     }
 
-    fn emit(&self, events: &[Value]) {
-        match mobius_log::ingest::validate(events) {
-            Ok(parsed) => {
-                if let Err(e) = self.ingestor.ingest(parsed) {
-                    tracing::error!(error = %e, "cannot append alert events");
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "an alert produced an invalid event"),
+    /// Appends an event of the alerter's (durably, off the async workers). They are Mobius's
+    /// own: one that does not build is a bug, logged.
+    async fn emit(&self, event: Result<NewEvent, EmitError>) {
+        let event = match event {
+            Ok(event) => event,
+            Err(e) => return tracing::error!(error = %e, "an alert produced an invalid event"),
+        };
+        let ingestor = self.ingestor.clone();
+        if let Err(e) = mobius_log::blocking::spawn(move || ingestor.append(&[event])).await {
+            tracing::error!(error = %e, "cannot append alert events");
         }
     }
 }
@@ -466,42 +459,6 @@ fn slack_text(status: &SloStatus, n: &Notification, contacts: &slo::Contacts) ->
     text
 }
 
-/// Whose incident: an SLO of a service in an environment.
-#[derive(Clone, Copy)]
-struct Subject<'a> {
-    service: &'a str,
-    slo: &'a str,
-    environment: &'a str,
-}
-
-impl<'a> Subject<'a> {
-    fn of(status: &'a SloStatus) -> Subject<'a> {
-        Subject { service: &status.service, slo: &status.slo, environment: &status.environment }
-    }
-}
-
-fn incident_event(status: Subject<'_>, id: &str, predicate: &str, description: &str, now: Timestamp) -> Value {
-    let source = format!("/mobius/slo/{}", status.service);
-    json!({
-        "context": {
-            "specversion": "0.5.1",
-            "id": format!("{id}:{predicate}"),
-            "source": source,
-            "type": format!("dev.cdevents.incident.{predicate}.0.3.0"),
-            "timestamp": now.to_string(),
-        },
-        "subject": {
-            "id": id,
-            "source": source,
-            "content": {
-                "description": if description.is_empty() { format!("{} {} SLO burning", status.service, status.slo) } else { description.to_owned() },
-                "environment": { "id": status.environment },
-                "service": { "id": status.service },
-            },
-        },
-    })
-}
-
 /// The version with the highest error ratio over the last five minutes.
 struct Culprit {
     version: String,
@@ -514,7 +471,13 @@ struct Culprit {
 
 fn culprit(store: &dyn Store, service: &str, environment: &str, now: Timestamp) -> Option<Culprit> {
     let now_s = now.as_second();
-    let minutes = store.sli(service, environment, now_s - 300 - now_s.rem_euclid(60), now_s + 60).ok()?;
+    let minutes = match store.sli(service, environment, now_s - 300 - now_s.rem_euclid(60), now_s + 60) {
+        Ok(minutes) => minutes,
+        Err(e) => {
+            tracing::warn!(error = %e, %service, "cannot read the SLIs to name the burning version");
+            return None;
+        }
+    };
     let mut by_version: HashMap<String, (u64, u64)> = HashMap::new();
     for m in minutes {
         let entry = by_version.entry(m.version).or_default();
@@ -543,10 +506,10 @@ fn artifact_of(store: &dyn Store, service: &str, environment: &str, version: &st
         .rollouts(&RolloutQuery {
             service: Some(service.to_owned()),
             environment: Some(environment.to_owned()),
-            active_only: false,
-            latest_per_service: false,
             limit: 50,
+            ..RolloutQuery::default()
         })
+        .map_err(|e| tracing::warn!(error = %e, %service, "cannot read the rollouts to find the burning artifact"))
         .ok()?;
     rows.iter().filter_map(|row| serde_json::from_str::<Stored>(&row.body).ok()).find_map(|stored| {
         let r = stored.rollout;

@@ -8,14 +8,14 @@ use mobius_insights::postmortem::{self, Draft, Impact, Moment};
 use mobius_slo::spec::SloSpec;
 use mobius_store::{EventQuery, Scope, Store, StoreError};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// How far before detection and after resolution the timeline reaches.
 const BEFORE: SignedDuration = SignedDuration::from_mins(30);
 const AFTER: SignedDuration = SignedDuration::from_mins(5);
 
 /// The event saying an incident's post-mortem was written (its subject is the incident's key).
-pub const RECORDED_TYPE: &str = "dev.cdeventsx.mobius-postmortem.recorded.0.1.0";
+pub use mobius_events::emit::reliability::POSTMORTEM_RECORDED as RECORDED_TYPE;
 
 /// An incident as listed: its facts, and whether it still needs a post-mortem.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,20 +82,6 @@ fn needs_postmortem(
         *recorded = Some(self::recorded(store)?);
     }
     Ok(!recorded.as_ref().is_some_and(|keys| keys.contains(&incident.key)))
-}
-
-/// The event recording that `incident`'s post-mortem was written, at `location`.
-pub fn recorded_event(incident: &str, location: &str, source: &str, now: Timestamp) -> Value {
-    json!({
-        "context": {
-            "specversion": "0.5.1",
-            "id": format!("postmortem:{incident}"),
-            "source": source,
-            "type": RECORDED_TYPE,
-            "timestamp": now.to_string(),
-        },
-        "subject": { "id": incident, "content": { "location": location } },
-    })
 }
 
 /// The Markdown draft for the incident whose key is or ends with `#wanted`.

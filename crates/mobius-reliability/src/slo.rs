@@ -26,6 +26,7 @@ mod prometheus;
 pub use cache::SeriesCache;
 pub use explain::{Explanation, IncidentShare, Share, explain};
 use prometheus::Prometheus;
+pub use prometheus::PrometheusError;
 
 /// Sloth's recording windows, for burn rates and `/metrics`.
 pub const WINDOWS: [(&str, i64); 7] =
@@ -289,12 +290,15 @@ fn exhaustion(status: &SloStatus) -> Option<f64> {
 /// its queries: an unreachable server is an error at its `url`, a query the server rejects
 /// (PromQL that does not parse, say) an error at that query, each as `file:line:col`.
 /// Blocking HTTP, like [`status`].
-pub fn check_sources(file: &str, slos: &[SloSpec], now: Timestamp) -> Result<(), String> {
+pub fn check_sources(file: &str, slos: &[SloSpec], now: Timestamp) -> Result<(), SourceError> {
     for slo in slos {
         let Sli::Prometheus(source) = &slo.sli else { continue };
-        let at = |field: &mobius_slo::spec::Spanned<String>, message: String| {
-            let (line, column) = (field.referenced.line(), field.referenced.column());
-            format!("{file}:{line}:{column}: SLO `{}`: {message}", slo.name())
+        let at = |field: &mobius_slo::spec::Spanned<String>, problem: PrometheusError| SourceError {
+            file: file.to_owned(),
+            line: field.referenced.line(),
+            column: field.referenced.column(),
+            slo: slo.name().to_owned(),
+            problem: Box::new(problem),
         };
         let prometheus = Prometheus::new(source).map_err(|e| at(&source.url, e))?;
         prometheus.query("vector(1)", now.as_second()).map_err(|e| at(&source.url, e))?;
@@ -305,6 +309,18 @@ pub fn check_sources(file: &str, slos: &[SloSpec], now: Timestamp) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// A Prometheus SLI source a release names does not answer, at the `url` or query in its file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: SLO `{slo}`: {problem}")]
+pub struct SourceError {
+    pub file: String,
+    pub line: u64,
+    pub column: u64,
+    pub slo: String,
+    /// What Prometheus did; part of the message, as the position is what the user acts on.
+    pub problem: Box<PrometheusError>,
 }
 
 /// The most urgent severity whose rules fire.

@@ -3,48 +3,27 @@
 //! `artifact.packaged` per uploaded artifact, and `change.merged` for the commits that
 //! triggered a server run — so `mobius dora` and `mobius flow` fill in from pipeline runs.
 //!
-//! Moments are taken from the observer callbacks as they happen; the events are built as JSON
-//! and validated with the same parser the API uses before they are appended, so a run never
-//! waits on the store and a bug never writes a malformed event. Pipeline runs carry
-//! `customData` `{repository, revision, branch}` so the value stream can tie a run to the
-//! deployment of its revision (see `mobius_events::cdevents`).
+//! The events are built by `mobius_events::emit::pipeline`'s typed constructors from the
+//! moments the observer callbacks report. A run never waits on the store for them: `mobius run`
+//! records them all when the run ends; the server takes each job's events as the job finishes
+//! ([`Recorder::job_events_to`]), and appends them before it stores the job as finished — so
+//! nothing is ever reported final before what it caused is in the log.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use mobius_events::NewEvent;
+use mobius_events::emit::EmitError;
+use mobius_events::emit::pipeline::{self as emit, Outcome};
+pub use mobius_events::emit::pipeline::{LandedCommit, RunIdentity};
 use mobius_pipelines::engine::{RunObserver, Status, StepReport};
 use mobius_pipelines::exec::LogLine;
 use mobius_pipelines::workflow::{StepAction, Workflow};
-use serde_json::{Value, json};
-
-/// What identifies one workflow run in its events.
-pub struct RunIdentity {
-    /// `owner/name` (or the directory name): the `github.repository` of the run.
-    pub repository: String,
-    /// The workflow file, relative to the repository root.
-    pub file: String,
-    /// The workflow's `name:`, else its file.
-    pub pipeline_name: String,
-    /// `GITHUB_RUN_ID` of the run.
-    pub run_id: u64,
-    /// `file://` URI of the workflow file, a stable link to what ran.
-    pub uri: String,
-    /// The commit checked out (`git rev-parse HEAD`), if there is one.
-    pub sha: Option<String>,
-    /// The branch the run was for, if any.
-    pub branch: Option<String>,
-    /// The events' `source`: `/mobius/run/<repository>` for local runs,
-    /// `/mobius/server/<repository>` for the server's.
-    pub source: String,
-}
-
-/// The SBOM URI of `artifact.packaged`, which the schema requires: local runs make no SBOM,
-/// so this documented placeholder says so rather than pointing at something invented.
-const NO_SBOM: &str = "file:///dev/null";
 
 /// An artifact an `actions/upload-artifact` step uploaded.
 struct Packaged {
+    job: String,
     name: String,
     digest: String,
     at: Timestamp,
@@ -55,22 +34,29 @@ struct Task {
     name: String,
     started: Timestamp,
     finished: Option<(Timestamp, Status)>,
+    /// Its events were handed over when it finished.
+    handed_over: bool,
 }
+
+/// Where finished jobs' events go as they finish.
+pub type JobEvents<'a> = Box<dyn FnMut(Vec<NewEvent>) + 'a>;
 
 /// Records the moments of one workflow run while forwarding every callback to `inner`.
 pub struct Recorder<'a> {
     inner: &'a mut dyn RunObserver,
+    run: RunIdentity,
     queued: Timestamp,
     started: Option<Timestamp>,
     tasks: Vec<Task>,
     /// Display names of the workflow's `actions/upload-artifact` steps.
     upload_steps: BTreeSet<String>,
     packaged: Vec<Packaged>,
+    job_events: Option<JobEvents<'a>>,
 }
 
 impl<'a> Recorder<'a> {
-    /// Starts recording a run of `workflow`; the run counts as queued now.
-    pub fn new(inner: &'a mut dyn RunObserver, workflow: &Workflow) -> Recorder<'a> {
+    /// Starts recording `run`, a run of `workflow`; it counts as queued now.
+    pub fn new(inner: &'a mut dyn RunObserver, workflow: &Workflow, run: RunIdentity) -> Recorder<'a> {
         // Step names as the engine reports them (`name`, else `Run <action>`), so the upload
         // log line is trusted only from an upload step, not from a script that echoes it.
         let upload_steps = workflow
@@ -86,11 +72,13 @@ impl<'a> Recorder<'a> {
             .collect();
         Recorder {
             inner,
+            run,
             queued: Timestamp::now(),
             started: None,
             tasks: Vec::new(),
             upload_steps,
             packaged: Vec::new(),
+            job_events: None,
         }
     }
 
@@ -100,41 +88,21 @@ impl<'a> Recorder<'a> {
         self
     }
 
-    /// The CDEvents (as JSON values) of the run, which ended now with `result`.
-    pub fn finish(self, id: &RunIdentity, result: Status) -> Vec<Value> {
-        let finished = Timestamp::now();
-        let subject_id = format!("{}/{}/{}", id.repository, id.file, id.run_id);
-        let event = |ty: &str, at: Timestamp, subject: &str, content: Value| run_event(id, ty, at, subject, content);
-        let pipeline = json!({ "pipelineName": id.pipeline_name, "uri": id.uri });
-        let mut events = vec![
-            event("dev.cdevents.pipelinerun.queued.0.3.0", self.queued, &subject_id, pipeline.clone()),
-            // A run whose jobs were all skipped never starts one; it still started.
-            event(
-                "dev.cdevents.pipelinerun.started.0.3.0",
-                self.started.unwrap_or(self.queued),
-                &subject_id,
-                pipeline.clone(),
-            ),
-        ];
-        for task in &self.tasks {
-            let task_id = format!("{subject_id}/{}", task.name);
-            let content = json!({ "taskName": task.name, "uri": id.uri, "pipelineRun": { "id": subject_id } });
-            events.push(event("dev.cdevents.taskrun.started.0.3.0", task.started, &task_id, content.clone()));
-            if let Some((at, status)) = task.finished {
-                let content = with_outcome(content, status, &format!("job {} {}", task.name, status_word(status)));
-                events.push(event("dev.cdevents.taskrun.finished.0.3.0", at, &task_id, content));
-            }
-        }
-        // `change.id` is required; a repository without commits has no revision to name.
-        if let Some(sha) = &id.sha {
-            for p in &self.packaged {
-                let purl = format!("pkg:generic/{}@{}", p.name, p.digest.replace(':', "%3A"));
-                let content = json!({
-                    "change": { "id": sha, "source": id.repository },
-                    "sbom": { "uri": NO_SBOM },
-                });
-                events.push(event("dev.cdevents.artifact.packaged.0.3.0", p.at, &purl, content));
-            }
+    /// Hands each job's events (its task run and the artifacts it uploaded) to `to` as the job
+    /// finishes, before `inner` hears of it.
+    pub fn job_events_to(mut self, to: JobEvents<'a>) -> Self {
+        self.job_events = Some(to);
+        self
+    }
+
+    /// The events of the run, which ended now with `result`: every event not handed over yet.
+    pub fn finish(mut self, result: Status) -> Result<Vec<NewEvent>, EmitError> {
+        let run = &self.run;
+        // A run whose jobs were all skipped never starts one; it still started.
+        let mut events =
+            vec![emit::run_queued(run, self.queued)?, emit::run_started(run, self.started.unwrap_or(self.queued))?];
+        for task in self.tasks.iter().filter(|t| !t.handed_over) {
+            events.extend(task_events(run, task, &self.packaged)?);
         }
         let failed: Vec<&str> = self
             .tasks
@@ -143,114 +111,59 @@ impl<'a> Recorder<'a> {
             .map(|t| t.name.as_str())
             .collect();
         let errors = format!("failed jobs: {}", failed.join(", "));
-        events.push(event(
-            "dev.cdevents.pipelinerun.finished.0.3.0",
-            finished,
-            &subject_id,
-            with_outcome(pipeline, result, &errors),
-        ));
-        events
+        let errors = (result == Status::Failure).then_some(errors.as_str());
+        events.push(emit::run_finished(run, Timestamp::now(), outcome(result), errors)?);
+        self.packaged.clear();
+        Ok(events)
     }
 }
 
-/// One event of a run, with the run's `customData` when it has a revision.
-fn run_event(id: &RunIdentity, ty: &str, at: Timestamp, subject: &str, content: Value) -> Value {
-    let mut event = json!({
-        "context": {
-            "specversion": "0.5.1",
-            "id": uuid::Uuid::new_v4().to_string(),
-            "source": id.source,
-            "type": ty,
-            "timestamp": at.to_string(),
-        },
-        "subject": { "id": subject, "source": id.source, "content": content },
-    });
-    if let Some(sha) = &id.sha {
-        event["customData"] = json!({ "repository": id.repository, "revision": sha, "branch": id.branch });
-        event["customDataContentType"] = json!("application/json");
+/// A job's task run and the artifacts it uploaded (those need the run's revision).
+fn task_events(run: &RunIdentity, task: &Task, packaged: &[Packaged]) -> Result<Vec<NewEvent>, EmitError> {
+    let mut events = vec![emit::task_started(run, &task.name, task.started)?];
+    if let Some((at, status)) = task.finished {
+        let errors = format!("job {} failed", task.name);
+        let errors = (status == Status::Failure).then_some(errors.as_str());
+        events.push(emit::task_finished(run, &task.name, at, outcome(status), errors)?);
     }
-    event
+    if run.sha.is_some() {
+        for p in packaged.iter().filter(|p| p.job == task.name) {
+            events.push(emit::artifact_packaged(run, &p.name, &p.digest, p.at)?);
+        }
+    }
+    Ok(events)
 }
 
-/// The events of a run cancelled while it waited (superseded in its concurrency group, or by
-/// hand): queued, then finished with outcome `cancel`, without a start.
-pub fn never_started(id: &RunIdentity, queued: Timestamp, reason: &str) -> Vec<Value> {
-    let subject_id = format!("{}/{}/{}", id.repository, id.file, id.run_id);
-    let pipeline = json!({ "pipelineName": id.pipeline_name, "uri": id.uri });
-    let mut finished = pipeline.clone();
-    finished["outcome"] = json!("cancel");
-    finished["errors"] = json!(reason);
-    vec![
-        run_event(id, "dev.cdevents.pipelinerun.queued.0.3.0", queued, &subject_id, pipeline),
-        run_event(id, "dev.cdevents.pipelinerun.finished.0.3.0", Timestamp::now(), &subject_id, finished),
-    ]
+/// The CDEvents outcome of how a run or job ended.
+pub fn outcome(status: Status) -> Outcome {
+    match status {
+        Status::Success | Status::Skipped => Outcome::Success,
+        Status::Failure => Outcome::Failure,
+        Status::Cancelled => Outcome::Cancel,
+    }
 }
 
-/// A commit that landed on a branch, as the server saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LandedCommit {
-    pub sha: String,
-    pub commit_time: Timestamp,
-    pub author_time: Timestamp,
-    /// First line of the message.
-    pub subject: String,
+/// The events of a run that ended while it waited: cancelled (superseded in its concurrency
+/// group, or by hand), or unable to start ([`Outcome::Error`]).
+pub fn never_started(
+    run: &RunIdentity,
+    queued: Timestamp,
+    outcome: Outcome,
+    reason: &str,
+) -> Result<Vec<NewEvent>, EmitError> {
+    emit::run_never_started(run, queued, Timestamp::now(), outcome, reason)
 }
 
 /// `change.merged` for each commit that landed on `branch` (what triggered a run): the commit
 /// time is the event's timestamp, and the ids are derived from the content, so seeing the
 /// same commits again (a re-poll) appends nothing.
-pub fn change_events(repository: &str, repository_uri: &str, branch: &str, commits: &[LandedCommit]) -> Vec<Value> {
-    let source = format!("/mobius/server/{repository}");
-    commits
-        .iter()
-        .map(|c| {
-            json!({
-                "context": {
-                    "specversion": "0.5.1",
-                    "id": format!("change:{branch}:{}", c.sha),
-                    "source": source,
-                    "type": "dev.cdevents.change.merged.0.3.0",
-                    "timestamp": c.commit_time.to_string(),
-                },
-                "subject": {
-                    "id": c.sha,
-                    "source": source,
-                    "content": { "repository": { "id": repository, "source": repository_uri } },
-                },
-                "customData": {
-                    "branch": branch,
-                    "message": c.subject,
-                    "authorTime": c.author_time.to_string(),
-                },
-                "customDataContentType": "application/json",
-            })
-        })
-        .collect()
-}
-
-/// `content` with the CDEvents `outcome` for `status`, and `errors` when it failed.
-fn with_outcome(mut content: Value, status: Status, errors: &str) -> Value {
-    let outcome = match status {
-        Status::Success | Status::Skipped => "success",
-        Status::Failure => "failure",
-        Status::Cancelled => "cancel",
-    };
-    if let Value::Object(map) = &mut content {
-        map.insert("outcome".into(), json!(outcome));
-        if status == Status::Failure {
-            map.insert("errors".into(), json!(errors));
-        }
-    }
-    content
-}
-
-fn status_word(status: Status) -> &'static str {
-    match status {
-        Status::Success => "succeeded",
-        Status::Failure => "failed",
-        Status::Cancelled => "was cancelled",
-        Status::Skipped => "was skipped",
-    }
+pub fn change_events(
+    repository: &str,
+    repository_uri: &str,
+    branch: &str,
+    commits: &[LandedCommit],
+) -> Result<Vec<NewEvent>, EmitError> {
+    commits.iter().map(|c| emit::change_merged(repository, repository_uri, branch, c)).collect()
 }
 
 impl RunObserver for Recorder<'_> {
@@ -261,7 +174,7 @@ impl RunObserver for Recorder<'_> {
     fn job_started(&mut self, job: &str) {
         let now = Timestamp::now();
         self.started.get_or_insert(now);
-        self.tasks.push(Task { name: job.to_owned(), started: now, finished: None });
+        self.tasks.push(Task { name: job.to_owned(), started: now, finished: None, handed_over: false });
         self.inner.job_started(job);
     }
 
@@ -269,6 +182,16 @@ impl RunObserver for Recorder<'_> {
         // Jobs skipped or cancelled before starting have no task run to finish.
         if let Some(task) = self.tasks.iter_mut().rev().find(|t| t.name == job && t.finished.is_none()) {
             task.finished = Some((Timestamp::now(), result));
+            if let Some(to) = &mut self.job_events {
+                match task_events(&self.run, task, &self.packaged) {
+                    Ok(events) => {
+                        task.handed_over = true;
+                        to(events);
+                    }
+                    // Left for `finish`, which reports it.
+                    Err(e) => tracing::error!(error = %e, job, "a job's events do not build"),
+                }
+            }
         }
         self.inner.job_finished(job, result, duration);
     }
@@ -287,7 +210,12 @@ impl RunObserver for Recorder<'_> {
         if self.upload_steps.contains(step)
             && let Some((name, digest)) = uploaded(&line.text)
         {
-            self.packaged.push(Packaged { name: name.to_owned(), digest: digest.to_owned(), at: Timestamp::now() });
+            self.packaged.push(Packaged {
+                job: job.to_owned(),
+                name: name.to_owned(),
+                digest: digest.to_owned(),
+                at: Timestamp::now(),
+            });
         }
         self.inner.log_line(job, step, line);
     }
@@ -337,12 +265,13 @@ mod tests {
             "on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: true\n",
         )
         .expect("workflow");
-        let mut recorder = Recorder::new(&mut inner, &workflow);
+        let mut recorder = Recorder::new(&mut inner, &workflow, identity());
         recorder.job_queued("a");
         recorder.job_started("a");
         recorder.job_finished("a", Status::Failure, Duration::ZERO);
         recorder.job_finished("b", Status::Skipped, Duration::ZERO);
-        let events = recorder.finish(&identity(), Status::Failure);
+        let events: Vec<serde_json::Value> =
+            recorder.finish(Status::Failure).unwrap().iter().map(|e| serde_json::from_str(&e.raw).unwrap()).collect();
         let types: Vec<&str> = events.iter().filter_map(|e| e["context"]["type"].as_str()).collect();
         assert_eq!(
             types,
@@ -358,10 +287,6 @@ mod tests {
         assert_eq!(events[4]["subject"]["content"]["outcome"], "failure");
         assert_eq!(events[4]["subject"]["content"]["errors"], "failed jobs: a");
         assert_eq!(events[3]["subject"]["content"]["pipelineRun"]["id"], "acme/app/.github/workflows/ci.yml/7");
-        for e in &events {
-            let text = serde_json::to_string(e).expect("json");
-            assert!(mobius_events::cdevents::parse(&text, mobius_events::Origin::Internal).is_ok(), "{text}");
-        }
         assert_eq!(inner.events.len(), 4, "callbacks are forwarded");
         assert_eq!(events[1]["customData"]["revision"], "abc123", "runs carry their revision");
     }
@@ -370,11 +295,44 @@ mod tests {
     fn change_and_cancel_events_are_valid() {
         let at = Timestamp::from_second(1_700_000_000).unwrap();
         let commit = LandedCommit { sha: "a".repeat(40), commit_time: at, author_time: at, subject: "Fix".into() };
-        let mut events = change_events("acme/app", "file:///src/app", "main", &[commit]);
-        events.extend(never_started(&identity(), at, "superseded by run 8"));
-        let parsed = mobius_log::ingest::validate(&events).expect("valid");
-        assert_eq!(parsed.len(), 3);
-        assert_eq!(events[0]["context"]["id"], format!("change:main:{}", "a".repeat(40)));
-        assert_eq!(events[2]["subject"]["content"]["outcome"], "cancel");
+        let mut events = change_events("acme/app", "file:///src/app", "main", &[commit]).unwrap();
+        events.extend(never_started(&identity(), at, Outcome::Cancel, "superseded by run 8").unwrap());
+        assert_eq!(events.len(), 3);
+        assert_eq!(events[0].id, format!("change:main:{}", "a".repeat(40)));
+        let finished: serde_json::Value = serde_json::from_str(&events[2].raw).unwrap();
+        assert_eq!(finished["subject"]["content"]["outcome"], "cancel");
+    }
+
+    /// On the server a job's events are handed over as it finishes, before the observer hears
+    /// of it, and the run's own events come at the end: nothing is twice, nothing missing.
+    #[test]
+    fn a_job_s_events_come_before_its_end_is_observed() {
+        let workflow = mobius_pipelines::workflow::parse(
+            "ci.yml",
+            "on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - uses: actions/upload-artifact@v4\n        with: {name: dist, path: x}\n",
+        )
+        .expect("workflow");
+        let digest = format!("sha256:{}", "b".repeat(64));
+        let mut inner = RecordingObserver::default();
+        let mut handed = Vec::new();
+        let events = {
+            let mut recorder =
+                Recorder::new(&mut inner, &workflow, identity()).job_events_to(Box::new(|events| handed.push(events)));
+            recorder.job_started("a");
+            let text = format!("uploaded artifact `dist`: 1 file(s), digest {digest}");
+            let line =
+                LogLine { at: std::time::SystemTime::now(), stream: mobius_pipelines::exec::Stream::Stdout, text };
+            recorder.log_line("a", "Run actions/upload-artifact@v4", &line);
+            recorder.job_finished("a", Status::Success, Duration::ZERO);
+            recorder.finish(Status::Success).unwrap()
+        };
+        let types = |events: &[NewEvent]| events.iter().map(|e| e.ty.clone()).collect::<Vec<_>>();
+        assert_eq!(handed.len(), 1);
+        assert_eq!(
+            types(&handed[0]),
+            [emit::TASKRUN_STARTED, emit::TASKRUN_FINISHED, emit::ARTIFACT_PACKAGED],
+            "the job's task run and its artifact, as it finished"
+        );
+        assert_eq!(types(&events), [emit::PIPELINERUN_QUEUED, emit::PIPELINERUN_STARTED, emit::PIPELINERUN_FINISHED]);
     }
 }

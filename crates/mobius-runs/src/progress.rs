@@ -1,33 +1,61 @@
-//! A server run's progress as it happens: job and step states to the store in batches, and
-//! log lines to the run's log (file and live subscribers).
+//! A server run's progress as it happens: job and step states to the store in batches, each
+//! finished job's events appended before its final state, and log lines to the run's log (file
+//! and live subscribers).
 
 use std::collections::HashMap;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use mobius_events::NewEvent;
+use mobius_log::Ingestor;
 use mobius_pipelines::engine::{RunObserver, Status, StepReport};
 use mobius_pipelines::exec::LogLine;
 use mobius_store::{RunState, RunUpdate, Store};
 
 use super::logs::LogWriter;
 
+/// What the writer thread writes, in the order it is sent.
+pub(super) enum Write {
+    Update(RunUpdate),
+    /// A finished job's events: appended before anything sent after them is stored.
+    Events(Vec<NewEvent>),
+}
+
 /// Writes progress in batches: whatever arrived while the previous batch was being written
-/// goes in the next transaction, so a busy run costs a few commits, not one per step.
-pub(super) fn write_updates(store: &dyn Store, received: mpsc::Receiver<RunUpdate>) {
-    while let Ok(first) = received.recv() {
-        let mut batch = vec![first];
-        batch.extend(received.try_iter());
-        if let Err(e) = store.update_runs(&batch) {
+/// goes in the next transaction, so a busy run costs a few commits, not one per step. Events
+/// are appended in their place in the order, so a job's final state is stored only once the
+/// events it caused are.
+pub(super) fn write_updates(store: &dyn Store, log: &Ingestor, received: mpsc::Receiver<Write>) {
+    let flush = |batch: &mut Vec<RunUpdate>| {
+        if !batch.is_empty()
+            && let Err(e) = store.update_runs(batch)
+        {
             tracing::error!(error = %e, "cannot record a run's progress");
         }
+        batch.clear();
+    };
+    while let Ok(first) = received.recv() {
+        let mut batch = Vec::new();
+        for write in std::iter::once(first).chain(received.try_iter()) {
+            match write {
+                Write::Update(update) => batch.push(update),
+                Write::Events(events) => {
+                    flush(&mut batch);
+                    if let Err(e) = log.append(&events) {
+                        tracing::error!(error = %e, "cannot append a job's events");
+                    }
+                }
+            }
+        }
+        flush(&mut batch);
     }
 }
 
 /// The observer that records a run's progress: states to the store, lines to the log.
 pub(super) struct Progress {
     pub run: i64,
-    pub updates: mpsc::Sender<RunUpdate>,
+    pub updates: mpsc::Sender<Write>,
     pub log: LogWriter,
     /// Job → (next step position, the step running now and its position).
     pub steps: HashMap<String, (u32, Option<(u32, String)>)>,
@@ -35,7 +63,7 @@ pub(super) struct Progress {
 
 impl Progress {
     fn job(&self, job: &str, state: RunState) {
-        let _ = self.updates.send(RunUpdate::Job { run: self.run, job: job.to_owned(), state, at: Timestamp::now() });
+        self.send(RunUpdate::Job { run: self.run, job: job.to_owned(), state, at: Timestamp::now() });
     }
 
     fn step(&self, job: &str, position: u32, name: &str, state: RunState) {
@@ -47,7 +75,15 @@ impl Progress {
             state,
             at: Timestamp::now(),
         };
-        let _ = self.updates.send(update);
+        self.send(update);
+    }
+
+    fn send(&self, update: RunUpdate) {
+        // The writer ends only after the run does (it holds the receiver until every sender,
+        // this one included, is gone), so a failed send is a bug worth a line in the log.
+        if self.updates.send(Write::Update(update)).is_err() {
+            tracing::error!(run = self.run, "the run's state writer is gone");
+        }
     }
 }
 

@@ -27,14 +27,17 @@ use mobius_pipelines::engine::{self, Deployments, RunOptions, Status};
 use mobius_pipelines::exec::CancellationSignal;
 use mobius_pipelines::workflow::{StepAction, Workflow};
 use mobius_store::{NewRun, Repository, RunState, RunUpdate, Store, StoreError};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::broadcast;
 
 use super::cdevents::{self, Recorder, RunIdentity};
 use super::git::{self, GitError};
 use super::logs::{self, LogWriter, RunLogLine};
-use super::progress::{Progress, run_state, write_updates};
+use super::progress::{Progress, Write, run_state, write_updates};
 use super::trigger::{self, Planned, Push};
+use mobius_events::NewEvent;
+use mobius_events::emit::EmitError;
+use mobius_events::emit::pipeline::Outcome;
 use mobius_log::Ingestor;
 
 mod execute;
@@ -49,6 +52,8 @@ pub struct RunnerConfig {
     pub parallelism: usize,
     /// How often every registered repository is polled when no hook says it changed.
     pub poll_interval: Duration,
+    /// Where runs read the time.
+    pub clock: mobius_log::Clock,
 }
 
 /// Why a runner operation was refused or failed.
@@ -144,7 +149,10 @@ impl Runner {
     /// once. Returns the new runs' ids.
     pub async fn recover(&self) -> Result<Vec<i64>, RunError> {
         let this = self.clone();
-        let interrupted = blocking(move || this.inner.store.interrupt_in_flight(Timestamp::now())).await?;
+        let interrupted = {
+            let now = this.now();
+            mobius_log::blocking::spawn(move || this.inner.store.interrupt_in_flight(now)).await?
+        };
         let mut requeued = Vec::new();
         for old in interrupted {
             if old.run.requeue_of.is_some() {
@@ -153,7 +161,7 @@ impl Runner {
             }
             let mut run = old.run.clone();
             run.requeue_of = Some(old.id);
-            run.queued_at = Timestamp::now();
+            run.queued_at = self.now();
             match self.requeue(run).await {
                 Ok(id) => {
                     tracing::info!(run = old.id, new_run = id, "re-queued a run the restart interrupted");
@@ -172,13 +180,13 @@ impl Runner {
         let _one_at_a_time = self.inner.polling.lock().await;
         let this = self.clone();
         let repository = repository.to_owned();
-        blocking(move || this.poll_blocking(&repository)).await
+        mobius_log::blocking::spawn(move || this.poll_blocking(&repository)).await
     }
 
     /// Polls every registered repository, logging failures.
     pub async fn poll_all(&self) {
         let this = self.clone();
-        let repositories = match blocking(move || this.inner.store.repositories()).await {
+        let repositories = match mobius_log::blocking::spawn(move || this.inner.store.repositories()).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot list repositories to poll");
@@ -240,7 +248,8 @@ impl Runner {
     /// jobs that need them run again too, since they need fresh outputs).
     pub async fn rerun(&self, id: i64, failed_only: bool) -> Result<i64, RunError> {
         let this = self.clone();
-        let detail = blocking(move || this.inner.store.run(id)).await?.ok_or(RunError::NotFound(id))?;
+        let detail =
+            mobius_log::blocking::spawn(move || this.inner.store.run(id)).await?.ok_or(RunError::NotFound(id))?;
         let record = &detail.record;
         if !record.state.is_final() {
             return Err(RunError::NotEnded { id, state: record.state.as_str() });
@@ -249,7 +258,7 @@ impl Runner {
         run.attempt = record.run.attempt + 1;
         run.rerun_of = Some(id);
         run.requeue_of = None;
-        run.queued_at = Timestamp::now();
+        run.queued_at = self.now();
         run.only_jobs = Vec::new();
         if failed_only {
             let mut failed: Vec<String> = detail
@@ -284,6 +293,11 @@ impl Runner {
         (state.running.len(), state.waiting.len())
     }
 
+    /// The time now, by the runner's clock.
+    pub(crate) fn now(&self) -> Timestamp {
+        self.inner.config.clock.now()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -291,7 +305,7 @@ impl Runner {
     /// Creates `run` again from its commit's workflow file and queues it.
     async fn requeue(&self, run: NewRun) -> Result<i64, RunError> {
         let this = self.clone();
-        blocking(move || {
+        mobius_log::blocking::spawn(move || {
             let repository = this.repository(&run.repository)?;
             let path = PathBuf::from(&repository.path);
             let files = git::workflow_files(&path, &run.sha)?;
@@ -363,7 +377,7 @@ impl Runner {
             }
             // After the runs started: the first step does not wait for this append.
             let uri = format!("file://{}", repository.path);
-            self.append_events(&cdevents::change_events(name, &uri, branch, &push.commits));
+            self.append_events(cdevents::change_events(name, &uri, branch, &push.commits));
         }
         // Recorded after the runs exist: a crash in between re-triggers (runs are cheap to
         // cancel) rather than silently dropping a push.
@@ -395,7 +409,7 @@ impl Runner {
             attempt: 1,
             rerun_of: None,
             requeue_of: None,
-            queued_at: Timestamp::now(),
+            queued_at: self.now(),
         };
         let id = self.inner.store.create_run(&run)?;
         match planned {
@@ -444,16 +458,6 @@ impl Runner {
         if let Some(prepared) = start {
             self.start(prepared);
         }
-    }
-}
-
-/// Runs a blocking closure off the async runtime.
-async fn blocking<T: Send + 'static, E: Send + 'static>(
-    f: impl FnOnce() -> Result<T, E> + Send + 'static,
-) -> Result<T, E> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(result) => result,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
 

@@ -1,12 +1,18 @@
-//! The one error type of the HTTP API: a stable code and a message for the client, the full
-//! chain for the log.
+//! The one error type of the HTTP API, and the one place where domain errors become statuses.
+//!
+//! An [`ApiError`] has a stable `code` and a `message` for the client, and, for failures that
+//! are the server's own, the full error chain for the log — never sent (dropshot's split:
+//! the client learns what it can act on, the operator learns why).
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
-
+use mobius_delivery::upload::UploadError;
+use mobius_delivery::{DeployError, ReleaseError};
 use mobius_log::query::QueryError;
+use mobius_runs::RunError;
+use mobius_store::StoreError;
+use serde_json::json;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -36,6 +42,23 @@ impl ApiError {
         ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
 
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    pub fn too_large(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
+    }
+
+    pub fn busy(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)
+    }
+
+    /// A failure of the server's own: the client gets a generic message, the log the chain.
     pub fn internal(error: impl std::error::Error + Send + Sync + 'static) -> ApiError {
         ApiError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -43,6 +66,12 @@ impl ApiError {
             message: "internal error; see the server log".into(),
             internal: Some(Box::new(error)),
         }
+    }
+
+    /// The client's mistake, said in the domain's words (the error's message, without its
+    /// sources, which are for the log).
+    fn client(status: StatusCode, code: &'static str, error: &dyn std::error::Error) -> ApiError {
+        ApiError::new(status, code, error.to_string())
     }
 }
 
@@ -59,14 +88,14 @@ impl IntoResponse for ApiError {
 impl From<QueryError> for ApiError {
     fn from(e: QueryError) -> ApiError {
         match e {
-            QueryError::Invalid { .. } => ApiError::bad_request(e.to_string()),
+            QueryError::Invalid { .. } => ApiError::client(StatusCode::BAD_REQUEST, "bad_request", &e),
             QueryError::Store(store) => ApiError::internal(store),
         }
     }
 }
 
-impl From<mobius_store::StoreError> for ApiError {
-    fn from(e: mobius_store::StoreError) -> ApiError {
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
         ApiError::internal(e)
     }
 }
@@ -74,6 +103,76 @@ impl From<mobius_store::StoreError> for ApiError {
 impl From<tokio::task::JoinError> for ApiError {
     fn from(e: tokio::task::JoinError) -> ApiError {
         ApiError::internal(e)
+    }
+}
+
+impl From<RunError> for ApiError {
+    fn from(e: RunError) -> ApiError {
+        match e {
+            RunError::NotFound(_) | RunError::UnknownRepository(_) => {
+                ApiError::client(StatusCode::NOT_FOUND, "not_found", &e)
+            }
+            RunError::Ended { .. } | RunError::NotEnded { .. } | RunError::NothingFailed(_) => {
+                ApiError::client(StatusCode::CONFLICT, "conflict", &e)
+            }
+            RunError::Git(_) | RunError::Store(_) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<ReleaseError> for ApiError {
+    fn from(e: ReleaseError) -> ApiError {
+        use ReleaseError as R;
+        match e {
+            R::NoSpecInDir { .. } | R::NoSpec { .. } | R::Spec(_) | R::BadDigest { .. } | R::BadVersion { .. } => {
+                ApiError::client(StatusCode::BAD_REQUEST, "bad_request", &e)
+            }
+            R::Tree(_) => ApiError::client(StatusCode::BAD_REQUEST, "bad_tree", &e),
+            R::NoArtifactForCommit { .. }
+            | R::ArtifactWithoutDigest { .. }
+            | R::UnknownArtifact { .. }
+            | R::UnknownUpload { .. } => ApiError::client(StatusCode::NOT_FOUND, "not_found", &e),
+            R::Artifacts(_) | R::Io { .. } => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<DeployError> for ApiError {
+    fn from(e: DeployError) -> ApiError {
+        use DeployError as D;
+        match e {
+            D::Release(release) => release.into(),
+            D::WrongService { .. }
+            | D::UnknownEnvironment { .. }
+            | D::NoListenAddress { .. }
+            | D::AnalysisStep(_)
+            | D::SloSource(_)
+            | D::Fault(_) => ApiError::client(StatusCode::BAD_REQUEST, "bad_request", &e),
+            D::NeverDeployed { .. } | D::NotRunningHere { .. } => {
+                ApiError::client(StatusCode::NOT_FOUND, "not_found", &e)
+            }
+            D::BudgetExhausted { .. } => ApiError::client(StatusCode::CONFLICT, "budget_exhausted", &e),
+            D::RolloutUnfinished { .. }
+            | D::AlreadyServing { .. }
+            | D::NothingToUndo { .. }
+            | D::ChangeRefused(_)
+            | D::RolloutOver { .. } => ApiError::client(StatusCode::CONFLICT, "conflict", &e),
+            // The address is taken: another process, or another environment's proxy.
+            D::Listen { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", Chain(&e).to_string()),
+            D::Encode(_) | D::Store(_) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(e: UploadError) -> ApiError {
+        match e {
+            UploadError::BadDigest { .. } | UploadError::DigestMismatch { .. } => {
+                ApiError::client(StatusCode::BAD_REQUEST, "bad_request", &e)
+            }
+            UploadError::TooLarge => ApiError::client(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", &e),
+            UploadError::Io { .. } => ApiError::internal(e),
+        }
     }
 }
 

@@ -1,37 +1,39 @@
-//! The HTTP server: ingestion (CDEvents, GitHub and GitLab webhooks), DORA and flow queries,
-//! tokens, health and metrics.
+//! The HTTP adapter over the application ([`mobius_app::App`]): routes, who may call them,
+//! limits on every connection and body, and the mapping of domain errors to statuses. The work
+//! itself is in the application's services; nothing here decides anything about delivery.
 //!
-//! - [`router`] assembles the routes and layers; [`serve`] runs them on a pre-bound listener
-//!   until the shutdown future completes, finishing in-flight requests.
-//! - [`api`]: the handlers. [`ingest`] and [`query`] hold the work, shared with the CLI's
-//!   embedded mode. [`auth`]: scoped bearer tokens. [`error`]: the one [`error::ApiError`].
+//! - [`router`] lists every route; [`serve`] runs it on a pre-bound listener under the
+//!   [`limits::Limits`] until the shutdown future completes, finishing in-flight requests.
+//! - [`auth`]: [`auth::Caller`], the first extractor of every handler — the token is checked
+//!   from the headers before anything else is read.
+//! - [`extract`]: query strings, paths and bodies read within the limits, refused in the API's
+//!   error shape. [`page`]: every list is paged (items and bytes).
+//! - [`error`]: the one [`error::ApiError`], and every domain error's status.
+//! - `routes`: the handlers, one module per area (log, runs, delivery, reliability, health).
 //! - [`metrics`]: Prometheus metrics about the server itself.
-//! - [`runs`]: pipelines run by the server on commits to registered repositories.
-//! - [`deploy`]: the control plane of releases (rollouts, their data planes, the supervisor).
 
-pub mod api;
 pub mod auth;
-pub mod delivery_http;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod metrics;
-pub mod runs_http;
+pub mod page;
+mod routes;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::response::Response;
+use axum::routing::{delete, get, post, put};
+use mobius_app::App;
 use tokio::net::TcpListener;
 
+use crate::limits::{Gates, Limits};
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
-use mobius_app::App;
-
-/// Request bodies above this are refused with 413.
-pub const MAX_BODY: usize = 10 << 20;
+use crate::routes::{delivery, health, log, reliability, runs};
 
 /// A secret from configuration; its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -52,80 +54,77 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// What the server needs beyond the store.
+/// What the HTTP adapter needs beyond the application.
 #[derive(Debug, Clone, Default)]
 pub struct ServerConfig {
-    /// Serve read endpoints without a token.
+    /// Serve the `read` endpoints without a token (see [`PUBLIC_READ_OPENS`]).
     pub public_read: bool,
+    /// Serve `/metrics` without a token (Prometheus without `authorization`).
+    pub public_metrics: bool,
     /// HMAC secret for `X-Hub-Signature-256`; GitHub webhooks are refused without one.
     pub github_webhook_secret: Option<Secret>,
     /// Expected `X-Gitlab-Token`; GitLab webhooks are refused without one.
     pub gitlab_webhook_token: Option<Secret>,
+    /// Connections, timeouts and body sizes.
+    pub limits: Limits,
 }
 
-/// What every handler holds: the application, the server's own configuration and metrics.
+/// What `--public-read` serves without a token: every endpoint a `read` token may call.
+pub const PUBLIC_READ_OPENS: &str = "the event log (GET /api/v1/events, with every event's raw body), DORA and \
+    flow, runs with their logs, rollouts, SLOs with their budgets and explanations, alerts, incidents and \
+    post-mortem drafts, policy checks, active chaos faults, and /metrics";
+
+/// What every handler holds: the application, the adapter's configuration, its metrics and
+/// the limits' counters.
 #[derive(Clone)]
 pub struct AppState {
     pub app: App,
     pub config: Arc<ServerConfig>,
     pub metrics: Arc<Metrics>,
+    pub gates: Arc<Gates>,
 }
 
 impl AppState {
     pub fn new(app: App, config: ServerConfig) -> AppState {
-        AppState { app, config: Arc::new(config), metrics: Arc::new(Metrics::new()) }
+        let gates = Arc::new(Gates::new(config.limits.clone()));
+        AppState { app, config: Arc::new(config), metrics: Arc::new(Metrics::new()), gates }
     }
 }
 
-/// Every route, with the body limit and request metrics.
+/// Every route, with request metrics.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/healthz", get(api::healthz))
-        .route("/readyz", get(api::readyz))
-        .route("/metrics", get(api::metrics))
-        .route("/api/v1/events", post(api::post_events).get(api::get_events))
-        .route("/api/v1/webhooks/github", post(api::post_github))
-        .route("/api/v1/webhooks/gitlab", post(api::post_gitlab))
-        .route("/api/v1/dora", get(api::get_dora))
-        .route("/api/v1/flow", get(api::get_flow))
-        .route("/api/v1/tokens", post(api::post_token).get(api::get_tokens))
-        .route("/api/v1/tokens/{id}", delete(api::delete_token))
-        .route("/api/v1/runs", get(runs_http::list))
-        .route("/api/v1/runs/{id}", get(runs_http::show))
-        .route("/api/v1/runs/{id}/logs", get(runs_http::logs))
-        .route("/api/v1/runs/{id}/cancel", post(runs_http::cancel))
-        .route("/api/v1/runs/{id}/rerun", post(runs_http::rerun))
-        .route("/api/v1/poll", post(runs_http::poll))
-        .route("/api/v1/slos", get(api::get_slos))
-        .route("/api/v1/slos/explain", get(api::get_slo_explanation))
-        .route("/api/v1/alerts", get(api::get_alerts))
-        .route("/api/v1/incidents", get(api::get_incidents))
-        .route("/api/v1/postmortems", get(api::get_postmortem).post(api::post_postmortem))
-        .route("/api/v1/policy/{service}/{environment}", get(api::get_policy))
-        .route("/api/v1/deployments", post(delivery_http::deploy))
-        .route("/api/v1/chaos", get(delivery_http::faults))
-        .route("/api/v1/chaos/{service}/{environment}", post(delivery_http::inject).delete(delivery_http::clear))
-        .route("/api/v1/rollouts", get(delivery_http::list))
-        .route("/api/v1/rollouts/{service}/{environment}", get(delivery_http::status))
-        .route("/api/v1/rollouts/{service}/{environment}/{action}", post(delivery_http::change))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(middleware::from_fn(refuse_oversized))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/api/v1/events", post(log::post_events).get(log::get_events))
+        .route("/api/v1/webhooks/github", post(log::post_github))
+        .route("/api/v1/webhooks/gitlab", post(log::post_gitlab))
+        .route("/api/v1/dora", get(log::get_dora))
+        .route("/api/v1/flow", get(log::get_flow))
+        .route("/api/v1/tokens", post(log::post_token).get(log::get_tokens))
+        .route("/api/v1/tokens/{id}", delete(log::delete_token))
+        .route("/api/v1/runs", get(runs::list))
+        .route("/api/v1/runs/{id}", get(runs::show))
+        .route("/api/v1/runs/{id}/logs", get(runs::logs))
+        .route("/api/v1/runs/{id}/cancel", post(runs::cancel))
+        .route("/api/v1/runs/{id}/rerun", post(runs::rerun))
+        .route("/api/v1/poll", post(runs::poll))
+        .route("/api/v1/slos", get(reliability::get_slos))
+        .route("/api/v1/slos/explain", get(reliability::get_slo_explanation))
+        .route("/api/v1/alerts", get(reliability::get_alerts))
+        .route("/api/v1/incidents", get(reliability::get_incidents))
+        .route("/api/v1/postmortems", get(reliability::get_postmortem).post(reliability::post_postmortem))
+        .route("/api/v1/policy/{service}/{environment}", get(reliability::get_policy))
+        .route("/api/v1/deployments", post(delivery::deploy))
+        .route("/api/v1/uploads/{digest}", put(delivery::upload))
+        .route("/api/v1/chaos", get(delivery::faults))
+        .route("/api/v1/chaos/{service}/{environment}", post(delivery::inject).delete(delivery::clear))
+        .route("/api/v1/rollouts", get(delivery::list))
+        .route("/api/v1/rollouts/{service}/{environment}", get(delivery::status))
+        .route("/api/v1/rollouts/{service}/{environment}/{action}", post(delivery::change))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
-}
-
-/// Refuses a declared length over [`MAX_BODY`] before reading a byte of the body. (Chunked
-/// bodies are cut off at the limit by `DefaultBodyLimit` while they are read.)
-async fn refuse_oversized(request: Request, next: Next) -> Response {
-    let declared = request
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return api::too_large().into_response();
-    }
-    next.run(request).await
 }
 
 async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -143,11 +142,12 @@ async fn track(State(state): State<AppState>, request: Request, next: Next) -> R
     response
 }
 
-/// Serves until `shutdown` resolves, then lets in-flight requests finish.
+/// Serves until `shutdown` resolves, then lets in-flight requests finish (up to 10 s).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    let limits = state.config.limits.clone();
+    limits::serve(listener, router(state), &limits, shutdown, std::time::Duration::from_secs(10)).await
 }

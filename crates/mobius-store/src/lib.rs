@@ -64,9 +64,10 @@ pub struct Scope {
     pub environment: String,
 }
 
-/// What an API token may do. Every scope may read; `admin` may do everything; `ingest`
-/// (append events), `deploy` (deployments and rollouts) and `run` (trigger, cancel and re-run
-/// pipelines — what a repository's git hook holds) grant only their own mutations.
+/// What an API token may do. Every scope but `metrics` may read; `admin` may do everything;
+/// `ingest` (append events), `deploy` (deployments and rollouts) and `run` (trigger, cancel and
+/// re-run pipelines — what a repository's git hook holds) grant only their own mutations;
+/// `metrics` only lets Prometheus scrape `/metrics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenScope {
@@ -75,6 +76,7 @@ pub enum TokenScope {
     Deploy,
     Run,
     Admin,
+    Metrics,
 }
 
 impl TokenScope {
@@ -85,6 +87,7 @@ impl TokenScope {
             TokenScope::Deploy => "deploy",
             TokenScope::Run => "run",
             TokenScope::Admin => "admin",
+            TokenScope::Metrics => "metrics",
         }
     }
 
@@ -95,6 +98,7 @@ impl TokenScope {
             "deploy" => TokenScope::Deploy,
             "run" => TokenScope::Run,
             "admin" => TokenScope::Admin,
+            "metrics" => TokenScope::Metrics,
             _ => return None,
         })
     }
@@ -103,21 +107,28 @@ impl TokenScope {
     pub fn allows(self, needed: TokenScope) -> bool {
         match (self, needed) {
             (TokenScope::Admin, _) => true,
-            (_, TokenScope::Read) => true,
+            // A scrape token reads nothing else; every reading token may scrape.
+            (TokenScope::Metrics, need) => need == TokenScope::Metrics,
+            (_, TokenScope::Read | TokenScope::Metrics) => true,
             (have, need) => have == need,
         }
     }
 }
 
-/// A token as stored: only the SHA-256 of its secret is kept.
+/// A token as stored: never its secret, only a salted hash of it (see `mobius_app::tokens`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRecord {
     pub id: String,
     pub name: String,
     pub scope: TokenScope,
     pub created: Timestamp,
+    /// Hex SHA-256 of `salt` followed by the token; for tokens made before salts, of the token
+    /// alone (and `salt` is empty).
     #[serde(skip)]
-    pub secret_sha256: String,
+    pub secret_hash: String,
+    /// Hex random bytes, the token's own; empty for tokens made before salts.
+    #[serde(skip)]
+    pub salt: String,
 }
 
 /// A git repository available on this machine, used for commit ancestry.
@@ -145,7 +156,10 @@ pub trait Store: Send + Sync {
     fn facts(&self, scope: &Scope, from: Timestamp, to: Timestamp) -> Result<FactSet, StoreError>;
 
     fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
-    fn token_by_secret_hash(&self, secret_sha256: &str) -> Result<Option<TokenRecord>, StoreError>;
+    /// The token with this id.
+    fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError>;
+    /// A token made before salts (empty `salt`) by the unsalted hash of its secret.
+    fn token_by_secret_hash(&self, secret_hash: &str) -> Result<Option<TokenRecord>, StoreError>;
     fn token_count(&self) -> Result<u64, StoreError>;
     /// Every incident of every service and environment, newest first (by detection).
     fn incidents(&self) -> Result<Vec<Incident>, StoreError>;

@@ -139,6 +139,8 @@ pub enum RunUpdate {
 pub struct RunQuery {
     pub repository: Option<String>,
     pub state: Option<RunState>,
+    /// Only runs older than this one (for paging: the last id of the previous page).
+    pub before: Option<i64>,
     pub limit: u32,
 }
 
@@ -168,6 +170,8 @@ pub struct RolloutQuery {
     pub active_only: bool,
     /// Only each service's newest rollout (in any environment): what defines it now.
     pub latest_per_service: bool,
+    /// Only rollouts older than this one (for paging: the last id of the previous page).
+    pub before: Option<i64>,
     pub limit: u32,
 }
 

@@ -278,7 +278,8 @@ pub struct DeployArgs {
     /// The artifact a pipeline built from this commit
     #[arg(long, value_name = "SHA", group = "source")]
     pub commit: Option<String>,
-    /// A local directory holding mobius.yaml (for quick tries)
+    /// A local directory holding mobius.yaml (for quick tries): packed here and uploaded, with
+    /// symbolic links kept as links (a link out of the directory is refused)
     #[arg(long, value_name = "PATH", group = "source")]
     pub dir: Option<PathBuf>,
     /// Label the version (default: from its content digest)
@@ -506,8 +507,9 @@ pub enum TokenCommand {
     /// Create a token; its secret is printed once
     Create {
         /// read: queries; ingest: events; deploy: deployments; run: trigger, cancel and re-run
-        /// pipelines; admin: all. Every scope may also read
-        #[arg(long, value_parser = ["read", "ingest", "deploy", "run", "admin"])]
+        /// pipelines; admin: all (every one of these may also read); metrics: only scrape
+        /// /metrics (for Prometheus's `authorization`)
+        #[arg(long, value_parser = ["read", "ingest", "deploy", "run", "admin", "metrics"])]
         scope: String,
         /// A label to recognise it by
         #[arg(long, default_value = "")]

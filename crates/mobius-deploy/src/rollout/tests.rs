@@ -87,7 +87,7 @@ fn a_canary_walks_its_steps_pauses_and_is_promoted() {
     assert_eq!(next(&r, t(22)), Action::RetireOld);
     r.retired(t(22));
     assert_eq!((r.phase, next(&r, t(23))), (Phase::Succeeded, Action::Done));
-    assert!(r.promote(t(24)).unwrap_err().contains("not paused"));
+    assert!(matches!(r.promote(t(24)), Err(ChangeRefused::NotPaused { phase: "succeeded", .. })));
 }
 
 #[test]

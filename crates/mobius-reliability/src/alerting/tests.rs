@@ -33,7 +33,7 @@ fn deployed(yaml: &str, now: Timestamp) -> (TempDir, Arc<dyn Store>) {
 }
 
 fn alerter(store: &Arc<dyn Store>) -> Alerter {
-    Alerter::new(store.clone(), Ingestor::new(store.clone(), Rules::default()))
+    Alerter::new(store.clone(), Ingestor::new(store.clone(), Rules::default()), mobius_log::Clock::System)
 }
 
 /// The events of type `ty` (at most 10).

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use mobius_slo::series::{Counts, Series};
 use mobius_store::StoreError;
 
-use super::prometheus::Evaluated;
+use super::prometheus::{Evaluated, PrometheusError};
 
 /// How long after its minute ended a row may still grow.
 pub const SETTLE_S: i64 = 120;
@@ -56,7 +56,7 @@ pub struct SeriesCache {
 }
 
 /// A Prometheus source's evaluation, and the instant it was for.
-type Asked = (i64, Result<Evaluated, String>);
+type Asked = (i64, Result<Evaluated, PrometheusError>);
 
 /// How long a Prometheus SLI's evaluation is reused.
 pub const PROMETHEUS_REUSE_S: i64 = 10;
@@ -108,8 +108,8 @@ impl SeriesCache {
         &self,
         key: String,
         now_s: i64,
-        evaluate: impl FnOnce() -> Result<Evaluated, String>,
-    ) -> Result<Evaluated, String> {
+        evaluate: impl FnOnce() -> Result<Evaluated, PrometheusError>,
+    ) -> Result<Evaluated, PrometheusError> {
         let reused = self
             .prometheus
             .lock()
@@ -139,6 +139,7 @@ mod tests {
     use mobius_store::{SliMinute, SqliteStore, Store};
 
     use super::SeriesCache;
+    use crate::slo::PrometheusError;
     use crate::slo::{statuses, statuses_with};
 
     /// A service with an availability and a latency SLO, both over a 3-day window.
@@ -161,16 +162,18 @@ mod tests {
     fn a_prometheus_evaluation_is_reused_for_a_few_seconds() {
         let cache = SeriesCache::default();
         let calls = std::cell::Cell::new(0);
+        let down = |reason: String| PrometheusError::Unreachable { url: "http://prometheus".into(), reason };
         let evaluate = || {
             calls.set(calls.get() + 1);
-            Err(format!("down (call {})", calls.get()))
+            Err(down(format!("call {}", calls.get())))
         };
         let at = |now: i64| cache.prometheus("source".into(), now, evaluate).err().unwrap();
-        assert_eq!(at(1_000), "down (call 1)");
-        assert_eq!(at(1_009), "down (call 1)", "reused within 10 s");
-        assert_eq!(at(1_010), "down (call 2)");
-        assert_eq!(at(1_005), "down (call 3)", "a clock that went back asks again");
-        assert_eq!(cache.prometheus("other".into(), 1_005, || Err("x".into())).err().unwrap(), "x");
+        assert_eq!(at(1_000), down("call 1".into()));
+        assert_eq!(at(1_009), down("call 1".into()), "reused within 10 s");
+        assert_eq!(at(1_010), down("call 2".into()));
+        assert_eq!(at(1_005), down("call 3".into()), "a clock that went back asks again");
+        let other = cache.prometheus("other".into(), 1_005, || Err(down("x".into()))).err().unwrap();
+        assert_eq!(other, down("x".into()));
     }
 
     /// Evaluating with kept series gives exactly what reading every window whole gives, as

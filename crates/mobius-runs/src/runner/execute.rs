@@ -59,7 +59,7 @@ impl Runner {
         let run_dir = config.data_dir.join("runs").join(p.id.to_string());
         let source = run_dir.join("source");
         let work = run_dir.join("work");
-        self.update(&[RunUpdate::Run { run: p.id, state: RunState::Running, at: Timestamp::now(), reason: None }]);
+        self.update(&[RunUpdate::Run { run: p.id, state: RunState::Running, at: self.now(), reason: None }]);
         // Only jobs that check out get the sources, so a workflow without `actions/checkout`
         // does not pay for an export.
         let checks_out = p.workflow.jobs.iter().flat_map(|j| &j.steps).any(|s| {
@@ -86,25 +86,41 @@ impl Runner {
         opts.cancel = cancel;
         opts.deployments = self.inner.deployments.lock().unwrap_or_else(|e| e.into_inner()).clone();
 
-        let (updates, received) = mpsc::channel::<RunUpdate>();
+        let (updates, received) = mpsc::channel::<Write>();
         let writer = {
-            let store = store.clone();
+            let (store, log) = (store.clone(), self.inner.ingestor.clone());
             std::thread::Builder::new()
                 .name(format!("run-{}-state", p.id))
-                .spawn(move || write_updates(&*store, received))
+                .spawn(move || write_updates(&*store, &log, received))
         };
+        let writer = match writer {
+            Ok(writer) => writer,
+            Err(e) => return self.fail_started(p.id, &p, &format!("cannot start the run's state writer: {e}")),
+        };
+        let job_events = updates.clone();
         let mut sink = Progress {
             run: p.id,
             updates,
             log: LogWriter::create(&logs::path(&config.data_dir, p.id), live),
             steps: HashMap::new(),
         };
-        let mut recorder = Recorder::new(&mut sink, &p.workflow).queued_at(p.run.queued_at);
-        let report = runtime.block_on(engine::run(&p.workflow, opts, &mut recorder));
-        let events = recorder.finish(&identity(&p), report.result);
+        let report;
+        let events = {
+            // A job's events reach the writer before its end does (the recorder hands them over
+            // first), so the job is stored as finished only once they are in the log.
+            let hand_over = Box::new(move |events| {
+                if job_events.send(Write::Events(events)).is_err() {
+                    tracing::error!(run = p.id, "the run's state writer is gone: a job's events are lost");
+                }
+            });
+            let mut recorder =
+                Recorder::new(&mut sink, &p.workflow, identity(&p)).queued_at(p.run.queued_at).job_events_to(hand_over);
+            report = runtime.block_on(engine::run(&p.workflow, opts, &mut recorder));
+            recorder.finish(report.result)
+        };
         drop(sink);
-        if let Ok(writer) = writer {
-            let _ = writer.join();
+        if writer.join().is_err() {
+            tracing::error!(run = p.id, "the run's state writer panicked");
         }
         let state = run_state(report.result);
         let failed: Vec<&str> =
@@ -112,8 +128,10 @@ impl Runner {
         let why = reason.lock().unwrap_or_else(|e| e.into_inner()).clone().or_else(|| {
             (state == RunState::Failure && !failed.is_empty()).then(|| format!("failed jobs: {}", failed.join(", ")))
         });
-        self.update(&[RunUpdate::Run { run: p.id, state, at: Timestamp::now(), reason: why }]);
-        self.append_events(&events);
+        // The run's own events first: once it reads as finished, everything it caused is in
+        // the log (a deploy reading its artifact right then finds it).
+        self.append_events(events);
+        self.update(&[RunUpdate::Run { run: p.id, state, at: self.now(), reason: why }]);
         // The log stays; the work directories are the run's scratch space.
         for dir in [&work, &source] {
             if dir.exists()
@@ -126,27 +144,23 @@ impl Runner {
 
     /// A queued run that never started ends cancelled, with its events.
     pub(super) fn end_unstarted(&self, p: &Prepared, reason: &str) {
-        let at = Timestamp::now();
+        self.append_events(cdevents::never_started(&identity(p), p.run.queued_at, Outcome::Cancel, reason));
+        let at = self.now();
         self.update(&[RunUpdate::Run { run: p.id, state: RunState::Cancelled, at, reason: Some(reason.to_owned()) }]);
-        self.append_events(&cdevents::never_started(&identity(p), p.run.queued_at, reason));
     }
 
     /// A run that cannot start at all (its workflow file is invalid at that commit).
     pub(super) fn fail_unstarted(&self, id: i64, run: &NewRun, error: &str) {
-        let at = Timestamp::now();
+        let at = self.now();
         self.update(&[RunUpdate::Run { run: id, state: RunState::Failure, at, reason: Some(error.to_owned()) }]);
         tracing::info!(run = id, workflow = %run.workflow_file, error, "workflow invalid at this commit");
     }
 
     pub(super) fn fail_started(&self, id: i64, p: &Prepared, error: &str) {
         tracing::warn!(run = id, error, "run failed before its jobs");
-        let at = Timestamp::now();
+        self.append_events(cdevents::never_started(&identity(p), p.run.queued_at, Outcome::Error, error));
+        let at = self.now();
         self.update(&[RunUpdate::Run { run: id, state: RunState::Failure, at, reason: Some(error.to_owned()) }]);
-        let mut events = cdevents::never_started(&identity(p), p.run.queued_at, error);
-        if let Some(finished) = events.last_mut() {
-            finished["subject"]["content"]["outcome"] = json!("error");
-        }
-        self.append_events(&events);
     }
 
     pub(super) fn update(&self, updates: &[RunUpdate]) {
@@ -155,14 +169,13 @@ impl Runner {
         }
     }
 
-    /// Appends events built here. They are validated first; a failure is a bug, logged.
-    pub(super) fn append_events(&self, events: &[Value]) {
-        if events.is_empty() {
-            return;
-        }
-        match mobius_log::ingest::validate(events) {
-            Ok(parsed) => {
-                if let Err(e) = self.inner.ingestor.ingest(parsed) {
+    /// Appends events built here (durably: this returns once they are in the log). They are
+    /// Mobius's own: one that does not build is a bug, logged.
+    pub(super) fn append_events(&self, events: Result<Vec<NewEvent>, EmitError>) {
+        match events {
+            Ok(events) if events.is_empty() => {}
+            Ok(events) => {
+                if let Err(e) = self.inner.ingestor.append(&events) {
                     tracing::error!(error = %e, "cannot append a run's events");
                 }
             }

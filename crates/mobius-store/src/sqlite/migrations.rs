@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_state.sql"),
     include_str!("migrations/0006_incident_severity.sql"),
     include_str!("migrations/0007_events_ts.sql"),
+    include_str!("migrations/0008_token_salt.sql"),
 ];
 
 /// Brings the schema up to date; refuses a database written by a newer build.

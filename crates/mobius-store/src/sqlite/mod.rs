@@ -74,9 +74,9 @@ impl SqliteStore {
     }
 
     pub fn open_with(data_dir: &Path, options: Options) -> Result<SqliteStore, StoreError> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|source| StoreError::DataDir { path: data_dir.display().to_string(), source })?;
         let path = data_dir.join("mobius.db");
+        private_files(data_dir, &path)
+            .map_err(|source| StoreError::DataDir { path: data_dir.display().to_string(), source })?;
         let mut writer = Connection::open(&path)?;
         configure(&writer)?;
         writer.pragma_update(None, "cache_size", -i64::from(options.writer_cache_kib))?;
@@ -118,6 +118,33 @@ impl SqliteStore {
         let mut conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut conn)
     }
+}
+
+/// The data directory is the server's alone: it is created 0700 and the database 0600 (SQLite
+/// gives its `-wal` and `-shm` files the database's mode). A directory or file that others
+/// could read is tightened, with a warning, since it may already hold tokens' hashes, webhook
+/// URLs and everything the log recorded.
+fn private_files(data_dir: &Path, database: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(data_dir)?;
+    if !database.exists() {
+        // An empty file is a new database to SQLite; made here so it is 0600 from the start.
+        std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(database)?;
+    }
+    let mut wal = database.as_os_str().to_owned();
+    wal.push("-wal");
+    let mut shm = database.as_os_str().to_owned();
+    shm.push("-shm");
+    let files = [(data_dir.to_owned(), 0o700), (database.to_owned(), 0o600), (wal.into(), 0o600), (shm.into(), 0o600)];
+    for (path, private) in files {
+        let Ok(metadata) = std::fs::metadata(&path) else { continue };
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(private))?;
+            tracing::warn!(path = %path.display(), "{} was readable by others ({mode:o}); it is now {private:o}", path.display());
+        }
+    }
+    Ok(())
 }
 
 fn configure(conn: &Connection) -> Result<(), StoreError> {
@@ -183,15 +210,26 @@ impl Store for SqliteStore {
     fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
         self.with_writer(|conn| {
             conn.execute(
-                "INSERT INTO tokens (id, name, scope, created, secret_sha256) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![token.id, token.name, token.scope.as_str(), to_micros(token.created), token.secret_sha256],
+                "INSERT INTO tokens (id, name, scope, created, secret_sha256, salt) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    token.id,
+                    token.name,
+                    token.scope.as_str(),
+                    to_micros(token.created),
+                    token.secret_hash,
+                    token.salt
+                ],
             )?;
             Ok(())
         })
     }
 
-    fn token_by_secret_hash(&self, secret_sha256: &str) -> Result<Option<TokenRecord>, StoreError> {
-        self.with_reader(|conn| read::token(conn, secret_sha256))
+    fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        self.with_reader(|conn| read::token(conn, read::TokenKey::Id(id)))
+    }
+
+    fn token_by_secret_hash(&self, secret_hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        self.with_reader(|conn| read::token(conn, read::TokenKey::LegacyHash(secret_hash)))
     }
 
     fn incidents(&self) -> Result<Vec<Incident>, StoreError> {
@@ -389,22 +427,45 @@ mod tests {
     }
 
     #[test]
+    fn the_data_directory_and_database_are_private_and_tightened_when_they_were_not() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("data");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let store = SqliteStore::open(&dir).unwrap();
+        store.put_state("k", "v").unwrap();
+        let wal = dir.join("mobius.db-wal");
+        assert_eq!((mode(&dir), mode(&dir.join("mobius.db")), mode(&wal)), (0o700, 0o600, 0o600), "created so");
+        drop(store);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(dir.join("mobius.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let _store = SqliteStore::open(&dir).unwrap();
+        assert_eq!((mode(&dir), mode(&dir.join("mobius.db"))), (0o700, 0o600), "tightened at start");
+    }
+
+    #[test]
     fn a_revoked_token_is_gone() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).unwrap();
-        let token = |id: &str, hash: &str| TokenRecord {
+        let token = |id: &str, hash: &str, salt: &str| TokenRecord {
             id: id.into(),
             name: format!("{id} label"),
             scope: crate::TokenScope::Read,
             created: Timestamp::from_second(1_700_000_000).unwrap(),
-            secret_sha256: hash.into(),
+            secret_hash: hash.into(),
+            salt: salt.into(),
         };
-        store.insert_token(&token("b", "hb")).unwrap();
-        store.insert_token(&token("a", "ha")).unwrap();
-        assert_eq!(store.tokens().unwrap(), vec![token("a", "ha"), token("b", "hb")]);
+        store.insert_token(&token("b", "hb", "")).unwrap();
+        store.insert_token(&token("a", "ha", "")).unwrap();
+        store.insert_token(&token("c", "hc", "5a17")).unwrap();
+        assert_eq!(store.tokens().unwrap(), vec![token("a", "ha", ""), token("b", "hb", ""), token("c", "hc", "5a17")]);
+        assert_eq!(store.token("c").unwrap(), Some(token("c", "hc", "5a17")));
+        assert_eq!(store.token_by_secret_hash("hc").unwrap(), None, "a salted hash is no legacy hash");
+        assert_eq!(store.token_by_secret_hash("hb").unwrap(), Some(token("b", "hb", "")));
         assert!(store.revoke_token("a").unwrap());
         assert!(!store.revoke_token("a").unwrap(), "revoking twice finds nothing");
         assert_eq!(store.token_by_secret_hash("ha").unwrap(), None);
-        assert_eq!(store.tokens().unwrap(), vec![token("b", "hb")]);
+        assert_eq!(store.token("a").unwrap(), None);
+        assert_eq!(store.tokens().unwrap(), vec![token("b", "hb", ""), token("c", "hc", "5a17")]);
     }
 }

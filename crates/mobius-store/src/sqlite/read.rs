@@ -134,33 +134,33 @@ pub(super) fn incidents(conn: &Connection) -> Result<Vec<Incident>, StoreError> 
 
 /// Every token, oldest first (with their secrets' hashes, which never leave the server).
 pub(super) fn tokens(conn: &Connection) -> Result<Vec<TokenRecord>, StoreError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT id, name, scope, created, secret_sha256 FROM tokens ORDER BY created, id")?;
-    let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?, r.get(4)?))
-    })?;
-    rows.map(|row| {
-        let (id, name, scope, created, secret_sha256) = row?;
-        let scope =
-            TokenScope::parse(&scope).ok_or_else(|| StoreError::Corrupt(format!("token {id} has scope `{scope}`")))?;
-        Ok(TokenRecord { id, name, scope, created: from_micros(created), secret_sha256 })
-    })
-    .collect()
+    let mut stmt = conn.prepare_cached(&format!("{TOKEN_COLUMNS} ORDER BY created, id"))?;
+    let rows = stmt.query_map([], token_row)?;
+    rows.map(|row| row?).collect()
 }
 
-pub(super) fn token(conn: &Connection, secret_sha256: &str) -> Result<Option<TokenRecord>, StoreError> {
-    let found = conn
-        .prepare_cached("SELECT id, name, scope, created FROM tokens WHERE secret_sha256 = ?1")?
-        .query_row([secret_sha256], |r| {
-            let scope: String = r.get(2)?;
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, scope, r.get::<_, i64>(3)?))
-        })
-        .optional()?;
-    found
-        .map(|(id, name, scope, created)| {
-            let scope = TokenScope::parse(&scope)
-                .ok_or_else(|| StoreError::Corrupt(format!("token {id} has scope `{scope}`")))?;
-            Ok(TokenRecord { id, name, scope, created: from_micros(created), secret_sha256: secret_sha256.to_owned() })
-        })
-        .transpose()
+/// The token with this id, or the token made before salts with this unsalted hash.
+pub(super) fn token(conn: &Connection, by: TokenKey<'_>) -> Result<Option<TokenRecord>, StoreError> {
+    let (sql, key) = match by {
+        TokenKey::Id(id) => (format!("{TOKEN_COLUMNS} WHERE id = ?1"), id),
+        TokenKey::LegacyHash(hash) => (format!("{TOKEN_COLUMNS} WHERE secret_sha256 = ?1 AND salt = ''"), hash),
+    };
+    conn.prepare_cached(&sql)?.query_row([key], token_row).optional()?.transpose()
+}
+
+/// How a token is looked up.
+pub(super) enum TokenKey<'a> {
+    Id(&'a str),
+    LegacyHash(&'a str),
+}
+
+const TOKEN_COLUMNS: &str = "SELECT id, name, scope, created, secret_sha256, salt FROM tokens";
+
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<TokenRecord, StoreError>> {
+    let (id, name, scope): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+    let (created, secret_hash, salt): (i64, String, String) = (r.get(3)?, r.get(4)?, r.get(5)?);
+    Ok(match TokenScope::parse(&scope) {
+        Some(scope) => Ok(TokenRecord { id, name, scope, created: from_micros(created), secret_hash, salt }),
+        None => Err(StoreError::Corrupt(format!("token {id} has scope `{scope}`"))),
+    })
 }

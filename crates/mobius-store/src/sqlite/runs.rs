@@ -131,10 +131,12 @@ pub(super) fn list(conn: &Connection, query: &RunQuery) -> Result<Vec<RunRecord>
     let limit = if query.limit == 0 { 50 } else { query.limit };
     let sql = format!(
         "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR repository = ?1) AND (?2 IS NULL OR state = ?2)
+           AND (?4 IS NULL OR id < ?4)
          ORDER BY id DESC LIMIT ?3"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![query.repository, query.state.map(RunState::as_str), limit], run_record)?;
+    let state = query.state.map(RunState::as_str);
+    let rows = stmt.query_map(params![query.repository, state, limit, query.before], run_record)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -250,10 +252,11 @@ pub(super) fn rollouts(conn: &Connection, q: &RolloutQuery) -> Result<Vec<Rollou
     let mut stmt = conn.prepare_cached(
         "SELECT id, service, environment, phase, active, body, created, updated FROM rollouts
          WHERE (?1 IS NULL OR service = ?1) AND (?2 IS NULL OR environment = ?2) AND (?3 = 0 OR active = 1)
-           AND (?5 = 0 OR id IN (SELECT MAX(id) FROM rollouts GROUP BY service))
+           AND (?5 = 0 OR id IN (SELECT MAX(id) FROM rollouts GROUP BY service)) AND (?6 IS NULL OR id < ?6)
          ORDER BY id DESC LIMIT ?4",
     )?;
-    let rows = stmt.query_map(params![q.service, q.environment, q.active_only, limit, q.latest_per_service], |r| {
+    let filters = params![q.service, q.environment, q.active_only, limit, q.latest_per_service, q.before];
+    let rows = stmt.query_map(filters, |r| {
         Ok(RolloutRow {
             id: r.get(0)?,
             service: r.get(1)?,

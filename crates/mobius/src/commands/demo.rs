@@ -242,8 +242,7 @@ async fn play(root: &Path, app: &App, api: SocketAddr, json: bool) -> Result<Sum
     let slos = {
         // A Prometheus SLI is queried with blocking HTTP.
         let store = store.clone();
-        tokio::task::spawn_blocking(move || mobius_reliability::slo::statuses(store.as_ref(), Timestamp::now()))
-            .await??
+        mobius_log::blocking::spawn(move || mobius_reliability::slo::statuses(store.as_ref(), Timestamp::now())).await?
     };
     let postmortem = match rolled_back {
         Some(id) => Some(

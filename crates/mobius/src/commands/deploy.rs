@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use mobius_delivery::{DeployRequest, Source};
 use mobius_deploy::rollout::{Plan, PlanStep, Rollout};
 use reqwest::Method;
+use sha2::{Digest, Sha256};
 
 use crate::cli::{DeployArgs, InitArgs, RolloutCommand};
 use crate::output::print_json;
@@ -32,9 +33,7 @@ pub async fn deploy(data_dir: Option<&Path>, json: bool, args: DeployArgs) -> Re
     let source = match (args.artifact, args.commit, args.dir) {
         (Some(digest), None, None) => Source::Artifact(digest),
         (None, Some(sha), None) => Source::Commit(sha),
-        (None, None, Some(dir)) => {
-            Source::Dir(std::path::absolute(&dir).with_context(|| format!("cannot resolve {}", dir.display()))?)
-        }
+        (None, None, Some(dir)) => Source::Upload(upload(data_dir, &args.remote, &dir).await?),
         _ => bail!("say what to deploy: --artifact DIGEST, --commit SHA or --dir PATH"),
     };
     let request = DeployRequest {
@@ -61,6 +60,51 @@ pub async fn deploy(data_dir: Option<&Path>, json: bool, args: DeployArgs) -> Re
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Packs `dir` into a tar (links kept as links; a link out of the tree, or a device file, is
+/// refused here already) and uploads it by its digest; returns the digest to deploy. The server
+/// never reads a path of the client's machine.
+async fn upload(data_dir: Option<&Path>, remote: &crate::cli::Remote, dir: &Path) -> Result<String> {
+    if !dir.join("mobius.yaml").is_file() {
+        bail!("{} has no mobius.yaml (`mobius init` writes one)", dir.display());
+    }
+    let (dir, tar) = (dir.to_owned(), tempfile::tempfile().context("cannot create a temporary file")?);
+    let (tar, digest) = mobius_log::blocking::spawn(move || -> Result<(std::fs::File, String)> {
+        let mut hashing = HashingWriter { inner: std::io::BufWriter::new(tar), hasher: Sha256::new() };
+        mobius_delivery::archive::pack(&dir, &mut hashing).with_context(|| format!("cannot pack {}", dir.display()))?;
+        let digest = format!("sha256:{}", hex::encode(hashing.hasher.finalize()));
+        let mut tar = hashing.inner.into_inner().context("cannot write the tar")?;
+        std::io::Seek::rewind(&mut tar).context("cannot read the tar back")?;
+        Ok((tar, digest))
+    })
+    .await?;
+    let client = super::server_client(data_dir, remote)?;
+    let body = reqwest::Body::from(tokio::fs::File::from_std(tar));
+    let request = client
+        .request(Method::PUT, &format!("/api/v1/uploads/{digest}"))
+        .header(reqwest::header::CONTENT_TYPE, "application/x-tar")
+        .body(body);
+    client.send(request).await.context("cannot upload the directory")?;
+    Ok(digest)
+}
+
+/// A writer that hashes what goes through it.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 pub async fn rollout(data_dir: Option<&Path>, json: bool, command: RolloutCommand) -> Result<ExitCode> {

@@ -30,9 +30,14 @@ pub async fn run(data_dir: Option<&Path>, args: PostmortemArgs) -> Result<ExitCo
                 let store = super::open_store(&settings)?;
                 let incident =
                     incidents::find(store.as_ref(), &args.incident)?.with_context(|| missing(&args.incident))?;
-                let event = incidents::recorded_event(&incident.key, location, "/mobius/cli", Timestamp::now());
-                let parsed = mobius_events::cdevents::parse(&event.to_string(), mobius_events::Origin::Api)?;
-                mobius_log::ingest::Ingestor::new(store, settings.rules).ingest(vec![Ok(parsed)])?;
+                let event = mobius_events::emit::reliability::postmortem_recorded(
+                    &incident.key,
+                    location,
+                    mobius_events::emit::reliability::CLI_SOURCE,
+                    Timestamp::now(),
+                    mobius_events::Origin::Api,
+                )?;
+                mobius_log::ingest::Ingestor::new(store, settings.rules).append(&[event])?;
                 incident.key
             }
         };

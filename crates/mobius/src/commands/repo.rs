@@ -106,7 +106,7 @@ fn git_path(top: &Path, what: &str) -> Result<PathBuf> {
 /// re-run replaces it rather than leaving it working.
 fn revoke_hook_token(store: &dyn Store, top: &Path) -> Result<()> {
     let Ok(old) = std::fs::read_to_string(git_path(top, TOKEN_FILE)?) else { return Ok(()) };
-    if let Some(record) = store.token_by_secret_hash(&tokens::hash(old.trim()))? {
+    if let Some(record) = tokens::authenticate(store, old.trim())? {
         store.revoke_token(&record.id)?;
     }
     Ok(())

@@ -32,7 +32,7 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: RunsCommand) -> R
                 None => {
                     let store = super::open_store(&super::settings(data_dir, None)?)?;
                     let state = state.as_deref().and_then(RunState::parse);
-                    store.runs(&RunQuery { repository, state, limit })?
+                    store.runs(&RunQuery { repository, state, limit, before: None })?
                 }
             };
             if json {

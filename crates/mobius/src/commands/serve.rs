@@ -28,7 +28,10 @@ pub async fn run(data_dir: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
             // Shown once: only its hash is stored.
             println!("Generated the admin token (shown only now; store it safely):\n\n    {secret}\n");
         }
-        Bootstrap::FromEnvironment | Bootstrap::Existing => {}
+        Bootstrap::FromEnvironment { replaced } if replaced > 0 => {
+            tracing::info!("MOBIUS_ADMIN_TOKEN changed: the previous one is revoked");
+        }
+        Bootstrap::FromEnvironment { .. } | Bootstrap::Existing => {}
     }
 
     let listener =
@@ -54,6 +57,7 @@ pub async fn run(data_dir: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
             public_read: settings.public_read,
             github_webhook_secret: settings.github_webhook_secret.clone(),
             gitlab_webhook_token: settings.gitlab_webhook_token.clone(),
+            ..ServerConfig::default()
         },
     );
     mobius_server::serve(listener, state, shutdown_signal()).await.context("the server failed")?;

@@ -28,7 +28,7 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: SloCommand) -> Re
         None => {
             let store = super::open_store(&super::settings(data_dir, None)?)?;
             // A Prometheus SLI is queried with blocking HTTP.
-            tokio::task::spawn_blocking(move || slo::statuses(store.as_ref(), Timestamp::now())).await??
+            mobius_log::blocking::spawn(move || slo::statuses(store.as_ref(), Timestamp::now())).await?
         }
     };
     if let Some(service) = &service {
@@ -86,7 +86,7 @@ async fn explain(data_dir: Option<&Path>, json: bool, service: &str, name: &str,
         None => {
             let store = super::open_store(&super::settings(data_dir, None)?)?;
             let (service, name) = (service.to_owned(), name.to_owned());
-            tokio::task::spawn_blocking(move || -> Result<Explanation> {
+            mobius_log::blocking::spawn(move || -> Result<Explanation> {
                 let definitions = slo::definitions(store.as_ref())?;
                 let (_, spec) = definitions
                     .iter()
@@ -95,7 +95,7 @@ async fn explain(data_dir: Option<&Path>, json: bool, service: &str, name: &str,
                 slo::explain(store.as_ref(), &service, spec, Timestamp::now())?
                     .with_context(|| format!("SLO `{name}` reads Prometheus: its requests are not in Mobius's store"))
             })
-            .await??
+            .await?
         }
     };
     if json {
@@ -159,10 +159,10 @@ async fn check(
         None => {
             let store = super::open_store(&super::settings(data_dir, None)?)?;
             let (service, environment) = (service.to_owned(), environment.to_owned());
-            tokio::task::spawn_blocking(move || {
+            mobius_log::blocking::spawn(move || {
                 slo::check(store.as_ref(), &service, &environment, reason, Timestamp::now())
             })
-            .await??
+            .await?
         }
     };
     if json {

@@ -392,8 +392,14 @@ fn health_metrics_and_graceful_shutdown() {
     let client = http();
     assert_eq!(client.get(server.url("/healthz")).send().unwrap().text().unwrap(), "ok\n");
     assert_eq!(client.get(server.url("/readyz")).send().unwrap().status(), StatusCode::OK);
-    let metrics = client.get(server.url("/metrics")).send().unwrap().text().unwrap();
+    // `/metrics` names services and SLOs, which the API guards: it needs a token too.
+    assert_eq!(client.get(server.url("/metrics")).send().unwrap().status(), StatusCode::UNAUTHORIZED);
+    let scrape = dir.json(&["token", "create", "--scope", "metrics", "--server", &server.base, "--token", ADMIN]);
+    let scrape = scrape["token"].as_str().unwrap().to_owned();
+    let metrics = client.get(server.url("/metrics")).bearer_auth(&scrape).send().unwrap().text().unwrap();
     assert!(metrics.contains("mobius_http_requests_total"), "{metrics}");
+    let api = client.get(server.url("/api/v1/slos")).bearer_auth(&scrape).send().unwrap();
+    assert_eq!(api.status(), StatusCode::FORBIDDEN, "a scrape token reads nothing else");
     assert!(metrics.contains("process_resident_memory_bytes"), "{metrics}");
     assert!(metrics.contains("mobius_events_in_log 0"), "{metrics}");
     let status = server.terminate();

@@ -42,7 +42,7 @@ fn an_exhausted_error_budget_freezes_production_except_for_a_hotfix() {
     let slos: Value = http().get(server.url("/api/v1/slos")).bearer_auth(ADMIN).send().unwrap().json().unwrap();
     assert!(slos[0]["budget"]["remaining"].as_f64().unwrap() < 0.0, "{slos:#}");
     assert_eq!(slos[0]["alert"], "page", "a 50% error ratio pages: {slos:#}");
-    let metrics = http().get(server.url("/metrics")).send().unwrap().text().unwrap();
+    let metrics = http().get(server.url("/metrics")).bearer_auth(ADMIN).send().unwrap().text().unwrap();
     assert!(metrics.contains("slo:period_error_budget_remaining:ratio{sloth_id=\"shop-availability\""), "{metrics}");
     assert!(metrics.contains("slo:sli_error:ratio_rate1h{"), "{metrics}");
     assert!(

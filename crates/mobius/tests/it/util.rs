@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub const ADMIN: &str = "test-admin-token-0123456789";
+pub const ADMIN: &str = "test-admin-token-0123456789abcdefghij";
 pub const GITHUB_SECRET: &str = "github-webhook-secret";
 pub const GITLAB_TOKEN: &str = "gitlab-webhook-token";
 

@@ -3,25 +3,20 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
-use serde_json::Value;
+use anyhow::{Context, Result};
+use mobius_events::NewEvent;
 
 pub(super) use mobius_runs::cdevents::{Recorder, RunIdentity};
 
 use crate::commands::{open_store, settings};
 
-/// Validates `events` with the API's CDEvents parser and appends them to the event log in
+/// Appends `events` (built, so validated, by the typed constructors) to the event log in
 /// `data_dir` in one batch. Returns how many were stored and the data directory.
-pub(super) fn append(data_dir: Option<&Path>, events: &[Value]) -> Result<(usize, String)> {
-    // Validated before anything is written: a bad event means a bug, and it must not leave a
-    // partial or malformed record in the log.
-    let parsed = mobius_log::ingest::validate(events).map_err(anyhow::Error::msg)?;
+pub(super) fn append(data_dir: Option<&Path>, events: &[NewEvent]) -> Result<(usize, String)> {
     let settings = settings(data_dir, None)?;
     let store = open_store(&settings)?;
     let ingestor = mobius_log::ingest::Ingestor::new(store, settings.rules);
-    let report = ingestor.ingest(parsed).context("cannot append the run events")?;
-    if report.rejected > 0 {
-        bail!("{} run events were rejected", report.rejected);
-    }
-    Ok((report.stored, settings.data_dir.display().to_string()))
+    let statuses = ingestor.append(events).context("cannot append the run events")?;
+    let stored = statuses.iter().filter(|s| **s == mobius_events::AppendStatus::Stored).count();
+    Ok((stored, settings.data_dir.display().to_string()))
 }

@@ -154,11 +154,14 @@ pub(super) fn run(data_dir: Option<&std::path::Path>, json: bool, args: RunArgs)
         // The engine's future is not `Send` (it borrows the observer), so it cannot be
         // spawned; `block_in_place` lets this synchronous command drive it on the CLI's
         // multi-thread runtime while the jobs run on the other workers.
-        let mut recorder = Recorder::new(&mut printer, &c.workflow);
+        let mut recorder = Recorder::new(&mut printer, &c.workflow, identity);
         let report = tokio::task::block_in_place(|| {
             tokio::runtime::Handle::current().block_on(engine::run(&c.workflow, opts, &mut recorder))
         });
-        cdevents.extend(recorder.finish(&identity, report.result));
+        match recorder.finish(report.result) {
+            Ok(events) => cdevents.extend(events),
+            Err(e) => eprintln!("warning: the run's events cannot be built: {e}"),
+        }
         printer.finish_run();
         reports.push(report);
     }
@@ -200,7 +203,7 @@ fn missing_secrets(
 
 /// Appends the runs' events to the local event log. A log that cannot be written must not
 /// fail a run that itself went fine, so that is a warning on stderr, and `None`.
-fn record(data_dir: Option<&std::path::Path>, cdevents: &[serde_json::Value]) -> Option<(usize, String)> {
+fn record(data_dir: Option<&std::path::Path>, cdevents: &[mobius_events::NewEvent]) -> Option<(usize, String)> {
     match events::append(data_dir, cdevents) {
         Ok(recorded) => Some(recorded),
         Err(e) => {

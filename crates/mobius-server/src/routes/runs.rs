@@ -5,72 +5,58 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
-use mobius_store::{RunQuery, RunState, TokenScope};
+use mobius_store::{RunQuery, RunState};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::AppState;
-use crate::api::{authorize, authorize_read};
+use crate::auth::{Caller, Read, Run};
 use crate::error::ApiError;
-use crate::extract::Query;
+use crate::extract::{Body, Path, Query};
+use crate::page;
 use mobius_runs::RunError;
 use mobius_runs::logs::{self, RunLogLine};
-
-impl From<RunError> for ApiError {
-    fn from(e: RunError) -> ApiError {
-        match e {
-            RunError::NotFound(_) | RunError::UnknownRepository(_) => {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
-            }
-            RunError::Ended { .. } | RunError::NotEnded { .. } | RunError::NothingFailed(_) => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
-            }
-            RunError::Git(_) | RunError::Store(_) => ApiError::internal(e),
-        }
-    }
-}
 
 #[derive(Debug, Deserialize)]
 pub struct ListParams {
     repository: Option<String>,
     state: Option<String>,
+    /// Runs older than this one (the `Link: rel="next"` of a page gives it).
+    before: Option<i64>,
     limit: Option<u32>,
 }
 
 /// `GET /api/v1/runs`: newest first.
 pub async fn list(
+    _: Caller<Read>,
     State(state): State<AppState>,
-    headers: HeaderMap,
+    uri: Uri,
     Query(params): Query<ListParams>,
 ) -> Result<Response, ApiError> {
-    authorize_read(&state, &headers).await?;
     let run_state = params
         .state
         .as_deref()
         .map(|s| RunState::parse(s).ok_or_else(|| ApiError::bad_request(format!("`state`: unknown state `{s}`"))))
         .transpose()?;
-    let query =
-        RunQuery { repository: params.repository, state: run_state, limit: params.limit.unwrap_or(50).min(1000) };
+    let limit = page::limit(params.limit, 50);
+    let query = RunQuery { repository: params.repository, state: run_state, before: params.before, limit: limit + 1 };
     let store = state.app.store.clone();
-    let runs = tokio::task::spawn_blocking(move || store.runs(&query)).await??;
-    Ok(Json(runs).into_response())
+    let mut runs = mobius_log::blocking::spawn(move || store.runs(&query)).await?;
+    let more = runs.len() > limit as usize;
+    runs.truncate(limit as usize);
+    page::page(&uri, &runs, more, |_, run| ("before", run.id.to_string())).map_err(ApiError::internal)
 }
 
 /// `GET /api/v1/runs/{id}`: the run with its jobs and steps.
-pub async fn show(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<i64>,
-) -> Result<Response, ApiError> {
-    authorize_read(&state, &headers).await?;
+pub async fn show(_: Caller<Read>, State(state): State<AppState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
     let store = state.app.store.clone();
-    let detail = tokio::task::spawn_blocking(move || store.run(id)).await??.ok_or(RunError::NotFound(id))?;
+    let detail = mobius_log::blocking::spawn(move || store.run(id)).await?.ok_or(RunError::NotFound(id))?;
     Ok(Json(detail).into_response())
 }
 
@@ -84,14 +70,14 @@ pub struct LogParams {
 /// line so far, then lines as they are written, then an `end` event with the run's state; each
 /// line's id is its number, so `Last-Event-ID` resumes. Otherwise the lines so far as NDJSON.
 pub async fn logs(
+    _: Caller<Read>,
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<i64>,
     Query(params): Query<LogParams>,
 ) -> Result<Response, ApiError> {
-    authorize_read(&state, &headers).await?;
     let store = state.app.store.clone();
-    tokio::task::spawn_blocking(move || store.run(id)).await??.ok_or(RunError::NotFound(id))?;
+    mobius_log::blocking::spawn(move || store.run(id)).await?.ok_or(RunError::NotFound(id))?;
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
     let after = resume.or(params.after).unwrap_or(0);
     let wants_events = headers
@@ -101,7 +87,7 @@ pub async fn logs(
     let path = state.app.runs.log_path(id);
     if !wants_events {
         let lines =
-            tokio::task::spawn_blocking(move || logs::read_after(&path, after)).await?.map_err(ApiError::internal)?;
+            mobius_log::blocking::spawn(move || logs::read_after(&path, after)).await.map_err(ApiError::internal)?;
         let mut body = String::new();
         for line in lines {
             body.push_str(&serde_json::to_string(&line).unwrap_or_default());
@@ -126,9 +112,13 @@ async fn follow(state: AppState, id: i64, mut after: u64, events: mpsc::Sender<E
     loop {
         let read = {
             let path = path.clone();
-            tokio::task::spawn_blocking(move || logs::read_after(&path, after)).await
+            mobius_log::blocking::spawn(move || logs::read_after(&path, after)).await
         };
-        for line in read.ok().and_then(Result::ok).unwrap_or_default() {
+        let lines = read.unwrap_or_else(|e| {
+            tracing::warn!(run = id, error = %e, "cannot read a run's log for a follower");
+            Vec::new()
+        });
+        for line in lines {
             after = line.seq;
             if events.send(line_event(&line)).await.is_err() {
                 return;
@@ -165,13 +155,13 @@ async fn follow(state: AppState, id: i64, mut after: u64, events: mpsc::Sender<E
         }
     }
     let store = state.app.store.clone();
-    let run_state = tokio::task::spawn_blocking(move || store.run(id))
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .flatten()
-        .map(|d| d.record.state.as_str())
-        .unwrap_or("unknown");
+    let run_state = match mobius_log::blocking::spawn(move || store.run(id)).await {
+        Ok(detail) => detail.map_or("unknown", |d| d.record.state.as_str()),
+        Err(e) => {
+            tracing::warn!(run = id, error = %e, "cannot read a followed run's state");
+            "unknown"
+        }
+    };
     let _ = events.send(Event::default().event("end").data(json!({ "state": run_state }).to_string())).await;
 }
 
@@ -185,17 +175,21 @@ pub struct CancelRequest {
     reason: Option<String>,
 }
 
-/// `POST /api/v1/runs/{id}/cancel` (`run` scope).
+/// `POST /api/v1/runs/{id}/cancel` (`run` scope), with an optional `{"reason"}`.
 pub async fn cancel(
+    _: Caller<Run>,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
-    body: Option<Json<CancelRequest>>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers, TokenScope::Run).await?;
-    let reason = body.and_then(|b| b.0.reason).unwrap_or_else(|| "cancelled by request".to_owned());
+    let request: CancelRequest = if body.bytes.is_empty() {
+        CancelRequest::default()
+    } else {
+        serde_json::from_slice(&body.bytes).map_err(|e| ApiError::bad_request(format!("the body: {e}")))?
+    };
+    let reason = request.reason.unwrap_or_else(|| "cancelled by request".to_owned());
     let runner = state.app.runs.clone();
-    tokio::task::spawn_blocking(move || runner.cancel(id, &reason)).await??;
+    mobius_log::blocking::spawn(move || runner.cancel(id, &reason)).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "id": id, "cancelling": true }))).into_response())
 }
 
@@ -208,12 +202,11 @@ pub struct RerunParams {
 /// `POST /api/v1/runs/{id}/rerun[?failed=true]` (`run` scope): a new attempt, all jobs or the
 /// failed ones.
 pub async fn rerun(
+    _: Caller<Run>,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
     Query(params): Query<RerunParams>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers, TokenScope::Run).await?;
     let new = state.app.runs.rerun(id, params.failed).await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": new, "rerun_of": id }))).into_response())
 }
@@ -227,11 +220,10 @@ pub struct PollParams {
 /// every repository's) branches now. This is what the installed git hooks call; it carries no
 /// data, since the server reads the branches itself.
 pub async fn poll(
+    _: Caller<Run>,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(params): Query<PollParams>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers, TokenScope::Run).await?;
     let queued = match params.repository {
         Some(name) => state.app.runs.poll(&name).await?,
         None => {

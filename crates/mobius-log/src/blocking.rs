@@ -1,0 +1,130 @@
+//! Blocking work off the async workers, and a check that keeps it there.
+//!
+//! The store is SQLite (and git is a process): a call blocks its thread. On one of the
+//! runtime's worker threads that stalls every request and controller scheduled on it, so every
+//! such call from inside a task goes through [`spawn`] (tokio's blocking pool). [`Guarded`]
+//! wraps the application's store and, in debug builds (every test), panics when a store method
+//! is called from inside a task without that — so a regression fails the tests instead of
+//! slowing a server under load. Code outside any task (the CLI's commands, a run's own thread)
+//! may block: it stalls nothing else.
+
+use std::cell::Cell;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use mobius_events::facts::{FactSet, Incident};
+use mobius_events::{AppendStatus, NewEvent, StoredEvent};
+use mobius_store::{
+    EventQuery, Heads, IngestContext, NewRun, Repository, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord,
+    RunUpdate, Scope, SliCompaction, SliCounts, SliMinute, Store, StoreError, TokenRecord,
+};
+
+thread_local! {
+    /// Set while a closure given to [`spawn`] runs on this thread.
+    static OFF_THE_WORKERS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` on tokio's blocking pool and waits for it; a panic in `f` is resumed here.
+pub async fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let marked = move || {
+        /// Unmarks the thread however `f` ends: the pool reuses it for other work.
+        struct Unmark;
+        impl Drop for Unmark {
+            fn drop(&mut self) {
+                OFF_THE_WORKERS.set(false);
+            }
+        }
+        OFF_THE_WORKERS.set(true);
+        let _unmark = Unmark;
+        f()
+    };
+    match tokio::task::spawn_blocking(marked).await {
+        Ok(result) => result,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// Whether a blocking call may be made here: outside any task, or inside [`spawn`].
+pub fn allowed() -> bool {
+    tokio::task::try_id().is_none() || OFF_THE_WORKERS.get()
+}
+
+/// Panics in debug builds when `what` (a blocking call) is made from inside a task without
+/// [`spawn`]; nothing in release builds.
+#[track_caller]
+pub fn check(what: &str) {
+    if cfg!(debug_assertions) && !allowed() {
+        panic!("{what} was called on an async worker thread: run it through mobius_log::blocking::spawn");
+    }
+}
+
+/// A store whose every call is [`check`]ed.
+pub struct Guarded(pub Arc<dyn Store>);
+
+macro_rules! guarded {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
+        impl Store for Guarded {
+            $(
+                fn $name(&self, $($arg: $ty),*) -> $ret {
+                    check(concat!("Store::", stringify!($name)));
+                    self.0.$name($($arg),*)
+                }
+            )*
+        }
+    };
+}
+
+guarded! {
+    append(events: &[NewEvent], ctx: &IngestContext<'_>) -> Result<Vec<AppendStatus>, StoreError>;
+    events(query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError>;
+    event_count() -> Result<u64, StoreError>;
+    scopes() -> Result<Vec<Scope>, StoreError>;
+    facts(scope: &Scope, from: Timestamp, to: Timestamp) -> Result<FactSet, StoreError>;
+    insert_token(token: &TokenRecord) -> Result<(), StoreError>;
+    token(id: &str) -> Result<Option<TokenRecord>, StoreError>;
+    token_by_secret_hash(secret_hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+    token_count() -> Result<u64, StoreError>;
+    incidents() -> Result<Vec<Incident>, StoreError>;
+    tokens() -> Result<Vec<TokenRecord>, StoreError>;
+    revoke_token(id: &str) -> Result<bool, StoreError>;
+    add_repository(repository: &Repository) -> Result<(), StoreError>;
+    repositories() -> Result<Vec<Repository>, StoreError>;
+    create_run(run: &NewRun) -> Result<i64, StoreError>;
+    update_runs(updates: &[RunUpdate]) -> Result<(), StoreError>;
+    runs(query: &RunQuery) -> Result<Vec<RunRecord>, StoreError>;
+    run(id: i64) -> Result<Option<RunDetail>, StoreError>;
+    interrupt_in_flight(at: Timestamp) -> Result<Vec<RunRecord>, StoreError>;
+    repository_heads(repository: &str) -> Result<Option<Heads>, StoreError>;
+    set_repository_heads(repository: &str, heads: &Heads) -> Result<(), StoreError>;
+    artifact(id_or_revision: &str) -> Result<Option<(String, Option<String>)>, StoreError>;
+    save_rollout(rollout: &RolloutRow) -> Result<i64, StoreError>;
+    rollouts(query: &RolloutQuery) -> Result<Vec<RolloutRow>, StoreError>;
+    add_sli(minutes: &[SliMinute]) -> Result<(), StoreError>;
+    sli(service: &str, environment: &str, from: i64, to: i64) -> Result<Vec<SliMinute>, StoreError>;
+    sli_counts(service: &str, environment: &str, from: i64, to: i64) -> Result<Vec<SliCounts>, StoreError>;
+    compact_sli(hourly_before: i64, drop_before: i64) -> Result<SliCompaction, StoreError>;
+    put_state(key: &str, value: &str) -> Result<(), StoreError>;
+    state(key: &str) -> Result<Option<String>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use mobius_store::SqliteStore;
+
+    use super::*;
+
+    /// The check the whole application relies on: it must fail where it should, and only there.
+    #[tokio::test]
+    async fn a_store_call_inside_a_task_must_go_through_the_blocking_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(Guarded(Arc::new(SqliteStore::open(dir.path()).unwrap())));
+        // Outside any task (this test's own future is not a spawned task): allowed.
+        assert!(store.event_count().is_ok());
+        let inside = store.clone();
+        let on_a_worker = tokio::spawn(async move { inside.event_count().map(drop) }).await;
+        assert!(on_a_worker.unwrap_err().is_panic(), "a store call on a worker panics in debug builds");
+        let off = store.clone();
+        let through = tokio::spawn(async move { spawn(move || off.event_count()).await }).await;
+        assert_eq!(through.unwrap().unwrap(), 0, "through the blocking pool it is fine");
+    }
+}

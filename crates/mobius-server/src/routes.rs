@@ -1,0 +1,8 @@
+//! The handlers, one module per area of the application. Every handler's first argument is
+//! its [`crate::auth::Caller`], so who may call is settled before anything is read.
+
+pub mod delivery;
+pub mod health;
+pub mod log;
+pub mod reliability;
+pub mod runs;

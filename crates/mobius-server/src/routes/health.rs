@@ -1,0 +1,55 @@
+//! Liveness, readiness, and Prometheus metrics about the server itself.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+use crate::auth::{Caller, Scrape};
+
+/// `GET /healthz`: the process answers.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ready when the store answers.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let store = state.app.store.clone();
+    match mobius_log::blocking::spawn(move || store.event_count()).await {
+        Ok(count) => {
+            state.metrics.events_in_log.set(count as i64);
+            (StatusCode::OK, "ready\n").into_response()
+        }
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response(),
+    }
+}
+
+/// `GET /metrics` (a `metrics` token, any reading token, or none with `public_metrics`).
+pub async fn metrics(_: Caller<Scrape>, State(state): State<AppState>) -> Response {
+    let store = state.app.store.clone();
+    match mobius_log::blocking::spawn(move || store.event_count()).await {
+        Ok(count) => {
+            state.metrics.events_in_log.set(count as i64);
+        }
+        Err(e) => tracing::error!(error = %e, "cannot count the log's events for /metrics"),
+    }
+    let mut text = state.metrics.render();
+    let (store, series) = (state.app.store.clone(), state.app.reliability.series_cache());
+    let slos = mobius_log::blocking::spawn(move || {
+        mobius_reliability::slo::statuses_with(store.as_ref(), &series, state.app.now())
+    })
+    .await;
+    match slos {
+        Ok(slos) => {
+            // The registry's text ends with `# EOF` (OpenMetrics); the SLO series go before it.
+            if let Some(stripped) = text.strip_suffix("# EOF\n") {
+                text = stripped.to_owned();
+            }
+            text.push_str(&mobius_reliability::slo::exposition(&slos));
+            text.push_str("# EOF\n");
+        }
+        // The server's own metrics are still worth a scrape.
+        Err(e) => tracing::error!(error = %e, "cannot evaluate the SLOs for /metrics"),
+    }
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}
