@@ -15,6 +15,13 @@
 //!   host's environment leaks in;
 //! - the step runs in its own process group, so a timeout or a [`CancellationSignal`] ends the
 //!   whole tree: `SIGTERM` to the group, then `SIGKILL` after a grace period;
+//! - with a [`Sandbox`] ([`JobState::with_sandbox`]) the shell is started through it: as its
+//!   `run_as` user, and with bubblewrap in a PID namespace of its own where the data directory
+//!   is hidden but the job's workspace, home and temp dir (read-write) and the given read-only
+//!   directories are bound again (bubblewrap also sets `PWD`). The namespace ends when the shell exits (`--die-with-parent`),
+//!   so in a sandbox a process a step leaves in the background ends with the step rather than
+//!   with the job, and every step ends if the server dies. The files the runner reads back from
+//!   the temp dir are opened as that user and never through a symbolic link;
 //! - stdout and stderr are read concurrently, masked, split into [`LogLine`]s and handed to a
 //!   [`LogSink`] ([`NdjsonSink`] stores them as NDJSON); workflow commands in them are applied
 //!   on the way (`::add-mask::` adds to the job's [`Masker`], `::warning::` and its kin become
@@ -41,6 +48,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mobius_sandbox::Sandbox;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::sync::watch;
@@ -159,6 +167,10 @@ pub struct JobState {
     drain: Duration,
     steps_started: usize,
     leftover_groups: Vec<Pid>,
+    /// How steps are started; plain processes unless told otherwise.
+    sandbox: Sandbox,
+    /// Directories a sandboxed step may read besides its own (bound read-only).
+    read_only: Vec<PathBuf>,
 }
 
 impl JobState {
@@ -173,7 +185,18 @@ impl JobState {
             drain: DEFAULT_DRAIN,
             steps_started: 0,
             leftover_groups: Vec::new(),
+            sandbox: Sandbox::none(),
+            read_only: Vec::new(),
         }
+    }
+
+    /// Starts the steps through `sandbox`, which may also read `read_only` (e.g. the directory
+    /// the workspace was copied from). The workspace, home and temp dir must already belong to
+    /// the sandbox's user ([`Sandbox::hand_over`]).
+    pub fn with_sandbox(mut self, sandbox: Sandbox, read_only: Vec<PathBuf>) -> JobState {
+        self.sandbox = sandbox;
+        self.read_only = read_only;
+        self
     }
 
     /// Sets the time between `SIGTERM` and `SIGKILL` on timeout or cancellation.
