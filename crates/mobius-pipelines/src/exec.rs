@@ -155,7 +155,8 @@ impl std::fmt::Debug for JobEnv {
 /// A job in progress: its [`JobEnv`] and what earlier steps handed on.
 ///
 /// Dropping it kills the process groups of its steps that were still alive when their step
-/// ended (a server started with `&`, say), as GitHub's runner cleans up orphans at job end.
+/// ended (a server started with `&`, say), as GitHub's runner cleans up orphans at job end. In a
+/// bubblewrap sandbox there are none: a step's PID namespace ends with its shell.
 #[derive(Debug)]
 pub struct JobState {
     env: JobEnv,

@@ -169,8 +169,10 @@ pub struct Confinement {
     pub read_write: Vec<PathBuf>,
     /// Directories bound read-only at their own path, e.g. a release.
     pub read_only: Vec<PathBuf>,
-    /// End everything inside when the process that spawned it dies (steps); instances outlive
-    /// a restarted server and leave this off.
+    /// End everything inside when `bwrap` exits (with the command) or its parent dies (steps);
+    /// instances outlive a restarted server and leave this off. The parent is the *thread*
+    /// that spawned it (`PR_SET_PDEATHSIG`): spawn from one that lives as long as the command
+    /// (a runtime's worker, a run's own thread), not from a blocking pool's, which may retire.
     pub die_with_parent: bool,
 }
 

@@ -255,6 +255,21 @@ echo "spawner environ: $(cat /proc/$SPAWNER/environ 2>/dev/null | wc -c || true)
 }
 
 #[tokio::test]
+async fn without_bubblewrap_a_step_as_nobody_is_still_killed_with_its_tree() {
+    let layout = Layout::new();
+    require_root();
+    let sandbox = Sandbox::new(Mode::Off, Some(nobody()), &[layout.data()]).expect("sandbox");
+    std::fs::set_permissions(layout.data(), std::fs::Permissions::from_mode(0o711)).expect("chmod");
+    let mut job = job(&layout, &sandbox);
+    let marker = "sleep 1000.4545";
+    let script = format!("(trap '' TERM; {marker}) &\n{marker}");
+    let spec = StepSpec { timeout: Some(Duration::from_millis(400)), ..step(&script) };
+    let (result, lines) = run(&mut job, &spec, CancellationSignal::new()).await;
+    assert_eq!(result.outcome, Outcome::TimedOut, "{lines:#?}");
+    assert_eq!(none_running(marker).await, Vec::<String>::new(), "left running after the timeout");
+}
+
+#[tokio::test]
 async fn the_runner_follows_no_link_a_step_plants_in_its_temp_dir() {
     let layout = Layout::new();
     require_root();

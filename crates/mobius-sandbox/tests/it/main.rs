@@ -36,3 +36,61 @@ fn as_user_reads_and_writes_with_the_users_permissions_then_returns_to_root() {
     let fs_uid = status.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(4));
     assert_eq!(fs_uid, Some("0"));
 }
+
+#[test]
+fn from_settings_as_root_runs_as_nobody_by_default_and_root_opts_out() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("data dir");
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let mode = || std::fs::metadata(&data).expect("data dir").permissions().mode() & 0o7777;
+    let _ = nobody_sandbox();
+
+    // As root with bubblewrap: `nobody`, the data directory hidden and left as it is.
+    let sandbox = Sandbox::from_settings(Mode::Bwrap, None, &data).unwrap_or_else(|e| {
+        panic!("bubblewrap does not work here ({e:#}): scripts/test installs bubblewrap, and CI always has it")
+    });
+    assert_eq!(sandbox.isolation(), mobius_sandbox::Isolation::Bwrap);
+    assert_eq!(sandbox.run_as().map(|u| u.uid), Some(65534));
+    assert_eq!(sandbox.hidden(), [data.canonicalize().expect("canonical")]);
+    assert_eq!(mode(), 0o700);
+
+    // `run_as = "root"` keeps root: nothing to drop, nothing to open up.
+    let root = User::lookup("root").expect("root");
+    let sandbox = Sandbox::from_settings(Mode::Off, Some(&root), &data).expect("sandbox");
+    assert!(sandbox.run_as().is_none() && !sandbox.is_active());
+    assert_eq!(mode(), 0o700);
+
+    // Without bubblewrap, the user reaches its directories through the data directory.
+    let sandbox = Sandbox::from_settings(Mode::Off, None, &data).expect("sandbox");
+    assert_eq!(sandbox.isolation(), mobius_sandbox::Isolation::Processes);
+    assert_eq!(sandbox.run_as().map(|u| u.name.as_str()), Some("nobody"));
+    assert_eq!(mode(), 0o711);
+}
+
+#[test]
+fn bwrap_mode_names_what_is_missing() {
+    // A PATH without bubblewrap is the easy way to see the error; the probe's answer is cached
+    // per process, so this runs in a child: this binary, asked for `missing_bwrap_child`.
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", "missing_bwrap_child", "--nocapture", "--test-threads=1"])
+        .env("PATH", "/nonexistent")
+        .env("MISSING_BWRAP_CHILD", "1")
+        .output()
+        .expect("child runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("error: sandbox = \"bwrap\" but bubblewrap cannot be used here: `bwrap` is not on PATH (apt-get install bubblewrap)"), "{stdout}");
+}
+
+/// Not a test of its own: what `bwrap_mode_names_what_is_missing` runs in a child.
+#[test]
+fn missing_bwrap_child() {
+    if std::env::var_os("MISSING_BWRAP_CHILD").is_none() {
+        return;
+    }
+    let error = Sandbox::new(Mode::Bwrap, None, &[]).expect_err("no bwrap on PATH");
+    println!("error: {error}");
+    let auto = Sandbox::new(Mode::Auto, None, &[]).expect("auto falls back");
+    assert_eq!(auto.isolation(), mobius_sandbox::Isolation::Processes);
+}
