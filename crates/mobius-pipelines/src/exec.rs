@@ -18,10 +18,11 @@
 //! - with a [`Sandbox`] ([`JobState::with_sandbox`]) the shell is started through it: as its
 //!   `run_as` user, and with bubblewrap in a PID namespace of its own where the data directory
 //!   is hidden but the job's workspace, home and temp dir (read-write) and the given read-only
-//!   directories are bound again (bubblewrap also sets `PWD`). The namespace ends when the shell exits (`--die-with-parent`),
-//!   so in a sandbox a process a step leaves in the background ends with the step rather than
-//!   with the job, and every step ends if the server dies. The files the runner reads back from
-//!   the temp dir are opened as that user and never through a symbolic link;
+//!   directories are bound again (bubblewrap also sets `PWD`, and a shell killed by a signal
+//!   exits 128 + its number). The namespace ends when the shell exits (`--die-with-parent`), so
+//!   in a sandbox a process a step leaves in the background ends with the step rather than with
+//!   the job, and every step ends if the server dies. The script is written, and the files the
+//!   runner reads back from the temp dir are read, as that user and never through a link;
 //! - stdout and stderr are read concurrently, masked, split into [`LogLine`]s and handed to a
 //!   [`LogSink`] ([`NdjsonSink`] stores them as NDJSON); workflow commands in them are applied
 //!   on the way (`::add-mask::` adds to the job's [`Masker`], `::warning::` and its kin become
