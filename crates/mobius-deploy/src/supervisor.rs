@@ -2,6 +2,14 @@
 //!
 //! An instance is started with the port in its `port_env` variable, in its own process group
 //! (so stopping it stops whatever it started), with stdout and stderr appended to a log file.
+//! Its environment is clean: nothing of the server's (whose environment may hold its admin
+//! token and webhook secrets) but the documented set of [`instance_env`].
+//!
+//! With a [`Sandbox`] ([`Supervisor::with_sandbox`]) instances start through it: as its
+//! `run_as` user, and with bubblewrap in a PID namespace of their own with the data directory
+//! hidden and their release bound read-only. They do not die with the server
+//! (no `--die-with-parent`): the pid stored is `bwrap`'s, which lives as long as the instance's
+//! command, so re-adoption, health by port and stopping by process group work as without it.
 //! It is ready when its health path answers 2xx; one that exits or is not healthy within the
 //! readiness timeout fails the start with the reason and the last lines of its log, and is
 //! killed. Stopping is SIGTERM to the group, then SIGKILL after the grace period; the proxy
@@ -22,9 +30,15 @@ use std::time::{Duration, Instant};
 use http_body_util::Empty;
 use hyper::body::Bytes;
 use jiff::Timestamp;
+use mobius_sandbox::{Confinement, Sandbox};
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
+
+/// The variables of the server's environment an instance gets, when the server has them:
+/// `PATH` to find programs, `HOME` (the `run_as` user's home instead when privileges are
+/// dropped), and the locale and time zone.
+pub const INHERITED_ENV: [&str; 5] = ["PATH", "HOME", "LANG", "LC_ALL", "TZ"];
 
 /// What starting one version's instances needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,11 +88,20 @@ pub struct Supervisor {
     stopping: Arc<Mutex<BTreeMap<u32, bool>>>,
     /// The launches of running instances, by address, for restarts.
     launches: Arc<Mutex<BTreeMap<SocketAddr, (Launch, Instance)>>>,
+    /// How instances are started.
+    sandbox: Sandbox,
 }
 
 impl Supervisor {
+    /// Instances as plain processes of the server's own user.
     pub fn new() -> Supervisor {
         Supervisor::default()
+    }
+
+    /// Instances started through `sandbox` (the server's: its data directory hidden, its
+    /// `run_as` user). A release must be readable by that user, as releases are (0444/0555).
+    pub fn with_sandbox(sandbox: Sandbox) -> Supervisor {
+        Supervisor { sandbox, ..Supervisor::default() }
     }
 
     /// Starts `count` instances of a version and waits until all are healthy. All or nothing:
@@ -111,20 +134,23 @@ impl Supervisor {
             std::fs::OpenOptions::new().create(true).append(true).open(&log).map_err(|e| spawn_error(launch, &e))?;
         let err = out.try_clone().map_err(|e| spawn_error(launch, &e))?;
         let program = resolve(&launch.workdir, &launch.command);
-        let mut command = tokio::process::Command::new(&program);
+        let confinement = Confinement {
+            workdir: launch.workdir.clone(),
+            read_only: vec![launch.workdir.clone()],
+            read_write: Vec::new(),
+            // Instances outlive the control plane; they are re-adopted when it comes back.
+            die_with_parent: false,
+        };
+        let mut command = self
+            .sandbox
+            .command(&program, &launch.args, &confinement)
+            .map_err(|e| StartError::Spawn { command: launch.command.clone(), message: e.to_string() })?;
         command
-            .args(&launch.args)
-            .current_dir(&launch.workdir)
-            .envs(&launch.env)
-            .env(&launch.port_env, port.to_string())
-            .env("MOBIUS_SERVICE", &launch.service)
-            .env("MOBIUS_ENVIRONMENT", &launch.environment)
-            .env("MOBIUS_VERSION", &launch.version)
+            .env_clear()
+            .envs(instance_env(launch, port, &self.sandbox))
             .stdin(std::process::Stdio::null())
             .stdout(out)
             .stderr(err)
-            .process_group(0)
-            // Instances outlive the control plane; they are re-adopted when it comes back.
             .kill_on_drop(false);
         let mut child = command.spawn().map_err(|e| spawn_error(launch, &e))?;
         let pid = child.id().unwrap_or_default();
@@ -171,7 +197,8 @@ impl Supervisor {
     }
 
     /// Stops an instance: SIGTERM to its process group, SIGKILL after `grace` if it is
-    /// still there. Returns once it is gone.
+    /// still there. Returns once it is gone, and with it whatever it left in its group (in a
+    /// sandbox, its whole PID namespace).
     pub async fn stop(&self, instance: &Instance, grace: Duration) {
         self.lock_stopping().insert(instance.pid, true);
         self.lock_launches().remove(&instance.addr);
@@ -186,6 +213,13 @@ impl Supervisor {
             while alive(instance.pid) {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
+        }
+        // Members left in the group keep its id from being reused, so this reaches only them.
+        if let Ok(raw) = i32::try_from(instance.pid)
+            && raw > 0
+            && signal::killpg(Pid::from_raw(raw), None).is_ok()
+        {
+            let _ = signal::killpg(Pid::from_raw(raw), Signal::SIGKILL);
         }
     }
 
@@ -267,6 +301,30 @@ impl Supervisor {
             }
         }
     }
+}
+
+/// An instance's whole environment, in the order later entries win: [`INHERITED_ENV`] from the
+/// server's environment (`HOME` is the `run_as` user's home when the sandbox drops privileges;
+/// `PATH` defaults to `/usr/local/bin:/usr/bin:/bin`), the spec's `env`, `MOBIUS_SERVICE`,
+/// `MOBIUS_ENVIRONMENT`, `MOBIUS_VERSION`, and the port in `port_env`. Inside bubblewrap the
+/// process also finds `PWD`, which bubblewrap sets.
+pub fn instance_env(launch: &Launch, port: u16, sandbox: &Sandbox) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    for name in INHERITED_ENV {
+        if let Some(value) = std::env::var_os(name) {
+            env.insert(name.to_owned(), value.to_string_lossy().into_owned());
+        }
+    }
+    env.entry("PATH".to_owned()).or_insert_with(|| "/usr/local/bin:/usr/bin:/bin".to_owned());
+    if let Some(user) = sandbox.run_as() {
+        env.insert("HOME".to_owned(), user.home.display().to_string());
+    }
+    env.extend(launch.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env.insert("MOBIUS_SERVICE".to_owned(), launch.service.clone());
+    env.insert("MOBIUS_ENVIRONMENT".to_owned(), launch.environment.clone());
+    env.insert("MOBIUS_VERSION".to_owned(), launch.version.clone());
+    env.insert(launch.port_env.clone(), port.to_string());
+    env
 }
 
 fn spawn_error(launch: &Launch, e: &std::io::Error) -> StartError {

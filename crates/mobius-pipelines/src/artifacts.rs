@@ -11,6 +11,8 @@
 //! contents enter it — no mtimes, modes or walk order — so the same files always give the
 //! same digest and any changed byte, size or name gives another.
 
+mod job_files;
+
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -18,6 +20,8 @@ use std::path::{Component, Path, PathBuf};
 use globset::{GlobBuilder, GlobMatcher};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+pub use job_files::JobFiles;
 
 /// Why a store operation failed; the message is shown in the step's log.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +60,12 @@ pub enum StoreError {
         path: PathBuf,
         /// What is wrong.
         why: String,
+    },
+    /// A path that leads out of the job's directories while its steps are sandboxed.
+    #[error("`{}` is outside the job's workspace, home and temp directories (steps are sandboxed)", path.display())]
+    Outside {
+        /// The path as named (or as found).
+        path: PathBuf,
     },
     /// An input has a value the action does not accept.
     #[error("invalid input `{name}`: {why}")]
@@ -137,9 +147,10 @@ pub fn manifest_digest(files: &[FileEntry]) -> String {
     format!("sha256:{}", hex::encode(hasher.finalize()))
 }
 
-/// Stores `source`'s bytes as a blob under `store` and describes it as `path`.
-pub fn put_blob(store: &Path, path: String, source: &Path) -> Result<FileEntry, StoreError> {
-    let bytes = fs::read(source).map_err(io_err("cannot read", source))?;
+/// Stores the bytes of `source`, a file of the job, as a blob under `store` and describes it as
+/// `path`.
+pub fn put_blob(store: &Path, path: String, source: &Path, job: &JobFiles) -> Result<FileEntry, StoreError> {
+    let bytes = job.read(source)?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let blob = blob_path(store, &sha256);
     if !blob.exists() {
@@ -157,17 +168,14 @@ fn blob_path(store: &Path, sha256: &str) -> PathBuf {
     store.join("blobs/sha256").join(sha256)
 }
 
-/// Writes `file` to `dest`, checking the blob still has the recorded digest.
-pub fn restore_file(store: &Path, file: &FileEntry, dest: &Path) -> Result<(), StoreError> {
+/// Writes `file` to `dest`, a file of the job, checking the blob still has the recorded digest.
+pub fn restore_file(store: &Path, file: &FileEntry, dest: &Path, job: &JobFiles) -> Result<(), StoreError> {
     let blob = blob_path(store, &file.sha256);
     let bytes = fs::read(&blob).map_err(io_err("cannot read blob", &blob))?;
     if hex::encode(Sha256::digest(&bytes)) != file.sha256 {
         return Err(StoreError::Corrupt { path: blob, why: "content does not match its digest".into() });
     }
-    if let Some(parent) = dest.parent() {
-        fs::create_dir_all(parent).map_err(io_err("cannot create", parent))?;
-    }
-    fs::write(dest, bytes).map_err(io_err("cannot write", dest))
+    job.write(dest, &bytes)
 }
 
 /// A relative stored path that stays inside its root: no `..`, not absolute.
@@ -233,9 +241,12 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), StoreError> {
 }
 
 /// The files matched by `patterns` (newline-separated; `!` excludes; a directory means all
-/// files under it), and the search root of the includes: their least common ancestor, which
-/// GitHub uses as the artifact root. Files are absolute, sorted and unique.
-pub fn collect(patterns: &str, base: &Path, home: &Path) -> Result<(Vec<PathBuf>, PathBuf), StoreError> {
+/// files under it), relative ones against the job's workspace, and the search root of the
+/// includes: their least common ancestor, which GitHub uses as the artifact root. Files are
+/// absolute, sorted and unique. A confined job's patterns must stay in its directories, and
+/// are searched with its user's permissions.
+pub fn collect(patterns: &str, job: &JobFiles) -> Result<(Vec<PathBuf>, PathBuf), StoreError> {
+    let (base, home) = (&job.workspace, &job.home);
     let mut includes = Vec::new();
     let mut excludes = Vec::new();
     for line in patterns.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
@@ -244,6 +255,18 @@ pub fn collect(patterns: &str, base: &Path, home: &Path) -> Result<(Vec<PathBuf>
             None => includes.push(absolute_pattern(line, base, home)),
         }
     }
+    for pattern in &includes {
+        job.check_named(&literal_prefix(pattern))?;
+    }
+    job.as_user(|| search(includes, excludes, base))
+}
+
+/// The files under `includes` but not `excludes`, and their search root.
+fn search(
+    includes: Vec<PathBuf>,
+    excludes: Vec<GlobMatcher>,
+    base: &Path,
+) -> Result<(Vec<PathBuf>, PathBuf), StoreError> {
     let mut files = Vec::new();
     let mut roots = Vec::new();
     for pattern in &includes {
@@ -302,13 +325,12 @@ pub fn upload(
     store: &Path,
     name: &str,
     paths: &str,
-    workspace: &Path,
-    home: &Path,
+    job: &JobFiles,
     run_id: u64,
     if_no_files: IfNoFilesFound,
 ) -> Result<Option<ArtifactRecord>, StoreError> {
     check_name(name)?;
-    let (found, root) = collect(paths, workspace, home)?;
+    let (found, root) = collect(paths, job)?;
     if found.is_empty() {
         return match if_no_files {
             IfNoFilesFound::Error => Err(StoreError::NoFiles(paths.trim().replace('\n', ", "))),
@@ -317,7 +339,7 @@ pub fn upload(
     }
     let mut files = Vec::new();
     for file in &found {
-        files.push(put_blob(store, relative(file, &root), file)?);
+        files.push(put_blob(store, relative(file, &root), file, job)?);
     }
     files.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
     let record = ArtifactRecord { name: name.to_owned(), digest: manifest_digest(&files), files };
@@ -336,9 +358,17 @@ fn read_record(path: &Path) -> Result<ArtifactRecord, StoreError> {
     serde_json::from_slice(&text).map_err(|e| StoreError::Corrupt { path: path.to_owned(), why: e.to_string() })
 }
 
-/// Restores artifact `name` of run `run_id` into `dest`, or every artifact of the run into
-/// `dest/<name>/` when `name` is `None` (as GitHub does). Returns what was restored.
-pub fn download(store: &Path, name: Option<&str>, dest: &Path, run_id: u64) -> Result<Vec<ArtifactRecord>, StoreError> {
+/// Restores artifact `name` of run `run_id` into `dest` (among the job's files), or every
+/// artifact of the run into `dest/<name>/` when `name` is `None` (as GitHub does). Returns what
+/// was restored.
+pub fn download(
+    store: &Path,
+    name: Option<&str>,
+    dest: &Path,
+    run_id: u64,
+    job: &JobFiles,
+) -> Result<Vec<ArtifactRecord>, StoreError> {
+    job.check_named(dest)?;
     let records = match name {
         Some(name) => {
             check_name(name)?;
@@ -373,7 +403,7 @@ pub fn download(store: &Path, name: Option<&str>, dest: &Path, run_id: u64) -> R
                 path: record_path(store, run_id, &record.name),
                 why: format!("unsafe path `{}`", file.path),
             })?;
-            restore_file(store, file, &target.join(rel))?;
+            restore_file(store, file, &target.join(rel), job)?;
         }
         restored.push(record);
     }
@@ -403,14 +433,16 @@ pub fn find_by_digest(store: &Path, digest: &str) -> Result<Option<ArtifactRecor
     Ok(None)
 }
 
-/// Writes every file of `record` under `dest`, each checked against its digest.
+/// Writes every file of `record` under `dest`, each checked against its digest, with the
+/// caller's own permissions (a release directory the server makes).
 pub fn restore(store: &Path, record: &ArtifactRecord, dest: &Path) -> Result<(), StoreError> {
+    let job = JobFiles::open(dest, dest);
     for file in &record.files {
         let rel = safe_relative(&file.path).ok_or_else(|| StoreError::Corrupt {
             path: dest.to_owned(),
             why: format!("unsafe path `{}`", file.path),
         })?;
-        restore_file(store, file, &dest.join(rel))?;
+        restore_file(store, file, &dest.join(rel), &job)?;
     }
     Ok(())
 }

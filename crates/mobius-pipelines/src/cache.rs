@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::artifacts::{self, FileEntry, StoreError};
+use crate::artifacts::{self, FileEntry, JobFiles, StoreError};
 
 /// One saved cache entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,8 +91,7 @@ pub fn restore(
     scope: &Scope,
     key: &str,
     restore_keys: &[String],
-    workspace: &Path,
-    home: &Path,
+    job: &JobFiles,
 ) -> Result<Option<Restored>, StoreError> {
     let mut branches = vec![scope.branch.as_str()];
     if scope.default_branch != scope.branch {
@@ -106,7 +105,7 @@ pub fn restore(
             .or_else(|| restore_keys.iter().find_map(|prefix| all.iter().find(|e| e.key.starts_with(prefix.as_str()))));
         if let Some(entry) = found {
             for file in &entry.files {
-                restore_file(store, file, workspace, home)?;
+                restore_file(store, file, job)?;
             }
             return Ok(Some(Restored { key: entry.key.clone(), exact: entry.key == key }));
         }
@@ -114,34 +113,28 @@ pub fn restore(
     Ok(None)
 }
 
-fn restore_file(store: &Path, file: &FileEntry, workspace: &Path, home: &Path) -> Result<(), StoreError> {
+fn restore_file(store: &Path, file: &FileEntry, job: &JobFiles) -> Result<(), StoreError> {
     let (base, rel) = match file.path.strip_prefix("~/") {
-        Some(rest) => (home, rest),
-        None => (workspace, file.path.as_str()),
+        Some(rest) => (&job.home, rest),
+        None => (&job.workspace, file.path.as_str()),
     };
     let rel = artifacts::safe_relative(rel).ok_or_else(|| StoreError::Corrupt {
         path: PathBuf::from(&file.path),
         why: "unsafe path in cache entry".into(),
     })?;
-    artifacts::restore_file(store, file, &base.join(rel))
+    artifacts::restore_file(store, file, &base.join(rel), job)
 }
 
 /// Saves the files matched by `paths` under `key` in the run's branch scope. Returns `false`
 /// when nothing was saved: the key exists already there, or no file matched.
-pub fn save(
-    store: &Path,
-    scope: &Scope,
-    key: &str,
-    paths: &str,
-    workspace: &Path,
-    home: &Path,
-) -> Result<bool, StoreError> {
+pub fn save(store: &Path, scope: &Scope, key: &str, paths: &str, job: &JobFiles) -> Result<bool, StoreError> {
+    let (workspace, home) = (&job.workspace, &job.home);
     let dir = scope_dir(store, &scope.repository, &scope.branch);
     let entry_path = dir.join(format!("{}.json", hex::encode(Sha256::digest(key.as_bytes()))));
     if entry_path.exists() {
         return Ok(false);
     }
-    let (found, _) = artifacts::collect(paths, workspace, home)?;
+    let (found, _) = artifacts::collect(paths, job)?;
     if found.is_empty() {
         return Ok(false);
     }
@@ -155,7 +148,7 @@ pub fn save(
             // Outside both roots there is nowhere safe to restore it to.
             continue;
         };
-        files.push(artifacts::put_blob(store, stored, file)?);
+        files.push(artifacts::put_blob(store, stored, file, job)?);
     }
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)

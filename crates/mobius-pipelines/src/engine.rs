@@ -15,7 +15,10 @@
 //! `<n>-<name>-home` and `<n>-<name>-temp`. When an instance ends, its processes are killed
 //! and its directories emptied and kept; a later instance renames them to its own names rather
 //! than creating new ones (creating inodes dominates a short job on some filesystems, ext4 after
-//! many deletions). So a failed job's files are not left in the work dir for inspection. Choice: the workspace is a copy of [`RunOptions::workspace_source`]
+//! many deletions). So a failed job's files are not left in the work dir for inspection. With
+//! a [`RunOptions::sandbox`] that runs steps as another user, directories are not reused (a
+//! process of that user could still hold one) but created by the runner, filled, and handed
+//! over to the user. Choice: the workspace is a copy of [`RunOptions::workspace_source`]
 //! (without `.git` and `target/`) when the job has an `actions/checkout` step, and empty
 //! otherwise — as on GitHub, where nothing is checked out without it. `actions/checkout` itself
 //! is then a no-op; action names are matched without regard to case, as on GitHub
@@ -67,6 +70,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mobius_sandbox::Sandbox;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -116,6 +120,13 @@ pub struct RunOptions {
     /// Runs the deployments of `mobius/deploy` steps; without it such a step fails with
     /// [`NO_SERVER`].
     pub deployments: Option<Arc<dyn Deployments>>,
+    /// How steps are started: [`Sandbox::none`] (the default) runs them as plain processes of
+    /// the caller's user, as `mobius run` does; the server gives its own. With a sandbox that
+    /// confines (bubblewrap, or another user), each job's directories are created afresh and
+    /// handed over to its user rather than reused, `workspace_source` is bound read-only, and
+    /// the artifact and cache actions reach only the job's workspace, home and temp dir, with
+    /// that user's permissions.
+    pub sandbox: Sandbox,
 }
 
 impl RunOptions {
@@ -139,6 +150,7 @@ impl RunOptions {
             store_dir: None,
             cancel: CancellationSignal::new(),
             deployments: None,
+            sandbox: Sandbox::none(),
         }
     }
 

@@ -15,6 +15,14 @@
 //!   host's environment leaks in;
 //! - the step runs in its own process group, so a timeout or a [`CancellationSignal`] ends the
 //!   whole tree: `SIGTERM` to the group, then `SIGKILL` after a grace period;
+//! - with a [`Sandbox`] ([`JobState::with_sandbox`]) the shell is started through it: as its
+//!   `run_as` user, and with bubblewrap in a PID namespace of its own where the data directory
+//!   is hidden but the job's workspace, home and temp dir (read-write) and the given read-only
+//!   directories are bound again (bubblewrap also sets `PWD`, and a shell killed by a signal
+//!   exits 128 + its number). The namespace ends when the shell exits (`--die-with-parent`), so
+//!   in a sandbox a process a step leaves in the background ends with the step rather than with
+//!   the job, and every step ends if the server dies. The script is written, and the files the
+//!   runner reads back from the temp dir are read, as that user and never through a link;
 //! - stdout and stderr are read concurrently, masked, split into [`LogLine`]s and handed to a
 //!   [`LogSink`] ([`NdjsonSink`] stores them as NDJSON); workflow commands in them are applied
 //!   on the way (`::add-mask::` adds to the job's [`Masker`], `::warning::` and its kin become
@@ -41,6 +49,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mobius_sandbox::Sandbox;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::sync::watch;
@@ -147,7 +156,8 @@ impl std::fmt::Debug for JobEnv {
 /// A job in progress: its [`JobEnv`] and what earlier steps handed on.
 ///
 /// Dropping it kills the process groups of its steps that were still alive when their step
-/// ended (a server started with `&`, say), as GitHub's runner cleans up orphans at job end.
+/// ended (a server started with `&`, say), as GitHub's runner cleans up orphans at job end. In a
+/// bubblewrap sandbox there are none: a step's PID namespace ends with its shell.
 #[derive(Debug)]
 pub struct JobState {
     env: JobEnv,
@@ -159,6 +169,10 @@ pub struct JobState {
     drain: Duration,
     steps_started: usize,
     leftover_groups: Vec<Pid>,
+    /// How steps are started; plain processes unless told otherwise.
+    sandbox: Sandbox,
+    /// Directories a sandboxed step may read besides its own (bound read-only).
+    read_only: Vec<PathBuf>,
 }
 
 impl JobState {
@@ -173,7 +187,18 @@ impl JobState {
             drain: DEFAULT_DRAIN,
             steps_started: 0,
             leftover_groups: Vec::new(),
+            sandbox: Sandbox::none(),
+            read_only: Vec::new(),
         }
+    }
+
+    /// Starts the steps through `sandbox`, which may also read `read_only` (e.g. the directory
+    /// the workspace was copied from). The workspace, home and temp dir must already belong to
+    /// the sandbox's user ([`Sandbox::hand_over`]).
+    pub fn with_sandbox(mut self, sandbox: Sandbox, read_only: Vec<PathBuf>) -> JobState {
+        self.sandbox = sandbox;
+        self.read_only = read_only;
+        self
     }
 
     /// Sets the time between `SIGTERM` and `SIGKILL` on timeout or cancellation.

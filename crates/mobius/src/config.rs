@@ -1,13 +1,23 @@
 //! Configuration, layered: defaults < `mobius.toml` in the data directory < `MOBIUS_*`
 //! environment < flags. Parsed, then validated once; errors name the file and position or the
 //! variable.
+//!
+//! The server's secrets in the environment ([`SECRET_VARIABLES`], or `<NAME>_FILE` naming a
+//! file that holds one) are read once, first thing in `main`, and taken out of the process's
+//! environment ([`take_secrets_from_environment`]): no child inherits them, and
+//! `/proc/<pid>/environ` no longer shows them.
 
+use std::collections::BTreeMap;
+use std::ffi::{CStr, OsString, c_char};
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use jiff::SignedDuration;
 use mobius_events::materialise::Rules;
+use mobius_sandbox::{Mode as SandboxMode, User};
 use mobius_server::Secret;
 use serde::Deserialize;
 
@@ -28,19 +38,53 @@ pub struct FileConfig {
     /// How often the server polls registered repositories for new commits when no git hook
     /// tells it, e.g. `30s`, `5m`.
     pub poll_interval: Option<String>,
+    /// The user workflow steps and deployed services run as when the server runs as root: a
+    /// name or a numeric uid (`nobody` when not given; `root` keeps root).
+    pub run_as: Option<String>,
+    /// How steps and services are isolated: `auto` (bubblewrap when it works), `bwrap`
+    /// (required) or `off`.
+    pub sandbox: Option<String>,
 }
 
 /// Resolved settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// Where the store, runs, releases and `mobius.toml` live.
     pub data_dir: PathBuf,
+    /// The server's address.
     pub listen: SocketAddr,
+    /// Whether read endpoints answer without a token.
     pub public_read: bool,
+    /// How events become facts (the attribution window).
     pub rules: Rules,
+    /// `MOBIUS_GITHUB_WEBHOOK_SECRET` (or `_FILE`), else `github_webhook_secret` in the file.
     pub github_webhook_secret: Option<Secret>,
+    /// `MOBIUS_GITLAB_WEBHOOK_TOKEN` (or `_FILE`), else `gitlab_webhook_token` in the file.
     pub gitlab_webhook_token: Option<Secret>,
+    /// `MOBIUS_ADMIN_TOKEN` (or `_FILE`): made valid at start.
     pub admin_token: Option<Secret>,
+    /// How often registered repositories are polled.
     pub poll_interval: std::time::Duration,
+    /// The user steps and instances run as when the server runs as root (`run_as` in
+    /// `mobius.toml`, `MOBIUS_RUN_AS`), looked up at load: an unknown user is an error. `None`
+    /// when not given, and `mobius_sandbox::Sandbox::from_settings` then uses `nobody` (with a
+    /// warning) if the server runs as root.
+    pub run_as: Option<User>,
+    /// How steps and instances are isolated (`sandbox` in `mobius.toml`, `MOBIUS_SANDBOX`):
+    /// `auto` (the default: bubblewrap when it works, else plain processes), `bwrap`, `off`.
+    pub sandbox: SandboxMode,
+}
+
+impl Settings {
+    /// How the server starts steps and service instances: `run_as` and `sandbox` with the
+    /// policy of [`mobius_sandbox::Sandbox::from_settings`] (as root, `nobody` by default), the
+    /// data directory hidden. Give it to `RunOptions::sandbox` for runs and to
+    /// `Supervisor::with_sandbox` for instances.
+    #[expect(dead_code, reason = "the server is wired to it where mobius-server is being split up")]
+    pub fn sandbox(&self) -> Result<mobius_sandbox::Sandbox> {
+        mobius_sandbox::Sandbox::from_settings(self.sandbox, self.run_as.as_ref(), &self.data_dir)
+            .context("cannot set up the sandbox for steps and services")
+    }
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
@@ -63,12 +107,27 @@ pub struct Overrides<'a> {
 }
 
 pub fn load(data_dir: Option<&Path>, overrides: Overrides<'_>) -> Result<Settings> {
+    load_with(data_dir, overrides, &|name| std::env::var(name).ok())
+}
+
+/// [`load`] with the environment's (non-secret) variables from `env`.
+fn load_with(
+    data_dir: Option<&Path>,
+    overrides: Overrides<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Settings> {
     let data_dir = match data_dir {
         Some(dir) => dir.to_path_buf(),
         None => default_data_dir()?,
     };
-    let file = read_file(&data_dir.join("mobius.toml"))?;
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let path = data_dir.join("mobius.toml");
+    let file = read_file(&path)?;
+    let env = |name: &str| env(name).filter(|v| !v.is_empty());
+    let secrets = env_secrets();
+    for warning in &secrets.warnings {
+        tracing::warn!("{warning}");
+    }
+    let secret = |name: &str| secrets.get(name);
 
     let listen_text = overrides.listen.map(str::to_owned).or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
     let listen = listen_text
@@ -81,19 +140,173 @@ pub fn load(data_dir: Option<&Path>, overrides: Overrides<'_>) -> Result<Setting
         rules.attribution_window = parse_window(&text)?;
     }
 
+    let run_as = match (env("MOBIUS_RUN_AS"), file.run_as) {
+        (Some(name), _) => Some(User::lookup(&name).context("MOBIUS_RUN_AS")?),
+        (None, Some(name)) => Some(User::lookup(&name).with_context(|| format!("{}: run_as", path.display()))?),
+        (None, None) => None,
+    };
+    let sandbox = match (env("MOBIUS_SANDBOX"), file.sandbox) {
+        (Some(mode), _) => mode.parse().context("MOBIUS_SANDBOX")?,
+        (None, Some(mode)) => mode.parse().with_context(|| format!("{}: sandbox", path.display()))?,
+        (None, None) => SandboxMode::default(),
+    };
+
     Ok(Settings {
         data_dir,
         listen,
         public_read: overrides.public_read || file.public_read.unwrap_or(false),
         rules,
-        github_webhook_secret: env("MOBIUS_GITHUB_WEBHOOK_SECRET").or(file.github_webhook_secret).map(Secret::new),
-        gitlab_webhook_token: env("MOBIUS_GITLAB_WEBHOOK_TOKEN").or(file.gitlab_webhook_token).map(Secret::new),
-        admin_token: env("MOBIUS_ADMIN_TOKEN").map(Secret::new),
+        github_webhook_secret: secret("MOBIUS_GITHUB_WEBHOOK_SECRET")?
+            .or_else(|| file.github_webhook_secret.map(Secret::new)),
+        gitlab_webhook_token: secret("MOBIUS_GITLAB_WEBHOOK_TOKEN")?
+            .or_else(|| file.gitlab_webhook_token.map(Secret::new)),
+        admin_token: secret("MOBIUS_ADMIN_TOKEN")?,
         poll_interval: match env("MOBIUS_POLL_INTERVAL").or(file.poll_interval) {
             Some(text) => parse_interval(&text)?,
             None => DEFAULT_POLL_INTERVAL,
         },
+        run_as,
+        sandbox,
     })
+}
+
+/// The variables that hold the server's secrets. Each may instead be given as `<NAME>_FILE`,
+/// the path of a file holding the value (its trailing newline trimmed); setting both is an
+/// error, and a file that its group or others may read gets a warning.
+pub const SECRET_VARIABLES: [&str; 3] =
+    ["MOBIUS_ADMIN_TOKEN", "MOBIUS_GITHUB_WEBHOOK_SECRET", "MOBIUS_GITLAB_WEBHOOK_TOKEN"];
+
+/// What the environment held of the secrets, read once.
+#[derive(Debug, Default)]
+struct EnvSecrets {
+    /// By variable: the value, or why it cannot be had (reported by [`load`], so only the
+    /// commands that read settings fail on it).
+    values: BTreeMap<&'static str, Result<Option<Secret>, String>>,
+    /// Files holding a secret that others may read.
+    warnings: Vec<String>,
+}
+
+impl EnvSecrets {
+    fn get(&self, name: &str) -> Result<Option<Secret>> {
+        match self.values.get(name) {
+            Some(Ok(value)) => Ok(value.clone()),
+            Some(Err(why)) => Err(anyhow!("{why}")),
+            None => Ok(None),
+        }
+    }
+}
+
+static ENV_SECRETS: OnceLock<EnvSecrets> = OnceLock::new();
+
+/// The secrets as taken at start, or read now from the environment if they were not (tests).
+fn env_secrets() -> &'static EnvSecrets {
+    ENV_SECRETS.get_or_init(|| read_env_secrets(&|name| std::env::var_os(name)))
+}
+
+/// Reads the secret variables and their `_FILE` forms through `get`.
+fn read_env_secrets(get: &dyn Fn(&str) -> Option<OsString>) -> EnvSecrets {
+    let mut secrets = EnvSecrets::default();
+    for name in SECRET_VARIABLES {
+        let file_name = format!("{name}_FILE");
+        let given = |name: &str| get(name).filter(|v| !v.is_empty());
+        let value = match (given(name), given(&file_name)) {
+            (Some(_), Some(_)) => Err(format!("both {name} and {file_name} are set: set only one")),
+            (Some(value), None) => {
+                value.into_string().map(|v| Some(Secret::new(v))).map_err(|_| format!("{name} is not UTF-8"))
+            }
+            (None, Some(path)) => read_secret_file(&file_name, Path::new(&path), &mut secrets.warnings).map(Some),
+            (None, None) => Ok(None),
+        };
+        secrets.values.insert(name, value);
+    }
+    secrets
+}
+
+/// The secret in the file `path` (named by `variable`), without its trailing newline.
+fn read_secret_file(variable: &str, path: &Path, warnings: &mut Vec<String>) -> Result<Secret, String> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {variable} ({shown}): {e}"))?;
+    let value = text.trim_end_matches(['\n', '\r']);
+    if value.is_empty() {
+        return Err(format!("{variable} ({shown}) is empty"));
+    }
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o044 != 0
+    {
+        let mode = meta.permissions().mode() & 0o7777;
+        warnings.push(format!("{variable} ({shown}) is readable by its group or others (mode {mode:o}): chmod 600 it"));
+    }
+    Ok(Secret::new(value))
+}
+
+/// Reads the server's secrets from the environment ([`SECRET_VARIABLES`] and their `_FILE`
+/// forms, kept for [`load`]), then takes all six variables out of this process's environment,
+/// so that no child process inherits them. The values are first overwritten in the memory the
+/// kernel placed the environment in at exec: `/proc/<pid>/environ` reads that memory, not the
+/// C library's current list, and would still show them after the variables are removed.
+///
+/// Refuses (and changes nothing) when the process has more than one thread.
+///
+/// # Safety
+///
+/// No other thread may exist or be started while it runs: call it first thing in `main`,
+/// before any runtime or thread. Changing the environment while another thread may read it is
+/// undefined behaviour (hence `std::env::remove_var` being unsafe).
+pub unsafe fn take_secrets_from_environment() -> Result<(), String> {
+    let secrets = read_env_secrets(&|name| std::env::var_os(name));
+    let _ = ENV_SECRETS.set(secrets);
+    let threads = std::fs::read_to_string("/proc/self/status").ok().and_then(|status| {
+        status.lines().find_map(|line| line.strip_prefix("Threads:").and_then(|n| n.trim().parse::<usize>().ok()))
+    });
+    if let Some(threads) = threads.filter(|n| *n > 1) {
+        return Err(format!("{threads} threads are running: the secret variables were left in the environment"));
+    }
+    let block = original_environment_block();
+    unsafe extern "C" {
+        /// The C library's list of the environment's `NAME=value` strings, null-terminated.
+        static mut environ: *mut *mut c_char;
+    }
+    // SAFETY: the caller guarantees that this thread is the only one (and the count above
+    // agrees), so nothing reads or changes the environment while it is changed here, which is
+    // what makes `remove_var` unsafe. `environ` is read, not resized: a null-terminated array
+    // of pointers to NUL-terminated strings. Bytes are written only inside strings lying wholly
+    // in `block`, the area the kernel wrote the environment into at exec: memory of this
+    // process, writable, that the C library never allocated (strings from `setenv` are
+    // elsewhere) and nothing else refers to (std copies values out). Writing NULs after `=`
+    // leaves each a valid, shorter C string; its entry is removed right after.
+    unsafe {
+        if let Some((start, end)) = block {
+            let mut entry = environ;
+            while !entry.is_null() && !(*entry).is_null() {
+                let text = *entry;
+                let length = CStr::from_ptr(text).to_bytes().len();
+                let prefix = |name: &str| {
+                    let bytes = std::slice::from_raw_parts(text.cast::<u8>(), length);
+                    length > name.len() && bytes.starts_with(name.as_bytes()) && bytes[name.len()] == b'='
+                };
+                let inside = (text as usize) >= start && (text as usize).saturating_add(length) < end;
+                if inside && let Some(name) = SECRET_VARIABLES.into_iter().find(|name| prefix(name)) {
+                    std::ptr::write_bytes(text.add(name.len() + 1), 0, length - name.len() - 1);
+                }
+                entry = entry.add(1);
+            }
+        }
+        for name in SECRET_VARIABLES {
+            std::env::remove_var(name);
+            std::env::remove_var(format!("{name}_FILE"));
+        }
+    }
+    Ok(())
+}
+
+/// Where the kernel put the environment at exec (`env_start`, `env_end`: the 50th and 51st
+/// fields of `/proc/self/stat`), the memory `/proc/<pid>/environ` shows.
+fn original_environment_block() -> Option<(usize, usize)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields are counted from 1 and the command's name (2nd) may hold spaces: the 3rd field is
+    // the first after the last `)`.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some((fields.get(47)?.parse().ok()?, fields.get(48)?.parse().ok()?))
 }
 
 fn read_file(path: &Path) -> Result<FileConfig> {
@@ -165,6 +378,80 @@ mod tests {
         assert!(parse_interval("0s").is_err() && parse_interval("5d").is_err());
         let s = load(Some(dir.path()), Overrides { listen: Some("127.0.0.1:9001"), ..Default::default() }).unwrap();
         assert_eq!(s.listen.to_string(), "127.0.0.1:9001");
+    }
+
+    #[test]
+    fn secrets_come_from_a_variable_or_a_file_never_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("admin-token");
+        std::fs::write(&file, "from-a-file\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let open = dir.path().join("open-token");
+        std::fs::write(&open, "readable\r\n").unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let env: BTreeMap<&str, OsString> = BTreeMap::from([
+            ("MOBIUS_ADMIN_TOKEN_FILE", file.clone().into()),
+            ("MOBIUS_GITHUB_WEBHOOK_SECRET", "plain".into()),
+            ("MOBIUS_GITHUB_WEBHOOK_SECRET_FILE", file.into()),
+            ("MOBIUS_GITLAB_WEBHOOK_TOKEN_FILE", open.clone().into()),
+        ]);
+        let secrets = read_env_secrets(&|name| env.get(name).cloned());
+        assert_eq!(secrets.get("MOBIUS_ADMIN_TOKEN").unwrap().unwrap().expose(), "from-a-file");
+        let both = secrets.get("MOBIUS_GITHUB_WEBHOOK_SECRET").unwrap_err().to_string();
+        assert_eq!(
+            both,
+            "both MOBIUS_GITHUB_WEBHOOK_SECRET and MOBIUS_GITHUB_WEBHOOK_SECRET_FILE are set: set only one"
+        );
+        assert_eq!(secrets.get("MOBIUS_GITLAB_WEBHOOK_TOKEN").unwrap().unwrap().expose(), "readable");
+        assert_eq!(
+            secrets.warnings,
+            [format!(
+                "MOBIUS_GITLAB_WEBHOOK_TOKEN_FILE ({}) is readable by its group or others (mode 644): chmod 600 it",
+                open.display()
+            )]
+        );
+        let missing = BTreeMap::from([("MOBIUS_ADMIN_TOKEN_FILE", OsString::from("/nonexistent/token"))]);
+        let secrets = read_env_secrets(&|name| missing.get(name).cloned());
+        let error = secrets.get("MOBIUS_ADMIN_TOKEN").unwrap_err().to_string();
+        assert!(error.starts_with("cannot read MOBIUS_ADMIN_TOKEN_FILE (/nonexistent/token): "), "{error}");
+    }
+
+    #[test]
+    fn run_as_and_sandbox_are_checked_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let no_env = |_: &str| None;
+        let s = load_with(Some(dir.path()), Overrides::default(), &no_env).unwrap();
+        assert_eq!((s.run_as, s.sandbox), (None, SandboxMode::Auto));
+        std::fs::write(dir.path().join("mobius.toml"), "run_as = \"nobody\"\nsandbox = \"off\"\n").unwrap();
+        let s = load_with(Some(dir.path()), Overrides::default(), &no_env).unwrap();
+        assert_eq!(s.run_as.map(|u| u.uid), Some(65534));
+        assert_eq!(s.sandbox, SandboxMode::Off);
+        let env = |name: &str| match name {
+            "MOBIUS_RUN_AS" => Some("0".to_owned()),
+            "MOBIUS_SANDBOX" => Some("bwrap".to_owned()),
+            _ => None,
+        };
+        let s = load_with(Some(dir.path()), Overrides::default(), &env).unwrap();
+        assert_eq!((s.run_as.map(|u| u.name), s.sandbox), (Some("root".to_owned()), SandboxMode::Bwrap));
+
+        std::fs::write(dir.path().join("mobius.toml"), "run_as = \"no-such-user\"\n").unwrap();
+        let error = format!("{:#}", load_with(Some(dir.path()), Overrides::default(), &no_env).unwrap_err());
+        assert!(
+            error.ends_with("mobius.toml: run_as: unknown user `no-such-user` (run_as): no such user on this machine"),
+            "{error}"
+        );
+        let env = |name: &str| (name == "MOBIUS_SANDBOX").then(|| "docker".to_owned());
+        std::fs::remove_file(dir.path().join("mobius.toml")).unwrap();
+        let error = format!("{:#}", load_with(Some(dir.path()), Overrides::default(), &env).unwrap_err());
+        assert_eq!(error, "MOBIUS_SANDBOX: unknown sandbox mode `docker`: use auto, bwrap or off");
+    }
+
+    #[test]
+    fn the_original_environment_block_is_found() {
+        let (start, end) = original_environment_block().expect("env_start and env_end in /proc/self/stat");
+        assert!(start < end, "{start:x}..{end:x}");
+        let environ = std::fs::read("/proc/self/environ").unwrap();
+        assert_eq!(end - start, environ.len());
     }
 
     #[test]

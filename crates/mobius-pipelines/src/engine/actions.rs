@@ -5,7 +5,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::artifacts::{self, IfNoFilesFound};
+use crate::artifacts::{self, IfNoFilesFound, JobFiles};
 use crate::cache;
 
 /// What a `uses:` step amounts to here.
@@ -82,8 +82,8 @@ pub(super) fn tool_env(tool: &str) -> Vec<(String, String)> {
 pub(super) struct StoreCtx {
     pub store: PathBuf,
     pub run_id: u64,
-    pub workspace: PathBuf,
-    pub home: PathBuf,
+    /// The job's workspace and home, as the actions may reach them.
+    pub files: JobFiles,
     pub scope: cache::Scope,
     /// `(key, paths)` of each `actions/cache` step without an exact hit: GitHub's post step
     /// saves them once the job has succeeded.
@@ -112,7 +112,7 @@ pub(super) fn run_store_action(kind: &Native, with: &BTreeMap<String, String>, c
                 return Err("input `path` is required".into());
             }
             let policy = IfNoFilesFound::parse(input(with, "if-no-files-found")).map_err(|e| e.to_string())?;
-            match artifacts::upload(&ctx.store, name, paths, &ctx.workspace, &ctx.home, ctx.run_id, policy) {
+            match artifacts::upload(&ctx.store, name, paths, &ctx.files, ctx.run_id, policy) {
                 Ok(Some(record)) => {
                     log.push(format!(
                         "uploaded artifact `{name}`: {} file(s), digest {}",
@@ -135,10 +135,11 @@ pub(super) fn run_store_action(kind: &Native, with: &BTreeMap<String, String>, c
         Native::Download => {
             let name = Some(input(with, "name")).filter(|n| !n.is_empty());
             let dest = match input(with, "path") {
-                "" => ctx.workspace.clone(),
-                path => artifacts::absolute_pattern(path, &ctx.workspace, &ctx.home),
+                "" => ctx.files.workspace.clone(),
+                path => artifacts::absolute_pattern(path, &ctx.files.workspace, &ctx.files.home),
             };
-            let records = artifacts::download(&ctx.store, name, &dest, ctx.run_id).map_err(|e| e.to_string())?;
+            let records =
+                artifacts::download(&ctx.store, name, &dest, ctx.run_id, &ctx.files).map_err(|e| e.to_string())?;
             for record in &records {
                 log.push(format!("downloaded artifact `{}` ({}) to {}", record.name, record.digest, dest.display()));
             }
@@ -156,8 +157,8 @@ pub(super) fn run_store_action(kind: &Native, with: &BTreeMap<String, String>, c
                 .filter(|l| !l.is_empty())
                 .map(str::to_owned)
                 .collect();
-            let restored = cache::restore(&ctx.store, &ctx.scope, key, &restore_keys, &ctx.workspace, &ctx.home)
-                .map_err(|e| e.to_string())?;
+            let restored =
+                cache::restore(&ctx.store, &ctx.scope, key, &restore_keys, &ctx.files).map_err(|e| e.to_string())?;
             let exact = restored.as_ref().is_some_and(|r| r.exact);
             match &restored {
                 Some(r) => {

@@ -12,8 +12,9 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::actions::{self, Native};
 use super::deploy::{self, DeployProgress, Deployments, NO_SERVER};
 use super::schedule::{base_context, setting_bool, setting_number};
-use super::workspace::{DirPool, cache_scope, documented_env, prepare_dirs, recycle, runner_arch};
+use super::workspace::{DirPool, cache_scope, documented_env, prepare_dirs, recycle, reuses_dirs, runner_arch};
 use super::{JobReport, RunOptions, Status, StepReport};
+use crate::artifacts::JobFiles;
 use crate::exec::{
     CancellationSignal, Conclusion, JobEnv, JobState, LogLine, LogSink, Outcome, Shell, StepSpec, Stream, run_step,
 };
@@ -117,12 +118,17 @@ pub(super) async fn run_instance(
         path: std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default(),
         masker: masker.clone(),
     };
-    let mut state = JobState::new(job_env);
+    // A sandboxed step may read what the workspace was copied from (`MOBIUS_SOURCE_DIR`).
+    let mut state = JobState::new(job_env).with_sandbox(opts.sandbox.clone(), vec![opts.workspace_source.clone()]);
     let mut store = actions::StoreCtx {
         store: opts.store(),
         run_id: opts.run_id,
-        workspace: dirs.workspace.clone(),
-        home: dirs.home.clone(),
+        files: match opts.sandbox.is_active() {
+            true => {
+                JobFiles::confined(&dirs.workspace, &dirs.home, std::slice::from_ref(&dirs.temp), opts.sandbox.clone())
+            }
+            false => JobFiles::open(&dirs.workspace, &dirs.home),
+        },
         scope: cache_scope(&opts.github),
         pending_saves: Vec::new(),
     };
@@ -219,7 +225,7 @@ pub(super) async fn run_instance(
     if !failed && !cancel.is_cancelled() {
         sink.step = "Post job cleanup".into();
         for (key, paths) in std::mem::take(&mut store.pending_saves) {
-            match crate::cache::save(&store.store, &store.scope, &key, &paths, &store.workspace, &store.home) {
+            match crate::cache::save(&store.store, &store.scope, &key, &paths, &store.files) {
                 Ok(true) => sink.say(&masker, &format!("cache saved with key: {key}")),
                 Ok(false) => sink.say(&masker, &format!("cache not saved for key {key}: it exists or no file matched")),
                 Err(why) => sink.say(&masker, &format!("warning: cannot save cache {key}: {why}")),
@@ -259,7 +265,7 @@ pub(super) async fn run_instance(
     // The job's processes are gone (dropping the state kills what its steps left behind); its
     // directories, emptied, serve a later instance.
     drop(state);
-    recycle(dirs, &instance.pool);
+    recycle(dirs, &instance.pool, reuses_dirs(opts));
     report(&instance, &job.id, outcome, result, outputs, steps)
 }
 

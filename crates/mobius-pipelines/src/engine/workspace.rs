@@ -28,12 +28,20 @@ pub(super) struct Dirs {
 /// The instance's three directories, side by side in the work dir (`3-build_linux_-workspace`,
 /// `…-home`, `…-temp`) rather than under a directory of their own: creating inodes is most of a
 /// short job's cost on some filesystems, and a fourth directory would be one more per job.
+///
+/// When steps run as another user ([`RunOptions::sandbox`]), the directories are created
+/// afresh by the runner, filled (the checkout) while they are still its own, then handed over:
+/// a reused one belonged to that user already, and a process of theirs left behind could have
+/// put a link in it for the runner's copy to follow.
 pub(super) fn prepare_dirs(opts: &RunOptions, job: &Job, instance: &Instance) -> std::io::Result<Dirs> {
     let safe: String =
         instance.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
     let dir = |kind: &str| opts.work_dir.join(format!("{}-{safe}-{kind}", instance.index));
     let dirs = Dirs { workspace: dir("workspace"), home: dir("home"), temp: dir("temp") };
-    let recycled = instance.pool.lock().ok().and_then(|mut pool| pool.pop());
+    let recycled = match reuses_dirs(opts) {
+        true => instance.pool.lock().ok().and_then(|mut pool| pool.pop()),
+        false => None,
+    };
     match recycled {
         Some(old) => {
             for (from, to) in [(&old.workspace, &dirs.workspace), (&old.home, &dirs.home), (&old.temp, &dirs.temp)] {
@@ -56,12 +64,26 @@ pub(super) fn prepare_dirs(opts: &RunOptions, job: &Job, instance: &Instance) ->
     if checks_out {
         actions::copy_tree(&opts.workspace_source, &dirs.workspace)?;
     }
+    for dir in [&dirs.workspace, &dirs.home, &dirs.temp] {
+        opts.sandbox.hand_over(dir)?;
+    }
     Ok(dirs)
 }
 
+/// Whether finished instances' directories serve later ones: not when they were another user's.
+pub(super) fn reuses_dirs(opts: &RunOptions) -> bool {
+    opts.sandbox.run_as().is_none()
+}
+
 /// Empties the instance's directories and puts them in the pool; a set that cannot be emptied
-/// is left where it is.
-pub(super) fn recycle(dirs: Dirs, pool: &DirPool) {
+/// is left where it is. Without `reuse`, they are removed instead.
+pub(super) fn recycle(dirs: Dirs, pool: &DirPool, reuse: bool) {
+    if !reuse {
+        for dir in [&dirs.workspace, &dirs.home, &dirs.temp] {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        return;
+    }
     let empty = |dir: &Path| -> std::io::Result<()> {
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Instant;
 
+use mobius_sandbox::{Confinement, Sandbox};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -52,6 +53,9 @@ pub enum ExecError {
         /// What went wrong.
         source: io::Error,
     },
+    /// The sandbox cannot start the shell.
+    #[error("cannot start the step in the sandbox")]
+    Sandbox(#[source] mobius_sandbox::SandboxError),
     /// Waiting for the shell failed.
     #[error("cannot wait for the step's process")]
     Wait(#[source] io::Error),
@@ -62,6 +66,13 @@ pub enum ExecError {
         path: PathBuf,
         /// What went wrong.
         source: io::Error,
+    },
+    /// An environment file is a symbolic link, a FIFO or anything else than a plain file: the
+    /// runner reads it with more privileges than the step, and must not be led elsewhere.
+    #[error("{} is not a regular file", path.display())]
+    NotAFile {
+        /// The file.
+        path: PathBuf,
     },
     /// An environment file is not in GitHub's format.
     #[error("{file} is malformed")]
@@ -88,8 +99,9 @@ struct StepFiles {
 }
 
 impl StepFiles {
-    /// Writes the script of step number `number`; names its environment files.
-    fn create(temp: &Path, number: usize, step: &StepSpec) -> Result<StepFiles, ExecError> {
+    /// Writes the script of step number `number` (as the sandbox's user: the temp dir is
+    /// theirs); names its environment files.
+    fn create(temp: &Path, number: usize, step: &StepSpec, sandbox: &Sandbox) -> Result<StepFiles, ExecError> {
         let name = |suffix: &str| temp.join(format!("mobius-step-{number}{suffix}"));
         let files = StepFiles {
             script: name(&format!(".{}", step.shell.extension())),
@@ -98,10 +110,26 @@ impl StepFiles {
             path: name("-github_path"),
             summary: name("-step_summary.md"),
         };
-        std::fs::write(&files.script, &step.script)
+        sandbox
+            .as_user(|| write_new(&files.script, step.script.as_bytes()))
             .map_err(|source| ExecError::Prepare { dir: temp.to_path_buf(), source })?;
         Ok(files)
     }
+}
+
+/// Writes `bytes` to a new file at `path`, never through what is there: a file or link left
+/// by an earlier step (in a directory it can write) is removed first, as the link itself.
+fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let create = || std::fs::OpenOptions::new().write(true).create_new(true).open(path);
+    let mut file = match create() {
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+            std::fs::remove_file(path)?;
+            create()?
+        }
+        other => other?,
+    };
+    file.write_all(bytes)
 }
 
 /// Runs one step to its end and returns how it went. Log lines go to `log` as they are read.
@@ -127,7 +155,7 @@ pub async fn run_step(
         return finish(Outcome::Cancelled, BTreeMap::new(), String::new());
     }
     job.steps_started += 1;
-    let files = match StepFiles::create(&job.env.temp, job.steps_started, step) {
+    let files = match StepFiles::create(&job.env.temp, job.steps_started, step, &job.sandbox) {
         Ok(files) => files,
         Err(error) => {
             report(job, step, log, &error);
@@ -162,10 +190,9 @@ async fn execute(
     log: &mut dyn LogSink,
     cancel: &CancellationSignal,
 ) -> Result<Outcome, ExecError> {
-    let mut command = command(job, step, files)?;
-    let program = command.as_std().get_program().to_string_lossy().into_owned();
+    let (mut command, program) = command(job, step, files)?;
     let mut child = command.spawn().map_err(|source| ExecError::Spawn { program, source })?;
-    // `process_group(0)` made the child the leader of a group whose id is its pid.
+    // The sandbox made the child the leader of a group whose id is its pid.
     let group = child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw);
 
     let (sender, mut lines) = mpsc::channel::<LogLine>(256);
@@ -282,8 +309,8 @@ fn signal(group: Option<Pid>, sig: Signal) {
     }
 }
 
-/// The shell's command with its clean environment.
-fn command(job: &mut JobState, step: &StepSpec, files: &StepFiles) -> Result<Command, ExecError> {
+/// The shell's command with its clean environment, and the shell's program for errors.
+fn command(job: &mut JobState, step: &StepSpec, files: &StepFiles) -> Result<(Command, String), ExecError> {
     let template = step.shell.template();
     if !template.contains("{0}") {
         return Err(ExecError::NoPlaceholder { template: template.to_owned() });
@@ -300,10 +327,15 @@ fn command(job: &mut JobState, step: &StepSpec, files: &StepFiles) -> Result<Com
         return Err(ExecError::WorkingDirectory { path: workdir });
     }
 
-    let mut command = Command::new(resolve_program(job, &program, &workdir));
+    let resolved = resolve_program(job, &program, &workdir);
+    let confinement = Confinement {
+        workdir,
+        read_write: vec![job.env.workspace.clone(), job.env.home.clone(), job.env.temp.clone()],
+        read_only: job.read_only.clone(),
+        die_with_parent: true,
+    };
+    let mut command = job.sandbox.command(&resolved, words, &confinement).map_err(ExecError::Sandbox)?;
     command
-        .args(words)
-        .current_dir(workdir)
         .env_clear()
         .envs(&job.env.base_env)
         .envs(&job.exported)
@@ -317,10 +349,9 @@ fn command(job: &mut JobState, step: &StepSpec, files: &StepFiles) -> Result<Com
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
         // Should this future be dropped mid-step, do not leave the shell running.
         .kill_on_drop(true);
-    Ok(command)
+    Ok((command, program))
 }
 
 /// The shell's program as a path: a name without `/` is looked up in the step's `PATH` here, as
@@ -400,8 +431,9 @@ async fn read_lines<R: AsyncRead + Unpin>(mut reader: R, mut splitter: LineSplit
 /// returns the outputs and the summary.
 fn read_back(job: &mut JobState, files: &StepFiles) -> Result<(BTreeMap<String, String>, String), ExecError> {
     // The files are created by the step's first write: a missing one was not written.
-    let read = |path: &PathBuf| match std::fs::read(path) {
-        Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+    let read = |path: &PathBuf| match job.sandbox.as_user(|| read_plain(path)) {
+        Ok(Some(bytes)) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        Ok(None) => Err(ExecError::NotAFile { path: path.clone() }),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(String::new()),
         Err(source) => Err(ExecError::ReadFile { path: path.clone(), source }),
     };
@@ -420,6 +452,37 @@ fn read_back(job: &mut JobState, files: &StepFiles) -> Result<(BTreeMap<String, 
         job.added_path.insert(0, dir);
     }
     Ok((outputs, summary))
+}
+
+/// A plain file's bytes; `None` for a symbolic link (not followed), a FIFO (not waited for), a
+/// device or a directory. The step wrote the file and may have put anything at its name.
+fn read_plain(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let opened =
+        std::fs::OpenOptions::new().read(true).custom_flags(libc_flags::NOFOLLOW | libc_flags::NONBLOCK).open(path);
+    let mut file = match opened {
+        Ok(file) => file,
+        // ELOOP: the name is a symbolic link.
+        Err(error) if error.raw_os_error() == Some(libc_flags::ELOOP) => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    if !file.metadata()?.is_file() {
+        return Ok(None);
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(Some(bytes))
+}
+
+/// The `open(2)` flags and errno `read_plain` needs, from nix's bindings.
+mod libc_flags {
+    use nix::errno::Errno;
+    use nix::fcntl::OFlag;
+
+    pub const NOFOLLOW: i32 = OFlag::O_NOFOLLOW.bits();
+    pub const NONBLOCK: i32 = OFlag::O_NONBLOCK.bits();
+    pub const ELOOP: i32 = Errno::ELOOP as i32;
 }
 
 /// Puts a runner error in the step's log, with its causes, on stderr.

@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use mobius_pipelines::artifacts::{self, IfNoFilesFound, StoreError};
+use mobius_pipelines::artifacts::{self, IfNoFilesFound, JobFiles, StoreError};
 use mobius_pipelines::engine::{self, RecordingObserver, RunOptions, RunReport, Status};
 use mobius_pipelines::workflow;
 use serde_json::json;
@@ -20,9 +20,10 @@ fn write(root: &Path, files: &[(&str, &str)]) {
 fn upload_digest(files: &[(&str, &str)]) -> String {
     let (store, ws) = (tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"));
     write(ws.path(), files);
-    let record = artifacts::upload(store.path(), "a", "dist", ws.path(), ws.path(), 1, IfNoFilesFound::Error)
-        .expect("upload")
-        .expect("some files");
+    let record =
+        artifacts::upload(store.path(), "a", "dist", &JobFiles::open(ws.path(), ws.path()), 1, IfNoFilesFound::Error)
+            .expect("upload")
+            .expect("some files");
     assert!(record.digest.starts_with("sha256:") && record.digest.len() == 7 + 64, "{}", record.digest);
     record.digest
 }
@@ -48,24 +49,43 @@ fn upload_download_and_no_files() {
         ws.path(),
         &[("dist/x.bin", "same"), ("dist/y.bin", "same"), ("dist/z.log", "no"), ("dist/deep/w.bin", "deep")],
     );
-    let record = artifacts::upload(store.path(), "bins", "dist/*.bin", ws.path(), ws.path(), 7, IfNoFilesFound::Warn)
-        .expect("upload")
-        .expect("files");
+    let record = artifacts::upload(
+        store.path(),
+        "bins",
+        "dist/*.bin",
+        &JobFiles::open(ws.path(), ws.path()),
+        7,
+        IfNoFilesFound::Warn,
+    )
+    .expect("upload")
+    .expect("files");
     let paths: Vec<&str> = record.files.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(paths, ["x.bin", "y.bin"]);
     // Identical contents are stored once.
     assert_eq!(fs::read_dir(store.path().join("blobs/sha256")).expect("blobs").count(), 1);
-    let got = artifacts::download(store.path(), Some("bins"), out.path(), 7).expect("download");
+    let got = artifacts::download(store.path(), Some("bins"), out.path(), 7, &JobFiles::open(out.path(), out.path()))
+        .expect("download");
     assert_eq!(got, vec![record]);
     assert_eq!(fs::read_to_string(out.path().join("y.bin")).expect("read"), "same");
     // Another run does not see it; all artifacts go under their names.
-    assert!(matches!(artifacts::download(store.path(), Some("bins"), out.path(), 8), Err(StoreError::NotFound(_))));
-    artifacts::download(store.path(), None, out.path(), 7).expect("download all");
+    assert!(matches!(
+        artifacts::download(store.path(), Some("bins"), out.path(), 8, &JobFiles::open(out.path(), out.path())),
+        Err(StoreError::NotFound(_))
+    ));
+    artifacts::download(store.path(), None, out.path(), 7, &JobFiles::open(out.path(), out.path()))
+        .expect("download all");
     assert!(out.path().join("bins/x.bin").is_file());
-    let none = artifacts::upload(store.path(), "e", "missing/", ws.path(), ws.path(), 7, IfNoFilesFound::Error);
+    let none = artifacts::upload(
+        store.path(),
+        "e",
+        "missing/",
+        &JobFiles::open(ws.path(), ws.path()),
+        7,
+        IfNoFilesFound::Error,
+    );
     assert!(matches!(none, Err(StoreError::NoFiles(_))), "{none:?}");
     assert!(matches!(
-        artifacts::upload(store.path(), "../x", "dist", ws.path(), ws.path(), 7, IfNoFilesFound::Warn),
+        artifacts::upload(store.path(), "../x", "dist", &JobFiles::open(ws.path(), ws.path()), 7, IfNoFilesFound::Warn),
         Err(StoreError::BadName(_))
     ));
 }

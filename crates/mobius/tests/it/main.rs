@@ -10,6 +10,7 @@ mod pipelines;
 mod prometheus;
 mod runs;
 mod runs_deploy;
+mod secrets;
 mod server;
 mod slo;
 mod util;

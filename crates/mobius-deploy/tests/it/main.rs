@@ -1,0 +1,3 @@
+//! Integration tests of the deploy crate: one module per area.
+
+mod supervisor;
