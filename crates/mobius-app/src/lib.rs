@@ -27,6 +27,7 @@ use mobius_log::blocking::Guarded;
 use mobius_log::{Clock, Ingestor};
 use mobius_reliability::Alerter;
 use mobius_runs::{RunError, Runner, RunnerConfig};
+use mobius_sandbox::Sandbox;
 use mobius_store::{SqliteOptions, SqliteStore, Store, StoreError};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -52,6 +53,10 @@ pub struct Config {
     pub external_proxy: bool,
     /// Where every service reads the time. Default: the machine's clock.
     pub clock: Clock,
+    /// How job steps and service instances are started: as which user, behind what. Default:
+    /// none (plain processes as this user, as `mobius run` on a laptop); `mobius serve` takes
+    /// it from its settings.
+    pub sandbox: Sandbox,
 }
 
 impl Config {
@@ -66,6 +71,7 @@ impl Config {
             sli_every: Duration::from_secs(5),
             external_proxy: false,
             clock: Clock::System,
+            sandbox: Sandbox::none(),
         }
     }
 }
@@ -124,6 +130,7 @@ impl App {
             log.clone(),
             DeployConfig {
                 clock: config.clock,
+                sandbox: config.sandbox.clone(),
                 data_dir: config.data_dir.clone(),
                 external_proxy: config.external_proxy,
             },
@@ -136,6 +143,7 @@ impl App {
                 parallelism: config.parallelism.max(1),
                 poll_interval: config.poll_interval,
                 clock: config.clock,
+                sandbox: config.sandbox.clone(),
             },
         );
         // `mobius/deploy` steps deploy through the control plane, on the caller's runtime.

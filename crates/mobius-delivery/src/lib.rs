@@ -45,6 +45,8 @@ pub use release::{ReleaseError, Source};
 pub struct DeployConfig {
     /// Where rollouts read the time.
     pub clock: mobius_log::Clock,
+    /// How instances are started (as which user, behind what).
+    pub sandbox: mobius_sandbox::Sandbox,
     pub data_dir: PathBuf,
     /// Route through separate `mobius proxy` processes (files in `<data>/proxy/`) instead of
     /// proxies embedded in this process.
@@ -136,12 +138,13 @@ impl Deployer {
         if let Ok(absolute) = std::path::absolute(&config.data_dir) {
             config.data_dir = absolute;
         }
+        let supervisor = Supervisor::with_sandbox(config.sandbox.clone());
         Deployer {
             inner: Arc::new(Inner {
                 store,
                 ingestor,
                 config,
-                supervisor: Supervisor::new(),
+                supervisor,
                 planes: tokio::sync::Mutex::new(HashMap::new()),
                 wakers: Mutex::new(HashMap::new()),
                 changes: tokio::sync::Mutex::new(()),

@@ -54,6 +54,8 @@ pub struct RunnerConfig {
     pub poll_interval: Duration,
     /// Where runs read the time.
     pub clock: mobius_log::Clock,
+    /// How steps are started (as which user, behind what).
+    pub sandbox: mobius_sandbox::Sandbox,
 }
 
 /// Why a runner operation was refused or failed.

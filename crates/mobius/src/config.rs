@@ -80,7 +80,6 @@ impl Settings {
     /// policy of [`mobius_sandbox::Sandbox::from_settings`] (as root, `nobody` by default), the
     /// data directory hidden. Give it to `RunOptions::sandbox` for runs and to
     /// `Supervisor::with_sandbox` for instances.
-    #[expect(dead_code, reason = "the server is wired to it where mobius-server is being split up")]
     pub fn sandbox(&self) -> Result<mobius_sandbox::Sandbox> {
         mobius_sandbox::Sandbox::from_settings(self.sandbox, self.run_as.as_ref(), &self.data_dir)
             .context("cannot set up the sandbox for steps and services")

@@ -56,10 +56,15 @@ impl Runner {
     ) {
         let store = &self.inner.store;
         let config = &self.inner.config;
-        let run_dir = config.data_dir.join("runs").join(p.id.to_string());
-        let source = run_dir.join("source");
-        let work = run_dir.join("work");
         self.update(&[RunUpdate::Run { run: p.id, state: RunState::Running, at: self.now(), reason: None }]);
+        // The run's scratch space (the checkout, the jobs' directories) is outside the data
+        // directory, which is the server's alone: the run's user must reach its job's
+        // directories, and nothing else of the server's. Removed when the run ends.
+        let scratch = match scratch_dir(p.id) {
+            Ok(scratch) => scratch,
+            Err(e) => return self.fail_started(p.id, &p, &format!("cannot make the run's scratch directory: {e}")),
+        };
+        let (source, work) = (scratch.path().join("source"), scratch.path().join("work"));
         // Only jobs that check out get the sources, so a workflow without `actions/checkout`
         // does not pay for an export.
         let checks_out = p.workflow.jobs.iter().flat_map(|j| &j.steps).any(|s| {
@@ -84,6 +89,7 @@ impl Runner {
         opts.selected_jobs.clone_from(&p.run.only_jobs);
         opts.store_dir = Some(config.data_dir.join("pipelines"));
         opts.cancel = cancel;
+        opts.sandbox = config.sandbox.clone();
         opts.deployments = self.inner.deployments.lock().unwrap_or_else(|e| e.into_inner()).clone();
 
         let (updates, received) = mpsc::channel::<Write>();
@@ -132,13 +138,10 @@ impl Runner {
         // the log (a deploy reading its artifact right then finds it).
         self.append_events(events);
         self.update(&[RunUpdate::Run { run: p.id, state, at: self.now(), reason: why }]);
-        // The log stays; the work directories are the run's scratch space.
-        for dir in [&work, &source] {
-            if dir.exists()
-                && let Err(e) = std::fs::remove_dir_all(dir)
-            {
-                tracing::warn!(run = p.id, dir = %dir.display(), error = %e, "cannot clean up after a run");
-            }
+        // The log stays (in the data directory); the scratch space goes.
+        let path = scratch.path().to_owned();
+        if let Err(e) = scratch.close() {
+            tracing::warn!(run = p.id, dir = %path.display(), error = %e, "cannot clean up after a run");
         }
     }
 
@@ -182,6 +185,15 @@ impl Runner {
             Err(e) => tracing::error!(error = %e, "a run produced an invalid event"),
         }
     }
+}
+
+/// `$TMPDIR/mobius-run-<id>-…`, 0711: its owner's alone, but a run's user may pass through
+/// it to the job directories handed to it.
+fn scratch_dir(id: i64) -> std::io::Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = tempfile::Builder::new().prefix(&format!("mobius-run-{id}-")).tempdir()?;
+    std::fs::set_permissions(scratch.path(), std::fs::Permissions::from_mode(0o711))?;
+    Ok(scratch)
 }
 
 fn identity(p: &Prepared) -> RunIdentity {

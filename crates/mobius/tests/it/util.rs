@@ -29,7 +29,12 @@ pub struct Dir {
 
 impl Dir {
     pub fn new() -> Dir {
-        Dir { tmp: tempfile::tempdir().expect("temp dir") }
+        let tmp = tempfile::tempdir().expect("temp dir");
+        // Run as root (CI), the server runs steps and instances as `nobody`, which must be able
+        // to pass through the data directory's parent, as it can through `/var/lib`.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        Dir { tmp }
     }
 
     pub fn path(&self) -> &Path {
