@@ -120,6 +120,36 @@ impl SqliteStore {
     }
 }
 
+/// A recorded webhook delivery (origin `import`: nobody verified it) never shadows the signed
+/// delivery of the same thing: when a verified event (`github`, `gitlab`) meets the record of it
+/// in the log, it takes the record's place. Returns whether the bodies were the same, or `None`
+/// when `event` is an ordinary duplicate.
+fn verified_over_import(tx: &rusqlite::Transaction<'_>, event: &NewEvent) -> Result<Option<bool>, StoreError> {
+    use mobius_events::Origin;
+    use rusqlite::OptionalExtension;
+    if !matches!(event.origin, Origin::Github | Origin::Gitlab) {
+        return Ok(None);
+    }
+    let stored: Option<String> = tx
+        .prepare_cached("SELECT raw FROM events WHERE source = ?1 AND id = ?2 AND origin = ?3")?
+        .query_row(params![event.source, event.id, Origin::Import.as_str()], |r| r.get(0))
+        .optional()?;
+    let Some(stored) = stored else { return Ok(None) };
+    tx.prepare_cached(
+        "UPDATE events SET origin = ?3, raw = ?4, type = ?5, subject = ?6, ts = ?7 WHERE source = ?1 AND id = ?2",
+    )?
+    .execute(params![
+        event.source,
+        event.id,
+        event.origin.as_str(),
+        event.raw,
+        event.ty,
+        event.subject,
+        to_micros(event.timestamp)
+    ])?;
+    Ok(Some(stored == event.raw))
+}
+
 /// The data directory is the server's alone: it is created 0700 and the database 0600 (SQLite
 /// gives its `-wal` and `-shm` files the database's mode). A directory or file that others
 /// could read is tightened, with a warning, since it may already hold tokens' hashes, webhook
@@ -178,7 +208,19 @@ impl Store for SqliteStore {
                         event.raw,
                     ])?;
                 if inserted == 0 {
-                    statuses.push(AppendStatus::Duplicate);
+                    match verified_over_import(&tx, event)? {
+                        // The signed delivery replaces the unverified record of it; its facts
+                        // are the record's when the bodies agree.
+                        Some(same_body) => {
+                            if !same_body {
+                                let mut txn = facts::SqliteFacts { tx: &tx };
+                                materialise::apply(&mut txn, ctx.ancestry, &ctx.rules, &event.observations)
+                                    .map_err(StoreError::Facts)?;
+                            }
+                            statuses.push(AppendStatus::Stored);
+                        }
+                        None => statuses.push(AppendStatus::Duplicate),
+                    }
                     continue;
                 }
                 let mut txn = facts::SqliteFacts { tx: &tx };
@@ -441,6 +483,35 @@ mod tests {
         std::fs::set_permissions(dir.join("mobius.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
         let _store = SqliteStore::open(&dir).unwrap();
         assert_eq!((mode(&dir), mode(&dir.join("mobius.db"))), (0o700, 0o600), "tightened at start");
+    }
+
+    /// An unverified record of a webhook delivery (an import) does not make the signed
+    /// delivery a duplicate: the signed one takes its place, once.
+    #[test]
+    fn a_signed_delivery_is_never_shadowed_by_an_imported_record_of_it() {
+        use mobius_events::Origin;
+        use mobius_events::materialise::NoAncestry;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let event = |origin: Origin, raw: &str| NewEvent {
+            id: "push:refs/heads/main:abc".into(),
+            source: "github:acme/app".into(),
+            ty: "dev.cdeventsx.github-push.received.0.1.0".into(),
+            subject: "acme/app".into(),
+            timestamp: Timestamp::from_second(1_700_000_000).unwrap(),
+            origin,
+            raw: raw.into(),
+            observations: Vec::new(),
+        };
+        let ctx = IngestContext { rules: materialise::Rules::default(), ancestry: &NoAncestry };
+        let append = |e: NewEvent| store.append(&[e], &ctx).unwrap()[0];
+        assert_eq!(append(event(Origin::Import, "{\"forged\":true}")), AppendStatus::Stored);
+        assert_eq!(append(event(Origin::Import, "{}")), AppendStatus::Duplicate, "imports dedupe as before");
+        assert_eq!(append(event(Origin::Github, "{\"signed\":true}")), AppendStatus::Stored, "not shadowed");
+        assert_eq!(append(event(Origin::Github, "{\"signed\":true}")), AppendStatus::Duplicate, "once");
+        let all = store.events(&EventQuery::default()).unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!((all[0].origin, all[0].raw.as_str()), (Origin::Github, "{\"signed\":true}"));
     }
 
     #[test]
