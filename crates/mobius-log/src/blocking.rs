@@ -38,7 +38,9 @@ pub async fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) ->
         let _unmark = Unmark;
         f()
     };
-    match tokio::task::spawn_blocking(marked).await {
+    #[expect(clippy::disallowed_methods, reason = "the one place blocking work is handed to tokio")]
+    let handle = tokio::task::spawn_blocking(marked);
+    match handle.await {
         Ok(result) => result,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }

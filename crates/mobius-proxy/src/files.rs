@@ -93,6 +93,8 @@ pub async fn follow_table(proxy: Arc<Proxy>, path: PathBuf, every: Duration, shu
         }
         let read = {
             let path = path.clone();
+            // The data plane has no store to guard; its only blocking work is its two files.
+            #[expect(clippy::disallowed_methods, reason = "a file read off the proxy's workers")]
             tokio::task::spawn_blocking(move || read_table(&path)).await
         };
         match read {
@@ -135,7 +137,9 @@ pub async fn publish_slis(proxy: Arc<Proxy>, path: PathBuf, every: Duration, shu
         };
         let snapshot = proxy.slis();
         let target = path.clone();
-        match tokio::task::spawn_blocking(move || write_atomic(&target, &snapshot)).await {
+        #[expect(clippy::disallowed_methods, reason = "a file write off the proxy's workers")]
+        let written = tokio::task::spawn_blocking(move || write_atomic(&target, &snapshot));
+        match written.await {
             Ok(Ok(())) => failing = false,
             Ok(Err(error)) if !failing => {
                 tracing::warn!(error = %display_chain(&error), "cannot publish SLIs");

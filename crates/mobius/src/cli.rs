@@ -382,7 +382,10 @@ pub struct ServeArgs {
     #[arg(long, env = "MOBIUS_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
 
-    /// Serve read endpoints (DORA, flow, events) without a token
+    /// Serve every read endpoint without a token: the event log (with every event's raw
+    /// body), DORA and flow, runs and their logs, rollouts, SLOs, alerts, incidents and
+    /// post-mortem drafts, policy checks, chaos faults, and /metrics. Mutations still need a
+    /// token
     #[arg(long, env = "MOBIUS_PUBLIC_READ")]
     pub public_read: bool,
 

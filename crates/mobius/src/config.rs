@@ -27,8 +27,12 @@ use serde::Deserialize;
 pub struct FileConfig {
     /// Address the server listens on, e.g. `127.0.0.1:7070`.
     pub listen: Option<String>,
-    /// Serve read endpoints without a token.
+    /// Serve every `read` endpoint without a token: the event log with its raw bodies, DORA
+    /// and flow, runs and their logs, rollouts, SLOs, alerts, incidents and post-mortems,
+    /// policy checks, chaos faults, and `/metrics`.
     pub public_read: Option<bool>,
+    /// Serve `/metrics` without a token (for a Prometheus without `authorization`).
+    pub public_metrics: Option<bool>,
     /// How long after a deployment an incident is attributed to it, e.g. `24h`, `2d`.
     pub attribution_window: Option<String>,
     /// HMAC secret GitHub signs webhooks with (`X-Hub-Signature-256`).
@@ -44,6 +48,30 @@ pub struct FileConfig {
     /// How steps and services are isolated: `auto` (bubblewrap when it works), `bwrap`
     /// (required) or `off`.
     pub sandbox: Option<String>,
+    /// Limits on connections and request bodies (`[limits]`).
+    pub limits: Option<FileLimits>,
+}
+
+/// `[limits]` in `mobius.toml`: what the server accepts from clients. Each defaults to
+/// `mobius_server::limits::Limits::default()`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLimits {
+    /// Connections open at once (4096); more wait in the listen backlog.
+    pub max_connections: Option<usize>,
+    /// Time to receive a request's head, also the longest a kept-alive connection may wait for
+    /// its next request (`10s`).
+    pub header_read_timeout: Option<String>,
+    /// Time to receive a whole request body (`30s`).
+    pub body_read_timeout: Option<String>,
+    /// A connection with no byte read or written for this long is closed (`60s`).
+    pub idle_timeout: Option<String>,
+    /// The largest request body, in MiB (10).
+    pub max_body_mib: Option<usize>,
+    /// Request body bytes held in memory at once across all requests, in MiB (64).
+    pub body_budget_mib: Option<usize>,
+    /// Bodies read at once before the sender is known (webhooks) (8).
+    pub unauthenticated_reads: Option<usize>,
 }
 
 /// Resolved settings.
@@ -55,6 +83,10 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Whether read endpoints answer without a token.
     pub public_read: bool,
+    /// Whether `/metrics` answers without a token (`public_metrics`, `MOBIUS_PUBLIC_METRICS`).
+    pub public_metrics: bool,
+    /// Limits on connections and bodies (`[limits]`).
+    pub limits: mobius_server::limits::Limits,
     /// How events become facts (the attribution window).
     pub rules: Rules,
     /// `MOBIUS_GITHUB_WEBHOOK_SECRET` (or `_FILE`), else `github_webhook_secret` in the file.
@@ -150,10 +182,18 @@ fn load_with(
         (None, None) => SandboxMode::default(),
     };
 
+    let limits = limits(file.limits.unwrap_or_default()).with_context(|| format!("{}: [limits]", path.display()))?;
+    let public_metrics = match env("MOBIUS_PUBLIC_METRICS") {
+        Some(text) => parse_bool(&text).context("MOBIUS_PUBLIC_METRICS")?,
+        None => file.public_metrics.unwrap_or(false),
+    };
+
     Ok(Settings {
         data_dir,
         listen,
         public_read: overrides.public_read || file.public_read.unwrap_or(false),
+        public_metrics,
+        limits,
         rules,
         github_webhook_secret: secret("MOBIUS_GITHUB_WEBHOOK_SECRET")?
             .or_else(|| file.github_webhook_secret.map(Secret::new)),
@@ -167,6 +207,46 @@ fn load_with(
         run_as,
         sandbox,
     })
+}
+
+/// The server's limits: the defaults, with what `[limits]` says over them.
+fn limits(file: FileLimits) -> Result<mobius_server::limits::Limits> {
+    let mut limits = mobius_server::limits::Limits::default();
+    let positive = |name: &str, n: usize| if n == 0 { bail!("`{name}` must be at least 1") } else { Ok(n) };
+    if let Some(n) = file.max_connections {
+        limits.max_connections = positive("max_connections", n)?;
+    }
+    if let Some(text) = file.header_read_timeout {
+        limits.header_read_timeout = parse_interval(&text).context("`header_read_timeout`")?;
+    }
+    if let Some(text) = file.body_read_timeout {
+        limits.body_read_timeout = parse_interval(&text).context("`body_read_timeout`")?;
+    }
+    if let Some(text) = file.idle_timeout {
+        limits.idle_timeout = parse_interval(&text).context("`idle_timeout`")?;
+    }
+    if let Some(mib) = file.max_body_mib {
+        limits.max_body_bytes = positive("max_body_mib", mib)?.saturating_mul(1 << 20);
+    }
+    if let Some(mib) = file.body_budget_mib {
+        limits.body_budget_bytes = positive("body_budget_mib", mib)?.saturating_mul(1 << 20);
+    }
+    if let Some(n) = file.unauthenticated_reads {
+        limits.unauthenticated_reads = positive("unauthenticated_reads", n)?;
+    }
+    if limits.body_budget_bytes < limits.max_body_bytes {
+        bail!("`body_budget_mib` must be at least `max_body_mib`: one body must fit in the budget");
+    }
+    Ok(limits)
+}
+
+/// `true`/`false` (also `1`/`0`, `yes`/`no`).
+fn parse_bool(text: &str) -> Result<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        other => bail!("`{other}` is not true or false"),
+    }
 }
 
 /// The variables that hold the server's secrets. Each may instead be given as `<NAME>_FILE`,
@@ -413,6 +493,31 @@ mod tests {
         let secrets = read_env_secrets(&|name| missing.get(name).cloned());
         let error = secrets.get("MOBIUS_ADMIN_TOKEN").unwrap_err().to_string();
         assert!(error.starts_with("cannot read MOBIUS_ADMIN_TOKEN_FILE (/nonexistent/token): "), "{error}");
+    }
+
+    #[test]
+    fn limits_come_from_the_file_and_bad_ones_are_refused_naming_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = || load_with(Some(dir.path()), Overrides::default(), &|_| None);
+        assert_eq!(load().unwrap().limits, mobius_server::limits::Limits::default());
+        let toml =
+            "public_metrics = true\n[limits]\nmax_connections = 100\nheader_read_timeout = \"2s\"\nmax_body_mib = 1\n";
+        std::fs::write(dir.path().join("mobius.toml"), toml).unwrap();
+        let s = load().unwrap();
+        assert!(s.public_metrics);
+        assert_eq!(s.limits.max_connections, 100);
+        assert_eq!(s.limits.header_read_timeout, std::time::Duration::from_secs(2));
+        assert_eq!(s.limits.max_body_bytes, 1 << 20);
+        for (bad, names) in [
+            ("[limits]\nmax_connections = 0\n", "max_connections"),
+            ("[limits]\nidle_timeout = \"soon\"\n", "idle_timeout"),
+            ("[limits]\nmax_body_mib = 100\n", "body_budget_mib"),
+            ("[limits]\nmax_conections = 1\n", "max_conections"),
+        ] {
+            std::fs::write(dir.path().join("mobius.toml"), bad).unwrap();
+            let error = format!("{:#}", load().unwrap_err());
+            assert!(error.contains(names), "{bad}: {error}");
+        }
     }
 
     #[test]

@@ -75,6 +75,7 @@ pub async fn run(data_dir: &Path, args: ProxyArgs) -> Result<ExitCode> {
         let _ = done.send(());
     });
     let serving = proxy.clone();
+    #[expect(clippy::disallowed_methods, reason = "the proxy's own threads, not store work: nothing to check")]
     tokio::task::spawn_blocking(move || {
         serving.serve_std(listener, threads, async {
             let _ = finished.await;

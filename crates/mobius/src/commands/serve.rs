@@ -57,7 +57,8 @@ pub async fn run(data_dir: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
             public_read: settings.public_read,
             github_webhook_secret: settings.github_webhook_secret.clone(),
             gitlab_webhook_token: settings.gitlab_webhook_token.clone(),
-            ..ServerConfig::default()
+            public_metrics: settings.public_metrics,
+            limits: settings.limits.clone(),
         },
     );
     mobius_server::serve(listener, state, shutdown_signal()).await.context("the server failed")?;
