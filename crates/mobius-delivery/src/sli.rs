@@ -24,7 +24,7 @@ impl Deployer {
     pub async fn record_slis(self, every: Duration, shutdown: impl Future<Output = ()>) {
         let mut timer = tokio::time::interval(every);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut compacted: Option<std::time::Instant> = None;
+        let mut compacted: Option<tokio::time::Instant> = None;
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -35,7 +35,7 @@ impl Deployer {
                 _ = timer.tick() => {
                     self.record_slis_now().await;
                     if compacted.is_none_or(|at| at.elapsed() >= COMPACT_EVERY) {
-                        compacted = Some(std::time::Instant::now());
+                        compacted = Some(tokio::time::Instant::now());
                         self.compact_slis(self.now()).await;
                     }
                 }
