@@ -161,20 +161,27 @@ pub fn prepare(
     let releases = releases_dir(data_dir)?;
     let dir = releases.join(hex);
     if !dir.join("mobius.yaml").is_file() {
-        // Made in a temporary directory and renamed, so a half-made release never exists.
+        // Made in a temporary directory, checked, then renamed: a half-made or refused release
+        // never exists.
         let partial = releases.join(format!(".{hex}.partial"));
-        if partial.exists() {
-            make_writable(&partial).map_err(io("clean up", &partial))?;
-            fs::remove_dir_all(&partial).map_err(io("clean up", &partial))?;
-        }
+        let remove = |partial: &Path| -> Result<(), ReleaseError> {
+            if partial.exists() {
+                make_writable(partial).map_err(io("clean up", partial))?;
+                fs::remove_dir_all(partial).map_err(io("clean up", partial))?;
+            }
+            Ok(())
+        };
+        remove(&partial)?;
         fs::create_dir_all(&partial).map_err(io("create", &partial))?;
-        fill(&partial)?;
+        let checked = fill(&partial).and_then(|()| read_spec(&partial, &digest));
+        if let Err(e) = checked {
+            remove(&partial)?;
+            return Err(e);
+        }
         make_read_only(&partial).map_err(io("make read-only", &partial))?;
         fs::rename(&partial, &dir).map_err(io("place the release at", &dir))?;
     }
-    let spec_path = dir.join("mobius.yaml");
-    let spec_text = fs::read_to_string(&spec_path).map_err(|_| ReleaseError::NoSpec { digest: digest.clone() })?;
-    let spec = ServiceSpec::parse("mobius.yaml", &spec_text)?;
+    let (spec, spec_text) = read_spec(&dir, &digest)?;
     let artifact = format!("pkg:generic/{name}@{}", digest.replace(':', "%3A"));
     Ok(Release { dir, version, spec, spec_text, artifact, revision })
 }
@@ -196,6 +203,15 @@ fn releases_dir(data_dir: &Path) -> Result<PathBuf, ReleaseError> {
 /// Where an uploaded tree's tar is kept, by the tar's digest.
 pub fn upload_path(data_dir: &Path, digest: &str) -> PathBuf {
     data_dir.join("uploads").join(format!("{}.tar", digest.trim_start_matches("sha256:")))
+}
+
+/// The release's `mobius.yaml`, parsed, and refused when it holds a credential.
+fn read_spec(dir: &Path, digest: &str) -> Result<(ServiceSpec, String), ReleaseError> {
+    let text =
+        fs::read_to_string(dir.join("mobius.yaml")).map_err(|_| ReleaseError::NoSpec { digest: digest.to_owned() })?;
+    let spec = ServiceSpec::parse("mobius.yaml", &text)?;
+    mobius_deploy::credentials::check("mobius.yaml", &text, &spec.run.env)?;
+    Ok((spec, text))
 }
 
 /// `sha256:<hex>` from an artifact id `pkg:generic/NAME@sha256%3A<hex>`.
@@ -269,5 +285,15 @@ mod tests {
         assert!(matches!(&invalid, Err(ReleaseError::Spec(_))), "{invalid:?}");
         assert!(invalid.unwrap_err().to_string().starts_with("mobius.yaml:"), "precise error");
         assert_eq!(artifact_digest("pkg:generic/dist@sha256%3Aab"), Some("sha256:ab".into()));
+
+        // A credential in run.env would be stored in clear: the release is refused, at its line.
+        let secret = "service: shop\nrun:\n  command: ./shop\n  env:\n    DB_PASSWORD: hunter2\nenvironments:\n  - name: production\n    listen: 127.0.0.1:18080\n";
+        fs::write(src.path().join("mobius.yaml"), secret).unwrap();
+        let before = fs::read_dir(data.path().join("releases")).unwrap().count();
+        let refused = prepare(data.path(), &Source::Dir(src.path().to_owned()), None, &none);
+        let after = fs::read_dir(data.path().join("releases")).unwrap().count();
+        assert_eq!(before, after, "a refused release leaves nothing behind");
+        let shown = refused.unwrap_err().to_string();
+        assert!(shown.starts_with("mobius.yaml:5:5: `run.env.DB_PASSWORD` looks like a credential"), "{shown}");
     }
 }

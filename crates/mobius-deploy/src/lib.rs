@@ -7,6 +7,7 @@
 //! - `supervisor`: the embedded runtime — instances as processes on loopback ports.
 //! - `load`: a small HTTP load generator (the demo's traffic, benchmarks).
 pub mod analysis;
+pub mod credentials;
 pub mod load;
 pub mod rollout;
 pub mod spec;
