@@ -2,6 +2,8 @@
 //! embedded proxy (the default, inside `mobius serve`), or a separate `mobius proxy` that the
 //! control plane talks to through files in `<data>/proxy/` (the routing table it follows, the
 //! SLIs it publishes) — so it keeps serving its last table while the control plane is down.
+//! Those files are written and read by a thread of the plane's own ([`Files`]), never on the
+//! async workers: a table is handed to it, and the SLIs are what it read last.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,7 +34,49 @@ pub struct Injected {
 
 enum Route {
     Embedded { proxy: Arc<Proxy>, stop: Option<oneshot::Sender<()>> },
-    External { table: PathBuf, slis: PathBuf },
+    External(Files),
+}
+
+/// The files of a separate proxy, kept by a thread: it writes each table handed to it (the
+/// newest, when several wait) and reads the published SLIs every [`SLI_READ_EVERY`].
+struct Files {
+    tables: std::sync::mpsc::Sender<RoutingTable>,
+    slis: Arc<Mutex<SliSnapshot>>,
+}
+
+/// How often a separate proxy's published SLIs are read (it publishes about every second).
+const SLI_READ_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+impl Files {
+    fn start(table: PathBuf, slis_path: PathBuf) -> Files {
+        let (tables, received) = std::sync::mpsc::channel::<RoutingTable>();
+        let slis = Arc::new(Mutex::new(SliSnapshot { taken_at_ms: 0, versions: Default::default() }));
+        let read = slis.clone();
+        let spawned = std::thread::Builder::new().name("proxy-files".into()).spawn(move || {
+            loop {
+                match received.recv_timeout(SLI_READ_EVERY) {
+                    Ok(first) => {
+                        // Only the newest table matters.
+                        let newest = received.try_iter().last().unwrap_or(first);
+                        if let Err(e) = files::write_atomic(&table, &newest) {
+                            tracing::error!(path = %table.display(), error = %e, "cannot write the routing table");
+                        }
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    // The plane is gone.
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+                // A proxy that has not published yet (or a half-written file) keeps the last.
+                if let Some(snapshot) = std::fs::read(&slis_path).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+                    *read.lock().unwrap_or_else(|e| e.into_inner()) = snapshot;
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the thread that keeps a proxy's files");
+        }
+        Files { tables, slis }
+    }
 }
 
 impl Plane {
@@ -82,10 +126,10 @@ impl Plane {
 
     /// A separate `mobius proxy` following files in `dir`.
     pub fn external(dir: PathBuf, service: &str, environment: &str) -> Plane {
-        Plane::with(Route::External {
-            table: files::table_path(&dir, service, environment),
-            slis: files::sli_path(&dir, service, environment),
-        })
+        Plane::with(Route::External(Files::start(
+            files::table_path(&dir, service, environment),
+            files::sli_path(&dir, service, environment),
+        )))
     }
 
     /// Routes by `table` (with the current faults) from now on; a separate proxy picks it up
@@ -99,9 +143,9 @@ impl Plane {
         table.faults = self.faults().into_iter().map(|f| f.fault).collect();
         match &self.route {
             Route::Embedded { proxy, .. } => proxy.set_table(table),
-            Route::External { table: path, .. } => {
-                if let Err(e) = files::write_atomic(path, &table) {
-                    tracing::error!(path = %path.display(), error = %e, "cannot write the routing table");
+            Route::External(files) => {
+                if files.tables.send(table).is_err() {
+                    tracing::error!("the thread that writes the routing table is gone");
                 }
             }
         }
@@ -113,7 +157,8 @@ impl Plane {
     pub fn settle(&self) -> std::time::Duration {
         match &self.route {
             Route::Embedded { .. } => std::time::Duration::from_millis(100),
-            Route::External { .. } => std::time::Duration::from_millis(1000),
+            // Its poll (200 ms), the file thread's, and a margin.
+            Route::External(_) => std::time::Duration::from_millis(1000),
         }
     }
 
@@ -121,10 +166,7 @@ impl Plane {
     pub fn slis(&self) -> SliSnapshot {
         match &self.route {
             Route::Embedded { proxy, .. } => proxy.slis(),
-            Route::External { slis, .. } => std::fs::read(slis)
-                .ok()
-                .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-                .unwrap_or_else(|| SliSnapshot { taken_at_ms: 0, versions: Default::default() }),
+            Route::External(files) => files.slis.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         }
     }
 }
