@@ -77,8 +77,7 @@ pub fn decode<'h>(
 
 /// Reads a JSON array of events.
 pub fn batch(text: &str, origin: Origin) -> Result<Vec<Item>, BindingError> {
-    let items: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| BindingError::NotAnArray(e.to_string()))?;
-    Ok(items.into_iter().map(|item| record::parse(item.get(), origin)).collect())
+    record::parse_array(text, origin).map_err(|e| BindingError::NotAnArray(e.to_string()))
 }
 
 /// One structured CloudEvent, or a bare CDEvent.
