@@ -2,6 +2,7 @@
 //! module per area.
 
 mod cdevents;
+mod props;
 mod webhooks;
 
 /// `../shared/corpus` beside the project root. Inside a `mobius run` job the project is a copy
