@@ -6,6 +6,7 @@ mod engine;
 mod exec;
 mod expr;
 mod mask;
+mod props;
 mod workflow;
 
 /// `../shared/corpus` beside the project root. Inside a `mobius run` job the project is a copy
