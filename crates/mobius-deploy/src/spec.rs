@@ -207,7 +207,8 @@ impl Span {
             "h" => n * 3600.0,
             _ => return None,
         };
-        Some(Span(Duration::from_secs_f64(seconds)))
+        // `from_secs_f64` panics past what a `Duration` holds (`99999999999999999999h`).
+        Duration::try_from_secs_f64(seconds).ok().map(Span)
     }
 }
 
@@ -592,6 +593,15 @@ mod tests {
             assert_eq!(Span::parse(text).map(|s| s.0.as_millis()), Some(ms), "{text}");
         }
         assert_eq!(Span::parse("5d"), None);
+        // Found by the property `any_span_text_is_read_or_refused`: a span longer than a
+        // `Duration` holds panicked, in a file or as a number of seconds.
+        assert_eq!(Span::parse("99999999999999999999h"), None);
+        let e = error(
+            &BASE.replace("  command: ./shop\n", "  command: ./shop\n  readiness_timeout: 99999999999999999999h\n"),
+        );
+        assert!(e.starts_with("mobius.yaml:4:22: `99999999999999999999h` is not a duration"), "{e}");
+        let e = error(&BASE.replace("  command: ./shop\n", "  command: ./shop\n  shutdown_grace: 1e300\n"));
+        assert!(e.starts_with("mobius.yaml:4:19: `1000000") && e.contains("is not a duration"), "{e}");
         assert_eq!(Span(Duration::from_millis(1500)).to_string(), "1500ms");
         assert_eq!(Span(Duration::from_secs(300)).to_string(), "5m");
     }
