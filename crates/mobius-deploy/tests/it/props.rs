@@ -338,7 +338,7 @@ fn check(text: &str) {
 }
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(config(512))]
 
     /// YAML-ish text made of `mobius.yaml`'s keys and values.
     #[test]

@@ -299,11 +299,16 @@ proptest! {
     /// anywhere on their lines) or one JSON array.
     #[test]
     fn every_record_of_an_import_file_is_read_and_located(
-        records in prop::collection::vec(record(), 1..6),
+        mut records in prop::collection::vec(record(), 1..6),
         separators in prop::collection::vec(prop::sample::select(&["\n", "\r\n", " ", "\n\n  ", "\t"][..]), 6),
         array in any::<bool>(),
         pretty in any::<bool>(),
     ) {
+        // A file that starts with `[` is one array, so records one after another start with
+        // something else.
+        if !array && let Record::Other(first @ Value::Array(_)) = &mut records[0] {
+            *first = json!({ "array": first.take() });
+        }
         let mut body = String::from(if array { "[" } else { "" });
         let mut spans = Vec::new();
         for (i, record) in records.iter().enumerate() {
@@ -318,8 +323,6 @@ proptest! {
         }
         body.push_str(if array { "]\n" } else { "\n" });
 
-        // A file that starts with `[` is one array: records one after another must not.
-        prop_assume!(array || !body.trim_start().starts_with('['));
         let items = parse_many(&body, Origin::Api);
         prop_assert_eq!(items.len(), records.len(), "{}", body);
         for ((item, record), span) in items.iter().zip(&records).zip(&spans) {

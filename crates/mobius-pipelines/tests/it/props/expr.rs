@@ -233,13 +233,8 @@ proptest! {
         prop_assert_eq!(rendered.ok(), first.as_ref().ok().map(|(_, display)| format!("x{display}")));
 
         let truthy = expr::evaluate(&parsed, &ctx).map(|v| v.is_truthy());
-        let expected = if uses_status_function(&parsed) {
-            truthy
-        } else if status == JobStatus::Success {
-            truthy
-        } else {
-            Ok(false)
-        };
+        // Without a status function an `if:` is `success() && (expr)`.
+        let expected = if uses_status_function(&parsed) || status == JobStatus::Success { truthy } else { Ok(false) };
         prop_assert_eq!(&evaluate_condition(&text, &ctx), &expected);
         prop_assert_eq!(&evaluate_condition(&template, &ctx), &expected);
     }
