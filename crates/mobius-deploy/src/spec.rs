@@ -199,15 +199,28 @@ impl Span {
         let text = text.trim();
         let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
         let (number, unit) = text.split_at(split);
-        let n: f64 = number.parse().ok().filter(|n: &f64| n.is_finite() && *n >= 0.0)?;
-        let seconds = match unit {
-            "ms" => n / 1000.0,
-            "s" | "" => n,
-            "m" => n * 60.0,
-            "h" => n * 3600.0,
+        let nanos_per_unit: u128 = match unit {
+            "ms" => 1_000_000,
+            "s" | "" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
             _ => return None,
         };
-        Some(Span(Duration::from_secs_f64(seconds)))
+        // Decimal arithmetic in nanoseconds, not f64 seconds: through f64 a span printed in
+        // milliseconds did not always read back as the same span (`8400000.484s`), and
+        // `Duration::from_secs_f64` panics past what a `Duration` holds.
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
+            return None;
+        }
+        let whole: u128 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+        // Digits past the 18th are far below a nanosecond of any unit.
+        let fraction = &fraction[..fraction.len().min(18)];
+        let scale = 10u128.pow(fraction.len() as u32);
+        let fraction: u128 = if fraction.is_empty() { 0 } else { fraction.parse().ok()? };
+        let nanos = whole.checked_mul(nanos_per_unit)?.checked_add(fraction * nanos_per_unit / scale)?;
+        let seconds = u64::try_from(nanos / 1_000_000_000).ok()?;
+        Some(Span(Duration::new(seconds, (nanos % 1_000_000_000) as u32)))
     }
 }
 
@@ -592,6 +605,23 @@ mod tests {
             assert_eq!(Span::parse(text).map(|s| s.0.as_millis()), Some(ms), "{text}");
         }
         assert_eq!(Span::parse("5d"), None);
+        // Found by the property `any_span_text_is_read_or_refused`: a span longer than a
+        // `Duration` holds panicked, in a file or as a number of seconds; and a span read
+        // through f64 seconds did not read back the same once printed in milliseconds.
+        let span = Span::parse("8400000.484s").unwrap();
+        assert_eq!(span.0.as_millis(), 8_400_000_484);
+        assert_eq!(Span::parse(&span.to_string()), Some(span));
+        assert_eq!(Span::parse(".5").map(|s| s.0.as_millis()), Some(500));
+        for bad in [".", "1.2.3s", "", "ms", "-1s", "1 s"] {
+            assert_eq!(Span::parse(bad), None, "{bad}");
+        }
+        assert_eq!(Span::parse("99999999999999999999h"), None);
+        let e = error(
+            &BASE.replace("  command: ./shop\n", "  command: ./shop\n  readiness_timeout: 99999999999999999999h\n"),
+        );
+        assert!(e.starts_with("mobius.yaml:4:22: `99999999999999999999h` is not a duration"), "{e}");
+        let e = error(&BASE.replace("  command: ./shop\n", "  command: ./shop\n  shutdown_grace: 1e300\n"));
+        assert!(e.starts_with("mobius.yaml:4:19: `1000000") && e.contains("is not a duration"), "{e}");
         assert_eq!(Span(Duration::from_millis(1500)).to_string(), "1500ms");
         assert_eq!(Span(Duration::from_secs(300)).to_string(), "5m");
     }

@@ -83,8 +83,9 @@ pub fn decode<'h>(
 
 /// Reads a JSON array of at most [`MAX_BATCH_ITEMS`] events.
 pub fn batch(text: &str, origin: Origin) -> Result<Vec<Item>, BindingError> {
-    let items = record::array_elements(text, MAX_BATCH_ITEMS)?.map_err(|e| BindingError::NotAnArray(e.to_string()))?;
-    Ok(items.into_iter().map(|item| record::parse(item, origin)).collect())
+    let records =
+        record::array_elements(text, MAX_BATCH_ITEMS)?.map_err(|e| BindingError::NotAnArray(e.to_string()))?;
+    Ok(record::parse_all(text, records, origin))
 }
 
 /// One structured CloudEvent, or a bare CDEvent.

@@ -86,15 +86,20 @@ pub fn parse_many_unbounded(text: &str, origin: Origin) -> Vec<Item> {
 fn parse_at_most(text: &str, origin: Origin, max: usize) -> Result<Vec<Item>, TooManyItems> {
     if text.trim_start().starts_with('[') {
         return Ok(match array_elements(text, max)? {
-            Ok(items) => items.into_iter().map(|item| parse(item, origin)).collect(),
+            Ok(records) => parse_all(text, records, origin),
             Err(e) => vec![Err(json_error(&e))],
         });
     }
     let Framed { records, broken } = stream(text, max)?;
-    let mut items: Vec<Item> =
-        records.into_iter().map(|(record, line)| parse(record, origin).map_err(|e| at_line(e, line))).collect();
+    let mut items = parse_all(text, records, origin);
     items.extend(broken.map(|e| Err(json_error(&e))));
     Ok(items)
+}
+
+/// Parses `records`, slices of `text` in order, each with its errors positioned in `text`.
+pub(crate) fn parse_all(text: &str, records: Vec<&str>, origin: Origin) -> Vec<Item> {
+    let mut lines = Lines::new(text);
+    records.into_iter().map(|record| parse_within(text, record, &mut lines, origin)).collect()
 }
 
 /// The elements of a JSON array as text, refusing more than `max` of them when the first one
@@ -152,8 +157,8 @@ impl<'de> Visitor<'de> for Elements<'_> {
 
 /// Records framed in a stream of JSON values.
 struct Framed<'a> {
-    /// Each record's text and the line it starts on.
-    records: Vec<(&'a str, usize)>,
+    /// Each record's text, in order.
+    records: Vec<&'a str>,
     /// Malformed JSON that ended the stream: nothing after it can be framed.
     broken: Option<serde_json::Error>,
 }
@@ -176,7 +181,7 @@ fn stream(text: &str, max: usize) -> Result<Framed<'_>, TooManyItems> {
                 if records.len() == max {
                     return Err(TooManyItems { limit: max, line });
                 }
-                records.push((value.get(), line));
+                records.push(value.get());
             }
             Some(Err(e)) => return Ok(Framed { records, broken: Some(e) }),
         }
@@ -187,10 +192,73 @@ fn newlines(bytes: &[u8]) -> usize {
     bytes.iter().filter(|b| **b == b'\n').count()
 }
 
-/// Positions inside a record are relative to it; shift them to the file's lines.
-fn at_line(e: EventError, first_line: usize) -> EventError {
-    match e {
-        EventError::Json { line, column, message } => EventError::Json { line: line + first_line - 1, column, message },
+/// Parses `record`, a slice of `text`, with its errors' positions moved from the record's
+/// first line and column to the text's.
+fn parse_within(text: &str, record: &str, lines: &mut Lines<'_>, origin: Origin) -> Item {
+    // Records are borrowed from the text; anything else (which never happens) stays unshifted.
+    let start = (record.as_ptr() as usize).checked_sub(text.as_ptr() as usize).filter(|s| *s <= text.len());
+    let Some(start) = start else { return parse(record, origin) };
+    let (first_line, line_start) = lines.at(start);
+    parse(record, origin).map_err(|e| match e {
+        EventError::Json { line, column, message } => EventError::Json {
+            line: line + first_line - 1,
+            // serde_json counts columns in bytes, as `start - line_start` is.
+            column: if line == 1 { column + (start - line_start) } else { column },
+            message,
+        },
         other => other,
+    })
+}
+
+/// The line of each record, counted incrementally: recounting from the start for each record
+/// would make a large body quadratic.
+struct Lines<'a> {
+    text: &'a str,
+    /// Bytes already counted.
+    counted: usize,
+    /// The 1-based line at `counted`, and the offset where that line starts.
+    line: usize,
+    line_start: usize,
+}
+
+impl<'a> Lines<'a> {
+    fn new(text: &'a str) -> Self {
+        Lines { text, counted: 0, line: 1, line_start: 0 }
+    }
+
+    /// The line of `offset` and where it starts; offsets are asked for in increasing order.
+    fn at(&mut self, offset: usize) -> (usize, usize) {
+        let skipped = self.text.as_bytes().get(self.counted..offset).unwrap_or_default();
+        if let Some(last) = skipped.iter().rposition(|b| *b == b'\n') {
+            self.line_start = self.counted + last + 1;
+        }
+        self.line += skipped.iter().filter(|b| **b == b'\n').count();
+        self.counted = self.counted.max(offset);
+        (self.line, self.line_start)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The (line, column) of each record's JSON error.
+    fn positions(text: &str) -> Vec<Option<(usize, usize)>> {
+        let position = |item: &Item| match item {
+            Err(EventError::Json { line, column, .. }) => Some((*line, *column)),
+            _ => None,
+        };
+        parse_many(text, Origin::Api).unwrap().iter().map(position).collect()
+    }
+
+    /// Found by the property `every_record_of_an_import_file_is_read_and_located`: an error
+    /// inside a record was positioned in the record, so every element of an array was on line
+    /// 1, and a record that did not start its line had the column it would have at the start.
+    #[test]
+    fn a_record_error_is_positioned_in_the_file() {
+        // serde_json points at the last byte it read of the refused value.
+        assert_eq!(positions("[1,\n  null]"), [Some((1, 2)), Some((2, 6))]);
+        assert_eq!(positions("5   true\n \"x\""), [Some((1, 1)), Some((1, 8)), Some((2, 4))]);
+        assert_eq!(positions("{\"a\": 1}\n[2]"), [None, Some((2, 3))]);
     }
 }

@@ -139,8 +139,15 @@ pub(crate) struct Report<'a> {
 
 impl<'a> Report<'a> {
     fn new(text: &'a str) -> Self {
+        // YAML's line breaks, as the parser counts them in positions: `\n`, `\r\n` (one
+        // break) and a lone `\r`.
+        let bytes = text.as_bytes();
         let mut line_starts = vec![0];
-        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        line_starts.extend(
+            (0..bytes.len())
+                .filter(|&i| bytes[i] == b'\n' || (bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
+                .map(|i| i + 1),
+        );
         Report { text, line_starts, items: Vec::new() }
     }
 
@@ -238,6 +245,23 @@ mod tests {
         assert_eq!(edit_distance("runs_on", "runs-on"), 1);
         assert_eq!(suggest("runs_on", ["runs-on", "needs"]), Some("runs-on"));
         assert_eq!(suggest("zzz", ["runs-on"]), None);
+    }
+
+    /// Found while checking why the property `mutated_starter_workflows_are_linted_at_positions_inside_them`
+    /// put diagnostics past the last `\n` line: the parser counts a lone `\r` as a line break
+    /// (YAML does), the expression locator did not, so an error in a file with `\r` line ends
+    /// was put on the wrong line.
+    #[test]
+    fn expression_errors_are_located_in_files_with_any_line_break() {
+        for newline in ["\n", "\r\n", "\r"] {
+            let text = ["on: push", "x: |", "  ab", "  cd ${{ 1 ) }}", ""].join(newline);
+            let errors: Vec<String> = lint("w.yml", &text)
+                .iter()
+                .filter(|d| d.message.contains("expression"))
+                .map(ToString::to_string)
+                .collect();
+            assert_eq!(errors, ["w.yml:4:12: error: invalid expression: unexpected `)` at column 13"], "{newline:?}");
+        }
     }
 
     #[test]

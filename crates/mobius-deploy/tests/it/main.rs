@@ -1,3 +1,5 @@
-//! Integration tests of the deploy crate: one module per area.
+//! The crate's integration tests: one binary (`cargo test -p mobius-deploy --test it`), one
+//! module per area.
 
+mod props;
 mod supervisor;

@@ -5,6 +5,7 @@ mod cdevents;
 mod emit;
 mod identity;
 mod limits;
+mod props;
 mod webhooks;
 
 /// `../shared/corpus` beside the project root. Inside a `mobius run` job the project is a copy

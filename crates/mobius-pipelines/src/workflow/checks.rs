@@ -92,42 +92,55 @@ fn needs(r: &mut Report, w: &Workflow) {
     let mut done: HashSet<&str> = HashSet::new();
     let mut reported: HashSet<Vec<&str>> = HashSet::new();
     for job in &w.jobs {
-        let mut path = Vec::new();
-        visit(r, &by_id, job.id.as_str(), &mut path, &mut done, &mut reported);
+        visit(r, &by_id, job.id.as_str(), &mut done, &mut reported);
     }
 }
 
+/// The search from one job. The path is an explicit stack, not recursion: a `needs` chain is as
+/// long as the file makes it, and a few thousand jobs overflowed the thread's stack.
 fn visit<'w>(
     r: &mut Report,
     by_id: &HashMap<&'w str, &'w Job>,
-    id: &'w str,
-    path: &mut Vec<&'w str>,
+    root: &'w str,
     done: &mut HashSet<&'w str>,
     reported: &mut HashSet<Vec<&'w str>>,
 ) {
-    if done.contains(id) {
+    if done.contains(root) || !by_id.contains_key(root) {
         return;
     }
-    if let Some(start) = path.iter().position(|p| *p == id) {
-        let cycle = &path[start..];
-        let mut key = cycle.to_vec();
-        key.sort_unstable();
-        if reported.insert(key) {
-            let names: Vec<&str> = cycle.iter().copied().chain([id]).collect();
-            let pos = by_id.get(id).map_or(Pos { line: 1, column: 1 }, |j| j.pos);
-            r.error(pos, format!("`needs` cycle: {}", names.join(" → ")));
+    // The jobs on the current path, each with the index of its next need to follow, and
+    // where each is on the path (a long path must not make every step a linear search).
+    let mut path: Vec<(&'w str, usize)> = vec![(root, 0)];
+    let mut on_path: HashMap<&'w str, usize> = HashMap::from([(root, 0)]);
+    while let Some(&(id, next)) = path.last() {
+        let Some(job) = by_id.get(id) else { return };
+        let Some((need, _)) = job.needs.get(next) else {
+            path.pop();
+            on_path.remove(id);
+            done.insert(id);
+            continue;
+        };
+        if let Some(top) = path.last_mut() {
+            top.1 += 1;
         }
-        return;
-    }
-    let Some(job) = by_id.get(id) else { return };
-    path.push(id);
-    for (need, _) in &job.needs {
-        if let Some((key, _)) = by_id.get_key_value(need.as_str()) {
-            visit(r, by_id, key, path, done, reported);
+        let Some((&key, _)) = by_id.get_key_value(need.as_str()) else { continue };
+        if done.contains(key) {
+            continue;
         }
+        if let Some(&start) = on_path.get(key) {
+            let cycle: Vec<&str> = path[start..].iter().map(|(id, _)| *id).collect();
+            let mut sorted = cycle.clone();
+            sorted.sort_unstable();
+            if reported.insert(sorted) {
+                let names: Vec<&str> = cycle.into_iter().chain([key]).collect();
+                let pos = by_id.get(key).map_or(Pos { line: 1, column: 1 }, |j| j.pos);
+                r.error(pos, format!("`needs` cycle: {}", names.join(" → ")));
+            }
+            continue;
+        }
+        on_path.insert(key, path.len());
+        path.push((key, 0));
     }
-    path.pop();
-    done.insert(id);
 }
 
 fn steps(r: &mut Report, job: &Job) {
@@ -206,5 +219,27 @@ fn matrix_size(r: &mut Report, job: &Job) {
             format!("matrix of job `{}` expands to {count} combinations (at most {MAX_COMBINATIONS})", job.id),
         ),
         Err(e) => r.error(job.pos, format!("matrix of job `{}`: {e}", job.id)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::workflow::lint;
+
+    /// Found by the property `long_needs_chains_are_checked`: the cycle search recursed once per
+    /// job of a `needs` chain, and a few thousand jobs overflowed the stack.
+    #[test]
+    fn a_long_needs_chain_does_not_overflow_the_stack() {
+        let jobs = 5_000;
+        let mut text = "on: push\njobs:\n".to_owned();
+        for i in 0..jobs {
+            let need = if i == 0 { jobs - 1 } else { i - 1 };
+            text.push_str(&format!("  j{i}:\n    needs: j{need}\n    runs-on: x\n    steps: [{{run: x}}]\n"));
+        }
+        let cycles: Vec<String> =
+            lint("w.yml", &text).into_iter().filter(|d| d.message.contains("cycle")).map(|d| d.to_string()).collect();
+        assert_eq!(cycles.len(), 1, "{cycles:?}");
+        let expected = format!("w.yml:3:3: error: `needs` cycle: j0 → j{} → j{} → ", jobs - 1, jobs - 2);
+        assert!(cycles[0].starts_with(&expected), "{}", cycles[0]);
     }
 }

@@ -94,6 +94,9 @@ pub(crate) struct YamlError {
     pub message: String,
 }
 
+/// The deepest nesting of sequences and mappings a workflow file may have.
+pub(crate) const MAX_DEPTH: usize = 32;
+
 /// Parses one YAML document. An empty document is a null node.
 pub(crate) fn load(text: &str) -> Result<Node, YamlError> {
     // YAML 1.2: only `true`/`false` are booleans, so `on:` stays a key. GitHub rejects
@@ -102,6 +105,12 @@ pub(crate) fn load(text: &str) -> Result<Node, YamlError> {
     options.strict_booleans = true;
     options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
     options.merge_keys = serde_saphyr::MergeKeyPolicy::AsOrdinary;
+    // Building a positioned node costs tens of KiB of stack per level in a debug build, so the
+    // library's default cap (64 levels) let hostile nesting overflow a 2 MiB thread stack at
+    // about 50. Real workflows nest about ten levels deep.
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_depth = MAX_DEPTH;
+    options.budget = Some(budget);
     match serde_saphyr::from_str_with_options::<Option<Node>>(text, options) {
         Ok(node) => Ok(node.unwrap_or(Node { pos: Pos { line: 1, column: 1 }, kind: Kind::Null })),
         Err(err) => {
@@ -109,6 +118,12 @@ pub(crate) fn load(text: &str) -> Result<Node, YamlError> {
                 .location()
                 .map(|l| Pos { line: l.line() as usize, column: l.column() as usize })
                 .unwrap_or(Pos { line: 1, column: 1 });
+            // The library words this as the breach of its own `Budget`.
+            if let serde_saphyr::Error::Budget { breach: serde_saphyr::budget::BudgetBreach::Depth { .. }, .. } =
+                err.without_snippet()
+            {
+                return Err(YamlError { pos, message: format!("nested more than {MAX_DEPTH} levels deep") });
+            }
             // The rendered error carries a snippet; the first line is the message itself.
             let rendered = err.without_snippet().to_string();
             let mut message = rendered.lines().next().unwrap_or("invalid YAML");
@@ -207,6 +222,24 @@ mod tests {
         assert_eq!(entries[0].1.pos, Pos { line: 1, column: 5 });
         assert_eq!(entries[1].1.to_json(), serde_json::json!([1, "yes"]));
         assert_eq!(entries[2].1.to_json(), serde_json::json!([1, "yes"]));
+    }
+
+    /// Found by the property `mutated_starter_workflows_are_linted_at_positions_inside_them`:
+    /// a value nested 50 levels deep (`x: [[[…]]]`, inside the library's default cap of 64)
+    /// overflowed the test thread's stack in a debug build and aborted the process.
+    #[test]
+    fn deep_nesting_is_refused_before_it_overflows_the_stack() {
+        // Three mappings hold `x`, so 30 sequences make 33 levels.
+        for n in [MAX_DEPTH - 2, 50, 64, 10_000] {
+            let text = format!("on: push\njobs:\n  a:\n    x: {}1{}\n", "[".repeat(n), "]".repeat(n));
+            let err = load(&text).unwrap_err();
+            assert_eq!(err.pos.line, 4, "{n}");
+            if n < 255 {
+                assert_eq!(err.message, format!("nested more than {MAX_DEPTH} levels deep"), "{n}");
+            }
+        }
+        let within = format!("x: {}1{}\n", "[".repeat(MAX_DEPTH - 1), "]".repeat(MAX_DEPTH - 1));
+        assert!(load(&within).is_ok());
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod engine;
 mod exec;
 mod expr;
 mod mask;
+mod props;
 mod sandbox;
 mod workflow;
 
