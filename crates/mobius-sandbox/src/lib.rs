@@ -227,12 +227,17 @@ impl Sandbox {
     }
 
     /// The server's sandbox, from its settings, with the policy and the log lines: the data
-    /// directory is hidden; as root, steps and instances run as `run_as`, or `nobody` when it
+    /// directory is hidden (and `also_hidden`: the directories of the server's secret files); as root, steps and instances run as `run_as`, or `nobody` when it
     /// is not given (a warning says so), and `run_as = "root"` keeps root (a louder warning);
     /// not as root, `run_as` is ignored (a warning when one was given). Without bubblewrap and
     /// with a user to drop to, the data directory is made traversable (`0711`) with a warning.
     /// Which isolation is used is logged.
-    pub fn from_settings(mode: Mode, run_as: Option<&User>, data_dir: &Path) -> Result<Sandbox, SandboxError> {
+    pub fn from_settings(
+        mode: Mode,
+        run_as: Option<&User>,
+        data_dir: &Path,
+        also_hidden: &[PathBuf],
+    ) -> Result<Sandbox, SandboxError> {
         let root = nix::unistd::geteuid().is_root();
         let user = match (root, run_as) {
             (false, Some(user)) => {
@@ -260,7 +265,8 @@ impl Sandbox {
                 Some(nobody)
             }
         };
-        let sandbox = Sandbox::new(mode, user, &[data_dir.to_path_buf()])?;
+        let hidden: Vec<PathBuf> = std::iter::once(data_dir.to_path_buf()).chain(also_hidden.iter().cloned()).collect();
+        let sandbox = Sandbox::new(mode, user, &hidden)?;
         match (sandbox.isolation(), mode) {
             (Isolation::Bwrap, _) => tracing::info!(
                 data_dir = %data_dir.display(),

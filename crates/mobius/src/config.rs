@@ -113,8 +113,36 @@ impl Settings {
     /// data directory hidden. Give it to `RunOptions::sandbox` for runs and to
     /// `Supervisor::with_sandbox` for instances.
     pub fn sandbox(&self) -> Result<mobius_sandbox::Sandbox> {
-        mobius_sandbox::Sandbox::from_settings(self.sandbox, self.run_as.as_ref(), &self.data_dir)
+        mobius_sandbox::Sandbox::from_settings(self.sandbox, self.run_as.as_ref(), &self.data_dir, &self.secret_dirs()?)
             .context("cannot set up the sandbox for steps and services")
+    }
+
+    /// The directories of the files the server's secrets were read from (`<NAME>_FILE`): hidden
+    /// from steps and services like the data directory, since with the server's own user they
+    /// could read them. A secret file must be in a directory of its own for that (`/etc/mobius`,
+    /// not `/etc`), or the server refuses to start.
+    pub fn secret_dirs(&self) -> Result<Vec<PathBuf>> {
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for file in &env_secrets().files {
+            let dir = std::path::absolute(file)
+                .ok()
+                .and_then(|f| f.parent().map(Path::to_path_buf))
+                .with_context(|| format!("the secret file {} has no directory", file.display()))?;
+            let shared = ["/", "/etc", "/root", "/home", "/tmp", "/var", "/run", "/usr", "/opt", "/srv"];
+            if shared.iter().any(|d| dir == Path::new(d)) {
+                bail!(
+                    "the secret file {} must be in a directory of its own (e.g. /etc/mobius/): its directory, {}, \
+                     is hidden from steps and services, and hiding {} would hide the system from them",
+                    file.display(),
+                    dir.display(),
+                    dir.display()
+                );
+            }
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+        Ok(dirs)
     }
 }
 
@@ -263,6 +291,8 @@ struct EnvSecrets {
     values: BTreeMap<&'static str, Result<Option<Secret>, String>>,
     /// Files holding a secret that others may read.
     warnings: Vec<String>,
+    /// The files the secrets were read from (`<NAME>_FILE`).
+    files: Vec<PathBuf>,
 }
 
 impl EnvSecrets {
@@ -293,7 +323,10 @@ fn read_env_secrets(get: &dyn Fn(&str) -> Option<OsString>) -> EnvSecrets {
             (Some(value), None) => {
                 value.into_string().map(|v| Some(Secret::new(v))).map_err(|_| format!("{name} is not UTF-8"))
             }
-            (None, Some(path)) => read_secret_file(&file_name, Path::new(&path), &mut secrets.warnings).map(Some),
+            (None, Some(path)) => {
+                secrets.files.push(PathBuf::from(&path));
+                read_secret_file(&file_name, Path::new(&path), &mut secrets.warnings).map(Some)
+            }
             (None, None) => Ok(None),
         };
         secrets.values.insert(name, value);

@@ -47,7 +47,7 @@ fn from_settings_as_root_runs_as_nobody_by_default_and_root_opts_out() {
     let _ = nobody_sandbox();
 
     // As root with bubblewrap: `nobody`, the data directory hidden and left as it is.
-    let sandbox = Sandbox::from_settings(Mode::Bwrap, None, &data).unwrap_or_else(|e| {
+    let sandbox = Sandbox::from_settings(Mode::Bwrap, None, &data, &[]).unwrap_or_else(|e| {
         panic!("bubblewrap does not work here ({e:#}): scripts/test installs bubblewrap, and CI always has it")
     });
     assert_eq!(sandbox.isolation(), mobius_sandbox::Isolation::Bwrap);
@@ -57,12 +57,12 @@ fn from_settings_as_root_runs_as_nobody_by_default_and_root_opts_out() {
 
     // `run_as = "root"` keeps root: nothing to drop, nothing to open up.
     let root = User::lookup("root").expect("root");
-    let sandbox = Sandbox::from_settings(Mode::Off, Some(&root), &data).expect("sandbox");
+    let sandbox = Sandbox::from_settings(Mode::Off, Some(&root), &data, &[]).expect("sandbox");
     assert!(sandbox.run_as().is_none() && !sandbox.is_active());
     assert_eq!(mode(), 0o700);
 
     // Without bubblewrap, the user reaches its directories through the data directory.
-    let sandbox = Sandbox::from_settings(Mode::Off, None, &data).expect("sandbox");
+    let sandbox = Sandbox::from_settings(Mode::Off, None, &data, &[]).expect("sandbox");
     assert_eq!(sandbox.isolation(), mobius_sandbox::Isolation::Processes);
     assert_eq!(sandbox.run_as().map(|u| u.name.as_str()), Some("nobody"));
     assert_eq!(mode(), 0o711);

@@ -118,3 +118,44 @@ fn a_secret_given_both_ways_is_refused() {
     assert!(stderr.contains("both MOBIUS_ADMIN_TOKEN and MOBIUS_ADMIN_TOKEN_FILE are set: set only one"), "{stderr}");
     assert!(!stderr.contains(TOKEN), "{stderr}");
 }
+
+/// A secret given as a file is out of a step's reach, even a file its user could read: the
+/// file's directory is hidden from steps like the data directory. (Made readable by others
+/// here, so only the hiding keeps it from the step, which runs as `nobody`.)
+#[test]
+fn a_step_cannot_read_the_servers_secret_files() {
+    require_root();
+    let dir = Dir::new();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let token = secrets.join("admin-token");
+    secret_file(&token, TOKEN);
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let workflow = format!(
+        "on: push\njobs:\n  peek:\n    runs-on: local\n    steps:\n      - run: cat '{}' || echo no-secret-here\n",
+        token.display()
+    );
+    let repo = crate::runs::repository(&dir, &[(".github/workflows/ci.yml", &workflow)]);
+    let mut cmd = dir.cmd(&["serve", "--listen", "127.0.0.1:0"]);
+    cmd.env("MOBIUS_ADMIN_TOKEN_FILE", &token).env("MOBIUS_SANDBOX", "bwrap");
+    let server = start(cmd);
+    let out = dir
+        .cmd(&["repo", "add", repo.to_str().unwrap(), "--name", "acme/app", "--hook-server", &server.base])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    crate::runs::commit(&repo, &[("a.txt", "1")], "peek");
+    let runs = crate::runs::wait_for("the run", || {
+        let runs: serde_json::Value =
+            http().get(server.url("/api/v1/runs")).bearer_auth(TOKEN).send().ok()?.json().ok()?;
+        let run = runs.as_array()?.first()?.clone();
+        let state = run["state"].as_str()?.to_owned();
+        (state != "queued" && state != "running").then_some(run)
+    });
+    let id = runs["id"].as_i64().unwrap();
+    let log =
+        http().get(server.url(&format!("/api/v1/runs/{id}/logs"))).bearer_auth(TOKEN).send().unwrap().text().unwrap();
+    assert!(log.contains("no-secret-here"), "{log}");
+    assert!(!log.contains(TOKEN), "the step read the admin token: {log}");
+}
