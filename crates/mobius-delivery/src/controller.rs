@@ -73,8 +73,18 @@ impl Deployer {
     }
 
     async fn control(&self, mut stored: Stored, plane: Arc<Plane>, mut commands: mpsc::UnboundedReceiver<Request>) {
-        let Ok(spec) = ServiceSpec::parse("mobius.yaml", &stored.spec) else { return };
-        let stable_spec = stored.stable_spec.as_deref().and_then(|t| ServiceSpec::parse("mobius.yaml", t).ok());
+        let spec = match ServiceSpec::parse("mobius.yaml", &stored.spec) {
+            Ok(spec) => spec,
+            Err(e) => {
+                return tracing::error!(rollout = stored.rollout.id, error = %e, "the rollout's mobius.yaml does not parse: it is left as it is");
+            }
+        };
+        // Without its own (an unreadable stored one), the stable version stops as the new one does.
+        let stable_spec = stored.stable_spec.as_deref().and_then(|t| {
+            ServiceSpec::parse("mobius.yaml", t)
+                .map_err(|e| tracing::warn!(rollout = stored.rollout.id, error = %e, "the stable version's mobius.yaml does not parse"))
+                .ok()
+        });
         loop {
             while let Ok((command, reply)) = commands.try_recv() {
                 let answer = self.command(&mut stored, command).await;

@@ -359,7 +359,13 @@ impl Deployer {
                 continue;
             }
             let Some(mut stored) = decode(&row) else { continue };
-            let Ok(spec) = ServiceSpec::parse("mobius.yaml", &stored.spec) else { continue };
+            let spec = match ServiceSpec::parse("mobius.yaml", &stored.spec) {
+                Ok(spec) => spec,
+                Err(e) => {
+                    tracing::error!(rollout = row.id, error = %e, "a stored rollout's mobius.yaml does not parse: not resumed");
+                    continue;
+                }
+            };
             // Re-adopt both versions' instances; the ones that did not survive are restarted.
             let mut versions = vec![false];
             if stored.rollout.stable.is_some() {
@@ -375,7 +381,13 @@ impl Deployer {
                 if deployed.instances.is_empty() {
                     continue;
                 }
-                let Ok(its_spec) = ServiceSpec::parse("mobius.yaml", &text) else { continue };
+                let its_spec = match ServiceSpec::parse("mobius.yaml", &text) {
+                    Ok(spec) => spec,
+                    Err(e) => {
+                        tracing::error!(rollout = row.id, error = %e, "a version's stored mobius.yaml does not parse: its instances are not re-adopted");
+                        continue;
+                    }
+                };
                 let launch = self.launch(&its_spec, &stored.rollout.environment, &deployed);
                 let mut kept = self.inner.supervisor.adopt(&launch, &deployed.instances).await;
                 let lost: Vec<_> =

@@ -160,6 +160,7 @@ fn timeline(
             if event.timestamp < from || event.timestamp > to {
                 continue;
             }
+            // Every event in the log was JSON when it was appended.
             let Ok(raw) = serde_json::from_str::<Value>(&event.raw) else { continue };
             let Some(what) = describe(&event.ty, &raw, &incident.service) else { continue };
             if event.ty.contains(".incident.detected.") && detected_by.is_none() && what.contains(&incident.title) {

@@ -74,8 +74,20 @@ pub fn definitions(store: &dyn Store) -> Result<Vec<(String, SloSpec)>, StoreErr
         if !seen.insert(row.service.clone()) {
             continue;
         }
-        let Ok(stored) = serde_json::from_str::<Stored>(&row.body) else { continue };
-        let Ok(spec) = ServiceSpec::parse("mobius.yaml", &stored.spec) else { continue };
+        let stored = match serde_json::from_str::<Stored>(&row.body) {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::warn!(rollout = row.id, error = %e, "a stored rollout does not decode: its service's SLOs are left out");
+                continue;
+            }
+        };
+        let spec = match ServiceSpec::parse("mobius.yaml", &stored.spec) {
+            Ok(spec) => spec,
+            Err(e) => {
+                tracing::warn!(rollout = row.id, error = %e, "a deployed mobius.yaml does not parse: its SLOs are left out");
+                continue;
+            }
+        };
         for slo in spec.slos {
             out.push((row.service.clone(), slo));
         }
@@ -109,7 +121,15 @@ fn openslo_files(release: &std::path::Path, service: &str) -> Vec<SloSpec> {
     use mobius_slo::openslo::{self, Document};
     let mut files: Vec<std::path::PathBuf> = Vec::new();
     for dir in [release.join("openslo"), release.to_owned()] {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            // A release without an `openslo/` directory is the usual case.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot look for OpenSLO files in a release");
+                continue;
+            }
+        };
         for entry in entries.filter_map(Result::ok) {
             let name = entry.file_name().to_string_lossy().into_owned();
             let yaml = name.ends_with(".yaml") || name.ends_with(".yml");
@@ -122,7 +142,13 @@ fn openslo_files(release: &std::path::Path, service: &str) -> Vec<SloSpec> {
     let mut slos = Vec::new();
     for file in files {
         let path = file.display().to_string();
-        let Ok(text) = std::fs::read_to_string(&file) else { continue };
+        let text = match std::fs::read_to_string(&file) {
+            Ok(text) => text,
+            Err(e) => {
+                tracing::warn!(file = %path, error = %e, "cannot read an OpenSLO file of the release");
+                continue;
+            }
+        };
         let docs = match openslo::parse_documents(&path, &text) {
             Ok(docs) => docs,
             Err(e) => {
@@ -403,11 +429,15 @@ pub fn check(
         Decision::AllowAsException { message, .. } => (true, "exception", Some(message)),
         Decision::Refuse(message) => (false, "refuse", Some(message)),
     };
-    let message = message.or_else(|| {
-        let gated =
-            definitions(store).ok()?.iter().any(|(s, slo)| s == service && slo.environment_name() == environment);
-        (!gated).then(|| format!("{service} has no SLOs in {environment}: the error-budget policy has nothing to gate"))
-    });
+    let message = match message {
+        Some(message) => Some(message),
+        None => {
+            let gated =
+                definitions(store)?.iter().any(|(s, slo)| s == service && slo.environment_name() == environment);
+            (!gated)
+                .then(|| format!("{service} has no SLOs in {environment}: the error-budget policy has nothing to gate"))
+        }
+    };
     Ok(PolicyCheck {
         service: service.to_owned(),
         environment: environment.to_owned(),

@@ -66,8 +66,12 @@ pub fn landed(repo: &Path, before: Option<&str>, after: &str) -> Result<Vec<Land
         .filter_map(|line| {
             let mut parts = line.split('\x1f');
             let sha = parts.next()?.to_owned();
-            let commit_time = parts.next()?.parse::<Timestamp>().ok()?;
-            let author_time = parts.next()?.parse::<Timestamp>().ok()?;
+            let times = (parts.next()?.parse::<Timestamp>(), parts.next()?.parse::<Timestamp>());
+            let (Ok(commit_time), Ok(author_time)) = times else {
+                // Git printed a time its own format promises: a commit that breaks it is skipped.
+                tracing::warn!(%sha, "git gave a commit time that does not parse: the commit is left out");
+                return None;
+            };
             let subject = parts.next().unwrap_or_default().to_owned();
             Some(LandedCommit { sha, commit_time, author_time, subject })
         })

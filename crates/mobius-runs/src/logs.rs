@@ -76,6 +76,7 @@ impl LogWriter {
             }
         }
         // No subscriber is the common case, not an error.
+        // No one following the run live is the usual case, not an error.
         let _ = self.live.send(record);
     }
 }
