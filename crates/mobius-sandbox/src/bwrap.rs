@@ -31,19 +31,33 @@ pub(crate) struct Tools {
     pub setpriv: Option<PathBuf>,
 }
 
+/// Why bubblewrap (or `setpriv` inside it) cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeFailure {
+    #[error("`{tool}` is not on PATH ({hint})")]
+    Missing { tool: &'static str, hint: &'static str },
+    #[error("cannot run `{command}`: {reason}")]
+    Spawn { command: String, reason: String },
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Failed { command: String, status: String, stderr: String },
+}
+
 /// The probe's answer, for the life of the process: whether bubblewrap works does not change.
-static PROBE: OnceLock<Result<Tools, String>> = OnceLock::new();
+static PROBE: OnceLock<Result<Tools, ProbeFailure>> = OnceLock::new();
 
 impl Tools {
     /// The tools, if the probe (run once) started a command in bubblewrap; else why not.
-    pub(crate) fn probed() -> Result<Tools, String> {
+    pub(crate) fn probed() -> Result<Tools, ProbeFailure> {
         PROBE.get_or_init(probe).clone()
     }
 
     /// Whether `setpriv` is there and can drop to `user` inside bubblewrap.
-    pub(crate) fn check_setpriv(&self, user: &User) -> Result<(), String> {
+    pub(crate) fn check_setpriv(&self, user: &User) -> Result<(), ProbeFailure> {
         if self.setpriv.is_none() {
-            return Err("`setpriv` is not on PATH (it comes with util-linux: apt-get install util-linux)".to_owned());
+            return Err(ProbeFailure::Missing {
+                tool: "setpriv",
+                hint: "it comes with util-linux: apt-get install util-linux",
+            });
         }
         let confinement = Confinement { workdir: PathBuf::from("/"), die_with_parent: true, ..Confinement::default() };
         run(&self.env, self.arguments(&[], Some(user), &confinement))
@@ -120,9 +134,9 @@ impl Tools {
 }
 
 /// Finds the tools and starts `true` with the command line every command gets.
-fn probe() -> Result<Tools, String> {
-    let bwrap = find("bwrap").ok_or("`bwrap` is not on PATH (apt-get install bubblewrap)")?;
-    let env = find("env").ok_or("`env` is not on PATH")?;
+fn probe() -> Result<Tools, ProbeFailure> {
+    let bwrap = find("bwrap").ok_or(ProbeFailure::Missing { tool: "bwrap", hint: "apt-get install bubblewrap" })?;
+    let env = find("env").ok_or(ProbeFailure::Missing { tool: "env", hint: "it comes with coreutils" })?;
     let tools = Tools { env, bwrap, setpriv: find("setpriv") };
     let confinement = Confinement { workdir: PathBuf::from("/"), die_with_parent: true, ..Confinement::default() };
     run(&tools.env, tools.arguments(&[], None, &confinement))?;
@@ -130,7 +144,7 @@ fn probe() -> Result<Tools, String> {
 }
 
 /// Runs `true` after `args`; the error says how it failed.
-fn run(env: &Path, mut args: Vec<OsString>) -> Result<(), String> {
+fn run(env: &Path, mut args: Vec<OsString>) -> Result<(), ProbeFailure> {
     args.push("true".into());
     let shown = || {
         let words: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
@@ -142,12 +156,12 @@ fn run(env: &Path, mut args: Vec<OsString>) -> Result<(), String> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()
-        .map_err(|e| format!("cannot run `{}`: {e}", shown()))?;
+        .map_err(|e| ProbeFailure::Spawn { command: shown(), reason: e.to_string() })?;
     if output.status.success() {
         Ok(())
     } else {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        Err(format!("`{}` failed ({}): {}", shown(), output.status, stderr.trim()))
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        Err(ProbeFailure::Failed { command: shown(), status: output.status.to_string(), stderr })
     }
 }
 

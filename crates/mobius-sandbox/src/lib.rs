@@ -48,6 +48,7 @@
 //! isolation; plain processes only separate users.
 
 mod bwrap;
+pub use bwrap::ProbeFailure;
 mod fs;
 mod user;
 
@@ -132,7 +133,7 @@ pub enum SandboxError {
     #[error("sandbox = \"bwrap\" but bubblewrap cannot be used here: {reason}")]
     Unavailable {
         /// What is missing or failed, e.g. `bwrap` not on PATH.
-        reason: String,
+        reason: bwrap::ProbeFailure,
     },
     /// Dropping privileges inside bubblewrap needs `setpriv`.
     #[error("cannot drop privileges to `{user}` inside bubblewrap: {reason}")]
@@ -140,7 +141,7 @@ pub enum SandboxError {
         /// The user steps and instances run as.
         user: String,
         /// What is missing or failed.
-        reason: String,
+        reason: bwrap::ProbeFailure,
     },
     /// A program whose name `env` would take for a variable assignment.
     #[error("cannot start `{}` in the sandbox: a program name with `=` is read as a variable", program.display())]
@@ -276,7 +277,7 @@ impl Sandbox {
                 tracing::info!("sandbox = \"off\": steps and instances run as plain processes")
             }
             (Isolation::Processes, _) => tracing::warn!(
-                reason = %bwrap::Tools::probed().err().unwrap_or_default(),
+                reason = %bwrap::Tools::probed().err().map(|e| e.to_string()).unwrap_or_default(),
                 "bubblewrap cannot be used: steps and instances run as plain processes, which see the server's \
                  processes and the data directory; install bubblewrap"
             ),
