@@ -50,12 +50,16 @@ pub fn page<T: Serialize>(
         && let Some((i, last)) = shown.checked_sub(1).and_then(|i| items.get(i).map(|last| (i, last)))
     {
         let (param, value) = next(i, last);
-        let link = format!("<{}>; rel=\"next\"", with_param(uri, param, &value));
-        if let Ok(value) = HeaderValue::from_str(&link) {
-            response.headers_mut().insert(header::LINK, value);
+        if let Some(link) = next_link(uri, param, &value) {
+            response.headers_mut().insert(header::LINK, link);
         }
     }
     Ok(response)
+}
+
+/// The `Link` header naming the next page: `uri` with `param` set to `value`.
+pub fn next_link(uri: &Uri, param: &str, value: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!("<{}>; rel=\"next\"", with_param(uri, param, value))).ok()
 }
 
 /// A page of a list computed whole (few items: services, SLOs, tokens), by position: the

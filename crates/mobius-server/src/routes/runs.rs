@@ -64,6 +64,8 @@ pub async fn show(_: Caller<Read>, State(state): State<AppState>, Path(id): Path
 pub struct LogParams {
     /// Lines numbered above this (as `Last-Event-ID`).
     after: Option<u64>,
+    /// At most this many lines (NDJSON; 10,000 at most, and at most 4 MiB).
+    limit: Option<u32>,
 }
 
 /// `GET /api/v1/runs/{id}/logs`: with `Accept: text/event-stream`, Server-Sent Events — every
@@ -72,6 +74,7 @@ pub struct LogParams {
 pub async fn logs(
     _: Caller<Read>,
     State(state): State<AppState>,
+    uri: Uri,
     headers: HeaderMap,
     Path(id): Path<i64>,
     Query(params): Query<LogParams>,
@@ -88,12 +91,7 @@ pub async fn logs(
     if !wants_events {
         let lines =
             mobius_log::blocking::spawn(move || logs::read_after(&path, after)).await.map_err(ApiError::internal)?;
-        let mut body = String::new();
-        for line in lines {
-            body.push_str(&serde_json::to_string(&line).unwrap_or_default());
-            body.push('\n');
-        }
-        return Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response());
+        return ndjson_page(&uri, &lines, params.limit.unwrap_or(MAX_LOG_LINES).clamp(1, MAX_LOG_LINES));
     }
     let (sender, receiver) = mpsc::channel::<Event>(256);
     tokio::spawn(follow(state, id, after, sender));
@@ -101,6 +99,34 @@ pub async fn logs(
         receiver.recv().await.map(|event| (Ok::<_, Infallible>(event), receiver))
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
+}
+
+/// The most log lines one NDJSON answer holds.
+const MAX_LOG_LINES: u32 = 10_000;
+
+/// A page of log lines as NDJSON: at most `limit` lines and the page byte budget, the next
+/// page in a `Link: rel="next"` header (`after` the last line shown).
+fn ndjson_page(uri: &Uri, lines: &[RunLogLine], limit: u32) -> Result<Response, ApiError> {
+    let mut body = String::new();
+    let mut last = None;
+    for line in lines.iter().take(limit as usize) {
+        let encoded = serde_json::to_string(line).map_err(ApiError::internal)?;
+        if last.is_some() && body.len() + encoded.len() + 1 > page::MAX_PAGE_BYTES {
+            break;
+        }
+        body.push_str(&encoded);
+        body.push('\n');
+        last = Some(line.seq);
+    }
+    let mut response = ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response();
+    let shown = last.map_or(0, |seq| lines.iter().take_while(|l| l.seq <= seq).count());
+    if shown < lines.len()
+        && let Some(seq) = last
+        && let Some(link) = page::next_link(uri, "after", &seq.to_string())
+    {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    Ok(response)
 }
 
 /// Feeds one SSE client: the stored lines after `after`, then live lines, re-reading the file
