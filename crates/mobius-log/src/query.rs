@@ -32,19 +32,27 @@ pub fn parse_span(field: &'static str, text: &str) -> Result<SignedDuration, Que
     Ok(SignedDuration::from_hours(hours))
 }
 
-/// Parses an instant: RFC 3339, or a date (`2024-05-01`, meaning its start in UTC).
+/// Parses an instant: RFC 3339, or a date (`2024-05-01`, meaning its start in UTC), in the
+/// range events may have (`mobius_events::limits::RANGE`).
 pub fn parse_instant(field: &'static str, text: &str) -> Result<Timestamp, QueryError> {
-    if let Ok(ts) = mobius_events::time::parse_timestamp(text) {
-        return Ok(ts);
-    }
-    text.parse::<jiff::civil::Date>()
-        .ok()
-        .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
-        .map(|z| z.timestamp())
-        .ok_or_else(|| QueryError::Invalid {
+    let parsed = mobius_events::time::parse_timestamp(text).ok().or_else(|| {
+        text.parse::<jiff::civil::Date>()
+            .ok()
+            .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
+            .map(|z| z.timestamp())
+    });
+    let at = parsed.ok_or_else(|| QueryError::Invalid {
+        field,
+        problem: format!("`{text}` is not a timestamp (RFC 3339) or a date (YYYY-MM-DD)"),
+    })?;
+    // The end of a window may be the range's end itself: windows are half-open.
+    if at < mobius_events::limits::EARLIEST || at > mobius_events::limits::LATEST {
+        return Err(QueryError::Invalid {
             field,
-            problem: format!("`{text}` is not a timestamp (RFC 3339) or a date (YYYY-MM-DD)"),
-        })
+            problem: format!("`{text}` is outside {}", mobius_events::limits::RANGE),
+        });
+    }
+    Ok(at)
 }
 
 /// `--since SPAN` or `--from T --to T` (either end defaulting: `to` = now, `from` = to − 30 d).
@@ -128,5 +136,7 @@ mod tests {
         assert!(window(Some("7d"), Some("2024-01-01"), None, now).is_err());
         assert!(window(None, Some("2024-03-01"), Some("2024-02-01"), now).is_err());
         assert!(window(None, Some("soon"), None, now).is_err());
+        assert!(window(None, Some("0001-01-01"), None, now).is_err(), "before 1970");
+        assert!(window(None, None, Some("2999-01-01"), now).is_err(), "after 2200");
     }
 }
