@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::cli::{Remote, RunsCommand};
 use crate::client::Client;
-use crate::output::print_json;
+use crate::output::{print_json, print_table};
 
 pub async fn run(data_dir: Option<&Path>, json: bool, command: RunsCommand) -> Result<ExitCode> {
     match command {
@@ -143,7 +143,7 @@ fn print_list(runs: &[RunRecord]) {
             ]
         })
         .collect();
-    table(["ID", "STATE", "WORKFLOW", "BRANCH", "COMMIT", "QUEUED (UTC)", "TIME"], &rows);
+    print_table(0, ["ID", "STATE", "WORKFLOW", "BRANCH", "COMMIT", "QUEUED (UTC)", "TIME"], &rows);
 }
 
 fn print_detail(d: &RunDetail) {
@@ -174,21 +174,4 @@ fn duration(started: Option<Timestamp>, finished: Option<Timestamp>) -> String {
     let end = finished.unwrap_or_else(Timestamp::now);
     let seconds = end.duration_since(started).as_secs_f64().max(0.0);
     format!("{seconds:.1}s")
-}
-
-fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
-    let mut widths = header.map(|h| h.chars().count());
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        println!("{}", padded.join("  ").trim_end());
-    };
-    line(header.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
-    }
 }

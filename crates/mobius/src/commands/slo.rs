@@ -13,7 +13,7 @@ use reqwest::Method;
 
 use crate::cli::{Remote, SloCommand};
 use crate::client::Client;
-use crate::output::print_json;
+use crate::output::{print_json, print_table};
 
 pub async fn run(data_dir: Option<&Path>, json: bool, command: SloCommand) -> Result<ExitCode> {
     let (service, remote) = match command {
@@ -55,20 +55,7 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: SloCommand) -> Re
         "ALERT",
         "POLICY",
     ];
-    let mut widths = header.map(|h| h.chars().count());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        println!("{}", padded.join("  ").trim_end());
-    };
-    line(header.to_vec());
-    for row in &rows {
-        line(row.iter().map(String::as_str).collect());
-    }
+    print_table(0, header, &rows);
     for s in statuses.iter().filter(|s| s.unknown.is_some()) {
         println!("\n{} {}: {}", s.service, s.slo, s.unknown.as_deref().unwrap_or_default());
     }
