@@ -14,7 +14,8 @@
 //! A body holds at most [`MAX_BATCH_ITEMS`] records ([`parse_many`]); the count is taken
 //! while the body is framed, before any record is read, so a body of millions of tiny items
 //! costs a scan of its first ten thousand. Files on the local machine may hold more
-//! ([`parse_many_unbounded`]).
+//! ([`parse_many_unbounded`]); a caller that works through such a file in pieces frames it
+//! record by record with [`frames`].
 
 use std::fmt;
 
@@ -27,6 +28,10 @@ use crate::envelope::{NewEvent, Origin};
 use crate::limits::{MAX_BATCH_ITEMS, TooManyItems};
 use crate::webhook::Webhook;
 use crate::{github, gitlab};
+
+mod frames;
+
+pub use self::frames::{Frame, Frames, frames};
 
 #[derive(serde::Deserialize)]
 struct Envelope<'a> {

@@ -5,6 +5,8 @@
 //! Unknown values print as `—`. With `color`, bands (and, in the value stream, stage kinds)
 //! are painted with ANSI escapes; without it the output is plain and stable enough to compare
 //! as a string.
+//!
+//! [`Table`]: rows whose columns line up, which the reports here and the CLI's lists share.
 
 mod table;
 mod units;
@@ -13,7 +15,7 @@ use std::fmt::Write as _;
 
 use mobius_events::facts::Attribution;
 
-use self::table::{Cell, Table};
+pub use self::table::{Cell, Table};
 use self::units::{UNKNOWN, count, decimal, duration, frequency, percent, short_sha, timestamp};
 use crate::bands::Band;
 use crate::dora::{DoraExplain, DoraReport};

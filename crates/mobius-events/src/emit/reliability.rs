@@ -141,6 +141,21 @@ pub struct IncidentRef<'a> {
     pub environment: &'a str,
 }
 
+impl<'a> IncidentRef<'a> {
+    /// The key of the incident's facts: `cdevents:<subject source>#<subject id>`, as
+    /// [`crate::cdevents`] keys an incident by its subject.
+    pub fn key(&self) -> String {
+        format!("cdevents:{}#{}", self.source, self.id)
+    }
+
+    /// The incident whose facts have `key`, to change it by hand; `None` unless it came from
+    /// CDEvents (an incident from an issue tracker is changed there).
+    pub fn from_key(key: &'a str, service: &'a str, environment: &'a str) -> Option<IncidentRef<'a>> {
+        let (source, id) = key.strip_prefix("cdevents:")?.split_once('#')?;
+        Some(IncidentRef { id, source, service, environment })
+    }
+}
+
 /// `mobius incident open`: `incident` was detected at `at`.
 pub fn opened_by_hand(
     incident: &IncidentRef<'_>,

@@ -453,6 +453,28 @@ fn incidents_by_hand() {
     assert!(reliability::INCIDENT_ACKNOWLEDGED.starts_with(mobius_events::cdevents::ACKNOWLEDGED));
 }
 
+/// `mobius incident ack|resolve` find the incident by the key of its facts: the key an event
+/// by hand gives it must name that incident again.
+#[test]
+fn an_incident_by_hand_is_found_again_by_its_key() {
+    let opened =
+        IncidentRef { id: "inc-1700000000000", source: "/mobius/cli", service: "shop", environment: "production" };
+    let event = reliability::opened_by_hand(&opened, "checkout is down", "sev1", at(), Origin::Api).unwrap();
+    let observed = event.observations.iter().find_map(|o| match o {
+        mobius_events::observation::Observation::Incident(incident) => Some(incident.key.clone()),
+        _ => None,
+    });
+    assert_eq!(observed.as_deref(), Some("cdevents:/mobius/cli#inc-1700000000000"));
+    assert_eq!(opened.key(), observed.unwrap());
+    let key = opened.key();
+    assert_eq!(IncidentRef::from_key(&key, "shop", "production"), Some(opened));
+    let page = "cdevents:/mobius/deploy/shop#rollout-3";
+    let found = IncidentRef::from_key(page, "shop", "production").unwrap();
+    assert_eq!((found.source, found.id), ("/mobius/deploy/shop", "rollout-3"));
+    assert_eq!(IncidentRef::from_key("github:acme/shop#12", "shop", "production"), None);
+    assert_eq!(IncidentRef::from_key("cdevents:/no/subject", "shop", "production"), None);
+}
+
 #[test]
 fn postmortem_recorded() {
     let key = "cdevents:/mobius/deploy/shop#rollout-3";

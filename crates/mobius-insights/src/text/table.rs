@@ -1,14 +1,15 @@
-//! Column-aligned rows for a terminal.
+//! Column-aligned rows for a terminal: the reports here, and every table the `mobius` CLI
+//! prints.
 
 /// One cell, optionally painted with an ANSI SGR code when colour is on.
-pub(super) struct Cell {
+pub struct Cell {
     text: String,
     paint: Option<&'static str>,
 }
 
 impl Cell {
     /// A cell painted with `sgr` (e.g. `"32"` for green) when colour is on.
-    pub(super) fn painted(text: impl Into<String>, sgr: Option<&'static str>) -> Cell {
+    pub fn painted(text: impl Into<String>, sgr: Option<&'static str>) -> Cell {
         Cell { text: text.into(), paint: sgr }
     }
 
@@ -30,29 +31,31 @@ impl From<&str> for Cell {
 }
 
 /// Rows whose columns line up, indented by a fixed number of spaces.
-pub(super) struct Table {
+pub struct Table {
     indent: usize,
     rows: Vec<Vec<Cell>>,
 }
 
 impl Table {
-    pub(super) fn new(indent: usize) -> Table {
+    /// An empty table whose rows are indented by `indent` spaces.
+    pub fn new(indent: usize) -> Table {
         Table { indent, rows: Vec::new() }
     }
 
-    pub(super) fn row<C: Into<Cell>>(&mut self, cells: impl IntoIterator<Item = C>) {
+    /// Appends a row; rows may have fewer cells than others.
+    pub fn row<C: Into<Cell>>(&mut self, cells: impl IntoIterator<Item = C>) {
         self.rows.push(cells.into_iter().map(Into::into).collect());
     }
 
     /// Appends the table to `out`, a line per row. Widths count characters, not bytes, so
     /// `—` and `→` take one column; escape codes are added after padding so they take none.
-    pub(super) fn render(&self, out: &mut String, color: bool) {
+    pub fn render(&self, out: &mut String, color: bool) {
         self.render_with(out, color, &self.widths());
     }
 
     /// The widest cell of every column across `tables`, so tables rendered one after another
     /// with these widths line up with each other.
-    pub(super) fn shared_widths<'a>(tables: impl IntoIterator<Item = &'a Table>) -> Vec<usize> {
+    pub fn shared_widths<'a>(tables: impl IntoIterator<Item = &'a Table>) -> Vec<usize> {
         let mut widths: Vec<usize> = Vec::new();
         for table in tables {
             for (c, width) in table.widths().into_iter().enumerate() {
@@ -66,7 +69,7 @@ impl Table {
     }
 
     /// Like [`Table::render`], with column widths given (at least this table's own).
-    pub(super) fn render_with(&self, out: &mut String, color: bool, widths: &[usize]) {
+    pub fn render_with(&self, out: &mut String, color: bool, widths: &[usize]) {
         for row in &self.rows {
             let mut line = " ".repeat(self.indent);
             for (c, cell) in row.iter().enumerate() {

@@ -1,5 +1,5 @@
 //! `mobius chaos inject|list|clear`: faults on a service's proxy for game days, through the
-//! server that runs the proxies.
+//! server that runs the proxies (`backend::delivery`).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -7,9 +7,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use mobius_deploy::spec::Span;
 use mobius_proxy::chaos::{Fault, FaultKind};
-use reqwest::Method;
-use serde_json::{Value, json};
 
+use super::backend;
 use crate::cli::ChaosCommand;
 use crate::output::print_json;
 
@@ -52,10 +51,8 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: ChaosCommand) -> 
             };
             // Checked here too, so a mistake is named before anything is sent.
             fault.check().map_err(anyhow::Error::msg)?;
-            let client = super::server_client(data_dir, &remote)?;
-            let path = format!("/api/v1/chaos/{service}/{environment}");
-            let body = json!({ "fault": fault, "counted": count });
-            let faults: Value = client.json(client.request(Method::POST, &path).json(&body)).await?;
+            let faults =
+                backend::server(data_dir, &remote)?.inject_fault(&service, &environment, &fault, count).await?;
             if json {
                 print_json(&faults)?;
             } else {
@@ -67,14 +64,13 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: ChaosCommand) -> 
             }
         }
         ChaosCommand::List { remote } => {
-            let client = super::server_client(data_dir, &remote)?;
-            let list: Value = client.json(client.request(Method::GET, "/api/v1/chaos")).await?;
+            let list = backend::server(data_dir, &remote)?.faults().await?;
             if json {
                 print_json(&list)?;
-            } else if list.as_array().is_none_or(Vec::is_empty) {
+            } else if list.is_empty() {
                 println!("No faults.");
             } else {
-                for env in list.as_array().into_iter().flatten() {
+                for env in &list {
                     for f in env["faults"].as_array().into_iter().flatten() {
                         println!(
                             "{} {}  {}  {}% {}",
@@ -89,12 +85,7 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: ChaosCommand) -> 
             }
         }
         ChaosCommand::Clear { service, environment, remote } => {
-            let client = super::server_client(data_dir, &remote)?;
-            let path = format!("/api/v1/chaos/{service}/{environment}");
-            let response = client.request(Method::DELETE, &path).send().await.context("cannot reach the server")?;
-            if !response.status().is_success() {
-                bail!("server answered {}: {}", response.status(), response.text().await.unwrap_or_default());
-            }
+            backend::server(data_dir, &remote)?.clear_faults(&service, &environment).await?;
             println!("Cleared the faults of {service} in {environment}.");
         }
     }

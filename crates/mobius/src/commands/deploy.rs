@@ -1,7 +1,8 @@
 //! `mobius init`, `mobius deploy`, `mobius rollout status|promote|abort|undo`.
 //!
 //! Deployments are the server's work (it runs the instances and the proxies), so `deploy` and
-//! `rollout` always go through the API: `--server`, else the configured listen address.
+//! `rollout` always go through the API (`backend::delivery`): `--server`, else the configured
+//! listen address.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -9,9 +10,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use mobius_delivery::{DeployRequest, Source};
 use mobius_deploy::rollout::{Plan, PlanStep, Rollout};
-use reqwest::Method;
-use sha2::{Digest, Sha256};
 
+use super::backend;
+use super::backend::delivery::RolloutAction;
 use crate::cli::{DeployArgs, InitArgs, RolloutCommand};
 use crate::output::print_json;
 
@@ -30,10 +31,11 @@ pub fn init(args: InitArgs) -> Result<ExitCode> {
 }
 
 pub async fn deploy(data_dir: Option<&Path>, json: bool, args: DeployArgs) -> Result<ExitCode> {
+    let server = backend::server(data_dir, &args.remote)?;
     let source = match (args.artifact, args.commit, args.dir) {
         (Some(digest), None, None) => Source::Artifact(digest),
         (None, Some(sha), None) => Source::Commit(sha),
-        (None, None, Some(dir)) => Source::Upload(upload(data_dir, &args.remote, &dir).await?),
+        (None, None, Some(dir)) => Source::Upload(server.upload(&dir).await?),
         _ => bail!("say what to deploy: --artifact DIGEST, --commit SHA or --dir PATH"),
     };
     let request = DeployRequest {
@@ -43,8 +45,7 @@ pub async fn deploy(data_dir: Option<&Path>, json: bool, args: DeployArgs) -> Re
         version: args.label,
         reason: args.reason,
     };
-    let client = super::server_client(data_dir, &args.remote)?;
-    let rollout: Rollout = client.json(client.request(Method::POST, "/api/v1/deployments").json(&request)).await?;
+    let rollout = server.deploy(&request).await?;
     if json {
         print_json(&rollout)?;
     } else {
@@ -62,71 +63,24 @@ pub async fn deploy(data_dir: Option<&Path>, json: bool, args: DeployArgs) -> Re
     Ok(ExitCode::SUCCESS)
 }
 
-/// Packs `dir` into a tar (links kept as links; a link out of the tree, or a device file, is
-/// refused here already) and uploads it by its digest; returns the digest to deploy. The server
-/// never reads a path of the client's machine.
-async fn upload(data_dir: Option<&Path>, remote: &crate::cli::Remote, dir: &Path) -> Result<String> {
-    if !dir.join("mobius.yaml").is_file() {
-        bail!("{} has no mobius.yaml (`mobius init` writes one)", dir.display());
-    }
-    let (dir, tar) = (dir.to_owned(), tempfile::tempfile().context("cannot create a temporary file")?);
-    let (tar, digest) = mobius_log::blocking::spawn(move || -> Result<(std::fs::File, String)> {
-        let mut hashing = HashingWriter { inner: std::io::BufWriter::new(tar), hasher: Sha256::new() };
-        mobius_delivery::archive::pack(&dir, &mut hashing).with_context(|| format!("cannot pack {}", dir.display()))?;
-        let digest = format!("sha256:{}", hex::encode(hashing.hasher.finalize()));
-        let mut tar = hashing.inner.into_inner().context("cannot write the tar")?;
-        std::io::Seek::rewind(&mut tar).context("cannot read the tar back")?;
-        Ok((tar, digest))
-    })
-    .await?;
-    let client = super::server_client(data_dir, remote)?;
-    let body = reqwest::Body::from(tokio::fs::File::from_std(tar));
-    let request = client
-        .request(Method::PUT, &format!("/api/v1/uploads/{digest}"))
-        .header(reqwest::header::CONTENT_TYPE, "application/x-tar")
-        .body(body);
-    client.send(request).await.context("cannot upload the directory")?;
-    Ok(digest)
-}
-
-/// A writer that hashes what goes through it.
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
-}
-
-impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 pub async fn rollout(data_dir: Option<&Path>, json: bool, command: RolloutCommand) -> Result<ExitCode> {
-    let (method, service, environment, action, remote) = match command {
-        RolloutCommand::Status { service, environment, remote } => (Method::GET, service, environment, None, remote),
+    let (service, environment, action, remote) = match command {
+        RolloutCommand::Status { service, environment, remote } => (service, environment, None, remote),
         RolloutCommand::Promote { service, environment, remote } => {
-            (Method::POST, service, environment, Some("promote"), remote)
+            (service, environment, Some(RolloutAction::Promote), remote)
         }
         RolloutCommand::Abort { service, environment, remote } => {
-            (Method::POST, service, environment, Some("abort"), remote)
+            (service, environment, Some(RolloutAction::Abort), remote)
         }
         RolloutCommand::Undo { service, environment, remote } => {
-            (Method::POST, service, environment, Some("undo"), remote)
+            (service, environment, Some(RolloutAction::Undo), remote)
         }
     };
-    let client = super::server_client(data_dir, &remote)?;
-    let mut path = format!("/api/v1/rollouts/{service}/{environment}");
-    if let Some(action) = action {
-        path.push('/');
-        path.push_str(action);
-    }
-    let rollout: Rollout = client.json(client.request(method, &path)).await?;
+    let server = backend::server(data_dir, &remote)?;
+    let rollout = match action {
+        None => server.rollout(&service, &environment).await?,
+        Some(action) => server.change_rollout(&service, &environment, action).await?,
+    };
     if json {
         print_json(&rollout)?;
     } else {

@@ -1,40 +1,57 @@
-//! `mobius events import|send|list`.
+//! `mobius events import|send|list`, through the event log's interface ([`Log`]): the local
+//! data directory, or `--server`.
 
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::mpsc;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use mobius_events::{Origin, StoredEvent, record};
-use mobius_log::ingest::{IngestReport, Ingestor, Status};
-use mobius_store::EventQuery;
-use reqwest::Method;
+use mobius_events::emit::{self, AnyEvent, EmitError};
+use mobius_events::{Origin, record};
+use mobius_log::ingest::{EventResult, IngestReport, Status};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
+use tokio::sync::mpsc;
 
-use crate::cli::{EventsCommand, Remote, SendArgs};
-use crate::client::Client;
+use super::backend::log::{Batch, EventList, Framing};
+use super::backend::{Backend, Log};
+use crate::cli::{EventsCommand, SendArgs};
 use crate::output::print_json;
 
 pub async fn run(data_dir: Option<&Path>, json: bool, command: EventsCommand) -> Result<ExitCode> {
     match command {
         EventsCommand::Import { files, batch, rules, remote } => {
-            import(data_dir, json, &files, batch.max(1), rules.attribution_window.as_deref(), &remote).await
+            let log = Backend::choose(data_dir, &remote, rules.attribution_window.as_deref())?.bulk().log();
+            import(log.as_ref(), json, &files, batch.max(1)).await
         }
-        EventsCommand::Send(args) => send(data_dir, json, args).await,
-        EventsCommand::List { after, ty, limit, remote } => list(data_dir, json, after, ty, limit, &remote).await,
+        EventsCommand::Send(args) => {
+            let log = Backend::choose(data_dir, &args.remote, args.rules.attribution_window.as_deref())?.log();
+            send(log.as_ref(), json, &args).await
+        }
+        EventsCommand::List { after, ty, limit, remote } => {
+            let log = Backend::choose(data_dir, &remote, None)?.log();
+            let events = log.events(&EventList { after, ty, limit }).await?;
+            if json {
+                print_json(&events)?;
+            } else {
+                for e in &events {
+                    println!("{:>8}  {}  {:<8} {:<48} {}", e.seq, e.timestamp, e.origin.as_str(), e.ty, e.subject);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
-/// One chunk of records: their raw text (or, for the local store, the parsed events) and
-/// where each starts.
+/// One chunk of records: their text (or, when the log parses as files are cut, the parsed
+/// events) and where each starts.
+#[derive(Debug)]
 struct Chunk {
     file: usize,
     texts: Vec<String>,
-    /// Parsed on the splitting thread when importing locally, so that parsing the next chunk
-    /// overlaps writing this one.
+    /// Parsed on the splitting thread when the log asks for it, so that parsing the next chunk
+    /// overlaps appending this one.
     items: Option<Vec<mobius_events::cloudevents::Item>>,
     lines: Vec<usize>,
     /// A record the splitter could not read (malformed JSON ends the file): its line and why.
@@ -45,12 +62,17 @@ struct Chunk {
     bytes: usize,
 }
 
-/// A request to a server stays under its 10 MiB body limit.
-const MAX_REQUEST_BYTES: usize = 8 << 20;
-
 impl Chunk {
     fn new(file: usize, consumed: u64) -> Chunk {
         Chunk { file, texts: Vec::new(), items: None, lines: Vec::new(), broken: None, consumed, bytes: 0 }
+    }
+
+    /// The chunk as the log takes it.
+    fn batch(&mut self) -> Batch {
+        match self.items.take() {
+            Some(items) => Batch::Parsed(items),
+            None => Batch::Records(std::mem::take(&mut self.texts)),
+        }
     }
 }
 
@@ -70,83 +92,59 @@ struct ImportSummary {
     rejections: Vec<Rejection>,
 }
 
-async fn import(
-    data_dir: Option<&Path>,
-    json: bool,
-    files: &[PathBuf],
-    batch: usize,
-    attribution_window: Option<&str>,
-    remote: &Remote,
-) -> Result<ExitCode> {
-    let client = Client::from(remote)?;
-    let ingestor = match client {
-        Some(_) => None,
-        None => {
-            let settings = super::settings(data_dir, attribution_window)?;
-            let store = super::open_store_with(&settings, mobius_store::SqliteOptions::BULK)?;
-            Some(Ingestor::new(store, settings.rules))
-        }
-    };
-
+async fn import(log: &dyn Log, json: bool, files: &[PathBuf], batch: usize) -> Result<ExitCode> {
     let mut texts = Vec::with_capacity(files.len());
     for path in files {
         texts.push(read_input(path)?);
     }
-    let total: u64 = texts.iter().map(|t| t.len() as u64).sum();
-    let progress = progress_bar(total, json);
+    let lengths: Vec<u64> = texts.iter().map(|t| t.len() as u64).collect();
+    let progress = progress_bar(lengths.iter().sum(), json);
+    let framing = log.framing().at_most(batch);
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
 
     let mut summary = ImportSummary::default();
     // Splitting into records runs on its own thread so the next chunk is ready while the
-    // current one is written.
-    let (sender, receiver) = mpsc::sync_channel::<Result<Chunk>>(2);
-    std::thread::scope(|scope| -> Result<()> {
-        let texts = &texts;
-        let local = ingestor.is_some();
-        scope.spawn(move || {
+    // current one is appended.
+    let (sender, mut receiver) = mpsc::channel::<Result<Chunk>>(2);
+    let splitter = {
+        let names = names.clone();
+        std::thread::spawn(move || {
             for (file, text) in texts.iter().enumerate() {
-                if let Err(e) = split(file, text, batch, local, &sender) {
-                    let _ = sender.send(Err(e.context(files[file].display().to_string())));
+                let split = split(file, text, framing, |chunk| sender.blocking_send(Ok(chunk)).is_ok());
+                if let Err(e) = split {
+                    let _ = sender.blocking_send(Err(e.context(names[file].clone())));
                     return;
                 }
             }
-        });
-        let mut done_before: u64 = 0;
-        let mut current_file = 0;
-        for chunk in receiver {
-            let mut chunk = chunk?;
-            if chunk.file != current_file {
-                done_before += texts[current_file].len() as u64;
-                current_file = chunk.file;
-            }
-            let report = match (&ingestor, &client) {
-                (Some(ingestor), _) => ingestor.ingest(chunk.items.take().unwrap_or_default())?,
-                (None, Some(client)) => {
-                    let body = chunk.texts.join("\n");
-                    let request = client
-                        .request(Method::POST, "/api/v1/events")
-                        .header("content-type", "application/x-ndjson")
-                        .body(body);
-                    tokio::task::block_in_place(|| {
-                        tokio::runtime::Handle::current().block_on(client.json_any_status(request))
-                    })?
-                }
-                (None, None) => unreachable!("either a store or a server"),
-            };
-            summarise(&mut summary, &report, &files[chunk.file], &chunk.lines);
-            if let Some((line, error)) = chunk.broken {
-                summary.rejected += 1;
-                summary.rejections.push(Rejection { file: files[chunk.file].display().to_string(), line, error });
-            }
-            if let Some(bar) = &progress {
-                bar.set_position(done_before + chunk.consumed);
-                bar.set_message(format!(
-                    "{} stored, {} duplicate, {} rejected",
-                    summary.stored, summary.duplicates, summary.rejected
-                ));
-            }
+        })
+    };
+    let mut done_before: u64 = 0;
+    let mut current_file = 0;
+    while let Some(chunk) = receiver.recv().await {
+        let mut chunk = chunk?;
+        if chunk.file != current_file {
+            done_before += lengths[current_file..chunk.file].iter().sum::<u64>();
+            current_file = chunk.file;
         }
-        Ok(())
-    })?;
+        if !chunk.lines.is_empty() {
+            let report = log.import(chunk.batch()).await?;
+            summarise(&mut summary, &report, &names[chunk.file], &chunk.lines);
+        }
+        if let Some((line, error)) = chunk.broken {
+            summary.rejected += 1;
+            summary.rejections.push(Rejection { file: names[chunk.file].clone(), line, error });
+        }
+        if let Some(bar) = &progress {
+            bar.set_position(done_before + chunk.consumed);
+            bar.set_message(format!(
+                "{} stored, {} duplicate, {} rejected",
+                summary.stored, summary.duplicates, summary.rejected
+            ));
+        }
+    }
+    if let Err(panic) = splitter.join() {
+        std::panic::resume_unwind(panic);
+    }
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
@@ -171,14 +169,14 @@ async fn import(
     Ok(if summary.rejected > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
-fn summarise(summary: &mut ImportSummary, report: &IngestReport, file: &Path, lines: &[usize]) {
+fn summarise(summary: &mut ImportSummary, report: &IngestReport, file: &str, lines: &[usize]) {
     summary.stored += report.stored;
     summary.duplicates += report.duplicates;
     summary.rejected += report.rejected;
     for result in &report.results {
         if result.status == Status::Rejected {
             summary.rejections.push(Rejection {
-                file: file.display().to_string(),
+                file: file.to_owned(),
                 line: lines.get(result.index).copied().unwrap_or(0),
                 error: result.error.clone().unwrap_or_default(),
             });
@@ -186,63 +184,42 @@ fn summarise(summary: &mut ImportSummary, report: &IngestReport, file: &Path, li
     }
 }
 
-/// Splits a file into chunks of records: a JSON array, or JSON values one after another.
-fn split(file: usize, text: &str, batch: usize, parse: bool, sender: &mpsc::SyncSender<Result<Chunk>>) -> Result<()> {
-    let ready = |mut chunk: Chunk| {
-        if parse {
+/// Cuts a file into chunks of records as `framing` says, handing each to `ready` until it
+/// answers `false`. A file that is not a JSON array of events is an error; malformed JSON in a
+/// stream of records ends the file, noted in the last chunk.
+fn split(file: usize, text: &str, framing: Framing, mut ready: impl FnMut(Chunk) -> bool) -> Result<()> {
+    let finish = |mut chunk: Chunk| {
+        if framing.parse {
             chunk.items = Some(chunk.texts.drain(..).map(|t| record::parse(&t, Origin::Api)).collect());
         }
         chunk
     };
-    // Lines are counted incrementally from the previous record, never from the start.
-    let mut line = 1;
-    let mut counted = 0;
-    let mut line_of = |offset: usize| {
-        line += text.as_bytes()[counted..offset].iter().filter(|b| **b == b'\n').count();
-        counted = offset;
-        line
-    };
+    let frames = record::frames(text)
+        .map_err(|e| anyhow::anyhow!("line {} column {}: not a JSON array of events: {e}", e.line(), e.column()))?;
     let mut chunk = Chunk::new(file, 0);
-    let push = |record: &str, offset: usize, end: usize, chunk: &mut Chunk| -> bool {
-        chunk.texts.push(record.to_owned());
-        chunk.lines.push(offset);
-        chunk.consumed = end as u64;
-        chunk.bytes += record.len() + 1;
-        if chunk.texts.len() >= batch || (!parse && chunk.bytes >= MAX_REQUEST_BYTES) {
-            let full = std::mem::replace(chunk, Chunk::new(file, end as u64));
-            return sender.send(Ok(ready(full))).is_ok();
-        }
-        true
-    };
-    if text.trim_start().starts_with('[') {
-        let items: Vec<&serde_json::value::RawValue> = serde_json::from_str(text)
-            .map_err(|e| anyhow::anyhow!("line {} column {}: not a JSON array of events: {e}", e.line(), e.column()))?;
-        for item in items {
-            let offset = item.get().as_ptr() as usize - text.as_ptr() as usize;
-            if !push(item.get(), line_of(offset), offset + item.get().len(), &mut chunk) {
-                return Ok(());
+    for frame in frames {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(e) => {
+                // Nothing after malformed JSON can be framed; keep what came before.
+                chunk.broken = Some((e.line(), format!("malformed JSON at column {}: {e}", e.column())));
+                chunk.consumed = text.len() as u64;
+                break;
             }
-        }
-    } else {
-        let mut stream = serde_json::Deserializer::from_str(text).into_iter::<&serde_json::value::RawValue>();
-        while let Some(item) = stream.next() {
-            let item = match item {
-                Ok(item) => item,
-                Err(e) => {
-                    // Nothing after malformed JSON can be framed; keep what came before.
-                    chunk.broken = Some((e.line(), format!("malformed JSON at column {}: {e}", e.column())));
-                    chunk.consumed = text.len() as u64;
-                    break;
-                }
-            };
-            let offset = item.get().as_ptr() as usize - text.as_ptr() as usize;
-            if !push(item.get(), line_of(offset), stream.byte_offset(), &mut chunk) {
+        };
+        chunk.texts.push(frame.text.to_owned());
+        chunk.lines.push(frame.line);
+        chunk.consumed = frame.end as u64;
+        chunk.bytes += frame.text.len() + 1;
+        if chunk.texts.len() >= framing.max_records || chunk.bytes >= framing.max_bytes {
+            let full = std::mem::replace(&mut chunk, Chunk::new(file, frame.end as u64));
+            if !ready(finish(full)) {
                 return Ok(());
             }
         }
     }
     if !chunk.texts.is_empty() || chunk.broken.is_some() {
-        let _ = sender.send(Ok(ready(chunk)));
+        ready(finish(chunk));
     }
     Ok(())
 }
@@ -267,27 +244,18 @@ fn progress_bar(total: u64, json: bool) -> Option<ProgressBar> {
     Some(bar)
 }
 
-async fn send(data_dir: Option<&Path>, json: bool, args: SendArgs) -> Result<ExitCode> {
-    let text = match &args.stdin {
-        Some(dash) if dash == "-" => read_input(Path::new("-"))?,
+async fn send(log: &dyn Log, json: bool, args: &SendArgs) -> Result<ExitCode> {
+    let result = match &args.stdin {
+        Some(dash) if dash == "-" => log.send(read_input(Path::new("-"))?).await?,
         Some(other) => bail!("unexpected argument `{other}`: use `-` to read the event from standard input"),
-        None => build_event(&args)?,
+        None => match build_event(args)? {
+            Ok(event) => log.append(event).await?,
+            // Refused as the log would refuse it: nothing is sent.
+            Err(why) => EventResult { index: 0, status: Status::Rejected, id: None, source: None, error: Some(why) },
+        },
     };
-    let report: IngestReport = match Client::from(&args.remote)? {
-        Some(client) => {
-            let request =
-                client.request(Method::POST, "/api/v1/events").header("content-type", "application/json").body(text);
-            client.json_any_status(request).await?
-        }
-        None => {
-            let settings = super::settings(data_dir, args.rules.attribution_window.as_deref())?;
-            let ingestor = Ingestor::new(super::open_store(&settings)?, settings.rules);
-            ingestor.ingest(vec![record::parse(&text, Origin::Api)])?
-        }
-    };
-    let result = report.results.first().context("the server returned no result")?;
     if json {
-        print_json(result)?;
+        print_json(&result)?;
     } else {
         match result.status {
             Status::Stored => println!("stored {}", result.id.as_deref().unwrap_or_default()),
@@ -300,53 +268,79 @@ async fn send(data_dir: Option<&Path>, json: bool, args: SendArgs) -> Result<Exi
     Ok(if result.status == Status::Rejected { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
-/// A v0.5.1 CDEvent from flags.
-fn build_event(args: &SendArgs) -> Result<String> {
+/// The event the flags describe, or why the log would refuse it.
+fn build_event(args: &SendArgs) -> Result<Result<mobius_events::NewEvent, String>> {
     let content: Value = serde_json::from_str(&args.content)
         .map_err(|e| anyhow::anyhow!("--content is not JSON (column {}): {e}", e.column()))?;
-    let event = json!({
-        "context": {
-            "specversion": "0.5.1",
-            "id": args.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-            "source": args.source.clone().unwrap_or_else(|| "/mobius/cli".to_owned()),
-            "type": args.ty,
-            "timestamp": args.timestamp.clone().unwrap_or_else(|| jiff::Timestamp::now().to_string()),
-        },
-        "subject": { "id": args.subject, "content": content },
-    });
-    Ok(event.to_string())
+    let timestamp = args.timestamp.clone().unwrap_or_else(|| jiff::Timestamp::now().to_string());
+    let event = AnyEvent {
+        ty: args.ty.as_deref().unwrap_or_default(),
+        id: args.id.as_deref(),
+        source: args.source.as_deref().unwrap_or(emit::reliability::CLI_SOURCE),
+        timestamp: &timestamp,
+        subject: args.subject.as_deref().unwrap_or_default(),
+        content: &content,
+    };
+    Ok(match emit::any(&event, Origin::Api) {
+        Ok(event) => Ok(event),
+        Err(EmitError::Invalid { source, .. }) => Err(source.to_string()),
+        Err(other) => Err(other.to_string()),
+    })
 }
 
-async fn list(
-    data_dir: Option<&Path>,
-    json: bool,
-    after: Option<i64>,
-    ty: Option<String>,
-    limit: u32,
-    remote: &Remote,
-) -> Result<ExitCode> {
-    let events: Vec<StoredEvent> = match Client::from(remote)? {
-        Some(client) => {
-            let mut request = client.request(Method::GET, "/api/v1/events").query(&[("limit", limit.to_string())]);
-            if let Some(after) = after {
-                request = request.query(&[("after", after.to_string())]);
-            }
-            if let Some(ty) = &ty {
-                request = request.query(&[("type", ty)]);
-            }
-            client.json(request).await?
-        }
-        None => {
-            let store = super::open_store(&super::settings(data_dir, None)?)?;
-            store.events(&EventQuery { after_seq: after, ty, limit, ..EventQuery::default() })?
-        }
-    };
-    if json {
-        print_json(&events)?;
-    } else {
-        for e in &events {
-            println!("{:>8}  {}  {:<8} {:<48} {}", e.seq, e.timestamp, e.origin.as_str(), e.ty, e.subject);
-        }
+#[cfg(test)]
+mod tests {
+    use mobius_events::MAX_BATCH_ITEMS;
+
+    use super::*;
+
+    /// The chunks `text` is cut into.
+    fn chunks(text: &str, framing: Framing) -> Vec<Chunk> {
+        let mut chunks = Vec::new();
+        split(0, text, framing, |chunk| {
+            chunks.push(chunk);
+            true
+        })
+        .unwrap();
+        chunks
     }
-    Ok(ExitCode::SUCCESS)
+
+    fn sizes(text: &str, framing: Framing) -> Vec<usize> {
+        chunks(text, framing).iter().map(|c| c.lines.len()).collect()
+    }
+
+    #[test]
+    fn a_server_gets_at_most_its_batch_limit_of_records_a_request() {
+        let text = "{}\n".repeat(MAX_BATCH_ITEMS + 5);
+        assert_eq!(sizes(&text, Framing::SERVER.at_most(20_000)), [MAX_BATCH_ITEMS, 5]);
+        assert_eq!(sizes(&text, Framing::SERVER.at_most(4_000)), [4_000, 4_000, 2_005], "--batch still counts");
+        assert_eq!(sizes(&text, Framing::LOCAL.at_most(20_000)), [MAX_BATCH_ITEMS + 5], "the local store takes more");
+    }
+
+    #[test]
+    fn a_server_gets_at_most_about_8_mib_a_request() {
+        // Records of 100 000 bytes: the chunk is full at the first record past 8 MiB.
+        let record = format!("\"{}\"", "x".repeat(99_998));
+        let text = format!("{record}\n").repeat(1_000);
+        let cut = chunks(&text, Framing::SERVER.at_most(20_000));
+        assert_eq!(cut.iter().map(|c| c.lines.len()).collect::<Vec<_>>(), [vec![84; 11], vec![76]].concat());
+        assert!(cut.iter().all(|c| c.texts.join("\n").len() < 10 << 20), "under the server's 10 MiB body limit");
+        assert_eq!(sizes(&text, Framing::LOCAL.at_most(20_000)), [1_000]);
+    }
+
+    #[test]
+    fn chunks_are_parsed_where_the_log_asks_and_keep_their_lines() {
+        let text = "{\"a\": 1}\n\n[2]\n{\"broken\": \n";
+        let local = chunks(text, Framing::LOCAL.at_most(20_000));
+        assert_eq!(local.len(), 1);
+        assert_eq!(local[0].lines, [1, 3]);
+        assert!(local[0].texts.is_empty() && local[0].items.as_ref().is_some_and(|items| items.len() == 2));
+        assert_eq!(local[0].broken.as_ref().map(|(line, _)| *line), Some(5));
+        assert_eq!(local[0].consumed, text.len() as u64);
+        let remote = chunks(text, Framing::SERVER.at_most(1));
+        let texts: Vec<Vec<String>> = remote.iter().map(|c| c.texts.clone()).collect();
+        assert_eq!(texts, [vec!["{\"a\": 1}"], vec!["[2]"], vec![]], "the malformed end comes last, alone");
+        assert!(remote.iter().all(|c| c.items.is_none()));
+        assert_eq!(remote[2].broken.as_ref().map(|(line, _)| *line), Some(5));
+    }
 }

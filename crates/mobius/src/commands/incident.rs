@@ -1,47 +1,46 @@
 //! `mobius incident open|ack|resolve|list|show`: incidents by hand. Each change is a CDEvent
-//! (`incident.detected`, Mobius's `…mobius-incident.acknowledged`, `incident.resolved`) appended
-//! to the log — locally, or through `--server` with an `ingest` token — so hand-made incidents
-//! go through the same rules (attribution, recovery time) as every other source.
+//! (`incident.detected`, Mobius's `…mobius-incident.acknowledged`, `incident.resolved`, built by
+//! `mobius_events::emit::reliability`) appended to the log — locally, or through `--server`
+//! with an `ingest` token — so hand-made incidents go through the same rules (attribution,
+//! recovery time) as every other source.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use jiff::Timestamp;
-use mobius_events::Origin;
-use mobius_events::cdevents::{self, ACKNOWLEDGED};
-use mobius_reliability::incidents::{self, Listed};
-use reqwest::Method;
-use serde_json::{Value, json};
+use mobius_events::emit::reliability::{CLI_SOURCE, IncidentRef};
+use serde_json::json;
 
-use crate::cli::{IncidentCommand, Remote};
-use crate::client::Client;
+use super::backend::reliability::Change;
+use super::backend::{Backend, Reliability};
+use crate::cli::IncidentCommand;
 use crate::output::print_json;
-
-/// The source of incidents made by hand.
-const SOURCE: &str = "/mobius/cli";
 
 pub async fn run(data_dir: Option<&Path>, json: bool, command: IncidentCommand) -> Result<ExitCode> {
     match command {
         IncidentCommand::Open { service, environment, title, severity, remote } => {
+            let reliability = Backend::choose(data_dir, &remote, None)?.reliability();
             let now = Timestamp::now();
             let id = format!("inc-{}", now.as_millisecond());
-            let mut event = incident_event("dev.cdevents.incident.detected.0.3.0", &id, &service, &environment, now);
-            event["subject"]["content"]["description"] = json!(title);
-            event["customData"] = json!({ "severity": severity });
-            send(data_dir, &remote, &event).await?;
+            let incident = IncidentRef { id: &id, source: CLI_SOURCE, service: &service, environment: &environment };
+            reliability.change(incident, Change::Opened { title: &title, severity: &severity }, now).await?;
             if json {
-                print_json(&json!({ "incident": id, "key": format!("cdevents:{SOURCE}#{id}") }))?;
+                print_json(&json!({ "incident": id, "key": incident.key() }))?;
             } else {
                 println!("Opened incident {id} ({severity}) for {service} in {environment}");
             }
         }
-        IncidentCommand::Ack { id, remote } => change(data_dir, &remote, &id, ACKNOWLEDGED, "acknowledged").await?,
+        IncidentCommand::Ack { id, remote } => {
+            let reliability = Backend::choose(data_dir, &remote, None)?.reliability();
+            change(reliability.as_ref(), &id, Change::Acknowledged, "acknowledged").await?;
+        }
         IncidentCommand::Resolve { id, remote } => {
-            change(data_dir, &remote, &id, "dev.cdevents.incident.resolved.", "resolved").await?
+            let reliability = Backend::choose(data_dir, &remote, None)?.reliability();
+            change(reliability.as_ref(), &id, Change::Resolved, "resolved").await?;
         }
         IncidentCommand::List { open, remote } => {
-            let incidents = list(data_dir, &remote, open).await?;
+            let incidents = Backend::choose(data_dir, &remote, None)?.reliability().incidents(open).await?;
             if json {
                 print_json(&incidents)?;
             } else if incidents.is_empty() {
@@ -71,8 +70,7 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: IncidentCommand) 
             }
         }
         IncidentCommand::Show { id, remote } => {
-            let client = Client::from(&remote)?;
-            let draft = super::postmortem::draft(data_dir, client.as_ref(), &id).await?;
+            let draft = Backend::choose(data_dir, &remote, None)?.reliability().postmortem_draft(&id).await?;
             if json {
                 print_json(&json!({ "draft": draft }))?;
             } else {
@@ -87,77 +85,12 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: IncidentCommand) 
 }
 
 /// Acknowledges or resolves the incident whose key ends with `#id` (or is `id`).
-async fn change(data_dir: Option<&Path>, remote: &Remote, id: &str, ty: &str, word: &str) -> Result<()> {
-    let incident = list(data_dir, remote, false)
-        .await?
-        .into_iter()
-        .map(|l| l.incident)
-        .find(|i| incidents::matches(&i.key, id))
-        .with_context(|| format!("no incident `{id}`; see `mobius incident list`"))?;
-    let (source, subject) = incident
-        .key
-        .strip_prefix("cdevents:")
-        .and_then(|rest| rest.split_once('#'))
-        .map(|(s, i)| (s.to_owned(), i.to_owned()))
-        .with_context(|| {
-            format!("incident {} did not come from CDEvents; change it where it came from", incident.key)
-        })?;
-    let ty = if ty == ACKNOWLEDGED { format!("{ACKNOWLEDGED}0.1.0") } else { format!("{ty}0.3.0") };
-    let mut event = incident_event(&ty, &subject, &incident.service, &incident.environment, Timestamp::now());
-    event["subject"]["source"] = json!(source);
-    send(data_dir, remote, &event).await?;
-    println!("Incident {subject} {word}");
+async fn change(reliability: &dyn Reliability, id: &str, change: Change<'_>, word: &str) -> Result<()> {
+    let found =
+        reliability.incident(id).await?.with_context(|| format!("no incident `{id}`; see `mobius incident list`"))?;
+    let incident = IncidentRef::from_key(&found.key, &found.service, &found.environment)
+        .with_context(|| format!("incident {} did not come from CDEvents; change it where it came from", found.key))?;
+    reliability.change(incident, change, Timestamp::now()).await?;
+    println!("Incident {} {word}", incident.id);
     Ok(())
-}
-
-fn incident_event(ty: &str, subject: &str, service: &str, environment: &str, at: Timestamp) -> Value {
-    json!({
-        "context": {
-            "specversion": "0.5.1",
-            "id": uuid::Uuid::new_v4().to_string(),
-            "source": SOURCE,
-            "type": ty,
-            "timestamp": at.to_string(),
-        },
-        "subject": {
-            "id": subject,
-            "source": SOURCE,
-            "content": { "environment": { "id": environment }, "service": { "id": service } },
-        },
-    })
-}
-
-/// Appends one event locally, or through `--server`.
-async fn send(data_dir: Option<&Path>, remote: &Remote, event: &Value) -> Result<()> {
-    match Client::from(remote)? {
-        Some(client) => {
-            let answer: Value = client.json(client.request(Method::POST, "/api/v1/events").json(event)).await?;
-            if answer["rejected"].as_u64().unwrap_or(0) > 0 {
-                bail!("the server refused the event: {answer}");
-            }
-        }
-        None => {
-            let parsed = cdevents::parse(&event.to_string(), Origin::Api).context("a hand-made incident event")?;
-            let settings = super::settings(data_dir, None)?;
-            let store = super::open_store(&settings)?;
-            let ingestor = mobius_log::ingest::Ingestor::new(store, settings.rules);
-            ingestor.ingest(vec![Ok(parsed)])?;
-        }
-    }
-    Ok(())
-}
-
-/// Every incident (only the unresolved ones with `open_only`), newest first, from the server
-/// or the local data directory.
-async fn list(data_dir: Option<&Path>, remote: &Remote, open_only: bool) -> Result<Vec<Listed>> {
-    match Client::from(remote)? {
-        Some(client) => {
-            let path = if open_only { "/api/v1/incidents?open=true" } else { "/api/v1/incidents" };
-            client.json(client.request(Method::GET, path)).await
-        }
-        None => {
-            let store = super::open_store(&super::settings(data_dir, None)?)?;
-            Ok(incidents::list(store.as_ref(), open_only)?)
-        }
-    }
 }

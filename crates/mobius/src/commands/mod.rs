@@ -1,5 +1,8 @@
-//! One module per command family.
+//! One module per command family; [`backend`] is where their work is done: the application
+//! services on the local data directory, or a server with `--server`, behind one interface per
+//! area.
 
+mod backend;
 mod chaos;
 mod demo;
 mod deploy;
@@ -7,7 +10,7 @@ mod events;
 mod incident;
 mod lint;
 mod measure;
-pub mod postmortem;
+mod postmortem;
 pub mod proxy;
 mod repo;
 mod run;
@@ -62,22 +65,9 @@ fn settings(data_dir: Option<&Path>, attribution_window: Option<&str>) -> Result
     config::load(data_dir, Overrides { attribution_window, ..Default::default() })
 }
 
-/// The API client for work only a running server does (deployments, cancelling runs):
-/// `--server`, else the configured listen address.
-fn server_client(data_dir: Option<&Path>, remote: &crate::cli::Remote) -> Result<crate::client::Client> {
-    let mut remote = remote.clone();
-    if remote.server.is_none() {
-        remote.server = Some(format!("http://{}", settings(data_dir, None)?.listen));
-    }
-    crate::client::Client::from(&remote)?.context("no server")
-}
-
+/// The store in the data directory, for the commands that work only there (`repo`, `run`).
 fn open_store(settings: &Settings) -> Result<Arc<dyn Store>> {
-    open_store_with(settings, SqliteOptions::SERVER)
-}
-
-fn open_store_with(settings: &Settings, options: SqliteOptions) -> Result<Arc<dyn Store>> {
-    let store = SqliteStore::open_with(&settings.data_dir, options)
+    let store = SqliteStore::open_with(&settings.data_dir, SqliteOptions::SERVER)
         .with_context(|| format!("cannot open the store in {}", settings.data_dir.display()))?;
     Ok(Arc::new(store))
 }

@@ -14,11 +14,9 @@ use anyhow::{Context, Result, bail};
 use mobius_app::tokens;
 use mobius_runs::git;
 use mobius_store::{Repository, Store, TokenScope};
-use reqwest::Method;
 use serde::Serialize;
 
 use crate::cli::{Remote, RepoCommand};
-use crate::client::Client;
 use crate::output::print_json;
 
 /// The hooks installed, and the line that marks ours inside a hook file.
@@ -195,9 +193,7 @@ async fn notify(name: &str, server: &str, token_file: &Path) -> Result<ExitCode>
     let token = std::fs::read_to_string(token_file)
         .with_context(|| format!("cannot read the hook token {}", token_file.display()))?;
     let remote = Remote { server: Some(server.to_owned()), token: Some(token.trim().to_owned()) };
-    let client = Client::from(&remote)?.context("no server")?;
-    let answer: serde_json::Value =
-        client.json(client.request(Method::POST, "/api/v1/poll").query(&[("repository", name)])).await?;
+    let answer = super::backend::Remote::connect(&remote)?.poll(name).await?;
     println!("{answer}");
     Ok(ExitCode::SUCCESS)
 }

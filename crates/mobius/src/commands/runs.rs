@@ -1,40 +1,27 @@
 //! `mobius runs list|show|logs|cancel|rerun`: the server's pipeline runs.
 //!
-//! Reads (`list`, `show`, `logs`) work on the local data directory, or through `--server`.
-//! `cancel` and `rerun` act on the server that runs the pipelines, so they always go through
-//! the API: `--server`, else the configured listen address.
+//! Reads (`list`, `show`, `logs`) go through the runs interface: the local data directory, or
+//! `--server`. `cancel` and `rerun` act on the server that runs the pipelines, so they always
+//! go through the API: `--server`, else the configured listen address.
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use jiff::Timestamp;
-use mobius_runs::logs::{self, RunLogLine};
-use mobius_store::{RunDetail, RunQuery, RunRecord, RunState};
-use reqwest::Method;
-use serde_json::Value;
+use mobius_store::{RunDetail, RunRecord};
 
-use crate::cli::{Remote, RunsCommand};
-use crate::client::Client;
-use crate::output::print_json;
+use super::backend::runs::RunList;
+use super::backend::{self, Backend, Runs};
+use crate::cli::RunsCommand;
+use crate::output::{print_json, print_table};
 
 pub async fn run(data_dir: Option<&Path>, json: bool, command: RunsCommand) -> Result<ExitCode> {
     match command {
         RunsCommand::List { repository, state, limit, remote } => {
-            let runs: Vec<RunRecord> = match Client::from(&remote)? {
-                Some(client) => {
-                    let mut query: Vec<(&str, String)> = vec![("limit", limit.to_string())];
-                    query.extend(repository.map(|r| ("repository", r)));
-                    query.extend(state.map(|s| ("state", s)));
-                    client.json(client.request(Method::GET, "/api/v1/runs").query(&query)).await?
-                }
-                None => {
-                    let store = super::open_store(&super::settings(data_dir, None)?)?;
-                    let state = state.as_deref().and_then(RunState::parse);
-                    store.runs(&RunQuery { repository, state, limit, before: None })?
-                }
-            };
+            let runs =
+                Backend::choose(data_dir, &remote, None)?.runs().list(&RunList { repository, state, limit }).await?;
             if json {
                 print_json(&runs)?;
             } else if runs.is_empty() {
@@ -44,17 +31,19 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: RunsCommand) -> R
             }
         }
         RunsCommand::Show { id, remote } => {
-            let detail = fetch(data_dir, &remote, id).await?;
+            let detail = Backend::choose(data_dir, &remote, None)?.runs().show(id).await?;
             if json {
                 print_json(&detail)?;
             } else {
                 print_detail(&detail);
             }
         }
-        RunsCommand::Logs { id, follow, remote } => return print_logs(data_dir, json, &remote, id, follow).await,
+        RunsCommand::Logs { id, follow, remote } => {
+            let runs = Backend::choose(data_dir, &remote, None)?.runs();
+            return print_logs(runs.as_ref(), json, id, follow).await;
+        }
         RunsCommand::Cancel { id, remote } => {
-            let client = super::server_client(data_dir, &remote)?;
-            let answer: Value = client.json(client.request(Method::POST, &format!("/api/v1/runs/{id}/cancel"))).await?;
+            let answer = backend::server(data_dir, &remote)?.cancel_run(id).await?;
             if json {
                 print_json(&answer)?;
             } else {
@@ -62,9 +51,7 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: RunsCommand) -> R
             }
         }
         RunsCommand::Rerun { id, failed, remote } => {
-            let client = super::server_client(data_dir, &remote)?;
-            let path = format!("/api/v1/runs/{id}/rerun");
-            let answer: Value = client.json(client.request(Method::POST, &path).query(&[("failed", failed)])).await?;
+            let answer = backend::server(data_dir, &remote)?.rerun(id, failed).await?;
             if json {
                 print_json(&answer)?;
             } else {
@@ -75,35 +62,10 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: RunsCommand) -> R
     Ok(ExitCode::SUCCESS)
 }
 
-async fn fetch(data_dir: Option<&Path>, remote: &Remote, id: i64) -> Result<RunDetail> {
-    match Client::from(remote)? {
-        Some(client) => client.json(client.request(Method::GET, &format!("/api/v1/runs/{id}"))).await,
-        None => {
-            let store = super::open_store(&super::settings(data_dir, None)?)?;
-            store.run(id)?.with_context(|| format!("no run {id}"))
-        }
-    }
-}
-
-async fn print_logs(data_dir: Option<&Path>, json: bool, remote: &Remote, id: i64, follow: bool) -> Result<ExitCode> {
+async fn print_logs(runs: &dyn Runs, json: bool, id: i64, follow: bool) -> Result<ExitCode> {
     let mut after = 0;
     loop {
-        let lines: Vec<RunLogLine> = match Client::from(remote)? {
-            Some(client) => {
-                let request =
-                    client.request(Method::GET, &format!("/api/v1/runs/{id}/logs")).query(&[("after", after)]);
-                let response = request.send().await.context("cannot reach the server")?;
-                if !response.status().is_success() {
-                    bail!("server answered {}", response.status());
-                }
-                let text = response.text().await?;
-                text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
-            }
-            None => {
-                let settings = super::settings(data_dir, None)?;
-                logs::read_after(&logs::path(&settings.data_dir, id), after)?
-            }
-        };
+        let lines = runs.log_after(id, after).await?;
         for line in &lines {
             after = line.seq;
             if json {
@@ -116,7 +78,7 @@ async fn print_logs(data_dir: Option<&Path>, json: bool, remote: &Remote, id: i6
             break;
         }
         // Ended runs have written their last line; read once more after the end to be sure.
-        let detail = fetch(data_dir, remote, id).await?;
+        let detail = runs.show(id).await?;
         if detail.record.state.is_final() {
             if lines.is_empty() {
                 break;
@@ -143,7 +105,7 @@ fn print_list(runs: &[RunRecord]) {
             ]
         })
         .collect();
-    table(["ID", "STATE", "WORKFLOW", "BRANCH", "COMMIT", "QUEUED (UTC)", "TIME"], &rows);
+    print_table(0, ["ID", "STATE", "WORKFLOW", "BRANCH", "COMMIT", "QUEUED (UTC)", "TIME"], &rows);
 }
 
 fn print_detail(d: &RunDetail) {
@@ -174,21 +136,4 @@ fn duration(started: Option<Timestamp>, finished: Option<Timestamp>) -> String {
     let end = finished.unwrap_or_else(Timestamp::now);
     let seconds = end.duration_since(started).as_secs_f64().max(0.0);
     format!("{seconds:.1}s")
-}
-
-fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
-    let mut widths = header.map(|h| h.chars().count());
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        println!("{}", padded.join("  ").trim_end());
-    };
-    line(header.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
-    }
 }

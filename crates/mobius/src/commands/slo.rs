@@ -1,38 +1,40 @@
 //! `mobius slo status [SERVICE]`: every SLO's error budget, burn rate and alert state;
-//! `mobius slo check SERVICE [ENVIRONMENT]`: what the error-budget policy says about a deploy
-//! now. From the local data directory or `--server`.
+//! `mobius slo explain SERVICE SLO`: where a budget went; `mobius slo check SERVICE
+//! [ENVIRONMENT]`: what the error-budget policy says about a deploy now. Through the
+//! reliability interface: the local data directory, or `--server`. `mobius alerts` asks the
+//! server, which evaluates them.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
-use jiff::Timestamp;
-use mobius_reliability::slo::{self, Explanation, PolicyCheck, Share, SloStatus};
+use anyhow::Result;
+use mobius_reliability::slo::{Share, SloStatus};
 use mobius_slo::policy::Reason;
-use reqwest::Method;
 
-use crate::cli::{Remote, SloCommand};
-use crate::client::Client;
-use crate::output::print_json;
+use super::backend::{self, Backend, Reliability};
+use crate::cli::SloCommand;
+use crate::output::{print_json, print_table};
 
 pub async fn run(data_dir: Option<&Path>, json: bool, command: SloCommand) -> Result<ExitCode> {
-    let (service, remote) = match command {
-        SloCommand::Status { service, remote } => (service, remote),
+    match command {
+        SloCommand::Status { service, remote } => {
+            status(Backend::choose(data_dir, &remote, None)?.reliability().as_ref(), json, service.as_deref()).await
+        }
         SloCommand::Check { service, environment, reason, remote } => {
-            return check(data_dir, json, &service, &environment, reason, &remote).await;
+            let reliability = Backend::choose(data_dir, &remote, None)?.reliability();
+            check(reliability.as_ref(), json, &service, &environment, reason).await
         }
-        SloCommand::Explain { service, slo, remote } => return explain(data_dir, json, &service, &slo, &remote).await,
-    };
-    let mut statuses: Vec<SloStatus> = match Client::from(&remote)? {
-        Some(client) => client.json(client.request(Method::GET, "/api/v1/slos")).await?,
-        None => {
-            let store = super::open_store(&super::settings(data_dir, None)?)?;
-            // A Prometheus SLI is queried with blocking HTTP.
-            mobius_log::blocking::spawn(move || slo::statuses(store.as_ref(), Timestamp::now())).await?
+        SloCommand::Explain { service, slo, remote } => {
+            explain(Backend::choose(data_dir, &remote, None)?.reliability().as_ref(), json, &service, &slo).await
         }
-    };
-    if let Some(service) = &service {
-        statuses.retain(|s| &s.service == service);
+    }
+}
+
+/// `mobius slo status`: a row per SLO.
+async fn status(reliability: &dyn Reliability, json: bool, service: Option<&str>) -> Result<ExitCode> {
+    let mut statuses = reliability.slos().await?;
+    if let Some(service) = service {
+        statuses.retain(|s| s.service == service);
     }
     if json {
         print_json(&statuses)?;
@@ -55,20 +57,7 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: SloCommand) -> Re
         "ALERT",
         "POLICY",
     ];
-    let mut widths = header.map(|h| h.chars().count());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        println!("{}", padded.join("  ").trim_end());
-    };
-    line(header.to_vec());
-    for row in &rows {
-        line(row.iter().map(String::as_str).collect());
-    }
+    print_table(0, header, &rows);
     for s in statuses.iter().filter(|s| s.unknown.is_some()) {
         println!("\n{} {}: {}", s.service, s.slo, s.unknown.as_deref().unwrap_or_default());
     }
@@ -76,28 +65,8 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: SloCommand) -> Re
 }
 
 /// `mobius slo explain`: where the budget went.
-async fn explain(data_dir: Option<&Path>, json: bool, service: &str, name: &str, remote: &Remote) -> Result<ExitCode> {
-    let explanation: Explanation = match Client::from(remote)? {
-        Some(client) => {
-            let request =
-                client.request(Method::GET, "/api/v1/slos/explain").query(&[("service", service), ("slo", name)]);
-            client.json(request).await?
-        }
-        None => {
-            let store = super::open_store(&super::settings(data_dir, None)?)?;
-            let (service, name) = (service.to_owned(), name.to_owned());
-            mobius_log::blocking::spawn(move || -> Result<Explanation> {
-                let definitions = slo::definitions(store.as_ref())?;
-                let (_, spec) = definitions
-                    .iter()
-                    .find(|(s, slo)| *s == service && slo.name() == name)
-                    .with_context(|| format!("{service} has no SLO `{name}` (see `mobius slo status`)"))?;
-                slo::explain(store.as_ref(), &service, spec, Timestamp::now())?
-                    .with_context(|| format!("SLO `{name}` reads Prometheus: its requests are not in Mobius's store"))
-            })
-            .await?
-        }
-    };
+async fn explain(reliability: &dyn Reliability, json: bool, service: &str, name: &str) -> Result<ExitCode> {
+    let explanation = reliability.explain(service, name).await?;
     if json {
         print_json(&explanation)?;
         return Ok(ExitCode::SUCCESS);
@@ -143,28 +112,13 @@ async fn explain(data_dir: Option<&Path>, json: bool, service: &str, name: &str,
 
 /// `mobius slo check`: prints the policy's answer; exit status 1 when it refuses.
 async fn check(
-    data_dir: Option<&Path>,
+    reliability: &dyn Reliability,
     json: bool,
     service: &str,
     environment: &str,
     reason: Option<Reason>,
-    remote: &Remote,
 ) -> Result<ExitCode> {
-    let answer: PolicyCheck = match Client::from(remote)? {
-        Some(client) => {
-            let path = format!("/api/v1/policy/{service}/{environment}");
-            let reason: Vec<(&str, String)> = reason.iter().map(|r| ("reason", r.to_string())).collect();
-            client.json(client.request(Method::GET, &path).query(&reason)).await?
-        }
-        None => {
-            let store = super::open_store(&super::settings(data_dir, None)?)?;
-            let (service, environment) = (service.to_owned(), environment.to_owned());
-            mobius_log::blocking::spawn(move || {
-                slo::check(store.as_ref(), &service, &environment, reason, Timestamp::now())
-            })
-            .await?
-        }
-    };
+    let answer = reliability.check(service, environment, reason).await?;
     if json {
         print_json(&answer)?;
     } else {
@@ -233,9 +187,7 @@ fn sparkline(values: &[f64]) -> String {
 
 /// `mobius alerts`: the server evaluates alerts, so this asks it.
 pub async fn alerts(data_dir: Option<&Path>, json: bool, args: crate::cli::AlertsArgs) -> Result<ExitCode> {
-    let client = super::server_client(data_dir, &args.remote)?;
-    let views: Vec<mobius_reliability::alerting::AlertView> =
-        client.json(client.request(Method::GET, "/api/v1/alerts")).await?;
+    let views = backend::server(data_dir, &args.remote)?.alerts().await?;
     if json {
         print_json(&views)?;
     } else if views.is_empty() {

@@ -206,3 +206,77 @@ fn an_incident_by_hand_is_opened_acknowledged_and_resolved() {
     let unknown = dir.run(&["incident", "ack", "inc-404"]);
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no incident `inc-404`"));
 }
+
+/// An import larger than a server takes in one request goes in requests of at most
+/// `MAX_BATCH_ITEMS` records, and a list longer than a page is read page by page.
+#[test]
+fn a_large_import_and_a_long_list_go_through_a_server_in_pieces() {
+    let dir = Dir::new();
+    let server = dir.serve(&[]);
+    let remote = ["--server", server.base.as_str(), "--token", crate::util::ADMIN];
+    let count = mobius_events::MAX_BATCH_ITEMS + 5;
+    let mut file = String::new();
+    for i in 0..count {
+        file.push_str(
+            &crate::util::deployed(&format!("d-{i}"), "shop", "production", "2024-05-01T10:00:00Z").to_string(),
+        );
+        file.push('\n');
+    }
+    let path = dir.write("many.ndjson", &file);
+    let mut args = vec!["events", "import", path.to_str().unwrap()];
+    args.extend(remote);
+    let report = dir.json(&args);
+    assert_eq!((report["stored"].as_u64(), report["rejected"].as_u64()), (Some(count as u64), Some(0)), "{report}");
+
+    let limit = count.to_string();
+    let mut args = vec!["events", "list", "--limit", &limit];
+    args.extend(remote);
+    let listed = dir.json(&args);
+    let listed = listed.as_array().expect("a list");
+    assert_eq!(listed.len(), count, "every page, not the first 1000");
+    assert!(listed.windows(2).all(|w| w[0]["seq"].as_i64() < w[1]["seq"].as_i64()), "in order, once each");
+    let mut args = vec!["events", "list", "--limit", "3", "--after", "10"];
+    args.extend(remote);
+    let first = dir.json(&args);
+    assert_eq!(
+        first.as_array().map(|a| a.iter().map(|e| e["seq"].as_i64().unwrap()).collect::<Vec<_>>()),
+        Some(vec![11, 12, 13])
+    );
+}
+
+#[test]
+fn an_incident_by_hand_goes_through_a_server_as_it_does_locally() {
+    /// `args` against `server`, as an admin.
+    fn with<'a>(args: &[&'a str], server: &'a str) -> Vec<&'a str> {
+        let mut all = args.to_vec();
+        all.extend(["--server", server, "--token", crate::util::ADMIN]);
+        all
+    }
+    let dir = Dir::new();
+    let server = dir.serve(&[]);
+    let base = server.base.as_str();
+    let opened = dir.json(&with(&["incident", "open", "shop", "--title", "checkout is slow"], base));
+    let id = opened["incident"].as_str().expect("an id").to_owned();
+    assert_eq!(opened["key"], format!("cdevents:/mobius/cli#{id}"));
+    let listed = dir.json(&with(&["incident", "list", "--open"], base));
+    assert_eq!(listed[0]["key"], opened["key"], "{listed}");
+    assert_eq!(listed[0]["severity"], "sev2", "the default severity");
+    assert!(dir.ok(&with(&["incident", "ack", &id], base)).contains("acknowledged"));
+    assert!(dir.ok(&with(&["incident", "resolve", &id], base)).contains("resolved"));
+    assert_eq!(dir.json(&with(&["incident", "list", "--open"], base)), serde_json::json!([]));
+    let recorded = dir.ok(&with(&["postmortem", &id, "--recorded", "https://wiki/pm/1"], base));
+    assert!(recorded.contains(&format!("cdevents:/mobius/cli#{id}")), "{recorded}");
+    let events = dir.json(&with(&["events", "list", "--limit", "10"], base));
+    let types: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "dev.cdevents.incident.detected.0.3.0",
+            "dev.cdeventsx.mobius-incident.acknowledged.0.1.0",
+            "dev.cdevents.incident.resolved.0.3.0",
+            "dev.cdeventsx.mobius-postmortem.recorded.0.1.0"
+        ]
+    );
+    let unknown = dir.run(&with(&["incident", "ack", "inc-404"], base));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no incident `inc-404`"));
+}
