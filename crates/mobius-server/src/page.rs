@@ -62,6 +62,13 @@ pub fn next_link(uri: &Uri, param: &str, value: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(&format!("<{}>; rel=\"next\"", with_param(uri, param, value))).ok()
 }
 
+/// The position and size of a page of a list computed whole.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct OffsetParams {
+    pub offset: Option<usize>,
+    pub limit: Option<u32>,
+}
+
 /// A page of a list computed whole (few items: services, SLOs, tokens), by position: the
 /// items from `offset`, at most `limit` (default: the cap).
 pub fn of_whole<T: Serialize>(
@@ -95,6 +102,15 @@ mod tests {
 
     fn link(response: &Response) -> Option<String> {
         response.headers().get(header::LINK).map(|v| v.to_str().unwrap().to_owned())
+    }
+
+    #[test]
+    fn a_whole_list_is_paged_by_offset_and_its_link_moves_on() {
+        let uri: Uri = "/api/v1/tokens?limit=2".parse().unwrap();
+        let page = |offset| of_whole(&uri, (0..5).collect::<Vec<u32>>(), offset, Some(2)).unwrap();
+        assert_eq!(link(&page(None)).as_deref(), Some("</api/v1/tokens?limit=2&offset=2>; rel=\"next\""));
+        assert_eq!(link(&page(Some(2))).as_deref(), Some("</api/v1/tokens?limit=2&offset=4>; rel=\"next\""));
+        assert_eq!(link(&page(Some(4))), None, "the last page");
     }
 
     #[test]

@@ -145,7 +145,12 @@ pub async fn clear(
 }
 
 /// `GET /api/v1/chaos`: the active faults of every environment.
-pub async fn faults(_: Caller<Read>, State(state): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+pub async fn faults(
+    _: Caller<Read>,
+    State(state): State<AppState>,
+    uri: Uri,
+    Query(params): Query<page::OffsetParams>,
+) -> Result<Response, ApiError> {
     let list: Vec<serde_json::Value> = state
         .app
         .delivery
@@ -154,5 +159,5 @@ pub async fn faults(_: Caller<Read>, State(state): State<AppState>, uri: Uri) ->
         .into_iter()
         .map(|(service, environment, faults)| serde_json::json!({ "service": service, "environment": environment, "faults": faults }))
         .collect();
-    page::of_whole(&uri, list, None, None)
+    page::of_whole(&uri, list, params.offset, params.limit)
 }

@@ -253,10 +253,15 @@ pub async fn post_token(
 }
 
 /// `GET /api/v1/tokens`: every token's id, name, scope and creation time (never a secret).
-pub async fn get_tokens(_: Caller<Admin>, State(state): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+pub async fn get_tokens(
+    _: Caller<Admin>,
+    State(state): State<AppState>,
+    uri: Uri,
+    Query(params): Query<page::OffsetParams>,
+) -> Result<Response, ApiError> {
     let store = state.app.store.clone();
     let tokens = mobius_log::blocking::spawn(move || store.tokens()).await?;
-    page::of_whole(&uri, tokens, None, None)
+    page::of_whole(&uri, tokens, params.offset, params.limit)
 }
 
 /// `DELETE /api/v1/tokens/{id}`: revokes a token at once (every request looks its token up).

@@ -17,13 +17,6 @@ use crate::error::ApiError;
 use crate::extract::{Json as JsonBody, Path, Query};
 use crate::page;
 
-/// The position and size of a page of a list computed whole.
-#[derive(Debug, Deserialize)]
-pub struct OffsetParams {
-    offset: Option<usize>,
-    limit: Option<u32>,
-}
-
 #[derive(Debug, Deserialize)]
 pub struct ExplainParams {
     service: String,
@@ -148,7 +141,7 @@ pub async fn get_alerts(
     _: Caller<Read>,
     State(state): State<AppState>,
     uri: Uri,
-    Query(params): Query<OffsetParams>,
+    Query(params): Query<page::OffsetParams>,
 ) -> Result<Response, ApiError> {
     page::of_whole(&uri, state.app.reliability.views(), params.offset, params.limit)
 }
@@ -158,7 +151,7 @@ pub async fn get_slos(
     _: Caller<Read>,
     State(state): State<AppState>,
     uri: Uri,
-    Query(params): Query<OffsetParams>,
+    Query(params): Query<page::OffsetParams>,
 ) -> Result<Response, ApiError> {
     let (store, series) = (state.app.store.clone(), state.app.reliability.series_cache());
     let slos =
