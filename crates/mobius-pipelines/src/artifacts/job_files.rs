@@ -51,6 +51,7 @@ impl JobFiles {
         let mut roots = Vec::new();
         for dir in [&workspace, &home].into_iter().chain(others) {
             roots.push(lexical(dir));
+            // A directory that does not exist (yet) is reached by its lexical path only.
             if let Ok(real) = dir.canonicalize() {
                 roots.push(real);
             }
