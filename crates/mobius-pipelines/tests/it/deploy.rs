@@ -189,8 +189,10 @@ impl Deployments for Endless {
     }
 }
 
-/// A job that times out while its step waits stops waiting (the rollout is the server's).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// A job that times out while its step waits stops waiting (the rollout is the server's). The
+/// job's timeout is a tokio timer and the step does no I/O while it waits, so the test runs on
+/// paused time: the run ending at all is the proof that the step stopped waiting.
+#[tokio::test(start_paused = true)]
 async fn a_cancelled_job_stops_waiting_for_the_rollout() {
     let digest = format!("sha256:{}", "0a".repeat(32));
     let yaml = format!(
@@ -201,9 +203,7 @@ async fn a_cancelled_job_stops_waiting_for_the_rollout() {
     let mut opts = RunOptions::new(work.path(), work.path());
     opts.deployments = Some(Arc::new(Endless));
     let mut observer = RecordingObserver::default();
-    let started = std::time::Instant::now();
     let report = engine::run(&workflow, opts, &mut observer).await;
-    assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(report.jobs[0].result, Status::Failure, "a timed-out job fails");
     assert_eq!(report.jobs[0].steps[0].outcome, Status::Cancelled);
     let log = observer.log_text();
