@@ -218,6 +218,8 @@ impl Supervisor {
         let deadline = Instant::now() + launch.readiness_timeout;
         let mut last;
         loop {
+            // Not knowing yet (a failed `waitpid`) is as good as running: the readiness timeout
+            // still ends the wait.
             if let Ok(Some(status)) = child.try_wait() {
                 return Err(StartError::Exited {
                     version: launch.version.clone(),

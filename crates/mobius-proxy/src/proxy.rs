@@ -276,7 +276,8 @@ impl Proxy {
             drop(listener);
             drop(handoffs);
             match own {
-                Some(own) => own.await.unwrap_or_else(|_| Err(std::io::Error::other("a proxy task panicked"))),
+                // The join error says which task panicked and with what message.
+                Some(own) => own.await.unwrap_or_else(|e| Err(std::io::Error::other(e))),
                 None => Ok(()),
             }
         });

@@ -142,6 +142,8 @@ fn inside(path: &Path, roots: &[PathBuf]) -> bool {
 
 /// `path` made absolute with `.` and `..` resolved by their names, links left alone.
 fn lexical(path: &Path) -> PathBuf {
+    // Fails only without a current directory (for a relative path); then the path is checked
+    // as given, which matches no root and is refused.
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let mut out = PathBuf::new();
     for component in absolute.components() {

@@ -103,6 +103,7 @@ impl DeployProgress {
 
     /// Reports one line.
     pub fn line(&self, text: impl Into<String>) {
+        // No receiver: the step stopped listening, and there is no one left to tell.
         let _ = self.0.send(text.into());
     }
 

@@ -86,6 +86,7 @@ pub(super) async fn run_instance(
     let Some(job) = workflow.jobs.get(instance.job) else {
         return report(&instance, "", Status::Failure, Status::Failure, BTreeMap::new(), Vec::new());
     };
+    // The scheduler outlives every job task (see `ChannelSink`): sends fail only as it stops.
     let _ = sender.send(Event::JobStarted(instance.name.clone()));
     let mut sink = ChannelSink { sender: sender.clone(), job: instance.name.clone(), step: "Set up job".into() };
     let masker = match masker(&opts.secrets) {
@@ -197,7 +198,9 @@ pub(super) async fn run_instance(
             // GitHub's runner re-evaluates a running step's `if:` when its job is cancelled and
             // lets it finish if it still holds; such a step gets its own signal, so neither the
             // job's cancellation (already triggered or to come) nor the job's timeout ends it.
-            // Its own `timeout-minutes` still does.
+            // Its own `timeout-minutes` still does. The condition evaluated a moment ago with
+            // only the status differing; should it fail now, the step does not survive, as a
+            // false condition would not.
             let survives = expr::evaluate_condition(condition, &step_ctx.clone().with_status(JobStatus::Cancelled))
                 .unwrap_or(false);
             let signal = if survives { CancellationSignal::new() } else { cancel.clone() };

@@ -296,11 +296,11 @@ fn expand_ready(
                         finish(observer, slots, index, blank_report(job, Combination::new(), Status::Skipped));
                         continue;
                     }
-                    Err(why) => Err(format!("cannot evaluate the job's `if:`: {why}")),
+                    Err(why) => Err(Unstartable::Condition(why)),
                     Ok(true) => match &job.strategy {
                         Some(strategy) => resolve_matrix(strategy, &ctx)
                             .map(|strategy| Job { strategy: Some(strategy), ..job.clone() })
-                            .map_err(|why| format!("cannot compute the matrix: {}", Chain(&why))),
+                            .map_err(Unstartable::Matrix),
                         // `is_dynamic` found a matrix, so there is a strategy.
                         None => Ok(job.clone()),
                     },
@@ -312,7 +312,7 @@ fn expand_ready(
                     }
                     Err(why) => {
                         let report = blank_report(job, Combination::new(), Status::Failure);
-                        explain(observer, &report.name, &why);
+                        explain(observer, &report.name, &Chain(&why).to_string());
                         finish(observer, slots, index, report);
                         continue;
                     }
@@ -371,6 +371,15 @@ fn expand_ready(
 /// Whether the job's matrix is known only once its needs are done.
 fn is_dynamic(job: &Job) -> bool {
     matches!(job.strategy.as_ref().and_then(|s| s.matrix.as_ref()), Some(MatrixSpec::Expr(_) | MatrixSpec::Computed(_)))
+}
+
+/// Why a job with a computed matrix fails before any of its instances starts.
+#[derive(Debug, thiserror::Error)]
+enum Unstartable {
+    #[error("cannot evaluate the job's `if:`")]
+    Condition(#[source] expr::ExprError),
+    #[error("cannot compute the matrix")]
+    Matrix(#[source] ComputedMatrixError),
 }
 
 /// Why a matrix written with expressions does not compute.
