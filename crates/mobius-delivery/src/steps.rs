@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use mobius_deploy::rollout::{Phase, Rollout};
 use mobius_pipelines::engine::{
-    DeployFuture, DeployOutcome, DeployProgress, DeployStep, Deployments, PolicyFuture, PolicyStep,
+    DeployError, DeployFuture, DeployOutcome, DeployProgress, DeployStep, Deployments, PolicyError, PolicyFuture,
+    PolicyStep, RolloutEnded,
 };
 use tokio::runtime::Handle;
 
@@ -60,7 +61,7 @@ impl Follow {
     }
 
     /// Logs what is new in `r` (the followed rollout, read again); the result once it is over.
-    pub fn observe(&mut self, r: &Rollout, progress: &DeployProgress) -> Option<Result<DeployOutcome, String>> {
+    pub fn observe(&mut self, r: &Rollout, progress: &DeployProgress) -> Option<Result<DeployOutcome, DeployError>> {
         if r.history.len() < self.seen {
             self.seen = 0;
         }
@@ -83,12 +84,19 @@ impl Follow {
 }
 
 /// The step's result for a rollout that is over.
-pub fn outcome(r: &Rollout) -> Result<DeployOutcome, String> {
-    let what = format!("rollout {} of {} {} to {}", r.id, r.service, r.new.version, r.environment);
+pub fn outcome(r: &Rollout) -> Result<DeployOutcome, DeployError> {
     if r.phase != Phase::Succeeded {
-        let why = if r.message.is_empty() { String::new() } else { format!(": {}", r.message) };
-        return Err(format!("{what} ended {}{why}", r.phase.as_str()));
+        return Err(RolloutEnded {
+            rollout: r.id,
+            service: r.service.clone(),
+            version: r.new.version.clone(),
+            environment: r.environment.clone(),
+            phase: r.phase.as_str().to_owned(),
+            message: r.message.clone(),
+        }
+        .into());
     }
+    let what = format!("rollout {} of {} {} to {}", r.id, r.service, r.new.version, r.environment);
     let outputs = BTreeMap::from([
         ("rollout-id".to_owned(), r.id.to_string()),
         ("version".to_owned(), r.new.version.clone()),
@@ -121,8 +129,10 @@ impl Deployments for StepDeployments {
     fn deploy(&self, step: DeployStep, progress: DeployProgress) -> DeployFuture {
         let deployer = self.deployer.clone();
         let task = self.runtime.spawn(async move {
-            let stored =
-                deployer.deploy(request(step)).await.map_err(|e| format!("the deployment was refused: {e}"))?;
+            let stored = deployer
+                .deploy(request(step))
+                .await
+                .map_err(|e| DeployError::Refused { server: None, source: Box::new(e) })?;
             let rollout = stored.rollout;
             let (service, environment) = (rollout.service.clone(), rollout.environment.clone());
             let mut follow = Follow::new(&rollout, &progress);
@@ -132,7 +142,7 @@ impl Deployments for StepDeployments {
                     return done;
                 }
                 if progress.is_closed() {
-                    return Err("the step stopped waiting".to_owned());
+                    return Err(DeployError::Abandoned);
                 }
                 tokio::time::sleep(FOLLOW_INTERVAL).await;
                 let (d, s, e) = (deployer.clone(), service.clone(), environment.clone());
@@ -143,32 +153,37 @@ impl Deployments for StepDeployments {
                     // warm): this one's result stands.
                     Ok(Some(_)) if last.phase.is_final() => return outcome(&last),
                     Ok(Some(other)) => {
-                        return Err(format!("rollout {} was replaced by rollout {}", follow.id(), other.rollout.id));
+                        return Err(DeployError::Replaced { rollout: follow.id(), by: other.rollout.id });
                     }
-                    Ok(None) => return Err(format!("rollout {} is no longer stored", follow.id())),
+                    Ok(None) => return Err(DeployError::Vanished { rollout: follow.id() }),
                     Err(e) => tracing::warn!(rollout = follow.id(), error = %e, "cannot read a followed rollout"),
                 }
             }
         });
-        Box::pin(async move { task.await.unwrap_or_else(|e| Err(format!("the deployment task failed: {e}"))) })
+        Box::pin(async move { task.await.unwrap_or_else(|e| Err(DeployError::Interrupted(Box::new(e)))) })
     }
 
     fn check_policy(&self, step: PolicyStep) -> PolicyFuture {
         let store = self.deployer.inner.store.clone();
         let now = self.deployer.now();
         let task = self.runtime.spawn(mobius_log::blocking::spawn(move || {
-            let reason = step.reason.as_deref().map(str::parse).transpose().map_err(|e| format!("{e}"))?;
+            let reason = step
+                .reason
+                .as_deref()
+                .map(str::parse::<mobius_slo::policy::Reason>)
+                .transpose()
+                .map_err(|e| PolicyError::UnknownReason(Box::new(e)))?;
             let answer = mobius_reliability::slo::check(store.as_ref(), &step.service, &step.environment, reason, now)
-                .map_err(|e| format!("cannot read the error budget: {e}"))?;
+                .map_err(|e| PolicyError::BudgetUnreadable(Box::new(e)))?;
             policy_answer(answer)
         }));
-        Box::pin(async move { task.await.unwrap_or_else(|e| Err(format!("the policy check failed: {e}"))) })
+        Box::pin(async move { task.await.unwrap_or_else(|e| Err(PolicyError::Interrupted(Box::new(e)))) })
     }
 }
 
 /// The step's answer: `Ok` with what the policy says when it lets a deploy through, else
-/// `Err` with the refusal.
-pub fn policy_answer(check: mobius_reliability::slo::PolicyCheck) -> Result<String, String> {
+/// the refusal.
+pub fn policy_answer(check: mobius_reliability::slo::PolicyCheck) -> Result<String, PolicyError> {
     let message = check.message.unwrap_or_default();
-    if check.allowed { Ok(message) } else { Err(message) }
+    if check.allowed { Ok(message) } else { Err(PolicyError::Refused { message }) }
 }

@@ -111,11 +111,15 @@ impl LoadHandle {
     /// Stops the run (abandoning requests in flight) and returns its report.
     pub async fn stop(mut self) -> LoadReport {
         if let Some(stop) = self.stop.take() {
+            // The run may have ended by itself already; then there is nothing to stop.
             let _ = stop.send(());
         }
         match (&mut self.task).await {
             Ok(report) => report,
-            Err(_) => self.stats.report(),
+            Err(error) => {
+                tracing::error!(error = %error, "the load run's task failed; reporting what it counted");
+                self.stats.report()
+            }
         }
     }
 }
@@ -198,6 +202,7 @@ async fn run_with(spec: LoadSpec, stop: impl Future, stats: Arc<Stats>) -> LoadR
         _ = tokio::time::sleep(spec.duration) => {}
         _ = stop => {}
     }
+    // Every worker holds a receiver until it returns, so a failed send means none is left.
     let _ = stop_workers.send(true);
     stats.finish();
     workers.join_all().await;
@@ -259,7 +264,9 @@ async fn connection(
             match unless_stopped(&mut stopped, connect(target.addr)).await {
                 None => return,
                 Some(Ok(s)) => sender = Some(s),
-                Some(Err(())) => {
+                // Counted, not logged: a load run against a failing target would log thousands of
+                // lines, and the report says how many failed.
+                Some(Err(_)) => {
                     sender = None;
                     stats.record_failure();
                     let pause = tokio::time::sleep(RECONNECT_DELAY);
@@ -302,6 +309,7 @@ async fn connection(
                 let version = parts.headers.get(VERSION_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("unknown");
                 stats.record_response(parts.status.as_u16(), version, latency_ms);
             }
+            // Counted like a failed connection, for the same reason.
             Some(Err(_)) => {
                 sender = None;
                 stats.record_failure();
@@ -310,11 +318,23 @@ async fn connection(
     }
 }
 
-async fn connect(addr: SocketAddr) -> Result<SendRequest<Empty<Bytes>>, ()> {
-    let tcp = TcpStream::connect(addr).await.map_err(|_| ())?;
+/// Why a load connection could not be opened.
+#[derive(Debug, thiserror::Error)]
+enum ConnectError {
+    #[error("cannot connect")]
+    Tcp(#[source] std::io::Error),
+    #[error("the HTTP handshake failed")]
+    Handshake(#[source] hyper::Error),
+}
+
+async fn connect(addr: SocketAddr) -> Result<SendRequest<Empty<Bytes>>, ConnectError> {
+    let tcp = TcpStream::connect(addr).await.map_err(ConnectError::Tcp)?;
+    // Only latency is at stake: Nagle's algorithm delays small writes.
     let _ = tcp.set_nodelay(true);
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.map_err(|_| ())?;
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.map_err(ConnectError::Handshake)?;
     tokio::spawn(async move {
+        // A connection that fails fails its next request, which is counted.
         let _ = conn.await;
     });
     Ok(sender)
@@ -332,6 +352,7 @@ impl CookieJar {
     /// request goes to one host and path.
     fn update<'a>(&mut self, set_cookies: impl IntoIterator<Item = &'a HeaderValue>) {
         for header in set_cookies {
+            // A cookie that is not visible ASCII is not one a browser would send back either.
             let Ok(header) = header.to_str() else { continue };
             let mut parts = header.split(';');
             let Some((name, value)) = parts.next().and_then(|p| p.split_once('=')) else {
@@ -357,6 +378,7 @@ impl CookieJar {
             return None;
         }
         let joined: Vec<String> = self.cookies.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        // Names and values came from valid header values, so the joined header is one too.
         HeaderValue::try_from(joined.join("; ")).ok()
     }
 }

@@ -469,6 +469,7 @@ fn valid_name(name: &str) -> bool {
 /// `schemas/mobius.schema.json`; a test keeps the two equal).
 pub fn json_schema() -> String {
     let schema = schemars::schema_for!(ServiceSpec);
+    // A schema is JSON already: serialising it cannot fail.
     let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
     text.push('\n');
     text

@@ -70,15 +70,63 @@ pub struct Instance {
     pub started_at: Timestamp,
 }
 
-/// Why instances did not start.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+/// Why instances did not start. The message is whole (a rollout keeps it as its reason), so
+/// what it says about the process (its exit status, the last health check, its log) is part
+/// of it rather than a source.
+#[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot start `{command}`: {message}")]
     Spawn { command: String, message: String },
     #[error("instance {index} of {version} exited before it was healthy ({status}); last log lines:\n{tail}")]
     Exited { version: String, index: u32, status: String, tail: String },
-    #[error("instance {index} of {version} was not healthy within {seconds:.0} s ({last}); last log lines:\n{tail}")]
-    Unhealthy { version: String, index: u32, seconds: f64, last: String, tail: String },
+    #[error(
+        "instance {index} of {version} was not healthy within {seconds:.0} s ({}); last log lines:\n{tail}",
+        chain(last)
+    )]
+    Unhealthy {
+        version: String,
+        index: u32,
+        seconds: f64,
+        /// The last health check's answer.
+        last: HealthError,
+        tail: String,
+    },
+}
+
+/// Why one health check failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HealthError {
+    /// Nothing accepts connections on the instance's port (yet).
+    #[error("cannot connect")]
+    Connect(#[source] std::io::Error),
+    /// Something accepted the connection but does not speak HTTP/1.
+    #[error("the HTTP handshake failed")]
+    Handshake(#[source] hyper::Error),
+    /// The health path is not a valid request path.
+    #[error("`{path}` is not a request path")]
+    Path {
+        path: String,
+        #[source]
+        source: hyper::http::Error,
+    },
+    /// The connection failed while the request went out or the answer came back.
+    #[error("the request failed")]
+    Request(#[source] hyper::Error),
+    /// An answer that is not 2xx.
+    #[error("{path} answered {status}")]
+    Status { path: String, status: hyper::StatusCode },
+    /// No answer within a second.
+    #[error("{path} did not answer within 1 s")]
+    Timeout { path: String },
+}
+
+/// How [`Supervisor::stop`] ended an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// It exited on SIGTERM within the grace period.
+    Terminated,
+    /// It was still there after the grace period and was killed (SIGKILL).
+    Killed,
 }
 
 /// Starts, watches and stops instances.
@@ -126,7 +174,10 @@ impl Supervisor {
     pub async fn start_one(&self, launch: &Launch, index: u32, port: Option<u16>) -> Result<Instance, StartError> {
         let port = match port {
             Some(port) => port,
-            None => free_port().map_err(|e| StartError::Spawn { command: launch.command.clone(), message: e })?,
+            None => free_port().map_err(|e| StartError::Spawn {
+                command: launch.command.clone(),
+                message: format!("no free port: {}", chain(&e)),
+            })?,
         };
         std::fs::create_dir_all(&launch.log_dir).map_err(|e| spawn_error(launch, &e))?;
         let log = launch.log_dir.join(format!("{}-{index}.log", launch.version));
@@ -144,7 +195,7 @@ impl Supervisor {
         let mut command = self
             .sandbox
             .command(&program, &launch.args, &confinement)
-            .map_err(|e| StartError::Spawn { command: launch.command.clone(), message: e.to_string() })?;
+            .map_err(|e| StartError::Spawn { command: launch.command.clone(), message: chain(&e) })?;
         command
             .env_clear()
             .envs(instance_env(launch, port, &self.sandbox))
@@ -153,6 +204,7 @@ impl Supervisor {
             .stderr(err)
             .kill_on_drop(false);
         let mut child = command.spawn().map_err(|e| spawn_error(launch, &e))?;
+        // A child that was just spawned and not yet waited for always has its pid.
         let pid = child.id().unwrap_or_default();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let instance = Instance {
@@ -166,6 +218,8 @@ impl Supervisor {
         let deadline = Instant::now() + launch.readiness_timeout;
         let mut last;
         loop {
+            // Not knowing yet (a failed `waitpid`) is as good as running: the readiness timeout
+            // still ends the wait.
             if let Ok(Some(status)) = child.try_wait() {
                 return Err(StartError::Exited {
                     version: launch.version.clone(),
@@ -180,7 +234,10 @@ impl Supervisor {
             }
             if Instant::now() >= deadline {
                 kill_group(pid, Signal::SIGKILL);
-                let _ = child.wait().await;
+                // Only reaps it; the error is already the unhealthy instance.
+                if let Err(error) = child.wait().await {
+                    tracing::warn!(pid, error = %chain(&error), "cannot reap an instance killed for not being healthy");
+                }
                 return Err(StartError::Unhealthy {
                     version: launch.version.clone(),
                     index,
@@ -198,8 +255,8 @@ impl Supervisor {
 
     /// Stops an instance: SIGTERM to its process group, SIGKILL after `grace` if it is
     /// still there. Returns once it is gone, and with it whatever it left in its group (in a
-    /// sandbox, its whole PID namespace).
-    pub async fn stop(&self, instance: &Instance, grace: Duration) {
+    /// sandbox, its whole PID namespace), saying whether it had to be killed.
+    pub async fn stop(&self, instance: &Instance, grace: Duration) -> Stopped {
         self.lock_stopping().insert(instance.pid, true);
         self.lock_launches().remove(&instance.addr);
         // The current pid of that address (a restart may have replaced the stored one).
@@ -208,19 +265,28 @@ impl Supervisor {
         while alive(instance.pid) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        if alive(instance.pid) {
+        let stopped = if alive(instance.pid) {
+            tracing::warn!(
+                version = %instance.version, addr = %instance.addr, grace_s = grace.as_secs_f64(),
+                "instance still running after SIGTERM and its grace period; killing it"
+            );
             kill_group(instance.pid, Signal::SIGKILL);
             while alive(instance.pid) {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-        }
+            Stopped::Killed
+        } else {
+            Stopped::Terminated
+        };
         // Members left in the group keep its id from being reused, so this reaches only them.
         if let Ok(raw) = i32::try_from(instance.pid)
             && raw > 0
             && signal::killpg(Pid::from_raw(raw), None).is_ok()
         {
+            // ESRCH: they left between the check and the kill, which is what was wanted.
             let _ = signal::killpg(Pid::from_raw(raw), Signal::SIGKILL);
         }
+        stopped
     }
 
     /// Takes over instances a previous control plane started: those whose process is still
@@ -233,8 +299,8 @@ impl Supervisor {
             if !alive(instance.pid) {
                 continue;
             }
-            if let Err(why) = check(instance.addr, &launch.health_path).await {
-                tracing::warn!(addr = %instance.addr, %why, "adopted an instance that does not answer health yet");
+            if let Err(error) = check(instance.addr, &launch.health_path).await {
+                tracing::warn!(addr = %instance.addr, error = %chain(&error), "adopted an instance that does not answer health yet");
             }
             self.lock_launches().insert(instance.addr, (launch.clone(), instance.clone()));
             self.watch_adopted(instance.clone());
@@ -295,7 +361,7 @@ impl Supervisor {
             match self.start_one(&launch, instance.index, Some(instance.addr.port())).await {
                 Ok(_) => return,
                 Err(e) => {
-                    tracing::warn!(addr = %instance.addr, error = %e, "restart failed");
+                    tracing::warn!(addr = %instance.addr, error = %chain(&e), "restart failed");
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
             }
@@ -328,13 +394,26 @@ pub fn instance_env(launch: &Launch, port: u16, sandbox: &Sandbox) -> BTreeMap<S
 }
 
 fn spawn_error(launch: &Launch, e: &std::io::Error) -> StartError {
-    StartError::Spawn { command: launch.command.clone(), message: e.to_string() }
+    StartError::Spawn { command: launch.command.clone(), message: chain(e) }
+}
+
+/// An error and its causes on one line, `error: cause: cause`.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// `command` relative to the release directory when it names a file there (`./server`,
 /// `bin/server`), else as given (found on `PATH`). `mobius` is the running binary itself,
 /// so `mobius sample-app` works wherever Mobius is installed.
 fn resolve(workdir: &Path, command: &str) -> PathBuf {
+    // Without its own path (rare: `/proc` not mounted), `mobius` is looked up on `PATH`.
     if command == "mobius"
         && let Ok(exe) = std::env::current_exe()
     {
@@ -346,9 +425,8 @@ fn resolve(workdir: &Path, command: &str) -> PathBuf {
 
 /// A port the OS says is free now. Another process could take it before the instance binds;
 /// the instance then fails to start and the error shows its log.
-fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
-    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+fn free_port() -> std::io::Result<u16> {
+    TcpListener::bind("127.0.0.1:0")?.local_addr().map(|a| a.port())
 }
 
 /// Whether a process exists (signal 0).
@@ -371,40 +449,47 @@ fn kill_group(pid: u32, sig: Signal) {
     let Ok(raw) = i32::try_from(pid) else { return };
     if raw > 0 {
         // The group first (it has the instance's own children), then the process itself in
-        // case it left the group.
+        // case it left the group. ESRCH (already gone) is the outcome wanted; EPERM cannot
+        // happen to our own children.
         let _ = signal::killpg(Pid::from_raw(raw), sig);
         let _ = signal::kill(Pid::from_raw(raw), sig);
     }
 }
 
-/// The last `n` lines of a log file.
+/// The last `n` lines of a log file (for an error message: one that cannot be read says why).
 pub fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => return format!("(cannot read {}: {})", path.display(), chain(&e)),
+    };
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// One health check: `GET path` answers 2xx within a second.
-pub async fn check(addr: SocketAddr, path: &str) -> Result<(), String> {
+pub async fn check(addr: SocketAddr, path: &str) -> Result<(), HealthError> {
     let attempt = async {
-        let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("connect: {e}"))?;
+        let stream = tokio::net::TcpStream::connect(addr).await.map_err(HealthError::Connect)?;
         let io = hyper_util::rt::TokioIo::new(stream);
         let (mut sender, connection) =
-            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(io).await.map_err(|e| e.to_string())?;
+            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(io).await.map_err(HealthError::Handshake)?;
         tokio::spawn(async move {
+            // A connection that fails fails the request below, which says so.
             let _ = connection.await;
         });
         let request = hyper::Request::get(path)
             .header(hyper::header::HOST, addr.to_string())
             .body(Empty::new())
-            .map_err(|e| e.to_string())?;
-        let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
-        if response.status().is_success() { Ok(()) } else { Err(format!("{path} answered {}", response.status())) }
+            .map_err(|source| HealthError::Path { path: path.to_owned(), source })?;
+        let response = sender.send_request(request).await.map_err(HealthError::Request)?;
+        match response.status() {
+            status if status.is_success() => Ok(()),
+            status => Err(HealthError::Status { path: path.to_owned(), status }),
+        }
     };
-    match tokio::time::timeout(Duration::from_secs(1), attempt).await {
-        Ok(result) => result,
-        Err(_) => Err(format!("{path} did not answer within 1 s")),
-    }
+    tokio::time::timeout(Duration::from_secs(1), attempt)
+        .await
+        .unwrap_or_else(|_elapsed| Err(HealthError::Timeout { path: path.to_owned() }))
 }
 
 #[cfg(test)]

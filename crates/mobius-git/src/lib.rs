@@ -16,13 +16,19 @@ use mobius_events::observation::Commit;
 /// A first deployment has no previous revision to stop at; bound how far back it reaches.
 pub const FIRST_DEPLOYMENT_DEPTH: usize = 1000;
 
-/// Why a path cannot be registered.
+/// Why git could not answer: a path cannot be registered, or the commits of a range read.
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
     #[error("cannot run git")]
     Spawn(#[source] std::io::Error),
     #[error("{path} is not a git repository: {stderr}")]
     NotARepository { path: String, stderr: String },
+    /// `git log` refused the range, typically because the clone does not have a revision yet.
+    #[error("git log {range} in {path} failed: {stderr}")]
+    Log { path: String, range: String, stderr: String },
+    /// A line of `git log` that is not in the format asked for.
+    #[error("git log {range} in {path} printed an unexpected line: {line:?}")]
+    UnexpectedLine { path: String, range: String, line: String },
 }
 
 /// Registered repositories by the name events use for them.
@@ -59,8 +65,9 @@ pub fn toplevel(path: &Path) -> Result<PathBuf, GitError> {
     })
 }
 
-/// Commits in `range` (git revision syntax), oldest first.
-pub fn log(path: &Path, from: Option<&str>, to: &str) -> Option<Vec<Commit>> {
+/// The commits reachable from `to` but not from `from` (the last [`FIRST_DEPLOYMENT_DEPTH`]
+/// without `from`), oldest first.
+pub fn log(path: &Path, from: Option<&str>, to: &str) -> Result<Vec<Commit>, GitError> {
     let range = match from {
         Some(from) => format!("{from}..{to}"),
         None => to.to_owned(),
@@ -71,16 +78,29 @@ pub fn log(path: &Path, from: Option<&str>, to: &str) -> Option<Vec<Commit>> {
     if from.is_none() {
         cmd.arg(&max);
     }
-    let out = cmd.args(["--end-of-options", &range]).env("GIT_TERMINAL_PROMPT", "0").output().ok()?;
+    let out =
+        cmd.args(["--end-of-options", &range]).env("GIT_TERMINAL_PROMPT", "0").output().map_err(GitError::Spawn)?;
+    let path = || path.display().to_string();
     if !out.status.success() {
-        return None;
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        return Err(GitError::Log { path: path(), range, stderr });
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let mut commits: Vec<Commit> = text.lines().filter_map(parse_line).collect();
+    let mut commits = text
+        .lines()
+        .map(|line| {
+            parse_line(line).ok_or_else(|| GitError::UnexpectedLine {
+                path: path(),
+                range: range.clone(),
+                line: line.to_owned(),
+            })
+        })
+        .collect::<Result<Vec<Commit>, GitError>>()?;
     commits.reverse();
-    Some(commits)
+    Ok(commits)
 }
 
+/// One line of `--format=%H%x1f%at%x1f%ct%x1f%s`; `None` when it is not one.
 fn parse_line(line: &str) -> Option<Commit> {
     let mut fields = line.split('\x1f');
     let sha = fields.next()?.to_owned();
@@ -91,10 +111,34 @@ fn parse_line(line: &str) -> Option<Commit> {
 }
 
 impl Ancestry for GitAncestry {
+    /// `None` for a repository that is not registered; for one whose clone cannot answer (a
+    /// revision not fetched yet, git missing), too, after a warning: the deployment's changes
+    /// then come from the push stream, as without a clone.
     fn commits_between(&self, repository: &str, from: Option<&str>, to: &str) -> Option<Vec<Commit>> {
         let path = self.repositories.get(repository)?;
-        log(path, from, to)
+        match log(path, from, to) {
+            Ok(commits) => Some(commits),
+            Err(error) => {
+                tracing::warn!(
+                    repository, error = %chain(&error),
+                    "cannot read the shipped commits from the local clone; using the push stream"
+                );
+                None
+            }
+        }
     }
+}
+
+/// An error and its causes on one line, `error: cause: cause`.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]
@@ -151,6 +195,11 @@ mod tests {
         assert_eq!(ancestry.commits_between("org/repo", None, &c).unwrap().len(), 3);
         assert_eq!(ancestry.commits_between("org/other", None, &c), None);
         assert_eq!(ancestry.commits_between("org/repo", None, "0123456789abcdef0123456789abcdef01234567"), None);
+        let unknown = log(dir.path(), Some(&a), "0123456789abcdef0123456789abcdef01234567");
+        assert!(
+            matches!(&unknown, Err(GitError::Log { range, .. }) if range.ends_with("..0123456789abcdef0123456789abcdef01234567")),
+            "{unknown:?}"
+        );
     }
 
     #[test]

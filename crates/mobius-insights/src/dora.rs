@@ -205,6 +205,7 @@ fn recovered(facts: &FactSet, window: Window) -> Vec<ExplainedIncident> {
 
 /// The median number of deployment days over the ISO weeks the window overlaps.
 fn deploy_days_per_week_median(deployments: &[&Deployment], window: Window) -> f64 {
+    // An empty or reversed window overlaps no week: no deployment days, not an error.
     if window.validate().is_err() {
         return 0.0;
     }

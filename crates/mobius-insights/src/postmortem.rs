@@ -4,6 +4,7 @@
 //! learned) left as prompts. It names changes and systems, never people: commits appear with
 //! their message, not their author.
 
+// Writing to a `String` cannot fail: the `fmt::Result` of each `write!` below is ignored.
 use std::fmt::Write;
 
 use jiff::Timestamp;

@@ -11,6 +11,7 @@
 mod table;
 mod units;
 
+// Writing to a `String` cannot fail: the `fmt::Result` of each `write!` below is ignored.
 use std::fmt::Write as _;
 
 use mobius_events::facts::Attribution;

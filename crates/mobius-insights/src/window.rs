@@ -30,6 +30,7 @@ impl Window {
             .then(|| days.checked_mul(SECONDS_PER_DAY))
             .flatten()
             .map(SignedDuration::from_secs)
+            // Reaching before the earliest timestamp is a window of too many days.
             .and_then(|length| now.checked_sub(length).ok())
             .ok_or(InvalidWindow::Days { days })?;
         Window::new(from, now)

@@ -27,7 +27,7 @@ pub use job_files::JobFiles;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A file-system operation failed.
-    #[error("{what} `{}`: {source}", path.display())]
+    #[error("{what} `{}`", path.display())]
     Io {
         /// What was being done.
         what: &'static str,
@@ -37,12 +37,12 @@ pub enum StoreError {
         source: io::Error,
     },
     /// A `path:` pattern is not a valid glob.
-    #[error("invalid path pattern `{pattern}`: {why}")]
+    #[error("invalid path pattern `{pattern}`")]
     Pattern {
         /// The pattern.
         pattern: String,
         /// Why globset refused it.
-        why: String,
+        source: globset::Error,
     },
     /// `if-no-files-found: error` and nothing matched.
     #[error("no files were found with the provided path: {0}")]
@@ -53,13 +53,22 @@ pub enum StoreError {
     /// No artifact of that name in this run.
     #[error("artifact `{0}` not found in this run")]
     NotFound(String),
-    /// A stored record or manifest cannot be read.
+    /// A stored record or manifest is not what the store wrote.
     #[error("corrupt store entry `{}`: {why}", path.display())]
     Corrupt {
         /// The entry.
         path: PathBuf,
         /// What is wrong.
         why: String,
+    },
+    /// A stored record or cache entry is not valid JSON of its kind (or, when writing, cannot
+    /// be encoded).
+    #[error("corrupt store entry `{}`", path.display())]
+    Malformed {
+        /// The entry.
+        path: PathBuf,
+        /// What JSON says is wrong.
+        source: serde_json::Error,
     },
     /// A path that leads out of the job's directories while its steps are sandboxed.
     #[error("`{}` is outside the job's workspace, home and temp directories (steps are sandboxed)", path.display())]
@@ -218,7 +227,7 @@ fn matcher(pattern: &Path) -> Result<GlobMatcher, StoreError> {
         .literal_separator(true)
         .build()
         .map(|g| g.compile_matcher())
-        .map_err(|e| StoreError::Pattern { pattern: text, why: e.to_string() })
+        .map_err(|source| StoreError::Pattern { pattern: text, source })
 }
 
 /// Every regular file under `dir` (symbolic links are not followed, so nothing outside is
@@ -347,15 +356,15 @@ pub fn upload(
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(io_err("cannot create", parent))?;
     }
-    let json = serde_json::to_vec_pretty(&record)
-        .map_err(|e| StoreError::Corrupt { path: path.clone(), why: e.to_string() })?;
+    let json =
+        serde_json::to_vec_pretty(&record).map_err(|source| StoreError::Malformed { path: path.clone(), source })?;
     fs::write(&path, json).map_err(io_err("cannot write", &path))?;
     Ok(Some(record))
 }
 
 fn read_record(path: &Path) -> Result<ArtifactRecord, StoreError> {
     let text = fs::read(path).map_err(io_err("cannot read", path))?;
-    serde_json::from_slice(&text).map_err(|e| StoreError::Corrupt { path: path.to_owned(), why: e.to_string() })
+    serde_json::from_slice(&text).map_err(|source| StoreError::Malformed { path: path.to_owned(), source })
 }
 
 /// Restores artifact `name` of run `run_id` into `dest` (among the job's files), or every
@@ -384,9 +393,10 @@ pub fn download(
             if dir.is_dir() {
                 let mut entries: Vec<PathBuf> = fs::read_dir(&dir)
                     .map_err(io_err("cannot list", &dir))?
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                    .collect();
+                    .map(|e| e.map(|e| e.path()))
+                    .collect::<Result<_, _>>()
+                    .map_err(io_err("cannot list", &dir))?;
+                entries.retain(|p| p.extension().is_some_and(|x| x == "json"));
                 entries.sort();
                 for path in entries {
                     let record = read_record(&path)?;
@@ -413,11 +423,22 @@ pub fn download(
 /// Its manifest is checked against the digest, so a tampered record is refused.
 pub fn find_by_digest(store: &Path, digest: &str) -> Result<Option<ArtifactRecord>, StoreError> {
     let runs = store.join("artifacts/runs");
-    let Ok(run_dirs) = fs::read_dir(&runs) else { return Ok(None) };
-    for run in run_dirs.filter_map(Result::ok) {
-        let Ok(records) = fs::read_dir(run.path()) else { continue };
-        for entry in records.filter_map(Result::ok) {
-            let path = entry.path();
+    let run_dirs = match fs::read_dir(&runs) {
+        Ok(run_dirs) => run_dirs,
+        // Nothing was ever uploaded to this store.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err("cannot list", &runs)(e)),
+    };
+    for run in run_dirs {
+        let run = run.map_err(io_err("cannot list", &runs))?;
+        // Each run has a directory; anything else there is not the store's.
+        if !run.file_type().map_err(io_err("cannot read", &run.path()))?.is_dir() {
+            continue;
+        }
+        let run = run.path();
+        let records = fs::read_dir(&run).map_err(io_err("cannot list", &run))?;
+        for entry in records {
+            let path = entry.map_err(io_err("cannot list", &run))?.path();
             if path.extension().is_none_or(|x| x != "json") {
                 continue;
             }

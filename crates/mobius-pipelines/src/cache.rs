@@ -68,16 +68,21 @@ fn scope_dir(store: &Path, repository: &str, branch: &str) -> PathBuf {
 
 fn entries(dir: &Path) -> Result<Vec<CacheEntry>, StoreError> {
     let mut out = Vec::new();
-    let Ok(list) = fs::read_dir(dir) else { return Ok(out) };
-    for item in list.flatten() {
-        let path = item.path();
+    let list = match fs::read_dir(dir) {
+        Ok(list) => list,
+        // Nothing was saved in this scope yet.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(source) => return Err(StoreError::Io { what: "cannot list", path: dir.to_owned(), source }),
+    };
+    for item in list {
+        let path = item.map_err(|source| StoreError::Io { what: "cannot list", path: dir.to_owned(), source })?.path();
         if path.extension().is_none_or(|x| x != "json") {
             continue;
         }
         let bytes =
             fs::read(&path).map_err(|source| StoreError::Io { what: "cannot read", path: path.clone(), source })?;
-        let entry: CacheEntry = serde_json::from_slice(&bytes)
-            .map_err(|e| StoreError::Corrupt { path: path.clone(), why: e.to_string() })?;
+        let entry: CacheEntry =
+            serde_json::from_slice(&bytes).map_err(|source| StoreError::Malformed { path: path.clone(), source })?;
         out.push(entry);
     }
     // Newest first, the key as a tie-break so the choice is deterministic.
@@ -150,6 +155,7 @@ pub fn save(store: &Path, scope: &Scope, key: &str, paths: &str, job: &JobFiles)
         };
         files.push(artifacts::put_blob(store, stored, file, job)?);
     }
+    // A clock before 1970 makes the entry the oldest, which only matters for `restore-keys`.
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
@@ -157,7 +163,7 @@ pub fn save(store: &Path, scope: &Scope, key: &str, paths: &str, job: &JobFiles)
     let entry = CacheEntry { key: key.to_owned(), created, files };
     fs::create_dir_all(&dir).map_err(|source| StoreError::Io { what: "cannot create", path: dir.clone(), source })?;
     let json = serde_json::to_vec_pretty(&entry)
-        .map_err(|e| StoreError::Corrupt { path: entry_path.clone(), why: e.to_string() })?;
+        .map_err(|source| StoreError::Malformed { path: entry_path.clone(), source })?;
     fs::write(&entry_path, json).map_err(|source| StoreError::Io { what: "cannot write", path: entry_path, source })?;
     Ok(true)
 }

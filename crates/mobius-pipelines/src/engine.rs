@@ -77,8 +77,8 @@ use serde_json::{Map, Value};
 use crate::exec::{CancellationSignal, LogLine};
 
 pub use deploy::{
-    DEPLOY_INPUTS, DEPLOY_REQUIRED, DeployFuture, DeployOutcome, DeployProgress, DeployStep, Deployments, NO_SERVER,
-    POLICY_INPUTS, POLICY_REQUIRED, PolicyFuture, PolicyStep,
+    Cause, DEPLOY_INPUTS, DEPLOY_REQUIRED, DeployError, DeployFuture, DeployOutcome, DeployProgress, DeployStep,
+    Deployments, NO_SERVER, POLICY_INPUTS, POLICY_REQUIRED, PolicyError, PolicyFuture, PolicyStep, RolloutEnded,
 };
 pub use schedule::run;
 
@@ -133,6 +133,7 @@ impl RunOptions {
     /// Options with the defaults: as many parallel jobs as cores, a `push` event, an empty
     /// `github` context, no inputs, secrets or vars, every job.
     pub fn new(workspace_source: impl Into<PathBuf>, work_dir: impl Into<PathBuf>) -> RunOptions {
+        // A clock before 1970 gives run 0: an id, not a time.
         let run_id =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
         RunOptions {

@@ -19,6 +19,7 @@
 
 pub mod artifacts;
 pub mod cache;
+mod chain;
 pub mod engine;
 pub mod exec;
 pub mod expr;

@@ -24,10 +24,10 @@ mod yaml;
 
 pub use checks::{SUPPORTED_ACTIONS, unsupported};
 pub use filter::{PushedRef, glob, push_matches};
-pub use matrix::{Combination, MAX_COMBINATIONS, MatrixError, expand_matrix, matrix_from_entries};
+pub use matrix::{Combination, MAX_COMBINATIONS, MatrixEntryError, MatrixError, expand_matrix, matrix_from_entries};
 pub use model::*;
 pub use secrets::{SecretUse, referenced_secrets};
-pub use triggers::check_cron;
+pub use triggers::{CronError, CronItemError, check_cron};
 
 use yaml::{Kind, Node};
 

@@ -46,8 +46,12 @@ pub fn write_atomic<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(),
         file.sync_all()?;
         std::fs::rename(&temp, path)
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
+    if result.is_err()
+        && let Err(error) = std::fs::remove_file(&temp)
+        && error.kind() != std::io::ErrorKind::NotFound
+    {
+        // The write's own error is what the caller gets; this one only leaves a stray file.
+        tracing::warn!(path = %temp.display(), error = %error, "cannot remove an unfinished temporary file");
     }
     result.map_err(io)
 }
@@ -74,6 +78,7 @@ pub async fn follow_table(proxy: Arc<Proxy>, path: PathBuf, every: Duration, shu
             _ = ticks.tick() => {}
         }
         let stamp = match std::fs::metadata(&path) {
+            // Without an mtime (not on Linux) every poll reads the file: slower, still right.
             Ok(meta) => (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len()),
             Err(source) => {
                 if !warned {
@@ -145,6 +150,7 @@ pub async fn publish_slis(proxy: Arc<Proxy>, path: PathBuf, every: Duration, shu
                 tracing::warn!(error = %display_chain(&error), "cannot publish SLIs");
                 failing = true;
             }
+            // Still failing: said once when it started.
             Ok(Err(_)) => {}
             Err(join) => tracing::warn!(error = %join, "publishing SLIs panicked"),
         }
@@ -154,7 +160,8 @@ pub async fn publish_slis(proxy: Arc<Proxy>, path: PathBuf, every: Duration, shu
     }
 }
 
-fn display_chain(error: &dyn std::error::Error) -> String {
+/// An error and its causes on one line, `error: cause: cause`, for the log.
+pub(crate) fn display_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

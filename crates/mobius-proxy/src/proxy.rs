@@ -38,6 +38,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::chaos::{self, LiveFault};
+use crate::files::display_chain;
 use crate::routing::{self, RoutingTable, Side};
 use crate::sli::{SliRegistry, SliSnapshot, VersionCounters};
 
@@ -172,6 +173,7 @@ impl Proxy {
                 _ = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
+                        // Only latency is at stake: Nagle's algorithm delays small writes.
                         let _ = stream.set_nodelay(true);
                         connections.spawn(serve_connection(self.clone(), stream, peer, stopped.clone()));
                     }
@@ -185,6 +187,7 @@ impl Proxy {
             }
         }
         drop(listener);
+        // No receiver left means no connection left to stop.
         let _ = stop.send(());
         while connections.join_next().await.is_some() {}
         Ok(())
@@ -247,10 +250,19 @@ impl Proxy {
                                 .min_by_key(|&k| handoffs[k].1.load(Relaxed))
                                 .unwrap_or(0);
                             next = (pick + 1) % n;
+                            // Only latency is at stake: Nagle's algorithm delays small writes.
                             let _ = stream.set_nodelay(true);
-                            if let Ok(stream) = stream.into_std() {
-                                handoffs[pick].1.fetch_add(1, Relaxed);
-                                let _ = handoffs[pick].0.send((stream, peer));
+                            match stream.into_std() {
+                                Ok(stream) => {
+                                    handoffs[pick].1.fetch_add(1, Relaxed);
+                                    // Its thread ends only when the hand-offs close, or if it
+                                    // panicked; the connection is then dropped, like the thread's.
+                                    if handoffs[pick].0.send((stream, peer)).is_err() {
+                                        handoffs[pick].1.fetch_sub(1, Relaxed);
+                                        tracing::error!(thread = pick, "a proxy thread is gone; dropping a connection");
+                                    }
+                                }
+                                Err(error) => tracing::warn!(%peer, error = %error, "cannot hand a connection over; dropping it"),
                             }
                         }
                         Err(error) => {
@@ -264,7 +276,8 @@ impl Proxy {
             drop(listener);
             drop(handoffs);
             match own {
-                Some(own) => own.await.unwrap_or_else(|_| Err(std::io::Error::other("a proxy task panicked"))),
+                // The join error says which task panicked and with what message.
+                Some(own) => own.await.unwrap_or_else(|e| Err(std::io::Error::other(e))),
                 None => Ok(()),
             }
         });
@@ -346,7 +359,10 @@ impl Proxy {
             match send(upstreams, backend, first, &path, Request::from_parts(parts, empty())).await {
                 Err(error) if error.is_connect() => {
                     let next = (first + 1) % backend.addrs.len();
-                    tracing::debug!(%error, upstream = %backend.addrs[first], "retrying on {}", backend.addrs[next]);
+                    tracing::debug!(
+                        error = %display_chain(&error), upstream = %backend.addrs[first],
+                        "retrying on {}", backend.addrs[next]
+                    );
                     send(upstreams, backend, next, &path, again).await
                 }
                 other => other,
@@ -375,7 +391,7 @@ impl Proxy {
                 if record {
                     backend.counters.response(StatusCode::BAD_GATEWAY.as_u16(), latency_ms);
                 }
-                tracing::warn!(error = %error, upstream = %backend.addrs[first], "upstream request failed");
+                tracing::warn!(error = %display_chain(&error), upstream = %backend.addrs[first], "upstream request failed");
                 let mut response = text(StatusCode::BAD_GATEWAY, "upstream unavailable\n");
                 if let Some(id) = delayed_by {
                     response.headers_mut().insert(FAULT_HEADER, id);
@@ -437,6 +453,7 @@ async fn serve_handed(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
+    // No receiver left means no connection left to stop.
     let _ = stop.send(());
     while connections.join_next().await.is_some() {}
     Ok(())

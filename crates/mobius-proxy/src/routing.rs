@@ -120,6 +120,7 @@ pub fn version_cookie(headers: &HeaderMap) -> Option<&str> {
     headers
         .get_all(COOKIE)
         .iter()
+        // A cookie header that is not visible ASCII holds no version cookie Mobius set.
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))

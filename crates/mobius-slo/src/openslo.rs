@@ -26,7 +26,7 @@ use crate::spec::{self, PrometheusSli, Sli, SloSpec, Window, unspanned};
 
 /// Why an OpenSLO file was refused: `file:line:col: message`.
 pub use crate::spec::SpecError as Error;
-pub use convert::to_slos;
+pub use convert::{Unconvertible, Unsupported, to_slos};
 
 mod convert;
 

@@ -328,11 +328,6 @@ impl SloSpec {
         self.environment.as_ref().map_or(DEFAULT_ENVIRONMENT, |e| e.value.as_str())
     }
 
-    /// The checks serde cannot make, as a message.
-    pub fn validate(&self) -> Result<(), String> {
-        self.check().map_err(|e| e.message)
-    }
-
     /// The checks serde cannot make, with the position of the value at fault.
     pub fn check(&self) -> Result<(), Invalid> {
         let invalid = |at: Location, message: String| Invalid { at, message };

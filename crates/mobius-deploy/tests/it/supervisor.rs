@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use mobius_deploy::supervisor::{self, INHERITED_ENV, Launch, Supervisor};
+use mobius_deploy::supervisor::{self, INHERITED_ENV, Launch, Stopped, Supervisor};
 use mobius_sandbox::{Isolation, Mode, Sandbox, User};
 use tempfile::TempDir;
 
@@ -208,17 +208,16 @@ fn a_sandboxed_instance_sees_little_stops_on_sigterm_with_nothing_left_and_is_re
     assert_eq!(running(marker).len(), 1, "the app's child");
 
     // A restarted control plane adopts it, then stops it: SIGTERM reaches the app, which
-    // exits on its own well within the grace period, and its child that ignores SIGTERM goes
-    // with the rest of the sandbox.
-    let started = Instant::now();
-    runtime().block_on(async {
+    // exits on its own within the grace period (it is not killed), and its child that ignores
+    // SIGTERM goes with the rest of the sandbox.
+    let stopped = runtime().block_on(async {
         let supervisor = Supervisor::with_sandbox(sandbox.clone());
         let adopted = supervisor.adopt(&launch, &instances).await;
         assert_eq!(adopted, instances, "not re-adopted");
         supervisor::check(instance.addr, &launch.health_path).await.expect("healthy after adoption");
-        supervisor.stop(&instance, Duration::from_secs(5)).await;
+        supervisor.stop(&instance, Duration::from_secs(30)).await
     });
-    assert!(started.elapsed() < Duration::from_secs(4), "SIGTERM did not end it: {:?}", started.elapsed());
+    assert_eq!(stopped, Stopped::Terminated, "SIGTERM did not end it");
     assert_eq!(layout.report("term").as_deref(), Some("SIGTERM"));
     assert!(!supervisor::alive(instance.pid));
     let deadline = Instant::now() + Duration::from_secs(2);

@@ -51,6 +51,7 @@ impl JobFiles {
         let mut roots = Vec::new();
         for dir in [&workspace, &home].into_iter().chain(others) {
             roots.push(lexical(dir));
+            // A directory that does not exist (yet) is reached by its lexical path only.
             if let Ok(real) = dir.canonicalize() {
                 roots.push(real);
             }
@@ -141,6 +142,8 @@ fn inside(path: &Path, roots: &[PathBuf]) -> bool {
 
 /// `path` made absolute with `.` and `..` resolved by their names, links left alone.
 fn lexical(path: &Path) -> PathBuf {
+    // Fails only without a current directory (for a relative path); then the path is checked
+    // as given, which matches no root and is refused.
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let mut out = PathBuf::new();
     for component in absolute.components() {

@@ -5,7 +5,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::artifacts::{self, IfNoFilesFound, JobFiles};
+use crate::artifacts::{self, IfNoFilesFound, JobFiles, StoreError};
 use crate::cache;
 
 /// What a `uses:` step amounts to here.
@@ -78,6 +78,33 @@ pub(super) fn tool_env(tool: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Why the rendered `with:` inputs of a native action (`mobius/deploy`, `mobius/policy-check`,
+/// the artifact and cache actions) do not say what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum InputError {
+    /// An input the action does not take.
+    #[error("unknown input `{input}` (inputs: {})", known.join(", "))]
+    Unknown { input: String, known: &'static [&'static str] },
+    /// A required input is missing or blank.
+    #[error("input `{input}` is required")]
+    Missing { input: &'static str },
+    /// Two inputs that are both required are not both given.
+    #[error("inputs `{first}` and `{second}` are required")]
+    MissingPair { first: &'static str, second: &'static str },
+    /// `artifact` is blank: usually an output that a needed job did not pass on.
+    #[error(
+        "input `artifact` is empty: give the digest of an uploaded artifact, e.g. \
+         `${{{{ steps.<upload step id>.outputs.artifact-digest }}}}` (through the build job's outputs)"
+    )]
+    EmptyArtifact,
+    /// `artifact` is not a digest.
+    #[error("input `artifact` must be an artifact digest `sha256:<64 hex digits>`, not `{artifact}`")]
+    NotADigest { artifact: String },
+    /// `reason` is not one of the policy's exceptions.
+    #[error("input `reason` must be `hotfix` or `security`, not `{reason}`")]
+    UnknownReason { reason: String },
+}
+
 /// What the store actions of one job instance need, and the caches to save after it.
 pub(super) struct StoreCtx {
     pub store: PathBuf,
@@ -90,8 +117,22 @@ pub(super) struct StoreCtx {
     pub pending_saves: Vec<(String, String)>,
 }
 
-/// Step outputs and log lines of a store action, or the message it failed with.
-pub(super) type ActionResult = Result<(BTreeMap<String, String>, Vec<String>), String>;
+/// Step outputs and log lines of a store action, or why it failed.
+pub(super) type ActionResult = Result<(BTreeMap<String, String>, Vec<String>), ActionError>;
+
+/// Why an artifact or cache action failed; the step's log shows it after `<action> failed: `.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ActionError {
+    /// Its inputs do not say what to store or restore.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// The artifact or cache store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A `uses:` step that is not an artifact or cache action was routed here: a bug.
+    #[error("{action:?} is not a store action")]
+    NotAStoreAction { action: Native },
+}
 
 fn input<'a>(with: &'a BTreeMap<String, String>, name: &str) -> &'a str {
     with.get(name).map(|v| v.trim()).unwrap_or("")
@@ -109,9 +150,9 @@ pub(super) fn run_store_action(kind: &Native, with: &BTreeMap<String, String>, c
             };
             let paths = input(with, "path");
             if paths.is_empty() {
-                return Err("input `path` is required".into());
+                return Err(InputError::Missing { input: "path" }.into());
             }
-            let policy = IfNoFilesFound::parse(input(with, "if-no-files-found")).map_err(|e| e.to_string())?;
+            let policy = IfNoFilesFound::parse(input(with, "if-no-files-found"))?;
             match artifacts::upload(&ctx.store, name, paths, &ctx.files, ctx.run_id, policy) {
                 Ok(Some(record)) => {
                     log.push(format!(
@@ -129,7 +170,7 @@ pub(super) fn run_store_action(kind: &Native, with: &BTreeMap<String, String>, c
                         ));
                     }
                 }
-                Err(why) => return Err(why.to_string()),
+                Err(why) => return Err(why.into()),
             }
         }
         Native::Download => {
@@ -138,8 +179,7 @@ pub(super) fn run_store_action(kind: &Native, with: &BTreeMap<String, String>, c
                 "" => ctx.files.workspace.clone(),
                 path => artifacts::absolute_pattern(path, &ctx.files.workspace, &ctx.files.home),
             };
-            let records =
-                artifacts::download(&ctx.store, name, &dest, ctx.run_id, &ctx.files).map_err(|e| e.to_string())?;
+            let records = artifacts::download(&ctx.store, name, &dest, ctx.run_id, &ctx.files)?;
             for record in &records {
                 log.push(format!("downloaded artifact `{}` ({}) to {}", record.name, record.digest, dest.display()));
             }
@@ -149,7 +189,7 @@ pub(super) fn run_store_action(kind: &Native, with: &BTreeMap<String, String>, c
             let key = input(with, "key");
             let paths = input(with, "path");
             if key.is_empty() || paths.is_empty() {
-                return Err("inputs `key` and `path` are required".into());
+                return Err(InputError::MissingPair { first: "key", second: "path" }.into());
             }
             let restore_keys: Vec<String> = input(with, "restore-keys")
                 .lines()
@@ -157,8 +197,7 @@ pub(super) fn run_store_action(kind: &Native, with: &BTreeMap<String, String>, c
                 .filter(|l| !l.is_empty())
                 .map(str::to_owned)
                 .collect();
-            let restored =
-                cache::restore(&ctx.store, &ctx.scope, key, &restore_keys, &ctx.files).map_err(|e| e.to_string())?;
+            let restored = cache::restore(&ctx.store, &ctx.scope, key, &restore_keys, &ctx.files)?;
             let exact = restored.as_ref().is_some_and(|r| r.exact);
             match &restored {
                 Some(r) => {
@@ -172,7 +211,7 @@ pub(super) fn run_store_action(kind: &Native, with: &BTreeMap<String, String>, c
                 ctx.pending_saves.push((key.to_owned(), paths.to_owned()));
             }
         }
-        other => return Err(format!("{other:?} is not a store action")),
+        other => return Err(ActionError::NotAStoreAction { action: other.clone() }),
     }
     Ok((outputs, log))
 }

@@ -10,6 +10,8 @@ use std::pin::Pin;
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
+use super::actions::InputError;
+
 /// The inputs of `mobius/deploy` that name a deployment.
 pub const DEPLOY_INPUTS: &[&str] = &["service", "environment", "artifact", "version"];
 /// The inputs `mobius/deploy` requires.
@@ -48,8 +50,36 @@ pub struct PolicyStep {
 }
 
 /// The policy's answer: `Ok` with what it says (empty when nothing) if a deploy would go
-/// through, `Err` with the refusal (the budget and when it recovers) if not.
-pub type PolicyFuture = Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'static>>;
+/// through, [`PolicyError::Refused`] with the refusal (the budget and when it recovers) if not,
+/// or why it could not be asked.
+pub type PolicyFuture = Pin<Box<dyn Future<Output = Result<String, PolicyError>> + Send + 'static>>;
+
+/// An error of an implementation of the port (the store, the HTTP client), kept as the cause.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a `mobius/policy-check` step fails; its log shows the message and its causes.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The policy would refuse a deploy now; the message has the budget and when it recovers.
+    #[error("{message}")]
+    Refused { message: String },
+    /// The step's `reason` is not an exception the policy knows (the policy's own words).
+    #[error(transparent)]
+    UnknownReason(Cause),
+    /// The error budget could not be read where the policy is decided.
+    #[error("cannot read the error budget")]
+    BudgetUnreadable(#[source] Cause),
+    /// The server that decides was not reached, or did not answer.
+    #[error("cannot ask {server} about the error-budget policy")]
+    ServerUnreachable {
+        server: String,
+        #[source]
+        source: Cause,
+    },
+    /// The check stopped before it answered (its task panicked, or the server is shutting down).
+    #[error("the policy check failed")]
+    Interrupted(#[source] Cause),
+}
 
 /// A deployment that ended well: a line for the log and the step's outputs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -73,6 +103,7 @@ impl DeployProgress {
 
     /// Reports one line.
     pub fn line(&self, text: impl Into<String>) {
+        // No receiver: the step stopped listening, and there is no one left to tell.
         let _ = self.0.send(text.into());
     }
 
@@ -85,7 +116,72 @@ impl DeployProgress {
 
 /// A deployment as a future: `Ok` once the rollout succeeded, `Err` with the reason when the
 /// deployment was refused or the rollout ended `failed` or `aborted`.
-pub type DeployFuture = Pin<Box<dyn Future<Output = Result<DeployOutcome, String>> + Send + 'static>>;
+pub type DeployFuture = Pin<Box<dyn Future<Output = Result<DeployOutcome, DeployError>> + Send + 'static>>;
+
+/// Why a `mobius/deploy` step's deployment did not succeed; the step's log shows the message
+/// and its causes after `mobius/deploy failed: `.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// The deployment was not started: the server (named when it is another process) refused it.
+    #[error("the deployment was refused{}", by(server))]
+    Refused {
+        /// The server asked over HTTP; `None` for the server the run is part of.
+        server: Option<String>,
+        #[source]
+        source: Cause,
+    },
+    /// The rollout is over without having succeeded.
+    #[error(transparent)]
+    RolloutEnded(Box<RolloutEnded>),
+    /// Another rollout of the service took the followed one's place before it was over.
+    #[error("rollout {rollout} was replaced by rollout {by}")]
+    Replaced { rollout: i64, by: i64 },
+    /// The followed rollout is no longer stored.
+    #[error("rollout {rollout} is no longer stored")]
+    Vanished { rollout: i64 },
+    /// The rollout could not be read for too long to keep following it.
+    #[error("cannot follow rollout {rollout}")]
+    Unfollowable {
+        rollout: i64,
+        #[source]
+        source: Cause,
+    },
+    /// Nobody waits for the result any more (the step ended or its job was cancelled).
+    #[error("the step stopped waiting")]
+    Abandoned,
+    /// The deployment stopped before it answered (its task panicked, or the server is shutting
+    /// down).
+    #[error("the deployment task failed")]
+    Interrupted(#[source] Cause),
+}
+
+/// A rollout that is over without having succeeded, as a `mobius/deploy` step says it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("rollout {rollout} of {service} {version} to {environment} ended {phase}{}", reason(message))]
+pub struct RolloutEnded {
+    pub rollout: i64,
+    pub service: String,
+    pub version: String,
+    pub environment: String,
+    /// `failed` or `aborted`.
+    pub phase: String,
+    /// What the rollout says about it; empty when nothing.
+    pub message: String,
+}
+
+impl From<RolloutEnded> for DeployError {
+    fn from(ended: RolloutEnded) -> DeployError {
+        DeployError::RolloutEnded(Box::new(ended))
+    }
+}
+
+fn by(server: &Option<String>) -> String {
+    server.as_ref().map(|server| format!(" by {server}")).unwrap_or_default()
+}
+
+fn reason(message: &str) -> String {
+    if message.is_empty() { String::new() } else { format!(": {message}") }
+}
 
 /// Runs deployments for `mobius/deploy` steps. The future must not depend on the runtime that
 /// polls it beyond being polled (a server's runs each have their own short-lived runtime): an
@@ -98,45 +194,43 @@ pub trait Deployments: Send + Sync + fmt::Debug {
 }
 
 /// The check a `mobius/policy-check` step's rendered inputs ask for, or why they do not make one.
-pub(super) fn policy_request(with: &BTreeMap<String, String>) -> Result<PolicyStep, String> {
+pub(super) fn policy_request(with: &BTreeMap<String, String>) -> Result<PolicyStep, InputError> {
     let value = |name: &str| with.get(name).map(|v| v.trim().to_owned()).unwrap_or_default();
     if let Some(unknown) = with.keys().find(|k| !POLICY_INPUTS.contains(&k.as_str())) {
-        return Err(format!("unknown input `{unknown}` (inputs: {})", POLICY_INPUTS.join(", ")));
+        return Err(InputError::Unknown { input: unknown.clone(), known: POLICY_INPUTS });
     }
     if value("service").is_empty() {
-        return Err("input `service` is required".to_owned());
+        return Err(InputError::Missing { input: "service" });
     }
     let reason = Some(value("reason")).filter(|r| !r.is_empty());
     if let Some(reason) = &reason
         && reason != "hotfix"
         && reason != "security"
     {
-        return Err(format!("input `reason` must be `hotfix` or `security`, not `{reason}`"));
+        return Err(InputError::UnknownReason { reason: reason.clone() });
     }
     let environment = Some(value("environment")).filter(|e| !e.is_empty()).unwrap_or_else(|| "production".to_owned());
     Ok(PolicyStep { service: value("service"), environment, reason })
 }
 
 /// The request from a step's rendered inputs, or why they do not make one.
-pub(super) fn request(with: &BTreeMap<String, String>) -> Result<DeployStep, String> {
+pub(super) fn request(with: &BTreeMap<String, String>) -> Result<DeployStep, InputError> {
     let value = |name: &str| with.get(name).map(|v| v.trim().to_owned()).unwrap_or_default();
     if let Some(unknown) = with.keys().find(|k| !DEPLOY_INPUTS.contains(&k.as_str())) {
-        return Err(format!("unknown input `{unknown}` (inputs: {})", DEPLOY_INPUTS.join(", ")));
+        return Err(InputError::Unknown { input: unknown.clone(), known: DEPLOY_INPUTS });
     }
     for name in DEPLOY_REQUIRED {
         if value(name).is_empty() {
             return Err(match *name {
-                "artifact" => "input `artifact` is empty: give the digest of an uploaded artifact, \
-                     e.g. `${{ steps.<upload step id>.outputs.artifact-digest }}` (through the build job's outputs)"
-                    .to_owned(),
-                _ => format!("input `{name}` is required"),
+                "artifact" => InputError::EmptyArtifact,
+                _ => InputError::Missing { input: name },
             });
         }
     }
     let artifact = value("artifact");
     let hex = artifact.strip_prefix("sha256:").unwrap_or("");
     if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!("input `artifact` must be an artifact digest `sha256:<64 hex digits>`, not `{artifact}`"));
+        return Err(InputError::NotADigest { artifact });
     }
     Ok(DeployStep {
         service: value("service"),
@@ -160,12 +254,37 @@ mod tests {
         assert_eq!(ok.environment, "staging");
         assert_eq!(ok.version, None);
         let err = request(&with(&[("service", "shop"), ("environment", "staging"), ("artifact", "")])).unwrap_err();
-        assert!(err.contains("input `artifact` is empty"), "{err}");
+        assert_eq!(err, InputError::EmptyArtifact);
+        assert!(err.to_string().contains("`${{ steps.<upload step id>.outputs.artifact-digest }}`"), "{err}");
         let err = request(&with(&[("service", "shop"), ("artifact", &digest)])).unwrap_err();
-        assert_eq!(err, "input `environment` is required");
+        assert_eq!(err, InputError::Missing { input: "environment" });
+        assert_eq!(err.to_string(), "input `environment` is required");
         let err = request(&with(&[("service", "shop"), ("environment", "s"), ("artifact", "v1")])).unwrap_err();
-        assert!(err.contains("sha256:<64 hex digits>"), "{err}");
+        assert_eq!(err, InputError::NotADigest { artifact: "v1".into() });
         let err = request(&with(&[("service", "a"), ("environment", "s"), ("artifact", &digest), ("x", "1")]));
-        assert!(err.unwrap_err().starts_with("unknown input `x`"));
+        assert_eq!(err.unwrap_err().to_string(), "unknown input `x` (inputs: service, environment, artifact, version)");
+        let err = policy_request(&with(&[("service", "a"), ("reason", "fun")])).unwrap_err();
+        assert_eq!(err, InputError::UnknownReason { reason: "fun".into() });
+    }
+
+    #[test]
+    fn deploy_errors_read_as_the_step_says_them() {
+        let ended = |message: &str| {
+            DeployError::from(RolloutEnded {
+                rollout: 7,
+                service: "shop".into(),
+                version: "v1".into(),
+                environment: "staging".into(),
+                phase: "failed".into(),
+                message: message.into(),
+            })
+        };
+        assert_eq!(ended("").to_string(), "rollout 7 of shop v1 to staging ended failed");
+        assert_eq!(ended("not healthy").to_string(), "rollout 7 of shop v1 to staging ended failed: not healthy");
+        let refused = DeployError::Refused { server: Some("http://ci:8080".into()), source: "no such service".into() };
+        assert_eq!(
+            crate::chain::Chain(&refused).to_string(),
+            "the deployment was refused by http://ci:8080: no such service"
+        );
     }
 }

@@ -15,6 +15,7 @@ use super::schedule::{base_context, setting_bool, setting_number};
 use super::workspace::{DirPool, cache_scope, documented_env, prepare_dirs, recycle, reuses_dirs, runner_arch};
 use super::{JobReport, RunOptions, Status, StepReport};
 use crate::artifacts::JobFiles;
+use crate::chain::Chain;
 use crate::exec::{
     CancellationSignal, Conclusion, JobEnv, JobState, LogLine, LogSink, Outcome, Shell, StepSpec, Stream, run_step,
 };
@@ -85,10 +86,21 @@ pub(super) async fn run_instance(
     let Some(job) = workflow.jobs.get(instance.job) else {
         return report(&instance, "", Status::Failure, Status::Failure, BTreeMap::new(), Vec::new());
     };
+    // The scheduler outlives every job task (see `ChannelSink`): sends fail only as it stops.
     let _ = sender.send(Event::JobStarted(instance.name.clone()));
     let mut sink = ChannelSink { sender: sender.clone(), job: instance.name.clone(), step: "Set up job".into() };
-    let Ok(masker) = masker(&opts.secrets) else {
-        return report(&instance, &job.id, Status::Failure, Status::Failure, BTreeMap::new(), Vec::new());
+    let masker = match masker(&opts.secrets) {
+        Ok(masker) => masker,
+        Err(why) => {
+            // Without a masker nothing may be logged through `say`; the error names the secret,
+            // never its value.
+            sink.line(LogLine {
+                at: SystemTime::now(),
+                stream: Stream::Stderr,
+                text: format!("cannot mask the secrets: {why}"),
+            });
+            return report(&instance, &job.id, Status::Failure, Status::Failure, BTreeMap::new(), Vec::new());
+        }
     };
     let ctx = base_context(opts, job, &instance.needs, &instance.matrix).with("strategy", instance.strategy.clone());
     let dirs = match prepare_dirs(opts, job, &instance) {
@@ -135,7 +147,13 @@ pub(super) async fn run_instance(
     // The job's own signal: fail-fast of its matrix, the run's cancellation, or its timeout.
     let cancel = CancellationSignal::new();
     let timed_out = Arc::new(AtomicBool::new(false));
-    let timeout = setting_number(&job.timeout_minutes, &ctx).map(minutes).unwrap_or(Duration::from_secs(360 * 60));
+    let timeout = setting_number(&job.timeout_minutes, &ctx)
+        .unwrap_or_else(|why| {
+            sink.say(&masker, &format!("cannot evaluate the job's `timeout-minutes`: {why}; using 360 minutes"));
+            None
+        })
+        .map(minutes)
+        .unwrap_or(Duration::from_secs(360 * 60));
     let watcher = tokio::spawn({
         let (group, cancel, timed_out) = (instance.cancel.clone(), cancel.clone(), timed_out.clone());
         async move {
@@ -180,7 +198,9 @@ pub(super) async fn run_instance(
             // GitHub's runner re-evaluates a running step's `if:` when its job is cancelled and
             // lets it finish if it still holds; such a step gets its own signal, so neither the
             // job's cancellation (already triggered or to come) nor the job's timeout ends it.
-            // Its own `timeout-minutes` still does.
+            // Its own `timeout-minutes` still does. The condition evaluated a moment ago with
+            // only the status differing; should it fail now, the step does not survive, as a
+            // false condition would not.
             let survives = expr::evaluate_condition(condition, &step_ctx.clone().with_status(JobStatus::Cancelled))
                 .unwrap_or(false);
             let signal = if survives { CancellationSignal::new() } else { cancel.clone() };
@@ -228,7 +248,7 @@ pub(super) async fn run_instance(
             match crate::cache::save(&store.store, &store.scope, &key, &paths, &store.files) {
                 Ok(true) => sink.say(&masker, &format!("cache saved with key: {key}")),
                 Ok(false) => sink.say(&masker, &format!("cache not saved for key {key}: it exists or no file matched")),
-                Err(why) => sink.say(&masker, &format!("warning: cannot save cache {key}: {why}")),
+                Err(why) => sink.say(&masker, &format!("warning: cannot save cache {key}: {}", Chain(&why))),
             }
         }
     }
@@ -257,11 +277,12 @@ pub(super) async fn run_instance(
     } else {
         Status::Success
     };
-    let result = if outcome == Status::Failure && setting_bool(&job.continue_on_error, &out_ctx, false) {
-        Status::Success
-    } else {
-        outcome
-    };
+    let continue_on_error = outcome == Status::Failure
+        && setting_bool(&job.continue_on_error, &out_ctx).unwrap_or_else(|why| {
+            sink.say(&masker, &format!("cannot evaluate the job's `continue-on-error`: {why}; using false"));
+            false
+        });
+    let result = if continue_on_error { Status::Success } else { outcome };
     // The job's processes are gone (dropping the state kills what its steps left behind); its
     // directories, emptied, serve a later instance.
     drop(state);
@@ -303,7 +324,10 @@ async fn run_one(
     store: &mut actions::StoreCtx,
     deployments: Option<&Arc<dyn Deployments>>,
 ) -> (Status, Status, BTreeMap<String, String>) {
-    let continue_on_error = setting_bool(&step.continue_on_error, ctx, false);
+    let continue_on_error = setting_bool(&step.continue_on_error, ctx).unwrap_or_else(|why| {
+        sink.say(masker, &format!("cannot evaluate the step's `continue-on-error`: {why}; using false"));
+        false
+    });
     let fail = |continue_on_error: bool| {
         let conclusion = if continue_on_error { Status::Success } else { Status::Failure };
         (Status::Failure, conclusion, BTreeMap::new())
@@ -313,7 +337,7 @@ async fn run_one(
     let step_env = match render_env(&step.env, ctx) {
         Ok(env) => env,
         Err(why) => {
-            sink.say(masker, &format!("cannot evaluate the step's `env`: {why}"));
+            sink.say(masker, &format!("cannot evaluate the step's `env`: {}", Chain(&why)));
             return fail(continue_on_error);
         }
     };
@@ -324,6 +348,13 @@ async fn run_one(
             uses::run(&step, state, sink, masker, cancel, store, deployments).await
         }
         StepAction::Run(script) => {
+            let timeout = match step.timeout_minutes.as_ref().map(|t| setting_number(t, ctx)).transpose() {
+                Ok(minutes_set) => minutes_set.flatten().map(minutes),
+                Err(why) => {
+                    sink.say(masker, &format!("cannot evaluate the step's `timeout-minutes`: {why}; no timeout"));
+                    None
+                }
+            };
             let rendered = (|| -> Result<StepSpec, expr::ExprError> {
                 let working_directory = step
                     .working_directory
@@ -339,7 +370,7 @@ async fn run_one(
                     shell: shell.map(|s| parse_shell(s)).unwrap_or(Shell::Bash),
                     working_directory,
                     env: step_env,
-                    timeout: step.timeout_minutes.as_ref().and_then(|t| setting_number(t, ctx)).map(minutes),
+                    timeout,
                     continue_on_error,
                 })
             })();
@@ -414,25 +445,51 @@ fn render_pairs(pairs: &Pairs, ctx: &MapContext, sink: &mut ChannelSink, masker:
     out
 }
 
+/// Why an `env` or `outputs` value does not render.
+#[derive(Debug, thiserror::Error)]
+enum PairError {
+    /// The expression does not parse or evaluate.
+    #[error(transparent)]
+    Expr(#[from] expr::ExprError),
+    /// A whole `env` given as one expression gives something else than a mapping.
+    #[error("`{expression}` gives {value}, not a mapping")]
+    NotAMapping { expression: String, value: serde_json::Value },
+}
+
+/// Why a step's `env` does not render: the first value that does not.
+#[derive(Debug, thiserror::Error)]
+enum StepEnvError {
+    /// The value of one variable.
+    #[error("`{key}`")]
+    Value {
+        key: String,
+        #[source]
+        source: PairError,
+    },
+    /// The whole `env`, given as one expression.
+    #[error(transparent)]
+    Whole(PairError),
+}
+
 /// One rendered entry, or the entries of a whole `env` given as one expression (an empty name,
 /// see [`crate::workflow::Job::env`]), which must evaluate to a mapping: `env: ${{ fromJSON(…) }}`.
-fn render_pair(key: &str, value: &str, ctx: &MapContext) -> Result<Vec<(String, String)>, String> {
+fn render_pair(key: &str, value: &str, ctx: &MapContext) -> Result<Vec<(String, String)>, PairError> {
     if !key.is_empty() {
-        return expr::render(value, ctx).map(|text| vec![(key.to_owned(), text)]).map_err(|e| e.to_string());
+        return Ok(vec![(key.to_owned(), expr::render(value, ctx)?)]);
     }
-    match expr::parse_template(value).and_then(|t| expr::evaluate_template(&t, ctx)).map_err(|e| e.to_string())? {
+    match expr::parse_template(value).and_then(|t| expr::evaluate_template(&t, ctx))? {
         expr::Value::Object(entries) => Ok(entries.iter().map(|(k, v)| (k.clone(), v.to_display_string())).collect()),
-        other => Err(format!("`{value}` gives {}, not a mapping", other.to_json())),
+        other => Err(PairError::NotAMapping { expression: value.to_owned(), value: other.to_json() }),
     }
 }
 
 /// Renders a step's `env`; the first value that fails to render is the error.
-fn render_env(pairs: &Pairs, ctx: &MapContext) -> Result<BTreeMap<String, String>, String> {
+fn render_env(pairs: &Pairs, ctx: &MapContext) -> Result<BTreeMap<String, String>, StepEnvError> {
     let mut env = BTreeMap::new();
     for (key, value) in pairs {
-        let entries = render_pair(key, value, ctx).map_err(|why| match key.is_empty() {
-            true => why,
-            false => format!("`{key}`: {why}"),
+        let entries = render_pair(key, value, ctx).map_err(|source| match key.is_empty() {
+            true => StepEnvError::Whole(source),
+            false => StepEnvError::Value { key: key.clone(), source },
         })?;
         env.extend(entries);
     }

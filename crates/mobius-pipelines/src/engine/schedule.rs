@@ -12,9 +12,12 @@ use tokio::task::JoinSet;
 use super::job::{Event, Instance, run_instance};
 use super::workspace::DirPool;
 use super::{JobReport, RunObserver, RunOptions, RunReport, Status};
+use crate::chain::Chain;
 use crate::exec::{CancellationSignal, LogLine, Stream};
 use crate::expr::{self, JobStatus, MapContext};
-use crate::workflow::{Combination, Job, MatrixSpec, Setting, Strategy, Workflow, expand_matrix, matrix_from_entries};
+use crate::workflow::{
+    Combination, Job, MatrixEntryError, MatrixSpec, Setting, Strategy, Workflow, expand_matrix, matrix_from_entries,
+};
 
 /// Where an instance is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,13 +79,21 @@ pub async fn run(workflow: &Workflow, opts: RunOptions, observer: &mut dyn RunOb
                 changed = true;
                 running -= 1;
                 // A panicking job task is a bug; its slot then ends as cancelled rather than hang.
-                let Ok((index, report, duration)) = joined else { continue };
+                let (index, report, duration) = match joined {
+                    Ok(joined) => joined,
+                    Err(error) => {
+                        tracing::error!(error = %Chain(&error), "a job task panicked; its instance ends cancelled");
+                        continue;
+                    }
+                };
                 while let Ok(event) = events.try_recv() {
                     forward(event, observer);
                 }
                 let Some(slot) = slots.get_mut(index) else { continue };
                 let job = slot.job;
-                if report.outcome == Status::Failure && report.result == Status::Failure && fail_fast(&workflow.jobs[job], &report.matrix) {
+                // A fail-fast that does not evaluate was told in the instance's log when it was queued.
+                let fails_fast = fail_fast(&workflow.jobs[job], &report.matrix).unwrap_or(true);
+                if report.outcome == Status::Failure && report.result == Status::Failure && fails_fast {
                     cancel[job].cancel();
                 }
                 observer.job_finished(&report.name, report.result, duration);
@@ -285,10 +296,14 @@ fn expand_ready(
                         finish(observer, slots, index, blank_report(job, Combination::new(), Status::Skipped));
                         continue;
                     }
-                    Err(why) => Err(format!("cannot evaluate the job's `if:`: {why}")),
-                    Ok(true) => resolve_matrix(job, &ctx)
-                        .map(|strategy| Job { strategy: Some(strategy), ..job.clone() })
-                        .map_err(|why| format!("cannot compute the matrix: {why}")),
+                    Err(why) => Err(Unstartable::Condition(why)),
+                    Ok(true) => match &job.strategy {
+                        Some(strategy) => resolve_matrix(strategy, &ctx)
+                            .map(|strategy| Job { strategy: Some(strategy), ..job.clone() })
+                            .map_err(Unstartable::Matrix),
+                        // `is_dynamic` found a matrix, so there is a strategy.
+                        None => Ok(job.clone()),
+                    },
                 };
                 match computed {
                     Ok(job) => {
@@ -297,7 +312,7 @@ fn expand_ready(
                     }
                     Err(why) => {
                         let report = blank_report(job, Combination::new(), Status::Failure);
-                        explain(observer, &report.name, &why);
+                        explain(observer, &report.name, &Chain(&why).to_string());
                         finish(observer, slots, index, report);
                         continue;
                     }
@@ -333,7 +348,9 @@ fn expand_ready(
                     Ok(true) => {
                         let report = blank_report(job, combo, Status::Skipped);
                         observer.job_queued(&report.name);
-                        let strategy = strategy_context(job, &report.matrix, job_index, total);
+                        let strategy = strategy_context(job, &report.matrix, job_index, total, &mut |why| {
+                            explain(observer, &report.name, why);
+                        });
                         slots.push(Slot { job: index, report, state: State::Ready, strategy });
                     }
                     Ok(false) => finish(observer, slots, index, blank_report(job, combo, Status::Skipped)),
@@ -356,20 +373,42 @@ fn is_dynamic(job: &Job) -> bool {
     matches!(job.strategy.as_ref().and_then(|s| s.matrix.as_ref()), Some(MatrixSpec::Expr(_) | MatrixSpec::Computed(_)))
 }
 
-/// The job's strategy with its matrix computed from `ctx` (`needs`, `github`, `inputs`…).
-fn resolve_matrix(job: &Job, ctx: &MapContext) -> Result<Strategy, String> {
-    let Some(strategy) = &job.strategy else { return Err("no strategy".into()) };
-    let evaluate = |text: &str| {
-        expr::parse_template(text).and_then(|t| expr::evaluate_template(&t, ctx)).map_err(|e| e.to_string())
-    };
+/// Why a job with a computed matrix fails before any of its instances starts.
+#[derive(Debug, thiserror::Error)]
+enum Unstartable {
+    #[error("cannot evaluate the job's `if:`")]
+    Condition(#[source] expr::ExprError),
+    #[error("cannot compute the matrix")]
+    Matrix(#[source] ComputedMatrixError),
+}
+
+/// Why a matrix written with expressions does not compute.
+#[derive(Debug, thiserror::Error)]
+enum ComputedMatrixError {
+    /// An expression of it does not parse or evaluate.
+    #[error(transparent)]
+    Expr(#[from] expr::ExprError),
+    /// The whole matrix, given as one expression, gives something else than a mapping.
+    #[error("`{expression}` gives {value}, not a mapping")]
+    NotAMapping { expression: String, value: Value },
+    /// An entry of the computed mapping has the wrong shape.
+    #[error(transparent)]
+    Entry(#[from] MatrixEntryError),
+}
+
+/// The strategy with its matrix computed from `ctx` (`needs`, `github`, `inputs`…); as it is
+/// when its matrix is not computed.
+fn resolve_matrix(strategy: &Strategy, ctx: &MapContext) -> Result<Strategy, ComputedMatrixError> {
+    let evaluate = |text: &str| expr::parse_template(text).and_then(|t| expr::evaluate_template(&t, ctx));
     let entries: Vec<(String, Value)> = match &strategy.matrix {
         Some(MatrixSpec::Expr(text)) => match evaluate(text)? {
             expr::Value::Object(entries) => entries.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
-            other => return Err(format!("`{text}` gives {}, not a mapping", other.to_json())),
+            other => return Err(ComputedMatrixError::NotAMapping { expression: text.clone(), value: other.to_json() }),
         },
-        Some(MatrixSpec::Computed(entries)) => {
-            entries.iter().map(|(k, v)| Ok((k.clone(), compute(v, &evaluate)?))).collect::<Result<_, String>>()?
-        }
+        Some(MatrixSpec::Computed(entries)) => entries
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), compute(v, &evaluate)?)))
+            .collect::<Result<_, expr::ExprError>>()?,
         _ => return Ok(strategy.clone()),
     };
     let matrix = matrix_from_entries(entries.iter().map(|(k, v)| (k.as_str(), v)))?;
@@ -378,12 +417,15 @@ fn resolve_matrix(job: &Job, ctx: &MapContext) -> Result<Strategy, String> {
 
 /// `value` with every string that holds `${{` replaced by what it evaluates to (an array or
 /// mapping from `fromJSON` stays one).
-fn compute(value: &Value, evaluate: &dyn Fn(&str) -> Result<expr::Value, String>) -> Result<Value, String> {
+fn compute(
+    value: &Value,
+    evaluate: &dyn Fn(&str) -> Result<expr::Value, expr::ExprError>,
+) -> Result<Value, expr::ExprError> {
     Ok(match value {
         Value::String(text) if text.contains("${{") => evaluate(text)?.to_json(),
         Value::Array(items) => Value::Array(items.iter().map(|v| compute(v, evaluate)).collect::<Result<_, _>>()?),
         Value::Object(map) => Value::Object(
-            map.iter().map(|(k, v)| Ok((k.clone(), compute(v, evaluate)?))).collect::<Result<_, String>>()?,
+            map.iter().map(|(k, v)| Ok((k.clone(), compute(v, evaluate)?))).collect::<Result<_, expr::ExprError>>()?,
         ),
         other => other.clone(),
     })
@@ -414,54 +456,72 @@ fn matches_filter(combo: &Combination, filter: &[(String, String)]) -> bool {
     })
 }
 
-/// Evaluates a boolean setting; an expression that fails to evaluate counts as `default`.
-pub(super) fn setting_bool(setting: &Setting<bool>, ctx: &MapContext, default: bool) -> bool {
+/// Evaluates a boolean setting.
+pub(super) fn setting_bool(setting: &Setting<bool>, ctx: &MapContext) -> Result<bool, expr::ExprError> {
     match setting {
-        Setting::Value(v) => *v,
-        Setting::Expr(text) => expr::parse_template(text)
-            .and_then(|t| expr::evaluate_template(&t, ctx))
-            .map(|v| v.is_truthy())
-            .unwrap_or(default),
+        Setting::Value(v) => Ok(*v),
+        Setting::Expr(text) => {
+            expr::parse_template(text).and_then(|t| expr::evaluate_template(&t, ctx)).map(|v| v.is_truthy())
+        }
     }
 }
 
-/// Evaluates a number setting; `None` when it does not evaluate to a number.
-pub(super) fn setting_number(setting: &Setting<f64>, ctx: &MapContext) -> Option<f64> {
+/// Evaluates a number setting; `None` when it does not evaluate to a finite number.
+pub(super) fn setting_number(setting: &Setting<f64>, ctx: &MapContext) -> Result<Option<f64>, expr::ExprError> {
     match setting {
-        Setting::Value(v) => Some(*v),
-        Setting::Expr(text) => expr::parse_template(text)
-            .and_then(|t| expr::evaluate_template(&t, ctx))
-            .ok()
-            .map(|v| v.to_number())
-            .filter(|n| n.is_finite()),
+        Setting::Value(v) => Ok(Some(*v)),
+        Setting::Expr(text) => {
+            let value = expr::parse_template(text).and_then(|t| expr::evaluate_template(&t, ctx))?;
+            Ok(Some(value.to_number()).filter(|n| n.is_finite()))
+        }
     }
 }
 
-fn fail_fast(job: &Job, matrix: &Combination) -> bool {
+/// `strategy.fail-fast` for an instance (true when not set).
+fn fail_fast(job: &Job, matrix: &Combination) -> Result<bool, expr::ExprError> {
     let ctx = MapContext::new().with("matrix", Value::Object(matrix.clone()));
-    job.strategy.as_ref().is_some_and(|s| setting_bool(&s.fail_fast, &ctx, true))
+    match &job.strategy {
+        Some(strategy) => setting_bool(&strategy.fail_fast, &ctx),
+        None => Ok(false),
+    }
 }
 
 /// The `strategy` context of one instance, as GitHub fills it: `max-parallel` is the number of
-/// combinations when not set, and a job without a matrix is instance 0 of 1.
-fn strategy_context(job: &Job, matrix: &Combination, job_index: usize, job_total: usize) -> Value {
-    let max_parallel = max_parallel(job).min(job_total.max(1));
+/// combinations when not set, and a job without a matrix is instance 0 of 1. A setting that does
+/// not evaluate is told to `explain` and taken as not set; the scheduler does the same later.
+fn strategy_context(
+    job: &Job,
+    matrix: &Combination,
+    job_index: usize,
+    job_total: usize,
+    explain: &mut dyn FnMut(&str),
+) -> Value {
+    let max_parallel = max_parallel(job)
+        .unwrap_or_else(|why| {
+            explain(&format!("cannot evaluate `strategy.max-parallel`: {why}; not limited"));
+            usize::MAX
+        })
+        .min(job_total.max(1));
+    let fail_fast = fail_fast(job, matrix).unwrap_or_else(|why| {
+        explain(&format!("cannot evaluate `strategy.fail-fast`: {why}; using true"));
+        true
+    });
     json!({
-        "fail-fast": fail_fast(job, matrix) || job.strategy.is_none(),
+        "fail-fast": fail_fast || job.strategy.is_none(),
         "job-index": job_index,
         "job-total": job_total,
         "max-parallel": max_parallel,
     })
 }
 
-fn max_parallel(job: &Job) -> usize {
+/// `strategy.max-parallel` (unlimited when not set, at least 1).
+fn max_parallel(job: &Job) -> Result<usize, expr::ExprError> {
     let ctx = MapContext::new();
-    job.strategy
-        .as_ref()
-        .and_then(|s| s.max_parallel.as_ref())
-        .and_then(|m| setting_number(m, &ctx))
-        .map(|n| n.max(1.0) as usize)
-        .unwrap_or(usize::MAX)
+    let set = match job.strategy.as_ref().and_then(|s| s.max_parallel.as_ref()) {
+        Some(setting) => setting_number(setting, &ctx)?,
+        None => None,
+    };
+    Ok(set.map(|n| n.max(1.0) as usize).unwrap_or(usize::MAX))
 }
 
 /// What starting an instance takes from the run.
@@ -498,7 +558,8 @@ fn start_ready(
             continue;
         }
         let siblings = slots.iter().filter(|s| s.job == job && s.state == State::Running).count();
-        if siblings >= max_parallel(&workflow.jobs[job]) {
+        // A max-parallel that does not evaluate was told in the instance's log when it was queued.
+        if siblings >= max_parallel(&workflow.jobs[job]).unwrap_or(usize::MAX) {
             continue;
         }
         let needs = needs_of(workflow, &workflow.jobs[job], slots);

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use serde_json::Value;
 
@@ -39,14 +39,18 @@ pub(super) fn prepare_dirs(opts: &RunOptions, job: &Job, instance: &Instance) ->
     let dir = |kind: &str| opts.work_dir.join(format!("{}-{safe}-{kind}", instance.index));
     let dirs = Dirs { workspace: dir("workspace"), home: dir("home"), temp: dir("temp") };
     let recycled = match reuses_dirs(opts) {
-        true => instance.pool.lock().ok().and_then(|mut pool| pool.pop()),
+        // The pool is a list of paths, whole even if a job task panicked while holding it.
+        true => instance.pool.lock().unwrap_or_else(PoisonError::into_inner).pop(),
         false => None,
     };
     match recycled {
         Some(old) => {
             for (from, to) in [(&old.workspace, &dirs.workspace), (&old.home, &dirs.home), (&old.temp, &dirs.temp)] {
-                if std::fs::rename(from, to).is_err() {
-                    let _ = std::fs::remove_dir_all(from);
+                // A directory that cannot be taken over is only a lost saving: make a new one.
+                if let Err(error) = std::fs::rename(from, to) {
+                    tracing::warn!(from = %from.display(), to = %to.display(), error = %error,
+                        "cannot reuse a finished job's directory; creating a new one");
+                    remove_dir(from);
                     fresh_dir(to)?;
                 }
             }
@@ -80,7 +84,7 @@ pub(super) fn reuses_dirs(opts: &RunOptions) -> bool {
 pub(super) fn recycle(dirs: Dirs, pool: &DirPool, reuse: bool) {
     if !reuse {
         for dir in [&dirs.workspace, &dirs.home, &dirs.temp] {
-            let _ = std::fs::remove_dir_all(dir);
+            remove_dir(dir);
         }
         return;
     }
@@ -95,10 +99,23 @@ pub(super) fn recycle(dirs: Dirs, pool: &DirPool, reuse: bool) {
         }
         Ok(())
     };
-    if [&dirs.workspace, &dirs.home, &dirs.temp].into_iter().all(|dir| empty(dir).is_ok())
-        && let Ok(mut pool) = pool.lock()
-    {
-        pool.push(dirs);
+    for dir in [&dirs.workspace, &dirs.home, &dirs.temp] {
+        if let Err(error) = empty(dir) {
+            // The run goes on without it: the set stays in the work dir, out of the pool.
+            tracing::warn!(dir = %dir.display(), error = %error, "cannot empty a finished job's directory; leaving it");
+            return;
+        }
+    }
+    pool.lock().unwrap_or_else(PoisonError::into_inner).push(dirs);
+}
+
+/// Removes a directory the run is done with; one that cannot be removed stays in the work dir,
+/// which is the caller's, and is logged.
+fn remove_dir(dir: &Path) {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => tracing::warn!(dir = %dir.display(), error = %error, "cannot remove a finished job's directory"),
     }
 }
 

@@ -13,7 +13,7 @@
 //! Lines arrive masked, so a command's data is what survives masking; what a command prints
 //! is masked again after its `%`-escapes are decoded.
 
-use crate::mask::{MIN_SECRET_CHARS, Masker};
+use crate::mask::{MIN_SECRET_CHARS, MaskError, Masker};
 
 /// Command processing for one output stream of a step.
 pub(crate) struct Commands {
@@ -46,7 +46,7 @@ impl Commands {
                 }
                 match self.masker.add("add-mask", &value) {
                     Ok(()) => Vec::new(),
-                    Err(_) => vec![format!(
+                    Err(MaskError::TooShort { .. }) => vec![format!(
                         "warning: ::add-mask:: value shorter than {MIN_SECRET_CHARS} characters is not masked"
                     )],
                 }

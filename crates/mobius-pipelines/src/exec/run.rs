@@ -1,7 +1,6 @@
 //! Starting a step's process, watching it, and ending its process group.
 
 use std::collections::BTreeMap;
-use std::error::Error;
 use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -20,6 +19,7 @@ use tokio::time::{Instant as Deadline, sleep_until};
 use super::envfiles::{EnvFileError, parse_assignments, parse_path};
 use super::log::{LineSplitter, LogLine, LogSink, Stream};
 use super::{CancellationSignal, JobState, Outcome, StepResult, StepSpec};
+use crate::chain::Chain;
 
 /// Why a step could not run or its environment files could not be read. Reported in the step's
 /// log and as [`Outcome::Failure`] with no exit code.
@@ -487,12 +487,7 @@ mod libc_flags {
 
 /// Puts a runner error in the step's log, with its causes, on stderr.
 fn report(job: &JobState, step: &StepSpec, log: &mut dyn LogSink, error: &ExecError) {
-    let mut text = format!("mobius: step `{}`: {error}", step.name);
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
+    let text = format!("mobius: step `{}`: {}", step.name, Chain(error));
     let text = String::from_utf8_lossy(&job.env.masker.mask(text.as_bytes())).into_owned();
     log.line(LogLine { at: std::time::SystemTime::now(), stream: Stream::Stderr, text });
 }

@@ -184,6 +184,7 @@ fn walk(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) -> Result<(
         if file_type.is_dir() {
             walk(root, &path, files)?;
         } else if path.is_file() {
+            // Every path walked from `root` is under it.
             let Ok(relative) = path.strip_prefix(root) else { continue };
             let relative = relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>();
             files.push((relative.join("/"), path));

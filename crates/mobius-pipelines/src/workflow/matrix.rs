@@ -92,9 +92,32 @@ pub fn expand_matrix(strategy: &Strategy) -> Result<Vec<Combination>, MatrixErro
     limit(combos)
 }
 
+/// Which entry of a computed matrix has the wrong shape.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MatrixEntryError {
+    /// An item of `include` or `exclude` is not a mapping.
+    #[error("a `matrix.{list}` entry is {item}, not a mapping")]
+    ListItemNotAMapping {
+        /// `include` or `exclude`.
+        list: String,
+        /// The item.
+        item: Value,
+    },
+    /// An axis is not a sequence of values.
+    #[error("`matrix.{axis}` is {value}, not a sequence")]
+    AxisNotASequence {
+        /// The axis.
+        axis: String,
+        /// What it is instead.
+        value: Value,
+    },
+}
+
 /// A matrix from its entries once computed (`axis: [values]`, `include` and `exclude` lists
 /// of mappings), in their order; the error says which entry has the wrong shape.
-pub fn matrix_from_entries<'a>(entries: impl IntoIterator<Item = (&'a str, &'a Value)>) -> Result<Matrix, String> {
+pub fn matrix_from_entries<'a>(
+    entries: impl IntoIterator<Item = (&'a str, &'a Value)>,
+) -> Result<Matrix, MatrixEntryError> {
     let mut matrix = Matrix::default();
     for (key, value) in entries {
         match (key, value) {
@@ -103,7 +126,12 @@ pub fn matrix_from_entries<'a>(entries: impl IntoIterator<Item = (&'a str, &'a V
                 for item in items {
                     match item {
                         Value::Object(entry) => list.push(entry.clone()),
-                        other => return Err(format!("a `matrix.{key}` entry is {other}, not a mapping")),
+                        other => {
+                            return Err(MatrixEntryError::ListItemNotAMapping {
+                                list: key.to_owned(),
+                                item: other.clone(),
+                            });
+                        }
                     }
                 }
                 if key == "include" { matrix.include = list } else { matrix.exclude = list }
@@ -111,7 +139,9 @@ pub fn matrix_from_entries<'a>(entries: impl IntoIterator<Item = (&'a str, &'a V
             // GitHub accepts a missing list; `fromJSON` of an absent output gives null.
             ("include" | "exclude", Value::Null) => {}
             (_, Value::Array(values)) => matrix.axes.push((key.to_owned(), values.clone())),
-            (_, other) => return Err(format!("`matrix.{key}` is {other}, not a sequence")),
+            (_, other) => {
+                return Err(MatrixEntryError::AxisNotASequence { axis: key.to_owned(), value: other.clone() });
+            }
         }
     }
     Ok(matrix)

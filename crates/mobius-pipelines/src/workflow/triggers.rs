@@ -4,6 +4,7 @@ use super::build::{check_keys, mapping, string, strings, type_error};
 use super::model::{Input, InputKind, RefFilter, Triggers};
 use super::yaml::{Kind, Node};
 use super::{Report, suggest};
+use crate::chain::Chain;
 
 /// Every event GitHub can start a workflow with. Mobius raises push, pull_request,
 /// workflow_dispatch and schedule; the others are accepted and recorded.
@@ -219,7 +220,7 @@ fn cron_entry(r: &mut Report, node: &Node) -> Option<String> {
         return Some(cron);
     }
     if let Err(why) = check_cron(&cron) {
-        r.error(value.pos, format!("invalid cron `{cron}`: {why}"));
+        r.error(value.pos, format!("invalid cron `{cron}`: {}", Chain(&why)));
         return None;
     }
     Some(cron)
@@ -228,12 +229,61 @@ fn cron_entry(r: &mut Report, node: &Node) -> Option<String> {
 const MONTHS: [&str; 12] = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
 const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 
+/// Why a `schedule` cron expression is not one GitHub accepts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CronError {
+    /// Not five fields.
+    #[error("expected 5 fields, found {found}")]
+    FieldCount {
+        /// How many there are.
+        found: usize,
+    },
+    /// One item of a field is wrong.
+    #[error("{field} field `{text}`")]
+    Field {
+        /// `minute`, `hour`, `day of month`, `month` or `day of week`.
+        field: &'static str,
+        /// The whole field as written.
+        text: String,
+        /// What is wrong with the item.
+        #[source]
+        source: CronItemError,
+    },
+}
+
+/// What is wrong with one item of a cron field (`*/5`, `1-5`, `MON`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CronItemError {
+    /// The step after `/` is not a number from 1 to the field's maximum.
+    #[error("bad step `{step}`")]
+    BadStep {
+        /// The step as written.
+        step: String,
+    },
+    /// A value (number or name) outside the field's range.
+    #[error("`{value}` is not in {min}-{max}")]
+    OutOfRange {
+        /// The value as written.
+        value: String,
+        /// The field's smallest value.
+        min: u32,
+        /// The field's largest value.
+        max: u32,
+    },
+    /// A range that ends before it starts.
+    #[error("range `{range}` is backwards")]
+    Backwards {
+        /// The range as written.
+        range: String,
+    },
+}
+
 /// Checks a POSIX 5-field cron expression as GitHub accepts it: numbers, `*`, ranges,
 /// steps, lists, and month/day names.
-pub fn check_cron(cron: &str) -> Result<(), String> {
+pub fn check_cron(cron: &str) -> Result<(), CronError> {
     let fields: Vec<&str> = cron.split_whitespace().collect();
     if fields.len() != 5 {
-        return Err(format!("expected 5 fields, found {}", fields.len()));
+        return Err(CronError::FieldCount { found: fields.len() });
     }
     let specs: [(&str, u32, u32, &[&str]); 5] = [
         ("minute", 0, 59, &[]),
@@ -242,15 +292,19 @@ pub fn check_cron(cron: &str) -> Result<(), String> {
         ("month", 1, 12, &MONTHS),
         ("day of week", 0, 7, &DAYS),
     ];
-    for (field, (label, min, max, names)) in fields.iter().zip(specs) {
-        for item in field.split(',') {
-            cron_item(item, min, max, names).map_err(|e| format!("{label} field `{field}`: {e}"))?;
+    for (text, (field, min, max, names)) in fields.iter().zip(specs) {
+        for item in text.split(',') {
+            cron_item(item, min, max, names).map_err(|source| CronError::Field {
+                field,
+                text: (*text).to_owned(),
+                source,
+            })?;
         }
     }
     Ok(())
 }
 
-fn cron_item(item: &str, min: u32, max: u32, names: &[&str]) -> Result<(), String> {
+fn cron_item(item: &str, min: u32, max: u32, names: &[&str]) -> Result<(), CronItemError> {
     let (range, step) = match item.split_once('/') {
         Some((range, step)) => (range, Some(step)),
         None => (item, None),
@@ -258,23 +312,24 @@ fn cron_item(item: &str, min: u32, max: u32, names: &[&str]) -> Result<(), Strin
     if let Some(step) = step {
         match step.parse::<u32>() {
             Ok(n) if n > 0 && n <= max => {}
-            _ => return Err(format!("bad step `{step}`")),
+            _ => return Err(CronItemError::BadStep { step: step.to_owned() }),
         }
     }
     if range == "*" {
         return Ok(());
     }
-    let value = |s: &str| -> Result<u32, String> {
+    let value = |s: &str| -> Result<u32, CronItemError> {
         let named = names.iter().position(|n| n.eq_ignore_ascii_case(s)).map(|i| i as u32 + min);
+        // A value that is neither a name nor a number is out of range like any other.
         match named.or_else(|| s.parse::<u32>().ok()) {
             Some(v) if (min..=max).contains(&v) => Ok(v),
-            _ => Err(format!("`{s}` is not in {min}-{max}")),
+            _ => Err(CronItemError::OutOfRange { value: s.to_owned(), min, max }),
         }
     };
     match range.split_once('-') {
         Some((a, b)) => {
             if value(a)? > value(b)? {
-                return Err(format!("range `{range}` is backwards"));
+                return Err(CronItemError::Backwards { range: range.to_owned() });
             }
         }
         None => {
@@ -286,7 +341,7 @@ fn cron_item(item: &str, min: u32, max: u32, names: &[&str]) -> Result<(), Strin
 
 #[cfg(test)]
 mod tests {
-    use super::check_cron;
+    use super::*;
 
     #[test]
     fn cron() {
@@ -305,5 +360,10 @@ mod tests {
         ] {
             assert!(check_cron(bad).is_err(), "{bad}");
         }
+        let minute = |source| CronError::Field { field: "minute", text: "5-1".into(), source };
+        assert_eq!(check_cron("5-1 * * * *"), Err(minute(CronItemError::Backwards { range: "5-1".into() })));
+        assert_eq!(check_cron("0 0 * *"), Err(CronError::FieldCount { found: 4 }));
+        let why = check_cron("* * * 13 *").unwrap_err();
+        assert_eq!(Chain(&why).to_string(), "month field `13`: `13` is not in 1-12");
     }
 }

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use mobius_pipelines::engine::{self, RecordingObserver, RunOptions, RunReport};
+use mobius_pipelines::engine::{self, RecordingObserver, RunObserver, RunOptions, RunReport};
+use mobius_pipelines::exec::{CancellationSignal, LogLine};
 use mobius_pipelines::workflow;
 use serde_json::{Value, json};
 
@@ -198,7 +199,7 @@ jobs:
   first:
     runs-on: ubuntu-latest
     steps:
-      - run: sleep 30
+      - run: echo started && sleep 30 && echo slept through
       - run: echo after
       - if: always()
         run: echo \"cleanup cancelled=${{ cancelled() }}\"
@@ -214,11 +215,47 @@ jobs:
       matrix:
         n: [1, 2]
     steps:
-      - run: sleep 30
+      - run: echo started && sleep 30 && echo slept through
 ";
 
-/// Cancelling the run from another task kills the running steps, still runs `if: always()`
-/// steps of the cancelled jobs, ends the jobs not started as cancelled, and so the run.
+/// Records the run, and cancels it once every job of `waiting` has said `started` (its step's
+/// process is running).
+struct CancelOnceStarted {
+    recorded: RecordingObserver,
+    cancel: CancellationSignal,
+    waiting: Vec<&'static str>,
+}
+
+impl RunObserver for CancelOnceStarted {
+    fn job_queued(&mut self, job: &str) {
+        self.recorded.job_queued(job);
+    }
+    fn job_started(&mut self, job: &str) {
+        self.recorded.job_started(job);
+    }
+    fn job_finished(&mut self, job: &str, result: engine::Status, duration: std::time::Duration) {
+        self.recorded.job_finished(job, result, duration);
+    }
+    fn step_started(&mut self, job: &str, step: &str) {
+        self.recorded.step_started(job, step);
+    }
+    fn step_finished(&mut self, job: &str, step: &engine::StepReport) {
+        self.recorded.step_finished(job, step);
+    }
+    fn log_line(&mut self, job: &str, step: &str, line: &LogLine) {
+        self.recorded.log_line(job, step, line);
+        if line.text == "started" {
+            self.waiting.retain(|waiting| *waiting != job);
+            if self.waiting.is_empty() {
+                self.cancel.cancel();
+            }
+        }
+    }
+}
+
+/// Cancelling the run while steps run kills their processes (they never get past their
+/// `sleep`), still runs `if: always()` steps of the cancelled jobs, ends the jobs not started as
+/// cancelled, and so the run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_the_run() {
     use engine::Status;
@@ -226,14 +263,11 @@ async fn cancelling_the_run() {
     let work = tempfile::tempdir().expect("temp dir");
     let opts = RunOptions::new(work.path(), work.path());
     let cancel = opts.cancel.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        cancel.cancel();
-    });
-    let started = std::time::Instant::now();
-    let mut observer = RecordingObserver::default();
+    let mut observer =
+        CancelOnceStarted { recorded: RecordingObserver::default(), cancel, waiting: vec!["first", "other (1)"] };
     let report = engine::run(&workflow, opts, &mut observer).await;
-    assert!(started.elapsed() < std::time::Duration::from_secs(10), "took {:?}", started.elapsed());
+    let observer = observer.recorded;
+    assert!(!observer.log_text().contains(&"slept through"), "a step was not killed: {:?}", observer.log_text());
     assert_eq!(report.result, Status::Cancelled);
     let jobs: Vec<(&str, Status, Vec<Status>)> = report
         .jobs

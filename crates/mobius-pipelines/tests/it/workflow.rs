@@ -3,7 +3,8 @@
 mod starters;
 
 use mobius_pipelines::workflow::{
-    self, Combination, InputKind, Job, Matrix, MatrixError, MatrixSpec, StepAction, Strategy, expand_matrix,
+    self, Combination, InputKind, Job, Matrix, MatrixEntryError, MatrixError, MatrixSpec, StepAction, Strategy,
+    expand_matrix,
 };
 use serde_json::{Value, json};
 
@@ -453,10 +454,9 @@ fn matrix_limits_and_dynamic() {
         Ok(1)
     );
     let bad = [("node", json!("18"))];
-    assert_eq!(
-        workflow::matrix_from_entries(bad.iter().map(|(k, v)| (*k, v))),
-        Err("`matrix.node` is \"18\", not a sequence".to_owned())
-    );
+    let error = workflow::matrix_from_entries(bad.iter().map(|(k, v)| (*k, v))).unwrap_err();
+    assert_eq!(error, MatrixEntryError::AxisNotASequence { axis: "node".into(), value: json!("18") });
+    assert_eq!(error.to_string(), "`matrix.node` is \"18\", not a sequence");
     let no_matrix = Strategy { matrix: None, fail_fast: workflow::Setting::Value(true), max_parallel: None };
     assert_eq!(expand_matrix(&no_matrix), Ok(vec![Combination::new()]));
 }

@@ -14,6 +14,7 @@ pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
+        // A value that is not visible ASCII names no header; the client's mistake, not ours.
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
@@ -36,11 +37,14 @@ pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Appends the peer to `x-forwarded-for`. An earlier value that is not visible ASCII is
+/// replaced (it cannot be extended); the peer's IP always is.
 pub(super) fn append_forwarded_for(headers: &mut HeaderMap, peer_ip: &HeaderValue) {
     let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(earlier) => HeaderValue::try_from(format!("{earlier}, {}", peer_ip.to_str().unwrap_or_default())),
         None => Ok(peer_ip.clone()),
     };
+    // Visible ASCII joined with an IP address is always a valid value.
     if let Ok(value) = value {
         headers.insert(X_FORWARDED_FOR, value);
     }

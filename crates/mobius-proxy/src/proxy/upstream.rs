@@ -45,26 +45,19 @@ impl Upstreams {
 }
 
 /// Why a request got no response from its upstream.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub(super) enum SendError {
     /// No connection: refused, unreachable, timed out. Nothing was sent.
-    Connect(std::io::Error),
+    #[error("cannot connect")]
+    Connect(#[source] std::io::Error),
     /// The connection failed while (or after) the request went out.
-    Upstream(hyper::Error),
+    #[error("the upstream connection failed")]
+    Upstream(#[source] hyper::Error),
 }
 
 impl SendError {
     pub(super) fn is_connect(&self) -> bool {
         matches!(self, SendError::Connect(_))
-    }
-}
-
-impl std::fmt::Display for SendError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SendError::Connect(error) => write!(f, "cannot connect: {error}"),
-            SendError::Upstream(error) => write!(f, "{error}"),
-        }
     }
 }
 
@@ -114,6 +107,7 @@ pub(super) async fn connect(addr: SocketAddr) -> Result<SendRequest<ProxyBody>, 
         Ok(Err(error)) => return Err(SendError::Connect(error)),
         Err(_) => return Err(SendError::Connect(std::io::ErrorKind::TimedOut.into())),
     };
+    // Only latency is at stake: Nagle's algorithm delays small writes.
     let _ = stream.set_nodelay(true);
     let (sender, connection) = hyper::client::conn::http1::Builder::new()
         .handshake(TokioIo::new(stream))

@@ -2,11 +2,89 @@
 //! for what converts).
 
 use super::*;
+use crate::spec::Invalid;
 
-/// Each `SLO` of `docs`, in order, as a Mobius SLO or the reason it cannot be one (several
-/// reasons are joined with `; `). The service an SLO belongs to is its `spec.service`: zip the
-/// result with the `Document::Slo`s of `docs`.
-pub fn to_slos(docs: &[Document]) -> Vec<Result<SloSpec, String>> {
+/// Why an OpenSLO SLO cannot be a Mobius SLO: every reason found, in the order of the SLO's
+/// fields, shown joined with `; `.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}", reasons.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct Unconvertible {
+    /// At least one.
+    pub reasons: Vec<Unsupported>,
+}
+
+/// One reason an OpenSLO SLO cannot be evaluated by Mobius.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Unsupported {
+    /// An indicator per objective.
+    #[error("composite SLOs (an indicator per objective) are not supported")]
+    Composite,
+    /// More than one objective (or none).
+    #[error("{count} objectives: a Mobius SLO has one (write one SLO per objective)")]
+    ObjectiveCount { count: usize },
+    /// A calendar-aligned window.
+    #[error("calendar window of {duration}: Mobius windows are rolling")]
+    CalendarWindow { duration: String },
+    /// A window in months, quarters or years.
+    #[error("timeWindow {duration}: months, quarters and years are calendar lengths, not a rolling window")]
+    CalendarLength { duration: String },
+    /// A window that is not a duration.
+    #[error("timeWindow `{duration}` is not a duration like 28d, 2w or 12h")]
+    NotADuration { duration: String },
+    /// Time slices rather than events.
+    #[error("budgetingMethod {method:?}: Mobius budgets are request-weighted (Occurrences)")]
+    BudgetingMethod { method: BudgetingMethod },
+    /// `indicatorRef` names no SLI of the set.
+    #[error("indicatorRef `{name}`: no SLI of that name in the same set")]
+    UnknownSli { name: String },
+    /// A threshold on a metric's value.
+    #[error(
+        "thresholdMetric SLIs (a bound on a metric's value) are not supported: use a ratioMetric of good or bad and total events"
+    )]
+    ThresholdMetric,
+    /// A precomputed ratio.
+    #[error("raw ratioMetric (a precomputed ratio) is not supported: Mobius needs good or bad and total event counts")]
+    RawRatio,
+    /// A ratio without its parts.
+    #[error("ratioMetric needs good or bad, and total")]
+    IncompleteRatio,
+    /// The parts of the ratio are asked of two servers.
+    #[error("the ratio's queries go to two Prometheus servers ({first} and {second})")]
+    TwoServers { first: String, second: String },
+    /// `metricSourceRef` names no data source of the set.
+    #[error("metricSourceRef `{name}`: no DataSource of that name in the same set")]
+    UnknownDataSource { name: String },
+    /// A source Mobius does not query.
+    #[error("metricSource type `{source_type}`: Mobius queries Prometheus only")]
+    NotPrometheus { source_type: String },
+    /// A Prometheus source without its server.
+    #[error("a Prometheus metricSource needs metricSourceRef to a DataSource with `connectionDetails.url`")]
+    NoUrl,
+    /// A Prometheus source without its query.
+    #[error("a Prometheus metricSource needs `spec.query`")]
+    NoQuery,
+    /// A query Mobius cannot put a window in.
+    #[error(
+        "query `{query}` has no `{{{{window}}}}` placeholder and is not a plain counter selector (`counter: true`)"
+    )]
+    Unwindowed { query: String },
+    /// Nothing says what to count, or against which objective or window.
+    #[error("the SLO has no objective, window or indicator")]
+    Incomplete,
+    /// The converted SLO breaks a rule of Mobius SLOs.
+    #[error(transparent)]
+    Invalid(Invalid),
+}
+
+impl From<Unsupported> for Unconvertible {
+    fn from(reason: Unsupported) -> Unconvertible {
+        Unconvertible { reasons: vec![reason] }
+    }
+}
+
+/// Each `SLO` of `docs`, in order, as a Mobius SLO or the reasons it cannot be one. The service
+/// an SLO belongs to is its `spec.service`: zip the result with the `Document::Slo`s of `docs`.
+pub fn to_slos(docs: &[Document]) -> Vec<Result<SloSpec, Unconvertible>> {
     docs.iter()
         .filter_map(|d| match d {
             Document::Slo(slo) => Some(convert(slo, docs)),
@@ -15,13 +93,13 @@ pub fn to_slos(docs: &[Document]) -> Vec<Result<SloSpec, String>> {
         .collect()
 }
 
-fn convert(slo: &Object<SloBody>, docs: &[Document]) -> Result<SloSpec, String> {
+fn convert(slo: &Object<SloBody>, docs: &[Document]) -> Result<SloSpec, Unconvertible> {
     let spec = &slo.spec;
-    let mut reasons: Vec<String> = Vec::new();
+    let mut reasons: Vec<Unsupported> = Vec::new();
 
     let objective = match spec.objectives.value.as_slice() {
         [one] if one.indicator.is_some() || one.indicator_ref.is_some() => {
-            reasons.push("composite SLOs (an indicator per objective) are not supported".into());
+            reasons.push(Unsupported::Composite);
             None
         }
         [one] => one
@@ -32,14 +110,14 @@ fn convert(slo: &Object<SloBody>, docs: &[Document]) -> Result<SloSpec, String> 
             // 0.999 * 100 is 99.89999999999999 in binary floating point.
             .map(|p| (p * 1e9).round() / 1e9),
         many => {
-            reasons.push(format!("{} objectives: a Mobius SLO has one (write one SLO per objective)", many.len()));
+            reasons.push(Unsupported::ObjectiveCount { count: many.len() });
             None
         }
     };
 
     let window = match spec.time_window.value.as_slice() {
         [w] if w.calendar.is_some() || w.is_rolling == Some(false) => {
-            reasons.push(format!("calendar window of {}: Mobius windows are rolling", w.duration.value));
+            reasons.push(Unsupported::CalendarWindow { duration: w.duration.value.clone() });
             None
         }
         [w] => match duration(&w.duration.value) {
@@ -54,7 +132,7 @@ fn convert(slo: &Object<SloBody>, docs: &[Document]) -> Result<SloSpec, String> 
 
     match spec.budgeting_method {
         BudgetingMethod::Occurrences => {}
-        other => reasons.push(format!("budgetingMethod {other:?}: Mobius budgets are request-weighted (Occurrences)")),
+        method => reasons.push(Unsupported::BudgetingMethod { method }),
     }
 
     let indicator = match (&spec.indicator, &spec.indicator_ref) {
@@ -65,7 +143,7 @@ fn convert(slo: &Object<SloBody>, docs: &[Document]) -> Result<SloSpec, String> 
                 _ => None,
             });
             if found.is_none() {
-                reasons.push(format!("indicatorRef `{name}`: no SLI of that name in the same set"));
+                reasons.push(Unsupported::UnknownSli { name: name.clone() });
             }
             found
         }
@@ -80,10 +158,10 @@ fn convert(slo: &Object<SloBody>, docs: &[Document]) -> Result<SloSpec, String> 
     });
 
     if !reasons.is_empty() {
-        return Err(reasons.join("; "));
+        return Err(Unconvertible { reasons });
     }
     let (Some(objective), Some(window), Some(sli)) = (objective, window, sli) else {
-        return Err("the SLO has no objective, window or indicator".into());
+        return Err(Unsupported::Incomplete.into());
     };
     let converted = SloSpec {
         name: unspanned(slo.metadata.name.value.clone()),
@@ -95,41 +173,37 @@ fn convert(slo: &Object<SloBody>, docs: &[Document]) -> Result<SloSpec, String> 
         policy: spec::Policy::default(),
         alerting: None,
     };
-    converted.validate()?;
+    converted.check().map_err(Unsupported::Invalid)?;
     Ok(converted)
 }
 
 /// An OpenSLO duration-shorthand as a rolling window; months, quarters and years are not a
 /// fixed length.
-fn duration(text: &str) -> Result<Window, String> {
+fn duration(text: &str) -> Result<Window, Unsupported> {
     let unit_ok = text.ends_with(['m', 'h', 'd', 'w']);
     match Window::parse(text) {
         Some(window) if unit_ok => Ok(window),
-        _ if text.ends_with(['M', 'Q', 'Y']) => {
-            Err(format!("timeWindow {text}: months, quarters and years are calendar lengths, not a rolling window"))
-        }
-        _ => Err(format!("timeWindow `{text}` is not a duration like 28d, 2w or 12h")),
+        _ if text.ends_with(['M', 'Q', 'Y']) => Err(Unsupported::CalendarLength { duration: text.to_owned() }),
+        _ => Err(Unsupported::NotADuration { duration: text.to_owned() }),
     }
 }
 
-fn prometheus_sli(sli: &SliBody, docs: &[Document]) -> Result<PrometheusSli, String> {
+fn prometheus_sli(sli: &SliBody, docs: &[Document]) -> Result<PrometheusSli, Unsupported> {
     let Some(ratio) = &sli.ratio_metric else {
-        return Err("thresholdMetric SLIs (a bound on a metric's value) are not supported: use a ratioMetric of good or bad and total events".into());
+        return Err(Unsupported::ThresholdMetric);
     };
     if ratio.raw.is_some() {
-        return Err(
-            "raw ratioMetric (a precomputed ratio) is not supported: Mobius needs good or bad and total event counts"
-                .into(),
-        );
+        return Err(Unsupported::RawRatio);
     }
+    // `counter` is optional in OpenSLO; absent means the metric is not a counter.
     let counter = ratio.counter.unwrap_or(false);
     let (Some(total), Some(part)) = (&ratio.total, ratio.good.as_ref().or(ratio.bad.as_ref())) else {
-        return Err("ratioMetric needs good or bad, and total".into());
+        return Err(Unsupported::IncompleteRatio);
     };
     let (part_url, part_query) = prometheus_query(&part.metric_source, counter, docs)?;
     let (url, total_query) = prometheus_query(&total.metric_source, counter, docs)?;
     if part_url != url {
-        return Err(format!("the ratio's queries go to two Prometheus servers ({part_url} and {url})"));
+        return Err(Unsupported::TwoServers { first: part_url, second: url });
     }
     let part_query = Some(unspanned(part_query));
     let (good_query, error_query) = if ratio.good.is_some() { (part_query, None) } else { (None, part_query) };
@@ -137,7 +211,7 @@ fn prometheus_sli(sli: &SliBody, docs: &[Document]) -> Result<PrometheusSli, Str
 }
 
 /// The Prometheus URL and windowed query of a metric source.
-fn prometheus_query(source: &MetricSource, counter: bool, docs: &[Document]) -> Result<(String, String), String> {
+fn prometheus_query(source: &MetricSource, counter: bool, docs: &[Document]) -> Result<(String, String), Unsupported> {
     let data_source = match &source.metric_source_ref {
         Some(name) => Some(
             docs.iter()
@@ -145,28 +219,25 @@ fn prometheus_query(source: &MetricSource, counter: bool, docs: &[Document]) -> 
                     Document::DataSource(ds) if ds.metadata.name.value == *name => Some(&ds.spec),
                     _ => None,
                 })
-                .ok_or_else(|| format!("metricSourceRef `{name}`: no DataSource of that name in the same set"))?,
+                .ok_or_else(|| Unsupported::UnknownDataSource { name: name.clone() })?,
         ),
         None => None,
     };
     let source_type = source.source_type.as_deref().or(data_source.map(|d| d.source_type.as_str())).unwrap_or("none");
     if !source_type.eq_ignore_ascii_case("prometheus") {
-        return Err(format!("metricSource type `{source_type}`: Mobius queries Prometheus only"));
+        return Err(Unsupported::NotPrometheus { source_type: source_type.to_owned() });
     }
     let url = data_source
         .and_then(|d| ["url", "address"].iter().find_map(|k| d.connection_details.get(k)?.as_str()))
-        .ok_or("a Prometheus metricSource needs metricSourceRef to a DataSource with `connectionDetails.url`")?;
-    let query =
-        source.spec.get("query").and_then(|q| q.as_str()).ok_or("a Prometheus metricSource needs `spec.query`")?;
+        .ok_or(Unsupported::NoUrl)?;
+    let query = source.spec.get("query").and_then(|q| q.as_str()).ok_or(Unsupported::NoQuery)?;
     let query = query.trim();
     if spec::has_window_placeholder(query) {
         Ok((url.to_owned(), query.to_owned()))
     } else if counter && plain_selector(query) {
         Ok((url.to_owned(), format!("sum(increase({query}[{{{{window}}}}]))")))
     } else {
-        Err(format!(
-            "query `{query}` has no `{{{{window}}}}` placeholder and is not a plain counter selector (`counter: true`)"
-        ))
+        Err(Unsupported::Unwindowed { query: query.to_owned() })
     }
 }
 

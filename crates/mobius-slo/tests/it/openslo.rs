@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mobius_slo::openslo::{Document, parse_documents, to_slos};
+use mobius_slo::openslo::{self, Document, Unconvertible, parse_documents, to_slos};
 use mobius_slo::spec::Sli;
 
 fn corpus_dir() -> PathBuf {
@@ -80,7 +80,7 @@ fn outcomes(docs: &[Document]) -> Vec<Outcome> {
         .into_iter()
         .map(|result| match result {
             Ok(slo) => Converts(slo.objective.value, slo.window_seconds()),
-            Err(reason) => Unsupported(Box::leak(reason.into_boxed_str())),
+            Err(reasons) => Unsupported(Box::leak(reasons.to_string().into_boxed_str())),
         })
         .collect()
 }
@@ -144,7 +144,7 @@ fn a_stream_of_every_kind_parses_and_its_slos_convert() {
     assert_eq!(slos[1].environment_name(), "production");
 }
 
-fn converted(slo: &str, extra: &str) -> Result<(), String> {
+fn converted(slo: &str, extra: &str) -> Result<(), Unconvertible> {
     let text = format!(
         "apiVersion: openslo/v1\nkind: DataSource\nmetadata: {{name: prom}}\nspec:\n  type: Prometheus\n  \
          connectionDetails: {{url: 'http://127.0.0.1:9090'}}\n---\n{extra}---\n{slo}"
@@ -176,7 +176,8 @@ spec:
 #[test]
 fn slos_mobius_cannot_evaluate_are_refused_with_the_reason() {
     let check = |slo: &str, sli: &str, expected: Result<(), &str>| {
-        assert_eq!(converted(slo, sli), expected.map_err(str::to_owned), "{slo}\n{sli}");
+        let reasons = converted(slo, sli).map_err(|e| e.to_string());
+        assert_eq!(reasons, expected.map_err(str::to_owned), "{slo}\n{sli}");
     };
     check(GOOD_SLO, GOOD_SLI, Ok(()));
     check(
@@ -208,6 +209,19 @@ fn slos_mobius_cannot_evaluate_are_refused_with_the_reason() {
         &GOOD_SLO.replace("target: 0.99", "target: 0"),
         GOOD_SLI,
         Err("`objective`: 0 is not a percentage strictly between 0 and 100 (e.g. 99.9)"),
+    );
+}
+
+#[test]
+fn every_reason_an_slo_is_refused_is_kept() {
+    let slo = GOOD_SLO.replace("30d", "1M").replace("Occurrences", "Timeslices");
+    let reasons = converted(&slo, GOOD_SLI).unwrap_err().reasons;
+    assert_eq!(
+        reasons,
+        [
+            openslo::Unsupported::CalendarLength { duration: "1M".into() },
+            openslo::Unsupported::BudgetingMethod { method: openslo::BudgetingMethod::Timeslices },
+        ]
     );
 }
 

@@ -1,6 +1,8 @@
 //! A `uses:` step: the actions the engine runs itself (see [`super::super::actions`]).
 
 use super::*;
+use crate::chain::Chain;
+use crate::engine::actions::InputError;
 
 /// What a `uses:` step is: its action, inputs, context and whether a failure stops the job.
 pub(super) struct UsesStep<'a> {
@@ -40,7 +42,7 @@ pub(super) async fn run(
                     (Status::Success, Status::Success, outputs)
                 }
                 Err(why) => {
-                    sink.say(masker, &format!("{name} failed: {why}"));
+                    sink.say(masker, &format!("{name} failed: {}", Chain(&why)));
                     fail(continue_on_error)
                 }
             }
@@ -95,7 +97,7 @@ pub(super) async fn run(
                     (Status::Success, Status::Success, outcome.outputs)
                 }
                 Some(Err(why)) => {
-                    sink.say(masker, &format!("{name} failed: {why}"));
+                    sink.say(masker, &format!("{name} failed: {}", Chain(&why)));
                     fail(continue_on_error)
                 }
                 None => {
@@ -128,7 +130,7 @@ pub(super) async fn run(
                     (Status::Success, Status::Success, outputs)
                 }
                 Err(why) => {
-                    sink.say(masker, &format!("{name}: {why}"));
+                    sink.say(masker, &format!("{name}: {}", Chain(&why)));
                     fail(continue_on_error)
                 }
             }
@@ -150,7 +152,7 @@ fn server_request<'d, T>(
     sink: &mut ChannelSink,
     masker: &Masker,
     deployments: Option<&'d Arc<dyn Deployments>>,
-    parse: fn(&BTreeMap<String, String>) -> Result<T, String>,
+    parse: fn(&BTreeMap<String, String>) -> Result<T, InputError>,
 ) -> Option<(T, &'d Arc<dyn Deployments>)> {
     let inputs = render_inputs(name, with, ctx, sink, masker)?;
     let request = match parse(&inputs) {

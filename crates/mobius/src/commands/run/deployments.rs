@@ -9,7 +9,9 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use mobius_delivery::steps::{self, FOLLOW_INTERVAL, Follow};
 use mobius_deploy::rollout::Rollout;
-use mobius_pipelines::engine::{DeployFuture, DeployProgress, DeployStep, Deployments, PolicyFuture, PolicyStep};
+use mobius_pipelines::engine::{
+    DeployError, DeployFuture, DeployProgress, DeployStep, Deployments, PolicyError, PolicyFuture, PolicyStep,
+};
 use reqwest::Method;
 
 use crate::cli::Remote;
@@ -46,7 +48,7 @@ impl Deployments for HttpDeployments {
             let rollout: Rollout = client
                 .json(client.request(Method::POST, "/api/v1/deployments").json(&request))
                 .await
-                .map_err(|e| format!("the deployment was refused by {server}: {e:#}"))?;
+                .map_err(|e| DeployError::Refused { server: Some(server), source: e.into() })?;
             let path = format!("/api/v1/rollouts/{}/{}", rollout.service, rollout.environment);
             let mut follow = Follow::new(&rollout, &progress);
             let mut last = rollout;
@@ -62,11 +64,11 @@ impl Deployments for HttpDeployments {
                         last = latest;
                     }
                     Ok(_) if last.phase.is_final() => return steps::outcome(&last),
-                    Ok(other) => return Err(format!("rollout {} was replaced by rollout {}", follow.id(), other.id)),
+                    Ok(other) => return Err(DeployError::Replaced { rollout: follow.id(), by: other.id }),
                     Err(e) => {
                         failures += 1;
                         if failures >= MAX_READ_FAILURES {
-                            return Err(format!("cannot follow rollout {}: {e:#}", follow.id()));
+                            return Err(DeployError::Unfollowable { rollout: follow.id(), source: e.into() });
                         }
                         if failures == 1 {
                             progress.line(format!("cannot read rollout {} ({e:#}); retrying", follow.id()));
@@ -85,7 +87,7 @@ impl Deployments for HttpDeployments {
             let answer: mobius_reliability::slo::PolicyCheck = client
                 .json(client.request(Method::GET, &path).query(&reason))
                 .await
-                .map_err(|e| format!("cannot ask {server} about the error-budget policy: {e:#}"))?;
+                .map_err(|e| PolicyError::ServerUnreachable { server, source: e.into() })?;
             steps::policy_answer(answer)
         })
     }
