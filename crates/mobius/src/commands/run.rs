@@ -166,24 +166,6 @@ fn print_table(listed: &[Listed]) {
                 ]
             })
             .collect();
-        print_rows(["JOB", "NAME", "NEEDS", "MATRIX", "STEPS"], &rows);
-    }
-}
-
-/// Left-aligned columns, each as wide as its widest cell, indented under the workflow line.
-fn print_rows(header: [&str; 5], rows: &[[String; 5]]) {
-    let mut widths = header.map(|h| h.chars().count());
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: [&str; 5]| {
-        let padded: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        println!("  {}", padded.join("  ").trim_end());
-    };
-    line(header);
-    for row in rows {
-        line(row.each_ref().map(String::as_str));
+        crate::output::print_table(2, ["JOB", "NAME", "NEEDS", "MATRIX", "STEPS"], &rows);
     }
 }
