@@ -62,6 +62,19 @@ pub fn next_link(uri: &Uri, param: &str, value: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(&format!("<{}>; rel=\"next\"", with_param(uri, param, value))).ok()
 }
 
+/// A page of a list read with a cursor: `items` is what the store gave when asked for
+/// `limit + 1`, so one more than `limit` means there is a next page, which `next(last)` names.
+pub fn of_cursor<T: Serialize>(
+    uri: &Uri,
+    mut items: Vec<T>,
+    limit: u32,
+    next: impl Fn(&T) -> (&'static str, String),
+) -> Result<Response, crate::error::ApiError> {
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    page(uri, &items, more, |_, last| next(last)).map_err(crate::error::ApiError::internal)
+}
+
 /// The position and size of a page of a list computed whole.
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct OffsetParams {

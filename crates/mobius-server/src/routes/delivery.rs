@@ -48,10 +48,8 @@ pub async fn list(
         deployer.list(params.service.as_deref(), params.environment.as_deref(), params.before, limit + 1)
     })
     .await?;
-    let mut rollouts: Vec<_> = list.into_iter().map(|s| s.rollout).collect();
-    let more = rollouts.len() > limit as usize;
-    rollouts.truncate(limit as usize);
-    page::page(&uri, &rollouts, more, |_, r| ("before", r.id.to_string())).map_err(ApiError::internal)
+    let rollouts: Vec<_> = list.into_iter().map(|s| s.rollout).collect();
+    page::of_cursor(&uri, rollouts, limit, |r| ("before", r.id.to_string()))
 }
 
 /// `PUT /api/v1/uploads/{digest}` (`deploy`): a tree packed by `mobius deploy --dir`, as a tar

@@ -219,10 +219,8 @@ pub async fn get_events(
     let limit = page::limit(params.limit, 100);
     let q = EventQuery { after_seq: params.after, ty: params.ty, origin, happened: None, limit: limit + 1 };
     let store = state.app.store.clone();
-    let mut events = mobius_log::blocking::spawn(move || store.events(&q)).await?;
-    let more = events.len() > limit as usize;
-    events.truncate(limit as usize);
-    page::page(&uri, &events, more, |_, e| ("after", e.seq.to_string())).map_err(ApiError::internal)
+    let events = mobius_log::blocking::spawn(move || store.events(&q)).await?;
+    page::of_cursor(&uri, events, limit, |e| ("after", e.seq.to_string()))
 }
 
 #[derive(Debug, Deserialize)]

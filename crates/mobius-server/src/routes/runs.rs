@@ -47,10 +47,8 @@ pub async fn list(
     let limit = page::limit(params.limit, 50);
     let query = RunQuery { repository: params.repository, state: run_state, before: params.before, limit: limit + 1 };
     let store = state.app.store.clone();
-    let mut runs = mobius_log::blocking::spawn(move || store.runs(&query)).await?;
-    let more = runs.len() > limit as usize;
-    runs.truncate(limit as usize);
-    page::page(&uri, &runs, more, |_, run| ("before", run.id.to_string())).map_err(ApiError::internal)
+    let runs = mobius_log::blocking::spawn(move || store.runs(&query)).await?;
+    page::of_cursor(&uri, runs, limit, |run| ("before", run.id.to_string()))
 }
 
 /// `GET /api/v1/runs/{id}`: the run with its jobs and steps.
