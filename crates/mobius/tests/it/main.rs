@@ -8,6 +8,7 @@ mod deploy;
 mod durability;
 mod golden;
 mod hardening;
+mod limits;
 mod pipelines;
 mod prometheus;
 mod runs;
