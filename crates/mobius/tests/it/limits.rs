@@ -8,7 +8,7 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -59,9 +59,13 @@ fn closed_by_server(mut stream: &TcpStream) -> bool {
 }
 
 /// A `POST /api/v1/webhooks/github` declaring a 10 MiB body with a signature that cannot be
-/// right, sending it 4 KiB every 50 ms until told to stop or answered. Returns the answer's
-/// status, if one came.
-fn slow_upload(address: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Option<u16>> {
+/// right, sending it 4 KiB every 50 ms until told to stop or answered (counted in `answered`).
+/// Returns the answer's status, if one came.
+fn slow_upload(
+    address: String,
+    stop: Arc<AtomicBool>,
+    answered: Arc<AtomicUsize>,
+) -> std::thread::JoinHandle<Option<u16>> {
     std::thread::spawn(move || {
         let mut stream = TcpStream::connect(&address).expect("connect");
         stream.set_write_timeout(Some(Duration::from_millis(100))).expect("timeout");
@@ -93,6 +97,7 @@ fn slow_upload(address: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandl
                 Ok(n) => {
                     answer.extend_from_slice(&buf[..n]);
                     if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                        answered.fetch_add(1, Ordering::Relaxed);
                         break;
                     }
                 }
@@ -135,8 +140,8 @@ fn healthz_answers_through_idle_connections_and_slow_uploads_which_are_then_let_
     }
     assert!(first.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&first));
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let uploads: Vec<_> = (0..UPLOADS).map(|_| slow_upload(address.clone(), stop.clone())).collect();
+    let (stop, answered) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+    let uploads: Vec<_> = (0..UPLOADS).map(|_| slow_upload(address.clone(), stop.clone(), answered.clone())).collect();
     let held = IDLE + 1 + UPLOADS;
     assert!(
         within(Duration::from_secs(10), || sockets(pid) >= baseline + held),
@@ -179,6 +184,8 @@ fn healthz_answers_through_idle_connections_and_slow_uploads_which_are_then_let_
     // Unsigned bodies: 8 are being read; the others were turned away once they had waited the
     // header-read timeout for a turn.
     let busy = UPLOADS - UNVERIFIED_READS;
+    // Answered once their wait for a turn is over (a loaded machine may be late with it).
+    within(Duration::from_secs(20), || answered.load(Ordering::Relaxed) >= busy);
     stop.store(true, Ordering::Relaxed);
     let answers: Vec<Option<u16>> = uploads.into_iter().map(|u| u.join().expect("upload thread")).collect();
     let refused = answers.iter().filter(|a| **a == Some(503)).count();
