@@ -97,16 +97,26 @@ async fn read(request: Request, state: &AppState) -> Result<Body, ApiError> {
     }
     let wanted = declared.map_or(max, |n| n as usize);
     let budget = take(&state.gates.body_budget, wanted, limits.body_read_timeout).await?;
-    let limited = http_body_util::Limited::new(request.into_body(), max);
-    let collected = tokio::time::timeout(limits.body_read_timeout, limited.collect())
-        .await
-        .map_err(|_| ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the body took too long to arrive"))?;
-    let bytes = match collected {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large(max)),
-        Err(e) => return Err(ApiError::bad_request(format!("cannot read the body: {e}"))),
+    // Copied into one buffer as the frames arrive, not collected then copied: a body holds its
+    // length in memory (plus a frame), as the budget counts it, never twice that.
+    let mut bytes = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    let mut body = request.into_body();
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                if bytes.len() + data.len() > max {
+                    return Err(too_large(max));
+                }
+                bytes.extend_from_slice(&data);
+            }
+        }
+        Ok(())
     };
-    Ok(Body { bytes, _budget: budget })
+    tokio::time::timeout(limits.body_read_timeout, read)
+        .await
+        .map_err(|_| ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the body took too long to arrive"))??;
+    Ok(Body { bytes: Bytes::from(bytes), _budget: budget })
 }
 
 /// `bytes` of the body budget (in KiB permits), waiting at most `wait`.

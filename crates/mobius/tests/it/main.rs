@@ -1,11 +1,14 @@
 //! Integration tests of the `mobius` binary: the CLI, the server over loopback, durability
-//! under kill -9, DORA golden histories, workflow linting and listing, and pipelines run by
-//! the server.
+//! under kill -9, DORA golden histories, workflow linting and listing, pipelines run by the
+//! server, and its hardened doors (who may call, what it reads, what it leaks) and their limits
+//! under a flood.
 
 mod cli;
 mod deploy;
 mod durability;
 mod golden;
+mod hardening;
+mod limits;
 mod pipelines;
 mod prometheus;
 mod runs;
