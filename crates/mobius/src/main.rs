@@ -1,7 +1,8 @@
 //! `mobius`: the command line over the server and the embedded store.
 //!
-//! `cli` declares the commands; `config` layers settings; `commands::*` implement them, each
-//! either against the local data directory or, with `--server`, through `client`.
+//! `cli` declares the commands; `config` layers settings; `commands::*` implement them through
+//! `commands::backend`, which works on the local data directory or, with `--server`, through
+//! `client` (the HTTP API).
 
 mod cli;
 mod client;
@@ -29,6 +30,16 @@ fn main() -> ExitCode {
         // or fds of the server nor ptrace it (root still can: hence the secrets' removal).
         if let Err(e) = nix::sys::prctl::set_dumpable(false) {
             tracing::warn!(error = %e, "cannot make the server non-dumpable");
+        }
+        // Request bodies (up to 10 MiB) are read into single buffers: from 1 MiB they are
+        // mapped rather than carved from glibc's heap, so their memory goes back to the system
+        // when they are freed instead of staying with the process under a flood of uploads
+        // (bench/RESULTS.md, "Limits under connection and upload floods").
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: mallopt only sets glibc's allocation thresholds; no allocation is in flight
+        // on another thread (there is none yet).
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
         }
     }
     // One TLS provider for every client (ring: no C toolchain beyond cc, no aws-lc build).

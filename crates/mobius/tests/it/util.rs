@@ -130,19 +130,24 @@ impl Dir {
         let stderr = child.stderr.take().expect("stderr");
         let mut lines = BufReader::new(stderr).lines();
         let deadline = Instant::now() + Duration::from_secs(30);
+        // Everything the server says goes to `serve.log`, for a failing test to show: what it
+        // said while starting (warnings) too.
+        let log = self.path().join("serve.log");
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(log).ok();
         let base = loop {
+            use std::io::Write;
             assert!(Instant::now() < deadline, "server did not start");
             let line = lines.next().expect("server printed its address").expect("read");
+            if let Some(file) = &mut file {
+                let _ = writeln!(file, "{line}");
+            }
             if let Some(url) = line.strip_prefix("mobius listening on ") {
                 break url.trim().to_owned();
             }
         };
-        // Keep draining stderr so the server never blocks on a full pipe; keep it in
-        // `serve.log` for a failing test to show.
-        let log = self.path().join("serve.log");
+        // Keep draining stderr so the server never blocks on a full pipe.
         std::thread::spawn(move || {
             use std::io::Write;
-            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(log).ok();
             for line in lines.map_while(Result::ok) {
                 if let Some(file) = &mut file {
                     let _ = writeln!(file, "{line}");
