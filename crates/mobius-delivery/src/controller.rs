@@ -85,9 +85,11 @@ impl Deployer {
                 .map_err(|e| tracing::warn!(rollout = stored.rollout.id, error = %e, "the stable version's mobius.yaml does not parse"))
                 .ok()
         });
+        // The caller stored the rollout just before starting its controller.
+        let mut saved = serde_json::to_string(&stored).unwrap_or_default();
         loop {
             while let Ok((command, reply)) = commands.try_recv() {
-                let answer = self.command(&mut stored, command).await;
+                let answer = self.command(&mut stored, &mut saved, command).await;
                 // The asker may have gone (a dropped request); the change stands either way.
                 let _ = reply.send(answer);
             }
@@ -96,18 +98,18 @@ impl Deployer {
             let action = next(&stored.rollout, now);
             match action {
                 Action::Done => {
-                    self.persist(&mut stored).await;
+                    self.persist(&mut stored, &mut saved).await;
                     return;
                 }
                 Action::Wait { until } => {
-                    self.persist(&mut stored).await;
+                    self.persist(&mut stored, &mut saved).await;
                     let wait = until
                         .map(|u| Duration::try_from(u.duration_since(now)).unwrap_or_default())
                         .unwrap_or(TICK)
                         .min(TICK);
                     tokio::select! {
                         Some((command, reply)) = commands.recv() => {
-                            let answer = self.command(&mut stored, command).await;
+                            let answer = self.command(&mut stored, &mut saved, command).await;
                             let _ = reply.send(answer);
                         }
                         _ = tokio::time::sleep(wait) => {}
@@ -193,11 +195,16 @@ impl Deployer {
                     .await;
                 }
             }
-            self.persist(&mut stored).await;
+            self.persist(&mut stored, &mut saved).await;
         }
     }
 
-    async fn command(&self, stored: &mut Stored, command: Command) -> Result<Stored, ChangeRefused> {
+    async fn command(
+        &self,
+        stored: &mut Stored,
+        saved: &mut String,
+        command: Command,
+    ) -> Result<Stored, ChangeRefused> {
         let now = self.now();
         let result = match command {
             Command::Promote => stored.rollout.promote(now),
@@ -205,13 +212,23 @@ impl Deployer {
             Command::UndoSwitch => stored.rollout.undo_switch(now),
         };
         result?;
-        self.persist(stored).await;
+        self.persist(stored, saved).await;
         Ok(stored.clone())
     }
 
-    async fn persist(&self, stored: &mut Stored) {
-        if let Err(e) = self.save(stored).await {
-            tracing::error!(rollout = stored.rollout.id, error = %e, "cannot store the rollout");
+    /// Stores the rollout if it changed since `saved` (what was stored last): a rollout that
+    /// waits is looked at every tick, and each store is a durable write.
+    async fn persist(&self, stored: &mut Stored, saved: &mut String) {
+        let body = match serde_json::to_string(&*stored) {
+            Ok(body) => body,
+            Err(e) => return tracing::error!(rollout = stored.rollout.id, error = %e, "cannot encode the rollout"),
+        };
+        if body == *saved {
+            return;
+        }
+        match self.save(stored).await {
+            Ok(()) => *saved = body,
+            Err(e) => tracing::error!(rollout = stored.rollout.id, error = %e, "cannot store the rollout"),
         }
     }
 
