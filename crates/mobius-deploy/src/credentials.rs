@@ -3,10 +3,12 @@
 //! Until Mobius has a secret store to resolve them from at deploy time, a release whose
 //! `run.env` holds what looks like a credential is refused, naming the variable and where it is.
 //!
-//! "Looks like" is two checks: a variable named like a secret (`…PASSWORD`, `…SECRET…`,
-//! `…TOKEN`, `…_KEY`, `…CREDENTIAL…`) with a value, or a value in a well-known credential
-//! format (GitHub, GitLab and Slack tokens, AWS access keys, Stripe live keys, private keys,
-//! JWTs, URLs with a password) whatever its name.
+//! "Looks like" is two checks: a variable named like a secret (`…PASSWORD…`, `…SECRET…`,
+//! `…TOKEN…`, `…CREDENTIAL…`, `…PRIVATE_KEY`, `…API_KEY`, `…ACCESS_KEY`, `…DEPLOY_KEY` and
+//! the other key names in `KEY_NAMES`) whose value is not a boolean, a plain URL or (but for a password) a
+//! number, since `TOKEN_TTL=3600` and `TOKEN_URL=https://…` are settings; or a value in a
+//! well-known credential format (GitHub, GitLab and Slack tokens, AWS access keys, Stripe live
+//! keys, private keys, JWTs, URLs with a password) whatever its name.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +16,20 @@ use crate::spec::SpecError;
 
 /// Words in a variable's name that say its value is a secret.
 const SECRET_NAMES: [&str; 6] = ["PASSWORD", "PASSWD", "SECRET", "TOKEN", "CREDENTIAL", "PRIVATE_KEY"];
+
+/// Endings of a variable's name that say its value is a key (not `SORT_KEY` or `CACHE_KEY`).
+const KEY_NAMES: [&str; 10] = [
+    "API_KEY",
+    "APIKEY",
+    "ACCESS_KEY",
+    "AUTH_KEY",
+    "DEPLOY_KEY",
+    "ENCRYPTION_KEY",
+    "HMAC_KEY",
+    "LICENSE_KEY",
+    "SIGNING_KEY",
+    "SSH_KEY",
+];
 
 /// Prefixes of well-known tokens.
 const TOKEN_PREFIXES: [&str; 10] =
@@ -48,7 +64,15 @@ pub fn looks_like_credential(name: &str, value: &str) -> Option<&'static str> {
         return None;
     }
     let upper = name.to_ascii_uppercase();
-    if SECRET_NAMES.iter().any(|word| upper.contains(word)) || upper.ends_with("_KEY") || upper == "KEY" {
+    let named =
+        SECRET_NAMES.iter().any(|word| upper.contains(word)) || KEY_NAMES.iter().any(|end| upper.ends_with(end));
+    // A number, a boolean or a plain URL is a setting about a secret, not the secret; but a
+    // password may well be all digits.
+    let password = upper.contains("PASSWORD") || upper.contains("PASSWD");
+    let setting = (value.parse::<f64>().is_ok() && !password)
+        || ["true", "false", "yes", "no", "on", "off"].contains(&value.to_ascii_lowercase().as_str())
+        || value.contains("://");
+    if named && !setting {
         return Some("its name says it is a secret");
     }
     if TOKEN_PREFIXES.iter().any(|prefix| value.starts_with(prefix)) && value.len() >= 20 {
@@ -107,6 +131,9 @@ mod tests {
             ("API_TOKEN", "abc"),
             ("AWS_SECRET_ACCESS_KEY", "abc"),
             ("SIGNING_KEY", "abc"),
+            ("STRIPE_API_KEY", "abc"),
+            ("DB_PASSWORD", "123456"),
+            ("DEPLOY_KEY", "abc"),
             ("GITHUB", "ghp_0123456789abcdefghij0123"),
             ("SLACK", "xoxb-1234-5678-abcdefghijklmnop"),
             ("AWS", "AKIAIOSFODNN7EXAMPLE"),
@@ -124,6 +151,11 @@ mod tests {
             ("ENDPOINT", "https://user@example.com/path"),
             ("KEYBOARD", "qwerty"),
             ("ERROR_RATE", "0.2"),
+            ("SORT_KEY", "name"),
+            ("CACHE_KEY_PREFIX", "shop"),
+            ("TOKEN_TTL", "3600"),
+            ("TOKEN_URL", "https://auth.example.com/token"),
+            ("REQUIRE_PASSWORD", "true"),
         ] {
             assert_eq!(check_one(name, value), None, "{name}={value}");
         }
