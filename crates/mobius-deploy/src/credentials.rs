@@ -5,10 +5,10 @@
 //!
 //! "Looks like" is two checks: a variable named like a secret (`…PASSWORD…`, `…SECRET…`,
 //! `…TOKEN…`, `…CREDENTIAL…`, `…PRIVATE_KEY`, `…API_KEY`, `…ACCESS_KEY`, `…DEPLOY_KEY` and
-//! the other key names in `KEY_NAMES`) whose value is not a boolean, a plain URL or (but for a password) a
-//! number, since `TOKEN_TTL=3600` and `TOKEN_URL=https://…` are settings; or a value in a
-//! well-known credential format (GitHub, GitLab and Slack tokens, AWS access keys, Stripe live
-//! keys, private keys, JWTs, URLs with a password) whatever its name.
+//! the other key names in `KEY_NAMES`) whose value is not a boolean, a plain URL or (but for a
+//! password) a number, since `TOKEN_TTL=3600` and `TOKEN_URL=https://…` are settings; or a
+//! value in a well-known credential format (GitHub, GitLab and Slack tokens, AWS access keys,
+//! Stripe live keys, private keys, JWTs, URLs with a password) whatever its name.
 
 use std::collections::BTreeMap;
 
