@@ -71,6 +71,27 @@ pub enum ExprError {
     HashFiles { reason: String },
 }
 
+impl ExprError {
+    /// The column the error points at, when it has one.
+    pub fn column(&self) -> Option<usize> {
+        match self {
+            ExprError::Unexpected { column, .. }
+            | ExprError::UnterminatedString { column }
+            | ExprError::InvalidNumber { column, .. }
+            | ExprError::UnknownFunction { column, .. }
+            | ExprError::ArgumentCount { column, .. }
+            | ExprError::UnknownContext { column, .. }
+            | ExprError::TooDeep { column }
+            | ExprError::UnterminatedTemplate { column } => Some(*column),
+            ExprError::Empty
+            | ExprError::UnexpectedEnd
+            | ExprError::Format { .. }
+            | ExprError::FromJson { .. }
+            | ExprError::HashFiles { .. } => None,
+        }
+    }
+}
+
 /// The status of the current job, which the status functions report on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum JobStatus {

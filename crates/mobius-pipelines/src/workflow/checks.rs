@@ -6,7 +6,7 @@ use super::matrix::{MAX_COMBINATIONS, MatrixError, expand_matrix};
 use super::model::{Job, Pos, StepAction, Workflow};
 use super::yaml::{Kind, Node};
 use super::{Report, suggest};
-use crate::expr::{self, ExprError};
+use crate::expr;
 
 /// The actions Mobius implements natively, at any `@ref`.
 pub const SUPPORTED_ACTIONS: &[&str] = &[
@@ -29,7 +29,7 @@ pub(crate) fn expressions(r: &mut Report, node: &Node) {
     match &node.kind {
         Kind::Str(text) if text.contains("${{") => {
             if let Err(e) = expr::parse_template(text) {
-                let at = r.locate(node, text, error_column(&e).unwrap_or(1));
+                let at = r.locate(node, text, e.column().unwrap_or(1));
                 r.error(at, format!("invalid expression: {e}"));
             }
         }
@@ -39,7 +39,7 @@ pub(crate) fn expressions(r: &mut Report, node: &Node) {
                 match (&v.kind, k.as_str()) {
                     (Kind::Str(text), Some("if")) if !text.contains("${{") => {
                         if let Err(e) = expr::parse(text) {
-                            let at = r.locate(v, text, error_column(&e).unwrap_or(1));
+                            let at = r.locate(v, text, e.column().unwrap_or(1));
                             r.error(at, format!("invalid expression in `if`: {e}"));
                         }
                     }
@@ -48,21 +48,6 @@ pub(crate) fn expressions(r: &mut Report, node: &Node) {
             }
         }
         _ => {}
-    }
-}
-
-/// The column an expression error points at, when it has one.
-fn error_column(e: &ExprError) -> Option<usize> {
-    match e {
-        ExprError::Unexpected { column, .. }
-        | ExprError::UnterminatedString { column }
-        | ExprError::InvalidNumber { column, .. }
-        | ExprError::UnknownFunction { column, .. }
-        | ExprError::ArgumentCount { column, .. }
-        | ExprError::UnknownContext { column, .. }
-        | ExprError::TooDeep { column }
-        | ExprError::UnterminatedTemplate { column } => Some(*column),
-        _ => None,
     }
 }
 

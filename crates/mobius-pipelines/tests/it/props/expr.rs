@@ -132,24 +132,9 @@ fn outcome(result: Result<expr::Value, ExprError>) -> Result<(serde_json::Value,
     result.map(|v| (v.to_json(), v.to_display_string()))
 }
 
-/// The column an error points at, if it has one.
-fn column(error: &ExprError) -> Option<usize> {
-    match error {
-        ExprError::Unexpected { column, .. }
-        | ExprError::UnterminatedString { column }
-        | ExprError::InvalidNumber { column, .. }
-        | ExprError::UnknownFunction { column, .. }
-        | ExprError::ArgumentCount { column, .. }
-        | ExprError::UnknownContext { column, .. }
-        | ExprError::TooDeep { column }
-        | ExprError::UnterminatedTemplate { column } => Some(*column),
-        _ => None,
-    }
-}
-
 /// An error's column is a char of the text (or just past its end).
 fn assert_inside(error: &ExprError, text: &str) {
-    if let Some(column) = column(error) {
+    if let Some(column) = error.column() {
         assert!((1..=text.chars().count() + 1).contains(&column), "{error} is outside {text:?}");
     }
 }
