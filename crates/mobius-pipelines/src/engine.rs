@@ -62,6 +62,7 @@
 mod actions;
 mod deploy;
 mod job;
+mod resolve;
 mod schedule;
 mod workspace;
 
@@ -75,6 +76,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::exec::{CancellationSignal, LogLine};
+use crate::remote::ActionCache;
 
 pub use deploy::{
     Cause, DEPLOY_INPUTS, DEPLOY_REQUIRED, DeployError, DeployFuture, DeployOutcome, DeployProgress, DeployStep,
@@ -127,6 +129,13 @@ pub struct RunOptions {
     /// the artifact and cache actions reach only the job's workspace, home and temp dir, with
     /// that user's permissions.
     pub sandbox: Sandbox,
+    /// Where `uses: owner/repo@ref` actions come from (see [`crate::remote`]); without it such
+    /// a step fails its job before the first step, saying so. Built-in actions and `./local`
+    /// ones need none.
+    pub actions: Option<ActionCache>,
+    /// The workflow file as the user knows it (`.github/workflows/ci.yml`), to say where a step
+    /// is in errors found while the run goes (an action that cannot be had).
+    pub workflow_file: String,
 }
 
 impl RunOptions {
@@ -152,6 +161,8 @@ impl RunOptions {
             cancel: CancellationSignal::new(),
             deployments: None,
             sandbox: Sandbox::none(),
+            actions: None,
+            workflow_file: "workflow.yml".to_owned(),
         }
     }
 

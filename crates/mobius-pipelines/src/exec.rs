@@ -119,6 +119,10 @@ pub struct StepSpec {
     pub timeout: Option<Duration>,
     /// `continue-on-error`: a failure still concludes as success.
     pub continue_on_error: bool,
+    /// A program to run instead of the script (a JavaScript action: `node <action>/main.js`);
+    /// its first word is looked up on `PATH` like a shell. Such a step also gets `GITHUB_STATE`,
+    /// and its environment files exist (empty) before it starts, as the Actions toolkit insists.
+    pub program: Option<Vec<String>>,
 }
 
 /// What every step of a job shares, given by the caller.
@@ -287,6 +291,9 @@ pub struct StepResult {
     pub outputs: BTreeMap<String, String>,
     /// What was written to `GITHUB_STEP_SUMMARY`: Markdown.
     pub summary: String,
+    /// What a [`StepSpec::program`] step saved to `GITHUB_STATE`, for its action's later
+    /// scripts (`STATE_<name>`).
+    pub state: BTreeMap<String, String>,
     /// Wall time from start to the end of the log.
     pub duration: Duration,
 }
@@ -350,6 +357,7 @@ mod tests {
             continue_on_error,
             outputs: BTreeMap::new(),
             summary: String::new(),
+            state: BTreeMap::new(),
             duration: Duration::ZERO,
         };
         let failed = Outcome::Failure { exit_code: Some(1) };

@@ -24,4 +24,5 @@ pub mod engine;
 pub mod exec;
 pub mod expr;
 pub mod mask;
+pub mod remote;
 pub mod workflow;

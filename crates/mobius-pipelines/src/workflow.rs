@@ -13,6 +13,7 @@
 
 use std::fmt;
 
+mod action;
 mod build;
 mod checks;
 mod filter;
@@ -22,6 +23,7 @@ mod secrets;
 mod triggers;
 mod yaml;
 
+pub use action::{ActionInput, ActionManifest, ActionRuns, NodeRuns, parse_action};
 pub use checks::{SUPPORTED_ACTIONS, unsupported};
 pub use filter::{PushedRef, glob, push_matches};
 pub use matrix::{Combination, MAX_COMBINATIONS, MatrixEntryError, MatrixError, expand_matrix, matrix_from_entries};

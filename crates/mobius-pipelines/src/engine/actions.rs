@@ -25,8 +25,10 @@ pub(super) enum Native {
     Deploy,
     /// `mobius/policy-check`: fails when the error-budget policy would refuse a deploy.
     PolicyCheck,
-    /// Supported by `mobius lint` but not run yet; the message says so.
+    /// Cannot run here; the message says why (a Docker action).
     NotImplemented(String),
+    /// Not built in: an action from a repository or the workspace, run from its `action.yml`.
+    Other,
 }
 
 /// The action's name without its `@ref`.
@@ -52,7 +54,7 @@ pub(super) fn native(reference: &str) -> Native {
         "actions/setup-java" => Native::RequireTool("java"),
         _ => match crate::workflow::unsupported(reference) {
             Some(why) => Native::NotImplemented(why),
-            None => Native::NotImplemented(format!("`{name}` is not implemented yet")),
+            None => Native::Other,
         },
     }
 }
@@ -267,6 +269,8 @@ mod tests {
         assert_eq!(native("actions/cache@v4"), Native::Cache);
         assert_eq!(native("Mobius/Deploy@v1"), Native::Deploy);
         assert_eq!(native("mobius/policy-check@v1"), Native::PolicyCheck);
-        assert_eq!(native("acme/other@v1"), Native::NotImplemented("not one of the built-in actions".into()));
+        assert_eq!(native("acme/other@v1"), Native::Other);
+        assert_eq!(native("./local"), Native::Other);
+        assert!(matches!(native("docker://alpine:3"), Native::NotImplemented(_)));
     }
 }

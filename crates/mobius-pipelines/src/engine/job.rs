@@ -1,7 +1,7 @@
 //! Running one job instance: its directories, environment, steps and outputs.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
@@ -11,6 +11,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::actions::{self, Native};
 use super::deploy::{self, DeployProgress, Deployments, NO_SERVER};
+use super::resolve::{ActionSet, describe};
 use super::schedule::{base_context, setting_bool, setting_number};
 use super::workspace::{DirPool, cache_scope, documented_env, prepare_dirs, recycle, reuses_dirs, runner_arch};
 use super::{JobReport, RunOptions, Status, StepReport};
@@ -21,10 +22,13 @@ use crate::exec::{
 };
 use crate::expr::{self, Context, JobStatus, MapContext};
 use crate::mask::{MIN_SECRET_CHARS, MaskError, Masker};
-use crate::workflow::{Combination, Job, Pairs, Step, StepAction, Workflow};
+use crate::workflow::{Combination, Pairs, RunDefaults, Step, StepAction, Workflow};
 
+mod composite;
+mod node;
 mod uses;
 
+use node::Post;
 use uses::UsesStep;
 
 /// What a job task tells the scheduler while it runs.
@@ -74,6 +78,45 @@ impl ChannelSink {
         let text = String::from_utf8_lossy(&masker.mask(text.as_bytes())).into_owned();
         self.line(LogLine { at: SystemTime::now(), stream: Stream::Stderr, text });
     }
+}
+
+/// What every step of a job instance shares while it runs.
+struct JobRun {
+    state: JobState,
+    sink: ChannelSink,
+    masker: Masker,
+    store: actions::StoreCtx,
+    deployments: Option<Arc<dyn Deployments>>,
+    /// The actions loaded for the job.
+    actions: ActionSet,
+    /// Post scripts of the JavaScript actions that ran, in order; run in reverse after the job.
+    posts: Vec<Post>,
+    /// What each step's `pre` script saved (`GITHUB_STATE`), by step id, for its main script.
+    pre_state: HashMap<String, BTreeMap<String, String>>,
+    /// The workflow file, to place errors.
+    workflow_file: String,
+}
+
+impl JobRun {
+    /// A line from the runner about the current step, masked.
+    fn say(&mut self, text: &str) {
+        self.sink.say(&self.masker, text);
+    }
+
+    /// `file:line:col` of a position in the workflow file.
+    fn at(&self, pos: crate::workflow::Pos) -> String {
+        format!("{}:{}:{}", self.workflow_file, pos.line, pos.column)
+    }
+}
+
+/// Where a step sits: the defaults that apply to its `run:` (the job's, then the workflow's;
+/// none inside a composite action), and, inside a composite action, the environment its steps
+/// inherit and how deep it is.
+#[derive(Clone, Default)]
+struct Scope<'a> {
+    defaults: Vec<&'a RunDefaults>,
+    env: BTreeMap<String, String>,
+    depth: usize,
 }
 
 /// Runs every step of the instance and reports the job.
@@ -130,9 +173,12 @@ pub(super) async fn run_instance(
         path: std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default(),
         masker: masker.clone(),
     };
-    // A sandboxed step may read what the workspace was copied from (`MOBIUS_SOURCE_DIR`).
-    let mut state = JobState::new(job_env).with_sandbox(opts.sandbox.clone(), vec![opts.workspace_source.clone()]);
-    let mut store = actions::StoreCtx {
+    // A sandboxed step may read what the workspace was copied from (`MOBIUS_SOURCE_DIR`), and
+    // the actions in the cache.
+    let mut readable = vec![opts.workspace_source.clone()];
+    readable.extend(opts.actions.as_ref().map(|cache| cache.trees_dir()));
+    let state = JobState::new(job_env).with_sandbox(opts.sandbox.clone(), readable);
+    let store = actions::StoreCtx {
         store: opts.store(),
         run_id: opts.run_id,
         files: match opts.sandbox.is_active() {
@@ -144,12 +190,23 @@ pub(super) async fn run_instance(
         scope: cache_scope(&opts.github),
         pending_saves: Vec::new(),
     };
+    let mut run = JobRun {
+        state,
+        sink,
+        masker,
+        store,
+        deployments: opts.deployments.clone(),
+        actions: ActionSet::new(opts.actions.clone()),
+        posts: Vec::new(),
+        pre_state: HashMap::new(),
+        workflow_file: opts.workflow_file.clone(),
+    };
     // The job's own signal: fail-fast of its matrix, the run's cancellation, or its timeout.
     let cancel = CancellationSignal::new();
     let timed_out = Arc::new(AtomicBool::new(false));
     let timeout = setting_number(&job.timeout_minutes, &ctx)
         .unwrap_or_else(|why| {
-            sink.say(&masker, &format!("cannot evaluate the job's `timeout-minutes`: {why}; using 360 minutes"));
+            run.say(&format!("cannot evaluate the job's `timeout-minutes`: {why}; using 360 minutes"));
             None
         })
         .map(minutes)
@@ -166,11 +223,28 @@ pub(super) async fn run_instance(
     });
     let mut steps_ctx = Map::new();
     let mut steps = Vec::new();
-    let mut failed = false;
+    // Actions from repositories are fetched before the first step: one that cannot be had
+    // fails the job before anything ran, as on GitHub.
+    let mut failed = match run.actions.preload(&job.steps).await {
+        Ok(said) => {
+            for line in said {
+                run.say(&line);
+            }
+            false
+        }
+        Err((pos, why)) => {
+            let at = run.at(pos);
+            run.say(&format!("{at}: {}", describe(&why)));
+            true
+        }
+    };
+    if !failed {
+        failed = node::run_pres(job, &ctx, &env, &mut run, &cancel, &mut steps, &sender, &instance.name).await;
+    }
     for (index, step) in job.steps.iter().enumerate() {
         let id = step.id.clone().unwrap_or_else(|| format!("__{index}"));
         let name = step_name(step);
-        sink.step = name.clone();
+        run.sink.step = name.clone();
         // As on GitHub, a cancelled job still runs the steps whose `if:` holds once
         // `cancelled()` is true (`always()`, `cancelled()`); the implicit `success()` is false.
         let status = if cancel.is_cancelled() {
@@ -181,19 +255,19 @@ pub(super) async fn run_instance(
             JobStatus::Success
         };
         let step_ctx = ctx.clone().with("steps", Value::Object(steps_ctx.clone()));
-        let env_ctx = json!(merged(&env, state.exported_env()));
+        let env_ctx = json!(merged(&env, run.state.exported_env()));
         let step_ctx = step_ctx.with("env", env_ctx).with("job", job_context(status));
         let condition = step.if_.as_deref().unwrap_or("");
-        let run = match expr::evaluate_condition(condition, &step_ctx.clone().with_status(status)) {
-            Ok(run) => run,
+        let will_run = match expr::evaluate_condition(condition, &step_ctx.clone().with_status(status)) {
+            Ok(will_run) => will_run,
             Err(why) => {
-                sink.say(&masker, &format!("cannot evaluate `if:`: {why}"));
+                run.say(&format!("cannot evaluate `if:`: {why}"));
                 failed = true;
                 false
             }
         };
         let step_ctx = step_ctx.with_status(status);
-        let (outcome, conclusion, outputs) = if run {
+        let (outcome, conclusion, outputs) = if will_run {
             let _ = sender.send(Event::StepStarted(instance.name.clone(), name.clone()));
             // GitHub's runner re-evaluates a running step's `if:` when its job is cancelled and
             // lets it finish if it still holds; such a step gets its own signal, so neither the
@@ -204,51 +278,50 @@ pub(super) async fn run_instance(
             let survives = expr::evaluate_condition(condition, &step_ctx.clone().with_status(JobStatus::Cancelled))
                 .unwrap_or(false);
             let signal = if survives { CancellationSignal::new() } else { cancel.clone() };
-            let deployments = opts.deployments.as_ref();
-            run_one(
-                workflow,
-                job,
-                step,
-                &name,
-                &step_ctx,
-                &mut state,
-                &mut sink,
-                &masker,
-                &signal,
-                &mut store,
-                deployments,
-            )
-            .await
+            let scope = Scope { defaults: vec![&job.defaults, &workflow.defaults], ..Scope::default() };
+            run_one(step, &id, &name, &step_ctx, &scope, &signal, &mut run).await
         } else {
             (Status::Skipped, Status::Skipped, BTreeMap::new())
         };
         if conclusion == Status::Failure {
             failed = true;
         }
-        let masked: BTreeMap<String, String> = outputs
-            .iter()
-            .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&masker.mask(v.as_bytes())).into_owned()))
-            .collect();
+        let masked = mask_values(&run.masker, &outputs);
         steps_ctx.insert(
             id.clone(),
             json!({ "outputs": outputs, "outcome": outcome.as_str(), "conclusion": conclusion.as_str() }),
         );
         let step_report = StepReport { id, name, outcome, conclusion, outputs: masked };
-        if run {
+        if will_run {
             let _ = sender.send(Event::StepFinished(instance.name.clone(), step_report.clone()));
         }
         steps.push(step_report);
     }
     watcher.abort();
+    // Post scripts of JavaScript actions, last first, whatever happened before (each has its
+    // `post-if`, `always()` by default); a failing one fails the job, as on GitHub.
+    let status = if cancel.is_cancelled() {
+        JobStatus::Cancelled
+    } else if failed {
+        JobStatus::Failure
+    } else {
+        JobStatus::Success
+    };
+    if node::run_posts(status, &mut run, &mut steps, &sender, &instance.name).await {
+        failed = true;
+    }
     // GitHub's post step of `actions/cache`: save only after a successful job, and only keys
     // that were not hit exactly (entries are immutable). A failed save is a warning, as there.
     if !failed && !cancel.is_cancelled() {
-        sink.step = "Post job cleanup".into();
-        for (key, paths) in std::mem::take(&mut store.pending_saves) {
-            match crate::cache::save(&store.store, &store.scope, &key, &paths, &store.files) {
-                Ok(true) => sink.say(&masker, &format!("cache saved with key: {key}")),
-                Ok(false) => sink.say(&masker, &format!("cache not saved for key {key}: it exists or no file matched")),
-                Err(why) => sink.say(&masker, &format!("warning: cannot save cache {key}: {}", Chain(&why))),
+        run.sink.step = "Post job cleanup".into();
+        for (key, paths) in std::mem::take(&mut run.store.pending_saves) {
+            let saved = crate::cache::save(&run.store.store, &run.store.scope, &key, &paths, &run.store.files);
+            match saved {
+                Ok(true) => run.say(&format!("cache saved with key: {key}")),
+                Ok(false) => {
+                    run.sink.say(&run.masker, &format!("cache not saved for key {key}: it exists or no file matched"))
+                }
+                Err(why) => run.say(&format!("warning: cannot save cache {key}: {}", Chain(&why))),
             }
         }
     }
@@ -264,11 +337,11 @@ pub(super) async fn run_instance(
         .with("steps", Value::Object(steps_ctx))
         .with("env", json!(env))
         .with("job", job_context(final_status));
-    sink.step = "Complete job".into();
+    run.sink.step = "Complete job".into();
     let outputs: BTreeMap<String, String> =
-        render_pairs(&job.outputs, &out_ctx, &mut sink, &masker).into_iter().collect();
+        render_pairs(&job.outputs, &out_ctx, &mut run.sink, &run.masker).into_iter().collect();
     let outcome = if timed_out.load(Ordering::SeqCst) {
-        sink.say(&masker, "the job ran past its timeout-minutes and was cancelled");
+        run.say("the job ran past its timeout-minutes and was cancelled");
         Status::Failure
     } else if cancel.is_cancelled() {
         Status::Cancelled
@@ -279,15 +352,20 @@ pub(super) async fn run_instance(
     };
     let continue_on_error = outcome == Status::Failure
         && setting_bool(&job.continue_on_error, &out_ctx).unwrap_or_else(|why| {
-            sink.say(&masker, &format!("cannot evaluate the job's `continue-on-error`: {why}; using false"));
+            run.say(&format!("cannot evaluate the job's `continue-on-error`: {why}; using false"));
             false
         });
     let result = if continue_on_error { Status::Success } else { outcome };
     // The job's processes are gone (dropping the state kills what its steps left behind); its
     // directories, emptied, serve a later instance.
-    drop(state);
+    drop(run);
     recycle(dirs, &instance.pool, reuses_dirs(opts));
     report(&instance, &job.id, outcome, result, outputs, steps)
+}
+
+/// Outputs as they may be shown: with the job's secrets masked.
+fn mask_values(masker: &Masker, values: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    values.iter().map(|(k, v)| (k.clone(), String::from_utf8_lossy(&masker.mask(v.as_bytes())).into_owned())).collect()
 }
 
 fn report(
@@ -309,23 +387,19 @@ fn report(
     }
 }
 
-/// Runs one step that its `if:` let through: outcome, conclusion, outputs.
-#[allow(clippy::too_many_arguments)]
+/// Runs one step that its `if:` let through: outcome, conclusion, outputs. `id` is the step's
+/// id (or `__<index>`), which names a JavaScript action's state.
 async fn run_one(
-    workflow: &Workflow,
-    job: &Job,
     step: &Step,
+    id: &str,
     name: &str,
     ctx: &MapContext,
-    state: &mut JobState,
-    sink: &mut ChannelSink,
-    masker: &Masker,
+    scope: &Scope<'_>,
     cancel: &CancellationSignal,
-    store: &mut actions::StoreCtx,
-    deployments: Option<&Arc<dyn Deployments>>,
+    run: &mut JobRun,
 ) -> (Status, Status, BTreeMap<String, String>) {
     let continue_on_error = setting_bool(&step.continue_on_error, ctx).unwrap_or_else(|why| {
-        sink.say(masker, &format!("cannot evaluate the step's `continue-on-error`: {why}; using false"));
+        run.say(&format!("cannot evaluate the step's `continue-on-error`: {why}; using false"));
         false
     });
     let fail = |continue_on_error: bool| {
@@ -333,37 +407,39 @@ async fn run_one(
         (Status::Failure, conclusion, BTreeMap::new())
     };
     // The step's own `env` is in its `env` context from here on (`run:`, `with:`…), as on
-    // GitHub; its `if:` came before and did not see it.
+    // GitHub; its `if:` came before and did not see it. Inside a composite action it comes over
+    // what the calling step's `env` gave.
     let step_env = match render_env(&step.env, ctx) {
-        Ok(env) => env,
+        Ok(env) => merged(&scope.env, &env),
         Err(why) => {
-            sink.say(masker, &format!("cannot evaluate the step's `env`: {}", Chain(&why)));
+            run.say(&format!("cannot evaluate the step's `env`: {}", Chain(&why)));
             return fail(continue_on_error);
         }
     };
     let ctx = &with_env(ctx, &step_env);
+    let timeout = match step.timeout_minutes.as_ref().map(|t| setting_number(t, ctx)).transpose() {
+        Ok(minutes_set) => minutes_set.flatten().map(minutes),
+        Err(why) => {
+            run.say(&format!("cannot evaluate the step's `timeout-minutes`: {why}; no timeout"));
+            None
+        }
+    };
     match &step.action {
-        StepAction::Uses { action, with, .. } => {
-            let step = UsesStep { action, with, ctx, continue_on_error };
-            uses::run(&step, state, sink, masker, cancel, store, deployments).await
+        StepAction::Uses { action, with, pos } => {
+            let step = UsesStep { action, with, ctx, continue_on_error, id, name, pos: *pos, timeout };
+            uses::run(&step, step_env, scope, cancel, run).await
         }
         StepAction::Run(script) => {
-            let timeout = match step.timeout_minutes.as_ref().map(|t| setting_number(t, ctx)).transpose() {
-                Ok(minutes_set) => minutes_set.flatten().map(minutes),
-                Err(why) => {
-                    sink.say(masker, &format!("cannot evaluate the step's `timeout-minutes`: {why}; no timeout"));
-                    None
-                }
-            };
             let rendered = (|| -> Result<StepSpec, expr::ExprError> {
+                let defaults =
+                    |pick: fn(&RunDefaults) -> &Option<String>| scope.defaults.iter().find_map(|d| pick(d).as_ref());
                 let working_directory = step
                     .working_directory
                     .as_ref()
-                    .or(job.defaults.working_directory.as_ref())
-                    .or(workflow.defaults.working_directory.as_ref())
+                    .or(defaults(|d| &d.working_directory))
                     .map(|dir| expr::render(dir, ctx).map(PathBuf::from))
                     .transpose()?;
-                let shell = step.shell.as_ref().or(job.defaults.shell.as_ref()).or(workflow.defaults.shell.as_ref());
+                let shell = step.shell.as_ref().or(defaults(|d| &d.shell));
                 Ok(StepSpec {
                     name: name.to_owned(),
                     script: expr::render(script, ctx)?,
@@ -372,29 +448,38 @@ async fn run_one(
                     env: step_env,
                     timeout,
                     continue_on_error,
+                    program: None,
                 })
             })();
             let spec = match rendered {
                 Ok(spec) => spec,
                 Err(why) => {
-                    sink.say(masker, &format!("cannot evaluate an expression of the step: {why}"));
+                    run.say(&format!("cannot evaluate an expression of the step: {why}"));
                     return fail(continue_on_error);
                 }
             };
-            let result = run_step(state, &spec, sink, cancel.clone()).await;
-            let outcome = match result.outcome {
-                Outcome::Success => Status::Success,
-                Outcome::Failure { .. } | Outcome::TimedOut => Status::Failure,
-                Outcome::Cancelled => Status::Cancelled,
-            };
-            let conclusion = match result.conclusion() {
-                Conclusion::Success => Status::Success,
-                Conclusion::Failure => Status::Failure,
-                Conclusion::Cancelled => Status::Cancelled,
-            };
-            (outcome, conclusion, result.outputs)
+            let result = run_step(&mut run.state, &spec, &mut run.sink, cancel.clone()).await;
+            statuses(&result, result.outputs.clone())
         }
     }
+}
+
+/// A finished process step as outcome, conclusion and outputs.
+fn statuses(
+    result: &crate::exec::StepResult,
+    outputs: BTreeMap<String, String>,
+) -> (Status, Status, BTreeMap<String, String>) {
+    let outcome = match result.outcome {
+        Outcome::Success => Status::Success,
+        Outcome::Failure { .. } | Outcome::TimedOut => Status::Failure,
+        Outcome::Cancelled => Status::Cancelled,
+    };
+    let conclusion = match result.conclusion() {
+        Conclusion::Success => Status::Success,
+        Conclusion::Failure => Status::Failure,
+        Conclusion::Cancelled => Status::Cancelled,
+    };
+    (outcome, conclusion, outputs)
 }
 
 /// A `shell:` value as the executor knows it; a custom command without `{0}` gets the script

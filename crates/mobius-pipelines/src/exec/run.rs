@@ -77,7 +77,7 @@ pub enum ExecError {
     /// An environment file is not in GitHub's format.
     #[error("{file} is malformed")]
     EnvFile {
-        /// `GITHUB_ENV` or `GITHUB_OUTPUT`.
+        /// `GITHUB_ENV`, `GITHUB_OUTPUT` or `GITHUB_STATE`.
         file: &'static str,
         /// Where and how.
         source: EnvFileError,
@@ -96,6 +96,8 @@ struct StepFiles {
     output: PathBuf,
     path: PathBuf,
     summary: PathBuf,
+    /// `GITHUB_STATE`, for a program step (a JavaScript action) only.
+    state: Option<PathBuf>,
 }
 
 impl StepFiles {
@@ -109,10 +111,17 @@ impl StepFiles {
             output: name("-github_output"),
             path: name("-github_path"),
             summary: name("-step_summary.md"),
+            state: step.program.is_some().then(|| name("-github_state")),
         };
-        sandbox
-            .as_user(|| write_new(&files.script, step.script.as_bytes()))
-            .map_err(|source| ExecError::Prepare { dir: temp.to_path_buf(), source })?;
+        let prepare = || match &step.program {
+            None => write_new(&files.script, step.script.as_bytes()),
+            // The Actions toolkit refuses to write to a file that does not exist yet.
+            Some(_) => [&files.env, &files.output, &files.path, &files.summary]
+                .into_iter()
+                .chain(&files.state)
+                .try_for_each(|path| write_new(path, b"")),
+        };
+        sandbox.as_user(prepare).map_err(|source| ExecError::Prepare { dir: temp.to_path_buf(), source })?;
         Ok(files)
     }
 }
@@ -144,22 +153,23 @@ pub async fn run_step(
     cancel: CancellationSignal,
 ) -> StepResult {
     let started = Instant::now();
-    let finish = |outcome, outputs, summary| StepResult {
+    let finish = |outcome, (outputs, summary, state)| StepResult {
         outcome,
         continue_on_error: step.continue_on_error,
         outputs,
         summary,
+        state,
         duration: started.elapsed(),
     };
     if cancel.is_cancelled() {
-        return finish(Outcome::Cancelled, BTreeMap::new(), String::new());
+        return finish(Outcome::Cancelled, Default::default());
     }
     job.steps_started += 1;
     let files = match StepFiles::create(&job.env.temp, job.steps_started, step, &job.sandbox) {
         Ok(files) => files,
         Err(error) => {
             report(job, step, log, &error);
-            return finish(Outcome::Failure { exit_code: None }, BTreeMap::new(), String::new());
+            return finish(Outcome::Failure { exit_code: None }, Default::default());
         }
     };
     let mut outcome = match execute(job, step, &files, log, &cancel).await {
@@ -169,17 +179,17 @@ pub async fn run_step(
             Outcome::Failure { exit_code: None }
         }
     };
-    let (outputs, summary) = match read_back(job, &files) {
+    let read = match read_back(job, &files) {
         Ok(read) => read,
         Err(error) => {
             report(job, step, log, &error);
             if outcome == Outcome::Success {
                 outcome = Outcome::Failure { exit_code: None };
             }
-            (BTreeMap::new(), String::new())
+            Default::default()
         }
     };
-    finish(outcome, outputs, summary)
+    finish(outcome, read)
 }
 
 /// Starts the step's shell and follows it to the end of its output.
@@ -312,11 +322,14 @@ fn signal(group: Option<Pid>, sig: Signal) {
 /// The shell's command with its clean environment, and the shell's program for errors.
 fn command(job: &mut JobState, step: &StepSpec, files: &StepFiles) -> Result<(Command, String), ExecError> {
     let template = step.shell.template();
-    if !template.contains("{0}") {
-        return Err(ExecError::NoPlaceholder { template: template.to_owned() });
-    }
     let script = files.script.to_string_lossy();
-    let mut words = template.split_whitespace().map(|word| word.replace("{0}", &script));
+    let mut words: Box<dyn Iterator<Item = String>> = match &step.program {
+        Some(argv) => Box::new(argv.clone().into_iter()),
+        None if !template.contains("{0}") => {
+            return Err(ExecError::NoPlaceholder { template: template.to_owned() });
+        }
+        None => Box::new(template.split_whitespace().map(|word| word.replace("{0}", &script))),
+    };
     let program = words.next().ok_or_else(|| ExecError::NoPlaceholder { template: template.to_owned() })?;
 
     let workdir = match &step.working_directory {
@@ -351,6 +364,9 @@ fn command(job: &mut JobState, step: &StepSpec, files: &StepFiles) -> Result<(Co
         .stderr(Stdio::piped())
         // Should this future be dropped mid-step, do not leave the shell running.
         .kill_on_drop(true);
+    if let Some(state) = &files.state {
+        command.env("GITHUB_STATE", state);
+    }
     Ok((command, program))
 }
 
@@ -427,9 +443,12 @@ async fn read_lines<R: AsyncRead + Unpin>(mut reader: R, mut splitter: LineSplit
     }
 }
 
+/// What a step's files handed back: outputs, summary and state.
+type ReadBack = (BTreeMap<String, String>, String, BTreeMap<String, String>);
+
 /// Reads the environment files back: applies `GITHUB_ENV` and `GITHUB_PATH` to the job and
-/// returns the outputs and the summary.
-fn read_back(job: &mut JobState, files: &StepFiles) -> Result<(BTreeMap<String, String>, String), ExecError> {
+/// returns the outputs, the summary and the saved state.
+fn read_back(job: &mut JobState, files: &StepFiles) -> Result<ReadBack, ExecError> {
     // The files are created by the step's first write: a missing one was not written.
     let read = |path: &PathBuf| match job.sandbox.as_user(|| read_plain(path)) {
         Ok(Some(bytes)) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
@@ -443,6 +462,12 @@ fn read_back(job: &mut JobState, files: &StepFiles) -> Result<(BTreeMap<String, 
         .map_err(|source| ExecError::EnvFile { file: "GITHUB_OUTPUT", source })?;
     let added = parse_path(&read(&files.path)?);
     let summary = read(&files.summary)?;
+    let state = match &files.state {
+        Some(path) => {
+            parse_assignments(&read(path)?).map_err(|source| ExecError::EnvFile { file: "GITHUB_STATE", source })?
+        }
+        None => BTreeMap::new(),
+    };
     job.exported.extend(env);
     if !added.is_empty() {
         job.programs.clear();
@@ -451,7 +476,7 @@ fn read_back(job: &mut JobState, files: &StepFiles) -> Result<(BTreeMap<String, 
         job.added_path.retain(|known| known != &dir);
         job.added_path.insert(0, dir);
     }
-    Ok((outputs, summary))
+    Ok((outputs, summary, state))
 }
 
 /// A plain file's bytes; `None` for a symbolic link (not followed), a FIFO (not waited for), a

@@ -135,7 +135,7 @@ fn job(r: &mut Report, key: &Node, node: &Node) -> Option<Job> {
                 written_steps = Some(1);
                 if let Kind::Seq(items) = &v.kind {
                     written_steps = Some(items.len());
-                    job.steps = items.iter().filter_map(|s| step(r, s, &id)).collect();
+                    job.steps = items.iter().filter_map(|s| step(r, s, &what)).collect();
                 } else {
                     type_error(r, v, "steps", "a sequence");
                 }
@@ -161,8 +161,9 @@ fn job(r: &mut Report, key: &Node, node: &Node) -> Option<Job> {
     Some(job)
 }
 
-fn step(r: &mut Report, node: &Node, job: &str) -> Option<Step> {
-    let what = format!("a step of job `{job}`");
+/// One step of `owner` (``job `build` ``, `the composite action`).
+pub(crate) fn step(r: &mut Report, node: &Node, owner: &str) -> Option<Step> {
+    let what = format!("a step of {owner}");
     let map = mapping(r, node, &what)?;
     check_keys(r, map, STEP_KEYS, &what);
     let mut step = Step {
@@ -208,15 +209,15 @@ fn step(r: &mut Report, node: &Node, job: &str) -> Option<Step> {
     step.action = match (run, uses) {
         (Some(script), None) => StepAction::Run(script),
         (None, Some((action, pos))) => {
-            super::checks::action_inputs(r, &action, pos, with_node, &format!("step{label} of job `{job}`"));
+            super::checks::action_inputs(r, &action, pos, with_node, &format!("step{label} of {owner}"));
             StepAction::Uses { action, with, pos }
         }
         (Some(_), Some(_)) => {
-            r.error(node.pos, format!("step{label} of job `{job}` has both `run` and `uses`"));
+            r.error(node.pos, format!("step{label} of {owner} has both `run` and `uses`"));
             return None;
         }
         (None, None) => {
-            r.error(node.pos, format!("step{label} of job `{job}` has neither `run` nor `uses`"));
+            r.error(node.pos, format!("step{label} of {owner} has neither `run` nor `uses`"));
             return None;
         }
     };

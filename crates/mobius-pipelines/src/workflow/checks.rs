@@ -144,24 +144,32 @@ fn steps(r: &mut Report, job: &Job) {
     }
 }
 
-/// Why `uses: action` cannot run natively, if it cannot. Supported: [`SUPPORTED_ACTIONS`].
+/// Why `uses: action` cannot run, if it cannot: Docker actions (no container runtime here) and
+/// references without an `@ref`. Built-in actions ([`SUPPORTED_ACTIONS`]) run natively; other
+/// `owner/repo[/path]@ref` actions are fetched and `./path` ones read from the workspace when
+/// the job runs, so only their shape is checked here.
 pub fn unsupported(action: &str) -> Option<String> {
     if action.starts_with("docker://") {
         return Some("Docker actions are not supported: jobs run as host processes".into());
     }
-    if action.starts_with("./") || action.starts_with("../") {
-        return Some("local actions are not supported; only built-in actions run natively".into());
+    if action.starts_with("./") {
+        return None;
+    }
+    if action.starts_with("../") {
+        return Some("a local action must be a path in the workspace, starting with ./".into());
     }
     let Some((name, reference)) = action.split_once('@') else {
-        return Some("a remote action needs an `@ref`".into());
+        return Some("a remote action needs an @ref (a tag, branch or commit SHA)".into());
     };
     if reference.is_empty() {
-        return Some("a remote action needs an `@ref`".into());
+        return Some("a remote action needs an @ref (a tag, branch or commit SHA)".into());
     }
-    if SUPPORTED_ACTIONS.iter().any(|a| a.eq_ignore_ascii_case(name)) {
+    if SUPPORTED_ACTIONS.iter().any(|a| a.eq_ignore_ascii_case(name))
+        || crate::remote::ActionRef::parse(action).is_some()
+    {
         None
     } else {
-        Some("not one of the built-in actions".into())
+        Some("not an action reference: use owner/repo[/path]@ref or ./path".into())
     }
 }
 

@@ -42,6 +42,7 @@ fn step(script: &str) -> StepSpec {
         env: BTreeMap::new(),
         timeout: None,
         continue_on_error: false,
+        program: None,
     }
 }
 

@@ -7,6 +7,7 @@ mod exec;
 mod expr;
 mod mask;
 mod props;
+mod repo_actions;
 mod sandbox;
 mod workflow;
 

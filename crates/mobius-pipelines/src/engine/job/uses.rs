@@ -1,8 +1,12 @@
-//! A `uses:` step: the actions the engine runs itself (see [`super::super::actions`]).
+//! A `uses:` step: the actions the engine runs itself (see [`super::super::actions`]), and
+//! the others from their `action.yml` (JavaScript in [`super::node`], composite in
+//! [`super::composite`]).
 
 use super::*;
 use crate::chain::Chain;
 use crate::engine::actions::InputError;
+use crate::engine::resolve::{ActionError, Loaded, MAX_COMPOSITE_DEPTH};
+use crate::workflow::{ActionRuns, Pos};
 
 /// What a `uses:` step is: its action, inputs, context and whether a failure stops the job.
 pub(super) struct UsesStep<'a> {
@@ -10,24 +14,32 @@ pub(super) struct UsesStep<'a> {
     pub with: &'a Pairs,
     pub ctx: &'a MapContext,
     pub continue_on_error: bool,
+    /// The step's id (or `__<index>`).
+    pub id: &'a str,
+    pub name: &'a str,
+    /// Where `uses:` is, for errors about the action.
+    pub pos: Pos,
+    /// The step's `timeout-minutes`.
+    pub timeout: Option<Duration>,
 }
 
 /// Runs a `uses:` step: `(outcome, conclusion, outputs)`.
 pub(super) async fn run(
     step: &UsesStep<'_>,
-    state: &mut JobState,
-    sink: &mut ChannelSink,
-    masker: &Masker,
+    step_env: BTreeMap<String, String>,
+    scope: &Scope<'_>,
     cancel: &CancellationSignal,
-    store: &mut actions::StoreCtx,
-    deployments: Option<&Arc<dyn Deployments>>,
+    job: &mut JobRun,
 ) -> (Status, Status, BTreeMap<String, String>) {
-    let UsesStep { action, with, ctx, continue_on_error } = *step;
+    let UsesStep { action, with, ctx, continue_on_error, .. } = *step;
     let fail = |continue_on_error: bool| {
         let conclusion = if continue_on_error { Status::Success } else { Status::Failure };
         (Status::Failure, conclusion, BTreeMap::new())
     };
+    let (sink, masker, state, store) = (&mut job.sink, &job.masker, &mut job.state, &mut job.store);
+    let deployments = job.deployments.as_ref();
     match actions::native(action) {
+        Native::Other => from_manifest(step, step_env, scope, cancel, job).await,
         Native::Checkout => (Status::Success, Status::Success, BTreeMap::new()),
         kind @ (Native::Upload | Native::Download | Native::Cache) => {
             let name = actions::action_name(action);
@@ -185,6 +197,102 @@ fn render_inputs(
             }
             Err(why) => {
                 sink.say(masker, &format!("{name}: cannot evaluate input `{key}`: {why}"));
+                return None;
+            }
+        }
+    }
+    Some(inputs)
+}
+
+/// A step whose action is not built in: loaded (fetched before the job, or read from the
+/// workspace now for `./path`) and run as its `action.yml` says.
+async fn from_manifest(
+    step: &UsesStep<'_>,
+    step_env: BTreeMap<String, String>,
+    scope: &Scope<'_>,
+    cancel: &CancellationSignal,
+    job: &mut JobRun,
+) -> (Status, Status, BTreeMap<String, String>) {
+    let conclusion = if step.continue_on_error { Status::Success } else { Status::Failure };
+    let fail = (Status::Failure, conclusion, BTreeMap::new());
+    if scope.depth >= MAX_COMPOSITE_DEPTH {
+        let why = ActionError::TooDeep { uses: step.action.to_owned() };
+        let at = job.at(step.pos);
+        job.say(&format!("{at}: {}", describe(&why)));
+        return fail;
+    }
+    let workspace = job.state.job_env().workspace.clone();
+    let mut said = Vec::new();
+    let loaded = job.actions.load(step.action, &workspace, &mut said).await;
+    for line in said {
+        job.say(&line);
+    }
+    let loaded = match loaded {
+        Ok(loaded) => loaded,
+        Err(why) => {
+            let at = job.at(step.pos);
+            job.say(&format!("{at}: {}", describe(&why)));
+            return fail;
+        }
+    };
+    let Some(inputs) = manifest_inputs(step, &loaded, job) else { return fail };
+    match &loaded.manifest.runs {
+        ActionRuns::Node(runs) => node::run_main(step, &loaded, runs, inputs, step_env, cancel, job).await,
+        ActionRuns::Composite(steps) => {
+            Box::pin(composite::run(step, &loaded, steps, inputs, step_env, scope, cancel, job)).await
+        }
+        // Refused when the manifest was read.
+        ActionRuns::Docker => fail,
+    }
+}
+
+/// The inputs of an action run from its `action.yml`: the step's `with:` rendered, then each
+/// input's `default` (rendered in the step's context) for those not given. Names compare
+/// without regard to case, as `INPUT_<NAME>` does on GitHub. Inputs the action does not declare
+/// get GitHub's warning and are passed on anyway. `None` (with the reason logged) when a value
+/// does not render.
+pub(super) fn manifest_inputs(
+    step: &UsesStep<'_>,
+    loaded: &Loaded,
+    job: &mut JobRun,
+) -> Option<BTreeMap<String, String>> {
+    let given = render_inputs(step.action, step.with, step.ctx, &mut job.sink, &job.masker)?;
+    let declared = &loaded.manifest.inputs;
+    let mut inputs = BTreeMap::new();
+    let mut unexpected = Vec::new();
+    for (key, value) in given {
+        match declared.iter().find(|d| d.name.eq_ignore_ascii_case(&key)) {
+            Some(input) => {
+                if let Some(message) = &input.deprecation {
+                    job.say(&format!("warning: input '{}' has been deprecated with message: {message}", input.name));
+                }
+                inputs.insert(input.name.clone(), value);
+            }
+            None => {
+                unexpected.push(format!("'{key}'"));
+                inputs.insert(key, value);
+            }
+        }
+    }
+    if !unexpected.is_empty() {
+        let valid: Vec<String> = declared.iter().map(|d| format!("'{}'", d.name)).collect();
+        job.say(&format!(
+            "warning: Unexpected input(s) {}, valid inputs are [{}]",
+            unexpected.join(", "),
+            valid.join(", ")
+        ));
+    }
+    for input in declared {
+        if inputs.contains_key(&input.name) {
+            continue;
+        }
+        let Some(default) = &input.default else { continue };
+        match expr::render(default, step.ctx) {
+            Ok(value) => {
+                inputs.insert(input.name.clone(), value);
+            }
+            Err(why) => {
+                job.say(&format!("{}: cannot evaluate the default of input `{}`: {why}", step.action, input.name));
                 return None;
             }
         }

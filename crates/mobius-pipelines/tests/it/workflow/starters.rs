@@ -14,8 +14,12 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/work
 enum Outcome {
     /// Parses with no lint error.
     Runnable,
-    /// Parses; the first lint error names this action, `container`, `services` or the
-    /// reusable workflow.
+    /// Parses with no lint error, and the first action that is not built in is this one: it
+    /// is fetched from its repository (`--actions-url`, GitHub by default) when the job runs.
+    /// Whether it then runs depends on the action (JavaScript and composite ones do; a Docker
+    /// action fails its job) and, for most of these, on reaching a cloud service.
+    Fetches(&'static str),
+    /// Parses; the first lint error names `container`, `services` or the reusable workflow.
     Unsupported(&'static str),
     /// Not YAML. None of this corpus snapshot is: both serde-saphyr and PyYAML load all 82
     /// files, so the variant is exercised by `tests/fixtures/workflows/invalid-*.yml`.
@@ -35,26 +39,54 @@ const STARTERS: &[(&str, Outcome, &str)] = &[
     ("ci/cmake-multi-platform.yml", Runnable, "run steps and built-in actions only"),
     ("ci/cmake-single-platform.yml", Runnable, "run steps and built-in actions only"),
     ("ci/crystal.yml", Unsupported("container"), "the job needs Docker (`container:`)"),
-    ("ci/d.yml", Unsupported("dlang-community/setup-dlang"), "`dlang-community/setup-dlang` is a third-party action"),
-    ("ci/dart.yml", Unsupported("dart-lang/setup-dart"), "`dart-lang/setup-dart` is a third-party action"),
+    (
+        "ci/d.yml",
+        Fetches("dlang-community/setup-dlang"),
+        "`dlang-community/setup-dlang` is fetched from its repository when the job runs",
+    ),
+    (
+        "ci/dart.yml",
+        Fetches("dart-lang/setup-dart"),
+        "`dart-lang/setup-dart` is fetched from its repository when the job runs",
+    ),
     (
         "ci/datadog-synthetics.yml",
-        Unsupported("DataDog/synthetics-ci-github-action"),
-        "`DataDog/synthetics-ci-github-action` is a third-party action",
+        Fetches("DataDog/synthetics-ci-github-action"),
+        "`DataDog/synthetics-ci-github-action` is fetched from its repository when the job runs",
     ),
-    ("ci/deno.yml", Unsupported("denoland/setup-deno"), "`denoland/setup-deno` is a third-party action"),
+    (
+        "ci/deno.yml",
+        Fetches("denoland/setup-deno"),
+        "`denoland/setup-deno` is fetched from its repository when the job runs",
+    ),
     ("ci/django.yml", Runnable, "run steps and built-in actions only"),
     ("ci/docker-image.yml", Runnable, "run steps and built-in actions only"),
     (
         "ci/docker-publish.yml",
-        Unsupported("sigstore/cosign-installer"),
-        "`sigstore/cosign-installer` is a third-party action",
+        Fetches("sigstore/cosign-installer"),
+        "`sigstore/cosign-installer` is fetched from its repository when the job runs",
     ),
-    ("ci/dotnet-desktop.yml", Unsupported("actions/setup-dotnet"), "`actions/setup-dotnet` is a third-party action"),
-    ("ci/dotnet.yml", Unsupported("actions/setup-dotnet"), "`actions/setup-dotnet` is a third-party action"),
-    ("ci/elixir.yml", Unsupported("erlef/setup-beam"), "`erlef/setup-beam` is a third-party action"),
+    (
+        "ci/dotnet-desktop.yml",
+        Fetches("actions/setup-dotnet"),
+        "`actions/setup-dotnet` is fetched from its repository when the job runs",
+    ),
+    (
+        "ci/dotnet.yml",
+        Fetches("actions/setup-dotnet"),
+        "`actions/setup-dotnet` is fetched from its repository when the job runs",
+    ),
+    (
+        "ci/elixir.yml",
+        Fetches("erlef/setup-beam"),
+        "`erlef/setup-beam` is fetched from its repository when the job runs",
+    ),
     ("ci/erlang.yml", Unsupported("container"), "the job needs Docker (`container:`)"),
-    ("ci/gem-push.yml", Unsupported("ruby/setup-ruby"), "`ruby/setup-ruby` is a third-party action"),
+    (
+        "ci/gem-push.yml",
+        Fetches("ruby/setup-ruby"),
+        "`ruby/setup-ruby` is fetched from its repository when the job runs",
+    ),
     (
         "ci/generator-generic-ossf-slsa3-publish.yml",
         Unsupported("slsa-framework/slsa-github-generator/.github/workflows/generator_generic_slsa3.yml"),
@@ -68,26 +100,38 @@ const STARTERS: &[(&str, Outcome, &str)] = &[
     ("ci/go.yml", Runnable, "run steps and built-in actions only"),
     (
         "ci/gradle-publish.yml",
-        Unsupported("gradle/actions/setup-gradle"),
-        "`gradle/actions/setup-gradle` is a third-party action",
+        Fetches("gradle/actions/setup-gradle"),
+        "`gradle/actions/setup-gradle` is fetched from its repository when the job runs",
     ),
     (
         "ci/gradle.yml",
-        Unsupported("gradle/actions/setup-gradle"),
-        "`gradle/actions/setup-gradle` is a third-party action",
+        Fetches("gradle/actions/setup-gradle"),
+        "`gradle/actions/setup-gradle` is fetched from its repository when the job runs",
     ),
-    ("ci/haskell.yml", Unsupported("actions/setup-haskell"), "`actions/setup-haskell` is a third-party action"),
+    (
+        "ci/haskell.yml",
+        Fetches("actions/setup-haskell"),
+        "`actions/setup-haskell` is fetched from its repository when the job runs",
+    ),
     ("ci/ios.yml", Runnable, "run steps and built-in actions only"),
     ("ci/jekyll-docker.yml", Runnable, "run steps and built-in actions only"),
-    ("ci/laravel.yml", Unsupported("shivammathur/setup-php"), "`shivammathur/setup-php` is a third-party action"),
+    (
+        "ci/laravel.yml",
+        Fetches("shivammathur/setup-php"),
+        "`shivammathur/setup-php` is fetched from its repository when the job runs",
+    ),
     ("ci/makefile.yml", Runnable, "run steps and built-in actions only"),
     ("ci/maven-publish.yml", Runnable, "run steps and built-in actions only"),
     (
         "ci/maven.yml",
-        Unsupported("advanced-security/maven-dependency-submission-action"),
-        "`advanced-security/maven-dependency-submission-action` is a third-party action",
+        Fetches("advanced-security/maven-dependency-submission-action"),
+        "`advanced-security/maven-dependency-submission-action` is fetched from its repository when the job runs",
     ),
-    ("ci/msbuild.yml", Unsupported("microsoft/setup-msbuild"), "`microsoft/setup-msbuild` is a third-party action"),
+    (
+        "ci/msbuild.yml",
+        Fetches("microsoft/setup-msbuild"),
+        "`microsoft/setup-msbuild` is fetched from its repository when the job runs",
+    ),
     ("ci/node.js.yml", Runnable, "run steps and built-in actions only"),
     ("ci/npm-publish-github-packages.yml", Runnable, "run steps and built-in actions only"),
     ("ci/npm-publish.yml", Runnable, "run steps and built-in actions only"),
@@ -99,154 +143,174 @@ const STARTERS: &[(&str, Outcome, &str)] = &[
     ("ci/python-package.yml", Runnable, "run steps and built-in actions only"),
     (
         "ci/python-publish.yml",
-        Unsupported("pypa/gh-action-pypi-publish"),
-        "`pypa/gh-action-pypi-publish` is a third-party action",
+        Fetches("pypa/gh-action-pypi-publish"),
+        "`pypa/gh-action-pypi-publish` is fetched from its repository when the job runs",
     ),
-    ("ci/r.yml", Unsupported("r-lib/actions/setup-r"), "`r-lib/actions/setup-r` is a third-party action"),
-    ("ci/ruby.yml", Unsupported("ruby/setup-ruby"), "`ruby/setup-ruby` is a third-party action"),
+    (
+        "ci/r.yml",
+        Fetches("r-lib/actions/setup-r"),
+        "`r-lib/actions/setup-r` is fetched from its repository when the job runs",
+    ),
+    ("ci/ruby.yml", Fetches("ruby/setup-ruby"), "`ruby/setup-ruby` is fetched from its repository when the job runs"),
     ("ci/rubyonrails.yml", Unsupported("services"), "the job needs Docker (`services:`)"),
     ("ci/rust.yml", Runnable, "run steps and built-in actions only"),
     (
         "ci/scala.yml",
-        Unsupported("scalacenter/sbt-dependency-submission"),
-        "`scalacenter/sbt-dependency-submission` is a third-party action",
+        Fetches("scalacenter/sbt-dependency-submission"),
+        "`scalacenter/sbt-dependency-submission` is fetched from its repository when the job runs",
     ),
-    ("ci/super-linter.yml", Unsupported("github/super-linter"), "`github/super-linter` is a third-party action"),
+    (
+        "ci/super-linter.yml",
+        Fetches("github/super-linter"),
+        "`github/super-linter` is fetched from its repository when the job runs",
+    ),
     ("ci/swift.yml", Runnable, "run steps and built-in actions only"),
-    ("ci/symfony.yml", Unsupported("shivammathur/setup-php"), "`shivammathur/setup-php` is a third-party action"),
+    (
+        "ci/symfony.yml",
+        Fetches("shivammathur/setup-php"),
+        "`shivammathur/setup-php` is fetched from its repository when the job runs",
+    ),
     ("ci/webpack.yml", Runnable, "run steps and built-in actions only"),
-    ("deployments/alibabacloud.yml", Unsupported("aliyun/acr-login"), "`aliyun/acr-login` is a third-party action"),
+    (
+        "deployments/alibabacloud.yml",
+        Fetches("aliyun/acr-login"),
+        "`aliyun/acr-login` is fetched from its repository when the job runs",
+    ),
     (
         "deployments/aws.yml",
-        Unsupported("aws-actions/configure-aws-credentials"),
-        "`aws-actions/configure-aws-credentials` is a third-party action",
+        Fetches("aws-actions/configure-aws-credentials"),
+        "`aws-actions/configure-aws-credentials` is fetched from its repository when the job runs",
     ),
     (
         "deployments/azure-container-webapp.yml",
-        Unsupported("docker/setup-buildx-action"),
-        "`docker/setup-buildx-action` is a third-party action",
+        Fetches("docker/setup-buildx-action"),
+        "`docker/setup-buildx-action` is fetched from its repository when the job runs",
     ),
     (
         "deployments/azure-functions-app-container.yml",
-        Unsupported("azure/login"),
-        "`azure/login` is a third-party action",
+        Fetches("azure/login"),
+        "`azure/login` is fetched from its repository when the job runs",
     ),
     (
         "deployments/azure-functions-app-dotnet.yml",
-        Unsupported("actions/setup-dotnet"),
-        "`actions/setup-dotnet` is a third-party action",
+        Fetches("actions/setup-dotnet"),
+        "`actions/setup-dotnet` is fetched from its repository when the job runs",
     ),
     (
         "deployments/azure-functions-app-java-gradle.yml",
-        Unsupported("Azure/functions-action"),
-        "`Azure/functions-action` is a third-party action",
+        Fetches("Azure/functions-action"),
+        "`Azure/functions-action` is fetched from its repository when the job runs",
     ),
     (
         "deployments/azure-functions-app-java.yml",
-        Unsupported("Azure/functions-action"),
-        "`Azure/functions-action` is a third-party action",
+        Fetches("Azure/functions-action"),
+        "`Azure/functions-action` is fetched from its repository when the job runs",
     ),
     (
         "deployments/azure-functions-app-nodejs.yml",
-        Unsupported("Azure/functions-action"),
-        "`Azure/functions-action` is a third-party action",
+        Fetches("Azure/functions-action"),
+        "`Azure/functions-action` is fetched from its repository when the job runs",
     ),
     (
         "deployments/azure-functions-app-powershell.yml",
-        Unsupported("Azure/functions-action"),
-        "`Azure/functions-action` is a third-party action",
+        Fetches("Azure/functions-action"),
+        "`Azure/functions-action` is fetched from its repository when the job runs",
     ),
     (
         "deployments/azure-functions-app-python.yml",
-        Unsupported("Azure/functions-action"),
-        "`Azure/functions-action` is a third-party action",
+        Fetches("Azure/functions-action"),
+        "`Azure/functions-action` is fetched from its repository when the job runs",
     ),
     (
         "deployments/azure-kubernetes-service-helm.yml",
-        Unsupported("azure/login"),
-        "`azure/login` is a third-party action",
+        Fetches("azure/login"),
+        "`azure/login` is fetched from its repository when the job runs",
     ),
     (
         "deployments/azure-kubernetes-service-kompose.yml",
-        Unsupported("azure/login"),
-        "`azure/login` is a third-party action",
+        Fetches("azure/login"),
+        "`azure/login` is fetched from its repository when the job runs",
     ),
     (
         "deployments/azure-kubernetes-service-kustomize.yml",
-        Unsupported("azure/login"),
-        "`azure/login` is a third-party action",
+        Fetches("azure/login"),
+        "`azure/login` is fetched from its repository when the job runs",
     ),
-    ("deployments/azure-kubernetes-service.yml", Unsupported("azure/login"), "`azure/login` is a third-party action"),
+    (
+        "deployments/azure-kubernetes-service.yml",
+        Fetches("azure/login"),
+        "`azure/login` is fetched from its repository when the job runs",
+    ),
     (
         "deployments/azure-staticwebapp.yml",
-        Unsupported("Azure/static-web-apps-deploy"),
-        "`Azure/static-web-apps-deploy` is a third-party action",
+        Fetches("Azure/static-web-apps-deploy"),
+        "`Azure/static-web-apps-deploy` is fetched from its repository when the job runs",
     ),
     (
         "deployments/azure-webapps-dotnet-core.yml",
-        Unsupported("actions/setup-dotnet"),
-        "`actions/setup-dotnet` is a third-party action",
+        Fetches("actions/setup-dotnet"),
+        "`actions/setup-dotnet` is fetched from its repository when the job runs",
     ),
     (
         "deployments/azure-webapps-java-jar-gradle.yml",
-        Unsupported("azure/webapps-deploy"),
-        "`azure/webapps-deploy` is a third-party action",
+        Fetches("azure/webapps-deploy"),
+        "`azure/webapps-deploy` is fetched from its repository when the job runs",
     ),
     (
         "deployments/azure-webapps-java-jar.yml",
-        Unsupported("azure/webapps-deploy"),
-        "`azure/webapps-deploy` is a third-party action",
+        Fetches("azure/webapps-deploy"),
+        "`azure/webapps-deploy` is fetched from its repository when the job runs",
     ),
     (
         "deployments/azure-webapps-node.yml",
-        Unsupported("azure/webapps-deploy"),
-        "`azure/webapps-deploy` is a third-party action",
+        Fetches("azure/webapps-deploy"),
+        "`azure/webapps-deploy` is fetched from its repository when the job runs",
     ),
     (
         "deployments/azure-webapps-php.yml",
-        Unsupported("shivammathur/setup-php"),
-        "`shivammathur/setup-php` is a third-party action",
+        Fetches("shivammathur/setup-php"),
+        "`shivammathur/setup-php` is fetched from its repository when the job runs",
     ),
     (
         "deployments/azure-webapps-python.yml",
-        Unsupported("azure/webapps-deploy"),
-        "`azure/webapps-deploy` is a third-party action",
+        Fetches("azure/webapps-deploy"),
+        "`azure/webapps-deploy` is fetched from its repository when the job runs",
     ),
     (
         "deployments/google-cloudrun-docker.yml",
-        Unsupported("google-github-actions/auth"),
-        "`google-github-actions/auth` is a third-party action",
+        Fetches("google-github-actions/auth"),
+        "`google-github-actions/auth` is fetched from its repository when the job runs",
     ),
     (
         "deployments/google-cloudrun-source.yml",
-        Unsupported("google-github-actions/auth"),
-        "`google-github-actions/auth` is a third-party action",
+        Fetches("google-github-actions/auth"),
+        "`google-github-actions/auth` is fetched from its repository when the job runs",
     ),
     (
         "deployments/google.yml",
-        Unsupported("google-github-actions/auth"),
-        "`google-github-actions/auth` is a third-party action",
+        Fetches("google-github-actions/auth"),
+        "`google-github-actions/auth` is fetched from its repository when the job runs",
     ),
     ("deployments/ibm.yml", Runnable, "run steps and built-in actions only"),
     (
         "deployments/octopusdeploy.yml",
-        Unsupported("docker/setup-buildx-action"),
-        "`docker/setup-buildx-action` is a third-party action",
+        Fetches("docker/setup-buildx-action"),
+        "`docker/setup-buildx-action` is fetched from its repository when the job runs",
     ),
     (
         "deployments/openshift.yml",
-        Unsupported("actions/github-script"),
-        "`actions/github-script` is a third-party action",
+        Fetches("actions/github-script"),
+        "`actions/github-script` is fetched from its repository when the job runs",
     ),
     (
         "deployments/tencent.yml",
-        Unsupported("TencentCloud/tke-cluster-credential-action"),
-        "`TencentCloud/tke-cluster-credential-action` is a third-party action",
+        Fetches("TencentCloud/tke-cluster-credential-action"),
+        "`TencentCloud/tke-cluster-credential-action` is fetched from its repository when the job runs",
     ),
     (
         "deployments/terraform.yml",
-        Unsupported("hashicorp/setup-terraform"),
-        "`hashicorp/setup-terraform` is a third-party action",
+        Fetches("hashicorp/setup-terraform"),
+        "`hashicorp/setup-terraform` is fetched from its repository when the job runs",
     ),
 ];
 
@@ -271,7 +335,22 @@ fn yaml_files(dir: &Path) -> Vec<PathBuf> {
 fn outcome_of(path: &str, text: &str) -> Result<Outcome, String> {
     let errors: Vec<_> = workflow::lint(path, text).into_iter().filter(|d| d.severity == Severity::Error).collect();
     let Some(first) = errors.first() else {
-        return workflow::parse(path, text).map(|_| Runnable).map_err(|e| format!("{e:?}"));
+        let parsed = workflow::parse(path, text).map_err(|e| format!("{e:?}"))?;
+        let fetched = parsed.jobs.iter().flat_map(|j| &j.steps).find_map(|step| match &step.action {
+            workflow::StepAction::Uses { action, .. } => {
+                let name = action.split('@').next().unwrap_or(action);
+                let builtin = workflow::SUPPORTED_ACTIONS.iter().any(|b| b.eq_ignore_ascii_case(name));
+                (!builtin).then(|| name.to_owned())
+            }
+            workflow::StepAction::Run(_) => None,
+        });
+        return Ok(match fetched {
+            Some(name) => match STARTERS.iter().find(|(p, _, _)| *p == path) {
+                Some((_, Fetches(n), _)) if *n == name => Fetches(n),
+                _ => Fetches(Box::leak(name.into_boxed_str())),
+            },
+            None => Runnable,
+        });
     };
     if first.message.starts_with("invalid YAML") {
         return Ok(InvalidYaml);
