@@ -25,6 +25,7 @@ use mobius_delivery::{DeployConfig, DeployError, Deployer};
 use mobius_events::materialise::Rules;
 use mobius_log::blocking::Guarded;
 use mobius_log::{Clock, Ingestor};
+use mobius_pipelines::remote::{ActionCache, DEFAULT_ACTIONS_URL};
 use mobius_reliability::Alerter;
 use mobius_runs::{RunError, Runner, RunnerConfig};
 use mobius_sandbox::Sandbox;
@@ -57,13 +58,18 @@ pub struct Config {
     /// none (plain processes as this user, as `mobius run` on a laptop); `mobius serve` takes
     /// it from its settings.
     pub sandbox: Sandbox,
+    /// Where runs fetch `uses: owner/repo@ref` actions, and whether only pinned ones run.
+    /// Default: GitHub, into `<data_dir>/actions`.
+    pub actions: ActionCache,
 }
 
 impl Config {
     /// The defaults, with the data directory.
     pub fn new(data_dir: impl Into<PathBuf>) -> Config {
+        let data_dir: PathBuf = data_dir.into();
         Config {
-            data_dir: data_dir.into(),
+            actions: ActionCache::new(data_dir.join("actions"), DEFAULT_ACTIONS_URL),
+            data_dir,
             rules: Rules::default(),
             poll_interval: Duration::from_secs(30),
             parallelism: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -144,6 +150,7 @@ impl App {
                 poll_interval: config.poll_interval,
                 clock: config.clock,
                 sandbox: config.sandbox.clone(),
+                actions: config.actions.clone(),
             },
         );
         // `mobius/deploy` steps deploy through the control plane, on the caller's runtime.

@@ -56,6 +56,8 @@ pub struct RunnerConfig {
     pub clock: mobius_log::Clock,
     /// How steps are started (as which user, behind what).
     pub sandbox: mobius_sandbox::Sandbox,
+    /// Where `uses: owner/repo@ref` actions come from.
+    pub actions: mobius_pipelines::remote::ActionCache,
 }
 
 /// Why a runner operation was refused or failed.

@@ -48,6 +48,9 @@ pub enum Command {
     /// repository root (the nearest directory above the current one holding `.git`), or the
     /// files and directories given. Exits 1 if any file has an error; warnings alone exit 0.
     Lint(LintArgs),
+    /// The action cache: actions fetched from repositories for `uses: owner/repo@ref`
+    #[command(subcommand)]
+    Actions(ActionsCommand),
     /// Run workflows locally, without a server
     ///
     /// Lints first; runs the working tree (uncommitted changes included) in a temporary
@@ -366,6 +369,36 @@ pub struct RunArgs {
     /// Run even when a secret the workflow names is not given (it is then empty, as on GitHub)
     #[arg(long)]
     pub allow_missing_secrets: bool,
+    /// Where `uses: owner/repo@ref` actions are fetched from, as URL/owner/repo over any
+    /// transport git speaks (a mirror, GitHub Enterprise, file:///srv/actions) [default:
+    /// `actions_url` in mobius.toml, else https://github.com]
+    #[arg(long, env = "MOBIUS_ACTIONS_URL", value_name = "URL")]
+    pub actions_url: Option<String>,
+    /// Refuse actions pinned to a tag or branch: only full-length commit SHAs run
+    #[arg(long)]
+    pub require_pinned_actions: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ActionsCommand {
+    /// The cached action repositories
+    #[command(subcommand)]
+    Cache(ActionsCacheCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ActionsCacheCommand {
+    /// Each cached repository at each commit, with its size and when a run last used it
+    List,
+    /// Remove what no run used lately (and the mirrors left without a commit)
+    Prune {
+        /// Remove what was not used for this long, e.g. `7d`, `12h`
+        #[arg(long, value_name = "DURATION", default_value = "7d", conflicts_with = "all")]
+        unused_for: String,
+        /// Remove everything
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 /// Splits `KEY=VALUE` at the first `=`, so values may contain `=`.

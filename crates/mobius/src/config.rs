@@ -50,6 +50,11 @@ pub struct FileConfig {
     pub sandbox: Option<String>,
     /// Limits on connections and request bodies (`[limits]`).
     pub limits: Option<FileLimits>,
+    /// Where `uses: owner/repo@ref` actions are fetched from: `URL/owner/repo` over any
+    /// transport git speaks (default `https://github.com`; a mirror or GitHub Enterprise).
+    pub actions_url: Option<String>,
+    /// Refuse actions pinned to a tag or branch: only full-length commit SHAs.
+    pub require_pinned_actions: Option<bool>,
 }
 
 /// `[limits]` in `mobius.toml`: what the server accepts from clients. Each defaults to
@@ -105,9 +110,20 @@ pub struct Settings {
     /// How steps and instances are isolated (`sandbox` in `mobius.toml`, `MOBIUS_SANDBOX`):
     /// `auto` (the default: bubblewrap when it works, else plain processes), `bwrap`, `off`.
     pub sandbox: SandboxMode,
+    /// Where actions come from (`actions_url`, `MOBIUS_ACTIONS_URL`; GitHub by default).
+    pub actions_url: String,
+    /// Whether only SHA-pinned actions run (`require_pinned_actions`,
+    /// `MOBIUS_REQUIRE_PINNED_ACTIONS`).
+    pub require_pinned_actions: bool,
 }
 
 impl Settings {
+    /// The action cache of the data directory, fetching from [`Settings::actions_url`].
+    pub fn action_cache(&self) -> mobius_pipelines::remote::ActionCache {
+        mobius_pipelines::remote::ActionCache::new(self.data_dir.join("actions"), &self.actions_url)
+            .require_pinned(self.require_pinned_actions)
+    }
+
     /// How the server starts steps and service instances: `run_as` and `sandbox` with the
     /// policy of [`mobius_sandbox::Sandbox::from_settings`] (as root, `nobody` by default), the
     /// data directory hidden. Give it to `RunOptions::sandbox` for runs and to
@@ -234,6 +250,13 @@ fn load_with(
         },
         run_as,
         sandbox,
+        actions_url: env("MOBIUS_ACTIONS_URL")
+            .or(file.actions_url)
+            .unwrap_or_else(|| mobius_pipelines::remote::DEFAULT_ACTIONS_URL.to_owned()),
+        require_pinned_actions: match env("MOBIUS_REQUIRE_PINNED_ACTIONS") {
+            Some(text) => parse_bool(&text).context("MOBIUS_REQUIRE_PINNED_ACTIONS")?,
+            None => file.require_pinned_actions.unwrap_or(false),
+        },
     })
 }
 
@@ -447,6 +470,12 @@ pub const DEFAULT_POLL_INTERVAL: std::time::Duration = std::time::Duration::from
 /// `30s`, `5m`, `1h`: at least a second.
 pub fn parse_interval(text: &str) -> Result<std::time::Duration> {
     let seconds = parse_span(text, "poll interval", &[("s", 1), ("m", 60), ("h", 3600)])?;
+    Ok(std::time::Duration::from_secs(seconds))
+}
+
+/// `7d`, `12h`, `30m`: how long something went unused.
+pub fn parse_age(text: &str, what: &str) -> Result<std::time::Duration> {
+    let seconds = parse_span(text, what, &[("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)])?;
     Ok(std::time::Duration::from_secs(seconds))
 }
 

@@ -90,6 +90,8 @@ impl Runner {
         opts.store_dir = Some(config.data_dir.join("pipelines"));
         opts.cancel = cancel;
         opts.sandbox = config.sandbox.clone();
+        opts.actions = Some(config.actions.clone());
+        opts.workflow_file.clone_from(&p.run.workflow_file);
         opts.deployments = self.inner.deployments.lock().unwrap_or_else(|e| e.into_inner()).clone();
 
         let (updates, received) = mpsc::channel::<Write>();

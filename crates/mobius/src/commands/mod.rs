@@ -2,6 +2,7 @@
 //! services on the local data directory, or a server with `--server`, behind one interface per
 //! area.
 
+mod actions;
 mod backend;
 mod chaos;
 mod demo;
@@ -43,6 +44,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Runs(command) => runs::run(data_dir, json, command).await,
         Command::Lint(args) => lint::run(json, args),
         Command::Run(args) => run::run(data_dir, json, args),
+        Command::Actions(command) => actions::run(data_dir, json, command),
         Command::Init(args) => deploy::init(args),
         Command::Deploy(args) => deploy::deploy(data_dir, json, args).await,
         Command::Rollout(command) => deploy::rollout(data_dir, json, command).await,

@@ -3,6 +3,7 @@
 //! server, and its hardened doors (who may call, what it reads, what it leaks) and their limits
 //! under a flood.
 
+mod actions;
 mod cli;
 mod deploy;
 mod durability;

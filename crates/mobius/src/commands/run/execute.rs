@@ -112,7 +112,16 @@ pub(super) fn run(data_dir: Option<&std::path::Path>, json: bool, args: RunArgs)
         }
     }
 
-    let store_dir = crate::commands::settings(data_dir, None).ok().map(|s| s.data_dir.join("pipelines"));
+    let settings = crate::commands::settings(data_dir, None).ok();
+    let store_dir = settings.as_ref().map(|s| s.data_dir.join("pipelines"));
+    // Actions from repositories are cached in the data directory, shared with the server's.
+    let actions = settings.map(|mut s| {
+        if let Some(url) = &args.actions_url {
+            s.actions_url.clone_from(url);
+        }
+        s.require_pinned_actions |= args.require_pinned_actions;
+        s.action_cache()
+    });
     // `mobius/deploy` steps deploy through MOBIUS_SERVER, when it is set.
     let deployments = super::deployments::from_env()?;
     let started = Instant::now();
@@ -148,6 +157,8 @@ pub(super) fn run(data_dir: Option<&std::path::Path>, json: bool, args: RunArgs)
         opts.selected_jobs.clone_from(&c.jobs);
         opts.matrix_filter.clone_from(&args.matrix);
         opts.deployments.clone_from(&deployments);
+        opts.actions.clone_from(&actions);
+        opts.workflow_file.clone_from(&c.file);
         if !json && chosen.len() > 1 {
             say!("== {}", c.file);
         }
