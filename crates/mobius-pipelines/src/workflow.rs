@@ -15,6 +15,7 @@ use std::fmt;
 
 mod action;
 mod build;
+mod call;
 mod checks;
 mod filter;
 mod matrix;
