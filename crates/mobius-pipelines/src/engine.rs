@@ -43,6 +43,12 @@
 //! expression, at workflow, job or step level is evaluated to a mapping whose entries are used;
 //! one that gives something else is logged (workflow, job) or fails the step.
 //!
+//! A job with `uses:` runs a reusable workflow: each of its instances runs the called
+//! workflow as a nested run, whose jobs are reported as `caller / job`, and takes its
+//! `on.workflow_call.outputs` as outputs (see `call.rs` for the design and GitHub's rules).
+//! Local called workflows are read from [`RunOptions::workspace_source`], remote ones through
+//! [`RunOptions::workflow_repositories`]; the engine itself does no network.
+//!
 //! Workflow commands in a step's output (`::add-mask::`, `::warning::`…) are applied as
 //! [`crate::exec`] describes.
 //!
@@ -60,6 +66,7 @@
 //! the jobs themselves run on the runtime's worker threads.
 
 mod actions;
+mod call;
 mod deploy;
 mod job;
 mod resolve;
@@ -78,6 +85,7 @@ use serde_json::{Map, Value};
 use crate::exec::{CancellationSignal, LogLine};
 use crate::remote::ActionCache;
 
+pub use call::{MAX_UNIQUE_WORKFLOWS, MAX_WORKFLOW_LEVELS, WorkflowRepositories};
 pub use deploy::{
     Cause, DEPLOY_INPUTS, DEPLOY_REQUIRED, DeployError, DeployFuture, DeployOutcome, DeployProgress, DeployStep,
     Deployments, NO_SERVER, POLICY_INPUTS, POLICY_REQUIRED, PolicyError, PolicyFuture, PolicyStep, RolloutEnded,
@@ -136,6 +144,12 @@ pub struct RunOptions {
     /// The workflow file as the user knows it (`.github/workflows/ci.yml`), to say where a step
     /// is in errors found while the run goes (an action that cannot be had).
     pub workflow_file: String,
+    /// Fetches the repositories of remote reusable workflows (`owner/repo/…@ref`); without
+    /// it a job calling one fails saying so. Local ones (`./.github/workflows/…`) are read
+    /// from `workspace_source`.
+    pub workflow_repositories: Option<Arc<dyn WorkflowRepositories>>,
+    /// The chain of calls that led to this run and what the whole run called (see `call.rs`).
+    pub(crate) calls: call::CallStack,
 }
 
 impl RunOptions {
@@ -163,6 +177,8 @@ impl RunOptions {
             sandbox: Sandbox::none(),
             actions: None,
             workflow_file: "workflow.yml".to_owned(),
+            workflow_repositories: None,
+            calls: call::CallStack::default(),
         }
     }
 

@@ -23,6 +23,8 @@ const WORKFLOW_CALL_KEYS: &[&str] = &["inputs", "outputs", "secrets"];
 /// A job's call of a reusable workflow.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Call {
+    /// The calling workflow's file as given to [`super::parse`], for messages.
+    pub file: String,
     /// The `uses:` value as written.
     pub uses: String,
     /// Where the called workflow lives.
@@ -233,7 +235,8 @@ pub(crate) fn call(
             return None;
         }
     };
-    let mut call = Call { uses: text, target, pos: uses.pos, with: Vec::new(), secrets: CallSecrets::None };
+    let mut call =
+        Call { file: String::new(), uses: text, target, pos: uses.pos, with: Vec::new(), secrets: CallSecrets::None };
     if let Some(map) = with.and_then(|w| mapping(r, w, "with")) {
         for (k, v) in map {
             let Some(name) = k.scalar_string() else { continue };
