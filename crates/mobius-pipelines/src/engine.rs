@@ -46,8 +46,8 @@
 //! A job with `uses:` runs a reusable workflow: each of its instances runs the called
 //! workflow as a nested run, whose jobs are reported as `caller / job`, and takes its
 //! `on.workflow_call.outputs` as outputs (see `call.rs` for the design and GitHub's rules).
-//! Local called workflows are read from [`RunOptions::workspace_source`], remote ones through
-//! [`RunOptions::workflow_repositories`]; the engine itself does no network.
+//! Local called workflows are read from [`RunOptions::workspace_source`], remote ones
+//! (`owner/repo/.github/workflows/x.yml@ref`) from the tree [`RunOptions::actions`] fetches.
 //!
 //! Workflow commands in a step's output (`::add-mask::`, `::warning::`…) are applied as
 //! [`crate::exec`] describes.
@@ -85,7 +85,7 @@ use serde_json::{Map, Value};
 use crate::exec::{CancellationSignal, LogLine};
 use crate::remote::ActionCache;
 
-pub use call::{MAX_UNIQUE_WORKFLOWS, MAX_WORKFLOW_LEVELS, WorkflowRepositories};
+pub use call::{MAX_UNIQUE_WORKFLOWS, MAX_WORKFLOW_LEVELS};
 pub use deploy::{
     Cause, DEPLOY_INPUTS, DEPLOY_REQUIRED, DeployError, DeployFuture, DeployOutcome, DeployProgress, DeployStep,
     Deployments, NO_SERVER, POLICY_INPUTS, POLICY_REQUIRED, PolicyError, PolicyFuture, PolicyStep, RolloutEnded,
@@ -139,15 +139,12 @@ pub struct RunOptions {
     pub sandbox: Sandbox,
     /// Where `uses: owner/repo@ref` actions come from (see [`crate::remote`]); without it such
     /// a step fails its job before the first step, saying so. Built-in actions and `./local`
-    /// ones need none.
+    /// ones need none. Remote reusable workflows (`owner/repo/.github/workflows/x.yml@ref`)
+    /// come from here too; without it a job calling one fails.
     pub actions: Option<ActionCache>,
     /// The workflow file as the user knows it (`.github/workflows/ci.yml`), to say where a step
     /// is in errors found while the run goes (an action that cannot be had).
     pub workflow_file: String,
-    /// Fetches the repositories of remote reusable workflows (`owner/repo/…@ref`); without
-    /// it a job calling one fails saying so. Local ones (`./.github/workflows/…`) are read
-    /// from `workspace_source`.
-    pub workflow_repositories: Option<Arc<dyn WorkflowRepositories>>,
     /// The chain of calls that led to this run and what the whole run called (see `call.rs`).
     pub(crate) calls: call::CallStack,
 }
@@ -177,7 +174,6 @@ impl RunOptions {
             sandbox: Sandbox::none(),
             actions: None,
             workflow_file: "workflow.yml".to_owned(),
-            workflow_repositories: None,
             calls: call::CallStack::default(),
         }
     }

@@ -29,9 +29,10 @@
 //!   through a chain is refused with the chain (`a.yml → b.yml → a.yml`).
 //!
 //! Called workflows are read from [`RunOptions::workspace_source`] (local ones, which must
-//! stay inside it) or from the directory [`RunOptions::workflow_repositories`] gives for a
-//! remote repository at a ref; the engine itself does no network. A local call inside a
-//! remote workflow reads that repository at the same ref, as GitHub reads the caller's commit.
+//! stay inside it) or, for `owner/repo/…@ref`, from the repository's tree that
+//! [`RunOptions::actions`] (the [`crate::remote::ActionCache`] of actions, the same source and
+//! pinning rules) fetches; the engine itself runs no network code. A local call inside a
+//! remote workflow reads that repository at the same commit, as GitHub reads the caller's.
 //!
 //! Limits: a nested run has its own [`RunOptions::jobs_parallelism`], so a run with calls
 //! may run more jobs at once than the option says.
@@ -61,15 +62,6 @@ pub const MAX_UNIQUE_WORKFLOWS: usize = 50;
 /// GitHub's limit on a workflow file's size.
 const MAX_WORKFLOW_BYTES: u64 = 512 * 1024;
 
-/// Where remote reusable workflows come from: the repositories `owner/repo/…@ref` names.
-/// `mobius run` and the server give one backed by their git cache; without one a remote call
-/// fails saying so.
-pub trait WorkflowRepositories: Send + Sync + std::fmt::Debug {
-    /// A directory holding `repo`'s (`owner/name`) tree at `git_ref`. May block while it
-    /// fetches; it is called from the calling job's task.
-    fn checkout(&self, repo: &str, git_ref: &str) -> Result<PathBuf, Box<dyn std::error::Error + Send + Sync>>;
-}
-
 /// Which calls lead to the workflow being run, and what the whole run has called.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct CallStack {
@@ -82,11 +74,11 @@ pub(crate) struct CallStack {
     unique: Arc<Mutex<BTreeSet<String>>>,
 }
 
-/// A remote repository at a ref, checked out in `dir`.
+/// A remote repository at a commit, whose tree is `dir`.
 #[derive(Debug, Clone)]
 struct RemoteHome {
     repo: String,
-    git_ref: String,
+    sha: String,
     dir: PathBuf,
 }
 
@@ -103,14 +95,13 @@ pub(crate) enum CallError {
     Outside { path: String },
     #[error("`{file}` is {size} bytes; a workflow file is at most {MAX_WORKFLOW_BYTES}")]
     TooLarge { file: String, size: u64 },
-    #[error("`{uses}` is a remote workflow, and this run has no way to fetch repositories")]
+    #[error("`{uses}` is a remote workflow, and this run has no source of repositories (`--actions-url`)")]
     NoRepositories { uses: String },
-    #[error("cannot fetch `{repo}` at `{git_ref}`")]
+    #[error("cannot fetch `{uses}`")]
     Fetch {
-        repo: String,
-        git_ref: String,
+        uses: String,
         #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        source: crate::remote::FetchError,
     },
     #[error("reusable workflow cycle: {}", chain.join(" → "))]
     Cycle { chain: Vec<String> },
@@ -173,7 +164,7 @@ pub(super) async fn run_call(
     };
     report.id = job.id.clone();
     let ctx = base_context(opts, job, &instance.needs, &instance.matrix).with("strategy", instance.strategy.clone());
-    let prepared = prepare(opts, call, &ctx, &instance);
+    let prepared = prepare(opts, call, &ctx, &instance).await;
     let (called, nested) = match prepared {
         Ok(prepared) => prepared,
         Err(why) => {
@@ -221,14 +212,14 @@ fn nested_run(
 }
 
 /// Loads and checks the called workflow, and makes the nested run's options.
-fn prepare(
+async fn prepare(
     opts: &RunOptions,
     call: &Call,
     ctx: &MapContext,
     instance: &Instance,
 ) -> Result<(Workflow, RunOptions), CallError> {
     let stack = &opts.calls;
-    let (key, text, home) = load(opts, &call.target, &call.uses)?;
+    let (key, text, home) = load(opts, &call.target, &call.uses).await?;
     let mut chain = stack.chain.clone();
     chain.push(key.clone());
     if stack.chain.contains(&key) {
@@ -263,33 +254,35 @@ fn prepare(
     // Fail-fast of the caller's matrix and the run's cancellation reach the called jobs.
     nested.cancel = instance.cancel.clone();
     nested.calls = CallStack { chain, home, unique: stack.unique.clone() };
+    nested.workflow_file = call.uses.clone();
     Ok((called, nested))
 }
 
 /// The called workflow's text, the key it is known by in chains, and where its own `./`
 /// calls are read.
-fn load(opts: &RunOptions, target: &CallTarget, uses: &str) -> Result<(String, String, Option<RemoteHome>), CallError> {
+async fn load(
+    opts: &RunOptions,
+    target: &CallTarget,
+    uses: &str,
+) -> Result<(String, String, Option<RemoteHome>), CallError> {
     match (target, &opts.calls.home) {
         (CallTarget::Local { path }, None) => {
             Ok((format!("./{path}"), read_inside(&opts.workspace_source, path)?, None))
         }
         (CallTarget::Local { path }, Some(home)) => {
-            let key = format!("{}/{path}@{}", home.repo, home.git_ref);
+            let key = format!("{}/{path}@{}", home.repo, home.sha);
             Ok((key, read_inside(&home.dir, path)?, Some(home.clone())))
         }
         (CallTarget::Remote { repo, path, git_ref }, _) => {
-            let repositories = opts
-                .workflow_repositories
-                .as_ref()
-                .ok_or_else(|| CallError::NoRepositories { uses: uses.to_owned() })?;
-            let dir = repositories.checkout(repo, git_ref).map_err(|source| CallError::Fetch {
-                repo: repo.clone(),
-                git_ref: git_ref.clone(),
-                source,
-            })?;
-            let text = read_inside(&dir, path)?;
-            let home = RemoteHome { repo: repo.clone(), git_ref: git_ref.clone(), dir };
-            Ok((target.to_string(), text, Some(home)))
+            let cache = opts.actions.as_ref().ok_or_else(|| CallError::NoRepositories { uses: uses.to_owned() })?;
+            let fetched = cache
+                .fetch(repo, git_ref)
+                .await
+                .map_err(|source| CallError::Fetch { uses: uses.to_owned(), source })?;
+            let text = read_inside(&fetched.dir, path)?;
+            // Known by commit, so a tag and its SHA are one workflow in chains and counts.
+            let key = format!("{repo}/{path}@{}", fetched.sha);
+            Ok((key, text, Some(RemoteHome { repo: repo.clone(), sha: fetched.sha, dir: fetched.dir })))
         }
     }
 }
