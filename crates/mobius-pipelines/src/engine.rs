@@ -43,6 +43,12 @@
 //! expression, at workflow, job or step level is evaluated to a mapping whose entries are used;
 //! one that gives something else is logged (workflow, job) or fails the step.
 //!
+//! A job with `uses:` runs a reusable workflow: each of its instances runs the called
+//! workflow as a nested run, whose jobs are reported as `caller / job`, and takes its
+//! `on.workflow_call.outputs` as outputs (see `call.rs` for the design and GitHub's rules).
+//! Local called workflows are read from [`RunOptions::workspace_source`], remote ones
+//! (`owner/repo/.github/workflows/x.yml@ref`) from the tree [`RunOptions::actions`] fetches.
+//!
 //! Workflow commands in a step's output (`::add-mask::`, `::warning::`…) are applied as
 //! [`crate::exec`] describes.
 //!
@@ -60,6 +66,7 @@
 //! the jobs themselves run on the runtime's worker threads.
 
 mod actions;
+mod call;
 mod deploy;
 mod job;
 mod resolve;
@@ -78,6 +85,7 @@ use serde_json::{Map, Value};
 use crate::exec::{CancellationSignal, LogLine};
 use crate::remote::ActionCache;
 
+pub use call::{MAX_UNIQUE_WORKFLOWS, MAX_WORKFLOW_LEVELS};
 pub use deploy::{
     Cause, DEPLOY_INPUTS, DEPLOY_REQUIRED, DeployError, DeployFuture, DeployOutcome, DeployProgress, DeployStep,
     Deployments, NO_SERVER, POLICY_INPUTS, POLICY_REQUIRED, PolicyError, PolicyFuture, PolicyStep, RolloutEnded,
@@ -131,11 +139,14 @@ pub struct RunOptions {
     pub sandbox: Sandbox,
     /// Where `uses: owner/repo@ref` actions come from (see [`crate::remote`]); without it such
     /// a step fails its job before the first step, saying so. Built-in actions and `./local`
-    /// ones need none.
+    /// ones need none. Remote reusable workflows (`owner/repo/.github/workflows/x.yml@ref`)
+    /// come from here too; without it a job calling one fails.
     pub actions: Option<ActionCache>,
     /// The workflow file as the user knows it (`.github/workflows/ci.yml`), to say where a step
     /// is in errors found while the run goes (an action that cannot be had).
     pub workflow_file: String,
+    /// The chain of calls that led to this run and what the whole run called (see `call.rs`).
+    pub(crate) calls: call::CallStack,
 }
 
 impl RunOptions {
@@ -163,6 +174,7 @@ impl RunOptions {
             sandbox: Sandbox::none(),
             actions: None,
             workflow_file: "workflow.yml".to_owned(),
+            calls: call::CallStack::default(),
         }
     }
 

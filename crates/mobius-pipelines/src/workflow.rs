@@ -15,6 +15,7 @@ use std::fmt;
 
 mod action;
 mod build;
+mod call;
 mod checks;
 mod filter;
 mod matrix;
@@ -102,7 +103,10 @@ fn analyze(path: &str, text: &str) -> (Option<Workflow>, Vec<Diagnostic>) {
     let mut report = Report::new(text);
     let workflow = match yaml::load(text) {
         Ok(root) => {
-            let workflow = build::workflow(&mut report, &root);
+            let mut workflow = build::workflow(&mut report, &root);
+            for call in workflow.iter_mut().flat_map(|w| &mut w.jobs).filter_map(|j| j.uses.as_mut()) {
+                call.file = path.to_owned();
+            }
             checks::expressions(&mut report, &root);
             if let Some(w) = &workflow {
                 checks::workflow(&mut report, w);

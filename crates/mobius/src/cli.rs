@@ -341,9 +341,10 @@ pub struct RunArgs {
     #[arg(value_name = "WORKFLOW|JOB")]
     pub targets: Vec<String>,
     /// The event to simulate
-    #[arg(long, default_value = "push", value_parser = ["push", "pull_request", "workflow_dispatch"])]
+    #[arg(long, default_value = "push", value_parser = ["push", "pull_request", "workflow_dispatch", "workflow_call"])]
     pub event: String,
-    /// A `workflow_dispatch` input (repeatable)
+    /// A `workflow_dispatch` input, or a `workflow_call` input of a reusable workflow named
+    /// to run (repeatable)
     #[arg(long = "input", value_name = "KEY=VALUE", value_parser = key_value)]
     pub inputs: Vec<(String, String)>,
     /// A secret for `${{ secrets.NAME }}` (repeatable); prefer --secrets-file, which keeps

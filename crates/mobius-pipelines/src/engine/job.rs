@@ -34,7 +34,11 @@ use uses::UsesStep;
 /// What a job task tells the scheduler while it runs.
 #[derive(Debug)]
 pub(super) enum Event {
+    /// A job of a called workflow (see `call.rs`), named `caller / job`.
+    JobQueued(String),
     JobStarted(String),
+    /// A job of a called workflow ended.
+    JobFinished(String, Status, Duration),
     StepStarted(String, String),
     StepFinished(String, StepReport),
     Log(String, String, LogLine),

@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use super::call::{CallStack, run_call};
 use super::job::{Event, Instance, run_instance};
 use super::workspace::DirPool;
 use super::{JobReport, RunObserver, RunOptions, RunReport, Status};
@@ -31,6 +32,8 @@ enum State {
 struct Slot {
     job: usize,
     report: JobReport,
+    /// The jobs of the workflow the instance called (`uses:`), named `caller / job`.
+    called: Vec<JobReport>,
     state: State,
     /// The `strategy` context of a ready instance (`job-index`, `job-total`…); `null` for an
     /// instance that ends without running.
@@ -39,7 +42,48 @@ struct Slot {
 
 /// Runs the workflow's jobs and reports each instance's result. Never panics on a workflow that
 /// parsed: a matrix that cannot be expanded or an `if:` that cannot be evaluated fails that job.
-pub async fn run(workflow: &Workflow, opts: RunOptions, observer: &mut dyn RunObserver) -> RunReport {
+/// The jobs of called workflows follow their calling instance in [`RunReport::jobs`].
+pub async fn run(workflow: &Workflow, mut opts: RunOptions, observer: &mut dyn RunObserver) -> RunReport {
+    // The limit on unique called workflows counts per run, also when options are reused.
+    opts.calls = CallStack::default();
+    let ran = run_jobs(workflow, opts, &mut Borrowed(observer)).await;
+    let jobs = ran.instances.into_iter().flat_map(|(report, called)| std::iter::once(report).chain(called)).collect();
+    RunReport { result: ran.result, jobs }
+}
+
+/// A run's instances, each with the jobs of the workflow it called.
+pub(super) struct Ran {
+    pub result: Status,
+    pub instances: Vec<(JobReport, Vec<JobReport>)>,
+}
+
+/// The caller's observer, for [`run_jobs`], which is generic so that a nested run (whose
+/// observer forwards to a channel) is a `Send` future a job task can await.
+struct Borrowed<'o>(&'o mut dyn RunObserver);
+
+impl RunObserver for Borrowed<'_> {
+    fn job_queued(&mut self, job: &str) {
+        self.0.job_queued(job);
+    }
+    fn job_started(&mut self, job: &str) {
+        self.0.job_started(job);
+    }
+    fn job_finished(&mut self, job: &str, result: Status, duration: Duration) {
+        self.0.job_finished(job, result, duration);
+    }
+    fn step_started(&mut self, job: &str, step: &str) {
+        self.0.step_started(job, step);
+    }
+    fn step_finished(&mut self, job: &str, step: &super::StepReport) {
+        self.0.step_finished(job, step);
+    }
+    fn log_line(&mut self, job: &str, step: &str, line: &LogLine) {
+        self.0.log_line(job, step, line);
+    }
+}
+
+/// [`run`] for the top-level workflow and for a called one (`call.rs`).
+pub(super) async fn run_jobs<O: RunObserver>(workflow: &Workflow, opts: RunOptions, observer: &mut O) -> Ran {
     let workflow = Arc::new(workflow.clone());
     let opts = Arc::new(opts);
     let wanted = wanted_jobs(&workflow, &opts.selected_jobs);
@@ -49,7 +93,7 @@ pub async fn run(workflow: &Workflow, opts: RunOptions, observer: &mut dyn RunOb
     let mut expanded = vec![false; workflow.jobs.len()];
     let cancel: Vec<CancellationSignal> = workflow.jobs.iter().map(|_| CancellationSignal::new()).collect();
     let (sender, mut events) = mpsc::unbounded_channel::<Event>();
-    let mut tasks: JoinSet<(usize, JobReport, Duration)> = JoinSet::new();
+    let mut tasks: JoinSet<Joined> = JoinSet::new();
     let mut running = 0usize;
     let pool = DirPool::default();
     // Whether a job ended or the run was cancelled since the last look for jobs to expand and
@@ -79,7 +123,7 @@ pub async fn run(workflow: &Workflow, opts: RunOptions, observer: &mut dyn RunOb
                 changed = true;
                 running -= 1;
                 // A panicking job task is a bug; its slot then ends as cancelled rather than hang.
-                let (index, report, duration) = match joined {
+                let (index, report, called, duration) = match joined {
                     Ok(joined) => joined,
                     Err(error) => {
                         tracing::error!(error = %Chain(&error), "a job task panicked; its instance ends cancelled");
@@ -98,6 +142,7 @@ pub async fn run(workflow: &Workflow, opts: RunOptions, observer: &mut dyn RunOb
                 }
                 observer.job_finished(&report.name, report.result, duration);
                 slot.report = report;
+                slot.called = called;
                 slot.state = State::Done;
             }
         }
@@ -108,7 +153,7 @@ pub async fn run(workflow: &Workflow, opts: RunOptions, observer: &mut dyn RunOb
         if wanted.contains(&job.id) && !expanded[index] {
             let report = blank_report(job, Combination::new(), Status::Skipped);
             observer.job_finished(&report.name, report.result, Duration::ZERO);
-            slots.push(Slot { job: index, report, state: State::Done, strategy: Value::Null });
+            slots.push(Slot { job: index, report, called: Vec::new(), state: State::Done, strategy: Value::Null });
         }
     }
     // Instances still not done (only after a job task panicked) end as cancelled.
@@ -117,10 +162,11 @@ pub async fn run(workflow: &Workflow, opts: RunOptions, observer: &mut dyn RunOb
         slot.report.result = Status::Cancelled;
         observer.job_finished(&slot.report.name, Status::Cancelled, Duration::ZERO);
     }
-    let mut jobs: Vec<JobReport> = Vec::new();
+    let mut instances: Vec<(JobReport, Vec<JobReport>)> = Vec::new();
     for index in 0..workflow.jobs.len() {
-        jobs.extend(slots.iter().filter(|s| s.job == index).map(|s| s.report.clone()));
+        instances.extend(slots.iter().filter(|s| s.job == index).map(|s| (s.report.clone(), s.called.clone())));
     }
+    let jobs: Vec<&JobReport> = instances.iter().map(|(report, _)| report).collect();
     let result = if opts.cancel.is_cancelled() {
         // Cancelling the run concludes it as cancelled, whatever its jobs did before.
         Status::Cancelled
@@ -131,11 +177,16 @@ pub async fn run(workflow: &Workflow, opts: RunOptions, observer: &mut dyn RunOb
     } else {
         Status::Success
     };
-    RunReport { result, jobs }
+    Ran { result, instances }
 }
+
+/// What a job task gives back: the slot, the report, the called workflow's jobs, the time.
+type Joined = (usize, JobReport, Vec<JobReport>, Duration);
 
 fn forward(event: Event, observer: &mut dyn RunObserver) {
     match event {
+        Event::JobQueued(job) => observer.job_queued(&job),
+        Event::JobFinished(job, result, duration) => observer.job_finished(&job, result, duration),
         Event::JobStarted(job) => observer.job_started(&job),
         Event::StepStarted(job, step) => observer.step_started(&job, &step),
         Event::StepFinished(job, step) => observer.step_finished(&job, &step),
@@ -351,7 +402,7 @@ fn expand_ready(
                         let strategy = strategy_context(job, &report.matrix, job_index, total, &mut |why| {
                             explain(observer, &report.name, why);
                         });
-                        slots.push(Slot { job: index, report, state: State::Ready, strategy });
+                        slots.push(Slot { job: index, report, called: Vec::new(), state: State::Ready, strategy });
                     }
                     Ok(false) => finish(observer, slots, index, blank_report(job, combo, Status::Skipped)),
                     Err(why) => {
@@ -440,7 +491,7 @@ fn explain(observer: &mut dyn RunObserver, job: &str, text: &str) {
 /// Records an instance that ends without running (skipped, or failed to evaluate).
 fn finish(observer: &mut dyn RunObserver, slots: &mut Vec<Slot>, job: usize, report: JobReport) {
     observer.job_finished(&report.name, report.result, Duration::ZERO);
-    slots.push(Slot { job, report, state: State::Done, strategy: Value::Null });
+    slots.push(Slot { job, report, called: Vec::new(), state: State::Done, strategy: Value::Null });
 }
 
 /// The text of a condition without its optional `${{ }}`.
@@ -536,7 +587,7 @@ struct Starting<'a> {
 fn start_ready(
     starting: &Starting<'_>,
     slots: &mut [Slot],
-    tasks: &mut JoinSet<(usize, JobReport, Duration)>,
+    tasks: &mut JoinSet<Joined>,
     running: &mut usize,
     observer: &mut dyn RunObserver,
 ) {
@@ -577,10 +628,14 @@ fn start_ready(
             pool: pool.clone(),
         };
         let (workflow, opts, sender) = (workflow.clone(), opts.clone(), sender.clone());
+        let calls = workflow.jobs[job].uses.is_some();
         tasks.spawn(async move {
             let started = Instant::now();
-            let report = run_instance(&workflow, &opts, instance, sender).await;
-            (index, report, started.elapsed())
+            let (report, called) = match calls {
+                true => run_call(&workflow, &opts, instance, sender).await,
+                false => (run_instance(&workflow, &opts, instance, sender).await, Vec::new()),
+            };
+            (index, report, called, started.elapsed())
         });
     }
 }

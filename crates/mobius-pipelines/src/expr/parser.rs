@@ -121,9 +121,10 @@ impl Function {
 }
 
 /// The named contexts GitHub knows; any other bare identifier is a parse error, as in the
-/// runner ("Unrecognized named-value").
-pub const CONTEXTS: [&str; 11] =
-    ["github", "env", "vars", "job", "steps", "runner", "secrets", "strategy", "matrix", "needs", "inputs"];
+/// runner ("Unrecognized named-value"). `jobs` is valid only in `on.workflow_call.outputs`,
+/// which lint checks (`workflow::checks`).
+pub const CONTEXTS: [&str; 12] =
+    ["github", "env", "vars", "job", "jobs", "steps", "runner", "secrets", "strategy", "matrix", "needs", "inputs"];
 
 /// Parses an expression without its `${{ }}` delimiters.
 pub fn parse(source: &str) -> Result<Expr, ExprError> {

@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 
+use super::call::CALLING_JOB_KEYS;
 use super::model::*;
 use super::yaml::{Kind, Node};
 use super::{Report, entries, suggest, triggers};
@@ -105,6 +106,7 @@ fn job(r: &mut Report, key: &Node, node: &Node) -> Option<Job> {
         defaults: RunDefaults::default(),
         concurrency: None,
         steps: Vec::new(),
+        uses: None,
     };
     // `None`: no `steps` key; `Some(n)`: a list of n entries (or a wrongly typed value,
     // already reported, counted as 1 so it is not also "no steps").
@@ -144,19 +146,36 @@ fn job(r: &mut Report, key: &Node, node: &Node) -> Option<Job> {
                 k.pos,
                 format!("`{}` is not supported: jobs run as host processes (job `{id}`)", k.as_str().unwrap_or("")),
             ),
-            "uses" => r.error(
-                v.pos,
-                format!(
-                    "reusable workflow `{}` is not supported: only steps run natively (job `{id}`)",
-                    v.scalar_string().unwrap_or_default()
-                ),
-            ),
             _ => {}
         }
     }
-    let reusable = map.iter().any(|(k, _)| k.as_str() == Some("uses"));
-    if !reusable && written_steps.unwrap_or(0) == 0 {
-        r.error(key.pos, format!("job `{id}` has no steps"));
+    let value = |name: &str| map.iter().find(|(k, _)| k.as_str() == Some(name)).map(|(_, v)| v);
+    match value("uses") {
+        Some(uses) => {
+            // As GitHub's schema: a calling job is a different kind of job, not a job with steps.
+            for (k, _) in map {
+                let name = k.as_str().unwrap_or("");
+                if JOB_KEYS.contains(&name) && !CALLING_JOB_KEYS.contains(&name) {
+                    r.error(
+                        k.pos,
+                        format!(
+                            "`{name}` is not allowed on job `{id}`, which calls a reusable workflow (allowed: {})",
+                            CALLING_JOB_KEYS.join(", ")
+                        ),
+                    );
+                }
+            }
+            job.uses = super::call::call(r, uses, value("with"), value("secrets"), &id);
+        }
+        None => {
+            for (k, _) in map.iter().filter(|(k, _)| matches!(k.as_str(), Some("with" | "secrets"))) {
+                let name = k.as_str().unwrap_or("");
+                r.error(k.pos, format!("`{name}` of job `{id}` goes with `uses:` (a reusable workflow call)"));
+            }
+            if written_steps.unwrap_or(0) == 0 {
+                r.error(key.pos, format!("job `{id}` has no steps"));
+            }
+        }
     }
     Some(job)
 }

@@ -6,7 +6,7 @@ use super::matrix::{MAX_COMBINATIONS, MatrixError, expand_matrix};
 use super::model::{Job, Pos, StepAction, Workflow};
 use super::yaml::{Kind, Node};
 use super::{Report, suggest};
-use crate::expr;
+use crate::expr::{self, Expr, Segment};
 
 /// The actions Mobius implements natively, at any `@ref`.
 pub const SUPPORTED_ACTIONS: &[&str] = &[
@@ -24,30 +24,70 @@ pub const SUPPORTED_ACTIONS: &[&str] = &[
 ];
 
 /// Parses every `${{ }}` in every string of the document, and every `if:` (whose `${{ }}` is
-/// optional), reporting errors at the expression's position in the file.
+/// optional), reporting errors at the expression's position in the file. The `jobs` context is
+/// refused outside `on.workflow_call.outputs.<name>.value`, the only place GitHub has it.
 pub(crate) fn expressions(r: &mut Report, node: &Node) {
+    expressions_at(r, node, &mut Vec::new());
+}
+
+fn expressions_at<'n>(r: &mut Report, node: &'n Node, path: &mut Vec<&'n str>) {
     match &node.kind {
-        Kind::Str(text) if text.contains("${{") => {
-            if let Err(e) = expr::parse_template(text) {
+        Kind::Str(text) if text.contains("${{") => match expr::parse_template(text) {
+            Err(e) => {
                 let at = r.locate(node, text, e.column().unwrap_or(1));
                 r.error(at, format!("invalid expression: {e}"));
             }
-        }
-        Kind::Seq(items) => items.iter().for_each(|i| expressions(r, i)),
+            Ok(segments) => {
+                let uses_jobs = segments.iter().any(|s| matches!(s, Segment::Expression(e) if reads(e, "jobs")));
+                if uses_jobs && !is_workflow_call_output(path) {
+                    jobs_outside_outputs(r, node, text);
+                }
+            }
+        },
+        Kind::Seq(items) => items.iter().for_each(|i| expressions_at(r, i, path)),
         Kind::Map(entries) => {
             for (k, v) in entries {
                 match (&v.kind, k.as_str()) {
-                    (Kind::Str(text), Some("if")) if !text.contains("${{") => {
-                        if let Err(e) = expr::parse(text) {
+                    (Kind::Str(text), Some("if")) if !text.contains("${{") => match expr::parse(text) {
+                        Err(e) => {
                             let at = r.locate(v, text, e.column().unwrap_or(1));
                             r.error(at, format!("invalid expression in `if`: {e}"));
                         }
+                        Ok(e) if reads(&e, "jobs") => jobs_outside_outputs(r, v, text),
+                        Ok(_) => {}
+                    },
+                    _ => {
+                        path.push(k.as_str().unwrap_or(""));
+                        expressions_at(r, v, path);
+                        path.pop();
                     }
-                    _ => expressions(r, v),
                 }
             }
         }
         _ => {}
+    }
+}
+
+/// Whether the keys from the root lead to `on.workflow_call.outputs.<name>.value`.
+fn is_workflow_call_output(path: &[&str]) -> bool {
+    matches!(path, ["on", "workflow_call", "outputs", _, "value"])
+}
+
+fn jobs_outside_outputs(r: &mut Report, node: &Node, text: &str) {
+    let column = text.find("jobs").map_or(1, |i| text[..i].chars().count() + 1);
+    let at = r.locate(node, text, column);
+    r.error(at, "the `jobs` context is only available in `on.workflow_call.outputs.<name>.value`".into());
+}
+
+/// Whether the expression reads the named context.
+fn reads(e: &Expr, context: &str) -> bool {
+    match e {
+        Expr::Literal(_) => false,
+        Expr::Context(name) => name == context,
+        Expr::Property { target, .. } | Expr::Filter(target) | Expr::Not(target) => reads(target, context),
+        Expr::Index { target, index } => reads(target, context) || reads(index, context),
+        Expr::Binary { lhs, rhs, .. } => reads(lhs, context) || reads(rhs, context),
+        Expr::Call { args, .. } => args.iter().any(|a| reads(a, context)),
     }
 }
 

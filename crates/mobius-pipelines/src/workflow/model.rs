@@ -2,6 +2,10 @@
 
 use serde_json::{Map, Value};
 
+pub use super::call::{
+    Call, CallArg, CallInput, CallInputKind, CallOutput, CallSecret, CallSecrets, CallTarget, CallTargetError,
+    WorkflowCall, call_target,
+};
 pub use super::yaml::Pos;
 
 /// Name-value pairs in file order (`env`, `with`, `outputs`), scalars rendered as strings.
@@ -56,6 +60,8 @@ pub struct Triggers {
     pub pull_request: Option<RefFilter>,
     /// `workflow_dispatch`.
     pub workflow_dispatch: Option<Vec<Input>>,
+    /// `workflow_call`: the workflow is reusable, with these inputs, outputs and secrets.
+    pub workflow_call: Option<WorkflowCall>,
     /// `schedule`: the cron strings, validated as 5-field cron.
     pub schedule: Vec<String>,
     /// Other GitHub events, recorded by name; Mobius does not raise them.
@@ -163,8 +169,10 @@ pub struct Job {
     pub defaults: RunDefaults,
     /// `concurrency`.
     pub concurrency: Option<Concurrency>,
-    /// `steps`.
+    /// `steps`; empty for a job that calls a reusable workflow.
     pub steps: Vec<Step>,
+    /// `uses`, `with` and `secrets`: the reusable workflow the job runs instead of steps.
+    pub uses: Option<Call>,
 }
 
 /// `strategy`.

@@ -7,7 +7,8 @@ use super::{Report, suggest};
 use crate::chain::Chain;
 
 /// Every event GitHub can start a workflow with. Mobius raises push, pull_request,
-/// workflow_dispatch and schedule; the others are accepted and recorded.
+/// workflow_dispatch, schedule and workflow_call (a job calling the workflow); the others are
+/// accepted and recorded.
 const EVENTS: &[&str] = &[
     "branch_protection_rule",
     "check_run",
@@ -85,6 +86,7 @@ fn event(r: &mut Report, t: &mut Triggers, name_node: &Node, config: Option<&Nod
         "push" => t.push = Some(config.map(|c| ref_filter(r, c, &name)).unwrap_or_default()),
         "pull_request" => t.pull_request = Some(config.map(|c| ref_filter(r, c, &name)).unwrap_or_default()),
         "workflow_dispatch" => t.workflow_dispatch = Some(config.map(|c| inputs(r, c)).unwrap_or_default()),
+        "workflow_call" => t.workflow_call = Some(super::call::workflow_call(r, config)),
         "schedule" => match config.map(|c| &c.kind) {
             Some(Kind::Seq(items)) => {
                 for item in items {

@@ -8,6 +8,7 @@ mod expr;
 mod mask;
 mod props;
 mod repo_actions;
+mod reusable;
 mod sandbox;
 mod workflow;
 

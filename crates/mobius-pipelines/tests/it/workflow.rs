@@ -1,5 +1,6 @@
 //! Workflow files: parsing, lint rules, matrix expansion, and the starter-workflow corpus.
 
+mod call;
 mod starters;
 
 use mobius_pipelines::workflow::{

@@ -133,6 +133,9 @@ fn triggers(on: &Triggers) -> Vec<String> {
     if on.workflow_dispatch.is_some() {
         names.push("workflow_dispatch".to_owned());
     }
+    if on.workflow_call.is_some() {
+        names.push("workflow_call".to_owned());
+    }
     if !on.schedule.is_empty() {
         names.push("schedule".to_owned());
     }

@@ -489,3 +489,58 @@ fn a_missing_secret_stops_the_run_before_any_job_and_records_nothing() {
     let out = dir.run(&["run", "--allow-missing-secrets"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+const CALLER: &str = r#"
+on: push
+jobs:
+  build:
+    uses: ./.github/workflows/build.yml
+    with:
+      target: from-caller
+  after:
+    needs: build
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo "after got ${{ needs.build.outputs.built }}"
+"#;
+
+const BUILD: &str = r#"
+on:
+  workflow_call:
+    inputs:
+      target: {type: string, default: from-default}
+      level: {type: number, default: 2}
+    outputs:
+      built:
+        value: ${{ jobs.make.outputs.built }}
+jobs:
+  make:
+    runs-on: ubuntu-latest
+    outputs:
+      built: ${{ steps.m.outputs.built }}
+    steps:
+      - id: m
+        run: |
+          echo "making ${{ inputs.target }} at level ${{ inputs.level }} (${{ inputs.level > 1 }})"
+          echo "built=${{ inputs.target }}" >> "$GITHUB_OUTPUT"
+"#;
+
+/// A push runs the caller and, inside it, the called workflow's job as `build / make`; the
+/// reusable workflow alone is not triggered by the push, but naming it runs it with its
+/// `workflow_call` defaults, which `--input` overrides (typed: a number stays a number).
+#[test]
+fn reusable_workflows_run_called_and_by_name() {
+    let dir = git_repo(&[(".github/workflows/ci.yml", CALLER), (".github/workflows/build.yml", BUILD)]);
+    let out = dir.run(&["run"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(text.contains(": making from-caller at level 2 (true)"), "{text}");
+    assert!(text.contains("[build / make] ✓ passed"), "{text}");
+    assert!(text.contains(": after got from-caller"), "{text}");
+    let text = dir.ok(&["run", "build"]);
+    assert!(text.contains(": making from-default at level 2 (true)"), "{text}");
+    let text = dir.ok(&["run", "build", "--input", "level=0", "--input", "target=cli"]);
+    assert!(text.contains(": making cli at level 0 (false)"), "{text}");
+    let listed = dir.ok(&["run", "--list"]);
+    assert!(listed.contains("workflow_call"), "{listed}");
+}

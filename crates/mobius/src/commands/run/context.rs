@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use mobius_pipelines::workflow::{InputKind, Workflow};
+use mobius_pipelines::workflow::{CallInputKind, InputKind, Workflow};
 use serde_json::{Map, Value, json};
 
 /// The `github` context a local run can honestly fill in. `ref` and `sha` are left out when
@@ -68,21 +68,60 @@ fn owner_and_name(url: &str) -> Option<String> {
     })
 }
 
-/// The `inputs` context: the given `KEY=VALUE`s over the workflow's dispatch defaults.
-/// Booleans and numbers are typed as GitHub types them, so `inputs.debug == true` works.
-pub(super) fn inputs(workflow: &Workflow, event_name: &str, given: &[(String, String)]) -> Result<Map<String, Value>> {
-    let declared = workflow.on.workflow_dispatch.as_deref().unwrap_or_default();
+/// The `inputs` context: the given `KEY=VALUE`s over the workflow's dispatch defaults, or over
+/// its `workflow_call` defaults when it runs as if called (`called`: named on the command line
+/// and not triggered otherwise, or `--event workflow_call`). Booleans and numbers are typed as
+/// GitHub types them, so `inputs.debug == true` works.
+pub(super) fn inputs(
+    workflow: &Workflow,
+    event_name: &str,
+    called: bool,
+    given: &[(String, String)],
+) -> Result<Map<String, Value>> {
+    let declared: Vec<(&str, InputKind, bool, Option<String>)> = match &workflow.on.workflow_call {
+        Some(call) if called => call
+            .inputs
+            .iter()
+            .map(|i| {
+                let kind = match i.kind {
+                    CallInputKind::String => InputKind::String,
+                    CallInputKind::Boolean => InputKind::Boolean,
+                    CallInputKind::Number => InputKind::Number,
+                };
+                let default = i.default.as_ref().map(|d| match d {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                });
+                (i.name.as_str(), kind, i.required, default)
+            })
+            .collect(),
+        _ => workflow
+            .on
+            .workflow_dispatch
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|i| (i.name.as_str(), i.kind.clone(), i.required, i.default.clone()))
+            .collect(),
+    };
     let mut inputs = Map::new();
-    // Defaults apply only to a dispatch: on `push` GitHub leaves `inputs` empty.
-    if event_name == "workflow_dispatch" {
-        for input in declared {
-            let value = given.iter().rev().find(|(k, _)| *k == input.name).map(|(_, v)| v.clone());
-            match value.or_else(|| input.default.clone()) {
+    // Defaults apply only to a dispatch or a call: on `push` GitHub leaves `inputs` empty.
+    if event_name == "workflow_dispatch" || called {
+        for (name, kind, required, default) in &declared {
+            let value = given.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+            match value.or_else(|| default.clone()) {
                 Some(value) => {
-                    inputs.insert(input.name.clone(), typed(&input.kind, value));
+                    inputs.insert((*name).to_owned(), typed(kind, value));
                 }
-                None if input.required => {
-                    bail!("input `{}` is required: pass --input {}=VALUE", input.name, input.name)
+                None if *required => bail!("input `{name}` is required: pass --input {name}=VALUE"),
+                // A call's input without a default is its type's zero value, as on GitHub.
+                None if called => {
+                    let zero = match kind {
+                        InputKind::Boolean => Value::Bool(false),
+                        InputKind::Number => Value::from(0),
+                        _ => Value::String(String::new()),
+                    };
+                    inputs.insert((*name).to_owned(), zero);
                 }
                 None => {}
             }
@@ -90,7 +129,7 @@ pub(super) fn inputs(workflow: &Workflow, event_name: &str, given: &[(String, St
     }
     for (key, value) in given {
         if !inputs.contains_key(key) {
-            let kind = declared.iter().find(|i| i.name == *key).map_or(&InputKind::String, |i| &i.kind);
+            let kind = declared.iter().find(|(name, ..)| name == key).map_or(&InputKind::String, |(_, kind, ..)| kind);
             inputs.insert(key.clone(), typed(kind, value.clone()));
         }
     }

@@ -129,7 +129,10 @@ pub(super) fn run(data_dir: Option<&std::path::Path>, json: bool, args: RunArgs)
     let mut reports = Vec::new();
     let mut cdevents = Vec::new();
     for c in &chosen {
-        let inputs = context::inputs(&c.workflow, &args.event, &args.inputs)?;
+        // A reusable workflow named on the command line runs as if called, with its inputs.
+        let called = c.workflow.on.workflow_call.is_some()
+            && (args.event == "workflow_call" || !triggered_by(&c.workflow, &args.event, branch.as_deref()));
+        let inputs = context::inputs(&c.workflow, &args.event, called, &args.inputs)?;
         // Each run gets a fresh work dir, removed when it is dropped after the run.
         let work =
             tempfile::Builder::new().prefix("mobius-run-").tempdir().context("cannot create a work directory")?;
@@ -268,6 +271,7 @@ fn triggered_by(w: &Workflow, event: &str, branch: Option<&str>) -> bool {
         }),
         "pull_request" => w.on.pull_request.is_some(),
         "workflow_dispatch" => w.on.workflow_dispatch.is_some(),
+        "workflow_call" => w.on.workflow_call.is_some(),
         other => w.on.other.iter().any(|e| e == other),
     }
 }
