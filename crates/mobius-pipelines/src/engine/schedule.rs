@@ -181,51 +181,79 @@ pub(super) fn display_name(job: &Job, matrix: &Combination) -> String {
 
 /// The `needs` context for a job, when every needed job is done; `None` while one is not. A
 /// matrix job's result is failure if an instance failed, else cancelled, else success (GitHub
-/// reports skipped only when every instance was); its outputs merge its instances'.
+/// reports skipped only when every instance was); its outputs merge its instances'. The
+/// context holds the direct needs only, but the status functions see every ancestor, as on
+/// GitHub: after `a` fails, `c` (needing `b`, which needs `a` and ran with `always()`) is
+/// skipped.
 fn needs_context(workflow: &Workflow, job: &Job, slots: &[Slot], expanded: &[bool]) -> Option<Needs> {
     let mut needs = Map::new();
-    let mut status = JobStatus::Success;
-    let mut skipped = false;
     for (need, _) in &job.needs {
         let index = workflow.jobs.iter().position(|j| &j.id == need)?;
-        if !expanded[index] {
-            return None;
-        }
-        let instances: Vec<&Slot> = slots.iter().filter(|s| s.job == index).collect();
-        if instances.iter().any(|s| s.state != State::Done) {
-            return None;
-        }
-        let results: Vec<Status> = instances.iter().map(|s| s.report.result).collect();
-        let result = [Status::Failure, Status::Cancelled, Status::Success]
-            .into_iter()
-            .find(|r| results.contains(r))
-            .unwrap_or(Status::Skipped);
-        match result {
-            Status::Failure if status == JobStatus::Success => status = JobStatus::Failure,
-            Status::Cancelled => status = JobStatus::Cancelled,
-            Status::Skipped => skipped = true,
-            _ => {}
-        }
+        let result = job_result(slots, expanded, index)?;
         let mut outputs = Map::new();
-        for slot in &instances {
+        for slot in slots.iter().filter(|s| s.job == index) {
             for (k, v) in &slot.report.outputs {
                 outputs.insert(k.clone(), Value::String(v.clone()));
             }
         }
         needs.insert(need.clone(), json!({ "result": result.as_str(), "outputs": outputs }));
     }
+    let mut status = JobStatus::Success;
+    let mut skipped = false;
+    for index in ancestors(workflow, job) {
+        // Every ancestor is done once the direct needs are: each waited for its own.
+        match job_result(slots, expanded, index)? {
+            Status::Failure if status == JobStatus::Success => status = JobStatus::Failure,
+            Status::Cancelled => status = JobStatus::Cancelled,
+            Status::Skipped => skipped = true,
+            _ => {}
+        }
+    }
     Some(Needs { context: Value::Object(needs), status, skipped })
+}
+
+/// The positions of the jobs `job` needs, directly or through others.
+fn ancestors(workflow: &Workflow, job: &Job) -> BTreeSet<usize> {
+    let mut found = BTreeSet::new();
+    let mut todo: Vec<&str> = job.needs.iter().map(|(n, _)| n.as_str()).collect();
+    while let Some(id) = todo.pop() {
+        if let Some(index) = workflow.jobs.iter().position(|j| j.id == id)
+            && found.insert(index)
+        {
+            todo.extend(workflow.jobs[index].needs.iter().map(|(n, _)| n.as_str()));
+        }
+    }
+    found
+}
+
+/// A job's result over its instances once they are all done (`None` before): failure if one
+/// failed, else cancelled, else success; skipped only when every instance was.
+fn job_result(slots: &[Slot], expanded: &[bool], index: usize) -> Option<Status> {
+    if !expanded.get(index).copied().unwrap_or(false) {
+        return None;
+    }
+    let instances: Vec<&Slot> = slots.iter().filter(|s| s.job == index).collect();
+    if instances.iter().any(|s| s.state != State::Done) {
+        return None;
+    }
+    let results: Vec<Status> = instances.iter().map(|s| s.report.result).collect();
+    Some(
+        [Status::Failure, Status::Cancelled, Status::Success]
+            .into_iter()
+            .find(|r| results.contains(r))
+            .unwrap_or(Status::Skipped),
+    )
 }
 
 /// What a job's needs say once they are all done.
 struct Needs {
     /// The `needs` context.
     context: Value,
-    /// Failure if a needed job failed, cancelled if one was cancelled: the status functions'
-    /// view.
+    /// Failure if a job needed directly or transitively failed, cancelled if one was
+    /// cancelled: the status functions' view.
     status: JobStatus,
-    /// A needed job was skipped: the job is skipped too unless its `if:` uses a status
-    /// function, but `failure()` stays false, since nothing failed.
+    /// A job needed directly or transitively was skipped: the job is skipped too unless its
+    /// `if:` uses a status function, but `failure()` stays false, since nothing failed.
     skipped: bool,
 }
 
