@@ -19,7 +19,7 @@ async fn check(dir: &Path) -> Result<(), String> {
         serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).map_err(|e| format!("{name}: {e}"))?)
             .map_err(|e| format!("{name}: expected.json: {e}"))?;
     // Every scenario says which GitHub behaviour it reproduces, so a failure says what broke.
-    if !expected["github"].as_str().is_some_and(|text| !text.trim().is_empty()) {
+    if expected["github"].as_str().is_none_or(|text| text.trim().is_empty()) {
         return Err(format!("{name}: expected.json needs `github`, a non-empty string: the GitHub behaviour it shows"));
     }
     let workflow = workflow::parse("workflow.yml", &text).map_err(|d| format!("{name}: {d:?}"))?;
