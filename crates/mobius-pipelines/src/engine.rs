@@ -80,7 +80,7 @@ pub use deploy::{
     Cause, DEPLOY_INPUTS, DEPLOY_REQUIRED, DeployError, DeployFuture, DeployOutcome, DeployProgress, DeployStep,
     Deployments, NO_SERVER, POLICY_INPUTS, POLICY_REQUIRED, PolicyError, PolicyFuture, PolicyStep, RolloutEnded,
 };
-pub use schedule::run;
+pub use schedule::{instance_names, run};
 
 /// What a run needs besides the workflow.
 #[derive(Debug, Clone)]

@@ -106,7 +106,8 @@ pub async fn run(workflow: &Workflow, opts: RunOptions, observer: &mut dyn RunOb
     // are lint errors) are reported skipped rather than silently dropped.
     for (index, job) in workflow.jobs.iter().enumerate() {
         if wanted.contains(&job.id) && !expanded[index] {
-            let report = blank_report(job, Combination::new(), Status::Skipped);
+            let ctx = base_context(&opts, job, &json!({}), &Combination::new());
+            let report = blank_report(&ctx, job, Combination::new(), Status::Skipped);
             observer.job_finished(&report.name, report.result, Duration::ZERO);
             slots.push(Slot { job: index, report, state: State::Done, strategy: Value::Null });
         }
@@ -160,8 +161,15 @@ fn wanted_jobs(workflow: &Workflow, selected: &[String]) -> BTreeSet<String> {
     wanted
 }
 
-/// `build (linux, 20)`: GitHub's name for a matrix instance — the values, not the keys.
-pub(super) fn display_name(job: &Job, matrix: &Combination) -> String {
+/// `build (linux, 20)`: GitHub's name for a matrix instance — the values, not the keys. A
+/// `name:` with expressions is rendered with `ctx` and the instance's `matrix` instead, and
+/// gets no values appended, as on GitHub (`name: test ${{ matrix.os }}` is `test linux`); one
+/// that does not render stays as written.
+pub(super) fn display_name(job: &Job, matrix: &Combination, ctx: &MapContext) -> String {
+    if let Some(name) = job.name.as_deref().filter(|n| n.contains("${{")) {
+        let ctx = ctx.clone().with("matrix", Value::Object(matrix.clone()));
+        return expr::render(name, &ctx).unwrap_or_else(|_| name.to_owned());
+    }
     let base = job.name.clone().unwrap_or_else(|| job.id.clone());
     if matrix.is_empty() {
         return base;
@@ -177,6 +185,18 @@ pub(super) fn display_name(job: &Job, matrix: &Combination) -> String {
     let values: Vec<String> =
         keys.iter().filter_map(|k| matrix.get(*k)).map(|v| expr::Value::from_json(v).to_display_string()).collect();
     format!("{base} ({})", values.join(", "))
+}
+
+/// The display names of a job's instances before anything runs (what `mobius run --list`
+/// shows), rendered with the run's `github`, `inputs` and `vars`; `None` when the matrix is
+/// computed at run time or does not expand.
+pub fn instance_names(job: &Job, opts: &RunOptions) -> Option<Vec<String>> {
+    let ctx = base_context(opts, job, &json!({}), &Combination::new());
+    match job.strategy.as_ref().map(expand_matrix) {
+        None => Some(vec![display_name(job, &Combination::new(), &ctx)]),
+        Some(Ok(combos)) => Some(combos.iter().map(|c| display_name(job, c, &ctx)).collect()),
+        Some(Err(_)) => None,
+    }
 }
 
 /// The `needs` context for a job, when every needed job is done; `None` while one is not. A
@@ -275,10 +295,11 @@ pub(super) fn base_context(opts: &RunOptions, job: &Job, needs: &Value, matrix: 
         .with("strategy", json!({}))
 }
 
-fn blank_report(job: &Job, matrix: Combination, status: Status) -> JobReport {
+/// The report of an instance not started yet, named with `ctx` (see [`display_name`]).
+fn blank_report(ctx: &MapContext, job: &Job, matrix: Combination, status: Status) -> JobReport {
     JobReport {
         id: job.id.clone(),
-        name: display_name(job, &matrix),
+        name: display_name(job, &matrix, ctx),
         matrix,
         outcome: status,
         result: status,
@@ -305,6 +326,8 @@ fn expand_ready(
             }
             let Some(needs) = needs_context(workflow, job, slots, expanded) else { continue };
             expanded[index] = true;
+            // What a `name:` with expressions is rendered with (`needs`, `github`, `inputs`…).
+            let named = base_context(opts, job, &needs.context, &Combination::new());
             progress = true;
             let condition = job.if_.as_deref().unwrap_or("");
             let calls_status = expr::parse(strip_braces(condition)).is_ok_and(|e| expr::uses_status_function(&e));
@@ -313,7 +336,7 @@ fn expand_ready(
                 // The job's `if:` comes before its matrix, which may read outputs that a skipped
                 // or failed need never set; a job skipped this way is one entry, as on GitHub.
                 if opts.cancel.is_cancelled() {
-                    finish(observer, slots, index, blank_report(job, Combination::new(), Status::Cancelled));
+                    finish(observer, slots, index, blank_report(&named, job, Combination::new(), Status::Cancelled));
                     continue;
                 }
                 let ctx = base_context(opts, job, &needs.context, &Combination::new()).with_status(needs.status);
@@ -321,7 +344,7 @@ fn expand_ready(
                     if needs.skipped && !calls_status { Ok(false) } else { expr::evaluate_condition(condition, &ctx) };
                 let computed = match verdict {
                     Ok(false) => {
-                        finish(observer, slots, index, blank_report(job, Combination::new(), Status::Skipped));
+                        finish(observer, slots, index, blank_report(&named, job, Combination::new(), Status::Skipped));
                         continue;
                     }
                     Err(why) => Err(Unstartable::Condition(why)),
@@ -339,7 +362,7 @@ fn expand_ready(
                         &resolved
                     }
                     Err(why) => {
-                        let report = blank_report(job, Combination::new(), Status::Failure);
+                        let report = blank_report(&named, job, Combination::new(), Status::Failure);
                         explain(observer, &report.name, &Chain(&why).to_string());
                         finish(observer, slots, index, report);
                         continue;
@@ -352,7 +375,7 @@ fn expand_ready(
                 None => vec![Combination::new()],
                 Some(Ok(combos)) => combos,
                 Some(Err(why)) => {
-                    let report = blank_report(job, Combination::new(), Status::Failure);
+                    let report = blank_report(&named, job, Combination::new(), Status::Failure);
                     explain(observer, &report.name, &format!("cannot expand the matrix: {why}"));
                     finish(observer, slots, index, report);
                     continue;
@@ -364,7 +387,7 @@ fn expand_ready(
                 combos.into_iter().enumerate().filter(|(_, c)| matches_filter(c, &opts.matrix_filter)).collect();
             if opts.cancel.is_cancelled() {
                 for (_, combo) in combos {
-                    finish(observer, slots, index, blank_report(job, combo, Status::Cancelled));
+                    finish(observer, slots, index, blank_report(&named, job, combo, Status::Cancelled));
                 }
                 continue;
             }
@@ -374,16 +397,16 @@ fn expand_ready(
                     if needs.skipped && !calls_status { Ok(false) } else { expr::evaluate_condition(condition, &ctx) };
                 match verdict {
                     Ok(true) => {
-                        let report = blank_report(job, combo, Status::Skipped);
+                        let report = blank_report(&named, job, combo, Status::Skipped);
                         observer.job_queued(&report.name);
                         let strategy = strategy_context(job, &report.matrix, job_index, total, &mut |why| {
                             explain(observer, &report.name, why);
                         });
                         slots.push(Slot { job: index, report, state: State::Ready, strategy });
                     }
-                    Ok(false) => finish(observer, slots, index, blank_report(job, combo, Status::Skipped)),
+                    Ok(false) => finish(observer, slots, index, blank_report(&named, job, combo, Status::Skipped)),
                     Err(why) => {
-                        let report = blank_report(job, combo, Status::Failure);
+                        let report = blank_report(&named, job, combo, Status::Failure);
                         explain(observer, &report.name, &format!("cannot evaluate the job's `if:`: {why}"));
                         finish(observer, slots, index, report);
                     }
@@ -435,7 +458,7 @@ fn resolve_matrix(strategy: &Strategy, ctx: &MapContext) -> Result<Strategy, Com
         },
         Some(MatrixSpec::Computed(entries)) => entries
             .iter()
-            .map(|(k, v)| Ok((k.clone(), compute(v, &evaluate)?)))
+            .map(|(k, v)| Ok((compute_key(k, &evaluate)?, compute(v, &evaluate)?)))
             .collect::<Result<_, expr::ExprError>>()?,
         _ => return Ok(strategy.clone()),
     };
@@ -444,7 +467,7 @@ fn resolve_matrix(strategy: &Strategy, ctx: &MapContext) -> Result<Strategy, Com
 }
 
 /// `value` with every string that holds `${{` replaced by what it evaluates to (an array or
-/// mapping from `fromJSON` stays one).
+/// mapping from `fromJSON` stays one), and every such key by its text.
 fn compute(
     value: &Value,
     evaluate: &dyn Fn(&str) -> Result<expr::Value, expr::ExprError>,
@@ -453,10 +476,21 @@ fn compute(
         Value::String(text) if text.contains("${{") => evaluate(text)?.to_json(),
         Value::Array(items) => Value::Array(items.iter().map(|v| compute(v, evaluate)).collect::<Result<_, _>>()?),
         Value::Object(map) => Value::Object(
-            map.iter().map(|(k, v)| Ok((k.clone(), compute(v, evaluate)?))).collect::<Result<_, expr::ExprError>>()?,
+            map.iter()
+                .map(|(k, v)| Ok((compute_key(k, evaluate)?, compute(v, evaluate)?)))
+                .collect::<Result<_, expr::ExprError>>()?,
         ),
         other => other.clone(),
     })
+}
+
+/// A mapping key with its expressions rendered (`${{ inputs.axis }}: [a, b]`), as it is
+/// without any.
+fn compute_key(
+    key: &str,
+    evaluate: &dyn Fn(&str) -> Result<expr::Value, expr::ExprError>,
+) -> Result<String, expr::ExprError> {
+    if key.contains("${{") { Ok(evaluate(key)?.to_display_string()) } else { Ok(key.to_owned()) }
 }
 
 /// Tells the observer why a job failed before it started.
@@ -633,8 +667,9 @@ mod tests {
         );
         let b = &workflow.jobs[0];
         let combos = expand_matrix(b.strategy.as_ref().expect("strategy")).expect("matrix");
-        assert_eq!(display_name(b, &combos[0]), "b (1, x)");
-        assert_eq!(display_name(b, &Combination::new()), "b");
+        let ctx = MapContext::new();
+        assert_eq!(display_name(b, &combos[0], &ctx), "b (1, x)");
+        assert_eq!(display_name(b, &Combination::new(), &ctx), "b");
     }
 
     #[test]

@@ -249,8 +249,9 @@ fn matrix(r: &mut Report, node: &Node) -> Option<MatrixSpec> {
     let map = mapping(r, node, "matrix")?;
     let entries: Vec<(String, Value)> =
         map.iter().map(|(k, v)| (k.scalar_string().unwrap_or_default(), v.to_json())).collect();
-    if entries.iter().any(|(_, v)| has_expression(v)) {
-        // One computed part makes the whole matrix known only at run time.
+    if entries.iter().any(|(k, v)| k.contains("${{") || has_expression(v)) {
+        // One computed part (a value, or an axis's name) makes the whole matrix known only at
+        // run time.
         return Some(MatrixSpec::Computed(entries));
     }
     let mut m = Matrix::default();
@@ -333,12 +334,13 @@ fn environment(r: &mut Report, node: &Node) -> Option<String> {
 // ---- shared helpers ----
 
 /// The string of a node holding only a `${{ }}` expression.
-/// Whether a string anywhere in `value` holds a `${{ }}` expression.
+/// Whether a string anywhere in `value`, or a key of a mapping in it, holds a `${{ }}`
+/// expression.
 fn has_expression(value: &Value) -> bool {
     match value {
         Value::String(s) => s.contains("${{"),
         Value::Array(items) => items.iter().any(has_expression),
-        Value::Object(map) => map.values().any(has_expression),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains("${{") || has_expression(v)),
         _ => false,
     }
 }

@@ -61,6 +61,13 @@ async fn check(dir: &Path) -> Result<(), String> {
                 problems.push(format!("job `{job_name}`: steps {got_steps:?} != {steps:?}"));
             }
         }
+        if let Some(names) = want.get("step_names").and_then(Value::as_array) {
+            let got_names: Vec<Value> =
+                got["steps"].as_array().map(|s| s.iter().map(|s| s["name"].clone()).collect()).unwrap_or_default();
+            if names != &got_names {
+                problems.push(format!("job `{job_name}`: step names {got_names:?} != {names:?}"));
+            }
+        }
         if let Some(want_outputs) = want.get("step_outputs").and_then(Value::as_array) {
             let got_outputs: Vec<Value> =
                 got["steps"].as_array().map(|s| s.iter().map(|s| s["outputs"].clone()).collect()).unwrap_or_default();

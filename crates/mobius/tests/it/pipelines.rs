@@ -275,6 +275,30 @@ fn run_json_reports_each_workflow_and_job() {
 }
 
 #[test]
+fn names_with_expressions_are_rendered_in_the_list_the_log_and_json() {
+    let flow = "on: push\njobs:\n  t:\n    name: test ${{ matrix.os }}\n    runs-on: x\n    strategy:\n      \
+                matrix:\n        os: [linux, mac]\n    steps:\n      - name: say ${{ matrix.os }} on ${{ github.event_name }}\n        \
+                run: echo hi\n  one:\n    name: single ${{ github.event_name }}\n    runs-on: x\n    steps:\n      \
+                - run: echo one\n";
+    let dir = git_repo(&[(".github/workflows/names.yml", flow)]);
+    let out = dir.ok(&["run", "--list"]);
+    let row = |id: &str| out.lines().find(|l| l.trim_start().starts_with(id)).map(str::to_owned);
+    assert!(row("t ").is_some_and(|r| r.contains("test linux, test mac")), "{out}");
+    assert!(row("one").is_some_and(|r| r.contains("single push")), "{out}");
+    let listed = dir.json(&["run", "--list"]);
+    assert_eq!(listed[0]["jobs"][0]["instances"], serde_json::json!(["test linux", "test mac"]));
+    assert_eq!(listed[0]["jobs"][1]["name"], "single push");
+
+    let text = dir.ok(&["run"]);
+    assert!(text.lines().any(|l| l.starts_with("[test mac] say mac on push") && l.ends_with(": hi")), "{text}");
+    let report = dir.json(&["run"]);
+    let jobs = report["runs"][0]["jobs"].as_array().expect("jobs");
+    let names: Vec<&str> = jobs.iter().filter_map(|j| j["name"].as_str()).collect();
+    assert_eq!(names, ["test linux", "test mac", "single push"]);
+    assert_eq!(jobs[0]["steps"][0]["name"], "say linux on push");
+}
+
+#[test]
 fn a_lint_error_stops_the_run_before_any_job() {
     let dir = git_repo(&[(".github/workflows/bad.yml", BAD)]);
     let marker = dir.path().join("ran");
