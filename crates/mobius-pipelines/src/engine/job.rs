@@ -12,7 +12,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::actions::{self, Native};
 use super::deploy::{self, DeployProgress, Deployments, NO_SERVER};
 use super::schedule::{base_context, setting_bool, setting_number};
-use super::workspace::{DirPool, cache_scope, documented_env, prepare_dirs, recycle, reuses_dirs, runner_arch};
+use super::workspace::{DirPool, cache_scope, documented_env, prepare_dirs, recycle, reuses_dirs, runner_context};
 use super::{JobReport, RunOptions, Status, StepReport};
 use crate::artifacts::JobFiles;
 use crate::chain::Chain;
@@ -114,7 +114,7 @@ pub(super) async fn run_instance(
     if let Value::Object(map) = &mut github {
         map.insert("workspace".into(), Value::String(dirs.workspace.display().to_string()));
     }
-    let runner = json!({ "os": "Linux", "arch": runner_arch(), "temp": dirs.temp.display().to_string() });
+    let runner = runner_context(opts, &dirs);
     let ctx = ctx.with("github", github).with("runner", runner).with_workspace(&dirs.workspace);
     let mut env = documented_env(opts, job, &dirs);
     // Workflow env first, then job env, each rendered with what is defined before it.

@@ -277,13 +277,35 @@ struct Needs {
     skipped: bool,
 }
 
-/// The context for a job-level expression (`if:`, `strategy`).
-pub(super) fn base_context(opts: &RunOptions, job: &Job, needs: &Value, matrix: &Combination) -> MapContext {
+/// The run's `github` context: the caller's, with `event_name` and `run_id`, and what GitHub
+/// always fills in when the caller did not: `repository_owner` (the part of `repository`
+/// before `/`), `actor` (`mobius`) and `triggering_actor` (the actor).
+pub(super) fn github_context(opts: &RunOptions) -> Value {
     let mut github = opts.github.clone();
     if let Value::Object(map) = &mut github {
         map.insert("event_name".into(), Value::String(opts.event_name.clone()));
-        map.insert("job".into(), Value::String(job.id.clone()));
         map.insert("run_id".into(), Value::String(opts.run_id.to_string()));
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
+        if text(map.get("repository_owner")).is_none()
+            && let Some(repository) = text(map.get("repository"))
+        {
+            let owner = repository.split_once('/').map_or(repository.as_str(), |(owner, _)| owner).to_owned();
+            map.insert("repository_owner".into(), Value::String(owner));
+        }
+        let actor = text(map.get("actor")).unwrap_or_else(|| "mobius".to_owned());
+        if text(map.get("triggering_actor")).is_none() {
+            map.insert("triggering_actor".into(), Value::String(actor.clone()));
+        }
+        map.insert("actor".into(), Value::String(actor));
+    }
+    github
+}
+
+/// The context for a job-level expression (`if:`, `strategy`).
+pub(super) fn base_context(opts: &RunOptions, job: &Job, needs: &Value, matrix: &Combination) -> MapContext {
+    let mut github = github_context(opts);
+    if let Value::Object(map) = &mut github {
+        map.insert("job".into(), Value::String(job.id.clone()));
     }
     MapContext::new()
         .with("github", github)

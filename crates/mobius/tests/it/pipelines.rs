@@ -299,6 +299,26 @@ fn names_with_expressions_are_rendered_in_the_list_the_log_and_json() {
 }
 
 #[test]
+fn run_sets_the_owner_actor_and_runner_contexts() {
+    let flow = "on: push\njobs:\n  c:\n    runs-on: x\n    steps:\n      - run: |\n          \
+                test \"${{ github.repository_owner }}\" = acme && test \"$GITHUB_REPOSITORY_OWNER\" = acme\n          \
+                test -n \"$GITHUB_ACTOR\" && test \"$GITHUB_ACTOR\" = \"${{ github.actor }}\"\n          \
+                test \"$GITHUB_TRIGGERING_ACTOR\" = \"${{ github.triggering_actor }}\"\n          \
+                test \"$GITHUB_TRIGGERING_ACTOR\" = \"$GITHUB_ACTOR\"\n          \
+                test \"$RUNNER_ENVIRONMENT\" = self-hosted && test \"$RUNNER_NAME\" = \"${{ runner.name }}\"\n          \
+                test -n \"$RUNNER_TOOL_CACHE\" && echo contexts-checked\n";
+    let dir = git_repo(&[(".github/workflows/c.yml", flow)]);
+    let status = Command::new("git")
+        .args(["remote", "add", "origin", "https://github.com/acme/app.git"])
+        .current_dir(dir.path())
+        .status()
+        .expect("git runs");
+    assert!(status.success());
+    let text = dir.ok(&["run"]);
+    assert!(text.contains("contexts-checked"), "{text}");
+}
+
+#[test]
 fn a_lint_error_stops_the_run_before_any_job() {
     let dir = git_repo(&[(".github/workflows/bad.yml", BAD)]);
     let marker = dir.path().join("ran");

@@ -27,10 +27,15 @@ pub(super) fn github_context(root: &Path, event_name: &str, inputs: &Map<String,
         .and_then(|url| owner_and_name(&url))
         .or_else(|| root.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_default();
-    github.insert("repository".into(), json!(repository));
     github.insert("workspace".into(), json!(root.display().to_string()));
+    // The user running it both started and triggered the run.
     let actor = std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "mobius".to_owned());
+    // Without an `owner/` in the remote, the repository is the user's own.
+    let owner = repository.split_once('/').map_or(actor.as_str(), |(owner, _)| owner);
+    github.insert("repository_owner".into(), json!(owner));
+    github.insert("repository".into(), json!(repository));
     github.insert("actor".into(), json!(actor));
+    github.insert("triggering_actor".into(), json!(actor));
     // GitHub puts dispatch inputs in the event payload too (`github.event.inputs`).
     let event = if event_name == "workflow_dispatch" { json!({ "inputs": inputs }) } else { json!({}) };
     github.insert("event".into(), event);
