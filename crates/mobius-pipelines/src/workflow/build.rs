@@ -32,6 +32,7 @@ const JOB_KEYS: &[&str] = &[
     "uses",
     "with",
     "secrets",
+    "snapshot",
 ];
 const STEP_KEYS: &[&str] = &[
     "id",
@@ -140,6 +141,7 @@ fn job(r: &mut Report, key: &Node, node: &Node) -> Option<Job> {
                     type_error(r, v, "steps", "a sequence");
                 }
             }
+            "snapshot" => snapshot(r, v),
             "container" | "services" => r.error(
                 k.pos,
                 format!("`{}` is not supported: jobs run as host processes (job `{id}`)", k.as_str().unwrap_or("")),
@@ -318,6 +320,23 @@ fn concurrency(r: &mut Report, node: &Node) -> Option<Concurrency> {
         r.error(node.pos, "`concurrency` needs a `group`".into());
     }
     Some(c)
+}
+
+/// `snapshot`: an image name, or `image-name` (required) with `version`. GitHub makes a custom
+/// runner image of a larger runner from the job; accepted and ignored here.
+fn snapshot(r: &mut Report, node: &Node) {
+    if entries(node).is_none() {
+        string(r, node, "snapshot");
+        return;
+    }
+    let Some(map) = mapping(r, node, "snapshot") else { return };
+    check_keys(r, map, &["image-name", "version"], "snapshot");
+    for (k, v) in map {
+        string(r, v, &format!("snapshot.{}", k.as_str().unwrap_or("")));
+    }
+    if !map.iter().any(|(k, _)| k.as_str() == Some("image-name")) {
+        r.error(node.pos, "`snapshot` needs an `image-name`".into());
+    }
 }
 
 fn environment(r: &mut Report, node: &Node) -> Option<String> {
