@@ -351,6 +351,25 @@ fn secrets_are_masked_in_the_output() {
 }
 
 #[test]
+fn a_secrets_file_is_read_as_dotenv() {
+    let flow = "on: push\njobs:\n  s:\n    runs-on: x\n    env:\n      PEM: ${{ secrets.PEM }}\n      \
+                LIT: ${{ secrets.LIT }}\n      PLAIN: ${{ secrets.PLAIN }}\n    steps:\n      - run: |\n          \
+                test \"$PEM\" = \"$(printf 'BEGIN-key\\nsecond \\\"line\\\"')\"\n          \
+                test \"$LIT\" = 'raw \\n value'\n          test \"$PLAIN\" = plain-value\n          echo dotenv-ok\n";
+    let dir = git_repo(&[(".github/workflows/s.yml", flow)]);
+    dir.write(
+        "secrets.env",
+        "# from the vault\nexport PEM=\"BEGIN-key\nsecond \\\"line\\\"\" # multi-line\nLIT='raw \\n value'\nPLAIN=plain-value # note\n",
+    );
+    let text = dir.ok(&["run", "--secrets-file", "secrets.env"]);
+    assert!(text.contains("dotenv-ok"), "{text}");
+    dir.write("secrets.env", "A=1\nB=\"never closed\n");
+    let out = dir.run(&["run", "--secrets-file", "secrets.env"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("secrets.env:2: the value of B has no closing \""), "{}", stderr(&out));
+}
+
+#[test]
 fn a_bad_secrets_file_line_is_named_by_file_and_line() {
     let dir = git_repo(&[(".github/workflows/needs.yml", NEEDS)]);
     dir.write("secrets.env", "# ok\nA=1\nthis line has no equals sign\n");
