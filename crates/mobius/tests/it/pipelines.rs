@@ -336,6 +336,37 @@ fn a_lint_error_stops_the_run_before_any_job() {
 }
 
 #[test]
+fn a_lint_error_blocks_only_the_workflows_the_run_would_include() {
+    let dir = git_repo(&[(".github/workflows/bad.yml", &BAD.replace("on: push", "on: workflow_dispatch"))]);
+    let marker = dir.path().join("ran");
+    let good = format!(
+        "on: push\njobs:\n  g:\n    runs-on: ubuntu-latest\n    steps:\n      - run: touch '{}'\n",
+        marker.display()
+    );
+    dir.write(".github/workflows/good.yml", &good);
+    // A push does not run bad.yml: its error is a warning and good.yml runs.
+    let out = dir.run(&["run"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}{}", stdout(&out));
+    assert!(err.contains(".github/workflows/bad.yml:4:5: warning: unknown key `runs_on`"), "{err}");
+    assert!(err.contains("warning: .github/workflows/bad.yml is not run: it has 1 lint error"), "{err}");
+    assert!(marker.exists(), "good.yml did not run");
+    // Naming it, or dispatching it, runs it: then its error stops the run.
+    std::fs::remove_file(&marker).expect("remove marker");
+    for args in [&["run", "bad"][..], &["run", "--event", "workflow_dispatch"], &["run", "good", "test"]] {
+        let out = dir.run(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(".github/workflows/bad.yml:4:5: error:") && err.contains("nothing was run"), "{err}");
+        assert!(!marker.exists(), "{args:?} ran a job despite the lint error");
+    }
+    // A file that is not even YAML cannot say what it runs: it stops only runs that name it.
+    dir.write(".github/workflows/bad.yml", "on: [push\n");
+    assert!(dir.run(&["run"]).status.success());
+    assert_eq!(dir.run(&["run", "bad.yml"]).status.code(), Some(1));
+}
+
+#[test]
 fn secrets_are_masked_in_the_output() {
     let flow = "on: push\njobs:\n  s:\n    runs-on: ubuntu-latest\n    env:\n      TOKEN: ${{ secrets.TOKEN }}\n    steps:\n      - run: echo \"token is $TOKEN\"\n";
     let dir = git_repo(&[(".github/workflows/s.yml", flow)]);
