@@ -19,8 +19,8 @@
 //! a [`RunOptions::sandbox`] that runs steps as another user, directories are not reused (a
 //! process of that user could still hold one) but created by the runner, filled, and handed
 //! over to the user. Choice: the workspace is a copy of [`RunOptions::workspace_source`]
-//! (without `.git` and `target/`) when the job has an `actions/checkout` step, and empty
-//! otherwise — as on GitHub, where nothing is checked out without it. `actions/checkout` itself
+//! (without `.git` and `target/`) when the job has an `actions/checkout` step (at the step's
+//! `path` under the workspace, which may not leave it), and empty otherwise — as on GitHub, where nothing is checked out without it. `actions/checkout` itself
 //! is then a no-op; action names are matched without regard to case, as on GitHub
 //! (`Actions/Checkout@v4` is `actions/checkout`). Setup actions only check that their tool is on `PATH`; `actions/upload-artifact`,
 //! `actions/download-artifact` and `actions/cache` use the stores of [`crate::artifacts`] and
@@ -90,7 +90,7 @@ pub use deploy::{
     Cause, DEPLOY_INPUTS, DEPLOY_REQUIRED, DeployError, DeployFuture, DeployOutcome, DeployProgress, DeployStep,
     Deployments, NO_SERVER, POLICY_INPUTS, POLICY_REQUIRED, PolicyError, PolicyFuture, PolicyStep, RolloutEnded,
 };
-pub use schedule::run;
+pub use schedule::{instance_names, run};
 
 /// What a run needs besides the workflow.
 #[derive(Debug, Clone)]

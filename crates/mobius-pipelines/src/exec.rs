@@ -26,9 +26,14 @@
 //! - stdout and stderr are read concurrently, masked, split into [`LogLine`]s and handed to a
 //!   [`LogSink`] ([`NdjsonSink`] stores them as NDJSON); workflow commands in them are applied
 //!   on the way (`::add-mask::` adds to the job's [`Masker`], `::warning::` and its kin become
-//!   readable lines, `::stop-commands::` pauses them), on both streams as GitHub's runner does;
+//!   readable lines, `::stop-commands::` pauses them, the legacy `::set-output` and
+//!   `::save-state` work with GitHub's deprecation warning, `::set-env` and `::add-path` fail
+//!   the step unless `ACTIONS_ALLOW_UNSECURE_COMMANDS` is `true`), on both streams as GitHub's
+//!   runner does;
 //! - afterwards `GITHUB_ENV`, `GITHUB_OUTPUT`, `GITHUB_PATH` and `GITHUB_STEP_SUMMARY` are read
-//!   as GitHub's runner reads them.
+//!   as GitHub's runner reads them (after what the legacy commands set, so the files win);
+//! - a step whose process exits with a nonzero code ends its log with GitHub's line
+//!   `Process completed with exit code N.`
 //!
 //! Difference from GitHub: the four environment files (in the temp dir, with names of their
 //! own for each step) are not created before the step; the step's first write (`>>`) creates
@@ -287,13 +292,14 @@ pub struct StepResult {
     pub outcome: Outcome,
     /// The step's `continue-on-error`, kept to compute [`StepResult::conclusion`].
     pub continue_on_error: bool,
-    /// Values written to `GITHUB_OUTPUT`.
+    /// Values written to `GITHUB_OUTPUT`, over those of the legacy `::set-output` command.
     pub outputs: BTreeMap<String, String>,
+    /// The state a JavaScript action's script saved for its later scripts (`STATE_<name>`):
+    /// written to `GITHUB_STATE` (a [`StepSpec::program`] step only) or with the legacy
+    /// `::save-state name=x::v` command; the file wins.
+    pub state: BTreeMap<String, String>,
     /// What was written to `GITHUB_STEP_SUMMARY`: Markdown.
     pub summary: String,
-    /// What a [`StepSpec::program`] step saved to `GITHUB_STATE`, for its action's later
-    /// scripts (`STATE_<name>`).
-    pub state: BTreeMap<String, String>,
     /// Wall time from start to the end of the log.
     pub duration: Duration,
 }
@@ -356,8 +362,8 @@ mod tests {
             outcome,
             continue_on_error,
             outputs: BTreeMap::new(),
-            summary: String::new(),
             state: BTreeMap::new(),
+            summary: String::new(),
             duration: Duration::ZERO,
         };
         let failed = Outcome::Failure { exit_code: Some(1) };

@@ -34,7 +34,7 @@ pub enum ExprError {
     #[error("empty expression")]
     Empty,
     /// A token that cannot appear here.
-    #[error("unexpected `{found}` at column {column}")]
+    #[error("unexpected {} at column {column}", quoted(found))]
     Unexpected { found: String, column: usize },
     /// The expression stops where more was needed.
     #[error("unexpected end of expression")]
@@ -69,6 +69,12 @@ pub enum ExprError {
     /// `hashFiles` could not read the workspace or got a bad pattern.
     #[error("hashFiles: {reason}")]
     HashFiles { reason: String },
+}
+
+/// A token as a message shows it: a string literal in its own quotes (`'abc'`), anything
+/// else in backticks, so quotes are never nested.
+fn quoted(found: &str) -> String {
+    if found.starts_with('\'') { format!("string {found}") } else { format!("`{found}`") }
 }
 
 impl ExprError {

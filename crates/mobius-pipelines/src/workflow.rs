@@ -1,7 +1,8 @@
 //! Workflow files: the model, YAML 1.2 parsing with positions, validation, matrix expansion.
 //!
 //! - [`parse`] reads a workflow into a [`Workflow`], or returns every error found.
-//! - [`lint`] returns all diagnostics of a file (what `mobius lint` prints).
+//! - [`lint`] returns all diagnostics of a file (what `mobius lint` prints); [`parse_partial`]
+//!   also the model as far as a broken file can be read.
 //! - [`expand_matrix`] turns a `strategy.matrix` into its combinations with GitHub's
 //!   include/exclude rules.
 //! - [`with_default_branch`] substitutes the `$default-branch` placeholder of the starter
@@ -88,6 +89,14 @@ pub fn parse(path: &str, text: &str) -> Result<Workflow, Vec<Diagnostic>> {
 /// expressions, `needs`, matrix size, unsupported actions and step shape.
 pub fn lint(path: &str, text: &str) -> Vec<Diagnostic> {
     analyze(path, text).1
+}
+
+/// The model of a workflow file even when it has errors (a field in error is left at its
+/// default, so the model is what the file was meant to say as far as it can be read), with
+/// every diagnostic; `None` when the file is not YAML or not a mapping. For deciding what a
+/// broken file would have run, never for running it.
+pub fn parse_partial(path: &str, text: &str) -> (Option<Workflow>, Vec<Diagnostic>) {
+    analyze(path, text)
 }
 
 /// Replaces the `$default-branch` placeholder of GitHub's starter workflows with `branch`.

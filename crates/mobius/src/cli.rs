@@ -351,7 +351,7 @@ pub struct RunArgs {
     /// secrets out of the shell history and the process list
     #[arg(long = "secret", value_name = "NAME=VALUE", value_parser = key_value)]
     pub secrets: Vec<(String, String)>,
-    /// Read secrets from a file of NAME=VALUE lines
+    /// Read secrets from a dotenv file (NAME=VALUE lines, `export`, `#` comments, quoted values)
     #[arg(long, value_name = "FILE")]
     pub secrets_file: Option<PathBuf>,
     /// Run only the matrix combinations with this value (repeatable; all must match)

@@ -13,7 +13,7 @@ use super::actions::{self, Native};
 use super::deploy::{self, DeployProgress, Deployments, NO_SERVER};
 use super::resolve::{ActionSet, describe};
 use super::schedule::{base_context, setting_bool, setting_number};
-use super::workspace::{DirPool, cache_scope, documented_env, prepare_dirs, recycle, reuses_dirs, runner_arch};
+use super::workspace::{DirPool, cache_scope, documented_env, prepare_dirs, recycle, reuses_dirs, runner_context};
 use super::{JobReport, RunOptions, Status, StepReport};
 use crate::artifacts::JobFiles;
 use crate::chain::Chain;
@@ -161,7 +161,7 @@ pub(super) async fn run_instance(
     if let Value::Object(map) = &mut github {
         map.insert("workspace".into(), Value::String(dirs.workspace.display().to_string()));
     }
-    let runner = json!({ "os": "Linux", "arch": runner_arch(), "temp": dirs.temp.display().to_string() });
+    let runner = runner_context(opts, &dirs);
     let ctx = ctx.with("github", github).with("runner", runner).with_workspace(&dirs.workspace);
     let mut env = documented_env(opts, job, &dirs);
     // Workflow env first, then job env, each rendered with what is defined before it.
@@ -247,8 +247,6 @@ pub(super) async fn run_instance(
     }
     for (index, step) in job.steps.iter().enumerate() {
         let id = step.id.clone().unwrap_or_else(|| format!("__{index}"));
-        let name = step_name(step);
-        run.sink.step = name.clone();
         // As on GitHub, a cancelled job still runs the steps whose `if:` holds once
         // `cancelled()` is true (`always()`, `cancelled()`); the implicit `success()` is false.
         let status = if cancel.is_cancelled() {
@@ -261,6 +259,8 @@ pub(super) async fn run_instance(
         let step_ctx = ctx.clone().with("steps", Value::Object(steps_ctx.clone()));
         let env_ctx = json!(merged(&env, run.state.exported_env()));
         let step_ctx = step_ctx.with("env", env_ctx).with("job", job_context(status));
+        let name = step_name(step, &step_ctx);
+        run.sink.step = name.clone();
         let condition = step.if_.as_deref().unwrap_or("");
         let will_run = match expr::evaluate_condition(condition, &step_ctx.clone().with_status(status)) {
             Ok(will_run) => will_run,
@@ -444,10 +444,11 @@ async fn run_one(
                     .map(|dir| expr::render(dir, ctx).map(PathBuf::from))
                     .transpose()?;
                 let shell = step.shell.as_ref().or(defaults(|d| &d.shell));
+                let shell = shell.map(|s| expr::render(s, ctx)).transpose()?;
                 Ok(StepSpec {
                     name: name.to_owned(),
                     script: expr::render(script, ctx)?,
-                    shell: shell.map(|s| parse_shell(s)).unwrap_or(Shell::Bash),
+                    shell: shell.map(|s| parse_shell(&s)).unwrap_or(Shell::Bash),
                     working_directory,
                     env: step_env,
                     timeout,
@@ -498,10 +499,11 @@ fn parse_shell(shell: &str) -> Shell {
     }
 }
 
-/// GitHub's default step names: `Run <first line of the script>` or `Run <action>`.
-fn step_name(step: &Step) -> String {
+/// The step's `name:`, its expressions rendered with `ctx` (as written if they do not
+/// render), or GitHub's default names: `Run <first line of the script>` or `Run <action>`.
+fn step_name(step: &Step, ctx: &MapContext) -> String {
     if let Some(name) = &step.name {
-        return name.clone();
+        return expr::render(name, ctx).unwrap_or_else(|_| name.clone());
     }
     match &step.action {
         StepAction::Run(script) => format!("Run {}", script.lines().next().unwrap_or("").trim()),
@@ -543,6 +545,9 @@ enum PairError {
     /// A whole `env` given as one expression gives something else than a mapping.
     #[error("`{expression}` gives {value}, not a mapping")]
     NotAMapping { expression: String, value: serde_json::Value },
+    /// A name written with expressions renders empty.
+    #[error("the name `{name}` renders empty")]
+    EmptyName { name: String },
 }
 
 /// Why a step's `env` does not render: the first value that does not.
@@ -564,7 +569,12 @@ enum StepEnvError {
 /// see [`crate::workflow::Job::env`]), which must evaluate to a mapping: `env: ${{ fromJSON(…) }}`.
 fn render_pair(key: &str, value: &str, ctx: &MapContext) -> Result<Vec<(String, String)>, PairError> {
     if !key.is_empty() {
-        return Ok(vec![(key.to_owned(), expr::render(value, ctx)?)]);
+        // A name may hold expressions too (`${{ matrix.tool }}_HOME`), as on GitHub.
+        let name = if key.contains("${{") { expr::render(key, ctx)? } else { key.to_owned() };
+        if name.is_empty() {
+            return Err(PairError::EmptyName { name: key.to_owned() });
+        }
+        return Ok(vec![(name, expr::render(value, ctx)?)]);
     }
     match expr::parse_template(value).and_then(|t| expr::evaluate_template(&t, ctx))? {
         expr::Value::Object(entries) => Ok(entries.iter().map(|(k, v)| (k.clone(), v.to_display_string())).collect()),

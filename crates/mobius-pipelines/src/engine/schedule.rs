@@ -151,7 +151,8 @@ pub(super) async fn run_jobs<O: RunObserver>(workflow: &Workflow, opts: RunOptio
     // are lint errors) are reported skipped rather than silently dropped.
     for (index, job) in workflow.jobs.iter().enumerate() {
         if wanted.contains(&job.id) && !expanded[index] {
-            let report = blank_report(job, Combination::new(), Status::Skipped);
+            let ctx = base_context(&opts, job, &json!({}), &Combination::new());
+            let report = blank_report(&ctx, job, Combination::new(), Status::Skipped);
             observer.job_finished(&report.name, report.result, Duration::ZERO);
             slots.push(Slot { job: index, report, called: Vec::new(), state: State::Done, strategy: Value::Null });
         }
@@ -211,8 +212,15 @@ fn wanted_jobs(workflow: &Workflow, selected: &[String]) -> BTreeSet<String> {
     wanted
 }
 
-/// `build (linux, 20)`: GitHub's name for a matrix instance — the values, not the keys.
-pub(super) fn display_name(job: &Job, matrix: &Combination) -> String {
+/// `build (linux, 20)`: GitHub's name for a matrix instance — the values, not the keys. A
+/// `name:` with expressions is rendered with `ctx` and the instance's `matrix` instead, and
+/// gets no values appended, as on GitHub (`name: test ${{ matrix.os }}` is `test linux`); one
+/// that does not render stays as written.
+pub(super) fn display_name(job: &Job, matrix: &Combination, ctx: &MapContext) -> String {
+    if let Some(name) = job.name.as_deref().filter(|n| n.contains("${{")) {
+        let ctx = ctx.clone().with("matrix", Value::Object(matrix.clone()));
+        return expr::render(name, &ctx).unwrap_or_else(|_| name.to_owned());
+    }
     let base = job.name.clone().unwrap_or_else(|| job.id.clone());
     if matrix.is_empty() {
         return base;
@@ -230,63 +238,125 @@ pub(super) fn display_name(job: &Job, matrix: &Combination) -> String {
     format!("{base} ({})", values.join(", "))
 }
 
+/// The display names of a job's instances before anything runs (what `mobius run --list`
+/// shows), rendered with the run's `github`, `inputs` and `vars`; `None` when the matrix is
+/// computed at run time or does not expand.
+pub fn instance_names(job: &Job, opts: &RunOptions) -> Option<Vec<String>> {
+    let ctx = base_context(opts, job, &json!({}), &Combination::new());
+    match job.strategy.as_ref().map(expand_matrix) {
+        None => Some(vec![display_name(job, &Combination::new(), &ctx)]),
+        Some(Ok(combos)) => Some(combos.iter().map(|c| display_name(job, c, &ctx)).collect()),
+        Some(Err(_)) => None,
+    }
+}
+
 /// The `needs` context for a job, when every needed job is done; `None` while one is not. A
 /// matrix job's result is failure if an instance failed, else cancelled, else success (GitHub
-/// reports skipped only when every instance was); its outputs merge its instances'.
+/// reports skipped only when every instance was); its outputs merge its instances'. The
+/// context holds the direct needs only, but the status functions see every ancestor, as on
+/// GitHub: after `a` fails, `c` (needing `b`, which needs `a` and ran with `always()`) is
+/// skipped.
 fn needs_context(workflow: &Workflow, job: &Job, slots: &[Slot], expanded: &[bool]) -> Option<Needs> {
     let mut needs = Map::new();
-    let mut status = JobStatus::Success;
-    let mut skipped = false;
     for (need, _) in &job.needs {
         let index = workflow.jobs.iter().position(|j| &j.id == need)?;
-        if !expanded[index] {
-            return None;
-        }
-        let instances: Vec<&Slot> = slots.iter().filter(|s| s.job == index).collect();
-        if instances.iter().any(|s| s.state != State::Done) {
-            return None;
-        }
-        let results: Vec<Status> = instances.iter().map(|s| s.report.result).collect();
-        let result = [Status::Failure, Status::Cancelled, Status::Success]
-            .into_iter()
-            .find(|r| results.contains(r))
-            .unwrap_or(Status::Skipped);
-        match result {
-            Status::Failure if status == JobStatus::Success => status = JobStatus::Failure,
-            Status::Cancelled => status = JobStatus::Cancelled,
-            Status::Skipped => skipped = true,
-            _ => {}
-        }
+        let result = job_result(slots, expanded, index)?;
         let mut outputs = Map::new();
-        for slot in &instances {
+        for slot in slots.iter().filter(|s| s.job == index) {
             for (k, v) in &slot.report.outputs {
                 outputs.insert(k.clone(), Value::String(v.clone()));
             }
         }
         needs.insert(need.clone(), json!({ "result": result.as_str(), "outputs": outputs }));
     }
+    let mut status = JobStatus::Success;
+    let mut skipped = false;
+    for index in ancestors(workflow, job) {
+        // Every ancestor is done once the direct needs are: each waited for its own.
+        match job_result(slots, expanded, index)? {
+            Status::Failure if status == JobStatus::Success => status = JobStatus::Failure,
+            Status::Cancelled => status = JobStatus::Cancelled,
+            Status::Skipped => skipped = true,
+            _ => {}
+        }
+    }
     Some(Needs { context: Value::Object(needs), status, skipped })
+}
+
+/// The positions of the jobs `job` needs, directly or through others.
+fn ancestors(workflow: &Workflow, job: &Job) -> BTreeSet<usize> {
+    let mut found = BTreeSet::new();
+    let mut todo: Vec<&str> = job.needs.iter().map(|(n, _)| n.as_str()).collect();
+    while let Some(id) = todo.pop() {
+        if let Some(index) = workflow.jobs.iter().position(|j| j.id == id)
+            && found.insert(index)
+        {
+            todo.extend(workflow.jobs[index].needs.iter().map(|(n, _)| n.as_str()));
+        }
+    }
+    found
+}
+
+/// A job's result over its instances once they are all done (`None` before): failure if one
+/// failed, else cancelled, else success; skipped only when every instance was.
+fn job_result(slots: &[Slot], expanded: &[bool], index: usize) -> Option<Status> {
+    if !expanded.get(index).copied().unwrap_or(false) {
+        return None;
+    }
+    let instances: Vec<&Slot> = slots.iter().filter(|s| s.job == index).collect();
+    if instances.iter().any(|s| s.state != State::Done) {
+        return None;
+    }
+    let results: Vec<Status> = instances.iter().map(|s| s.report.result).collect();
+    Some(
+        [Status::Failure, Status::Cancelled, Status::Success]
+            .into_iter()
+            .find(|r| results.contains(r))
+            .unwrap_or(Status::Skipped),
+    )
 }
 
 /// What a job's needs say once they are all done.
 struct Needs {
     /// The `needs` context.
     context: Value,
-    /// Failure if a needed job failed, cancelled if one was cancelled: the status functions'
-    /// view.
+    /// Failure if a job needed directly or transitively failed, cancelled if one was
+    /// cancelled: the status functions' view.
     status: JobStatus,
-    /// A needed job was skipped: the job is skipped too unless its `if:` uses a status
-    /// function, but `failure()` stays false, since nothing failed.
+    /// A job needed directly or transitively was skipped: the job is skipped too unless its
+    /// `if:` uses a status function, but `failure()` stays false, since nothing failed.
     skipped: bool,
+}
+
+/// The run's `github` context: the caller's, with `event_name` and `run_id`, and what GitHub
+/// always fills in when the caller did not: `repository_owner` (the part of `repository`
+/// before `/`), `actor` (`mobius`) and `triggering_actor` (the actor).
+pub(super) fn github_context(opts: &RunOptions) -> Value {
+    let mut github = opts.github.clone();
+    if let Value::Object(map) = &mut github {
+        map.insert("event_name".into(), Value::String(opts.event_name.clone()));
+        map.insert("run_id".into(), Value::String(opts.run_id.to_string()));
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
+        if text(map.get("repository_owner")).is_none()
+            && let Some(repository) = text(map.get("repository"))
+        {
+            let owner = repository.split_once('/').map_or(repository.as_str(), |(owner, _)| owner).to_owned();
+            map.insert("repository_owner".into(), Value::String(owner));
+        }
+        let actor = text(map.get("actor")).unwrap_or_else(|| "mobius".to_owned());
+        if text(map.get("triggering_actor")).is_none() {
+            map.insert("triggering_actor".into(), Value::String(actor.clone()));
+        }
+        map.insert("actor".into(), Value::String(actor));
+    }
+    github
 }
 
 /// The context for a job-level expression (`if:`, `strategy`).
 pub(super) fn base_context(opts: &RunOptions, job: &Job, needs: &Value, matrix: &Combination) -> MapContext {
-    let mut github = opts.github.clone();
+    let mut github = github_context(opts);
     if let Value::Object(map) = &mut github {
-        map.insert("event_name".into(), Value::String(opts.event_name.clone()));
         map.insert("job".into(), Value::String(job.id.clone()));
-        map.insert("run_id".into(), Value::String(opts.run_id.to_string()));
     }
     MapContext::new()
         .with("github", github)
@@ -298,10 +368,11 @@ pub(super) fn base_context(opts: &RunOptions, job: &Job, needs: &Value, matrix: 
         .with("strategy", json!({}))
 }
 
-fn blank_report(job: &Job, matrix: Combination, status: Status) -> JobReport {
+/// The report of an instance not started yet, named with `ctx` (see [`display_name`]).
+fn blank_report(ctx: &MapContext, job: &Job, matrix: Combination, status: Status) -> JobReport {
     JobReport {
         id: job.id.clone(),
-        name: display_name(job, &matrix),
+        name: display_name(job, &matrix, ctx),
         matrix,
         outcome: status,
         result: status,
@@ -328,6 +399,8 @@ fn expand_ready(
             }
             let Some(needs) = needs_context(workflow, job, slots, expanded) else { continue };
             expanded[index] = true;
+            // What a `name:` with expressions is rendered with (`needs`, `github`, `inputs`…).
+            let named = base_context(opts, job, &needs.context, &Combination::new());
             progress = true;
             let condition = job.if_.as_deref().unwrap_or("");
             let calls_status = expr::parse(strip_braces(condition)).is_ok_and(|e| expr::uses_status_function(&e));
@@ -336,7 +409,7 @@ fn expand_ready(
                 // The job's `if:` comes before its matrix, which may read outputs that a skipped
                 // or failed need never set; a job skipped this way is one entry, as on GitHub.
                 if opts.cancel.is_cancelled() {
-                    finish(observer, slots, index, blank_report(job, Combination::new(), Status::Cancelled));
+                    finish(observer, slots, index, blank_report(&named, job, Combination::new(), Status::Cancelled));
                     continue;
                 }
                 let ctx = base_context(opts, job, &needs.context, &Combination::new()).with_status(needs.status);
@@ -344,7 +417,7 @@ fn expand_ready(
                     if needs.skipped && !calls_status { Ok(false) } else { expr::evaluate_condition(condition, &ctx) };
                 let computed = match verdict {
                     Ok(false) => {
-                        finish(observer, slots, index, blank_report(job, Combination::new(), Status::Skipped));
+                        finish(observer, slots, index, blank_report(&named, job, Combination::new(), Status::Skipped));
                         continue;
                     }
                     Err(why) => Err(Unstartable::Condition(why)),
@@ -362,7 +435,7 @@ fn expand_ready(
                         &resolved
                     }
                     Err(why) => {
-                        let report = blank_report(job, Combination::new(), Status::Failure);
+                        let report = blank_report(&named, job, Combination::new(), Status::Failure);
                         explain(observer, &report.name, &Chain(&why).to_string());
                         finish(observer, slots, index, report);
                         continue;
@@ -375,7 +448,7 @@ fn expand_ready(
                 None => vec![Combination::new()],
                 Some(Ok(combos)) => combos,
                 Some(Err(why)) => {
-                    let report = blank_report(job, Combination::new(), Status::Failure);
+                    let report = blank_report(&named, job, Combination::new(), Status::Failure);
                     explain(observer, &report.name, &format!("cannot expand the matrix: {why}"));
                     finish(observer, slots, index, report);
                     continue;
@@ -387,7 +460,7 @@ fn expand_ready(
                 combos.into_iter().enumerate().filter(|(_, c)| matches_filter(c, &opts.matrix_filter)).collect();
             if opts.cancel.is_cancelled() {
                 for (_, combo) in combos {
-                    finish(observer, slots, index, blank_report(job, combo, Status::Cancelled));
+                    finish(observer, slots, index, blank_report(&named, job, combo, Status::Cancelled));
                 }
                 continue;
             }
@@ -397,16 +470,16 @@ fn expand_ready(
                     if needs.skipped && !calls_status { Ok(false) } else { expr::evaluate_condition(condition, &ctx) };
                 match verdict {
                     Ok(true) => {
-                        let report = blank_report(job, combo, Status::Skipped);
+                        let report = blank_report(&named, job, combo, Status::Skipped);
                         observer.job_queued(&report.name);
                         let strategy = strategy_context(job, &report.matrix, job_index, total, &mut |why| {
                             explain(observer, &report.name, why);
                         });
                         slots.push(Slot { job: index, report, called: Vec::new(), state: State::Ready, strategy });
                     }
-                    Ok(false) => finish(observer, slots, index, blank_report(job, combo, Status::Skipped)),
+                    Ok(false) => finish(observer, slots, index, blank_report(&named, job, combo, Status::Skipped)),
                     Err(why) => {
-                        let report = blank_report(job, combo, Status::Failure);
+                        let report = blank_report(&named, job, combo, Status::Failure);
                         explain(observer, &report.name, &format!("cannot evaluate the job's `if:`: {why}"));
                         finish(observer, slots, index, report);
                     }
@@ -458,7 +531,7 @@ fn resolve_matrix(strategy: &Strategy, ctx: &MapContext) -> Result<Strategy, Com
         },
         Some(MatrixSpec::Computed(entries)) => entries
             .iter()
-            .map(|(k, v)| Ok((k.clone(), compute(v, &evaluate)?)))
+            .map(|(k, v)| Ok((compute_key(k, &evaluate)?, compute(v, &evaluate)?)))
             .collect::<Result<_, expr::ExprError>>()?,
         _ => return Ok(strategy.clone()),
     };
@@ -467,7 +540,7 @@ fn resolve_matrix(strategy: &Strategy, ctx: &MapContext) -> Result<Strategy, Com
 }
 
 /// `value` with every string that holds `${{` replaced by what it evaluates to (an array or
-/// mapping from `fromJSON` stays one).
+/// mapping from `fromJSON` stays one), and every such key by its text.
 fn compute(
     value: &Value,
     evaluate: &dyn Fn(&str) -> Result<expr::Value, expr::ExprError>,
@@ -476,10 +549,21 @@ fn compute(
         Value::String(text) if text.contains("${{") => evaluate(text)?.to_json(),
         Value::Array(items) => Value::Array(items.iter().map(|v| compute(v, evaluate)).collect::<Result<_, _>>()?),
         Value::Object(map) => Value::Object(
-            map.iter().map(|(k, v)| Ok((k.clone(), compute(v, evaluate)?))).collect::<Result<_, expr::ExprError>>()?,
+            map.iter()
+                .map(|(k, v)| Ok((compute_key(k, evaluate)?, compute(v, evaluate)?)))
+                .collect::<Result<_, expr::ExprError>>()?,
         ),
         other => other.clone(),
     })
+}
+
+/// A mapping key with its expressions rendered (`${{ inputs.axis }}: [a, b]`), as it is
+/// without any.
+fn compute_key(
+    key: &str,
+    evaluate: &dyn Fn(&str) -> Result<expr::Value, expr::ExprError>,
+) -> Result<String, expr::ExprError> {
+    if key.contains("${{") { Ok(evaluate(key)?.to_display_string()) } else { Ok(key.to_owned()) }
 }
 
 /// Tells the observer why a job failed before it started.
@@ -660,8 +744,9 @@ mod tests {
         );
         let b = &workflow.jobs[0];
         let combos = expand_matrix(b.strategy.as_ref().expect("strategy")).expect("matrix");
-        assert_eq!(display_name(b, &combos[0]), "b (1, x)");
-        assert_eq!(display_name(b, &Combination::new()), "b");
+        let ctx = MapContext::new();
+        assert_eq!(display_name(b, &combos[0], &ctx), "b (1, x)");
+        assert_eq!(display_name(b, &Combination::new(), &ctx), "b");
     }
 
     #[test]

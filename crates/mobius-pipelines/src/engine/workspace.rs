@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::RunOptions;
 use super::actions::{self, Native};
 use super::job::Instance;
+use super::schedule::{base_context, github_context};
 use crate::expr;
 use crate::workflow::{Job, StepAction};
 
@@ -61,17 +62,64 @@ pub(super) fn prepare_dirs(opts: &RunOptions, job: &Job, instance: &Instance) ->
             }
         }
     }
-    let checks_out = job
-        .steps
-        .iter()
-        .any(|s| matches!(&s.action, StepAction::Uses { action, .. } if actions::native(action) == Native::Checkout));
-    if checks_out {
-        actions::copy_tree(&opts.workspace_source, &dirs.workspace)?;
+    for path in checkout_paths(opts, job, instance)? {
+        actions::copy_tree(&opts.workspace_source, &dirs.workspace.join(path))?;
     }
     for dir in [&dirs.workspace, &dirs.home, &dirs.temp] {
         opts.sandbox.hand_over(dir)?;
     }
     Ok(dirs)
+}
+
+/// Where the job's `actions/checkout` steps put the tree, relative to the workspace (empty:
+/// the workspace itself): each step's `path` input, rendered with the job's contexts, once
+/// each. A path that leaves the workspace is refused, as `actions/checkout` refuses it.
+fn checkout_paths(opts: &RunOptions, job: &Job, instance: &Instance) -> std::io::Result<Vec<PathBuf>> {
+    let ctx = base_context(opts, job, &instance.needs, &instance.matrix).with("strategy", instance.strategy.clone());
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for step in &job.steps {
+        let StepAction::Uses { action, with, .. } = &step.action else { continue };
+        if actions::native(action) != Native::Checkout {
+            continue;
+        }
+        let written = with.iter().find(|(k, _)| k == "path").map_or("", |(_, v)| v.as_str());
+        let rendered = expr::render(written, &ctx).map_err(|why| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("cannot evaluate the `path` of {action}: {why}"),
+            )
+        })?;
+        let path = inside_workspace(&rendered).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("the `path` of {action}, {rendered}, is not under the workspace"),
+            )
+        })?;
+        if !paths.contains(&path) {
+            paths.push(path);
+        }
+    }
+    Ok(paths)
+}
+
+/// `path` resolved lexically under the workspace (`a/./b/../c` is `a/c`, `''` the workspace
+/// itself); `None` when it is absolute or climbs out.
+pub(crate) fn inside_workspace(path: &str) -> Option<PathBuf> {
+    use std::path::Component;
+    let mut inside = PathBuf::new();
+    for component in Path::new(path.trim()).components() {
+        match component {
+            Component::Normal(part) => inside.push(part),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !inside.pop() {
+                    return None;
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(inside)
 }
 
 /// Whether finished instances' directories serve later ones: not when they were another user's.
@@ -134,8 +182,11 @@ pub(super) fn fresh_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 pub(super) fn documented_env(opts: &RunOptions, job: &Job, dirs: &Dirs) -> BTreeMap<String, String> {
+    let context = github_context(opts);
     let github =
-        |key: &str| opts.github.get(key).map(|v| expr::Value::from_json(v).to_display_string()).unwrap_or_default();
+        |key: &str| context.get(key).map(|v| expr::Value::from_json(v).to_display_string()).unwrap_or_default();
+    let runner = runner_context(opts, dirs);
+    let runner = |key: &str| runner.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
     let path = |p: &Path| p.display().to_string();
     let mut env = BTreeMap::new();
     for (key, value) in [
@@ -143,6 +194,9 @@ pub(super) fn documented_env(opts: &RunOptions, job: &Job, dirs: &Dirs) -> BTree
         ("GITHUB_ACTIONS", "true".to_owned()),
         ("GITHUB_WORKSPACE", path(&dirs.workspace)),
         ("GITHUB_REPOSITORY", github("repository")),
+        ("GITHUB_REPOSITORY_OWNER", github("repository_owner")),
+        ("GITHUB_ACTOR", github("actor")),
+        ("GITHUB_TRIGGERING_ACTOR", github("triggering_actor")),
         ("GITHUB_SHA", github("sha")),
         ("GITHUB_REF", github("ref")),
         ("GITHUB_EVENT_NAME", opts.event_name.clone()),
@@ -152,6 +206,9 @@ pub(super) fn documented_env(opts: &RunOptions, job: &Job, dirs: &Dirs) -> BTree
         ("RUNNER_OS", "Linux".to_owned()),
         ("RUNNER_ARCH", runner_arch().to_owned()),
         ("RUNNER_TEMP", path(&dirs.temp)),
+        ("RUNNER_NAME", runner("name")),
+        ("RUNNER_TOOL_CACHE", runner("tool_cache")),
+        ("RUNNER_ENVIRONMENT", runner("environment")),
         ("MOBIUS", "true".to_owned()),
         ("MOBIUS_RUN_ID", opts.run_id.to_string()),
         // Where the workspace was copied from: lets a job find what sits beside the
@@ -160,7 +217,45 @@ pub(super) fn documented_env(opts: &RunOptions, job: &Job, dirs: &Dirs) -> BTree
     ] {
         env.insert(key.to_owned(), value);
     }
+    // GitHub sets it only with debug logging on.
+    if debug_logging(opts) {
+        env.insert("RUNNER_DEBUG".to_owned(), "1".to_owned());
+    }
     env
+}
+
+/// The `runner` context of a job on this machine: GitHub's `os`, `arch`, `temp`, plus `name`
+/// (the host's name), `tool_cache` (`tool-cache` in the run's store, which outlives runs as a
+/// self-hosted runner's does), `environment` (`self-hosted`: this is no GitHub-hosted VM), and
+/// `debug` (`1`) only with debug logging on.
+pub(super) fn runner_context(opts: &RunOptions, dirs: &Dirs) -> Value {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "mobius".to_owned());
+    let mut runner = serde_json::json!({
+        "os": "Linux",
+        "arch": runner_arch(),
+        "temp": dirs.temp.display().to_string(),
+        "name": name,
+        "tool_cache": opts.store().join("tool-cache").display().to_string(),
+        "environment": "self-hosted",
+    });
+    if debug_logging(opts)
+        && let Value::Object(map) = &mut runner
+    {
+        map.insert("debug".into(), Value::String("1".into()));
+    }
+    runner
+}
+
+/// Whether debug logging is on: a secret or variable `ACTIONS_RUNNER_DEBUG` or
+/// `ACTIONS_STEP_DEBUG` is `true`, GitHub's switches.
+fn debug_logging(opts: &RunOptions) -> bool {
+    ["ACTIONS_RUNNER_DEBUG", "ACTIONS_STEP_DEBUG"].iter().any(|name| {
+        [&opts.secrets, &opts.vars].iter().any(|map| map.get(*name).is_some_and(|v| v.eq_ignore_ascii_case("true")))
+    })
 }
 
 /// The cache scope of the run: `github.repository`, the branch from `github.ref_name` (else

@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 use std::time::SystemTime;
 
-use super::commands::Commands;
+use super::commands::{Commands, SharedRequests};
 use crate::mask::{MaskStream, Masker};
 
 /// Which output of a step a line came from.
@@ -127,8 +127,20 @@ pub(crate) struct LineSplitter {
 }
 
 impl LineSplitter {
+    #[cfg(test)]
     pub(crate) fn new(stream: Stream, masker: &Masker) -> LineSplitter {
-        LineSplitter { stream, mask: masker.stream(), commands: Commands::new(masker.clone()), partial: Vec::new() }
+        LineSplitter::for_step(stream, masker, SharedRequests::default(), false)
+    }
+
+    /// The splitter of one stream of a step, whose legacy commands' requests go to `requests`.
+    pub(crate) fn for_step(
+        stream: Stream,
+        masker: &Masker,
+        requests: SharedRequests,
+        unsecure_allowed: bool,
+    ) -> LineSplitter {
+        let commands = Commands::for_step(masker.clone(), requests, unsecure_allowed);
+        LineSplitter { stream, mask: masker.stream(), commands, partial: Vec::new() }
     }
 
     /// Takes a chunk and returns the lines it completes.

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant as Deadline, sleep_until};
 
+use super::commands::{ALLOW_UNSECURE_COMMANDS, Requests, SharedRequests, allows_unsecure_commands};
 use super::envfiles::{EnvFileError, parse_assignments, parse_path};
 use super::log::{LineSplitter, LogLine, LogSink, Stream};
 use super::{CancellationSignal, JobState, Outcome, StepResult, StepSpec};
@@ -153,53 +154,79 @@ pub async fn run_step(
     cancel: CancellationSignal,
 ) -> StepResult {
     let started = Instant::now();
-    let finish = |outcome, (outputs, summary, state)| StepResult {
+    let finish = |outcome, outputs, state, summary| StepResult {
         outcome,
         continue_on_error: step.continue_on_error,
         outputs,
-        summary,
         state,
+        summary,
         duration: started.elapsed(),
     };
     if cancel.is_cancelled() {
-        return finish(Outcome::Cancelled, Default::default());
+        return finish(Outcome::Cancelled, BTreeMap::new(), BTreeMap::new(), String::new());
     }
     job.steps_started += 1;
     let files = match StepFiles::create(&job.env.temp, job.steps_started, step, &job.sandbox) {
         Ok(files) => files,
         Err(error) => {
             report(job, step, log, &error);
-            return finish(Outcome::Failure { exit_code: None }, Default::default());
+            return finish(Outcome::Failure { exit_code: None }, BTreeMap::new(), BTreeMap::new(), String::new());
         }
     };
-    let mut outcome = match execute(job, step, &files, log, &cancel).await {
-        Ok(outcome) => outcome,
+    let requests = SharedRequests::default();
+    let (mut outcome, shown_code) = match execute(job, step, &files, log, &cancel, &requests).await {
+        Ok(ended) => ended,
         Err(error) => {
             report(job, step, log, &error);
-            Outcome::Failure { exit_code: None }
+            (Outcome::Failure { exit_code: None }, None)
         }
     };
-    let read = match read_back(job, &files) {
-        Ok(read) => read,
+    // The readers are done with it; a poisoned lock still holds whole maps.
+    let requests = std::mem::take(&mut *requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    let Requests { outputs: mut all_outputs, mut state, env, path, failed } = requests;
+    if failed && outcome == Outcome::Success {
+        // A refused or malformed command fails the step, as GitHub's runner does.
+        outcome = Outcome::Failure { exit_code: None };
+    }
+    // What the legacy commands set comes first: the files, read after the step, win.
+    job.exported.extend(env);
+    prepend_path(job, path);
+    let summary = match read_back(job, &files) {
+        Ok((outputs, summary, file_state)) => {
+            all_outputs.extend(outputs);
+            state.extend(file_state);
+            summary
+        }
         Err(error) => {
             report(job, step, log, &error);
             if outcome == Outcome::Success {
                 outcome = Outcome::Failure { exit_code: None };
             }
-            Default::default()
+            all_outputs.clear();
+            String::new()
         }
     };
-    finish(outcome, read)
+    // GitHub's runner ends a step that exited nonzero with this line, whatever it printed.
+    if let Some(code) = shown_code {
+        let text = format!("error: Process completed with exit code {code}.");
+        log.line(LogLine { at: std::time::SystemTime::now(), stream: Stream::Stderr, text });
+    }
+    finish(outcome, all_outputs, state, summary)
 }
 
 /// Starts the step's shell and follows it to the end of its output.
+///
+/// Returns how it ended and, when its shell exited on its own with a nonzero code, that code
+/// (128 + the signal's number for a shell killed by a signal nobody here sent, as a shell
+/// reports it) for the log's last line.
 async fn execute(
     job: &mut JobState,
     step: &StepSpec,
     files: &StepFiles,
     log: &mut dyn LogSink,
     cancel: &CancellationSignal,
-) -> Result<Outcome, ExecError> {
+    requests: &SharedRequests,
+) -> Result<(Outcome, Option<i32>), ExecError> {
     let (mut command, program) = command(job, step, files)?;
     let mut child = command.spawn().map_err(|source| ExecError::Spawn { program, source })?;
     // The sandbox made the child the leader of a group whose id is its pid.
@@ -207,8 +234,8 @@ async fn execute(
 
     let (sender, mut lines) = mpsc::channel::<LogLine>(256);
     let readers: Vec<JoinHandle<()>> = [
-        child.stdout.take().map(|out| spawn_reader(out, Stream::Stdout, job, sender.clone())),
-        child.stderr.take().map(|err| spawn_reader(err, Stream::Stderr, job, sender.clone())),
+        child.stdout.take().map(|out| spawn_reader(out, Stream::Stdout, job, step, requests, sender.clone())),
+        child.stderr.take().map(|err| spawn_reader(err, Stream::Stderr, job, step, requests, sender.clone())),
     ]
     .into_iter()
     .flatten()
@@ -244,9 +271,13 @@ async fn execute(
     }
 
     match status? {
-        Ended::Exited(status) if status.success() => Ok(Outcome::Success),
-        Ended::Exited(status) => Ok(Outcome::Failure { exit_code: status.code() }),
-        Ended::Stopped(outcome) => Ok(outcome),
+        Ended::Exited(status) if status.success() => Ok((Outcome::Success, None)),
+        Ended::Exited(status) => {
+            use std::os::unix::process::ExitStatusExt;
+            let shown = status.code().or_else(|| status.signal().map(|signal| 128 + signal));
+            Ok((Outcome::Failure { exit_code: status.code() }, shown))
+        }
+        Ended::Stopped(outcome) => Ok((outcome, None)),
     }
 }
 
@@ -412,12 +443,25 @@ fn search_path(job: &JobState) -> OsString {
     })
 }
 
-/// Starts a task that reads one stream into masked lines.
-fn spawn_reader<R>(reader: R, stream: Stream, job: &JobState, sender: mpsc::Sender<LogLine>) -> JoinHandle<()>
+/// Starts a task that reads one stream into masked lines, applying workflow commands.
+fn spawn_reader<R>(
+    reader: R,
+    stream: Stream,
+    job: &JobState,
+    step: &StepSpec,
+    requests: &SharedRequests,
+    sender: mpsc::Sender<LogLine>,
+) -> JoinHandle<()>
 where
     R: AsyncRead + Unpin + Send + 'static,
 {
-    let splitter = LineSplitter::new(stream, &job.env.masker);
+    // The step's environment as its process gets it: the step's `env` over `GITHUB_ENV`'s
+    // values over the job's.
+    let allowed = [&step.env, &job.exported, &job.env.base_env]
+        .iter()
+        .find_map(|env| env.get(ALLOW_UNSECURE_COMMANDS))
+        .map(String::as_str);
+    let splitter = LineSplitter::for_step(stream, &job.env.masker, requests.clone(), allows_unsecure_commands(allowed));
     tokio::spawn(read_lines(reader, splitter, sender))
 }
 
@@ -469,6 +513,12 @@ fn read_back(job: &mut JobState, files: &StepFiles) -> Result<ReadBack, ExecErro
         None => BTreeMap::new(),
     };
     job.exported.extend(env);
+    prepend_path(job, added);
+    Ok((outputs, summary, state))
+}
+
+/// Puts directories at the front of the job's `PATH` for its later steps, each new one first.
+fn prepend_path(job: &mut JobState, added: Vec<PathBuf>) {
     if !added.is_empty() {
         job.programs.clear();
     }
@@ -476,7 +526,6 @@ fn read_back(job: &mut JobState, files: &StepFiles) -> Result<ReadBack, ExecErro
         job.added_path.retain(|known| known != &dir);
         job.added_path.insert(0, dir);
     }
-    Ok((outputs, summary, state))
 }
 
 /// A plain file's bytes; `None` for a symbolic link (not followed), a FIFO (not waited for), a

@@ -33,6 +33,7 @@ const JOB_KEYS: &[&str] = &[
     "uses",
     "with",
     "secrets",
+    "snapshot",
 ];
 const STEP_KEYS: &[&str] = &[
     "id",
@@ -142,6 +143,7 @@ fn job(r: &mut Report, key: &Node, node: &Node) -> Option<Job> {
                     type_error(r, v, "steps", "a sequence");
                 }
             }
+            "snapshot" => snapshot(r, v),
             "container" | "services" => r.error(
                 k.pos,
                 format!("`{}` is not supported: jobs run as host processes (job `{id}`)", k.as_str().unwrap_or("")),
@@ -269,8 +271,9 @@ fn matrix(r: &mut Report, node: &Node) -> Option<MatrixSpec> {
     let map = mapping(r, node, "matrix")?;
     let entries: Vec<(String, Value)> =
         map.iter().map(|(k, v)| (k.scalar_string().unwrap_or_default(), v.to_json())).collect();
-    if entries.iter().any(|(_, v)| has_expression(v)) {
-        // One computed part makes the whole matrix known only at run time.
+    if entries.iter().any(|(k, v)| k.contains("${{") || has_expression(v)) {
+        // One computed part (a value, or an axis's name) makes the whole matrix known only at
+        // run time.
         return Some(MatrixSpec::Computed(entries));
     }
     let mut m = Matrix::default();
@@ -339,6 +342,23 @@ fn concurrency(r: &mut Report, node: &Node) -> Option<Concurrency> {
     Some(c)
 }
 
+/// `snapshot`: an image name, or `image-name` (required) with `version`. GitHub makes a custom
+/// runner image of a larger runner from the job; accepted and ignored here.
+fn snapshot(r: &mut Report, node: &Node) {
+    if entries(node).is_none() {
+        string(r, node, "snapshot");
+        return;
+    }
+    let Some(map) = mapping(r, node, "snapshot") else { return };
+    check_keys(r, map, &["image-name", "version"], "snapshot");
+    for (k, v) in map {
+        string(r, v, &format!("snapshot.{}", k.as_str().unwrap_or("")));
+    }
+    if !map.iter().any(|(k, _)| k.as_str() == Some("image-name")) {
+        r.error(node.pos, "`snapshot` needs an `image-name`".into());
+    }
+}
+
 fn environment(r: &mut Report, node: &Node) -> Option<String> {
     if let Some(map) = entries(node) {
         check_keys(r, map, &["name", "url", "deployment"], "environment");
@@ -353,12 +373,13 @@ fn environment(r: &mut Report, node: &Node) -> Option<String> {
 // ---- shared helpers ----
 
 /// The string of a node holding only a `${{ }}` expression.
-/// Whether a string anywhere in `value` holds a `${{ }}` expression.
+/// Whether a string anywhere in `value`, or a key of a mapping in it, holds a `${{ }}`
+/// expression.
 fn has_expression(value: &Value) -> bool {
     match value {
         Value::String(s) => s.contains("${{"),
         Value::Array(items) => items.iter().any(has_expression),
-        Value::Object(map) => map.values().any(has_expression),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains("${{") || has_expression(v)),
         _ => false,
     }
 }

@@ -23,9 +23,10 @@ pub const SUPPORTED_ACTIONS: &[&str] = &[
     "mobius/policy-check",
 ];
 
-/// Parses every `${{ }}` in every string of the document, and every `if:` (whose `${{ }}` is
-/// optional), reporting errors at the expression's position in the file. The `jobs` context is
-/// refused outside `on.workflow_call.outputs.<name>.value`, the only place GitHub has it.
+/// Parses every `${{ }}` in every string of the document, mapping keys included (`env` names,
+/// matrix axes), and every `if:` (whose `${{ }}` is optional), reporting errors at the
+/// expression's position in the file. The `jobs` context is refused outside
+/// `on.workflow_call.outputs.<name>.value`, the only place GitHub has it.
 pub(crate) fn expressions(r: &mut Report, node: &Node) {
     expressions_at(r, node, &mut Vec::new());
 }
@@ -47,6 +48,7 @@ fn expressions_at<'n>(r: &mut Report, node: &'n Node, path: &mut Vec<&'n str>) {
         Kind::Seq(items) => items.iter().for_each(|i| expressions_at(r, i, path)),
         Kind::Map(entries) => {
             for (k, v) in entries {
+                expressions(r, k);
                 match (&v.kind, k.as_str()) {
                     (Kind::Str(text), Some("if")) if !text.contains("${{") => match expr::parse(text) {
                         Err(e) => {
@@ -258,6 +260,25 @@ fn matrix_size(r: &mut Report, job: &Job) {
 #[cfg(test)]
 mod tests {
     use crate::workflow::lint;
+
+    /// Keys are rendered at run time (`env` names, matrix axes), so lint parses them too; names
+    /// and shells are values and were always checked.
+    #[test]
+    fn expressions_in_keys_names_and_shells_are_checked() {
+        let text = "on: push\njobs:\n  t:\n    name: t ${{ matrix.x ) }}\n    runs-on: x\n    strategy:\n      \
+                    matrix:\n        \"${{ inputs.a ] }}\": [1]\n    env:\n      \"${{ ( }}_HOME\": y\n    \
+                    steps:\n      - shell: ${{ 'bash }}\n        run: 'true'\n";
+        let found: Vec<String> = lint("w.yml", text).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            found,
+            [
+                "w.yml:4:26: error: invalid expression: unexpected `)` at column 16",
+                "w.yml:8:23: error: invalid expression: unexpected `]` at column 14",
+                "w.yml:10:8: error: invalid expression: unexpected end of expression",
+                "w.yml:12:16: error: invalid expression: unterminated `${{` at column 1",
+            ]
+        );
+    }
 
     /// Found by the property `long_needs_chains_are_checked`: the cycle search recursed once per
     /// job of a `needs` chain, and a few thousand jobs overflowed the stack.

@@ -194,8 +194,9 @@ pub enum MatrixSpec {
     /// An expression (`${{ fromJSON(needs.setup.outputs.matrix) }}`), expanded at run time.
     Expr(String),
     /// A mapping with an expression somewhere in it (`os: ${{ fromJSON(needs.a.outputs.os) }}`,
-    /// `include: ${{ … }}`, or a value inside an axis or entry), its entries in file order;
-    /// every string holding `${{` is evaluated at run time.
+    /// `include: ${{ … }}`, a value inside an axis or entry, or a key such as an axis named
+    /// `${{ inputs.axis }}`), its entries in file order; every string and key holding `${{` is
+    /// evaluated at run time.
     Computed(Vec<(String, Value)>),
 }
 

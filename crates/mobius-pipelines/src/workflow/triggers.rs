@@ -152,7 +152,8 @@ fn inputs(r: &mut Report, node: &Node) -> Vec<Input> {
 fn input(r: &mut Report, key: &Node, node: &Node) -> Option<Input> {
     let name = key.scalar_string()?;
     let what = format!("input `{name}`");
-    let map = mapping(r, node, &what)?;
+    // `foo:` with nothing after it is an optional string input, as on GitHub.
+    let map: &[(Node, Node)] = if node.kind == Kind::Null { &[] } else { mapping(r, node, &what)? };
     check_keys(r, map, &["description", "required", "default", "type", "options", "deprecationMessage"], &what);
     let mut input = Input { name, description: None, required: false, kind: InputKind::String, default: None };
     let mut options = Vec::new();
@@ -213,7 +214,14 @@ fn input(r: &mut Report, key: &Node, node: &Node) -> Option<Input> {
 
 fn cron_entry(r: &mut Report, node: &Node) -> Option<String> {
     let map = mapping(r, node, "schedule entry")?;
-    check_keys(r, map, &["cron"], "a `schedule` entry");
+    check_keys(r, map, &["cron", "timezone"], "a `schedule` entry");
+    // `timezone`: an IANA name (`America/New_York`) the cron is read in; UTC without it.
+    if let Some((_, zone)) = map.iter().find(|(k, _)| k.as_str() == Some("timezone"))
+        && let Some(name) = string(r, zone, "timezone")
+        && (name.is_empty() || name.contains(char::is_whitespace))
+    {
+        r.error(zone.pos, format!("timezone {name:?} is not an IANA time zone name such as America/New_York"));
+    }
     let (_, value) = map.iter().find(|(k, _)| k.as_str() == Some("cron"))?;
     let cron = string(r, value, "cron")?;
     // Starter workflows carry `$cron-daily`-style placeholders that GitHub fills in when the

@@ -1,6 +1,7 @@
 //! Scenario tests of the engine, as data: each `tests/scenarios/<name>/` holds a
-//! `workflow.yml` and an `expected.json` with the run's result, every job instance's result,
-//! outcome of each step and outputs, and optionally secrets to pass and log text to look for.
+//! `workflow.yml` and an `expected.json` with the GitHub behaviour it reproduces, the run's
+//! result, every job instance's result, outcome of each step and outputs, and optionally
+//! secrets to pass and log text to look for.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,6 +18,10 @@ async fn check(dir: &Path) -> Result<(), String> {
     let expected: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).map_err(|e| format!("{name}: {e}"))?)
             .map_err(|e| format!("{name}: expected.json: {e}"))?;
+    // Every scenario says which GitHub behaviour it reproduces, so a failure says what broke.
+    if expected["github"].as_str().is_none_or(|text| text.trim().is_empty()) {
+        return Err(format!("{name}: expected.json needs `github`, a non-empty string: the GitHub behaviour it shows"));
+    }
     let workflow = workflow::parse("workflow.yml", &text).map_err(|d| format!("{name}: {d:?}"))?;
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut opts = RunOptions::new(dir, work.path());
@@ -54,6 +59,13 @@ async fn check(dir: &Path) -> Result<(), String> {
                 .unwrap_or_default();
             if steps != &got_steps {
                 problems.push(format!("job `{job_name}`: steps {got_steps:?} != {steps:?}"));
+            }
+        }
+        if let Some(names) = want.get("step_names").and_then(Value::as_array) {
+            let got_names: Vec<Value> =
+                got["steps"].as_array().map(|s| s.iter().map(|s| s["name"].clone()).collect()).unwrap_or_default();
+            if names != &got_names {
+                problems.push(format!("job `{job_name}`: step names {got_names:?} != {names:?}"));
             }
         }
         if let Some(want_outputs) = want.get("step_outputs").and_then(Value::as_array) {

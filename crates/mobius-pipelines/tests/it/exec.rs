@@ -90,6 +90,45 @@ async fn exit_codes_and_conclusion() {
     assert_eq!(excused.conclusion(), Conclusion::Success);
 }
 
+/// GitHub's runner ends a step that exited nonzero with this line, after all its output.
+#[tokio::test]
+async fn a_nonzero_exit_is_the_last_line() {
+    let (_dir, mut job) = job();
+    let (_, lines) = run(&mut job, &step("exit 7")).await;
+    let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(texts, ["error: Process completed with exit code 7."]);
+    let (_, lines) = run(&mut job, &step("echo out\necho err >&2\nkill -KILL $$")).await;
+    assert_eq!(lines.last().map(|l| l.text.as_str()), Some("error: Process completed with exit code 137."));
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let (_, lines) = run(&mut job, &step("echo fine")).await;
+    assert_eq!(stdout(&lines), ["fine"]);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+}
+
+/// `::set-output` and `::save-state` land in the result; `::set-env` fails the step unless
+/// `ACTIONS_ALLOW_UNSECURE_COMMANDS` is true in the step's environment.
+#[tokio::test]
+async fn legacy_commands_reach_the_result_and_the_job() {
+    let (_dir, mut job) = job();
+    let script = "echo '::set-output name=a::1'\necho '::save-state name=s::x%3Ay'\necho 'a=2' >> \"$GITHUB_OUTPUT\"";
+    let (result, _) = run(&mut job, &step(script)).await;
+    assert_eq!(result.outcome, Outcome::Success);
+    assert_eq!(result.outputs, BTreeMap::from([("a".to_owned(), "2".to_owned())]));
+    assert_eq!(result.state, BTreeMap::from([("s".to_owned(), "x%3Ay".to_owned())]));
+
+    let (result, _) = run(&mut job, &step("echo '::set-env name=V::1'")).await;
+    assert_eq!(result.outcome, Outcome::Failure { exit_code: None });
+    assert!(job.exported_env().is_empty());
+    let allowed = StepSpec {
+        env: BTreeMap::from([("ACTIONS_ALLOW_UNSECURE_COMMANDS".to_owned(), "true".to_owned())]),
+        ..step("echo '::set-env name=V::1'\necho '::add-path::/opt/legacy'")
+    };
+    let (result, _) = run(&mut job, &allowed).await;
+    assert_eq!(result.outcome, Outcome::Success);
+    assert_eq!(job.exported_env().get("V").map(String::as_str), Some("1"));
+    assert_eq!(job.added_path(), [PathBuf::from("/opt/legacy")]);
+}
+
 #[tokio::test]
 async fn bash_is_errexit_and_pipefail() {
     let (_dir, mut job) = job();

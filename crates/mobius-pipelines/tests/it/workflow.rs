@@ -459,3 +459,71 @@ fn matrix_limits_and_dynamic() {
     let no_matrix = Strategy { matrix: None, fail_fast: workflow::Setting::Value(true), max_parallel: None };
     assert_eq!(expand_matrix(&no_matrix), Ok(vec![Combination::new()]));
 }
+
+// ---- syntax GitHub accepts, and how messages quote ----
+
+/// A job's `snapshot`, a schedule's `timezone` and a dispatch input without a body are valid on
+/// GitHub, so they lint clean; their wrong shapes are still errors.
+#[test]
+fn snapshot_timezone_and_bare_inputs_are_accepted() {
+    let text = "on:\n  schedule:\n    - cron: '0 3 * * *'\n      timezone: America/New_York\n  workflow_dispatch:\n    \
+                inputs:\n      bare:\n      empty: {}\njobs:\n  a:\n    runs-on: x\n    snapshot: my-image\n    \
+                steps: [{run: x}]\n  b:\n    runs-on: x\n    snapshot:\n      image-name: my-image\n      \
+                version: 2.*\n    steps: [{run: x}]\n";
+    check(text, &[]);
+    let parsed = workflow::parse("w.yml", text).expect("valid");
+    let inputs = parsed.on.workflow_dispatch.expect("dispatch");
+    assert_eq!(
+        inputs.iter().map(|i| (i.name.as_str(), i.required)).collect::<Vec<_>>(),
+        [("bare", false), ("empty", false)]
+    );
+    assert_eq!(inputs[0].kind, InputKind::String);
+    check(
+        "on:\n  schedule:\n    - cron: '0 3 * * *'\n      timezone: [x]\njobs:\n  a:\n    runs-on: x\n    \
+         snapshot:\n      version: '1'\n      size: big\n    steps: [{run: x}]\n",
+        &[
+            "w.yml:4:17: error: `timezone` must be a string, not a sequence",
+            "w.yml:9:7: error: `snapshot` needs an `image-name`",
+            "w.yml:10:7: error: unknown key `size` in snapshot",
+        ],
+    );
+}
+
+/// Whether `message` puts a quote inside a quote: a `'` or `"` inside backticks, or a backtick
+/// inside double quotes.
+fn nests_quotes(message: &str) -> bool {
+    let (mut in_backticks, mut in_double) = (false, false);
+    for c in message.chars() {
+        match c {
+            '`' if in_double => return true,
+            '`' => in_backticks = !in_backticks,
+            '"' | '\'' if in_backticks => return true,
+            '"' => in_double = !in_double,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Lint messages quote one level deep: a string token is shown as `string 'x'`, never inside
+/// backticks, and no message wraps a quoted value in more quotes.
+#[test]
+fn lint_messages_never_nest_quotes() {
+    let files = [
+        "on: push\njobs:\n  a:\n    runs-on: x\n    if: ${{ 'a' 'b' }}\n    steps: [{run: \"${{ 'x' == }}\"}]\n",
+        "on: push\njobs:\n  a:\n    runs-on: x\n    steps: [{run: \"${{ format('{0') }}\"}]\n",
+        "on:\n  schedule:\n    - cron: '0 0 * 13 *'\n    - cron: '*/0 * * * *'\n      timezone: ''\n  \
+         workflow_dispatch:\n    inputs:\n      n:\n        type: number\n        default: abc\n      c:\n        \
+         type: choice\n      k:\n        type: kind\njobs:\n  a:\n    runs-on: x\n    strategy:\n      matrix:\n        \
+         os: linux\n        include: [1]\n    steps:\n      - uses: mobius/deploy@v1\n        with: {servce: x}\n      \
+         - uses: nope/nope@v1\n      - uses: x\n  b:\n    needs: [zz, b]\n    runs-on: x\n    container: x\n    steps: []\n",
+    ];
+    let mut messages = Vec::new();
+    for text in files {
+        messages.extend(workflow::lint("w.yml", text).into_iter().map(|d| d.message));
+    }
+    assert!(messages.len() > 15, "{messages:#?}");
+    assert!(messages.iter().any(|m| m.ends_with("unexpected string 'b' at column 9")), "{messages:#?}");
+    let nested: Vec<&String> = messages.iter().filter(|m| nests_quotes(m)).collect();
+    assert!(nested.is_empty(), "{nested:#?}");
+}

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use std::path::Path;
 
 use anyhow::{Result, bail};
+use mobius_pipelines::engine::{self, RunOptions};
 use mobius_pipelines::workflow::{self, Job, MatrixError, Triggers, Workflow, expand_matrix};
 use serde::Serialize;
 
@@ -25,7 +26,7 @@ pub fn run(data_dir: Option<&Path>, json: bool, args: RunArgs) -> Result<ExitCod
         return execute::run(data_dir, json, args);
     }
     let root = repo_root()?;
-    let mut listed: Vec<Listed> = discover(&root, &[])?.iter().map(list).collect();
+    let mut listed: Vec<Listed> = discover(&root, &[])?.iter().map(|file| list(&root, &args, file)).collect();
     if !args.targets.is_empty() {
         listed.retain(|w| args.targets.iter().any(|t| w.selected_by(t)));
         if listed.is_empty() {
@@ -56,7 +57,12 @@ struct Listed {
 #[derive(Serialize)]
 struct ListedJob {
     id: String,
+    /// `name:`, its expressions rendered with the `github`, `inputs` and `vars` contexts of a
+    /// run of `--event` (a matrix job's name is the instances' to render).
     name: Option<String>,
+    /// The instances' display names as the run would show them (`build (linux, 20)`); `None`
+    /// when the matrix is computed at run time.
+    instances: Option<Vec<String>>,
     needs: Vec<String>,
     /// How many jobs the matrix makes (1 without a matrix); `None` when it is computed at run
     /// time from an expression.
@@ -80,10 +86,10 @@ fn selected_by(file: &str, name: Option<&str>, target: &str) -> bool {
     [file, file_name, stem].contains(&target) || name == Some(target)
 }
 
-fn list(file: &WorkflowFile) -> Listed {
+fn list(root: &Path, args: &RunArgs, file: &WorkflowFile) -> Listed {
     let parsed = file.read().map_err(|d| vec![d]).and_then(|text| workflow::parse(&file.display, &text));
     match parsed {
-        Ok(w) => listed(file, &w),
+        Ok(w) => listed(file, &w, &naming_options(root, args, &w)),
         Err(errors) => Listed {
             file: file.display.clone(),
             name: None,
@@ -94,17 +100,30 @@ fn list(file: &WorkflowFile) -> Listed {
     }
 }
 
-fn listed(file: &WorkflowFile, w: &Workflow) -> Listed {
+fn listed(file: &WorkflowFile, w: &Workflow, opts: &RunOptions) -> Listed {
     Listed {
         file: file.display.clone(),
         name: w.name.clone(),
         triggers: triggers(&w.on),
-        jobs: w.jobs.iter().map(listed_job).collect(),
+        jobs: w.jobs.iter().map(|job| listed_job(job, opts)).collect(),
         error: None,
     }
 }
 
-fn listed_job(job: &Job) -> ListedJob {
+/// What names are rendered with: the contexts a run of `--event` with `--input`s would have
+/// before any job ran (a required input not given leaves `inputs` empty here: listing runs
+/// nothing).
+fn naming_options(root: &Path, args: &RunArgs, w: &Workflow) -> RunOptions {
+    let called = w.on.workflow_call.is_some() && args.event == "workflow_call";
+    let inputs = context::inputs(w, &args.event, called, &args.inputs).unwrap_or_default();
+    let mut opts = RunOptions::new(root, root);
+    opts.event_name.clone_from(&args.event);
+    opts.github = context::github_context(root, &args.event, &inputs);
+    opts.inputs = inputs;
+    opts
+}
+
+fn listed_job(job: &Job, opts: &RunOptions) -> ListedJob {
     let matrix = match job.strategy.as_ref().map(expand_matrix) {
         None => Some(1),
         Some(Ok(combinations)) => Some(combinations.len()),
@@ -112,9 +131,15 @@ fn listed_job(job: &Job) -> ListedJob {
         // left; it is known only once the jobs it needs have run.
         Some(Err(MatrixError::Dynamic | MatrixError::TooMany { .. } | MatrixError::Empty)) => None,
     };
+    let instances = engine::instance_names(job, opts);
+    let name = match (&job.strategy, &instances) {
+        (None, Some(names)) if job.name.is_some() => names.first().cloned(),
+        _ => job.name.clone(),
+    };
     ListedJob {
         id: job.id.clone(),
-        name: job.name.clone(),
+        name,
+        instances,
         needs: job.needs.iter().map(|(id, _)| id.clone()).collect(),
         matrix,
         steps: job.steps.len(),
@@ -162,7 +187,7 @@ fn print_table(listed: &[Listed]) {
             .map(|j| {
                 [
                     j.id.clone(),
-                    j.name.clone().unwrap_or_else(|| "-".to_owned()),
+                    name_column(j),
                     if j.needs.is_empty() { "-".to_owned() } else { j.needs.join(",") },
                     j.matrix.map_or_else(|| "dynamic".to_owned(), |n| n.to_string()),
                     j.steps.to_string(),
@@ -170,5 +195,19 @@ fn print_table(listed: &[Listed]) {
             })
             .collect();
         crate::output::print_table(2, ["JOB", "NAME", "NEEDS", "MATRIX", "STEPS"], &rows);
+    }
+}
+
+/// The NAME column: the name, or for a matrix job whose name has expressions, the first
+/// instances' names.
+fn name_column(job: &ListedJob) -> String {
+    let Some(name) = &job.name else { return "-".to_owned() };
+    match &job.instances {
+        Some(names) if name.contains("${{") && !names.is_empty() => {
+            let shown: Vec<&str> = names.iter().take(2).map(String::as_str).collect();
+            let more = if names.len() > shown.len() { ", …" } else { "" };
+            format!("{}{more}", shown.join(", "))
+        }
+        _ => name.clone(),
     }
 }

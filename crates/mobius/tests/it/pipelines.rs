@@ -275,6 +275,50 @@ fn run_json_reports_each_workflow_and_job() {
 }
 
 #[test]
+fn names_with_expressions_are_rendered_in_the_list_the_log_and_json() {
+    let flow = "on: push\njobs:\n  t:\n    name: test ${{ matrix.os }}\n    runs-on: x\n    strategy:\n      \
+                matrix:\n        os: [linux, mac]\n    steps:\n      - name: say ${{ matrix.os }} on ${{ github.event_name }}\n        \
+                run: echo hi\n  one:\n    name: single ${{ github.event_name }}\n    runs-on: x\n    steps:\n      \
+                - run: echo one\n";
+    let dir = git_repo(&[(".github/workflows/names.yml", flow)]);
+    let out = dir.ok(&["run", "--list"]);
+    let row = |id: &str| out.lines().find(|l| l.trim_start().starts_with(id)).map(str::to_owned);
+    assert!(row("t ").is_some_and(|r| r.contains("test linux, test mac")), "{out}");
+    assert!(row("one").is_some_and(|r| r.contains("single push")), "{out}");
+    let listed = dir.json(&["run", "--list"]);
+    assert_eq!(listed[0]["jobs"][0]["instances"], serde_json::json!(["test linux", "test mac"]));
+    assert_eq!(listed[0]["jobs"][1]["name"], "single push");
+
+    let text = dir.ok(&["run"]);
+    assert!(text.lines().any(|l| l.starts_with("[test mac] say mac on push") && l.ends_with(": hi")), "{text}");
+    let report = dir.json(&["run"]);
+    let jobs = report["runs"][0]["jobs"].as_array().expect("jobs");
+    let names: Vec<&str> = jobs.iter().filter_map(|j| j["name"].as_str()).collect();
+    assert_eq!(names, ["test linux", "test mac", "single push"]);
+    assert_eq!(jobs[0]["steps"][0]["name"], "say linux on push");
+}
+
+#[test]
+fn run_sets_the_owner_actor_and_runner_contexts() {
+    let flow = "on: push\njobs:\n  c:\n    runs-on: x\n    steps:\n      - run: |\n          \
+                test \"${{ github.repository_owner }}\" = acme && test \"$GITHUB_REPOSITORY_OWNER\" = acme\n          \
+                test -n \"$GITHUB_ACTOR\" && test \"$GITHUB_ACTOR\" = \"${{ github.actor }}\"\n          \
+                test \"$GITHUB_TRIGGERING_ACTOR\" = \"${{ github.triggering_actor }}\"\n          \
+                test \"$GITHUB_TRIGGERING_ACTOR\" = \"$GITHUB_ACTOR\"\n          \
+                test \"$RUNNER_ENVIRONMENT\" = self-hosted && test \"$RUNNER_NAME\" = \"${{ runner.name }}\"\n          \
+                test -n \"$RUNNER_TOOL_CACHE\" && echo contexts-checked\n";
+    let dir = git_repo(&[(".github/workflows/c.yml", flow)]);
+    let status = Command::new("git")
+        .args(["remote", "add", "origin", "https://github.com/acme/app.git"])
+        .current_dir(dir.path())
+        .status()
+        .expect("git runs");
+    assert!(status.success());
+    let text = dir.ok(&["run"]);
+    assert!(text.contains("contexts-checked"), "{text}");
+}
+
+#[test]
 fn a_lint_error_stops_the_run_before_any_job() {
     let dir = git_repo(&[(".github/workflows/bad.yml", BAD)]);
     let marker = dir.path().join("ran");
@@ -292,6 +336,37 @@ fn a_lint_error_stops_the_run_before_any_job() {
 }
 
 #[test]
+fn a_lint_error_blocks_only_the_workflows_the_run_would_include() {
+    let dir = git_repo(&[(".github/workflows/bad.yml", &BAD.replace("on: push", "on: workflow_dispatch"))]);
+    let marker = dir.path().join("ran");
+    let good = format!(
+        "on: push\njobs:\n  g:\n    runs-on: ubuntu-latest\n    steps:\n      - run: touch '{}'\n",
+        marker.display()
+    );
+    dir.write(".github/workflows/good.yml", &good);
+    // A push does not run bad.yml: its error is a warning and good.yml runs.
+    let out = dir.run(&["run"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}{}", stdout(&out));
+    assert!(err.contains(".github/workflows/bad.yml:4:5: warning: unknown key `runs_on`"), "{err}");
+    assert!(err.contains("warning: .github/workflows/bad.yml is not run: it has 1 lint error"), "{err}");
+    assert!(marker.exists(), "good.yml did not run");
+    // Naming it, or dispatching it, runs it: then its error stops the run.
+    std::fs::remove_file(&marker).expect("remove marker");
+    for args in [&["run", "bad"][..], &["run", "--event", "workflow_dispatch"], &["run", "good", "test"]] {
+        let out = dir.run(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(".github/workflows/bad.yml:4:5: error:") && err.contains("nothing was run"), "{err}");
+        assert!(!marker.exists(), "{args:?} ran a job despite the lint error");
+    }
+    // A file that is not even YAML cannot say what it runs: it stops only runs that name it.
+    dir.write(".github/workflows/bad.yml", "on: [push\n");
+    assert!(dir.run(&["run"]).status.success());
+    assert_eq!(dir.run(&["run", "bad.yml"]).status.code(), Some(1));
+}
+
+#[test]
 fn secrets_are_masked_in_the_output() {
     let flow = "on: push\njobs:\n  s:\n    runs-on: ubuntu-latest\n    env:\n      TOKEN: ${{ secrets.TOKEN }}\n    steps:\n      - run: echo \"token is $TOKEN\"\n";
     let dir = git_repo(&[(".github/workflows/s.yml", flow)]);
@@ -304,6 +379,25 @@ fn secrets_are_masked_in_the_output() {
     dir.write("secrets.env", "# from the vault\nTOKEN=hunter2-secret\n");
     let text = dir.ok(&["run", "--secrets-file", "secrets.env"]);
     assert!(text.contains("token is ***") && !text.contains("hunter2"), "{text}");
+}
+
+#[test]
+fn a_secrets_file_is_read_as_dotenv() {
+    let flow = "on: push\njobs:\n  s:\n    runs-on: x\n    env:\n      PEM: ${{ secrets.PEM }}\n      \
+                LIT: ${{ secrets.LIT }}\n      PLAIN: ${{ secrets.PLAIN }}\n    steps:\n      - run: |\n          \
+                test \"$PEM\" = \"$(printf 'BEGIN-key\\nsecond \\\"line\\\"')\"\n          \
+                test \"$LIT\" = 'raw \\n value'\n          test \"$PLAIN\" = plain-value\n          echo dotenv-ok\n";
+    let dir = git_repo(&[(".github/workflows/s.yml", flow)]);
+    dir.write(
+        "secrets.env",
+        "# from the vault\nexport PEM=\"BEGIN-key\nsecond \\\"line\\\"\" # multi-line\nLIT='raw \\n value'\nPLAIN=plain-value # note\n",
+    );
+    let text = dir.ok(&["run", "--secrets-file", "secrets.env"]);
+    assert!(text.contains("dotenv-ok"), "{text}");
+    dir.write("secrets.env", "A=1\nB=\"never closed\n");
+    let out = dir.run(&["run", "--secrets-file", "secrets.env"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("secrets.env:2: the value of B has no closing \""), "{}", stderr(&out));
 }
 
 #[test]

@@ -38,7 +38,7 @@ pub(super) async fn run(
     let outer_step = job.sink.step.clone();
     for (index, inner_step) in inner.iter().enumerate() {
         let id = inner_step.id.clone().unwrap_or_else(|| format!("__{index}"));
-        let name = step_name(inner_step);
+        let name = step_name(inner_step, &base);
         let status = if cancel.is_cancelled() {
             JobStatus::Cancelled
         } else if failed {

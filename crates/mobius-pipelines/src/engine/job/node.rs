@@ -95,7 +95,7 @@ pub(super) async fn run_pres(
         let ActionRuns::Node(runs) = &loaded.manifest.runs else { continue };
         let Some(pre) = &runs.pre else { continue };
         let id = step.id.clone().unwrap_or_else(|| format!("__{index}"));
-        let name = format!("Pre {}", step_name(step));
+        let name = format!("Pre {}", step_name(step, ctx));
         run.sink.step = name.clone();
         let status = if failed { JobStatus::Failure } else { JobStatus::Success };
         let step_ctx = ctx.clone().with("env", json!(env)).with("steps", json!({})).with("job", job_context(status));

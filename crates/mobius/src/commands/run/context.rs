@@ -27,10 +27,15 @@ pub(super) fn github_context(root: &Path, event_name: &str, inputs: &Map<String,
         .and_then(|url| owner_and_name(&url))
         .or_else(|| root.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_default();
-    github.insert("repository".into(), json!(repository));
     github.insert("workspace".into(), json!(root.display().to_string()));
+    // The user running it both started and triggered the run.
     let actor = std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "mobius".to_owned());
+    // Without an `owner/` in the remote, the repository is the user's own.
+    let owner = repository.split_once('/').map_or(actor.as_str(), |(owner, _)| owner);
+    github.insert("repository_owner".into(), json!(owner));
+    github.insert("repository".into(), json!(repository));
     github.insert("actor".into(), json!(actor));
+    github.insert("triggering_actor".into(), json!(actor));
     // GitHub puts dispatch inputs in the event payload too (`github.event.inputs`).
     let event = if event_name == "workflow_dispatch" { json!({ "inputs": inputs }) } else { json!({}) };
     github.insert("event".into(), event);
@@ -157,36 +162,92 @@ pub(super) fn secrets(file: Option<&Path>, given: &[(String, String)]) -> Result
     Ok(secrets)
 }
 
-/// `NAME=VALUE` lines as in a `.env` file: blank lines and `#` comments are skipped, an
-/// `export ` prefix and one pair of matching quotes around the value are dropped. A bad line
-/// is an error at `file:line`, because a silently skipped secret shows up much later as an
-/// empty string in some step.
+/// `NAME=VALUE` lines in the dotenv format: blank lines and `#` comment lines are skipped, as
+/// is an `export ` prefix; an unquoted value ends at a ` #` comment and is trimmed; a value in
+/// single quotes is taken literally, one in double quotes decodes `\n`, `\"` and `\\`; a quoted
+/// value may span lines, and only a comment may follow its closing quote. A bad line is an
+/// error at `file:line`, because a silently skipped secret shows up much later as an empty
+/// string in some step.
 pub(super) fn parse_dotenv(file: &str, text: &str) -> Result<Vec<(String, String)>> {
+    let lines: Vec<&str> = text.lines().collect();
     let mut pairs = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
+    let mut index = 0;
+    while index < lines.len() {
+        let number = index + 1;
+        let line = lines[index].trim_start();
+        index += 1;
+        if line.trim().is_empty() || line.starts_with('#') {
             continue;
         }
-        let line = line.strip_prefix("export ").unwrap_or(line);
+        let line = line.strip_prefix("export").filter(|rest| rest.starts_with([' ', '\t'])).unwrap_or(line);
         let Some((key, value)) = line.split_once('=') else {
-            bail!("{file}:{}: expected NAME=VALUE", index + 1);
+            bail!("{file}:{number}: expected NAME=VALUE");
         };
         let key = key.trim();
         let valid = !key.is_empty()
             && !key.starts_with(|c: char| c.is_ascii_digit())
             && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
-            bail!("{file}:{}: `{key}` is not a valid secret name (letters, digits and _)", index + 1);
+            bail!("{file}:{number}: `{key}` is not a valid secret name (letters, digits and _)");
         }
-        let value = value.trim();
-        let unquoted = [('"', '"'), ('\'', '\'')]
-            .iter()
-            .find_map(|(open, close)| value.strip_prefix(*open)?.strip_suffix(*close))
-            .unwrap_or(value);
-        pairs.push((key.to_owned(), unquoted.to_owned()));
+        let value = value.trim_start();
+        let Some(quote) = value.chars().next().filter(|c| *c == '\'' || *c == '"') else {
+            pairs.push((key.to_owned(), unquoted(value).to_owned()));
+            continue;
+        };
+        // The quoted value, and what follows its closing quote, reading more lines as needed.
+        let mut rest = value[1..].to_owned();
+        let (decoded, after) = loop {
+            if let Some(found) = closing(&rest, quote) {
+                break found;
+            }
+            let Some(next) = lines.get(index) else {
+                bail!("{file}:{number}: the value of {key} has no closing {quote}");
+            };
+            rest.push('\n');
+            rest.push_str(next);
+            index += 1;
+        };
+        let after = after.trim();
+        if !after.is_empty() && !after.starts_with('#') {
+            bail!("{file}:{}: unexpected text after the closing {quote} of {key}", index);
+        }
+        pairs.push((key.to_owned(), decoded));
     }
     Ok(pairs)
+}
+
+/// An unquoted value: up to a comment (` #`), trimmed.
+fn unquoted(value: &str) -> &str {
+    let end = value
+        .char_indices()
+        .find(|&(i, c)| c == '#' && value[..i].ends_with([' ', '\t']))
+        .map_or(value.len(), |(i, _)| i);
+    value[..end].trim()
+}
+
+/// The text before the closing `quote` of `text` (which starts after the opening one), decoded
+/// (`\n`, `\"`, `\\` in double quotes; nothing in single quotes), and the text after it; `None`
+/// when `text` has no closing quote.
+fn closing(text: &str, quote: char) -> Option<(String, &str)> {
+    let mut decoded = String::new();
+    let mut chars = text.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            c if c == quote => return Some((decoded, &text[i + 1..])),
+            '\\' if quote == '"' => match chars.next() {
+                Some((_, 'n')) => decoded.push('\n'),
+                Some((_, escaped @ ('"' | '\\'))) => decoded.push(escaped),
+                Some((_, other)) => {
+                    decoded.push('\\');
+                    decoded.push(other);
+                }
+                None => decoded.push('\\'),
+            },
+            c => decoded.push(c),
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -201,6 +262,33 @@ mod tests {
         let err = parse_dotenv("s.env", "A=1\nnot a pair\n").unwrap_err();
         assert_eq!(err.to_string(), "s.env:2: expected NAME=VALUE");
         assert!(parse_dotenv("s.env", "1X=y").unwrap_err().to_string().starts_with("s.env:1:"));
+    }
+
+    fn check(text: &str, expected: &[(&str, &str)]) {
+        let pairs = parse_dotenv("s.env", text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(pairs, expected, "{text:?}");
+    }
+
+    fn error(text: &str) -> String {
+        parse_dotenv("s.env", text).map_or_else(|e| e.to_string(), |p| panic!("{text:?} parsed: {p:?}"))
+    }
+
+    #[test]
+    fn dotenv_format() {
+        check("A=1 # note\nB=x#not-a-comment\n  # indented comment\n", &[("A", "1"), ("B", "x#not-a-comment")]);
+        check("export\tA=1\nexporter=2\n", &[("A", "1"), ("exporter", "2")]);
+        check("A='lit \\n $X # kept'  # gone\n", &[("A", "lit \\n $X # kept")]);
+        check(r#"A="a\nb \"q\" \\ \t""#, &[("A", "a\nb \"q\" \\ \\t")]);
+        check(
+            "KEY=\"-----BEGIN\nline two\n-----END\"\nNEXT=1\n",
+            &[("KEY", "-----BEGIN\nline two\n-----END"), ("NEXT", "1")],
+        );
+        check("A='one\ntwo' # c\n", &[("A", "one\ntwo")]);
+        check("A=\nB= spaced  \n", &[("A", ""), ("B", "spaced")]);
+        assert_eq!(error("A=1\nB=\"open\nstill open\n"), "s.env:2: the value of B has no closing \"");
+        assert_eq!(error("A='x' trailing\n"), "s.env:1: unexpected text after the closing ' of A");
+        assert_eq!(error("A=\"x\ny\" z\n"), "s.env:2: unexpected text after the closing \" of A");
     }
 
     #[test]

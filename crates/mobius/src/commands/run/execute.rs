@@ -60,38 +60,46 @@ pub(super) fn run(data_dir: Option<&std::path::Path>, json: bool, args: RunArgs)
     let root = repo_root()?;
     let files = discover(&root, &[])?;
     let default_branch = context::default_branch(&root);
-    // Lint every file before anything runs: a job-id target may live in any of them, and a
-    // half-started run over a broken file would leave the user with partial results.
+    // Lint every file before anything runs. A file with errors stops the run only if the run
+    // would include it (a target names it or one of its jobs, or its `on:` has the event);
+    // the errors of other files are warnings, as a broken file does not stop GitHub from
+    // running the others.
+    let branch = context::current_branch(&root);
     let mut parsed = Vec::new();
-    let mut errors = 0;
+    let mut blocking = 0;
     for file in &files {
-        let diagnostics = match file.read() {
-            Ok(text) => {
-                let diagnostics = workflow::lint(&file.display, &text);
-                // `$default-branch` in a filter means the repository's default branch, as GitHub
-                // substitutes it when a starter workflow is added.
-                if let Ok(w) = workflow::parse(&file.display, &workflow::with_default_branch(&text, &default_branch)) {
-                    parsed.push((file.display.clone(), w));
-                }
-                diagnostics
-            }
-            Err(unreadable) => vec![unreadable],
+        let (model, diagnostics) = match file.read() {
+            // `$default-branch` in a filter means the repository's default branch, as GitHub
+            // substitutes it when a starter workflow is added.
+            Ok(text) => workflow::parse_partial(&file.display, &workflow::with_default_branch(&text, &default_branch)),
+            Err(unreadable) => (None, vec![unreadable]),
         };
-        for d in diagnostics {
-            errors += usize::from(d.severity == Severity::Error);
+        let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+        let blocks = errors > 0 && would_run(&file.display, model.as_ref(), &args, branch.as_deref());
+        for mut d in diagnostics {
+            if !blocks {
+                d.severity = Severity::Warning;
+            }
             // Warnings go to stderr so `--json` stays parseable; errors stop the run.
             eprintln!("{d}");
         }
+        match model {
+            Some(w) if errors == 0 => parsed.push((file.display.clone(), w)),
+            _ if blocks => blocking += errors,
+            _ if errors > 0 => {
+                eprintln!("warning: {} is not run: it has {}", file.display, plural(errors, "lint error"))
+            }
+            _ => {}
+        }
     }
-    if errors > 0 {
-        eprintln!("{}; nothing was run", plural(errors, "lint error"));
+    if blocking > 0 {
+        eprintln!("{}; nothing was run", plural(blocking, "lint error"));
         return Ok(ExitCode::FAILURE);
     }
     if files.is_empty() {
         say!("{NO_WORKFLOWS}");
         return Ok(ExitCode::SUCCESS);
     }
-    let branch = context::current_branch(&root);
     let chosen = choose(parsed, &args, branch.as_deref())?;
     if chosen.is_empty() {
         say!("no workflow runs on `{}`", args.event);
@@ -257,6 +265,19 @@ fn choose(parsed: Vec<(String, Workflow)>, args: &RunArgs, branch: Option<&str>)
         }
     }
     Ok(chosen)
+}
+
+/// Whether the run would include the workflow in `file`, read as far as it can be (`model`
+/// is `None` when not even its YAML reads): a target names the file (path, file name, stem or
+/// `name:`) or one of its jobs, or, without targets, its `on:` has the event. A file whose
+/// triggers cannot be read counts only when named.
+fn would_run(file: &str, model: Option<&Workflow>, args: &RunArgs, branch: Option<&str>) -> bool {
+    if !args.targets.is_empty() {
+        let name = model.and_then(|w| w.name.as_deref());
+        let jobs = model.map(|w| w.jobs.as_slice()).unwrap_or_default();
+        return args.targets.iter().any(|t| selected_by(file, name, t) || jobs.iter().any(|j| j.id == *t));
+    }
+    model.is_some_and(|w| triggered_by(w, &args.event, branch))
 }
 
 /// Whether `event` on this working tree runs `w`. A push is to the branch checked out (its
