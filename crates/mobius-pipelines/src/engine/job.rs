@@ -363,7 +363,10 @@ pub(super) async fn run_instance(
     // The job's processes are gone (dropping the state kills what its steps left behind); its
     // directories, emptied, serve a later instance.
     drop(run);
-    recycle(dirs, &instance.pool, reuses_dirs(opts));
+    // Emptied apart, so the scheduler hears of this job's end (and starts the next) without
+    // waiting for it; the run waits for it before it returns (see `DirPool`).
+    let (pool, reuse) = (instance.pool.clone(), reuses_dirs(opts));
+    tokio::spawn(async move { recycle(dirs, &pool, reuse) });
     report(&instance, &job.id, outcome, result, outputs, steps)
 }
 

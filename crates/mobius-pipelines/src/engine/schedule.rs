@@ -95,7 +95,7 @@ pub(super) async fn run_jobs<O: RunObserver>(workflow: &Workflow, opts: RunOptio
     let (sender, mut events) = mpsc::unbounded_channel::<Event>();
     let mut tasks: JoinSet<Joined> = JoinSet::new();
     let mut running = 0usize;
-    let pool = DirPool::default();
+    let (pool, mut pool_gone) = DirPool::new();
     // Whether a job ended or the run was cancelled since the last look for jobs to expand and
     // start: only then can there be any, and looking is quadratic in the number of jobs, while
     // most wake-ups are log lines.
@@ -157,6 +157,10 @@ pub(super) async fn run_jobs<O: RunObserver>(workflow: &Workflow, opts: RunOptio
             slots.push(Slot { job: index, report, called: Vec::new(), state: State::Done, strategy: Value::Null });
         }
     }
+    // The last jobs' directories are still being emptied: wait, so that nothing touches the
+    // work dir once the run has returned.
+    drop(pool);
+    let _ = pool_gone.recv().await;
     // Instances still not done (only after a job task panicked) end as cancelled.
     for slot in slots.iter_mut().filter(|s| s.state != State::Done) {
         slot.report.outcome = Status::Cancelled;

@@ -18,7 +18,30 @@ use crate::workflow::{Job, StepAction};
 /// The emptied directories of finished instances. A new instance renames a set to its own
 /// names rather than creating three directories: on some filesystems (ext4 with many recent
 /// deletions) creating an inode is most of a short job's cost, and a rename creates none.
-pub(super) type DirPool = Arc<std::sync::Mutex<Vec<Dirs>>>;
+#[derive(Clone)]
+pub(super) struct DirPool {
+    dirs: Arc<std::sync::Mutex<Vec<Dirs>>>,
+    /// Held by every clone, so the run can wait for the last directories being emptied
+    /// ([`DirPool::new`]'s receiver ends when every clone is gone).
+    _alive: tokio::sync::mpsc::Sender<()>,
+}
+
+impl DirPool {
+    /// An empty pool, and what tells when every clone of it (the jobs' and the emptying
+    /// tasks') is gone: `recv` gives `None` then.
+    pub fn new() -> (DirPool, tokio::sync::mpsc::Receiver<()>) {
+        let (alive, gone) = tokio::sync::mpsc::channel(1);
+        (DirPool { dirs: Arc::default(), _alive: alive }, gone)
+    }
+
+    fn take(&self) -> Option<Dirs> {
+        self.dirs.lock().unwrap_or_else(PoisonError::into_inner).pop()
+    }
+
+    fn put(&self, dirs: Dirs) {
+        self.dirs.lock().unwrap_or_else(PoisonError::into_inner).push(dirs);
+    }
+}
 
 pub(super) struct Dirs {
     pub workspace: PathBuf,
@@ -41,7 +64,7 @@ pub(super) fn prepare_dirs(opts: &RunOptions, job: &Job, instance: &Instance) ->
     let dirs = Dirs { workspace: dir("workspace"), home: dir("home"), temp: dir("temp") };
     let recycled = match reuses_dirs(opts) {
         // The pool is a list of paths, whole even if a job task panicked while holding it.
-        true => instance.pool.lock().unwrap_or_else(PoisonError::into_inner).pop(),
+        true => instance.pool.take(),
         false => None,
     };
     match recycled {
@@ -154,7 +177,7 @@ pub(super) fn recycle(dirs: Dirs, pool: &DirPool, reuse: bool) {
             return;
         }
     }
-    pool.lock().unwrap_or_else(PoisonError::into_inner).push(dirs);
+    pool.put(dirs);
 }
 
 /// Removes a directory the run is done with; one that cannot be removed stays in the work dir,

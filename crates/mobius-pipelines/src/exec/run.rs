@@ -398,6 +398,15 @@ fn command(job: &mut JobState, step: &StepSpec, files: &StepFiles) -> Result<(Co
     if let Some(state) = &files.state {
         command.env("GITHUB_STATE", state);
     }
+    // A login shell's variable, as on GitHub's runners; without it bash looks the user up in
+    // the password database (nscd, nsswitch.conf, /etc/passwd) each time it starts.
+    let has_shell = [&job.env.base_env, &job.exported, &step.env].iter().any(|env| env.contains_key("SHELL"));
+    if !has_shell {
+        let bash = resolve_program(job, "bash", &job.env.workspace.clone());
+        if bash.is_absolute() {
+            command.env("SHELL", bash);
+        }
+    }
     Ok((command, program))
 }
 

@@ -207,6 +207,8 @@ async fn environment_is_clean() {
         "GITHUB_OUTPUT",
         "GITHUB_PATH",
         "GITHUB_STEP_SUMMARY",
+        // bash, as a login shell would have it.
+        "SHELL",
         // Set by bash itself.
         "PWD",
         "OLDPWD",

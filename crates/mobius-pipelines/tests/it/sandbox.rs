@@ -180,6 +180,7 @@ echo "writes data: $(echo x 2>/dev/null > "$DATA/planted" && echo yes || echo no
         "GITHUB_WORKSPACE",
         "HOME",
         "PATH",
+        "SHELL",
         "SPAWNER",
     ]
     .into();
