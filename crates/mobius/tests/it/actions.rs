@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::runs::{commit, finished, get, repository, start, wait_for};
 use crate::util::Dir;
 
 fn git(dir: &Path, args: &[&str]) {
@@ -79,4 +80,71 @@ fn mobius_run_fetches_an_action_once_and_the_cache_commands_show_and_prune_it() 
     let bad = dir.run(&["actions", "cache", "prune", "--unused-for", "soon"]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--unused-for"), "{bad:?}");
+}
+
+/// `git daemon` serving `root` on a free loopback port, stopped when dropped.
+struct GitDaemon {
+    child: std::process::Child,
+    url: String,
+}
+
+impl GitDaemon {
+    fn start(root: &Path) -> GitDaemon {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        // `git daemon` would run `git-daemon` as a child of its own, which killing `git` leaves
+        // behind: start the daemon itself.
+        let exec_path = Command::new("git").arg("--exec-path").output().expect("git runs").stdout;
+        let daemon = Path::new(String::from_utf8_lossy(&exec_path).trim()).join("git-daemon");
+        let child = Command::new(daemon)
+            .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1", &format!("--port={port}")])
+            .arg(format!("--base-path={}", root.display()))
+            .arg(root)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("git daemon starts");
+        wait_for("git daemon to listen", || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
+        GitDaemon { child, url: format!("git://127.0.0.1:{port}") }
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Under `mobius serve` (as root in CI: steps run as `nobody` in bubblewrap, where the data
+/// directory is hidden but the action cache is bound read-only), a commit runs a workflow
+/// whose action comes over `git://` on loopback (`actions_url` in `mobius.toml`) and whose
+/// composite action comes from the repository itself.
+#[test]
+fn the_server_runs_actions_from_a_git_daemon_and_from_the_repository() {
+    let dir = Dir::new();
+    let forge = dir.path().join("forge");
+    publish_action(&forge);
+    let daemon = GitDaemon::start(&forge);
+    std::fs::create_dir_all(dir.data()).unwrap();
+    std::fs::write(dir.data().join("mobius.toml"), format!("actions_url = \"{}\"\n", daemon.url)).unwrap();
+    let workflow = "on: push\njobs:\n  hi:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n      \
+                    - id: g\n        uses: acme/greet@v1\n        with:\n          who: server\n      \
+                    - id: l\n        uses: ./.github/actions/shout\n        with:\n          text: ${{ steps.g.outputs.said }}\n      \
+                    - run: test '${{ steps.l.outputs.loud }}' = 'HELLO SERVER' && echo all good\n";
+    let shout = "inputs:\n  text:\n    required: true\noutputs:\n  loud:\n    value: ${{ steps.up.outputs.loud }}\nruns:\n  \
+                 using: composite\n  steps:\n    - id: up\n      shell: bash\n      \
+                 run: echo \"loud=$(echo '${{ inputs.text }}' | tr a-z A-Z)\" >> \"$GITHUB_OUTPUT\"\n";
+    let repo = repository(&dir, &[("README.md", "app\n")]);
+    let server = start(&dir, &repo);
+    commit(&repo, &[(".github/workflows/ci.yml", workflow), (".github/actions/shout/action.yml", shout)], "CI");
+    let runs = wait_for("the hook to trigger a run", || {
+        let runs = get(&server, "/api/v1/runs");
+        (!runs.as_array().unwrap().is_empty()).then_some(runs)
+    });
+    let id = runs[0]["id"].as_i64().unwrap();
+    let run = finished(&server, id);
+    let logs = dir.ok(&["runs", "logs", &id.to_string()]);
+    assert_eq!(run["state"], "success", "{run}\n{logs}");
+    assert!(logs.contains("fetched acme/greet at") && logs.contains("all good"), "{logs}");
+    let listed = dir.ok(&["actions", "cache", "list"]);
+    assert!(listed.contains("acme/greet"), "{listed}");
 }
