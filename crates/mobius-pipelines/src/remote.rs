@@ -305,7 +305,9 @@ impl ActionCache {
             Err(_) => return Err(FetchError::TimedOut { what, repo: repo.to_owned() }),
         };
         if !output.status.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+            // Git's first line says what failed; the rest is advice ("Please make sure…").
+            let text = String::from_utf8_lossy(&output.stderr);
+            let stderr = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("no message").to_owned();
             return Err(FetchError::Git { what, repo: repo.to_owned(), stderr });
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
