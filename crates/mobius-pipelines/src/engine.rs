@@ -20,13 +20,18 @@
 //! process of that user could still hold one) but created by the runner, filled, and handed
 //! over to the user. Choice: the workspace is a copy of [`RunOptions::workspace_source`]
 //! (without `.git` and `target/`) when the job has an `actions/checkout` step (at the step's
-//! `path` under the workspace, which may not leave it), and empty otherwise — as on GitHub, where nothing is checked out without it. `actions/checkout` itself
-//! is then a no-op; action names are matched without regard to case, as on GitHub
-//! (`Actions/Checkout@v4` is `actions/checkout`). Setup actions only check that their tool is on `PATH`; `actions/upload-artifact`,
-//! `actions/download-artifact` and `actions/cache` use the stores of [`crate::artifacts`] and
-//! [`crate::cache`] under [`RunOptions::store_dir`]; the other supported actions fail with an
-//! honest "not implemented yet". `mobius/deploy` asks [`RunOptions::deployments`] for the
-//! deployment and waits for its rollout to end, logging its progress (see [`Deployments`]).
+//! `path` under the workspace, which may not leave it), and empty otherwise — as on GitHub,
+//! where nothing is checked out without it. `actions/checkout` itself is then a no-op; action
+//! names are matched without regard to case, as on GitHub (`Actions/Checkout@v4` is
+//! `actions/checkout`). Setup actions only check that their tool is on `PATH`;
+//! `actions/upload-artifact`, `actions/download-artifact` and `actions/cache` use the stores of
+//! [`crate::artifacts`] and [`crate::cache`] under [`RunOptions::store_dir`]. `mobius/deploy`
+//! asks [`RunOptions::deployments`] for the deployment and waits for its rollout to end,
+//! logging its progress (see [`Deployments`]). Every other `owner/repo[/path]@ref` action is
+//! fetched through [`RunOptions::actions`] before the job's first step and `./path` ones read
+//! from the workspace when their step runs; they run as their `action.yml` says (JavaScript
+//! actions with `pre`/`main`/`post`, composite actions inline; Docker actions fail the job).
+//! A job with `uses:` a workflow runs it as a nested run (see `call.rs`).
 //!
 //! Cancellation, as on GitHub: a job is cancelled by fail-fast of its matrix, by its
 //! `timeout-minutes`, or by [`RunOptions::cancel`] for the whole run (jobs not started yet then

@@ -97,7 +97,7 @@ pub enum FetchError {
     /// A git command failed; `stderr` is what it said.
     #[error("git {what} for {repo} failed: {stderr}")]
     Git { what: &'static str, repo: String, stderr: String },
-    /// A git command ran past [`GIT_TIMEOUT`].
+    /// A git command ran past its time limit (5 minutes).
     #[error("git {what} for {repo} took longer than {} s", GIT_TIMEOUT.as_secs())]
     TimedOut { what: &'static str, repo: String },
     /// No tag or branch of that name.
