@@ -61,11 +61,7 @@ timed() {
   end=$(date +%s%N)
   awk -v a="$start" -v b="$end" 'BEGIN { printf "%.4f\n", (b - a) / 1e9 }'
 }
-stats() {
-  sort -g | awk '{ v[NR] = $1 } END {
-    m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-    printf "%.4f %.4f\n", m, v[1] }'
-}
+source "$here/../lib.sh"   # stats
 
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 : >"$dir/fetch.t"; : >"$dir/tagged.t"; : >"$dir/pinned.t"; : >"$dir/steps.t"

@@ -58,12 +58,7 @@ timed() {
   awk -v a="$start" -v b="$end" 'BEGIN { printf "%.4f\n", (b - a) / 1e9 }'
 }
 
-# median and min of the numbers on stdin, as "median min"
-stats() {
-  sort -g | awk '{ v[NR] = $1 } END {
-    m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-    printf "%.4f %.4f\n", m, v[1] }'
-}
+source "$here/../lib.sh"   # stats
 
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 # Warm-up: page cache, binary, bash.

@@ -249,13 +249,7 @@ pub(super) async fn run_instance(
         let id = step.id.clone().unwrap_or_else(|| format!("__{index}"));
         // As on GitHub, a cancelled job still runs the steps whose `if:` holds once
         // `cancelled()` is true (`always()`, `cancelled()`); the implicit `success()` is false.
-        let status = if cancel.is_cancelled() {
-            JobStatus::Cancelled
-        } else if failed {
-            JobStatus::Failure
-        } else {
-            JobStatus::Success
-        };
+        let status = status_now(cancel.is_cancelled(), failed);
         let step_ctx = ctx.clone().with("steps", Value::Object(steps_ctx.clone()));
         let env_ctx = json!(merged(&env, run.state.exported_env()));
         let step_ctx = step_ctx.with("env", env_ctx).with("job", job_context(status));
@@ -304,13 +298,7 @@ pub(super) async fn run_instance(
     watcher.abort();
     // Post scripts of JavaScript actions, last first, whatever happened before (each has its
     // `post-if`, `always()` by default); a failing one fails the job, as on GitHub.
-    let status = if cancel.is_cancelled() {
-        JobStatus::Cancelled
-    } else if failed {
-        JobStatus::Failure
-    } else {
-        JobStatus::Success
-    };
+    let status = status_now(cancel.is_cancelled(), failed);
     if node::run_posts(status, &mut run, &mut steps, &sender, &instance.name).await {
         failed = true;
     }
@@ -329,13 +317,7 @@ pub(super) async fn run_instance(
             }
         }
     }
-    let final_status = if cancel.is_cancelled() {
-        JobStatus::Cancelled
-    } else if failed {
-        JobStatus::Failure
-    } else {
-        JobStatus::Success
-    };
+    let final_status = status_now(cancel.is_cancelled(), failed);
     let out_ctx = ctx
         .clone()
         .with("steps", Value::Object(steps_ctx))
@@ -409,10 +391,7 @@ async fn run_one(
         run.say(&format!("cannot evaluate the step's `continue-on-error`: {why}; using false"));
         false
     });
-    let fail = |continue_on_error: bool| {
-        let conclusion = if continue_on_error { Status::Success } else { Status::Failure };
-        (Status::Failure, conclusion, BTreeMap::new())
-    };
+    let fail = failed_step;
     // The step's own `env` is in its `env` context from here on (`run:`, `with:`…), as on
     // GitHub; its `if:` came before and did not see it. Inside a composite action it comes over
     // what the calling step's `env` gave.
@@ -470,6 +449,25 @@ async fn run_one(
             statuses(&result, result.outputs.clone())
         }
     }
+}
+
+/// The job's status as steps see it (`job.status`, the status functions): cancelled wins, then
+/// a failure so far.
+fn status_now(cancelled: bool, failed: bool) -> JobStatus {
+    if cancelled {
+        JobStatus::Cancelled
+    } else if failed {
+        JobStatus::Failure
+    } else {
+        JobStatus::Success
+    }
+}
+
+/// A step that failed before or instead of running: no outputs; `continue-on-error` still
+/// makes its conclusion a success.
+fn failed_step(continue_on_error: bool) -> (Status, Status, BTreeMap<String, String>) {
+    let conclusion = if continue_on_error { Status::Success } else { Status::Failure };
+    (Status::Failure, conclusion, BTreeMap::new())
 }
 
 /// A finished process step as outcome, conclusion and outputs.

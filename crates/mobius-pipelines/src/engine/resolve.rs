@@ -17,6 +17,9 @@ use crate::workflow::{self, ActionManifest, ActionRuns, Diagnostic, Pos, Step, S
 /// How deep composite actions may nest (GitHub's limit).
 pub(super) const MAX_COMPOSITE_DEPTH: usize = 10;
 
+/// The largest `action.yml` read; real ones are a few KiB.
+const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+
 /// An action ready to run.
 #[derive(Debug)]
 pub(super) struct Loaded {
@@ -55,6 +58,9 @@ pub(super) enum ActionError {
     /// The `action.yml` could not be read.
     #[error("cannot read {}", path.display())]
     Read { path: PathBuf, source: std::io::Error },
+    /// The `action.yml` is larger than [`MAX_MANIFEST_BYTES`].
+    #[error("{} is larger than 1 MiB", path.display())]
+    TooBig { path: PathBuf },
     /// The `action.yml` is malformed.
     #[error("{}", .0.iter().map(Diagnostic::to_string).collect::<Vec<_>>().join("; "))]
     Manifest(Vec<Diagnostic>),
@@ -181,11 +187,15 @@ fn load_local(uses: &str, local: &str, workspace: &Path) -> Result<Loaded, Actio
 fn read_manifest(uses: &str, dir: &Path, label: &str) -> Result<ActionManifest, ActionError> {
     for file in ["action.yml", "action.yaml"] {
         let path = dir.join(file);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
+        let size = match std::fs::metadata(&path) {
+            Ok(meta) => meta.len(),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
             Err(source) => return Err(ActionError::Read { path, source }),
         };
+        if size > MAX_MANIFEST_BYTES {
+            return Err(ActionError::TooBig { path });
+        }
+        let text = std::fs::read_to_string(&path).map_err(|source| ActionError::Read { path: path.clone(), source })?;
         let manifest = workflow::parse_action(&format!("{label}/{file}"), &text).map_err(ActionError::Manifest)?;
         if manifest.runs == ActionRuns::Docker {
             return Err(ActionError::Docker { uses: uses.to_owned() });

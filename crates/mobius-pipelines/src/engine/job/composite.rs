@@ -39,13 +39,7 @@ pub(super) async fn run(
     for (index, inner_step) in inner.iter().enumerate() {
         let id = inner_step.id.clone().unwrap_or_else(|| format!("__{index}"));
         let name = step_name(inner_step, &base);
-        let status = if cancel.is_cancelled() {
-            JobStatus::Cancelled
-        } else if failed {
-            JobStatus::Failure
-        } else {
-            JobStatus::Success
-        };
+        let status = status_now(cancel.is_cancelled(), failed);
         let ctx = base.clone().with("steps", Value::Object(steps_ctx.clone())).with_status(status);
         let condition = inner_step.if_.as_deref().unwrap_or("");
         let holds = match expr::evaluate_condition(condition, &ctx) {

@@ -41,13 +41,12 @@ pub(super) async fn run_main(
     cancel: &CancellationSignal,
     job: &mut JobRun,
 ) -> (Status, Status, BTreeMap<String, String>) {
-    let conclusion = if step.continue_on_error { Status::Success } else { Status::Failure };
     let node = match node_for(loaded, runs, job) {
         Ok(node) => node,
         Err(why) => {
             let at = job.at(step.pos);
             job.say(&format!("{at}: {why}"));
-            return (Status::Failure, conclusion, BTreeMap::new());
+            return failed_step(step.continue_on_error);
         }
     };
     let env = action_env(loaded, &inputs, step.id, step_env);

@@ -32,10 +32,7 @@ pub(super) async fn run(
     job: &mut JobRun,
 ) -> (Status, Status, BTreeMap<String, String>) {
     let UsesStep { action, with, ctx, continue_on_error, .. } = *step;
-    let fail = |continue_on_error: bool| {
-        let conclusion = if continue_on_error { Status::Success } else { Status::Failure };
-        (Status::Failure, conclusion, BTreeMap::new())
-    };
+    let fail = failed_step;
     let (sink, masker, state, store) = (&mut job.sink, &job.masker, &mut job.state, &mut job.store);
     let deployments = job.deployments.as_ref();
     match actions::native(action) {
@@ -213,8 +210,7 @@ async fn from_manifest(
     cancel: &CancellationSignal,
     job: &mut JobRun,
 ) -> (Status, Status, BTreeMap<String, String>) {
-    let conclusion = if step.continue_on_error { Status::Success } else { Status::Failure };
-    let fail = (Status::Failure, conclusion, BTreeMap::new());
+    let fail = failed_step(step.continue_on_error);
     if scope.depth >= MAX_COMPOSITE_DEPTH {
         let why = ActionError::TooDeep { uses: step.action.to_owned() };
         let at = job.at(step.pos);
