@@ -136,6 +136,11 @@ pub(super) fn run(data_dir: Option<&std::path::Path>, json: bool, args: RunArgs)
     let mut printer = if live::wanted(json) { Printer::live() } else { Printer::new(json) };
     let mut reports = Vec::new();
     let mut cdevents = Vec::new();
+    // One for every workflow of this command: what a run leaves in it (pooled connections of
+    // the `mobius/deploy` client) stays usable by the next.
+    let runtime = RunRuntime(Some(
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the run's runtime")?,
+    ));
     for c in &chosen {
         // A reusable workflow named on the command line runs as if called, with its inputs.
         let called = c.workflow.on.workflow_call.is_some()
@@ -174,12 +179,12 @@ pub(super) fn run(data_dir: Option<&std::path::Path>, json: bool, args: RunArgs)
             say!("== {}", c.file);
         }
         // The engine's future is not `Send` (it borrows the observer), so it cannot be
-        // spawned; `block_in_place` lets this synchronous command drive it on the CLI's
-        // multi-thread runtime while the jobs run on the other workers.
+        // spawned. It runs on a current-thread runtime of its own, as a run does in the
+        // server: a job's work between its processes is small, and handing it between threads
+        // (a step's end, the scheduler, the next job's start) cost more than it saved while the
+        // steps' processes hold both cores (the 200-job DAG took ~8% longer, bench/RESULTS.md).
         let mut recorder = Recorder::new(&mut printer, &c.workflow, identity);
-        let report = tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(engine::run(&c.workflow, opts, &mut recorder))
-        });
+        let report = tokio::task::block_in_place(|| runtime.block_on(engine::run(&c.workflow, opts, &mut recorder)));
         match recorder.finish(report.result) {
             Ok(events) => cdevents.extend(events),
             Err(e) => eprintln!("warning: the run's events cannot be built: {e}"),
@@ -326,4 +331,26 @@ fn print_summary(reports: &[RunReport], started: Instant) {
         count(Status::Skipped),
         seconds(started.elapsed())
     );
+}
+
+/// The runtime the runs of one `mobius run` are driven on. This command is called from the
+/// CLI's own runtime, where dropping another runtime (which blocks) would panic: it is shut
+/// down in the background instead, once its runs are over.
+struct RunRuntime(Option<tokio::runtime::Runtime>);
+
+impl RunRuntime {
+    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        match &self.0 {
+            Some(runtime) => runtime.block_on(future),
+            None => unreachable!("the runtime is only taken when dropped"),
+        }
+    }
+}
+
+impl Drop for RunRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
