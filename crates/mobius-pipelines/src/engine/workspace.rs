@@ -98,15 +98,19 @@ pub(super) fn prepare_dirs(opts: &RunOptions, job: &Job, instance: &Instance) ->
 /// the workspace itself): each step's `path` input, rendered with the job's contexts, once
 /// each. A path that leaves the workspace is refused, as `actions/checkout` refuses it.
 fn checkout_paths(opts: &RunOptions, job: &Job, instance: &Instance) -> std::io::Result<Vec<PathBuf>> {
-    let ctx = base_context(opts, job, &instance.needs, &instance.matrix).with("strategy", instance.strategy.clone());
     let mut paths: Vec<PathBuf> = Vec::new();
+    // Made for the first checkout step only: most jobs have none.
+    let mut ctx = None;
     for step in &job.steps {
         let StepAction::Uses { action, with, .. } = &step.action else { continue };
         if actions::native(action) != Native::Checkout {
             continue;
         }
+        let ctx = ctx.get_or_insert_with(|| {
+            base_context(opts, job, &instance.needs, &instance.matrix).with("strategy", instance.strategy.clone())
+        });
         let written = with.iter().find(|(k, _)| k == "path").map_or("", |(_, v)| v.as_str());
-        let rendered = expr::render(written, &ctx).map_err(|why| {
+        let rendered = expr::render(written, ctx).map_err(|why| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 format!("cannot evaluate the `path` of {action}: {why}"),
