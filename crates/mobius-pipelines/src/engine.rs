@@ -113,6 +113,9 @@ pub struct RunOptions {
     pub inputs: Map<String, Value>,
     /// The `secrets` context; the values are masked in logs.
     pub secrets: BTreeMap<String, String>,
+    /// Secrets of deployment environments, by environment name: a job whose `environment:`
+    /// names one sees them too, over [`RunOptions::secrets`] (GitHub's environment secrets).
+    pub environment_secrets: BTreeMap<String, BTreeMap<String, String>>,
     /// The `vars` context.
     pub vars: BTreeMap<String, String>,
     /// Run only these jobs and what they need, transitively; all jobs when empty.
@@ -168,6 +171,7 @@ impl RunOptions {
             github: Value::Object(Map::new()),
             inputs: Map::new(),
             secrets: BTreeMap::new(),
+            environment_secrets: BTreeMap::new(),
             vars: BTreeMap::new(),
             selected_jobs: Vec::new(),
             matrix_filter: Vec::new(),
@@ -181,6 +185,16 @@ impl RunOptions {
             workflow_file: "workflow.yml".to_owned(),
             calls: call::CallStack::default(),
         }
+    }
+
+    /// The secrets a job sees: the run's, and over them those of the environment its
+    /// `environment:` names.
+    pub fn secrets_for(&self, job: &crate::workflow::Job) -> BTreeMap<String, String> {
+        let mut secrets = self.secrets.clone();
+        if let Some(scoped) = job.environment.as_ref().and_then(|name| self.environment_secrets.get(name)) {
+            secrets.extend(scoped.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        secrets
     }
 
     /// The store directory: [`RunOptions::store_dir`] or `work_dir/store`.

@@ -136,7 +136,7 @@ pub(super) async fn run_instance(
     // The scheduler outlives every job task (see `ChannelSink`): sends fail only as it stops.
     let _ = sender.send(Event::JobStarted(instance.name.clone()));
     let mut sink = ChannelSink { sender: sender.clone(), job: instance.name.clone(), step: "Set up job".into() };
-    let masker = match masker(&opts.secrets) {
+    let masker = match masker(&opts.secrets_for(job)) {
         Ok(masker) => masker,
         Err(why) => {
             // Without a masker nothing may be logged through `say`; the error names the secret,

@@ -369,7 +369,7 @@ pub(super) fn base_context(opts: &RunOptions, job: &Job, needs: &Value, matrix: 
         .with("github", github)
         .with("inputs", Value::Object(opts.inputs.clone()))
         .with("vars", json!(opts.vars))
-        .with("secrets", json!(opts.secrets))
+        .with("secrets", json!(opts.secrets_for(job)))
         .with("needs", needs.clone())
         .with("matrix", Value::Object(matrix.clone()))
         .with("strategy", json!({}))

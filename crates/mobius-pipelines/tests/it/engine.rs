@@ -312,3 +312,32 @@ async fn cancelled_before_starting() {
     assert!(report.jobs.iter().all(|j| j.result == Status::Cancelled && j.steps.is_empty()), "{report:?}");
     assert!(observer.log_text().is_empty());
 }
+
+/// GitHub's environment secrets: a job whose `environment:` names an environment sees its
+/// secrets over the repository's, masked; a job without it does not see them.
+#[tokio::test]
+async fn environment_secrets_reach_only_the_jobs_of_that_environment() {
+    let yaml = "on: push\njobs:\n  plain:\n    runs-on: x\n    steps:\n      - run: echo \"plain=[${{ secrets.TOKEN }}] [${{ secrets.DEPLOY_KEY }}]\"\n  \
+                prod:\n    runs-on: x\n    environment: production\n    steps:\n      \
+                - run: echo \"prod=[${{ secrets.TOKEN }}] len=${#KEY}\" && echo \"$KEY\"\n        env:\n          KEY: ${{ secrets.DEPLOY_KEY }}\n";
+    let workflow = workflow::parse("w.yml", yaml).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let mut opts = RunOptions::new(work.path(), work.path());
+    opts.secrets = BTreeMap::from([("TOKEN".to_owned(), "repo-token-value".to_owned())]);
+    opts.environment_secrets = BTreeMap::from([(
+        "production".to_owned(),
+        BTreeMap::from([
+            ("TOKEN".to_owned(), "prod-token-value".to_owned()),
+            ("DEPLOY_KEY".to_owned(), "prod-deploy-key".to_owned()),
+        ]),
+    )]);
+    let mut observer = RecordingObserver::default();
+    let report = engine::run(&workflow, opts, &mut observer).await;
+    let logs = observer.log_text().join("\n");
+    assert_eq!(report.result, engine::Status::Success, "{logs}");
+    assert!(logs.contains("plain=[***] []"), "{logs}");
+    assert!(logs.contains("prod=[***] len=15"), "{logs}");
+    for secret in ["repo-token-value", "prod-token-value", "prod-deploy-key"] {
+        assert!(!logs.contains(secret), "{secret} in {logs}");
+    }
+}
