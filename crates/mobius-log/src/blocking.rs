@@ -16,7 +16,7 @@ use mobius_events::facts::{FactSet, Incident};
 use mobius_events::{AppendStatus, NewEvent, StoredEvent};
 use mobius_store::{
     EventQuery, Heads, IngestContext, NewRun, Repository, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord,
-    RunUpdate, Scope, SliCompaction, SliCounts, SliMinute, Store, StoreError, TokenRecord,
+    RunUpdate, Scope, SecretRecord, SliCompaction, SliCounts, SliMinute, Store, StoreError, TokenRecord,
 };
 
 thread_local! {
@@ -107,6 +107,10 @@ guarded! {
     compact_sli(hourly_before: i64, drop_before: i64) -> Result<SliCompaction, StoreError>;
     put_state(key: &str, value: &str) -> Result<(), StoreError>;
     state(key: &str) -> Result<Option<String>, StoreError>;
+    put_secret(secret: &SecretRecord) -> Result<(), StoreError>;
+    delete_secret(repository: &str, environment: &str, name: &str) -> Result<bool, StoreError>;
+    secrets(repository: Option<&str>) -> Result<Vec<SecretRecord>, StoreError>;
+    reseal_secrets(secrets: &[SecretRecord], state_key: &str, state_value: &str) -> Result<(), StoreError>;
 }
 
 #[cfg(test)]

@@ -139,6 +139,26 @@ pub struct Repository {
     pub path: String,
 }
 
+/// One encrypted secret: where it applies and its sealed value. The plaintext never reaches
+/// the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRecord {
+    /// The repository (`owner/name`) whose jobs see it.
+    pub repository: String,
+    /// The deployment environment it is limited to; `""` for every job of the repository.
+    pub environment: String,
+    /// `[A-Z_][A-Z0-9_]*`.
+    pub name: String,
+    /// The AEAD nonce.
+    pub nonce: Vec<u8>,
+    /// The sealed value.
+    pub ciphertext: Vec<u8>,
+    /// When it last changed.
+    pub updated: Timestamp,
+    /// Who changed it (a token's id or name, `cli` for the local command).
+    pub updated_by: String,
+}
+
 /// The event log and its facts.
 pub trait Store: Send + Sync {
     /// Appends events in one transaction, materialising each one's facts. Each event is
@@ -212,4 +232,14 @@ pub trait Store: Send + Sync {
     fn put_state(&self, key: &str, value: &str) -> Result<(), StoreError>;
     /// The document kept under `key`, if any.
     fn state(&self, key: &str) -> Result<Option<String>, StoreError>;
+
+    /// Adds or replaces a secret (by repository, environment and name).
+    fn put_secret(&self, secret: &SecretRecord) -> Result<(), StoreError>;
+    /// Removes a secret; `false` if there was none.
+    fn delete_secret(&self, repository: &str, environment: &str, name: &str) -> Result<bool, StoreError>;
+    /// The secrets of one repository, or of all, ordered by repository, environment and name.
+    fn secrets(&self, repository: Option<&str>) -> Result<Vec<SecretRecord>, StoreError>;
+    /// Replaces every secret's sealed value in one transaction (a key rotation), and the
+    /// document `state_key` with `state_value` in the same transaction.
+    fn reseal_secrets(&self, secrets: &[SecretRecord], state_key: &str, state_value: &str) -> Result<(), StoreError>;
 }

@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_incident_severity.sql"),
     include_str!("migrations/0007_events_ts.sql"),
     include_str!("migrations/0008_token_salt.sql"),
+    include_str!("migrations/0009_secrets.sql"),
 ];
 
 /// Brings the schema up to date; refuses a database written by a newer build.
