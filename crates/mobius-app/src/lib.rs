@@ -29,6 +29,7 @@ use mobius_pipelines::remote::{ActionCache, DEFAULT_ACTIONS_URL};
 use mobius_reliability::Alerter;
 use mobius_runs::{RunError, Runner, RunnerConfig};
 use mobius_sandbox::Sandbox;
+use mobius_secrets::{SecretError, SecretKey, Secrets};
 use mobius_store::{SqliteOptions, SqliteStore, Store, StoreError};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -61,6 +62,12 @@ pub struct Config {
     /// Where runs fetch `uses: owner/repo@ref` actions, and whether only pinned ones run.
     /// Default: GitHub, into `<data_dir>/actions`.
     pub actions: ActionCache,
+    /// The secret key as 64 hex digits (`MOBIUS_SECRET_KEY`); `None`: the key file in the
+    /// data directory, created on first start. [`App::open`] refuses a key that does not open
+    /// the stored secrets.
+    pub secret_key: Option<String>,
+    /// The secrets runs see; [`App::open`] fills it in. `None`: runs get no stored secrets.
+    pub secrets: Option<Secrets>,
 }
 
 impl Config {
@@ -78,6 +85,8 @@ impl Config {
             external_proxy: false,
             clock: Clock::System,
             sandbox: Sandbox::none(),
+            secret_key: None,
+            secrets: None,
         }
     }
 }
@@ -91,6 +100,8 @@ pub enum AppError {
     Rollouts(#[source] DeployError),
     #[error("cannot recover the runs a previous server left")]
     Runs(#[source] RunError),
+    #[error("cannot open the secrets")]
+    Secrets(#[source] SecretError),
 }
 
 /// The application services, wired together. Cheap to clone: clones share everything.
@@ -120,10 +131,15 @@ pub struct Recovered {
 impl App {
     /// Opens the store in the data directory (as a long-running server keeps it) and builds
     /// the services on it.
-    pub fn open(config: Config) -> Result<App, AppError> {
-        let store = SqliteStore::open_with(&config.data_dir, SqliteOptions::SERVER)
-            .map_err(|source| AppError::Store { data_dir: config.data_dir.clone(), source })?;
-        Ok(App::with_store(Arc::new(store), config))
+    pub fn open(mut config: Config) -> Result<App, AppError> {
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open_with(&config.data_dir, SqliteOptions::SERVER)
+                .map_err(|source| AppError::Store { data_dir: config.data_dir.clone(), source })?,
+        );
+        // A key that does not open the stored secrets stops the start here, not a run later.
+        let key = SecretKey::load(&config.data_dir, config.secret_key.as_deref()).map_err(AppError::Secrets)?;
+        config.secrets = Some(Secrets::open(store.clone(), &key).map_err(AppError::Secrets)?);
+        Ok(App::with_store(store, config))
     }
 
     /// Builds the services on a store that is already open. The services see it through
@@ -151,6 +167,7 @@ impl App {
                 clock: config.clock,
                 sandbox: config.sandbox.clone(),
                 actions: config.actions.clone(),
+                secrets: config.secrets.clone(),
             },
         );
         // `mobius/deploy` steps deploy through the control plane, on the caller's runtime.

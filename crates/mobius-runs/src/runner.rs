@@ -16,7 +16,7 @@
 //! starts ([`Runner::recover`]), and each is queued again once (a run that was itself such a
 //! re-queue is not re-queued a second time).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -58,6 +58,8 @@ pub struct RunnerConfig {
     pub sandbox: mobius_sandbox::Sandbox,
     /// Where `uses: owner/repo@ref` actions come from.
     pub actions: mobius_pipelines::remote::ActionCache,
+    /// The stored secrets: a run sees its repository's, and a job those of its environment.
+    pub secrets: Option<mobius_secrets::Secrets>,
 }
 
 /// Why a runner operation was refused or failed.
@@ -376,7 +378,8 @@ impl Runner {
                 default_branch: default_branch.clone(),
             };
             let files = git::workflow_files(&path, after)?;
-            for planned in trigger::plan(&push, &files) {
+            let stored = self.stored_secret_names(name);
+            for planned in trigger::plan(&push, &files, &stored) {
                 queued.push(self.queue_planned(&push, &path, planned)?);
             }
             // After the runs started: the first step does not wait for this append.
@@ -387,6 +390,19 @@ impl Runner {
         // cancel) rather than silently dropping a push.
         self.inner.store.set_repository_heads(name, &now)?;
         Ok(queued)
+    }
+
+    /// The names of the secrets stored for `repository`, in any environment; none without a
+    /// secret store, or when it cannot be read (the run then fails naming the secret).
+    fn stored_secret_names(&self, repository: &str) -> BTreeSet<String> {
+        let Some(secrets) = &self.inner.config.secrets else { return BTreeSet::new() };
+        match secrets.list(Some(repository)) {
+            Ok(listed) => listed.into_iter().map(|s| s.name).collect(),
+            Err(error) => {
+                tracing::warn!(repository, error = %error, "cannot list the repository's secrets");
+                BTreeSet::new()
+            }
+        }
     }
 
     fn queue_planned(&self, push: &Push, path: &Path, planned: Planned) -> Result<i64, RunError> {

@@ -1,6 +1,8 @@
 //! Which workflows a push runs, and with what: the pure part of triggering, between reading
 //! git (see [`super::git`]) and queueing runs (see [`super::Runner`]).
 
+use std::collections::BTreeSet;
+
 use mobius_pipelines::expr::{self, MapContext};
 use mobius_pipelines::workflow::{self, PushedRef, Setting, Severity, Workflow, push_matches};
 use serde_json::{Value, json};
@@ -33,7 +35,8 @@ pub enum Planned {
 }
 
 /// The runs `push` triggers among `files` (`(path, text)` at the pushed commit), in file order.
-pub fn plan(push: &Push, files: &[(String, String)]) -> Vec<Planned> {
+/// `stored` are the names of the repository's stored secrets (of any environment).
+pub fn plan(push: &Push, files: &[(String, String)], stored: &BTreeSet<String>) -> Vec<Planned> {
     let github = github_context(push);
     let mut planned = Vec::new();
     for (file, text) in files {
@@ -63,12 +66,14 @@ pub fn plan(push: &Push, files: &[(String, String)]) -> Vec<Planned> {
         if !push_matches(filter, &pushed) {
             continue;
         }
-        // A secret the workflow names would be empty: refuse to start rather than run with it.
-        if let Some(used) = workflow::referenced_secrets(&text).first() {
+        // A secret the workflow names that is stored nowhere for the repository would be empty:
+        // refuse to start rather than run with it.
+        let missing = workflow::referenced_secrets(&text).into_iter().find(|used| !stored.contains(&used.name));
+        if let Some(used) = missing {
             let name = workflow.name.clone().unwrap_or_else(|| file.clone());
             let error = format!(
-                "{file}:{}: error: secret `{}` is not set (the server has no secret store yet)",
-                used.line, used.name
+                "{file}:{}: error: secret `{}` is not set for {} (`mobius secret set {} --repo {}`)",
+                used.line, used.name, push.repository, used.name, push.repository
             );
             planned.push(Planned::Invalid { file: file.clone(), name, error });
             continue;
@@ -167,7 +172,7 @@ mod tests {
                 "on:\n  push:\n    branches: [release]\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: echo ${{ secrets.KEY }}\n",
             ),
         ];
-        let planned = plan(&push("main", &["src/lib.rs"]), &workflows);
+        let planned = plan(&push("main", &["src/lib.rs"]), &workflows, &BTreeSet::new());
         assert_eq!(planned.len(), 2, "{planned:?}");
         match &planned[0] {
             Planned::Run { file, group, cancel_in_progress, .. } => {
@@ -184,7 +189,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let planned = plan(&push("feature", &["docs/a.md"]), &workflows);
+        let planned = plan(&push("feature", &["docs/a.md"]), &workflows, &BTreeSet::new());
         let files: Vec<&str> = planned
             .iter()
             .map(|p| match p {
@@ -192,11 +197,13 @@ mod tests {
             })
             .collect();
         assert_eq!(files, [".github/workflows/docs.yml", ".github/workflows/broken.yml"]);
-        match plan(&push("release", &[]), &workflows[4..]).as_slice() {
+        match plan(&push("release", &[]), &workflows[4..], &BTreeSet::new()).as_slice() {
             [Planned::Invalid { error, .. }] => {
-                assert!(error.contains("secret.yml:8: error: secret `KEY` is not set"), "{error}")
+                assert!(error.contains("secret.yml:8: error: secret `KEY` is not set for"), "{error}")
             }
             other => panic!("{other:?}"),
         }
+        let stored = BTreeSet::from(["KEY".to_owned()]);
+        assert!(matches!(plan(&push("release", &[]), &workflows[4..], &stored).as_slice(), [Planned::Run { .. }]));
     }
 }

@@ -51,6 +51,13 @@ pub enum Command {
     /// The action cache: actions fetched from repositories for `uses: owner/repo@ref`
     #[command(subcommand)]
     Actions(ActionsCommand),
+    /// Secrets for pipeline runs, by repository and environment, stored encrypted
+    ///
+    /// A run sees its repository's secrets; a job whose `environment:` names an environment
+    /// also sees that environment's, over them. Values are sealed (XChaCha20-Poly1305) under
+    /// the key in MOBIUS_SECRET_KEY or the data directory's secret.key, and never printed.
+    #[command(subcommand)]
+    Secret(SecretCommand),
     /// Run workflows locally, without a server
     ///
     /// Lints first; runs the working tree (uncommitted changes included) in a temporary
@@ -378,6 +385,37 @@ pub struct RunArgs {
     /// Refuse actions pinned to a tag or branch: only full-length commit SHAs run
     #[arg(long)]
     pub require_pinned_actions: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Add or replace a secret; its value is read from standard input, never the command line
+    Set {
+        /// `[A-Z_][A-Z0-9_]*`, not starting with GITHUB_
+        name: String,
+        /// The repository (`owner/name`, as registered) whose runs see it
+        #[arg(long)]
+        repo: String,
+        /// Only jobs whose `environment:` names this environment see it
+        #[arg(long)]
+        environment: Option<String>,
+    },
+    /// Names, scopes and when they changed (never values)
+    List {
+        /// Only this repository's
+        #[arg(long)]
+        repo: Option<String>,
+    },
+    /// Remove a secret
+    Rm {
+        name: String,
+        #[arg(long)]
+        repo: String,
+        #[arg(long)]
+        environment: Option<String>,
+    },
+    /// Reseal every secret under a new key and replace the key file (restart the server after)
+    RotateKey,
 }
 
 #[derive(Debug, Subcommand)]

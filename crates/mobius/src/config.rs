@@ -100,6 +100,9 @@ pub struct Settings {
     pub gitlab_webhook_token: Option<Secret>,
     /// `MOBIUS_ADMIN_TOKEN` (or `_FILE`): made valid at start.
     pub admin_token: Option<Secret>,
+    /// `MOBIUS_SECRET_KEY` (or `_FILE`): the key stored secrets are sealed with, 64 hex
+    /// digits; else `secret.key` in the data directory.
+    pub secret_key: Option<Secret>,
     /// How often registered repositories are polled.
     pub poll_interval: std::time::Duration,
     /// The user steps and instances run as when the server runs as root (`run_as` in
@@ -118,6 +121,14 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The stored secrets of the data directory, opened with [`Settings::secret_key`] or the
+    /// key file (created on first use).
+    pub fn secrets(&self, store: std::sync::Arc<dyn mobius_store::Store>) -> Result<mobius_secrets::Secrets> {
+        let given = self.secret_key.as_ref().map(|s| s.expose());
+        let key = mobius_secrets::SecretKey::load(&self.data_dir, given)?;
+        Ok(mobius_secrets::Secrets::open(store, &key)?)
+    }
+
     /// The action cache of the data directory, fetching from [`Settings::actions_url`].
     pub fn action_cache(&self) -> mobius_pipelines::remote::ActionCache {
         mobius_pipelines::remote::ActionCache::new(self.data_dir.join("actions"), &self.actions_url)
@@ -244,6 +255,7 @@ fn load_with(
         gitlab_webhook_token: secret("MOBIUS_GITLAB_WEBHOOK_TOKEN")?
             .or_else(|| file.gitlab_webhook_token.map(Secret::new)),
         admin_token: secret("MOBIUS_ADMIN_TOKEN")?,
+        secret_key: secret("MOBIUS_SECRET_KEY")?,
         poll_interval: match env("MOBIUS_POLL_INTERVAL").or(file.poll_interval) {
             Some(text) => parse_interval(&text)?,
             None => DEFAULT_POLL_INTERVAL,
@@ -303,8 +315,8 @@ fn parse_bool(text: &str) -> Result<bool> {
 /// The variables that hold the server's secrets. Each may instead be given as `<NAME>_FILE`,
 /// the path of a file holding the value (its trailing newline trimmed); setting both is an
 /// error, and a file that its group or others may read gets a warning.
-pub const SECRET_VARIABLES: [&str; 3] =
-    ["MOBIUS_ADMIN_TOKEN", "MOBIUS_GITHUB_WEBHOOK_SECRET", "MOBIUS_GITLAB_WEBHOOK_TOKEN"];
+pub const SECRET_VARIABLES: [&str; 4] =
+    ["MOBIUS_ADMIN_TOKEN", "MOBIUS_GITHUB_WEBHOOK_SECRET", "MOBIUS_GITLAB_WEBHOOK_TOKEN", "MOBIUS_SECRET_KEY"];
 
 /// What the environment held of the secrets, read once.
 #[derive(Debug, Default)]
@@ -375,7 +387,7 @@ fn read_secret_file(variable: &str, path: &Path, warnings: &mut Vec<String>) -> 
 }
 
 /// Reads the server's secrets from the environment ([`SECRET_VARIABLES`] and their `_FILE`
-/// forms, kept for [`load`]), then takes all six variables out of this process's environment,
+/// forms, kept for [`load`]), then takes all eight variables out of this process's environment,
 /// so that no child process inherits them. The values are first overwritten in the memory the
 /// kernel placed the environment in at exec: `/proc/<pid>/environ` reads that memory, not the
 /// C library's current list, and would still show them after the variables are removed.

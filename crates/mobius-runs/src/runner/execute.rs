@@ -93,6 +93,19 @@ impl Runner {
         opts.actions = Some(config.actions.clone());
         opts.workflow_file.clone_from(&p.run.workflow_file);
         opts.deployments = self.inner.deployments.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // The repository's secrets for every job, an environment's for the jobs that name it.
+        if let Some(secrets) = &config.secrets {
+            match secrets.for_repository(&p.run.repository) {
+                Ok(run) => {
+                    opts.secrets = run.repository;
+                    opts.environment_secrets = run.environments;
+                }
+                Err(e) => {
+                    let why = format!("cannot open the secrets of {}: {e}", p.run.repository);
+                    return self.fail_started(p.id, &p, &why);
+                }
+            }
+        }
 
         let (updates, received) = mpsc::channel::<Write>();
         let writer = {

@@ -74,6 +74,7 @@ pub(super) fn app_config(settings: &Settings) -> Result<mobius_app::Config> {
     config.poll_interval = settings.poll_interval;
     config.sandbox = settings.sandbox()?;
     config.actions = settings.action_cache();
+    config.secret_key = settings.secret_key.as_ref().map(|key| key.expose().to_owned());
     config.external_proxy = std::env::var("MOBIUS_PROXY").is_ok_and(|v| v == "external");
     if let Ok(every) = std::env::var("MOBIUS_ALERT_EVERY") {
         config.alert_every = crate::config::parse_interval(&every)?;

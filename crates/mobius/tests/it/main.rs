@@ -17,4 +17,5 @@ mod runs_deploy;
 mod secrets;
 mod server;
 mod slo;
+mod stored_secrets;
 mod util;
