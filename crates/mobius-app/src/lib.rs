@@ -14,7 +14,9 @@
 //! ```
 //!
 //! [`tokens`]: the scoped API tokens every mutation needs (issued, bootstrapped, checked).
+//! [`secrets`]: changes to the stored secrets, each with its audit event.
 
+pub mod secrets;
 pub mod tokens;
 
 use std::path::PathBuf;

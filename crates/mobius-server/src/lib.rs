@@ -33,7 +33,7 @@ use tokio::net::TcpListener;
 
 use crate::limits::{Gates, Limits};
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
-use crate::routes::{delivery, health, log, reliability, runs};
+use crate::routes::{delivery, health, log, reliability, runs, secrets};
 
 /// A secret from configuration; its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -110,6 +110,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/runs/{id}/cancel", post(runs::cancel))
         .route("/api/v1/runs/{id}/rerun", post(runs::rerun))
         .route("/api/v1/poll", post(runs::poll))
+        .route("/api/v1/secrets", get(secrets::list))
+        .route("/api/v1/secrets/{owner}/{repo}/{name}", put(secrets::put).delete(secrets::delete))
         .route("/api/v1/slos", get(reliability::get_slos))
         .route("/api/v1/slos/explain", get(reliability::get_slo_explanation))
         .route("/api/v1/alerts", get(reliability::get_alerts))

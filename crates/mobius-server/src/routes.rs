@@ -6,3 +6,4 @@ pub mod health;
 pub mod log;
 pub mod reliability;
 pub mod runs;
+pub mod secrets;

@@ -399,12 +399,16 @@ pub enum SecretCommand {
         /// Only jobs whose `environment:` names this environment see it
         #[arg(long)]
         environment: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
     },
     /// Names, scopes and when they changed (never values)
     List {
         /// Only this repository's
         #[arg(long)]
         repo: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
     },
     /// Remove a secret
     Rm {
@@ -413,6 +417,8 @@ pub enum SecretCommand {
         repo: String,
         #[arg(long)]
         environment: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
     },
     /// Reseal every secret under a new key and replace the key file (restart the server after)
     RotateKey,

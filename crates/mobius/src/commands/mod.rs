@@ -46,7 +46,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Lint(args) => lint::run(json, args),
         Command::Run(args) => run::run(data_dir, json, args),
         Command::Actions(command) => actions::run(data_dir, json, command),
-        Command::Secret(command) => secret::run(data_dir, json, command),
+        Command::Secret(command) => secret::run(data_dir, json, command).await,
         Command::Init(args) => deploy::init(args),
         Command::Deploy(args) => deploy::deploy(data_dir, json, args).await,
         Command::Rollout(command) => deploy::rollout(data_dir, json, command).await,

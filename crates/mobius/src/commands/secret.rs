@@ -1,75 +1,71 @@
-//! `mobius secret set|list|rm|rotate-key`: the encrypted secrets in the data directory's
-//! store, which the server's runs see (see `mobius_secrets`).
+//! `mobius secret set|list|rm|rotate-key`: the encrypted secrets a server's runs see (see
+//! `mobius_secrets`), in the local data directory's store or, with `--server`, through the
+//! API (an `admin` token).
 //!
 //! Values come from standard input only (a command line is visible to every user of the
-//! machine and lands in shell histories) and are never printed. Local only for now: the
-//! commands write the store a server on the same data directory reads at each run.
+//! machine and lands in shell histories) and are never printed. Every change is an event.
 
 use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use serde_json::json;
+use reqwest::Method;
+use serde_json::{Value, json};
 
 use super::{open_store, settings};
 use crate::cli::SecretCommand;
+use crate::client::Client;
 use crate::output::{print_json, print_table};
 
 /// Who a change made from this command is recorded as.
 const WHO: &str = "cli";
 
-pub fn run(data_dir: Option<&Path>, json: bool, command: SecretCommand) -> Result<ExitCode> {
+pub async fn run(data_dir: Option<&Path>, json: bool, command: SecretCommand) -> Result<ExitCode> {
+    let remote = match &command {
+        SecretCommand::Set { remote, .. } | SecretCommand::List { remote, .. } | SecretCommand::Rm { remote, .. } => {
+            Client::from(remote)?
+        }
+        SecretCommand::RotateKey => None,
+    };
+    if let Some(client) = remote {
+        return over_http(&client, json, command).await;
+    }
     let settings = settings(data_dir, None)?;
     let store = open_store(&settings)?;
-    let secrets = settings.secrets(store)?;
+    let secrets = settings.secrets(store.clone())?;
+    let log = mobius_log::ingest::Ingestor::new(store, settings.rules);
     match command {
-        SecretCommand::Set { name, repo, environment } => {
+        SecretCommand::Set { name, repo, environment, .. } => {
             mobius_secrets::check_name(&name)?;
             let value = read_value()?;
             let environment = environment.unwrap_or_default();
-            secrets.set(&repo, &environment, &name, &value, WHO)?;
-            if json {
-                print_json(&json!({ "name": name, "repository": repo, "environment": environment }))?;
-            } else {
-                println!("Secret {name} set for {}", scope(&repo, &environment));
-            }
+            let event = mobius_app::secrets::set(&secrets, &repo, &environment, &name, &value, WHO)?;
+            log.append(&event.into_iter().collect::<Vec<_>>()).context("cannot record the change")?;
+            said_set(json, &name, &repo, &environment)?;
         }
-        SecretCommand::List { repo } => {
-            let listed = secrets.list(repo.as_deref())?;
-            if json {
-                let rows: Vec<_> = listed
-                    .iter()
-                    .map(|s| {
-                        json!({
-                            "name": s.name,
-                            "repository": s.repository,
-                            "environment": s.environment,
-                            "updated": s.updated.to_string(),
-                            "updated_by": s.updated_by,
-                        })
+        SecretCommand::List { repo, .. } => {
+            let rows: Vec<Value> = secrets
+                .list(repo.as_deref())?
+                .into_iter()
+                .map(|s| {
+                    json!({
+                        "name": s.name,
+                        "repository": s.repository,
+                        "environment": s.environment,
+                        "updated": s.updated.to_string(),
+                        "updated_by": s.updated_by,
                     })
-                    .collect();
-                print_json(&rows)?;
-            } else if listed.is_empty() {
-                println!("No secrets. Add one with `mobius secret set NAME --repo OWNER/NAME < value-file`.");
-            } else {
-                let rows: Vec<[String; 5]> = listed
-                    .iter()
-                    .map(|s| {
-                        let environment = if s.environment.is_empty() { "-".to_owned() } else { s.environment.clone() };
-                        let when = s.updated.strftime("%Y-%m-%d %H:%M:%SZ").to_string();
-                        [s.name.clone(), s.repository.clone(), environment, when, s.updated_by.clone()]
-                    })
-                    .collect();
-                print_table(0, ["NAME", "REPOSITORY", "ENVIRONMENT", "UPDATED (UTC)", "BY"], &rows);
-            }
+                })
+                .collect();
+            show_list(json, &rows)?;
         }
-        SecretCommand::Rm { name, repo, environment } => {
+        SecretCommand::Rm { name, repo, environment, .. } => {
             let environment = environment.unwrap_or_default();
-            if !secrets.remove(&repo, &environment, &name)? {
+            let Some(event) = mobius_app::secrets::remove(&secrets, &repo, &environment, &name, WHO)? else {
                 bail!("no secret {name} for {}", scope(&repo, &environment));
-            }
+            };
+            log.append(&event.into_iter().collect::<Vec<_>>()).context("cannot record the change")?;
             if !json {
                 println!("Secret {name} removed from {}", scope(&repo, &environment));
             }
@@ -90,6 +86,83 @@ pub fn run(data_dir: Option<&Path>, json: bool, command: SecretCommand) -> Resul
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The same commands through `--server`.
+async fn over_http(client: &Client, json: bool, command: SecretCommand) -> Result<ExitCode> {
+    match command {
+        SecretCommand::Set { name, repo, environment, .. } => {
+            mobius_secrets::check_name(&name)?;
+            let value = read_value()?;
+            let environment = environment.unwrap_or_default();
+            let request = client
+                .request(Method::PUT, &secret_path(&repo, &name)?)
+                .query(&[("environment", environment.as_str())])
+                .json(&json!({ "value": value }));
+            client.send(request).await?;
+            said_set(json, &name, &repo, &environment)?;
+        }
+        SecretCommand::List { repo, .. } => {
+            let mut request = client.request(Method::GET, "/api/v1/secrets");
+            if let Some(repo) = &repo {
+                request = request.query(&[("repository", repo.as_str())]);
+            }
+            let rows: Vec<Value> = client.json(request).await?;
+            show_list(json, &rows)?;
+        }
+        SecretCommand::Rm { name, repo, environment, .. } => {
+            let environment = environment.unwrap_or_default();
+            let request = client
+                .request(Method::DELETE, &secret_path(&repo, &name)?)
+                .query(&[("environment", environment.as_str())]);
+            client.send(request).await?;
+            if !json {
+                println!("Secret {name} removed from {}", scope(&repo, &environment));
+            }
+        }
+        SecretCommand::RotateKey => bail!("rotate-key works on the local data directory only"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `/api/v1/secrets/{owner}/{repo}/{name}`.
+fn secret_path(repo: &str, name: &str) -> Result<String> {
+    match repo.split_once('/') {
+        Some((owner, repo)) if !owner.is_empty() && !repo.is_empty() && !repo.contains('/') => {
+            Ok(format!("/api/v1/secrets/{owner}/{repo}/{name}"))
+        }
+        _ => bail!("--repo must be OWNER/NAME, got `{repo}`"),
+    }
+}
+
+fn said_set(json: bool, name: &str, repo: &str, environment: &str) -> Result<()> {
+    if json {
+        print_json(&json!({ "name": name, "repository": repo, "environment": environment }))?;
+    } else {
+        println!("Secret {name} set for {}", scope(repo, environment));
+    }
+    Ok(())
+}
+
+fn show_list(json: bool, rows: &[Value]) -> Result<()> {
+    if json {
+        return print_json(&rows);
+    }
+    if rows.is_empty() {
+        println!("No secrets. Add one with `mobius secret set NAME --repo OWNER/NAME < value-file`.");
+        return Ok(());
+    }
+    let field = |row: &Value, key: &str| row[key].as_str().unwrap_or_default().to_owned();
+    let table: Vec<[String; 5]> = rows
+        .iter()
+        .map(|row| {
+            let environment = Some(field(row, "environment")).filter(|e| !e.is_empty()).unwrap_or_else(|| "-".into());
+            let when = field(row, "updated").chars().take(19).collect::<String>().replace('T', " ");
+            [field(row, "name"), field(row, "repository"), environment, when, field(row, "updated_by")]
+        })
+        .collect();
+    print_table(0, ["NAME", "REPOSITORY", "ENVIRONMENT", "UPDATED (UTC)", "BY"], &table);
+    Ok(())
 }
 
 /// The value on standard input, without its trailing newline; refused when empty.

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Output, Stdio};
 
 use crate::runs::{commit, finished, get, repository, start, wait_for};
-use crate::util::Dir;
+use crate::util::{ADMIN, Dir, http};
 
 const TOKEN: &str = "tok-7f3a9c2e51d4";
 const DEPLOY_KEY: &str = "deploy-key-prod-88e1";
@@ -92,6 +92,32 @@ fn stored_secrets_reach_their_repository_and_environment_sealed_masked_and_rotat
             files_holding(&dir.data(), value)
         );
     }
+
+    // The same through the API (admin only), values write-only; every change is an event.
+    let remote = ["--server", server.base.as_str(), "--token", ADMIN];
+    let out = secret(&dir, &[&["set", "API_KEY", "--repo", "acme/app"][..], &remote[..]].concat(), "api-value-3141\n");
+    assert!(out.status.success(), "{}", text(&out));
+    let listed = dir.ok(&[&["secret", "list", "--repo", "acme/app"][..], &remote[..]].concat());
+    assert!(listed.contains("API_KEY") && !listed.contains("api-value-3141"), "{listed}");
+    let read_token = dir.json(&["token", "create", "--scope", "read", "--server", &server.base, "--token", ADMIN]);
+    let status = http()
+        .put(server.url("/api/v1/secrets/acme/app/SNEAKY"))
+        .bearer_auth(read_token["token"].as_str().unwrap())
+        .json(&serde_json::json!({ "value": "x" }))
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(status, reqwest::StatusCode::FORBIDDEN);
+    let listing = get(&server, "/api/v1/secrets").to_string();
+    assert!(
+        !listing.contains("api-value-3141") && !listing.contains(TOKEN) && !listing.contains("SNEAKY"),
+        "{listing}"
+    );
+    let events = get(&server, "/api/v1/events?limit=500").to_string();
+    assert!(events.contains("mobius-secret.changed") && events.contains("API_KEY"), "{events}");
+    assert!(!events.contains("api-value-3141") && !events.contains(TOKEN), "a value in the event log");
+    let out = secret(&dir, &[&["rm", "API_KEY", "--repo", "acme/app"][..], &remote[..]].concat(), "");
+    assert!(out.status.success(), "{}", text(&out));
     drop(server);
 
     // Rotation: the key file changes, every secret still opens.
