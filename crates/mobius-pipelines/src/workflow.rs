@@ -18,6 +18,7 @@ mod action;
 mod build;
 mod call;
 mod checks;
+mod dispatch;
 mod filter;
 mod matrix;
 mod model;
@@ -27,6 +28,7 @@ mod yaml;
 
 pub use action::{ActionInput, ActionManifest, ActionRuns, NodeRuns, parse_action};
 pub use checks::{SUPPORTED_ACTIONS, unsupported};
+pub use dispatch::{DispatchError, dispatch_inputs};
 pub use filter::{PushedRef, glob, push_matches};
 pub use matrix::{Combination, MAX_COMBINATIONS, MatrixEntryError, MatrixError, expand_matrix, matrix_from_entries};
 pub use model::*;

@@ -92,6 +92,23 @@ pub fn changed_files(repo: &Path, before: Option<&str>, after: &str) -> Result<V
 
 /// The workflow files at a commit (`.github/workflows/*.yml|yaml`, `.mobius/workflows/…`), as
 /// `(path, text)` in path order.
+/// The commit `git_ref` names (a branch, a tag or a commit), and the branch when it is one;
+/// `None` when it names nothing.
+pub fn resolve(repo: &Path, git_ref: &str) -> Result<Option<(String, Option<String>)>, GitError> {
+    if git_ref.starts_with('-') || git_ref.is_empty() {
+        return Ok(None);
+    }
+    let name = git_ref.strip_prefix("refs/heads/").unwrap_or(git_ref);
+    for (candidate, branch) in [(format!("refs/heads/{name}"), Some(name.to_owned())), (git_ref.to_owned(), None)] {
+        let spec = format!("{candidate}^{{commit}}");
+        if let Ok(sha) = git(repo, &["rev-parse", "--verify", "--quiet", &spec]) {
+            return Ok(Some((sha.trim().to_owned(), branch)));
+        }
+    }
+    Ok(None)
+}
+
+/// Every workflow file at `sha`.
 pub fn workflow_files(repo: &Path, sha: &str) -> Result<Vec<(String, String)>, GitError> {
     let out = git(repo, &["ls-tree", "--name-only", sha, "--", ".github/workflows/", ".mobius/workflows/"])?;
     let mut files = Vec::new();

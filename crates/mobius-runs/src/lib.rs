@@ -16,4 +16,4 @@ mod progress;
 pub mod runner;
 pub mod trigger;
 
-pub use runner::{RunError, Runner, RunnerConfig};
+pub use runner::{Dispatch, RunError, Runner, RunnerConfig};

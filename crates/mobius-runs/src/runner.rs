@@ -16,7 +16,7 @@
 //! starts ([`Runner::recover`]), and each is queued again once (a run that was itself such a
 //! re-queue is not re-queued a second time).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -75,6 +75,12 @@ pub enum RunError {
     NothingFailed(i64),
     #[error("no registered repository {0}")]
     UnknownRepository(String),
+    #[error("{repository} has no branch, tag or commit `{git_ref}`")]
+    UnknownRef { repository: String, git_ref: String },
+    #[error("{repository} has no workflow `{workflow}` at {sha}")]
+    UnknownWorkflow { repository: String, workflow: String, sha: String },
+    #[error("{file}: {source}")]
+    Dispatch { file: String, source: mobius_pipelines::workflow::DispatchError },
     #[error(transparent)]
     Git(#[from] GitError),
     #[error("storage failed")]
@@ -124,6 +130,22 @@ struct Prepared {
     workflow: Workflow,
     repository_path: PathBuf,
     github: Value,
+    /// The `inputs` context (a manual run's).
+    inputs: serde_json::Map<String, Value>,
+}
+
+/// A manual run (`workflow_dispatch`) asked for.
+#[derive(Debug, Clone)]
+pub struct Dispatch {
+    /// The registered repository.
+    pub repository: String,
+    /// The workflow: its file (`.github/workflows/ci.yml`), file name (`ci.yml`) or `name:`.
+    pub workflow: String,
+    /// The branch, tag or commit to run.
+    pub git_ref: String,
+    pub inputs: BTreeMap<String, String>,
+    /// Who asked (the token's name), as `github.actor`.
+    pub actor: String,
 }
 
 impl Runner {
@@ -283,6 +305,86 @@ impl Runner {
         self.requeue(run).await
     }
 
+    /// Queues a manual run (`workflow_dispatch`) of a workflow at a ref, its inputs checked
+    /// and typed as GitHub checks them; returns its id.
+    pub async fn dispatch(&self, request: Dispatch) -> Result<i64, RunError> {
+        let this = self.clone();
+        mobius_log::blocking::spawn(move || {
+            let repository = this.repository(&request.repository)?;
+            let path = PathBuf::from(&repository.path);
+            let unknown_ref =
+                || RunError::UnknownRef { repository: request.repository.clone(), git_ref: request.git_ref.clone() };
+            // No ref: the default branch, as GitHub's API defaults to it.
+            let asked = match request.git_ref.as_str() {
+                "" | "HEAD" => default_branch(&path),
+                other => other.to_owned(),
+            };
+            let (sha, branch) = git::resolve(&path, &asked)?.ok_or_else(unknown_ref)?;
+            let files = git::workflow_files(&path, &sha)?;
+            let wanted = request.workflow.as_str();
+            let found = files.iter().find_map(|(file, text)| {
+                let text = mobius_pipelines::workflow::with_default_branch(text, &default_branch(&path));
+                let workflow = mobius_pipelines::workflow::parse(file, &text).ok();
+                let named = |w: &Workflow| w.name.as_deref() == Some(wanted);
+                let matches = file == wanted
+                    || Path::new(file).file_name().is_some_and(|n| n == wanted)
+                    || workflow.as_ref().is_some_and(named);
+                matches.then(|| (file.clone(), workflow))
+            });
+            let unknown_workflow = || RunError::UnknownWorkflow {
+                repository: request.repository.clone(),
+                workflow: request.workflow.clone(),
+                sha: sha.clone(),
+            };
+            let (file, workflow) = found.ok_or_else(unknown_workflow)?;
+            let workflow = workflow.ok_or_else(|| RunError::Dispatch {
+                file: file.clone(),
+                source: mobius_pipelines::workflow::DispatchError::NotDispatchable,
+            })?;
+            let inputs = mobius_pipelines::workflow::dispatch_inputs(&workflow, &request.inputs)
+                .map_err(|source| RunError::Dispatch { file: file.clone(), source })?;
+            let run = NewRun {
+                repository: request.repository.clone(),
+                workflow_file: file.clone(),
+                workflow_name: workflow.name.clone().unwrap_or_else(|| file.clone()),
+                event: "workflow_dispatch".to_owned(),
+                branch: branch.clone(),
+                sha: sha.clone(),
+                before_sha: None,
+                concurrency_group: None,
+                cancel_in_progress: false,
+                only_jobs: Vec::new(),
+                attempt: 1,
+                rerun_of: None,
+                requeue_of: None,
+                queued_at: this.now(),
+            };
+            let git_ref = match &branch {
+                Some(branch) => format!("refs/heads/{branch}"),
+                None if asked.starts_with("refs/") => asked.clone(),
+                None => format!("refs/tags/{asked}"),
+            };
+            let ref_name = git_ref.rsplit('/').next().unwrap_or_default().to_owned();
+            let owner = request.repository.split('/').next().unwrap_or_default().to_owned();
+            let github = serde_json::json!({
+                "event_name": "workflow_dispatch",
+                "ref": git_ref,
+                "ref_name": ref_name,
+                "ref_type": if branch.is_some() { "branch" } else { "tag" },
+                "sha": sha,
+                "repository": request.repository,
+                "repository_owner": owner,
+                "actor": request.actor,
+                "triggering_actor": request.actor,
+                "event": { "inputs": inputs.clone(), "ref": git_ref, "repository": { "full_name": request.repository } },
+            });
+            let id = this.inner.store.create_run(&run)?;
+            this.enqueue(Prepared { id, run, workflow, repository_path: path, github, inputs });
+            Ok(id)
+        })
+        .await
+    }
+
     /// A receiver of run `id`'s log lines as they are written; `None` when it is not running.
     pub fn subscribe(&self, id: i64) -> Option<broadcast::Receiver<RunLogLine>> {
         self.lock().running.get(&id).map(|a| a.live.subscribe())
@@ -335,7 +437,14 @@ impl Runner {
             match parsed {
                 Ok(workflow) => {
                     let github = trigger::github_context(&push);
-                    this.enqueue(Prepared { id, run, workflow, repository_path: path, github });
+                    this.enqueue(Prepared {
+                        id,
+                        run,
+                        workflow,
+                        repository_path: path,
+                        github,
+                        inputs: serde_json::Map::new(),
+                    });
                 }
                 Err(error) => this.fail_unstarted(id, &run, &error),
             }
@@ -435,7 +544,14 @@ impl Runner {
         match planned {
             Planned::Run { workflow, .. } => {
                 let github = trigger::github_context(push);
-                self.enqueue(Prepared { id, run, workflow: *workflow, repository_path: path.to_owned(), github });
+                self.enqueue(Prepared {
+                    id,
+                    run,
+                    workflow: *workflow,
+                    repository_path: path.to_owned(),
+                    github,
+                    inputs: serde_json::Map::new(),
+                });
             }
             Planned::Invalid { error, .. } => self.fail_unstarted(id, &run, &error),
         }

@@ -109,9 +109,11 @@ impl From<tokio::task::JoinError> for ApiError {
 impl From<RunError> for ApiError {
     fn from(e: RunError) -> ApiError {
         match e {
-            RunError::NotFound(_) | RunError::UnknownRepository(_) => {
-                ApiError::client(StatusCode::NOT_FOUND, "not_found", &e)
-            }
+            RunError::NotFound(_)
+            | RunError::UnknownRepository(_)
+            | RunError::UnknownRef { .. }
+            | RunError::UnknownWorkflow { .. } => ApiError::client(StatusCode::NOT_FOUND, "not_found", &e),
+            RunError::Dispatch { .. } => ApiError::client(StatusCode::BAD_REQUEST, "bad_request", &e),
             RunError::Ended { .. } | RunError::NotEnded { .. } | RunError::NothingFailed(_) => {
                 ApiError::client(StatusCode::CONFLICT, "conflict", &e)
             }

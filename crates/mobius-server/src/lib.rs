@@ -104,7 +104,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/flow", get(log::get_flow))
         .route("/api/v1/tokens", post(log::post_token).get(log::get_tokens))
         .route("/api/v1/tokens/{id}", delete(log::delete_token))
-        .route("/api/v1/runs", get(runs::list))
+        .route("/api/v1/runs", get(runs::list).post(runs::start))
         .route("/api/v1/runs/{id}", get(runs::show))
         .route("/api/v1/runs/{id}/logs", get(runs::logs))
         .route("/api/v1/runs/{id}/cancel", post(runs::cancel))

@@ -678,6 +678,22 @@ pub enum RunsCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Start a workflow by hand (`workflow_dispatch`) on the server, with typed inputs
+    Start {
+        /// The workflow: its file, file name or `name:`
+        workflow: String,
+        /// The registered repository
+        #[arg(long)]
+        repo: String,
+        /// The branch, tag or commit [default: the default branch]
+        #[arg(long = "ref", value_name = "REF")]
+        git_ref: Option<String>,
+        /// An input (repeatable), checked against the workflow's `workflow_dispatch.inputs`
+        #[arg(long = "input", value_name = "KEY=VALUE", value_parser = key_value)]
+        inputs: Vec<(String, String)>,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Cancel a queued or running run (needs the server and a `run` token)
     Cancel {
         id: i64,

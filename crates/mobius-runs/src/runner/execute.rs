@@ -85,6 +85,7 @@ impl Runner {
         opts.jobs_parallelism = config.parallelism.max(1);
         opts.event_name.clone_from(&p.run.event);
         opts.github = p.github.clone();
+        opts.inputs = p.inputs.clone();
         opts.run_id = u64::try_from(p.id).unwrap_or_default();
         opts.selected_jobs.clone_from(&p.run.only_jobs);
         opts.store_dir = Some(config.data_dir.join("pipelines"));

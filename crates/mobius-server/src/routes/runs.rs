@@ -18,7 +18,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::AppState;
 use crate::auth::{Caller, Read, Run};
 use crate::error::ApiError;
-use crate::extract::{Body, Path, Query};
+use crate::extract::{Body, Json as JsonBody, Path, Query};
 use crate::page;
 use mobius_runs::RunError;
 use mobius_runs::logs::{self, RunLogLine};
@@ -49,6 +49,43 @@ pub async fn list(
     let store = state.app.store.clone();
     let runs = mobius_log::blocking::spawn(move || store.runs(&query)).await?;
     page::of_cursor(&uri, runs, limit, |run| ("before", run.id.to_string()))
+}
+
+/// The body of `POST /api/v1/runs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    repository: String,
+    /// File path, file name or `name:`.
+    workflow: String,
+    /// Branch, tag or commit; the repository's default branch when absent.
+    #[serde(rename = "ref")]
+    git_ref: Option<String>,
+    /// Input values as strings, as GitHub's API takes them.
+    #[serde(default)]
+    inputs: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// `POST /api/v1/runs` (`run` scope): a manual run (`workflow_dispatch`); `201` with its id.
+pub async fn start(
+    caller: Caller<Run>,
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<StartRequest>,
+) -> Result<Response, ApiError> {
+    let inputs = request
+        .inputs
+        .into_iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => (k, s),
+            other => (k, other.to_string()),
+        })
+        .collect();
+    let actor = caller.token.as_ref().map_or_else(|| "mobius".to_owned(), |t| t.name.clone());
+    let git_ref = request.git_ref.unwrap_or_else(|| "HEAD".to_owned());
+    let dispatch =
+        mobius_runs::Dispatch { repository: request.repository, workflow: request.workflow, git_ref, inputs, actor };
+    let id = state.app.runs.dispatch(dispatch).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
 }
 
 /// `GET /api/v1/runs/{id}`: the run with its jobs and steps.

@@ -42,6 +42,20 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: RunsCommand) -> R
             let runs = Backend::choose(data_dir, &remote, None)?.runs();
             return print_logs(runs.as_ref(), json, id, follow).await;
         }
+        RunsCommand::Start { workflow, repo, git_ref, inputs, remote } => {
+            let inputs: serde_json::Map<String, serde_json::Value> =
+                inputs.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
+            let mut body = serde_json::json!({ "repository": repo, "workflow": workflow, "inputs": inputs });
+            if let Some(git_ref) = git_ref {
+                body["ref"] = serde_json::Value::String(git_ref);
+            }
+            let answer = backend::server(data_dir, &remote)?.start_run(&body).await?;
+            if json {
+                print_json(&answer)?;
+            } else {
+                println!("Queued run {}", answer["id"]);
+            }
+        }
         RunsCommand::Cancel { id, remote } => {
             let answer = backend::server(data_dir, &remote)?.cancel_run(id).await?;
             if json {

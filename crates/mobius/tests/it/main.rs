@@ -6,6 +6,7 @@
 mod actions;
 mod cli;
 mod deploy;
+mod dispatch;
 mod durability;
 mod golden;
 mod hardening;

@@ -76,6 +76,11 @@ impl Remote {
         self.client.json(self.client.request(Method::POST, &format!("/api/v1/runs/{id}/cancel"))).await
     }
 
+    /// Queues a manual run (`workflow_dispatch`; a `run` token); answers `{"id"}`.
+    pub async fn start_run(&self, body: &Value) -> Result<Value> {
+        self.client.json(self.client.request(Method::POST, "/api/v1/runs").json(body)).await
+    }
+
     /// Queues a finished run again as a new attempt, all its jobs or the failed ones (a `run`
     /// token); answers `{"id", "rerun_of"}`.
     pub async fn rerun(&self, id: i64, failed: bool) -> Result<Value> {
