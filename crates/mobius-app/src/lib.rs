@@ -197,11 +197,12 @@ impl App {
         Ok(Recovered { rollouts, runs })
     }
 
-    /// Starts the background tasks: repository polling, SLO alerts (restored from the store
-    /// first) and SLI recording. They run until [`Background::stop`].
+    /// Starts the background tasks: repository polling, scheduled workflows, SLO alerts
+    /// (restored from the store first) and SLI recording. They run until [`Background::stop`].
     pub fn start(&self) -> Background {
         let mut background = Background::default();
         background.spawn(|stop| self.runs.clone().poll_forever(stop));
+        background.spawn(|stop| self.runs.clone().schedule_forever(stop));
         let every = self.config.alert_every;
         background.spawn(|stop| self.reliability.clone().run(every, stop));
         let every = self.config.sli_every;

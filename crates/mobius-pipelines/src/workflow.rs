@@ -33,7 +33,7 @@ pub use filter::{PushedRef, glob, push_matches};
 pub use matrix::{Combination, MAX_COMBINATIONS, MatrixEntryError, MatrixError, expand_matrix, matrix_from_entries};
 pub use model::*;
 pub use secrets::{SecretUse, referenced_secrets};
-pub use triggers::{CronError, CronItemError, check_cron};
+pub use triggers::{Cron, CronError, CronItemError, check_cron};
 
 use yaml::{Kind, Node};
 

@@ -241,6 +241,106 @@ impl Runner {
         }
     }
 
+    /// Runs the `schedule` workflows of every registered repository, as GitHub does: at each
+    /// minute (UTC, by the runner's clock) that one of a workflow's crons matches, the
+    /// workflow at the head of the repository's default branch runs once per matching cron.
+    /// Minutes that passed while the server was down are not made up for. Until `shutdown`.
+    pub async fn schedule_forever(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let now = self.now();
+            let next = Timestamp::from_second(now.as_second().div_euclid(60) * 60 + 60).unwrap_or(now);
+            let wait = now.duration_until(next).unsigned_abs();
+            tokio::select! {
+                _ = &mut shutdown => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+            let this = self.clone();
+            let queued = mobius_log::blocking::spawn(move || this.run_schedules(next)).await;
+            if !queued.is_empty() {
+                tracing::info!(minute = %next, runs = ?queued, "scheduled runs queued");
+            }
+        }
+    }
+
+    /// Queues the scheduled runs of minute `at` in every repository; their ids.
+    pub fn run_schedules(&self, at: Timestamp) -> Vec<i64> {
+        let repositories = match self.inner.store.repositories() {
+            Ok(repositories) => repositories,
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot list repositories for schedules");
+                return Vec::new();
+            }
+        };
+        let mut queued = Vec::new();
+        for repository in repositories {
+            match self.schedules_of(&repository, at) {
+                Ok(ids) => queued.extend(ids),
+                Err(error) => tracing::warn!(repository = %repository.name, error = %error, "schedules failed"),
+            }
+        }
+        queued
+    }
+
+    fn schedules_of(&self, repository: &Repository, at: Timestamp) -> Result<Vec<i64>, RunError> {
+        let path = PathBuf::from(&repository.path);
+        let branch = default_branch(&path);
+        let Some((sha, _)) = git::resolve(&path, &branch)? else { return Ok(Vec::new()) };
+        let mut queued = Vec::new();
+        for (file, text) in git::workflow_files(&path, &sha)? {
+            if !text.contains("schedule") {
+                continue;
+            }
+            let text = mobius_pipelines::workflow::with_default_branch(&text, &branch);
+            let Ok(workflow) = mobius_pipelines::workflow::parse(&file, &text) else { continue };
+            for cron in &workflow.on.schedule {
+                let due = mobius_pipelines::workflow::Cron::parse(cron).is_ok_and(|c| c.matches(at));
+                if !due {
+                    continue;
+                }
+                let run = NewRun {
+                    repository: repository.name.clone(),
+                    workflow_file: file.clone(),
+                    workflow_name: workflow.name.clone().unwrap_or_else(|| file.clone()),
+                    event: "schedule".to_owned(),
+                    branch: Some(branch.clone()),
+                    sha: sha.clone(),
+                    before_sha: None,
+                    concurrency_group: None,
+                    cancel_in_progress: false,
+                    only_jobs: Vec::new(),
+                    attempt: 1,
+                    rerun_of: None,
+                    requeue_of: None,
+                    queued_at: self.now(),
+                };
+                let owner = repository.name.split('/').next().unwrap_or_default();
+                let github = serde_json::json!({
+                    "event_name": "schedule",
+                    "ref": format!("refs/heads/{branch}"),
+                    "ref_name": branch,
+                    "ref_type": "branch",
+                    "sha": sha,
+                    "repository": repository.name,
+                    "repository_owner": owner,
+                    "actor": "mobius",
+                    "event": { "schedule": cron, "repository": { "full_name": repository.name } },
+                });
+                let id = self.inner.store.create_run(&run)?;
+                self.enqueue(Prepared {
+                    id,
+                    run,
+                    workflow: workflow.clone(),
+                    repository_path: path.clone(),
+                    github,
+                    inputs: serde_json::Map::new(),
+                });
+                queued.push(id);
+            }
+        }
+        Ok(queued)
+    }
+
     /// Cancels a run: a running one is stopped (its steps' processes killed, `always()` steps
     /// still run), a waiting one ends at once.
     pub fn cancel(&self, id: i64, reason: &str) -> Result<(), RunError> {

@@ -70,6 +70,42 @@ async fn the_fallback_poll_picks_a_commit_up_within_its_interval() {
     background.stop().await;
 }
 
+/// `schedule` on the app's clock (paused tokio time, from 00:00:00Z): `*/5` runs at :05 and
+/// :10 of the first eleven minutes, on the default branch's head, with `github.event.schedule`;
+/// a minute that passed before the server started is not made up for.
+#[tokio::test(start_paused = true)]
+async fn scheduled_workflows_run_at_their_minutes_by_the_app_clock() {
+    let root = tempfile::tempdir().unwrap();
+    let workflow = "on:\n  schedule:\n    - cron: '*/5 * * * *'\njobs:\n  a:\n    runs-on: local\n    steps:\n      \
+                    - run: echo \"scheduled by ${{ github.event.schedule }} on ${{ github.ref }}\"\n";
+    let repo = repository(root.path(), workflow);
+    let mut config = Config::new(root.path().join("data"));
+    config.poll_interval = Duration::from_secs(86_400);
+    // Started half a minute past 00:00: the tick at 00:00 is gone.
+    config.clock = Clock::tokio(base() + jiff::SignedDuration::from_secs(30));
+    let app = App::open(config).unwrap();
+    let (store, path) = (app.store.clone(), repo.display().to_string());
+    mobius_log::blocking::spawn(move || store.add_repository(&Repository { name: "acme/app".into(), path }))
+        .await
+        .unwrap();
+    let background = app.start();
+    tokio::time::sleep(Duration::from_secs(11 * 60)).await;
+    let runs = eventually(Duration::from_secs(60), async || {
+        let store = app.store.clone();
+        let runs = mobius_log::blocking::spawn(move || store.runs(&RunQuery::default())).await.unwrap();
+        let done = runs.iter().all(|r| r.state.is_final());
+        (runs.len() >= 2 && done).then_some(runs)
+    })
+    .await;
+    let mut queued: Vec<(String, String)> =
+        runs.iter().map(|r| (r.run.event.clone(), r.run.queued_at.strftime("%H:%M").to_string())).collect();
+    queued.sort();
+    assert_eq!(queued, [("schedule".to_owned(), "00:05".to_owned()), ("schedule".to_owned(), "00:10".to_owned())]);
+    let log = std::fs::read_to_string(app.runs.log_path(runs[0].id)).unwrap();
+    assert!(log.contains("scheduled by */5 * * * * on refs/heads/main"), "{log}");
+    background.stop().await;
+}
+
 const SHOP: &str = "service: shop
 run:
   command: ./shop

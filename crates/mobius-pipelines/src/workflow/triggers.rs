@@ -291,43 +291,76 @@ pub enum CronItemError {
 /// Checks a POSIX 5-field cron expression as GitHub accepts it: numbers, `*`, ranges,
 /// steps, lists, and month/day names.
 pub fn check_cron(cron: &str) -> Result<(), CronError> {
-    let fields: Vec<&str> = cron.split_whitespace().collect();
-    if fields.len() != 5 {
-        return Err(CronError::FieldCount { found: fields.len() });
-    }
-    let specs: [(&str, u32, u32, &[&str]); 5] = [
-        ("minute", 0, 59, &[]),
-        ("hour", 0, 23, &[]),
-        ("day of month", 1, 31, &[]),
-        ("month", 1, 12, &MONTHS),
-        ("day of week", 0, 7, &DAYS),
-    ];
-    for (text, (field, min, max, names)) in fields.iter().zip(specs) {
-        for item in text.split(',') {
-            cron_item(item, min, max, names).map_err(|source| CronError::Field {
-                field,
-                text: (*text).to_owned(),
-                source,
-            })?;
-        }
-    }
-    Ok(())
+    Cron::parse(cron).map(drop)
 }
 
-fn cron_item(item: &str, min: u32, max: u32, names: &[&str]) -> Result<(), CronItemError> {
+/// A parsed `schedule` cron expression, in UTC as GitHub reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cron {
+    /// One bit per allowed value of each field: minute, hour, day of month, month, day of week
+    /// (Sunday is 0; 7 is folded into it).
+    fields: [u64; 5],
+    /// Whether day of month and day of week were both restricted (not `*`): then a day
+    /// matches when either does, as cron has it.
+    either_day: bool,
+}
+
+impl Cron {
+    /// Parses a 5-field cron expression.
+    pub fn parse(cron: &str) -> Result<Cron, CronError> {
+        let texts: Vec<&str> = cron.split_whitespace().collect();
+        if texts.len() != 5 {
+            return Err(CronError::FieldCount { found: texts.len() });
+        }
+        let specs: [(&str, u32, u32, &[&str]); 5] = [
+            ("minute", 0, 59, &[]),
+            ("hour", 0, 23, &[]),
+            ("day of month", 1, 31, &[]),
+            ("month", 1, 12, &MONTHS),
+            ("day of week", 0, 7, &DAYS),
+        ];
+        let mut fields = [0u64; 5];
+        for (index, (text, (field, min, max, names))) in texts.iter().zip(specs).enumerate() {
+            for item in text.split(',') {
+                fields[index] |= cron_item(item, min, max, names).map_err(|source| CronError::Field {
+                    field,
+                    text: (*text).to_owned(),
+                    source,
+                })?;
+            }
+        }
+        // Sunday is 0 and 7.
+        if fields[4] & (1 << 7) != 0 {
+            fields[4] = (fields[4] & !(1 << 7)) | 1;
+        }
+        let restricted = |text: &str| !text.starts_with('*');
+        Ok(Cron { fields, either_day: restricted(texts[2]) && restricted(texts[4]) })
+    }
+
+    /// Whether the minute starting at `at` (UTC) is one of the expression's.
+    pub fn matches(&self, at: jiff::Timestamp) -> bool {
+        let t = at.to_zoned(jiff::tz::TimeZone::UTC);
+        let has = |field: usize, value: i64| u32::try_from(value).is_ok_and(|v| self.fields[field] & (1 << v) != 0);
+        let day_of_month = has(2, t.day().into());
+        let day_of_week = has(4, t.weekday().to_sunday_zero_offset().into());
+        let day = if self.either_day { day_of_month || day_of_week } else { day_of_month && day_of_week };
+        has(0, t.minute().into()) && has(1, t.hour().into()) && has(3, t.month().into()) && day
+    }
+}
+
+/// The values one item of a field allows, as bits.
+fn cron_item(item: &str, min: u32, max: u32, names: &[&str]) -> Result<u64, CronItemError> {
     let (range, step) = match item.split_once('/') {
         Some((range, step)) => (range, Some(step)),
         None => (item, None),
     };
-    if let Some(step) = step {
-        match step.parse::<u32>() {
-            Ok(n) if n > 0 && n <= max => {}
+    let step = match step {
+        Some(step) => match step.parse::<u32>() {
+            Ok(n) if n > 0 && n <= max => n,
             _ => return Err(CronItemError::BadStep { step: step.to_owned() }),
-        }
-    }
-    if range == "*" {
-        return Ok(());
-    }
+        },
+        None => 1,
+    };
     let value = |s: &str| -> Result<u32, CronItemError> {
         let named = names.iter().position(|n| n.eq_ignore_ascii_case(s)).map(|i| i as u32 + min);
         // A value that is neither a name nor a number is out of range like any other.
@@ -336,17 +369,23 @@ fn cron_item(item: &str, min: u32, max: u32, names: &[&str]) -> Result<(), CronI
             _ => Err(CronItemError::OutOfRange { value: s.to_owned(), min, max }),
         }
     };
-    match range.split_once('-') {
-        Some((a, b)) => {
-            if value(a)? > value(b)? {
+    let (first, last) = match (range, range.split_once('-')) {
+        ("*", _) => (min, max),
+        (_, Some((a, b))) => {
+            let (a, b) = (value(a)?, value(b)?);
+            if a > b {
                 return Err(CronItemError::Backwards { range: range.to_owned() });
             }
+            (a, b)
         }
-        None => {
-            value(range)?;
+        // `5/15` is every 15th from 5 to the end, as cron reads it.
+        (_, None) if step > 1 => (value(range)?, max),
+        (_, None) => {
+            let v = value(range)?;
+            (v, v)
         }
-    }
-    Ok(())
+    };
+    Ok((first..=last).step_by(step as usize).fold(0, |bits, v| bits | (1 << v)))
 }
 
 #[cfg(test)]
@@ -358,6 +397,16 @@ mod tests {
         for ok in ["0 0 * * *", "*/15 1-5 1,15 JAN-MAR mon", "30 5 * * 1-5", "0 0 1 */2 7"] {
             assert_eq!(check_cron(ok), Ok(()), "{ok}");
         }
+        let at = |text: &str| text.parse::<jiff::Timestamp>().unwrap();
+        let every_15 = Cron::parse("*/15 9-17 * * MON-FRI").unwrap();
+        assert!(every_15.matches(at("2026-12-07T09:45:00Z")), "a Monday");
+        assert!(!every_15.matches(at("2026-12-07T09:46:00Z")));
+        assert!(!every_15.matches(at("2026-12-06T09:45:00Z")), "a Sunday");
+        let either = Cron::parse("0 0 1 * 0").unwrap();
+        assert!(either.matches(at("2026-12-01T00:00:00Z")), "the 1st, a Tuesday");
+        assert!(either.matches(at("2026-12-06T00:00:00Z")), "a Sunday, the 6th");
+        assert!(!either.matches(at("2026-12-02T00:00:00Z")));
+        assert!(Cron::parse("0 12 * * 7").unwrap().matches(at("2026-12-06T12:00:00Z")), "7 is Sunday");
         for bad in [
             "0 0 * *",
             "60 0 * * *",
