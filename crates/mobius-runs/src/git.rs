@@ -29,6 +29,7 @@ fn git(repo: &Path, args: &[&str]) -> Result<String, GitError> {
         .arg("-C")
         .arg(repo)
         .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(Stdio::null())
         .output()
         .map_err(|e| failed(format!("cannot run git: {e}")))?;
@@ -92,6 +93,59 @@ pub fn changed_files(repo: &Path, before: Option<&str>, after: &str) -> Result<V
 
 /// The workflow files at a commit (`.github/workflows/*.yml|yaml`, `.mobius/workflows/…`), as
 /// `(path, text)` in path order.
+/// Whether `url` names a remote repository rather than a directory on this machine:
+/// `https://`, `ssh://`, `git://`, `file://` URLs and scp-style `user@host:path`.
+pub fn is_remote_url(url: &str) -> bool {
+    url.contains("://") || url.split_once(':').is_some_and(|(host, _)| host.contains('@') && !host.contains('/'))
+}
+
+/// `url` without what a URL may carry as credentials (`https://user:token@host/…`), for
+/// messages: credentials are never printed.
+pub fn shown_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('/') {
+            Some((authority, path)) => {
+                let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+                format!("{scheme}://{host}/{path}")
+            }
+            None => format!("{scheme}://{}", rest.rsplit_once('@').map_or(rest, |(_, host)| host)),
+        },
+        None => url.to_owned(),
+    }
+}
+
+/// Makes `dir` a bare mirror of `url` (every branch and tag), for a repository that lives on a
+/// remote. Nothing is left at `dir` when it fails.
+pub fn mirror(url: &str, dir: &Path) -> Result<(), GitError> {
+    let failed = |message: String| GitError { repository: shown_url(url), command: "clone --mirror".into(), message };
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| failed(e.to_string()))?;
+    }
+    let out = Command::new("git")
+        .args(["clone", "--mirror", "--quiet", "--", url])
+        .arg(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .map_err(|e| failed(e.to_string()))?;
+    if !out.status.success() {
+        let _ = std::fs::remove_dir_all(dir);
+        let text = String::from_utf8_lossy(&out.stderr);
+        let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("failed");
+        return Err(failed(first.replace(url, &shown_url(url))));
+    }
+    Ok(())
+}
+
+/// Brings a mirror made by [`mirror`] up to date with its remote (branches moved, added and
+/// deleted); does nothing for a repository that is not a mirror (a clone on this machine).
+pub fn fetch_mirror(repo: &Path) -> Result<(), GitError> {
+    let is_mirror = git(repo, &["config", "--get", "remote.origin.mirror"]).is_ok_and(|v| v.trim() == "true");
+    if is_mirror {
+        git(repo, &["-c", "credential.interactive=never", "fetch", "--prune", "--quiet", "origin"])?;
+    }
+    Ok(())
+}
+
 /// The commit `git_ref` names (a branch, a tag or a commit), and the branch when it is one;
 /// `None` when it names nothing.
 pub fn resolve(repo: &Path, git_ref: &str) -> Result<Option<(String, Option<String>)>, GitError> {

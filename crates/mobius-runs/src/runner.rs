@@ -565,6 +565,8 @@ impl Runner {
     fn poll_blocking(&self, name: &str) -> Result<Vec<i64>, RunError> {
         let repository = self.repository(name)?;
         let path = PathBuf::from(&repository.path);
+        // A repository that lives on a remote is a mirror here: fetched first.
+        git::fetch_mirror(&path)?;
         let now = git::heads(&path)?;
         let Some(before) = self.inner.store.repository_heads(name)? else {
             self.inner.store.set_repository_heads(name, &now)?;

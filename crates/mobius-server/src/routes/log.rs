@@ -81,7 +81,10 @@ pub async fn post_github(
     let event = header(&headers, "x-github-event")
         .ok_or_else(|| webhook_error(WebhookError::MissingHeader { header: "X-GitHub-Event" }))?;
     let translated = github::translate(event, header(&headers, "x-github-delivery"), raw).map_err(webhook_error)?;
-    store_webhook(&state, translated, "github").await
+    let pushed = (event == "push").then(|| pushed_repository(raw, &["repository", "full_name"])).flatten();
+    let response = store_webhook(&state, translated, "github").await?;
+    trigger(&state, pushed);
+    Ok(response)
 }
 
 /// `POST /api/v1/webhooks/gitlab`: its `X-Gitlab-Token` checked before the body is parsed.
@@ -92,8 +95,35 @@ pub async fn post_gitlab(
 ) -> Result<Response, ApiError> {
     let token = configured(&state.config.gitlab_webhook_token, "GitLab")?;
     gitlab::verify_token(token.expose(), header(&headers, "x-gitlab-token")).map_err(webhook_error)?;
-    let translated = gitlab::translate(header(&headers, "x-gitlab-event"), &body.body.bytes).map_err(webhook_error)?;
-    store_webhook(&state, translated, "gitlab").await
+    let kind = header(&headers, "x-gitlab-event");
+    let translated = gitlab::translate(kind, &body.body.bytes).map_err(webhook_error)?;
+    let pushed = matches!(kind, Some("Push Hook" | "Tag Push Hook"))
+        .then(|| pushed_repository(&body.body.bytes, &["project", "path_with_namespace"]))
+        .flatten();
+    let response = store_webhook(&state, translated, "gitlab").await?;
+    trigger(&state, pushed);
+    Ok(response)
+}
+
+/// The repository a verified push delivery names (`repository.full_name` for GitHub,
+/// `project.path_with_namespace` for GitLab).
+fn pushed_repository(raw: &[u8], path: &[&str]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(raw).ok()?;
+    path.iter().try_fold(&value, |v, key| v.get(*key))?.as_str().map(str::to_owned)
+}
+
+/// A push to a registered repository polls it now (fetching a mirror first), so the delivery
+/// that feeds DORA also triggers its workflows; a repository not registered triggers nothing.
+fn trigger(state: &AppState, pushed: Option<String>) {
+    let Some(repository) = pushed else { return };
+    let runs = state.app.runs.clone();
+    tokio::spawn(async move {
+        match runs.poll(&repository).await {
+            Ok(queued) => tracing::info!(repository, runs = ?queued, "push webhook polled the repository"),
+            Err(mobius_runs::RunError::UnknownRepository(_)) => {}
+            Err(error) => tracing::warn!(repository, error = %error, "push webhook: poll failed"),
+        }
+    });
 }
 
 /// The secret a webhook source is verified with; without one its webhooks are refused.

@@ -41,6 +41,38 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: RepoCommand) -> R
     let settings = super::settings(data_dir, None)?;
     let store = super::open_store(&settings)?;
     match command {
+        RepoCommand::Add { path, name, .. } if git::is_remote_url(&path.to_string_lossy()) => {
+            let url = path.to_string_lossy().into_owned();
+            let name = match name.or_else(|| name_from_url(&url)) {
+                Some(name) => name,
+                None => {
+                    bail!("cannot tell the repository's name from {}; pass --name owner/name", git::shown_url(&url))
+                }
+            };
+            let mirror = settings.data_dir.join("mirrors").join(format!("{name}.git"));
+            if mirror.exists() {
+                bail!("{name} is registered already (its mirror is {})", mirror.display());
+            }
+            git::mirror(&url, &mirror).with_context(|| format!("cannot mirror {}", git::shown_url(&url)))?;
+            let repository = Repository { name, path: mirror.display().to_string() };
+            let heads = git::heads(&mirror)?;
+            store.add_repository(&repository)?;
+            store.set_repository_heads(&repository.name, &heads)?;
+            let registered = Registered { repository, hooks: Vec::new(), branches: heads.len() };
+            if json {
+                print_json(&registered)?;
+            } else {
+                let r = &registered.repository;
+                println!(
+                    "Registered {} from {} (mirrored at {}; {} branch(es) recorded)",
+                    r.name,
+                    git::shown_url(&url),
+                    r.path,
+                    registered.branches
+                );
+                println!("  the server fetches it on each push webhook for {} and every poll_interval", r.name);
+            }
+        }
         RepoCommand::Add { path, name, hook_server, no_hooks } => {
             let top = mobius_git::toplevel(&path)?;
             let name = match name {
@@ -213,6 +245,22 @@ fn derive_name(top: &Path) -> Option<String> {
     top.file_name().map(|n| n.to_string_lossy().into_owned())
 }
 
+/// `owner/name` from a remote's URL: its last two path segments, without `.git`.
+fn name_from_url(url: &str) -> Option<String> {
+    let path = url.split_once("://").map_or_else(
+        || url.split_once(':').map_or(url, |(_, p)| p),
+        |(_, rest)| rest.split_once('/').map_or("", |(_, p)| p),
+    );
+    let mut parts: Vec<&str> = path.trim_end_matches('/').rsplit('/').take(2).collect();
+    parts.reverse();
+    match parts.as_slice() {
+        [owner, name] if !owner.is_empty() && !name.is_empty() => {
+            Some(format!("{owner}/{}", name.strip_suffix(".git").unwrap_or(name)))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,4 +273,21 @@ mod tests {
         assert_eq!(second, format!("#!/bin/sh\necho existing\n{MARKER}\nnotify two &\n"));
         assert_eq!(quote("it's"), r"'it'\''s'");
     }
+
+    #[test]
+    fn names_from_remote_urls() {
+        for (url, name) in [
+            ("https://github.com/acme/shop.git", Some("acme/shop")),
+            ("git@github.com:acme/shop.git", Some("acme/shop")),
+            ("ssh://git@host:22/group/sub/app", Some("sub/app")),
+            ("git://127.0.0.1:9418/acme/app.git", Some("acme/app")),
+            ("https://host/only", None),
+        ] {
+            assert_eq!(name_from_url(url).as_deref(), name, "{url}");
+        }
+        assert!(git::is_remote_url("git@github.com:acme/shop.git") && git::is_remote_url("file:///srv/x.git"));
+        assert!(!git::is_remote_url("/home/me/src/shop") && !git::is_remote_url("./shop"));
+        assert_eq!(git::shown_url("https://ci:tok@github.com/a/b.git"), "https://github.com/a/b.git");
+    }
 }
+

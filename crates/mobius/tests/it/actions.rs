@@ -83,13 +83,13 @@ fn mobius_run_fetches_an_action_once_and_the_cache_commands_show_and_prune_it() 
 }
 
 /// `git daemon` serving `root` on a free loopback port, stopped when dropped.
-struct GitDaemon {
+pub(crate) struct GitDaemon {
     child: std::process::Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl GitDaemon {
-    fn start(root: &Path) -> GitDaemon {
+    pub(crate) fn start(root: &Path) -> GitDaemon {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         // `git daemon` would run `git-daemon` as a child of its own, which killing `git` leaves
         // behind: start the daemon itself.

@@ -1,0 +1,122 @@
+//! Repositories that live on a remote: `mobius repo add URL` mirrors them, a verified push
+//! webhook for one fetches it and runs the workflows of exactly the pushed commit, a poll
+//! finds a push without a webhook, and a remote that cannot be read registers nothing and
+//! never shows credentials.
+
+use crate::actions::GitDaemon;
+use crate::runs::{commit, finished, get, git, wait_for};
+use crate::util::{Dir, GITHUB_SECRET as SECRET, http, sign};
+
+const CI: &str = "on: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n      \
+                  - run: echo \"built $(cat version.txt) at ${{ github.sha }}\"\n";
+
+/// A signed GitHub `push` delivery for `acme/app` moving `main` from `before` to `after`.
+fn push_delivery(server: &crate::util::Server, before: &str, after: &str) -> (reqwest::StatusCode, String) {
+    let corpus = crate::util::corpus("github-webhooks/push/payload.json");
+    let mut payload: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(corpus).unwrap()).unwrap();
+    payload["ref"] = "refs/heads/main".into();
+    payload["before"] = before.into();
+    payload["after"] = after.into();
+    payload["repository"]["full_name"] = "acme/app".into();
+    payload["repository"]["name"] = "app".into();
+    let body = serde_json::to_vec(&payload).unwrap();
+    let response = http()
+        .post(server.url("/api/v1/webhooks/github"))
+        .header("X-GitHub-Event", "push")
+        .header("X-GitHub-Delivery", format!("delivery-{after}"))
+        .header("X-Hub-Signature-256", sign(SECRET, &body))
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .unwrap();
+    let status = response.status();
+    (status, response.text().unwrap_or_default())
+}
+
+/// The runs so far, oldest first, as (sha, state) once each ended.
+fn run_shas(server: &crate::util::Server, count: usize) -> Vec<String> {
+    wait_for(&format!("{count} runs"), || {
+        let runs = get(server, "/api/v1/runs");
+        let runs = runs.as_array().unwrap();
+        (runs.len() >= count).then(|| {
+            let mut shas: Vec<(i64, String)> =
+                runs.iter().map(|r| (r["id"].as_i64().unwrap(), r["sha"].as_str().unwrap().to_owned())).collect();
+            shas.sort();
+            shas.into_iter().map(|(_, sha)| sha).collect()
+        })
+    })
+}
+
+#[test]
+fn a_remote_repository_is_mirrored_and_runs_on_webhooks_and_polls() {
+    let dir = Dir::new();
+    let forge = dir.path().join("forge");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q", "-b", "main"]);
+    std::fs::create_dir_all(work.join(".github/workflows")).unwrap();
+    std::fs::write(work.join(".github/workflows/ci.yml"), CI).unwrap();
+    let first = commit(&work, &[("version.txt", "1.0")], "Initial");
+    let bare = forge.join("acme/app.git");
+    std::fs::create_dir_all(&bare).unwrap();
+    git(&bare, &["init", "-q", "--bare"]);
+    git(&work, &["push", "-q", bare.to_str().unwrap(), "main"]);
+    let daemon = GitDaemon::start(&forge);
+
+    // A remote that cannot be read: an error naming it, no credentials, nothing registered.
+    let out = dir.run(&["repo", "add", "git://127.0.0.1:1/acme/none.git", "--name", "acme/none"]);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("cannot mirror git://127.0.0.1:1/acme/none.git"), "{said}");
+    let out = dir.run(&["repo", "add", "https://ci:hunter2-token@127.0.0.1:1/acme/none.git", "--name", "acme/none"]);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(!said.contains("hunter2") && said.contains("https://127.0.0.1:1/acme/none.git"), "{said}");
+    assert!(!dir.data().join("mirrors/acme/none.git").exists());
+
+    let url = format!("{}/acme/app.git", daemon.url);
+    let added = dir.json(&["repo", "add", &url, "--name", "acme/app"]);
+    assert_eq!(added["branches"], 1, "{added}");
+    assert!(added["path"].as_str().unwrap_or_default().ends_with("mirrors/acme/app.git"), "{added}");
+
+    let server = dir.serve_with_env(&[("MOBIUS_POLL_INTERVAL", "1h")]);
+    // The server's first poll (at start) is done before the push: after this one, only the
+    // webhook can find the next commit (the interval is an hour; a mirror has no git hooks).
+    let token =
+        dir.json(&["token", "create", "--scope", "run", "--server", &server.base, "--token", crate::util::ADMIN]);
+    let poll = || {
+        let polled = http()
+            .post(server.url("/api/v1/poll?repository=acme/app"))
+            .bearer_auth(token["token"].as_str().unwrap())
+            .send()
+            .unwrap();
+        assert!(polled.status().is_success(), "{}", polled.status());
+    };
+    poll();
+    // A push to the remote, then its webhook: a run on exactly the pushed commit.
+    let second = commit(&work, &[("version.txt", "1.1")], "Bump");
+    git(&work, &["push", "-q", bare.to_str().unwrap(), "main"]);
+    let (status, said) = push_delivery(&server, &first, &second);
+    assert!(status.is_success(), "{status}: {said}");
+    let shas = run_shas(&server, 1);
+    assert_eq!(shas, std::slice::from_ref(&second));
+    let runs = get(&server, "/api/v1/runs");
+    let id = runs[0]["id"].as_i64().unwrap();
+    let run = finished(&server, id);
+    let logs = dir.ok(&["runs", "logs", &id.to_string()]);
+    assert_eq!(run["state"], "success", "{run}\n{logs}");
+    assert!(logs.contains(&format!("built 1.1 at {second}")), "{logs}");
+
+    // No webhook: the poll (what the interval and the hooks call) fetches and finds the push.
+    let third = commit(&work, &[("version.txt", "1.2")], "Bump again");
+    git(&work, &["push", "-q", bare.to_str().unwrap(), "main"]);
+    let token =
+        dir.json(&["token", "create", "--scope", "run", "--server", &server.base, "--token", crate::util::ADMIN]);
+    let polled = http()
+        .post(server.url("/api/v1/poll?repository=acme/app"))
+        .bearer_auth(token["token"].as_str().unwrap())
+        .send()
+        .unwrap();
+    assert!(polled.status().is_success(), "{}", polled.status());
+    assert_eq!(run_shas(&server, 2), [second, third]);
+}
