@@ -290,4 +290,3 @@ mod tests {
         assert_eq!(git::shown_url("https://ci:tok@github.com/a/b.git"), "https://github.com/a/b.git");
     }
 }
-
