@@ -90,6 +90,7 @@ guarded! {
     tokens() -> Result<Vec<TokenRecord>, StoreError>;
     revoke_token(id: &str) -> Result<bool, StoreError>;
     add_repository(repository: &Repository) -> Result<(), StoreError>;
+    remove_repository(name: &str) -> Result<bool, StoreError>;
     repositories() -> Result<Vec<Repository>, StoreError>;
     create_run(run: &NewRun) -> Result<i64, StoreError>;
     update_runs(updates: &[RunUpdate]) -> Result<(), StoreError>;

@@ -189,6 +189,9 @@ pub trait Store: Send + Sync {
     fn revoke_token(&self, id: &str) -> Result<bool, StoreError>;
 
     fn add_repository(&self, repository: &Repository) -> Result<(), StoreError>;
+    /// Unregisters a repository and forgets its recorded heads (its runs stay); `false` if it
+    /// was not registered.
+    fn remove_repository(&self, name: &str) -> Result<bool, StoreError>;
     fn repositories(&self) -> Result<Vec<Repository>, StoreError>;
 
     /// Creates a run (in the state `queued`) and returns its id.

@@ -635,6 +635,17 @@ pub enum RepoCommand {
     },
     /// List registered repositories
     List,
+    /// One registered repository: where it is, its branches as last seen, its secrets' names
+    Show {
+        /// The registered name (`owner/name`)
+        name: String,
+    },
+    /// Unregister a repository: its mirror (for a remote) is deleted and its hook token
+    /// revoked; its runs and their logs stay
+    Remove {
+        /// The registered name (`owner/name`)
+        name: String,
+    },
     /// Tell the server a repository changed (what the installed git hooks run)
     #[command(hide = true)]
     Notify {

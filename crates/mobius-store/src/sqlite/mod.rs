@@ -301,6 +301,17 @@ impl Store for SqliteStore {
         })
     }
 
+    fn remove_repository(&self, name: &str) -> Result<bool, StoreError> {
+        self.with_writer(|conn| {
+            let tx = conn.transaction()?;
+            let removed = tx.execute("DELETE FROM repositories WHERE name = ?1", [name])?;
+            tx.execute("DELETE FROM repository_heads WHERE repository = ?1", [name])?;
+            tx.execute("DELETE FROM repository_heads_seen WHERE repository = ?1", [name])?;
+            tx.commit()?;
+            Ok(removed > 0)
+        })
+    }
+
     fn repositories(&self) -> Result<Vec<Repository>, StoreError> {
         self.with_reader(|conn| {
             let mut stmt = conn.prepare("SELECT name, path FROM repositories ORDER BY name")?;

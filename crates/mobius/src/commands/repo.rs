@@ -117,9 +117,65 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: RepoCommand) -> R
                 }
             }
         }
+        RepoCommand::Show { name } => {
+            let repository = find(store.as_ref(), &name)?;
+            let heads = store.repository_heads(&name)?.unwrap_or_default();
+            let secrets: Vec<String> = settings
+                .secrets(store.clone())?
+                .list(Some(&name))?
+                .into_iter()
+                .map(|s| if s.environment.is_empty() { s.name } else { format!("{} ({})", s.name, s.environment) })
+                .collect();
+            let mirror = is_mirror(&settings.data_dir, &repository);
+            if json {
+                print_json(&serde_json::json!({
+                    "name": repository.name,
+                    "path": repository.path,
+                    "mirror": mirror,
+                    "branches": heads,
+                    "secrets": secrets,
+                }))?;
+            } else {
+                println!("{}", repository.name);
+                let kind = if mirror { "mirror of a remote" } else { "clone on this machine" };
+                println!("  path:     {} ({kind})", repository.path);
+                for (branch, sha) in &heads {
+                    println!("  branch:   {branch} at {}", &sha[..sha.len().min(12)]);
+                }
+                let shown = if secrets.is_empty() { "none".to_owned() } else { secrets.join(", ") };
+                println!("  secrets:  {shown}");
+            }
+        }
+        RepoCommand::Remove { name } => {
+            let repository = find(store.as_ref(), &name)?;
+            if is_mirror(&settings.data_dir, &repository) {
+                std::fs::remove_dir_all(&repository.path)
+                    .with_context(|| format!("cannot delete the mirror {}", repository.path))?;
+            } else if let Err(error) = revoke_hook_token(store.as_ref(), Path::new(&repository.path)) {
+                // A clone that moved or is gone: its hooks cannot call anything anyway.
+                eprintln!("warning: cannot revoke the hook token of {}: {error:#}", repository.path);
+            }
+            store.remove_repository(&name)?;
+            if !json {
+                println!("Removed {name}; its runs and logs stay.");
+            }
+        }
         RepoCommand::Notify { .. } => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The registered repository `name`, or an error listing none.
+fn find(store: &dyn Store, name: &str) -> Result<Repository> {
+    match store.repositories()?.into_iter().find(|r| r.name == name) {
+        Some(repository) => Ok(repository),
+        None => bail!("no registered repository {name} (`mobius repo list` shows them)"),
+    }
+}
+
+/// Whether the repository is a mirror this data directory keeps for a remote.
+fn is_mirror(data_dir: &Path, repository: &Repository) -> bool {
+    Path::new(&repository.path).starts_with(data_dir.join("mirrors"))
 }
 
 /// Where git keeps `what` for the work tree at `top` (`.git/<what>`, or a worktree's own).

@@ -110,13 +110,15 @@ fn a_remote_repository_is_mirrored_and_runs_on_webhooks_and_polls() {
     // No webhook: the poll (what the interval and the hooks call) fetches and finds the push.
     let third = commit(&work, &[("version.txt", "1.2")], "Bump again");
     git(&work, &["push", "-q", bare.to_str().unwrap(), "main"]);
-    let token =
-        dir.json(&["token", "create", "--scope", "run", "--server", &server.base, "--token", crate::util::ADMIN]);
-    let polled = http()
-        .post(server.url("/api/v1/poll?repository=acme/app"))
-        .bearer_auth(token["token"].as_str().unwrap())
-        .send()
-        .unwrap();
-    assert!(polled.status().is_success(), "{}", polled.status());
-    assert_eq!(run_shas(&server, 2), [second, third]);
+    poll();
+    assert_eq!(run_shas(&server, 2), [second, third.clone()]);
+    drop(server);
+
+    let shown = dir.ok(&["repo", "show", "acme/app"]);
+    assert!(shown.contains("(mirror of a remote)") && shown.contains(&format!("main at {}", &third[..12])), "{shown}");
+    assert_eq!(dir.ok(&["repo", "remove", "acme/app"]), "Removed acme/app; its runs and logs stay.\n");
+    assert!(!dir.data().join("mirrors/acme/app.git").exists());
+    assert!(dir.ok(&["repo", "list"]).starts_with("No repositories registered."));
+    let again = dir.run(&["repo", "remove", "acme/app"]);
+    assert_eq!(again.status.code(), Some(1));
 }
