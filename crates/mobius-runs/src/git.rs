@@ -39,16 +39,29 @@ fn git(repo: &Path, args: &[&str]) -> Result<String, GitError> {
     String::from_utf8(out.stdout).map_err(|_| failed("output is not UTF-8".to_owned()))
 }
 
-/// Every branch and the commit it points at.
+/// The key under which [`heads`] records that it tracks tags too: heads recorded before it
+/// did lack it, and their repository's existing tags are then taken as seen, not as pushed.
+pub const TAGS_TRACKED: &str = "refs/tags/";
+
+/// Every branch (by name) and every tag (as `refs/tags/<name>`, the commit an annotated tag
+/// points at) with its commit, and the [`TAGS_TRACKED`] mark.
 pub fn heads(repo: &Path) -> Result<Heads, GitError> {
-    let out = git(repo, &["for-each-ref", "--format=%(objectname) %(refname)", "refs/heads"])?;
-    Ok(out
+    let format = "--format=%(objectname) %(*objectname) %(refname)";
+    let out = git(repo, &["for-each-ref", format, "refs/heads", "refs/tags"])?;
+    let mut heads: Heads = out
         .lines()
         .filter_map(|line| {
-            let (sha, name) = line.split_once(' ')?;
-            Some((name.strip_prefix("refs/heads/")?.to_owned(), sha.to_owned()))
+            let mut parts = line.splitn(3, ' ');
+            let (sha, peeled, name) = (parts.next()?, parts.next()?, parts.next()?);
+            let commit = if peeled.is_empty() { sha } else { peeled };
+            match name.strip_prefix("refs/heads/") {
+                Some(branch) => Some((branch.to_owned(), commit.to_owned())),
+                None => name.starts_with("refs/tags/").then(|| (name.to_owned(), commit.to_owned())),
+            }
         })
-        .collect())
+        .collect();
+    heads.insert(TAGS_TRACKED.to_owned(), String::new());
+    Ok(heads)
 }
 
 /// The commits a branch gained moving from `before` to `after`, oldest first (at most
@@ -241,8 +254,11 @@ mod tests {
             repo,
             "echo y > a.txt && git add -A && git commit -qm 'second one' && echo z > b.txt && git add -A && git commit -qm third",
         );
+        sh(repo, "git tag -a v1 -m release && git tag light");
         let now = heads(repo).unwrap();
-        assert_eq!(now.keys().collect::<Vec<_>>(), ["main"]);
+        assert_eq!(now.keys().collect::<Vec<_>>(), ["main", "refs/tags/", "refs/tags/light", "refs/tags/v1"]);
+        assert_eq!(now["refs/tags/v1"], now["main"], "an annotated tag is recorded at its commit");
+        assert_eq!(now["refs/tags/light"], now["main"]);
         let commits = landed(repo, Some(&first), &now["main"]).unwrap();
         let subjects: Vec<&str> = commits.iter().map(|c| c.subject.as_str()).collect();
         assert_eq!(subjects, ["second one", "third"], "oldest first");

@@ -521,6 +521,7 @@ impl Runner {
             let push = Push {
                 repository: run.repository.clone(),
                 branch,
+                tag: false,
                 before: run.before_sha.clone(),
                 after: run.sha.clone(),
                 commits: git::landed(&path, run.before_sha.as_deref(), &run.sha)?,
@@ -573,15 +574,22 @@ impl Runner {
             return Ok(Vec::new());
         };
         let default_branch = default_branch(&path);
+        // Heads recorded before tags were tracked: the tags there are now are not new pushes.
+        let tags_known = before.contains_key(git::TAGS_TRACKED);
         let mut queued = Vec::new();
         for (branch, after) in &now {
             let previous = before.get(branch);
-            if previous == Some(after) {
+            if previous == Some(after) || branch == git::TAGS_TRACKED {
+                continue;
+            }
+            let tag = branch.strip_prefix("refs/tags/");
+            if tag.is_some() && !tags_known {
                 continue;
             }
             let push = Push {
                 repository: name.to_owned(),
-                branch: branch.clone(),
+                branch: tag.unwrap_or(branch).to_owned(),
+                tag: tag.is_some(),
                 before: previous.cloned(),
                 after: after.clone(),
                 commits: git::landed(&path, previous.map(String::as_str), after)?,
@@ -593,9 +601,12 @@ impl Runner {
             for planned in trigger::plan(&push, &files, &stored) {
                 queued.push(self.queue_planned(&push, &path, planned)?);
             }
-            // After the runs started: the first step does not wait for this append.
-            let uri = format!("file://{}", repository.path);
-            self.append_events(cdevents::change_events(name, &uri, branch, &push.commits));
+            // After the runs started: the first step does not wait for this append. A tag's
+            // commits landed with a branch, which recorded them.
+            if tag.is_none() {
+                let uri = format!("file://{}", repository.path);
+                self.append_events(cdevents::change_events(name, &uri, branch, &push.commits));
+            }
         }
         // Recorded after the runs exist: a crash in between re-triggers (runs are cheap to
         // cancel) rather than silently dropping a push.
@@ -631,7 +642,7 @@ impl Runner {
             workflow_file: file,
             workflow_name: name,
             event: "push".to_owned(),
-            branch: Some(push.branch.clone()),
+            branch: (!push.tag).then(|| push.branch.clone()),
             sha: push.after.clone(),
             before_sha: push.before.clone(),
             concurrency_group: group,

@@ -14,7 +14,10 @@ use super::cdevents::LandedCommit;
 pub struct Push {
     /// The repository's key (`owner/name`).
     pub repository: String,
+    /// The branch pushed, or the tag when [`Push::tag`].
     pub branch: String,
+    /// A tag was pushed (created or moved), not a branch.
+    pub tag: bool,
     /// Where the branch was; `None` for a new branch.
     pub before: Option<String>,
     pub after: String,
@@ -62,7 +65,9 @@ pub fn plan(push: &Push, files: &[(String, String)], stored: &BTreeSet<String>) 
             }
         };
         let Some(filter) = &workflow.on.push else { continue };
-        let pushed = PushedRef { branch: Some(&push.branch), tag: None, changed: Some(&push.changed) };
+        let (branch, tag) =
+            if push.tag { (None, Some(push.branch.as_str())) } else { (Some(push.branch.as_str()), None) };
+        let pushed = PushedRef { branch, tag, changed: Some(&push.changed) };
         if !push_matches(filter, &pushed) {
             continue;
         }
@@ -105,17 +110,18 @@ pub fn github_context(push: &Push) -> Value {
         .map(|c| json!({ "id": c.sha, "message": c.subject, "timestamp": c.commit_time.to_string() }))
         .collect();
     let owner = push.repository.split_once('/').map_or("", |(owner, _)| owner);
+    let (prefix, ref_type) = if push.tag { ("refs/tags/", "tag") } else { ("refs/heads/", "branch") };
     json!({
         "event_name": "push",
-        "ref": format!("refs/heads/{}", push.branch),
+        "ref": format!("{prefix}{}", push.branch),
         "ref_name": push.branch,
-        "ref_type": "branch",
+        "ref_type": ref_type,
         "sha": push.after,
         "repository": push.repository,
         "repository_owner": owner,
         "actor": "mobius",
         "event": {
-            "ref": format!("refs/heads/{}", push.branch),
+            "ref": format!("{prefix}{}", push.branch),
             "before": push.before.clone().unwrap_or_else(|| "0".repeat(40)),
             "after": push.after,
             "created": push.before.is_none(),
@@ -137,6 +143,7 @@ mod tests {
         Push {
             repository: "acme/app".into(),
             branch: branch.into(),
+            tag: false,
             before: Some("a".repeat(40)),
             after: "b".repeat(40),
             commits: vec![LandedCommit {

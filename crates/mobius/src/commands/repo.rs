@@ -58,7 +58,7 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: RepoCommand) -> R
             let heads = git::heads(&mirror)?;
             store.add_repository(&repository)?;
             store.set_repository_heads(&repository.name, &heads)?;
-            let registered = Registered { repository, hooks: Vec::new(), branches: heads.len() };
+            let registered = Registered { repository, hooks: Vec::new(), branches: branch_count(&heads) };
             if json {
                 print_json(&registered)?;
             } else {
@@ -94,7 +94,7 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: RepoCommand) -> R
                 store.insert_token(&token.record)?;
                 install_hooks(&top, &repository.name, &server, &token.secret)?
             };
-            let registered = Registered { repository, hooks, branches: heads.len() };
+            let registered = Registered { repository, hooks, branches: branch_count(&heads) };
             if json {
                 print_json(&registered)?;
             } else {
@@ -139,8 +139,12 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: RepoCommand) -> R
                 println!("{}", repository.name);
                 let kind = if mirror { "mirror of a remote" } else { "clone on this machine" };
                 println!("  path:     {} ({kind})", repository.path);
-                for (branch, sha) in &heads {
-                    println!("  branch:   {branch} at {}", &sha[..sha.len().min(12)]);
+                for (name, sha) in heads.iter().filter(|(name, _)| name.as_str() != git::TAGS_TRACKED) {
+                    let short = &sha[..sha.len().min(12)];
+                    match name.strip_prefix("refs/tags/") {
+                        Some(tag) => println!("  tag:      {tag} at {short}"),
+                        None => println!("  branch:   {name} at {short}"),
+                    }
                 }
                 let shown = if secrets.is_empty() { "none".to_owned() } else { secrets.join(", ") };
                 println!("  secrets:  {shown}");
@@ -171,6 +175,11 @@ fn find(store: &dyn Store, name: &str) -> Result<Repository> {
         Some(repository) => Ok(repository),
         None => bail!("no registered repository {name} (`mobius repo list` shows them)"),
     }
+}
+
+/// How many branches recorded heads hold (tags are kept there too).
+fn branch_count(heads: &mobius_store::Heads) -> usize {
+    heads.keys().filter(|name| !name.starts_with("refs/")).count()
 }
 
 /// Whether the repository is a mirror this data directory keeps for a remote.

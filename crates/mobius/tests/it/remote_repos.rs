@@ -10,6 +10,9 @@ use crate::util::{Dir, GITHUB_SECRET as SECRET, http, sign};
 const CI: &str = "on: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n      \
                   - run: echo \"built $(cat version.txt) at ${{ github.sha }}\"\n";
 
+const RELEASE: &str = "on:\n  push:\n    tags: ['v*']\njobs:\n  release:\n    runs-on: ubuntu-latest\n    steps:\n      \
+                       - run: echo \"released ${{ github.ref_name }} (${{ github.ref }}, ${{ github.ref_type }})\"\n";
+
 /// A signed GitHub `push` delivery for `acme/app` moving `main` from `before` to `after`.
 fn push_delivery(server: &crate::util::Server, before: &str, after: &str) -> (reqwest::StatusCode, String) {
     let corpus = crate::util::corpus("github-webhooks/push/payload.json");
@@ -56,6 +59,7 @@ fn a_remote_repository_is_mirrored_and_runs_on_webhooks_and_polls() {
     git(&work, &["init", "-q", "-b", "main"]);
     std::fs::create_dir_all(work.join(".github/workflows")).unwrap();
     std::fs::write(work.join(".github/workflows/ci.yml"), CI).unwrap();
+    std::fs::write(work.join(".github/workflows/release.yml"), RELEASE).unwrap();
     let first = commit(&work, &[("version.txt", "1.0")], "Initial");
     let bare = forge.join("acme/app.git");
     std::fs::create_dir_all(&bare).unwrap();
@@ -112,6 +116,20 @@ fn a_remote_repository_is_mirrored_and_runs_on_webhooks_and_polls() {
     git(&work, &["push", "-q", bare.to_str().unwrap(), "main"]);
     poll();
     assert_eq!(run_shas(&server, 2), [second, third.clone()]);
+
+    // A tag pushed: the workflows whose push filters take it run (`release.yml` by its `tags`
+    // filter, `ci.yml` since it has no filter), on the tagged commit, with the tag's ref.
+    git(&work, &["tag", "-a", "v1.2", "-m", "Release 1.2"]);
+    git(&work, &["push", "-q", bare.to_str().unwrap(), "v1.2"]);
+    poll();
+    assert_eq!(run_shas(&server, 4)[2..], [third.clone(), third.clone()]);
+    let runs = get(&server, "/api/v1/runs");
+    let release =
+        runs.as_array().unwrap().iter().find(|r| r["workflow_file"] == ".github/workflows/release.yml").unwrap();
+    let id = release["id"].as_i64().unwrap();
+    assert_eq!(finished(&server, id)["state"], "success");
+    let logs = dir.ok(&["runs", "logs", &id.to_string()]);
+    assert!(logs.contains("released v1.2 (refs/tags/v1.2, tag)"), "{logs}");
     drop(server);
 
     let shown = dir.ok(&["repo", "show", "acme/app"]);
