@@ -20,7 +20,7 @@ import sys
 import time
 import urllib.request
 
-ADMIN = "bench-admin-token-0123456789"
+ADMIN = "bench-admin-token-0123456789abcdef"
 
 
 def git(repo, *args):
