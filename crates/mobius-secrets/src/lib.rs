@@ -133,8 +133,8 @@ impl std::fmt::Debug for Secrets {
     }
 }
 
-/// A secret as listed: never its value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A secret as listed (and as the API and `--json` show it): never its value.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SecretInfo {
     pub repository: String,
     /// `""` for a repository secret.

@@ -4,6 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod pipelines;
+
+pub use pipelines::*;
+
 /// Mobius: one binary for the whole delivery loop — build, test, release, deploy, operate,
 /// monitor — and the measurements that steer it.
 #[derive(Debug, Parser)]
@@ -334,120 +338,8 @@ pub enum RolloutCommand {
     },
 }
 
-#[derive(Debug, Args)]
-pub struct LintArgs {
-    /// Workflow files, or directories of them [default: the repository's workflow directories]
-    #[arg(value_name = "PATH")]
-    pub paths: Vec<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    /// Workflows (by file path, file name or `name:`) or job ids to run [default: every
-    /// workflow the event triggers]
-    #[arg(value_name = "WORKFLOW|JOB")]
-    pub targets: Vec<String>,
-    /// The event to simulate
-    #[arg(long, default_value = "push", value_parser = ["push", "pull_request", "workflow_dispatch", "workflow_call"])]
-    pub event: String,
-    /// A `workflow_dispatch` input, or a `workflow_call` input of a reusable workflow named
-    /// to run (repeatable)
-    #[arg(long = "input", value_name = "KEY=VALUE", value_parser = key_value)]
-    pub inputs: Vec<(String, String)>,
-    /// A secret for `${{ secrets.NAME }}` (repeatable); prefer --secrets-file, which keeps
-    /// secrets out of the shell history and the process list
-    #[arg(long = "secret", value_name = "NAME=VALUE", value_parser = key_value)]
-    pub secrets: Vec<(String, String)>,
-    /// Read secrets from a dotenv file (NAME=VALUE lines, `export`, `#` comments, quoted values)
-    #[arg(long, value_name = "FILE")]
-    pub secrets_file: Option<PathBuf>,
-    /// Run only the matrix combinations with this value (repeatable; all must match)
-    #[arg(long = "matrix", value_name = "KEY=VALUE", value_parser = key_value)]
-    pub matrix: Vec<(String, String)>,
-    /// How many jobs run at once [default: the number of CPU cores]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
-    pub jobs: Option<u16>,
-    /// List the workflows and their jobs instead of running them
-    #[arg(long)]
-    pub list: bool,
-    /// Do not record the run's CDEvents (pipelinerun, taskrun) in the local event log,
-    /// which `mobius dora` and `mobius flow` read
-    #[arg(long)]
-    pub no_events: bool,
-    /// Run even when a secret the workflow names is not given (it is then empty, as on GitHub)
-    #[arg(long)]
-    pub allow_missing_secrets: bool,
-    /// Where `uses: owner/repo@ref` actions are fetched from, as URL/owner/repo over any
-    /// transport git speaks (a mirror, GitHub Enterprise, file:///srv/actions) [default:
-    /// `actions_url` in mobius.toml, else https://github.com]
-    #[arg(long, env = "MOBIUS_ACTIONS_URL", value_name = "URL")]
-    pub actions_url: Option<String>,
-    /// Refuse actions pinned to a tag or branch: only full-length commit SHAs run
-    #[arg(long)]
-    pub require_pinned_actions: bool,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum SecretCommand {
-    /// Add or replace a secret; its value is read from standard input, never the command line
-    Set {
-        /// `[A-Z_][A-Z0-9_]*`, not starting with GITHUB_
-        name: String,
-        /// The repository (`owner/name`, as registered) whose runs see it
-        #[arg(long)]
-        repo: String,
-        /// Only jobs whose `environment:` names this environment see it
-        #[arg(long)]
-        environment: Option<String>,
-        #[command(flatten)]
-        remote: Remote,
-    },
-    /// Names, scopes and when they changed (never values)
-    List {
-        /// Only this repository's
-        #[arg(long)]
-        repo: Option<String>,
-        #[command(flatten)]
-        remote: Remote,
-    },
-    /// Remove a secret
-    Rm {
-        name: String,
-        #[arg(long)]
-        repo: String,
-        #[arg(long)]
-        environment: Option<String>,
-        #[command(flatten)]
-        remote: Remote,
-    },
-    /// Reseal every secret under a new key and replace the key file (restart the server after)
-    RotateKey,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ActionsCommand {
-    /// The cached action repositories
-    #[command(subcommand)]
-    Cache(ActionsCacheCommand),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ActionsCacheCommand {
-    /// Each cached repository at each commit, with its size and when a run last used it
-    List,
-    /// Remove what no run used lately (and the mirrors left without a commit)
-    Prune {
-        /// Remove what was not used for this long, e.g. `7d`, `12h`
-        #[arg(long, value_name = "DURATION", default_value = "7d", conflicts_with = "all")]
-        unused_for: String,
-        /// Remove everything
-        #[arg(long)]
-        all: bool,
-    },
-}
-
 /// Splits `KEY=VALUE` at the first `=`, so values may contain `=`.
-fn key_value(arg: &str) -> Result<(String, String), String> {
+pub(crate) fn key_value(arg: &str) -> Result<(String, String), String> {
     match arg.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
         _ => Err(format!("expected KEY=VALUE, got `{arg}`")),
@@ -606,117 +498,6 @@ pub enum TokenCommand {
     /// Revoke a token by id: its secret stops working at once
     Revoke {
         id: String,
-        #[command(flatten)]
-        remote: Remote,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum RepoCommand {
-    /// Register a local clone under the name events use for it
-    ///
-    /// Also installs `post-commit` and `post-receive` hooks that tell the server about new
-    /// commits at once (it polls every `poll_interval` otherwise), with a `run`-scope token
-    /// kept in the repository's git directory, and records where the branches are now, so
-    /// only later commits trigger runs.
-    Add {
-        /// Path to the clone
-        path: PathBuf,
-        /// The repository's name in events: `owner/name` for GitHub, the project path for
-        /// GitLab [default: derived from the `origin` remote, else the directory name]
-        #[arg(long)]
-        name: Option<String>,
-        /// The server the hooks notify [default: http://<listen address from the config>]
-        #[arg(long, value_name = "URL")]
-        hook_server: Option<String>,
-        /// Register without installing hooks (the server still polls)
-        #[arg(long)]
-        no_hooks: bool,
-    },
-    /// List registered repositories
-    List,
-    /// One registered repository: where it is, its branches as last seen, its secrets' names
-    Show {
-        /// The registered name (`owner/name`)
-        name: String,
-    },
-    /// Unregister a repository: its mirror (for a remote) is deleted and its hook token
-    /// revoked; its runs and their logs stay
-    Remove {
-        /// The registered name (`owner/name`)
-        name: String,
-    },
-    /// Tell the server a repository changed (what the installed git hooks run)
-    #[command(hide = true)]
-    Notify {
-        /// The registered repository's name
-        name: String,
-        #[arg(long, value_name = "URL")]
-        server: String,
-        /// File holding a `run`-scope token
-        #[arg(long, value_name = "FILE")]
-        token_file: PathBuf,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum RunsCommand {
-    /// Recent runs, newest first
-    List {
-        /// Only runs of this repository
-        #[arg(long)]
-        repository: Option<String>,
-        /// Only runs in this state
-        #[arg(long, value_parser = ["queued", "running", "success", "failure", "cancelled", "interrupted"])]
-        state: Option<String>,
-        #[arg(long, default_value_t = 20)]
-        limit: u32,
-        #[command(flatten)]
-        remote: Remote,
-    },
-    /// One run with its jobs and steps
-    Show {
-        id: i64,
-        #[command(flatten)]
-        remote: Remote,
-    },
-    /// A run's log lines (`JOB › STEP | line`)
-    Logs {
-        id: i64,
-        /// Keep printing lines as they are written until the run ends
-        #[arg(long, short)]
-        follow: bool,
-        #[command(flatten)]
-        remote: Remote,
-    },
-    /// Start a workflow by hand (`workflow_dispatch`) on the server, with typed inputs
-    Start {
-        /// The workflow: its file, file name or `name:`
-        workflow: String,
-        /// The registered repository
-        #[arg(long)]
-        repo: String,
-        /// The branch, tag or commit [default: the default branch]
-        #[arg(long = "ref", value_name = "REF")]
-        git_ref: Option<String>,
-        /// An input (repeatable), checked against the workflow's `workflow_dispatch.inputs`
-        #[arg(long = "input", value_name = "KEY=VALUE", value_parser = key_value)]
-        inputs: Vec<(String, String)>,
-        #[command(flatten)]
-        remote: Remote,
-    },
-    /// Cancel a queued or running run (needs the server and a `run` token)
-    Cancel {
-        id: i64,
-        #[command(flatten)]
-        remote: Remote,
-    },
-    /// Run a finished run again as a new attempt (needs the server and a `run` token)
-    Rerun {
-        id: i64,
-        /// Only the jobs that failed or were cancelled (and the jobs that need them)
-        #[arg(long)]
-        failed: bool,
         #[command(flatten)]
         remote: Remote,
     },

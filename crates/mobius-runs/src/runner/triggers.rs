@@ -63,22 +63,7 @@ impl Runner {
             })?;
             let inputs = mobius_pipelines::workflow::dispatch_inputs(&workflow, &request.inputs)
                 .map_err(|source| RunError::Dispatch { file: file.clone(), source })?;
-            let run = NewRun {
-                repository: request.repository.clone(),
-                workflow_file: file.clone(),
-                workflow_name: workflow.name.clone().unwrap_or_else(|| file.clone()),
-                event: "workflow_dispatch".to_owned(),
-                branch: branch.clone(),
-                sha: sha.clone(),
-                before_sha: None,
-                concurrency_group: None,
-                cancel_in_progress: false,
-                only_jobs: Vec::new(),
-                attempt: 1,
-                rerun_of: None,
-                requeue_of: None,
-                queued_at: this.now(),
-            };
+            let run = this.first_run(&request.repository, &file, &workflow, "workflow_dispatch", branch.clone(), &sha);
             let git_ref = match &branch {
                 Some(branch) => format!("refs/heads/{branch}"),
                 None if asked.starts_with("refs/") => asked.clone(),
@@ -98,9 +83,7 @@ impl Runner {
                 "triggering_actor": request.actor,
                 "event": { "inputs": inputs.clone(), "ref": git_ref, "repository": { "full_name": request.repository } },
             });
-            let id = this.inner.store.create_run(&run)?;
-            this.enqueue(Prepared { id, run, workflow, repository_path: path, github, inputs });
-            Ok(id)
+            this.queue(run, workflow, path, github, inputs)
         })
         .await
     }
@@ -162,22 +145,7 @@ impl Runner {
                 if !due {
                     continue;
                 }
-                let run = NewRun {
-                    repository: repository.name.clone(),
-                    workflow_file: file.clone(),
-                    workflow_name: workflow.name.clone().unwrap_or_else(|| file.clone()),
-                    event: "schedule".to_owned(),
-                    branch: Some(branch.clone()),
-                    sha: sha.clone(),
-                    before_sha: None,
-                    concurrency_group: None,
-                    cancel_in_progress: false,
-                    only_jobs: Vec::new(),
-                    attempt: 1,
-                    rerun_of: None,
-                    requeue_of: None,
-                    queued_at: self.now(),
-                };
+                let run = self.first_run(&repository.name, &file, &workflow, "schedule", Some(branch.clone()), &sha);
                 let owner = repository.name.split('/').next().unwrap_or_default();
                 let github = serde_json::json!({
                     "event_name": "schedule",
@@ -190,18 +158,51 @@ impl Runner {
                     "actor": "mobius",
                     "event": { "schedule": cron, "repository": { "full_name": repository.name } },
                 });
-                let id = self.inner.store.create_run(&run)?;
-                self.enqueue(Prepared {
-                    id,
-                    run,
-                    workflow: workflow.clone(),
-                    repository_path: path.clone(),
-                    github,
-                    inputs: serde_json::Map::new(),
-                });
-                queued.push(id);
+                queued.push(self.queue(run, workflow.clone(), path.clone(), github, serde_json::Map::new())?);
             }
         }
         Ok(queued)
+    }
+
+    /// The first attempt, of every job, of `workflow` (`file`) at `sha`, raised by `event`.
+    fn first_run(
+        &self,
+        repository: &str,
+        file: &str,
+        workflow: &Workflow,
+        event: &str,
+        branch: Option<String>,
+        sha: &str,
+    ) -> NewRun {
+        NewRun {
+            repository: repository.to_owned(),
+            workflow_file: file.to_owned(),
+            workflow_name: workflow.name.clone().unwrap_or_else(|| file.to_owned()),
+            event: event.to_owned(),
+            branch,
+            sha: sha.to_owned(),
+            before_sha: None,
+            concurrency_group: None,
+            cancel_in_progress: false,
+            only_jobs: Vec::new(),
+            attempt: 1,
+            rerun_of: None,
+            requeue_of: None,
+            queued_at: self.now(),
+        }
+    }
+
+    /// Stores `run` and queues it with its contexts; its id.
+    fn queue(
+        &self,
+        run: NewRun,
+        workflow: Workflow,
+        repository_path: PathBuf,
+        github: serde_json::Value,
+        inputs: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<i64, RunError> {
+        let id = self.inner.store.create_run(&run)?;
+        self.enqueue(Prepared { id, run, workflow, repository_path, github, inputs });
+        Ok(id)
     }
 }

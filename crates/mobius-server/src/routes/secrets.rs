@@ -10,7 +10,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mobius_secrets::{SecretError, Secrets};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::AppState;
 use crate::auth::{Admin, Caller};
@@ -45,20 +44,7 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let secrets = secrets(&state)?;
     let listed = mobius_log::blocking::spawn(move || secrets.list(params.repository.as_deref())).await;
-    let rows: Vec<_> = listed
-        .map_err(secret_error)?
-        .into_iter()
-        .map(|s| {
-            json!({
-                "name": s.name,
-                "repository": s.repository,
-                "environment": s.environment,
-                "updated": s.updated.to_string(),
-                "updated_by": s.updated_by,
-            })
-        })
-        .collect();
-    Ok(Json(rows).into_response())
+    Ok(Json(listed.map_err(secret_error)?).into_response())
 }
 
 /// `PUT /api/v1/secrets/{owner}/{repo}/{name}`: sets the value (`204`).

@@ -45,20 +45,8 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: SecretCommand) ->
             said_set(json, &name, &repo, &environment)?;
         }
         SecretCommand::List { repo, .. } => {
-            let rows: Vec<Value> = secrets
-                .list(repo.as_deref())?
-                .into_iter()
-                .map(|s| {
-                    json!({
-                        "name": s.name,
-                        "repository": s.repository,
-                        "environment": s.environment,
-                        "updated": s.updated.to_string(),
-                        "updated_by": s.updated_by,
-                    })
-                })
-                .collect();
-            show_list(json, &rows)?;
+            let rows = serde_json::to_value(secrets.list(repo.as_deref())?)?;
+            show_list(json, rows.as_array().map_or(&[][..], Vec::as_slice))?;
         }
         SecretCommand::Rm { name, repo, environment, .. } => {
             let environment = environment.unwrap_or_default();
