@@ -29,7 +29,7 @@ mod yaml;
 pub use action::{ActionInput, ActionManifest, ActionRuns, NodeRuns, parse_action};
 pub use checks::{SUPPORTED_ACTIONS, unsupported};
 pub use dispatch::{DispatchError, dispatch_inputs};
-pub use filter::{PushedRef, glob, push_matches};
+pub use filter::{DEFAULT_PULL_REQUEST_TYPES, PushedRef, glob, pull_request_matches, push_matches, release_matches};
 pub use matrix::{Combination, MAX_COMBINATIONS, MatrixEntryError, MatrixError, expand_matrix, matrix_from_entries};
 pub use model::*;
 pub use secrets::{SecretUse, referenced_secrets};

@@ -104,8 +104,6 @@ pub fn changed_files(repo: &Path, before: Option<&str>, after: &str) -> Result<V
     Ok(out.lines().map(str::to_owned).collect())
 }
 
-/// The workflow files at a commit (`.github/workflows/*.yml|yaml`, `.mobius/workflows/…`), as
-/// `(path, text)` in path order.
 /// Whether `url` names a remote repository rather than a directory on this machine:
 /// `https://`, `ssh://`, `git://`, `file://` URLs and scp-style `user@host:path`.
 pub fn is_remote_url(url: &str) -> bool {
@@ -175,7 +173,38 @@ pub fn resolve(repo: &Path, git_ref: &str) -> Result<Option<(String, Option<Stri
     Ok(None)
 }
 
-/// Every workflow file at `sha`.
+/// The commit a pull request's run checks out, and the ref it is at: the forge's merge commit
+/// (`<prefix>/merge`) when it has one that merges `head` (a stale one, computed before the
+/// last push, does not), else `head` itself (`<prefix>/head`). `None` when the repository
+/// does not have the head commit.
+pub fn pull_request_commit(repo: &Path, prefix: &str, head: &str) -> Option<(String, String)> {
+    let commit = |spec: &str| {
+        git(repo, &["rev-parse", "--verify", "--quiet", &format!("{spec}^{{commit}}")])
+            .ok()
+            .map(|s| s.trim().to_owned())
+    };
+    let merge = format!("{prefix}/merge");
+    if let (Some(sha), Some(parent)) = (commit(&merge), commit(&format!("{merge}^2")))
+        && parent == head
+    {
+        return Some((sha, merge));
+    }
+    if head.len() != 40 || !head.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    commit(head).map(|sha| (sha, format!("{prefix}/head")))
+}
+
+/// The files a pull request changes: those that differ between `head` and where it forked
+/// from `base` (`git diff base...head`, as the forge's diff shows).
+pub fn pull_request_files(repo: &Path, base: &str, head: &str) -> Result<Vec<String>, GitError> {
+    let range = format!("{base}...{head}");
+    let out = git(repo, &["diff", "--name-only", "--no-renames", &range, "--"])?;
+    Ok(out.lines().map(str::to_owned).collect())
+}
+
+/// Every workflow file at `sha` (`.github/workflows/*.yml|yaml`, `.mobius/workflows/…`), as
+/// `(path, text)` in path order.
 pub fn workflow_files(repo: &Path, sha: &str) -> Result<Vec<(String, String)>, GitError> {
     let out = git(repo, &["ls-tree", "--name-only", sha, "--", ".github/workflows/", ".mobius/workflows/"])?;
     let mut files = Vec::new();

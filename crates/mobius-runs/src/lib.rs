@@ -2,7 +2,8 @@
 //! run here with the same engine as `mobius run`.
 //!
 //! - [`git`]: what the server asks git about a registered repository.
-//! - [`trigger`]: a repository's branch heads moved → the runs the push triggers.
+//! - [`trigger`]: a push, pull request or release → the runs it triggers.
+//! - [`delivery`]: a verified forge webhook → the push, pull request or release it reports.
 //! - [`Runner`] ([`runner`]): queues, concurrency groups, cancellation, re-runs, restart
 //!   recovery, and each run's thread.
 //! - [`logs`]: each run's log lines as NDJSON, live to SSE subscribers; `progress`: the
@@ -10,6 +11,7 @@
 //! - [`cdevents`]: the events every run emits (shared with `mobius run`).
 
 pub mod cdevents;
+pub mod delivery;
 pub mod git;
 pub mod logs;
 mod progress;

@@ -34,13 +34,14 @@ use super::cdevents::{self, Recorder, RunIdentity};
 use super::git::{self, GitError};
 use super::logs::{self, LogWriter, RunLogLine};
 use super::progress::{Progress, Write, run_state, write_updates};
-use super::trigger::{self, Planned, Push};
+use super::trigger::{self, Event, Planned, Push};
 use mobius_events::NewEvent;
 use mobius_events::emit::EmitError;
 use mobius_events::emit::pipeline::Outcome;
 use mobius_log::Ingestor;
 
 mod execute;
+mod forge_events;
 mod triggers;
 
 pub use triggers::Dispatch;
@@ -326,36 +327,36 @@ impl Runner {
             let repository = this.repository(&run.repository)?;
             let path = PathBuf::from(&repository.path);
             let files = git::workflow_files(&path, &run.sha)?;
-            let branch = run.branch.clone().unwrap_or_default();
-            let push = Push {
-                repository: run.repository.clone(),
-                branch,
-                tag: false,
-                before: run.before_sha.clone(),
-                after: run.sha.clone(),
-                commits: git::landed(&path, run.before_sha.as_deref(), &run.sha)?,
-                changed: Vec::new(),
-                default_branch: default_branch(&path),
+            // The contexts the first attempt had; runs stored before they were kept get a
+            // push's, rebuilt from git.
+            let kept = |key: &str| run.trigger.as_ref().and_then(|t| t.get(key)).cloned();
+            let github = match kept("github") {
+                Some(github) => github,
+                None => trigger::github_context(&Push {
+                    repository: run.repository.clone(),
+                    branch: run.branch.clone().unwrap_or_default(),
+                    tag: false,
+                    before: run.before_sha.clone(),
+                    after: run.sha.clone(),
+                    commits: git::landed(&path, run.before_sha.as_deref(), &run.sha)?,
+                    changed: Vec::new(),
+                    default_branch: default_branch(&path),
+                }),
+            };
+            let inputs = match kept("inputs") {
+                Some(Value::Object(inputs)) => inputs,
+                _ => serde_json::Map::new(),
             };
             let text = files.iter().find(|(f, _)| *f == run.workflow_file).map(|(_, t)| t.as_str());
             let parsed =
                 text.ok_or_else(|| format!("{} is no longer at {}", run.workflow_file, run.sha)).and_then(|t| {
-                    mobius_pipelines::workflow::parse(&run.workflow_file, t)
+                    let t = mobius_pipelines::workflow::with_default_branch(t, &default_branch(&path));
+                    mobius_pipelines::workflow::parse(&run.workflow_file, &t)
                         .map_err(|d| d.first().map_or_else(|| "invalid workflow".to_owned(), ToString::to_string))
                 });
             let id = this.inner.store.create_run(&run)?;
             match parsed {
-                Ok(workflow) => {
-                    let github = trigger::github_context(&push);
-                    this.enqueue(Prepared {
-                        id,
-                        run,
-                        workflow,
-                        repository_path: path,
-                        github,
-                        inputs: serde_json::Map::new(),
-                    });
-                }
+                Ok(workflow) => this.enqueue(Prepared { id, run, workflow, repository_path: path, github, inputs }),
                 Err(error) => this.fail_unstarted(id, &run, &error),
             }
             Ok(id)
@@ -407,8 +408,8 @@ impl Runner {
             };
             let files = git::workflow_files(&path, after)?;
             let stored = self.stored_secret_names(name);
-            for planned in trigger::plan(&push, &files, &stored) {
-                queued.push(self.queue_planned(&push, &path, planned)?);
+            for planned in trigger::plan(Event::Push(&push), &files, &stored) {
+                queued.push(self.queue_planned(Event::Push(&push), &path, planned)?);
             }
             // After the runs started: the first step does not wait for this append. A tag's
             // commits landed with a branch, which recorded them.
@@ -436,7 +437,9 @@ impl Runner {
         }
     }
 
-    fn queue_planned(&self, push: &Push, path: &Path, planned: Planned) -> Result<i64, RunError> {
+    /// Stores the run `planned` for `event` and queues it, or stores it failed when its
+    /// workflow is invalid.
+    fn queue_planned(&self, event: Event<'_>, path: &Path, planned: Planned) -> Result<i64, RunError> {
         let (file, name, group, cancel_in_progress) = match &planned {
             Planned::Run { file, workflow, group, cancel_in_progress } => (
                 file.clone(),
@@ -446,14 +449,15 @@ impl Runner {
             ),
             Planned::Invalid { file, name, .. } => (file.clone(), name.clone(), None, false),
         };
+        let github = event.github();
         let run = NewRun {
-            repository: push.repository.clone(),
+            repository: event.repository().to_owned(),
             workflow_file: file,
             workflow_name: name,
-            event: "push".to_owned(),
-            branch: (!push.tag).then(|| push.branch.clone()),
-            sha: push.after.clone(),
-            before_sha: push.before.clone(),
+            event: event.name().to_owned(),
+            branch: event.branch().map(str::to_owned),
+            sha: event.sha().to_owned(),
+            before_sha: event.before().map(str::to_owned),
             concurrency_group: group,
             cancel_in_progress,
             only_jobs: Vec::new(),
@@ -461,23 +465,19 @@ impl Runner {
             rerun_of: None,
             requeue_of: None,
             queued_at: self.now(),
+            fork: event.fork(),
+            trigger: Some(trigger_record(&github, &serde_json::Map::new())),
         };
-        let id = self.inner.store.create_run(&run)?;
         match planned {
             Planned::Run { workflow, .. } => {
-                let github = trigger::github_context(push);
-                self.enqueue(Prepared {
-                    id,
-                    run,
-                    workflow: *workflow,
-                    repository_path: path.to_owned(),
-                    github,
-                    inputs: serde_json::Map::new(),
-                });
+                self.queue(run, *workflow, path.to_owned(), github, serde_json::Map::new())
             }
-            Planned::Invalid { error, .. } => self.fail_unstarted(id, &run, &error),
+            Planned::Invalid { error, .. } => {
+                let id = self.inner.store.create_run(&run)?;
+                self.fail_unstarted(id, &run, &error);
+                Ok(id)
+            }
         }
-        Ok(id)
     }
 
     /// Starts the run now or parks it behind its concurrency group.
@@ -517,6 +517,11 @@ impl Runner {
             self.start(prepared);
         }
     }
+}
+
+/// What [`NewRun::trigger`] keeps of a run's contexts.
+pub(crate) fn trigger_record(github: &Value, inputs: &serde_json::Map<String, Value>) -> Value {
+    serde_json::json!({ "github": github, "inputs": inputs })
 }
 
 /// The branch `HEAD` names in the registered clone: what `$default-branch` means here.

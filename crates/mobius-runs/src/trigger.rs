@@ -1,10 +1,11 @@
-//! Which workflows a push runs, and with what: the pure part of triggering, between reading
-//! git (see [`super::git`]) and queueing runs (see [`super::Runner`]).
+//! Which workflows a push, a pull request or a release runs, and with what: the pure part of
+//! triggering, between reading git (see [`super::git`]) and queueing runs (see
+//! [`super::Runner`]).
 
 use std::collections::BTreeSet;
 
 use mobius_pipelines::expr::{self, MapContext};
-use mobius_pipelines::workflow::{self, PushedRef, Setting, Severity, Workflow, push_matches};
+use mobius_pipelines::workflow::{self, PushedRef, Setting, Severity, Triggers, Workflow, push_matches};
 use serde_json::{Value, json};
 
 use super::cdevents::LandedCommit;
@@ -29,7 +30,159 @@ pub struct Push {
     pub default_branch: String,
 }
 
-/// A workflow file the push triggers: ready to run, or refused with the lint error to show
+/// A pull request opened, pushed to, reopened (or another activity) on a forge, in GitHub's
+/// terms; GitLab merge requests are mapped onto it (see [`crate::delivery`]).
+#[derive(Debug, Clone)]
+pub struct PullRequest {
+    /// The base repository's key (`owner/name`): the registered one.
+    pub repository: String,
+    pub number: u64,
+    /// GitHub's activity type: `opened`, `synchronize`, `reopened`, `closed`, `edited`…
+    pub action: String,
+    /// The branch the changes come from (in the fork, for a fork).
+    pub head_ref: String,
+    pub head_sha: String,
+    /// The branch it would merge into.
+    pub base_ref: String,
+    /// Where the base branch was, when the delivery says.
+    pub base_sha: Option<String>,
+    /// The head lives in another repository: its run gets no secrets and cannot deploy.
+    pub fork: bool,
+    /// Who caused the activity (`sender.login`), as `github.actor`.
+    pub actor: String,
+    /// Where the forge keeps the pull request's commits in the base repository
+    /// (`refs/pull/N` on GitHub, `refs/merge-requests/N` on GitLab): `…/head` and `…/merge`.
+    pub refs_prefix: String,
+    /// The delivery's payload, GitHub-shaped, as `github.event`.
+    pub payload: Value,
+    /// Filled in by the runner from the mirror: the commit the run checks out (the merge
+    /// commit when the forge offers one that merges the current head, else the head), the
+    /// ref it is at, the files the pull request changes, and the default branch.
+    pub sha: String,
+    pub git_ref: String,
+    pub changed: Vec<String>,
+    pub default_branch: String,
+}
+
+/// A release published (or another release activity) for a tag of a registered repository.
+#[derive(Debug, Clone)]
+pub struct Release {
+    pub repository: String,
+    /// GitHub's activity type: `published`, `created`, `released`, `edited`, `deleted`…
+    pub action: String,
+    pub tag: String,
+    pub actor: String,
+    /// The delivery's payload, GitHub-shaped, as `github.event`.
+    pub payload: Value,
+    /// The tag's commit, filled in by the runner; and the default branch.
+    pub sha: String,
+    pub default_branch: String,
+}
+
+/// What happened, for choosing the workflows it runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    Push(&'a Push),
+    PullRequest(&'a PullRequest),
+    Release(&'a Release),
+}
+
+impl Event<'_> {
+    /// The repository's key.
+    pub fn repository(&self) -> &str {
+        match self {
+            Event::Push(p) => &p.repository,
+            Event::PullRequest(p) => &p.repository,
+            Event::Release(r) => &r.repository,
+        }
+    }
+
+    fn default_branch(&self) -> &str {
+        match self {
+            Event::Push(p) => &p.default_branch,
+            Event::PullRequest(p) => &p.default_branch,
+            Event::Release(r) => &r.default_branch,
+        }
+    }
+
+    /// The commit its runs run.
+    pub fn sha(&self) -> &str {
+        match self {
+            Event::Push(p) => &p.after,
+            Event::PullRequest(p) => &p.sha,
+            Event::Release(r) => &r.sha,
+        }
+    }
+
+    /// The branch its runs are on: a pushed branch's; none for a tag, a release or a pull
+    /// request (whose merge ref is no branch, so no branch rule lets it through).
+    pub fn branch(&self) -> Option<&str> {
+        match self {
+            Event::Push(p) if !p.tag => Some(&p.branch),
+            _ => None,
+        }
+    }
+
+    /// Where a pushed branch was before the push.
+    pub fn before(&self) -> Option<&str> {
+        match self {
+            Event::Push(p) => p.before.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// `github.event_name`, and the run's `event`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Push(_) => "push",
+            Event::PullRequest(_) => "pull_request",
+            Event::Release(_) => "release",
+        }
+    }
+
+    /// The `github` context its runs get.
+    pub fn github(&self) -> Value {
+        match self {
+            Event::Push(p) => github_context(p),
+            Event::PullRequest(p) => pull_request_context(p),
+            Event::Release(r) => release_context(r),
+        }
+    }
+
+    /// Whether a workflow listens for this kind of event at all: a broken file that would
+    /// gets a failed run, so its author sees why nothing ran. Releases never get one.
+    fn listens(&self, on: &Triggers) -> bool {
+        match self {
+            Event::Push(_) => on.push.is_some(),
+            Event::PullRequest(_) => on.pull_request.is_some(),
+            Event::Release(_) => false,
+        }
+    }
+
+    /// Whether a workflow runs for this event, by its filters.
+    fn matches(&self, on: &Triggers) -> bool {
+        match self {
+            Event::Push(push) => on.push.as_ref().is_some_and(|filter| {
+                let (branch, tag) =
+                    if push.tag { (None, Some(push.branch.as_str())) } else { (Some(push.branch.as_str()), None) };
+                push_matches(filter, &PushedRef { branch, tag, changed: Some(&push.changed) })
+            }),
+            Event::PullRequest(pr) => on
+                .pull_request
+                .as_ref()
+                .is_some_and(|f| workflow::pull_request_matches(f, &pr.action, &pr.base_ref, Some(&pr.changed))),
+            Event::Release(r) => on.release.as_ref().is_some_and(|f| workflow::release_matches(f, &r.action)),
+        }
+    }
+
+    /// A fork's pull request runs with no secrets: the ones its workflows name are empty
+    /// rather than refused, as on GitHub.
+    pub fn fork(&self) -> bool {
+        matches!(self, Event::PullRequest(pr) if pr.fork)
+    }
+}
+
+/// A workflow file the event triggers: ready to run, or refused with the lint error to show
 /// on the run.
 #[derive(Debug, Clone)]
 pub enum Planned {
@@ -37,13 +190,13 @@ pub enum Planned {
     Invalid { file: String, name: String, error: String },
 }
 
-/// The runs `push` triggers among `files` (`(path, text)` at the pushed commit), in file order.
+/// The runs `event` triggers among `files` (`(path, text)` at its commit), in file order.
 /// `stored` are the names of the repository's stored secrets (of any environment).
-pub fn plan(push: &Push, files: &[(String, String)], stored: &BTreeSet<String>) -> Vec<Planned> {
-    let github = github_context(push);
+pub fn plan(event: Event<'_>, files: &[(String, String)], stored: &BTreeSet<String>) -> Vec<Planned> {
+    let github = event.github();
     let mut planned = Vec::new();
     for (file, text) in files {
-        let text = workflow::with_default_branch(text, &push.default_branch);
+        let text = workflow::with_default_branch(text, event.default_branch());
         let errors: Vec<String> = workflow::lint(file, &text)
             .into_iter()
             .filter(|d| d.severity == Severity::Error)
@@ -53,32 +206,33 @@ pub fn plan(push: &Push, files: &[(String, String)], stored: &BTreeSet<String>) 
         let workflow = match (parsed, errors.first()) {
             (Ok(w), None) => w,
             (parsed, first) => {
-                // A broken file still gets a (failed) run when it would react to pushes, so
-                // the author sees why nothing ran; one that cannot be read at all, too.
+                // A broken file still gets a (failed) run when it would react to the event, so
+                // the author sees why nothing ran; one that cannot be read at all, for pushes
+                // and pull requests.
                 let name = parsed.as_ref().ok().and_then(|w| w.name.clone()).unwrap_or_else(|| file.clone());
-                let reacts = parsed.as_ref().map_or(true, |w| w.on.push.is_some());
-                if reacts {
+                let listens = match &parsed {
+                    Ok(w) => event.listens(&w.on),
+                    Err(_) => !matches!(event, Event::Release(_)),
+                };
+                if listens {
                     let error = first.cloned().unwrap_or_else(|| "invalid workflow".to_owned());
                     planned.push(Planned::Invalid { file: file.clone(), name, error });
                 }
                 continue;
             }
         };
-        let Some(filter) = &workflow.on.push else { continue };
-        let (branch, tag) =
-            if push.tag { (None, Some(push.branch.as_str())) } else { (Some(push.branch.as_str()), None) };
-        let pushed = PushedRef { branch, tag, changed: Some(&push.changed) };
-        if !push_matches(filter, &pushed) {
+        if !event.matches(&workflow.on) {
             continue;
         }
         // A secret the workflow names that is stored nowhere for the repository would be empty:
-        // refuse to start rather than run with it.
+        // refuse to start rather than run with it. A fork's run has none anyway.
         let missing = workflow::referenced_secrets(&text).into_iter().find(|used| !stored.contains(&used.name));
-        if let Some(used) = missing {
+        if let Some(used) = missing.filter(|_| !event.fork()) {
             let name = workflow.name.clone().unwrap_or_else(|| file.clone());
+            let repository = event.repository();
             let error = format!(
-                "{file}:{}: error: secret `{}` is not set for {} (`mobius secret set {} --repo {}`)",
-                used.line, used.name, push.repository, used.name, push.repository
+                "{file}:{}: error: secret `{}` is not set for {repository} (`mobius secret set {} --repo {repository}`)",
+                used.line, used.name, used.name
             );
             planned.push(Planned::Invalid { file: file.clone(), name, error });
             continue;
@@ -132,6 +286,45 @@ pub fn github_context(push: &Push) -> Value {
     })
 }
 
+/// The `github` context of a pull request run, as GitHub fills it for `pull_request`: `ref`
+/// is the merge ref (`refs/pull/N/merge`) and `sha` its merge commit, or the head's when the
+/// forge offers no merge commit; `head_ref` and `base_ref` are the branches.
+pub fn pull_request_context(pr: &PullRequest) -> Value {
+    let owner = pr.repository.split_once('/').map_or("", |(owner, _)| owner);
+    let ref_name = pr.git_ref.strip_prefix("refs/pull/").unwrap_or(&pr.git_ref);
+    json!({
+        "event_name": "pull_request",
+        "ref": pr.git_ref,
+        "ref_name": ref_name,
+        "ref_type": "branch",
+        "sha": pr.sha,
+        "head_ref": pr.head_ref,
+        "base_ref": pr.base_ref,
+        "repository": pr.repository,
+        "repository_owner": owner,
+        "actor": pr.actor,
+        "triggering_actor": pr.actor,
+        "event": pr.payload,
+    })
+}
+
+/// The `github` context of a release run, as GitHub fills it for `release`.
+pub fn release_context(release: &Release) -> Value {
+    let owner = release.repository.split_once('/').map_or("", |(owner, _)| owner);
+    json!({
+        "event_name": "release",
+        "ref": format!("refs/tags/{}", release.tag),
+        "ref_name": release.tag,
+        "ref_type": "tag",
+        "sha": release.sha,
+        "repository": release.repository,
+        "repository_owner": owner,
+        "actor": release.actor,
+        "triggering_actor": release.actor,
+        "event": release.payload,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use jiff::Timestamp;
@@ -179,7 +372,7 @@ mod tests {
                 "on:\n  push:\n    branches: [release]\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: echo ${{ secrets.KEY }}\n",
             ),
         ];
-        let planned = plan(&push("main", &["src/lib.rs"]), &workflows, &BTreeSet::new());
+        let planned = plan(Event::Push(&push("main", &["src/lib.rs"])), &workflows, &BTreeSet::new());
         assert_eq!(planned.len(), 2, "{planned:?}");
         match &planned[0] {
             Planned::Run { file, group, cancel_in_progress, .. } => {
@@ -196,7 +389,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let planned = plan(&push("feature", &["docs/a.md"]), &workflows, &BTreeSet::new());
+        let planned = plan(Event::Push(&push("feature", &["docs/a.md"])), &workflows, &BTreeSet::new());
         let files: Vec<&str> = planned
             .iter()
             .map(|p| match p {
@@ -204,13 +397,16 @@ mod tests {
             })
             .collect();
         assert_eq!(files, [".github/workflows/docs.yml", ".github/workflows/broken.yml"]);
-        match plan(&push("release", &[]), &workflows[4..], &BTreeSet::new()).as_slice() {
+        match plan(Event::Push(&push("release", &[])), &workflows[4..], &BTreeSet::new()).as_slice() {
             [Planned::Invalid { error, .. }] => {
                 assert!(error.contains("secret.yml:8: error: secret `KEY` is not set for"), "{error}")
             }
             other => panic!("{other:?}"),
         }
         let stored = BTreeSet::from(["KEY".to_owned()]);
-        assert!(matches!(plan(&push("release", &[]), &workflows[4..], &stored).as_slice(), [Planned::Run { .. }]));
+        assert!(matches!(
+            plan(Event::Push(&push("release", &[])), &workflows[4..], &stored).as_slice(),
+            [Planned::Run { .. }]
+        ));
     }
 }

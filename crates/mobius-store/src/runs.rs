@@ -80,6 +80,14 @@ pub struct NewRun {
     pub rerun_of: Option<i64>,
     pub requeue_of: Option<i64>,
     pub queued_at: Timestamp,
+    /// A pull request from a fork: the run gets no secrets, cannot deploy, and its token only
+    /// reads.
+    #[serde(default)]
+    pub fork: bool,
+    /// What the event gave the run besides its commit: `{"github": …, "inputs": …}`, kept so a
+    /// re-run or a re-queue sees the same contexts. Not shown (a delivery's payload is large).
+    #[serde(skip)]
+    pub trigger: Option<serde_json::Value>,
 }
 
 /// A stored run.

@@ -1,5 +1,5 @@
-//! Whether a push triggers a workflow: GitHub's filter patterns for `branches`, `tags`,
-//! `paths` and their `-ignore` forms.
+//! Whether a push, a pull request or a release triggers a workflow: GitHub's filter patterns
+//! for `branches`, `tags`, `paths` and their `-ignore` forms, and activity `types`.
 //!
 //! Pattern syntax as GitHub documents it: `*` matches any characters except `/`, `**` any
 //! characters including `/`, `?` one character, `+` one or more of the preceding character,
@@ -56,6 +56,27 @@ fn paths_match(filter: &RefFilter, changed: Option<&[String]>) -> bool {
     } else {
         true
     }
+}
+
+/// The activity types a `pull_request` workflow runs for when it lists none, as on GitHub.
+pub const DEFAULT_PULL_REQUEST_TYPES: &[&str] = &["opened", "synchronize", "reopened"];
+
+/// Whether `pull_request` with this filter runs for a pull request into `base` (the base
+/// branch, which `branches` filters, as on GitHub), of activity `action`, changing `changed`.
+pub fn pull_request_matches(filter: &RefFilter, action: &str, base: &str, changed: Option<&[String]>) -> bool {
+    let typed = if filter.types.is_empty() {
+        DEFAULT_PULL_REQUEST_TYPES.contains(&action)
+    } else {
+        filter.types.iter().any(|t| t == action)
+    };
+    let no_tags = (&Vec::new(), &Vec::new());
+    typed && ref_matches((&filter.branches, &filter.branches_ignore), no_tags, base) && paths_match(filter, changed)
+}
+
+/// Whether `release` with this filter runs for a release activity (`published`, `created`…);
+/// without `types`, every activity runs it, as on GitHub.
+pub fn release_matches(filter: &RefFilter, action: &str) -> bool {
+    filter.types.is_empty() || filter.types.iter().any(|t| t == action)
 }
 
 /// Whether the last pattern in `patterns` that matches `name` is a positive one.
@@ -228,6 +249,30 @@ mod tests {
 
     fn branch<'a>(name: &'a str, changed: Option<&'a [String]>) -> PushedRef<'a> {
         PushedRef { branch: Some(name), tag: None, changed }
+    }
+
+    #[test]
+    fn pull_requests_match_types_base_branches_and_paths() {
+        let any = RefFilter::default();
+        for action in ["opened", "synchronize", "reopened"] {
+            assert!(pull_request_matches(&any, action, "main", None), "{action} runs by default");
+        }
+        assert!(!pull_request_matches(&any, "closed", "main", None), "closed needs `types`");
+        let closed = RefFilter { types: vec!["closed".into()], ..RefFilter::default() };
+        assert!(pull_request_matches(&closed, "closed", "main", None));
+        assert!(!pull_request_matches(&closed, "opened", "main", None), "`types` replaces the default");
+        let into_main = filter(&["main"], &[], &["src/**"], &[]);
+        let src = ["src/lib.rs".to_owned()];
+        let docs = ["docs/a.md".to_owned()];
+        assert!(pull_request_matches(&into_main, "opened", "main", Some(&src)), "the base branch is filtered");
+        assert!(!pull_request_matches(&into_main, "opened", "feature", Some(&src)));
+        assert!(!pull_request_matches(&into_main, "opened", "main", Some(&docs)));
+        let tags_only = RefFilter { tags: vec!["v*".into()], ..RefFilter::default() };
+        assert!(pull_request_matches(&tags_only, "opened", "main", None), "tags do not filter pull requests");
+        assert!(release_matches(&any, "published"));
+        let published = RefFilter { types: vec!["published".into()], ..RefFilter::default() };
+        assert!(release_matches(&published, "published"));
+        assert!(!release_matches(&published, "created"));
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub struct Triggers {
     /// `pull_request`. (`pull_request_target` runs the base branch's workflow on GitHub, so
     /// it is only recorded in [`Triggers::other`].)
     pub pull_request: Option<RefFilter>,
+    /// `release` (only its `types` filter applies).
+    pub release: Option<RefFilter>,
     /// `workflow_dispatch`.
     pub workflow_dispatch: Option<Vec<Input>>,
     /// `workflow_call`: the workflow is reusable, with these inputs, outputs and secrets.

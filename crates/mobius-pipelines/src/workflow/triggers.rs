@@ -6,7 +6,7 @@ use super::yaml::{Kind, Node};
 use super::{Report, suggest};
 use crate::chain::Chain;
 
-/// Every event GitHub can start a workflow with. Mobius raises push, pull_request,
+/// Every event GitHub can start a workflow with. Mobius raises push, pull_request, release,
 /// workflow_dispatch, schedule and workflow_call (a job calling the workflow); the others are
 /// accepted and recorded.
 const EVENTS: &[&str] = &[
@@ -85,6 +85,7 @@ fn event(r: &mut Report, t: &mut Triggers, name_node: &Node, config: Option<&Nod
     match name.as_str() {
         "push" => t.push = Some(config.map(|c| ref_filter(r, c, &name)).unwrap_or_default()),
         "pull_request" => t.pull_request = Some(config.map(|c| ref_filter(r, c, &name)).unwrap_or_default()),
+        "release" => t.release = Some(config.map(|c| types_filter(r, c, &name)).unwrap_or_default()),
         "workflow_dispatch" => t.workflow_dispatch = Some(config.map(|c| inputs(r, c)).unwrap_or_default()),
         "workflow_call" => t.workflow_call = Some(super::call::workflow_call(r, config)),
         "schedule" => match config.map(|c| &c.kind) {
@@ -137,6 +138,17 @@ fn ref_filter(r: &mut Report, node: &Node, event: &str) -> RefFilter {
         if has(a) && has(b) {
             r.error(node.pos, format!("`{event}` cannot have both `{a}` and `{b}`"));
         }
+    }
+    f
+}
+
+/// The filter of an event that only takes `types` (`release`).
+fn types_filter(r: &mut Report, node: &Node, event: &str) -> RefFilter {
+    let mut f = RefFilter::default();
+    let Some(map) = mapping(r, node, event) else { return f };
+    check_keys(r, map, &["types"], &format!("`{event}`"));
+    if let Some((_, v)) = map.iter().find(|(k, _)| k.as_str() == Some("types")) {
+        f.types = strings(r, v, "types");
     }
     f
 }

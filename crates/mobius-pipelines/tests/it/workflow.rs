@@ -248,10 +248,18 @@ fn shorthand_on_forms() {
 #[test]
 fn events_mobius_does_not_raise_are_warnings() {
     check(
-        &OK.replace("on: push", "on:\n  push:\n  release:\n    types: [published]"),
-        &["w.yml:3:3: warning: event `release` is accepted but Mobius never raises it"],
+        &OK.replace("on: push", "on:\n  push:\n  watch:\n    types: [started]"),
+        &["w.yml:3:3: warning: event `watch` is accepted but Mobius never raises it"],
     );
-    assert!(workflow::parse("w.yml", &OK.replace("on: push", "on: [push, release]")).is_ok());
+    assert!(workflow::parse("w.yml", &OK.replace("on: push", "on: [push, watch]")).is_ok());
+    // `release` is raised (by a forge's release webhook), with only a `types` filter.
+    check(&OK.replace("on: push", "on:\n  release:\n    types: [published]"), &[]);
+    let w = workflow::parse("w.yml", &OK.replace("on: push", "on:\n  release:\n    types: [published]")).unwrap();
+    assert_eq!(w.on.release.map(|f| f.types), Some(vec!["published".to_owned()]));
+    check(
+        &OK.replace("on: push", "on:\n  release:\n    branches: [main]"),
+        &["w.yml:3:5: error: unknown key `branches` in `release`"],
+    );
 }
 
 #[test]

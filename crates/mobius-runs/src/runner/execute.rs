@@ -94,8 +94,13 @@ impl Runner {
         opts.actions = Some(config.actions.clone());
         opts.workflow_file.clone_from(&p.run.workflow_file);
         opts.deployments = self.inner.deployments.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // A pull request from a fork runs code nobody with write access reviewed: as on
+        // GitHub, it sees no secrets, and here it cannot deploy either.
+        if p.run.fork {
+            opts.deployments = Some(Arc::new(ForkDeployments { inner: opts.deployments.take() }));
+        }
         // The repository's secrets for every job, an environment's for the jobs that name it.
-        if let Some(secrets) = &config.secrets {
+        if let Some(secrets) = config.secrets.as_ref().filter(|_| !p.run.fork) {
             match secrets.for_repository(&p.run.repository) {
                 Ok(run) => {
                     opts.secrets = run.repository;
@@ -205,6 +210,29 @@ impl Runner {
 
 /// `$TMPDIR/mobius-run-<id>-…`, 0711: its owner's alone, but a run's user may pass through
 /// it to the job directories handed to it.
+/// The deployments of a fork's pull request run: every deploy refused; policy checks, which
+/// write nothing, answered as usual.
+#[derive(Debug)]
+struct ForkDeployments {
+    inner: Option<Arc<dyn Deployments>>,
+}
+
+/// Why a fork's run cannot deploy.
+pub(super) const FORK_CANNOT_DEPLOY: &str = "a pull request from a fork cannot deploy: its code is not in the repository until someone with write access merges it";
+
+impl Deployments for ForkDeployments {
+    fn deploy(&self, _: engine::DeployStep, _: engine::DeployProgress) -> engine::DeployFuture {
+        Box::pin(async { Err(engine::DeployError::Refused { server: None, source: FORK_CANNOT_DEPLOY.into() }) })
+    }
+
+    fn check_policy(&self, request: engine::PolicyStep) -> engine::PolicyFuture {
+        match &self.inner {
+            Some(inner) => inner.check_policy(request),
+            None => Box::pin(async { Err(engine::PolicyError::Refused { message: engine::NO_SERVER.to_owned() }) }),
+        }
+    }
+}
+
 fn scratch_dir(id: i64) -> std::io::Result<tempfile::TempDir> {
     use std::os::unix::fs::PermissionsExt;
     let scratch = tempfile::Builder::new().prefix(&format!("mobius-run-{id}-")).tempdir()?;

@@ -189,18 +189,21 @@ impl Runner {
             rerun_of: None,
             requeue_of: None,
             queued_at: self.now(),
+            fork: false,
+            trigger: None,
         }
     }
 
-    /// Stores `run` and queues it with its contexts; its id.
-    fn queue(
+    /// Stores `run` with its contexts (kept for its re-runs) and queues it; its id.
+    pub(super) fn queue(
         &self,
-        run: NewRun,
+        mut run: NewRun,
         workflow: Workflow,
         repository_path: PathBuf,
         github: serde_json::Value,
         inputs: serde_json::Map<String, serde_json::Value>,
     ) -> Result<i64, RunError> {
+        run.trigger = Some(super::trigger_record(&github, &inputs));
         let id = self.inner.store.create_run(&run)?;
         self.enqueue(Prepared { id, run, workflow, repository_path, github, inputs });
         Ok(id)

@@ -81,9 +81,9 @@ pub async fn post_github(
     let event = header(&headers, "x-github-event")
         .ok_or_else(|| webhook_error(WebhookError::MissingHeader { header: "X-GitHub-Event" }))?;
     let translated = github::translate(event, header(&headers, "x-github-delivery"), raw).map_err(webhook_error)?;
-    let pushed = (event == "push").then(|| pushed_repository(raw, &["repository", "full_name"])).flatten();
+    let delivery = mobius_runs::delivery::github(event, raw);
     let response = store_webhook(&state, translated, "github").await?;
-    trigger(&state, pushed);
+    trigger(&state, delivery);
     Ok(response)
 }
 
@@ -97,31 +97,31 @@ pub async fn post_gitlab(
     gitlab::verify_token(token.expose(), header(&headers, "x-gitlab-token")).map_err(webhook_error)?;
     let kind = header(&headers, "x-gitlab-event");
     let translated = gitlab::translate(kind, &body.body.bytes).map_err(webhook_error)?;
-    let pushed = matches!(kind, Some("Push Hook" | "Tag Push Hook"))
-        .then(|| pushed_repository(&body.body.bytes, &["project", "path_with_namespace"]))
-        .flatten();
+    let delivery = mobius_runs::delivery::gitlab(kind, &body.body.bytes);
     let response = store_webhook(&state, translated, "gitlab").await?;
-    trigger(&state, pushed);
+    trigger(&state, delivery);
     Ok(response)
 }
 
-/// The repository a verified push delivery names (`repository.full_name` for GitHub,
-/// `project.path_with_namespace` for GitLab).
-fn pushed_repository(raw: &[u8], path: &[&str]) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_slice(raw).ok()?;
-    path.iter().try_fold(&value, |v, key| v.get(*key))?.as_str().map(str::to_owned)
-}
-
-/// A push to a registered repository polls it now (fetching a mirror first), so the delivery
-/// that feeds DORA also triggers its workflows; a repository not registered triggers nothing.
-fn trigger(state: &AppState, pushed: Option<String>) {
-    let Some(repository) = pushed else { return };
+/// A verified delivery for a registered repository triggers its runs, after the log recorded
+/// it for DORA (the same delivery does both): a push polls the repository (fetching its mirror
+/// first), a pull request or a release runs the workflows that listen for it. A repository
+/// that is not registered triggers nothing.
+fn trigger(state: &AppState, delivery: Option<mobius_runs::delivery::Delivery>) {
+    use mobius_runs::delivery::Delivery;
+    let Some(delivery) = delivery else { return };
     let runs = state.app.runs.clone();
     tokio::spawn(async move {
-        match runs.poll(&repository).await {
-            Ok(queued) => tracing::info!(repository, runs = ?queued, "push webhook polled the repository"),
+        let repository = delivery.repository().to_owned();
+        let queued = match delivery {
+            Delivery::Push { repository } => runs.poll(&repository).await,
+            Delivery::PullRequest(pr) => runs.pull_request(*pr).await,
+            Delivery::Release(release) => runs.release(*release).await,
+        };
+        match queued {
+            Ok(queued) => tracing::info!(repository, runs = ?queued, "a webhook triggered the repository's runs"),
             Err(mobius_runs::RunError::UnknownRepository(_)) => {}
-            Err(error) => tracing::warn!(repository, error = %error, "push webhook: poll failed"),
+            Err(error) => tracing::warn!(repository, error = %error, "webhook: triggering runs failed"),
         }
     });
 }

@@ -11,14 +11,15 @@ use crate::runs::{
 
 const RUN_COLUMNS: &str = "id, repository, workflow_file, workflow_name, event, branch, sha, before_sha,
     concurrency_group, cancel_in_progress, only_jobs, attempt, rerun_of, requeue_of, state, reason,
-    queued_at, started_at, finished_at";
+    queued_at, started_at, finished_at, fork, trigger";
 
 pub(super) fn create(conn: &Connection, run: &NewRun) -> Result<i64, StoreError> {
     let only_jobs = serde_json::to_string(&run.only_jobs).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     conn.execute(
         "INSERT INTO runs (repository, workflow_file, workflow_name, event, branch, sha, before_sha,
-             concurrency_group, cancel_in_progress, only_jobs, attempt, rerun_of, requeue_of, state, queued_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'queued', ?14)",
+             concurrency_group, cancel_in_progress, only_jobs, attempt, rerun_of, requeue_of, state, queued_at,
+             fork, trigger)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'queued', ?14, ?15, ?16)",
         params![
             run.repository,
             run.workflow_file,
@@ -34,6 +35,8 @@ pub(super) fn create(conn: &Connection, run: &NewRun) -> Result<i64, StoreError>
             run.rerun_of,
             run.requeue_of,
             to_micros(run.queued_at),
+            run.fork,
+            run.trigger.as_ref().map(serde_json::Value::to_string),
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -118,6 +121,8 @@ fn run_record(r: &Row<'_>) -> rusqlite::Result<RunRecord> {
             rerun_of: r.get(12)?,
             requeue_of: r.get(13)?,
             queued_at: from_micros(r.get(16)?),
+            fork: r.get(19)?,
+            trigger: r.get::<_, Option<String>>(20)?.and_then(|t| serde_json::from_str(&t).ok()),
         },
         // Only this module writes states, so an unknown word means a newer build wrote it.
         state: RunState::parse(&state).unwrap_or(RunState::Interrupted),
@@ -291,6 +296,8 @@ mod tests {
             attempt: 1,
             rerun_of: None,
             requeue_of: None,
+            fork: false,
+            trigger: None,
             queued_at: Timestamp::from_second(1_700_000_000).unwrap(),
         }
     }

@@ -13,6 +13,7 @@ mod hardening;
 mod limits;
 mod pipelines;
 mod prometheus;
+mod pull_requests;
 mod remote_repos;
 mod runs;
 mod runs_deploy;

@@ -14,7 +14,7 @@ const DEPLOY_KEY: &str = "deploy-key-prod-88e1";
 const OTHER: &str = "other-repo-secret-19";
 
 /// `mobius secret ARGS` with `input` on standard input.
-fn secret(dir: &Dir, args: &[&str], input: &str) -> Output {
+pub(crate) fn secret(dir: &Dir, args: &[&str], input: &str) -> Output {
     let mut all = vec!["secret"];
     all.extend_from_slice(args);
     let mut child = dir.cmd(&all).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
