@@ -2,7 +2,7 @@
 //! `POST /api/v1/runs`, with inputs typed and checked as GitHub checks them.
 
 use crate::runs::{finished, repository, start};
-use crate::util::{ADMIN, Dir};
+use crate::util::{ADMIN, Dir, http};
 
 const DEPLOY: &str = "name: Deploy\non:\n  workflow_dispatch:\n    inputs:\n      level:\n        type: choice\n        \
                       options: [low, high]\n        default: low\n      dry:\n        type: boolean\n        required: true\n\
@@ -54,4 +54,13 @@ fn a_manual_run_gets_typed_inputs_and_bad_ones_are_refused() {
     );
     let runs = dir.json(&[&["runs", "list"][..], &remote].concat());
     assert_eq!(runs.as_array().map(Vec::len), Some(1), "a refused start queues nothing: {runs}");
+
+    // A re-run gets the inputs the run was started with.
+    let rerun = http().post(server.url(&format!("/api/v1/runs/{id}/rerun"))).bearer_auth(ADMIN).send().unwrap();
+    assert!(rerun.status().is_success(), "{}", rerun.status());
+    let again: serde_json::Value = rerun.json().unwrap();
+    let again = again["id"].as_i64().unwrap_or_else(|| panic!("a run id: {again}"));
+    assert_eq!(finished(&server, again)["state"], "success");
+    let logs = dir.ok(&["runs", "logs", &again.to_string()]);
+    assert!(logs.contains("level=high dry=true typed=true event=workflow_dispatch"), "{logs}");
 }
