@@ -150,7 +150,10 @@ pub fn mirror(url: &str, dir: &Path) -> Result<(), GitError> {
 /// Brings a mirror made by [`mirror`] up to date with its remote (branches moved, added and
 /// deleted); does nothing for a repository that is not a mirror (a clone on this machine).
 pub fn fetch_mirror(repo: &Path) -> Result<(), GitError> {
-    let is_mirror = git(repo, &["config", "--get", "remote.origin.mirror"]).is_ok_and(|v| v.trim() == "true");
+    // `git clone --mirror` writes `mirror = true` under `[remote "origin"]`; reading the file
+    // spares a git process on every poll (a webhook waits for it).
+    let config = std::fs::read_to_string(repo.join("config")).unwrap_or_default();
+    let is_mirror = config.lines().any(|line| line.trim().replace(' ', "") == "mirror=true");
     if is_mirror {
         git(repo, &["-c", "credential.interactive=never", "fetch", "--prune", "--quiet", "origin"])?;
     }

@@ -82,9 +82,9 @@ pub async fn post_github(
         .ok_or_else(|| webhook_error(WebhookError::MissingHeader { header: "X-GitHub-Event" }))?;
     let translated = github::translate(event, header(&headers, "x-github-delivery"), raw).map_err(webhook_error)?;
     let delivery = mobius_runs::delivery::github(event, raw);
-    let response = store_webhook(&state, translated, "github").await?;
+    // The runs start while the log stores the delivery: neither waits for the other.
     trigger(&state, delivery);
-    Ok(response)
+    store_webhook(&state, translated, "github").await
 }
 
 /// `POST /api/v1/webhooks/gitlab`: its `X-Gitlab-Token` checked before the body is parsed.
@@ -98,12 +98,12 @@ pub async fn post_gitlab(
     let kind = header(&headers, "x-gitlab-event");
     let translated = gitlab::translate(kind, &body.body.bytes).map_err(webhook_error)?;
     let delivery = mobius_runs::delivery::gitlab(kind, &body.body.bytes);
-    let response = store_webhook(&state, translated, "gitlab").await?;
+    // The runs start while the log stores the delivery: neither waits for the other.
     trigger(&state, delivery);
-    Ok(response)
+    store_webhook(&state, translated, "gitlab").await
 }
 
-/// A verified delivery for a registered repository triggers its runs, after the log recorded
+/// A verified delivery for a registered repository triggers its runs, while the log records
 /// it for DORA (the same delivery does both): a push polls the repository (fetching its mirror
 /// first), a pull request or a release runs the workflows that listen for it. A repository
 /// that is not registered triggers nothing.
