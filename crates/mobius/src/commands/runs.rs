@@ -126,8 +126,9 @@ fn print_detail(d: &RunDetail) {
     let r = &d.record;
     println!("run {}  {}  {} ({})", r.id, r.state.as_str(), r.run.workflow_name, r.run.workflow_file);
     println!(
-        "  {} {}@{}  attempt {}  {}",
+        "  {}{} {}@{}  attempt {}  {}",
         r.run.event,
+        if r.run.fork { " (from a fork: no secrets, no deployments)" } else { "" },
         r.run.repository,
         r.run.branch.as_deref().unwrap_or("-"),
         r.run.attempt,

@@ -180,6 +180,8 @@ fn pull_requests_merge_requests_and_releases_run_with_githubs_semantics() {
     );
     assert_eq!(run["state"], "failure", "{run}\n{logs}");
     assert!(logs.contains("a pull request from a fork cannot deploy"), "{logs}");
+    let shown = dir.ok(&["runs", "show", &run["id"].to_string()]);
+    assert!(shown.contains("pull_request (from a fork: no secrets, no deployments) acme/app@-"), "{shown}");
 
     // A GitLab merge request: the same workflow, the same semantics.
     let hook = serde_json::json!({
