@@ -141,6 +141,7 @@ pub struct PendingStatus {
 pub struct StatusOutcome {
     pub id: i64,
     pub delivery: Delivery,
+    /// Attempts made so far (the store never lowers the count it has).
     pub attempts: u32,
     /// When to try again (meaningful while [`Delivery::Pending`]).
     pub next_attempt: Timestamp,

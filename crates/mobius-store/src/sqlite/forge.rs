@@ -99,7 +99,7 @@ pub(super) fn pending(conn: &Connection, limit: u32) -> Result<Vec<PendingStatus
 
 pub(super) fn record(tx: &Transaction<'_>, outcomes: &[StatusOutcome]) -> Result<(), StoreError> {
     let mut stmt = tx.prepare_cached(
-        "UPDATE forge_statuses SET delivery = ?2, attempts = ?3, next_attempt = ?4,
+        "UPDATE forge_statuses SET delivery = ?2, attempts = max(attempts, ?3), next_attempt = ?4,
              last_error = coalesce(?5, last_error), updated = ?6 WHERE id = ?1",
     )?;
     for o in outcomes {
