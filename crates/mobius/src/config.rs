@@ -536,6 +536,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_public_url_is_layered_trimmed_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load(Some(dir.path()), Overrides::default()).unwrap().public_url, None);
+        std::fs::write(dir.path().join("mobius.toml"), "public_url = \"https://ci.example.com/\"\n").unwrap();
+        let s = load(Some(dir.path()), Overrides::default()).unwrap();
+        assert_eq!(s.public_url.as_deref(), Some("https://ci.example.com"));
+        let flag = Overrides { public_url: Some("http://10.0.0.5:7070"), ..Default::default() };
+        assert_eq!(load(Some(dir.path()), flag).unwrap().public_url.as_deref(), Some("http://10.0.0.5:7070"));
+        let bad = Overrides { public_url: Some("ci.example.com"), ..Default::default() };
+        let error = load(Some(dir.path()), bad).unwrap_err().to_string();
+        assert!(error.contains("public URL `ci.example.com` is not an http:// or https:// URL"), "{error}");
+    }
+
+    #[test]
     fn layers_file_then_flags() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("mobius.toml"), "listen = \"127.0.0.1:9000\"\nattribution_window = \"2d\"\n")
