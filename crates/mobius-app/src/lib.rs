@@ -10,7 +10,7 @@
 //!                                         ├─► Deployer (policy gate ─► reliability)
 //!                                         └─► Alerter
 //! app.recover()  rollouts resumed, interrupted runs queued again
-//! app.start()    repository polling, SLO alerts, SLI recording ─► Background::stop()
+//! app.start()    repository polling, commit statuses, SLO alerts, SLI recording ─► Background::stop()
 //! ```
 //!
 //! [`tokens`]: the scoped API tokens every mutation needs (issued, bootstrapped, checked).
@@ -29,6 +29,7 @@ use mobius_log::blocking::Guarded;
 use mobius_log::{Clock, Ingestor};
 use mobius_pipelines::remote::{ActionCache, DEFAULT_ACTIONS_URL};
 use mobius_reliability::Alerter;
+use mobius_runs::forge::StatusDelivery;
 use mobius_runs::{RunError, Runner, RunnerConfig};
 use mobius_sandbox::Sandbox;
 use mobius_secrets::{SecretError, SecretKey, Secrets};
@@ -70,6 +71,9 @@ pub struct Config {
     pub secret_key: Option<String>,
     /// The secrets runs see; [`App::open`] fills it in. `None`: runs get no stored secrets.
     pub secrets: Option<Secrets>,
+    /// The base URL commit statuses link runs under (`<public_url>/api/v1/runs/<id>`).
+    /// Default `None`: statuses carry no link.
+    pub public_url: Option<String>,
 }
 
 impl Config {
@@ -89,6 +93,7 @@ impl Config {
             sandbox: Sandbox::none(),
             secret_key: None,
             secrets: None,
+            public_url: None,
         }
     }
 }
@@ -197,8 +202,8 @@ impl App {
         Ok(Recovered { rollouts, runs })
     }
 
-    /// Starts the background tasks: repository polling, scheduled workflows, SLO alerts
-    /// (restored from the store first) and SLI recording. They run until [`Background::stop`].
+    /// Starts the background tasks: repository polling, scheduled workflows, commit status
+    /// delivery, SLO alerts (restored from the store first) and SLI recording. They run until [`Background::stop`].
     pub fn start(&self) -> Background {
         let mut background = Background::default();
         background.spawn(|stop| self.runs.clone().poll_forever(stop));
@@ -207,6 +212,14 @@ impl App {
         background.spawn(|stop| self.reliability.clone().run(every, stop));
         let every = self.config.sli_every;
         background.spawn(|stop| self.delivery.clone().record_slis(every, stop));
+        let statuses = StatusDelivery::new(
+            self.store.clone(),
+            self.config.secrets.clone(),
+            self.config.public_url.clone(),
+            self.runs.status_wake(),
+            self.config.clock,
+        );
+        background.spawn(|stop| statuses.run(stop));
         background
     }
 }

@@ -15,8 +15,9 @@ use jiff::Timestamp;
 use mobius_events::facts::{FactSet, Incident};
 use mobius_events::{AppendStatus, NewEvent, StoredEvent};
 use mobius_store::{
-    EventQuery, Heads, IngestContext, NewRun, Repository, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord,
-    RunUpdate, Scope, SecretRecord, SliCompaction, SliCounts, SliMinute, Store, StoreError, TokenRecord,
+    EventQuery, ForgeSettings, Heads, IngestContext, NewRun, PendingStatus, Repository, RolloutQuery, RolloutRow,
+    RunDetail, RunQuery, RunRecord, RunUpdate, Scope, SecretRecord, SliCompaction, SliCounts, SliMinute, StatusOutcome,
+    Store, StoreError, TokenRecord,
 };
 
 thread_local! {
@@ -112,6 +113,11 @@ guarded! {
     delete_secret(repository: &str, environment: &str, name: &str) -> Result<bool, StoreError>;
     secrets(repository: Option<&str>) -> Result<Vec<SecretRecord>, StoreError>;
     reseal_secrets(secrets: &[SecretRecord], state_key: &str, state_value: &str) -> Result<(), StoreError>;
+    set_forge(forge: &ForgeSettings) -> Result<(), StoreError>;
+    remove_forge(repository: &str) -> Result<bool, StoreError>;
+    forge(repository: &str) -> Result<Option<ForgeSettings>, StoreError>;
+    pending_statuses(limit: u32) -> Result<Vec<PendingStatus>, StoreError>;
+    record_status_outcomes(outcomes: &[StatusOutcome]) -> Result<(), StoreError>;
 }
 
 #[cfg(test)]

@@ -9,9 +9,12 @@
 //! - [`logs`]: each run's log lines as NDJSON, live to SSE subscribers; `progress`: the
 //!   observer that stores job and step states in batches and writes those lines.
 //! - [`cdevents`]: the events every run emits (shared with `mobius run`).
+//! - [`forge`]: commit statuses back to GitHub and GitLab, from the outbox the store writes
+//!   with each job state, delivered in the background with retries.
 
 pub mod cdevents;
 pub mod delivery;
+pub mod forge;
 pub mod git;
 pub mod logs;
 mod progress;

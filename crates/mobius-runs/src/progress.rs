@@ -12,6 +12,7 @@ use mobius_log::Ingestor;
 use mobius_pipelines::engine::{RunObserver, Status, StepReport};
 use mobius_pipelines::exec::LogLine;
 use mobius_store::{RunState, RunUpdate, Store};
+use tokio::sync::Notify;
 
 use super::logs::LogWriter;
 
@@ -26,12 +27,16 @@ pub(super) enum Write {
 /// goes in the next transaction, so a busy run costs a few commits, not one per step. Events
 /// are appended in their place in the order, so a job's final state is stored only once the
 /// events it caused are.
-pub(super) fn write_updates(store: &dyn Store, log: &Ingestor, received: mpsc::Receiver<Write>) {
+/// Each batch stored wakes the commit status delivery (`statuses`): it may have put job
+/// states in the outbox.
+pub(super) fn write_updates(store: &dyn Store, log: &Ingestor, statuses: &Notify, received: mpsc::Receiver<Write>) {
     let flush = |batch: &mut Vec<RunUpdate>| {
-        if !batch.is_empty()
-            && let Err(e) = store.update_runs(batch)
-        {
-            tracing::error!(error = %e, "cannot record a run's progress");
+        if batch.is_empty() {
+            return;
+        }
+        match store.update_runs(batch) {
+            Ok(()) => statuses.notify_one(),
+            Err(e) => tracing::error!(error = %e, "cannot record a run's progress"),
         }
         batch.clear();
     };

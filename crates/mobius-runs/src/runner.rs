@@ -106,6 +106,8 @@ struct Inner {
     polling: tokio::sync::Mutex<()>,
     /// What `mobius/deploy` steps deploy with ([`Runner::set_deployments`]).
     deployments: Mutex<Option<Arc<dyn Deployments>>>,
+    /// Told whenever job states were stored: the commit status delivery waits on it.
+    status_wake: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Default)]
@@ -152,6 +154,7 @@ impl Runner {
                 state: Mutex::new(State::default()),
                 polling: tokio::sync::Mutex::new(()),
                 deployments: Mutex::new(None),
+                status_wake: Arc::new(tokio::sync::Notify::new()),
             }),
         }
     }
@@ -161,6 +164,12 @@ impl Runner {
     /// fails saying so.
     pub fn set_deployments(&self, deployments: Arc<dyn Deployments>) {
         *self.inner.deployments.lock().unwrap_or_else(|e| e.into_inner()) = Some(deployments);
+    }
+
+    /// What the commit status delivery ([`crate::forge::StatusDelivery`]) waits on: told
+    /// each time job states are stored, so their statuses go out at once.
+    pub fn status_wake(&self) -> Arc<tokio::sync::Notify> {
+        self.inner.status_wake.clone()
     }
 
     /// Marks runs left in flight by a previous server as interrupted and queues each again

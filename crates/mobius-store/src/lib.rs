@@ -9,6 +9,7 @@
 //! The trait is synchronous: SQLite is, and async callers use `spawn_blocking`. A PostgreSQL
 //! backend can implement it with the blocking `postgres` client over the same connection pool.
 
+pub mod forge;
 pub mod runs;
 pub mod sqlite;
 
@@ -18,6 +19,7 @@ use mobius_events::materialise::{Ancestry, Rules};
 use mobius_events::{AppendStatus, NewEvent, Origin, StoredEvent};
 use serde::{Deserialize, Serialize};
 
+pub use forge::{CommitStatus, Delivery, ForgeKind, ForgeSettings, PendingStatus, StatusOutcome};
 pub use runs::{
     Heads, JobRecord, NewRun, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunState, RunUpdate,
     SliCompaction, SliCounts, SliMinute, StepRecord,
@@ -245,4 +247,16 @@ pub trait Store: Send + Sync {
     /// Replaces every secret's sealed value in one transaction (a key rotation), and the
     /// document `state_key` with `state_value` in the same transaction.
     fn reseal_secrets(&self, secrets: &[SecretRecord], state_key: &str, state_value: &str) -> Result<(), StoreError>;
+
+    /// Adds or replaces where a repository's commit statuses go. From then on every job
+    /// state stored for its runs is also put in the status outbox (see [`forge`]).
+    fn set_forge(&self, forge: &ForgeSettings) -> Result<(), StoreError>;
+    /// Stops reporting a repository's statuses; `false` if it had no forge settings.
+    fn remove_forge(&self, repository: &str) -> Result<bool, StoreError>;
+    /// Where a repository's commit statuses go, if anywhere.
+    fn forge(&self, repository: &str) -> Result<Option<ForgeSettings>, StoreError>;
+    /// Up to `limit` statuses not delivered yet, oldest first.
+    fn pending_statuses(&self, limit: u32) -> Result<Vec<PendingStatus>, StoreError>;
+    /// Records what delivery attempts did, in one transaction.
+    fn record_status_outcomes(&self, outcomes: &[StatusOutcome]) -> Result<(), StoreError>;
 }

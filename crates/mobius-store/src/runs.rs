@@ -128,6 +128,10 @@ pub struct RunDetail {
     #[serde(flatten)]
     pub record: RunRecord,
     pub jobs: Vec<JobRecord>,
+    /// The commit statuses reported (or to report) to the repository's forge, oldest first;
+    /// empty for a repository without forge settings.
+    #[serde(default)]
+    pub statuses: Vec<crate::CommitStatus>,
 }
 
 /// A change to a run's state, applied in batches ([`crate::Store::update_runs`]).

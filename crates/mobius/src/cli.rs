@@ -359,6 +359,11 @@ pub struct ServeArgs {
     #[arg(long, env = "MOBIUS_PUBLIC_READ")]
     pub public_read: bool,
 
+    /// The server's address as others reach it, e.g. `https://ci.example.com`: commit
+    /// statuses link runs under it [default: http://<listen address>]
+    #[arg(long, env = "MOBIUS_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
     #[command(flatten)]
     pub rules: RuleArgs,
 }

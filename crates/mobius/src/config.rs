@@ -55,6 +55,10 @@ pub struct FileConfig {
     pub actions_url: Option<String>,
     /// Refuse actions pinned to a tag or branch: only full-length commit SHAs.
     pub require_pinned_actions: Option<bool>,
+    /// The server's address as others reach it (behind a proxy, a DNS name), e.g.
+    /// `https://ci.example.com`: commit statuses link runs under it. Default: `http://` and
+    /// the listen address.
+    pub public_url: Option<String>,
 }
 
 /// `[limits]` in `mobius.toml`: what the server accepts from clients. Each defaults to
@@ -118,6 +122,9 @@ pub struct Settings {
     /// Whether only SHA-pinned actions run (`require_pinned_actions`,
     /// `MOBIUS_REQUIRE_PINNED_ACTIONS`).
     pub require_pinned_actions: bool,
+    /// The base URL commit statuses link runs under (`--public-url`, `MOBIUS_PUBLIC_URL`,
+    /// `public_url`); `None`: the listen address, known once the server listens.
+    pub public_url: Option<String>,
 }
 
 impl Settings {
@@ -190,6 +197,8 @@ pub struct Overrides<'a> {
     pub listen: Option<&'a str>,
     pub public_read: bool,
     pub attribution_window: Option<&'a str>,
+    /// `--public-url` (or `MOBIUS_PUBLIC_URL`).
+    pub public_url: Option<&'a str>,
 }
 
 pub fn load(data_dir: Option<&Path>, overrides: Overrides<'_>) -> Result<Settings> {
@@ -237,6 +246,13 @@ fn load_with(
         (None, None) => SandboxMode::default(),
     };
 
+    let public_url = overrides.public_url.map(str::to_owned).or(file.public_url);
+    if let Some(url) = &public_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        bail!("public URL `{url}` is not an http:// or https:// URL (e.g. https://ci.example.com)");
+    }
+
     let limits = limits(file.limits.unwrap_or_default()).with_context(|| format!("{}: [limits]", path.display()))?;
     let public_metrics = match env("MOBIUS_PUBLIC_METRICS") {
         Some(text) => parse_bool(&text).context("MOBIUS_PUBLIC_METRICS")?,
@@ -269,6 +285,7 @@ fn load_with(
             Some(text) => parse_bool(&text).context("MOBIUS_REQUIRE_PINNED_ACTIONS")?,
             None => file.require_pinned_actions.unwrap_or(false),
         },
+        public_url: public_url.map(|url| url.trim_end_matches('/').to_owned()),
     })
 }
 
@@ -517,6 +534,20 @@ fn parse_span(text: &str, what: &str, units: &[(&str, u64)]) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_public_url_is_layered_trimmed_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load(Some(dir.path()), Overrides::default()).unwrap().public_url, None);
+        std::fs::write(dir.path().join("mobius.toml"), "public_url = \"https://ci.example.com/\"\n").unwrap();
+        let s = load(Some(dir.path()), Overrides::default()).unwrap();
+        assert_eq!(s.public_url.as_deref(), Some("https://ci.example.com"));
+        let flag = Overrides { public_url: Some("http://10.0.0.5:7070"), ..Default::default() };
+        assert_eq!(load(Some(dir.path()), flag).unwrap().public_url.as_deref(), Some("http://10.0.0.5:7070"));
+        let bad = Overrides { public_url: Some("ci.example.com"), ..Default::default() };
+        let error = load(Some(dir.path()), bad).unwrap_err().to_string();
+        assert!(error.contains("public URL `ci.example.com` is not an http:// or https:// URL"), "{error}");
+    }
 
     #[test]
     fn layers_file_then_flags() {

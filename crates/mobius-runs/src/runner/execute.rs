@@ -115,10 +115,10 @@ impl Runner {
 
         let (updates, received) = mpsc::channel::<Write>();
         let writer = {
-            let (store, log) = (store.clone(), self.inner.ingestor.clone());
+            let (store, log, wake) = (store.clone(), self.inner.ingestor.clone(), self.inner.status_wake.clone());
             std::thread::Builder::new()
                 .name(format!("run-{}-state", p.id))
-                .spawn(move || write_updates(&*store, &log, received))
+                .spawn(move || write_updates(&*store, &log, &wake, received))
         };
         let writer = match writer {
             Ok(writer) => writer,
@@ -188,8 +188,9 @@ impl Runner {
     }
 
     pub(super) fn update(&self, updates: &[RunUpdate]) {
-        if let Err(e) = self.inner.store.update_runs(updates) {
-            tracing::error!(error = %e, "cannot record a run's state");
+        match self.inner.store.update_runs(updates) {
+            Ok(()) => self.inner.status_wake.notify_one(),
+            Err(e) => tracing::error!(error = %e, "cannot record a run's state"),
         }
     }
 

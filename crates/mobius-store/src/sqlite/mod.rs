@@ -6,6 +6,7 @@
 //! power loss.
 
 mod facts;
+mod forge;
 mod migrations;
 mod read;
 mod runs;
@@ -22,8 +23,9 @@ use mobius_events::{AppendStatus, NewEvent, StoredEvent};
 use rusqlite::{Connection, OpenFlags, params};
 
 use crate::{
-    EventQuery, Heads, IngestContext, NewRun, Repository, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord,
-    RunUpdate, Scope, SecretRecord, SliCompaction, SliCounts, SliMinute, Store, StoreError, TokenRecord,
+    EventQuery, ForgeSettings, Heads, IngestContext, NewRun, PendingStatus, Repository, RolloutQuery, RolloutRow,
+    RunDetail, RunQuery, RunRecord, RunUpdate, Scope, SecretRecord, SliCompaction, SliCounts, SliMinute, StatusOutcome,
+    Store, StoreError, TokenRecord,
 };
 
 /// Bigger pages than SQLite's 4 KiB default halve the write calls of a bulk import.
@@ -307,6 +309,7 @@ impl Store for SqliteStore {
             let removed = tx.execute("DELETE FROM repositories WHERE name = ?1", [name])?;
             tx.execute("DELETE FROM repository_heads WHERE repository = ?1", [name])?;
             tx.execute("DELETE FROM repository_heads_seen WHERE repository = ?1", [name])?;
+            tx.execute("DELETE FROM repository_forges WHERE repository = ?1", [name])?;
             tx.commit()?;
             Ok(removed > 0)
         })
@@ -482,6 +485,33 @@ impl Store for SqliteStore {
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated",
                 rusqlite::params![state_key, state_value, to_micros(Timestamp::now())],
             )?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn set_forge(&self, forge: &ForgeSettings) -> Result<(), StoreError> {
+        self.with_writer(|conn| forge::set(conn, forge))
+    }
+
+    fn remove_forge(&self, repository: &str) -> Result<bool, StoreError> {
+        self.with_writer(|conn| {
+            Ok(conn.execute("DELETE FROM repository_forges WHERE repository = ?1", [repository])? > 0)
+        })
+    }
+
+    fn forge(&self, repository: &str) -> Result<Option<ForgeSettings>, StoreError> {
+        self.with_reader(|conn| forge::get(conn, repository))
+    }
+
+    fn pending_statuses(&self, limit: u32) -> Result<Vec<PendingStatus>, StoreError> {
+        self.with_reader(|conn| forge::pending(conn, limit))
+    }
+
+    fn record_status_outcomes(&self, outcomes: &[StatusOutcome]) -> Result<(), StoreError> {
+        self.with_writer(|conn| {
+            let tx = conn.transaction()?;
+            forge::record(&tx, outcomes)?;
             tx.commit()?;
             Ok(())
         })

@@ -73,6 +73,7 @@ pub(super) fn update(tx: &Transaction<'_>, updates: &[RunUpdate]) -> Result<(), 
                          finished_at = coalesce(excluded.finished_at, run_jobs.finished_at)",
                 )?
                 .execute(params![run, job, state.as_str(), started, finished])?;
+                super::forge::enqueue(tx, *run, job, *state, at)?;
             }
             RunUpdate::Step { run, job, position, name, state, at } => {
                 let at = to_micros(*at);
@@ -184,13 +185,15 @@ pub(super) fn detail(conn: &Connection, id: i64) -> Result<Option<RunDetail>, St
             j.steps.push(step);
         }
     }
-    Ok(Some(RunDetail { record, jobs }))
+    let statuses = super::forge::of_run(conn, id)?;
+    Ok(Some(RunDetail { record, jobs, statuses }))
 }
 
 pub(super) fn interrupt_in_flight(tx: &Transaction<'_>, at: Timestamp) -> Result<Vec<RunRecord>, StoreError> {
     let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE state IN ('queued', 'running') ORDER BY id");
     let runs: Vec<RunRecord> = tx.prepare(&sql)?.query_map([], run_record)?.collect::<Result<_, _>>()?;
     let at = to_micros(at);
+    super::forge::enqueue_interrupted(tx, at)?;
     tx.execute(
         "UPDATE runs SET state = 'interrupted', finished_at = ?1, reason = 'the server stopped during the run'
          WHERE state IN ('queued', 'running')",

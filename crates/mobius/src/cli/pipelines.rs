@@ -153,6 +153,32 @@ pub enum RepoCommand {
         /// The registered name (`owner/name`)
         name: String,
     },
+    /// Report each job's state back to the forge as a commit status (GitHub, GitLab)
+    ///
+    /// Every run of the repository then posts a status per job, context
+    /// `mobius/<workflow>/<job>`, on the run's commit: when the job is queued, starts and ends.
+    /// The token is read from the repository's secret SECRET when a status is sent (set it with
+    /// `mobius secret set SECRET --repo NAME`); it is never stored here or printed.
+    Forge {
+        /// The registered name (`owner/name`)
+        name: String,
+        /// `github` or `gitlab`
+        #[arg(long, required_unless_present = "off")]
+        kind: Option<String>,
+        /// The API's base URL (GitHub Enterprise: `https://HOST/api/v3`; self-managed GitLab:
+        /// `https://HOST/api/v4`) [default: https://api.github.com or https://gitlab.com/api/v4]
+        #[arg(long, value_name = "URL")]
+        api_url: Option<String>,
+        /// The repository secret holding the API token
+        #[arg(long, value_name = "SECRET")]
+        token_secret: Option<String>,
+        /// GitLab's project id or path [default: the repository's name]
+        #[arg(long, value_name = "ID")]
+        project: Option<String>,
+        /// Stop reporting statuses for this repository
+        #[arg(long, conflicts_with_all = ["kind", "api_url", "token_secret", "project"])]
+        off: bool,
+    },
     /// Tell the server a repository changed (what the installed git hooks run)
     #[command(hide = true)]
     Notify {

@@ -1,4 +1,4 @@
-//! `mobius repo add|list|notify`.
+//! `mobius repo add|list|show|remove|forge|notify`.
 //!
 //! `add` registers a clone, records its branch heads (so only later commits trigger runs),
 //! and installs `post-commit` / `post-receive` hooks. A hook runs `mobius repo notify` in the
@@ -18,6 +18,8 @@ use serde::Serialize;
 
 use crate::cli::{Remote, RepoCommand};
 use crate::output::print_json;
+
+mod forge;
 
 /// The hooks installed, and the line that marks ours inside a hook file.
 const HOOKS: [&str; 2] = ["post-commit", "post-receive"];
@@ -127,6 +129,7 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: RepoCommand) -> R
                 .map(|s| if s.environment.is_empty() { s.name } else { format!("{} ({})", s.name, s.environment) })
                 .collect();
             let mirror = is_mirror(&settings.data_dir, &repository);
+            let forge = store.forge(&name)?;
             if json {
                 print_json(&serde_json::json!({
                     "name": repository.name,
@@ -134,6 +137,7 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: RepoCommand) -> R
                     "mirror": mirror,
                     "branches": heads,
                     "secrets": secrets,
+                    "forge": forge,
                 }))?;
             } else {
                 println!("{}", repository.name);
@@ -148,6 +152,7 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: RepoCommand) -> R
                 }
                 let shown = if secrets.is_empty() { "none".to_owned() } else { secrets.join(", ") };
                 println!("  secrets:  {shown}");
+                println!("  forge:    {}", forge::shown(forge.as_ref()));
             }
         }
         RepoCommand::Remove { name } => {
@@ -163,6 +168,10 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: RepoCommand) -> R
             if !json {
                 println!("Removed {name}; its runs and logs stay.");
             }
+        }
+        RepoCommand::Forge { name, kind, api_url, token_secret, project, off } => {
+            let request = forge::ForgeRequest { name, kind, api_url, token_secret, project, off };
+            forge::run(store.as_ref(), &settings.secrets(store.clone())?, json, request)?;
         }
         RepoCommand::Notify { .. } => unreachable!("handled above"),
     }

@@ -143,6 +143,33 @@ fn print_detail(d: &RunDetail) {
             println!("    {:<10} {}  {}", step.state.as_str(), step.name, duration(step.started_at, step.finished_at));
         }
     }
+    print_statuses(&d.statuses);
+}
+
+/// Each context's latest commit status and its delivery (the JSON has every one).
+fn print_statuses(statuses: &[mobius_store::CommitStatus]) {
+    if statuses.is_empty() {
+        return;
+    }
+    println!("  commit statuses:");
+    let mut contexts: Vec<&str> = Vec::new();
+    for status in statuses {
+        if !contexts.contains(&status.context.as_str()) {
+            contexts.push(&status.context);
+        }
+    }
+    for context in contexts {
+        let Some(latest) = statuses.iter().rev().find(|s| s.context == context) else { continue };
+        let attempts = match latest.attempts {
+            1 => "1 attempt".to_owned(),
+            n => format!("{n} attempts"),
+        };
+        let error = match (&latest.last_error, latest.delivery) {
+            (Some(error), mobius_store::Delivery::Pending | mobius_store::Delivery::Failed) => format!(": {error}"),
+            _ => String::new(),
+        };
+        println!("    {:<10} {context}  {} ({attempts}){error}", latest.delivery.as_str(), latest.state.as_str());
+    }
 }
 
 /// `1.2s`, or `-` when it never started; still running counts up to now.

@@ -19,9 +19,16 @@ pub async fn run(data_dir: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
             listen: args.listen.as_deref(),
             public_read: args.public_read,
             attribution_window: args.rules.attribution_window.as_deref(),
+            public_url: args.public_url.as_deref(),
         },
     )?;
-    let app = App::open(app_config(&settings)?)?;
+    // Bound before the application opens: commit statuses link runs under its address.
+    let listener =
+        TcpListener::bind(settings.listen).await.with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let address = listener.local_addr()?;
+    let mut config = app_config(&settings)?;
+    config.public_url = Some(settings.public_url.clone().unwrap_or_else(|| format!("http://{address}")));
+    let app = App::open(config)?;
 
     match tokens::bootstrap(app.store.as_ref(), settings.admin_token.as_ref().map(|s| s.expose()))? {
         Bootstrap::Generated(secret) => {
@@ -34,9 +41,6 @@ pub async fn run(data_dir: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
         Bootstrap::FromEnvironment { .. } | Bootstrap::Existing => {}
     }
 
-    let listener =
-        TcpListener::bind(settings.listen).await.with_context(|| format!("cannot listen on {}", settings.listen))?;
-    let address = listener.local_addr()?;
     tracing::info!(%address, data_dir = %settings.data_dir.display(), "mobius is serving");
     if !address.ip().is_loopback() {
         tracing::warn!(%address, "listening beyond loopback: every mutation still needs a token");
