@@ -2,6 +2,8 @@
 //! run here with the same engine as `mobius run`.
 //!
 //! - [`git`]: what the server asks git about a registered repository.
+//! - [`remote`]: how git reaches a remote repository — the credentials it names, through the
+//!   git process's environment only.
 //! - [`trigger`]: a repository's branch heads moved → the runs the push triggers.
 //! - [`Runner`] ([`runner`]): queues, concurrency groups, cancellation, re-runs, restart
 //!   recovery, and each run's thread.
@@ -13,6 +15,7 @@ pub mod cdevents;
 pub mod git;
 pub mod logs;
 mod progress;
+pub mod remote;
 pub mod runner;
 pub mod trigger;
 

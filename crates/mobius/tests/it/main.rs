@@ -13,6 +13,7 @@ mod hardening;
 mod limits;
 mod pipelines;
 mod prometheus;
+mod remote_credentials;
 mod remote_repos;
 mod runs;
 mod runs_deploy;
