@@ -3,6 +3,7 @@
 //! `Authorization` header), locally and with `--server`; the token is in no file of the data
 //! directory, no CLI output and no server log; a remote refusing the credentials registers
 //! nothing; a signed GitHub push and a GitLab Push Hook each run exactly the pushed commit.
+//! Over SSH (a loopback `sshd`), a deploy key does the same.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -435,4 +436,99 @@ fn a_private_remote_is_registered_listed_and_removed_through_the_server() {
 
     assert!(!said.contains(TOKEN), "{said}");
     assert_token_nowhere(&dir);
+}
+
+/// `sshd` (Debian's openssh-server, which `scripts/test` installs) on a free loopback port,
+/// letting in this user with `authorized_key` only; stopped when dropped.
+struct Sshd {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Sshd {
+    fn start(dir: &Path, authorized_key: &str) -> Sshd {
+        let host_key = dir.join("ssh_host_ed25519_key");
+        keygen(&host_key);
+        std::fs::write(dir.join("authorized_keys"), authorized_key).unwrap();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = dir.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPidFile {}\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+                 PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n",
+                host_key.display(),
+                dir.join("authorized_keys").display(),
+                dir.join("sshd.pid").display(),
+            ),
+        )
+        .unwrap();
+        // As root, sshd needs its privilege separation directory.
+        if Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n")) {
+            std::fs::create_dir_all("/run/sshd").unwrap();
+        }
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stderr(std::fs::File::create(dir.join("sshd.log")).unwrap())
+            .spawn()
+            .expect("sshd (Debian's openssh-server) is installed");
+        wait_for("sshd to listen", || TcpStream::connect(("127.0.0.1", port)).ok());
+        Sshd { child, port }
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A new ed25519 key pair without a passphrase at `path` (and `path.pub`).
+fn keygen(path: &Path) {
+    let out = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(path).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn a_remote_over_ssh_is_mirrored_and_fetched_with_a_deploy_key() {
+    let dir = Dir::new();
+    let (work, bare, _) = forge(&dir);
+    let keys = dir.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    keygen(&keys.join("deploy"));
+    let private = std::fs::read_to_string(keys.join("deploy")).unwrap();
+    let public = std::fs::read_to_string(keys.join("deploy.pub")).unwrap();
+    let sshd = Sshd::start(&keys, &public);
+    let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
+    let url = format!("ssh://{}@127.0.0.1:{}{}", user.trim(), sshd.port, bare.display());
+
+    // The key as the repository's secret (stdin drops its final newline; the key file gets
+    // it back), then named.
+    let set = with_input(&dir, &["secret", "set", "DEPLOY_KEY", "--repo", "acme/app"], &private);
+    assert!(set.status.success(), "{}", text(&set));
+    let out = dir.run(&["repo", "add", &url, "--credentials", "DEPLOY_KEY"]);
+    let log = std::fs::read_to_string(keys.join("sshd.log")).unwrap_or_default();
+    assert!(out.status.success(), "{}\nsshd: {log}", text(&out));
+    let known = std::fs::read_to_string(dir.data().join("known_hosts")).unwrap_or_default();
+    let host_key = std::fs::read_to_string(keys.join("ssh_host_ed25519_key.pub")).unwrap();
+    let host_key = host_key.split_whitespace().nth(1).unwrap();
+    assert!(known.contains(host_key), "the host's key recorded on first use: {known}");
+
+    // Fetched with the key on a poll: a run on the pushed commit.
+    let server = dir.serve_with_env(&[("MOBIUS_POLL_INTERVAL", "1h")]);
+    polled(&dir, &server);
+    let second = commit(&work, &[("version.txt", "3.0")], "Three");
+    git(&work, &["push", "-q", bare.to_str().unwrap(), "main"]);
+    polled(&dir, &server);
+    ran_on(&dir, &server, &second, "3.0");
+    drop(server);
+
+    // The key's body is in no file of the data directory (sealed in the store; the key file
+    // of each git call lived outside it and is gone).
+    let body_line = private.lines().nth(1).unwrap();
+    assert_eq!(files_holding(&dir.data(), body_line), Vec::<String>::new());
+    assert!(!text(&out).contains(body_line));
 }
