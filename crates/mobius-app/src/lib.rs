@@ -15,7 +15,10 @@
 //!
 //! [`tokens`]: the scoped API tokens every mutation needs (issued, bootstrapped, checked).
 //! [`secrets`]: changes to the stored secrets, each with its audit event.
+//! [`repositories`]: repositories registered from remotes (mirrored, with their credentials
+//! named) and removed.
 
+pub mod repositories;
 pub mod secrets;
 pub mod tokens;
 

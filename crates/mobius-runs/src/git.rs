@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use mobius_store::Heads;
 
 use super::cdevents::LandedCommit;
+use super::remote::Access;
 
 /// The most commits one push reports; older ones in a larger push are left out (their
 /// changes are still found through ancestry when a deployment ships them).
@@ -126,18 +127,18 @@ pub fn shown_url(url: &str) -> String {
 }
 
 /// Makes `dir` a bare mirror of `url` (every branch and tag), for a repository that lives on a
-/// remote. Nothing is left at `dir` when it fails.
-pub fn mirror(url: &str, dir: &Path) -> Result<(), GitError> {
+/// remote, reaching it with `access`. Nothing is left at `dir` when it fails.
+pub fn mirror(url: &str, dir: &Path, access: &Access) -> Result<(), GitError> {
     let failed = |message: String| GitError { repository: shown_url(url), command: "clone --mirror".into(), message };
     if let Some(parent) = dir.parent() {
         std::fs::create_dir_all(parent).map_err(|e| failed(e.to_string()))?;
     }
-    let out = Command::new("git")
-        .args(["clone", "--mirror", "--quiet", "--", url])
-        .arg(dir)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .map_err(|e| failed(e.to_string()))?;
+    let mut command = Command::new("git");
+    command.args(["clone", "--mirror", "--quiet", "--", url]).arg(dir).env("GIT_TERMINAL_PROMPT", "0");
+    let key = access.apply(&mut command).map_err(|e| failed(format!("cannot write the SSH key file: {e}")))?;
+    let out = command.stdin(Stdio::null()).output().map_err(|e| failed(e.to_string()));
+    drop(key);
+    let out = out?;
     if !out.status.success() {
         let _ = std::fs::remove_dir_all(dir);
         let text = String::from_utf8_lossy(&out.stderr);
@@ -148,14 +149,27 @@ pub fn mirror(url: &str, dir: &Path) -> Result<(), GitError> {
 }
 
 /// Brings a mirror made by [`mirror`] up to date with its remote (branches moved, added and
-/// deleted); does nothing for a repository that is not a mirror (a clone on this machine).
-pub fn fetch_mirror(repo: &Path) -> Result<(), GitError> {
+/// deleted), reaching it with `access`; does nothing for a repository that is not a mirror (a
+/// clone on this machine).
+pub fn fetch_mirror(repo: &Path, access: &Access) -> Result<(), GitError> {
     // `git clone --mirror` writes `mirror = true` under `[remote "origin"]`; reading the file
     // spares a git process on every poll (a webhook waits for it).
     let config = std::fs::read_to_string(repo.join("config")).unwrap_or_default();
     let is_mirror = config.lines().any(|line| line.trim().replace(' ', "") == "mirror=true");
-    if is_mirror {
-        git(repo, &["-c", "credential.interactive=never", "fetch", "--prune", "--quiet", "origin"])?;
+    if !is_mirror {
+        return Ok(());
+    }
+    let args = ["-c", "credential.interactive=never", "fetch", "--prune", "--quiet", "origin"];
+    let failed =
+        |message: String| GitError { repository: repo.display().to_string(), command: args.join(" "), message };
+    let mut command = Command::new("git");
+    command.arg("-C").arg(repo).args(args).env("GIT_TERMINAL_PROMPT", "0").stdin(Stdio::null());
+    let key = access.apply(&mut command).map_err(|e| failed(format!("cannot write the SSH key file: {e}")))?;
+    let out = command.output().map_err(|e| failed(format!("cannot run git: {e}")));
+    drop(key);
+    let out = out?;
+    if !out.status.success() {
+        return Err(failed(String::from_utf8_lossy(&out.stderr).trim().to_owned()));
     }
     Ok(())
 }

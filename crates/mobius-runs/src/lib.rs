@@ -2,6 +2,8 @@
 //! run here with the same engine as `mobius run`.
 //!
 //! - [`git`]: what the server asks git about a registered repository.
+//! - [`remote`]: how git reaches a remote repository — the credentials it names, through the
+//!   git process's environment only.
 //! - [`trigger`]: a push, pull request or release → the runs it triggers.
 //! - [`delivery`]: a verified forge webhook → the push, pull request or release it reports.
 //! - [`Runner`] ([`runner`]): queues, concurrency groups, cancellation, re-runs, restart
@@ -18,6 +20,7 @@ pub mod forge;
 pub mod git;
 pub mod logs;
 mod progress;
+pub mod remote;
 pub mod runner;
 pub mod trigger;
 

@@ -34,6 +34,7 @@ use super::cdevents::{self, Recorder, RunIdentity};
 use super::git::{self, GitError};
 use super::logs::{self, LogWriter, RunLogLine};
 use super::progress::{Progress, Write, run_state, write_updates};
+use super::remote;
 use super::trigger::{self, Event, Planned, Push};
 use mobius_events::NewEvent;
 use mobius_events::emit::EmitError;
@@ -87,6 +88,8 @@ pub enum RunError {
     Dispatch { file: String, source: mobius_pipelines::workflow::DispatchError },
     #[error(transparent)]
     Git(#[from] GitError),
+    #[error(transparent)]
+    Access(#[from] remote::AccessError),
     #[error("storage failed")]
     Store(#[from] StoreError),
 }
@@ -382,11 +385,24 @@ impl Runner {
             .ok_or_else(|| RunError::UnknownRepository(name.to_owned()))
     }
 
+    /// Brings a repository that lives on a remote (a mirror here) up to date, with the
+    /// credentials it names; a clone on this machine is left as it is.
+    fn fetch(&self, repository: &Repository) -> Result<(), RunError> {
+        let config = &self.inner.config;
+        let access = remote::access(
+            config.secrets.as_ref(),
+            &config.data_dir,
+            &repository.name,
+            repository.credentials.as_deref(),
+        )?;
+        git::fetch_mirror(Path::new(&repository.path), &access)?;
+        Ok(())
+    }
+
     fn poll_blocking(&self, name: &str) -> Result<Vec<i64>, RunError> {
         let repository = self.repository(name)?;
         let path = PathBuf::from(&repository.path);
-        // A repository that lives on a remote is a mirror here: fetched first.
-        git::fetch_mirror(&path)?;
+        self.fetch(&repository)?;
         let now = git::heads(&path)?;
         let Some(before) = self.inner.store.repository_heads(name)? else {
             self.inner.store.set_repository_heads(name, &now)?;

@@ -7,10 +7,12 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use mobius_app::repositories::RepositoryError;
 use mobius_delivery::upload::UploadError;
 use mobius_delivery::{DeployError, ReleaseError};
 use mobius_log::query::QueryError;
 use mobius_runs::RunError;
+use mobius_runs::remote::AccessError;
 use mobius_store::StoreError;
 use serde_json::json;
 
@@ -117,7 +119,32 @@ impl From<RunError> for ApiError {
             RunError::Ended { .. } | RunError::NotEnded { .. } | RunError::NothingFailed(_) => {
                 ApiError::client(StatusCode::CONFLICT, "conflict", &e)
             }
-            RunError::Git(_) | RunError::Store(_) => ApiError::internal(e),
+            RunError::Git(_) | RunError::Access(_) | RunError::Store(_) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<RepositoryError> for ApiError {
+    fn from(e: RepositoryError) -> ApiError {
+        match e {
+            RepositoryError::CredentialsInUrl { .. }
+            | RepositoryError::NoName { .. }
+            | RepositoryError::BadName(_)
+            | RepositoryError::Access(AccessError::MissingSecret { .. }) => {
+                ApiError::client(StatusCode::BAD_REQUEST, "bad_request", &e)
+            }
+            // The remote's answer is the client's to act on (a wrong URL or token): git's first
+            // line goes with it, the URL already without credentials.
+            RepositoryError::Mirror { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad_request", Chain(&e).to_string())
+            }
+            RepositoryError::AlreadyRegistered { .. } => ApiError::client(StatusCode::CONFLICT, "conflict", &e),
+            RepositoryError::Unknown(_) => ApiError::client(StatusCode::NOT_FOUND, "not_found", &e),
+            RepositoryError::Access(_)
+            | RepositoryError::Heads { .. }
+            | RepositoryError::Delete { .. }
+            | RepositoryError::Secrets(_)
+            | RepositoryError::Store(_) => ApiError::internal(e),
         }
     }
 }

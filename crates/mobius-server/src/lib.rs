@@ -9,7 +9,8 @@
 //! - [`extract`]: query strings, paths and bodies read within the limits, refused in the API's
 //!   error shape. [`page`]: every list is paged (items and bytes).
 //! - [`error`]: the one [`error::ApiError`], and every domain error's status.
-//! - `routes`: the handlers, one module per area (log, runs, delivery, reliability, health).
+//! - `routes`: the handlers, one module per area (log, runs, repositories, secrets, delivery,
+//!   reliability, health).
 //! - [`metrics`]: Prometheus metrics about the server itself.
 
 pub mod auth;
@@ -33,7 +34,7 @@ use tokio::net::TcpListener;
 
 use crate::limits::{Gates, Limits};
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
-use crate::routes::{delivery, health, log, reliability, runs, secrets};
+use crate::routes::{delivery, health, log, reliability, repositories, runs, secrets};
 
 /// A secret from configuration; its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -110,6 +111,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/runs/{id}/cancel", post(runs::cancel))
         .route("/api/v1/runs/{id}/rerun", post(runs::rerun))
         .route("/api/v1/poll", post(runs::poll))
+        .route("/api/v1/repositories", post(repositories::add).get(repositories::list))
+        .route("/api/v1/repositories/{*name}", get(repositories::show).delete(repositories::remove))
         .route("/api/v1/secrets", get(secrets::list))
         .route("/api/v1/secrets/{owner}/{repo}/{name}", put(secrets::put).delete(secrets::delete))
         .route("/api/v1/slos", get(reliability::get_slos))

@@ -5,5 +5,6 @@ pub mod delivery;
 pub mod health;
 pub mod log;
 pub mod reliability;
+pub mod repositories;
 pub mod runs;
 pub mod secrets;

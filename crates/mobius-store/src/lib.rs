@@ -133,12 +133,18 @@ pub struct TokenRecord {
     pub salt: String,
 }
 
-/// A git repository available on this machine, used for commit ancestry.
+/// A git repository available on this machine, used for commit ancestry: a clone, or the
+/// mirror of a remote the server keeps in its data directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Repository {
     /// The key events use (`owner/name` for GitHub, the project path for GitLab).
     pub name: String,
     pub path: String,
+    /// The name of the repository's stored secret holding what git authenticates to its
+    /// remote with (an HTTPS token or an SSH private key); `None` for a clone on this machine
+    /// or an anonymous remote. The name only: the value stays sealed in the secret store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<String>,
 }
 
 /// One encrypted secret: where it applies and its sealed value. The plaintext never reaches

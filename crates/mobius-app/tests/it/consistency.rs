@@ -59,7 +59,7 @@ async fn every_run_s_artifact_is_in_the_log_the_moment_the_run_reads_finished() 
     config.parallelism = 1;
     let app = App::open(config).unwrap();
     let store: Arc<dyn Store> = app.store.clone();
-    let repository = Repository { name: "acme/app".into(), path: repo.display().to_string() };
+    let repository = Repository { name: "acme/app".into(), path: repo.display().to_string(), credentials: None };
     let name = repository.name.clone();
     mobius_log::blocking::spawn(move || store.add_repository(&repository)).await.unwrap();
     app.runs.poll(&name).await.unwrap();

@@ -44,9 +44,11 @@ async fn the_fallback_poll_picks_a_commit_up_within_its_interval() {
     config.clock = Clock::tokio(base());
     let app = App::open(config).unwrap();
     let (store, path) = (app.store.clone(), repo.display().to_string());
-    mobius_log::blocking::spawn(move || store.add_repository(&Repository { name: "acme/app".into(), path }))
-        .await
-        .unwrap();
+    mobius_log::blocking::spawn(move || {
+        store.add_repository(&Repository { name: "acme/app".into(), path, credentials: None })
+    })
+    .await
+    .unwrap();
     app.runs.poll("acme/app").await.unwrap();
     let background = app.start();
     let sha = {
@@ -85,9 +87,11 @@ async fn scheduled_workflows_run_at_their_minutes_by_the_app_clock() {
     config.clock = Clock::tokio(base() + jiff::SignedDuration::from_secs(30));
     let app = App::open(config).unwrap();
     let (store, path) = (app.store.clone(), repo.display().to_string());
-    mobius_log::blocking::spawn(move || store.add_repository(&Repository { name: "acme/app".into(), path }))
-        .await
-        .unwrap();
+    mobius_log::blocking::spawn(move || {
+        store.add_repository(&Repository { name: "acme/app".into(), path, credentials: None })
+    })
+    .await
+    .unwrap();
     let background = app.start();
     tokio::time::sleep(Duration::from_secs(11 * 60)).await;
     let runs = eventually(Duration::from_secs(60), async || {

@@ -23,7 +23,7 @@ impl Runner {
         let repository = self.repository(&pr.repository)?;
         let path = PathBuf::from(&repository.path);
         // A mirror fetches every ref, the forge's `refs/pull/*` among them.
-        git::fetch_mirror(&path)?;
+        self.fetch(&repository)?;
         let Some((sha, git_ref)) = git::pull_request_commit(&path, &pr.refs_prefix, &pr.head_sha) else {
             tracing::warn!(
                 repository = %pr.repository,
@@ -64,7 +64,7 @@ impl Runner {
     fn release_blocking(&self, mut release: Release) -> Result<Vec<i64>, RunError> {
         let repository = self.repository(&release.repository)?;
         let path = PathBuf::from(&repository.path);
-        git::fetch_mirror(&path)?;
+        self.fetch(&repository)?;
         let Some((sha, _)) = git::resolve(&path, &format!("refs/tags/{}", release.tag))? else {
             tracing::warn!(repository = %release.repository, tag = %release.tag, "the release's tag is not in the repository");
             return Ok(Vec::new());

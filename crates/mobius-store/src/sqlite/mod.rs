@@ -295,9 +295,9 @@ impl Store for SqliteStore {
     fn add_repository(&self, repository: &Repository) -> Result<(), StoreError> {
         self.with_writer(|conn| {
             conn.execute(
-                "INSERT INTO repositories (name, path) VALUES (?1, ?2)
-                 ON CONFLICT (name) DO UPDATE SET path = excluded.path",
-                params![repository.name, repository.path],
+                "INSERT INTO repositories (name, path, credentials) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE SET path = excluded.path, credentials = excluded.credentials",
+                params![repository.name, repository.path, repository.credentials],
             )?;
             Ok(())
         })
@@ -317,8 +317,9 @@ impl Store for SqliteStore {
 
     fn repositories(&self) -> Result<Vec<Repository>, StoreError> {
         self.with_reader(|conn| {
-            let mut stmt = conn.prepare("SELECT name, path FROM repositories ORDER BY name")?;
-            let rows = stmt.query_map([], |r| Ok(Repository { name: r.get(0)?, path: r.get(1)? }))?;
+            let mut stmt = conn.prepare("SELECT name, path, credentials FROM repositories ORDER BY name")?;
+            let rows =
+                stmt.query_map([], |r| Ok(Repository { name: r.get(0)?, path: r.get(1)?, credentials: r.get(2)? }))?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
     }
@@ -547,6 +548,23 @@ mod tests {
         let store = SqliteStore::open(dir.path()).unwrap();
         assert_eq!(store.state("alerter").unwrap().as_deref(), Some("{\"a\":2}"));
         assert_eq!(store.state("other").unwrap().as_deref(), Some("[]"));
+    }
+
+    #[test]
+    fn a_repository_keeps_the_name_of_its_credentials_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let remote =
+            Repository { name: "acme/app".into(), path: "/m/app.git".into(), credentials: Some("TOKEN".into()) };
+        let clone = Repository { name: "acme/web".into(), path: "/src/web".into(), credentials: None };
+        store.add_repository(&remote).unwrap();
+        store.add_repository(&clone).unwrap();
+        drop(store);
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(store.repositories().unwrap(), [remote.clone(), clone]);
+        let anonymous = Repository { credentials: None, ..remote };
+        store.add_repository(&anonymous).unwrap();
+        assert_eq!(store.repositories().unwrap()[0], anonymous, "a re-registration replaces it");
     }
 
     #[test]

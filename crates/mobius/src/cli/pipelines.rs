@@ -120,38 +120,57 @@ pub enum ActionsCacheCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum RepoCommand {
-    /// Register a local clone under the name events use for it
+    /// Register a repository: a remote's URL (mirrored in the data directory), or a local clone
     ///
-    /// Also installs `post-commit` and `post-receive` hooks that tell the server about new
-    /// commits at once (it polls every `poll_interval` otherwise), with a `run`-scope token
-    /// kept in the repository's git directory, and records where the branches are now, so
+    /// A URL (`https://`, `ssh://`, `user@host:path`, `git://`, `file://`) is mirrored into
+    /// `<data>/mirrors/<name>.git`; the server fetches it on each push webhook for that name
+    /// and every `poll_interval`. A private remote needs `--credentials SECRET`, a secret of the
+    /// repository (`mobius secret set SECRET --repo owner/name` first) holding an HTTPS token
+    /// (or `USER:TOKEN`) or an SSH private key; never put credentials in the URL.
+    ///
+    /// A path registers a clone on this machine and installs `post-commit` and `post-receive`
+    /// hooks that tell the server about new commits at once, with a `run`-scope token kept in
+    /// the repository's git directory. Either way the branches are recorded as they are now, so
     /// only later commits trigger runs.
     Add {
-        /// Path to the clone
+        /// The remote's URL, or the path to a clone
+        #[arg(value_name = "URL|PATH")]
         path: PathBuf,
         /// The repository's name in events: `owner/name` for GitHub, the project path for
-        /// GitLab [default: derived from the `origin` remote, else the directory name]
+        /// GitLab [default: from the URL, or the clone's `origin` remote, else the directory name]
         #[arg(long)]
         name: Option<String>,
+        /// The repository's secret holding the remote's HTTPS token or SSH private key
+        #[arg(long, value_name = "SECRET")]
+        credentials: Option<String>,
         /// The server the hooks notify [default: http://<listen address from the config>]
         #[arg(long, value_name = "URL")]
         hook_server: Option<String>,
         /// Register without installing hooks (the server still polls)
         #[arg(long)]
         no_hooks: bool,
+        #[command(flatten)]
+        remote: Remote,
     },
     /// List registered repositories
-    List,
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// One registered repository: where it is, its branches as last seen, its secrets' names
     Show {
         /// The registered name (`owner/name`)
         name: String,
+        #[command(flatten)]
+        remote: Remote,
     },
     /// Unregister a repository: its mirror (for a remote) is deleted and its hook token
     /// revoked; its runs and their logs stay
     Remove {
         /// The registered name (`owner/name`)
         name: String,
+        #[command(flatten)]
+        remote: Remote,
     },
     /// Report each job's state back to the forge as a commit status (GitHub, GitLab)
     ///

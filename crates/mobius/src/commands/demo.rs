@@ -145,7 +145,7 @@ async fn play(root: &Path, app: &App, api: SocketAddr, json: bool) -> Result<Sum
     std::fs::create_dir_all(repo.join(".github/workflows"))?;
     std::fs::write(repo.join(".github/workflows/ci.yml"), WORKFLOW)?;
     git(&repo, &["init", "-q", "-b", "main"])?;
-    let repository = Repository { name: "acme/shop".to_owned(), path: repo.display().to_string() };
+    let repository = Repository { name: "acme/shop".to_owned(), path: repo.display().to_string(), credentials: None };
     store.add_repository(&repository)?;
     // The first poll records where the branches are (none yet); every commit after it
     // triggers a run.

@@ -1,6 +1,8 @@
 //! `mobius repo add|list|show|remove|forge|notify`.
 //!
-//! `add` registers a clone, records its branch heads (so only later commits trigger runs),
+//! `add URL` mirrors a remote through [`mobius_app::repositories`] (locally, or on a server with
+//! `--server`: `POST /api/v1/repositories`), with `--credentials` naming the repository's
+//! secret that holds its token or key. `add PATH` registers a clone, records its branch heads (so only later commits trigger runs),
 //! and installs `post-commit` / `post-receive` hooks. A hook runs `mobius repo notify` in the
 //! background; that only asks the server to look at the repository now (`POST /api/v1/poll`),
 //! since the server reads the branches itself — a forged notification can trigger nothing the
@@ -11,12 +13,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
+use mobius_app::repositories::{self, NewRemote};
 use mobius_app::tokens;
 use mobius_runs::git;
 use mobius_store::{Repository, Store, TokenScope};
+use reqwest::Method;
 use serde::Serialize;
 
 use crate::cli::{Remote, RepoCommand};
+use crate::client::Client;
 use crate::output::print_json;
 
 mod forge;
@@ -40,42 +45,29 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: RepoCommand) -> R
     if let RepoCommand::Notify { name, server, token_file } = command {
         return notify(&name, &server, &token_file).await;
     }
+    let remote = match &command {
+        RepoCommand::Add { remote, .. }
+        | RepoCommand::List { remote }
+        | RepoCommand::Show { remote, .. }
+        | RepoCommand::Remove { remote, .. } => Client::from(remote)?,
+        RepoCommand::Notify { .. } | RepoCommand::Forge { .. } => None,
+    };
+    if let Some(client) = remote {
+        return over_http(&client, json, command).await;
+    }
     let settings = super::settings(data_dir, None)?;
     let store = super::open_store(&settings)?;
     match command {
-        RepoCommand::Add { path, name, .. } if git::is_remote_url(&path.to_string_lossy()) => {
-            let url = path.to_string_lossy().into_owned();
-            let name = match name.or_else(|| name_from_url(&url)) {
-                Some(name) => name,
-                None => {
-                    bail!("cannot tell the repository's name from {}; pass --name owner/name", git::shown_url(&url))
-                }
-            };
-            let mirror = settings.data_dir.join("mirrors").join(format!("{name}.git"));
-            if mirror.exists() {
-                bail!("{name} is registered already (its mirror is {})", mirror.display());
-            }
-            git::mirror(&url, &mirror).with_context(|| format!("cannot mirror {}", git::shown_url(&url)))?;
-            let repository = Repository { name, path: mirror.display().to_string() };
-            let heads = git::heads(&mirror)?;
-            store.add_repository(&repository)?;
-            store.set_repository_heads(&repository.name, &heads)?;
-            let registered = Registered { repository, hooks: Vec::new(), branches: branch_count(&heads) };
-            if json {
-                print_json(&registered)?;
-            } else {
-                let r = &registered.repository;
-                println!(
-                    "Registered {} from {} (mirrored at {}; {} branch(es) recorded)",
-                    r.name,
-                    git::shown_url(&url),
-                    r.path,
-                    registered.branches
-                );
-                println!("  the server fetches it on each push webhook for {} and every poll_interval", r.name);
-            }
+        RepoCommand::Add { path, name, credentials, .. } if git::is_remote_url(&path.to_string_lossy()) => {
+            let secrets = settings.secrets(store.clone())?;
+            let new = NewRemote { url: path.to_string_lossy().into_owned(), name, credentials };
+            let registered = repositories::add_remote(store.as_ref(), Some(&secrets), &settings.data_dir, new)?;
+            said_registered(json, &registered)?;
         }
-        RepoCommand::Add { path, name, hook_server, no_hooks } => {
+        RepoCommand::Add { credentials: Some(_), .. } => {
+            bail!("--credentials is for a remote's URL; a clone on this machine fetches with git's own credentials")
+        }
+        RepoCommand::Add { path, name, hook_server, no_hooks, .. } => {
             let top = mobius_git::toplevel(&path)?;
             let name = match name {
                 Some(name) => name,
@@ -83,7 +75,7 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: RepoCommand) -> R
                     format!("cannot tell the repository's name from {}; pass --name owner/name", top.display())
                 })?,
             };
-            let repository = Repository { name, path: top.display().to_string() };
+            let repository = Repository { name, path: top.display().to_string(), credentials: None };
             let heads = git::heads(&top)?;
             store.add_repository(&repository)?;
             store.set_repository_heads(&repository.name, &heads)?;
@@ -96,7 +88,7 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: RepoCommand) -> R
                 store.insert_token(&token.record)?;
                 install_hooks(&top, &repository.name, &server, &token.secret)?
             };
-            let registered = Registered { repository, hooks, branches: branch_count(&heads) };
+            let registered = Registered { repository, hooks, branches: repositories::branch_count(&heads) };
             if json {
                 print_json(&registered)?;
             } else {
@@ -107,67 +99,19 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: RepoCommand) -> R
                 }
             }
         }
-        RepoCommand::List => {
-            let repositories = store.repositories()?;
-            if json {
-                print_json(&repositories)?;
-            } else if repositories.is_empty() {
-                println!("No repositories registered. Add one with `mobius repo add PATH`.");
-            } else {
-                for r in repositories {
-                    println!("{:<40} {}", r.name, r.path);
-                }
-            }
+        RepoCommand::List { .. } => show_list(json, &store.repositories()?)?,
+        RepoCommand::Show { name, .. } => {
+            let secrets = settings.secrets(store.clone())?;
+            show_one(json, &repositories::show(store.as_ref(), Some(&secrets), &settings.data_dir, &name)?)?;
         }
-        RepoCommand::Show { name } => {
-            let repository = find(store.as_ref(), &name)?;
-            let heads = store.repository_heads(&name)?.unwrap_or_default();
-            let secrets: Vec<String> = settings
-                .secrets(store.clone())?
-                .list(Some(&name))?
-                .into_iter()
-                .map(|s| if s.environment.is_empty() { s.name } else { format!("{} ({})", s.name, s.environment) })
-                .collect();
-            let mirror = is_mirror(&settings.data_dir, &repository);
-            let forge = store.forge(&name)?;
-            if json {
-                print_json(&serde_json::json!({
-                    "name": repository.name,
-                    "path": repository.path,
-                    "mirror": mirror,
-                    "branches": heads,
-                    "secrets": secrets,
-                    "forge": forge,
-                }))?;
-            } else {
-                println!("{}", repository.name);
-                let kind = if mirror { "mirror of a remote" } else { "clone on this machine" };
-                println!("  path:     {} ({kind})", repository.path);
-                for (name, sha) in heads.iter().filter(|(name, _)| name.as_str() != git::TAGS_TRACKED) {
-                    let short = &sha[..sha.len().min(12)];
-                    match name.strip_prefix("refs/tags/") {
-                        Some(tag) => println!("  tag:      {tag} at {short}"),
-                        None => println!("  branch:   {name} at {short}"),
-                    }
-                }
-                let shown = if secrets.is_empty() { "none".to_owned() } else { secrets.join(", ") };
-                println!("  secrets:  {shown}");
-                println!("  forge:    {}", forge::shown(forge.as_ref()));
-            }
-        }
-        RepoCommand::Remove { name } => {
-            let repository = find(store.as_ref(), &name)?;
-            if is_mirror(&settings.data_dir, &repository) {
-                std::fs::remove_dir_all(&repository.path)
-                    .with_context(|| format!("cannot delete the mirror {}", repository.path))?;
-            } else if let Err(error) = revoke_hook_token(store.as_ref(), Path::new(&repository.path)) {
+        RepoCommand::Remove { name, .. } => {
+            let repository = repositories::remove(store.as_ref(), &settings.data_dir, &name)?;
+            let clone = !repositories::is_mirror(&settings.data_dir, &repository);
+            if clone && let Err(error) = revoke_hook_token(store.as_ref(), Path::new(&repository.path)) {
                 // A clone that moved or is gone: its hooks cannot call anything anyway.
                 eprintln!("warning: cannot revoke the hook token of {}: {error:#}", repository.path);
             }
-            store.remove_repository(&name)?;
-            if !json {
-                println!("Removed {name}; its runs and logs stay.");
-            }
+            said_removed(json, &name);
         }
         RepoCommand::Forge { name, kind, api_url, token_secret, project, off } => {
             let request = forge::ForgeRequest { name, kind, api_url, token_secret, project, off };
@@ -178,22 +122,105 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: RepoCommand) -> R
     Ok(ExitCode::SUCCESS)
 }
 
-/// The registered repository `name`, or an error listing none.
-fn find(store: &dyn Store, name: &str) -> Result<Repository> {
-    match store.repositories()?.into_iter().find(|r| r.name == name) {
-        Some(repository) => Ok(repository),
-        None => bail!("no registered repository {name} (`mobius repo list` shows them)"),
+/// The same commands through `--server` (an `admin` token): remotes only, since a clone is a
+/// directory on the machine that registers it.
+async fn over_http(client: &Client, json: bool, command: RepoCommand) -> Result<ExitCode> {
+    match command {
+        RepoCommand::Add { path, name, credentials, hook_server, no_hooks, .. } => {
+            let url = path.to_string_lossy().into_owned();
+            if !git::is_remote_url(&url) {
+                bail!(
+                    "with --server, `repo add` takes a remote's URL; register a clone on the server's machine with \
+                     `mobius repo add PATH` there"
+                );
+            }
+            if hook_server.is_some() || no_hooks {
+                bail!("--hook-server and --no-hooks are for a clone on this machine; a remote has no hooks of ours");
+            }
+            let body = serde_json::json!({ "url": url, "name": name, "credentials": credentials });
+            let request = client.request(Method::POST, "/api/v1/repositories").json(&body);
+            let registered: repositories::Registered = client.json(request).await?;
+            said_registered(json, &registered)?;
+        }
+        RepoCommand::List { .. } => {
+            let listed: Vec<Repository> = client.json(client.request(Method::GET, "/api/v1/repositories")).await?;
+            show_list(json, &listed)?;
+        }
+        RepoCommand::Show { name, .. } => {
+            let request = client.request(Method::GET, &repository_path(&name)?);
+            show_one(json, &client.json(request).await?)?;
+        }
+        RepoCommand::Remove { name, .. } => {
+            client.send(client.request(Method::DELETE, &repository_path(&name)?)).await?;
+            said_removed(json, &name);
+        }
+        RepoCommand::Notify { .. } | RepoCommand::Forge { .. } => unreachable!("handled before"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `/api/v1/repositories/{name}`, the name's parts kept as path segments.
+fn repository_path(name: &str) -> Result<String> {
+    if name.is_empty() || name.split('/').any(|part| part.is_empty() || part == "." || part == "..") {
+        bail!("`{name}` is not a repository name (owner/name)");
+    }
+    Ok(format!("/api/v1/repositories/{name}"))
+}
+
+fn said_registered(json: bool, registered: &repositories::Registered) -> Result<()> {
+    if json {
+        return print_json(registered);
+    }
+    let r = &registered.repository;
+    let with = r.credentials.as_deref().map(|c| format!(", with the credentials in secret {c}")).unwrap_or_default();
+    println!(
+        "Registered {} from {} (mirrored at {}{with}; {} branch(es) recorded)",
+        r.name, registered.url, r.path, registered.branches
+    );
+    println!("  the server fetches it on each push webhook for {} and every poll_interval", r.name);
+    Ok(())
+}
+
+fn said_removed(json: bool, name: &str) {
+    if !json {
+        println!("Removed {name}; its runs and logs stay.");
     }
 }
 
-/// How many branches recorded heads hold (tags are kept there too).
-fn branch_count(heads: &mobius_store::Heads) -> usize {
-    heads.keys().filter(|name| !name.starts_with("refs/")).count()
+fn show_list(json: bool, repositories: &[Repository]) -> Result<()> {
+    if json {
+        print_json(&repositories)?;
+    } else if repositories.is_empty() {
+        println!("No repositories registered. Add one with `mobius repo add URL` (or a clone's PATH).");
+    } else {
+        for r in repositories {
+            println!("{:<40} {}", r.name, r.path);
+        }
+    }
+    Ok(())
 }
 
-/// Whether the repository is a mirror this data directory keeps for a remote.
-fn is_mirror(data_dir: &Path, repository: &Repository) -> bool {
-    Path::new(&repository.path).starts_with(data_dir.join("mirrors"))
+fn show_one(json: bool, shown: &repositories::Shown) -> Result<()> {
+    if json {
+        return print_json(shown);
+    }
+    println!("{}", shown.name);
+    let kind = if shown.mirror { "mirror of a remote" } else { "clone on this machine" };
+    println!("  path:     {} ({kind})", shown.path);
+    if let Some(credentials) = &shown.credentials {
+        println!("  credentials: secret {credentials}");
+    }
+    for (name, sha) in shown.branches.iter().filter(|(name, _)| name.as_str() != git::TAGS_TRACKED) {
+        let short = &sha[..sha.len().min(12)];
+        match name.strip_prefix("refs/tags/") {
+            Some(tag) => println!("  tag:      {tag} at {short}"),
+            None => println!("  branch:   {name} at {short}"),
+        }
+    }
+    let secrets = if shown.secrets.is_empty() { "none".to_owned() } else { shown.secrets.join(", ") };
+    println!("  secrets:  {secrets}");
+    println!("  forge:    {}", forge::shown(shown.forge.as_ref()));
+    Ok(())
 }
 
 /// Where git keeps `what` for the work tree at `top` (`.git/<what>`, or a worktree's own).
@@ -319,22 +346,6 @@ fn derive_name(top: &Path) -> Option<String> {
     top.file_name().map(|n| n.to_string_lossy().into_owned())
 }
 
-/// `owner/name` from a remote's URL: its last two path segments, without `.git`.
-fn name_from_url(url: &str) -> Option<String> {
-    let path = url.split_once("://").map_or_else(
-        || url.split_once(':').map_or(url, |(_, p)| p),
-        |(_, rest)| rest.split_once('/').map_or("", |(_, p)| p),
-    );
-    let mut parts: Vec<&str> = path.trim_end_matches('/').rsplit('/').take(2).collect();
-    parts.reverse();
-    match parts.as_slice() {
-        [owner, name] if !owner.is_empty() && !name.is_empty() => {
-            Some(format!("{owner}/{}", name.strip_suffix(".git").unwrap_or(name)))
-        }
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,16 +360,7 @@ mod tests {
     }
 
     #[test]
-    fn names_from_remote_urls() {
-        for (url, name) in [
-            ("https://github.com/acme/shop.git", Some("acme/shop")),
-            ("git@github.com:acme/shop.git", Some("acme/shop")),
-            ("ssh://git@host:22/group/sub/app", Some("sub/app")),
-            ("git://127.0.0.1:9418/acme/app.git", Some("acme/app")),
-            ("https://host/only", None),
-        ] {
-            assert_eq!(name_from_url(url).as_deref(), name, "{url}");
-        }
+    fn remote_urls_and_local_paths() {
         assert!(git::is_remote_url("git@github.com:acme/shop.git") && git::is_remote_url("file:///srv/x.git"));
         assert!(!git::is_remote_url("/home/me/src/shop") && !git::is_remote_url("./shop"));
         assert_eq!(git::shown_url("https://ci:tok@github.com/a/b.git"), "https://github.com/a/b.git");

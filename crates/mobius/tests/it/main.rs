@@ -15,6 +15,7 @@ mod limits;
 mod pipelines;
 mod prometheus;
 mod pull_requests;
+mod remote_credentials;
 mod remote_repos;
 mod runs;
 mod runs_deploy;

@@ -18,7 +18,7 @@ pub struct ForgeRequest {
 
 /// Sets (or, with `--off`, removes) the forge settings of a registered repository.
 pub fn run(store: &dyn Store, secrets: &mobius_secrets::Secrets, json: bool, request: ForgeRequest) -> Result<()> {
-    super::find(store, &request.name)?;
+    mobius_app::repositories::find(store, &request.name)?;
     if request.off {
         let removed = store.remove_forge(&request.name)?;
         if json {
