@@ -15,7 +15,9 @@
 //!
 //! [`tokens`]: the scoped API tokens every mutation needs (issued, bootstrapped, checked).
 //! [`secrets`]: changes to the stored secrets, each with its audit event.
+//! [`environments`]: changes to environments' protection rules, each with its audit event.
 
+pub mod environments;
 pub mod secrets;
 pub mod tokens;
 
@@ -174,6 +176,8 @@ impl App {
         );
         // `mobius/deploy` steps deploy through the control plane, on the caller's runtime.
         runs.set_deployments(delivery.for_steps());
+        // Each job of a server run gets a `MOBIUS_TOKEN` limited to its repository's runs.
+        runs.set_run_tokens(Arc::new(tokens::StoredRunTokens(store.clone())));
         let reliability = Alerter::new(store.clone(), log.clone(), config.clock);
         App { store, log, runs, delivery, reliability, config }
     }

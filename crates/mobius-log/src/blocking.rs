@@ -15,8 +15,9 @@ use jiff::Timestamp;
 use mobius_events::facts::{FactSet, Incident};
 use mobius_events::{AppendStatus, NewEvent, StoredEvent};
 use mobius_store::{
-    EventQuery, Heads, IngestContext, NewRun, Repository, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord,
-    RunUpdate, Scope, SecretRecord, SliCompaction, SliCounts, SliMinute, Store, StoreError, TokenRecord,
+    EnvironmentRecord, EventQuery, Heads, IngestContext, NewRun, Repository, RolloutQuery, RolloutRow, RunDetail,
+    RunQuery, RunRecord, RunUpdate, Scope, SecretRecord, SliCompaction, SliCounts, SliMinute, Store, StoreError,
+    TokenRecord,
 };
 
 thread_local! {
@@ -112,6 +113,9 @@ guarded! {
     delete_secret(repository: &str, environment: &str, name: &str) -> Result<bool, StoreError>;
     secrets(repository: Option<&str>) -> Result<Vec<SecretRecord>, StoreError>;
     reseal_secrets(secrets: &[SecretRecord], state_key: &str, state_value: &str) -> Result<(), StoreError>;
+    put_environment(environment: &EnvironmentRecord) -> Result<(), StoreError>;
+    delete_environment(repository: &str, name: &str) -> Result<bool, StoreError>;
+    environments(repository: Option<&str>) -> Result<Vec<EnvironmentRecord>, StoreError>;
 }
 
 #[cfg(test)]

@@ -7,9 +7,12 @@
 //!   recovery, and each run's thread.
 //! - [`logs`]: each run's log lines as NDJSON, live to SSE subscribers; `progress`: the
 //!   observer that stores job and step states in batches and writes those lines.
+//! - [`environments`]: protection rules enforced before a job deploys, the reviews that hold
+//!   it, and each job's short-lived run token (`MOBIUS_TOKEN`).
 //! - [`cdevents`]: the events every run emits (shared with `mobius run`).
 
 pub mod cdevents;
+pub mod environments;
 pub mod git;
 pub mod logs;
 mod progress;

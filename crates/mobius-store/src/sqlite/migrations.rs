@@ -17,6 +17,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_events_ts.sql"),
     include_str!("migrations/0008_token_salt.sql"),
     include_str!("migrations/0009_secrets.sql"),
+    // 0010 is another branch's; it goes before this one when they meet.
+    include_str!("migrations/0011_environments.sql"),
 ];
 
 /// Brings the schema up to date; refuses a database written by a newer build.
