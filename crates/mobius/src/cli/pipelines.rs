@@ -214,7 +214,7 @@ pub enum RunsCommand {
         #[arg(long)]
         repository: Option<String>,
         /// Only runs in this state
-        #[arg(long, value_parser = ["queued", "waiting", "running", "success", "failure", "cancelled", "interrupted"])]
+        #[arg(long, value_parser = ["queued", "running", "success", "failure", "cancelled", "interrupted"])]
         state: Option<String>,
         #[arg(long, default_value_t = 20)]
         limit: u32,
