@@ -17,7 +17,9 @@
 //! [`secrets`]: changes to the stored secrets, each with its audit event.
 //! [`repositories`]: repositories registered from remotes (mirrored, with their credentials
 //! named) and removed.
+//! [`environments`]: changes to environments' protection rules, each with its audit event.
 
+pub mod environments;
 pub mod repositories;
 pub mod secrets;
 pub mod tokens;
@@ -182,6 +184,8 @@ impl App {
         );
         // `mobius/deploy` steps deploy through the control plane, on the caller's runtime.
         runs.set_deployments(delivery.for_steps());
+        // Each job of a server run gets a `MOBIUS_TOKEN` limited to its repository's runs.
+        runs.set_run_tokens(Arc::new(tokens::StoredRunTokens(store.clone())));
         let reliability = Alerter::new(store.clone(), log.clone(), config.clock);
         App { store, log, runs, delivery, reliability, config }
     }

@@ -8,7 +8,7 @@
 //! (`mbx_<64 hex>`, found by their unsalted hash) keep working until revoked.
 
 use jiff::Timestamp;
-use mobius_store::{Store, StoreError, TokenRecord, TokenScope};
+use mobius_store::{Store, StoreError, TokenRecord, TokenRestriction, TokenScope};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -68,6 +68,8 @@ fn record(id: String, secret: &str, name: &str, scope: TokenScope) -> TokenRecor
         created: Timestamp::now(),
         secret_hash: salted(&salt, secret),
         salt,
+        expires: None,
+        restriction: None,
     }
 }
 
@@ -91,15 +93,121 @@ pub fn legacy_hash(secret: &str) -> String {
 }
 
 /// The token `secret` is, if it is one: by its id for `mbx_<id>_…`, among the bootstrap
-/// records for an operator's `MOBIUS_ADMIN_TOKEN`, by its unsalted hash for an old token.
+/// records for an operator's `MOBIUS_ADMIN_TOKEN`, by its unsalted hash for an old token. An
+/// expired token is none.
 pub fn authenticate(store: &dyn Store, secret: &str) -> Result<Option<TokenRecord>, StoreError> {
     if let Some((id, _)) = secret.strip_prefix("mbx_").and_then(|rest| rest.split_once('_')) {
-        return Ok(store.token(id)?.filter(|record| matches(record, secret)));
+        let now = Timestamp::now();
+        return Ok(store.token(id)?.filter(|record| matches(record, secret) && record.expires.is_none_or(|e| e > now)));
     }
     if let Some(record) = store.token_by_secret_hash(&legacy_hash(secret))? {
         return Ok(Some(record));
     }
     Ok(store.tokens()?.into_iter().find(|r| r.name == BOOTSTRAP_FROM_ENVIRONMENT && matches(r, secret)))
+}
+
+/// Issues a job's run token: `run` scope (`read` when `read_only`, for a pull request from a
+/// fork), limited to `repository`'s runs, expiring at `expires` whatever becomes of the job.
+/// Stored before it is returned.
+pub fn issue_run_token(
+    store: &dyn Store,
+    repository: &str,
+    run: i64,
+    job: &str,
+    expires: Timestamp,
+    read_only: bool,
+) -> Result<IssuedToken, StoreError> {
+    let scope = if read_only { TokenScope::Read } else { TokenScope::Run };
+    let mut token = issue(&format!("run {run}: {job}"), scope);
+    token.record.expires = Some(expires);
+    token.record.restriction = Some(TokenRestriction { repository: repository.to_owned(), run });
+    store.insert_token(&token.record)?;
+    Ok(token)
+}
+
+/// What a request asks of a restricted token: the route (its pattern, e.g.
+/// `/api/v1/runs/{id}`), its method, and, for a route about one run, that run's repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Asked<'a> {
+    pub method: &'a str,
+    pub route: &'a str,
+    /// The repository of the run the route is about; `None` when it is about no run, or no
+    /// such run exists.
+    pub run_repository: Option<&'a str>,
+}
+
+/// The routes a restricted token may call, each about one run (`true`) of its repository, or
+/// not (`false`: the handler checks the repository it names, as starting a run does).
+const RESTRICTED_ROUTES: &[(&str, &str, bool)] = &[
+    ("GET", "/api/v1/runs/{id}", true),
+    ("GET", "/api/v1/runs/{id}/logs", true),
+    ("POST", "/api/v1/runs/{id}/cancel", true),
+    ("POST", "/api/v1/runs/{id}/rerun", true),
+    ("POST", "/api/v1/runs", false),
+];
+
+/// Why a restricted token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("this token is limited to the runs of {repository}: `{method} {route}` is out of its reach")]
+    Route { repository: String, method: String, route: String },
+    #[error("this token is limited to the runs of {repository}; that run is not one of them")]
+    Repository { repository: String },
+}
+
+/// Whether a token limited by `restriction` may do what `asked` says: only the run endpoints
+/// of [`RESTRICTED_ROUTES`], and of those about a run, only for a run of its repository.
+pub fn restriction_permits(restriction: &TokenRestriction, asked: Asked<'_>) -> Result<(), Refused> {
+    let route = RESTRICTED_ROUTES.iter().find(|(method, route, _)| *method == asked.method && *route == asked.route);
+    match route {
+        None => Err(Refused::Route {
+            repository: restriction.repository.clone(),
+            method: asked.method.to_owned(),
+            route: asked.route.to_owned(),
+        }),
+        Some((_, _, true)) if asked.run_repository != Some(restriction.repository.as_str()) => {
+            Err(Refused::Repository { repository: restriction.repository.clone() })
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// Whether a token (restricted or not) may act on `repository`'s runs.
+pub fn permits_repository(token: &TokenRecord, repository: &str) -> Result<(), Refused> {
+    match &token.restriction {
+        Some(restriction) if restriction.repository != repository => {
+            Err(Refused::Repository { repository: restriction.repository.clone() })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The run tokens of the server's jobs, kept in the token store.
+#[derive(Clone)]
+pub struct StoredRunTokens(pub std::sync::Arc<dyn Store>);
+
+impl std::fmt::Debug for StoredRunTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoredRunTokens")
+    }
+}
+
+impl mobius_runs::environments::RunTokens for StoredRunTokens {
+    fn mint(
+        &self,
+        repository: &str,
+        run: i64,
+        job: &str,
+        expires: Timestamp,
+        read_only: bool,
+    ) -> Result<(String, String), StoreError> {
+        let token = issue_run_token(self.0.as_ref(), repository, run, job, expires, read_only)?;
+        Ok((token.record.id.clone(), token.secret))
+    }
+
+    fn revoke(&self, id: &str) -> Result<(), StoreError> {
+        self.0.revoke_token(id).map(drop)
+    }
 }
 
 /// What start-up did about the admin token.
@@ -187,9 +295,57 @@ mod tests {
             created: Timestamp::now(),
             secret_hash: hash,
             salt: String::new(),
+            expires: None,
+            restriction: None,
         };
         store.insert_token(&old).unwrap();
         assert_eq!(authenticate(&store, &secret).unwrap().map(|r| r.scope), Some(TokenScope::Run));
+    }
+
+    #[test]
+    fn a_run_token_is_restricted_and_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let later = Timestamp::now().checked_add(jiff::SignedDuration::from_hours(1)).unwrap();
+        let token = issue_run_token(&store, "o/r", 7, "build", later, false).unwrap();
+        let found = authenticate(&store, &token.secret).unwrap().expect("valid until it expires");
+        assert_eq!(found.scope, TokenScope::Run);
+        assert_eq!(found.restriction, Some(TokenRestriction { repository: "o/r".into(), run: 7 }));
+        let fork = issue_run_token(&store, "o/r", 7, "build", later, true).unwrap();
+        assert_eq!(fork.record.scope, TokenScope::Read, "a fork's token only reads");
+        let earlier = Timestamp::now().checked_sub(jiff::SignedDuration::from_secs(1)).unwrap();
+        let expired = issue_run_token(&store, "o/r", 7, "build", earlier, false).unwrap();
+        assert_eq!(authenticate(&store, &expired.secret).unwrap(), None, "an expired token is none");
+    }
+
+    fn check(route: (&str, &str), run_repository: Option<&str>, expected: Result<(), &str>) {
+        let restriction = TokenRestriction { repository: "o/r".into(), run: 7 };
+        let asked = Asked { method: route.0, route: route.1, run_repository };
+        let got = restriction_permits(&restriction, asked).map_err(|e| match e {
+            Refused::Route { .. } => "route",
+            Refused::Repository { .. } => "repository",
+        });
+        assert_eq!(got, expected, "{route:?} on a run of {run_repository:?}");
+    }
+
+    #[test]
+    fn a_restricted_token_reaches_only_its_repositorys_runs() {
+        check(("GET", "/api/v1/runs/{id}"), Some("o/r"), Ok(()));
+        check(("GET", "/api/v1/runs/{id}/logs"), Some("o/r"), Ok(()));
+        check(("POST", "/api/v1/runs/{id}/cancel"), Some("o/r"), Ok(()));
+        check(("POST", "/api/v1/runs"), None, Ok(()));
+        check(("GET", "/api/v1/runs/{id}"), Some("o/other"), Err("repository"));
+        check(("GET", "/api/v1/runs/{id}"), None, Err("repository"));
+        check(("GET", "/api/v1/secrets"), None, Err("route"));
+        check(("POST", "/api/v1/tokens"), None, Err("route"));
+        check(("POST", "/api/v1/deployments"), None, Err("route"));
+        check(("POST", "/api/v1/runs/{id}/jobs/{job}/approve"), Some("o/r"), Err("route"));
+        check(("DELETE", "/api/v1/runs/{id}"), Some("o/r"), Err("route"));
+        let mut token = issue("t", TokenScope::Run).record;
+        assert!(permits_repository(&token, "o/other").is_ok(), "an unrestricted token");
+        token.restriction = Some(TokenRestriction { repository: "o/r".into(), run: 7 });
+        assert!(permits_repository(&token, "o/r").is_ok());
+        assert!(permits_repository(&token, "o/other").is_err());
     }
 
     #[test]

@@ -15,9 +15,9 @@ use jiff::Timestamp;
 use mobius_events::facts::{FactSet, Incident};
 use mobius_events::{AppendStatus, NewEvent, StoredEvent};
 use mobius_store::{
-    EventQuery, ForgeSettings, Heads, IngestContext, NewRun, PendingStatus, Repository, RolloutQuery, RolloutRow,
-    RunDetail, RunQuery, RunRecord, RunUpdate, Scope, SecretRecord, SliCompaction, SliCounts, SliMinute, StatusOutcome,
-    Store, StoreError, TokenRecord,
+    EnvironmentRecord, EventQuery, ForgeSettings, Heads, IngestContext, NewRun, PendingStatus, Repository,
+    RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunUpdate, Scope, SecretRecord, SliCompaction, SliCounts,
+    SliMinute, StatusOutcome, Store, StoreError, TokenRecord,
 };
 
 thread_local! {
@@ -118,6 +118,9 @@ guarded! {
     forge(repository: &str) -> Result<Option<ForgeSettings>, StoreError>;
     pending_statuses(limit: u32) -> Result<Vec<PendingStatus>, StoreError>;
     record_status_outcomes(outcomes: &[StatusOutcome]) -> Result<(), StoreError>;
+    put_environment(environment: &EnvironmentRecord) -> Result<(), StoreError>;
+    delete_environment(repository: &str, name: &str) -> Result<bool, StoreError>;
+    environments(repository: Option<&str>) -> Result<Vec<EnvironmentRecord>, StoreError>;
 }
 
 #[cfg(test)]

@@ -73,6 +73,7 @@
 mod actions;
 mod call;
 mod deploy;
+mod gate;
 mod job;
 mod resolve;
 mod schedule;
@@ -95,6 +96,7 @@ pub use deploy::{
     Cause, DEPLOY_INPUTS, DEPLOY_REQUIRED, DeployError, DeployFuture, DeployOutcome, DeployProgress, DeployStep,
     Deployments, NO_SERVER, POLICY_INPUTS, POLICY_REQUIRED, PolicyError, PolicyFuture, PolicyStep, RolloutEnded,
 };
+pub use gate::{Admission, BoxFuture, EnvironmentGate, JobCredential, JobCredentials};
 pub use schedule::{instance_names, run};
 
 /// What a run needs besides the workflow.
@@ -138,6 +140,12 @@ pub struct RunOptions {
     /// Runs the deployments of `mobius/deploy` steps; without it such a step fails with
     /// [`NO_SERVER`].
     pub deployments: Option<Arc<dyn Deployments>>,
+    /// Asked before a job whose `environment:` names an environment starts (protection rules,
+    /// reviews); without it every environment admits every job, as in `mobius run`.
+    pub gate: Option<Arc<dyn EnvironmentGate>>,
+    /// Gives each job a credential for its host's API (`MOBIUS_TOKEN` on a server); without
+    /// it jobs get none.
+    pub credentials: Option<Arc<dyn JobCredentials>>,
     /// How steps are started: [`Sandbox::none`] (the default) runs them as plain processes of
     /// the caller's user, as `mobius run` does; the server gives its own. With a sandbox that
     /// confines (bubblewrap, or another user), each job's directories are created afresh and
@@ -180,6 +188,8 @@ impl RunOptions {
             store_dir: None,
             cancel: CancellationSignal::new(),
             deployments: None,
+            gate: None,
+            credentials: None,
             sandbox: Sandbox::none(),
             actions: None,
             workflow_file: "workflow.yml".to_owned(),
@@ -279,6 +289,9 @@ pub struct RunReport {
 pub trait RunObserver {
     /// An instance is known and waits for its needs or a free slot.
     fn job_queued(&mut self, _job: &str) {}
+    /// An instance waits for a review before it may deploy to `environment` (see
+    /// [`EnvironmentGate`]); `job_started` or `job_finished` follows.
+    fn job_waiting(&mut self, _job: &str, _environment: &str) {}
     /// An instance started.
     fn job_started(&mut self, _job: &str) {}
     /// An instance ended (also when skipped or cancelled without starting).
@@ -296,6 +309,8 @@ pub trait RunObserver {
 pub enum ObservedEvent {
     /// [`RunObserver::job_queued`].
     JobQueued(String),
+    /// [`RunObserver::job_waiting`]: job, environment.
+    JobWaiting(String, String),
     /// [`RunObserver::job_started`].
     JobStarted(String),
     /// [`RunObserver::job_finished`], without the duration.
@@ -331,6 +346,9 @@ impl RecordingObserver {
 impl RunObserver for RecordingObserver {
     fn job_queued(&mut self, job: &str) {
         self.events.push(ObservedEvent::JobQueued(job.to_owned()));
+    }
+    fn job_waiting(&mut self, job: &str, environment: &str) {
+        self.events.push(ObservedEvent::JobWaiting(job.to_owned(), environment.to_owned()));
     }
     fn job_started(&mut self, job: &str) {
         self.events.push(ObservedEvent::JobStarted(job.to_owned()));

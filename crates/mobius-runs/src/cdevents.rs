@@ -171,6 +171,10 @@ impl RunObserver for Recorder<'_> {
         self.inner.job_queued(job);
     }
 
+    fn job_waiting(&mut self, job: &str, environment: &str) {
+        self.inner.job_waiting(job, environment);
+    }
+
     fn job_started(&mut self, job: &str) {
         let now = Timestamp::now();
         self.started.get_or_insert(now);

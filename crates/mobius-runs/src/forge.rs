@@ -58,12 +58,13 @@ impl RetryPolicy {
 /// The word the forge uses for a job's state.
 pub fn forge_state(kind: ForgeKind, state: RunState) -> &'static str {
     match (kind, state) {
-        (ForgeKind::Github, RunState::Queued | RunState::Running) => "pending",
+        (ForgeKind::Github, RunState::Queued | RunState::Waiting | RunState::Running) => "pending",
         // GitHub has no word for skipped; a skipped job blocks nothing (as GitHub Actions).
         (ForgeKind::Github, RunState::Success | RunState::Skipped) => "success",
         (ForgeKind::Github, RunState::Failure) => "failure",
         (ForgeKind::Github, RunState::Cancelled | RunState::Interrupted) => "error",
-        (ForgeKind::Gitlab, RunState::Queued) => "pending",
+        // A job waiting for a review is not running yet; GitLab's statuses have no `manual`.
+        (ForgeKind::Gitlab, RunState::Queued | RunState::Waiting) => "pending",
         (ForgeKind::Gitlab, RunState::Running) => "running",
         (ForgeKind::Gitlab, RunState::Success) => "success",
         (ForgeKind::Gitlab, RunState::Failure) => "failed",
@@ -76,6 +77,7 @@ pub fn forge_state(kind: ForgeKind, state: RunState) -> &'static str {
 pub fn description(state: RunState) -> &'static str {
     match state {
         RunState::Queued => "Queued",
+        RunState::Waiting => "Waiting for a review before it deploys",
         RunState::Running => "Running",
         RunState::Success => "Succeeded",
         RunState::Failure => "Failed",

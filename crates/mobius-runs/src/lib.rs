@@ -10,12 +10,15 @@
 //!   recovery, and each run's thread.
 //! - [`logs`]: each run's log lines as NDJSON, live to SSE subscribers; `progress`: the
 //!   observer that stores job and step states in batches and writes those lines.
+//! - [`environments`]: protection rules enforced before a job deploys, the reviews that hold
+//!   it, and each job's short-lived run token (`MOBIUS_TOKEN`).
 //! - [`cdevents`]: the events every run emits (shared with `mobius run`).
 //! - [`forge`]: commit statuses back to GitHub and GitLab, from the outbox the store writes
 //!   with each job state, delivered in the background with retries.
 
 pub mod cdevents;
 pub mod delivery;
+pub mod environments;
 pub mod forge;
 pub mod git;
 pub mod logs;

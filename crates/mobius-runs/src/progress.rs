@@ -97,6 +97,16 @@ impl RunObserver for Progress {
         self.job(job, RunState::Queued);
     }
 
+    fn job_waiting(&mut self, job: &str, environment: &str) {
+        self.job(job, RunState::Waiting);
+        let text = format!(
+            "waiting for a review to deploy to `{environment}`: `mobius runs approve {run} '{job}'` (or `reject`)",
+            run = self.run
+        );
+        let line = LogLine { at: std::time::SystemTime::now(), stream: mobius_pipelines::exec::Stream::Stderr, text };
+        self.log.write(job, "Set up job", &line);
+    }
+
     fn job_started(&mut self, job: &str) {
         self.job(job, RunState::Running);
     }

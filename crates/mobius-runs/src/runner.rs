@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use mobius_pipelines::engine::{self, Deployments, RunOptions, Status};
+use mobius_pipelines::engine::{self, Deployments, JobCredentials, RunOptions, Status};
 use mobius_pipelines::exec::CancellationSignal;
 use mobius_pipelines::workflow::{StepAction, Workflow};
 use mobius_store::{NewRun, Repository, RunState, RunUpdate, Store, StoreError};
@@ -31,6 +31,7 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 
 use super::cdevents::{self, Recorder, RunIdentity};
+use super::environments::{ProtectionGate, Review, ReviewError, Reviewed, Reviews, RunCredentials, RunTokens};
 use super::git::{self, GitError};
 use super::logs::{self, LogWriter, RunLogLine};
 use super::progress::{Progress, Write, run_state, write_updates};
@@ -111,6 +112,12 @@ struct Inner {
     deployments: Mutex<Option<Arc<dyn Deployments>>>,
     /// Told whenever job states were stored: the commit status delivery waits on it.
     status_wake: Arc<tokio::sync::Notify>,
+    /// Jobs waiting for a review before they deploy to a protected environment.
+    reviews: Arc<Reviews>,
+    /// What issues each job's `MOBIUS_TOKEN` ([`Runner::set_run_tokens`]).
+    run_tokens: Mutex<Option<Arc<dyn RunTokens>>>,
+    /// The server's URL, given to jobs as `MOBIUS_SERVER` ([`Runner::set_server_url`]).
+    server_url: Mutex<Option<String>>,
 }
 
 #[derive(Default)]
@@ -158,6 +165,9 @@ impl Runner {
                 polling: tokio::sync::Mutex::new(()),
                 deployments: Mutex::new(None),
                 status_wake: Arc::new(tokio::sync::Notify::new()),
+                reviews: Arc::new(Reviews::default()),
+                run_tokens: Mutex::new(None),
+                server_url: Mutex::new(None),
             }),
         }
     }
@@ -173,6 +183,28 @@ impl Runner {
     /// each time job states are stored, so their statuses go out at once.
     pub fn status_wake(&self) -> Arc<tokio::sync::Notify> {
         self.inner.status_wake.clone()
+    }
+
+    /// Gives every job of the runs started from now on a `MOBIUS_TOKEN` issued by `tokens`.
+    pub fn set_run_tokens(&self, tokens: Arc<dyn RunTokens>) {
+        *self.inner.run_tokens.lock().unwrap_or_else(|e| e.into_inner()) = Some(tokens);
+    }
+
+    /// Tells jobs where the server's API is (`MOBIUS_SERVER`), once it listens.
+    pub fn set_server_url(&self, url: impl Into<String>) {
+        *self.inner.server_url.lock().unwrap_or_else(|e| e.into_inner()) = Some(url.into());
+    }
+
+    /// Approves or rejects a job waiting for a review: the event first (who, when, run, job,
+    /// environment), then the job goes on or fails. Refused when the job is not waiting, or
+    /// when the environment lists its reviewers and `review.by` is not among them.
+    pub async fn review(&self, review: Review) -> Result<Reviewed, ReviewError> {
+        let decided = self.inner.reviews.decide(&review)?;
+        let (this, event) = (self.clone(), decided.event.as_ref().map(|e| vec![e.clone()]).map_err(Clone::clone));
+        mobius_log::blocking::spawn(move || this.append_events(event)).await;
+        let reviewed = decided.reviewed.clone();
+        decided.hand_over(review.comment.as_deref());
+        Ok(reviewed)
     }
 
     /// Marks runs left in flight by a previous server as interrupted and queues each again

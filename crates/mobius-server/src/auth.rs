@@ -4,13 +4,15 @@
 //! extractor reads only the `Authorization` header, looks the bearer token up, and rejects with
 //! 401 or 403 before any path, query string or body is parsed — so an unauthenticated client
 //! learns nothing about what a valid request looks like. Reads pass without a token when the
-//! server runs with `--public-read`; `/metrics` with `public_metrics`.
+//! server runs with `--public-read`; `/metrics` with `public_metrics`. A restricted token (a
+//! job's `MOBIUS_TOKEN`) is refused everything but the run endpoints of its own repository.
 
 use std::marker::PhantomData;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
-use mobius_store::{TokenRecord, TokenScope};
+use mobius_app::tokens::{Asked, restriction_permits};
+use mobius_store::{TokenRecord, TokenRestriction, TokenScope};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -78,8 +80,31 @@ impl<N: Needs> FromRequestParts<AppState> for Caller<N> {
                 token.scope.as_str()
             )));
         }
+        if let Some(restriction) = &token.restriction {
+            within_restriction(parts, state, restriction).await?;
+        }
         Ok(Caller { token: Some(token), needs: PhantomData })
     }
+}
+
+/// Refuses a restricted token (a job's run token) anything but the run endpoints of its own
+/// repository (see `mobius_app::tokens::restriction_permits`). For a route about one run, the
+/// run's repository is read first, from the id in the path.
+async fn within_restriction(parts: &Parts, state: &AppState, restriction: &TokenRestriction) -> Result<(), ApiError> {
+    let route = parts.extensions.get::<MatchedPath>().map_or("", MatchedPath::as_str).to_owned();
+    let run_repository = match route.starts_with("/api/v1/runs/{id}") {
+        // `/api/v1/runs/<id>/…`: the fourth segment.
+        true => match parts.uri.path().split('/').nth(4).and_then(|id| id.parse::<i64>().ok()) {
+            Some(id) => {
+                let store = state.app.store.clone();
+                mobius_log::blocking::spawn(move || store.run(id)).await?.map(|detail| detail.record.run.repository)
+            }
+            None => None,
+        },
+        false => None,
+    };
+    let asked = Asked { method: parts.method.as_str(), route: &route, run_repository: run_repository.as_deref() };
+    restriction_permits(restriction, asked).map_err(|refused| ApiError::forbidden(refused.to_string()))
 }
 
 /// The bearer token of the request, if it has an `Authorization` header; a malformed header is

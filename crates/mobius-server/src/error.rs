@@ -12,6 +12,7 @@ use mobius_delivery::upload::UploadError;
 use mobius_delivery::{DeployError, ReleaseError};
 use mobius_log::query::QueryError;
 use mobius_runs::RunError;
+use mobius_runs::environments::ReviewError;
 use mobius_runs::remote::AccessError;
 use mobius_store::StoreError;
 use serde_json::json;
@@ -145,6 +146,16 @@ impl From<RepositoryError> for ApiError {
             | RepositoryError::Delete { .. }
             | RepositoryError::Secrets(_)
             | RepositoryError::Store(_) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<ReviewError> for ApiError {
+    fn from(e: ReviewError) -> ApiError {
+        match e {
+            ReviewError::NotWaiting { .. } => ApiError::client(StatusCode::CONFLICT, "conflict", &e),
+            ReviewError::NotAReviewer { .. } => ApiError::client(StatusCode::FORBIDDEN, "forbidden", &e),
+            ReviewError::Store(_) => ApiError::internal(e),
         }
     }
 }

@@ -34,7 +34,7 @@ use tokio::net::TcpListener;
 
 use crate::limits::{Gates, Limits};
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
-use crate::routes::{delivery, health, log, reliability, repositories, runs, secrets};
+use crate::routes::{delivery, environments, health, log, reliability, repositories, runs, secrets};
 
 /// A secret from configuration; its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -110,6 +110,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/runs/{id}/logs", get(runs::logs))
         .route("/api/v1/runs/{id}/cancel", post(runs::cancel))
         .route("/api/v1/runs/{id}/rerun", post(runs::rerun))
+        .route("/api/v1/runs/{id}/jobs/{job}/approve", post(runs::approve))
+        .route("/api/v1/runs/{id}/jobs/{job}/reject", post(runs::reject))
+        .route("/api/v1/environments", get(environments::list))
+        .route("/api/v1/environments/{owner}/{repo}/{env}", put(environments::put).delete(environments::delete))
         .route("/api/v1/poll", post(runs::poll))
         .route("/api/v1/repositories", post(repositories::add).get(repositories::list))
         .route("/api/v1/repositories/{*name}", get(repositories::show).delete(repositories::remove))

@@ -2,6 +2,7 @@
 //! its [`crate::auth::Caller`], so who may call is settled before anything is read.
 
 pub mod delivery;
+pub mod environments;
 pub mod health;
 pub mod log;
 pub mod reliability;

@@ -131,6 +131,44 @@ pub struct TokenRecord {
     /// Hex random bytes, the token's own; empty for tokens made before salts.
     #[serde(skip)]
     pub salt: String,
+    /// When it stops authenticating, whatever happens to the process that made it (a job's
+    /// run token outlives no crash); `None`: until revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<Timestamp>,
+    /// The one repository and run it acts for (a job's run token); `None`: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restriction: Option<TokenRestriction>,
+}
+
+/// What a restricted token is limited to: the runs of one repository, for one run's job. The
+/// server refuses it everything else (secrets, tokens, deployments, other repositories).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRestriction {
+    /// The repository (`owner/name`) whose runs it may read and start.
+    pub repository: String,
+    /// The run whose job holds it.
+    pub run: i64,
+}
+
+/// The protection rules of a deployment environment of a repository (GitHub's environment
+/// settings): who must approve a job that deploys there, and from which branches it may.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvironmentRecord {
+    /// `owner/name`.
+    pub repository: String,
+    /// The name jobs give in `environment:`.
+    pub name: String,
+    /// Whether a job waits for a review before it starts.
+    pub require_review: bool,
+    /// The token names that may review; empty: any `deploy` or `admin` token.
+    pub reviewers: Vec<String>,
+    /// Glob patterns of the branches (and `refs/tags/…` of the tags) whose runs may deploy
+    /// here; empty: every branch and tag.
+    pub branches: Vec<String>,
+    /// When the rules last changed.
+    pub updated: Timestamp,
+    /// Who changed them (a token's name, `cli` for the local command).
+    pub updated_by: String,
 }
 
 /// A git repository available on this machine, used for commit ancestry: a clone, or the
@@ -265,4 +303,10 @@ pub trait Store: Send + Sync {
     fn pending_statuses(&self, limit: u32) -> Result<Vec<PendingStatus>, StoreError>;
     /// Records what delivery attempts did, in one transaction.
     fn record_status_outcomes(&self, outcomes: &[StatusOutcome]) -> Result<(), StoreError>;
+    /// Adds or replaces an environment's protection rules (by repository and name).
+    fn put_environment(&self, environment: &EnvironmentRecord) -> Result<(), StoreError>;
+    /// Removes an environment's protection rules; `false` if there were none.
+    fn delete_environment(&self, repository: &str, name: &str) -> Result<bool, StoreError>;
+    /// The protected environments of one repository, or of all, by repository and name.
+    fn environments(&self, repository: Option<&str>) -> Result<Vec<EnvironmentRecord>, StoreError>;
 }

@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 pub enum RunState {
     /// Waiting: for its concurrency group (a run), its needs or a slot (a job).
     Queued,
+    /// A job held by its environment's protection rules until a reviewer approves or rejects
+    /// it (jobs only; its run is `running` meanwhile).
+    Waiting,
     Running,
     Success,
     Failure,
@@ -28,6 +31,7 @@ impl RunState {
     pub fn as_str(self) -> &'static str {
         match self {
             RunState::Queued => "queued",
+            RunState::Waiting => "waiting",
             RunState::Running => "running",
             RunState::Success => "success",
             RunState::Failure => "failure",
@@ -40,6 +44,7 @@ impl RunState {
     pub fn parse(s: &str) -> Option<RunState> {
         Some(match s {
             "queued" => RunState::Queued,
+            "waiting" => RunState::Waiting,
             "running" => RunState::Running,
             "success" => RunState::Success,
             "failure" => RunState::Failure,
@@ -52,7 +57,7 @@ impl RunState {
 
     /// Whether nothing more will happen to it.
     pub fn is_final(self) -> bool {
-        !matches!(self, RunState::Queued | RunState::Running)
+        !matches!(self, RunState::Queued | RunState::Waiting | RunState::Running)
     }
 }
 

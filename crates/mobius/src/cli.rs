@@ -62,6 +62,14 @@ pub enum Command {
     /// the key in MOBIUS_SECRET_KEY or the data directory's secret.key, and never printed.
     #[command(subcommand)]
     Secret(SecretCommand),
+    /// Protection rules of deployment environments: required reviewers, allowed branches
+    ///
+    /// A job whose `environment:` names a protected environment of its repository waits for a
+    /// review (`mobius runs approve|reject RUN JOB`) when the rules require one, and fails
+    /// without running a step when its run's branch is not allowed. Kept on the server, per
+    /// repository, so a change to a workflow cannot weaken them.
+    #[command(subcommand)]
+    Environment(EnvironmentCommand),
     /// Run workflows locally, without a server
     ///
     /// Lints first; runs the working tree (uncommitted changes included) in a temporary

@@ -449,6 +449,9 @@ impl RunObserver for Forwarder {
     fn job_queued(&mut self, job: &str) {
         self.send(Event::JobQueued(self.name(job)));
     }
+    fn job_waiting(&mut self, job: &str, environment: &str) {
+        self.send(Event::JobWaiting(self.name(job), environment.to_owned()));
+    }
     fn job_started(&mut self, job: &str) {
         self.send(Event::JobStarted(self.name(job)));
     }

@@ -11,6 +11,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::actions::{self, Native};
 use super::deploy::{self, DeployProgress, Deployments, NO_SERVER};
+use super::gate::JobCredential;
 use super::resolve::{ActionSet, describe};
 use super::schedule::{base_context, setting_bool, setting_number};
 use super::workspace::{DirPool, cache_scope, documented_env, prepare_dirs, recycle, reuses_dirs, runner_context};
@@ -36,6 +37,8 @@ use uses::UsesStep;
 pub(super) enum Event {
     /// A job of a called workflow (see `call.rs`), named `caller / job`.
     JobQueued(String),
+    /// Held by its environment's review: job, environment.
+    JobWaiting(String, String),
     JobStarted(String),
     /// A job of a called workflow ended.
     JobFinished(String, Status, Duration),
@@ -123,12 +126,45 @@ struct Scope<'a> {
     depth: usize,
 }
 
-/// Runs every step of the instance and reports the job.
+/// Runs every step of the instance and reports the job: with the credential
+/// [`RunOptions::credentials`] issues for it, withdrawn once the job ends.
 pub(super) async fn run_instance(
     workflow: &Workflow,
     opts: &RunOptions,
     instance: Instance,
     sender: UnboundedSender<Event>,
+) -> JobReport {
+    let Some(credentials) = opts.credentials.clone() else {
+        return run_steps(workflow, opts, instance, sender, None).await;
+    };
+    match credentials.issue(&instance.name).await {
+        Ok(credential) => {
+            let JobCredential { env, secret_env, revoke } = credential;
+            let report = run_steps(workflow, opts, instance, sender, Some((env, secret_env))).await;
+            revoke.await;
+            report
+        }
+        Err(why) => {
+            // The scheduler outlives every job task (see `ChannelSink`): sends fail only as it stops.
+            let _ = sender.send(Event::JobStarted(instance.name.clone()));
+            let mut sink = ChannelSink { sender, job: instance.name.clone(), step: "Set up job".into() };
+            sink.line(LogLine { at: SystemTime::now(), stream: Stream::Stderr, text: why });
+            let id = workflow.jobs.get(instance.job).map_or("", |j| j.id.as_str());
+            report(&instance, id, Status::Failure, Status::Failure, BTreeMap::new(), Vec::new())
+        }
+    }
+}
+
+/// Variables a credential adds to every step's environment: in clear, and masked.
+type CredentialEnv = (BTreeMap<String, String>, BTreeMap<String, String>);
+
+/// Runs every step of the instance and reports the job.
+async fn run_steps(
+    workflow: &Workflow,
+    opts: &RunOptions,
+    instance: Instance,
+    sender: UnboundedSender<Event>,
+    credential: Option<CredentialEnv>,
 ) -> JobReport {
     let Some(job) = workflow.jobs.get(instance.job) else {
         return report(&instance, "", Status::Failure, Status::Failure, BTreeMap::new(), Vec::new());
@@ -136,7 +172,10 @@ pub(super) async fn run_instance(
     // The scheduler outlives every job task (see `ChannelSink`): sends fail only as it stops.
     let _ = sender.send(Event::JobStarted(instance.name.clone()));
     let mut sink = ChannelSink { sender: sender.clone(), job: instance.name.clone(), step: "Set up job".into() };
-    let masker = match masker(&opts.secrets_for(job)) {
+    let (credential_env, credential_secrets) = credential.unwrap_or_default();
+    let mut secrets = opts.secrets_for(job);
+    secrets.extend(credential_secrets.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let masker = match masker(&secrets) {
         Ok(masker) => masker,
         Err(why) => {
             // Without a masker nothing may be logged through `say`; the error names the secret,
@@ -164,6 +203,8 @@ pub(super) async fn run_instance(
     let runner = runner_context(opts, &dirs);
     let ctx = ctx.with("github", github).with("runner", runner).with_workspace(&dirs.workspace);
     let mut env = documented_env(opts, job, &dirs);
+    env.extend(credential_env);
+    env.extend(credential_secrets);
     // Workflow env first, then job env, each rendered with what is defined before it.
     for pairs in [&workflow.env, &job.env] {
         let rendered = render_pairs(pairs, &ctx.clone().with("env", json!(env)), &mut sink, &masker);

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::call::{CallStack, run_call};
+use super::gate::{Admission, EnvironmentGate};
 use super::job::{Event, Instance, run_instance};
 use super::workspace::DirPool;
 use super::{JobReport, RunObserver, RunOptions, RunReport, Status};
@@ -28,6 +29,8 @@ pub(super) use strategy::{setting_bool, setting_number};
 enum State {
     /// Needs are met and its `if:` is true; waiting for a slot.
     Ready,
+    /// Asking its environment's gate (and maybe waiting for a review); takes no slot.
+    Gated,
     Running,
     Done,
 }
@@ -41,6 +44,8 @@ struct Slot {
     /// The `strategy` context of a ready instance (`job-index`, `job-total`…); `null` for an
     /// instance that ends without running.
     strategy: Value,
+    /// Whether its environment's gate admitted it (or it needs none asked).
+    admitted: bool,
 }
 
 /// Runs the workflow's jobs and reports each instance's result. Never panics on a workflow that
@@ -67,6 +72,9 @@ struct Borrowed<'o>(&'o mut dyn RunObserver);
 impl RunObserver for Borrowed<'_> {
     fn job_queued(&mut self, job: &str) {
         self.0.job_queued(job);
+    }
+    fn job_waiting(&mut self, job: &str, environment: &str) {
+        self.0.job_waiting(job, environment);
     }
     fn job_started(&mut self, job: &str) {
         self.0.job_started(job);
@@ -97,6 +105,8 @@ pub(super) async fn run_jobs<O: RunObserver>(workflow: &Workflow, opts: RunOptio
     let cancel: Vec<CancellationSignal> = workflow.jobs.iter().map(|_| CancellationSignal::new()).collect();
     let (sender, mut events) = mpsc::unbounded_channel::<Event>();
     let mut tasks: JoinSet<Joined> = JoinSet::new();
+    // Instances asking their environment's gate: they hold no slot while a review takes.
+    let mut gates: JoinSet<(usize, Verdict)> = JoinSet::new();
     let mut running = 0usize;
     let (pool, mut pool_gone) = DirPool::new();
     // Whether a job ended or the run was cancelled since the last look for jobs to expand and
@@ -113,15 +123,23 @@ pub(super) async fn run_jobs<O: RunObserver>(workflow: &Workflow, opts: RunOptio
         if changed {
             expand_ready(&workflow, &opts, &wanted, &mut expanded, &mut slots, observer);
             let starting = Starting { workflow: &workflow, opts: &opts, cancel: &cancel, pool: &pool, sender: &sender };
-            start_ready(&starting, &mut slots, &mut tasks, &mut running, observer);
+            start_ready(&starting, &mut slots, &mut tasks, &mut gates, &mut running, observer);
             changed = false;
         }
-        if running == 0 {
+        if running == 0 && gates.is_empty() {
             break;
         }
         tokio::select! {
             () = opts.cancel.cancelled(), if !cancel.iter().all(CancellationSignal::is_cancelled) => changed = true,
             Some(event) = events.recv() => forward(event, observer),
+            Some(gated) = gates.join_next() => {
+                changed = true;
+                match gated {
+                    Ok((index, verdict)) => admitted(&workflow, &cancel, &mut slots, index, verdict, observer),
+                    // The slot stays gated and ends cancelled with the run.
+                    Err(error) => tracing::error!(error = %Chain(&error), "a job's gate task panicked"),
+                }
+            }
             Some(joined) = tasks.join_next() => {
                 changed = true;
                 running -= 1;
@@ -157,7 +175,14 @@ pub(super) async fn run_jobs<O: RunObserver>(workflow: &Workflow, opts: RunOptio
             let ctx = base_context(&opts, job, &json!({}), &Combination::new());
             let report = blank_report(&ctx, job, Combination::new(), Status::Skipped);
             observer.job_finished(&report.name, report.result, Duration::ZERO);
-            slots.push(Slot { job: index, report, called: Vec::new(), state: State::Done, strategy: Value::Null });
+            slots.push(Slot {
+                job: index,
+                report,
+                called: Vec::new(),
+                state: State::Done,
+                strategy: Value::Null,
+                admitted: false,
+            });
         }
     }
     // The last jobs' directories are still being emptied: wait, so that nothing touches the
@@ -195,6 +220,7 @@ fn forward(event: Event, observer: &mut dyn RunObserver) {
     match event {
         Event::JobQueued(job) => observer.job_queued(&job),
         Event::JobFinished(job, result, duration) => observer.job_finished(&job, result, duration),
+        Event::JobWaiting(job, environment) => observer.job_waiting(&job, &environment),
         Event::JobStarted(job) => observer.job_started(&job),
         Event::StepStarted(job, step) => observer.step_started(&job, &step),
         Event::StepFinished(job, step) => observer.step_finished(&job, &step),
@@ -482,7 +508,14 @@ fn expand_ready(
                         let strategy = strategy_context(job, &report.matrix, job_index, total, &mut |why| {
                             explain(observer, &report.name, why);
                         });
-                        slots.push(Slot { job: index, report, called: Vec::new(), state: State::Ready, strategy });
+                        slots.push(Slot {
+                            job: index,
+                            report,
+                            called: Vec::new(),
+                            state: State::Ready,
+                            strategy,
+                            admitted: false,
+                        });
                     }
                     Ok(false) => finish(observer, slots, index, blank_report(&named, job, combo, Status::Skipped)),
                     Err(why) => {
@@ -517,7 +550,7 @@ fn explain(observer: &mut dyn RunObserver, job: &str, text: &str) {
 /// Records an instance that ends without running (skipped, or failed to evaluate).
 fn finish(observer: &mut dyn RunObserver, slots: &mut Vec<Slot>, job: usize, report: JobReport) {
     observer.job_finished(&report.name, report.result, Duration::ZERO);
-    slots.push(Slot { job, report, called: Vec::new(), state: State::Done, strategy: Value::Null });
+    slots.push(Slot { job, report, called: Vec::new(), state: State::Done, strategy: Value::Null, admitted: false });
 }
 
 /// The text of a condition without its optional `${{ }}`.
@@ -533,6 +566,82 @@ fn matches_filter(combo: &Combination, filter: &[(String, String)]) -> bool {
     })
 }
 
+/// What an environment's gate said about an instance.
+enum Verdict {
+    Admitted,
+    Refused(String),
+    /// The job (or the run) was cancelled while it waited.
+    Cancelled,
+}
+
+/// Asks the gate about an instance, telling the observer when it waits for a review.
+async fn ask_gate(
+    gate: Arc<dyn EnvironmentGate>,
+    name: String,
+    environment: String,
+    sender: mpsc::UnboundedSender<Event>,
+) -> Verdict {
+    match gate.admit(&name, &environment).await {
+        Admission::Admitted => Verdict::Admitted,
+        Admission::Refused(why) => Verdict::Refused(why),
+        Admission::Review(review) => {
+            // The scheduler outlives its gate tasks: a send fails only while it shuts down.
+            let _ = sender.send(Event::JobWaiting(name, environment));
+            match review.await {
+                Ok(()) => Verdict::Admitted,
+                Err(why) => Verdict::Refused(why),
+            }
+        }
+    }
+}
+
+/// Applies a gate's verdict: an admitted instance is ready to start; a refused one fails
+/// without running a step (as a failed instance, it may fail its matrix fast); a cancelled one
+/// ends cancelled.
+fn admitted(
+    workflow: &Workflow,
+    cancel: &[CancellationSignal],
+    slots: &mut [Slot],
+    index: usize,
+    verdict: Verdict,
+    observer: &mut dyn RunObserver,
+) {
+    let Some(slot) = slots.get_mut(index) else { return };
+    let status = match verdict {
+        Verdict::Admitted => {
+            slot.admitted = true;
+            slot.state = State::Ready;
+            return;
+        }
+        Verdict::Refused(why) => {
+            explain(observer, &slot.report.name, &why);
+            if fail_fast(&workflow.jobs[slot.job], &slot.report.matrix).unwrap_or(true) {
+                cancel[slot.job].cancel();
+            }
+            Status::Failure
+        }
+        Verdict::Cancelled => Status::Cancelled,
+    };
+    slot.report.outcome = status;
+    slot.report.result = status;
+    slot.state = State::Done;
+    observer.job_finished(&slot.report.name, status, Duration::ZERO);
+}
+
+/// The environment an instance deploys to, with expressions (`${{ matrix.env }}`) rendered;
+/// `None` without one, or with one that renders empty.
+fn environment_of(opts: &RunOptions, job: &Job, needs: &Value, matrix: &Combination) -> Option<String> {
+    let written = job.environment.as_deref()?;
+    if !written.contains("${{") {
+        return Some(written.to_owned());
+    }
+    // One that does not render is taken as written: a gate then finds no rules for it unless
+    // such a name is protected, rather than letting an error skip the rules.
+    let rendered =
+        expr::render(written, &base_context(opts, job, needs, matrix)).unwrap_or_else(|_| written.to_owned());
+    Some(rendered).filter(|r| !r.is_empty())
+}
+
 /// What starting an instance takes from the run.
 struct Starting<'a> {
     workflow: &'a Arc<Workflow>,
@@ -546,6 +655,7 @@ fn start_ready(
     starting: &Starting<'_>,
     slots: &mut [Slot],
     tasks: &mut JoinSet<Joined>,
+    gates: &mut JoinSet<(usize, Verdict)>,
     running: &mut usize,
     observer: &mut dyn RunObserver,
 ) {
@@ -562,6 +672,26 @@ fn start_ready(
             slot.state = State::Done;
             observer.job_finished(&slot.report.name, Status::Cancelled, Duration::ZERO);
             continue;
+        }
+        if !slots[index].admitted
+            && let Some(gate) = &opts.gate
+        {
+            let needs = needs_of(workflow, &workflow.jobs[job], slots);
+            let slot = &mut slots[index];
+            slot.admitted = true;
+            if let Some(environment) = environment_of(opts, &workflow.jobs[job], &needs, &slot.report.matrix) {
+                slot.state = State::Gated;
+                let (gate, name, sender, signal) =
+                    (gate.clone(), slot.report.name.clone(), sender.clone(), cancel[job].clone());
+                gates.spawn(async move {
+                    let verdict = tokio::select! {
+                        () = signal.cancelled() => Verdict::Cancelled,
+                        verdict = ask_gate(gate, name, environment, sender) => verdict,
+                    };
+                    (index, verdict)
+                });
+                continue;
+            }
         }
         if *running >= opts.jobs_parallelism.max(1) {
             continue;

@@ -191,9 +191,10 @@ async fn selection_filter_and_observer() {
         .iter()
         .filter(|e| match e {
             ObservedEvent::JobQueued(j) | ObservedEvent::JobStarted(j) | ObservedEvent::JobFinished(j, _) => j == &job,
-            ObservedEvent::StepStarted(j, _) | ObservedEvent::StepFinished(j, _) | ObservedEvent::Log(j, _, _) => {
-                j == &job
-            }
+            ObservedEvent::StepStarted(j, _)
+            | ObservedEvent::StepFinished(j, _)
+            | ObservedEvent::Log(j, _, _)
+            | ObservedEvent::JobWaiting(j, _) => j == &job,
         })
         .collect();
     assert!(matches!(mine.first(), Some(ObservedEvent::JobQueued(_))), "{mine:?}");
@@ -340,4 +341,112 @@ async fn environment_secrets_reach_only_the_jobs_of_that_environment() {
     for secret in ["repo-token-value", "prod-token-value", "prod-deploy-key"] {
         assert!(!logs.contains(secret), "{secret} in {logs}");
     }
+}
+
+/// A gate as a server's would be: `locked` refuses, `production` waits for a review that the
+/// test's observer gives once the unprotected job has finished.
+#[derive(Debug)]
+struct TestGate(std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>);
+
+impl engine::EnvironmentGate for TestGate {
+    fn admit(&self, _job: &str, environment: &str) -> engine::BoxFuture<engine::Admission> {
+        let admission = match environment {
+            "locked" => engine::Admission::Refused("branch `x` is not allowed to deploy to `locked`".to_owned()),
+            "production" => {
+                let approved = self.0.lock().unwrap().take();
+                engine::Admission::Review(Box::pin(async move {
+                    match approved {
+                        Some(approved) => approved.await.map_err(|_| "withdrawn".to_owned()),
+                        None => Err("asked twice".to_owned()),
+                    }
+                }))
+            }
+            _ => engine::Admission::Admitted,
+        };
+        Box::pin(async move { admission })
+    }
+}
+
+/// Approves `production` once `build` finished, recording everything.
+struct Reviewer {
+    seen: RecordingObserver,
+    approve: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl RunObserver for Reviewer {
+    fn job_queued(&mut self, job: &str) {
+        self.seen.job_queued(job);
+    }
+    fn job_waiting(&mut self, job: &str, environment: &str) {
+        self.seen.job_waiting(job, environment);
+    }
+    fn job_started(&mut self, job: &str) {
+        self.seen.job_started(job);
+    }
+    fn job_finished(&mut self, job: &str, result: engine::Status, duration: std::time::Duration) {
+        self.seen.job_finished(job, result, duration);
+        if job == "build"
+            && let Some(approve) = self.approve.take()
+        {
+            let _ = approve.send(());
+        }
+    }
+    fn log_line(&mut self, job: &str, step: &str, line: &LogLine) {
+        self.seen.log_line(job, step, line);
+    }
+}
+
+/// Hands out a masked token and counts revocations.
+#[derive(Debug, Default)]
+struct TestCredentials(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl engine::JobCredentials for TestCredentials {
+    fn issue(&self, _job: &str) -> engine::BoxFuture<Result<engine::JobCredential, String>> {
+        let revoked = self.0.clone();
+        Box::pin(async move {
+            Ok(engine::JobCredential {
+                env: BTreeMap::from([("MOBIUS_SERVER".to_owned(), "http://127.0.0.1:9".to_owned())]),
+                secret_env: BTreeMap::from([("MOBIUS_TOKEN".to_owned(), "mbx_test_run_token_value".to_owned())]),
+                revoke: Box::pin(async move {
+                    revoked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }),
+            })
+        })
+    }
+}
+
+#[tokio::test]
+async fn an_environment_gate_holds_a_job_without_a_slot_refuses_another_and_credentials_reach_every_job() {
+    use engine::ObservedEvent as E;
+    let yaml = "on: push\njobs:\n  build:\n    runs-on: x\n    steps:\n      - run: echo \"token=$MOBIUS_TOKEN at $MOBIUS_SERVER\"\n  \
+                deploy:\n    runs-on: x\n    environment: production\n    steps:\n      - run: echo deployed\n  \
+                locked:\n    runs-on: x\n    environment:\n      name: locked\n    steps:\n      - run: echo never\n";
+    let workflow = workflow::parse("w.yml", yaml).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let mut opts = RunOptions::new(work.path(), work.path());
+    // One slot: `deploy` must hold none while it waits, or `build` could never run.
+    opts.jobs_parallelism = 1;
+    let (approve, approved) = tokio::sync::oneshot::channel();
+    opts.gate = Some(std::sync::Arc::new(TestGate(std::sync::Mutex::new(Some(approved)))));
+    let credentials = TestCredentials::default();
+    let revoked = credentials.0.clone();
+    opts.credentials = Some(std::sync::Arc::new(credentials));
+    let mut observer = Reviewer { seen: RecordingObserver::default(), approve: Some(approve) };
+    let report = engine::run(&workflow, opts, &mut observer).await;
+    let logs = observer.seen.log_text().join("\n");
+    let result = |name: &str| report.jobs.iter().find(|j| j.name == name).map(|j| (j.result, j.steps.len()));
+    assert_eq!(result("build"), Some((engine::Status::Success, 1)), "{logs}");
+    assert_eq!(result("deploy"), Some((engine::Status::Success, 1)), "{logs}");
+    assert_eq!(result("locked"), Some((engine::Status::Failure, 0)), "refused before any step: {logs}");
+    assert!(logs.contains("branch `x` is not allowed to deploy to `locked`"), "{logs}");
+    assert!(!logs.contains("never"), "{logs}");
+    assert!(logs.contains("token=*** at http://127.0.0.1:9"), "{logs}");
+    assert!(!logs.contains("mbx_test_run_token_value"), "{logs}");
+    assert_eq!(revoked.load(std::sync::atomic::Ordering::SeqCst), 2, "each job that ran gave its token back");
+    let events = &observer.seen.events;
+    let at = |event: &E| events.iter().position(|e| e == event).unwrap_or(usize::MAX);
+    let waiting = at(&E::JobWaiting("deploy".into(), "production".into()));
+    assert!(waiting < at(&E::JobFinished("build".into(), engine::Status::Success)), "{events:?}");
+    assert!(at(&E::JobFinished("build".into(), engine::Status::Success)) < at(&E::JobStarted("deploy".into())));
+    assert_eq!(report.result, engine::Status::Failure, "the refused job fails the run");
 }

@@ -112,6 +112,15 @@ impl Runner {
                 }
             }
         }
+        match self.protection(&p) {
+            Ok(gate) => opts.gate = Some(Arc::new(gate)),
+            Err(e) => {
+                let why = format!("cannot read the protection rules of {}'s environments: {e}", p.run.repository);
+                return self.fail_started(p.id, &p, &why);
+            }
+        }
+        // A pull request from a fork gets a read-only token, as on GitHub.
+        opts.credentials = self.run_credentials(&p, p.run.fork);
 
         let (updates, received) = mpsc::channel::<Write>();
         let writer = {
@@ -164,6 +173,31 @@ impl Runner {
         if let Err(e) = scratch.close() {
             tracing::warn!(run = p.id, dir = %path.display(), error = %e, "cannot clean up after a run");
         }
+    }
+
+    /// The gate of the run's jobs: its repository's protection rules as they are now.
+    fn protection(&self, p: &Prepared) -> Result<ProtectionGate, StoreError> {
+        let rules = self.inner.store.environments(Some(&p.run.repository))?;
+        let git_ref = p.github.get("ref").and_then(Value::as_str).map_or_else(
+            || p.run.branch.as_ref().map_or_else(|| p.run.sha.clone(), |b| format!("refs/heads/{b}")),
+            str::to_owned,
+        );
+        Ok(ProtectionGate {
+            run: p.id,
+            repository: p.run.repository.clone(),
+            git_ref,
+            rules: rules.into_iter().map(|r| (r.name.clone(), r)).collect(),
+            reviews: self.inner.reviews.clone(),
+        })
+    }
+
+    /// What issues the run's jobs their `MOBIUS_TOKEN`; `None` when nothing does (an
+    /// application without tokens, as in some tests).
+    fn run_credentials(&self, p: &Prepared, read_only: bool) -> Option<Arc<dyn JobCredentials>> {
+        let tokens = self.inner.run_tokens.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
+        let server = self.inner.server_url.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let credentials = RunCredentials { tokens, repository: p.run.repository.clone(), run: p.id, server, read_only };
+        Some(Arc::new(credentials))
     }
 
     /// A queued run that never started ends cancelled, with its events.

@@ -16,7 +16,7 @@ use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::AppState;
-use crate::auth::{Caller, Read, Run};
+use crate::auth::{Caller, Deploy, Read, Run};
 use crate::error::ApiError;
 use crate::extract::{Body, Json as JsonBody, Path, Query};
 use crate::page;
@@ -80,6 +80,11 @@ pub async fn start(
             other => (k, other.to_string()),
         })
         .collect();
+    // A job's run token starts runs of its own repository only.
+    if let Some(token) = &caller.token {
+        mobius_app::tokens::permits_repository(token, &request.repository)
+            .map_err(|refused| ApiError::forbidden(refused.to_string()))?;
+    }
     let actor = caller.token.as_ref().map_or_else(|| "mobius".to_owned(), |t| t.name.clone());
     let git_ref = request.git_ref.unwrap_or_else(|| "HEAD".to_owned());
     let dispatch =
@@ -252,6 +257,66 @@ pub async fn cancel(
     let runner = state.app.runs.clone();
     mobius_log::blocking::spawn(move || runner.cancel(id, &reason)).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "id": id, "cancelling": true }))).into_response())
+}
+
+/// The body of a review (`approve`, `reject`); optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewRequest {
+    comment: Option<String>,
+}
+
+/// The longest review comment kept.
+const MAX_COMMENT_CHARS: usize = 1000;
+
+/// `POST /api/v1/runs/{id}/jobs/{job}/approve` (`deploy` scope): lets a job waiting for its
+/// environment's review go on. The token's name must be among the environment's reviewers
+/// when it lists them (`403` otherwise); `409` when the job is not waiting.
+pub async fn approve(
+    caller: Caller<Deploy>,
+    State(state): State<AppState>,
+    Path((id, job)): Path<(i64, String)>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    review(caller, state, id, job, body, true).await
+}
+
+/// `POST /api/v1/runs/{id}/jobs/{job}/reject` (`deploy` scope): fails a job waiting for its
+/// environment's review, and so its run; the same rules as approving.
+pub async fn reject(
+    caller: Caller<Deploy>,
+    State(state): State<AppState>,
+    Path((id, job)): Path<(i64, String)>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    review(caller, state, id, job, body, false).await
+}
+
+async fn review(
+    caller: Caller<Deploy>,
+    state: AppState,
+    run: i64,
+    job: String,
+    body: Body,
+    approve: bool,
+) -> Result<Response, ApiError> {
+    let request: ReviewRequest = if body.bytes.is_empty() {
+        ReviewRequest::default()
+    } else {
+        serde_json::from_slice(&body.bytes).map_err(|e| ApiError::bad_request(format!("the body: {e}")))?
+    };
+    if request.comment.as_ref().is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS) {
+        return Err(ApiError::bad_request(format!("a comment is at most {MAX_COMMENT_CHARS} characters")));
+    }
+    // Reviewers are named by their tokens' names; with `--public-read` and no token, nobody.
+    let by = caller
+        .token
+        .as_ref()
+        .map(|t| t.name.clone())
+        .ok_or_else(|| ApiError::unauthorized("a review needs a token"))?;
+    let review = mobius_runs::environments::Review { run, job, approve, by, comment: request.comment };
+    let reviewed = state.app.runs.review(review).await?;
+    Ok(Json(reviewed).into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_token_salt.sql"),
     include_str!("migrations/0009_secrets.sql"),
     include_str!("migrations/0010_forge_statuses.sql"),
+    include_str!("migrations/0011_environments.sql"),
     include_str!("migrations/0012_repository_credentials.sql"),
     include_str!("migrations/0013_run_trigger.sql"),
 ];

@@ -5,6 +5,7 @@
 //! transaction durable before `append` returns: an acknowledged write survives kill -9 and
 //! power loss.
 
+mod environments;
 mod facts;
 mod forge;
 mod migrations;
@@ -23,9 +24,9 @@ use mobius_events::{AppendStatus, NewEvent, StoredEvent};
 use rusqlite::{Connection, OpenFlags, params};
 
 use crate::{
-    EventQuery, ForgeSettings, Heads, IngestContext, NewRun, PendingStatus, Repository, RolloutQuery, RolloutRow,
-    RunDetail, RunQuery, RunRecord, RunUpdate, Scope, SecretRecord, SliCompaction, SliCounts, SliMinute, StatusOutcome,
-    Store, StoreError, TokenRecord,
+    EnvironmentRecord, EventQuery, ForgeSettings, Heads, IngestContext, NewRun, PendingStatus, Repository,
+    RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunUpdate, Scope, SecretRecord, SliCompaction, SliCounts,
+    SliMinute, StatusOutcome, Store, StoreError, TokenRecord,
 };
 
 /// Bigger pages than SQLite's 4 KiB default halve the write calls of a bulk import.
@@ -254,14 +255,18 @@ impl Store for SqliteStore {
     fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
         self.with_writer(|conn| {
             conn.execute(
-                "INSERT INTO tokens (id, name, scope, created, secret_sha256, salt) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO tokens (id, name, scope, created, secret_sha256, salt, expires, repository, run_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     token.id,
                     token.name,
                     token.scope.as_str(),
                     to_micros(token.created),
                     token.secret_hash,
-                    token.salt
+                    token.salt,
+                    token.expires.map(to_micros),
+                    token.restriction.as_ref().map(|r| r.repository.as_str()),
+                    token.restriction.as_ref().map(|r| r.run),
                 ],
             )?;
             Ok(())
@@ -518,6 +523,18 @@ impl Store for SqliteStore {
         })
     }
 
+    fn put_environment(&self, environment: &EnvironmentRecord) -> Result<(), StoreError> {
+        self.with_writer(|conn| environments::put(conn, environment))
+    }
+
+    fn delete_environment(&self, repository: &str, name: &str) -> Result<bool, StoreError> {
+        self.with_writer(|conn| environments::delete(conn, repository, name))
+    }
+
+    fn environments(&self, repository: Option<&str>) -> Result<Vec<EnvironmentRecord>, StoreError> {
+        self.with_reader(|conn| environments::list(conn, repository))
+    }
+
     fn sli_counts(&self, service: &str, environment: &str, from: i64, to: i64) -> Result<Vec<SliCounts>, StoreError> {
         self.with_reader(|conn| sli::counts(conn, service, environment, from, to))
     }
@@ -655,6 +672,8 @@ mod tests {
             created: Timestamp::from_second(1_700_000_000).unwrap(),
             secret_hash: hash.into(),
             salt: salt.into(),
+            expires: None,
+            restriction: None,
         };
         store.insert_token(&token("b", "hb", "")).unwrap();
         store.insert_token(&token("a", "ha", "")).unwrap();

@@ -7,7 +7,7 @@ use mobius_events::{Origin, StoredEvent};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::facts::{DEPLOYMENT_COLUMNS, INCIDENT_COLUMNS, deployment_row, incident_row};
-use crate::{EventQuery, Scope, StoreError, TokenRecord, TokenScope};
+use crate::{EventQuery, Scope, StoreError, TokenRecord, TokenRestriction, TokenScope};
 
 pub(super) fn events(conn: &Connection, q: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
     // A time-bounded read goes through the `ts` index (then sorts the few rows by `seq`);
@@ -154,13 +154,29 @@ pub(super) enum TokenKey<'a> {
     LegacyHash(&'a str),
 }
 
-const TOKEN_COLUMNS: &str = "SELECT id, name, scope, created, secret_sha256, salt FROM tokens";
+const TOKEN_COLUMNS: &str =
+    "SELECT id, name, scope, created, secret_sha256, salt, expires, repository, run_id FROM tokens";
 
 fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<TokenRecord, StoreError>> {
     let (id, name, scope): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
     let (created, secret_hash, salt): (i64, String, String) = (r.get(3)?, r.get(4)?, r.get(5)?);
+    let (expires, repository, run): (Option<i64>, Option<String>, Option<i64>) = (r.get(6)?, r.get(7)?, r.get(8)?);
+    let restriction = match (repository, run) {
+        (Some(repository), Some(run)) => Some(TokenRestriction { repository, run }),
+        (None, None) => None,
+        _ => return Ok(Err(StoreError::Corrupt(format!("token {id} is restricted to a repository or a run alone")))),
+    };
     Ok(match TokenScope::parse(&scope) {
-        Some(scope) => Ok(TokenRecord { id, name, scope, created: from_micros(created), secret_hash, salt }),
+        Some(scope) => Ok(TokenRecord {
+            id,
+            name,
+            scope,
+            created: from_micros(created),
+            secret_hash,
+            salt,
+            expires: expires.map(from_micros),
+            restriction,
+        }),
         None => Err(StoreError::Corrupt(format!("token {id} has scope `{scope}`"))),
     })
 }

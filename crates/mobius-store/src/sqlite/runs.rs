@@ -97,6 +97,8 @@ fn times(state: RunState, at: i64) -> (Option<i64>, Option<i64>) {
     match state {
         RunState::Queued => (None, None),
         RunState::Running => (Some(at), None),
+        // A job waiting for its environment's reviewers has not started.
+        RunState::Waiting => (None, None),
         // A job skipped or cancelled before it started has no start.
         _ => (None, Some(at)),
     }
@@ -201,7 +203,7 @@ pub(super) fn interrupt_in_flight(tx: &Transaction<'_>, at: Timestamp) -> Result
     )?;
     tx.execute(
         "UPDATE run_jobs SET state = 'interrupted', finished_at = ?1
-         WHERE state IN ('queued', 'running') AND run_id IN (SELECT id FROM runs WHERE state = 'interrupted')",
+         WHERE state IN ('queued', 'running', 'waiting') AND run_id IN (SELECT id FROM runs WHERE state = 'interrupted')",
         [at],
     )?;
     tx.execute(

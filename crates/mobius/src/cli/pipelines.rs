@@ -1,4 +1,5 @@
-//! The pipeline commands' arguments: `lint`, `run`, `repo`, `runs`, `actions` and `secret`.
+//! The pipeline commands' arguments: `lint`, `run`, `repo`, `runs`, `actions`, `secret` and
+//! `environment`.
 
 use std::path::PathBuf;
 
@@ -94,6 +95,45 @@ pub enum SecretCommand {
     },
     /// Reseal every secret under a new key and replace the key file (restart the server after)
     RotateKey,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnvironmentCommand {
+    /// Give an environment protection rules (replacing those it had)
+    Protect {
+        /// The repository (`owner/name`, as registered)
+        repo: String,
+        /// The environment, as jobs name it in `environment:`
+        environment: String,
+        /// A token name that may approve or reject its jobs (repeatable; implies
+        /// --require-review)
+        #[arg(long = "reviewer", value_name = "NAME")]
+        reviewers: Vec<String>,
+        /// Jobs wait for a review; without --reviewer, any `deploy` or `admin` token may give it
+        #[arg(long)]
+        require_review: bool,
+        /// A branch pattern allowed to deploy (`main`, `release/*`; `refs/tags/v*` for tags;
+        /// repeatable) [default: every branch and tag]
+        #[arg(long = "branch", value_name = "PATTERN")]
+        branches: Vec<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// The protected environments and their rules
+    List {
+        /// Only this repository's
+        #[arg(long)]
+        repo: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Remove an environment's protection rules
+    Unprotect {
+        repo: String,
+        environment: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -260,6 +300,27 @@ pub enum RunsCommand {
     /// Cancel a queued or running run (needs the server and a `run` token)
     Cancel {
         id: i64,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Let a job waiting for its environment's review go on (needs the server and a `deploy`
+    /// token whose name is among the environment's reviewers, when it lists them)
+    Approve {
+        id: i64,
+        /// The job as `mobius runs show` lists it, e.g. `deploy` or `deploy (eu)`
+        job: String,
+        /// Why, for the record (in the approval's event)
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Fail a job waiting for its environment's review, and so its run (as `approve`)
+    Reject {
+        id: i64,
+        job: String,
+        #[arg(long)]
+        comment: Option<String>,
         #[command(flatten)]
         remote: Remote,
     },

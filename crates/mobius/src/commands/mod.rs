@@ -7,6 +7,7 @@ mod backend;
 mod chaos;
 mod demo;
 mod deploy;
+mod environment;
 mod events;
 mod incident;
 mod lint;
@@ -47,6 +48,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Run(args) => run::run(data_dir, json, args),
         Command::Actions(command) => actions::run(data_dir, json, command),
         Command::Secret(command) => secret::run(data_dir, json, command).await,
+        Command::Environment(command) => environment::run(data_dir, json, command).await,
         Command::Init(args) => deploy::init(args),
         Command::Deploy(args) => deploy::deploy(data_dir, json, args).await,
         Command::Rollout(command) => deploy::rollout(data_dir, json, command).await,

@@ -1,7 +1,7 @@
-//! `mobius runs list|show|logs|cancel|rerun`: the server's pipeline runs.
+//! `mobius runs list|show|logs|start|cancel|approve|reject|rerun`: the server's pipeline runs.
 //!
 //! Reads (`list`, `show`, `logs`) go through the runs interface: the local data directory, or
-//! `--server`. `cancel` and `rerun` act on the server that runs the pipelines, so they always
+//! `--server`. `cancel`, `approve`, `reject` and `rerun` act on the server that runs the pipelines, so they always
 //! go through the API: `--server`, else the configured listen address.
 
 use std::path::Path;
@@ -62,6 +62,25 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: RunsCommand) -> R
                 print_json(&answer)?;
             } else {
                 println!("Cancelling run {id}");
+            }
+        }
+        RunsCommand::Approve { id, job, comment, remote } => {
+            let answer = backend::server(data_dir, &remote)?.review(id, &job, true, comment.as_deref()).await?;
+            if json {
+                print_json(&answer)?;
+            } else {
+                println!("Approved {job} of run {id} to deploy to {}", answer["environment"].as_str().unwrap_or("?"));
+            }
+        }
+        RunsCommand::Reject { id, job, comment, remote } => {
+            let answer = backend::server(data_dir, &remote)?.review(id, &job, false, comment.as_deref()).await?;
+            if json {
+                print_json(&answer)?;
+            } else {
+                println!(
+                    "Rejected {job} of run {id}: it will not deploy to {}",
+                    answer["environment"].as_str().unwrap_or("?")
+                );
             }
         }
         RunsCommand::Rerun { id, failed, remote } => {

@@ -46,6 +46,16 @@ pub async fn run(data_dir: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
         tracing::warn!(%address, "listening beyond loopback: every mutation still needs a token");
     }
     eprintln!("mobius listening on http://{address}");
+    // Jobs reach the API here (`MOBIUS_SERVER`): on this machine, so through loopback when the
+    // server listens on every address.
+    let mut reachable = address;
+    if reachable.ip().is_unspecified() {
+        reachable.set_ip(match address {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    app.runs.set_server_url(format!("http://{reachable}"));
 
     let recovered = app.recover().await?;
     if recovered.rollouts > 0 {

@@ -8,6 +8,7 @@ mod cli;
 mod deploy;
 mod dispatch;
 mod durability;
+mod environments;
 mod forge_statuses;
 mod golden;
 mod hardening;

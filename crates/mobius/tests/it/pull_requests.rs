@@ -14,7 +14,9 @@ use crate::util::{Dir, GITHUB_SECRET, GITLAB_TOKEN, Server, http, sign};
 const CHECK: &str = "on:\n  pull_request:\n    branches: [main]\njobs:\n  check:\n    runs-on: ubuntu-latest\n    steps:\n      \
                      - uses: actions/checkout@v4\n      \
                      - run: echo \"pr=${{ github.event.number }} ${{ github.event.action }} ref=${{ github.ref }} sha=${{ github.sha }} head=${{ github.head_ref }} base=${{ github.base_ref }} key-length=${#KEY} file=$(cat feature.txt)\"\n        \
-                     env:\n          KEY: ${{ secrets.DEPLOY_KEY }}\n  \
+                     env:\n          KEY: ${{ secrets.DEPLOY_KEY }}\n      \
+                     - if: github.event.number == 8\n        \
+                     run: printf %s \"$MOBIUS_TOKEN\" > @OUT@/token; for i in $(seq 600); do [ -f @OUT@/done ] && break; sleep 0.1; done\n  \
                      deploy:\n    needs: check\n    if: github.event.pull_request.head.repo.full_name != github.repository\n    runs-on: ubuntu-latest\n    steps:\n      \
                      - uses: mobius/deploy@v1\n        with:\n          service: app\n          environment: preview\n          artifact: sha256:0000000000000000000000000000000000000000000000000000000000000000\n";
 
@@ -88,7 +90,12 @@ fn pull_requests_merge_requests_and_releases_run_with_githubs_semantics() {
     let work = dir.path().join("work");
     std::fs::create_dir_all(work.join(".github/workflows")).unwrap();
     git(&work, &["init", "-q", "-b", "main"]);
-    std::fs::write(work.join(".github/workflows/check.yml"), CHECK).unwrap();
+    // A directory the steps' user may write (`nobody` when the tests run as root).
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let check = CHECK.replace("@OUT@", out.to_str().unwrap());
+    std::fs::write(work.join(".github/workflows/check.yml"), check).unwrap();
     std::fs::write(work.join(".github/workflows/release.yml"), RELEASE).unwrap();
     let base = commit(&work, &[("feature.txt", "none")], "Initial");
     let bare = forge.join("acme/app.git");
@@ -119,8 +126,8 @@ fn pull_requests_merge_requests_and_releases_run_with_githubs_semantics() {
 
     let added = dir.json(&["repo", "add", &format!("{}/acme/app.git", daemon.url), "--name", "acme/app"]);
     assert_eq!(added["name"], "acme/app", "{added}");
-    let out = secret(&dir, &["set", "DEPLOY_KEY", "--repo", "acme/app"], &format!("{KEY}\n"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stored = secret(&dir, &["set", "DEPLOY_KEY", "--repo", "acme/app"], &format!("{KEY}\n"));
+    assert!(stored.status.success(), "{}", String::from_utf8_lossy(&stored.stderr));
     let server = dir.serve_with_env(&[("MOBIUS_POLL_INTERVAL", "1h")]);
 
     // From the repository itself: the merge commit, the refs GitHub gives, the secret.
@@ -170,6 +177,15 @@ fn pull_requests_merge_requests_and_releases_run_with_githubs_semantics() {
         "pull_request/opened.payload.json",
         pull_request("opened", 8, "someone/app", "main", forked.clone(), "main"),
     );
+    // Its token only reads: its own run, but not a re-run of it.
+    let token = wait_for("the fork's run token", || std::fs::read_to_string(out.join("token")).ok());
+    let run = wait_for("the fork's run", || runs(&server).get(2).cloned());
+    let own = http().get(server.url(&format!("/api/v1/runs/{}", run["id"]))).bearer_auth(&token).send().unwrap();
+    assert_eq!(own.status(), reqwest::StatusCode::OK);
+    let rerun =
+        http().post(server.url(&format!("/api/v1/runs/{}/rerun", run["id"]))).bearer_auth(&token).send().unwrap();
+    assert_eq!(rerun.status(), reqwest::StatusCode::FORBIDDEN, "a fork's token is read-only");
+    std::fs::write(out.join("done"), "").unwrap();
     let (run, logs) = nth_run(&dir, &server, 3);
     assert_eq!((run["sha"].as_str(), run["fork"].as_bool()), (Some(forked.as_str()), Some(true)), "{run}");
     assert!(

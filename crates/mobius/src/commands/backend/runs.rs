@@ -76,6 +76,22 @@ impl Remote {
         self.client.json(self.client.request(Method::POST, &format!("/api/v1/runs/{id}/cancel"))).await
     }
 
+    /// Approves or rejects a job waiting for its environment's review (a `deploy` token);
+    /// answers `{"run", "job", "environment", "decision", "by"}`.
+    pub async fn review(&self, id: i64, job: &str, approve: bool, comment: Option<&str>) -> Result<Value> {
+        let action = if approve { "approve" } else { "reject" };
+        let mut job_segment = String::new();
+        for byte in job.bytes() {
+            match byte {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => job_segment.push(byte as char),
+                other => job_segment.push_str(&format!("%{other:02X}")),
+            }
+        }
+        let path = format!("/api/v1/runs/{id}/jobs/{job_segment}/{action}");
+        let body = serde_json::json!({ "comment": comment });
+        self.client.json(self.client.request(Method::POST, &path).json(&body)).await
+    }
+
     /// Queues a manual run (`workflow_dispatch`; a `run` token); answers `{"id"}`.
     pub async fn start_run(&self, body: &Value) -> Result<Value> {
         self.client.json(self.client.request(Method::POST, "/api/v1/runs").json(body)).await
