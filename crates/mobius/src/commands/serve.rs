@@ -45,6 +45,7 @@ pub async fn run(data_dir: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
     if !address.ip().is_loopback() {
         tracing::warn!(%address, "listening beyond loopback: every mutation still needs a token");
     }
+    let shutdown = shutdown_signal();
     eprintln!("mobius listening on http://{address}");
     // Jobs reach the API here (`MOBIUS_SERVER`): on this machine, so through loopback when the
     // server listens on every address.
@@ -75,7 +76,7 @@ pub async fn run(data_dir: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
             limits: settings.limits.clone(),
         },
     );
-    mobius_server::serve(listener, state, shutdown_signal()).await.context("the server failed")?;
+    mobius_server::serve(listener, state, shutdown).await.context("the server failed")?;
     background.stop().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
@@ -96,26 +97,33 @@ pub(super) fn app_config(settings: &Settings) -> Result<mobius_app::Config> {
     Ok(config)
 }
 
-/// SIGTERM or SIGINT (`mobius serve` and `mobius proxy` stop on either).
-pub(super) async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// SIGTERM or SIGINT (`mobius serve` and `mobius proxy` stop on either). The handlers are
+/// installed when this is called, not when the future is first polled: a signal that comes
+/// right after the server said it listens (while it still recovers its runs) stops it cleanly
+/// instead of killing it.
+pub(super) fn shutdown_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => {
-                let _ = interrupt.await;
-                return;
+    let signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (signal(SignalKind::terminate()).ok(), signal(SignalKind::interrupt()).ok())
+    };
+    async move {
+        #[cfg(unix)]
+        match signals {
+            (Some(mut term), Some(mut interrupt)) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = interrupt.recv() => {},
+                }
             }
-        };
-        tokio::select! {
-            _ = interrupt => {},
-            _ = term.recv() => {},
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutting down: finishing in-flight requests");
     }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
 }
