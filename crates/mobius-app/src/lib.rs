@@ -167,6 +167,7 @@ impl App {
                 sandbox: config.sandbox.clone(),
                 data_dir: config.data_dir.clone(),
                 external_proxy: config.external_proxy,
+                secrets: config.secrets.clone(),
             },
         );
         let runs = Runner::new(

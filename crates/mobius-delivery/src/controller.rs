@@ -117,16 +117,25 @@ impl Deployer {
                     continue;
                 }
                 Action::StartNew { count } => {
-                    let launch = self.launch(&spec, &stored.rollout.environment, &stored.rollout.new);
-                    match self.inner.supervisor.start(&launch, count).await {
+                    // A secret removed since the deploy fails the rollout, saying which.
+                    let started = match self.launch(&spec, &stored.rollout.environment, &stored.rollout.new).await {
+                        Ok(launch) => self.inner.supervisor.start(&launch, count).await.map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    match started {
                         Ok(instances) => stored.rollout.started(self.now(), instances),
-                        Err(e) => stored.rollout.failed(self.now(), &e.to_string()),
+                        Err(e) => stored.rollout.failed(self.now(), &e),
                     }
                     plane.set_table(table(&stored.rollout));
                 }
                 Action::ReplaceOne { index } => {
-                    let launch = self.launch(&spec, &stored.rollout.environment, &stored.rollout.new);
-                    match self.inner.supervisor.start_one(&launch, index, None).await {
+                    let started = match self.launch(&spec, &stored.rollout.environment, &stored.rollout.new).await {
+                        Ok(launch) => {
+                            self.inner.supervisor.start_one(&launch, index, None).await.map_err(|e| e.to_string())
+                        }
+                        Err(e) => Err(e.to_string()),
+                    };
+                    match started {
                         Ok(instance) => {
                             let old = stored.rollout.stable.as_ref().and_then(|s| s.instances.first().cloned());
                             stored.rollout.replaced(self.now(), instance, old.clone());
@@ -139,7 +148,7 @@ impl Deployer {
                         Err(e) => {
                             // Instances of the new version that did start are stopped; stable serves.
                             let started = std::mem::take(&mut stored.rollout.new.instances);
-                            stored.rollout.failed(self.now(), &e.to_string());
+                            stored.rollout.failed(self.now(), &e);
                             plane.set_table(table(&stored.rollout));
                             for instance in &started {
                                 self.inner.supervisor.stop(instance, spec.run.shutdown_grace.0).await;

@@ -22,7 +22,7 @@ pub(crate) mod sli;
 pub mod steps;
 pub mod upload;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -51,6 +51,9 @@ pub struct DeployConfig {
     /// Route through separate `mobius proxy` processes (files in `<data>/proxy/`) instead of
     /// proxies embedded in this process.
     pub external_proxy: bool,
+    /// Where `${{ secrets.NAME }}` in `run.env` is read from when an instance starts; without
+    /// it a release that names a secret is refused.
+    pub secrets: Option<mobius_secrets::Secrets>,
 }
 
 /// Why a deployment operation was refused or failed, in the control plane's words.
@@ -93,6 +96,15 @@ pub enum DeployError {
     NotRunningHere { service: String, environment: String },
     #[error("cannot listen on {listen} for {service} in {environment}")]
     Listen { listen: std::net::SocketAddr, service: String, environment: String, source: std::io::Error },
+    /// `run.env` names a secret that is not stored (the message says where and how to set it).
+    #[error("{0}")]
+    MissingSecret(String),
+    #[error("cannot open the secrets of {repository}")]
+    Secrets {
+        repository: String,
+        #[source]
+        source: mobius_secrets::SecretError,
+    },
     #[error("cannot encode the rollout")]
     Encode(#[source] serde_json::Error),
     #[error("storage failed")]
@@ -180,6 +192,8 @@ impl Deployer {
                 known: names.join(", "),
             }
         })?;
+        // Every secret `run.env` names is stored, before anything is written.
+        self.instance_env(spec, Some(&release.spec_text), &request.environment).await?;
         let exception = self.check_policy(&request.service, &request.environment, request.reason).await?;
         self.check_slo_sources(spec, request.reason.is_some()).await?;
         let latest = self.latest(&request.service, &request.environment).await?;
@@ -388,7 +402,13 @@ impl Deployer {
                         continue;
                     }
                 };
-                let launch = self.launch(&its_spec, &stored.rollout.environment, &deployed);
+                let launch = match self.launch(&its_spec, &stored.rollout.environment, &deployed).await {
+                    Ok(launch) => launch,
+                    Err(e) => {
+                        tracing::error!(rollout = row.id, error = %e, "cannot start this version's instances: they are not re-adopted");
+                        continue;
+                    }
+                };
                 let mut kept = self.inner.supervisor.adopt(&launch, &deployed.instances).await;
                 let lost: Vec<_> =
                     deployed.instances.iter().filter(|i| !kept.iter().any(|k| k.addr == i.addr)).cloned().collect();
@@ -571,21 +591,66 @@ impl Deployer {
         Ok(plane)
     }
 
-    fn launch(&self, spec: &ServiceSpec, environment: &str, deployed: &Deployed) -> Launch {
-        Launch {
+    /// How to start `deployed`'s instances in `environment`, with `run.env`'s secrets put in.
+    async fn launch(&self, spec: &ServiceSpec, environment: &str, deployed: &Deployed) -> Result<Launch, DeployError> {
+        Ok(Launch {
             service: spec.name().to_owned(),
             environment: environment.to_owned(),
             version: deployed.version.clone(),
             workdir: PathBuf::from(&deployed.release),
             command: spec.run.command.value.clone(),
             args: spec.run.args.clone(),
-            env: spec.run.env.clone(),
+            env: self.instance_env(spec, None, environment).await?,
             port_env: spec.run.port_env.clone(),
             health_path: spec.run.health.value.clone(),
             readiness_timeout: spec.run.readiness_timeout.0,
             shutdown_grace: spec.run.shutdown_grace.0,
             log_dir: release::log_dir(&self.inner.config.data_dir, spec.name(), environment),
+        })
+    }
+
+    /// `run.env` for instances in `environment`, each `${{ secrets.NAME }}` replaced by the
+    /// secret of the spec's repository (the environment's over the repository's), read now:
+    /// the values live only in the instances' environment. With `text` (the release's
+    /// mobius.yaml) a missing secret is named at its line.
+    async fn instance_env(
+        &self,
+        spec: &ServiceSpec,
+        text: Option<&str>,
+        environment: &str,
+    ) -> Result<BTreeMap<String, String>, DeployError> {
+        use mobius_deploy::secret_refs;
+        let env = spec.run.env.clone();
+        if secret_refs::referenced_names(&env).is_empty() {
+            return Ok(env);
         }
+        // The spec was checked: a reference comes with a repository.
+        let repository = spec.repository.clone().unwrap_or_default();
+        let stored = match &self.inner.config.secrets {
+            None => None,
+            Some(secrets) => {
+                let (secrets, name) = (secrets.clone(), repository.clone());
+                let opened = mobius_log::blocking::spawn(move || secrets.for_repository(&name)).await;
+                Some(opened.map_err(|source| DeployError::Secrets { repository: repository.clone(), source })?)
+            }
+        };
+        let mut visible = stored.as_ref().map(|s| s.repository.clone()).unwrap_or_default();
+        if let Some(scoped) = stored.as_ref().and_then(|s| s.environments.get(environment)) {
+            visible.extend(scoped.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        secret_refs::resolve(&env, &visible).map_err(|missing| {
+            let at = text
+                .map(|text| {
+                    let (line, column) = secret_refs::position(text, &missing.variable);
+                    format!("mobius.yaml:{line}:{column}: ")
+                })
+                .unwrap_or_default();
+            DeployError::MissingSecret(format!(
+                "{at}`run.env.{}` uses secret `{}`, which is not set for {repository} in {environment} \
+                 (`mobius secret set {} --repo {repository} [--environment {environment}]`)",
+                missing.variable, missing.secret, missing.secret
+            ))
+        })
     }
 
     async fn change(

@@ -1,7 +1,8 @@
 //! Credentials do not belong in `mobius.yaml`'s `run.env`: the file is stored with every
 //! rollout (in the database, its WAL and backups) and in the release directory, in clear.
-//! Until Mobius has a secret store to resolve them from at deploy time, a release whose
-//! `run.env` holds what looks like a credential is refused, naming the variable and where it is.
+//! A release whose `run.env` holds what looks like a credential is refused, naming the variable
+//! and where it is; the place for one is the secret store, named as `${{ secrets.NAME }}` (see
+//! [`crate::secret_refs`]).
 //!
 //! "Looks like" is two checks: a variable named like a secret (`…PASSWORD…`, `…SECRET…`,
 //! `…TOKEN…`, `…CREDENTIAL…`, `…PRIVATE_KEY`, `…API_KEY`, `…ACCESS_KEY`, `…DEPLOY_KEY` and
@@ -39,7 +40,11 @@ const TOKEN_PREFIXES: [&str; 10] =
 /// credential; the error is at the variable's line in `text`.
 pub fn check(file: &str, text: &str, env: &BTreeMap<String, String>) -> Result<(), SpecError> {
     for (name, value) in env {
-        if let Some(why) = looks_like_credential(name, value) {
+        // `${{ secrets.NAME }}` is where a credential belongs: around one (`Bearer …`), only a
+        // credential's own format counts, not the variable's name.
+        let around = crate::secret_refs::without_references(value);
+        let judged_name = if around.len() == value.len() { name.as_str() } else { "" };
+        if let Some(why) = looks_like_credential(judged_name, &around) {
             let (line, column) = position_of(text, name);
             return Err(SpecError {
                 file: file.to_owned(),
@@ -47,9 +52,9 @@ pub fn check(file: &str, text: &str, env: &BTreeMap<String, String>) -> Result<(
                 column,
                 message: format!(
                     "`run.env.{name}` looks like a credential ({why}): mobius.yaml is stored in clear with every \
-                     rollout and release, so it must not hold secrets — give the service its secrets another way \
-                     (a file outside the release, readable by the user it runs as) until Mobius resolves them from \
-                     its secret store"
+                     rollout and release, so it must not hold secrets — store it (`mobius secret set {name} --repo \
+                     owner/name [--environment E]`) and write `${{{{ secrets.{name} }}}}` here, with `repository: \
+                     owner/name` in mobius.yaml"
                 ),
             });
         }
@@ -94,7 +99,7 @@ pub fn looks_like_credential(name: &str, value: &str) -> Option<&'static str> {
         && !scheme.is_empty()
         && let Some((userinfo, _)) = rest.split_once('@')
         && !userinfo.contains('/')
-        && userinfo.contains(':')
+        && userinfo.split_once(':').is_some_and(|(_, password)| !password.is_empty())
     {
         return Some("it is a URL with a password");
     }
@@ -103,7 +108,8 @@ pub fn looks_like_credential(name: &str, value: &str) -> Option<&'static str> {
 
 /// The line and column of `name` as a key in `text` (its first appearance followed by `:`),
 /// else the top of the file.
-fn position_of(text: &str, name: &str) -> (u64, u64) {
+/// Where `name:` first appears in `text` (line, column; `(1, 1)` when it does not).
+pub(crate) fn position_of(text: &str, name: &str) -> (u64, u64) {
     for (index, line) in text.lines().enumerate() {
         for quote in ["", "\"", "'"] {
             let key = format!("{quote}{name}{quote}:");
@@ -170,5 +176,20 @@ mod tests {
         let shown = error.to_string();
         assert!(shown.starts_with("mobius.yaml:6:5: `run.env.DB_PASSWORD` looks like a credential"), "{shown}");
         assert!(!shown.contains("hunter2"), "the value is never repeated: {shown}");
+        assert!(shown.contains("`${{ secrets.DB_PASSWORD }}`"), "it says where the secret goes: {shown}");
+    }
+
+    #[test]
+    fn a_reference_to_a_stored_secret_is_not_a_credential() {
+        let env = BTreeMap::from([
+            ("DB_PASSWORD".into(), "${{ secrets.DB_PASSWORD }}".into()),
+            ("DATABASE_URL".into(), "postgres://app:${{ secrets.DB_PASSWORD }}@db/app".into()),
+            ("API_TOKEN".into(), "Bearer ${{ secrets.API_TOKEN }}".into()),
+        ]);
+        assert!(check("mobius.yaml", "", &env).is_ok());
+        let mut leaked = env.clone();
+        leaked.insert("AUTH".into(), "ghp_abcdefghijklmnopqrstuvwxyz0123${{ secrets.SUFFIX }}".into());
+        let error = check("mobius.yaml", "", &leaked).unwrap_err();
+        assert!(error.message.starts_with("`run.env.AUTH`"), "a token around a reference still counts: {error}");
     }
 }

@@ -10,5 +10,6 @@ pub mod analysis;
 pub mod credentials;
 pub mod load;
 pub mod rollout;
+pub mod secret_refs;
 pub mod spec;
 pub mod supervisor;

@@ -68,6 +68,10 @@ pub struct ServiceSpec {
     /// Path of its runbook, relative to the repository.
     #[serde(default)]
     pub runbook: Option<String>,
+    /// The repository it is built from (`owner/name`, as registered with `mobius repo add`):
+    /// whose stored secrets `${{ secrets.NAME }}` in `run.env` reads.
+    #[serde(default)]
+    pub repository: Option<String>,
     /// How to run one instance.
     pub run: RunSpec,
     /// The environments, in promotion order.
@@ -327,7 +331,37 @@ impl ServiceSpec {
             SpecError { file: file.to_owned(), line, column, message }
         })?;
         spec.validate(file)?;
+        spec.check_secret_references(file, text)?;
         Ok(spec)
+    }
+
+    /// `${{ secrets.NAME }}` in `run.env` is well formed, and names a repository to read the
+    /// secrets from; errors at the variable's line.
+    fn check_secret_references(&self, file: &str, text: &str) -> Result<(), SpecError> {
+        let at = |variable: &str, message: String| {
+            let (line, column) = crate::credentials::position_of(text, variable);
+            SpecError { file: file.to_owned(), line, column, message }
+        };
+        let references = crate::secret_refs::env_references(&self.run.env)
+            .map_err(|(variable, e)| at(&variable, format!("`run.env.{variable}`: {e}")))?;
+        if let Some((variable, secret)) = references.first() {
+            match &self.repository {
+                None => {
+                    return Err(at(
+                        variable,
+                        format!(
+                            "`run.env.{variable}` uses secret `{secret}`: set `repository: owner/name` (the registered \
+                             repository whose secrets the service reads)"
+                        ),
+                    ));
+                }
+                Some(repository) if repository.split('/').filter(|p| !p.is_empty()).count() < 2 => {
+                    return Err(at("repository", format!("`repository`: `{repository}` is not owner/name")));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
     }
 
     /// The service's name.
@@ -625,6 +659,33 @@ mod tests {
         assert!(e.starts_with("mobius.yaml:4:19: `1000000") && e.contains("is not a duration"), "{e}");
         assert_eq!(Span(Duration::from_millis(1500)).to_string(), "1500ms");
         assert_eq!(Span(Duration::from_secs(300)).to_string(), "5m");
+    }
+
+    #[test]
+    fn secret_references_in_run_env_need_a_repository_and_the_right_form() {
+        let spec = |head: &str, env: &str| {
+            format!(
+                "service: shop\n{head}run:\n  command: ./shop\n  env:\n    LOG: info\n    {env}\nenvironments:\n  - name: production\n    listen: 127.0.0.1:8080\n"
+            )
+        };
+        let ok = ServiceSpec::parse("mobius.yaml", &spec("repository: acme/shop\n", "DB: \"${{ secrets.DB_URL }}\""))
+            .unwrap();
+        assert_eq!(ok.repository.as_deref(), Some("acme/shop"));
+        assert_eq!(ok.run.env["DB"], "${{ secrets.DB_URL }}", "the reference is kept, not resolved");
+        let error =
+            ServiceSpec::parse("mobius.yaml", &spec("", "DB: \"${{ secrets.DB_URL }}\"")).unwrap_err().to_string();
+        assert!(
+            error.starts_with("mobius.yaml:6:5: `run.env.DB` uses secret `DB_URL`: set `repository: owner/name`"),
+            "{error}"
+        );
+        let error = ServiceSpec::parse("mobius.yaml", &spec("repository: acme/shop\n", "DB: \"${{ vars.DB }}\""))
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("mobius.yaml:7:5: `run.env.DB`: only `${{ secrets.NAME }}` is resolved"), "{error}");
+        let error = ServiceSpec::parse("mobius.yaml", &spec("repository: shop\n", "DB: \"${{ secrets.DB_URL }}\""))
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("mobius.yaml:2:1: `repository`: `shop` is not owner/name"), "{error}");
     }
 
     /// The committed schema is what the types generate: regenerate it with

@@ -187,6 +187,7 @@ impl From<DeployError> for ApiError {
             | D::NoListenAddress { .. }
             | D::AnalysisStep(_)
             | D::SloSource(_)
+            | D::MissingSecret(_)
             | D::Fault(_) => ApiError::client(StatusCode::BAD_REQUEST, "bad_request", &e),
             D::NeverDeployed { .. } | D::NotRunningHere { .. } => {
                 ApiError::client(StatusCode::NOT_FOUND, "not_found", &e)
@@ -199,7 +200,7 @@ impl From<DeployError> for ApiError {
             | D::RolloutOver { .. } => ApiError::client(StatusCode::CONFLICT, "conflict", &e),
             // The address is taken: another process, or another environment's proxy.
             D::Listen { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", Chain(&e).to_string()),
-            D::Encode(_) | D::Store(_) => ApiError::internal(e),
+            D::Encode(_) | D::Store(_) | D::Secrets { .. } => ApiError::internal(e),
         }
     }
 }

@@ -6,6 +6,7 @@
 mod actions;
 mod cli;
 mod deploy;
+mod deploy_secrets;
 mod dispatch;
 mod durability;
 mod environments;
