@@ -19,6 +19,7 @@ import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import time
 import urllib.request
 
@@ -57,6 +58,18 @@ def history(bare, commits, workflow):
     subprocess.run(["git", "fast-import", "--quiet"], cwd=bare, input=stream, text=True, check=True)
 
 
+# A threading HTTP server that runs CGI programs under /cgi-bin/ (Python's own handler).
+CGI_SERVER = """
+import sys, warnings
+warnings.simplefilter("ignore")
+from http.server import CGIHTTPRequestHandler, ThreadingHTTPServer
+class Quiet(CGIHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Quiet).serve_forever()
+"""
+
+
 def du_kib(path):
     return int(subprocess.run(["du", "-sk", path], capture_output=True, text=True, check=True).stdout.split()[0])
 
@@ -80,6 +93,8 @@ def main():
     p.add_argument("--history", type=int, default=10_000)
     p.add_argument("--pushes", type=int, default=50)
     p.add_argument("--payload", required=True, help="a GitHub push payload to start from")
+    p.add_argument("--transport", choices=["git", "http"], default="git",
+                   help="how the remote is served: `git daemon` (git://) or `git http-backend` (smart HTTP)")
     a = p.parse_args()
     work = os.path.abspath(a.work)
     shutil.rmtree(work, ignore_errors=True)
@@ -96,10 +111,26 @@ def main():
 
     port = free_port()
     exec_path = git(work, "--exec-path")
-    daemon = subprocess.Popen([f"{exec_path}/git-daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1",
-                               f"--port={port}", f"--base-path={work}/forge", f"{work}/forge"],
-                              stderr=subprocess.DEVNULL)
-    url = f"git://127.0.0.1:{port}/bench/app.git"
+    if a.transport == "git":
+        daemon = subprocess.Popen([f"{exec_path}/git-daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1",
+                                   f"--port={port}", f"--base-path={work}/forge", f"{work}/forge"],
+                                  stderr=subprocess.DEVNULL)
+        url = f"git://127.0.0.1:{port}/bench/app.git"
+    else:
+        # Smart HTTP as forges serve it: `git http-backend` as a CGI program behind Python's
+        # threading HTTP server (what the tests' loopback forge does in Rust).
+        cgi = f"{work}/www/cgi-bin"
+        os.makedirs(cgi)
+        with open(f"{cgi}/git", "w") as f:
+            # Python's CGI handler runs programs as `nobody` when it is root: git must accept a
+            # repository another user owns.
+            f.write(f"#!/bin/sh\nexport GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=safe.directory GIT_CONFIG_VALUE_0='*'\n"
+                    f"exec {exec_path}/git-http-backend\n")
+        os.chmod(f"{cgi}/git", 0o755)
+        server_env = dict(os.environ, GIT_PROJECT_ROOT=f"{work}/forge", GIT_HTTP_EXPORT_ALL="1")
+        daemon = subprocess.Popen([sys.executable, "-c", CGI_SERVER, str(port)], cwd=f"{work}/www", env=server_env,
+                                  stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}/cgi-bin/git/bench/app.git"
     for _ in range(200):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
@@ -173,6 +204,7 @@ def main():
     latencies.sort()
     q = statistics.quantiles(latencies, n=100, method="inclusive")
     print(json.dumps({
+        "transport": a.transport,
         "history_commits": a.history,
         "history_made_s": round(made, 2),
         "pushes": len(latencies),
