@@ -306,6 +306,7 @@ pub enum RunsCommand {
     /// Let a job waiting for its environment's review go on (needs the server and a `deploy`
     /// token whose name is among the environment's reviewers, when it lists them)
     Approve {
+        /// The run's id
         id: i64,
         /// The job as `mobius runs show` lists it, e.g. `deploy` or `deploy (eu)`
         job: String,
@@ -317,8 +318,11 @@ pub enum RunsCommand {
     },
     /// Fail a job waiting for its environment's review, and so its run (as `approve`)
     Reject {
+        /// The run's id
         id: i64,
+        /// The job as `mobius runs show` lists it
         job: String,
+        /// Why, for the record (in the rejection's event)
         #[arg(long)]
         comment: Option<String>,
         #[command(flatten)]
