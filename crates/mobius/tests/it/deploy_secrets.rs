@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 
 use crate::deploy::{Cleanup, against, body, finished, free_port};
 use crate::stored_secrets::secret;
-use crate::util::{ADMIN, Dir, http};
+use crate::util::{ADMIN, Dir, files_holding, http};
 
 const REPOSITORY_VALUE: &str = "repository-level-5150";
 const PRODUCTION_VALUE: &str = "production-level-8812";
@@ -18,21 +18,6 @@ fn spec(port: u16, secret_name: &str) -> String {
          SAMPLE_VERSION: \"v-${{{{ secrets.{secret_name} }}}}\"\n  instances: 1\n  readiness_timeout: 10s\n  \
          shutdown_grace: 2s\nenvironments:\n  - name: production\n    listen: 127.0.0.1:{port}\n    strategy: rolling\n"
     )
-}
-
-/// Every file under `root`, with its path, whose bytes contain `needle`.
-fn files_containing(root: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir(root) else { return found };
-    for entry in entries.filter_map(Result::ok) {
-        let path = entry.path();
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            found.extend(files_containing(&path, needle));
-        } else if std::fs::read(&path).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes())) {
-            found.push(path);
-        }
-    }
-    found
 }
 
 #[test]
@@ -82,9 +67,11 @@ fn run_env_secrets_are_resolved_at_start_from_the_environment_and_never_stored_i
     // version, so its log under `deploy/` has it, as any log a service writes would.
     let instance_logs = dir.data().join("deploy/shop/production/logs");
     for value in [PRODUCTION_VALUE, REPOSITORY_VALUE] {
-        let found: Vec<std::path::PathBuf> =
-            files_containing(&dir.data(), value).into_iter().filter(|p| !p.starts_with(&instance_logs)).collect();
-        assert_eq!(found, Vec::<std::path::PathBuf>::new(), "{value} in clear");
+        let found: Vec<String> = files_holding(&dir.data(), value)
+            .into_iter()
+            .filter(|p| !std::path::Path::new(p).starts_with(&instance_logs))
+            .collect();
+        assert_eq!(found, Vec::<String>::new(), "{value} in clear");
     }
-    assert_eq!(files_containing(&dir.data(), REPOSITORY_VALUE), Vec::<std::path::PathBuf>::new());
+    assert_eq!(files_holding(&dir.data(), REPOSITORY_VALUE), Vec::<String>::new());
 }

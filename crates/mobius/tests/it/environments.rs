@@ -4,13 +4,12 @@
 //! `MOBIUS_TOKEN` reaches its own repository's runs only, masked, and dies with its job.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 
 use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::runs::{commit, finished, get, git, repository, start, wait_for};
-use crate::util::{ADMIN, Dir, Server, http};
+use crate::util::{ADMIN, Dir, Server, files_holding, http};
 
 /// `build` goes its way while `deploy` waits for the review of `production`.
 const REVIEWED: &str = "on: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n    steps:\n      \
@@ -239,18 +238,5 @@ fn a_jobs_run_token_reaches_its_own_repositorys_runs_only_masked_and_dies_with_t
     assert!(!logs.contains(&secret), "the token in clear: {logs}");
     assert_eq!(status_with(&server, &secret, &format!("/api/v1/runs/{id}")), StatusCode::UNAUTHORIZED, "revoked");
     assert!(!dir.ok(&["token", "list"]).contains(&format!("run {id}")), "no run token left behind");
-    assert!(files_without(&dir.data(), &secret), "the token in clear in the data directory");
-}
-
-/// Whether no file under `dir` holds `needle`.
-fn files_without(dir: &Path, needle: &str) -> bool {
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(path) = pending.pop() {
-        if path.is_dir() {
-            pending.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
-        } else if std::fs::read(&path).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes())) {
-            return false;
-        }
-    }
-    true
+    assert!(files_holding(&dir.data(), &secret).is_empty(), "the token in clear in the data directory");
 }

@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -18,7 +17,7 @@ use serde_json::Value;
 
 use crate::actions::GitDaemon;
 use crate::runs::{commit, finished, get, git, wait_for};
-use crate::util::{Dir, GITHUB_SECRET, Server, http, sign};
+use crate::util::{Dir, Server, github_push, said, with_stdin};
 
 const TOKEN: &str = "forge-token-5be0c2d9a7";
 
@@ -147,23 +146,7 @@ impl Remote {
         let before = git(&self.work, &["rev-parse", "HEAD"]);
         let after = commit(&self.work, files, message);
         git(&self.work, &["push", "-q", self.bare.to_str().unwrap(), "main"]);
-        let corpus = crate::util::corpus("github-webhooks/push/payload.json");
-        let mut payload: Value = serde_json::from_str(&std::fs::read_to_string(corpus).unwrap()).unwrap();
-        payload["ref"] = "refs/heads/main".into();
-        payload["before"] = before.into();
-        payload["after"] = after.clone().into();
-        payload["repository"]["full_name"] = "acme/app".into();
-        payload["repository"]["name"] = "app".into();
-        let body = serde_json::to_vec(&payload).unwrap();
-        let response = http()
-            .post(server.url("/api/v1/webhooks/github"))
-            .header("X-GitHub-Event", "push")
-            .header("X-GitHub-Delivery", format!("delivery-{after}"))
-            .header("X-Hub-Signature-256", sign(GITHUB_SECRET, &body))
-            .header("Content-Type", "application/json")
-            .body(body)
-            .send()
-            .unwrap();
+        let response = github_push(server, "acme/app", &before, &after);
         assert!(response.status().is_success(), "{}", response.status());
         after
     }
@@ -171,14 +154,8 @@ impl Remote {
 
 /// `mobius secret set NAME --repo acme/app` with the value on standard input.
 fn set_secret(dir: &Dir, name: &str, value: &str) {
-    let mut child = dir
-        .cmd(&["secret", "set", name, "--repo", "acme/app"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(format!("{value}\n").as_bytes()).unwrap();
-    assert!(child.wait().unwrap().success());
+    let out = with_stdin(dir, &["secret", "set", name, "--repo", "acme/app"], &format!("{value}\n"));
+    assert!(out.status.success(), "{}", said(&out));
 }
 
 fn serve(dir: &Dir) -> Server {

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::actions::GitDaemon;
 use crate::runs::{commit, finished, get, git, wait_for};
 use crate::stored_secrets::secret;
-use crate::util::{Dir, GITHUB_SECRET, GITLAB_TOKEN, Server, http, sign};
+use crate::util::{Dir, GITLAB_TOKEN, Server, github_delivery, http};
 
 const CHECK: &str = "on:\n  pull_request:\n    branches: [main]\njobs:\n  check:\n    runs-on: ubuntu-latest\n    steps:\n      \
                      - uses: actions/checkout@v4\n      \
@@ -31,16 +31,7 @@ fn github(server: &Server, event: &str, file: &str, edit: impl FnOnce(&mut Value
     let mut payload: Value = serde_json::from_str(&std::fs::read_to_string(corpus).unwrap()).unwrap();
     payload["repository"]["full_name"] = "acme/app".into();
     edit(&mut payload);
-    let body = serde_json::to_vec(&payload).unwrap();
-    let response = http()
-        .post(server.url("/api/v1/webhooks/github"))
-        .header("X-GitHub-Event", event)
-        .header("X-GitHub-Delivery", format!("{event}-{}", uuid::Uuid::new_v4()))
-        .header("X-Hub-Signature-256", sign(GITHUB_SECRET, &body))
-        .header("Content-Type", "application/json")
-        .body(body)
-        .send()
-        .unwrap();
+    let response = github_delivery(server, event, &payload);
     assert!(response.status().is_success(), "{}", response.status());
     response.text().unwrap()
 }

@@ -8,14 +8,14 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine;
 
 use crate::runs::{commit, finished, get, git, wait_for};
-use crate::util::{ADMIN, Dir, GITHUB_SECRET, GITLAB_TOKEN, Server, http, sign};
+use crate::util::{ADMIN, Dir, GITLAB_TOKEN, Server, files_holding, github_push, http, said, with_stdin};
 
 /// The remote's token: distinctive, so a grep for it finds nothing else.
 const TOKEN: &str = "glpat-remote-7Qx2ZkP9vW4mB1nT";
@@ -184,31 +184,6 @@ fn forge(dir: &Dir) -> (PathBuf, PathBuf, String) {
     (work, bare, first)
 }
 
-/// `mobius ARGS` with `input` on standard input.
-fn with_input(dir: &Dir, args: &[&str], input: &str) -> Output {
-    let mut child = dir.cmd(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-/// Every file under `dir` that holds `needle` (the SQLite database, its WAL, the mirrors…).
-fn files_holding(dir: &Path, needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(path) = pending.pop() {
-        if path.is_dir() {
-            pending.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
-        } else if std::fs::read(&path).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes())) {
-            found.push(path.display().to_string());
-        }
-    }
-    found
-}
-
 /// The token, and the header that carries it, are in no file of the data directory.
 fn assert_token_nowhere(dir: &Dir) {
     let header = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{TOKEN}"));
@@ -217,28 +192,6 @@ fn assert_token_nowhere(dir: &Dir) {
     }
     let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
     assert!(!log.contains(TOKEN) && !log.contains(&header), "{log}");
-}
-
-/// A signed GitHub `push` delivery for `acme/app` moving `main` from `before` to `after`.
-fn github_push(server: &Server, before: &str, after: &str) {
-    let corpus = crate::util::corpus("github-webhooks/push/payload.json");
-    let mut payload: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(corpus).unwrap()).unwrap();
-    payload["ref"] = "refs/heads/main".into();
-    payload["before"] = before.into();
-    payload["after"] = after.into();
-    payload["repository"]["full_name"] = "acme/app".into();
-    payload["repository"]["name"] = "app".into();
-    let body = serde_json::to_vec(&payload).unwrap();
-    let response = http()
-        .post(server.url("/api/v1/webhooks/github"))
-        .header("X-GitHub-Event", "push")
-        .header("X-GitHub-Delivery", format!("delivery-{after}"))
-        .header("X-Hub-Signature-256", sign(GITHUB_SECRET, &body))
-        .header("Content-Type", "application/json")
-        .body(body)
-        .send()
-        .unwrap();
-    assert!(response.status().is_success(), "{}", response.status());
 }
 
 /// A GitLab Push Hook delivery for project `acme/app`, as GitLab sends it (its documented
@@ -304,13 +257,13 @@ fn a_private_remote_is_mirrored_with_a_token_that_is_never_shown_or_stored_in_cl
     let (work, bare, first) = forge(&dir);
     let remote = PrivateRemote::start(&dir.path().join("forge"));
     let url = format!("{}/acme/app.git", remote.base);
-    let mut said = String::new();
+    let mut printed = String::new();
 
     // No credentials: the remote answers 401; an error naming the URL, nothing registered.
     let out = dir.run(&["repo", "add", &url]);
-    said.push_str(&text(&out));
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains(&format!("cannot mirror {url}")), "{}", text(&out));
+    printed.push_str(&said(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", said(&out));
+    assert!(said(&out).contains(&format!("cannot mirror {url}")), "{}", said(&out));
     assert!(remote.refused.load(Ordering::SeqCst) > 0, "the remote was asked and refused");
     assert!(!dir.data().join("mirrors/acme/app.git").exists());
     assert!(dir.ok(&["repo", "list"]).starts_with("No repositories registered."));
@@ -318,29 +271,29 @@ fn a_private_remote_is_mirrored_with_a_token_that_is_never_shown_or_stored_in_cl
     // Credentials in the URL: refused before anything is asked, without echoing them.
     let with_token = url.replace("http://", &format!("http://x-access-token:{TOKEN}@"));
     let out = dir.run(&["repo", "add", &with_token]);
-    said.push_str(&text(&out));
+    printed.push_str(&said(&out));
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).contains("--credentials SECRET") && text(&out).contains(&url), "{}", text(&out));
+    assert!(said(&out).contains("--credentials SECRET") && said(&out).contains(&url), "{}", said(&out));
 
     // The secret named before it is set: refused, saying how to set it.
     let out = dir.run(&["repo", "add", &url, "--credentials", "GIT_TOKEN"]);
-    said.push_str(&text(&out));
+    printed.push_str(&said(&out));
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).contains("mobius secret set GIT_TOKEN --repo acme/app"), "{}", text(&out));
+    assert!(said(&out).contains("mobius secret set GIT_TOKEN --repo acme/app"), "{}", said(&out));
     assert!(!dir.data().join("mirrors/acme/app.git").exists());
 
     // The documented order: the secret first (the repository needs not be registered yet).
-    let set = with_input(&dir, &["secret", "set", "GIT_TOKEN", "--repo", "acme/app"], &format!("{TOKEN}\n"));
-    said.push_str(&text(&set));
-    assert!(set.status.success(), "{}", text(&set));
+    let set = with_stdin(&dir, &["secret", "set", "GIT_TOKEN", "--repo", "acme/app"], &format!("{TOKEN}\n"));
+    printed.push_str(&said(&set));
+    assert!(set.status.success(), "{}", said(&set));
     let served_before = remote.served.load(Ordering::SeqCst);
     let added = dir.json(&["repo", "add", &url, "--credentials", "GIT_TOKEN"]);
-    said.push_str(&added.to_string());
+    printed.push_str(&added.to_string());
     assert_eq!((added["name"].as_str(), added["credentials"].as_str()), (Some("acme/app"), Some("GIT_TOKEN")));
     assert_eq!(added["branches"], 1, "{added}");
     assert!(remote.served.load(Ordering::SeqCst) > served_before, "the mirror came through the private remote");
     let shown = dir.ok(&["repo", "show", "acme/app"]);
-    said.push_str(&shown);
+    printed.push_str(&shown);
     assert!(shown.contains("credentials: secret GIT_TOKEN") && shown.contains("(mirror of a remote)"), "{shown}");
 
     // Every later fetch authenticates too: a GitHub push, then a GitLab Push Hook, each a run
@@ -349,7 +302,8 @@ fn a_private_remote_is_mirrored_with_a_token_that_is_never_shown_or_stored_in_cl
     polled(&dir, &server);
     let second = commit(&work, &[("version.txt", "1.1")], "Bump");
     git(&work, &["push", "-q", bare.to_str().unwrap(), "main"]);
-    github_push(&server, &first, &second);
+    let pushed = github_push(&server, "acme/app", &first, &second);
+    assert!(pushed.status().is_success(), "{}", pushed.status());
     ran_on(&dir, &server, &second, "1.1");
     let third = commit(&work, &[("version.txt", "1.2")], "Bump again");
     git(&work, &["push", "-q", bare.to_str().unwrap(), "main"]);
@@ -359,7 +313,7 @@ fn a_private_remote_is_mirrored_with_a_token_that_is_never_shown_or_stored_in_cl
     assert_eq!(runs.as_array().unwrap().len(), 2, "one run per push: {runs}");
     drop(server);
 
-    assert!(!said.contains(TOKEN), "{said}");
+    assert!(!printed.contains(TOKEN), "{printed}");
     assert_token_nowhere(&dir);
 }
 
@@ -379,7 +333,7 @@ fn a_private_remote_is_registered_listed_and_removed_through_the_server() {
         let args = on_server(args);
         dir.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
     };
-    let mut said = String::new();
+    let mut printed = String::new();
 
     // Only an admin token registers.
     let runner =
@@ -394,27 +348,27 @@ fn a_private_remote_is_registered_listed_and_removed_through_the_server() {
 
     // A wrong token: the remote refuses it; an error naming the URL, nothing registered.
     let args = on_server(&["secret", "set", "GIT_TOKEN", "--repo", "acme/app"]);
-    let set = with_input(&dir, &args.iter().map(String::as_str).collect::<Vec<_>>(), "not-the-token\n");
-    assert!(set.status.success(), "{}", text(&set));
+    let set = with_stdin(&dir, &args.iter().map(String::as_str).collect::<Vec<_>>(), "not-the-token\n");
+    assert!(set.status.success(), "{}", said(&set));
     let out = run(&["repo", "add", &url, "--credentials", "GIT_TOKEN"]);
-    said.push_str(&text(&out));
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains(&format!("cannot mirror {url}")), "{}", text(&out));
-    assert!(!text(&out).contains("not-the-token"), "{}", text(&out));
+    printed.push_str(&said(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", said(&out));
+    assert!(said(&out).contains(&format!("cannot mirror {url}")), "{}", said(&out));
+    assert!(!said(&out).contains("not-the-token"), "{}", said(&out));
     assert!(!dir.data().join("mirrors/acme/app.git").exists());
     assert_eq!(get(&server, "/api/v1/repositories"), serde_json::json!([]));
 
     // The right one.
-    let set = with_input(&dir, &args.iter().map(String::as_str).collect::<Vec<_>>(), &format!("{TOKEN}\n"));
-    assert!(set.status.success(), "{}", text(&set));
+    let set = with_stdin(&dir, &args.iter().map(String::as_str).collect::<Vec<_>>(), &format!("{TOKEN}\n"));
+    assert!(set.status.success(), "{}", said(&set));
     let out = run(&["repo", "add", &url, "--credentials", "GIT_TOKEN"]);
-    said.push_str(&text(&out));
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains(&format!("Registered acme/app from {url}")), "{}", text(&out));
+    printed.push_str(&said(&out));
+    assert!(out.status.success(), "{}", said(&out));
+    assert!(said(&out).contains(&format!("Registered acme/app from {url}")), "{}", said(&out));
     let out = run(&["repo", "list"]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("acme/app"), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("acme/app"), "{}", said(&out));
     let out = run(&["repo", "show", "acme/app"]);
-    said.push_str(&text(&out));
+    printed.push_str(&said(&out));
     let shown = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(shown.contains("credentials: secret GIT_TOKEN") && shown.contains(&format!("main at {}", &first[..12])));
     assert!(shown.contains("secrets:  GIT_TOKEN"), "{shown}");
@@ -423,18 +377,19 @@ fn a_private_remote_is_registered_listed_and_removed_through_the_server() {
     polled(&dir, &server);
     let second = commit(&work, &[("version.txt", "2.0")], "Two");
     git(&work, &["push", "-q", bare.to_str().unwrap(), "main"]);
-    github_push(&server, &first, &second);
+    let pushed = github_push(&server, "acme/app", &first, &second);
+    assert!(pushed.status().is_success(), "{}", pushed.status());
     ran_on(&dir, &server, &second, "2.0");
 
     let out = run(&["repo", "remove", "acme/app"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "Removed acme/app; its runs and logs stay.\n", "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Removed acme/app; its runs and logs stay.\n", "{}", said(&out));
     assert!(!dir.data().join("mirrors/acme/app.git").exists());
     let again = run(&["repo", "show", "acme/app"]);
     assert_eq!(again.status.code(), Some(1));
-    assert!(text(&again).contains("no registered repository acme/app"), "{}", text(&again));
+    assert!(said(&again).contains("no registered repository acme/app"), "{}", said(&again));
     drop(server);
 
-    assert!(!said.contains(TOKEN), "{said}");
+    assert!(!printed.contains(TOKEN), "{printed}");
     assert_token_nowhere(&dir);
 }
 
@@ -489,7 +444,7 @@ impl Drop for Sshd {
 /// A new ed25519 key pair without a passphrase at `path` (and `path.pub`).
 fn keygen(path: &Path) {
     let out = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(path).output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", said(&out));
 }
 
 #[test]
@@ -507,11 +462,11 @@ fn a_remote_over_ssh_is_mirrored_and_fetched_with_a_deploy_key() {
 
     // The key as the repository's secret (stdin drops its final newline; the key file gets
     // it back), then named.
-    let set = with_input(&dir, &["secret", "set", "DEPLOY_KEY", "--repo", "acme/app"], &private);
-    assert!(set.status.success(), "{}", text(&set));
+    let set = with_stdin(&dir, &["secret", "set", "DEPLOY_KEY", "--repo", "acme/app"], &private);
+    assert!(set.status.success(), "{}", said(&set));
     let out = dir.run(&["repo", "add", &url, "--credentials", "DEPLOY_KEY"]);
     let log = std::fs::read_to_string(keys.join("sshd.log")).unwrap_or_default();
-    assert!(out.status.success(), "{}\nsshd: {log}", text(&out));
+    assert!(out.status.success(), "{}\nsshd: {log}", said(&out));
     let known = std::fs::read_to_string(dir.data().join("known_hosts")).unwrap_or_default();
     let host_key = std::fs::read_to_string(keys.join("ssh_host_ed25519_key.pub")).unwrap();
     let host_key = host_key.split_whitespace().nth(1).unwrap();
@@ -530,5 +485,5 @@ fn a_remote_over_ssh_is_mirrored_and_fetched_with_a_deploy_key() {
     // of each git call lived outside it and is gone).
     let body_line = private.lines().nth(1).unwrap();
     assert_eq!(files_holding(&dir.data(), body_line), Vec::<String>::new());
-    assert!(!text(&out).contains(body_line));
+    assert!(!said(&out).contains(body_line));
 }

@@ -5,7 +5,7 @@
 
 use crate::actions::GitDaemon;
 use crate::runs::{commit, finished, get, git, wait_for};
-use crate::util::{Dir, GITHUB_SECRET as SECRET, http, sign};
+use crate::util::{Dir, github_push, http};
 
 const CI: &str = "on: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n      \
                   - run: echo \"built $(cat version.txt) at ${{ github.sha }}\"\n";
@@ -15,23 +15,7 @@ const RELEASE: &str = "on:\n  push:\n    tags: ['v*']\njobs:\n  release:\n    ru
 
 /// A signed GitHub `push` delivery for `acme/app` moving `main` from `before` to `after`.
 fn push_delivery(server: &crate::util::Server, before: &str, after: &str) -> (reqwest::StatusCode, String) {
-    let corpus = crate::util::corpus("github-webhooks/push/payload.json");
-    let mut payload: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(corpus).unwrap()).unwrap();
-    payload["ref"] = "refs/heads/main".into();
-    payload["before"] = before.into();
-    payload["after"] = after.into();
-    payload["repository"]["full_name"] = "acme/app".into();
-    payload["repository"]["name"] = "app".into();
-    let body = serde_json::to_vec(&payload).unwrap();
-    let response = http()
-        .post(server.url("/api/v1/webhooks/github"))
-        .header("X-GitHub-Event", "push")
-        .header("X-GitHub-Delivery", format!("delivery-{after}"))
-        .header("X-Hub-Signature-256", sign(SECRET, &body))
-        .header("Content-Type", "application/json")
-        .body(body)
-        .send()
-        .unwrap();
+    let response = github_push(server, "acme/app", before, after);
     let status = response.status();
     (status, response.text().unwrap_or_default())
 }

@@ -2,12 +2,10 @@
 //! repository (and the jobs of their environment) under `mobius serve`, masked, in no file in
 //! clear; `rotate-key` keeps them readable; a wrong key stops the server from starting.
 
-use std::io::Write;
-use std::path::Path;
 use std::process::{Output, Stdio};
 
 use crate::runs::{commit, finished, get, repository, start, wait_for};
-use crate::util::{ADMIN, Dir, http};
+use crate::util::{ADMIN, Dir, files_holding, http, said, with_stdin};
 
 const TOKEN: &str = "tok-7f3a9c2e51d4";
 const DEPLOY_KEY: &str = "deploy-key-prod-88e1";
@@ -15,29 +13,7 @@ const OTHER: &str = "other-repo-secret-19";
 
 /// `mobius secret ARGS` with `input` on standard input.
 pub(crate) fn secret(dir: &Dir, args: &[&str], input: &str) -> Output {
-    let mut all = vec!["secret"];
-    all.extend_from_slice(args);
-    let mut child = dir.cmd(&all).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-/// Every file under `dir` that holds `needle`.
-fn files_holding(dir: &Path, needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(path) = pending.pop() {
-        if path.is_dir() {
-            pending.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
-        } else if std::fs::read(&path).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes())) {
-            found.push(path.display().to_string());
-        }
-    }
-    found
+    with_stdin(dir, &[&["secret"][..], args].concat(), input)
 }
 
 const WORKFLOW: &str = "on: push\njobs:\n  plain:\n    runs-on: ubuntu-latest\n    steps:\n      \
@@ -52,10 +28,10 @@ fn stored_secrets_reach_their_repository_and_environment_sealed_masked_and_rotat
     // Bad input changes nothing.
     let bad = secret(&dir, &["set", "lower", "--repo", "acme/app"], "x\n");
     assert_eq!(bad.status.code(), Some(1));
-    assert!(text(&bad).contains("secret name `lower` is not valid"), "{}", text(&bad));
+    assert!(said(&bad).contains("secret name `lower` is not valid"), "{}", said(&bad));
     let empty = secret(&dir, &["set", "TOKEN", "--repo", "acme/app"], "\n");
     assert_eq!(empty.status.code(), Some(1));
-    assert!(text(&empty).contains("value is empty"), "{}", text(&empty));
+    assert!(said(&empty).contains("value is empty"), "{}", said(&empty));
     assert!(dir.ok(&["secret", "list"]).starts_with("No secrets."));
 
     for (args, value) in [
@@ -64,7 +40,7 @@ fn stored_secrets_reach_their_repository_and_environment_sealed_masked_and_rotat
         (vec!["set", "TOKEN", "--repo", "acme/other"], OTHER),
     ] {
         let out = secret(&dir, &args, &format!("{value}\n"));
-        assert!(out.status.success(), "{}", text(&out));
+        assert!(out.status.success(), "{}", said(&out));
     }
     let listed = dir.ok(&["secret", "list", "--repo", "acme/app"]);
     assert!(listed.contains("DEPLOY_KEY") && listed.contains("production") && listed.contains("TOKEN"), "{listed}");
@@ -96,7 +72,7 @@ fn stored_secrets_reach_their_repository_and_environment_sealed_masked_and_rotat
     // The same through the API (admin only), values write-only; every change is an event.
     let remote = ["--server", server.base.as_str(), "--token", ADMIN];
     let out = secret(&dir, &[&["set", "API_KEY", "--repo", "acme/app"][..], &remote[..]].concat(), "api-value-3141\n");
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", said(&out));
     let listed = dir.ok(&[&["secret", "list", "--repo", "acme/app"][..], &remote[..]].concat());
     assert!(listed.contains("API_KEY") && !listed.contains("api-value-3141"), "{listed}");
     let read_token = dir.json(&["token", "create", "--scope", "read", "--server", &server.base, "--token", ADMIN]);
@@ -117,7 +93,7 @@ fn stored_secrets_reach_their_repository_and_environment_sealed_masked_and_rotat
     assert!(events.contains("mobius-secret.changed") && events.contains("API_KEY"), "{events}");
     assert!(!events.contains("api-value-3141") && !events.contains(TOKEN), "a value in the event log");
     let out = secret(&dir, &[&["rm", "API_KEY", "--repo", "acme/app"][..], &remote[..]].concat(), "");
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", said(&out));
     drop(server);
 
     // Rotation: the key file changes, every secret still opens.

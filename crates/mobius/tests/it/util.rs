@@ -200,6 +200,61 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// A GitHub delivery of `event`, signed with [`GITHUB_SECRET`] as GitHub signs it, posted to
+/// the server's webhook.
+pub fn github_delivery(server: &Server, event: &str, payload: &serde_json::Value) -> reqwest::blocking::Response {
+    let body = serde_json::to_vec(payload).expect("payload");
+    http()
+        .post(server.url("/api/v1/webhooks/github"))
+        .header("X-GitHub-Event", event)
+        .header("X-GitHub-Delivery", uuid::Uuid::new_v4().to_string())
+        .header("X-Hub-Signature-256", sign(GITHUB_SECRET, &body))
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .expect("webhook delivered")
+}
+
+/// A signed GitHub `push` delivery (the corpus payload) for `repository` moving `main` from
+/// `before` to `after`.
+pub fn github_push(server: &Server, repository: &str, before: &str, after: &str) -> reqwest::blocking::Response {
+    let text = std::fs::read_to_string(corpus("github-webhooks/push/payload.json")).expect("corpus");
+    let mut payload: serde_json::Value = serde_json::from_str(&text).expect("payload");
+    payload["ref"] = "refs/heads/main".into();
+    payload["before"] = before.into();
+    payload["after"] = after.into();
+    payload["repository"]["full_name"] = repository.into();
+    payload["repository"]["name"] = repository.rsplit('/').next().unwrap_or(repository).into();
+    github_delivery(server, "push", &payload)
+}
+
+/// `mobius ARGS` with `input` on standard input.
+pub fn with_stdin(dir: &Dir, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = dir.cmd(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// What a command printed, standard output then standard error.
+pub fn said(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// Every file under `dir` that holds `needle` (the SQLite database and its WAL among them).
+pub fn files_holding(dir: &Path, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        if path.is_dir() {
+            pending.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else if std::fs::read(&path).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes())) {
+            found.push(path.display().to_string());
+        }
+    }
+    found
+}
+
 /// A minimal valid v0.5.1 CDEvent.
 pub fn deployed(id: &str, service: &str, env: &str, at: &str) -> serde_json::Value {
     serde_json::json!({
