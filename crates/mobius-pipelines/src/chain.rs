@@ -5,7 +5,7 @@ use std::error::Error;
 use std::fmt;
 
 /// Displays `error: cause: cause…`, like anyhow's `{:#}`.
-pub(crate) struct Chain<'a>(pub &'a (dyn Error + 'static));
+pub struct Chain<'a>(pub &'a (dyn Error + 'static));
 
 impl fmt::Display for Chain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -18,7 +18,7 @@
 
 pub mod artifacts;
 pub mod cache;
-mod chain;
+pub mod chain;
 pub mod engine;
 pub mod exec;
 pub mod expr;

@@ -19,6 +19,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use mobius_events::emit::{self, AnyEvent, EmitError};
 use mobius_events::{NewEvent, Origin};
+use mobius_pipelines::chain::Chain;
 use mobius_pipelines::engine::{Admission, BoxFuture, EnvironmentGate, JobCredential, JobCredentials};
 use mobius_pipelines::workflow::glob;
 use mobius_store::{EnvironmentRecord, StoreError};
@@ -300,7 +301,7 @@ impl JobCredentials for RunCredentials {
             let (id, secret) =
                 mobius_log::blocking::spawn(move || minting.mint(&repository, run, &job, expires, read_only))
                     .await
-                    .map_err(|e| format!("cannot issue the job's MOBIUS_TOKEN: {}", chain(&e)))?;
+                    .map_err(|e| format!("cannot issue the job's MOBIUS_TOKEN: {}", Chain(&e)))?;
             let env: BTreeMap<String, String> =
                 server.into_iter().map(|url| ("MOBIUS_SERVER".to_owned(), url)).collect();
             let secret_env = BTreeMap::from([("MOBIUS_TOKEN".to_owned(), secret)]);
@@ -308,24 +309,12 @@ impl JobCredentials for RunCredentials {
                 let revoked = mobius_log::blocking::spawn(move || tokens.revoke(&id)).await;
                 if let Err(e) = revoked {
                     // It still expires on its own.
-                    tracing::warn!(run, error = %chain(&e), "cannot revoke a job's run token");
+                    tracing::warn!(run, error = %Chain(&e), "cannot revoke a job's run token");
                 }
             });
             Ok(JobCredential { env, secret_env, revoke })
         })
     }
-}
-
-/// An error with its sources, `a: b: c`.
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

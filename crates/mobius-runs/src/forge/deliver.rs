@@ -212,7 +212,11 @@ impl StatusDelivery {
                 let said = response.text().await.unwrap_or_default();
                 Attempt::Failed(hide(format!("{} answered {code}{}", forge.kind, forge_message(&said))))
             }
-            Err(error) => Attempt::Failed(hide(format!("cannot reach {}: {}", forge.kind, http_error(error)))),
+            Err(error) => Attempt::Failed(hide(format!(
+                "cannot reach {}: {}",
+                forge.kind,
+                mobius_pipelines::chain::Chain(&error.without_url())
+            ))),
         }
     }
 
@@ -249,17 +253,4 @@ fn forge_message(body: &str) -> String {
         .map(|m| m.as_str().map_or_else(|| m.to_string(), str::to_owned))
         .unwrap_or_default();
     if message.is_empty() { String::new() } else { format!(": {}", message.chars().take(200).collect::<String>()) }
-}
-
-/// An HTTP client error and its sources, without the URL.
-fn http_error(error: reqwest::Error) -> String {
-    let error = error.without_url();
-    let mut out = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(e) = source {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        source = e.source();
-    }
-    out
 }
