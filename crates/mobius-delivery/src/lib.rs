@@ -15,6 +15,7 @@
 
 pub mod archive;
 mod controller;
+mod instances;
 mod plane;
 pub use plane::Injected;
 pub mod release;
@@ -22,14 +23,14 @@ pub(crate) mod sli;
 pub mod steps;
 pub mod upload;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 use mobius_deploy::rollout::{Deployed, Phase, Plan, Rollout, Stored};
 use mobius_deploy::spec::ServiceSpec;
-use mobius_deploy::supervisor::{Launch, Supervisor};
+use mobius_deploy::supervisor::Supervisor;
 use mobius_events::NewEvent;
 use mobius_events::emit::{EmitError, delivery as emit};
 use mobius_proxy::routing::{Backend, RoutingTable};
@@ -589,68 +590,6 @@ impl Deployer {
         let plane = Arc::new(plane);
         planes.insert(key, plane.clone());
         Ok(plane)
-    }
-
-    /// How to start `deployed`'s instances in `environment`, with `run.env`'s secrets put in.
-    async fn launch(&self, spec: &ServiceSpec, environment: &str, deployed: &Deployed) -> Result<Launch, DeployError> {
-        Ok(Launch {
-            service: spec.name().to_owned(),
-            environment: environment.to_owned(),
-            version: deployed.version.clone(),
-            workdir: PathBuf::from(&deployed.release),
-            command: spec.run.command.value.clone(),
-            args: spec.run.args.clone(),
-            env: self.instance_env(spec, None, environment).await?,
-            port_env: spec.run.port_env.clone(),
-            health_path: spec.run.health.value.clone(),
-            readiness_timeout: spec.run.readiness_timeout.0,
-            shutdown_grace: spec.run.shutdown_grace.0,
-            log_dir: release::log_dir(&self.inner.config.data_dir, spec.name(), environment),
-        })
-    }
-
-    /// `run.env` for instances in `environment`, each `${{ secrets.NAME }}` replaced by the
-    /// secret of the spec's repository (the environment's over the repository's), read now:
-    /// the values live only in the instances' environment. With `text` (the release's
-    /// mobius.yaml) a missing secret is named at its line.
-    async fn instance_env(
-        &self,
-        spec: &ServiceSpec,
-        text: Option<&str>,
-        environment: &str,
-    ) -> Result<BTreeMap<String, String>, DeployError> {
-        use mobius_deploy::secret_refs;
-        let env = spec.run.env.clone();
-        if secret_refs::referenced_names(&env).is_empty() {
-            return Ok(env);
-        }
-        // The spec was checked: a reference comes with a repository.
-        let repository = spec.repository.clone().unwrap_or_default();
-        let stored = match &self.inner.config.secrets {
-            None => None,
-            Some(secrets) => {
-                let (secrets, name) = (secrets.clone(), repository.clone());
-                let opened = mobius_log::blocking::spawn(move || secrets.for_repository(&name)).await;
-                Some(opened.map_err(|source| DeployError::Secrets { repository: repository.clone(), source })?)
-            }
-        };
-        let mut visible = stored.as_ref().map(|s| s.repository.clone()).unwrap_or_default();
-        if let Some(scoped) = stored.as_ref().and_then(|s| s.environments.get(environment)) {
-            visible.extend(scoped.iter().map(|(k, v)| (k.clone(), v.clone())));
-        }
-        secret_refs::resolve(&env, &visible).map_err(|missing| {
-            let at = text
-                .map(|text| {
-                    let (line, column) = secret_refs::position(text, &missing.variable);
-                    format!("mobius.yaml:{line}:{column}: ")
-                })
-                .unwrap_or_default();
-            DeployError::MissingSecret(format!(
-                "{at}`run.env.{}` uses secret `{}`, which is not set for {repository} in {environment} \
-                 (`mobius secret set {} --repo {repository} [--environment {environment}]`)",
-                missing.variable, missing.secret, missing.secret
-            ))
-        })
     }
 
     async fn change(

@@ -10,6 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::spec::{ServiceSpec, SpecError};
+
 /// What is wrong with a reference in a value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReferenceError {
@@ -138,6 +140,35 @@ pub fn without_references(value: &str) -> String {
             .collect(),
         Err(_) => value.to_owned(),
     }
+}
+
+/// `${{ secrets.NAME }}` in `run.env` is well formed, and names a repository to read the
+/// secrets from; errors at the variable's line.
+pub(crate) fn check_spec(spec: &ServiceSpec, file: &str, text: &str) -> Result<(), SpecError> {
+    let at = |variable: &str, message: String| {
+        let (line, column) = crate::credentials::position_of(text, variable);
+        SpecError { file: file.to_owned(), line, column, message }
+    };
+    let references =
+        env_references(&spec.run.env).map_err(|(variable, e)| at(&variable, format!("`run.env.{variable}`: {e}")))?;
+    if let Some((variable, secret)) = references.first() {
+        match &spec.repository {
+            None => {
+                return Err(at(
+                    variable,
+                    format!(
+                        "`run.env.{variable}` uses secret `{secret}`: set `repository: owner/name` (the registered \
+                         repository whose secrets the service reads)"
+                    ),
+                ));
+            }
+            Some(repository) if repository.split('/').filter(|p| !p.is_empty()).count() < 2 => {
+                return Err(at("repository", format!("`repository`: `{repository}` is not owner/name")));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -331,37 +331,8 @@ impl ServiceSpec {
             SpecError { file: file.to_owned(), line, column, message }
         })?;
         spec.validate(file)?;
-        spec.check_secret_references(file, text)?;
+        crate::secret_refs::check_spec(&spec, file, text)?;
         Ok(spec)
-    }
-
-    /// `${{ secrets.NAME }}` in `run.env` is well formed, and names a repository to read the
-    /// secrets from; errors at the variable's line.
-    fn check_secret_references(&self, file: &str, text: &str) -> Result<(), SpecError> {
-        let at = |variable: &str, message: String| {
-            let (line, column) = crate::credentials::position_of(text, variable);
-            SpecError { file: file.to_owned(), line, column, message }
-        };
-        let references = crate::secret_refs::env_references(&self.run.env)
-            .map_err(|(variable, e)| at(&variable, format!("`run.env.{variable}`: {e}")))?;
-        if let Some((variable, secret)) = references.first() {
-            match &self.repository {
-                None => {
-                    return Err(at(
-                        variable,
-                        format!(
-                            "`run.env.{variable}` uses secret `{secret}`: set `repository: owner/name` (the registered \
-                             repository whose secrets the service reads)"
-                        ),
-                    ));
-                }
-                Some(repository) if repository.split('/').filter(|p| !p.is_empty()).count() < 2 => {
-                    return Err(at("repository", format!("`repository`: `{repository}` is not owner/name")));
-                }
-                Some(_) => {}
-            }
-        }
-        Ok(())
     }
 
     /// The service's name.
