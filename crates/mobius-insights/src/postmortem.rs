@@ -106,7 +106,7 @@ pub fn render(d: &Draft) -> String {
             let share = failed as f64 * 100.0 / total as f64;
             let _ = writeln!(
                 out,
-                "- Failed requests: {failed} of {total} ({share:.2}%) answered by the service's proxy in the minutes the incident spans."
+                "- Failed requests: {failed} of {total} ({share:.2}%) answered by the service's proxy from 5 minutes before detection to the end."
             );
         }
         _ => {

@@ -105,9 +105,15 @@ pub fn draft(store: &dyn Store, wanted: &str) -> Result<Option<String>, StoreErr
     Ok(Some(postmortem::render(&Draft { incident, deployment, changes, impact, detected_by, timeline })))
 }
 
-/// 5xx and all responses of the service's proxy from detection to `end` (whole minutes).
+/// How long before its detection an incident's impact is counted from: a burn-rate page fires
+/// on the last 5 minutes' errors (the short window of the fastest alert), so the requests that
+/// made it fire are the incident's, even when the minute turned between them and the page.
+const IMPACT_BEFORE_DETECTION: i64 = 5 * 60;
+
+/// 5xx and all responses of the service's proxy from 5 minutes before detection to `end`
+/// (whole minutes).
 fn failed_requests(store: &dyn Store, incident: &Incident, end: Timestamp) -> Result<Option<(u64, u64)>, StoreError> {
-    let from = incident.detected.as_second();
+    let from = incident.detected.as_second() - IMPACT_BEFORE_DETECTION;
     let to = end.as_second() + 60;
     let minutes = store.sli(&incident.service, &incident.environment, from - from.rem_euclid(60), to)?;
     let (failed, total) = minutes.iter().fold((0, 0), |(f, t), m| (f + m.errors, t + m.requests));
