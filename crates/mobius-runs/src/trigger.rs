@@ -292,6 +292,14 @@ pub fn github_context(push: &Push) -> Value {
 pub fn pull_request_context(pr: &PullRequest) -> Value {
     let owner = pr.repository.split_once('/').map_or("", |(owner, _)| owner);
     let ref_name = pr.git_ref.strip_prefix("refs/pull/").unwrap_or(&pr.git_ref);
+    // Caches restore from the default branch's scope (the pull request writes only its own):
+    // a delivery that does not say it (a GitLab merge request) gets the mirror's.
+    let mut event = pr.payload.clone();
+    if event.pointer("/repository/default_branch").is_none()
+        && let Some(repository) = event.get_mut("repository").and_then(Value::as_object_mut)
+    {
+        repository.insert("default_branch".to_owned(), json!(pr.default_branch));
+    }
     json!({
         "event_name": "pull_request",
         "ref": pr.git_ref,
@@ -304,7 +312,7 @@ pub fn pull_request_context(pr: &PullRequest) -> Value {
         "repository_owner": owner,
         "actor": pr.actor,
         "triggering_actor": pr.actor,
-        "event": pr.payload,
+        "event": event,
     })
 }
 
@@ -408,5 +416,37 @@ mod tests {
             plan(Event::Push(&push("release", &[])), &workflows[4..], &stored).as_slice(),
             [Planned::Run { .. }]
         ));
+    }
+
+    #[test]
+    fn a_pull_requests_context_is_githubs_with_the_default_branch_filled_in() {
+        let pr = PullRequest {
+            repository: "acme/app".into(),
+            number: 9,
+            action: "opened".into(),
+            head_ref: "feature".into(),
+            head_sha: "c".repeat(40),
+            base_ref: "main".into(),
+            base_sha: None,
+            fork: false,
+            actor: "ada".into(),
+            refs_prefix: "refs/merge-requests/9".into(),
+            payload: json!({ "action": "opened", "number": 9, "repository": { "full_name": "acme/app" } }),
+            sha: "d".repeat(40),
+            git_ref: "refs/merge-requests/9/head".into(),
+            changed: Vec::new(),
+            default_branch: "trunk".into(),
+        };
+        let github = pull_request_context(&pr);
+        assert_eq!(github["event_name"], "pull_request");
+        assert_eq!((github["head_ref"].as_str(), github["base_ref"].as_str()), (Some("feature"), Some("main")));
+        assert_eq!(github["sha"], "d".repeat(40));
+        assert_eq!(github["event"]["repository"]["default_branch"], "trunk", "caches restore from it");
+        let mut given = pr.clone();
+        given.payload["repository"]["default_branch"] = "master".into();
+        given.git_ref = "refs/pull/9/merge".into();
+        let github = pull_request_context(&given);
+        assert_eq!(github["event"]["repository"]["default_branch"], "master", "the delivery's own wins");
+        assert_eq!(github["ref_name"], "9/merge");
     }
 }
