@@ -18,10 +18,12 @@
 //! [`repositories`]: repositories registered from remotes (mirrored, with their credentials
 //! named) and removed.
 //! [`environments`]: changes to environments' protection rules, each with its audit event.
+//! [`sessions`]: the console's sign-in sessions, each as strong as its token and no longer.
 
 pub mod environments;
 pub mod repositories;
 pub mod secrets;
+pub mod sessions;
 pub mod tokens;
 
 use std::path::PathBuf;

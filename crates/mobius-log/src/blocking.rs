@@ -16,8 +16,8 @@ use mobius_events::facts::{FactSet, Incident};
 use mobius_events::{AppendStatus, NewEvent, StoredEvent};
 use mobius_store::{
     EnvironmentRecord, EventQuery, ForgeSettings, Heads, IngestContext, NewRun, PendingStatus, Repository,
-    RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunUpdate, Scope, SecretRecord, SliCompaction, SliCounts,
-    SliMinute, StatusOutcome, Store, StoreError, TokenRecord,
+    RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunUpdate, Scope, SecretRecord, SessionRecord,
+    SliCompaction, SliCounts, SliMinute, StatusOutcome, Store, StoreError, TokenRecord,
 };
 
 thread_local! {
@@ -90,6 +90,10 @@ guarded! {
     incidents() -> Result<Vec<Incident>, StoreError>;
     tokens() -> Result<Vec<TokenRecord>, StoreError>;
     revoke_token(id: &str) -> Result<bool, StoreError>;
+    insert_session(session: &SessionRecord) -> Result<(), StoreError>;
+    session(id_hash: &str) -> Result<Option<SessionRecord>, StoreError>;
+    delete_session(id_hash: &str) -> Result<bool, StoreError>;
+    delete_expired_sessions(now: Timestamp) -> Result<usize, StoreError>;
     add_repository(repository: &Repository) -> Result<(), StoreError>;
     remove_repository(name: &str) -> Result<bool, StoreError>;
     repositories() -> Result<Vec<Repository>, StoreError>;

@@ -140,6 +140,19 @@ pub struct TokenRecord {
     pub restriction: Option<TokenRestriction>,
 }
 
+/// A console session as stored: never the cookie, only SHA-256 of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// Hex SHA-256 of the cookie's value.
+    pub id_hash: String,
+    /// The token the session was opened with; when it is revoked or expires, so is the session.
+    pub token_id: String,
+    /// The session's CSRF token, which every form carries.
+    pub csrf: String,
+    pub created: Timestamp,
+    pub expires: Timestamp,
+}
+
 /// What a restricted token is limited to: the runs of one repository, for one run's job. The
 /// server refuses it everything else (secrets, tokens, deployments, other repositories).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -233,6 +246,14 @@ pub trait Store: Send + Sync {
     fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
     /// Deletes a token, so its secret no longer authenticates; `false` if there was none.
     fn revoke_token(&self, id: &str) -> Result<bool, StoreError>;
+    /// Stores a new console session.
+    fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
+    /// The session whose cookie hashes to `id_hash`, expired or not.
+    fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>, StoreError>;
+    /// Ends a session; `false` if there was none.
+    fn delete_session(&self, id_hash: &str) -> Result<bool, StoreError>;
+    /// Forgets the sessions that expired before `now`; how many.
+    fn delete_expired_sessions(&self, now: Timestamp) -> Result<usize, StoreError>;
 
     fn add_repository(&self, repository: &Repository) -> Result<(), StoreError>;
     /// Unregisters a repository and forgets its recorded heads (its runs stay); `false` if it

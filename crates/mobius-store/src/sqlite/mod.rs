@@ -21,12 +21,12 @@ use mobius_events::facts::{FactSet, Incident};
 use mobius_events::materialise;
 use mobius_events::time::{from_micros, to_micros};
 use mobius_events::{AppendStatus, NewEvent, StoredEvent};
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::{
     EnvironmentRecord, EventQuery, ForgeSettings, Heads, IngestContext, NewRun, PendingStatus, Repository,
-    RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunUpdate, Scope, SecretRecord, SliCompaction, SliCounts,
-    SliMinute, StatusOutcome, Store, StoreError, TokenRecord,
+    RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunUpdate, Scope, SecretRecord, SessionRecord,
+    SliCompaction, SliCounts, SliMinute, StatusOutcome, Store, StoreError, TokenRecord,
 };
 
 /// Bigger pages than SQLite's 4 KiB default halve the write calls of a bulk import.
@@ -291,6 +291,51 @@ impl Store for SqliteStore {
 
     fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
         self.with_writer(|conn| Ok(conn.execute("DELETE FROM tokens WHERE id = ?1", [id])? > 0))
+    }
+
+    fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        self.with_writer(|conn| {
+            conn.execute(
+                "INSERT INTO sessions (id_hash, token_id, csrf, created, expires) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    session.id_hash,
+                    session.token_id,
+                    session.csrf,
+                    to_micros(session.created),
+                    to_micros(session.expires)
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>, StoreError> {
+        self.with_reader(|conn| {
+            let found = conn
+                .query_row(
+                    "SELECT id_hash, token_id, csrf, created, expires FROM sessions WHERE id_hash = ?1",
+                    [id_hash],
+                    |r| {
+                        Ok(SessionRecord {
+                            id_hash: r.get(0)?,
+                            token_id: r.get(1)?,
+                            csrf: r.get(2)?,
+                            created: from_micros(r.get(3)?),
+                            expires: from_micros(r.get(4)?),
+                        })
+                    },
+                )
+                .optional()?;
+            Ok(found)
+        })
+    }
+
+    fn delete_session(&self, id_hash: &str) -> Result<bool, StoreError> {
+        self.with_writer(|conn| Ok(conn.execute("DELETE FROM sessions WHERE id_hash = ?1", [id_hash])? > 0))
+    }
+
+    fn delete_expired_sessions(&self, now: Timestamp) -> Result<usize, StoreError> {
+        self.with_writer(|conn| Ok(conn.execute("DELETE FROM sessions WHERE expires < ?1", [to_micros(now)])?))
     }
 
     fn token_count(&self) -> Result<u64, StoreError> {
