@@ -12,6 +12,7 @@
 //! - `routes`: the handlers, one module per area (log, runs, repositories, secrets, delivery,
 //!   reliability, health).
 //! - [`metrics`]: Prometheus metrics about the server itself.
+//! - The console's pages (`mobius_console`) are routed here too, beside the API.
 
 pub mod auth;
 pub mod error;
@@ -92,9 +93,12 @@ impl AppState {
     }
 }
 
-/// Every route, with request metrics.
+/// Every route, with request metrics: the API, and the console's pages beside it.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let console = mobius_console::router(state.app.clone(), mobius_console::ConsoleConfig::default());
+    let pages =
+        mobius_console::PATHS.iter().fold(Router::new(), |router, path| router.route_service(path, console.clone()));
+    pages
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

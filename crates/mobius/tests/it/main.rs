@@ -5,6 +5,7 @@
 
 mod actions;
 mod cli;
+mod console;
 mod deploy;
 mod deploy_secrets;
 mod dispatch;

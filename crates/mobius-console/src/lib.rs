@@ -1,0 +1,83 @@
+//! The console: pages for people in a browser, beside the HTTP API and over the same
+//! application layer ([`mobius_app::App`]). Server-rendered HTML from askama templates compiled
+//! into the binary (every value escaped), one stylesheet embedded and served under its content
+//! hash, and no inline script (the Content-Security-Policy forbids it).
+//!
+//! Sign-in exchanges a token for a session ([`mobius_app::sessions`]): an HttpOnly,
+//! SameSite=Strict cookie; every form carries the session's CSRF token, and every page and
+//! action checks the session (and so its token) again. Pages call the same application
+//! functions as the API's handlers.
+//!
+//! So far: sign-in and sign-out, and the runs list. See ARCHITECTURE.md for the plan.
+
+mod pages;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+use axum::routing::{get, post};
+use mobius_app::App;
+use sha2::{Digest, Sha256};
+
+/// The paths the console answers; the server routes exactly these to it.
+pub const PATHS: &[&str] = &["/", "/login", "/logout", "/runs", "/assets/{file}"];
+
+/// The cookie a session travels in.
+const SESSION_COOKIE: &str = "mobius_session";
+
+/// The stylesheet, embedded.
+const CSS: &[u8] = include_bytes!("../assets/console.css");
+
+/// What the console's handlers share.
+#[derive(Clone)]
+struct Console {
+    app: App,
+    /// `/assets/console.<hash>.css`: a new stylesheet is a new URL, so it can be cached forever.
+    css_path: Arc<str>,
+    /// Mark the cookie `Secure` (the console is served over TLS).
+    secure_cookie: bool,
+}
+
+/// What the console needs besides the application.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConsoleConfig {
+    /// The console is reached over HTTPS (a TLS proxy in front): the session cookie is
+    /// `Secure`.
+    pub secure_cookie: bool,
+}
+
+/// The console's routes ([`PATHS`]), with their own state and security headers.
+pub fn router(app: App, config: ConsoleConfig) -> Router {
+    let digest = hex::encode(Sha256::digest(CSS));
+    let console = Console {
+        app,
+        css_path: format!("/assets/console.{}.css", &digest[..12]).into(),
+        secure_cookie: config.secure_cookie,
+    };
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/login", get(pages::login_form).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/runs", get(pages::runs))
+        .route("/assets/{file}", get(pages::asset))
+        // Forms are a token or a CSRF field: nothing needs more.
+        .layer(DefaultBodyLimit::max(16 * 1024))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(console)
+}
+
+/// Every console response: no script but our own files, no framing, no sniffing, and no
+/// referrer beyond this origin.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    let csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+               frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}

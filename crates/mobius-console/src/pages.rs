@@ -1,0 +1,305 @@
+//! The console's handlers: sign-in, sign-out, the pages, the stylesheet.
+
+use askama::Template;
+use axum::extract::{Form, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use jiff::Timestamp;
+use mobius_app::sessions::{self, Session};
+use mobius_store::{RunQuery, RunRecord, RunState};
+use serde::Deserialize;
+
+use crate::{CSS, Console, SESSION_COOKIE};
+
+/// Who the page is for, as the header shows them (and the sign-out form's CSRF token).
+struct Who {
+    name: String,
+    scope: &'static str,
+    csrf: String,
+}
+
+impl Who {
+    fn of(session: &Session) -> Who {
+        Who { name: session.token.name.clone(), scope: session.token.scope.as_str(), csrf: session.csrf.clone() }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    css: &'a str,
+    signed_in: Option<Who>,
+    next: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "runs.html")]
+struct RunsPage<'a> {
+    css: &'a str,
+    signed_in: Option<Who>,
+    repository: &'a str,
+    state: &'a str,
+    runs: Vec<RunRow>,
+}
+
+#[derive(Template)]
+#[template(path = "not_found.html")]
+struct NotFound<'a> {
+    css: &'a str,
+    signed_in: Option<Who>,
+    what: &'a str,
+}
+
+/// One run, as the runs table shows it.
+struct RunRow {
+    id: i64,
+    state: &'static str,
+    workflow: String,
+    repository: String,
+    event: String,
+    branch: String,
+    commit: String,
+    queued: String,
+    queued_iso: String,
+}
+
+impl RunRow {
+    fn of(record: &RunRecord) -> RunRow {
+        RunRow {
+            id: record.id,
+            state: record.state.as_str(),
+            workflow: record.run.workflow_name.clone(),
+            repository: record.run.repository.clone(),
+            event: record.run.event.clone(),
+            branch: record.run.branch.clone().unwrap_or_else(|| "—".to_owned()),
+            commit: record.run.sha.chars().take(10).collect(),
+            queued: record.run.queued_at.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+            queued_iso: record.run.queued_at.to_string(),
+        }
+    }
+}
+
+/// A rendered template, or the error page when rendering failed (a bug, logged).
+fn html(status: StatusCode, rendered: Result<String, askama::Error>) -> Response {
+    match rendered {
+        Ok(body) => (status, Html(body)).into_response(),
+        Err(error) => {
+            tracing::error!(error = %error, "a console template did not render");
+            (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered").into_response()
+        }
+    }
+}
+
+/// The session cookie's value, if the request has one.
+fn cookie(headers: &HeaderMap) -> Option<String> {
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|pair| {
+        let (name, value) = pair.trim().split_once('=')?;
+        (name == SESSION_COOKIE).then(|| value.to_owned())
+    })
+}
+
+/// The request's live session, if it has one.
+async fn session(console: &Console, headers: &HeaderMap) -> Option<Session> {
+    let cookie = cookie(headers)?;
+    let store = console.app.store.clone();
+    let checked = mobius_log::blocking::spawn(move || sessions::check(store.as_ref(), &cookie, Timestamp::now())).await;
+    match checked {
+        Ok(session) => session,
+        Err(error) => {
+            tracing::warn!(error = %error, "cannot check a console session");
+            None
+        }
+    }
+}
+
+/// Where to go after signing in: a path on this console, never another site.
+fn safe_next(next: &str) -> &str {
+    let local = next.starts_with('/') && !next.starts_with("//") && !next.contains('\\');
+    if local { next } else { "/" }
+}
+
+/// `text` for a query string: everything but unreserved characters percent-encoded.
+fn query_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// To sign-in, remembering the page asked for.
+fn to_login(uri: &Uri) -> Response {
+    let asked = uri.path_and_query().map_or("/", |p| p.as_str());
+    Redirect::to(&format!("/login?next={}", query_escape(asked))).into_response()
+}
+
+/// `/`: the runs, for now (the service catalog takes its place as it is built).
+pub(crate) async fn home(State(console): State<Console>, headers: HeaderMap) -> Response {
+    match session(&console, &headers).await {
+        Some(_) => Redirect::to("/runs").into_response(),
+        None => Redirect::to("/login").into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct NextParams {
+    next: Option<String>,
+}
+
+/// `GET /login`: the sign-in form.
+pub(crate) async fn login_form(State(console): State<Console>, Query(params): Query<NextParams>) -> Response {
+    let next = safe_next(params.next.as_deref().unwrap_or("/"));
+    html(StatusCode::OK, LoginPage { css: &console.css_path, signed_in: None, next, error: None }.render())
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct LoginForm {
+    token: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// `POST /login`: a token for a session cookie; back to the form, saying why, when the token
+/// does not authenticate.
+pub(crate) async fn login(State(console): State<Console>, Form(form): Form<LoginForm>) -> Response {
+    let store = console.app.store.clone();
+    let token = form.token;
+    let now = Timestamp::now();
+    let opened =
+        mobius_log::blocking::spawn(move || sessions::open(store.as_ref(), &token, now, sessions::DEFAULT_TTL)).await;
+    let next = safe_next(&form.next);
+    let opened = match opened {
+        Ok(Some(opened)) => opened,
+        Ok(None) => {
+            let error = Some("That token is not valid: mistyped, expired or revoked.");
+            let page = LoginPage { css: &console.css_path, signed_in: None, next, error };
+            return html(StatusCode::UNAUTHORIZED, page.render());
+        }
+        Err(error) => {
+            tracing::error!(error = %error, "cannot open a console session");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "cannot sign in now").into_response();
+        }
+    };
+    let max_age = opened.session.expires.duration_since(now).as_secs().max(0);
+    let secure = if console.secure_cookie { "; Secure" } else { "" };
+    let cookie =
+        format!("{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}", opened.cookie);
+    let mut response = Redirect::to(next).into_response();
+    match HeaderValue::from_str(&cookie) {
+        Ok(value) => {
+            response.headers_mut().insert(header::SET_COOKIE, value);
+        }
+        Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, "cannot sign in now").into_response(),
+    }
+    response
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /logout`: ends the session (its form's CSRF token must match) and clears the cookie.
+pub(crate) async fn logout(State(console): State<Console>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
+    let Some(session) = session(&console, &headers).await else { return Redirect::to("/login").into_response() };
+    if !session.csrf_matches(&form.csrf) {
+        return (StatusCode::FORBIDDEN, "The form's CSRF token is missing or wrong: nothing was changed.")
+            .into_response();
+    }
+    if let Some(cookie) = cookie(&headers) {
+        let store = console.app.store.clone();
+        let closed = mobius_log::blocking::spawn(move || sessions::close(store.as_ref(), &cookie)).await;
+        if let Err(error) = closed {
+            tracing::error!(error = %error, "cannot close a console session");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "cannot sign out now").into_response();
+        }
+    }
+    let mut response = Redirect::to("/login").into_response();
+    let gone = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    if let Ok(value) = HeaderValue::from_str(&gone) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RunsParams {
+    #[serde(default)]
+    repository: String,
+    #[serde(default)]
+    state: String,
+}
+
+/// `GET /runs`: the latest runs, filtered by repository and state (the API's list).
+pub(crate) async fn runs(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(params): Query<RunsParams>,
+) -> Response {
+    let Some(session) = session(&console, &headers).await else { return to_login(&uri) };
+    let css = &console.css_path;
+    let state = match params.state.trim() {
+        "" => None,
+        text => match RunState::parse(text) {
+            Some(state) => Some(state),
+            None => {
+                let what = format!("No run state `{text}` (queued, waiting, running, success, failure, cancelled…).");
+                let page = NotFound { css, signed_in: Some(Who::of(&session)), what: &what };
+                return html(StatusCode::BAD_REQUEST, page.render());
+            }
+        },
+    };
+    let repository = Some(params.repository.trim().to_owned()).filter(|r| !r.is_empty());
+    let query = RunQuery { repository, state, before: None, limit: 100 };
+    let store = console.app.store.clone();
+    let listed = match mobius_log::blocking::spawn(move || store.runs(&query)).await {
+        Ok(listed) => listed,
+        Err(error) => {
+            tracing::error!(error = %error, "cannot list runs for the console");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "cannot read the runs now").into_response();
+        }
+    };
+    let page = RunsPage {
+        css,
+        signed_in: Some(Who::of(&session)),
+        repository: params.repository.trim(),
+        state: params.state.trim(),
+        runs: listed.iter().map(RunRow::of).collect(),
+    };
+    html(StatusCode::OK, page.render())
+}
+
+/// `GET /assets/{file}`: the stylesheet under its content hash, cacheable for a year.
+pub(crate) async fn asset(State(console): State<Console>, uri: Uri) -> Response {
+    // The path itself, not a `Path` extractor: the server's router matched it once already.
+    if uri.path() != &*console.css_path {
+        return (StatusCode::NOT_FOUND, "no such asset").into_response();
+    }
+    let headers = [
+        (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+        (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+    ];
+    (headers, CSS).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_stays_on_this_console_and_is_escaped_for_the_query() {
+        assert_eq!(safe_next("/runs?state=failure"), "/runs?state=failure");
+        for outside in ["https://evil.example/", "//evil.example/", "/\\evil.example", "runs", ""] {
+            assert_eq!(safe_next(outside), "/", "{outside}");
+        }
+        assert_eq!(query_escape("/runs?state=a b&x=<"), "%2Fruns%3Fstate%3Da%20b%26x%3D%3C");
+        let mut headers = HeaderMap::new();
+        headers.append(header::COOKIE, HeaderValue::from_static("theme=dark; mobius_session=mbs_abc; x=y"));
+        assert_eq!(cookie(&headers).as_deref(), Some("mbs_abc"));
+        assert_eq!(cookie(&HeaderMap::new()), None);
+    }
+}

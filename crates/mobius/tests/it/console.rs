@@ -1,0 +1,158 @@
+//! The console over HTTP (issue 13's first pages): sign-in exchanges a token for an HttpOnly,
+//! SameSite=Strict session cookie; pages send a person without one to sign-in and back;
+//! sign-out needs the session's CSRF token; a revoked token ends its sessions; every value is
+//! escaped and no page carries an inline script.
+
+use reqwest::StatusCode;
+use reqwest::blocking::Client;
+use reqwest::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, COOKIE, LOCATION, SET_COOKIE};
+
+use crate::runs::{commit, finished, get, repository, start, wait_for};
+use crate::util::{ADMIN, Dir, Server};
+
+/// A workflow whose name is an XSS attempt: the console must show it as text.
+const CI: &str =
+    "name: \"<script>alert(1)</script>\"\non: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: 'true'\n";
+
+fn client() -> Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// `POST path` with an HTML form's body.
+fn post_form(
+    server: &Server,
+    path: &str,
+    cookie: Option<&str>,
+    fields: &[(&str, &str)],
+) -> reqwest::blocking::Response {
+    let escape = |text: &str| {
+        text.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    let body: Vec<String> = fields.iter().map(|(k, v)| format!("{}={}", escape(k), escape(v))).collect();
+    let request = client()
+        .post(server.url(path))
+        .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body.join("&"));
+    let request = match cookie {
+        Some(cookie) => request.header(COOKIE, format!("mobius_session={cookie}")),
+        None => request,
+    };
+    request.send().unwrap()
+}
+
+/// `POST /login` with `token`, going to `next`.
+fn sign_in(server: &Server, token: &str, next: &str) -> reqwest::blocking::Response {
+    post_form(server, "/login", None, &[("token", token), ("next", next)])
+}
+
+fn page(server: &Server, path: &str, cookie: Option<&str>) -> reqwest::blocking::Response {
+    let request = client().get(server.url(path));
+    let request = match cookie {
+        Some(cookie) => request.header(COOKIE, format!("mobius_session={cookie}")),
+        None => request,
+    };
+    request.send().unwrap()
+}
+
+#[test]
+fn sign_in_pages_and_sign_out_with_a_session_as_strong_as_its_token() {
+    let dir = Dir::new();
+    let repo = repository(&dir, &[("README.md", "app\n")]);
+    let server = start(&dir, &repo);
+    commit(&repo, &[(".github/workflows/ci.yml", CI)], "ci");
+    let run = wait_for("a run", || get(&server, "/api/v1/runs").as_array().and_then(|r| r.first().cloned()));
+    finished(&server, run["id"].as_i64().unwrap());
+    let token = dir.json(&[
+        "token",
+        "create",
+        "--name",
+        "alice",
+        "--scope",
+        "read",
+        "--server",
+        &server.base,
+        "--token",
+        ADMIN,
+    ]);
+    let token = token["token"].as_str().unwrap().to_owned();
+
+    // Without a session: to sign-in, remembering the page; the form says nothing of tokens.
+    let response = page(&server, "/runs?state=success", None);
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[LOCATION], "/login?next=%2Fruns%3Fstate%3Dsuccess");
+    let form = page(&server, "/login?next=/runs", None);
+    assert_eq!(form.status(), StatusCode::OK);
+    let csp = form.headers()[CONTENT_SECURITY_POLICY].to_str().unwrap().to_owned();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    let html = form.text().unwrap();
+    assert!(html.contains("name=\"token\"") && html.contains("value=\"/runs\""), "{html}");
+    assert!(!html.contains("<script"), "no inline script: {html}");
+
+    // A wrong token: 401, the form again, no cookie.
+    let refused = sign_in(&server, "mbx_000000000000_nope", "/runs");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert!(refused.headers().get(SET_COOKIE).is_none());
+    assert!(refused.text().unwrap().contains("That token is not valid"));
+    // Sign-in never sends a person to another site.
+    let elsewhere = sign_in(&server, &token, "https://evil.example/");
+    assert_eq!(elsewhere.headers()[LOCATION], "/");
+
+    let signed = sign_in(&server, &token, "/runs");
+    assert_eq!(signed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(signed.headers()[LOCATION], "/runs");
+    let set = signed.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
+        assert!(set.contains(attribute), "{attribute}: {set}");
+    }
+    let cookie = set.split(';').next().unwrap().strip_prefix("mobius_session=").unwrap().to_owned();
+    assert!(!set.contains(&token), "the cookie is not the token");
+
+    // The runs page: the run, its workflow's name as text, the signed-in name and scope.
+    let runs = page(&server, "/runs", Some(&cookie));
+    assert_eq!(runs.status(), StatusCode::OK);
+    let html = runs.text().unwrap();
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;") || html.contains("&#60;script&#62;"), "{html}");
+    assert!(!html.contains("<script>alert(1)</script>"), "escaped: {html}");
+    assert!(html.contains("alice") && html.contains("(read)") && html.contains("acme/app"), "{html}");
+    let filtered = page(&server, "/runs?state=failure", Some(&cookie)).text().unwrap();
+    assert!(filtered.contains("No runs match these filters"), "{filtered}");
+    let unknown = page(&server, "/runs?state=bogus", Some(&cookie));
+    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+    assert!(unknown.text().unwrap().contains("No run state `bogus`"));
+
+    // The stylesheet is under its content hash, cacheable for good; other assets do not exist.
+    let css = html.split("href=\"").nth(1).and_then(|s| s.split('"').next()).unwrap().to_owned();
+    assert!(css.starts_with("/assets/console.") && css.ends_with(".css"), "{css}");
+    let sheet = page(&server, &css, None);
+    assert_eq!(sheet.status(), StatusCode::OK);
+    assert_eq!(sheet.headers()[CACHE_CONTROL], "public, max-age=31536000, immutable");
+    assert_eq!(page(&server, "/assets/console.css", None).status(), StatusCode::NOT_FOUND);
+
+    // Sign-out needs the session's CSRF token: without it, 403 and the session lives on.
+    let forged = post_form(&server, "/logout", Some(&cookie), &[("csrf", "forged")]);
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(page(&server, "/runs", Some(&cookie)).status(), StatusCode::OK);
+    let csrf = html.split("name=\"csrf\" value=\"").nth(1).and_then(|s| s.split('"').next()).unwrap().to_owned();
+    let out = post_form(&server, "/logout", Some(&cookie), &[("csrf", csrf.as_str())]);
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert!(out.headers()[SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+    assert_eq!(page(&server, "/runs", Some(&cookie)).status(), StatusCode::SEE_OTHER, "signed out");
+
+    // Revoking the token ends the sessions opened with it.
+    let signed = sign_in(&server, &token, "/runs");
+    let set = signed.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    let cookie = set.split(';').next().unwrap().strip_prefix("mobius_session=").unwrap().to_owned();
+    assert_eq!(page(&server, "/runs", Some(&cookie)).status(), StatusCode::OK);
+    let listed = dir.json(&["token", "list", "--server", &server.base, "--token", ADMIN]);
+    let id =
+        listed.as_array().unwrap().iter().find(|t| t["name"] == "alice").unwrap()["id"].as_str().unwrap().to_owned();
+    let out = dir.run(&["token", "revoke", &id, "--server", &server.base, "--token", ADMIN]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(page(&server, "/runs", Some(&cookie)).status(), StatusCode::SEE_OTHER, "the token was revoked");
+}
