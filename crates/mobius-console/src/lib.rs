@@ -28,15 +28,25 @@ pub const PATHS: &[&str] = &["/", "/login", "/logout", "/runs", "/assets/{file}"
 /// The cookie a session travels in.
 const SESSION_COOKIE: &str = "mobius_session";
 
-/// The stylesheet, embedded.
-const CSS: &[u8] = include_bytes!("../assets/console.css");
+/// The files pages link to, embedded: (name, extension, content type, bytes).
+const ASSETS: &[(&str, &str, &str, &[u8])] = &[
+    ("console", "css", "text/css; charset=utf-8", include_bytes!("../assets/console.css")),
+    ("favicon", "svg", "image/svg+xml", include_bytes!("../assets/favicon.svg")),
+];
+
+/// An embedded file under its URL: `/assets/<name>.<hash>.<ext>`, so a changed file is a new
+/// URL and every URL can be cached forever.
+struct Asset {
+    path: String,
+    content_type: &'static str,
+    bytes: &'static [u8],
+}
 
 /// What the console's handlers share.
 #[derive(Clone)]
 struct Console {
     app: App,
-    /// `/assets/console.<hash>.css`: a new stylesheet is a new URL, so it can be cached forever.
-    css_path: Arc<str>,
+    assets: Arc<[Asset]>,
     /// Mark the cookie `Secure` (the console is served over TLS).
     secure_cookie: bool,
 }
@@ -51,12 +61,14 @@ pub struct ConsoleConfig {
 
 /// The console's routes ([`PATHS`]), with their own state and security headers.
 pub fn router(app: App, config: ConsoleConfig) -> Router {
-    let digest = hex::encode(Sha256::digest(CSS));
-    let console = Console {
-        app,
-        css_path: format!("/assets/console.{}.css", &digest[..12]).into(),
-        secure_cookie: config.secure_cookie,
-    };
+    let assets = ASSETS
+        .iter()
+        .map(|(name, ext, content_type, bytes)| {
+            let digest = hex::encode(Sha256::digest(bytes));
+            Asset { path: format!("/assets/{name}.{}.{ext}", &digest[..12]), content_type, bytes }
+        })
+        .collect();
+    let console = Console { app, assets, secure_cookie: config.secure_cookie };
     Router::new()
         .route("/", get(pages::home))
         .route("/login", get(pages::login_form).post(pages::login))
@@ -67,6 +79,14 @@ pub fn router(app: App, config: ConsoleConfig) -> Router {
         .layer(DefaultBodyLimit::max(16 * 1024))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(console)
+}
+
+impl Console {
+    /// The URL of the embedded file `name`.
+    fn asset(&self, name: &str) -> &str {
+        let prefix = format!("/assets/{name}.");
+        self.assets.iter().find(|a| a.path.starts_with(&prefix)).map_or("", |a| a.path.as_str())
+    }
 }
 
 /// Every console response: no script but our own files, no framing, no sniffing, and no

@@ -9,7 +9,7 @@ use mobius_app::sessions::{self, Session};
 use mobius_store::{RunQuery, RunRecord, RunState};
 use serde::Deserialize;
 
-use crate::{CSS, Console, SESSION_COOKIE};
+use crate::{Console, SESSION_COOKIE};
 
 /// Who the page is for, as the header shows them (and the sign-out form's CSRF token).
 struct Who {
@@ -28,6 +28,7 @@ impl Who {
 #[template(path = "login.html")]
 struct LoginPage<'a> {
     css: &'a str,
+    icon: &'a str,
     signed_in: Option<Who>,
     next: &'a str,
     error: Option<&'a str>,
@@ -37,6 +38,7 @@ struct LoginPage<'a> {
 #[template(path = "runs.html")]
 struct RunsPage<'a> {
     css: &'a str,
+    icon: &'a str,
     signed_in: Option<Who>,
     repository: &'a str,
     state: &'a str,
@@ -47,6 +49,7 @@ struct RunsPage<'a> {
 #[template(path = "not_found.html")]
 struct NotFound<'a> {
     css: &'a str,
+    icon: &'a str,
     signed_in: Option<Who>,
     what: &'a str,
 }
@@ -151,7 +154,11 @@ pub(crate) struct NextParams {
 /// `GET /login`: the sign-in form.
 pub(crate) async fn login_form(State(console): State<Console>, Query(params): Query<NextParams>) -> Response {
     let next = safe_next(params.next.as_deref().unwrap_or("/"));
-    html(StatusCode::OK, LoginPage { css: &console.css_path, signed_in: None, next, error: None }.render())
+    html(
+        StatusCode::OK,
+        LoginPage { css: console.asset("console"), icon: console.asset("favicon"), signed_in: None, next, error: None }
+            .render(),
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,7 +181,13 @@ pub(crate) async fn login(State(console): State<Console>, Form(form): Form<Login
         Ok(Some(opened)) => opened,
         Ok(None) => {
             let error = Some("That token is not valid: mistyped, expired or revoked.");
-            let page = LoginPage { css: &console.css_path, signed_in: None, next, error };
+            let page = LoginPage {
+                css: console.asset("console"),
+                icon: console.asset("favicon"),
+                signed_in: None,
+                next,
+                error,
+            };
             return html(StatusCode::UNAUTHORIZED, page.render());
         }
         Err(error) => {
@@ -241,14 +254,14 @@ pub(crate) async fn runs(
     Query(params): Query<RunsParams>,
 ) -> Response {
     let Some(session) = session(&console, &headers).await else { return to_login(&uri) };
-    let css = &console.css_path;
+    let (css, icon) = (console.asset("console"), console.asset("favicon"));
     let state = match params.state.trim() {
         "" => None,
         text => match RunState::parse(text) {
             Some(state) => Some(state),
             None => {
                 let what = format!("No run state `{text}` (queued, waiting, running, success, failure, cancelled…).");
-                let page = NotFound { css, signed_in: Some(Who::of(&session)), what: &what };
+                let page = NotFound { css, icon, signed_in: Some(Who::of(&session)), what: &what };
                 return html(StatusCode::BAD_REQUEST, page.render());
             }
         },
@@ -265,6 +278,7 @@ pub(crate) async fn runs(
     };
     let page = RunsPage {
         css,
+        icon,
         signed_in: Some(Who::of(&session)),
         repository: params.repository.trim(),
         state: params.state.trim(),
@@ -273,17 +287,15 @@ pub(crate) async fn runs(
     html(StatusCode::OK, page.render())
 }
 
-/// `GET /assets/{file}`: the stylesheet under its content hash, cacheable for a year.
+/// `GET /assets/{file}`: an embedded file under its content hash, cacheable for a year.
 pub(crate) async fn asset(State(console): State<Console>, uri: Uri) -> Response {
     // The path itself, not a `Path` extractor: the server's router matched it once already.
-    if uri.path() != &*console.css_path {
+    let Some(asset) = console.assets.iter().find(|a| a.path == uri.path()) else {
         return (StatusCode::NOT_FOUND, "no such asset").into_response();
-    }
-    let headers = [
-        (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-        (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
-    ];
-    (headers, CSS).into_response()
+    };
+    let headers =
+        [(header::CONTENT_TYPE, asset.content_type), (header::CACHE_CONTROL, "public, max-age=31536000, immutable")];
+    (headers, asset.bytes).into_response()
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use crate::runs::{commit, finished, get, repository, start, wait_for};
 use crate::util::{ADMIN, Dir, Server};
 
 /// A workflow whose name is an XSS attempt: the console must show it as text.
-const CI: &str =
+pub(crate) const XSS_WORKFLOW: &str =
     "name: \"<script>alert(1)</script>\"\non: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: 'true'\n";
 
 fn client() -> Client {
@@ -65,7 +65,7 @@ fn sign_in_pages_and_sign_out_with_a_session_as_strong_as_its_token() {
     let dir = Dir::new();
     let repo = repository(&dir, &[("README.md", "app\n")]);
     let server = start(&dir, &repo);
-    commit(&repo, &[(".github/workflows/ci.yml", CI)], "ci");
+    commit(&repo, &[(".github/workflows/ci.yml", XSS_WORKFLOW)], "ci");
     let run = wait_for("a run", || get(&server, "/api/v1/runs").as_array().and_then(|r| r.first().cloned()));
     finished(&server, run["id"].as_i64().unwrap());
     let token = dir.json(&[

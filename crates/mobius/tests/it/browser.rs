@@ -1,0 +1,179 @@
+//! The console in a real browser: Debian's `chromium`, driven over WebDriver by
+//! `chromedriver` (both installed by `scripts/test`), against the real server on loopback.
+//! A small WebDriver client is enough: the protocol is JSON over HTTP.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+use crate::console::XSS_WORKFLOW;
+use crate::runs::{commit, finished, get, repository, start, wait_for};
+use crate::util::{ADMIN, Dir, http};
+
+/// `chromedriver` on a loopback port, and one headless Chromium session of it.
+struct Browser {
+    driver: Child,
+    base: String,
+    session: String,
+}
+
+impl Browser {
+    fn start() -> Browser {
+        let port = crate::deploy::free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian's chromium-driver; ./scripts/test installs it)");
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http().get(format!("{base}/status")).send().is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not answer");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let capabilities = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "goog:loggingPrefs": { "browser": "ALL" },
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                // As root Chromium needs --no-sandbox; the test's pages are its own.
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"],
+            },
+        } } });
+        let mut browser = Browser { driver, base, session: String::new() };
+        let created = browser.call("POST", "/session", Some(capabilities));
+        browser.session = created["sessionId"].as_str().expect("a WebDriver session").to_owned();
+        browser
+    }
+
+    /// One WebDriver command; its `value`.
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}{path}", self.base);
+        let request = match method {
+            "POST" => http().post(url).json(&body.unwrap_or_else(|| json!({}))),
+            "DELETE" => http().delete(url),
+            _ => http().get(url),
+        };
+        let answer: Value = request.send().expect("chromedriver").json().expect("WebDriver JSON");
+        answer["value"].clone()
+    }
+
+    fn session_call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.call(method, &format!("/session/{}{path}", self.session), body)
+    }
+
+    fn go(&self, url: &str) {
+        self.session_call("POST", "/url", Some(json!({ "url": url })));
+    }
+
+    fn url(&self) -> String {
+        self.session_call("GET", "/url", None).as_str().unwrap_or_default().to_owned()
+    }
+
+    fn elements(&self, css: &str) -> Vec<String> {
+        let found = self.session_call("POST", "/elements", Some(json!({ "using": "css selector", "value": css })));
+        found
+            .as_array()
+            .map(|all| all.iter().filter_map(|e| e.as_object()?.values().next()?.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    }
+
+    fn element(&self, css: &str) -> String {
+        self.elements(css).into_iter().next().unwrap_or_else(|| panic!("no `{css}` on {}", self.url()))
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let id = self.element(css);
+        self.session_call("POST", &format!("/element/{id}/value"), Some(json!({ "text": text })));
+    }
+
+    fn click(&self, css: &str) {
+        let id = self.element(css);
+        self.session_call("POST", &format!("/element/{id}/click"), None);
+    }
+
+    fn text(&self, css: &str) -> String {
+        let id = self.element(css);
+        self.session_call("GET", &format!("/element/{id}/text"), None).as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Waits until the page's URL ends with `suffix`.
+    fn wait_for_url(&self, suffix: &str) {
+        wait_for(&format!("the browser at …{suffix}"), || self.url().ends_with(suffix).then_some(()));
+    }
+
+    /// The browser console's messages of level `SEVERE` (errors, blocked requests, CSP reports).
+    fn console_errors(&self) -> Vec<String> {
+        let logged = self.session_call("POST", "/se/log", Some(json!({ "type": "browser" })));
+        logged
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .filter(|e| e["level"] == "SEVERE")
+                    .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Saves a PNG of the page as `name` under the tests' output directory.
+    fn screenshot(&self, name: &str) {
+        let encoded = self.session_call("GET", "/screenshot", None);
+        let png = base64::engine::general_purpose::STANDARD.decode(encoded.as_str().unwrap_or_default()).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "a PNG");
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), png).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let _ = http().delete(format!("{}/session/{}", self.base, self.session)).send();
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+#[test]
+fn in_chromium_a_person_signs_in_sees_runs_as_text_and_signs_out() {
+    let dir = Dir::new();
+    let repo = repository(&dir, &[("README.md", "app\n")]);
+    let server = start(&dir, &repo);
+    commit(&repo, &[(".github/workflows/ci.yml", XSS_WORKFLOW)], "ci");
+    let run = wait_for("a run", || get(&server, "/api/v1/runs").as_array().and_then(|r| r.first().cloned()));
+    finished(&server, run["id"].as_i64().unwrap());
+    let token =
+        dir.json(&["token", "create", "--name", "bob", "--scope", "read", "--server", &server.base, "--token", ADMIN]);
+    let token = token["token"].as_str().unwrap().to_owned();
+
+    let browser = Browser::start();
+    browser.go(&server.url("/runs"));
+    browser.wait_for_url("/login?next=%2Fruns");
+    browser.screenshot("login.png");
+    browser.type_into("#token", &token);
+    browser.click("form.login button[type=submit]");
+    browser.wait_for_url("/runs");
+
+    // The workflow's name is text in a cell: no alert opened, no script element exists.
+    let cell = browser.text("tbody tr td:nth-child(3)");
+    assert_eq!(cell, "<script>alert(1)</script>");
+    assert!(browser.elements("script").is_empty(), "no script element on the page");
+    let alert = browser.session_call("GET", "/alert/text", None);
+    assert_eq!(alert["error"], "no such alert", "{alert}");
+    assert!(browser.text("header .who").starts_with("bob"));
+    assert_eq!(browser.console_errors(), Vec::<String>::new(), "the page loaded without errors");
+    browser.screenshot("runs.png");
+
+    // Signing out ends the session: the runs page asks for a token again.
+    browser.click("form.signout button[type=submit]");
+    browser.wait_for_url("/login");
+    browser.go(&server.url("/runs"));
+    browser.wait_for_url("/login?next=%2Fruns");
+    assert_eq!(browser.console_errors(), Vec::<String>::new());
+}
