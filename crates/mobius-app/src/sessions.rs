@@ -54,9 +54,13 @@ fn hash(cookie: &str) -> String {
 
 /// Opens a session for the holder of `token` (the secret a person pasted at sign-in), lasting
 /// `ttl` from `now` but never past the token's own expiry; `None` when the token does not
-/// authenticate.
+/// authenticate, or is a job's run token (limited to one run's routes, it is for no person:
+/// a session would take it past its restriction).
 pub fn open(store: &dyn Store, token: &str, now: Timestamp, ttl: SignedDuration) -> Result<Option<Opened>, StoreError> {
     let Some(record) = tokens::authenticate(store, token.trim())? else { return Ok(None) };
+    if record.restriction.is_some() {
+        return Ok(None);
+    }
     let expires = now.saturating_add(ttl).unwrap_or(now);
     let expires = record.expires.map_or(expires, |until| until.min(expires));
     let cookie = format!("mbs_{}", random_hex());
@@ -144,5 +148,8 @@ mod tests {
         let opened = open(&store, &issued.secret, now, DEFAULT_TTL).unwrap().unwrap();
         assert_eq!(opened.session.expires, now + SignedDuration::from_mins(30));
         assert!(check(&store, &opened.cookie, now + SignedDuration::from_mins(31)).unwrap().is_none());
+        let job = tokens::issue_run_token(&store, "acme/app", 7, "build", now + SignedDuration::from_hours(1), false)
+            .unwrap();
+        assert!(open(&store, &job.secret, now, DEFAULT_TTL).unwrap().is_none(), "a job's token opens no session");
     }
 }
