@@ -8,9 +8,11 @@
 //! action checks the session (and so its token) again. Pages call the same application
 //! functions as the API's handlers.
 //!
-//! So far: sign-in and sign-out, and the runs list. See ARCHITECTURE.md for the plan.
+//! So far: sign-in and sign-out, the runs list, and a run's page (jobs, steps, log; cancel and
+//! re-run for a `run` token). See ARCHITECTURE.md for the plan.
 
 mod pages;
+mod run;
 
 use std::sync::Arc;
 
@@ -23,7 +25,8 @@ use mobius_app::App;
 use sha2::{Digest, Sha256};
 
 /// The paths the console answers; the server routes exactly these to it.
-pub const PATHS: &[&str] = &["/", "/login", "/logout", "/runs", "/assets/{file}"];
+pub const PATHS: &[&str] =
+    &["/", "/login", "/logout", "/runs", "/runs/{id}", "/runs/{id}/cancel", "/runs/{id}/rerun", "/assets/{file}"];
 
 /// The cookie a session travels in.
 const SESSION_COOKIE: &str = "mobius_session";
@@ -74,6 +77,9 @@ pub fn router(app: App, config: ConsoleConfig) -> Router {
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
         .route("/runs", get(pages::runs))
+        .route("/runs/{id}", get(run::page))
+        .route("/runs/{id}/cancel", post(run::cancel))
+        .route("/runs/{id}/rerun", post(run::rerun))
         .route("/assets/{file}", get(pages::asset))
         // Forms are a token or a CSRF field: nothing needs more.
         .layer(DefaultBodyLimit::max(16 * 1024))

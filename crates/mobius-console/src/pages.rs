@@ -12,14 +12,14 @@ use serde::Deserialize;
 use crate::{Console, SESSION_COOKIE};
 
 /// Who the page is for, as the header shows them (and the sign-out form's CSRF token).
-struct Who {
-    name: String,
-    scope: &'static str,
-    csrf: String,
+pub(crate) struct Who {
+    pub(crate) name: String,
+    pub(crate) scope: &'static str,
+    pub(crate) csrf: String,
 }
 
 impl Who {
-    fn of(session: &Session) -> Who {
+    pub(crate) fn of(session: &Session) -> Who {
         Who { name: session.token.name.clone(), scope: session.token.scope.as_str(), csrf: session.csrf.clone() }
     }
 }
@@ -47,11 +47,11 @@ struct RunsPage<'a> {
 
 #[derive(Template)]
 #[template(path = "not_found.html")]
-struct NotFound<'a> {
-    css: &'a str,
-    icon: &'a str,
-    signed_in: Option<Who>,
-    what: &'a str,
+pub(crate) struct NotFound<'a> {
+    pub(crate) css: &'a str,
+    pub(crate) icon: &'a str,
+    pub(crate) signed_in: Option<Who>,
+    pub(crate) what: &'a str,
 }
 
 /// One run, as the runs table shows it.
@@ -84,7 +84,7 @@ impl RunRow {
 }
 
 /// A rendered template, or the error page when rendering failed (a bug, logged).
-fn html(status: StatusCode, rendered: Result<String, askama::Error>) -> Response {
+pub(crate) fn html(status: StatusCode, rendered: Result<String, askama::Error>) -> Response {
     match rendered {
         Ok(body) => (status, Html(body)).into_response(),
         Err(error) => {
@@ -103,7 +103,7 @@ fn cookie(headers: &HeaderMap) -> Option<String> {
 }
 
 /// The request's live session, if it has one.
-async fn session(console: &Console, headers: &HeaderMap) -> Option<Session> {
+pub(crate) async fn session(console: &Console, headers: &HeaderMap) -> Option<Session> {
     let cookie = cookie(headers)?;
     let store = console.app.store.clone();
     let checked = mobius_log::blocking::spawn(move || sessions::check(store.as_ref(), &cookie, Timestamp::now())).await;
@@ -133,7 +133,7 @@ fn query_escape(text: &str) -> String {
 }
 
 /// To sign-in, remembering the page asked for.
-fn to_login(uri: &Uri) -> Response {
+pub(crate) fn to_login(uri: &Uri) -> Response {
     let asked = uri.path_and_query().map_or("/", |p| p.as_str());
     Redirect::to(&format!("/login?next={}", query_escape(asked))).into_response()
 }
@@ -212,7 +212,7 @@ pub(crate) async fn login(State(console): State<Console>, Form(form): Form<Login
 #[derive(Debug, Deserialize)]
 pub(crate) struct CsrfForm {
     #[serde(default)]
-    csrf: String,
+    pub(crate) csrf: String,
 }
 
 /// `POST /logout`: ends the session (its form's CSRF token must match) and clears the cookie.

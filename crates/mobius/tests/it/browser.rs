@@ -170,6 +170,15 @@ fn in_chromium_a_person_signs_in_sees_runs_as_text_and_signs_out() {
     assert_eq!(browser.console_errors(), Vec::<String>::new(), "the page loaded without errors");
     browser.screenshot("runs.png");
 
+    // The run's page: its log line is text, not an image that runs a script.
+    browser.click("tbody tr td:first-child a");
+    browser.wait_for_url(&format!("/runs/{}", run["id"]));
+    assert!(browser.text("pre.log").contains("<img src=x onerror=alert(2)>"), "{}", browser.text("pre.log"));
+    assert!(browser.elements("main img").is_empty(), "no element injected");
+    assert!(browser.elements("form[action$=rerun]").is_empty(), "a read token gets no actions");
+    assert_eq!(browser.console_errors(), Vec::<String>::new());
+    browser.screenshot("run.png");
+
     // Signing out ends the session: the runs page asks for a token again.
     browser.click("form.signout button[type=submit]");
     browser.wait_for_url("/login");

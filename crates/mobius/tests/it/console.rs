@@ -11,8 +11,7 @@ use crate::runs::{commit, finished, get, repository, start, wait_for};
 use crate::util::{ADMIN, Dir, Server};
 
 /// A workflow whose name is an XSS attempt: the console must show it as text.
-pub(crate) const XSS_WORKFLOW: &str =
-    "name: \"<script>alert(1)</script>\"\non: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: 'true'\n";
+pub(crate) const XSS_WORKFLOW: &str = "name: \"<script>alert(1)</script>\"\non: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: echo '<img src=x onerror=alert(2)>'\n";
 
 fn client() -> Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -125,6 +124,42 @@ fn sign_in_pages_and_sign_out_with_a_session_as_strong_as_its_token() {
     let unknown = page(&server, "/runs?state=bogus", Some(&cookie));
     assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
     assert!(unknown.text().unwrap().contains("No run state `bogus`"));
+
+    // A run's page: its jobs and steps, its log as text; a read token gets no buttons.
+    let id = run["id"].as_i64().unwrap();
+    let shown = page(&server, &format!("/runs/{id}"), Some(&cookie));
+    assert_eq!(shown.status(), StatusCode::OK);
+    let run_html = shown.text().unwrap();
+    assert!(run_html.contains("&lt;img src=x onerror=alert(2)&gt;") || run_html.contains("&#60;img"), "{run_html}");
+    assert!(!run_html.contains("<img src=x"), "the log line is escaped: {run_html}");
+    assert!(run_html.contains("state-success") && !run_html.contains("Re-run"), "{run_html}");
+    let missing = page(&server, "/runs/999", Some(&cookie));
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert!(missing.text().unwrap().contains("No run 999."));
+    let csrf_of =
+        |html: &str| html.split("name=\"csrf\" value=\"").nth(1).and_then(|s| s.split('"').next()).unwrap().to_owned();
+    let refused = post_form(&server, &format!("/runs/{id}/rerun"), Some(&cookie), &[("csrf", &csrf_of(&run_html))]);
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN, "a read token cannot re-run");
+    assert!(refused.text().unwrap().contains("need `run`"));
+
+    // A run token gets Re-run, which needs the session's CSRF token.
+    let runner =
+        dir.json(&["token", "create", "--name", "carol", "--scope", "run", "--server", &server.base, "--token", ADMIN]);
+    let signed = sign_in(&server, runner["token"].as_str().unwrap(), "/");
+    let set = signed.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    let carol = set.split(';').next().unwrap().strip_prefix("mobius_session=").unwrap().to_owned();
+    let run_html = page(&server, &format!("/runs/{id}"), Some(&carol)).text().unwrap();
+    assert!(run_html.contains("Re-run"), "{run_html}");
+    let forged = post_form(&server, &format!("/runs/{id}/rerun"), Some(&carol), &[("csrf", "forged")]);
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(get(&server, "/api/v1/runs").as_array().unwrap().len(), 1, "nothing was re-run");
+    let rerun = post_form(&server, &format!("/runs/{id}/rerun"), Some(&carol), &[("csrf", &csrf_of(&run_html))]);
+    assert_eq!(rerun.status(), StatusCode::SEE_OTHER);
+    let again = rerun.headers()[LOCATION].to_str().unwrap().to_owned();
+    let runs_now = get(&server, "/api/v1/runs");
+    let newest = runs_now.as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).max().unwrap();
+    assert_eq!(again, format!("/runs/{newest}"));
+    assert_eq!(finished(&server, newest)["rerun_of"], id);
 
     // The stylesheet is under its content hash, cacheable for good; other assets do not exist.
     let css = html.split("href=\"").nth(1).and_then(|s| s.split('"').next()).unwrap().to_owned();

@@ -1,0 +1,218 @@
+//! A run's page: its facts, jobs and steps with their states and durations, its log (masked
+//! as stored), and — for a `run` (or `admin`) token — cancel or re-run, each checked again
+//! here and carrying the session's CSRF token.
+
+use askama::Template;
+use axum::extract::{Form, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Redirect, Response};
+use jiff::Timestamp;
+use mobius_runs::RunError;
+use mobius_runs::logs::{self, RunLogLine};
+use mobius_store::{RunDetail, TokenScope};
+
+use crate::Console;
+use crate::pages::{CsrfForm, NotFound, Who, html, session, to_login};
+
+/// The most log lines a run's page shows (the last ones).
+const MAX_LOG_LINES: usize = 2000;
+
+#[derive(Template)]
+#[template(path = "run.html")]
+struct RunPage<'a> {
+    css: &'a str,
+    icon: &'a str,
+    signed_in: Option<Who>,
+    id: i64,
+    state: &'static str,
+    workflow: String,
+    workflow_file: String,
+    event: String,
+    fork: bool,
+    repository: String,
+    branch: String,
+    sha: String,
+    attempt: u32,
+    reason: String,
+    /// Queued or running: the page refreshes itself, and offers cancel rather than re-run.
+    live: bool,
+    can_run: bool,
+    csrf: String,
+    jobs: Vec<JobRow>,
+    log: Vec<RunLogLine>,
+    truncated: bool,
+}
+
+struct JobRow {
+    name: String,
+    state: &'static str,
+    duration: String,
+    steps: Vec<StepRow>,
+}
+
+struct StepRow {
+    name: String,
+    state: &'static str,
+    duration: String,
+}
+
+/// `12.3s`, or nothing when it never started; still running counts up to now.
+fn duration(started: Option<Timestamp>, finished: Option<Timestamp>) -> String {
+    let Some(started) = started else { return String::new() };
+    let end = finished.unwrap_or_else(Timestamp::now);
+    format!("{:.1}s", end.duration_since(started).as_secs_f64().max(0.0))
+}
+
+/// The run id in `/runs/{id}…` (read from the path itself: the server's router matched it).
+fn run_id(uri: &Uri) -> Option<i64> {
+    uri.path().strip_prefix("/runs/")?.split('/').next()?.parse().ok()
+}
+
+fn not_found(console: &Console, who: Option<Who>, what: &str) -> Response {
+    let page = NotFound { css: console.asset("console"), icon: console.asset("favicon"), signed_in: who, what };
+    html(StatusCode::NOT_FOUND, page.render())
+}
+
+/// `GET /runs/{id}`.
+pub(crate) async fn page(State(console): State<Console>, headers: HeaderMap, uri: Uri) -> Response {
+    let Some(session) = session(&console, &headers).await else { return to_login(&uri) };
+    let Some(id) = run_id(&uri) else { return not_found(&console, Some(Who::of(&session)), "No such run.") };
+    let store = console.app.store.clone();
+    let path = console.app.runs.log_path(id);
+    let read = mobius_log::blocking::spawn(move || -> Result<Option<(RunDetail, Vec<RunLogLine>)>, String> {
+        let Some(detail) = store.run(id).map_err(|e| e.to_string())? else { return Ok(None) };
+        let lines = logs::read_after(&path, 0).map_err(|e| e.to_string())?;
+        Ok(Some((detail, lines)))
+    })
+    .await;
+    let (detail, mut log) = match read {
+        Ok(Some(found)) => found,
+        Ok(None) => return not_found(&console, Some(Who::of(&session)), &format!("No run {id}.")),
+        Err(error) => {
+            tracing::error!(run = id, error = %error, "cannot read a run for the console");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "cannot read the run now").into_response();
+        }
+    };
+    let truncated = log.len() > MAX_LOG_LINES;
+    if truncated {
+        log.drain(..log.len() - MAX_LOG_LINES);
+    }
+    let record = &detail.record;
+    let jobs = detail
+        .jobs
+        .iter()
+        .map(|job| JobRow {
+            name: job.name.clone(),
+            state: job.state.as_str(),
+            duration: duration(job.started_at, job.finished_at),
+            steps: job
+                .steps
+                .iter()
+                .map(|step| StepRow {
+                    name: step.name.clone(),
+                    state: step.state.as_str(),
+                    duration: duration(step.started_at, step.finished_at),
+                })
+                .collect(),
+        })
+        .collect();
+    let page = RunPage {
+        css: console.asset("console"),
+        icon: console.asset("favicon"),
+        signed_in: Some(Who::of(&session)),
+        id,
+        state: record.state.as_str(),
+        workflow: record.run.workflow_name.clone(),
+        workflow_file: record.run.workflow_file.clone(),
+        event: record.run.event.clone(),
+        fork: record.run.fork,
+        repository: record.run.repository.clone(),
+        branch: record.run.branch.clone().unwrap_or_default(),
+        sha: record.run.sha.clone(),
+        attempt: record.run.attempt,
+        reason: record.reason.clone().unwrap_or_default(),
+        live: !record.state.is_final(),
+        can_run: session.token.scope.allows(TokenScope::Run),
+        csrf: session.csrf.clone(),
+        jobs,
+        log,
+        truncated,
+    };
+    html(StatusCode::OK, page.render())
+}
+
+/// What a run action asks of the runner.
+enum Action {
+    Cancel,
+    Rerun,
+}
+
+/// `POST /runs/{id}/cancel`.
+pub(crate) async fn cancel(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    uri: Uri,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    act(console, headers, uri, form, Action::Cancel).await
+}
+
+/// `POST /runs/{id}/rerun` (every job again).
+pub(crate) async fn rerun(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    uri: Uri,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    act(console, headers, uri, form, Action::Rerun).await
+}
+
+/// A run action: the session, its scope and its CSRF token checked (in that order, before
+/// anything changes), then the same runner call as the API's.
+async fn act(console: Console, headers: HeaderMap, uri: Uri, form: CsrfForm, action: Action) -> Response {
+    let Some(session) = session(&console, &headers).await else { return to_login(&uri) };
+    if !session.token.scope.allows(TokenScope::Run) {
+        let said =
+            format!("Your token's scope is `{}`: cancelling and re-running need `run`.", session.token.scope.as_str());
+        return (StatusCode::FORBIDDEN, said).into_response();
+    }
+    if !session.csrf_matches(&form.csrf) {
+        return (StatusCode::FORBIDDEN, "The form's CSRF token is missing or wrong: nothing was changed.")
+            .into_response();
+    }
+    let Some(id) = run_id(&uri) else { return not_found(&console, Some(Who::of(&session)), "No such run.") };
+    let runner = console.app.runs.clone();
+    let by = session.token.name.clone();
+    let done = match action {
+        Action::Cancel => {
+            mobius_log::blocking::spawn(move || runner.cancel(id, &format!("cancelled by {by} in the console")))
+                .await
+                .map(|()| id)
+        }
+        Action::Rerun => runner.rerun(id, false).await,
+    };
+    match done {
+        Ok(shown) => Redirect::to(&format!("/runs/{shown}")).into_response(),
+        Err(RunError::NotFound(_)) => not_found(&console, Some(Who::of(&session)), &format!("No run {id}.")),
+        Err(error @ (RunError::Ended { .. } | RunError::NotEnded { .. } | RunError::NothingFailed(_))) => {
+            (StatusCode::CONFLICT, error.to_string()).into_response()
+        }
+        Err(error) => {
+            tracing::error!(run = id, error = %error, "a console run action failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "the action failed; see the server's log").into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_run_id_is_read_from_the_path() {
+        assert_eq!(run_id(&"/runs/42".parse().unwrap()), Some(42));
+        assert_eq!(run_id(&"/runs/42/cancel".parse().unwrap()), Some(42));
+        assert_eq!(run_id(&"/runs/x".parse().unwrap()), None);
+        assert_eq!(duration(None, None), "");
+    }
+}
