@@ -25,8 +25,17 @@ use mobius_app::App;
 use sha2::{Digest, Sha256};
 
 /// The paths the console answers; the server routes exactly these to it.
-pub const PATHS: &[&str] =
-    &["/", "/login", "/logout", "/runs", "/runs/{id}", "/runs/{id}/cancel", "/runs/{id}/rerun", "/assets/{file}"];
+pub const PATHS: &[&str] = &[
+    "/",
+    "/login",
+    "/logout",
+    "/runs",
+    "/runs/{id}",
+    "/runs/{id}/log",
+    "/runs/{id}/cancel",
+    "/runs/{id}/rerun",
+    "/assets/{file}",
+];
 
 /// The cookie a session travels in.
 const SESSION_COOKIE: &str = "mobius_session";
@@ -35,6 +44,7 @@ const SESSION_COOKIE: &str = "mobius_session";
 const ASSETS: &[(&str, &str, &str, &[u8])] = &[
     ("console", "css", "text/css; charset=utf-8", include_bytes!("../assets/console.css")),
     ("favicon", "svg", "image/svg+xml", include_bytes!("../assets/favicon.svg")),
+    ("run", "js", "text/javascript; charset=utf-8", include_bytes!("../assets/run.js")),
 ];
 
 /// An embedded file under its URL: `/assets/<name>.<hash>.<ext>`, so a changed file is a new
@@ -78,6 +88,7 @@ pub fn router(app: App, config: ConsoleConfig) -> Router {
         .route("/logout", post(pages::logout))
         .route("/runs", get(pages::runs))
         .route("/runs/{id}", get(run::page))
+        .route("/runs/{id}/log", get(run::follow))
         .route("/runs/{id}/cancel", post(run::cancel))
         .route("/runs/{id}/rerun", post(run::rerun))
         .route("/assets/{file}", get(pages::asset))

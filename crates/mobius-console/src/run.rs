@@ -22,6 +22,7 @@ const MAX_LOG_LINES: usize = 2000;
 struct RunPage<'a> {
     css: &'a str,
     icon: &'a str,
+    script: &'a str,
     signed_in: Option<Who>,
     id: i64,
     state: &'static str,
@@ -41,6 +42,8 @@ struct RunPage<'a> {
     jobs: Vec<JobRow>,
     log: Vec<RunLogLine>,
     truncated: bool,
+    /// The last log line shown: a live page follows from there.
+    last_seq: u64,
 }
 
 struct JobRow {
@@ -116,9 +119,11 @@ pub(crate) async fn page(State(console): State<Console>, headers: HeaderMap, uri
                 .collect(),
         })
         .collect();
+    let last_seq = log.last().map_or(0, |line| line.seq);
     let page = RunPage {
         css: console.asset("console"),
         icon: console.asset("favicon"),
+        script: console.asset("run"),
         signed_in: Some(Who::of(&session)),
         id,
         state: record.state.as_str(),
@@ -137,8 +142,45 @@ pub(crate) async fn page(State(console): State<Console>, headers: HeaderMap, uri
         jobs,
         log,
         truncated,
+        last_seq,
     };
     html(StatusCode::OK, page.render())
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct FollowParams {
+    #[serde(default)]
+    after: u64,
+}
+
+/// `GET /runs/{id}/log?after=N`: the run's log lines after `N` as server-sent events, live
+/// while it runs (the API's follower), then an `end` event with its state.
+pub(crate) async fn follow(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    uri: Uri,
+    axum::extract::Query(params): axum::extract::Query<FollowParams>,
+) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    if session(&console, &headers).await.is_none() {
+        return (StatusCode::UNAUTHORIZED, "sign in first").into_response();
+    }
+    let Some(id) = run_id(&uri) else { return (StatusCode::NOT_FOUND, "no such run").into_response() };
+    let (lines, received) = tokio::sync::mpsc::channel::<RunLogLine>(256);
+    let runner = console.app.runs.clone();
+    let following = tokio::spawn(async move { runner.follow(id, params.after, lines).await });
+    let events = futures_util::stream::unfold((received, Some(following)), |(mut received, following)| async move {
+        if let Some(line) = received.recv().await {
+            let data = serde_json::json!({ "seq": line.seq, "job": line.job, "step": line.step, "text": line.text });
+            let event = Event::default().id(line.seq.to_string()).data(data.to_string());
+            return Some((Ok::<_, std::convert::Infallible>(event), (received, following)));
+        }
+        let following = following?;
+        let state = following.await.unwrap_or(None).map_or("unknown", |s| s.as_str());
+        let end = Event::default().event("end").data(serde_json::json!({ "state": state }).to_string());
+        Some((Ok(end), (received, None)))
+    });
+    Sse::new(events).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15))).into_response()
 }
 
 /// What a run action asks of the runner.

@@ -344,6 +344,67 @@ impl Runner {
         self.lock().running.get(&id).map(|a| a.live.subscribe())
     }
 
+    /// Sends run `id`'s log lines after `after` to `lines`: the stored ones, then live ones as
+    /// they are written, re-reading the file whenever the live feed skipped some (a slow
+    /// reader) and once more after the run ended. Returns the run's state once it ended and
+    /// every line was sent; `None` when the reader went away or the run cannot be read.
+    pub async fn follow(
+        &self,
+        id: i64,
+        mut after: u64,
+        lines: tokio::sync::mpsc::Sender<RunLogLine>,
+    ) -> Option<RunState> {
+        let path = self.log_path(id);
+        // Subscribe before reading the file, so no line falls between the two.
+        let mut live = self.subscribe(id);
+        loop {
+            let read = {
+                let path = path.clone();
+                mobius_log::blocking::spawn(move || logs::read_after(&path, after)).await
+            };
+            let stored = read.unwrap_or_else(|e| {
+                tracing::warn!(run = id, error = %e, "cannot read a run's log for a follower");
+                Vec::new()
+            });
+            for line in stored {
+                after = line.seq;
+                lines.send(line).await.ok()?;
+            }
+            let Some(receiver) = &mut live else { break };
+            match receiver.recv().await {
+                Ok(line) => {
+                    if line.seq > after {
+                        after = line.seq;
+                        lines.send(line).await.ok()?;
+                    }
+                    // Drain what is already there without touching the file.
+                    loop {
+                        match receiver.try_recv() {
+                            Ok(line) if line.seq > after => {
+                                after = line.seq;
+                                lines.send(line).await.ok()?;
+                            }
+                            Ok(_) => {}
+                            Err(_) => break,
+                        }
+                    }
+                }
+                // Fell behind: the file has every line; read it again.
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                // The run ended: read the file's tail once more, then stop.
+                Err(broadcast::error::RecvError::Closed) => live = None,
+            }
+        }
+        let store = self.inner.store.clone();
+        match mobius_log::blocking::spawn(move || store.run(id)).await {
+            Ok(detail) => detail.map(|d| d.record.state),
+            Err(e) => {
+                tracing::warn!(run = id, error = %e, "cannot read a followed run's state");
+                None
+            }
+        }
+    }
+
     /// Where run `id`'s log is stored.
     pub fn log_path(&self, id: i64) -> PathBuf {
         logs::path(&self.inner.config.data_dir, id)

@@ -13,7 +13,7 @@ use futures_util::stream;
 use mobius_store::{RunQuery, RunState};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
 use crate::AppState;
 use crate::auth::{Caller, Deploy, Read, Run};
@@ -171,63 +171,17 @@ fn ndjson_page(uri: &Uri, lines: &[RunLogLine], limit: u32) -> Result<Response, 
 
 /// Feeds one SSE client: the stored lines after `after`, then live lines, re-reading the file
 /// whenever the live feed skipped some (a slow client) and once more after the run ended.
-async fn follow(state: AppState, id: i64, mut after: u64, events: mpsc::Sender<Event>) {
-    let path = state.app.runs.log_path(id);
-    // Subscribe before reading the file, so no line falls between the two.
-    let mut live = state.app.runs.subscribe(id);
-    loop {
-        let read = {
-            let path = path.clone();
-            mobius_log::blocking::spawn(move || logs::read_after(&path, after)).await
-        };
-        let lines = read.unwrap_or_else(|e| {
-            tracing::warn!(run = id, error = %e, "cannot read a run's log for a follower");
-            Vec::new()
-        });
-        for line in lines {
-            after = line.seq;
-            if events.send(line_event(&line)).await.is_err() {
-                return;
-            }
-        }
-        let Some(receiver) = &mut live else { break };
-        match receiver.recv().await {
-            Ok(line) => {
-                if line.seq > after {
-                    after = line.seq;
-                    if events.send(line_event(&line)).await.is_err() {
-                        return;
-                    }
-                }
-                // Drain what is already there without touching the file.
-                loop {
-                    match receiver.try_recv() {
-                        Ok(line) if line.seq > after => {
-                            after = line.seq;
-                            if events.send(line_event(&line)).await.is_err() {
-                                return;
-                            }
-                        }
-                        Ok(_) => {}
-                        Err(broadcast::error::TryRecvError::Empty) => break,
-                        Err(_) => break,
-                    }
-                }
-            }
-            // Fell behind: the file has every line; read it again.
-            Err(broadcast::error::RecvError::Lagged(_)) => {}
-            // The run ended: read the file's tail once more, then stop.
-            Err(broadcast::error::RecvError::Closed) => live = None,
+async fn follow(state: AppState, id: i64, after: u64, events: mpsc::Sender<Event>) {
+    let (lines, mut received) = mpsc::channel::<RunLogLine>(256);
+    let runner = state.app.runs.clone();
+    let following = tokio::spawn(async move { runner.follow(id, after, lines).await });
+    while let Some(line) = received.recv().await {
+        if events.send(line_event(&line)).await.is_err() {
+            following.abort();
+            return;
         }
     }
-    let store = state.app.store.clone();
-    let run_state = match mobius_log::blocking::spawn(move || store.run(id)).await {
-        Ok(detail) => detail.map_or("unknown", |d| d.record.state.as_str()),
-        Err(e) => {
-            tracing::warn!(run = id, error = %e, "cannot read a followed run's state");
-            "unknown"
-        }
-    };
+    let run_state = following.await.unwrap_or(None).map_or("unknown", RunState::as_str);
     let _ = events.send(Event::default().event("end").data(json!({ "state": run_state }).to_string())).await;
 }
 

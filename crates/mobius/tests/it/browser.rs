@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::console::XSS_WORKFLOW;
 use crate::runs::{commit, finished, get, repository, start, wait_for};
+use crate::stored_secrets::secret;
 use crate::util::{ADMIN, Dir, http};
 
 /// `chromedriver` on a loopback port, and one headless Chromium session of it.
@@ -184,5 +185,50 @@ fn in_chromium_a_person_signs_in_sees_runs_as_text_and_signs_out() {
     browser.wait_for_url("/login");
     browser.go(&server.url("/runs"));
     browser.wait_for_url("/login?next=%2Fruns");
+    assert_eq!(browser.console_errors(), Vec::<String>::new());
+}
+
+/// A step that prints a secret, waits until the test says go, and prints again.
+const LIVE_WORKFLOW: &str = "name: live\non: push\njobs:\n  follow:\n    runs-on: x\n    steps:\n      - run: |\n          \
+    echo \"first line $KEY\"\n          for i in $(seq 600); do [ -f @OUT@/go ] && break; sleep 0.1; done\n          \
+    echo \"second line\"\n        env:\n          KEY: ${{ secrets.LIVE_KEY }}\n";
+
+#[test]
+fn in_chromium_a_running_runs_log_streams_in_masked_and_the_page_ends_with_the_run() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = Dir::new();
+    let repo = repository(&dir, &[("README.md", "app\n")]);
+    let server = start(&dir, &repo);
+    let remote = ["--server", server.base.as_str(), "--token", ADMIN];
+    let out =
+        secret(&dir, &[&["set", "LIVE_KEY", "--repo", "acme/app"][..], &remote[..]].concat(), "live-secret-4242\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // A directory the step's user (`nobody` when the tests run as root) may read.
+    let gate = dir.path().join("gate");
+    std::fs::create_dir_all(&gate).unwrap();
+    std::fs::set_permissions(&gate, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let workflow = LIVE_WORKFLOW.replace("@OUT@", gate.to_str().unwrap());
+    commit(&repo, &[(".github/workflows/live.yml", &workflow)], "live");
+    let run = wait_for("the live run", || get(&server, "/api/v1/runs").as_array().and_then(|r| r.first().cloned()));
+    let id = run["id"].as_i64().unwrap();
+    let token = dir.json(&[&["token", "create", "--name", "dora", "--scope", "read"][..], &remote[..]].concat());
+
+    let browser = Browser::start();
+    browser.go(&server.url("/login"));
+    browser.type_into("#token", token["token"].as_str().unwrap());
+    browser.click("form.login button[type=submit]");
+    browser.wait_for_url("/runs");
+    browser.go(&server.url(&format!("/runs/{id}")));
+    // The first line arrives while the run waits, masked; the page does not reload for it.
+    wait_for("the first line in the page", || browser.text("pre.log").contains("first line ***").then_some(()));
+    assert!(!browser.text("pre.log").contains("live-secret-4242"));
+    assert_eq!(browser.text("h1 .state"), "running");
+    browser.screenshot("run-live.png");
+    std::fs::write(gate.join("go"), "").unwrap();
+    // The second line streams in, then the run ends and the page shows its final state.
+    wait_for("the run's end in the page", || (browser.text("h1 .state") == "success").then_some(()));
+    let log = browser.text("pre.log");
+    assert!(log.contains("first line ***") && log.contains("second line"), "{log}");
+    assert_eq!(finished(&server, id)["state"], "success");
     assert_eq!(browser.console_errors(), Vec::<String>::new());
 }
