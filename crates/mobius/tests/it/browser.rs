@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::console::XSS_WORKFLOW;
+use crate::console::server_with_an_ended_run;
 use crate::runs::{commit, finished, get, repository, start, wait_for};
 use crate::stored_secrets::secret;
 use crate::util::{ADMIN, Dir, http};
@@ -144,11 +144,7 @@ impl Drop for Browser {
 #[test]
 fn in_chromium_a_person_signs_in_sees_runs_as_text_and_signs_out() {
     let dir = Dir::new();
-    let repo = repository(&dir, &[("README.md", "app\n")]);
-    let server = start(&dir, &repo);
-    commit(&repo, &[(".github/workflows/ci.yml", XSS_WORKFLOW)], "ci");
-    let run = wait_for("a run", || get(&server, "/api/v1/runs").as_array().and_then(|r| r.first().cloned()));
-    finished(&server, run["id"].as_i64().unwrap());
+    let (server, run) = server_with_an_ended_run(&dir);
     let token =
         dir.json(&["token", "create", "--name", "bob", "--scope", "read", "--server", &server.base, "--token", ADMIN]);
     let token = token["token"].as_str().unwrap().to_owned();

@@ -59,14 +59,20 @@ fn page(server: &Server, path: &str, cookie: Option<&str>) -> reqwest::blocking:
     request.send().unwrap()
 }
 
-#[test]
-fn sign_in_pages_and_sign_out_with_a_session_as_strong_as_its_token() {
-    let dir = Dir::new();
-    let repo = repository(&dir, &[("README.md", "app\n")]);
-    let server = start(&dir, &repo);
+/// A server whose one run (of [`XSS_WORKFLOW`]) has ended, and that run.
+pub(crate) fn server_with_an_ended_run(dir: &Dir) -> (Server, serde_json::Value) {
+    let repo = repository(dir, &[("README.md", "app\n")]);
+    let server = start(dir, &repo);
     commit(&repo, &[(".github/workflows/ci.yml", XSS_WORKFLOW)], "ci");
     let run = wait_for("a run", || get(&server, "/api/v1/runs").as_array().and_then(|r| r.first().cloned()));
     finished(&server, run["id"].as_i64().unwrap());
+    (server, run)
+}
+
+#[test]
+fn sign_in_pages_and_sign_out_with_a_session_as_strong_as_its_token() {
+    let dir = Dir::new();
+    let (server, run) = server_with_an_ended_run(&dir);
     let token = dir.json(&[
         "token",
         "create",
