@@ -83,7 +83,7 @@ impl Browser {
     }
 
     fn element(&self, css: &str) -> String {
-        self.elements(css).into_iter().next().unwrap_or_else(|| panic!("no `{css}` on {}", self.url()))
+        wait_for(&format!("`{css}` on the page"), || self.elements(css).into_iter().next())
     }
 
     fn type_into(&self, css: &str, text: &str) {
@@ -96,9 +96,16 @@ impl Browser {
         self.session_call("POST", &format!("/element/{id}/click"), None);
     }
 
+    /// The text of `css`, waiting (bounded) for the page to have it: a click that navigates
+    /// returns before the next page is there.
     fn text(&self, css: &str) -> String {
-        let id = self.element(css);
-        self.session_call("GET", &format!("/element/{id}/text"), None).as_str().unwrap_or_default().to_owned()
+        wait_for(&format!("`{css}` on the page"), || self.try_text(css))
+    }
+
+    /// The text of `css`, or `None` while the page has none (e.g. while it reloads).
+    fn try_text(&self, css: &str) -> Option<String> {
+        let id = self.elements(css).into_iter().next()?;
+        self.session_call("GET", &format!("/element/{id}/text"), None).as_str().map(str::to_owned)
     }
 
     /// Waits until the page's URL ends with `suffix`.
@@ -216,13 +223,16 @@ fn in_chromium_a_running_runs_log_streams_in_masked_and_the_page_ends_with_the_r
     browser.wait_for_url("/runs");
     browser.go(&server.url(&format!("/runs/{id}")));
     // The first line arrives while the run waits, masked; the page does not reload for it.
-    wait_for("the first line in the page", || browser.text("pre.log").contains("first line ***").then_some(()));
+    wait_for("the first line in the page", || {
+        browser.try_text("pre.log").filter(|log| log.contains("first line ***")).map(|_| ())
+    });
     assert!(!browser.text("pre.log").contains("live-secret-4242"));
     assert_eq!(browser.text("h1 .state"), "running");
     browser.screenshot("run-live.png");
     std::fs::write(gate.join("go"), "").unwrap();
     // The second line streams in, then the run ends and the page shows its final state.
-    wait_for("the run's end in the page", || (browser.text("h1 .state") == "success").then_some(()));
+    // The page reloads when the run ends: it may have no heading for a moment.
+    wait_for("the run's end in the page", || browser.try_text("h1 .state").filter(|s| s == "success").map(|_| ()));
     let log = browser.text("pre.log");
     assert!(log.contains("first line ***") && log.contains("second line"), "{log}");
     assert_eq!(finished(&server, id)["state"], "success");
