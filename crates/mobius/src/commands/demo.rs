@@ -118,9 +118,18 @@ pub async fn run(json: bool, args: DemoArgs) -> Result<ExitCode> {
         }
         Err(e) => Err(e),
     };
+    if !json {
+        println!("\nThe console: http://{api}/ (`mobius demo --keep` leaves it open)");
+    }
     if keep {
+        // A read token for the console: the demo's store is its own, thrown away at the end.
+        let token = mobius_app::tokens::issue("demo (console)", mobius_store::TokenScope::Read);
+        let (store, record) = (app.store.clone(), token.record.clone());
+        mobius_log::blocking::spawn(move || store.insert_token(&record)).await?;
         println!(
-            "\nStill running (--keep): the API at http://{api}, production at the address above. Ctrl-C stops it."
+            "\nStill running (--keep): the console at http://{api}/ (sign in with {}), the API beside it, \
+             production at the address above. Ctrl-C stops it.",
+            token.secret
         );
         let _ = tokio::signal::ctrl_c().await;
     }
