@@ -32,6 +32,31 @@ struct LoginPage<'a> {
     signed_in: Option<Who>,
     next: &'a str,
     error: Option<&'a str>,
+    /// The sign-in form's own CSRF token, also in the [`LOGIN_COOKIE`] cookie.
+    login_csrf: &'a str,
+}
+
+/// The cookie that carries the sign-in form's CSRF token (double submit): SameSite=Strict, so
+/// a form posted from another site arrives without it and signs nobody in.
+const LOGIN_COOKIE: &str = "mobius_login";
+
+/// A fresh sign-in form with its CSRF cookie.
+fn login_page(console: &Console, status: StatusCode, next: &str, error: Option<&str>) -> Response {
+    let login_csrf = format!("{}", uuid::Uuid::new_v4().simple());
+    let page = LoginPage {
+        css: console.asset("console"),
+        icon: console.asset("favicon"),
+        signed_in: None,
+        next,
+        error,
+        login_csrf: &login_csrf,
+    };
+    let mut response = html(status, page.render());
+    let cookie = format!("{LOGIN_COOKIE}={login_csrf}; HttpOnly; SameSite=Strict; Path=/login; Max-Age=3600");
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
 }
 
 #[derive(Template)]
@@ -96,9 +121,14 @@ pub(crate) fn html(status: StatusCode, rendered: Result<String, askama::Error>) 
 
 /// The session cookie's value, if the request has one.
 fn cookie(headers: &HeaderMap) -> Option<String> {
+    named_cookie(headers, SESSION_COOKIE)
+}
+
+/// The value of cookie `wanted`, if the request has it.
+fn named_cookie(headers: &HeaderMap, wanted: &str) -> Option<String> {
     headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|pair| {
         let (name, value) = pair.trim().split_once('=')?;
-        (name == SESSION_COOKIE).then(|| value.to_owned())
+        (name == wanted).then(|| value.to_owned())
     })
 }
 
@@ -154,11 +184,7 @@ pub(crate) struct NextParams {
 /// `GET /login`: the sign-in form.
 pub(crate) async fn login_form(State(console): State<Console>, Query(params): Query<NextParams>) -> Response {
     let next = safe_next(params.next.as_deref().unwrap_or("/"));
-    html(
-        StatusCode::OK,
-        LoginPage { css: console.asset("console"), icon: console.asset("favicon"), signed_in: None, next, error: None }
-            .render(),
-    )
+    login_page(&console, StatusCode::OK, next, None)
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,11 +192,23 @@ pub(crate) struct LoginForm {
     token: String,
     #[serde(default)]
     next: String,
+    #[serde(default)]
+    csrf: String,
 }
 
 /// `POST /login`: a token for a session cookie; back to the form, saying why, when the token
 /// does not authenticate.
-pub(crate) async fn login(State(console): State<Console>, Form(form): Form<LoginForm>) -> Response {
+pub(crate) async fn login(State(console): State<Console>, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
+    // The form's token must be the one its page set in the cookie: a form from another site
+    // carries neither, and signs nobody in (login CSRF).
+    let expected = named_cookie(&headers, LOGIN_COOKIE);
+    let same_form = expected.as_deref().is_some_and(|e| {
+        !form.csrf.is_empty() && bool::from(subtle::ConstantTimeEq::ct_eq(e.as_bytes(), form.csrf.as_bytes()))
+    });
+    if !same_form {
+        let error = Some("The sign-in form expired or came from elsewhere: sign in from this page.");
+        return login_page(&console, StatusCode::FORBIDDEN, safe_next(&form.next), error);
+    }
     let store = console.app.store.clone();
     let token = form.token;
     let now = Timestamp::now();
@@ -181,14 +219,7 @@ pub(crate) async fn login(State(console): State<Console>, Form(form): Form<Login
         Ok(Some(opened)) => opened,
         Ok(None) => {
             let error = Some("That token is not valid: mistyped, expired or revoked.");
-            let page = LoginPage {
-                css: console.asset("console"),
-                icon: console.asset("favicon"),
-                signed_in: None,
-                next,
-                error,
-            };
-            return html(StatusCode::UNAUTHORIZED, page.render());
+            return login_page(&console, StatusCode::UNAUTHORIZED, next, error);
         }
         Err(error) => {
             tracing::error!(error = %error, "cannot open a console session");

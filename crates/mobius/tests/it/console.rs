@@ -18,11 +18,21 @@ fn client() -> Client {
     Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
-/// `POST path` with an HTML form's body.
+/// `POST path` with an HTML form's body and the session cookie `cookie`.
 fn post_form(
     server: &Server,
     path: &str,
     cookie: Option<&str>,
+    fields: &[(&str, &str)],
+) -> reqwest::blocking::Response {
+    post_form_with(server, path, cookie.map(|c| format!("mobius_session={c}")), fields)
+}
+
+/// `POST path` with an HTML form's body and the `Cookie` header `cookies`.
+fn post_form_with(
+    server: &Server,
+    path: &str,
+    cookies: Option<String>,
     fields: &[(&str, &str)],
 ) -> reqwest::blocking::Response {
     let escape = |text: &str| {
@@ -38,16 +48,26 @@ fn post_form(
         .post(server.url(path))
         .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(body.join("&"));
-    let request = match cookie {
-        Some(cookie) => request.header(COOKIE, format!("mobius_session={cookie}")),
+    let request = match cookies {
+        Some(cookies) => request.header(COOKIE, cookies),
         None => request,
     };
     request.send().unwrap()
 }
 
-/// `POST /login` with `token`, going to `next`.
+/// The sign-in form's CSRF token and the cookie that carries it, from `GET /login`.
+fn login_form(server: &Server) -> (String, String) {
+    let form = page(server, "/login", None);
+    let cookie = form.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let html = form.text().unwrap();
+    let csrf = html.split("name=\"csrf\" value=\"").nth(1).and_then(|s| s.split('"').next()).unwrap().to_owned();
+    (csrf, cookie)
+}
+
+/// `POST /login` with `token`, going to `next`, as the sign-in form does.
 fn sign_in(server: &Server, token: &str, next: &str) -> reqwest::blocking::Response {
-    post_form(server, "/login", None, &[("token", token), ("next", next)])
+    let (csrf, cookie) = login_form(server);
+    post_form_with(server, "/login", Some(cookie), &[("token", token), ("next", next), ("csrf", &csrf)])
 }
 
 fn page(server: &Server, path: &str, cookie: Option<&str>) -> reqwest::blocking::Response {
@@ -99,10 +119,19 @@ fn sign_in_pages_and_sign_out_with_a_session_as_strong_as_its_token() {
     assert!(html.contains("name=\"token\"") && html.contains("value=\"/runs\""), "{html}");
     assert!(!html.contains("<script"), "no inline script: {html}");
 
-    // A wrong token: 401, the form again, no cookie.
+    // A sign-in posted from elsewhere (no form cookie, or another form's token) signs nobody in.
+    let forged = post_form(&server, "/login", None, &[("token", token.as_str()), ("next", "/runs"), ("csrf", "x")]);
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert!(!forged.headers().get_all(SET_COOKIE).iter().any(|c| c.to_str().unwrap().starts_with("mobius_session=")));
+    let (_, cookie) = login_form(&server);
+    let forged =
+        post_form_with(&server, "/login", Some(cookie), &[("token", token.as_str()), ("csrf", "not-this-form")]);
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+
+    // A wrong token: 401, the form again, no session cookie.
     let refused = sign_in(&server, "mbx_000000000000_nope", "/runs");
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
-    assert!(refused.headers().get(SET_COOKIE).is_none());
+    assert!(!refused.headers().get_all(SET_COOKIE).iter().any(|c| c.to_str().unwrap().starts_with("mobius_session=")));
     assert!(refused.text().unwrap().contains("That token is not valid"));
     // Sign-in never sends a person to another site.
     let elsewhere = sign_in(&server, &token, "https://evil.example/");
