@@ -1,5 +1,5 @@
-//! Console sessions: a person signs in with a token (any scope) and gets a cookie instead of
-//! pasting the token on every page. The cookie is `mbs_` and 64 random hex digits; the store
+//! Console sessions: a person signs in with a token (any scope that may read) and gets a
+//! cookie instead of pasting the token on every page. The cookie is `mbs_` and 64 random hex digits; the store
 //! keeps only its SHA-256 (the value has 256 random bits: no salt is needed to make a hash of
 //! it unguessable), the token it was opened with, and a CSRF token for its forms.
 //!
@@ -8,7 +8,7 @@
 //! token is looked up again on every check, so its scope is always the current one.
 
 use jiff::{SignedDuration, Timestamp};
-use mobius_store::{SessionRecord, Store, StoreError, TokenRecord};
+use mobius_store::{SessionRecord, Store, StoreError, TokenRecord, TokenScope};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -54,11 +54,12 @@ fn hash(cookie: &str) -> String {
 
 /// Opens a session for the holder of `token` (the secret a person pasted at sign-in), lasting
 /// `ttl` from `now` but never past the token's own expiry; `None` when the token does not
-/// authenticate, or is a job's run token (limited to one run's routes, it is for no person:
-/// a session would take it past its restriction).
+/// authenticate, is a job's run token (limited to one run's routes, it is for no person: a
+/// session would take it past its restriction), or may not read (a `metrics` token scrapes
+/// `/metrics` and reads nothing else, so it may see no page either).
 pub fn open(store: &dyn Store, token: &str, now: Timestamp, ttl: SignedDuration) -> Result<Option<Opened>, StoreError> {
     let Some(record) = tokens::authenticate(store, token.trim())? else { return Ok(None) };
-    if record.restriction.is_some() {
+    if record.restriction.is_some() || !record.scope.allows(TokenScope::Read) {
         return Ok(None);
     }
     let expires = now.saturating_add(ttl).unwrap_or(now);
@@ -96,7 +97,7 @@ pub fn close(store: &dyn Store, cookie: &str) -> Result<bool, StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use mobius_store::{SqliteStore, TokenScope};
+    use mobius_store::SqliteStore;
 
     use super::*;
 
@@ -151,5 +152,8 @@ mod tests {
         let job = tokens::issue_run_token(&store, "acme/app", 7, "build", now + SignedDuration::from_hours(1), false)
             .unwrap();
         assert!(open(&store, &job.secret, now, DEFAULT_TTL).unwrap().is_none(), "a job's token opens no session");
+        let scraper = tokens::issue("prometheus", TokenScope::Metrics);
+        store.insert_token(&scraper.record).unwrap();
+        assert!(open(&store, &scraper.secret, now, DEFAULT_TTL).unwrap().is_none(), "a metrics token reads no page");
     }
 }

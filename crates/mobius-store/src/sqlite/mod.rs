@@ -11,6 +11,7 @@ mod forge;
 mod migrations;
 mod read;
 mod runs;
+mod sessions;
 mod sli;
 
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ use mobius_events::facts::{FactSet, Incident};
 use mobius_events::materialise;
 use mobius_events::time::{from_micros, to_micros};
 use mobius_events::{AppendStatus, NewEvent, StoredEvent};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, params};
 
 use crate::{
     EnvironmentRecord, EventQuery, ForgeSettings, Heads, IngestContext, NewRun, PendingStatus, Repository,
@@ -294,40 +295,11 @@ impl Store for SqliteStore {
     }
 
     fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
-        self.with_writer(|conn| {
-            conn.execute(
-                "INSERT INTO sessions (id_hash, token_id, csrf, created, expires) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    session.id_hash,
-                    session.token_id,
-                    session.csrf,
-                    to_micros(session.created),
-                    to_micros(session.expires)
-                ],
-            )?;
-            Ok(())
-        })
+        self.with_writer(|conn| sessions::insert(conn, session))
     }
 
     fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>, StoreError> {
-        self.with_reader(|conn| {
-            let found = conn
-                .query_row(
-                    "SELECT id_hash, token_id, csrf, created, expires FROM sessions WHERE id_hash = ?1",
-                    [id_hash],
-                    |r| {
-                        Ok(SessionRecord {
-                            id_hash: r.get(0)?,
-                            token_id: r.get(1)?,
-                            csrf: r.get(2)?,
-                            created: from_micros(r.get(3)?),
-                            expires: from_micros(r.get(4)?),
-                        })
-                    },
-                )
-                .optional()?;
-            Ok(found)
-        })
+        self.with_reader(|conn| sessions::get(conn, id_hash))
     }
 
     fn delete_session(&self, id_hash: &str) -> Result<bool, StoreError> {
