@@ -11,8 +11,12 @@
 //! So far: sign-in and sign-out, the runs list, and a run's page (jobs, steps, log; cancel and
 //! re-run for a `run` token). See ARCHITECTURE.md for the plan.
 
+// Drawn by the pages being built (issue 13: service trends, SLO burn-down).
+#[allow(dead_code)]
+mod chart;
 mod pages;
 mod run;
+mod view;
 
 use std::sync::Arc;
 
@@ -62,6 +66,8 @@ struct Console {
     assets: Arc<[Asset]>,
     /// Mark the cookie `Secure` (the console is served over TLS).
     secure_cookie: bool,
+    /// Pages are readable without signing in (`--public-read`); actions still need a session.
+    public_read: bool,
 }
 
 /// What the console needs besides the application.
@@ -70,6 +76,9 @@ pub struct ConsoleConfig {
     /// The console is reached over HTTPS (a TLS proxy in front): the session cookie is
     /// `Secure`.
     pub secure_cookie: bool,
+    /// Serve the pages to anyone without signing in (`--public-read`, as the API's reads);
+    /// every action still needs a session of the right scope.
+    pub public_read: bool,
 }
 
 /// The console's routes ([`PATHS`]), with their own state and security headers.
@@ -81,7 +90,7 @@ pub fn router(app: App, config: ConsoleConfig) -> Router {
             Asset { path: format!("/assets/{name}.{}.{ext}", &digest[..12]), content_type, bytes }
         })
         .collect();
-    let console = Console { app, assets, secure_cookie: config.secure_cookie };
+    let console = Console { app, assets, secure_cookie: config.secure_cookie, public_read: config.public_read };
     Router::new()
         .route("/", get(pages::home))
         .route("/login", get(pages::login_form).post(pages::login))

@@ -3,26 +3,14 @@
 use askama::Template;
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use jiff::Timestamp;
-use mobius_app::sessions::{self, Session};
+use mobius_app::sessions;
 use mobius_store::{RunQuery, RunRecord, RunState};
 use serde::Deserialize;
 
+use crate::view::{NotFound, Who, cookie, failed, html, named_cookie, session, viewer};
 use crate::{Console, SESSION_COOKIE};
-
-/// Who the page is for, as the header shows them (and the sign-out form's CSRF token).
-pub(crate) struct Who {
-    pub(crate) name: String,
-    pub(crate) scope: &'static str,
-    pub(crate) csrf: String,
-}
-
-impl Who {
-    pub(crate) fn of(session: &Session) -> Who {
-        Who { name: session.token.name.clone(), scope: session.token.scope.as_str(), csrf: session.csrf.clone() }
-    }
-}
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -70,15 +58,6 @@ struct RunsPage<'a> {
     runs: Vec<RunRow>,
 }
 
-#[derive(Template)]
-#[template(path = "not_found.html")]
-pub(crate) struct NotFound<'a> {
-    pub(crate) css: &'a str,
-    pub(crate) icon: &'a str,
-    pub(crate) signed_in: Option<Who>,
-    pub(crate) what: &'a str,
-}
-
 /// One run, as the runs table shows it.
 struct RunRow {
     id: i64,
@@ -89,6 +68,7 @@ struct RunRow {
     branch: String,
     commit: String,
     queued: String,
+    queued_age: String,
     queued_iso: String,
 }
 
@@ -102,46 +82,9 @@ impl RunRow {
             event: record.run.event.clone(),
             branch: record.run.branch.clone().unwrap_or_else(|| "—".to_owned()),
             commit: record.run.sha.chars().take(10).collect(),
-            queued: record.run.queued_at.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+            queued: crate::view::utc(record.run.queued_at),
+            queued_age: crate::view::age(record.run.queued_at, Timestamp::now()),
             queued_iso: record.run.queued_at.to_string(),
-        }
-    }
-}
-
-/// A rendered template, or the error page when rendering failed (a bug, logged).
-pub(crate) fn html(status: StatusCode, rendered: Result<String, askama::Error>) -> Response {
-    match rendered {
-        Ok(body) => (status, Html(body)).into_response(),
-        Err(error) => {
-            tracing::error!(error = %error, "a console template did not render");
-            (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered").into_response()
-        }
-    }
-}
-
-/// The session cookie's value, if the request has one.
-fn cookie(headers: &HeaderMap) -> Option<String> {
-    named_cookie(headers, SESSION_COOKIE)
-}
-
-/// The value of cookie `wanted`, if the request has it.
-fn named_cookie(headers: &HeaderMap, wanted: &str) -> Option<String> {
-    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|pair| {
-        let (name, value) = pair.trim().split_once('=')?;
-        (name == wanted).then(|| value.to_owned())
-    })
-}
-
-/// The request's live session, if it has one.
-pub(crate) async fn session(console: &Console, headers: &HeaderMap) -> Option<Session> {
-    let cookie = cookie(headers)?;
-    let store = console.app.store.clone();
-    let checked = mobius_log::blocking::spawn(move || sessions::check(store.as_ref(), &cookie, Timestamp::now())).await;
-    match checked {
-        Ok(session) => session,
-        Err(error) => {
-            tracing::warn!(error = %error, "cannot check a console session");
-            None
         }
     }
 }
@@ -152,27 +95,11 @@ fn safe_next(next: &str) -> &str {
     if local { next } else { "/" }
 }
 
-/// `text` for a query string: everything but unreserved characters percent-encoded.
-fn query_escape(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// To sign-in, remembering the page asked for.
-pub(crate) fn to_login(uri: &Uri) -> Response {
-    let asked = uri.path_and_query().map_or("/", |p| p.as_str());
-    Redirect::to(&format!("/login?next={}", query_escape(asked))).into_response()
-}
-
 /// `/`: the runs, for now (the service catalog takes its place as it is built).
-pub(crate) async fn home(State(console): State<Console>, headers: HeaderMap) -> Response {
-    match session(&console, &headers).await {
-        Some(_) => Redirect::to("/runs").into_response(),
-        None => Redirect::to("/login").into_response(),
+pub(crate) async fn home(State(console): State<Console>, headers: HeaderMap, uri: Uri) -> Response {
+    match viewer(&console, &headers, &uri).await {
+        Ok(_) => Redirect::to("/runs").into_response(),
+        Err(_) => Redirect::to("/login").into_response(),
     }
 }
 
@@ -284,7 +211,10 @@ pub(crate) async fn runs(
     uri: Uri,
     Query(params): Query<RunsParams>,
 ) -> Response {
-    let Some(session) = session(&console, &headers).await else { return to_login(&uri) };
+    let viewer = match viewer(&console, &headers, &uri).await {
+        Ok(viewer) => viewer,
+        Err(to_login) => return to_login,
+    };
     let (css, icon) = (console.asset("console"), console.asset("favicon"));
     let state = match params.state.trim() {
         "" => None,
@@ -292,7 +222,7 @@ pub(crate) async fn runs(
             Some(state) => Some(state),
             None => {
                 let what = format!("No run state `{text}` (queued, waiting, running, success, failure, cancelled…).");
-                let page = NotFound { css, icon, signed_in: Some(Who::of(&session)), what: &what };
+                let page = NotFound { css, icon, signed_in: viewer.who(), what: &what };
                 return html(StatusCode::BAD_REQUEST, page.render());
             }
         },
@@ -303,14 +233,13 @@ pub(crate) async fn runs(
     let listed = match mobius_log::blocking::spawn(move || store.runs(&query)).await {
         Ok(listed) => listed,
         Err(error) => {
-            tracing::error!(error = %error, "cannot list runs for the console");
-            return (StatusCode::INTERNAL_SERVER_ERROR, "cannot read the runs now").into_response();
+            return failed("list runs", &error);
         }
     };
     let page = RunsPage {
         css,
         icon,
-        signed_in: Some(Who::of(&session)),
+        signed_in: viewer.who(),
         repository: params.repository.trim(),
         state: params.state.trim(),
         runs: listed.iter().map(RunRow::of).collect(),
@@ -334,15 +263,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn next_stays_on_this_console_and_is_escaped_for_the_query() {
+    fn next_stays_on_this_console() {
         assert_eq!(safe_next("/runs?state=failure"), "/runs?state=failure");
         for outside in ["https://evil.example/", "//evil.example/", "/\\evil.example", "runs", ""] {
             assert_eq!(safe_next(outside), "/", "{outside}");
         }
-        assert_eq!(query_escape("/runs?state=a b&x=<"), "%2Fruns%3Fstate%3Da%20b%26x%3D%3C");
-        let mut headers = HeaderMap::new();
-        headers.append(header::COOKIE, HeaderValue::from_static("theme=dark; mobius_session=mbs_abc; x=y"));
-        assert_eq!(cookie(&headers).as_deref(), Some("mbs_abc"));
-        assert_eq!(cookie(&HeaderMap::new()), None);
     }
 }

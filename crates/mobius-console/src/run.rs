@@ -12,7 +12,8 @@ use mobius_runs::logs::{self, RunLogLine};
 use mobius_store::{RunDetail, TokenScope};
 
 use crate::Console;
-use crate::pages::{CsrfForm, NotFound, Who, html, session, to_login};
+use crate::pages::CsrfForm;
+use crate::view::{Who, authorize, failed, html, not_found, viewer};
 
 /// The most log lines a run's page shows (the last ones).
 const MAX_LOG_LINES: usize = 2000;
@@ -59,11 +60,11 @@ struct StepRow {
     duration: String,
 }
 
-/// `12.3s`, or nothing when it never started; still running counts up to now.
+/// `12s`, `3m 20s`, or nothing when it never started; still running counts up to now.
 fn duration(started: Option<Timestamp>, finished: Option<Timestamp>) -> String {
     let Some(started) = started else { return String::new() };
     let end = finished.unwrap_or_else(Timestamp::now);
-    format!("{:.1}s", end.duration_since(started).as_secs_f64().max(0.0))
+    crate::view::span(end.duration_since(started).as_secs_f64())
 }
 
 /// The run id in `/runs/{id}…` (read from the path itself: the server's router matched it).
@@ -71,15 +72,13 @@ fn run_id(uri: &Uri) -> Option<i64> {
     uri.path().strip_prefix("/runs/")?.split('/').next()?.parse().ok()
 }
 
-fn not_found(console: &Console, who: Option<Who>, what: &str) -> Response {
-    let page = NotFound { css: console.asset("console"), icon: console.asset("favicon"), signed_in: who, what };
-    html(StatusCode::NOT_FOUND, page.render())
-}
-
 /// `GET /runs/{id}`.
 pub(crate) async fn page(State(console): State<Console>, headers: HeaderMap, uri: Uri) -> Response {
-    let Some(session) = session(&console, &headers).await else { return to_login(&uri) };
-    let Some(id) = run_id(&uri) else { return not_found(&console, Some(Who::of(&session)), "No such run.") };
+    let viewer = match viewer(&console, &headers, &uri).await {
+        Ok(viewer) => viewer,
+        Err(to_login) => return to_login,
+    };
+    let Some(id) = run_id(&uri) else { return not_found(&console, viewer.who(), "No such run.") };
     let store = console.app.store.clone();
     let path = console.app.runs.log_path(id);
     let read = mobius_log::blocking::spawn(move || -> Result<Option<(RunDetail, Vec<RunLogLine>)>, String> {
@@ -90,11 +89,8 @@ pub(crate) async fn page(State(console): State<Console>, headers: HeaderMap, uri
     .await;
     let (detail, mut log) = match read {
         Ok(Some(found)) => found,
-        Ok(None) => return not_found(&console, Some(Who::of(&session)), &format!("No run {id}.")),
-        Err(error) => {
-            tracing::error!(run = id, error = %error, "cannot read a run for the console");
-            return (StatusCode::INTERNAL_SERVER_ERROR, "cannot read the run now").into_response();
-        }
+        Ok(None) => return not_found(&console, viewer.who(), &format!("No run {id}.")),
+        Err(error) => return failed("read the run", &error),
     };
     let truncated = log.len() > MAX_LOG_LINES;
     if truncated {
@@ -124,7 +120,7 @@ pub(crate) async fn page(State(console): State<Console>, headers: HeaderMap, uri
         css: console.asset("console"),
         icon: console.asset("favicon"),
         script: console.asset("run"),
-        signed_in: Some(Who::of(&session)),
+        signed_in: viewer.who(),
         id,
         state: record.state.as_str(),
         workflow: record.run.workflow_name.clone(),
@@ -137,8 +133,8 @@ pub(crate) async fn page(State(console): State<Console>, headers: HeaderMap, uri
         attempt: record.run.attempt,
         reason: record.reason.clone().unwrap_or_default(),
         live: !record.state.is_final(),
-        can_run: session.token.scope.allows(TokenScope::Run),
-        csrf: session.csrf.clone(),
+        can_run: viewer.allows(TokenScope::Run),
+        csrf: viewer.csrf().to_owned(),
         jobs,
         log,
         truncated,
@@ -162,7 +158,7 @@ pub(crate) async fn follow(
     axum::extract::Query(params): axum::extract::Query<FollowParams>,
 ) -> Response {
     use axum::response::sse::{Event, KeepAlive, Sse};
-    if session(&console, &headers).await.is_none() {
+    if viewer(&console, &headers, &uri).await.is_err() {
         return (StatusCode::UNAUTHORIZED, "sign in first").into_response();
     }
     let Some(id) = run_id(&uri) else { return (StatusCode::NOT_FOUND, "no such run").into_response() };
@@ -212,16 +208,14 @@ pub(crate) async fn rerun(
 /// A run action: the session, its scope and its CSRF token checked (in that order, before
 /// anything changes), then the same runner call as the API's.
 async fn act(console: Console, headers: HeaderMap, uri: Uri, form: CsrfForm, action: Action) -> Response {
-    let Some(session) = session(&console, &headers).await else { return to_login(&uri) };
-    if !session.token.scope.allows(TokenScope::Run) {
-        let said =
-            format!("Your token's scope is `{}`: cancelling and re-running need `run`.", session.token.scope.as_str());
-        return (StatusCode::FORBIDDEN, said).into_response();
-    }
-    if !session.csrf_matches(&form.csrf) {
-        return (StatusCode::FORBIDDEN, "The form's CSRF token is missing or wrong: nothing was changed.")
-            .into_response();
-    }
+    let what = match action {
+        Action::Cancel => "cancelling a run",
+        Action::Rerun => "re-running a run",
+    };
+    let session = match authorize(&console, &headers, &uri, &form.csrf, TokenScope::Run, what).await {
+        Ok(session) => session,
+        Err(refused) => return refused,
+    };
     let Some(id) = run_id(&uri) else { return not_found(&console, Some(Who::of(&session)), "No such run.") };
     let runner = console.app.runs.clone();
     let by = session.token.name.clone();

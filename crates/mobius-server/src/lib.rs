@@ -95,7 +95,12 @@ impl AppState {
 
 /// Every route, with request metrics: the API, and the console's pages beside it.
 pub fn router(state: AppState) -> Router {
-    let console = mobius_console::router(state.app.clone(), mobius_console::ConsoleConfig::default());
+    let console_config = mobius_console::ConsoleConfig {
+        public_read: state.config.public_read,
+        // Behind a TLS proxy (a public URL on https), the session cookie is `Secure`.
+        secure_cookie: state.app.config().public_url.as_deref().is_some_and(|url| url.starts_with("https://")),
+    };
+    let console = mobius_console::router(state.app.clone(), console_config);
     let pages =
         mobius_console::PATHS.iter().fold(Router::new(), |router, path| router.route_service(path, console.clone()));
     pages

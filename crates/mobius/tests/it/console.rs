@@ -175,7 +175,7 @@ fn sign_in_pages_and_sign_out_with_a_session_as_strong_as_its_token() {
         |html: &str| html.split("name=\"csrf\" value=\"").nth(1).and_then(|s| s.split('"').next()).unwrap().to_owned();
     let refused = post_form(&server, &format!("/runs/{id}/rerun"), Some(&cookie), &[("csrf", &csrf_of(&run_html))]);
     assert_eq!(refused.status(), StatusCode::FORBIDDEN, "a read token cannot re-run");
-    assert!(refused.text().unwrap().contains("need `run`"));
+    assert!(refused.text().unwrap().contains("needs `run`"));
 
     // A run token gets Re-run, which needs the session's CSRF token.
     let runner =
