@@ -14,14 +14,14 @@ use crate::stored_secrets::secret;
 use crate::util::{ADMIN, Dir, http};
 
 /// `chromedriver` on a loopback port, and one headless Chromium session of it.
-struct Browser {
+pub(crate) struct Browser {
     driver: Child,
     base: String,
     session: String,
 }
 
 impl Browser {
-    fn start() -> Browser {
+    pub(crate) fn start() -> Browser {
         let port = crate::deploy::free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -51,7 +51,7 @@ impl Browser {
     }
 
     /// One WebDriver command; its `value`.
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    pub(crate) fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let url = format!("{}{path}", self.base);
         let request = match method {
             "POST" => http().post(url).json(&body.unwrap_or_else(|| json!({}))),
@@ -62,19 +62,19 @@ impl Browser {
         answer["value"].clone()
     }
 
-    fn session_call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    pub(crate) fn session_call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         self.call(method, &format!("/session/{}{path}", self.session), body)
     }
 
-    fn go(&self, url: &str) {
+    pub(crate) fn go(&self, url: &str) {
         self.session_call("POST", "/url", Some(json!({ "url": url })));
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         self.session_call("GET", "/url", None).as_str().unwrap_or_default().to_owned()
     }
 
-    fn elements(&self, css: &str) -> Vec<String> {
+    pub(crate) fn elements(&self, css: &str) -> Vec<String> {
         let found = self.session_call("POST", "/elements", Some(json!({ "using": "css selector", "value": css })));
         found
             .as_array()
@@ -82,39 +82,39 @@ impl Browser {
             .unwrap_or_default()
     }
 
-    fn element(&self, css: &str) -> String {
+    pub(crate) fn element(&self, css: &str) -> String {
         wait_for(&format!("`{css}` on the page"), || self.elements(css).into_iter().next())
     }
 
-    fn type_into(&self, css: &str, text: &str) {
+    pub(crate) fn type_into(&self, css: &str, text: &str) {
         let id = self.element(css);
         self.session_call("POST", &format!("/element/{id}/value"), Some(json!({ "text": text })));
     }
 
-    fn click(&self, css: &str) {
+    pub(crate) fn click(&self, css: &str) {
         let id = self.element(css);
         self.session_call("POST", &format!("/element/{id}/click"), None);
     }
 
     /// The text of `css`, waiting (bounded) for the page to have it: a click that navigates
     /// returns before the next page is there.
-    fn text(&self, css: &str) -> String {
+    pub(crate) fn text(&self, css: &str) -> String {
         wait_for(&format!("`{css}` on the page"), || self.try_text(css))
     }
 
     /// The text of `css`, or `None` while the page has none (e.g. while it reloads).
-    fn try_text(&self, css: &str) -> Option<String> {
+    pub(crate) fn try_text(&self, css: &str) -> Option<String> {
         let id = self.elements(css).into_iter().next()?;
         self.session_call("GET", &format!("/element/{id}/text"), None).as_str().map(str::to_owned)
     }
 
     /// Waits until the page's URL ends with `suffix`.
-    fn wait_for_url(&self, suffix: &str) {
+    pub(crate) fn wait_for_url(&self, suffix: &str) {
         wait_for(&format!("the browser at …{suffix}"), || self.url().ends_with(suffix).then_some(()));
     }
 
     /// The browser console's messages of level `SEVERE` (errors, blocked requests, CSP reports).
-    fn console_errors(&self) -> Vec<String> {
+    pub(crate) fn console_errors(&self) -> Vec<String> {
         let logged = self.session_call("POST", "/se/log", Some(json!({ "type": "browser" })));
         logged
             .as_array()
@@ -128,13 +128,25 @@ impl Browser {
     }
 
     /// Saves a PNG of the page as `name` under the tests' output directory.
-    fn screenshot(&self, name: &str) {
+    pub(crate) fn screenshot(&self, name: &str) {
         let encoded = self.session_call("GET", "/screenshot", None);
         let png = base64::engine::general_purpose::STANDARD.decode(encoded.as_str().unwrap_or_default()).unwrap();
         assert!(png.starts_with(b"\x89PNG"), "a PNG");
         let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(name), png).unwrap();
+    }
+}
+
+impl Browser {
+    /// Signs in with `token` from the sign-in page, asked for on the way to `path`, and waits
+    /// until the browser is there.
+    pub(crate) fn sign_in(&self, server: &crate::util::Server, token: &str, path: &str) {
+        self.go(&server.url(path));
+        wait_for("the sign-in page", || self.url().contains("/login?next=").then_some(()));
+        self.type_into("#token", token);
+        self.click("form.login button[type=submit]");
+        self.wait_for_url(path);
     }
 }
 
@@ -217,11 +229,7 @@ fn in_chromium_a_running_runs_log_streams_in_masked_and_the_page_ends_with_the_r
     let token = dir.json(&[&["token", "create", "--name", "dora", "--scope", "read"][..], &remote[..]].concat());
 
     let browser = Browser::start();
-    browser.go(&server.url("/login"));
-    browser.type_into("#token", token["token"].as_str().unwrap());
-    browser.click("form.login button[type=submit]");
-    browser.wait_for_url("/runs");
-    browser.go(&server.url(&format!("/runs/{id}")));
+    browser.sign_in(&server, token["token"].as_str().unwrap(), &format!("/runs/{id}"));
     // The first line arrives while the run waits, masked; the page does not reload for it.
     wait_for("the first line in the page", || {
         browser.try_text("pre.log").filter(|log| log.contains("first line ***")).map(|_| ())

@@ -13,13 +13,13 @@ use crate::util::{ADMIN, Dir, Server};
 /// A workflow whose name is an XSS attempt: the console must show it as text.
 pub(crate) const XSS_WORKFLOW: &str = "name: \"<script>alert(1)</script>\"\non: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: echo '<img src=x onerror=alert(2)>'\n";
 
-fn client() -> Client {
+pub(crate) fn client() -> Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
 /// `POST path` with an HTML form's body and the session cookie `cookie`.
-fn post_form(
+pub(crate) fn post_form(
     server: &Server,
     path: &str,
     cookie: Option<&str>,
@@ -29,7 +29,7 @@ fn post_form(
 }
 
 /// `POST path` with an HTML form's body and the `Cookie` header `cookies`.
-fn post_form_with(
+pub(crate) fn post_form_with(
     server: &Server,
     path: &str,
     cookies: Option<String>,
@@ -56,7 +56,7 @@ fn post_form_with(
 }
 
 /// The sign-in form's CSRF token and the cookie that carries it, from `GET /login`.
-fn login_form(server: &Server) -> (String, String) {
+pub(crate) fn login_form(server: &Server) -> (String, String) {
     let form = page(server, "/login", None);
     let cookie = form.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
     let html = form.text().unwrap();
@@ -65,12 +65,12 @@ fn login_form(server: &Server) -> (String, String) {
 }
 
 /// `POST /login` with `token`, going to `next`, as the sign-in form does.
-fn sign_in(server: &Server, token: &str, next: &str) -> reqwest::blocking::Response {
+pub(crate) fn sign_in(server: &Server, token: &str, next: &str) -> reqwest::blocking::Response {
     let (csrf, cookie) = login_form(server);
     post_form_with(server, "/login", Some(cookie), &[("token", token), ("next", next), ("csrf", &csrf)])
 }
 
-fn page(server: &Server, path: &str, cookie: Option<&str>) -> reqwest::blocking::Response {
+pub(crate) fn page(server: &Server, path: &str, cookie: Option<&str>) -> reqwest::blocking::Response {
     let request = client().get(server.url(path));
     let request = match cookie {
         Some(cookie) => request.header(COOKIE, format!("mobius_session={cookie}")),
