@@ -14,6 +14,7 @@
 // Drawn by the pages being built (issue 13: service trends, SLO burn-down).
 #[allow(dead_code)]
 mod chart;
+mod events;
 mod pages;
 mod run;
 mod view;
@@ -39,6 +40,7 @@ pub const PATHS: &[&str] = &[
     "/runs/{id}/cancel",
     "/runs/{id}/rerun",
     "/assets/{file}",
+    "/events",
 ];
 
 /// The cookie a session travels in.
@@ -101,6 +103,7 @@ pub fn router(app: App, config: ConsoleConfig) -> Router {
         .route("/runs/{id}/cancel", post(run::cancel))
         .route("/runs/{id}/rerun", post(run::rerun))
         .route("/assets/{file}", get(pages::asset))
+        .route("/events", get(events::page))
         // Forms are a token or a CSRF field: nothing needs more.
         .layer(DefaultBodyLimit::max(16 * 1024))
         .layer(axum::middleware::map_response(security_headers))

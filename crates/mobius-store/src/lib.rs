@@ -52,10 +52,16 @@ pub struct IngestContext<'a> {
 pub struct EventQuery {
     /// Only events with `seq` greater than this (for paging and tailing).
     pub after_seq: Option<i64>,
+    /// Only events with `seq` less than this (paging newest first).
+    pub before_seq: Option<i64>,
     pub ty: Option<String>,
+    /// Only events whose subject starts with this.
+    pub subject: Option<String>,
     pub origin: Option<Origin>,
     /// Only events that happened in `[from, to)` (their `timestamp`).
     pub happened: Option<(Timestamp, Timestamp)>,
+    /// Newest first (descending `seq`) rather than in log order.
+    pub newest_first: bool,
     pub limit: u32,
 }
 

@@ -228,13 +228,19 @@ pub async fn get_flow(
 #[derive(Debug, Deserialize)]
 pub struct EventParams {
     after: Option<i64>,
+    before: Option<i64>,
     #[serde(rename = "type")]
     ty: Option<String>,
+    /// Only events whose subject starts with this.
+    subject: Option<String>,
     origin: Option<String>,
+    /// `oldest` (log order, the default) or `newest` first.
+    order: Option<String>,
     limit: Option<u32>,
 }
 
-/// `GET /api/v1/events`: the raw log, in order, paged by `after`.
+/// `GET /api/v1/events`: the raw log, in order (paged by `after`) or newest first
+/// (`order=newest`, paged by `before`), filtered by type, subject prefix and origin.
 pub async fn get_events(
     _: Caller<Read>,
     State(state): State<AppState>,
@@ -246,11 +252,26 @@ pub async fn get_events(
         .as_deref()
         .map(|o| Origin::parse(o).ok_or_else(|| ApiError::bad_request(format!("`origin`: unknown origin `{o}`"))))
         .transpose()?;
+    let newest_first = match params.order.as_deref() {
+        None | Some("oldest") => false,
+        Some("newest") => true,
+        Some(other) => return Err(ApiError::bad_request(format!("`order`: `{other}` is not oldest or newest"))),
+    };
     let limit = page::limit(params.limit, 100);
-    let q = EventQuery { after_seq: params.after, ty: params.ty, origin, happened: None, limit: limit + 1 };
+    let q = EventQuery {
+        after_seq: params.after,
+        before_seq: params.before,
+        ty: params.ty,
+        subject: params.subject,
+        origin,
+        newest_first,
+        limit: limit + 1,
+        ..EventQuery::default()
+    };
     let store = state.app.store.clone();
     let events = mobius_log::blocking::spawn(move || store.events(&q)).await?;
-    page::of_cursor(&uri, events, limit, |e| ("after", e.seq.to_string()))
+    let cursor = if newest_first { "before" } else { "after" };
+    page::of_cursor(&uri, events, limit, |e| (cursor, e.seq.to_string()))
 }
 
 #[derive(Debug, Deserialize)]

@@ -633,6 +633,41 @@ mod tests {
     }
 
     #[test]
+    fn the_log_reads_newest_first_paged_by_before_and_filtered_by_subject_prefix() {
+        use mobius_events::Origin;
+        use mobius_events::materialise::NoAncestry;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let subjects = ["shop/1", "shop/2", "cart/1", "shop/3", "shopping/1"];
+        let events: Vec<NewEvent> = subjects
+            .iter()
+            .enumerate()
+            .map(|(i, subject)| NewEvent {
+                id: format!("e{i}"),
+                source: "/test".into(),
+                ty: "dev.cdeventsx.test-thing.happened.0.1.0".into(),
+                subject: (*subject).into(),
+                timestamp: Timestamp::from_second(1_700_000_000 + i as i64).unwrap(),
+                origin: Origin::Api,
+                raw: "{}".into(),
+                observations: Vec::new(),
+            })
+            .collect();
+        let ctx = IngestContext { rules: materialise::Rules::default(), ancestry: &NoAncestry };
+        store.append(&events, &ctx).unwrap();
+        let ids = |q: EventQuery| store.events(&q).unwrap().into_iter().map(|e| e.id).collect::<Vec<_>>();
+        let newest = EventQuery { newest_first: true, limit: 2, ..EventQuery::default() };
+        assert_eq!(ids(newest.clone()), ["e4", "e3"]);
+        assert_eq!(ids(EventQuery { before_seq: Some(4), ..newest.clone() }), ["e2", "e1"]);
+        let shop = EventQuery { subject: Some("shop/".into()), newest_first: true, ..EventQuery::default() };
+        assert_eq!(ids(shop.clone()), ["e3", "e1", "e0"], "a prefix, not a pattern: `shopping/1` is not `shop/`");
+        assert_eq!(ids(EventQuery { subject: Some("%".into()), ..EventQuery::default() }), Vec::<String>::new());
+        let window = (Timestamp::from_second(1_700_000_001).unwrap(), Timestamp::from_second(1_700_000_004).unwrap());
+        assert_eq!(ids(EventQuery { happened: Some(window), ..shop }), ["e3", "e1"], "through the time index too");
+    }
+
+    #[test]
     fn the_data_directory_and_database_are_private_and_tightened_when_they_were_not() {
         use std::os::unix::fs::PermissionsExt;
         let root = tempfile::tempdir().unwrap();

@@ -11,20 +11,28 @@ use crate::{EventQuery, Scope, StoreError, TokenRecord, TokenRestriction, TokenS
 
 pub(super) fn events(conn: &Connection, q: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
     // A time-bounded read goes through the `ts` index (then sorts the few rows by `seq`);
-    // any other pages through the log in `seq` order.
-    let mut stmt = conn.prepare_cached(if q.happened.is_some() {
-        "SELECT seq, id, source, type, subject, ts, received, origin, raw FROM events INDEXED BY events_ts
-         WHERE ts >= ?5 AND ts < ?6 AND seq > ?1 AND (?2 IS NULL OR type = ?2) AND (?3 IS NULL OR origin = ?3)
-         ORDER BY seq LIMIT ?4"
-    } else {
-        "SELECT seq, id, source, type, subject, ts, received, origin, raw FROM events
-         WHERE seq > ?1 AND (?2 IS NULL OR type = ?2) AND (?3 IS NULL OR origin = ?3)
-           AND ts >= ?5 AND ts < ?6
-         ORDER BY seq LIMIT ?4"
-    })?;
+    // any other pages through the log in `seq` order, either way.
+    let index = if q.happened.is_some() { "INDEXED BY events_ts" } else { "" };
+    let order = if q.newest_first { "DESC" } else { "ASC" };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT seq, id, source, type, subject, ts, received, origin, raw FROM events {index}
+         WHERE ts >= ?5 AND ts < ?6 AND seq > ?1 AND seq < ?7
+           AND (?2 IS NULL OR type = ?2) AND (?3 IS NULL OR origin = ?3)
+           AND (?8 IS NULL OR substr(subject, 1, length(?8)) = ?8)
+         ORDER BY seq {order} LIMIT ?4"
+    ))?;
     let limit = if q.limit == 0 { 100 } else { q.limit };
     let (from, to) = q.happened.map_or((i64::MIN, i64::MAX), |(from, to)| (to_micros(from), to_micros(to)));
-    let params = params![q.after_seq.unwrap_or(0), q.ty, q.origin.map(Origin::as_str), limit, from, to];
+    let params = params![
+        q.after_seq.unwrap_or(0),
+        q.ty,
+        q.origin.map(Origin::as_str),
+        limit,
+        from,
+        to,
+        q.before_seq.unwrap_or(i64::MAX),
+        q.subject.as_deref().filter(|s| !s.is_empty()),
+    ];
     let rows = stmt.query_map(params, |r| {
         let origin: String = r.get(7)?;
         Ok(StoredEvent {

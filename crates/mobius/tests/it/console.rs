@@ -226,3 +226,72 @@ fn sign_in_pages_and_sign_out_with_a_session_as_strong_as_its_token() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(page(&server, "/runs", Some(&cookie)).status(), StatusCode::SEE_OTHER, "the token was revoked");
 }
+
+/// Posts `events` (CDEvents) to the log with the admin token.
+fn post_events(server: &Server, events: &[serde_json::Value]) {
+    for event in events {
+        let response = client()
+            .post(server.url("/api/v1/events"))
+            .bearer_auth(ADMIN)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(event.to_string())
+            .send()
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.text().unwrap());
+    }
+}
+
+#[test]
+fn the_events_page_reads_the_log_newest_first_filtered_and_escaped_and_public_read_opens_only_reading() {
+    let dir = Dir::new();
+    let server = dir.serve(&["--public-read"]);
+    let xss = "<script>alert(1)</script>";
+    post_events(
+        &server,
+        &[
+            crate::util::deployed("e1", "shop", "production", "2026-11-01T10:00:00Z"),
+            crate::util::deployed("e2", "cart", "production", "2026-11-02T10:00:00Z"),
+            crate::util::deployed("e3", xss, "production", "2026-11-03T10:00:00Z"),
+        ],
+    );
+
+    // Under --public-read a page needs no session; its header offers sign-in, not sign-out.
+    let response = page(&server, "/events", None);
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = response.text().unwrap();
+    assert!(!html.contains("Sign out"), "{html}");
+    let order: Vec<usize> =
+        ["e3", "e2", "e1"].iter().map(|id| html.find(&format!("<code>{id}</code>")).unwrap()).collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "newest first: {order:?}");
+    // The subject is text; the JSON behind each event is there, escaped too.
+    assert!(html.contains("<strong>&#60;script&#62;alert(1)&#60;/script&#62;</strong>") && !html.contains(xss), "{html}");
+    assert!(html.contains("&#34;specversion&#34;: &#34;0.5.1&#34;"), "pretty JSON: {html}");
+
+    // The same filters as the API's, answering the same events.
+    let html = page(&server, "/events?subject=sho", None).text().unwrap();
+    assert!(html.contains("<code>e1</code>") && !html.contains("<code>e2</code>"), "{html}");
+    let api: serde_json::Value =
+        client().get(server.url("/api/v1/events?order=newest&subject=sho")).send().unwrap().json().unwrap();
+    assert_eq!(api.as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect::<Vec<_>>(), ["e1"]);
+    let html = page(&server, "/events?from=2026-11-02&to=2026-11-03", None).text().unwrap();
+    assert!(html.contains("<code>e2</code>") && !html.contains("<code>e1</code>"), "{html}");
+    let html = page(&server, "/events?type=dev.cdevents.service.deployed.0.2.0", None).text().unwrap();
+    assert!(html.contains("No events match these filters"), "{html}");
+    let bad = page(&server, "/events?from=yesterday", None);
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert!(bad.text().unwrap().contains("`from`: `yesterday` is not a timestamp"));
+
+    // Reading is public; acting is not: a run action without a session goes to sign-in.
+    let action = post_form(&server, "/runs/1/cancel", None, &[("csrf", "")]);
+    assert_eq!(action.status(), StatusCode::SEE_OTHER);
+    assert!(action.headers()[LOCATION].to_str().unwrap().starts_with("/login?next="));
+}
+
+#[test]
+fn without_public_read_the_events_page_needs_a_session() {
+    let dir = Dir::new();
+    let server = dir.serve(&[]);
+    let response = page(&server, "/events?type=x", None);
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[LOCATION], "/login?next=%2Fevents%3Ftype%3Dx");
+}
