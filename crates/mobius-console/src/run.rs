@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use jiff::Timestamp;
 use mobius_runs::RunError;
+use mobius_runs::graph::{self, JobNode};
 use mobius_runs::logs::{self, RunLogLine};
 use mobius_store::{RunDetail, TokenScope};
 
@@ -41,6 +42,8 @@ struct RunPage<'a> {
     can_run: bool,
     csrf: String,
     jobs: Vec<JobRow>,
+    /// The job graph, stage by stage (the jobs each stage's jobs need are in earlier ones).
+    stages: Vec<Vec<JobCard>>,
     log: Vec<RunLogLine>,
     truncated: bool,
     /// The last log line shown: a live page follows from there.
@@ -52,6 +55,62 @@ struct JobRow {
     state: &'static str,
     duration: String,
     steps: Vec<StepRow>,
+}
+
+/// The workflow's job graph, when its file could be read at the run's commit.
+type Graph = Option<Vec<JobNode>>;
+
+/// A job of the workflow in the graph: what it needs and how each of its instances went.
+struct JobCard {
+    label: String,
+    needs: String,
+    instances: Vec<InstanceRow>,
+}
+
+struct InstanceRow {
+    name: String,
+    state: &'static str,
+    duration: String,
+}
+
+/// The run's jobs in stages: each workflow job in its stage with its instances (a job that
+/// has not started shows as `pending`); an instance no job's label predicts, or every job when
+/// the workflow could not be read, in a last stage of its own.
+fn stages(graph: Option<&[JobNode]>, detail: &RunDetail) -> Vec<Vec<JobCard>> {
+    let nodes = graph.unwrap_or(&[]);
+    let mut cards: Vec<JobCard> = nodes
+        .iter()
+        .map(|node| JobCard { label: node.label.clone(), needs: node.needs.join(", "), instances: Vec::new() })
+        .collect();
+    let mut unmatched = Vec::new();
+    for job in &detail.jobs {
+        let row = InstanceRow {
+            name: job.name.clone(),
+            state: job.state.as_str(),
+            duration: duration(job.started_at, job.finished_at),
+        };
+        match graph::node_of(nodes, &job.name) {
+            Some(i) => cards[i].instances.push(row),
+            None => unmatched.push(row),
+        }
+    }
+    let depth = nodes.iter().map(|n| n.stage + 1).max().unwrap_or(0);
+    let mut stages: Vec<Vec<JobCard>> = (0..depth).map(|_| Vec::new()).collect();
+    for (node, mut card) in nodes.iter().zip(cards) {
+        if card.instances.is_empty() {
+            card.instances.push(InstanceRow { name: card.label.clone(), state: "pending", duration: String::new() });
+        }
+        stages[node.stage].push(card);
+    }
+    if !unmatched.is_empty() {
+        stages.push(
+            unmatched
+                .into_iter()
+                .map(|row| JobCard { label: row.name.clone(), needs: String::new(), instances: vec![row] })
+                .collect(),
+        );
+    }
+    stages
 }
 
 struct StepRow {
@@ -80,14 +139,21 @@ pub(crate) async fn page(State(console): State<Console>, headers: HeaderMap, uri
     };
     let Some(id) = run_id(&uri) else { return not_found(&console, viewer.who(), "No such run.") };
     let store = console.app.store.clone();
+    let runner = console.app.runs.clone();
     let path = console.app.runs.log_path(id);
-    let read = mobius_log::blocking::spawn(move || -> Result<Option<(RunDetail, Vec<RunLogLine>)>, String> {
+    let read = mobius_log::blocking::spawn(move || -> Result<Option<(RunDetail, Vec<RunLogLine>, Graph)>, String> {
         let Some(detail) = store.run(id).map_err(|e| e.to_string())? else { return Ok(None) };
         let lines = logs::read_after(&path, 0).map_err(|e| e.to_string())?;
-        Ok(Some((detail, lines)))
+        let run = &detail.record.run;
+        // The graph is the page's drawing, not its facts: without it the jobs are listed.
+        let graph = runner.workflow_graph(&run.repository, &run.sha, &run.workflow_file).unwrap_or_else(|error| {
+            tracing::warn!(run = id, error = %error, "cannot read a run's workflow for its job graph");
+            None
+        });
+        Ok(Some((detail, lines, graph)))
     })
     .await;
-    let (detail, mut log) = match read {
+    let (detail, mut log, graph) = match read {
         Ok(Some(found)) => found,
         Ok(None) => return not_found(&console, viewer.who(), &format!("No run {id}.")),
         Err(error) => return failed("read the run", &error),
@@ -115,6 +181,7 @@ pub(crate) async fn page(State(console): State<Console>, headers: HeaderMap, uri
                 .collect(),
         })
         .collect();
+    let stages = stages(graph.as_deref(), &detail);
     let last_seq = log.last().map_or(0, |line| line.seq);
     let page = RunPage {
         css: console.asset("console"),
@@ -136,6 +203,7 @@ pub(crate) async fn page(State(console): State<Console>, headers: HeaderMap, uri
         can_run: viewer.allows(TokenScope::Run),
         csrf: viewer.csrf().to_owned(),
         jobs,
+        stages,
         log,
         truncated,
         last_seq,

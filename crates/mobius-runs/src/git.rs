@@ -234,6 +234,11 @@ pub fn workflow_files(repo: &Path, sha: &str) -> Result<Vec<(String, String)>, G
     Ok(files)
 }
 
+/// The text of `path` at `sha`.
+pub fn file_at(repo: &Path, sha: &str, path: &str) -> Result<String, GitError> {
+    git(repo, &["show", &format!("{sha}:{path}")])
+}
+
 /// Writes the tree of `sha` into `dest` (created if missing): `git archive | tar -x`, so the
 /// repository itself is untouched (no worktree bookkeeping, no index change).
 pub fn export(repo: &Path, sha: &str, dest: &Path) -> Result<(), GitError> {

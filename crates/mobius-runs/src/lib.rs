@@ -21,6 +21,7 @@ pub mod delivery;
 pub mod environments;
 pub mod forge;
 pub mod git;
+pub mod graph;
 pub mod logs;
 mod progress;
 pub mod remote;

@@ -469,6 +469,20 @@ impl Runner {
         .await
     }
 
+    /// The jobs of the workflow `file` of `repository` at `sha`, as a graph (a run page's
+    /// job DAG); `None` when the file is gone or no longer parses. Reads git: call it from the
+    /// blocking pool.
+    pub fn workflow_graph(
+        &self,
+        repository: &str,
+        sha: &str,
+        file: &str,
+    ) -> Result<Option<Vec<crate::graph::JobNode>>, RunError> {
+        let repository = self.repository(repository)?;
+        let Ok(text) = git::file_at(Path::new(&repository.path), sha, file) else { return Ok(None) };
+        Ok(mobius_pipelines::workflow::parse(file, &text).ok().map(|w| crate::graph::nodes(&w)))
+    }
+
     fn repository(&self, name: &str) -> Result<Repository, RunError> {
         self.inner
             .store

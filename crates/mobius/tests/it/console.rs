@@ -264,7 +264,10 @@ fn the_events_page_reads_the_log_newest_first_filtered_and_escaped_and_public_re
         ["e3", "e2", "e1"].iter().map(|id| html.find(&format!("<code>{id}</code>")).unwrap()).collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "newest first: {order:?}");
     // The subject is text; the JSON behind each event is there, escaped too.
-    assert!(html.contains("<strong>&#60;script&#62;alert(1)&#60;/script&#62;</strong>") && !html.contains(xss), "{html}");
+    assert!(
+        html.contains("<strong>&#60;script&#62;alert(1)&#60;/script&#62;</strong>") && !html.contains(xss),
+        "{html}"
+    );
     assert!(html.contains("&#34;specversion&#34;: &#34;0.5.1&#34;"), "pretty JSON: {html}");
 
     // The same filters as the API's, answering the same events.
@@ -294,4 +297,29 @@ fn without_public_read_the_events_page_needs_a_session() {
     let response = page(&server, "/events?type=x", None);
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(response.headers()[LOCATION], "/login?next=%2Fevents%3Ftype%3Dx");
+}
+
+#[test]
+fn a_run_page_draws_the_workflows_job_graph_in_stages_with_each_instance() {
+    let dir = Dir::new();
+    let repo = repository(&dir, &[("README.md", "app\n")]);
+    let server = start(&dir, &repo);
+    let workflow = "name: dag\non: push\njobs:\n  build:\n    runs-on: x\n    strategy: {matrix: {os: [linux, mac]}}\n    steps: [{run: 'true'}]\n  lint:\n    runs-on: x\n    steps: [{run: 'true'}]\n  test:\n    needs: [build, lint]\n    runs-on: x\n    steps: [{run: 'true'}]\n";
+    commit(&repo, &[(".github/workflows/dag.yml", workflow)], "dag");
+    let run = wait_for("a run", || get(&server, "/api/v1/runs").as_array().and_then(|r| r.first().cloned()));
+    let id = run["id"].as_i64().unwrap();
+    finished(&server, id);
+    let token = dir.json(&["token", "create", "--scope", "read", "--server", &server.base, "--token", ADMIN]);
+    let signed = sign_in(&server, token["token"].as_str().unwrap(), "/runs");
+    let cookie = signed.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap();
+    let cookie = cookie.strip_prefix("mobius_session=").unwrap().to_owned();
+
+    let html = page(&server, &format!("/runs/{id}"), Some(&cookie)).text().unwrap();
+    let dag = html.split("<ol class=\"dag\"").nth(1).and_then(|s| s.split("<h2>Steps</h2>").next()).unwrap();
+    let stages: Vec<&str> = dag.split("<li class=\"stage\">").skip(1).collect();
+    assert_eq!(stages.len(), 2, "build and lint, then test: {dag}");
+    assert!(stages[0].contains("<strong>build</strong>") && stages[0].contains("<strong>lint</strong>"), "{dag}");
+    assert!(stages[0].contains("build (linux)") && stages[0].contains("build (mac)"), "each instance: {dag}");
+    assert!(stages[1].contains("<strong>test</strong>") && stages[1].contains("needs build, lint"), "{dag}");
+    assert_eq!(dag.matches("state-success").count(), 4, "every instance with its state: {dag}");
 }
