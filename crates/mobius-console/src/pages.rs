@@ -55,7 +55,12 @@ struct RunsPage<'a> {
     signed_in: Option<Who>,
     repository: &'a str,
     state: &'a str,
+    branch: &'a str,
     runs: Vec<RunRow>,
+    /// The next (older) page, when there is one.
+    older: Option<String>,
+    /// Whether this is a later page.
+    paged: bool,
 }
 
 /// One run, as the runs table shows it.
@@ -202,7 +207,13 @@ pub(crate) struct RunsParams {
     repository: String,
     #[serde(default)]
     state: String,
+    #[serde(default)]
+    branch: String,
+    before: Option<i64>,
 }
+
+/// Runs a page shows.
+const RUNS_PAGE: u32 = 50;
 
 /// `GET /runs`: the latest runs, filtered by repository and state (the API's list).
 pub(crate) async fn runs(
@@ -227,21 +238,42 @@ pub(crate) async fn runs(
             }
         },
     };
-    let repository = Some(params.repository.trim().to_owned()).filter(|r| !r.is_empty());
-    let query = RunQuery { repository, state, before: None, limit: 100 };
+    let given = |text: &str| Some(text.trim().to_owned()).filter(|t| !t.is_empty());
+    let query = RunQuery {
+        repository: given(&params.repository),
+        state,
+        branch: given(&params.branch),
+        before: params.before,
+        limit: RUNS_PAGE + 1,
+    };
     let store = console.app.store.clone();
-    let listed = match mobius_log::blocking::spawn(move || store.runs(&query)).await {
+    let mut listed = match mobius_log::blocking::spawn(move || store.runs(&query)).await {
         Ok(listed) => listed,
         Err(error) => {
             return failed("list runs", &error);
         }
     };
+    let more = listed.len() > RUNS_PAGE as usize;
+    listed.truncate(RUNS_PAGE as usize);
+    let older = listed.last().filter(|_| more).map(|last| {
+        let mut link = format!("/runs?before={}", last.id);
+        for (name, value) in [("repository", &params.repository), ("state", &params.state), ("branch", &params.branch)]
+        {
+            if !value.trim().is_empty() {
+                link.push_str(&format!("&{name}={}", crate::view::query_escape(value.trim())));
+            }
+        }
+        link
+    });
     let page = RunsPage {
         css,
         icon,
         signed_in: viewer.who(),
         repository: params.repository.trim(),
         state: params.state.trim(),
+        branch: params.branch.trim(),
+        older,
+        paged: params.before.is_some(),
         runs: listed.iter().map(RunRow::of).collect(),
     };
     html(StatusCode::OK, page.render())

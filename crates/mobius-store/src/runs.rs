@@ -156,6 +156,8 @@ pub enum RunUpdate {
 pub struct RunQuery {
     pub repository: Option<String>,
     pub state: Option<RunState>,
+    /// Only runs of this branch (without `refs/heads/`).
+    pub branch: Option<String>,
     /// Only runs older than this one (for paging: the last id of the previous page).
     pub before: Option<i64>,
     pub limit: u32,

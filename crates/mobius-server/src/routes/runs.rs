@@ -27,12 +27,14 @@ use mobius_runs::logs::{self, RunLogLine};
 pub struct ListParams {
     repository: Option<String>,
     state: Option<String>,
+    /// Only runs of this branch (without `refs/heads/`).
+    branch: Option<String>,
     /// Runs older than this one (the `Link: rel="next"` of a page gives it).
     before: Option<i64>,
     limit: Option<u32>,
 }
 
-/// `GET /api/v1/runs`: newest first.
+/// `GET /api/v1/runs[?repository=&state=&branch=]`: newest first.
 pub async fn list(
     _: Caller<Read>,
     State(state): State<AppState>,
@@ -45,7 +47,13 @@ pub async fn list(
         .map(|s| RunState::parse(s).ok_or_else(|| ApiError::bad_request(format!("`state`: unknown state `{s}`"))))
         .transpose()?;
     let limit = page::limit(params.limit, 50);
-    let query = RunQuery { repository: params.repository, state: run_state, before: params.before, limit: limit + 1 };
+    let query = RunQuery {
+        repository: params.repository,
+        state: run_state,
+        branch: params.branch,
+        before: params.before,
+        limit: limit + 1,
+    };
     let store = state.app.store.clone();
     let runs = mobius_log::blocking::spawn(move || store.runs(&query)).await?;
     page::of_cursor(&uri, runs, limit, |run| ("before", run.id.to_string()))

@@ -139,12 +139,12 @@ pub(super) fn list(conn: &Connection, query: &RunQuery) -> Result<Vec<RunRecord>
     let limit = if query.limit == 0 { 50 } else { query.limit };
     let sql = format!(
         "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR repository = ?1) AND (?2 IS NULL OR state = ?2)
-           AND (?4 IS NULL OR id < ?4)
+           AND (?4 IS NULL OR id < ?4) AND (?5 IS NULL OR branch = ?5)
          ORDER BY id DESC LIMIT ?3"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let state = query.state.map(RunState::as_str);
-    let rows = stmt.query_map(params![query.repository, state, limit, query.before], run_record)?;
+    let rows = stmt.query_map(params![query.repository, state, limit, query.before, query.branch], run_record)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

@@ -322,4 +322,14 @@ fn a_run_page_draws_the_workflows_job_graph_in_stages_with_each_instance() {
     assert!(stages[0].contains("build (linux)") && stages[0].contains("build (mac)"), "each instance: {dag}");
     assert!(stages[1].contains("<strong>test</strong>") && stages[1].contains("needs build, lint"), "{dag}");
     assert_eq!(dag.matches("state-success").count(), 4, "every instance with its state: {dag}");
+
+    // The runs list filters by branch, as the API does.
+    let branch = run["branch"].as_str().unwrap();
+    let html = page(&server, &format!("/runs?branch={branch}"), Some(&cookie)).text().unwrap();
+    assert!(html.contains(&format!("<a href=\"/runs/{id}\">{id}</a>")), "{html}");
+    let html = page(&server, "/runs?branch=no-such-branch", Some(&cookie)).text().unwrap();
+    assert!(html.contains("No runs match these filters"), "{html}");
+    let api = get(&server, &format!("/api/v1/runs?branch={branch}"));
+    assert_eq!(api.as_array().unwrap().len(), 1, "{api}");
+    assert_eq!(get(&server, "/api/v1/runs?branch=no-such-branch"), serde_json::json!([]));
 }

@@ -34,7 +34,7 @@ pub struct RunList {
 impl Runs for Local {
     fn list<'a>(&'a self, list: &'a RunList) -> Answer<'a, Vec<RunRecord>> {
         let state = list.state.as_deref().and_then(RunState::parse);
-        let query = RunQuery { repository: list.repository.clone(), state, limit: list.limit, before: None };
+        let query = RunQuery { repository: list.repository.clone(), state, limit: list.limit, ..RunQuery::default() };
         Box::pin(self.with_store(move |store| Ok(store.runs(&query)?)))
     }
 
