@@ -39,6 +39,8 @@ struct RunPage<'a> {
     reason: String,
     /// Queued or running: the page refreshes itself, and offers cancel rather than re-run.
     live: bool,
+    /// Ended in failure: its failed jobs can run again alone.
+    failed: bool,
     can_run: bool,
     csrf: String,
     jobs: Vec<JobRow>,
@@ -200,6 +202,7 @@ pub(crate) async fn page(State(console): State<Console>, headers: HeaderMap, uri
         attempt: record.run.attempt,
         reason: record.reason.clone().unwrap_or_default(),
         live: !record.state.is_final(),
+        failed: record.state == mobius_store::RunState::Failure,
         can_run: viewer.allows(TokenScope::Run),
         csrf: viewer.csrf().to_owned(),
         jobs,
@@ -250,7 +253,17 @@ pub(crate) async fn follow(
 /// What a run action asks of the runner.
 enum Action {
     Cancel,
-    Rerun,
+    /// Every job again, or (`true`) only the failed ones and what needs them.
+    Rerun(bool),
+}
+
+/// A re-run's form: its CSRF token, and whether only the failed jobs run again.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct RerunForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    failed: bool,
 }
 
 /// `POST /runs/{id}/cancel`.
@@ -260,27 +273,27 @@ pub(crate) async fn cancel(
     uri: Uri,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    act(console, headers, uri, form, Action::Cancel).await
+    act(console, headers, uri, &form.csrf, Action::Cancel).await
 }
 
-/// `POST /runs/{id}/rerun` (every job again).
+/// `POST /runs/{id}/rerun` (every job again; with `failed=true`, the failed jobs).
 pub(crate) async fn rerun(
     State(console): State<Console>,
     headers: HeaderMap,
     uri: Uri,
-    Form(form): Form<CsrfForm>,
+    Form(form): Form<RerunForm>,
 ) -> Response {
-    act(console, headers, uri, form, Action::Rerun).await
+    act(console, headers, uri, &form.csrf, Action::Rerun(form.failed)).await
 }
 
 /// A run action: the session, its scope and its CSRF token checked (in that order, before
 /// anything changes), then the same runner call as the API's.
-async fn act(console: Console, headers: HeaderMap, uri: Uri, form: CsrfForm, action: Action) -> Response {
+async fn act(console: Console, headers: HeaderMap, uri: Uri, csrf: &str, action: Action) -> Response {
     let what = match action {
         Action::Cancel => "cancelling a run",
-        Action::Rerun => "re-running a run",
+        Action::Rerun(_) => "re-running a run",
     };
-    let session = match authorize(&console, &headers, &uri, &form.csrf, TokenScope::Run, what).await {
+    let session = match authorize(&console, &headers, &uri, csrf, TokenScope::Run, what).await {
         Ok(session) => session,
         Err(refused) => return refused,
     };
@@ -293,7 +306,7 @@ async fn act(console: Console, headers: HeaderMap, uri: Uri, form: CsrfForm, act
                 .await
                 .map(|()| id)
         }
-        Action::Rerun => runner.rerun(id, false).await,
+        Action::Rerun(failed_only) => runner.rerun(id, failed_only).await,
     };
     match done {
         Ok(shown) => Redirect::to(&format!("/runs/{shown}")).into_response(),

@@ -332,4 +332,40 @@ fn a_run_page_draws_the_workflows_job_graph_in_stages_with_each_instance() {
     let api = get(&server, &format!("/api/v1/runs?branch={branch}"));
     assert_eq!(api.as_array().unwrap().len(), 1, "{api}");
     assert_eq!(get(&server, "/api/v1/runs?branch=no-such-branch"), serde_json::json!([]));
+
+    // A failed run offers its failed jobs alone again, to a `run` session.
+    commit(
+        &repo,
+        &[(
+            ".github/workflows/dag.yml",
+            &workflow.replace(
+                "lint:\n    runs-on: x\n    steps: [{run: 'true'}]",
+                "lint:\n    runs-on: x\n    steps: [{run: 'false'}]",
+            ),
+        )],
+        "lint fails",
+    );
+    let failed = wait_for("the failing run", || {
+        get(&server, "/api/v1/runs").as_array().and_then(|r| r.iter().find(|r| r["id"] != id).cloned())
+    });
+    let failed_id = failed["id"].as_i64().unwrap();
+    assert_eq!(finished(&server, failed_id)["state"], "failure");
+    let runner = dir.json(&["token", "create", "--scope", "run", "--server", &server.base, "--token", ADMIN]);
+    let signed = sign_in(&server, runner["token"].as_str().unwrap(), "/runs");
+    let run_cookie = signed.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap();
+    let run_cookie = run_cookie.strip_prefix("mobius_session=").unwrap().to_owned();
+    let html = page(&server, &format!("/runs/{failed_id}"), Some(&run_cookie)).text().unwrap();
+    assert!(html.contains("Re-run failed jobs") && html.contains("Re-run all jobs"), "{html}");
+    let csrf = html.split("name=\"csrf\" value=\"").nth(1).and_then(|s| s.split('"').next()).unwrap().to_owned();
+    let again = post_form(
+        &server,
+        &format!("/runs/{failed_id}/rerun"),
+        Some(&run_cookie),
+        &[("csrf", &csrf), ("failed", "true")],
+    );
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    let new_id: i64 = again.headers()[LOCATION].to_str().unwrap().strip_prefix("/runs/").unwrap().parse().unwrap();
+    let rerun = finished(&server, new_id);
+    let jobs: Vec<&str> = rerun["jobs"].as_array().unwrap().iter().map(|j| j["name"].as_str().unwrap()).collect();
+    assert!(jobs.contains(&"lint") && !jobs.iter().any(|j| j.starts_with("build")), "only the failed job: {jobs:?}");
 }
