@@ -289,3 +289,53 @@ fn in_chromium_incidents_are_text_and_an_ingest_session_acknowledges_then_resolv
     assert!(browser.text("table.timeline").contains("incident resolved"), "{}", browser.text("table.timeline"));
     no_alert(&browser);
 }
+
+/// Answers every request as a Prometheus whose every query finds nothing: enough for a
+/// release's Prometheus SLI to be accepted and evaluated.
+fn empty_prometheus() -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                line.clear();
+            }
+            let body = r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(format!("{head}{body}").as_bytes());
+        }
+    });
+    port
+}
+
+#[test]
+fn an_slo_read_from_prometheus_says_its_requests_are_not_in_the_store() {
+    let dir = Dir::new();
+    let _cleanup = Cleanup(dir.path().to_owned());
+    let server = dir.serve(&[]);
+    let url = format!("http://127.0.0.1:{}", empty_prometheus());
+    let path = release(&dir, "v1", 0.0, free_port(), "rolling", "");
+    let spec = std::fs::read_to_string(path.join("mobius.yaml")).unwrap();
+    let slo = format!(
+        "slos:\n  - name: api\n    objective: 99.5\n    window: 7d\n    sli:\n      prometheus:\n        url: {url}\n        error_query: 'sum(increase(errors[{{{{window}}}}]))'\n        total_query: 'sum(increase(requests[{{{{window}}}}]))'\n"
+    );
+    std::fs::write(path.join("mobius.yaml"), format!("{spec}{slo}")).unwrap();
+    deployed(&dir, &server, &path, "v1");
+    finished(&server);
+    let (_, reader) = session(&dir, &server, "rita", "read");
+    let explained =
+        http().get(server.url("/api/v1/slos/explain?service=shop&slo=api")).bearer_auth(ADMIN).send().unwrap();
+    assert_eq!(explained.status(), StatusCode::UNPROCESSABLE_ENTITY, "the API cannot explain it either");
+    let shown = page(&server, "/slos/shop/api", Some(&reader));
+    assert_eq!(shown.status(), StatusCode::OK);
+    let html = shown.text().unwrap();
+    assert!(html.contains("This SLO reads Prometheus"), "{html}");
+    assert!(!html.contains("Budget burn-down") && !html.contains("By version"), "{html}");
+    assert!(html.contains("99.5% over 7d"), "{html}");
+}
