@@ -15,8 +15,11 @@
 #[allow(dead_code)]
 mod chart;
 mod events;
+mod incidents;
+mod markdown;
 mod pages;
 mod run;
+mod slos;
 mod view;
 
 use std::sync::Arc;
@@ -41,6 +44,12 @@ pub const PATHS: &[&str] = &[
     "/runs/{id}/rerun",
     "/assets/{file}",
     "/events",
+    "/slos",
+    "/slos/{service}/{slo}",
+    "/incidents",
+    "/incidents/{key}",
+    "/incidents/{key}/acknowledge",
+    "/incidents/{key}/resolve",
 ];
 
 /// The cookie a session travels in.
@@ -104,6 +113,12 @@ pub fn router(app: App, config: ConsoleConfig) -> Router {
         .route("/runs/{id}/rerun", post(run::rerun))
         .route("/assets/{file}", get(pages::asset))
         .route("/events", get(events::page))
+        .route("/slos", get(slos::list))
+        .route("/slos/{service}/{slo}", get(slos::page))
+        .route("/incidents", get(incidents::list))
+        .route("/incidents/{key}", get(incidents::page))
+        .route("/incidents/{key}/acknowledge", post(incidents::acknowledge))
+        .route("/incidents/{key}/resolve", post(incidents::resolve))
         // Forms are a token or a CSRF field: nothing needs more.
         .layer(DefaultBodyLimit::max(16 * 1024))
         .layer(axum::middleware::map_response(security_headers))

@@ -86,6 +86,13 @@ fn needs_postmortem(
 
 /// The Markdown draft for the incident whose key is or ends with `#wanted`.
 pub fn draft(store: &dyn Store, wanted: &str) -> Result<Option<String>, StoreError> {
+    Ok(draft_of(store, wanted)?.map(|draft| postmortem::render(&draft)))
+}
+
+/// What the draft of the incident whose key is or ends with `#wanted` is made from — its
+/// facts, the deployment it is attributed to, its impact and its timeline — for a door that
+/// shows them beside the Markdown ([`postmortem::render`] of it) without reading them twice.
+pub fn draft_of(store: &dyn Store, wanted: &str) -> Result<Option<Draft>, StoreError> {
     let now = Timestamp::now();
     let Some(incident) = find(store, wanted)? else { return Ok(None) };
     // Its service's facts, for the deployment it is attributed to and what that shipped.
@@ -102,7 +109,7 @@ pub fn draft(store: &dyn Store, wanted: &str) -> Result<Option<String>, StoreErr
         budget_consumed: budget_consumed(store, &crate::slo::definitions(store)?, &incident, end, now)?,
     };
     let (timeline, detected_by) = timeline(store, &incident, end)?;
-    Ok(Some(postmortem::render(&Draft { incident, deployment, changes, impact, detected_by, timeline })))
+    Ok(Some(Draft { incident, deployment, changes, impact, detected_by, timeline }))
 }
 
 /// How long before its detection an incident's impact is counted from: a burn-rate page fires
