@@ -15,6 +15,8 @@
 #[allow(dead_code)]
 mod chart;
 mod pages;
+mod rollout;
+mod rollouts;
 mod run;
 mod view;
 
@@ -39,6 +41,11 @@ pub const PATHS: &[&str] = &[
     "/runs/{id}/cancel",
     "/runs/{id}/rerun",
     "/assets/{file}",
+    "/rollouts",
+    "/rollouts/{service}/{environment}",
+    "/rollouts/{service}/{environment}/promote",
+    "/rollouts/{service}/{environment}/abort",
+    "/rollouts/{service}/{environment}/undo",
 ];
 
 /// The cookie a session travels in.
@@ -49,6 +56,7 @@ const ASSETS: &[(&str, &str, &str, &[u8])] = &[
     ("console", "css", "text/css; charset=utf-8", include_bytes!("../assets/console.css")),
     ("favicon", "svg", "image/svg+xml", include_bytes!("../assets/favicon.svg")),
     ("run", "js", "text/javascript; charset=utf-8", include_bytes!("../assets/run.js")),
+    ("rollout", "js", "text/javascript; charset=utf-8", include_bytes!("../assets/rollout.js")),
 ];
 
 /// An embedded file under its URL: `/assets/<name>.<hash>.<ext>`, so a changed file is a new
@@ -101,6 +109,11 @@ pub fn router(app: App, config: ConsoleConfig) -> Router {
         .route("/runs/{id}/cancel", post(run::cancel))
         .route("/runs/{id}/rerun", post(run::rerun))
         .route("/assets/{file}", get(pages::asset))
+        .route("/rollouts", get(rollouts::list))
+        .route("/rollouts/{service}/{environment}", get(rollout::page))
+        .route("/rollouts/{service}/{environment}/promote", post(rollouts::promote))
+        .route("/rollouts/{service}/{environment}/abort", post(rollouts::abort))
+        .route("/rollouts/{service}/{environment}/undo", post(rollouts::undo))
         // Forms are a token or a CSRF field: nothing needs more.
         .layer(DefaultBodyLimit::max(16 * 1024))
         .layer(axum::middleware::map_response(security_headers))
