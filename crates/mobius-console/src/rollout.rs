@@ -338,7 +338,7 @@ pub(crate) async fn page(State(console): State<Console>, headers: HeaderMap, uri
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn minute(version: &str, requests: u64, errors: u64, latency: Vec<u64>) -> SliMinute {
@@ -373,6 +373,37 @@ mod tests {
         assert_eq!((v2.requests, v2.errors, v2.error_rate.as_str()), (10, 1, "10.00%"));
         let none = traffic("new", "v3", &minutes);
         assert_eq!((none.requests, none.error_rate.as_str(), none.p99.as_str()), (0, "—", "—"));
+    }
+
+    /// A canary of three steps at `step`, in `phase`.
+    pub(crate) fn canary(phase: &str, step: usize) -> Rollout {
+        serde_json::from_value(serde_json::json!({
+            "id": 1, "service": "shop", "environment": "production",
+            "plan": { "canary": { "steps": [{ "set_weight": 50 }, { "pause": 30000 }, { "pause": null }] } },
+            "phase": phase, "step": step, "weight": 50, "stable": null,
+            "new": { "version": "v2", "release": "/data/releases/0123456789abcdef", "artifact": null, "revision": null, "instances": [] },
+            "instances": 2, "paused_until": null, "analysis": null, "retire_at": null, "message": "",
+            "history": [], "created_at": "2026-12-06T17:00:00Z", "finished_at": null, "measurements": [],
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_plan_marks_done_steps_and_the_current_one_as_rollout_status_does() {
+        let check = |phase: &str, step: usize, marks: &str, at: &str| {
+            let r = canary(phase, step);
+            let shown: Vec<&str> = steps(&r).iter().map(|s| s.mark).collect();
+            assert_eq!((shown.join(" "), step_of(&r).as_str()), (marks.to_owned(), at), "{phase} at {step}");
+        };
+        check("progressing", 0, "current next next", "1 of 3");
+        check("progressing", 1, "done current next", "2 of 3");
+        check("paused", 2, "done done current", "3 of 3");
+        check("succeeded", 3, "done done done", "3 of 3");
+        check("aborted", 2, "done done next", "3 of 3");
+        check("aborted", 0, "next next next", "1 of 3");
+        let texts: Vec<String> = steps(&canary("paused", 2)).into_iter().map(|s| s.text).collect();
+        assert_eq!(texts, ["weight 50%", "pause 30s", "pause until promoted"]);
+        assert_eq!(VersionRow::of("new", &canary("paused", 2).new).digest, "sha256:0123456789ab");
     }
 
     #[test]

@@ -66,12 +66,13 @@ impl RolloutRow {
     }
 }
 
-/// `3 of 4` for a canary (the step it is at, counting from one; all done once finished), `—`
-/// for the strategies without steps.
+/// `3 of 4` for a canary (the step it is at or stopped at, counting from one; the last once
+/// it succeeded), `—` for the strategies without steps.
 pub(crate) fn step_of(r: &Rollout) -> String {
     match &r.plan {
         mobius_deploy::rollout::Plan::Canary { steps } => {
-            let at = if r.phase.is_final() { steps.len() } else { (r.step + 1).min(steps.len()) };
+            let done = r.phase == mobius_deploy::rollout::Phase::Succeeded;
+            let at = if done { steps.len() } else { (r.step + 1).min(steps.len()) };
             format!("{at} of {}", steps.len())
         }
         _ => "—".to_owned(),
@@ -292,5 +293,24 @@ mod tests {
         check("/rollouts/shop/%zz", None);
         check("/rollouts/shop/%ff", None);
         assert_eq!(href("my shop", "prod"), "/rollouts/my%20shop/prod");
+    }
+
+    #[test]
+    fn each_environments_latest_rollout_is_listed_in_flight_first() {
+        let stored = |id: i64, service: &str, environment: &str, phase: &str| {
+            let mut rollout = crate::rollout::tests::canary(phase, 0);
+            (rollout.id, rollout.service, rollout.environment) = (id, service.into(), environment.into());
+            Stored { rollout, spec: String::new(), stable_spec: None }
+        };
+        let newest_first = vec![
+            stored(6, "shop", "production", "succeeded"),
+            stored(5, "cart", "staging", "paused"),
+            stored(4, "shop", "production", "aborted"),
+            stored(3, "cart", "production", "succeeded"),
+            stored(2, "cart", "staging", "succeeded"),
+            stored(1, "api", "production", "progressing"),
+        ];
+        let listed: Vec<i64> = latest_per_environment(newest_first).iter().map(|r| r.id).collect();
+        assert_eq!(listed, [1, 5, 3, 6]);
     }
 }

@@ -211,6 +211,16 @@ fn in_chromium_a_deploy_session_promotes_one_paused_canary_and_aborts_another() 
     assert!(promoted["history"].as_array().unwrap().iter().any(|e| e["message"] == "promoted: resuming"));
     wait_for("the page to show it succeeded", || browser.try_text("h1 .state").filter(|s| s == "succeeded"));
     assert!(browser.elements("button.promote").is_empty() && browser.elements("button.abort").is_empty());
+    // Finished with a previous version: Undo rolls back to it, as a new rollout.
+    browser.click("button.undo");
+    let undone = wait_for("the undo's rollout", || {
+        Some(rollout(&server, "shop")).filter(|r| r["id"] != promoted["id"] && r["phase"] == "succeeded")
+    });
+    assert_eq!((&undone["new"]["version"], &undone["stable"]["version"]), (&Value::from("v1"), &Value::from("v2")));
+    browser.go(&server.url("/rollouts/shop/production"));
+    let older = browser.text("table.older");
+    assert!(older.contains(&promoted["id"].to_string()) && older.contains("succeeded"), "{older}");
+    assert!(browser.text("h1").contains("succeeded"));
 
     // cart's page follows it live: traffic sent after it loaded is swapped in without a reload
     // (an element outside the live parts stays the same element).
