@@ -340,4 +340,20 @@ fn rollout_actions_need_a_deploy_session_and_its_csrf_token_and_change_nothing_o
     let html = page(&server, "/rollouts/shop/production", Some(&deployer)).text().unwrap();
     assert!(html.contains("state-aborted") && !html.contains("class=\"promote\"") && !html.contains("class=\"abort\""));
     assert!(!html.contains("<script"), "a finished rollout's page needs no script: {html}");
+
+    // What an instance printed reaches the page (a failed rollout's reason) as text only.
+    let bad = dir.path().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    let spec = format!(
+        "service: bad\nrun:\n  command: sh\n  args: [\"-c\", \"echo '<img src=x onerror=alert(1)>'; sleep 30\"]\n  instances: 1\n  readiness_timeout: 2s\nenvironments:\n  - name: production\n    listen: 127.0.0.1:{}\n    strategy: rolling\n",
+        free_port()
+    );
+    std::fs::write(bad.join("mobius.yaml"), spec).unwrap();
+    let out = against(&dir, &server, ADMIN, &["deploy", "bad", "production", "--dir", bad.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let failed = wait_for_phase(&server, "bad", "failed");
+    assert!(failed["message"].as_str().unwrap().contains("<img src=x onerror=alert(1)>"), "{failed:#}");
+    let html = page(&server, "/rollouts/bad/production", Some(&deployer)).text().unwrap();
+    assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;") || html.contains("&#60;img"), "{html}");
+    assert!(!html.contains("<img src=x"), "escaped: {html}");
 }
