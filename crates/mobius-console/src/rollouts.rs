@@ -191,6 +191,15 @@ impl Change {
             Change::Undo => "undoing a rollout",
         }
     }
+
+    /// What failed, after "cannot".
+    fn what(self) -> &'static str {
+        match self {
+            Change::Promote => "promote the rollout",
+            Change::Abort => "abort the rollout",
+            Change::Undo => "undo the rollout",
+        }
+    }
 }
 
 /// `POST /rollouts/{service}/{environment}/promote`.
@@ -238,12 +247,12 @@ async fn change(console: Console, headers: HeaderMap, uri: Uri, form: CsrfForm, 
         Change::Abort => delivery.abort(&service, &environment).await,
         Change::Undo => delivery.undo(&service, &environment).await,
     };
-    tracing::info!(%service, %environment, action = ?change, by = %session.token.name, ok = done.is_ok(), "console rollout action");
+    let by = &session.token.name;
+    tracing::info!(%service, %environment, action = ?change, %by, ok = done.is_ok(), "console rollout action");
     match done {
         Ok(_) => Redirect::to(&href(&service, &environment)).into_response(),
-        Err(DeployError::NeverDeployed { .. } | DeployError::NotRunningHere { .. }) => {
-            no_rollout(&console, who(), &service, &environment)
-        }
+        Err(DeployError::NeverDeployed { .. }) => no_rollout(&console, who(), &service, &environment),
+        Err(error @ DeployError::NotRunningHere { .. }) => not_found(&console, who(), &error.to_string()),
         Err(
             error @ (DeployError::BudgetExhausted { .. }
             | DeployError::RolloutUnfinished { .. }
@@ -252,7 +261,7 @@ async fn change(console: Console, headers: HeaderMap, uri: Uri, form: CsrfForm, 
             | DeployError::ChangeRefused(_)
             | DeployError::RolloutOver { .. }),
         ) => refused(&console, who(), &error, &href(&service, &environment)),
-        Err(error) => failed(change.doing(), &error),
+        Err(error) => failed(change.what(), &error),
     }
 }
 
