@@ -18,6 +18,8 @@ mod events;
 mod incidents;
 mod markdown;
 mod pages;
+mod rollout;
+mod rollouts;
 mod run;
 mod slos;
 mod view;
@@ -50,6 +52,11 @@ pub const PATHS: &[&str] = &[
     "/incidents/{key}",
     "/incidents/{key}/acknowledge",
     "/incidents/{key}/resolve",
+    "/rollouts",
+    "/rollouts/{service}/{environment}",
+    "/rollouts/{service}/{environment}/promote",
+    "/rollouts/{service}/{environment}/abort",
+    "/rollouts/{service}/{environment}/undo",
 ];
 
 /// The cookie a session travels in.
@@ -60,6 +67,7 @@ const ASSETS: &[(&str, &str, &str, &[u8])] = &[
     ("console", "css", "text/css; charset=utf-8", include_bytes!("../assets/console.css")),
     ("favicon", "svg", "image/svg+xml", include_bytes!("../assets/favicon.svg")),
     ("run", "js", "text/javascript; charset=utf-8", include_bytes!("../assets/run.js")),
+    ("rollout", "js", "text/javascript; charset=utf-8", include_bytes!("../assets/rollout.js")),
 ];
 
 /// An embedded file under its URL: `/assets/<name>.<hash>.<ext>`, so a changed file is a new
@@ -119,6 +127,11 @@ pub fn router(app: App, config: ConsoleConfig) -> Router {
         .route("/incidents/{key}", get(incidents::page))
         .route("/incidents/{key}/acknowledge", post(incidents::acknowledge))
         .route("/incidents/{key}/resolve", post(incidents::resolve))
+        .route("/rollouts", get(rollouts::list))
+        .route("/rollouts/{service}/{environment}", get(rollout::page))
+        .route("/rollouts/{service}/{environment}/promote", post(rollouts::promote))
+        .route("/rollouts/{service}/{environment}/abort", post(rollouts::abort))
+        .route("/rollouts/{service}/{environment}/undo", post(rollouts::undo))
         // Forms are a token or a CSRF field: nothing needs more.
         .layer(DefaultBodyLimit::max(16 * 1024))
         .layer(axum::middleware::map_response(security_headers))

@@ -561,8 +561,11 @@ fn due(run: &AnalysisRun, now: Timestamp) -> Action {
 
 /// Moves a rollout through pauses: an indefinite one pauses it; a timed one starts its clock,
 /// and once it is over, the rollout goes to the next step. Call before [`next`] each tick.
+/// A rollout whose abort was requested is left for [`next`] to abort: pausing it again would
+/// drop the request.
 pub fn advance_pauses(r: &mut Rollout, now: Timestamp) {
-    if r.phase != Phase::Progressing || r.stable.is_none() || r.new.instances.is_empty() {
+    let aborting = r.message.starts_with("abort requested: ");
+    if r.phase != Phase::Progressing || aborting || r.stable.is_none() || r.new.instances.is_empty() {
         return;
     }
     let Plan::Canary { steps } = &r.plan else { return };

@@ -113,6 +113,19 @@ fn a_failed_analysis_aborts_and_an_inconclusive_one_pauses() {
 }
 
 #[test]
+fn an_abort_requested_at_an_indefinite_pause_aborts() {
+    let mut r = rollout("{canary: {steps: [{set_weight: 50}, {pause: {}}]}}");
+    r.started(t(1), deployed("v2", 2).instances);
+    r.weight_set(t(1), 50);
+    advance_pauses(&mut r, t(2));
+    assert_eq!(r.phase, Phase::Paused);
+    assert!(r.request_abort(t(3), "aborted by hand").is_ok());
+    // The controller's next tick: the pause must not swallow the request.
+    advance_pauses(&mut r, t(3));
+    assert_eq!(next(&r, t(3)), Action::Abort { reason: "aborted by hand".into() });
+}
+
+#[test]
 fn rolling_replaces_one_at_a_time_and_blue_green_keeps_the_old_version_warm() {
     let mut r = rollout("rolling");
     assert_eq!(next(&r, t(0)), Action::ReplaceOne { index: 0 });

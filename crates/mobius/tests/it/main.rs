@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod console;
 mod console_reliability;
+mod console_rollouts;
 mod deploy;
 mod deploy_secrets;
 mod dispatch;
