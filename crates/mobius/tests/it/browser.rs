@@ -195,6 +195,15 @@ fn in_chromium_a_person_signs_in_sees_runs_as_text_and_signs_out() {
     assert_eq!(browser.console_errors(), Vec::<String>::new());
     browser.screenshot("run.png");
 
+    // The log's page: the run's events, newest first, each one's JSON behind a click.
+    browser.go(&server.url("/events"));
+    browser.element("ol.events details summary");
+    assert!(browser.text("ol.events").contains("dev.cdevents.pipelinerun"), "{}", browser.text("ol.events"));
+    browser.click("ol.events li:first-child details summary");
+    assert!(browser.text("ol.events li:first-child pre.json").contains("\"specversion\""));
+    assert_eq!(browser.console_errors(), Vec::<String>::new());
+    browser.screenshot("events.png");
+
     // Signing out ends the session: the runs page asks for a token again.
     browser.click("form.signout button[type=submit]");
     browser.wait_for_url("/login");
