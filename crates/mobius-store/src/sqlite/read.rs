@@ -124,6 +124,28 @@ pub(super) fn facts(conn: &Connection, scope: &Scope, from: Timestamp, to: Times
     Ok(FactSet { deployments, changes, incidents, pipeline_runs })
 }
 
+/// The facts of every scope of `environment`, in one read transaction: each scope's are read
+/// by [`facts`] itself (its prepared statements, cached on this connection), so they are
+/// exactly what a read of that scope alone gives, and no append lands between two scopes.
+pub(super) fn facts_of_environment(
+    conn: &Connection,
+    environment: &str,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<(Scope, FactSet)>, StoreError> {
+    // A reader never writes: the transaction only pins one snapshot of the database.
+    let snapshot = conn.unchecked_transaction()?;
+    let scopes = scopes(&snapshot)?.into_iter().filter(|s| s.environment == environment);
+    let facts = scopes
+        .map(|scope| {
+            let set = facts(&snapshot, &scope, from, to)?;
+            Ok((scope, set))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    snapshot.finish()?;
+    Ok(facts)
+}
+
 /// Every incident, newest first.
 pub(super) fn incidents(conn: &Connection) -> Result<Vec<Incident>, StoreError> {
     let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents ORDER BY detected DESC, key");
