@@ -11,11 +11,12 @@
 //! So far: sign-in and sign-out, the runs list, and a run's page (jobs, steps, log; cancel and
 //! re-run for a `run` token). See ARCHITECTURE.md for the plan.
 
-// Drawn by the pages being built (issue 13: service trends, SLO burn-down).
-#[allow(dead_code)]
 mod chart;
+mod flow;
 mod pages;
 mod run;
+mod service;
+mod services;
 mod view;
 
 use std::sync::Arc;
@@ -39,6 +40,9 @@ pub const PATHS: &[&str] = &[
     "/runs/{id}/cancel",
     "/runs/{id}/rerun",
     "/assets/{file}",
+    "/services",
+    "/services/{name}",
+    "/services/{name}/flow",
 ];
 
 /// The cookie a session travels in.
@@ -101,6 +105,9 @@ pub fn router(app: App, config: ConsoleConfig) -> Router {
         .route("/runs/{id}/cancel", post(run::cancel))
         .route("/runs/{id}/rerun", post(run::rerun))
         .route("/assets/{file}", get(pages::asset))
+        .route("/services", get(services::catalog))
+        .route("/services/{name}", get(service::page))
+        .route("/services/{name}/flow", get(flow::page))
         // Forms are a token or a CSRF field: nothing needs more.
         .layer(DefaultBodyLimit::max(16 * 1024))
         .layer(axum::middleware::map_response(security_headers))
