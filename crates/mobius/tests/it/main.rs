@@ -7,6 +7,7 @@ mod actions;
 mod browser;
 mod cli;
 mod console;
+mod console_services;
 mod deploy;
 mod deploy_secrets;
 mod dispatch;
