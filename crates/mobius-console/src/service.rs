@@ -187,7 +187,35 @@ struct ServicePage<'a> {
     failed_attempts: Vec<DeploymentItem>,
     changes: Vec<ChangeItem>,
     incidents: Vec<IncidentItem>,
+    histories: Vec<History>,
+}
+
+/// One environment's rollouts, newest first, and the version it serves.
+struct History {
+    environment: String,
+    href: String,
+    /// The latest succeeded rollout's version and when it finished, if any.
+    live: Option<(String, String)>,
     rollouts: Vec<RolloutItem>,
+}
+
+/// Rollouts (newest first) by environment, in name order.
+fn histories(rows: &[RolloutRow], now: Timestamp) -> Vec<History> {
+    let mut by: std::collections::BTreeMap<&str, Vec<RolloutItem>> = std::collections::BTreeMap::new();
+    for row in rows {
+        by.entry(row.environment.as_str()).or_default().push(rollout_item(row, now));
+    }
+    by.into_iter()
+        .map(|(environment, rollouts)| History {
+            environment: environment.to_owned(),
+            href: rollouts.first().map(|r| r.href.clone()).unwrap_or_default(),
+            live: rollouts
+                .iter()
+                .find(|r| r.state == "succeeded")
+                .map(|r| (r.version.clone(), format!("{} ({})", r.finished, r.finished_age))),
+            rollouts,
+        })
+        .collect()
 }
 
 /// One of DORA's four numbers as the page shows it: the value (and the raw number in a
@@ -336,7 +364,6 @@ struct IncidentItem {
 
 struct RolloutItem {
     id: i64,
-    environment: String,
     href: String,
     version: String,
     digest: String,
@@ -364,7 +391,6 @@ fn rollout_item(row: &RolloutRow, now: Timestamp) -> RolloutItem {
         .unwrap_or_default();
     RolloutItem {
         id: row.id,
-        environment: row.environment.clone(),
         href,
         version: rollout.map(|r| r.new.version.clone()).unwrap_or_default(),
         digest,
@@ -522,7 +548,7 @@ pub(crate) async fn page(
                 deployment_id: i.deployment_id.map(|d| d.to_string()).unwrap_or_else(|| "—".to_owned()),
             })
             .collect(),
-        rollouts: read.rollouts.iter().map(|row| rollout_item(row, now)).collect(),
+        histories: histories(&read.rollouts, now),
     };
     html(StatusCode::OK, page.render())
 }

@@ -170,7 +170,7 @@ fn the_catalog_and_service_pages_show_what_the_api_says_as_text() {
     assert!(api_html.contains("from=2024-04-29T00%3A00%3A00Z&amp;to=2024-05-06T00%3A00%3A00Z#explain-deployments"));
     let shop_html = page(&server, "/services/shop", Some(&cookie)).text().unwrap();
     assert!(shop_html.contains("href=\"/rollouts/shop/production\"") && shop_html.contains("rolling"), "{shop_html}");
-    assert!(shop_html.contains("team-shop"), "{shop_html}");
+    assert!(shop_html.contains("team-shop") && shop_html.contains("Serving <code>v1</code>"), "{shop_html}");
     let xss = page(&server, "/services/%3Cscript%3Ealert%281%29%3C%2Fscript%3E", Some(&cookie));
     assert_eq!(xss.status(), StatusCode::OK);
     let xss_html = xss.text().unwrap();
