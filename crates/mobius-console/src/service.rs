@@ -380,15 +380,20 @@ fn words<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default().trim_matches('"').replace('_', " ")
 }
 
+/// The first 12 characters of the digest that ends an artifact id
+/// (`pkg:generic/shop@sha256%3Aab12…`) or a release directory (`…/releases/ab12…`).
+fn short_digest(text: &str) -> String {
+    let tail = text.rsplit(['@', ':', '/']).next().unwrap_or(text);
+    let tail = tail.rsplit("%3A").next().unwrap_or(tail);
+    tail.chars().take(12).collect()
+}
+
 fn rollout_item(row: &RolloutRow, now: Timestamp) -> RolloutItem {
     let href = format!("/rollouts/{}/{}", query_escape(&row.service), query_escape(&row.environment));
     let stored = serde_json::from_str::<Stored>(&row.body).ok();
     let rollout = stored.as_ref().map(|s| &s.rollout);
     let finished = rollout.and_then(|r| r.finished_at);
-    let digest = rollout
-        .and_then(|r| r.new.artifact.as_deref().or(r.new.release.rsplit('/').next()))
-        .map(|d| d.rsplit(['@', ':']).next().unwrap_or(d).chars().take(12).collect())
-        .unwrap_or_default();
+    let digest = rollout.map(|r| short_digest(r.new.artifact.as_deref().unwrap_or(&r.new.release))).unwrap_or_default();
     RolloutItem {
         id: row.id,
         href,
@@ -575,6 +580,9 @@ mod tests {
         assert_eq!(environments(&scopes, &[], "web"), ["production", "staging"]);
         assert!(environments(&scopes, &[], "nobody").is_empty());
         assert_eq!(raw(Some(0.2)), "0.2");
+        assert_eq!(short_digest("pkg:generic/shop@sha256%3A0123456789abcdef"), "0123456789ab");
+        assert_eq!(short_digest("/data/releases/fedcba9876543210"), "fedcba987654");
+        assert_eq!(short_digest("sha256:abc"), "abc");
         assert_eq!(raw(None), "");
         assert_eq!(words(&mobius_events::facts::Attribution::ExplicitCommit), "explicit commit");
     }

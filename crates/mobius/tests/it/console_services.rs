@@ -171,6 +171,8 @@ fn the_catalog_and_service_pages_show_what_the_api_says_as_text() {
     let shop_html = page(&server, "/services/shop", Some(&cookie)).text().unwrap();
     assert!(shop_html.contains("href=\"/rollouts/shop/production\"") && shop_html.contains("rolling"), "{shop_html}");
     assert!(shop_html.contains("team-shop") && shop_html.contains("Serving <code>v1</code>"), "{shop_html}");
+    let digest = shop_html.split("<td><code>v1</code></td><td><code>").nth(1).unwrap().split('<').next().unwrap();
+    assert!(digest.len() == 12 && digest.chars().all(|c| c.is_ascii_hexdigit()), "a short digest: {digest}");
     let xss = page(&server, "/services/%3Cscript%3Ealert%281%29%3C%2Fscript%3E", Some(&cookie));
     assert_eq!(xss.status(), StatusCode::OK);
     let xss_html = xss.text().unwrap();
