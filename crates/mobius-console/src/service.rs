@@ -172,6 +172,8 @@ struct ServicePage<'a> {
     from_iso: String,
     to_iso: String,
     flow_href: String,
+    /// This page's path, where its window form goes.
+    path: String,
     environments: Vec<EnvironmentLink>,
     owner: String,
     runbook: String,
@@ -505,6 +507,7 @@ pub(crate) async fn page(
         from_iso: asked.window.from.to_string(),
         to_iso: asked.window.to.to_string(),
         flow_href: asked.href("/flow"),
+        path: format!("/services/{}", query_escape(&asked.service)),
         environments: environment_links(&asked, &read.environments, ""),
         owner: owner.unwrap_or_default(),
         runbook_link: is_web_address(&runbook),

@@ -84,6 +84,16 @@ fn the_catalog_and_service_pages_show_what_the_api_says_as_text() {
     let sent = http().post(server.url("/api/v1/events")).bearer_auth(ADMIN).json(&event).send().unwrap();
     assert!(sent.status().is_success(), "{}", sent.status());
 
+    // An incident still open on web.
+    let open = json!({
+        "context": {"specversion": "0.5.1", "id": "open-1", "source": "/test/pager",
+                    "type": "dev.cdevents.incident.detected.0.3.0", "timestamp": "2026-01-05T12:00:00Z"},
+        "subject": {"id": "inc-open", "content": {"description": "login is slow",
+                    "environment": {"id": "production"}, "service": {"id": "web"}}}
+    });
+    let sent = http().post(server.url("/api/v1/events")).bearer_auth(ADMIN).json(&open).send().unwrap();
+    assert!(sent.status().is_success(), "{}", sent.status());
+
     // Signed out: to sign-in, remembering the page; `/` is the catalog.
     let response = page(&server, "/services?environment=staging", None);
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
@@ -106,6 +116,15 @@ fn the_catalog_and_service_pages_show_what_the_api_says_as_text() {
         assert_eq!(bands(listed), api_bands(report), "{service}");
     }
     assert!(html.contains("band table <code>"), "the band table is named: {html}");
+    // Open incidents per service, as `GET /api/v1/incidents?open=true` lists them.
+    let open = get(&server, "/api/v1/incidents?open=true");
+    for service in ["api", "shop", "web"] {
+        let expected = open.as_array().unwrap().iter().filter(|i| i["service"] == service).count();
+        let cell = row(&html, service).unwrap().split("class=\"open-incidents\">").nth(1);
+        let shown = cell.map_or(0, |c| c.split('<').next().unwrap().parse().unwrap());
+        assert_eq!(shown, expected, "{service}'s open incidents");
+    }
+    assert_eq!(open.as_array().unwrap().iter().filter(|i| i["service"] == "web").count(), 1);
     // shop: who owns it, what is live, its SLO budget (as `GET /api/v1/slos` has it).
     let shop_row = row(&html, "shop").unwrap();
     assert!(shop_row.contains("team-shop") && shop_row.contains("href=\"https://wiki.example/shop\""), "{shop_row}");
