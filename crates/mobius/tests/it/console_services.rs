@@ -268,6 +268,10 @@ fn in_chromium_a_services_dora_equals_the_api_and_its_explain_link_lists_the_api
     assert!(browser.elements("script").is_empty());
     assert_eq!(browser.console_errors(), Vec::<String>::new(), "the service page loaded without errors");
     browser.screenshot("service.png");
+    browser.go(&server.url(&format!("/services/api?{window}#trends")));
+    assert_eq!(browser.elements("#trends ~ .trends svg.chart").len(), 5, "five trend charts");
+    browser.screenshot("service-trends.png");
+    browser.go(&server.url(&format!("/services/api?{window}")));
 
     // Following the deployments' explain link: the API's deployments, with the same window.
     let href = browser.attribute("#figure-deployments a.explain", "href");
