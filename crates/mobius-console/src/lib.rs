@@ -11,16 +11,17 @@
 //! So far: sign-in and sign-out, the runs list, and a run's page (jobs, steps, log; cancel and
 //! re-run for a `run` token). See ARCHITECTURE.md for the plan.
 
-// Drawn by the pages being built (issue 13: service trends, SLO burn-down).
-#[allow(dead_code)]
 mod chart;
 mod events;
+mod flow;
 mod incidents;
 mod markdown;
 mod pages;
 mod rollout;
 mod rollouts;
 mod run;
+mod service;
+mod services;
 mod slos;
 mod view;
 
@@ -57,6 +58,9 @@ pub const PATHS: &[&str] = &[
     "/rollouts/{service}/{environment}/promote",
     "/rollouts/{service}/{environment}/abort",
     "/rollouts/{service}/{environment}/undo",
+    "/services",
+    "/services/{name}",
+    "/services/{name}/flow",
 ];
 
 /// The cookie a session travels in.
@@ -132,6 +136,9 @@ pub fn router(app: App, config: ConsoleConfig) -> Router {
         .route("/rollouts/{service}/{environment}/promote", post(rollouts::promote))
         .route("/rollouts/{service}/{environment}/abort", post(rollouts::abort))
         .route("/rollouts/{service}/{environment}/undo", post(rollouts::undo))
+        .route("/services", get(services::catalog))
+        .route("/services/{name}", get(service::page))
+        .route("/services/{name}/flow", get(flow::page))
         // Forms are a token or a CSRF field: nothing needs more.
         .layer(DefaultBodyLimit::max(16 * 1024))
         .layer(axum::middleware::map_response(security_headers))

@@ -100,10 +100,10 @@ fn safe_next(next: &str) -> &str {
     if local { next } else { "/" }
 }
 
-/// `/`: the runs, for now (the service catalog takes its place as it is built).
+/// `/`: the service catalog.
 pub(crate) async fn home(State(console): State<Console>, headers: HeaderMap, uri: Uri) -> Response {
     match viewer(&console, &headers, &uri).await {
-        Ok(_) => Redirect::to("/runs").into_response(),
+        Ok(_) => Redirect::to("/services").into_response(),
         Err(_) => Redirect::to("/login").into_response(),
     }
 }

@@ -83,6 +83,7 @@ guarded! {
     event_count() -> Result<u64, StoreError>;
     scopes() -> Result<Vec<Scope>, StoreError>;
     facts(scope: &Scope, from: Timestamp, to: Timestamp) -> Result<FactSet, StoreError>;
+    facts_of_environment(environment: &str, from: Timestamp, to: Timestamp) -> Result<Vec<(Scope, FactSet)>, StoreError>;
     insert_token(token: &TokenRecord) -> Result<(), StoreError>;
     token(id: &str) -> Result<Option<TokenRecord>, StoreError>;
     token_by_secret_hash(secret_hash: &str) -> Result<Option<TokenRecord>, StoreError>;

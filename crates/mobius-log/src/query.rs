@@ -103,6 +103,61 @@ pub fn dora(
         .collect()
 }
 
+/// DORA's four keys for every service of `environment`, as [`dora`] with no service selected
+/// gives them (the same reports, in the same order), from one store call however many
+/// services there are ([`Store::facts_of_environment`]): what a catalog of every service reads.
+pub fn dora_of_environment(
+    store: &dyn Store,
+    environment: &str,
+    window: Window,
+    band_table: &str,
+    explain: bool,
+) -> Result<Vec<DoraReport>, QueryError> {
+    let table = bands::table(band_table).map_err(|e| QueryError::Invalid { field: "bands", problem: e.to_string() })?;
+    let scopes = store.facts_of_environment(environment, window.from, window.to)?;
+    Ok(scopes
+        .iter()
+        .map(|(scope, facts)| mobius_insights::dora(&scope.service, &scope.environment, facts, window, table, explain))
+        .collect())
+}
+
+/// The `count` ISO weeks (Monday 00:00 UTC to the next) up to and including the one `now` is
+/// in, oldest first: the periods of a trend.
+pub fn iso_weeks(count: usize, now: Timestamp) -> Vec<Window> {
+    let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+    let monday = today - jiff::Span::new().days(i64::from(today.weekday().to_monday_zero_offset()));
+    let start = |weeks_back: usize| -> Option<Timestamp> {
+        let day = monday.checked_sub(jiff::Span::new().weeks(weeks_back as i64)).ok()?;
+        day.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|z| z.timestamp())
+    };
+    (0..count)
+        .rev()
+        .filter_map(|back| {
+            let from = start(back)?;
+            let to = from.checked_add(SignedDuration::from_hours(7 * 24)).ok()?;
+            Window::new(from, to).ok()
+        })
+        .collect()
+}
+
+/// DORA's four keys of one service in one environment for each of `periods` (in order,
+/// contiguous), each exactly [`dora`]'s report for that period: the facts of the whole span
+/// are read once, and [`mobius_insights::dora`] keeps to each period's window itself.
+pub fn dora_trend(
+    store: &dyn Store,
+    scope: &Scope,
+    periods: &[Window],
+    band_table: &str,
+) -> Result<Vec<DoraReport>, QueryError> {
+    let table = bands::table(band_table).map_err(|e| QueryError::Invalid { field: "bands", problem: e.to_string() })?;
+    let (Some(first), Some(last)) = (periods.first(), periods.last()) else { return Ok(Vec::new()) };
+    let facts = store.facts(scope, first.from, last.to)?;
+    Ok(periods
+        .iter()
+        .map(|period| mobius_insights::dora(&scope.service, &scope.environment, &facts, *period, table, false))
+        .collect())
+}
+
 /// The value stream for each selected service.
 pub fn flow(store: &dyn Store, sel: &Selection, explain: bool) -> Result<Vec<FlowReport>, QueryError> {
     sel.scopes(store)?
@@ -116,7 +171,79 @@ pub fn flow(store: &dyn Store, sel: &Selection, explain: bool) -> Result<Vec<Flo
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use mobius_store::SqliteStore;
+
     use super::*;
+
+    /// A store holding every golden DORA history (`crates/mobius/tests/golden`): services in
+    /// production and staging, rollbacks, incidents attributed three ways, squashed pushes.
+    fn golden_store(dir: &std::path::Path) -> Arc<dyn Store> {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir).unwrap());
+        let ingestor = crate::ingest::Ingestor::new(store.clone(), Default::default());
+        for history in [
+            include_str!("../../mobius/tests/golden/github-incident-with-root-cause/events.ndjson"),
+            include_str!("../../mobius/tests/golden/rollback-and-incident-attribution/events.ndjson"),
+            include_str!("../../mobius/tests/golden/squash-and-multi-commit-pushes/events.ndjson"),
+        ] {
+            let items = mobius_events::record::parse_many(history, mobius_events::Origin::Import).unwrap();
+            let report = ingestor.ingest(items).unwrap();
+            assert_eq!(report.rejected, 0, "{report:?}");
+        }
+        store
+    }
+
+    #[test]
+    fn every_service_of_an_environment_in_one_read_is_what_dora_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = golden_store(dir.path());
+        let windows = [
+            window(None, Some("2024-01-01"), Some("2025-01-01"), Timestamp::now()).unwrap(),
+            window(None, Some("2024-05-01"), Some("2024-05-11"), Timestamp::now()).unwrap(),
+            window(None, Some("2024-06-05"), Some("2024-06-06"), Timestamp::now()).unwrap(),
+            window(None, Some("2030-01-01"), Some("2030-02-01"), Timestamp::now()).unwrap(),
+        ];
+        let mut compared = 0;
+        for environment in ["production", "staging", "nowhere"] {
+            for window in windows {
+                for explain in [false, true] {
+                    let sel = Selection { service: None, environment: environment.to_owned(), window };
+                    let each = dora(store.as_ref(), &sel, bands::DEFAULT, explain).unwrap();
+                    let together =
+                        dora_of_environment(store.as_ref(), environment, window, bands::DEFAULT, explain).unwrap();
+                    assert_eq!(together, each, "{environment} {window:?}");
+                    compared += each.len();
+                }
+            }
+        }
+        assert!(compared >= 12, "the histories have services in both environments: {compared}");
+        assert!(dora_of_environment(store.as_ref(), "production", windows[0], "no-such-table", false).is_err());
+    }
+
+    #[test]
+    fn a_trend_is_dora_of_each_week_from_one_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = golden_store(dir.path());
+        let now: Timestamp = "2024-06-12T09:30:00Z".parse().unwrap();
+        let weeks = iso_weeks(12, now);
+        assert_eq!(weeks.len(), 12);
+        assert_eq!(weeks[11].from.to_string(), "2024-06-10T00:00:00Z", "the week now is in, from its Monday");
+        assert_eq!(weeks[0].from.to_string(), "2024-03-25T00:00:00Z");
+        assert!(weeks.windows(2).all(|w| w[0].to == w[1].from), "contiguous");
+        for scope in store.scopes().unwrap() {
+            let trend = dora_trend(store.as_ref(), &scope, &weeks, bands::DEFAULT).unwrap();
+            for (week, report) in weeks.iter().zip(&trend) {
+                let sel = Selection {
+                    service: Some(scope.service.clone()),
+                    environment: scope.environment.clone(),
+                    window: *week,
+                };
+                assert_eq!(Some(report), dora(store.as_ref(), &sel, bands::DEFAULT, false).unwrap().first());
+            }
+        }
+        assert!(dora_trend(store.as_ref(), &store.scopes().unwrap()[0], &[], bands::DEFAULT).unwrap().is_empty());
+    }
 
     #[test]
     fn spans_and_windows() {

@@ -239,6 +239,15 @@ pub trait Store: Send + Sync {
     /// `[from, to)`, the changes they first shipped, the incidents attributed to them or
     /// resolved in the window, and the pipeline runs on their revisions.
     fn facts(&self, scope: &Scope, from: Timestamp, to: Timestamp) -> Result<FactSet, StoreError>;
+    /// [`Store::facts`] of every scope of `environment` (as [`Store::scopes`] lists them, in
+    /// that order), read together in one read transaction: what a page about every service
+    /// needs, in one call however many services there are, and consistent across them.
+    fn facts_of_environment(
+        &self,
+        environment: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(Scope, FactSet)>, StoreError>;
 
     fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
     /// The token with this id.

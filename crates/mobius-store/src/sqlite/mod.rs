@@ -253,6 +253,15 @@ impl Store for SqliteStore {
         self.with_reader(|conn| read::facts(conn, scope, from, to))
     }
 
+    fn facts_of_environment(
+        &self,
+        environment: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(Scope, FactSet)>, StoreError> {
+        self.with_reader(|conn| read::facts_of_environment(conn, environment, from, to))
+    }
+
     fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
         self.with_writer(|conn| {
             conn.execute(

@@ -9,6 +9,7 @@ mod cli;
 mod console;
 mod console_reliability;
 mod console_rollouts;
+mod console_services;
 mod deploy;
 mod deploy_secrets;
 mod dispatch;
