@@ -1,15 +1,16 @@
 //! The console: pages for people in a browser, beside the HTTP API and over the same
 //! application layer ([`mobius_app::App`]). Server-rendered HTML from askama templates compiled
-//! into the binary (every value escaped), one stylesheet embedded and served under its content
-//! hash, and no inline script (the Content-Security-Policy forbids it).
+//! into the binary (every value escaped), a stylesheet and two small scripts embedded and
+//! served under their content hashes, charts drawn on the server as SVG, and no inline script
+//! (the Content-Security-Policy forbids it). Reading works without JavaScript.
 //!
 //! Sign-in exchanges a token for a session ([`mobius_app::sessions`]): an HttpOnly,
 //! SameSite=Strict cookie; every form carries the session's CSRF token, and every page and
-//! action checks the session (and so its token) again. Pages call the same application
-//! functions as the API's handlers.
-//!
-//! So far: sign-in and sign-out, the runs list, and a run's page (jobs, steps, log; cancel and
-//! re-run for a `run` token). See ARCHITECTURE.md for the plan.
+//! action checks the session (and so its token) again. Pages call the same
+//! application functions as the API's handlers: the service catalog and a service's DORA,
+//! trends and value stream, runs with their job graph and live log, rollouts with promote /
+//! abort / undo, SLOs with their burn-down, incidents with their post-mortem draft, and the
+//! event log. ARCHITECTURE.md has the map.
 
 mod chart;
 mod events;
