@@ -313,4 +313,20 @@ fn in_chromium_a_services_dora_equals_the_api_and_its_explain_link_lists_the_api
     assert!(browser.elements("script").is_empty());
     assert_eq!(browser.console_errors(), Vec::<String>::new(), "the flow page loaded without errors");
     browser.screenshot("flow.png");
+
+    // On a phone the pages fit the screen's width: wide tables scroll inside themselves.
+    browser.session_call("POST", "/window/rect", Some(json!({ "width": 390, "height": 844 })));
+    for path in ["/services", "/services/shop?environment=production&from=2024-04-27&to=2024-05-07"] {
+        browser.go(&server.url(path));
+        browser.element("main h1");
+        let fits = browser.session_call(
+            "POST",
+            "/execute/sync",
+            Some(
+                json!({ "script": "return document.documentElement.scrollWidth <= window.innerWidth + 1", "args": [] }),
+            ),
+        );
+        assert_eq!(fits, json!(true), "{path} is no wider than a phone");
+    }
+    browser.screenshot("service-phone.png");
 }
