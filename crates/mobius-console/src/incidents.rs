@@ -10,13 +10,13 @@ use askama::Template;
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use mobius_events::Origin;
 use mobius_events::emit::reliability::{IncidentRef, acknowledged_by_hand, resolved_by_hand};
 use mobius_events::facts::{Attribution, Deployment, DeploymentId, Incident};
 use mobius_insights::postmortem::{self, Draft};
 use mobius_reliability::incidents::{self, Listed};
-use mobius_store::{Scope, StoreError, TokenScope};
+use mobius_store::{StoreError, TokenScope};
 use serde::Deserialize;
 
 use crate::Console;
@@ -90,7 +90,15 @@ struct IncidentsPage<'a> {
     open: bool,
     service: &'a str,
     incidents: Vec<IncidentRow>,
+    /// Which of how many: `101–200 of 3,214`.
+    shown: String,
+    /// The next and previous pages, when there are any.
+    newer: Option<String>,
+    older: Option<String>,
 }
+
+/// Incidents a page shows.
+const PAGE: usize = 100;
 
 /// One incident as the list shows it.
 struct IncidentRow {
@@ -114,29 +122,36 @@ pub(crate) struct IncidentsParams {
     open: String,
     #[serde(default)]
     service: String,
+    #[serde(default)]
+    offset: usize,
 }
 
-/// The incidents (open only with `open_only`) and the deployments they are attributed to:
-/// one read of the facts per service and environment that has any, not one per incident.
+/// A page of incidents, how many there are in all, and the deployments they name by id.
+struct IncidentPageRead {
+    page: Vec<Listed>,
+    total: usize,
+    deployments: HashMap<DeploymentId, Deployment>,
+}
+
+/// A page of the incidents (open only with `open_only`; open ones first, then newest first),
+/// how many there are in all, and the deployments the page's incidents are attributed to —
+/// read by id, one store call for the page.
 fn incidents_with_deployments(
     store: &dyn mobius_store::Store,
     open_only: bool,
     service: &str,
-    now: Timestamp,
-) -> Result<(Vec<Listed>, HashMap<DeploymentId, Deployment>), StoreError> {
+    offset: usize,
+) -> Result<IncidentPageRead, StoreError> {
     let mut listed = incidents::list(store, open_only)?;
     listed.retain(|l| service.is_empty() || l.incident.service == service);
-    let scopes: BTreeSet<Scope> = listed
-        .iter()
-        .filter(|l| l.incident.deployment_id.is_some())
-        .map(|l| Scope { service: l.incident.service.clone(), environment: l.incident.environment.clone() })
-        .collect();
-    let mut deployments = HashMap::new();
-    for scope in scopes {
-        let facts = store.facts(&scope, Timestamp::UNIX_EPOCH, now + SignedDuration::from_hours(1))?;
-        deployments.extend(facts.deployments.into_iter().map(|d| (d.id, d)));
-    }
-    Ok((listed, deployments))
+    // Newest first as listed; a stable sort puts the open ones ahead and keeps that order.
+    listed.sort_by_key(|l| l.incident.resolved.is_some());
+    let total = listed.len();
+    let page: Vec<Listed> = listed.into_iter().skip(offset).take(PAGE).collect();
+    let ids: BTreeSet<DeploymentId> = page.iter().filter_map(|l| l.incident.deployment_id).collect();
+    let ids: Vec<DeploymentId> = ids.into_iter().collect();
+    let deployments = store.deployments(&ids)?.into_iter().map(|d| (d.id, d)).collect();
+    Ok(IncidentPageRead { page, total, deployments })
 }
 
 /// `GET /incidents[?open=true][&service=S]`: open ones first, then the rest, newest first.
@@ -161,14 +176,29 @@ pub(crate) async fn list(
     let (store, now) = (console.app.store.clone(), console.app.now());
     let service = params.service.trim().to_owned();
     let wanted = service.clone();
+    let offset = params.offset;
     let read =
-        mobius_log::blocking::spawn(move || incidents_with_deployments(store.as_ref(), open, &wanted, now)).await;
-    let (mut listed, deployments) = match read {
+        mobius_log::blocking::spawn(move || incidents_with_deployments(store.as_ref(), open, &wanted, offset)).await;
+    let IncidentPageRead { page: listed, total, deployments } = match read {
         Ok(read) => read,
         Err(error) => return failed("list incidents", &error),
     };
-    // Newest first as listed; a stable sort puts the open ones ahead and keeps that order.
-    listed.sort_by_key(|l| l.incident.resolved.is_some());
+    let link = |offset: usize| {
+        let mut link = format!("/incidents?offset={offset}");
+        if open {
+            link.push_str("&open=true");
+        }
+        if !service.is_empty() {
+            link.push_str(&format!("&service={}", query_escape(&service)));
+        }
+        link
+    };
+    let newer = (offset > 0).then(|| link(offset.saturating_sub(PAGE)));
+    let older = (offset + PAGE < total).then(|| link(offset + PAGE));
+    let shown = match listed.len() {
+        0 => String::new(),
+        n => format!("{}–{} of {total}", offset + 1, offset + n),
+    };
     let incidents = listed
         .iter()
         .map(|l| {
@@ -200,6 +230,9 @@ pub(crate) async fn list(
         open,
         service: &service,
         incidents,
+        shown,
+        newer,
+        older,
     };
     html(StatusCode::OK, page.render())
 }

@@ -12,7 +12,7 @@ use std::cell::Cell;
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use mobius_events::facts::{FactSet, Incident};
+use mobius_events::facts::{Deployment, DeploymentId, FactSet, Incident};
 use mobius_events::{AppendStatus, NewEvent, StoredEvent};
 use mobius_store::{
     EnvironmentRecord, EventQuery, ForgeSettings, Heads, IngestContext, NewRun, PendingStatus, Repository,
@@ -84,6 +84,7 @@ guarded! {
     scopes() -> Result<Vec<Scope>, StoreError>;
     facts(scope: &Scope, from: Timestamp, to: Timestamp) -> Result<FactSet, StoreError>;
     facts_of_environment(environment: &str, from: Timestamp, to: Timestamp) -> Result<Vec<(Scope, FactSet)>, StoreError>;
+    deployments(ids: &[DeploymentId]) -> Result<Vec<Deployment>, StoreError>;
     insert_token(token: &TokenRecord) -> Result<(), StoreError>;
     token(id: &str) -> Result<Option<TokenRecord>, StoreError>;
     token_by_secret_hash(secret_hash: &str) -> Result<Option<TokenRecord>, StoreError>;

@@ -222,6 +222,28 @@ mod tests {
     }
 
     #[test]
+    fn deployments_read_by_id_are_the_facts_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = golden_store(dir.path());
+        let far = Timestamp::from_second(7_000_000_000).unwrap();
+        let mut all = Vec::new();
+        for scope in store.scopes().unwrap() {
+            all.extend(store.facts(&scope, Timestamp::UNIX_EPOCH, far).unwrap().deployments);
+        }
+        all.sort_by_key(|d| d.id);
+        assert!(all.len() >= 6, "{}", all.len());
+        let ids: Vec<_> = all.iter().map(|d| d.id).collect();
+        assert_eq!(store.deployments(&ids).unwrap(), all);
+        let some = [ids[3], ids[0], 999_999];
+        assert_eq!(
+            store.deployments(&some).unwrap(),
+            [all[0].clone(), all[3].clone()],
+            "id order; unknown ids left out"
+        );
+        assert_eq!(store.deployments(&[]).unwrap(), Vec::new());
+    }
+
+    #[test]
     fn a_trend_is_dora_of_each_week_from_one_read() {
         let dir = tempfile::tempdir().unwrap();
         let store = golden_store(dir.path());

@@ -14,7 +14,7 @@ pub mod runs;
 pub mod sqlite;
 
 use jiff::Timestamp;
-use mobius_events::facts::{FactSet, Incident};
+use mobius_events::facts::{Deployment, DeploymentId, FactSet, Incident};
 use mobius_events::materialise::{Ancestry, Rules};
 use mobius_events::{AppendStatus, NewEvent, Origin, StoredEvent};
 use serde::{Deserialize, Serialize};
@@ -248,6 +248,9 @@ pub trait Store: Send + Sync {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<(Scope, FactSet)>, StoreError>;
+    /// The deployment attempts with these ids (those that exist, in id order): what a list of
+    /// incidents names, without reading each scope's history.
+    fn deployments(&self, ids: &[DeploymentId]) -> Result<Vec<Deployment>, StoreError>;
 
     fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
     /// The token with this id.

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use jiff::Timestamp;
-use mobius_events::facts::{FactSet, Incident};
+use mobius_events::facts::{Deployment, DeploymentId, FactSet, Incident};
 use mobius_events::materialise;
 use mobius_events::time::{from_micros, to_micros};
 use mobius_events::{AppendStatus, NewEvent, StoredEvent};
@@ -260,6 +260,10 @@ impl Store for SqliteStore {
         to: Timestamp,
     ) -> Result<Vec<(Scope, FactSet)>, StoreError> {
         self.with_reader(|conn| read::facts_of_environment(conn, environment, from, to))
+    }
+
+    fn deployments(&self, ids: &[DeploymentId]) -> Result<Vec<Deployment>, StoreError> {
+        self.with_reader(|conn| read::deployments(conn, ids))
     }
 
     fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {

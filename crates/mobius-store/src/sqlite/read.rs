@@ -1,7 +1,7 @@
 //! Queries: the raw log, and the facts one measurement needs, each in a single indexed pass.
 
 use jiff::Timestamp;
-use mobius_events::facts::{FactSet, Incident, PipelineRun, PipelineRunKind, ShippedChange};
+use mobius_events::facts::{Deployment, DeploymentId, FactSet, Incident, PipelineRun, PipelineRunKind, ShippedChange};
 use mobius_events::time::{from_micros, to_micros};
 use mobius_events::{Origin, StoredEvent};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -86,6 +86,17 @@ pub(super) fn scopes(conn: &Connection) -> Result<Vec<Scope>, StoreError> {
          ORDER BY 1, 2",
     )?;
     let rows = stmt.query_map([], |r| Ok(Scope { service: r.get(0)?, environment: r.get(1)? }))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn deployments(conn: &Connection, ids: &[DeploymentId]) -> Result<Vec<Deployment>, StoreError> {
+    // One statement per call, the ids as a JSON array: no SQL built from their count.
+    let sql = format!(
+        "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id"
+    );
+    let ids = format!("[{}]", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([ids], deployment_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

@@ -369,3 +369,49 @@ fn a_run_page_draws_the_workflows_job_graph_in_stages_with_each_instance() {
     let jobs: Vec<&str> = rerun["jobs"].as_array().unwrap().iter().map(|j| j["name"].as_str().unwrap()).collect();
     assert!(jobs.contains(&"lint") && !jobs.iter().any(|j| j.starts_with("build")), "only the failed job: {jobs:?}");
 }
+
+/// A CDEvents `incident.detected` of `service` in production, `n` minutes into 2026-11-01.
+fn incident_detected(n: usize, service: &str) -> serde_json::Value {
+    serde_json::json!({
+        "context": {
+            "specversion": "0.5.1",
+            "id": format!("inc-{n}"),
+            "source": "/monitoring",
+            "type": "dev.cdevents.incident.detected.0.3.0",
+            "timestamp": format!("2026-11-01T{:02}:{:02}:00Z", n / 60, n % 60),
+        },
+        "subject": {
+            "id": format!("incident-{n}"),
+            "source": "/monitoring",
+            "content": { "description": format!("incident number {n}"), "environment": { "id": "production" }, "service": { "id": service } },
+        },
+    })
+}
+
+#[test]
+fn the_incident_list_is_paged_open_first_and_its_pages_keep_their_filters() {
+    let dir = Dir::new();
+    let server = dir.serve(&["--public-read"]);
+    let events: Vec<serde_json::Value> = (0..105).map(|n| incident_detected(n, "shop")).collect();
+    let batch: String = events.iter().map(|e| format!("{e}\n")).collect();
+    let response = client()
+        .post(server.url("/api/v1/events"))
+        .bearer_auth(ADMIN)
+        .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
+        .body(batch)
+        .send()
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.text().unwrap());
+
+    let first = page(&server, "/incidents?service=shop", None).text().unwrap();
+    assert!(first.contains("1–100 of 105"), "{first}");
+    assert_eq!(first.matches("incident number").count(), 100);
+    assert!(first.contains("incident number 104") && !first.contains("incident number 4<"), "newest first: {first}");
+    assert!(
+        first.contains("href=\"/incidents?offset=100&#38;service=shop\""),
+        "the next page keeps the filter: {first}"
+    );
+    let second = page(&server, "/incidents?offset=100&service=shop", None).text().unwrap();
+    assert!(second.contains("101–105 of 105") && second.contains("incident number 0<"), "{second}");
+    assert!(second.contains("href=\"/incidents?offset=0&#38;service=shop\"") && !second.contains("Older incidents"));
+}
