@@ -348,6 +348,7 @@ struct DeploymentItem {
 
 struct ChangeItem {
     sha: String,
+    summary: String,
     repository: String,
     commit_time: String,
     deployment_id: String,
@@ -537,6 +538,7 @@ pub(crate) async fn page(
             .iter()
             .map(|c| ChangeItem {
                 sha: c.sha.clone(),
+                summary: c.summary.clone(),
                 repository: c.repository.clone(),
                 commit_time: utc(c.commit_time),
                 deployment_id: c.deployment_id.to_string(),

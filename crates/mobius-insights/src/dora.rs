@@ -144,6 +144,7 @@ fn lead_times(facts: &FactSet, deployments: &[&Deployment]) -> Vec<ExplainedChan
         .map(|(change, deployment)| ExplainedChange {
             sha: change.sha.clone(),
             repository: change.repository.clone(),
+            summary: change.message.lines().next().unwrap_or_default().to_owned(),
             commit_time: change.commit_time,
             deployment_id: change.deployment_id,
             lead_time_seconds: elapsed_seconds(change.commit_time, deployment.finished),

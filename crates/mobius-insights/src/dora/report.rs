@@ -116,6 +116,9 @@ pub struct FailedAttempt {
 pub struct ExplainedChange {
     pub sha: String,
     pub repository: String,
+    /// The first line of its commit message.
+    #[serde(default)]
+    pub summary: String,
     pub commit_time: Timestamp,
     pub deployment_id: DeploymentId,
     pub lead_time_seconds: f64,

@@ -415,3 +415,51 @@ fn the_incident_list_is_paged_open_first_and_its_pages_keep_their_filters() {
     assert!(second.contains("101–105 of 105") && second.contains("incident number 0<"), "{second}");
     assert!(second.contains("href=\"/incidents?offset=0&#38;service=shop\"") && !second.contains("Older incidents"));
 }
+
+#[test]
+fn a_commit_message_that_is_markup_is_text_on_the_service_page() {
+    let dir = Dir::new();
+    let server = dir.serve(&["--public-read"]);
+    let message = "<script>alert(1)</script> <img src=x onerror=alert(2)>\n\nbody";
+    let repository =
+        serde_json::json!({"id": 9, "name": "xss", "full_name": "acme/xss", "html_url": "https://github.com/acme/xss"});
+    let sha = "d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1";
+    let commit = serde_json::json!({"id": sha, "timestamp": "2026-11-01T10:00:00Z", "message": message, "author": {"name": "a", "email": "a@example.com"}});
+    let push = serde_json::json!({"webhook": "github", "event": "push", "payload": {
+        "ref": "refs/heads/main", "before": "0000000000000000000000000000000000000000", "after": sha,
+        "created": false, "deleted": false, "forced": false, "repository": repository,
+        "commits": [commit], "head_commit": commit}});
+    let deployed = serde_json::json!({"webhook": "github", "event": "deployment_status", "payload": {
+        "action": "created",
+        "deployment_status": {"id": 1, "state": "success", "environment": "production", "created_at": "2026-11-01T11:00:00Z", "updated_at": "2026-11-01T11:00:00Z"},
+        "deployment": {"id": 2, "sha": sha, "ref": "main", "environment": "production", "created_at": "2026-11-01T10:50:00Z", "updated_at": "2026-11-01T11:00:00Z"},
+        "repository": repository}});
+    let records = format!("{push}\n{deployed}\n");
+    let response = client()
+        .post(server.url("/api/v1/events"))
+        .bearer_auth(ADMIN)
+        .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
+        .body(records)
+        .send()
+        .unwrap();
+    let report: serde_json::Value = response.json().unwrap();
+    assert_eq!(report["stored"], 2, "{report}");
+
+    let html =
+        page(&server, "/services/xss?environment=production&from=2026-10-01&to=2026-12-01", None).text().unwrap();
+    assert!(
+        html.contains("<td>&#60;script&#62;alert(1)&#60;/script&#62; &#60;img src=x onerror=alert(2)&#62;</td>"),
+        "{html}"
+    );
+    assert!(!html.contains("<script>") && !html.contains("<img src=x"), "{html}");
+    // The summary is the API's: the explain list carries the message's first line.
+    let api = get_public(
+        &server,
+        "/api/v1/dora?service=xss&environment=production&from=2026-10-01&to=2026-12-01&explain=true",
+    );
+    assert_eq!(api["explain"]["changes"][0]["summary"], "<script>alert(1)</script> <img src=x onerror=alert(2)>");
+}
+
+fn get_public(server: &Server, path: &str) -> serde_json::Value {
+    client().get(server.url(path)).send().unwrap().json().unwrap()
+}
