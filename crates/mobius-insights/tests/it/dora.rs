@@ -252,11 +252,11 @@ fn explain_lists_exactly_the_items_behind_each_number() {
             ],
             "changes": [
                 {
-                    "sha": "c2", "repository": "acme/checkout", "commit_time": "2024-01-02T11:00:00Z",
+                    "sha": "c2", "repository": "acme/checkout", "summary": "change c2", "commit_time": "2024-01-02T11:00:00Z",
                     "deployment_id": 2, "lead_time_seconds": 3600.0
                 },
                 {
-                    "sha": "c4", "repository": "acme/checkout", "commit_time": "2024-01-04T08:00:00Z",
+                    "sha": "c4", "repository": "acme/checkout", "summary": "change c4", "commit_time": "2024-01-04T08:00:00Z",
                     "deployment_id": 4, "lead_time_seconds": 14400.0
                 }
             ],
