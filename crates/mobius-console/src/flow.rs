@@ -15,8 +15,8 @@ use mobius_log::query::{self, Selection};
 use mobius_store::{RolloutQuery, Store};
 
 use crate::Console;
-use crate::service::{EnvironmentLink, ServiceParams, asked, environment_links, environments, unknown};
-use crate::view::{Who, failed, html, not_found, not_found_with, span, utc, viewer};
+use crate::service::{EnvironmentLink, ServiceParams, environment_links, environments, reader_and_question, unknown};
+use crate::view::{Who, failed, html, not_found, span, utc};
 
 #[derive(Template)]
 #[template(path = "flow.html")]
@@ -119,13 +119,9 @@ pub(crate) async fn page(
     uri: Uri,
     Query(params): Query<ServiceParams>,
 ) -> Response {
-    let viewer = match viewer(&console, &headers, &uri).await {
-        Ok(viewer) => viewer,
-        Err(to_login) => return to_login,
-    };
-    let asked = match asked(&console, &uri, &params) {
-        Ok(asked) => asked,
-        Err((status, what)) => return not_found_with(&console, status, viewer.who(), &what),
+    let (viewer, asked) = match reader_and_question(&console, &headers, &uri, &params).await {
+        Ok(read) => read,
+        Err(response) => return response,
     };
     let (store, reading) = (console.app.store.clone(), asked.clone());
     let read = mobius_log::blocking::spawn(move || -> Result<Option<(Vec<String>, FlowReport)>, String> {

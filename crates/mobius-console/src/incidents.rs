@@ -21,8 +21,9 @@ use serde::Deserialize;
 
 use crate::Console;
 use crate::pages::CsrfForm;
-use crate::slos::unescape;
-use crate::view::{Who, age, authorize, failed, html, not_found, not_found_with, query_escape, span, utc, viewer};
+use crate::view::{
+    Who, age, authorize, failed, html, not_found, not_found_with, percent_decode, query_escape, span, utc, viewer,
+};
 
 /// Where an incident's page is: its key escaped whole (keys hold `#`, `/` and `:`).
 pub(crate) fn incident_href(key: &str) -> String {
@@ -33,7 +34,7 @@ pub(crate) fn incident_href(key: &str) -> String {
 /// matched it), unescaped: its key, or the part after its `#`.
 fn incident_key(uri: &Uri) -> Option<String> {
     let escaped = uri.path().strip_prefix("/incidents/")?.split('/').next()?;
-    unescape(escaped).filter(|key| !key.is_empty())
+    percent_decode(escaped).filter(|key| !key.is_empty())
 }
 
 /// Where an incident stands, in the words `mobius incident list` uses.

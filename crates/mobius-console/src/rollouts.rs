@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::Console;
 use crate::pages::CsrfForm;
-use crate::view::{Who, age, authorize, failed, html, not_found, query_escape, utc, viewer};
+use crate::view::{Who, age, authorize, failed, html, not_found, percent_decode, query_escape, utc, viewer};
 
 /// How many recent rollouts `/rollouts` reads to find each environment's latest (one store
 /// call; an environment whose latest rollout is older than these is not listed).
@@ -148,24 +148,6 @@ pub(crate) fn target(uri: &Uri) -> Option<(String, String)> {
     let service = percent_decode(parts.next()?)?;
     let environment = percent_decode(parts.next()?)?;
     (!service.is_empty() && !environment.is_empty()).then_some((service, environment))
-}
-
-/// `%XX` escapes of a path segment decoded; `None` when they do not make UTF-8.
-fn percent_decode(segment: &str) -> Option<String> {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = segment.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// The 404 page of a rollout that does not exist.

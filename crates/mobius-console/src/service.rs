@@ -19,7 +19,9 @@ use serde::Deserialize;
 use crate::Console;
 use crate::chart::{self, Point};
 use crate::services::{BandRule, band_rules, is_web_address, non_empty};
-use crate::view::{Who, age, failed, html, not_found, not_found_with, query_escape, span, utc, viewer};
+use crate::view::{
+    Viewer, Who, age, failed, html, not_found, not_found_with, percent_decode, query_escape, span, utc, viewer,
+};
 
 /// The most rollouts a service's page lists (newest first, every environment).
 const ROLLOUTS_SHOWN: u32 = 50;
@@ -75,29 +77,26 @@ impl Asked {
     }
 }
 
-/// `%XX` escapes in a path segment decoded (as UTF-8, lossily); `None` for a malformed one.
-pub(crate) fn percent_decode(segment: &str) -> Option<String> {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = segment.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    Some(String::from_utf8_lossy(&out).into_owned())
-}
-
 /// The service named in `/services/{name}…` (read from the path itself: the server's router
 /// matched it already).
 pub(crate) fn service_name(uri: &Uri) -> Option<String> {
     let segment = uri.path().strip_prefix("/services/")?.split('/').next()?;
     percent_decode(segment).filter(|name| !name.is_empty())
+}
+
+/// Who reads a service page and what it asks; `Err` is the answer instead: to sign-in, or the
+/// page saying what is wrong with the question.
+pub(crate) async fn reader_and_question(
+    console: &Console,
+    headers: &HeaderMap,
+    uri: &Uri,
+    params: &ServiceParams,
+) -> Result<(Viewer, Asked), Response> {
+    let viewer = viewer(console, headers, uri).await?;
+    match asked(console, uri, params) {
+        Ok(asked) => Ok((viewer, asked)),
+        Err((status, what)) => Err(not_found_with(console, status, viewer.who(), &what)),
+    }
 }
 
 /// What a service page asks, or why it cannot be answered: the status (404 for no service in
@@ -461,13 +460,9 @@ pub(crate) async fn page(
     uri: Uri,
     Query(params): Query<ServiceParams>,
 ) -> Response {
-    let viewer = match viewer(&console, &headers, &uri).await {
-        Ok(viewer) => viewer,
-        Err(to_login) => return to_login,
-    };
-    let asked = match asked(&console, &uri, &params) {
-        Ok(asked) => asked,
-        Err((status, what)) => return not_found_with(&console, status, viewer.who(), &what),
+    let (viewer, asked) = match reader_and_question(&console, &headers, &uri, &params).await {
+        Ok(read) => read,
+        Err(response) => return response,
     };
     let now = console.app.now();
     let store = console.app.store.clone();

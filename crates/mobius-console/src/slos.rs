@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::Console;
 use crate::chart::{self, Point};
-use crate::view::{Who, age, failed, html, not_found, query_escape, span, utc, viewer};
+use crate::view::{Who, age, failed, html, not_found, percent_decode, query_escape, span, utc, viewer};
 
 #[derive(Template)]
 #[template(path = "slos.html")]
@@ -225,28 +225,7 @@ struct IncidentShareRow {
 /// the server's router matched it), unescaped.
 fn slo_path(uri: &Uri) -> Option<(String, String)> {
     let (service, slo) = uri.path().strip_prefix("/slos/")?.split_once('/')?;
-    Some((unescape(service)?, unescape(slo)?))
-}
-
-/// A percent-escaped path segment as text; `None` when it is not UTF-8.
-pub(crate) fn unescape(segment: &str) -> Option<String> {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    Some((percent_decode(service)?, percent_decode(slo)?))
 }
 
 /// One SLO's status and where its budget went (`None` for a Prometheus SLI).
@@ -437,7 +416,6 @@ mod tests {
         let uri: Uri = "/slos/shop%20front/avail%2Fability".parse().unwrap();
         assert_eq!(slo_path(&uri), Some(("shop front".to_owned(), "avail/ability".to_owned())));
         assert_eq!(slo_path(&"/slos/shop".parse().unwrap()), None);
-        assert_eq!(unescape("%3Cscript%3E%"), Some("<script>%".to_owned()));
         assert_eq!(slo_href("a b", "c/d"), "/slos/a%20b/c%2Fd");
         assert_eq!(window(30 * 86_400), "30d");
         assert_eq!(window(3_600), "1h 0m");

@@ -137,6 +137,26 @@ pub(crate) fn query_escape(text: &str) -> String {
         .collect()
 }
 
+/// A path segment's `%XX` escapes decoded; `None` for a `%` not followed by two hex digits or
+/// bytes that are not UTF-8. Pages read names from their own path this way: service,
+/// environment, SLO and incident names may hold any character.
+pub(crate) fn percent_decode(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = segment.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// To sign-in, remembering the page asked for.
 pub(crate) fn to_login(uri: &Uri) -> Response {
     let asked = uri.path_and_query().map_or("/", |p| p.as_str());
@@ -242,5 +262,10 @@ mod tests {
         assert_eq!(cookie(&headers).as_deref(), Some("mbs_abc"));
         assert_eq!(cookie(&HeaderMap::new()), None);
         assert_eq!(query_escape("/runs?state=a b&x=<"), "%2Fruns%3Fstate%3Da%20b%26x%3D%3C");
+        assert_eq!(percent_decode("%3Cscript%3E"), Some("<script>".to_owned()));
+        assert_eq!(percent_decode("100%"), None, "a stray %");
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode(&query_escape("a/b#c d")), Some("a/b#c d".to_owned()));
+        assert_eq!(percent_decode("%FF"), None, "not UTF-8");
     }
 }

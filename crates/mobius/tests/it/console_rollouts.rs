@@ -191,15 +191,7 @@ fn in_chromium_a_deploy_session_promotes_one_paused_canary_and_aborts_another() 
     }
     // Every request the traffic sent, split by version, once the proxy's counts are recorded
     // (every few seconds; the page follows).
-    wait_for("the page to count every request", || {
-        let counted: u64 = browser
-            .elements("table.traffic td.requests")
-            .iter()
-            .map(|id| browser.session_call("GET", &format!("/element/{id}/text"), None))
-            .filter_map(|t| t.as_str().and_then(|t| t.parse::<u64>().ok()))
-            .sum();
-        (counted == sent).then_some(())
-    });
+    wait_for("the page to count every request", || (counted_requests(&browser) == sent).then_some(()));
     assert_eq!(browser.elements("script").len(), 1, "only the page's own script");
     assert_eq!(browser.elements("script[src^='/assets/rollout.']").len(), 1);
     assert_eq!(browser.console_errors(), Vec::<String>::new());
@@ -228,15 +220,7 @@ fn in_chromium_a_deploy_session_promotes_one_paused_canary_and_aborts_another() 
     assert_eq!(browser.text("h1 .state"), "paused");
     let versions = browser.element("table.versions");
     requests(cart_port, 20);
-    wait_for("cart's traffic in the page", || {
-        let counted: u64 = browser
-            .elements("table.traffic td.requests")
-            .iter()
-            .map(|id| browser.session_call("GET", &format!("/element/{id}/text"), None))
-            .filter_map(|t| t.as_str().and_then(|t| t.parse::<u64>().ok()))
-            .sum();
-        (counted == 20).then_some(())
-    });
+    wait_for("cart's traffic in the page", || (counted_requests(&browser) == 20).then_some(()));
     let same = browser.session_call("GET", &format!("/element/{versions}/text"), None);
     assert!(same.as_str().is_some_and(|t| t.contains("v2")), "not reloaded: {same}");
     browser.click("button.abort");
@@ -356,4 +340,14 @@ fn rollout_actions_need_a_deploy_session_and_its_csrf_token_and_change_nothing_o
     let html = page(&server, "/rollouts/bad/production", Some(&deployer)).text().unwrap();
     assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;") || html.contains("&#60;img"), "{html}");
     assert!(!html.contains("<img src=x"), "escaped: {html}");
+}
+
+/// The requests the rollout page's traffic table counts, every version together.
+fn counted_requests(browser: &Browser) -> u64 {
+    browser
+        .elements("table.traffic td.requests")
+        .iter()
+        .map(|id| browser.session_call("GET", &format!("/element/{id}/text"), None))
+        .filter_map(|t| t.as_str().and_then(|t| t.parse::<u64>().ok()))
+        .sum()
 }
