@@ -33,6 +33,7 @@ use std::time::Duration;
 use mobius_delivery::{DeployConfig, DeployError, Deployer};
 use mobius_events::materialise::Rules;
 use mobius_log::blocking::Guarded;
+use mobius_log::lease::Leases;
 use mobius_log::{Clock, Ingestor};
 use mobius_pipelines::remote::{ActionCache, DEFAULT_ACTIONS_URL};
 use mobius_reliability::Alerter;
@@ -130,6 +131,8 @@ pub struct App {
     pub delivery: Deployer,
     /// SLO alerts (and the SLI series every SLO evaluation shares).
     pub reliability: Alerter,
+    /// The leases this replica holds on the work that must happen once ([`App::start`]).
+    pub leases: Leases,
     config: Config,
 }
 
@@ -190,7 +193,8 @@ impl App {
         // Each job of a server run gets a `MOBIUS_TOKEN` limited to its repository's runs.
         runs.set_run_tokens(Arc::new(tokens::StoredRunTokens(store.clone())));
         let reliability = Alerter::new(store.clone(), log.clone(), config.clock);
-        App { store, log, runs, delivery, reliability, config }
+        let leases = Leases::new(store.clone(), replica_id(), config.clock);
+        App { store, log, runs, delivery, reliability, leases, config }
     }
 
     /// How the application was set up.
@@ -216,12 +220,14 @@ impl App {
     /// delivery, SLO alerts (restored from the store first) and SLI recording. They run until [`Background::stop`].
     pub fn start(&self) -> Background {
         let mut background = Background::default();
-        background.spawn(|stop| self.runs.clone().poll_forever(stop));
-        background.spawn(|stop| self.runs.clone().schedule_forever(stop));
-        let every = self.config.alert_every;
-        background.spawn(|stop| self.reliability.clone().run(every, stop));
-        let every = self.config.sli_every;
-        background.spawn(|stop| self.delivery.clone().record_slis(every, stop));
+        let runs = self.runs.clone();
+        background.spawn_leased(&self.leases, lease::POLLING, move |until| runs.clone().poll_forever(until));
+        let runs = self.runs.clone();
+        background.spawn_leased(&self.leases, lease::SCHEDULES, move |until| runs.clone().schedule_forever(until));
+        let (alerter, every) = (self.reliability.clone(), self.config.alert_every);
+        background.spawn_leased(&self.leases, lease::ALERTS, move |until| alerter.clone().run(every, until));
+        let (delivery, every) = (self.delivery.clone(), self.config.sli_every);
+        background.spawn_leased(&self.leases, lease::SLI, move |until| delivery.clone().record_slis(every, until));
         let statuses = StatusDelivery::new(
             self.store.clone(),
             self.config.secrets.clone(),
@@ -229,7 +235,9 @@ impl App {
             self.runs.status_wake(),
             self.config.clock,
         );
-        background.spawn(|stop| statuses.run(stop));
+        background.spawn_leased(&self.leases, lease::STATUSES, move |until| statuses.clone().run(until));
+        // Last, so that it is stopped last: the work ends before its leases are given up.
+        background.spawn(|stop| self.leases.clone().keep(stop));
         background
     }
 }
@@ -247,6 +255,17 @@ impl Background {
         self.tasks.push((stop, handle));
     }
 
+    /// Spawns `task` to run while this replica holds the lease `name` (see
+    /// [`Leases::run_while_held`]).
+    fn spawn_leased<F, Fut>(&mut self, leases: &Leases, name: &'static str, task: F)
+    where
+        F: FnMut(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send,
+    {
+        let leases = leases.clone();
+        self.spawn(move |stop| async move { leases.run_while_held(name, stop, task).await });
+    }
+
     /// Stops every task and waits for each to finish what it was doing (the SLI recorder
     /// records once more).
     pub async fn stop(self) {
@@ -258,6 +277,29 @@ impl Background {
             }
         }
     }
+}
+
+/// The names of the leases [`App::start`] runs its work under.
+pub mod lease {
+    /// Polling registered repositories (and the runs their pushes start).
+    pub const POLLING: &str = "repository-polling";
+    /// `schedule` triggers.
+    pub const SCHEDULES: &str = "schedules";
+    /// SLO evaluation, alert notifications and the incidents they open.
+    pub const ALERTS: &str = "slo-alerts";
+    /// Recording what the proxies counted into SLI minutes, and compacting them.
+    pub const SLI: &str = "sli-recording";
+    /// Delivering commit statuses to forges.
+    pub const STATUSES: &str = "commit-statuses";
+}
+
+/// This replica's id in lease rows: its host, its process and a random part (a restarted
+/// process with the same pid is a new holder).
+fn replica_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = host.trim();
+    let host = if host.is_empty() { "localhost" } else { host };
+    format!("{host}:{}:{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8])
 }
 
 /// Resolves when the task is told to stop (or its [`Background`] is dropped).

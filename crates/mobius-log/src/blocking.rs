@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use mobius_events::facts::{Deployment, DeploymentId, FactSet, Incident};
 use mobius_events::{AppendStatus, NewEvent, StoredEvent};
 use mobius_store::{
-    EnvironmentRecord, EventQuery, ForgeSettings, Heads, IngestContext, NewRun, PendingStatus, Repository,
+    EnvironmentRecord, EventQuery, ForgeSettings, Heads, IngestContext, LeaseRecord, NewRun, PendingStatus, Repository,
     RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunUpdate, Scope, SecretRecord, SessionRecord,
     SliCompaction, SliCounts, SliMinute, StatusOutcome, Store, StoreError, TokenRecord,
 };
@@ -85,6 +85,9 @@ guarded! {
     facts(scope: &Scope, from: Timestamp, to: Timestamp) -> Result<FactSet, StoreError>;
     facts_of_environment(environment: &str, from: Timestamp, to: Timestamp) -> Result<Vec<(Scope, FactSet)>, StoreError>;
     deployments(ids: &[DeploymentId]) -> Result<Vec<Deployment>, StoreError>;
+    claim_lease(name: &str, holder: &str, now: Timestamp, expires: Timestamp) -> Result<bool, StoreError>;
+    release_lease(name: &str, holder: &str) -> Result<bool, StoreError>;
+    leases() -> Result<Vec<LeaseRecord>, StoreError>;
     insert_token(token: &TokenRecord) -> Result<(), StoreError>;
     token(id: &str) -> Result<Option<TokenRecord>, StoreError>;
     token_by_secret_hash(secret_hash: &str) -> Result<Option<TokenRecord>, StoreError>;

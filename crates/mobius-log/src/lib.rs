@@ -15,6 +15,7 @@
 pub mod blocking;
 pub mod clock;
 pub mod ingest;
+pub mod lease;
 pub mod query;
 
 pub use clock::Clock;

@@ -24,6 +24,11 @@ pub struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LeaseLabels {
+    pub lease: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct IngestLabels {
     pub origin: String,
     /// stored, duplicate or rejected.
@@ -37,6 +42,8 @@ pub struct Metrics {
     pub ingested: Family<IngestLabels, Counter>,
     pub events_in_log: Gauge,
     pub resident_memory: Gauge,
+    /// 1 for each lease this replica holds, 0 for one it wants and another holds.
+    pub leases: Family<LeaseLabels, Gauge>,
 }
 
 impl Metrics {
@@ -54,7 +61,17 @@ impl Metrics {
         registry.register("mobius_events_ingested", "Events received, by origin and result", ingested.clone());
         registry.register("mobius_events_in_log", "Events in the log", events_in_log.clone());
         registry.register("process_resident_memory_bytes", "Resident set size", resident_memory.clone());
-        Metrics { registry: Mutex::new(registry), requests, durations, ingested, events_in_log, resident_memory }
+        let leases = Family::<LeaseLabels, Gauge>::default();
+        registry.register("mobius_lease_held", "Whether this replica holds the lease (singleton work)", leases.clone());
+        Metrics {
+            registry: Mutex::new(registry),
+            requests,
+            durations,
+            ingested,
+            events_in_log,
+            resident_memory,
+            leases,
+        }
     }
 
     pub fn count_ingest(&self, origin: &str, status: &str, n: usize) {

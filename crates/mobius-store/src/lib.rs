@@ -146,6 +146,18 @@ pub struct TokenRecord {
     pub restriction: Option<TokenRestriction>,
 }
 
+/// A lease on a piece of work that must happen once across replicas.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRecord {
+    pub name: String,
+    /// Who holds (or last held) it: a replica's id.
+    pub holder: String,
+    /// When this holder took it; renewals keep it.
+    pub acquired: Timestamp,
+    /// Free to take from this instant unless renewed.
+    pub expires: Timestamp,
+}
+
 /// A console session as stored: never the cookie, only SHA-256 of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {
@@ -251,6 +263,15 @@ pub trait Store: Send + Sync {
     /// The deployment attempts with these ids (those that exist, in id order): what a list of
     /// incidents names, without reading each scope's history.
     fn deployments(&self, ids: &[DeploymentId]) -> Result<Vec<Deployment>, StoreError>;
+
+    /// Takes the lease `name` for `holder` until `expires` when it is free, lapsed at `now`, or
+    /// already `holder`'s (a renewal); whether `holder` holds it now. Atomic: of two claimers
+    /// of a free lease, one wins.
+    fn claim_lease(&self, name: &str, holder: &str, now: Timestamp, expires: Timestamp) -> Result<bool, StoreError>;
+    /// Gives the lease up at once when `holder` holds it; whether it did.
+    fn release_lease(&self, name: &str, holder: &str) -> Result<bool, StoreError>;
+    /// Every lease, held or lapsed, by name.
+    fn leases(&self) -> Result<Vec<LeaseRecord>, StoreError>;
 
     fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
     /// The token with this id.

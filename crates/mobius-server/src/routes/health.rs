@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
 use crate::auth::{Caller, Scrape};
+use crate::metrics::LeaseLabels;
 
 /// `GET /healthz`: the process answers.
 pub async fn healthz() -> &'static str {
@@ -13,14 +14,22 @@ pub async fn healthz() -> &'static str {
 }
 
 /// Ready when the store answers: one cheap indexed read (anyone may ask, so nothing that
-/// grows with the log).
+/// grows with the log). Says which leases this replica holds (the singleton work it runs).
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let store = state.app.store.clone();
+    let leases = serde_json::json!({
+        "replica": state.app.leases.holder(),
+        "held": state.app.leases.held(),
+    });
     match mobius_log::blocking::spawn(move || store.state("readyz")).await {
-        Ok(_) => (StatusCode::OK, "ready\n").into_response(),
+        Ok(_) => {
+            let body = serde_json::json!({ "status": "ready", "database": "ok", "leases": leases });
+            (StatusCode::OK, axum::Json(body)).into_response()
+        }
         Err(e) => {
             tracing::error!(error = %e, "the store does not answer: not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
+            let body = serde_json::json!({ "status": "unavailable", "database": "not answering", "leases": leases });
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
         }
     }
 }
@@ -33,6 +42,9 @@ pub async fn metrics(_: Caller<Scrape>, State(state): State<AppState>) -> Respon
             state.metrics.events_in_log.set(count as i64);
         }
         Err(e) => tracing::error!(error = %e, "cannot count the log's events for /metrics"),
+    }
+    for (lease, held) in state.app.leases.wanted_leases() {
+        state.metrics.leases.get_or_create(&LeaseLabels { lease }).set(i64::from(held));
     }
     let mut text = state.metrics.render();
     let (store, series) = (state.app.store.clone(), state.app.reliability.series_cache());

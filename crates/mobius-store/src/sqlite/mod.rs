@@ -8,6 +8,7 @@
 mod environments;
 mod facts;
 mod forge;
+mod leases;
 mod migrations;
 mod read;
 mod runs;
@@ -25,7 +26,7 @@ use mobius_events::{AppendStatus, NewEvent, StoredEvent};
 use rusqlite::{Connection, OpenFlags, params};
 
 use crate::{
-    EnvironmentRecord, EventQuery, ForgeSettings, Heads, IngestContext, NewRun, PendingStatus, Repository,
+    EnvironmentRecord, EventQuery, ForgeSettings, Heads, IngestContext, LeaseRecord, NewRun, PendingStatus, Repository,
     RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunUpdate, Scope, SecretRecord, SessionRecord,
     SliCompaction, SliCounts, SliMinute, StatusOutcome, Store, StoreError, TokenRecord,
 };
@@ -264,6 +265,18 @@ impl Store for SqliteStore {
 
     fn deployments(&self, ids: &[DeploymentId]) -> Result<Vec<Deployment>, StoreError> {
         self.with_reader(|conn| read::deployments(conn, ids))
+    }
+
+    fn claim_lease(&self, name: &str, holder: &str, now: Timestamp, expires: Timestamp) -> Result<bool, StoreError> {
+        self.with_writer(|conn| leases::claim(conn, name, holder, now, expires))
+    }
+
+    fn release_lease(&self, name: &str, holder: &str) -> Result<bool, StoreError> {
+        self.with_writer(|conn| leases::release(conn, name, holder))
+    }
+
+    fn leases(&self) -> Result<Vec<LeaseRecord>, StoreError> {
+        self.with_reader(leases::list)
     }
 
     fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {

@@ -391,13 +391,20 @@ fn health_metrics_and_graceful_shutdown() {
     let mut server = dir.serve(&[]);
     let client = http();
     assert_eq!(client.get(server.url("/healthz")).send().unwrap().text().unwrap(), "ok\n");
-    assert_eq!(client.get(server.url("/readyz")).send().unwrap().status(), StatusCode::OK);
+    // Ready, holding every lease: one process on SQLite does all the singleton work.
+    let ready = crate::runs::wait_for("every lease held", || {
+        let ready: serde_json::Value = client.get(server.url("/readyz")).send().unwrap().json().unwrap();
+        (ready["leases"]["held"].as_array().map_or(0, Vec::len) == 5).then_some(ready)
+    });
+    assert_eq!((&ready["status"], &ready["database"]), (&json!("ready"), &json!("ok")), "{ready}");
+    assert!(ready["leases"]["held"].as_array().unwrap().contains(&json!("slo-alerts")), "{ready}");
     // `/metrics` names services and SLOs, which the API guards: it needs a token too.
     assert_eq!(client.get(server.url("/metrics")).send().unwrap().status(), StatusCode::UNAUTHORIZED);
     let scrape = dir.json(&["token", "create", "--scope", "metrics", "--server", &server.base, "--token", ADMIN]);
     let scrape = scrape["token"].as_str().unwrap().to_owned();
     let metrics = client.get(server.url("/metrics")).bearer_auth(&scrape).send().unwrap().text().unwrap();
     assert!(metrics.contains("mobius_http_requests_total"), "{metrics}");
+    assert!(metrics.contains("mobius_lease_held{lease=\"repository-polling\"} 1"), "{metrics}");
     let api = client.get(server.url("/api/v1/slos")).bearer_auth(&scrape).send().unwrap();
     assert_eq!(api.status(), StatusCode::FORBIDDEN, "a scrape token reads nothing else");
     assert!(metrics.contains("process_resident_memory_bytes"), "{metrics}");
@@ -427,4 +434,35 @@ fn raw_request(base: &str, request: &str) -> (u16, String) {
     let text = String::from_utf8_lossy(&answer).into_owned();
     let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     (status, text)
+}
+
+/// The leases `/readyz` says a server holds.
+fn leases_held(server: &crate::util::Server) -> Vec<String> {
+    let ready: Value = http().get(server.url("/readyz")).send().unwrap().json().unwrap();
+    ready["leases"]["held"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn two_servers_on_one_store_do_the_singleton_work_once_and_the_survivor_takes_it_over() {
+    let dir = Dir::new();
+    let mut first = dir.serve(&[]);
+    let all = crate::runs::wait_for("the first server to hold every lease", || {
+        Some(leases_held(&first)).filter(|held| held.len() == 5)
+    });
+    // A second replica on the same store (SQLite in WAL mode serves both processes): it
+    // serves requests but runs none of the singleton work while the first renews.
+    let second = dir.serve(&[]);
+    std::thread::sleep(mobius_log::lease::RENEW_EVERY + std::time::Duration::from_secs(1));
+    assert_eq!(leases_held(&second), Vec::<String>::new(), "the first holds them all");
+    assert_eq!(leases_held(&first), all);
+
+    // The first dies without giving them up: the second takes every lease once they lapse.
+    let killed = std::time::Instant::now();
+    first.kill9();
+    crate::runs::wait_for("the survivor to take every lease", || {
+        Some(leases_held(&second)).filter(|held| *held == all)
+    });
+    let took = killed.elapsed();
+    let bound = mobius_log::lease::TTL + mobius_log::lease::RENEW_EVERY + std::time::Duration::from_secs(2);
+    assert!(took <= bound, "taken over in {took:?}, within the lease time and one renewal");
 }
