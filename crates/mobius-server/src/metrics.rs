@@ -44,6 +44,13 @@ pub struct Metrics {
     pub resident_memory: Gauge,
     /// 1 for each lease this replica holds, 0 for one it wants and another holds.
     pub leases: Family<LeaseLabels, Gauge>,
+    /// This replica's pipeline runs, by state (`running`, `waiting`).
+    pub runs: Family<RunLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RunLabels {
+    pub state: String,
 }
 
 impl Metrics {
@@ -63,6 +70,8 @@ impl Metrics {
         registry.register("process_resident_memory_bytes", "Resident set size", resident_memory.clone());
         let leases = Family::<LeaseLabels, Gauge>::default();
         registry.register("mobius_lease_held", "Whether this replica holds the lease (singleton work)", leases.clone());
+        let runs = Family::<RunLabels, Gauge>::default();
+        registry.register("mobius_runs", "Pipeline runs this replica is running or holds waiting", runs.clone());
         Metrics {
             registry: Mutex::new(registry),
             requests,
@@ -71,6 +80,7 @@ impl Metrics {
             events_in_log,
             resident_memory,
             leases,
+            runs,
         }
     }
 

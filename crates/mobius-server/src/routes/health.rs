@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
 use crate::auth::{Caller, Scrape};
-use crate::metrics::LeaseLabels;
+use crate::metrics::{LeaseLabels, RunLabels};
 
 /// `GET /healthz`: the process answers.
 pub async fn healthz() -> &'static str {
@@ -45,6 +45,10 @@ pub async fn metrics(_: Caller<Scrape>, State(state): State<AppState>) -> Respon
     }
     for (lease, held) in state.app.leases.wanted_leases() {
         state.metrics.leases.get_or_create(&LeaseLabels { lease }).set(i64::from(held));
+    }
+    let (running, waiting) = state.app.runs.load();
+    for (label, n) in [("running", running), ("waiting", waiting)] {
+        state.metrics.runs.get_or_create(&RunLabels { state: label.to_owned() }).set(n as i64);
     }
     let mut text = state.metrics.render();
     let (store, series) = (state.app.store.clone(), state.app.reliability.series_cache());

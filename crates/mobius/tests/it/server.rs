@@ -405,6 +405,7 @@ fn health_metrics_and_graceful_shutdown() {
     let metrics = client.get(server.url("/metrics")).bearer_auth(&scrape).send().unwrap().text().unwrap();
     assert!(metrics.contains("mobius_http_requests_total"), "{metrics}");
     assert!(metrics.contains("mobius_lease_held{lease=\"repository-polling\"} 1"), "{metrics}");
+    assert!(metrics.contains("mobius_runs{state=\"waiting\"} 0"), "{metrics}");
     let api = client.get(server.url("/api/v1/slos")).bearer_auth(&scrape).send().unwrap();
     assert_eq!(api.status(), StatusCode::FORBIDDEN, "a scrape token reads nothing else");
     assert!(metrics.contains("process_resident_memory_bytes"), "{metrics}");
