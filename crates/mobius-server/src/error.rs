@@ -71,6 +71,23 @@ impl ApiError {
         }
     }
 
+    /// A store failure: 503 with a clear word when the database cannot serve the call for now
+    /// (busy, locked, out of disk: nothing was written; the client may retry), else internal.
+    /// The driver's message is for the log, never the client.
+    pub fn store(error: StoreError) -> ApiError {
+        if error.is_unavailable() {
+            let message = "the store is unavailable (busy, locked or out of disk): nothing was changed; try again";
+            ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "unavailable",
+                message: message.into(),
+                internal: Some(Box::new(error)),
+            }
+        } else {
+            ApiError::internal(error)
+        }
+    }
+
     /// The client's mistake, said in the domain's words (the error's message, without its
     /// sources, which are for the log).
     fn client(status: StatusCode, code: &'static str, error: &dyn std::error::Error) -> ApiError {
@@ -84,6 +101,9 @@ impl IntoResponse for ApiError {
             tracing::error!(code = self.code, error = %Chain(error.as_ref()), "request failed");
         }
         let body = json!({ "error": { "code": self.code, "message": self.message } });
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            return (self.status, [(axum::http::header::RETRY_AFTER, "5")], Json(body)).into_response();
+        }
         (self.status, Json(body)).into_response()
     }
 }
@@ -92,14 +112,14 @@ impl From<QueryError> for ApiError {
     fn from(e: QueryError) -> ApiError {
         match e {
             QueryError::Invalid { .. } => ApiError::client(StatusCode::BAD_REQUEST, "bad_request", &e),
-            QueryError::Store(store) => ApiError::internal(store),
+            QueryError::Store(store) => ApiError::store(store),
         }
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
-        ApiError::internal(e)
+        ApiError::store(e)
     }
 }
 
@@ -120,7 +140,8 @@ impl From<RunError> for ApiError {
             RunError::Ended { .. } | RunError::NotEnded { .. } | RunError::NothingFailed(_) => {
                 ApiError::client(StatusCode::CONFLICT, "conflict", &e)
             }
-            RunError::Git(_) | RunError::Access(_) | RunError::Store(_) => ApiError::internal(e),
+            RunError::Store(store) => ApiError::store(store),
+            RunError::Git(_) | RunError::Access(_) => ApiError::internal(e),
         }
     }
 }
@@ -144,8 +165,8 @@ impl From<RepositoryError> for ApiError {
             RepositoryError::Access(_)
             | RepositoryError::Heads { .. }
             | RepositoryError::Delete { .. }
-            | RepositoryError::Secrets(_)
-            | RepositoryError::Store(_) => ApiError::internal(e),
+            | RepositoryError::Secrets(_) => ApiError::internal(e),
+            RepositoryError::Store(store) => ApiError::store(store),
         }
     }
 }
@@ -155,7 +176,7 @@ impl From<ReviewError> for ApiError {
         match e {
             ReviewError::NotWaiting { .. } => ApiError::client(StatusCode::CONFLICT, "conflict", &e),
             ReviewError::NotAReviewer { .. } => ApiError::client(StatusCode::FORBIDDEN, "forbidden", &e),
-            ReviewError::Store(_) => ApiError::internal(e),
+            ReviewError::Store(store) => ApiError::store(store),
         }
     }
 }
@@ -200,7 +221,8 @@ impl From<DeployError> for ApiError {
             | D::RolloutOver { .. } => ApiError::client(StatusCode::CONFLICT, "conflict", &e),
             // The address is taken: another process, or another environment's proxy.
             D::Listen { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", Chain(&e).to_string()),
-            D::Encode(_) | D::Store(_) | D::Secrets { .. } => ApiError::internal(e),
+            D::Store(store) => ApiError::store(store),
+            D::Encode(_) | D::Secrets { .. } => ApiError::internal(e),
         }
     }
 }

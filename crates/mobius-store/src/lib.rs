@@ -41,6 +41,21 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// Whether the database could not serve the call for now — busy past the wait, locked, out
+    /// of disk, an I/O failure — rather than refusing it: nothing was written, and the same
+    /// call may succeed later. Doors answer these with 503, not 500.
+    pub fn is_unavailable(&self) -> bool {
+        use rusqlite::ErrorCode::{CannotOpen, DatabaseBusy, DatabaseLocked, DiskFull, SystemIoFailure};
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) => {
+                matches!(failure.code, DatabaseBusy | DatabaseLocked | DiskFull | SystemIoFailure | CannotOpen)
+            }
+            _ => false,
+        }
+    }
+}
+
 /// What rules and repositories shape materialisation during an append.
 pub struct IngestContext<'a> {
     pub rules: Rules,

@@ -467,3 +467,38 @@ fn two_servers_on_one_store_do_the_singleton_work_once_and_the_survivor_takes_it
     let bound = mobius_log::lease::TTL + mobius_log::lease::RENEW_EVERY + std::time::Duration::from_secs(2);
     assert!(took <= bound, "taken over in {took:?}, within the lease time and one renewal");
 }
+
+#[test]
+fn a_store_that_cannot_take_a_write_answers_503_with_a_clear_word_and_loses_nothing_acknowledged() {
+    let dir = Dir::new();
+    let server = dir.serve(&[]);
+    let post = |id: &str| {
+        http()
+            .post(server.url("/api/v1/events"))
+            .bearer_auth(ADMIN)
+            .header("content-type", "application/json")
+            .body(deployed(id, "shop", "production", "2024-05-01T10:00:00Z").to_string())
+            .send()
+            .unwrap()
+    };
+    assert!(post("before").status().is_success());
+
+    // Another process holds the database's write lock longer than the server waits (5 s).
+    let conn = rusqlite::Connection::open(dir.data().join("mobius.db")).unwrap();
+    conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let refused = post("during");
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.headers()["retry-after"], "5");
+    let body: Value = refused.json().unwrap();
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("nothing was changed") && !message.to_lowercase().contains("sqlite"), "{message}");
+    // Reads go on meanwhile (WAL): the server is ready, and says so.
+    assert_eq!(http().get(server.url("/readyz")).send().unwrap().status(), StatusCode::OK);
+    conn.execute_batch("COMMIT").unwrap();
+
+    assert!(post("after").status().is_success(), "writes resume once the lock is gone");
+    let events: Value = http().get(server.url("/api/v1/events")).bearer_auth(ADMIN).send().unwrap().json().unwrap();
+    let ids: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["before", "after"], "the refused one was not half-written");
+}
