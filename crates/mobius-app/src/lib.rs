@@ -217,7 +217,9 @@ impl App {
     }
 
     /// Starts the background tasks: repository polling, scheduled workflows, commit status
-    /// delivery, SLO alerts (restored from the store first) and SLI recording. They run until [`Background::stop`].
+    /// delivery, SLO alerts (restored from the store first), SLI recording and compaction. They
+    /// run until [`Background::stop`]; all but SLI recording only while this replica holds
+    /// their lease.
     pub fn start(&self) -> Background {
         let mut background = Background::default();
         let runs = self.runs.clone();
@@ -226,8 +228,13 @@ impl App {
         background.spawn_leased(&self.leases, lease::SCHEDULES, move |until| runs.clone().schedule_forever(until));
         let (alerter, every) = (self.reliability.clone(), self.config.alert_every);
         background.spawn_leased(&self.leases, lease::ALERTS, move |until| alerter.clone().run(every, until));
+        // Every replica records what its own proxies counted; compacting is one's work.
         let (delivery, every) = (self.delivery.clone(), self.config.sli_every);
-        background.spawn_leased(&self.leases, lease::SLI, move |until| delivery.clone().record_slis(every, until));
+        background.spawn(|stop| delivery.record_slis(every, stop));
+        let delivery = self.delivery.clone();
+        background.spawn_leased(&self.leases, lease::SLI_COMPACTION, move |until| {
+            delivery.clone().compact_slis_forever(until)
+        });
         let statuses = StatusDelivery::new(
             self.store.clone(),
             self.config.secrets.clone(),
@@ -287,8 +294,8 @@ pub mod lease {
     pub const SCHEDULES: &str = "schedules";
     /// SLO evaluation, alert notifications and the incidents they open.
     pub const ALERTS: &str = "slo-alerts";
-    /// Recording what the proxies counted into SLI minutes, and compacting them.
-    pub const SLI: &str = "sli-recording";
+    /// Downsampling the SLI counters (each replica records its own proxies' counts).
+    pub const SLI_COMPACTION: &str = "sli-compaction";
     /// Delivering commit statuses to forges.
     pub const STATUSES: &str = "commit-statuses";
 }

@@ -20,11 +20,11 @@ use super::Deployer;
 pub(super) type Readings = HashMap<(String, String), SliSnapshot>;
 
 impl Deployer {
-    /// Records SLIs every `every` until `shutdown`, and once more then.
+    /// Records what this process's proxies counted every `every` until `shutdown`, and once
+    /// more then. Every replica records its own proxies: the store adds the counts up.
     pub async fn record_slis(self, every: Duration, shutdown: impl Future<Output = ()>) {
         let mut timer = tokio::time::interval(every);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut compacted: Option<tokio::time::Instant> = None;
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -32,13 +32,21 @@ impl Deployer {
                     self.record_slis_now().await;
                     return;
                 }
-                _ = timer.tick() => {
-                    self.record_slis_now().await;
-                    if compacted.is_none_or(|at| at.elapsed() >= COMPACT_EVERY) {
-                        compacted = Some(tokio::time::Instant::now());
-                        self.compact_slis(self.now()).await;
-                    }
-                }
+                _ = timer.tick() => self.record_slis_now().await,
+            }
+        }
+    }
+
+    /// Downsamples the stored counters now and every hour until `shutdown`: work for one
+    /// replica (the holder of its lease).
+    pub async fn compact_slis_forever(self, shutdown: impl Future<Output = ()>) {
+        let mut timer = tokio::time::interval(COMPACT_EVERY);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = timer.tick() => self.compact_slis(self.now()).await,
             }
         }
     }

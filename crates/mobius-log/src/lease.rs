@@ -1,5 +1,5 @@
 //! Leases: work that must happen once however many replicas serve one store — the alert loop,
-//! SLI recording, repository polling, schedules, commit status delivery — runs only on the
+//! SLI compaction, repository polling, schedules, commit status delivery — runs only on the
 //! replica holding its lease (River's and Oban's leader rows: a row per lease with a holder
 //! and an expiry, taken when free or lapsed, renewed by its holder; no advisory locks, no
 //! consensus of our own).
