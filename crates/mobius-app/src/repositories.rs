@@ -188,7 +188,8 @@ pub fn find(store: &dyn Store, name: &str) -> Result<Repository, RepositoryError
 }
 
 /// Unregisters `name`, deleting its mirror when it is one; returns what it was. Its runs and
-/// logs stay; a clone's hook token is the caller's to revoke.
+/// logs stay; the tokens its git hooks hold (a clone's) are revoked, whether the clone is
+/// still there or not.
 pub fn remove(store: &dyn Store, data_dir: &Path, name: &str) -> Result<Repository, RepositoryError> {
     let repository = find(store, name)?;
     if is_mirror(data_dir, &repository) {
@@ -197,7 +198,25 @@ pub fn remove(store: &dyn Store, data_dir: &Path, name: &str) -> Result<Reposito
             .map_err(|source| RepositoryError::Delete { path: repository.path.clone(), source })?;
     }
     store.remove_repository(name)?;
+    revoke_hook_tokens(store, name)?;
     Ok(repository)
+}
+
+/// The name of the `run` token the git hooks of repository `name` hold.
+pub fn hook_token_name(name: &str) -> String {
+    format!("git hooks of {name}")
+}
+
+/// Revokes every token issued to the git hooks of repository `name`; how many.
+pub fn revoke_hook_tokens(store: &dyn Store, name: &str) -> Result<usize, StoreError> {
+    let wanted = hook_token_name(name);
+    let mut revoked = 0;
+    for token in store.tokens()? {
+        if token.name == wanted && token.scope == mobius_store::TokenScope::Run && store.revoke_token(&token.id)? {
+            revoked += 1;
+        }
+    }
+    Ok(revoked)
 }
 
 /// Whether the repository is a mirror this data directory keeps for a remote.

@@ -84,7 +84,7 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: RepoCommand) -> R
             } else {
                 let server = hook_server.unwrap_or_else(|| format!("http://{}", settings.listen));
                 revoke_hook_token(store.as_ref(), &top)?;
-                let token = tokens::issue(&format!("git hooks of {}", repository.name), TokenScope::Run);
+                let token = tokens::issue(&repositories::hook_token_name(&repository.name), TokenScope::Run);
                 store.insert_token(&token.record)?;
                 install_hooks(&top, &repository.name, &server, &token.secret)?
             };
@@ -105,12 +105,8 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: RepoCommand) -> R
             show_one(json, &repositories::show(store.as_ref(), Some(&secrets), &settings.data_dir, &name)?)?;
         }
         RepoCommand::Remove { name, .. } => {
-            let repository = repositories::remove(store.as_ref(), &settings.data_dir, &name)?;
-            let clone = !repositories::is_mirror(&settings.data_dir, &repository);
-            if clone && let Err(error) = revoke_hook_token(store.as_ref(), Path::new(&repository.path)) {
-                // A clone that moved or is gone: its hooks cannot call anything anyway.
-                eprintln!("warning: cannot revoke the hook token of {}: {error:#}", repository.path);
-            }
+            // Its hooks' tokens go with it.
+            repositories::remove(store.as_ref(), &settings.data_dir, &name)?;
             said_removed(json, &name);
         }
         RepoCommand::Forge { name, kind, api_url, token_secret, project, off } => {

@@ -278,3 +278,19 @@ jobs:
     let response = http().post(server.url(&format!("/api/v1/runs/{id}/rerun"))).send().unwrap();
     assert_eq!(response.status(), 401);
 }
+
+/// Removing a clone's registration through the API revokes the token its hooks hold, as the
+/// CLI does: a forgotten clone cannot go on starting runs.
+#[test]
+fn removing_a_repository_through_the_api_revokes_its_hook_token() {
+    let dir = Dir::new();
+    let repo = repository(&dir, &[(".github/workflows/ci.yml", CI), ("version.txt", "1.0")]);
+    let server = start(&dir, &repo);
+    let token = std::fs::read_to_string(repo.join(".git/mobius-hook-token")).unwrap();
+    let status =
+        |token: &str| http().get(server.url("/api/v1/runs")).bearer_auth(token.trim()).send().unwrap().status();
+    assert_eq!(status(&token), reqwest::StatusCode::OK);
+    let removed = http().delete(server.url("/api/v1/repositories/acme/app")).bearer_auth(ADMIN).send().unwrap();
+    assert!(removed.status().is_success(), "{}", removed.status());
+    assert_eq!(status(&token), reqwest::StatusCode::UNAUTHORIZED, "the hooks' token went with the registration");
+}
