@@ -54,15 +54,16 @@ pub(crate) struct Asked {
     pub(crate) window_query: String,
 }
 
+/// `/services/{service}{tail}?environment=…`, with the window's query when it has one.
+fn service_href(service: &str, tail: &str, environment: &str, window_query: &str) -> String {
+    let window = if window_query.is_empty() { String::new() } else { format!("&{window_query}") };
+    format!("/services/{}{tail}?environment={}{window}", query_escape(service), query_escape(environment))
+}
+
 impl Asked {
     /// `/services/{service}{tail}` with this environment and window.
     pub(crate) fn href(&self, tail: &str) -> String {
-        format!(
-            "/services/{}{tail}?environment={}&{}",
-            query_escape(&self.service),
-            query_escape(&self.environment),
-            self.window_query
-        )
+        service_href(&self.service, tail, &self.environment, &self.window_query)
     }
 
     /// The service page over `window` exactly (`from`/`to`), at `anchor`.
@@ -145,12 +146,7 @@ pub(crate) fn environment_links(asked: &Asked, environments: &[String], tail: &s
     names
         .into_iter()
         .map(|name| EnvironmentLink {
-            href: format!(
-                "/services/{}{tail}?environment={}&{}",
-                query_escape(&asked.service),
-                query_escape(&name),
-                asked.window_query
-            ),
+            href: service_href(&asked.service, tail, &name, &asked.window_query),
             current: name == asked.environment,
             name,
         })
