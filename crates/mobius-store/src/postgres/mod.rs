@@ -122,8 +122,12 @@ impl Store for PgStore {
         let received = to_micros(Timestamp::now());
         self.write(|tx| {
             let insert = tx.prepare(
+                // Not a bare `ON CONFLICT DO NOTHING`, which would take a `seq` for each
+                // duplicate: with writers one at a time, the log's `seq`s are SQLite's, gapless.
                 "INSERT INTO events (source, id, type, subject, ts, received, origin, raw)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (source, id) DO NOTHING",
+                 SELECT $1::text, $2::text, $3::text, $4::text, $5::bigint, $6::bigint, $7::text, $8::text
+                 WHERE NOT EXISTS (SELECT 1 FROM events WHERE source = $1 AND id = $2)
+                 ON CONFLICT (source, id) DO NOTHING",
             )?;
             let mut statuses = Vec::with_capacity(events.len());
             for event in events {
