@@ -2,6 +2,7 @@
 //! and given back after use; a connection that broke is dropped, not given back.
 
 use std::sync::{Condvar, Mutex};
+use std::time::Duration;
 
 use ::postgres::config::SslMode;
 use ::postgres::{Client, Config, NoTls};
@@ -10,6 +11,9 @@ use crate::StoreError;
 
 /// Connections open at once; a caller past it waits for one to be given back.
 pub(super) const MAX_CONNECTIONS: usize = 8;
+
+/// How long making a connection may take unless the URL sets `connect_timeout`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(super) struct Pool {
     config: Config,
@@ -36,9 +40,18 @@ impl Pool {
                  use a server on a trusted network with sslmode=disable"
             )));
         }
-        let config: Config = url.parse().map_err(|_| refuse("it is not a PostgreSQL connection string"))?;
+        // A parse error names the option it could not read, never its value.
+        let mut config: Config =
+            url.parse().map_err(|e| refuse(&format!("it is not a PostgreSQL connection string ({e})")))?;
         if !matches!(config.get_ssl_mode(), SslMode::Disable | SslMode::Prefer) {
             return Err(refuse("it asks for TLS, which this build does not speak to PostgreSQL yet"));
+        }
+        // An unreachable server fails a request instead of hanging it; the URL may say otherwise.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("mobius");
         }
         let pool = Pool {
             config,
@@ -191,6 +204,14 @@ mod tests {
             let message = error.to_string();
             assert!(message.contains("TLS") && !message.contains("pw"), "{message}");
         }
+    }
+
+    #[test]
+    fn a_malformed_url_is_refused_naming_what_is_wrong_but_not_the_password() {
+        let Err(error) = Pool::new("postgres://u:hunter2@db:port/m") else { panic!("accepted") };
+        let message = error.to_string();
+        assert!(message.starts_with("cannot use the PostgreSQL URL postgres://u:***@db:port/m: "), "{message}");
+        assert!(message.contains("port") && !message.contains("hunter2"), "{message}");
     }
 
     #[test]
