@@ -78,3 +78,44 @@ fn a_database_that_is_not_there_fails_at_connect() {
     assert!(matches!(error, StoreError::PgConnect { .. }), "{error}");
     let _ = &database;
 }
+
+/// Writers from many threads (or servers) go one at a time: every event is stored once, and
+/// the log's `seq`s are gapless and in commit order, as SQLite's are, duplicates and all.
+#[test]
+fn concurrent_appends_store_each_event_once_with_gapless_seqs() {
+    use mobius_events::materialise::{NoAncestry, Rules};
+    use mobius_events::{AppendStatus, NewEvent, Origin};
+    use mobius_store::{EventQuery, IngestContext};
+
+    let database = Database::create();
+    let store = PgStore::connect(&database.url).unwrap();
+    let event = |n: u32| NewEvent {
+        id: format!("e{n}"),
+        source: "/test".into(),
+        ty: "dev.cdeventsx.test-thing.happened.0.1.0".into(),
+        subject: "thing".into(),
+        timestamp: crate::at(i64::from(n)),
+        origin: Origin::Api,
+        raw: "{}".into(),
+        observations: Vec::new(),
+    };
+    let stored: usize = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..8u32)
+            .map(|thread| {
+                let store = &store;
+                scope.spawn(move || {
+                    let ctx = IngestContext { rules: Rules::default(), ancestry: &NoAncestry };
+                    // Each thread's events overlap the next thread's by half.
+                    let batch: Vec<NewEvent> = (thread * 10..thread * 10 + 20).map(event).collect();
+                    let statuses = store.append(&batch, &ctx).unwrap();
+                    statuses.iter().filter(|s| **s == AppendStatus::Stored).count()
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).sum()
+    });
+    assert_eq!(stored, 90, "e0..e89, each once");
+    let log = store.events(&EventQuery { limit: 1_000, ..EventQuery::default() }).unwrap();
+    assert_eq!(log.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=90).collect::<Vec<i64>>());
+    drop(store);
+}
