@@ -1,7 +1,10 @@
 //! [`FactTxn`] over an open PostgreSQL write transaction: the SQL behind materialisation, the
 //! same statements as SQLite's (`crate::sqlite::facts`) in PostgreSQL's dialect.
 
-use ::postgres::{Row, Transaction};
+use std::collections::HashMap;
+
+use ::postgres::types::ToSql;
+use ::postgres::{Row, Statement, Transaction};
 use jiff::Timestamp;
 use mobius_events::facts::{Attribution, ChangeSource, Deployment, DeploymentId, Incident};
 use mobius_events::materialise::{FactError, FactTxn, NewDeployment, StreamPosition};
@@ -14,6 +17,42 @@ type R<T> = Result<T, FactError>;
 
 pub(super) struct PgFacts<'a, 'c> {
     pub(super) tx: &'a mut Transaction<'c>,
+    /// Statements prepared in this append, by their SQL: each is parsed once per batch, not
+    /// once per event (a round trip each).
+    pub(super) statements: &'a mut HashMap<String, Statement>,
+}
+
+type Params<'p> = [&'p (dyn ToSql + Sync)];
+
+impl PgFacts<'_, '_> {
+    fn statement(&mut self, sql: &str) -> Result<Statement, ::postgres::Error> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.tx.prepare(sql)?;
+        self.statements.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    fn execute(&mut self, sql: &str, params: &Params<'_>) -> Result<u64, ::postgres::Error> {
+        let statement = self.statement(sql)?;
+        self.tx.execute(&statement, params)
+    }
+
+    fn query(&mut self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>, ::postgres::Error> {
+        let statement = self.statement(sql)?;
+        self.tx.query(&statement, params)
+    }
+
+    fn query_opt(&mut self, sql: &str, params: &Params<'_>) -> Result<Option<Row>, ::postgres::Error> {
+        let statement = self.statement(sql)?;
+        self.tx.query_opt(&statement, params)
+    }
+
+    fn query_one(&mut self, sql: &str, params: &Params<'_>) -> Result<Row, ::postgres::Error> {
+        let statement = self.statement(sql)?;
+        self.tx.query_one(&statement, params)
+    }
 }
 
 pub(super) const DEPLOYMENT_COLUMNS: &str = "id, key, service, environment, repository, revision, artifact_id, \
@@ -77,7 +116,7 @@ fn micros(ts: Option<Timestamp>) -> Option<i64> {
 
 impl FactTxn for PgFacts<'_, '_> {
     fn insert_change(&mut self, repository: &str, c: &Commit) -> R<()> {
-        self.tx.execute(
+        self.execute(
             "INSERT INTO changes (repository, sha, commit_time, author_time, message) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT DO NOTHING",
             &[&repository, &c.sha, &to_micros(c.commit_time), &micros(c.author_time), &c.message],
@@ -86,15 +125,17 @@ impl FactTxn for PgFacts<'_, '_> {
     }
 
     fn append_push(&mut self, repository: &str, branch: &str, shas: &[&str]) -> R<()> {
-        let insert = self.tx.prepare("INSERT INTO push_stream (repository, branch, sha) VALUES ($1, $2, $3)")?;
         for sha in shas {
-            self.tx.execute(&insert, &[&repository, &branch, sha])?;
+            self.execute(
+                "INSERT INTO push_stream (repository, branch, sha) VALUES ($1, $2, $3)",
+                &[&repository, &branch, sha],
+            )?;
         }
         Ok(())
     }
 
     fn stream_position(&mut self, repository: Option<&str>, sha: &str) -> R<Option<StreamPosition>> {
-        let found = self.tx.query_opt(
+        let found = self.query_opt(
             "SELECT repository, branch, position FROM push_stream
              WHERE sha = $1 AND ($2::text IS NULL OR repository = $2) ORDER BY position DESC LIMIT 1",
             &[&sha, &repository],
@@ -103,7 +144,7 @@ impl FactTxn for PgFacts<'_, '_> {
     }
 
     fn stream_between(&mut self, repository: &str, branch: &str, after: Option<i64>, upto: i64) -> R<Vec<String>> {
-        let rows = self.tx.query(
+        let rows = self.query(
             "SELECT sha FROM push_stream WHERE repository = $1 AND branch = $2 AND position > $3 AND position <= $4
              ORDER BY position",
             &[&repository, &branch, &after.unwrap_or(i64::MIN), &upto],
@@ -120,7 +161,7 @@ impl FactTxn for PgFacts<'_, '_> {
     }
 
     fn record_merge(&mut self, m: &Merge) -> R<()> {
-        self.tx.execute(
+        self.execute(
             "INSERT INTO merges (repository, merge_sha, source_branch, target_branch, merged_at)
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
             &[&m.repository, &m.merge_sha, &m.source_branch, &m.target_branch, &to_micros(m.merged_at)],
@@ -129,7 +170,7 @@ impl FactTxn for PgFacts<'_, '_> {
     }
 
     fn merge(&mut self, repository: &str, merge_sha: &str) -> R<Option<Merge>> {
-        let found = self.tx.query_opt(
+        let found = self.query_opt(
             "SELECT source_branch, target_branch, merged_at FROM merges WHERE repository = $1 AND merge_sha = $2",
             &[&repository, &merge_sha],
         )?;
@@ -143,7 +184,7 @@ impl FactTxn for PgFacts<'_, '_> {
     }
 
     fn record_artifact(&mut self, artifact_id: &str, repository: Option<&str>, revision: &str) -> R<()> {
-        self.tx.execute(
+        self.execute(
             "INSERT INTO artifacts (artifact_id, repository, revision) VALUES ($1, $2, $3)
              ON CONFLICT (artifact_id) DO UPDATE SET repository = excluded.repository, revision = excluded.revision",
             &[&artifact_id, &repository, &revision],
@@ -153,17 +194,17 @@ impl FactTxn for PgFacts<'_, '_> {
 
     fn artifact_revision(&mut self, artifact_id: &str) -> R<Option<(Option<String>, String)>> {
         let found =
-            self.tx.query_opt("SELECT repository, revision FROM artifacts WHERE artifact_id = $1", &[&artifact_id])?;
+            self.query_opt("SELECT repository, revision FROM artifacts WHERE artifact_id = $1", &[&artifact_id])?;
         Ok(found.map(|r| (r.get(0), r.get(1))))
     }
 
     fn deployment_exists(&mut self, key: &str) -> R<bool> {
-        Ok(self.tx.query_opt("SELECT 1 FROM deployments WHERE key = $1", &[&key])?.is_some())
+        Ok(self.query_opt("SELECT 1 FROM deployments WHERE key = $1", &[&key])?.is_some())
     }
 
     fn insert_deployment(&mut self, d: &NewDeployment<'_>) -> R<DeploymentId> {
         let o = d.observed;
-        let row = self.tx.query_one(
+        let row = self.query_one(
             "INSERT INTO deployments (key, service, environment, repository, revision, artifact_id, started,
              finished, outcome, changes_from) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
             &[
@@ -188,7 +229,7 @@ impl FactTxn for PgFacts<'_, '_> {
              WHERE service = $1 AND environment = $2 AND outcome = 'success' AND finished <= $3
              ORDER BY finished DESC, id DESC LIMIT 1"
         );
-        let found = self.tx.query_opt(&sql, &[&service, &environment, &to_micros(at)])?;
+        let found = self.query_opt(&sql, &[&service, &environment, &to_micros(at)])?;
         Ok(found.as_ref().map(deployment_row))
     }
 
@@ -200,18 +241,18 @@ impl FactTxn for PgFacts<'_, '_> {
         repository: &str,
         shas: &[String],
     ) -> R<()> {
-        let insert = self.tx.prepare(
-            "INSERT INTO deployment_changes (service, environment, repository, sha, deployment_id)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-        )?;
         for sha in shas {
-            self.tx.execute(&insert, &[&service, &environment, &repository, sha, &deployment])?;
+            self.execute(
+                "INSERT INTO deployment_changes (service, environment, repository, sha, deployment_id)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                &[&service, &environment, &repository, sha, &deployment],
+            )?;
         }
         Ok(())
     }
 
     fn mark_rolled_back(&mut self, deployment: DeploymentId, at: Timestamp) -> R<()> {
-        self.tx.execute(
+        self.execute(
             "UPDATE deployments SET rolled_back = $2 WHERE id = $1 AND rolled_back IS NULL",
             &[&deployment, &to_micros(at)],
         )?;
@@ -219,7 +260,7 @@ impl FactTxn for PgFacts<'_, '_> {
     }
 
     fn record_rollback(&mut self, r: &RollbackObserved, failed: Option<DeploymentId>) -> R<bool> {
-        let inserted = self.tx.execute(
+        let inserted = self.execute(
             "INSERT INTO rollbacks (key, service, environment, artifact_id, at, deployment_id)
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
             &[&r.key, &r.service, &r.environment, &r.artifact_id, &to_micros(r.at), &failed],
@@ -234,7 +275,7 @@ impl FactTxn for PgFacts<'_, '_> {
         artifact_id: &str,
         at: Timestamp,
     ) -> R<Option<DeploymentId>> {
-        let found = self.tx.query_opt(
+        let found = self.query_opt(
             "SELECT id FROM deployments WHERE artifact_id = $3 AND service = $1 AND environment = $2
              AND outcome = 'success' AND finished <= $4 ORDER BY finished DESC LIMIT 1",
             &[&service, &environment, &artifact_id, &to_micros(at)],
@@ -246,7 +287,7 @@ impl FactTxn for PgFacts<'_, '_> {
         // Hex shas sort below '~' (the columns compare bytewise), so [prefix, prefix~) is every
         // sha starting with the prefix, through the primary key.
         let prefix = sha.to_ascii_lowercase();
-        let found = self.tx.query_opt(
+        let found = self.query_opt(
             "SELECT deployment_id FROM deployment_changes
              WHERE service = $1 AND environment = $2 AND sha >= $3 AND sha < $3 || '~'
              ORDER BY deployment_id LIMIT 1",
@@ -257,12 +298,12 @@ impl FactTxn for PgFacts<'_, '_> {
 
     fn incident(&mut self, key: &str) -> R<Option<(Incident, Option<CauseHint>)>> {
         let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE key = $1");
-        Ok(self.tx.query_opt(&sql, &[&key])?.as_ref().map(incident_row))
+        Ok(self.query_opt(&sql, &[&key])?.as_ref().map(incident_row))
     }
 
     fn upsert_incident(&mut self, i: &Incident, cause: Option<&CauseHint>) -> R<()> {
         let cause = cause.map(serde_json::to_string).transpose()?;
-        self.tx.execute(
+        self.execute(
             "INSERT INTO incidents (key, service, environment, title, detected, acknowledged, resolved,
              deployment_id, attribution, cause, severity) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (key) DO UPDATE SET title = excluded.title, detected = excluded.detected,
@@ -298,7 +339,7 @@ impl FactTxn for PgFacts<'_, '_> {
              WHERE service = $1 AND environment = $2 AND detected >= $3 AND detected <= $4
              AND attribution NOT IN ('explicit_artifact', 'explicit_commit')"
         );
-        let rows = self.tx.query(&sql, &[&service, &environment, &to_micros(from), &to_micros(to)])?;
+        let rows = self.query(&sql, &[&service, &environment, &to_micros(from), &to_micros(to)])?;
         Ok(rows.iter().map(incident_row).collect())
     }
 
@@ -309,7 +350,7 @@ impl FactTxn for PgFacts<'_, '_> {
         };
         // `least` skips NULLs where SQLite's `min` would return one; both arguments are only
         // NULL together here, so the two agree.
-        self.tx.execute(
+        self.execute(
             "INSERT INTO pipeline_runs AS p (key, kind, name, repository, revision, branch, queued, started, finished, outcome)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (key) DO UPDATE SET

@@ -20,6 +20,8 @@ mod runs;
 mod sessions;
 mod sli;
 
+use std::collections::HashMap;
+
 use ::postgres::Transaction;
 use jiff::Timestamp;
 use mobius_events::facts::{Deployment, DeploymentId, FactSet, Incident};
@@ -103,8 +105,13 @@ fn verified_over_import(tx: &mut Transaction<'_>, event: &NewEvent) -> Result<Op
     Ok(Some(stored == event.raw))
 }
 
-fn apply_facts(tx: &mut Transaction<'_>, ctx: &IngestContext<'_>, event: &NewEvent) -> Result<(), StoreError> {
-    let mut txn = facts::PgFacts { tx };
+fn apply_facts(
+    tx: &mut Transaction<'_>,
+    statements: &mut HashMap<String, ::postgres::Statement>,
+    ctx: &IngestContext<'_>,
+    event: &NewEvent,
+) -> Result<(), StoreError> {
+    let mut txn = facts::PgFacts { tx, statements };
     materialise::apply(&mut txn, ctx.ancestry, &ctx.rules, &event.observations).map_err(StoreError::Facts)
 }
 
@@ -130,6 +137,7 @@ impl Store for PgStore {
                  ON CONFLICT (source, id) DO NOTHING",
             )?;
             let mut statuses = Vec::with_capacity(events.len());
+            let mut statements = HashMap::new();
             for event in events {
                 let inserted = tx.execute(
                     &insert,
@@ -150,7 +158,7 @@ impl Store for PgStore {
                         // are the record's when the bodies agree.
                         Some(same_body) => {
                             if !same_body {
-                                apply_facts(tx, ctx, event)?;
+                                apply_facts(tx, &mut statements, ctx, event)?;
                             }
                             statuses.push(AppendStatus::Stored);
                         }
@@ -158,7 +166,7 @@ impl Store for PgStore {
                     }
                     continue;
                 }
-                apply_facts(tx, ctx, event)?;
+                apply_facts(tx, &mut statements, ctx, event)?;
                 statuses.push(AppendStatus::Stored);
             }
             Ok(statuses)
