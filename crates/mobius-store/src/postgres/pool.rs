@@ -15,6 +15,10 @@ pub(super) const MAX_CONNECTIONS: usize = 8;
 /// How long making a connection may take unless the URL sets `connect_timeout`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a connection checked after a failed request may take to answer before it is
+/// dropped as broken.
+const VALIDATION_TIMEOUT: Duration = Duration::from_secs(2);
+
 pub(super) struct Pool {
     config: Config,
     /// The URL with its password replaced by `***`: the only form errors and logs show.
@@ -81,8 +85,15 @@ impl Pool {
 
     /// Runs `f` on a connection of the pool.
     pub(super) fn with_client<T>(&self, f: impl FnOnce(&mut Client) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let mut lease = Lease { pool: self, client: Some(self.checkout()?) };
-        f(lease.client.as_mut().expect("a lease holds its client until dropped"))
+        let mut lease = Lease { pool: self, client: Some(self.checkout()?), broken: false };
+        let client = lease.client.as_mut().expect("a lease holds its client until dropped");
+        let result = f(client);
+        // A failed request may have met a connection the server closed, which the client may
+        // not have noticed yet: one trivial query tells, and only after a failure.
+        if result.is_err() && client.is_valid(VALIDATION_TIMEOUT).is_err() {
+            lease.broken = true;
+        }
+        result
     }
 
     fn checkout(&self) -> Result<Client, StoreError> {
@@ -110,12 +121,13 @@ impl Pool {
 struct Lease<'a> {
     pool: &'a Pool,
     client: Option<Client>,
+    broken: bool,
 }
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         let Some(client) = self.client.take() else { return };
-        if client.is_closed() {
+        if self.broken || client.is_closed() {
             self.pool.forget();
             return;
         }

@@ -119,3 +119,24 @@ fn concurrent_appends_store_each_event_once_with_gapless_seqs() {
     assert_eq!(log.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=90).collect::<Vec<i64>>());
     drop(store);
 }
+
+/// A connection the server closed is dropped, not given back: the request that met it fails,
+/// and the next one gets a new connection.
+#[test]
+fn a_broken_connection_is_dropped_and_replaced() {
+    let database = Database::create();
+    let store = PgStore::connect(&database.url).unwrap();
+    store.put_state("k", "v").unwrap();
+    let mut admin = postgres::Client::connect(&database.url, postgres::NoTls).unwrap();
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap();
+    let first = store.state("k");
+    assert!(first.is_err(), "the pooled connection was closed under it: {first:?}");
+    assert_eq!(store.state("k").unwrap().as_deref(), Some("v"), "a new connection");
+    drop((admin, store));
+}
