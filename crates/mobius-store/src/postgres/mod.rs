@@ -49,7 +49,8 @@ pub struct PgStore {
 impl PgStore {
     /// Connects to the database at `url` (`postgres://user:password@host:port/db` or the
     /// `host=… dbname=…` form) and migrates it. Errors name the URL with its password
-    /// replaced by `***`.
+    /// replaced by `***`. The connection is not encrypted (`NoTls`): a URL with
+    /// `sslmode=require` or `verify-*` is refused until TLS (rustls, ring) comes.
     pub fn connect(url: &str) -> Result<PgStore, StoreError> {
         let pool = Pool::new(url)?;
         pool.with_client(migrations::migrate)?;

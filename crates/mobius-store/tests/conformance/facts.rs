@@ -2,8 +2,11 @@
 //! incidents and artifacts; and the DORA golden histories give the same facts on both backends.
 
 use jiff::Timestamp;
+use mobius_events::facts::PipelineRunKind;
 use mobius_events::materialise::{NoAncestry, Rules};
-use mobius_events::observation::{DeploymentObserved, DeploymentOutcome, IncidentObserved, Observation};
+use mobius_events::observation::{
+    ArtifactBuilt, DeploymentObserved, DeploymentOutcome, IncidentObserved, Observation, PipelineRunObserved,
+};
 use mobius_events::{NewEvent, Origin};
 use mobius_store::{EventQuery, IngestContext, Scope, Store};
 
@@ -11,6 +14,7 @@ use crate::at;
 
 crate::conformance!(
     scopes_are_every_distinct_service_and_environment_in_bytewise_order,
+    pipeline_runs_merge_what_each_event_says_and_artifacts_are_found_by_id_or_revision,
     the_golden_histories_read_back_consistently,
 );
 
@@ -109,6 +113,68 @@ fn scopes_are_every_distinct_service_and_environment_in_bytewise_order(store: &d
     expected.dedup();
     assert!(expected.len() > 20, "{expected:?}");
     assert_eq!(store.scopes().unwrap(), expected);
+}
+
+/// A pipeline run's events arrive in any order: the earliest queue and start win, a name or a
+/// finish is never erased by an event without one.
+fn pipeline_runs_merge_what_each_event_says_and_artifacts_are_found_by_id_or_revision(store: &dyn Store) {
+    let run = |name: &str, queued: Option<i64>, started: Option<i64>, finished: Option<i64>| {
+        Observation::PipelineRun(PipelineRunObserved {
+            key: "github:acme/app/runs/1".into(),
+            kind: PipelineRunKind::Run,
+            name: name.into(),
+            repository: finished.map(|_| "acme/app".into()),
+            revision: Some("abc123".into()),
+            branch: None,
+            queued: queued.map(at),
+            started: started.map(at),
+            finished: finished.map(at),
+            outcome: finished.map(|_| "success".into()),
+        })
+    };
+    let artifact = |revision: &str| {
+        Observation::Artifact(ArtifactBuilt {
+            artifact_id: "pkg:oci/shop@sha256:1".into(),
+            repository: Some("acme/app".into()),
+            revision: revision.into(),
+        })
+    };
+    let deployed = Observation::Deployment(DeploymentObserved {
+        key: "deploy-1".into(),
+        service: "shop".into(),
+        environment: "production".into(),
+        repository: Some("acme/app".into()),
+        revision: Some("abc123".into()),
+        artifact_id: Some("pkg:oci/shop@sha256:1".into()),
+        started: at(95),
+        finished: at(100),
+        outcome: DeploymentOutcome::Success,
+    });
+    let observations = [
+        artifact("old"),
+        artifact("abc123"),
+        run("", None, Some(50), Some(90)),
+        run("CI", Some(10), Some(60), None),
+        run("", Some(20), None, None),
+        deployed,
+    ];
+    let events: Vec<NewEvent> = observations.into_iter().enumerate().map(|(i, o)| with_observation(i, o)).collect();
+    store.append(&events, &IngestContext { rules: Rules::default(), ancestry: &NoAncestry }).unwrap();
+
+    let scope = Scope { service: "shop".into(), environment: "production".into() };
+    let (from, to) = always();
+    let facts = store.facts(&scope, from, to).unwrap();
+    assert_eq!(facts.deployments.len(), 1);
+    assert_eq!(facts.pipeline_runs.len(), 1, "{:?}", facts.pipeline_runs);
+    let merged = &facts.pipeline_runs[0];
+    assert_eq!(merged.name, "CI");
+    assert_eq!((merged.queued, merged.started, merged.finished), (Some(at(10)), Some(at(50)), Some(at(90))));
+    assert_eq!((merged.repository.as_deref(), merged.outcome.as_deref()), (Some("acme/app"), Some("success")));
+
+    let found = Some(("pkg:oci/shop@sha256:1".to_owned(), Some("abc123".to_owned())));
+    assert_eq!(store.artifact("pkg:oci/shop@sha256:1").unwrap(), found, "the latest report of it");
+    assert_eq!(store.artifact("abc123").unwrap(), found, "by the revision it was built from");
+    assert_eq!(store.artifact("old").unwrap(), None);
 }
 
 fn the_golden_histories_read_back_consistently(store: &dyn Store) {
