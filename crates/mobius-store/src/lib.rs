@@ -2,10 +2,12 @@
 //!
 //! [`Store`] is the one interface the server and the CLI use; each backend is a module behind
 //! it with its own SQL: [`sqlite`], the embedded default, and [`postgres`] (cargo feature
-//! `postgres`, on by default), which nothing in the server selects yet. Domain rules stay
-//! in `mobius-events`: a backend only implements the narrow [`mobius_events::materialise::FactTxn`]
-//! port and runs [`mobius_events::materialise::apply`] inside its write transaction, so an
-//! event and the facts derived from it commit together or not at all.
+//! `postgres`, on by default), which nothing in the server selects yet. Domain rules stay in
+//! `mobius-events`: a backend only implements the narrow
+//! [`mobius_events::materialise::FactTxn`] port and runs [`mobius_events::materialise::apply`]
+//! inside its write transaction, so an event and the facts derived from it commit together or
+//! not at all. The behaviour every backend shares is tested once, on each, in
+//! `tests/conformance`.
 //!
 //! The trait is synchronous: SQLite is, and async callers use `spawn_blocking`; the PostgreSQL
 //! backend uses the blocking `postgres` client over a small pool of its own.
