@@ -1,15 +1,20 @@
 //! Storage for the event log and its facts.
 //!
 //! [`Store`] is the one interface the server and the CLI use; each backend is a module behind
-//! it ([`sqlite`] now; PostgreSQL next, as its own module with its own SQL). Domain rules stay
-//! in `mobius-events`: a backend only implements the narrow [`mobius_events::materialise::FactTxn`]
-//! port and runs [`mobius_events::materialise::apply`] inside its write transaction, so an
-//! event and the facts derived from it commit together or not at all.
+//! it with its own SQL: [`sqlite`], the embedded default, and [`postgres`] (cargo feature
+//! `postgres`, on by default), which nothing in the server selects yet. Domain rules stay in
+//! `mobius-events`: a backend only implements the narrow
+//! [`mobius_events::materialise::FactTxn`] port and runs [`mobius_events::materialise::apply`]
+//! inside its write transaction, so an event and the facts derived from it commit together or
+//! not at all. The behaviour every backend shares is tested once, on each, in
+//! `tests/conformance`.
 //!
-//! The trait is synchronous: SQLite is, and async callers use `spawn_blocking`. A PostgreSQL
-//! backend can implement it with the blocking `postgres` client over the same connection pool.
+//! The trait is synchronous: SQLite is, and async callers use `spawn_blocking`; the PostgreSQL
+//! backend uses the blocking `postgres` client over a small pool of its own.
 
 pub mod forge;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod runs;
 pub mod sqlite;
 
@@ -19,6 +24,8 @@ use mobius_events::materialise::{Ancestry, Rules};
 use mobius_events::{AppendStatus, NewEvent, Origin, StoredEvent};
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "postgres")]
+pub use self::postgres::PgStore;
 pub use forge::{CommitStatus, Delivery, ForgeKind, ForgeSettings, PendingStatus, StatusOutcome};
 pub use runs::{
     Heads, JobRecord, NewRun, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunState, RunUpdate,
@@ -31,6 +38,17 @@ pub use sqlite::{Options as SqliteOptions, SqliteStore};
 pub enum StoreError {
     #[error("database error")]
     Sqlite(#[from] rusqlite::Error),
+    #[cfg(feature = "postgres")]
+    #[error("database error")]
+    Postgres(#[from] ::postgres::Error),
+    /// `url` is the server's URL with its password replaced by `***`.
+    #[cfg(feature = "postgres")]
+    #[error("cannot connect to PostgreSQL at {url}")]
+    PgConnect { url: String, source: ::postgres::Error },
+    /// A URL this build cannot honour (TLS it does not speak yet, say); `url` is redacted.
+    #[cfg(feature = "postgres")]
+    #[error("cannot use the PostgreSQL URL {url}: {reason}")]
+    PgUrl { url: String, reason: String },
     #[error("cannot create the data directory {path}")]
     DataDir { path: String, source: std::io::Error },
     #[error("the database schema is version {found}, newer than this build knows ({known}); upgrade mobius")]

@@ -62,36 +62,3 @@ pub(super) fn list(conn: &Connection, repository: Option<&str>) -> Result<Vec<En
     }
     Ok(out)
 }
-
-#[cfg(test)]
-mod tests {
-    use jiff::Timestamp;
-
-    use crate::{EnvironmentRecord, SqliteStore, Store};
-
-    #[test]
-    fn rules_are_replaced_whole_listed_by_repository_and_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
-        let rules = |repository: &str, name: &str, reviewers: &[&str]| EnvironmentRecord {
-            repository: repository.into(),
-            name: name.into(),
-            require_review: !reviewers.is_empty(),
-            reviewers: reviewers.iter().map(|r| (*r).to_owned()).collect(),
-            branches: vec!["main".into(), "release/*".into()],
-            updated: Timestamp::from_second(1_700_000_000).unwrap(),
-            updated_by: "cli".into(),
-        };
-        store.put_environment(&rules("o/b", "production", &["alice"])).unwrap();
-        store.put_environment(&rules("o/a", "staging", &[])).unwrap();
-        store.put_environment(&rules("o/b", "production", &["bob", "carol"])).unwrap();
-        assert_eq!(
-            store.environments(None).unwrap(),
-            vec![rules("o/a", "staging", &[]), rules("o/b", "production", &["bob", "carol"])]
-        );
-        assert_eq!(store.environments(Some("o/b")).unwrap().len(), 1);
-        assert!(store.delete_environment("o/b", "production").unwrap());
-        assert!(!store.delete_environment("o/b", "production").unwrap(), "removing twice finds nothing");
-        assert_eq!(store.environments(Some("o/b")).unwrap(), vec![]);
-    }
-}

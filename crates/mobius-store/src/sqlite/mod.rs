@@ -594,6 +594,9 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests {
+    //! What only SQLite has: a file that survives reopening, and its modes. The store's
+    //! behaviour is tested on every backend in `tests/conformance`.
+
     use super::*;
 
     #[test]
@@ -611,23 +614,6 @@ mod tests {
     }
 
     #[test]
-    fn a_repository_keeps_the_name_of_its_credentials_secret() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
-        let remote =
-            Repository { name: "acme/app".into(), path: "/m/app.git".into(), credentials: Some("TOKEN".into()) };
-        let clone = Repository { name: "acme/web".into(), path: "/src/web".into(), credentials: None };
-        store.add_repository(&remote).unwrap();
-        store.add_repository(&clone).unwrap();
-        drop(store);
-        let store = SqliteStore::open(dir.path()).unwrap();
-        assert_eq!(store.repositories().unwrap(), [remote.clone(), clone]);
-        let anonymous = Repository { credentials: None, ..remote };
-        store.add_repository(&anonymous).unwrap();
-        assert_eq!(store.repositories().unwrap()[0], anonymous, "a re-registration replaces it");
-    }
-
-    #[test]
     fn the_data_directory_and_database_are_private_and_tightened_when_they_were_not() {
         use std::os::unix::fs::PermissionsExt;
         let root = tempfile::tempdir().unwrap();
@@ -642,62 +628,5 @@ mod tests {
         std::fs::set_permissions(dir.join("mobius.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
         let _store = SqliteStore::open(&dir).unwrap();
         assert_eq!((mode(&dir), mode(&dir.join("mobius.db"))), (0o700, 0o600), "tightened at start");
-    }
-
-    /// An unverified record of a webhook delivery (an import) does not make the signed
-    /// delivery a duplicate: the signed one takes its place, once.
-    #[test]
-    fn a_signed_delivery_is_never_shadowed_by_an_imported_record_of_it() {
-        use mobius_events::Origin;
-        use mobius_events::materialise::NoAncestry;
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
-        let event = |origin: Origin, raw: &str| NewEvent {
-            id: "push:refs/heads/main:abc".into(),
-            source: "github:acme/app".into(),
-            ty: "dev.cdeventsx.github-push.received.0.1.0".into(),
-            subject: "acme/app".into(),
-            timestamp: Timestamp::from_second(1_700_000_000).unwrap(),
-            origin,
-            raw: raw.into(),
-            observations: Vec::new(),
-        };
-        let ctx = IngestContext { rules: materialise::Rules::default(), ancestry: &NoAncestry };
-        let append = |e: NewEvent| store.append(&[e], &ctx).unwrap()[0];
-        assert_eq!(append(event(Origin::Import, "{\"forged\":true}")), AppendStatus::Stored);
-        assert_eq!(append(event(Origin::Import, "{}")), AppendStatus::Duplicate, "imports dedupe as before");
-        assert_eq!(append(event(Origin::Github, "{\"signed\":true}")), AppendStatus::Stored, "not shadowed");
-        assert_eq!(append(event(Origin::Github, "{\"signed\":true}")), AppendStatus::Duplicate, "once");
-        let all = store.events(&EventQuery::default()).unwrap();
-        assert_eq!(all.len(), 1);
-        assert_eq!((all[0].origin, all[0].raw.as_str()), (Origin::Github, "{\"signed\":true}"));
-    }
-
-    #[test]
-    fn a_revoked_token_is_gone() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
-        let token = |id: &str, hash: &str, salt: &str| TokenRecord {
-            id: id.into(),
-            name: format!("{id} label"),
-            scope: crate::TokenScope::Read,
-            created: Timestamp::from_second(1_700_000_000).unwrap(),
-            secret_hash: hash.into(),
-            salt: salt.into(),
-            expires: None,
-            restriction: None,
-        };
-        store.insert_token(&token("b", "hb", "")).unwrap();
-        store.insert_token(&token("a", "ha", "")).unwrap();
-        store.insert_token(&token("c", "hc", "5a17")).unwrap();
-        assert_eq!(store.tokens().unwrap(), vec![token("a", "ha", ""), token("b", "hb", ""), token("c", "hc", "5a17")]);
-        assert_eq!(store.token("c").unwrap(), Some(token("c", "hc", "5a17")));
-        assert_eq!(store.token_by_secret_hash("hc").unwrap(), None, "a salted hash is no legacy hash");
-        assert_eq!(store.token_by_secret_hash("hb").unwrap(), Some(token("b", "hb", "")));
-        assert!(store.revoke_token("a").unwrap());
-        assert!(!store.revoke_token("a").unwrap(), "revoking twice finds nothing");
-        assert_eq!(store.token_by_secret_hash("ha").unwrap(), None);
-        assert_eq!(store.token("a").unwrap(), None);
-        assert_eq!(store.tokens().unwrap(), vec![token("b", "hb", ""), token("c", "hc", "5a17")]);
     }
 }

@@ -1,0 +1,151 @@
+//! SQL for forge settings and the commit status outbox (see [`crate::forge`]).
+
+use ::postgres::{GenericClient, Transaction};
+use mobius_events::time::{from_micros, to_micros};
+
+use crate::StoreError;
+use crate::forge::{CommitStatus, Delivery, ForgeKind, ForgeSettings, PendingStatus, StatusOutcome, status_context};
+use crate::runs::RunState;
+
+pub(super) fn set(tx: &mut Transaction<'_>, forge: &ForgeSettings) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO repository_forges (repository, kind, api_url, token_secret, project) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (repository) DO UPDATE SET kind = excluded.kind, api_url = excluded.api_url,
+             token_secret = excluded.token_secret, project = excluded.project",
+        &[&forge.repository, &forge.kind.as_str(), &forge.api_url, &forge.token_secret, &forge.project],
+    )?;
+    Ok(())
+}
+
+pub(super) fn get(c: &mut impl GenericClient, repository: &str) -> Result<Option<ForgeSettings>, StoreError> {
+    let Some(row) = c.query_opt(
+        "SELECT repository, kind, api_url, token_secret, project FROM repository_forges WHERE repository = $1",
+        &[&repository],
+    )?
+    else {
+        return Ok(None);
+    };
+    let (repository, kind): (String, &str) = (row.get(0), row.get(1));
+    let kind = ForgeKind::parse(kind)
+        .ok_or_else(|| StoreError::Corrupt(format!("forge kind `{kind}` of {repository} is unknown")))?;
+    Ok(Some(ForgeSettings { repository, kind, api_url: row.get(2), token_secret: row.get(3), project: row.get(4) }))
+}
+
+/// Puts a job's new state in the outbox when its run's repository reports to a forge and the
+/// job's last reported state was a different one.
+pub(super) fn enqueue(
+    tx: &mut Transaction<'_>,
+    run: i64,
+    job: &str,
+    state: RunState,
+    at: i64,
+) -> Result<(), StoreError> {
+    let workflow = tx.query_opt(
+        "SELECT r.workflow_name FROM runs r JOIN repository_forges f ON f.repository = r.repository WHERE r.id = $1",
+        &[&run],
+    )?;
+    let Some(workflow) = workflow else { return Ok(()) };
+    let workflow: String = workflow.get(0);
+    let last = tx.query_opt(
+        "SELECT state FROM forge_statuses WHERE run_id = $1 AND job = $2 ORDER BY id DESC LIMIT 1",
+        &[&run, &job],
+    )?;
+    if last.is_some_and(|r| r.get::<_, &str>(0) == state.as_str()) {
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT INTO forge_statuses (run_id, job, context, state, created, updated) VALUES ($1, $2, $3, $4, $5, $5)",
+        &[&run, &job, &status_context(&workflow, job), &state.as_str(), &at],
+    )?;
+    Ok(())
+}
+
+/// The jobs a restart is about to interrupt, in runs that report to a forge: their
+/// `interrupted` state goes to the outbox, so the forge does not show them pending forever.
+pub(super) fn enqueue_interrupted(tx: &mut Transaction<'_>, at: i64) -> Result<(), StoreError> {
+    let jobs: Vec<(i64, String)> = tx
+        .query(
+            "SELECT j.run_id, j.name FROM run_jobs j JOIN runs r ON r.id = j.run_id
+               JOIN repository_forges f ON f.repository = r.repository
+             WHERE j.state IN ('queued', 'running') AND r.state IN ('queued', 'running')
+             ORDER BY j.run_id, j.position",
+            &[],
+        )?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    for (run, job) in jobs {
+        enqueue(tx, run, &job, RunState::Interrupted, at)?;
+    }
+    Ok(())
+}
+
+pub(super) fn pending(c: &mut impl GenericClient, limit: u32) -> Result<Vec<PendingStatus>, StoreError> {
+    let rows = c.query(
+        // A pull request's run is on the forge's merge commit, which the pull request does not
+        // show: its statuses go on the head commit, as the forge's own CI reports them.
+        "SELECT s.id, s.run_id, r.repository,
+             coalesce(r.trigger::jsonb #>> '{github,event,pull_request,head,sha}', r.sha),
+             coalesce(r.branch, r.trigger::jsonb #>> '{github,head_ref}'),
+             s.context, s.state, s.attempts, s.next_attempt
+         FROM forge_statuses s JOIN runs r ON r.id = s.run_id
+         WHERE s.delivery = 'pending' ORDER BY s.id LIMIT $1",
+        &[&i64::from(limit)],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| PendingStatus {
+            id: r.get(0),
+            run: r.get(1),
+            repository: r.get(2),
+            sha: r.get(3),
+            branch: r.get(4),
+            context: r.get(5),
+            state: RunState::parse(r.get(6)).unwrap_or(RunState::Interrupted),
+            attempts: u32::try_from(r.get::<_, i64>(7)).unwrap_or(u32::MAX),
+            next_attempt: from_micros(r.get(8)),
+        })
+        .collect())
+}
+
+pub(super) fn record(tx: &mut Transaction<'_>, outcomes: &[StatusOutcome]) -> Result<(), StoreError> {
+    let update = tx.prepare(
+        "UPDATE forge_statuses SET delivery = $2, attempts = greatest(attempts, $3), next_attempt = $4,
+             last_error = coalesce($5, last_error), updated = $6 WHERE id = $1",
+    )?;
+    for o in outcomes {
+        tx.execute(
+            &update,
+            &[
+                &o.id,
+                &o.delivery.as_str(),
+                &i64::from(o.attempts),
+                &to_micros(o.next_attempt),
+                &o.error,
+                &to_micros(o.at),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// A run's statuses, oldest first.
+pub(super) fn of_run(c: &mut impl GenericClient, run: i64) -> Result<Vec<CommitStatus>, StoreError> {
+    let rows = c.query(
+        "SELECT context, state, delivery, attempts, last_error, updated FROM forge_statuses
+         WHERE run_id = $1 ORDER BY id",
+        &[&run],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| CommitStatus {
+            context: r.get(0),
+            state: RunState::parse(r.get(1)).unwrap_or(RunState::Interrupted),
+            // Only this module writes deliveries: an unknown word means a newer build wrote it.
+            delivery: Delivery::parse(r.get(2)).unwrap_or(Delivery::Pending),
+            attempts: u32::try_from(r.get::<_, i64>(3)).unwrap_or(u32::MAX),
+            last_error: r.get(4),
+            updated: from_micros(r.get(5)),
+        })
+        .collect())
+}

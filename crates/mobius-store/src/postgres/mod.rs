@@ -1,0 +1,461 @@
+//! The PostgreSQL backend: the same tables as [`crate::sqlite`], its own SQL.
+//!
+//! The `Store` trait is synchronous, so this uses the blocking `postgres` client, over a small
+//! pool of its own ([`PgStore::connect`]). Every write transaction first takes one advisory
+//! lock, so writers are serialised as SQLite's single writer is: materialisation reads the
+//! facts earlier events wrote, and the log's `seq` order is its commit order (a reader tailing
+//! by `after_seq` never skips an event that commits later with a smaller `seq`).
+//!
+//! Connections are made without TLS for now ([`::postgres::NoTls`]): a URL asking for TLS
+//! (`sslmode=require`, `verify-ca`, `verify-full`) is refused rather than connected in the
+//! clear. TLS through rustls (with the ring provider) is a later step.
+
+mod environments;
+mod facts;
+mod forge;
+mod migrations;
+mod pool;
+mod read;
+mod runs;
+mod sessions;
+mod sli;
+
+use std::collections::HashMap;
+
+use ::postgres::Transaction;
+use jiff::Timestamp;
+use mobius_events::facts::{Deployment, DeploymentId, FactSet, Incident};
+use mobius_events::materialise;
+use mobius_events::time::{from_micros, to_micros};
+use mobius_events::{AppendStatus, NewEvent, Origin, StoredEvent};
+
+use self::pool::Pool;
+use crate::{
+    EnvironmentRecord, EventQuery, ForgeSettings, Heads, IngestContext, NewRun, PendingStatus, Repository,
+    RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunUpdate, Scope, SecretRecord, SessionRecord,
+    SliCompaction, SliCounts, SliMinute, StatusOutcome, Store, StoreError, TokenRecord,
+};
+
+pub use self::pool::redact;
+
+/// Taken by every write transaction (`pg_advisory_xact_lock`): one writer at a time.
+const WRITE_LOCK: i64 = 0x6d6f_6269_7573_0002;
+
+/// The event log and its facts in a PostgreSQL database.
+pub struct PgStore {
+    pool: Pool,
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/db` or the
+    /// `host=… dbname=…` form) and migrates it. Errors name the URL with its password
+    /// replaced by `***`. The connection is not encrypted (`NoTls`): a URL with
+    /// `sslmode=require` or `verify-*` is refused until TLS (rustls, ring) comes.
+    pub fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let pool = Pool::new(url)?;
+        pool.with_client(migrations::migrate)?;
+        Ok(PgStore { pool })
+    }
+
+    /// The URL connected to, its password replaced by `***`.
+    pub fn url(&self) -> &str {
+        self.pool.url()
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&mut ::postgres::Client) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.pool.with_client(f)
+    }
+
+    /// Runs `f` in a write transaction, after every other writer's; commits if it succeeds.
+    fn write<T>(&self, f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.pool.with_client(|client| {
+            let mut tx = client.transaction()?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
+            let value = f(&mut tx)?;
+            tx.commit()?;
+            Ok(value)
+        })
+    }
+}
+
+/// A recorded webhook delivery (origin `import`) never shadows the signed delivery of the same
+/// thing: the verified event takes the record's place. Returns whether the bodies were the
+/// same, or `None` when `event` is an ordinary duplicate (see the SQLite backend).
+fn verified_over_import(tx: &mut Transaction<'_>, event: &NewEvent) -> Result<Option<bool>, StoreError> {
+    if !matches!(event.origin, Origin::Github | Origin::Gitlab) {
+        return Ok(None);
+    }
+    let stored = tx.query_opt(
+        "SELECT raw FROM events WHERE source = $1 AND id = $2 AND origin = $3",
+        &[&event.source, &event.id, &Origin::Import.as_str()],
+    )?;
+    let Some(stored) = stored else { return Ok(None) };
+    let stored: String = stored.get(0);
+    tx.execute(
+        "UPDATE events SET origin = $3, raw = $4, type = $5, subject = $6, ts = $7 WHERE source = $1 AND id = $2",
+        &[
+            &event.source,
+            &event.id,
+            &event.origin.as_str(),
+            &event.raw,
+            &event.ty,
+            &event.subject,
+            &to_micros(event.timestamp),
+        ],
+    )?;
+    Ok(Some(stored == event.raw))
+}
+
+fn apply_facts(
+    tx: &mut Transaction<'_>,
+    statements: &mut HashMap<String, ::postgres::Statement>,
+    ctx: &IngestContext<'_>,
+    event: &NewEvent,
+) -> Result<(), StoreError> {
+    let mut txn = facts::PgFacts { tx, statements };
+    materialise::apply(&mut txn, ctx.ancestry, &ctx.rules, &event.observations).map_err(StoreError::Facts)
+}
+
+fn upsert_state(tx: &mut Transaction<'_>, key: &str, value: &str) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO server_state (key, value, updated) VALUES ($1, $2, $3)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated",
+        &[&key, &value, &to_micros(Timestamp::now())],
+    )?;
+    Ok(())
+}
+
+impl Store for PgStore {
+    fn append(&self, events: &[NewEvent], ctx: &IngestContext<'_>) -> Result<Vec<AppendStatus>, StoreError> {
+        let received = to_micros(Timestamp::now());
+        self.write(|tx| {
+            let insert = tx.prepare(
+                // Not a bare `ON CONFLICT DO NOTHING`, which would take a `seq` for each
+                // duplicate: with writers one at a time, the log's `seq`s are SQLite's, gapless.
+                "INSERT INTO events (source, id, type, subject, ts, received, origin, raw)
+                 SELECT $1::text, $2::text, $3::text, $4::text, $5::bigint, $6::bigint, $7::text, $8::text
+                 WHERE NOT EXISTS (SELECT 1 FROM events WHERE source = $1 AND id = $2)
+                 ON CONFLICT (source, id) DO NOTHING",
+            )?;
+            let mut statuses = Vec::with_capacity(events.len());
+            let mut statements = HashMap::new();
+            for event in events {
+                let inserted = tx.execute(
+                    &insert,
+                    &[
+                        &event.source,
+                        &event.id,
+                        &event.ty,
+                        &event.subject,
+                        &to_micros(event.timestamp),
+                        &received,
+                        &event.origin.as_str(),
+                        &event.raw,
+                    ],
+                )?;
+                if inserted == 0 {
+                    match verified_over_import(tx, event)? {
+                        // The signed delivery replaces the unverified record of it; its facts
+                        // are the record's when the bodies agree.
+                        Some(same_body) => {
+                            if !same_body {
+                                apply_facts(tx, &mut statements, ctx, event)?;
+                            }
+                            statuses.push(AppendStatus::Stored);
+                        }
+                        None => statuses.push(AppendStatus::Duplicate),
+                    }
+                    continue;
+                }
+                apply_facts(tx, &mut statements, ctx, event)?;
+                statuses.push(AppendStatus::Stored);
+            }
+            Ok(statuses)
+        })
+    }
+
+    fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read(|c| read::events(c, query))
+    }
+
+    fn event_count(&self) -> Result<u64, StoreError> {
+        self.read(|c| Ok(c.query_one("SELECT count(*) FROM events", &[])?.get::<_, i64>(0) as u64))
+    }
+
+    fn scopes(&self) -> Result<Vec<Scope>, StoreError> {
+        self.read(read::scopes)
+    }
+
+    fn facts(&self, scope: &Scope, from: Timestamp, to: Timestamp) -> Result<FactSet, StoreError> {
+        self.read(|c| read::facts(c, scope, from, to))
+    }
+
+    fn facts_of_environment(
+        &self,
+        environment: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(Scope, FactSet)>, StoreError> {
+        self.read(|c| read::facts_of_environment(c, environment, from, to))
+    }
+
+    fn deployments(&self, ids: &[DeploymentId]) -> Result<Vec<Deployment>, StoreError> {
+        self.read(|c| read::deployments(c, ids))
+    }
+
+    fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO tokens (id, name, scope, created, secret_sha256, salt, expires, repository, run_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                &[
+                    &token.id,
+                    &token.name,
+                    &token.scope.as_str(),
+                    &to_micros(token.created),
+                    &token.secret_hash,
+                    &token.salt,
+                    &token.expires.map(to_micros),
+                    &token.restriction.as_ref().map(|r| r.repository.as_str()),
+                    &token.restriction.as_ref().map(|r| r.run),
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        self.read(|c| read::token(c, read::TokenKey::Id(id)))
+    }
+
+    fn token_by_secret_hash(&self, secret_hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        self.read(|c| read::token(c, read::TokenKey::LegacyHash(secret_hash)))
+    }
+
+    fn token_count(&self) -> Result<u64, StoreError> {
+        self.read(|c| Ok(c.query_one("SELECT count(*) FROM tokens", &[])?.get::<_, i64>(0) as u64))
+    }
+
+    fn incidents(&self) -> Result<Vec<Incident>, StoreError> {
+        self.read(read::incidents)
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        self.read(read::tokens)
+    }
+
+    fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
+        self.write(|tx| Ok(tx.execute("DELETE FROM tokens WHERE id = $1", &[&id])? > 0))
+    }
+
+    fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        self.write(|tx| sessions::insert(tx, session))
+    }
+
+    fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>, StoreError> {
+        self.read(|c| sessions::get(c, id_hash))
+    }
+
+    fn delete_session(&self, id_hash: &str) -> Result<bool, StoreError> {
+        self.write(|tx| Ok(tx.execute("DELETE FROM sessions WHERE id_hash = $1", &[&id_hash])? > 0))
+    }
+
+    fn delete_expired_sessions(&self, now: Timestamp) -> Result<usize, StoreError> {
+        self.write(|tx| Ok(tx.execute("DELETE FROM sessions WHERE expires < $1", &[&to_micros(now)])? as usize))
+    }
+
+    fn add_repository(&self, repository: &Repository) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO repositories (name, path, credentials) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET path = excluded.path, credentials = excluded.credentials",
+                &[&repository.name, &repository.path, &repository.credentials],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn remove_repository(&self, name: &str) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let removed = tx.execute("DELETE FROM repositories WHERE name = $1", &[&name])?;
+            tx.execute("DELETE FROM repository_heads WHERE repository = $1", &[&name])?;
+            tx.execute("DELETE FROM repository_heads_seen WHERE repository = $1", &[&name])?;
+            tx.execute("DELETE FROM repository_forges WHERE repository = $1", &[&name])?;
+            Ok(removed > 0)
+        })
+    }
+
+    fn repositories(&self) -> Result<Vec<Repository>, StoreError> {
+        self.read(|c| {
+            let rows = c.query("SELECT name, path, credentials FROM repositories ORDER BY name", &[])?;
+            Ok(rows.iter().map(|r| Repository { name: r.get(0), path: r.get(1), credentials: r.get(2) }).collect())
+        })
+    }
+
+    fn create_run(&self, run: &NewRun) -> Result<i64, StoreError> {
+        self.write(|tx| runs::create(tx, run))
+    }
+
+    fn update_runs(&self, updates: &[RunUpdate]) -> Result<(), StoreError> {
+        self.write(|tx| runs::update(tx, updates))
+    }
+
+    fn runs(&self, query: &RunQuery) -> Result<Vec<RunRecord>, StoreError> {
+        self.read(|c| runs::list(c, query))
+    }
+
+    fn run(&self, id: i64) -> Result<Option<RunDetail>, StoreError> {
+        self.read(|c| runs::detail(c, id))
+    }
+
+    fn interrupt_in_flight(&self, at: Timestamp) -> Result<Vec<RunRecord>, StoreError> {
+        self.write(|tx| runs::interrupt_in_flight(tx, at))
+    }
+
+    fn repository_heads(&self, repository: &str) -> Result<Option<Heads>, StoreError> {
+        self.read(|c| runs::heads(c, repository))
+    }
+
+    fn set_repository_heads(&self, repository: &str, heads: &Heads) -> Result<(), StoreError> {
+        self.write(|tx| runs::set_heads(tx, repository, heads))
+    }
+
+    fn artifact(&self, id_or_revision: &str) -> Result<Option<(String, Option<String>)>, StoreError> {
+        self.read(|c| {
+            let row = c.query_opt(
+                "SELECT artifact_id, revision FROM artifacts WHERE artifact_id = $1 OR revision = $1 LIMIT 1",
+                &[&id_or_revision],
+            )?;
+            Ok(row.map(|r| (r.get(0), r.get(1))))
+        })
+    }
+
+    fn save_rollout(&self, rollout: &RolloutRow) -> Result<i64, StoreError> {
+        self.write(|tx| runs::save_rollout(tx, rollout))
+    }
+
+    fn rollouts(&self, query: &RolloutQuery) -> Result<Vec<RolloutRow>, StoreError> {
+        self.read(|c| runs::rollouts(c, query))
+    }
+
+    fn add_sli(&self, minutes: &[SliMinute]) -> Result<(), StoreError> {
+        self.write(|tx| sli::add_sli(tx, minutes))
+    }
+
+    fn sli(&self, service: &str, environment: &str, from: i64, to: i64) -> Result<Vec<SliMinute>, StoreError> {
+        self.read(|c| sli::sli(c, service, environment, from, to))
+    }
+
+    fn sli_counts(&self, service: &str, environment: &str, from: i64, to: i64) -> Result<Vec<SliCounts>, StoreError> {
+        self.read(|c| sli::counts(c, service, environment, from, to))
+    }
+
+    fn compact_sli(&self, hourly_before: i64, drop_before: i64) -> Result<SliCompaction, StoreError> {
+        self.write(|tx| sli::compact(tx, hourly_before, drop_before))
+    }
+
+    fn put_state(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.write(|tx| upsert_state(tx, key, value))
+    }
+
+    fn state(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.read(|c| Ok(c.query_opt("SELECT value FROM server_state WHERE key = $1", &[&key])?.map(|r| r.get(0))))
+    }
+
+    fn put_secret(&self, secret: &SecretRecord) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO secrets (repository, environment, name, nonce, ciphertext, updated, updated_by)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (repository, environment, name) DO UPDATE SET nonce = excluded.nonce,
+                     ciphertext = excluded.ciphertext, updated = excluded.updated, updated_by = excluded.updated_by",
+                &[
+                    &secret.repository,
+                    &secret.environment,
+                    &secret.name,
+                    &secret.nonce,
+                    &secret.ciphertext,
+                    &to_micros(secret.updated),
+                    &secret.updated_by,
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn delete_secret(&self, repository: &str, environment: &str, name: &str) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let removed = tx.execute(
+                "DELETE FROM secrets WHERE repository = $1 AND environment = $2 AND name = $3",
+                &[&repository, &environment, &name],
+            )?;
+            Ok(removed > 0)
+        })
+    }
+
+    fn secrets(&self, repository: Option<&str>) -> Result<Vec<SecretRecord>, StoreError> {
+        self.read(|c| {
+            let rows = c.query(
+                "SELECT repository, environment, name, nonce, ciphertext, updated, updated_by FROM secrets
+                 WHERE $1::text IS NULL OR repository = $1 ORDER BY repository, environment, name",
+                &[&repository],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| SecretRecord {
+                    repository: r.get(0),
+                    environment: r.get(1),
+                    name: r.get(2),
+                    nonce: r.get(3),
+                    ciphertext: r.get(4),
+                    updated: from_micros(r.get(5)),
+                    updated_by: r.get(6),
+                })
+                .collect())
+        })
+    }
+
+    fn reseal_secrets(&self, secrets: &[SecretRecord], state_key: &str, state_value: &str) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let update = tx.prepare(
+                "UPDATE secrets SET nonce = $4, ciphertext = $5 WHERE repository = $1 AND environment = $2 AND name = $3",
+            )?;
+            for s in secrets {
+                tx.execute(&update, &[&s.repository, &s.environment, &s.name, &s.nonce, &s.ciphertext])?;
+            }
+            upsert_state(tx, state_key, state_value)
+        })
+    }
+
+    fn set_forge(&self, forge: &ForgeSettings) -> Result<(), StoreError> {
+        self.write(|tx| forge::set(tx, forge))
+    }
+
+    fn remove_forge(&self, repository: &str) -> Result<bool, StoreError> {
+        self.write(|tx| Ok(tx.execute("DELETE FROM repository_forges WHERE repository = $1", &[&repository])? > 0))
+    }
+
+    fn forge(&self, repository: &str) -> Result<Option<ForgeSettings>, StoreError> {
+        self.read(|c| forge::get(c, repository))
+    }
+
+    fn pending_statuses(&self, limit: u32) -> Result<Vec<PendingStatus>, StoreError> {
+        self.read(|c| forge::pending(c, limit))
+    }
+
+    fn record_status_outcomes(&self, outcomes: &[StatusOutcome]) -> Result<(), StoreError> {
+        self.write(|tx| forge::record(tx, outcomes))
+    }
+
+    fn put_environment(&self, environment: &EnvironmentRecord) -> Result<(), StoreError> {
+        self.write(|tx| environments::put(tx, environment))
+    }
+
+    fn delete_environment(&self, repository: &str, name: &str) -> Result<bool, StoreError> {
+        self.write(|tx| environments::delete(tx, repository, name))
+    }
+
+    fn environments(&self, repository: Option<&str>) -> Result<Vec<EnvironmentRecord>, StoreError> {
+        self.read(|c| environments::list(c, repository))
+    }
+}

@@ -1,0 +1,142 @@
+//! What only the PostgreSQL backend has: its migrations on reconnecting, and refusing a schema
+//! newer than it knows.
+
+use mobius_store::{PgStore, Store, StoreError};
+
+use crate::cluster::Database;
+
+#[test]
+fn reconnecting_migrates_nothing_and_keeps_what_was_stored() {
+    let database = Database::create();
+    let store = PgStore::connect(&database.url).unwrap();
+    store.put_state("alerter", "{\"a\":1}").unwrap();
+    drop(store);
+    let store = PgStore::connect(&database.url).unwrap();
+    assert_eq!(store.state("alerter").unwrap().as_deref(), Some("{\"a\":1}"));
+    let mut client = postgres::Client::connect(&database.url, postgres::NoTls).unwrap();
+    let versions: Vec<i64> = client
+        .query("SELECT version FROM schema_migrations ORDER BY version", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, [1]);
+    drop((client, store));
+}
+
+#[test]
+fn a_schema_newer_than_this_build_is_refused() {
+    let database = Database::create();
+    drop(PgStore::connect(&database.url).unwrap());
+    let mut client = postgres::Client::connect(&database.url, postgres::NoTls).unwrap();
+    client.execute("INSERT INTO schema_migrations (version, applied) VALUES (99, 0)", &[]).unwrap();
+    drop(client);
+    match PgStore::connect(&database.url) {
+        Err(StoreError::SchemaTooNew { found: 99, known: 1 }) => {}
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("a newer schema was accepted"),
+    }
+}
+
+/// Connections are pooled: many threads at once share at most eight, and every write is
+/// counted once.
+#[test]
+fn the_pool_serves_threads_at_once() {
+    let database = Database::create();
+    let store = PgStore::connect(&database.url).unwrap();
+    std::thread::scope(|scope| {
+        for thread in 0..16 {
+            let store = &store;
+            scope.spawn(move || {
+                for i in 0..5 {
+                    store.put_state(&format!("k{thread}-{i}"), "v").unwrap();
+                    assert_eq!(store.state(&format!("k{thread}-{i}")).unwrap().as_deref(), Some("v"));
+                }
+            });
+        }
+    });
+    let mut client = postgres::Client::connect(&database.url, postgres::NoTls).unwrap();
+    let (states, connections): (i64, i64) = {
+        let states = client.query_one("SELECT count(*) FROM server_state", &[]).unwrap().get(0);
+        let connections = client
+            .query_one("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()", &[])
+            .unwrap()
+            .get(0);
+        (states, connections)
+    };
+    assert_eq!(states, 80);
+    assert!(connections <= 9, "the pool's eight and this one: {connections}");
+    drop((client, store));
+}
+
+/// A wrong database name fails at connect, naming the server without its password.
+#[test]
+fn a_database_that_is_not_there_fails_at_connect() {
+    let database = Database::create();
+    let url = database.url.replace("/t_", "/missing_");
+    let Err(error) = PgStore::connect(&url) else { panic!("connected to a missing database") };
+    assert!(matches!(error, StoreError::PgConnect { .. }), "{error}");
+    let _ = &database;
+}
+
+/// Writers from many threads (or servers) go one at a time: every event is stored once, and
+/// the log's `seq`s are gapless and in commit order, as SQLite's are, duplicates and all.
+#[test]
+fn concurrent_appends_store_each_event_once_with_gapless_seqs() {
+    use mobius_events::materialise::{NoAncestry, Rules};
+    use mobius_events::{AppendStatus, NewEvent, Origin};
+    use mobius_store::{EventQuery, IngestContext};
+
+    let database = Database::create();
+    let store = PgStore::connect(&database.url).unwrap();
+    let event = |n: u32| NewEvent {
+        id: format!("e{n}"),
+        source: "/test".into(),
+        ty: "dev.cdeventsx.test-thing.happened.0.1.0".into(),
+        subject: "thing".into(),
+        timestamp: crate::at(i64::from(n)),
+        origin: Origin::Api,
+        raw: "{}".into(),
+        observations: Vec::new(),
+    };
+    let stored: usize = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..8u32)
+            .map(|thread| {
+                let store = &store;
+                scope.spawn(move || {
+                    let ctx = IngestContext { rules: Rules::default(), ancestry: &NoAncestry };
+                    // Each thread's events overlap the next thread's by half.
+                    let batch: Vec<NewEvent> = (thread * 10..thread * 10 + 20).map(event).collect();
+                    let statuses = store.append(&batch, &ctx).unwrap();
+                    statuses.iter().filter(|s| **s == AppendStatus::Stored).count()
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).sum()
+    });
+    assert_eq!(stored, 90, "e0..e89, each once");
+    let log = store.events(&EventQuery { limit: 1_000, ..EventQuery::default() }).unwrap();
+    assert_eq!(log.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=90).collect::<Vec<i64>>());
+    drop(store);
+}
+
+/// A connection the server closed is dropped, not given back: the request that met it fails,
+/// and the next one gets a new connection.
+#[test]
+fn a_broken_connection_is_dropped_and_replaced() {
+    let database = Database::create();
+    let store = PgStore::connect(&database.url).unwrap();
+    store.put_state("k", "v").unwrap();
+    let mut admin = postgres::Client::connect(&database.url, postgres::NoTls).unwrap();
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap();
+    let first = store.state("k");
+    assert!(first.is_err(), "the pooled connection was closed under it: {first:?}");
+    assert_eq!(store.state("k").unwrap().as_deref(), Some("v"), "a new connection");
+    drop((admin, store));
+}

@@ -1,0 +1,158 @@
+//! What the server keeps beside the log: tokens, console sessions, repositories, state
+//! documents, sealed secrets and environments' protection rules.
+
+use mobius_store::{
+    EnvironmentRecord, Repository, SecretRecord, SessionRecord, Store, TokenRecord, TokenRestriction, TokenScope,
+};
+
+use crate::at;
+
+crate::conformance!(
+    a_revoked_token_is_gone,
+    a_token_keeps_its_expiry_and_restriction,
+    sessions_are_found_by_hash_ended_and_expired,
+    a_repository_keeps_the_name_of_its_credentials_secret,
+    state_documents_are_replaced_whole,
+    secrets_are_replaced_listed_resealed_and_removed,
+    environment_rules_are_replaced_whole_listed_by_repository_and_removed,
+);
+
+fn token(id: &str, hash: &str, salt: &str) -> TokenRecord {
+    TokenRecord {
+        id: id.into(),
+        name: format!("{id} label"),
+        scope: TokenScope::Read,
+        created: at(0),
+        secret_hash: hash.into(),
+        salt: salt.into(),
+        expires: None,
+        restriction: None,
+    }
+}
+
+fn a_revoked_token_is_gone(store: &dyn Store) {
+    store.insert_token(&token("b", "hb", "")).unwrap();
+    store.insert_token(&token("a", "ha", "")).unwrap();
+    store.insert_token(&token("c", "hc", "5a17")).unwrap();
+    assert!(store.insert_token(&token("d", "hc", "")).is_err(), "a hash is one token's");
+    assert_eq!(store.token_count().unwrap(), 3);
+    assert_eq!(store.tokens().unwrap(), vec![token("a", "ha", ""), token("b", "hb", ""), token("c", "hc", "5a17")]);
+    assert_eq!(store.token("c").unwrap(), Some(token("c", "hc", "5a17")));
+    assert_eq!(store.token_by_secret_hash("hc").unwrap(), None, "a salted hash is no legacy hash");
+    assert_eq!(store.token_by_secret_hash("hb").unwrap(), Some(token("b", "hb", "")));
+    assert!(store.revoke_token("a").unwrap());
+    assert!(!store.revoke_token("a").unwrap(), "revoking twice finds nothing");
+    assert_eq!(store.token_by_secret_hash("ha").unwrap(), None);
+    assert_eq!(store.token("a").unwrap(), None);
+    assert_eq!(store.tokens().unwrap(), vec![token("b", "hb", ""), token("c", "hc", "5a17")]);
+    assert_eq!(store.token_count().unwrap(), 2);
+}
+
+fn a_token_keeps_its_expiry_and_restriction(store: &dyn Store) {
+    let run_token = TokenRecord {
+        scope: TokenScope::Run,
+        expires: Some(at(3_600)),
+        restriction: Some(TokenRestriction { repository: "acme/app".into(), run: 42 }),
+        ..token("r", "hr", "ab")
+    };
+    store.insert_token(&run_token).unwrap();
+    let admin = TokenRecord { scope: TokenScope::Admin, created: at(-1), ..token("z", "hz", "cd") };
+    store.insert_token(&admin).unwrap();
+    assert_eq!(store.token("r").unwrap(), Some(run_token.clone()));
+    assert_eq!(store.tokens().unwrap(), vec![admin, run_token], "oldest first");
+}
+
+fn sessions_are_found_by_hash_ended_and_expired(store: &dyn Store) {
+    let session = |hash: &str, expires| SessionRecord {
+        id_hash: hash.into(),
+        token_id: "t1".into(),
+        csrf: format!("csrf-{hash}"),
+        created: at(0),
+        expires: at(expires),
+    };
+    store.insert_session(&session("s1", 100)).unwrap();
+    store.insert_session(&session("s2", 200)).unwrap();
+    store.insert_session(&session("s3", 300)).unwrap();
+    assert_eq!(store.session("s2").unwrap(), Some(session("s2", 200)));
+    assert_eq!(store.session("nope").unwrap(), None);
+    assert!(store.delete_session("s2").unwrap());
+    assert!(!store.delete_session("s2").unwrap());
+    assert_eq!(store.delete_expired_sessions(at(300)).unwrap(), 1, "s1 only: s3 expires at 300, not before");
+    assert_eq!(store.session("s1").unwrap(), None);
+    assert_eq!(store.session("s3").unwrap(), Some(session("s3", 300)), "an expired session is still found");
+}
+
+fn a_repository_keeps_the_name_of_its_credentials_secret(store: &dyn Store) {
+    let remote = Repository { name: "acme/app".into(), path: "/m/app.git".into(), credentials: Some("TOKEN".into()) };
+    let clone = Repository { name: "acme/web".into(), path: "/src/web".into(), credentials: None };
+    store.add_repository(&clone).unwrap();
+    store.add_repository(&remote).unwrap();
+    assert_eq!(store.repositories().unwrap(), [remote.clone(), clone], "by name");
+    let anonymous = Repository { credentials: None, ..remote };
+    store.add_repository(&anonymous).unwrap();
+    assert_eq!(store.repositories().unwrap()[0], anonymous, "a re-registration replaces it");
+}
+
+fn state_documents_are_replaced_whole(store: &dyn Store) {
+    assert_eq!(store.state("alerter").unwrap(), None);
+    store.put_state("alerter", "{\"a\":1}").unwrap();
+    store.put_state("alerter", "{\"a\":2}").unwrap();
+    store.put_state("other", "[]").unwrap();
+    assert_eq!(store.state("alerter").unwrap().as_deref(), Some("{\"a\":2}"));
+    assert_eq!(store.state("other").unwrap().as_deref(), Some("[]"));
+}
+
+fn secrets_are_replaced_listed_resealed_and_removed(store: &dyn Store) {
+    let secret = |repository: &str, environment: &str, name: &str, sealed: &[u8]| SecretRecord {
+        repository: repository.into(),
+        environment: environment.into(),
+        name: name.into(),
+        nonce: vec![0, 1, 2, 255],
+        ciphertext: sealed.to_vec(),
+        updated: at(0),
+        updated_by: "cli".into(),
+    };
+    store.put_secret(&secret("o/b", "", "TOKEN", b"\x00sealed\xff")).unwrap();
+    store.put_secret(&secret("o/a", "production", "KEY", b"k")).unwrap();
+    store.put_secret(&secret("o/a", "", "KEY", b"k0")).unwrap();
+    store.put_secret(&secret("o/b", "", "TOKEN", b"again")).unwrap();
+    assert_eq!(
+        store.secrets(None).unwrap(),
+        vec![
+            secret("o/a", "", "KEY", b"k0"),
+            secret("o/a", "production", "KEY", b"k"),
+            secret("o/b", "", "TOKEN", b"again")
+        ]
+    );
+    assert_eq!(store.secrets(Some("o/b")).unwrap(), vec![secret("o/b", "", "TOKEN", b"again")]);
+    let resealed = vec![secret("o/a", "", "KEY", b"new0"), secret("o/b", "", "TOKEN", b"new1")];
+    store.reseal_secrets(&resealed, "secret-key-check", "sealed-check").unwrap();
+    assert_eq!(store.secrets(Some("o/b")).unwrap(), vec![secret("o/b", "", "TOKEN", b"new1")]);
+    assert_eq!(store.state("secret-key-check").unwrap().as_deref(), Some("sealed-check"), "in the same transaction");
+    assert!(store.delete_secret("o/a", "production", "KEY").unwrap());
+    assert!(!store.delete_secret("o/a", "production", "KEY").unwrap());
+    assert_eq!(store.secrets(Some("o/a")).unwrap(), vec![secret("o/a", "", "KEY", b"new0")]);
+}
+
+fn environment_rules_are_replaced_whole_listed_by_repository_and_removed(store: &dyn Store) {
+    let rules = |repository: &str, name: &str, reviewers: &[&str]| EnvironmentRecord {
+        repository: repository.into(),
+        name: name.into(),
+        require_review: !reviewers.is_empty(),
+        reviewers: reviewers.iter().map(|r| (*r).to_owned()).collect(),
+        branches: vec!["main".into(), "release/*".into()],
+        updated: at(0),
+        updated_by: "cli".into(),
+    };
+    store.put_environment(&rules("o/b", "production", &["alice"])).unwrap();
+    store.put_environment(&rules("o/a", "staging", &[])).unwrap();
+    store.put_environment(&rules("o/b", "production", &["bob", "carol"])).unwrap();
+    assert_eq!(
+        store.environments(None).unwrap(),
+        vec![rules("o/a", "staging", &[]), rules("o/b", "production", &["bob", "carol"])]
+    );
+    assert_eq!(store.environments(Some("o/b")).unwrap().len(), 1);
+    assert!(store.delete_environment("o/b", "production").unwrap());
+    assert!(!store.delete_environment("o/b", "production").unwrap(), "removing twice finds nothing");
+    assert_eq!(store.environments(Some("o/b")).unwrap(), vec![]);
+}
