@@ -41,7 +41,7 @@ use mobius_runs::forge::StatusDelivery;
 use mobius_runs::{RunError, Runner, RunnerConfig};
 use mobius_sandbox::Sandbox;
 use mobius_secrets::{SecretError, SecretKey, Secrets};
-use mobius_store::{SqliteOptions, SqliteStore, Store, StoreError};
+use mobius_store::{PgStore, SqliteOptions, SqliteStore, Store, StoreError};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -50,6 +50,9 @@ use tokio::task::JoinHandle;
 pub struct Config {
     /// Where the store, run logs, artifacts and releases live.
     pub data_dir: PathBuf,
+    /// A PostgreSQL URL: the store is there instead of the data directory's SQLite file (run
+    /// logs, releases and the secret key stay in the data directory).
+    pub database_url: Option<String>,
     /// The materialisation rules (the attribution window).
     pub rules: Rules,
     /// How often every registered repository is polled when no hook says it changed.
@@ -102,8 +105,27 @@ impl Config {
             secret_key: None,
             secrets: None,
             public_url: None,
+            database_url: None,
         }
     }
+}
+
+/// The store: PostgreSQL at `database_url` when one is given, else the SQLite file of
+/// `data_dir` opened with `options`.
+pub fn open_store(
+    data_dir: &std::path::Path,
+    database_url: Option<&str>,
+    options: SqliteOptions,
+) -> Result<Arc<dyn Store>, AppError> {
+    Ok(match database_url {
+        // Blocking work, as every store call: called from the blocking pool, never an async
+        // thread (the PostgreSQL client runs a runtime of its own, which may not start there).
+        Some(url) => Arc::new(PgStore::connect(url).map_err(AppError::Database)?),
+        None => Arc::new(
+            SqliteStore::open_with(data_dir, options)
+                .map_err(|source| AppError::Store { data_dir: data_dir.to_owned(), source })?,
+        ),
+    })
 }
 
 /// Why the application could not be built or recovered.
@@ -111,6 +133,9 @@ impl Config {
 pub enum AppError {
     #[error("cannot open the store in {}", data_dir.display())]
     Store { data_dir: PathBuf, source: StoreError },
+    /// The source names the URL, its password replaced by `***`.
+    #[error("cannot open the PostgreSQL store")]
+    Database(#[source] StoreError),
     #[error("cannot recover the rollouts a previous server left")]
     Rollouts(#[source] DeployError),
     #[error("cannot recover the runs a previous server left")]
@@ -146,13 +171,11 @@ pub struct Recovered {
 }
 
 impl App {
-    /// Opens the store in the data directory (as a long-running server keeps it) and builds
-    /// the services on it.
+    /// Opens the store in the data directory (as a long-running server keeps it), or the
+    /// database [`Config::database_url`] names, and builds the services on it. Blocking work:
+    /// call it from the blocking pool (`mobius_log::blocking::spawn`), not an async thread.
     pub fn open(mut config: Config) -> Result<App, AppError> {
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open_with(&config.data_dir, SqliteOptions::SERVER)
-                .map_err(|source| AppError::Store { data_dir: config.data_dir.clone(), source })?,
-        );
+        let store = open_store(&config.data_dir, config.database_url.as_deref(), SqliteOptions::SERVER)?;
         // A key that does not open the stored secrets stops the start here, not a run later.
         let key = SecretKey::load(&config.data_dir, config.secret_key.as_deref()).map_err(AppError::Secrets)?;
         config.secrets = Some(Secrets::open(store.clone(), &key).map_err(AppError::Secrets)?);

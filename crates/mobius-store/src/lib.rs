@@ -69,6 +69,17 @@ impl StoreError {
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) => {
                 matches!(failure.code, DatabaseBusy | DatabaseLocked | DiskFull | SystemIoFailure | CannotOpen)
             }
+            // The server cannot be reached, went away mid-call (the connection closed or its
+            // socket failed), or answered with a class of error that passes: 08 connection
+            // exception, 53 insufficient resources, 57 operator intervention (a shutdown).
+            #[cfg(feature = "postgres")]
+            StoreError::PgConnect { .. } => true,
+            #[cfg(feature = "postgres")]
+            StoreError::Postgres(error) => {
+                let socket = std::error::Error::source(error).is_some_and(|e| e.is::<std::io::Error>());
+                let class = error.as_db_error().map(|db| &db.code().code()[..2]);
+                error.is_closed() || socket || matches!(class, Some("08" | "53" | "57"))
+            }
             _ => false,
         }
     }

@@ -372,6 +372,13 @@ pub struct ServeArgs {
     #[arg(long, env = "MOBIUS_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
 
+    /// Keep the store in PostgreSQL instead of the data directory's SQLite file, e.g.
+    /// `postgres://mobius@db.internal/mobius`. A URL with a password belongs in
+    /// MOBIUS_DATABASE_URL or MOBIUS_DATABASE_URL_FILE (or `database_url` in mobius.toml), not
+    /// on a command line others can read
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+
     #[command(flatten)]
     pub rules: RuleArgs,
 }

@@ -59,6 +59,10 @@ pub struct FileConfig {
     /// `https://ci.example.com`: commit statuses link runs under it. Default: `http://` and
     /// the listen address.
     pub public_url: Option<String>,
+    /// The PostgreSQL database to keep everything in instead of the data directory's SQLite
+    /// file, e.g. `postgres://mobius@db.internal/mobius` (prefer `MOBIUS_DATABASE_URL` or
+    /// `MOBIUS_DATABASE_URL_FILE` for a URL with a password).
+    pub database_url: Option<String>,
 }
 
 /// `[limits]` in `mobius.toml`: what the server accepts from clients. Each defaults to
@@ -125,6 +129,10 @@ pub struct Settings {
     /// The base URL commit statuses link runs under (`--public-url`, `MOBIUS_PUBLIC_URL`,
     /// `public_url`); `None`: the listen address, known once the server listens.
     pub public_url: Option<String>,
+    /// Where the store is when it is not the data directory's SQLite file: a PostgreSQL URL
+    /// (`--database-url`, `MOBIUS_DATABASE_URL` or `_FILE`, `database_url`). A secret: it may
+    /// hold a password.
+    pub database_url: Option<Secret>,
 }
 
 impl Settings {
@@ -199,6 +207,8 @@ pub struct Overrides<'a> {
     pub attribution_window: Option<&'a str>,
     /// `--public-url` (or `MOBIUS_PUBLIC_URL`).
     pub public_url: Option<&'a str>,
+    /// `--database-url`.
+    pub database_url: Option<&'a str>,
 }
 
 pub fn load(data_dir: Option<&Path>, overrides: Overrides<'_>) -> Result<Settings> {
@@ -253,6 +263,20 @@ fn load_with(
         bail!("public URL `{url}` is not an http:// or https:// URL (e.g. https://ci.example.com)");
     }
 
+    let database_url = match overrides.database_url {
+        Some(url) => Some(Secret::new(url.to_owned())),
+        None => secret("MOBIUS_DATABASE_URL")?.or_else(|| file.database_url.map(Secret::new)),
+    };
+    if let Some(url) = &database_url
+        && !(url.expose().starts_with("postgres://") || url.expose().starts_with("postgresql://"))
+    {
+        bail!(
+            "the database URL is not a postgres:// URL (SQLite needs none: it is the data directory's mobius.db); \
+             it starts `{}`",
+            url.expose().chars().take(12).collect::<String>()
+        );
+    }
+
     let limits = limits(file.limits.unwrap_or_default()).with_context(|| format!("{}: [limits]", path.display()))?;
     let public_metrics = match env("MOBIUS_PUBLIC_METRICS") {
         Some(text) => parse_bool(&text).context("MOBIUS_PUBLIC_METRICS")?,
@@ -286,6 +310,7 @@ fn load_with(
             None => file.require_pinned_actions.unwrap_or(false),
         },
         public_url: public_url.map(|url| url.trim_end_matches('/').to_owned()),
+        database_url,
     })
 }
 
@@ -332,8 +357,13 @@ fn parse_bool(text: &str) -> Result<bool> {
 /// The variables that hold the server's secrets. Each may instead be given as `<NAME>_FILE`,
 /// the path of a file holding the value (its trailing newline trimmed); setting both is an
 /// error, and a file that its group or others may read gets a warning.
-pub const SECRET_VARIABLES: [&str; 4] =
-    ["MOBIUS_ADMIN_TOKEN", "MOBIUS_GITHUB_WEBHOOK_SECRET", "MOBIUS_GITLAB_WEBHOOK_TOKEN", "MOBIUS_SECRET_KEY"];
+pub const SECRET_VARIABLES: [&str; 5] = [
+    "MOBIUS_ADMIN_TOKEN",
+    "MOBIUS_GITHUB_WEBHOOK_SECRET",
+    "MOBIUS_GITLAB_WEBHOOK_TOKEN",
+    "MOBIUS_SECRET_KEY",
+    "MOBIUS_DATABASE_URL",
+];
 
 /// What the environment held of the secrets, read once.
 #[derive(Debug, Default)]

@@ -13,6 +13,7 @@
 mod environments;
 mod facts;
 mod forge;
+mod leases;
 mod migrations;
 mod pool;
 mod read;
@@ -31,7 +32,7 @@ use mobius_events::{AppendStatus, NewEvent, Origin, StoredEvent};
 
 use self::pool::Pool;
 use crate::{
-    EnvironmentRecord, EventQuery, ForgeSettings, Heads, IngestContext, NewRun, PendingStatus, Repository,
+    EnvironmentRecord, EventQuery, ForgeSettings, Heads, IngestContext, LeaseRecord, NewRun, PendingStatus, Repository,
     RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunUpdate, Scope, SecretRecord, SessionRecord,
     SliCompaction, SliCounts, SliMinute, StatusOutcome, Store, StoreError, TokenRecord,
 };
@@ -201,6 +202,18 @@ impl Store for PgStore {
 
     fn deployments(&self, ids: &[DeploymentId]) -> Result<Vec<Deployment>, StoreError> {
         self.read(|c| read::deployments(c, ids))
+    }
+
+    fn claim_lease(&self, name: &str, holder: &str, now: Timestamp, expires: Timestamp) -> Result<bool, StoreError> {
+        self.write(|tx| leases::claim(tx, name, holder, now, expires))
+    }
+
+    fn release_lease(&self, name: &str, holder: &str) -> Result<bool, StoreError> {
+        self.write(|tx| leases::release(tx, name, holder))
+    }
+
+    fn leases(&self) -> Result<Vec<LeaseRecord>, StoreError> {
+        self.read(leases::list)
     }
 
     fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {

@@ -117,6 +117,18 @@ impl Pool {
     }
 }
 
+impl Drop for Pool {
+    /// Each client runs a small runtime of its own, which may not be dropped on an async
+    /// thread (a server drops its store as it stops): the idle ones go on a thread of their
+    /// own.
+    fn drop(&mut self) {
+        let clients = std::mem::take(&mut self.lock().clients);
+        if !clients.is_empty() {
+            let _ = std::thread::spawn(move || drop(clients)).join();
+        }
+    }
+}
+
 /// A connection in use; given back (or forgotten, if it broke) when dropped, even by a panic.
 struct Lease<'a> {
     pool: &'a Pool,

@@ -20,7 +20,7 @@ fn reconnecting_migrates_nothing_and_keeps_what_was_stored() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1]);
+    assert_eq!(versions, [1, 2], "each migration once");
     drop((client, store));
 }
 
@@ -32,7 +32,7 @@ fn a_schema_newer_than_this_build_is_refused() {
     client.execute("INSERT INTO schema_migrations (version, applied) VALUES (99, 0)", &[]).unwrap();
     drop(client);
     match PgStore::connect(&database.url) {
-        Err(StoreError::SchemaTooNew { found: 99, known: 1 }) => {}
+        Err(StoreError::SchemaTooNew { found: 99, known: 2 }) => {}
         Err(other) => panic!("{other}"),
         Ok(_) => panic!("a newer schema was accepted"),
     }
@@ -137,6 +137,19 @@ fn a_broken_connection_is_dropped_and_replaced() {
         .unwrap();
     let first = store.state("k");
     assert!(first.is_err(), "the pooled connection was closed under it: {first:?}");
+    assert!(first.unwrap_err().is_unavailable(), "a lost connection is the store unavailable, not a bug");
     assert_eq!(store.state("k").unwrap().as_deref(), Some("v"), "a new connection");
     drop((admin, store));
+}
+
+/// A server that does not answer: refused at connect, as the store unavailable, and the
+/// message shows the URL without its password.
+#[test]
+fn a_server_that_does_not_answer_is_unavailable_and_its_password_is_never_shown() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("postgres://mobius:hunter2-secret@127.0.0.1:{port}/mobius?connect_timeout=2");
+    let Err(error) = PgStore::connect(&url) else { panic!("connected to nothing") };
+    assert!(error.is_unavailable(), "{error}");
+    let said = format!("{error}");
+    assert!(said.contains("127.0.0.1") && said.contains("***") && !said.contains("hunter2"), "{said}");
 }

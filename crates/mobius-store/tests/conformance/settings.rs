@@ -15,6 +15,7 @@ crate::conformance!(
     state_documents_are_replaced_whole,
     secrets_are_replaced_listed_resealed_and_removed,
     environment_rules_are_replaced_whole_listed_by_repository_and_removed,
+    a_lease_is_one_holders_until_it_lapses_and_renewals_keep_when_it_was_taken,
 );
 
 fn token(id: &str, hash: &str, salt: &str) -> TokenRecord {
@@ -155,4 +156,25 @@ fn environment_rules_are_replaced_whole_listed_by_repository_and_removed(store: 
     assert!(store.delete_environment("o/b", "production").unwrap());
     assert!(!store.delete_environment("o/b", "production").unwrap(), "removing twice finds nothing");
     assert_eq!(store.environments(Some("o/b")).unwrap(), vec![]);
+}
+
+fn a_lease_is_one_holders_until_it_lapses_and_renewals_keep_when_it_was_taken(store: &dyn Store) {
+    assert!(store.claim_lease("alerts", "a", at(0), at(15)).unwrap(), "free: a takes it");
+    assert!(!store.claim_lease("alerts", "b", at(5), at(20)).unwrap(), "a's until 15 s");
+    assert!(store.claim_lease("alerts", "a", at(5), at(20)).unwrap(), "a renews");
+    assert!(!store.claim_lease("alerts", "b", at(19), at(34)).unwrap(), "renewed to 20 s");
+    assert!(store.claim_lease("polling", "b", at(19), at(34)).unwrap(), "another lease is another row");
+    let leases = store.leases().unwrap();
+    assert_eq!(leases.len(), 2);
+    assert_eq!((leases[0].holder.as_str(), leases[0].acquired, leases[0].expires), ("a", at(0), at(20)));
+
+    // a stops renewing: at its expiry b takes it, and a's late renewal fails.
+    assert!(store.claim_lease("alerts", "b", at(20), at(35)).unwrap(), "lapsed at 20 s");
+    assert!(!store.claim_lease("alerts", "a", at(21), at(36)).unwrap());
+    assert_eq!(store.leases().unwrap()[0].acquired, at(20), "b's term began when it took it");
+
+    // Releasing is only the holder's.
+    assert!(!store.release_lease("alerts", "a").unwrap());
+    assert!(store.release_lease("alerts", "b").unwrap());
+    assert!(store.claim_lease("alerts", "a", at(22), at(37)).unwrap(), "free again at once");
 }

@@ -34,7 +34,7 @@ use anyhow::{Context, Result};
 use mobius_app::App;
 use mobius_events::materialise::Rules;
 use mobius_log::blocking::Guarded;
-use mobius_store::{SqliteOptions, SqliteStore, Store};
+use mobius_store::{SqliteOptions, Store};
 use tokio::sync::OnceCell;
 
 pub use self::log::Log;
@@ -122,6 +122,8 @@ pub fn server(data_dir: Option<&Path>, remote: &crate::cli::Remote) -> Result<Re
 /// The application services on the local data directory.
 pub struct Local {
     data_dir: PathBuf,
+    /// The PostgreSQL store the settings name, if any.
+    database_url: Option<String>,
     rules: Rules,
     options: SqliteOptions,
     store: OnceCell<Arc<dyn Store>>,
@@ -133,6 +135,7 @@ impl Local {
         let settings = config::load(data_dir, Overrides { attribution_window, ..Default::default() })?;
         Ok(Local {
             data_dir: settings.data_dir,
+            database_url: settings.database_url.map(|url| url.expose().to_owned()),
             rules: settings.rules,
             options: SqliteOptions::SERVER,
             store: OnceCell::new(),
@@ -145,12 +148,11 @@ impl Local {
         let store = self
             .store
             .get_or_try_init(|| async {
-                let (dir, options) = (self.data_dir.clone(), self.options);
+                let (dir, url, options) = (self.data_dir.clone(), self.database_url.clone(), self.options);
                 mobius_log::blocking::spawn(move || {
-                    let store = SqliteStore::open_with(&dir, options)
-                        .with_context(|| format!("cannot open the store in {}", dir.display()))?;
+                    let store = mobius_app::open_store(&dir, url.as_deref(), options)?;
                     // Checked as the application's is: a call on an async worker fails the tests.
-                    Ok::<_, anyhow::Error>(Arc::new(Guarded(Arc::new(store))) as Arc<dyn Store>)
+                    Ok::<_, anyhow::Error>(Arc::new(Guarded(store)) as Arc<dyn Store>)
                 })
                 .await
             })
@@ -164,6 +166,7 @@ impl Local {
             .get_or_try_init(|| async {
                 let mut config = mobius_app::Config::new(&self.data_dir);
                 config.rules = self.rules;
+                config.database_url = self.database_url.clone();
                 Ok(App::with_store(self.store().await?, config))
             })
             .await

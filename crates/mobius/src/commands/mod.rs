@@ -27,8 +27,8 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
-use mobius_store::{SqliteOptions, SqliteStore, Store};
+use anyhow::Result;
+use mobius_store::{SqliteOptions, Store};
 
 use crate::cli::{Cli, Command};
 use crate::config::{self, Overrides, Settings};
@@ -71,9 +71,9 @@ fn settings(data_dir: Option<&Path>, attribution_window: Option<&str>) -> Result
     config::load(data_dir, Overrides { attribution_window, ..Default::default() })
 }
 
-/// The store in the data directory, for the commands that work only there (`repo`, `run`).
+/// The store (the data directory's, or the database the settings name), for the commands that
+/// work only on it (`repo`, `run`).
 fn open_store(settings: &Settings) -> Result<Arc<dyn Store>> {
-    let store = SqliteStore::open_with(&settings.data_dir, SqliteOptions::SERVER)
-        .with_context(|| format!("cannot open the store in {}", settings.data_dir.display()))?;
-    Ok(Arc::new(store))
+    let url = settings.database_url.as_ref().map(|url| url.expose());
+    Ok(mobius_app::open_store(&settings.data_dir, url, SqliteOptions::SERVER)?)
 }

@@ -20,6 +20,7 @@ pub async fn run(data_dir: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
             public_read: args.public_read,
             attribution_window: args.rules.attribution_window.as_deref(),
             public_url: args.public_url.as_deref(),
+            database_url: args.database_url.as_deref(),
         },
     )?;
     // Bound before the application opens: commit statuses link runs under its address.
@@ -28,9 +29,14 @@ pub async fn run(data_dir: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
     let address = listener.local_addr()?;
     let mut config = app_config(&settings)?;
     config.public_url = Some(settings.public_url.clone().unwrap_or_else(|| format!("http://{address}")));
-    let app = App::open(config)?;
-
-    match tokens::bootstrap(app.store.as_ref(), settings.admin_token.as_ref().map(|s| s.expose()))? {
+    // Opening the store and the first reads are blocking work (a PostgreSQL client may not
+    // even start on an async thread): the blocking pool does them.
+    let app = mobius_log::blocking::spawn(move || App::open(config)).await?;
+    let (store, admin_token) = (app.store.clone(), settings.admin_token.clone());
+    let bootstrap = mobius_log::blocking::spawn(move || {
+        tokens::bootstrap(store.as_ref(), admin_token.as_ref().map(|s| s.expose()))
+    });
+    match bootstrap.await? {
         Bootstrap::Generated(secret) => {
             // Shown once: only its hash is stored.
             println!("Generated the admin token (shown only now; store it safely):\n\n    {secret}\n");
@@ -90,6 +96,7 @@ pub(super) fn app_config(settings: &Settings) -> Result<mobius_app::Config> {
     config.sandbox = settings.sandbox()?;
     config.actions = settings.action_cache();
     config.secret_key = settings.secret_key.as_ref().map(|key| key.expose().to_owned());
+    config.database_url = settings.database_url.as_ref().map(|url| url.expose().to_owned());
     config.external_proxy = std::env::var("MOBIUS_PROXY").is_ok_and(|v| v == "external");
     if let Ok(every) = std::env::var("MOBIUS_ALERT_EVERY") {
         config.alert_every = crate::config::parse_interval(&every)?;

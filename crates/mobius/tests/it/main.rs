@@ -20,6 +20,7 @@ mod golden;
 mod hardening;
 mod limits;
 mod pipelines;
+mod postgres;
 mod prometheus;
 mod pull_requests;
 mod remote_credentials;

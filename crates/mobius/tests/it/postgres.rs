@@ -1,0 +1,94 @@
+//! `mobius serve` and the CLI on PostgreSQL (`MOBIUS_DATABASE_URL`): the same answers as on
+//! SQLite, nothing kept in the data directory's `mobius.db`, two servers on one database,
+//! and a URL's password never shown. The cluster is the store conformance suite's own: a
+//! throwaway PostgreSQL 15 the tests start (or `MOBIUS_TEST_DATABASE_URL`).
+
+#[path = "../../../mobius-store/tests/conformance/cluster.rs"]
+mod cluster;
+
+use serde_json::Value;
+
+use crate::util::{ADMIN, Dir, deployed, http};
+
+fn post(server: &crate::util::Server, events: &[Value]) {
+    for event in events {
+        let response = http()
+            .post(server.url("/api/v1/events"))
+            .bearer_auth(ADMIN)
+            .header("content-type", "application/json")
+            .body(event.to_string())
+            .send()
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.text().unwrap());
+    }
+}
+
+#[test]
+fn serve_and_the_cli_keep_the_store_in_postgres_and_two_servers_share_it() {
+    let database = cluster::Database::create();
+    // Replicas share the database and the key its secrets are sealed with.
+    let key = "5ec12e7".repeat(10)[..64].to_owned();
+    let env = [("MOBIUS_DATABASE_URL", database.url.as_str()), ("MOBIUS_SECRET_KEY", key.as_str())];
+    let (dir, other) = (Dir::new(), Dir::new());
+    let first = dir.serve_with_env(&env);
+    post(
+        &first,
+        &[
+            deployed("p1", "shop", "production", "2024-05-01T10:00:00Z"),
+            deployed("p2", "shop", "production", "2024-05-02T10:00:00Z"),
+            deployed("p2", "shop", "production", "2024-05-02T10:00:00Z"),
+        ],
+    );
+    assert!(!dir.data().join("mobius.db").exists(), "nothing in the data directory's SQLite file");
+
+    // A second server with a data directory of its own reads the same store.
+    let second = other.serve_with_env(&env);
+    let dora = |server: &crate::util::Server| -> Value {
+        let query = "/api/v1/dora?service=shop&environment=production&from=2024-05-01&to=2024-06-01";
+        http().get(server.url(query)).bearer_auth(ADMIN).send().unwrap().json().unwrap()
+    };
+    assert_eq!(dora(&first)["deployment_frequency"]["deployments"], 2, "{}", dora(&first));
+    assert_eq!(dora(&second), dora(&first));
+
+    // The CLI on the same database, without a server.
+    let mut cli = dir.cmd(&[
+        "--json",
+        "dora",
+        "--service",
+        "shop",
+        "--environment",
+        "production",
+        "--from",
+        "2024-05-01",
+        "--to",
+        "2024-06-01",
+    ]);
+    let out = cli.env("MOBIUS_DATABASE_URL", &database.url).env("MOBIUS_SECRET_KEY", &key).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let local: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(local["deployment_frequency"], dora(&first)["deployment_frequency"]);
+
+    // One of them does the singleton work.
+    let held = |server: &crate::util::Server| -> usize {
+        let ready: Value = http().get(server.url("/readyz")).send().unwrap().json().unwrap();
+        ready["leases"]["held"].as_array().map_or(0, Vec::len)
+    };
+    crate::runs::wait_for("the leases shared out", || (held(&first) + held(&second) == 5).then_some(()));
+    assert!(held(&first) == 5 || held(&second) == 5, "each lease has one holder");
+    drop((first, second));
+}
+
+#[test]
+fn a_database_that_does_not_answer_stops_the_start_without_showing_its_password() {
+    let dir = Dir::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("postgres://mobius:hunter2-secret@127.0.0.1:{port}/mobius?connect_timeout=2");
+    let out = dir.cmd(&["serve", "--listen", "127.0.0.1:0"]).env("MOBIUS_DATABASE_URL", &url).output().unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("cannot open the PostgreSQL store") && said.contains("127.0.0.1"), "{said}");
+    assert!(!said.contains("hunter2"), "{said}");
+    // And a URL that is not PostgreSQL's is refused, saying why.
+    let out = dir.cmd(&["serve", "--database-url", "mysql://x@y/z"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a postgres:// URL"), "{:?}", out);
+}
