@@ -253,10 +253,11 @@ fn load_with(
     if let Some(url) = &database_url
         && !(url.expose().starts_with("postgres://") || url.expose().starts_with("postgresql://"))
     {
+        // Only the scheme is shown: the rest may hold a password.
+        let scheme = url.expose().split_once("://").map_or("no scheme", |(scheme, _)| scheme);
         bail!(
             "the database URL is not a postgres:// URL (SQLite needs none: it is the data directory's mobius.db); \
-             it starts `{}`",
-            url.expose().chars().take(12).collect::<String>()
+             its scheme is `{scheme}`"
         );
     }
 
@@ -529,6 +530,20 @@ mod tests {
         let bad = Overrides { public_url: Some("ci.example.com"), ..Default::default() };
         let error = load(Some(dir.path()), bad).unwrap_err().to_string();
         assert!(error.contains("public URL `ci.example.com` is not an http:// or https:// URL"), "{error}");
+    }
+
+    #[test]
+    fn the_database_url_is_layered_and_must_be_postgres_without_showing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = |o: Overrides<'_>| load(Some(dir.path()), o).map(|s| s.database_url.map(|u| u.expose().to_owned()));
+        assert_eq!(url(Overrides::default()).unwrap(), None, "SQLite by default");
+        std::fs::write(dir.path().join("mobius.toml"), "database_url = \"postgres://m:pw@db/mobius\"\n").unwrap();
+        assert_eq!(url(Overrides::default()).unwrap().as_deref(), Some("postgres://m:pw@db/mobius"));
+        let flag = Overrides { database_url: Some("postgresql://other/mobius"), ..Default::default() };
+        assert_eq!(url(flag).unwrap().as_deref(), Some("postgresql://other/mobius"), "the flag wins");
+        let bad = Overrides { database_url: Some("mysql://root:hunter2@db/x"), ..Default::default() };
+        let error = url(bad).unwrap_err().to_string();
+        assert!(error.contains("not a postgres:// URL") && !error.contains("hunter2"), "{error}");
     }
 
     #[test]
