@@ -152,9 +152,12 @@ impl Leases {
             let _ = stop.send(true);
         };
         let work = async {
+            let mut stopped = stopping.clone();
             loop {
-                if held.wait_for(|h| *h).await.is_err() || *stopping.borrow() {
-                    return;
+                // Until the lease is this replica's, or the replica stops.
+                tokio::select! {
+                    taken = held.wait_for(|h| *h) => if taken.is_err() { return },
+                    _ = stopped.wait_for(|s| *s) => return,
                 }
                 let (mut lost, mut stopped) = (held.clone(), stopping.clone());
                 let until = Box::pin(async move {
@@ -163,16 +166,14 @@ impl Leases {
                         _ = stopped.wait_for(|s| *s) => {}
                     }
                 });
+                // Run to its end: told to stop, the task finishes what it was doing.
                 task(until).await;
+                if *stopping.borrow() {
+                    return;
+                }
             }
         };
-        let mut stopped = stopping.clone();
-        tokio::join!(shutdown, async {
-            tokio::select! {
-                () = work => {}
-                _ = stopped.wait_for(|s| *s) => {}
-            }
-        });
+        tokio::join!(shutdown, work);
     }
 }
 
