@@ -292,6 +292,8 @@ impl Background {
         F: FnMut(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send,
     {
+        // Wanted from now: the keeper's first round claims it with the others.
+        leases.lease(name);
         let leases = leases.clone();
         self.spawn(move |stop| async move { leases.run_while_held(name, stop, task).await });
     }
