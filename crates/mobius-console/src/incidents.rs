@@ -7,7 +7,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use askama::Template;
-use axum::extract::{Form, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use jiff::Timestamp;
@@ -21,6 +21,7 @@ use serde::Deserialize;
 
 use crate::Console;
 use crate::pages::CsrfForm;
+use crate::view::ActionForm;
 use crate::view::{
     Who, age, authorize, failed, html, not_found, not_found_with, percent_decode, query_escape, span, utc, viewer,
 };
@@ -351,7 +352,7 @@ pub(crate) async fn acknowledge(
     State(console): State<Console>,
     headers: HeaderMap,
     uri: Uri,
-    Form(form): Form<CsrfForm>,
+    ActionForm(form): ActionForm<CsrfForm>,
 ) -> Response {
     change(console, headers, uri, form, Change::Acknowledge).await
 }
@@ -361,7 +362,7 @@ pub(crate) async fn resolve(
     State(console): State<Console>,
     headers: HeaderMap,
     uri: Uri,
-    Form(form): Form<CsrfForm>,
+    ActionForm(form): ActionForm<CsrfForm>,
 ) -> Response {
     change(console, headers, uri, form, Change::Resolve).await
 }

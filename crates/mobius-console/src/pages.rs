@@ -9,6 +9,7 @@ use mobius_app::sessions;
 use mobius_store::{RunQuery, RunRecord, RunState};
 use serde::Deserialize;
 
+use crate::view::ActionForm;
 use crate::view::{NotFound, Who, cookie, failed, html, named_cookie, session, viewer};
 use crate::{Console, SESSION_COOKIE};
 
@@ -172,14 +173,18 @@ pub(crate) async fn login(State(console): State<Console>, headers: HeaderMap, Fo
     response
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct CsrfForm {
     #[serde(default)]
     pub(crate) csrf: String,
 }
 
 /// `POST /logout`: ends the session (its form's CSRF token must match) and clears the cookie.
-pub(crate) async fn logout(State(console): State<Console>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
+pub(crate) async fn logout(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    ActionForm(form): ActionForm<CsrfForm>,
+) -> Response {
     let Some(session) = session(&console, &headers).await else { return Redirect::to("/login").into_response() };
     if !session.csrf_matches(&form.csrf) {
         return (StatusCode::FORBIDDEN, "The form's CSRF token is missing or wrong: nothing was changed.")

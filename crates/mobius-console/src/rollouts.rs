@@ -3,7 +3,7 @@
 //! [`mobius_delivery::Deployer`] calls as the API's, after the gate every action passes.
 
 use askama::Template;
-use axum::extract::{Form, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use jiff::Timestamp;
@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::Console;
 use crate::pages::CsrfForm;
+use crate::view::ActionForm;
 use crate::view::{Who, age, authorize, failed, html, not_found, percent_decode, query_escape, utc, viewer};
 
 /// How many recent rollouts `/rollouts` reads to find each environment's latest (one store
@@ -189,7 +190,7 @@ pub(crate) async fn promote(
     State(console): State<Console>,
     headers: HeaderMap,
     uri: Uri,
-    Form(form): Form<CsrfForm>,
+    ActionForm(form): ActionForm<CsrfForm>,
 ) -> Response {
     change(console, headers, uri, form, Change::Promote).await
 }
@@ -199,7 +200,7 @@ pub(crate) async fn abort(
     State(console): State<Console>,
     headers: HeaderMap,
     uri: Uri,
-    Form(form): Form<CsrfForm>,
+    ActionForm(form): ActionForm<CsrfForm>,
 ) -> Response {
     change(console, headers, uri, form, Change::Abort).await
 }
@@ -209,7 +210,7 @@ pub(crate) async fn undo(
     State(console): State<Console>,
     headers: HeaderMap,
     uri: Uri,
-    Form(form): Form<CsrfForm>,
+    ActionForm(form): ActionForm<CsrfForm>,
 ) -> Response {
     change(console, headers, uri, form, Change::Undo).await
 }

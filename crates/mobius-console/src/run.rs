@@ -3,7 +3,7 @@
 //! here and carrying the session's CSRF token.
 
 use askama::Template;
-use axum::extract::{Form, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use jiff::Timestamp;
@@ -14,6 +14,7 @@ use mobius_store::{RunDetail, TokenScope};
 
 use crate::Console;
 use crate::pages::CsrfForm;
+use crate::view::ActionForm;
 use crate::view::{Who, authorize, failed, html, not_found, viewer};
 
 /// The most log lines a run's page shows (the last ones).
@@ -258,7 +259,7 @@ enum Action {
 }
 
 /// A re-run's form: its CSRF token, and whether only the failed jobs run again.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize)]
 pub(crate) struct RerunForm {
     #[serde(default)]
     csrf: String,
@@ -271,7 +272,7 @@ pub(crate) async fn cancel(
     State(console): State<Console>,
     headers: HeaderMap,
     uri: Uri,
-    Form(form): Form<CsrfForm>,
+    ActionForm(form): ActionForm<CsrfForm>,
 ) -> Response {
     act(console, headers, uri, &form.csrf, Action::Cancel).await
 }
@@ -281,7 +282,7 @@ pub(crate) async fn rerun(
     State(console): State<Console>,
     headers: HeaderMap,
     uri: Uri,
-    Form(form): Form<RerunForm>,
+    ActionForm(form): ActionForm<RerunForm>,
 ) -> Response {
     act(console, headers, uri, &form.csrf, Action::Rerun(form.failed)).await
 }

@@ -99,6 +99,21 @@ pub(crate) async fn viewer(console: &Console, headers: &HeaderMap, uri: &Uri) ->
     }
 }
 
+/// An action's form, read without refusing it: a body that is not the form (wrong type, too
+/// big, malformed) is the empty form, which carries no CSRF token — so [`authorize`] refuses
+/// it, but only after it has checked who is asking. No one learns anything from a 415 or 422
+/// before being sent to sign-in.
+pub(crate) struct ActionForm<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Default> axum::extract::FromRequest<S> for ActionForm<T> {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        let form = axum::extract::Form::<T>::from_request(request, state).await;
+        Ok(ActionForm(form.map(|axum::extract::Form(form)| form).unwrap_or_default()))
+    }
+}
+
 /// The gate of every action (a form's POST): a session (else to sign-in), whose token's
 /// scope allows `scope` (else 403), whose CSRF token the form carries (else 403). Nothing has
 /// been read beyond the form, and nothing changes, before this passes.

@@ -463,3 +463,23 @@ fn a_commit_message_that_is_markup_is_text_on_the_service_page() {
 fn get_public(server: &Server, path: &str) -> serde_json::Value {
     client().get(server.url(path)).send().unwrap().json().unwrap()
 }
+
+#[test]
+fn an_action_is_refused_for_who_is_asking_before_anything_is_said_of_its_body() {
+    let dir = Dir::new();
+    let server = dir.serve(&[]);
+    for path in ["/runs/1/cancel", "/rollouts/shop/production/promote", "/incidents/x/resolve"] {
+        for (content_type, body) in
+            [("application/json", "{\"not\": \"a form\"}"), ("text/plain", "x".repeat(20_000).as_str())]
+        {
+            let response = client()
+                .post(server.url(path))
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(body.to_owned())
+                .send()
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path} {content_type}: to sign-in, not 415 or 413");
+            assert!(response.headers()[LOCATION].to_str().unwrap().starts_with("/login?next="));
+        }
+    }
+}
