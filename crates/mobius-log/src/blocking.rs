@@ -15,9 +15,10 @@ use jiff::Timestamp;
 use mobius_events::facts::{Deployment, DeploymentId, FactSet, Incident};
 use mobius_events::{AppendStatus, NewEvent, StoredEvent};
 use mobius_store::{
-    EnvironmentRecord, EventQuery, ForgeSettings, Heads, IngestContext, LeaseRecord, NewRun, PendingStatus, Repository,
-    RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunUpdate, Scope, SecretRecord, SessionRecord,
-    SliCompaction, SliCounts, SliMinute, StatusOutcome, Store, StoreError, TokenRecord,
+    AgentJob, AgentRecord, EnvironmentRecord, EventQuery, ForgeSettings, Heads, IngestContext, LeaseRecord, LogAppend,
+    NewAgentJob, NewRun, PendingStatus, Renewal, Repository, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord,
+    RunUpdate, Scope, SecretRecord, SessionRecord, SliCompaction, SliCounts, SliMinute, StatusOutcome, Store,
+    StoreError, TokenRecord,
 };
 
 thread_local! {
@@ -130,6 +131,19 @@ guarded! {
     put_environment(environment: &EnvironmentRecord) -> Result<(), StoreError>;
     delete_environment(repository: &str, name: &str) -> Result<bool, StoreError>;
     environments(repository: Option<&str>) -> Result<Vec<EnvironmentRecord>, StoreError>;
+    record_agent(agent: &AgentRecord) -> Result<(), StoreError>;
+    agents() -> Result<Vec<AgentRecord>, StoreError>;
+    enqueue_agent_job(job: &NewAgentJob) -> Result<i64, StoreError>;
+    claim_agent_job(agent: &str, token: &str, labels: &[String], now: Timestamp, lease_expires: Timestamp) -> Result<Option<AgentJob>, StoreError>;
+    renew_agent_job(id: i64, agent: &str, lease_expires: Timestamp) -> Result<Renewal, StoreError>;
+    append_agent_log(id: i64, agent: &str, offset: u64, data: &[u8]) -> Result<LogAppend, StoreError>;
+    agent_log(id: i64, from: u64, limit: u64) -> Result<Vec<u8>, StoreError>;
+    finish_agent_job(id: i64, agent: &str, result: &str, at: Timestamp) -> Result<bool, StoreError>;
+    cancel_agent_job(id: i64, reason: &str, at: Timestamp) -> Result<bool, StoreError>;
+    agent_job(id: i64) -> Result<Option<AgentJob>, StoreError>;
+    active_agent_jobs() -> Result<Vec<AgentJob>, StoreError>;
+    expire_agent_jobs(now: Timestamp, reason: &str) -> Result<Vec<i64>, StoreError>;
+    lose_agent_jobs_of_token(token: &str, reason: &str, at: Timestamp) -> Result<Vec<i64>, StoreError>;
 }
 
 #[cfg(test)]

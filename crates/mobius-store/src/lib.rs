@@ -12,6 +12,7 @@
 //! The trait is synchronous: SQLite is, and async callers use `spawn_blocking`; the PostgreSQL
 //! backend uses the blocking `postgres` client over a small pool of its own.
 
+pub mod agents;
 pub mod forge;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "postgres")]
 pub use self::postgres::PgStore;
+pub use agents::{AgentJob, AgentJobState, AgentRecord, LogAppend, NewAgentJob, Renewal};
 pub use forge::{CommitStatus, Delivery, ForgeKind, ForgeSettings, PendingStatus, StatusOutcome};
 pub use runs::{
     Heads, JobRecord, NewRun, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunState, RunUpdate,
@@ -119,7 +121,8 @@ pub struct Scope {
 /// What an API token may do. Every scope but `metrics` may read; `admin` may do everything;
 /// `ingest` (append events), `deploy` (deployments and rollouts) and `run` (trigger, cancel and
 /// re-run pipelines — what a repository's git hook holds) grant only their own mutations;
-/// `metrics` only lets Prometheus scrape `/metrics`.
+/// `metrics` only lets Prometheus scrape `/metrics`; `agent` only lets a `mobius agent` take and
+/// run jobs (it reads nothing else).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenScope {
@@ -129,6 +132,7 @@ pub enum TokenScope {
     Run,
     Admin,
     Metrics,
+    Agent,
 }
 
 impl TokenScope {
@@ -140,6 +144,7 @@ impl TokenScope {
             TokenScope::Run => "run",
             TokenScope::Admin => "admin",
             TokenScope::Metrics => "metrics",
+            TokenScope::Agent => "agent",
         }
     }
 
@@ -151,6 +156,7 @@ impl TokenScope {
             "run" => TokenScope::Run,
             "admin" => TokenScope::Admin,
             "metrics" => TokenScope::Metrics,
+            "agent" => TokenScope::Agent,
             _ => return None,
         })
     }
@@ -161,6 +167,8 @@ impl TokenScope {
             (TokenScope::Admin, _) => true,
             // A scrape token reads nothing else; every reading token may scrape.
             (TokenScope::Metrics, need) => need == TokenScope::Metrics,
+            // An agent's token takes and runs jobs, nothing more; no other token may.
+            (TokenScope::Agent, need) | (need, TokenScope::Agent) => need == TokenScope::Agent,
             (_, TokenScope::Read | TokenScope::Metrics) => true,
             (have, need) => have == need,
         }
@@ -413,4 +421,48 @@ pub trait Store: Send + Sync {
     fn delete_environment(&self, repository: &str, name: &str) -> Result<bool, StoreError>;
     /// The protected environments of one repository, or of all, by repository and name.
     fn environments(&self, repository: Option<&str>) -> Result<Vec<EnvironmentRecord>, StoreError>;
+
+    // The agent job queue (see [`agents`]).
+
+    /// Records an agent's contact: inserted the first time, else its labels, token and
+    /// `last_contact` updated (`first_contact` kept).
+    fn record_agent(&self, agent: &AgentRecord) -> Result<(), StoreError>;
+    /// Every agent ever recorded, by name then id.
+    fn agents(&self) -> Result<Vec<AgentRecord>, StoreError>;
+    /// Queues a job; its id.
+    fn enqueue_agent_job(&self, job: &NewAgentJob) -> Result<i64, StoreError>;
+    /// Claims for `agent` (whose token is `token`) the oldest queued job whose labels are all in
+    /// `labels`, running under a lease until `lease_expires`; `None` when there is none. Two
+    /// claimers never get the same job.
+    fn claim_agent_job(
+        &self,
+        agent: &str,
+        token: &str,
+        labels: &[String],
+        now: Timestamp,
+        lease_expires: Timestamp,
+    ) -> Result<Option<AgentJob>, StoreError>;
+    /// Extends the lease of a job `agent` holds to `lease_expires`.
+    fn renew_agent_job(&self, id: i64, agent: &str, lease_expires: Timestamp) -> Result<Renewal, StoreError>;
+    /// Appends a chunk of the log of a job `agent` holds, at byte `offset` (see [`LogAppend`]).
+    fn append_agent_log(&self, id: i64, agent: &str, offset: u64, data: &[u8]) -> Result<LogAppend, StoreError>;
+    /// The job's log from byte `from` to its end, at most `limit` bytes.
+    fn agent_log(&self, id: i64, from: u64, limit: u64) -> Result<Vec<u8>, StoreError>;
+    /// Ends a job `agent` holds with its report; `false` (and nothing changes) when it does not
+    /// hold it.
+    fn finish_agent_job(&self, id: i64, agent: &str, result: &str, at: Timestamp) -> Result<bool, StoreError>;
+    /// Asks a job to cancel: a queued one is [`AgentJobState::Cancelled`] at once (with
+    /// `reason`), a running one has `cancel` set for its agent's next renewal. `false` when the
+    /// job has ended or does not exist.
+    fn cancel_agent_job(&self, id: i64, reason: &str, at: Timestamp) -> Result<bool, StoreError>;
+    /// One job.
+    fn agent_job(&self, id: i64) -> Result<Option<AgentJob>, StoreError>;
+    /// The queued and running jobs, oldest first.
+    fn active_agent_jobs(&self) -> Result<Vec<AgentJob>, StoreError>;
+    /// Makes every running job whose lease lapsed before `now` [`AgentJobState::Lost`] with
+    /// `reason`; their ids.
+    fn expire_agent_jobs(&self, now: Timestamp, reason: &str) -> Result<Vec<i64>, StoreError>;
+    /// Makes every running job held with the token `token` [`AgentJobState::Lost`] with
+    /// `reason` (the token was revoked); their ids.
+    fn lose_agent_jobs_of_token(&self, token: &str, reason: &str, at: Timestamp) -> Result<Vec<i64>, StoreError>;
 }
