@@ -268,6 +268,19 @@ impl Secrets {
         String::from_utf8(plain).map_err(|_| corrupt())
     }
 
+    /// Seals a document the application keeps outside the secret store (an agent job's
+    /// payload, which carries that job's secrets), bound to `purpose`: opening it needs the
+    /// same key and the same purpose.
+    pub fn seal_document(&self, purpose: &str, plaintext: &[u8]) -> String {
+        self.seal_text(purpose.as_bytes(), plaintext)
+    }
+
+    /// Opens what [`Secrets::seal_document`] sealed; `None` when the key or the purpose differs
+    /// or the text was altered.
+    pub fn open_document(&self, purpose: &str, sealed: &str) -> Option<Vec<u8>> {
+        self.open_text(sealed, purpose.as_bytes())
+    }
+
     fn seal(&self, aad: &[u8], plaintext: &[u8]) -> (Vec<u8>, Vec<u8>) {
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
         // Encryption fails only for inputs past the cipher's limit (256 GiB).
@@ -319,6 +332,23 @@ mod tests {
 
     fn store(dir: &Path) -> Arc<dyn Store> {
         Arc::new(SqliteStore::open(dir).unwrap())
+    }
+
+    #[test]
+    fn a_sealed_document_opens_only_with_its_key_and_purpose() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SecretKey::load(dir.path(), None).unwrap();
+        let secrets = Secrets::open(store(dir.path()), &key).unwrap();
+        let sealed = secrets.seal_document("agent job 7", b"{\"TOKEN\":\"plain-token-4711\"}");
+        assert!(!sealed.contains("plain-token-4711"));
+        assert_eq!(secrets.open_document("agent job 7", &sealed).unwrap(), b"{\"TOKEN\":\"plain-token-4711\"}");
+        assert_eq!(secrets.open_document("agent job 8", &sealed), None);
+        let mut altered = sealed.clone();
+        let flipped = if sealed.ends_with("00") { "11" } else { "00" };
+        altered.replace_range(sealed.len() - 2.., flipped);
+        assert_eq!(secrets.open_document("agent job 7", &altered), None);
+        let other = Secrets::open(store(tempfile::tempdir().unwrap().path()), &SecretKey::generate()).unwrap();
+        assert_eq!(other.open_document("agent job 7", &sealed), None);
     }
 
     #[test]
