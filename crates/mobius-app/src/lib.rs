@@ -38,6 +38,7 @@ use mobius_log::{Clock, Ingestor};
 use mobius_pipelines::remote::{ActionCache, DEFAULT_ACTIONS_URL};
 use mobius_reliability::Alerter;
 use mobius_runs::forge::StatusDelivery;
+use mobius_runs::agents::{Agents, AgentsConfig};
 use mobius_runs::{RunError, Runner, RunnerConfig};
 use mobius_sandbox::Sandbox;
 use mobius_secrets::{SecretError, SecretKey, Secrets};
@@ -85,6 +86,9 @@ pub struct Config {
     /// The base URL commit statuses link runs under (`<public_url>/api/v1/runs/<id>`).
     /// Default `None`: statuses carry no link.
     pub public_url: Option<String>,
+    /// How jobs go to `mobius agent` workers: lease, renewal, long-poll wait, and the labels
+    /// the server's own executor serves.
+    pub agents: AgentsConfig,
 }
 
 impl Config {
@@ -106,6 +110,7 @@ impl Config {
             secrets: None,
             public_url: None,
             database_url: None,
+            agents: AgentsConfig::default(),
         }
     }
 }
@@ -156,6 +161,8 @@ pub struct App {
     pub delivery: Deployer,
     /// SLO alerts (and the SLI series every SLO evaluation shares).
     pub reliability: Alerter,
+    /// Jobs on `mobius agent` workers: the queue, and what agents call.
+    pub agents: Agents,
     /// The leases this replica holds on the work that must happen once ([`App::start`]).
     pub leases: Leases,
     config: Config,
@@ -215,9 +222,12 @@ impl App {
         runs.set_deployments(delivery.for_steps());
         // Each job of a server run gets a `MOBIUS_TOKEN` limited to its repository's runs.
         runs.set_run_tokens(Arc::new(tokens::StoredRunTokens(store.clone())));
+        // Jobs whose `runs-on` routes them to agents go through the store's queue.
+        let agents = Agents::new(store.clone(), config.clock, config.secrets.clone(), config.agents.clone());
+        runs.set_agents(agents.clone());
         let reliability = Alerter::new(store.clone(), log.clone(), config.clock);
         let leases = Leases::new(store.clone(), replica_id(), config.clock);
-        App { store, log, runs, delivery, reliability, leases, config }
+        App { store, log, runs, delivery, reliability, agents, leases, config }
     }
 
     /// How the application was set up.

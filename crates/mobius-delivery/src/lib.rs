@@ -13,7 +13,8 @@
 //! instances recorded with each rollout (alive and healthy: kept; others: restarted), and
 //! resumes the controllers of unfinished rollouts where they were.
 
-pub mod archive;
+/// Trees as they travel (release uploads, agents' workspaces): now in `mobius-pipelines`.
+pub use mobius_pipelines::archive;
 mod controller;
 mod instances;
 mod plane;

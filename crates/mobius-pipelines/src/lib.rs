@@ -16,6 +16,7 @@
 //! - [`mask`]: a streaming secret masker for step logs, which also catches a secret split
 //!   across writes and its base64 forms.
 
+pub mod archive;
 pub mod artifacts;
 pub mod cache;
 pub mod chain;

@@ -12,10 +12,13 @@
 //!   observer that stores job and step states in batches and writes those lines.
 //! - [`environments`]: protection rules enforced before a job deploys, the reviews that hold
 //!   it, and each job's short-lived run token (`MOBIUS_TOKEN`).
+//! - [`agents`]: jobs whose `runs-on` routes them to `mobius agent` workers: queued in the
+//!   store, claimed by label, followed to their end.
 //! - [`cdevents`]: the events every run emits (shared with `mobius run`).
 //! - [`forge`]: commit statuses back to GitHub and GitLab, from the outbox the store writes
 //!   with each job state, delivered in the background with retries.
 
+pub mod agents;
 pub mod cdevents;
 pub mod delivery;
 pub mod environments;

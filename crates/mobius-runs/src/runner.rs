@@ -118,6 +118,8 @@ struct Inner {
     run_tokens: Mutex<Option<Arc<dyn RunTokens>>>,
     /// The server's URL, given to jobs as `MOBIUS_SERVER` ([`Runner::set_server_url`]).
     server_url: Mutex<Option<String>>,
+    /// Where jobs whose `runs-on` routes them to agents go ([`Runner::set_agents`]).
+    agents: Mutex<Option<crate::agents::Agents>>,
 }
 
 #[derive(Default)]
@@ -168,6 +170,7 @@ impl Runner {
                 reviews: Arc::new(Reviews::default()),
                 run_tokens: Mutex::new(None),
                 server_url: Mutex::new(None),
+                agents: Mutex::new(None),
             }),
         }
     }
@@ -188,6 +191,12 @@ impl Runner {
     /// Gives every job of the runs started from now on a `MOBIUS_TOKEN` issued by `tokens`.
     pub fn set_run_tokens(&self, tokens: Arc<dyn RunTokens>) {
         *self.inner.run_tokens.lock().unwrap_or_else(|e| e.into_inner()) = Some(tokens);
+    }
+
+    /// Sends the jobs of runs started from now on whose `runs-on` routes them to agents to
+    /// `agents`' queue; without it every job runs here.
+    pub fn set_agents(&self, agents: crate::agents::Agents) {
+        *self.inner.agents.lock().unwrap_or_else(|e| e.into_inner()) = Some(agents);
     }
 
     /// Tells jobs where the server's API is (`MOBIUS_SERVER`), once it listens.

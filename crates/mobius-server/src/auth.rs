@@ -46,6 +46,8 @@ scopes! {
     Admin => Admin,
     /// `/metrics`: a `metrics` token (or any reading one; none with `public_metrics`).
     Scrape => Metrics,
+    /// The agent protocol: an `agent` token (or an admin's).
+    Agent => Agent,
 }
 
 /// The caller of a request that needs `N`: its token, or none when the endpoint is public.

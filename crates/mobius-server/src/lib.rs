@@ -10,7 +10,7 @@
 //!   error shape. [`page`]: every list is paged (items and bytes).
 //! - [`error`]: the one [`error::ApiError`], and every domain error's status.
 //! - `routes`: the handlers, one module per area (log, runs, repositories, secrets, delivery,
-//!   reliability, health).
+//!   reliability, health, agents).
 //! - [`metrics`]: Prometheus metrics about the server itself.
 //! - The console's pages (`mobius_console`) are routed here too, beside the API.
 
@@ -35,7 +35,7 @@ use tokio::net::TcpListener;
 
 use crate::limits::{Gates, Limits};
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
-use crate::routes::{delivery, environments, health, log, reliability, repositories, runs, secrets};
+use crate::routes::{agents, delivery, environments, health, log, reliability, repositories, runs, secrets};
 
 /// A secret from configuration; its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -121,6 +121,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/runs/{id}/rerun", post(runs::rerun))
         .route("/api/v1/runs/{id}/jobs/{job}/approve", post(runs::approve))
         .route("/api/v1/runs/{id}/jobs/{job}/reject", post(runs::reject))
+        .route("/api/v1/agents", get(agents::list))
+        .route("/api/v1/agent/jobs/request", post(agents::request))
+        .route("/api/v1/agent/jobs/{id}/renew", put(agents::renew))
+        .route("/api/v1/agent/jobs/{id}/log", post(agents::log))
+        .route("/api/v1/agent/jobs/{id}/finish", put(agents::finish))
+        .route("/api/v1/agent/jobs/{id}/source", get(agents::source))
         .route("/api/v1/environments", get(environments::list))
         .route("/api/v1/environments/{owner}/{repo}/{env}", put(environments::put).delete(environments::delete))
         .route("/api/v1/poll", post(runs::poll))

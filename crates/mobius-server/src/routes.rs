@@ -1,6 +1,7 @@
 //! The handlers, one module per area of the application. Every handler's first argument is
 //! its [`crate::auth::Caller`], so who may call is settled before anything is read.
 
+pub mod agents;
 pub mod delivery;
 pub mod environments;
 pub mod health;

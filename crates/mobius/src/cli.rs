@@ -46,6 +46,12 @@ pub enum Command {
     /// Pipeline runs of the server: list, show, logs, cancel, re-run
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Run a server's pipeline jobs on this machine (a self-hosted runner), or list agents
+    ///
+    /// Polls the server for jobs whose `runs-on` labels it has (`self-hosted`, this OS and
+    /// architecture, and --labels), runs them with the same engine as the server, and streams
+    /// their logs back. Needs an `agent` token: `mobius token create --scope agent`.
+    Agent(AgentArgs),
     /// Validate workflow files: YAML, unknown keys, expressions, `needs`, matrices, actions
     ///
     /// Checks `.github/workflows/*.yml|yaml` and `.mobius/workflows/*.yml|yaml` under the
@@ -355,6 +361,40 @@ pub(crate) fn key_value(arg: &str) -> Result<(String, String), String> {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AgentArgs {
+    #[command(subcommand)]
+    pub command: Option<AgentCommand>,
+    /// The server's URL
+    #[arg(long, env = "MOBIUS_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// An `agent` token
+    #[arg(long, env = "MOBIUS_AGENT_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Labels besides `self-hosted`, the OS and the architecture, comma-separated
+    #[arg(long, value_name = "LABELS")]
+    pub labels: Vec<String>,
+    /// How many jobs it runs at once
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub jobs: usize,
+    /// Where jobs run (and artifacts and caches are kept); default: a directory in $TMPDIR
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Its name on the server; default: the host name
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// The agents that called the server: labels, last contact, the job each runs
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:7070]
     #[arg(long, env = "MOBIUS_LISTEN", value_name = "ADDR")]
@@ -501,8 +541,9 @@ pub enum TokenCommand {
     Create {
         /// read: queries; ingest: events; deploy: deployments; run: trigger, cancel and re-run
         /// pipelines; admin: all (every one of these may also read); metrics: only scrape
-        /// /metrics (for Prometheus's `authorization`)
-        #[arg(long, value_parser = ["read", "ingest", "deploy", "run", "admin", "metrics"])]
+        /// /metrics (for Prometheus's `authorization`); agent: only take and run jobs
+        /// (`mobius agent`)
+        #[arg(long, value_parser = ["read", "ingest", "deploy", "run", "admin", "metrics", "agent"])]
         scope: String,
         /// A label to recognise it by
         #[arg(long, default_value = "")]

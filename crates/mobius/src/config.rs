@@ -68,6 +68,10 @@ pub struct FileConfig {
     /// file, e.g. `postgres://mobius@db.internal/mobius` (prefer `MOBIUS_DATABASE_URL` or
     /// `MOBIUS_DATABASE_URL_FILE` for a URL with a password).
     pub database_url: Option<String>,
+    /// The `runs-on` labels the server's own executor serves, e.g. `["ubuntu-latest",
+    /// "linux"]`: a job with another label, or `self-hosted`, goes to a `mobius agent`. Default:
+    /// every label but `self-hosted` runs on the server.
+    pub local_labels: Option<Vec<String>>,
 }
 
 /// Resolved settings.
@@ -116,6 +120,9 @@ pub struct Settings {
     /// (`--database-url`, `MOBIUS_DATABASE_URL` or `_FILE`, `database_url`). A secret: it may
     /// hold a password.
     pub database_url: Option<Secret>,
+    /// The labels the server's own executor serves (`local_labels`, `MOBIUS_LOCAL_LABELS`
+    /// comma-separated), lowercase; `None`: all but `self-hosted`.
+    pub local_labels: Option<Vec<String>>,
 }
 
 impl Settings {
@@ -295,6 +302,12 @@ fn load_with(
         },
         public_url: public_url.map(|url| url.trim_end_matches('/').to_owned()),
         database_url,
+        local_labels: env("MOBIUS_LOCAL_LABELS")
+            .map(|text| text.split(',').map(str::to_owned).collect::<Vec<_>>())
+            .or(file.local_labels)
+            .map(|labels| {
+                labels.iter().map(|l| l.trim().to_ascii_lowercase()).filter(|l| !l.is_empty()).collect()
+            }),
     })
 }
 

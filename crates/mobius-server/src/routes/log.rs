@@ -334,5 +334,11 @@ pub async fn delete_token(
         return Err(ApiError::not_found(format!("no token has id `{id}`")));
     }
     tracing::info!(token = %id, %by, "token revoked");
+    // An agent's jobs end with its token, not a lease later.
+    match state.app.agents.token_revoked(&id).await {
+        Ok(lost) if !lost.is_empty() => tracing::info!(token = %id, jobs = ?lost, "the revoked agent's jobs failed"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(token = %id, error = %e, "cannot fail the revoked agent's jobs"),
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

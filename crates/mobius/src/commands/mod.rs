@@ -3,6 +3,7 @@
 //! area.
 
 mod actions;
+mod agent;
 mod backend;
 mod chaos;
 mod demo;
@@ -44,6 +45,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Token(command) => token::run(data_dir, json, command).await,
         Command::Repo(command) => repo::run(data_dir, json, command).await,
         Command::Runs(command) => runs::run(data_dir, json, command).await,
+        Command::Agent(args) => agent::run(json, args).await,
         Command::Lint(args) => lint::run(json, args),
         Command::Run(args) => run::run(data_dir, json, args),
         Command::Actions(command) => actions::run(data_dir, json, command),

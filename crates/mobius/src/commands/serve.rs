@@ -101,6 +101,14 @@ pub(super) fn app_config(settings: &Settings) -> Result<mobius_app::Config> {
     if let Ok(every) = std::env::var("MOBIUS_ALERT_EVERY") {
         config.alert_every = crate::config::parse_interval(&every)?;
     }
+    if let Some(labels) = &settings.local_labels {
+        config.agents.local_labels = Some(labels.iter().cloned().collect());
+    }
+    // How long an agent holds a job without renewing (60 s); agents renew at a third of it.
+    if let Ok(lease) = std::env::var("MOBIUS_AGENT_LEASE") {
+        config.agents.lease = crate::config::parse_interval(&lease).context("MOBIUS_AGENT_LEASE")?;
+        config.agents.renew = (config.agents.lease / 3).max(std::time::Duration::from_secs(1));
+    }
     Ok(config)
 }
 

@@ -4,6 +4,7 @@
 //! under a flood.
 
 mod actions;
+mod agents;
 mod browser;
 mod cli;
 mod console;

@@ -1,0 +1,661 @@
+//! Jobs on agents: the server's half of `mobius agent`.
+//!
+//! A run's engine asks [`RunDispatch`] (its `JobDispatch` port) to run a job instance whose
+//! `runs-on` labels route to agents ([`AgentsConfig::routes`]): the job — its workflow, contexts,
+//! that job's secrets and job token, sealed with the server's key — goes into the store's queue,
+//! and the dispatcher follows it there until it ends, handing the run's observer what the agent
+//! reports. The agent's calls ([`Agents::request`], [`Agents::renew`], [`Agents::append_log`],
+//! [`Agents::finish`], [`Agents::source`]) may reach any replica: the queue, the lease and the
+//! log are in the store; a replica's own calls wake its dispatchers at once, others are seen
+//! within [`FOLLOW_EVERY`].
+//!
+//! What the agent sends as its "log" is the job's whole progress, NDJSON lines of
+//! [`Progress`], appended at byte offsets so a chunk sent again after a network blip is taken
+//! once and a gap is refused with the offset to resend from (409).
+//!
+//! A job whose agent stops renewing fails once its lease lapses, saying [`AGENT_LOST`]; it is
+//! never queued again silently (GitHub's and Buildkite's semantics: a re-run is explicit). A
+//! revoked agent token fails its jobs at once ([`Agents::token_revoked`]).
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use jiff::Timestamp;
+use mobius_pipelines::engine::{
+    BoxFuture, JobDispatch, JobReport, RemoteJob, RemoteProgress, StepReport,
+};
+use mobius_pipelines::exec::{CancellationSignal, LogLine, Stream};
+use mobius_store::{AgentJob, AgentJobState, AgentRecord, LogAppend, NewAgentJob, Renewal, Store, StoreError};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+/// Why a job failed when its agent stopped renewing its lease.
+pub const AGENT_LOST: &str = "agent lost: it stopped renewing the job's lease";
+
+/// Why a job failed when its agent's token was revoked.
+pub const TOKEN_REVOKED: &str = "agent lost: its token was revoked";
+
+/// How often a dispatcher looks at its job in the store when nothing in this process woke it
+/// (the agent reached another replica).
+pub const FOLLOW_EVERY: Duration = Duration::from_millis(500);
+
+/// How often a long poll looks for a job queued by another replica.
+const CLAIM_EVERY: Duration = Duration::from_secs(1);
+
+/// At most this much of a job's progress is read from the store at once.
+const READ_CHUNK: u64 = 1 << 20;
+
+/// At most this much progress per job (64 MiB): an agent past it is answered 413.
+pub const MAX_JOB_LOG: u64 = 64 << 20;
+
+/// The purpose a job's payload is sealed for.
+fn purpose(run: i64, job: &str) -> String {
+    format!("agent job of run {run}: {job}")
+}
+
+/// How jobs go to agents.
+#[derive(Debug, Clone)]
+pub struct AgentsConfig {
+    /// How long an agent holds a job without renewing (60 s; GitHub's runners renew every
+    /// minute or so, Buildkite's every few seconds).
+    pub lease: Duration,
+    /// How often an agent is told to renew (a third of the lease).
+    pub renew: Duration,
+    /// The longest a request for a job waits before answering "none" (≤ 50 s, as GitHub's and
+    /// GitLab's runners poll).
+    pub max_wait: Duration,
+    /// The labels the server's own executor serves; `None`: any label but `self-hosted`.
+    /// A job whose labels include `self-hosted`, or one not among these, goes to agents.
+    pub local_labels: Option<BTreeSet<String>>,
+}
+
+impl Default for AgentsConfig {
+    fn default() -> Self {
+        AgentsConfig {
+            lease: Duration::from_secs(60),
+            renew: Duration::from_secs(20),
+            max_wait: Duration::from_secs(50),
+            local_labels: None,
+        }
+    }
+}
+
+impl AgentsConfig {
+    /// Whether a job with these (lowercase) labels runs on an agent.
+    pub fn routes(&self, labels: &[String]) -> bool {
+        if labels.iter().any(|l| l == "self-hosted") {
+            return true;
+        }
+        match &self.local_labels {
+            None => false,
+            Some(local) => labels.iter().any(|l| !local.contains(l)),
+        }
+    }
+}
+
+/// What an agent says about itself with each request and renewal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hello {
+    /// Unique per agent process (its name and a random suffix).
+    pub id: String,
+    pub name: String,
+    pub labels: Vec<String>,
+}
+
+/// A job handed to an agent.
+#[derive(Debug, Clone, Serialize)]
+pub struct Claimed {
+    pub id: i64,
+    pub run: i64,
+    pub job: RemoteJob,
+    /// Whether `GET …/source` has the job's workspace (jobs that check out).
+    pub source: bool,
+    pub lease_seconds: u64,
+    pub renew_seconds: u64,
+}
+
+/// One line of a job's progress, as the agent sends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Progress {
+    StepStarted { step: String },
+    Log { step: String, at_ms: u64, stderr: bool, text: String },
+    StepFinished { step: StepReport },
+}
+
+impl Progress {
+    pub fn log(step: &str, line: &LogLine) -> Progress {
+        let at_ms = line.at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        Progress::Log { step: step.to_owned(), at_ms, stderr: line.stream == Stream::Stderr, text: line.text.clone() }
+    }
+}
+
+/// An agent as `GET /api/v1/agents` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentView {
+    pub id: String,
+    pub name: String,
+    pub labels: Vec<String>,
+    pub last_contact: Timestamp,
+    pub first_contact: Timestamp,
+    /// The job it runs now, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<AgentJobView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentJobView {
+    pub id: i64,
+    pub run: i64,
+    pub job: String,
+}
+
+/// Why an agent's call was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("job {0} is not running under this agent")]
+    NotHeld(i64),
+    #[error("job {id}: this chunk starts past the end of the log; resend from offset {expected}")]
+    Gap { id: i64, expected: u64 },
+    #[error("job {0}'s log would exceed {MAX_JOB_LOG} bytes")]
+    LogTooLarge(i64),
+    #[error("the agent's id, name and labels must be non-empty words of at most 100 characters")]
+    BadHello,
+    #[error("the report is not a job report: {0}")]
+    BadReport(String),
+    #[error("storage failed")]
+    Store(#[from] StoreError),
+}
+
+/// The server's side of agents. Cheap to clone.
+#[derive(Clone)]
+pub struct Agents {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Agents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agents").field("config", &self.inner.config).finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    clock: mobius_log::Clock,
+    secrets: Option<mobius_secrets::Secrets>,
+    config: AgentsConfig,
+    /// Told when this process queues a job: long polls look at once.
+    queued: Notify,
+    /// Told when an agent's call changed a job here: dispatchers look at once.
+    changed: Notify,
+    /// The workspaces of queued and running jobs that check out, packed, by job id.
+    sources: Mutex<HashMap<i64, Arc<Vec<u8>>>>,
+}
+
+impl Agents {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: mobius_log::Clock,
+        secrets: Option<mobius_secrets::Secrets>,
+        config: AgentsConfig,
+    ) -> Agents {
+        Agents {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                secrets,
+                config,
+                queued: Notify::new(),
+                changed: Notify::new(),
+                sources: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &AgentsConfig {
+        &self.inner.config
+    }
+
+    fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    fn later(&self, by: Duration) -> Timestamp {
+        self.now() + jiff::SignedDuration::try_from(by).unwrap_or(jiff::SignedDuration::MAX)
+    }
+
+    async fn store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.inner.store.clone();
+        mobius_log::blocking::spawn(move || f(store.as_ref())).await
+    }
+
+    /// The dispatcher one run's engine uses; `source` is the run's checkout, when it has one.
+    pub fn for_run(&self, run: i64, source: Option<PathBuf>) -> Arc<dyn JobDispatch> {
+        Arc::new(RunDispatch { agents: self.clone(), run, source })
+    }
+
+    /// `POST /api/v1/agent/jobs/request`: the oldest queued job this agent has the labels for,
+    /// waiting up to `wait` (at most [`AgentsConfig::max_wait`]) for one; `None` after that.
+    pub async fn request(&self, hello: Hello, token: &str, wait: Duration) -> Result<Option<Claimed>, AgentError> {
+        let hello = checked(hello)?;
+        let deadline = tokio::time::Instant::now() + wait.min(self.inner.config.max_wait);
+        let record = AgentRecord {
+            id: hello.id.clone(),
+            name: hello.name.clone(),
+            labels: hello.labels.clone(),
+            token: token.to_owned(),
+            first_contact: self.now(),
+            last_contact: self.now(),
+        };
+        self.store(move |s| s.record_agent(&record)).await?;
+        loop {
+            // Registered before the claim, so a job queued in between wakes this poll.
+            let queued = self.inner.queued.notified();
+            let (agent, token, labels) = (hello.id.clone(), token.to_owned(), hello.labels.clone());
+            let (now, until) = (self.now(), self.later(self.inner.config.lease));
+            let claimed = self.store(move |s| s.claim_agent_job(&agent, &token, &labels, now, until)).await?;
+            if let Some(job) = claimed {
+                match self.open(&job) {
+                    Ok(remote) => {
+                        self.inner.changed.notify_waiters();
+                        let source = self.inner.sources.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&job.id);
+                        return Ok(Some(Claimed {
+                            id: job.id,
+                            run: job.run,
+                            job: remote,
+                            source,
+                            lease_seconds: self.inner.config.lease.as_secs(),
+                            renew_seconds: self.inner.config.renew.as_secs().max(1),
+                        }));
+                    }
+                    Err(why) => {
+                        // The job cannot run anywhere: end it with the reason, and look again.
+                        tracing::error!(job = job.id, run = job.run, error = %why, "an agent job's payload cannot be opened");
+                        let (id, agent, result) = (job.id, hello.id.clone(), failure_result(&why));
+                        let at = self.now();
+                        self.store(move |s| s.finish_agent_job(id, &agent, &result, at)).await?;
+                        self.inner.changed.notify_waiters();
+                        continue;
+                    }
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => return Ok(None),
+                () = queued => {}
+                () = tokio::time::sleep(CLAIM_EVERY) => {}
+            }
+        }
+    }
+
+    fn open(&self, job: &AgentJob) -> Result<RemoteJob, String> {
+        let secrets = self.inner.secrets.as_ref().ok_or("the server has no secret key to open agent jobs with")?;
+        let plain = secrets
+            .open_document(&purpose(job.run, &job.job), &job.payload)
+            .ok_or("the payload does not open with this server's key (replicas must share MOBIUS_SECRET_KEY)")?;
+        serde_json::from_slice(&plain).map_err(|e| format!("the payload is not a job: {e}"))
+    }
+
+    /// `PUT /api/v1/agent/jobs/{id}/renew`: extends the lease; whether the job is to cancel.
+    pub async fn renew(&self, id: i64, hello: Hello, token: &str) -> Result<bool, AgentError> {
+        let hello = checked(hello)?;
+        let record = AgentRecord {
+            id: hello.id.clone(),
+            name: hello.name,
+            labels: hello.labels,
+            token: token.to_owned(),
+            first_contact: self.now(),
+            last_contact: self.now(),
+        };
+        let until = self.later(self.inner.config.lease);
+        let agent = hello.id;
+        let renewal = self
+            .store(move |s| {
+                s.record_agent(&record)?;
+                s.renew_agent_job(id, &agent, until)
+            })
+            .await?;
+        match renewal {
+            Renewal::Held { cancel } => Ok(cancel),
+            Renewal::NotHeld => Err(AgentError::NotHeld(id)),
+        }
+    }
+
+    /// `POST /api/v1/agent/jobs/{id}/log?offset=N`: a chunk of the job's progress; the log's
+    /// length after it.
+    pub async fn append_log(&self, id: i64, agent: &str, offset: u64, data: Vec<u8>) -> Result<u64, AgentError> {
+        if offset.saturating_add(data.len() as u64) > MAX_JOB_LOG {
+            return Err(AgentError::LogTooLarge(id));
+        }
+        let agent = agent.to_owned();
+        let appended = self.store(move |s| s.append_agent_log(id, &agent, offset, &data)).await?;
+        match appended {
+            LogAppend::Appended(length) => {
+                self.inner.changed.notify_waiters();
+                Ok(length)
+            }
+            LogAppend::Gap { expected } => Err(AgentError::Gap { id, expected }),
+            LogAppend::NotHeld => Err(AgentError::NotHeld(id)),
+        }
+    }
+
+    /// `PUT /api/v1/agent/jobs/{id}/finish`: the job's report; the job has ended.
+    pub async fn finish(&self, id: i64, agent: &str, report: JobReport) -> Result<(), AgentError> {
+        let result = serde_json::to_string(&report).map_err(|e| AgentError::BadReport(e.to_string()))?;
+        let (agent, at) = (agent.to_owned(), self.now());
+        if !self.store(move |s| s.finish_agent_job(id, &agent, &result, at)).await? {
+            return Err(AgentError::NotHeld(id));
+        }
+        self.inner.changed.notify_waiters();
+        Ok(())
+    }
+
+    /// `GET /api/v1/agent/jobs/{id}/source`: the packed workspace of a job this agent holds.
+    /// `None` when the job has none here (it does not check out, or another replica queued it).
+    pub async fn source(&self, id: i64, agent: &str) -> Result<Option<Arc<Vec<u8>>>, AgentError> {
+        let job = self.store(move |s| s.agent_job(id)).await?;
+        let held = job.is_some_and(|j| j.state == AgentJobState::Running && j.agent.as_deref() == Some(agent));
+        if !held {
+            return Err(AgentError::NotHeld(id));
+        }
+        Ok(self.inner.sources.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned())
+    }
+
+    /// Fails the jobs running under a revoked agent token, at once.
+    pub async fn token_revoked(&self, token: &str) -> Result<Vec<i64>, StoreError> {
+        let (token, at) = (token.to_owned(), self.now());
+        let lost = self.store(move |s| s.lose_agent_jobs_of_token(&token, TOKEN_REVOKED, at)).await?;
+        if !lost.is_empty() {
+            self.inner.changed.notify_waiters();
+        }
+        Ok(lost)
+    }
+
+    /// `GET /api/v1/agents`: every agent recorded, with the job it runs.
+    pub async fn list(&self) -> Result<Vec<AgentView>, StoreError> {
+        let (agents, jobs) = self.store(|s| Ok((s.agents()?, s.active_agent_jobs()?))).await?;
+        Ok(agents
+            .into_iter()
+            .map(|a| {
+                let job = jobs
+                    .iter()
+                    .find(|j| j.state == AgentJobState::Running && j.agent.as_deref() == Some(a.id.as_str()))
+                    .map(|j| AgentJobView { id: j.id, run: j.run, job: j.job.clone() });
+                AgentView {
+                    id: a.id,
+                    name: a.name,
+                    labels: a.labels,
+                    last_contact: a.last_contact,
+                    first_contact: a.first_contact,
+                    job,
+                }
+            })
+            .collect())
+    }
+
+    /// Queued and running agent jobs, for `/metrics`: (queued, running).
+    pub async fn queue_sizes(&self) -> Result<(usize, usize), StoreError> {
+        let jobs = self.store(|s| s.active_agent_jobs()).await?;
+        let queued = jobs.iter().filter(|j| j.state == AgentJobState::Queued).count();
+        Ok((queued, jobs.len() - queued))
+    }
+}
+
+/// Lowercase, sorted and deduplicated labels; the hello refused when a field is empty, too long
+/// or not a plain word.
+fn checked(mut hello: Hello) -> Result<Hello, AgentError> {
+    let word = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 100
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '#'))
+    };
+    hello.labels = hello.labels.iter().map(|l| l.trim().to_ascii_lowercase()).collect::<BTreeSet<_>>().into_iter().collect();
+    if !word(&hello.id) || !word(&hello.name) || hello.labels.len() > 50 || !hello.labels.iter().all(|l| word(l)) {
+        return Err(AgentError::BadHello);
+    }
+    Ok(hello)
+}
+
+/// A stored result saying the job could not run, which the dispatcher turns into a failure.
+fn failure_result(why: &str) -> String {
+    serde_json::json!({ "error": why }).to_string()
+}
+
+/// One run's [`JobDispatch`]: queues the job and follows it to its end.
+#[derive(Debug)]
+struct RunDispatch {
+    agents: Agents,
+    run: i64,
+    source: Option<PathBuf>,
+}
+
+impl JobDispatch for RunDispatch {
+    fn routes(&self, labels: &[String]) -> bool {
+        self.agents.inner.config.routes(labels)
+    }
+
+    fn run(&self, job: RemoteJob, progress: RemoteProgress, cancel: CancellationSignal) -> BoxFuture<JobReport> {
+        let (agents, run, source) = (self.agents.clone(), self.run, self.source.clone());
+        Box::pin(async move {
+            match follow(&agents, run, source, job, &progress, cancel).await {
+                Ok(report) => report,
+                Err(why) => progress.failed(&why),
+            }
+        })
+    }
+}
+
+fn runner_line(text: &str) -> LogLine {
+    LogLine { at: SystemTime::now(), stream: Stream::Stderr, text: text.to_owned() }
+}
+
+/// Queues `job` and follows it in the store until it ends: its progress handed to the run's
+/// observer, cancel passed on, a lapsed lease made "agent lost".
+async fn follow(
+    agents: &Agents,
+    run: i64,
+    source: Option<PathBuf>,
+    job: RemoteJob,
+    progress: &RemoteProgress,
+    cancel: CancellationSignal,
+) -> Result<JobReport, String> {
+    let secrets = agents.inner.secrets.as_ref().ok_or("agents need the server's secret key (MOBIUS_SECRET_KEY)")?;
+    let packed = match source.filter(|dir| dir.is_dir()) {
+        Some(dir) => Some(Arc::new(
+            mobius_log::blocking::spawn(move || pack(&dir))
+                .await
+                .map_err(|e| format!("cannot pack the workspace for the agent: {e}"))?,
+        )),
+        None => None,
+    };
+    let plain = serde_json::to_vec(&job).map_err(|e| format!("cannot encode the job: {e}"))?;
+    let new = NewAgentJob {
+        run,
+        job: job.name.clone(),
+        labels: job.labels.clone(),
+        payload: secrets.seal_document(&purpose(run, &job.name), &plain),
+        queued: agents.now(),
+    };
+    let id = agents.store(move |s| s.enqueue_agent_job(&new)).await.map_err(|e| format!("cannot queue the job: {e}"))?;
+    if let Some(packed) = packed {
+        agents.inner.sources.lock().unwrap_or_else(|e| e.into_inner()).insert(id, packed);
+    }
+    agents.inner.queued.notify_waiters();
+    let labels = job.labels.join(", ");
+    progress.log("Set up job", runner_line(&format!("Waiting for an agent with the labels [{labels}] (agent job {id})")));
+    let followed = Follower { agents, id, progress, offset: 0, partial: Vec::new(), announced: false }
+        .until_ended(cancel)
+        .await;
+    agents.inner.sources.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    followed
+}
+
+struct Follower<'a> {
+    agents: &'a Agents,
+    id: i64,
+    progress: &'a RemoteProgress,
+    /// How much of the log was handed on.
+    offset: u64,
+    /// The start of a line whose end has not come yet.
+    partial: Vec<u8>,
+    /// Whether "running on agent X" was said.
+    announced: bool,
+}
+
+impl Follower<'_> {
+    async fn until_ended(mut self, cancel: CancellationSignal) -> Result<JobReport, String> {
+        let id = self.id;
+        let mut cancel_sent = false;
+        loop {
+            let changed = self.agents.inner.changed.notified();
+            let job = self
+                .agents
+                .store(move |s| s.agent_job(id))
+                .await
+                .map_err(|e| format!("cannot read agent job {id}: {e}"))?
+                .ok_or_else(|| format!("agent job {id} is gone from the store"))?;
+            self.read_log(job.log_len).await?;
+            if let (false, Some(agent)) = (self.announced, &job.agent) {
+                self.announced = true;
+                self.progress.log("Set up job", runner_line(&format!("Running on agent {agent}")));
+            }
+            match job.state {
+                AgentJobState::Finished => return self.report(&job),
+                AgentJobState::Lost => {
+                    return Ok(self.progress.failed(job.reason.as_deref().unwrap_or(AGENT_LOST)));
+                }
+                AgentJobState::Cancelled => {
+                    return Ok(self.progress.cancelled(job.reason.as_deref().unwrap_or("cancelled before an agent took it")));
+                }
+                AgentJobState::Running if job.lease_expires.is_some_and(|t| t < self.agents.now()) => {
+                    let now = self.agents.now();
+                    self.agents
+                        .store(move |s| s.expire_agent_jobs(now, AGENT_LOST))
+                        .await
+                        .map_err(|e| format!("cannot fail the lost agent job {id}: {e}"))?;
+                    continue;
+                }
+                AgentJobState::Queued | AgentJobState::Running => {}
+            }
+            if cancel.is_cancelled() && !cancel_sent {
+                cancel_sent = true;
+                let at = self.agents.now();
+                self.agents
+                    .store(move |s| s.cancel_agent_job(id, "the run was cancelled", at))
+                    .await
+                    .map_err(|e| format!("cannot cancel agent job {id}: {e}"))?;
+                continue;
+            }
+            tokio::select! {
+                () = changed => {}
+                () = cancel.cancelled(), if !cancel_sent => {}
+                () = tokio::time::sleep(FOLLOW_EVERY) => {}
+            }
+        }
+    }
+
+    /// Hands on the whole lines of the log up to `length`.
+    async fn read_log(&mut self, length: u64) -> Result<(), String> {
+        while self.offset < length {
+            let (id, from) = (self.id, self.offset);
+            let chunk = self
+                .agents
+                .store(move |s| s.agent_log(id, from, READ_CHUNK))
+                .await
+                .map_err(|e| format!("cannot read agent job {id}'s log: {e}"))?;
+            if chunk.is_empty() {
+                break;
+            }
+            self.offset += chunk.len() as u64;
+            self.partial.extend_from_slice(&chunk);
+            while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.partial.drain(..=end).collect();
+                self.hand_on(&line[..end]);
+            }
+        }
+        Ok(())
+    }
+
+    fn hand_on(&self, line: &[u8]) {
+        match serde_json::from_slice::<Progress>(line) {
+            Ok(Progress::StepStarted { step }) => self.progress.step_started(&step),
+            Ok(Progress::Log { step, at_ms, stderr, text }) => {
+                let at = SystemTime::UNIX_EPOCH + Duration::from_millis(at_ms);
+                let stream = if stderr { Stream::Stderr } else { Stream::Stdout };
+                self.progress.log(&step, LogLine { at, stream, text });
+            }
+            Ok(Progress::StepFinished { step }) => self.progress.step_finished(step),
+            Err(e) => tracing::warn!(job = self.id, error = %e, "an agent sent a progress line that does not parse"),
+        }
+    }
+
+    fn report(&self, job: &AgentJob) -> Result<JobReport, String> {
+        let result = job.result.as_deref().unwrap_or("{}");
+        if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(result)
+            && let Some(error) = map.get("error").and_then(|e| e.as_str())
+        {
+            return Err(error.to_owned());
+        }
+        let mut report: JobReport =
+            serde_json::from_str(result).map_err(|e| format!("agent job {}'s report does not parse: {e}", job.id))?;
+        // The name is the server's: an agent cannot report another job.
+        report.name.clone_from(&job.job);
+        Ok(report)
+    }
+}
+
+/// The workspace as a tar, by the release archive's rules.
+fn pack(dir: &std::path::Path) -> Result<Vec<u8>, mobius_pipelines::archive::ArchiveError> {
+    let mut packed = Vec::new();
+    mobius_pipelines::archive::pack(dir, &mut packed)?;
+    Ok(packed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_hosted_goes_to_agents_and_local_labels_are_configurable() {
+        let labels = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let any = AgentsConfig::default();
+        assert!(any.routes(&labels(&["self-hosted", "gpu"])));
+        assert!(!any.routes(&labels(&["ubuntu-latest"])));
+        assert!(!any.routes(&labels(&[])));
+        let local = AgentsConfig {
+            local_labels: Some(["ubuntu-latest", "linux"].into_iter().map(String::from).collect()),
+            ..AgentsConfig::default()
+        };
+        assert!(!local.routes(&labels(&["ubuntu-latest"])));
+        assert!(local.routes(&labels(&["linux", "gpu"])));
+        assert!(local.routes(&labels(&["self-hosted", "linux"])));
+    }
+
+    #[test]
+    fn a_hello_is_normalised_or_refused() {
+        let hello = |id: &str, labels: &[&str]| Hello {
+            id: id.into(),
+            name: "build-1".into(),
+            labels: labels.iter().map(|s| s.to_string()).collect(),
+        };
+        let ok = checked(hello("build-1#ab12", &["GPU", "linux", "gpu"])).unwrap();
+        assert_eq!(ok.labels, ["gpu", "linux"]);
+        assert!(matches!(checked(hello("", &[])), Err(AgentError::BadHello)));
+        assert!(matches!(checked(hello("a b", &[])), Err(AgentError::BadHello)));
+        assert!(matches!(checked(hello("a", &["x/y"])), Err(AgentError::BadHello)));
+    }
+
+    #[test]
+    fn progress_lines_round_trip() {
+        let line = LogLine { at: SystemTime::UNIX_EPOCH + Duration::from_millis(1234), stream: Stream::Stdout, text: "hi".into() };
+        let p = Progress::log("Run make", &line);
+        let text = serde_json::to_string(&p).unwrap();
+        assert_eq!(text, r#"{"t":"log","step":"Run make","at_ms":1234,"stderr":false,"text":"hi"}"#);
+        assert_eq!(serde_json::from_str::<Progress>(&text).unwrap(), p);
+    }
+}

@@ -1,0 +1,146 @@
+//! The agent protocol (`mobius agent`, with an `agent` token) and the list of agents.
+//!
+//! - `POST /api/v1/agent/jobs/request?wait=S` (the agent's [`Hello`]): 201 with a job, or 204
+//!   after a long poll of up to 50 s.
+//! - `PUT /api/v1/agent/jobs/{id}/renew` (the hello): 200 `{"cancel": bool}`, or 409 when the
+//!   agent does not hold the job (it was lost, cancelled or finished).
+//! - `POST /api/v1/agent/jobs/{id}/log?agent=ID&offset=N` (raw bytes of the job's progress): 200
+//!   `{"length": n}`; 409 with `expected` when the chunk leaves a gap, or the job is not held.
+//! - `PUT /api/v1/agent/jobs/{id}/finish?agent=ID` (the job's report): 204; 409 when not held.
+//! - `GET /api/v1/agent/jobs/{id}/source?agent=ID`: the job's workspace as a tar; 404 when it
+//!   has none.
+//! - `GET /api/v1/agents` (any reading token): every agent, its labels, last contact and job.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use mobius_pipelines::engine::JobReport;
+use mobius_runs::agents::{AgentError, Hello};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::AppState;
+use crate::auth::{Agent, Caller, Read};
+use crate::error::ApiError;
+use crate::extract::{Body, Json as JsonBody, Path, Query};
+
+impl From<AgentError> for ApiError {
+    fn from(error: AgentError) -> ApiError {
+        match error {
+            AgentError::NotHeld(_) => ApiError::conflict(error.to_string()),
+            AgentError::Gap { expected, .. } => {
+                let mut e = ApiError::conflict(error.to_string());
+                e.code = "log_gap";
+                e.message = format!("{}; expected offset {expected}", e.message);
+                e
+            }
+            AgentError::LogTooLarge(_) => ApiError::too_large(error.to_string()),
+            AgentError::BadHello | AgentError::BadReport(_) => ApiError::bad_request(error.to_string()),
+            AgentError::Store(e) => ApiError::store(e),
+        }
+    }
+}
+
+fn token_of<N>(caller: &Caller<N>) -> Result<String, ApiError> {
+    caller.token.as_ref().map(|t| t.id.clone()).ok_or_else(|| ApiError::unauthorized("agents need a token"))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WaitParams {
+    /// Seconds to wait for a job (at most 50).
+    wait: Option<u64>,
+}
+
+/// `POST /api/v1/agent/jobs/request`.
+pub async fn request(
+    caller: Caller<Agent>,
+    State(state): State<AppState>,
+    Query(params): Query<WaitParams>,
+    JsonBody(hello): JsonBody<Hello>,
+) -> Result<Response, ApiError> {
+    let token = token_of(&caller)?;
+    let wait = Duration::from_secs(params.wait.unwrap_or(50));
+    match state.app.agents.request(hello, &token, wait).await? {
+        Some(claimed) => Ok((StatusCode::CREATED, Json(claimed)).into_response()),
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
+}
+
+/// `PUT /api/v1/agent/jobs/{id}/renew`.
+pub async fn renew(
+    caller: Caller<Agent>,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    JsonBody(hello): JsonBody<Hello>,
+) -> Result<Response, ApiError> {
+    let token = token_of(&caller)?;
+    let cancel = state.app.agents.renew(id, hello, &token).await?;
+    Ok(Json(json!({ "cancel": cancel })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LogParams {
+    agent: String,
+    offset: u64,
+}
+
+/// `POST /api/v1/agent/jobs/{id}/log?agent=ID&offset=N`.
+pub async fn log(
+    _: Caller<Agent>,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(params): Query<LogParams>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    match state.app.agents.append_log(id, &params.agent, params.offset, body.bytes.to_vec()).await {
+        Ok(length) => Ok(Json(json!({ "length": length })).into_response()),
+        Err(AgentError::Gap { expected, .. }) => {
+            let body = json!({
+                "error": "log_gap",
+                "message": format!("job {id}: this chunk starts past the end of the log; resend from offset {expected}"),
+                "expected": expected,
+            });
+            Ok((StatusCode::CONFLICT, Json(body)).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AgentParam {
+    agent: String,
+}
+
+/// `PUT /api/v1/agent/jobs/{id}/finish?agent=ID`.
+pub async fn finish(
+    _: Caller<Agent>,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(params): Query<AgentParam>,
+    JsonBody(report): JsonBody<JobReport>,
+) -> Result<Response, ApiError> {
+    state.app.agents.finish(id, &params.agent, report).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /api/v1/agent/jobs/{id}/source?agent=ID`.
+pub async fn source(
+    _: Caller<Agent>,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(params): Query<AgentParam>,
+) -> Result<Response, ApiError> {
+    match state.app.agents.source(id, &params.agent).await? {
+        Some(packed) => Ok(([(header::CONTENT_TYPE, "application/x-tar")], packed.as_ref().clone()).into_response()),
+        None => Err(ApiError::not_found(format!("job {id} has no workspace on this server"))),
+    }
+}
+
+/// `GET /api/v1/agents`.
+pub async fn list(_: Caller<Read>, State(state): State<AppState>) -> Result<Response, ApiError> {
+    let agents = state.app.agents.list().await?;
+    Ok(Json(json!({ "agents": agents })).into_response())
+}

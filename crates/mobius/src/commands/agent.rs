@@ -1,0 +1,448 @@
+//! `mobius agent`: runs pipeline jobs for a server, on this machine (GitLab's runners and
+//! GitHub's self-hosted runners: it dials out, the server never dials in).
+//!
+//! Each of `--jobs` workers long-polls `POST /api/v1/agent/jobs/request` with the agent's
+//! labels; a job it gets runs with the same engine as the server's (`engine::run_job`) in a
+//! directory of its own under `--work-dir`, its workspace unpacked from the server's tar when
+//! it checks out. While it runs, a renewer keeps the job's lease (and learns of a cancel), and
+//! a shipper sends its progress — steps and log lines, NDJSON — at byte offsets, resending
+//! from where the server says after a network blip. Then the report, and the next poll. A token
+//! the server refuses stops the agent.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use mobius_pipelines::engine::{self, JobReport, RunObserver, RunOptions, StepReport};
+use mobius_pipelines::exec::{CancellationSignal, LogLine};
+use mobius_pipelines::remote::{ActionCache, DEFAULT_ACTIONS_URL};
+use mobius_runs::agents::{Hello, Progress};
+use reqwest::StatusCode;
+use serde::Deserialize;
+use tokio::sync::Notify;
+
+use crate::cli::{AgentArgs, AgentCommand, Remote};
+use crate::output::{print_json, print_table};
+
+/// How long a poll for a job waits on the server.
+const POLL_WAIT: Duration = Duration::from_secs(50);
+
+/// How often progress goes to the server while a job runs.
+const SHIP_EVERY: Duration = Duration::from_millis(250);
+
+/// At most this much progress in one request.
+const CHUNK: usize = 256 << 10;
+
+pub async fn run(json: bool, args: AgentArgs) -> Result<ExitCode> {
+    match args.command {
+        Some(AgentCommand::List { remote }) => list(json, &remote).await,
+        None => serve(args).await,
+    }
+}
+
+async fn list(json: bool, remote: &Remote) -> Result<ExitCode> {
+    let Some(client) = crate::client::Client::from(remote)? else {
+        bail!("`mobius agent list` asks a server: give --server URL (or MOBIUS_SERVER) and a token");
+    };
+    #[derive(Deserialize, serde::Serialize)]
+    struct Listed {
+        agents: Vec<serde_json::Value>,
+    }
+    let listed: Listed = client.json(client.request(reqwest::Method::GET, "/api/v1/agents")).await?;
+    if json {
+        return print_json(&listed).map(|()| ExitCode::SUCCESS);
+    }
+    if listed.agents.is_empty() {
+        println!("no agent has called this server yet");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<[String; 4]> = listed
+        .agents
+        .iter()
+        .map(|agent| {
+            let text = |key: &str| agent.get(key).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+            let labels: Vec<&str> =
+                agent.get("labels").and_then(|l| l.as_array()).into_iter().flatten().filter_map(|l| l.as_str()).collect();
+            let job = agent.get("job").map_or_else(
+                || "idle".to_owned(),
+                |j| format!("run {} · {}", j["run"], j["job"].as_str().unwrap_or("")),
+            );
+            [text("id"), labels.join(","), text("last_contact"), job]
+        })
+        .collect();
+    print_table(0, ["AGENT", "LABELS", "LAST CONTACT", "JOB"], &rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What every worker shares.
+struct Agent {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+    hello: Hello,
+    work_dir: PathBuf,
+    actions: ActionCache,
+}
+
+/// A job as the server hands it over.
+#[derive(Deserialize)]
+struct Claimed {
+    id: i64,
+    run: i64,
+    job: engine::RemoteJob,
+    source: bool,
+    renew_seconds: u64,
+}
+
+async fn serve(args: AgentArgs) -> Result<ExitCode> {
+    let server = args.server.context("give the server's URL with --server URL (or MOBIUS_SERVER)")?;
+    let token = args.token.context("give an `agent` token with --token (or MOBIUS_AGENT_TOKEN)")?;
+    let name = args.name.unwrap_or_else(host_name);
+    let mut labels = vec!["self-hosted".to_owned(), std::env::consts::OS.to_owned(), arch().to_owned()];
+    labels.extend(args.labels.iter().flat_map(|l| l.split(',')).map(|l| l.trim().to_ascii_lowercase()));
+    labels.retain(|l| !l.is_empty());
+    labels.sort();
+    labels.dedup();
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let hello = Hello { id: format!("{name}#{suffix}"), name, labels };
+    let work_dir = match args.work_dir {
+        Some(dir) => dir,
+        None => std::env::temp_dir().join(format!("mobius-agent-{}", hello.name)),
+    };
+    std::fs::create_dir_all(&work_dir).with_context(|| format!("cannot create {}", work_dir.display()))?;
+    let work_dir = std::path::absolute(&work_dir)?;
+    let http = reqwest::Client::builder()
+        .user_agent(concat!("mobius-agent/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(10))
+        .build()?;
+    let actions = ActionCache::new(work_dir.join("actions"), DEFAULT_ACTIONS_URL);
+    let agent = Arc::new(Agent { base: server.trim_end_matches('/').to_owned(), token, http, hello, work_dir, actions });
+    eprintln!(
+        "mobius agent {} polling {} with labels [{}], {} job(s) at a time, in {}",
+        agent.hello.id,
+        agent.base,
+        agent.hello.labels.join(", "),
+        args.jobs.max(1),
+        agent.work_dir.display()
+    );
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..args.jobs.max(1) {
+        workers.spawn(work(agent.clone()));
+    }
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("stopping: jobs running now are left to their lease");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(ended) = workers.join_next() => {
+            // A worker ends only when the server refuses the agent.
+            ended.context("a worker panicked")??;
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn host_name() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let name: String = name.trim().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+    if name.is_empty() { "agent".to_owned() } else { name }
+}
+
+/// GitHub's words for the machine's architecture.
+fn arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "x64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// One worker: poll, run, report, forever — until the server refuses the token.
+async fn work(agent: Arc<Agent>) -> Result<()> {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let url = format!("{}/api/v1/agent/jobs/request?wait={}", agent.base, POLL_WAIT.as_secs());
+        let sent = agent.http.post(url).bearer_auth(&agent.token).json(&agent.hello).timeout(POLL_WAIT + Duration::from_secs(15)).send().await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(e) => {
+                eprintln!("cannot reach {}: {e}; trying again in {}s", agent.base, backoff.as_secs());
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        };
+        backoff = Duration::from_secs(1);
+        match response.status() {
+            StatusCode::NO_CONTENT => continue,
+            StatusCode::CREATED => {
+                let claimed: Claimed = response.json().await.context("the server's job is not one this agent knows")?;
+                run_claimed(&agent, claimed).await;
+            }
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                let text = response.text().await.unwrap_or_default();
+                bail!("the server refused this agent's token: {}", text.trim());
+            }
+            status => {
+                let text = response.text().await.unwrap_or_default();
+                eprintln!("the server answered {status} to a poll: {}", text.trim());
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    }
+}
+
+/// Runs one job to its end and reports it; failures to talk to the server are logged (the
+/// server fails the job when its lease lapses).
+async fn run_claimed(agent: &Arc<Agent>, claimed: Claimed) {
+    let (id, run) = (claimed.id, claimed.run);
+    eprintln!("run {run}: job `{}` (agent job {id}) started", claimed.job.name);
+    let dir = agent.work_dir.join(format!("job-{id}"));
+    let log = Arc::new(Shipped::default());
+    let cancel = CancellationSignal::new();
+    let renewer = tokio::spawn(renew(agent.clone(), id, Duration::from_secs(claimed.renew_seconds.max(1)), cancel.clone(), log.clone()));
+    let shipper = tokio::spawn(ship(agent.clone(), id, log.clone()));
+    let report = match prepare(agent, &claimed, &dir).await {
+        Ok(source) => {
+            let mut opts = RunOptions::new(source, dir.join("work"));
+            opts.store_dir = Some(agent.work_dir.join("store"));
+            opts.cancel = cancel.clone();
+            opts.actions = Some(agent.actions.clone());
+            let mut observer = Observer { log: log.clone() };
+            match engine::run_job(&claimed.job, opts, &mut observer).await {
+                Ok(report) => report,
+                Err(e) => {
+                    log.push(&Progress::Log { step: "Set up job".into(), at_ms: now_ms(), stderr: true, text: e.to_string() });
+                    JobReport::failed(&claimed.job)
+                }
+            }
+        }
+        Err(e) => {
+            log.push(&Progress::Log { step: "Set up job".into(), at_ms: now_ms(), stderr: true, text: format!("{e:#}") });
+            JobReport::failed(&claimed.job)
+        }
+    };
+    log.close();
+    let _ = shipper.await;
+    let result = report.result;
+    if !log.lost() {
+        if let Err(e) = finish(agent, id, &report).await {
+            eprintln!("run {run}: cannot report job {id}: {e:#}");
+        }
+    }
+    renewer.abort();
+    eprintln!("run {run}: job `{}` (agent job {id}) ended: {}", claimed.job.name, result.as_str());
+    if let Err(e) = std::fs::remove_dir_all(&dir) {
+        eprintln!("cannot clean {}: {e}", dir.display());
+    }
+}
+
+/// The job's directory, and its workspace source (unpacked from the server when it has one).
+async fn prepare(agent: &Agent, claimed: &Claimed, dir: &Path) -> Result<PathBuf> {
+    let source = dir.join("source");
+    std::fs::create_dir_all(&source).with_context(|| format!("cannot create {}", source.display()))?;
+    std::fs::create_dir_all(dir.join("work"))?;
+    if claimed.source {
+        let url = format!("{}/api/v1/agent/jobs/{}/source?agent={}", agent.base, claimed.id, encode(&agent.hello.id));
+        let response = agent.http.get(url).bearer_auth(&agent.token).send().await.context("cannot fetch the workspace")?;
+        if !response.status().is_success() {
+            bail!("the server did not give the workspace: {}", response.status());
+        }
+        let tar = response.bytes().await.context("cannot fetch the workspace")?;
+        let dest = source.clone();
+        tokio::task::spawn_blocking(move || mobius_pipelines::archive::unpack(&tar[..], &dest))
+            .await?
+            .context("cannot unpack the workspace")?;
+    }
+    Ok(source)
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The job's progress as NDJSON: what was written, how much the server has, and whether the
+/// job ended here or was lost there.
+#[derive(Default)]
+struct Shipped {
+    state: Mutex<ShipState>,
+    wake: Notify,
+}
+
+#[derive(Default)]
+struct ShipState {
+    bytes: Vec<u8>,
+    acked: usize,
+    closed: bool,
+    lost: bool,
+}
+
+impl Shipped {
+    fn push(&self, progress: &Progress) {
+        let mut line = serde_json::to_vec(progress).unwrap_or_default();
+        line.push(b'\n');
+        self.lock().bytes.extend_from_slice(&line);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ShipState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.wake.notify_one();
+    }
+
+    fn lose(&self) {
+        self.lock().lost = true;
+        self.wake.notify_one();
+    }
+
+    fn lost(&self) -> bool {
+        self.lock().lost
+    }
+}
+
+/// Hands the engine's reports to the shipper.
+struct Observer {
+    log: Arc<Shipped>,
+}
+
+impl RunObserver for Observer {
+    fn step_started(&mut self, _job: &str, step: &str) {
+        self.log.push(&Progress::StepStarted { step: step.to_owned() });
+    }
+
+    fn step_finished(&mut self, _job: &str, step: &StepReport) {
+        self.log.push(&Progress::StepFinished { step: step.clone() });
+    }
+
+    fn log_line(&mut self, _job: &str, step: &str, line: &LogLine) {
+        self.log.push(&Progress::log(step, line));
+    }
+}
+
+/// Sends progress at byte offsets until the job closed and everything is acknowledged, or the
+/// server says the job is not this agent's any more.
+async fn ship(agent: Arc<Agent>, id: i64, log: Arc<Shipped>) {
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        let (chunk, offset, done) = {
+            let state = log.lock();
+            if state.lost {
+                return;
+            }
+            let end = state.bytes.len().min(state.acked + CHUNK);
+            (state.bytes[state.acked..end].to_vec(), state.acked, state.closed && state.acked == state.bytes.len())
+        };
+        if done {
+            return;
+        }
+        if chunk.is_empty() {
+            tokio::select! {
+                () = log.wake.notified() => {}
+                () = tokio::time::sleep(SHIP_EVERY) => {}
+            }
+            continue;
+        }
+        let url = format!("{}/api/v1/agent/jobs/{id}/log?agent={}&offset={offset}", agent.base, encode(&agent.hello.id));
+        let sent = agent.http.post(url).bearer_auth(&agent.token).body(chunk).timeout(Duration::from_secs(30)).send().await;
+        match sent {
+            Ok(response) if response.status().is_success() => {
+                backoff = Duration::from_millis(250);
+                #[derive(Deserialize)]
+                struct Length {
+                    length: u64,
+                }
+                if let Ok(Length { length }) = response.json().await {
+                    let mut state = log.lock();
+                    state.acked = (length as usize).min(state.bytes.len());
+                }
+            }
+            Ok(response) if response.status() == StatusCode::CONFLICT => {
+                let body: serde_json::Value = response.json().await.unwrap_or_default();
+                match body.get("expected").and_then(|e| e.as_u64()) {
+                    // The server has a different length than this side thought: go on from it.
+                    Some(expected) => {
+                        let mut state = log.lock();
+                        state.acked = (expected as usize).min(state.bytes.len());
+                    }
+                    None => {
+                        eprintln!("agent job {id}: the server says this agent no longer holds the job");
+                        log.lose();
+                        return;
+                    }
+                }
+            }
+            Ok(response) => {
+                eprintln!("agent job {id}: the server refused progress: {}", response.status());
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => {
+                eprintln!("agent job {id}: cannot send progress ({e}); resending");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// Renews the job's lease every `every`; a cancel in the answer cancels the job, a 409 means
+/// the server gave the job up (lost or ended): the job stops here too.
+async fn renew(agent: Arc<Agent>, id: i64, every: Duration, cancel: CancellationSignal, log: Arc<Shipped>) {
+    loop {
+        tokio::time::sleep(every).await;
+        let url = format!("{}/api/v1/agent/jobs/{id}/renew", agent.base);
+        let sent = agent.http.put(url).bearer_auth(&agent.token).json(&agent.hello).timeout(Duration::from_secs(30)).send().await;
+        match sent {
+            Ok(response) if response.status().is_success() => {
+                let body: serde_json::Value = response.json().await.unwrap_or_default();
+                if body.get("cancel").and_then(|c| c.as_bool()) == Some(true) && !cancel.is_cancelled() {
+                    eprintln!("agent job {id}: cancelled by the server");
+                    cancel.cancel();
+                }
+            }
+            Ok(response) if matches!(response.status(), StatusCode::CONFLICT | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
+                eprintln!("agent job {id}: the server gave the job up ({}); stopping it", response.status());
+                log.lose();
+                cancel.cancel();
+                return;
+            }
+            Ok(response) => eprintln!("agent job {id}: renewal answered {}", response.status()),
+            Err(e) => eprintln!("agent job {id}: cannot renew ({e}); trying again"),
+        }
+    }
+}
+
+/// Sends the job's report, trying again for a while when the server cannot be reached.
+async fn finish(agent: &Agent, id: i64, report: &JobReport) -> Result<()> {
+    let url = format!("{}/api/v1/agent/jobs/{id}/finish?agent={}", agent.base, encode(&agent.hello.id));
+    let mut last = None;
+    for attempt in 0..10u32 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_secs(u64::from(attempt).min(5))).await;
+        }
+        match agent.http.put(&url).bearer_auth(&agent.token).json(report).timeout(Duration::from_secs(30)).send().await {
+            Ok(response) if response.status().is_success() => return Ok(()),
+            Ok(response) => {
+                let status = response.status();
+                let text = response.text().await.unwrap_or_default();
+                bail!("the server refused the report ({status}): {}", text.trim());
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.map_or_else(|| anyhow::anyhow!("cannot send the report"), anyhow::Error::from))
+}

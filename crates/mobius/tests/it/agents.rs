@@ -1,0 +1,300 @@
+//! `mobius agent` on loopback: jobs routed by label, exactly once across agents, secrets masked
+//! in what agents stream, an agent killed mid-job ("agent lost"), cancel reaching a running
+//! agent job, a revoked token, and the protocol's refusals (409 for a gap or a job not held).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::runs::{commit, finished, get, repository, wait_for};
+use crate::util::{ADMIN, Dir, Server, bin, http};
+
+/// A `mobius agent` process, killed when dropped.
+struct AgentProcess {
+    child: Child,
+    work_dir: PathBuf,
+}
+
+impl AgentProcess {
+    fn start(dir: &Dir, server: &Server, token: &str, name: &str, labels: &str) -> AgentProcess {
+        let work_dir = dir.path().join(format!("agent-{name}"));
+        let child = Command::new(bin())
+            .args(["agent", "--server", &server.base, "--name", name, "--work-dir"])
+            .arg(&work_dir)
+            .args(["--labels", labels, "--jobs", "2"])
+            .env("MOBIUS_AGENT_TOKEN", token)
+            .env_remove("MOBIUS_SERVER")
+            .env_remove("MOBIUS_TOKEN")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join(format!("agent-{name}.log"))).unwrap())
+            .spawn()
+            .expect("the agent starts");
+        AgentProcess { child, work_dir }
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn agent_token(dir: &Dir, name: &str) -> String {
+    let created = dir.json(&["token", "create", "--scope", "agent", "--name", name]);
+    created["token"].as_str().expect("a token").to_owned()
+}
+
+/// A server (agents renew every second, a lapsed lease fails the job after 3 s) with the
+/// repository registered, and its first run's id once `workflow` is committed.
+fn server_with(dir: &Dir, workflow: &str, extra: &[(&str, &str)]) -> (Server, PathBuf) {
+    let repo = repository(dir, &[("README.md", "hello\n")]);
+    let mut env = vec![("MOBIUS_AGENT_LEASE", "3s")];
+    env.extend_from_slice(extra);
+    let server = dir.serve_with_env(&env);
+    let added = dir.json(&["repo", "add", repo.to_str().unwrap(), "--name", "acme/app", "--hook-server", &server.base]);
+    assert_eq!(added["branches"], 1, "{added}");
+    let _ = workflow;
+    (server, repo)
+}
+
+fn push(repo: &Path, server: &Server, workflow: &str) -> i64 {
+    commit(repo, &[(".github/workflows/ci.yml", workflow)], "CI");
+    wait_for("the run", || {
+        let runs = get(server, "/api/v1/runs");
+        runs.as_array().and_then(|r| r.first()).and_then(|r| r["id"].as_i64())
+    })
+}
+
+fn logs(server: &Server, id: i64) -> String {
+    http().get(server.url(&format!("/api/v1/runs/{id}/logs"))).bearer_auth(ADMIN).send().unwrap().text().unwrap()
+}
+
+fn job<'a>(run: &'a Value, name: &str) -> &'a Value {
+    run["jobs"].as_array().unwrap().iter().find(|j| j["name"] == name).unwrap_or_else(|| panic!("no job {name}: {run}"))
+}
+
+const ROUTED: &str = "\
+on: push
+jobs:
+  gpu:
+    runs-on: [self-hosted, gpu]
+    outputs:
+      where: ${{ steps.w.outputs.where }}
+    steps:
+      - uses: actions/checkout@v4
+      - id: w
+        run: |
+          echo \"where=$(pwd)\" >> \"$GITHUB_OUTPUT\"
+          echo \"the key is ${{ secrets.DEPLOY_KEY }}\"
+          cat README.md
+  cpu:
+    runs-on: [self-hosted, cpu]
+    steps:
+      - run: pwd
+  here:
+    needs: gpu
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo \"gpu ran in ${{ needs.gpu.outputs.where }}\"
+";
+
+#[test]
+fn labels_route_jobs_to_their_agents_and_secrets_stay_masked() {
+    let dir = Dir::new();
+    let (server, repo) = server_with(&dir, ROUTED, &[]);
+    dir.ok(&["secret", "set", "acme/app", "DEPLOY_KEY", "--value", "s3cr3t-deploy-key-4711"]);
+    let token = agent_token(&dir, "agents");
+    let gpu = AgentProcess::start(&dir, &server, &token, "gpu-box", "gpu");
+    let cpu = AgentProcess::start(&dir, &server, &token, "cpu-box", "cpu");
+    let id = push(&repo, &server, ROUTED);
+    let run = finished(&server, id);
+    assert_eq!(run["state"], "success", "{run}");
+    let log = logs(&server, id);
+    assert!(log.contains("the key is ***"), "the secret is masked in what the agent streamed: {log}");
+    assert!(!log.contains("s3cr3t-deploy-key-4711"));
+    assert!(log.contains("hello"), "the agent checked out the commit: {log}");
+    let gpu_dir = gpu.work_dir.canonicalize().unwrap();
+    assert!(log.contains(&format!("gpu ran in {}", gpu_dir.display())), "the gpu job ran on the gpu agent: {log}");
+    assert!(log.contains(&cpu.work_dir.canonicalize().unwrap().display().to_string()), "{log}");
+    assert_eq!(job(&run, "here")["state"], "success");
+    // The store keeps the secret out of the queue's payload too.
+    let agents = get(&server, "/api/v1/agents");
+    let names: Vec<&str> = agents["agents"].as_array().unwrap().iter().filter_map(|a| a["name"].as_str()).collect();
+    assert_eq!(names, ["cpu-box", "gpu-box"], "{agents}");
+    assert!(agents["agents"][1]["labels"].as_array().unwrap().contains(&json!("gpu")));
+}
+
+#[test]
+fn three_agents_run_150_jobs_exactly_once() {
+    let dir = Dir::new();
+    let marks = dir.path().join("marks");
+    std::fs::create_dir_all(&marks).unwrap();
+    let n: Vec<String> = (1..=150).map(|i| i.to_string()).collect();
+    let workflow = format!(
+        "on: push\njobs:\n  many:\n    runs-on: self-hosted\n    strategy:\n      matrix:\n        n: [{}]\n    steps:\n      - run: echo \"$PWD\" >> {}/${{{{ matrix.n }}}}\n",
+        n.join(", "),
+        marks.display()
+    );
+    let (server, repo) = server_with(&dir, &workflow, &[]);
+    let token = agent_token(&dir, "agents");
+    let agents: Vec<AgentProcess> =
+        ["a", "b", "c"].iter().map(|name| AgentProcess::start(&dir, &server, &token, name, "")).collect();
+    let id = push(&repo, &server, &workflow);
+    let run = finished(&server, id);
+    assert_eq!(run["state"], "success", "{}", run["reason"]);
+    let mut by_agent = std::collections::BTreeMap::new();
+    for i in 1..=150 {
+        let ran = std::fs::read_to_string(marks.join(i.to_string())).unwrap_or_default();
+        let lines: Vec<&str> = ran.lines().collect();
+        assert_eq!(lines.len(), 1, "job {i} ran {} times", lines.len());
+        let agent = agents.iter().position(|a| lines[0].starts_with(&a.work_dir.display().to_string()));
+        *by_agent.entry(agent.expect("ran on one of the agents")).or_insert(0) += 1;
+    }
+    assert!(by_agent.len() >= 2, "the jobs spread over the agents: {by_agent:?}");
+}
+
+const SLEEPY: &str = "\
+on: push
+jobs:
+  long:
+    runs-on: self-hosted
+    steps:
+      - run: echo started && sleep 300
+";
+
+fn running_on_agent(server: &Server, id: i64) {
+    wait_for("the agent's job to start", || {
+        logs(server, id).contains("started").then_some(())
+    });
+}
+
+#[test]
+fn an_agent_killed_mid_job_fails_it_with_agent_lost_after_the_lease() {
+    let dir = Dir::new();
+    let (server, repo) = server_with(&dir, SLEEPY, &[]);
+    let token = agent_token(&dir, "agents");
+    let mut agent = AgentProcess::start(&dir, &server, &token, "doomed", "");
+    let id = push(&repo, &server, SLEEPY);
+    running_on_agent(&server, id);
+    agent.kill9();
+    let run = finished(&server, id);
+    assert_eq!(run["state"], "failure", "{run}");
+    assert!(logs(&server, id).contains("agent lost"), "{}", logs(&server, id));
+    // Never run twice: a second agent that comes later finds nothing.
+    let _late = AgentProcess::start(&dir, &server, &token, "late", "");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let runs = get(&server, "/api/v1/runs");
+    assert_eq!(runs.as_array().unwrap().len(), 1, "nothing was queued again: {runs}");
+}
+
+#[test]
+fn cancel_reaches_a_running_agent_job() {
+    let dir = Dir::new();
+    let (server, repo) = server_with(&dir, SLEEPY, &[]);
+    let token = agent_token(&dir, "agents");
+    let _agent = AgentProcess::start(&dir, &server, &token, "worker", "");
+    let id = push(&repo, &server, SLEEPY);
+    running_on_agent(&server, id);
+    let cancelled = http().post(server.url(&format!("/api/v1/runs/{id}/cancel"))).bearer_auth(ADMIN).send().unwrap();
+    assert!(cancelled.status().is_success(), "{}", cancelled.status());
+    let started = std::time::Instant::now();
+    let run = finished(&server, id);
+    assert_eq!(run["state"], "cancelled", "{run}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "the agent stopped the step, it did not sleep on");
+    // The agent reported the job itself: its step is cancelled, not lost.
+    assert!(!logs(&server, id).contains("agent lost"));
+}
+
+#[test]
+fn a_revoked_agent_token_fails_its_job_and_stops_the_agent() {
+    let dir = Dir::new();
+    let (server, repo) = server_with(&dir, SLEEPY, &[]);
+    let created = dir.json(&["token", "create", "--scope", "agent", "--name", "agent-x"]);
+    let (token, token_id) = (created["token"].as_str().unwrap(), created["id"].as_str().unwrap());
+    let mut agent = AgentProcess::start(&dir, &server, token, "x", "");
+    let id = push(&repo, &server, SLEEPY);
+    running_on_agent(&server, id);
+    let revoked =
+        http().delete(server.url(&format!("/api/v1/tokens/{token_id}"))).bearer_auth(ADMIN).send().unwrap();
+    assert_eq!(revoked.status(), reqwest::StatusCode::NO_CONTENT);
+    let run = finished(&server, id);
+    assert_eq!(run["state"], "failure");
+    assert!(logs(&server, id).contains("token was revoked"), "{}", logs(&server, id));
+    let status = wait_for("the agent to stop", || agent.child.try_wait().unwrap());
+    assert!(!status.success(), "the agent exits when its token is refused");
+}
+
+#[test]
+fn the_protocol_refuses_gaps_jobs_not_held_and_other_scopes() {
+    let dir = Dir::new();
+    let (server, repo) = server_with(&dir, SLEEPY, &[]);
+    let token = agent_token(&dir, "raw");
+    let hello = json!({ "id": "raw#1", "name": "raw", "labels": ["self-hosted"] });
+    // Only an agent (or admin) token may ask for jobs; an agent token reads nothing else.
+    let read = dir.json(&["token", "create", "--scope", "read", "--name", "r"]);
+    let asked = http()
+        .post(server.url("/api/v1/agent/jobs/request?wait=0"))
+        .bearer_auth(read["token"].as_str().unwrap())
+        .json(&hello)
+        .send()
+        .unwrap();
+    assert_eq!(asked.status(), reqwest::StatusCode::FORBIDDEN);
+    let listed = http().get(server.url("/api/v1/runs")).bearer_auth(&token).send().unwrap();
+    assert_eq!(listed.status(), reqwest::StatusCode::FORBIDDEN);
+    let none =
+        http().post(server.url("/api/v1/agent/jobs/request?wait=0")).bearer_auth(&token).json(&hello).send().unwrap();
+    assert_eq!(none.status(), reqwest::StatusCode::NO_CONTENT);
+
+    let run = push(&repo, &server, SLEEPY);
+    let claimed: Value = wait_for("a job", || {
+        let r =
+            http().post(server.url("/api/v1/agent/jobs/request?wait=5")).bearer_auth(&token).json(&hello).send().unwrap();
+        (r.status() == reqwest::StatusCode::CREATED).then(|| r.json().unwrap())
+    });
+    assert_eq!(claimed["run"], run);
+    assert!(claimed["job"]["workflow_text"].as_str().unwrap().contains("sleep 300"));
+    let id = claimed["id"].as_i64().unwrap();
+    let log = |agent: &str, offset: u64, body: &str| {
+        http()
+            .post(server.url(&format!("/api/v1/agent/jobs/{id}/log?agent={}&offset={offset}", agent.replace('#', "%23"))))
+            .bearer_auth(&token)
+            .body(body.to_owned())
+            .send()
+            .unwrap()
+    };
+    let line = "{\"t\":\"step_started\",\"step\":\"Run sleep\"}\n";
+    let gap = log("raw#1", 10, line);
+    assert_eq!(gap.status(), reqwest::StatusCode::CONFLICT);
+    assert_eq!(gap.json::<Value>().unwrap()["expected"], 0);
+    let first = log("raw#1", 0, line);
+    assert_eq!(first.json::<Value>().unwrap()["length"], line.len());
+    let again = log("raw#1", 0, line);
+    assert_eq!(again.json::<Value>().unwrap()["length"], line.len(), "a resent chunk is taken once");
+    assert_eq!(log("other#2", line.len() as u64, line).status(), reqwest::StatusCode::CONFLICT);
+    let report = json!({"id": "long", "name": "long", "matrix": [], "outcome": "success", "result": "success", "outputs": {}, "steps": []});
+    let stolen = http()
+        .put(server.url(&format!("/api/v1/agent/jobs/{id}/finish?agent=other%232")))
+        .bearer_auth(&token)
+        .json(&report)
+        .send()
+        .unwrap();
+    assert_eq!(stolen.status(), reqwest::StatusCode::CONFLICT, "only the holder finishes a job");
+    let done = http()
+        .put(server.url(&format!("/api/v1/agent/jobs/{id}/finish?agent=raw%231")))
+        .bearer_auth(&token)
+        .json(&report)
+        .send()
+        .unwrap();
+    assert_eq!(done.status(), reqwest::StatusCode::NO_CONTENT, "{}", done.text().unwrap_or_default());
+    let ended = finished(&server, run);
+    assert_eq!(ended["state"], "success", "{ended}");
+    let renewed =
+        http().put(server.url(&format!("/api/v1/agent/jobs/{id}/renew"))).bearer_auth(&token).json(&hello).send().unwrap();
+    assert_eq!(renewed.status(), reqwest::StatusCode::CONFLICT, "a finished job is not held any more");
+}
