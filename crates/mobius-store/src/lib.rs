@@ -14,6 +14,7 @@
 
 pub mod agents;
 pub mod forge;
+mod log_offsets;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod runs;
@@ -442,11 +443,14 @@ pub trait Store: Send + Sync {
         now: Timestamp,
         lease_expires: Timestamp,
     ) -> Result<Option<AgentJob>, StoreError>;
-    /// Extends the lease of a job `agent` holds to `lease_expires`.
+    /// Extends the lease of a job `agent` holds to `lease_expires`. A running job whose lease
+    /// lapsed is still its holder's until [`Store::expire_agent_jobs`] makes it lost: the sweep
+    /// decides the loss, not the clock of the renewal.
     fn renew_agent_job(&self, id: i64, agent: &str, lease_expires: Timestamp) -> Result<Renewal, StoreError>;
     /// Appends a chunk of the log of a job `agent` holds, at byte `offset` (see [`LogAppend`]).
     fn append_agent_log(&self, id: i64, agent: &str, offset: u64, data: &[u8]) -> Result<LogAppend, StoreError>;
-    /// The job's log from byte `from` to its end, at most `limit` bytes.
+    /// The job's log from byte `from` to its end, at most `limit` bytes; empty from its end
+    /// on, or for a job that does not exist.
     fn agent_log(&self, id: i64, from: u64, limit: u64) -> Result<Vec<u8>, StoreError>;
     /// Ends a job `agent` holds with its report; `false` (and nothing changes) when it does not
     /// hold it.
@@ -459,10 +463,10 @@ pub trait Store: Send + Sync {
     fn agent_job(&self, id: i64) -> Result<Option<AgentJob>, StoreError>;
     /// The queued and running jobs, oldest first.
     fn active_agent_jobs(&self) -> Result<Vec<AgentJob>, StoreError>;
-    /// Makes every running job whose lease lapsed before `now` [`AgentJobState::Lost`] with
-    /// `reason`; their ids.
+    /// Makes every running job whose lease lapsed before `now` (`lease_expires < now`)
+    /// [`AgentJobState::Lost`] with `reason`, ended at `now`; their ids, ascending.
     fn expire_agent_jobs(&self, now: Timestamp, reason: &str) -> Result<Vec<i64>, StoreError>;
     /// Makes every running job held with the token `token` [`AgentJobState::Lost`] with
-    /// `reason` (the token was revoked); their ids.
+    /// `reason`, ended at `at` (the token was revoked); their ids, ascending.
     fn lose_agent_jobs_of_token(&self, token: &str, reason: &str, at: Timestamp) -> Result<Vec<i64>, StoreError>;
 }

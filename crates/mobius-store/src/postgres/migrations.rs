@@ -5,7 +5,11 @@ use ::postgres::Client;
 
 use crate::StoreError;
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql"), include_str!("migrations/0002_leases.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_leases.sql"),
+    include_str!("migrations/0003_agents.sql"),
+];
 
 /// Any number, the same in every process: migrations of one database never run side by side.
 const MIGRATION_LOCK: i64 = 0x6d6f_6269_7573_0001;

@@ -4,12 +4,16 @@
 //! pool of its own ([`PgStore::connect`]). Every write transaction first takes one advisory
 //! lock, so writers are serialised as SQLite's single writer is: materialisation reads the
 //! facts earlier events wrote, and the log's `seq` order is its commit order (a reader tailing
-//! by `after_seq` never skips an event that commits later with a smaller `seq`).
+//! by `after_seq` never skips an event that commits later with a smaller `seq`). The agent job
+//! queue's writes are the exception: they touch only its own tables and lock only their rows
+//! (claimers skip each other's with `FOR UPDATE SKIP LOCKED`; see `agents`), so agents polling
+//! through every replica neither wait behind an import nor hold one up.
 //!
 //! Connections are made without TLS for now ([`::postgres::NoTls`]): a URL asking for TLS
 //! (`sslmode=require`, `verify-ca`, `verify-full`) is refused rather than connected in the
 //! clear. TLS through rustls (with the ring provider) is a later step.
 
+mod agents;
 mod environments;
 mod facts;
 mod forge;
@@ -32,9 +36,10 @@ use mobius_events::{AppendStatus, NewEvent, Origin, StoredEvent};
 
 use self::pool::Pool;
 use crate::{
-    EnvironmentRecord, EventQuery, ForgeSettings, Heads, IngestContext, LeaseRecord, NewRun, PendingStatus, Repository,
-    RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunUpdate, Scope, SecretRecord, SessionRecord,
-    SliCompaction, SliCounts, SliMinute, StatusOutcome, Store, StoreError, TokenRecord,
+    AgentJob, AgentRecord, EnvironmentRecord, EventQuery, ForgeSettings, Heads, IngestContext, LeaseRecord, LogAppend,
+    NewAgentJob, NewRun, PendingStatus, Renewal, Repository, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord,
+    RunUpdate, Scope, SecretRecord, SessionRecord, SliCompaction, SliCounts, SliMinute, StatusOutcome, Store,
+    StoreError, TokenRecord,
 };
 
 pub use self::pool::redact;
@@ -72,6 +77,17 @@ impl PgStore {
         self.pool.with_client(|client| {
             let mut tx = client.transaction()?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
+            let value = f(&mut tx)?;
+            tx.commit()?;
+            Ok(value)
+        })
+    }
+
+    /// Runs `f` in a write transaction that takes no write lock, committing if it succeeds:
+    /// the agent queue's, whose changes lock only the rows they touch (see `agents`).
+    fn write_rows<T>(&self, f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.pool.with_client(|client| {
+            let mut tx = client.transaction()?;
             let value = f(&mut tx)?;
             tx.commit()?;
             Ok(value)
@@ -470,5 +486,64 @@ impl Store for PgStore {
 
     fn environments(&self, repository: Option<&str>) -> Result<Vec<EnvironmentRecord>, StoreError> {
         self.read(|c| environments::list(c, repository))
+    }
+
+    fn record_agent(&self, agent: &AgentRecord) -> Result<(), StoreError> {
+        self.write_rows(|tx| agents::record_agent(tx, agent))
+    }
+
+    fn agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
+        self.read(agents::agents)
+    }
+
+    fn enqueue_agent_job(&self, job: &NewAgentJob) -> Result<i64, StoreError> {
+        self.write_rows(|tx| agents::enqueue(tx, job))
+    }
+
+    fn claim_agent_job(
+        &self,
+        agent: &str,
+        token: &str,
+        labels: &[String],
+        now: Timestamp,
+        lease_expires: Timestamp,
+    ) -> Result<Option<AgentJob>, StoreError> {
+        self.write_rows(|tx| agents::claim(tx, agent, token, labels, now, lease_expires))
+    }
+
+    fn renew_agent_job(&self, id: i64, agent: &str, lease_expires: Timestamp) -> Result<Renewal, StoreError> {
+        self.write_rows(|tx| agents::renew(tx, id, agent, lease_expires))
+    }
+
+    fn append_agent_log(&self, id: i64, agent: &str, offset: u64, data: &[u8]) -> Result<LogAppend, StoreError> {
+        self.write_rows(|tx| agents::append_log(tx, id, agent, offset, data))
+    }
+
+    fn agent_log(&self, id: i64, from: u64, limit: u64) -> Result<Vec<u8>, StoreError> {
+        self.read(|c| agents::log(c, id, from, limit))
+    }
+
+    fn finish_agent_job(&self, id: i64, agent: &str, result: &str, at: Timestamp) -> Result<bool, StoreError> {
+        self.write_rows(|tx| agents::finish(tx, id, agent, result, at))
+    }
+
+    fn cancel_agent_job(&self, id: i64, reason: &str, at: Timestamp) -> Result<bool, StoreError> {
+        self.write_rows(|tx| agents::cancel(tx, id, reason, at))
+    }
+
+    fn agent_job(&self, id: i64) -> Result<Option<AgentJob>, StoreError> {
+        self.read(|c| agents::job(c, id))
+    }
+
+    fn active_agent_jobs(&self) -> Result<Vec<AgentJob>, StoreError> {
+        self.read(agents::active)
+    }
+
+    fn expire_agent_jobs(&self, now: Timestamp, reason: &str) -> Result<Vec<i64>, StoreError> {
+        self.write_rows(|tx| agents::expire(tx, now, reason))
+    }
+
+    fn lose_agent_jobs_of_token(&self, token: &str, reason: &str, at: Timestamp) -> Result<Vec<i64>, StoreError> {
+        self.write_rows(|tx| agents::lose_of_token(tx, token, reason, at))
     }
 }

@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0013_run_trigger.sql"),
     include_str!("migrations/0014_sessions.sql"),
     include_str!("migrations/0015_leases.sql"),
+    include_str!("migrations/0016_agents.sql"),
 ];
 
 /// Brings the schema up to date; refuses a database written by a newer build.

@@ -5,6 +5,7 @@
 //! transaction durable before `append` returns: an acknowledged write survives kill -9 and
 //! power loss.
 
+mod agents;
 mod environments;
 mod facts;
 mod forge;
@@ -26,9 +27,10 @@ use mobius_events::{AppendStatus, NewEvent, StoredEvent};
 use rusqlite::{Connection, OpenFlags, params};
 
 use crate::{
-    EnvironmentRecord, EventQuery, ForgeSettings, Heads, IngestContext, LeaseRecord, NewRun, PendingStatus, Repository,
-    RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunUpdate, Scope, SecretRecord, SessionRecord,
-    SliCompaction, SliCounts, SliMinute, StatusOutcome, Store, StoreError, TokenRecord,
+    AgentJob, AgentRecord, EnvironmentRecord, EventQuery, ForgeSettings, Heads, IngestContext, LeaseRecord, LogAppend,
+    NewAgentJob, NewRun, PendingStatus, Renewal, Repository, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord,
+    RunUpdate, Scope, SecretRecord, SessionRecord, SliCompaction, SliCounts, SliMinute, StatusOutcome, Store,
+    StoreError, TokenRecord,
 };
 
 /// Bigger pages than SQLite's 4 KiB default halve the write calls of a bulk import.
@@ -589,6 +591,65 @@ impl Store for SqliteStore {
             tx.commit()?;
             Ok(report)
         })
+    }
+
+    fn record_agent(&self, agent: &AgentRecord) -> Result<(), StoreError> {
+        self.with_writer(|conn| agents::record_agent(conn, agent))
+    }
+
+    fn agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
+        self.with_reader(agents::agents)
+    }
+
+    fn enqueue_agent_job(&self, job: &NewAgentJob) -> Result<i64, StoreError> {
+        self.with_writer(|conn| agents::enqueue(conn, job))
+    }
+
+    fn claim_agent_job(
+        &self,
+        agent: &str,
+        token: &str,
+        labels: &[String],
+        now: Timestamp,
+        lease_expires: Timestamp,
+    ) -> Result<Option<AgentJob>, StoreError> {
+        self.with_writer(|conn| agents::claim(conn, agent, token, labels, now, lease_expires))
+    }
+
+    fn renew_agent_job(&self, id: i64, agent: &str, lease_expires: Timestamp) -> Result<Renewal, StoreError> {
+        self.with_writer(|conn| agents::renew(conn, id, agent, lease_expires))
+    }
+
+    fn append_agent_log(&self, id: i64, agent: &str, offset: u64, data: &[u8]) -> Result<LogAppend, StoreError> {
+        self.with_writer(|conn| agents::append_log(conn, id, agent, offset, data))
+    }
+
+    fn agent_log(&self, id: i64, from: u64, limit: u64) -> Result<Vec<u8>, StoreError> {
+        self.with_reader(|conn| agents::log(conn, id, from, limit))
+    }
+
+    fn finish_agent_job(&self, id: i64, agent: &str, result: &str, at: Timestamp) -> Result<bool, StoreError> {
+        self.with_writer(|conn| agents::finish(conn, id, agent, result, at))
+    }
+
+    fn cancel_agent_job(&self, id: i64, reason: &str, at: Timestamp) -> Result<bool, StoreError> {
+        self.with_writer(|conn| agents::cancel(conn, id, reason, at))
+    }
+
+    fn agent_job(&self, id: i64) -> Result<Option<AgentJob>, StoreError> {
+        self.with_reader(|conn| agents::job(conn, id))
+    }
+
+    fn active_agent_jobs(&self) -> Result<Vec<AgentJob>, StoreError> {
+        self.with_reader(agents::active)
+    }
+
+    fn expire_agent_jobs(&self, now: Timestamp, reason: &str) -> Result<Vec<i64>, StoreError> {
+        self.with_writer(|conn| agents::expire(conn, now, reason))
+    }
+
+    fn lose_agent_jobs_of_token(&self, token: &str, reason: &str, at: Timestamp) -> Result<Vec<i64>, StoreError> {
+        self.with_writer(|conn| agents::lose_of_token(conn, token, reason, at))
     }
 }
 

@@ -2,6 +2,7 @@
 //! backend: a fresh `SqliteStore` in a temporary directory, and a fresh `PgStore` database (see
 //! `cluster`). What only one backend has (SQLite's file modes and pragmas) is tested beside it.
 
+mod agents;
 mod cluster;
 mod events;
 mod facts;

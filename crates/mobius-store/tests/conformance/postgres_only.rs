@@ -20,7 +20,7 @@ fn reconnecting_migrates_nothing_and_keeps_what_was_stored() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1, 2], "each migration once");
+    assert_eq!(versions, [1, 2, 3], "each migration once");
     drop((client, store));
 }
 
@@ -32,7 +32,7 @@ fn a_schema_newer_than_this_build_is_refused() {
     client.execute("INSERT INTO schema_migrations (version, applied) VALUES (99, 0)", &[]).unwrap();
     drop(client);
     match PgStore::connect(&database.url) {
-        Err(StoreError::SchemaTooNew { found: 99, known: 2 }) => {}
+        Err(StoreError::SchemaTooNew { found: 99, known: 3 }) => {}
         Err(other) => panic!("{other}"),
         Ok(_) => panic!("a newer schema was accepted"),
     }
@@ -152,4 +152,95 @@ fn a_server_that_does_not_answer_is_unavailable_and_its_password_is_never_shown(
     assert!(error.is_unavailable(), "{error}");
     let said = format!("{error}");
     assert!(said.contains("127.0.0.1") && said.contains("***") && !said.contains("hunter2"), "{said}");
+}
+
+/// Agents polling through every replica claim at once: each queued job goes to exactly one of
+/// them, and none waits for another's claim (`FOR UPDATE SKIP LOCKED`).
+#[test]
+fn concurrent_claims_take_every_agent_job_exactly_once() {
+    use mobius_store::{AgentJobState, NewAgentJob};
+
+    let database = Database::create();
+    let store = PgStore::connect(&database.url).unwrap();
+    let queued: Vec<i64> = (0..200)
+        .map(|n| {
+            let job = NewAgentJob {
+                run: 1,
+                job: format!("j{n}"),
+                labels: Vec::new(),
+                payload: String::new(),
+                queued: crate::at(n),
+            };
+            store.enqueue_agent_job(&job).unwrap()
+        })
+        .collect();
+    let start = std::sync::Barrier::new(8);
+    let claims: Vec<(String, i64)> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..8)
+            .map(|thread| {
+                let (store, start) = (&store, &start);
+                scope.spawn(move || {
+                    let agent = format!("agent-{thread}");
+                    start.wait();
+                    let mut claimed = Vec::new();
+                    while let Some(job) =
+                        store.claim_agent_job(&agent, "t", &[], crate::at(1_000), crate::at(1_060)).unwrap()
+                    {
+                        assert_eq!(job.agent.as_deref(), Some(agent.as_str()));
+                        claimed.push((agent.clone(), job.id));
+                    }
+                    claimed
+                })
+            })
+            .collect();
+        threads.into_iter().flat_map(|t| t.join().unwrap()).collect()
+    });
+    let mut ids: Vec<i64> = claims.iter().map(|(_, id)| *id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, queued, "every job once");
+    let agents: std::collections::BTreeSet<&str> = claims.iter().map(|(agent, _)| agent.as_str()).collect();
+    assert!(agents.len() > 1, "the claims were spread over several agents: {agents:?}");
+    for (agent, id) in &claims {
+        let job = store.agent_job(*id).unwrap().unwrap();
+        assert_eq!((job.state, job.agent.as_deref()), (AgentJobState::Running, Some(agent.as_str())), "job {id}");
+    }
+    drop(store);
+}
+
+/// A claimer passes by a job another transaction holds, without waiting for it, and takes it
+/// once it is free again.
+#[test]
+fn a_claim_passes_by_a_job_another_claimer_holds() {
+    use mobius_store::NewAgentJob;
+
+    let database = Database::create();
+    let store = PgStore::connect(&database.url).unwrap();
+    let job = |n: i64| NewAgentJob {
+        run: 1,
+        job: format!("j{n}"),
+        labels: Vec::new(),
+        payload: String::new(),
+        queued: crate::at(n),
+    };
+    let first = store.enqueue_agent_job(&job(0)).unwrap();
+    let second = store.enqueue_agent_job(&job(1)).unwrap();
+
+    let mut client = postgres::Client::connect(&database.url, postgres::NoTls).unwrap();
+    let mut holder = client.transaction().unwrap();
+    holder.execute("SELECT id FROM agent_jobs WHERE id = $1 FOR UPDATE", &[&first]).unwrap();
+    let claimed = std::thread::scope(|scope| {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let store = &store;
+        scope.spawn(move || {
+            let _ = sender.send(store.claim_agent_job("a", "t", &[], crate::at(10), crate::at(40)).unwrap());
+        });
+        let claimed = receiver.recv_timeout(std::time::Duration::from_secs(20));
+        // Whatever happened, the claimer must not stay blocked behind the lock.
+        holder.rollback().unwrap();
+        claimed.expect("the claim waited for the held row")
+    });
+    assert_eq!(claimed.map(|j| j.id), Some(second), "the held job is passed by");
+    let claimed = store.claim_agent_job("b", "t", &[], crate::at(11), crate::at(41)).unwrap();
+    assert_eq!(claimed.map(|j| j.id), Some(first), "and taken once free");
+    drop((client, store));
 }
