@@ -121,6 +121,19 @@ impl Runner {
         }
         // A pull request from a fork gets a read-only token, as on GitHub.
         opts.credentials = self.run_credentials(&p, p.run.fork);
+        // Jobs whose `runs-on` routes them to agents go to the queue, with the workflow's text
+        // (the agent parses it again) and the checkout packed for the jobs that check out.
+        let agents = self.inner.agents.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(agents) = agents {
+            match git::file_at(&p.repository_path, &p.run.sha, &p.run.workflow_file) {
+                Ok(text) => {
+                    let branch = super::default_branch(&p.repository_path);
+                    opts.workflow_text = Some(mobius_pipelines::workflow::with_default_branch(&text, &branch));
+                    opts.dispatch = Some(agents.for_run(p.id, checks_out.then(|| source.clone())));
+                }
+                Err(e) => tracing::warn!(run = p.id, error = %e, "cannot read the workflow again: its jobs run here"),
+            }
+        }
 
         let (updates, received) = mpsc::channel::<Write>();
         let writer = {
