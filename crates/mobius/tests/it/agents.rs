@@ -286,6 +286,10 @@ fn the_protocol_refuses_gaps_jobs_not_held_and_other_scopes() {
     assert_eq!(none.status(), reqwest::StatusCode::NO_CONTENT);
 
     let run = push(&repo, &server, SLEEPY);
+    wait_for("the job to show in the queue gauge", || {
+        let metrics = http().get(server.url("/metrics")).bearer_auth(ADMIN).send().unwrap().text().unwrap();
+        metrics.contains("mobius_agent_jobs{state=\"queued\"} 1").then_some(())
+    });
     let claimed: Value = wait_for("a job", || {
         let r = http()
             .post(server.url("/api/v1/agent/jobs/request?wait=5"))

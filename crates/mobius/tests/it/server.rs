@@ -407,6 +407,7 @@ fn health_metrics_and_graceful_shutdown() {
     assert!(metrics.contains("mobius_http_requests_total"), "{metrics}");
     assert!(metrics.contains("mobius_lease_held{lease=\"repository-polling\"} 1"), "{metrics}");
     assert!(metrics.contains("mobius_runs{state=\"waiting\"} 0"), "{metrics}");
+    assert!(metrics.contains("mobius_agent_jobs{state=\"queued\"} 0"), "{metrics}");
     let api = client.get(server.url("/api/v1/slos")).bearer_auth(&scrape).send().unwrap();
     assert_eq!(api.status(), StatusCode::FORBIDDEN, "a scrape token reads nothing else");
     assert!(metrics.contains("process_resident_memory_bytes"), "{metrics}");
