@@ -115,6 +115,7 @@ measure sqlite
 
 log "PostgreSQL 15: a throwaway cluster"
 mkdir -p "$WORK/pg"
+chmod 755 "$WORK"
 [ "$(id -u)" = 0 ] && chown postgres:postgres "$WORK/pg"
 PGPORT=$(free_port)
 as_pg "$PG/initdb" -D "$WORK/pg/data" --auth=trust -U postgres > /dev/null

@@ -43,6 +43,10 @@ pub const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 /// How often a long poll looks for a job queued by another replica.
 const CLAIM_EVERY: Duration = Duration::from_secs(1);
 
+/// An agent's last contact is written at most this often (a poll or renewal in between is
+/// not a write).
+const CONTACT_EVERY: Duration = Duration::from_secs(5);
+
 /// At most this much of a job's progress is read from the store at once.
 const READ_CHUNK: u64 = 1 << 20;
 
@@ -209,8 +213,11 @@ struct Inner {
     config: AgentsConfig,
     /// Told when this process queues a job: long polls look at once.
     queued: Notify,
-    /// Told when an agent's call changed a job here: dispatchers look at once.
-    changed: Notify,
+    /// Each followed job's bell, rung when an agent's call changed it here: its dispatcher
+    /// looks at once (one bell per job, so a call wakes one dispatcher, not all).
+    watched: Mutex<HashMap<i64, Arc<Notify>>>,
+    /// When each agent's contact was last recorded here: at most every [`CONTACT_EVERY`].
+    contacts: Mutex<HashMap<String, tokio::time::Instant>>,
     /// The workspaces of queued and running jobs that check out, packed, by job id.
     sources: Mutex<HashMap<i64, Arc<Vec<u8>>>>,
     /// The server's artifact and cache store (`<data>/pipelines`).
@@ -232,10 +239,38 @@ impl Agents {
                 secrets,
                 config,
                 queued: Notify::new(),
-                changed: Notify::new(),
+                watched: Mutex::new(HashMap::new()),
+                contacts: Mutex::new(HashMap::new()),
                 sources: Mutex::new(HashMap::new()),
                 files,
             }),
+        }
+    }
+
+    /// Wakes the dispatcher following job `id`, if it is in this process.
+    fn ring(&self, id: i64) {
+        if let Some(bell) = self.inner.watched.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
+            bell.notify_one();
+        }
+    }
+
+    /// Wakes every dispatcher in this process.
+    fn ring_all(&self) {
+        for bell in self.inner.watched.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            bell.notify_one();
+        }
+    }
+
+    /// Whether this agent's contact is due to be written (and, if so, notes it as written).
+    fn contact_due(&self, agent: &str) -> bool {
+        let now = tokio::time::Instant::now();
+        let mut contacts = self.inner.contacts.lock().unwrap_or_else(|e| e.into_inner());
+        match contacts.get(agent) {
+            Some(last) if now.duration_since(*last) < CONTACT_EVERY => false,
+            _ => {
+                contacts.insert(agent.to_owned(), now);
+                true
+            }
         }
     }
 
@@ -277,7 +312,9 @@ impl Agents {
             first_contact: self.now(),
             last_contact: self.now(),
         };
-        self.store(move |s| s.record_agent(&record)).await?;
+        if self.contact_due(&hello.id) {
+            self.store(move |s| s.record_agent(&record)).await?;
+        }
         loop {
             // Registered before the claim, so a job queued in between wakes this poll.
             let queued = self.inner.queued.notified();
@@ -287,7 +324,7 @@ impl Agents {
             if let Some(job) = claimed {
                 match self.open(&job) {
                     Ok(remote) => {
-                        self.inner.changed.notify_waiters();
+                        self.ring(job.id);
                         let source = self.inner.sources.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&job.id);
                         return Ok(Some(Claimed {
                             id: job.id,
@@ -304,7 +341,7 @@ impl Agents {
                         let (id, agent, result) = (job.id, hello.id.clone(), failure_result(&why));
                         let at = self.now();
                         self.store(move |s| s.finish_agent_job(id, &agent, &result, at)).await?;
-                        self.inner.changed.notify_waiters();
+                        self.ring(id);
                         continue;
                     }
                 }
@@ -337,10 +374,13 @@ impl Agents {
             last_contact: self.now(),
         };
         let until = self.later(self.inner.config.lease);
+        let due = self.contact_due(&hello.id);
         let agent = hello.id;
         let renewal = self
             .store(move |s| {
-                s.record_agent(&record)?;
+                if due {
+                    s.record_agent(&record)?;
+                }
                 s.renew_agent_job(id, &agent, until)
             })
             .await?;
@@ -360,7 +400,7 @@ impl Agents {
         let appended = self.store(move |s| s.append_agent_log(id, &agent, offset, &data)).await?;
         match appended {
             LogAppend::Appended(length) => {
-                self.inner.changed.notify_waiters();
+                self.ring(id);
                 Ok(length)
             }
             LogAppend::Gap { expected } => Err(AgentError::Gap { id, expected }),
@@ -375,7 +415,7 @@ impl Agents {
         if !self.store(move |s| s.finish_agent_job(id, &agent, &result, at)).await? {
             return Err(AgentError::NotHeld(id));
         }
-        self.inner.changed.notify_waiters();
+        self.ring(id);
         Ok(())
     }
 
@@ -453,7 +493,7 @@ impl Agents {
         let (token, at) = (token.to_owned(), self.now());
         let lost = self.store(move |s| s.lose_agent_jobs_of_token(&token, TOKEN_REVOKED, at)).await?;
         if !lost.is_empty() {
-            self.inner.changed.notify_waiters();
+            self.ring_all();
         }
         Ok(lost)
     }
@@ -579,6 +619,15 @@ async fn follow(
     followed
 }
 
+/// Takes a job's bell down when its dispatcher stops following it.
+struct Unwatch<'a>(&'a Agents, i64);
+
+impl Drop for Unwatch<'_> {
+    fn drop(&mut self) {
+        self.0.inner.watched.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.1);
+    }
+}
+
 struct Follower<'a> {
     agents: &'a Agents,
     id: i64,
@@ -595,8 +644,12 @@ impl Follower<'_> {
     async fn until_ended(mut self, cancel: CancellationSignal) -> Result<JobReport, String> {
         let id = self.id;
         let mut cancel_sent = false;
+        let bell = Arc::new(Notify::new());
+        self.agents.inner.watched.lock().unwrap_or_else(|e| e.into_inner()).insert(id, bell.clone());
+        let _unwatch = Unwatch(self.agents, id);
         loop {
-            let changed = self.agents.inner.changed.notified();
+            // A ring between two looks is kept (a permit) for the next wait.
+            let changed = bell.notified();
             let job = self
                 .agents
                 .store(move |s| s.agent_job(id))
