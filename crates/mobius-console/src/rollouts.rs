@@ -292,7 +292,7 @@ mod tests {
         let stored = |id: i64, service: &str, environment: &str, phase: &str| {
             let mut rollout = crate::rollout::tests::canary(phase, 0);
             (rollout.id, rollout.service, rollout.environment) = (id, service.into(), environment.into());
-            Stored { rollout, spec: String::new(), stable_spec: None }
+            Stored { rollout, spec: String::new(), stable_spec: None, host: None }
         };
         let newest_first = vec![
             stored(6, "shop", "production", "succeeded"),
