@@ -11,6 +11,7 @@
 //!                                         └─► Alerter
 //! app.recover()  rollouts resumed, interrupted runs queued again
 //! app.start()    repository polling, commit statuses, SLO alerts, SLI recording ─► Background::stop()
+//!                (with replicas: environments driven while their leases are held)
 //! ```
 //!
 //! [`tokens`]: the scoped API tokens every mutation needs (issued, bootstrapped, checked).
@@ -54,6 +55,10 @@ pub struct Config {
     /// A PostgreSQL URL: the store is there instead of the data directory's SQLite file (run
     /// logs, releases and the secret key stay in the data directory).
     pub database_url: Option<String>,
+    /// Whether other servers may share the store: each environment's rollouts, instances and
+    /// proxy then run on the replica holding its lease (`mobius_delivery::replicas`). Default
+    /// off; [`App::open`] turns it on with a [`Config::database_url`].
+    pub replicas: bool,
     /// The materialisation rules (the attribution window).
     pub rules: Rules,
     /// How often every registered repository is polled when no hook says it changed.
@@ -110,6 +115,7 @@ impl Config {
             secrets: None,
             public_url: None,
             database_url: None,
+            replicas: false,
             agents: AgentsConfig::default(),
         }
     }
@@ -183,6 +189,8 @@ impl App {
     /// call it from the blocking pool (`mobius_log::blocking::spawn`), not an async thread.
     pub fn open(mut config: Config) -> Result<App, AppError> {
         let store = open_store(&config.data_dir, config.database_url.as_deref(), SqliteOptions::SERVER)?;
+        // A database is there to be shared: whoever else serves from it is a replica.
+        config.replicas |= config.database_url.is_some();
         // A key that does not open the stored secrets stops the start here, not a run later.
         let key = SecretKey::load(&config.data_dir, config.secret_key.as_deref()).map_err(AppError::Secrets)?;
         config.secrets = Some(Secrets::open(store.clone(), &key).map_err(AppError::Secrets)?);
@@ -194,6 +202,7 @@ impl App {
     pub fn with_store(store: Arc<dyn Store>, config: Config) -> App {
         let store: Arc<dyn Store> = Arc::new(Guarded(store));
         let log = Ingestor::new(store.clone(), config.rules);
+        let leases = Leases::new(store.clone(), replica_id(), config.clock);
         let delivery = Deployer::new(
             store.clone(),
             log.clone(),
@@ -203,6 +212,7 @@ impl App {
                 data_dir: config.data_dir.clone(),
                 external_proxy: config.external_proxy,
                 secrets: config.secrets.clone(),
+                leases: config.replicas.then(|| leases.clone()),
             },
         );
         let runs = Runner::new(
@@ -228,7 +238,6 @@ impl App {
         let agents = Agents::new(store.clone(), config.clock, config.secrets.clone(), config.agents.clone(), files);
         runs.set_agents(agents.clone());
         let reliability = Alerter::new(store.clone(), log.clone(), config.clock);
-        let leases = Leases::new(store.clone(), replica_id(), config.clock);
         App { store, log, runs, delivery, reliability, agents, leases, config }
     }
 
@@ -244,7 +253,9 @@ impl App {
 
     /// Takes up what a previous server left: the control plane first (data planes back,
     /// instances re-adopted, unfinished rollouts resumed), since re-queued runs may deploy;
-    /// then runs left in flight are marked interrupted and queued once more.
+    /// then runs left in flight are marked interrupted and queued once more. With replicas the
+    /// control plane is taken up environment by environment, as [`App::start`]'s task gains
+    /// their leases.
     pub async fn recover(&self) -> Result<Recovered, AppError> {
         let rollouts = self.delivery.recover().await.map_err(AppError::Rollouts)?;
         let runs = self.runs.recover().await.map_err(AppError::Runs)?;
@@ -252,9 +263,9 @@ impl App {
     }
 
     /// Starts the background tasks: repository polling, scheduled workflows, commit status
-    /// delivery, SLO alerts (restored from the store first), SLI recording and compaction. They
-    /// run until [`Background::stop`]; all but SLI recording only while this replica holds
-    /// their lease.
+    /// delivery, SLO alerts (restored from the store first), SLI recording and compaction, and
+    /// with replicas the environments' rollouts. They run until [`Background::stop`]; all but
+    /// SLI recording only while this replica holds their lease.
     pub fn start(&self) -> Background {
         let mut background = Background::default();
         let runs = self.runs.clone();
@@ -278,6 +289,9 @@ impl App {
             self.config.clock,
         );
         background.spawn_leased(&self.leases, lease::STATUSES, move |until| statuses.clone().run(until));
+        // With replicas, each environment is driven while its lease is held (`lease::environment`).
+        let delivery = self.delivery.clone();
+        background.spawn(|stop| delivery.drive_environments(stop));
         // Last, so that it is stopped last: the work ends before its leases are given up.
         background.spawn(|stop| self.leases.clone().keep(stop));
         background
@@ -335,6 +349,12 @@ pub mod lease {
     pub const SLI_COMPACTION: &str = "sli-compaction";
     /// Delivering commit statuses to forges.
     pub const STATUSES: &str = "commit-statuses";
+
+    /// With replicas: a service's rollouts, instances and proxy in an environment
+    /// (`environment:<service>/<environment>`).
+    pub fn environment(service: &str, environment: &str) -> String {
+        mobius_delivery::replicas::lease_name(service, environment)
+    }
 }
 
 /// This replica's id in lease rows: its host, its process and a random part (a restarted

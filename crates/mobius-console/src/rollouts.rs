@@ -7,7 +7,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use jiff::Timestamp;
-use mobius_delivery::DeployError;
+use mobius_delivery::{DeployError, Refusal};
 use mobius_deploy::rollout::{Rollout, Stored};
 use mobius_store::TokenScope;
 use serde::Deserialize;
@@ -242,7 +242,12 @@ async fn change(console: Console, headers: HeaderMap, uri: Uri, form: CsrfForm, 
             | DeployError::AlreadyServing { .. }
             | DeployError::NothingToUndo { .. }
             | DeployError::ChangeRefused(_)
-            | DeployError::RolloutOver { .. }),
+            | DeployError::RolloutOver { .. }
+            | DeployError::NoHolder { .. }
+            | DeployError::RefusedByHolder {
+                refusal: Refusal::Conflict | Refusal::BudgetExhausted | Refusal::Unavailable,
+                ..
+            }),
         ) => refused(&console, who(), &error, &href(&service, &environment)),
         Err(error) => failed(change.what(), &error),
     }
