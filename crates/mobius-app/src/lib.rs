@@ -11,6 +11,7 @@
 //!                                         └─► Alerter
 //! app.recover()  rollouts resumed, interrupted runs queued again
 //! app.start()    repository polling, commit statuses, SLO alerts, SLI recording ─► Background::stop()
+//!                (with replicas: environments driven while their leases are held)
 //! ```
 //!
 //! [`tokens`]: the scoped API tokens every mutation needs (issued, bootstrapped, checked).
@@ -55,6 +56,10 @@ pub struct Config {
     /// A PostgreSQL URL: the store is there instead of the data directory's SQLite file (run
     /// logs, releases and the secret key stay in the data directory).
     pub database_url: Option<String>,
+    /// Whether other servers may share the store: each environment's rollouts, instances and
+    /// proxy then run on the replica holding its lease (`mobius_delivery::replicas`). Default
+    /// off; [`App::open`] turns it on with a [`Config::database_url`].
+    pub replicas: bool,
     /// The materialisation rules (the attribution window).
     pub rules: Rules,
     /// How often every registered repository is polled when no hook says it changed.
@@ -111,6 +116,7 @@ impl Config {
             secrets: None,
             public_url: None,
             database_url: None,
+            replicas: false,
             agents: AgentsConfig::default(),
         }
     }
@@ -184,6 +190,8 @@ impl App {
     /// call it from the blocking pool (`mobius_log::blocking::spawn`), not an async thread.
     pub fn open(mut config: Config) -> Result<App, AppError> {
         let store = open_store(&config.data_dir, config.database_url.as_deref(), SqliteOptions::SERVER)?;
+        // A database is there to be shared: whoever else serves from it is a replica.
+        config.replicas |= config.database_url.is_some();
         // A key that does not open the stored secrets stops the start here, not a run later.
         let key = SecretKey::load(&config.data_dir, config.secret_key.as_deref()).map_err(AppError::Secrets)?;
         config.secrets = Some(Secrets::open(store.clone(), &key).map_err(AppError::Secrets)?);
@@ -195,6 +203,7 @@ impl App {
     pub fn with_store(store: Arc<dyn Store>, config: Config) -> App {
         let store: Arc<dyn Store> = Arc::new(Guarded(store));
         let log = Ingestor::new(store.clone(), config.rules);
+        let leases = Leases::new(store.clone(), replica_id(), config.clock);
         let delivery = Deployer::new(
             store.clone(),
             log.clone(),
@@ -204,6 +213,7 @@ impl App {
                 data_dir: config.data_dir.clone(),
                 external_proxy: config.external_proxy,
                 secrets: config.secrets.clone(),
+                leases: config.replicas.then(|| leases.clone()),
             },
         );
         let runs = Runner::new(
@@ -229,7 +239,6 @@ impl App {
         let agents = Agents::new(store.clone(), config.clock, config.secrets.clone(), config.agents.clone(), files);
         runs.set_agents(agents.clone());
         let reliability = Alerter::new(store.clone(), log.clone(), config.clock);
-        let leases = Leases::new(store.clone(), replica_id(), config.clock);
         // Every replica keeps a liveness lease while it runs; its runs are orphans without it.
         drop(leases.lease(&mobius_runs::runner::replica_lease(leases.holder())));
         runs.set_driver(Driver { node: node_id(&config.data_dir), holder: leases.holder().to_owned() });
@@ -248,7 +257,9 @@ impl App {
 
     /// Takes up what a previous server left: the control plane first (data planes back,
     /// instances re-adopted, unfinished rollouts resumed), since re-queued runs may deploy;
-    /// then runs left in flight are marked interrupted and queued once more.
+    /// then runs left in flight are marked interrupted and queued once more. With replicas the
+    /// control plane is taken up environment by environment, as [`App::start`]'s task gains
+    /// their leases.
     pub async fn recover(&self) -> Result<Recovered, AppError> {
         let rollouts = self.delivery.recover().await.map_err(AppError::Rollouts)?;
         let runs = self.runs.recover().await.map_err(AppError::Runs)?;
@@ -256,9 +267,9 @@ impl App {
     }
 
     /// Starts the background tasks: repository polling, scheduled workflows, commit status
-    /// delivery, SLO alerts (restored from the store first), SLI recording and compaction. They
-    /// run until [`Background::stop`]; all but SLI recording only while this replica holds
-    /// their lease.
+    /// delivery, SLO alerts (restored from the store first), SLI recording and compaction, and
+    /// with replicas the environments' rollouts. They run until [`Background::stop`]; all but
+    /// SLI recording only while this replica holds their lease.
     pub fn start(&self) -> Background {
         let mut background = Background::default();
         let runs = self.runs.clone();
@@ -285,6 +296,9 @@ impl App {
             self.config.clock,
         );
         background.spawn_leased(&self.leases, lease::STATUSES, move |until| statuses.clone().run(until));
+        // With replicas, each environment is driven while its lease is held (`lease::environment`).
+        let delivery = self.delivery.clone();
+        background.spawn(|stop| delivery.drive_environments(stop));
         // Last, so that it is stopped last: the work ends before its leases are given up.
         background.spawn(|stop| self.leases.clone().keep(stop));
         background
@@ -344,6 +358,12 @@ pub mod lease {
     pub const STATUSES: &str = "commit-statuses";
     /// Taking up the runs of replicas that stopped.
     pub const RUN_RECOVERY: &str = "run-recovery";
+
+    /// With replicas: a service's rollouts, instances and proxy in an environment
+    /// (`environment:<service>/<environment>`).
+    pub fn environment(service: &str, environment: &str) -> String {
+        mobius_delivery::replicas::lease_name(service, environment)
+    }
 }
 
 /// The data directory's id, kept in `<data>/node-id`: the same across restarts, so a starting

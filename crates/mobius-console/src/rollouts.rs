@@ -7,7 +7,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use jiff::Timestamp;
-use mobius_delivery::DeployError;
+use mobius_delivery::{DeployError, Refusal};
 use mobius_deploy::rollout::{Rollout, Stored};
 use mobius_store::TokenScope;
 use serde::Deserialize;
@@ -242,7 +242,12 @@ async fn change(console: Console, headers: HeaderMap, uri: Uri, form: CsrfForm, 
             | DeployError::AlreadyServing { .. }
             | DeployError::NothingToUndo { .. }
             | DeployError::ChangeRefused(_)
-            | DeployError::RolloutOver { .. }),
+            | DeployError::RolloutOver { .. }
+            | DeployError::NoHolder { .. }
+            | DeployError::RefusedByHolder {
+                refusal: Refusal::Conflict | Refusal::BudgetExhausted | Refusal::Unavailable,
+                ..
+            }),
         ) => refused(&console, who(), &error, &href(&service, &environment)),
         Err(error) => failed(change.what(), &error),
     }
@@ -292,7 +297,7 @@ mod tests {
         let stored = |id: i64, service: &str, environment: &str, phase: &str| {
             let mut rollout = crate::rollout::tests::canary(phase, 0);
             (rollout.id, rollout.service, rollout.environment) = (id, service.into(), environment.into());
-            Stored { rollout, spec: String::new(), stable_spec: None }
+            Stored { rollout, spec: String::new(), stable_spec: None, host: None }
         };
         let newest_first = vec![
             stored(6, "shop", "production", "succeeded"),

@@ -1,6 +1,8 @@
 //! One rollout's controller: a task that performs [`next`]'s actions until the rollout is
 //! done, storing it after every change. `promote`, `abort` and `undo` reach it as commands
-//! (between actions, and while it waits), so the rollout has one writer.
+//! (between actions, and while it waits), so the rollout has one writer. With replicas it runs
+//! while its replica drives the environment, and stops between two actions when it gives the
+//! environment up (the next holder resumes it from what was stored).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +13,7 @@ use mobius_deploy::rollout::{Action, Phase, Plan, PlanStep, Rollout, advance_pau
 use mobius_deploy::spec::ServiceSpec;
 use mobius_proxy::routing::{Backend, RoutingTable};
 use mobius_proxy::sli::{SliSnapshot, VersionSli};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::plane::Plane;
 use mobius_deploy::rollout::{ChangeRefused, Stored};
@@ -62,17 +64,36 @@ pub(super) fn table(r: &Rollout) -> RoutingTable {
 
 impl Deployer {
     pub(super) fn spawn_controller(&self, stored: Stored, plane: Arc<Plane>) {
+        let (service, environment) = (stored.rollout.service.clone(), stored.rollout.environment.clone());
+        // One server drives everything; a replica only the environments it holds.
+        let running = if self.inner.config.leases.is_none() {
+            self.inner.always.subscribe()
+        } else if let Some(running) = self.inner.replicas.running(&service, &environment) {
+            running
+        } else {
+            // It lost the environment meanwhile: the next holder resumes the stored rollout.
+            return tracing::info!(rollout = stored.rollout.id, %service, %environment, "not driven here any more: not started");
+        };
         let (sender, commands) = mpsc::unbounded_channel::<Request>();
         let id = stored.rollout.id;
         self.inner.wakers.lock().unwrap_or_else(|e| e.into_inner()).insert(id, sender);
         let this = self.clone();
-        tokio::spawn(async move {
-            this.control(stored, plane, commands).await;
+        let handle = tokio::spawn(async move {
+            this.control(stored, plane, commands, running).await;
             this.inner.wakers.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
         });
+        if self.inner.config.leases.is_some() {
+            self.inner.replicas.track(&service, &environment, handle);
+        }
     }
 
-    async fn control(&self, mut stored: Stored, plane: Arc<Plane>, mut commands: mpsc::UnboundedReceiver<Request>) {
+    async fn control(
+        &self,
+        mut stored: Stored,
+        plane: Arc<Plane>,
+        mut commands: mpsc::UnboundedReceiver<Request>,
+        mut running: watch::Receiver<bool>,
+    ) {
         let spec = match ServiceSpec::parse("mobius.yaml", &stored.spec) {
             Ok(spec) => spec,
             Err(e) => {
@@ -88,6 +109,13 @@ impl Deployer {
         // The caller stored the rollout just before starting its controller.
         let mut saved = serde_json::to_string(&stored).unwrap_or_default();
         loop {
+            if !*running.borrow() {
+                // Given up between two actions: everything done so far is stored.
+                return tracing::info!(
+                    rollout = stored.rollout.id,
+                    "the rollout's controller stops here: the environment is driven elsewhere now"
+                );
+            }
             while let Ok((command, reply)) = commands.try_recv() {
                 let answer = self.command(&mut stored, &mut saved, command).await;
                 // The asker may have gone (a dropped request); the change stands either way.
@@ -112,6 +140,7 @@ impl Deployer {
                             let answer = self.command(&mut stored, &mut saved, command).await;
                             let _ = reply.send(answer);
                         }
+                        changed = running.changed() => if changed.is_err() { return },
                         _ = tokio::time::sleep(wait) => {}
                     }
                     continue;

@@ -11,7 +11,11 @@
 //!
 //! Restart: [`Deployer::recover`] re-opens every environment's data plane, re-adopts the
 //! instances recorded with each rollout (alive and healthy: kept; others: restarted), and
-//! resumes the controllers of unfinished rollouts where they were.
+//! resumes the controllers of unfinished rollouts where they were ([`recovery`]).
+//!
+//! Replicas ([`DeployConfig::leases`]): each environment is driven by the replica holding its
+//! lease, which takes it up as a restarted server does; the others hand it their changes
+//! through the store's command queue ([`replicas`]).
 
 /// Trees as they travel (release uploads, agents' workspaces): now in `mobius-pipelines`.
 pub use mobius_pipelines::archive;
@@ -19,7 +23,9 @@ mod controller;
 mod instances;
 mod plane;
 pub use plane::Injected;
+mod recovery;
 pub mod release;
+pub mod replicas;
 pub(crate) mod sli;
 pub mod steps;
 pub mod upload;
@@ -39,8 +45,10 @@ use mobius_store::{RolloutQuery, RolloutRow, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 use mobius_log::Ingestor;
+use mobius_log::lease::Leases;
 use plane::Plane;
 pub use release::{ReleaseError, Source};
+pub use replicas::Refusal;
 
 /// How the control plane is set up.
 #[derive(Debug, Clone)]
@@ -56,6 +64,9 @@ pub struct DeployConfig {
     /// Where `${{ secrets.NAME }}` in `run.env` is read from when an instance starts; without
     /// it a release that names a secret is refused.
     pub secrets: Option<mobius_secrets::Secrets>,
+    /// With replicas sharing the store: the leases each environment is driven under (see
+    /// [`replicas`]). `None`: this process drives every environment (one server).
+    pub leases: Option<Leases>,
 }
 
 /// Why a deployment operation was refused or failed, in the control plane's words.
@@ -111,6 +122,22 @@ pub enum DeployError {
     Encode(#[source] serde_json::Error),
     #[error("storage failed")]
     Store(#[from] StoreError),
+    /// The replica driving the environment refused the change or failed to make it; the
+    /// message is its error's, with its sources.
+    #[error("{message}")]
+    RefusedByHolder { refusal: Refusal, message: String },
+    /// No replica took the change up in time: it was withdrawn, and will not happen.
+    #[error(
+        "no replica took the change to {service} in {environment} up within {waited_s} s ({lease}): it was \
+         withdrawn; try again"
+    )]
+    NoHolder { service: String, environment: String, lease: String, waited_s: u64 },
+    /// The replica applying the change stopped, or has not answered: whether it happened, the
+    /// rollout says.
+    #[error("the replica applying the change to {service} in {environment} {why}: look at the rollout, then ask again")]
+    Unanswered { service: String, environment: String, why: &'static str },
+    #[error("cannot read another replica's answer")]
+    Answer(#[source] serde_json::Error),
 }
 
 /// The control plane. Cheap to clone.
@@ -131,6 +158,10 @@ struct Inner {
     changes: tokio::sync::Mutex<()>,
     /// The SLI snapshot last recorded from each data plane.
     readings: tokio::sync::Mutex<sli::Readings>,
+    /// What every controller runs under on one server: always on.
+    always: tokio::sync::watch::Sender<bool>,
+    /// With replicas: the environments this replica drives, and how it learns of others.
+    replicas: replicas::Local,
 }
 
 /// The request to deploy.
@@ -163,25 +194,53 @@ impl Deployer {
                 wakers: Mutex::new(HashMap::new()),
                 changes: tokio::sync::Mutex::new(()),
                 readings: tokio::sync::Mutex::new(sli::Readings::new()),
+                always: tokio::sync::watch::channel(true).0,
+                replicas: replicas::Local::default(),
             }),
         }
     }
 
     /// Starts a rollout of a release to an environment. Refused while another rollout of the
-    /// service to that environment is unfinished.
+    /// service to that environment is unfinished. With replicas, the release is made here and
+    /// the replica driving the environment starts the rollout.
     pub async fn deploy(&self, request: DeployRequest) -> Result<Stored, DeployError> {
-        self.deploy_with(request, None).await
+        let Some(leases) = &self.inner.config.leases else { return self.deploy_with(request, None).await };
+        let release = self.prepare(&request).await?;
+        let change = replicas::Change::Deploy {
+            release: release.dir,
+            version: release.version,
+            artifact: release.artifact,
+            revision: release.revision,
+            reason: request.reason,
+        };
+        self.ask(leases, &request.service, &request.environment, change).await
+    }
+
+    /// Makes the release a request names (blocking work, on the pool).
+    async fn prepare(&self, request: &DeployRequest) -> Result<release::Release, DeployError> {
+        let this = self.clone();
+        let req = request.clone();
+        Ok(mobius_log::blocking::spawn(move || {
+            let lookup = |key: &str| this.artifact_of(key);
+            release::prepare(&this.inner.config.data_dir, &req.source, req.version.as_deref(), &lookup)
+        })
+        .await?)
     }
 
     async fn deploy_with(&self, request: DeployRequest, plan: Option<Plan>) -> Result<Stored, DeployError> {
         let _one = self.inner.changes.lock().await;
-        let this = self.clone();
-        let req = request.clone();
-        let release = mobius_log::blocking::spawn(move || {
-            let lookup = |key: &str| this.artifact_of(key);
-            release::prepare(&this.inner.config.data_dir, &req.source, req.version.as_deref(), &lookup)
-        })
-        .await?;
+        let release = self.prepare(&request).await?;
+        self.deploy_release(request, release, plan).await
+    }
+
+    /// Starts the rollout of a release made already (here, or by the replica a deploy reached,
+    /// whose `artifact` and `revision` it keeps). The caller holds `changes`.
+    async fn deploy_release(
+        &self,
+        request: DeployRequest,
+        release: release::Release,
+        plan: Option<Plan>,
+    ) -> Result<Stored, DeployError> {
         let spec = &release.spec;
         if spec.name() != request.service {
             return Err(DeployError::WrongService { wanted: request.service.clone(), found: spec.name().to_owned() });
@@ -231,7 +290,8 @@ impl Deployer {
         }
         let first_in_environment = latest.is_none();
         let rollout = Rollout::new(spec.name(), environment, plan, spec.run.instances.value, stable, new, now);
-        let mut stored = Stored { rollout, spec: release.spec_text.clone(), stable_spec };
+        let host = self.inner.config.leases.as_ref().map(|_| replicas::this_host());
+        let mut stored = Stored { rollout, spec: release.spec_text.clone(), stable_spec, host };
         self.save(&mut stored).await?;
         // Recorded only now that the deploy it excuses is going ahead.
         if let Some(exception) = exception {
@@ -248,6 +308,13 @@ impl Deployer {
     /// Goes on from a pause (or a manual approval). Refused when the rollout is not paused, or
     /// when the error-budget policy freezes the environment.
     pub async fn promote(&self, service: &str, environment: &str) -> Result<Stored, DeployError> {
+        if let Some(leases) = &self.inner.config.leases {
+            return self.ask(leases, service, environment, replicas::Change::Promote).await;
+        }
+        self.promote_here(service, environment).await
+    }
+
+    async fn promote_here(&self, service: &str, environment: &str) -> Result<Stored, DeployError> {
         // Without a reason there is never an exception to record.
         self.check_policy(service, environment, None).await?;
         self.change(service, environment, controller::Command::Promote).await
@@ -303,15 +370,29 @@ impl Deployer {
 
     /// Rolls the current rollout back now.
     pub async fn abort(&self, service: &str, environment: &str) -> Result<Stored, DeployError> {
+        if let Some(leases) = &self.inner.config.leases {
+            return self.ask(leases, service, environment, replicas::Change::Abort).await;
+        }
+        self.abort_here(service, environment).await
+    }
+
+    async fn abort_here(&self, service: &str, environment: &str) -> Result<Stored, DeployError> {
         self.change(service, environment, controller::Command::Abort("aborted by hand".to_owned())).await
     }
 
     /// Back to the version before the last successful rollout: instantly while a blue-green
     /// switch keeps it warm, else as a new rollout of that release switched at once.
     pub async fn undo(&self, service: &str, environment: &str) -> Result<Stored, DeployError> {
+        if let Some(leases) = &self.inner.config.leases {
+            return self.ask(leases, service, environment, replicas::Change::Undo).await;
+        }
+        self.undo_here(service, environment).await
+    }
+
+    async fn undo_here(&self, service: &str, environment: &str) -> Result<Stored, DeployError> {
         let latest = self.latest(service, environment).await?.ok_or_else(|| never_deployed(service, environment))?;
         if !latest.rollout.phase.is_final() {
-            return self.abort(service, environment).await;
+            return self.abort_here(service, environment).await;
         }
         if latest.rollout.old_is_warm() {
             return self.change(service, environment, controller::Command::UndoSwitch).await;
@@ -359,94 +440,6 @@ impl Deployer {
             ..RolloutQuery::default()
         })?;
         Ok(rows.iter().filter_map(decode).collect())
-    }
-
-    /// After a restart: data planes back, instances re-adopted, controllers resumed.
-    pub async fn recover(&self) -> Result<usize, DeployError> {
-        let store = self.inner.store.clone();
-        let rows = mobius_log::blocking::spawn(move || {
-            store.rollouts(&RolloutQuery { limit: 10_000, ..RolloutQuery::default() })
-        })
-        .await?;
-        let mut seen = std::collections::BTreeSet::new();
-        let mut resumed = 0;
-        for row in rows {
-            if !seen.insert((row.service.clone(), row.environment.clone())) {
-                continue;
-            }
-            let Some(mut stored) = decode(&row) else { continue };
-            let spec = match ServiceSpec::parse("mobius.yaml", &stored.spec) {
-                Ok(spec) => spec,
-                Err(e) => {
-                    tracing::error!(rollout = row.id, error = %e, "a stored rollout's mobius.yaml does not parse: not resumed");
-                    continue;
-                }
-            };
-            // Re-adopt both versions' instances; the ones that did not survive are restarted.
-            let mut versions = vec![false];
-            if stored.rollout.stable.is_some() {
-                versions.push(true);
-            }
-            for stable in versions {
-                let (deployed, text) = if stable {
-                    (stored.rollout.stable.clone(), stored.stable_spec.clone().unwrap_or_else(|| stored.spec.clone()))
-                } else {
-                    (Some(stored.rollout.new.clone()), stored.spec.clone())
-                };
-                let Some(deployed) = deployed else { continue };
-                if deployed.instances.is_empty() {
-                    continue;
-                }
-                let its_spec = match ServiceSpec::parse("mobius.yaml", &text) {
-                    Ok(spec) => spec,
-                    Err(e) => {
-                        tracing::error!(rollout = row.id, error = %e, "a version's stored mobius.yaml does not parse: its instances are not re-adopted");
-                        continue;
-                    }
-                };
-                let launch = match self.launch(&its_spec, &stored.rollout.environment, &deployed).await {
-                    Ok(launch) => launch,
-                    Err(e) => {
-                        tracing::error!(rollout = row.id, error = %e, "cannot start this version's instances: they are not re-adopted");
-                        continue;
-                    }
-                };
-                let mut kept = self.inner.supervisor.adopt(&launch, &deployed.instances).await;
-                let lost: Vec<_> =
-                    deployed.instances.iter().filter(|i| !kept.iter().any(|k| k.addr == i.addr)).cloned().collect();
-                for lost in lost {
-                    match self.inner.supervisor.start_one(&launch, lost.index, Some(lost.addr.port())).await {
-                        Ok(instance) => kept.push(instance),
-                        Err(e) => tracing::warn!(addr = %lost.addr, error = %e, "cannot restart an instance"),
-                    }
-                }
-                kept.sort_by_key(|i| i.index);
-                tracing::info!(
-                    service = %stored.rollout.service,
-                    environment = %stored.rollout.environment,
-                    version = %deployed.version,
-                    "re-adopted {} of {} instance(s)",
-                    kept.len(),
-                    deployed.instances.len()
-                );
-                if stable {
-                    if let Some(s) = &mut stored.rollout.stable {
-                        s.instances = kept;
-                    }
-                } else {
-                    stored.rollout.new.instances = kept;
-                }
-            }
-            let serving = self.serving(Some(&stored)).0;
-            let plane = self.plane(&spec, &stored.rollout.environment, serving.as_ref()).await?;
-            plane.set_table(controller::table(&stored.rollout));
-            self.save(&mut stored).await?;
-            if !stored.rollout.phase.is_final() || stored.rollout.retire_at.is_some() {
-                resumed += 1;
-                self.spawn_controller(stored, plane);
-            }
-        }
-        Ok(resumed)
     }
 
     /// Injects a chaos fault into an environment's proxy (replacing one with the same id). A

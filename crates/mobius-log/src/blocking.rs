@@ -16,9 +16,9 @@ use mobius_events::facts::{Deployment, DeploymentId, FactSet, Incident};
 use mobius_events::{AppendStatus, NewEvent, StoredEvent};
 use mobius_store::{
     AgentJob, AgentRecord, EnvironmentRecord, EventQuery, ForgeSettings, Heads, IngestContext, LeaseRecord, LogAppend,
-    NewAgentJob, NewRun, PendingStatus, Renewal, Repository, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord,
-    RunUpdate, Scope, SecretRecord, SessionRecord, SliCompaction, SliCounts, SliMinute, StatusOutcome, Store,
-    StoreError, TokenRecord,
+    NewAgentJob, NewRolloutCommand, NewRun, PendingStatus, Renewal, Repository, RolloutCommand, RolloutQuery,
+    RolloutRow, RunDetail, RunQuery, RunRecord, RunUpdate, Scope, SecretRecord, SessionRecord, SliCompaction,
+    SliCounts, SliMinute, StatusOutcome, Store, StoreError, TokenRecord,
 };
 
 thread_local! {
@@ -180,6 +180,13 @@ guarded! {
     active_agent_jobs() -> Result<Vec<AgentJob>, StoreError>;
     expire_agent_jobs(now: Timestamp, reason: &str) -> Result<Vec<i64>, StoreError>;
     lose_agent_jobs_of_token(token: &str, reason: &str, at: Timestamp) -> Result<Vec<i64>, StoreError>;
+    enqueue_rollout_command(command: &NewRolloutCommand) -> Result<i64, StoreError>;
+    claim_rollout_command(environments: &[Scope], holder: &str, now: Timestamp) -> Result<Option<RolloutCommand>, StoreError>;
+    finish_rollout_command(id: i64, holder: &str, result: &str, at: Timestamp) -> Result<bool, StoreError>;
+    withdraw_rollout_command(id: i64, at: Timestamp) -> Result<bool, StoreError>;
+    lose_rollout_commands(environment: &Scope, holder: &str, at: Timestamp) -> Result<Vec<i64>, StoreError>;
+    rollout_command(id: i64) -> Result<Option<RolloutCommand>, StoreError>;
+    prune_rollout_commands(ended_before: Timestamp) -> Result<usize, StoreError>;
 }
 
 #[cfg(test)]

@@ -40,6 +40,12 @@ struct Inner {
     wanted: Mutex<BTreeMap<String, watch::Sender<bool>>>,
 }
 
+impl std::fmt::Debug for Leases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Leases").field("holder", &self.inner.holder).finish_non_exhaustive()
+    }
+}
+
 impl Leases {
     /// The leases of the replica `holder` (unique among the replicas sharing `store`).
     pub fn new(store: Arc<dyn Store>, holder: impl Into<String>, clock: Clock) -> Leases {
@@ -61,6 +67,11 @@ impl Leases {
         self.wanted().entry(name.to_owned()).or_insert_with(|| watch::channel(false).0).subscribe()
     }
 
+    /// Whether this replica holds `name` now (as of the last claim or renewal).
+    pub fn holds(&self, name: &str) -> bool {
+        self.wanted().get(name).is_some_and(|held| *held.borrow())
+    }
+
     /// The leases this replica holds now, by name.
     pub fn held(&self) -> Vec<String> {
         self.wanted().iter().filter(|(_, held)| *held.borrow()).map(|(name, _)| name.clone()).collect()
@@ -71,9 +82,22 @@ impl Leases {
         self.wanted().iter().map(|(name, held)| (name.clone(), *held.borrow())).collect()
     }
 
+    /// Wants the lease `name` and claims it now rather than at the next round (a deploy to an
+    /// environment nobody drives need not wait for one); whether this replica holds it.
+    pub async fn take(&self, name: &str) -> bool {
+        self.lease(name);
+        self.claim(vec![name.to_owned()]).await;
+        self.holds(name)
+    }
+
     /// Claims or renews every wanted lease once: what [`Leases::keep`] does each round.
     pub async fn renew(&self) {
         let names: Vec<String> = self.wanted().keys().cloned().collect();
+        self.claim(names).await;
+    }
+
+    /// Claims or renews each of `names`, and tells their watchers whether they are held.
+    async fn claim(&self, names: Vec<String>) {
         let (store, holder, clock) = (self.inner.store.clone(), self.inner.holder.clone(), self.inner.clock);
         let claimed = crate::blocking::spawn(move || {
             let now = clock.now();
@@ -220,6 +244,20 @@ mod tests {
         a.renew().await;
         assert!(!*held_a.borrow(), "a, back, finds it b's and stops its work");
         assert_eq!(store.leases().unwrap()[0].holder, "b");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn taking_a_lease_claims_it_at_once_unless_another_replica_holds_it() {
+        let (_dir, store) = store();
+        let clock = Clock::tokio("2026-12-06T18:00:00Z".parse().unwrap());
+        let (a, b) = (Leases::new(store.clone(), "a", clock), Leases::new(store.clone(), "b", clock));
+        let held_b = b.lease("environment:shop/production");
+        assert!(a.take("environment:shop/production").await, "free: taken without waiting for a round");
+        assert_eq!(a.held(), ["environment:shop/production"]);
+        assert!(!b.take("environment:shop/production").await, "a holds it");
+        assert!(!*held_b.borrow());
+        a.renew().await;
+        assert_eq!(a.held(), ["environment:shop/production"], "wanted from then on: renewed with the others");
     }
 
     #[tokio::test(start_paused = true)]

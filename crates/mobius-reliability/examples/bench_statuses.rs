@@ -46,7 +46,7 @@ fn main() {
             instances: Vec::new(),
         };
         let rollout = Rollout::new(&service, &spec.environments.value[0], Plan::Rolling, 1, None, new, now);
-        let body = serde_json::to_string(&Stored { rollout, spec: yaml, stable_spec: None }).unwrap();
+        let body = serde_json::to_string(&Stored { rollout, spec: yaml, stable_spec: None, host: None }).unwrap();
         let row = RolloutRow {
             id: 0,
             service: service.clone(),

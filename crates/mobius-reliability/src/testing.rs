@@ -20,7 +20,8 @@ pub(crate) fn deployed(store: &dyn Store, yaml: &str, now: Timestamp) {
         instances: Vec::new(),
     };
     let rollout = Rollout::new(spec.name(), environment, Plan::Rolling, 1, None, new, now);
-    let body = serde_json::to_string(&Stored { rollout, spec: yaml.to_owned(), stable_spec: None }).unwrap();
+    let body =
+        serde_json::to_string(&Stored { rollout, spec: yaml.to_owned(), stable_spec: None, host: None }).unwrap();
     store
         .save_rollout(&RolloutRow {
             id: 0,

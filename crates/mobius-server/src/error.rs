@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mobius_app::repositories::RepositoryError;
 use mobius_delivery::upload::UploadError;
-use mobius_delivery::{DeployError, ReleaseError};
+use mobius_delivery::{DeployError, Refusal, ReleaseError};
 use mobius_log::query::QueryError;
 use mobius_runs::RunError;
 use mobius_runs::environments::ReviewError;
@@ -222,7 +222,20 @@ impl From<DeployError> for ApiError {
             // The address is taken: another process, or another environment's proxy.
             D::Listen { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", Chain(&e).to_string()),
             D::Store(store) => ApiError::store(store),
-            D::Encode(_) | D::Secrets { .. } => ApiError::internal(e),
+            D::Encode(_) | D::Secrets { .. } | D::Answer(_) => ApiError::internal(e),
+            // Another replica's answer: the status it would have given.
+            D::RefusedByHolder { refusal, .. } => match refusal {
+                Refusal::Invalid => ApiError::client(StatusCode::BAD_REQUEST, "bad_request", &e),
+                Refusal::NotFound => ApiError::client(StatusCode::NOT_FOUND, "not_found", &e),
+                Refusal::Conflict => ApiError::client(StatusCode::CONFLICT, "conflict", &e),
+                Refusal::BudgetExhausted => ApiError::client(StatusCode::CONFLICT, "budget_exhausted", &e),
+                Refusal::Unavailable => ApiError::client(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &e),
+                Refusal::Failed => ApiError::internal(e),
+            },
+            // Nobody drives the environment now (a failover), or it did not answer in time.
+            D::NoHolder { .. } | D::Unanswered { .. } => {
+                ApiError::client(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &e)
+            }
         }
     }
 }

@@ -13,6 +13,7 @@
 //! backend uses the blocking `postgres` client over a small pool of its own.
 
 pub mod agents;
+pub mod commands;
 pub mod forge;
 mod log_offsets;
 #[cfg(feature = "postgres")]
@@ -29,6 +30,7 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "postgres")]
 pub use self::postgres::PgStore;
 pub use agents::{AgentJob, AgentJobState, AgentRecord, LogAppend, NewAgentJob, Renewal};
+pub use commands::{CommandState, NewRolloutCommand, RolloutCommand};
 pub use forge::{CommitStatus, Delivery, ForgeKind, ForgeSettings, PendingStatus, StatusOutcome};
 pub use runs::{
     Heads, JobRecord, NewRun, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunState, RunUpdate,
@@ -469,4 +471,30 @@ pub trait Store: Send + Sync {
     /// Makes every running job held with the token `token` [`AgentJobState::Lost`] with
     /// `reason`, ended at `at` (the token was revoked); their ids, ascending.
     fn lose_agent_jobs_of_token(&self, token: &str, reason: &str, at: Timestamp) -> Result<Vec<i64>, StoreError>;
+
+    // The rollout command queue (see [`commands`]).
+
+    /// Queues a change to an environment's rollouts; its id.
+    fn enqueue_rollout_command(&self, command: &NewRolloutCommand) -> Result<i64, StoreError>;
+    /// Claims for `holder` the oldest queued command of any of `environments`; `None` when
+    /// there is none. Two claimers never get the same command.
+    fn claim_rollout_command(
+        &self,
+        environments: &[Scope],
+        holder: &str,
+        now: Timestamp,
+    ) -> Result<Option<RolloutCommand>, StoreError>;
+    /// Stores the answer to a command `holder` claimed; `false` (and nothing changes) when it
+    /// does not hold it (it was lost meanwhile).
+    fn finish_rollout_command(&self, id: i64, holder: &str, result: &str, at: Timestamp) -> Result<bool, StoreError>;
+    /// Withdraws a command nobody has claimed (its asker stopped waiting); `false` when it was
+    /// claimed or has ended.
+    fn withdraw_rollout_command(&self, id: i64, at: Timestamp) -> Result<bool, StoreError>;
+    /// Makes every command of `environment` claimed by a replica other than `holder` (the one
+    /// taking the environment over) [`CommandState::Lost`], ended at `at`; their ids, ascending.
+    fn lose_rollout_commands(&self, environment: &Scope, holder: &str, at: Timestamp) -> Result<Vec<i64>, StoreError>;
+    /// One command.
+    fn rollout_command(&self, id: i64) -> Result<Option<RolloutCommand>, StoreError>;
+    /// Forgets the commands that ended before `ended_before`; how many.
+    fn prune_rollout_commands(&self, ended_before: Timestamp) -> Result<usize, StoreError>;
 }

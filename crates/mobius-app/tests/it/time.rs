@@ -133,7 +133,7 @@ fn deployed(store: &dyn Store, now: Timestamp) {
         instances: Vec::new(),
     };
     let rollout = Rollout::new("shop", &spec.environments.value[0], Plan::Rolling, 1, None, new, now);
-    let body = serde_json::to_string(&Stored { rollout, spec: SHOP.into(), stable_spec: None }).unwrap();
+    let body = serde_json::to_string(&Stored { rollout, spec: SHOP.into(), stable_spec: None, host: None }).unwrap();
     let row = RolloutRow {
         id: 0,
         service: "shop".into(),

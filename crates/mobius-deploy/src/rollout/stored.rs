@@ -15,4 +15,9 @@ pub struct Stored {
     pub spec: String,
     /// The stable version's `mobius.yaml`, when there is one.
     pub stable_spec: Option<String>,
+    /// With replicas: the machine whose processes the recorded instances are (its host name).
+    /// A replica on another machine restarts them rather than adopt a pid that is not theirs
+    /// there. `None`: this machine's (one server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }

@@ -9,6 +9,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_leases.sql"),
     include_str!("migrations/0003_agents.sql"),
+    include_str!("migrations/0004_rollout_commands.sql"),
 ];
 
 /// Any number, the same in every process: migrations of one database never run side by side.

@@ -5,15 +5,17 @@
 //! lock, so writers are serialised as SQLite's single writer is: materialisation reads the
 //! facts earlier events wrote, and the log's `seq` order is its commit order (a reader tailing
 //! by `after_seq` never skips an event that commits later with a smaller `seq`). The agent job
-//! queue's writes are the exception: they touch only its own tables and lock only their rows
-//! (claimers skip each other's with `FOR UPDATE SKIP LOCKED`; see `agents`), so agents polling
-//! through every replica neither wait behind an import nor hold one up.
+//! queue's writes and the rollout command queue's are the exception: they touch only their own
+//! tables and lock only their rows (claimers skip each other's with `FOR UPDATE SKIP LOCKED`;
+//! see `agents` and `commands`), so agents and replicas polling neither wait behind an import
+//! nor hold one up.
 //!
 //! Connections are made without TLS for now ([`::postgres::NoTls`]): a URL asking for TLS
 //! (`sslmode=require`, `verify-ca`, `verify-full`) is refused rather than connected in the
 //! clear. TLS through rustls (with the ring provider) is a later step.
 
 mod agents;
+mod commands;
 mod environments;
 mod facts;
 mod forge;
@@ -37,9 +39,9 @@ use mobius_events::{AppendStatus, NewEvent, Origin, StoredEvent};
 use self::pool::Pool;
 use crate::{
     AgentJob, AgentRecord, EnvironmentRecord, EventQuery, ForgeSettings, Heads, IngestContext, LeaseRecord, LogAppend,
-    NewAgentJob, NewRun, PendingStatus, Renewal, Repository, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord,
-    RunUpdate, Scope, SecretRecord, SessionRecord, SliCompaction, SliCounts, SliMinute, StatusOutcome, Store,
-    StoreError, TokenRecord,
+    NewAgentJob, NewRolloutCommand, NewRun, PendingStatus, Renewal, Repository, RolloutCommand, RolloutQuery,
+    RolloutRow, RunDetail, RunQuery, RunRecord, RunUpdate, Scope, SecretRecord, SessionRecord, SliCompaction,
+    SliCounts, SliMinute, StatusOutcome, Store, StoreError, TokenRecord,
 };
 
 pub use self::pool::redact;
@@ -84,7 +86,8 @@ impl PgStore {
     }
 
     /// Runs `f` in a write transaction that takes no write lock, committing if it succeeds:
-    /// the agent queue's, whose changes lock only the rows they touch (see `agents`).
+    /// the agent and rollout command queues', whose changes lock only the rows they touch (see
+    /// `agents`, `commands`).
     fn write_rows<T>(&self, f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
         self.pool.with_client(|client| {
             let mut tx = client.transaction()?;
@@ -545,5 +548,38 @@ impl Store for PgStore {
 
     fn lose_agent_jobs_of_token(&self, token: &str, reason: &str, at: Timestamp) -> Result<Vec<i64>, StoreError> {
         self.write_rows(|tx| agents::lose_of_token(tx, token, reason, at))
+    }
+
+    fn enqueue_rollout_command(&self, command: &NewRolloutCommand) -> Result<i64, StoreError> {
+        self.write_rows(|tx| commands::enqueue(tx, command))
+    }
+
+    fn claim_rollout_command(
+        &self,
+        environments: &[Scope],
+        holder: &str,
+        now: Timestamp,
+    ) -> Result<Option<RolloutCommand>, StoreError> {
+        self.write_rows(|tx| commands::claim(tx, environments, holder, now))
+    }
+
+    fn finish_rollout_command(&self, id: i64, holder: &str, result: &str, at: Timestamp) -> Result<bool, StoreError> {
+        self.write_rows(|tx| commands::finish(tx, id, holder, result, at))
+    }
+
+    fn withdraw_rollout_command(&self, id: i64, at: Timestamp) -> Result<bool, StoreError> {
+        self.write_rows(|tx| commands::withdraw(tx, id, at))
+    }
+
+    fn lose_rollout_commands(&self, environment: &Scope, holder: &str, at: Timestamp) -> Result<Vec<i64>, StoreError> {
+        self.write_rows(|tx| commands::lose(tx, environment, holder, at))
+    }
+
+    fn rollout_command(&self, id: i64) -> Result<Option<RolloutCommand>, StoreError> {
+        self.read(|c| commands::get(c, id))
+    }
+
+    fn prune_rollout_commands(&self, ended_before: Timestamp) -> Result<usize, StoreError> {
+        self.write_rows(|tx| commands::prune(tx, ended_before))
     }
 }

@@ -6,6 +6,7 @@
 //! power loss.
 
 mod agents;
+mod commands;
 mod environments;
 mod facts;
 mod forge;
@@ -28,9 +29,9 @@ use rusqlite::{Connection, OpenFlags, params};
 
 use crate::{
     AgentJob, AgentRecord, EnvironmentRecord, EventQuery, ForgeSettings, Heads, IngestContext, LeaseRecord, LogAppend,
-    NewAgentJob, NewRun, PendingStatus, Renewal, Repository, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord,
-    RunUpdate, Scope, SecretRecord, SessionRecord, SliCompaction, SliCounts, SliMinute, StatusOutcome, Store,
-    StoreError, TokenRecord,
+    NewAgentJob, NewRolloutCommand, NewRun, PendingStatus, Renewal, Repository, RolloutCommand, RolloutQuery,
+    RolloutRow, RunDetail, RunQuery, RunRecord, RunUpdate, Scope, SecretRecord, SessionRecord, SliCompaction,
+    SliCounts, SliMinute, StatusOutcome, Store, StoreError, TokenRecord,
 };
 
 /// Bigger pages than SQLite's 4 KiB default halve the write calls of a bulk import.
@@ -650,6 +651,39 @@ impl Store for SqliteStore {
 
     fn lose_agent_jobs_of_token(&self, token: &str, reason: &str, at: Timestamp) -> Result<Vec<i64>, StoreError> {
         self.with_writer(|conn| agents::lose_of_token(conn, token, reason, at))
+    }
+
+    fn enqueue_rollout_command(&self, command: &NewRolloutCommand) -> Result<i64, StoreError> {
+        self.with_writer(|conn| commands::enqueue(conn, command))
+    }
+
+    fn claim_rollout_command(
+        &self,
+        environments: &[Scope],
+        holder: &str,
+        now: Timestamp,
+    ) -> Result<Option<RolloutCommand>, StoreError> {
+        self.with_writer(|conn| commands::claim(conn, environments, holder, now))
+    }
+
+    fn finish_rollout_command(&self, id: i64, holder: &str, result: &str, at: Timestamp) -> Result<bool, StoreError> {
+        self.with_writer(|conn| commands::finish(conn, id, holder, result, at))
+    }
+
+    fn withdraw_rollout_command(&self, id: i64, at: Timestamp) -> Result<bool, StoreError> {
+        self.with_writer(|conn| commands::withdraw(conn, id, at))
+    }
+
+    fn lose_rollout_commands(&self, environment: &Scope, holder: &str, at: Timestamp) -> Result<Vec<i64>, StoreError> {
+        self.with_writer(|conn| commands::lose(conn, environment, holder, at))
+    }
+
+    fn rollout_command(&self, id: i64) -> Result<Option<RolloutCommand>, StoreError> {
+        self.with_reader(|conn| commands::get(conn, id))
+    }
+
+    fn prune_rollout_commands(&self, ended_before: Timestamp) -> Result<usize, StoreError> {
+        self.with_writer(|conn| commands::prune(conn, ended_before))
     }
 }
 

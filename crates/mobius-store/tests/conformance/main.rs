@@ -4,6 +4,7 @@
 
 mod agents;
 mod cluster;
+mod commands;
 mod events;
 mod facts;
 mod postgres_only;

@@ -20,7 +20,7 @@ fn reconnecting_migrates_nothing_and_keeps_what_was_stored() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1, 2, 3], "each migration once");
+    assert_eq!(versions, [1, 2, 3, 4], "each migration once");
     drop((client, store));
 }
 
@@ -32,7 +32,7 @@ fn a_schema_newer_than_this_build_is_refused() {
     client.execute("INSERT INTO schema_migrations (version, applied) VALUES (99, 0)", &[]).unwrap();
     drop(client);
     match PgStore::connect(&database.url) {
-        Err(StoreError::SchemaTooNew { found: 99, known: 3 }) => {}
+        Err(StoreError::SchemaTooNew { found: 99, known: 4 }) => {}
         Err(other) => panic!("{other}"),
         Ok(_) => panic!("a newer schema was accepted"),
     }
@@ -242,5 +242,43 @@ fn a_claim_passes_by_a_job_another_claimer_holds() {
     assert_eq!(claimed.map(|j| j.id), Some(second), "the held job is passed by");
     let claimed = store.claim_agent_job("b", "t", &[], crate::at(11), crate::at(41)).unwrap();
     assert_eq!(claimed.map(|j| j.id), Some(first), "and taken once free");
+    drop((client, store));
+}
+
+/// The same for rollout commands: a replica claiming passes by a command another replica's
+/// claim holds at that instant, without waiting for it.
+#[test]
+fn a_command_claim_passes_by_a_command_another_claimer_holds() {
+    use mobius_store::{NewRolloutCommand, Scope};
+
+    let database = Database::create();
+    let store = PgStore::connect(&database.url).unwrap();
+    let command = |n: i64| NewRolloutCommand {
+        service: "shop".into(),
+        environment: "production".into(),
+        body: format!("c{n}"),
+        queued: crate::at(n),
+    };
+    let first = store.enqueue_rollout_command(&command(0)).unwrap();
+    let second = store.enqueue_rollout_command(&command(1)).unwrap();
+    let mine = [Scope { service: "shop".into(), environment: "production".into() }];
+
+    let mut client = postgres::Client::connect(&database.url, postgres::NoTls).unwrap();
+    let mut holder = client.transaction().unwrap();
+    holder.execute("SELECT id FROM rollout_commands WHERE id = $1 FOR UPDATE", &[&first]).unwrap();
+    let claimed = std::thread::scope(|scope| {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let (store, mine) = (&store, &mine);
+        scope.spawn(move || {
+            let _ = sender.send(store.claim_rollout_command(mine, "a", crate::at(10)).unwrap());
+        });
+        let claimed = receiver.recv_timeout(std::time::Duration::from_secs(20));
+        // Whatever happened, the claimer must not stay blocked behind the lock.
+        holder.rollback().unwrap();
+        claimed.expect("the claim waited for the held row")
+    });
+    assert_eq!(claimed.map(|c| c.id), Some(second), "the held command is passed by");
+    let claimed = store.claim_rollout_command(&mine, "b", crate::at(11)).unwrap();
+    assert_eq!(claimed.map(|c| c.id), Some(first), "and taken once free");
     drop((client, store));
 }

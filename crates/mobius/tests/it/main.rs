@@ -26,6 +26,7 @@ mod prometheus;
 mod pull_requests;
 mod remote_credentials;
 mod remote_repos;
+mod replicas;
 mod runs;
 mod runs_deploy;
 mod secrets;
