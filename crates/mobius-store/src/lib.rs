@@ -48,7 +48,8 @@ pub enum StoreError {
     #[cfg(feature = "postgres")]
     #[error("cannot connect to PostgreSQL at {url}")]
     PgConnect { url: String, source: ::postgres::Error },
-    /// A URL this build cannot honour (TLS it does not speak yet, say); `url` is redacted.
+    /// A URL this build cannot honour (an unknown `sslmode`, an unreadable `sslrootcert`);
+    /// `url` is redacted.
     #[cfg(feature = "postgres")]
     #[error("cannot use the PostgreSQL URL {url}: {reason}")]
     PgUrl { url: String, reason: String },
