@@ -37,8 +37,8 @@ use mobius_log::lease::Leases;
 use mobius_log::{Clock, Ingestor};
 use mobius_pipelines::remote::{ActionCache, DEFAULT_ACTIONS_URL};
 use mobius_reliability::Alerter;
-use mobius_runs::forge::StatusDelivery;
 use mobius_runs::agents::{Agents, AgentsConfig};
+use mobius_runs::forge::StatusDelivery;
 use mobius_runs::{RunError, Runner, RunnerConfig};
 use mobius_sandbox::Sandbox;
 use mobius_secrets::{SecretError, SecretKey, Secrets};
@@ -223,7 +223,9 @@ impl App {
         // Each job of a server run gets a `MOBIUS_TOKEN` limited to its repository's runs.
         runs.set_run_tokens(Arc::new(tokens::StoredRunTokens(store.clone())));
         // Jobs whose `runs-on` routes them to agents go through the store's queue.
-        let agents = Agents::new(store.clone(), config.clock, config.secrets.clone(), config.agents.clone());
+        let files = std::path::absolute(config.data_dir.join("pipelines"))
+            .unwrap_or_else(|_| config.data_dir.join("pipelines"));
+        let agents = Agents::new(store.clone(), config.clock, config.secrets.clone(), config.agents.clone(), files);
         runs.set_agents(agents.clone());
         let reliability = Alerter::new(store.clone(), log.clone(), config.clock);
         let leases = Leases::new(store.clone(), replica_id(), config.clock);

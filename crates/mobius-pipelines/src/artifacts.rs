@@ -317,15 +317,20 @@ pub fn relative(path: &Path, root: &Path) -> String {
     rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
 }
 
-fn check_name(name: &str) -> Result<(), StoreError> {
+pub(crate) fn check_name(name: &str) -> Result<(), StoreError> {
     if name.is_empty() || name.contains(['/', '\\', '\0']) || name == "." || name == ".." {
         return Err(StoreError::BadName(name.to_owned()));
     }
     Ok(())
 }
 
+/// Where the records of run `run_id` are.
+pub(crate) fn run_dir(store: &Path, run_id: u64) -> PathBuf {
+    store.join("artifacts/runs").join(run_id.to_string())
+}
+
 fn record_path(store: &Path, run_id: u64, name: &str) -> PathBuf {
-    store.join("artifacts/runs").join(run_id.to_string()).join(format!("{name}.json"))
+    run_dir(store, run_id).join(format!("{name}.json"))
 }
 
 /// Uploads the files matched by `paths` under `workspace` as artifact `name` of run `run_id`.

@@ -62,7 +62,8 @@ fn safe(text: &str) -> String {
         .collect()
 }
 
-fn scope_dir(store: &Path, repository: &str, branch: &str) -> PathBuf {
+/// Where the entries of a repository's branch are.
+pub(crate) fn scope_dir(store: &Path, repository: &str, branch: &str) -> PathBuf {
     store.join("cache").join(safe(repository)).join(safe(branch))
 }
 

@@ -54,6 +54,16 @@
 //! Local called workflows are read from [`RunOptions::workspace_source`], remote ones
 //! (`owner/repo/.github/workflows/x.yml@ref`) from the tree [`RunOptions::actions`] fetches.
 //!
+//! Agents: with a [`RunOptions::dispatch`], an instance of a job of this workflow (a called
+//! workflow's jobs run here, whatever their `runs-on`) without `uses:`, whose `runs-on` labels
+//! ([`runs_on_labels`]) the dispatcher routes to agents, runs on one: once its needs, `if:` and
+//! environment's gate let it start, the engine issues its credential, sends a [`RemoteJob`]
+//! (the workflow text, the instance's contexts, its secrets and credential) through
+//! [`JobDispatch::run`] and relays what the agent reports ([`RemoteProgress`]) to the observer;
+//! the agent runs it with [`run_job`], and [`crate::store_sync`] keeps its artifact and cache
+//! store in step with the server's. Such jobs take no slot of
+//! [`RunOptions::jobs_parallelism`] (agents have their own); see `dispatch.rs`.
+//!
 //! Workflow commands in a step's output (`::add-mask::`, `::warning::`…) are applied as
 //! [`crate::exec`] describes.
 //!
@@ -71,11 +81,14 @@
 //! the jobs themselves run on the runtime's worker threads.
 
 mod actions;
+mod agent;
 mod call;
 mod deploy;
+mod dispatch;
 mod gate;
 mod job;
 mod resolve;
+mod runs_on;
 mod schedule;
 mod workspace;
 
@@ -91,12 +104,15 @@ use serde_json::{Map, Value};
 use crate::exec::{CancellationSignal, LogLine};
 use crate::remote::ActionCache;
 
+pub use agent::{RemoteJobError, run_job};
 pub use call::{MAX_UNIQUE_WORKFLOWS, MAX_WORKFLOW_LEVELS};
 pub use deploy::{
     Cause, DEPLOY_INPUTS, DEPLOY_REQUIRED, DeployError, DeployFuture, DeployOutcome, DeployProgress, DeployStep,
     Deployments, NO_SERVER, POLICY_INPUTS, POLICY_REQUIRED, PolicyError, PolicyFuture, PolicyStep, RolloutEnded,
 };
+pub use dispatch::{JobDispatch, RemoteJob, RemoteProgress};
 pub use gate::{Admission, BoxFuture, EnvironmentGate, JobCredential, JobCredentials};
+pub use runs_on::{RunsOnError, runs_on_labels};
 pub use schedule::{instance_names, run};
 
 /// What a run needs besides the workflow.
@@ -104,7 +120,8 @@ pub use schedule::{instance_names, run};
 pub struct RunOptions {
     /// The repository directory, copied into the workspace of jobs that check out.
     pub workspace_source: PathBuf,
-    /// How many job instances may run at once (at least 1).
+    /// How many job instances may run at once on this machine (at least 1); those on agents
+    /// (see [`RunOptions::dispatch`]) do not count.
     pub jobs_parallelism: usize,
     /// The event that triggered the run (`github.event_name`, `GITHUB_EVENT_NAME`).
     pub event_name: String,
@@ -161,6 +178,12 @@ pub struct RunOptions {
     /// The workflow file as the user knows it (`.github/workflows/ci.yml`), to say where a step
     /// is in errors found while the run goes (an action that cannot be had).
     pub workflow_file: String,
+    /// Runs on agents the job instances whose `runs-on` labels it routes there (see
+    /// [`JobDispatch`]); without it every job runs here and `runs-on` is not evaluated.
+    pub dispatch: Option<Arc<dyn JobDispatch>>,
+    /// The workflow file's whole text, which a job sent to an agent carries
+    /// ([`RemoteJob::workflow_text`]); a job routed to an agent fails without it, saying so.
+    pub workflow_text: Option<String>,
     /// The chain of calls that led to this run and what the whole run called (see `call.rs`).
     pub(crate) calls: call::CallStack,
 }
@@ -193,6 +216,8 @@ impl RunOptions {
             sandbox: Sandbox::none(),
             actions: None,
             workflow_file: "workflow.yml".to_owned(),
+            dispatch: None,
+            workflow_text: None,
             calls: call::CallStack::default(),
         }
     }

@@ -6,13 +6,16 @@
 //!   and comparison rules, the built-in functions and status functions.
 //! - [`engine`]: running a workflow's jobs as a DAG on this machine: matrix, `needs`,
 //!   fail-fast, built-in actions, actions from repositories (JavaScript, composite, local) and
-//!   reusable workflows.
+//!   reusable workflows; and, through the `JobDispatch` port, jobs whose `runs-on` labels route
+//!   to agents on other machines, which run them with `engine::run_job`.
 //! - [`exec`]: running one step as a local process: clean environment, process groups,
 //!   timeouts, the environment files, workflow commands, masked logs.
 //! - [`remote`]: the action cache — repositories fetched with `git` and kept by commit.
 //! - [`artifacts`]: the content-addressed artifact store (`actions/upload-artifact` /
 //!   `actions/download-artifact`) with reproducible SHA-256 digests.
 //! - [`cache`]: the `actions/cache` store, scoped per repository and branch as on GitHub.
+//! - [`store_sync`]: syncing those stores' records and blobs between the server and an agent
+//!   around a remote job.
 //! - [`mask`]: a streaming secret masker for step logs, which also catches a secret split
 //!   across writes and its base64 forms.
 
@@ -25,4 +28,5 @@ pub mod exec;
 pub mod expr;
 pub mod mask;
 pub mod remote;
+pub mod store_sync;
 pub mod workflow;

@@ -23,10 +23,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use jiff::Timestamp;
-use mobius_pipelines::engine::{
-    BoxFuture, JobDispatch, JobReport, RemoteJob, RemoteProgress, StepReport,
-};
+use mobius_pipelines::engine::{BoxFuture, JobDispatch, JobReport, RemoteJob, RemoteProgress, StepReport};
 use mobius_pipelines::exec::{CancellationSignal, LogLine, Stream};
+use mobius_pipelines::store_sync::{self, Received, Record, RecordScope, SyncError};
 use mobius_store::{AgentJob, AgentJobState, AgentRecord, LogAppend, NewAgentJob, Renewal, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -168,6 +167,27 @@ pub enum AgentError {
     BadReport(String),
     #[error("storage failed")]
     Store(#[from] StoreError),
+    /// A record or blob the agent sent or asked for that is refused (out of the job's scope,
+    /// a digest that does not match, a record before its blobs).
+    #[error(transparent)]
+    Sync(SyncError),
+    /// The server's own files failed.
+    #[error("the server's artifact store failed")]
+    Files(#[source] SyncError),
+    /// The job's payload does not open here (another key).
+    #[error("{0}")]
+    Payload(String),
+    #[error("job {0} has no blob {1} in its scope")]
+    NoBlob(i64, String),
+}
+
+impl From<SyncError> for AgentError {
+    fn from(error: SyncError) -> AgentError {
+        match error {
+            SyncError::Io { .. } => AgentError::Files(error),
+            refused => AgentError::Sync(refused),
+        }
+    }
 }
 
 /// The server's side of agents. Cheap to clone.
@@ -193,6 +213,8 @@ struct Inner {
     changed: Notify,
     /// The workspaces of queued and running jobs that check out, packed, by job id.
     sources: Mutex<HashMap<i64, Arc<Vec<u8>>>>,
+    /// The server's artifact and cache store (`<data>/pipelines`).
+    files: PathBuf,
 }
 
 impl Agents {
@@ -201,6 +223,7 @@ impl Agents {
         clock: mobius_log::Clock,
         secrets: Option<mobius_secrets::Secrets>,
         config: AgentsConfig,
+        files: PathBuf,
     ) -> Agents {
         Agents {
             inner: Arc::new(Inner {
@@ -211,6 +234,7 @@ impl Agents {
                 queued: Notify::new(),
                 changed: Notify::new(),
                 sources: Mutex::new(HashMap::new()),
+                files,
             }),
         }
     }
@@ -366,6 +390,64 @@ impl Agents {
         Ok(self.inner.sources.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned())
     }
 
+    /// The job this agent holds, opened: refused when it does not hold it.
+    async fn held(&self, id: i64, agent: &str) -> Result<RemoteJob, AgentError> {
+        let job = self.store(move |s| s.agent_job(id)).await?;
+        match job {
+            Some(job) if job.state == AgentJobState::Running && job.agent.as_deref() == Some(agent) => {
+                self.open(&job).map_err(AgentError::Payload)
+            }
+            _ => Err(AgentError::NotHeld(id)),
+        }
+    }
+
+    /// `GET …/records`: the artifact and cache records the job may read (see
+    /// `mobius_pipelines::store_sync`).
+    pub async fn records(&self, id: i64, agent: &str) -> Result<Vec<Record>, AgentError> {
+        let scope = RecordScope::of(&self.held(id, agent).await?);
+        let files = self.inner.files.clone();
+        Ok(mobius_log::blocking::spawn(move || store_sync::list_records(&files, &scope)).await?)
+    }
+
+    /// `GET …/blobs/{digest}`: a blob one of the job's readable records names.
+    pub async fn blob(&self, id: i64, agent: &str, digest: String) -> Result<Vec<u8>, AgentError> {
+        let scope = RecordScope::of(&self.held(id, agent).await?);
+        let files = self.inner.files.clone();
+        mobius_log::blocking::spawn(move || {
+            let readable = store_sync::referenced_blobs(&store_sync::list_records(&files, &scope)?)?;
+            if !readable.contains(&digest) {
+                return Err(AgentError::NoBlob(id, digest));
+            }
+            Ok(store_sync::read_blob(&files, &digest)?)
+        })
+        .await
+    }
+
+    /// `POST …/blobs/missing`: which of these blobs the server lacks.
+    pub async fn missing_blobs(&self, id: i64, agent: &str, digests: Vec<String>) -> Result<Vec<String>, AgentError> {
+        self.held(id, agent).await?;
+        let files = self.inner.files.clone();
+        Ok(mobius_log::blocking::spawn(move || store_sync::missing_blobs(&files, &digests)).await?)
+    }
+
+    /// `PUT …/blobs/{digest}`: a blob the job made, stored once its digest is checked.
+    pub async fn put_blob(&self, id: i64, agent: &str, digest: String, bytes: Vec<u8>) -> Result<(), AgentError> {
+        self.held(id, agent).await?;
+        let files = self.inner.files.clone();
+        Ok(mobius_log::blocking::spawn(move || store_sync::write_blob(&files, &digest, &bytes)).await?)
+    }
+
+    /// `POST …/records`: the records the job made (artifacts of its run, caches of its branch),
+    /// after their blobs.
+    pub async fn put_records(&self, id: i64, agent: &str, records: Vec<Record>) -> Result<(), AgentError> {
+        let scope = RecordScope::of(&self.held(id, agent).await?);
+        let files = self.inner.files.clone();
+        Ok(mobius_log::blocking::spawn(move || {
+            store_sync::write_records(&files, &scope, Received::FromAgent, &records)
+        })
+        .await?)
+    }
+
     /// Fails the jobs running under a revoked agent token, at once.
     pub async fn token_revoked(&self, token: &str) -> Result<Vec<i64>, StoreError> {
         let (token, at) = (token.to_owned(), self.now());
@@ -414,7 +496,8 @@ fn checked(mut hello: Hello) -> Result<Hello, AgentError> {
             && s.len() <= 100
             && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '#'))
     };
-    hello.labels = hello.labels.iter().map(|l| l.trim().to_ascii_lowercase()).collect::<BTreeSet<_>>().into_iter().collect();
+    hello.labels =
+        hello.labels.iter().map(|l| l.trim().to_ascii_lowercase()).collect::<BTreeSet<_>>().into_iter().collect();
     if !word(&hello.id) || !word(&hello.name) || hello.labels.len() > 50 || !hello.labels.iter().all(|l| word(l)) {
         return Err(AgentError::BadHello);
     }
@@ -481,16 +564,17 @@ async fn follow(
         payload: secrets.seal_document(&purpose(run, &job.name), &plain),
         queued: agents.now(),
     };
-    let id = agents.store(move |s| s.enqueue_agent_job(&new)).await.map_err(|e| format!("cannot queue the job: {e}"))?;
+    let id =
+        agents.store(move |s| s.enqueue_agent_job(&new)).await.map_err(|e| format!("cannot queue the job: {e}"))?;
     if let Some(packed) = packed {
         agents.inner.sources.lock().unwrap_or_else(|e| e.into_inner()).insert(id, packed);
     }
     agents.inner.queued.notify_waiters();
     let labels = job.labels.join(", ");
-    progress.log("Set up job", runner_line(&format!("Waiting for an agent with the labels [{labels}] (agent job {id})")));
-    let followed = Follower { agents, id, progress, offset: 0, partial: Vec::new(), announced: false }
-        .until_ended(cancel)
-        .await;
+    progress
+        .log("Set up job", runner_line(&format!("Waiting for an agent with the labels [{labels}] (agent job {id})")));
+    let followed =
+        Follower { agents, id, progress, offset: 0, partial: Vec::new(), announced: false }.until_ended(cancel).await;
     agents.inner.sources.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
     followed
 }
@@ -530,7 +614,9 @@ impl Follower<'_> {
                     return Ok(self.progress.failed(job.reason.as_deref().unwrap_or(AGENT_LOST)));
                 }
                 AgentJobState::Cancelled => {
-                    return Ok(self.progress.cancelled(job.reason.as_deref().unwrap_or("cancelled before an agent took it")));
+                    return Ok(self
+                        .progress
+                        .cancelled(job.reason.as_deref().unwrap_or("cancelled before an agent took it")));
                 }
                 AgentJobState::Running if job.lease_expires.is_some_and(|t| t < self.agents.now()) => {
                     let now = self.agents.now();
@@ -652,7 +738,11 @@ mod tests {
 
     #[test]
     fn progress_lines_round_trip() {
-        let line = LogLine { at: SystemTime::UNIX_EPOCH + Duration::from_millis(1234), stream: Stream::Stdout, text: "hi".into() };
+        let line = LogLine {
+            at: SystemTime::UNIX_EPOCH + Duration::from_millis(1234),
+            stream: Stream::Stdout,
+            text: "hi".into(),
+        };
         let p = Progress::log("Run make", &line);
         let text = serde_json::to_string(&p).unwrap();
         assert_eq!(text, r#"{"t":"log","step":"Run make","at_ms":1234,"stderr":false,"text":"hi"}"#);

@@ -305,9 +305,7 @@ fn load_with(
         local_labels: env("MOBIUS_LOCAL_LABELS")
             .map(|text| text.split(',').map(str::to_owned).collect::<Vec<_>>())
             .or(file.local_labels)
-            .map(|labels| {
-                labels.iter().map(|l| l.trim().to_ascii_lowercase()).filter(|l| !l.is_empty()).collect()
-            }),
+            .map(|labels| labels.iter().map(|l| l.trim().to_ascii_lowercase()).filter(|l| !l.is_empty()).collect()),
     })
 }
 

@@ -74,6 +74,13 @@ pub(crate) struct CallStack {
     unique: Arc<Mutex<BTreeSet<String>>>,
 }
 
+impl CallStack {
+    /// Whether the run is the top-level one, not a called workflow's.
+    pub(super) fn is_top(&self) -> bool {
+        self.chain.is_empty()
+    }
+}
+
 /// A remote repository at a commit, whose tree is `dir`.
 #[derive(Debug, Clone)]
 struct RemoteHome {

@@ -156,10 +156,10 @@ pub(super) async fn run_instance(
 }
 
 /// Variables a credential adds to every step's environment: in clear, and masked.
-type CredentialEnv = (BTreeMap<String, String>, BTreeMap<String, String>);
+pub(super) type CredentialEnv = (BTreeMap<String, String>, BTreeMap<String, String>);
 
 /// Runs every step of the instance and reports the job.
-async fn run_steps(
+pub(super) async fn run_steps(
     workflow: &Workflow,
     opts: &RunOptions,
     instance: Instance,
@@ -660,7 +660,7 @@ fn job_context(status: JobStatus) -> Value {
 
 /// The masker for the secrets; values too short to mask safely are left out (masking `a` would
 /// make every log unreadable), so building it cannot fail on length.
-fn masker(secrets: &BTreeMap<String, String>) -> Result<Masker, MaskError> {
+pub(super) fn masker(secrets: &BTreeMap<String, String>) -> Result<Masker, MaskError> {
     let maskable = secrets.iter().filter(|(_, v)| v.chars().count() >= MIN_SECRET_CHARS);
     Masker::new(maskable.map(|(k, v)| (k.clone(), v.as_str())))
 }

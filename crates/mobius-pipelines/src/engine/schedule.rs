@@ -10,8 +10,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::call::{CallStack, run_call};
-use super::gate::{Admission, EnvironmentGate};
-use super::job::{Event, Instance, run_instance};
+use super::dispatch::{Route, route_of, run_routed};
+use super::job::{Event, Instance};
 use super::workspace::DirPool;
 use super::{JobReport, RunObserver, RunOptions, RunReport, Status};
 use crate::chain::Chain;
@@ -19,8 +19,10 @@ use crate::exec::{CancellationSignal, LogLine, Stream};
 use crate::expr::{self, JobStatus, MapContext};
 use crate::workflow::{Combination, Job, MatrixSpec, Workflow, expand_matrix};
 
+mod gating;
 mod strategy;
 
+use gating::{Verdict, admitted, ask_gate, environment_of};
 use strategy::{ComputedMatrixError, fail_fast, is_dynamic, max_parallel, resolve_matrix, strategy_context};
 pub(super) use strategy::{setting_bool, setting_number};
 
@@ -46,6 +48,8 @@ struct Slot {
     strategy: Value,
     /// Whether its environment's gate admitted it (or it needs none asked).
     admitted: bool,
+    /// Where it runs, once decided (when it could first start).
+    route: Option<Route>,
 }
 
 /// Runs the workflow's jobs and reports each instance's result. Never panics on a workflow that
@@ -182,6 +186,7 @@ pub(super) async fn run_jobs<O: RunObserver>(workflow: &Workflow, opts: RunOptio
                 state: State::Done,
                 strategy: Value::Null,
                 admitted: false,
+                route: None,
             });
         }
     }
@@ -216,7 +221,8 @@ pub(super) async fn run_jobs<O: RunObserver>(workflow: &Workflow, opts: RunOptio
 /// What a job task gives back: the slot, the report, the called workflow's jobs, the time.
 type Joined = (usize, JobReport, Vec<JobReport>, Duration);
 
-fn forward(event: Event, observer: &mut dyn RunObserver) {
+/// Tells the observer what a job task said.
+pub(super) fn forward<O: RunObserver + ?Sized>(event: Event, observer: &mut O) {
     match event {
         Event::JobQueued(job) => observer.job_queued(&job),
         Event::JobFinished(job, result, duration) => observer.job_finished(&job, result, duration),
@@ -515,6 +521,7 @@ fn expand_ready(
                             state: State::Ready,
                             strategy,
                             admitted: false,
+                            route: None,
                         });
                     }
                     Ok(false) => finish(observer, slots, index, blank_report(&named, job, combo, Status::Skipped)),
@@ -550,7 +557,8 @@ fn explain(observer: &mut dyn RunObserver, job: &str, text: &str) {
 /// Records an instance that ends without running (skipped, or failed to evaluate).
 fn finish(observer: &mut dyn RunObserver, slots: &mut Vec<Slot>, job: usize, report: JobReport) {
     observer.job_finished(&report.name, report.result, Duration::ZERO);
-    slots.push(Slot { job, report, called: Vec::new(), state: State::Done, strategy: Value::Null, admitted: false });
+    let strategy = Value::Null;
+    slots.push(Slot { job, report, called: Vec::new(), state: State::Done, strategy, admitted: false, route: None });
 }
 
 /// The text of a condition without its optional `${{ }}`.
@@ -564,82 +572,6 @@ fn matches_filter(combo: &Combination, filter: &[(String, String)]) -> bool {
         None => true,
         Some(v) => &expr::Value::from_json(v).to_display_string() == want,
     })
-}
-
-/// What an environment's gate said about an instance.
-enum Verdict {
-    Admitted,
-    Refused(String),
-    /// The job (or the run) was cancelled while it waited.
-    Cancelled,
-}
-
-/// Asks the gate about an instance, telling the observer when it waits for a review.
-async fn ask_gate(
-    gate: Arc<dyn EnvironmentGate>,
-    name: String,
-    environment: String,
-    sender: mpsc::UnboundedSender<Event>,
-) -> Verdict {
-    match gate.admit(&name, &environment).await {
-        Admission::Admitted => Verdict::Admitted,
-        Admission::Refused(why) => Verdict::Refused(why),
-        Admission::Review(review) => {
-            // The scheduler outlives its gate tasks: a send fails only while it shuts down.
-            let _ = sender.send(Event::JobWaiting(name, environment));
-            match review.await {
-                Ok(()) => Verdict::Admitted,
-                Err(why) => Verdict::Refused(why),
-            }
-        }
-    }
-}
-
-/// Applies a gate's verdict: an admitted instance is ready to start; a refused one fails
-/// without running a step (as a failed instance, it may fail its matrix fast); a cancelled one
-/// ends cancelled.
-fn admitted(
-    workflow: &Workflow,
-    cancel: &[CancellationSignal],
-    slots: &mut [Slot],
-    index: usize,
-    verdict: Verdict,
-    observer: &mut dyn RunObserver,
-) {
-    let Some(slot) = slots.get_mut(index) else { return };
-    let status = match verdict {
-        Verdict::Admitted => {
-            slot.admitted = true;
-            slot.state = State::Ready;
-            return;
-        }
-        Verdict::Refused(why) => {
-            explain(observer, &slot.report.name, &why);
-            if fail_fast(&workflow.jobs[slot.job], &slot.report.matrix).unwrap_or(true) {
-                cancel[slot.job].cancel();
-            }
-            Status::Failure
-        }
-        Verdict::Cancelled => Status::Cancelled,
-    };
-    slot.report.outcome = status;
-    slot.report.result = status;
-    slot.state = State::Done;
-    observer.job_finished(&slot.report.name, status, Duration::ZERO);
-}
-
-/// The environment an instance deploys to, with expressions (`${{ matrix.env }}`) rendered;
-/// `None` without one, or with one that renders empty.
-fn environment_of(opts: &RunOptions, job: &Job, needs: &Value, matrix: &Combination) -> Option<String> {
-    let written = job.environment.as_deref()?;
-    if !written.contains("${{") {
-        return Some(written.to_owned());
-    }
-    // One that does not render is taken as written: a gate then finds no rules for it unless
-    // such a name is protected, rather than letting an error skip the rules.
-    let rendered =
-        expr::render(written, &base_context(opts, job, needs, matrix)).unwrap_or_else(|_| written.to_owned());
-    Some(rendered).filter(|r| !r.is_empty())
 }
 
 /// What starting an instance takes from the run.
@@ -693,7 +625,19 @@ fn start_ready(
                 continue;
             }
         }
-        if *running >= opts.jobs_parallelism.max(1) {
+        let route = match slots[index].route.clone() {
+            Some(route) => route,
+            None => {
+                let needs = needs_of(workflow, &workflow.jobs[job], slots);
+                let slot = &slots[index];
+                let route = route_of(opts, &workflow.jobs[job], &needs, &slot.report.matrix, &slot.strategy);
+                slots[index].route = Some(route.clone());
+                route
+            }
+        };
+        // Jobs on agents take no slot here: `jobs_parallelism` is this machine's.
+        let here = slots.iter().filter(|s| s.state == State::Running && s.route == Some(Route::Here)).count();
+        if route == Route::Here && here >= opts.jobs_parallelism.max(1) {
             continue;
         }
         let siblings = slots.iter().filter(|s| s.job == job && s.state == State::Running).count();
@@ -721,7 +665,7 @@ fn start_ready(
             let started = Instant::now();
             let (report, called) = match calls {
                 true => run_call(&workflow, &opts, instance, sender).await,
-                false => (run_instance(&workflow, &opts, instance, sender).await, Vec::new()),
+                false => (run_routed(&workflow, &opts, instance, sender, route).await, Vec::new()),
             };
             (index, report, called, started.elapsed())
         });

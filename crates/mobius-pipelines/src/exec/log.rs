@@ -4,11 +4,14 @@
 use std::io::{self, Write};
 use std::time::SystemTime;
 
+use serde::{Deserialize, Serialize};
+
 use super::commands::{Commands, SharedRequests};
 use crate::mask::{MaskStream, Masker};
 
 /// Which output of a step a line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Stream {
     /// The step's standard output.
     Stdout,
@@ -26,8 +29,9 @@ impl Stream {
     }
 }
 
-/// One line of a step's output, already masked, without its line terminator.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One line of a step's output, already masked, without its line terminator. Serialisable so
+/// that an agent can send the lines of a remote job to the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogLine {
     /// When the line was complete (read up to its newline, or the stream ended).
     pub at: SystemTime,

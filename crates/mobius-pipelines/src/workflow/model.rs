@@ -151,7 +151,8 @@ pub struct Job {
     pub needs: Vec<(String, Pos)>,
     /// `if`, as written.
     pub if_: Option<String>,
-    /// `runs-on`, recorded as written (labels will route to agents later).
+    /// `runs-on`, recorded as written; the engine renders it into labels that may route the
+    /// job to an agent (`engine::runs_on_labels`).
     pub runs_on: Option<Value>,
     /// The `environment` name.
     pub environment: Option<String>,

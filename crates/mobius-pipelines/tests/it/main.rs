@@ -1,6 +1,7 @@
 //! Integration tests of the pipelines crate: one module per area.
 
 mod actions;
+mod agents;
 mod deploy;
 mod engine;
 mod exec;
@@ -10,6 +11,7 @@ mod props;
 mod repo_actions;
 mod reusable;
 mod sandbox;
+mod store_sync;
 mod workflow;
 
 /// `../shared/corpus` beside the project root. Inside a `mobius run` job the project is a copy

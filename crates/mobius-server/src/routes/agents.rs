@@ -9,6 +9,11 @@
 //! - `PUT /api/v1/agent/jobs/{id}/finish?agent=ID` (the job's report): 204; 409 when not held.
 //! - `GET /api/v1/agent/jobs/{id}/source?agent=ID`: the job's workspace as a tar; 404 when it
 //!   has none.
+//! - Artifacts and caches (`mobius_pipelines::store_sync`'s protocol), each `?agent=ID`:
+//!   `GET …/{id}/records` (what the job may read), `GET …/{id}/blobs/{digest}` (only blobs
+//!   those records name), `POST …/{id}/blobs/missing` (digests → the ones the server lacks),
+//!   `PUT …/{id}/blobs/{digest}` (checked against its digest), `POST …/{id}/records` (what
+//!   the job made, after their blobs; only its run's artifacts and its branch's caches).
 //! - `GET /api/v1/agents` (any reading token): every agent, its labels, last contact and job.
 
 use std::time::Duration;
@@ -18,6 +23,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mobius_pipelines::engine::JobReport;
+use mobius_pipelines::store_sync::Record;
 use mobius_runs::agents::{AgentError, Hello};
 use serde::Deserialize;
 use serde_json::json;
@@ -40,6 +46,10 @@ impl From<AgentError> for ApiError {
             AgentError::LogTooLarge(_) => ApiError::too_large(error.to_string()),
             AgentError::BadHello | AgentError::BadReport(_) => ApiError::bad_request(error.to_string()),
             AgentError::Store(e) => ApiError::store(e),
+            AgentError::Sync(_) => ApiError::bad_request(error.to_string()),
+            AgentError::NoBlob(..) => ApiError::not_found(error.to_string()),
+            AgentError::Payload(_) => ApiError::conflict(error.to_string()),
+            AgentError::Files(e) => ApiError::internal(e),
         }
     }
 }
@@ -137,6 +147,66 @@ pub async fn source(
         Some(packed) => Ok(([(header::CONTENT_TYPE, "application/x-tar")], packed.as_ref().clone()).into_response()),
         None => Err(ApiError::not_found(format!("job {id} has no workspace on this server"))),
     }
+}
+
+/// `GET /api/v1/agent/jobs/{id}/records?agent=ID`: the artifact and cache records the job may
+/// read.
+pub async fn records(
+    _: Caller<Agent>,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(params): Query<AgentParam>,
+) -> Result<Response, ApiError> {
+    Ok(Json(state.app.agents.records(id, &params.agent).await?).into_response())
+}
+
+/// `POST /api/v1/agent/jobs/{id}/records?agent=ID`: the records the job made, after their
+/// blobs.
+pub async fn put_records(
+    _: Caller<Agent>,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(params): Query<AgentParam>,
+    JsonBody(records): JsonBody<Vec<Record>>,
+) -> Result<Response, ApiError> {
+    state.app.agents.put_records(id, &params.agent, records).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /api/v1/agent/jobs/{id}/blobs/missing?agent=ID`: which of these digests the server
+/// lacks.
+pub async fn missing_blobs(
+    _: Caller<Agent>,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(params): Query<AgentParam>,
+    JsonBody(digests): JsonBody<Vec<String>>,
+) -> Result<Response, ApiError> {
+    Ok(Json(state.app.agents.missing_blobs(id, &params.agent, digests).await?).into_response())
+}
+
+/// `GET /api/v1/agent/jobs/{id}/blobs/{digest}?agent=ID`.
+pub async fn blob(
+    _: Caller<Agent>,
+    State(state): State<AppState>,
+    Path((id, digest)): Path<(i64, String)>,
+    Query(params): Query<AgentParam>,
+) -> Result<Response, ApiError> {
+    let bytes = state.app.agents.blob(id, &params.agent, digest).await?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+}
+
+/// `PUT /api/v1/agent/jobs/{id}/blobs/{digest}?agent=ID`: refused unless the bytes hash to the
+/// digest.
+pub async fn put_blob(
+    _: Caller<Agent>,
+    State(state): State<AppState>,
+    Path((id, digest)): Path<(i64, String)>,
+    Query(params): Query<AgentParam>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    state.app.agents.put_blob(id, &params.agent, digest, body.bytes.to_vec()).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET /api/v1/agents`.

@@ -18,6 +18,7 @@ use anyhow::{Context, Result, bail};
 use mobius_pipelines::engine::{self, JobReport, RunObserver, RunOptions, StepReport};
 use mobius_pipelines::exec::{CancellationSignal, LogLine};
 use mobius_pipelines::remote::{ActionCache, DEFAULT_ACTIONS_URL};
+use mobius_pipelines::store_sync::{self, Received, Record, RecordScope};
 use mobius_runs::agents::{Hello, Progress};
 use reqwest::StatusCode;
 use serde::Deserialize;
@@ -63,8 +64,13 @@ async fn list(json: bool, remote: &Remote) -> Result<ExitCode> {
         .iter()
         .map(|agent| {
             let text = |key: &str| agent.get(key).and_then(|v| v.as_str()).unwrap_or("").to_owned();
-            let labels: Vec<&str> =
-                agent.get("labels").and_then(|l| l.as_array()).into_iter().flatten().filter_map(|l| l.as_str()).collect();
+            let labels: Vec<&str> = agent
+                .get("labels")
+                .and_then(|l| l.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|l| l.as_str())
+                .collect();
             let job = agent.get("job").map_or_else(
                 || "idle".to_owned(),
                 |j| format!("run {} · {}", j["run"], j["job"].as_str().unwrap_or("")),
@@ -118,7 +124,8 @@ async fn serve(args: AgentArgs) -> Result<ExitCode> {
         .connect_timeout(Duration::from_secs(10))
         .build()?;
     let actions = ActionCache::new(work_dir.join("actions"), DEFAULT_ACTIONS_URL);
-    let agent = Arc::new(Agent { base: server.trim_end_matches('/').to_owned(), token, http, hello, work_dir, actions });
+    let agent =
+        Arc::new(Agent { base: server.trim_end_matches('/').to_owned(), token, http, hello, work_dir, actions });
     eprintln!(
         "mobius agent {} polling {} with labels [{}], {} job(s) at a time, in {}",
         agent.hello.id,
@@ -164,7 +171,14 @@ async fn work(agent: Arc<Agent>) -> Result<()> {
     let mut backoff = Duration::from_secs(1);
     loop {
         let url = format!("{}/api/v1/agent/jobs/request?wait={}", agent.base, POLL_WAIT.as_secs());
-        let sent = agent.http.post(url).bearer_auth(&agent.token).json(&agent.hello).timeout(POLL_WAIT + Duration::from_secs(15)).send().await;
+        let sent = agent
+            .http
+            .post(url)
+            .bearer_auth(&agent.token)
+            .json(&agent.hello)
+            .timeout(POLL_WAIT + Duration::from_secs(15))
+            .send()
+            .await;
         let response = match sent {
             Ok(response) => response,
             Err(e) => {
@@ -202,35 +216,51 @@ async fn run_claimed(agent: &Arc<Agent>, claimed: Claimed) {
     let dir = agent.work_dir.join(format!("job-{id}"));
     let log = Arc::new(Shipped::default());
     let cancel = CancellationSignal::new();
-    let renewer = tokio::spawn(renew(agent.clone(), id, Duration::from_secs(claimed.renew_seconds.max(1)), cancel.clone(), log.clone()));
+    let renewer = tokio::spawn(renew(
+        agent.clone(),
+        id,
+        Duration::from_secs(claimed.renew_seconds.max(1)),
+        cancel.clone(),
+        log.clone(),
+    ));
     let shipper = tokio::spawn(ship(agent.clone(), id, log.clone()));
+    let store = agent.work_dir.join("store");
+    let say =
+        |step: &str, text: String| log.push(&Progress::Log { step: step.into(), at_ms: now_ms(), stderr: true, text });
     let report = match prepare(agent, &claimed, &dir).await {
-        Ok(source) => {
+        Ok((source, given)) => {
             let mut opts = RunOptions::new(source, dir.join("work"));
-            opts.store_dir = Some(agent.work_dir.join("store"));
+            opts.store_dir = Some(store.clone());
             opts.cancel = cancel.clone();
             opts.actions = Some(agent.actions.clone());
             let mut observer = Observer { log: log.clone() };
             match engine::run_job(&claimed.job, opts, &mut observer).await {
-                Ok(report) => report,
+                Ok(mut report) => {
+                    // What the job uploaded and saved goes to the server before the job ends.
+                    if let Err(e) = sync_up(agent, id, &store, &claimed.job, &given).await {
+                        say("Complete job", format!("cannot send the job's artifacts and caches to the server: {e:#}"));
+                        report.result = engine::Status::Failure;
+                    }
+                    report
+                }
                 Err(e) => {
-                    log.push(&Progress::Log { step: "Set up job".into(), at_ms: now_ms(), stderr: true, text: e.to_string() });
+                    say("Set up job", e.to_string());
                     JobReport::failed(&claimed.job)
                 }
             }
         }
         Err(e) => {
-            log.push(&Progress::Log { step: "Set up job".into(), at_ms: now_ms(), stderr: true, text: format!("{e:#}") });
+            say("Set up job", format!("{e:#}"));
             JobReport::failed(&claimed.job)
         }
     };
     log.close();
     let _ = shipper.await;
     let result = report.result;
-    if !log.lost() {
-        if let Err(e) = finish(agent, id, &report).await {
-            eprintln!("run {run}: cannot report job {id}: {e:#}");
-        }
+    if !log.lost()
+        && let Err(e) = finish(agent, id, &report).await
+    {
+        eprintln!("run {run}: cannot report job {id}: {e:#}");
     }
     renewer.abort();
     eprintln!("run {run}: job `{}` (agent job {id}) ended: {}", claimed.job.name, result.as_str());
@@ -239,21 +269,89 @@ async fn run_claimed(agent: &Arc<Agent>, claimed: Claimed) {
     }
 }
 
-/// The job's directory, and its workspace source (unpacked from the server when it has one).
-async fn prepare(agent: &Agent, claimed: &Claimed, dir: &Path) -> Result<PathBuf> {
+/// The job's directory and its workspace source (unpacked from the server when it has one),
+/// with the server's artifacts and caches the job may read brought into the agent's store.
+async fn prepare(agent: &Agent, claimed: &Claimed, dir: &Path) -> Result<(PathBuf, Vec<Record>)> {
+    let source = unpack_source(agent, claimed, dir).await?;
+    let given = sync_down(agent, claimed.id, &agent.work_dir.join("store"), &claimed.job).await?;
+    Ok((source, given))
+}
+
+/// `?agent=ID` for the job's calls.
+fn job_url(agent: &Agent, id: i64, path: &str) -> String {
+    format!("{}/api/v1/agent/jobs/{id}/{path}?agent={}", agent.base, encode(&agent.hello.id))
+}
+
+async fn checked(response: reqwest::Response, what: &str) -> Result<reqwest::Response> {
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    bail!("{what}: the server answered {status}: {}", text.trim())
+}
+
+/// Before the job: the records it may read, and the blobs they name that this store lacks.
+async fn sync_down(agent: &Agent, id: i64, store: &Path, job: &engine::RemoteJob) -> Result<Vec<Record>> {
+    let what = "cannot fetch the run's artifacts and caches";
+    let response =
+        agent.http.get(job_url(agent, id, "records")).bearer_auth(&agent.token).send().await.context(what)?;
+    let given: Vec<Record> = checked(response, what).await?.json().await.context(what)?;
+    let wanted = store_sync::referenced_blobs(&given)?;
+    let store_dir = store.to_owned();
+    let missing = mobius_log::blocking::spawn(move || store_sync::missing_blobs(&store_dir, &wanted)).await?;
+    for digest in missing {
+        let url = job_url(agent, id, &format!("blobs/{digest}"));
+        let response = agent.http.get(url).bearer_auth(&agent.token).send().await.context(what)?;
+        let bytes = checked(response, what).await?.bytes().await.context(what)?;
+        let store_dir = store.to_owned();
+        mobius_log::blocking::spawn(move || store_sync::write_blob(&store_dir, &digest, &bytes)).await?;
+    }
+    let (store_dir, scope, records) = (store.to_owned(), RecordScope::of(job), given.clone());
+    mobius_log::blocking::spawn(move || store_sync::write_records(&store_dir, &scope, Received::FromServer, &records))
+        .await?;
+    Ok(given)
+}
+
+/// After the job: the records it made, their blobs first.
+async fn sync_up(agent: &Agent, id: i64, store: &Path, job: &engine::RemoteJob, given: &[Record]) -> Result<()> {
+    let (store_dir, scope) = (store.to_owned(), RecordScope::of(job));
+    let now = mobius_log::blocking::spawn(move || store_sync::list_records(&store_dir, &scope)).await?;
+    let made = store_sync::new_records(given, &now);
+    if made.is_empty() {
+        return Ok(());
+    }
+    let digests: Vec<String> = store_sync::referenced_blobs(&made)?.into_iter().collect();
+    let response =
+        agent.http.post(job_url(agent, id, "blobs/missing")).bearer_auth(&agent.token).json(&digests).send().await?;
+    let missing: Vec<String> = checked(response, "cannot compare blobs").await?.json().await?;
+    for digest in missing {
+        let (store_dir, name) = (store.to_owned(), digest.clone());
+        let bytes = mobius_log::blocking::spawn(move || store_sync::read_blob(&store_dir, &name)).await?;
+        let url = job_url(agent, id, &format!("blobs/{digest}"));
+        let response = agent.http.put(url).bearer_auth(&agent.token).body(bytes).send().await?;
+        checked(response, "cannot upload a blob").await?;
+    }
+    let response = agent.http.post(job_url(agent, id, "records")).bearer_auth(&agent.token).json(&made).send().await?;
+    checked(response, "cannot send the records").await?;
+    Ok(())
+}
+
+async fn unpack_source(agent: &Agent, claimed: &Claimed, dir: &Path) -> Result<PathBuf> {
     let source = dir.join("source");
     std::fs::create_dir_all(&source).with_context(|| format!("cannot create {}", source.display()))?;
     std::fs::create_dir_all(dir.join("work"))?;
     if claimed.source {
-        let url = format!("{}/api/v1/agent/jobs/{}/source?agent={}", agent.base, claimed.id, encode(&agent.hello.id));
-        let response = agent.http.get(url).bearer_auth(&agent.token).send().await.context("cannot fetch the workspace")?;
+        let url = job_url(agent, claimed.id, "source");
+        let response =
+            agent.http.get(url).bearer_auth(&agent.token).send().await.context("cannot fetch the workspace")?;
         if !response.status().is_success() {
             bail!("the server did not give the workspace: {}", response.status());
         }
         let tar = response.bytes().await.context("cannot fetch the workspace")?;
         let dest = source.clone();
-        tokio::task::spawn_blocking(move || mobius_pipelines::archive::unpack(&tar[..], &dest))
-            .await?
+        mobius_log::blocking::spawn(move || mobius_pipelines::archive::unpack(&tar[..], &dest))
+            .await
             .context("cannot unpack the workspace")?;
     }
     Ok(source)
@@ -356,8 +454,10 @@ async fn ship(agent: Arc<Agent>, id: i64, log: Arc<Shipped>) {
             }
             continue;
         }
-        let url = format!("{}/api/v1/agent/jobs/{id}/log?agent={}&offset={offset}", agent.base, encode(&agent.hello.id));
-        let sent = agent.http.post(url).bearer_auth(&agent.token).body(chunk).timeout(Duration::from_secs(30)).send().await;
+        let url =
+            format!("{}/api/v1/agent/jobs/{id}/log?agent={}&offset={offset}", agent.base, encode(&agent.hello.id));
+        let sent =
+            agent.http.post(url).bearer_auth(&agent.token).body(chunk).timeout(Duration::from_secs(30)).send().await;
         match sent {
             Ok(response) if response.status().is_success() => {
                 backoff = Duration::from_millis(250);
@@ -405,7 +505,14 @@ async fn renew(agent: Arc<Agent>, id: i64, every: Duration, cancel: Cancellation
     loop {
         tokio::time::sleep(every).await;
         let url = format!("{}/api/v1/agent/jobs/{id}/renew", agent.base);
-        let sent = agent.http.put(url).bearer_auth(&agent.token).json(&agent.hello).timeout(Duration::from_secs(30)).send().await;
+        let sent = agent
+            .http
+            .put(url)
+            .bearer_auth(&agent.token)
+            .json(&agent.hello)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await;
         match sent {
             Ok(response) if response.status().is_success() => {
                 let body: serde_json::Value = response.json().await.unwrap_or_default();
@@ -414,7 +521,12 @@ async fn renew(agent: Arc<Agent>, id: i64, every: Duration, cancel: Cancellation
                     cancel.cancel();
                 }
             }
-            Ok(response) if matches!(response.status(), StatusCode::CONFLICT | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
+            Ok(response)
+                if matches!(
+                    response.status(),
+                    StatusCode::CONFLICT | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+                ) =>
+            {
                 eprintln!("agent job {id}: the server gave the job up ({}); stopping it", response.status());
                 log.lose();
                 cancel.cancel();
@@ -434,7 +546,8 @@ async fn finish(agent: &Agent, id: i64, report: &JobReport) -> Result<()> {
         if attempt > 0 {
             tokio::time::sleep(Duration::from_secs(u64::from(attempt).min(5))).await;
         }
-        match agent.http.put(&url).bearer_auth(&agent.token).json(report).timeout(Duration::from_secs(30)).send().await {
+        match agent.http.put(&url).bearer_auth(&agent.token).json(report).timeout(Duration::from_secs(30)).send().await
+        {
             Ok(response) if response.status().is_success() => return Ok(()),
             Ok(response) => {
                 let status = response.status();

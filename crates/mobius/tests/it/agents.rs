@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use serde_json::{Value, json};
 
 use crate::runs::{commit, finished, get, repository, wait_for};
-use crate::util::{ADMIN, Dir, Server, bin, http};
+use crate::util::{ADMIN, Dir, Server, bin, http, with_stdin};
 
 /// A `mobius agent` process, killed when dropped.
 struct AgentProcess {
@@ -75,6 +75,19 @@ fn logs(server: &Server, id: i64) -> String {
     http().get(server.url(&format!("/api/v1/runs/{id}/logs"))).bearer_auth(ADMIN).send().unwrap().text().unwrap()
 }
 
+/// The run's log lines as (job, text).
+fn lines(server: &Server, id: i64) -> Vec<(String, String)> {
+    logs(server, id)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|l| (l["job"].as_str().unwrap_or("").to_owned(), l["text"].as_str().unwrap_or("").to_owned()))
+        .collect()
+}
+
+fn said_by(lines: &[(String, String)], job: &str, text: &str) -> bool {
+    lines.iter().any(|(j, t)| j == job && t == text)
+}
+
 fn job<'a>(run: &'a Value, name: &str) -> &'a Value {
     run["jobs"].as_array().unwrap().iter().find(|j| j["name"] == name).unwrap_or_else(|| panic!("no job {name}: {run}"))
 }
@@ -82,17 +95,34 @@ fn job<'a>(run: &'a Value, name: &str) -> &'a Value {
 const ROUTED: &str = "\
 on: push
 jobs:
+  prep:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo seed-from-the-server > seed.txt
+      - uses: actions/upload-artifact@v4
+        with:
+          name: seed
+          path: seed.txt
   gpu:
+    needs: prep
     runs-on: [self-hosted, gpu]
     outputs:
       where: ${{ steps.w.outputs.where }}
     steps:
       - uses: actions/checkout@v4
+      - uses: actions/download-artifact@v4
+        with:
+          name: seed
       - id: w
         run: |
           echo \"where=$(pwd)\" >> \"$GITHUB_OUTPUT\"
           echo \"the key is ${{ secrets.DEPLOY_KEY }}\"
-          cat README.md
+          cat README.md seed.txt
+          echo built-on-the-agent > out.txt
+      - uses: actions/upload-artifact@v4
+        with:
+          name: out
+          path: out.txt
   cpu:
     runs-on: [self-hosted, cpu]
     steps:
@@ -101,14 +131,18 @@ jobs:
     needs: gpu
     runs-on: ubuntu-latest
     steps:
-      - run: echo \"gpu ran in ${{ needs.gpu.outputs.where }}\"
+      - uses: actions/download-artifact@v4
+        with:
+          name: out
+      - run: echo \"gpu ran in ${{ needs.gpu.outputs.where }}\" && cat out.txt
 ";
 
 #[test]
 fn labels_route_jobs_to_their_agents_and_secrets_stay_masked() {
     let dir = Dir::new();
     let (server, repo) = server_with(&dir, ROUTED, &[]);
-    dir.ok(&["secret", "set", "acme/app", "DEPLOY_KEY", "--value", "s3cr3t-deploy-key-4711"]);
+    let set = with_stdin(&dir, &["secret", "set", "DEPLOY_KEY", "--repo", "acme/app"], "s3cr3t-deploy-key-4711\n");
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
     let token = agent_token(&dir, "agents");
     let gpu = AgentProcess::start(&dir, &server, &token, "gpu-box", "gpu");
     let cpu = AgentProcess::start(&dir, &server, &token, "cpu-box", "cpu");
@@ -116,9 +150,12 @@ fn labels_route_jobs_to_their_agents_and_secrets_stay_masked() {
     let run = finished(&server, id);
     assert_eq!(run["state"], "success", "{run}");
     let log = logs(&server, id);
-    assert!(log.contains("the key is ***"), "the secret is masked in what the agent streamed: {log}");
+    let said = lines(&server, id);
+    assert!(said_by(&said, "gpu", "the key is ***"), "the secret is masked in what the agent streamed: {log}");
     assert!(!log.contains("s3cr3t-deploy-key-4711"));
-    assert!(log.contains("hello"), "the agent checked out the commit: {log}");
+    assert!(said_by(&said, "gpu", "hello"), "the agent checked out the commit: {log}");
+    assert!(said_by(&said, "gpu", "seed-from-the-server"), "the agent downloaded the server's artifact: {log}");
+    assert!(said_by(&said, "here", "built-on-the-agent"), "the server downloaded the agent's artifact: {log}");
     let gpu_dir = gpu.work_dir.canonicalize().unwrap();
     assert!(log.contains(&format!("gpu ran in {}", gpu_dir.display())), "the gpu job ran on the gpu agent: {log}");
     assert!(log.contains(&cpu.work_dir.canonicalize().unwrap().display().to_string()), "{log}");
@@ -169,9 +206,7 @@ jobs:
 ";
 
 fn running_on_agent(server: &Server, id: i64) {
-    wait_for("the agent's job to start", || {
-        logs(server, id).contains("started").then_some(())
-    });
+    wait_for("the agent's job to start", || logs(server, id).contains("started").then_some(()));
 }
 
 #[test]
@@ -220,8 +255,7 @@ fn a_revoked_agent_token_fails_its_job_and_stops_the_agent() {
     let mut agent = AgentProcess::start(&dir, &server, token, "x", "");
     let id = push(&repo, &server, SLEEPY);
     running_on_agent(&server, id);
-    let revoked =
-        http().delete(server.url(&format!("/api/v1/tokens/{token_id}"))).bearer_auth(ADMIN).send().unwrap();
+    let revoked = http().delete(server.url(&format!("/api/v1/tokens/{token_id}"))).bearer_auth(ADMIN).send().unwrap();
     assert_eq!(revoked.status(), reqwest::StatusCode::NO_CONTENT);
     let run = finished(&server, id);
     assert_eq!(run["state"], "failure");
@@ -253,8 +287,12 @@ fn the_protocol_refuses_gaps_jobs_not_held_and_other_scopes() {
 
     let run = push(&repo, &server, SLEEPY);
     let claimed: Value = wait_for("a job", || {
-        let r =
-            http().post(server.url("/api/v1/agent/jobs/request?wait=5")).bearer_auth(&token).json(&hello).send().unwrap();
+        let r = http()
+            .post(server.url("/api/v1/agent/jobs/request?wait=5"))
+            .bearer_auth(&token)
+            .json(&hello)
+            .send()
+            .unwrap();
         (r.status() == reqwest::StatusCode::CREATED).then(|| r.json().unwrap())
     });
     assert_eq!(claimed["run"], run);
@@ -262,7 +300,9 @@ fn the_protocol_refuses_gaps_jobs_not_held_and_other_scopes() {
     let id = claimed["id"].as_i64().unwrap();
     let log = |agent: &str, offset: u64, body: &str| {
         http()
-            .post(server.url(&format!("/api/v1/agent/jobs/{id}/log?agent={}&offset={offset}", agent.replace('#', "%23"))))
+            .post(
+                server.url(&format!("/api/v1/agent/jobs/{id}/log?agent={}&offset={offset}", agent.replace('#', "%23"))),
+            )
             .bearer_auth(&token)
             .body(body.to_owned())
             .send()
@@ -277,7 +317,7 @@ fn the_protocol_refuses_gaps_jobs_not_held_and_other_scopes() {
     let again = log("raw#1", 0, line);
     assert_eq!(again.json::<Value>().unwrap()["length"], line.len(), "a resent chunk is taken once");
     assert_eq!(log("other#2", line.len() as u64, line).status(), reqwest::StatusCode::CONFLICT);
-    let report = json!({"id": "long", "name": "long", "matrix": [], "outcome": "success", "result": "success", "outputs": {}, "steps": []});
+    let report = json!({"id": "long", "name": "long", "matrix": {}, "outcome": "success", "result": "success", "outputs": {}, "steps": []});
     let stolen = http()
         .put(server.url(&format!("/api/v1/agent/jobs/{id}/finish?agent=other%232")))
         .bearer_auth(&token)
@@ -294,7 +334,11 @@ fn the_protocol_refuses_gaps_jobs_not_held_and_other_scopes() {
     assert_eq!(done.status(), reqwest::StatusCode::NO_CONTENT, "{}", done.text().unwrap_or_default());
     let ended = finished(&server, run);
     assert_eq!(ended["state"], "success", "{ended}");
-    let renewed =
-        http().put(server.url(&format!("/api/v1/agent/jobs/{id}/renew"))).bearer_auth(&token).json(&hello).send().unwrap();
+    let renewed = http()
+        .put(server.url(&format!("/api/v1/agent/jobs/{id}/renew")))
+        .bearer_auth(&token)
+        .json(&hello)
+        .send()
+        .unwrap();
     assert_eq!(renewed.status(), reqwest::StatusCode::CONFLICT, "a finished job is not held any more");
 }
