@@ -100,6 +100,7 @@ impl Cluster {
     }
 
     /// Writes `name` in the data directory, readable by the server only (as a key must be).
+    #[allow(dead_code, reason = "the store's TLS tests use it; mobius's tests share this file")]
     pub fn write(&self, name: &str, contents: &str) {
         use std::os::unix::fs::PermissionsExt;
         let path = self.data.join(name);
@@ -110,6 +111,7 @@ impl Cluster {
     }
 
     /// Appends `lines` to `postgresql.conf`.
+    #[allow(dead_code, reason = "the store's TLS tests use it; mobius's tests share this file")]
     pub fn configure(&self, lines: &str) {
         let conf = self.data.join("postgresql.conf");
         let mut text = std::fs::read_to_string(&conf).expect("postgresql.conf");

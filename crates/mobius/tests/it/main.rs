@@ -20,6 +20,7 @@ mod forge_statuses;
 mod golden;
 mod hardening;
 mod limits;
+mod pg_faults;
 mod pipelines;
 mod postgres;
 mod prometheus;

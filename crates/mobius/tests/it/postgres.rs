@@ -4,7 +4,7 @@
 //! throwaway PostgreSQL 15 the tests start (or `MOBIUS_TEST_DATABASE_URL`).
 
 #[path = "../../../mobius-store/tests/conformance/cluster.rs"]
-mod cluster;
+pub(crate) mod cluster;
 
 use serde_json::Value;
 
