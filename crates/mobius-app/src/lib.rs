@@ -227,8 +227,9 @@ impl App {
             .unwrap_or_else(|_| config.data_dir.join("pipelines"));
         let agents = Agents::new(store.clone(), config.clock, config.secrets.clone(), config.agents.clone(), files);
         runs.set_agents(agents.clone());
-        let reliability = Alerter::new(store.clone(), log.clone(), config.clock);
         let leases = Leases::new(store.clone(), replica_id(), config.clock);
+        // Notifications are claimed under the replica's lease id: the claims and `/readyz` agree.
+        let reliability = Alerter::new(store.clone(), log.clone(), config.clock).with_replica(leases.holder());
         App { store, log, runs, delivery, reliability, agents, leases, config }
     }
 

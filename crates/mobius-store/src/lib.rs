@@ -415,6 +415,11 @@ pub trait Store: Send + Sync {
     fn put_state(&self, key: &str, value: &str) -> Result<(), StoreError>;
     /// The document kept under `key`, if any.
     fn state(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Keeps `value` under `key` unless a document is kept there already, and returns the
+    /// document that stands: `value` itself when this call put it. Atomic: of any number of
+    /// callers (replicas), exactly one puts. What deduplicates work across replicas (an alert's
+    /// notification is claimed under its key before it is sent).
+    fn put_state_once(&self, key: &str, value: &str) -> Result<String, StoreError>;
 
     /// Adds or replaces a secret (by repository, environment and name).
     fn put_secret(&self, secret: &SecretRecord) -> Result<(), StoreError>;

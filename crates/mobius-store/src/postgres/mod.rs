@@ -408,6 +408,17 @@ impl Store for PgStore {
         self.read(|c| Ok(c.query_opt("SELECT value FROM server_state WHERE key = $1", &[&key])?.map(|r| r.get(0))))
     }
 
+    fn put_state_once(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        // Under the write lock: the insert and the read see the same document.
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO server_state (key, value, updated) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
+                &[&key, &value, &to_micros(Timestamp::now())],
+            )?;
+            Ok(tx.query_one("SELECT value FROM server_state WHERE key = $1", &[&key])?.get(0))
+        })
+    }
+
     fn put_secret(&self, secret: &SecretRecord) -> Result<(), StoreError> {
         self.write(|tx| {
             tx.execute(

@@ -5,6 +5,7 @@
 
 mod actions;
 mod agents;
+mod alert_failover;
 mod browser;
 mod cli;
 mod console;
