@@ -39,6 +39,7 @@ use mobius_pipelines::remote::{ActionCache, DEFAULT_ACTIONS_URL};
 use mobius_reliability::Alerter;
 use mobius_runs::agents::{Agents, AgentsConfig};
 use mobius_runs::forge::StatusDelivery;
+use mobius_runs::runner::Driver;
 use mobius_runs::{RunError, Runner, RunnerConfig};
 use mobius_sandbox::Sandbox;
 use mobius_secrets::{SecretError, SecretKey, Secrets};
@@ -230,6 +231,9 @@ impl App {
         let leases = Leases::new(store.clone(), replica_id(), config.clock);
         // Notifications are claimed under the replica's lease id: the claims and `/readyz` agree.
         let reliability = Alerter::new(store.clone(), log.clone(), config.clock).with_replica(leases.holder());
+        // Every replica keeps a liveness lease while it runs; its runs are orphans without it.
+        drop(leases.lease(&mobius_runs::runner::replica_lease(leases.holder())));
+        runs.set_driver(Driver { node: node_id(&config.data_dir), holder: leases.holder().to_owned() });
         App { store, log, runs, delivery, reliability, agents, leases, config }
     }
 
@@ -260,6 +264,9 @@ impl App {
         let mut background = Background::default();
         let runs = self.runs.clone();
         background.spawn_leased(&self.leases, lease::POLLING, move |until| runs.clone().poll_forever(until));
+        let runs = self.runs.clone();
+        background
+            .spawn_leased(&self.leases, lease::RUN_RECOVERY, move |until| runs.clone().recover_orphans_forever(until));
         let runs = self.runs.clone();
         background.spawn_leased(&self.leases, lease::SCHEDULES, move |until| runs.clone().schedule_forever(until));
         let (alerter, every) = (self.reliability.clone(), self.config.alert_every);
@@ -336,6 +343,24 @@ pub mod lease {
     pub const SLI_COMPACTION: &str = "sli-compaction";
     /// Delivering commit statuses to forges.
     pub const STATUSES: &str = "commit-statuses";
+    /// Taking up the runs of replicas that stopped.
+    pub const RUN_RECOVERY: &str = "run-recovery";
+}
+
+/// The data directory's id, kept in `<data>/node-id`: the same across restarts, so a starting
+/// server knows the runs an earlier process on it left. Random when it cannot be kept.
+fn node_id(data_dir: &std::path::Path) -> String {
+    let path = data_dir.join("node-id");
+    if let Ok(id) = std::fs::read_to_string(&path)
+        && !id.trim().is_empty()
+    {
+        return id.trim().to_owned();
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    if let Err(e) = std::fs::create_dir_all(data_dir).and_then(|()| std::fs::write(&path, &id)) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot keep the node id; a restart will not know its runs");
+    }
+    id
 }
 
 /// This replica's id in lease rows: its host, its process and a random part (a restarted

@@ -65,9 +65,23 @@ pub fn check(what: &str) {
 /// A store whose every call is [`check`]ed.
 pub struct Guarded(pub Arc<dyn Store>);
 
+/// A store whose every call runs on a thread of its own, outside any runtime: for the CLI's
+/// commands that call the store from async code without [`spawn`] (the PostgreSQL client
+/// runs a runtime of its own, which may not start on a thread inside one).
+pub struct Detached(pub Arc<dyn Store>);
+
 macro_rules! guarded {
-    ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
+    (
+        inline { $($iname:ident($($iarg:ident: $ity:ty),*) -> $iret:ty;)* }
+        $($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*
+    ) => {
         impl Store for Guarded {
+            $(
+                fn $iname(&self, $($iarg: $ity),*) -> $iret {
+                    check(concat!("Store::", stringify!($iname)));
+                    self.0.$iname($($iarg),*)
+                }
+            )*
             $(
                 fn $name(&self, $($arg: $ty),*) -> $ret {
                     check(concat!("Store::", stringify!($name)));
@@ -75,11 +89,33 @@ macro_rules! guarded {
                 }
             )*
         }
+
+        impl Store for Detached {
+            // What cannot cross threads (an append's ancestry) runs here; the CLI does not
+            // append through a detached store.
+            $(
+                fn $iname(&self, $($iarg: $ity),*) -> $iret {
+                    self.0.$iname($($iarg),*)
+                }
+            )*
+            $(
+                fn $name(&self, $($arg: $ty),*) -> $ret {
+                    std::thread::scope(|scope| {
+                        match scope.spawn(|| self.0.$name($($arg),*)).join() {
+                            Ok(answer) => answer,
+                            Err(panic) => std::panic::resume_unwind(panic),
+                        }
+                    })
+                }
+            )*
+        }
     };
 }
 
 guarded! {
-    append(events: &[NewEvent], ctx: &IngestContext<'_>) -> Result<Vec<AppendStatus>, StoreError>;
+    inline {
+        append(events: &[NewEvent], ctx: &IngestContext<'_>) -> Result<Vec<AppendStatus>, StoreError>;
+    }
     events(query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError>;
     event_count() -> Result<u64, StoreError>;
     scopes() -> Result<Vec<Scope>, StoreError>;

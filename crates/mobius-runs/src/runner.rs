@@ -12,9 +12,12 @@
 //! a newer pending run cancels the older pending one; with `cancel-in-progress` it also cancels
 //! the one in progress.
 //!
-//! Restart: runs queued or running when the server stopped are marked `interrupted` when it
-//! starts ([`Runner::recover`]), and each is queued again once (a run that was itself such a
-//! re-queue is not re-queued a second time).
+//! Restart and replicas: the process that queues a run drives it and says so in the store.
+//! Runs in flight whose driver stopped — an earlier server on this data directory, found when
+//! it starts ([`Runner::recover`]), or a replica whose liveness lease lapsed, found by the
+//! replica holding `run-recovery` ([`Runner::recover_orphans_forever`]) — are marked
+//! `interrupted` and each is queued again once (a run that was itself such a re-queue is not
+//! re-queued a second time, nor one whose job an agent finishes).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -44,7 +47,10 @@ use mobius_log::Ingestor;
 
 mod execute;
 mod forge_events;
+mod orphans;
 mod triggers;
+
+pub use orphans::{Driver, SWEEP_EVERY, replica_lease};
 
 pub use triggers::Dispatch;
 
@@ -120,6 +126,8 @@ struct Inner {
     server_url: Mutex<Option<String>>,
     /// Where jobs whose `runs-on` routes them to agents go ([`Runner::set_agents`]).
     agents: Mutex<Option<crate::agents::Agents>>,
+    /// Who drives the runs this process queues ([`Runner::set_driver`]).
+    driver: Mutex<Option<Driver>>,
 }
 
 #[derive(Default)]
@@ -171,6 +179,7 @@ impl Runner {
                 run_tokens: Mutex::new(None),
                 server_url: Mutex::new(None),
                 agents: Mutex::new(None),
+                driver: Mutex::new(None),
             }),
         }
     }
@@ -216,32 +225,11 @@ impl Runner {
         Ok(reviewed)
     }
 
-    /// Marks runs left in flight by a previous server as interrupted and queues each again
-    /// once. Returns the new runs' ids.
+    /// Takes up the runs left in flight by an earlier server on this data directory, or by a
+    /// replica that stopped: each is interrupted and queued again once (see `orphans.rs`).
+    /// Returns the new runs' ids.
     pub async fn recover(&self) -> Result<Vec<i64>, RunError> {
-        let this = self.clone();
-        let interrupted = {
-            let now = this.now();
-            mobius_log::blocking::spawn(move || this.inner.store.interrupt_in_flight(now)).await?
-        };
-        let mut requeued = Vec::new();
-        for old in interrupted {
-            if old.run.requeue_of.is_some() {
-                tracing::warn!(run = old.id, "interrupted twice; not re-queued again");
-                continue;
-            }
-            let mut run = old.run.clone();
-            run.requeue_of = Some(old.id);
-            run.queued_at = self.now();
-            match self.requeue(run).await {
-                Ok(id) => {
-                    tracing::info!(run = old.id, new_run = id, "re-queued a run the restart interrupted");
-                    requeued.push(id);
-                }
-                Err(e) => tracing::warn!(run = old.id, error = %e, "cannot re-queue an interrupted run"),
-            }
-        }
-        Ok(requeued)
+        self.recover_orphans(true).await
     }
 
     /// Polls one registered repository now: every branch that moved since the last poll
@@ -623,6 +611,7 @@ impl Runner {
 
     /// Starts the run now or parks it behind its concurrency group.
     fn enqueue(&self, prepared: Prepared) {
+        self.record_driver(prepared.id);
         let mut superseded = None;
         let start = {
             let mut state = self.lock();

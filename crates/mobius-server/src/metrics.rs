@@ -46,6 +46,8 @@ pub struct Metrics {
     pub leases: Family<LeaseLabels, Gauge>,
     /// This replica's pipeline runs, by state (`running`, `waiting`).
     pub runs: Family<RunLabels, Gauge>,
+    /// The agent job queue, shared by every replica, by state (`queued`, `running`).
+    pub agent_jobs: Family<RunLabels, Gauge>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -72,6 +74,8 @@ impl Metrics {
         registry.register("mobius_lease_held", "Whether this replica holds the lease (singleton work)", leases.clone());
         let runs = Family::<RunLabels, Gauge>::default();
         registry.register("mobius_runs", "Pipeline runs this replica is running or holds waiting", runs.clone());
+        let agent_jobs = Family::<RunLabels, Gauge>::default();
+        registry.register("mobius_agent_jobs", "Jobs queued for agents or running on them", agent_jobs.clone());
         Metrics {
             registry: Mutex::new(registry),
             requests,
@@ -81,6 +85,7 @@ impl Metrics {
             resident_memory,
             leases,
             runs,
+            agent_jobs,
         }
     }
 

@@ -50,6 +50,14 @@ pub async fn metrics(_: Caller<Scrape>, State(state): State<AppState>) -> Respon
     for (label, n) in [("running", running), ("waiting", waiting)] {
         state.metrics.runs.get_or_create(&RunLabels { state: label.to_owned() }).set(n as i64);
     }
+    match state.app.agents.queue_sizes().await {
+        Ok((queued, running)) => {
+            for (label, n) in [("queued", queued), ("running", running)] {
+                state.metrics.agent_jobs.get_or_create(&RunLabels { state: label.to_owned() }).set(n as i64);
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "cannot count the agent job queue for /metrics"),
+    }
     let mut text = state.metrics.render();
     let (store, series) = (state.app.store.clone(), state.app.reliability.series_cache());
     let slos = mobius_log::blocking::spawn(move || {

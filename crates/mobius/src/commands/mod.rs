@@ -77,5 +77,14 @@ fn settings(data_dir: Option<&Path>, attribution_window: Option<&str>) -> Result
 /// work only on it (`repo`, `run`).
 fn open_store(settings: &Settings) -> Result<Arc<dyn Store>> {
     let url = settings.database_url.as_ref().map(|url| url.expose());
-    Ok(mobius_app::open_store(&settings.data_dir, url, SqliteOptions::SERVER)?)
+    let Some(url) = url else {
+        return Ok(mobius_app::open_store(&settings.data_dir, None, SqliteOptions::SERVER)?);
+    };
+    // These commands call the store from async code: PostgreSQL's client runs a runtime of its
+    // own, so every call goes to a thread outside this one.
+    let dir = &settings.data_dir;
+    let opened =
+        std::thread::scope(|s| s.spawn(|| mobius_app::open_store(dir, Some(url), SqliteOptions::SERVER)).join());
+    let store = opened.map_err(|_| anyhow::anyhow!("opening the store panicked"))??;
+    Ok(Arc::new(mobius_log::blocking::Detached(store)))
 }

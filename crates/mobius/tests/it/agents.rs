@@ -286,6 +286,10 @@ fn the_protocol_refuses_gaps_jobs_not_held_and_other_scopes() {
     assert_eq!(none.status(), reqwest::StatusCode::NO_CONTENT);
 
     let run = push(&repo, &server, SLEEPY);
+    wait_for("the job to show in the queue gauge", || {
+        let metrics = http().get(server.url("/metrics")).bearer_auth(ADMIN).send().unwrap().text().unwrap();
+        metrics.contains("mobius_agent_jobs{state=\"queued\"} 1").then_some(())
+    });
     let claimed: Value = wait_for("a job", || {
         let r = http()
             .post(server.url("/api/v1/agent/jobs/request?wait=5"))
@@ -341,4 +345,65 @@ fn the_protocol_refuses_gaps_jobs_not_held_and_other_scopes() {
         .send()
         .unwrap();
     assert_eq!(renewed.status(), reqwest::StatusCode::CONFLICT, "a finished job is not held any more");
+}
+
+/// Two replicas on one PostgreSQL database: the run's driver (the replica it was started
+/// through) is killed while its job runs on an agent talking to the other replica. The agent
+/// finishes the job, once; the survivor finds the run orphaned once the dead replica's
+/// liveness lease lapses and ends it `interrupted`, queuing nothing again (re-run is explicit).
+#[test]
+fn a_replica_killed_mid_run_leaves_its_agent_job_to_finish_once() {
+    let database = crate::postgres::cluster::Database::create();
+    let key = "5ec12e7".repeat(10)[..64].to_owned();
+    let env = [
+        ("MOBIUS_DATABASE_URL", database.url.as_str()),
+        ("MOBIUS_SECRET_KEY", key.as_str()),
+        ("MOBIUS_AGENT_LEASE", "3s"),
+    ];
+    let (dir_a, dir_b) = (Dir::new(), Dir::new());
+    let marks = dir_a.path().join("marks");
+    let workflow = format!(
+        "on: workflow_dispatch\njobs:\n  long:\n    runs-on: self-hosted\n    steps:\n      - run: echo ran >> {m} && sleep 6 && echo done >> {m}\n",
+        m = marks.display()
+    );
+    let repo = repository(&dir_a, &[(".github/workflows/ci.yml", workflow.as_str())]);
+    let mut a = dir_a.serve_with_env(&env);
+    let b = dir_b.serve_with_env(&env);
+    let mut add = dir_a.cmd(&["repo", "add", repo.to_str().unwrap(), "--name", "acme/app"]);
+    let added = add.envs(env).output().unwrap();
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let token = {
+        let mut create = dir_a.cmd(&["--json", "token", "create", "--scope", "agent", "--name", "farm"]);
+        let out = create.envs(env).output().unwrap();
+        let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+        created["token"].as_str().unwrap().to_owned()
+    };
+    let _agent = AgentProcess::start(&dir_b, &b, &token, "farm", "");
+    let started = http()
+        .post(a.url("/api/v1/runs"))
+        .bearer_auth(ADMIN)
+        .json(&json!({ "repository": "acme/app", "workflow": "ci.yml" }))
+        .send()
+        .unwrap();
+    assert_eq!(started.status(), reqwest::StatusCode::CREATED, "{}", started.text().unwrap_or_default());
+    let id = started.json::<Value>().unwrap()["id"].as_i64().unwrap();
+    wait_for("the agent to run the job", || {
+        let agents = get(&b, "/api/v1/agents");
+        agents["agents"].as_array().unwrap().iter().any(|a| a["job"]["run"] == id).then_some(())
+    });
+    a.kill9();
+    let run = wait_for("the survivor to end the orphaned run", || {
+        let run = get(&b, &format!("/api/v1/runs/{id}"));
+        (run["state"] == "interrupted").then_some(run)
+    });
+    assert!(run["reason"].as_str().unwrap().contains("stopped during the run"), "{run}");
+    let ran = wait_for("the agent to finish the job", || {
+        let ran = std::fs::read_to_string(&marks).unwrap_or_default();
+        ran.contains("done").then_some(ran)
+    });
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(std::fs::read_to_string(&marks).unwrap(), ran);
+    assert_eq!(ran, "ran\ndone\n", "the job ran once, to its end, on its agent");
+    let runs = get(&b, "/api/v1/runs");
+    assert_eq!(runs.as_array().unwrap().len(), 1, "nothing was queued again: {runs}");
 }

@@ -394,7 +394,8 @@ fn health_metrics_and_graceful_shutdown() {
     // Ready, holding every lease: one process on SQLite does all the singleton work.
     let ready = crate::runs::wait_for("every lease held", || {
         let ready: serde_json::Value = client.get(server.url("/readyz")).send().unwrap().json().unwrap();
-        (ready["leases"]["held"].as_array().map_or(0, Vec::len) == 5).then_some(ready)
+        // Six singleton leases, and the replica's own liveness lease.
+        (ready["leases"]["held"].as_array().map_or(0, Vec::len) == 7).then_some(ready)
     });
     assert_eq!((&ready["status"], &ready["database"]), (&json!("ready"), &json!("ok")), "{ready}");
     assert!(ready["leases"]["held"].as_array().unwrap().contains(&json!("slo-alerts")), "{ready}");
@@ -406,6 +407,7 @@ fn health_metrics_and_graceful_shutdown() {
     assert!(metrics.contains("mobius_http_requests_total"), "{metrics}");
     assert!(metrics.contains("mobius_lease_held{lease=\"repository-polling\"} 1"), "{metrics}");
     assert!(metrics.contains("mobius_runs{state=\"waiting\"} 0"), "{metrics}");
+    assert!(metrics.contains("mobius_agent_jobs{state=\"queued\"} 0"), "{metrics}");
     let api = client.get(server.url("/api/v1/slos")).bearer_auth(&scrape).send().unwrap();
     assert_eq!(api.status(), StatusCode::FORBIDDEN, "a scrape token reads nothing else");
     assert!(metrics.contains("process_resident_memory_bytes"), "{metrics}");
@@ -437,10 +439,12 @@ fn raw_request(base: &str, request: &str) -> (u16, String) {
     (status, text)
 }
 
-/// The leases `/readyz` says a server holds.
+/// The singleton leases `/readyz` says a server holds (not its own liveness lease,
+/// `replica:<id>`, which every replica holds).
 fn leases_held(server: &crate::util::Server) -> Vec<String> {
     let ready: Value = http().get(server.url("/readyz")).send().unwrap().json().unwrap();
-    ready["leases"]["held"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_owned()).collect()
+    let held = ready["leases"]["held"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_owned());
+    held.filter(|l| !l.starts_with("replica:")).collect()
 }
 
 #[test]
@@ -448,7 +452,7 @@ fn two_servers_on_one_store_do_the_singleton_work_once_and_the_survivor_takes_it
     let dir = Dir::new();
     let mut first = dir.serve(&[]);
     let all = crate::runs::wait_for("the first server to hold every lease", || {
-        Some(leases_held(&first)).filter(|held| held.len() == 5)
+        Some(leases_held(&first)).filter(|held| held.len() == 6)
     });
     // A second replica on the same store (SQLite in WAL mode serves both processes): it
     // serves requests but runs none of the singleton work while the first renews.
