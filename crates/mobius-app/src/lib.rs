@@ -238,7 +238,8 @@ impl App {
             .unwrap_or_else(|_| config.data_dir.join("pipelines"));
         let agents = Agents::new(store.clone(), config.clock, config.secrets.clone(), config.agents.clone(), files);
         runs.set_agents(agents.clone());
-        let reliability = Alerter::new(store.clone(), log.clone(), config.clock);
+        // Notifications are claimed under the replica's lease id: the claims and `/readyz` agree.
+        let reliability = Alerter::new(store.clone(), log.clone(), config.clock).with_replica(leases.holder());
         // Every replica keeps a liveness lease while it runs; its runs are orphans without it.
         drop(leases.lease(&mobius_runs::runner::replica_lease(leases.holder())));
         runs.set_driver(Driver { node: node_id(&config.data_dir), holder: leases.holder().to_owned() });

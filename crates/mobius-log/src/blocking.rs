@@ -154,6 +154,7 @@ guarded! {
     sli_counts(service: &str, environment: &str, from: i64, to: i64) -> Result<Vec<SliCounts>, StoreError>;
     compact_sli(hourly_before: i64, drop_before: i64) -> Result<SliCompaction, StoreError>;
     put_state(key: &str, value: &str) -> Result<(), StoreError>;
+    put_state_once(key: &str, value: &str) -> Result<String, StoreError>;
     state(key: &str) -> Result<Option<String>, StoreError>;
     put_secret(secret: &SecretRecord) -> Result<(), StoreError>;
     delete_secret(repository: &str, environment: &str, name: &str) -> Result<bool, StoreError>;

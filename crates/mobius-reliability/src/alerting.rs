@@ -10,7 +10,10 @@
 //!
 //! The state is kept in the store after each evaluation that changes it, and restored when the
 //! alerter starts, so a restarted server neither announces a firing alert again nor opens a
-//! second incident for it.
+//! second incident for it. Each notification is claimed in the store before it is sent
+//! ([`claims`]): a replica that takes the alerts over from states stored before a transition
+//! its predecessor announced (it died in between) finds the claim and does not announce it
+//! again — at most once across replicas.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,6 +24,8 @@ use mobius_events::NewEvent;
 use mobius_events::emit::EmitError;
 use mobius_events::emit::reliability as emit;
 use mobius_slo::alerts::{Notification, RuleState, Severity, SloAlerts, State};
+
+use self::claims::{Claim, Episodes};
 use mobius_slo::spec::{Alerting, SloSpec};
 use mobius_store::{RolloutQuery, Store};
 use serde::{Deserialize, Serialize};
@@ -91,6 +96,9 @@ struct Tracked {
     /// The SLO's environment, to close its incident should the SLO go away.
     #[serde(default)]
     environment: String,
+    /// How many times each severity fired: what notifications are claimed under.
+    #[serde(default)]
+    episodes: Episodes,
 }
 
 /// The server's alert evaluator. Cheap to clone.
@@ -105,6 +113,8 @@ pub struct Alerter {
     /// SLI series kept between evaluations (shared with the API's SLO reads).
     series: Arc<slo::SeriesCache>,
     http: reqwest::Client,
+    /// Who claims notifications (see [`claims`]): unique among the replicas.
+    replica: Arc<str>,
 }
 
 impl Alerter {
@@ -114,7 +124,24 @@ impl Alerter {
             tracing::warn!(error = %e, "cannot build the alert notifier's client; using defaults");
             reqwest::Client::default()
         });
-        Alerter { store, clock, ingestor, state: Arc::default(), saved: Arc::default(), series: Arc::default(), http }
+        let replica = Arc::from(uuid::Uuid::new_v4().simple().to_string());
+        Alerter {
+            store,
+            clock,
+            ingestor,
+            state: Arc::default(),
+            saved: Arc::default(),
+            series: Arc::default(),
+            http,
+            replica,
+        }
+    }
+
+    /// Claims notifications as `replica` (the id its leases are held under; a random one
+    /// otherwise).
+    pub fn with_replica(mut self, replica: &str) -> Alerter {
+        self.replica = Arc::from(replica);
+        self
     }
 
     /// Takes up the alert states stored by an earlier run of the server.
@@ -210,15 +237,24 @@ impl Alerter {
         for status in statuses.iter().filter(|s| s.budget.is_some()) {
             let key = (status.service.clone(), status.slo.clone());
             let quiet_s = quiet_period_s(&definitions, status);
-            let (notifications, to_resolve) = {
+            // A copy is stepped, and kept once its transitions are claimed: one the store could
+            // not take is stepped to again at the next evaluation, not lost.
+            let (mut alerts, episodes) = {
+                let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                state.get(&key).map_or_else(Default::default, |t| (t.alerts, t.episodes))
+            };
+            let pending_for = pending_for_s(&definitions, status);
+            alerts.page.pending_for_s = pending_for;
+            alerts.ticket.pending_for_s = pending_for;
+            let notifications = alerts.step(&status.rules, now_s);
+            let Some(claims) = self.claim_transitions(status, &notifications, episodes, now).await else { continue };
+            let to_resolve = {
                 let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
                 let tracked = state.entry(key.clone()).or_default();
                 tracked.unknown = None;
                 tracked.environment.clone_from(&status.environment);
-                let pending_for = pending_for_s(&definitions, status);
-                tracked.alerts.page.pending_for_s = pending_for;
-                tracked.alerts.ticket.pending_for_s = pending_for;
-                let notifications = tracked.alerts.step(&status.rules, now_s);
+                tracked.alerts = alerts;
+                notifications.iter().for_each(|n| tracked.episodes.record(n));
                 let firing = in_state(&tracked.alerts, State::Firing);
                 let pending = in_state(&tracked.alerts, State::Pending);
                 let since = match &tracked.view {
@@ -249,13 +285,22 @@ impl Alerter {
                     rules: status.rules.clone(),
                     incident: tracked.incident.as_ref().map(|(id, _)| id.clone()),
                 });
-                (notifications, to_resolve)
+                to_resolve
             };
-            for n in &notifications {
-                self.record(status, n, now).await;
-                self.notify(&definitions, status, n, now).await;
+            for (n, claim) in notifications.iter().zip(claims) {
+                if claim.ours {
+                    // The webhook first: the window between the claim and the page is the one
+                    // in which a dying replica loses it.
+                    self.notify(&definitions, status, n, now).await;
+                    self.record(status, n, now).await;
+                } else {
+                    tracing::info!(service = %status.service, slo = %status.slo, severity = %n.severity, firing = n.firing,
+                        "announced already by another replica: not again");
+                }
                 if n.severity == Severity::Page && n.firing {
-                    let id = self.open_incident(status, now).await;
+                    // Under the claim's instant: a replica adopting the page opens the same
+                    // incident (recorded once) in case its claimer died before it could.
+                    let id = self.open_incident(status, claim.at).await;
                     let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
                     if let Some(tracked) = state.get_mut(&key) {
                         tracked.incident = Some((id.clone(), None));
@@ -296,36 +341,86 @@ impl Alerter {
         }
     }
 
+    /// Claims the notifications of one SLO's step (see [`claims`]); `None`, logged, when the
+    /// store cannot take the claims (nothing is sent, and the step is made again next time).
+    async fn claim_transitions(
+        &self,
+        status: &SloStatus,
+        notifications: &[Notification],
+        mut episodes: Episodes,
+        now: Timestamp,
+    ) -> Option<Vec<Claim>> {
+        if notifications.is_empty() {
+            return Some(Vec::new());
+        }
+        let keys: Vec<String> = notifications
+            .iter()
+            .map(|n| {
+                let key = claims::transition_key(&status.service, &status.slo, n, episodes);
+                episodes.record(n);
+                key
+            })
+            .collect();
+        let (store, replica) = (self.store.clone(), self.replica.clone());
+        let claimed = mobius_log::blocking::spawn(move || {
+            keys.iter().map(|key| claims::claim(store.as_ref(), key, &replica, now)).collect::<Result<Vec<_>, _>>()
+        })
+        .await;
+        claimed
+            .map_err(|e| {
+                tracing::error!(service = %status.service, slo = %status.slo, error = %e,
+                    "cannot claim the SLO's alert notifications: they wait for the next evaluation");
+            })
+            .ok()
+    }
+
     /// An SLO that cannot be evaluated is never healthy: after [`UNKNOWN_GRACE_S`] a ticket
-    /// says so (once), and it resolves when the SLO can be evaluated again.
+    /// says so (once, across replicas: claimed as any notification), and it resolves when the
+    /// SLO can be evaluated again. Whether this replica is to send that ticket now.
     async fn unknown(&self, status: &SloStatus, now: Timestamp) -> bool {
         let key = (status.service.clone(), status.slo.clone());
         let now_s = now.as_second();
+        let view = |since: i64, sent: bool| AlertView {
+            service: status.service.clone(),
+            slo: status.slo.clone(),
+            firing: sent.then_some(Severity::Ticket),
+            pending: None,
+            since: Timestamp::from_second(since).ok(),
+            rules: Vec::new(),
+            incident: None,
+        };
         let due = {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            let tracked = state.entry(key).or_default();
-            let (since, sent) = tracked.unknown.get_or_insert((now_s, false));
-            let due = !*sent && now_s - *since >= UNKNOWN_GRACE_S;
-            if due {
-                *sent = true;
-            }
-            tracked.view = Some(AlertView {
-                service: status.service.clone(),
-                slo: status.slo.clone(),
-                firing: sent.then_some(Severity::Ticket),
-                pending: None,
-                since: Timestamp::from_second(*since).ok(),
-                rules: Vec::new(),
-                incident: None,
-            });
-            due
+            let tracked = state.entry(key.clone()).or_default();
+            let (since, sent) = *tracked.unknown.get_or_insert((now_s, false));
+            tracked.view = Some(view(since, sent));
+            (!sent && now_s - since >= UNKNOWN_GRACE_S).then_some(since)
         };
-        if due {
+        let Some(since) = due else { return false };
+        let (store, replica) = (self.store.clone(), self.replica.clone());
+        let claim_key = claims::unknown_key(&status.service, &status.slo, since);
+        let claim =
+            match mobius_log::blocking::spawn(move || claims::claim(store.as_ref(), &claim_key, &replica, now)).await {
+                Ok(claim) => claim,
+                Err(e) => {
+                    tracing::error!(service = %status.service, slo = %status.slo, error = %e,
+                    "cannot claim the unknown SLO's ticket: it waits for the next evaluation");
+                    return false;
+                }
+            };
+        {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(tracked) = state.get_mut(&key) {
+                tracked.unknown = Some((since, true));
+                tracked.view = Some(view(since, true));
+            }
+        }
+        if claim.ours {
             let n = Notification { severity: Severity::Ticket, firing: true, at_s: now_s };
             self.record(status, &n, now).await;
             tracing::warn!(service = %status.service, slo = %status.slo, reason = ?status.unknown, "SLO unknown past its grace period");
         }
-        due
+        claim.ours
     }
 
     /// Opens the incident of a firing page, naming the version that burns the most.
@@ -517,5 +612,6 @@ fn artifact_of(store: &dyn Store, service: &str, environment: &str, version: &st
     })
 }
 
+mod claims;
 #[cfg(test)]
 mod tests;

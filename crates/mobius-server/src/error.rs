@@ -72,11 +72,14 @@ impl ApiError {
     }
 
     /// A store failure: 503 with a clear word when the database cannot serve the call for now
-    /// (busy, locked, out of disk: nothing was written; the client may retry), else internal.
-    /// The driver's message is for the log, never the client.
+    /// (busy, locked, out of disk, or not answering: PostgreSQL stopped, restarting or out of
+    /// reach; the client may retry), else internal. The driver's message is for the log, never
+    /// the client. A write refused so was not acknowledged; one cut off at its commit may have
+    /// been stored all the same, which a retry of an idempotent write (an event, by source and
+    /// id) finds as a duplicate.
     pub fn store(error: StoreError) -> ApiError {
         if error.is_unavailable() {
-            let message = "the store is unavailable (busy, locked or out of disk): nothing was changed; try again";
+            let message = "the store is unavailable (the database is busy, out of space or not answering); try again";
             ApiError {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 code: "unavailable",

@@ -50,7 +50,8 @@ pub enum StoreError {
     #[cfg(feature = "postgres")]
     #[error("cannot connect to PostgreSQL at {url}")]
     PgConnect { url: String, source: ::postgres::Error },
-    /// A URL this build cannot honour (TLS it does not speak yet, say); `url` is redacted.
+    /// A URL this build cannot honour (an unknown `sslmode`, an unreadable `sslrootcert`);
+    /// `url` is redacted.
     #[cfg(feature = "postgres")]
     #[error("cannot use the PostgreSQL URL {url}: {reason}")]
     PgUrl { url: String, reason: String },
@@ -66,28 +67,48 @@ pub enum StoreError {
 
 impl StoreError {
     /// Whether the database could not serve the call for now — busy past the wait, locked, out
-    /// of disk, an I/O failure — rather than refusing it: nothing was written, and the same
-    /// call may succeed later. Doors answer these with 503, not 500.
+    /// of disk, an I/O failure, PostgreSQL not answering or gone mid-call — rather than
+    /// refusing it: the call was not acknowledged, and the same call may succeed later (a
+    /// write cut off at its commit may have been stored: retried, an idempotent write finds
+    /// it). Doors answer these with 503, not 500.
     pub fn is_unavailable(&self) -> bool {
-        use rusqlite::ErrorCode::{CannotOpen, DatabaseBusy, DatabaseLocked, DiskFull, SystemIoFailure};
         match self {
-            StoreError::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) => {
-                matches!(failure.code, DatabaseBusy | DatabaseLocked | DiskFull | SystemIoFailure | CannotOpen)
-            }
-            // The server cannot be reached, went away mid-call (the connection closed or its
-            // socket failed), or answered with a class of error that passes: 08 connection
-            // exception, 53 insufficient resources, 57 operator intervention (a shutdown).
+            StoreError::Sqlite(error) => sqlite_unavailable(error),
             #[cfg(feature = "postgres")]
             StoreError::PgConnect { .. } => true,
             #[cfg(feature = "postgres")]
-            StoreError::Postgres(error) => {
-                let socket = std::error::Error::source(error).is_some_and(|e| e.is::<std::io::Error>());
-                let class = error.as_db_error().map(|db| &db.code().code()[..2]);
-                error.is_closed() || socket || matches!(class, Some("08" | "53" | "57"))
+            StoreError::Postgres(error) => postgres_unavailable(error),
+            // Materialisation runs inside the append's transaction: the database's failure
+            // reaches here as the rules' error.
+            StoreError::Facts(error) => {
+                if let Some(error) = error.downcast_ref::<rusqlite::Error>() {
+                    return sqlite_unavailable(error);
+                }
+                #[cfg(feature = "postgres")]
+                if let Some(error) = error.downcast_ref::<::postgres::Error>() {
+                    return postgres_unavailable(error);
+                }
+                false
             }
             _ => false,
         }
     }
+}
+
+fn sqlite_unavailable(error: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::{CannotOpen, DatabaseBusy, DatabaseLocked, DiskFull, SystemIoFailure};
+    matches!(error, rusqlite::Error::SqliteFailure(failure, _)
+        if matches!(failure.code, DatabaseBusy | DatabaseLocked | DiskFull | SystemIoFailure | CannotOpen))
+}
+
+/// The server cannot be reached, went away mid-call (the connection closed or its socket
+/// failed), or answered with a class of error that passes: 08 connection exception, 53
+/// insufficient resources, 57 operator intervention (a shutdown).
+#[cfg(feature = "postgres")]
+fn postgres_unavailable(error: &::postgres::Error) -> bool {
+    let socket = std::error::Error::source(error).is_some_and(|e| e.is::<std::io::Error>());
+    let class = error.as_db_error().map(|db| &db.code().code()[..2]);
+    error.is_closed() || socket || matches!(class, Some("08" | "53" | "57"))
 }
 
 /// What rules and repositories shape materialisation during an append.
@@ -396,6 +417,11 @@ pub trait Store: Send + Sync {
     fn put_state(&self, key: &str, value: &str) -> Result<(), StoreError>;
     /// The document kept under `key`, if any.
     fn state(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Keeps `value` under `key` unless a document is kept there already, and returns the
+    /// document that stands: `value` itself when this call put it. Atomic: of any number of
+    /// callers (replicas), exactly one puts. What deduplicates work across replicas (an alert's
+    /// notification is claimed under its key before it is sent).
+    fn put_state_once(&self, key: &str, value: &str) -> Result<String, StoreError>;
 
     /// Adds or replaces a secret (by repository, environment and name).
     fn put_secret(&self, secret: &SecretRecord) -> Result<(), StoreError>;
@@ -497,4 +523,18 @@ pub trait Store: Send + Sync {
     fn rollout_command(&self, id: i64) -> Result<Option<RolloutCommand>, StoreError>;
     /// Forgets the commands that ended before `ended_before`; how many.
     fn prune_rollout_commands(&self, ended_before: Timestamp) -> Result<usize, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_failing_under_materialisation_is_unavailable_too() {
+        let busy = || rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY), None);
+        assert!(StoreError::Sqlite(busy()).is_unavailable());
+        assert!(StoreError::Facts(Box::new(busy())).is_unavailable(), "the rules' error wraps the database's");
+        assert!(!StoreError::Facts("a rule failed".into()).is_unavailable());
+        assert!(!StoreError::Corrupt("x".into()).is_unavailable());
+    }
 }

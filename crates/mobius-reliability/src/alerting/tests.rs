@@ -108,6 +108,41 @@ async fn a_firing_page_survives_a_restart_without_a_second_announcement() {
     assert_eq!((view.firing, &view.incident, view.since), (Some(Severity::Page), &incident, Some(now)));
 }
 
+/// A replica taking the alerts over from states stored before a page its predecessor
+/// announced (it died before storing the new ones) finds the page claimed: it is not
+/// announced again, and the replica adopts the page and its incident. Later transitions are
+/// announced as usual, by whoever makes them.
+#[tokio::test]
+async fn a_page_announced_by_a_replica_that_died_before_storing_it_is_not_announced_again() {
+    let now = Timestamp::now();
+    let (_dir, store) = deployed(&availability("    alerting: {quiet_period: 1m}\n"), now);
+    let dead = alerter(&store).with_replica("dead");
+    dead.evaluate(later(now, -30)).await;
+    let stored_before = store.state("alerter").unwrap().expect("the states before the page");
+    outage(store.as_ref(), now);
+    dead.evaluate(now).await;
+    assert_eq!(announced(&store), (1, 1), "the page fires and opens an incident");
+    let incident = dead.views()[0].incident.clone().expect("an incident");
+    // It died before its states were stored.
+    store.put_state("alerter", &stored_before).unwrap();
+
+    let survivor = alerter(&store).with_replica("survivor");
+    survivor.restore().await;
+    survivor.evaluate(later(now, 20)).await;
+    assert_eq!(announced(&store), (1, 1), "nothing announced twice, no second incident");
+    let view = &survivor.views()[0];
+    assert_eq!((view.firing, view.incident.as_ref()), (Some(Severity::Page), Some(&incident)), "adopted");
+
+    // The page resolving is the survivor's to announce, and the quiet period then resolves
+    // the incident the dead replica opened.
+    survivor.evaluate(later(now, 40 * 60)).await;
+    assert_eq!(events(&store, "dev.cdeventsx.mobius-alert.resolved.0.1.0").len(), 1, "{:?}", survivor.views());
+    survivor.evaluate(later(now, 42 * 60)).await;
+    let resolved = events(&store, RESOLVED);
+    assert_eq!(resolved.len(), 1);
+    assert!(resolved[0].subject.ends_with(&incident), "{}", resolved[0].subject);
+}
+
 /// The incident a page opened resolves once the page has stayed resolved for the SLO's
 /// `alerting.quiet_period`, not before.
 #[tokio::test]

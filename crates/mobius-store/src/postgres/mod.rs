@@ -10,9 +10,10 @@
 //! see `agents` and `commands`), so agents and replicas polling neither wait behind an import
 //! nor hold one up.
 //!
-//! Connections are made without TLS for now ([`::postgres::NoTls`]): a URL asking for TLS
-//! (`sslmode=require`, `verify-ca`, `verify-full`) is refused rather than connected in the
-//! clear. TLS through rustls (with the ring provider) is a later step.
+//! Connections are encrypted as the URL's `sslmode` asks, as libpq does, through rustls with
+//! the ring provider (see `tls`): `verify-full` (with `sslrootcert=FILE` or the system's roots)
+//! is the mode for a database across a network; `prefer`, the default, and `require` encrypt
+//! without verifying who answers.
 
 mod agents;
 mod commands;
@@ -26,6 +27,7 @@ mod read;
 mod runs;
 mod sessions;
 mod sli;
+mod tls;
 
 use std::collections::HashMap;
 
@@ -36,7 +38,7 @@ use mobius_events::materialise;
 use mobius_events::time::{from_micros, to_micros};
 use mobius_events::{AppendStatus, NewEvent, Origin, StoredEvent};
 
-use self::pool::Pool;
+use self::pool::{Failed, Pool};
 use crate::{
     AgentJob, AgentRecord, EnvironmentRecord, EventQuery, ForgeSettings, Heads, IngestContext, LeaseRecord, LogAppend,
     NewAgentJob, NewRolloutCommand, NewRun, PendingStatus, Renewal, Repository, RolloutCommand, RolloutQuery,
@@ -57,11 +59,12 @@ pub struct PgStore {
 impl PgStore {
     /// Connects to the database at `url` (`postgres://user:password@host:port/db` or the
     /// `host=… dbname=…` form) and migrates it. Errors name the URL with its password
-    /// replaced by `***`. The connection is not encrypted (`NoTls`): a URL with
-    /// `sslmode=require` or `verify-*` is refused until TLS (rustls, ring) comes.
+    /// replaced by `***`. TLS follows libpq's `sslmode` (`disable`, `allow`, `prefer` — the
+    /// default —, `require`, `verify-ca`, `verify-full`) and `sslrootcert` (a PEM file, or
+    /// `system`); `prefer` and `require` encrypt but do not verify the server, as in libpq.
     pub fn connect(url: &str) -> Result<PgStore, StoreError> {
         let pool = Pool::new(url)?;
-        pool.with_client(migrations::migrate)?;
+        pool.with_client(|client| migrations::migrate(client).map_err(Failed::After))?;
         Ok(PgStore { pool })
     }
 
@@ -70,29 +73,43 @@ impl PgStore {
         self.pool.url()
     }
 
-    fn read<T>(&self, f: impl FnOnce(&mut ::postgres::Client) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        self.pool.with_client(f)
+    /// Runs `f`, which only reads (so it may be run again on a new connection should the one
+    /// it met have died while idle).
+    fn read<T>(&self, f: impl Fn(&mut ::postgres::Client) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.pool.with_client(|client| f(client).map_err(Failed::Before))
     }
 
     /// Runs `f` in a write transaction, after every other writer's; commits if it succeeds.
     fn write<T>(&self, f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        self.pool.with_client(|client| {
-            let mut tx = client.transaction()?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
-            let value = f(&mut tx)?;
-            tx.commit()?;
-            Ok(value)
-        })
+        self.transaction(true, f)
     }
 
     /// Runs `f` in a write transaction that takes no write lock, committing if it succeeds:
     /// the agent and rollout command queues', whose changes lock only the rows they touch (see
     /// `agents`, `commands`).
     fn write_rows<T>(&self, f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.transaction(false, f)
+    }
+
+    /// Runs `f` in a transaction (after every other writer's with `lock`) and commits. Only a
+    /// `BEGIN` that failed may be tried again (on a new connection): `f` runs at most once.
+    fn transaction<T>(
+        &self,
+        lock: bool,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut f = Some(f);
         self.pool.with_client(|client| {
-            let mut tx = client.transaction()?;
-            let value = f(&mut tx)?;
-            tx.commit()?;
+            let mut tx = client.transaction().map_err(|e| Failed::Before(e.into()))?;
+            let f = f.take().expect("retried only when BEGIN failed, before `f` ran");
+            let run = |tx: &mut Transaction<'_>| {
+                if lock {
+                    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
+                }
+                f(tx)
+            };
+            let value = run(&mut tx).map_err(Failed::After)?;
+            tx.commit().map_err(|e| Failed::After(e.into()))?;
             Ok(value)
         })
     }
@@ -392,6 +409,17 @@ impl Store for PgStore {
 
     fn state(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.read(|c| Ok(c.query_opt("SELECT value FROM server_state WHERE key = $1", &[&key])?.map(|r| r.get(0))))
+    }
+
+    fn put_state_once(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        // Under the write lock: the insert and the read see the same document.
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO server_state (key, value, updated) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
+                &[&key, &value, &to_micros(Timestamp::now())],
+            )?;
+            Ok(tx.query_one("SELECT value FROM server_state WHERE key = $1", &[&key])?.get(0))
+        })
     }
 
     fn put_secret(&self, secret: &SecretRecord) -> Result<(), StoreError> {

@@ -1,12 +1,23 @@
 //! A small pool of connections: at most [`MAX_CONNECTIONS`] open, each made when none is idle
 //! and given back after use; a connection that broke is dropped, not given back.
+//!
+//! A database that went away and came back (a restart, a failover) leaves the idle
+//! connections dead without anyone knowing: the server said goodbye (`57P01`, then closed the
+//! socket), but a connection reads only while it is used. Checking each before use would cost
+//! a round trip per call; instead, a connection found dead by a call is dropped with every
+//! idle one (they are from the same life of the server), and a call that failed on a reused
+//! connection *before it could have changed anything* ([`Failed::Before`]: a read, or the
+//! `BEGIN` of a write) is made once more on a new connection. So the first call after a
+//! restart is served, and a call that may have written is never made twice: it fails, and its
+//! caller answers 503 (see `StoreError::is_unavailable`).
 
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use ::postgres::config::SslMode;
 use ::postgres::{Client, Config, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::tls;
 use crate::StoreError;
 
 /// Connections open at once; a caller past it waits for one to be given back.
@@ -19,8 +30,20 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// dropped as broken.
 const VALIDATION_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How a call on a connection failed.
+pub(super) enum Failed {
+    /// Before it could have changed anything (a read, a `BEGIN`): if the connection turns out
+    /// dead, the call may be made again on another.
+    Before(StoreError),
+    /// Perhaps after it changed something (a write sent, a `COMMIT` unanswered): never made
+    /// twice.
+    After(StoreError),
+}
+
 pub(super) struct Pool {
     config: Config,
+    /// How connections are encrypted (`sslmode`); `None` for `disable`.
+    tls: Option<MakeRustlsConnect>,
     /// The URL with its password replaced by `***`: the only form errors and logs show.
     url: String,
     state: Mutex<Idle>,
@@ -38,18 +61,13 @@ impl Pool {
     pub(super) fn new(url: &str) -> Result<Pool, StoreError> {
         let redacted = redact(url);
         let refuse = |reason: &str| StoreError::PgUrl { url: redacted.clone(), reason: reason.to_owned() };
-        if let Some(mode) = option(url, "sslmode").filter(|m| m.starts_with("verify") || m == "require") {
-            return Err(refuse(&format!(
-                "sslmode={mode} asks for TLS, which this build does not speak to PostgreSQL yet; \
-                 use a server on a trusted network with sslmode=disable"
-            )));
-        }
+        // The driver knows neither `verify-*` nor `sslrootcert`: those are ours (see `tls`).
+        let (rest, options) = tls::split(url).map_err(|e| refuse(&e.0))?;
         // A parse error names the option it could not read, never its value.
         let mut config: Config =
-            url.parse().map_err(|e| refuse(&format!("it is not a PostgreSQL connection string ({e})")))?;
-        if !matches!(config.get_ssl_mode(), SslMode::Disable | SslMode::Prefer) {
-            return Err(refuse("it asks for TLS, which this build does not speak to PostgreSQL yet"));
-        }
+            rest.parse().map_err(|e| refuse(&format!("it is not a PostgreSQL connection string ({e})")))?;
+        config.ssl_mode(options.mode.driver());
+        let tls = tls::connector(&options).map_err(|e| refuse(&e.0))?;
         // An unreachable server fails a request instead of hanging it; the URL may say otherwise.
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
@@ -59,6 +77,7 @@ impl Pool {
         }
         let pool = Pool {
             config,
+            tls,
             url: redacted,
             state: Mutex::new(Idle { clients: Vec::new(), open: 0 }),
             given_back: Condvar::new(),
@@ -80,32 +99,53 @@ impl Pool {
     }
 
     fn connect(&self) -> Result<Client, StoreError> {
-        self.config.connect(NoTls).map_err(|source| StoreError::PgConnect { url: self.url.clone(), source })
+        let connected = match &self.tls {
+            Some(tls) => self.config.connect(tls.clone()),
+            None => self.config.connect(NoTls),
+        };
+        connected.map_err(|source| StoreError::PgConnect { url: self.url.clone(), source })
     }
 
-    /// Runs `f` on a connection of the pool.
-    pub(super) fn with_client<T>(&self, f: impl FnOnce(&mut Client) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let mut lease = Lease { pool: self, client: Some(self.checkout()?), broken: false };
-        let client = lease.client.as_mut().expect("a lease holds its client until dropped");
-        let result = f(client);
-        // A failed request may have met a connection the server closed, which the client may
-        // not have noticed yet: one trivial query tells, and only after a failure.
-        if result.is_err() && client.is_valid(VALIDATION_TIMEOUT).is_err() {
+    /// Runs `f` on a connection of the pool; once more on a new connection when it failed
+    /// [`Failed::Before`] on a reused connection that turned out dead (the server went away
+    /// while it sat idle).
+    pub(super) fn with_client<T>(&self, mut f: impl FnMut(&mut Client) -> Result<T, Failed>) -> Result<T, StoreError> {
+        let mut retried = false;
+        loop {
+            let (client, reused) = self.checkout()?;
+            let mut lease = Lease { pool: self, client: Some(client), broken: false };
+            let client = lease.client.as_mut().expect("a lease holds its client until dropped");
+            let (error, before) = match f(client) {
+                Ok(value) => return Ok(value),
+                Err(Failed::Before(error)) => (error, true),
+                Err(Failed::After(error)) => (error, false),
+            };
+            // A failed request may have met a connection the server closed, which the client
+            // may not have noticed yet: one trivial query tells, and only after a failure.
+            if client.is_valid(VALIDATION_TIMEOUT).is_ok() {
+                return Err(error);
+            }
             lease.broken = true;
+            drop(lease);
+            if !(before && reused) || retried {
+                return Err(error);
+            }
+            tracing::info!(url = %self.url, error = %error, "a PostgreSQL connection was lost while idle: trying a new one");
+            retried = true;
         }
-        result
     }
 
-    fn checkout(&self) -> Result<Client, StoreError> {
+    /// An idle connection, or a new one: whether it was reused.
+    fn checkout(&self) -> Result<(Client, bool), StoreError> {
         let mut state = self.lock();
         loop {
             if let Some(client) = state.clients.pop() {
-                return Ok(client);
+                return Ok((client, true));
             }
             if state.open < MAX_CONNECTIONS {
                 state.open += 1;
                 drop(state);
-                return self.connect().inspect_err(|_| self.forget());
+                return self.connect().map(|client| (client, false)).inspect_err(|_| self.forget());
             }
             state = self.given_back.wait(state).unwrap_or_else(|e| e.into_inner());
         }
@@ -114,6 +154,22 @@ impl Pool {
     fn forget(&self) {
         self.lock().open -= 1;
         self.given_back.notify_one();
+    }
+
+    /// Drops every idle connection: one was found broken, so the others likely are too (and a
+    /// live one is cheaply made again).
+    fn forget_idle(&self) {
+        let idle = {
+            let mut state = self.lock();
+            let idle = std::mem::take(&mut state.clients);
+            state.open -= idle.len();
+            idle
+        };
+        if !idle.is_empty() {
+            tracing::info!(url = %self.url, connections = idle.len(), "PostgreSQL connection lost: idle ones dropped too");
+            self.given_back.notify_all();
+        }
+        drop(idle);
     }
 }
 
@@ -141,20 +197,12 @@ impl Drop for Lease<'_> {
         let Some(client) = self.client.take() else { return };
         if self.broken || client.is_closed() {
             self.pool.forget();
+            self.pool.forget_idle();
             return;
         }
         self.pool.lock().clients.push(client);
         self.pool.given_back.notify_one();
     }
-}
-
-/// The value of `name=` in a URL's query or a `key=value` connection string.
-fn option(url: &str, name: &str) -> Option<String> {
-    let needle = format!("{name}=");
-    let at = url.find(&needle)?;
-    let value = &url[at + needle.len()..];
-    let end = value.find(['&', ' ', '\t', '\n']).unwrap_or(value.len());
-    Some(value[..end].trim_matches('\'').to_ascii_lowercase())
 }
 
 /// `url` with any password replaced by `***`: the `user:password@` of a URL, and a
@@ -218,15 +266,18 @@ mod tests {
     }
 
     #[test]
-    fn a_url_asking_for_tls_is_refused_not_connected_in_the_clear() {
-        for url in [
-            "postgres://u:pw@127.0.0.1:1/db?sslmode=require",
-            "postgres://u:pw@127.0.0.1:1/db?sslmode=verify-full",
-            "host=127.0.0.1 port=1 password=pw sslmode=verify-ca",
+    fn tls_options_that_cannot_be_honoured_are_refused_without_the_password() {
+        for (url, said) in [
+            (
+                "postgres://u:pw@127.0.0.1:1/db?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+                "/nonexistent/ca.pem",
+            ),
+            ("postgres://u:pw@127.0.0.1:1/db?sslmode=sometimes", "sslmode=sometimes"),
+            ("host=127.0.0.1 port=1 password=pw sslcert=c.pem", "sslcert is not supported"),
         ] {
             let Err(error) = Pool::new(url) else { panic!("{url} was accepted") };
             let message = error.to_string();
-            assert!(message.contains("TLS") && !message.contains("pw"), "{message}");
+            assert!(message.contains(said) && !message.contains("pw@") && !message.contains("=pw"), "{message}");
         }
     }
 

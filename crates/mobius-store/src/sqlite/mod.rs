@@ -471,6 +471,17 @@ impl Store for SqliteStore {
         })
     }
 
+    fn put_state_once(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        // One writer at a time: the insert and the read see the same document.
+        self.with_writer(|conn| {
+            conn.execute(
+                "INSERT INTO server_state (key, value, updated) VALUES (?1, ?2, ?3) ON CONFLICT (key) DO NOTHING",
+                rusqlite::params![key, value, to_micros(Timestamp::now())],
+            )?;
+            Ok(conn.query_row("SELECT value FROM server_state WHERE key = ?1", [key], |r| r.get(0))?)
+        })
+    }
+
     fn put_secret(&self, secret: &SecretRecord) -> Result<(), StoreError> {
         self.with_writer(|conn| {
             conn.execute(

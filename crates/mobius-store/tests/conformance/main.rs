@@ -11,6 +11,7 @@ mod postgres_only;
 mod runs;
 mod settings;
 mod sli;
+mod tls;
 
 use mobius_store::{PgStore, SqliteStore, Store};
 

@@ -120,26 +120,58 @@ fn concurrent_appends_store_each_event_once_with_gapless_seqs() {
     drop(store);
 }
 
-/// A connection the server closed is dropped, not given back: the request that met it fails,
-/// and the next one gets a new connection.
+/// A connection the server closed while it was idle is dropped, not given back, and the call
+/// that met it is made again on a new one: a read, or a write whose `BEGIN` failed (nothing
+/// was written yet).
 #[test]
-fn a_broken_connection_is_dropped_and_replaced() {
+fn a_connection_closed_while_idle_is_replaced_without_failing_the_call() {
     let database = Database::create();
     let store = PgStore::connect(&database.url).unwrap();
     store.put_state("k", "v").unwrap();
     let mut admin = postgres::Client::connect(&database.url, postgres::NoTls).unwrap();
-    admin
-        .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE datname = current_database() AND pid <> pg_backend_pid()",
-            &[],
-        )
-        .unwrap();
-    let first = store.state("k");
-    assert!(first.is_err(), "the pooled connection was closed under it: {first:?}");
-    assert!(first.unwrap_err().is_unavailable(), "a lost connection is the store unavailable, not a bug");
+    let terminate = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()";
+    admin.execute(terminate, &[]).unwrap();
     assert_eq!(store.state("k").unwrap().as_deref(), Some("v"), "a new connection");
+    admin.execute(terminate, &[]).unwrap();
+    store.put_state("k", "w").unwrap();
+    assert_eq!(store.state("k").unwrap().as_deref(), Some("w"));
     drop((admin, store));
+}
+
+/// A write whose connection dies after it began is never made twice: it fails, as the store
+/// unavailable, and wrote nothing; the next call gets a new connection.
+#[test]
+fn a_write_cut_off_midway_fails_unavailable_and_is_not_retried() {
+    let database = Database::create();
+    let store = PgStore::connect(&database.url).unwrap();
+    store.put_state("k", "v").unwrap();
+    // Hold every writer's lock, so the store's write waits inside its transaction.
+    let mut holder = postgres::Client::connect(&database.url, postgres::NoTls).unwrap();
+    let mut tx = holder.transaction().unwrap();
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&0x6d6f_6269_7573_0002_i64]).unwrap();
+    let write = std::thread::scope(|scope| {
+        let writing = scope.spawn(|| store.put_state("k", "cut"));
+        let mut admin = postgres::Client::connect(&database.url, postgres::NoTls).unwrap();
+        let waiting =
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'";
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let pid: i32 = loop {
+            if let Some(row) = admin.query_opt(waiting, &[]).unwrap() {
+                break row.get(0);
+            }
+            assert!(std::time::Instant::now() < deadline, "the write never waited for the lock");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        admin.execute("SELECT pg_terminate_backend($1)", &[&pid]).unwrap();
+        writing.join().unwrap()
+    });
+    tx.rollback().unwrap();
+    let error = write.expect_err("the write's connection was cut");
+    assert!(error.is_unavailable(), "{error}: {:?}", std::error::Error::source(&error));
+    assert_eq!(store.state("k").unwrap().as_deref(), Some("v"), "nothing written, nothing retried");
+    store.put_state("k", "w").unwrap();
+    drop((holder, store));
 }
 
 /// A server that does not answer: refused at connect, as the store unavailable, and the
@@ -281,4 +313,62 @@ fn a_command_claim_passes_by_a_command_another_claimer_holds() {
     let claimed = store.claim_rollout_command(&mine, "b", crate::at(11)).unwrap();
     assert_eq!(claimed.map(|c| c.id), Some(first), "and taken once free");
     drop((client, store));
+}
+
+/// The server stopped under the pool and started again: every call meanwhile is the store
+/// unavailable (never another error), and once it is back every call is served — connections
+/// from before the restart, idle in the pool, are not handed out again.
+#[test]
+fn a_server_restarted_under_the_pool_is_unavailable_then_served_again() {
+    let mut cluster = crate::cluster::Cluster::init().unwrap();
+    cluster.start().unwrap();
+    cluster.create_database("restart");
+    let store = PgStore::connect(&cluster.url("restart")).unwrap();
+    // Several connections in the pool, all idle once the threads are done.
+    std::thread::scope(|scope| {
+        for thread in 0..4 {
+            let store = &store;
+            scope.spawn(move || store.put_state(&format!("before-{thread}"), "v").unwrap());
+        }
+    });
+
+    cluster.stop().unwrap();
+    for _ in 0..3 {
+        let error = store.put_state("during", "v").unwrap_err();
+        assert!(error.is_unavailable(), "{error}: {:?}", std::error::Error::source(&error));
+        let error = store.state("before-0").unwrap_err();
+        assert!(error.is_unavailable(), "{error}: {:?}", std::error::Error::source(&error));
+    }
+
+    cluster.start().unwrap();
+    for thread in 0..4 {
+        assert_eq!(store.state(&format!("before-{thread}")).unwrap().as_deref(), Some("v"), "what committed is kept");
+    }
+    store.put_state("after", "v").unwrap();
+    assert_eq!(store.state("during").unwrap(), None, "a refused write left nothing");
+    drop(store);
+}
+
+/// The server restarted while the pool was idle (no call saw it go): the first calls after
+/// are served all the same, on new connections.
+#[test]
+fn a_server_restarted_while_the_pool_was_idle_is_served_at_once() {
+    let mut cluster = crate::cluster::Cluster::init().unwrap();
+    cluster.start().unwrap();
+    cluster.create_database("idle");
+    let store = PgStore::connect(&cluster.url("idle")).unwrap();
+    std::thread::scope(|scope| {
+        for thread in 0..4 {
+            let store = &store;
+            scope.spawn(move || store.put_state(&format!("k{thread}"), "v").unwrap());
+        }
+    });
+    cluster.stop().unwrap();
+    cluster.start().unwrap();
+    for thread in 0..4 {
+        let read = store.state(&format!("k{thread}"));
+        assert_eq!(read.unwrap_or_else(|e| panic!("{e}: {:?}", std::error::Error::source(&e))).as_deref(), Some("v"));
+    }
+    store.put_state("after", "v").unwrap();
+    drop(store);
 }

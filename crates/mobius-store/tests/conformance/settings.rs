@@ -13,6 +13,7 @@ crate::conformance!(
     sessions_are_found_by_hash_ended_and_expired,
     a_repository_keeps_the_name_of_its_credentials_secret,
     state_documents_are_replaced_whole,
+    a_state_document_put_once_is_the_first_callers_whoever_else_tries,
     secrets_are_replaced_listed_resealed_and_removed,
     environment_rules_are_replaced_whole_listed_by_repository_and_removed,
     a_lease_is_one_holders_until_it_lapses_and_renewals_keep_when_it_was_taken,
@@ -101,6 +102,24 @@ fn state_documents_are_replaced_whole(store: &dyn Store) {
     store.put_state("other", "[]").unwrap();
     assert_eq!(store.state("alerter").unwrap().as_deref(), Some("{\"a\":2}"));
     assert_eq!(store.state("other").unwrap().as_deref(), Some("[]"));
+}
+
+/// What replicas deduplicate with: the first document put under a key stands, and every
+/// caller, at once or later, is told which it is.
+fn a_state_document_put_once_is_the_first_callers_whoever_else_tries(store: &dyn Store) {
+    assert_eq!(store.put_state_once("sent:a", "first").unwrap(), "first", "put");
+    assert_eq!(store.put_state_once("sent:a", "second").unwrap(), "first", "the first stands");
+    assert_eq!(store.state("sent:a").unwrap().as_deref(), Some("first"));
+    store.put_state("replaced", "1").unwrap();
+    assert_eq!(store.put_state_once("replaced", "2").unwrap(), "1", "whoever put it");
+
+    let standing: Vec<String> = std::thread::scope(|scope| {
+        let callers: Vec<_> =
+            (0..8).map(|n| scope.spawn(move || store.put_state_once("sent:b", &format!("caller {n}")))).collect();
+        callers.into_iter().map(|c| c.join().unwrap().unwrap()).collect()
+    });
+    assert!(standing.iter().all(|s| *s == standing[0]), "one caller put it, all see it: {standing:?}");
+    assert_eq!(store.state("sent:b").unwrap().as_ref(), Some(&standing[0]));
 }
 
 fn secrets_are_replaced_listed_resealed_and_removed(store: &dyn Store) {

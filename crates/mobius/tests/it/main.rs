@@ -5,6 +5,7 @@
 
 mod actions;
 mod agents;
+mod alert_failover;
 mod browser;
 mod cli;
 mod console;
@@ -20,6 +21,7 @@ mod forge_statuses;
 mod golden;
 mod hardening;
 mod limits;
+mod pg_faults;
 mod pipelines;
 mod postgres;
 mod prometheus;

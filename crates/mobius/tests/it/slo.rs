@@ -84,7 +84,7 @@ fn an_exhausted_error_budget_freezes_production_except_for_a_hotfix() {
 }
 
 /// Accepts HTTP requests on loopback and keeps their bodies (a webhook receiver).
-fn webhook_receiver() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+pub(crate) fn webhook_receiver() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
