@@ -275,6 +275,9 @@ impl App {
         let mut background = Background::default();
         let runs = self.runs.clone();
         background.spawn_leased(&self.leases, lease::POLLING, move |until| runs.clone().poll_forever(until));
+        // Other replicas' changes to the agent queue wake this one's waiters (PostgreSQL).
+        let agents = self.agents.clone();
+        tokio::spawn(async move { agents.listen().await });
         let runs = self.runs.clone();
         background
             .spawn_leased(&self.leases, lease::RUN_RECOVERY, move |until| runs.clone().recover_orphans_forever(until));

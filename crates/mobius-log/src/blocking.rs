@@ -15,10 +15,10 @@ use jiff::Timestamp;
 use mobius_events::facts::{Deployment, DeploymentId, FactSet, Incident};
 use mobius_events::{AppendStatus, NewEvent, StoredEvent};
 use mobius_store::{
-    AgentJob, AgentRecord, EnvironmentRecord, EventQuery, ForgeSettings, Heads, IngestContext, LeaseRecord, LogAppend,
-    NewAgentJob, NewRolloutCommand, NewRun, PendingStatus, Renewal, Repository, RolloutCommand, RolloutQuery,
-    RolloutRow, RunDetail, RunQuery, RunRecord, RunUpdate, Scope, SecretRecord, SessionRecord, SliCompaction,
-    SliCounts, SliMinute, StatusOutcome, Store, StoreError, TokenRecord,
+    AgentJob, AgentRecord, EnvironmentRecord, EventQuery, ForgeSettings, Heads, IngestContext, LeaseRecord, Listener,
+    LogAppend, NewAgentJob, NewRolloutCommand, NewRun, PendingStatus, Renewal, Repository, RolloutCommand,
+    RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunUpdate, Scope, SecretRecord, SessionRecord,
+    SliCompaction, SliCounts, SliMinute, StatusOutcome, Store, StoreError, TokenRecord,
 };
 
 thread_local! {
@@ -168,6 +168,7 @@ guarded! {
     put_environment(environment: &EnvironmentRecord) -> Result<(), StoreError>;
     delete_environment(repository: &str, name: &str) -> Result<bool, StoreError>;
     environments(repository: Option<&str>) -> Result<Vec<EnvironmentRecord>, StoreError>;
+    listen(channel: &str, wake: Listener) -> Result<bool, StoreError>;
     record_agent(agent: &AgentRecord) -> Result<(), StoreError>;
     agents() -> Result<Vec<AgentRecord>, StoreError>;
     enqueue_agent_job(job: &NewAgentJob) -> Result<i64, StoreError>;

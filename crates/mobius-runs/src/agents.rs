@@ -40,6 +40,10 @@ pub const TOKEN_REVOKED: &str = "agent lost: its token was revoked";
 /// (the agent reached another replica).
 pub const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 
+/// The channel PostgreSQL announces the queue's changes on (`mobius_store`'s PostgreSQL
+/// backend sends `queued`, `job:<id>` and `jobs`).
+const AGENT_JOBS_CHANNEL: &str = "mobius_agent_jobs";
+
 /// How often a long poll looks for a job queued by another replica.
 const CLAIM_EVERY: Duration = Duration::from_secs(1);
 
@@ -271,6 +275,32 @@ impl Agents {
                 contacts.insert(agent.to_owned(), now);
                 true
             }
+        }
+    }
+
+    /// Listens for what other replicas do to the queue (PostgreSQL's `LISTEN`): a job queued
+    /// elsewhere wakes this replica's long polls at once, a job changed through another replica
+    /// wakes its dispatcher here. Polling stays the fallback. Call from async code once.
+    pub async fn listen(&self) {
+        let inner = Arc::downgrade(&self.inner);
+        let wake: mobius_store::Listener = Box::new(move |payload: &str| {
+            let Some(inner) = inner.upgrade() else { return false };
+            let agents = Agents { inner };
+            match payload {
+                "queued" => agents.inner.queued.notify_waiters(),
+                "jobs" => agents.ring_all(),
+                other => {
+                    if let Some(id) = other.strip_prefix("job:").and_then(|id| id.parse().ok()) {
+                        agents.ring(id);
+                    }
+                }
+            }
+            true
+        });
+        match self.store(move |s| s.listen(AGENT_JOBS_CHANNEL, wake)).await {
+            Ok(true) => tracing::debug!("listening for the agent queue's changes"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot listen for the agent queue's changes; polling only"),
         }
     }
 

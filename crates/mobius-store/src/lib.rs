@@ -312,6 +312,9 @@ pub struct SecretRecord {
     pub updated_by: String,
 }
 
+/// What [`Store::listen`] calls with each notification's payload; `false` stops listening.
+pub type Listener = Box<dyn Fn(&str) -> bool + Send + Sync>;
+
 /// The event log and its facts.
 pub trait Store: Send + Sync {
     /// Appends events in one transaction, materialising each one's facts. Each event is
@@ -450,6 +453,16 @@ pub trait Store: Send + Sync {
     fn delete_environment(&self, repository: &str, name: &str) -> Result<bool, StoreError>;
     /// The protected environments of one repository, or of all, by repository and name.
     fn environments(&self, repository: Option<&str>) -> Result<Vec<EnvironmentRecord>, StoreError>;
+
+    /// Calls `wake` with the payload of each notification on `channel` that any process
+    /// sharing the store sends (PostgreSQL's `LISTEN`, on a connection and thread of its own,
+    /// reconnecting when it drops) until `wake` returns `false`. `false` when the backend has
+    /// no notifications (SQLite: one process, which wakes its own waiters). Waiters keep
+    /// polling as well: a notification lost while reconnecting only delays them.
+    fn listen(&self, channel: &str, wake: Listener) -> Result<bool, StoreError> {
+        let _ = (channel, wake);
+        Ok(false)
+    }
 
     // The agent job queue (see [`agents`]).
 

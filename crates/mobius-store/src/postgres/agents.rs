@@ -56,7 +56,18 @@ pub(super) fn enqueue(tx: &mut Transaction<'_>, job: &NewAgentJob) -> Result<i64
          RETURNING id",
         &[&job.run, &job.job, &job.labels, &job.payload, &to_micros(job.queued)],
     )?;
+    // Delivered at commit, to every replica listening (see `PgStore::listen`).
+    tx.execute("SELECT pg_notify($1, 'queued')", &[&CHANNEL])?;
     Ok(row.get(0))
+}
+
+/// The channel the queue's changes are announced on: `queued` when a job is queued,
+/// `job:<id>` when one changed, `jobs` when several did.
+pub const CHANNEL: &str = "mobius_agent_jobs";
+
+fn announce(tx: &mut Transaction<'_>, what: &str) -> Result<(), StoreError> {
+    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &what])?;
+    Ok(())
 }
 
 pub(super) fn claim(
@@ -78,7 +89,11 @@ pub(super) fn claim(
          RETURNING {JOB_COLUMNS}"
     );
     let row = tx.query_opt(&sql, &[&labels, &agent, &token, &to_micros(now), &to_micros(lease_expires)])?;
-    row.as_ref().map(job_of).transpose()
+    let job = row.as_ref().map(job_of).transpose()?;
+    if let Some(job) = &job {
+        announce(tx, &format!("job:{}", job.id))?;
+    }
+    Ok(job)
 }
 
 pub(super) fn renew(
@@ -118,6 +133,7 @@ pub(super) fn append_log(
                 &[&id, &signed(log_len)?, &tail],
             )?;
             tx.execute("UPDATE agent_jobs SET log_len = $2 WHERE id = $1", &[&id, &signed(end)?])?;
+            announce(tx, &format!("job:{id}"))?;
             Ok(LogAppend::Appended(end))
         }
         Err(gap) => Ok(gap),
@@ -160,6 +176,9 @@ pub(super) fn finish(
          WHERE id = $1 AND state = 'running' AND agent = $2",
         &[&id, &agent, &result, &to_micros(at)],
     )?;
+    if changed == 1 {
+        announce(tx, &format!("job:{id}"))?;
+    }
     Ok(changed == 1)
 }
 
@@ -174,6 +193,9 @@ pub(super) fn cancel(tx: &mut Transaction<'_>, id: i64, reason: &str, at: Timest
          WHERE id = $1 AND state IN ('queued', 'running')",
         &[&id, &reason, &to_micros(at)],
     )?;
+    if changed == 1 {
+        announce(tx, &format!("job:{id}"))?;
+    }
     Ok(changed == 1)
 }
 
@@ -197,6 +219,9 @@ pub(super) fn expire(tx: &mut Transaction<'_>, now: Timestamp, reason: &str) -> 
          RETURNING agent_jobs.id",
         &[&to_micros(now), &reason],
     )?;
+    if !rows.is_empty() {
+        announce(tx, "jobs")?;
+    }
     Ok(sorted_ids(&rows))
 }
 
@@ -213,6 +238,9 @@ pub(super) fn lose_of_token(
          RETURNING agent_jobs.id",
         &[&token, &reason, &to_micros(at)],
     )?;
+    if !rows.is_empty() {
+        announce(tx, "jobs")?;
+    }
     Ok(sorted_ids(&rows))
 }
 

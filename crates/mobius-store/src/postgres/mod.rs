@@ -21,6 +21,7 @@ mod environments;
 mod facts;
 mod forge;
 mod leases;
+mod listen;
 mod migrations;
 mod pool;
 mod read;
@@ -40,10 +41,10 @@ use mobius_events::{AppendStatus, NewEvent, Origin, StoredEvent};
 
 use self::pool::{Failed, Pool};
 use crate::{
-    AgentJob, AgentRecord, EnvironmentRecord, EventQuery, ForgeSettings, Heads, IngestContext, LeaseRecord, LogAppend,
-    NewAgentJob, NewRolloutCommand, NewRun, PendingStatus, Renewal, Repository, RolloutCommand, RolloutQuery,
-    RolloutRow, RunDetail, RunQuery, RunRecord, RunUpdate, Scope, SecretRecord, SessionRecord, SliCompaction,
-    SliCounts, SliMinute, StatusOutcome, Store, StoreError, TokenRecord,
+    AgentJob, AgentRecord, EnvironmentRecord, EventQuery, ForgeSettings, Heads, IngestContext, LeaseRecord, Listener,
+    LogAppend, NewAgentJob, NewRolloutCommand, NewRun, PendingStatus, Renewal, Repository, RolloutCommand,
+    RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunUpdate, Scope, SecretRecord, SessionRecord,
+    SliCompaction, SliCounts, SliMinute, StatusOutcome, Store, StoreError, TokenRecord,
 };
 
 pub use self::pool::redact;
@@ -525,6 +526,11 @@ impl Store for PgStore {
 
     fn agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
         self.read(agents::agents)
+    }
+
+    fn listen(&self, channel: &str, wake: Listener) -> Result<bool, StoreError> {
+        listen::start(&self.pool, channel, wake)?;
+        Ok(true)
     }
 
     fn enqueue_agent_job(&self, job: &NewAgentJob) -> Result<i64, StoreError> {

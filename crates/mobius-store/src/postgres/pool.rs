@@ -98,7 +98,19 @@ impl Pool {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn connect(&self) -> Result<Client, StoreError> {
+    /// A pool of its own with the same settings and no connections: for a thread that keeps
+    /// one connection apart (`listen`).
+    pub(super) fn clone_config(&self) -> Pool {
+        Pool {
+            config: self.config.clone(),
+            tls: self.tls.clone(),
+            url: self.url.clone(),
+            state: Mutex::new(Idle { clients: Vec::new(), open: 0 }),
+            given_back: Condvar::new(),
+        }
+    }
+
+    pub(super) fn connect(&self) -> Result<Client, StoreError> {
         let connected = match &self.tls {
             Some(tls) => self.config.connect(tls.clone()),
             None => self.config.connect(NoTls),

@@ -372,3 +372,46 @@ fn a_server_restarted_while_the_pool_was_idle_is_served_at_once() {
     store.put_state("after", "v").unwrap();
     drop(store);
 }
+
+/// A replica listening hears what another replica's store did to the agent queue: a job
+/// queued, then claimed, its log grown, finished — each announced at commit.
+#[test]
+fn the_agent_queue_announces_its_changes_to_listeners() {
+    let database = Database::create();
+    let (here, there) = (PgStore::connect(&database.url).unwrap(), PgStore::connect(&database.url).unwrap());
+    let (sender, heard) = std::sync::mpsc::channel::<String>();
+    let sender = std::sync::Mutex::new(sender);
+    let wake: mobius_store::Listener =
+        Box::new(move |payload: &str| sender.lock().unwrap().send(payload.to_owned()).is_ok());
+    assert!(here.listen("mobius_agent_jobs", wake).unwrap(), "PostgreSQL listens");
+    let next = || heard.recv_timeout(std::time::Duration::from_secs(10)).expect("a notification");
+    // The listener connects on its own thread: queue until it hears one.
+    let job = mobius_store::NewAgentJob {
+        run: 1,
+        job: "build".into(),
+        labels: vec!["linux".into()],
+        payload: "sealed".into(),
+        queued: crate::at(0),
+    };
+    let mut first = None;
+    for _ in 0..50 {
+        let id = there.enqueue_agent_job(&job).unwrap();
+        first.get_or_insert(id);
+        if let Ok(payload) = heard.recv_timeout(std::time::Duration::from_millis(200)) {
+            assert_eq!(payload, "queued");
+            break;
+        }
+    }
+    while heard.try_recv().is_ok() {}
+    let claimed = there.claim_agent_job("a", "t", &["linux".into()], crate::at(1), crate::at(61)).unwrap().unwrap();
+    assert_eq!(claimed.id, first.unwrap());
+    assert_eq!(next(), format!("job:{}", claimed.id));
+    there.append_agent_log(claimed.id, "a", 0, b"line\n").unwrap();
+    assert_eq!(next(), format!("job:{}", claimed.id));
+    assert!(there.finish_agent_job(claimed.id, "a", "{}", crate::at(2)).unwrap());
+    assert_eq!(next(), format!("job:{}", claimed.id));
+    // A store without notifications says so.
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = mobius_store::SqliteStore::open(dir.path()).unwrap();
+    assert!(!sqlite.listen("mobius_agent_jobs", Box::new(|_: &str| true)).unwrap());
+}

@@ -41,7 +41,8 @@ fn define_slos(store: &dyn Store, yaml: &str) {
         instances: Vec::new(),
     };
     let rollout = Rollout::new(spec.name(), environment, Plan::Rolling, 1, None, new, now);
-    let body = serde_json::to_string(&Stored { rollout, spec: yaml.to_owned(), stable_spec: None, host: None }).unwrap();
+    let body =
+        serde_json::to_string(&Stored { rollout, spec: yaml.to_owned(), stable_spec: None, host: None }).unwrap();
     let row = RolloutRow {
         id: 0,
         service: spec.name().to_owned(),
