@@ -26,6 +26,8 @@ as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  # Servers are started in a subshell (`read … < <(start_server …)`): find them by their data.
+  pkill -9 -f -- "--data-dir $WORK/" 2>/dev/null || true
   as_pg "$PG/pg_ctl" -D "$WORK/pg/data" stop -m fast > /dev/null 2>&1 || true
   rm -rf "$WORK"
 }
@@ -135,3 +137,4 @@ kill -9 "$a_pid"
 while [ "$(holds "$b_port")" != True ]; do sleep 0.1; done
 t1=$(date +%s.%N)
 python3 -c "print(f'failover: replica b holds the lease {$t1-$t0:.1f} s after kill -9 of replica a (lease 15 s, renewed every 5 s)')"
+kill "$b_pid" 2>/dev/null || true
