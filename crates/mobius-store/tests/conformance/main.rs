@@ -5,6 +5,7 @@
 mod cluster;
 mod events;
 mod facts;
+mod import;
 mod postgres_only;
 mod runs;
 mod settings;
