@@ -413,9 +413,10 @@ pub enum EventsCommand {
         /// Files to import (`-` reads standard input)
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
-        /// Records per transaction: larger batches import faster and use more memory
-        #[arg(long, default_value_t = 20_000, value_name = "N")]
-        batch: usize,
+        /// Records per transaction (default 1,000,000), or with --server per request (at
+        /// most, and by default, 10,000)
+        #[arg(long, value_name = "N")]
+        batch: Option<usize>,
         #[command(flatten)]
         rules: RuleArgs,
         #[command(flatten)]
