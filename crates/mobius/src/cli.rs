@@ -408,7 +408,10 @@ pub enum EventsCommand {
     ///
     /// Each record is a CDEvent (bare or inside a CloudEvent) or a recorded webhook delivery
     /// ({"webhook": "github", "event": "push", "payload": {...}}). Valid records are stored
-    /// even when others are rejected; duplicates change nothing.
+    /// even when others are rejected; duplicates change nothing. Files are read as they are
+    /// imported, in bounded memory. Into the local store the import is durable once the
+    /// command has finished; one that was interrupted may be run again (what it stored is a
+    /// duplicate the second time).
     Import {
         /// Files to import (`-` reads standard input)
         #[arg(required = true, value_name = "FILE")]
