@@ -138,7 +138,13 @@ fn contents(store: &dyn Store) -> Contents {
     let query = EventQuery { limit: 10_000, ..EventQuery::default() };
     let log = store.events(&query).unwrap().into_iter();
     let (from, to) = (Timestamp::from_second(0).unwrap(), Timestamp::from_second(4_102_444_800).unwrap());
-    let facts = store.scopes().unwrap().into_iter().map(|s| (s.clone(), store.facts(&s, from, to).unwrap())).collect();
+    let facts: Vec<(Scope, FactSet)> =
+        store.scopes().unwrap().into_iter().map(|s| (s.clone(), store.facts(&s, from, to).unwrap())).collect();
+    for (scope, _) in &facts {
+        let together = store.facts_of_environment(&scope.environment, from, to).unwrap();
+        let alone: Vec<_> = facts.iter().filter(|(s, _)| s.environment == scope.environment).cloned().collect();
+        assert_eq!(together, alone, "{}: one read gives what a read per scope does", scope.environment);
+    }
     let deployments = store.deployments(&(0..1_000).collect::<Vec<_>>()).unwrap();
     let artifacts = deployments
         .iter()
