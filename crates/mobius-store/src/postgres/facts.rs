@@ -2,15 +2,15 @@
 //! same statements as SQLite's (`crate::sqlite::facts`) in PostgreSQL's dialect, with the writes
 //! nothing waits for sent many rows at a time ([`PgFacts`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use ::postgres::types::ToSql;
 use ::postgres::{Row, Statement, Transaction};
 use jiff::Timestamp;
 use mobius_events::facts::{Attribution, ChangeSource, Deployment, DeploymentId, Incident};
-use mobius_events::materialise::{FactError, FactTxn, NewDeployment, StreamPosition};
+use mobius_events::materialise::{FactError, FactTxn, NewDeployment, Rules, StreamPosition};
 use mobius_events::observation::{
-    CauseHint, Commit, DeploymentOutcome, Merge, PipelineRunKind, PipelineRunObserved, RollbackObserved,
+    CauseHint, Commit, DeploymentOutcome, Merge, Observation, PipelineRunKind, PipelineRunObserved, RollbackObserved,
 };
 use mobius_events::time::{from_micros, to_micros};
 use mobius_events::{NewEvent, materialise};
@@ -29,6 +29,8 @@ pub(super) struct PgFacts<'a, 'c> {
     statements: &'a mut HashMap<String, Statement>,
     /// Writes not sent yet.
     pending: Pending,
+    /// What a batch of an import let be known before it was materialised.
+    known: Known,
 }
 
 /// Writes held back to go many rows to a statement rather than a round trip each: those whose
@@ -59,11 +61,86 @@ enum Table {
     Artifacts,
     DeploymentChanges,
     PipelineRuns,
+    /// Written at once, never held.
+    Deployments,
+    Incidents,
+}
+
+/// Answers read ahead for a batch of an import ([`PgFacts::read_ahead`]), kept true by the
+/// writes of the batch: reads that are nearly always "no" are answered here instead of by a
+/// round trip each.
+#[derive(Default)]
+struct Known {
+    /// The deployment keys of the batch, and whether each is stored.
+    deployments: HashMap<String, bool>,
+    /// The scopes of the batch's deployments and the instants their incidents may be
+    /// attributed in: what `incidents` covers.
+    scopes: HashSet<(String, String)>,
+    span: Option<(i64, i64)>,
+    /// Incidents detected in `span` in one of `scopes`, and every incident written since: key →
+    /// service, environment, detected, whether an explicit link attributes it.
+    incidents: HashMap<String, (String, String, i64, bool)>,
+}
+
+impl Known {
+    /// Whether incidents open to attribution in this scope and window are known here: `None`
+    /// when a read must tell.
+    fn open_incidents(&self, service: &str, environment: &str, from: i64, to: i64) -> Option<bool> {
+        let (first, last) = self.span?;
+        if from < first || to > last || !self.scopes.contains(&(service.to_owned(), environment.to_owned())) {
+            return None;
+        }
+        Some(self.incidents.values().any(|(s, e, detected, explicit)| {
+            !explicit && s == service && e == environment && (from..=to).contains(detected)
+        }))
+    }
 }
 
 impl<'a, 'c> PgFacts<'a, 'c> {
+    /// Reads ahead, in two queries, what materialising `events` would otherwise ask a round
+    /// trip at a time: whether each deployment is stored already, and which incidents its
+    /// attribution window could reach. Exact as long as nothing but this writes the tables
+    /// (the import holds the write lock).
+    pub(super) fn read_ahead(&mut self, events: &[NewEvent], rules: &Rules) -> Result<(), ::postgres::Error> {
+        let mut known = Known::default();
+        let mut keys = Vec::new();
+        for observation in events.iter().flat_map(|e| &e.observations) {
+            if let Observation::Deployment(d) = observation {
+                keys.push(d.key.clone());
+                known.scopes.insert((d.service.clone(), d.environment.clone()));
+                let until = d.finished.checked_add(rules.attribution_window).unwrap_or(Timestamp::MAX);
+                let (from, to) = (to_micros(d.finished), to_micros(until));
+                known.span = Some(known.span.map_or((from, to), |(a, b)| (a.min(from), b.max(to))));
+            }
+        }
+        let Some((from, to)) = known.span else {
+            self.known = known;
+            return Ok(());
+        };
+        let stored = self.query(Table::Deployments, "SELECT key FROM deployments WHERE key = ANY($1)", &[&keys])?;
+        known.deployments = keys.into_iter().map(|key| (key, false)).collect();
+        for row in stored {
+            known.deployments.insert(row.get(0), true);
+        }
+        let (services, environments): (Vec<String>, Vec<String>) = known.scopes.iter().cloned().unzip();
+        let rows = self.query(
+            Table::Incidents,
+            "SELECT i.key, i.service, i.environment, i.detected, i.attribution FROM incidents i
+             JOIN unnest($1::text[], $2::text[]) AS s (service, environment)
+               ON i.service = s.service AND i.environment = s.environment
+             WHERE i.detected >= $3 AND i.detected <= $4",
+            &[&services, &environments, &from, &to],
+        )?;
+        for row in rows {
+            let explicit = matches!(row.get::<_, &str>(4), "explicit_artifact" | "explicit_commit");
+            known.incidents.insert(row.get(0), (row.get(1), row.get(2), row.get(3), explicit));
+        }
+        self.known = known;
+        Ok(())
+    }
+
     pub(super) fn new(tx: &'a mut Transaction<'c>, statements: &'a mut HashMap<String, Statement>) -> Self {
-        PgFacts { tx, statements, pending: Pending::default() }
+        PgFacts { tx, statements, pending: Pending::default(), known: Known::default() }
     }
 
     /// Materialises one event's facts.
@@ -452,6 +529,9 @@ impl FactTxn for PgFacts<'_, '_> {
     }
 
     fn deployment_exists(&mut self, key: &str) -> R<bool> {
+        if let Some(stored) = self.known.deployments.get(key) {
+            return Ok(*stored);
+        }
         Ok(self.query_opt(None, "SELECT 1 FROM deployments WHERE key = $1", &[&key])?.is_some())
     }
 
@@ -473,6 +553,9 @@ impl FactTxn for PgFacts<'_, '_> {
                 &as_str(&d.changes_from),
             ],
         )?;
+        if let Some(stored) = self.known.deployments.get_mut(&o.key) {
+            *stored = true;
+        }
         Ok(row.get(0))
     }
 
@@ -554,6 +637,9 @@ impl FactTxn for PgFacts<'_, '_> {
     }
 
     fn upsert_incident(&mut self, i: &Incident, cause: Option<&CauseHint>) -> R<()> {
+        let explicit = matches!(i.attribution, Attribution::ExplicitArtifact | Attribution::ExplicitCommit);
+        let state = (i.service.clone(), i.environment.clone(), to_micros(i.detected), explicit);
+        self.known.incidents.insert(i.key.clone(), state);
         let cause = cause.map(serde_json::to_string).transpose()?;
         self.execute(
             "INSERT INTO incidents (key, service, environment, title, detected, acknowledged, resolved,
@@ -586,6 +672,9 @@ impl FactTxn for PgFacts<'_, '_> {
         from: Timestamp,
         to: Timestamp,
     ) -> R<Vec<(Incident, Option<CauseHint>)>> {
+        if self.known.open_incidents(service, environment, to_micros(from), to_micros(to)) == Some(false) {
+            return Ok(Vec::new());
+        }
         let sql = format!(
             "SELECT {INCIDENT_COLUMNS} FROM incidents
              WHERE service = $1 AND environment = $2 AND detected >= $3 AND detected <= $4

@@ -3,7 +3,8 @@
 //! leaving out those whose `(source, id)` the log holds already — the rows `append` would have
 //! inserted one by one, with the same `seq`s. Then each stored event's facts are materialised
 //! in order, as `append` does, with the writes nothing waits for sent many rows to a statement
-//! ([`PgFacts`]).
+//! and the reads that are nearly always "no" (is this deployment stored? may an incident be
+//! attributed to it?) answered for the whole batch in two queries ([`PgFacts`]).
 //!
 //! Transactions hold [`COMMIT_EVERY`] events and commit without waiting for the disk
 //! (`synchronous_commit = off`) but the last, which waits for everything before it too: the
@@ -101,6 +102,7 @@ fn append_batch(
     tx.batch_execute("TRUNCATE import_events")?;
 
     let mut facts = PgFacts::new(tx, statements);
+    facts.read_ahead(batch, &ctx.rules)?;
     let mut first = HashSet::new();
     let mut statuses = Vec::with_capacity(batch.len());
     for event in batch {

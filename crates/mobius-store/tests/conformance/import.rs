@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use mobius_events::facts::{Deployment, FactSet, Incident, PipelineRunKind};
 use mobius_events::materialise::{NoAncestry, Rules};
 use mobius_events::observation::{
-    ArtifactBuilt, DeploymentObserved, DeploymentOutcome, Observation, PipelineRunObserved,
+    ArtifactBuilt, DeploymentObserved, DeploymentOutcome, IncidentObserved, Observation, PipelineRunObserved,
 };
 use mobius_events::{AppendStatus, NewEvent, Origin};
 use mobius_store::{EventQuery, IngestContext, PgStore, Scope, SqliteStore, Store};
@@ -51,6 +51,22 @@ fn run(name: &str, queued: Option<i64>, started: Option<i64>, finished: Option<i
     })
 }
 
+/// An incident of `app` in production, detected at `detected`.
+fn incident(key: &str, detected: i64) -> Observation {
+    Observation::Incident(IncidentObserved {
+        key: key.into(),
+        service: "app".into(),
+        environment: "production".into(),
+        title: "slow".into(),
+        detected: Some(at(detected)),
+        acknowledged: None,
+        resolved: None,
+        reopened: false,
+        cause: None,
+        severity: None,
+    })
+}
+
 fn artifact(revision: &str) -> Observation {
     Observation::Artifact(ArtifactBuilt {
         artifact_id: "pkg:oci/app@sha256:1".into(),
@@ -62,7 +78,10 @@ fn artifact(revision: &str) -> Observation {
 /// Every golden history, then again (all duplicates), then events made for what an import
 /// does per batch rather than per event: a key twice in a batch, a signed delivery over its
 /// imported record (in the batch that stored the record and in a later one), one pipeline run
-/// and one artifact reported several times in a batch, and a deployment of them.
+/// and one artifact reported several times in a batch, a deployment of them reported twice, and
+/// incidents
+/// that arrive before it (in an earlier batch and in its own) and are attributed to it when it
+/// does, or are not since they are too late.
 fn history() -> Vec<NewEvent> {
     let mut events: Vec<NewEvent> = Vec::new();
     for _ in 0..2 {
@@ -83,11 +102,15 @@ fn history() -> Vec<NewEvent> {
         outcome: DeploymentOutcome::Success,
     });
     events.extend([
+        event("i", Origin::Api, "{}", vec![incident("inc-early", 3_600)]),
+        event("ii", Origin::Api, "{}", vec![incident("inc-too-late", 100 + 2 * 86_400)]),
         event("a", Origin::Api, "{}", vec![artifact("old")]),
         event("a", Origin::Api, "{\"again\":1}", vec![artifact("older")]),
         event("b", Origin::Api, "{}", vec![artifact("abc123"), run("", None, Some(50), Some(90))]),
-        event("cc", Origin::Api, "{}", vec![run("CI", Some(10), Some(60), None)]),
-        event("ddd", Origin::Api, "{}", vec![run("", Some(20), None, None), deployed]),
+        event("cc", Origin::Api, "{}", vec![run("CI", Some(10), Some(60), None), incident("inc-close", 160)]),
+        event("ddd", Origin::Api, "{}", vec![run("", Some(20), None, None), deployed.clone()]),
+        // Another report of the same deployment: it is stored already.
+        event("eeee", Origin::Api, "{}", vec![deployed]),
         event("signed", Origin::Import, "{\"forged\":1}", vec![run("forged", Some(5), None, None)]),
         event("signed", Origin::Github, "{\"signed\":1}", vec![run("signed", Some(7), None, None)]),
         event("signed", Origin::Github, "{\"signed\":1}", vec![]),
@@ -171,7 +194,10 @@ fn an_import_stores_what_appends_store_on_both_backends() {
     let expected = contents(&appended);
     let signed = expected.log.iter().find(|e| e.2 == "signed").unwrap();
     assert_eq!((signed.6, signed.7.as_str()), (Origin::Github, "{\"signed\":1}"), "the signed delivery won");
-    assert!(expected.facts.iter().any(|(s, f)| s.service == "app" && f.pipeline_runs.len() == 1));
+    let app = &expected.facts.iter().find(|(s, _)| s.service == "app").unwrap().1;
+    assert_eq!(app.pipeline_runs.len(), 1);
+    let attributed: Vec<_> = app.incidents.iter().map(|i| (i.key.as_str(), i.deployment_id.is_some())).collect();
+    assert_eq!(attributed, [("inc-close", true), ("inc-early", true), ("inc-too-late", false)]);
 
     for size in [1, 7, events.len()] {
         let imported = SqliteStore::open(&dir.path().join(format!("imported-{size}"))).unwrap();
