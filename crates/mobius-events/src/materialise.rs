@@ -52,6 +52,11 @@ pub trait FactTxn {
     fn stream_between(&mut self, repository: &str, branch: &str, after: Option<i64>, upto: i64) -> R<Vec<String>>;
     fn record_merge(&mut self, merge: &Merge) -> R<()>;
     fn merge(&mut self, repository: &str, merge_sha: &str) -> R<Option<Merge>>;
+    /// [`FactTxn::merge`] of each of `shas`, in their order: a backend for which each lookup is
+    /// a round trip answers them all in one.
+    fn merges(&mut self, repository: &str, shas: &[String]) -> R<Vec<Option<Merge>>> {
+        shas.iter().map(|sha| self.merge(repository, sha)).collect()
+    }
     fn record_artifact(&mut self, artifact_id: &str, repository: Option<&str>, revision: &str) -> R<()>;
     /// `(repository, revision)` an artifact was built from.
     fn artifact_revision(&mut self, artifact_id: &str) -> R<Option<(Option<String>, String)>>;
@@ -236,9 +241,10 @@ fn changes_shipped(
 /// A squash or merge commit stands for the commits pushed to the merged branch: count them
 /// all, so lead time starts at the first commit of the work, not at the merge.
 fn expand_merges(txn: &mut dyn FactTxn, repository: &str, shas: Vec<String>) -> R<Vec<String>> {
+    let merges = txn.merges(repository, &shas)?;
     let mut out = Vec::with_capacity(shas.len());
-    for sha in shas {
-        if let Some(merge) = txn.merge(repository, &sha)? {
+    for (sha, merge) in shas.into_iter().zip(merges) {
+        if let Some(merge) = merge {
             out.extend(txn.stream_between(repository, &merge.source_branch, None, i64::MAX)?);
         }
         out.push(sha);

@@ -15,7 +15,7 @@
 //! while the body is framed, before any record is read, so a body of millions of tiny items
 //! costs a scan of its first ten thousand. Files on the local machine may hold more
 //! ([`parse_many_unbounded`]); a caller that works through such a file in pieces frames it
-//! record by record with [`frames`].
+//! record by record with [`frames`], or as it reads it with [`read_frames`].
 
 use std::fmt;
 
@@ -30,8 +30,10 @@ use crate::webhook::Webhook;
 use crate::{github, gitlab};
 
 mod frames;
+mod reader;
 
 pub use self::frames::{Frame, Frames, frames};
+pub use self::reader::{FrameReader, ReadError, ReadFrame, check_array, read_frames, starts_array};
 
 #[derive(serde::Deserialize)]
 struct Envelope<'a> {

@@ -115,6 +115,11 @@ macro_rules! guarded {
 guarded! {
     inline {
         append(events: &[NewEvent], ctx: &IngestContext<'_>) -> Result<Vec<AppendStatus>, StoreError>;
+        import(
+            batches: &mut dyn Iterator<Item = Vec<NewEvent>>,
+            ctx: &IngestContext<'_>,
+            appended: &mut dyn FnMut(Vec<NewEvent>, Vec<AppendStatus>)
+        ) -> Result<(), StoreError>;
     }
     events(query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError>;
     event_count() -> Result<u64, StoreError>;

@@ -1,5 +1,7 @@
 //! Appending events, shared by the HTTP API and the CLI's embedded mode.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use mobius_events::cdevents::EventError;
@@ -55,49 +57,39 @@ impl Ingestor {
 
     /// Appends valid events in one transaction; rejected ones are reported and write nothing.
     pub fn ingest(&self, items: Vec<Result<NewEvent, EventError>>) -> Result<IngestReport, StoreError> {
-        let mut report = IngestReport::default();
-        let mut valid = Vec::with_capacity(items.len());
-        let mut slots = Vec::with_capacity(items.len());
-        for (index, item) in items.into_iter().enumerate() {
-            match item {
-                Ok(event) => {
-                    slots.push(index);
-                    valid.push(event);
-                }
-                Err(error) => {
-                    report.rejected += 1;
-                    report.results.push(EventResult {
-                        index,
-                        status: Status::Rejected,
-                        id: None,
-                        source: None,
-                        error: Some(error.to_string()),
-                    });
-                }
-            }
-        }
+        let (mut report, slots, valid) = sort_out(items);
         let statuses = self.append(&valid)?;
-        for ((index, event), status) in slots.into_iter().zip(&valid).zip(statuses) {
-            let status = match status {
-                AppendStatus::Stored => {
-                    report.stored += 1;
-                    Status::Stored
-                }
-                AppendStatus::Duplicate => {
-                    report.duplicates += 1;
-                    Status::Duplicate
-                }
-            };
-            report.results.push(EventResult {
-                index,
-                status,
-                id: Some(event.id.clone()),
-                source: Some(event.source.clone()),
-                error: None,
-            });
-        }
-        report.results.sort_by_key(|r| r.index);
+        complete(&mut report, slots, &valid, statuses);
         Ok(report)
+    }
+
+    /// Appends a bulk import's batches, in order, each as [`Ingestor::ingest`] would, and hands
+    /// each batch's report to `done` as soon as it is in — before it is durable: the import is
+    /// durable once this returns `Ok` (see [`Store::import`]).
+    pub fn import(
+        &self,
+        batches: impl Iterator<Item = Vec<Result<NewEvent, EventError>>>,
+        mut done: impl FnMut(IngestReport),
+    ) -> Result<(), StoreError> {
+        let repositories = self.store.repositories()?;
+        let ancestry = GitAncestry::new(repositories.into_iter().map(|r| (r.name, r.path.into())));
+        // The store takes the valid events of a batch and gives them back appended, in order:
+        // the rest of each batch's report waits here meanwhile.
+        let waiting = RefCell::new(VecDeque::new());
+        let mut valid = batches.map(|items| {
+            let (report, slots, valid) = sort_out(items);
+            waiting.borrow_mut().push_back((report, slots));
+            valid
+        });
+        self.store.import(
+            &mut valid,
+            &IngestContext { rules: self.rules, ancestry: &ancestry },
+            &mut |events, statuses| {
+                let (mut report, slots) = waiting.borrow_mut().pop_front().expect("a report waits for each batch");
+                complete(&mut report, slots, &events, statuses);
+                done(report);
+            },
+        )
     }
 
     /// Appends already-validated events.
@@ -111,4 +103,54 @@ impl Ingestor {
         let ancestry = GitAncestry::new(repositories.into_iter().map(|r| (r.name, r.path.into())));
         self.store.append(events, &IngestContext { rules: self.rules, ancestry: &ancestry })
     }
+}
+
+/// The report of a batch's rejected items, the positions of its valid events, and those events.
+fn sort_out(items: Vec<Result<NewEvent, EventError>>) -> (IngestReport, Vec<usize>, Vec<NewEvent>) {
+    let mut report = IngestReport::default();
+    let mut valid = Vec::with_capacity(items.len());
+    let mut slots = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        match item {
+            Ok(event) => {
+                slots.push(index);
+                valid.push(event);
+            }
+            Err(error) => {
+                report.rejected += 1;
+                report.results.push(EventResult {
+                    index,
+                    status: Status::Rejected,
+                    id: None,
+                    source: None,
+                    error: Some(error.to_string()),
+                });
+            }
+        }
+    }
+    (report, slots, valid)
+}
+
+/// Adds the appended events' statuses to the report of their batch, in the batch's order.
+fn complete(report: &mut IngestReport, slots: Vec<usize>, events: &[NewEvent], statuses: Vec<AppendStatus>) {
+    for ((index, event), status) in slots.into_iter().zip(events).zip(statuses) {
+        let status = match status {
+            AppendStatus::Stored => {
+                report.stored += 1;
+                Status::Stored
+            }
+            AppendStatus::Duplicate => {
+                report.duplicates += 1;
+                Status::Duplicate
+            }
+        };
+        report.results.push(EventResult {
+            index,
+            status,
+            id: Some(event.id.clone()),
+            source: Some(event.source.clone()),
+            error: None,
+        });
+    }
+    report.results.sort_by_key(|r| r.index);
 }

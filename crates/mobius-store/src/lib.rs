@@ -321,6 +321,27 @@ pub trait Store: Send + Sync {
     /// [`AppendStatus::Stored`], or [`AppendStatus::Duplicate`] when `(source, id)` is already in
     /// the log (then nothing changes). On return the transaction is durable.
     fn append(&self, events: &[NewEvent], ctx: &IngestContext<'_>) -> Result<Vec<AppendStatus>, StoreError>;
+    /// Appends a bulk import's batches in order, each event as [`Store::append`] would — the
+    /// same statuses, the same facts — for an import that has the store to itself while it
+    /// runs. Each batch goes back to `appended` with its statuses as soon as it is in, before
+    /// it is durable: the whole import is durable once this returns `Ok`. A backend may commit
+    /// several batches together and sync less often until the end, so after an error or a
+    /// crash the batches before its last commit may be stored and the rest not; re-running the
+    /// import is safe, since what is stored already is a duplicate the second time.
+    ///
+    /// By default each batch is one [`Store::append`].
+    fn import(
+        &self,
+        batches: &mut dyn Iterator<Item = Vec<NewEvent>>,
+        ctx: &IngestContext<'_>,
+        appended: &mut dyn FnMut(Vec<NewEvent>, Vec<AppendStatus>),
+    ) -> Result<(), StoreError> {
+        for batch in batches {
+            let statuses = if batch.is_empty() { Vec::new() } else { self.append(&batch, ctx)? };
+            appended(batch, statuses);
+        }
+        Ok(())
+    }
     /// Raw events in log order.
     fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError>;
     fn event_count(&self) -> Result<u64, StoreError>;

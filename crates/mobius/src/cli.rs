@@ -448,14 +448,18 @@ pub enum EventsCommand {
     ///
     /// Each record is a CDEvent (bare or inside a CloudEvent) or a recorded webhook delivery
     /// ({"webhook": "github", "event": "push", "payload": {...}}). Valid records are stored
-    /// even when others are rejected; duplicates change nothing.
+    /// even when others are rejected; duplicates change nothing. Files are read as they are
+    /// imported, in bounded memory. Into the local store the import is durable once the
+    /// command has finished; one that was interrupted may be run again (what it stored is a
+    /// duplicate the second time).
     Import {
         /// Files to import (`-` reads standard input)
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
-        /// Records per transaction: larger batches import faster and use more memory
-        #[arg(long, default_value_t = 20_000, value_name = "N")]
-        batch: usize,
+        /// Records per transaction (default 1,000,000), or with --server per request (at
+        /// most, and by default, 10,000)
+        #[arg(long, value_name = "N")]
+        batch: Option<usize>,
         #[command(flatten)]
         rules: RuleArgs,
         #[command(flatten)]

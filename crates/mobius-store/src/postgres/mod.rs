@@ -20,6 +20,7 @@ mod commands;
 mod environments;
 mod facts;
 mod forge;
+mod import;
 mod leases;
 mod listen;
 mod migrations;
@@ -35,9 +36,8 @@ use std::collections::HashMap;
 use ::postgres::Transaction;
 use jiff::Timestamp;
 use mobius_events::facts::{Deployment, DeploymentId, FactSet, Incident};
-use mobius_events::materialise;
 use mobius_events::time::{from_micros, to_micros};
-use mobius_events::{AppendStatus, NewEvent, Origin, StoredEvent};
+use mobius_events::{AppendStatus, NewEvent, StoredEvent};
 
 use self::pool::{Failed, Pool};
 use crate::{
@@ -116,44 +116,6 @@ impl PgStore {
     }
 }
 
-/// A recorded webhook delivery (origin `import`) never shadows the signed delivery of the same
-/// thing: the verified event takes the record's place. Returns whether the bodies were the
-/// same, or `None` when `event` is an ordinary duplicate (see the SQLite backend).
-fn verified_over_import(tx: &mut Transaction<'_>, event: &NewEvent) -> Result<Option<bool>, StoreError> {
-    if !matches!(event.origin, Origin::Github | Origin::Gitlab) {
-        return Ok(None);
-    }
-    let stored = tx.query_opt(
-        "SELECT raw FROM events WHERE source = $1 AND id = $2 AND origin = $3",
-        &[&event.source, &event.id, &Origin::Import.as_str()],
-    )?;
-    let Some(stored) = stored else { return Ok(None) };
-    let stored: String = stored.get(0);
-    tx.execute(
-        "UPDATE events SET origin = $3, raw = $4, type = $5, subject = $6, ts = $7 WHERE source = $1 AND id = $2",
-        &[
-            &event.source,
-            &event.id,
-            &event.origin.as_str(),
-            &event.raw,
-            &event.ty,
-            &event.subject,
-            &to_micros(event.timestamp),
-        ],
-    )?;
-    Ok(Some(stored == event.raw))
-}
-
-fn apply_facts(
-    tx: &mut Transaction<'_>,
-    statements: &mut HashMap<String, ::postgres::Statement>,
-    ctx: &IngestContext<'_>,
-    event: &NewEvent,
-) -> Result<(), StoreError> {
-    let mut txn = facts::PgFacts { tx, statements };
-    materialise::apply(&mut txn, ctx.ancestry, &ctx.rules, &event.observations).map_err(StoreError::Facts)
-}
-
 fn upsert_state(tx: &mut Transaction<'_>, key: &str, value: &str) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO server_state (key, value, updated) VALUES ($1, $2, $3)
@@ -177,8 +139,9 @@ impl Store for PgStore {
             )?;
             let mut statuses = Vec::with_capacity(events.len());
             let mut statements = HashMap::new();
+            let mut facts = facts::PgFacts::new(tx, &mut statements);
             for event in events {
-                let inserted = tx.execute(
+                let inserted = facts.tx.execute(
                     &insert,
                     &[
                         &event.source,
@@ -191,25 +154,27 @@ impl Store for PgStore {
                         &event.raw,
                     ],
                 )?;
-                if inserted == 0 {
-                    match verified_over_import(tx, event)? {
-                        // The signed delivery replaces the unverified record of it; its facts
-                        // are the record's when the bodies agree.
-                        Some(same_body) => {
-                            if !same_body {
-                                apply_facts(tx, &mut statements, ctx, event)?;
-                            }
-                            statuses.push(AppendStatus::Stored);
-                        }
-                        None => statuses.push(AppendStatus::Duplicate),
-                    }
-                    continue;
-                }
-                apply_facts(tx, &mut statements, ctx, event)?;
-                statuses.push(AppendStatus::Stored);
+                let status = if inserted == 1 {
+                    facts.apply(ctx, event)?;
+                    AppendStatus::Stored
+                } else {
+                    import::duplicate(&mut facts, ctx, event)?
+                };
+                statuses.push(status);
             }
+            facts.flush()?;
             Ok(statuses)
         })
+    }
+
+    fn import(
+        &self,
+        batches: &mut dyn Iterator<Item = Vec<NewEvent>>,
+        ctx: &IngestContext<'_>,
+        appended: &mut dyn FnMut(Vec<NewEvent>, Vec<AppendStatus>),
+    ) -> Result<(), StoreError> {
+        // An import may have written before it failed: never made twice.
+        self.pool.with_client(|client| import::import(client, batches, ctx, appended).map_err(Failed::After))
     }
 
     fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {

@@ -1,5 +1,7 @@
 //! Queries: the raw log, and the facts one measurement needs (see `crate::sqlite::read`).
 
+use std::collections::HashMap;
+
 use ::postgres::{GenericClient, IsolationLevel, Row};
 use jiff::Timestamp;
 use mobius_events::facts::{Deployment, DeploymentId, FactSet, Incident, PipelineRun, PipelineRunKind, ShippedChange};
@@ -116,18 +118,11 @@ pub(super) fn facts(
              JOIN changes ch ON ch.repository = dc.repository AND ch.sha = dc.sha
              WHERE d.service = $1 AND d.environment = $2 AND d.finished >= $3 AND d.finished < $4
                AND d.outcome = 'success'
-             ORDER BY d.finished, ch.commit_time",
+             ORDER BY d.finished, ch.commit_time, d.id, dc.repository, dc.sha",
             &window,
         )?
         .iter()
-        .map(|r| ShippedChange {
-            repository: r.get(0),
-            sha: r.get(1),
-            commit_time: from_micros(r.get(2)),
-            author_time: r.get::<_, Option<i64>>(3).map(from_micros),
-            message: r.get(4),
-            deployment_id: r.get(5),
-        })
+        .map(shipped_change)
         .collect();
 
     let sql = format!(
@@ -156,6 +151,19 @@ pub(super) fn facts(
     Ok(FactSet { deployments, changes, incidents, pipeline_runs })
 }
 
+/// Ties of finish and commit time are broken by deployment and commit, so that a scope's changes
+/// come in the same order read alone or with its environment's.
+fn shipped_change(r: &Row) -> ShippedChange {
+    ShippedChange {
+        repository: r.get(0),
+        sha: r.get(1),
+        commit_time: from_micros(r.get(2)),
+        author_time: r.get::<_, Option<i64>>(3).map(from_micros),
+        message: r.get(4),
+        deployment_id: r.get(5),
+    }
+}
+
 fn pipeline_run(r: &Row) -> PipelineRun {
     PipelineRun {
         key: r.get(0),
@@ -170,8 +178,9 @@ fn pipeline_run(r: &Row) -> PipelineRun {
     }
 }
 
-/// The facts of every scope of `environment`, each read by [`facts`] itself, in one
-/// repeatable-read transaction: one snapshot, so no append lands between two scopes.
+/// The facts of every scope of `environment` in one repeatable-read transaction (one snapshot,
+/// so no append lands between two scopes), with one query per kind of fact for them all rather
+/// than one per scope: each gives every scope's rows, in [`facts`]'s order within a scope.
 pub(super) fn facts_of_environment(
     c: &mut ::postgres::Client,
     environment: &str,
@@ -179,11 +188,72 @@ pub(super) fn facts_of_environment(
     to: Timestamp,
 ) -> Result<Vec<(Scope, FactSet)>, StoreError> {
     let mut snapshot = c.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start()?;
-    let scopes = scopes(&mut snapshot)?.into_iter().filter(|s| s.environment == environment);
-    let mut out = Vec::new();
-    for scope in scopes {
-        let set = facts(&mut snapshot, &scope, from, to)?;
-        out.push((scope, set));
+    let mut out: Vec<(Scope, FactSet)> = scopes(&mut snapshot)?
+        .into_iter()
+        .filter(|s| s.environment == environment)
+        .map(|scope| (scope, FactSet::default()))
+        .collect();
+    let index: HashMap<String, usize> = out.iter().enumerate().map(|(i, (s, _))| (s.service.clone(), i)).collect();
+    let (from, to) = (to_micros(from), to_micros(to));
+    let window: [&(dyn ::postgres::types::ToSql + Sync); 3] = [&environment, &from, &to];
+
+    let sql = format!(
+        "SELECT {DEPLOYMENT_COLUMNS} FROM deployments
+         WHERE environment = $1 AND finished >= $2 AND finished < $3
+         ORDER BY service, finished, id"
+    );
+    for row in snapshot.query(&sql, &window)? {
+        let deployment = deployment_row(&row);
+        if let Some(i) = index.get(&deployment.service) {
+            out[*i].1.deployments.push(deployment);
+        }
+    }
+
+    let rows = snapshot.query(
+        "SELECT dc.repository, dc.sha, ch.commit_time, ch.author_time, ch.message, dc.deployment_id, d.service
+         FROM deployments d
+         JOIN deployment_changes dc ON dc.deployment_id = d.id
+         JOIN changes ch ON ch.repository = dc.repository AND ch.sha = dc.sha
+         WHERE d.environment = $1 AND d.finished >= $2 AND d.finished < $3 AND d.outcome = 'success'
+         ORDER BY d.service, d.finished, ch.commit_time, d.id, dc.repository, dc.sha",
+        &window,
+    )?;
+    for row in rows {
+        if let Some(i) = index.get(row.get::<_, &str>(6)) {
+            out[*i].1.changes.push(shipped_change(&row));
+        }
+    }
+
+    let sql = format!(
+        "SELECT {INCIDENT_COLUMNS} FROM incidents i
+         WHERE environment = $1 AND (
+             (detected >= $2 AND detected < $3) OR (resolved >= $2 AND resolved < $3)
+             OR EXISTS (SELECT 1 FROM deployments d
+                        WHERE d.id = i.deployment_id AND d.service = i.service AND d.environment = $1
+                          AND d.finished >= $2 AND d.finished < $3))
+         ORDER BY service, detected, key"
+    );
+    for row in snapshot.query(&sql, &window)? {
+        let (incident, _cause) = incident_row(&row);
+        if let Some(i) = index.get(&incident.service) {
+            out[*i].1.incidents.push(incident);
+        }
+    }
+
+    // A run is a scope's once however many of its deployments were of the run's revision.
+    let rows = snapshot.query(
+        "SELECT p.key, p.kind, p.name, p.repository, p.revision, p.queued, p.started, p.finished, p.outcome, d.service
+         FROM pipeline_runs p
+         JOIN (SELECT DISTINCT service, revision FROM deployments
+               WHERE environment = $1 AND finished >= $2 AND finished < $3 AND revision IS NOT NULL) d
+           ON p.revision = d.revision
+         ORDER BY d.service, p.queued, p.key",
+        &window,
+    )?;
+    for row in rows {
+        if let Some(i) = index.get(row.get::<_, &str>(9)) {
+            out[*i].1.pipeline_runs.push(pipeline_run(&row));
+        }
     }
     snapshot.commit()?;
     Ok(out)

@@ -1,4 +1,5 @@
-//! [`FactTxn`] over an open SQLite write transaction: the SQL behind materialisation.
+//! [`FactTxn`] over an open SQLite write transaction: the SQL behind materialisation, and the
+//! event's own insert before it ([`Appender`]).
 
 use jiff::Timestamp;
 use mobius_events::facts::{Attribution, ChangeSource, Deployment, DeploymentId, Incident};
@@ -7,16 +8,27 @@ use mobius_events::observation::{
     CauseHint, Commit, DeploymentOutcome, Merge, PipelineRunKind, PipelineRunObserved, RollbackObserved,
 };
 use mobius_events::time::{from_micros, to_micros};
-use rusqlite::{OptionalExtension, Row, Transaction, params};
+use mobius_events::{AppendStatus, NewEvent, Origin, materialise};
+use rusqlite::{Connection, OptionalExtension, Row, Statement, params};
+
+use crate::{IngestContext, StoreError};
 
 type R<T> = Result<T, FactError>;
 
-pub(super) struct SqliteFacts<'a, 'c> {
-    pub(super) tx: &'a Transaction<'c>,
+macro_rules! deployment_columns {
+    () => {
+        "id, key, service, environment, repository, revision, artifact_id, started, finished, outcome, rolled_back, \
+         changes_from"
+    };
 }
 
-pub(super) const DEPLOYMENT_COLUMNS: &str = "id, key, service, environment, repository, revision, artifact_id, \
-     started, finished, outcome, rolled_back, changes_from";
+macro_rules! incident_columns {
+    () => {
+        "key, service, environment, title, detected, acknowledged, resolved, deployment_id, attribution, cause, severity"
+    };
+}
+
+pub(super) const DEPLOYMENT_COLUMNS: &str = deployment_columns!();
 
 pub(super) fn deployment_row(r: &Row<'_>) -> rusqlite::Result<Deployment> {
     Ok(Deployment {
@@ -43,8 +55,7 @@ pub(super) fn deployment_row(r: &Row<'_>) -> rusqlite::Result<Deployment> {
     })
 }
 
-pub(super) const INCIDENT_COLUMNS: &str =
-    "key, service, environment, title, detected, acknowledged, resolved, deployment_id, attribution, cause, severity";
+pub(super) const INCIDENT_COLUMNS: &str = incident_columns!();
 
 pub(super) fn incident_row(r: &Row<'_>) -> rusqlite::Result<(Incident, Option<CauseHint>)> {
     let attribution = match r.get::<_, String>(8)?.as_str() {
@@ -78,20 +89,238 @@ fn micros(ts: Option<Timestamp>) -> Option<i64> {
     ts.map(to_micros)
 }
 
-impl FactTxn for SqliteFacts<'_, '_> {
-    fn insert_change(&mut self, repository: &str, c: &Commit) -> R<()> {
-        self.tx
-            .prepare_cached(
+/// Every statement of an append, by what it does.
+#[derive(Debug, Clone, Copy)]
+enum Sql {
+    InsertEvent,
+    ImportedRaw,
+    ReplaceImported,
+    InsertChange,
+    AppendPush,
+    StreamPosition,
+    StreamBetween,
+    RecordMerge,
+    Merge,
+    RecordArtifact,
+    ArtifactRevision,
+    DeploymentExists,
+    InsertDeployment,
+    LastSuccess,
+    Ship,
+    MarkRolledBack,
+    RecordRollback,
+    DeploymentOfArtifact,
+    DeploymentShipping,
+    Incident,
+    UpsertIncident,
+    IncidentsOpenToAttribution,
+    UpsertPipelineRun,
+}
+
+const STATEMENTS: usize = Sql::UpsertPipelineRun as usize + 1;
+
+impl Sql {
+    fn text(self) -> &'static str {
+        match self {
+            Sql::InsertEvent => {
+                "INSERT INTO events (source, id, type, subject, ts, received, origin, raw)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (source, id) DO NOTHING"
+            }
+            Sql::ImportedRaw => "SELECT raw FROM events WHERE source = ?1 AND id = ?2 AND origin = ?3",
+            Sql::ReplaceImported => {
+                "UPDATE events SET origin = ?3, raw = ?4, type = ?5, subject = ?6, ts = ?7 WHERE source = ?1 AND id = ?2"
+            }
+            Sql::InsertChange => {
                 "INSERT INTO changes (repository, sha, commit_time, author_time, message) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT DO NOTHING",
-            )?
-            .execute(params![repository, c.sha, to_micros(c.commit_time), micros(c.author_time), c.message])?;
+                 ON CONFLICT DO NOTHING"
+            }
+            Sql::AppendPush => "INSERT INTO push_stream (repository, branch, sha) VALUES (?1, ?2, ?3)",
+            Sql::StreamPosition => {
+                "SELECT repository, branch, position FROM push_stream
+                 WHERE sha = ?1 AND (?2 IS NULL OR repository = ?2) ORDER BY position DESC LIMIT 1"
+            }
+            Sql::StreamBetween => {
+                "SELECT sha FROM push_stream WHERE repository = ?1 AND branch = ?2 AND position > ?3 AND position <= ?4
+                 ORDER BY position"
+            }
+            Sql::RecordMerge => {
+                "INSERT INTO merges (repository, merge_sha, source_branch, target_branch, merged_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING"
+            }
+            Sql::Merge => {
+                "SELECT source_branch, target_branch, merged_at FROM merges WHERE repository = ?1 AND merge_sha = ?2"
+            }
+            Sql::RecordArtifact => {
+                "INSERT INTO artifacts (artifact_id, repository, revision) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (artifact_id) DO UPDATE SET repository = excluded.repository, revision = excluded.revision"
+            }
+            Sql::ArtifactRevision => "SELECT repository, revision FROM artifacts WHERE artifact_id = ?1",
+            Sql::DeploymentExists => "SELECT 1 FROM deployments WHERE key = ?1",
+            Sql::InsertDeployment => {
+                "INSERT INTO deployments (key, service, environment, repository, revision, artifact_id, started,
+                 finished, outcome, changes_from) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            }
+            Sql::LastSuccess => concat!(
+                "SELECT ",
+                deployment_columns!(),
+                " FROM deployments
+                 WHERE service = ?1 AND environment = ?2 AND outcome = 'success' AND finished <= ?3
+                 ORDER BY finished DESC, id DESC LIMIT 1"
+            ),
+            Sql::Ship => {
+                "INSERT INTO deployment_changes (service, environment, repository, sha, deployment_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING"
+            }
+            Sql::MarkRolledBack => "UPDATE deployments SET rolled_back = ?2 WHERE id = ?1 AND rolled_back IS NULL",
+            Sql::RecordRollback => {
+                "INSERT INTO rollbacks (key, service, environment, artifact_id, at, deployment_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING"
+            }
+            Sql::DeploymentOfArtifact => {
+                "SELECT id FROM deployments WHERE artifact_id = ?3 AND service = ?1 AND environment = ?2
+                 AND outcome = 'success' AND finished <= ?4 ORDER BY finished DESC LIMIT 1"
+            }
+            // Hex shas sort below '~', so [prefix, prefix~) is every sha starting with the prefix.
+            Sql::DeploymentShipping => {
+                "SELECT deployment_id FROM deployment_changes
+                 WHERE service = ?1 AND environment = ?2 AND sha >= ?3 AND sha < ?3 || '~'
+                 ORDER BY deployment_id LIMIT 1"
+            }
+            Sql::Incident => concat!("SELECT ", incident_columns!(), " FROM incidents WHERE key = ?1"),
+            Sql::UpsertIncident => {
+                "INSERT INTO incidents (key, service, environment, title, detected, acknowledged, resolved,
+                 deployment_id, attribution, cause, severity) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT (key) DO UPDATE SET title = excluded.title, detected = excluded.detected,
+                 acknowledged = excluded.acknowledged, resolved = excluded.resolved,
+                 deployment_id = excluded.deployment_id, attribution = excluded.attribution, cause = excluded.cause,
+                 severity = excluded.severity"
+            }
+            Sql::IncidentsOpenToAttribution => concat!(
+                "SELECT ",
+                incident_columns!(),
+                " FROM incidents
+                 WHERE service = ?1 AND environment = ?2 AND detected >= ?3 AND detected <= ?4
+                 AND attribution NOT IN ('explicit_artifact', 'explicit_commit')"
+            ),
+            Sql::UpsertPipelineRun => {
+                "INSERT INTO pipeline_runs (key, kind, name, repository, revision, branch, queued, started, finished, outcome)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (key) DO UPDATE SET
+                   name = CASE WHEN excluded.name = '' THEN name ELSE excluded.name END,
+                   repository = coalesce(excluded.repository, repository),
+                   revision = coalesce(excluded.revision, revision),
+                   branch = coalesce(excluded.branch, branch),
+                   queued = min(coalesce(excluded.queued, queued), coalesce(queued, excluded.queued)),
+                   started = min(coalesce(excluded.started, started), coalesce(started, excluded.started)),
+                   finished = coalesce(excluded.finished, finished),
+                   outcome = coalesce(excluded.outcome, outcome)"
+            }
+        }
+    }
+}
+
+/// Appends events and materialises their facts on the writer, inside its open write
+/// transaction. Each statement is prepared once, when first used, and kept for every event
+/// after: a bulk import runs millions of them, and looking a statement up by its text in the
+/// connection's cache costs as much as a small insert.
+pub(super) struct Appender<'c> {
+    conn: &'c Connection,
+    prepared: [Option<Statement<'c>>; STATEMENTS],
+}
+
+impl<'c> Appender<'c> {
+    /// `conn` must be in a write transaction whenever the appender is used.
+    pub(super) fn new(conn: &'c Connection) -> Appender<'c> {
+        Appender { conn, prepared: std::array::from_fn(|_| None) }
+    }
+
+    fn statement(&mut self, sql: Sql) -> rusqlite::Result<&mut Statement<'c>> {
+        let conn = self.conn;
+        let slot = &mut self.prepared[sql as usize];
+        if slot.is_none() {
+            *slot = Some(conn.prepare(sql.text())?);
+        }
+        Ok(slot.as_mut().expect("prepared above"))
+    }
+
+    /// Appends one event and materialises its facts.
+    pub(super) fn append(
+        &mut self,
+        event: &NewEvent,
+        ctx: &IngestContext<'_>,
+        received: i64,
+    ) -> Result<AppendStatus, StoreError> {
+        let inserted = self.statement(Sql::InsertEvent)?.execute(params![
+            event.source,
+            event.id,
+            event.ty,
+            event.subject,
+            to_micros(event.timestamp),
+            received,
+            event.origin.as_str(),
+            event.raw,
+        ])?;
+        if inserted == 0 {
+            return match self.verified_over_import(event)? {
+                // The signed delivery replaces the unverified record of it; its facts are the
+                // record's when the bodies agree.
+                Some(same_body) => {
+                    if !same_body {
+                        self.apply(ctx, event)?;
+                    }
+                    Ok(AppendStatus::Stored)
+                }
+                None => Ok(AppendStatus::Duplicate),
+            };
+        }
+        self.apply(ctx, event)?;
+        Ok(AppendStatus::Stored)
+    }
+
+    fn apply(&mut self, ctx: &IngestContext<'_>, event: &NewEvent) -> Result<(), StoreError> {
+        materialise::apply(self, ctx.ancestry, &ctx.rules, &event.observations).map_err(StoreError::Facts)
+    }
+
+    /// A recorded webhook delivery (origin `import`: nobody verified it) never shadows the
+    /// signed delivery of the same thing: when a verified event (`github`, `gitlab`) meets the
+    /// record of it in the log, it takes the record's place. Returns whether the bodies were the
+    /// same, or `None` when `event` is an ordinary duplicate.
+    fn verified_over_import(&mut self, event: &NewEvent) -> Result<Option<bool>, StoreError> {
+        if !matches!(event.origin, Origin::Github | Origin::Gitlab) {
+            return Ok(None);
+        }
+        let stored: Option<String> = self
+            .statement(Sql::ImportedRaw)?
+            .query_row(params![event.source, event.id, Origin::Import.as_str()], |r| r.get(0))
+            .optional()?;
+        let Some(stored) = stored else { return Ok(None) };
+        self.statement(Sql::ReplaceImported)?.execute(params![
+            event.source,
+            event.id,
+            event.origin.as_str(),
+            event.raw,
+            event.ty,
+            event.subject,
+            to_micros(event.timestamp)
+        ])?;
+        Ok(Some(stored == event.raw))
+    }
+}
+
+impl FactTxn for Appender<'_> {
+    fn insert_change(&mut self, repository: &str, c: &Commit) -> R<()> {
+        self.statement(Sql::InsertChange)?.execute(params![
+            repository,
+            c.sha,
+            to_micros(c.commit_time),
+            micros(c.author_time),
+            c.message
+        ])?;
         Ok(())
     }
 
     fn append_push(&mut self, repository: &str, branch: &str, shas: &[&str]) -> R<()> {
-        let mut stmt =
-            self.tx.prepare_cached("INSERT INTO push_stream (repository, branch, sha) VALUES (?1, ?2, ?3)")?;
+        let stmt = self.statement(Sql::AppendPush)?;
         for sha in shas {
             stmt.execute(params![repository, branch, sha])?;
         }
@@ -100,11 +329,7 @@ impl FactTxn for SqliteFacts<'_, '_> {
 
     fn stream_position(&mut self, repository: Option<&str>, sha: &str) -> R<Option<StreamPosition>> {
         let found = self
-            .tx
-            .prepare_cached(
-                "SELECT repository, branch, position FROM push_stream
-                 WHERE sha = ?1 AND (?2 IS NULL OR repository = ?2) ORDER BY position DESC LIMIT 1",
-            )?
+            .statement(Sql::StreamPosition)?
             .query_row(params![sha, repository], |r| {
                 Ok(StreamPosition { repository: r.get(0)?, branch: r.get(1)?, position: r.get(2)? })
             })
@@ -113,10 +338,7 @@ impl FactTxn for SqliteFacts<'_, '_> {
     }
 
     fn stream_between(&mut self, repository: &str, branch: &str, after: Option<i64>, upto: i64) -> R<Vec<String>> {
-        let mut stmt = self.tx.prepare_cached(
-            "SELECT sha FROM push_stream WHERE repository = ?1 AND branch = ?2 AND position > ?3 AND position <= ?4
-             ORDER BY position",
-        )?;
+        let stmt = self.statement(Sql::StreamBetween)?;
         let rows = stmt.query_map(params![repository, branch, after.unwrap_or(i64::MIN), upto], |r| r.get(0))?;
         let mut shas: Vec<String> = Vec::new();
         for sha in rows {
@@ -130,21 +352,19 @@ impl FactTxn for SqliteFacts<'_, '_> {
     }
 
     fn record_merge(&mut self, m: &Merge) -> R<()> {
-        self.tx
-            .prepare_cached(
-                "INSERT INTO merges (repository, merge_sha, source_branch, target_branch, merged_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-            )?
-            .execute(params![m.repository, m.merge_sha, m.source_branch, m.target_branch, to_micros(m.merged_at)])?;
+        self.statement(Sql::RecordMerge)?.execute(params![
+            m.repository,
+            m.merge_sha,
+            m.source_branch,
+            m.target_branch,
+            to_micros(m.merged_at)
+        ])?;
         Ok(())
     }
 
     fn merge(&mut self, repository: &str, merge_sha: &str) -> R<Option<Merge>> {
         let found = self
-            .tx
-            .prepare_cached(
-                "SELECT source_branch, target_branch, merged_at FROM merges WHERE repository = ?1 AND merge_sha = ?2",
-            )?
+            .statement(Sql::Merge)?
             .query_row(params![repository, merge_sha], |r| {
                 Ok(Merge {
                     repository: repository.to_owned(),
@@ -159,60 +379,42 @@ impl FactTxn for SqliteFacts<'_, '_> {
     }
 
     fn record_artifact(&mut self, artifact_id: &str, repository: Option<&str>, revision: &str) -> R<()> {
-        self.tx
-            .prepare_cached(
-                "INSERT INTO artifacts (artifact_id, repository, revision) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (artifact_id) DO UPDATE SET repository = excluded.repository, revision = excluded.revision",
-            )?
-            .execute(params![artifact_id, repository, revision])?;
+        self.statement(Sql::RecordArtifact)?.execute(params![artifact_id, repository, revision])?;
         Ok(())
     }
 
     fn artifact_revision(&mut self, artifact_id: &str) -> R<Option<(Option<String>, String)>> {
         let found = self
-            .tx
-            .prepare_cached("SELECT repository, revision FROM artifacts WHERE artifact_id = ?1")?
+            .statement(Sql::ArtifactRevision)?
             .query_row([artifact_id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         Ok(found)
     }
 
     fn deployment_exists(&mut self, key: &str) -> R<bool> {
-        let found = self.tx.prepare_cached("SELECT 1 FROM deployments WHERE key = ?1")?.exists([key])?;
-        Ok(found)
+        Ok(self.statement(Sql::DeploymentExists)?.exists([key])?)
     }
 
     fn insert_deployment(&mut self, d: &NewDeployment<'_>) -> R<DeploymentId> {
         let o = d.observed;
-        self.tx
-            .prepare_cached(
-                "INSERT INTO deployments (key, service, environment, repository, revision, artifact_id, started,
-                 finished, outcome, changes_from) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?
-            .execute(params![
-                o.key,
-                o.service,
-                o.environment,
-                d.repository,
-                d.revision,
-                o.artifact_id,
-                to_micros(o.started),
-                to_micros(o.finished),
-                as_str(&o.outcome),
-                as_str(&d.changes_from),
-            ])?;
-        Ok(self.tx.last_insert_rowid())
+        self.statement(Sql::InsertDeployment)?.execute(params![
+            o.key,
+            o.service,
+            o.environment,
+            d.repository,
+            d.revision,
+            o.artifact_id,
+            to_micros(o.started),
+            to_micros(o.finished),
+            as_str(&o.outcome),
+            as_str(&d.changes_from),
+        ])?;
+        Ok(self.conn.last_insert_rowid())
     }
 
     fn last_success(&mut self, service: &str, environment: &str, at: Timestamp) -> R<Option<Deployment>> {
-        let sql = format!(
-            "SELECT {DEPLOYMENT_COLUMNS} FROM deployments
-             WHERE service = ?1 AND environment = ?2 AND outcome = 'success' AND finished <= ?3
-             ORDER BY finished DESC, id DESC LIMIT 1"
-        );
         let found = self
-            .tx
-            .prepare_cached(&sql)?
+            .statement(Sql::LastSuccess)?
             .query_row(params![service, environment, to_micros(at)], deployment_row)
             .optional()?;
         Ok(found)
@@ -226,10 +428,7 @@ impl FactTxn for SqliteFacts<'_, '_> {
         repository: &str,
         shas: &[String],
     ) -> R<()> {
-        let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO deployment_changes (service, environment, repository, sha, deployment_id)
-             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-        )?;
+        let stmt = self.statement(Sql::Ship)?;
         for sha in shas {
             stmt.execute(params![service, environment, repository, sha, deployment])?;
         }
@@ -237,20 +436,19 @@ impl FactTxn for SqliteFacts<'_, '_> {
     }
 
     fn mark_rolled_back(&mut self, deployment: DeploymentId, at: Timestamp) -> R<()> {
-        self.tx
-            .prepare_cached("UPDATE deployments SET rolled_back = ?2 WHERE id = ?1 AND rolled_back IS NULL")?
-            .execute(params![deployment, to_micros(at)])?;
+        self.statement(Sql::MarkRolledBack)?.execute(params![deployment, to_micros(at)])?;
         Ok(())
     }
 
     fn record_rollback(&mut self, r: &RollbackObserved, failed: Option<DeploymentId>) -> R<bool> {
-        let inserted = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO rollbacks (key, service, environment, artifact_id, at, deployment_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-            )?
-            .execute(params![r.key, r.service, r.environment, r.artifact_id, to_micros(r.at), failed])?;
+        let inserted = self.statement(Sql::RecordRollback)?.execute(params![
+            r.key,
+            r.service,
+            r.environment,
+            r.artifact_id,
+            to_micros(r.at),
+            failed
+        ])?;
         Ok(inserted == 1)
     }
 
@@ -262,60 +460,40 @@ impl FactTxn for SqliteFacts<'_, '_> {
         at: Timestamp,
     ) -> R<Option<DeploymentId>> {
         let found = self
-            .tx
-            .prepare_cached(
-                "SELECT id FROM deployments WHERE artifact_id = ?3 AND service = ?1 AND environment = ?2
-                 AND outcome = 'success' AND finished <= ?4 ORDER BY finished DESC LIMIT 1",
-            )?
+            .statement(Sql::DeploymentOfArtifact)?
             .query_row(params![service, environment, artifact_id, to_micros(at)], |r| r.get(0))
             .optional()?;
         Ok(found)
     }
 
     fn deployment_shipping(&mut self, service: &str, environment: &str, sha: &str) -> R<Option<DeploymentId>> {
-        // Hex shas sort below '~', so [prefix, prefix~) is every sha starting with the prefix.
         let prefix = sha.to_ascii_lowercase();
         let found = self
-            .tx
-            .prepare_cached(
-                "SELECT deployment_id FROM deployment_changes
-                 WHERE service = ?1 AND environment = ?2 AND sha >= ?3 AND sha < ?3 || '~'
-                 ORDER BY deployment_id LIMIT 1",
-            )?
+            .statement(Sql::DeploymentShipping)?
             .query_row(params![service, environment, prefix], |r| r.get(0))
             .optional()?;
         Ok(found)
     }
 
     fn incident(&mut self, key: &str) -> R<Option<(Incident, Option<CauseHint>)>> {
-        let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE key = ?1");
-        Ok(self.tx.prepare_cached(&sql)?.query_row([key], incident_row).optional()?)
+        Ok(self.statement(Sql::Incident)?.query_row([key], incident_row).optional()?)
     }
 
     fn upsert_incident(&mut self, i: &Incident, cause: Option<&CauseHint>) -> R<()> {
         let cause = cause.map(serde_json::to_string).transpose()?;
-        self.tx
-            .prepare_cached(
-                "INSERT INTO incidents (key, service, environment, title, detected, acknowledged, resolved,
-                 deployment_id, attribution, cause, severity) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                 ON CONFLICT (key) DO UPDATE SET title = excluded.title, detected = excluded.detected,
-                 acknowledged = excluded.acknowledged, resolved = excluded.resolved,
-                 deployment_id = excluded.deployment_id, attribution = excluded.attribution, cause = excluded.cause,
-                 severity = excluded.severity",
-            )?
-            .execute(params![
-                i.key,
-                i.service,
-                i.environment,
-                i.title,
-                to_micros(i.detected),
-                micros(i.acknowledged),
-                micros(i.resolved),
-                i.deployment_id,
-                as_str(&i.attribution),
-                cause,
-                i.severity,
-            ])?;
+        self.statement(Sql::UpsertIncident)?.execute(params![
+            i.key,
+            i.service,
+            i.environment,
+            i.title,
+            to_micros(i.detected),
+            micros(i.acknowledged),
+            micros(i.resolved),
+            i.deployment_id,
+            as_str(&i.attribution),
+            cause,
+            i.severity,
+        ])?;
         Ok(())
     }
 
@@ -326,12 +504,7 @@ impl FactTxn for SqliteFacts<'_, '_> {
         from: Timestamp,
         to: Timestamp,
     ) -> R<Vec<(Incident, Option<CauseHint>)>> {
-        let sql = format!(
-            "SELECT {INCIDENT_COLUMNS} FROM incidents
-             WHERE service = ?1 AND environment = ?2 AND detected >= ?3 AND detected <= ?4
-             AND attribution NOT IN ('explicit_artifact', 'explicit_commit')"
-        );
-        let mut stmt = self.tx.prepare_cached(&sql)?;
+        let stmt = self.statement(Sql::IncidentsOpenToAttribution)?;
         let rows = stmt.query_map(params![service, environment, to_micros(from), to_micros(to)], incident_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -341,32 +514,18 @@ impl FactTxn for SqliteFacts<'_, '_> {
             PipelineRunKind::Run => "run",
             PipelineRunKind::Job => "job",
         };
-        self.tx
-            .prepare_cached(
-                "INSERT INTO pipeline_runs (key, kind, name, repository, revision, branch, queued, started, finished, outcome)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                 ON CONFLICT (key) DO UPDATE SET
-                   name = CASE WHEN excluded.name = '' THEN name ELSE excluded.name END,
-                   repository = coalesce(excluded.repository, repository),
-                   revision = coalesce(excluded.revision, revision),
-                   branch = coalesce(excluded.branch, branch),
-                   queued = min(coalesce(excluded.queued, queued), coalesce(queued, excluded.queued)),
-                   started = min(coalesce(excluded.started, started), coalesce(started, excluded.started)),
-                   finished = coalesce(excluded.finished, finished),
-                   outcome = coalesce(excluded.outcome, outcome)",
-            )?
-            .execute(params![
-                run.key,
-                kind,
-                run.name,
-                run.repository,
-                run.revision,
-                run.branch,
-                micros(run.queued),
-                micros(run.started),
-                micros(run.finished),
-                run.outcome,
-            ])?;
+        self.statement(Sql::UpsertPipelineRun)?.execute(params![
+            run.key,
+            kind,
+            run.name,
+            run.repository,
+            run.revision,
+            run.branch,
+            micros(run.queued),
+            micros(run.started),
+            micros(run.finished),
+            run.outcome,
+        ])?;
         Ok(())
     }
 }

@@ -3,13 +3,15 @@
 //! One writer connection (SQLite allows one writer at a time anyway) and a small pool of
 //! readers, so queries never wait behind an import. `synchronous=FULL` makes every committed
 //! transaction durable before `append` returns: an acknowledged write survives kill -9 and
-//! power loss.
+//! power loss. A bulk import ([`Store::import`], in `import`) relaxes that to a sync at its
+//! end.
 
 mod agents;
 mod commands;
 mod environments;
 mod facts;
 mod forge;
+mod import;
 mod leases;
 mod migrations;
 mod read;
@@ -22,7 +24,6 @@ use std::sync::Mutex;
 
 use jiff::Timestamp;
 use mobius_events::facts::{Deployment, DeploymentId, FactSet, Incident};
-use mobius_events::materialise;
 use mobius_events::time::{from_micros, to_micros};
 use mobius_events::{AppendStatus, NewEvent, StoredEvent};
 use rusqlite::{Connection, OpenFlags, params};
@@ -42,20 +43,25 @@ const PAGE_SIZE: i64 = 8192;
 pub struct Options {
     /// The writer's page cache, in KiB. Inserts land all over the unique and fact indexes;
     /// once the file outgrows this cache each miss is a read syscall. SQLite's memory grows to
-    /// about twice this while writing and keeps it, so a server wants it modest and an import
-    /// (a process that exits) wants it large.
+    /// this (and a little more) while writing and keeps it, so a server wants it modest and an
+    /// import (a process that exits) wants it as large as its memory budget allows.
     pub writer_cache_kib: u32,
     /// WAL pages between automatic checkpoints. Each checkpoint copies every page changed
     /// since the last one into the database file and syncs it; indexes on random keys change
     /// pages all over the file, so fewer checkpoints rewrite far fewer pages.
     pub wal_autocheckpoint_pages: u32,
+    /// Events a bulk import ([`Store::import`]) commits together: larger transactions write
+    /// each changed page of the random-key indexes less often.
+    pub import_commit_events: usize,
 }
 
 impl Options {
-    /// For `mobius serve`: about 35 MB of SQLite memory at most.
-    pub const SERVER: Options = Options { writer_cache_kib: 16 * 1024, wal_autocheckpoint_pages: 1000 };
-    /// For `mobius events import`.
-    pub const BULK: Options = Options { writer_cache_kib: 256 * 1024, wal_autocheckpoint_pages: 32 * 1024 };
+    /// For `mobius serve`: about 17 MB of SQLite memory at most.
+    pub const SERVER: Options =
+        Options { writer_cache_kib: 16 * 1024, wal_autocheckpoint_pages: 1000, import_commit_events: 20_000 };
+    /// For `mobius events import`: the whole process stays under 256 MB.
+    pub const BULK: Options =
+        Options { writer_cache_kib: 160 * 1024, wal_autocheckpoint_pages: 32 * 1024, import_commit_events: 1_000_000 };
 }
 
 impl Default for Options {
@@ -73,6 +79,7 @@ pub struct SqliteStore {
     // checkpoints the WAL into the database and removes it, which a read-only one cannot do.
     readers: Mutex<Vec<Connection>>,
     writer: Mutex<Connection>,
+    options: Options,
 }
 
 impl SqliteStore {
@@ -87,13 +94,16 @@ impl SqliteStore {
             .map_err(|source| StoreError::DataDir { path: data_dir.display().to_string(), source })?;
         let mut writer = Connection::open(&path)?;
         configure(&writer)?;
-        writer.pragma_update(None, "cache_size", -i64::from(options.writer_cache_kib))?;
         writer.pragma_update(None, "wal_autocheckpoint", options.wal_autocheckpoint_pages)?;
         // Only takes effect while the file is new (before WAL mode is set).
         writer.pragma_update(None, "page_size", PAGE_SIZE)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
         migrations::migrate(&mut writer)?;
-        Ok(SqliteStore { path, readers: Mutex::new(Vec::new()), writer: Mutex::new(writer) })
+        import::restore_deferred_indexes(&writer)?;
+        // Sized in KiB only once the file's page size is known: before it is read, SQLite
+        // counts pages of the default 4 KiB, and the cache held twice the memory asked for.
+        writer.pragma_update(None, "cache_size", -i64::from(options.writer_cache_kib))?;
+        Ok(SqliteStore { path, readers: Mutex::new(Vec::new()), writer: Mutex::new(writer), options })
     }
 
     /// The database file.
@@ -126,36 +136,6 @@ impl SqliteStore {
         let mut conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut conn)
     }
-}
-
-/// A recorded webhook delivery (origin `import`: nobody verified it) never shadows the signed
-/// delivery of the same thing: when a verified event (`github`, `gitlab`) meets the record of it
-/// in the log, it takes the record's place. Returns whether the bodies were the same, or `None`
-/// when `event` is an ordinary duplicate.
-fn verified_over_import(tx: &rusqlite::Transaction<'_>, event: &NewEvent) -> Result<Option<bool>, StoreError> {
-    use mobius_events::Origin;
-    use rusqlite::OptionalExtension;
-    if !matches!(event.origin, Origin::Github | Origin::Gitlab) {
-        return Ok(None);
-    }
-    let stored: Option<String> = tx
-        .prepare_cached("SELECT raw FROM events WHERE source = ?1 AND id = ?2 AND origin = ?3")?
-        .query_row(params![event.source, event.id, Origin::Import.as_str()], |r| r.get(0))
-        .optional()?;
-    let Some(stored) = stored else { return Ok(None) };
-    tx.prepare_cached(
-        "UPDATE events SET origin = ?3, raw = ?4, type = ?5, subject = ?6, ts = ?7 WHERE source = ?1 AND id = ?2",
-    )?
-    .execute(params![
-        event.source,
-        event.id,
-        event.origin.as_str(),
-        event.raw,
-        event.ty,
-        event.subject,
-        to_micros(event.timestamp)
-    ])?;
-    Ok(Some(stored == event.raw))
 }
 
 /// The data directory is the server's alone: it is created 0700 and the database 0600 (SQLite
@@ -198,47 +178,22 @@ impl Store for SqliteStore {
         let received = to_micros(Timestamp::now());
         self.with_writer(|conn| {
             let tx = conn.transaction()?;
-            let mut statuses = Vec::with_capacity(events.len());
-            for event in events {
-                let inserted = tx
-                    .prepare_cached(
-                        "INSERT INTO events (source, id, type, subject, ts, received, origin, raw)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (source, id) DO NOTHING",
-                    )?
-                    .execute(params![
-                        event.source,
-                        event.id,
-                        event.ty,
-                        event.subject,
-                        to_micros(event.timestamp),
-                        received,
-                        event.origin.as_str(),
-                        event.raw,
-                    ])?;
-                if inserted == 0 {
-                    match verified_over_import(&tx, event)? {
-                        // The signed delivery replaces the unverified record of it; its facts
-                        // are the record's when the bodies agree.
-                        Some(same_body) => {
-                            if !same_body {
-                                let mut txn = facts::SqliteFacts { tx: &tx };
-                                materialise::apply(&mut txn, ctx.ancestry, &ctx.rules, &event.observations)
-                                    .map_err(StoreError::Facts)?;
-                            }
-                            statuses.push(AppendStatus::Stored);
-                        }
-                        None => statuses.push(AppendStatus::Duplicate),
-                    }
-                    continue;
-                }
-                let mut txn = facts::SqliteFacts { tx: &tx };
-                materialise::apply(&mut txn, ctx.ancestry, &ctx.rules, &event.observations)
-                    .map_err(StoreError::Facts)?;
-                statuses.push(AppendStatus::Stored);
-            }
+            let mut appender = facts::Appender::new(&tx);
+            let statuses =
+                events.iter().map(|event| appender.append(event, ctx, received)).collect::<Result<_, _>>()?;
+            drop(appender);
             tx.commit()?;
             Ok(statuses)
         })
+    }
+
+    fn import(
+        &self,
+        batches: &mut dyn Iterator<Item = Vec<NewEvent>>,
+        ctx: &IngestContext<'_>,
+        appended: &mut dyn FnMut(Vec<NewEvent>, Vec<AppendStatus>),
+    ) -> Result<(), StoreError> {
+        self.with_writer(|conn| import::import(conn, self.options, batches, ctx, appended))
     }
 
     fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {

@@ -7,6 +7,7 @@ mod cluster;
 mod commands;
 mod events;
 mod facts;
+mod import;
 mod postgres_only;
 mod runs;
 mod settings;

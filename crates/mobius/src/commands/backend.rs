@@ -68,11 +68,14 @@ impl Backend {
         })
     }
 
-    /// For `mobius events import`: a local store tuned for large transactions.
-    pub fn bulk(self) -> Backend {
+    /// For `mobius events import`: a local store tuned for large transactions, of
+    /// `transaction` events if given.
+    pub fn bulk(self, transaction: Option<usize>) -> Backend {
         match self {
             Backend::Local(mut local) => {
-                local.options = SqliteOptions::BULK;
+                let bulk = SqliteOptions::BULK;
+                let import_commit_events = transaction.map_or(bulk.import_commit_events, |n| n.max(1));
+                local.options = SqliteOptions { import_commit_events, ..bulk };
                 Backend::Local(local)
             }
             remote @ Backend::Remote(_) => remote,
@@ -221,8 +224,12 @@ mod tests {
             assert_eq!(log.append(event.unwrap()).await.unwrap().status, Status::Stored);
             let sent = log.send("{".to_owned()).await.unwrap();
             assert_eq!(sent.status, Status::Rejected, "a bad record is a rejected result");
-            let imported = log.import(Batch::Records(vec!["{}".to_owned()])).await.unwrap();
-            assert_eq!(imported.rejected, 1);
+            let (batches, reports) = (tokio::sync::mpsc::channel(1), std::sync::mpsc::channel());
+            batches.0.send(Batch::Records(vec!["{}".to_owned()])).await.unwrap();
+            drop(batches.0);
+            let report = reports.0;
+            log.import(batches.1, Box::new(move |r| report.send(r).unwrap())).await.unwrap();
+            assert_eq!(reports.1.recv().unwrap().rejected, 1);
             let listed = log.events(&EventList { limit: 10, ..EventList::default() }).await.unwrap();
             assert_eq!(listed.len(), 2);
             let measure = Measure {

@@ -1,13 +1,15 @@
 //! `mobius events import|send|list`, through the event log's interface ([`Log`]): the local
 //! data directory, or `--server`.
 
-use std::io::{IsTerminal, Read};
+use std::io::{IsTerminal, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use mobius_events::emit::{self, AnyEvent, EmitError};
+use mobius_events::record::ReadError;
 use mobius_events::{Origin, record};
 use mobius_log::ingest::{EventResult, IngestReport, Status};
 use serde::Serialize;
@@ -22,8 +24,8 @@ use crate::output::print_json;
 pub async fn run(data_dir: Option<&Path>, json: bool, command: EventsCommand) -> Result<ExitCode> {
     match command {
         EventsCommand::Import { files, batch, rules, remote } => {
-            let log = Backend::choose(data_dir, &remote, rules.attribution_window.as_deref())?.bulk().log();
-            import(log.as_ref(), json, &files, batch.max(1)).await
+            let log = Backend::choose(data_dir, &remote, rules.attribution_window.as_deref())?.bulk(batch).log();
+            import(log.as_ref(), json, &files, batch).await
         }
         EventsCommand::Send(args) => {
             let log = Backend::choose(data_dir, &args.remote, args.rules.attribution_window.as_deref())?.log();
@@ -54,7 +56,8 @@ struct Chunk {
     /// overlaps appending this one.
     items: Option<Vec<mobius_events::cloudevents::Item>>,
     lines: Vec<usize>,
-    /// A record the splitter could not read (malformed JSON ends the file): its line and why.
+    /// A record the splitter could not read (malformed JSON, or text that is not UTF-8, ends
+    /// the file): its line and why.
     broken: Option<(usize, String)>,
     /// Bytes of the file consumed once this chunk is done (for the progress bar).
     consumed: u64,
@@ -67,13 +70,23 @@ impl Chunk {
         Chunk { file, texts: Vec::new(), items: None, lines: Vec::new(), broken: None, consumed, bytes: 0 }
     }
 
-    /// The chunk as the log takes it.
-    fn batch(&mut self) -> Batch {
-        match self.items.take() {
+    /// The chunk as the log takes it, and what the import needs to know of it once it is in.
+    fn into_parts(self) -> (Batch, Placed) {
+        let batch = match self.items {
             Some(items) => Batch::Parsed(items),
-            None => Batch::Records(std::mem::take(&mut self.texts)),
-        }
+            None => Batch::Records(self.texts),
+        };
+        (batch, Placed { file: self.file, lines: self.lines, broken: self.broken, consumed: self.consumed })
     }
+}
+
+/// Where a chunk's records are in their file.
+#[derive(Debug)]
+struct Placed {
+    file: usize,
+    lines: Vec<usize>,
+    broken: Option<(usize, String)>,
+    consumed: u64,
 }
 
 /// A rejected record, located.
@@ -92,63 +105,74 @@ struct ImportSummary {
     rejections: Vec<Rejection>,
 }
 
-async fn import(log: &dyn Log, json: bool, files: &[PathBuf], batch: usize) -> Result<ExitCode> {
-    let mut texts = Vec::with_capacity(files.len());
-    for path in files {
-        texts.push(read_input(path)?);
-    }
-    let lengths: Vec<u64> = texts.iter().map(|t| t.len() as u64).collect();
+async fn import(log: &dyn Log, json: bool, files: &[PathBuf], batch: Option<usize>) -> Result<ExitCode> {
+    // Every file is opened before anything is imported; each is read as it is imported.
+    let inputs = files.iter().map(|path| Input::open(path)).collect::<Result<Vec<_>>>()?;
+    let lengths: Vec<u64> = inputs.iter().map(Input::len).collect();
     let progress = progress_bar(lengths.iter().sum(), json);
-    let framing = log.framing().at_most(batch);
+    let framing = batch.map_or(log.framing(), |records| log.framing().at_most(records.max(1)));
     let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
 
-    let mut summary = ImportSummary::default();
+    let summary = Arc::new(Mutex::new(ImportSummary::default()));
     // Splitting into records runs on its own thread so the next chunk is ready while the
-    // current one is appended.
-    let (sender, mut receiver) = mpsc::channel::<Result<Chunk>>(2);
+    // current one is appended. A chunk's place goes ahead of it on a channel of its own, for
+    // `done` to find when the log reports the chunk.
+    let (sender, receiver) = mpsc::channel::<Batch>(2);
+    let (place, placed) = std::sync::mpsc::channel::<Placed>();
     let splitter = {
         let names = names.clone();
-        std::thread::spawn(move || {
-            for (file, text) in texts.iter().enumerate() {
-                let split = split(file, text, framing, |chunk| sender.blocking_send(Ok(chunk)).is_ok());
-                if let Err(e) = split {
-                    let _ = sender.blocking_send(Err(e.context(names[file].clone())));
-                    return;
-                }
+        std::thread::spawn(move || -> Result<()> {
+            for (file, input) in inputs.into_iter().enumerate() {
+                let records = input.records().with_context(|| names[file].clone())?;
+                split(file, records, framing, |chunk| {
+                    let (batch, placed) = chunk.into_parts();
+                    place.send(placed).is_ok() && sender.blocking_send(batch).is_ok()
+                })
+                .with_context(|| names[file].clone())?;
+            }
+            Ok(())
+        })
+    };
+    let done = {
+        let (summary, progress, names) = (summary.clone(), progress.clone(), names.clone());
+        let mut done_before: u64 = 0;
+        let mut current_file = 0;
+        Box::new(move |report: IngestReport| {
+            let Ok(chunk) = placed.recv() else { return };
+            let mut summary = summary.lock().unwrap_or_else(|e| e.into_inner());
+            summarise(&mut summary, &report, &names[chunk.file], &chunk.lines);
+            if let Some((line, error)) = &chunk.broken {
+                summary.rejected += 1;
+                summary.rejections.push(Rejection {
+                    file: names[chunk.file].clone(),
+                    line: *line,
+                    error: error.clone(),
+                });
+            }
+            if chunk.file != current_file {
+                done_before += lengths[current_file..chunk.file].iter().sum::<u64>();
+                current_file = chunk.file;
+            }
+            if let Some(bar) = &progress {
+                let consumed = if chunk.broken.is_some() { lengths[chunk.file] } else { chunk.consumed };
+                bar.set_position(done_before + consumed);
+                bar.set_message(format!(
+                    "{} stored, {} duplicate, {} rejected",
+                    summary.stored, summary.duplicates, summary.rejected
+                ));
             }
         })
     };
-    let mut done_before: u64 = 0;
-    let mut current_file = 0;
-    while let Some(chunk) = receiver.recv().await {
-        let mut chunk = chunk?;
-        if chunk.file != current_file {
-            done_before += lengths[current_file..chunk.file].iter().sum::<u64>();
-            current_file = chunk.file;
-        }
-        if !chunk.lines.is_empty() {
-            let report = log.import(chunk.batch()).await?;
-            summarise(&mut summary, &report, &names[chunk.file], &chunk.lines);
-        }
-        if let Some((line, error)) = chunk.broken {
-            summary.rejected += 1;
-            summary.rejections.push(Rejection { file: names[chunk.file].clone(), line, error });
-        }
-        if let Some(bar) = &progress {
-            bar.set_position(done_before + chunk.consumed);
-            bar.set_message(format!(
-                "{} stored, {} duplicate, {} rejected",
-                summary.stored, summary.duplicates, summary.rejected
-            ));
-        }
-    }
-    if let Err(panic) = splitter.join() {
-        std::panic::resume_unwind(panic);
-    }
+    let imported = log.import(receiver, done).await;
+    let split = splitter.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
+    // A file that failed part way has its records before the failure imported.
+    imported?;
+    split?;
 
+    let summary = std::mem::take(&mut *summary.lock().unwrap_or_else(|e| e.into_inner()));
     if json {
         print_json(&summary)?;
     } else {
@@ -184,35 +208,93 @@ fn summarise(summary: &mut ImportSummary, report: &IngestReport, file: &str, lin
     }
 }
 
-/// Cuts a file into chunks of records as `framing` says, handing each to `ready` until it
-/// answers `false`. A file that is not a JSON array of events is an error; malformed JSON in a
-/// stream of records ends the file, noted in the last chunk.
-fn split(file: usize, text: &str, framing: Framing, mut ready: impl FnMut(Chunk) -> bool) -> Result<()> {
+/// A file to import, opened: a file, or standard input (`-`).
+enum Input {
+    File(std::fs::File),
+    Stdin,
+}
+
+impl Input {
+    fn open(path: &Path) -> Result<Input> {
+        if path == Path::new("-") {
+            return Ok(Input::Stdin);
+        }
+        let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(Input::File(file))
+    }
+
+    /// Its size, if known.
+    fn len(&self) -> u64 {
+        match self {
+            Input::File(file) => file.metadata().map_or(0, |m| m.len()),
+            Input::Stdin => 0,
+        }
+    }
+
+    /// Its records' text, to be framed as it is read. A JSON array is refused whole when it is
+    /// malformed, before any of it is used: a file is read twice for that, and standard input
+    /// holding an array is held in memory. Records one after another are read once.
+    fn records(self) -> Result<Box<dyn Read + Send>> {
+        let check = |array: &mut dyn Read| {
+            record::check_array(array).map(drop).map_err(|e| {
+                anyhow::anyhow!("line {} column {}: not a JSON array of events: {e}", e.line(), e.column())
+            })
+        };
+        match self {
+            Input::File(mut file) => {
+                let (array, head) = record::starts_array(&mut file).context("cannot read")?;
+                if !array {
+                    return Ok(Box::new(std::io::Cursor::new(head).chain(file)));
+                }
+                check(&mut std::io::Cursor::new(head).chain(&mut file))?;
+                file.rewind().context("cannot read")?;
+                Ok(Box::new(file))
+            }
+            Input::Stdin => {
+                let mut stdin = std::io::stdin();
+                let (array, mut head) = record::starts_array(&mut stdin).context("cannot read standard input")?;
+                if !array {
+                    return Ok(Box::new(std::io::Cursor::new(head).chain(stdin)));
+                }
+                stdin.read_to_end(&mut head).context("cannot read standard input")?;
+                check(&mut head.as_slice())?;
+                Ok(Box::new(std::io::Cursor::new(head)))
+            }
+        }
+    }
+}
+
+/// Cuts a body into chunks of records as `framing` says, reading it as it goes, handing each
+/// chunk to `ready` until it answers `false`. Malformed JSON or text that is not UTF-8 ends the
+/// body, noted in the last chunk; a failed read is an error.
+fn split(file: usize, body: impl Read, framing: Framing, mut ready: impl FnMut(Chunk) -> bool) -> Result<()> {
     let finish = |mut chunk: Chunk| {
         if framing.parse {
             chunk.items = Some(chunk.texts.drain(..).map(|t| record::parse(&t, Origin::Api)).collect());
         }
         chunk
     };
-    let frames = record::frames(text)
-        .map_err(|e| anyhow::anyhow!("line {} column {}: not a JSON array of events: {e}", e.line(), e.column()))?;
     let mut chunk = Chunk::new(file, 0);
-    for frame in frames {
+    for frame in record::read_frames(body) {
         let frame = match frame {
             Ok(frame) => frame,
+            Err(ReadError::Io(e)) => return Err(anyhow::Error::new(e).context("cannot read")),
             Err(e) => {
-                // Nothing after malformed JSON can be framed; keep what came before.
-                chunk.broken = Some((e.line(), format!("malformed JSON at column {}: {e}", e.column())));
-                chunk.consumed = text.len() as u64;
+                // Nothing after it can be framed; keep what came before.
+                let why = match &e {
+                    ReadError::Json { column, .. } => format!("malformed JSON at column {column}: {e}"),
+                    _ => e.to_string(),
+                };
+                chunk.broken = Some((e.line(), why));
                 break;
             }
         };
-        chunk.texts.push(frame.text.to_owned());
-        chunk.lines.push(frame.line);
-        chunk.consumed = frame.end as u64;
         chunk.bytes += frame.text.len() + 1;
+        chunk.texts.push(frame.text);
+        chunk.lines.push(frame.line);
+        chunk.consumed = frame.end;
         if chunk.texts.len() >= framing.max_records || chunk.bytes >= framing.max_bytes {
-            let full = std::mem::replace(&mut chunk, Chunk::new(file, frame.end as u64));
+            let full = std::mem::replace(&mut chunk, Chunk::new(file, frame.end));
             if !ready(finish(full)) {
                 return Ok(());
             }
@@ -297,7 +379,7 @@ mod tests {
     /// The chunks `text` is cut into.
     fn chunks(text: &str, framing: Framing) -> Vec<Chunk> {
         let mut chunks = Vec::new();
-        split(0, text, framing, |chunk| {
+        split(0, text.as_bytes(), framing, |chunk| {
             chunks.push(chunk);
             true
         })
@@ -314,7 +396,12 @@ mod tests {
         let text = "{}\n".repeat(MAX_BATCH_ITEMS + 5);
         assert_eq!(sizes(&text, Framing::SERVER.at_most(20_000)), [MAX_BATCH_ITEMS, 5]);
         assert_eq!(sizes(&text, Framing::SERVER.at_most(4_000)), [4_000, 4_000, 2_005], "--batch still counts");
-        assert_eq!(sizes(&text, Framing::LOCAL.at_most(20_000)), [MAX_BATCH_ITEMS + 5], "the local store takes more");
+        let local = sizes(&text, Framing::LOCAL.at_most(20_000));
+        assert_eq!(
+            local,
+            [vec![1_000; 10], vec![5]].concat(),
+            "the local store's batches are small: what is in flight"
+        );
     }
 
     #[test]
@@ -325,7 +412,8 @@ mod tests {
         let cut = chunks(&text, Framing::SERVER.at_most(20_000));
         assert_eq!(cut.iter().map(|c| c.lines.len()).collect::<Vec<_>>(), [vec![84; 11], vec![76]].concat());
         assert!(cut.iter().all(|c| c.texts.join("\n").len() < 10 << 20), "under the server's 10 MiB body limit");
-        assert_eq!(sizes(&text, Framing::LOCAL.at_most(20_000)), [1_000]);
+        // The local store's batches stop at 2 MiB: the first record past it ends one.
+        assert_eq!(sizes(&text, Framing::LOCAL.at_most(20_000)), [vec![21; 47], vec![13]].concat());
     }
 
     #[test]
@@ -336,7 +424,6 @@ mod tests {
         assert_eq!(local[0].lines, [1, 3]);
         assert!(local[0].texts.is_empty() && local[0].items.as_ref().is_some_and(|items| items.len() == 2));
         assert_eq!(local[0].broken.as_ref().map(|(line, _)| *line), Some(5));
-        assert_eq!(local[0].consumed, text.len() as u64);
         let remote = chunks(text, Framing::SERVER.at_most(1));
         let texts: Vec<Vec<String>> = remote.iter().map(|c| c.texts.clone()).collect();
         assert_eq!(texts, [vec!["{\"a\": 1}"], vec!["[2]"], vec![]], "the malformed end comes last, alone");

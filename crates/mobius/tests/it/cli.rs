@@ -37,6 +37,84 @@ fn import_reports_bad_records_by_file_and_line_and_keeps_the_good_ones() {
     assert_eq!((report["stored"].as_u64(), report["duplicates"].as_u64()), (Some(0), Some(1)));
 }
 
+/// A file larger than a read (1 MiB) is imported as it is read: a refused record in the middle
+/// is reported at its line and the records around it are kept; malformed JSON further on ends
+/// the file there, reported at its line and column; text that is not UTF-8 is refused at its
+/// line.
+#[test]
+fn a_large_file_is_imported_as_it_is_read_and_bad_records_keep_their_lines() {
+    let dir = Dir::new();
+    let mut text = String::new();
+    for line in 1..=5_000 {
+        match line {
+            1_500 => text.push_str("{\"context\": {\"id\": \"no-type\"}}"),
+            4_000 => text.push_str("{\"context\": [1, }"),
+            _ => text.push_str(
+                &crate::util::deployed(&format!("d-{line}"), "shop", "production", "2024-05-01T10:00:00Z").to_string(),
+            ),
+        }
+        text.push('\n');
+    }
+    assert!(text.len() > 1 << 20, "more than one read");
+    let file = dir.write("large.ndjson", &text);
+    let out = dir.run(&["--json", "events", "import", file.to_str().unwrap()]);
+    assert!(!out.status.success(), "rejections make the exit code non-zero");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((report["stored"].as_u64(), report["rejected"].as_u64()), (Some(3_998), Some(2)), "{report}");
+    let rejections = report["rejections"].as_array().unwrap();
+    assert_eq!(rejections[0]["line"], 1_500, "{report}");
+    assert_eq!(rejections[1]["line"], 4_000, "{report}");
+    let malformed = rejections[1]["error"].as_str().unwrap();
+    assert!(
+        malformed.starts_with("malformed JSON at column 17: ") && malformed.ends_with("at line 4000 column 17"),
+        "{malformed}"
+    );
+
+    let mut bytes =
+        format!("{}\n", crate::util::deployed("u-1", "shop", "production", "2024-05-01T10:00:00Z")).into_bytes();
+    bytes.extend_from_slice(b"{\"context\": \"\xff\"}\n");
+    bytes.extend_from_slice(
+        format!("{}\n", crate::util::deployed("u-3", "shop", "production", "2024-05-01T10:00:00Z")).as_bytes(),
+    );
+    let file = dir.path().join("latin1.ndjson");
+    std::fs::write(&file, bytes).unwrap();
+    let out = dir.run(&["events", "import", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("latin1.ndjson:2: not UTF-8 at line 2"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 stored"), "what came before is kept");
+}
+
+/// A malformed JSON array is refused whole, before any of it is stored, whether it is a file
+/// or standard input; a well-formed one, or records one after another, import from either.
+#[test]
+fn a_malformed_array_stores_nothing_and_standard_input_imports_like_a_file() {
+    let dir = Dir::new();
+    let event = |id: &str| crate::util::deployed(id, "shop", "production", "2024-05-01T10:00:00Z").to_string();
+    let broken = format!("[{},\n{},\n{{\"context\": ]", event("a-1"), event("a-2"));
+    let file = dir.write("broken.json", &broken);
+    let out = dir.run(&["events", "import", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("broken.json") && stderr.contains("line 3 column 13: not a JSON array of events"),
+        "{stderr}"
+    );
+    let out = crate::util::with_stdin(&dir, &["events", "import", "-"], &broken);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a JSON array of events"));
+    assert_eq!(dir.json(&["events", "list"]), serde_json::json!([]), "nothing of either was stored");
+
+    let array = format!("  [{},\n{}]\n", event("s-1"), event("s-2"));
+    let out = crate::util::with_stdin(&dir, &["--json", "events", "import", "-"], &array);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["stored"], 2, "{report}");
+    let stream = format!("{}\n{}\n", event("s-2"), event("s-3"));
+    let out = crate::util::with_stdin(&dir, &["--json", "events", "import", "-"], &stream);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((report["stored"].as_u64(), report["duplicates"].as_u64()), (Some(1), Some(1)), "{report}");
+}
+
 #[test]
 fn every_conformance_event_is_accepted_by_import() {
     let dir = Dir::new();

@@ -12,6 +12,7 @@ use mobius_log::query::{self, Selection};
 use mobius_store::EventQuery;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
 
 use super::{Answer, Local, Remote};
 
@@ -28,8 +29,11 @@ pub trait Log: Send + Sync {
     /// How `mobius events import` cuts its files into batches for this log.
     fn framing(&self) -> Framing;
 
-    /// Appends one batch of an import, cut as [`Log::framing`] says.
-    fn import(&self, batch: Batch) -> Answer<'_, IngestReport>;
+    /// Appends an import's batches, cut as [`Log::framing`] says, as they come, and hands each
+    /// batch's report to `done`, in order. The local store takes the whole import as one bulk
+    /// load ([`mobius_store::Store::import`]), durable once this returns; a server takes a
+    /// request a batch.
+    fn import(&self, batches: Batches, done: Done) -> Answer<'_, ()>;
 
     /// The raw log, in order.
     fn events<'a>(&'a self, list: &'a EventList) -> Answer<'a, Vec<StoredEvent>>;
@@ -54,8 +58,10 @@ pub struct Framing {
 }
 
 impl Framing {
-    /// The local store: batches as large as `--batch` asks, parsed on the way.
-    pub const LOCAL: Framing = Framing { parse: true, max_records: usize::MAX, max_bytes: usize::MAX };
+    /// The local store: small batches, parsed on the way. The store takes the whole import
+    /// as one bulk load and makes its own transactions of them, so a batch is only what is in
+    /// flight between the reading thread and the store: a few MiB, whatever the file's size.
+    pub const LOCAL: Framing = Framing { parse: true, max_records: 1_000, max_bytes: 2 << 20 };
 
     /// A server: a request holds at most [`MAX_BATCH_ITEMS`] records (it refuses more with
     /// 413) and stays under its 10 MiB body limit (one record of at most 1 MiB may follow the
@@ -67,6 +73,12 @@ impl Framing {
         Framing { max_records: self.max_records.min(records), ..self }
     }
 }
+
+/// An import's batches, in order.
+pub type Batches = mpsc::Receiver<Batch>;
+
+/// What hears of each batch of an import once it is in.
+pub type Done = Box<dyn FnMut(IngestReport) + Send>;
 
 /// One batch of an import.
 pub enum Batch {
@@ -150,13 +162,18 @@ impl Log for Local {
         Framing::LOCAL
     }
 
-    fn import(&self, batch: Batch) -> Answer<'_, IngestReport> {
+    fn import(&self, mut batches: Batches, done: Done) -> Answer<'_, ()> {
         Box::pin(async move {
-            let items = match batch {
-                Batch::Parsed(items) => items,
-                Batch::Records(records) => records.iter().map(|r| record::parse(r, Origin::Api)).collect(),
+            let log = self.app().await?.log.clone();
+            let items = move || {
+                batches.blocking_recv().map(|batch| match batch {
+                    Batch::Parsed(items) => items,
+                    Batch::Records(records) => records.iter().map(|r| record::parse(r, Origin::Api)).collect(),
+                })
             };
-            self.ingest(items).await
+            // One bulk load on one thread of the blocking pool, from the first batch to the
+            // last.
+            Ok(mobius_log::blocking::spawn(move || log.import(std::iter::from_fn(items), done)).await?)
         })
     }
 
@@ -216,15 +233,23 @@ impl Log for Remote {
         Framing::SERVER
     }
 
-    fn import(&self, batch: Batch) -> Answer<'_, IngestReport> {
+    fn import(&self, mut batches: Batches, mut done: Done) -> Answer<'_, ()> {
         Box::pin(async move {
-            let Batch::Records(records) = batch else { bail!("a server takes an import's records as text") };
-            let request = self
-                .client
-                .request(Method::POST, "/api/v1/events")
-                .header("content-type", "application/x-ndjson")
-                .body(records.join("\n"));
-            self.client.json_any_status(request).await
+            while let Some(batch) = batches.recv().await {
+                let Batch::Records(records) = batch else { bail!("a server takes an import's records as text") };
+                let report = if records.is_empty() {
+                    IngestReport::default()
+                } else {
+                    let request = self
+                        .client
+                        .request(Method::POST, "/api/v1/events")
+                        .header("content-type", "application/x-ndjson")
+                        .body(records.join("\n"));
+                    self.client.json_any_status(request).await?
+                };
+                done(report);
+            }
+            Ok(())
         })
     }
 
