@@ -24,7 +24,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mobius_pipelines::engine::JobReport;
 use mobius_pipelines::store_sync::Record;
-use mobius_runs::agents::{AgentError, Hello};
+use mobius_runs::agents::{AgentError, Hello, bound};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -99,13 +99,18 @@ pub struct LogParams {
 
 /// `POST /api/v1/agent/jobs/{id}/log?agent=ID&offset=N`.
 pub async fn log(
-    _: Caller<Agent>,
+    caller: Caller<Agent>,
     State(state): State<AppState>,
     Path(id): Path<i64>,
     Query(params): Query<LogParams>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    match state.app.agents.append_log(id, &params.agent, params.offset, body.bytes.to_vec()).await {
+    match state
+        .app
+        .agents
+        .append_log(id, &bound(&token_of(&caller)?, &params.agent), params.offset, body.bytes.to_vec())
+        .await
+    {
         Ok(length) => Ok(Json(json!({ "length": length })).into_response()),
         Err(AgentError::Gap { expected, .. }) => {
             let body = json!({
@@ -126,24 +131,24 @@ pub struct AgentParam {
 
 /// `PUT /api/v1/agent/jobs/{id}/finish?agent=ID`.
 pub async fn finish(
-    _: Caller<Agent>,
+    caller: Caller<Agent>,
     State(state): State<AppState>,
     Path(id): Path<i64>,
     Query(params): Query<AgentParam>,
     JsonBody(report): JsonBody<JobReport>,
 ) -> Result<Response, ApiError> {
-    state.app.agents.finish(id, &params.agent, report).await?;
+    state.app.agents.finish(id, &bound(&token_of(&caller)?, &params.agent), report).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET /api/v1/agent/jobs/{id}/source?agent=ID`.
 pub async fn source(
-    _: Caller<Agent>,
+    caller: Caller<Agent>,
     State(state): State<AppState>,
     Path(id): Path<i64>,
     Query(params): Query<AgentParam>,
 ) -> Result<Response, ApiError> {
-    match state.app.agents.source(id, &params.agent).await? {
+    match state.app.agents.source(id, &bound(&token_of(&caller)?, &params.agent)).await? {
         Some(packed) => Ok(([(header::CONTENT_TYPE, "application/x-tar")], packed.as_ref().clone()).into_response()),
         None => Err(ApiError::not_found(format!("job {id} has no workspace on this server"))),
     }
@@ -152,60 +157,61 @@ pub async fn source(
 /// `GET /api/v1/agent/jobs/{id}/records?agent=ID`: the artifact and cache records the job may
 /// read.
 pub async fn records(
-    _: Caller<Agent>,
+    caller: Caller<Agent>,
     State(state): State<AppState>,
     Path(id): Path<i64>,
     Query(params): Query<AgentParam>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(state.app.agents.records(id, &params.agent).await?).into_response())
+    Ok(Json(state.app.agents.records(id, &bound(&token_of(&caller)?, &params.agent)).await?).into_response())
 }
 
 /// `POST /api/v1/agent/jobs/{id}/records?agent=ID`: the records the job made, after their
 /// blobs.
 pub async fn put_records(
-    _: Caller<Agent>,
+    caller: Caller<Agent>,
     State(state): State<AppState>,
     Path(id): Path<i64>,
     Query(params): Query<AgentParam>,
     JsonBody(records): JsonBody<Vec<Record>>,
 ) -> Result<Response, ApiError> {
-    state.app.agents.put_records(id, &params.agent, records).await?;
+    state.app.agents.put_records(id, &bound(&token_of(&caller)?, &params.agent), records).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `POST /api/v1/agent/jobs/{id}/blobs/missing?agent=ID`: which of these digests the server
 /// lacks.
 pub async fn missing_blobs(
-    _: Caller<Agent>,
+    caller: Caller<Agent>,
     State(state): State<AppState>,
     Path(id): Path<i64>,
     Query(params): Query<AgentParam>,
     JsonBody(digests): JsonBody<Vec<String>>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(state.app.agents.missing_blobs(id, &params.agent, digests).await?).into_response())
+    Ok(Json(state.app.agents.missing_blobs(id, &bound(&token_of(&caller)?, &params.agent), digests).await?)
+        .into_response())
 }
 
 /// `GET /api/v1/agent/jobs/{id}/blobs/{digest}?agent=ID`.
 pub async fn blob(
-    _: Caller<Agent>,
+    caller: Caller<Agent>,
     State(state): State<AppState>,
     Path((id, digest)): Path<(i64, String)>,
     Query(params): Query<AgentParam>,
 ) -> Result<Response, ApiError> {
-    let bytes = state.app.agents.blob(id, &params.agent, digest).await?;
+    let bytes = state.app.agents.blob(id, &bound(&token_of(&caller)?, &params.agent), digest).await?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
 
 /// `PUT /api/v1/agent/jobs/{id}/blobs/{digest}?agent=ID`: refused unless the bytes hash to the
 /// digest.
 pub async fn put_blob(
-    _: Caller<Agent>,
+    caller: Caller<Agent>,
     State(state): State<AppState>,
     Path((id, digest)): Path<(i64, String)>,
     Query(params): Query<AgentParam>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    state.app.agents.put_blob(id, &params.agent, digest, body.bytes.to_vec()).await?;
+    state.app.agents.put_blob(id, &bound(&token_of(&caller)?, &params.agent), digest, body.bytes.to_vec()).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -321,6 +321,15 @@ fn the_protocol_refuses_gaps_jobs_not_held_and_other_scopes() {
     let again = log("raw#1", 0, line);
     assert_eq!(again.json::<Value>().unwrap()["length"], line.len(), "a resent chunk is taken once");
     assert_eq!(log("other#2", line.len() as u64, line).status(), reqwest::StatusCode::CONFLICT);
+    // Another agent token cannot act for this agent, even knowing its id.
+    let stranger = agent_token(&dir, "stranger");
+    let spoofed = http()
+        .post(server.url(&format!("/api/v1/agent/jobs/{id}/log?agent=raw%231&offset={}", line.len())))
+        .bearer_auth(&stranger)
+        .body(line.to_owned())
+        .send()
+        .unwrap();
+    assert_eq!(spoofed.status(), reqwest::StatusCode::CONFLICT, "the agent's id is bound to its token");
     let report = json!({"id": "long", "name": "long", "matrix": {}, "outcome": "success", "result": "success", "outputs": {}, "steps": []});
     let stolen = http()
         .put(server.url(&format!("/api/v1/agent/jobs/{id}/finish?agent=other%232")))
