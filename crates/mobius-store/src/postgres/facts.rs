@@ -61,9 +61,6 @@ enum Table {
     Artifacts,
     DeploymentChanges,
     PipelineRuns,
-    /// Written at once, never held.
-    Deployments,
-    Incidents,
 }
 
 /// Answers read ahead for a batch of an import ([`PgFacts::read_ahead`]), kept true by the
@@ -117,14 +114,15 @@ impl<'a, 'c> PgFacts<'a, 'c> {
             self.known = known;
             return Ok(());
         };
-        let stored = self.query(Table::Deployments, "SELECT key FROM deployments WHERE key = ANY($1)", &[&keys])?;
+        // Planned each time, for the tables as large as they have grown: a plan cached while
+        // they were small would scan them whole.
+        let stored = self.tx.query("SELECT key FROM deployments WHERE key = ANY($1)", &[&keys])?;
         known.deployments = keys.into_iter().map(|key| (key, false)).collect();
         for row in stored {
             known.deployments.insert(row.get(0), true);
         }
         let (services, environments): (Vec<String>, Vec<String>) = known.scopes.iter().cloned().unzip();
-        let rows = self.query(
-            Table::Incidents,
+        let rows = self.tx.query(
             "SELECT i.key, i.service, i.environment, i.detected, i.attribution FROM incidents i
              JOIN unnest($1::text[], $2::text[]) AS s (service, environment)
                ON i.service = s.service AND i.environment = s.environment
