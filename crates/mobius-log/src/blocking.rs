@@ -187,6 +187,10 @@ guarded! {
     active_agent_jobs() -> Result<Vec<AgentJob>, StoreError>;
     expire_agent_jobs(now: Timestamp, reason: &str) -> Result<Vec<i64>, StoreError>;
     lose_agent_jobs_of_token(token: &str, reason: &str, at: Timestamp) -> Result<Vec<i64>, StoreError>;
+    put_transfer_file(transfer: &str, name: &str, digest: &str, bytes: &[u8]) -> Result<(), StoreError>;
+    hold_transfer_blobs(transfer: &str, digests: &[String]) -> Result<Vec<String>, StoreError>;
+    transfer_file(transfer: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    release_transfer(transfer: &str) -> Result<(), StoreError>;
     enqueue_rollout_command(command: &NewRolloutCommand) -> Result<i64, StoreError>;
     claim_rollout_command(environments: &[Scope], holder: &str, now: Timestamp) -> Result<Option<RolloutCommand>, StoreError>;
     finish_rollout_command(id: i64, holder: &str, result: &str, at: Timestamp) -> Result<bool, StoreError>;

@@ -232,12 +232,9 @@ fn checked(record: &Record, scope: &RecordScope, writing: bool) -> Result<Vec<Fi
 /// one is refused. An artifact record replaces the one of its name (an upload again in the same
 /// run); a cache entry that exists is kept. Every blob a record names must be in the store.
 pub fn write_records(store: &Path, scope: &RecordScope, from: Received, records: &[Record]) -> Result<(), SyncError> {
-    let writing = from == Received::FromAgent;
-    for record in records {
-        for file in checked(record, scope, writing)? {
-            if !blob_path(store, &file.sha256).is_file() {
-                return Err(SyncError::MissingBlob { path: record.path.clone(), digest: file.sha256 });
-            }
+    for (path, digest) in check_records(scope, from, records)? {
+        if !blob_path(store, &digest).is_file() {
+            return Err(SyncError::MissingBlob { path, digest });
         }
     }
     for record in records {
@@ -251,6 +248,40 @@ pub fn write_records(store: &Path, scope: &RecordScope, from: Received, records:
         write_atomically(dir, &path, &record.bytes)?;
     }
     Ok(())
+}
+
+/// Checks records as [`write_records`] does before writing them; the blobs they name, as
+/// (record path, digest) pairs in order.
+pub fn check_records(
+    scope: &RecordScope,
+    from: Received,
+    records: &[Record],
+) -> Result<Vec<(String, String)>, SyncError> {
+    let writing = from == Received::FromAgent;
+    let mut named = Vec::new();
+    for record in records {
+        for file in checked(record, scope, writing)? {
+            named.push((record.path.clone(), file.sha256));
+        }
+    }
+    Ok(named)
+}
+
+/// The SHA-256 of `bytes`, as blobs are named.
+pub fn digest_of(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Refuses a name that is not a digest, or content whose digest is another.
+pub fn check_blob(digest: &str, bytes: &[u8]) -> Result<(), SyncError> {
+    check_digest(digest)?;
+    verify(digest, bytes)
+}
+
+/// Refuses a name that is not a digest.
+pub fn check_digest(digest: &str) -> Result<(), SyncError> {
+    let hex = digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if hex { Ok(()) } else { Err(SyncError::BadDigest { digest: digest.to_owned() }) }
 }
 
 /// The blobs the records name, by digest. Records that do not parse are refused.
@@ -313,13 +344,8 @@ fn blob_path(store: &Path, digest: &str) -> PathBuf {
     store.join("blobs/sha256").join(digest)
 }
 
-fn check_digest(digest: &str) -> Result<(), SyncError> {
-    let hex = digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if hex { Ok(()) } else { Err(SyncError::BadDigest { digest: digest.to_owned() }) }
-}
-
 fn verify(digest: &str, bytes: &[u8]) -> Result<(), SyncError> {
-    let actual = hex::encode(Sha256::digest(bytes));
+    let actual = digest_of(bytes);
     if actual == digest { Ok(()) } else { Err(SyncError::DigestMismatch { digest: digest.to_owned(), actual }) }
 }
 

@@ -7,7 +7,10 @@
 //! reports. The agent's calls ([`Agents::request`], [`Agents::renew`], [`Agents::append_log`],
 //! [`Agents::finish`], [`Agents::source`]) may reach any replica: the queue, the lease and the
 //! log are in the store; a replica's own calls wake its dispatchers at once, others are seen
-//! within [`FOLLOW_EVERY`].
+//! within [`FOLLOW_EVERY`]. So are the files the job reads and makes: its workspace tar and
+//! the blobs of the artifacts and caches it may read go into the store's transfer for the job
+//! before it is queued, what it uploads lands there too, and the dispatcher copies that into
+//! the run's artifact store when the job ends (see `mobius_store::transfers`).
 //!
 //! What the agent sends as its "log" is the job's whole progress, NDJSON lines of
 //! [`Progress`], appended at byte offsets so a chunk sent again after a network blip is taken
@@ -26,6 +29,7 @@ use jiff::Timestamp;
 use mobius_pipelines::engine::{JobDispatch, JobReport, RemoteJob, StepReport};
 use mobius_pipelines::exec::{LogLine, Stream};
 use mobius_pipelines::store_sync::{self, Received, Record, RecordScope, SyncError};
+use mobius_store::transfers::{MADE, SOURCE};
 use mobius_store::{AgentJob, AgentJobState, AgentRecord, LogAppend, Renewal, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -114,6 +118,18 @@ pub struct Hello {
     pub id: String,
     pub name: String,
     pub labels: Vec<String>,
+}
+
+/// What a job's payload holds, sealed: the job, and where its files are.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Sealed {
+    job: RemoteJob,
+    /// The job's transfer in the store (see `mobius_store::transfers`).
+    transfer: String,
+    /// Whether the transfer has the job's workspace.
+    source: bool,
+    /// The artifact and cache records the job may read; the transfer has their blobs.
+    records: Vec<Record>,
 }
 
 /// A job handed to an agent.
@@ -226,8 +242,6 @@ struct Inner {
     watched: Mutex<HashMap<i64, Arc<Notify>>>,
     /// When each agent's contact was last recorded here: at most every [`CONTACT_EVERY`].
     contacts: Mutex<HashMap<String, tokio::time::Instant>>,
-    /// The workspaces of queued and running jobs that check out, packed, by job id.
-    sources: Mutex<HashMap<i64, Arc<Vec<u8>>>>,
     /// The server's artifact and cache store (`<data>/pipelines`).
     files: PathBuf,
 }
@@ -249,7 +263,6 @@ impl Agents {
                 queued: Notify::new(),
                 watched: Mutex::new(HashMap::new()),
                 contacts: Mutex::new(HashMap::new()),
-                sources: Mutex::new(HashMap::new()),
                 files,
             }),
         }
@@ -358,14 +371,13 @@ impl Agents {
             let claimed = self.store(move |s| s.claim_agent_job(&agent, &token, &labels, now, until)).await?;
             if let Some(job) = claimed {
                 match self.open(&job) {
-                    Ok(remote) => {
+                    Ok(sealed) => {
                         self.ring(job.id);
-                        let source = self.inner.sources.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&job.id);
                         return Ok(Some(Claimed {
                             id: job.id,
                             run: job.run,
-                            job: remote,
-                            source,
+                            job: sealed.job,
+                            source: sealed.source,
                             lease_seconds: self.inner.config.lease.as_secs(),
                             renew_seconds: self.inner.config.renew.as_secs().max(1),
                         }));
@@ -389,7 +401,7 @@ impl Agents {
         }
     }
 
-    fn open(&self, job: &AgentJob) -> Result<RemoteJob, String> {
+    fn open(&self, job: &AgentJob) -> Result<Sealed, String> {
         let secrets = self.inner.secrets.as_ref().ok_or("the server has no secret key to open agent jobs with")?;
         let plain = secrets
             .open_document(&purpose(job.run, &job.job), &job.payload)
@@ -455,19 +467,15 @@ impl Agents {
         Ok(())
     }
 
-    /// `GET /api/v1/agent/jobs/{id}/source`: the packed workspace of a job this agent holds.
-    /// `None` when the job has none here (it does not check out, or another replica queued it).
-    pub async fn source(&self, id: i64, agent: &str) -> Result<Option<Arc<Vec<u8>>>, AgentError> {
-        let job = self.store(move |s| s.agent_job(id)).await?;
-        let held = job.is_some_and(|j| j.state == AgentJobState::Running && j.agent.as_deref() == Some(agent));
-        if !held {
-            return Err(AgentError::NotHeld(id));
-        }
-        Ok(self.inner.sources.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned())
+    /// `GET /api/v1/agent/jobs/{id}/source`: the packed workspace of a job this agent holds;
+    /// `None` when the job has none (it does not check out).
+    pub async fn source(&self, id: i64, agent: &str) -> Result<Option<Vec<u8>>, AgentError> {
+        let transfer = self.held(id, agent).await?.transfer;
+        Ok(self.store(move |s| s.transfer_file(&transfer, SOURCE)).await?)
     }
 
     /// The job this agent holds, opened: refused when it does not hold it.
-    async fn held(&self, id: i64, agent: &str) -> Result<RemoteJob, AgentError> {
+    async fn held(&self, id: i64, agent: &str) -> Result<Sealed, AgentError> {
         let job = self.store(move |s| s.agent_job(id)).await?;
         match job {
             Some(job) if job.state == AgentJobState::Running && job.agent.as_deref() == Some(agent) => {
@@ -478,50 +486,62 @@ impl Agents {
     }
 
     /// `GET …/records`: the artifact and cache records the job may read (see
-    /// `mobius_pipelines::store_sync`).
+    /// `mobius_pipelines::store_sync`), as they were when it was queued.
     pub async fn records(&self, id: i64, agent: &str) -> Result<Vec<Record>, AgentError> {
-        let scope = RecordScope::of(&self.held(id, agent).await?);
-        let files = self.inner.files.clone();
-        Ok(mobius_log::blocking::spawn(move || store_sync::list_records(&files, &scope)).await?)
+        Ok(self.held(id, agent).await?.records)
     }
 
     /// `GET …/blobs/{digest}`: a blob one of the job's readable records names.
     pub async fn blob(&self, id: i64, agent: &str, digest: String) -> Result<Vec<u8>, AgentError> {
-        let scope = RecordScope::of(&self.held(id, agent).await?);
-        let files = self.inner.files.clone();
-        mobius_log::blocking::spawn(move || {
-            let readable = store_sync::referenced_blobs(&store_sync::list_records(&files, &scope)?)?;
-            if !readable.contains(&digest) {
-                return Err(AgentError::NoBlob(id, digest));
-            }
-            Ok(store_sync::read_blob(&files, &digest)?)
-        })
-        .await
+        store_sync::check_digest(&digest)?;
+        let transfer = self.held(id, agent).await?.transfer;
+        let name = digest.clone();
+        let bytes = self.store(move |s| s.transfer_file(&transfer, &name)).await?;
+        let bytes = bytes.ok_or_else(|| AgentError::NoBlob(id, digest.clone()))?;
+        // A corrupt blob is not passed on.
+        store_sync::check_blob(&digest, &bytes)?;
+        Ok(bytes)
     }
 
-    /// `POST …/blobs/missing`: which of these blobs the server lacks.
+    /// `POST …/blobs/missing`: which of these blobs the server lacks (those it has are kept for
+    /// the job from now on).
     pub async fn missing_blobs(&self, id: i64, agent: &str, digests: Vec<String>) -> Result<Vec<String>, AgentError> {
-        self.held(id, agent).await?;
-        let files = self.inner.files.clone();
-        Ok(mobius_log::blocking::spawn(move || store_sync::missing_blobs(&files, &digests)).await?)
+        for digest in &digests {
+            store_sync::check_digest(digest)?;
+        }
+        let transfer = self.held(id, agent).await?.transfer;
+        Ok(self.store(move |s| s.hold_transfer_blobs(&transfer, &digests)).await?)
     }
 
     /// `PUT …/blobs/{digest}`: a blob the job made, stored once its digest is checked.
     pub async fn put_blob(&self, id: i64, agent: &str, digest: String, bytes: Vec<u8>) -> Result<(), AgentError> {
-        self.held(id, agent).await?;
-        let files = self.inner.files.clone();
-        Ok(mobius_log::blocking::spawn(move || store_sync::write_blob(&files, &digest, &bytes)).await?)
+        store_sync::check_blob(&digest, &bytes)?;
+        let transfer = self.held(id, agent).await?.transfer;
+        Ok(self.store(move |s| s.put_transfer_file(&transfer, &digest, &digest, &bytes)).await?)
     }
 
     /// `POST …/records`: the records the job made (artifacts of its run, caches of its branch),
-    /// after their blobs.
+    /// after their blobs. The run's dispatcher writes them into its artifact store when the job
+    /// ends.
     pub async fn put_records(&self, id: i64, agent: &str, records: Vec<Record>) -> Result<(), AgentError> {
-        let scope = RecordScope::of(&self.held(id, agent).await?);
-        let files = self.inner.files.clone();
-        Ok(mobius_log::blocking::spawn(move || {
-            store_sync::write_records(&files, &scope, Received::FromAgent, &records)
-        })
-        .await?)
+        let sealed = self.held(id, agent).await?;
+        let named = store_sync::check_records(&RecordScope::of(&sealed.job), Received::FromAgent, &records)?;
+        let digests: Vec<String> = named.iter().map(|(_, digest)| digest.clone()).collect();
+        let transfer = sealed.transfer;
+        let json = serde_json::to_vec(&records).map_err(|e| AgentError::BadReport(e.to_string()))?;
+        let missing = self
+            .store(move |s| {
+                let missing = s.hold_transfer_blobs(&transfer, &digests)?;
+                if missing.is_empty() {
+                    s.put_transfer_file(&transfer, MADE, &store_sync::digest_of(&json), &json)?;
+                }
+                Ok(missing)
+            })
+            .await?;
+        match named.into_iter().find(|(_, digest)| missing.contains(digest)) {
+            Some((path, digest)) => Err(AgentError::Sync(SyncError::MissingBlob { path, digest })),
+            None => Ok(()),
+        }
     }
 
     /// Fails the jobs running under a revoked agent token, at once.

@@ -20,6 +20,7 @@ mod log_offsets;
 pub mod postgres;
 pub mod runs;
 pub mod sqlite;
+pub mod transfers;
 
 use jiff::Timestamp;
 use mobius_events::facts::{Deployment, DeploymentId, FactSet, Incident};
@@ -531,6 +532,19 @@ pub trait Store: Send + Sync {
     /// Makes every running job held with the token `token` [`AgentJobState::Lost`] with
     /// `reason`, ended at `at` (the token was revoked); their ids, ascending.
     fn lose_agent_jobs_of_token(&self, token: &str, reason: &str, at: Timestamp) -> Result<Vec<i64>, StoreError>;
+
+    // Files passing through the store for agent jobs (see [`transfers`]).
+
+    /// Names `bytes` (whose digest is `digest`) `name` in `transfer`, replacing what that name
+    /// was; the content is stored once per digest.
+    fn put_transfer_file(&self, transfer: &str, name: &str, digest: &str, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Names in `transfer` each of `digests` the store has (by the digest itself); the ones it
+    /// lacks, in order, to be put.
+    fn hold_transfer_blobs(&self, transfer: &str, digests: &[String]) -> Result<Vec<String>, StoreError>;
+    /// The content `transfer` names `name`; `None` when it names nothing so.
+    fn transfer_file(&self, transfer: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Forgets `transfer`'s names, and the content no other transfer names.
+    fn release_transfer(&self, transfer: &str) -> Result<(), StoreError>;
 
     // The rollout command queue (see [`commands`]).
 

@@ -1,5 +1,6 @@
-//! The dispatcher of one run: it queues a routed job and follows it in the store to its end,
-//! handing the agent's progress to the run's observer (see the parent module).
+//! The dispatcher of one run: it puts a routed job's files into a transfer in the store,
+//! queues the job and follows it there to its end, handing the agent's progress to the run's
+//! observer and what the job made to the run's artifact store (see the parent module).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,10 +8,12 @@ use std::time::{Duration, SystemTime};
 
 use mobius_pipelines::engine::{BoxFuture, JobDispatch, JobReport, RemoteJob, RemoteProgress};
 use mobius_pipelines::exec::{CancellationSignal, LogLine, Stream};
-use mobius_store::{AgentJob, AgentJobState, NewAgentJob};
+use mobius_pipelines::store_sync::{self, Received, Record, RecordScope};
+use mobius_store::transfers::{MADE, SOURCE};
+use mobius_store::{AgentJob, AgentJobState, NewAgentJob, Store};
 use tokio::sync::Notify;
 
-use super::{AGENT_LOST, Agents, FOLLOW_EVERY, Progress, READ_CHUNK, purpose};
+use super::{AGENT_LOST, Agents, FOLLOW_EVERY, Progress, READ_CHUNK, Sealed, purpose};
 
 /// One run's [`JobDispatch`]: queues the job and follows it to its end.
 #[derive(Debug)]
@@ -41,7 +44,8 @@ fn runner_line(text: &str) -> LogLine {
 }
 
 /// Queues `job` and follows it in the store until it ends: its progress handed to the run's
-/// observer, cancel passed on, a lapsed lease made "agent lost".
+/// observer, cancel passed on, a lapsed lease made "agent lost". Its transfer is released
+/// however it ends.
 async fn follow(
     agents: &Agents,
     run: i64,
@@ -50,16 +54,35 @@ async fn follow(
     progress: &RemoteProgress,
     cancel: CancellationSignal,
 ) -> Result<JobReport, String> {
+    let transfer = uuid::Uuid::new_v4().simple().to_string();
+    let followed = queue_and_follow(agents, run, source, job, &transfer, progress, cancel).await;
+    let released = transfer.clone();
+    if let Err(e) = agents.store(move |s| s.release_transfer(&released)).await {
+        tracing::warn!(run, transfer, error = %e, "cannot release an agent job's files");
+    }
+    followed
+}
+
+async fn queue_and_follow(
+    agents: &Agents,
+    run: i64,
+    source: Option<PathBuf>,
+    job: RemoteJob,
+    transfer: &str,
+    progress: &RemoteProgress,
+    cancel: CancellationSignal,
+) -> Result<JobReport, String> {
     let secrets = agents.inner.secrets.as_ref().ok_or("agents need the server's secret key (MOBIUS_SECRET_KEY)")?;
-    let packed = match source.filter(|dir| dir.is_dir()) {
-        Some(dir) => Some(Arc::new(
-            mobius_log::blocking::spawn(move || pack(&dir))
-                .await
-                .map_err(|e| format!("cannot pack the workspace for the agent: {e}"))?,
-        )),
-        None => None,
-    };
-    let plain = serde_json::to_vec(&job).map_err(|e| format!("cannot encode the job: {e}"))?;
+    let scope = RecordScope::of(&job);
+    let (store, files, name) = (agents.inner.store.clone(), agents.inner.files.clone(), transfer.to_owned());
+    let scope_read = scope.clone();
+    let (has_source, records) =
+        mobius_log::blocking::spawn(move || put_files(store.as_ref(), &files, &name, source, &scope_read))
+            .await
+            .map_err(|e| format!("cannot hand the job's files to the store: {e}"))?;
+    let sealed = Sealed { job, transfer: transfer.to_owned(), source: has_source, records };
+    let plain = serde_json::to_vec(&sealed).map_err(|e| format!("cannot encode the job: {e}"))?;
+    let job = sealed.job;
     let new = NewAgentJob {
         run,
         job: job.name.clone(),
@@ -69,17 +92,64 @@ async fn follow(
     };
     let id =
         agents.store(move |s| s.enqueue_agent_job(&new)).await.map_err(|e| format!("cannot queue the job: {e}"))?;
-    if let Some(packed) = packed {
-        agents.inner.sources.lock().unwrap_or_else(|e| e.into_inner()).insert(id, packed);
-    }
     agents.inner.queued.notify_waiters();
     let labels = job.labels.join(", ");
     progress
         .log("Set up job", runner_line(&format!("Waiting for an agent with the labels [{labels}] (agent job {id})")));
-    let followed =
-        Follower { agents, id, progress, offset: 0, partial: Vec::new(), announced: false }.until_ended(cancel).await;
-    agents.inner.sources.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-    followed
+    let report =
+        Follower { agents, id, progress, offset: 0, partial: Vec::new(), announced: false }.until_ended(cancel).await?;
+    let (store, files, name) = (agents.inner.store.clone(), agents.inner.files.clone(), transfer.to_owned());
+    mobius_log::blocking::spawn(move || take_made(store.as_ref(), &files, &name, &scope))
+        .await
+        .map_err(|e| format!("cannot store what the job on the agent made: {e}"))?;
+    Ok(report)
+}
+
+/// Puts the job's files into its transfer: the workspace packed (when the run has one) and the
+/// blobs of the records the job may read. Whether there is a workspace, and those records.
+fn put_files(
+    store: &dyn Store,
+    files: &std::path::Path,
+    transfer: &str,
+    source: Option<PathBuf>,
+    scope: &RecordScope,
+) -> Result<(bool, Vec<Record>), String> {
+    let has_source = match source.filter(|dir| dir.is_dir()) {
+        Some(dir) => {
+            let packed = pack(&dir).map_err(|e| format!("cannot pack the workspace: {e}"))?;
+            store
+                .put_transfer_file(transfer, SOURCE, &store_sync::digest_of(&packed), &packed)
+                .map_err(|e| e.to_string())?;
+            true
+        }
+        None => false,
+    };
+    let records = store_sync::list_records(files, scope).map_err(|e| e.to_string())?;
+    let digests: Vec<String> = store_sync::referenced_blobs(&records).map_err(|e| e.to_string())?.into_iter().collect();
+    for digest in store.hold_transfer_blobs(transfer, &digests).map_err(|e| e.to_string())? {
+        let bytes = store_sync::read_blob(files, &digest).map_err(|e| e.to_string())?;
+        store.put_transfer_file(transfer, &digest, &digest, &bytes).map_err(|e| e.to_string())?;
+    }
+    Ok((has_source, records))
+}
+
+/// Writes what the job made (the records it left in its transfer, checked again, after their
+/// blobs) into the run's artifact store.
+fn take_made(store: &dyn Store, files: &std::path::Path, transfer: &str, scope: &RecordScope) -> Result<(), String> {
+    let Some(json) = store.transfer_file(transfer, MADE).map_err(|e| e.to_string())? else {
+        return Ok(());
+    };
+    let records: Vec<Record> = serde_json::from_slice(&json).map_err(|e| e.to_string())?;
+    let named = store_sync::check_records(scope, Received::FromAgent, &records).map_err(|e| e.to_string())?;
+    let digests: Vec<&String> = named.iter().map(|(_, digest)| digest).collect();
+    for digest in store_sync::missing_blobs(files, digests).map_err(|e| e.to_string())? {
+        let bytes = store
+            .transfer_file(transfer, &digest)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("blob {digest} is not in the job's transfer"))?;
+        store_sync::write_blob(files, &digest, &bytes).map_err(|e| e.to_string())?;
+    }
+    store_sync::write_records(files, scope, Received::FromAgent, &records).map_err(|e| e.to_string())
 }
 
 /// Takes a job's bell down when its dispatcher stops following it.

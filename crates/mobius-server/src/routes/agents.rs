@@ -149,8 +149,8 @@ pub async fn source(
     Query(params): Query<AgentParam>,
 ) -> Result<Response, ApiError> {
     match state.app.agents.source(id, &bound(&token_of(&caller)?, &params.agent)).await? {
-        Some(packed) => Ok(([(header::CONTENT_TYPE, "application/x-tar")], packed.as_ref().clone()).into_response()),
-        None => Err(ApiError::not_found(format!("job {id} has no workspace on this server"))),
+        Some(packed) => Ok(([(header::CONTENT_TYPE, "application/x-tar")], packed).into_response()),
+        None => Err(ApiError::not_found(format!("job {id} has no workspace"))),
     }
 }
 

@@ -30,6 +30,7 @@ mod runs;
 mod sessions;
 mod sli;
 mod tls;
+mod transfers;
 
 use std::collections::HashMap;
 
@@ -547,6 +548,22 @@ impl Store for PgStore {
 
     fn lose_agent_jobs_of_token(&self, token: &str, reason: &str, at: Timestamp) -> Result<Vec<i64>, StoreError> {
         self.write_rows(|tx| agents::lose_of_token(tx, token, reason, at))
+    }
+
+    fn put_transfer_file(&self, transfer: &str, name: &str, digest: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.write_rows(|tx| transfers::put(tx, transfer, name, digest, bytes))
+    }
+
+    fn hold_transfer_blobs(&self, transfer: &str, digests: &[String]) -> Result<Vec<String>, StoreError> {
+        self.write_rows(|tx| transfers::hold(tx, transfer, digests))
+    }
+
+    fn transfer_file(&self, transfer: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|c| transfers::file(c, transfer, name))
+    }
+
+    fn release_transfer(&self, transfer: &str) -> Result<(), StoreError> {
+        self.write_rows(|tx| transfers::release(tx, transfer))
     }
 
     fn enqueue_rollout_command(&self, command: &NewRolloutCommand) -> Result<i64, StoreError> {

@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0015_leases.sql"),
     include_str!("migrations/0016_agents.sql"),
     include_str!("migrations/0017_rollout_commands.sql"),
+    include_str!("migrations/0018_transfers.sql"),
 ];
 
 /// Brings the schema up to date; refuses a database written by a newer build.

@@ -13,6 +13,7 @@ mod runs;
 mod settings;
 mod sli;
 mod tls;
+mod transfers;
 
 use mobius_store::{PgStore, SqliteStore, Store};
 

@@ -20,7 +20,7 @@ fn reconnecting_migrates_nothing_and_keeps_what_was_stored() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4], "each migration once");
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6], "each migration once");
     drop((client, store));
 }
 
@@ -32,7 +32,7 @@ fn a_schema_newer_than_this_build_is_refused() {
     client.execute("INSERT INTO schema_migrations (version, applied) VALUES (99, 0)", &[]).unwrap();
     drop(client);
     match PgStore::connect(&database.url) {
-        Err(StoreError::SchemaTooNew { found: 99, known: 4 }) => {}
+        Err(StoreError::SchemaTooNew { found: 99, known: 6 }) => {}
         Err(other) => panic!("{other}"),
         Ok(_) => panic!("a newer schema was accepted"),
     }
@@ -414,4 +414,32 @@ fn the_agent_queue_announces_its_changes_to_listeners() {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = mobius_store::SqliteStore::open(dir.path()).unwrap();
     assert!(!sqlite.listen("mobius_agent_jobs", Box::new(|_: &str| true)).unwrap());
+}
+
+/// Transfers taking up and releasing one blob from many threads at once: a transfer that
+/// named the blob always reads it back (a release beside it never deletes it from under it).
+#[test]
+fn transfers_racing_over_one_blob_never_lose_it_under_a_holder() {
+    let database = Database::create();
+    let store = PgStore::connect(&database.url).unwrap();
+    let digest = "ab".repeat(32);
+    std::thread::scope(|scope| {
+        for thread in 0..8 {
+            let (store, digest) = (&store, &digest);
+            scope.spawn(move || {
+                for round in 0..25 {
+                    let transfer = format!("t{thread}-{round}");
+                    let wanted = [digest.clone()];
+                    if !store.hold_transfer_blobs(&transfer, &wanted).unwrap().is_empty() {
+                        store.put_transfer_file(&transfer, digest, digest, b"content").unwrap();
+                    }
+                    let read = store.transfer_file(&transfer, digest).unwrap();
+                    assert_eq!(read.as_deref(), Some(&b"content"[..]), "{transfer} names the blob");
+                    store.release_transfer(&transfer).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(store.hold_transfer_blobs("after", std::slice::from_ref(&digest)).unwrap(), [digest], "released by all");
+    drop(store);
 }

@@ -416,3 +416,53 @@ fn a_replica_killed_mid_run_leaves_its_agent_job_to_finish_once() {
     let runs = get(&b, "/api/v1/runs");
     assert_eq!(runs.as_array().unwrap().len(), 1, "nothing was queued again: {runs}");
 }
+
+/// Two replicas on PostgreSQL, the run queued through one, the agent talking only to the
+/// other: the agent still checks out the commit, downloads the artifact the run made on the
+/// first replica and uploads its own for the next job there — every file passes through the
+/// store — and the store keeps none of them once the run is over.
+#[test]
+fn an_agent_on_another_replica_gets_the_jobs_files_through_the_store() {
+    let database = crate::postgres::cluster::Database::create();
+    let key = "f11e5".repeat(13)[..64].to_owned();
+    let env = [
+        ("MOBIUS_DATABASE_URL", database.url.as_str()),
+        ("MOBIUS_SECRET_KEY", key.as_str()),
+        ("MOBIUS_AGENT_LEASE", "3s"),
+    ];
+    let (dir_a, dir_b) = (Dir::new(), Dir::new());
+    let workflow = ROUTED.replace("on: push", "on: workflow_dispatch").replace("self-hosted, cpu", "self-hosted, gpu");
+    let repo = repository(&dir_a, &[("README.md", "hello\n"), (".github/workflows/ci.yml", workflow.as_str())]);
+    let a = dir_a.serve_with_env(&env);
+    let b = dir_b.serve_with_env(&env);
+    let cli = |args: &[&str]| {
+        let out = dir_a.cmd(args).envs(env).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    cli(&["repo", "add", repo.to_str().unwrap(), "--name", "acme/app"]);
+    let created: Value =
+        serde_json::from_slice(&cli(&["--json", "token", "create", "--scope", "agent", "--name", "farm"])).unwrap();
+    let _agent = AgentProcess::start(&dir_b, &b, created["token"].as_str().unwrap(), "farm", "gpu");
+    let started = http()
+        .post(a.url("/api/v1/runs"))
+        .bearer_auth(ADMIN)
+        .json(&json!({ "repository": "acme/app", "workflow": "ci.yml" }))
+        .send()
+        .unwrap();
+    assert_eq!(started.status(), reqwest::StatusCode::CREATED, "{}", started.text().unwrap_or_default());
+    let id = started.json::<Value>().unwrap()["id"].as_i64().unwrap();
+    let run = finished(&a, id);
+    let log = logs(&a, id);
+    assert_eq!(run["state"], "success", "{run}\n{log}");
+    let said = lines(&a, id);
+    assert!(said_by(&said, "gpu", "hello"), "the agent checked out the commit through replica B: {log}");
+    assert!(said_by(&said, "gpu", "seed-from-the-server"), "and downloaded replica A's artifact: {log}");
+    assert!(said_by(&said, "here", "built-on-the-agent"), "replica A has the agent's artifact: {log}");
+    let mut client = ::postgres::Client::connect(&database.url, ::postgres::NoTls).unwrap();
+    let left: i64 = client
+        .query_one("SELECT (SELECT count(*) FROM blobs) + (SELECT count(*) FROM transfer_files)", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "every transfer was released with its job");
+}
