@@ -2,7 +2,7 @@
 //! `${{ secrets.NAME }}` resolved from the secret store each time (deploy, replace, re-adopt).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::Path;
 
 use mobius_deploy::rollout::Deployed;
 use mobius_deploy::spec::ServiceSpec;
@@ -22,7 +22,7 @@ impl Deployer {
             service: spec.name().to_owned(),
             environment: environment.to_owned(),
             version: deployed.version.clone(),
-            workdir: PathBuf::from(&deployed.release),
+            workdir: self.local_release(Path::new(&deployed.release)).await?,
             command: spec.run.command.value.clone(),
             args: spec.run.args.clone(),
             env: self.instance_env(spec, None, environment).await?,

@@ -26,12 +26,13 @@ pub use plane::Injected;
 mod recovery;
 pub mod release;
 pub mod replicas;
+mod shared;
 pub(crate) mod sli;
 pub mod steps;
 pub mod upload;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
@@ -206,6 +207,7 @@ impl Deployer {
     pub async fn deploy(&self, request: DeployRequest) -> Result<Stored, DeployError> {
         let Some(leases) = &self.inner.config.leases else { return self.deploy_with(request, None).await };
         let release = self.prepare(&request).await?;
+        self.share(&release).await?;
         let change = replicas::Change::Deploy {
             release: release.dir,
             version: release.version,
@@ -404,7 +406,7 @@ impl Deployer {
         let request = DeployRequest {
             service: service.to_owned(),
             environment: environment.to_owned(),
-            source: Source::Dir(PathBuf::from(&previous.release)),
+            source: Source::Dir(self.local_release(Path::new(&previous.release)).await?),
             version: Some(previous.version.clone()),
             // Going back to what ran before is how a frozen budget recovers.
             reason: Some(mobius_slo::policy::Reason::Hotfix),

@@ -59,6 +59,12 @@ pub enum ReleaseError {
     /// The tree breaks a rule (a link out of it, a device file, a crafted archive).
     #[error(transparent)]
     Tree(ArchiveError),
+    /// A release made on another replica that is neither here nor in the store.
+    #[error("release {release} is not on this replica and not in the store (made by an older replica?)")]
+    NotShared { release: String },
+    /// A release tree from the store whose content is another release's.
+    #[error("the stored release {expected} unpacks as {found}")]
+    StoredMismatch { expected: String, found: String },
     #[error("cannot read the artifact store")]
     Artifacts(#[from] artifacts::StoreError),
     #[error("cannot {action} {}", path.display())]
@@ -197,6 +203,28 @@ fn check_digest(digest: &str) -> Result<(), ReleaseError> {
 fn releases_dir(data_dir: &Path) -> Result<PathBuf, ReleaseError> {
     let dir = data_dir.join("releases");
     fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+    Ok(dir)
+}
+
+/// Makes the release directory `<data>/releases/<hex>` from the tar another replica packed
+/// of it ([`crate::archive::pack`]), unless it is here already: unpacked, checked by the same
+/// rules as any release, and refused unless the tree's digest is `hex`.
+pub fn from_tar(data_dir: &Path, hex: &str, tar: &[u8]) -> Result<PathBuf, ReleaseError> {
+    let releases = releases_dir(data_dir)?;
+    let dir = releases.join(hex);
+    if dir.join("mobius.yaml").is_file() {
+        return Ok(dir);
+    }
+    let staging = tempfile::Builder::new()
+        .prefix(".stored-")
+        .tempdir_in(&releases)
+        .map_err(io("create a directory in", &releases))?;
+    archive::unpack(tar, staging.path())?;
+    let none = |_: &str| None;
+    let made = prepare(data_dir, &Source::Dir(staging.path().to_owned()), None, &none)?;
+    if made.dir != dir {
+        return Err(ReleaseError::StoredMismatch { expected: hex.to_owned(), found: made.dir.display().to_string() });
+    }
     Ok(dir)
 }
 

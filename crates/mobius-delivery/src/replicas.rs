@@ -130,7 +130,7 @@ impl DeployError {
                 | R::ArtifactWithoutDigest { .. }
                 | R::UnknownArtifact { .. }
                 | R::UnknownUpload { .. } => Refusal::NotFound,
-                R::Artifacts(_) | R::Io { .. } => Refusal::Failed,
+                R::Artifacts(_) | R::Io { .. } | R::NotShared { .. } | R::StoredMismatch { .. } => Refusal::Failed,
             },
             D::WrongService { .. }
             | D::UnknownEnvironment { .. }
@@ -485,21 +485,18 @@ impl Deployer {
         let done = match change {
             Change::Deploy { release, version, artifact, revision, reason } => {
                 let _one = self.inner.changes.lock().await;
-                let request = DeployRequest {
-                    service: service.to_owned(),
-                    environment: environment.to_owned(),
-                    source: Source::Dir(release),
-                    version: Some(version),
-                    reason,
-                };
-                match self.prepare(&request).await {
-                    Ok(mut made) => {
-                        // The release as the asking replica made it: its artifact, its commit.
-                        made.artifact = artifact;
-                        made.revision = revision;
-                        self.deploy_release(request, made, None).await
-                    }
+                match self.local_release(&release).await {
                     Err(error) => Err(error),
+                    Ok(release) => {
+                        let request = DeployRequest {
+                            service: service.to_owned(),
+                            environment: environment.to_owned(),
+                            source: Source::Dir(release),
+                            version: Some(version),
+                            reason,
+                        };
+                        self.deploy_made(request, artifact, revision).await
+                    }
                 }
             }
             Change::Promote => self.promote_here(service, environment).await,
@@ -510,6 +507,19 @@ impl Deployer {
             Ok(stored) => Answer::Applied(Box::new(stored)),
             Err(error) => Answer::Refused { refusal: error.refusal(), message: message_of(&error) },
         }
+    }
+
+    /// Deploys a release another replica made, keeping its artifact and commit.
+    async fn deploy_made(
+        &self,
+        request: DeployRequest,
+        artifact: String,
+        revision: Option<String>,
+    ) -> Result<crate::Stored, DeployError> {
+        let mut made = self.prepare(&request).await?;
+        made.artifact = artifact;
+        made.revision = revision;
+        self.deploy_release(request, made, None).await
     }
 
     /// Hands a change to the replica driving the environment — this one, when it holds the

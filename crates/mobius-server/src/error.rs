@@ -196,7 +196,7 @@ impl From<ReleaseError> for ApiError {
             | R::ArtifactWithoutDigest { .. }
             | R::UnknownArtifact { .. }
             | R::UnknownUpload { .. } => ApiError::client(StatusCode::NOT_FOUND, "not_found", &e),
-            R::Artifacts(_) | R::Io { .. } => ApiError::internal(e),
+            R::Artifacts(_) | R::Io { .. } | R::NotShared { .. } | R::StoredMismatch { .. } => ApiError::internal(e),
         }
     }
 }

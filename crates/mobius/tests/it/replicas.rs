@@ -136,3 +136,62 @@ fn the_replica_holding_an_environment_drives_it_and_another_finishes_its_canary_
     assert_eq!(restarted["phase"], "succeeded");
     drop(a);
 }
+
+/// The pids of a rollout's instances, stable's and new's.
+fn pids(rollout: &Value) -> Vec<u64> {
+    ["stable", "new"]
+        .iter()
+        .flat_map(|v| rollout[v]["instances"].as_array().cloned().unwrap_or_default())
+        .filter_map(|i| i["pid"].as_u64())
+        .collect()
+}
+
+/// The holder is lost with its machine — the server, its instances and its data directory
+/// gone — and the next holder, which never had the release, starts the environment's
+/// instances from the release kept in the store.
+#[test]
+fn a_holder_lost_with_its_machine_is_replaced_from_the_release_in_the_store() {
+    let database = cluster::Database::create();
+    let key = "5ec12e7".repeat(10)[..64].to_owned();
+    let env =
+        [("MOBIUS_DATABASE_URL", database.url.as_str()), ("MOBIUS_SECRET_KEY", key.as_str()), ("MOBIUS_LOG", "info")];
+    let (dir_a, dir_b) = (Dir::new(), Dir::new());
+    let _cleanup = (Cleanup(dir_a.path().to_owned()), Cleanup(dir_b.path().to_owned()));
+    let dirs = [&dir_a, &dir_b];
+    let mut a = dir_a.serve_with_env(&env);
+    let b = dir_b.serve_with_env(&env);
+    let port = free_port();
+    deployed(&dir_a, &a, &release(&dir_a, "v1", 0.0, port, "{canary: {steps: []}}", ""), "v1");
+    let first = finished(&a);
+    assert_eq!(first["phase"], "succeeded", "{first:#}\n{}", logs(&dirs));
+    assert!(held(&a).iter().any(|l| l == LEASE), "a drives it: {:?}", held(&a));
+    let lost = pids(&first);
+    assert_eq!(lost.len(), 2, "{first:#}");
+
+    a.kill9();
+    // Its instances go with it: every process working under its directory (a sandboxed
+    // instance's pid is its sandbox's, which does not take the instance down with it).
+    drop(Cleanup(dir_a.path().to_owned()));
+    wait("a's instances to be gone", &dirs, || {
+        http().get(format!("http://127.0.0.1:{port}/")).send().is_err().then_some(())
+    });
+    let releases = dir_a.data().join("releases");
+    let _ = std::process::Command::new("chmod").arg("-R").arg("u+w").arg(&releases).status();
+    std::fs::remove_dir_all(&releases).unwrap();
+
+    wait("b to take the environment over", &dirs, || held(&b).iter().any(|l| l == LEASE).then_some(()));
+    wait("v1 served by b's own instances", &dirs, || {
+        let answer = http().get(format!("http://127.0.0.1:{port}/")).send().ok()?;
+        (answer.text().ok()?.trim() == "hello from v1").then_some(())
+    });
+    let restarted = status(&b);
+    let started = pids(&restarted);
+    assert_eq!(started.len(), 2, "{restarted:#}");
+    assert!(started.iter().all(|pid| !lost.contains(pid)), "started again, not adopted: {restarted:#}");
+    let made: Vec<String> = std::fs::read_dir(dir_b.data().join("releases"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.len() == 64)
+        .collect();
+    assert_eq!(made.len(), 1, "b made the release from the store: {made:?}\n{}", logs(&dirs));
+}
