@@ -4,7 +4,10 @@
 //! readers, so queries never wait behind an import. `synchronous=FULL` makes every committed
 //! transaction durable before `append` returns: an acknowledged write survives kill -9 and
 //! power loss. A bulk import ([`Store::import`], in `import`) relaxes that to a sync at its
-//! end.
+//! end, and the agent job queue and its transfers to `synchronous=NORMAL`
+//! ([`SqliteStore::with_queue_writer`]): their commits survive kill -9 of the server (the WAL
+//! is written before the commit returns) but not the loss of the machine, which ends every
+//! run they serve anyway; the next `FULL` commit syncs them too.
 
 mod agents;
 mod commands;
@@ -136,6 +139,21 @@ impl SqliteStore {
     fn with_writer<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let mut conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut conn)
+    }
+
+    /// As [`Self::with_writer`], committing with `synchronous=NORMAL` (see the module doc):
+    /// the agent queue's many small transactions do not each wait for the disk.
+    fn with_queue_writer<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let done = f(&mut conn);
+        let restored = conn.pragma_update(None, "synchronous", "FULL");
+        let value = done?;
+        restored?;
+        Ok(value)
     }
 }
 
@@ -562,7 +580,7 @@ impl Store for SqliteStore {
     }
 
     fn record_agent(&self, agent: &AgentRecord) -> Result<(), StoreError> {
-        self.with_writer(|conn| agents::record_agent(conn, agent))
+        self.with_queue_writer(|conn| agents::record_agent(conn, agent))
     }
 
     fn agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
@@ -570,7 +588,7 @@ impl Store for SqliteStore {
     }
 
     fn enqueue_agent_job(&self, job: &NewAgentJob) -> Result<i64, StoreError> {
-        self.with_writer(|conn| agents::enqueue(conn, job))
+        self.with_queue_writer(|conn| agents::enqueue(conn, job))
     }
 
     fn claim_agent_job(
@@ -581,15 +599,15 @@ impl Store for SqliteStore {
         now: Timestamp,
         lease_expires: Timestamp,
     ) -> Result<Option<AgentJob>, StoreError> {
-        self.with_writer(|conn| agents::claim(conn, agent, token, labels, now, lease_expires))
+        self.with_queue_writer(|conn| agents::claim(conn, agent, token, labels, now, lease_expires))
     }
 
     fn renew_agent_job(&self, id: i64, agent: &str, lease_expires: Timestamp) -> Result<Renewal, StoreError> {
-        self.with_writer(|conn| agents::renew(conn, id, agent, lease_expires))
+        self.with_queue_writer(|conn| agents::renew(conn, id, agent, lease_expires))
     }
 
     fn append_agent_log(&self, id: i64, agent: &str, offset: u64, data: &[u8]) -> Result<LogAppend, StoreError> {
-        self.with_writer(|conn| agents::append_log(conn, id, agent, offset, data))
+        self.with_queue_writer(|conn| agents::append_log(conn, id, agent, offset, data))
     }
 
     fn agent_log(&self, id: i64, from: u64, limit: u64) -> Result<Vec<u8>, StoreError> {
@@ -597,7 +615,7 @@ impl Store for SqliteStore {
     }
 
     fn finish_agent_job(&self, id: i64, agent: &str, result: &str, at: Timestamp) -> Result<bool, StoreError> {
-        self.with_writer(|conn| agents::finish(conn, id, agent, result, at))
+        self.with_queue_writer(|conn| agents::finish(conn, id, agent, result, at))
     }
 
     fn cancel_agent_job(&self, id: i64, reason: &str, at: Timestamp) -> Result<bool, StoreError> {
@@ -621,11 +639,11 @@ impl Store for SqliteStore {
     }
 
     fn put_transfer_file(&self, transfer: &str, name: &str, digest: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        self.with_writer(|conn| transfers::put(conn, transfer, name, digest, bytes))
+        self.with_queue_writer(|conn| transfers::put(conn, transfer, name, digest, bytes))
     }
 
     fn hold_transfer_blobs(&self, transfer: &str, digests: &[String]) -> Result<Vec<String>, StoreError> {
-        self.with_writer(|conn| transfers::hold(conn, transfer, digests))
+        self.with_queue_writer(|conn| transfers::hold(conn, transfer, digests))
     }
 
     fn transfer_file(&self, transfer: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -633,7 +651,7 @@ impl Store for SqliteStore {
     }
 
     fn release_transfer(&self, transfer: &str) -> Result<(), StoreError> {
-        self.with_writer(|conn| transfers::release(conn, transfer))
+        self.with_queue_writer(|conn| transfers::release(conn, transfer))
     }
 
     fn enqueue_rollout_command(&self, command: &NewRolloutCommand) -> Result<i64, StoreError> {
