@@ -7,7 +7,7 @@
 //! of flagd's operators unable to decide) is `DEFAULT`; a disabled flag is `DISABLED` with no
 //! value; a rule that fails is that flag's `ERROR` and nothing else's.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::cell::Cell;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -120,18 +120,19 @@ pub struct Resolved<'a, T> {
     pub metadata: &'a Map<String, Value>,
 }
 
-fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
-
 impl FlagSet {
     /// Evaluates one flag now.
     pub fn evaluate<'a>(&'a self, key: &'a str, context: &Context) -> Evaluation<'a> {
-        self.evaluate_at(key, context, now())
+        self.evaluate_with_clock(key, context, None)
     }
 
     /// Evaluates one flag as of `timestamp` (unix seconds, what `$flagd.timestamp` reads).
     pub fn evaluate_at<'a>(&'a self, key: &'a str, context: &Context, timestamp: i64) -> Evaluation<'a> {
+        self.evaluate_with_clock(key, context, Some(timestamp))
+    }
+
+    /// `timestamp: None` reads the clock, and only if a rule asks for `$flagd.timestamp`.
+    fn evaluate_with_clock<'a>(&'a self, key: &'a str, context: &Context, timestamp: Option<i64>) -> Evaluation<'a> {
         match self.get(key) {
             Some(flag) => self.resolve(flag, context, timestamp),
             None => Evaluation {
@@ -149,14 +150,25 @@ impl FlagSet {
     /// Evaluates every enabled flag, by key. Disabled flags are left out, as flagd's bulk
     /// evaluation leaves them out.
     pub fn evaluate_all<'a>(&'a self, context: &Context) -> Vec<Evaluation<'a>> {
-        self.evaluate_all_at(context, now())
+        self.evaluate_all_with_clock(context, None)
     }
 
+    /// Every enabled flag as of `timestamp` (unix seconds).
     pub fn evaluate_all_at<'a>(&'a self, context: &Context, timestamp: i64) -> Vec<Evaluation<'a>> {
-        self.inner.flags.iter().filter(|f| f.enabled).map(|f| self.resolve(f, context, timestamp)).collect()
+        self.evaluate_all_with_clock(context, Some(timestamp))
     }
 
-    fn resolve<'a>(&'a self, flag: &'a Flag, context: &Context, timestamp: i64) -> Evaluation<'a> {
+    fn evaluate_all_with_clock<'a>(&'a self, context: &Context, timestamp: Option<i64>) -> Vec<Evaluation<'a>> {
+        // One instant for the whole set, read at most once.
+        let clock = Cell::new(timestamp);
+        self.inner.flags.iter().filter(|f| f.enabled).map(|f| self.resolve_shared(f, context, &clock)).collect()
+    }
+
+    fn resolve<'a>(&'a self, flag: &'a Flag, context: &Context, timestamp: Option<i64>) -> Evaluation<'a> {
+        self.resolve_shared(flag, context, &Cell::new(timestamp))
+    }
+
+    fn resolve_shared<'a>(&'a self, flag: &'a Flag, context: &Context, clock: &Cell<Option<i64>>) -> Evaluation<'a> {
         let outcome = |variant: Option<usize>, reason: Reason| Evaluation {
             key: &flag.key,
             value: variant.map(|i| &flag.variants[i].1),
@@ -182,12 +194,14 @@ impl FlagSet {
         let env = Env {
             context: &context.map,
             flag_key: &flag.key_value,
-            timestamp,
+            timestamp: Cell::new(clock.get()),
             algorithm: self.inner.algorithm,
             require_targeting_key: self.inner.require_targeting_key,
         };
         let mut state = State::new();
-        let result = match eval(targeting, &env, Scope::Root, &mut state) {
+        let evaluated = eval(targeting, &env, Scope::Root, &mut state);
+        clock.set(env.timestamp.get());
+        let result = match evaluated {
             Ok(result) => result,
             Err(Abort::Undecided) => return outcome(flag.default_variant, Reason::Default),
             Err(Abort::TargetingKeyMissing) => {

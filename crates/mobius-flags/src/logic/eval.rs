@@ -5,7 +5,9 @@
 //! into a cloned map. Every evaluation has a step budget, and recursion follows the rule's
 //! depth, which loading bounded, so no context and no rule can hang or overflow the stack.
 
+use std::cell::Cell;
 use std::cmp::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
@@ -25,8 +27,9 @@ pub(crate) struct Env<'a> {
     pub context: &'a Map<String, Value>,
     /// The flag's key as a JSON string, for `$flagd.flagKey`.
     pub flag_key: &'a Value,
-    /// Unix seconds, for `$flagd.timestamp`.
-    pub timestamp: i64,
+    /// Unix seconds, for `$flagd.timestamp`: given, or read from the clock the first time a
+    /// rule asks (most rules never do, and the clock is a tenth of a simple evaluation).
+    pub timestamp: Cell<Option<i64>>,
     pub algorithm: Algorithm,
     pub require_targeting_key: bool,
 }
@@ -52,6 +55,17 @@ pub(crate) enum Abort {
     Error(String),
     /// The step budget ran out.
     Budget,
+}
+
+impl Env<'_> {
+    pub fn timestamp(&self) -> i64 {
+        if let Some(t) = self.timestamp.get() {
+            return t;
+        }
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        self.timestamp.set(Some(now));
+        now
+    }
 }
 
 /// Mutable state of one evaluation.
@@ -169,7 +183,7 @@ fn whole<'a>(env: &Env<'a>, scope: Scope<'a>) -> Val<'a> {
 fn flagd_properties(env: &Env<'_>) -> Value {
     let mut map = Map::new();
     map.insert("flagKey".to_owned(), env.flag_key.clone());
-    map.insert("timestamp".to_owned(), Value::from(env.timestamp));
+    map.insert("timestamp".to_owned(), Value::from(env.timestamp()));
     Value::Object(map)
 }
 
@@ -182,7 +196,7 @@ fn lookup_keys<'a, 'k>(mut keys: impl Iterator<Item = &'k str>, env: &Env<'a>, s
             return match (keys.next(), keys.next()) {
                 (None, _) => Some(Val::Owned(flagd_properties(env))),
                 (Some("flagKey"), None) => Some(Val::Ref(env.flag_key)),
-                (Some("timestamp"), None) => Some(Val::Num(env.timestamp as f64)),
+                (Some("timestamp"), None) => Some(Val::Num(env.timestamp() as f64)),
                 _ => None,
             };
         }
@@ -440,12 +454,25 @@ fn missing_keys(keys: &[Value], env: &Env<'_>, scope: Scope<'_>) -> Result<Vec<V
     Ok(absent)
 }
 
+/// `a` followed by `b`, in `buffer` when it fits (the usual flag key and targeting key do).
+fn concat<'b>(buffer: &'b mut [u8; 256], a: &str, b: &str) -> std::borrow::Cow<'b, str> {
+    let len = a.len() + b.len();
+    if len > buffer.len() {
+        return std::borrow::Cow::Owned(format!("{a}{b}"));
+    }
+    buffer[..a.len()].copy_from_slice(a.as_bytes());
+    buffer[a.len()..len].copy_from_slice(b.as_bytes());
+    // Two whole UTF-8 strings side by side are UTF-8.
+    std::borrow::Cow::Borrowed(std::str::from_utf8(&buffer[..len]).unwrap_or_default())
+}
+
 /// flagd's `fractional`: hash the bucketing value, pick the entry, return its variant.
 fn fractional<'a>(f: &'a Fractional, env: &Env<'a>, scope: Scope<'a>, st: &mut State) -> Result<Val<'a>, Abort> {
     let bucket_value = match &f.bucket_by {
         Some(expr) => eval(expr, env, scope, st)?,
         None => NULL,
     };
+    let mut buffer = [0u8; 256];
     let composed;
     let bucket_by: &str = match bucket_value.view() {
         View::Str(s) => s,
@@ -455,7 +482,7 @@ fn fractional<'a>(f: &'a Fractional, env: &Env<'a>, scope: Scope<'a>, st: &mut S
             let Some(targeting_key) = key else {
                 return Err(if env.require_targeting_key { Abort::TargetingKeyMissing } else { Abort::Undecided });
             };
-            composed = format!("{}{targeting_key}", env.flag_key.as_str().unwrap_or_default());
+            composed = concat(&mut buffer, env.flag_key.as_str().unwrap_or_default(), targeting_key);
             &composed
         }
         _ => return Err(Abort::Undecided),

@@ -16,7 +16,7 @@ fn apply(rule: &Value, data: &Value) -> Result<Value, String> {
     let env = Env {
         context: &empty,
         flag_key: &key,
-        timestamp: 0,
+        timestamp: std::cell::Cell::new(Some(0)),
         algorithm: Algorithm::HighPrecision,
         require_targeting_key: false,
     };
