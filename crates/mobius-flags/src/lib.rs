@@ -14,6 +14,33 @@
 //! error codes ([`Reason`], [`ErrorCode`]). No evaluation panics or fails another flag, whatever
 //! the context.
 //!
+//! ```
+//! use mobius_flags::{Context, FlagSet, LoadOptions, Reason};
+//!
+//! let document = r#"{
+//!   "flags": {
+//!     "new-checkout": {
+//!       "state": "ENABLED",
+//!       "variants": {"on": true, "off": false},
+//!       "defaultVariant": "off",
+//!       "targeting": {"fractional": [["on", 10], ["off", 90]]}
+//!     }
+//!   }
+//! }"#;
+//! let set = FlagSet::from_json("shop.flagd.json", document, &LoadOptions::default())?;
+//! let checkout = set.boolean("new-checkout", &Context::with_targeting_key("user-42"), false);
+//! assert_eq!(checkout.reason, Reason::Split);
+//!
+//! let broken = document.replace("90]", "-90]");
+//! let error = FlagSet::from_json("shop.flagd.json", &broken, &LoadOptions::default()).unwrap_err();
+//! assert_eq!(
+//!     error.to_string(),
+//!     "shop.flagd.json:7:56: at /flags/new-checkout/targeting/fractional/1/1: \
+//!      a fractional weight must not be negative, found -90"
+//! );
+//! # Ok::<(), mobius_flags::LoadError>(())
+//! ```
+//!
 //! Modules: `position` (a JSON parser that keeps offsets), `load` (validation), `logic`
 //! (JsonLogic: compiling and evaluating rules, JavaScript's coercions), [`fractional`],
 //! [`semver`], `evaluate` (outcomes), `set` (the loaded set).

@@ -3,4 +3,5 @@
 mod corpus;
 mod evaluate;
 mod load;
+mod properties;
 mod testbed;
