@@ -355,7 +355,8 @@ impl<'n> Compiler<'n> {
 
     /// Checks that every literal the targeting can return names a variant (`has_variant`).
     /// Follows the branches of `if`, the operands of `and`/`or` (either can be the result),
-    /// `$ref`s, and the variants of a `fractional`; a computed result cannot be checked here.
+    /// `var`'s default, `$ref`s, and the variants of a `fractional`; a computed result cannot be
+    /// checked here.
     pub fn check_returns(
         &self,
         node: &'n Node,
@@ -396,6 +397,8 @@ impl<'n> Compiler<'n> {
                 .chain((args.len() % 2 == 1 && args.len() > 1).then_some(args.len() - 1))
                 .collect(),
             "and" | "or" => (0..args.len()).collect(),
+            // `var`'s default is returned when the context lacks the key.
+            "var" if matches!(member.value.kind, Kind::Array(_)) && args.len() > 1 => vec![1],
             "fractional" => {
                 let first = usize::from(!matches!(args.first().map(|a| &a.kind), Some(Kind::Array(_)) | None));
                 path.push(Seg::Key("fractional"));

@@ -154,6 +154,7 @@ fn literals_the_targeting_returns_must_be_variants() {
         "/flags/f/targeting/fractional/1/0",
         "can return \"of\"",
     );
+    check(&targeting("{'var': ['plan', 'free']}"), "1:105", "/flags/f/targeting/var/1", "can return \"free\"");
     // A literal inside a condition is not a return value.
     FlagSet::from_json(
         "f",
