@@ -24,9 +24,13 @@ pub(crate) enum Val<'a> {
     Ref(&'a Value),
     Owned(Value),
     Num(f64),
+    // Nulls and booleans are most of what conditions produce; kept out of `Value` they are a
+    // byte to write and test rather than a 32-byte value to build and move.
+    Bool(bool),
+    Null,
 }
 
-pub(crate) const NULL: Val<'static> = Val::Owned(Value::Null);
+pub(crate) const NULL: Val<'static> = Val::Null;
 
 /// The JSON types as JsonLogic sees them, borrowed.
 #[derive(Debug, Clone, Copy)]
@@ -52,7 +56,7 @@ pub(crate) fn view(value: &Value) -> View<'_> {
 
 impl<'a> Val<'a> {
     pub fn bool(b: bool) -> Self {
-        Val::Owned(Value::Bool(b))
+        Val::Bool(b)
     }
 
     pub fn string(s: String) -> Self {
@@ -64,6 +68,8 @@ impl<'a> Val<'a> {
             Val::Ref(v) => view(v),
             Val::Owned(v) => view(v),
             Val::Num(n) => View::Num(*n),
+            Val::Bool(b) => View::Bool(*b),
+            Val::Null => View::Null,
         }
     }
 
@@ -74,12 +80,13 @@ impl<'a> Val<'a> {
         }
     }
 
-    /// The borrowed JSON value behind this one, if it is a JSON value already.
+    /// The borrowed JSON value behind this one, if it is a JSON value already (arrays and
+    /// objects always are).
     pub fn as_json(&self) -> Option<&Value> {
         match self {
             Val::Ref(v) => Some(v),
             Val::Owned(v) => Some(v),
-            Val::Num(_) => None,
+            Val::Num(_) | Val::Bool(_) | Val::Null => None,
         }
     }
 
@@ -89,6 +96,8 @@ impl<'a> Val<'a> {
             Val::Ref(v) => v.clone(),
             Val::Owned(v) => v,
             Val::Num(n) => number(n),
+            Val::Bool(b) => Value::Bool(b),
+            Val::Null => Value::Null,
         }
     }
 }
