@@ -201,7 +201,7 @@ impl FlagSet {
         let mut state = State::new();
         let evaluated = eval(targeting, &env, Scope::Root, &mut state);
         clock.set(env.timestamp.get());
-        let result = match evaluated {
+        let result = match evaluated.map_err(|abort| *abort) {
             Ok(result) => result,
             Err(Abort::Undecided) => return outcome(flag.default_variant, Reason::Default),
             Err(Abort::TargetingKeyMissing) => {

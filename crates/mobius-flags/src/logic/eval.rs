@@ -81,17 +81,17 @@ impl State {
     }
 }
 
-fn error<T>(message: impl Into<String>) -> Result<T, Abort> {
-    Err(Abort::Error(message.into()))
+fn error<T>(message: impl Into<String>) -> Result<T, Box<Abort>> {
+    Err(Box::new(Abort::Error(message.into())))
 }
 
-fn too_deep(_: value::TooDeep) -> Abort {
-    Abort::Error("a value is nested too deeply to compare or print".to_owned())
+fn too_deep(_: value::TooDeep) -> Box<Abort> {
+    Box::new(Abort::Error("a value is nested too deeply to compare or print".to_owned()))
 }
 
 /// Evaluates `expr`. `state.split` afterwards says whether a `fractional` chose the result.
-pub(crate) fn eval<'a>(expr: &'a Expr, env: &Env<'a>, scope: Scope<'a>, st: &mut State) -> Result<Val<'a>, Abort> {
-    st.steps = st.steps.checked_sub(1).ok_or(Abort::Budget)?;
+pub(crate) fn eval<'a>(expr: &'a Expr, env: &Env<'a>, scope: Scope<'a>, st: &mut State) -> Result<Val<'a>, Box<Abort>> {
+    st.steps = st.steps.checked_sub(1).ok_or_else(|| Box::new(Abort::Budget))?;
     let result = match expr {
         Expr::Literal(v) => Val::Ref(v),
         Expr::Array(items) => {
@@ -99,7 +99,7 @@ pub(crate) fn eval<'a>(expr: &'a Expr, env: &Env<'a>, scope: Scope<'a>, st: &mut
             for item in items {
                 out.push(eval(item, env, scope, st)?.into_json());
             }
-            Val::Owned(Value::Array(out))
+            Val::owned(Value::Array(out))
         }
         Expr::Var { path, default } => match lookup(path, env, scope) {
             Some(v) => v,
@@ -121,7 +121,13 @@ pub(crate) fn eval<'a>(expr: &'a Expr, env: &Env<'a>, scope: Scope<'a>, st: &mut
 }
 
 /// `if`, `and`, `or`: lazy, and what they return is one of their operands.
-fn control<'a>(op: Op, args: &'a [Expr], env: &Env<'a>, scope: Scope<'a>, st: &mut State) -> Result<Val<'a>, Abort> {
+fn control<'a>(
+    op: Op,
+    args: &'a [Expr],
+    env: &Env<'a>,
+    scope: Scope<'a>,
+    st: &mut State,
+) -> Result<Val<'a>, Box<Abort>> {
     match op {
         Op::If => {
             let mut i = 0;
@@ -154,6 +160,7 @@ fn control<'a>(op: Op, args: &'a [Expr], env: &Env<'a>, scope: Scope<'a>, st: &m
     }
 }
 
+#[inline]
 fn lookup<'a>(path: &'a Path, env: &Env<'a>, scope: Scope<'a>) -> Option<Val<'a>> {
     match path {
         Path::Whole => Some(whole(env, scope)),
@@ -168,14 +175,14 @@ fn whole<'a>(env: &Env<'a>, scope: Scope<'a>) -> Val<'a> {
         Scope::Root => {
             let mut map = env.context.clone();
             map.insert("$flagd".to_owned(), flagd_properties(env));
-            Val::Owned(Value::Object(map))
+            Val::owned(Value::Object(map))
         }
         Scope::Item(v) => Val::Ref(v),
         Scope::Reduce { current, accumulator } => {
             let mut map = Map::new();
             map.insert("current".to_owned(), current.clone());
             map.insert("accumulator".to_owned(), accumulator.clone());
-            Val::Owned(Value::Object(map))
+            Val::owned(Value::Object(map))
         }
     }
 }
@@ -194,7 +201,7 @@ fn lookup_keys<'a, 'k>(mut keys: impl Iterator<Item = &'k str>, env: &Env<'a>, s
         Scope::Root if first == "$flagd" => {
             // flagd overwrites any `$flagd` the caller sent.
             return match (keys.next(), keys.next()) {
-                (None, _) => Some(Val::Owned(flagd_properties(env))),
+                (None, _) => Some(Val::owned(flagd_properties(env))),
                 (Some("flagKey"), None) => Some(Val::Ref(env.flag_key)),
                 (Some("timestamp"), None) => Some(Val::Num(env.timestamp() as f64)),
                 _ => None,
@@ -214,6 +221,7 @@ fn lookup_keys<'a, 'k>(mut keys: impl Iterator<Item = &'k str>, env: &Env<'a>, s
 }
 
 /// `data[key]` for JSON: an object's member, or an array's element by canonical index.
+#[inline]
 fn child<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
     match v {
         Value::Object(map) => map.get(key),
@@ -236,23 +244,25 @@ struct Args<'a, 'e, 's> {
 
 impl<'a> Args<'a, '_, '_> {
     /// Argument `i`, or `None` when absent (JavaScript's `undefined`).
-    fn get(&mut self, i: usize) -> Result<Option<Val<'a>>, Abort> {
+    #[inline]
+    fn get(&mut self, i: usize) -> Result<Option<Val<'a>>, Box<Abort>> {
         match self.exprs.get(i) {
             Some(e) => eval(e, self.env, self.scope, self.st).map(Some),
             None => Ok(None),
         }
     }
 
-    fn or_null(&mut self, i: usize) -> Result<Val<'a>, Abort> {
+    #[inline]
+    fn or_null(&mut self, i: usize) -> Result<Val<'a>, Box<Abort>> {
         Ok(self.get(i)?.unwrap_or(NULL))
     }
 
-    fn all(&mut self) -> Result<Vec<Val<'a>>, Abort> {
+    fn all(&mut self) -> Result<Vec<Val<'a>>, Box<Abort>> {
         (0..self.exprs.len()).map(|i| self.or_null(i)).collect()
     }
 
     /// ToNumber of argument `i`; absent is NaN.
-    fn number(&mut self, i: usize) -> Result<f64, Abort> {
+    fn number(&mut self, i: usize) -> Result<f64, Box<Abort>> {
         match self.get(i)? {
             Some(v) => to_number(v.view()).map_err(too_deep),
             None => Ok(f64::NAN),
@@ -260,7 +270,13 @@ impl<'a> Args<'a, '_, '_> {
     }
 }
 
-fn operation<'a>(op: Op, exprs: &'a [Expr], env: &Env<'a>, scope: Scope<'a>, st: &mut State) -> Result<Val<'a>, Abort> {
+fn operation<'a>(
+    op: Op,
+    exprs: &'a [Expr],
+    env: &Env<'a>,
+    scope: Scope<'a>,
+    st: &mut State,
+) -> Result<Val<'a>, Box<Abort>> {
     if matches!(op, Op::Map | Op::Filter | Op::Reduce | Op::All | Op::None | Op::Some) {
         return super::iterate::iterate(op, exprs, env, scope, st);
     }
@@ -342,7 +358,7 @@ fn operation<'a>(op: Op, exprs: &'a [Expr], env: &Env<'a>, scope: Scope<'a>, st:
                     other => out.push(other),
                 }
             }
-            Val::Owned(Value::Array(out))
+            Val::owned(Value::Array(out))
         }
         Op::Missing => missing(&mut args)?,
         Op::MissingSome => {
@@ -354,12 +370,12 @@ fn operation<'a>(op: Op, exprs: &'a [Expr], env: &Env<'a>, scope: Scope<'a>, st:
             };
             let absent = missing_keys(&keys, args.env, args.scope)?;
             let found = (keys.len() - absent.len()) as f64;
-            if found >= need { Val::Owned(Value::Array(Vec::new())) } else { Val::Owned(Value::Array(absent)) }
+            if found >= need { Val::owned(Value::Array(Vec::new())) } else { Val::owned(Value::Array(absent)) }
         }
         Op::SemVer => {
             let (left, operator, right) = (args.or_null(0)?, args.or_null(1)?, args.or_null(2)?);
             if args.exprs.len() != 3 {
-                return Err(Abort::Undecided);
+                return Err(Box::new(Abort::Undecided));
             }
             let parsed = (
                 left.as_str().and_then(semver::parse),
@@ -368,7 +384,7 @@ fn operation<'a>(op: Op, exprs: &'a [Expr], env: &Env<'a>, scope: Scope<'a>, st:
             );
             match parsed {
                 (Some(l), Some(o), Some(r)) => Val::bool(o.holds(&l, &r)),
-                _ => return Err(Abort::Undecided),
+                _ => return Err(Box::new(Abort::Undecided)),
             }
         }
         Op::StartsWith | Op::EndsWith => {
@@ -377,7 +393,7 @@ fn operation<'a>(op: Op, exprs: &'a [Expr], env: &Env<'a>, scope: Scope<'a>, st:
                 (Some(v), Some(a), 2) => {
                     Val::bool(if op == Op::StartsWith { v.starts_with(a) } else { v.ends_with(a) })
                 }
-                _ => return Err(Abort::Undecided),
+                _ => return Err(Box::new(Abort::Undecided)),
             }
         }
         Op::If | Op::And | Op::Or | Op::Map | Op::Filter | Op::Reduce | Op::All | Op::None | Op::Some => {
@@ -387,8 +403,8 @@ fn operation<'a>(op: Op, exprs: &'a [Expr], env: &Env<'a>, scope: Scope<'a>, st:
 }
 
 /// `<`, `<=` (with the three-argument "between" form), `>`, `>=`.
-fn relation(op: Op, args: &mut Args<'_, '_, '_>) -> Result<bool, Abort> {
-    let holds = |a: &Val<'_>, b: &Val<'_>, strict: bool| -> Result<bool, Abort> {
+fn relation(op: Op, args: &mut Args<'_, '_, '_>) -> Result<bool, Box<Abort>> {
+    let holds = |a: &Val<'_>, b: &Val<'_>, strict: bool| -> Result<bool, Box<Abort>> {
         Ok(match compare(a, b).map_err(too_deep)? {
             Some(Ordering::Less) => true,
             Some(Ordering::Equal) => !strict,
@@ -409,7 +425,7 @@ fn relation(op: Op, args: &mut Args<'_, '_, '_>) -> Result<bool, Abort> {
 
 /// JsonLogic's `substr`: JavaScript's `String.prototype.substr` over UTF-16 code units, with a
 /// negative length counting from the end.
-fn substr<'a>(args: &mut Args<'a, '_, '_>) -> Result<Val<'a>, Abort> {
+fn substr<'a>(args: &mut Args<'a, '_, '_>) -> Result<Val<'a>, Box<Abort>> {
     let source = args.or_null(0)?;
     let units: Vec<u16> = to_js_string(source.view()).map_err(too_deep)?.encode_utf16().collect();
     let len = units.len() as f64;
@@ -431,17 +447,17 @@ fn integer(n: f64) -> f64 {
     if n.is_nan() { 0.0 } else { n.trunc() }
 }
 
-fn missing<'a>(args: &mut Args<'a, '_, '_>) -> Result<Val<'a>, Abort> {
+fn missing<'a>(args: &mut Args<'a, '_, '_>) -> Result<Val<'a>, Box<Abort>> {
     let values = args.all()?;
     let keys: Vec<Value> = match values.first().map(Val::view) {
         Some(View::Arr(items)) => items.to_vec(),
         _ => values.into_iter().map(Val::into_json).collect(),
     };
-    Ok(Val::Owned(Value::Array(missing_keys(&keys, args.env, args.scope)?)))
+    Ok(Val::owned(Value::Array(missing_keys(&keys, args.env, args.scope)?)))
 }
 
 /// The keys whose `var` is absent, null or the empty string.
-fn missing_keys(keys: &[Value], env: &Env<'_>, scope: Scope<'_>) -> Result<Vec<Value>, Abort> {
+fn missing_keys(keys: &[Value], env: &Env<'_>, scope: Scope<'_>) -> Result<Vec<Value>, Box<Abort>> {
     let mut absent = Vec::new();
     for key in keys {
         let path = to_js_string(value::view(key)).map_err(too_deep)?;
@@ -467,7 +483,7 @@ fn concat<'b>(buffer: &'b mut [u8; 256], a: &str, b: &str) -> std::borrow::Cow<'
 }
 
 /// flagd's `fractional`: hash the bucketing value, pick the entry, return its variant.
-fn fractional<'a>(f: &'a Fractional, env: &Env<'a>, scope: Scope<'a>, st: &mut State) -> Result<Val<'a>, Abort> {
+fn fractional<'a>(f: &'a Fractional, env: &Env<'a>, scope: Scope<'a>, st: &mut State) -> Result<Val<'a>, Box<Abort>> {
     let bucket_value = match &f.bucket_by {
         Some(expr) => eval(expr, env, scope, st)?,
         None => NULL,
@@ -480,12 +496,16 @@ fn fractional<'a>(f: &'a Fractional, env: &Env<'a>, scope: Scope<'a>, st: &mut S
         View::Null => {
             let key = env.context.get("targetingKey").and_then(Value::as_str).filter(|k| !k.is_empty());
             let Some(targeting_key) = key else {
-                return Err(if env.require_targeting_key { Abort::TargetingKeyMissing } else { Abort::Undecided });
+                return Err(Box::new(if env.require_targeting_key {
+                    Abort::TargetingKeyMissing
+                } else {
+                    Abort::Undecided
+                }));
             };
             composed = concat(&mut buffer, env.flag_key.as_str().unwrap_or_default(), targeting_key);
             &composed
         }
-        _ => return Err(Abort::Undecided),
+        _ => return Err(Box::new(Abort::Undecided)),
     };
     let computed: Vec<u64>;
     let weights: &[u64] = match &f.fixed_weights {
@@ -498,7 +518,7 @@ fn fractional<'a>(f: &'a Fractional, env: &Env<'a>, scope: Scope<'a>, st: &mut S
                     Weight::Computed(expr) => match eval(expr, env, scope, st)?.view() {
                         // Negative weights count as zero; fractions are truncated, as flagd does.
                         View::Num(n) if n.is_finite() => n.max(0.0) as u64,
-                        _ => return Err(Abort::Undecided),
+                        _ => return Err(Box::new(Abort::Undecided)),
                     },
                 });
             }
@@ -507,11 +527,11 @@ fn fractional<'a>(f: &'a Fractional, env: &Env<'a>, scope: Scope<'a>, st: &mut S
         }
     };
     let Some(index) = fractional::pick(env.algorithm, bucket_by, weights) else {
-        return Err(Abort::Undecided);
+        return Err(Box::new(Abort::Undecided));
     };
     let variant = eval(&f.entries[index].variant, env, scope, st)?;
     match variant.view() {
         View::Null | View::Bool(_) | View::Num(_) | View::Str(_) => Ok(variant),
-        View::Arr(_) | View::Obj => Err(Abort::Undecided),
+        View::Arr(_) | View::Obj => Err(Box::new(Abort::Undecided)),
     }
 }

@@ -14,7 +14,7 @@ pub(crate) fn iterate<'a>(
     env: &Env<'a>,
     scope: Scope<'a>,
     st: &mut State,
-) -> Result<Val<'a>, Abort> {
+) -> Result<Val<'a>, Box<Abort>> {
     let source = match exprs.first() {
         Some(e) => eval(e, env, scope, st)?,
         None => NULL,
@@ -33,7 +33,7 @@ pub(crate) fn iterate<'a>(
             let scope = Scope::Reduce { current: item, accumulator: &accumulator };
             accumulator = eval(logic, env, scope, st)?.into_json();
         }
-        return Ok(Val::Owned(accumulator));
+        return Ok(Val::owned(accumulator));
     }
     let items: &[Value] = source.as_json().and_then(Value::as_array).map_or(&[], Vec::as_slice);
     over(op, items, logic, env, st)
@@ -47,8 +47,8 @@ fn over<'b>(
     logic: Option<&'b Expr>,
     env: &Env<'b>,
     st: &mut State,
-) -> Result<Val<'static>, Abort> {
-    let test = |item: &'b Value, st: &mut State| -> Result<Val<'b>, Abort> {
+) -> Result<Val<'static>, Box<Abort>> {
+    let test = |item: &'b Value, st: &mut State| -> Result<Val<'b>, Box<Abort>> {
         match logic {
             Some(logic) => eval(logic, env, Scope::Item(item), st),
             None => Ok(NULL),
@@ -60,7 +60,7 @@ fn over<'b>(
             for item in items {
                 out.push(test(item, st)?.into_json());
             }
-            Val::Owned(Value::Array(out))
+            Val::owned(Value::Array(out))
         }
         Op::Filter => {
             let mut out = Vec::new();
@@ -69,7 +69,7 @@ fn over<'b>(
                     out.push(item.clone());
                 }
             }
-            Val::Owned(Value::Array(out))
+            Val::owned(Value::Array(out))
         }
         // JsonLogic: `all` of nothing is false.
         Op::All => {

@@ -21,7 +21,7 @@ fn apply(rule: &Value, data: &Value) -> Result<Value, String> {
         require_targeting_key: false,
     };
     let mut state = State::new();
-    match eval(&expr, &env, Scope::Item(data), &mut state) {
+    match eval(&expr, &env, Scope::Item(data), &mut state).map_err(|abort| *abort) {
         Ok(v) => Ok(v.into_json()),
         Err(Abort::Undecided) => Err("undecided".to_owned()),
         Err(Abort::Budget) => Err("budget".to_owned()),

@@ -22,7 +22,9 @@ const MAX_COERCION_DEPTH: usize = 64;
 #[derive(Debug, Clone)]
 pub(crate) enum Val<'a> {
     Ref(&'a Value),
-    Owned(Value),
+    /// A value a rule computed (`cat`, `merge`, …); boxed so a `Val` is two words and an
+    /// evaluation's `Result` travels in registers.
+    Owned(Box<Value>),
     Num(f64),
     // Nulls and booleans are most of what conditions produce; kept out of `Value` they are a
     // byte to write and test rather than a 32-byte value to build and move.
@@ -43,6 +45,7 @@ pub(crate) enum View<'v> {
     Obj,
 }
 
+#[inline]
 pub(crate) fn view(value: &Value) -> View<'_> {
     match value {
         Value::Null => View::Null,
@@ -55,14 +58,21 @@ pub(crate) fn view(value: &Value) -> View<'_> {
 }
 
 impl<'a> Val<'a> {
+    #[inline]
     pub fn bool(b: bool) -> Self {
         Val::Bool(b)
     }
 
-    pub fn string(s: String) -> Self {
-        Val::Owned(Value::String(s))
+    pub fn owned(v: Value) -> Self {
+        Val::Owned(Box::new(v))
     }
 
+    #[inline]
+    pub fn string(s: String) -> Self {
+        Val::owned(Value::String(s))
+    }
+
+    #[inline]
     pub fn view(&self) -> View<'_> {
         match self {
             Val::Ref(v) => view(v),
@@ -73,6 +83,7 @@ impl<'a> Val<'a> {
         }
     }
 
+    #[inline]
     pub fn as_str(&self) -> Option<&str> {
         match self.view() {
             View::Str(s) => Some(s),
@@ -82,6 +93,7 @@ impl<'a> Val<'a> {
 
     /// The borrowed JSON value behind this one, if it is a JSON value already (arrays and
     /// objects always are).
+    #[inline]
     pub fn as_json(&self) -> Option<&Value> {
         match self {
             Val::Ref(v) => Some(v),
@@ -94,7 +106,7 @@ impl<'a> Val<'a> {
     pub fn into_json(self) -> Value {
         match self {
             Val::Ref(v) => v.clone(),
-            Val::Owned(v) => v,
+            Val::Owned(v) => *v,
             Val::Num(n) => number(n),
             Val::Bool(b) => Value::Bool(b),
             Val::Null => Value::Null,
@@ -112,6 +124,7 @@ pub(crate) fn number(n: f64) -> Value {
 }
 
 /// JsonLogic's truthiness: JavaScript's, except that an empty array is false.
+#[inline]
 pub(crate) fn truthy(v: &Val<'_>) -> bool {
     match v.view() {
         View::Null => false,
@@ -338,6 +351,7 @@ pub(crate) fn loose_equal(a: &Val<'_>, b: &Val<'_>) -> Result<bool, TooDeep> {
 }
 
 /// `a === b`: same type and value; arrays and objects by identity.
+#[inline]
 pub(crate) fn strict_equal(a: &Val<'_>, b: &Val<'_>) -> bool {
     match (a.view(), b.view()) {
         (View::Null, View::Null) => true,
@@ -407,7 +421,14 @@ mod tests {
     use super::*;
 
     fn v(value: Value) -> Val<'static> {
-        Val::Owned(value)
+        Val::owned(value)
+    }
+
+    #[test]
+    fn an_evaluation_result_fits_two_registers() {
+        // Results are moved at every node; larger than 16 bytes they go through memory.
+        assert_eq!(std::mem::size_of::<Val<'_>>(), 16);
+        assert_eq!(std::mem::size_of::<Result<Val<'_>, Box<crate::logic::Abort>>>(), 16);
     }
 
     #[test]
