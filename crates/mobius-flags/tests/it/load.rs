@@ -61,6 +61,8 @@ fn the_document_and_the_flag_shape() {
     );
     check("{'flags': {'f': {}, 'f': {}}}", "1:21", "", "the key \"f\" appears twice");
     check("{\n  'flags': {\n    'a': 1\n  }\n}", "3:10", "/flags/a", "expected an object (a flag)");
+    // JSON pointers escape `~` and `/` in keys (RFC 6901).
+    check("{'flags': {'a/b~c': 1}}", "1:21", "/flags/a~1b~0c", "expected an object (a flag)");
 }
 
 #[test]
@@ -299,4 +301,29 @@ fn an_unreadable_file_says_which() {
         FlagSet::from_file(std::path::Path::new("/nonexistent/flags.json"), &LoadOptions::default()).unwrap_err();
     assert_eq!(error.location, None);
     assert!(error.to_string().starts_with("/nonexistent/flags.json: the file cannot be read: "), "{error}");
+}
+
+#[test]
+fn a_flag_set_is_shared_across_threads() {
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    shareable::<FlagSet>();
+    let text = targeting("{'fractional': [['on', 1], ['off', 1]]}").replace('\'', "\"");
+    let set = FlagSet::from_json("f", &text, &LoadOptions::default()).unwrap();
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            let set = set.clone();
+            std::thread::spawn(move || {
+                (0..1000)
+                    .filter(|i| {
+                        let context = mobius_flags::Context::with_targeting_key(format!("{t}-{i}"));
+                        set.evaluate("f", &context).variant == Some("on")
+                    })
+                    .count()
+            })
+        })
+        .collect();
+    for handle in handles {
+        let on = handle.join().unwrap();
+        assert!((400..600).contains(&on), "{on}");
+    }
 }
