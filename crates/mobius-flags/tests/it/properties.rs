@@ -1,6 +1,6 @@
 //! Properties over generated input: any context, any split.
 
-use mobius_flags::{Context, FlagSet, LoadOptions, Reason};
+use mobius_flags::{Context, FlagSet, LoadOptions, Reason, Strictness};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -90,6 +90,41 @@ proptest! {
             prop_assert!((share - expected).abs() < 1.5, "{:?} for weights {:?}", counts, weights);
             if *weight == 0 {
                 prop_assert_eq!(*count, 0);
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Loading never panics, whatever the bytes: a document mangled at random (characters
+    /// replaced, inserted, cut) is loaded or refused, and a refusal points inside the text.
+    #[test]
+    fn any_document_is_loaded_or_refused_at_a_place_in_it(
+        edits in prop::collection::vec((any::<prop::sample::Index>(), prop_oneof![
+            Just(None), any::<char>().prop_map(Some), prop::sample::select(vec!['{', '}', '[', ']', '"', ',', ':', '\\', '-', '0']).prop_map(Some),
+        ]), 1..6)
+    ) {
+        let mut chars: Vec<char> = DOCUMENT.chars().collect();
+        for (at, edit) in edits {
+            let i = at.index(chars.len());
+            match edit {
+                Some(c) if i % 2 == 0 => chars.insert(i, c),
+                Some(c) => chars[i] = c,
+                None => {
+                    chars.truncate(i.max(1));
+                }
+            }
+        }
+        let text: String = chars.into_iter().collect();
+        for strictness in [Strictness::Schema, Strictness::Flagd] {
+            let options = LoadOptions { strictness, ..LoadOptions::default() };
+            if let Err(error) = FlagSet::from_json("mangled", &text, &options) {
+                let location = error.location.clone().expect("every refusal of a text has a place");
+                let lines: Vec<&str> = text.split('\n').collect();
+                prop_assert!(location.line >= 1 && location.line <= lines.len(), "{error}");
+                prop_assert!(location.column >= 1 && location.column <= lines[location.line - 1].chars().count() + 1, "{error}");
             }
         }
     }
