@@ -13,6 +13,7 @@ pub struct LoadError {
     pub source_name: String,
     /// Where in the document, when the problem is in it (not for an unreadable file).
     pub location: Option<Location>,
+    /// What is wrong.
     pub kind: LoadErrorKind,
 }
 
@@ -41,9 +42,10 @@ impl LoadError {
     }
 }
 
-/// Why a flag set was refused.
+/// Why a flag set was refused. Each variant's message (its `Display`) is its documentation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
+#[allow(missing_docs, reason = "the #[error] message of each variant says what it means")]
 pub enum LoadErrorKind {
     #[error("the file cannot be read: {0}")]
     Unreadable(String),
@@ -155,6 +157,7 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// The reason as OFREP and OpenFeature spell it.
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Static => "STATIC",

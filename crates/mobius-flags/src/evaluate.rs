@@ -27,11 +27,14 @@ pub struct Context {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct ContextError {
+    /// `PARSE_ERROR` (not JSON) or `INVALID_CONTEXT` (not an object, or a non-string targeting key).
     pub code: ErrorCode,
+    /// What is wrong, for `errorDetails`.
     pub message: String,
 }
 
 impl Context {
+    /// An empty context (no targeting key).
     pub fn new() -> Self {
         Context::default()
     }
@@ -79,10 +82,12 @@ impl Context {
         Context::from_value(value)
     }
 
+    /// The subject's `targetingKey`, when it is a string.
     pub fn targeting_key(&self) -> Option<&str> {
         self.map.get("targetingKey").and_then(Value::as_str)
     }
 
+    /// The attributes, as rules read them.
     pub fn as_map(&self) -> &Map<String, Value> {
         &self.map
     }
@@ -92,16 +97,21 @@ impl Context {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Evaluation<'a> {
+    /// The flag's key, as asked for.
     pub key: &'a str,
     /// The variant's value; absent when the caller's default applies (disabled, no default
     /// variant, error).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<&'a Value>,
+    /// The chosen variant's name; absent when `value` is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub variant: Option<&'a str>,
+    /// Why this outcome.
     pub reason: Reason,
+    /// Set exactly when `reason` is `ERROR`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<ErrorCode>,
+    /// What went wrong, for people; set with `error_code`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_details: Option<String>,
     /// The set's metadata overlaid with the flag's (for an unknown flag, the set's).
@@ -112,11 +122,17 @@ pub struct Evaluation<'a> {
 /// context or its value is not of the type asked for (`TYPE_MISMATCH`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resolved<'a, T> {
+    /// The flag's value, or the caller's default.
     pub value: T,
+    /// The variant whose value `value` is; absent when it is the caller's default.
     pub variant: Option<&'a str>,
+    /// As in [`Evaluation`]; `ERROR` with `TYPE_MISMATCH` for a value of another type.
     pub reason: Reason,
+    /// As in [`Evaluation`].
     pub error_code: Option<ErrorCode>,
+    /// As in [`Evaluation`].
     pub error_details: Option<String>,
+    /// As in [`Evaluation`].
     pub metadata: &'a Map<String, Value>,
 }
 
@@ -276,10 +292,12 @@ impl FlagSet {
         }
     }
 
+    /// A boolean flag's value, or `default`.
     pub fn boolean<'a>(&'a self, key: &'a str, context: &Context, default: bool) -> Resolved<'a, bool> {
         self.typed(key, context, default, "a boolean", Value::as_bool)
     }
 
+    /// A string flag's value, or `default`.
     pub fn string<'a>(&'a self, key: &'a str, context: &Context, default: &'a str) -> Resolved<'a, &'a str> {
         self.typed(key, context, default, "a string", Value::as_str)
     }
@@ -291,10 +309,12 @@ impl FlagSet {
         })
     }
 
+    /// A number flag's value, or `default`.
     pub fn float<'a>(&'a self, key: &'a str, context: &Context, default: f64) -> Resolved<'a, f64> {
         self.typed(key, context, default, "a number", Value::as_f64)
     }
 
+    /// An object flag's value, or `default`.
     pub fn object<'a>(
         &'a self,
         key: &'a str,

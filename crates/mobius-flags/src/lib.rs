@@ -48,6 +48,8 @@
 //! This crate has no I/O beyond reading a file on request, no async runtime and no network:
 //! the server's OFREP endpoints and the OpenFeature provider are built on top of it.
 
+#![warn(missing_docs)]
+
 mod error;
 mod evaluate;
 pub mod fractional;

@@ -21,6 +21,7 @@ use crate::set::{Flag, FlagSet, Inner, VariantType};
 pub struct LoadOptions {
     /// The `fractional` bucketing; moving a set from one to the other reshuffles its splits.
     pub fractional: Algorithm,
+    /// What a document must prove at load.
     pub strictness: Strictness,
     /// When a `fractional` must bucket by the targeting key and the context has none, report
     /// `TARGETING_KEY_MISSING` instead of flagd's silent fallback to the default variant.

@@ -20,11 +20,17 @@ pub struct Version<'s> {
 /// The comparison a `sem_ver` rule asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operator {
+    /// `=`
     Equal,
+    /// `!=`
     NotEqual,
+    /// `<`
     Less,
+    /// `<=`
     LessOrEqual,
+    /// `>`
     Greater,
+    /// `>=`
     GreaterOrEqual,
     /// `~`: same major and minor.
     SameMinor,
@@ -33,6 +39,7 @@ pub enum Operator {
 }
 
 impl Operator {
+    /// One of the eight operators flagd's schema lists.
     pub fn parse(s: &str) -> Option<Operator> {
         Some(match s {
             "=" => Operator::Equal,
@@ -47,6 +54,7 @@ impl Operator {
         })
     }
 
+    /// Whether `left <op> right`.
     pub fn holds(self, left: &Version<'_>, right: &Version<'_>) -> bool {
         let order = left.cmp(right);
         match self {

@@ -42,9 +42,13 @@ pub struct Flag {
 /// The one JSON type all of a flag's variants share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VariantType {
+    /// `true` / `false`.
     Boolean,
+    /// Strings.
     String,
+    /// Numbers, integers or not.
     Number,
+    /// JSON objects.
     Object,
 }
 
@@ -70,10 +74,12 @@ impl FlagSet {
         self.inner.flags.iter()
     }
 
+    /// How many flags the set has, disabled ones included.
     pub fn len(&self) -> usize {
         self.inner.flags.len()
     }
 
+    /// Whether the set has no flags.
     pub fn is_empty(&self) -> bool {
         self.inner.flags.is_empty()
     }
@@ -99,6 +105,7 @@ impl std::fmt::Debug for FlagSet {
 }
 
 impl Flag {
+    /// The flag's key in its set.
     pub fn key(&self) -> &str {
         &self.key
     }
@@ -113,10 +120,12 @@ impl Flag {
         self.variants.iter().map(|(k, v)| (k.as_str(), v))
     }
 
+    /// The value of the variant `name`.
     pub fn variant(&self, name: &str) -> Option<&Value> {
         self.variant_index(name).map(|i| &self.variants[i].1)
     }
 
+    /// The type all its variants share.
     pub fn variant_type(&self) -> VariantType {
         self.variant_type
     }
