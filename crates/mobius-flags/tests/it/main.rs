@@ -1,0 +1,7 @@
+//! Integration tests: the public API over whole flag documents.
+
+mod corpus;
+mod evaluate;
+mod load;
+mod properties;
+mod testbed;
