@@ -143,10 +143,7 @@ impl SqliteStore {
 
     /// As [`Self::with_writer`], committing with `synchronous=NORMAL` (see the module doc):
     /// the agent queue's many small transactions do not each wait for the disk.
-    fn with_queue_writer<T>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    fn with_queue_writer<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let mut conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         let done = f(&mut conn);
