@@ -16,10 +16,12 @@
 
 pub mod auth;
 pub mod error;
+pub mod etag;
 pub mod extract;
 pub mod limits;
 pub mod metrics;
 pub mod page;
+pub mod rate;
 mod routes;
 
 use std::sync::Arc;
