@@ -20,6 +20,7 @@ pub mod etag;
 pub mod extract;
 pub mod limits;
 pub mod metrics;
+pub mod ofrep;
 pub mod page;
 pub mod rate;
 mod routes;
