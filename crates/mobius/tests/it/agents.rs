@@ -356,19 +356,63 @@ fn the_protocol_refuses_gaps_jobs_not_held_and_other_scopes() {
     assert_eq!(renewed.status(), reqwest::StatusCode::CONFLICT, "a finished job is not held any more");
 }
 
+/// What two replicas share: a fresh PostgreSQL database and the secret key.
+struct Shared {
+    database: crate::postgres::cluster::Database,
+    key: String,
+}
+
+impl Shared {
+    fn new() -> Shared {
+        Shared { database: crate::postgres::cluster::Database::create(), key: "5ec12e7".repeat(10)[..64].to_owned() }
+    }
+
+    /// Each replica's environment (agents renew every second, a lapsed lease after 3 s).
+    fn env(&self) -> [(&str, &str); 3] {
+        [
+            ("MOBIUS_DATABASE_URL", self.database.url.as_str()),
+            ("MOBIUS_SECRET_KEY", self.key.as_str()),
+            ("MOBIUS_AGENT_LEASE", "3s"),
+        ]
+    }
+
+    /// `mobius ARGS…` on the shared store, which must succeed; its standard output.
+    fn cli(&self, dir: &Dir, args: &[&str]) -> Vec<u8> {
+        let out = dir.cmd(args).envs(self.env()).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    }
+
+    /// Registers `repo` as `acme/app`; an `agent` token for it.
+    fn agent_token(&self, dir: &Dir, repo: &Path) -> String {
+        self.cli(dir, &["repo", "add", repo.to_str().unwrap(), "--name", "acme/app"]);
+        let created: Value = serde_json::from_slice(
+            &self.cli(dir, &["--json", "token", "create", "--scope", "agent", "--name", "farm"]),
+        )
+        .unwrap();
+        created["token"].as_str().unwrap().to_owned()
+    }
+}
+
+/// Starts `ci.yml` of `acme/app` through `server`; the run's id.
+fn dispatch(server: &Server) -> i64 {
+    let started = http()
+        .post(server.url("/api/v1/runs"))
+        .bearer_auth(ADMIN)
+        .json(&json!({ "repository": "acme/app", "workflow": "ci.yml" }))
+        .send()
+        .unwrap();
+    assert_eq!(started.status(), reqwest::StatusCode::CREATED, "{}", started.text().unwrap_or_default());
+    started.json::<Value>().unwrap()["id"].as_i64().unwrap()
+}
+
 /// Two replicas on one PostgreSQL database: the run's driver (the replica it was started
 /// through) is killed while its job runs on an agent talking to the other replica. The agent
 /// finishes the job, once; the survivor finds the run orphaned once the dead replica's
 /// liveness lease lapses and ends it `interrupted`, queuing nothing again (re-run is explicit).
 #[test]
 fn a_replica_killed_mid_run_leaves_its_agent_job_to_finish_once() {
-    let database = crate::postgres::cluster::Database::create();
-    let key = "5ec12e7".repeat(10)[..64].to_owned();
-    let env = [
-        ("MOBIUS_DATABASE_URL", database.url.as_str()),
-        ("MOBIUS_SECRET_KEY", key.as_str()),
-        ("MOBIUS_AGENT_LEASE", "3s"),
-    ];
+    let shared = Shared::new();
     let (dir_a, dir_b) = (Dir::new(), Dir::new());
     let marks = dir_a.path().join("marks");
     let workflow = format!(
@@ -376,26 +420,11 @@ fn a_replica_killed_mid_run_leaves_its_agent_job_to_finish_once() {
         m = marks.display()
     );
     let repo = repository(&dir_a, &[(".github/workflows/ci.yml", workflow.as_str())]);
-    let mut a = dir_a.serve_with_env(&env);
-    let b = dir_b.serve_with_env(&env);
-    let mut add = dir_a.cmd(&["repo", "add", repo.to_str().unwrap(), "--name", "acme/app"]);
-    let added = add.envs(env).output().unwrap();
-    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
-    let token = {
-        let mut create = dir_a.cmd(&["--json", "token", "create", "--scope", "agent", "--name", "farm"]);
-        let out = create.envs(env).output().unwrap();
-        let created: Value = serde_json::from_slice(&out.stdout).unwrap();
-        created["token"].as_str().unwrap().to_owned()
-    };
+    let mut a = dir_a.serve_with_env(&shared.env());
+    let b = dir_b.serve_with_env(&shared.env());
+    let token = shared.agent_token(&dir_a, &repo);
     let _agent = AgentProcess::start(&dir_b, &b, &token, "farm", "");
-    let started = http()
-        .post(a.url("/api/v1/runs"))
-        .bearer_auth(ADMIN)
-        .json(&json!({ "repository": "acme/app", "workflow": "ci.yml" }))
-        .send()
-        .unwrap();
-    assert_eq!(started.status(), reqwest::StatusCode::CREATED, "{}", started.text().unwrap_or_default());
-    let id = started.json::<Value>().unwrap()["id"].as_i64().unwrap();
+    let id = dispatch(&a);
     wait_for("the agent to run the job", || {
         let agents = get(&b, "/api/v1/agents");
         agents["agents"].as_array().unwrap().iter().any(|a| a["job"]["run"] == id).then_some(())
@@ -423,35 +452,15 @@ fn a_replica_killed_mid_run_leaves_its_agent_job_to_finish_once() {
 /// store — and the store keeps none of them once the run is over.
 #[test]
 fn an_agent_on_another_replica_gets_the_jobs_files_through_the_store() {
-    let database = crate::postgres::cluster::Database::create();
-    let key = "f11e5".repeat(13)[..64].to_owned();
-    let env = [
-        ("MOBIUS_DATABASE_URL", database.url.as_str()),
-        ("MOBIUS_SECRET_KEY", key.as_str()),
-        ("MOBIUS_AGENT_LEASE", "3s"),
-    ];
+    let shared = Shared::new();
     let (dir_a, dir_b) = (Dir::new(), Dir::new());
     let workflow = ROUTED.replace("on: push", "on: workflow_dispatch").replace("self-hosted, cpu", "self-hosted, gpu");
     let repo = repository(&dir_a, &[("README.md", "hello\n"), (".github/workflows/ci.yml", workflow.as_str())]);
-    let a = dir_a.serve_with_env(&env);
-    let b = dir_b.serve_with_env(&env);
-    let cli = |args: &[&str]| {
-        let out = dir_a.cmd(args).envs(env).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        out.stdout
-    };
-    cli(&["repo", "add", repo.to_str().unwrap(), "--name", "acme/app"]);
-    let created: Value =
-        serde_json::from_slice(&cli(&["--json", "token", "create", "--scope", "agent", "--name", "farm"])).unwrap();
-    let _agent = AgentProcess::start(&dir_b, &b, created["token"].as_str().unwrap(), "farm", "gpu");
-    let started = http()
-        .post(a.url("/api/v1/runs"))
-        .bearer_auth(ADMIN)
-        .json(&json!({ "repository": "acme/app", "workflow": "ci.yml" }))
-        .send()
-        .unwrap();
-    assert_eq!(started.status(), reqwest::StatusCode::CREATED, "{}", started.text().unwrap_or_default());
-    let id = started.json::<Value>().unwrap()["id"].as_i64().unwrap();
+    let a = dir_a.serve_with_env(&shared.env());
+    let b = dir_b.serve_with_env(&shared.env());
+    let token = shared.agent_token(&dir_a, &repo);
+    let _agent = AgentProcess::start(&dir_b, &b, &token, "farm", "gpu");
+    let id = dispatch(&a);
     let run = finished(&a, id);
     let log = logs(&a, id);
     assert_eq!(run["state"], "success", "{run}\n{log}");
@@ -459,7 +468,7 @@ fn an_agent_on_another_replica_gets_the_jobs_files_through_the_store() {
     assert!(said_by(&said, "gpu", "hello"), "the agent checked out the commit through replica B: {log}");
     assert!(said_by(&said, "gpu", "seed-from-the-server"), "and downloaded replica A's artifact: {log}");
     assert!(said_by(&said, "here", "built-on-the-agent"), "replica A has the agent's artifact: {log}");
-    let mut client = ::postgres::Client::connect(&database.url, ::postgres::NoTls).unwrap();
+    let mut client = ::postgres::Client::connect(&shared.database.url, ::postgres::NoTls).unwrap();
     let left: i64 = client
         .query_one("SELECT (SELECT count(*) FROM blobs) + (SELECT count(*) FROM transfer_files)", &[])
         .unwrap()

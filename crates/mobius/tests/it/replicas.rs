@@ -16,6 +16,26 @@ use crate::util::{ADMIN, Dir, Server, http};
 
 const LEASE: &str = "environment:shop/production";
 
+/// What the replicas share: a fresh PostgreSQL database and the key secrets are sealed with.
+struct Shared {
+    database: cluster::Database,
+    key: String,
+}
+
+impl Shared {
+    fn new() -> Shared {
+        Shared { database: cluster::Database::create(), key: "5ec12e7".repeat(10)[..64].to_owned() }
+    }
+
+    fn env(&self) -> [(&str, &str); 3] {
+        [
+            ("MOBIUS_DATABASE_URL", self.database.url.as_str()),
+            ("MOBIUS_SECRET_KEY", self.key.as_str()),
+            ("MOBIUS_LOG", "info"),
+        ]
+    }
+}
+
 /// The leases a replica says it holds (`/readyz`).
 fn held(server: &Server) -> Vec<String> {
     let ready: Value = http().get(server.url("/readyz")).send().unwrap().json().unwrap();
@@ -49,11 +69,8 @@ fn wait<T>(what: &str, dirs: &[&Dir], mut check: impl FnMut() -> Option<T>) -> T
 
 #[test]
 fn the_replica_holding_an_environment_drives_it_and_another_finishes_its_canary_after_a_kill_9() {
-    let database = cluster::Database::create();
-    // Replicas share the database and the key its secrets are sealed with.
-    let key = "5ec12e7".repeat(10)[..64].to_owned();
-    let env =
-        [("MOBIUS_DATABASE_URL", database.url.as_str()), ("MOBIUS_SECRET_KEY", key.as_str()), ("MOBIUS_LOG", "info")];
+    let shared = Shared::new();
+    let env = shared.env();
     let (dir_a, dir_b) = (Dir::new(), Dir::new());
     let _cleanup = (Cleanup(dir_a.path().to_owned()), Cleanup(dir_b.path().to_owned()));
     let dirs = [&dir_a, &dir_b];
@@ -151,10 +168,8 @@ fn pids(rollout: &Value) -> Vec<u64> {
 /// instances from the release kept in the store.
 #[test]
 fn a_holder_lost_with_its_machine_is_replaced_from_the_release_in_the_store() {
-    let database = cluster::Database::create();
-    let key = "5ec12e7".repeat(10)[..64].to_owned();
-    let env =
-        [("MOBIUS_DATABASE_URL", database.url.as_str()), ("MOBIUS_SECRET_KEY", key.as_str()), ("MOBIUS_LOG", "info")];
+    let shared = Shared::new();
+    let env = shared.env();
     let (dir_a, dir_b) = (Dir::new(), Dir::new());
     let _cleanup = (Cleanup(dir_a.path().to_owned()), Cleanup(dir_b.path().to_owned()));
     let dirs = [&dir_a, &dir_b];
