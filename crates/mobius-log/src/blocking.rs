@@ -191,6 +191,7 @@ guarded! {
     hold_transfer_blobs(transfer: &str, digests: &[String]) -> Result<Vec<String>, StoreError>;
     transfer_file(transfer: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
     release_transfer(transfer: &str) -> Result<(), StoreError>;
+    transfers(prefix: &str) -> Result<Vec<String>, StoreError>;
     enqueue_rollout_command(command: &NewRolloutCommand) -> Result<i64, StoreError>;
     claim_rollout_command(environments: &[Scope], holder: &str, now: Timestamp) -> Result<Option<RolloutCommand>, StoreError>;
     finish_rollout_command(id: i64, holder: &str, result: &str, at: Timestamp) -> Result<bool, StoreError>;

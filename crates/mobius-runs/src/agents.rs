@@ -65,6 +65,17 @@ const READ_CHUNK: u64 = 1 << 20;
 /// At most this much progress per job (64 MiB): an agent past it is answered 413.
 pub const MAX_JOB_LOG: u64 = 64 << 20;
 
+/// How the transfers of a run's agent jobs are named: `run-<id>-<random>`, so that those a
+/// dead replica left are found by run (see `runner/orphans.rs`).
+pub fn transfer_prefix(run: i64) -> String {
+    format!("run-{run}-")
+}
+
+/// The run a transfer named by [`transfer_prefix`] belongs to.
+pub fn transfer_run(transfer: &str) -> Option<i64> {
+    transfer.strip_prefix("run-")?.split_once('-')?.0.parse().ok()
+}
+
 /// The purpose a job's payload is sealed for.
 fn purpose(run: i64, job: &str) -> String {
     format!("agent job of run {run}: {job}")

@@ -545,6 +545,9 @@ pub trait Store: Send + Sync {
     fn transfer_file(&self, transfer: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Forgets `transfer`'s names, and the content no other transfer names.
     fn release_transfer(&self, transfer: &str) -> Result<(), StoreError>;
+    /// The transfers whose name starts with `prefix`, in order (for sweeping those whose owner
+    /// is gone).
+    fn transfers(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
 
     // The rollout command queue (see [`commands`]).
 

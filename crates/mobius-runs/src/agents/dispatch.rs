@@ -54,7 +54,7 @@ async fn follow(
     progress: &RemoteProgress,
     cancel: CancellationSignal,
 ) -> Result<JobReport, String> {
-    let transfer = uuid::Uuid::new_v4().simple().to_string();
+    let transfer = format!("{}{}", super::transfer_prefix(run), uuid::Uuid::new_v4().simple());
     let followed = queue_and_follow(agents, run, source, job, &transfer, progress, cancel).await;
     let released = transfer.clone();
     if let Err(e) = agents.store(move |s| s.release_transfer(&released)).await {

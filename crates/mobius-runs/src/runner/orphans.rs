@@ -8,6 +8,10 @@
 //! a job of one is running on an agent: running it again would run it twice. A replica that
 //! died is an infrastructure failure like a lost agent: its runs are not queued again by
 //! themselves (GitHub re-runs nothing by itself either); re-run them explicitly.
+//!
+//! The same sweep releases the files a dead replica's agent jobs left in the store (their
+//! transfers, `crate::agents::transfer_prefix`) once their run has ended and none of its jobs
+//! is on an agent any more: a live dispatcher releases its own.
 
 use super::*;
 use mobius_store::{AgentJobState, RunQuery, RunRecord};
@@ -104,7 +108,34 @@ impl Runner {
             if let Err(e) = self.recover_orphans(false).await {
                 tracing::warn!(error = %e, "cannot look for runs whose driver stopped");
             }
+            let this = self.clone();
+            match mobius_log::blocking::spawn(move || this.release_left_transfers()).await {
+                Ok(0) => {}
+                Ok(released) => tracing::info!(released, "released the files of ended runs' agent jobs"),
+                Err(e) => tracing::warn!(error = %e, "cannot release the files of ended runs' agent jobs"),
+            }
         }
+    }
+
+    /// Releases the transfers of runs that have ended with no job on an agent (blocking);
+    /// how many.
+    pub fn release_left_transfers(&self) -> Result<usize, RunError> {
+        let store = &self.inner.store;
+        let transfers = store.transfers("run-")?;
+        if transfers.is_empty() {
+            return Ok(0);
+        }
+        let active = store.active_agent_jobs()?;
+        let mut released = 0;
+        for transfer in transfers {
+            let Some(run) = crate::agents::transfer_run(&transfer) else { continue };
+            let ended = store.run(run)?.is_none_or(|detail| detail.record.state.is_final());
+            if ended && !active.iter().any(|job| job.run == run) {
+                store.release_transfer(&transfer)?;
+                released += 1;
+            }
+        }
+        Ok(released)
     }
 
     /// Interrupts the orphans in the store (blocking); each with whether a job of it runs on

@@ -566,6 +566,10 @@ impl Store for PgStore {
         self.write_rows(|tx| transfers::release(tx, transfer))
     }
 
+    fn transfers(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.read(|c| transfers::named(c, prefix))
+    }
+
     fn enqueue_rollout_command(&self, command: &NewRolloutCommand) -> Result<i64, StoreError> {
         self.write_rows(|tx| commands::enqueue(tx, command))
     }

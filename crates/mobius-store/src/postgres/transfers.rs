@@ -72,6 +72,14 @@ pub(super) fn release(tx: &mut Transaction<'_>, transfer: &str) -> Result<(), St
     forget_unnamed(tx, &digests)
 }
 
+pub(super) fn named(c: &mut impl GenericClient, prefix: &str) -> Result<Vec<String>, StoreError> {
+    let rows = c.query(
+        "SELECT DISTINCT transfer FROM transfer_files WHERE left(transfer, length($1)) = $1 ORDER BY transfer",
+        &[&prefix],
+    )?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// Deletes the blobs of `digests` that no transfer names any more.
 fn forget_unnamed(tx: &mut Transaction<'_>, digests: &[String]) -> Result<(), StoreError> {
     tx.execute(

@@ -651,6 +651,10 @@ impl Store for SqliteStore {
         self.with_queue_writer(|conn| transfers::release(conn, transfer))
     }
 
+    fn transfers(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.with_reader(|conn| transfers::named(conn, prefix))
+    }
+
     fn enqueue_rollout_command(&self, command: &NewRolloutCommand) -> Result<i64, StoreError> {
         self.with_writer(|conn| commands::enqueue(conn, command))
     }

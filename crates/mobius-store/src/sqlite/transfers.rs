@@ -71,6 +71,14 @@ pub(super) fn release(conn: &Connection, transfer: &str) -> Result<(), StoreErro
     Ok(())
 }
 
+pub(super) fn named(conn: &Connection, prefix: &str) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT transfer FROM transfer_files WHERE substr(transfer, 1, length(?1)) = ?1 ORDER BY transfer",
+    )?;
+    let names = stmt.query_map([prefix], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    Ok(names)
+}
+
 /// Deletes blob `digest` unless a transfer still names it.
 fn forget_unnamed(conn: &Connection, digest: &str) -> Result<(), StoreError> {
     conn.prepare_cached(

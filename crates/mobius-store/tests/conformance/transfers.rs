@@ -9,6 +9,7 @@ crate::conformance!(
     holding_names_the_blobs_the_store_has_and_lists_the_rest,
     releasing_keeps_the_content_another_transfer_names,
     renaming_forgets_the_content_nothing_names_any_more,
+    transfers_are_listed_by_prefix,
 );
 
 /// A digest-shaped name (the store does not check it; the application does).
@@ -59,4 +60,16 @@ fn renaming_forgets_the_content_nothing_names_any_more(store: &dyn Store) {
     assert_eq!(store.hold_transfer_blobs("t2", &[digest(1)]).unwrap(), [digest(1)], "the first was deleted");
     store.put_transfer_file("t1", MADE, &digest(2), b"[second]").unwrap();
     assert_eq!(store.transfer_file("t1", MADE).unwrap().as_deref(), Some(&b"[second]"[..]), "put again: kept");
+}
+
+fn transfers_are_listed_by_prefix(store: &dyn Store) {
+    for transfer in ["run-12-b", "run-12-a", "run-3-x", "release:ab", "run_1"] {
+        store.put_transfer_file(transfer, SOURCE, &digest(1), b"tar").unwrap();
+    }
+    store.put_transfer_file("run-12-a", MADE, &digest(2), b"[]").unwrap();
+    assert_eq!(store.transfers("run-").unwrap(), ["run-12-a", "run-12-b", "run-3-x"], "each once, in order");
+    assert_eq!(store.transfers("run-12-").unwrap(), ["run-12-a", "run-12-b"]);
+    assert_eq!(store.transfers("release:").unwrap(), ["release:ab"]);
+    assert_eq!(store.transfers("%").unwrap(), Vec::<String>::new(), "a prefix, not a pattern");
+    assert_eq!(store.transfers("").unwrap().len(), 5);
 }

@@ -416,7 +416,7 @@ fn a_replica_killed_mid_run_leaves_its_agent_job_to_finish_once() {
     let (dir_a, dir_b) = (Dir::new(), Dir::new());
     let marks = dir_a.path().join("marks");
     let workflow = format!(
-        "on: workflow_dispatch\njobs:\n  long:\n    runs-on: self-hosted\n    steps:\n      - run: echo ran >> {m} && sleep 6 && echo done >> {m}\n",
+        "on: workflow_dispatch\njobs:\n  long:\n    runs-on: self-hosted\n    steps:\n      - uses: actions/checkout@v4\n      - run: echo ran >> {m} && sleep 6 && echo done >> {m}\n",
         m = marks.display()
     );
     let repo = repository(&dir_a, &[(".github/workflows/ci.yml", workflow.as_str())]);
@@ -429,6 +429,9 @@ fn a_replica_killed_mid_run_leaves_its_agent_job_to_finish_once() {
         let agents = get(&b, "/api/v1/agents");
         agents["agents"].as_array().unwrap().iter().any(|a| a["job"]["run"] == id).then_some(())
     });
+    let mut client = ::postgres::Client::connect(&shared.database.url, ::postgres::NoTls).unwrap();
+    let held: i64 = client.query_one("SELECT count(*) FROM transfer_files", &[]).unwrap().get(0);
+    assert!(held > 0, "the dispatcher put the job's workspace in the store");
     a.kill9();
     let run = wait_for("the survivor to end the orphaned run", || {
         let run = get(&b, &format!("/api/v1/runs/{id}"));
@@ -444,6 +447,15 @@ fn a_replica_killed_mid_run_leaves_its_agent_job_to_finish_once() {
     assert_eq!(ran, "ran\ndone\n", "the job ran once, to its end, on its agent");
     let runs = get(&b, "/api/v1/runs");
     assert_eq!(runs.as_array().unwrap().len(), 1, "nothing was queued again: {runs}");
+    // The dead replica never released its job's files (its workspace): the survivor's sweep
+    // does, the run having ended and its job being off the agent.
+    wait_for("the survivor to release the dead replica's transfer", || {
+        let left: i64 = client
+            .query_one("SELECT (SELECT count(*) FROM blobs) + (SELECT count(*) FROM transfer_files)", &[])
+            .unwrap()
+            .get(0);
+        (left == 0).then_some(())
+    });
 }
 
 /// Two replicas on PostgreSQL, the run queued through one, the agent talking only to the
