@@ -39,8 +39,13 @@ fn measure(name: &str, store: &Arc<dyn Store>, claimers: usize) {
     let labels = vec!["self-hosted".to_owned()];
     let started = Instant::now();
     for n in 0..JOBS {
-        let job =
-            NewAgentJob { run: 1, job: format!("many ({n})"), labels: labels.clone(), payload: "{}".into(), queued: at };
+        let job = NewAgentJob {
+            run: 1,
+            job: format!("many ({n})"),
+            labels: labels.clone(),
+            payload: "{}".into(),
+            queued: at,
+        };
         store.enqueue_agent_job(&job).expect("enqueue");
     }
     let enqueue = JOBS as f64 / started.elapsed().as_secs_f64();
