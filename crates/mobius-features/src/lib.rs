@@ -395,14 +395,15 @@ impl FlagSets {
                     }
                     return Ok(Outcome { loaded: this.current(&set), changed: false });
                 };
-                match this.write(&set, base, stored, &proposal, &actor)? {
+                let now = this.inner.clock.now();
+                match this.write(&set, base, stored, &proposal, &actor, now)? {
                     FlagSetPut::Written { version } => {
                         let record = FlagSetRecord {
                             name: set.clone(),
                             environment: proposal.environment.clone(),
                             version,
                             document: proposal.document.clone(),
-                            updated: this.inner.clock.now(),
+                            updated: now,
                             updated_by: actor.by.clone(),
                         };
                         this.install(record, proposal.set);
@@ -420,7 +421,8 @@ impl FlagSets {
         .await
     }
 
-    /// Writes a proposal as version `base + 1` with its event, in one store transaction.
+    /// Writes a proposal as version `base + 1` at `now` with its event, in one store
+    /// transaction.
     fn write(
         &self,
         set: &str,
@@ -428,8 +430,8 @@ impl FlagSets {
         stored: Option<&FlagSetRecord>,
         proposal: &Proposal,
         actor: &Actor,
+        now: Timestamp,
     ) -> Result<FlagSetPut, FlagError> {
-        let now = self.inner.clock.now();
         let flags = diff::flags(stored.and_then(|s| s.document.as_deref()), proposal.document.as_deref());
         let environment = Some(proposal.environment.as_str()).filter(|e| !e.is_empty());
         let change = emit::FlagChange {

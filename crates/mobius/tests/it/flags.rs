@@ -161,6 +161,20 @@ fn a_flag_file_is_loaded_shown_flipped_and_every_change_recorded_with_who_and_wh
 }
 
 #[test]
+fn an_acknowledged_change_survives_a_kill_9() {
+    let dir = Dir::new();
+    let mut server = dir.serve(&[]);
+    let (code, body) = put(&server, "/api/v1/flags/shop?environment=production", Some(ADMIN), &[], SHOP.into());
+    assert_eq!((code, body["version"].as_u64()), (StatusCode::OK, Some(1)), "{body}");
+    server.kill9();
+    let server = dir.serve(&[]);
+    let shown = get(&server, "/api/v1/flags/shop", &[]);
+    assert_eq!((shown.status(), shown.headers()["etag"].to_str().unwrap()), (StatusCode::OK, "\"1\""));
+    assert_eq!(shown.text().unwrap(), SHOP, "in force again from the store at start");
+    assert_eq!(changes(&server).len(), 1, "and its event with it");
+}
+
+#[test]
 fn changing_flags_needs_a_deploy_token_and_reading_them_any_token() {
     let dir = Dir::new();
     let server = dir.serve(&[]);
