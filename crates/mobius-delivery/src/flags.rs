@@ -6,7 +6,9 @@
 //! the set named by `mobius_features::names::release_set_name`: the file's `metadata.flagSetId`
 //! or its name without `.flagd.json`, then `.<environment>`. The file in the release is the
 //! source of truth: a deploy puts it back even over a flag flipped by hand since (GitOps'
-//! rule; an unchanged set is no change).
+//! rule; an unchanged set is no change). The files are loaded one by one, each a change with
+//! its own event: should one fail after the check passed (its set moved to another environment
+//! meanwhile), the deploy is refused and the files before it stay loaded.
 //!
 //! Flag sets belong to another bounded context (`mobius-features`): the deployer reaches them
 //! through the [`ReleaseFlags`] port, which the application wires, so this crate knows flagd

@@ -61,6 +61,7 @@ const ATTEMPTS: usize = 5;
 /// A flag set in force: what evaluations read. Immutable; a change makes a new one.
 #[derive(Debug, Clone)]
 pub struct Loaded {
+    /// The set's name (see [`names`]).
     pub name: String,
     /// Grows by one with each change of this set (1 for its first document).
     pub version: u64,
@@ -70,6 +71,7 @@ pub struct Loaded {
     pub document: String,
     /// The document, validated and compiled.
     pub set: FlagSet,
+    /// When the current version was made.
     pub updated: Timestamp,
     /// Who made the current version.
     pub updated_by: String,
@@ -79,7 +81,9 @@ pub struct Loaded {
 /// durable and in memory (so [`FlagSets::current`] already answers with it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Changed {
+    /// The set's name.
     pub set: String,
+    /// Its version now (the tombstone's, for a deletion).
     pub version: u64,
     /// The set was deleted: [`FlagSets::current`] has nothing for it now.
     pub deleted: bool,
@@ -100,13 +104,16 @@ pub struct Outcome {
 pub struct Actor {
     /// A token's name, `cli`, or the deployer.
     pub by: String,
+    /// Why (`--reason`, `X-Mobius-Reason`, the deploy), when said.
     pub reason: Option<String>,
 }
 
 /// A whole document to put.
 #[derive(Debug, Clone)]
 pub struct Put {
+    /// The set's name (see [`names`]).
     pub set: String,
+    /// The whole flagd document.
     pub document: String,
     /// The environment the set belongs to; `None` keeps the stored one (none for a new set).
     pub environment: Option<String>,
@@ -334,9 +341,10 @@ impl FlagSets {
             let Some(old) = current.get(&key) else {
                 return Err(FlagError::NoFlag { set: name.clone(), flag: key.clone() });
             };
-            if action == Action::Default && old.variant(value.trim_matches('"')).is_none() {
+            // The variant as named: the value is its JSON text.
+            let variant: String = serde_json::from_str(&value).unwrap_or_default();
+            if action == Action::Default && old.variant(&variant).is_none() {
                 let known: Vec<&str> = old.variants().map(|(n, _)| n).collect();
-                let variant = serde_json::from_str(&value).unwrap_or_default();
                 return Err(FlagError::NoVariant {
                     set: name.clone(),
                     flag: key.clone(),

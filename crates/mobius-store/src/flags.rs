@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 /// A flag set as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlagSetRecord {
+    /// The set's name: its one identity.
     pub name: String,
     /// The deployment environment the set belongs to; `""` for none.
     pub environment: String,
@@ -21,6 +22,7 @@ pub struct FlagSetRecord {
     pub version: i64,
     /// The flagd document as it was put; `None` once the set was deleted.
     pub document: Option<String>,
+    /// When the current version was written.
     pub updated: Timestamp,
     /// Who made the change (a token's name, `cli`, a deployer).
     pub updated_by: String,
