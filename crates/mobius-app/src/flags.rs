@@ -74,3 +74,55 @@ fn refused(file: &FlagFile, error: FlagError) -> FlagFilesError {
         FlagError::Event(_) | FlagError::Store(_) => FlagFilesError::Failed { path, source: Box::new(error) },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use mobius_events::materialise::Rules;
+    use mobius_log::blocking::Guarded;
+    use mobius_log::{Clock, Ingestor};
+    use mobius_store::{SqliteStore, Store};
+
+    use super::*;
+
+    const DOCUMENT: &str = r#"{"flags": {"f": {"state": "ENABLED", "variants": {"a": 1}, "defaultVariant": "a"}}}"#;
+
+    fn file(base: &str) -> FlagFile {
+        FlagFile { path: format!("flags/{base}.flagd.json"), base: base.into(), text: DOCUMENT.into() }
+    }
+
+    #[tokio::test]
+    async fn a_release_cannot_take_another_environments_set_or_load_two_files_into_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(Guarded(Arc::new(SqliteStore::open(dir.path()).unwrap())));
+        let sets = FlagSets::new(store.clone(), Ingestor::new(store, Rules::default()), Clock::System);
+        let port = ReleaseFlagSets(sets.clone());
+        // A set named as production's would be, made by hand for staging.
+        let by_hand = Put {
+            set: "shop.production".into(),
+            document: DOCUMENT.into(),
+            environment: Some("staging".into()),
+            expected: None,
+            source_name: None,
+        };
+        sets.put(by_hand, Actor { by: "alice".into(), reason: None }).await.unwrap();
+        let refused = port.check(&[file("shop")], "production").await.unwrap_err();
+        assert!(matches!(refused, FlagFilesError::Conflict { .. }), "{refused}");
+        assert_eq!(
+            refused.to_string(),
+            "flags/shop.flagd.json: flag set `shop.production` belongs to environment `staging`, not `production`"
+        );
+        let twice = port.check(&[file("banner"), file("banner")], "production").await.unwrap_err();
+        assert!(matches!(twice, FlagFilesError::Invalid { .. }), "{twice}");
+        let bad_name = port.check(&[file("sh op")], "production").await.unwrap_err();
+        assert!(matches!(bad_name, FlagFilesError::Invalid { .. }), "{bad_name}");
+
+        port.check(&[file("banner")], "production").await.unwrap();
+        port.load(&[file("banner")], "production", "bot", "deploy of shop v1 to production").await.unwrap();
+        let loaded = sets.current("banner.production").unwrap();
+        assert_eq!((loaded.environment.as_deref(), loaded.updated_by.as_str()), (Some("production"), "bot"));
+        let refused = port.load(&[file("shop")], "production", "bot", "deploy").await.unwrap_err();
+        assert!(matches!(refused, FlagFilesError::Conflict { .. }), "the load refuses what the check would");
+    }
+}
