@@ -8,9 +8,11 @@
 //! ```text
 //! App::open(config) ─► store ─► Ingestor ─┬─► Runner   (mobius/deploy steps ─► Deployer)
 //!                                         ├─► Deployer (policy gate ─► reliability)
-//!                                         └─► Alerter
+//!                                         ├─► Alerter
+//!                                         └─► FlagSets (a deploy's flag files ◄─ Deployer)
 //! app.recover()  rollouts resumed, interrupted runs queued again
-//! app.start()    repository polling, commit statuses, SLO alerts, SLI recording ─► Background::stop()
+//! app.start()    repository polling, commit statuses, SLO alerts, SLI recording, flag set
+//!                sync ─► Background::stop()
 //!                (with replicas: environments driven while their leases are held)
 //! ```
 //!
@@ -20,8 +22,11 @@
 //! named) and removed.
 //! [`environments`]: changes to environments' protection rules, each with its audit event.
 //! [`sessions`]: the console's sign-in sessions, each as strong as its token and no longer.
+//! [`flags`]: a release's flag files loaded into flag sets when it is deployed (the
+//! deployer's port, over [`FlagSets`]).
 
 pub mod environments;
+pub mod flags;
 pub mod repositories;
 pub mod secrets;
 pub mod sessions;
@@ -33,6 +38,7 @@ use std::time::Duration;
 
 use mobius_delivery::{DeployConfig, DeployError, Deployer};
 use mobius_events::materialise::Rules;
+use mobius_features::FlagSets;
 use mobius_log::blocking::Guarded;
 use mobius_log::lease::Leases;
 use mobius_log::{Clock, Ingestor};
@@ -154,6 +160,8 @@ pub enum AppError {
     Runs(#[source] RunError),
     #[error("cannot open the secrets")]
     Secrets(#[source] SecretError),
+    #[error("cannot read the flag sets")]
+    FlagSets(#[source] StoreError),
 }
 
 /// The application services, wired together. Cheap to clone: clones share everything.
@@ -168,6 +176,8 @@ pub struct App {
     pub delivery: Deployer,
     /// SLO alerts (and the SLI series every SLO evaluation shares).
     pub reliability: Alerter,
+    /// Feature flag sets: stored, in memory on every replica, and announced as they change.
+    pub flags: FlagSets,
     /// Jobs on `mobius agent` workers: the queue, and what agents call.
     pub agents: Agents,
     /// The leases this replica holds on the work that must happen once ([`App::start`]).
@@ -204,6 +214,7 @@ impl App {
         let store: Arc<dyn Store> = Arc::new(Guarded(store));
         let log = Ingestor::new(store.clone(), config.rules);
         let leases = Leases::new(store.clone(), replica_id(), config.clock);
+        let flag_sets = FlagSets::new(store.clone(), log.clone(), config.clock);
         let delivery = Deployer::new(
             store.clone(),
             log.clone(),
@@ -214,6 +225,7 @@ impl App {
                 external_proxy: config.external_proxy,
                 secrets: config.secrets.clone(),
                 leases: config.replicas.then(|| leases.clone()),
+                flags: Some(Arc::new(flags::ReleaseFlagSets(flag_sets.clone()))),
             },
         );
         let runs = Runner::new(
@@ -243,7 +255,7 @@ impl App {
         // Every replica keeps a liveness lease while it runs; its runs are orphans without it.
         drop(leases.lease(&mobius_runs::runner::replica_lease(leases.holder())));
         runs.set_driver(Driver { node: node_id(&config.data_dir), holder: leases.holder().to_owned() });
-        App { store, log, runs, delivery, reliability, agents, leases, config }
+        App { store, log, runs, delivery, reliability, flags: flag_sets, agents, leases, config }
     }
 
     /// How the application was set up.
@@ -262,6 +274,8 @@ impl App {
     /// control plane is taken up environment by environment, as [`App::start`]'s task gains
     /// their leases.
     pub async fn recover(&self) -> Result<Recovered, AppError> {
+        // The flag sets first: what evaluations and a resumed deploy read.
+        self.flags.refresh().await.map_err(AppError::FlagSets)?;
         let rollouts = self.delivery.recover().await.map_err(AppError::Rollouts)?;
         let runs = self.runs.recover().await.map_err(AppError::Runs)?;
         Ok(Recovered { rollouts, runs })
@@ -303,6 +317,9 @@ impl App {
         // With replicas, each environment is driven while its lease is held (`lease::environment`).
         let delivery = self.delivery.clone();
         background.spawn(|stop| delivery.drive_environments(stop));
+        // Every replica keeps its own flag sets current: each serves evaluations.
+        let flags = self.flags.clone();
+        background.spawn(|stop| flags.sync_forever(stop));
         // Last, so that it is stopped last: the work ends before its leases are given up.
         background.spawn(|stop| self.leases.clone().keep(stop));
         background

@@ -20,6 +20,7 @@
 /// Trees as they travel (release uploads, agents' workspaces): now in `mobius-pipelines`.
 pub use mobius_pipelines::archive;
 mod controller;
+pub mod flags;
 mod instances;
 mod plane;
 pub use plane::Injected;
@@ -68,6 +69,9 @@ pub struct DeployConfig {
     /// With replicas sharing the store: the leases each environment is driven under (see
     /// [`replicas`]). `None`: this process drives every environment (one server).
     pub leases: Option<Leases>,
+    /// Where a release's flag files are loaded when its rollout starts (see [`flags`]);
+    /// `None`: a release with flag files is refused.
+    pub flags: Option<Arc<dyn flags::ReleaseFlags>>,
 }
 
 /// Why a deployment operation was refused or failed, in the control plane's words.
@@ -119,6 +123,9 @@ pub enum DeployError {
         #[source]
         source: mobius_secrets::SecretError,
     },
+    /// The release's flag files cannot go into their sets (see [`flags`]).
+    #[error(transparent)]
+    FlagFiles(#[from] flags::FlagFilesError),
     #[error("cannot encode the rollout")]
     Encode(#[source] serde_json::Error),
     #[error("storage failed")]
@@ -177,6 +184,10 @@ pub struct DeployRequest {
     /// Why a deployment may go through a frozen error budget (`hotfix`, `security`).
     #[serde(default)]
     pub reason: Option<mobius_slo::policy::Reason>,
+    /// Who deploys (a token's name): what the release's flag set changes record. Set by the
+    /// door from the caller, never read from a request's body.
+    #[serde(default, skip_deserializing)]
+    pub by: Option<String>,
 }
 
 impl Deployer {
@@ -214,6 +225,7 @@ impl Deployer {
             artifact: release.artifact,
             revision: release.revision,
             reason: request.reason,
+            by: request.by.clone(),
         };
         self.ask(leases, &request.service, &request.environment, change).await
     }
@@ -255,8 +267,10 @@ impl Deployer {
                 known: names.join(", "),
             }
         })?;
-        // Every secret `run.env` names is stored, before anything is written.
+        // Every secret `run.env` names is stored, and every flag file can go into its set,
+        // before anything is written.
         self.instance_env(spec, Some(&release.spec_text), &request.environment).await?;
+        self.check_flags(&release, &request.environment).await?;
         let exception = self.check_policy(&request.service, &request.environment, request.reason).await?;
         self.check_slo_sources(spec, request.reason.is_some()).await?;
         let latest = self.latest(&request.service, &request.environment).await?;
@@ -294,6 +308,8 @@ impl Deployer {
         let rollout = Rollout::new(spec.name(), environment, plan, spec.run.instances.value, stable, new, now);
         let host = self.inner.config.leases.as_ref().map(|_| replicas::this_host());
         let mut stored = Stored { rollout, spec: release.spec_text.clone(), stable_spec, host };
+        // The release's flags are in force as its rollout starts.
+        self.load_flags(&release, &request).await?;
         self.save(&mut stored).await?;
         // Recorded only now that the deploy it excuses is going ahead.
         if let Some(exception) = exception {
@@ -410,6 +426,7 @@ impl Deployer {
             version: Some(previous.version.clone()),
             // Going back to what ran before is how a frozen budget recovers.
             reason: Some(mobius_slo::policy::Reason::Hotfix),
+            by: None,
         };
         // The previous release directory is reused as it is; the switch skips the steps.
         self.deploy_with(request, Some(Plan::switch())).await

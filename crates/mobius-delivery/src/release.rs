@@ -67,6 +67,10 @@ pub enum ReleaseError {
     StoredMismatch { expected: String, found: String },
     #[error("cannot read the artifact store")]
     Artifacts(#[from] artifacts::StoreError),
+    /// A flag file (`flags/*.flagd.json`) that is not a valid flag set; the message is its
+    /// `path:line:col: at /pointer: what`.
+    #[error(transparent)]
+    FlagFile(#[from] mobius_flags::LoadError),
     #[error("cannot {action} {}", path.display())]
     Io { action: &'static str, path: PathBuf, source: std::io::Error },
 }
@@ -95,6 +99,8 @@ pub struct Release {
     /// The artifact id events name (`pkg:generic/NAME@sha256%3A…`).
     pub artifact: String,
     pub revision: Option<String>,
+    /// Its flag files (see [`crate::flags`]), checked.
+    pub flags: Vec<crate::flags::FlagFile>,
 }
 
 /// Finds an artifact by id or commit: `(artifact id, revision)`.
@@ -179,7 +185,10 @@ pub fn prepare(
         };
         remove(&partial)?;
         fs::create_dir_all(&partial).map_err(io("create", &partial))?;
-        let checked = fill(&partial).and_then(|()| read_spec(&partial, &digest));
+        let checked = fill(&partial).and_then(|()| read_spec(&partial, &digest)).and_then(|made| {
+            crate::flags::read(&partial)?;
+            Ok(made)
+        });
         if let Err(e) = checked {
             remove(&partial)?;
             return Err(e);
@@ -188,8 +197,9 @@ pub fn prepare(
         fs::rename(&partial, &dir).map_err(io("place the release at", &dir))?;
     }
     let (spec, spec_text) = read_spec(&dir, &digest)?;
+    let flags = crate::flags::read(&dir)?;
     let artifact = format!("pkg:generic/{name}@{}", digest.replace(':', "%3A"));
-    Ok(Release { dir, version, spec, spec_text, artifact, revision })
+    Ok(Release { dir, version, spec, spec_text, artifact, revision, flags })
 }
 
 fn check_digest(digest: &str) -> Result<(), ReleaseError> {

@@ -76,6 +76,9 @@ pub(crate) enum Change {
         artifact: String,
         revision: Option<String>,
         reason: Option<mobius_slo::policy::Reason>,
+        /// Who deployed (the flag files' changes name them); absent from older replicas.
+        #[serde(default)]
+        by: Option<String>,
     },
     Promote,
     Abort,
@@ -125,6 +128,7 @@ impl DeployError {
                 | R::Spec(_)
                 | R::BadDigest { .. }
                 | R::BadVersion { .. }
+                | R::FlagFile(_)
                 | R::Tree(_) => Refusal::Invalid,
                 R::NoArtifactForCommit { .. }
                 | R::ArtifactWithoutDigest { .. }
@@ -138,7 +142,10 @@ impl DeployError {
             | D::AnalysisStep(_)
             | D::SloSource(_)
             | D::MissingSecret(_)
+            | D::FlagFiles(crate::flags::FlagFilesError::Invalid { .. })
             | D::Fault(_) => Refusal::Invalid,
+            D::FlagFiles(crate::flags::FlagFilesError::Conflict { .. }) => Refusal::Conflict,
+            D::FlagFiles(crate::flags::FlagFilesError::Failed { .. }) => Refusal::Failed,
             D::NeverDeployed { .. } | D::NotRunningHere { .. } => Refusal::NotFound,
             D::BudgetExhausted { .. } => Refusal::BudgetExhausted,
             D::RolloutUnfinished { .. }
@@ -483,7 +490,7 @@ impl Deployer {
         };
         tracing::info!(command = command.id, %service, %environment, change = ?change, "applying a change");
         let done = match change {
-            Change::Deploy { release, version, artifact, revision, reason } => {
+            Change::Deploy { release, version, artifact, revision, reason, by } => {
                 let _one = self.inner.changes.lock().await;
                 match self.local_release(&release).await {
                     Err(error) => Err(error),
@@ -494,6 +501,7 @@ impl Deployer {
                             source: Source::Dir(release),
                             version: Some(version),
                             reason,
+                            by,
                         };
                         self.deploy_made(request, artifact, revision).await
                     }

@@ -30,6 +30,7 @@ pub fn request(step: DeployStep) -> DeployRequest {
         source: Source::Artifact(step.artifact),
         version: step.version,
         reason: None,
+        by: None,
     }
 }
 

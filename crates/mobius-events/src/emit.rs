@@ -7,6 +7,7 @@
 //!   `change.merged` for the commits that triggered a server run.
 //! - [`reliability`]: alerts, the incidents pages open, incidents by hand (`mobius incident`),
 //!   and post-mortem records.
+//! - [`flags`]: changes to feature flag sets, the audit trail of each (`mobius-flag.changed`).
 //! - [`any`]: an event of any type from its parts (`mobius events send`).
 //!
 //! Every constructor returns a [`NewEvent`] validated by the parser the API uses
@@ -19,6 +20,7 @@
 //! to derive an id from get a random UUID v4.
 
 pub mod delivery;
+pub mod flags;
 pub mod pipeline;
 pub mod reliability;
 

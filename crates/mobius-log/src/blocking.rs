@@ -15,10 +15,10 @@ use jiff::Timestamp;
 use mobius_events::facts::{Deployment, DeploymentId, FactSet, Incident};
 use mobius_events::{AppendStatus, NewEvent, StoredEvent};
 use mobius_store::{
-    AgentJob, AgentRecord, EnvironmentRecord, EventQuery, ForgeSettings, Heads, IngestContext, LeaseRecord, Listener,
-    LogAppend, NewAgentJob, NewRolloutCommand, NewRun, PendingStatus, Renewal, Repository, RolloutCommand,
-    RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunUpdate, Scope, SecretRecord, SessionRecord,
-    SliCompaction, SliCounts, SliMinute, StatusOutcome, Store, StoreError, TokenRecord,
+    AgentJob, AgentRecord, EnvironmentRecord, EventQuery, FlagSetPut, FlagSetRecord, FlagSetWrite, ForgeSettings,
+    Heads, IngestContext, LeaseRecord, Listener, LogAppend, NewAgentJob, NewRolloutCommand, NewRun, PendingStatus,
+    Renewal, Repository, RolloutCommand, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunUpdate, Scope,
+    SecretRecord, SessionRecord, SliCompaction, SliCounts, SliMinute, StatusOutcome, Store, StoreError, TokenRecord,
 };
 
 thread_local! {
@@ -120,6 +120,7 @@ guarded! {
             ctx: &IngestContext<'_>,
             appended: &mut dyn FnMut(Vec<NewEvent>, Vec<AppendStatus>)
         ) -> Result<(), StoreError>;
+        put_flag_set(write: &FlagSetWrite<'_>, event: &NewEvent, ctx: &IngestContext<'_>) -> Result<FlagSetPut, StoreError>;
     }
     events(query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError>;
     event_count() -> Result<u64, StoreError>;
@@ -173,6 +174,9 @@ guarded! {
     put_environment(environment: &EnvironmentRecord) -> Result<(), StoreError>;
     delete_environment(repository: &str, name: &str) -> Result<bool, StoreError>;
     environments(repository: Option<&str>) -> Result<Vec<EnvironmentRecord>, StoreError>;
+    flag_set(name: &str) -> Result<Option<FlagSetRecord>, StoreError>;
+    flag_sets() -> Result<Vec<FlagSetRecord>, StoreError>;
+    flag_set_versions() -> Result<Vec<(String, i64)>, StoreError>;
     listen(channel: &str, wake: Listener) -> Result<bool, StoreError>;
     record_agent(agent: &AgentRecord) -> Result<(), StoreError>;
     agents() -> Result<Vec<AgentRecord>, StoreError>;

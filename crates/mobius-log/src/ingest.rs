@@ -105,6 +105,17 @@ impl Ingestor {
     }
 }
 
+impl Ingestor {
+    /// Runs `write` with the context appends materialise under: for a store write that
+    /// appends its own audit event in its transaction (a flag set's change), so the change and
+    /// its event commit together or not at all.
+    pub fn with_context<T>(&self, write: impl FnOnce(&IngestContext<'_>) -> T) -> Result<T, StoreError> {
+        let repositories = self.store.repositories()?;
+        let ancestry = GitAncestry::new(repositories.into_iter().map(|r| (r.name, r.path.into())));
+        Ok(write(&IngestContext { rules: self.rules, ancestry: &ancestry }))
+    }
+}
+
 /// The report of a batch's rejected items, the positions of its valid events, and those events.
 fn sort_out(items: Vec<Result<NewEvent, EventError>>) -> (IngestReport, Vec<usize>, Vec<NewEvent>) {
     let mut report = IngestReport::default();

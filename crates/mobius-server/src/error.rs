@@ -8,6 +8,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mobius_app::repositories::RepositoryError;
+use mobius_delivery::flags::FlagFilesError;
 use mobius_delivery::upload::UploadError;
 use mobius_delivery::{DeployError, Refusal, ReleaseError};
 use mobius_log::query::QueryError;
@@ -188,9 +189,12 @@ impl From<ReleaseError> for ApiError {
     fn from(e: ReleaseError) -> ApiError {
         use ReleaseError as R;
         match e {
-            R::NoSpecInDir { .. } | R::NoSpec { .. } | R::Spec(_) | R::BadDigest { .. } | R::BadVersion { .. } => {
-                ApiError::client(StatusCode::BAD_REQUEST, "bad_request", &e)
-            }
+            R::NoSpecInDir { .. }
+            | R::NoSpec { .. }
+            | R::Spec(_)
+            | R::BadDigest { .. }
+            | R::BadVersion { .. }
+            | R::FlagFile(_) => ApiError::client(StatusCode::BAD_REQUEST, "bad_request", &e),
             R::Tree(_) => ApiError::client(StatusCode::BAD_REQUEST, "bad_tree", &e),
             R::NoArtifactForCommit { .. }
             | R::ArtifactWithoutDigest { .. }
@@ -212,7 +216,10 @@ impl From<DeployError> for ApiError {
             | D::AnalysisStep(_)
             | D::SloSource(_)
             | D::MissingSecret(_)
+            | D::FlagFiles(FlagFilesError::Invalid { .. })
             | D::Fault(_) => ApiError::client(StatusCode::BAD_REQUEST, "bad_request", &e),
+            D::FlagFiles(FlagFilesError::Conflict { .. }) => ApiError::client(StatusCode::CONFLICT, "conflict", &e),
+            D::FlagFiles(FlagFilesError::Failed { .. }) => ApiError::internal(e),
             D::NeverDeployed { .. } | D::NotRunningHere { .. } => {
                 ApiError::client(StatusCode::NOT_FOUND, "not_found", &e)
             }

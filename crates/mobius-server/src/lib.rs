@@ -38,7 +38,7 @@ use tokio::net::TcpListener;
 
 use crate::limits::{Gates, Limits};
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
-use crate::routes::{agents, delivery, environments, health, log, reliability, repositories, runs, secrets};
+use crate::routes::{agents, delivery, environments, flags, health, log, reliability, repositories, runs, secrets};
 
 /// A secret from configuration; its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -135,6 +135,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/agent/jobs/{id}/blobs/{digest}", get(agents::blob).put(agents::put_blob))
         .route("/api/v1/environments", get(environments::list))
         .route("/api/v1/environments/{owner}/{repo}/{env}", put(environments::put).delete(environments::delete))
+        .route("/api/v1/flags", get(flags::list))
+        .route("/api/v1/flags/{set}", get(flags::show).put(flags::put).delete(flags::delete))
+        .route("/api/v1/flags/{set}/flags/{flag}/state", put(flags::set_state))
+        .route("/api/v1/flags/{set}/flags/{flag}/default", put(flags::set_default))
         .route("/api/v1/poll", post(runs::poll))
         .route("/api/v1/repositories", post(repositories::add).get(repositories::list))
         .route("/api/v1/repositories/{*name}", get(repositories::show).delete(repositories::remove))

@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod delivery;
 pub mod environments;
+pub mod flags;
 pub mod health;
 pub mod log;
 pub mod reliability;

@@ -14,6 +14,7 @@
 
 pub mod agents;
 pub mod commands;
+pub mod flags;
 pub mod forge;
 mod log_offsets;
 #[cfg(feature = "postgres")]
@@ -32,6 +33,7 @@ use serde::{Deserialize, Serialize};
 pub use self::postgres::PgStore;
 pub use agents::{AgentJob, AgentJobState, AgentRecord, LogAppend, NewAgentJob, Renewal};
 pub use commands::{CommandState, NewRolloutCommand, RolloutCommand};
+pub use flags::{FlagSetPut, FlagSetRecord, FlagSetWrite};
 pub use forge::{CommitStatus, Delivery, ForgeKind, ForgeSettings, PendingStatus, StatusOutcome};
 pub use runs::{
     Heads, JobRecord, NewRun, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunState, RunUpdate,
@@ -485,6 +487,26 @@ pub trait Store: Send + Sync {
         let _ = (channel, wake);
         Ok(false)
     }
+
+    // Feature flag sets (see [`flags`]).
+
+    /// Writes a flag set's change as `write.base + 1` and appends `event` (its audit record, with
+    /// the facts it implies) in the same transaction — only while the stored version is still
+    /// `write.base`; else nothing is written and the answer is [`FlagSetPut::Conflict`].
+    /// Durable when it returns.
+    fn put_flag_set(
+        &self,
+        write: &FlagSetWrite<'_>,
+        event: &NewEvent,
+        ctx: &IngestContext<'_>,
+    ) -> Result<FlagSetPut, StoreError>;
+    /// One set as stored, a deleted one's tombstone included.
+    fn flag_set(&self, name: &str) -> Result<Option<FlagSetRecord>, StoreError>;
+    /// Every set as stored, tombstones included, by name.
+    fn flag_sets(&self) -> Result<Vec<FlagSetRecord>, StoreError>;
+    /// Every set's name and version, tombstones included, by name: what replicas compare with
+    /// the sets they hold, every second, without reading the documents.
+    fn flag_set_versions(&self) -> Result<Vec<(String, i64)>, StoreError>;
 
     // The agent job queue (see [`agents`]).
 

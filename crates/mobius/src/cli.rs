@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod flags;
 mod pipelines;
 
+pub use flags::*;
 pub use pipelines::*;
 
 /// Mobius: one binary for the whole delivery loop — build, test, release, deploy, operate,
@@ -76,6 +78,14 @@ pub enum Command {
     /// repository, so a change to a workflow cannot weaken them.
     #[command(subcommand)]
     Environment(EnvironmentCommand),
+    /// Feature flag sets in flagd's format: load, list, show, turn flags on and off
+    ///
+    /// A flag set is a flagd JSON document under a name, optionally belonging to an
+    /// environment; every change gets a new version and a `mobius-flag.changed` event. A
+    /// release's `flags/*.flagd.json` files are loaded into `<name>.<environment>` when it is
+    /// deployed. Changing needs a `deploy` token with --server.
+    #[command(subcommand)]
+    Flags(FlagsCommand),
     /// Run workflows locally, without a server
     ///
     /// Lints first; runs the working tree (uncommitted changes included) in a temporary

@@ -18,10 +18,12 @@ use crate::page;
 
 /// `POST /api/v1/deployments` (`deploy`): starts a rollout; answers with it (201).
 pub async fn deploy(
-    _: Caller<Deploy>,
+    caller: Caller<Deploy>,
     State(state): State<AppState>,
-    JsonBody(request): JsonBody<DeployRequest>,
+    JsonBody(mut request): JsonBody<DeployRequest>,
 ) -> Result<Response, ApiError> {
+    // What the release's flag set changes record as who made them.
+    request.by = caller.token.map(|token| token.name);
     let stored = state.app.delivery.deploy(request).await?;
     Ok((StatusCode::CREATED, Json(stored.rollout)).into_response())
 }

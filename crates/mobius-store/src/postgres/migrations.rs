@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_rollout_commands.sql"),
     include_str!("migrations/0005_transfers.sql"),
     include_str!("migrations/0006_deployments_by_environment.sql"),
+    include_str!("migrations/0007_flag_sets.sql"),
 ];
 
 /// Any number, the same in every process: migrations of one database never run side by side.

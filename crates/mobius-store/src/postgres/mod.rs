@@ -19,6 +19,7 @@ mod agents;
 mod commands;
 mod environments;
 mod facts;
+mod flags;
 mod forge;
 mod import;
 mod leases;
@@ -42,10 +43,10 @@ use mobius_events::{AppendStatus, NewEvent, StoredEvent};
 
 use self::pool::{Failed, Pool};
 use crate::{
-    AgentJob, AgentRecord, EnvironmentRecord, EventQuery, ForgeSettings, Heads, IngestContext, LeaseRecord, Listener,
-    LogAppend, NewAgentJob, NewRolloutCommand, NewRun, PendingStatus, Renewal, Repository, RolloutCommand,
-    RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunUpdate, Scope, SecretRecord, SessionRecord,
-    SliCompaction, SliCounts, SliMinute, StatusOutcome, Store, StoreError, TokenRecord,
+    AgentJob, AgentRecord, EnvironmentRecord, EventQuery, FlagSetPut, FlagSetRecord, FlagSetWrite, ForgeSettings,
+    Heads, IngestContext, LeaseRecord, Listener, LogAppend, NewAgentJob, NewRolloutCommand, NewRun, PendingStatus,
+    Renewal, Repository, RolloutCommand, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunUpdate, Scope,
+    SecretRecord, SessionRecord, SliCompaction, SliCounts, SliMinute, StatusOutcome, Store, StoreError, TokenRecord,
 };
 
 pub use self::pool::redact;
@@ -126,46 +127,54 @@ fn upsert_state(tx: &mut Transaction<'_>, key: &str, value: &str) -> Result<(), 
     Ok(())
 }
 
+/// Appends events and their facts inside `tx`, a write transaction holding the write lock:
+/// [`Store::append`]'s work, shared with the writes whose audit event commits with them.
+fn append_in(
+    tx: &mut Transaction<'_>,
+    events: &[NewEvent],
+    ctx: &IngestContext<'_>,
+) -> Result<Vec<AppendStatus>, StoreError> {
+    let received = to_micros(Timestamp::now());
+    let insert = tx.prepare(
+        // Not a bare `ON CONFLICT DO NOTHING`, which would take a `seq` for each
+        // duplicate: with writers one at a time, the log's `seq`s are SQLite's, gapless.
+        "INSERT INTO events (source, id, type, subject, ts, received, origin, raw)
+         SELECT $1::text, $2::text, $3::text, $4::text, $5::bigint, $6::bigint, $7::text, $8::text
+         WHERE NOT EXISTS (SELECT 1 FROM events WHERE source = $1 AND id = $2)
+         ON CONFLICT (source, id) DO NOTHING",
+    )?;
+    let mut statuses = Vec::with_capacity(events.len());
+    let mut statements = HashMap::new();
+    let mut facts = facts::PgFacts::new(tx, &mut statements);
+    for event in events {
+        let inserted = facts.tx.execute(
+            &insert,
+            &[
+                &event.source,
+                &event.id,
+                &event.ty,
+                &event.subject,
+                &to_micros(event.timestamp),
+                &received,
+                &event.origin.as_str(),
+                &event.raw,
+            ],
+        )?;
+        let status = if inserted == 1 {
+            facts.apply(ctx, event)?;
+            AppendStatus::Stored
+        } else {
+            import::duplicate(&mut facts, ctx, event)?
+        };
+        statuses.push(status);
+    }
+    facts.flush()?;
+    Ok(statuses)
+}
+
 impl Store for PgStore {
     fn append(&self, events: &[NewEvent], ctx: &IngestContext<'_>) -> Result<Vec<AppendStatus>, StoreError> {
-        let received = to_micros(Timestamp::now());
-        self.write(|tx| {
-            let insert = tx.prepare(
-                // Not a bare `ON CONFLICT DO NOTHING`, which would take a `seq` for each
-                // duplicate: with writers one at a time, the log's `seq`s are SQLite's, gapless.
-                "INSERT INTO events (source, id, type, subject, ts, received, origin, raw)
-                 SELECT $1::text, $2::text, $3::text, $4::text, $5::bigint, $6::bigint, $7::text, $8::text
-                 WHERE NOT EXISTS (SELECT 1 FROM events WHERE source = $1 AND id = $2)
-                 ON CONFLICT (source, id) DO NOTHING",
-            )?;
-            let mut statuses = Vec::with_capacity(events.len());
-            let mut statements = HashMap::new();
-            let mut facts = facts::PgFacts::new(tx, &mut statements);
-            for event in events {
-                let inserted = facts.tx.execute(
-                    &insert,
-                    &[
-                        &event.source,
-                        &event.id,
-                        &event.ty,
-                        &event.subject,
-                        &to_micros(event.timestamp),
-                        &received,
-                        &event.origin.as_str(),
-                        &event.raw,
-                    ],
-                )?;
-                let status = if inserted == 1 {
-                    facts.apply(ctx, event)?;
-                    AppendStatus::Stored
-                } else {
-                    import::duplicate(&mut facts, ctx, event)?
-                };
-                statuses.push(status);
-            }
-            facts.flush()?;
-            Ok(statuses)
-        })
+        self.write(|tx| append_in(tx, events, ctx))
     }
 
     fn import(
@@ -497,6 +506,27 @@ impl Store for PgStore {
     fn listen(&self, channel: &str, wake: Listener) -> Result<bool, StoreError> {
         listen::start(&self.pool, channel, wake)?;
         Ok(true)
+    }
+
+    fn put_flag_set(
+        &self,
+        write: &FlagSetWrite<'_>,
+        event: &NewEvent,
+        ctx: &IngestContext<'_>,
+    ) -> Result<FlagSetPut, StoreError> {
+        self.write(|tx| flags::put(tx, write, event, ctx))
+    }
+
+    fn flag_set(&self, name: &str) -> Result<Option<FlagSetRecord>, StoreError> {
+        self.read(|c| flags::get(c, name))
+    }
+
+    fn flag_sets(&self) -> Result<Vec<FlagSetRecord>, StoreError> {
+        self.read(flags::list)
+    }
+
+    fn flag_set_versions(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.read(flags::versions)
     }
 
     fn enqueue_agent_job(&self, job: &NewAgentJob) -> Result<i64, StoreError> {

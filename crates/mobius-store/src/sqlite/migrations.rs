@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0016_agents.sql"),
     include_str!("migrations/0017_rollout_commands.sql"),
     include_str!("migrations/0018_transfers.sql"),
+    include_str!("migrations/0019_flag_sets.sql"),
 ];
 
 /// Brings the schema up to date; refuses a database written by a newer build.

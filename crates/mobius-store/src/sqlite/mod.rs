@@ -13,12 +13,14 @@ mod agents;
 mod commands;
 mod environments;
 mod facts;
+mod flags;
 mod forge;
 mod import;
 mod leases;
 mod migrations;
 mod read;
 mod runs;
+mod secrets;
 mod sessions;
 mod sli;
 mod transfers;
@@ -28,15 +30,15 @@ use std::sync::Mutex;
 
 use jiff::Timestamp;
 use mobius_events::facts::{Deployment, DeploymentId, FactSet, Incident};
-use mobius_events::time::{from_micros, to_micros};
+use mobius_events::time::to_micros;
 use mobius_events::{AppendStatus, NewEvent, StoredEvent};
 use rusqlite::{Connection, OpenFlags, params};
 
 use crate::{
-    AgentJob, AgentRecord, EnvironmentRecord, EventQuery, ForgeSettings, Heads, IngestContext, LeaseRecord, LogAppend,
-    NewAgentJob, NewRolloutCommand, NewRun, PendingStatus, Renewal, Repository, RolloutCommand, RolloutQuery,
-    RolloutRow, RunDetail, RunQuery, RunRecord, RunUpdate, Scope, SecretRecord, SessionRecord, SliCompaction,
-    SliCounts, SliMinute, StatusOutcome, Store, StoreError, TokenRecord,
+    AgentJob, AgentRecord, EnvironmentRecord, EventQuery, FlagSetPut, FlagSetRecord, FlagSetWrite, ForgeSettings,
+    Heads, IngestContext, LeaseRecord, LogAppend, NewAgentJob, NewRolloutCommand, NewRun, PendingStatus, Renewal,
+    Repository, RolloutCommand, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunUpdate, Scope,
+    SecretRecord, SessionRecord, SliCompaction, SliCounts, SliMinute, StatusOutcome, Store, StoreError, TokenRecord,
 };
 
 /// Bigger pages than SQLite's 4 KiB default halve the write calls of a bulk import.
@@ -454,74 +456,19 @@ impl Store for SqliteStore {
     }
 
     fn put_secret(&self, secret: &SecretRecord) -> Result<(), StoreError> {
-        self.with_writer(|conn| {
-            conn.execute(
-                "INSERT INTO secrets (repository, environment, name, nonce, ciphertext, updated, updated_by)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (repository, environment, name) DO UPDATE SET nonce = excluded.nonce,
-                     ciphertext = excluded.ciphertext, updated = excluded.updated, updated_by = excluded.updated_by",
-                rusqlite::params![
-                    secret.repository,
-                    secret.environment,
-                    secret.name,
-                    secret.nonce,
-                    secret.ciphertext,
-                    to_micros(secret.updated),
-                    secret.updated_by
-                ],
-            )?;
-            Ok(())
-        })
+        self.with_writer(|conn| secrets::put(conn, secret))
     }
 
     fn delete_secret(&self, repository: &str, environment: &str, name: &str) -> Result<bool, StoreError> {
-        self.with_writer(|conn| {
-            let removed = conn.execute(
-                "DELETE FROM secrets WHERE repository = ?1 AND environment = ?2 AND name = ?3",
-                rusqlite::params![repository, environment, name],
-            )?;
-            Ok(removed > 0)
-        })
+        self.with_writer(|conn| secrets::delete(conn, repository, environment, name))
     }
 
     fn secrets(&self, repository: Option<&str>) -> Result<Vec<SecretRecord>, StoreError> {
-        self.with_reader(|conn| {
-            let mut statement = conn.prepare(
-                "SELECT repository, environment, name, nonce, ciphertext, updated, updated_by FROM secrets
-                 WHERE ?1 IS NULL OR repository = ?1 ORDER BY repository, environment, name",
-            )?;
-            let rows = statement.query_map([repository], |r| {
-                Ok(SecretRecord {
-                    repository: r.get(0)?,
-                    environment: r.get(1)?,
-                    name: r.get(2)?,
-                    nonce: r.get(3)?,
-                    ciphertext: r.get(4)?,
-                    updated: from_micros(r.get(5)?),
-                    updated_by: r.get(6)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
+        self.with_reader(|conn| secrets::list(conn, repository))
     }
 
     fn reseal_secrets(&self, secrets: &[SecretRecord], state_key: &str, state_value: &str) -> Result<(), StoreError> {
-        self.with_writer(|conn| {
-            let tx = conn.transaction()?;
-            for secret in secrets {
-                tx.execute(
-                    "UPDATE secrets SET nonce = ?4, ciphertext = ?5 WHERE repository = ?1 AND environment = ?2 AND name = ?3",
-                    rusqlite::params![secret.repository, secret.environment, secret.name, secret.nonce, secret.ciphertext],
-                )?;
-            }
-            tx.execute(
-                "INSERT INTO server_state (key, value, updated) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated",
-                rusqlite::params![state_key, state_value, to_micros(Timestamp::now())],
-            )?;
-            tx.commit()?;
-            Ok(())
-        })
+        self.with_writer(|conn| secrets::reseal(conn, secrets, state_key, state_value))
     }
 
     fn set_forge(&self, forge: &ForgeSettings) -> Result<(), StoreError> {
@@ -574,6 +521,27 @@ impl Store for SqliteStore {
             tx.commit()?;
             Ok(report)
         })
+    }
+
+    fn put_flag_set(
+        &self,
+        write: &FlagSetWrite<'_>,
+        event: &NewEvent,
+        ctx: &IngestContext<'_>,
+    ) -> Result<FlagSetPut, StoreError> {
+        self.with_writer(|conn| flags::put(conn, write, event, ctx))
+    }
+
+    fn flag_set(&self, name: &str) -> Result<Option<FlagSetRecord>, StoreError> {
+        self.with_reader(|conn| flags::get(conn, name))
+    }
+
+    fn flag_sets(&self) -> Result<Vec<FlagSetRecord>, StoreError> {
+        self.with_reader(flags::list)
+    }
+
+    fn flag_set_versions(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.with_reader(flags::versions)
     }
 
     fn record_agent(&self, agent: &AgentRecord) -> Result<(), StoreError> {

@@ -7,6 +7,7 @@ mod cluster;
 mod commands;
 mod events;
 mod facts;
+mod flags;
 mod import;
 mod postgres_only;
 mod runs;

@@ -20,7 +20,7 @@ fn reconnecting_migrates_nothing_and_keeps_what_was_stored() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6], "each migration once");
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7], "each migration once");
     drop((client, store));
 }
 
@@ -32,7 +32,7 @@ fn a_schema_newer_than_this_build_is_refused() {
     client.execute("INSERT INTO schema_migrations (version, applied) VALUES (99, 0)", &[]).unwrap();
     drop(client);
     match PgStore::connect(&database.url) {
-        Err(StoreError::SchemaTooNew { found: 99, known: 6 }) => {}
+        Err(StoreError::SchemaTooNew { found: 99, known: 7 }) => {}
         Err(other) => panic!("{other}"),
         Ok(_) => panic!("a newer schema was accepted"),
     }
@@ -442,4 +442,57 @@ fn transfers_racing_over_one_blob_never_lose_it_under_a_holder() {
     });
     assert_eq!(store.hold_transfer_blobs("after", std::slice::from_ref(&digest)).unwrap(), [digest], "released by all");
     drop(store);
+}
+
+/// Every flag set change is announced to the other replicas from its transaction, with the set
+/// and its version; a refused write announces nothing.
+#[test]
+fn flag_set_changes_are_announced_to_listeners() {
+    use mobius_events::materialise::{NoAncestry, Rules};
+    use mobius_store::{FlagSetPut, FlagSetWrite, IngestContext};
+
+    let database = Database::create();
+    let (here, there) = (PgStore::connect(&database.url).unwrap(), PgStore::connect(&database.url).unwrap());
+    let (sender, heard) = std::sync::mpsc::channel::<String>();
+    let sender = std::sync::Mutex::new(sender);
+    let wake: mobius_store::Listener =
+        Box::new(move |payload: &str| sender.lock().unwrap().send(payload.to_owned()).is_ok());
+    assert!(here.listen(mobius_store::flags::CHANNEL, wake).unwrap());
+    let ctx = IngestContext { rules: Rules::default(), ancestry: &NoAncestry };
+    let put = |name: &str, base: i64| {
+        let write = FlagSetWrite {
+            name,
+            environment: "",
+            base,
+            document: Some("{}"),
+            updated: crate::at(base),
+            updated_by: "alice",
+        };
+        let event = mobius_events::NewEvent {
+            id: format!("{name}@{}", base + 1),
+            source: "/mobius/flags".into(),
+            ty: "dev.cdeventsx.mobius-flag.changed.0.1.0".into(),
+            subject: name.into(),
+            timestamp: crate::at(base),
+            origin: mobius_events::Origin::Internal,
+            raw: "{}".into(),
+            observations: Vec::new(),
+        };
+        there.put_flag_set(&write, &event, &ctx).unwrap()
+    };
+    // The listener connects on its own thread: change sets until it hears one.
+    let mut heard_first = None;
+    for i in 0..50 {
+        assert!(matches!(put(&format!("warmup{i}"), 0), FlagSetPut::Written { version: 1 }));
+        if let Ok(payload) = heard.recv_timeout(std::time::Duration::from_millis(200)) {
+            heard_first = Some(payload);
+            break;
+        }
+    }
+    assert!(heard_first.is_some_and(|p| p.starts_with("warmup") && p.ends_with(":1")));
+    while heard.recv_timeout(std::time::Duration::from_millis(300)).is_ok() {}
+    assert_eq!(put("shop", 0), FlagSetPut::Written { version: 1 });
+    assert_eq!(heard.recv_timeout(std::time::Duration::from_secs(10)).unwrap(), "shop:1");
+    assert_eq!(put("shop", 0), FlagSetPut::Conflict { current: 1 });
+    assert!(heard.recv_timeout(std::time::Duration::from_millis(500)).is_err(), "a refused write is not announced");
 }

@@ -207,6 +207,7 @@ async fn play(root: &Path, app: &App, api: SocketAddr, json: bool) -> Result<Sum
                 source: Source::Artifact(digest.clone()),
                 version: Some((*version).to_owned()),
                 reason: None,
+                by: None,
             };
             let stored = deployer.deploy(request).await?;
             let strategy = stored.rollout.plan.name().to_owned();

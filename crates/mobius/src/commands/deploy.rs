@@ -44,6 +44,7 @@ pub async fn deploy(data_dir: Option<&Path>, json: bool, args: DeployArgs) -> Re
         source,
         version: args.label,
         reason: args.reason,
+        by: None,
     };
     let rollout = server.deploy(&request).await?;
     if json {

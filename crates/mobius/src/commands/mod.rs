@@ -10,6 +10,7 @@ mod demo;
 mod deploy;
 mod environment;
 mod events;
+mod flags;
 mod incident;
 mod lint;
 mod measure;
@@ -51,6 +52,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Actions(command) => actions::run(data_dir, json, command),
         Command::Secret(command) => secret::run(data_dir, json, command).await,
         Command::Environment(command) => environment::run(data_dir, json, command).await,
+        Command::Flags(command) => flags::run(data_dir, json, command).await,
         Command::Init(args) => deploy::init(args),
         Command::Deploy(args) => deploy::deploy(data_dir, json, args).await,
         Command::Rollout(command) => deploy::rollout(data_dir, json, command).await,

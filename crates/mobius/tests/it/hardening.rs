@@ -187,6 +187,8 @@ fn unauthenticated_malformed_requests_get_401_on_every_route_that_needs_a_token(
         case("DELETE", "/api/v1/tokens/no-such-id", "admin", 404),
         case("GET", "/api/v1/rollouts/shop/production", "read", 404),
         case("POST", "/api/v1/rollouts/shop/production/explode", "deploy", 404),
+        case("GET", "/api/v1/flags/nothing", "read", 404),
+        case("PUT", "/api/v1/flags/bad%20name", "deploy", 400).body("application/json", "{}"),
         // Query strings.
         case("GET", "/api/v1/runs?limit=x", "read", 400),
         case("GET", "/api/v1/events?after=x", "read", 400),
@@ -200,6 +202,7 @@ fn unauthenticated_malformed_requests_get_401_on_every_route_that_needs_a_token(
         case("GET", "/api/v1/postmortems", "read", 400),
         case("GET", "/api/v1/policy/shop/production?reason=bogus", "read", 400),
         case("GET", "/api/v1/rollouts?before=x", "read", 400),
+        case("GET", "/api/v1/flags?limit=x", "read", 400),
         case("POST", "/api/v1/runs/1/rerun?failed=maybe", "run", 400),
         case("POST", "/api/v1/poll?repository=nobody/nothing", "run", 404),
         // Content types.
@@ -207,6 +210,7 @@ fn unauthenticated_malformed_requests_get_401_on_every_route_that_needs_a_token(
         case("POST", "/api/v1/tokens", "admin", 415).body("text/plain", r#"{"scope": "read"}"#),
         case("POST", "/api/v1/postmortems", "ingest", 415).body("text/plain", "x"),
         case("POST", "/api/v1/deployments", "deploy", 415).body("application/x-www-form-urlencoded", "a=b"),
+        case("PUT", "/api/v1/flags/shop/flags/f/state", "deploy", 415).body("text/plain", "x"),
         // Invalid JSON, JSON of the wrong shape.
         case("POST", "/api/v1/tokens", "admin", 400).body("application/json", r#"{"scope": "#),
         case("POST", "/api/v1/deployments", "deploy", 400).body("application/json", "{,}"),
@@ -214,12 +218,15 @@ fn unauthenticated_malformed_requests_get_401_on_every_route_that_needs_a_token(
         case("POST", "/api/v1/events", "ingest", 400).body("application/cloudevents-batch+json", r#"{"an": "object"}"#),
         case("POST", "/api/v1/postmortems", "ingest", 422).body("application/json", r#"{"incident": 1}"#),
         case("POST", "/api/v1/chaos/shop/production", "deploy", 422).body("application/json", r#"{"fault": 1}"#),
+        case("PUT", "/api/v1/flags/shop/flags/f/state", "deploy", 422).body("application/json", r#"{"state": "ON"}"#),
         // Bodies that are not UTF-8.
         case("POST", "/api/v1/events", "ingest", 400).body("application/json", not_utf8),
         case("POST", "/api/v1/tokens", "admin", 400).body("application/json", not_utf8),
+        case("PUT", "/api/v1/flags/shop", "deploy", 400).body("application/json", not_utf8),
         // A declared length over the 10 MiB limit, no body behind it.
         case("POST", "/api/v1/events", "ingest", 413).declared(11 << 20),
         case("POST", "/api/v1/deployments", "deploy", 413).declared(11 << 20),
+        case("PUT", "/api/v1/flags/shop", "deploy", 413).declared(11 << 20),
         case("POST", "/api/v1/tokens", "admin", 413).declared(1 << 40),
     ];
 
