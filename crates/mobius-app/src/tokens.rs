@@ -70,6 +70,7 @@ fn record(id: String, secret: &str, name: &str, scope: TokenScope) -> TokenRecor
         salt,
         expires: None,
         restriction: None,
+        flag_set: None,
     }
 }
 
@@ -79,6 +80,24 @@ pub fn issue(name: &str, scope: TokenScope) -> IssuedToken {
     let id = random_hex(6);
     let secret = format!("mbx_{id}_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
     IssuedToken { record: record(id, &secret, name, scope), secret }
+}
+
+/// A new token of `scope`, checked: a `flags` token (a client key) must name the flag set it
+/// evaluates, and no other scope may name one.
+pub fn issue_scoped(name: &str, scope: TokenScope, set: Option<&str>) -> Result<IssuedToken, String> {
+    match (scope, set) {
+        (TokenScope::Flags, Some(set)) => {
+            mobius_features::names::check_set(set).map_err(|e| format!("`set`: {e}"))?;
+            let mut issued = issue(name, scope);
+            issued.record.flag_set = Some(set.to_owned());
+            Ok(issued)
+        }
+        (TokenScope::Flags, None) => {
+            Err("a `flags` token evaluates one flag set: name it (`--set NAME`, or `set` in the request)".into())
+        }
+        (_, Some(_)) => Err(format!("only a `flags` token names a flag set, not a `{}` one", scope.as_str())),
+        (_, None) => Ok(issue(name, scope)),
+    }
 }
 
 /// Whether `secret` is the token `record` keeps.
@@ -297,6 +316,7 @@ mod tests {
             salt: String::new(),
             expires: None,
             restriction: None,
+            flag_set: None,
         };
         store.insert_token(&old).unwrap();
         assert_eq!(authenticate(&store, &secret).unwrap().map(|r| r.scope), Some(TokenScope::Run));

@@ -20,7 +20,6 @@ pub mod etag;
 pub mod extract;
 pub mod limits;
 pub mod metrics;
-pub mod ofrep;
 pub mod page;
 pub mod rate;
 mod routes;
@@ -38,7 +37,9 @@ use tokio::net::TcpListener;
 
 use crate::limits::{Gates, Limits};
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
-use crate::routes::{agents, delivery, environments, flags, health, log, reliability, repositories, runs, secrets};
+use crate::routes::{
+    agents, delivery, environments, flags, health, log, ofrep, reliability, repositories, runs, secrets,
+};
 
 /// A secret from configuration; its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -72,7 +73,16 @@ pub struct ServerConfig {
     pub gitlab_webhook_token: Option<Secret>,
     /// Connections, timeouts and body sizes.
     pub limits: Limits,
+    /// The origins browsers may call OFREP from (`*` for any); none by default.
+    pub ofrep_cors_origins: Vec<String>,
+    /// OFREP evaluations per second allowed to one key (a token, or an address without one),
+    /// and the burst above it; 0 for no limit.
+    pub ofrep_rate: (f64, u32),
 }
+
+/// What OFREP allows one key by default: far above what a provider polls at, far below what
+/// would let one client crowd the others out.
+pub const OFREP_RATE: (f64, u32) = (1_000.0, 2_000);
 
 /// What `--public-read` serves without a token: every endpoint a `read` token may call.
 pub const PUBLIC_READ_OPENS: &str = "the event log (GET /api/v1/events, with every event's raw body), DORA and \
@@ -87,12 +97,15 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     pub metrics: Arc<Metrics>,
     pub gates: Arc<Gates>,
+    /// OFREP's rate per key.
+    pub ofrep_rate: Arc<rate::RateLimit>,
 }
 
 impl AppState {
     pub fn new(app: App, config: ServerConfig) -> AppState {
         let gates = Arc::new(Gates::new(config.limits.clone()));
-        AppState { app, config: Arc::new(config), metrics: Arc::new(Metrics::new()), gates }
+        let ofrep_rate = Arc::new(rate::RateLimit::new(config.ofrep_rate.0, config.ofrep_rate.1));
+        AppState { app, config: Arc::new(config), metrics: Arc::new(Metrics::new()), gates, ofrep_rate }
     }
 }
 
@@ -135,6 +148,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/agent/jobs/{id}/blobs/{digest}", get(agents::blob).put(agents::put_blob))
         .route("/api/v1/environments", get(environments::list))
         .route("/api/v1/environments/{owner}/{repo}/{env}", put(environments::put).delete(environments::delete))
+        .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::evaluate_one).options(ofrep::preflight))
+        .route("/ofrep/v1/evaluate/flags", post(ofrep::evaluate_all).options(ofrep::preflight))
+        .route("/ofrep/v1/events", get(ofrep::events).options(ofrep::preflight))
         .route("/api/v1/flags", get(flags::list))
         .route("/api/v1/flags/{set}", get(flags::show).put(flags::put).delete(flags::delete))
         .route("/api/v1/flags/{set}/flags/{flag}/state", put(flags::set_state))

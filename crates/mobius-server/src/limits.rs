@@ -116,7 +116,7 @@ pub async fn serve(
             permit = open.clone().acquire_owned() => permit.map_err(io::Error::other)?,
             () = &mut shutdown => break,
         };
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -129,7 +129,11 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        // Handlers that count by address (OFREP's rate without a token) read the peer.
+        let service = TowerToHyperService::new(tower::Layer::layer(
+            &axum::Extension(axum::extract::ConnectInfo(peer)),
+            router.clone(),
+        ));
         let mut stopping = stopping.clone();
         let (header_timeout, idle) = (limits.header_read_timeout, limits.idle_timeout);
         connections.spawn(async move {

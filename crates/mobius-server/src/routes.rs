@@ -7,6 +7,7 @@ pub mod environments;
 pub mod flags;
 pub mod health;
 pub mod log;
+pub mod ofrep;
 pub mod reliability;
 pub mod repositories;
 pub mod runs;

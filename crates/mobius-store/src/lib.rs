@@ -149,7 +149,8 @@ pub struct Scope {
 /// `ingest` (append events), `deploy` (deployments and rollouts) and `run` (trigger, cancel and
 /// re-run pipelines — what a repository's git hook holds) grant only their own mutations;
 /// `metrics` only lets Prometheus scrape `/metrics`; `agent` only lets a `mobius agent` take and
-/// run jobs (it reads nothing else).
+/// run jobs (it reads nothing else); `flags` is a client key that only evaluates its one flag
+/// set over OFREP (a frontend may hold it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenScope {
@@ -160,6 +161,7 @@ pub enum TokenScope {
     Admin,
     Metrics,
     Agent,
+    Flags,
 }
 
 impl TokenScope {
@@ -172,6 +174,7 @@ impl TokenScope {
             TokenScope::Admin => "admin",
             TokenScope::Metrics => "metrics",
             TokenScope::Agent => "agent",
+            TokenScope::Flags => "flags",
         }
     }
 
@@ -184,6 +187,7 @@ impl TokenScope {
             "admin" => TokenScope::Admin,
             "metrics" => TokenScope::Metrics,
             "agent" => TokenScope::Agent,
+            "flags" => TokenScope::Flags,
             _ => return None,
         })
     }
@@ -196,6 +200,8 @@ impl TokenScope {
             (TokenScope::Metrics, need) => need == TokenScope::Metrics,
             // An agent's token takes and runs jobs, nothing more; no other token may.
             (TokenScope::Agent, need) | (need, TokenScope::Agent) => need == TokenScope::Agent,
+            // A flags client key evaluates flags, nothing more; no other token is one.
+            (TokenScope::Flags, need) | (need, TokenScope::Flags) => need == TokenScope::Flags,
             (_, TokenScope::Read | TokenScope::Metrics) => true,
             (have, need) => have == need,
         }
@@ -223,6 +229,9 @@ pub struct TokenRecord {
     /// The one repository and run it acts for (a job's run token); `None`: any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restriction: Option<TokenRestriction>,
+    /// The flag set a `flags` token evaluates (and only that one); `None` for other scopes.
+    #[serde(default, rename = "set", skip_serializing_if = "Option::is_none")]
+    pub flag_set: Option<String>,
 }
 
 /// A lease on a piece of work that must happen once across replicas.

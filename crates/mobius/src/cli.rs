@@ -556,12 +556,16 @@ pub enum TokenCommand {
         /// read: queries; ingest: events; deploy: deployments; run: trigger, cancel and re-run
         /// pipelines; admin: all (every one of these may also read); metrics: only scrape
         /// /metrics (for Prometheus's `authorization`); agent: only take and run jobs
-        /// (`mobius agent`)
-        #[arg(long, value_parser = ["read", "ingest", "deploy", "run", "admin", "metrics", "agent"])]
+        /// (`mobius agent`); flags: a client key that only evaluates one flag set over OFREP
+        /// (a frontend may hold it; needs --set)
+        #[arg(long, value_parser = ["read", "ingest", "deploy", "run", "admin", "metrics", "agent", "flags"])]
         scope: String,
         /// A label to recognise it by
         #[arg(long, default_value = "")]
         name: String,
+        /// The flag set a `flags` token evaluates
+        #[arg(long, value_name = "NAME")]
+        set: Option<String>,
         #[command(flatten)]
         remote: Remote,
     },

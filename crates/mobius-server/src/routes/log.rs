@@ -279,6 +279,9 @@ pub struct NewTokenRequest {
     scope: String,
     #[serde(default)]
     name: String,
+    /// The flag set a `flags` token evaluates.
+    #[serde(default)]
+    set: Option<String>,
 }
 
 /// `POST /api/v1/tokens` (admin): the secret is in this response and nowhere else.
@@ -289,15 +292,19 @@ pub async fn post_token(
 ) -> Result<Response, ApiError> {
     let scope = TokenScope::parse(&request.scope).ok_or_else(|| {
         ApiError::bad_request(format!(
-            "`scope`: `{}` is not one of read, ingest, deploy, run, admin, metrics",
+            "`scope`: `{}` is not one of read, ingest, deploy, run, admin, metrics, agent, flags",
             request.scope
         ))
     })?;
-    let token = mobius_app::tokens::issue(&request.name, scope);
+    let token = mobius_app::tokens::issue_scoped(&request.name, scope, request.set.as_deref())
+        .map_err(ApiError::bad_request)?;
     let store = state.app.store.clone();
     let record = token.record.clone();
     mobius_log::blocking::spawn(move || store.insert_token(&record)).await?;
-    let body = json!({ "id": token.record.id, "name": token.record.name, "scope": scope, "token": token.secret });
+    let mut body = json!({ "id": token.record.id, "name": token.record.name, "scope": scope, "token": token.secret });
+    if let Some(set) = &token.record.flag_set {
+        body["set"] = json!(set);
+    }
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 

@@ -231,8 +231,8 @@ impl Store for PgStore {
     fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
         self.write(|tx| {
             tx.execute(
-                "INSERT INTO tokens (id, name, scope, created, secret_sha256, salt, expires, repository, run_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "INSERT INTO tokens (id, name, scope, created, secret_sha256, salt, expires, repository, run_id, flag_set)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 &[
                     &token.id,
                     &token.name,
@@ -243,6 +243,7 @@ impl Store for PgStore {
                     &token.expires.map(to_micros),
                     &token.restriction.as_ref().map(|r| r.repository.as_str()),
                     &token.restriction.as_ref().map(|r| r.run),
+                    &token.flag_set,
                 ],
             )?;
             Ok(())

@@ -286,7 +286,7 @@ pub(super) enum TokenKey<'a> {
 }
 
 const TOKEN_COLUMNS: &str =
-    "SELECT id, name, scope, created, secret_sha256, salt, expires, repository, run_id FROM tokens";
+    "SELECT id, name, scope, created, secret_sha256, salt, expires, repository, run_id, flag_set FROM tokens";
 
 fn token_row(r: &Row) -> Result<TokenRecord, StoreError> {
     let (id, scope): (String, &str) = (r.get(0), r.get(2));
@@ -307,5 +307,6 @@ fn token_row(r: &Row) -> Result<TokenRecord, StoreError> {
         salt: r.get(5),
         expires: r.get::<_, Option<i64>>(6).map(from_micros),
         restriction,
+        flag_set: r.get(9),
     })
 }

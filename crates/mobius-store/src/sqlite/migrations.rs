@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0017_rollout_commands.sql"),
     include_str!("migrations/0018_transfers.sql"),
     include_str!("migrations/0019_flag_sets.sql"),
+    include_str!("migrations/0020_token_flag_set.sql"),
 ];
 
 /// Brings the schema up to date; refuses a database written by a newer build.

@@ -258,8 +258,8 @@ impl Store for SqliteStore {
     fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
         self.with_writer(|conn| {
             conn.execute(
-                "INSERT INTO tokens (id, name, scope, created, secret_sha256, salt, expires, repository, run_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO tokens (id, name, scope, created, secret_sha256, salt, expires, repository, run_id, flag_set)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     token.id,
                     token.name,
@@ -270,6 +270,7 @@ impl Store for SqliteStore {
                     token.expires.map(to_micros),
                     token.restriction.as_ref().map(|r| r.repository.as_str()),
                     token.restriction.as_ref().map(|r| r.run),
+                    token.flag_set,
                 ],
             )?;
             Ok(())

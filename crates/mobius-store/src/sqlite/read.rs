@@ -225,7 +225,7 @@ pub(super) enum TokenKey<'a> {
 }
 
 const TOKEN_COLUMNS: &str =
-    "SELECT id, name, scope, created, secret_sha256, salt, expires, repository, run_id FROM tokens";
+    "SELECT id, name, scope, created, secret_sha256, salt, expires, repository, run_id, flag_set FROM tokens";
 
 fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<TokenRecord, StoreError>> {
     let (id, name, scope): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
@@ -246,6 +246,7 @@ fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<TokenRecord, Stor
             salt,
             expires: expires.map(from_micros),
             restriction,
+            flag_set: r.get(9)?,
         }),
         None => Err(StoreError::Corrupt(format!("token {id} has scope `{scope}`"))),
     })

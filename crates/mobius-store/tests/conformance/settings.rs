@@ -9,7 +9,7 @@ use crate::at;
 
 crate::conformance!(
     a_revoked_token_is_gone,
-    a_token_keeps_its_expiry_and_restriction,
+    a_token_keeps_its_expiry_restriction_and_flag_set,
     sessions_are_found_by_hash_ended_and_expired,
     a_repository_keeps_the_name_of_its_credentials_secret,
     state_documents_are_replaced_whole,
@@ -29,6 +29,7 @@ fn token(id: &str, hash: &str, salt: &str) -> TokenRecord {
         salt: salt.into(),
         expires: None,
         restriction: None,
+        flag_set: None,
     }
 }
 
@@ -50,7 +51,7 @@ fn a_revoked_token_is_gone(store: &dyn Store) {
     assert_eq!(store.token_count().unwrap(), 2);
 }
 
-fn a_token_keeps_its_expiry_and_restriction(store: &dyn Store) {
+fn a_token_keeps_its_expiry_restriction_and_flag_set(store: &dyn Store) {
     let run_token = TokenRecord {
         scope: TokenScope::Run,
         expires: Some(at(3_600)),
@@ -61,7 +62,15 @@ fn a_token_keeps_its_expiry_and_restriction(store: &dyn Store) {
     let admin = TokenRecord { scope: TokenScope::Admin, created: at(-1), ..token("z", "hz", "cd") };
     store.insert_token(&admin).unwrap();
     assert_eq!(store.token("r").unwrap(), Some(run_token.clone()));
-    assert_eq!(store.tokens().unwrap(), vec![admin, run_token], "oldest first");
+    let client_key = TokenRecord {
+        scope: TokenScope::Flags,
+        created: at(1),
+        flag_set: Some("shop.production".into()),
+        ..token("f", "hf", "ef")
+    };
+    store.insert_token(&client_key).unwrap();
+    assert_eq!(store.token("f").unwrap(), Some(client_key.clone()), "the set a flags key evaluates");
+    assert_eq!(store.tokens().unwrap(), vec![admin, run_token, client_key], "oldest first");
 }
 
 fn sessions_are_found_by_hash_ended_and_expired(store: &dyn Store) {

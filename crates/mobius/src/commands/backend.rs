@@ -245,7 +245,7 @@ mod tests {
             assert_eq!(log.flow(&measure).await.unwrap().len(), 1);
 
             let tokens: &dyn Tokens = local.as_ref();
-            let created = tokens.create("read", "ci").await.unwrap();
+            let created = tokens.create("read", "ci", None).await.unwrap();
             assert_eq!(tokens.list().await.unwrap().len(), 1);
             tokens.revoke(&created.id).await.unwrap();
             assert!(tokens.revoke(&created.id).await.is_err(), "revoked already");

@@ -90,7 +90,10 @@ pub async fn run(json: bool, args: DemoArgs) -> Result<ExitCode> {
     let background = app.start();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let api: SocketAddr = listener.local_addr()?;
-    let state = AppState::new(app.clone(), ServerConfig { public_read: true, ..ServerConfig::default() });
+    let state = AppState::new(
+        app.clone(),
+        ServerConfig { public_read: true, ofrep_rate: mobius_server::OFREP_RATE, ..ServerConfig::default() },
+    );
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(mobius_server::serve(listener, state, async {
         let _ = api_stopped.await;

@@ -80,6 +80,8 @@ pub async fn run(data_dir: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
             gitlab_webhook_token: settings.gitlab_webhook_token.clone(),
             public_metrics: settings.public_metrics,
             limits: settings.limits.clone(),
+            ofrep_cors_origins: settings.ofrep_cors_origins.clone(),
+            ofrep_rate: settings.ofrep_rate,
         },
     );
     mobius_server::serve(listener, state, shutdown).await.context("the server failed")?;

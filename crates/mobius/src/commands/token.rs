@@ -12,13 +12,15 @@ use crate::output::print_json;
 
 pub async fn run(data_dir: Option<&Path>, json: bool, command: TokenCommand) -> Result<ExitCode> {
     match command {
-        TokenCommand::Create { scope, name, remote } => {
-            let created = Backend::choose(data_dir, &remote, None)?.tokens().create(&scope, &name).await?;
+        TokenCommand::Create { scope, name, set, remote } => {
+            let created =
+                Backend::choose(data_dir, &remote, None)?.tokens().create(&scope, &name, set.as_deref()).await?;
             if json {
                 print_json(&created)?;
             } else {
+                let of_set = created.set.as_deref().map(|set| format!(" for flag set {set}")).unwrap_or_default();
                 println!(
-                    "Created a {} token (id {}). It is shown only now:\n\n    {}\n",
+                    "Created a {} token{of_set} (id {}). It is shown only now:\n\n    {}\n",
                     created.scope.as_str(),
                     created.id,
                     created.token
@@ -35,7 +37,8 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: TokenCommand) -> 
                 println!("{:<26}  {:<7}  {:<20}  NAME", "ID", "SCOPE", "CREATED (UTC)");
                 for token in &tokens {
                     let created = token.created.strftime("%Y-%m-%d %H:%M:%S");
-                    println!("{:<26}  {:<7}  {:<20}  {}", token.id, token.scope.as_str(), created, token.name);
+                    let set = token.flag_set.as_deref().map(|set| format!(" (flag set {set})")).unwrap_or_default();
+                    println!("{:<26}  {:<7}  {:<20}  {}{set}", token.id, token.scope.as_str(), created, token.name);
                 }
             }
         }

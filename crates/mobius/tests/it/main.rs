@@ -22,6 +22,7 @@ mod forge_statuses;
 mod golden;
 mod hardening;
 mod limits;
+mod ofrep;
 mod pg_faults;
 mod pipelines;
 mod postgres;

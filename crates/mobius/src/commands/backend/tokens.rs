@@ -10,8 +10,9 @@ use super::{Answer, Local, Remote};
 
 /// API tokens.
 pub trait Tokens: Send + Sync {
-    /// Creates a token of `scope` (`read`, `ingest`, …) labelled `name`.
-    fn create<'a>(&'a self, scope: &'a str, name: &'a str) -> Answer<'a, Created>;
+    /// Creates a token of `scope` (`read`, `ingest`, …) labelled `name`; a `flags` token
+    /// names the flag `set` it evaluates.
+    fn create<'a>(&'a self, scope: &'a str, name: &'a str, set: Option<&'a str>) -> Answer<'a, Created>;
 
     /// Every token (never a secret).
     fn list(&self) -> Answer<'_, Vec<TokenRecord>>;
@@ -29,16 +30,20 @@ pub struct Created {
     pub scope: TokenScope,
     /// The secret.
     pub token: String,
+    /// The flag set a `flags` token evaluates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set: Option<String>,
 }
 
 impl Tokens for Local {
-    fn create<'a>(&'a self, scope: &'a str, name: &'a str) -> Answer<'a, Created> {
+    fn create<'a>(&'a self, scope: &'a str, name: &'a str, set: Option<&'a str>) -> Answer<'a, Created> {
         Box::pin(async move {
             let scope = TokenScope::parse(scope).context("unknown scope")?;
-            let token = tokens::issue(name, scope);
+            let token = tokens::issue_scoped(name, scope, set).map_err(anyhow::Error::msg)?;
             let record = token.record.clone();
             self.with_store(move |store| Ok(store.insert_token(&record)?)).await?;
-            Ok(Created { id: token.record.id, name: name.to_owned(), scope, token: token.secret })
+            let set = token.record.flag_set;
+            Ok(Created { id: token.record.id, name: name.to_owned(), scope, token: token.secret, set })
         })
     }
 
@@ -58,8 +63,11 @@ impl Tokens for Local {
 }
 
 impl Tokens for Remote {
-    fn create<'a>(&'a self, scope: &'a str, name: &'a str) -> Answer<'a, Created> {
-        let body = serde_json::json!({ "scope": scope, "name": name });
+    fn create<'a>(&'a self, scope: &'a str, name: &'a str, set: Option<&'a str>) -> Answer<'a, Created> {
+        let mut body = serde_json::json!({ "scope": scope, "name": name });
+        if let Some(set) = set {
+            body["set"] = serde_json::json!(set);
+        }
         Box::pin(self.client.json(self.client.request(Method::POST, "/api/v1/tokens").json(&body)))
     }
 

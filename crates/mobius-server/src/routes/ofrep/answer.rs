@@ -1,6 +1,6 @@
 //! OFREP's answers, as the protocol's OpenAPI document (`shared/corpus/openfeature/ofrep`)
 //! shapes them, from a flag set and a request body — no HTTP here, so every status and body
-//! is tested on its own; `routes/ofrep.rs` adds authentication, the set, tags and limits.
+//! is tested on its own; the parent module adds authentication, the set, tags and limits.
 //!
 //! - One flag: 200 `{key, value?, reason, variant?, metadata}` (no `value` when the caller's
 //!   default applies: disabled, or no default variant); 404 `{key, errorCode:
