@@ -3,6 +3,7 @@
 //! semantic differences found between flagd's operators and Unleash's constraints, so a new
 //! version of either engine that changes them is noticed.
 
+use mobius_flags::Reason;
 use mobius_flags_bench::{
     Subject, check_agreement, mobius_boolean, mobius_set, mobius_split, yggdrasil_boolean, yggdrasil_engine,
     yggdrasil_split,
@@ -44,6 +45,14 @@ fn where_the_targeting_pair_agrees_at_the_edges() {
     assert_eq!(targeting(&subject(None, Some("NL"), Some("2.1.0"))), (false, false));
     assert_eq!(targeting(&subject(Some("a@example.com"), None, Some("2.1.0"))), (false, false));
     assert_eq!(targeting(&subject(Some("a@example.com"), Some("NL"), None)), (false, false));
+    // Mobius answers `off` either way, but when `ends_with` or `sem_ver` has no value to work on
+    // the whole rule gives up (flagd's custom operators return null) and the reason is
+    // DEFAULT; a missing `country` only makes `in` false (TARGETING_MATCH).
+    let set = mobius_set();
+    let reason = |s: &Subject| set.evaluate("targeting-0", &s.mobius()).reason;
+    assert_eq!(reason(&subject(None, Some("NL"), Some("2.1.0"))), Reason::Default);
+    assert_eq!(reason(&subject(Some("a@example.com"), Some("NL"), None)), Reason::Default);
+    assert_eq!(reason(&subject(Some("a@example.com"), None, Some("2.1.0"))), Reason::TargetingMatch);
     // Both compare strings case-sensitively (no `caseInsensitive` on the Unleash side).
     assert_eq!(targeting(&subject(Some("a@Example.com"), Some("NL"), Some("2.1.0"))), (false, false));
     assert_eq!(targeting(&subject(Some("a@example.com"), Some("nl"), Some("2.1.0"))), (false, false));
