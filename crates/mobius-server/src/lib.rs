@@ -99,13 +99,16 @@ pub struct AppState {
     pub gates: Arc<Gates>,
     /// OFREP's rate per key.
     pub ofrep_rate: Arc<rate::RateLimit>,
+    /// The tokens OFREP callers presented lately.
+    pub ofrep_keys: Arc<routes::ofrep::keys::Keys>,
 }
 
 impl AppState {
     pub fn new(app: App, config: ServerConfig) -> AppState {
         let gates = Arc::new(Gates::new(config.limits.clone()));
         let ofrep_rate = Arc::new(rate::RateLimit::new(config.ofrep_rate.0, config.ofrep_rate.1));
-        AppState { app, config: Arc::new(config), metrics: Arc::new(Metrics::new()), gates, ofrep_rate }
+        let ofrep_keys = Arc::default();
+        AppState { app, config: Arc::new(config), metrics: Arc::new(Metrics::new()), gates, ofrep_rate, ofrep_keys }
     }
 }
 

@@ -341,6 +341,8 @@ pub async fn delete_token(
         return Err(ApiError::not_found(format!("no token has id `{id}`")));
     }
     tracing::info!(token = %id, %by, "token revoked");
+    // OFREP remembers tokens for a few seconds: not this one.
+    state.ofrep_keys.forget_all();
     // An agent's jobs end with its token, not a lease later.
     match state.app.agents.token_revoked(&id).await {
         Ok(lost) if !lost.is_empty() => tracing::info!(token = %id, jobs = ?lost, "the revoked agent's jobs failed"),

@@ -35,6 +35,7 @@ use crate::AppState;
 use crate::{etag, rate};
 
 pub mod answer;
+pub mod keys;
 
 use answer as ofrep;
 
@@ -139,14 +140,7 @@ async fn asker(
             ));
         }
         Some(secret) => {
-            let store = state.app.store.clone();
-            let token = mobius_log::blocking::spawn(move || mobius_app::tokens::authenticate(store.as_ref(), &secret))
-                .await
-                .map_err(|e| {
-                    tracing::warn!(error = %e, "cannot look an OFREP caller's token up");
-                    Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable; try again")
-                })?
-                .ok_or_else(|| Refusal::new(StatusCode::UNAUTHORIZED, "unknown token"))?;
+            let token = authenticated(state, secret).await?;
             (set_of(&token, named)?, format!("token:{}", token.id))
         }
     };
@@ -158,6 +152,24 @@ async fn asker(
         return Err(refusal);
     }
     Ok(Asker { set, key })
+}
+
+/// The token `secret` is, from the recently seen ones or the store.
+async fn authenticated(state: &AppState, secret: String) -> Result<TokenRecord, Refusal> {
+    if let Some(token) = state.ofrep_keys.get(&secret, Instant::now()) {
+        return Ok(token);
+    }
+    let store = state.app.store.clone();
+    let asked = secret.clone();
+    let token = mobius_log::blocking::spawn(move || mobius_app::tokens::authenticate(store.as_ref(), &asked))
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "cannot look an OFREP caller's token up");
+            Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable; try again")
+        })?
+        .ok_or_else(|| Refusal::new(StatusCode::UNAUTHORIZED, "unknown token"))?;
+    state.ofrep_keys.put(&secret, token.clone(), Instant::now());
+    Ok(token)
 }
 
 /// The set a token evaluates: its own for a `flags` token (a header naming another is

@@ -146,6 +146,11 @@ fn a_client_key_evaluates_its_set_in_ofreps_shapes_and_nothing_else() {
         .output()
         .unwrap();
     assert!(!out.status.success(), "a read token names no set");
+    // A revoked key stops at once, though OFREP remembers keys for a few seconds.
+    let id = key.split('_').nth(1).unwrap();
+    let revoked = http().delete(server.url(&format!("/api/v1/tokens/{id}"))).bearer_auth(ADMIN).send().unwrap();
+    assert_eq!(revoked.status(), 204);
+    assert_eq!(post(&server, "/ofrep/v1/evaluate/flags/color", &[("x-api-key", &key)], "{}").status(), 401);
 }
 
 #[test]
