@@ -27,6 +27,7 @@ mod pg_faults;
 mod pipelines;
 mod postgres;
 mod prometheus;
+mod provider;
 mod pull_requests;
 mod remote_credentials;
 mod remote_repos;

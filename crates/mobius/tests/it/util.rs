@@ -107,6 +107,13 @@ impl Dir {
         self.spawn_server(cmd)
     }
 
+    /// [`Dir::serve`] on a given address: a server restarted where its clients know it.
+    pub fn serve_at(&self, listen: &str) -> Server {
+        let mut cmd = self.cmd(&["serve", "--listen", listen]);
+        cmd.env("MOBIUS_ADMIN_TOKEN", ADMIN).stdout(Stdio::null());
+        self.spawn_server(cmd)
+    }
+
     /// Starts `mobius serve` without `MOBIUS_ADMIN_TOKEN`; returns what it printed on stdout
     /// before it listened (the generated token, on a first start).
     pub fn serve_without_admin_token(&self) -> (Server, String) {
