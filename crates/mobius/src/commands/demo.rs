@@ -6,8 +6,10 @@
 //! and a load generator. Then three versions go through the loop — commit, workflow run,
 //! artifact, staging (rolling), production (canary with analysis):
 //! v1 is the first deployment, v2 (healthy) is promoted, v3 (20% 5xx) fails the canary
-//! analysis and is rolled back while users pinned to stable see no errors. The summary is
-//! DORA, the value stream, the rollouts and the incident, read from the event log.
+//! analysis and is rolled back while users pinned to stable see no errors. Every release
+//! carries a feature flag, `new-checkout`, dark (off); at the end it is released to 20% of
+//! production's users, who ask for it over OFREP with a client key. The summary is DORA, the
+//! value stream, the rollouts, the flag and the incident, read from the event log.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -50,9 +52,25 @@ struct Summary {
     postmortem: Option<String>,
     /// The service's SLOs after the demo: budget, burn rates, alerts.
     slos: Vec<mobius_reliability::slo::SloStatus>,
+    /// The flag released to part of production, as its users saw it.
+    flag: FlagLine,
     api: String,
     production: String,
     seconds: f64,
+}
+
+/// `new-checkout` in production after its release: the split asked for, and what users got.
+#[derive(Serialize)]
+struct FlagLine {
+    set: String,
+    flag: String,
+    /// The set's version after the release.
+    version: u64,
+    /// The share of users the split gives `on` (percent).
+    target_percent: u32,
+    /// Users who asked over OFREP, and those who got `on`.
+    users: u32,
+    on: u32,
 }
 
 #[derive(Serialize)]
@@ -116,7 +134,9 @@ pub async fn run(json: bool, args: DemoArgs) -> Result<ExitCode> {
                 && summary.rollouts.iter().any(|r| r.version == "v3" && r.phase == "aborted")
                 && summary.stable_users.errors_5xx == 0
                 && summary.stable_users.failed == 0
-                && summary.all_users.failed == 0;
+                && summary.all_users.failed == 0
+                && summary.flag.on > 0
+                && summary.flag.on < summary.flag.users;
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Err(e) => Err(e),
@@ -250,6 +270,11 @@ async fn play(root: &Path, app: &App, api: SocketAddr, json: bool) -> Result<Sum
         Some(all) => all.stop().await,
         None => LoadReport::default(),
     };
+    let flag = release_flag(app, api).await?;
+    say(format!(
+        "\n== {} released to {}% of production: {} of {} users asked over OFREP got it",
+        flag.flag, flag.target_percent, flag.on, flag.users
+    ));
     // What the proxies counted last is in the store before the summary reads it.
     deployer.record_slis_now().await;
     let slos = {
@@ -286,10 +311,53 @@ async fn play(root: &Path, app: &App, api: SocketAddr, json: bool) -> Result<Sum
         incidents,
         postmortem,
         slos,
+        flag,
         api: format!("http://{api}"),
         production: url,
         seconds: 0.0,
     })
+}
+
+/// Releases `new-checkout` (shipped dark by every release's flag file) to part of production,
+/// then asks for it over OFREP as that many users would, with a client key.
+async fn release_flag(app: &App, api: SocketAddr) -> Result<FlagLine> {
+    let (set, flag, percent) = ("shop.production", "new-checkout", 20);
+    let document = FLAGS.replace(
+        "\"defaultVariant\": \"off\"",
+        &format!(
+            "\"defaultVariant\": \"off\", \"targeting\": {{\"fractional\": [[\"on\", {percent}], [\"off\", {}]]}}",
+            100 - percent
+        ),
+    );
+    let put = mobius_features::Put {
+        set: set.to_owned(),
+        document,
+        environment: Some("production".to_owned()),
+        expected: None,
+        source_name: Some("demo".to_owned()),
+    };
+    let actor = mobius_features::Actor { by: "demo".to_owned(), reason: Some(format!("release {flag} to {percent}%")) };
+    let outcome = app.flags.put(put, actor).await?;
+    let version = outcome.loaded.map_or(0, |l| l.version);
+    let key = mobius_app::tokens::issue_scoped("demo (storefront)", mobius_store::TokenScope::Flags, Some(set))
+        .map_err(anyhow::Error::msg)?;
+    let (store, record) = (app.store.clone(), key.record.clone());
+    mobius_log::blocking::spawn(move || store.insert_token(&record)).await?;
+    let client = reqwest::Client::new();
+    let (users, mut on) = (1_000, 0);
+    for user in 0..users {
+        let answer: serde_json::Value = client
+            .post(format!("http://{api}/ofrep/v1/evaluate/flags/{flag}"))
+            .header("x-api-key", &key.secret)
+            .json(&serde_json::json!({ "context": { "targetingKey": format!("user-{user}") } }))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        on += u32::from(answer["value"] == true);
+    }
+    Ok(FlagLine { set: set.to_owned(), flag: flag.to_owned(), version, target_percent: percent, users, on })
 }
 
 fn print_summary(s: &Summary) {
@@ -310,6 +378,18 @@ fn print_summary(s: &Summary) {
     };
     line("everyone", &s.all_users);
     line("users pinned to stable", &s.stable_users);
+    println!("\n── Feature flags");
+    let f = &s.flag;
+    println!(
+        "  {} {}: on for {:.1}% of {} users over OFREP (split {}/{}, set version {}, a change in the log)",
+        f.set,
+        f.flag,
+        f64::from(f.on) * 100.0 / f64::from(f.users.max(1)),
+        f.users,
+        f.target_percent,
+        100 - f.target_percent,
+        f.version
+    );
     println!("\n── SLOs");
     for slo in &s.slos {
         match &slo.budget {
@@ -398,6 +478,8 @@ async fn wait_rollout(deployer: &Deployer, environment: &str) -> Result<mobius_d
 }
 
 fn write_spec(repo: &Path, version: &str, error_rate: f64, staging: u16, production: u16) -> Result<()> {
+    std::fs::create_dir_all(repo.join("flags"))?;
+    std::fs::write(repo.join("flags/shop.flagd.json"), FLAGS)?;
     let text = SPEC
         .replace("{version}", version)
         .replace("{error_rate}", &error_rate.to_string())
@@ -442,8 +524,23 @@ jobs:
       - uses: actions/upload-artifact@v4
         with:
           name: shop
-          path: mobius.yaml
+          path: |
+            mobius.yaml
+            flags/
 ";
+
+/// The release's flag file: `new-checkout` ships dark. Each deploy loads it into
+/// `shop.<environment>`.
+const FLAGS: &str = r#"{
+  "flags": {
+    "new-checkout": {
+      "state": "ENABLED",
+      "variants": { "on": true, "off": false },
+      "defaultVariant": "off"
+    }
+  }
+}
+"#;
 
 const SPEC: &str = "\
 service: shop

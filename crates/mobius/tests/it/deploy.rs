@@ -354,5 +354,12 @@ fn the_demo_plays_the_whole_loop() {
     }
     assert!(draft.contains("Detected by Mobius's canary analysis"), "{draft}");
     assert!(draft.contains("Error budget consumed: ") && draft.contains("of SLO `availability`"), "{draft}");
+    // The flag every release carried dark, released to 20% of production's users over OFREP:
+    // 1,000 users, the split's share within sampling noise (σ ≈ 1.3 points).
+    let flag = &summary["flag"];
+    assert_eq!((flag["set"].as_str(), flag["flag"].as_str()), (Some("shop.production"), Some("new-checkout")));
+    let on = flag["on"].as_u64().unwrap();
+    assert!((150..=250).contains(&on), "{flag}");
+    assert!(flag["version"].as_u64().unwrap() >= 2, "loaded by a deploy, then released: {flag}");
     assert!(summary["seconds"].as_f64().unwrap() < 120.0);
 }
