@@ -292,11 +292,13 @@ impl Alerter {
                     // The webhook first: the window between the claim and the page is the one
                     // in which a dying replica loses it.
                     self.notify(&definitions, status, n, now).await;
-                    self.record(status, n, now).await;
                 } else {
                     tracing::info!(service = %status.service, slo = %status.slo, severity = %n.severity, firing = n.firing,
                         "announced already by another replica: not again");
                 }
+                // Recorded by every replica stepping to it, under the claim's id and instant:
+                // the log keeps it once, even when its claimer died right after the webhook.
+                self.record(status, n, claim.at).await;
                 if n.severity == Severity::Page && n.firing {
                     // Under the claim's instant: a replica adopting the page opens the same
                     // incident (recorded once) in case its claimer died before it could.
@@ -454,10 +456,13 @@ impl Alerter {
     }
 
     /// Records an alert's transition in the log.
-    async fn record(&self, status: &SloStatus, n: &Notification, now: Timestamp) {
+    async fn record(&self, status: &SloStatus, n: &Notification, claimed: Timestamp) {
         let state = if n.firing { emit::AlertState::Firing } else { emit::AlertState::Resolved };
-        let body = alert_body(status, n, &slo::Contacts::default(), now);
-        self.emit(emit::alert(state, &status.service, &status.slo, &body, now)).await;
+        let body = alert_body(status, n, &slo::Contacts::default(), claimed);
+        let transition = if n.firing { "firing" } else { "resolved" };
+        let id =
+            format!("alert-{}-{}-{}-{transition}-{}", status.service, status.slo, n.severity, claimed.as_microsecond());
+        self.emit(emit::alert_as(&id, state, &status.service, &status.slo, &body, claimed)).await;
     }
 
     async fn notify(&self, definitions: &[(String, SloSpec)], status: &SloStatus, n: &Notification, now: Timestamp) {

@@ -69,12 +69,25 @@ pub fn alert(
     body: &serde_json::Value,
     at: Timestamp,
 ) -> Result<NewEvent, EmitError> {
+    alert_as(&random_id(), state, service, slo, body, at)
+}
+
+/// [`alert`] under a given id: each replica that steps to one claimed transition records it
+/// under the same id, so the log keeps it once whichever of them records it first.
+pub fn alert_as(
+    id: &str,
+    state: AlertState,
+    service: &str,
+    slo: &str,
+    body: &serde_json::Value,
+    at: Timestamp,
+) -> Result<NewEvent, EmitError> {
     let ty = match state {
         AlertState::Firing => ALERT_FIRING,
         AlertState::Resolved => ALERT_RESOLVED,
     };
     let (source, subject) = (slo_source(service), format!("{service}-{slo}"));
-    build(Parts::new(ty, random_id(), &source, at, &subject, body), Origin::Internal)
+    build(Parts::new(ty, id.to_owned(), &source, at, &subject, body), Origin::Internal)
 }
 
 /// The incident a page of an SLO opened: its subject is [`SloIncident::id`].
