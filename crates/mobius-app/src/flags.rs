@@ -67,10 +67,14 @@ fn refused(file: &FlagFile, error: FlagError) -> FlagFilesError {
         | FlagError::TooLarge { .. }
         | FlagError::NoSet { .. }
         | FlagError::NoFlag { .. }
-        | FlagError::NoVariant { .. } => FlagFilesError::Invalid { path, message: error.to_string() },
-        FlagError::VersionConflict { .. } | FlagError::OtherEnvironment { .. } | FlagError::Contended { .. } => {
-            FlagFilesError::Conflict { path, message: error.to_string() }
-        }
+        | FlagError::NoVariant { .. }
+        | FlagError::NoDefault { .. }
+        | FlagError::VariantIsDefault { .. }
+        | FlagError::BadWeight { .. } => FlagFilesError::Invalid { path, message: error.to_string() },
+        FlagError::VersionConflict { .. }
+        | FlagError::OtherEnvironment { .. }
+        | FlagError::Contended { .. }
+        | FlagError::TargetingInUse { .. } => FlagFilesError::Conflict { path, message: error.to_string() },
         FlagError::Event(_) | FlagError::Store(_) => FlagFilesError::Failed { path, source: Box::new(error) },
     }
 }

@@ -26,6 +26,7 @@
 //! deployer's port, over [`FlagSets`]).
 
 pub mod environments;
+pub mod flag_rollouts;
 pub mod flags;
 pub mod repositories;
 pub mod secrets;
@@ -39,6 +40,7 @@ use std::time::Duration;
 use mobius_delivery::{DeployConfig, DeployError, Deployer};
 use mobius_events::materialise::Rules;
 use mobius_features::FlagSets;
+use mobius_features::rollout::Rollouts;
 use mobius_log::blocking::Guarded;
 use mobius_log::lease::Leases;
 use mobius_log::{Clock, Ingestor};
@@ -178,6 +180,9 @@ pub struct App {
     pub reliability: Alerter,
     /// Feature flag sets: stored, in memory on every replica, and announced as they change.
     pub flags: FlagSets,
+    /// Flag rollouts gated by health: a variant's share moved step by step (one replica drives
+    /// them, under [`lease::FLAG_ROLLOUTS`]).
+    pub flag_rollouts: Rollouts,
     /// Jobs on `mobius agent` workers: the queue, and what agents call.
     pub agents: Agents,
     /// The leases this replica holds on the work that must happen once ([`App::start`]).
@@ -255,7 +260,9 @@ impl App {
         // Every replica keeps a liveness lease while it runs; its runs are orphans without it.
         drop(leases.lease(&mobius_runs::runner::replica_lease(leases.holder())));
         runs.set_driver(Driver { node: node_id(&config.data_dir), holder: leases.holder().to_owned() });
-        App { store, log, runs, delivery, reliability, flags: flag_sets, agents, leases, config }
+        let health = flag_rollouts::MeasuredHealth::new(store.clone(), delivery.clone(), reliability.clone());
+        let flag_rollouts = Rollouts::new(flag_sets.clone(), store.clone(), config.clock, Arc::new(health));
+        App { store, log, runs, delivery, reliability, flags: flag_sets, flag_rollouts, agents, leases, config }
     }
 
     /// How the application was set up.
@@ -317,6 +324,8 @@ impl App {
         // With replicas, each environment is driven while its lease is held (`lease::environment`).
         let delivery = self.delivery.clone();
         background.spawn(|stop| delivery.drive_environments(stop));
+        let rollouts = self.flag_rollouts.clone();
+        background.spawn_leased(&self.leases, lease::FLAG_ROLLOUTS, move |until| rollouts.clone().run(until));
         // Every replica keeps its own flag sets current: each serves evaluations.
         let flags = self.flags.clone();
         background.spawn(|stop| flags.sync_forever(stop));
@@ -379,6 +388,8 @@ pub mod lease {
     pub const STATUSES: &str = "commit-statuses";
     /// Taking up the runs of replicas that stopped.
     pub const RUN_RECOVERY: &str = "run-recovery";
+    /// Stepping flag rollouts and stopping the unhealthy ones.
+    pub const FLAG_ROLLOUTS: &str = "flag-rollouts";
 
     /// With replicas: a service's rollouts, instances and proxy in an environment
     /// (`environment:<service>/<environment>`).

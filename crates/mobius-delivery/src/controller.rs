@@ -301,8 +301,11 @@ impl Deployer {
             r.begin_analysis(now, spec, baseline);
             return;
         };
-        let before: SliSnapshot = serde_json::from_value(run.baseline.clone())
-            .unwrap_or_else(|_| SliSnapshot { taken_at_ms: 0, versions: Default::default() });
+        let before: SliSnapshot = serde_json::from_value(run.baseline.clone()).unwrap_or_else(|_| SliSnapshot {
+            taken_at_ms: 0,
+            versions: Default::default(),
+            variants: Default::default(),
+        });
         let sample = |version: &str| -> Option<Sample> {
             let after = snapshot.versions.get(version)?;
             let interval = match before.versions.get(version) {

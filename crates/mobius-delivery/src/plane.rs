@@ -50,7 +50,11 @@ const SLI_READ_EVERY: std::time::Duration = std::time::Duration::from_millis(200
 impl Files {
     fn start(table: PathBuf, slis_path: PathBuf) -> Files {
         let (tables, received) = std::sync::mpsc::channel::<RoutingTable>();
-        let slis = Arc::new(Mutex::new(SliSnapshot { taken_at_ms: 0, versions: Default::default() }));
+        let slis = Arc::new(Mutex::new(SliSnapshot {
+            taken_at_ms: 0,
+            versions: Default::default(),
+            variants: Default::default(),
+        }));
         let read = slis.clone();
         let spawned = std::thread::Builder::new().name("proxy-files".into()).spawn(move || {
             loop {

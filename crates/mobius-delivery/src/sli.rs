@@ -20,6 +20,14 @@ use super::Deployer;
 pub(super) type Readings = HashMap<(String, String), SliSnapshot>;
 
 impl Deployer {
+    /// What the proxy of `service` in `environment` has counted since it started (per version
+    /// and per flag variant), when this control plane runs it: a flag rollout judges its
+    /// variant by the difference between two of these, as a canary's analysis does.
+    pub async fn live_slis(&self, service: &str, environment: &str) -> Option<SliSnapshot> {
+        let planes = self.inner.planes.lock().await;
+        planes.get(&(service.to_owned(), environment.to_owned())).map(|plane| plane.slis())
+    }
+
     /// Records what this process's proxies counted every `every` until `shutdown`, and once
     /// more then. Every replica records its own proxies: the store adds the counts up.
     pub async fn record_slis(self, every: Duration, shutdown: impl Future<Output = ()>) {

@@ -32,11 +32,14 @@
 //!
 //! Modules: [`names`] (set and environment names, and the sets a release's files go to),
 //! `edit` (one value replaced in a document's text), `diff` (what the event says changed),
-//! `sync` (replicas).
+//! `sync` (replicas), [`split`] (a flag's fractional split, as a rollout sets it), [`rollout`]
+//! (flag rollouts gated by health: the plan, the state kept, the controller).
 
 mod diff;
 mod edit;
 pub mod names;
+pub mod rollout;
+pub mod split;
 mod sync;
 
 pub use sync::SYNC_EVERY;
@@ -147,6 +150,15 @@ pub enum FlagError {
     VersionConflict { set: String, expected: u64, current: u64 },
     #[error("flag set `{set}` belongs to environment `{stored}`, not `{asked}`")]
     OtherEnvironment { set: String, stored: String, asked: String },
+    #[error("flag `{flag}` of set `{set}` has no default variant to split against")]
+    NoDefault { set: String, flag: String },
+    #[error("variant `{variant}` is flag `{flag}`'s default in set `{set}`: roll out another variant")]
+    VariantIsDefault { set: String, flag: String, variant: String },
+    #[error("a split's weight is a percentage (0–100), not {weight}")]
+    BadWeight { weight: u32 },
+    /// A rollout owns the flag's targeting while it runs; targeting written by hand is kept.
+    #[error("flag `{flag}` of set `{set}` has targeting a rollout did not write ({targeting}): remove it first")]
+    TargetingInUse { set: String, flag: String, targeting: String },
     #[error("flag set `{set}` kept changing under this change; try again")]
     Contended { set: String },
     #[error("the change's event cannot be built")]

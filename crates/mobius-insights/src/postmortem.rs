@@ -42,6 +42,37 @@ pub struct Draft {
     /// Who or what detected it (the incident event's source), e.g. `/mobius/deploy/shop`.
     pub detected_by: Option<String>,
     pub timeline: Vec<Moment>,
+    /// The latest change to a flag set of the incident's environment shortly before it was
+    /// detected — a release of code that shipped dark is a change like a deployment. `None`
+    /// when the incident names its change explicitly (an explicit link wins).
+    #[serde(default)]
+    pub flag_change: Option<FlagChange>,
+}
+
+/// A flag set's change as a post-mortem names it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlagChange {
+    pub at: Timestamp,
+    pub set: String,
+    /// The flag a one-flag change was about.
+    pub flag: Option<String>,
+    /// `loaded`, `state`, `default`, `split` or `deleted`.
+    pub action: String,
+    /// Who made it (a token's name, `cli`, `rollout:<who started it>`, the deployer).
+    pub by: String,
+    pub reason: Option<String>,
+}
+
+impl FlagChange {
+    /// One line: `flag checkout of set shop.production (split): rollout of checkout=on to 50%: 20%, by rollout:bob`.
+    pub fn describe(&self) -> String {
+        let what = match &self.flag {
+            Some(flag) => format!("flag `{flag}` of set `{}`", self.set),
+            None => format!("flag set `{}`", self.set),
+        };
+        let why = self.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+        format!("{what} changed ({}){why}, by {}", self.action, self.by)
+    }
 }
 
 /// The Markdown draft.
@@ -89,6 +120,9 @@ pub fn render(d: &Draft) -> String {
             utc(dep.finished),
             rule(i.attribution)
         );
+    }
+    if let Some(change) = &d.flag_change {
+        let _ = write!(out, " A flag change shortly before detection is a suspect: {}.", change.describe());
     }
     let _ = writeln!(out);
 
@@ -163,9 +197,15 @@ pub fn render(d: &Draft) -> String {
                 }
             }
         }
-        None => {
+        None if d.flag_change.is_none() => {
             let _ = writeln!(out, "Not attributed to a deployment. _What changed? Add it here._");
         }
+        None => {
+            let _ = writeln!(out, "Not attributed to a deployment.");
+        }
+    }
+    if let Some(change) = &d.flag_change {
+        let _ = writeln!(out, "\nSuspect flag change at {}: {}.", utc(change.at), change.describe());
     }
 
     let _ = writeln!(out, "\n## Resolution\n");
@@ -294,6 +334,7 @@ mod tests {
                 Moment { at: at("2026-11-26T05:11:53Z"), what: "weight 20% to v3".into() },
                 Moment { at: at("2026-11-26T05:11:55Z"), what: "rolled back to v2".into() },
             ],
+            flag_change: None,
         };
         let text = render(&draft);
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/postmortem/rollback.md");
@@ -309,5 +350,51 @@ mod tests {
         assert_eq!(span(12.4), "12 s");
         assert_eq!(span(200.0), "3 min 20 s");
         assert_eq!(span(3900.0), "1 h 5 min");
+    }
+
+    /// An incident no deployment explains, a flag rollout's step shortly before it: the step is
+    /// named in the summary and as the trigger (`src/postmortem/flag_change.md`).
+    #[test]
+    fn an_incident_after_a_flag_change_names_it_as_a_suspect() {
+        let change = FlagChange {
+            at: at("2026-12-07T10:20:00Z"),
+            set: "shop.production".into(),
+            flag: Some("checkout".into()),
+            action: "split".into(),
+            by: "rollout:bob".into(),
+            reason: Some("rollout of checkout=on to 50%: 30%".into()),
+        };
+        let draft = Draft {
+            incident: Incident {
+                key: "cdevents:/mobius/slo/shop#availability-1".into(),
+                service: "shop".into(),
+                environment: "production".into(),
+                title: "shop availability is burning its error budget".into(),
+                detected: at("2026-12-07T10:24:00Z"),
+                acknowledged: None,
+                resolved: None,
+                deployment_id: None,
+                attribution: Attribution::Unattributed,
+                severity: Some("page".into()),
+            },
+            changes: Vec::new(),
+            deployment: None,
+            impact: Impact::default(),
+            detected_by: Some("/mobius/slo/shop".into()),
+            timeline: vec![Moment { at: change.at, what: change.describe() }],
+            flag_change: Some(change),
+        };
+        let text = render(&draft);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/postmortem/flag_change.md");
+        if std::env::var_os("MOBIUS_WRITE_SNAPSHOTS").is_some() {
+            std::fs::write(&path, &text).unwrap();
+        }
+        assert!(text.contains("A flag change shortly before detection is a suspect: flag `checkout` of set `shop.production` changed (split): rollout of checkout=on to 50%: 30%, by rollout:bob."), "{text}");
+        assert!(
+            text.contains("Not attributed to a deployment.\n\nSuspect flag change at 2026-12-07 10:20:00 UTC"),
+            "{text}"
+        );
+        let expected = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(text == expected, "the draft changed; if on purpose, rerun with MOBIUS_WRITE_SNAPSHOTS=1:\n{text}");
     }
 }

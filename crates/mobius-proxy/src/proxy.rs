@@ -40,7 +40,7 @@ use tokio::task::JoinSet;
 use crate::chaos::{self, LiveFault};
 use crate::files::display_chain;
 use crate::routing::{self, RoutingTable, Side};
-use crate::sli::{SliRegistry, SliSnapshot, VersionCounters};
+use crate::sli::{FLAG_HEADER, SliRegistry, SliSnapshot, VersionCounters};
 
 mod headers;
 mod upstream;
@@ -375,7 +375,13 @@ impl Proxy {
         match result {
             Ok(response) => {
                 if record {
-                    backend.counters.response(response.status().as_u16(), latency_ms);
+                    let status = response.status().as_u16();
+                    backend.counters.response(status, latency_ms);
+                    for value in response.headers().get_all(FLAG_HEADER) {
+                        if let Ok(value) = value.to_str() {
+                            self.slis.record_variants(value, status, latency_ms);
+                        }
+                    }
                 }
                 let (mut parts, body) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers);

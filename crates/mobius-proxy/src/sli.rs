@@ -1,6 +1,12 @@
 //! Per-version SLIs: requests, responses by status class, a latency histogram and the last
 //! latencies, kept with relaxed atomics only (no lock on the request path).
 //!
+//! Beside them, per flag variant: a response that carries `x-mobius-flag: <flag>=<variant>`
+//! (the in-process provider adds it; several pairs are comma-separated) is counted for each
+//! variant it names too, so a flag rollout is judged by its variant's own error ratio and
+//! latency, as a canary is by its version's. Only responses that carry the header pay for it (a
+//! lookup under a lock), and the number of variants kept is bounded.
+//!
 //! Latency is the time from the request arriving to the upstream's response head (or to the
 //! proxy's own 502), so it measures the version, not the client's download speed.
 
@@ -22,6 +28,29 @@ pub struct SliSnapshot {
     /// Unix time in ms.
     pub taken_at_ms: u64,
     pub versions: BTreeMap<String, VersionSli>,
+    /// By `<flag>=<variant>`: the responses that said they were served with that variant.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variants: BTreeMap<String, VersionSli>,
+}
+
+/// The response header naming the flag variants a response was served with.
+pub const FLAG_HEADER: &str = "x-mobius-flag";
+
+/// At most this many `<flag>=<variant>` are counted: an upstream that names a new variant per
+/// request cannot grow the proxy's memory without bound.
+pub const MAX_VARIANTS: usize = 512;
+
+/// The `<flag>=<variant>` pairs of an `x-mobius-flag` value; malformed pairs (no `=`, an empty
+/// side, a name over 128 bytes or with characters outside flag names) are skipped.
+pub fn flag_variants(value: &str) -> impl Iterator<Item = (&str, &str)> {
+    let name = |s: &str| {
+        !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-:/".contains(&b))
+    };
+    value.split(',').filter_map(move |pair| {
+        let (flag, variant) = pair.trim().split_once('=')?;
+        let (flag, variant) = (flag.trim(), variant.trim());
+        (name(flag) && name(variant)).then_some((flag, variant))
+    })
 }
 
 /// One version's SLIs; counters are cumulative since the proxy started.
@@ -195,6 +224,7 @@ impl VersionCounters {
 #[derive(Debug, Default)]
 pub struct SliRegistry {
     versions: Mutex<BTreeMap<String, Arc<VersionCounters>>>,
+    variants: Mutex<BTreeMap<String, Arc<VersionCounters>>>,
 }
 
 impl SliRegistry {
@@ -204,14 +234,43 @@ impl SliRegistry {
         versions.entry(version.to_owned()).or_default().clone()
     }
 
+    /// The counters of `<flag>=<variant>`, created on first use; `None` once [`MAX_VARIANTS`]
+    /// are kept and this is not one of them.
+    pub fn variant(&self, flag: &str, variant: &str) -> Option<Arc<VersionCounters>> {
+        let key = format!("{flag}={variant}");
+        let mut variants = self.variants.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(counters) = variants.get(&key) {
+            return Some(counters.clone());
+        }
+        if variants.len() >= MAX_VARIANTS {
+            return None;
+        }
+        Some(variants.entry(key).or_default().clone())
+    }
+
+    /// Counts one response for every variant `x-mobius-flag` names.
+    pub fn record_variants(&self, header: &str, status: u16, latency_ms: f64) {
+        for (flag, variant) in flag_variants(header) {
+            if let Some(counters) = self.variant(flag, variant) {
+                counters.request();
+                counters.response(status, latency_ms);
+            }
+        }
+    }
+
     pub fn snapshot(&self) -> SliSnapshot {
-        let versions: Vec<(String, Arc<VersionCounters>)> = {
-            let guard = self.versions.lock().unwrap_or_else(|e| e.into_inner());
-            guard.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        let copy = |map: &Mutex<BTreeMap<String, Arc<VersionCounters>>>| {
+            let guard = map.lock().unwrap_or_else(|e| e.into_inner());
+            guard.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>()
         };
+        let (versions, variants) = (copy(&self.versions), copy(&self.variants));
         let taken_at_ms =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        SliSnapshot { taken_at_ms, versions: versions.into_iter().map(|(k, v)| (k, v.snapshot())).collect() }
+        SliSnapshot {
+            taken_at_ms,
+            versions: versions.into_iter().map(|(k, v)| (k, v.snapshot())).collect(),
+            variants: variants.into_iter().map(|(k, v)| (k, v.snapshot())).collect(),
+        }
     }
 }
 
@@ -278,6 +337,31 @@ mod tests {
         )
         .unwrap();
         assert_eq!((old.injected, old.injected_errors), (0, 0));
+    }
+
+    #[test]
+    fn variants_are_counted_per_flag_and_malformed_pairs_skipped() {
+        let check = |value: &str, expected: &[(&str, &str)]| {
+            assert_eq!(flag_variants(value).collect::<Vec<_>>(), expected, "{value}");
+        };
+        check("checkout=on", &[("checkout", "on")]);
+        check(" checkout = on , banner=b ", &[("checkout", "on"), ("banner", "b")]);
+        check("checkout", &[]);
+        check("=on,checkout=,a b=c, ok=fine", &[("ok", "fine")]);
+        check(&format!("{}=on", "x".repeat(129)), &[]);
+        let registry = SliRegistry::default();
+        registry.record_variants("checkout=on", 503, 20.0);
+        registry.record_variants("checkout=on, banner=b", 200, 3.0);
+        registry.record_variants("checkout=off", 200, 3.0);
+        let snapshot = registry.snapshot();
+        let on = &snapshot.variants["checkout=on"];
+        assert_eq!((on.requests, on.errors), (2, 1));
+        assert_eq!(snapshot.variants.keys().collect::<Vec<_>>(), ["banner=b", "checkout=off", "checkout=on"]);
+        assert!(snapshot.versions.is_empty(), "variants are counted beside versions, not as them");
+        for i in 0..MAX_VARIANTS {
+            registry.record_variants(&format!("f{i}=v"), 200, 1.0);
+        }
+        assert_eq!(registry.snapshot().variants.len(), MAX_VARIANTS);
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! say about one incident, in the shape of `mobius_insights::postmortem`.
 
 use jiff::{SignedDuration, Timestamp};
+use mobius_events::facts::Attribution;
 use mobius_events::facts::Incident;
-use mobius_insights::postmortem::{self, Draft, Impact, Moment};
+use mobius_insights::postmortem::{self, Draft, FlagChange, Impact, Moment};
 use mobius_slo::spec::SloSpec;
 use mobius_store::{EventQuery, Scope, Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -13,6 +14,10 @@ use serde_json::Value;
 /// How far before detection and after resolution the timeline reaches.
 const BEFORE: SignedDuration = SignedDuration::from_mins(30);
 const AFTER: SignedDuration = SignedDuration::from_mins(5);
+
+/// How long before detection a flag change is a suspect: a flag flip takes effect at once (no
+/// instances to start), so only a change shortly before the first errors explains them.
+pub const FLAG_SUSPECT_WINDOW: SignedDuration = SignedDuration::from_mins(30);
 
 /// The event saying an incident's post-mortem was written (its subject is the incident's key).
 pub use mobius_events::emit::reliability::POSTMORTEM_RECORDED as RECORDED_TYPE;
@@ -108,8 +113,20 @@ pub fn draft_of(store: &dyn Store, wanted: &str) -> Result<Option<Draft>, StoreE
         failed_requests: failed_requests(store, &incident, end)?,
         budget_consumed: budget_consumed(store, &crate::slo::definitions(store)?, &incident, end, now)?,
     };
-    let (timeline, detected_by) = timeline(store, &incident, end)?;
-    Ok(Some(Draft { incident, deployment, changes, impact, detected_by, timeline }))
+    let Around { moments: timeline, detected_by, flag_changes } = timeline(store, &incident, end)?;
+    let flag_change = flag_suspect(&incident, flag_changes);
+    Ok(Some(Draft { incident, deployment, changes, impact, detected_by, timeline, flag_change }))
+}
+
+/// The latest flag change of the incident's environment within [`FLAG_SUSPECT_WINDOW`] before
+/// detection — unless the incident names its change (an explicit link wins, as it does over a
+/// deployment found by the window).
+fn flag_suspect(incident: &Incident, changes: Vec<FlagChange>) -> Option<FlagChange> {
+    if matches!(incident.attribution, Attribution::ExplicitArtifact | Attribution::ExplicitCommit) {
+        return None;
+    }
+    let from = incident.detected - FLAG_SUSPECT_WINDOW;
+    changes.into_iter().filter(|c| c.at >= from && c.at <= incident.detected).max_by_key(|c| c.at)
 }
 
 /// How long before its detection an incident's impact is counted from: a burn-rate page fires
@@ -152,14 +169,12 @@ fn budget_consumed(
     Ok((budget > 0.0).then(|| (slo.name().to_owned(), failed as f64 / budget)))
 }
 
-/// What the log says happened to the service around the incident, and who reported it.
-fn timeline(
-    store: &dyn Store,
-    incident: &Incident,
-    end: Timestamp,
-) -> Result<(Vec<Moment>, Option<String>), StoreError> {
+/// What the log says happened to the service around the incident, who reported it, and the
+/// changes to flag sets of its environment.
+fn timeline(store: &dyn Store, incident: &Incident, end: Timestamp) -> Result<Around, StoreError> {
     let (from, to) = (incident.detected - BEFORE, end + AFTER);
     let mut moments = Vec::new();
+    let mut flag_changes = Vec::new();
     let mut detected_by = None;
     let mut after = None;
     loop {
@@ -175,6 +190,13 @@ fn timeline(
             }
             // Every event in the log was JSON when it was appended.
             let Ok(raw) = serde_json::from_str::<Value>(&event.raw) else { continue };
+            if event.ty == mobius_events::emit::flags::FLAG_CHANGED {
+                if let Some(change) = flag_change(&raw, &incident.environment, event.timestamp) {
+                    moments.push(Moment { at: event.timestamp, what: change.describe() });
+                    flag_changes.push(change);
+                }
+                continue;
+            }
             let Some(what) = describe(&event.ty, &raw, &incident.service) else { continue };
             if event.ty.contains(".incident.detected.") && detected_by.is_none() && what.contains(&incident.title) {
                 detected_by = Some(event.source.clone());
@@ -183,7 +205,33 @@ fn timeline(
         }
     }
     moments.sort_by_key(|m| m.at);
-    Ok((moments, detected_by))
+    Ok(Around { moments, detected_by, flag_changes })
+}
+
+/// What the log holds around an incident.
+struct Around {
+    moments: Vec<Moment>,
+    detected_by: Option<String>,
+    flag_changes: Vec<FlagChange>,
+}
+
+/// A `mobius-flag.changed` event as a post-mortem names it, when its set belongs to
+/// `environment` (flag sets belong to an environment, not to a service: a change in it may
+/// explain any of its services' incidents).
+fn flag_change(raw: &Value, environment: &str, at: Timestamp) -> Option<FlagChange> {
+    let content = &raw["subject"]["content"];
+    if content["environment"].as_str() != Some(environment) {
+        return None;
+    }
+    let text = |key: &str| content[key].as_str().map(str::to_owned);
+    Some(FlagChange {
+        at,
+        set: text("set")?,
+        flag: text("flag"),
+        action: text("action").unwrap_or_default(),
+        by: text("by").unwrap_or_default(),
+        reason: text("reason"),
+    })
 }
 
 /// A line for an event about `service`, or `None` for events about something else.
@@ -229,7 +277,47 @@ fn describe(ty: &str, raw: &Value, service: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::matches;
+    use super::*;
+
+    #[test]
+    fn the_latest_flag_change_in_the_window_is_the_suspect_unless_the_incident_names_its_change() {
+        let at = |t: &str| t.parse::<Timestamp>().unwrap();
+        let change = |when: &str, reason: &str| FlagChange {
+            at: at(when),
+            set: "shop.production".into(),
+            flag: Some("checkout".into()),
+            action: "split".into(),
+            by: "rollout:bob".into(),
+            reason: Some(reason.into()),
+        };
+        let incident = |attribution| Incident {
+            key: "cdevents:/mobius/slo/shop#alert-1".into(),
+            service: "shop".into(),
+            environment: "production".into(),
+            title: "burning".into(),
+            detected: at("2026-12-01T10:30:00Z"),
+            acknowledged: None,
+            resolved: None,
+            deployment_id: None,
+            attribution,
+            severity: None,
+        };
+        let changes = || {
+            vec![
+                change("2026-12-01T09:59:59Z", "too early"),
+                change("2026-12-01T10:00:00Z", "first"),
+                change("2026-12-01T10:20:00Z", "latest"),
+                change("2026-12-01T10:31:00Z", "after detection"),
+            ]
+        };
+        let reason = |a| flag_suspect(&incident(a), changes()).and_then(|c| c.reason);
+        assert_eq!(reason(Attribution::Unattributed).as_deref(), Some("latest"));
+        assert_eq!(reason(Attribution::Window).as_deref(), Some("latest"), "beside a deployment found by the window");
+        assert_eq!(reason(Attribution::ExplicitArtifact), None, "an explicit link wins");
+        assert_eq!(reason(Attribution::ExplicitCommit), None);
+        let only_early = vec![change("2026-12-01T09:59:59Z", "too early")];
+        assert_eq!(flag_suspect(&incident(Attribution::Unattributed), only_early), None);
+    }
 
     #[test]
     fn an_incident_is_named_by_its_key_or_the_part_after_the_hash() {

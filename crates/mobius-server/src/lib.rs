@@ -38,7 +38,7 @@ use tokio::net::TcpListener;
 use crate::limits::{Gates, Limits};
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
 use crate::routes::{
-    agents, delivery, environments, flags, health, log, ofrep, reliability, repositories, runs, secrets,
+    agents, delivery, environments, flag_rollouts, flags, health, log, ofrep, reliability, repositories, runs, secrets,
 };
 
 /// A secret from configuration; its `Debug` never shows it.
@@ -158,6 +158,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/flags/{set}", get(flags::show).put(flags::put).delete(flags::delete))
         .route("/api/v1/flags/{set}/flags/{flag}/state", put(flags::set_state))
         .route("/api/v1/flags/{set}/flags/{flag}/default", put(flags::set_default))
+        .route("/api/v1/flag-rollouts", get(flag_rollouts::list))
+        .route("/api/v1/flags/{set}/flags/{flag}/rollout", get(flag_rollouts::show).post(flag_rollouts::start))
+        .route("/api/v1/flags/{set}/flags/{flag}/rollout/{action}", post(flag_rollouts::act))
         .route("/api/v1/poll", post(runs::poll))
         .route("/api/v1/repositories", post(repositories::add).get(repositories::list))
         .route("/api/v1/repositories/{*name}", get(repositories::show).delete(repositories::remove))

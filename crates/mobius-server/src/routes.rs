@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod delivery;
 pub mod environments;
+pub mod flag_rollouts;
 pub mod flags;
 pub mod health;
 pub mod log;

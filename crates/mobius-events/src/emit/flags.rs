@@ -29,6 +29,9 @@ pub enum Action {
     State,
     /// One flag's `defaultVariant` set.
     Default,
+    /// One flag's `targeting` set to a fractional split between two variants: a step of a flag
+    /// rollout (`mobius flags rollout`), which the reason names.
+    Split,
     /// The set removed.
     Deleted,
 }

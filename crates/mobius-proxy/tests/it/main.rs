@@ -17,7 +17,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 /// An upstream answering `status` with its version as the body; `/slow` waits 200 ms, `/echo`
-/// returns the request body, and `x-seen-forwarded-for` / `x-seen-connection` report headers.
+/// returns the request body, `/fail` answers 503, `x-seen-forwarded-for` / `x-seen-connection`
+/// report headers, and `x-echo-flag` comes back as `x-mobius-flag` (what a flagged app says).
 async fn upstream(version: &'static str, status: u16, delay: Duration) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -32,13 +33,18 @@ async fn upstream(version: &'static str, status: u16, delay: Duration) -> Socket
                     }
                     let seen_xff = req.headers().get("x-forwarded-for").cloned();
                     let seen_private = req.headers().contains_key("x-private");
+                    let flag = req.headers().get("x-echo-flag").cloned();
+                    let fail = req.uri().path() == "/fail";
                     let body = if req.uri().path() == "/echo" {
                         req.into_body().collect().await.unwrap().to_bytes()
                     } else {
                         Bytes::from_static(version.as_bytes())
                     };
                     let mut response = Response::new(Full::new(body));
-                    *response.status_mut() = StatusCode::from_u16(status).unwrap();
+                    *response.status_mut() = StatusCode::from_u16(if fail { 503 } else { status }).unwrap();
+                    if let Some(v) = flag {
+                        response.headers_mut().insert("x-mobius-flag", v);
+                    }
                     if let Some(v) = seen_xff {
                         response.headers_mut().insert("x-seen-forwarded-for", v);
                     }
@@ -213,6 +219,29 @@ async fn dead_upstream_is_502_and_a_5xx_of_its_version() {
     }
     let v1 = &running.proxy.slis().versions["v1"];
     assert_eq!((v1.requests, v1.errors), (3, 3));
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn responses_naming_a_flag_variant_are_counted_for_it_beside_their_version() {
+    let up = upstream("v1", 200, Duration::ZERO).await;
+    let running = start(table(1, Some(("v1", vec![up])), None, 0)).await;
+    let client = client();
+    for _ in 0..4 {
+        get(&client, &format!("{}/fail", running.url), &[("x-echo-flag", "checkout=on")]).await;
+    }
+    for _ in 0..6 {
+        get(&client, &running.url, &[("x-echo-flag", "checkout=off, banner=b")]).await;
+    }
+    get(&client, &running.url, &[]).await;
+    get(&client, &running.url, &[("x-echo-flag", "no-equals-sign")]).await;
+    let slis = running.proxy.slis();
+    let counts = |key: &str| slis.variants.get(key).map(|s| (s.requests, s.errors));
+    assert_eq!(counts("checkout=on"), Some((4, 4)));
+    assert_eq!(counts("checkout=off"), Some((6, 0)));
+    assert_eq!(counts("banner=b"), Some((6, 0)));
+    assert_eq!(slis.variants.len(), 3, "{:?}", slis.variants.keys());
+    assert_eq!((slis.versions["v1"].requests, slis.versions["v1"].errors), (12, 4));
     running.stop().await;
 }
 

@@ -125,7 +125,7 @@ enum FlagState {
 
 #[derive(Debug, Deserialize)]
 pub struct ReasonParams {
-    reason: Option<String>,
+    pub(super) reason: Option<String>,
 }
 
 /// `PUT /api/v1/flags/{set}/flags/{flag}/state`: turns the flag on or off.
@@ -192,7 +192,7 @@ fn answer(outcome: Result<Outcome, FlagError>) -> Result<Response, ApiError> {
 }
 
 /// Who changes the set (the token's name: what the event and the set record) and why.
-fn actor<N>(caller: &Caller<N>, headers: &HeaderMap, reason: Option<String>) -> Result<Actor, ApiError> {
+pub(super) fn actor<N>(caller: &Caller<N>, headers: &HeaderMap, reason: Option<String>) -> Result<Actor, ApiError> {
     let header = match headers.get("x-mobius-reason") {
         Some(value) => {
             Some(value.to_str().map_err(|_| ApiError::bad_request("X-Mobius-Reason must be text"))?.trim().to_owned())
@@ -244,15 +244,19 @@ fn no_set(set: &str) -> ApiError {
 }
 
 /// The one place a flag set's refusal gets its status.
-fn flag_error(error: FlagError) -> ApiError {
+pub(super) fn flag_error(error: FlagError) -> ApiError {
     use FlagError as F;
     match error {
-        F::BadName { .. } | F::BadEnvironment { .. } | F::Invalid(_) | F::NoVariant { .. } => {
-            ApiError::new(StatusCode::BAD_REQUEST, "bad_request", error.to_string())
-        }
+        F::BadName { .. }
+        | F::BadEnvironment { .. }
+        | F::Invalid(_)
+        | F::NoVariant { .. }
+        | F::NoDefault { .. }
+        | F::VariantIsDefault { .. }
+        | F::BadWeight { .. } => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", error.to_string()),
         F::TooLarge { .. } => ApiError::too_large(error.to_string()),
         F::NoSet { .. } | F::NoFlag { .. } => ApiError::not_found(error.to_string()),
-        F::VersionConflict { .. } | F::OtherEnvironment { .. } | F::Contended { .. } => {
+        F::VersionConflict { .. } | F::OtherEnvironment { .. } | F::Contended { .. } | F::TargetingInUse { .. } => {
             ApiError::conflict(error.to_string())
         }
         F::Store(store) => ApiError::store(store),

@@ -76,6 +76,81 @@ pub enum FlagsCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Roll a variant out to a share of a flag's evaluations, step by step, gated by health
+    ///
+    /// `mobius flags rollout SET FLAG --variant on --to 50 --step 10 --every 10m --service S`
+    /// moves the flag's fractional split (the variant against the flag's default variant) by
+    /// --step every --every until --to. It stops and returns to 0% when the service's SLO
+    /// pages or when the variant's own error ratio (responses carrying
+    /// `x-mobius-flag: FLAG=VARIANT` through Mobius's proxy) exceeds the service's analysis
+    /// thresholds. A step in a set of an environment is refused under a frozen error budget,
+    /// as a deploy is, unless --reason hotfix|security. Driven by the server: needs --server.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Rollout {
+        #[command(subcommand)]
+        action: Option<RolloutAction>,
+        #[arg(required = true)]
+        set: Option<String>,
+        #[arg(required = true)]
+        flag: Option<String>,
+        /// The variant whose share grows (the rest stays with the flag's default variant)
+        #[arg(long, required = true)]
+        variant: Option<String>,
+        /// The share to end at, in percent
+        #[arg(long, default_value_t = 100)]
+        to: u32,
+        /// The share added at each step, in percent
+        #[arg(long, default_value_t = 10)]
+        step: u32,
+        /// The time between steps: 30s, 10m, 1h
+        #[arg(long, default_value = "10m")]
+        every: String,
+        /// The service whose SLOs, analysis thresholds and proxy judge the rollout
+        /// (default: the set's name up to its first `.`)
+        #[arg(long)]
+        service: Option<String>,
+        /// `hotfix` or `security`: steps go through a frozen error budget
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+/// What to do with a flag's rollout once started.
+#[derive(Debug, Subcommand)]
+pub enum RolloutAction {
+    /// Where a flag's rollout stands (every rollout without SET FLAG)
+    Status {
+        set: Option<String>,
+        flag: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Hold a running rollout at its share
+    Pause {
+        set: String,
+        flag: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Let a paused rollout step again
+    Resume {
+        set: String,
+        flag: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Stop a rollout and send its flag back to 0%
+    Abort {
+        set: String,
+        flag: String,
+        /// Why: recorded in the change's event
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 /// A flag's state as typed on the command line.

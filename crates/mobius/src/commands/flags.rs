@@ -1,7 +1,8 @@
 //! `mobius flags load|list|show|set-state|set-default|delete`: feature flag sets (see
 //! `mobius_features`), in the local data directory's store or, with `--server`, through the
 //! API (reading with any token, changing with a `deploy` token). A file is checked here first,
-//! so a bad one is refused at `FILE:line:col` before anything is sent.
+//! so a bad one is refused at `FILE:line:col` before anything is sent. `mobius flags rollout`
+//! is [`super::flag_rollouts`]'s.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -55,6 +56,7 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: FlagsCommand) -> 
         | FlagsCommand::SetState { remote, .. }
         | FlagsCommand::SetDefault { remote, .. }
         | FlagsCommand::Delete { remote, .. } => Client::from(remote)?,
+        FlagsCommand::Rollout { .. } => return super::flag_rollouts::run(json, command).await,
     };
     if let FlagsCommand::Load { set, .. }
     | FlagsCommand::Show { set, .. }
@@ -99,6 +101,7 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: FlagsCommand) -> 
             flags.delete(&set, None, actor(reason)).await?;
             said_deleted(json, &set)?;
         }
+        FlagsCommand::Rollout { .. } => unreachable!("answered above"),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -139,6 +142,7 @@ async fn over_http(client: &Client, json: bool, command: FlagsCommand) -> Result
             let request = client.request(Method::PUT, &path).query(&reason_of(&reason));
             said_changed(json, &client.json(request.json(&serde_json::json!({ "variant": variant }))).await?)?;
         }
+        FlagsCommand::Rollout { .. } => unreachable!("answered by `flag_rollouts`"),
         FlagsCommand::Delete { set, reason, .. } => {
             let path = format!("/api/v1/flags/{set}");
             client.send(client.request(Method::DELETE, &path).query(&reason_of(&reason))).await?;
@@ -149,7 +153,7 @@ async fn over_http(client: &Client, json: bool, command: FlagsCommand) -> Result
 }
 
 /// A flag key as one path segment: flagd's keys may hold any character.
-fn encode(key: &str) -> String {
+pub(super) fn encode(key: &str) -> String {
     key.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),

@@ -10,6 +10,7 @@ mod demo;
 mod deploy;
 mod environment;
 mod events;
+mod flag_rollouts;
 mod flags;
 mod incident;
 mod lint;

@@ -3,7 +3,11 @@
 //! `GET /` answers `hello from <version>`, failing with 500 at `--error-rate` and waiting
 //! `--latency-ms`; `GET /healthz` always answers 200 without delay, so a bad version passes
 //! health checks and only canary analysis catches it. Every response carries
-//! `x-mobius-version: <version>`. On SIGTERM (or Ctrl-C) it stops accepting, finishes the requests
+//! `x-mobius-version: <version>`. A request's `x-mobius-flag: <flag>=<variant>` (what a
+//! service with the flag provider says it evaluated; here the caller says it) comes back on the
+//! response, so Mobius's proxy counts it per variant, and `--fail-variant <flag>=<variant>`
+//! fails every `GET /` served with that variant — a feature that breaks only when switched on,
+//! for a flag rollout to catch. On SIGTERM (or Ctrl-C) it stops accepting, finishes the requests
 //! in flight, and exits 0.
 
 use std::convert::Infallible;
@@ -28,6 +32,8 @@ use tokio::task::JoinSet;
 
 /// The response header naming the version that served a request.
 const VERSION_HEADER: &str = "x-mobius-version";
+/// The header naming the flag variants a request was served with.
+const FLAG_HEADER: &str = "x-mobius-flag";
 
 #[derive(Debug, clap::Args)]
 // `mobius --version` propagates to subcommands; here `--version` is the app's version.
@@ -40,6 +46,9 @@ pub struct SampleAppArgs {
     /// every tenth request).
     #[arg(long, env = "SAMPLE_ERROR_RATE", default_value_t = 0.0, value_parser = parse_fraction)]
     pub error_rate: f64,
+    /// `<flag>=<variant>`: every `GET /` whose `x-mobius-flag` names it fails with 500.
+    #[arg(long, env = "SAMPLE_FAIL_VARIANT", value_parser = parse_variant)]
+    pub fail_variant: Option<String>,
     /// Milliseconds to wait before answering `GET /`.
     #[arg(long, env = "SAMPLE_LATENCY_MS", default_value_t = 0)]
     pub latency_ms: u64,
@@ -54,6 +63,15 @@ pub struct SampleAppArgs {
 fn parse_fraction(s: &str) -> Result<f64, String> {
     let value: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number"))?;
     if (0.0..=1.0).contains(&value) { Ok(value) } else { Err(format!("{value} is not between 0 and 1")) }
+}
+
+fn parse_variant(s: &str) -> Result<String, String> {
+    match s.trim().split_once('=') {
+        Some((flag, variant)) if !flag.trim().is_empty() && !variant.trim().is_empty() => {
+            Ok(format!("{}={}", flag.trim(), variant.trim()))
+        }
+        _ => Err(format!("{s:?} is not <flag>=<variant>")),
+    }
 }
 
 pub async fn run(args: SampleAppArgs) -> Result<ExitCode> {
@@ -84,6 +102,7 @@ struct App {
     version: HeaderValue,
     greeting: Bytes,
     error_rate: f64,
+    fail_variant: Option<String>,
     latency: Duration,
     /// `GET /` requests so far, numbering them for [`fails`].
     served: AtomicU64,
@@ -97,12 +116,18 @@ impl App {
             version,
             greeting: Bytes::from(format!("hello from {}\n", args.version)),
             error_rate: args.error_rate,
+            fail_variant: args.fail_variant.clone(),
             latency: Duration::from_millis(args.latency_ms),
             served: AtomicU64::new(0),
         }))
     }
 
     async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        let flag = request.headers().get(FLAG_HEADER).cloned();
+        let failing = self.fail_variant.as_deref().is_some_and(|failing| {
+            let said = flag.as_ref().and_then(|v| v.to_str().ok()).unwrap_or_default();
+            said.split(',').any(|pair| pair.split('=').map(str::trim).eq(failing.split('=')))
+        });
         let (status, body) = match (request.method(), request.uri().path()) {
             (&Method::GET | &Method::HEAD, "/healthz") => (StatusCode::OK, Bytes::from_static(b"ok\n")),
             (&Method::GET | &Method::HEAD, "/") => {
@@ -110,7 +135,9 @@ impl App {
                 if !self.latency.is_zero() {
                     tokio::time::sleep(self.latency).await;
                 }
-                if fails(n, self.error_rate) {
+                if failing {
+                    (StatusCode::INTERNAL_SERVER_ERROR, Bytes::from_static(b"failing variant\n"))
+                } else if fails(n, self.error_rate) {
                     (StatusCode::INTERNAL_SERVER_ERROR, Bytes::from_static(b"injected failure\n"))
                 } else {
                     (StatusCode::OK, self.greeting.clone())
@@ -123,6 +150,9 @@ impl App {
         *response.status_mut() = status;
         let headers = response.headers_mut();
         headers.insert(VERSION_HEADER, self.version.clone());
+        if let Some(flag) = flag {
+            headers.insert(FLAG_HEADER, flag);
+        }
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
         response
     }
@@ -255,6 +285,7 @@ mod tests {
         SampleAppArgs {
             version: "v7".into(),
             error_rate,
+            fail_variant: None,
             latency_ms,
             port: 0,
             listen_host: IpAddr::from([127, 0, 0, 1]),
@@ -273,6 +304,31 @@ mod tests {
         assert!(get(addr, "/").await.starts_with("HTTP/1.1 200"));
         let missing = get(addr, "/nope").await;
         assert!(missing.starts_with("HTTP/1.1 404") && missing.contains("x-mobius-version: v7"));
+        stop.send(()).unwrap();
+        server.await.unwrap();
+    }
+
+    /// A request as `GET /` with `x-mobius-flag: <flag>`.
+    async fn get_flagged(addr: SocketAddr, flag: &str) -> String {
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET / HTTP/1.1\r\nhost: x\r\nx-mobius-flag: {flag}\r\nconnection: close\r\n\r\n");
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        tcp.read_to_string(&mut response).await.unwrap();
+        response
+    }
+
+    #[tokio::test]
+    async fn a_failing_variant_fails_only_its_requests_and_the_flag_comes_back() {
+        let failing = SampleAppArgs { fail_variant: Some("checkout=on".into()), ..args(0.0, 0) };
+        let (addr, stop, server) = start(failing).await;
+        let on = get_flagged(addr, "banner=b, checkout=on").await;
+        assert!(on.starts_with("HTTP/1.1 500") && on.contains("x-mobius-flag: banner=b, checkout=on"), "{on}");
+        let off = get_flagged(addr, "checkout=off").await;
+        assert!(off.starts_with("HTTP/1.1 200") && off.contains("x-mobius-flag: checkout=off"), "{off}");
+        assert!(!get_flagged(addr, "checkout=onward").await.starts_with("HTTP/1.1 500"));
+        assert!(get(addr, "/").await.starts_with("HTTP/1.1 200"), "no flag, no failure");
+        assert!(parse(&["--fail-variant", "checkout"]).is_err());
         stop.send(()).unwrap();
         server.await.unwrap();
     }

@@ -88,13 +88,13 @@ pub(crate) fn finished(server: &Server) -> Value {
 }
 
 /// Traffic against an environment on its own runtime, until stopped.
-struct Load {
+pub(crate) struct Load {
     runtime: tokio::runtime::Runtime,
     handle: Option<load::LoadHandle>,
 }
 
 impl Load {
-    fn start(port: u16, headers: Vec<(String, String)>) -> Load {
+    pub(crate) fn start(port: u16, headers: Vec<(String, String)>) -> Load {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let spec = LoadSpec {
             url: format!("http://127.0.0.1:{port}/"),
@@ -108,7 +108,7 @@ impl Load {
         Load { runtime, handle: Some(handle) }
     }
 
-    fn stop(mut self) -> LoadReport {
+    pub(crate) fn stop(mut self) -> LoadReport {
         let handle = self.handle.take().unwrap();
         self.runtime.block_on(handle.stop())
     }

@@ -1,0 +1,130 @@
+//! Flag rollouts against the real binary: the sample app behind Mobius's proxy fails every
+//! request served with `checkout=on`, the proxy counts it per variant from the app's
+//! `x-mobius-flag`, and the server's controller stops the rollout and sends the flag back to
+//! 0%; then an exhausted error budget refuses the next rollout with a deploy's message.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::deploy::{Cleanup, Load, against, deployed, finished, free_port, release};
+use crate::util::{ADMIN, Dir, http};
+
+const FLAGS: &str = r#"{
+  "flags": {
+    "checkout": {
+      "state": "ENABLED",
+      "variants": {"on": true, "off": false},
+      "defaultVariant": "off"
+    }
+  }
+}"#;
+
+fn rollout(server: &crate::util::Server) -> Value {
+    let url = server.url("/api/v1/flags/shop.production/flags/checkout/rollout");
+    http().get(url).bearer_auth(ADMIN).send().unwrap().json().unwrap()
+}
+
+#[test]
+fn a_failing_variant_stops_its_rollout_and_a_frozen_budget_refuses_the_next() {
+    let dir = Dir::new();
+    let _cleanup = Cleanup(dir.path().to_owned());
+    // Alerts rarely: the variant's own SLIs must be what stops it, not the service's page.
+    let server = dir.serve_with_env(&[("MOBIUS_ALERT_EVERY", "1h")]);
+    let port = free_port();
+    let path = release(&dir, "v1", 0.0, port, "rolling", "");
+    let spec = std::fs::read_to_string(path.join("mobius.yaml")).unwrap();
+    let spec =
+        spec.replace("    SAMPLE_VERSION: v1\n", "    SAMPLE_VERSION: v1\n    SAMPLE_FAIL_VARIANT: checkout=on\n");
+    let slo = "slos:\n  - name: availability\n    objective: 99.9\n    window: 30d\n    sli: {availability: {}}\n";
+    std::fs::write(path.join("mobius.yaml"), format!("{spec}{slo}")).unwrap();
+    deployed(&dir, &server, &path, "v1");
+    finished(&server);
+    let file = dir.path().join("shop.flagd.json");
+    std::fs::write(&file, FLAGS).unwrap();
+    let cli = |args: &[&str]| {
+        let out = against(&dir, &server, ADMIN, args);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, said) =
+        cli(&["flags", "load", file.to_str().unwrap(), "--set", "shop.production", "--environment", "production"]);
+    assert!(ok, "{said}");
+
+    // Bad input is refused before anything moves.
+    let (ok, said) = cli(&["flags", "rollout", "shop.production", "checkout", "--variant", "on", "--every", "soon"]);
+    assert!(!ok && said.contains("--every must be a duration such as 30s, 10m or 1h, not `soon`"), "{said}");
+    let (ok, said) = cli(&["flags", "rollout", "shop.production", "checkout", "--variant", "maybe"]);
+    assert!(!ok && said.contains("has no variant `maybe`"), "{said}");
+
+    let (ok, said) = cli(&[
+        "flags",
+        "rollout",
+        "shop.production",
+        "checkout",
+        "--variant",
+        "on",
+        "--to",
+        "50",
+        "--step",
+        "10",
+        "--every",
+        "3s",
+    ]);
+    assert!(ok, "{said}");
+    assert!(said.contains("shop.production/checkout") && said.contains("10% → 50%"), "{said}");
+    // The app's users: half evaluated to `on` (each of those requests fails), half to `off`.
+    let on = Load::start(port, vec![("x-mobius-flag".into(), "checkout=on".into())]);
+    let off = Load::start(port, vec![("x-mobius-flag".into(), "checkout=off".into())]);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let stopped = loop {
+        let now = rollout(&server);
+        if now["phase"] != "running" {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "the rollout did not stop: {now:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    on.stop();
+    off.stop();
+    assert_eq!((stopped["phase"].as_str(), stopped["weight"].as_u64()), (Some("stopped"), Some(0)), "{stopped:#}");
+    let why = stopped["why"].as_str().unwrap_or_default();
+    assert!(why.starts_with("variant checkout=on: error_rate 1.0000 against 0.05"), "{stopped:#}");
+    let document = http()
+        .get(server.url("/api/v1/flags/shop.production"))
+        .bearer_auth(ADMIN)
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap();
+    assert_eq!(document["flags"]["checkout"]["targeting"]["fractional"], serde_json::json!([["on", 0], ["off", 100]]));
+    let (ok, said) = cli(&["flags", "rollout", "status"]);
+    assert!(ok && said.contains("stopped") && said.contains("variant checkout=on"), "{said}");
+
+    // The variant burned the service's budget (once the proxy's counts are recorded): the next
+    // rollout is refused as a deploy would be.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cli(&["slo", "check", "shop"]).0 {
+        assert!(Instant::now() < deadline, "the budget never ran out");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (ok, said) = cli(&["flags", "rollout", "shop.production", "checkout", "--variant", "on", "--every", "3s"]);
+    assert!(!ok && said.contains("error budget exhausted") && said.contains("--reason hotfix"), "{said}");
+    let (ok, said) = cli(&[
+        "flags",
+        "rollout",
+        "shop.production",
+        "checkout",
+        "--variant",
+        "on",
+        "--every",
+        "3s",
+        "--reason",
+        "hotfix",
+    ]);
+    assert!(ok, "a hotfix goes through: {said}");
+    let (ok, said) = cli(&["flags", "rollout", "abort", "shop.production", "checkout", "--reason", "done"]);
+    assert!(ok && said.contains("aborted"), "{said}");
+}
