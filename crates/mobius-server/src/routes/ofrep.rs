@@ -211,6 +211,20 @@ fn unix_now(state: &AppState) -> i64 {
     state.app.config().clock.now().as_second()
 }
 
+/// The caller admitted (its token, set and rate) with its body within [`MAX_BODY`]; the
+/// refusal's answer otherwise.
+async fn admitted<'b>(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    body: &'b Bytes,
+    cors: &Cors,
+) -> Result<(Asker, &'b [u8]), Response> {
+    let asker = asker(state, headers, peer).await.map_err(|refusal| refusal.into_response(cors))?;
+    let body = bounded(body).map_err(|refusal| refusal.into_response(cors))?;
+    Ok((asker, body))
+}
+
 /// `POST /ofrep/v1/evaluate/flags/{key}`.
 pub async fn evaluate_one(
     State(state): State<AppState>,
@@ -220,13 +234,9 @@ pub async fn evaluate_one(
     body: Bytes,
 ) -> Response {
     let cors = Cors::of(&state, &headers);
-    let asker = match asker(&state, &headers, peer).await {
-        Ok(asker) => asker,
-        Err(refusal) => return refusal.into_response(&cors),
-    };
-    let body = match bounded(&body) {
-        Ok(body) => body,
-        Err(refusal) => return refusal.into_response(&cors),
+    let (asker, body) = match admitted(&state, &headers, peer, &body, &cors).await {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused,
     };
     let Some(loaded) = state.app.flags.current(&asker.set) else {
         let details = format!("flag `{key}` is not found: there is no flag set `{}`", asker.set);
@@ -252,13 +262,9 @@ pub async fn evaluate_all(
     body: Bytes,
 ) -> Response {
     let cors = Cors::of(&state, &headers);
-    let asker = match asker(&state, &headers, peer).await {
-        Ok(asker) => asker,
-        Err(refusal) => return refusal.into_response(&cors),
-    };
-    let body = match bounded(&body) {
-        Ok(body) => body,
-        Err(refusal) => return refusal.into_response(&cors),
+    let (asker, body) = match admitted(&state, &headers, peer, &body, &cors).await {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused,
     };
     let Some(loaded) = state.app.flags.current(&asker.set) else {
         return Refusal::new(StatusCode::NOT_FOUND, format!("there is no flag set `{}`", asker.set))
