@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::Extension;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -192,14 +192,6 @@ fn set_of(token: &TokenRecord, named: Option<String>) -> Result<Option<String>, 
     }
 }
 
-/// The request's body, refused past [`MAX_BODY`].
-fn bounded(body: &Bytes) -> Result<&[u8], Refusal> {
-    if body.len() > MAX_BODY {
-        return Err(Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the request body is over {MAX_BODY} bytes")));
-    }
-    Ok(body)
-}
-
 fn json_response(status: u16, body: &Value, cors: &Cors) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (status, axum::Json(body)).into_response();
@@ -211,17 +203,20 @@ fn unix_now(state: &AppState) -> i64 {
     state.app.config().clock.now().as_second()
 }
 
-/// The caller admitted (its token, set and rate) with its body within [`MAX_BODY`]; the
-/// refusal's answer otherwise.
-async fn admitted<'b>(
+/// The caller admitted (its token, set and rate), then its body read — only then, and at most
+/// [`MAX_BODY`] of it; the refusal's answer otherwise.
+async fn admitted(
     state: &AppState,
     headers: &HeaderMap,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
-    body: &'b Bytes,
+    body: Body,
     cors: &Cors,
-) -> Result<(Asker, &'b [u8]), Response> {
+) -> Result<(Asker, Bytes), Response> {
     let asker = asker(state, headers, peer).await.map_err(|refusal| refusal.into_response(cors))?;
-    let body = bounded(body).map_err(|refusal| refusal.into_response(cors))?;
+    let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+        let why = format!("the request body is over {MAX_BODY} bytes, or was not received whole");
+        Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, why).into_response(cors)
+    })?;
     Ok((asker, body))
 }
 
@@ -231,10 +226,10 @@ pub async fn evaluate_one(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     Path(key): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let cors = Cors::of(&state, &headers);
-    let (asker, body) = match admitted(&state, &headers, peer, &body, &cors).await {
+    let (asker, body) = match admitted(&state, &headers, peer, body, &cors).await {
         Ok(admitted) => admitted,
         Err(refused) => return refused,
     };
@@ -246,7 +241,7 @@ pub async fn evaluate_one(
             &cors,
         );
     };
-    let (status, answer) = match ofrep::context_of(body) {
+    let (status, answer) = match ofrep::context_of(&body) {
         Ok(context) => ofrep::one(&loaded.set, &key, &context, unix_now(&state)),
         Err(why) => ofrep::unusable(Some(&key), &why),
     };
@@ -259,10 +254,10 @@ pub async fn evaluate_all(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let cors = Cors::of(&state, &headers);
-    let (asker, body) = match admitted(&state, &headers, peer, &body, &cors).await {
+    let (asker, body) = match admitted(&state, &headers, peer, body, &cors).await {
         Ok(admitted) => admitted,
         Err(refused) => return refused,
     };
@@ -270,7 +265,7 @@ pub async fn evaluate_all(
         return Refusal::new(StatusCode::NOT_FOUND, format!("there is no flag set `{}`", asker.set))
             .into_response(&cors);
     };
-    let context = match ofrep::context_of(body) {
+    let context = match ofrep::context_of(&body) {
         Ok(context) => context,
         Err(why) => {
             let (status, answer) = ofrep::unusable(None, &why);

@@ -240,6 +240,10 @@ fn rates_sizes_and_browsers_are_held_to_their_limits() {
     let too_large =
         post(&server, "/ofrep/v1/evaluate/flags", &[("x-api-key", &reader), ("x-mobius-flag-set", "web")], &big);
     assert_eq!(too_large.status(), 413);
+    // Past any body limit, without a token: 401, not 413 — nothing of the body was read.
+    let huge = format!("{{\"context\":{{\"pad\":\"{}\"}}}}", "x".repeat(3 << 20));
+    let stranger = post(&server, "/ofrep/v1/evaluate/flags", &[], &huge);
+    assert_eq!(stranger.status(), 401, "who is asking is settled before the body is read");
 
     let preflight = |origin: &str| {
         http()
