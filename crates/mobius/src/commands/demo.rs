@@ -201,9 +201,14 @@ async fn play(root: &Path, app: &App, api: SocketAddr, json: bool) -> Result<Sum
         let message = if index == 0 { "Start the shop".to_owned() } else { format!("Release {version}") };
         git(&repo, &["commit", "-qm", &message])?;
         let sha = git(&repo, &["rev-parse", "HEAD"])?;
-        // What the post-commit hook does under `mobius serve`.
+        // What the post-commit hook does under `mobius serve`. The server's own polling loop
+        // may have seen the commit first (its first round waits for its lease): then the run
+        // it queued is in the store, since polls of one repository take turns.
         let queued = runner.poll(&repository.name).await?;
-        let run = *queued.first().context("the commit triggered no workflow run")?;
+        let run = match queued.first() {
+            Some(run) => *run,
+            None => run_of(store, &repository.name, &sha)?.context("the commit triggered no workflow run")?,
+        };
         let outcome = wait_run(store, run).await?;
         let (artifact, _) = store.artifact(&sha)?.context("the workflow uploaded no artifact")?;
         let digest = artifact.rsplit_once('@').map(|(_, d)| d.replace("%3A", ":")).unwrap_or_default();
@@ -430,6 +435,12 @@ fn print_summary(s: &Summary) {
     }
     println!("\nAPI: {} (read without a token)   production: {}", s.api, s.production);
     println!("Finished in {:.1} s.", s.seconds);
+}
+
+/// The push run queued for commit `sha` of `repository`, if there is one.
+fn run_of(store: &Arc<dyn Store>, repository: &str, sha: &str) -> Result<Option<i64>> {
+    let query = RunQuery { repository: Some(repository.to_owned()), limit: 20, ..RunQuery::default() };
+    Ok(store.runs(&query)?.into_iter().find(|r| r.run.sha == sha && r.run.event == "push").map(|r| r.id))
 }
 
 /// Waits for a workflow run to end; its state word.
