@@ -5,7 +5,9 @@
 //!   thresholds for the environment with the canary's `measure` — the default variant in the
 //!   same window is the baseline a latency comparison uses;
 //! - the service's SLOs: any SLO of the service that pages stops the rollout;
-//! - the error-budget gate: `mobius_reliability::slo::gate`, the one a deploy goes through.
+//! - the error-budget gate: `mobius_reliability::slo::gate`, the one a deploy goes through; a
+//!   step let through a frozen budget as a `hotfix` or `security` exception is recorded as the
+//!   same policy-exception event a deploy records.
 //!
 //! The proxy's counters are cumulative, so the reading at a step's start is kept here (in
 //! memory: after a restart the first reading of the step is the baseline, and the window
@@ -19,11 +21,13 @@ use mobius_delivery::Deployer;
 use mobius_deploy::analysis::{AnalysisSpec, Sample, Verdict as Measured, measure};
 use mobius_deploy::rollout::Stored;
 use mobius_deploy::spec::ServiceSpec;
+use mobius_events::emit::delivery as emit;
 use mobius_features::rollout::{FlagRollout, Gate, HealthError, RolloutHealth, Verdict};
+use mobius_log::Ingestor;
 use mobius_proxy::sli::VersionSli;
 use mobius_reliability::alerting::Alerter;
 use mobius_slo::alerts::Severity;
-use mobius_slo::policy::{Decision, Reason};
+use mobius_slo::policy::Decision;
 use mobius_store::{RolloutQuery, Store};
 
 /// The environment a set that belongs to none is judged in.
@@ -32,6 +36,8 @@ const DEFAULT_ENVIRONMENT: &str = mobius_slo::spec::DEFAULT_ENVIRONMENT;
 /// The port, over the store, the control plane's proxies and the SLO alerts.
 pub struct MeasuredHealth {
     pub store: Arc<dyn Store>,
+    /// Where a policy exception is recorded.
+    pub log: Ingestor,
     pub delivery: Deployer,
     pub alerts: Alerter,
     /// The variant's and the default variant's counters at each step's start.
@@ -42,8 +48,8 @@ pub struct MeasuredHealth {
 type Step = (String, String, Timestamp);
 
 impl MeasuredHealth {
-    pub fn new(store: Arc<dyn Store>, delivery: Deployer, alerts: Alerter) -> MeasuredHealth {
-        MeasuredHealth { store, delivery, alerts, baselines: Mutex::new(HashMap::new()) }
+    pub fn new(store: Arc<dyn Store>, log: Ingestor, delivery: Deployer, alerts: Alerter) -> MeasuredHealth {
+        MeasuredHealth { store, log, delivery, alerts, baselines: Mutex::new(HashMap::new()) }
     }
 
     /// The service's analysis settings for the environment, from its latest deployed
@@ -103,19 +109,26 @@ impl RolloutHealth for MeasuredHealth {
         Ok(Verdict::Unhealthy(format!("variant {}={}: {}", rollout.flag, rollout.variant, failed.join(", "))))
     }
 
-    fn gate(
-        &self,
-        service: &str,
-        environment: &str,
-        reason: Option<Reason>,
-        now: Timestamp,
-    ) -> Result<Gate, HealthError> {
+    fn gate(&self, rollout: &FlagRollout, weight: u32, now: Timestamp) -> Result<Gate, HealthError> {
+        let (service, reason) = (rollout.service.as_str(), rollout.reason);
+        let environment = rollout.environment.as_deref().unwrap_or(DEFAULT_ENVIRONMENT);
         let decision = mobius_reliability::slo::gate(self.store.as_ref(), service, environment, reason, now)
             .map_err(|e| HealthError(Box::new(e)))?;
         Ok(match decision {
             Decision::Refuse(message) => Gate::Refuse(message),
-            Decision::AllowWithWarning(message) | Decision::AllowAsException { message, .. } => {
+            Decision::AllowWithWarning(message) => {
                 tracing::warn!(%service, %environment, "flag rollout step: {message}");
+                Gate::Allow
+            }
+            Decision::AllowAsException { reason, message } => {
+                // The deploy's own event, naming the step: the exception is audited alike.
+                let what = format!(
+                    "flag rollout of {}={} in set {} to {weight}%: {message}",
+                    rollout.flag, rollout.variant, rollout.set
+                );
+                let event = emit::policy_exception(service, environment, &reason.to_string(), &what, now)
+                    .map_err(|e| HealthError(Box::new(e)))?;
+                self.log.append(&[event]).map_err(|e| HealthError(Box::new(e)))?;
                 Gate::Allow
             }
             Decision::Allow => Gate::Allow,

@@ -260,7 +260,8 @@ impl App {
         // Every replica keeps a liveness lease while it runs; its runs are orphans without it.
         drop(leases.lease(&mobius_runs::runner::replica_lease(leases.holder())));
         runs.set_driver(Driver { node: node_id(&config.data_dir), holder: leases.holder().to_owned() });
-        let health = flag_rollouts::MeasuredHealth::new(store.clone(), delivery.clone(), reliability.clone());
+        let health =
+            flag_rollouts::MeasuredHealth::new(store.clone(), log.clone(), delivery.clone(), reliability.clone());
         let flag_rollouts = Rollouts::new(flag_sets.clone(), store.clone(), config.clock, Arc::new(health));
         App { store, log, runs, delivery, reliability, flags: flag_sets, flag_rollouts, agents, leases, config }
     }

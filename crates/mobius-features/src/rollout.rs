@@ -5,8 +5,11 @@
 //! The flag document stays the source of truth for the split: each step is
 //! [`FlagSets::set_split`], a version of the set and a `mobius-flag.changed` event whose reason
 //! names the rollout. What the rollout itself is (its plan, where it stands, why it stopped) is a
-//! state document of the store (`flag-rollouts`), written after every action, so a restarted
-//! server resumes it where it stood.
+//! state document of the store (`flag-rollouts`), so a restarted server resumes it where it
+//! stood. Every change to it is a compare-and-swap ([`Store::swap_state`]): a start or abort
+//! through one replica and the controller's pass on another never overwrite each other. The
+//! record is written before its flag moves, and the controller moves each flag to what is
+//! recorded, so the flag follows the record even across a crash between the two.
 //!
 //! The controller is a reconcile loop on the application's clock: [`next`] reads a rollout, the
 //! time and the health verdict and returns the one thing to do; [`Rollouts::reconcile`] does it.
@@ -109,11 +112,29 @@ pub struct FlagRollout {
     pub reason: Option<Reason>,
     /// Why it stopped, or why its last step was refused.
     pub why: Option<String>,
+    /// Whether the flag is where the rollout says: false between a stop being saved and its
+    /// flag being sent back to 0%, which the controller finishes if a crash came in between.
+    #[serde(default = "settled")]
+    pub settled: bool,
+}
+
+fn settled() -> bool {
+    true
 }
 
 impl FlagRollout {
     fn every(&self) -> SignedDuration {
         SignedDuration::from_secs(self.every_s as i64)
+    }
+
+    /// Whether `other` is a rollout of the same flag.
+    fn same_flag(&self, other: &FlagRollout) -> bool {
+        self.set == other.set && self.flag == other.flag
+    }
+
+    fn already_rolling(&self) -> RolloutError {
+        let (set, flag) = (self.set.clone(), self.flag.clone());
+        RolloutError::AlreadyRolling { set, flag, weight: self.weight, phase: self.phase }
     }
 
     /// What each step's flag change records as its reason.
@@ -144,14 +165,10 @@ pub trait RolloutHealth: Send + Sync + 'static {
     /// The variant's SLIs since `since`, against the service's analysis thresholds, and whether
     /// one of the service's SLOs pages.
     fn verdict(&self, rollout: &FlagRollout, since: Timestamp, now: Timestamp) -> Result<Verdict, HealthError>;
-    /// The error-budget policy for a step of `service` in `environment`.
-    fn gate(
-        &self,
-        service: &str,
-        environment: &str,
-        reason: Option<Reason>,
-        now: Timestamp,
-    ) -> Result<Gate, HealthError>;
+    /// The error-budget policy for a step of the rollout to `weight`% in its environment
+    /// (asked only of a rollout that has one), under the rollout's `reason`. A step let through
+    /// a freeze as an exception is recorded by the implementation, as a deploy's is.
+    fn gate(&self, rollout: &FlagRollout, weight: u32, now: Timestamp) -> Result<Gate, HealthError>;
 }
 
 /// Health could not be read (the store, Prometheus): the rollout holds and tries again.
@@ -187,6 +204,8 @@ pub enum RolloutError {
     Flag(#[from] FlagError),
     #[error(transparent)]
     Health(#[from] HealthError),
+    #[error("the rollouts kept changing under this change ({ATTEMPTS} attempts): try again")]
+    Contended,
     #[error("the stored rollouts cannot be read")]
     Corrupt(#[source] serde_json::Error),
     #[error("storage failed")]
@@ -260,6 +279,16 @@ struct Inner {
     wake: tokio::sync::Notify,
 }
 
+/// The stored rollouts and the text they were read from: what a swap must find still there.
+struct Read {
+    all: Vec<FlagRollout>,
+    text: Option<String>,
+}
+
+/// How many times a change is tried again when another replica changed the rollouts between
+/// its read and its write.
+const ATTEMPTS: usize = 16;
+
 impl Rollouts {
     /// The service over the flag sets and the store, judged by `health`.
     pub fn new(flags: FlagSets, store: Arc<dyn Store>, clock: Clock, health: Arc<dyn RolloutHealth>) -> Rollouts {
@@ -269,8 +298,7 @@ impl Rollouts {
 
     /// Every rollout kept, active or finished, ordered by set and flag.
     pub async fn list(&self) -> Result<Vec<FlagRollout>, RolloutError> {
-        let store = self.inner.store.clone();
-        mobius_log::blocking::spawn(move || read(store.as_ref())).await
+        Ok(self.read().await?.all)
     }
 
     /// The rollout of one flag (the last one, when it has finished).
@@ -281,8 +309,9 @@ impl Rollouts {
             .ok_or_else(|| RolloutError::NoRollout { set: set.to_owned(), flag: flag.to_owned() })
     }
 
-    /// Starts a rollout: the plan checked, the first step gated like every step, and the split
-    /// set to the first step's weight. Bad input changes nothing.
+    /// Starts a rollout: the plan checked, the first step gated like every step, the rollout
+    /// saved (so a start racing it on another replica is refused), and then the split set to
+    /// the first step's weight. Bad input changes nothing.
     pub async fn start(&self, start: Start, actor: Actor) -> Result<FlagRollout, RolloutError> {
         if !(1..=split::WHOLE).contains(&start.to) {
             return Err(RolloutError::BadTarget { to: start.to });
@@ -300,17 +329,9 @@ impl Rollouts {
         let loaded = self.inner.flags.current(&start.set).ok_or_else(|| FlagError::NoSet { set: start.set.clone() })?;
         let default = split::split_of(&loaded.set, &start.set, &start.flag, &start.variant)?;
         let _write = self.inner.write.lock().await;
-        let mut all = self.list().await?;
-        if let Some(r) = all.iter().find(|r| r.set == start.set && r.flag == start.flag && r.phase.is_active()) {
-            return Err(RolloutError::AlreadyRolling {
-                set: r.set.clone(),
-                flag: r.flag.clone(),
-                weight: r.weight,
-                phase: r.phase,
-            });
-        }
         let now = self.inner.clock.now();
-        let mut rollout = FlagRollout {
+        let every = SignedDuration::from_secs(start.every.as_secs() as i64);
+        let rollout = FlagRollout {
             set: start.set,
             flag: start.flag,
             variant: start.variant,
@@ -320,23 +341,41 @@ impl Rollouts {
             to: start.to,
             step: start.step,
             every_s: start.every.as_secs(),
-            weight: 0,
+            weight: start.step,
             phase: Phase::Running,
             step_at: now,
-            next_at: now,
+            next_at: now.saturating_add(every).unwrap_or(now),
             started: now,
             by: actor.by.clone(),
             reason,
             why: None,
+            settled: true,
         };
-        self.gate(&rollout, now).await?;
-        let first = rollout.step;
-        self.split(&rollout, first).await?;
-        rollout.weight = first;
-        rollout.next_at = now.saturating_add(rollout.every()).unwrap_or(now);
-        all.retain(|r| !(r.set == rollout.set && r.flag == rollout.flag));
-        all.push(rollout.clone());
-        self.save(all).await?;
+        if let Some(active) = self.list().await?.into_iter().find(|r| r.same_flag(&rollout) && r.phase.is_active()) {
+            return Err(active.already_rolling());
+        }
+        self.gate(&rollout, rollout.weight, now).await?;
+        let replaced = self
+            .transact(|all, _| {
+                if let Some(active) = all.iter().find(|r| r.same_flag(&rollout) && r.phase.is_active()) {
+                    return Err(active.already_rolling());
+                }
+                let replaced = all.iter().position(|r| r.same_flag(&rollout)).map(|at| all.remove(at));
+                all.push(rollout.clone());
+                Ok(replaced)
+            })
+            .await?;
+        if let Err(error) = self.split(&rollout, rollout.weight).await {
+            // The flag refused the split (targeting written by hand, the set gone): the rollout
+            // saved for it goes, and the one it replaced comes back.
+            self.transact(|all, _| {
+                all.retain(|r| !(r.same_flag(&rollout) && r.started == rollout.started));
+                all.extend(replaced.clone());
+                Ok(())
+            })
+            .await?;
+            return Err(error);
+        }
         self.inner.wake.notify_one();
         Ok(rollout)
     }
@@ -360,69 +399,66 @@ impl Rollouts {
 
     /// Stops an active rollout by hand and sends its flag back to 0%.
     pub async fn abort(&self, set: &str, flag: &str, actor: Actor) -> Result<FlagRollout, RolloutError> {
-        let _write = self.inner.write.lock().await;
-        let mut all = self.list().await?;
-        let Some(rollout) = all.iter_mut().find(|r| r.set == set && r.flag == flag) else {
-            return Err(RolloutError::NoRollout { set: set.to_owned(), flag: flag.to_owned() });
-        };
-        if !rollout.phase.is_active() {
-            let phase = rollout.phase;
-            return Err(RolloutError::WrongPhase { set: set.into(), flag: flag.into(), phase, wanted: "active" });
-        }
         let why = format!("aborted by {}{}", actor.by, actor.reason.map(|r| format!(": {r}")).unwrap_or_default());
-        self.split(rollout, 0).await?;
-        rollout.weight = 0;
-        rollout.phase = Phase::Aborted;
-        rollout.why = Some(why);
-        let done = rollout.clone();
-        self.save(all).await?;
-        Ok(done)
+        let aborted = {
+            let _write = self.inner.write.lock().await;
+            self.transact(|all, _| {
+                let Some(rollout) = all.iter_mut().find(|r| r.set == set && r.flag == flag) else {
+                    return Err(RolloutError::NoRollout { set: set.to_owned(), flag: flag.to_owned() });
+                };
+                if !rollout.phase.is_active() {
+                    let phase = rollout.phase;
+                    return Err(RolloutError::WrongPhase {
+                        set: set.into(),
+                        flag: flag.into(),
+                        phase,
+                        wanted: "active",
+                    });
+                }
+                (rollout.weight, rollout.phase, rollout.why, rollout.settled) =
+                    (0, Phase::Aborted, Some(why.clone()), false);
+                Ok(rollout.clone())
+            })
+            .await?
+        };
+        self.settle(&aborted).await?;
+        Ok(FlagRollout { settled: true, ..aborted })
     }
 
     /// One pass of the controller over every running rollout: each read, judged and moved by
     /// [`next`]. Returns when it should run again at the latest.
+    ///
+    /// The decisions are saved first, in one swap of the stored rollouts that fails if anything
+    /// changed them since they were read (a start, pause or abort through another replica):
+    /// then the pass judges again from what is stored. Only then does each flag follow what was
+    /// saved — a step's weight, a stop's 0% — which is idempotent, so a flag left behind by a
+    /// crash between the two catches up on the next pass.
     pub async fn reconcile(&self) -> Result<Timestamp, RolloutError> {
         let _write = self.inner.write.lock().await;
         let now = self.inner.clock.now();
-        let mut wake = now.saturating_add(SignedDuration::try_from(CHECK_EVERY).unwrap_or_default()).unwrap_or(now);
-        let mut all = self.list().await?;
-        let mut changed = false;
-        for rollout in all.iter_mut().filter(|r| r.phase == Phase::Running) {
-            let verdict = self.verdict(rollout, now).await?;
-            match next(rollout, &verdict, now) {
-                Next::Idle => {}
-                Next::Wait(at) => wake = wake.min(at),
-                Next::Stop(why) => {
-                    self.split(rollout, 0).await?;
-                    tracing::warn!(set = %rollout.set, flag = %rollout.flag, %why, "flag rollout stopped: back to 0%");
-                    (rollout.weight, rollout.phase, rollout.why) = (0, Phase::Stopped, Some(why));
-                    changed = true;
-                }
-                Next::Complete => {
-                    (rollout.phase, rollout.why) = (Phase::Completed, None);
-                    changed = true;
-                }
-                Next::Step(weight) => {
-                    rollout.next_at = now.saturating_add(rollout.every()).unwrap_or(now);
-                    wake = wake.min(rollout.next_at);
-                    changed = true;
-                    match self.gate(rollout, now).await {
-                        Ok(()) => {}
-                        Err(RolloutError::BudgetExhausted { message, .. }) => {
-                            // Held at its weight, as a frozen deploy waits: asked again next
-                            // interval, so it goes on once the budget recovers.
-                            rollout.why = Some(format!("step to {weight}% refused: {message}"));
-                            continue;
-                        }
-                        Err(error) => return Err(error),
-                    }
-                    self.split(rollout, weight).await?;
-                    (rollout.weight, rollout.step_at, rollout.why) = (weight, now, None);
-                }
+        let check = now.saturating_add(SignedDuration::try_from(CHECK_EVERY).unwrap_or_default()).unwrap_or(now);
+        let mut attempt = 0;
+        let (all, wake) = loop {
+            attempt += 1;
+            let Read { mut all, text } = self.read().await?;
+            let (changed, wake) = self.judge(&mut all, now, check).await?;
+            if !changed || self.swap(text.as_deref(), &all).await? {
+                break (all, wake);
             }
-        }
-        if changed {
-            self.save(all).await?;
+            if attempt == ATTEMPTS {
+                return Err(RolloutError::Contended);
+            }
+        };
+        for rollout in &all {
+            let moved = match rollout.phase {
+                Phase::Running | Phase::Paused => self.split(rollout, rollout.weight).await,
+                Phase::Stopped | Phase::Aborted if !rollout.settled => self.settle(rollout).await,
+                Phase::Stopped | Phase::Aborted | Phase::Completed => Ok(()),
+            };
+            if let Err(error) = moved {
+                tracing::error!(set = %rollout.set, flag = %rollout.flag, error = %format!("{error:#}"),
+                    "flag rollout: the flag cannot follow the rollout; trying again next pass");
+            }
         }
         Ok(wake)
     }
@@ -450,35 +486,107 @@ impl Rollouts {
         }
     }
 
+    /// Judges every running rollout of `all` at `now` and applies what [`next`] says to the
+    /// records (not yet to the flags); whether any changed, and when to look again.
+    async fn judge(
+        &self,
+        all: &mut [FlagRollout],
+        now: Timestamp,
+        check: Timestamp,
+    ) -> Result<(bool, Timestamp), RolloutError> {
+        let (mut changed, mut wake) = (false, check);
+        for rollout in all.iter_mut().filter(|r| r.phase == Phase::Running) {
+            let verdict = self.verdict(rollout, now).await?;
+            match next(rollout, &verdict, now) {
+                Next::Idle => {}
+                Next::Wait(at) => wake = wake.min(at),
+                Next::Stop(why) => {
+                    tracing::warn!(set = %rollout.set, flag = %rollout.flag, %why, "flag rollout stopped: back to 0%");
+                    (rollout.weight, rollout.phase, rollout.why, rollout.settled) =
+                        (0, Phase::Stopped, Some(why), false);
+                    changed = true;
+                }
+                Next::Complete => {
+                    (rollout.phase, rollout.why) = (Phase::Completed, None);
+                    changed = true;
+                }
+                Next::Step(weight) => {
+                    rollout.next_at = now.saturating_add(rollout.every()).unwrap_or(now);
+                    wake = wake.min(rollout.next_at);
+                    changed = true;
+                    match self.gate(rollout, weight, now).await {
+                        Ok(()) => (rollout.weight, rollout.step_at, rollout.why) = (weight, now, None),
+                        // Held at its weight, as a frozen deploy waits: asked again next
+                        // interval, so it goes on once the budget recovers.
+                        Err(RolloutError::BudgetExhausted { message, .. }) => {
+                            rollout.why = Some(format!("step to {weight}% refused: {message}"));
+                        }
+                        Err(error) => return Err(error),
+                    }
+                }
+            }
+        }
+        Ok((changed, wake))
+    }
+
     async fn update(
         &self,
         set: &str,
         flag: &str,
         from: Phase,
         wanted: &'static str,
-        change: impl FnOnce(&mut FlagRollout, Timestamp),
+        change: impl Fn(&mut FlagRollout, Timestamp),
     ) -> Result<FlagRollout, RolloutError> {
         let _write = self.inner.write.lock().await;
-        let mut all = self.list().await?;
-        let Some(rollout) = all.iter_mut().find(|r| r.set == set && r.flag == flag) else {
-            return Err(RolloutError::NoRollout { set: set.to_owned(), flag: flag.to_owned() });
-        };
-        if rollout.phase != from {
-            let phase = rollout.phase;
-            return Err(RolloutError::WrongPhase { set: set.into(), flag: flag.into(), phase, wanted });
-        }
-        change(rollout, self.inner.clock.now());
-        let done = rollout.clone();
-        self.save(all).await?;
-        Ok(done)
+        self.transact(|all, now| {
+            let Some(rollout) = all.iter_mut().find(|r| r.set == set && r.flag == flag) else {
+                return Err(RolloutError::NoRollout { set: set.to_owned(), flag: flag.to_owned() });
+            };
+            if rollout.phase != from {
+                let phase = rollout.phase;
+                return Err(RolloutError::WrongPhase { set: set.into(), flag: flag.into(), phase, wanted });
+            }
+            change(rollout, now);
+            Ok(rollout.clone())
+        })
+        .await
     }
 
-    /// The error-budget gate for a step: asked only of a set that belongs to an environment.
-    async fn gate(&self, rollout: &FlagRollout, now: Timestamp) -> Result<(), RolloutError> {
+    /// A read-modify-write of the stored rollouts: `change` applied to what is stored and saved
+    /// only if nobody saved in between, else applied again to what they saved. An error from
+    /// `change` saves nothing.
+    async fn transact<T>(
+        &self,
+        mut change: impl FnMut(&mut Vec<FlagRollout>, Timestamp) -> Result<T, RolloutError>,
+    ) -> Result<T, RolloutError> {
+        for _ in 0..ATTEMPTS {
+            let Read { mut all, text } = self.read().await?;
+            let done = change(&mut all, self.inner.clock.now())?;
+            if self.swap(text.as_deref(), &all).await? {
+                return Ok(done);
+            }
+        }
+        Err(RolloutError::Contended)
+    }
+
+    /// The flag of a stopped or aborted rollout back to 0%, and the rollout marked as settled.
+    async fn settle(&self, rollout: &FlagRollout) -> Result<(), RolloutError> {
+        self.split(rollout, 0).await?;
+        self.transact(|all, _| {
+            if let Some(r) = all.iter_mut().find(|r| r.same_flag(rollout) && r.started == rollout.started) {
+                r.settled = true;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// The error-budget gate for a step to `weight`: asked only of a set that belongs to an
+    /// environment.
+    async fn gate(&self, rollout: &FlagRollout, weight: u32, now: Timestamp) -> Result<(), RolloutError> {
         let Some(environment) = rollout.environment.clone() else { return Ok(()) };
-        let (health, service, reason) = (self.inner.health.clone(), rollout.service.clone(), rollout.reason);
-        let env = environment.clone();
-        let gate = mobius_log::blocking::spawn(move || health.gate(&service, &env, reason, now)).await?;
+        let (health, copy) = (self.inner.health.clone(), rollout.clone());
+        let gate = mobius_log::blocking::spawn(move || health.gate(&copy, weight, now)).await?;
         match gate {
             Gate::Allow => Ok(()),
             Gate::Refuse(message) => {
@@ -499,20 +607,28 @@ impl Rollouts {
         Ok(())
     }
 
-    async fn save(&self, mut all: Vec<FlagRollout>) -> Result<(), RolloutError> {
+    async fn read(&self) -> Result<Read, RolloutError> {
+        let store = self.inner.store.clone();
+        mobius_log::blocking::spawn(move || read(store.as_ref())).await
+    }
+
+    /// Saves `all` if the stored rollouts are still `expected`; whether it did.
+    async fn swap(&self, expected: Option<&str>, all: &[FlagRollout]) -> Result<bool, RolloutError> {
+        let mut all = all.to_vec();
         all.sort_by(|a, b| (&a.set, &a.flag).cmp(&(&b.set, &b.flag)));
         let text = serde_json::to_string(&all).map_err(RolloutError::Corrupt)?;
-        let store = self.inner.store.clone();
-        mobius_log::blocking::spawn(move || store.put_state(STATE_KEY, &text)).await?;
-        Ok(())
+        let (store, expected) = (self.inner.store.clone(), expected.map(str::to_owned));
+        Ok(mobius_log::blocking::spawn(move || store.swap_state(STATE_KEY, expected.as_deref(), &text)).await?)
     }
 }
 
-fn read(store: &dyn Store) -> Result<Vec<FlagRollout>, RolloutError> {
-    match store.state(STATE_KEY)? {
-        None => Ok(Vec::new()),
-        Some(text) => serde_json::from_str(&text).map_err(RolloutError::Corrupt),
-    }
+fn read(store: &dyn Store) -> Result<Read, RolloutError> {
+    let text = store.state(STATE_KEY)?;
+    let all = match &text {
+        None => Vec::new(),
+        Some(text) => serde_json::from_str(text).map_err(RolloutError::Corrupt)?,
+    };
+    Ok(Read { all, text })
 }
 
 #[cfg(test)]

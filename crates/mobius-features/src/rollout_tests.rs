@@ -24,20 +24,30 @@ const SHOP: &str = r#"{
   }
 }"#;
 
+/// What happens, once, while health is being read: another replica's action, in the middle
+/// of a pass.
+type During = Box<dyn FnOnce() + Send>;
+
 /// Health and the gate as a test says they are, and every window health was asked about.
 #[derive(Default)]
 struct Scripted {
     verdict: Mutex<Option<String>>,
     refusal: Mutex<Option<String>>,
     asked: Mutex<Vec<(Timestamp, Option<Reason>)>>,
+    during_verdict: Mutex<Option<During>>,
 }
 
 impl RolloutHealth for Scripted {
     fn verdict(&self, _: &FlagRollout, _since: Timestamp, _now: Timestamp) -> Result<Verdict, HealthError> {
+        let during = self.during_verdict.lock().unwrap().take();
+        if let Some(during) = during {
+            during();
+        }
         Ok(self.verdict.lock().unwrap().clone().map_or(Verdict::Healthy, Verdict::Unhealthy))
     }
-    fn gate(&self, _: &str, environment: &str, reason: Option<Reason>, now: Timestamp) -> Result<Gate, HealthError> {
-        assert_eq!(environment, "production");
+    fn gate(&self, rollout: &FlagRollout, _weight: u32, now: Timestamp) -> Result<Gate, HealthError> {
+        assert_eq!(rollout.environment.as_deref(), Some("production"));
+        let reason = rollout.reason;
         self.asked.lock().unwrap().push((now, reason));
         let refusal = self.refusal.lock().unwrap().clone();
         Ok(match (refusal, reason) {
@@ -319,4 +329,47 @@ async fn a_step_in_production_is_on_the_incident_timeline_and_the_suspect_of_its
         text.contains("A flag change shortly before detection is a suspect: flag `checkout` of set `shop`"),
         "{text}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_abort_through_another_replica_during_a_pass_is_not_overwritten_by_it() {
+    let f = fixture(None).await;
+    f.rollouts.start(start(50, 10, 60), bob()).await.unwrap();
+    let other = Rollouts::new(f.flags.clone(), f.store.clone(), f.clock, f.health.clone());
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    // The controller has read the rollouts and judges a step due; meanwhile the other replica
+    // aborts. The controller's save fails, it judges again from the abort, and steps nothing.
+    let aborting = other.clone();
+    *f.health.during_verdict.lock().unwrap() = Some(Box::new(move || {
+        tokio::runtime::Handle::current().block_on(aborting.abort("shop", "checkout", bob())).unwrap();
+    }));
+    f.rollouts.reconcile().await.unwrap();
+    assert!(f.health.during_verdict.lock().unwrap().is_none(), "the abort happened mid-pass");
+    let after = f.rollouts.get("shop", "checkout").await.unwrap();
+    assert_eq!((after.phase, after.weight, after.settled), (Phase::Aborted, 0, true));
+    assert_eq!(weight(&f), 0, "the step the pass judged due never reached the flag");
+    assert_eq!(
+        reasons(&f.store).await,
+        ["rollout of checkout=on to 50%: 10%", "rollout of checkout=on to 50%: 0%"],
+        "no 20% in between"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_saved_before_a_crash_moves_its_flag_on_the_next_pass() {
+    let f = fixture(None).await;
+    f.rollouts.start(start(50, 10, 60), bob()).await.unwrap();
+    assert_eq!(weight(&f), 10);
+    // What a replica killed between saving a stop and moving the flag leaves.
+    let mut all = f.rollouts.list().await.unwrap();
+    (all[0].phase, all[0].weight, all[0].settled) = (Phase::Stopped, 0, false);
+    let (store, text) = (f.store.clone(), serde_json::to_string(&all).unwrap());
+    mobius_log::blocking::spawn(move || store.put_state(STATE_KEY, &text)).await.unwrap();
+    f.rollouts.reconcile().await.unwrap();
+    assert_eq!(weight(&f), 0);
+    assert!(f.rollouts.get("shop", "checkout").await.unwrap().settled);
+    // Settled, it is left alone: a hand-written split afterwards stays.
+    f.flags.set_split("shop", "checkout", "on", 5, bob()).await.unwrap();
+    f.rollouts.reconcile().await.unwrap();
+    assert_eq!(weight(&f), 5);
 }

@@ -161,6 +161,7 @@ guarded! {
     compact_sli(hourly_before: i64, drop_before: i64) -> Result<SliCompaction, StoreError>;
     put_state(key: &str, value: &str) -> Result<(), StoreError>;
     put_state_once(key: &str, value: &str) -> Result<String, StoreError>;
+    swap_state(key: &str, expected: Option<&str>, value: &str) -> Result<bool, StoreError>;
     state(key: &str) -> Result<Option<String>, StoreError>;
     put_secret(secret: &SecretRecord) -> Result<(), StoreError>;
     delete_secret(repository: &str, environment: &str, name: &str) -> Result<bool, StoreError>;

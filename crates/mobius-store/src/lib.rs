@@ -458,6 +458,10 @@ pub trait Store: Send + Sync {
     /// callers (replicas), exactly one puts. What deduplicates work across replicas (an alert's
     /// notification is claimed under its key before it is sent).
     fn put_state_once(&self, key: &str, value: &str) -> Result<String, StoreError>;
+    /// Replaces the document under `key` with `value` only if it is still `expected` (`None`:
+    /// only if there is none), and says whether it did: a compare-and-swap, atomic across
+    /// replicas. What a read-modify-write of a shared document retries on.
+    fn swap_state(&self, key: &str, expected: Option<&str>, value: &str) -> Result<bool, StoreError>;
 
     /// Adds or replaces a secret (by repository, environment and name).
     fn put_secret(&self, secret: &SecretRecord) -> Result<(), StoreError>;

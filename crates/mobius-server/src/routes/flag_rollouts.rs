@@ -109,7 +109,7 @@ fn rollout_error(error: RolloutError) -> ApiError {
         | R::BadEveryText { .. }
         | R::NoService
         | R::BadReason(_) => ApiError::bad_request(error.to_string()),
-        R::AlreadyRolling { .. } | R::WrongPhase { .. } => ApiError::conflict(error.to_string()),
+        R::AlreadyRolling { .. } | R::WrongPhase { .. } | R::Contended => ApiError::conflict(error.to_string()),
         R::NoRollout { .. } => ApiError::not_found(error.to_string()),
         R::BudgetExhausted { .. } => ApiError::new(StatusCode::CONFLICT, "budget_exhausted", error.to_string()),
         R::Flag(flag) => flag_error(flag),

@@ -399,6 +399,23 @@ impl Store for PgStore {
         })
     }
 
+    fn swap_state(&self, key: &str, expected: Option<&str>, value: &str) -> Result<bool, StoreError> {
+        let now = to_micros(Timestamp::now());
+        self.write(|tx| {
+            let swapped = match expected {
+                None => tx.execute(
+                    "INSERT INTO server_state (key, value, updated) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
+                    &[&key, &value, &now],
+                )?,
+                Some(expected) => tx.execute(
+                    "UPDATE server_state SET value = $2, updated = $3 WHERE key = $1 AND value = $4",
+                    &[&key, &value, &now, &expected],
+                )?,
+            };
+            Ok(swapped == 1)
+        })
+    }
+
     fn put_secret(&self, secret: &SecretRecord) -> Result<(), StoreError> {
         self.write(|tx| {
             tx.execute(

@@ -456,6 +456,24 @@ impl Store for SqliteStore {
         })
     }
 
+    fn swap_state(&self, key: &str, expected: Option<&str>, value: &str) -> Result<bool, StoreError> {
+        let now = to_micros(Timestamp::now());
+        // One statement each way: atomic whoever else writes.
+        self.with_writer(|conn| {
+            let swapped = match expected {
+                None => conn.execute(
+                    "INSERT INTO server_state (key, value, updated) VALUES (?1, ?2, ?3) ON CONFLICT (key) DO NOTHING",
+                    rusqlite::params![key, value, now],
+                )?,
+                Some(expected) => conn.execute(
+                    "UPDATE server_state SET value = ?2, updated = ?3 WHERE key = ?1 AND value = ?4",
+                    rusqlite::params![key, value, now, expected],
+                )?,
+            };
+            Ok(swapped == 1)
+        })
+    }
+
     fn put_secret(&self, secret: &SecretRecord) -> Result<(), StoreError> {
         self.with_writer(|conn| secrets::put(conn, secret))
     }

@@ -14,6 +14,7 @@ crate::conformance!(
     a_repository_keeps_the_name_of_its_credentials_secret,
     state_documents_are_replaced_whole,
     a_state_document_put_once_is_the_first_callers_whoever_else_tries,
+    a_state_document_is_swapped_only_from_what_the_caller_read,
     secrets_are_replaced_listed_resealed_and_removed,
     environment_rules_are_replaced_whole_listed_by_repository_and_removed,
     a_lease_is_one_holders_until_it_lapses_and_renewals_keep_when_it_was_taken,
@@ -129,6 +130,28 @@ fn a_state_document_put_once_is_the_first_callers_whoever_else_tries(store: &dyn
     });
     assert!(standing.iter().all(|s| *s == standing[0]), "one caller put it, all see it: {standing:?}");
     assert_eq!(store.state("sent:b").unwrap().as_ref(), Some(&standing[0]));
+}
+
+/// A read-modify-write of a shared document: a swap from a stale read changes nothing, and of
+/// callers racing from one read exactly one wins.
+fn a_state_document_is_swapped_only_from_what_the_caller_read(store: &dyn Store) {
+    assert!(!store.swap_state("doc", Some("v0"), "v1").unwrap(), "nothing to swap from");
+    assert_eq!(store.state("doc").unwrap(), None, "and nothing put");
+    assert!(store.swap_state("doc", None, "v1").unwrap(), "put where there was none");
+    assert!(!store.swap_state("doc", None, "v1'").unwrap(), "there is one now");
+    assert!(!store.swap_state("doc", Some("v0"), "v2").unwrap(), "a stale read");
+    assert_eq!(store.state("doc").unwrap().as_deref(), Some("v1"));
+    assert!(store.swap_state("doc", Some("v1"), "v2").unwrap());
+    assert_eq!(store.state("doc").unwrap().as_deref(), Some("v2"));
+
+    let won: Vec<bool> = std::thread::scope(|scope| {
+        let callers: Vec<_> =
+            (0..8).map(|n| scope.spawn(move || store.swap_state("doc", Some("v2"), &format!("caller {n}")))).collect();
+        callers.into_iter().map(|c| c.join().unwrap().unwrap()).collect()
+    });
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "exactly one of the racers: {won:?}");
+    let winner = won.iter().position(|w| *w).unwrap();
+    assert_eq!(store.state("doc").unwrap(), Some(format!("caller {winner}")));
 }
 
 fn secrets_are_replaced_listed_resealed_and_removed(store: &dyn Store) {

@@ -1,7 +1,8 @@
 //! Flag rollouts against the real binary: the sample app behind Mobius's proxy fails every
 //! request served with `checkout=on`, the proxy counts it per variant from the app's
 //! `x-mobius-flag`, and the server's controller stops the rollout and sends the flag back to
-//! 0%; then an exhausted error budget refuses the next rollout with a deploy's message.
+//! 0%; then an exhausted error budget refuses the next rollout with a deploy's message. And a
+//! rollout whose variant looks healthy still stops when the service's SLO pages.
 
 use std::time::{Duration, Instant};
 
@@ -125,6 +126,65 @@ fn a_failing_variant_stops_its_rollout_and_a_frozen_budget_refuses_the_next() {
         "hotfix",
     ]);
     assert!(ok, "a hotfix goes through: {said}");
+    // Audited as a deploy's exception is, naming the step.
+    let events = dir.json(&["events", "list", "--limit", "200"]);
+    let exception = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "dev.cdeventsx.mobius-policy.exception.0.1.0")
+        .expect("the hotfix step is a policy exception");
+    let raw: Value = serde_json::from_str(exception["raw"].as_str().unwrap()).unwrap();
+    let content = &raw["subject"]["content"];
+    assert_eq!(content["reason"], "hotfix", "{content:#}");
+    let message = content["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("flag rollout of checkout=on in set shop.production to 10%"), "{content:#}");
     let (ok, said) = cli(&["flags", "rollout", "abort", "shop.production", "checkout", "--reason", "done"]);
     assert!(ok && said.contains("aborted"), "{said}");
+}
+
+#[test]
+fn a_paging_slo_stops_a_rollout_whose_variant_looks_healthy() {
+    let dir = Dir::new();
+    let _cleanup = Cleanup(dir.path().to_owned());
+    let server = dir.serve_with_env(&[("MOBIUS_ALERT_EVERY", "1s")]);
+    let port = free_port();
+    let path = release(&dir, "v1", 0.0, port, "rolling", "");
+    let spec = std::fs::read_to_string(path.join("mobius.yaml")).unwrap();
+    let slo = "slos:\n  - name: availability\n    objective: 99.9\n    window: 30d\n    sli: {availability: {}}\n    policy: warn\n";
+    std::fs::write(path.join("mobius.yaml"), format!("{spec}{slo}")).unwrap();
+    deployed(&dir, &server, &path, "v1");
+    finished(&server);
+    let file = dir.write("shop.flagd.json", FLAGS);
+    let load = ["flags", "load", file.to_str().unwrap(), "--set", "shop.production", "--environment", "production"];
+    assert!(against(&dir, &server, ADMIN, &load).status.success());
+    let start = ["flags", "rollout", "shop.production", "checkout", "--variant", "on", "--step", "10", "--every", "1h"];
+    let out = against(&dir, &server, ADMIN, &start);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The service fails a third of its requests — none of them tagged with a variant, so the
+    // variant's own SLIs say nothing — and its availability SLO pages.
+    let store = mobius_store::SqliteStore::open(&dir.data()).unwrap();
+    let now = jiff::Timestamp::now().as_second();
+    let minute = mobius_store::SliMinute {
+        service: "shop".into(),
+        environment: "production".into(),
+        version: "v1".into(),
+        minute: now - now.rem_euclid(60),
+        requests: 3000,
+        errors: 1000,
+        latency: vec![3000],
+    };
+    mobius_store::Store::add_sli(&store, &[minute]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let stopped = loop {
+        let now = rollout(&server);
+        if now["phase"] != "running" {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "the page did not stop the rollout: {now:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!((stopped["phase"].as_str(), stopped["weight"].as_u64()), (Some("stopped"), Some(0)), "{stopped:#}");
+    assert_eq!(stopped["why"], "SLO availability of shop pages", "{stopped:#}");
 }
