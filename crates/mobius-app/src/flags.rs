@@ -1,15 +1,29 @@
 //! The deployer's [`ReleaseFlags`] port over the flag sets: a release's flag files go into
 //! their sets (`<file's set>.<environment>`, see `mobius_features::names`) when its rollout
-//! starts, as changes by whoever deployed. Wired here, in the composition root, so neither
-//! `mobius-delivery` nor `mobius-features` depends on the other.
+//! starts, as changes by whoever deployed, through the flag rollouts (`Rollouts::load`), so a
+//! file's `rollout` blocks start, judged by the deployed service. Wired here, in the
+//! composition root, so neither `mobius-delivery` nor `mobius-features` depends on the other.
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
 
-use mobius_delivery::flags::{FlagFile, FlagFilesError, FlagsFuture, ReleaseFlags};
+use mobius_delivery::flags::{FlagFile, FlagFilesError, FlagsFuture, Loading, ReleaseFlags};
+use mobius_features::plan::BlockOutcome;
+use mobius_features::rollout::{RolloutError, Rollouts};
 use mobius_features::{Actor, FlagError, FlagSets, Put, names};
 
 /// [`FlagSets`] as the deployer sees them.
-pub struct ReleaseFlagSets(pub FlagSets);
+pub struct ReleaseFlagSets {
+    sets: FlagSets,
+    /// Set once the rollouts exist: they are built over the deployer this port is part of.
+    rollouts: Arc<OnceLock<Rollouts>>,
+}
+
+impl ReleaseFlagSets {
+    pub fn new(sets: FlagSets, rollouts: Arc<OnceLock<Rollouts>>) -> ReleaseFlagSets {
+        ReleaseFlagSets { sets, rollouts }
+    }
+}
 
 impl ReleaseFlags for ReleaseFlagSets {
     fn check<'a>(&'a self, files: &'a [FlagFile], environment: &'a str) -> FlagsFuture<'a> {
@@ -22,7 +36,7 @@ impl ReleaseFlags for ReleaseFlagSets {
                     let message = format!("another flag file of the release is loaded into the set `{set}` too");
                     return Err(FlagFilesError::Invalid { path: file.path.clone(), message });
                 }
-                if let Some(owner) = self.0.current(&set).and_then(|loaded| loaded.environment.clone())
+                if let Some(owner) = self.sets.current(&set).and_then(|loaded| loaded.environment.clone())
                     && owner != environment
                 {
                     let error = FlagError::OtherEnvironment { set, stored: owner, asked: environment.to_owned() };
@@ -33,24 +47,31 @@ impl ReleaseFlags for ReleaseFlagSets {
         })
     }
 
-    fn load<'a>(
-        &'a self,
-        files: &'a [FlagFile],
-        environment: &'a str,
-        by: &'a str,
-        reason: &'a str,
-    ) -> FlagsFuture<'a> {
+    fn load<'a>(&'a self, files: &'a [FlagFile], to: Loading<'a>) -> FlagsFuture<'a> {
         Box::pin(async move {
             for file in files {
                 let put = Put {
-                    set: names::release_set_name(&file.base, environment),
+                    set: names::release_set_name(&file.base, to.environment),
                     document: file.text.clone(),
-                    environment: Some(environment.to_owned()),
+                    environment: Some(to.environment.to_owned()),
                     expected: None,
                     source_name: Some(file.path.clone()),
                 };
-                let actor = Actor { by: by.to_owned(), reason: Some(reason.to_owned()) };
-                self.0.put(put, actor).await.map_err(|e| refused(file, e))?;
+                let actor = Actor { by: to.by.to_owned(), reason: Some(to.reason.to_owned()) };
+                let Some(rollouts) = self.rollouts.get() else {
+                    self.sets.put(put, actor).await.map_err(|e| refused(file, e))?;
+                    continue;
+                };
+                let set = put.set.clone();
+                let loading = rollouts.load(put, actor, Some(to.service), to.exception).await.map_err(|e| match e {
+                    RolloutError::Flag(flag) => refused(file, flag),
+                    other => FlagFilesError::Failed { path: file.path.clone(), source: Box::new(other) },
+                })?;
+                for (flag, outcome) in &loading.rollouts {
+                    if let BlockOutcome::Started(r) = outcome {
+                        tracing::info!(%set, %flag, weight = r.weight, to = r.to, "the release's flag file started a rollout");
+                    }
+                }
             }
             Ok(())
         })
@@ -70,7 +91,8 @@ fn refused(file: &FlagFile, error: FlagError) -> FlagFilesError {
         | FlagError::NoVariant { .. }
         | FlagError::NoDefault { .. }
         | FlagError::VariantIsDefault { .. }
-        | FlagError::BadWeight { .. } => FlagFilesError::Invalid { path, message: error.to_string() },
+        | FlagError::BadWeight { .. }
+        | FlagError::BadRollout { .. } => FlagFilesError::Invalid { path, message: error.to_string() },
         FlagError::VersionConflict { .. }
         | FlagError::OtherEnvironment { .. }
         | FlagError::Contended { .. }
@@ -101,7 +123,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(Guarded(Arc::new(SqliteStore::open(dir.path()).unwrap())));
         let sets = FlagSets::new(store.clone(), Ingestor::new(store, Rules::default()), Clock::System);
-        let port = ReleaseFlagSets(sets.clone());
+        let port = ReleaseFlagSets::new(sets.clone(), Arc::default());
         // A set named as production's would be, made by hand for staging.
         let by_hand = Put {
             set: "shop.production".into(),
@@ -123,10 +145,11 @@ mod tests {
         assert!(matches!(bad_name, FlagFilesError::Invalid { .. }), "{bad_name}");
 
         port.check(&[file("banner")], "production").await.unwrap();
-        port.load(&[file("banner")], "production", "bot", "deploy of shop v1 to production").await.unwrap();
+        let to = |reason| Loading { environment: "production", service: "shop", by: "bot", reason, exception: None };
+        port.load(&[file("banner")], to("deploy of shop v1 to production")).await.unwrap();
         let loaded = sets.current("banner.production").unwrap();
         assert_eq!((loaded.environment.as_deref(), loaded.updated_by.as_str()), (Some("production"), "bot"));
-        let refused = port.load(&[file("shop")], "production", "bot", "deploy").await.unwrap_err();
+        let refused = port.load(&[file("shop")], to("deploy")).await.unwrap_err();
         assert!(matches!(refused, FlagFilesError::Conflict { .. }), "the load refuses what the check would");
     }
 }

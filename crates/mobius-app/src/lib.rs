@@ -220,6 +220,7 @@ impl App {
         let log = Ingestor::new(store.clone(), config.rules);
         let leases = Leases::new(store.clone(), replica_id(), config.clock);
         let flag_sets = FlagSets::new(store.clone(), log.clone(), config.clock);
+        let rollouts_cell: Arc<std::sync::OnceLock<Rollouts>> = Arc::default();
         let delivery = Deployer::new(
             store.clone(),
             log.clone(),
@@ -230,7 +231,7 @@ impl App {
                 external_proxy: config.external_proxy,
                 secrets: config.secrets.clone(),
                 leases: config.replicas.then(|| leases.clone()),
-                flags: Some(Arc::new(flags::ReleaseFlagSets(flag_sets.clone()))),
+                flags: Some(Arc::new(flags::ReleaseFlagSets::new(flag_sets.clone(), rollouts_cell.clone()))),
             },
         );
         let runs = Runner::new(
@@ -263,6 +264,8 @@ impl App {
         let health =
             flag_rollouts::MeasuredHealth::new(store.clone(), log.clone(), delivery.clone(), reliability.clone());
         let flag_rollouts = Rollouts::new(flag_sets.clone(), store.clone(), config.clock, Arc::new(health));
+        // The deployer's flag port starts the rollouts of release files; built over the deployer.
+        let _ = rollouts_cell.set(flag_rollouts.clone());
         App { store, log, runs, delivery, reliability, flags: flag_sets, flag_rollouts, agents, leases, config }
     }
 

@@ -63,9 +63,21 @@ pub type FlagsFuture<'a> = Pin<Box<dyn Future<Output = Result<(), FlagFilesError
 pub trait ReleaseFlags: Send + Sync {
     /// Whether every file can be loaded into its set in `environment`; writes nothing.
     fn check<'a>(&'a self, files: &'a [FlagFile], environment: &'a str) -> FlagsFuture<'a>;
-    /// Loads each file into its set in `environment`, as a change by `by` for `reason`.
-    fn load<'a>(&'a self, files: &'a [FlagFile], environment: &'a str, by: &'a str, reason: &'a str)
-    -> FlagsFuture<'a>;
+    /// Loads each file into its set, as the deploy `to` says.
+    fn load<'a>(&'a self, files: &'a [FlagFile], to: Loading<'a>) -> FlagsFuture<'a>;
+}
+
+/// The deploy a release's flag files are loaded for.
+#[derive(Debug, Clone, Copy)]
+pub struct Loading<'a> {
+    pub environment: &'a str,
+    /// The deployed service: what judges the files' `rollout` blocks that name no service.
+    pub service: &'a str,
+    /// Who deploys, and why: what the sets' changes record.
+    pub by: &'a str,
+    pub reason: &'a str,
+    /// The deploy's policy exception (`hotfix`, `security`), which the rollouts it starts share.
+    pub exception: Option<&'a str>,
 }
 
 impl crate::Deployer {
@@ -86,7 +98,15 @@ impl crate::Deployer {
         let port = self.flags_port(release)?;
         let by = request.by.as_deref().unwrap_or("deployer");
         let reason = format!("deploy of {} {} to {}", request.service, release.version, request.environment);
-        Ok(port.load(&release.flags, &request.environment, by, &reason).await?)
+        let exception = request.reason.map(|r| r.to_string());
+        let to = Loading {
+            environment: &request.environment,
+            service: &request.service,
+            by,
+            reason: &reason,
+            exception: exception.as_deref(),
+        };
+        Ok(port.load(&release.flags, to).await?)
     }
 
     fn flags_port(&self, release: &Release) -> Result<Arc<dyn ReleaseFlags>, DeployError> {

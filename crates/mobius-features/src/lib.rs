@@ -38,6 +38,7 @@
 mod diff;
 mod edit;
 pub mod names;
+pub mod plan;
 pub mod rollout;
 pub mod split;
 mod sync;
@@ -137,6 +138,9 @@ pub enum FlagError {
     /// at /pointer: what`.
     #[error(transparent)]
     Invalid(#[from] LoadError),
+    /// A flag's `rollout` block (see [`plan`]) is not one: `at` is `source:line:col`.
+    #[error("{at}: flag `{flag}`'s rollout: {message}")]
+    BadRollout { at: String, flag: String, message: String },
     #[error("the document is {bytes} bytes, over the limit of {limit} bytes")]
     TooLarge { bytes: usize, limit: usize },
     #[error("there is no flag set `{set}`")]
@@ -202,7 +206,9 @@ pub fn validate(source_name: &str, document: &str) -> Result<FlagSet, FlagError>
     if document.len() > MAX_DOCUMENT_BYTES {
         return Err(FlagError::TooLarge { bytes: document.len(), limit: MAX_DOCUMENT_BYTES });
     }
-    Ok(FlagSet::from_json(source_name, document, &options())?)
+    let set = FlagSet::from_json(source_name, document, &options())?;
+    plan::blocks(source_name, document, &set)?;
+    Ok(set)
 }
 
 /// A change worked out from the stored set: the document to store (`None`: delete) and what the

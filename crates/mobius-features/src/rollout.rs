@@ -296,6 +296,11 @@ impl Rollouts {
         Rollouts { inner: Arc::new(Inner { flags, store, clock, health, write, wake }) }
     }
 
+    /// The flag sets the rollouts move.
+    pub(crate) fn flags(&self) -> &FlagSets {
+        &self.inner.flags
+    }
+
     /// Every rollout kept, active or finished, ordered by set and flag.
     pub async fn list(&self) -> Result<Vec<FlagRollout>, RolloutError> {
         Ok(self.read().await?.all)
@@ -311,7 +316,8 @@ impl Rollouts {
 
     /// Starts a rollout: the plan checked, the first step gated like every step, the rollout
     /// saved (so a start racing it on another replica is refused), and then the split set to
-    /// the first step's weight. Bad input changes nothing.
+    /// the first step's weight — one step on from the flag's split, which a finished rollout
+    /// may have left above 0%. Bad input changes nothing.
     pub async fn start(&self, start: Start, actor: Actor) -> Result<FlagRollout, RolloutError> {
         if !(1..=split::WHOLE).contains(&start.to) {
             return Err(RolloutError::BadTarget { to: start.to });
@@ -328,6 +334,12 @@ impl Rollouts {
         let reason = start.reason.as_deref().map(str::parse::<Reason>).transpose()?;
         let loaded = self.inner.flags.current(&start.set).ok_or_else(|| FlagError::NoSet { set: start.set.clone() })?;
         let default = split::split_of(&loaded.set, &start.set, &start.flag, &start.variant)?;
+        // It begins where the flag's split stands (a plan's second rollout does not take
+        // users back): one step on from there.
+        let standing = split::targeting_in(&loaded.document, &start.flag)
+            .filter(|t| split::is_split(t, &start.variant, &default))
+            .map_or(0, |t| split::weight_in(Some(&t), &start.variant));
+        let first = (standing + start.step).min(start.to).max(standing);
         let _write = self.inner.write.lock().await;
         let now = self.inner.clock.now();
         let every = SignedDuration::from_secs(start.every.as_secs() as i64);
@@ -341,7 +353,7 @@ impl Rollouts {
             to: start.to,
             step: start.step,
             every_s: start.every.as_secs(),
-            weight: start.step,
+            weight: first,
             phase: Phase::Running,
             step_at: now,
             next_at: now.saturating_add(every).unwrap_or(now),

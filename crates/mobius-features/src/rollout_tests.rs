@@ -373,3 +373,97 @@ async fn a_stop_saved_before_a_crash_moves_its_flag_on_the_next_pass() {
     f.rollouts.reconcile().await.unwrap();
     assert_eq!(weight(&f), 5);
 }
+
+/// SHOP with a `rollout` block on its flag.
+fn with_block(block: &str) -> String {
+    SHOP.replace("\"defaultVariant\": \"off\"", &format!("\"defaultVariant\": \"off\",\n      \"rollout\": {block}"))
+}
+
+fn put_doc(document: String) -> Put {
+    Put {
+        set: "shop".into(),
+        document,
+        environment: None,
+        expected: None,
+        source_name: Some("flags/shop.flagd.json".into()),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flag_files_rollout_block_starts_once_keeps_its_split_and_starts_again_after_a_stop() {
+    use crate::plan::BlockOutcome;
+    let f = fixture(None).await;
+    let file = with_block(r#"{"variant": "on", "to": 50, "step": 20, "every": "1m"}"#);
+    let loading = f.rollouts.load(put_doc(file.clone()), bob(), Some("shop"), None).await.unwrap();
+    let [(flag, BlockOutcome::Started(started))] = &loading.rollouts[..] else { panic!("{loading:?}") };
+    assert_eq!((flag.as_str(), started.weight, started.to, started.service.as_str()), ("checkout", 20, 50, "shop"));
+    assert_eq!(weight(&f), 20);
+    // The same file again (the next deploy): the rollout goes on, and its split stays.
+    let again = f.rollouts.load(put_doc(file.clone()), bob(), Some("shop"), None).await.unwrap();
+    assert!(matches!(again.rollouts[..], [(_, BlockOutcome::Running(_))]), "{again:?}");
+    assert_eq!(weight(&f), 20, "the reload kept the rollout's split");
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_secs(61)).await;
+        f.rollouts.reconcile().await.unwrap();
+    }
+    let done = f.rollouts.get("shop", "checkout").await.unwrap();
+    assert_eq!((done.phase, weight(&f)), (Phase::Completed, 50));
+    let released = f.rollouts.load(put_doc(file.clone()), bob(), Some("shop"), None).await.unwrap();
+    assert!(matches!(released.rollouts[..], [(_, BlockOutcome::Released)]), "{released:?}");
+    assert_eq!(weight(&f), 50, "a released split stays released");
+    // A new plan begins where the split stands.
+    let further = with_block(r#"{"variant": "on", "to": 100, "step": 25, "every": "1m"}"#);
+    let more = f.rollouts.load(put_doc(further.clone()), bob(), Some("shop"), None).await.unwrap();
+    assert!(matches!(&more.rollouts[..], [(_, BlockOutcome::Started(r))] if r.weight == 75), "{more:?}");
+    assert_eq!(weight(&f), 75);
+    // Stopped by health; the next release's load starts it again from 0%.
+    *f.health.verdict.lock().unwrap() = Some("variant on: failing".into());
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    f.rollouts.reconcile().await.unwrap();
+    assert_eq!((f.rollouts.get("shop", "checkout").await.unwrap().phase, weight(&f)), (Phase::Stopped, 0));
+    *f.health.verdict.lock().unwrap() = None;
+    let retried = f.rollouts.load(put_doc(further), bob(), Some("shop"), None).await.unwrap();
+    assert!(matches!(&retried.rollouts[..], [(_, BlockOutcome::Started(r))] if r.weight == 25), "{retried:?}");
+    assert_eq!(weight(&f), 25);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bad_rollout_block_is_refused_at_its_position_and_changes_nothing() {
+    let f = fixture(None).await;
+    let refused = |block: &str, service: Option<&'static str>| {
+        let (rollouts, document) = (f.rollouts.clone(), with_block(block));
+        async move { rollouts.load(put_doc(document), bob(), service, None).await.unwrap_err().to_string() }
+    };
+    assert_eq!(
+        refused(r#"{"variant": "on", "to": 150, "every": "1m"}"#, Some("shop")).await,
+        "flags/shop.flagd.json:7:42: flag `checkout`'s rollout: `to` must be 1–100, not 150"
+    );
+    assert_eq!(
+        refused(r#"{"variant": "maybe", "every": "1m"}"#, Some("shop")).await,
+        "flags/shop.flagd.json:7:30: flag `checkout`'s rollout: the flag has no variant `maybe` (its variants: on, off)"
+    );
+    assert_eq!(
+        refused(r#"{"variant": "on", "every": "soon"}"#, Some("shop")).await,
+        "flags/shop.flagd.json:7:45: flag `checkout`'s rollout: `every` must be a duration of at least 1s such as 30s, 10m or 1h, not `soon`"
+    );
+    let unknown = refused(r#"{"variant": "on", "every": "1m", "speed": 3}"#, Some("shop")).await;
+    assert!(
+        unknown.starts_with("flags/shop.flagd.json:7:18: flag `checkout`'s rollout: unknown field `speed`"),
+        "{unknown}"
+    );
+    assert_eq!(
+        refused(r#"{"variant": "on", "every": "1m"}"#, None).await,
+        "flags/shop.flagd.json:7:18: flag `checkout`'s rollout: name the service whose health judges the rollout (`service`), or ship the file in the service's release"
+    );
+    // Checked wherever a document is, not only when loaded with rollouts.
+    let error = crate::validate("f.json", &with_block(r#"{"variant": "off", "every": "1m"}"#)).unwrap_err();
+    assert!(error.to_string().ends_with("`off` is the flag's defaultVariant: roll out another variant"), "{error}");
+    assert_eq!(f.flags.current("shop").unwrap().version, 1, "the set in force is untouched");
+    assert!(f.rollouts.list().await.unwrap().is_empty());
+    // A block naming its service loads without one given.
+    let named = with_block(r#"{"variant": "on", "every": "1m", "service": "checkout-api"}"#);
+    let loading = f.rollouts.load(put_doc(named), bob(), None, None).await.unwrap();
+    assert!(
+        matches!(&loading.rollouts[..], [(_, crate::plan::BlockOutcome::Started(r))] if r.service == "checkout-api" && r.weight == 10)
+    );
+}

@@ -63,5 +63,5 @@ pub use error::{ErrorCode, LoadError, LoadErrorKind, Location, Reason};
 pub use evaluate::{Context, ContextError, Evaluation, Resolved};
 pub use fractional::Algorithm;
 pub use load::{LoadOptions, Strictness};
-pub use position::MAX_DEPTH;
+pub use position::{MAX_DEPTH, locate};
 pub use set::{Flag, FlagSet, VariantType};

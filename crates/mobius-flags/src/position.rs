@@ -115,6 +115,17 @@ pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
     Ok(node)
 }
 
+/// The 1-based line and column where the value at `pointer` (object keys from the root)
+/// starts in `text`; `None` when the text is not JSON or has no such value. For checks made
+/// outside this crate (Mobius's own extensions to a flag) that report where, as loading does.
+pub fn locate(text: &str, pointer: &[&str]) -> Option<(usize, usize)> {
+    let mut node = &parse(text).ok()?;
+    for key in pointer {
+        node = &node.get(key)?.value;
+    }
+    Some(line_column(text, node.offset))
+}
+
 /// The 1-based line and column (in characters) of a byte offset.
 pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
@@ -335,6 +346,15 @@ mod tests {
         assert_eq!(line_column(text, items[1].offset), (3, 4));
         // Columns count characters, not bytes: "é" is two bytes.
         assert_eq!(line_column(text, items[2].offset), (3, 9));
+    }
+
+    #[test]
+    fn a_pointer_is_located_or_not_found() {
+        let text = "{\n  \"flags\": {\"f\": {\n    \"rollout\": {\"to\": 101}}}}";
+        assert_eq!(locate(text, &["flags", "f", "rollout", "to"]), Some((3, 23)));
+        assert_eq!(locate(text, &[]), Some((1, 1)));
+        assert_eq!(locate(text, &["flags", "g"]), None);
+        assert_eq!(locate("{", &[]), None, "not JSON");
     }
 
     #[test]

@@ -100,7 +100,7 @@ pub fn parse_every(text: &str) -> Result<std::time::Duration, ApiError> {
 }
 
 /// The one place a rollout's refusal gets its status.
-fn rollout_error(error: RolloutError) -> ApiError {
+pub(super) fn rollout_error(error: RolloutError) -> ApiError {
     use RolloutError as R;
     match error {
         R::BadTarget { .. }

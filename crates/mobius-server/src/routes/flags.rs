@@ -20,6 +20,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use mobius_features::plan::BlockOutcome;
+use mobius_features::rollout::RolloutError;
 use mobius_features::{Actor, FlagError, Loaded, Outcome, Put};
 use serde::{Deserialize, Serialize};
 
@@ -107,7 +109,39 @@ pub async fn put(
         ApiError::bad_request(format!("the document is not UTF-8 (at byte {})", e.utf8_error().valid_up_to()))
     })?;
     let put = Put { set, document, environment: params.environment, expected, source_name: None };
-    answer(state.app.flags.put(put, actor).await)
+    // Through the rollouts: a flag's `rollout` block starts its rollout, and a rollout's split
+    // survives the new document.
+    let loading = state.app.flag_rollouts.load(put, actor, None, None).await.map_err(|error| match error {
+        RolloutError::Flag(flag) => flag_error(flag),
+        other => super::flag_rollouts::rollout_error(other),
+    })?;
+    let rollouts = loading.rollouts.iter().map(|(flag, outcome)| BlockAnswer::of(flag, outcome)).collect();
+    answer_with(Ok(loading.outcome), rollouts)
+}
+
+/// What a `rollout` block of a put document did, in the answer.
+#[derive(Serialize)]
+struct BlockAnswer {
+    flag: String,
+    /// `started`, `running`, `released` or `refused`.
+    rollout: &'static str,
+    /// The variant's share now, for a started or running one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    weight: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+}
+
+impl BlockAnswer {
+    fn of(flag: &str, outcome: &BlockOutcome) -> BlockAnswer {
+        let (rollout, weight, message) = match outcome {
+            BlockOutcome::Started(r) => ("started", Some(r.weight), None),
+            BlockOutcome::Running(r) => ("running", Some(r.weight), None),
+            BlockOutcome::Released => ("released", None, None),
+            BlockOutcome::Refused(why) => ("refused", None, Some(why.clone())),
+        };
+        BlockAnswer { flag: flag.to_owned(), rollout, weight, message }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -179,6 +213,10 @@ pub async fn delete(
 
 /// A change's answer: the set's summary, whether it changed, its `ETag`.
 fn answer(outcome: Result<Outcome, FlagError>) -> Result<Response, ApiError> {
+    answer_with(outcome, Vec::new())
+}
+
+fn answer_with(outcome: Result<Outcome, FlagError>, rollouts: Vec<BlockAnswer>) -> Result<Response, ApiError> {
     let outcome = outcome.map_err(flag_error)?;
     let Some(loaded) = outcome.loaded else { return Ok(StatusCode::NO_CONTENT.into_response()) };
     #[derive(Serialize)]
@@ -186,8 +224,10 @@ fn answer(outcome: Result<Outcome, FlagError>) -> Result<Response, ApiError> {
         #[serde(flatten)]
         summary: Summary<'a>,
         changed: bool,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        rollouts: Vec<BlockAnswer>,
     }
-    let body = Changed { summary: summary(&loaded), changed: outcome.changed };
+    let body = Changed { summary: summary(&loaded), changed: outcome.changed, rollouts };
     Ok(([(header::ETAG, etag(loaded.version))], Json(body)).into_response())
 }
 
@@ -253,7 +293,8 @@ pub(super) fn flag_error(error: FlagError) -> ApiError {
         | F::NoVariant { .. }
         | F::NoDefault { .. }
         | F::VariantIsDefault { .. }
-        | F::BadWeight { .. } => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", error.to_string()),
+        | F::BadWeight { .. }
+        | F::BadRollout { .. } => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", error.to_string()),
         F::TooLarge { .. } => ApiError::too_large(error.to_string()),
         F::NoSet { .. } | F::NoFlag { .. } => ApiError::not_found(error.to_string()),
         F::VersionConflict { .. } | F::OtherEnvironment { .. } | F::Contended { .. } | F::TargetingInUse { .. } => {

@@ -79,8 +79,20 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: FlagsCommand) -> 
         FlagsCommand::Load { file, set, environment, reason, if_version, .. } => {
             let document = read(&file)?;
             let source_name = Some(file.display().to_string());
+            let blocks = !mobius_features::plan::blocks(
+                &file.display().to_string(),
+                &document,
+                &mobius_features::validate(&file.display().to_string(), &document)?,
+            )?
+            .is_empty();
             let put = Put { set, document, environment, expected: if_version, source_name };
             said_changed(json, &changed(flags.put(put, actor(reason)).await?)?)?;
+            if blocks {
+                // The controller is the server's: only a load through it starts them.
+                eprintln!(
+                    "note: the file's `rollout` blocks start when it is loaded through a server (--server) or shipped in a release"
+                );
+            }
         }
         FlagsCommand::List { .. } => {
             show_list(json, &flags.list().iter().map(|l| Summary::of(l, None)).collect::<Vec<_>>())?;
@@ -121,7 +133,12 @@ async fn over_http(client: &Client, json: bool, command: FlagsCommand) -> Result
                 request = request.header(reqwest::header::IF_MATCH, format!("\"{version}\""));
             }
             let request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(document);
-            said_changed(json, &client.json(request).await?)?;
+            let answer: Value = client.json(request).await?;
+            if json {
+                return print_json(&answer).map(|()| ExitCode::SUCCESS);
+            }
+            said_changed(false, &serde_json::from_value(answer.clone()).context("an unexpected answer")?)?;
+            said_rollouts(&answer);
         }
         FlagsCommand::List { .. } => {
             let rows: Vec<Summary> = client.all(client.request(Method::GET, "/api/v1/flags"), None).await?;
@@ -186,6 +203,19 @@ fn said_changed(json: bool, summary: &Summary) -> Result<()> {
         ),
     }
     Ok(())
+}
+
+/// What the `rollout` blocks of a loaded document did, as the server answered.
+fn said_rollouts(answer: &Value) {
+    for block in answer["rollouts"].as_array().into_iter().flatten() {
+        let flag = block["flag"].as_str().unwrap_or_default();
+        match (block["rollout"].as_str().unwrap_or_default(), block["weight"].as_u64()) {
+            ("started", Some(weight)) => println!("Rollout of {flag} started at {weight}%"),
+            ("running", Some(weight)) => println!("Rollout of {flag} goes on at {weight}%"),
+            ("released", _) => println!("Rollout of {flag} is complete"),
+            (_, _) => println!("Rollout of {flag} not started: {}", block["message"].as_str().unwrap_or_default()),
+        }
+    }
 }
 
 fn said_deleted(json: bool, set: &str) -> Result<()> {

@@ -188,3 +188,45 @@ fn a_paging_slo_stops_a_rollout_whose_variant_looks_healthy() {
     assert_eq!((stopped["phase"].as_str(), stopped["weight"].as_u64()), (Some("stopped"), Some(0)), "{stopped:#}");
     assert_eq!(stopped["why"], "SLO availability of shop pages", "{stopped:#}");
 }
+
+#[test]
+fn a_release_flag_files_rollout_block_starts_with_its_deploy_and_outlives_the_next_deploy() {
+    let dir = Dir::new();
+    let _cleanup = Cleanup(dir.path().to_owned());
+    let server = dir.serve(&[]);
+    let port = free_port();
+    let flags = FLAGS.replace(
+        "\"defaultVariant\": \"off\"",
+        "\"defaultVariant\": \"off\",\n      \"rollout\": {\"variant\": \"on\", \"to\": 50, \"step\": 10, \"every\": \"1h\"}",
+    );
+    let split = |server: &crate::util::Server| {
+        let url = server.url("/api/v1/flags/shop.production");
+        let document: Value = http().get(url).bearer_auth(ADMIN).send().unwrap().json().unwrap();
+        document["flags"]["checkout"]["targeting"]["fractional"].clone()
+    };
+    for version in ["v1", "v2"] {
+        let path = release(&dir, version, 0.0, port, "rolling", "");
+        std::fs::create_dir_all(path.join("flags")).unwrap();
+        std::fs::write(path.join("flags/shop.flagd.json"), &flags).unwrap();
+        deployed(&dir, &server, &path, version);
+        assert_eq!(finished(&server)["phase"], "succeeded");
+        let now = rollout(&server);
+        assert_eq!(
+            (now["phase"].as_str(), now["weight"].as_u64(), now["to"].as_u64(), now["service"].as_str()),
+            (Some("running"), Some(10), Some(50), Some("shop")),
+            "after {version}: {now:#}"
+        );
+        // The second deploy loads the same file: the split the rollout owns stays.
+        assert_eq!(split(&server), serde_json::json!([["on", 10], ["off", 90]]), "after {version}");
+    }
+    // A bad block refuses the file through the server, at its position.
+    let bad = dir.write("bad.flagd.json", &flags.replace("\"to\": 50", "\"to\": 500"));
+    let load = ["flags", "load", bad.to_str().unwrap(), "--set", "shop.production"];
+    let out = against(&dir, &server, ADMIN, &load);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && said.contains("bad.flagd.json:7:42: flag `checkout`'s rollout: `to` must be 1–100, not 500"),
+        "{said}"
+    );
+}
