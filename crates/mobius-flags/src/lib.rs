@@ -14,6 +14,11 @@
 //! error codes ([`Reason`], [`ErrorCode`]). No evaluation panics or fails another flag, whatever
 //! the context.
 //!
+//! `fractional` buckets with flagd's high-precision algorithm (flagd 0.15 and later) unless a
+//! set asks for the legacy one its users were split with before, in its own metadata:
+//! `"metadata": {"mobius.fractional": "legacy"}` (or `"high-precision"`; anything else is
+//! refused at its position). See [`fractional`] and [`Algorithm`].
+//!
 //! ```
 //! use mobius_flags::{Context, FlagSet, LoadOptions, Reason};
 //!
