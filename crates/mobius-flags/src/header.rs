@@ -9,9 +9,9 @@
 //! ```
 //!
 //! This module is the one codec both sides use: the OpenFeature provider writes the header
-//! with [`format`], the proxy reads it with [`parse`].
+//! with [`format()`], the proxy reads it with [`parse`].
 //!
-//! **Writing** ([`format`]). The value is a comma-separated list (RFC 9110 §5.6.1) of
+//! **Writing** ([`format()`]). The value is a comma-separated list (RFC 9110 §5.6.1) of
 //! `flag=variant` elements, joined with `", "`, in the order given. A flag appears at most
 //! once: its first pair wins (the evaluation that chose the code path). Flag keys and variant
 //! names are written byte for byte when every byte is an RFC 3986 unreserved character
@@ -48,7 +48,7 @@ use std::borrow::Cow;
 /// The header's name.
 pub const NAME: &str = "x-mobius-flag";
 
-/// The longest value [`format`] writes, in bytes: proxies cap a header block (8 KiB is
+/// The longest value [`format()`] writes, in bytes: proxies cap a header block (8 KiB is
 /// common), and a service with many flags must not lose its response to one header.
 pub const MAX_VALUE_BYTES: usize = 4096;
 

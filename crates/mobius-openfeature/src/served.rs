@@ -10,7 +10,7 @@
 //!
 //! The format — each flag once, its first evaluation's variant, names percent-encoded beyond
 //! RFC 3986's unreserved characters, at most [`MAX_VALUE_BYTES`](crate::header::MAX_VALUE_BYTES)
-//! — is [`mobius_flags::header`]'s (re-exported here as [`header`](crate::header)), the codec
+//! — is [`mobius_flags::header`]'s (re-exported here as `mobius_openfeature::header`), the codec
 //! the proxy reads it with. Only evaluations that served a variant of the set are recorded: a
 //! flag answered with the caller's default (disabled, not found, an error, no default variant)
 //! names no variant and is left out. Nothing served, no header.
@@ -20,7 +20,7 @@
 //! inside [`Served::scope`]. Work spawned onto other tasks is outside the scope (tokio's
 //! task-locals do not follow `spawn`): record those evaluations with [`Served::record`]. A
 //! service that evaluates with `mobius-flags` directly formats its pairs with
-//! [`header::format`](crate::header::format).
+//! [`header::format`].
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
