@@ -87,6 +87,8 @@ pub enum LoadErrorKind {
     FractionalWeight { weight: String },
     #[error("the fractional weights sum to {total}, past the limit of 2147483647")]
     WeightOverflow { total: String },
+    #[error("unknown fractional algorithm {found:?}: \"mobius.fractional\" is \"high-precision\" or \"legacy\"")]
+    FractionalAlgorithm { found: String },
     #[error("targeting can return {name:?}, which is not one of the flag's variants")]
     UnknownVariant { name: String },
     #[error("targeting can return {found}, which cannot name a variant")]

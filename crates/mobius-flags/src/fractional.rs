@@ -8,7 +8,27 @@
 //!   (hash × total) >> 32` in `[0, total)`, so any weights up to a total of `i32::MAX` split
 //!   exactly, with no rounding and no float.
 //! - [`Algorithm::Legacy`] (earlier flagd): the hash as an `i32`, `|h| / i32::MAX × 100` as a
-//!   float percentage, walked against each weight's percentage of the total.
+//!   float percentage, walked against each weight's percentage of the total. A set moving to
+//!   flagd 0.15 from an older flagd keeps its users in their variants with it.
+//!
+//! **Choosing one.** A set names its algorithm in its own metadata, so the choice travels with
+//! the document (through the API, a release's flag files, the provider) and the document stays
+//! valid flagd (metadata is part of flagd's format; flagd ignores the key):
+//!
+//! ```json
+//! { "metadata": { "mobius.fractional": "legacy" }, "flags": { … } }
+//! ```
+//!
+//! [`METADATA_KEY`] is `"high-precision"` or `"legacy"`; any other value, or the key in a
+//! flag's metadata rather than the set's, refuses the document at its position. Without it, a
+//! set uses [`LoadOptions::fractional`](crate::LoadOptions) (high precision by default).
+//! [`FlagSet::fractional_algorithm`](crate::FlagSet::fractional_algorithm) says which a set has.
+//!
+//! The legacy arithmetic is flagd's last code before the change (`core/pkg/evaluator/
+//! fractional.go`: `bucket := hashRatio * 100`, ranges `100 * weight / total`, all `float64`),
+//! not the integer `int(hashRatio * 100)` of flagd's earlier design notes: the two agree when
+//! every range ends on a whole percent (the testbed's 25/25/25/25) and differ otherwise
+//! (`user-3` over `[1, 2]` buckets at 33.89: the second entry in flagd, the first in the notes).
 //!
 //! MurmurHash3 is written here (twenty lines, checked against the published vectors) rather
 //! than taken from a crate: the maintained crates hash streams, not the one-shot `&[u8]` this
@@ -17,14 +37,35 @@
 /// The largest total weight a split may have (flagd: the sum must fit a signed 32-bit integer).
 pub const MAX_TOTAL_WEIGHT: u64 = i32::MAX as u64;
 
+/// The set-level metadata key that chooses a set's [`Algorithm`] ([`Algorithm::name`]).
+pub const METADATA_KEY: &str = "mobius.fractional";
+
 /// Which bucketing a flag set uses for `fractional`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Algorithm {
-    /// flagd ≥ 0.15: `(hash × total) >> 32`, integer weights.
+    /// flagd ≥ 0.15: `(hash × total) >> 32`, integer weights. `"high-precision"`.
     #[default]
     HighPrecision,
-    /// flagd < 0.15: float percentages of `|hash as i32| / i32::MAX`.
+    /// flagd < 0.15: float percentages of `|hash as i32| / i32::MAX`. `"legacy"`.
     Legacy,
+}
+
+impl Algorithm {
+    /// Every algorithm, in the order their names are listed to users.
+    pub const ALL: [Algorithm; 2] = [Algorithm::HighPrecision, Algorithm::Legacy];
+
+    /// The name a set's metadata gives it under [`METADATA_KEY`].
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::HighPrecision => "high-precision",
+            Algorithm::Legacy => "legacy",
+        }
+    }
+
+    /// The algorithm of that name ([`Algorithm::name`]), exactly as spelled.
+    pub fn from_name(name: &str) -> Option<Algorithm> {
+        Algorithm::ALL.into_iter().find(|a| a.name() == name)
+    }
 }
 
 /// MurmurHash3, x86 32-bit variant.
@@ -161,6 +202,33 @@ mod tests {
         // 0x7fffffff is i32::MAX: exactly 100.0, which no range `< 100` holds either.
         assert_eq!(pick(Algorithm::Legacy, "SI7p-", &[50, 50]), None);
         assert_eq!(pick(Algorithm::Legacy, "bY9fO-", &[50, 50]), Some(0));
+    }
+
+    #[test]
+    fn legacy_is_flagds_float_arithmetic_not_whole_percent_buckets() {
+        // murmur3("user-3") as i32 gives |h| / i32::MAX × 100 = 33.894…, past the first range's
+        // end at 33.333…: flagd's float walk picks the second entry. Truncating the bucket to
+        // 33 first, as flagd's early design notes (and delivery.md §4.2) write it, would pick
+        // the first.
+        let hash = murmur3_32(b"user-3", 0) as i32;
+        let bucket = f64::from(hash).abs() / f64::from(i32::MAX) * 100.0;
+        assert!((33.89..33.90).contains(&bucket), "{bucket}");
+        assert_eq!(pick(Algorithm::Legacy, "user-3", &[1, 2]), Some(1));
+        assert_eq!(pick(Algorithm::HighPrecision, "user-3", &[1, 2]), Some(0));
+        // Where every range ends on a whole percent, both readings agree.
+        assert_eq!(pick(Algorithm::Legacy, "user-3", &[34, 66]), Some(0));
+    }
+
+    #[test]
+    fn algorithms_are_named_as_set_metadata_names_them() {
+        for algorithm in Algorithm::ALL {
+            assert_eq!(Algorithm::from_name(algorithm.name()), Some(algorithm));
+        }
+        assert_eq!(Algorithm::from_name("legacy"), Some(Algorithm::Legacy));
+        assert_eq!(Algorithm::from_name("high-precision"), Some(Algorithm::HighPrecision));
+        for unknown in ["", "Legacy", "v1", "high_precision", " legacy"] {
+            assert_eq!(Algorithm::from_name(unknown), None, "{unknown:?}");
+        }
     }
 
     #[test]

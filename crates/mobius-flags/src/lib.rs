@@ -14,6 +14,11 @@
 //! error codes ([`Reason`], [`ErrorCode`]). No evaluation panics or fails another flag, whatever
 //! the context.
 //!
+//! `fractional` buckets with flagd's high-precision algorithm (flagd 0.15 and later) unless a
+//! set asks for the legacy one its users were split with before, in its own metadata:
+//! `"metadata": {"mobius.fractional": "legacy"}` (or `"high-precision"`; anything else is
+//! refused at its position). See [`fractional`] and [`Algorithm`].
+//!
 //! ```
 //! use mobius_flags::{Context, FlagSet, LoadOptions, Reason};
 //!
@@ -43,7 +48,9 @@
 //!
 //! Modules: `position` (a JSON parser that keeps offsets), `load` (validation), `logic`
 //! (JsonLogic: compiling and evaluating rules, JavaScript's coercions), [`fractional`],
-//! [`semver`], `evaluate` (outcomes), `set` (the loaded set).
+//! [`semver`], `evaluate` (outcomes), `set` (the loaded set), and [`header`]: the
+//! `x-mobius-flag` response header naming the variants a response was served with, the one
+//! codec the OpenFeature provider writes it with and Mobius's proxy reads it with.
 //!
 //! This crate has no I/O beyond reading a file on request, no async runtime and no network:
 //! the server's OFREP endpoints and the OpenFeature provider are built on top of it.
@@ -53,6 +60,7 @@
 mod error;
 mod evaluate;
 pub mod fractional;
+pub mod header;
 mod load;
 mod logic;
 mod position;

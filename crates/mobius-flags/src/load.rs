@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::error::{LoadError, LoadErrorKind, Location, Problem};
-use crate::fractional::Algorithm;
+use crate::fractional::{Algorithm, METADATA_KEY};
 use crate::logic::{Compiler, Seg, problem};
 use crate::position::{self, Kind, Member, Node};
 use crate::set::{Flag, FlagSet, Inner, VariantType};
@@ -19,7 +19,9 @@ use crate::set::{Flag, FlagSet, Inner, VariantType};
 /// How a document is loaded.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
-    /// The `fractional` bucketing; moving a set from one to the other reshuffles its splits.
+    /// The `fractional` bucketing of a set whose metadata does not choose one (see
+    /// [`fractional`](crate::fractional): `"mobius.fractional"`, which wins); moving a set
+    /// from one to the other reshuffles its splits.
     pub fractional: Algorithm,
     /// What a document must prove at load.
     pub strictness: Strictness,
@@ -83,6 +85,10 @@ fn load(root: &Node, options: &LoadOptions) -> Result<FlagSet, Problem> {
     let set_metadata = match root.get("metadata") {
         Some(m) => metadata(m, &mut path, true)?,
         None => Map::new(),
+    };
+    let algorithm = match root.get("metadata").and_then(|m| m.value.get(METADATA_KEY)) {
+        Some(chosen) => fractional_algorithm(&chosen.value)?,
+        None => options.fractional,
     };
     if let Some(schema) = root.get("$schema")
         && schema.value.as_str().is_none()
@@ -156,7 +162,7 @@ fn load(root: &Node, options: &LoadOptions) -> Result<FlagSet, Problem> {
             flags: loaded,
             index,
             metadata: set_metadata,
-            algorithm: options.fractional,
+            algorithm,
             require_targeting_key: options.require_targeting_key,
         }),
     })
@@ -279,8 +285,16 @@ fn variants<'n>(node: &'n Node, path: &mut Vec<Seg<'n>>) -> Result<(Vec<(String,
     Ok((out, first.unwrap_or(VariantType::Boolean)))
 }
 
+/// The algorithm a set's metadata chooses (`"mobius.fractional"`), or why it cannot be one.
+fn fractional_algorithm(node: &Node) -> Result<Algorithm, Problem> {
+    let path = [Seg::Key("metadata"), Seg::Key(METADATA_KEY)];
+    let Some(name) = node.as_str() else { return Err(expected(node, &path, "\"high-precision\" or \"legacy\"")) };
+    Algorithm::from_name(name)
+        .ok_or_else(|| problem(node.offset, &path, LoadErrorKind::FractionalAlgorithm { found: name.to_owned() }))
+}
+
 /// Flag-set or flag metadata: an object of strings, numbers and booleans; a set's `flagSetId`
-/// and `version` are strings.
+/// and `version` are strings; `"mobius.fractional"` belongs to the set's alone.
 fn metadata<'n>(member: &'n Member, path: &mut Vec<Seg<'n>>, is_set: bool) -> Result<Map<String, Value>, Problem> {
     path.push(Seg::Key("metadata"));
     let result = (|| {
@@ -288,6 +302,15 @@ fn metadata<'n>(member: &'n Member, path: &mut Vec<Seg<'n>>, is_set: bool) -> Re
         let mut map = Map::new();
         for entry in entries {
             path.push(Seg::Key(&entry.key));
+            if !is_set && entry.key == METADATA_KEY {
+                return Err(problem(
+                    entry.value.offset,
+                    path,
+                    LoadErrorKind::Metadata(
+                        "\"mobius.fractional\" chooses the algorithm of the whole set: put it in the set's metadata",
+                    ),
+                ));
+            }
             match entry.value.kind {
                 Kind::String(_) => {}
                 Kind::Number(_) | Kind::Bool(_) if is_set && (entry.key == "flagSetId" || entry.key == "version") => {

@@ -89,7 +89,8 @@ impl FlagSet {
         &self.inner.metadata
     }
 
-    /// The `fractional` algorithm this set was loaded with.
+    /// The `fractional` algorithm this set buckets with: the one its metadata names under
+    /// `"mobius.fractional"`, else [`LoadOptions::fractional`](crate::LoadOptions).
     pub fn fractional_algorithm(&self) -> Algorithm {
         self.inner.algorithm
     }

@@ -12,8 +12,8 @@
 //! loaded, evaluations answer `PROVIDER_NOT_READY` and the caller's default applies.
 //!
 //! The proxy measures each variant's errors from the `x-mobius-flag` response header, which
-//! [`Served`] fills from the evaluations made while handling a request (the format is in
-//! [`served`]'s documentation).
+//! [`Served`] fills from the evaluations made while handling a request (the format is
+//! [`header`]'s, the codec the proxy reads it with).
 //!
 //! ```no_run
 //! use mobius_openfeature::{HEADER, MobiusProvider, Served};
@@ -54,7 +54,8 @@
 //!
 //! Modules: `provider` (the provider and its builder), `sync` (fetching, the stream, polling),
 //! `sse` (Server-Sent Events), `context` (OpenFeature's context as JSON), `resolve` (reasons,
-//! codes and typed values), [`served`] (the response header), `error`.
+//! codes and typed values), [`served`] (recording the variants a response was served with),
+//! `error`.
 
 #![warn(missing_docs)]
 
@@ -68,6 +69,9 @@ mod sync;
 
 pub use context::{InvalidContext, to_flags_context};
 pub use error::{BuildError, SyncError};
+/// The `x-mobius-flag` header's codec, [`mobius_flags::header`]: for services that format or
+/// read the header themselves.
+pub use mobius_flags::header;
 pub use provider::{Builder, MobiusProvider, PROVIDER_NAME};
-pub use served::{HEADER, MAX_HEADER_BYTES, MalformedHeader, Served, header_value, parse_header_value};
+pub use served::{HEADER, Served};
 pub use sync::MAX_DOCUMENT_BYTES;

@@ -17,7 +17,6 @@ use reqwest::{Response, StatusCode};
 use tokio::time::{Instant, MissedTickBehavior, sleep_until, timeout};
 
 use crate::error::{Chain, SyncError};
-use crate::served::encode;
 use crate::sse;
 
 /// The largest document read: twice what the server accepts (4 MiB), so a set the server took
@@ -347,6 +346,20 @@ async fn status_error(url: String, status: StatusCode, response: Response) -> Sy
     let text = response.text().await.unwrap_or_default();
     let message: String = text.chars().take(300).collect();
     SyncError::Status { url, status: status.as_u16(), message }
+}
+
+/// Percent-encodes every byte but RFC 3986's unreserved ones: the set's name as one URL path
+/// segment or query value.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for &byte in text.as_bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ use tokio::task::JoinSet;
 use crate::chaos::{self, LiveFault};
 use crate::files::display_chain;
 use crate::routing::{self, RoutingTable, Side};
-use crate::sli::{FLAG_HEADER, SliRegistry, SliSnapshot, VersionCounters};
+use crate::sli::{SliRegistry, SliSnapshot, VersionCounters};
 
 mod headers;
 mod upstream;
@@ -377,7 +377,7 @@ impl Proxy {
                 if record {
                     let status = response.status().as_u16();
                     backend.counters.response(status, latency_ms);
-                    for value in response.headers().get_all(FLAG_HEADER) {
+                    for value in response.headers().get_all(mobius_flags::header::NAME) {
                         if let Ok(value) = value.to_str() {
                             self.slis.record_variants(value, status, latency_ms);
                         }

@@ -2,7 +2,8 @@
 //! latencies, kept with relaxed atomics only (no lock on the request path).
 //!
 //! Beside them, per flag variant: a response that carries `x-mobius-flag: <flag>=<variant>`
-//! (the in-process provider adds it; several pairs are comma-separated) is counted for each
+//! (the in-process provider adds it; several pairs are comma-separated; read with
+//! [`mobius_flags::header`], the codec the provider writes it with) is counted for each
 //! variant it names too, so a flag rollout is judged by its variant's own error ratio and
 //! latency, as a canary is by its version's. Only responses that carry the header pay for it (a
 //! lookup under a lock), and the number of variants kept is bounded.
@@ -33,25 +34,13 @@ pub struct SliSnapshot {
     pub variants: BTreeMap<String, VersionSli>,
 }
 
-/// The response header naming the flag variants a response was served with.
-pub const FLAG_HEADER: &str = "x-mobius-flag";
-
 /// At most this many `<flag>=<variant>` are counted: an upstream that names a new variant per
 /// request cannot grow the proxy's memory without bound.
 pub const MAX_VARIANTS: usize = 512;
 
-/// The `<flag>=<variant>` pairs of an `x-mobius-flag` value; malformed pairs (no `=`, an empty
-/// side, a name over 128 bytes or with characters outside flag names) are skipped.
-pub fn flag_variants(value: &str) -> impl Iterator<Item = (&str, &str)> {
-    let name = |s: &str| {
-        !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-:/".contains(&b))
-    };
-    value.split(',').filter_map(move |pair| {
-        let (flag, variant) = pair.trim().split_once('=')?;
-        let (flag, variant) = (flag.trim(), variant.trim());
-        (name(flag) && name(variant)).then_some((flag, variant))
-    })
-}
+/// The longest flag key or variant name counted, in bytes (decoded): longer ones are skipped,
+/// so one response cannot make a key of kilobytes.
+pub const MAX_NAME_BYTES: usize = 128;
 
 /// One version's SLIs; counters are cumulative since the proxy started.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -248,9 +237,15 @@ impl SliRegistry {
         Some(variants.entry(key).or_default().clone())
     }
 
-    /// Counts one response for every variant `x-mobius-flag` names.
+    /// Counts one response for every variant an `x-mobius-flag` value names. Malformed
+    /// elements are skipped (the others count), and so are names over [`MAX_NAME_BYTES`] and
+    /// flag keys holding `=`, which would make the `<flag>=<variant>` key ambiguous.
     pub fn record_variants(&self, header: &str, status: u16, latency_ms: f64) {
-        for (flag, variant) in flag_variants(header) {
+        for pair in mobius_flags::header::parse(header).flatten() {
+            let (flag, variant) = (pair.flag.as_ref(), pair.variant.as_ref());
+            if flag.len() > MAX_NAME_BYTES || variant.len() > MAX_NAME_BYTES || flag.contains('=') {
+                continue;
+            }
             if let Some(counters) = self.variant(flag, variant) {
                 counters.request();
                 counters.response(status, latency_ms);
@@ -341,14 +336,25 @@ mod tests {
 
     #[test]
     fn variants_are_counted_per_flag_and_malformed_pairs_skipped() {
-        let check = |value: &str, expected: &[(&str, &str)]| {
-            assert_eq!(flag_variants(value).collect::<Vec<_>>(), expected, "{value}");
+        // The keys a header's value is counted under.
+        let check = |value: &str, expected: &[&str]| {
+            let registry = SliRegistry::default();
+            registry.record_variants(value, 200, 1.0);
+            assert_eq!(registry.snapshot().variants.keys().collect::<Vec<_>>(), expected, "{value}");
         };
-        check("checkout=on", &[("checkout", "on")]);
-        check(" checkout = on , banner=b ", &[("checkout", "on"), ("banner", "b")]);
+        check("checkout=on", &["checkout=on"]);
+        check(" checkout = on , banner=b ", &["banner=b", "checkout=on"]);
         check("checkout", &[]);
-        check("=on,checkout=,a b=c, ok=fine", &[("ok", "fine")]);
-        check(&format!("{}=on", "x".repeat(129)), &[]);
+        check("=on,checkout=,a b=c, ok=fine", &["ok=fine"]);
+        check(&format!("{}=on", "x".repeat(MAX_NAME_BYTES + 1)), &[]);
+        check(&format!("{}=on", "x".repeat(MAX_NAME_BYTES)), &[format!("{}=on", "x".repeat(MAX_NAME_BYTES)).as_str()]);
+        // As the provider writes them: decoded, so the key is the flag's own (what a rollout
+        // looks up). Before the shared codec these were all dropped: `%` was not a name's.
+        check("team%2Fcheckout%3Av2=on", &["team/checkout:v2=on"]);
+        check("team/checkout:v2=on", &["team/checkout:v2=on"]);
+        check("%C3%A9t%C3%A9=a%20b, 100%25=on", &["100%=on", "été=a b"]);
+        check("x=a%3Db", &["x=a=b"]);
+        check("a%3Db=c", &[]);
         let registry = SliRegistry::default();
         registry.record_variants("checkout=on", 503, 20.0);
         registry.record_variants("checkout=on, banner=b", 200, 3.0);

@@ -1,6 +1,6 @@
 //! Documents that must be refused, each at the exact place at fault; and what loads.
 
-use mobius_flags::{FlagSet, LoadErrorKind, LoadOptions, Strictness, VariantType};
+use mobius_flags::{Algorithm, FlagSet, LoadErrorKind, LoadOptions, Strictness, VariantType};
 
 /// Loads `document` (single quotes stand for double quotes, to keep the tables readable) and
 /// checks the error's `line:column`, JSON pointer and message.
@@ -271,6 +271,67 @@ fn what_loads() {
     let repeated = r#"{"flags": [{"key": "a", "state": "ENABLED", "variants": {"x": 1}}, {"key": "a", "state": "ENABLED", "variants": {"y": 2}}]}"#;
     let error = FlagSet::from_json("array", repeated, &LoadOptions::default()).unwrap_err();
     assert_eq!(error.to_string(), "array:1:68: at /flags/1: `flags`: the key \"a\" appears twice");
+}
+
+#[test]
+fn the_fractional_algorithm_is_a_set_metadata_name_checked_at_load() {
+    let set = |metadata: &str| format!("{{'flags': {{}}, 'metadata': {{{metadata}}}}}");
+    check(
+        &set("'mobius.fractional': 'v1'"),
+        "1:49",
+        "/metadata/mobius.fractional",
+        "unknown fractional algorithm \"v1\"",
+    );
+    check(
+        &set("'mobius.fractional': 'Legacy'"),
+        "1:49",
+        "/metadata/mobius.fractional",
+        "is \"high-precision\" or \"legacy\"",
+    );
+    check(
+        &set("'mobius.fractional': 1"),
+        "1:49",
+        "/metadata/mobius.fractional",
+        "expected \"high-precision\" or \"legacy\", found a number",
+    );
+    check(
+        &flag("{'state': 'ENABLED', 'variants': {'on': 1}, 'metadata': {'mobius.fractional': 'legacy'}}"),
+        "1:95",
+        "/flags/f/metadata/mobius.fractional",
+        "chooses the algorithm of the whole set",
+    );
+
+    // As a user sees it, on a document laid out by hand; flagd's strictness refuses it too.
+    let text = "{\n  \"metadata\": {\"flagSetId\": \"shop\", \"mobius.fractional\": \"float\"},\n  \"flags\": {}\n}";
+    for strictness in [Strictness::Schema, Strictness::Flagd] {
+        let options = LoadOptions { strictness, ..LoadOptions::default() };
+        let error = FlagSet::from_json("shop.flagd.json", text, &options).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "shop.flagd.json:2:58: at /metadata/mobius.fractional: unknown fractional algorithm \"float\": \
+             \"mobius.fractional\" is \"high-precision\" or \"legacy\""
+        );
+    }
+
+    // A valid name wins over the caller's default, and is reported as metadata like any other.
+    let load = |metadata: &str, fractional| {
+        let text = set(metadata).replace('\'', "\"");
+        FlagSet::from_json("f", &text, &LoadOptions { fractional, ..LoadOptions::default() }).unwrap()
+    };
+    assert_eq!(
+        load("'mobius.fractional': 'legacy'", Algorithm::HighPrecision).fractional_algorithm(),
+        Algorithm::Legacy
+    );
+    assert_eq!(
+        load("'mobius.fractional': 'high-precision'", Algorithm::Legacy).fractional_algorithm(),
+        Algorithm::HighPrecision
+    );
+    assert_eq!(load("'team': 'a'", Algorithm::Legacy).fractional_algorithm(), Algorithm::Legacy);
+    assert_eq!(load("'team': 'a'", Algorithm::HighPrecision).fractional_algorithm(), Algorithm::HighPrecision);
+    assert_eq!(
+        load("'mobius.fractional': 'legacy'", Algorithm::HighPrecision).metadata()["mobius.fractional"],
+        "legacy"
+    );
 }
 
 #[test]

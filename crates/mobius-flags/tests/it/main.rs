@@ -2,6 +2,7 @@
 
 mod corpus;
 mod evaluate;
+mod header;
 mod load;
 mod properties;
 mod testbed;

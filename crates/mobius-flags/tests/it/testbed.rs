@@ -299,6 +299,44 @@ fn fractional_legacy() {
 }
 
 #[test]
+fn fractional_algorithm_chosen_by_the_sets_metadata() {
+    // The same document, its set metadata naming the algorithm, loaded with the default
+    // options (high precision): the document's choice decides.
+    let with = |name: &str| {
+        let text = DOCUMENT.replacen('{', &format!("{{\n  \"metadata\": {{\"mobius.fractional\": \"{name}\"}},"), 1);
+        let options = LoadOptions { strictness: Strictness::Flagd, ..LoadOptions::default() };
+        FlagSet::from_json("testbed.flagd.json", &text, &options).unwrap()
+    };
+    let (legacy, high) = (with("legacy"), with("high-precision"));
+    assert_eq!(
+        (legacy.fractional_algorithm(), high.fractional_algorithm()),
+        (Algorithm::Legacy, Algorithm::HighPrecision)
+    );
+    // The testbed's tables for the same users: v1 (`@fractional-v1`) and v2.
+    for (name, v1, v2) in [
+        ("jack", "spades", "hearts"),
+        ("queen", "clubs", "spades"),
+        ("ten", "diamonds", "clubs"),
+        ("nine", "hearts", "diamonds"),
+        ("3", "diamonds", "clubs"),
+    ] {
+        check_string(&legacy, "fractional-flag", &user(name), v1, Reason::Split);
+        check_string(&high, "fractional-flag", &user(name), v2, Reason::Split);
+    }
+    // The hash-edge keys, 50/50: legacy's float percentage misses every range at |i32::MIN|
+    // and at i32::MAX (a bucket of 100 or just past it), so those fall back to the default.
+    for (key, value, reason) in [
+        ("ejOoVL", "lower", Reason::Split),  // 0x00000000
+        ("bY9fO-", "lower", Reason::Split),  // 0x00000001
+        ("SI7p-", "lower", Reason::Default), // 0x7fffffff: 100.0
+        ("6LvT0", "lower", Reason::Default), // 0x80000000: 100.00000005
+        ("ceQdGm", "lower", Reason::Split),  // 0xffffffff: -1, near 0
+    ] {
+        check_string(&legacy, "fractional-hash-edge-flag", &Context::with_targeting_key(key), value, reason);
+    }
+}
+
+#[test]
 fn fractional_nested_rules_and_edge_cases() {
     let set = load(Algorithm::HighPrecision);
     let subject = |key: &str, attribute: &str, value: &str| Context::with_targeting_key(key).set(attribute, value);
