@@ -33,7 +33,7 @@ use tokio::task::JoinSet;
 /// The response header naming the version that served a request.
 const VERSION_HEADER: &str = "x-mobius-version";
 /// The header naming the flag variants a request was served with.
-const FLAG_HEADER: &str = "x-mobius-flag";
+const FLAG_HEADER: &str = mobius_flags::header::NAME;
 
 #[derive(Debug, clap::Args)]
 // `mobius --version` propagates to subcommands; here `--version` is the app's version.
@@ -124,10 +124,12 @@ impl App {
 
     async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
         let flag = request.headers().get(FLAG_HEADER).cloned();
-        let failing = self.fail_variant.as_deref().is_some_and(|failing| {
-            let said = flag.as_ref().and_then(|v| v.to_str().ok()).unwrap_or_default();
-            said.split(',').any(|pair| pair.split('=').map(str::trim).eq(failing.split('=')))
-        });
+        // Read as the proxy reads it (percent-decoded, malformed pairs skipped).
+        let failing =
+            self.fail_variant.as_deref().and_then(|f| f.split_once('=')).is_some_and(|(flag_key, variant)| {
+                let said = flag.as_ref().and_then(|v| v.to_str().ok()).unwrap_or_default();
+                mobius_flags::header::parse(said).flatten().any(|pair| pair.flag == flag_key && pair.variant == variant)
+            });
         let (status, body) = match (request.method(), request.uri().path()) {
             (&Method::GET | &Method::HEAD, "/healthz") => (StatusCode::OK, Bytes::from_static(b"ok\n")),
             (&Method::GET | &Method::HEAD, "/") => {
