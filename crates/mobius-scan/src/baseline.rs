@@ -50,7 +50,11 @@ impl Baseline {
             path: path.to_path_buf(),
             line: err.line(),
             column: err.column(),
-            message: err.to_string(),
+            // serde_json's message ends with the position, which the error already leads with.
+            message: {
+                let text = err.to_string();
+                text.rsplit_once(" at line ").map_or(text.clone(), |(message, _)| message.to_string())
+            },
         })?;
         Ok(Baseline { findings })
     }

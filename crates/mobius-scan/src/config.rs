@@ -251,9 +251,14 @@ fn parse_source(text: &str, name: &str, base_dir: Option<&Path>, depth: usize) -
     })?;
 
     let mut rules = Vec::with_capacity(raw.rules.len());
+    // A rule may leave out `regex` and `path` only to amend a base rule of the same id.
+    let mut incomplete = Vec::new();
     for raw_rule in raw.rules {
         let at = raw_rule.span().start;
         let rule = build_rule(&source, raw_rule)?;
+        if rule.regex.is_none() && rule.path.is_none() {
+            incomplete.push((rule.id.clone(), at));
+        }
         if rules.iter().any(|r: &Rule| r.id == rule.id) {
             return Err(source.error(at, format!("rule `{}` is defined twice", rule.id)));
         }
@@ -266,8 +271,8 @@ fn parse_source(text: &str, name: &str, base_dir: Option<&Path>, depth: usize) -
     }
 
     let own = Config { title: raw.title, rules, allowlists };
-    match raw.extend {
-        None => Ok(own),
+    let merged = match raw.extend {
+        None => own,
         Some(extend) => {
             let span = extend.span();
             let extend = extend.into_inner();
@@ -301,9 +306,15 @@ fn parse_source(text: &str, name: &str, base_dir: Option<&Path>, depth: usize) -
                 }
             };
             base.rules.retain(|rule| !extend.disabled_rules.contains(&rule.id));
-            Ok(merge(base, own))
+            merge(base, own)
+        }
+    };
+    for (id, at) in incomplete {
+        if merged.rule(&id).is_none_or(|rule| rule.regex.is_none() && rule.path.is_none()) {
+            return Err(source.error(at, format!("rule `{id}` needs a `regex` or a `path`")));
         }
     }
+    Ok(merged)
 }
 
 /// Lays `own` over `base`: a rule with a base rule's id replaces the fields it sets and adds
@@ -349,9 +360,6 @@ fn build_rule(source: &Source<'_>, raw: Spanned<RawRule>) -> Result<Rule, Config
     };
     let regex = raw.regex.map(|r| compile_spanned(source, &r, "regex")).transpose()?;
     let path = raw.path.map(|p| compile_spanned(source, &p, "path")).transpose()?;
-    if regex.is_none() && path.is_none() {
-        return Err(source.error(at, format!("rule `{id}` needs a `regex` or a `path`")));
-    }
     let secret_group = match raw.secret_group {
         None => 0,
         Some(group) => {

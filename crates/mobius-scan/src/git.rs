@@ -81,13 +81,15 @@ pub fn scan_log(repo: &Path, range: &str, on_hunk: &mut dyn FnMut(Option<&Commit
         &format,
     ];
     args.extend(range.split_whitespace());
+    // Revisions only: a ref that does not exist must not be taken for a path.
+    args.push("--");
     run_streaming(repo, &args, on_hunk)
 }
 
 /// Reads the staged changes (`git diff --cached`), calling `on_hunk` for every hunk with
 /// added lines.
 pub fn scan_staged(repo: &Path, on_hunk: &mut dyn FnMut(Option<&CommitInfo>, &Hunk)) -> Result<(), GitError> {
-    let args = ["diff", "--cached", "-U0", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames", "."];
+    let args = ["diff", "--cached", "-U0", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames", "--", "."];
     run_streaming(repo, &args, on_hunk)
 }
 
@@ -96,7 +98,7 @@ fn run_streaming(
     args: &[&str],
     on_hunk: &mut dyn FnMut(Option<&CommitInfo>, &Hunk),
 ) -> Result<(), GitError> {
-    let command = args.iter().take(2).copied().collect::<Vec<_>>().join(" ");
+    let command = args.first().copied().unwrap_or_default().to_string();
     let mut child = Command::new("git")
         .arg("-c")
         .arg("core.quotePath=false")
