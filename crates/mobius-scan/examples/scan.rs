@@ -40,7 +40,7 @@ fn main() -> std::process::ExitCode {
     let seconds = started.elapsed().as_secs_f64();
     if json {
         let stdout = std::io::stdout();
-        mobius_scan::report::write_json(&mut stdout.lock(), &outcome.findings, true).expect("stdout");
+        mobius_scan::report::write_json(&mut stdout.lock(), &outcome.findings, false).expect("stdout");
     }
     let mb = outcome.bytes as f64 / 1e6;
     eprintln!(

@@ -152,6 +152,7 @@ const FIXTURES: &[Fixture] = &[
         "private-key",
         &[
             "-----BEGIN RSA PRIVATE KEY-----\n{b64:64}\n{b64:40}\n-----END RSA PRIVATE KEY-----",
+            "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,{HEX:32}\n\n{b64:64}\n-----END RSA PRIVATE KEY-----",
             "-----BEGIN EC PRIVATE KEY-----\n{b64:64}\n{b64:40}\n-----END EC PRIVATE KEY-----",
             "-----BEGIN DSA PRIVATE KEY-----\n{b64:64}\n{b64:40}\n-----END DSA PRIVATE KEY-----",
             "-----BEGIN OPENSSH PRIVATE KEY-----\n{b64:70}\n{b64:70}\n-----END OPENSSH PRIVATE KEY-----",
@@ -161,6 +162,7 @@ const FIXTURES: &[Fixture] = &[
         &[
             "-----BEGIN PUBLIC KEY-----\n{b64:64}\n{b64:64}\n-----END PUBLIC KEY-----",
             "-----BEGIN RSA PRIVATE KEY-----\n-----END RSA PRIVATE KEY-----",
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nshort\n-----END OPENSSH PRIVATE KEY-----\n{b64:70}\n-----END OPENSSH PRIVATE KEY-----",
         ],
     ),
     (
@@ -177,6 +179,11 @@ const FIXTURES: &[Fixture] = &[
             "token = self.settings.api_token",
             "secret_key = SECRET_KEY_FROM_ENVIRONMENT",
             "password = \"aaaaaaaaaaaaaaaa\"",
+            "password_policy = index_window(offset, 123)",
+            "secret_ref: record_window-42",
+            "api_key: AbCdEfGhIjKlMnOpQrSt",
+            "TOKEN=bench-admin-token-of-at-least-32-chars",
+            "credentials: `https://***@prometheus:9090/prefix`",
         ],
     ),
 ];
