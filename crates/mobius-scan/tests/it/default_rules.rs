@@ -183,6 +183,7 @@ const FIXTURES: &[Fixture] = &[
             "secret_ref: record_window-42",
             "api_key: AbCdEfGhIjKlMnOpQrSt",
             "TOKEN=bench-admin-token-of-at-least-32-chars",
+            "token = {an:62}{an:62}{an:62}",
             "credentials: `https://***@prometheus:9090/prefix`",
         ],
     ),
