@@ -7,7 +7,8 @@
 //!   `gitleaks:allow`) and the [`Finding`] with gitleaks' field names.
 //! - [`dir`] and [`git`]: the sources (a directory tree; a history range's or the index's added
 //!   lines, read from the `git` CLI).
-//! - [`baseline`]: a previous JSON report whose findings are not reported again.
+//! - [`baseline`]: a previous JSON report whose findings are not reported again; fingerprints
+//!   listed in `.gitleaksignore` at the target's root are not reported either.
 //! - [`report`] and [`sarif`]: text, JSON and SARIF 2.1.0 output; `sarif` is scanner-neutral.
 //!
 //! [`run`] is what `mobius scan secrets` calls; [`scan`] is the same without the report.
@@ -42,6 +43,9 @@ pub const EXIT_ERROR: u8 = 2;
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 25 << 20;
 /// The config file looked for at the root of the scanned tree or repository.
 pub const CONFIG_FILE_NAME: &str = ".gitleaks.toml";
+/// Fingerprints of findings not to report, one a line (`#` starts a comment), looked for at the
+/// root of the scanned tree or repository, as gitleaks does.
+pub const IGNORE_FILE_NAME: &str = ".gitleaksignore";
 
 /// What to scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +133,15 @@ pub enum ScanError {
     /// git failed.
     #[error("cannot read git")]
     Git(#[from] git::GitError),
+    /// `.gitleaksignore` exists but cannot be read.
+    #[error("cannot read {}", path.display())]
+    Ignore {
+        /// The ignore file.
+        path: PathBuf,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
     /// The report could not be written.
     #[error("cannot write the report to {}", path.as_deref().map_or("the output".into(), |p| p.display().to_string()))]
     Write {
@@ -154,6 +167,8 @@ pub struct ScanOutcome {
     pub findings: Vec<Finding>,
     /// Findings left out because the baseline has them.
     pub baselined: usize,
+    /// Findings left out because `.gitleaksignore` lists their fingerprint.
+    pub ignored: usize,
     /// Bytes scanned (file contents, or added lines).
     pub bytes: u64,
 }
@@ -205,11 +220,40 @@ fn scan_with(detector: &Detector, args: &ScanArgs) -> Result<ScanOutcome, ScanEr
             (collected.findings, collected.bytes)
         }
     };
+    let ignore = read_ignore_file(&target_root(&args.target).join(IGNORE_FILE_NAME))?;
+    let before = findings.len();
+    // A commit's finding is also ignored by its fingerprint without the commit, as gitleaks does.
+    findings.retain(|f| {
+        !ignore.contains(&f.fingerprint) && !ignore.contains(&format!("{}:{}:{}", f.file, f.rule_id, f.start_line))
+    });
+    let ignored = before - findings.len();
     let before = findings.len();
     if let Some(baseline) = &baseline {
         findings.retain(|f| !baseline.contains(f, args.redact));
     }
-    Ok(ScanOutcome { baselined: before - findings.len(), findings, bytes })
+    Ok(ScanOutcome { baselined: before - findings.len(), ignored, findings, bytes })
+}
+
+/// The fingerprints listed in an ignore file; none when it does not exist.
+fn read_ignore_file(path: &Path) -> Result<std::collections::HashSet<String>, ScanError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text
+            .lines()
+            // `#` starts a comment at a line's start or after a space (a path may hold `#`).
+            .map(|line| line.split(" #").next().unwrap_or_default().trim())
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .map(str::to_string)
+            .collect()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+        Err(source) => Err(ScanError::Ignore { path: path.to_path_buf(), source }),
+    }
+}
+
+fn target_root(target: &ScanTarget) -> &Path {
+    match target {
+        ScanTarget::Path(path) => path,
+        ScanTarget::GitRange { repo, .. } | ScanTarget::Staged { repo } => repo,
+    }
 }
 
 struct GitCollector<'a> {
@@ -247,11 +291,7 @@ pub fn load_config(args: &ScanArgs) -> Result<Config, ScanError> {
     if let Some(path) = &args.config {
         return Ok(Config::load(path)?);
     }
-    let root: &Path = match &args.target {
-        ScanTarget::Path(path) => path,
-        ScanTarget::GitRange { repo, .. } | ScanTarget::Staged { repo } => repo,
-    };
-    let candidate = root.join(CONFIG_FILE_NAME);
+    let candidate = target_root(&args.target).join(CONFIG_FILE_NAME);
     if candidate.is_file() { Ok(Config::load(&candidate)?) } else { Ok(Config::default_rules()) }
 }
 

@@ -75,6 +75,23 @@ fn multi_line_keys_are_found_whole_in_a_hunk() {
 }
 
 #[test]
+fn gitleaksignore_takes_a_fingerprint_with_or_without_its_commit() {
+    let dir = repo();
+    let a = synth("lin_api_{an:40}");
+    let first = commit(dir.path(), &[("a.txt", &format!("{a}\n")), ("b.txt", &format!("x\n{a}\n"))], "two");
+    assert_eq!(history(dir.path(), None).len(), 2);
+    std::fs::write(
+        dir.path().join(".gitleaksignore"),
+        format!("# reviewed: fixtures\n{first}:a.txt:linear-api-key:1\nb.txt:linear-api-key:2 # any commit\n"),
+    )
+    .expect("write");
+    let outcome =
+        mobius_scan::scan(&ScanArgs::new(ScanTarget::GitRange { repo: dir.path().to_path_buf(), range: None }))
+            .expect("scan");
+    assert_eq!((outcome.findings.len(), outcome.ignored), (0, 2));
+}
+
+#[test]
 fn commit_allowlist_in_the_repository_config() {
     let dir = repo();
     let token = synth("dop_v1_{hex:64}");
