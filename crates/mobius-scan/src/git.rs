@@ -5,7 +5,9 @@
 //! `+` lines of one hunk are consecutive in the new file, so each hunk's added lines become one
 //! fragment starting at the hunk's new-file line (a multi-line secret such as a PEM key is
 //! found whole). Deleted lines are never scanned, so a secret removed by a commit is reported
-//! for the commit that added it, not for the one that removed it.
+//! for the commit that added it, not for the one that removed it; renames are detected, so
+//! moving a file does not report its secrets again. The arguments are gitleaks' (`--full-history
+//! --diff-filter=tuxdb`: added, copied, modified and renamed files).
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -77,7 +79,8 @@ pub fn scan_log(repo: &Path, range: &str, on_hunk: &mut dyn FnMut(Option<&Commit
         "--no-color",
         "--no-ext-diff",
         "--no-textconv",
-        "--no-renames",
+        // A renamed file's lines are not new: with rename detection a pure rename has no hunk.
+        "--find-renames",
         &format,
     ];
     args.extend(range.split_whitespace());
@@ -89,7 +92,7 @@ pub fn scan_log(repo: &Path, range: &str, on_hunk: &mut dyn FnMut(Option<&Commit
 /// Reads the staged changes (`git diff --cached`), calling `on_hunk` for every hunk with
 /// added lines.
 pub fn scan_staged(repo: &Path, on_hunk: &mut dyn FnMut(Option<&CommitInfo>, &Hunk)) -> Result<(), GitError> {
-    let args = ["diff", "--cached", "-U0", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames", "--", "."];
+    let args = ["diff", "--cached", "-U0", "--no-color", "--no-ext-diff", "--no-textconv", "--find-renames", "--", "."];
     run_streaming(repo, &args, on_hunk)
 }
 

@@ -232,6 +232,14 @@ fn bad_configs_say_what_and_where() {
         "[[rules]]\nid = \"x\"\nregex = 'a'\n[[rules]]\nid = \"x\"\nregex = 'b'\n",
         "bad.toml:4:1: rule `x` is defined twice",
     );
+    check_error(
+        "[allowlist]\npathz = ['a']\n",
+        "bad.toml:2:1: unknown field `pathz`, expected one of `description`, `condition`, `commits`, `paths`, `regexes`, `regexTarget`, `stopwords`, `targetRules`",
+    );
+    check_error(
+        "[extend]\nuseDefaults = true\n",
+        "bad.toml:2:1: unknown field `useDefaults`, expected one of `useDefault`, `path`, `disabledRules`",
+    );
     check_error("title = \"unterminated\n", "bad.toml:1:22: invalid basic string, expected `\"`");
 }
 

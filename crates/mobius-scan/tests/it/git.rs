@@ -65,6 +65,20 @@ fn only_added_lines_are_scanned_and_line_numbers_are_the_new_files() {
 }
 
 #[test]
+fn a_renamed_file_is_not_reported_again() {
+    let dir = repo();
+    let token = synth("dckr_pat_{url:27}");
+    let body = format!("{}\nDOCKER_TOKEN={token}\n", "# registry login\n".repeat(20));
+    let added = commit(dir.path(), &[("ci/docker.env", &body)], "add");
+    std::fs::create_dir(dir.path().join("deploy")).expect("mkdir");
+    git(dir.path(), &["mv", "ci/docker.env", "deploy/docker.env"]);
+    git(dir.path(), &["commit", "-q", "-m", "move"]);
+    let findings = history(dir.path(), None);
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!((findings[0].commit.as_str(), findings[0].file.as_str()), (added.as_str(), "ci/docker.env"));
+}
+
+#[test]
 fn multi_line_keys_are_found_whole_in_a_hunk() {
     let dir = repo();
     let key = synth("-----BEGIN OPENSSH PRIVATE KEY-----\n{b64:70}\n{b64:70}\n-----END OPENSSH PRIVATE KEY-----\n");
