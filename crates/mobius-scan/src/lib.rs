@@ -93,7 +93,9 @@ pub struct ScanArgs {
     pub output: Option<PathBuf>,
     /// Replace secrets by `REDACTED` in JSON and SARIF reports (text always masks them).
     pub redact: bool,
-    /// Exit status when leaks are found.
+    /// Exit status when leaks are found (gitleaks' `--exit-code`). Setting it to
+    /// [`EXIT_ERROR`] or 0 makes leaks indistinguishable from an error or from a clean scan;
+    /// the CLI should refuse that.
     pub exit_code: u8,
     /// ANSI colour in the text report.
     pub color: bool,

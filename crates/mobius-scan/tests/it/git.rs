@@ -141,6 +141,17 @@ fn staged_mode_scans_the_index_not_the_work_tree() {
 }
 
 #[test]
+fn staged_mode_works_before_the_first_commit() {
+    let dir = repo();
+    let token = synth("shpat_{hex:32}");
+    std::fs::write(dir.path().join("shop.env"), format!("SHOPIFY={token}\n")).expect("write");
+    git(dir.path(), &["add", "shop.env"]);
+    let findings = scan(ScanTarget::Staged { repo: dir.path().to_path_buf() });
+    assert_eq!(findings.len(), 1);
+    assert_eq!(findings[0].secret, token);
+}
+
+#[test]
 fn the_pre_commit_hook_runs_a_staged_scan() {
     let script = mobius_scan::pre_commit_hook_script();
     assert!(script.starts_with("#!/bin/sh\n"));
