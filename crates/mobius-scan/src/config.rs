@@ -254,6 +254,9 @@ fn parse_source(text: &str, name: &str, base_dir: Option<&Path>, depth: usize) -
     // A rule may leave out `regex` and `path` only to amend a base rule of the same id.
     let mut incomplete = Vec::new();
     for raw_rule in raw.rules {
+        if is_empty_rule(raw_rule.get_ref()) {
+            continue;
+        }
         let at = raw_rule.span().start;
         let rule = build_rule(&source, raw_rule)?;
         if rule.regex.is_none() && rule.path.is_none() {
@@ -266,7 +269,12 @@ fn parse_source(text: &str, name: &str, base_dir: Option<&Path>, depth: usize) -
     }
 
     let mut allowlists = Vec::new();
-    for raw_allowlist in raw.allowlist.into_iter().chain(raw.allowlists) {
+    // Rule ids named by `targetRules`, checked once the base rules are merged in.
+    let mut targets = Vec::new();
+    for raw_allowlist in one_allowlist_form(&source, raw.allowlist, raw.allowlists, "allowlist")? {
+        if let Some(target_rules) = &raw_allowlist.get_ref().target_rules {
+            targets.extend(target_rules.get_ref().iter().map(|id| (id.clone(), target_rules.span().start)));
+        }
         allowlists.push(build_global_allowlist(&source, raw_allowlist)?);
     }
 
@@ -302,13 +310,26 @@ fn parse_source(text: &str, name: &str, base_dir: Option<&Path>, depth: usize) -
                             ));
                         }
                     };
-                    load_at_depth(&resolved, depth + 1)?
+                    match load_at_depth(&resolved, depth + 1) {
+                        Err(ConfigError::Read { path: unreadable, source: err }) => {
+                            return Err(source.error(
+                                path.span().start,
+                                format!("cannot read the extended config {}: {err}", unreadable.display()),
+                            ));
+                        }
+                        other => other?,
+                    }
                 }
             };
             base.rules.retain(|rule| !extend.disabled_rules.contains(&rule.id));
             merge(base, own)
         }
     };
+    for (id, at) in targets {
+        if merged.rule(&id).is_none() {
+            return Err(source.error(at, format!("targetRules names `{id}`, which is not a rule")));
+        }
+    }
     for (id, at) in incomplete {
         if merged.rule(&id).is_none_or(|rule| rule.regex.is_none() && rule.path.is_none()) {
             return Err(source.error(at, format!("rule `{id}` needs a `regex` or a `path`")));
@@ -351,6 +372,36 @@ fn merge(mut base: Config, own: Config) -> Config {
     Config { title: own.title.or(base.title), rules: base.rules, allowlists: base.allowlists }
 }
 
+/// A rule table with no keys at all, which gitleaks takes as nothing (its issue #1985).
+fn is_empty_rule(raw: &RawRule) -> bool {
+    raw.id.is_none()
+        && raw.description.is_none()
+        && raw.regex.is_none()
+        && raw.secret_group.is_none()
+        && raw.entropy.is_none()
+        && raw.keywords.is_empty()
+        && raw.path.is_none()
+        && raw.tags.is_empty()
+        && raw.allowlist.is_none()
+        && raw.allowlists.is_empty()
+}
+
+/// gitleaks refuses the old singular table beside the new array: which one is meant is unclear.
+fn one_allowlist_form(
+    source: &Source<'_>,
+    old: Option<Spanned<RawAllowlist>>,
+    new: Vec<Spanned<RawAllowlist>>,
+    old_name: &str,
+) -> Result<Vec<Spanned<RawAllowlist>>, ConfigError> {
+    match (old, new.first()) {
+        (Some(_), Some(second)) => {
+            Err(source.error(second.span().start, format!("use `[{old_name}]` or `[[{old_name}s]]`, not both")))
+        }
+        (Some(old), None) => Ok(vec![old]),
+        (None, _) => Ok(new),
+    }
+}
+
 fn build_rule(source: &Source<'_>, raw: Spanned<RawRule>) -> Result<Rule, ConfigError> {
     let at = raw.span().start;
     let raw = raw.into_inner();
@@ -382,7 +433,7 @@ fn build_rule(source: &Source<'_>, raw: Spanned<RawRule>) -> Result<Rule, Config
         }
     };
     let mut allowlists = Vec::new();
-    for raw_allowlist in raw.allowlist.into_iter().chain(raw.allowlists) {
+    for raw_allowlist in one_allowlist_form(source, raw.allowlist, raw.allowlists, "rules.allowlist")? {
         let span = raw_allowlist.span();
         let global = build_global_allowlist(source, raw_allowlist)?;
         if !global.target_rules.is_empty() {

@@ -82,7 +82,8 @@ fn and_condition_needs_every_criterion() {
 fn global_allowlists_and_target_rules() {
     let global = "[allowlist]\npaths = ['''\\.lock$''']\n";
     check_allowed(global, "Cargo.lock", "fxt_0123456789abcdef", 0);
-    let targeted = "[[allowlists]]\ntargetRules = [\"other-rule\"]\nstopwords = [\"abcdef\"]\n";
+    let targeted = "[[rules]]\nid = \"other-rule\"\nregex = 'zzz'\n\
+                    [[allowlists]]\ntargetRules = [\"other-rule\"]\nstopwords = [\"abcdef\"]\n";
     check_allowed(targeted, "a", "fxt_0123456789abcdef", 1);
     let targeted = "[[allowlists]]\ntargetRules = [\"fixture-token\"]\nstopwords = [\"abcdef\"]\n";
     check_allowed(targeted, "a", "fxt_0123456789abcdef", 0);
@@ -177,6 +178,20 @@ fn extend_path_is_relative_to_the_config() {
 }
 
 #[test]
+fn a_missing_extended_config_is_reported_at_its_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join(".gitleaks.toml");
+    std::fs::write(&config, "title = \"t\"\n[extend]\npath = \"nope.toml\"\n").expect("write");
+    let err = Config::load(&config).expect_err("missing base");
+    let expected = format!(
+        "{}:3:8: cannot read the extended config {}: No such file or directory (os error 2)",
+        config.display(),
+        dir.path().join("nope.toml").display()
+    );
+    assert_eq!(err.to_string(), expected);
+}
+
+#[test]
 fn extend_chains_stop_at_depth_two() {
     let dir = tempfile::tempdir().expect("tempdir");
     let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).expect("write");
@@ -240,7 +255,25 @@ fn bad_configs_say_what_and_where() {
         "[extend]\nuseDefaults = true\n",
         "bad.toml:2:1: unknown field `useDefaults`, expected one of `useDefault`, `path`, `disabledRules`",
     );
+    check_error(
+        "[[rules]]\nid = \"x\"\nregex = 'a'\n[rules.allowlist]\nregexes = ['1']\n[[rules.allowlists]]\nregexes = ['2']\n",
+        "bad.toml:6:1: use `[rules.allowlist]` or `[[rules.allowlists]]`, not both",
+    );
+    check_error(
+        "[allowlist]\nstopwords = ['a']\n[[allowlists]]\nstopwords = ['b']\n",
+        "bad.toml:3:1: use `[allowlist]` or `[[allowlists]]`, not both",
+    );
+    check_error(
+        "[[rules]]\nid = \"x\"\nregex = 'a'\n[[allowlists]]\ntargetRules = [\"x\", \"y\"]\nstopwords = ['s']\n",
+        "bad.toml:5:15: targetRules names `y`, which is not a rule",
+    );
     check_error("title = \"unterminated\n", "bad.toml:1:22: invalid basic string, expected `\"`");
+}
+
+#[test]
+fn an_empty_rules_table_is_nothing_as_in_gitleaks() {
+    let config = config("title = \"t\"\n[[rules]]\n");
+    assert!(config.rules.is_empty());
 }
 
 #[test]
