@@ -67,10 +67,11 @@
 //!
 //! # Builtins
 //!
-//! regorus is built with `time`, `regex` and `glob` besides its core (strings, numbers,
-//! aggregates, objects, sets, arrays, `sprintf`, `json.*`, `print`): `time.*`, `regex.match`,
-//! `glob.match` work; `http.send`, `net.*`, `yaml.*`, `uuid.*`, `json.verify_schema`, crypto and
-//! JWT builtins do not, and a policy that calls one is refused when it loads.
+//! regorus is built with `time`, `regex`, `glob` and `cache` besides its core (strings,
+//! numbers, aggregates, objects, sets, arrays, `sprintf`, `json.*`, `print`): `time.*`,
+//! `regex.match`, `glob.match` work, with compiled patterns cached; `http.send`, `net.*`,
+//! `yaml.*`, `uuid.*`, `json.verify_schema`, crypto and JWT builtins do not, and a rule that
+//! calls one fails when it runs (so the decision denies, and [`test`] reports the error).
 //!
 //! Modules: `load` (files, package and rule checks, one prepared engine), `decide`
 //! ([`Policies`], [`Decision`]), `testing` ([`test`]), `input` ([`Input`]), `located`
