@@ -17,13 +17,16 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn report(what: &str, mut times: Vec<Duration>) {
     times.sort();
     let total: Duration = times.iter().sum();
+    let over_1ms = times.iter().filter(|t| t.as_micros() > 1000).count();
     println!(
-        "{what}: n={} p50={:.3} ms p90={:.3} ms p99={:.3} ms max={:.3} ms ({:.0} decisions/s on one thread)",
+        "{what}: n={} p50={:.3} ms p90={:.3} ms p99={:.3} ms max={:.3} ms, {:.2} % over 1 ms \
+         ({:.0} decisions/s on one thread)",
         times.len(),
         percentile(&times, 50.0).as_secs_f64() * 1e3,
         percentile(&times, 90.0).as_secs_f64() * 1e3,
         percentile(&times, 99.0).as_secs_f64() * 1e3,
         times.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+        100.0 * over_1ms as f64 / times.len() as f64,
         times.len() as f64 / total.as_secs_f64(),
     );
 }

@@ -14,6 +14,34 @@ fn the_shipped_examples_pass_their_tests() {
     assert!(!text.contains("FAIL"), "{text}");
 }
 
+#[test]
+fn the_shipped_tests_catch_a_broken_policy() {
+    // The examples with Friday's cut-off moved from 16:00 to 17:00, and the secret-scan gate
+    // reading all findings instead of the unresolved ones.
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(examples()).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = text
+            .replace("input.time.hour >= 16", "input.time.hour >= 17")
+            .replace("input.artifact.scan.secrets.unresolved", "input.artifact.scan.secrets.findings");
+        files.push((path.file_name().unwrap().to_str().unwrap().to_owned(), text));
+    }
+    let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    let dir = policy_dir(&files);
+    let report = test(dir.path());
+    assert!(!report.passed());
+    assert_eq!(
+        report.failing().collect::<Vec<_>>(),
+        [
+            "data.mobius.gate_test.test_friday_from_16_utc_is_denied",
+            "data.mobius.gate_test.test_an_unresolved_secret_is_denied_everywhere",
+            "data.mobius.gate_test.test_resolved_secrets_are_allowed",
+        ],
+        "{report}"
+    );
+}
+
 const POLICY: &str = r#"package mobius.gate
 
 deny_latest contains msg if {
