@@ -49,9 +49,9 @@ impl std::fmt::Debug for Policies {
 pub struct Decision {
     /// Whether the change may go ahead: no `deny` message, and no policy error.
     pub allow: bool,
-    /// Why not: the messages of the `deny`/`violation` rules, then one per policy error (an
-    /// evaluation error denies: the gate fails closed). Each rule's messages in order, rules
-    /// in name order.
+    /// Why not: the messages of the `deny`/`violation` rules (rules in name order, each
+    /// rule's messages in order), then one per policy error (an evaluation error denies: the
+    /// gate fails closed), the `exception` rule's first.
     pub deny: Vec<String>,
     /// The messages of the `warn` rules: shown, never blocking.
     pub warn: Vec<String>,
@@ -60,12 +60,6 @@ pub struct Decision {
     /// whether or not it had a message this time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exceptions: Vec<String>,
-}
-
-impl Decision {
-    fn fail_closed(&mut self, message: String) {
-        self.deny.push(message);
-    }
 }
 
 impl Policies {
@@ -122,9 +116,16 @@ impl Policies {
         let mut engine = self.engine.clone();
         engine.set_input(input);
         let mut decision = Decision::default();
-
-        let excepted = if self.has_exceptions { self.exceptions(&mut engine, &mut decision) } else { BTreeSet::new() };
         let mut errors = Vec::new();
+
+        let excepted = if self.has_exceptions {
+            self.exceptions(&mut engine).unwrap_or_else(|error| {
+                errors.push(error);
+                BTreeSet::new()
+            })
+        } else {
+            BTreeSet::new()
+        };
         for (rule, into_deny) in self.failures.iter().map(|r| (r, true)).chain(self.warnings.iter().map(|r| (r, false)))
         {
             // Evaluated even when excepted, as conftest does: an excepted rule that fails
@@ -140,37 +141,23 @@ impl Policies {
                 Err(error) => errors.push(error),
             }
         }
-        for error in errors {
-            decision.fail_closed(format!("{error} (the gate fails closed)"));
-        }
+        decision.deny.extend(errors.into_iter().map(|error| format!("{error} (the gate fails closed)")));
         decision.allow = decision.deny.is_empty();
         decision
     }
 
-    /// The names `exception` excepts; an error in it denies, and then nothing is excepted.
-    fn exceptions(&self, engine: &mut regorus::Engine, decision: &mut Decision) -> BTreeSet<String> {
-        let value = match engine.eval_rule(format!("data.{PACKAGE}.exception")) {
-            Ok(value) => value,
-            Err(e) => {
-                decision.fail_closed(format!(
-                    "policy error in exception: {} (the gate fails closed)",
-                    one_line(&e, &self.sources)
-                ));
-                return BTreeSet::new();
-            }
-        };
-        let mut names = BTreeSet::new();
+    /// The names `exception` excepts. An exception that errs, or lists anything but names,
+    /// excepts nothing: the error is returned, to deny.
+    fn exceptions(&self, engine: &mut regorus::Engine) -> Result<BTreeSet<String>, String> {
+        let value = engine
+            .eval_rule(format!("data.{PACKAGE}.exception"))
+            .map_err(|e| format!("policy error in exception: {}", one_line(&e, &self.sources)))?;
         let entries = match &value {
             Value::Set(set) => set.iter().collect::<Vec<_>>(),
             Value::Undefined => Vec::new(),
-            other => {
-                decision.fail_closed(format!(
-                    "policy error in exception: it is {}, not a set (the gate fails closed)",
-                    json(other)
-                ));
-                return names;
-            }
+            other => return Err(format!("policy error in exception: it is {}, not a set", json(other))),
         };
+        let mut names = BTreeSet::new();
         for entry in entries {
             let listed: Vec<&Value> = match entry {
                 Value::Array(items) => items.iter().collect(),
@@ -179,18 +166,18 @@ impl Policies {
             };
             for name in listed {
                 match name {
-                    Value::String(name) => {
-                        names.insert(name.to_string());
+                    Value::String(name) => names.insert(name.to_string()),
+                    other => {
+                        return Err(format!(
+                            "policy error in exception: {} is not a list of rule names \
+                             (`exception contains rules if {{ rules := [\"name\"] }}`)",
+                            json(other)
+                        ));
                     }
-                    other => decision.fail_closed(format!(
-                        "policy error in exception: {} is not a list of rule names \
-                         (`exception contains rules if {{ rules := [\"name\"] }}`) (the gate fails closed)",
-                        json(other)
-                    )),
-                }
+                };
             }
         }
-        names
+        Ok(names)
     }
 }
 

@@ -274,14 +274,14 @@ fn an_excepted_rule_that_fails_still_denies() {
 fn a_broken_exception_denies_and_excepts_nothing() {
     let policy = "package mobius.gate\n\n\
                   deny_x contains \"x\" if true\n\n\
-                  exception contains [1] if true\n";
+                  exception contains [\"x\", 1] if true\n";
     let (_dir, decision) = decide(&[("p.rego", policy)]);
     assert_eq!(
         decision.deny,
         [
+            "x",
             "policy error in exception: 1 is not a list of rule names (`exception contains rules if { rules := \
              [\"name\"] }`) (the gate fails closed)",
-            "x",
         ]
     );
     assert!(decision.exceptions.is_empty());
