@@ -62,7 +62,7 @@
 //!
 //! # Tests
 //!
-//! [`test`] runs every `test_*` rule of the policy files and of `*_test.rego` files, as
+//! [`test()`] runs every `test_*` rule of the policy files and of `*_test.rego` files, as
 //! `opa test` does, and reports `PASS: n/N` ([`TestReport`]).
 //!
 //! # Builtins
@@ -71,10 +71,10 @@
 //! numbers, aggregates, objects, sets, arrays, `sprintf`, `json.*`, `print`): `time.*`,
 //! `regex.match`, `glob.match` work, with compiled patterns cached; `http.send`, `net.*`,
 //! `yaml.*`, `uuid.*`, `json.verify_schema`, crypto and JWT builtins do not, and a rule that
-//! calls one fails when it runs (so the decision denies, and [`test`] reports the error).
+//! calls one fails when it runs (so the decision denies, and [`test()`] reports the error).
 //!
 //! Modules: `load` (files, package and rule checks, one prepared engine), `decide`
-//! ([`Policies`], [`Decision`]), `testing` ([`test`]), `input` ([`Input`]), `located`
+//! ([`Policies`], [`Decision`]), `testing` ([`test()`]), `input` ([`Input`]), `located`
 //! (regorus's errors as `file:line:column: message`), `error` ([`PolicyError`]).
 
 #![warn(missing_docs)]

@@ -5,6 +5,9 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+// regorus's AST is public as `unstable`; reading rule heads from it (and from the engine's
+// hidden `get_modules`) is the only way to list a package's rules. Cargo.lock pins the version;
+// nothing else in Mobius touches it.
 use regorus::unstable::{Module, Parser, Rule, RuleHead};
 use regorus::utils::limits::ExecutionTimerConfig;
 
@@ -76,10 +79,10 @@ fn rego_files(dir: &Path, files: Files) -> Result<Vec<PathBuf>, PolicyError> {
 }
 
 /// Parses every file, checks what the gate relies on, and prepares the engine (rules are
-/// scheduled and functions resolved here, once, not at each decision).
+/// scheduled and functions gathered here, once, not at each decision).
 ///
 /// regorus reports an unsafe variable or an unknown builtin only when the rule using it is
-/// evaluated: a decision then denies, and [`crate::test`] reports the error.
+/// evaluated: a decision then denies, and [`crate::test()`] reports the error.
 pub(crate) fn load(dir: &Path, files: Files, time_limit: Duration) -> Result<Loaded, PolicyError> {
     let mut engine = regorus::Engine::new();
     // Rego v1 is regorus's default; said here because the gate's conventions depend on it.
@@ -117,14 +120,14 @@ pub(crate) fn load(dir: &Path, files: Files, time_limit: Duration) -> Result<Loa
         }
     }
 
-    // Prepare: schedule every rule, resolve imports and functions.
+    // Prepare: schedule every rule, gather imports and functions.
     engine.eval_query("true".to_owned(), false).map_err(|e| refused(dir, &e, &sources))?;
     Ok(Loaded { engine, declared, sources: std::sync::Arc::new(sources) })
 }
 
 pub(crate) fn set_time_limit(engine: &mut regorus::Engine, limit: Duration) {
-    // A work unit is a statement or a loop iteration: reading the clock every 16 keeps the
-    // check cheap and the overshoot in microseconds.
+    // regorus counts work units at interpreter steps (expressions, loop iterations): reading
+    // the clock every 16 keeps the check cheap and the overshoot small.
     let check_interval = NonZeroU32::new(16).unwrap_or(NonZeroU32::MIN);
     engine.set_execution_timer_config(ExecutionTimerConfig { limit, check_interval });
 }
