@@ -177,9 +177,10 @@ pub fn run(args: &AuditArgs, now: Timestamp) -> Result<Report, AuditError> {
     let mut findings = Vec::new();
     for package in &packages {
         let (matches, undecided) = database.matches(package);
+        let mut for_package = Vec::new();
         for found in matches {
             let record = &found.advisory.record;
-            findings.push(Finding {
+            for_package.push(Finding {
                 package: package.clone(),
                 advisory: record.id.clone(),
                 aliases: record.aliases.clone(),
@@ -191,6 +192,7 @@ pub fn run(args: &AuditArgs, now: Timestamp) -> Result<Report, AuditError> {
                 modified: record.modified,
             });
         }
+        findings.extend(merge_aliases(for_package));
         for gap in undecided {
             warnings.push(Warning::Undecided {
                 package: package.clone(),
@@ -216,4 +218,43 @@ pub fn run(args: &AuditArgs, now: Timestamp) -> Result<Report, AuditError> {
         findings,
         warnings,
     })
+}
+
+/// One finding per vulnerability: databases publish the same one under several ids (a GHSA
+/// record aliasing a RUSTSEC one, both aliasing a CVE), so findings for one package whose ids
+/// and aliases overlap, directly or through another, become one. It keeps the alphabetically
+/// first id (GHSA before PYSEC, RUSTSEC or GO), lists the others as aliases, and takes the
+/// highest severity and score any of them states. Aliases come out sorted.
+pub fn merge_aliases(mut findings: Vec<Finding>) -> Vec<Finding> {
+    findings.sort_by(|a, b| a.advisory.cmp(&b.advisory));
+    let names = |f: &Finding| -> Vec<String> { std::iter::once(&f.advisory).chain(&f.aliases).cloned().collect() };
+    loop {
+        let pair = (0..findings.len()).find_map(|i| {
+            let of_i = names(&findings[i]);
+            let j = findings[i + 1..].iter().position(|f| names(f).iter().any(|n| of_i.contains(n)))?;
+            Some((i, i + 1 + j))
+        });
+        let Some((i, j)) = pair else {
+            for finding in &mut findings {
+                finding.aliases.sort();
+            }
+            return findings;
+        };
+        let other = findings.remove(j);
+        let kept = &mut findings[i];
+        for name in names(&other) {
+            if name != kept.advisory && !kept.aliases.contains(&name) {
+                kept.aliases.push(name);
+            }
+        }
+        kept.severity = kept.severity.max(other.severity);
+        kept.score = match (kept.score, other.score) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        kept.fixed = kept.fixed.take().or(other.fixed);
+        kept.summary = kept.summary.take().or(other.summary);
+        kept.details = kept.details.take().or(other.details);
+        kept.modified = kept.modified.max(other.modified);
+    }
 }

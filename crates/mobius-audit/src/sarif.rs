@@ -108,11 +108,13 @@ fn result(finding: &Finding, rule_index: usize) -> Value {
     })
 }
 
-/// A relative, `/`-separated URI for a lockfile path (GitHub wants repository-relative ones).
+/// The URI of a lockfile: relative paths stay relative and `/`-separated (GitHub wants
+/// repository-relative ones: give the audit relative paths), absolute ones become `file://`.
 fn artifact_uri(path: &std::path::Path) -> String {
     let text = path.to_string_lossy().replace('\\', "/");
     let text = text.strip_prefix("./").unwrap_or(&text);
-    text.split('/').map(percent_encode).collect::<Vec<_>>().join("/")
+    let encoded = text.split('/').map(percent_encode).collect::<Vec<_>>().join("/");
+    if path.is_absolute() { format!("file://{encoded}") } else { encoded }
 }
 
 fn percent_encode(segment: &str) -> String {

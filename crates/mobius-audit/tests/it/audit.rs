@@ -91,3 +91,36 @@ fn severity_names_parse_as_gates_spell_them() {
         "unknown severity \"severe\" (expected low, medium, moderate, high or critical)"
     );
 }
+
+#[test]
+fn one_vulnerability_under_several_ids_is_one_finding() {
+    let fixture = Fixture::new();
+    fixture.lockfile("Cargo.lock", &cargo_lock("a", &["1.0.0"]));
+    let all = json!({"ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "1.1.0"}]}]});
+    let mut rustsec = advisory("RUSTSEC-2024-0001", "crates.io", "a", all.clone());
+    rustsec["aliases"] = json!(["CVE-2024-1"]);
+    rustsec["severity"] = json!([{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}]);
+    let mut ghsa = advisory("GHSA-aaaa-bbbb-cccc", "crates.io", "a", all.clone());
+    ghsa["aliases"] = json!(["CVE-2024-1"]);
+    ghsa["database_specific"] = json!({"severity": "HIGH"});
+    // Linked to the others only through RUSTSEC-2024-0001's id.
+    let mut go_on = advisory("GHSA-zzzz-yyyy-xxxx", "crates.io", "a", all.clone());
+    go_on["aliases"] = json!(["RUSTSEC-2024-0001"]);
+    let unrelated = advisory("RUSTSEC-2024-0002", "crates.io", "a", all);
+    fixture.archive("crates.io", &[go_on, rustsec, unrelated, ghsa]);
+
+    let report = fixture.report();
+    let found: Vec<_> = report.findings.iter().map(|f| (f.advisory.as_str(), f.aliases.clone(), f.severity)).collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "GHSA-aaaa-bbbb-cccc",
+                vec!["CVE-2024-1".to_owned(), "GHSA-zzzz-yyyy-xxxx".to_owned(), "RUSTSEC-2024-0001".to_owned()],
+                Some(Severity::Critical),
+            ),
+            ("RUSTSEC-2024-0002", vec![], None),
+        ]
+    );
+    assert_eq!(report.findings[0].score, Some(9.8));
+}

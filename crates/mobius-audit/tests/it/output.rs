@@ -96,7 +96,7 @@ fn sarif_has_a_rule_per_advisory_and_located_results() {
         assert_eq!(result["ruleId"], rule["id"]);
         let location = &result["locations"][0]["physicalLocation"];
         let uri = location["artifactLocation"]["uri"].as_str().unwrap();
-        assert!(uri.ends_with("/project/Cargo.lock"), "{uri}");
+        assert!(uri.starts_with("file:///") && uri.ends_with("/project/Cargo.lock"), "{uri}");
         assert!(location["region"]["startLine"].as_u64().unwrap() >= 1);
     }
     assert_eq!(results[1]["locations"][0]["physicalLocation"]["region"]["startLine"], 8);
@@ -114,4 +114,15 @@ fn sarif_has_a_rule_per_advisory_and_located_results() {
     let notes = run["invocations"][0]["toolExecutionNotifications"].as_array().unwrap();
     assert_eq!(notes.len(), 1);
     assert!(notes[0]["message"]["text"].as_str().unwrap().contains("requests >=2 is not pinned"));
+}
+
+#[test]
+fn sarif_uris_stay_relative_when_the_audit_is_given_relative_paths() {
+    let (_fixture, mut report) = report();
+    for finding in &mut report.findings {
+        finding.package.source.file = "services/api v2/Cargo.lock".into();
+    }
+    let sarif = to_sarif(&report);
+    let uri = &sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"];
+    assert_eq!(uri, "services/api%20v2/Cargo.lock");
 }
