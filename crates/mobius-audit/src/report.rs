@@ -143,7 +143,7 @@ impl Report {
     }
 
     /// A table of findings (package, version, advisory, severity, fixed version, location),
-    /// then the warnings and a one-line summary.
+    /// then the warnings, the date of each archive's data, and a one-line summary.
     pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
         let header = ["PACKAGE", "VERSION", "ADVISORY", "SEVERITY", "FIXED", "LOCATION"];
         let rows: Vec<[String; 6]> = self
@@ -190,6 +190,13 @@ impl Report {
         }
         for warning in &self.warnings {
             writeln!(out, "warning: {warning}")?;
+        }
+        for archive in &self.database {
+            writeln!(
+                out,
+                "advisories: {} as of {} ({} records, {} withdrawn)",
+                archive.ecosystem, archive.as_of, archive.records, archive.withdrawn
+            )?;
         }
         let affected: std::collections::HashSet<_> =
             self.findings.iter().map(|f| (f.package.ecosystem, &f.package.name, &f.package.version)).collect();

@@ -36,7 +36,7 @@ pub fn evaluate(ecosystem: Ecosystem, version: &str, affected: &Affected) -> Res
     let mut verdict = Verdict::Unaffected;
     for range in &affected.ranges {
         let scheme = match range.kind {
-            RangeKind::Git => continue,
+            RangeKind::Git | RangeKind::Unknown => continue,
             // SemVer ranges order by SemVer whatever the ecosystem; crates.io's rules are it.
             RangeKind::Semver => Ecosystem::CratesIo,
             RangeKind::Ecosystem => ecosystem,

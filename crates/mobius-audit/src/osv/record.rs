@@ -83,6 +83,9 @@ pub enum RangeKind {
     /// Git commits: needs the repository's history, so not evaluated here.
     #[serde(rename = "GIT")]
     Git,
+    /// A type this reader does not know (a later schema's): skipped like `GIT`.
+    #[serde(other)]
+    Unknown,
 }
 
 /// `affected[].ranges[]`.
@@ -109,8 +112,9 @@ pub enum Event {
     Limit(String),
 }
 
+// Keys other than the four are ignored (a later schema may add some); an event must still
+// have exactly one of the four.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawEvent {
     introduced: Option<String>,
     fixed: Option<String>,
@@ -129,5 +133,62 @@ impl TryFrom<RawEvent> for Event {
             (None, None, None, Some(v)) => Ok(Event::Limit(v)),
             _ => Err("an event must have exactly one of introduced, fixed, last_affected and limit".to_owned()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Shaped as the exports are: GitHub's record with its own fields, a RustSec-style
+    /// `ecosystem_specific`, range-level `database_specific`, a CVSS v4 vector, fractional
+    /// seconds, and a range type this reader does not know.
+    #[test]
+    fn reads_records_as_the_databases_export_them() {
+        let text = r#"{
+          "schema_version": "1.6.0",
+          "id": "GHSA-xxxx-yyyy-zzzz",
+          "modified": "2024-03-01T12:34:56.789012Z",
+          "published": "2021-01-04T00:00:00Z",
+          "aliases": ["CVE-2021-25900", "RUSTSEC-2021-0003"],
+          "related": [],
+          "summary": "Buffer overflow in SmallVec::insert_many",
+          "details": "A bug in `insert_many` ...",
+          "severity": [
+            {"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"},
+            {"type": "CVSS_V4", "score": "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"}
+          ],
+          "affected": [{
+            "package": {"ecosystem": "crates.io", "name": "smallvec", "purl": "pkg:cargo/smallvec"},
+            "ranges": [
+              {"type": "SEMVER", "events": [{"introduced": "0.6.3"}, {"fixed": "0.6.14"}],
+               "database_specific": {"last_known_affected_version_range": "< 0.6.14"}},
+              {"type": "CHERRY_PICKED", "events": [{"introduced": "0"}]}
+            ],
+            "ecosystem_specific": {"affects": {"arch": [], "os": [], "functions": ["smallvec::SmallVec::insert_many"]}},
+            "database_specific": {"source": "https://example.com/RUSTSEC-2021-0003.json"}
+          }],
+          "references": [{"type": "ADVISORY", "url": "https://example.com/advisory"}],
+          "credits": [{"name": "someone", "type": "FINDER"}],
+          "database_specific": {"cwe_ids": ["CWE-787"], "severity": "CRITICAL", "github_reviewed": true, "nvd_published_at": null}
+        }"#;
+        let record: Record = serde_json::from_str(text).unwrap();
+        assert_eq!(record.id, "GHSA-xxxx-yyyy-zzzz");
+        assert_eq!(record.modified.to_string(), "2024-03-01T12:34:56.789012Z");
+        assert_eq!(
+            record.affected[0].ranges[0].events,
+            [Event::Introduced("0.6.3".into()), Event::Fixed("0.6.14".into())]
+        );
+        assert_eq!(record.affected[0].ranges[1].kind, RangeKind::Unknown);
+        assert_eq!(record.severity.len(), 2);
+    }
+
+    #[test]
+    fn an_event_needs_exactly_one_of_the_four() {
+        for text in [r#"{}"#, r#"{"introduced": "0", "fixed": "1"}"#, r#"{"note": "x"}"#] {
+            let error = serde_json::from_str::<Event>(text).unwrap_err().to_string();
+            assert!(error.contains("exactly one of introduced, fixed, last_affected and limit"), "{text}: {error}");
+        }
+        assert_eq!(serde_json::from_str::<Event>(r#"{"limit": "*", "note": "x"}"#).unwrap(), Event::Limit("*".into()));
     }
 }

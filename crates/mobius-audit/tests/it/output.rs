@@ -49,6 +49,7 @@ crates.io/time      0.1.44   RUSTSEC-2020-0071    medium          0.2.23  <p>/Ca
 crates.io/smallvec  1.6.0    GHSA-43w2-9j62-hq99  critical (9.8)  1.6.1   <p>/Cargo.lock:8
 
 warning: <p>/requirements.txt:1: requests >=2 is not pinned with == and was not audited
+advisories: crates.io as of 2024-05-20T10:00:00Z (2 records, 0 withdrawn)
 2 vulnerabilities in 2 of 2 packages (2 lockfiles)
 ";
     assert_eq!(text, expected);
