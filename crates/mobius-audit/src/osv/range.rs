@@ -23,8 +23,9 @@ pub enum Verdict {
 }
 
 /// Evaluates `affected` for `version` (as written in the lockfile) of an `ecosystem` package.
-/// An event version that its range's ordering cannot read is an error: the range cannot be
-/// decided, and the caller reports that rather than guess.
+/// A version that a range's ordering cannot read (the package's or an event's) leaves that
+/// range undecided: unless another range or the `versions` list says affected, that is an
+/// error, which the caller reports rather than guess.
 pub fn evaluate(ecosystem: Ecosystem, version: &str, affected: &Affected) -> Result<Verdict, VersionError> {
     let mut listed = false;
     for candidate in &affected.versions {
@@ -34,6 +35,7 @@ pub fn evaluate(ecosystem: Ecosystem, version: &str, affected: &Affected) -> Res
         }
     }
     let mut verdict = Verdict::Unaffected;
+    let mut undecided = None;
     for range in &affected.ranges {
         let scheme = match range.kind {
             RangeKind::Git | RangeKind::Unknown => continue,
@@ -41,17 +43,23 @@ pub fn evaluate(ecosystem: Ecosystem, version: &str, affected: &Affected) -> Res
             RangeKind::Semver => Ecosystem::CratesIo,
             RangeKind::Ecosystem => ecosystem,
         };
-        if let Verdict::Affected { fixed } = evaluate_range(scheme, version, range)? {
+        match evaluate_range(scheme, version, range) {
             // Several ranges may hold the version; the report wants a fix, so keep one.
-            if fixed.is_some() || verdict == Verdict::Unaffected {
+            Ok(Verdict::Affected { fixed }) if fixed.is_some() || verdict == Verdict::Unaffected => {
                 verdict = Verdict::Affected { fixed };
             }
+            Ok(_) => {}
+            Err(error) => undecided = undecided.or(Some(error)),
         }
     }
     if listed && verdict == Verdict::Unaffected {
         verdict = Verdict::Affected { fixed: None };
     }
-    Ok(verdict)
+    // A range that could not be read only matters when nothing else says affected.
+    match (verdict, undecided) {
+        (Verdict::Unaffected, Some(error)) => Err(error),
+        (verdict, _) => Ok(verdict),
+    }
 }
 
 /// Equality for the `versions` list: by the ecosystem's ordering when both parse (PyPI's
@@ -125,5 +133,36 @@ fn rank(event: &Event) -> u8 {
         Event::LastAffected(_) => 1,
         Event::Fixed(_) => 2,
         Event::Limit(_) => 3,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::osv::record::Affected;
+
+    fn affected(value: serde_json::Value) -> Affected {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn an_unreadable_range_does_not_hide_a_readable_one() {
+        let entry = affected(serde_json::json!({"ranges": [
+            {"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "1.x"}]},
+            {"type": "SEMVER", "events": [{"introduced": "1.0.0"}, {"fixed": "1.2.0"}]},
+        ]}));
+        assert_eq!(evaluate(Ecosystem::Npm, "1.1.0", &entry), Ok(Verdict::Affected { fixed: Some("1.2.0".into()) }));
+        let error = evaluate(Ecosystem::Npm, "2.0.0", &entry).unwrap_err();
+        assert_eq!(error.version, "1.x");
+    }
+
+    #[test]
+    fn equal_introduced_and_fixed_is_an_empty_range() {
+        let entry = affected(serde_json::json!({"ranges": [
+            {"type": "SEMVER", "events": [{"fixed": "1.0.0"}, {"introduced": "1.0.0"}]},
+        ]}));
+        for version in ["0.9.0", "1.0.0", "1.1.0"] {
+            assert_eq!(evaluate(Ecosystem::CratesIo, version, &entry), Ok(Verdict::Unaffected), "{version}");
+        }
     }
 }
