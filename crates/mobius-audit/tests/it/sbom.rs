@@ -1,10 +1,10 @@
 //! CycloneDX SBOMs: the document's fields, and validation against CycloneDX's JSON schema.
 //!
-//! The schemas are not in the repository: `MOBIUS_CYCLONEDX_SCHEMAS` names a directory holding
-//! `bom-1.6.SNAPSHOT.schema.json`, `spdx.SNAPSHOT.schema.json` and
-//! `jsf-0.82.SNAPSHOT.schema.json` as the `cyclonedx-python-lib` wheel ships them
-//! (`cyclonedx/schema/_res/`); `scripts/test` fills it. Without it the validation test fails
-//! and says how to fill it, unless `MOBIUS_SKIP_SCHEMA_TESTS=1` says to skip on purpose.
+//! The schemas are not in the repository: `MOBIUS_CYCLONEDX_SCHEMAS` (by default
+//! `/usr/local/share/cyclonedx`) names a directory holding `bom-1.6.SNAPSHOT.schema.json`,
+//! `spdx.SNAPSHOT.schema.json` and `jsf-0.82.SNAPSHOT.schema.json` as the
+//! `cyclonedx-python-lib` wheel ships them; `tests/install-cyclonedx-schemas.sh` (which
+//! `scripts/test` runs) fills it. Without them the validation test fails and says so.
 
 use std::path::{Path, PathBuf};
 
@@ -14,7 +14,7 @@ use mobius_audit::{Lockfile, SbomSubject, sbom, sbom_at};
 use serde_json::{Value, json};
 
 const SCHEMA_DIR_VAR: &str = "MOBIUS_CYCLONEDX_SCHEMAS";
-const SKIP_VAR: &str = "MOBIUS_SKIP_SCHEMA_TESTS";
+const DEFAULT_SCHEMA_DIR: &str = "/usr/local/share/cyclonedx";
 
 fn lockfiles() -> Vec<Lockfile> {
     let cargo = "version = 4\n\n[[package]]\nname = \"smallvec\"\nversion = \"1.6.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n";
@@ -93,24 +93,20 @@ impl jsonschema::Retrieve for SchemaDir {
     }
 }
 
-fn schema_dir() -> Option<PathBuf> {
-    match std::env::var_os(SCHEMA_DIR_VAR) {
-        Some(dir) => Some(PathBuf::from(dir)),
-        None if std::env::var(SKIP_VAR).as_deref() == Ok("1") => {
-            eprintln!("skipping CycloneDX schema validation: {SKIP_VAR}=1");
-            None
-        }
-        None => panic!(
-            "{SCHEMA_DIR_VAR} is not set: it names the directory with CycloneDX's JSON schemas \
-             (see scripts/test, which fills it from the cyclonedx-python-lib wheel); \
-             set {SKIP_VAR}=1 to skip this validation on purpose"
-        ),
-    }
+fn schema_dir() -> PathBuf {
+    let dir = std::env::var_os(SCHEMA_DIR_VAR).map_or_else(|| PathBuf::from(DEFAULT_SCHEMA_DIR), PathBuf::from);
+    assert!(
+        dir.join("bom-1.6.SNAPSHOT.schema.json").is_file(),
+        "{} has no CycloneDX schemas ({SCHEMA_DIR_VAR} names another directory): run \
+         crates/mobius-audit/tests/install-cyclonedx-schemas.sh, as scripts/test does",
+        dir.display()
+    );
+    dir
 }
 
 #[test]
 fn sbom_validates_against_the_cyclonedx_1_6_schema() {
-    let Some(dir) = schema_dir() else { return };
+    let dir = schema_dir();
     let path = dir.join("bom-1.6.SNAPSHOT.schema.json");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e} (is {SCHEMA_DIR_VAR} filled by scripts/test?)", path.display()));
