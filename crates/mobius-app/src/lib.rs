@@ -41,6 +41,7 @@ use mobius_delivery::{DeployConfig, DeployError, Deployer};
 use mobius_events::materialise::Rules;
 use mobius_features::FlagSets;
 use mobius_features::rollout::Rollouts;
+use mobius_gitops::GitOps;
 use mobius_log::blocking::Guarded;
 use mobius_log::lease::Leases;
 use mobius_log::{Clock, Ingestor};
@@ -185,6 +186,9 @@ pub struct App {
     pub flag_rollouts: Rollouts,
     /// Jobs on `mobius agent` workers: the queue, and what agents call.
     pub agents: Agents,
+    /// Environments declared in deploy repositories, reconciled (one replica, under
+    /// [`lease::GITOPS`]); its guard refuses manual deploys to them.
+    pub gitops: GitOps,
     /// The leases this replica holds on the work that must happen once ([`App::start`]).
     pub leases: Leases,
     config: Config,
@@ -232,6 +236,7 @@ impl App {
                 secrets: config.secrets.clone(),
                 leases: config.replicas.then(|| leases.clone()),
                 flags: Some(Arc::new(flags::ReleaseFlagSets::new(flag_sets.clone(), rollouts_cell.clone()))),
+                guard: Some(Arc::new(GitOps::guard(store.clone()))),
             },
         );
         let runs = Runner::new(
@@ -266,7 +271,8 @@ impl App {
         let flag_rollouts = Rollouts::new(flag_sets.clone(), store.clone(), config.clock, Arc::new(health));
         // The deployer's flag port starts the rollouts of release files; built over the deployer.
         let _ = rollouts_cell.set(flag_rollouts.clone());
-        App { store, log, runs, delivery, reliability, flags: flag_sets, flag_rollouts, agents, leases, config }
+        let gitops = GitOps::new(store.clone(), log.clone(), delivery.clone(), config.clock);
+        App { store, log, runs, delivery, reliability, flags: flag_sets, flag_rollouts, agents, gitops, leases, config }
     }
 
     /// How the application was set up.
@@ -330,6 +336,20 @@ impl App {
         background.spawn(|stop| delivery.drive_environments(stop));
         let rollouts = self.flag_rollouts.clone();
         background.spawn_leased(&self.leases, lease::FLAG_ROLLOUTS, move |until| rollouts.clone().run(until));
+        let gitops = self.gitops.clone();
+        background.spawn_leased(&self.leases, lease::GITOPS, move |until| gitops.clone().run(until));
+        // A push seen by this replica's poll wakes the reconciler at once (another replica's
+        // push is seen within its one-second tick, through the stored revision).
+        let (pushed, gitops) = (self.runs.pushed(), self.gitops.clone());
+        background.spawn(|stop| async move {
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    () = &mut stop => return,
+                    () = pushed.notified() => gitops.wake(),
+                }
+            }
+        });
         // Every replica keeps its own flag sets current: each serves evaluations.
         let flags = self.flags.clone();
         background.spawn(|stop| flags.sync_forever(stop));
@@ -394,6 +414,8 @@ pub mod lease {
     pub const RUN_RECOVERY: &str = "run-recovery";
     /// Stepping flag rollouts and stopping the unhealthy ones.
     pub const FLAG_ROLLOUTS: &str = "flag-rollouts";
+    /// Reconciling the environments deploy repositories declare.
+    pub const GITOPS: &str = "gitops";
 
     /// With replicas: a service's rollouts, instances and proxy in an environment
     /// (`environment:<service>/<environment>`).

@@ -72,6 +72,23 @@ pub struct DeployConfig {
     /// Where a release's flag files are loaded when its rollout starts (see [`flags`]);
     /// `None`: a release with flag files is refused.
     pub flags: Option<Arc<dyn flags::ReleaseFlags>>,
+    /// Asked before a deploy through [`Deployer::deploy`] (a person, a pipeline step); `None`:
+    /// every environment takes deploys. GitOps refuses manual deploys to the environments a
+    /// deploy repository declares, and deploys them itself through [`Deployer::deploy_declared`].
+    pub guard: Option<Arc<dyn DeployGuard>>,
+}
+
+/// Whether a deploy of a service to an environment may be asked for by hand. Called on the
+/// blocking pool: it may read the store.
+pub trait DeployGuard: Send + Sync {
+    /// `Err` with the message the caller sees when the environment is not theirs to deploy to.
+    fn check(&self, service: &str, environment: &str) -> Result<(), String>;
+}
+
+impl std::fmt::Debug for dyn DeployGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeployGuard")
+    }
 }
 
 /// Why a deployment operation was refused or failed, in the control plane's words.
@@ -95,6 +112,9 @@ pub enum DeployError {
     /// it recovers.
     #[error("{message}")]
     BudgetExhausted { service: String, environment: String, message: String },
+    /// The guard refused a deploy by hand (the environment is declared in a deploy repository).
+    #[error("{message}")]
+    Managed { service: String, environment: String, message: String },
     #[error("rollout {id} of {service} to {environment} is still {phase}: promote, abort or wait for it")]
     RolloutUnfinished { id: i64, service: String, environment: String, phase: &'static str },
     #[error("{version} is already the version serving {environment}")]
@@ -216,6 +236,20 @@ impl Deployer {
     /// service to that environment is unfinished. With replicas, the release is made here and
     /// the replica driving the environment starts the rollout.
     pub async fn deploy(&self, request: DeployRequest) -> Result<Stored, DeployError> {
+        if let Some(guard) = self.inner.config.guard.clone() {
+            let (service, environment) = (request.service.clone(), request.environment.clone());
+            let checked = mobius_log::blocking::spawn(move || guard.check(&service, &environment)).await;
+            if let Err(message) = checked {
+                let (service, environment) = (request.service.clone(), request.environment.clone());
+                return Err(DeployError::Managed { service, environment, message });
+            }
+        }
+        self.deploy_declared(request).await
+    }
+
+    /// A deploy the [`DeployConfig::guard`] is not asked about: what GitOps itself deploys,
+    /// as git declares it.
+    pub async fn deploy_declared(&self, request: DeployRequest) -> Result<Stored, DeployError> {
         let Some(leases) = &self.inner.config.leases else { return self.deploy_with(request, None).await };
         let release = self.prepare(&request).await?;
         self.share(&release).await?;

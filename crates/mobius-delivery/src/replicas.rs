@@ -152,6 +152,7 @@ impl DeployError {
             | D::AlreadyServing { .. }
             | D::NothingToUndo { .. }
             | D::ChangeRefused(_)
+            | D::Managed { .. }
             | D::RolloutOver { .. }
             | D::Listen { .. } => Refusal::Conflict,
             D::Store(store) if store.is_unavailable() => Refusal::Unavailable,

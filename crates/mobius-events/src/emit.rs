@@ -21,6 +21,7 @@
 
 pub mod delivery;
 pub mod flags;
+pub mod gitops;
 pub mod pipeline;
 pub mod reliability;
 

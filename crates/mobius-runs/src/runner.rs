@@ -128,6 +128,8 @@ struct Inner {
     agents: Mutex<Option<crate::agents::Agents>>,
     /// Who drives the runs this process queues ([`Runner::set_driver`]).
     driver: Mutex<Option<Driver>>,
+    /// Rung after a poll that saw a branch or tag move ([`Runner::pushed`]).
+    pushed: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Default)]
@@ -180,6 +182,7 @@ impl Runner {
                 server_url: Mutex::new(None),
                 agents: Mutex::new(None),
                 driver: Mutex::new(None),
+                pushed: Arc::new(tokio::sync::Notify::new()),
             }),
         }
     }
@@ -240,6 +243,12 @@ impl Runner {
         let this = self.clone();
         let repository = repository.to_owned();
         mobius_log::blocking::spawn(move || this.poll_blocking(&repository)).await
+    }
+
+    /// Rung (one waiter; a permit is kept when none waits) after a poll — the timer's, a webhook's or a
+    /// hook's — saw a branch or tag move: what GitOps wakes on.
+    pub fn pushed(&self) -> Arc<tokio::sync::Notify> {
+        self.inner.pushed.clone()
     }
 
     /// Polls every registered repository, logging failures.
@@ -550,6 +559,9 @@ impl Runner {
         // Recorded after the runs exist: a crash in between re-triggers (runs are cheap to
         // cancel) rather than silently dropping a push.
         self.inner.store.set_repository_heads(name, &now)?;
+        if before != now {
+            self.inner.pushed.notify_one();
+        }
         Ok(queued)
     }
 

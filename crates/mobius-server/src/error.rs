@@ -229,6 +229,8 @@ impl From<DeployError> for ApiError {
             | D::NothingToUndo { .. }
             | D::ChangeRefused(_)
             | D::RolloutOver { .. } => ApiError::client(StatusCode::CONFLICT, "conflict", &e),
+            // Declared in a deploy repository: git is where it changes.
+            D::Managed { .. } => ApiError::client(StatusCode::CONFLICT, "managed_by_gitops", &e),
             // The address is taken: another process, or another environment's proxy.
             D::Listen { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", Chain(&e).to_string()),
             D::Store(store) => ApiError::store(store),

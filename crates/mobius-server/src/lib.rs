@@ -38,7 +38,8 @@ use tokio::net::TcpListener;
 use crate::limits::{Gates, Limits};
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
 use crate::routes::{
-    agents, delivery, environments, flag_rollouts, flags, health, log, ofrep, reliability, repositories, runs, secrets,
+    agents, delivery, environments, flag_rollouts, flags, gitops, health, log, ofrep, reliability, repositories, runs,
+    secrets,
 };
 
 /// A secret from configuration; its `Debug` never shows it.
@@ -159,6 +160,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/flags/{set}/flags/{flag}/state", put(flags::set_state))
         .route("/api/v1/flags/{set}/flags/{flag}/default", put(flags::set_default))
         .route("/api/v1/flag-rollouts", get(flag_rollouts::list))
+        .route("/api/v1/gitops", get(gitops::list).post(gitops::add).delete(gitops::remove))
+        .route("/api/v1/gitops/sync", post(gitops::sync))
+        .route("/api/v1/promotions", post(gitops::promote))
         .route("/api/v1/flags/{set}/flags/{flag}/rollout", get(flag_rollouts::show).post(flag_rollouts::start))
         .route("/api/v1/flags/{set}/flags/{flag}/rollout/{action}", post(flag_rollouts::act))
         .route("/api/v1/poll", post(runs::poll))

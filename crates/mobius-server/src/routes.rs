@@ -6,6 +6,7 @@ pub mod delivery;
 pub mod environments;
 pub mod flag_rollouts;
 pub mod flags;
+pub mod gitops;
 pub mod health;
 pub mod log;
 pub mod ofrep;

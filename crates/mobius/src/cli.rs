@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 mod flags;
+mod gitops;
 mod pipelines;
 
 pub use flags::*;
+pub use gitops::*;
 pub use pipelines::*;
 
 /// Mobius: one binary for the whole delivery loop — build, test, release, deploy, operate,
@@ -101,6 +103,19 @@ pub enum Command {
     /// Watch and steer rollouts: status, promote, abort, undo
     #[command(subcommand)]
     Rollout(RolloutCommand),
+    /// Environments declared in git (deploy repositories) and reconciled by the server
+    ///
+    /// A followed repository's environments/<env>.yaml files say which artifact digest each
+    /// service runs there; the server deploys what changes, shows sync and health per service,
+    /// refuses (or with --self-heal reverts) deploys by hand, and honours sync windows.
+    #[command(subcommand)]
+    Gitops(GitopsCommand),
+    /// Promote what serves in one environment to another, as a commit to the deploy repository
+    ///
+    /// Writes the digest serving --from into the file declaring --to, on the branch the
+    /// repository is followed at (author and message say who and why); the server then syncs
+    /// it like any change to git. Needs --server and a `deploy` token.
+    Promote(PromoteArgs),
     /// Run a service's data plane apart from the control plane
     ///
     /// Follows the routing table the server writes in <data-dir>/proxy and publishes its SLIs

@@ -12,6 +12,7 @@ mod environment;
 mod events;
 mod flag_rollouts;
 mod flags;
+mod gitops;
 mod incident;
 mod lint;
 mod measure;
@@ -57,6 +58,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Init(args) => deploy::init(args),
         Command::Deploy(args) => deploy::deploy(data_dir, json, args).await,
         Command::Rollout(command) => deploy::rollout(data_dir, json, command).await,
+        Command::Gitops(command) => gitops::run(json, command).await,
+        Command::Promote(args) => gitops::promote(json, args).await,
         Command::Proxy(args) => {
             let settings = settings(data_dir, None)?;
             proxy::run(&settings.data_dir, args).await

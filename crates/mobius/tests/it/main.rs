@@ -20,6 +20,7 @@ mod environments;
 mod flag_rollouts;
 mod flags;
 mod forge_statuses;
+mod gitops;
 mod golden;
 mod hardening;
 mod limits;

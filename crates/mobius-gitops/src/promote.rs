@@ -1,0 +1,270 @@
+//! Promotion as a commit: `mobius promote SERVICE --from staging --to production` writes the
+//! digest serving in staging into the deploy repository's `environments/production.yaml`, as a
+//! commit whose author and message say who and why, on the branch the source follows. The
+//! reconciler then syncs it like any change to git, so the audit trail of every production
+//! change is the repository's history (and the `mobius-gitops.synced` event names the commit).
+//!
+//! The commit is written without a work tree (a throwaway index, `commit-tree`, and a
+//! compare-and-swap of the branch): a push that lands in between makes the promotion fail
+//! rather than overwrite it. The file's other lines, comments included, are kept as written:
+//! only the digest's text is replaced (or the service's entry added under `services:`).
+
+use mobius_deploy::rollout::Phase;
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+use std::collections::BTreeMap;
+
+use crate::desired::{self, is_digest};
+use crate::reconcile::short_digest;
+use crate::repo::{self, Author};
+use crate::{GitOps, GitOpsError, digest_of, read_sources, read_status};
+
+/// What to promote, and who asks.
+#[derive(Debug, Clone)]
+pub struct Promotion {
+    pub service: String,
+    pub from: String,
+    pub to: String,
+    /// A token's name, or `cli`.
+    pub by: String,
+    pub reason: Option<String>,
+}
+
+/// The commit a promotion made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Promoted {
+    pub repository: String,
+    pub file: String,
+    /// The full ref moved (`refs/heads/main`).
+    pub branch: String,
+    pub commit: String,
+    pub digest: String,
+    /// What the file declared before (`None`: the service was not in it).
+    pub previous: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PromoteError {
+    #[error("no followed deploy repository declares environment `{environment}`: `mobius gitops add` one first")]
+    NoSource { environment: String },
+    #[error("{service} serves nothing in {environment} to promote")]
+    NothingServing { service: String, environment: String },
+    #[error("rollout {id} of {service} in {environment} is still {phase}: promote what serves once it is done")]
+    InProgress { id: i64, service: String, environment: String, phase: &'static str },
+    #[error("{file} declares {digest} for {service} already")]
+    AlreadyDeclared { file: String, service: String, digest: String },
+    #[error("repository `{repository}` follows `{revision}`, which is not a branch: a promotion cannot commit to it")]
+    NotABranch { repository: String, revision: String },
+    #[error("{file}: {message}")]
+    CannotEdit { file: String, message: String },
+}
+
+impl GitOps {
+    /// Commits the digest serving `promotion.from` into the file declaring `promotion.to`.
+    pub async fn promote(&self, promotion: Promotion) -> Result<Promoted, GitOpsError> {
+        let store = self.inner.store.clone();
+        let to = promotion.to.clone();
+        let (source, file) = mobius_log::blocking::spawn(move || -> Result<_, GitOpsError> {
+            let (sources, _) = read_sources(store.as_ref())?;
+            for source in sources {
+                let (status, _) = read_status(store.as_ref(), &source.repository)?;
+                if let Some(file) = status.environments.get(&to) {
+                    return Ok((source, file.clone()));
+                }
+            }
+            Err(PromoteError::NoSource { environment: to }.into())
+        })
+        .await?;
+
+        let deployer = self.inner.deployer.clone();
+        let (service, from) = (promotion.service.clone(), promotion.from.clone());
+        let latest = mobius_log::blocking::spawn(move || deployer.status(&service, &from)).await?;
+        let nothing =
+            || PromoteError::NothingServing { service: promotion.service.clone(), environment: promotion.from.clone() };
+        let latest = latest.ok_or_else(nothing)?;
+        let r = &latest.rollout;
+        if !r.phase.is_final() {
+            return Err(PromoteError::InProgress {
+                id: r.id,
+                service: promotion.service.clone(),
+                environment: promotion.from.clone(),
+                phase: r.phase.as_str(),
+            }
+            .into());
+        }
+        let serving = match r.phase {
+            Phase::Succeeded => r.new.artifact.as_deref(),
+            _ => r.stable.as_ref().and_then(|s| s.artifact.as_deref()),
+        };
+        let digest = serving.and_then(digest_of).ok_or_else(nothing)?;
+
+        let path = self.path_of(&source.repository).await?;
+        let (repository, revision) = (source.repository.clone(), source.revision.clone());
+        let commit = mobius_log::blocking::spawn(move || -> Result<Promoted, GitOpsError> {
+            let branch = repo::branch_of(&path, &revision)
+                .ok_or_else(|| PromoteError::NotABranch { repository: repository.clone(), revision: revision.clone() })?;
+            let parent = repo::resolve(&path, &branch)?;
+            let text = repo::file_at(&path, &parent, &file).unwrap_or_default();
+            let (edited, previous) = set_artifact(&file, &text, &promotion.service, &digest)?;
+            let author = Author { name: promotion.by.clone(), email: format!("{}@mobius.invalid", email_safe(&promotion.by)) };
+            let message = format!(
+                "Promote {service} to {to}: {short}\n\n{service} serves {digest} in {from}; {by} promoted it to {to}{why}.\n\nMobius-Promotion: {from} -> {to}\n",
+                service = promotion.service,
+                to = promotion.to,
+                from = promotion.from,
+                short = short_digest(&digest),
+                by = promotion.by,
+                why = promotion.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default(),
+            );
+            let commit = repo::commit_file(&path, &branch, &parent, &file, &edited, &author, &message)?;
+            Ok(Promoted { repository, file, branch, commit, digest, previous })
+        })
+        .await?;
+        self.wake();
+        Ok(commit)
+    }
+}
+
+#[derive(Deserialize)]
+struct Located {
+    #[serde(default)]
+    services: BTreeMap<String, Spanned<LocatedService>>,
+}
+
+#[derive(Deserialize)]
+struct LocatedService {
+    artifact: Spanned<String>,
+}
+
+/// `text` with `service`'s artifact set to `digest`, and the digest it had.
+pub fn set_artifact(
+    file: &str,
+    text: &str,
+    service: &str,
+    digest: &str,
+) -> Result<(String, Option<String>), PromoteError> {
+    let cannot = |message: String| PromoteError::CannotEdit { file: file.to_owned(), message };
+    if !is_digest(digest) {
+        return Err(cannot(format!("`{digest}` is not a digest")));
+    }
+    desired::parse(file, text).map_err(|e| cannot(e.to_string()))?;
+    let located: Option<Located> = serde_saphyr::from_str(text).map_err(|e| cannot(e.to_string()))?;
+    let entry = located.and_then(|l| l.services.into_iter().find(|(name, _)| name == service).map(|(_, e)| e));
+    let edited = match entry {
+        Some(entry) => {
+            let artifact = entry.value.artifact;
+            if artifact.value == digest {
+                return Err(PromoteError::AlreadyDeclared {
+                    file: file.to_owned(),
+                    service: service.to_owned(),
+                    digest: digest.to_owned(),
+                });
+            }
+            let start = offset_of(text, artifact.referenced.line(), artifact.referenced.column())
+                .and_then(|at| text[at..].find(&artifact.value).map(|i| at + i))
+                .ok_or_else(|| cannot(format!("cannot find {service}'s artifact in the text")))?;
+            let previous = artifact.value.clone();
+            let edited = format!("{}{digest}{}", &text[..start], &text[start + previous.len()..]);
+            (edited, Some(previous))
+        }
+        None => (
+            add_service(text, service, digest)
+                .ok_or_else(|| cannot("`services:` is not a block mapping I can add to".into()))?,
+            None,
+        ),
+    };
+    let checked = desired::parse(file, &edited.0).map_err(|e| cannot(format!("the edit would break the file: {e}")))?;
+    if checked.services.get(service).map(String::as_str) != Some(digest) {
+        return Err(cannot("the edit did not declare the digest".into()));
+    }
+    Ok(edited)
+}
+
+/// The byte offset of a 1-based line and column.
+fn offset_of(text: &str, line: u64, column: u64) -> Option<usize> {
+    let mut offset = 0;
+    for (n, content) in text.split_inclusive('\n').enumerate() {
+        if n as u64 + 1 == line {
+            let within: usize = content.chars().take(column.saturating_sub(1) as usize).map(char::len_utf8).sum();
+            return Some(offset + within);
+        }
+        offset += content.len();
+    }
+    None
+}
+
+/// `text` with `service` added under its top-level `services:` block (or the block added).
+fn add_service(text: &str, service: &str, digest: &str) -> Option<String> {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let Some(at) = lines.iter().position(|l| l.trim_end() == "services:") else {
+        if lines.iter().any(|l| l.starts_with("services:")) {
+            return None;
+        }
+        let newline = if text.is_empty() || text.ends_with('\n') { "" } else { "\n" };
+        return Some(format!("{text}{newline}services:\n  {service}:\n    artifact: {digest}\n"));
+    };
+    let indent = lines[at + 1..]
+        .iter()
+        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(|l| l.len() - l.trim_start().len())
+        .filter(|n| *n > 0)
+        .unwrap_or(2);
+    let pad = " ".repeat(indent);
+    let mut out: String = lines[..=at].concat();
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(&format!("{pad}{service}:\n{pad}{pad}artifact: {digest}\n"));
+    out.push_str(&lines[at + 1..].concat());
+    Some(out)
+}
+
+fn email_safe(name: &str) -> String {
+    let safe: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '-' }).collect();
+    if safe.is_empty() { "mobius".to_owned() } else { safe }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest(c: char) -> String {
+        format!("sha256:{}", c.to_string().repeat(64))
+    }
+
+    #[test]
+    fn a_digest_is_replaced_in_place_and_the_rest_of_the_file_kept() {
+        let text = format!(
+            "# production\nservices:\n  shop:\n    artifact: {}   # v1\n  billing:\n    artifact: \"{}\"\n",
+            digest('a'),
+            digest('b')
+        );
+        let (edited, previous) = set_artifact("environments/production.yaml", &text, "billing", &digest('c')).unwrap();
+        assert_eq!(previous, Some(digest('b')));
+        assert_eq!(edited, text.replace(&digest('b'), &digest('c')));
+        let (edited, _) = set_artifact("f.yaml", &text, "shop", &digest('c')).unwrap();
+        assert!(edited.contains(&format!("artifact: {}   # v1", digest('c'))), "{edited}");
+        let same = set_artifact("f.yaml", &text, "shop", &digest('a')).unwrap_err();
+        assert!(matches!(same, PromoteError::AlreadyDeclared { .. }), "{same}");
+    }
+
+    #[test]
+    fn a_service_not_declared_yet_is_added_under_services() {
+        let text = format!("services:\n    shop:\n        artifact: {}\n", digest('a'));
+        let (edited, previous) = set_artifact("f.yaml", &text, "billing", &digest('b')).unwrap();
+        assert_eq!(previous, None);
+        assert_eq!(
+            edited,
+            format!(
+                "services:\n    billing:\n        artifact: {}\n    shop:\n        artifact: {}\n",
+                digest('b'),
+                digest('a')
+            )
+        );
+        let (edited, _) = set_artifact("f.yaml", "", "shop", &digest('a')).unwrap();
+        assert_eq!(edited, format!("services:\n  shop:\n    artifact: {}\n", digest('a')));
+        let broken = set_artifact("f.yaml", "services: [", "shop", &digest('a')).unwrap_err();
+        assert!(broken.to_string().starts_with("f.yaml: f.yaml:1:"), "{broken}");
+    }
+}

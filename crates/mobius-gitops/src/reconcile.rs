@@ -1,0 +1,391 @@
+//! One pass over a source: read git when it moved, compare each declared service with what
+//! runs, act, and save where it stands.
+
+use std::path::PathBuf;
+
+use jiff::{SignedDuration, Timestamp};
+use mobius_delivery::{DeployError, DeployRequest, Source as DeploySource};
+use mobius_deploy::rollout::{Phase, Stored};
+use mobius_events::emit::gitops::{self as emit, Declared};
+
+use crate::desired::{self, Environment};
+use crate::{
+    GitOps, GitOpsError, HISTORY, Health, Passes, Read, Reconciliation, ServiceStatus, Source, SourceStatus, Sync,
+    digest_of, read_status, repo, status_key,
+};
+
+/// What started a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Trigger {
+    /// The reconciler's own tick.
+    Timer,
+    /// `mobius gitops sync`: files read again.
+    Asked,
+    /// `mobius gitops sync --force`: failed digests tried again, windows gone through.
+    Forced,
+}
+
+/// What runs, as a sync compares it.
+struct Live {
+    /// What the latest rollout moves to (or moved to), and what serves now.
+    target: Option<String>,
+    serving: Option<String>,
+    phase: Option<Phase>,
+    rollout: Option<i64>,
+    message: String,
+}
+
+impl Live {
+    fn of(stored: Option<&Stored>) -> Live {
+        let Some(stored) = stored else {
+            return Live { target: None, serving: None, phase: None, rollout: None, message: String::new() };
+        };
+        let r = &stored.rollout;
+        let new = r.new.artifact.as_deref().and_then(digest_of);
+        let stable = r.stable.as_ref().and_then(|s| s.artifact.as_deref()).and_then(digest_of);
+        let serving = match r.phase {
+            Phase::Succeeded => new.clone(),
+            _ => stable,
+        };
+        Live { target: new, serving, phase: Some(r.phase), rollout: Some(r.id), message: r.message.clone() }
+    }
+
+    fn health(&self) -> Health {
+        match self.phase {
+            None => Health::Missing,
+            Some(Phase::Succeeded) => Health::Healthy,
+            Some(Phase::Pending | Phase::Progressing) => Health::Progressing,
+            Some(Phase::Paused) => Health::Suspended,
+            Some(Phase::Aborted | Phase::Failed) => {
+                if self.serving.is_some() {
+                    Health::Degraded
+                } else {
+                    Health::Missing
+                }
+            }
+        }
+    }
+
+    fn in_progress(&self) -> bool {
+        self.phase.is_some_and(|p| !p.is_final())
+    }
+}
+
+impl GitOps {
+    pub(crate) async fn pass(
+        &self,
+        passes: &mut Passes,
+        source: &Source,
+        trigger: Trigger,
+    ) -> Result<SourceStatus, GitOpsError> {
+        let now = self.inner.clock.now();
+        let store = self.inner.store.clone();
+        let repository = source.repository.clone();
+        let (mut status, _) = mobius_log::blocking::spawn(move || read_status(store.as_ref(), &repository)).await?;
+        status.repository = source.repository.clone();
+        let mut actions = Vec::new();
+
+        // Git: the revision, and the files when it moved or the interval passed.
+        let revision = match self.revision(source).await {
+            Ok(revision) => revision,
+            Err(error) => {
+                let message = error.to_string();
+                if status.error.as_deref() != Some(message.as_str()) {
+                    actions.push(format!("cannot read the repository: {message}"));
+                }
+                status.error = Some(message);
+                status.services.iter_mut().for_each(|s| s.sync = Sync::Unknown);
+                return self.save(status, None, now, actions).await;
+            }
+        };
+        let moved = status.revision.as_deref() != Some(revision.as_str());
+        let stale = passes
+            .read
+            .get(&source.repository)
+            .is_none_or(|read| read.revision != revision || now.duration_since(read.at) > interval_with_jitter(source));
+        if stale || trigger != Trigger::Timer {
+            match self.read_files(source, &revision).await {
+                Ok(environments) => {
+                    if status.error.take().is_some() || moved {
+                        actions.push(format!("read {} at {}", source.repository, short(&revision)));
+                    }
+                    passes
+                        .read
+                        .insert(source.repository.clone(), Read { revision: revision.clone(), at: now, environments });
+                }
+                Err(error) => {
+                    // The previous files stay in force; nothing acts on the bad revision.
+                    let message = format!("{error}");
+                    if status.error.as_deref() != Some(message.as_str()) {
+                        actions.push(format!("{} at {} is refused: {message}", source.repository, short(&revision)));
+                    }
+                    status.error = Some(message);
+                    if let Some(read) = passes.read.get_mut(&source.repository) {
+                        read.at = now;
+                    }
+                }
+            }
+        }
+        let Some(read) = passes.read.get(&source.repository).cloned() else {
+            status.services.iter_mut().for_each(|s| s.sync = Sync::Unknown);
+            return self.save(status, Some(revision), now, actions).await;
+        };
+
+        status.environments = read.environments.iter().map(|e| (e.name.clone(), e.file.clone())).collect();
+        let mut services = Vec::new();
+        for environment in &read.environments {
+            let held = desired::held_by(&environment.windows, now).filter(|_| trigger != Trigger::Forced);
+            for (service, digest) in &environment.services {
+                let declared =
+                    Declared { repository: &source.repository, revision: &read.revision, file: &environment.file };
+                let one = self
+                    .one(source, &mut status, declared, environment, service, digest, held.as_deref(), trigger, now)
+                    .await?;
+                if let Some(action) = &one.1 {
+                    actions.push(format!("{service}/{}: {action}", environment.name));
+                }
+                services.push(one.0);
+            }
+        }
+        status.services = services;
+        self.save(status, Some(read.revision), now, actions).await
+    }
+
+    /// One declared service: its status, and what this pass did about it.
+    #[allow(clippy::too_many_arguments)]
+    async fn one(
+        &self,
+        source: &Source,
+        status: &mut SourceStatus,
+        declared: Declared<'_>,
+        environment: &Environment,
+        service: &str,
+        digest: &str,
+        held: Option<&str>,
+        trigger: Trigger,
+        now: Timestamp,
+    ) -> Result<(ServiceStatus, Option<String>), GitOpsError> {
+        let key = format!("{}/{service}", environment.name);
+        let deployer = self.inner.deployer.clone();
+        let (s, e) = (service.to_owned(), environment.name.clone());
+        let latest = mobius_log::blocking::spawn(move || deployer.status(&s, &e)).await?;
+        let live = Live::of(latest.as_ref());
+        let mut row = ServiceStatus {
+            environment: environment.name.clone(),
+            service: service.to_owned(),
+            file: environment.file.clone(),
+            desired: Some(digest.to_owned()),
+            live: live.serving.clone(),
+            sync: if live.target.as_deref() == Some(digest) { Sync::Synced } else { Sync::OutOfSync },
+            health: live.health(),
+            message: String::new(),
+            rollout: live.rollout,
+        };
+        if trigger == Trigger::Forced {
+            status.failed.remove(&key);
+        }
+        // The declared digest's rollout ended without it serving: an automatic rollback.
+        if live.target.as_deref() == Some(digest) && matches!(live.phase, Some(Phase::Aborted | Phase::Failed)) {
+            row.sync = Sync::OutOfSync;
+            status.failed.insert(key.clone(), digest.to_owned());
+            let phase = live.phase.map_or("", Phase::as_str);
+            row.message = format!(
+                "the rollout of {} ended {phase}{}; {} still serves — change git (or `mobius gitops sync --force`) to try again",
+                short_digest(digest),
+                if live.message.is_empty() { String::new() } else { format!(": {}", live.message) },
+                live.serving.as_deref().map_or("nothing".to_owned(), short_digest)
+            );
+            return Ok((row, None));
+        }
+        if row.sync == Sync::Synced {
+            if !live.in_progress() {
+                status.applied.insert(key.clone(), digest.to_owned());
+                status.drift_seen.remove(&key);
+            }
+            status.failed.remove(&key);
+            return Ok((row, None));
+        }
+        if live.in_progress() {
+            row.message = format!("waiting for rollout {} to finish", live.rollout.unwrap_or_default());
+            return Ok((row, None));
+        }
+        if let Some(failed) = status.failed.get(&key).filter(|f| f.as_str() == digest) {
+            row.message = format!(
+                "the sync to {} failed; change git (or `mobius gitops sync --force`) to try again",
+                short_digest(failed)
+            );
+            return Ok((row, None));
+        }
+        // Git unchanged since the last sync, and something else changed what runs.
+        let drift = status.applied.get(&key).is_some_and(|applied| applied == digest);
+        if drift && !source.self_heal {
+            let live_text = live.serving.clone().unwrap_or_else(|| "nothing".to_owned());
+            row.message = format!(
+                "drift: {} runs where git declares {} (self-heal is off: `mobius gitops sync` puts it back)",
+                short_digest(&live_text),
+                short_digest(digest)
+            );
+            let first = status.drift_seen.get(&key) != Some(&live_text);
+            if first && trigger == Trigger::Timer {
+                status.drift_seen.insert(key.clone(), live_text);
+                self.record(emit::drifted(
+                    declared,
+                    &environment.name,
+                    service,
+                    digest,
+                    live.serving.as_deref(),
+                    "shown",
+                    now,
+                ))
+                .await;
+                return Ok((row, Some("drift shown".to_owned())));
+            }
+            if trigger == Trigger::Timer {
+                return Ok((row, None));
+            }
+        }
+        if let Some(held) = held {
+            row.message = held.to_owned();
+            return Ok((row, None));
+        }
+        let why = match (drift, trigger) {
+            (_, Trigger::Asked | Trigger::Forced) => "manual",
+            (true, Trigger::Timer) => "self-heal",
+            (false, Trigger::Timer) => "sync",
+        };
+        if drift {
+            self.record(emit::drifted(
+                declared,
+                &environment.name,
+                service,
+                digest,
+                live.serving.as_deref(),
+                "reverted",
+                now,
+            ))
+            .await;
+        }
+        let request = DeployRequest {
+            service: service.to_owned(),
+            environment: environment.name.clone(),
+            source: DeploySource::Artifact(digest.to_owned()),
+            version: None,
+            reason: None,
+            by: Some(format!("gitops:{}", source.repository)),
+        };
+        match self.inner.deployer.deploy_declared(request).await {
+            Ok(stored) => {
+                let id = stored.rollout.id;
+                status.applied.insert(key.clone(), digest.to_owned());
+                status.drift_seen.remove(&key);
+                row.rollout = Some(id);
+                row.health = Health::Progressing;
+                row.message = format!("syncing to {} (rollout {id})", short_digest(digest));
+                let previous = live.serving.as_deref();
+                self.record(emit::synced(declared, &environment.name, service, digest, previous, id, why, now)).await;
+                Ok((row, Some(format!("{why} to {} (rollout {id})", short_digest(digest)))))
+            }
+            // Another deploy got in first: looked at again next pass.
+            Err(DeployError::RolloutUnfinished { id, .. }) => {
+                row.message = format!("waiting for rollout {id} to finish");
+                Ok((row, None))
+            }
+            Err(error) => {
+                let message = format!("{error}");
+                status.failed.insert(key.clone(), digest.to_owned());
+                row.message = format!("the sync to {} failed: {message}", short_digest(digest));
+                Ok((row, Some(format!("sync to {} failed: {message}", short_digest(digest)))))
+            }
+        }
+    }
+
+    async fn revision(&self, source: &Source) -> Result<String, GitOpsError> {
+        let path = self.path_of(&source.repository).await?;
+        let revision = source.revision.clone();
+        Ok(mobius_log::blocking::spawn(move || repo::resolve(&path, &revision)).await?)
+    }
+
+    async fn read_files(&self, source: &Source, revision: &str) -> Result<Vec<Environment>, GitOpsError> {
+        let path = self.path_of(&source.repository).await?;
+        let (sha, dir) = (revision.to_owned(), source.path.clone());
+        let files = mobius_log::blocking::spawn(move || repo::environment_files(&path, &sha, &dir)).await?;
+        files.iter().map(|(file, text)| Ok(desired::parse(file, text)?)).collect()
+    }
+
+    pub(crate) async fn path_of(&self, repository: &str) -> Result<PathBuf, GitOpsError> {
+        let store = self.inner.store.clone();
+        let all = mobius_log::blocking::spawn(move || store.repositories()).await?;
+        all.into_iter()
+            .find(|r| r.name == repository)
+            .map(|r| PathBuf::from(r.path))
+            .ok_or_else(|| GitOpsError::UnknownRepository { repository: repository.to_owned() })
+    }
+
+    async fn record(&self, event: Result<mobius_events::envelope::NewEvent, mobius_events::emit::EmitError>) {
+        match event {
+            Ok(event) => {
+                let log = self.inner.log.clone();
+                if let Err(error) = mobius_log::blocking::spawn(move || log.append(&[event])).await {
+                    tracing::error!(error = %error, "gitops: cannot record an event");
+                }
+            }
+            Err(error) => tracing::error!(error = %error, "gitops: cannot build an event"),
+        }
+    }
+
+    /// Saves the status, with a history entry when the pass did something or read a new
+    /// revision.
+    async fn save(
+        &self,
+        mut status: SourceStatus,
+        revision: Option<String>,
+        now: Timestamp,
+        actions: Vec<String>,
+    ) -> Result<SourceStatus, GitOpsError> {
+        let moved = revision.is_some() && revision != status.revision;
+        if let Some(revision) = revision {
+            status.revision = Some(revision);
+        }
+        status.reconciled_at = Some(now);
+        if !actions.is_empty() || moved {
+            let outcome = if status.error.is_some() {
+                "error"
+            } else if status.services.iter().any(|s| s.health == Health::Progressing) {
+                "progressing"
+            } else if status.services.iter().all(|s| s.sync == Sync::Synced) {
+                "synced"
+            } else {
+                "out-of-sync"
+            };
+            let entry = Reconciliation {
+                at: now,
+                revision: status.revision.clone().unwrap_or_default(),
+                outcome: outcome.to_owned(),
+                actions,
+            };
+            status.history.insert(0, entry);
+            status.history.truncate(HISTORY);
+        }
+        let text = serde_json::to_string(&status).map_err(GitOpsError::Corrupt)?;
+        let (store, key) = (self.inner.store.clone(), status_key(&status.repository));
+        mobius_log::blocking::spawn(move || store.put_state(&key, &text)).await?;
+        Ok(status)
+    }
+}
+
+/// The source's interval plus up to a third more, spread by its name (Argo CD's jitter keeps
+/// many sources from reading their repositories in the same second).
+fn interval_with_jitter(source: &Source) -> SignedDuration {
+    let spread = source.repository.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    let jitter = spread % (source.interval_s / 3).max(1);
+    SignedDuration::from_secs((source.interval_s + jitter) as i64)
+}
+
+fn short(revision: &str) -> &str {
+    &revision[..revision.len().min(12)]
+}
+
+/// `sha256:0123456789ab` — enough to tell digests apart in a message.
+pub(crate) fn short_digest(digest: &str) -> String {
+    digest.get(..19).unwrap_or(digest).to_owned()
+}
