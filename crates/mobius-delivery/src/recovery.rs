@@ -54,6 +54,9 @@ impl Deployer {
     /// previous holder's proxy still has is tried again until it is free or `until` resolves.
     pub(crate) async fn take_up(&self, mut stored: Stored, mut until: Option<&mut Until>) -> Result<bool, DeployError> {
         let id = stored.rollout.id;
+        if self.retired(&stored.rollout.service, &stored.rollout.environment).await? == Some(id) {
+            return Ok(false);
+        }
         let spec = match ServiceSpec::parse("mobius.yaml", &stored.spec) {
             Ok(spec) => spec,
             Err(e) => {

@@ -83,6 +83,7 @@ pub(crate) enum Change {
     Promote,
     Abort,
     Undo,
+    Retire,
 }
 
 /// A command's answer, as stored.
@@ -511,6 +512,7 @@ impl Deployer {
             Change::Promote => self.promote_here(service, environment).await,
             Change::Abort => self.abort_here(service, environment).await,
             Change::Undo => self.undo_here(service, environment).await,
+            Change::Retire => self.retire_here(service, environment).await,
         };
         match done {
             Ok(stored) => Answer::Applied(Box::new(stored)),

@@ -146,6 +146,12 @@ impl GitOps {
                 }
                 services.push(one.0);
             }
+            for (row, action) in self.undeclared(source, environment, held.as_deref()).await? {
+                if let Some(action) = action {
+                    actions.push(format!("{}/{}: {action}", row.service, environment.name));
+                }
+                services.push(row);
+            }
         }
         status.services = services;
         self.save(status, Some(read.revision), now, actions).await
@@ -169,6 +175,8 @@ impl GitOps {
         let deployer = self.inner.deployer.clone();
         let (s, e) = (service.to_owned(), environment.name.clone());
         let latest = mobius_log::blocking::spawn(move || deployer.status(&s, &e)).await?;
+        let retired = self.inner.deployer.retired(service, &environment.name).await?;
+        let latest = latest.filter(|l| Some(l.rollout.id) != retired);
         let live = Live::of(latest.as_ref());
         let mut row = ServiceStatus {
             environment: environment.name.clone(),
@@ -297,6 +305,74 @@ impl GitOps {
                 Ok((row, Some(format!("sync to {} failed: {message}", short_digest(digest)))))
             }
         }
+    }
+
+    /// The services running in a declared environment that its file does not declare: kept
+    /// (prune off), or retired — never all of an environment unless `allow_empty`.
+    async fn undeclared(
+        &self,
+        source: &Source,
+        environment: &Environment,
+        held: Option<&str>,
+    ) -> Result<Vec<(ServiceStatus, Option<String>)>, GitOpsError> {
+        let deployer = self.inner.deployer.clone();
+        let name = environment.name.clone();
+        let rows = mobius_log::blocking::spawn(move || deployer.list(None, Some(&name), None, 1000)).await?;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = Vec::new();
+        for stored in rows {
+            let service = stored.rollout.service.clone();
+            if !seen.insert(service.clone()) || environment.services.contains_key(&service) {
+                continue;
+            }
+            if self.inner.deployer.retired(&service, &environment.name).await? == Some(stored.rollout.id) {
+                continue;
+            }
+            let live = Live::of(Some(&stored));
+            let mut row = ServiceStatus {
+                environment: environment.name.clone(),
+                service: service.clone(),
+                file: environment.file.clone(),
+                desired: None,
+                live: live.serving.clone(),
+                sync: Sync::OutOfSync,
+                health: live.health(),
+                message: String::new(),
+                rollout: live.rollout,
+            };
+            let action = if live.in_progress() {
+                row.message =
+                    format!("not declared; waiting for rollout {} to finish", live.rollout.unwrap_or_default());
+                None
+            } else if !source.prune {
+                row.message = format!("not declared in {}: prune is off, so it keeps running", environment.file);
+                None
+            } else if environment.services.is_empty() && !source.allow_empty {
+                row.message = format!(
+                    "not declared, but {} declares no service at all: prune retires a whole environment only with --allow-empty",
+                    environment.file
+                );
+                None
+            } else if let Some(held) = held {
+                row.message = held.to_owned();
+                None
+            } else {
+                match self.inner.deployer.retire(&service, &environment.name).await {
+                    Ok(_) => {
+                        row.health = Health::Missing;
+                        row.live = None;
+                        row.message = "retired: not declared in git (prune)".to_owned();
+                        Some("pruned".to_owned())
+                    }
+                    Err(error) => {
+                        row.message = format!("prune failed: {error}");
+                        Some(format!("prune failed: {error}"))
+                    }
+                }
+            };
+            out.push((row, action));
+        }
+        Ok(out)
     }
 
     async fn revision(&self, source: &Source) -> Result<String, GitOpsError> {

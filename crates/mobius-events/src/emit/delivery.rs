@@ -20,6 +20,7 @@ pub const ENVIRONMENT_CREATED: &str = "dev.cdevents.environment.created.0.3.0";
 pub const SERVICE_DEPLOYED: &str = "dev.cdevents.service.deployed.0.3.0";
 pub const SERVICE_UPGRADED: &str = "dev.cdevents.service.upgraded.0.3.0";
 pub const SERVICE_ROLLEDBACK: &str = "dev.cdevents.service.rolledback.0.3.0";
+pub const SERVICE_REMOVED: &str = "dev.cdevents.service.removed.0.3.0";
 /// Mobius's own: a deployment let through a frozen error budget. CDEvents has no policy
 /// vocabulary.
 pub const POLICY_EXCEPTION: &str = "dev.cdeventsx.mobius-policy.exception.0.1.0";
@@ -132,6 +133,19 @@ pub fn policy_exception(
     let source = source(service);
     let content = PolicyExceptionContent { environment: Ref { id: environment }, reason, message };
     build(Parts::new(POLICY_EXCEPTION, random_id(), &source, at, service, content), Origin::Internal)
+}
+
+#[derive(Serialize)]
+struct RemovedContent<'a> {
+    environment: Ref<'a>,
+}
+
+/// `service` no longer runs in `environment` (retired: its instances stopped, its proxy
+/// closed).
+pub fn service_removed(service: &str, environment: &str, at: Timestamp) -> Result<NewEvent, EmitError> {
+    let source = source(service);
+    let content = RemovedContent { environment: Ref { id: environment } };
+    build(Parts::new(SERVICE_REMOVED, random_id(), &source, at, service, content), Origin::Internal)
 }
 
 /// `service.*` about `service`: `artifact` serves in `environment`.

@@ -2,7 +2,8 @@
 //! pipeline builds artifacts, and a deploy repository whose `environments/*.yaml` declare which
 //! artifact runs where. The server syncs what git declares (production through its canary),
 //! refuses manual deploys, holds a change in a deny window, promotes as a commit, reverts drift
-//! when self-healing, and shows a failed rollout as out of sync with its reason.
+//! when self-healing, shows a failed rollout as out of sync with its reason, and prunes only
+//! when told.
 
 use std::path::Path;
 
@@ -244,6 +245,31 @@ fn a_deploy_repository_drives_its_environments_through_sync_promotion_drift_and_
     let (ok, said) = cli(&["gitops", "history", "acme/deploy"]);
     // Newest first: the failed sync, the self-heal, the promotion's sync.
     assert!(ok && said.contains("self-heal to sha256:") && said.contains("out-of-sync"), "{said}");
+
+    // Prune: staging's file declares nothing now. Off, shop keeps running; on, a whole
+    // environment is not emptied without --allow-empty; with it, shop is retired.
+    commit(&deploy, &[("environments/staging.yaml", "services: {}\n")], "staging: nothing");
+    let kept = shop_in(&server, "staging", "shop undeclared", |s| s["desired"].is_null());
+    assert_eq!(kept["message"], "not declared in environments/staging.yaml: prune is off, so it keeps running");
+    let (ok, said) = cli(&["gitops", "add", "acme/deploy", "--self-heal", "--prune"]);
+    assert!(ok, "{said}");
+    shop_in(&server, "staging", "prune to refuse emptying staging", |s| {
+        s["message"].as_str().is_some_and(|m| m.contains("prune retires a whole environment only with --allow-empty"))
+    });
+    assert_eq!(body(staging), "hello from v2");
+    let (ok, said) = cli(&["gitops", "add", "acme/deploy", "--self-heal", "--prune", "--allow-empty"]);
+    assert!(ok, "{said}");
+    wait_for("staging retired", || {
+        let all = gitops(&server);
+        let rows = all[0]["status"]["services"].as_array()?.clone();
+        rows.iter().all(|s| s["environment"] != "staging").then_some(())
+    });
+    let closed = http().get(format!("http://127.0.0.1:{staging}/")).send();
+    assert!(closed.is_err(), "staging's proxy is closed: {closed:?}");
+    let removed = events_of(&dir, "dev.cdevents.service.removed.0.3.0");
+    assert_eq!(removed.len(), 1, "{removed:#?}");
+    assert_eq!(removed[0]["environment"]["id"], "staging");
+    assert_eq!(body(production), "hello from v1", "production is untouched");
 
     // A bad file is refused at its position, and what runs stays.
     commit(&deploy, &[("environments/production.yaml", "services:\n  shop:\n    artifact: latest\n")], "oops");
