@@ -18,12 +18,11 @@ pub fn run(command: PolicyCommand) -> Result<ExitCode> {
         }
         PolicyCommand::Eval { policy, input } => {
             let text = read_input(&input)?;
+            let shown = if input == Path::new("-") { "<stdin>".to_owned() } else { input.display().to_string() };
             // The input's position is said with its file, so an editor can jump to it.
             let input = Input::from_json(&text).map_err(|err| match err {
-                PolicyError::Input { at, message } => {
-                    anyhow::anyhow!("{}:{}:{}: {message}", input.display(), at.line, at.column)
-                }
-                other => anyhow::Error::new(other).context(format!("cannot read {}", input.display())),
+                PolicyError::Input { at, message } => anyhow::anyhow!("{shown}:{}:{}: {message}", at.line, at.column),
+                other => anyhow::Error::new(other).context(format!("cannot read {shown}")),
             })?;
             let decision = Policies::load(&policy)?.decide(&input);
             println!("{}", serde_json::to_string_pretty(&decision)?);

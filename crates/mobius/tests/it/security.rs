@@ -121,8 +121,9 @@ fn history_and_staged_scans_see_only_added_lines() {
 #[test]
 fn a_sarif_report_goes_to_the_output_file() {
     let dir = Dir::new();
-    dir.write("app.env", &format!("TOKEN={}\n", token()));
-    let result = dir.run(&["scan", "secrets", ".", "--format", "sarif", "--output", "secrets.sarif"]);
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    dir.write("src/app.env", &format!("TOKEN={}\n", token()));
+    let result = dir.run(&["scan", "secrets", "src", "--format", "sarif", "--output", "secrets.sarif"]);
     assert_eq!(result.status.code(), Some(1), "{}", said(&result));
     assert!(result.stdout.is_empty(), "the report went to stdout: {}", out(&result));
     let sarif: Value =
@@ -132,6 +133,20 @@ fn a_sarif_report_goes_to_the_output_file() {
     assert_eq!(result["ruleId"], "github-pat");
     assert_eq!(result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"], "app.env");
     assert!(result["partialFingerprints"].as_object().is_some_and(|f| !f.is_empty()), "{result}");
+
+    // A JSON report kept as the baseline accepts what it lists, and only that.
+    let kept = dir.run(&["scan", "secrets", "src", "--format", "json", "--output", "known.json"]);
+    assert_eq!(kept.status.code(), Some(1), "{}", said(&kept));
+    let accepted = dir.run(&["scan", "secrets", "src", "--baseline", "known.json"]);
+    assert_eq!(accepted.status.code(), Some(0), "{}", said(&accepted));
+    dir.write("src/more.env", &format!("OTHER={}\n", token().replace("aB3", "zQ8")));
+    let new = dir.run(&["scan", "secrets", "src", "--baseline", "known.json"]);
+    assert_eq!(new.status.code(), Some(1), "{}", said(&new));
+    assert!(
+        out(&new).contains("File:        more.env") && !out(&new).contains("File:        app.env"),
+        "{}",
+        said(&new)
+    );
 }
 
 #[test]
@@ -403,6 +418,10 @@ fn policy_eval_prints_the_decision_and_exits_1_on_deny() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(bad.stdout.is_empty(), "a decision despite the error: {}", out(&bad));
     assert!(said(&bad).contains("bad.json:3:"), "{}", said(&bad));
+    let piped =
+        crate::util::with_stdin(&dir, &["policy", "eval", "--policy", examples, "--input", "-"], "{\n\"action\": 3\n}");
+    assert_eq!(piped.status.code(), Some(1));
+    assert!(said(&piped).contains("<stdin>:2:"), "{}", said(&piped));
 }
 
 const SECRET_GATE: &str = "\
