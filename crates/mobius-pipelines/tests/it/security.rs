@@ -227,3 +227,23 @@ async fn a_vulnerable_lockfile_fails_at_or_above_the_threshold() {
     assert_eq!(step(&report, 1).conclusion, Status::Failure, "nothing audited is no pass: {log}");
     assert!(log.contains("no lockfile found"), "{log}");
 }
+
+/// The workspace's `.gitleaks.toml` is the config by default (its allowlist accepts the file);
+/// a `config` input that does not parse fails the step at its file, line and column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_config_is_the_workspaces_or_the_input_and_a_bad_one_is_placed() {
+    let source = tempfile::tempdir().unwrap();
+    std::fs::write(source.path().join("config.env"), format!("GITHUB_TOKEN={}\n", token())).unwrap();
+    let allow = "[extend]\nuseDefault = true\n\n[allowlist]\npaths = ['''config\\.env''']\n";
+    std::fs::write(source.path().join(".gitleaks.toml"), allow).unwrap();
+    let (report, log) = run(SCAN, source.path(), json!({})).await;
+    assert_eq!(step(&report, 1).conclusion, Status::Success, "{log}");
+    assert_eq!(step(&report, 1).outputs["findings"], "0", "{log}");
+
+    std::fs::write(source.path().join("strict.toml"), "[extend]\nuseDefault = true\nunknown = 1\n").unwrap();
+    let flow = SCAN.replace("format: json", "format: json\n          config: strict.toml");
+    let (report, log) = run(&flow, source.path(), json!({})).await;
+    assert_eq!(step(&report, 1).conclusion, Status::Failure, "{log}");
+    assert!(log.contains("mobius/secret-scan failed: the secret scan could not run: bad config: "), "{log}");
+    assert!(log.contains("strict.toml:3:1"), "{log}");
+}
