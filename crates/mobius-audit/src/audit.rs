@@ -86,6 +86,27 @@ pub enum AuditError {
     },
 }
 
+/// A maximum age that is not a whole number and one unit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a duration: expected a whole number and a unit, as 7d, 36h, 90m or 45s")]
+pub struct BadAge(pub String);
+
+/// Reads a maximum database age as gates spell it: `7d`, `36h`, `90m`, `45s`.
+pub fn parse_max_age(text: &str) -> Result<Duration, BadAge> {
+    let bad = || BadAge(text.to_owned());
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" => 1,
+        _ => return Err(bad()),
+    };
+    number.checked_mul(seconds).map(Duration::from_secs).ok_or_else(bad)
+}
+
 /// Runs the audit now and writes its report; see [`audit_at`].
 pub fn audit(args: &AuditArgs, out: &mut dyn Write) -> Result<u8, AuditError> {
     audit_at(args, out, Timestamp::now())
@@ -256,5 +277,24 @@ pub fn merge_aliases(mut findings: Vec<Finding>) -> Vec<Finding> {
         kept.summary = kept.summary.take().or(other.summary);
         kept.details = kept.details.take().or(other.details);
         kept.modified = kept.modified.max(other.modified);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_are_a_whole_number_and_one_unit() {
+        let check = |text: &str, expected: Option<u64>| {
+            assert_eq!(parse_max_age(text).ok().map(|d| d.as_secs()), expected, "{text}");
+        };
+        check("7d", Some(7 * 86_400));
+        check("36h", Some(36 * 3_600));
+        check("90m", Some(5_400));
+        check("45s", Some(45));
+        for bad in ["7", "d", "7w", "1h30m", "-1d", "", "99999999999999999999d"] {
+            check(bad, None);
+        }
     }
 }

@@ -27,7 +27,8 @@ mod sbom;
 pub mod version;
 
 pub use audit::{
-    AuditArgs, AuditError, EXIT_CLEAN, EXIT_NO_PACKAGES, EXIT_VULNERABLE, Format, audit, audit_at, render, run,
+    AuditArgs, AuditError, BadAge, EXIT_CLEAN, EXIT_NO_PACKAGES, EXIT_VULNERABLE, Format, audit, audit_at,
+    parse_max_age, read_lockfiles, render, run,
 };
 pub use lockfile::{Lockfile, LockfileError};
 pub use package::{Ecosystem, Location, Package};

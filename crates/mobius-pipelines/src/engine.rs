@@ -90,6 +90,7 @@ mod job;
 mod resolve;
 mod runs_on;
 mod schedule;
+mod security;
 mod workspace;
 
 use std::collections::BTreeMap;
@@ -114,6 +115,7 @@ pub use dispatch::{JobDispatch, RemoteJob, RemoteProgress};
 pub use gate::{Admission, BoxFuture, EnvironmentGate, JobCredential, JobCredentials};
 pub use runs_on::{RunsOnError, runs_on_labels};
 pub use schedule::{instance_names, run};
+pub use security::{DEPENDENCY_AUDIT_INPUTS, DEPENDENCY_AUDIT_REQUIRED, SECRET_SCAN_INPUTS, SECRET_SCAN_REQUIRED};
 
 /// What a run needs besides the workflow.
 #[derive(Debug, Clone)]

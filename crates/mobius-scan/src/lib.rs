@@ -177,7 +177,12 @@ pub struct ScanOutcome {
 
 /// Scans the target and writes the report; returns the exit status (0, or `exit_code` with leaks).
 pub fn run(args: &ScanArgs, out: &mut dyn Write) -> Result<u8, ScanError> {
-    let config = load_config(args)?;
+    run_with_config(load_config(args)?, args, out)
+}
+
+/// [`run`] with a config already loaded (from `GITLEAKS_CONFIG_TOML`'s text, say); `args.config`
+/// is not read.
+pub fn run_with_config(config: Config, args: &ScanArgs, out: &mut dyn Write) -> Result<u8, ScanError> {
     let detector = Detector::new(config);
     let outcome = scan_with(&detector, args)?;
     let write = |out: &mut dyn Write| -> std::io::Result<()> {
@@ -200,8 +205,12 @@ pub fn run(args: &ScanArgs, out: &mut dyn Write) -> Result<u8, ScanError> {
 
 /// Scans the target and returns the findings, without writing a report.
 pub fn scan(args: &ScanArgs) -> Result<ScanOutcome, ScanError> {
-    let detector = Detector::new(load_config(args)?);
-    scan_with(&detector, args)
+    scan_with_config(load_config(args)?, args)
+}
+
+/// [`scan`] with a config already loaded; `args.config` is not read.
+pub fn scan_with_config(config: Config, args: &ScanArgs) -> Result<ScanOutcome, ScanError> {
+    scan_with(&Detector::new(config), args)
 }
 
 fn scan_with(detector: &Detector, args: &ScanArgs) -> Result<ScanOutcome, ScanError> {

@@ -7,10 +7,12 @@ use clap::{Args, Parser, Subcommand};
 mod flags;
 mod gitops;
 mod pipelines;
+mod security;
 
 pub use flags::*;
 pub use gitops::*;
 pub use pipelines::*;
+pub use security::*;
 
 /// Mobius: one binary for the whole delivery loop — build, test, release, deploy, operate,
 /// monitor — and the measurements that steer it.
@@ -149,6 +151,25 @@ pub enum Command {
     /// Incidents by hand: open, acknowledge, resolve, list, show
     #[command(subcommand)]
     Incident(IncidentCommand),
+    /// Security scans, offline: secrets (gitleaks' rules and config) and vulnerable
+    /// dependencies (an OSV database on disk)
+    #[command(subcommand)]
+    Scan(ScanCommand),
+    /// Write a CycloneDX 1.6 JSON bill of materials of the locked dependencies
+    ///
+    /// One component per locked package (by package URL), with the lockfile lines it was
+    /// found at; the same lockfiles `mobius scan deps` reads.
+    #[command(disable_version_flag = true)]
+    Sbom(SbomArgs),
+    /// Git hooks: a pre-commit hook that blocks secrets
+    #[command(subcommand)]
+    Hooks(HooksCommand),
+    /// Policy as code: test Rego gate policies, or decide on an input
+    ///
+    /// Policies are `policies/*.rego` in `package mobius.gate`, with conftest's `deny`, `warn`
+    /// and `exception` rules, evaluated with regorus.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
 }
 
 #[derive(Debug, Subcommand)]

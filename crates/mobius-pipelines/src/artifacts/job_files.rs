@@ -60,7 +60,7 @@ impl JobFiles {
     }
 
     /// Runs `f` as the job's user when confined.
-    pub(super) fn as_user<T>(&self, f: impl FnOnce() -> T) -> T {
+    pub(crate) fn as_user<T>(&self, f: impl FnOnce() -> T) -> T {
         match &self.confined {
             Some(confined) => confined.sandbox.as_user(f),
             None => f(),
@@ -96,7 +96,7 @@ impl JobFiles {
 
     /// Writes a file, creating its directories; when confined, as the job's user, only inside
     /// its directories, and never through a link at the file's own name.
-    pub(super) fn write(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    pub(crate) fn write(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         let err = |what, path: &Path| {
             let path = path.to_path_buf();
             move |source| StoreError::Io { what, path, source }

@@ -25,6 +25,10 @@ pub(super) enum Native {
     Deploy,
     /// `mobius/policy-check`: fails when the error-budget policy would refuse a deploy.
     PolicyCheck,
+    /// `mobius/secret-scan`: the workspace, or a push's added lines, for secrets.
+    SecretScan,
+    /// `mobius/dependency-audit`: the workspace's lockfiles against an OSV database.
+    DependencyAudit,
     /// Cannot run here; the message says why (a Docker action).
     NotImplemented(String),
     /// Not built in: an action from a repository or the workspace, run from its `action.yml`.
@@ -47,6 +51,8 @@ pub(super) fn native(reference: &str) -> Native {
         "actions/cache" => Native::Cache,
         "mobius/deploy" => Native::Deploy,
         "mobius/policy-check" => Native::PolicyCheck,
+        "mobius/secret-scan" => Native::SecretScan,
+        "mobius/dependency-audit" => Native::DependencyAudit,
         "actions/setup-python" => Native::RequireTool("python3"),
         "dtolnay/rust-toolchain" => Native::RequireTool("cargo"),
         "actions/setup-node" => Native::RequireTool("node"),
@@ -269,6 +275,8 @@ mod tests {
         assert_eq!(native("actions/cache@v4"), Native::Cache);
         assert_eq!(native("Mobius/Deploy@v1"), Native::Deploy);
         assert_eq!(native("mobius/policy-check@v1"), Native::PolicyCheck);
+        assert_eq!(native("mobius/secret-scan@v1"), Native::SecretScan);
+        assert_eq!(native("Mobius/Dependency-Audit@v1"), Native::DependencyAudit);
         assert_eq!(native("acme/other@v1"), Native::Other);
         assert_eq!(native("./local"), Native::Other);
         assert!(matches!(native("docker://alpine:3"), Native::NotImplemented(_)));

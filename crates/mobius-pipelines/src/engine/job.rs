@@ -102,6 +102,9 @@ struct JobRun {
     pre_state: HashMap<String, BTreeMap<String, String>>,
     /// The workflow file, to place errors.
     workflow_file: String,
+    /// The repository the workspace is copied from (`RunOptions::workspace_source`), whose
+    /// history `mobius/secret-scan` reads for a push's range.
+    source: PathBuf,
 }
 
 impl JobRun {
@@ -245,6 +248,7 @@ pub(super) async fn run_steps(
         posts: Vec::new(),
         pre_state: HashMap::new(),
         workflow_file: opts.workflow_file.clone(),
+        source: opts.workspace_source.clone(),
     };
     // The job's own signal: fail-fast of its matrix, the run's cancellation, or its timeout.
     let cancel = CancellationSignal::new();

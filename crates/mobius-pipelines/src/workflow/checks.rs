@@ -21,6 +21,8 @@ pub const SUPPORTED_ACTIONS: &[&str] = &[
     "dtolnay/rust-toolchain",
     "mobius/deploy",
     "mobius/policy-check",
+    "mobius/secret-scan",
+    "mobius/dependency-audit",
 ];
 
 /// Parses every `${{ }}` in every string of the document, mapping keys included (`env` names,
@@ -215,7 +217,7 @@ pub fn unsupported(action: &str) -> Option<String> {
     }
 }
 
-/// The `with:` of an action whose inputs are known (`mobius/deploy`, `mobius/policy-check`):
+/// The `with:` of an action whose inputs are known (the `mobius/*` actions):
 /// each required input present, no unknown one. `uses_pos` is where a missing input is
 /// reported; an unknown one is reported at its key.
 pub(crate) fn action_inputs(r: &mut Report, action: &str, uses_pos: Pos, with: Option<&Node>, step: &str) {
@@ -223,6 +225,8 @@ pub(crate) fn action_inputs(r: &mut Report, action: &str, uses_pos: Pos, with: O
     let (known, required) = match name.to_ascii_lowercase().as_str() {
         "mobius/deploy" => (crate::engine::DEPLOY_INPUTS, crate::engine::DEPLOY_REQUIRED),
         "mobius/policy-check" => (crate::engine::POLICY_INPUTS, crate::engine::POLICY_REQUIRED),
+        "mobius/secret-scan" => (crate::engine::SECRET_SCAN_INPUTS, crate::engine::SECRET_SCAN_REQUIRED),
+        "mobius/dependency-audit" => (crate::engine::DEPENDENCY_AUDIT_INPUTS, crate::engine::DEPENDENCY_AUDIT_REQUIRED),
         _ => return,
     };
     let entries: &[(Node, Node)] = match with.map(|w| &w.kind) {

@@ -11,6 +11,7 @@ mod props;
 mod repo_actions;
 mod reusable;
 mod sandbox;
+mod security;
 mod store_sync;
 mod workflow;
 

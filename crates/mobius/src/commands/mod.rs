@@ -13,15 +13,18 @@ mod events;
 mod flag_rollouts;
 mod flags;
 mod gitops;
+mod hooks;
 mod incident;
 mod lint;
 mod measure;
+mod policy;
 mod postmortem;
 pub mod proxy;
 mod repo;
 mod run;
 mod runs;
 pub mod sample_app;
+mod scan;
 mod secret;
 mod serve;
 mod slo;
@@ -71,6 +74,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Alerts(args) => slo::alerts(data_dir, json, args).await,
         Command::Chaos(command) => chaos::run(data_dir, json, command).await,
         Command::Incident(command) => incident::run(data_dir, json, command).await,
+        Command::Scan(command) => scan::run(json, command),
+        Command::Sbom(args) => scan::sbom(args),
+        Command::Hooks(command) => hooks::run(command),
+        Command::Policy(command) => policy::run(command),
     }
 }
 

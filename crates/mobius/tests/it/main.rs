@@ -37,6 +37,7 @@ mod replicas;
 mod runs;
 mod runs_deploy;
 mod secrets;
+mod security;
 mod server;
 mod slo;
 mod stored_secrets;

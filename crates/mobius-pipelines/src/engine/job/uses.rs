@@ -6,6 +6,7 @@ use super::*;
 use crate::chain::Chain;
 use crate::engine::actions::InputError;
 use crate::engine::resolve::{ActionError, Loaded, MAX_COMPOSITE_DEPTH};
+use crate::engine::security;
 use crate::workflow::{ActionRuns, Pos};
 
 /// What a `uses:` step is: its action, inputs, context and whether a failure stops the job.
@@ -140,6 +141,62 @@ pub(super) async fn run(
                 }
                 Err(why) => {
                     sink.say(masker, &format!("{name}: {}", Chain(&why)));
+                    fail(continue_on_error)
+                }
+            }
+        }
+        kind @ (Native::SecretScan | Native::DependencyAudit) => {
+            let name = actions::action_name(action);
+            let Some(inputs) = render_inputs(name, with, ctx, sink, masker) else {
+                return fail(continue_on_error);
+            };
+            let github = ctx.contexts.get("github").cloned().unwrap_or_default();
+            let (source, files) = (job.source.clone(), store.files.clone());
+            // The scanners read files and run git: on a thread of their own, off the runtime's
+            // (no store is touched, so `mobius_log::blocking` has nothing to guard here).
+            let (done, scanned) = tokio::sync::oneshot::channel();
+            let spawned = std::thread::Builder::new().name("mobius-gate".into()).spawn(move || {
+                let result = match kind {
+                    Native::SecretScan => security::secret_scan(&inputs, &github, &source, &files),
+                    _ => security::dependency_audit(&inputs, &files),
+                };
+                // The step may have been cancelled meanwhile: nobody is waiting then.
+                let _ = done.send(result);
+            });
+            if let Err(why) = spawned {
+                sink.say(masker, &format!("{name} failed: cannot start the scan: {why}"));
+                return fail(continue_on_error);
+            }
+            let result = tokio::select! {
+                result = scanned => result,
+                () = cancel.cancelled() => return (Status::Cancelled, Status::Cancelled, BTreeMap::new()),
+            };
+            match result {
+                Ok(Ok(gate)) => {
+                    // What was found is masked in every later line of the job too.
+                    for secret in &gate.secrets {
+                        if let Err(why) = masker.add("secret-scan finding", secret) {
+                            tracing::warn!(error = %why, "cannot mask a secret-scan finding");
+                        }
+                    }
+                    for line in &gate.log {
+                        sink.say(masker, line);
+                    }
+                    if gate.failed {
+                        let why = "findings at or above the threshold (`fail: false` reports without failing)";
+                        sink.say(masker, &format!("{name} failed: {why}"));
+                        let (outcome, conclusion, _) = fail(continue_on_error);
+                        (outcome, conclusion, gate.outputs)
+                    } else {
+                        (Status::Success, Status::Success, gate.outputs)
+                    }
+                }
+                Ok(Err(why)) => {
+                    sink.say(masker, &format!("{name} failed: {}", Chain(&why)));
+                    fail(continue_on_error)
+                }
+                Err(_) => {
+                    sink.say(masker, &format!("{name} failed: the scan stopped without an answer"));
                     fail(continue_on_error)
                 }
             }
