@@ -24,6 +24,7 @@ pub mod flags;
 mod instances;
 mod plane;
 pub use plane::Injected;
+pub mod policy;
 mod recovery;
 pub mod release;
 pub mod replicas;
@@ -72,6 +73,8 @@ pub struct DeployConfig {
     /// Where a release's flag files are loaded when its rollout starts (see [`flags`]);
     /// `None`: a release with flag files is refused.
     pub flags: Option<Arc<dyn flags::ReleaseFlags>>,
+    /// The gate policies asked before every rollout starts (see [`policy`]); `None`: no gate.
+    pub policy: Option<Arc<dyn policy::GatePolicies>>,
 }
 
 /// Why a deployment operation was refused or failed, in the control plane's words.
@@ -95,6 +98,9 @@ pub enum DeployError {
     /// it recovers.
     #[error("{message}")]
     BudgetExhausted { service: String, environment: String, message: String },
+    /// The gate policies refuse the change; every deny message is listed.
+    #[error("the gate policies refuse the {action} of {service} to {environment}:{}", policy::listed(deny))]
+    PolicyDenied { service: String, environment: String, action: &'static str, deny: Vec<String> },
     #[error("rollout {id} of {service} to {environment} is still {phase}: promote, abort or wait for it")]
     RolloutUnfinished { id: i64, service: String, environment: String, phase: &'static str },
     #[error("{version} is already the version serving {environment}")]
@@ -284,6 +290,7 @@ impl Deployer {
                 phase: current.rollout.phase.as_str(),
             });
         }
+        self.check_gate(&request, &release).await?;
         let (stable, stable_spec) = self.serving(latest.as_ref());
         let plane = self.plane(spec, &request.environment, stable.as_ref()).await?;
         let now = self.now();
