@@ -186,3 +186,73 @@ impl GatePolicies for PolicyGate {
         Some(verdict)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mobius_store::{SqliteStore, TokenScope};
+
+    fn change(release: &Path) -> GateChange {
+        GateChange {
+            action: GateAction::Deploy,
+            service: "shop".into(),
+            environment: "production".into(),
+            release: release.to_path_buf(),
+            artifact: format!("pkg:generic/upload@sha256%3A{}", "a".repeat(64)),
+            revision: None,
+            by: Some("ci".into()),
+            reason: Some("hotfix".into()),
+            at: jiff::Timestamp::from_second(1_765_000_000).unwrap(),
+        }
+    }
+
+    fn gate(server: Option<PathBuf>) -> (tempfile::TempDir, PolicyGate) {
+        let data = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(data.path()).unwrap());
+        store.insert_token(&crate::tokens::issue("ci", TokenScope::Deploy).record).unwrap();
+        (data, PolicyGate::new(store, server))
+    }
+
+    #[test]
+    fn the_input_says_what_the_store_knows_of_an_artifact_mobius_did_not_build() {
+        let release = tempfile::tempdir().unwrap();
+        let (_data, gate) = gate(None);
+        let input = gate.input(&change(release.path())).unwrap();
+        assert_eq!(input.artifact.digest, format!("sha256:{}", "a".repeat(64)));
+        assert!(!input.artifact.built_by_mobius, "no artifact.packaged fact names it");
+        assert_eq!((input.artifact.commit.as_str(), input.artifact.run.as_str()), ("", ""));
+        assert_eq!(input.artifact.provenance, None);
+        assert_eq!((input.actor.name.as_str(), input.actor.token_scope.as_str()), ("ci", "deploy"));
+        assert_eq!(input.reason.as_deref(), Some("hotfix"));
+        assert_eq!((input.slo.status, input.slo.budget_remaining), (SloStatus::Ok, 1.0), "no SLOs: nothing spent");
+        assert_eq!(input.time.at(), change(release.path()).at);
+    }
+
+    #[test]
+    fn no_policy_is_no_gate_and_an_empty_server_directory_denies() {
+        let release = tempfile::tempdir().unwrap();
+        let (_data, without) = gate(None);
+        assert_eq!(without.decide(&change(release.path())), None, "neither the release nor the server has policies");
+        let server = tempfile::tempdir().unwrap();
+        let (_data, with) = gate(Some(server.path().to_path_buf()));
+        let verdict = with.decide(&change(release.path())).expect("the server's directory always applies");
+        assert_eq!(verdict.deny.len(), 1, "{verdict:?}");
+        assert!(verdict.deny[0].contains("no policy (*.rego) files"), "{verdict:?}");
+    }
+
+    #[test]
+    fn both_directories_decide_and_their_messages_are_merged() {
+        let release = tempfile::tempdir().unwrap();
+        let rego = |dir: &Path, body: &str| {
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::write(dir.join("gate.rego"), format!("package mobius.gate\n\n{body}\n")).unwrap();
+        };
+        rego(&release.path().join("policies"), "warn_hotfix contains \"a hotfix\" if input.reason == \"hotfix\"");
+        let server = tempfile::tempdir().unwrap();
+        rego(server.path(), "deny_outside contains \"not built here\" if not input.artifact.built_by_mobius");
+        let (_data, gate) = gate(Some(server.path().to_path_buf()));
+        let verdict = gate.decide(&change(release.path())).unwrap();
+        assert_eq!(verdict.deny, ["not built here"]);
+        assert_eq!(verdict.warn, ["a hotfix"]);
+    }
+}
