@@ -105,10 +105,7 @@ impl PolicyGate {
             None => String::new(),
         };
         Ok(Input {
-            action: match change.action {
-                GateAction::Deploy => Action::Deploy,
-                GateAction::Promotion => Action::Promotion,
-            },
+            action: action(change.action),
             service: change.service.clone(),
             environment: change.environment.clone(),
             artifact,
@@ -140,6 +137,15 @@ impl PolicyGate {
             }
         }
         Ok(Slo { status, budget_remaining })
+    }
+}
+
+/// The input's action for the deployer's.
+fn action(action: GateAction) -> Action {
+    match action {
+        GateAction::Deploy => Action::Deploy,
+        GateAction::Promotion => Action::Promotion,
+        GateAction::GitopsSync => Action::GitopsSync,
     }
 }
 
@@ -226,6 +232,13 @@ mod tests {
         assert_eq!(input.reason.as_deref(), Some("hotfix"));
         assert_eq!((input.slo.status, input.slo.budget_remaining), (SloStatus::Ok, 1.0), "no SLOs: nothing spent");
         assert_eq!(input.time.at(), change(release.path()).at);
+    }
+
+    #[test]
+    fn the_decision_event_and_the_input_name_an_action_alike() {
+        for gate_action in [GateAction::Deploy, GateAction::Promotion, GateAction::GitopsSync] {
+            assert_eq!(action(gate_action).to_string(), gate_action.as_str());
+        }
     }
 
     #[test]

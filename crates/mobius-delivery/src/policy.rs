@@ -29,6 +29,8 @@ pub enum GateAction {
     Deploy,
     /// A release that ran in one environment promoted to the next.
     Promotion,
+    /// Desired state from a Git repository applied to an environment.
+    GitopsSync,
 }
 
 impl GateAction {
@@ -37,6 +39,7 @@ impl GateAction {
         match self {
             GateAction::Deploy => "deploy",
             GateAction::Promotion => "promotion",
+            GateAction::GitopsSync => "gitops-sync",
         }
     }
 }
@@ -123,7 +126,10 @@ impl Deployer {
         self.ask_gate(change).await
     }
 
-    /// Asks the gate policies about `change` (see [`Deployer::check_gate`]).
+    /// Asks the gate policies about `change` (see [`Deployer::check_gate`]): records the
+    /// decision, logs its warnings, and refuses on a deny. What a change that is not a deploy
+    /// of this control plane calls first (a promotion written to git, a GitOps sync), with its
+    /// own [`GateAction`].
     pub async fn ask_gate(&self, change: GateChange) -> Result<(), DeployError> {
         let Some(gate) = self.inner.config.policy.clone() else { return Ok(()) };
         let (verdict, change) = mobius_log::blocking::spawn(move || (gate.decide(&change), change)).await;
