@@ -24,10 +24,13 @@
 //! [`sessions`]: the console's sign-in sessions, each as strong as its token and no longer.
 //! [`flags`]: a release's flag files loaded into flag sets when it is deployed (the
 //! deployer's port, over [`FlagSets`]).
+//! [`gate`]: the gate policies every deploy is decided by (the deployer's port, over
+//! `mobius-policy`).
 
 pub mod environments;
 pub mod flag_rollouts;
 pub mod flags;
+pub mod gate;
 pub mod repositories;
 pub mod secrets;
 pub mod sessions;
@@ -104,6 +107,9 @@ pub struct Config {
     /// How jobs go to `mobius agent` workers: lease, renewal, long-poll wait, and the labels
     /// the server's own executor serves.
     pub agents: AgentsConfig,
+    /// The server's gate policies (`*.rego`), deciding every deploy besides the `policies/`
+    /// a release ships. Default `None`.
+    pub policy_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -127,6 +133,7 @@ impl Config {
             database_url: None,
             replicas: false,
             agents: AgentsConfig::default(),
+            policy_dir: None,
         }
     }
 }
@@ -237,6 +244,7 @@ impl App {
                 leases: config.replicas.then(|| leases.clone()),
                 flags: Some(Arc::new(flags::ReleaseFlagSets::new(flag_sets.clone(), rollouts_cell.clone()))),
                 guard: Some(Arc::new(GitOps::guard(store.clone()))),
+                policy: Some(Arc::new(gate::PolicyGate::new(store.clone(), config.policy_dir.clone()))),
             },
         );
         let runs = Runner::new(

@@ -24,6 +24,7 @@ pub mod flags;
 mod instances;
 mod plane;
 pub use plane::Injected;
+pub mod policy;
 mod recovery;
 pub mod release;
 pub mod replicas;
@@ -76,6 +77,8 @@ pub struct DeployConfig {
     /// every environment takes deploys. GitOps refuses manual deploys to the environments a
     /// deploy repository declares, and deploys them itself through [`Deployer::deploy_declared`].
     pub guard: Option<Arc<dyn DeployGuard>>,
+    /// The gate policies asked before every rollout starts (see [`policy`]); `None`: no gate.
+    pub policy: Option<Arc<dyn policy::GatePolicies>>,
 }
 
 /// Whether a deploy of a service to an environment may be asked for by hand. Called on the
@@ -115,6 +118,9 @@ pub enum DeployError {
     /// The guard refused a deploy by hand (the environment is declared in a deploy repository).
     #[error("{message}")]
     Managed { service: String, environment: String, message: String },
+    /// The gate policies refuse the change; every deny message is listed.
+    #[error("the gate policies refuse the {action} of {service} to {environment}:{}", policy::listed(deny))]
+    PolicyDenied { service: String, environment: String, action: &'static str, deny: Vec<String> },
     #[error("rollout {id} of {service} to {environment} is still {phase}: promote, abort or wait for it")]
     RolloutUnfinished { id: i64, service: String, environment: String, phase: &'static str },
     #[error("{version} is already the version serving {environment}")]
@@ -321,6 +327,7 @@ impl Deployer {
                 phase: current.rollout.phase.as_str(),
             });
         }
+        self.check_gate(&request, &release).await?;
         let (stable, stable_spec) = self.serving(latest.as_ref());
         let plane = self.plane(spec, &request.environment, stable.as_ref()).await?;
         let now = self.now();

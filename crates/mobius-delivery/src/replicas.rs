@@ -111,6 +111,8 @@ pub enum Refusal {
     Conflict,
     /// The error-budget policy freezes the environment.
     BudgetExhausted,
+    /// The gate policies refuse the change.
+    PolicyDenied,
     /// Nothing changed and the same change may succeed later (a busy store, no holder).
     Unavailable,
     /// The server's own failure.
@@ -149,6 +151,7 @@ impl DeployError {
             D::FlagFiles(crate::flags::FlagFilesError::Failed { .. }) => Refusal::Failed,
             D::NeverDeployed { .. } | D::NotRunningHere { .. } => Refusal::NotFound,
             D::BudgetExhausted { .. } => Refusal::BudgetExhausted,
+            D::PolicyDenied { .. } => Refusal::PolicyDenied,
             D::RolloutUnfinished { .. }
             | D::AlreadyServing { .. }
             | D::NothingToUndo { .. }

@@ -29,6 +29,7 @@ fn fixture() -> Fixture {
         leases: None,
         flags: None,
         guard: None,
+        policy: None,
     };
     let deployer = Deployer::new(store.clone(), log.clone(), config);
     let gitops = GitOps::new(store.clone(), log, deployer, Clock::System);

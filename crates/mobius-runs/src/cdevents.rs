@@ -95,6 +95,11 @@ impl<'a> Recorder<'a> {
         self
     }
 
+    /// Every artifact the run's upload steps reported so far: `(name, digest)`.
+    pub fn uploaded(&self) -> Vec<(String, String)> {
+        self.packaged.iter().map(|p| (p.name.clone(), p.digest.clone())).collect()
+    }
+
     /// The events of the run, which ended now with `result`: every event not handed over yet.
     pub fn finish(mut self, result: Status) -> Result<Vec<NewEvent>, EmitError> {
         let run = &self.run;

@@ -27,6 +27,7 @@ pub mod git;
 pub mod graph;
 pub mod logs;
 mod progress;
+pub mod provenance;
 pub mod remote;
 pub mod runner;
 pub mod trigger;

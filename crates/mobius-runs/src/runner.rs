@@ -667,7 +667,7 @@ pub(crate) fn trigger_record(github: &Value, inputs: &serde_json::Map<String, Va
 }
 
 /// The branch `HEAD` names in the registered clone: what `$default-branch` means here.
-fn default_branch(path: &Path) -> String {
+pub fn default_branch(path: &Path) -> String {
     std::process::Command::new("git")
         .arg("-C")
         .arg(path)

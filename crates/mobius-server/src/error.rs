@@ -224,6 +224,7 @@ impl From<DeployError> for ApiError {
                 ApiError::client(StatusCode::NOT_FOUND, "not_found", &e)
             }
             D::BudgetExhausted { .. } => ApiError::client(StatusCode::CONFLICT, "budget_exhausted", &e),
+            D::PolicyDenied { .. } => ApiError::client(StatusCode::FORBIDDEN, "policy_denied", &e),
             D::RolloutUnfinished { .. }
             | D::AlreadyServing { .. }
             | D::NothingToUndo { .. }
@@ -241,6 +242,7 @@ impl From<DeployError> for ApiError {
                 Refusal::NotFound => ApiError::client(StatusCode::NOT_FOUND, "not_found", &e),
                 Refusal::Conflict => ApiError::client(StatusCode::CONFLICT, "conflict", &e),
                 Refusal::BudgetExhausted => ApiError::client(StatusCode::CONFLICT, "budget_exhausted", &e),
+                Refusal::PolicyDenied => ApiError::client(StatusCode::FORBIDDEN, "policy_denied", &e),
                 Refusal::Unavailable => ApiError::client(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &e),
                 Refusal::Failed => ApiError::internal(e),
             },

@@ -178,6 +178,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/policy/{service}/{environment}", get(reliability::get_policy))
         .route("/api/v1/deployments", post(delivery::deploy))
         .route("/api/v1/uploads/{digest}", put(delivery::upload))
+        .route("/api/v1/artifacts/{digest}/provenance", get(runs::provenance))
         .route("/api/v1/chaos", get(delivery::faults))
         .route("/api/v1/chaos/{service}/{environment}", post(delivery::inject).delete(delivery::clear))
         .route("/api/v1/rollouts", get(delivery::list))

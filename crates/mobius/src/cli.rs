@@ -458,6 +458,11 @@ pub struct ServeArgs {
     #[arg(long, env = "MOBIUS_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
 
+    /// A directory of gate policies (`*.rego`, `package mobius.gate`) that decide every
+    /// deploy, besides the `policies/` a release ships
+    #[arg(long, env = "MOBIUS_POLICY_DIR", value_name = "DIR")]
+    pub policy_dir: Option<PathBuf>,
+
     /// Keep the store in PostgreSQL instead of the data directory's SQLite file, e.g.
     /// `postgres://mobius@db.internal/mobius`. A URL with a password belongs in
     /// MOBIUS_DATABASE_URL or MOBIUS_DATABASE_URL_FILE (or `database_url` in mobius.toml), not

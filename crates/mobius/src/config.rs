@@ -78,6 +78,9 @@ pub struct FileConfig {
     /// OFREP evaluations per second one key may make (bursts of twice that); 0: no limit.
     /// Default 1000.
     pub ofrep_rate: Option<f64>,
+    /// A directory of gate policies (`*.rego`, `package mobius.gate`) every deploy is decided
+    /// by, besides the `policies/` a release ships. Default: none.
+    pub policy_dir: Option<PathBuf>,
 }
 
 /// Resolved settings.
@@ -133,6 +136,9 @@ pub struct Settings {
     pub ofrep_cors_origins: Vec<String>,
     /// OFREP's rate per key (`ofrep_rate`, `MOBIUS_OFREP_RATE`): per second, and the burst.
     pub ofrep_rate: (f64, u32),
+    /// The server's gate policies (`--policy-dir`, `MOBIUS_POLICY_DIR`, `policy_dir`): a
+    /// directory that must exist; `None`: only the policies releases ship.
+    pub policy_dir: Option<PathBuf>,
 }
 
 impl Settings {
@@ -209,6 +215,8 @@ pub struct Overrides<'a> {
     pub public_url: Option<&'a str>,
     /// `--database-url`.
     pub database_url: Option<&'a str>,
+    /// `--policy-dir` (or `MOBIUS_POLICY_DIR`).
+    pub policy_dir: Option<&'a Path>,
 }
 
 pub fn load(data_dir: Option<&Path>, overrides: Overrides<'_>) -> Result<Settings> {
@@ -278,6 +286,16 @@ fn load_with(
         );
     }
 
+    let policy_dir = overrides.policy_dir.map(Path::to_path_buf).or(file.policy_dir);
+    if let Some(dir) = &policy_dir
+        && !dir.is_dir()
+    {
+        bail!(
+            "the policy directory {} is not a directory (policy_dir, --policy-dir, MOBIUS_POLICY_DIR)",
+            dir.display()
+        );
+    }
+
     let limits = limits(file.limits.unwrap_or_default()).with_context(|| format!("{}: [limits]", path.display()))?;
     let public_metrics = match env("MOBIUS_PUBLIC_METRICS") {
         Some(text) => parse_bool(&text).context("MOBIUS_PUBLIC_METRICS")?,
@@ -312,6 +330,7 @@ fn load_with(
         },
         public_url: public_url.map(|url| url.trim_end_matches('/').to_owned()),
         database_url,
+        policy_dir,
         local_labels: env("MOBIUS_LOCAL_LABELS")
             .map(|text| text.split(',').map(str::to_owned).collect::<Vec<_>>())
             .or(file.local_labels)

@@ -24,6 +24,9 @@ pub const SERVICE_REMOVED: &str = "dev.cdevents.service.removed.0.3.0";
 /// Mobius's own: a deployment let through a frozen error budget. CDEvents has no policy
 /// vocabulary.
 pub const POLICY_EXCEPTION: &str = "dev.cdeventsx.mobius-policy.exception.0.1.0";
+/// Mobius's own: what the gate policies (`policies/*.rego`) decided about a change, allowed or
+/// not.
+pub const POLICY_DECIDED: &str = "dev.cdeventsx.mobius-policy.decided.0.1.0";
 
 /// The event source of the control plane for a service.
 pub fn source(service: &str) -> String {
@@ -50,6 +53,48 @@ struct PolicyExceptionContent<'a> {
     environment: Ref<'a>,
     reason: &'a str,
     message: &'a str,
+}
+
+#[derive(Serialize)]
+struct PolicyDecidedContent<'a> {
+    environment: Ref<'a>,
+    action: &'a str,
+    artifact: &'a str,
+    allow: bool,
+    deny: &'a [String],
+    warn: &'a [String],
+    exceptions: &'a [String],
+}
+
+/// What the gate policies decided about one change of `service` in an environment.
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyDecision<'a> {
+    pub environment: &'a str,
+    /// `deploy`, `promotion`, `gitops-sync`, `flag-change`.
+    pub action: &'a str,
+    /// The artifact the change ships (`pkg:generic/NAME@sha256%3A…`).
+    pub artifact: &'a str,
+    /// The deny messages: the change is allowed when there are none.
+    pub deny: &'a [String],
+    pub warn: &'a [String],
+    /// The rules excepted by an `exception` rule.
+    pub exceptions: &'a [String],
+}
+
+/// The gate policies' decision about a change of `service`, recorded whether it allows the
+/// change or not. Each decision is its own event.
+pub fn policy_decided(service: &str, decision: &PolicyDecision<'_>, at: Timestamp) -> Result<NewEvent, EmitError> {
+    let source = source(service);
+    let content = PolicyDecidedContent {
+        environment: Ref { id: decision.environment },
+        action: decision.action,
+        artifact: decision.artifact,
+        allow: decision.deny.is_empty(),
+        deny: decision.deny,
+        warn: decision.warn,
+        exceptions: decision.exceptions,
+    };
+    build(Parts::new(POLICY_DECIDED, random_id(), &source, at, service, content), Origin::Internal)
 }
 
 /// `environment` got its first version of `service`, served at `url`.

@@ -154,6 +154,36 @@ fn policy_exception() {
     check(&event, Origin::Internal, expected);
 }
 
+#[test]
+fn policy_decided() {
+    let (deny, warn, exceptions) = (vec!["not built by Mobius".to_owned()], vec!["old".to_owned()], vec![]);
+    let decision = delivery::PolicyDecision {
+        environment: "production",
+        action: "deploy",
+        artifact: "pkg:generic/upload@sha256%3Aab",
+        deny: &deny,
+        warn: &warn,
+        exceptions: &exceptions,
+    };
+    let event = delivery::policy_decided("shop", &decision, at()).unwrap();
+    let expected = deploy_event(
+        "dev.cdeventsx.mobius-policy.decided.0.1.0",
+        RANDOM,
+        "2023-11-14T22:13:20Z",
+        "shop",
+        json!({
+            "environment": { "id": "production" },
+            "action": "deploy",
+            "artifact": "pkg:generic/upload@sha256%3Aab",
+            "allow": false,
+            "deny": ["not built by Mobius"],
+            "warn": ["old"],
+            "exceptions": [],
+        }),
+    );
+    check(&event, Origin::Internal, expected);
+}
+
 fn run(sha: Option<&str>, branch: Option<&str>) -> RunIdentity {
     RunIdentity {
         repository: "acme/app".into(),

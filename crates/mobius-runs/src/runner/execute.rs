@@ -154,6 +154,8 @@ impl Runner {
             steps: HashMap::new(),
         };
         let report;
+        let uploaded;
+        let started = self.now();
         let events = {
             // A job's events reach the writer before its end does (the recorder hands them over
             // first), so the job is stored as finished only once they are in the log.
@@ -165,6 +167,7 @@ impl Runner {
             let mut recorder =
                 Recorder::new(&mut sink, &p.workflow, identity(&p)).queued_at(p.run.queued_at).job_events_to(hand_over);
             report = runtime.block_on(engine::run(&p.workflow, opts, &mut recorder));
+            uploaded = recorder.uploaded();
             recorder.finish(report.result)
         };
         drop(sink);
@@ -177,8 +180,21 @@ impl Runner {
         let why = reason.lock().unwrap_or_else(|e| e.into_inner()).clone().or_else(|| {
             (state == RunState::Failure && !failed.is_empty()).then(|| format!("failed jobs: {}", failed.join(", ")))
         });
-        // The run's own events first: once it reads as finished, everything it caused is in
-        // the log (a deploy reading its artifact right then finds it).
+        // Provenance and the run's own events first: once it reads as finished, everything it
+        // caused is stored (a deploy reading its artifact right then finds both).
+        if !p.run.fork {
+            let build = mobius_audit::BuildInfo {
+                repository: identity(&p).uri.trim_end_matches(&format!("/{}", p.run.workflow_file)).to_owned(),
+                commit: p.run.sha.clone(),
+                workflow_file: p.run.workflow_file.clone(),
+                run_id: p.id.to_string(),
+                run_attempt: p.run.attempt,
+                started,
+                finished: self.now(),
+                builder_id: crate::provenance::BUILDER_ID.to_owned(),
+            };
+            crate::provenance::record(store.as_ref(), &build, &uploaded);
+        }
         self.append_events(events);
         self.update(&[RunUpdate::Run { run: p.id, state, at: self.now(), reason: why }]);
         // The log stays (in the data directory); the scratch space goes.

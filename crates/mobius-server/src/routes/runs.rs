@@ -108,6 +108,28 @@ pub async fn show(_: Caller<Read>, State(state): State<AppState>, Path(id): Path
     Ok(Json(detail).into_response())
 }
 
+/// `GET /api/v1/artifacts/{digest}/provenance`: the in-toto statement (SLSA provenance v1)
+/// recorded when a run uploaded the artifact `sha256:<hex>`; 404 when none was.
+pub async fn provenance(
+    _: Caller<Read>,
+    State(state): State<AppState>,
+    Path(digest): Path<String>,
+) -> Result<Response, ApiError> {
+    let hex = digest.strip_prefix("sha256:").unwrap_or_default();
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::bad_request(format!("`{digest}` is not an artifact digest (sha256: and 64 hex digits)")));
+    }
+    let store = state.app.store.clone();
+    let lookup = digest.clone();
+    let statement = mobius_log::blocking::spawn(move || mobius_runs::provenance::of(store.as_ref(), &lookup)).await?;
+    match statement {
+        Some(statement) => Ok(Json(statement).into_response()),
+        None => {
+            Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no provenance is recorded for {digest}")))
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 pub struct LogParams {
     /// Lines numbered above this (as `Last-Event-ID`).

@@ -21,6 +21,7 @@ pub async fn run(data_dir: Option<&Path>, args: ServeArgs) -> Result<ExitCode> {
             attribution_window: args.rules.attribution_window.as_deref(),
             public_url: args.public_url.as_deref(),
             database_url: args.database_url.as_deref(),
+            policy_dir: args.policy_dir.as_deref(),
         },
     )?;
     // Bound before the application opens: commit statuses link runs under its address.
@@ -99,6 +100,7 @@ pub(super) fn app_config(settings: &Settings) -> Result<mobius_app::Config> {
     config.actions = settings.action_cache();
     config.secret_key = settings.secret_key.as_ref().map(|key| key.expose().to_owned());
     config.database_url = settings.database_url.as_ref().map(|url| url.expose().to_owned());
+    config.policy_dir = settings.policy_dir.clone();
     config.external_proxy = std::env::var("MOBIUS_PROXY").is_ok_and(|v| v == "external");
     if let Ok(every) = std::env::var("MOBIUS_ALERT_EVERY") {
         config.alert_every = crate::config::parse_interval(&every)?;

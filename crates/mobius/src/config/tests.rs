@@ -150,3 +150,21 @@ fn bad_files_name_the_position() {
         assert!(parse_window(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn the_policy_dir_is_layered_and_must_be_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy_dir = |o: Overrides<'_>| load(Some(dir.path()), o).map(|s| s.policy_dir);
+    assert_eq!(policy_dir(Overrides::default()).unwrap(), None, "no server policies by default");
+    let (from_file, from_flag) = (dir.path().join("file-policies"), dir.path().join("flag-policies"));
+    std::fs::create_dir_all(&from_file).unwrap();
+    std::fs::create_dir_all(&from_flag).unwrap();
+    std::fs::write(dir.path().join("mobius.toml"), format!("policy_dir = {:?}\n", from_file.display().to_string()))
+        .unwrap();
+    assert_eq!(policy_dir(Overrides::default()).unwrap(), Some(from_file));
+    let flag = Overrides { policy_dir: Some(&from_flag), ..Default::default() };
+    assert_eq!(policy_dir(flag).unwrap(), Some(from_flag.clone()), "the flag wins");
+    let missing = dir.path().join("missing");
+    let error = policy_dir(Overrides { policy_dir: Some(&missing), ..Default::default() }).unwrap_err().to_string();
+    assert!(error.contains("is not a directory") && error.contains("missing"), "{error}");
+}

@@ -156,6 +156,17 @@ fn labels_route_jobs_to_their_agents_and_secrets_stay_masked() {
     assert!(said_by(&said, "gpu", "hello"), "the agent checked out the commit: {log}");
     assert!(said_by(&said, "gpu", "seed-from-the-server"), "the agent downloaded the server's artifact: {log}");
     assert!(said_by(&said, "here", "built-on-the-agent"), "the server downloaded the agent's artifact: {log}");
+    // The artifact the agent built has its provenance on the server, naming this run.
+    let digest = log
+        .split("uploaded artifact `out`: ")
+        .nth(1)
+        .and_then(|rest| rest.split("digest ").nth(1))
+        .map(|rest| rest.chars().take(71).collect::<String>())
+        .unwrap_or_else(|| panic!("the agent's upload is not in the log: {log}"));
+    let statement = get(&server, &format!("/api/v1/artifacts/{digest}/provenance"));
+    assert_eq!(statement["subject"][0]["name"], "out");
+    assert_eq!(statement["subject"][0]["digest"]["sha256"], digest.trim_start_matches("sha256:"));
+    assert_eq!(statement["predicate"]["buildDefinition"]["internalParameters"]["runId"], id.to_string());
     let gpu_dir = gpu.work_dir.canonicalize().unwrap();
     assert!(log.contains(&format!("gpu ran in {}", gpu_dir.display())), "the gpu job ran on the gpu agent: {log}");
     assert!(log.contains(&cpu.work_dir.canonicalize().unwrap().display().to_string()), "{log}");

@@ -27,6 +27,7 @@ mod limits;
 mod ofrep;
 mod pg_faults;
 mod pipelines;
+mod policy_gate;
 mod postgres;
 mod prometheus;
 mod provider;
