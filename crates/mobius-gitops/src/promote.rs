@@ -4,11 +4,15 @@
 //! reconciler then syncs it like any change to git, so the audit trail of every production
 //! change is the repository's history (and the `mobius-gitops.synced` event names the commit).
 //!
-//! The commit is written without a work tree (a throwaway index, `commit-tree`, and a
+//! The gate policies decide a promotion (`input.action: promotion`) before anything is
+//! committed. The commit is written without a work tree (a throwaway index, `commit-tree`, and a
 //! compare-and-swap of the branch): a push that lands in between makes the promotion fail
 //! rather than overwrite it. The file's other lines, comments included, are kept as written:
 //! only the digest's text is replaced (or the service's entry added under `services:`).
 
+use std::path::PathBuf;
+
+use mobius_delivery::policy::{GateAction, GateChange};
 use mobius_deploy::rollout::Phase;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
@@ -93,10 +97,25 @@ impl GitOps {
             .into());
         }
         let serving = match r.phase {
-            Phase::Succeeded => r.new.artifact.as_deref(),
-            _ => r.stable.as_ref().and_then(|s| s.artifact.as_deref()),
+            Phase::Succeeded => Some(&r.new),
+            _ => r.stable.as_ref(),
         };
-        let digest = serving.and_then(digest_of).ok_or_else(nothing)?;
+        let serving = serving.ok_or_else(nothing)?;
+        let digest = serving.artifact.as_deref().and_then(digest_of).ok_or_else(nothing)?;
+        // The gate policies decide the promotion before anything is committed (and the sync it
+        // leads to is a deploy they decide again).
+        let change = GateChange {
+            action: GateAction::Promotion,
+            service: promotion.service.clone(),
+            environment: promotion.to.clone(),
+            release: PathBuf::from(&serving.release),
+            artifact: serving.artifact.clone().unwrap_or_default(),
+            revision: serving.revision.clone(),
+            by: Some(promotion.by.clone()),
+            reason: promotion.reason.clone(),
+            at: self.inner.clock.now(),
+        };
+        self.inner.deployer.ask_gate(change).await?;
 
         let path = self.path_of(&source.repository).await?;
         let (repository, revision) = (source.repository.clone(), source.revision.clone());

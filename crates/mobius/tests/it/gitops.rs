@@ -3,7 +3,7 @@
 //! artifact runs where. The server syncs what git declares (production through its canary),
 //! refuses manual deploys, holds a change in a deny window, promotes as a commit, reverts drift
 //! when self-healing, shows a failed rollout as out of sync with its reason, and prunes only
-//! when told.
+//! when told; the gate policies decide promotions before anything is committed.
 
 use std::path::Path;
 
@@ -117,7 +117,12 @@ fn events_of(dir: &Dir, ty: &str) -> Vec<Value> {
 fn a_deploy_repository_drives_its_environments_through_sync_promotion_drift_and_failure() {
     let dir = Dir::new();
     let _cleanup = Cleanup(dir.path().to_owned());
-    let server = dir.serve(&[]);
+    // The server's own gate policy: a promotion said to be blocked is refused before any commit.
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    let gate = "package mobius.gate\n\ndeny contains \"promotions marked blocked wait for approval\" if {\n  input.action == \"promotion\"\n  input.reason == \"blocked\"\n}\n";
+    std::fs::write(policies.join("gate.rego"), gate).unwrap();
+    let server = dir.serve_with_env(&[("MOBIUS_POLICY_DIR", policies.to_str().unwrap())]);
     let (staging, production) = (free_port(), free_port());
     let cli = |args: &[&str]| {
         let out = against(&dir, &server, ADMIN, args);
@@ -181,6 +186,10 @@ fn a_deploy_repository_drives_its_environments_through_sync_promotion_drift_and_
 
     // Promotion: what serves staging, committed into production's file; production's canary
     // takes it.
+    let before = git(&deploy, &["rev-parse", "HEAD"]);
+    let (ok, said) = cli(&["promote", "shop", "--from", "staging", "--to", "production", "--reason", "blocked"]);
+    assert!(!ok && said.contains("promotions marked blocked wait for approval"), "{said}");
+    assert_eq!(git(&deploy, &["rev-parse", "HEAD"]), before, "a refused promotion commits nothing");
     let (ok, said) = cli(&["promote", "shop", "--from", "staging", "--to", "production", "--reason", "release 2"]);
     assert!(ok && said.contains("Committed") && said.contains("environments/production.yaml"), "{said}");
     let head = git(&deploy, &["log", "-1", "--format=%an%n%s%n%b"]);
