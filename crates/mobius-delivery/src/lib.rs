@@ -20,7 +20,10 @@
 /// Trees as they travel (release uploads, agents' workspaces): now in `mobius-pipelines`.
 pub use mobius_pipelines::archive;
 mod controller;
+mod faults;
 pub mod flags;
+mod guard;
+pub use guard::DeployGuard;
 mod instances;
 mod plane;
 pub use plane::Injected;
@@ -28,6 +31,7 @@ pub mod policy;
 mod recovery;
 pub mod release;
 pub mod replicas;
+mod retire;
 mod shared;
 pub(crate) mod sli;
 pub mod steps;
@@ -79,19 +83,6 @@ pub struct DeployConfig {
     pub guard: Option<Arc<dyn DeployGuard>>,
     /// The gate policies asked before every rollout starts (see [`policy`]); `None`: no gate.
     pub policy: Option<Arc<dyn policy::GatePolicies>>,
-}
-
-/// Whether a deploy of a service to an environment may be asked for by hand. Called on the
-/// blocking pool: it may read the store.
-pub trait DeployGuard: Send + Sync {
-    /// `Err` with the message the caller sees when the environment is not theirs to deploy to.
-    fn check(&self, service: &str, environment: &str) -> Result<(), String>;
-}
-
-impl std::fmt::Debug for dyn DeployGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DeployGuard")
-    }
 }
 
 /// Why a deployment operation was refused or failed, in the control plane's words.
@@ -476,59 +467,6 @@ impl Deployer {
         self.deploy_with(request, Some(Plan::switch())).await
     }
 
-    /// Retires a service from an environment: both versions' instances stopped and its proxy
-    /// closed, a `service.removed` event. Its rollouts stay in the store as history; a restart
-    /// does not take it up again, and a later deploy there is a first deploy. Refused while a
-    /// rollout is unfinished.
-    pub async fn retire(&self, service: &str, environment: &str) -> Result<Stored, DeployError> {
-        if let Some(leases) = &self.inner.config.leases {
-            return self.ask(leases, service, environment, replicas::Change::Retire).await;
-        }
-        self.retire_here(service, environment).await
-    }
-
-    async fn retire_here(&self, service: &str, environment: &str) -> Result<Stored, DeployError> {
-        let _one = self.inner.changes.lock().await;
-        let never = || DeployError::NeverDeployed { service: service.to_owned(), environment: environment.to_owned() };
-        let latest = self.latest(service, environment).await?.ok_or_else(never)?;
-        let r = &latest.rollout;
-        if !r.phase.is_final() {
-            return Err(DeployError::RolloutUnfinished {
-                id: r.id,
-                service: service.to_owned(),
-                environment: environment.to_owned(),
-                phase: r.phase.as_str(),
-            });
-        }
-        if self.retired(service, environment).await? == Some(r.id) {
-            return Err(never());
-        }
-        // Marked first: a restart in between does not take up what is being stopped.
-        let (store, key, id) = (self.inner.store.clone(), retired_key(service, environment), r.id.to_string());
-        mobius_log::blocking::spawn(move || store.put_state(&key, &id)).await?;
-        for deployed in r.stable.iter().chain(std::iter::once(&r.new)) {
-            for instance in &deployed.instances {
-                if let Some(current) = self.inner.supervisor.current(instance.addr) {
-                    self.inner.supervisor.stop(&current, std::time::Duration::from_secs(5)).await;
-                }
-            }
-        }
-        // Dropping the plane closes its proxy.
-        self.inner.planes.lock().await.remove(&(service.to_owned(), environment.to_owned()));
-        self.emit(emit::service_removed(service, environment, self.now()).map(|e| vec![e])).await;
-        Ok(latest)
-    }
-
-    /// The id of the rollout a service was retired at in an environment, if it was retired
-    /// and not deployed there since.
-    pub async fn retired(&self, service: &str, environment: &str) -> Result<Option<i64>, DeployError> {
-        let (store, key) = (self.inner.store.clone(), retired_key(service, environment));
-        let marked = mobius_log::blocking::spawn(move || store.state(&key)).await?;
-        let Some(id) = marked.and_then(|m| m.parse::<i64>().ok()) else { return Ok(None) };
-        let latest = self.latest(service, environment).await?;
-        Ok(latest.filter(|l| l.rollout.id == id).map(|_| id))
-    }
-
     /// The latest rollout of a service to an environment. Blocking: reads the store.
     pub fn status(&self, service: &str, environment: &str) -> Result<Option<Stored>, DeployError> {
         let rows = self.inner.store.rollouts(&RolloutQuery {
@@ -556,57 +494,6 @@ impl Deployer {
             ..RolloutQuery::default()
         })?;
         Ok(rows.iter().filter_map(decode).collect())
-    }
-
-    /// Injects a chaos fault into an environment's proxy (replacing one with the same id). A
-    /// fault whose failures are not `counted` is a game day left out of error budgets, and is
-    /// recorded as a policy exception.
-    pub async fn inject(
-        &self,
-        service: &str,
-        environment: &str,
-        fault: mobius_proxy::chaos::Fault,
-        counted: bool,
-    ) -> Result<Vec<Injected>, DeployError> {
-        fault.check()?;
-        let plane = self.existing_plane(service, environment).await?;
-        let mut faults = plane.faults();
-        faults.retain(|f| f.fault.id != fault.id);
-        let id = fault.id.clone();
-        faults.push(Injected { fault, counted });
-        plane.set_faults(faults.clone());
-        if !counted {
-            let message = format!("game day: failures injected by fault `{id}` are left out of error budgets");
-            self.emit(emit::policy_exception(service, environment, "game-day", &message, self.now()).map(|e| vec![e]))
-                .await;
-        }
-        Ok(faults)
-    }
-
-    /// Removes every fault from an environment's proxy.
-    pub async fn clear_faults(&self, service: &str, environment: &str) -> Result<(), DeployError> {
-        self.existing_plane(service, environment).await?.set_faults(Vec::new());
-        Ok(())
-    }
-
-    /// Every environment's active faults.
-    pub async fn faults(&self) -> Vec<(String, String, Vec<Injected>)> {
-        let planes = self.inner.planes.lock().await;
-        let mut out: Vec<_> = planes
-            .iter()
-            .map(|((s, e), p)| (s.clone(), e.clone(), p.faults()))
-            .filter(|(_, _, f)| !f.is_empty())
-            .collect();
-        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-        out
-    }
-
-    async fn existing_plane(&self, service: &str, environment: &str) -> Result<Arc<Plane>, DeployError> {
-        let planes = self.inner.planes.lock().await;
-        planes.get(&(service.to_owned(), environment.to_owned())).cloned().ok_or_else(|| DeployError::NotRunningHere {
-            service: service.to_owned(),
-            environment: environment.to_owned(),
-        })
     }
 
     /// Stops every instance this control plane runs and closes the embedded proxies (for
@@ -780,10 +667,4 @@ fn decode(row: &RolloutRow) -> Option<Stored> {
     serde_json::from_str(&row.body)
         .map_err(|e| tracing::warn!(rollout = row.id, error = %e, "unreadable stored rollout"))
         .ok()
-}
-
-/// The state document marking a service retired from an environment: the id of its last
-/// rollout then.
-fn retired_key(service: &str, environment: &str) -> String {
-    format!("retired:{service}/{environment}")
 }
