@@ -12,7 +12,8 @@
 //! - `artifact.commit`: the commit the fact (or the release) names; `workflow`, `run` and
 //!   `branch` from the run the provenance names (else the newest run of that commit),
 //!   `default_branch` from its repository's clone.
-//! - `artifact.scan`: zeros — scan results are not recorded per artifact yet.
+//! - `artifact.scan`: what the building run's `mobius/secret-scan` and
+//!   `mobius/dependency-audit` steps found (`mobius_runs::scans`); zeros when none ran.
 //! - `actor.token_scope`: the scope of the token named as the deployer (the newest of that
 //!   name).
 //! - `slo`: the error-budget policy's state for the service in the environment (`frozen` when
@@ -60,7 +61,7 @@ impl PolicyGate {
             workflow: String::new(),
             run: String::new(),
             built_by_mobius: fact.is_some(),
-            // Not recorded per artifact yet: zeros (the module's docs say so).
+            // What the building run's scanner steps found (zeros when none ran).
             scan: Scan {
                 secrets: SecretScan { findings: 0, unresolved: 0 },
                 vulnerabilities: Vulnerabilities { critical: 0, high: 0, medium: 0, low: 0 },
@@ -69,6 +70,17 @@ impl PolicyGate {
         };
         if artifact.built_by_mobius {
             artifact.provenance = mobius_runs::provenance::of(store, &artifact.digest)?;
+            if let Some(s) = mobius_runs::scans::of(store, &artifact.digest)? {
+                artifact.scan = Scan {
+                    secrets: SecretScan { findings: s.secrets, unresolved: s.secrets },
+                    vulnerabilities: Vulnerabilities {
+                        critical: s.critical,
+                        high: s.high,
+                        medium: s.medium,
+                        low: s.low,
+                    },
+                };
+            }
         }
         // The run that built it: the one its provenance names, else the newest of its commit.
         let named = artifact.provenance.as_ref().and_then(|statement| {

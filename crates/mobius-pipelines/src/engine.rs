@@ -91,6 +91,7 @@ mod resolve;
 mod runs_on;
 mod schedule;
 mod security;
+pub use security::SCANNER;
 mod workspace;
 
 use std::collections::BTreeMap;
@@ -122,6 +123,10 @@ pub use security::{DEPENDENCY_AUDIT_INPUTS, DEPENDENCY_AUDIT_REQUIRED, SECRET_SC
 pub struct RunOptions {
     /// The repository directory, copied into the workspace of jobs that check out.
     pub workspace_source: PathBuf,
+    /// The git repository `workspace_source` was exported from, when it is an export without
+    /// history (the server's runs): what `mobius/secret-scan` reads a push's range from.
+    /// `None`: `workspace_source` itself is a clone.
+    pub history: Option<PathBuf>,
     /// How many job instances may run at once on this machine (at least 1); those on agents
     /// (see [`RunOptions::dispatch`]) do not count.
     pub jobs_parallelism: usize,
@@ -199,6 +204,7 @@ impl RunOptions {
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
         RunOptions {
             workspace_source: workspace_source.into(),
+            history: None,
             jobs_parallelism: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             event_name: "push".to_owned(),
             github: Value::Object(Map::new()),

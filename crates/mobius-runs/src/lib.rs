@@ -30,6 +30,7 @@ mod progress;
 pub mod provenance;
 pub mod remote;
 pub mod runner;
+pub mod scans;
 pub mod trigger;
 
 pub use runner::{Dispatch, RunError, Runner, RunnerConfig};

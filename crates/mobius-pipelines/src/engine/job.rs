@@ -102,8 +102,8 @@ struct JobRun {
     pre_state: HashMap<String, BTreeMap<String, String>>,
     /// The workflow file, to place errors.
     workflow_file: String,
-    /// The repository the workspace is copied from (`RunOptions::workspace_source`), whose
-    /// history `mobius/secret-scan` reads for a push's range.
+    /// The repository whose history `mobius/secret-scan` reads for a push's range
+    /// (`RunOptions::history`, else `RunOptions::workspace_source`).
     source: PathBuf,
 }
 
@@ -248,7 +248,9 @@ pub(super) async fn run_steps(
         posts: Vec::new(),
         pre_state: HashMap::new(),
         workflow_file: opts.workflow_file.clone(),
-        source: opts.workspace_source.clone(),
+        // The history a push range is read from: the repository itself when the workspace
+        // source is an export of one (the server's), else the source (a clone, locally).
+        source: opts.history.clone().unwrap_or_else(|| opts.workspace_source.clone()),
     };
     // The job's own signal: fail-fast of its matrix, the run's cancellation, or its timeout.
     let cancel = CancellationSignal::new();

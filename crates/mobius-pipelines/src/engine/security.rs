@@ -11,8 +11,14 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use mobius_audit::Severity;
+
 use super::actions::InputError;
 use crate::artifacts::{JobFiles, StoreError};
+
+/// The output naming which scanner a step was (`secret-scan`, `dependency-audit`): what the
+/// server reads from a run's steps to record the scans beside its artifacts.
+pub const SCANNER: &str = "mobius-scanner";
 
 /// The inputs of `mobius/secret-scan`.
 pub const SECRET_SCAN_INPUTS: &[&str] = &["config", "baseline", "format", "fail"];
@@ -197,6 +203,8 @@ pub(super) fn secret_scan(
     gate.failed = fail && !findings.is_empty();
     gate.outputs.insert("report".into(), name);
     gate.outputs.insert("findings".into(), findings.len().to_string());
+    // What the server records beside the run's artifacts for the gate policies.
+    gate.outputs.insert(SCANNER.into(), "secret-scan".into());
     Ok(gate)
 }
 
@@ -289,6 +297,20 @@ pub(super) fn dependency_audit(with: &BTreeMap<String, String>, files: &JobFiles
     gate.failed = fail && (failing > 0 || packages == 0);
     gate.outputs.insert("report".into(), name);
     gate.outputs.insert("findings".into(), report.findings.len().to_string());
+    // By severity, for the gate policies (a finding without one is counted as critical: it
+    // fails every threshold here too).
+    gate.outputs.insert(SCANNER.into(), "dependency-audit".into());
+    for (band, severity) in [
+        ("critical", None),
+        ("critical", Some(Severity::Critical)),
+        ("high", Some(Severity::High)),
+        ("medium", Some(Severity::Medium)),
+        ("low", Some(Severity::Low)),
+    ] {
+        let count = report.findings.iter().filter(|f| f.severity == severity).count();
+        let before: usize = gate.outputs.get(band).and_then(|n| n.parse().ok()).unwrap_or(0);
+        gate.outputs.insert(band.into(), (before + count).to_string());
+    }
     Ok(gate)
 }
 

@@ -82,6 +82,8 @@ impl Runner {
             }
         };
         let mut opts = RunOptions::new(&source, &work);
+        // The export has no history: a push's range is read from the repository itself.
+        opts.history = Some(p.repository_path.clone());
         opts.jobs_parallelism = config.parallelism.max(1);
         opts.event_name.clone_from(&p.run.event);
         opts.github = p.github.clone();
@@ -194,6 +196,9 @@ impl Runner {
                 builder_id: crate::provenance::BUILDER_ID.to_owned(),
             };
             crate::provenance::record(store.as_ref(), &build, &uploaded);
+            if let Some(scanned) = crate::scans::of_run(&report) {
+                crate::scans::record(store.as_ref(), &scanned, &uploaded);
+            }
         }
         self.append_events(events);
         self.update(&[RunUpdate::Run { run: p.id, state, at: self.now(), reason: why }]);

@@ -197,7 +197,10 @@ jobs:
     runs-on: ubuntu-latest
     steps:
       - uses: actions/checkout@v4
-      - run: mkdir release && cp mobius.yaml release/ && cp -r policies release/
+      - uses: mobius/secret-scan@v1
+        with:
+          fail: false
+      - run: mkdir release && cp mobius.yaml version.txt release/ && cp -r policies release/
       - uses: actions/upload-artifact@v4
         with:
           name: shop
@@ -267,4 +270,30 @@ fn a_workflow_run_records_provenance_beside_its_artifact_and_the_examples_let_it
     let decided = decisions(&dir);
     assert_eq!(decided.len(), 1, "{decided:#?}");
     assert_eq!(decided[0]["subject"]["content"]["allow"], true, "{:#}", decided[0]);
+
+    // The next push adds a secret: its scan reports it without failing the run, the scan is
+    // recorded beside the artifact, and the shipped policy keeps that artifact out.
+    let token = format!("ghp_{}", "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5");
+    commit(&repo, &[("version.txt", "v2"), ("config.env", &format!("GITHUB_TOKEN={token}\n"))], "Build v2");
+    let runs = wait_for("the second run", || {
+        let runs = get(&server, "/api/v1/runs");
+        (runs.as_array().unwrap().len() > 1).then_some(runs)
+    });
+    let id = runs[0]["id"].as_i64().unwrap();
+    let run = run_finished(&server, id);
+    let logs = dir.ok(&["runs", "logs", &id.to_string()]);
+    assert_eq!(run["state"], "success", "fail: false reports without failing\n{logs}");
+    assert!(logs.contains("1 leak(s) found") && !logs.contains(&token), "{logs}");
+    let leaky = logs
+        .split("uploaded artifact `shop`: ")
+        .nth(1)
+        .and_then(|rest| rest.split("digest ").nth(1))
+        .map(|rest| rest.chars().take(71).collect::<String>())
+        .unwrap_or_else(|| panic!("no upload in:\n{logs}"));
+    assert_ne!(leaky, digest);
+    let out = crate::deploy::against(&dir, &server, ADMIN, &["deploy", "shop", "production", "--artifact", &leaky]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && said.contains("1 unresolved secret-scan finding(s)"), "{said}");
+    let decided = decisions(&dir);
+    assert!(decided.iter().any(|d| d["subject"]["content"]["allow"] == false), "{decided:#?}");
 }
