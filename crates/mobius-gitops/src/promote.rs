@@ -125,7 +125,7 @@ impl GitOps {
             let parent = repo::resolve(&path, &branch)?;
             let text = repo::file_at(&path, &parent, &file).unwrap_or_default();
             let (edited, previous) = set_artifact(&file, &text, &promotion.service, &digest)?;
-            let author = Author { name: promotion.by.clone(), email: format!("{}@mobius.invalid", email_safe(&promotion.by)) };
+            let author = Author { name: author_safe(&promotion.by), email: format!("{}@mobius.invalid", email_safe(&promotion.by)) };
             let message = format!(
                 "Promote {service} to {to}: {short}\n\n{service} serves {digest} in {from}; {by} promoted it to {to}{why}.\n\nMobius-Promotion: {from} -> {to}\n",
                 service = promotion.service,
@@ -238,6 +238,12 @@ fn add_service(text: &str, service: &str, digest: &str) -> Option<String> {
     Some(out)
 }
 
+/// A token's name as git takes an author's: no `<`, `>` or control characters.
+fn author_safe(name: &str) -> String {
+    let safe: String = name.chars().filter(|c| !matches!(c, '<' | '>') && !c.is_control()).collect();
+    if safe.trim().is_empty() { "mobius".to_owned() } else { safe.trim().to_owned() }
+}
+
 fn email_safe(name: &str) -> String {
     let safe: String =
         name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '-' }).collect();
@@ -266,6 +272,14 @@ mod tests {
         assert!(edited.contains(&format!("artifact: {}   # v1", digest('c'))), "{edited}");
         let same = set_artifact("f.yaml", &text, "shop", &digest('a')).unwrap_err();
         assert!(matches!(same, PromoteError::AlreadyDeclared { .. }), "{same}");
+    }
+
+    #[test]
+    fn an_author_is_what_git_takes() {
+        assert_eq!(author_safe("bootstrap (MOBIUS_ADMIN_TOKEN)"), "bootstrap (MOBIUS_ADMIN_TOKEN)");
+        assert_eq!(author_safe("eve <root@x>\nX"), "eve root@xX");
+        assert_eq!(author_safe("<>"), "mobius");
+        assert_eq!(email_safe("ci bot/1"), "ci-bot-1");
     }
 
     #[test]
