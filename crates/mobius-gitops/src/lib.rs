@@ -55,6 +55,9 @@ pub const TICK: Duration = Duration::from_secs(1);
 /// jitter), even when no push was seen.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(180);
 
+/// The longest `interval` a source may have (a week): past it a lost push waits too long.
+const MAX_INTERVAL_S: u64 = 7 * 86_400;
+
 /// How many reconciliations a source's history keeps (Flux keeps 5; the console shows 20).
 pub const HISTORY: usize = 20;
 
@@ -245,10 +248,15 @@ impl GitOps {
 
     /// Follows `source` (replacing how it was followed); its first pass starts at once.
     pub async fn add(&self, source: Source) -> Result<Source, GitOpsError> {
-        if source.interval_s < 10 {
-            return Err(GitOpsError::Invalid { field: "interval", message: "at least 10s".into() });
+        if !(10..=MAX_INTERVAL_S).contains(&source.interval_s) {
+            return Err(GitOpsError::Invalid { field: "interval", message: "between 10s and 7d".into() });
         }
-        if source.path.split('/').any(|part| part == "..") {
+        // Both reach `git` as arguments: nothing it could read as an option or a range.
+        let argument = |text: &str| text.starts_with('-') || text.chars().any(|c| c.is_whitespace() || c.is_control());
+        if source.revision.is_empty() || argument(&source.revision) || source.revision.contains("..") {
+            return Err(GitOpsError::Invalid { field: "revision", message: "a branch, a tag, a sha or HEAD".into() });
+        }
+        if argument(&source.path) || source.path.split('/').any(|part| part == "..") {
             return Err(GitOpsError::Invalid { field: "path", message: "must stay inside the repository".into() });
         }
         let store = self.inner.store.clone();

@@ -60,7 +60,14 @@ async fn a_source_must_be_a_registered_repository_and_a_bad_one_changes_nothing(
     let repository = Repository { name: "acme/deploy".into(), path: "/nowhere".into(), credentials: None };
     mobius_log::blocking::spawn(move || store.add_repository(&repository)).await.unwrap();
     let fast = Source { interval_s: 1, ..source("acme/deploy") };
-    assert_eq!(f.gitops.add(fast).await.unwrap_err().to_string(), "`interval`: at least 10s");
+    assert_eq!(f.gitops.add(fast).await.unwrap_err().to_string(), "`interval`: between 10s and 7d");
+    let forever = Source { interval_s: u64::MAX, ..source("acme/deploy") };
+    assert_eq!(f.gitops.add(forever).await.unwrap_err().to_string(), "`interval`: between 10s and 7d");
+    for revision in ["--output=/tmp/x", "main..evil", "", "a b"] {
+        let bad = Source { revision: revision.into(), ..source("acme/deploy") };
+        let error = f.gitops.add(bad).await.unwrap_err().to_string();
+        assert_eq!(error, "`revision`: a branch, a tag, a sha or HEAD", "{revision:?}");
+    }
     let outside = Source { path: "../etc".into(), ..source("acme/deploy") };
     assert_eq!(f.gitops.add(outside).await.unwrap_err().to_string(), "`path`: must stay inside the repository");
     assert!(f.gitops.sources().await.unwrap().is_empty());
