@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 
-use mobius_delivery::flags::{FlagFile, FlagFilesError, FlagsFuture, Loading, ReleaseFlags};
+use mobius_delivery::flags::{FlagFile, FlagFilesError, FlagsFuture, Loading, ReleaseFlags, SetNow};
 use mobius_features::plan::BlockOutcome;
 use mobius_features::rollout::{RolloutError, Rollouts};
 use mobius_features::{Actor, FlagError, FlagSets, Put, names};
@@ -75,6 +75,12 @@ impl ReleaseFlags for ReleaseFlagSets {
             }
             Ok(())
         })
+    }
+
+    fn current(&self, file: &FlagFile, environment: &str) -> SetNow {
+        let set = names::release_set_name(&file.base, environment);
+        let loaded = self.sets.current(&set);
+        SetNow { version: loaded.as_ref().map(|l| l.version), updated_by: loaded.map(|l| l.updated_by.clone()), set }
     }
 }
 

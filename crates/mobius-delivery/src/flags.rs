@@ -65,6 +65,21 @@ pub trait ReleaseFlags: Send + Sync {
     fn check<'a>(&'a self, files: &'a [FlagFile], environment: &'a str) -> FlagsFuture<'a>;
     /// Loads each file into its set, as the deploy `to` says.
     fn load<'a>(&'a self, files: &'a [FlagFile], to: Loading<'a>) -> FlagsFuture<'a>;
+    /// The set `file` goes into in `environment`, and that set now: what GitOps compares with
+    /// what it last loaded.
+    fn current(&self, file: &FlagFile, environment: &str) -> SetNow;
+}
+
+/// A flag set as it stands, for [`ReleaseFlags::current`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetNow {
+    /// The set's name (`checkout.production`).
+    pub set: String,
+    /// Its version; `None` when it has no document (never loaded, or deleted).
+    pub version: Option<u64>,
+    /// Who made that version (a token's name, `gitops:<repository>`, `rollout:<by>` for a step
+    /// of a flag rollout).
+    pub updated_by: Option<String>,
 }
 
 /// The deploy a release's flag files are loaded for.
@@ -109,6 +124,12 @@ impl crate::Deployer {
         Ok(port.load(&release.flags, to).await?)
     }
 
+    /// Where flag files are loaded on this server, if anywhere: GitOps loads a deploy
+    /// repository's flag files through the same port as a release's.
+    pub fn release_flags(&self) -> Option<Arc<dyn ReleaseFlags>> {
+        self.inner.config.flags.clone()
+    }
+
     fn flags_port(&self, release: &Release) -> Result<Arc<dyn ReleaseFlags>, DeployError> {
         self.inner.config.flags.clone().ok_or_else(|| {
             let path = release.flags[0].path.clone();
@@ -141,15 +162,24 @@ pub fn read(release: &Path) -> Result<Vec<FlagFile>, ReleaseError> {
     for name in names {
         let path = dir.join(&name);
         let text = fs::read_to_string(&path).map_err(|source| ReleaseError::Io { action: "read", path, source })?;
-        let shown = format!("{DIR}/{name}");
-        let set = FlagSet::from_json(&shown, &text, &LoadOptions::default())?;
-        let base = match set.metadata().get("flagSetId").and_then(|id| id.as_str()) {
-            Some(id) => id.to_owned(),
-            None => name[..name.len() - SUFFIX.len()].to_owned(),
-        };
-        files.push(FlagFile { path: shown, base, text });
+        files.push(parse_file(&format!("{DIR}/{name}"), text)?);
     }
     Ok(files)
+}
+
+/// One flag file from its text, checked as Mobius loads any flag set; `path` (which must end
+/// in [`SUFFIX`]) is what errors name, and its name gives the set's when the document's
+/// `metadata.flagSetId` does not.
+pub fn parse_file(path: &str, text: String) -> Result<FlagFile, mobius_flags::LoadError> {
+    let set = FlagSet::from_json(path, &text, &LoadOptions::default())?;
+    let base = match set.metadata().get("flagSetId").and_then(|id| id.as_str()) {
+        Some(id) => id.to_owned(),
+        None => {
+            let name = path.rsplit('/').next().unwrap_or(path);
+            name.strip_suffix(SUFFIX).unwrap_or(name).to_owned()
+        }
+    };
+    Ok(FlagFile { path: path.to_owned(), base, text })
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 //! services:
 //!   shop:
 //!     artifact: sha256:3f5a…   # the artifact digest the service runs here (built by Mobius)
+//!     flags:                   # optional: flagd files in this repository, relative to the
+//!       - flags/checkout.flagd.json  # folder `environments/` is in; loaded as a release's
 //! sync_windows:
 //!   - kind: deny               # allow | deny
 //!     schedule: "0 16 * * 5"   # cron, UTC: when the window opens
@@ -12,8 +14,10 @@
 //!
 //! A file is read whole and checked before anything acts on it: unknown keys, a digest that is
 //! not `sha256:` and 64 hex digits, a service or environment name a deploy would refuse, a cron
-//! that does not parse, a duration that is not one — each an error at `file:line:col`, and a
-//! repository with one bad file changes nothing.
+//! that does not parse, a duration that is not one, a flag file path that leaves the repository
+//! or does not end in `.flagd.json` — each an error at `file:line:col`, and a repository with
+//! one bad file changes nothing. (The flag files themselves are read and checked by the
+//! reconciler, at the same revision: see `reconcile`.)
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -31,7 +35,18 @@ pub struct Environment {
     pub file: String,
     /// Service → the artifact digest it should run.
     pub services: BTreeMap<String, String>,
+    /// Service → the flag files declared for it (services without any are absent).
+    pub flags: BTreeMap<String, Vec<FlagRef>>,
     pub windows: Vec<Window>,
+}
+
+/// A flag file an environment file names: its path relative to the folder `environments/` is
+/// in, and where the environment file names it (what an error about it points at).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagRef {
+    pub path: String,
+    pub line: u64,
+    pub column: u64,
 }
 
 /// A sync window: while an `allow` window is defined, syncs happen only inside one; inside a
@@ -74,6 +89,8 @@ struct File {
 #[serde(deny_unknown_fields)]
 struct ServiceEntry {
     artifact: Spanned<String>,
+    #[serde(default)]
+    flags: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -116,6 +133,7 @@ pub fn parse(file: &str, text: &str) -> Result<Environment, DesiredError> {
     })?;
     let parsed = parsed.unwrap_or(File { services: BTreeMap::new(), sync_windows: Vec::new() });
     let mut services = BTreeMap::new();
+    let mut flags = BTreeMap::new();
     for (service, entry) in parsed.services {
         if !valid_name(&service) {
             return Err(at(entry.referenced, format!("`{service}` is not a service name (letters, digits, `-`, `_`)")));
@@ -126,6 +144,24 @@ pub fn parse(file: &str, text: &str) -> Result<Environment, DesiredError> {
                 artifact.referenced,
                 format!("`artifact` must be a digest `sha256:` and 64 hex digits, not `{}`", artifact.value),
             ));
+        }
+        let mut refs = Vec::new();
+        for flag in &entry.value.flags {
+            if let Err(message) = check_flag_path(&flag.value) {
+                return Err(at(flag.referenced, message));
+            }
+            if refs.iter().any(|r: &FlagRef| r.path == flag.value) {
+                return Err(at(flag.referenced, format!("`{}` is listed twice", flag.value)));
+            }
+            let location = flag.referenced;
+            refs.push(FlagRef {
+                path: flag.value.clone(),
+                line: location.line().max(1),
+                column: location.column().max(1),
+            });
+        }
+        if !refs.is_empty() {
+            flags.insert(service.clone(), refs);
         }
         services.insert(service, artifact.value.clone());
     }
@@ -146,7 +182,27 @@ pub fn parse(file: &str, text: &str) -> Result<Environment, DesiredError> {
         })?;
         windows.push(Window { kind: entry.kind, schedule: entry.schedule.value, duration });
     }
-    Ok(Environment { name, file: file.to_owned(), services, windows })
+    Ok(Environment { name, file: file.to_owned(), services, flags, windows })
+}
+
+/// A flag file's path as an environment file may name it: relative, inside the repository, a
+/// `.flagd.json` file, nothing `git` could read as an option.
+fn check_flag_path(path: &str) -> Result<(), String> {
+    let inside = !path.is_empty()
+        && !path.starts_with('/')
+        && !path.starts_with('-')
+        && !path.contains('\\')
+        && !path.chars().any(char::is_control)
+        && path.split('/').all(|part| !part.is_empty() && part != "." && part != "..");
+    if !inside {
+        return Err(format!("`flags`: `{path}` must be a relative path inside the repository"));
+    }
+    if !path.ends_with(mobius_delivery::flags::SUFFIX)
+        || path.rsplit('/').next() == Some(mobius_delivery::flags::SUFFIX)
+    {
+        return Err(format!("`flags`: `{path}` must name a flagd file ending in `{}`", mobius_delivery::flags::SUFFIX));
+    }
+    Ok(())
 }
 
 /// Whether `text` is `sha256:` and 64 lowercase hex digits.
@@ -257,6 +313,35 @@ mod tests {
         assert!(name.contains("`pro duction` is not an environment name"), "{name}");
         let service = refused(&format!("services:\n  \"sh op\":\n    artifact: {DIGEST}\n"));
         assert!(service.contains("`sh op` is not a service name"), "{service}");
+    }
+
+    #[test]
+    fn a_service_names_its_flag_files_and_bad_paths_are_refused_where_written() {
+        let text =
+            format!("services:\n  shop:\n    artifact: {DIGEST}\n    flags:\n      - flags/checkout.flagd.json\n");
+        let env = parse("environments/staging.yaml", &text).unwrap();
+        let refs = &env.flags["shop"];
+        assert_eq!((refs[0].path.as_str(), refs[0].line, refs[0].column), ("flags/checkout.flagd.json", 5, 9));
+        let bare = parse("environments/staging.yaml", &format!("services:\n  shop:\n    artifact: {DIGEST}\n"));
+        assert!(bare.unwrap().flags.is_empty(), "no flags: nothing declared");
+        let refused = |path: &str| {
+            let text = format!("services:\n  shop:\n    artifact: {DIGEST}\n    flags: [\"{path}\"]\n");
+            parse("environments/staging.yaml", &text).unwrap_err().to_string()
+        };
+        for outside in
+            ["../secrets/x.flagd.json", "/etc/x.flagd.json", "flags//x.flagd.json", "-x.flagd.json", "./x.flagd.json"]
+        {
+            let said = refused(outside);
+            assert!(
+                said.starts_with("environments/staging.yaml:4:13: `flags`: ") && said.contains("relative path"),
+                "{said}"
+            );
+        }
+        assert!(refused("flags/checkout.json").contains("must name a flagd file ending in `.flagd.json`"));
+        assert!(refused("flags/.flagd.json").contains("must name a flagd file"));
+        let twice = format!("services:\n  shop:\n    artifact: {DIGEST}\n    flags: [a.flagd.json, a.flagd.json]\n");
+        let said = parse("environments/staging.yaml", &twice).unwrap_err().to_string();
+        assert!(said.contains("`a.flagd.json` is listed twice"), "{said}");
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //! digest into an environment's file as a commit.
 
 pub mod desired;
+pub mod flags;
 mod guard;
 pub mod promote;
 mod reconcile;
@@ -131,6 +132,9 @@ pub struct ServiceStatus {
     pub message: String,
     /// The latest rollout's id, when there is one.
     pub rollout: Option<i64>,
+    /// The flag sets its `flags:` files go into (see [`flags`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<flags::FlagSetStatus>,
 }
 
 /// What one pass over a source did, when it did something or the revision moved.
@@ -169,6 +173,9 @@ pub struct SourceStatus {
     /// `environment/service` → the live digest a drift was last reported for (reported once).
     #[serde(default)]
     pub drift_seen: BTreeMap<String, String>,
+    /// `environment/set` → the flag file last loaded into the set, and the set's version then.
+    #[serde(default)]
+    pub flags_applied: BTreeMap<String, flags::Applied>,
 }
 
 /// Why a GitOps request was refused or failed.
@@ -182,6 +189,9 @@ pub enum GitOpsError {
     Invalid { field: &'static str, message: String },
     #[error(transparent)]
     Desired(#[from] desired::DesiredError),
+    /// A flag file an environment file names is not a flagd document (at its line and column).
+    #[error(transparent)]
+    FlagFile(#[from] mobius_flags::LoadError),
     #[error(transparent)]
     Git(#[from] repo::GitError),
     #[error(transparent)]
@@ -225,6 +235,8 @@ struct Read {
     revision: String,
     at: Timestamp,
     environments: Vec<desired::Environment>,
+    /// Environment → service → its flag files at the revision.
+    flags: BTreeMap<String, BTreeMap<String, Vec<mobius_delivery::flags::FlagFile>>>,
 }
 
 impl GitOps {

@@ -9,10 +9,15 @@ use mobius_deploy::rollout::{Phase, Stored};
 use mobius_events::emit::gitops::{self as emit, Declared};
 
 use crate::desired::{self, Environment};
+use crate::flags::{self, FlagPass};
 use crate::{
     GitOps, GitOpsError, HISTORY, Health, Passes, Read, Reconciliation, ServiceStatus, Source, SourceStatus, Sync,
     digest_of, read_status, repo, status_key,
 };
+
+/// Environment → service → its flag files, as read at a revision.
+type FlagFiles =
+    std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<mobius_delivery::flags::FlagFile>>>;
 
 /// What started a pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,13 +110,14 @@ impl GitOps {
             .is_none_or(|read| read.revision != revision || now.duration_since(read.at) > interval_with_jitter(source));
         if stale || trigger != Trigger::Timer {
             match self.read_files(source, &revision).await {
-                Ok(environments) => {
+                Ok((environments, flags)) => {
                     if status.error.take().is_some() || moved {
                         actions.push(format!("read {} at {}", source.repository, short(&revision)));
                     }
-                    passes
-                        .read
-                        .insert(source.repository.clone(), Read { revision: revision.clone(), at: now, environments });
+                    passes.read.insert(
+                        source.repository.clone(),
+                        Read { revision: revision.clone(), at: now, environments, flags },
+                    );
                 }
                 Err(error) => {
                     // The previous files stay in force; nothing acts on the bad revision.
@@ -133,16 +139,41 @@ impl GitOps {
 
         status.environments = read.environments.iter().map(|e| (e.name.clone(), e.file.clone())).collect();
         let mut services = Vec::new();
+        let mut flag_sets = Vec::new();
         for environment in &read.environments {
             let held = desired::held_by(&environment.windows, now).filter(|_| trigger != Trigger::Forced);
             for (service, digest) in &environment.services {
                 let declared =
                     Declared { repository: &source.repository, revision: &read.revision, file: &environment.file };
-                let one = self
+                let mut one = self
                     .one(source, &mut status, declared, environment, service, digest, held.as_deref(), trigger, now)
                     .await?;
                 if let Some(action) = &one.1 {
                     actions.push(format!("{service}/{}: {action}", environment.name));
+                }
+                let files = read.flags.get(&environment.name).and_then(|f| f.get(service));
+                if let Some(files) = files.filter(|f| !f.is_empty()) {
+                    let pass = FlagPass {
+                        source,
+                        revision: &read.revision,
+                        environment,
+                        service,
+                        held: held.as_deref(),
+                        trigger,
+                    };
+                    let (rows, done) = self.flag_files(pass, files, &mut status).await;
+                    actions.extend(done.into_iter().map(|a| format!("{service}/{}: {a}", environment.name)));
+                    flag_sets.extend(rows.iter().map(|r| format!("{}/{}", environment.name, r.set)));
+                    // The service is in sync only when its flag sets are too.
+                    if let Some(behind) = rows.iter().find(|r| r.sync != Sync::Synced)
+                        && one.0.sync == Sync::Synced
+                    {
+                        one.0.sync = behind.sync;
+                        if one.0.message.is_empty() {
+                            one.0.message = format!("flag set {}: {}", behind.set, behind.message);
+                        }
+                    }
+                    one.0.flags = rows;
                 }
                 services.push(one.0);
             }
@@ -154,6 +185,7 @@ impl GitOps {
             }
         }
         status.services = services;
+        flags::forget_undeclared(&mut status, &flag_sets);
         self.save(status, Some(read.revision), now, actions).await
     }
 
@@ -188,6 +220,7 @@ impl GitOps {
             health: live.health(),
             message: String::new(),
             rollout: live.rollout,
+            flags: Vec::new(),
         };
         if trigger == Trigger::Forced {
             status.failed.remove(&key);
@@ -339,6 +372,7 @@ impl GitOps {
                 health: live.health(),
                 message: String::new(),
                 rollout: live.rollout,
+                flags: Vec::new(),
             };
             let action = if live.in_progress() {
                 row.message =
@@ -381,11 +415,21 @@ impl GitOps {
         Ok(mobius_log::blocking::spawn(move || repo::resolve(&path, &revision)).await?)
     }
 
-    async fn read_files(&self, source: &Source, revision: &str) -> Result<Vec<Environment>, GitOpsError> {
+    /// The environment files at `revision`, and the flag files they name, all checked.
+    async fn read_files(&self, source: &Source, revision: &str) -> Result<(Vec<Environment>, FlagFiles), GitOpsError> {
         let path = self.path_of(&source.repository).await?;
         let (sha, dir) = (revision.to_owned(), source.path.clone());
-        let files = mobius_log::blocking::spawn(move || repo::environment_files(&path, &sha, &dir)).await?;
-        files.iter().map(|(file, text)| Ok(desired::parse(file, text)?)).collect()
+        mobius_log::blocking::spawn(move || -> Result<_, GitOpsError> {
+            let files = repo::environment_files(&path, &sha, &dir)?;
+            let environments =
+                files.iter().map(|(file, text)| desired::parse(file, text)).collect::<Result<Vec<Environment>, _>>()?;
+            let mut flags = FlagFiles::new();
+            for environment in &environments {
+                flags.insert(environment.name.clone(), flags::read(&path, &sha, &dir, environment)?);
+            }
+            Ok((environments, flags))
+        })
+        .await
     }
 
     pub(crate) async fn path_of(&self, repository: &str) -> Result<PathBuf, GitOpsError> {

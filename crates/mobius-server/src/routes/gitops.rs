@@ -142,7 +142,7 @@ fn gitops_error(error: GitOpsError) -> ApiError {
     use GitOpsError as G;
     match error {
         G::UnknownRepository { .. } | G::NotASource { .. } => ApiError::not_found(error.to_string()),
-        G::Invalid { .. } | G::Desired(_) => ApiError::bad_request(error.to_string()),
+        G::Invalid { .. } | G::Desired(_) | G::FlagFile(_) => ApiError::bad_request(error.to_string()),
         G::Promote(PromoteError::NoSource { .. } | PromoteError::NothingServing { .. }) => {
             ApiError::not_found(error.to_string())
         }

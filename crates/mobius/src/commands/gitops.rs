@@ -152,16 +152,27 @@ async fn followed(remote: &Remote, repository: Option<&str>) -> Result<Vec<Follo
 }
 
 fn show_services(services: &[&ServiceStatus]) {
+    // Each service, then the flag sets its `flags:` files go into, one row each.
     let rows: Vec<[String; 5]> = services
         .iter()
-        .map(|s| {
-            [
+        .flat_map(|s| {
+            let service = [
                 format!("{}/{}", s.service, s.environment),
                 format!("{:?}", s.sync),
                 format!("{:?}", s.health),
                 s.live.as_deref().map(|d| d.get(..19).unwrap_or(d).to_owned()).unwrap_or_else(|| "-".to_owned()),
                 s.message.clone(),
-            ]
+            ];
+            let flags = s.flags.iter().map(|f| {
+                [
+                    format!("  flags {}", f.set),
+                    format!("{:?}", f.sync),
+                    String::new(),
+                    f.version.map_or_else(|| "-".to_owned(), |v| format!("version {v}")),
+                    f.message.clone(),
+                ]
+            });
+            std::iter::once(service).chain(flags)
         })
         .collect();
     print_table(2, ["SERVICE", "SYNC", "HEALTH", "LIVE", "WHY"], &rows);

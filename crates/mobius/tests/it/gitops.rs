@@ -13,7 +13,7 @@ use crate::deploy::{Cleanup, against, body, free_port};
 use crate::runs::{git, wait_for};
 use crate::util::{ADMIN, Dir, Server, http};
 
-const WORKFLOW: &str = "\
+pub(crate) const WORKFLOW: &str = "\
 name: Build
 on:
   push:
@@ -31,7 +31,7 @@ jobs:
 ";
 
 /// `mobius.yaml` for the sample app, `{version}` filled by the build; production is a canary.
-fn template(staging: u16, production: u16, extra_run: &str) -> String {
+pub(crate) fn template(staging: u16, production: u16, extra_run: &str) -> String {
     format!(
         "service: shop\nrun:\n  command: mobius\n  args: [sample-app]\n  env:\n    SAMPLE_VERSION: \"{{version}}\"\n  instances: 1\n  readiness_timeout: 3s\n  shutdown_grace: 1s\n{extra_run}environments:\n  - name: staging\n    listen: 127.0.0.1:{staging}\n    strategy: rolling\n  - name: production\n    listen: 127.0.0.1:{production}\n    strategy: {{canary: {{steps: [{{set_weight: 50}}, {{pause: {{duration: 1s}}}}]}}}}\n"
     )
@@ -39,7 +39,7 @@ fn template(staging: u16, production: u16, extra_run: &str) -> String {
 
 /// A git repository at `path` with `files` committed on `main`, registered with the server as
 /// `name` (its hooks tell the server of every commit).
-fn registered(dir: &Dir, server: &Server, path: &Path, name: &str, files: &[(&str, &str)]) {
+pub(crate) fn registered(dir: &Dir, server: &Server, path: &Path, name: &str, files: &[(&str, &str)]) {
     std::fs::create_dir_all(path).unwrap();
     git(path, &["init", "-q", "-b", "main"]);
     commit(path, files, "Initial commit");
@@ -47,7 +47,7 @@ fn registered(dir: &Dir, server: &Server, path: &Path, name: &str, files: &[(&st
     assert_eq!(added["branches"], 1, "{added}");
 }
 
-fn commit(repo: &Path, files: &[(&str, &str)], message: &str) -> String {
+pub(crate) fn commit(repo: &Path, files: &[(&str, &str)], message: &str) -> String {
     for (name, text) in files {
         let file = repo.join(name);
         std::fs::create_dir_all(file.parent().unwrap()).unwrap();
@@ -59,7 +59,7 @@ fn commit(repo: &Path, files: &[(&str, &str)], message: &str) -> String {
 }
 
 /// The digest of the artifact the build of commit `sha` uploaded.
-fn built(server: &Server, sha: &str) -> String {
+pub(crate) fn built(server: &Server, sha: &str) -> String {
     wait_for("the build's artifact", || {
         let events: Value = http()
             .get(server.url("/api/v1/events?type=dev.cdevents.artifact.packaged.0.3.0&limit=50"))
@@ -80,7 +80,7 @@ fn environment(digest: &str, windows: &str) -> String {
     format!("# what runs here\nservices:\n  shop:\n    artifact: {digest}\n{windows}")
 }
 
-fn gitops(server: &Server) -> Value {
+pub(crate) fn gitops(server: &Server) -> Value {
     http().get(server.url("/api/v1/gitops")).bearer_auth(ADMIN).send().unwrap().json().unwrap()
 }
 
