@@ -10,7 +10,7 @@ use mobius_app::environments::Rules;
 use mobius_store::EnvironmentRecord;
 use reqwest::Method;
 
-use super::{open_store, settings};
+use super::{off_runtime, open_store, settings};
 use crate::cli::EnvironmentCommand;
 use crate::client::Client;
 use crate::output::{print_json, print_table};
@@ -34,7 +34,8 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: EnvironmentComman
         EnvironmentCommand::Protect { repo, environment, reviewers, require_review, branches, .. } => {
             let rules = Rules { require_review, reviewers, branches };
             let (record, event) = mobius_app::environments::protect(store.as_ref(), &repo, &environment, rules, WHO)?;
-            log.append(&event.into_iter().collect::<Vec<_>>()).context("cannot record the change")?;
+            let events: Vec<_> = event.into_iter().collect();
+            off_runtime(|| log.append(&events)).context("cannot record the change")?;
             said_protected(json, &record)?;
         }
         EnvironmentCommand::List { repo, .. } => show_list(json, &store.environments(repo.as_deref())?)?,
@@ -42,7 +43,8 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: EnvironmentComman
             let Some(event) = mobius_app::environments::unprotect(store.as_ref(), &repo, &environment, WHO)? else {
                 bail!("environment {environment} of {repo} has no protection rules");
             };
-            log.append(&event.into_iter().collect::<Vec<_>>()).context("cannot record the change")?;
+            let events: Vec<_> = event.into_iter().collect();
+            off_runtime(|| log.append(&events)).context("cannot record the change")?;
             if !json {
                 println!("Environment {environment} of {repo} is no longer protected");
             }

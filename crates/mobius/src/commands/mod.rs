@@ -101,3 +101,12 @@ fn open_store(settings: &Settings) -> Result<Arc<dyn Store>> {
     let store = opened.map_err(|_| anyhow::anyhow!("opening the store panicked"))??;
     Ok(Arc::new(mobius_log::blocking::Detached(store)))
 }
+
+/// Runs `f` on a thread of its own and waits for it: for what a [`Detached`] store cannot
+/// send across threads itself — an append, whose ancestry is borrowed — called from async
+/// code (PostgreSQL's blocking client must not run on a runtime's thread).
+///
+/// [`Detached`]: mobius_log::blocking::Detached
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| s.spawn(f).join()).unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}

@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{open_store, settings};
+use super::{off_runtime, open_store, settings};
 use crate::cli::SecretCommand;
 use crate::client::Client;
 use crate::output::{print_json, print_table};
@@ -41,7 +41,8 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: SecretCommand) ->
             let value = read_value()?;
             let environment = environment.unwrap_or_default();
             let event = mobius_app::secrets::set(&secrets, &repo, &environment, &name, &value, WHO)?;
-            log.append(&event.into_iter().collect::<Vec<_>>()).context("cannot record the change")?;
+            let events: Vec<_> = event.into_iter().collect();
+            off_runtime(|| log.append(&events)).context("cannot record the change")?;
             said_set(json, &name, &repo, &environment)?;
         }
         SecretCommand::List { repo, .. } => {
@@ -53,7 +54,8 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: SecretCommand) ->
             let Some(event) = mobius_app::secrets::remove(&secrets, &repo, &environment, &name, WHO)? else {
                 bail!("no secret {name} for {}", scope(&repo, &environment));
             };
-            log.append(&event.into_iter().collect::<Vec<_>>()).context("cannot record the change")?;
+            let events: Vec<_> = event.into_iter().collect();
+            off_runtime(|| log.append(&events)).context("cannot record the change")?;
             if !json {
                 println!("Secret {name} removed from {}", scope(&repo, &environment));
             }

@@ -96,3 +96,55 @@ fn a_database_that_does_not_answer_stops_the_start_without_showing_its_password(
     let out = dir.cmd(&["serve", "--database-url", "mysql://x@y/z"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a postgres:// URL"), "{:?}", out);
 }
+
+/// The commands that write to the store without a server — `mobius run` recording its events,
+/// `secret set`, `environment protect` — on PostgreSQL. They call the store from async code,
+/// where PostgreSQL's blocking client must not run (each of them panicked there once).
+#[test]
+fn the_commands_that_record_events_without_a_server_work_on_postgres() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    let database = cluster::Database::create();
+    let key = "5ec12e7".repeat(10)[..64].to_owned();
+    let dir = Dir::new();
+    let on_postgres = |args: &[&str]| -> Command {
+        let mut cmd = dir.cmd(args);
+        cmd.env("MOBIUS_DATABASE_URL", &database.url).env("MOBIUS_SECRET_KEY", &key);
+        cmd
+    };
+    let run = |args: &[&str], input: &str, cwd: Option<&std::path::Path>| -> String {
+        let mut cmd = on_postgres(args);
+        if let Some(cwd) = cwd {
+            cmd.current_dir(cwd);
+        }
+        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let said = crate::util::said(&out);
+        assert!(out.status.success() && !said.contains("panicked"), "{args:?}: {said}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+
+    let repo = dir.path().join("shop");
+    std::fs::create_dir_all(repo.join(".github/workflows")).unwrap();
+    let workflow = "on: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo built\n";
+    std::fs::write(repo.join(".github/workflows/ci.yml"), workflow).unwrap();
+    crate::runs::git(&repo, &["init", "-q", "-b", "main"]);
+    crate::runs::git(&repo, &["add", "-A"]);
+    crate::runs::git(&repo, &["commit", "-qm", "ci"]);
+
+    let said = run(&["run"], "", Some(&repo));
+    assert!(said.contains("built"), "{said}");
+    let events: Value = serde_json::from_str(&run(&["--json", "events", "list", "--limit", "50"], "", None)).unwrap();
+    let types: Vec<&str> = events.as_array().unwrap().iter().filter_map(|e| e["type"].as_str()).collect();
+    assert!(types.iter().any(|t| t.starts_with("dev.cdevents.pipelinerun.finished")), "{types:?}");
+
+    run(&["repo", "add", repo.to_str().unwrap(), "--name", "acme/shop"], "", None);
+    run(&["secret", "set", "DEPLOY_KEY", "--repo", "acme/shop"], "s3cr3t-value", None);
+    run(&["environment", "protect", "acme/shop", "production", "--require-review"], "", None);
+    let listed = run(&["environment", "list"], "", None);
+    assert!(listed.contains("production"), "{listed}");
+    let secrets = run(&["secret", "list"], "", None);
+    assert!(secrets.contains("DEPLOY_KEY") && !secrets.contains("s3cr3t-value"), "{secrets}");
+}

@@ -8,7 +8,7 @@ use mobius_events::NewEvent;
 
 pub(super) use mobius_runs::cdevents::{Recorder, RunIdentity};
 
-use crate::commands::{open_store, settings};
+use crate::commands::{off_runtime, open_store, settings};
 
 /// Appends `events` (built, so validated, by the typed constructors) to the event log in
 /// `data_dir` in one batch. Returns how many were stored and the data directory.
@@ -16,7 +16,7 @@ pub(super) fn append(data_dir: Option<&Path>, events: &[NewEvent]) -> Result<(us
     let settings = settings(data_dir, None)?;
     let store = open_store(&settings)?;
     let ingestor = mobius_log::ingest::Ingestor::new(store, settings.rules);
-    let statuses = ingestor.append(events).context("cannot append the run events")?;
+    let statuses = off_runtime(|| ingestor.append(events)).context("cannot append the run events")?;
     let stored = statuses.iter().filter(|s| **s == mobius_events::AppendStatus::Stored).count();
     Ok((stored, settings.data_dir.display().to_string()))
 }
