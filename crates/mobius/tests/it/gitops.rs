@@ -13,7 +13,7 @@ use crate::deploy::{Cleanup, against, body, free_port};
 use crate::runs::{git, wait_for};
 use crate::util::{ADMIN, Dir, Server, http};
 
-const WORKFLOW: &str = "\
+pub(crate) const WORKFLOW: &str = "\
 name: Build
 on:
   push:
@@ -31,7 +31,7 @@ jobs:
 ";
 
 /// `mobius.yaml` for the sample app, `{version}` filled by the build; production is a canary.
-fn template(staging: u16, production: u16, extra_run: &str) -> String {
+pub(crate) fn template(staging: u16, production: u16, extra_run: &str) -> String {
     format!(
         "service: shop\nrun:\n  command: mobius\n  args: [sample-app]\n  env:\n    SAMPLE_VERSION: \"{{version}}\"\n  instances: 1\n  readiness_timeout: 3s\n  shutdown_grace: 1s\n{extra_run}environments:\n  - name: staging\n    listen: 127.0.0.1:{staging}\n    strategy: rolling\n  - name: production\n    listen: 127.0.0.1:{production}\n    strategy: {{canary: {{steps: [{{set_weight: 50}}, {{pause: {{duration: 1s}}}}]}}}}\n"
     )
@@ -39,7 +39,7 @@ fn template(staging: u16, production: u16, extra_run: &str) -> String {
 
 /// A git repository at `path` with `files` committed on `main`, registered with the server as
 /// `name` (its hooks tell the server of every commit).
-fn registered(dir: &Dir, server: &Server, path: &Path, name: &str, files: &[(&str, &str)]) {
+pub(crate) fn registered(dir: &Dir, server: &Server, path: &Path, name: &str, files: &[(&str, &str)]) {
     std::fs::create_dir_all(path).unwrap();
     git(path, &["init", "-q", "-b", "main"]);
     commit(path, files, "Initial commit");
@@ -59,7 +59,7 @@ fn commit(repo: &Path, files: &[(&str, &str)], message: &str) -> String {
 }
 
 /// The digest of the artifact the build of commit `sha` uploaded.
-fn built(server: &Server, sha: &str) -> String {
+pub(crate) fn built(server: &Server, sha: &str) -> String {
     wait_for("the build's artifact", || {
         let events: Value = http()
             .get(server.url("/api/v1/events?type=dev.cdevents.artifact.packaged.0.3.0&limit=50"))
@@ -76,16 +76,16 @@ fn built(server: &Server, sha: &str) -> String {
     })
 }
 
-fn environment(digest: &str, windows: &str) -> String {
+pub(crate) fn environment(digest: &str, windows: &str) -> String {
     format!("# what runs here\nservices:\n  shop:\n    artifact: {digest}\n{windows}")
 }
 
-fn gitops(server: &Server) -> Value {
+pub(crate) fn gitops(server: &Server) -> Value {
     http().get(server.url("/api/v1/gitops")).bearer_auth(ADMIN).send().unwrap().json().unwrap()
 }
 
 /// The status row of shop in `environment`, once `check` holds for it.
-fn shop_in(server: &Server, environment: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+pub(crate) fn shop_in(server: &Server, environment: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
     wait_for(what, || {
         let all = gitops(server);
         let row = all[0]["status"]["services"]
@@ -97,12 +97,12 @@ fn shop_in(server: &Server, environment: &str, what: &str, check: impl Fn(&Value
     })
 }
 
-fn rollout(server: &Server, environment: &str) -> Value {
+pub(crate) fn rollout(server: &Server, environment: &str) -> Value {
     let url = server.url(&format!("/api/v1/rollouts/shop/{environment}"));
     http().get(url).bearer_auth(ADMIN).send().unwrap().json().unwrap()
 }
 
-fn events_of(dir: &Dir, ty: &str) -> Vec<Value> {
+pub(crate) fn events_of(dir: &Dir, ty: &str) -> Vec<Value> {
     let events = dir.json(&["events", "list", "--limit", "500"]);
     events
         .as_array()

@@ -21,6 +21,7 @@ mod flag_rollouts;
 mod flags;
 mod forge_statuses;
 mod gitops;
+mod gitops_promote;
 mod golden;
 mod hardening;
 mod limits;
