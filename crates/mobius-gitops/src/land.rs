@@ -132,7 +132,7 @@ impl GitOps {
                 done.pull_request = Some(pull_request);
                 Ok(done)
             }
-            Err(source) => {
+            Err(error) => {
                 // The branch alone asks nobody to review it: it goes again, unless someone
                 // pushed to it meanwhile.
                 let (path, url, access) = (written.path.clone(), remote.url.clone(), remote.access.clone());
@@ -146,12 +146,12 @@ impl GitOps {
                         tracing::warn!(branch = %head, outcome = ?other, "gitops: the review branch could not be deleted");
                         "is left on the remote"
                     }
-                    Err(error) => {
-                        tracing::warn!(branch = %head, error = %error, "gitops: the review branch could not be deleted");
+                    Err(failed) => {
+                        tracing::warn!(branch = %head, error = %failed, "gitops: the review branch could not be deleted");
                         "is left on the remote"
                     }
                 };
-                Err(PromoteError::Forge { branch: head, left, source }.into())
+                Err(PromoteError::Forge { branch: head, left, error }.into())
             }
         }
     }

@@ -109,8 +109,10 @@ pub enum PromoteError {
         "the forge token secret `{name}` of {repository} is not stored: `mobius secret set {name} --repo {repository}`"
     )]
     MissingToken { repository: String, name: String },
-    #[error("{source}; the branch {branch} {left}")]
-    Forge { branch: String, left: &'static str, source: crate::review::ForgeError },
+    /// The forge's refusal is the message itself (what the API answers), so it is a field,
+    /// not a source a chain would print twice.
+    #[error("{error}; the branch {branch} {left}")]
+    Forge { branch: String, left: &'static str, error: crate::review::ForgeError },
     #[error(transparent)]
     Access(#[from] mobius_runs::remote::AccessError),
     #[error("cannot read the secrets of {repository}")]

@@ -305,6 +305,29 @@ fn promotions_are_pushed_to_a_remote_deploy_repository_or_wait_for_their_pull_re
     shop_in(&server, "production", "production synced to v2", |s| s["live"] == v2.as_str() && s["sync"] == "Synced");
     assert_eq!(body(production), "hello from v2");
 
+    // Review off, but main is protected (the remote's hook refuses it): the promotion of v1
+    // back to production becomes a pull request, since the repository has a forge.
+    let hook = bare.join("hooks/pre-receive");
+    let protect = "#!/bin/sh\nwhile read old new name; do\n  [ \"$name\" = refs/heads/main ] && { echo 'main is protected' >&2; exit 1; }\ndone\nexit 0\n";
+    std::fs::write(&hook, protect).unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let merged = on_remote(&bare, &["rev-parse", "main"]);
+    let (ok, out) = cli(&["gitops", "add", "acme/deploy"]);
+    assert!(ok, "{out}");
+    let (ok, out) = cli(&["deploy", "shop", "staging", "--artifact", &v1]);
+    assert!(ok, "{out}");
+    wait_for("staging back on v1", || {
+        let latest = rollout(&server, "staging");
+        (latest["new"]["artifact"].as_str()?.contains(&v1[7..]) && latest["phase"] == "succeeded").then_some(())
+    });
+    let (ok, out) = cli(&promote);
+    assert!(ok && out.contains("opened pull request #7"), "{out}");
+    let fallback = forge.accepted();
+    assert_eq!(fallback.len(), 2, "{fallback:#?}");
+    let branch = format!("mobius/promote/shop-production-{}", &v1[7..19]);
+    assert_eq!(fallback[1].body["head"], branch.as_str());
+    assert_eq!(on_remote(&bare, &["rev-parse", "main"]), merged, "the protected branch is untouched");
+
     drop(server);
     assert!(!printed.contains(TOKEN) && !printed.contains(FORGE_TOKEN), "{printed}");
     assert_token_nowhere(&dir);
