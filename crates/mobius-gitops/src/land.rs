@@ -71,8 +71,8 @@ impl GitOps {
             return Ok(promoted(&written.branch, &written.commit, &written));
         };
         let shown = shown_url(&remote.url);
-        let mut review = change.review;
-        if !review {
+        // Straight to the followed branch unless review was asked for.
+        if !change.review {
             let (path, url, access) = (written.path.clone(), remote.url.clone(), remote.access.clone());
             let (branch, commit, parent) = (written.branch.clone(), written.commit.clone(), written.parent.clone());
             let pushed = mobius_log::blocking::spawn(move || {
@@ -93,7 +93,6 @@ impl GitOps {
                         repository = %change.repository, branch = %written.branch, why = %why,
                         "gitops: the remote refused the promotion's push; opening a pull request instead"
                     );
-                    review = true;
                 }
                 Pushed::Refused(why) => {
                     return Err(PromoteError::PushRefused {
@@ -106,7 +105,6 @@ impl GitOps {
                 }
             }
         }
-        debug_assert!(review);
         let Some((forge, token)) = written.forge.clone() else {
             let environment = change.promotion.to.clone();
             return Err(PromoteError::NoForge { repository: change.repository.clone(), environment }.into());

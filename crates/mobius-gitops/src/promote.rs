@@ -8,7 +8,7 @@
 //! The gate policies decide a promotion (`input.action: promotion`) before anything is
 //! committed. The commit is written without a work tree (a throwaway index, `commit-tree`), and
 //! the file's other lines, comments included, are kept as written: only the digest's text is
-//! replaced (or the service's entry added under `services:`). Where it lands ([`crate::land`]):
+//! replaced (or the service's entry added under `services:`). Where it lands (the `land` module):
 //! - a repository on this machine: its branch moves by a compare-and-swap (`update-ref` with the
 //!   old value), so a commit that lands in between makes the promotion fail;
 //! - a repository registered by URL (a mirror here): the mirror is fetched, the commit made on
