@@ -280,6 +280,9 @@ impl App {
         // The deployer's flag port starts the rollouts of release files; built over the deployer.
         let _ = rollouts_cell.set(flag_rollouts.clone());
         let gitops = GitOps::new(store.clone(), log.clone(), delivery.clone(), config.clock);
+        // Promotions push to remotes and open pull requests with the repositories' secrets.
+        let data_dir = config.data_dir.clone();
+        gitops.set_remotes(mobius_gitops::promote::Remotes { secrets: config.secrets.clone(), data_dir });
         App { store, log, runs, delivery, reliability, flags: flag_sets, flag_rollouts, agents, gitops, leases, config }
     }
 

@@ -19,14 +19,18 @@
 //! automatic rollback by analysis leaves the service `OutOfSync` with the reason. A manual
 //! deploy to a declared environment is refused by [`Guard`] unless the source self-heals, and
 //! then reverted on the next pass with a `mobius-gitops.drifted` event. [`promote`] writes a
-//! digest into an environment's file as a commit.
+//! digest into an environment's file as a commit — pushed to the remote of a repository
+//! registered by URL, or to a branch of its own with a pull request ([`review`]) when the
+//! environment requires review.
 
 pub mod desired;
 pub mod flags;
 mod guard;
+mod land;
 pub mod promote;
 mod reconcile;
 pub mod repo;
+pub mod review;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -86,6 +90,10 @@ pub struct Source {
     /// Seconds between reads of the files when no push is seen.
     #[serde(default = "default_interval")]
     pub interval_s: u64,
+    /// Environments whose promotions wait for review: pushed to a branch of their own with a
+    /// pull request through the repository's forge, never to the followed branch.
+    #[serde(default)]
+    pub review: Vec<String>,
 }
 
 fn head() -> String {
@@ -221,6 +229,8 @@ struct Inner {
     passing: tokio::sync::Mutex<Passes>,
     /// Rung by a push, an add or a sync asked for: the next pass starts at once.
     wake: tokio::sync::Notify,
+    /// How promotions reach remotes and forges (set by the application).
+    remotes: std::sync::OnceLock<promote::Remotes>,
 }
 
 /// What a replica keeps between passes: the files read per source, and when.
@@ -248,6 +258,7 @@ impl GitOps {
             clock,
             passing: tokio::sync::Mutex::new(Passes::default()),
             wake: tokio::sync::Notify::new(),
+            remotes: std::sync::OnceLock::new(),
         };
         GitOps { inner: Arc::new(inner) }
     }
@@ -270,6 +281,9 @@ impl GitOps {
         }
         if argument(&source.path) || source.path.split('/').any(|part| part == "..") {
             return Err(GitOpsError::Invalid { field: "path", message: "must stay inside the repository".into() });
+        }
+        if source.review.iter().any(|e| e.is_empty() || argument(e)) {
+            return Err(GitOpsError::Invalid { field: "review", message: "environment names, comma-separated".into() });
         }
         let store = self.inner.store.clone();
         let name = source.repository.clone();

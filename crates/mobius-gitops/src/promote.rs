@@ -2,13 +2,24 @@
 //! digest serving in staging into the deploy repository's `environments/production.yaml`, as a
 //! commit whose author and message say who and why, on the branch the source follows. The
 //! reconciler then syncs it like any change to git, so the audit trail of every production
-//! change is the repository's history (and the `mobius-gitops.synced` event names the commit).
+//! change is the repository's history, linked from a `mobius-gitops.promoted` event (repository,
+//! branch, commit, pull request) and the `mobius-gitops.synced` event of the sync it leads to.
 //!
 //! The gate policies decide a promotion (`input.action: promotion`) before anything is
-//! committed. The commit is written without a work tree (a throwaway index, `commit-tree`, and a
-//! compare-and-swap of the branch): a push that lands in between makes the promotion fail
-//! rather than overwrite it. The file's other lines, comments included, are kept as written:
-//! only the digest's text is replaced (or the service's entry added under `services:`).
+//! committed. The commit is written without a work tree (a throwaway index, `commit-tree`), and
+//! the file's other lines, comments included, are kept as written: only the digest's text is
+//! replaced (or the service's entry added under `services:`). Where it lands (the `land` module):
+//! - a repository on this machine: its branch moves by a compare-and-swap (`update-ref` with the
+//!   old value), so a commit that lands in between makes the promotion fail;
+//! - a repository registered by URL (a mirror here): the mirror is fetched, the commit made on
+//!   the remote branch's head and pushed with the repository's credentials and
+//!   `--force-with-lease=<branch>:<head>`, so a push in between makes it fail; then fetched
+//!   again, so the reconciler sees it at once;
+//! - when the target environment requires review (`mobius gitops add … --review production`,
+//!   or `mobius promote --pull-request`): pushed to `mobius/promote/<service>-<env>-<digest>`
+//!   with a pull request through the repository's forge ([`crate::review`]); nothing syncs
+//!   until it is merged. A push to the followed branch the remote refuses (a protected branch)
+//!   becomes such a pull request when the repository has a forge.
 
 use std::path::PathBuf;
 
@@ -20,7 +31,8 @@ use std::collections::BTreeMap;
 
 use crate::desired::{self, is_digest};
 use crate::reconcile::short_digest;
-use crate::repo::{self, Author};
+use crate::repo::Author;
+use crate::review::PullRequest;
 use crate::{GitOps, GitOpsError, digest_of, read_sources, read_status};
 
 /// What to promote, and who asks.
@@ -32,6 +44,8 @@ pub struct Promotion {
     /// A token's name, or `cli`.
     pub by: String,
     pub reason: Option<String>,
+    /// A branch and pull request even when the environment does not require review.
+    pub pull_request: bool,
 }
 
 /// The commit a promotion made.
@@ -39,12 +53,21 @@ pub struct Promotion {
 pub struct Promoted {
     pub repository: String,
     pub file: String,
-    /// The full ref moved (`refs/heads/main`).
+    /// The full ref the commit is on: the followed branch (`refs/heads/main`), or the review
+    /// branch (`refs/heads/mobius/promote/…`) when a pull request was opened.
     pub branch: String,
     pub commit: String,
     pub digest: String,
     /// What the file declared before (`None`: the service was not in it).
     pub previous: Option<String>,
+    /// The remote the commit was pushed to, without credentials (`None`: a repository on
+    /// this machine).
+    #[serde(default)]
+    pub remote: Option<String>,
+    /// The pull request that asks to merge it (`None`: committed to the followed branch, which
+    /// the reconciler syncs next).
+    #[serde(default)]
+    pub pull_request: Option<PullRequest>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,10 +84,73 @@ pub enum PromoteError {
     NotABranch { repository: String, revision: String },
     #[error("{file}: {message}")]
     CannotEdit { file: String, message: String },
+    #[error(
+        "{branch} of {remote} moved while the promotion was made ({why}): nothing was pushed; promote again to \
+         commit on top of it"
+    )]
+    BranchMoved { remote: String, branch: String, why: String },
+    #[error("{remote} refused the push to {branch} ({why}), and {repository} has no forge to open a pull request on")]
+    PushRefused { repository: String, remote: String, branch: String, why: String },
+    #[error("{remote} refused the push of the review branch {branch} ({why})")]
+    BranchRefused { remote: String, branch: String, why: String },
+    #[error(
+        "{environment} requires review, but {repository} has no forge to open a pull request on: configure one with \
+         `mobius repo forge {repository} --kind github|gitlab …`"
+    )]
+    NoForge { repository: String, environment: String },
+    #[error(
+        "{environment} requires review, which needs a deploy repository registered by URL (`mobius repo add URL`): \
+         {repository} is a repository on this machine"
+    )]
+    ReviewNeedsRemote { repository: String, environment: String },
+    #[error("the review branch {branch} exists on {remote} already: merge or delete it first")]
+    ReviewBranchExists { remote: String, branch: String },
+    #[error(
+        "the forge token secret `{name}` of {repository} is not stored: `mobius secret set {name} --repo {repository}`"
+    )]
+    MissingToken { repository: String, name: String },
+    /// The forge's refusal is the message itself (what the API answers), so it is a field,
+    /// not a source a chain would print twice.
+    #[error("{error}; the branch {branch} {left}")]
+    Forge { branch: String, left: &'static str, error: crate::review::ForgeError },
+    #[error(transparent)]
+    Access(#[from] mobius_runs::remote::AccessError),
+    #[error("cannot read the secrets of {repository}")]
+    Secrets { repository: String, source: mobius_secrets::SecretError },
+}
+
+/// How promotions reach a deploy repository's remote and forge: the secrets holding their
+/// credentials and tokens, and the data directory (where SSH records host keys).
+#[derive(Clone)]
+pub struct Remotes {
+    pub secrets: Option<mobius_secrets::Secrets>,
+    pub data_dir: PathBuf,
+}
+
+/// A promotion's commit as it is to be written (see [`crate::land`]).
+#[derive(Clone)]
+pub(crate) struct Change {
+    pub promotion: Promotion,
+    pub repository: String,
+    pub revision: String,
+    pub file: String,
+    pub digest: String,
+    pub review: bool,
 }
 
 impl GitOps {
-    /// Commits the digest serving `promotion.from` into the file declaring `promotion.to`.
+    /// Tells promotions how to reach remotes (set once, by the application).
+    pub fn set_remotes(&self, remotes: Remotes) {
+        let _ = self.inner.remotes.set(remotes);
+    }
+
+    pub(crate) fn remotes(&self) -> Option<Remotes> {
+        self.inner.remotes.get().cloned()
+    }
+
+    /// Commits the digest serving `promotion.from` into the file declaring `promotion.to`:
+    /// to the followed branch, or to a branch of its own with a pull request when `to`
+    /// requires review.
     pub async fn promote(&self, promotion: Promotion) -> Result<Promoted, GitOpsError> {
         let store = self.inner.store.clone();
         let to = promotion.to.clone();
@@ -117,31 +203,35 @@ impl GitOps {
         };
         self.inner.deployer.ask_gate(change).await?;
 
-        let path = self.path_of(&source.repository).await?;
-        let (repository, revision) = (source.repository.clone(), source.revision.clone());
-        let commit = mobius_log::blocking::spawn(move || -> Result<Promoted, GitOpsError> {
-            let branch = repo::branch_of(&path, &revision)
-                .ok_or_else(|| PromoteError::NotABranch { repository: repository.clone(), revision: revision.clone() })?;
-            let parent = repo::resolve(&path, &branch)?;
-            let text = repo::file_at(&path, &parent, &file).unwrap_or_default();
-            let (edited, previous) = set_artifact(&file, &text, &promotion.service, &digest)?;
-            let author = Author { name: author_safe(&promotion.by), email: format!("{}@mobius.invalid", email_safe(&promotion.by)) };
-            let message = format!(
-                "Promote {service} to {to}: {short}\n\n{service} serves {digest} in {from}; {by} promoted it to {to}{why}.\n\nMobius-Promotion: {from} -> {to}\n",
-                service = promotion.service,
-                to = promotion.to,
-                from = promotion.from,
-                short = short_digest(&digest),
-                by = promotion.by,
-                why = promotion.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default(),
-            );
-            let commit = repo::commit_file(&path, &branch, &parent, &file, &edited, &author, &message)?;
-            Ok(Promoted { repository, file, branch, commit, digest, previous })
-        })
-        .await?;
-        self.wake();
-        Ok(commit)
+        let review = promotion.pull_request || source.review.iter().any(|e| e == &promotion.to);
+        let change = Change {
+            promotion,
+            repository: source.repository.clone(),
+            revision: source.revision.clone(),
+            file,
+            digest,
+            review,
+        };
+        self.land(change).await
     }
+}
+
+/// The commit's author: the token that asked, as git takes it.
+pub(crate) fn author_of(by: &str) -> Author {
+    Author { name: author_safe(by), email: format!("{}@mobius.invalid", email_safe(by)) }
+}
+
+/// The commit message: what, from where, by whom and why.
+pub(crate) fn message_of(promotion: &Promotion, digest: &str) -> String {
+    format!(
+        "Promote {service} to {to}: {short}\n\n{service} serves {digest} in {from}; {by} promoted it to {to}{why}.\n\nMobius-Promotion: {from} -> {to}\n",
+        service = promotion.service,
+        to = promotion.to,
+        from = promotion.from,
+        short = short_digest(digest),
+        by = promotion.by,
+        why = promotion.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default(),
+    )
 }
 
 #[derive(Deserialize)]
@@ -215,6 +305,11 @@ fn offset_of(text: &str, line: u64, column: u64) -> Option<usize> {
 /// `text` with `service` added under its top-level `services:` block (or the block added).
 fn add_service(text: &str, service: &str, digest: &str) -> Option<String> {
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    // An empty flow mapping (`services: {}`, a file that declares nothing yet) becomes a block.
+    if let Some(at) = lines.iter().position(|l| l.trim_end() == "services: {}") {
+        let (before, after) = (lines[..at].concat(), lines[at + 1..].concat());
+        return Some(format!("{before}services:\n  {service}:\n    artifact: {digest}\n{after}"));
+    }
     let Some(at) = lines.iter().position(|l| l.trim_end() == "services:") else {
         if lines.iter().any(|l| l.starts_with("services:")) {
             return None;
@@ -297,6 +392,8 @@ mod tests {
         );
         let (edited, _) = set_artifact("f.yaml", "", "shop", &digest('a')).unwrap();
         assert_eq!(edited, format!("services:\n  shop:\n    artifact: {}\n", digest('a')));
+        let (edited, _) = set_artifact("f.yaml", "# none yet\nservices: {}\n", "shop", &digest('a')).unwrap();
+        assert_eq!(edited, format!("# none yet\nservices:\n  shop:\n    artifact: {}\n", digest('a')));
         let broken = set_artifact("f.yaml", "services: [", "shop", &digest('a')).unwrap_err();
         assert!(broken.to_string().starts_with("f.yaml: f.yaml:1:"), "{broken}");
     }

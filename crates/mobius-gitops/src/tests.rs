@@ -45,6 +45,7 @@ fn source(repository: &str) -> Source {
         prune: false,
         allow_empty: false,
         interval_s: 180,
+        review: Vec::new(),
     }
 }
 
@@ -70,6 +71,8 @@ async fn a_source_must_be_a_registered_repository_and_a_bad_one_changes_nothing(
     }
     let outside = Source { path: "../etc".into(), ..source("acme/deploy") };
     assert_eq!(f.gitops.add(outside).await.unwrap_err().to_string(), "`path`: must stay inside the repository");
+    let review = Source { review: vec!["production".into(), "--all".into()], ..source("acme/deploy") };
+    assert_eq!(f.gitops.add(review).await.unwrap_err().to_string(), "`review`: environment names, comma-separated");
     assert!(f.gitops.sources().await.unwrap().is_empty());
     f.gitops.add(source("acme/deploy")).await.unwrap();
     f.gitops.add(Source { self_heal: true, ..source("acme/deploy") }).await.unwrap();

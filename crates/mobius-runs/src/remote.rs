@@ -72,7 +72,7 @@ pub struct Access {
 }
 
 /// The temporary key file of one git call; removed when dropped.
-pub(crate) struct KeyFile(#[allow(dead_code, reason = "held for its Drop, which removes the file")] tempfile::TempPath);
+pub struct KeyFile(#[allow(dead_code, reason = "held for its Drop, which removes the file")] tempfile::TempPath);
 
 impl Access {
     /// No credentials: what git finds on its own (public remotes, the user's SSH agent).
@@ -87,7 +87,7 @@ impl Access {
 
     /// Sets up `command` (a git process) to authenticate; keep the returned key file until
     /// the process ended.
-    pub(crate) fn apply(&self, command: &mut Command) -> std::io::Result<Option<KeyFile>> {
+    pub fn apply(&self, command: &mut Command) -> std::io::Result<Option<KeyFile>> {
         // Tracing would print the Authorization header.
         command.env_remove("GIT_TRACE_CURL").env_remove("GIT_CURL_VERBOSE").env_remove("GIT_TRACE_PACKET");
         match &self.credentials {

@@ -3,12 +3,14 @@
 //! - `GET /api/v1/gitops` (`read`): every source with its status — revision, per service and
 //!   environment the sync and health axes, and the last reconciliations.
 //! - `POST /api/v1/gitops` (`admin`) `{"repository", "path"?, "revision"?, "self_heal"?,
-//!   "prune"?, "allow_empty"?, "interval"?: "3m"}`: follow a registered repository (201).
+//!   "prune"?, "allow_empty"?, "interval"?: "3m", "review"?: ["production"]}`: follow a
+//!   registered repository (201); promotions to a `review` environment open a pull request.
 //! - `DELETE /api/v1/gitops?repository=` (`admin`): stop following it; what runs stays.
 //! - `POST /api/v1/gitops/sync` (`deploy`) `{"repository", "force"?}`: a pass now; `force`
 //!   tries failed digests again and goes through sync windows.
-//! - `POST /api/v1/promotions` (`deploy`) `{"service", "from", "to", "reason"?}`: the digest
-//!   serving `from` committed into the file declaring `to` (201 with the commit).
+//! - `POST /api/v1/promotions` (`deploy`) `{"service", "from", "to", "reason"?,
+//!   "pull_request"?}`: the digest serving `from` committed into the file declaring `to` (201
+//!   with the commit, the branch, the remote and, when it waits for review, the pull request).
 
 use axum::Json;
 use axum::extract::State;
@@ -53,6 +55,9 @@ pub struct AddBody {
     allow_empty: bool,
     /// `3m`, `90s`, `1h`.
     interval: Option<String>,
+    /// Environments whose promotions open a pull request.
+    #[serde(default)]
+    review: Vec<String>,
 }
 
 /// `POST /api/v1/gitops`: 201 with the source.
@@ -75,6 +80,7 @@ pub async fn add(
         prune: body.prune,
         allow_empty: body.allow_empty,
         interval_s,
+        review: body.review,
     };
     let added = state.app.gitops.add(source).await.map_err(gitops_error)?;
     Ok((StatusCode::CREATED, Json(added)).into_response())
@@ -121,6 +127,9 @@ pub struct PromoteBody {
     from: String,
     to: String,
     reason: Option<String>,
+    /// A branch and pull request even when `to` does not require review.
+    #[serde(default)]
+    pull_request: bool,
 }
 
 /// `POST /api/v1/promotions`: 201 with the commit.
@@ -131,8 +140,14 @@ pub async fn promote(
     JsonBody(body): JsonBody<PromoteBody>,
 ) -> Result<Response, ApiError> {
     let actor = actor(&caller, &headers, body.reason)?;
-    let promotion =
-        Promotion { service: body.service, from: body.from, to: body.to, by: actor.by, reason: actor.reason };
+    let promotion = Promotion {
+        service: body.service,
+        from: body.from,
+        to: body.to,
+        by: actor.by,
+        reason: actor.reason,
+        pull_request: body.pull_request,
+    };
     let promoted = state.app.gitops.promote(promotion).await.map_err(gitops_error)?;
     Ok((StatusCode::CREATED, Json(promoted)).into_response())
 }
@@ -147,6 +162,11 @@ fn gitops_error(error: GitOpsError) -> ApiError {
             ApiError::not_found(error.to_string())
         }
         G::Promote(PromoteError::CannotEdit { .. }) => ApiError::bad_request(error.to_string()),
+        // The forge refused the pull request or could not be reached.
+        G::Promote(PromoteError::Forge { .. }) => {
+            ApiError::new(StatusCode::BAD_GATEWAY, "forge_failed", error.to_string())
+        }
+        G::Promote(PromoteError::Secrets { .. }) => ApiError::internal(error),
         G::Promote(_) | G::Contended => ApiError::conflict(error.to_string()),
         // A branch that moved under the promotion's commit, or a repository git cannot read.
         G::Git(_) => ApiError::conflict(error.to_string()),

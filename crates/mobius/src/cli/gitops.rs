@@ -34,6 +34,11 @@ pub enum GitopsCommand {
         /// How often the files are read when no push is seen: 90s, 3m, 1h
         #[arg(long, default_value = "3m")]
         interval: String,
+        /// Environments whose promotions wait for review (comma-separated): pushed to a branch
+        /// of their own with a pull request through the repository's forge (`mobius repo
+        /// forge`), synced once it is merged
+        #[arg(long, value_delimiter = ',')]
+        review: Vec<String>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -90,6 +95,10 @@ pub struct PromoteArgs {
     /// Why: in the commit message
     #[arg(long)]
     pub reason: Option<String>,
+    /// Push to a branch of its own and open a pull request, even when --to does not require
+    /// review (the repository needs a forge: `mobius repo forge`)
+    #[arg(long)]
+    pub pull_request: bool,
     #[command(flatten)]
     pub remote: Remote,
 }

@@ -25,26 +25,31 @@ struct Followed {
 
 pub async fn run(json: bool, command: GitopsCommand) -> Result<ExitCode> {
     match command {
-        GitopsCommand::Add { repository, path, revision, self_heal, prune, allow_empty, interval, remote } => {
+        GitopsCommand::Add { repository, path, revision, self_heal, prune, allow_empty, interval, review, remote } => {
             // Checked here so a typo is refused before anything is sent.
             mobius_gitops::desired::parse_duration(&interval)
                 .with_context(|| format!("--interval must be a duration such as 3m, not `{interval}`"))?;
             let client = server(&remote)?;
             let body = serde_json::json!({
                 "repository": repository, "path": path, "revision": revision, "self_heal": self_heal,
-                "prune": prune, "allow_empty": allow_empty, "interval": interval,
+                "prune": prune, "allow_empty": allow_empty, "interval": interval, "review": review,
             });
             let added: Source = client.json(client.request(Method::POST, "/api/v1/gitops").json(&body)).await?;
             if json {
                 print_json(&added)?;
             } else {
                 println!(
-                    "Following {} ({}environments/ at {}){}{}",
+                    "Following {} ({}environments/ at {}){}{}{}",
                     added.repository,
                     if added.path.is_empty() { String::new() } else { format!("{}/", added.path.trim_matches('/')) },
                     added.revision,
                     if added.self_heal { ", self-heal" } else { "" },
                     if added.prune { ", prune" } else { "" },
+                    if added.review.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", promotions to {} through pull requests", added.review.join(", "))
+                    },
                 );
             }
         }
@@ -122,18 +127,30 @@ pub async fn run(json: bool, command: GitopsCommand) -> Result<ExitCode> {
 
 pub async fn promote(json: bool, args: PromoteArgs) -> Result<ExitCode> {
     let client = server(&args.remote)?;
-    let body = serde_json::json!({ "service": args.service, "from": args.from, "to": args.to, "reason": args.reason });
+    let body = serde_json::json!({
+        "service": args.service, "from": args.from, "to": args.to, "reason": args.reason,
+        "pull_request": args.pull_request,
+    });
     let promoted: Promoted = client.json(client.request(Method::POST, "/api/v1/promotions").json(&body)).await?;
+    let commit = &promoted.commit[..promoted.commit.len().min(12)];
+    let branch = promoted.branch.trim_start_matches("refs/heads/");
     if json {
         print_json(&promoted)?;
+    } else if let Some(pr) = &promoted.pull_request {
+        println!(
+            "Pushed {commit} to branch {branch} of {} and opened pull request #{}: {}\n\
+             {} changes {} to {}; nothing syncs until it is merged into {}",
+            promoted.repository, pr.number, pr.url, commit, promoted.file, promoted.digest, pr.base,
+        );
     } else {
         println!(
-            "Committed {} to {} of {} ({} on {}); the server syncs it next",
-            &promoted.commit[..promoted.commit.len().min(12)],
+            "{} {} to {} of {} ({} on {}); the server syncs it next",
+            if promoted.remote.is_some() { "Pushed" } else { "Committed" },
+            commit,
             promoted.file,
             promoted.repository,
             promoted.digest,
-            promoted.branch.trim_start_matches("refs/heads/"),
+            branch,
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -76,7 +76,7 @@ pub(crate) fn built(server: &Server, sha: &str) -> String {
     })
 }
 
-fn environment(digest: &str, windows: &str) -> String {
+pub(crate) fn environment(digest: &str, windows: &str) -> String {
     format!("# what runs here\nservices:\n  shop:\n    artifact: {digest}\n{windows}")
 }
 
@@ -85,7 +85,7 @@ pub(crate) fn gitops(server: &Server) -> Value {
 }
 
 /// The status row of shop in `environment`, once `check` holds for it.
-fn shop_in(server: &Server, environment: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+pub(crate) fn shop_in(server: &Server, environment: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
     wait_for(what, || {
         let all = gitops(server);
         let row = all[0]["status"]["services"]
@@ -97,12 +97,12 @@ fn shop_in(server: &Server, environment: &str, what: &str, check: impl Fn(&Value
     })
 }
 
-fn rollout(server: &Server, environment: &str) -> Value {
+pub(crate) fn rollout(server: &Server, environment: &str) -> Value {
     let url = server.url(&format!("/api/v1/rollouts/shop/{environment}"));
     http().get(url).bearer_auth(ADMIN).send().unwrap().json().unwrap()
 }
 
-fn events_of(dir: &Dir, ty: &str) -> Vec<Value> {
+pub(crate) fn events_of(dir: &Dir, ty: &str) -> Vec<Value> {
     let events = dir.json(&["events", "list", "--limit", "500"]);
     events
         .as_array()

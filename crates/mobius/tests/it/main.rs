@@ -22,6 +22,7 @@ mod flags;
 mod forge_statuses;
 mod gitops;
 mod gitops_flags;
+mod gitops_promote;
 mod golden;
 mod hardening;
 mod limits;

@@ -18,7 +18,7 @@ use crate::runs::{commit, finished, get, git, wait_for};
 use crate::util::{ADMIN, Dir, GITLAB_TOKEN, Server, files_holding, github_push, http, said, with_stdin};
 
 /// The remote's token: distinctive, so a grep for it finds nothing else.
-const TOKEN: &str = "glpat-remote-7Qx2ZkP9vW4mB1nT";
+pub(crate) const TOKEN: &str = "glpat-remote-7Qx2ZkP9vW4mB1nT";
 
 const CI: &str = "on: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n      \
                   - run: echo \"built $(cat version.txt) at ${{ github.sha }}\"\n";
@@ -26,15 +26,15 @@ const CI: &str = "on: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n    ste
 /// A git remote over plain HTTP on loopback that answers only requests carrying
 /// `Authorization: Basic base64(x-access-token:TOKEN)`, serving the bare repositories under
 /// its root through `git http-backend` (CGI). Stops when dropped.
-struct PrivateRemote {
-    base: String,
+pub(crate) struct PrivateRemote {
+    pub(crate) base: String,
     refused: Arc<AtomicUsize>,
     served: Arc<AtomicUsize>,
     stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl PrivateRemote {
-    fn start(root: &Path) -> PrivateRemote {
+    pub(crate) fn start(root: &Path) -> PrivateRemote {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{TOKEN}"));
@@ -185,7 +185,7 @@ fn forge(dir: &Dir) -> (PathBuf, PathBuf, String) {
 }
 
 /// The token, and the header that carries it, are in no file of the data directory.
-fn assert_token_nowhere(dir: &Dir) {
+pub(crate) fn assert_token_nowhere(dir: &Dir) {
     let header = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{TOKEN}"));
     for needle in [TOKEN, header.as_str()] {
         assert_eq!(files_holding(&dir.data(), needle), Vec::<String>::new(), "{needle} in the data directory");
