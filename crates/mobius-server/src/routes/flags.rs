@@ -229,7 +229,7 @@ fn answer_with(outcome: Result<Outcome, FlagError>, rollouts: Vec<BlockAnswer>) 
         #[serde(skip_serializing_if = "Vec::is_empty")]
         rollouts: Vec<BlockAnswer>,
         /// What the gate policies warned about while allowing the change.
-        #[serde(skip_serializing_if = "Vec::is_empty")]
+        #[serde(skip_serializing_if = "<[String]>::is_empty")]
         warnings: &'a [String],
     }
     let body = Changed { summary: summary(&loaded), changed: outcome.changed, rollouts, warnings: &outcome.warnings };
