@@ -29,7 +29,6 @@
 //! - A set's version in memory never goes back, on any replica; a deleted set's version keeps
 //!   counting (a tombstone), so a later set of the same name is never taken for the old one.
 //! - An unchanged document, state or default is no change: no version, no event.
-//!
 //! - A change to a set of an environment asks the gate policies ([`gate`]) before anything
 //!   is written; a deny writes nothing.
 //!
