@@ -5,3 +5,6 @@ package mobius.gate
 ships_artifact if input.action in {"deploy", "promotion", "gitops-sync"}
 
 production if input.environment == "production"
+
+# A change to a feature flag set of an environment (`input.flag` says what changes).
+flag_change if input.action == "flag-change"

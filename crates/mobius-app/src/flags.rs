@@ -1,7 +1,8 @@
 //! The deployer's [`ReleaseFlags`] port over the flag sets: a release's flag files go into
 //! their sets (`<file's set>.<environment>`, see `mobius_features::names`) when its rollout
 //! starts, as changes by whoever deployed, through the flag rollouts (`Rollouts::load`), so a
-//! file's `rollout` blocks start, judged by the deployed service. Wired here, in the
+//! file's `rollout` blocks start, judged by the deployed service. The deploy's gate decided
+//! them: they go through handles that ask no gate policy again (`decided`). Wired here, in the
 //! composition root, so neither `mobius-delivery` nor `mobius-features` depends on the other.
 
 use std::collections::BTreeSet;
@@ -58,8 +59,8 @@ impl ReleaseFlags for ReleaseFlagSets {
                     source_name: Some(file.path.clone()),
                 };
                 let actor = Actor { by: to.by.to_owned(), reason: Some(to.reason.to_owned()) };
-                let Some(rollouts) = self.rollouts.get() else {
-                    self.sets.put(put, actor).await.map_err(|e| refused(file, e))?;
+                let Some(rollouts) = self.rollouts.get().map(Rollouts::decided) else {
+                    self.sets.decided().put(put, actor).await.map_err(|e| refused(file, e))?;
                     continue;
                 };
                 let set = put.set.clone();
@@ -102,7 +103,8 @@ fn refused(file: &FlagFile, error: FlagError) -> FlagFilesError {
         FlagError::VersionConflict { .. }
         | FlagError::OtherEnvironment { .. }
         | FlagError::Contended { .. }
-        | FlagError::TargetingInUse { .. } => FlagFilesError::Conflict { path, message: error.to_string() },
+        | FlagError::TargetingInUse { .. }
+        | FlagError::PolicyDenied { .. } => FlagFilesError::Conflict { path, message: error.to_string() },
         FlagError::Event(_) | FlagError::Store(_) => FlagFilesError::Failed { path, source: Box::new(error) },
     }
 }

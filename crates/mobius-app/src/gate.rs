@@ -16,6 +16,8 @@
 //!   `mobius/dependency-audit` steps found (`mobius_runs::scans`); zeros when none ran.
 //! - `actor.token_scope`: the scope of the token named as the deployer (the newest of that
 //!   name).
+//! - `gitops`: for a GitOps sync, the deploy repository, the revision read and the environment
+//!   file (`Origin::GitopsSync`, carried from the reconciler through the replicas' queue).
 //! - `slo`: the error-budget policy's state for the service in the environment (`frozen` when
 //!   it would refuse, `warning` when it warns) and the smallest budget left among its SLOs there
 //!   (`1.0` without SLOs).
@@ -27,9 +29,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use mobius_delivery::policy::{GateAction, GateChange, GatePolicies, Verdict, has_policies};
+use mobius_delivery::policy::{GateAction, GateChange, GatePolicies, SyncSource, Verdict, has_policies};
 use mobius_policy::{
-    Action, Actor, Artifact, Decision, Input, Policies, Scan, SecretScan, Slo, SloStatus, Time, Vulnerabilities,
+    Action, Actor, Artifact, Decision, GitopsSource, Input, Policies, Scan, SecretScan, Slo, SloStatus, Time,
+    Vulnerabilities,
 };
 use mobius_store::{RunQuery, Store, StoreError};
 
@@ -48,13 +51,37 @@ impl PolicyGate {
         PolicyGate { store, server }
     }
 
+    /// The server's policy directory, if any: what flag changes are decided by.
+    pub fn server(&self) -> Option<&Path> {
+        self.server.as_deref()
+    }
+
     /// The input document policies decide on.
     pub fn input(&self, change: &GateChange) -> Result<Input, StoreError> {
+        let artifact = self.artifact(&change.artifact, &change.digest(), change.revision.clone())?;
+        let token_scope = self.token_scope(change.by.as_deref())?;
+        Ok(Input {
+            action: action(change.action),
+            service: change.service.clone(),
+            environment: change.environment.clone(),
+            artifact,
+            actor: Actor { name: change.by.clone().unwrap_or_default(), token_scope },
+            reason: change.reason.clone(),
+            time: Time::new(change.at),
+            slo: self.slo(&change.service, &change.environment, change.at)?,
+            flag: None,
+            gitops: None,
+        })
+    }
+
+    /// What the store knows of an artifact (`pkg:generic/NAME@sha256%3A…`, whose digest is
+    /// `digest`) built from `revision`, as `input.artifact` says it.
+    pub(crate) fn artifact(&self, id: &str, digest: &str, revision: Option<String>) -> Result<Artifact, StoreError> {
         let store = self.store.as_ref();
-        let fact = store.artifact(&change.artifact)?;
-        let commit = fact.as_ref().and_then(|(_, revision)| revision.clone()).or_else(|| change.revision.clone());
+        let fact = store.artifact(id)?;
+        let commit = fact.as_ref().and_then(|(_, revision)| revision.clone()).or(revision);
         let mut artifact = Artifact {
-            digest: change.digest(),
+            digest: digest.to_owned(),
             commit: commit.clone().unwrap_or_default(),
             branch: String::new(),
             default_branch: String::new(),
@@ -106,32 +133,30 @@ impl PolicyGate {
                 artifact.default_branch = mobius_runs::runner::default_branch(Path::new(&repository.path));
             }
         }
-        let token_scope = match &change.by {
-            Some(name) => store
-                .tokens()?
-                .into_iter()
-                .filter(|t| &t.name == name)
-                .max_by_key(|t| t.created)
-                .map(|t| t.scope.as_str().to_owned())
-                .unwrap_or_default(),
-            None => String::new(),
-        };
-        Ok(Input {
-            action: action(change.action),
-            service: change.service.clone(),
-            environment: change.environment.clone(),
-            artifact,
-            actor: Actor { name: change.by.clone().unwrap_or_default(), token_scope },
-            reason: change.reason.clone(),
-            time: Time::new(change.at),
-            slo: self.slo(change)?,
-            flag: None,
-        })
+        Ok(artifact)
     }
 
-    fn slo(&self, change: &GateChange) -> Result<Slo, StoreError> {
+    /// The scope of the newest token of this name (empty when none is).
+    pub(crate) fn token_scope(&self, name: Option<&str>) -> Result<String, StoreError> {
+        let Some(name) = name else { return Ok(String::new()) };
+        Ok(self
+            .store
+            .tokens()?
+            .into_iter()
+            .filter(|t| t.name == name)
+            .max_by_key(|t| t.created)
+            .map(|t| t.scope.as_str().to_owned())
+            .unwrap_or_default())
+    }
+
+    /// The store the gate reads.
+    pub(crate) fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// `input.slo` for `service` in `environment` at `at`.
+    pub(crate) fn slo(&self, service: &str, environment: &str, at: jiff::Timestamp) -> Result<Slo, StoreError> {
         let store = self.store.as_ref();
-        let (service, environment, at) = (&change.service, &change.environment, change.at);
         let status = match mobius_reliability::slo::gate(store, service, environment, None, at)? {
             mobius_slo::policy::Decision::Refuse(_) => SloStatus::Frozen,
             mobius_slo::policy::Decision::AllowWithWarning(_) => SloStatus::Warning,
@@ -141,7 +166,7 @@ impl PolicyGate {
         };
         let mut budget_remaining: f64 = 1.0;
         for (owner, slo) in mobius_reliability::slo::definitions(store)? {
-            if &owner != service || slo.environment_name() != environment {
+            if owner != service || slo.environment_name() != environment {
                 continue;
             }
             if let Some(budget) = mobius_reliability::slo::status(store, service, &slo, at)?.budget {
@@ -150,6 +175,11 @@ impl PolicyGate {
         }
         Ok(Slo { status, budget_remaining })
     }
+}
+
+/// `input.gitops` for a sync of `source`.
+fn gitops(source: &SyncSource) -> GitopsSource {
+    GitopsSource { repository: source.repository.clone(), revision: source.revision.clone(), file: source.file.clone() }
 }
 
 /// The input's action for the deployer's.
@@ -163,6 +193,10 @@ fn action(action: GateAction) -> Action {
 
 impl GatePolicies for PolicyGate {
     fn decide(&self, change: &GateChange) -> Option<Verdict> {
+        self.decide_from(change, None)
+    }
+
+    fn decide_from(&self, change: &GateChange, source: Option<&SyncSource>) -> Option<Verdict> {
         let release = change.release_policies();
         let mut dirs: Vec<&Path> = Vec::new();
         if has_policies(&release) {
@@ -180,7 +214,7 @@ impl GatePolicies for PolicyGate {
         let inside = format!("{}/", change.release.display());
         let relative = |message: String| message.replace(&inside, "");
         let input = match self.input(change) {
-            Ok(input) => input,
+            Ok(input) => Input { gitops: source.map(gitops), ..input },
             Err(error) => {
                 tracing::error!(%error, service = %change.service, "cannot build the gate policies' input");
                 let deny = vec![format!("the gate policies' input cannot be read (so the gate denies): {error}")];

@@ -28,6 +28,7 @@
 //! `mobius-policy`).
 
 pub mod environments;
+pub mod flag_gate;
 pub mod flag_rollouts;
 pub mod flags;
 pub mod gate;
@@ -231,6 +232,9 @@ impl App {
         let log = Ingestor::new(store.clone(), config.rules);
         let leases = Leases::new(store.clone(), replica_id(), config.clock);
         let flag_sets = FlagSets::new(store.clone(), log.clone(), config.clock);
+        let policy = Arc::new(gate::PolicyGate::new(store.clone(), config.policy_dir.clone()));
+        // Flag changes to sets of an environment are decided by the server's policies too.
+        flag_sets.set_gate(Arc::new(flag_gate::FlagPolicies::new(policy.clone())));
         let rollouts_cell: Arc<std::sync::OnceLock<Rollouts>> = Arc::default();
         let delivery = Deployer::new(
             store.clone(),
@@ -244,7 +248,7 @@ impl App {
                 leases: config.replicas.then(|| leases.clone()),
                 flags: Some(Arc::new(flags::ReleaseFlagSets::new(flag_sets.clone(), rollouts_cell.clone()))),
                 guard: Some(Arc::new(GitOps::guard(store.clone()))),
-                policy: Some(Arc::new(gate::PolicyGate::new(store.clone(), config.policy_dir.clone()))),
+                policy: Some(policy),
             },
         );
         let runs = Runner::new(

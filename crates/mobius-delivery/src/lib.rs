@@ -241,13 +241,16 @@ impl Deployer {
                 return Err(DeployError::Managed { service, environment, message });
             }
         }
-        self.deploy_declared(request).await
+        self.deploy_declared(request, policy::Origin::Asked).await
     }
 
     /// A deploy the [`DeployConfig::guard`] is not asked about: what GitOps itself deploys,
-    /// as git declares it.
-    pub async fn deploy_declared(&self, request: DeployRequest) -> Result<Stored, DeployError> {
-        let Some(leases) = &self.inner.config.leases else { return self.deploy_with(request, None).await };
+    /// as git declares it. `origin` is what the gate policies are told it is (a GitOps sync
+    /// names its repository and revision).
+    pub async fn deploy_declared(&self, request: DeployRequest, origin: policy::Origin) -> Result<Stored, DeployError> {
+        let Some(leases) = &self.inner.config.leases else {
+            return self.deploy_with(request, None, &origin).await;
+        };
         let release = self.prepare(&request).await?;
         self.share(&release).await?;
         let change = replicas::Change::Deploy {
@@ -257,6 +260,7 @@ impl Deployer {
             revision: release.revision,
             reason: request.reason,
             by: request.by.clone(),
+            origin,
         };
         self.ask(leases, &request.service, &request.environment, change).await
     }
@@ -272,10 +276,15 @@ impl Deployer {
         .await?)
     }
 
-    async fn deploy_with(&self, request: DeployRequest, plan: Option<Plan>) -> Result<Stored, DeployError> {
+    async fn deploy_with(
+        &self,
+        request: DeployRequest,
+        plan: Option<Plan>,
+        origin: &policy::Origin,
+    ) -> Result<Stored, DeployError> {
         let _one = self.inner.changes.lock().await;
         let release = self.prepare(&request).await?;
-        self.deploy_release(request, release, plan).await
+        self.deploy_release(request, release, plan, origin).await
     }
 
     /// Starts the rollout of a release made already (here, or by the replica a deploy reached,
@@ -285,6 +294,7 @@ impl Deployer {
         request: DeployRequest,
         release: release::Release,
         plan: Option<Plan>,
+        origin: &policy::Origin,
     ) -> Result<Stored, DeployError> {
         let spec = &release.spec;
         if spec.name() != request.service {
@@ -318,7 +328,7 @@ impl Deployer {
                 phase: current.rollout.phase.as_str(),
             });
         }
-        self.check_gate(&request, &release).await?;
+        self.check_gate(&request, &release, origin).await?;
         let (stable, stable_spec) = self.serving(latest.as_ref());
         let plane = self.plane(spec, &request.environment, stable.as_ref()).await?;
         let now = self.now();
@@ -464,7 +474,7 @@ impl Deployer {
             by: None,
         };
         // The previous release directory is reused as it is; the switch skips the steps.
-        self.deploy_with(request, Some(Plan::switch())).await
+        self.deploy_with(request, Some(Plan::switch()), &policy::Origin::Asked).await
     }
 
     /// The latest rollout of a service to an environment. Blocking: reads the store.

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use mobius_events::emit::delivery::{PolicyDecision, policy_decided};
+use serde::{Deserialize, Serialize};
 
 use crate::release::Release;
 use crate::{DeployError, DeployRequest, Deployer};
@@ -42,6 +43,47 @@ impl GateAction {
             GateAction::GitopsSync => "gitops-sync",
         }
     }
+}
+
+/// Where a deploy comes from: what the gate policies are told it is. Travels with the change
+/// to the replica driving the environment (`replicas::Change::Deploy`), `asked` for a change
+/// queued by a replica that did not say.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Asked for (the API, the CLI, a pipeline step): `action: deploy`.
+    #[default]
+    Asked,
+    /// Applied by GitOps as a deploy repository declares it: `action: gitops-sync`.
+    GitopsSync(SyncSource),
+}
+
+impl Origin {
+    /// The gate's action for a deploy of this origin.
+    pub fn action(&self) -> GateAction {
+        match self {
+            Origin::Asked => GateAction::Deploy,
+            Origin::GitopsSync(_) => GateAction::GitopsSync,
+        }
+    }
+
+    fn source(&self) -> Option<&SyncSource> {
+        match self {
+            Origin::Asked => None,
+            Origin::GitopsSync(source) => Some(source),
+        }
+    }
+}
+
+/// The deploy repository a GitOps sync applies (`input.gitops`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncSource {
+    /// The registered repository (`acme/deploy`).
+    pub repository: String,
+    /// The commit whose environment file declares the change.
+    pub revision: String,
+    /// That file, relative to the repository (`environments/production.yaml`).
+    pub file: String,
 }
 
 /// The change the gate policies are asked about.
@@ -94,6 +136,13 @@ pub trait GatePolicies: Send + Sync {
     /// release nor the server has any). Blocking (files, the store): called on the blocking
     /// pool. Never fails: whatever keeps a decision from being made is a deny.
     fn decide(&self, change: &GateChange) -> Option<Verdict>;
+
+    /// [`GatePolicies::decide`] about a GitOps sync of `source` (`None`: not a sync); the
+    /// policies see where it comes from. By default, `decide` alone.
+    fn decide_from(&self, change: &GateChange, source: Option<&SyncSource>) -> Option<Verdict> {
+        let _ = source;
+        self.decide(change)
+    }
 }
 
 impl std::fmt::Debug for dyn GatePolicies {
@@ -111,9 +160,14 @@ impl Deployer {
     /// Asks the gate policies about deploying `release` as `request` says: records the
     /// decision, logs its warnings, and refuses on a deny. No gate configured, or no policy
     /// for the release: allowed, and nothing recorded.
-    pub(crate) async fn check_gate(&self, request: &DeployRequest, release: &Release) -> Result<(), DeployError> {
+    pub(crate) async fn check_gate(
+        &self,
+        request: &DeployRequest,
+        release: &Release,
+        origin: &Origin,
+    ) -> Result<(), DeployError> {
         let change = GateChange {
-            action: GateAction::Deploy,
+            action: origin.action(),
             service: request.service.clone(),
             environment: request.environment.clone(),
             release: release.dir.clone(),
@@ -123,7 +177,7 @@ impl Deployer {
             reason: request.reason.map(|r| r.to_string()),
             at: self.now(),
         };
-        self.ask_gate(change).await
+        self.ask_gate_from(change, origin.source().cloned()).await
     }
 
     /// Asks the gate policies about `change` (see [`Deployer::check_gate`]): records the
@@ -131,8 +185,13 @@ impl Deployer {
     /// of this control plane calls first (a promotion written to git, a GitOps sync), with its
     /// own [`GateAction`].
     pub async fn ask_gate(&self, change: GateChange) -> Result<(), DeployError> {
+        self.ask_gate_from(change, None).await
+    }
+
+    async fn ask_gate_from(&self, change: GateChange, source: Option<SyncSource>) -> Result<(), DeployError> {
         let Some(gate) = self.inner.config.policy.clone() else { return Ok(()) };
-        let (verdict, change) = mobius_log::blocking::spawn(move || (gate.decide(&change), change)).await;
+        let (verdict, change) =
+            mobius_log::blocking::spawn(move || (gate.decide_from(&change, source.as_ref()), change)).await;
         let Some(verdict) = verdict else { return Ok(()) };
         let decision = PolicyDecision {
             environment: &change.environment,
@@ -190,6 +249,36 @@ mod tests {
         };
         assert_eq!(change.digest(), "sha256:abc");
         assert_eq!(change.release_policies(), PathBuf::from("/r/policies"));
+    }
+
+    #[test]
+    fn a_deploys_origin_survives_the_replicas_queue_and_old_rows_read_as_asked() {
+        let source = SyncSource {
+            repository: "acme/deploy".into(),
+            revision: "9f2c1e7a".into(),
+            file: "environments/production.yaml".into(),
+        };
+        let change = crate::replicas::Change::Deploy {
+            release: PathBuf::from("/r"),
+            version: "v1".into(),
+            artifact: "pkg:generic/dist@sha256%3Aabc".into(),
+            revision: None,
+            reason: None,
+            by: Some("gitops:acme/deploy".into()),
+            origin: Origin::GitopsSync(source.clone()),
+        };
+        let body = serde_json::to_string(&change).unwrap();
+        let crate::replicas::Change::Deploy { origin, .. } = serde_json::from_str(&body).unwrap() else {
+            panic!("not a deploy: {body}")
+        };
+        assert_eq!((origin.action(), origin.source()), (GateAction::GitopsSync, Some(&source)));
+        // A row queued before the origin travelled: a deploy asked for.
+        let old =
+            r#"{"deploy": {"release": "/r", "version": "v1", "artifact": "a", "revision": null, "reason": null}}"#;
+        let crate::replicas::Change::Deploy { origin, .. } = serde_json::from_str(old).unwrap() else {
+            panic!("not a deploy")
+        };
+        assert_eq!(origin.action(), GateAction::Deploy);
     }
 
     #[test]

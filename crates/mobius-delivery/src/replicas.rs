@@ -79,6 +79,10 @@ pub(crate) enum Change {
         /// Who deployed (the flag files' changes name them); absent from older replicas.
         #[serde(default)]
         by: Option<String>,
+        /// A GitOps sync or a deploy asked for: what the gate policies are told; absent
+        /// (asked) from older replicas.
+        #[serde(default)]
+        origin: crate::policy::Origin,
     },
     Promote,
     Abort,
@@ -495,7 +499,7 @@ impl Deployer {
         };
         tracing::info!(command = command.id, %service, %environment, change = ?change, "applying a change");
         let done = match change {
-            Change::Deploy { release, version, artifact, revision, reason, by } => {
+            Change::Deploy { release, version, artifact, revision, reason, by, origin } => {
                 let _one = self.inner.changes.lock().await;
                 match self.local_release(&release).await {
                     Err(error) => Err(error),
@@ -508,7 +512,7 @@ impl Deployer {
                             reason,
                             by,
                         };
-                        self.deploy_made(request, artifact, revision).await
+                        self.deploy_made(request, artifact, revision, origin).await
                     }
                 }
             }
@@ -529,11 +533,12 @@ impl Deployer {
         request: DeployRequest,
         artifact: String,
         revision: Option<String>,
+        origin: crate::policy::Origin,
     ) -> Result<crate::Stored, DeployError> {
         let mut made = self.prepare(&request).await?;
         made.artifact = artifact;
         made.revision = revision;
-        self.deploy_release(request, made, None).await
+        self.deploy_release(request, made, None, &origin).await
     }
 
     /// Hands a change to the replica driving the environment — this one, when it holds the

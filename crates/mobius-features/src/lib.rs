@@ -29,14 +29,18 @@
 //! - A set's version in memory never goes back, on any replica; a deleted set's version keeps
 //!   counting (a tombstone), so a later set of the same name is never taken for the old one.
 //! - An unchanged document, state or default is no change: no version, no event.
+//! - A change to a set of an environment asks the gate policies ([`gate`]) before anything
+//!   is written; a deny writes nothing.
 //!
 //! Modules: [`names`] (set and environment names, and the sets a release's files go to),
 //! `edit` (one value replaced in a document's text), `diff` (what the event says changed),
 //! `sync` (replicas), [`split`] (a flag's fractional split, as a rollout sets it), [`rollout`]
-//! (flag rollouts gated by health: the plan, the state kept, the controller).
+//! (flag rollouts gated by health: the plan, the state kept, the controller), [`gate`] (the
+//! gate policies' port, asked at every change of a set of an environment).
 
 mod diff;
 mod edit;
+pub mod gate;
 pub mod names;
 pub mod plan;
 pub mod rollout;
@@ -46,7 +50,7 @@ mod sync;
 pub use sync::SYNC_EVERY;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use jiff::Timestamp;
 use mobius_events::emit::flags::{self as emit, Action};
@@ -101,6 +105,8 @@ pub struct Outcome {
     /// Whether anything changed (a new version and its event); `false` when the document,
     /// state or default was already what was asked.
     pub changed: bool,
+    /// What the gate policies warned about while allowing the change (see [`gate`]).
+    pub warnings: Vec<String>,
 }
 
 /// Who changes a set, and why: what its event records.
@@ -163,6 +169,9 @@ pub enum FlagError {
     /// A rollout owns the flag's targeting while it runs; targeting written by hand is kept.
     #[error("flag `{flag}` of set `{set}` has targeting a rollout did not write ({targeting}): remove it first")]
     TargetingInUse { set: String, flag: String, targeting: String },
+    /// The gate policies refuse the change; every deny message is listed.
+    #[error("the gate policies refuse the {change} change of flag set `{set}` in {environment}:{}", gate::listed(deny))]
+    PolicyDenied { set: String, environment: String, change: &'static str, deny: Vec<String> },
     #[error("flag set `{set}` kept changing under this change; try again")]
     Contended { set: String },
     #[error("the change's event cannot be built")]
@@ -175,6 +184,8 @@ pub enum FlagError {
 #[derive(Clone)]
 pub struct FlagSets {
     inner: Arc<Inner>,
+    /// Changes through this handle were decided by another gate ([`FlagSets::decided`]).
+    decided: bool,
 }
 
 struct Inner {
@@ -185,6 +196,8 @@ struct Inner {
     changes: broadcast::Sender<Changed>,
     /// Rung by another replica's change (PostgreSQL's `NOTIFY`): the sync reads at once.
     poke: tokio::sync::Notify,
+    /// The gate policies changes to a set of an environment ask ([`gate`]); none: no gate.
+    gate: OnceLock<Arc<dyn gate::FlagGate>>,
 }
 
 /// What this replica holds: the sets in force, and the version last seen of every set name
@@ -233,8 +246,22 @@ impl FlagSets {
                 sets: RwLock::new(Sets::default()),
                 changes: broadcast::channel(1024).0,
                 poke: tokio::sync::Notify::new(),
+                gate: OnceLock::new(),
             }),
+            decided: false,
         }
+    }
+
+    /// Puts changes to sets of an environment to `gate` from now on, through every handle
+    /// (see [`gate`]). Only the first gate set counts: the application sets it once, at start.
+    pub fn set_gate(&self, gate: Arc<dyn gate::FlagGate>) {
+        let _ = self.inner.gate.set(gate);
+    }
+
+    /// A handle to the same sets whose changes ask no gate policy: for the flag files of a
+    /// release, which the deploy's own gate decided.
+    pub fn decided(&self) -> FlagSets {
+        FlagSets { inner: self.inner.clone(), decided: true }
     }
 
     /// The set in force under this name: what evaluations use. No I/O.
@@ -269,7 +296,7 @@ impl FlagSets {
         };
         let asked = put.environment;
         let set = put.set.clone();
-        self.change(&put.set, put.expected, actor, move |stored| {
+        self.change(&put.set, put.expected, actor, gate::Gating::ask(), move |stored| {
             let environment = environment_of(&set, stored, asked.as_deref())?;
             if stored.is_some_and(|s| s.document.as_deref() == Some(document.as_str()) && s.environment == environment)
             {
@@ -323,7 +350,7 @@ impl FlagSets {
     pub async fn delete(&self, set: &str, expected: Option<u64>, actor: Actor) -> Result<Outcome, FlagError> {
         names::check_set(set)?;
         let name = set.to_owned();
-        self.change(set, expected, actor, move |stored| {
+        self.change(set, expected, actor, gate::Gating::ask(), move |stored| {
             let stored = stored.ok_or_else(|| FlagError::NoSet { set: name.clone() })?;
             Ok(Some(Proposal {
                 document: None,
@@ -352,7 +379,7 @@ impl FlagSets {
     ) -> Result<Outcome, FlagError> {
         names::check_set(set)?;
         let (name, key) = (set.to_owned(), flag.to_owned());
-        self.change(set, expected, actor, move |stored| {
+        self.change(set, expected, actor, gate::Gating::ask(), move |stored| {
             let stored = stored.ok_or_else(|| FlagError::NoSet { set: name.clone() })?;
             let document = stored.document.as_deref().unwrap_or_default();
             let current = validate(&name, document)?;
@@ -392,16 +419,19 @@ impl FlagSets {
         .await
     }
 
-    /// Reads the stored set, works out the change (`propose`: `None` for no change) and writes
-    /// it with its event as the next version — again on a fresh read when another writer came
-    /// first, unless the caller expected a version.
+    /// Reads the stored set, works out the change (`propose`: `None` for no change), asks the
+    /// gate policies about it as `gating` says, and writes it with its event as the next
+    /// version — again on a fresh read when another writer came first, unless the caller
+    /// expected a version.
     async fn change(
         &self,
         set: &str,
         expected: Option<u64>,
         actor: Actor,
+        gating: gate::Gating,
         propose: impl Fn(Option<&FlagSetRecord>) -> Result<Option<Proposal>, FlagError> + Send + 'static,
     ) -> Result<Outcome, FlagError> {
+        let gating = if self.decided { gate::Gating::Skip } else { gating };
         let this = self.clone();
         let set = set.to_owned();
         mobius_log::blocking::spawn(move || {
@@ -419,9 +449,14 @@ impl FlagSets {
                     if let Some(record) = &record {
                         this.install(record.clone(), None);
                     }
-                    return Ok(Outcome { loaded: this.current(&set), changed: false });
+                    return Ok(Outcome { loaded: this.current(&set), changed: false, warnings: Vec::new() });
                 };
                 let now = this.inner.clock.now();
+                let warnings = this.ask(&set, base, stored, &proposal, &actor, &gating, now)?;
+                if let gate::Gating::Only { .. } = gating {
+                    // Asked only: the caller writes it later, decided.
+                    return Ok(Outcome { loaded: this.current(&set), changed: false, warnings });
+                }
                 match this.write(&set, base, stored, &proposal, &actor, now)? {
                     FlagSetPut::Written { version } => {
                         let record = FlagSetRecord {
@@ -433,7 +468,7 @@ impl FlagSets {
                             updated_by: actor.by.clone(),
                         };
                         this.install(record, proposal.set);
-                        return Ok(Outcome { loaded: this.current(&set), changed: true });
+                        return Ok(Outcome { loaded: this.current(&set), changed: true, warnings });
                     }
                     FlagSetPut::Conflict { current } if expected.is_some() => {
                         let current = current as u64;
@@ -445,6 +480,42 @@ impl FlagSets {
             Err(FlagError::Contended { set })
         })
         .await
+    }
+
+    /// The gate policies' decision about a proposal to a set of an environment, as `gating`
+    /// says (see [`gate`]): its warnings, or the refusal. Blocking.
+    #[expect(clippy::too_many_arguments, reason = "the change's parts, private")]
+    fn ask(
+        &self,
+        set: &str,
+        base: i64,
+        stored: Option<&FlagSetRecord>,
+        proposal: &Proposal,
+        actor: &Actor,
+        gating: &gate::Gating,
+        now: Timestamp,
+    ) -> Result<Vec<String>, FlagError> {
+        let Some(gate) = self.inner.gate.get().filter(|_| *gating != gate::Gating::Skip) else {
+            return Ok(Vec::new());
+        };
+        if proposal.environment.is_empty() {
+            return Ok(Vec::new());
+        }
+        let step = gating.step().filter(|_| proposal.action == Action::Split);
+        let question = gate::Question {
+            set: set.to_owned(),
+            environment: proposal.environment.clone(),
+            change: gate::Change::of(proposal.action),
+            flag: proposal.flag.clone(),
+            version_before: stored.map_or(0, |s| s.version as u64),
+            version_after: (base + 1) as u64,
+            step: step.cloned(),
+            altered: gate::altered(stored.and_then(|s| s.document.as_deref()), proposal.document.as_deref()),
+            by: actor.by.clone(),
+            reason: actor.reason.clone(),
+            at: now,
+        };
+        gate::ask(gate, &self.inner.log, &question)
     }
 
     /// Writes a proposal as version `base + 1` at `now` with its event, in one store

@@ -16,6 +16,12 @@
 //! Health and the error-budget gate are a port ([`RolloutHealth`]) the composition root
 //! implements over the proxy's per-variant SLIs, the SLOs' alerts and the policy, so this crate
 //! depends on neither delivery nor reliability.
+//!
+//! Each step up — the first when the rollout starts, the others when they are due — is also put
+//! to the gate policies ([`crate::gate`]) before it is recorded: a denied start is refused, a
+//! denied later step holds the rollout at its share with `why` saying so (`step to 20%
+//! refused by policy: …`), asked again each interval, as a frozen budget holds it. Going back
+//! to 0% (a stop, an abort) asks no policy.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +32,7 @@ use mobius_slo::policy::{Reason, UnknownReason};
 use mobius_store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 
+use crate::gate::{Gating, Step};
 use crate::{Actor, FlagError, FlagSets, split};
 
 /// The state document every rollout is kept in.
@@ -265,6 +272,8 @@ pub fn next(rollout: &FlagRollout, verdict: &Verdict, now: Timestamp) -> Next {
 #[derive(Clone)]
 pub struct Rollouts {
     inner: Arc<Inner>,
+    /// Loads and starts through this handle were decided by another gate ([`Rollouts::decided`]).
+    decided: bool,
 }
 
 struct Inner {
@@ -293,12 +302,18 @@ impl Rollouts {
     /// The service over the flag sets and the store, judged by `health`.
     pub fn new(flags: FlagSets, store: Arc<dyn Store>, clock: Clock, health: Arc<dyn RolloutHealth>) -> Rollouts {
         let (write, wake) = (tokio::sync::Mutex::new(()), tokio::sync::Notify::new());
-        Rollouts { inner: Arc::new(Inner { flags, store, clock, health, write, wake }) }
+        Rollouts { inner: Arc::new(Inner { flags, store, clock, health, write, wake }), decided: false }
     }
 
-    /// The flag sets the rollouts move.
-    pub(crate) fn flags(&self) -> &FlagSets {
-        &self.inner.flags
+    /// A handle to the same rollouts whose loads and starts ask no gate policy: for the flag
+    /// files of a release, which the deploy's own gate decided. Later steps ask as any do.
+    pub fn decided(&self) -> Rollouts {
+        Rollouts { inner: self.inner.clone(), decided: true }
+    }
+
+    /// The flag sets the rollouts move (through this handle's gate).
+    pub(crate) fn flags(&self) -> FlagSets {
+        if self.decided { self.inner.flags.decided() } else { self.inner.flags.clone() }
     }
 
     /// Every rollout kept, active or finished, ordered by set and flag.
@@ -367,6 +382,9 @@ impl Rollouts {
             return Err(active.already_rolling());
         }
         self.gate(&rollout, rollout.weight, now).await?;
+        if !self.decided {
+            self.ask(&rollout, rollout.weight, actor.clone()).await?;
+        }
         let replaced = self
             .transact(|all, _| {
                 if let Some(active) = all.iter().find(|r| r.same_flag(&rollout) && r.phase.is_active()) {
@@ -526,12 +544,22 @@ impl Rollouts {
                     rollout.next_at = now.saturating_add(rollout.every()).unwrap_or(now);
                     wake = wake.min(rollout.next_at);
                     changed = true;
-                    match self.gate(rollout, weight, now).await {
+                    let actor =
+                        Actor { by: rollout.by.clone(), reason: Some(format!("{}: {weight}%", rollout.label())) };
+                    let gated = match self.gate(rollout, weight, now).await {
+                        Ok(()) => self.ask(rollout, weight, actor).await,
+                        Err(error) => Err(error),
+                    };
+                    match gated {
                         Ok(()) => (rollout.weight, rollout.step_at, rollout.why) = (weight, now, None),
                         // Held at its weight, as a frozen deploy waits: asked again next
                         // interval, so it goes on once the budget recovers.
                         Err(RolloutError::BudgetExhausted { message, .. }) => {
                             rollout.why = Some(format!("step to {weight}% refused: {message}"));
+                        }
+                        // Held alike until the policies allow it.
+                        Err(RolloutError::Flag(FlagError::PolicyDenied { deny, .. })) => {
+                            rollout.why = Some(format!("step to {weight}% refused by policy: {}", deny.join("; ")));
                         }
                         Err(error) => return Err(error),
                     }
@@ -607,6 +635,25 @@ impl Rollouts {
         }
     }
 
+    /// The gate policies about the step of `rollout` to `weight` (nothing written: the step is
+    /// recorded, then its flag follows). A refusal other than the policies' is not this step's
+    /// to judge: the flag's move says it, as it did before any policy.
+    async fn ask(&self, rollout: &FlagRollout, weight: u32, actor: Actor) -> Result<(), RolloutError> {
+        let step = Step { variant: rollout.variant.clone(), weight, service: rollout.service.clone() };
+        let asked = self
+            .inner
+            .flags
+            .split_as(&rollout.set, &rollout.flag, &rollout.variant, weight, actor, Gating::Only { step })
+            .await;
+        match asked {
+            Ok(_) => Ok(()),
+            Err(error @ (FlagError::PolicyDenied { .. } | FlagError::Store(_) | FlagError::Event(_))) => {
+                Err(error.into())
+            }
+            Err(_) => Ok(()),
+        }
+    }
+
     async fn verdict(&self, rollout: &FlagRollout, now: Timestamp) -> Result<Verdict, RolloutError> {
         let (health, copy) = (self.inner.health.clone(), rollout.clone());
         Ok(mobius_log::blocking::spawn(move || health.verdict(&copy, copy.step_at, now)).await?)
@@ -615,7 +662,8 @@ impl Rollouts {
     async fn split(&self, rollout: &FlagRollout, weight: u32) -> Result<(), RolloutError> {
         let actor =
             Actor { by: format!("rollout:{}", rollout.by), reason: Some(format!("{}: {weight}%", rollout.label())) };
-        self.inner.flags.set_split(&rollout.set, &rollout.flag, &rollout.variant, weight, actor).await?;
+        // Asked before it was recorded (a step), or a way back to 0%: not asked again.
+        self.inner.flags.split_as(&rollout.set, &rollout.flag, &rollout.variant, weight, actor, Gating::Skip).await?;
         Ok(())
     }
 

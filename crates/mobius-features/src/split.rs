@@ -10,6 +10,7 @@
 use serde_json::{Value, json};
 
 use super::{Actor, FlagError, FlagSets, Outcome, Proposal, edit, names, validate};
+use crate::gate::Gating;
 use mobius_events::emit::flags::Action;
 
 /// The whole of a split: weights are percentages.
@@ -19,7 +20,8 @@ impl FlagSets {
     /// Sends `weight`% of the flag's evaluations to `variant` and the rest to the flag's default
     /// variant; no change when the split is that already. Refused when the flag has no default
     /// variant, `variant` is not one of its variants or is the default, `weight` is over 100,
-    /// or the flag's targeting is something a rollout did not write.
+    /// or the flag's targeting is something a rollout did not write. Asks the gate policies as
+    /// any change does (the rollouts ask for their steps themselves: [`Gating`]).
     pub async fn set_split(
         &self,
         set: &str,
@@ -28,12 +30,25 @@ impl FlagSets {
         weight: u32,
         actor: Actor,
     ) -> Result<Outcome, FlagError> {
+        self.split_as(set, flag, variant, weight, actor, Gating::ask()).await
+    }
+
+    /// [`FlagSets::set_split`], meeting the gate policies as `gating` says.
+    pub(crate) async fn split_as(
+        &self,
+        set: &str,
+        flag: &str,
+        variant: &str,
+        weight: u32,
+        actor: Actor,
+        gating: Gating,
+    ) -> Result<Outcome, FlagError> {
         names::check_set(set)?;
         if weight > WHOLE {
             return Err(FlagError::BadWeight { weight });
         }
         let (name, key, variant) = (set.to_owned(), flag.to_owned(), variant.to_owned());
-        self.change(set, None, actor, move |stored| {
+        self.change(set, None, actor, gating, move |stored| {
             let stored = stored.ok_or_else(|| FlagError::NoSet { set: name.clone() })?;
             let document = stored.document.as_deref().unwrap_or_default();
             let current = validate(&name, document)?;

@@ -314,7 +314,12 @@ impl GitOps {
             reason: None,
             by: Some(format!("gitops:{}", source.repository)),
         };
-        match self.inner.deployer.deploy_declared(request).await {
+        let origin = mobius_delivery::policy::Origin::GitopsSync(mobius_delivery::policy::SyncSource {
+            repository: declared.repository.to_owned(),
+            revision: declared.revision.to_owned(),
+            file: declared.file.to_owned(),
+        });
+        match self.inner.deployer.deploy_declared(request, origin).await {
             Ok(stored) => {
                 let id = stored.rollout.id;
                 status.applied.insert(key.clone(), digest.to_owned());

@@ -19,12 +19,14 @@ use crate::error::PolicyError;
 pub struct Input {
     /// What is about to happen: `deploy`, `promotion`, `gitops-sync` or `flag-change`.
     pub action: Action,
-    /// The service, as named in `mobius.yaml` (`checkout`).
+    /// The service, as named in `mobius.yaml` (`checkout`). For a flag change, the service a
+    /// rollout judges its steps by; empty for a change by hand, which names no service.
     pub service: String,
     /// The environment the change lands in (`staging`, `production`).
     pub environment: String,
     /// The artifact being deployed, promoted or synced; for a flag change, the artifact the
-    /// environment runs now.
+    /// service runs in the environment now — every field empty (`""`, `false`, zeros) when the
+    /// change names no service or it has never been deployed there.
     pub artifact: Artifact,
     /// Who asked for the change.
     pub actor: Actor,
@@ -34,11 +36,16 @@ pub struct Input {
     pub reason: Option<String>,
     /// When the decision is made, in UTC.
     pub time: Time,
-    /// The service's error budget in this environment.
+    /// The service's error budget in this environment (`ok` and `1.0` for a flag change that
+    /// names no service).
     pub slo: Slo,
     /// Optional: the flag change, for `action: flag-change`; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flag: Option<FlagChange>,
+    /// Optional: for `action: gitops-sync`, the deploy repository and the commit whose
+    /// environment file declares the change; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitops: Option<GitopsSource>,
 }
 
 /// What is about to happen.
@@ -161,18 +168,86 @@ pub enum SloStatus {
     Frozen,
 }
 
-/// A feature flag's change (`input.flag`).
+/// A feature flag's change (`input.flag`), for `action: flag-change`.
+///
+/// In JSON every field is present in what Mobius sends (`null` where the change has none);
+/// reading one, the optional fields may be left out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FlagChange {
-    /// The flag set (`checkout`).
+    /// The flag set (`shop.production`).
     pub set: String,
+    /// The environment the set belongs to (`production`): what `input.environment` says too.
+    pub environment: String,
+    /// What the change does: `document`, `state`, `default-variant`, `rollout-step` or
+    /// `delete`.
+    pub change: FlagChangeKind,
+    /// Optional: the one flag a `state`, `default-variant` or `rollout-step` change is about
+    /// (`new-checkout`); `null` for a whole document or a deletion.
+    #[serde(default)]
+    pub flag: Option<String>,
+    /// The set's version now (0: the set is new).
+    pub version_before: u64,
+    /// The version the change makes.
+    pub version_after: u64,
+    /// Optional: for a `rollout-step`, the step; `null` otherwise.
+    #[serde(default)]
+    pub rollout: Option<RolloutStep>,
+    /// Every flag whose definition the change alters (added, removed or changed), with its
+    /// flagd definition before and after: one entry for a one-flag change.
+    pub flags: Vec<FlagDiff>,
+}
+
+/// What a flag change does (`input.flag.change`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlagChangeKind {
+    /// `document`: the whole flagd document put (`mobius flags load`, `PUT /api/v1/flags/{set}`).
+    Document,
+    /// `state`: one flag turned on (`ENABLED`) or off (`DISABLED`).
+    State,
+    /// `default-variant`: one flag's default variant set.
+    DefaultVariant,
+    /// `rollout-step`: a flag rollout moving its variant's share up (its targeting set to a
+    /// split); `input.flag.rollout` says to what.
+    RolloutStep,
+    /// `delete`: the set removed.
+    Delete,
+}
+
+/// A step of a flag rollout (`input.flag.rollout`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutStep {
+    /// The variant whose share grows (`on`).
+    pub variant: String,
+    /// Its share after the step, in percent (0–100).
+    pub weight: u32,
+}
+
+/// One flag a change alters (`input.flag.flags[_]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlagDiff {
     /// The flag's key (`new-checkout`).
-    pub flag: String,
-    /// Its definition before the change, in flagd's form; `null` for a new flag.
+    pub key: String,
+    /// Its definition before the change, in flagd's form (`state`, `variants`,
+    /// `defaultVariant`, `targeting`); `null` for a flag the change adds.
     pub before: serde_json::Value,
-    /// Its definition after the change, in flagd's form; `null` for a removed flag.
+    /// Its definition after the change; `null` for a flag the change removes.
     pub after: serde_json::Value,
+}
+
+/// Where a GitOps sync's desired state comes from (`input.gitops`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitopsSource {
+    /// The registered deploy repository (`acme/deploy`).
+    pub repository: String,
+    /// The commit of it whose environment file was read (full SHA).
+    pub revision: String,
+    /// The environment file, relative to the repository (`environments/production.yaml`).
+    pub file: String,
 }
 
 /// When a decision is made (`input.time`): the instant in RFC 3339, UTC, and the weekday
@@ -290,6 +365,32 @@ mod tests {
         );
         let t = time(r#"{"rfc3339": "2026-12-06T23:59:59Z", "weekday": "Sunday", "hour": 23}"#).unwrap();
         assert_eq!((t.weekday(), t.hour()), ("Sunday", 23));
+    }
+
+    #[test]
+    fn a_flag_change_reads_as_documented_and_a_misspelt_field_is_refused() {
+        let flag = r#"{"set": "shop.production", "environment": "production", "change": "rollout-step",
+            "flag": "new-checkout", "version_before": 3, "version_after": 4,
+            "rollout": {"variant": "on", "weight": 20},
+            "flags": [{"key": "new-checkout", "before": null, "after": {"state": "ENABLED"}}]}"#;
+        let read: FlagChange = serde_json::from_str(flag).unwrap();
+        assert_eq!((read.change, read.version_after), (FlagChangeKind::RolloutStep, 4));
+        assert_eq!(read.rollout, Some(RolloutStep { variant: "on".into(), weight: 20 }));
+        assert_eq!(
+            (read.flags[0].before.is_null(), &read.flags[0].after["state"]),
+            (true, &serde_json::json!("ENABLED"))
+        );
+        let written = serde_json::to_value(&read).unwrap();
+        assert_eq!(written["change"], "rollout-step");
+        // Optional fields may be left out reading; a misspelt one is refused.
+        let minimal = r#"{"set": "s", "environment": "e", "change": "default-variant", "version_before": 0,
+            "version_after": 1, "flags": []}"#;
+        let read: FlagChange = serde_json::from_str(minimal).unwrap();
+        assert_eq!((read.flag, read.rollout), (None, None));
+        let error = serde_json::from_str::<FlagChange>(&minimal.replace("\"flags\"", "\"flag_list\"")).unwrap_err();
+        assert!(error.to_string().contains("unknown field `flag_list`"), "{error}");
+        let gitops = r#"{"repository": "acme/deploy", "revision": "9f2c", "file": "environments/production.yaml"}"#;
+        assert_eq!(serde_json::from_str::<GitopsSource>(gitops).unwrap().repository, "acme/deploy");
     }
 
     #[test]

@@ -58,7 +58,13 @@
 //! | `time.hour` | integer | its hour in UTC, 0 … 23 |
 //! | `slo.status` | `"ok"` \| `"warning"` \| `"frozen"` | the service's error budget state |
 //! | `slo.budget_remaining` | number | share of the budget left, `1.0` … `0.0`, negative when overspent |
-//! | `flag` | object, optional | for a flag change: `set`, `flag`, `before`, `after` ([`FlagChange`]) |
+//! | `flag.set`, `flag.environment` | string | for a flag change ([`FlagChange`]): the set, and the environment it belongs to |
+//! | `flag.change` | `"document"` \| `"state"` \| `"default-variant"` \| `"rollout-step"` \| `"delete"` | what the change does ([`FlagChangeKind`]) |
+//! | `flag.flag` | string or null | the one flag a `state`, `default-variant` or `rollout-step` change is about |
+//! | `flag.version_before`, `flag.version_after` | integer | the set's version now (0: new) and the one the change makes |
+//! | `flag.rollout` | object or null | for a `rollout-step`: `variant` and its `weight` after the step, in percent ([`RolloutStep`]) |
+//! | `flag.flags[_]` | array | every flag the change alters: `key`, `before`, `after` (flagd definitions, `null` when added or removed) ([`FlagDiff`]) |
+//! | `gitops` | object, optional | for a GitOps sync: the deploy `repository`, the `revision` read and the environment `file` ([`GitopsSource`]) |
 //!
 //! # Tests
 //!
@@ -88,6 +94,9 @@ mod testing;
 
 pub use decide::{Decision, Policies, eval};
 pub use error::{PolicyError, Position};
-pub use input::{Action, Actor, Artifact, FlagChange, Input, Scan, SecretScan, Slo, SloStatus, Time, Vulnerabilities};
+pub use input::{
+    Action, Actor, Artifact, FlagChange, FlagChangeKind, FlagDiff, GitopsSource, Input, RolloutStep, Scan, SecretScan,
+    Slo, SloStatus, Time, Vulnerabilities,
+};
 pub use load::{DEFAULT_TIME_LIMIT, PACKAGE};
 pub use testing::{Outcome, TestReport, TestResult, test};

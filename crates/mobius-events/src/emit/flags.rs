@@ -6,7 +6,8 @@ use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::{EmitError, Parts, build};
+use super::delivery::POLICY_DECIDED;
+use super::{EmitError, Parts, Ref, build, random_id};
 use crate::envelope::{NewEvent, Origin};
 
 /// Mobius's own: a flag set changed (loaded, a flag's state or default variant set, deleted).
@@ -121,6 +122,67 @@ pub fn changed(change: &FlagChange<'_>) -> Result<NewEvent, EmitError> {
     }
 }
 
+/// What the gate policies decided about a change to a flag set of an environment (see
+/// `mobius_features::gate`).
+#[derive(Debug, Clone, Copy)]
+pub struct FlagPolicyDecision<'a> {
+    pub set: &'a str,
+    pub environment: &'a str,
+    /// The one flag a one-flag change is about; `None` for the whole set.
+    pub flag: Option<&'a str>,
+    /// `document`, `state`, `default-variant`, `rollout-step` or `delete`.
+    pub change: &'a str,
+    /// The set's version now, and the one the change would make.
+    pub version_before: u64,
+    pub version_after: u64,
+    pub by: &'a str,
+    /// The deny messages: the change is allowed when there are none.
+    pub deny: &'a [String],
+    pub warn: &'a [String],
+    /// The rules excepted by an `exception` rule.
+    pub exceptions: &'a [String],
+    pub at: Timestamp,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DecidedContent<'a> {
+    environment: Ref<'a>,
+    action: &'static str,
+    set: &'a str,
+    flag: Option<&'a str>,
+    change: &'a str,
+    version_before: u64,
+    version_after: u64,
+    by: &'a str,
+    allow: bool,
+    deny: &'a [String],
+    warn: &'a [String],
+    exceptions: &'a [String],
+}
+
+/// The gate policies' decision about a flag change: the deploys' `mobius-policy.decided`, from
+/// [`SOURCE`] with the set as its subject and `action: flag-change`, recorded whether it
+/// allows the change or not. Each decision is its own event.
+pub fn policy_decided(decision: &FlagPolicyDecision<'_>) -> Result<NewEvent, EmitError> {
+    let content = DecidedContent {
+        environment: Ref { id: decision.environment },
+        action: "flag-change",
+        set: decision.set,
+        flag: decision.flag,
+        change: decision.change,
+        version_before: decision.version_before,
+        version_after: decision.version_after,
+        by: decision.by,
+        allow: decision.deny.is_empty(),
+        deny: decision.deny,
+        warn: decision.warn,
+        exceptions: decision.exceptions,
+    };
+    let parts = Parts::new(POLICY_DECIDED, random_id(), SOURCE, decision.at, decision.set, content);
+    build(parts, Origin::Internal)
+}
+
 fn without_values(diff: &FlagDiff) -> FlagDiff {
     let names = |snapshot: &Option<FlagSnapshot>| {
         snapshot.as_ref().map(|s| FlagSnapshot {
@@ -167,6 +229,36 @@ mod tests {
         assert_eq!(content["flags"][0]["after"]["state"], "DISABLED");
         assert_eq!((content["by"].as_str(), content["reason"].as_str()), (Some("alice"), Some("incident 12")));
         assert_eq!((content["version"].as_i64(), content["flagsChanged"].as_i64()), (Some(4), Some(1)));
+    }
+
+    #[test]
+    fn a_flag_changes_policy_decision_is_a_valid_event_naming_the_set_and_versions() {
+        let (deny, warn) = (vec!["no reason given".to_owned()], vec!["late".to_owned()]);
+        let decision = FlagPolicyDecision {
+            set: "shop.production",
+            environment: "production",
+            flag: Some("checkout"),
+            change: "state",
+            version_before: 3,
+            version_after: 4,
+            by: "alice",
+            deny: &deny,
+            warn: &warn,
+            exceptions: &[],
+            at: Timestamp::from_second(1_700_000_000).unwrap(),
+        };
+        let event = policy_decided(&decision).unwrap();
+        assert_eq!((event.ty.as_str(), event.subject.as_str()), (POLICY_DECIDED, "shop.production"));
+        let raw: Value = serde_json::from_str(&event.raw).unwrap();
+        let content = &raw["subject"]["content"];
+        assert_eq!((content["action"].as_str(), content["allow"].as_bool()), (Some("flag-change"), Some(false)));
+        assert_eq!(
+            (content["environment"]["id"].as_str(), content["flag"].as_str()),
+            (Some("production"), Some("checkout"))
+        );
+        assert_eq!((content["versionBefore"].as_u64(), content["versionAfter"].as_u64()), (Some(3), Some(4)));
+        assert_eq!(content["deny"][0], "no reason given");
+        assert_eq!(raw["context"]["source"], SOURCE);
     }
 
     #[test]

@@ -18,6 +18,8 @@ fn the_shipped_examples_load_without_their_tests() {
         [
             "deny_budget_frozen",
             "deny_critical_vulnerabilities",
+            "deny_flag_change_without_reason",
+            "deny_flag_on_friday_afternoon",
             "deny_friday_afternoon",
             "deny_not_default_branch",
             "deny_unresolved_secrets",

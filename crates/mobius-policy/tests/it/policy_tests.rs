@@ -16,7 +16,7 @@ fn the_shipped_examples_pass_their_tests() {
 
 #[test]
 fn the_shipped_tests_catch_a_broken_policy() {
-    // The examples with Friday's cut-off moved from 16:00 to 17:00, and the secret-scan gate
+    // The examples with Friday's cut-offs (deploys and flags) moved from 16:00 to 17:00, and the secret-scan gate
     // reading all findings instead of the unresolved ones.
     let mut files = Vec::new();
     for entry in std::fs::read_dir(examples()).unwrap() {
@@ -34,6 +34,8 @@ fn the_shipped_tests_catch_a_broken_policy() {
     assert_eq!(
         report.failing().collect::<Vec<_>>(),
         [
+            "data.mobius.gate_test.test_a_flag_turned_on_friday_from_16_utc_is_denied",
+            "data.mobius.gate_test.test_a_rollout_step_friday_afternoon_is_denied",
             "data.mobius.gate_test.test_friday_from_16_utc_is_denied",
             "data.mobius.gate_test.test_an_unresolved_secret_is_denied_everywhere",
             "data.mobius.gate_test.test_resolved_secrets_are_allowed",

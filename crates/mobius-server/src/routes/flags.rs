@@ -13,8 +13,10 @@
 //!   `…/default` (`{"variant": "on"}`): one value changed in the stored document.
 //! - `DELETE /api/v1/flags/{set}`: 204.
 //!
-//! Changes answer with the set's summary (`changed: false` when nothing changed) and its new
-//! `ETag`. Every change is a `mobius-flag.changed` event naming the token.
+//! Changes answer with the set's summary (`changed: false` when nothing changed, `warnings`
+//! when the gate policies warned) and its new `ETag`. Every change is a `mobius-flag.changed`
+//! event naming the token. A change to a set of an environment the server's gate policies
+//! deny is 403 `policy_denied` with every deny message, and changes nothing.
 
 use axum::Json;
 use axum::extract::State;
@@ -226,8 +228,11 @@ fn answer_with(outcome: Result<Outcome, FlagError>, rollouts: Vec<BlockAnswer>) 
         changed: bool,
         #[serde(skip_serializing_if = "Vec::is_empty")]
         rollouts: Vec<BlockAnswer>,
+        /// What the gate policies warned about while allowing the change.
+        #[serde(skip_serializing_if = "<[String]>::is_empty")]
+        warnings: &'a [String],
     }
-    let body = Changed { summary: summary(&loaded), changed: outcome.changed, rollouts };
+    let body = Changed { summary: summary(&loaded), changed: outcome.changed, rollouts, warnings: &outcome.warnings };
     Ok(([(header::ETAG, etag(loaded.version))], Json(body)).into_response())
 }
 
@@ -296,6 +301,7 @@ pub(super) fn flag_error(error: FlagError) -> ApiError {
         | F::BadWeight { .. }
         | F::BadRollout { .. } => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", error.to_string()),
         F::TooLarge { .. } => ApiError::too_large(error.to_string()),
+        F::PolicyDenied { .. } => ApiError::new(StatusCode::FORBIDDEN, "policy_denied", error.to_string()),
         F::NoSet { .. } | F::NoFlag { .. } => ApiError::not_found(error.to_string()),
         F::VersionConflict { .. } | F::OtherEnvironment { .. } | F::Contended { .. } | F::TargetingInUse { .. } => {
             ApiError::conflict(error.to_string())

@@ -32,6 +32,9 @@ struct Summary {
     updated_by: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     changed: Option<bool>,
+    /// What the gate policies warned about while allowing the change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
 }
 
 impl Summary {
@@ -44,6 +47,7 @@ impl Summary {
             updated: loaded.updated,
             updated_by: loaded.updated_by.clone(),
             changed,
+            warnings: Vec::new(),
         }
     }
 }
@@ -72,7 +76,10 @@ pub async fn run(data_dir: Option<&Path>, json: bool, command: FlagsCommand) -> 
     let settings = settings(data_dir, None)?;
     let store = open_store(&settings)?;
     let log = mobius_log::ingest::Ingestor::new(store.clone(), settings.rules);
-    let flags = FlagSets::new(store, log, mobius_log::Clock::System);
+    let flags = FlagSets::new(store.clone(), log, mobius_log::Clock::System);
+    // The same gate policies a server on this data directory applies (`policy_dir`).
+    let policies = std::sync::Arc::new(mobius_app::gate::PolicyGate::new(store, settings.policy_dir.clone()));
+    flags.set_gate(std::sync::Arc::new(mobius_app::flag_gate::FlagPolicies::new(policies)));
     flags.refresh().await.context("cannot read the flag sets")?;
     let actor = |reason: Option<String>| Actor { by: WHO.to_owned(), reason };
     match command {
@@ -185,12 +192,15 @@ fn read(file: &Path) -> Result<String> {
 
 fn changed(outcome: Outcome) -> Result<Summary> {
     let loaded = outcome.loaded.context("the set is gone")?;
-    Ok(Summary::of(&loaded, Some(outcome.changed)))
+    Ok(Summary { warnings: outcome.warnings, ..Summary::of(&loaded, Some(outcome.changed)) })
 }
 
 fn said_changed(json: bool, summary: &Summary) -> Result<()> {
     if json {
         return print_json(summary);
+    }
+    for warning in &summary.warnings {
+        eprintln!("warning: gate policy: {warning}");
     }
     match summary.changed {
         Some(false) => println!("Flag set {} is unchanged (version {})", summary.set, summary.version),

@@ -17,6 +17,7 @@ mod deploy_secrets;
 mod dispatch;
 mod durability;
 mod environments;
+mod flag_gate;
 mod flag_rollouts;
 mod flags;
 mod forge_statuses;
