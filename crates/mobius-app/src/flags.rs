@@ -59,8 +59,11 @@ impl ReleaseFlags for ReleaseFlagSets {
                     source_name: Some(file.path.clone()),
                 };
                 let actor = Actor { by: to.by.to_owned(), reason: Some(to.reason.to_owned()) };
-                let Some(rollouts) = self.rollouts.get().map(Rollouts::decided) else {
-                    self.sets.decided().put(put, actor).await.map_err(|e| refused(file, e))?;
+                // A release's files were decided with its deploy; GitOps's are asked here.
+                let rollouts = self.rollouts.get().map(|r| if to.decided { r.decided() } else { r.clone() });
+                let Some(rollouts) = rollouts else {
+                    let sets = if to.decided { self.sets.decided() } else { self.sets.clone() };
+                    sets.put(put, actor).await.map_err(|e| refused(file, e))?;
                     continue;
                 };
                 let set = put.set.clone();
@@ -153,7 +156,14 @@ mod tests {
         assert!(matches!(bad_name, FlagFilesError::Invalid { .. }), "{bad_name}");
 
         port.check(&[file("banner")], "production").await.unwrap();
-        let to = |reason| Loading { environment: "production", service: "shop", by: "bot", reason, exception: None };
+        let to = |reason| Loading {
+            environment: "production",
+            service: "shop",
+            by: "bot",
+            reason,
+            exception: None,
+            decided: true,
+        };
         port.load(&[file("banner")], to("deploy of shop v1 to production")).await.unwrap();
         let loaded = sets.current("banner.production").unwrap();
         assert_eq!((loaded.environment.as_deref(), loaded.updated_by.as_str()), (Some("production"), "bot"));

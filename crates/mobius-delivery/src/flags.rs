@@ -93,6 +93,10 @@ pub struct Loading<'a> {
     pub reason: &'a str,
     /// The deploy's policy exception (`hotfix`, `security`), which the rollouts it starts share.
     pub exception: Option<&'a str>,
+    /// The gate policies decided this change already (a release's flag files: the deploy's
+    /// decision covers them); `false` asks them for each file (GitOps loading a deploy
+    /// repository's files).
+    pub decided: bool,
 }
 
 impl crate::Deployer {
@@ -120,6 +124,7 @@ impl crate::Deployer {
             by,
             reason: &reason,
             exception: exception.as_deref(),
+            decided: true,
         };
         Ok(port.load(&release.flags, to).await?)
     }

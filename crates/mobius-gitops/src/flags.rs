@@ -18,6 +18,12 @@
 //!   document put) → drift: reloaded from git when the source self-heals, else shown as
 //!   `OutOfSync` with who changed it, until `mobius gitops sync`.
 //!
+//! Each load is put to the gate policies (`input.action: flag-change`, by
+//! `gitops:<repository>`), unlike a release's files, which their deploy's decision covers. A
+//! load that fails — denied, or the set another environment's — is not tried again on the
+//! timer until git holds another file for the set (or `mobius gitops sync` asks), as a failed
+//! digest is not.
+//!
 //! A flag file that is missing at the revision or is not a valid flagd document refuses the
 //! whole revision, as a bad environment file does: nothing acts on it.
 
@@ -51,6 +57,14 @@ pub struct FlagSetStatus {
 pub struct Applied {
     pub content: String,
     pub version: u64,
+}
+
+/// A file whose load failed (denied by a gate policy, its set another environment's): not
+/// tried again on the timer until git holds another file for the set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failed {
+    pub content: String,
+    pub message: String,
 }
 
 /// The flag files every service of `environment` declares, read at `sha` and checked:
@@ -166,6 +180,13 @@ impl GitOps {
                 rows.push(row);
                 continue;
             }
+            if pass.trigger == Trigger::Timer
+                && let Some(failed) = status.flags_failed.get(&key).filter(|f| f.content == wanted)
+            {
+                row.message = format!("{} (change the file, or `mobius gitops sync`, to try again)", failed.message);
+                rows.push(row);
+                continue;
+            }
             let reason = format!(
                 "gitops {}@{} {}",
                 pass.source.repository,
@@ -173,12 +194,20 @@ impl GitOps {
                 pass.environment.file
             );
             let by = format!("gitops:{}", pass.source.repository);
-            let to = Loading { environment: env, service: pass.service, by: &by, reason: &reason, exception: None };
+            let to = Loading {
+                environment: env,
+                service: pass.service,
+                by: &by,
+                reason: &reason,
+                exception: None,
+                decided: false,
+            };
             let why = if drift { "drift reverted" } else { "loaded" };
             match port.load(std::slice::from_ref(file), to).await {
                 Ok(()) => {
                     let after = port.current(file, env);
                     let version = after.version.unwrap_or_default();
+                    status.flags_failed.remove(&key);
                     status.flags_applied.insert(key, Applied { content: wanted, version });
                     row.version = after.version;
                     row.sync = Sync::Synced;
@@ -186,8 +215,11 @@ impl GitOps {
                     actions.push(format!("flags {}: {why} from {} (version {version})", now.set, file.path));
                 }
                 Err(error) => {
+                    // Not tried again for the same file until git changes or a sync is asked:
+                    // a policy that denies it would deny it every second.
                     row.message = format!("loading {} failed: {error}", file.path);
                     actions.push(format!("flags {}: loading {} failed: {error}", now.set, file.path));
+                    status.flags_failed.insert(key, Failed { content: wanted, message: row.message.clone() });
                 }
             }
             rows.push(row);
@@ -200,4 +232,5 @@ impl GitOps {
 /// file declared again later is loaded again rather than taken for drift.
 pub(crate) fn forget_undeclared(status: &mut SourceStatus, declared: &[String]) {
     status.flags_applied.retain(|key, _| declared.iter().any(|d| d == key));
+    status.flags_failed.retain(|key, _| declared.iter().any(|d| d == key));
 }

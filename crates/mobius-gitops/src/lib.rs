@@ -184,6 +184,9 @@ pub struct SourceStatus {
     /// `environment/set` → the flag file last loaded into the set, and the set's version then.
     #[serde(default)]
     pub flags_applied: BTreeMap<String, flags::Applied>,
+    /// `environment/set` → a flag file whose load failed, not tried again until it changes.
+    #[serde(default)]
+    pub flags_failed: BTreeMap<String, flags::Failed>,
 }
 
 /// Why a GitOps request was refused or failed.

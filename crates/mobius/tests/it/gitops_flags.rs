@@ -3,7 +3,8 @@
 //! be loaded — by `gitops:<repository>`, with the revision in the reason. A commit changing the
 //! file changes the set; a flag flipped by hand is drift, shown (self-heal off) until a manual
 //! sync puts git's file back, or reverted at once (self-heal on); a flag file that is not a
-//! flagd document, or is missing, refuses the revision at its place and changes nothing.
+//! flagd document, or is missing, refuses the revision at its place and changes nothing; a
+//! load the gate policies deny changes nothing either, and is asked once.
 
 use serde_json::Value;
 
@@ -52,7 +53,12 @@ fn flip_by_hand(server: &Server, state: &str) {
 fn a_deploy_repositorys_flag_files_are_loaded_changed_by_commits_and_put_back_after_drift() {
     let dir = Dir::new();
     let _cleanup = Cleanup(dir.path().to_owned());
-    let server = dir.serve(&[]);
+    // The server's gate policy: no flag named `forbidden` may be added.
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    let gate = "package mobius.gate\n\ndeny contains \"flag `forbidden` may not be added\" if {\n  input.action == \"flag-change\"\n  some f in input.flag.flags\n  f.key == \"forbidden\"\n  f.before == null\n}\n";
+    std::fs::write(policies.join("gate.rego"), gate).unwrap();
+    let server = dir.serve_with_env(&[("MOBIUS_POLICY_DIR", policies.to_str().unwrap())]);
     let cli = |args: &[&str]| {
         let out = against(&dir, &server, ADMIN, args);
         let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
@@ -134,4 +140,31 @@ fn a_deploy_repositorys_flag_files_are_loaded_changed_by_commits_and_put_back_af
     );
     assert_eq!(shop_row(&server, "unchanged", |_| true)["flags"][0]["version"], before);
     assert_eq!(flag_state(&server), "ENABLED");
+
+    // The gate policies decide each load: a file the policy denies changes nothing, says why,
+    // and is not asked again every pass.
+    let forbidden = flag_file("ENABLED").replacen(
+        "\"flags\": {",
+        "\"flags\": {\n    \"forbidden\": {\"state\": \"ENABLED\", \"variants\": {\"on\": true}, \"defaultVariant\": \"on\"},",
+        1,
+    );
+    commit(&deploy, &[(file, &forbidden), ("environments/staging.yaml", &staging(&v1, file))], "a forbidden flag");
+    let row = shop_row(&server, "the load denied", |s| {
+        s["flags"][0]["message"].as_str().is_some_and(|m| m.contains("may not be added"))
+    });
+    assert_eq!(row["sync"], "OutOfSync", "{row}");
+    assert_eq!(row["flags"][0]["version"], before, "a denied load writes nothing");
+    let denials = || {
+        let events = dir.json(&["events", "list", "--limit", "500"]);
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "dev.cdeventsx.mobius-policy.decided.0.1.0")
+            .filter(|e| e["raw"].as_str().is_some_and(|r| r.contains("may not be added")))
+            .count()
+    };
+    assert_eq!(denials(), 1, "one decision, recorded");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(denials(), 1, "not asked again on every pass");
 }
