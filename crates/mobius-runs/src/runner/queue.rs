@@ -126,7 +126,7 @@ impl Runner {
             return Err(Unstartable::Store(StoreError::Corrupt(format!("claimed run {id} is gone"))));
         };
         let run = detail.record.run;
-        let invalid = |run: &NewRun, error: String| Unstartable::Invalid { run: run.clone(), error };
+        let invalid = |run: &NewRun, error: String| Unstartable::Invalid { run: Box::new(run.clone()), error };
         let repository = match self.repository(&run.repository) {
             Ok(repository) => repository,
             Err(e) => return Err(invalid(&run, e.to_string())),
@@ -180,7 +180,7 @@ impl Runner {
 /// Why a claimed run cannot start.
 enum Unstartable {
     /// Its workflow, repository or commit is not to be had: the run fails, saying why.
-    Invalid { run: NewRun, error: String },
+    Invalid { run: Box<NewRun>, error: String },
     /// The store failed: logged (the run stays claimed, and the orphan sweep ends it if this
     /// process dies).
     Store(StoreError),
