@@ -136,3 +136,35 @@ fn runs_queued_through_a_saturated_or_killed_replica_run_once_on_the_other() {
     assert_eq!(runs.as_array().unwrap().len(), 5, "nothing was queued again: {runs}");
     assert_eq!(ran(&marks), expected);
 }
+
+/// `MOBIUS_RUNS` is a number of runs above 0; anything else stops the server before it starts,
+/// naming the variable and what it was given.
+#[test]
+fn a_run_slot_count_that_is_not_a_positive_number_is_refused() {
+    for given in ["0", "many", "-1"] {
+        let dir = Dir::new();
+        let mut child = dir
+            .cmd(&["serve", "--listen", "127.0.0.1:0"])
+            .env("MOBIUS_ADMIN_TOKEN", ADMIN)
+            .env("MOBIUS_RUNS", given)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the server started with MOBIUS_RUNS={given}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        let mut said = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut said).unwrap();
+        assert!(!status.success(), "MOBIUS_RUNS={given}");
+        assert!(said.contains(&format!("MOBIUS_RUNS must be a number of runs above 0, not `{given}`")), "{said}");
+    }
+}
