@@ -80,6 +80,9 @@ pub struct Config {
     pub poll_interval: Duration,
     /// How many job instances of one run may run at once. Default: the machine's cores.
     pub parallelism: usize,
+    /// How many runs this process drives at once (`MOBIUS_RUNS`); more wait in the store's
+    /// queue, where another replica with room takes them. Default 32.
+    pub runs: usize,
     /// How often every SLO is evaluated for alerts. Default 30 s.
     pub alert_every: Duration,
     /// How often the proxies' SLIs are added to the per-minute counters. Default 5 s.
@@ -123,6 +126,7 @@ impl Config {
             rules: Rules::default(),
             poll_interval: Duration::from_secs(30),
             parallelism: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            runs: 32,
             alert_every: Duration::from_secs(30),
             sli_every: Duration::from_secs(5),
             external_proxy: false,
@@ -257,6 +261,7 @@ impl App {
             RunnerConfig {
                 data_dir: config.data_dir.clone(),
                 parallelism: config.parallelism.max(1),
+                runs: config.runs.max(1),
                 poll_interval: config.poll_interval,
                 clock: config.clock,
                 sandbox: config.sandbox.clone(),
@@ -338,14 +343,20 @@ impl App {
         background.spawn_leased(&self.leases, lease::SLI_COMPACTION, move |until| {
             delivery.clone().compact_slis_forever(until)
         });
+        // Every replica sends commit statuses, each claimed in the store first: the replica
+        // that stored a job's state is woken at once, and none sends a status another holds.
         let statuses = StatusDelivery::new(
             self.store.clone(),
+            self.leases.holder(),
             self.config.secrets.clone(),
             self.config.public_url.clone(),
             self.runs.status_wake(),
             self.config.clock,
         );
-        background.spawn_leased(&self.leases, lease::STATUSES, move |until| statuses.clone().run(until));
+        background.spawn(|stop| statuses.run(stop));
+        // Every replica claims queued runs while it has room for them.
+        let runs = self.runs.clone();
+        background.spawn(|stop| runs.claim_forever(stop));
         // With replicas, each environment is driven while its lease is held (`lease::environment`).
         let delivery = self.delivery.clone();
         background.spawn(|stop| delivery.drive_environments(stop));
@@ -423,8 +434,6 @@ pub mod lease {
     pub const ALERTS: &str = "slo-alerts";
     /// Downsampling the SLI counters (each replica records its own proxies' counts).
     pub const SLI_COMPACTION: &str = "sli-compaction";
-    /// Delivering commit statuses to forges.
-    pub const STATUSES: &str = "commit-statuses";
     /// Taking up the runs of replicas that stopped.
     pub const RUN_RECOVERY: &str = "run-recovery";
     /// Stepping flag rollouts and stopping the unhealthy ones.

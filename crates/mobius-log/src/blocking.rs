@@ -146,6 +146,8 @@ guarded! {
     remove_repository(name: &str) -> Result<bool, StoreError>;
     repositories() -> Result<Vec<Repository>, StoreError>;
     create_run(run: &NewRun) -> Result<i64, StoreError>;
+    claim_run(driver: &str, run: Option<i64>) -> Result<Option<i64>, StoreError>;
+    queue_run(run: &NewRun, driver: &str) -> Result<(i64, bool), StoreError>;
     update_runs(updates: &[RunUpdate]) -> Result<(), StoreError>;
     runs(query: &RunQuery) -> Result<Vec<RunRecord>, StoreError>;
     run(id: i64) -> Result<Option<RunDetail>, StoreError>;
@@ -171,6 +173,7 @@ guarded! {
     remove_forge(repository: &str) -> Result<bool, StoreError>;
     forge(repository: &str) -> Result<Option<ForgeSettings>, StoreError>;
     pending_statuses(limit: u32) -> Result<Vec<PendingStatus>, StoreError>;
+    claim_statuses(holder: &str, now: Timestamp, until: Timestamp, limit: u32) -> Result<Vec<PendingStatus>, StoreError>;
     record_status_outcomes(outcomes: &[StatusOutcome]) -> Result<(), StoreError>;
     put_environment(environment: &EnvironmentRecord) -> Result<(), StoreError>;
     delete_environment(repository: &str, name: &str) -> Result<bool, StoreError>;

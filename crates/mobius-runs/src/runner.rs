@@ -12,12 +12,18 @@
 //! a newer pending run cancels the older pending one; with `cancel-in-progress` it also cancels
 //! the one in progress.
 //!
-//! Restart and replicas: the process that queues a run drives it and says so in the store.
-//! Runs in flight whose driver stopped — an earlier server on this data directory, found when
-//! it starts ([`Runner::recover`]), or a replica whose liveness lease lapsed, found by the
-//! replica holding `run-recovery` ([`Runner::recover_orphans_forever`]) — are marked
-//! `interrupted` and each is queued again once (a run that was itself such a re-queue is not
-//! re-queued a second time, nor one whose job an agent finishes).
+//! The queue is the store (`queue.rs`): a planned run is stored `queued` with no driver, and
+//! whichever process sharing the store has a free run slot ([`RunnerConfig::runs`]) claims it,
+//! becomes its driver and runs it — the process that planned it at once when it has room,
+//! another replica otherwise, or when the planner died before starting it.
+//!
+//! Restart and replicas: a run's driver is recorded with its claim. Runs in flight whose
+//! driver stopped — an earlier server on this data directory, found when it starts
+//! ([`Runner::recover`]), or a replica whose liveness lease lapsed, found by the replica
+//! holding `run-recovery` ([`Runner::recover_orphans_forever`]) — are marked `interrupted`;
+//! on a restart each is queued again once (a run that was itself such a re-queue is not
+//! re-queued a second time, nor one whose job an agent finishes). A queued run nobody claimed
+//! yet is no orphan: any replica claims it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -48,9 +54,11 @@ use mobius_log::Ingestor;
 mod execute;
 mod forge_events;
 mod orphans;
+mod queue;
 mod triggers;
 
 pub use orphans::{Driver, SWEEP_EVERY, replica_lease};
+pub use queue::CLAIM_EVERY;
 
 pub use triggers::Dispatch;
 
@@ -62,6 +70,9 @@ pub struct RunnerConfig {
     pub data_dir: PathBuf,
     /// How many job instances of one run may run at once.
     pub parallelism: usize,
+    /// How many runs this process drives at once; more wait in the store's queue, for this
+    /// process or another replica.
+    pub runs: usize,
     /// How often every registered repository is polled when no hook says it changed.
     pub poll_interval: Duration,
     /// Where runs read the time.
@@ -130,6 +141,10 @@ struct Inner {
     driver: Mutex<Option<Driver>>,
     /// Rung after a poll that saw a branch or tag move ([`Runner::pushed`]).
     pushed: Arc<tokio::sync::Notify>,
+    /// Rung when a run was queued (here, or by another replica): [`Runner::claim_forever`].
+    queued: tokio::sync::Notify,
+    /// One claimer at a time in this process, so the run slots are counted right.
+    claiming: Mutex<()>,
 }
 
 #[derive(Default)]
@@ -183,6 +198,8 @@ impl Runner {
                 agents: Mutex::new(None),
                 driver: Mutex::new(None),
                 pushed: Arc::new(tokio::sync::Notify::new()),
+                queued: tokio::sync::Notify::new(),
+                claiming: Mutex::new(()),
             }),
         }
     }
@@ -305,6 +322,7 @@ impl Runner {
                 self.end_unstarted(&prepared, reason);
                 Ok(())
             }
+            None if self.cancel_unclaimed(id, reason)? => Ok(()),
             None => match self.inner.store.run(id)? {
                 None => Err(RunError::NotFound(id)),
                 Some(detail) => Err(RunError::Ended { id, state: detail.record.state.as_str() }),
@@ -431,48 +449,10 @@ impl Runner {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Creates `run` again from its commit's workflow file and queues it.
+    /// Queues `run` again: whoever claims it reads its commit's workflow file again.
     async fn requeue(&self, run: NewRun) -> Result<i64, RunError> {
         let this = self.clone();
-        mobius_log::blocking::spawn(move || {
-            let repository = this.repository(&run.repository)?;
-            let path = PathBuf::from(&repository.path);
-            let files = git::workflow_files(&path, &run.sha)?;
-            // The contexts the first attempt had; runs stored before they were kept get a
-            // push's, rebuilt from git.
-            let kept = |key: &str| run.trigger.as_ref().and_then(|t| t.get(key)).cloned();
-            let github = match kept("github") {
-                Some(github) => github,
-                None => trigger::github_context(&Push {
-                    repository: run.repository.clone(),
-                    branch: run.branch.clone().unwrap_or_default(),
-                    tag: false,
-                    before: run.before_sha.clone(),
-                    after: run.sha.clone(),
-                    commits: git::landed(&path, run.before_sha.as_deref(), &run.sha)?,
-                    changed: Vec::new(),
-                    default_branch: default_branch(&path),
-                }),
-            };
-            let inputs = match kept("inputs") {
-                Some(Value::Object(inputs)) => inputs,
-                _ => serde_json::Map::new(),
-            };
-            let text = files.iter().find(|(f, _)| *f == run.workflow_file).map(|(_, t)| t.as_str());
-            let parsed =
-                text.ok_or_else(|| format!("{} is no longer at {}", run.workflow_file, run.sha)).and_then(|t| {
-                    let t = mobius_pipelines::workflow::with_default_branch(t, &default_branch(&path));
-                    mobius_pipelines::workflow::parse(&run.workflow_file, &t)
-                        .map_err(|d| d.first().map_or_else(|| "invalid workflow".to_owned(), ToString::to_string))
-                });
-            let id = this.inner.store.create_run(&run)?;
-            match parsed {
-                Ok(workflow) => this.enqueue(Prepared { id, run, workflow, repository_path: path, github, inputs }),
-                Err(error) => this.fail_unstarted(id, &run, &error),
-            }
-            Ok(id)
-        })
-        .await
+        mobius_log::blocking::spawn(move || this.store_queued(&run)).await
     }
 
     /// The jobs of the workflow `file` of `repository` at `sha`, as a graph (a run page's
@@ -547,7 +527,7 @@ impl Runner {
             let files = git::workflow_files(&path, after)?;
             let stored = self.stored_secret_names(name);
             for planned in trigger::plan(Event::Push(&push), &files, &stored) {
-                queued.push(self.queue_planned(Event::Push(&push), &path, planned)?);
+                queued.push(self.queue_planned(Event::Push(&push), planned)?);
             }
             // After the runs started: the first step does not wait for this append. A tag's
             // commits landed with a branch, which recorded them.
@@ -580,7 +560,7 @@ impl Runner {
 
     /// Stores the run `planned` for `event` and queues it, or stores it failed when its
     /// workflow is invalid.
-    fn queue_planned(&self, event: Event<'_>, path: &Path, planned: Planned) -> Result<i64, RunError> {
+    fn queue_planned(&self, event: Event<'_>, planned: Planned) -> Result<i64, RunError> {
         let (file, name, group, cancel_in_progress) = match &planned {
             Planned::Run { file, workflow, group, cancel_in_progress } => (
                 file.clone(),
@@ -610,9 +590,7 @@ impl Runner {
             trigger: Some(trigger_record(&github, &serde_json::Map::new())),
         };
         match planned {
-            Planned::Run { workflow, .. } => {
-                self.queue(run, *workflow, path.to_owned(), github, serde_json::Map::new())
-            }
+            Planned::Run { .. } => self.queue(run, github, serde_json::Map::new()),
             Planned::Invalid { error, .. } => {
                 let id = self.inner.store.create_run(&run)?;
                 self.fail_unstarted(id, &run, &error);
@@ -623,7 +601,6 @@ impl Runner {
 
     /// Starts the run now or parks it behind its concurrency group.
     fn enqueue(&self, prepared: Prepared) {
-        self.record_driver(prepared.id);
         let mut superseded = None;
         let start = {
             let mut state = self.lock();

@@ -36,8 +36,8 @@ pub use commands::{CommandState, NewRolloutCommand, RolloutCommand};
 pub use flags::{FlagSetPut, FlagSetRecord, FlagSetWrite};
 pub use forge::{CommitStatus, Delivery, ForgeKind, ForgeSettings, PendingStatus, StatusOutcome};
 pub use runs::{
-    Heads, JobRecord, NewRun, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunState, RunUpdate,
-    SliCompaction, SliCounts, SliMinute, StepRecord,
+    Heads, JobRecord, NewRun, RUNS_CHANNEL, RolloutQuery, RolloutRow, RunDetail, RunQuery, RunRecord, RunState,
+    RunUpdate, SliCompaction, SliCounts, SliMinute, StepRecord, driver_key,
 };
 pub use sqlite::{Options as SqliteOptions, SqliteStore};
 
@@ -412,8 +412,22 @@ pub trait Store: Send + Sync {
     fn remove_repository(&self, name: &str) -> Result<bool, StoreError>;
     fn repositories(&self) -> Result<Vec<Repository>, StoreError>;
 
-    /// Creates a run (in the state `queued`) and returns its id.
+    /// Creates a run (in the state `queued`, claimed by nobody) and returns its id; on
+    /// PostgreSQL its commit is announced on [`runs::RUNS_CHANNEL`].
     fn create_run(&self, run: &NewRun) -> Result<i64, StoreError>;
+    /// Claims for `driver` (`<node> <holder>`; empty for a process that names none) the oldest
+    /// queued run nobody drives — or run `run` only, when given — and returns its id; `None`
+    /// when there is none. A run whose concurrency group has a run in flight under another
+    /// driver is left for that driver (unless asked for by id). The claim records `driver` as
+    /// the run's driver (also under [`runs::driver_key`], when not empty) in the same
+    /// transaction. Two claimers never get the same run.
+    fn claim_run(&self, driver: &str, run: Option<i64>) -> Result<Option<i64>, StoreError>;
+    /// Creates a run (in the state `queued`) and claims it for `driver` in the same
+    /// transaction, as [`Store::claim_run`] would (so not when another driver has a run of its
+    /// concurrency group in flight): what a process with a free run slot does with the runs it
+    /// plans. Returns its id and whether it was claimed; one left unclaimed is announced as
+    /// [`Store::create_run`]'s are.
+    fn queue_run(&self, run: &NewRun, driver: &str) -> Result<(i64, bool), StoreError>;
     /// Applies run, job and step changes in one transaction, in order.
     fn update_runs(&self, updates: &[RunUpdate]) -> Result<(), StoreError>;
     fn runs(&self, query: &RunQuery) -> Result<Vec<RunRecord>, StoreError>;
@@ -482,6 +496,18 @@ pub trait Store: Send + Sync {
     fn forge(&self, repository: &str) -> Result<Option<ForgeSettings>, StoreError>;
     /// Up to `limit` statuses not delivered yet, oldest first.
     fn pending_statuses(&self, limit: u32) -> Result<Vec<PendingStatus>, StoreError>;
+    /// Claims for `holder` until `until` up to `limit` statuses not delivered yet, oldest
+    /// first, by whole contexts (a job of a run): those of contexts no other holder has a
+    /// claim on that lasts past `now`, with `holder`'s own claims renewed. Returns what it
+    /// claimed. Two holders never hold a status at once; recording an outcome
+    /// ([`Store::record_status_outcomes`]) ends its claim.
+    fn claim_statuses(
+        &self,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<PendingStatus>, StoreError>;
     /// Records what delivery attempts did, in one transaction.
     fn record_status_outcomes(&self, outcomes: &[StatusOutcome]) -> Result<(), StoreError>;
     /// Adds or replaces an environment's protection rules (by repository and name).

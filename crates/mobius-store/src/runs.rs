@@ -95,6 +95,16 @@ pub struct NewRun {
     pub trigger: Option<serde_json::Value>,
 }
 
+/// The `server_state` key naming the driver of run `run` (`<node> <holder>`): written by
+/// [`crate::Store::claim_run`] with the claim, read by the orphan sweep.
+pub fn driver_key(run: i64) -> String {
+    format!("run-driver:{run}")
+}
+
+/// The channel (PostgreSQL's `NOTIFY`) a queued run is announced on, with the payload
+/// `queued`, when its transaction commits.
+pub const RUNS_CHANNEL: &str = "mobius_runs";
+
 /// A stored run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -106,6 +116,11 @@ pub struct RunRecord {
     pub reason: Option<String>,
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
+    /// Whether a process drives it: claimed from the queue ([`crate::Store::claim_run`]), or
+    /// in flight from before runs were a queue. A queued run that is not is waiting for a
+    /// replica with a free run slot. Not shown.
+    #[serde(skip)]
+    pub claimed: bool,
 }
 
 /// A job instance of a run (one matrix combination), with its steps.

@@ -1,5 +1,14 @@
 //! The background task that drains the status outbox: one pass whenever a job's state was
 //! stored (the runner wakes it) or a retry is due, each attempt's outcome recorded.
+//!
+//! Every replica runs it. A pass first claims what it sends ([`Store::claim_statuses`]:
+//! whole contexts, for [`CLAIM_FOR`]), so two replicas never send the same status and a
+//! context's states still go out in order from one of them; recording an attempt's outcome
+//! ends its claim. A replica killed in the middle of a send leaves its claims to lapse, and
+//! only then may another send those statuses again: delivery is at least once across such a
+//! crash (as GitHub's own webhooks are), exactly once otherwise. A pass sends at most
+//! [`BATCH`] statuses, a context's in order stopping at its first failure, [`CONCURRENCY`]
+//! contexts at once, each request within [`REQUEST_TIMEOUT`]: well within the claim.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,14 +22,16 @@ use tokio::sync::Notify;
 
 use super::{RetryPolicy, StatusRequest, plan, target_url};
 
-/// The most statuses one pass reads.
-const BATCH: u32 = 500;
+/// The most statuses one pass claims.
+pub const BATCH: u32 = 100;
+/// How long a pass's claim on its statuses lasts.
+pub const CLAIM_FOR: Duration = Duration::from_secs(300);
 /// The longest a pass waits for the next when nothing wakes it (and nothing is due).
 const IDLE: Duration = Duration::from_secs(30);
 /// How long one request to a forge may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many contexts are sent to at once.
-const CONCURRENCY: usize = 8;
+pub const CONCURRENCY: usize = 8;
 
 /// Sends the outbox's statuses to the forges. Cheap to clone.
 #[derive(Clone)]
@@ -30,6 +41,8 @@ pub struct StatusDelivery {
 
 struct Inner {
     store: Arc<dyn Store>,
+    /// Who this process claims statuses as (the replica's lease holder).
+    holder: String,
     secrets: Option<Secrets>,
     public_url: Option<String>,
     wake: Arc<Notify>,
@@ -48,11 +61,12 @@ enum Attempt {
 }
 
 impl StatusDelivery {
-    /// A delivery over `store`'s outbox, opening tokens with `secrets`, linking statuses to
-    /// runs under `public_url`, woken by `wake` (the runner's
-    /// [`crate::Runner::status_wake`]).
+    /// A delivery over `store`'s outbox claiming statuses as `holder` (unique to this
+    /// process), opening tokens with `secrets`, linking statuses to runs under `public_url`,
+    /// woken by `wake` (the runner's [`crate::Runner::status_wake`]).
     pub fn new(
         store: Arc<dyn Store>,
+        holder: impl Into<String>,
         secrets: Option<Secrets>,
         public_url: Option<String>,
         wake: Arc<Notify>,
@@ -64,7 +78,8 @@ impl StatusDelivery {
             reqwest::Client::default()
         });
         let policy = RetryPolicy::default();
-        StatusDelivery { inner: Arc::new(Inner { store, secrets, public_url, wake, policy, clock, http }) }
+        let holder = holder.into();
+        StatusDelivery { inner: Arc::new(Inner { store, holder, secrets, public_url, wake, policy, clock, http }) }
     }
 
     /// Delivers until `shutdown`: a pass at start (what a previous server left), then one
@@ -81,17 +96,21 @@ impl StatusDelivery {
         }
     }
 
-    /// One pass over the outbox; returns how long until the next status is due.
+    /// One pass over the outbox: what it claims, sent; returns how long until the next
+    /// status is due.
     pub async fn pass(&self) -> Duration {
-        let store = self.inner.store.clone();
-        let pending = match mobius_log::blocking::spawn(move || store.pending_statuses(BATCH)).await {
+        let (store, holder) = (self.inner.store.clone(), self.inner.holder.clone());
+        let now = self.inner.clock.now();
+        let until =
+            now.saturating_add(SignedDuration::try_from(CLAIM_FOR).unwrap_or(SignedDuration::MAX)).unwrap_or(now);
+        let claimed = mobius_log::blocking::spawn(move || store.claim_statuses(&holder, now, until, BATCH)).await;
+        let pending = match claimed {
             Ok(pending) => pending,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read the commit status outbox");
+                tracing::warn!(error = %e, "cannot claim from the commit status outbox");
                 return IDLE;
             }
         };
-        let now = self.inner.clock.now();
         let plan = plan(pending, now);
         let superseded: Vec<StatusOutcome> = plan
             .superseded

@@ -24,25 +24,26 @@ impl Runner {
         }
     }
 
-    /// After a run ended: frees its group and starts the run pending in it.
+    /// After a run ended: frees its group and starts the run pending in it, or claims a
+    /// queued run for the slot it freed.
     pub(super) fn finished(&self, id: i64, group: Option<String>) {
         let next = {
             let mut state = self.lock();
             state.running.remove(&id);
-            let Some(group) = group else { return };
-            if state.group_running.get(&group) == Some(&id) {
-                state.group_running.remove(&group);
-            }
-            match state.group_pending.remove(&group).and_then(|next| state.waiting.remove(&next)) {
-                Some(next) => {
-                    state.group_running.insert(group, next.id);
-                    Some(next)
+            group.and_then(|group| {
+                if state.group_running.get(&group) == Some(&id) {
+                    state.group_running.remove(&group);
                 }
-                None => None,
-            }
+                let next = state.group_pending.remove(&group).and_then(|next| state.waiting.remove(&next))?;
+                state.group_running.insert(group, next.id);
+                Some(next)
+            })
         };
-        if let Some(next) = next {
-            self.start(next);
+        match next {
+            Some(next) => self.start(next),
+            None => {
+                self.claim_queued();
+            }
         }
     }
 

@@ -48,7 +48,7 @@ impl Runner {
         let event = Event::PullRequest(&pr);
         let mut queued = Vec::new();
         for planned in trigger::plan(event, &files, &stored) {
-            queued.push(self.queue_planned(event, &path, planned)?);
+            queued.push(self.queue_planned(event, planned)?);
         }
         Ok(queued)
     }
@@ -76,7 +76,7 @@ impl Runner {
         let event = Event::Release(&release);
         let mut queued = Vec::new();
         for planned in trigger::plan(event, &files, &stored) {
-            queued.push(self.queue_planned(event, &path, planned)?);
+            queued.push(self.queue_planned(event, planned)?);
         }
         Ok(queued)
     }

@@ -14,7 +14,7 @@
 //! is on an agent any more: a live dispatcher releases its own.
 
 use super::*;
-use mobius_store::{AgentJobState, RunQuery, RunRecord};
+use mobius_store::{AgentJobState, RunQuery, RunRecord, driver_key};
 
 /// Who drives the runs of this process: the data directory's node id (stable across restarts)
 /// and the replica's lease holder (new for each process).
@@ -25,7 +25,7 @@ pub struct Driver {
 }
 
 impl Driver {
-    fn record(&self) -> String {
+    pub(super) fn record(&self) -> String {
         format!("{} {}", self.node, self.holder)
     }
 
@@ -40,10 +40,6 @@ pub fn replica_lease(holder: &str) -> String {
     format!("replica:{holder}")
 }
 
-fn driver_key(run: i64) -> String {
-    format!("run-driver:{run}")
-}
-
 /// How often the replica holding the `run-recovery` lease looks for orphans.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
@@ -51,16 +47,6 @@ impl Runner {
     /// This process drives the runs it queues from now on as `driver`.
     pub fn set_driver(&self, driver: Driver) {
         *self.inner.driver.lock().unwrap_or_else(|e| e.into_inner()) = Some(driver);
-    }
-
-    /// Records this process as the driver of run `id` (blocking).
-    pub(super) fn record_driver(&self, id: i64) {
-        let driver = self.inner.driver.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some(driver) = driver
-            && let Err(e) = self.inner.store.put_state(&driver_key(id), &driver.record())
-        {
-            tracing::warn!(run = id, error = %e, "cannot record the run's driver");
-        }
     }
 
     /// Takes up the orphans: each interrupted. `starting`: this process has just started, so
@@ -159,6 +145,10 @@ impl Runner {
         let agent_jobs = store.active_agent_jobs()?;
         let mut orphans = Vec::new();
         for run in in_flight {
+            // Queued and claimed by nobody yet: any replica takes it up, this one included.
+            if !run.claimed {
+                continue;
+            }
             let driver = store.state(&driver_key(run.id))?.as_deref().and_then(Driver::parse);
             let orphan = match (&driver, &me) {
                 // Planned here, in this process.

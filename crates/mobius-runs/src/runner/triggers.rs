@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use mobius_pipelines::workflow::Workflow;
 use mobius_store::{NewRun, Repository};
 
-use super::{Prepared, RunError, Runner, default_branch};
+use super::{RunError, Runner, default_branch};
 use crate::git;
 
 /// A manual run (`workflow_dispatch`) asked for.
@@ -83,7 +83,7 @@ impl Runner {
                 "triggering_actor": request.actor,
                 "event": { "inputs": inputs.clone(), "ref": git_ref, "repository": { "full_name": request.repository } },
             });
-            this.queue(run, workflow, path, github, inputs)
+            this.queue(run, github, inputs)
         })
         .await
     }
@@ -158,7 +158,7 @@ impl Runner {
                     "actor": "mobius",
                     "event": { "schedule": cron, "repository": { "full_name": repository.name } },
                 });
-                queued.push(self.queue(run, workflow.clone(), path.clone(), github, serde_json::Map::new())?);
+                queued.push(self.queue(run, github, serde_json::Map::new())?);
             }
         }
         Ok(queued)
@@ -194,18 +194,15 @@ impl Runner {
         }
     }
 
-    /// Stores `run` with its contexts (kept for its re-runs) and queues it; its id.
+    /// Stores `run` queued with its contexts (what its claimer starts it with, and its
+    /// re-runs see); its id.
     pub(super) fn queue(
         &self,
         mut run: NewRun,
-        workflow: Workflow,
-        repository_path: PathBuf,
         github: serde_json::Value,
         inputs: serde_json::Map<String, serde_json::Value>,
     ) -> Result<i64, RunError> {
         run.trigger = Some(super::trigger_record(&github, &inputs));
-        let id = self.inner.store.create_run(&run)?;
-        self.enqueue(Prepared { id, run, workflow, repository_path, github, inputs });
-        Ok(id)
+        self.store_queued(&run)
     }
 }

@@ -1,6 +1,7 @@
 //! SQL for forge settings and the commit status outbox (see [`crate::forge`]).
 
 use ::postgres::{GenericClient, Transaction};
+use jiff::Timestamp;
 use mobius_events::time::{from_micros, to_micros};
 
 use crate::StoreError;
@@ -80,38 +81,53 @@ pub(super) fn enqueue_interrupted(tx: &mut Transaction<'_>, at: i64) -> Result<(
     Ok(())
 }
 
+/// A pending status with what its request needs of its run (`s` is the status, `r` the run).
+// A pull request's run is on the forge's merge commit, which the pull request does not show:
+// its statuses go on the head commit, as the forge's own CI reports them.
+const PENDING: &str = "SELECT s.id, s.run_id, r.repository,
+         coalesce(r.trigger::jsonb #>> '{github,event,pull_request,head,sha}', r.sha),
+         coalesce(r.branch, r.trigger::jsonb #>> '{github,head_ref}'),
+         s.context, s.state, s.attempts, s.next_attempt
+     FROM forge_statuses s JOIN runs r ON r.id = s.run_id";
+
+fn pending_status(r: &::postgres::Row) -> PendingStatus {
+    PendingStatus {
+        id: r.get(0),
+        run: r.get(1),
+        repository: r.get(2),
+        sha: r.get(3),
+        branch: r.get(4),
+        context: r.get(5),
+        state: RunState::parse(r.get(6)).unwrap_or(RunState::Interrupted),
+        attempts: u32::try_from(r.get::<_, i64>(7)).unwrap_or(u32::MAX),
+        next_attempt: from_micros(r.get(8)),
+    }
+}
+
 pub(super) fn pending(c: &mut impl GenericClient, limit: u32) -> Result<Vec<PendingStatus>, StoreError> {
-    let rows = c.query(
-        // A pull request's run is on the forge's merge commit, which the pull request does not
-        // show: its statuses go on the head commit, as the forge's own CI reports them.
-        "SELECT s.id, s.run_id, r.repository,
-             coalesce(r.trigger::jsonb #>> '{github,event,pull_request,head,sha}', r.sha),
-             coalesce(r.branch, r.trigger::jsonb #>> '{github,head_ref}'),
-             s.context, s.state, s.attempts, s.next_attempt
-         FROM forge_statuses s JOIN runs r ON r.id = s.run_id
-         WHERE s.delivery = 'pending' ORDER BY s.id LIMIT $1",
-        &[&i64::from(limit)],
-    )?;
-    Ok(rows
-        .iter()
-        .map(|r| PendingStatus {
-            id: r.get(0),
-            run: r.get(1),
-            repository: r.get(2),
-            sha: r.get(3),
-            branch: r.get(4),
-            context: r.get(5),
-            state: RunState::parse(r.get(6)).unwrap_or(RunState::Interrupted),
-            attempts: u32::try_from(r.get::<_, i64>(7)).unwrap_or(u32::MAX),
-            next_attempt: from_micros(r.get(8)),
-        })
-        .collect())
+    let sql = format!("{PENDING} WHERE s.delivery = 'pending' ORDER BY s.id LIMIT $1");
+    Ok(c.query(&sql, &[&i64::from(limit)])?.iter().map(pending_status).collect())
+}
+
+/// The pending statuses `holder` claimed until `until` (see `queue::claim_statuses`).
+pub(super) fn claimed(
+    c: &mut impl GenericClient,
+    holder: &str,
+    until: Timestamp,
+    limit: u32,
+) -> Result<Vec<PendingStatus>, StoreError> {
+    let sql = format!(
+        "{PENDING} WHERE s.delivery = 'pending' AND s.claimed_by = $1 AND s.claimed_until = $2 ORDER BY s.id LIMIT $3"
+    );
+    Ok(c.query(&sql, &[&holder, &to_micros(until), &i64::from(limit)])?.iter().map(pending_status).collect())
 }
 
 pub(super) fn record(tx: &mut Transaction<'_>, outcomes: &[StatusOutcome]) -> Result<(), StoreError> {
     let update = tx.prepare(
+        // The attempt is over: its claim ends with it.
         "UPDATE forge_statuses SET delivery = $2, attempts = greatest(attempts, $3), next_attempt = $4,
-             last_error = coalesce($5, last_error), updated = $6 WHERE id = $1",
+             last_error = coalesce($5, last_error), updated = $6, claimed_by = NULL, claimed_until = NULL
+         WHERE id = $1",
     )?;
     for o in outcomes {
         tx.execute(

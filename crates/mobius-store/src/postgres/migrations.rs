@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_deployments_by_environment.sql"),
     include_str!("migrations/0007_flag_sets.sql"),
     include_str!("migrations/0008_token_flag_set.sql"),
+    include_str!("migrations/0009_run_queue.sql"),
 ];
 
 /// Any number, the same in every process: migrations of one database never run side by side.

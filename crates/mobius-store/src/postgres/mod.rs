@@ -26,6 +26,7 @@ mod leases;
 mod listen;
 mod migrations;
 mod pool;
+mod queue;
 mod read;
 mod runs;
 mod sessions;
@@ -118,7 +119,7 @@ impl PgStore {
     }
 }
 
-fn upsert_state(tx: &mut Transaction<'_>, key: &str, value: &str) -> Result<(), StoreError> {
+pub(super) fn upsert_state(tx: &mut Transaction<'_>, key: &str, value: &str) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO server_state (key, value, updated) VALUES ($1, $2, $3)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated",
@@ -322,6 +323,14 @@ impl Store for PgStore {
         self.write(|tx| runs::create(tx, run))
     }
 
+    fn queue_run(&self, run: &NewRun, driver: &str) -> Result<(i64, bool), StoreError> {
+        self.write_rows(|tx| queue::queue_run(tx, run, driver))
+    }
+
+    fn claim_run(&self, driver: &str, run: Option<i64>) -> Result<Option<i64>, StoreError> {
+        self.write_rows(|tx| queue::claim_run(tx, driver, run))
+    }
+
     fn update_runs(&self, updates: &[RunUpdate]) -> Result<(), StoreError> {
         self.write(|tx| runs::update(tx, updates))
     }
@@ -495,6 +504,16 @@ impl Store for PgStore {
 
     fn pending_statuses(&self, limit: u32) -> Result<Vec<PendingStatus>, StoreError> {
         self.read(|c| forge::pending(c, limit))
+    }
+
+    fn claim_statuses(
+        &self,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<PendingStatus>, StoreError> {
+        self.write_rows(|tx| queue::claim_statuses(tx, holder, now, until, limit))
     }
 
     fn record_status_outcomes(&self, outcomes: &[StatusOutcome]) -> Result<(), StoreError> {

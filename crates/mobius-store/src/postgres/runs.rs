@@ -11,9 +11,17 @@ use crate::runs::{
 
 const RUN_COLUMNS: &str = "id, repository, workflow_file, workflow_name, event, branch, sha, before_sha,
     concurrency_group, cancel_in_progress, only_jobs, attempt, rerun_of, requeue_of, state, reason,
-    queued_at, started_at, finished_at, fork, trigger";
+    queued_at, started_at, finished_at, fork, trigger, driver IS NOT NULL";
 
 pub(super) fn create(tx: &mut Transaction<'_>, run: &NewRun) -> Result<i64, StoreError> {
+    let id = insert(tx, run)?;
+    // Delivered at commit, to every replica listening (see `PgStore::listen`).
+    tx.execute("SELECT pg_notify($1, 'queued')", &[&crate::runs::RUNS_CHANNEL])?;
+    Ok(id)
+}
+
+/// Stores a new run, queued.
+pub(super) fn insert(tx: &mut Transaction<'_>, run: &NewRun) -> Result<i64, StoreError> {
     let only_jobs = serde_json::to_string(&run.only_jobs).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let row = tx.query_one(
         "INSERT INTO runs (repository, workflow_file, workflow_name, event, branch, sha, before_sha,
@@ -133,6 +141,7 @@ fn run_record(r: &Row) -> RunRecord {
         reason: r.get(15),
         started_at: r.get::<_, Option<i64>>(17).map(from_micros),
         finished_at: r.get::<_, Option<i64>>(18).map(from_micros),
+        claimed: r.get(21),
     }
 }
 

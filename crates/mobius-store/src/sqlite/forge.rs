@@ -1,5 +1,6 @@
 //! SQL for forge settings and the commit status outbox (see [`crate::forge`]).
 
+use jiff::Timestamp;
 use mobius_events::time::{from_micros, to_micros};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -75,37 +76,58 @@ pub(super) fn enqueue_interrupted(tx: &Transaction<'_>, at: i64) -> Result<(), S
     Ok(())
 }
 
+/// A pending status with what its request needs of its run (`s` is the status, `r` the run).
+// A pull request's run is on the forge's merge commit, which the pull request does not show:
+// its statuses go on the head commit, as the forge's own CI reports them.
+const PENDING: &str = "SELECT s.id, s.run_id, r.repository,
+         coalesce(json_extract(r.trigger, '$.github.event.pull_request.head.sha'), r.sha),
+         coalesce(r.branch, json_extract(r.trigger, '$.github.head_ref')),
+         s.context, s.state, s.attempts, s.next_attempt
+     FROM forge_statuses s JOIN runs r ON r.id = s.run_id";
+
+fn pending_status(r: &rusqlite::Row<'_>) -> rusqlite::Result<PendingStatus> {
+    Ok(PendingStatus {
+        id: r.get(0)?,
+        run: r.get(1)?,
+        repository: r.get(2)?,
+        sha: r.get(3)?,
+        branch: r.get(4)?,
+        context: r.get(5)?,
+        state: RunState::parse(&r.get::<_, String>(6)?).unwrap_or(RunState::Interrupted),
+        attempts: r.get(7)?,
+        next_attempt: from_micros(r.get(8)?),
+    })
+}
+
 pub(super) fn pending(conn: &Connection, limit: u32) -> Result<Vec<PendingStatus>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        // A pull request's run is on the forge's merge commit, which the pull request does not
-        // show: its statuses go on the head commit, as the forge's own CI reports them.
-        "SELECT s.id, s.run_id, r.repository,
-             coalesce(json_extract(r.trigger, '$.github.event.pull_request.head.sha'), r.sha),
-             coalesce(r.branch, json_extract(r.trigger, '$.github.head_ref')),
-             s.context, s.state, s.attempts, s.next_attempt
-         FROM forge_statuses s JOIN runs r ON r.id = s.run_id
-         WHERE s.delivery = 'pending' ORDER BY s.id LIMIT ?1",
-    )?;
-    let rows = stmt.query_map([limit], |r| {
-        Ok(PendingStatus {
-            id: r.get(0)?,
-            run: r.get(1)?,
-            repository: r.get(2)?,
-            sha: r.get(3)?,
-            branch: r.get(4)?,
-            context: r.get(5)?,
-            state: RunState::parse(&r.get::<_, String>(6)?).unwrap_or(RunState::Interrupted),
-            attempts: r.get(7)?,
-            next_attempt: from_micros(r.get(8)?),
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let sql = format!("{PENDING} WHERE s.delivery = 'pending' ORDER BY s.id LIMIT ?1");
+    let rows = conn.prepare_cached(&sql)?.query_map([limit], pending_status)?.collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// The pending statuses `holder` claimed until `until` (see `queue::claim_statuses`).
+pub(super) fn claimed(
+    conn: &Connection,
+    holder: &str,
+    until: Timestamp,
+    limit: u32,
+) -> Result<Vec<PendingStatus>, StoreError> {
+    let sql = format!(
+        "{PENDING} WHERE s.delivery = 'pending' AND s.claimed_by = ?1 AND s.claimed_until = ?2 ORDER BY s.id LIMIT ?3"
+    );
+    let rows = conn
+        .prepare_cached(&sql)?
+        .query_map(params![holder, to_micros(until), limit], pending_status)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
 }
 
 pub(super) fn record(tx: &Transaction<'_>, outcomes: &[StatusOutcome]) -> Result<(), StoreError> {
     let mut stmt = tx.prepare_cached(
+        // The attempt is over: its claim ends with it.
         "UPDATE forge_statuses SET delivery = ?2, attempts = max(attempts, ?3), next_attempt = ?4,
-             last_error = coalesce(?5, last_error), updated = ?6 WHERE id = ?1",
+             last_error = coalesce(?5, last_error), updated = ?6, claimed_by = NULL, claimed_until = NULL
+         WHERE id = ?1",
     )?;
     for o in outcomes {
         stmt.execute(params![

@@ -18,6 +18,7 @@ mod forge;
 mod import;
 mod leases;
 mod migrations;
+mod queue;
 mod read;
 mod runs;
 mod secrets;
@@ -353,6 +354,14 @@ impl Store for SqliteStore {
         self.with_writer(|conn| runs::create(conn, run))
     }
 
+    fn queue_run(&self, run: &NewRun, driver: &str) -> Result<(i64, bool), StoreError> {
+        self.with_writer(|conn| queue::queue_run(conn, run, driver))
+    }
+
+    fn claim_run(&self, driver: &str, run: Option<i64>) -> Result<Option<i64>, StoreError> {
+        self.with_writer(|conn| queue::claim_run(conn, driver, run))
+    }
+
     fn update_runs(&self, updates: &[RunUpdate]) -> Result<(), StoreError> {
         self.with_writer(|conn| {
             let tx = conn.transaction()?;
@@ -506,6 +515,16 @@ impl Store for SqliteStore {
 
     fn pending_statuses(&self, limit: u32) -> Result<Vec<PendingStatus>, StoreError> {
         self.with_reader(|conn| forge::pending(conn, limit))
+    }
+
+    fn claim_statuses(
+        &self,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<PendingStatus>, StoreError> {
+        self.with_queue_writer(|conn| queue::claim_statuses(conn, holder, now, until, limit))
     }
 
     fn record_status_outcomes(&self, outcomes: &[StatusOutcome]) -> Result<(), StoreError> {

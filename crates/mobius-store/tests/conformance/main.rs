@@ -10,6 +10,7 @@ mod facts;
 mod flags;
 mod import;
 mod postgres_only;
+mod queue;
 mod runs;
 mod settings;
 mod sli;

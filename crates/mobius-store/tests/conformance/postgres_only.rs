@@ -20,7 +20,7 @@ fn reconnecting_migrates_nothing_and_keeps_what_was_stored() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8], "each migration once");
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9], "each migration once");
     drop((client, store));
 }
 
@@ -32,7 +32,7 @@ fn a_schema_newer_than_this_build_is_refused() {
     client.execute("INSERT INTO schema_migrations (version, applied) VALUES (99, 0)", &[]).unwrap();
     drop(client);
     match PgStore::connect(&database.url) {
-        Err(StoreError::SchemaTooNew { found: 99, known: 8 }) => {}
+        Err(StoreError::SchemaTooNew { found: 99, known: 9 }) => {}
         Err(other) => panic!("{other}"),
         Ok(_) => panic!("a newer schema was accepted"),
     }
@@ -495,4 +495,53 @@ fn flag_set_changes_are_announced_to_listeners() {
     assert_eq!(heard.recv_timeout(std::time::Duration::from_secs(10)).unwrap(), "shop:1");
     assert_eq!(put("shop", 0), FlagSetPut::Conflict { current: 1 });
     assert!(heard.recv_timeout(std::time::Duration::from_millis(500)).is_err(), "a refused write is not announced");
+}
+
+/// A run left unclaimed is announced to every replica at commit; one claimed by its planner
+/// as it is stored is not (nobody else may take it).
+#[test]
+fn a_queued_run_nobody_claimed_is_announced_to_listeners() {
+    let database = Database::create();
+    let (here, there) = (PgStore::connect(&database.url).unwrap(), PgStore::connect(&database.url).unwrap());
+    let (sender, heard) = std::sync::mpsc::channel::<String>();
+    let sender = std::sync::Mutex::new(sender);
+    let wake: mobius_store::Listener =
+        Box::new(move |payload: &str| sender.lock().unwrap().send(payload.to_owned()).is_ok());
+    assert!(here.listen(mobius_store::RUNS_CHANNEL, wake).unwrap(), "PostgreSQL listens");
+    let run = |sha: &str| mobius_store::NewRun {
+        repository: "acme/app".into(),
+        workflow_file: ".github/workflows/ci.yml".into(),
+        workflow_name: "CI".into(),
+        event: "push".into(),
+        branch: Some("main".into()),
+        sha: sha.into(),
+        before_sha: None,
+        concurrency_group: None,
+        cancel_in_progress: false,
+        only_jobs: Vec::new(),
+        attempt: 1,
+        rerun_of: None,
+        requeue_of: None,
+        queued_at: crate::at(0),
+        fork: false,
+        trigger: None,
+    };
+    // The listener connects on its own thread: queue until it hears one.
+    let mut heard_one = false;
+    for n in 0..50 {
+        there.create_run(&run(&format!("c{n}"))).unwrap();
+        if let Ok(payload) = heard.recv_timeout(std::time::Duration::from_millis(200)) {
+            assert_eq!(payload, "queued");
+            heard_one = true;
+            break;
+        }
+    }
+    assert!(heard_one, "a queued run is announced");
+    while heard.recv_timeout(std::time::Duration::from_millis(300)).is_ok() {}
+    let (_, claimed) = there.queue_run(&run("planned"), "node-a replica-a").unwrap();
+    assert!(claimed, "the planner had room");
+    assert!(
+        heard.recv_timeout(std::time::Duration::from_secs(1)).is_err(),
+        "a run its planner claimed is not announced"
+    );
 }

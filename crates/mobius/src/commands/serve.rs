@@ -102,6 +102,14 @@ pub(super) fn app_config(settings: &Settings) -> Result<mobius_app::Config> {
     config.database_url = settings.database_url.as_ref().map(|url| url.expose().to_owned());
     config.policy_dir = settings.policy_dir.clone();
     config.external_proxy = std::env::var("MOBIUS_PROXY").is_ok_and(|v| v == "external");
+    if let Ok(runs) = std::env::var("MOBIUS_RUNS") {
+        config.runs = runs
+            .trim()
+            .parse()
+            .ok()
+            .filter(|&n| n > 0)
+            .with_context(|| format!("MOBIUS_RUNS must be a number of runs above 0, not `{runs}`"))?;
+    }
     if let Ok(every) = std::env::var("MOBIUS_ALERT_EVERY") {
         config.alert_every = crate::config::parse_interval(&every)?;
     }

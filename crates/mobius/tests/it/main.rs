@@ -38,6 +38,7 @@ mod pull_requests;
 mod remote_credentials;
 mod remote_repos;
 mod replicas;
+mod run_queue;
 mod runs;
 mod runs_deploy;
 mod secrets;
