@@ -75,8 +75,8 @@ fn serve_and_the_cli_keep_the_store_in_postgres_and_two_servers_share_it() {
     };
     let (a, b) = crate::runs::wait_for("the leases shared out", || {
         let (a, b) = (held(&first), held(&second));
-        // Eight singleton leases, and each replica's own liveness lease.
-        (a.len() + b.len() == 10).then_some((a, b))
+        // Seven singleton leases, and each replica's own liveness lease.
+        (a.len() + b.len() == 9).then_some((a, b))
     });
     assert!(a.iter().all(|lease| !b.contains(lease)), "no lease held twice: {a:?} {b:?}");
     drop((first, second));

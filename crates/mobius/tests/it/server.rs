@@ -394,8 +394,8 @@ fn health_metrics_and_graceful_shutdown() {
     // Ready, holding every lease: one process on SQLite does all the singleton work.
     let ready = crate::runs::wait_for("every lease held", || {
         let ready: serde_json::Value = client.get(server.url("/readyz")).send().unwrap().json().unwrap();
-        // Eight singleton leases, and the replica's own liveness lease.
-        (ready["leases"]["held"].as_array().map_or(0, Vec::len) == 9).then_some(ready)
+        // Seven singleton leases, and the replica's own liveness lease.
+        (ready["leases"]["held"].as_array().map_or(0, Vec::len) == 8).then_some(ready)
     });
     assert_eq!((&ready["status"], &ready["database"]), (&json!("ready"), &json!("ok")), "{ready}");
     assert!(ready["leases"]["held"].as_array().unwrap().contains(&json!("slo-alerts")), "{ready}");
@@ -452,7 +452,7 @@ fn two_servers_on_one_store_do_the_singleton_work_once_and_the_survivor_takes_it
     let dir = Dir::new();
     let mut first = dir.serve(&[]);
     let all = crate::runs::wait_for("the first server to hold every lease", || {
-        Some(leases_held(&first)).filter(|held| held.len() == 8)
+        Some(leases_held(&first)).filter(|held| held.len() == 7)
     });
     // A second replica on the same store (SQLite in WAL mode serves both processes): it
     // serves requests but runs none of the singleton work while the first renews.
