@@ -145,6 +145,9 @@ fn put_files(
     };
     let records = store_sync::list_records(files, scope).map_err(|e| e.to_string())?;
     let digests: Vec<String> = store_sync::referenced_blobs(&records).map_err(|e| e.to_string())?.into_iter().collect();
+    if digests.is_empty() {
+        return Ok((has_source, has_history, records));
+    }
     for digest in store.hold_transfer_blobs(transfer, &digests).map_err(|e| e.to_string())? {
         let bytes = store_sync::read_blob(files, &digest).map_err(|e| e.to_string())?;
         store.put_transfer_file(transfer, &digest, &digest, &bytes).map_err(|e| e.to_string())?;
