@@ -540,7 +540,9 @@ pub trait Store: Send + Sync {
         labels: &[String],
         now: Timestamp,
         lease_expires: Timestamp,
-    ) -> Result<Option<AgentJob>, StoreError>;
+    ) -> Result<Option<AgentJob>, StoreError> {
+        Ok(self.claim_agent_jobs(agent, token, labels, now, lease_expires, 1)?.pop())
+    }
     /// Claims for `agent` up to `limit` of the oldest queued jobs whose labels are all in
     /// `labels`, in one transaction, each under a lease until `lease_expires`; oldest first,
     /// empty when there is none. Two claimers never get the same job.

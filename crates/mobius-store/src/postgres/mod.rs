@@ -551,17 +551,6 @@ impl Store for PgStore {
         self.write_rows(|tx| agents::enqueue(tx, job))
     }
 
-    fn claim_agent_job(
-        &self,
-        agent: &str,
-        token: &str,
-        labels: &[String],
-        now: Timestamp,
-        lease_expires: Timestamp,
-    ) -> Result<Option<AgentJob>, StoreError> {
-        Ok(self.claim_agent_jobs(agent, token, labels, now, lease_expires, 1)?.pop())
-    }
-
     fn claim_agent_jobs(
         &self,
         agent: &str,

@@ -575,17 +575,6 @@ impl Store for SqliteStore {
         self.with_queue_writer(|conn| agents::enqueue(conn, job))
     }
 
-    fn claim_agent_job(
-        &self,
-        agent: &str,
-        token: &str,
-        labels: &[String],
-        now: Timestamp,
-        lease_expires: Timestamp,
-    ) -> Result<Option<AgentJob>, StoreError> {
-        Ok(self.claim_agent_jobs(agent, token, labels, now, lease_expires, 1)?.pop())
-    }
-
     fn claim_agent_jobs(
         &self,
         agent: &str,
