@@ -186,10 +186,12 @@ guarded! {
     agents() -> Result<Vec<AgentRecord>, StoreError>;
     enqueue_agent_job(job: &NewAgentJob) -> Result<i64, StoreError>;
     claim_agent_job(agent: &str, token: &str, labels: &[String], now: Timestamp, lease_expires: Timestamp) -> Result<Option<AgentJob>, StoreError>;
+    claim_agent_jobs(agent: &str, token: &str, labels: &[String], now: Timestamp, lease_expires: Timestamp, limit: usize) -> Result<Vec<AgentJob>, StoreError>;
     renew_agent_job(id: i64, agent: &str, lease_expires: Timestamp) -> Result<Renewal, StoreError>;
     append_agent_log(id: i64, agent: &str, offset: u64, data: &[u8]) -> Result<LogAppend, StoreError>;
     agent_log(id: i64, from: u64, limit: u64) -> Result<Vec<u8>, StoreError>;
     finish_agent_job(id: i64, agent: &str, result: &str, at: Timestamp) -> Result<bool, StoreError>;
+    finish_agent_job_with_log(id: i64, agent: &str, offset: u64, data: &[u8], result: &str, at: Timestamp) -> Result<LogAppend, StoreError>;
     cancel_agent_job(id: i64, reason: &str, at: Timestamp) -> Result<bool, StoreError>;
     agent_job(id: i64) -> Result<Option<AgentJob>, StoreError>;
     active_agent_jobs() -> Result<Vec<AgentJob>, StoreError>;

@@ -86,6 +86,7 @@ mod call;
 mod deploy;
 mod dispatch;
 mod gate;
+pub mod history;
 mod job;
 mod resolve;
 mod runs_on;

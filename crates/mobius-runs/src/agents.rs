@@ -4,8 +4,9 @@
 //! `runs-on` labels route to agents ([`AgentsConfig::routes`]): the job — its workflow, contexts,
 //! that job's secrets and job token, sealed with the server's key — goes into the store's queue,
 //! and the dispatcher follows it there until it ends, handing the run's observer what the agent
-//! reports. The agent's calls ([`Agents::request`], [`Agents::renew`], [`Agents::append_log`],
-//! [`Agents::finish`], [`Agents::source`]) may reach any replica: the queue, the lease and the
+//! reports. The agent's calls ([`Agents::request`], which claims up to the agent's free slots
+//! at once, [`Agents::renew`], [`Agents::append_log`], [`Agents::finish_with_log`], which ends a
+//! job with its log's last chunk, [`Agents::source`], [`Agents::history`]) may reach any replica: the queue, the lease and the
 //! log are in the store; a replica's own calls wake its dispatchers at once, others are seen
 //! within [`FOLLOW_EVERY`]. So are the files the job reads and makes: its workspace tar and
 //! the blobs of the artifacts and caches it may read go into the store's transfer for the job
@@ -28,13 +29,13 @@ use std::time::{Duration, SystemTime};
 use jiff::Timestamp;
 use mobius_pipelines::engine::{JobDispatch, JobReport, RemoteJob, StepReport};
 use mobius_pipelines::exec::{LogLine, Stream};
-use mobius_pipelines::store_sync::{self, Received, Record, RecordScope, SyncError};
-use mobius_store::transfers::{MADE, SOURCE};
+use mobius_pipelines::store_sync::{Record, SyncError};
 use mobius_store::{AgentJob, AgentJobState, AgentRecord, LogAppend, Renewal, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 mod dispatch;
+mod files;
 
 use dispatch::RunDispatch;
 
@@ -61,6 +62,12 @@ const CONTACT_EVERY: Duration = Duration::from_secs(5);
 
 /// At most this much of a job's progress is read from the store at once.
 const READ_CHUNK: u64 = 1 << 20;
+
+/// At most this many jobs in one claim (an agent asks for its free slots).
+pub const MAX_CLAIM: usize = 32;
+
+/// The name of a job's push-range history in its transfer (see [`Agents::history`]).
+const HISTORY: &str = "history";
 
 /// At most this much progress per job (64 MiB): an agent past it is answered 413.
 pub const MAX_JOB_LOG: u64 = 64 << 20;
@@ -139,6 +146,9 @@ struct Sealed {
     transfer: String,
     /// Whether the transfer has the job's workspace.
     source: bool,
+    /// Whether the transfer has the objects of the push range the job scans (`history`).
+    #[serde(default)]
+    history: bool,
     /// The artifact and cache records the job may read; the transfer has their blobs.
     records: Vec<Record>,
 }
@@ -151,6 +161,12 @@ pub struct Claimed {
     pub job: RemoteJob,
     /// Whether `GET …/source` has the job's workspace (jobs that check out).
     pub source: bool,
+    /// Whether `GET …/history` has the objects of the push range the job scans (jobs that
+    /// use `mobius/secret-scan` on a push).
+    pub history: bool,
+    /// The artifact and cache records the job may read, as `GET …/records` gives them (so a
+    /// job needs no call for them).
+    pub records: Vec<Record>,
     pub lease_seconds: u64,
     pub renew_seconds: u64,
 }
@@ -357,11 +373,19 @@ impl Agents {
         Arc::new(RunDispatch { agents: self.clone(), run, source })
     }
 
-    /// `POST /api/v1/agent/jobs/request`: the oldest queued job this agent has the labels for,
-    /// waiting up to `wait` (at most [`AgentsConfig::max_wait`]) for one; `None` after that.
-    pub async fn request(&self, hello: Hello, token: &str, wait: Duration) -> Result<Option<Claimed>, AgentError> {
+    /// `POST /api/v1/agent/jobs/request?max=N`: up to `max` (at most [`MAX_CLAIM`]) of the
+    /// oldest queued jobs this agent has the labels for, claimed in one transaction, waiting up
+    /// to `wait` (at most [`AgentsConfig::max_wait`]) for one; empty after that.
+    pub async fn request(
+        &self,
+        hello: Hello,
+        token: &str,
+        wait: Duration,
+        max: usize,
+    ) -> Result<Vec<Claimed>, AgentError> {
         let mut hello = checked(hello)?;
         hello.id = bound(token, &hello.id);
+        let max = max.clamp(1, MAX_CLAIM);
         let deadline = tokio::time::Instant::now() + wait.min(self.inner.config.max_wait);
         let record = AgentRecord {
             id: hello.id.clone(),
@@ -379,33 +403,38 @@ impl Agents {
             let queued = self.inner.queued.notified();
             let (agent, token, labels) = (hello.id.clone(), token.to_owned(), hello.labels.clone());
             let (now, until) = (self.now(), self.later(self.inner.config.lease));
-            let claimed = self.store(move |s| s.claim_agent_job(&agent, &token, &labels, now, until)).await?;
-            if let Some(job) = claimed {
+            let jobs = self.store(move |s| s.claim_agent_jobs(&agent, &token, &labels, now, until, max)).await?;
+            let mut claimed = Vec::with_capacity(jobs.len());
+            for job in jobs {
                 match self.open(&job) {
                     Ok(sealed) => {
                         self.ring(job.id);
-                        return Ok(Some(Claimed {
+                        claimed.push(Claimed {
                             id: job.id,
                             run: job.run,
                             job: sealed.job,
                             source: sealed.source,
+                            history: sealed.history,
+                            records: sealed.records,
                             lease_seconds: self.inner.config.lease.as_secs(),
                             renew_seconds: self.inner.config.renew.as_secs().max(1),
-                        }));
+                        });
                     }
                     Err(why) => {
-                        // The job cannot run anywhere: end it with the reason, and look again.
+                        // The job cannot run anywhere: end it with the reason.
                         tracing::error!(job = job.id, run = job.run, error = %why, "an agent job's payload cannot be opened");
                         let (id, agent, result) = (job.id, hello.id.clone(), failure_result(&why));
                         let at = self.now();
                         self.store(move |s| s.finish_agent_job(id, &agent, &result, at)).await?;
                         self.ring(id);
-                        continue;
                     }
                 }
             }
+            if !claimed.is_empty() {
+                return Ok(claimed);
+            }
             tokio::select! {
-                () = tokio::time::sleep_until(deadline) => return Ok(None),
+                () = tokio::time::sleep_until(deadline) => return Ok(Vec::new()),
                 () = queued => {}
                 () = tokio::time::sleep(CLAIM_EVERY) => {}
             }
@@ -478,80 +507,31 @@ impl Agents {
         Ok(())
     }
 
-    /// `GET /api/v1/agent/jobs/{id}/source`: the packed workspace of a job this agent holds;
-    /// `None` when the job has none (it does not check out).
-    pub async fn source(&self, id: i64, agent: &str) -> Result<Option<Vec<u8>>, AgentError> {
-        let transfer = self.held(id, agent).await?.transfer;
-        Ok(self.store(move |s| s.transfer_file(&transfer, SOURCE)).await?)
-    }
-
-    /// The job this agent holds, opened: refused when it does not hold it.
-    async fn held(&self, id: i64, agent: &str) -> Result<Sealed, AgentError> {
-        let job = self.store(move |s| s.agent_job(id)).await?;
-        match job {
-            Some(job) if job.state == AgentJobState::Running && job.agent.as_deref() == Some(agent) => {
-                self.open(&job).map_err(AgentError::Payload)
+    /// `PUT /api/v1/agent/jobs/{id}/finish?offset=N`: the last chunk of the job's progress
+    /// (for a short job, all of it) at byte `offset` and its report, stored in one
+    /// transaction; the log's length. A gap is refused with the offset to resend from, and
+    /// nothing changes.
+    pub async fn finish_with_log(
+        &self,
+        id: i64,
+        agent: &str,
+        offset: u64,
+        log: Vec<u8>,
+        report: JobReport,
+    ) -> Result<u64, AgentError> {
+        if offset.saturating_add(log.len() as u64) > MAX_JOB_LOG {
+            return Err(AgentError::LogTooLarge(id));
+        }
+        let result = serde_json::to_string(&report).map_err(|e| AgentError::BadReport(e.to_string()))?;
+        let (agent, at) = (agent.to_owned(), self.now());
+        let finished = self.store(move |s| s.finish_agent_job_with_log(id, &agent, offset, &log, &result, at)).await?;
+        match finished {
+            LogAppend::Appended(length) => {
+                self.ring(id);
+                Ok(length)
             }
-            _ => Err(AgentError::NotHeld(id)),
-        }
-    }
-
-    /// `GET …/records`: the artifact and cache records the job may read (see
-    /// `mobius_pipelines::store_sync`), as they were when it was queued.
-    pub async fn records(&self, id: i64, agent: &str) -> Result<Vec<Record>, AgentError> {
-        Ok(self.held(id, agent).await?.records)
-    }
-
-    /// `GET …/blobs/{digest}`: a blob one of the job's readable records names.
-    pub async fn blob(&self, id: i64, agent: &str, digest: String) -> Result<Vec<u8>, AgentError> {
-        store_sync::check_digest(&digest)?;
-        let transfer = self.held(id, agent).await?.transfer;
-        let name = digest.clone();
-        let bytes = self.store(move |s| s.transfer_file(&transfer, &name)).await?;
-        let bytes = bytes.ok_or_else(|| AgentError::NoBlob(id, digest.clone()))?;
-        // A corrupt blob is not passed on.
-        store_sync::check_blob(&digest, &bytes)?;
-        Ok(bytes)
-    }
-
-    /// `POST …/blobs/missing`: which of these blobs the server lacks (those it has are kept for
-    /// the job from now on).
-    pub async fn missing_blobs(&self, id: i64, agent: &str, digests: Vec<String>) -> Result<Vec<String>, AgentError> {
-        for digest in &digests {
-            store_sync::check_digest(digest)?;
-        }
-        let transfer = self.held(id, agent).await?.transfer;
-        Ok(self.store(move |s| s.hold_transfer_blobs(&transfer, &digests)).await?)
-    }
-
-    /// `PUT …/blobs/{digest}`: a blob the job made, stored once its digest is checked.
-    pub async fn put_blob(&self, id: i64, agent: &str, digest: String, bytes: Vec<u8>) -> Result<(), AgentError> {
-        store_sync::check_blob(&digest, &bytes)?;
-        let transfer = self.held(id, agent).await?.transfer;
-        Ok(self.store(move |s| s.put_transfer_file(&transfer, &digest, &digest, &bytes)).await?)
-    }
-
-    /// `POST …/records`: the records the job made (artifacts of its run, caches of its branch),
-    /// after their blobs. The run's dispatcher writes them into its artifact store when the job
-    /// ends.
-    pub async fn put_records(&self, id: i64, agent: &str, records: Vec<Record>) -> Result<(), AgentError> {
-        let sealed = self.held(id, agent).await?;
-        let named = store_sync::check_records(&RecordScope::of(&sealed.job), Received::FromAgent, &records)?;
-        let digests: Vec<String> = named.iter().map(|(_, digest)| digest.clone()).collect();
-        let transfer = sealed.transfer;
-        let json = serde_json::to_vec(&records).map_err(|e| AgentError::BadReport(e.to_string()))?;
-        let missing = self
-            .store(move |s| {
-                let missing = s.hold_transfer_blobs(&transfer, &digests)?;
-                if missing.is_empty() {
-                    s.put_transfer_file(&transfer, MADE, &store_sync::digest_of(&json), &json)?;
-                }
-                Ok(missing)
-            })
-            .await?;
-        match named.into_iter().find(|(_, digest)| missing.contains(digest)) {
-            Some((path, digest)) => Err(AgentError::Sync(SyncError::MissingBlob { path, digest })),
-            None => Ok(()),
+            LogAppend::Gap { expected } => Err(AgentError::Gap { id, expected }),
+            LogAppend::NotHeld => Err(AgentError::NotHeld(id)),
         }
     }
 

@@ -147,6 +147,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/agent/jobs/{id}/log", post(agents::log))
         .route("/api/v1/agent/jobs/{id}/finish", put(agents::finish))
         .route("/api/v1/agent/jobs/{id}/source", get(agents::source))
+        .route("/api/v1/agent/jobs/{id}/history", get(agents::history))
         .route("/api/v1/agent/jobs/{id}/records", get(agents::records).post(agents::put_records))
         .route("/api/v1/agent/jobs/{id}/blobs/missing", post(agents::missing_blobs))
         .route("/api/v1/agent/jobs/{id}/blobs/{digest}", get(agents::blob).put(agents::put_blob))

@@ -9,7 +9,10 @@
 //!
 //! `bench/agents/claims.sh` starts a throwaway PostgreSQL and runs both. Each claim and each
 //! finish is its own transaction, durable as the store makes it (SQLite: `synchronous=NORMAL`
-//! for the queue; PostgreSQL: a commit each).
+//! for the queue; PostgreSQL: a commit each). With a batch of 1 a claim takes one job and the
+//! finish is the report alone; with a batch of 8 a claim takes up to 8 jobs in one transaction
+//! (`claim_agent_jobs`, an agent with 8 free slots) and each finish carries a log line
+//! (`finish_agent_job_with_log`), as `mobius agent` does now.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,21 +23,21 @@ const JOBS: usize = 4_000;
 
 fn main() {
     let url = std::env::var("MOBIUS_BENCH_DATABASE_URL").ok();
-    println!("| store | claimers | enqueue/s | claim + finish /s |");
-    println!("|---|---|---|---|");
-    for claimers in [3, 24] {
+    println!("| store | claimers | batch | enqueue/s | claim + finish /s |");
+    println!("|---|---|---|---|---|");
+    for (claimers, batch) in [(3, 1), (24, 1), (3, 8), (24, 8)] {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).expect("SQLite opens"));
-        measure("SQLite", &sqlite, claimers);
+        measure("SQLite", &sqlite, claimers, batch);
         if let Some(url) = &url {
             let pg: Arc<dyn Store> = Arc::new(PgStore::connect(url).expect("PostgreSQL connects"));
             // A fresh queue each time: what the last measurement left is ended, not queued.
-            measure("PostgreSQL", &pg, claimers);
+            measure("PostgreSQL", &pg, claimers, batch);
         }
     }
 }
 
-fn measure(name: &str, store: &Arc<dyn Store>, claimers: usize) {
+fn measure(name: &str, store: &Arc<dyn Store>, claimers: usize, batch: usize) {
     let at = jiff::Timestamp::now();
     let labels = vec!["self-hosted".to_owned()];
     let started = Instant::now();
@@ -58,11 +61,23 @@ fn measure(name: &str, store: &Arc<dyn Store>, claimers: usize) {
                     let agent = format!("bench/agent-{c}");
                     let mut done = 0;
                     let until = at + jiff::SignedDuration::from_secs(600);
-                    while let Some(job) = store.claim_agent_job(&agent, "bench", &labels, at, until).expect("claim") {
-                        assert!(store.finish_agent_job(job.id, &agent, "{}", at).expect("finish"), "held");
-                        done += 1;
+                    let line = br#"{"t":"step_started","step":"Run true"}"#;
+                    loop {
+                        let jobs = store.claim_agent_jobs(&agent, "bench", &labels, at, until, batch).expect("claim");
+                        if jobs.is_empty() {
+                            return done;
+                        }
+                        for job in jobs {
+                            if batch == 1 {
+                                assert!(store.finish_agent_job(job.id, &agent, "{}", at).expect("finish"), "held");
+                            } else {
+                                let finished =
+                                    store.finish_agent_job_with_log(job.id, &agent, 0, line, "{}", at).expect("finish");
+                                assert_eq!(finished, mobius_store::LogAppend::Appended(line.len() as u64));
+                            }
+                            done += 1;
+                        }
                     }
-                    done
                 })
             })
             .collect();
@@ -70,5 +85,5 @@ fn measure(name: &str, store: &Arc<dyn Store>, claimers: usize) {
     });
     assert_eq!(done, JOBS, "every job claimed once");
     let rate = JOBS as f64 / started.elapsed().as_secs_f64();
-    println!("| {name} | {claimers} | {enqueue:.0} | {rate:.0} |");
+    println!("| {name} | {claimers} | {batch} | {enqueue:.0} | {rate:.0} |");
 }

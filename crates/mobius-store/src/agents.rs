@@ -2,10 +2,11 @@
 //!
 //! A run's engine (on whichever replica drives the run) puts a job whose `runs-on` labels only
 //! agents have into the queue ([`crate::Store::enqueue_agent_job`]); an agent, through any
-//! replica, claims the oldest queued job whose labels are all among its own
-//! ([`crate::Store::claim_agent_job`]: `FOR UPDATE SKIP LOCKED` on PostgreSQL, the one writer on
-//! SQLite), holds it under a lease it renews, appends its log at byte offsets, and finishes it
-//! with the job's report. A lease that lapses makes the job [`AgentJobState::Lost`] ("agent
+//! replica, claims the oldest queued jobs whose labels are all among its own, as many as it has
+//! free slots, in one transaction ([`crate::Store::claim_agent_jobs`]: `FOR UPDATE SKIP LOCKED`
+//! on PostgreSQL, the one writer on SQLite), holds each under a lease it renews, appends its
+//! log at byte offsets, and finishes it with the job's report and the log's last chunk in one
+//! transaction ([`crate::Store::finish_agent_job_with_log`]). A lease that lapses makes the job [`AgentJobState::Lost`] ("agent
 //! lost"): never queued again silently. The store keeps the job's payload and report as opaque
 //! text: the application seals the payload (it carries the job's secrets) and reads the report.
 

@@ -566,7 +566,21 @@ pub trait Store: Send + Sync {
         labels: &[String],
         now: Timestamp,
         lease_expires: Timestamp,
-    ) -> Result<Option<AgentJob>, StoreError>;
+    ) -> Result<Option<AgentJob>, StoreError> {
+        Ok(self.claim_agent_jobs(agent, token, labels, now, lease_expires, 1)?.pop())
+    }
+    /// Claims for `agent` up to `limit` of the oldest queued jobs whose labels are all in
+    /// `labels`, in one transaction, each under a lease until `lease_expires`; oldest first,
+    /// empty when there is none. Two claimers never get the same job.
+    fn claim_agent_jobs(
+        &self,
+        agent: &str,
+        token: &str,
+        labels: &[String],
+        now: Timestamp,
+        lease_expires: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<AgentJob>, StoreError>;
     /// Extends the lease of a job `agent` holds to `lease_expires`. A running job whose lease
     /// lapsed is still its holder's until [`Store::expire_agent_jobs`] makes it lost: the sweep
     /// decides the loss, not the clock of the renewal.
@@ -579,6 +593,18 @@ pub trait Store: Send + Sync {
     /// Ends a job `agent` holds with its report; `false` (and nothing changes) when it does not
     /// hold it.
     fn finish_agent_job(&self, id: i64, agent: &str, result: &str, at: Timestamp) -> Result<bool, StoreError>;
+    /// Appends the last chunk of the log of a job `agent` holds at byte `offset` and ends the
+    /// job with its report, in one transaction: [`LogAppend::Appended`] with the log's length
+    /// when it ended, else (a gap, a job not held) nothing changes.
+    fn finish_agent_job_with_log(
+        &self,
+        id: i64,
+        agent: &str,
+        offset: u64,
+        data: &[u8],
+        result: &str,
+        at: Timestamp,
+    ) -> Result<LogAppend, StoreError>;
     /// Asks a job to cancel: a queued one is [`AgentJobState::Cancelled`] at once (with
     /// `reason`), a running one has `cancel` set for its agent's next renewal. `false` when the
     /// job has ended or does not exist.

@@ -103,6 +103,11 @@ pub struct RemoteJob {
     pub credential_env: BTreeMap<String, String>,
     /// The job credential's masked variables ([`JobCredential::secret_env`]).
     pub credential_secret_env: BTreeMap<String, String>,
+    /// The server's repository a push range is read from ([`RunOptions::history`]), given
+    /// only when a step of the job reads it (see [`super::history`]): the dispatcher packs
+    /// the range for the agent. A path on the server: never sent.
+    #[serde(skip)]
+    pub history: Option<std::path::PathBuf>,
 }
 
 impl RemoteJob {
@@ -357,6 +362,10 @@ pub(super) async fn run_routed(
         labels,
         credential_env,
         credential_secret_env,
+        history: opts
+            .history
+            .clone()
+            .filter(|_| super::history::reads_history(job) && super::history::range_commits(&opts.github).is_some()),
     };
     let report = dispatch.run(remote, progress.clone(), instance.cancel.clone()).await;
     if let Some(revoke) = revoke {

@@ -505,6 +505,7 @@ fn remote_job(text: &str, job: &str) -> RemoteJob {
         labels: vec!["self-hosted".into()],
         credential_env: BTreeMap::new(),
         credential_secret_env: BTreeMap::new(),
+        history: None,
     }
 }
 

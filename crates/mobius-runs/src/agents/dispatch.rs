@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use mobius_pipelines::engine::history;
 use mobius_pipelines::engine::{BoxFuture, JobDispatch, JobReport, RemoteJob, RemoteProgress};
 use mobius_pipelines::exec::{CancellationSignal, LogLine, Stream};
 use mobius_pipelines::store_sync::{self, Received, Record, RecordScope};
@@ -13,7 +14,7 @@ use mobius_store::transfers::{MADE, SOURCE};
 use mobius_store::{AgentJob, AgentJobState, NewAgentJob, Store};
 use tokio::sync::Notify;
 
-use super::{AGENT_LOST, Agents, FOLLOW_EVERY, Progress, READ_CHUNK, Sealed, purpose};
+use super::{AGENT_LOST, Agents, FOLLOW_EVERY, HISTORY, Progress, READ_CHUNK, Sealed, purpose};
 
 /// One run's [`JobDispatch`]: queues the job and follows it to its end.
 #[derive(Debug)]
@@ -76,11 +77,12 @@ async fn queue_and_follow(
     let scope = RecordScope::of(&job);
     let (store, files, name) = (agents.inner.store.clone(), agents.inner.files.clone(), transfer.to_owned());
     let scope_read = scope.clone();
-    let (has_source, records) =
-        mobius_log::blocking::spawn(move || put_files(store.as_ref(), &files, &name, source, &scope_read))
+    let history = job.history.clone().map(|repo| (repo, job.github.clone()));
+    let (has_source, has_history, records) =
+        mobius_log::blocking::spawn(move || put_files(store.as_ref(), &files, &name, source, history, &scope_read))
             .await
             .map_err(|e| format!("cannot hand the job's files to the store: {e}"))?;
-    let sealed = Sealed { job, transfer: transfer.to_owned(), source: has_source, records };
+    let sealed = Sealed { job, transfer: transfer.to_owned(), source: has_source, history: has_history, records };
     let plain = serde_json::to_vec(&sealed).map_err(|e| format!("cannot encode the job: {e}"))?;
     let job = sealed.job;
     let new = NewAgentJob {
@@ -106,14 +108,17 @@ async fn queue_and_follow(
 }
 
 /// Puts the job's files into its transfer: the workspace packed (when the run has one) and the
-/// blobs of the records the job may read. Whether there is a workspace, and those records.
+/// blobs of the records the job may read, and the objects of the push range it scans (when it
+/// has one and reads it). Whether there is a workspace, whether there is history, and those
+/// records.
 fn put_files(
     store: &dyn Store,
     files: &std::path::Path,
     transfer: &str,
     source: Option<PathBuf>,
+    history: Option<(PathBuf, serde_json::Value)>,
     scope: &RecordScope,
-) -> Result<(bool, Vec<Record>), String> {
+) -> Result<(bool, bool, Vec<Record>), String> {
     let has_source = match source.filter(|dir| dir.is_dir()) {
         Some(dir) => {
             let packed = pack(&dir).map_err(|e| format!("cannot pack the workspace: {e}"))?;
@@ -124,13 +129,30 @@ fn put_files(
         }
         None => false,
     };
+    let has_history = match history {
+        Some((repo, github)) => match history::pack_range(&repo, &github)
+            .map_err(|e| format!("cannot pack the push range's history: {}", mobius_pipelines::chain::Chain(&e)))?
+        {
+            Some(pack) => {
+                store
+                    .put_transfer_file(transfer, HISTORY, &store_sync::digest_of(&pack), &pack)
+                    .map_err(|e| e.to_string())?;
+                true
+            }
+            None => false,
+        },
+        None => false,
+    };
     let records = store_sync::list_records(files, scope).map_err(|e| e.to_string())?;
     let digests: Vec<String> = store_sync::referenced_blobs(&records).map_err(|e| e.to_string())?.into_iter().collect();
+    if digests.is_empty() {
+        return Ok((has_source, has_history, records));
+    }
     for digest in store.hold_transfer_blobs(transfer, &digests).map_err(|e| e.to_string())? {
         let bytes = store_sync::read_blob(files, &digest).map_err(|e| e.to_string())?;
         store.put_transfer_file(transfer, &digest, &digest, &bytes).map_err(|e| e.to_string())?;
     }
-    Ok((has_source, records))
+    Ok((has_source, has_history, records))
 }
 
 /// Writes what the job made (the records it left in its transfer, checked again, after their

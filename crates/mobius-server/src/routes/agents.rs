@@ -1,12 +1,18 @@
 //! The agent protocol (`mobius agent`, with an `agent` token) and the list of agents.
 //!
 //! - `POST /api/v1/agent/jobs/request?wait=S` (the agent's [`Hello`]): 201 with a job, or 204
-//!   after a long poll of up to 50 s.
+//!   after a long poll of up to 50 s. With `&max=N` (an agent's free slots, at most 32): 201
+//!   with `{"jobs": [...]}`, up to N jobs claimed in one transaction.
 //! - `PUT /api/v1/agent/jobs/{id}/renew` (the hello): 200 `{"cancel": bool}`, or 409 when the
 //!   agent does not hold the job (it was lost, cancelled or finished).
 //! - `POST /api/v1/agent/jobs/{id}/log?agent=ID&offset=N` (raw bytes of the job's progress): 200
 //!   `{"length": n}`; 409 with `expected` when the chunk leaves a gap, or the job is not held.
 //! - `PUT /api/v1/agent/jobs/{id}/finish?agent=ID` (the job's report): 204; 409 when not held.
+//!   With `&offset=N` the body is `{"report": …, "log": "…"}`: the log's last chunk (a short
+//!   job's whole log) at byte N, stored with the report in one transaction; 200
+//!   `{"length": n}`, or 409 with `expected` for a gap (nothing stored).
+//! - `GET /api/v1/agent/jobs/{id}/history?agent=ID`: the objects of the push range the job
+//!   scans, a git pack; 404 when it has none.
 //! - `GET /api/v1/agent/jobs/{id}/source?agent=ID`: the job's workspace as a tar; 404 when it
 //!   has none.
 //! - Artifacts and caches (`mobius_pipelines::store_sync`'s protocol), each `?agent=ID`:
@@ -62,6 +68,8 @@ fn token_of<N>(caller: &Caller<N>) -> Result<String, ApiError> {
 pub struct WaitParams {
     /// Seconds to wait for a job (at most 50).
     wait: Option<u64>,
+    /// Up to how many jobs to claim at once; without it, one, answered as the job itself.
+    max: Option<usize>,
 }
 
 /// `POST /api/v1/agent/jobs/request`.
@@ -73,9 +81,14 @@ pub async fn request(
 ) -> Result<Response, ApiError> {
     let token = token_of(&caller)?;
     let wait = Duration::from_secs(params.wait.unwrap_or(50));
-    match state.app.agents.request(hello, &token, wait).await? {
-        Some(claimed) => Ok((StatusCode::CREATED, Json(claimed)).into_response()),
-        None => Ok(StatusCode::NO_CONTENT.into_response()),
+    let mut claimed = state.app.agents.request(hello, &token, wait, params.max.unwrap_or(1)).await?;
+    match (params.max, claimed.pop()) {
+        (_, None) => Ok(StatusCode::NO_CONTENT.into_response()),
+        (None, Some(one)) => Ok((StatusCode::CREATED, Json(one)).into_response()),
+        (Some(_), Some(last)) => {
+            claimed.push(last);
+            Ok((StatusCode::CREATED, Json(json!({ "jobs": claimed }))).into_response())
+        }
     }
 }
 
@@ -112,14 +125,7 @@ pub async fn log(
         .await
     {
         Ok(length) => Ok(Json(json!({ "length": length })).into_response()),
-        Err(AgentError::Gap { expected, .. }) => {
-            let body = json!({
-                "error": "log_gap",
-                "message": format!("job {id}: this chunk starts past the end of the log; resend from offset {expected}"),
-                "expected": expected,
-            });
-            Ok((StatusCode::CONFLICT, Json(body)).into_response())
-        }
+        Err(AgentError::Gap { expected, .. }) => Ok(gap(id, expected)),
         Err(e) => Err(e.into()),
     }
 }
@@ -129,16 +135,67 @@ pub struct AgentParam {
     agent: String,
 }
 
-/// `PUT /api/v1/agent/jobs/{id}/finish?agent=ID`.
+#[derive(Debug, Deserialize)]
+pub struct FinishParams {
+    agent: String,
+    /// Where the log's last chunk in the body starts; without it the body is the report alone.
+    offset: Option<u64>,
+}
+
+/// The body of a finish with `offset`: the report and the log's last chunk.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinishWithLog {
+    report: JobReport,
+    log: String,
+}
+
+/// `PUT /api/v1/agent/jobs/{id}/finish?agent=ID[&offset=N]`.
 pub async fn finish(
     caller: Caller<Agent>,
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    Query(params): Query<AgentParam>,
-    JsonBody(report): JsonBody<JobReport>,
+    Query(params): Query<FinishParams>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    state.app.agents.finish(id, &bound(&token_of(&caller)?, &params.agent), report).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    let agent = bound(&token_of(&caller)?, &params.agent);
+    let Some(offset) = params.offset else {
+        let report: JobReport = serde_json::from_slice(&body.bytes)
+            .map_err(|e| ApiError::bad_request(format!("the body is not a job report: {e}")))?;
+        state.app.agents.finish(id, &agent, report).await?;
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    let FinishWithLog { report, log } = serde_json::from_slice(&body.bytes).map_err(|e| {
+        ApiError::bad_request(format!("the body is not {{\"report\": a job report, \"log\": text}}: {e}"))
+    })?;
+    match state.app.agents.finish_with_log(id, &agent, offset, log.into_bytes(), report).await {
+        Ok(length) => Ok(Json(json!({ "length": length })).into_response()),
+        Err(AgentError::Gap { expected, .. }) => Ok(gap(id, expected)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// 409 with the offset to resend from.
+fn gap(id: i64, expected: u64) -> Response {
+    let body = json!({
+        "error": "log_gap",
+        "message": format!("job {id}: this chunk starts past the end of the log; resend from offset {expected}"),
+        "expected": expected,
+    });
+    (StatusCode::CONFLICT, Json(body)).into_response()
+}
+
+/// `GET /api/v1/agent/jobs/{id}/history?agent=ID`.
+pub async fn history(
+    caller: Caller<Agent>,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(params): Query<AgentParam>,
+) -> Result<Response, ApiError> {
+    match state.app.agents.history(id, &bound(&token_of(&caller)?, &params.agent)).await? {
+        Some(pack) => Ok(([(header::CONTENT_TYPE, "application/x-git-packed-objects")], pack).into_response()),
+        None => Err(ApiError::not_found(format!("job {id} has no push range history"))),
+    }
 }
 
 /// `GET /api/v1/agent/jobs/{id}/source?agent=ID`.

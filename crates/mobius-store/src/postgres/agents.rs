@@ -70,6 +70,7 @@ fn announce(tx: &mut Transaction<'_>, what: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Claims up to `limit` jobs, oldest first, in one transaction.
 pub(super) fn claim(
     tx: &mut Transaction<'_>,
     agent: &str,
@@ -77,23 +78,35 @@ pub(super) fn claim(
     labels: &[String],
     now: Timestamp,
     lease_expires: Timestamp,
-) -> Result<Option<AgentJob>, StoreError> {
-    // The oldest queued job whose labels are all the agent's that no other claimer holds at
-    // this instant; locked, it is re-read, so one another claimer took meanwhile is passed by.
-    let sql = format!(
-        "UPDATE agent_jobs SET state = 'running', agent = $2, token = $3, claimed = $4, lease_expires = $5
-         WHERE state = 'queued' AND id = (
-             SELECT id FROM agent_jobs WHERE state = 'queued' AND labels <@ $1::text[]
-             ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
-         )
-         RETURNING {JOB_COLUMNS}"
-    );
-    let row = tx.query_opt(&sql, &[&labels, &agent, &token, &to_micros(now), &to_micros(lease_expires)])?;
-    let job = row.as_ref().map(job_of).transpose()?;
-    if let Some(job) = &job {
-        announce(tx, &format!("job:{}", job.id))?;
+    limit: usize,
+) -> Result<Vec<AgentJob>, StoreError> {
+    if limit == 0 {
+        return Ok(Vec::new());
     }
-    Ok(job)
+    // The oldest queued jobs whose labels are all the agent's that no other claimer holds at
+    // this instant; locked, they are re-read, so one another claimer took meanwhile is passed by.
+    // The pick is a CTE run once: as `id IN (subquery)` the planner may run the subquery again
+    // per row and take more than the limit.
+    let columns: String = JOB_COLUMNS.split(", ").map(|c| format!("agent_jobs.{c}")).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "WITH picked AS MATERIALIZED (
+             SELECT id FROM agent_jobs WHERE state = 'queued' AND labels <@ $1::text[]
+             ORDER BY id LIMIT $6 FOR UPDATE SKIP LOCKED
+         )
+         UPDATE agent_jobs SET state = 'running', agent = $2, token = $3, claimed = $4, lease_expires = $5
+         FROM picked WHERE agent_jobs.id = picked.id AND agent_jobs.state = 'queued'
+         RETURNING {columns}"
+    );
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = tx.query(&sql, &[&labels, &agent, &token, &to_micros(now), &to_micros(lease_expires), &limit])?;
+    let mut jobs = rows.iter().map(job_of).collect::<Result<Vec<_>, _>>()?;
+    // `RETURNING` gives no order.
+    jobs.sort_by_key(|job| job.id);
+    if !jobs.is_empty() {
+        let ids: Vec<i64> = jobs.iter().map(|job| job.id).collect();
+        tx.execute("SELECT pg_notify($1, 'job:' || id) FROM unnest($2::bigint[]) AS id", &[&CHANNEL, &ids])?;
+    }
+    Ok(jobs)
 }
 
 pub(super) fn renew(
@@ -102,6 +115,9 @@ pub(super) fn renew(
     agent: &str,
     lease_expires: Timestamp,
 ) -> Result<Renewal, StoreError> {
+    // A renewal lost to a crash of PostgreSQL leaves the lease where the last durable one put
+    // it (a third of it ago at most, when renewals come on time): it does not wait for the disk.
+    tx.batch_execute("SET LOCAL synchronous_commit = off")?;
     let row = tx.query_opt(
         "UPDATE agent_jobs SET lease_expires = $3 WHERE id = $1 AND state = 'running' AND agent = $2 RETURNING cancel",
         &[&id, &agent, &to_micros(lease_expires)],
@@ -116,6 +132,11 @@ pub(super) fn append_log(
     offset: u64,
     data: &[u8],
 ) -> Result<LogAppend, StoreError> {
+    // A chunk does not wait for the disk: one a crash of PostgreSQL loses leaves a gap the
+    // agent is told of at its next chunk or its finish (409 with `expected`), and it resends
+    // from there (it keeps the job's whole log); a finish's commit waits for the disk, so every
+    // chunk before an acknowledged finish is durable with it.
+    tx.batch_execute("SET LOCAL synchronous_commit = off")?;
     // The job's row lock orders the chunks of one job: a second sender waits, then reads the
     // length the first left.
     let row = tx.query_opt(
@@ -180,6 +201,41 @@ pub(super) fn finish(
         announce(tx, &format!("job:{id}"))?;
     }
     Ok(changed == 1)
+}
+
+/// The last chunk of the log and the report in one transaction: both or neither.
+pub(super) fn finish_with_log(
+    tx: &mut Transaction<'_>,
+    id: i64,
+    agent: &str,
+    offset: u64,
+    data: &[u8],
+    result: &str,
+    at: Timestamp,
+) -> Result<LogAppend, StoreError> {
+    let row = tx.query_opt(
+        "SELECT log_len FROM agent_jobs WHERE id = $1 AND state = 'running' AND agent = $2 FOR UPDATE",
+        &[&id, &agent],
+    )?;
+    let Some(row) = row else { return Ok(LogAppend::NotHeld) };
+    let log_len = length(row.get(0), id)?;
+    let end = match unseen(log_len, offset, data) {
+        Ok([]) => log_len,
+        Ok(tail) => {
+            tx.execute(
+                "INSERT INTO agent_job_logs (job, start, data) VALUES ($1, $2, $3)",
+                &[&id, &signed(log_len)?, &tail],
+            )?;
+            log_len + tail.len() as u64
+        }
+        Err(gap) => return Ok(gap),
+    };
+    tx.execute(
+        "UPDATE agent_jobs SET log_len = $2, state = 'finished', result = $3, ended = $4 WHERE id = $1",
+        &[&id, &signed(end)?, &result, &to_micros(at)],
+    )?;
+    announce(tx, &format!("job:{id}"))?;
+    Ok(LogAppend::Appended(end))
 }
 
 pub(super) fn cancel(tx: &mut Transaction<'_>, id: i64, reason: &str, at: Timestamp) -> Result<bool, StoreError> {

@@ -570,15 +570,16 @@ impl Store for PgStore {
         self.write_rows(|tx| agents::enqueue(tx, job))
     }
 
-    fn claim_agent_job(
+    fn claim_agent_jobs(
         &self,
         agent: &str,
         token: &str,
         labels: &[String],
         now: Timestamp,
         lease_expires: Timestamp,
-    ) -> Result<Option<AgentJob>, StoreError> {
-        self.write_rows(|tx| agents::claim(tx, agent, token, labels, now, lease_expires))
+        limit: usize,
+    ) -> Result<Vec<AgentJob>, StoreError> {
+        self.write_rows(|tx| agents::claim(tx, agent, token, labels, now, lease_expires, limit))
     }
 
     fn renew_agent_job(&self, id: i64, agent: &str, lease_expires: Timestamp) -> Result<Renewal, StoreError> {
@@ -595,6 +596,18 @@ impl Store for PgStore {
 
     fn finish_agent_job(&self, id: i64, agent: &str, result: &str, at: Timestamp) -> Result<bool, StoreError> {
         self.write_rows(|tx| agents::finish(tx, id, agent, result, at))
+    }
+
+    fn finish_agent_job_with_log(
+        &self,
+        id: i64,
+        agent: &str,
+        offset: u64,
+        data: &[u8],
+        result: &str,
+        at: Timestamp,
+    ) -> Result<LogAppend, StoreError> {
+        self.write_rows(|tx| agents::finish_with_log(tx, id, agent, offset, data, result, at))
     }
 
     fn cancel_agent_job(&self, id: i64, reason: &str, at: Timestamp) -> Result<bool, StoreError> {

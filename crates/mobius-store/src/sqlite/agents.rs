@@ -63,6 +63,7 @@ pub(super) fn enqueue(conn: &Connection, job: &NewAgentJob) -> Result<i64, Store
     Ok(conn.last_insert_rowid())
 }
 
+/// Claims up to `limit` jobs, oldest first, in one `IMMEDIATE` transaction.
 pub(super) fn claim(
     conn: &mut Connection,
     agent: &str,
@@ -70,27 +71,38 @@ pub(super) fn claim(
     labels: &[String],
     now: Timestamp,
     lease_expires: Timestamp,
-) -> Result<Option<AgentJob>, StoreError> {
+    limit: usize,
+) -> Result<Vec<AgentJob>, StoreError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // A job's labels must all be among the agent's: none of them may be missing from its list.
     let sql = format!(
         "UPDATE agent_jobs SET state = 'running', agent = ?2, token = ?3, claimed = ?4, lease_expires = ?5
-         WHERE id = (
+         WHERE id IN (
              SELECT id FROM agent_jobs AS queued
              WHERE state = 'queued' AND NOT EXISTS (
                  SELECT 1 FROM json_each(queued.labels) AS wanted
                  WHERE wanted.value NOT IN (SELECT value FROM json_each(?1))
              )
-             ORDER BY id LIMIT 1
+             ORDER BY id LIMIT ?6
          )
          RETURNING {JOB_COLUMNS}"
     );
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let claimed = tx
         .prepare_cached(&sql)?
-        .query_row(params![labels_json(labels)?, agent, token, to_micros(now), to_micros(lease_expires)], RawJob::read)
-        .optional()?;
+        .query_map(
+            params![labels_json(labels)?, agent, token, to_micros(now), to_micros(lease_expires), limit],
+            RawJob::read,
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
     tx.commit()?;
-    claimed.map(RawJob::into_job).transpose()
+    let mut jobs = claimed.into_iter().map(RawJob::into_job).collect::<Result<Vec<_>, _>>()?;
+    // `RETURNING` gives no order.
+    jobs.sort_by_key(|job| job.id);
+    Ok(jobs)
 }
 
 pub(super) fn renew(conn: &Connection, id: i64, agent: &str, lease_expires: Timestamp) -> Result<Renewal, StoreError> {
@@ -171,6 +183,40 @@ pub(super) fn finish(conn: &Connection, id: i64, agent: &str, result: &str, at: 
         )?
         .execute(params![id, agent, result, to_micros(at)])?;
     Ok(changed == 1)
+}
+
+/// The last chunk of the log and the report, in one `IMMEDIATE` transaction: both or neither.
+pub(super) fn finish_with_log(
+    conn: &mut Connection,
+    id: i64,
+    agent: &str,
+    offset: u64,
+    data: &[u8],
+    result: &str,
+    at: Timestamp,
+) -> Result<LogAppend, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let log_len: Option<i64> = tx
+        .prepare_cached("SELECT log_len FROM agent_jobs WHERE id = ?1 AND state = 'running' AND agent = ?2")?
+        .query_row(params![id, agent], |r| r.get(0))
+        .optional()?;
+    let Some(log_len) = log_len else { return Ok(LogAppend::NotHeld) };
+    let log_len = length(log_len, id)?;
+    let end = match unseen(log_len, offset, data) {
+        Ok([]) => log_len,
+        Ok(tail) => {
+            let end = log_len + tail.len() as u64;
+            tx.prepare_cached("INSERT INTO agent_job_logs (job, start, data) VALUES (?1, ?2, ?3)")?
+                .execute(params![id, signed(log_len)?, tail])?;
+            end
+        }
+        // Nothing written: the transaction rolls back as it is dropped.
+        Err(gap) => return Ok(gap),
+    };
+    tx.prepare_cached("UPDATE agent_jobs SET log_len = ?2, state = 'finished', result = ?3, ended = ?4 WHERE id = ?1")?
+        .execute(params![id, signed(end)?, result, to_micros(at)])?;
+    tx.commit()?;
+    Ok(LogAppend::Appended(end))
 }
 
 pub(super) fn cancel(conn: &Connection, id: i64, reason: &str, at: Timestamp) -> Result<bool, StoreError> {

@@ -594,15 +594,16 @@ impl Store for SqliteStore {
         self.with_queue_writer(|conn| agents::enqueue(conn, job))
     }
 
-    fn claim_agent_job(
+    fn claim_agent_jobs(
         &self,
         agent: &str,
         token: &str,
         labels: &[String],
         now: Timestamp,
         lease_expires: Timestamp,
-    ) -> Result<Option<AgentJob>, StoreError> {
-        self.with_queue_writer(|conn| agents::claim(conn, agent, token, labels, now, lease_expires))
+        limit: usize,
+    ) -> Result<Vec<AgentJob>, StoreError> {
+        self.with_queue_writer(|conn| agents::claim(conn, agent, token, labels, now, lease_expires, limit))
     }
 
     fn renew_agent_job(&self, id: i64, agent: &str, lease_expires: Timestamp) -> Result<Renewal, StoreError> {
@@ -619,6 +620,18 @@ impl Store for SqliteStore {
 
     fn finish_agent_job(&self, id: i64, agent: &str, result: &str, at: Timestamp) -> Result<bool, StoreError> {
         self.with_queue_writer(|conn| agents::finish(conn, id, agent, result, at))
+    }
+
+    fn finish_agent_job_with_log(
+        &self,
+        id: i64,
+        agent: &str,
+        offset: u64,
+        data: &[u8],
+        result: &str,
+        at: Timestamp,
+    ) -> Result<LogAppend, StoreError> {
+        self.with_queue_writer(|conn| agents::finish_with_log(conn, id, agent, offset, data, result, at))
     }
 
     fn cancel_agent_job(&self, id: i64, reason: &str, at: Timestamp) -> Result<bool, StoreError> {

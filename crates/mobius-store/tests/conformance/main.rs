@@ -3,6 +3,7 @@
 //! `cluster`). What only one backend has (SQLite's file modes and pragmas) is tested beside it.
 
 mod agents;
+mod agents_batch;
 mod cluster;
 mod commands;
 mod events;

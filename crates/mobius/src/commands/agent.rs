@@ -1,13 +1,16 @@
 //! `mobius agent`: runs pipeline jobs for a server, on this machine (GitLab's runners and
 //! GitHub's self-hosted runners: it dials out, the server never dials in).
 //!
-//! Each of `--jobs` workers long-polls `POST /api/v1/agent/jobs/request` with the agent's
-//! labels; a job it gets runs with the same engine as the server's (`engine::run_job`) in a
-//! directory of its own under `--work-dir`, its workspace unpacked from the server's tar when
-//! it checks out. While it runs, a renewer keeps the job's lease (and learns of a cancel), and
-//! a shipper sends its progress — steps and log lines, NDJSON — at byte offsets, resending
-//! from where the server says after a network blip. Then the report, and the next poll. A token
-//! the server refuses stops the agent.
+//! One poller long-polls `POST /api/v1/agent/jobs/request?max=N` with the agent's labels,
+//! asking for as many jobs as it has free slots (`--jobs`), which the server claims in one
+//! transaction; each job it gets runs with the same engine as the server's (`engine::run_job`)
+//! in a directory of its own under `--work-dir`, its workspace unpacked from the server's tar
+//! when it checks out, and the push range's history indexed into a bare repository when it
+//! scans one. While it runs, a renewer keeps the job's lease (and learns of a cancel), and a
+//! shipper sends its progress — steps and log lines, NDJSON — at byte offsets, resending from
+//! where the server says after a network blip. The report carries the log's last chunk (a
+//! short job's whole log), so a short job is two calls: its claim and its finish. A token the
+//! server refuses stops the agent.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -99,7 +102,18 @@ struct Claimed {
     run: i64,
     job: engine::RemoteJob,
     source: bool,
+    #[serde(default)]
+    history: bool,
+    /// The records the job may read; a server that does not send them is asked (`None`).
+    #[serde(default)]
+    records: Option<Vec<Record>>,
     renew_seconds: u64,
+}
+
+/// The server's answer to a request with `max`.
+#[derive(Deserialize)]
+struct ClaimedJobs {
+    jobs: Vec<Claimed>,
 }
 
 async fn serve(args: AgentArgs) -> Result<ExitCode> {
@@ -134,18 +148,15 @@ async fn serve(args: AgentArgs) -> Result<ExitCode> {
         args.jobs.max(1),
         agent.work_dir.display()
     );
-    let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..args.jobs.max(1) {
-        workers.spawn(work(agent.clone()));
-    }
+    let slots = Arc::new(tokio::sync::Semaphore::new(args.jobs.max(1)));
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {
             eprintln!("stopping: jobs running now are left to their lease");
             Ok(ExitCode::SUCCESS)
         }
-        Some(ended) = workers.join_next() => {
-            // A worker ends only when the server refuses the agent.
-            ended.context("a worker panicked")??;
+        ended = work(agent.clone(), slots) => {
+            // The poller ends only when the server refuses the agent.
+            ended?;
             Ok(ExitCode::FAILURE)
         }
     }
@@ -166,11 +177,17 @@ fn arch() -> &'static str {
     }
 }
 
-/// One worker: poll, run, report, forever — until the server refuses the token.
-async fn work(agent: Arc<Agent>) -> Result<()> {
+/// The poller: waits for a free slot, asks for as many jobs as there are free slots, runs each
+/// on a task of its own holding a slot, forever — until the server refuses the token.
+async fn work(agent: Arc<Agent>, slots: Arc<tokio::sync::Semaphore>) -> Result<()> {
     let mut backoff = Duration::from_secs(1);
     loop {
-        let url = format!("{}/api/v1/agent/jobs/request?wait={}", agent.base, POLL_WAIT.as_secs());
+        let first = slots.clone().acquire_owned().await.context("the agent's slots closed")?;
+        let mut free = vec![first];
+        while let Ok(more) = slots.clone().try_acquire_owned() {
+            free.push(more);
+        }
+        let url = format!("{}/api/v1/agent/jobs/request?wait={}&max={}", agent.base, POLL_WAIT.as_secs(), free.len());
         let sent = agent
             .http
             .post(url)
@@ -183,6 +200,7 @@ async fn work(agent: Arc<Agent>) -> Result<()> {
             Ok(response) => response,
             Err(e) => {
                 eprintln!("cannot reach {}: {e}; trying again in {}s", agent.base, backoff.as_secs());
+                drop(free);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(30));
                 continue;
@@ -192,8 +210,20 @@ async fn work(agent: Arc<Agent>) -> Result<()> {
         match response.status() {
             StatusCode::NO_CONTENT => continue,
             StatusCode::CREATED => {
-                let claimed: Claimed = response.json().await.context("the server's job is not one this agent knows")?;
-                run_claimed(&agent, claimed).await;
+                let claimed: ClaimedJobs =
+                    response.json().await.context("the server's jobs are not ones this agent knows")?;
+                for job in claimed.jobs {
+                    // The server gives at most `max`; a job past the free slots waits for one.
+                    let slot = match free.pop() {
+                        Some(slot) => slot,
+                        None => slots.clone().acquire_owned().await.context("the agent's slots closed")?,
+                    };
+                    let agent = agent.clone();
+                    tokio::spawn(async move {
+                        run_claimed(&agent, job).await;
+                        drop(slot);
+                    });
+                }
             }
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                 let text = response.text().await.unwrap_or_default();
@@ -202,6 +232,7 @@ async fn work(agent: Arc<Agent>) -> Result<()> {
             status => {
                 let text = response.text().await.unwrap_or_default();
                 eprintln!("the server answered {status} to a poll: {}", text.trim());
+                drop(free);
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }
         }
@@ -228,8 +259,9 @@ async fn run_claimed(agent: &Arc<Agent>, claimed: Claimed) {
     let say =
         |step: &str, text: String| log.push(&Progress::Log { step: step.into(), at_ms: now_ms(), stderr: true, text });
     let report = match prepare(agent, &claimed, &dir).await {
-        Ok((source, given)) => {
+        Ok((source, history, given)) => {
             let mut opts = RunOptions::new(source, dir.join("work"));
+            opts.history = history;
             opts.store_dir = Some(store.clone());
             opts.cancel = cancel.clone();
             opts.actions = Some(agent.actions.clone());
@@ -258,7 +290,7 @@ async fn run_claimed(agent: &Arc<Agent>, claimed: Claimed) {
     let _ = shipper.await;
     let result = report.result;
     if !log.lost()
-        && let Err(e) = finish(agent, id, &report).await
+        && let Err(e) = finish(agent, id, &report, &log).await
     {
         eprintln!("run {run}: cannot report job {id}: {e:#}");
     }
@@ -270,11 +302,30 @@ async fn run_claimed(agent: &Arc<Agent>, claimed: Claimed) {
 }
 
 /// The job's directory and its workspace source (unpacked from the server when it has one),
-/// with the server's artifacts and caches the job may read brought into the agent's store.
-async fn prepare(agent: &Agent, claimed: &Claimed, dir: &Path) -> Result<(PathBuf, Vec<Record>)> {
+/// the push range's history (when the job scans one), with the server's artifacts and caches
+/// the job may read brought into the agent's store.
+async fn prepare(agent: &Agent, claimed: &Claimed, dir: &Path) -> Result<(PathBuf, Option<PathBuf>, Vec<Record>)> {
     let source = unpack_source(agent, claimed, dir).await?;
-    let given = sync_down(agent, claimed.id, &agent.work_dir.join("store"), &claimed.job).await?;
-    Ok((source, given))
+    let history = match claimed.history {
+        true => Some(fetch_history(agent, claimed.id, dir).await?),
+        false => None,
+    };
+    let given = sync_down(agent, claimed, &agent.work_dir.join("store")).await?;
+    Ok((source, history, given))
+}
+
+/// The objects of the push range the job scans, indexed into `dir/history.git`.
+async fn fetch_history(agent: &Agent, id: i64, dir: &Path) -> Result<PathBuf> {
+    let what = "cannot fetch the push range's history";
+    let response =
+        agent.http.get(job_url(agent, id, "history")).bearer_auth(&agent.token).send().await.context(what)?;
+    let pack = checked(response, what).await?.bytes().await.context(what)?;
+    let repo = dir.join("history.git");
+    let dest = repo.clone();
+    mobius_log::blocking::spawn(move || engine::history::unpack_range(&pack, &dest))
+        .await
+        .context("cannot unpack the push range's history")?;
+    Ok(repo)
 }
 
 /// `?agent=ID` for the job's calls.
@@ -291,12 +342,22 @@ async fn checked(response: reqwest::Response, what: &str) -> Result<reqwest::Res
     bail!("{what}: the server answered {status}: {}", text.trim())
 }
 
-/// Before the job: the records it may read, and the blobs they name that this store lacks.
-async fn sync_down(agent: &Agent, id: i64, store: &Path, job: &engine::RemoteJob) -> Result<Vec<Record>> {
+/// Before the job: the records it may read (sent with the job, else asked for), and the blobs
+/// they name that this store lacks.
+async fn sync_down(agent: &Agent, claimed: &Claimed, store: &Path) -> Result<Vec<Record>> {
+    let (id, job) = (claimed.id, &claimed.job);
     let what = "cannot fetch the run's artifacts and caches";
-    let response =
-        agent.http.get(job_url(agent, id, "records")).bearer_auth(&agent.token).send().await.context(what)?;
-    let given: Vec<Record> = checked(response, what).await?.json().await.context(what)?;
+    let given: Vec<Record> = match &claimed.records {
+        Some(records) => records.clone(),
+        None => {
+            let response =
+                agent.http.get(job_url(agent, id, "records")).bearer_auth(&agent.token).send().await.context(what)?;
+            checked(response, what).await?.json().await.context(what)?
+        }
+    };
+    if given.is_empty() {
+        return Ok(given);
+    }
     let wanted = store_sync::referenced_blobs(&given)?;
     let store_dir = store.to_owned();
     let missing = mobius_log::blocking::spawn(move || store_sync::missing_blobs(&store_dir, &wanted)).await?;
@@ -442,7 +503,12 @@ async fn ship(agent: Arc<Agent>, id: i64, log: Arc<Shipped>) {
                 return;
             }
             let end = state.bytes.len().min(state.acked + CHUNK);
-            (state.bytes[state.acked..end].to_vec(), state.acked, state.closed && state.acked == state.bytes.len())
+            // Once the job ended, a last chunk of at most CHUNK goes with the report.
+            (
+                state.bytes[state.acked..end].to_vec(),
+                state.acked,
+                state.closed && state.bytes.len() - state.acked <= CHUNK,
+            )
         };
         if done {
             return;
@@ -538,17 +604,43 @@ async fn renew(agent: Arc<Agent>, id: i64, every: Duration, cancel: Cancellation
     }
 }
 
-/// Sends the job's report, trying again for a while when the server cannot be reached.
-async fn finish(agent: &Agent, id: i64, report: &JobReport) -> Result<()> {
-    let url = format!("{}/api/v1/agent/jobs/{id}/finish?agent={}", agent.base, encode(&agent.hello.id));
+/// Sends the job's report with the log's last chunk (what the shipper left), trying again for
+/// a while when the server cannot be reached; a gap resends from where the server says.
+async fn finish(agent: &Agent, id: i64, report: &JobReport, log: &Shipped) -> Result<()> {
+    #[derive(serde::Serialize)]
+    struct Finish<'a> {
+        report: &'a JobReport,
+        log: &'a str,
+    }
     let mut last = None;
+    let mut wait = false;
     for attempt in 0..10u32 {
-        if attempt > 0 {
+        if wait {
             tokio::time::sleep(Duration::from_secs(u64::from(attempt).min(5))).await;
         }
-        match agent.http.put(&url).bearer_auth(&agent.token).json(report).timeout(Duration::from_secs(30)).send().await
-        {
+        wait = true;
+        let (offset, tail) = {
+            let state = log.lock();
+            (state.acked, state.bytes[state.acked..].to_vec())
+        };
+        // Progress is JSON lines: text.
+        let tail = String::from_utf8(tail).context("the job's progress is not UTF-8")?;
+        let url =
+            format!("{}/api/v1/agent/jobs/{id}/finish?agent={}&offset={offset}", agent.base, encode(&agent.hello.id));
+        let body = Finish { report, log: &tail };
+        match agent.http.put(&url).bearer_auth(&agent.token).json(&body).timeout(Duration::from_secs(30)).send().await {
             Ok(response) if response.status().is_success() => return Ok(()),
+            Ok(response) if response.status() == StatusCode::CONFLICT => {
+                let body: serde_json::Value = response.json().await.unwrap_or_default();
+                match body.get("expected").and_then(|e| e.as_u64()) {
+                    // The server holds a different length: resend from it, at once.
+                    Some(expected) if (expected as usize) <= log.lock().bytes.len() => {
+                        log.lock().acked = expected as usize;
+                        wait = false;
+                    }
+                    _ => bail!("the server refused the report (409): {}", body["message"].as_str().unwrap_or("")),
+                }
+            }
             Ok(response) => {
                 let status = response.status();
                 let text = response.text().await.unwrap_or_default();

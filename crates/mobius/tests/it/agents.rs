@@ -1,6 +1,8 @@
 //! `mobius agent` on loopback: jobs routed by label, exactly once across agents, secrets masked
 //! in what agents stream, an agent killed mid-job ("agent lost"), cancel reaching a running
-//! agent job, a revoked token, and the protocol's refusals (409 for a gap or a job not held).
+//! agent job, a revoked token, the protocol's refusals (409 for a gap or a job not held), a
+//! batch claim with a finish carrying the log, and `mobius/secret-scan` reading a push range
+//! on an agent.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -497,4 +499,128 @@ fn an_agent_on_another_replica_gets_the_jobs_files_through_the_store() {
         .unwrap()
         .get(0);
     assert_eq!(left, 0, "every transfer was released with its job");
+}
+
+const TELLS: &str = "\
+on: push
+jobs:
+  tell:
+    runs-on: self-hosted
+    steps:
+      - run: echo \"${{ secrets.DEPLOY_KEY }}\"
+";
+
+#[test]
+fn a_batch_claim_and_a_finish_carrying_the_log_keep_offsets_and_masking() {
+    let dir = Dir::new();
+    let (server, repo) = server_with(&dir, TELLS, &[]);
+    let set = with_stdin(&dir, &["secret", "set", "DEPLOY_KEY", "--repo", "acme/app"], "s3cr3t-deploy-key-4711\n");
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let token = agent_token(&dir, "raw");
+    let hello = json!({ "id": "raw#1", "name": "raw", "labels": ["self-hosted"] });
+    let run = push(&repo, &server, TELLS);
+    let claimed: Value = wait_for("a job", || {
+        let r = http()
+            .post(server.url("/api/v1/agent/jobs/request?wait=5&max=4"))
+            .bearer_auth(&token)
+            .json(&hello)
+            .send()
+            .unwrap();
+        (r.status() == reqwest::StatusCode::CREATED).then(|| r.json().unwrap())
+    });
+    let jobs = claimed["jobs"].as_array().expect("a batch answer lists its jobs");
+    assert_eq!(jobs.len(), 1, "one job was queued: {claimed}");
+    assert_eq!(jobs[0]["run"], run);
+    assert_eq!(jobs[0]["records"], json!([]), "the records come with the job");
+    let id = jobs[0]["id"].as_i64().unwrap();
+    let started = "{\"t\":\"step_started\",\"step\":\"Run echo\"}\n";
+    let said = "{\"t\":\"log\",\"step\":\"Run echo\",\"at_ms\":1,\"stderr\":false,\"text\":\"leaked s3cr3t-deploy-key-4711\"}\n";
+    let first = http()
+        .post(server.url(&format!("/api/v1/agent/jobs/{id}/log?agent=raw%231&offset=0")))
+        .bearer_auth(&token)
+        .body(started.to_owned())
+        .send()
+        .unwrap();
+    assert_eq!(first.json::<Value>().unwrap()["length"], started.len());
+    let report = json!({"id": "tell", "name": "tell", "matrix": {}, "outcome": "success", "result": "success", "outputs": {}, "steps": []});
+    let finish = |offset: usize, log: &str| {
+        http()
+            .put(server.url(&format!("/api/v1/agent/jobs/{id}/finish?agent=raw%231&offset={offset}")))
+            .bearer_auth(&token)
+            .json(&json!({ "report": report, "log": log }))
+            .send()
+            .unwrap()
+    };
+    let gap = finish(started.len() + 5, said);
+    assert_eq!(gap.status(), reqwest::StatusCode::CONFLICT);
+    assert_eq!(gap.json::<Value>().unwrap()["expected"], started.len(), "resend from what the server holds");
+    let bad = http()
+        .put(server.url(&format!("/api/v1/agent/jobs/{id}/finish?agent=raw%231&offset=0")))
+        .bearer_auth(&token)
+        .json(&report)
+        .send()
+        .unwrap();
+    assert_eq!(bad.status(), reqwest::StatusCode::BAD_REQUEST, "with an offset the body carries the log");
+    // The chunk overlaps what was sent: only its unseen tail is taken, with the report.
+    let done = finish(0, &format!("{started}{said}"));
+    assert_eq!(done.status(), reqwest::StatusCode::OK, "{}", done.text().unwrap_or_default());
+    assert_eq!(done.json::<Value>().unwrap()["length"], started.len() + said.len());
+    let ended = finished(&server, run);
+    assert_eq!(ended["state"], "success", "{ended}");
+    let log = logs(&server, run);
+    assert!(said_by(&lines(&server, run), "tell", "leaked ***"), "masked on the server: {log}");
+    assert!(!log.contains("s3cr3t-deploy-key-4711"), "{log}");
+    assert_eq!(finish(started.len() + said.len(), "").status(), reqwest::StatusCode::CONFLICT, "ended: not held");
+}
+
+const SCANS: &str = "\
+on: push
+jobs:
+  scan:
+    runs-on: self-hosted
+    steps:
+      - uses: actions/checkout@v4
+      - name: secrets
+        uses: mobius/secret-scan@v1
+      - run: echo scanned
+";
+
+/// The newest run, once it is not `after`.
+fn run_after(server: &Server, after: i64) -> i64 {
+    wait_for("a new run", || {
+        let runs = get(server, "/api/v1/runs");
+        runs.as_array().and_then(|r| r.first()).and_then(|r| r["id"].as_i64()).filter(|id| *id != after)
+    })
+}
+
+#[test]
+fn secret_scan_on_an_agent_reads_the_push_range_and_fails_a_range_that_adds_a_secret() {
+    let dir = Dir::new();
+    let (server, repo) = server_with(&dir, SCANS, &[]);
+    let token = agent_token(&dir, "agents");
+    let _agent = AgentProcess::start(&dir, &server, &token, "scanner", "");
+    let clean = push(&repo, &server, SCANS);
+    let run = finished(&server, clean);
+    let log = logs(&server, clean);
+    assert_eq!(run["state"], "success", "{run} {log}");
+    assert!(log.contains("no leaks found in the lines added by"), "the push range was scanned on the agent: {log}");
+
+    let secret = format!("ghp_{}", "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5");
+    commit(&repo, &[("settings.py", &format!("TOKEN = '{secret}'\n"))], "settings");
+    let leaky = run_after(&server, clean);
+    let run = finished(&server, leaky);
+    let log = logs(&server, leaky);
+    assert_eq!(run["state"], "failure", "{run} {log}");
+    let said = lines(&server, leaky);
+    let masked = format!("ghp_{}", "*".repeat(36));
+    assert!(
+        said.iter().any(|(job, text)| job == "scan"
+            && text.starts_with("settings.py:1: github-pat")
+            && text.contains("in commit")
+            && text.contains(&masked)),
+        "the finding, masked, in the streamed log: {log}"
+    );
+    assert!(log.contains("1 leak(s) found in the lines added by"), "{log}");
+    assert!(!log.contains(&secret), "the secret reached the log: {log}");
+    assert!(!said_by(&said, "scan", "scanned"), "the step after the scan ran: {log}");
 }
