@@ -20,6 +20,7 @@ mod leases;
 mod migrations;
 mod queue;
 mod read;
+mod repositories;
 mod runs;
 mod secrets;
 mod sessions;
@@ -33,7 +34,7 @@ use jiff::Timestamp;
 use mobius_events::facts::{Deployment, DeploymentId, FactSet, Incident};
 use mobius_events::time::to_micros;
 use mobius_events::{AppendStatus, NewEvent, StoredEvent};
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, OpenFlags};
 
 use crate::{
     AgentJob, AgentRecord, EnvironmentRecord, EventQuery, FlagSetPut, FlagSetRecord, FlagSetWrite, ForgeSettings,
@@ -257,25 +258,7 @@ impl Store for SqliteStore {
     }
 
     fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
-        self.with_writer(|conn| {
-            conn.execute(
-                "INSERT INTO tokens (id, name, scope, created, secret_sha256, salt, expires, repository, run_id, flag_set)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    token.id,
-                    token.name,
-                    token.scope.as_str(),
-                    to_micros(token.created),
-                    token.secret_hash,
-                    token.salt,
-                    token.expires.map(to_micros),
-                    token.restriction.as_ref().map(|r| r.repository.as_str()),
-                    token.restriction.as_ref().map(|r| r.run),
-                    token.flag_set,
-                ],
-            )?;
-            Ok(())
-        })
+        self.with_writer(|conn| sessions::insert_token(conn, token))
     }
 
     fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
@@ -319,35 +302,15 @@ impl Store for SqliteStore {
     }
 
     fn add_repository(&self, repository: &Repository) -> Result<(), StoreError> {
-        self.with_writer(|conn| {
-            conn.execute(
-                "INSERT INTO repositories (name, path, credentials) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (name) DO UPDATE SET path = excluded.path, credentials = excluded.credentials",
-                params![repository.name, repository.path, repository.credentials],
-            )?;
-            Ok(())
-        })
+        self.with_writer(|conn| repositories::add(conn, repository))
     }
 
     fn remove_repository(&self, name: &str) -> Result<bool, StoreError> {
-        self.with_writer(|conn| {
-            let tx = conn.transaction()?;
-            let removed = tx.execute("DELETE FROM repositories WHERE name = ?1", [name])?;
-            tx.execute("DELETE FROM repository_heads WHERE repository = ?1", [name])?;
-            tx.execute("DELETE FROM repository_heads_seen WHERE repository = ?1", [name])?;
-            tx.execute("DELETE FROM repository_forges WHERE repository = ?1", [name])?;
-            tx.commit()?;
-            Ok(removed > 0)
-        })
+        self.with_writer(|conn| repositories::remove(conn, name))
     }
 
     fn repositories(&self) -> Result<Vec<Repository>, StoreError> {
-        self.with_reader(|conn| {
-            let mut stmt = conn.prepare("SELECT name, path, credentials FROM repositories ORDER BY name")?;
-            let rows =
-                stmt.query_map([], |r| Ok(Repository { name: r.get(0)?, path: r.get(1)?, credentials: r.get(2)? }))?;
-            Ok(rows.collect::<Result<_, _>>()?)
-        })
+        self.with_reader(repositories::list)
     }
 
     fn create_run(&self, run: &NewRun) -> Result<i64, StoreError> {

@@ -1,9 +1,30 @@
-//! Console sessions: SHA-256 of the cookie, never the cookie (see `mobius_app::sessions`).
+//! Tokens (a salted hash of the secret, never the secret) and console sessions (SHA-256 of
+//! the cookie, never the cookie; see `mobius_app::sessions`).
 
 use mobius_events::time::{from_micros, to_micros};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::{SessionRecord, StoreError};
+use crate::{SessionRecord, StoreError, TokenRecord};
+
+pub(super) fn insert_token(conn: &Connection, token: &TokenRecord) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO tokens (id, name, scope, created, secret_sha256, salt, expires, repository, run_id, flag_set)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            token.id,
+            token.name,
+            token.scope.as_str(),
+            to_micros(token.created),
+            token.secret_hash,
+            token.salt,
+            token.expires.map(to_micros),
+            token.restriction.as_ref().map(|r| r.repository.as_str()),
+            token.restriction.as_ref().map(|r| r.run),
+            token.flag_set,
+        ],
+    )?;
+    Ok(())
+}
 
 pub(super) fn insert(conn: &Connection, session: &SessionRecord) -> Result<(), StoreError> {
     conn.execute(
