@@ -497,8 +497,9 @@ pub trait Store: Send + Sync {
     /// Up to `limit` statuses not delivered yet, oldest first.
     fn pending_statuses(&self, limit: u32) -> Result<Vec<PendingStatus>, StoreError>;
     /// Claims for `holder` until `until` up to `limit` statuses not delivered yet, oldest
-    /// first, by whole contexts (a job of a run): those of contexts no other holder has a
-    /// claim on that lasts past `now`, with `holder`'s own claims renewed. Returns what it
+    /// first, by whole contexts (a job of a run): those of contexts with a status due at `now`
+    /// (`next_attempt` passed) that no other holder has a claim on that lasts past `now`, with
+    /// `holder`'s own claims renewed. Returns what it
     /// claimed. Two holders never hold a status at once; recording an outcome
     /// ([`Store::record_status_outcomes`]) ends its claim.
     fn claim_statuses(

@@ -138,7 +138,12 @@ impl StatusDelivery {
             }
             while set.join_next().await.is_some() {}
         }
-        match plan.next {
+        // Contexts waiting for a retry were not claimed: the next pass is due when the
+        // earliest of them is.
+        let store = self.inner.store.clone();
+        let waiting = mobius_log::blocking::spawn(move || store.pending_statuses(BATCH)).await.unwrap_or_default();
+        let next = waiting.iter().map(|s| s.next_attempt).filter(|at| *at > now).chain(plan.next).min();
+        match next {
             Some(next) => {
                 let until = next.duration_since(self.inner.clock.now());
                 Duration::try_from(until.max(SignedDuration::ZERO)).unwrap_or(IDLE).min(IDLE)

@@ -61,12 +61,16 @@ pub(super) fn claim_statuses(
 ) -> Result<Vec<PendingStatus>, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Whole contexts (a job of a run), oldest first: their states go out in order, so no
-    // context is ever split between two holders.
+    // context is ever split between two holders. Only contexts with a status due: one waiting
+    // for its retry stays unclaimed, so a replica that stops while it waits holds nothing.
     tx.prepare_cached(
         "UPDATE forge_statuses SET claimed_by = ?1, claimed_until = ?3 WHERE id IN (
              SELECT s.id FROM forge_statuses s WHERE s.delivery = 'pending' AND NOT EXISTS (
                  SELECT 1 FROM forge_statuses o WHERE o.run_id = s.run_id AND o.job = s.job
                    AND o.delivery = 'pending' AND o.claimed_by <> ?1 AND o.claimed_until > ?2)
+               AND EXISTS (
+                 SELECT 1 FROM forge_statuses d WHERE d.run_id = s.run_id AND d.job = s.job
+                   AND d.delivery = 'pending' AND d.next_attempt <= ?2)
              ORDER BY s.id LIMIT ?4)",
     )?
     .execute(params![holder, to_micros(now), to_micros(until), limit])?;

@@ -15,6 +15,7 @@ crate::conformance!(
     a_run_asked_for_by_id_is_claimed_only_while_nobody_drives_it,
     a_planner_claims_its_run_as_it_stores_it_unless_another_drives_its_group,
     two_holders_never_hold_one_status_and_a_lapsed_claim_is_claimable,
+    a_context_waiting_for_its_retry_is_nobodys_until_it_is_due,
     concurrent_status_claimers_share_nothing,
 );
 
@@ -186,6 +187,33 @@ fn two_holders_never_hold_one_status_and_a_lapsed_claim_is_claimable(store: &dyn
     assert_eq!(taken.iter().map(|s| s.id).collect::<Vec<_>>(), lapsed, "the lapsed claims, in order");
     assert_eq!(taken[0].attempts, 1, "the attempt made is counted");
     assert!(store.claim_statuses("replica-a", at(82), at(160), 100).unwrap().is_empty(), "c holds them now");
+}
+
+fn a_context_waiting_for_its_retry_is_nobodys_until_it_is_due(store: &dyn Store) {
+    outbox(store);
+    let claimed = store.claim_statuses("replica-a", at(10), at(70), 100).unwrap();
+    let run = claimed[0].run;
+    let failed = |s: &PendingStatus| StatusOutcome {
+        id: s.id,
+        delivery: Delivery::Pending,
+        attempts: 1,
+        next_attempt: at(40),
+        error: Some("github answered 503".into()),
+        at: at(11),
+    };
+    // Every status of one run failed, to be tried again at 40; the other run's are delivered.
+    let outcomes: Vec<StatusOutcome> = claimed
+        .iter()
+        .map(|s| if s.run == run { failed(s) } else { StatusOutcome { delivery: Delivery::Delivered, ..failed(s) } })
+        .collect();
+    store.record_status_outcomes(&outcomes).unwrap();
+    // Replica a stops while they wait: nothing is held, nobody takes them before 40, and any
+    // replica (a new process among them) takes them once due.
+    assert!(store.claim_statuses("replica-a", at(20), at(80), 100).unwrap().is_empty(), "not due: not claimed");
+    assert!(store.claim_statuses("replica-b", at(39), at(99), 100).unwrap().is_empty());
+    let due = store.claim_statuses("replica-b", at(40), at(100), 100).unwrap();
+    assert!(!due.is_empty() && due.iter().all(|s| s.run == run), "{due:?}");
+    assert_eq!(due.len(), outcomes.iter().filter(|o| o.delivery == Delivery::Pending).count());
 }
 
 fn concurrent_status_claimers_share_nothing(store: &dyn Store) {
