@@ -320,6 +320,7 @@ impl<'c> Appender<'c> {
 
 impl FactTxn for Appender<'_> {
     fn insert_change(&mut self, repository: &str, c: &Commit) -> R<()> {
+        let repository = self.id(Name::Repository, repository, None)?;
         self.statement(Sql::InsertChange)?.execute(params![
             repository,
             c.sha,

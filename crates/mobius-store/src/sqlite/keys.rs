@@ -187,7 +187,8 @@ mod tests {
                (1, 'd1', 'app', 'production', 'acme/app', 'c2', 10, 10, 'success', 'push_stream'),
                (2, 'd2', 'app', 'staging', 'acme/lib', 'f1', 11, 11, 'success', 'push_stream');
              INSERT INTO changes (repository, sha, commit_time, message) VALUES
-               ('acme/app', 'c1', 1, 'first'), ('acme/app', 'c2', 2, 'second'), ('acme/lib', 'f1', 3, 'lib');
+               ('acme/app', 'c1', 1, 'first'), ('acme/app', 'c2', 2, 'second'), ('acme/lib', 'f1', 3, 'lib'),
+               ('acme/unshipped', 'u1', 4, 'never deployed');
              INSERT INTO deployment_changes (service, environment, repository, sha, deployment_id) VALUES
                ('app', 'production', 'acme/app', 'c1', 1), ('app', 'production', 'acme/app', 'c2', 1),
                ('app', 'staging', 'acme/lib', 'f1', 2);
@@ -210,9 +211,12 @@ mod tests {
 
         let scope = Scope { service: "app".into(), environment: "production".into() };
         let facts = store.facts(&scope, from_micros(0), from_micros(100)).unwrap();
-        let shipped: Vec<_> =
-            facts.changes.iter().map(|c| (c.repository.as_str(), c.sha.as_str(), c.deployment_id)).collect();
-        assert_eq!(shipped, [("acme/app", "c1", 1), ("acme/app", "c2", 1)]);
+        let shipped: Vec<_> = facts
+            .changes
+            .iter()
+            .map(|c| (c.repository.as_str(), c.sha.as_str(), c.message.as_str(), c.deployment_id))
+            .collect();
+        assert_eq!(shipped, [("acme/app", "c1", "first", 1), ("acme/app", "c2", "second", 1)]);
         drop(store);
 
         let conn = Connection::open(dir.path().join("mobius.db")).unwrap();
@@ -227,6 +231,17 @@ mod tests {
         for (source, id, key) in keyed {
             assert_eq!(key, event_key(&source, &id), "{source} {id}");
         }
+        let changes: Vec<(String, String, String)> = conn
+            .prepare("SELECT r.name, c.sha, c.message FROM changes c JOIN fact_repositories r ON r.id = c.repository ORDER BY 1, 2")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let expected = [("acme/app", "c1", "first"), ("acme/app", "c2", "second"), ("acme/lib", "f1", "lib")];
+        let mut expected = expected.map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned())).to_vec();
+        expected.push(("acme/unshipped".into(), "u1".into(), "never deployed".into()));
+        assert_eq!(changes, expected);
         let tx = conn.unchecked_transaction().unwrap();
         let mut facts = Appender::new(&tx);
         let at = |repository: &str, branch: &str, position| StreamPosition {

@@ -23,7 +23,8 @@ CREATE TABLE push_branches (
 
 INSERT INTO fact_scopes (service, environment)
     SELECT DISTINCT service, environment FROM deployment_changes ORDER BY 1, 2;
-INSERT INTO fact_repositories (name) SELECT DISTINCT repository FROM deployment_changes ORDER BY 1;
+INSERT INTO fact_repositories (name)
+    SELECT repository FROM deployment_changes UNION SELECT repository FROM changes ORDER BY 1;
 INSERT INTO push_branches (repository, branch) SELECT DISTINCT repository, branch FROM push_stream ORDER BY 1, 2;
 
 -- The changes each deployment shipped first to its scope. sha before repository: `root
@@ -44,6 +45,21 @@ INSERT INTO deployment_changes_0022 (scope, sha, repository, deployment_id)
 DROP TABLE deployment_changes;
 ALTER TABLE deployment_changes_0022 RENAME TO deployment_changes;
 CREATE INDEX deployment_changes_deployment ON deployment_changes (deployment_id);
+
+-- Commits, by repository id and sha.
+CREATE TABLE changes_0022 (
+    repository  INTEGER NOT NULL,   -- fact_repositories
+    sha         TEXT NOT NULL,
+    commit_time INTEGER NOT NULL,
+    author_time INTEGER,
+    message     TEXT NOT NULL,
+    PRIMARY KEY (repository, sha)
+) WITHOUT ROWID;
+INSERT INTO changes_0022 (repository, sha, commit_time, author_time, message)
+    SELECT r.id, c.sha, c.commit_time, c.author_time, c.message
+    FROM changes c JOIN fact_repositories r ON r.name = c.repository;
+DROP TABLE changes;
+ALTER TABLE changes_0022 RENAME TO changes;
 
 -- Every commit as pushed, in push order (`position` is global).
 CREATE TABLE push_stream_0022 (
