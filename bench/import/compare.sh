@@ -12,7 +12,7 @@ set -euo pipefail
 BEFORE=$1 AFTER=$2 DATA=$3
 WORK=${4:-${MOBIUS_BENCH_DIR:-${TMPDIR:-/tmp}/mobius-bench}/compare}
 ROUNDS=${BENCH_ROUNDS:-1}
-TOKEN=bench-admin-token
+TOKEN=$(printf "b%.0s" $(seq 1 40))
 KEY=$(printf '5ec%.0s' $(seq 1 22) | cut -c1-64)
 mkdir -p "$WORK"
 log() { printf '[compare %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
