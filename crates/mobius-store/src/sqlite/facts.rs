@@ -11,6 +11,7 @@ use mobius_events::time::{from_micros, to_micros};
 use mobius_events::{AppendStatus, NewEvent, Origin, materialise};
 use rusqlite::{Connection, OptionalExtension, Row, Statement, params};
 
+use super::keys::{Interned, Name, event_key};
 use crate::{IngestContext, StoreError};
 
 type R<T> = Result<T, FactError>;
@@ -92,6 +93,7 @@ fn micros(ts: Option<Timestamp>) -> Option<i64> {
 /// Every statement of an append, by what it does.
 #[derive(Debug, Clone, Copy)]
 enum Sql {
+    EventExists,
     InsertEvent,
     ImportedRaw,
     ReplaceImported,
@@ -122,26 +124,27 @@ const STATEMENTS: usize = Sql::UpsertPipelineRun as usize + 1;
 impl Sql {
     fn text(self) -> &'static str {
         match self {
+            Sql::EventExists => "SELECT 1 FROM events WHERE key = ?1 AND source = ?2 AND id = ?3",
             Sql::InsertEvent => {
-                "INSERT INTO events (source, id, type, subject, ts, received, origin, raw)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (source, id) DO NOTHING"
+                "INSERT INTO events (source, id, type, subject, ts, received, origin, raw, key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
             }
-            Sql::ImportedRaw => "SELECT raw FROM events WHERE source = ?1 AND id = ?2 AND origin = ?3",
+            Sql::ImportedRaw => "SELECT raw FROM events WHERE key = ?4 AND source = ?1 AND id = ?2 AND origin = ?3",
             Sql::ReplaceImported => {
-                "UPDATE events SET origin = ?3, raw = ?4, type = ?5, subject = ?6, ts = ?7 WHERE source = ?1 AND id = ?2"
+                "UPDATE events SET origin = ?3, raw = ?4, type = ?5, subject = ?6, ts = ?7
+                 WHERE key = ?8 AND source = ?1 AND id = ?2"
             }
             Sql::InsertChange => {
                 "INSERT INTO changes (repository, sha, commit_time, author_time, message) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT DO NOTHING"
             }
-            Sql::AppendPush => "INSERT INTO push_stream (repository, branch, sha) VALUES (?1, ?2, ?3)",
+            Sql::AppendPush => "INSERT INTO push_stream (branch, sha) VALUES (?1, ?2)",
             Sql::StreamPosition => {
-                "SELECT repository, branch, position FROM push_stream
-                 WHERE sha = ?1 AND (?2 IS NULL OR repository = ?2) ORDER BY position DESC LIMIT 1"
+                "SELECT b.repository, b.branch, p.position FROM push_stream p JOIN push_branches b ON b.id = p.branch
+                 WHERE p.sha = ?1 AND (?2 IS NULL OR b.repository = ?2) ORDER BY p.position DESC LIMIT 1"
             }
             Sql::StreamBetween => {
-                "SELECT sha FROM push_stream WHERE repository = ?1 AND branch = ?2 AND position > ?3 AND position <= ?4
-                 ORDER BY position"
+                "SELECT sha FROM push_stream WHERE branch = ?1 AND position > ?2 AND position <= ?3 ORDER BY position"
             }
             Sql::RecordMerge => {
                 "INSERT INTO merges (repository, merge_sha, source_branch, target_branch, merged_at)
@@ -168,8 +171,8 @@ impl Sql {
                  ORDER BY finished DESC, id DESC LIMIT 1"
             ),
             Sql::Ship => {
-                "INSERT INTO deployment_changes (service, environment, repository, sha, deployment_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING"
+                "INSERT INTO deployment_changes (scope, sha, repository, deployment_id) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT DO NOTHING"
             }
             Sql::MarkRolledBack => "UPDATE deployments SET rolled_back = ?2 WHERE id = ?1 AND rolled_back IS NULL",
             Sql::RecordRollback => {
@@ -183,8 +186,7 @@ impl Sql {
             // Hex shas sort below '~', so [prefix, prefix~) is every sha starting with the prefix.
             Sql::DeploymentShipping => {
                 "SELECT deployment_id FROM deployment_changes
-                 WHERE service = ?1 AND environment = ?2 AND sha >= ?3 AND sha < ?3 || '~'
-                 ORDER BY deployment_id LIMIT 1"
+                 WHERE scope = ?1 AND sha >= ?2 AND sha < ?2 || '~' ORDER BY deployment_id LIMIT 1"
             }
             Sql::Incident => concat!("SELECT ", incident_columns!(), " FROM incidents WHERE key = ?1"),
             Sql::UpsertIncident => {
@@ -226,12 +228,13 @@ impl Sql {
 pub(super) struct Appender<'c> {
     conn: &'c Connection,
     prepared: [Option<Statement<'c>>; STATEMENTS],
+    interned: Interned,
 }
 
 impl<'c> Appender<'c> {
     /// `conn` must be in a write transaction whenever the appender is used.
     pub(super) fn new(conn: &'c Connection) -> Appender<'c> {
-        Appender { conn, prepared: std::array::from_fn(|_| None) }
+        Appender { conn, prepared: std::array::from_fn(|_| None), interned: Interned::default() }
     }
 
     fn statement(&mut self, sql: Sql) -> rusqlite::Result<&mut Statement<'c>> {
@@ -243,6 +246,11 @@ impl<'c> Appender<'c> {
         Ok(slot.as_mut().expect("prepared above"))
     }
 
+    /// The id of an interned name, made if new.
+    fn id(&mut self, name: Name, a: &str, b: Option<&str>) -> Result<i64, StoreError> {
+        Ok(self.interned.id(self.conn, name, a, b, true)?.expect("made when missing"))
+    }
+
     /// Appends one event and materialises its facts.
     pub(super) fn append(
         &mut self,
@@ -250,18 +258,9 @@ impl<'c> Appender<'c> {
         ctx: &IngestContext<'_>,
         received: i64,
     ) -> Result<AppendStatus, StoreError> {
-        let inserted = self.statement(Sql::InsertEvent)?.execute(params![
-            event.source,
-            event.id,
-            event.ty,
-            event.subject,
-            to_micros(event.timestamp),
-            received,
-            event.origin.as_str(),
-            event.raw,
-        ])?;
-        if inserted == 0 {
-            return match self.verified_over_import(event)? {
+        let key = event_key(&event.source, &event.id);
+        if self.statement(Sql::EventExists)?.exists(params![key, event.source, event.id])? {
+            return match self.verified_over_import(event, key)? {
                 // The signed delivery replaces the unverified record of it; its facts are the
                 // record's when the bodies agree.
                 Some(same_body) => {
@@ -273,6 +272,17 @@ impl<'c> Appender<'c> {
                 None => Ok(AppendStatus::Duplicate),
             };
         }
+        self.statement(Sql::InsertEvent)?.execute(params![
+            event.source,
+            event.id,
+            event.ty,
+            event.subject,
+            to_micros(event.timestamp),
+            received,
+            event.origin.as_str(),
+            event.raw,
+            key,
+        ])?;
         self.apply(ctx, event)?;
         Ok(AppendStatus::Stored)
     }
@@ -285,13 +295,13 @@ impl<'c> Appender<'c> {
     /// signed delivery of the same thing: when a verified event (`github`, `gitlab`) meets the
     /// record of it in the log, it takes the record's place. Returns whether the bodies were the
     /// same, or `None` when `event` is an ordinary duplicate.
-    fn verified_over_import(&mut self, event: &NewEvent) -> Result<Option<bool>, StoreError> {
+    fn verified_over_import(&mut self, event: &NewEvent, key: i64) -> Result<Option<bool>, StoreError> {
         if !matches!(event.origin, Origin::Github | Origin::Gitlab) {
             return Ok(None);
         }
         let stored: Option<String> = self
             .statement(Sql::ImportedRaw)?
-            .query_row(params![event.source, event.id, Origin::Import.as_str()], |r| r.get(0))
+            .query_row(params![event.source, event.id, Origin::Import.as_str(), key], |r| r.get(0))
             .optional()?;
         let Some(stored) = stored else { return Ok(None) };
         self.statement(Sql::ReplaceImported)?.execute(params![
@@ -301,7 +311,8 @@ impl<'c> Appender<'c> {
             event.raw,
             event.ty,
             event.subject,
-            to_micros(event.timestamp)
+            to_micros(event.timestamp),
+            key
         ])?;
         Ok(Some(stored == event.raw))
     }
@@ -309,6 +320,7 @@ impl<'c> Appender<'c> {
 
 impl FactTxn for Appender<'_> {
     fn insert_change(&mut self, repository: &str, c: &Commit) -> R<()> {
+        let repository = self.id(Name::Repository, repository, None)?;
         self.statement(Sql::InsertChange)?.execute(params![
             repository,
             c.sha,
@@ -320,9 +332,13 @@ impl FactTxn for Appender<'_> {
     }
 
     fn append_push(&mut self, repository: &str, branch: &str, shas: &[&str]) -> R<()> {
+        if shas.is_empty() {
+            return Ok(());
+        }
+        let branch = self.id(Name::Branch, repository, Some(branch))?;
         let stmt = self.statement(Sql::AppendPush)?;
         for sha in shas {
-            stmt.execute(params![repository, branch, sha])?;
+            stmt.execute(params![branch, sha])?;
         }
         Ok(())
     }
@@ -338,8 +354,11 @@ impl FactTxn for Appender<'_> {
     }
 
     fn stream_between(&mut self, repository: &str, branch: &str, after: Option<i64>, upto: i64) -> R<Vec<String>> {
+        let Some(branch) = self.interned.id(self.conn, Name::Branch, repository, Some(branch), false)? else {
+            return Ok(Vec::new());
+        };
         let stmt = self.statement(Sql::StreamBetween)?;
-        let rows = stmt.query_map(params![repository, branch, after.unwrap_or(i64::MIN), upto], |r| r.get(0))?;
+        let rows = stmt.query_map(params![branch, after.unwrap_or(i64::MIN), upto], |r| r.get(0))?;
         let mut shas: Vec<String> = Vec::new();
         for sha in rows {
             let sha = sha?;
@@ -428,9 +447,14 @@ impl FactTxn for Appender<'_> {
         repository: &str,
         shas: &[String],
     ) -> R<()> {
+        if shas.is_empty() {
+            return Ok(());
+        }
+        let scope = self.id(Name::Scope, service, Some(environment))?;
+        let repository = self.id(Name::Repository, repository, None)?;
         let stmt = self.statement(Sql::Ship)?;
         for sha in shas {
-            stmt.execute(params![service, environment, repository, sha, deployment])?;
+            stmt.execute(params![scope, sha, repository, deployment])?;
         }
         Ok(())
     }
@@ -467,11 +491,12 @@ impl FactTxn for Appender<'_> {
     }
 
     fn deployment_shipping(&mut self, service: &str, environment: &str, sha: &str) -> R<Option<DeploymentId>> {
+        let Some(scope) = self.interned.id(self.conn, Name::Scope, service, Some(environment), false)? else {
+            return Ok(None);
+        };
         let prefix = sha.to_ascii_lowercase();
-        let found = self
-            .statement(Sql::DeploymentShipping)?
-            .query_row(params![service, environment, prefix], |r| r.get(0))
-            .optional()?;
+        let found =
+            self.statement(Sql::DeploymentShipping)?.query_row(params![scope, prefix], |r| r.get(0)).optional()?;
         Ok(found)
     }
 

@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0019_flag_sets.sql"),
     include_str!("migrations/0020_token_flag_set.sql"),
     include_str!("migrations/0021_run_queue.sql"),
+    include_str!("migrations/0022_narrow_fact_keys.sql"),
 ];
 
 /// Brings the schema up to date; refuses a database written by a newer build.

@@ -16,6 +16,7 @@ mod facts;
 mod flags;
 mod forge;
 mod import;
+mod keys;
 mod leases;
 mod migrations;
 mod queue;
@@ -107,6 +108,7 @@ impl SqliteStore {
         writer.pragma_update(None, "page_size", PAGE_SIZE)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
         migrations::migrate(&mut writer)?;
+        keys::backfill_event_keys(&writer)?;
         import::restore_deferred_indexes(&writer)?;
         // Sized in KiB only once the file's page size is known: before it is read, SQLite
         // counts pages of the default 4 KiB, and the cache held twice the memory asked for.

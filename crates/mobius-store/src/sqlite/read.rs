@@ -111,10 +111,11 @@ pub(super) fn facts(conn: &Connection, scope: &Scope, from: Timestamp, to: Times
     let deployments = conn.prepare_cached(&sql)?.query_map(window, deployment_row)?.collect::<Result<Vec<_>, _>>()?;
 
     let mut stmt = conn.prepare_cached(
-        "SELECT dc.repository, dc.sha, c.commit_time, c.author_time, c.message, dc.deployment_id
+        "SELECT r.name, dc.sha, c.commit_time, c.author_time, c.message, dc.deployment_id
          FROM deployments d
          JOIN deployment_changes dc ON dc.deployment_id = d.id
          JOIN changes c ON c.repository = dc.repository AND c.sha = dc.sha
+         JOIN fact_repositories r ON r.id = dc.repository
          WHERE d.service = ?1 AND d.environment = ?2 AND d.finished >= ?3 AND d.finished < ?4
            AND d.outcome = 'success'
          ORDER BY d.finished, c.commit_time",
