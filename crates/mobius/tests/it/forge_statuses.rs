@@ -7,7 +7,6 @@
 //! secret that is not stored fails the delivery naming it, and neither changes the run.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -17,7 +16,7 @@ use serde_json::Value;
 
 use crate::actions::GitDaemon;
 use crate::runs::{commit, finished, get, git, wait_for};
-use crate::util::{Dir, Server, github_push, said, with_stdin};
+use crate::util::{Dir, Received, Server, github_push, read_request, reply_json, said, with_stdin};
 
 const TOKEN: &str = "forge-token-5be0c2d9a7";
 
@@ -55,41 +54,18 @@ impl FakeForge {
         let (status, kept) = (answer.clone(), requests.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().map_while(Result::ok) {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut head = String::new();
-                if reader.read_line(&mut head).unwrap_or(0) == 0 {
-                    continue;
-                }
-                let mut parts = head.split_whitespace();
-                let (method, path) = (parts.next().unwrap_or("").to_owned(), parts.next().unwrap_or("").to_owned());
-                let mut headers = BTreeMap::new();
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some((name, value)) = line.split_once(':') {
-                        headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
-                    }
-                }
-                let length = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
-                let mut body = vec![0; length];
-                let _ = reader.read_exact(&mut body);
+                let Some(received) = read_request(&stream) else { continue };
                 let answered = status.load(Ordering::SeqCst);
+                let headers = &received.headers;
                 let credential = headers.get("authorization").or(headers.get("private-token")).cloned();
                 let reply = if answered == 201 {
                     "{\"id\":1}".to_owned()
                 } else {
                     format!("{{\"message\":\"down for maintenance (got {})\"}}", credential.unwrap_or_default())
                 };
-                let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let Received { method, path, headers, body } = received;
                 kept.lock().unwrap().push(Request { method, path, headers, body, answered });
-                let mut stream = stream;
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {answered} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
-                    reply.len()
-                );
+                reply_json(stream, answered, &reply);
             }
         });
         FakeForge { url, answer, requests }

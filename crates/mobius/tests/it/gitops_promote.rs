@@ -8,7 +8,7 @@
 //! goes again), and nothing syncs until the branch is merged.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
@@ -20,7 +20,7 @@ use crate::deploy::{Cleanup, against, body, free_port};
 use crate::gitops::{WORKFLOW, built, events_of, gitops, registered, rollout, shop_in, template};
 use crate::remote_credentials::{PrivateRemote, TOKEN, assert_token_nowhere};
 use crate::runs::{commit, git, wait_for};
-use crate::util::{ADMIN, Dir, said, with_stdin};
+use crate::util::{ADMIN, Dir, Received, read_request, reply_json, said, with_stdin};
 
 const FORGE_TOKEN: &str = "ghp-forge-promote-3Jd8sLq2";
 const PROMOTED: &str = "dev.cdeventsx.mobius-gitops.promoted.0.1.0";
@@ -52,26 +52,7 @@ impl FakeGitHub {
         let (status, kept) = (answer.clone(), requests.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().map_while(Result::ok) {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut head = String::new();
-                if reader.read_line(&mut head).unwrap_or(0) == 0 {
-                    continue;
-                }
-                let mut parts = head.split_whitespace();
-                let (method, path) = (parts.next().unwrap_or("").to_owned(), parts.next().unwrap_or("").to_owned());
-                let mut headers = BTreeMap::new();
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some((name, value)) = line.split_once(':') {
-                        headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
-                    }
-                }
-                let length = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
-                let mut body = vec![0; length];
-                let _ = reader.read_exact(&mut body);
+                let Some(Received { method, path, headers, body }) = read_request(&stream) else { continue };
                 let answered = status.load(Ordering::SeqCst);
                 let reply = match answered {
                     201 => r#"{"number":7,"html_url":"https://github.example/acme/deploy/pull/7"}"#.to_owned(),
@@ -82,14 +63,8 @@ impl FakeGitHub {
                         headers.get("authorization").cloned().unwrap_or_default()
                     ),
                 };
-                let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 kept.lock().unwrap().push(Request { method, path, headers, body, answered });
-                let mut stream = stream;
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {answered} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
-                    reply.len()
-                );
+                reply_json(stream, answered, &reply);
             }
         });
         FakeGitHub { url, answer, requests }

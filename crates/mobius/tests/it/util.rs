@@ -278,3 +278,52 @@ pub fn deployed(id: &str, service: &str, env: &str, at: &str) -> serde_json::Val
         }
     })
 }
+
+/// One HTTP/1.1 request as a loopback fake (a forge's API) read it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    /// Lower-case names.
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// The body as JSON; `null` when it is not.
+    pub body: serde_json::Value,
+}
+
+/// Reads one request from `stream` (its head, then `content-length` bytes of body); `None`
+/// when the peer closed without sending one.
+pub fn read_request(stream: &std::net::TcpStream) -> Option<Received> {
+    use std::io::Read;
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut head = String::new();
+    if reader.read_line(&mut head).unwrap_or(0) == 0 {
+        return None;
+    }
+    let mut parts = head.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or("").to_owned(), parts.next().unwrap_or("").to_owned());
+    let mut headers = std::collections::BTreeMap::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+        }
+    }
+    let length = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
+    let mut body = vec![0; length];
+    let _ = reader.read_exact(&mut body);
+    let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    Some(Received { method, path, headers, body })
+}
+
+/// Answers `status` with the JSON `reply` and closes the connection.
+pub fn reply_json(mut stream: std::net::TcpStream, status: u16, reply: &str) {
+    use std::io::Write;
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
+        reply.len()
+    );
+}
