@@ -9,6 +9,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::deploy::{Cleanup, against};
+use crate::gitops::{built, commit, registered};
 use crate::runs::{git, wait_for};
 use crate::util::{ADMIN, Dir, Server, http};
 
@@ -146,25 +147,6 @@ jobs:
           path: release
 ";
 
-fn commit(repo: &Path, files: &[(&str, &str)]) -> String {
-    for (name, text) in files {
-        let file = repo.join(name);
-        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-        std::fs::write(file, text).unwrap();
-    }
-    git(repo, &["add", "-A"]);
-    git(repo, &["commit", "-qm", "change"]);
-    git(repo, &["rev-parse", "HEAD"])
-}
-
-fn registered(dir: &Dir, server: &Server, path: &Path, name: &str, files: &[(&str, &str)]) -> String {
-    std::fs::create_dir_all(path).unwrap();
-    git(path, &["init", "-q", "-b", "main"]);
-    let sha = commit(path, files);
-    dir.json(&["repo", "add", path.to_str().unwrap(), "--name", name, "--hook-server", &server.base]);
-    sha
-}
-
 #[test]
 fn a_gitops_sync_is_put_to_the_policies_as_a_gitops_sync_of_its_repository_and_revision() {
     let dir = Dir::new();
@@ -179,19 +161,12 @@ fn a_gitops_sync_is_put_to_the_policies_as_a_gitops_sync_of_its_repository_and_r
     let shop = dir.path().join("shop");
     registered(&dir, &server, &shop, "acme/shop", &[("README", "the shop\n")]);
     // The push the server is told of builds the artifact.
-    let built = commit(&shop, &[(".github/workflows/build.yml", WORKFLOW), ("release/mobius.yaml", spec)]);
-    let digest = wait_for("the build's artifact", || {
-        let url = server.url("/api/v1/events?type=dev.cdevents.artifact.packaged.0.3.0&limit=50");
-        let events: Value = http().get(url).bearer_auth(ADMIN).send().unwrap().json().unwrap();
-        events.as_array()?.iter().find_map(|e| {
-            let raw: Value = serde_json::from_str(e["raw"].as_str()?).ok()?;
-            let digest = raw["subject"]["id"].as_str()?.rsplit_once('@').map(|(_, d)| d.replace("%3A", ":"))?;
-            (raw["subject"]["content"]["change"]["id"] == built.as_str()).then_some(digest)
-        })
-    });
+    let pushed = [(".github/workflows/build.yml", WORKFLOW), ("release/mobius.yaml", spec)];
+    let digest = built(&server, &commit(&shop, &pushed, "build"));
     let deploy = dir.path().join("deploy");
     let declared = format!("services:\n  shop:\n    artifact: {digest}\n");
-    let revision = registered(&dir, &server, &deploy, "acme/deploy", &[("environments/staging.yaml", &declared)]);
+    registered(&dir, &server, &deploy, "acme/deploy", &[("environments/staging.yaml", &declared)]);
+    let revision = git(&deploy, &["rev-parse", "HEAD"]);
     let out = against(&dir, &server, ADMIN, &["gitops", "add", "acme/deploy"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
